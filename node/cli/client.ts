@@ -1,0 +1,66 @@
+import { join } from 'node:path'
+import { DEFAULT_API, DEFAULT_DATA_DIR } from '../daemon/config.js'
+import { NODE_FILE, readNodeFile } from '../daemon/daemon.js'
+import { NodeNotRunningError } from '../errors.js'
+
+export class ApiRequestError extends Error {
+  static override name = 'ApiRequestError'
+  readonly status: number
+  constructor (status: number, message: string) {
+    super(message)
+    this.name = 'ApiRequestError'
+    this.status = status
+  }
+}
+
+export interface ClientTarget {
+  api?: string
+  data?: string
+}
+
+/**
+ * The API URL from --api, else from DIR/node.json (--data or the default data dir), else the
+ * default address.
+ */
+export async function resolveApiUrl (target: ClientTarget): Promise<string> {
+  if (target.api !== undefined) return normalize(target.api)
+  const dataDir = target.data ?? process.env.AGENTMESH_DATA
+  if (dataDir !== undefined) {
+    try {
+      return (await readNodeFile(dataDir)).api
+    } catch {
+      throw new NodeNotRunningError(`no node is running on data dir ${dataDir} (no readable ${join(dataDir, NODE_FILE)})`)
+    }
+  }
+  const fromDefault = await readNodeFile(DEFAULT_DATA_DIR).catch(() => undefined)
+  return fromDefault?.api ?? normalize(process.env.AGENTMESH_API ?? DEFAULT_API)
+}
+
+function normalize (api: string): string {
+  return (/^https?:\/\//.test(api) ? api : `http://${api}`).replace(/\/+$/, '')
+}
+
+/** A JSON request to the control API; a refused connection or an error answer becomes one clear error. */
+export async function apiRequest<T = any> (baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  let res: Response
+  try {
+    res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+  } catch (err: any) {
+    const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message
+    throw new NodeNotRunningError(`no node answers at ${baseUrl} (${cause}); is the daemon running?`)
+  }
+  const text = await res.text()
+  let parsed: any
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw new ApiRequestError(res.status, `${method} ${path}: answer is not JSON (HTTP ${res.status})`)
+  }
+  if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`)
+  return parsed as T
+}

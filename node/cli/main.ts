@@ -1,0 +1,95 @@
+import { Command, CommanderError, Option } from 'commander'
+import { writeSwarmKey } from '../swarm-key.js'
+import { VERSION } from '../version.js'
+import { apiRequest, resolveApiUrl } from './client.js'
+import { runNodeCommand } from './node-command.js'
+import { errorLine, json, line, table } from './output.js'
+import type { ClientTarget } from './client.js'
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
+
+/** Errors the user can act on print one line; anything else is a bug and says so. */
+const USER_ERRORS = new Set(['InvalidConfigError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError'])
+
+function clientOptions (cmd: Command): Command {
+  return cmd
+    .option('--api <url>', 'control API of a node (default: from --data, else 127.0.0.1:7070)')
+    .option('--data <dir>', 'data dir of a running node (reads its node.json)')
+    .option('--json', 'print the raw JSON answer')
+}
+
+export function buildProgram (): Command {
+  const program = new Command('agentmesh')
+    .description('a peer-to-peer mesh of AI agents')
+    .version(VERSION)
+    .showSuggestionAfterError()
+    // before any subcommand exists, so they inherit it: usage errors come back here as exceptions
+    .exitOverride()
+
+  program.command('node')
+    .description('run a mesh node (the daemon)')
+    .option('--data <dir>', 'data dir: store and node key (default ~/.agentmesh)')
+    .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/127.0.0.1/tcp/0)', collect)
+    .option('--bootstrap <multiaddr>', 'any mesh member to join through, with /p2p/<id>; repeatable', collect)
+    .option('--api <host:port>', 'control API address (default 127.0.0.1:7070; port 0 picks one)')
+    .option('--mesh <name>', 'mesh name: topics and DHT are per mesh (default "default")')
+    .option('--swarm-key <file>', 'pre-shared key: only peers with the same key connect')
+    .option('--config <file>', 'JSON config file with the same options (flags win)')
+    .action(runNodeCommand)
+
+  program.command('keygen')
+    .description('write a new swarm key for a private mesh')
+    .requiredOption('--swarm-key <file>', 'where to write the key (never overwrites)')
+    .action(async (opts: { swarmKey: string }) => {
+      try {
+        await writeSwarmKey(opts.swarmKey)
+      } catch (err: any) {
+        throw Object.assign(new Error(err.code === 'EEXIST' ? `${opts.swarmKey} exists; not overwriting a swarm key` : `cannot write ${opts.swarmKey}: ${err.code ?? err.message}`), { name: 'InvalidConfigError' })
+      }
+      line(`wrote swarm key ${opts.swarmKey}`)
+    })
+
+  clientOptions(program.command('status'))
+    .description('health and identity of a node')
+    .action(async (opts: ClientTarget & { json?: boolean }) => {
+      const url = await resolveApiUrl(opts)
+      const [health, node] = await Promise.all([apiRequest(url, 'GET', '/v1/health'), apiRequest(url, 'GET', '/v1/node')])
+      if (opts.json === true) return json({ health, node })
+      line(`peer id: ${health.peerId}`)
+      line(`ok: ${health.ok}  version: ${health.version}  uptime: ${Math.round(health.uptimeMs / 1000)} s`)
+      line(`mesh: ${node.mesh}`)
+      for (const addr of node.addrs) line(`address: ${addr}`)
+      line(`store: ${Object.entries(node.store).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`)
+    })
+
+  clientOptions(program.command('peers'))
+    .description('peers a node is connected to')
+    .action(async (opts: ClientTarget & { json?: boolean }) => {
+      const { peers } = await apiRequest(await resolveApiUrl(opts), 'GET', '/v1/peers')
+      if (opts.json === true) return json({ peers })
+      table(['PEER', 'ADDRESS'], peers.map((p: { peerId: string, addrs: string[] }) => [p.peerId, p.addrs.join(' ')]))
+    })
+
+  program.addOption(new Option('--debug', 'print stack traces of unexpected errors').hideHelp())
+  return program
+}
+
+export async function main (argv: string[]): Promise<void> {
+  const program = buildProgram()
+  try {
+    await program.parseAsync(argv)
+  } catch (err: any) {
+    if (err instanceof CommanderError) {
+      // commander has already printed its one line; help and version exit 0
+      process.exitCode = err.exitCode === 0 ? 0 : 2
+      return
+    }
+    if (USER_ERRORS.has(err?.name)) {
+      errorLine(err.message)
+      process.exitCode = 1
+      return
+    }
+    errorLine(`unexpected error: ${err?.message ?? String(err)}${argv.includes('--debug') ? `\n${err?.stack}` : ''}`)
+    process.exitCode = 1
+  }
+}

@@ -1,0 +1,54 @@
+import { resolveDaemonConfig } from '../daemon/config.js'
+import { startDaemon } from '../daemon/daemon.js'
+import { errorLine, line } from './output.js'
+
+export interface NodeFlags {
+  data?: string
+  listen?: string[]
+  bootstrap?: string[]
+  api?: string
+  mesh?: string
+  swarmKey?: string
+  config?: string
+  /** @default 5000 */
+  stopTimeoutMs?: number
+}
+
+/**
+ * `agentmesh node`: runs the daemon until SIGINT or SIGTERM. The first signal stops it cleanly
+ * (node.json removed, store closed, libp2p stopped); a second one, or a stop that hangs past
+ * stopTimeoutMs, forces the exit.
+ */
+export async function runNodeCommand (flags: NodeFlags): Promise<void> {
+  const config = await resolveDaemonConfig(flags)
+  const daemon = await startDaemon(config)
+  line(`peer id: ${daemon.nodeFile.peerId}`)
+  for (const addr of daemon.nodeFile.addrs) line(`listening: ${addr}`)
+  line(`api: ${daemon.nodeFile.api}`)
+  line(`mesh: ${config.mesh}`)
+  line('ready')
+
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++
+    if (signals > 1) {
+      errorLine(`second ${signal}: exiting now`)
+      process.exit(130)
+    }
+    line(`${signal}: stopping`)
+    const force = setTimeout(() => {
+      errorLine(`stop took over ${flags.stopTimeoutMs ?? 5000} ms: exiting now`)
+      process.exit(1)
+    }, flags.stopTimeoutMs ?? 5000)
+    force.unref()
+    daemon.stop().then(() => {
+      line('stopped')
+      process.exit(0)
+    }, (err: Error) => {
+      errorLine(`stop failed: ${err.message}`)
+      process.exit(1)
+    })
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+}

@@ -1,0 +1,173 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { defaultLogger, prefixLogger } from '@libp2p/logger'
+import { createLibp2p } from 'libp2p'
+import { AddressInUseError, InvalidConfigError } from './errors.js'
+import { loadOrCreateIdentity } from './identity.js'
+import { libp2pOptions } from './libp2p-options.js'
+import { MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
+import { Store } from './store/store.js'
+import type { AddressScope, MeshServices } from './libp2p-options.js'
+import type { StoreFigures } from './store/store.js'
+import type { ComponentLogger, ConnectionGater, Libp2p, Logger, PeerId } from '@libp2p/interface'
+
+export const DEFAULT_MESH = 'default'
+export const MESH_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+export interface AgentNodeInit {
+  /** directory holding the store (and with it the node key); made if missing */
+  dataDir: string
+  /**
+   * libp2p listen multiaddrs; a /memory/<name> address adds the memory transport.
+   * @default ['/ip4/127.0.0.1/tcp/0']
+   */
+  listen?: string[]
+  /** multiaddrs (with /p2p/<id>) of any mesh members to join through */
+  bootstrap?: string[]
+  /**
+   * Mesh name: part of every topic and of the DHT protocol, so meshes never mix.
+   * @default 'default'
+   */
+  mesh?: string
+  /** the swarm key file (see swarm-key.ts): only peers with the same key can connect */
+  swarmKey?: Uint8Array
+  /**
+   * 'lan' keeps private and loopback addresses in the DHT (a LAN or one machine); 'all' keeps every
+   * address, for a mesh across the internet.
+   * @default 'lan'
+   */
+  addressScope?: AddressScope
+  /** composed in by the simulator and tests to cut links (partitions) */
+  connectionGater?: ConnectionGater
+  /**
+   * libp2p's connection monitor pings every connection; at 50+ nodes in one process it dominates
+   * idle CPU, so the simulator turns it off.
+   * @default true
+   */
+  connectionMonitor?: boolean
+  /** @default 64 */
+  maxConnections?: number
+  /** @default 32 */
+  targetPeers?: number
+  /** @default 250 */
+  bootstrapRetryBaseMs?: number
+  /** @default 10_000 */
+  bootstrapRetryMaxMs?: number
+  /** @default 300_000 (kad-dht's own default) */
+  dhtQuerySelfIntervalMs?: number
+  /** @default 1_000 (gossipsub's own default) */
+  gossipHeartbeatMs?: number
+  /** prefixes every log line of this node, so one node of many can be isolated */
+  logPrefix?: string
+}
+
+export interface NodeInfo {
+  peerId: string
+  addrs: string[]
+  mesh: string
+  store: StoreFigures
+}
+
+/**
+ * A mesh peer: a libp2p host and its store. Later layers (tasks, leases, replication) attach to it.
+ */
+export class AgentNode {
+  readonly libp2p: Libp2p<MeshServices>
+  readonly store: Store
+  readonly mesh: string
+  readonly dataDir: string
+  readonly logger: ComponentLogger
+  readonly startedAt = Date.now()
+  private readonly joiner: MeshJoiner
+  private readonly log: Logger
+  private stopped = false
+
+  constructor (libp2p: Libp2p<MeshServices>, store: Store, init: Required<Pick<AgentNodeInit, 'dataDir' | 'mesh'>> & AgentNodeInit, logger: ComponentLogger) {
+    this.libp2p = libp2p
+    this.store = store
+    this.mesh = init.mesh
+    this.dataDir = init.dataDir
+    this.logger = logger
+    this.log = logger.forComponent('agentmesh:node')
+    this.joiner = new MeshJoiner(libp2p, {
+      bootstrap: parseMultiaddrs(init.bootstrap ?? []),
+      retryBaseMs: init.bootstrapRetryBaseMs,
+      retryMaxMs: init.bootstrapRetryMaxMs,
+      targetPeers: init.targetPeers,
+      log: logger.forComponent('agentmesh:join')
+    })
+  }
+
+  get peerId (): PeerId {
+    return this.libp2p.peerId
+  }
+
+  /** Full listen multiaddrs, each ending in /p2p/<id>. */
+  addrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  async info (): Promise<NodeInfo> {
+    return { peerId: this.peerId.toString(), addrs: this.addrs(), mesh: this.mesh, store: await this.store.figures() }
+  }
+
+  /** Called by createAgentNode once libp2p is listening. */
+  startServices (): void {
+    this.joiner.start()
+    this.log('started %p on %s', this.peerId, this.addrs().join(' '))
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.joiner.stop()
+    await this.libp2p.stop()
+    await this.store.close()
+  }
+}
+
+/**
+ * Assembles and starts a mesh peer. The daemon, the simulator and the tests all build nodes here;
+ * faults come in through the options (a connection gater), never through branches inside.
+ */
+export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
+  const mesh = init.mesh ?? DEFAULT_MESH
+  if (!MESH_NAME.test(mesh)) throw new InvalidConfigError(`invalid mesh name "${mesh}": use letters, digits, . _ -`)
+  const logger = init.logPrefix === undefined ? defaultLogger() : prefixLogger(init.logPrefix)
+  await mkdir(init.dataDir, { recursive: true })
+  const store = await Store.open({ path: join(init.dataDir, 'store'), log: logger.forComponent('agentmesh:store') })
+  try {
+    const privateKey = await loadOrCreateIdentity(store)
+    const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0']
+    const libp2p = await createLibp2p(libp2pOptions({
+      privateKey,
+      mesh,
+      listen,
+      bootstrap: init.bootstrap ?? [],
+      swarmKey: init.swarmKey,
+      addressScope: init.addressScope ?? 'lan',
+      connectionGater: init.connectionGater,
+      connectionMonitor: init.connectionMonitor ?? true,
+      maxConnections: init.maxConnections ?? 64,
+      dhtQuerySelfIntervalMs: init.dhtQuerySelfIntervalMs ?? 300_000,
+      gossipHeartbeatMs: init.gossipHeartbeatMs ?? 1_000,
+      logger
+    })).catch((err: any) => { throw mapListenError(err, listen) })
+    const node = new AgentNode(libp2p, store, { ...init, mesh }, logger)
+    node.startServices()
+    return node
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+}
+
+function mapListenError (err: any, listen: string[]): Error {
+  const text = `${err?.message ?? ''} ${err?.cause?.message ?? ''}`
+  if (/EADDRINUSE/.test(text)) return new AddressInUseError(`cannot listen on ${listen.join(', ')}: address already in use`)
+  if (err?.name === 'UnsupportedListenAddressesError' || /failed to be listened on/.test(text)) {
+    const reason = /(E[A-Z]+)/.exec(text)?.[1] ?? 'unsupported address'
+    return new AddressInUseError(`cannot listen on ${listen.join(', ')}: ${reason}`)
+  }
+  return err
+}

@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
+import { DEFAULT_MESH, MESH_NAME } from '../create-node.js'
+import { InvalidConfigError } from '../errors.js'
+
+export const DEFAULT_API = '127.0.0.1:7070'
+export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+export const DEFAULT_DATA_DIR = join(homedir(), '.agentmesh')
+
+const multiaddrString = z.string().refine(s => {
+  try { multiaddr(s); return s.startsWith('/') } catch { return false }
+}, { error: iss => `not a valid multiaddr: "${String(iss.input)}"` })
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
+  .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
+
+/** Every daemon option, from whichever source. One schema checks them all. */
+export const daemonConfigSchema = z.object({
+  data: z.string().min(1),
+  listen: z.array(multiaddrString).min(1),
+  bootstrap: z.array(multiaddrString),
+  api: hostPort,
+  mesh: z.string().regex(MESH_NAME, 'mesh name: letters, digits, . _ - (up to 64)'),
+  swarmKey: z.string().min(1).optional()
+}).strict()
+
+export type DaemonConfig = z.infer<typeof daemonConfigSchema>
+type PartialConfig = Partial<DaemonConfig>
+
+const ENV: Record<string, keyof DaemonConfig> = {
+  AGENTMESH_DATA: 'data',
+  AGENTMESH_LISTEN: 'listen',
+  AGENTMESH_BOOTSTRAP: 'bootstrap',
+  AGENTMESH_API: 'api',
+  AGENTMESH_MESH: 'mesh',
+  AGENTMESH_SWARM_KEY: 'swarmKey'
+}
+const LIST_KEYS = new Set<keyof DaemonConfig>(['listen', 'bootstrap'])
+
+/** AGENTMESH_* variables; lists are comma-separated. */
+export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
+  const out: Record<string, unknown> = {}
+  for (const [name, key] of Object.entries(ENV)) {
+    const value = env[name]
+    if (value === undefined || value === '') continue
+    out[key] = LIST_KEYS.has(key) ? value.split(',').map(s => s.trim()).filter(Boolean) : value
+  }
+  return out as PartialConfig
+}
+
+export async function configFromFile (path: string): Promise<PartialConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err: any) {
+    throw new InvalidConfigError(`cannot read config file ${path}: ${err.code ?? err.message}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err: any) {
+    throw new InvalidConfigError(`config file ${path} is not valid JSON: ${err.message}`)
+  }
+  const parsed = daemonConfigSchema.partial().safeParse(json)
+  if (!parsed.success) throw new InvalidConfigError(`config file ${path}: ${describe(parsed.error)}`)
+  return parsed.data
+}
+
+/**
+ * Defaults < config file < environment < flags. Relative paths in the config file are resolved
+ * against the working directory, like those on the command line.
+ */
+export async function resolveDaemonConfig (flags: PartialConfig & { config?: string }, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
+  const configPath = flags.config ?? env.AGENTMESH_CONFIG
+  const fromFile = configPath === undefined ? {} : await configFromFile(configPath)
+  const { config: _ignored, ...fromFlags } = flags
+  const merged = {
+    data: DEFAULT_DATA_DIR,
+    listen: DEFAULT_LISTEN,
+    bootstrap: [],
+    api: DEFAULT_API,
+    mesh: DEFAULT_MESH,
+    ...dropUndefined(fromFile),
+    ...dropUndefined(configFromEnv(env)),
+    ...dropUndefined(fromFlags)
+  }
+  const parsed = daemonConfigSchema.safeParse(merged)
+  if (!parsed.success) throw new InvalidConfigError(describe(parsed.error))
+  const config = parsed.data
+  return { ...config, data: resolve(config.data), swarmKey: config.swarmKey === undefined ? undefined : resolve(config.swarmKey) }
+}
+
+export function describe (error: z.ZodError): string {
+  return error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; ')
+}
+
+function dropUndefined<T extends object> (o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+export function splitHostPort (api: string): { host: string, port: number } {
+  const i = api.lastIndexOf(':')
+  return { host: api.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(api.slice(i + 1)) }
+}

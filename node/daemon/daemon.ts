@@ -1,0 +1,77 @@
+import { readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ApiServer } from '../api/server.js'
+import { createAgentNode } from '../create-node.js'
+import { DataDirInUseError } from '../errors.js'
+import { readSwarmKey } from '../swarm-key.js'
+import { splitHostPort } from './config.js'
+import type { DaemonConfig } from './config.js'
+import type { AgentNode, AgentNodeInit } from '../create-node.js'
+
+/** What DIR/node.json holds, so scripts and the CLI can find a running daemon. */
+export interface NodeFile {
+  peerId: string
+  addrs: string[]
+  api: string
+  pid: number
+}
+
+export const NODE_FILE = 'node.json'
+
+export interface Daemon {
+  node: AgentNode
+  api: ApiServer
+  nodeFile: NodeFile
+  stop: () => Promise<void>
+}
+
+/**
+ * Starts a node and its control API from a resolved config, then writes node.json. Anything that
+ * fails part-way undoes what was started, so a refused start harms nothing.
+ */
+export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNodeInit> = {}): Promise<Daemon> {
+  const swarmKey = config.swarmKey === undefined ? undefined : await readSwarmKey(config.swarmKey)
+  let node: AgentNode
+  try {
+    node = await createAgentNode({
+      dataDir: config.data,
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      mesh: config.mesh,
+      swarmKey,
+      ...extra
+    })
+  } catch (err: any) {
+    if (err?.name === 'DataDirInUseError') {
+      const owner = await readNodeFile(config.data).catch(() => undefined)
+      throw new DataDirInUseError(`data dir ${config.data} is in use by another agentmesh node${owner === undefined ? '' : ` (pid ${owner.pid})`}`)
+    }
+    throw err
+  }
+  let api: ApiServer
+  try {
+    api = await ApiServer.listen(node, splitHostPort(config.api))
+  } catch (err) {
+    await node.stop()
+    throw err
+  }
+  const nodeFile: NodeFile = { peerId: node.peerId.toString(), addrs: node.addrs(), api: api.url, pid: process.pid }
+  const path = join(config.data, NODE_FILE)
+  // write then rename: a reader never sees half a file
+  await writeFile(`${path}.tmp`, JSON.stringify(nodeFile, null, 2))
+  await rename(`${path}.tmp`, path)
+  let stopping: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopping ??= (async () => {
+      await rm(path, { force: true })
+      await api.close()
+      await node.stop()
+    })()
+    return stopping
+  }
+  return { node, api, nodeFile, stop }
+}
+
+export async function readNodeFile (dataDir: string): Promise<NodeFile> {
+  return JSON.parse(await readFile(join(dataDir, NODE_FILE), 'utf8'))
+}

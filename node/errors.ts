@@ -1,0 +1,33 @@
+/**
+ * Named errors of the node. Callers check `.name`, never the message.
+ */
+
+/** Bad user input: a flag, a config file, an environment variable or an API body. */
+export class InvalidConfigError extends Error {
+  static override name = 'InvalidConfigError'
+  constructor (message: string) { super(message); this.name = 'InvalidConfigError' }
+}
+
+/** Another process holds the data dir's store lock. */
+export class DataDirInUseError extends Error {
+  static override name = 'DataDirInUseError'
+  constructor (message: string) { super(message); this.name = 'DataDirInUseError' }
+}
+
+/** A listen address (libp2p or API) could not be bound. */
+export class AddressInUseError extends Error {
+  static override name = 'AddressInUseError'
+  constructor (message: string) { super(message); this.name = 'AddressInUseError' }
+}
+
+/** A record in the store could not be decoded: reported and skipped, never fatal. */
+export class CorruptRecordError extends Error {
+  static override name = 'CorruptRecordError'
+  constructor (message: string) { super(message); this.name = 'CorruptRecordError' }
+}
+
+/** The daemon's node.json could not be found or read. */
+export class NodeNotRunningError extends Error {
+  static override name = 'NodeNotRunningError'
+  constructor (message: string) { super(message); this.name = 'NodeNotRunningError' }
+}

@@ -1,0 +1,90 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
+import { memory } from '@libp2p/memory'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { ComponentLogger, ConnectionGater, PrivateKey } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Ping } from '@libp2p/ping'
+import type { Libp2pOptions } from 'libp2p'
+
+/** Which addresses the DHT keeps for the peers it learns of. */
+export type AddressScope = 'lan' | 'all'
+
+export interface Libp2pAssembly {
+  privateKey: PrivateKey
+  mesh: string
+  listen: string[]
+  bootstrap: string[]
+  swarmKey?: Uint8Array
+  addressScope: AddressScope
+  connectionGater?: ConnectionGater
+  connectionMonitor: boolean
+  maxConnections: number
+  dhtQuerySelfIntervalMs: number
+  gossipHeartbeatMs: number
+  logger?: ComponentLogger
+}
+
+export type MeshServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+}
+
+/** Loopback peers are all one host: these lift the per-host limits that would starve a local mesh. */
+const LOOPBACK_NETS = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+const LOOPBACK_IPS = new Set(['127.0.0.1', '::1'])
+
+export function dhtProtocol (mesh: string): string {
+  return `/agentmesh/${mesh}/kad/1.0.0`
+}
+
+/**
+ * The libp2p configuration of a mesh peer. A fresh object each call, as Helia's libp2pDefaults().
+ */
+export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
+  const usesMemory = a.listen.some(addr => addr.startsWith('/memory'))
+  const tcpBootstrap = a.bootstrap.filter(addr => !addr.startsWith('/memory'))
+  return {
+    privateKey: a.privateKey,
+    addresses: { listen: a.listen },
+    transports: usesMemory ? [tcp(), memory()] : [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: a.swarmKey === undefined ? undefined : preSharedKey({ psk: a.swarmKey }),
+    connectionGater: a.connectionGater,
+    connectionManager: {
+      maxConnections: a.maxConnections,
+      allow: LOOPBACK_NETS
+    },
+    connectionMonitor: { enabled: a.connectionMonitor },
+    // bootstrap does not retry and cannot dial /memory: the node's own dialer covers both
+    peerDiscovery: tcpBootstrap.length > 0 ? [bootstrap({ list: tcpBootstrap })] : [],
+    logger: a.logger,
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: dhtProtocol(a.mesh),
+        clientMode: false,
+        allowQueryWithZeroPeers: true,
+        peerInfoMapper: usesMemory || a.addressScope === 'all' ? passthroughMapper : removePublicAddressesMapper,
+        querySelfInterval: a.dhtQuerySelfIntervalMs
+      }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        heartbeatInterval: a.gossipHeartbeatMs,
+        scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS }
+      })
+    }
+  }
+}

@@ -1,0 +1,130 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p, Logger, PeerInfo } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export interface MeshJoinerInit {
+  /** multiaddrs of any members, each with /p2p/<id> */
+  bootstrap: Multiaddr[]
+  /**
+   * First retry delay while no bootstrap peer answers; doubles up to retryMaxMs.
+   * @default 250
+   */
+  retryBaseMs?: number
+  /** @default 10_000 */
+  retryMaxMs?: number
+  /**
+   * Dial peers the DHT discovers while below this many connections.
+   * @default 32
+   */
+  targetPeers?: number
+  /**
+   * Delays of the DHT self-lookups after joining, then the period of the ones after. A lookup
+   * right at join can race the bootstrap peer's own, so a few follow early.
+   * @default [500, 2_000, 5_000, 15_000]
+   */
+  lookupDelaysMs?: number[]
+  /** @default 60_000 */
+  lookupIntervalMs?: number
+  /** @default 10_000 */
+  lookupTimeoutMs?: number
+  log: Logger
+}
+
+/**
+ * Keeps a node in the mesh. Libp2p's bootstrap module neither retries nor dials /memory, so this
+ * dials the bootstrap list with capped exponential backoff (and jitter, so restarted meshes do
+ * not stampede one member) whenever the node has no connection at all, and dials the peers the DHT
+ * discovers, which is how a node that bootstrapped from B comes to know A.
+ */
+export class MeshJoiner {
+  private readonly libp2p: Libp2p
+  private readonly init: MeshJoinerInit
+  private timer?: ReturnType<typeof setTimeout>
+  private lookupTimer?: ReturnType<typeof setTimeout>
+  private lookups = 0
+  private failures = 0
+  private running = false
+  private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => { this.dialDiscovered(evt.detail) }
+  private readonly onDisconnect = (): void => { this.schedule(0) }
+
+  constructor (libp2p: Libp2p, init: MeshJoinerInit) {
+    this.libp2p = libp2p
+    this.init = init
+  }
+
+  start (): void {
+    this.running = true
+    this.libp2p.addEventListener('peer:discovery', this.onDiscovery)
+    this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    this.schedule(0)
+    this.scheduleLookup()
+  }
+
+  stop (): void {
+    this.running = false
+    clearTimeout(this.timer)
+    clearTimeout(this.lookupTimer)
+    this.libp2p.removeEventListener('peer:discovery', this.onDiscovery)
+    this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  private schedule (delayMs: number): void {
+    if (!this.running || this.init.bootstrap.length === 0) return
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => { void this.tick() }, delayMs)
+  }
+
+  private async tick (): Promise<void> {
+    if (this.libp2p.getConnections().length > 0) {
+      this.failures = 0
+      return
+    }
+    const results = await Promise.allSettled(this.init.bootstrap.map(async addr => this.libp2p.dial(addr)))
+    if (!this.running) return
+    if (results.some(r => r.status === 'fulfilled')) {
+      this.failures = 0
+      return
+    }
+    const reasons = results.map(r => r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : '')
+    this.init.log('no bootstrap peer answered (attempt %d): %s', this.failures + 1, reasons.join('; '))
+    const base = this.init.retryBaseMs ?? 250
+    const cap = this.init.retryMaxMs ?? 10_000
+    const delay = Math.min(cap, base * 2 ** this.failures)
+    this.failures++
+    this.schedule(delay / 2 + Math.random() * delay / 2)
+  }
+
+  private scheduleLookup (): void {
+    if (!this.running) return
+    const delays = this.init.lookupDelaysMs ?? [500, 2_000, 5_000, 15_000]
+    const delay = delays[this.lookups] ?? this.init.lookupIntervalMs ?? 60_000
+    this.lookupTimer = setTimeout(() => {
+      this.lookups++
+      void this.lookupSelf().finally(() => { this.scheduleLookup() })
+    }, delay)
+  }
+
+  /** A DHT query for our own key: its responses carry the peers near us, which we then dial. */
+  private async lookupSelf (): Promise<void> {
+    if (this.libp2p.getConnections().length === 0) return
+    try {
+      const signal = AbortSignal.timeout(this.init.lookupTimeoutMs ?? 10_000)
+      for await (const _ of this.libp2p.peerRouting.getClosestPeers(this.libp2p.peerId.toMultihash().bytes, { signal })) {
+        if (!this.running) return
+      }
+    } catch (err: any) {
+      this.init.log('self lookup failed: %s', err.message)
+    }
+  }
+
+  private dialDiscovered (peer: PeerInfo): void {
+    if (!this.running || peer.id.equals(this.libp2p.peerId)) return
+    if (this.libp2p.getConnections().length >= (this.init.targetPeers ?? 32)) return
+    if (this.libp2p.getConnections(peer.id).length > 0) return
+    this.libp2p.dial(peer.id).catch(err => { this.init.log('dial of discovered %p failed: %s', peer.id, err.message) })
+  }
+}
+
+export function parseMultiaddrs (addrs: string[]): Multiaddr[] {
+  return addrs.map(a => multiaddr(a))
+}

@@ -1,0 +1,78 @@
+import { CorruptRecordError } from '../errors.js'
+import type { AbstractSublevel } from 'abstract-level'
+import type { Level } from 'level'
+import type { z } from 'zod'
+
+type Sub = AbstractSublevel<Level<string, string>, string | Uint8Array, string, string>
+
+export interface NamespaceOptions {
+  /** fsync before resolving: used for every write another peer relies on */
+  sync?: boolean
+}
+
+/**
+ * One typed key space of the store. Values are JSON checked against a schema on the way out, so a
+ * corrupt or foreign record is reported and skipped instead of reaching the caller.
+ */
+export class Namespace<T> {
+  readonly name: string
+  private readonly db: Sub
+  private readonly schema: z.ZodType<T>
+  private readonly onCorrupt: (err: CorruptRecordError) => void
+
+  constructor (name: string, db: Sub, schema: z.ZodType<T>, onCorrupt: (err: CorruptRecordError) => void) {
+    this.name = name
+    this.db = db
+    this.schema = schema
+    this.onCorrupt = onCorrupt
+  }
+
+  async get (key: string): Promise<T | undefined> {
+    const raw = await this.db.get(key)
+    return raw === undefined ? undefined : this.decode(key, raw)
+  }
+
+  async put (key: string, value: T, options: NamespaceOptions = {}): Promise<void> {
+    await this.db.put(key, JSON.stringify(value), writeOptions(options))
+  }
+
+  async del (key: string, options: NamespaceOptions = {}): Promise<void> {
+    await this.db.del(key, writeOptions(options))
+  }
+
+  /** Every readable record in key order; corrupt ones are reported and skipped. */
+  async * entries (options: { gte?: string, lt?: string, limit?: number } = {}): AsyncGenerator<[string, T]> {
+    for await (const [key, raw] of this.db.iterator(options)) {
+      const value = this.decode(key, raw)
+      if (value !== undefined) yield [key, value]
+    }
+  }
+
+  async count (): Promise<number> {
+    let n = 0
+    for await (const _ of this.db.keys()) n++
+    return n
+  }
+
+  private decode (key: string, raw: string): T | undefined {
+    let json: unknown
+    try {
+      json = JSON.parse(raw)
+    } catch {
+      this.onCorrupt(new CorruptRecordError(`${this.name}/${key}: not JSON`))
+      return undefined
+    }
+    const parsed = this.schema.safeParse(json)
+    if (!parsed.success) {
+      this.onCorrupt(new CorruptRecordError(`${this.name}/${key}: ${parsed.error.issues[0]?.message ?? 'invalid'}`))
+      return undefined
+    }
+    return parsed.data
+  }
+}
+
+/** classic-level honours `sync`; abstract-level's types do not list it. */
+function writeOptions (options: NamespaceOptions): object {
+  const opts = { sync: options.sync ?? false }
+  return opts
+}

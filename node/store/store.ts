@@ -1,0 +1,87 @@
+import { Level } from 'level'
+import { z } from 'zod'
+import { DataDirInUseError } from '../errors.js'
+import { Namespace } from './namespace.js'
+import type { CorruptRecordError } from '../errors.js'
+import type { Logger } from '@libp2p/interface'
+
+export interface StoreFigures {
+  tasks: number
+  leases: number
+  results: number
+  deadLetters: number
+  corruptRecords: number
+}
+
+export interface StoreInit {
+  /** the LevelDB directory */
+  path: string
+  log?: Logger
+}
+
+/**
+ * The node's one LevelDB. LevelDB's own LOCK file makes a second process on the same directory
+ * fail at open, which is how a second daemon on a data dir in use is refused.
+ */
+export class Store {
+  readonly meta: Namespace<unknown>
+  readonly tasks: Namespace<unknown>
+  readonly leases: Namespace<unknown>
+  readonly results: Namespace<unknown>
+  readonly deadLetters: Namespace<unknown>
+  private readonly db: Level<string, string>
+  private corrupt = 0
+
+  private constructor (db: Level<string, string>, log?: Logger) {
+    this.db = db
+    const onCorrupt = (err: CorruptRecordError): void => {
+      this.corrupt++
+      log?.error('skipping corrupt record %s', err.message)
+    }
+    const ns = (name: string): Namespace<unknown> =>
+      new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), z.unknown(), onCorrupt)
+    this.meta = ns('meta')
+    this.tasks = ns('tasks')
+    this.leases = ns('leases')
+    this.results = ns('results')
+    this.deadLetters = ns('deadletters')
+  }
+
+  static async open (init: StoreInit): Promise<Store> {
+    const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
+    try {
+      await db.open()
+    } catch (err: any) {
+      if (err?.cause?.code === 'LEVEL_LOCKED' || err?.code === 'LEVEL_LOCKED') {
+        throw new DataDirInUseError(`the store at ${init.path} is in use by another process`)
+      }
+      throw err
+    }
+    return new Store(db, init.log)
+  }
+
+  /** Raw meta bytes (the node key), kept out of JSON. */
+  async getBytes (key: string): Promise<Uint8Array | undefined> {
+    const value = await this.meta.get(key)
+    return typeof value === 'string' ? Buffer.from(value, 'base64') : undefined
+  }
+
+  async putBytes (key: string, value: Uint8Array): Promise<void> {
+    await this.meta.put(key, Buffer.from(value).toString('base64'), { sync: true })
+  }
+
+  async figures (): Promise<StoreFigures> {
+    const [tasks, leases, results, deadLetters] = await Promise.all([
+      this.tasks.count(), this.leases.count(), this.results.count(), this.deadLetters.count()
+    ])
+    return { tasks, leases, results, deadLetters, corruptRecords: this.corrupt }
+  }
+
+  get status (): string {
+    return this.db.status
+  }
+
+  async close (): Promise<void> {
+    if (this.db.status === 'open') await this.db.close()
+  }
+}

@@ -1,0 +1,109 @@
+import { createServer } from 'node:net'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { runCli, startDaemonProcess } from '../helpers/daemon.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { DaemonProcess } from '../helpers/daemon.js'
+import type { Server } from 'node:net'
+
+/** One line naming the problem, a non-zero exit, and no stack trace. */
+function expectOneLineError (r: { code: number | null, stderr: string }, pattern: RegExp): void {
+  expect(r.code).not.toBe(0)
+  expect(r.stderr).toMatch(pattern)
+  expect(r.stderr).not.toMatch(/\n\s+at /)
+  expect(r.stderr.trim().split('\n').filter(l => !l.startsWith('npm warn'))).toHaveLength(1)
+}
+
+describe('agentmesh CLI', () => {
+  const tmp = useTmpDirs()
+  const running: DaemonProcess[] = []
+  const servers: Server[] = []
+  afterEach(() => {
+    for (const d of running.splice(0)) d.proc.kill('SIGKILL')
+    for (const s of servers.splice(0)) s.close()
+  })
+
+  async function occupiedPort (): Promise<number> {
+    const server = createServer()
+    servers.push(server)
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    return (server.address() as { port: number }).port
+  }
+
+  it.each([
+    [['node', '--no-such-flag'], /unknown option/],
+    [['node', '--listen', '/ip4/999.1.1.1/tcp/1'], /not a valid multiaddr/],
+    [['node', '--bootstrap', 'nonsense'], /not a valid multiaddr/],
+    [['node', '--api', 'nope'], /HOST:PORT/],
+    [['node', '--config', '/nonexistent/agentmesh.json'], /cannot read config file/],
+    [['node', '--swarm-key', '/nonexistent/swarm.key'], /cannot read swarm key/],
+    [['status', '--data', '/nonexistent/dir'], /no node is running/],
+    [['frobnicate'], /unknown command/]
+  ])('%j fails with one clear line', async (args, pattern) => {
+    const dir = await tmp()
+    expectOneLineError(await runCli([...args, ...(args[0] === 'node' ? ['--data', join(dir, 'd')] : [])]), pattern)
+  })
+
+  it('refuses a second daemon on a data dir in use, and the first carries on', async () => {
+    const dir = await tmp()
+    const first = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0'])
+    running.push(first)
+    const second = await runCli(['node', '--data', join(dir, 'a'), '--api', '127.0.0.1:0'])
+    expectOneLineError(second, new RegExp(`in use by another agentmesh node \\(pid ${first.proc.pid}\\)`))
+    expect((await (await fetch(`${first.api}/v1/health`)).json()).ok).toBe(true)
+    const status = await runCli(['status', '--data', join(dir, 'a')])
+    expect(status.code).toBe(0)
+    expect(status.stdout).toContain(first.peerId)
+  })
+
+  it('names an API port in use, and a libp2p port in use', async () => {
+    const dir = await tmp()
+    const port = await occupiedPort()
+    expectOneLineError(await runCli(['node', '--data', join(dir, 'a'), '--api', `127.0.0.1:${port}`]), /API address .* in use/)
+    expectOneLineError(await runCli(['node', '--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`]), /cannot listen on \/ip4\/127\.0\.0\.1\/tcp/)
+  })
+
+  it('takes options from a config file and the environment, flags winning', async () => {
+    const dir = await tmp()
+    const file = join(dir, 'config.json')
+    await writeFile(file, JSON.stringify({ data: join(dir, 'a'), mesh: 'file-mesh', api: '127.0.0.1:0' }))
+    const d = await startDaemonProcess(['--config', file, '--mesh', 'flag-mesh'], { env: { AGENTMESH_MESH: 'env-mesh' } })
+    running.push(d)
+    expect(d.output()).toMatch(/^mesh: flag-mesh$/m)
+    const node = await (await fetch(`${d.api}/v1/node`)).json()
+    expect(node.mesh).toBe('flag-mesh')
+    const e = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0'], { env: { AGENTMESH_MESH: 'env-mesh' } })
+    running.push(e)
+    expect(e.output()).toMatch(/^mesh: env-mesh$/m)
+  })
+
+  it('keygen writes a key once and refuses to overwrite it', async () => {
+    const dir = await tmp()
+    const first = await runCli(['keygen', '--swarm-key', join(dir, 'swarm.key')])
+    expect(first.code).toBe(0)
+    expectOneLineError(await runCli(['keygen', '--swarm-key', join(dir, 'swarm.key')]), /exists/)
+    const d = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--swarm-key', join(dir, 'swarm.key')])
+    running.push(d)
+    expect(d.peerId).toMatch(/^12D3KooW/)
+  })
+
+  it('serves the control API: health, peers, node, and JSON errors for bad routes', async () => {
+    const dir = await tmp()
+    const d = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0'])
+    running.push(d)
+    const health = await (await fetch(`${d.api}/v1/health`)).json()
+    expect(health).toMatchObject({ ok: true, peerId: d.peerId, version: expect.any(String) })
+    expect(health.uptimeMs).toBeGreaterThanOrEqual(0)
+    const node = await (await fetch(`${d.api}/v1/node`)).json()
+    expect(node).toMatchObject({ peerId: d.peerId, mesh: 'default', addrs: d.addrs, store: { tasks: 0 } })
+    expect(await (await fetch(`${d.api}/v1/peers`)).json()).toEqual({ peers: [] })
+    const missing = await fetch(`${d.api}/v1/nothing-here`)
+    expect(missing.status).toBe(404)
+    expect((await missing.json()).error.name).toBe('NOT_FOUND')
+    const wrongMethod = await fetch(`${d.api}/v1/health`, { method: 'DELETE' })
+    expect(wrongMethod.status).toBe(405)
+    const peers = await runCli(['peers', '--api', d.api, '--json'])
+    expect(JSON.parse(peers.stdout)).toEqual({ peers: [] })
+  })
+})

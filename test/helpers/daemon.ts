@@ -1,0 +1,63 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import type { NodeFile } from '../../node/daemon/daemon.js'
+import type { ChildProcess } from 'node:child_process'
+
+export const BIN = fileURLToPath(new URL('../../bin/agentmesh.js', import.meta.url))
+
+export interface RunResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the CLI to completion with the test's own (pinned) Node. */
+export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<RunResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', d => { stdout += String(d) })
+  child.stderr.on('data', d => { stderr += String(d) })
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000)
+  const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
+
+export interface DaemonProcess {
+  proc: ChildProcess
+  /** what the daemon printed up to 'ready', parsed */
+  peerId: string
+  addrs: string[]
+  api: string
+  output: () => string
+  /** resolves with the exit code */
+  exited: Promise<number | null>
+}
+
+/** Starts `agentmesh node` and resolves once it prints "ready" (rejects if it exits first). */
+export async function startDaemonProcess (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<DaemonProcess> {
+  const proc = spawn(process.execPath, [BIN, 'node', ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  proc.stdout.on('data', d => { out += String(d) })
+  proc.stderr.on('data', d => { out += String(d) })
+  const exited = new Promise<number | null>(resolve => proc.once('exit', code => { resolve(code) }))
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`daemon not ready in time:\n${out}`)) }, options.timeoutMs ?? 20_000)
+    const check = (): void => {
+      if (/^ready$/m.test(out)) { clearTimeout(timer); resolve() }
+    }
+    proc.stdout.on('data', check)
+    void exited.then(code => { clearTimeout(timer); reject(new Error(`daemon exited (${code}) before ready:\n${out}`)) })
+  })
+  const field = (name: string): string[] => [...out.matchAll(new RegExp(`^${name}: (.+)$`, 'gm'))].map(m => m[1] as string)
+  return { proc, peerId: field('peer id')[0] as string, addrs: field('listening'), api: field('api')[0] as string, output: () => out, exited }
+}
+
+export async function getJson<T = any> (url: string): Promise<T> {
+  const res = await fetch(url)
+  return await res.json() as T
+}
+
+export type { NodeFile }
