@@ -7,9 +7,12 @@ import { loadOrCreateIdentity } from './identity.js'
 import { libp2pOptions } from './libp2p-options.js'
 import { MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
 import { Store } from './store/store.js'
+import { DEFAULT_MAX_INPUT_BYTES, ENVELOPE_OVERHEAD_BYTES } from '../protocols/gossip/index.js'
+import { TaskLayer } from './tasks/task-layer.js'
+import type { TaskLayerInit } from './tasks/options.js'
 import type { AddressScope, MeshServices } from './libp2p-options.js'
 import type { StoreFigures } from './store/store.js'
-import type { ComponentLogger, ConnectionGater, Libp2p, Logger, PeerId } from '@libp2p/interface'
+import type { ComponentLogger, ConnectionGater, Libp2p, Logger, PeerId, PrivateKey } from '@libp2p/interface'
 
 export const DEFAULT_MESH = 'default'
 export const MESH_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -59,6 +62,8 @@ export interface AgentNodeInit {
   gossipHeartbeatMs?: number
   /** prefixes every log line of this node, so one node of many can be isolated */
   logPrefix?: string
+  /** the task layer's agents, timers and limits; false for a bare peer */
+  tasks?: TaskLayerInit | false
 }
 
 export interface NodeInfo {
@@ -78,11 +83,13 @@ export class AgentNode {
   readonly dataDir: string
   readonly logger: ComponentLogger
   readonly startedAt = Date.now()
+  /** undefined on a bare peer (tasks: false) */
+  readonly tasks?: TaskLayer
   private readonly joiner: MeshJoiner
   private readonly log: Logger
   private stopped = false
 
-  constructor (libp2p: Libp2p<MeshServices>, store: Store, init: Required<Pick<AgentNodeInit, 'dataDir' | 'mesh'>> & AgentNodeInit, logger: ComponentLogger) {
+  constructor (libp2p: Libp2p<MeshServices>, store: Store, init: Required<Pick<AgentNodeInit, 'dataDir' | 'mesh'>> & AgentNodeInit, logger: ComponentLogger, privateKey: PrivateKey) {
     this.libp2p = libp2p
     this.store = store
     this.mesh = init.mesh
@@ -96,6 +103,7 @@ export class AgentNode {
       targetPeers: init.targetPeers,
       log: logger.forComponent('agentmesh:join')
     })
+    if (init.tasks !== false) this.tasks = new TaskLayer({ libp2p, store, mesh: init.mesh, logger, privateKey }, init.tasks ?? {})
   }
 
   get peerId (): PeerId {
@@ -112,7 +120,8 @@ export class AgentNode {
   }
 
   /** Called by createAgentNode once libp2p is listening. */
-  startServices (): void {
+  async startServices (): Promise<void> {
+    await this.tasks?.start()
     this.joiner.start()
     this.log('started %p on %s', this.peerId, this.addrs().join(' '))
   }
@@ -121,6 +130,7 @@ export class AgentNode {
     if (this.stopped) return
     this.stopped = true
     this.joiner.stop()
+    await this.tasks?.stop()
     await this.libp2p.stop()
     await this.store.close()
   }
@@ -151,10 +161,17 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       maxConnections: init.maxConnections ?? 64,
       dhtQuerySelfIntervalMs: init.dhtQuerySelfIntervalMs ?? 300_000,
       gossipHeartbeatMs: init.gossipHeartbeatMs ?? 1_000,
+      // a task's input plus the envelope and its other fields
+      maxGossipBytes: (init.tasks === false ? DEFAULT_MAX_INPUT_BYTES : init.tasks?.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES) + 2 * ENVELOPE_OVERHEAD_BYTES,
       logger
     })).catch((err: any) => { throw mapListenError(err, listen) })
-    const node = new AgentNode(libp2p, store, { ...init, mesh }, logger)
-    node.startServices()
+    const node = new AgentNode(libp2p, store, { ...init, mesh }, logger, privateKey)
+    try {
+      await node.startServices()
+    } catch (err) {
+      await node.stop()
+      throw err
+    }
     return node
   } catch (err) {
     await store.close()

@@ -1,6 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { bootstrap } from '@libp2p/bootstrap'
-import { gossipsub } from '@libp2p/gossipsub'
+import { StrictNoSign, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { memory } from '@libp2p/memory'
@@ -30,6 +30,8 @@ export interface Libp2pAssembly {
   maxConnections: number
   dhtQuerySelfIntervalMs: number
   gossipHeartbeatMs: number
+  /** largest gossip message accepted */
+  maxGossipBytes: number
   logger?: ComponentLogger
 }
 
@@ -82,6 +84,10 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
+        // messages carry our own signed envelope (protocols/gossip/envelope.ts), so that a bad
+        // signature reaches our validator and is counted; gossipsub's ids are then content hashes
+        globalSignaturePolicy: StrictNoSign,
+        maxInboundDataLength: a.maxGossipBytes,
         heartbeatInterval: a.gossipHeartbeatMs,
         scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS }
       })

@@ -81,6 +81,24 @@ export class Testnet {
     }, { timeoutMs, what: 'every node to connect to every other' })
   }
 
+  /** Waits until every started node's presence view lists every started node. */
+  async waitForPresence (timeoutMs = 20_000): Promise<void> {
+    await waitFor(() => {
+      const live = this.nodes.filter(n => n.libp2p.status === 'started')
+      const ids = live.map(n => n.peerId.toString())
+      return live.every(n => {
+        const seen = new Set(n.tasks?.presence.live().map(p => p.peerId))
+        return ids.every(id => seen.has(id))
+      })
+    }, { timeoutMs, what: 'every node to see every other in presence' })
+  }
+
+  /** Waits for a full mesh and a complete presence view: the state tests start from. */
+  async ready (timeoutMs = 20_000): Promise<void> {
+    await this.waitForFullMesh(timeoutMs)
+    await this.waitForPresence(timeoutMs)
+  }
+
   async stop (): Promise<void> {
     await Promise.allSettled(this.nodes.map(async n => n.stop()))
     if (this.ownsBaseDir) await rm(this.baseDir, { recursive: true, force: true })

@@ -2,6 +2,7 @@ import { createServer } from 'node:http'
 import { AddressInUseError } from '../errors.js'
 import { HttpError, compileRoutes, matchRoute, readJsonBody, sendJson } from './http.js'
 import { nodeRoutes } from './node-routes.js'
+import { taskRoutes } from './task-routes.js'
 import type { Route } from './http.js'
 import type { AgentNode } from '../create-node.js'
 import type { Logger } from '@libp2p/interface'
@@ -37,7 +38,7 @@ export class ApiServer {
   }
 
   static async listen (node: AgentNode, init: ApiServerInit = {}): Promise<ApiServer> {
-    const routes = compileRoutes([...nodeRoutes(node), ...(init.routes ?? [])])
+    const routes = compileRoutes([...nodeRoutes(node), ...(node.tasks === undefined ? [] : taskRoutes(node.tasks)), ...(init.routes ?? [])])
     const maxBodyBytes = init.maxBodyBytes ?? 2 * 1024 * 1024
     const log = node.logger.forComponent('agentmesh:api')
     let api: ApiServer | undefined

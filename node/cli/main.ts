@@ -3,6 +3,8 @@ import { writeSwarmKey } from '../swarm-key.js'
 import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl } from './client.js'
 import { runNodeCommand } from './node-command.js'
+import { addTaskCommands } from './task-commands.js'
+import { clientOptions } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 
@@ -11,12 +13,6 @@ const collect = (value: string, previous: string[] | undefined): string[] => [..
 /** Errors the user can act on print one line; anything else is a bug and says so. */
 const USER_ERRORS = new Set(['InvalidConfigError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError'])
 
-function clientOptions (cmd: Command): Command {
-  return cmd
-    .option('--api <url>', 'control API of a node (default: from --data, else 127.0.0.1:7070)')
-    .option('--data <dir>', 'data dir of a running node (reads its node.json)')
-    .option('--json', 'print the raw JSON answer')
-}
 
 export function buildProgram (): Command {
   const program = new Command('agentmesh')
@@ -35,6 +31,8 @@ export function buildProgram (): Command {
     .option('--mesh <name>', 'mesh name: topics and DHT are per mesh (default "default")')
     .option('--swarm-key <file>', 'pre-shared key: only peers with the same key connect')
     .option('--config <file>', 'JSON config file with the same options (flags win)')
+    .option('--agents <names>', 'comma-separated built-in agents to run, or "none" (default: all)')
+    .option('--agents-module <path>', 'ES module exporting more agents (default export or `agents`)')
     .action(runNodeCommand)
 
   program.command('keygen')
@@ -70,6 +68,7 @@ export function buildProgram (): Command {
       table(['PEER', 'ADDRESS'], peers.map((p: { peerId: string, addrs: string[] }) => [p.peerId, p.addrs.join(' ')]))
     })
 
+  addTaskCommands(program)
   program.addOption(new Option('--debug', 'print stack traces of unexpected errors').hideHelp())
   return program
 }

@@ -3,6 +3,8 @@ import { startDaemon } from '../daemon/daemon.js'
 import { errorLine, line } from './output.js'
 
 export interface NodeFlags {
+  agents?: string
+  agentsModule?: string
   data?: string
   listen?: string[]
   bootstrap?: string[]
@@ -26,6 +28,8 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   for (const addr of daemon.nodeFile.addrs) line(`listening: ${addr}`)
   line(`api: ${daemon.nodeFile.api}`)
   line(`mesh: ${config.mesh}`)
+  const capabilities = daemon.node.tasks?.runtime.capabilities().map(c => c.name) ?? []
+  line(`capabilities: ${capabilities.length === 0 ? '(none)' : capabilities.join(', ')}`)
   line('ready')
 
   let signals = 0

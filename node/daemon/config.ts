@@ -17,6 +17,31 @@ const multiaddrString = z.string().refine(s => {
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
   .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
 
+const ms = z.number().int().min(1)
+/** The task layer's timers and limits (node/tasks/options.ts has each default). */
+export const taskOptionsSchema = z.object({
+  replicationFactor: z.number().int().min(1).max(15),
+  leaseMs: ms,
+  renewFraction: z.number().gt(0).lt(1),
+  backoffBaseMs: ms,
+  backoffCapMs: ms,
+  defaultMaxAttempts: z.number().int().min(1).max(100),
+  defaultTimeoutMs: ms,
+  defaultDeadlineMs: ms,
+  maxInputBytes: z.number().int().min(1024),
+  maxResultBytes: z.number().int().min(1024),
+  maxInlineResultBytes: z.number().int().min(0),
+  presenceIntervalMs: ms,
+  claimStaggerMs: z.number().int().min(0),
+  pullIntervalMs: ms,
+  pullPeers: z.number().int().min(0),
+  sweepIntervalMs: ms,
+  reannounceBaseMs: ms,
+  reannounceCapMs: ms,
+  rpcTimeoutMs: ms,
+  syncWrites: z.boolean()
+}).partial().strict()
+
 /** Every daemon option, from whichever source. One schema checks them all. */
 export const daemonConfigSchema = z.object({
   data: z.string().min(1),
@@ -24,7 +49,11 @@ export const daemonConfigSchema = z.object({
   bootstrap: z.array(multiaddrString),
   api: hostPort,
   mesh: z.string().regex(MESH_NAME, 'mesh name: letters, digits, . _ - (up to 64)'),
-  swarmKey: z.string().min(1).optional()
+  swarmKey: z.string().min(1).optional(),
+  /** built-in agents to run; ['none'] for none */
+  agents: z.array(z.string().min(1)).optional(),
+  agentsModule: z.string().min(1).optional(),
+  tasks: taskOptionsSchema.optional()
 }).strict()
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
@@ -36,9 +65,11 @@ const ENV: Record<string, keyof DaemonConfig> = {
   AGENTMESH_BOOTSTRAP: 'bootstrap',
   AGENTMESH_API: 'api',
   AGENTMESH_MESH: 'mesh',
-  AGENTMESH_SWARM_KEY: 'swarmKey'
+  AGENTMESH_SWARM_KEY: 'swarmKey',
+  AGENTMESH_AGENTS: 'agents',
+  AGENTMESH_AGENTS_MODULE: 'agentsModule'
 }
-const LIST_KEYS = new Set<keyof DaemonConfig>(['listen', 'bootstrap'])
+const LIST_KEYS = new Set<keyof DaemonConfig>(['listen', 'bootstrap', 'agents'])
 
 /** AGENTMESH_* variables; lists are comma-separated. */
 export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
@@ -73,7 +104,11 @@ export async function configFromFile (path: string): Promise<PartialConfig> {
  * Defaults < config file < environment < flags. Relative paths in the config file are resolved
  * against the working directory, like those on the command line.
  */
-export async function resolveDaemonConfig (flags: PartialConfig & { config?: string }, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
+export type DaemonFlags = Omit<PartialConfig, 'agents'> & { config?: string, agents?: string | string[] }
+
+export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
+  // --agents is one comma-separated flag on the command line, a list in the config file
+  const flags = { ...rawFlags, agents: typeof rawFlags.agents === 'string' ? rawFlags.agents.split(',').map(a => a.trim()).filter(Boolean) : rawFlags.agents }
   const configPath = flags.config ?? env.AGENTMESH_CONFIG
   const fromFile = configPath === undefined ? {} : await configFromFile(configPath)
   const { config: _ignored, ...fromFlags } = flags
@@ -90,7 +125,12 @@ export async function resolveDaemonConfig (flags: PartialConfig & { config?: str
   const parsed = daemonConfigSchema.safeParse(merged)
   if (!parsed.success) throw new InvalidConfigError(describe(parsed.error))
   const config = parsed.data
-  return { ...config, data: resolve(config.data), swarmKey: config.swarmKey === undefined ? undefined : resolve(config.swarmKey) }
+  return {
+    ...config,
+    data: resolve(config.data),
+    swarmKey: config.swarmKey === undefined ? undefined : resolve(config.swarmKey),
+    agentsModule: config.agentsModule === undefined ? undefined : resolve(config.agentsModule)
+  }
 }
 
 export function describe (error: z.ZodError): string {

@@ -4,6 +4,7 @@ import { ApiServer } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
 import { DataDirInUseError } from '../errors.js'
 import { readSwarmKey } from '../swarm-key.js'
+import { resolveAgents } from './agents.js'
 import { splitHostPort } from './config.js'
 import type { DaemonConfig } from './config.js'
 import type { AgentNode, AgentNodeInit } from '../create-node.js'
@@ -31,6 +32,7 @@ export interface Daemon {
  */
 export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNodeInit> = {}): Promise<Daemon> {
   const swarmKey = config.swarmKey === undefined ? undefined : await readSwarmKey(config.swarmKey)
+  const agents = await resolveAgents(config.agents, config.agentsModule)
   let node: AgentNode
   try {
     node = await createAgentNode({
@@ -39,7 +41,8 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       bootstrap: config.bootstrap,
       mesh: config.mesh,
       swarmKey,
-      ...extra
+      ...extra,
+      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents }
     })
   } catch (err: any) {
     if (err?.name === 'DataDirInUseError') {

@@ -1,9 +1,14 @@
 import { Level } from 'level'
 import { z } from 'zod'
 import { DataDirInUseError } from '../errors.js'
+import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { Namespace } from './namespace.js'
+import type { LeaseState, StoredResult, TaskRecord } from '../../protocols/task/index.js'
 import type { CorruptRecordError } from '../errors.js'
 import type { Logger } from '@libp2p/interface'
+
+const deadLetterIndexSchema = z.object({ at: z.number(), reason: z.string().optional(), capability: z.string() })
+export type DeadLetterIndex = z.infer<typeof deadLetterIndexSchema>
 
 export interface StoreFigures {
   tasks: number
@@ -25,10 +30,11 @@ export interface StoreInit {
  */
 export class Store {
   readonly meta: Namespace<unknown>
-  readonly tasks: Namespace<unknown>
-  readonly leases: Namespace<unknown>
-  readonly results: Namespace<unknown>
-  readonly deadLetters: Namespace<unknown>
+  readonly tasks: Namespace<TaskRecord>
+  readonly leases: Namespace<LeaseState>
+  readonly results: Namespace<StoredResult>
+  /** index of dead tasks not dropped: id -> when and why */
+  readonly deadLetters: Namespace<DeadLetterIndex>
   private readonly db: Level<string, string>
   private corrupt = 0
 
@@ -38,13 +44,13 @@ export class Store {
       this.corrupt++
       log?.error('skipping corrupt record %s', err.message)
     }
-    const ns = (name: string): Namespace<unknown> =>
-      new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), z.unknown(), onCorrupt)
-    this.meta = ns('meta')
-    this.tasks = ns('tasks')
-    this.leases = ns('leases')
-    this.results = ns('results')
-    this.deadLetters = ns('deadletters')
+    const ns = <T>(name: string, schema: z.ZodType<T>): Namespace<T> =>
+      new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), schema, onCorrupt)
+    this.meta = ns('meta', z.unknown())
+    this.tasks = ns('tasks', taskRecordSchema)
+    this.leases = ns('leases', leaseStateSchema)
+    this.results = ns('results', storedResultSchema)
+    this.deadLetters = ns('deadletters', deadLetterIndexSchema)
   }
 
   static async open (init: StoreInit): Promise<Store> {

@@ -1,0 +1,50 @@
+import { z } from 'zod'
+import type { Agent } from '../runtime/agent.js'
+
+const mapreduceInput = z.object({
+  text: z.string(),
+  /** how many text.wordcount subtasks to split into */
+  chunks: z.number().int().min(1).max(256).default(4),
+  /** the most words reported; all when absent */
+  top: z.number().int().min(1).optional()
+})
+
+/** Splits text into about n pieces of similar size, cutting only at whitespace. */
+export function splitText (text: string, n: number): string[] {
+  const target = Math.ceil(text.length / n)
+  const out: string[] = []
+  let start = 0
+  while (start < text.length) {
+    let end = Math.min(text.length, start + target)
+    while (end < text.length && !/\s/.test(text[end] as string)) end++
+    out.push(text.slice(start, end))
+    start = end
+  }
+  return out.length === 0 ? [''] : out
+}
+
+/**
+ * A planner: splits a text into chunks, puts a text.wordcount subtask per chunk on the mesh (any
+ * capable peer runs each), and merges the counts.
+ */
+export const mapreduceAgent: Agent<z.infer<typeof mapreduceInput>> = {
+  name: 'mapreduce',
+  capabilities: [{ name: 'mapreduce', description: 'word count of a large text, split into text.wordcount subtasks across the mesh' }],
+  concurrency: 2,
+  inputSchema: mapreduceInput,
+  run: async ctx => {
+    const pieces = splitText(ctx.input.text, ctx.input.chunks)
+    ctx.progress({ phase: 'map', chunks: pieces.length })
+    let done = 0
+    const partials = await Promise.all(pieces.map(async (piece, i) => {
+      const result = await ctx.submit('text.wordcount', { text: piece }, { idempotencyKey: `${ctx.task.id}:chunk:${i}` }) as { counts: Record<string, number> }
+      ctx.progress({ phase: 'map', done: ++done, of: pieces.length })
+      return result.counts
+    }))
+    const counts: Record<string, number> = {}
+    for (const partial of partials) for (const [w, n] of Object.entries(partial)) counts[w] = (counts[w] ?? 0) + n
+    const sorted = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    const kept = ctx.input.top === undefined ? sorted : sorted.slice(0, ctx.input.top)
+    return { counts: Object.fromEntries(kept), words: sorted.reduce((n, [, c]) => n + c, 0), uniqueWords: sorted.length, chunks: pieces.length }
+  }
+}

@@ -1,0 +1,161 @@
+import { z } from 'zod'
+import { TASK_ID, TASK_STATES, stateOf, summarize } from '../../protocols/task/index.js'
+import { HttpError } from './http.js'
+import type { Route } from './http.js'
+import type { TaskLayer } from '../tasks/task-layer.js'
+import type { TaskView } from '../tasks/task-service.js'
+
+const submitBody = z.object({
+  capability: z.string(),
+  input: z.json(),
+  idempotencyKey: z.string().min(1).max(256).optional(),
+  maxAttempts: z.number().int().min(1).max(100).optional(),
+  timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
+  deadlineMs: z.number().int().min(1).optional()
+}).strict()
+
+const listQuery = z.object({
+  state: z.enum(TASK_STATES).optional(),
+  capability: z.string().optional(),
+  parent: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional()
+})
+
+/** Maps the task layer's named errors to HTTP statuses. */
+function httpError (err: any): never {
+  const status: Record<string, [number, string]> = {
+    TaskNotFoundError: [404, 'NOT_FOUND'],
+    InvalidTaskError: [400, 'BAD_REQUEST'],
+    TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE'],
+    QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
+    LeaseDeniedError: [409, 'CONFLICT'],
+    TaskFinishedError: [409, 'CONFLICT']
+  }
+  const mapped = status[err?.name]
+  if (mapped !== undefined) throw new HttpError(mapped[0], mapped[1], err.message)
+  throw err
+}
+
+function taskIdParam (id: string | undefined): string {
+  if (id === undefined || !TASK_ID.test(id)) throw new HttpError(400, 'BAD_REQUEST', 'a task id is 64 hex digits')
+  return id
+}
+
+export function viewBody (view: TaskView, progress?: unknown[]): Record<string, unknown> {
+  return {
+    ...summarize(view.record),
+    ...(view.result === undefined ? {} : { result: view.result.value }),
+    ...(progress === undefined ? {} : { progress })
+  }
+}
+
+function zodMessage (err: z.ZodError): string {
+  return err.issues.map(i => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')
+}
+
+export interface TaskRoutesInit {
+  /** the longest ?wait= honoured. @default 300_000 */
+  maxWaitMs?: number
+}
+
+/** /v1/tasks, /v1/capabilities, /v1/deadletter, /v1/metrics. */
+export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[] {
+  const s = tasks.service
+  return [
+    {
+      method: 'POST',
+      path: '/v1/tasks',
+      handle: async ctx => {
+        const parsed = submitBody.safeParse(await ctx.body())
+        if (!parsed.success) throw new HttpError(400, 'BAD_REQUEST', zodMessage(parsed.error))
+        const answer = await s.submit(parsed.data).catch(httpError)
+        return { status: answer.created ? 202 : 200, body: { id: answer.id, ...(answer.warning === undefined ? {} : { warning: answer.warning }) } }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/tasks',
+      handle: async ctx => {
+        const parsed = listQuery.safeParse(Object.fromEntries(ctx.query))
+        if (!parsed.success) throw new HttpError(400, 'BAD_REQUEST', zodMessage(parsed.error))
+        const records = await s.list(parsed.data)
+        return { body: { tasks: records.map(r => summarize(r)) } }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/tasks/:id',
+      handle: async ctx => {
+        const id = taskIdParam(ctx.params.id)
+        const view = await s.get(id).catch(httpError)
+        return { body: viewBody(view, tasks.executor.progress.get(id)) }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/tasks/:id/result',
+      handle: async ctx => {
+        const id = taskIdParam(ctx.params.id)
+        const wait = Number(ctx.query.get('wait') ?? 0)
+        if (!Number.isFinite(wait) || wait < 0) throw new HttpError(400, 'BAD_REQUEST', 'wait is a number of milliseconds')
+        const view = await s.waitFor(id, Math.min(wait, init.maxWaitMs ?? 300_000)).catch(httpError)
+        const state = stateOf(view.record)
+        const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }) }
+        return { status: view.record.final === undefined ? 202 : 200, body }
+      }
+    },
+    {
+      method: 'POST',
+      path: '/v1/tasks/:id/cancel',
+      handle: async ctx => {
+        const view = await s.cancel(taskIdParam(ctx.params.id)).catch(httpError)
+        return { body: { id: view.record.task.id, state: stateOf(view.record) } }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/capabilities',
+      handle: () => {
+        const byName = new Map<string, { name: string, description?: string, inputSchema?: unknown, peers: Array<{ peerId: string, freeSlots: number }> }>()
+        for (const peer of tasks.presence.live()) {
+          for (const cap of peer.capabilities) {
+            const entry = byName.get(cap.name) ?? { ...cap, peers: [] }
+            entry.peers.push({ peerId: peer.peerId, freeSlots: peer.freeSlots[cap.name] ?? 0 })
+            byName.set(cap.name, entry)
+          }
+        }
+        return { body: { capabilities: [...byName.values()].sort((a, b) => a.name < b.name ? -1 : 1) } }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/deadletter',
+      handle: async () => {
+        const records = await s.deadLetters()
+        return { body: { deadLetters: records.map(r => ({ ...summarize(r), reason: r.final?.reason })) } }
+      }
+    },
+    {
+      method: 'POST',
+      path: '/v1/deadletter/:id/redrive',
+      handle: async ctx => {
+        const view = await s.redrive(taskIdParam(ctx.params.id)).catch(httpError)
+        return { body: { id: view.record.task.id, state: stateOf(view.record), generation: view.record.generation } }
+      }
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/deadletter/:id',
+      handle: async ctx => {
+        const id = taskIdParam(ctx.params.id)
+        await s.drop(id).catch(httpError)
+        return { body: { id, dropped: true } }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/metrics',
+      handle: () => ({ body: tasks.stats() })
+    }
+  ]
+}

@@ -1,0 +1,125 @@
+import { readFile } from 'node:fs/promises'
+import { InvalidConfigError } from '../errors.js'
+import { apiRequest, resolveApiUrl } from './client.js'
+import { clientOptions } from './options.js'
+import { json, line, table } from './output.js'
+import type { ClientTarget } from './client.js'
+import type { Command } from 'commander'
+
+type ClientOpts = ClientTarget & { json?: boolean }
+
+
+function positiveInt (flag: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 0) throw new InvalidConfigError(`${flag} takes a whole number of milliseconds or a count, got "${value}"`)
+    return n
+  }
+}
+
+/** `--input JSON` or `--input @FILE`; a file that is not JSON is taken as one string (a text). */
+export async function readInput (value: string): Promise<unknown> {
+  if (value.startsWith('@')) {
+    const path = value.slice(1)
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (err: any) {
+      throw new InvalidConfigError(`cannot read input file ${path}: ${err.code ?? err.message}`)
+    }
+    try { return JSON.parse(text) } catch { return text }
+  }
+  try {
+    return JSON.parse(value)
+  } catch (err: any) {
+    throw new InvalidConfigError(`--input is not valid JSON (${err.message}); quote strings, e.g. '"hello"', or use @FILE`)
+  }
+}
+
+const short = (id: string): string => id.slice(0, 12)
+
+export function addTaskCommands (program: Command): void {
+  clientOptions(program.command('submit'))
+    .description('submit a task to the mesh')
+    .requiredOption('--capability <name>', 'what the task needs, e.g. echo, text.wordcount, mapreduce')
+    .requiredOption('--input <json|@file>', 'the task input: JSON, or @FILE (JSON, or a text file taken as one string)')
+    .option('--wait', 'wait for the result and print it')
+    .option('--timeout <ms>', 'with --wait: the longest wait (default: until the task ends)', positiveInt('--timeout'))
+    .option('--idempotency-key <key>', 'the same key from the same node gives the same task')
+    .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', positiveInt('--max-attempts'))
+    .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', positiveInt('--task-timeout'))
+    .action(async (opts: ClientOpts & { capability: string, input: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number }) => {
+      const url = await resolveApiUrl(opts)
+      const body = {
+        capability: opts.capability,
+        input: await readInput(opts.input),
+        ...(opts.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
+        ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
+        ...(opts.taskTimeout === undefined ? {} : { timeoutMs: opts.taskTimeout })
+      }
+      const submitted = await apiRequest(url, 'POST', '/v1/tasks', body)
+      if (submitted.warning !== undefined) process.stderr.write(`agentmesh: warning: ${submitted.warning}\n`)
+      if (opts.wait !== true) return opts.json === true ? json(submitted) : line(submitted.id)
+      const deadline = opts.timeout === undefined ? Infinity : Date.now() + opts.timeout
+      let answer: any
+      do {
+        const wait = Math.max(0, Math.min(30_000, deadline - Date.now()))
+        answer = await apiRequest(url, 'GET', `/v1/tasks/${submitted.id}/result?wait=${wait}`, undefined, wait + 30_000)
+      } while (!['completed', 'failed', 'dead', 'canceled'].includes(answer.state) && Date.now() < deadline)
+      if (opts.json === true) json(answer)
+      else if (answer.state === 'completed') json(answer.result)
+      if (answer.state === 'completed') return
+      if (opts.json !== true) process.stderr.write(`agentmesh: task ${submitted.id} ${answer.state}${answer.error === undefined ? '' : `: ${answer.error}`}\n`)
+      process.exitCode = ['failed', 'dead', 'canceled'].includes(answer.state) ? 1 : 3
+    })
+
+  clientOptions(program.command('task <id>'))
+    .description('state, attempts, executor and result of one task')
+    .action(async (id: string, opts: ClientOpts) => {
+      json(await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/tasks/${encodeURIComponent(id)}`))
+    })
+
+  clientOptions(program.command('tasks'))
+    .description('tasks this node knows of, newest first')
+    .option('--state <state>', 'pending, running, completed, failed, canceled or dead')
+    .option('--capability <name>')
+    .option('--limit <n>', 'at most this many (default 100)', positiveInt('--limit'))
+    .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number }) => {
+      const q = new URLSearchParams()
+      if (opts.state !== undefined) q.set('state', opts.state)
+      if (opts.capability !== undefined) q.set('capability', opts.capability)
+      if (opts.limit !== undefined) q.set('limit', String(opts.limit))
+      const { tasks } = await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/tasks?${q.toString()}`)
+      if (opts.json === true) return json({ tasks })
+      table(['ID', 'CAPABILITY', 'STATE', 'ATTEMPTS', 'EXECUTOR', 'CREATED'], tasks.map((t: any) => [
+        t.id, t.capability, t.state, `${String(t.attempts)}/${String(t.maxAttempts)}`, t.executor === undefined ? '-' : short(String(t.executor)), new Date(t.createdAt).toISOString()
+      ]))
+    })
+
+  clientOptions(program.command('cancel <id>'))
+    .description('cancel a task: its holder is aborted and it is never retried')
+    .action(async (id: string, opts: ClientOpts) => {
+      const answer = await apiRequest(await resolveApiUrl(opts), 'POST', `/v1/tasks/${encodeURIComponent(id)}/cancel`)
+      return opts.json === true ? json(answer) : line(`${String(answer.id)} ${String(answer.state)}`)
+    })
+
+  const dlq = program.command('dlq').description('the dead-letter list: tasks that ran out of attempts or deadline')
+  clientOptions(dlq.command('list'))
+    .action(async (opts: ClientOpts) => {
+      const { deadLetters } = await apiRequest(await resolveApiUrl(opts), 'GET', '/v1/deadletter')
+      if (opts.json === true) return json({ deadLetters })
+      table(['ID', 'CAPABILITY', 'ATTEMPTS', 'REASON'], deadLetters.map((d: any) => [d.id, d.capability, String(d.attempts), String(d.reason ?? '')]))
+    })
+  clientOptions(dlq.command('redrive <id>'))
+    .description('run a dead task again, with a new attempt budget')
+    .action(async (id: string, opts: ClientOpts) => {
+      const answer = await apiRequest(await resolveApiUrl(opts), 'POST', `/v1/deadletter/${encodeURIComponent(id)}/redrive`)
+      return opts.json === true ? json(answer) : line(`${String(answer.id)} ${String(answer.state)}`)
+    })
+  clientOptions(dlq.command('drop <id>'))
+    .description('remove a dead task from the list')
+    .action(async (id: string, opts: ClientOpts) => {
+      const answer = await apiRequest(await resolveApiUrl(opts), 'DELETE', `/v1/deadletter/${encodeURIComponent(id)}`)
+      return opts.json === true ? json(answer) : line(`${String(answer.id)} dropped`)
+    })
+}

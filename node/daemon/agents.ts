@@ -1,0 +1,40 @@
+import { pathToFileURL } from 'node:url'
+import { BUILTIN_AGENTS } from '../agents/index.js'
+import { InvalidConfigError } from '../errors.js'
+import { AgentRuntime } from '../runtime/runtime.js'
+import type { Agent } from '../runtime/agent.js'
+
+/**
+ * The agents a daemon runs: the named built-ins (all by default, none for "none") and whatever an
+ * agents module exports, as its default export or `agents` (one agent or an array).
+ */
+export async function resolveAgents (names: string[] | undefined, modulePath: string | undefined): Promise<Agent[]> {
+  let agents: Agent[] = BUILTIN_AGENTS
+  if (names !== undefined) {
+    if (names.length === 1 && names[0] === 'none') agents = []
+    else {
+      agents = names.map(name => {
+        const agent = BUILTIN_AGENTS.find(a => a.name === name)
+        if (agent === undefined) throw new InvalidConfigError(`unknown agent "${name}"; built-in agents: ${BUILTIN_AGENTS.map(a => a.name).join(', ')}`)
+        return agent
+      })
+    }
+  }
+  if (modulePath === undefined) return agents
+  let mod: any
+  try {
+    mod = await import(pathToFileURL(modulePath).href)
+  } catch (err: any) {
+    throw new InvalidConfigError(`cannot load agents module ${modulePath}: ${err.message}`)
+  }
+  const exported = mod.agents ?? mod.default
+  const loaded: unknown[] = Array.isArray(exported) ? exported : exported === undefined ? [] : [exported]
+  if (loaded.length === 0) throw new InvalidConfigError(`agents module ${modulePath} exports no agents (export default an agent or an array, or export const agents)`)
+  const all = [...agents, ...loaded as Agent[]]
+  try {
+    void new AgentRuntime(all)
+  } catch (err: any) {
+    throw new InvalidConfigError(`agents module ${modulePath}: ${err.message}`)
+  }
+  return all
+}

@@ -1,0 +1,58 @@
+import type { CapabilityInfo } from '../../protocols/gossip/index.js'
+import type { Logger } from '@libp2p/interface'
+import type { z } from 'zod'
+
+/** Throw from `run` to fail the task at once, with no retry (as BullMQ's UnrecoverableError). */
+export class UnrecoverableTaskError extends Error {
+  static override name = 'UnrecoverableTaskError'
+  constructor (message: string) { super(message); this.name = 'UnrecoverableTaskError' }
+}
+
+/** A subtask ended other than completed. */
+export class SubtaskFailedError extends Error {
+  static override name = 'SubtaskFailedError'
+  readonly taskId: string
+  readonly state: string
+  constructor (taskId: string, state: string, reason?: string) {
+    super(`subtask ${taskId} ${state}${reason === undefined ? '' : `: ${reason}`}`)
+    this.name = 'SubtaskFailedError'
+    this.taskId = taskId
+    this.state = state
+  }
+}
+
+export interface SubmitOptions {
+  idempotencyKey?: string
+  maxAttempts?: number
+  timeoutMs?: number
+}
+
+export interface AgentContext<I = unknown> {
+  input: I
+  task: { id: string, capability: string, submitter: string, parent?: string, createdAt: number }
+  /** 1 for the first attempt */
+  attempt: number
+  /** aborts when the lease is lost, the task is canceled, or its timeout passes */
+  signal: AbortSignal
+  /** reports progress (kept with the task on this node and logged) */
+  progress: (event: unknown) => void
+  log: Logger
+  /** puts a subtask on the mesh (any capable peer may run it) and resolves with its result */
+  submit: (capability: string, input: unknown, options?: SubmitOptions) => Promise<unknown>
+  /** the capabilities live on the mesh right now, for planners and tool-using agents */
+  capabilities: () => CapabilityInfo[]
+}
+
+export interface Agent<I = any> {
+  name: string
+  /** names, or names with a description and a JSON schema of the input (shown to LLM agents) */
+  capabilities: Array<string | CapabilityInfo>
+  /**
+   * Tasks this agent runs at once on this node.
+   * @default 1
+   */
+  concurrency?: number
+  /** checked before `run`; a mismatch fails the task without retry */
+  inputSchema?: z.ZodType<I>
+  run: (ctx: AgentContext<I>) => Promise<unknown>
+}

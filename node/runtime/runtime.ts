@@ -1,0 +1,98 @@
+import { z } from 'zod'
+import { UnrecoverableTaskError } from './agent.js'
+import type { Agent, AgentContext } from './agent.js'
+import type { CapabilityInfo } from '../../protocols/gossip/index.js'
+
+export class InvalidAgentError extends Error {
+  static override name = 'InvalidAgentError'
+  constructor (message: string) { super(message); this.name = 'InvalidAgentError' }
+}
+
+export interface Slot {
+  agent: Agent
+  release: () => void
+}
+
+const capabilityName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
+
+/**
+ * The agents a node runs, and their slots: an agent runs at most `concurrency` tasks at once, and
+ * the node claims a task only when it holds a slot for it.
+ */
+export class AgentRuntime {
+  private readonly byCapability = new Map<string, Agent>()
+  private readonly infos = new Map<string, CapabilityInfo>()
+  private readonly running = new Map<Agent, number>()
+
+  constructor (agents: Agent[]) {
+    for (const agent of agents) this.add(agent)
+  }
+
+  add (agent: Agent): void {
+    if (typeof agent?.name !== 'string' || typeof agent.run !== 'function' || !Array.isArray(agent.capabilities)) {
+      throw new InvalidAgentError(`an agent needs {name, capabilities, run}; got ${JSON.stringify(Object.keys(agent ?? {}))}`)
+    }
+    const concurrency = agent.concurrency ?? 1
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidAgentError(`agent ${agent.name}: concurrency must be a positive integer`)
+    for (const cap of agent.capabilities) {
+      const info: CapabilityInfo = typeof cap === 'string' ? { name: cap } : cap
+      if (!capabilityName.safeParse(info.name).success) throw new InvalidAgentError(`agent ${agent.name}: invalid capability name "${String(info.name)}"`)
+      if (this.byCapability.has(info.name)) throw new InvalidAgentError(`capability ${info.name} is offered by two agents (${this.byCapability.get(info.name)?.name}, ${agent.name})`)
+      this.byCapability.set(info.name, agent)
+      if (info.inputSchema === undefined && agent.inputSchema !== undefined) {
+        try { info.inputSchema = z.toJSONSchema(agent.inputSchema) as Record<string, unknown> } catch {}
+      }
+      this.infos.set(info.name, info)
+    }
+    this.running.set(agent, 0)
+  }
+
+  capabilities (): CapabilityInfo[] {
+    return [...this.infos.values()]
+  }
+
+  canRun (capability: string): boolean {
+    return this.byCapability.has(capability)
+  }
+
+  freeSlots (): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const [cap, agent] of this.byCapability) out[cap] = (agent.concurrency ?? 1) - (this.running.get(agent) ?? 0)
+    return out
+  }
+
+  busySlots (): number {
+    let n = 0
+    for (const count of this.running.values()) n += count
+    return n
+  }
+
+  /** A slot for the capability's agent, or undefined when all are busy. */
+  reserve (capability: string): Slot | undefined {
+    const agent = this.byCapability.get(capability)
+    if (agent === undefined) return undefined
+    const used = this.running.get(agent) ?? 0
+    if (used >= (agent.concurrency ?? 1)) return undefined
+    this.running.set(agent, used + 1)
+    let released = false
+    return {
+      agent,
+      release: () => {
+        if (released) return
+        released = true
+        this.running.set(agent, (this.running.get(agent) ?? 1) - 1)
+      }
+    }
+  }
+
+  /** Runs the agent; an input that fails its schema is unrecoverable. */
+  async run (agent: Agent, ctx: AgentContext): Promise<unknown> {
+    if (agent.inputSchema !== undefined) {
+      const parsed = agent.inputSchema.safeParse(ctx.input)
+      if (!parsed.success) throw new UnrecoverableTaskError(`invalid input for ${ctx.task.capability}: ${parsed.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
+      ctx = { ...ctx, input: parsed.data }
+    }
+    ctx.signal.throwIfAborted()
+    return agent.run(ctx)
+  }
+}

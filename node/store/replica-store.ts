@@ -1,0 +1,40 @@
+import type { Store } from './store.js'
+import type { LeaseState, ReplicaStore, StoredResult, TaskRecord } from '../../protocols/task/index.js'
+
+export interface LevelReplicaStoreInit {
+  /**
+   * fsync each write a peer relies on (lease grants, records, results) before answering.
+   * @default true
+   */
+  sync?: boolean
+}
+
+/** The replica's storage on the node's LevelDB; keeps the dead-letter index in step with records. */
+export class LevelReplicaStore implements ReplicaStore {
+  private readonly store: Store
+  private readonly sync: boolean
+
+  constructor (store: Store, init: LevelReplicaStoreInit = {}) {
+    this.store = store
+    this.sync = init.sync ?? true
+  }
+
+  async getRecord (id: string): Promise<TaskRecord | undefined> { return this.store.tasks.get(id) }
+
+  async putRecord (record: TaskRecord): Promise<void> {
+    const id = record.task.id
+    const isDeadLetter = record.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation
+    if (isDeadLetter) await this.store.deadLetters.put(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability })
+    else await this.store.deadLetters.del(id)
+    await this.store.tasks.put(id, record, { sync: this.sync })
+  }
+
+  async getLease (id: string): Promise<LeaseState | undefined> { return this.store.leases.get(id) }
+  async putLease (id: string, lease: LeaseState): Promise<void> { await this.store.leases.put(id, lease, { sync: this.sync }) }
+  async getResult (id: string): Promise<StoredResult | undefined> { return this.store.results.get(id) }
+  async putResult (id: string, result: StoredResult): Promise<void> { await this.store.results.put(id, result, { sync: this.sync }) }
+
+  async * records (): AsyncIterable<TaskRecord> {
+    for await (const [, record] of this.store.tasks.entries()) yield record
+  }
+}

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto'
+import { hasValidId, taskSchema } from '../../protocols/task/index.js'
+import type { TaskComponents } from './components.js'
+import type { Executor } from './executor.js'
+import type { TaskAnnouncement, TaskNotice } from '../../protocols/gossip/index.js'
+import type { Task } from '../../protocols/task/index.js'
+import type { Logger } from '@libp2p/interface'
+
+export interface ClaimerStats {
+  announcementsSeen: number
+  pulledTasks: number
+  claimAttempts: number
+  claimsWon: number
+  /** acquire attempts refused because another peer held the lease: the contention figure */
+  claimsDenied: number
+  claimsUnavailable: number
+}
+
+/**
+ * Decides when this node claims a task. Capable peers with a free slot rank themselves by
+ * rendezvous hashing (hash of task id and peer id); the first claims at once, each later rank
+ * waits claimStaggerMs more and claims only if the task still looks unclaimed. Tasks come from
+ * announcements and, because gossip drops messages, from pulling peers' claimable lists.
+ */
+export class Claimer {
+  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0 }
+  private readonly c: TaskComponents
+  private readonly executor: Executor
+  private readonly log: Logger
+  private readonly scheduled = new Map<string, ReturnType<typeof setTimeout>>()
+  private readonly inflight = new Set<string>()
+  private pullTimer?: ReturnType<typeof setTimeout>
+  private running = false
+  private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
+    this.stats.announcementsSeen++
+    void this.consider(evt.detail.task)
+  }
+
+  /** Someone else started or finished it: a lower rank need not try. */
+  private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
+    const timer = this.scheduled.get(evt.detail.id)
+    if (timer === undefined || evt.detail.event === 'failed' || evt.detail.event === 'redriven') return
+    clearTimeout(timer)
+    this.scheduled.delete(evt.detail.id)
+  }
+
+  constructor (components: TaskComponents, executor: Executor) {
+    this.c = components
+    this.executor = executor
+    this.log = components.logger('agentmesh:claimer')
+  }
+
+  start (): void {
+    this.running = true
+    this.c.gossip.addEventListener('task', this.onTask)
+    this.c.gossip.addEventListener('notice', this.onNotice)
+    for (const cap of this.c.runtime.capabilities()) this.c.gossip.subscribeCapability(cap.name)
+    this.schedulePull()
+  }
+
+  stop (): void {
+    this.running = false
+    this.c.gossip.removeEventListener('task', this.onTask)
+    this.c.gossip.removeEventListener('notice', this.onNotice)
+    clearTimeout(this.pullTimer)
+    for (const timer of this.scheduled.values()) clearTimeout(timer)
+    this.scheduled.clear()
+  }
+
+  /** Schedules a claim of `task` by this node's rank, if it can run it and it looks unclaimed. */
+  async consider (task: Task): Promise<void> {
+    if (!this.running || !this.c.runtime.canRun(task.capability)) return
+    if (this.scheduled.has(task.id) || this.inflight.has(task.id)) return
+    const local = await this.c.replica.get(task.id)
+    // every announced task is kept, so any node can answer for it
+    if (local.record === undefined) await this.c.replica.put({ task, generation: 0, attempts: [], updatedAt: Date.now() })
+    if (local.record?.final !== undefined) return
+    const delay = this.rank(task) * this.c.options.claimStaggerMs
+    const timer = setTimeout(() => {
+      this.scheduled.delete(task.id)
+      void this.claim(task)
+    }, delay)
+    this.scheduled.set(task.id, timer)
+  }
+
+  /** This node's place among live peers that offer the capability and have a free slot. */
+  rank (task: Task): number {
+    const me = this.c.peerId.toString()
+    const candidates = this.c.presence.live()
+      .filter(p => p.self || (p.freeSlots[task.capability] ?? 0) > 0)
+      .filter(p => p.capabilities.some(cap => cap.name === task.capability))
+      .map(p => p.peerId)
+    const score = (peer: string): string => createHash('sha256').update(`${task.id}/${peer}`).digest('hex')
+    candidates.sort((a, b) => score(a) < score(b) ? -1 : 1)
+    return Math.max(0, candidates.indexOf(me))
+  }
+
+  private async claim (task: Task): Promise<void> {
+    if (!this.running) return
+    const local = await this.c.replica.get(task.id)
+    if (local.record?.final !== undefined) return
+    const slot = this.c.runtime.reserve(task.capability)
+    // busy: no claim now; the pull path or a re-announcement brings the task back
+    if (slot === undefined) return
+    this.inflight.add(task.id)
+    this.c.presence.announceSoon()
+    this.stats.claimAttempts++
+    try {
+      const lease = await this.c.leases.acquire(task.id, this.c.replicaSets.for(task.id))
+      this.stats.claimsWon++
+      await this.executor.run(task, lease, slot)
+    } catch (err: any) {
+      slot.release()
+      if (err.name === 'LeaseDeniedError') this.stats.claimsDenied++
+      else if (err.name === 'QuorumUnavailableError') this.stats.claimsUnavailable++
+      else if (err.name !== 'TaskFinishedError') this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
+    } finally {
+      this.inflight.delete(task.id)
+    }
+  }
+
+  private schedulePull (): void {
+    if (!this.running) return
+    this.pullTimer = setTimeout(() => { void this.pull().finally(() => { this.schedulePull() }) }, this.c.options.pullIntervalMs)
+  }
+
+  /** The pull path: ask a few peers (and the local replica) for tasks they would lease now. */
+  async pull (): Promise<void> {
+    const capabilities = this.c.runtime.capabilities().map(cap => cap.name)
+    const free = this.c.runtime.freeSlots()
+    if (capabilities.length === 0 || Object.values(free).every(n => n <= 0)) return
+    const others = this.c.presence.live().filter(p => !p.self)
+    const picked = shuffle(others).slice(0, this.c.options.pullPeers).map(p => this.c.replicaSets.peerId(p.peerId))
+    const lists = await Promise.allSettled([
+      this.c.replica.claimable(new Set(capabilities), 32),
+      ...picked.map(async peer => (await this.c.records(peer, { op: 'pending', capabilities, limit: 32 }))?.tasks as Task[] ?? [])
+    ])
+    for (const list of lists) {
+      if (list.status !== 'fulfilled') continue
+      for (const item of list.value) {
+        // a peer's answer is input like any other: a forged task is dropped
+        const parsed = taskSchema.safeParse(item)
+        if (!parsed.success || !hasValidId(parsed.data)) continue
+        this.stats.pulledTasks++
+        await this.consider(parsed.data)
+      }
+    }
+  }
+}
+
+function shuffle<T> (items: T[]): T[] {
+  const a = [...items]
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    const t = a[i] as T
+    a[i] = a[j] as T
+    a[j] = t
+  }
+  return a
+}

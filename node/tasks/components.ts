@@ -1,0 +1,26 @@
+import type { LeaseClient } from '../../protocols/lease/index.js'
+import type { MeshGossip } from '../../protocols/gossip/index.js'
+import type { PresenceService } from '../../protocols/presence/index.js'
+import type { RecordsRequest } from '../../protocols/records/index.js'
+import type { Replica } from '../../protocols/replica/index.js'
+import type { AgentRuntime } from '../runtime/runtime.js'
+import type { Store } from '../store/store.js'
+import type { ReplicaSets } from './replica-sets.js'
+import type { TaskLayerOptions } from './options.js'
+import type { Logger, PeerId } from '@libp2p/interface'
+
+/** Everything the task layer's parts share: one bag, built once in task-layer.ts. */
+export interface TaskComponents {
+  peerId: PeerId
+  store: Store
+  replica: Replica
+  gossip: MeshGossip
+  presence: PresenceService
+  replicaSets: ReplicaSets
+  leases: LeaseClient
+  /** a records request to one peer (the local replica directly) */
+  records: (peer: PeerId, req: RecordsRequest) => Promise<any>
+  runtime: AgentRuntime
+  options: TaskLayerOptions
+  logger: (component: string) => Logger
+}

@@ -1,0 +1,16 @@
+export class TaskNotFoundError extends Error {
+  static override name = 'TaskNotFoundError'
+  constructor (id: string) { super(`no task ${id}`); this.name = 'TaskNotFoundError' }
+}
+
+/** A submit that breaks a limit (input size, attempts) or names an invalid capability. */
+export class InvalidTaskError extends Error {
+  static override name = 'InvalidTaskError'
+  constructor (message: string) { super(message); this.name = 'InvalidTaskError' }
+}
+
+/** A task input over the size limit. */
+export class TaskTooLargeError extends Error {
+  static override name = 'TaskTooLargeError'
+  constructor (message: string) { super(message); this.name = 'TaskTooLargeError' }
+}

@@ -1,0 +1,74 @@
+import type { Agent } from '../runtime/agent.js'
+
+/** Every timer and limit of the task layer. Tests shrink them; the defaults suit a real mesh. */
+export interface TaskLayerInit {
+  /** @default all built-in agents */
+  agents?: Agent[]
+  /** peers per replica set. @default 3 */
+  replicationFactor?: number
+  /** @default 10_000 */
+  leaseMs?: number
+  /** @default 1/3 */
+  renewFraction?: number
+  /** first retry delay after a failed attempt. @default 1_000 */
+  backoffBaseMs?: number
+  /** @default 60_000 */
+  backoffCapMs?: number
+  /** @default 3 */
+  defaultMaxAttempts?: number
+  /** per attempt. @default 60_000 */
+  defaultTimeoutMs?: number
+  /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
+  defaultDeadlineMs?: number
+  /** @default 1_048_576 */
+  maxInputBytes?: number
+  /** @default 1_048_576 */
+  maxResultBytes?: number
+  /** results up to this ride in completion notices. @default 16_384 */
+  maxInlineResultBytes?: number
+  /** @default 2_000 */
+  presenceIntervalMs?: number
+  /** each rank of the rendezvous order waits this much longer before claiming. @default 150 */
+  claimStaggerMs?: number
+  /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
+  pullIntervalMs?: number
+  /** peers asked per pull. @default 2 */
+  pullPeers?: number
+  /** @default 1_000 */
+  sweepIntervalMs?: number
+  /** first re-announcement of an unclaimed task; doubles up to reannounceCapMs. @default 2_000 */
+  reannounceBaseMs?: number
+  /** @default 60_000 */
+  reannounceCapMs?: number
+  /** @default 5_000 */
+  rpcTimeoutMs?: number
+  /** fsync writes peers rely on. @default true */
+  syncWrites?: boolean
+}
+
+export type TaskLayerOptions = Required<Omit<TaskLayerInit, 'agents'>>
+
+export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
+  return {
+    replicationFactor: init.replicationFactor ?? 3,
+    leaseMs: init.leaseMs ?? 10_000,
+    renewFraction: init.renewFraction ?? 1 / 3,
+    backoffBaseMs: init.backoffBaseMs ?? 1_000,
+    backoffCapMs: init.backoffCapMs ?? 60_000,
+    defaultMaxAttempts: init.defaultMaxAttempts ?? 3,
+    defaultTimeoutMs: init.defaultTimeoutMs ?? 60_000,
+    defaultDeadlineMs: init.defaultDeadlineMs ?? 86_400_000,
+    maxInputBytes: init.maxInputBytes ?? 1_048_576,
+    maxResultBytes: init.maxResultBytes ?? 1_048_576,
+    maxInlineResultBytes: init.maxInlineResultBytes ?? 16_384,
+    presenceIntervalMs: init.presenceIntervalMs ?? 2_000,
+    claimStaggerMs: init.claimStaggerMs ?? 150,
+    pullIntervalMs: init.pullIntervalMs ?? 2_000,
+    pullPeers: init.pullPeers ?? 2,
+    sweepIntervalMs: init.sweepIntervalMs ?? 1_000,
+    reannounceBaseMs: init.reannounceBaseMs ?? 2_000,
+    reannounceCapMs: init.reannounceCapMs ?? 60_000,
+    rpcTimeoutMs: init.rpcTimeoutMs ?? 5_000,
+    syncWrites: init.syncWrites ?? true
+  }
+}

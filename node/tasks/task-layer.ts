@@ -1,0 +1,129 @@
+import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
+import { LEASE_PROTOCOL, LeaseClient, leaseHandler } from '../../protocols/lease/index.js'
+import { PresenceService } from '../../protocols/presence/index.js'
+import { RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
+import { Replica } from '../../protocols/replica/index.js'
+import { RpcEndpoint } from '../../protocols/rpc/index.js'
+import { BUILTIN_AGENTS } from '../agents/index.js'
+import { AgentRuntime } from '../runtime/runtime.js'
+import { LevelReplicaStore } from '../store/replica-store.js'
+import { VERSION } from '../version.js'
+import { Claimer } from './claimer.js'
+import { Executor } from './executor.js'
+import { resolveTaskOptions } from './options.js'
+import { ReplicaSets } from './replica-sets.js'
+import { Sweeper } from './sweeper.js'
+import { TaskService } from './task-service.js'
+import type { TaskComponents } from './components.js'
+import type { TaskLayerInit } from './options.js'
+import type { LeaseRequest, LeaseResponse } from '../../protocols/lease/index.js'
+import type { RecordsRequest } from '../../protocols/records/index.js'
+import type { MeshServices } from '../libp2p-options.js'
+import type { Store } from '../store/store.js'
+import type { ComponentLogger, Libp2p, PeerId } from '@libp2p/interface'
+
+export interface TaskLayerHost {
+  libp2p: Libp2p<MeshServices>
+  store: Store
+  mesh: string
+  logger: ComponentLogger
+  privateKey: import('@libp2p/interface').PrivateKey
+}
+
+/**
+ * The task layer of a node: gossip, presence, the replica with its lease and records protocols,
+ * and the agents that claim and run tasks. Built from the node's libp2p host and store.
+ */
+export class TaskLayer {
+  readonly gossip: MeshGossip
+  readonly presence: PresenceService
+  readonly replica: Replica
+  readonly leases: LeaseClient
+  readonly runtime: AgentRuntime
+  readonly service: TaskService
+  readonly executor: Executor
+  readonly claimer: Claimer
+  readonly sweeper: Sweeper
+  readonly replicaSets: ReplicaSets
+  readonly handlerStats = { badRequests: 0 }
+  private readonly leaseRpc: RpcEndpoint
+  private readonly recordsRpc: RpcEndpoint
+
+  constructor (host: TaskLayerHost, init: TaskLayerInit) {
+    const options = resolveTaskOptions(init)
+    const peerId = host.libp2p.peerId
+    const logger = (name: string) => host.logger.forComponent(name)
+    this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS)
+    this.gossip = new MeshGossip({ pubsub: host.libp2p.services.pubsub, privateKey: host.privateKey, peerId, log: logger('agentmesh:gossip') }, { mesh: host.mesh, maxInputBytes: options.maxInputBytes })
+    this.presence = new PresenceService({ gossip: this.gossip, pubsub: host.libp2p.services.pubsub, peerId, presenceTopic: presenceTopic(host.mesh), log: logger('agentmesh:presence') }, {
+      intervalMs: options.presenceIntervalMs,
+      version: VERSION,
+      capabilities: () => this.runtime.capabilities(),
+      freeSlots: () => this.runtime.freeSlots()
+    })
+    this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), { backoffBaseMs: options.backoffBaseMs, backoffCapMs: options.backoffCapMs, log: logger('agentmesh:replica') })
+    const frame = options.maxInputBytes + options.maxResultBytes + 64 * 1024
+    this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
+    this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
+    const local = (peer: PeerId): boolean => peer.equals(peerId)
+    const leaseLocal = leaseHandler(this.replica, this.handlerStats)
+    const recordsLocal = recordsHandler(this.replica, this.handlerStats)
+    const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req) : this.recordsRpc.request(peer, req)
+    this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
+    this.leases = new LeaseClient({
+      call: async (peer: PeerId, req: LeaseRequest) => (local(peer) ? leaseLocal(req, peerId) : this.leaseRpc.request(peer, req)) as Promise<LeaseResponse>,
+      pushRecord: async (peer, id) => {
+        const { record } = await this.replica.get(id)
+        if (record !== undefined) await records(peer, { op: 'put', record })
+      },
+      leaseMs: options.leaseMs,
+      renewFraction: options.renewFraction,
+      log: logger('agentmesh:lease-client')
+    })
+    const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, leases: this.leases, records, runtime: this.runtime, options, logger }
+    this.service = new TaskService(components)
+    this.executor = new Executor(components, this.service)
+    this.claimer = new Claimer(components, this.executor)
+    this.sweeper = new Sweeper(components, this.service)
+    // a cancel seen in gossip aborts a local run at once, before its next renewal would say so
+    this.gossip.addEventListener('notice', evt => {
+      if (evt.detail.event === 'canceled') this.executor.abort(evt.detail.id, 'task canceled')
+    })
+  }
+
+  async start (): Promise<void> {
+    await this.replica.load()
+    await this.leaseRpc.start()
+    await this.recordsRpc.start()
+    this.gossip.start()
+    this.presence.start()
+    this.service.start()
+    this.claimer.start()
+    this.sweeper.start()
+  }
+
+  async stop (): Promise<void> {
+    this.sweeper.stop()
+    this.claimer.stop()
+    this.executor.stop()
+    this.service.stop()
+    this.presence.stop()
+    this.gossip.stop()
+    await this.leaseRpc.stop()
+    await this.recordsRpc.stop()
+  }
+
+  /** Counters for /v1/metrics and the simulator's report. */
+  stats (): Record<string, unknown> {
+    return {
+      gossipRejected: { ...this.gossip.rejected },
+      tasks: { ...this.service.stats },
+      claims: { ...this.claimer.stats },
+      executions: { ...this.executor.stats },
+      replica: { ...this.replica.stats, active: this.replica.active.size },
+      leases: { ...this.leases.stats },
+      sweeper: { ...this.sweeper.stats },
+      rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests }
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod'
+import { capabilitySchema, peerIdSchema, taskIdSchema, taskSchema } from '../task/schema.js'
+
+/** A task for capable peers: on `tasks/<capability>`, when submitted and again while unclaimed. */
+export const taskAnnouncementSchema = z.object({
+  kind: z.literal('task'),
+  from: peerIdSchema,
+  at: z.number(),
+  task: taskSchema
+}).strict()
+
+/** What happened to a task: on `results`. Small results ride inline. */
+export const taskNoticeSchema = z.object({
+  kind: z.literal('notice'),
+  from: peerIdSchema,
+  at: z.number(),
+  id: taskIdSchema,
+  capability: capabilitySchema,
+  event: z.enum(['running', 'completed', 'failed', 'canceled', 'dead', 'redriven']),
+  generation: z.number().int().nonnegative(),
+  claimId: z.string().max(64).optional(),
+  peer: peerIdSchema.optional(),
+  error: z.string().max(4096).optional(),
+  result: z.json().optional(),
+  resultSize: z.number().int().nonnegative().optional()
+}).strict()
+
+export const capabilityInfoSchema = z.object({
+  name: capabilitySchema,
+  description: z.string().max(1024).optional(),
+  inputSchema: z.record(z.string(), z.unknown()).optional()
+}).strict()
+
+/** Who offers what: on `presence`, every few seconds. */
+export const presenceSchema = z.object({
+  kind: z.literal('presence'),
+  from: peerIdSchema,
+  at: z.number(),
+  version: z.string().max(64),
+  intervalMs: z.number().int().positive(),
+  capabilities: z.array(capabilityInfoSchema).max(256),
+  freeSlots: z.record(z.string(), z.number().int().nonnegative())
+}).strict()
+
+export type TaskAnnouncement = z.infer<typeof taskAnnouncementSchema>
+export type TaskNotice = z.infer<typeof taskNoticeSchema>
+export type Presence = z.infer<typeof presenceSchema>
+export type CapabilityInfo = z.infer<typeof capabilityInfoSchema>

@@ -1,0 +1,12 @@
+export const LEASE_PROTOCOL = '/agentmesh/lease/1.0.0'
+
+/** @default 10_000: how long a grant lasts without renewal */
+export const DEFAULT_LEASE_MS = 10_000
+/** @default 1/3: the holder renews after this fraction of the lease (BullMQ renews at half) */
+export const DEFAULT_RENEW_FRACTION = 1 / 3
+/** @default 1_000: first retry delay after a failed attempt */
+export const DEFAULT_BACKOFF_BASE_MS = 1_000
+/** @default 60_000: retry delays double up to this */
+export const DEFAULT_BACKOFF_CAP_MS = 60_000
+/** @default 64 KiB: lease frames carry results up to the inline limit; larger ones go by records */
+export const DEFAULT_LEASE_FRAME_BYTES = 2 * 1024 * 1024

@@ -1,0 +1,31 @@
+/** Another claimant holds a live lease on a majority, or the task may not run yet. */
+export class LeaseDeniedError extends Error {
+  static override name = 'LeaseDeniedError'
+  readonly holder?: string
+  constructor (message = 'lease held by another peer', holder?: string) { super(message); this.name = 'LeaseDeniedError'; this.holder = holder }
+}
+
+/** The holder could not renew with a majority before expiry: it must stop. */
+export class LeaseLostError extends Error {
+  static override name = 'LeaseLostError'
+  constructor (message = 'lease lost') { super(message); this.name = 'LeaseLostError' }
+}
+
+/** A result or failure report carried a term that is no longer current: it was refused. */
+export class StaleTermError extends Error {
+  static override name = 'StaleTermError'
+  constructor (message = 'stale lease term') { super(message); this.name = 'StaleTermError' }
+}
+
+/** Too few replicas answered to reach a majority. */
+export class QuorumUnavailableError extends Error {
+  static override name = 'QuorumUnavailableError'
+  constructor (message = 'no majority of the replica set answered') { super(message); this.name = 'QuorumUnavailableError' }
+}
+
+/** The task is finished (completed, canceled or dead): nothing to claim. */
+export class TaskFinishedError extends Error {
+  static override name = 'TaskFinishedError'
+  readonly state: string
+  constructor (state: string) { super(`task is ${state}`); this.name = 'TaskFinishedError'; this.state = state }
+}

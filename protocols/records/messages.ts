@@ -1,0 +1,16 @@
+import { z } from 'zod'
+import { capabilitySchema, taskIdSchema } from '../task/schema.js'
+import { taskRecordSchema } from '../task/record.js'
+import { storedResultSchema } from '../task/store.js'
+
+export const RECORDS_PROTOCOL = '/agentmesh/records/1.0.0'
+
+export const recordsRequestSchema = z.discriminatedUnion('op', [
+  /** merge a record (and its result) into the replica's copy; OK once it is on disk */
+  z.object({ op: z.literal('put'), record: taskRecordSchema, result: storedResultSchema.optional() }).strict(),
+  z.object({ op: z.literal('get'), id: taskIdSchema }).strict(),
+  /** tasks the replica would grant a lease on now: the pull path */
+  z.object({ op: z.literal('pending'), capabilities: z.array(capabilitySchema).max(256), limit: z.number().int().min(1).max(1000) }).strict()
+])
+
+export type RecordsRequest = z.infer<typeof recordsRequestSchema>

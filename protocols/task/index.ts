@@ -1,0 +1,8 @@
+/**
+ * The task: an immutable submission whose id hashes its content, and the mergeable record of what
+ * happened to it. Pure data and functions; no I/O except the store interface.
+ */
+export * from './schema.js'
+export * from './record.js'
+export * from './store.js'
+export { canonicalJson } from './canonical.js'

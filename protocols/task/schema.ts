@@ -1,0 +1,85 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { z } from 'zod'
+import { canonicalJson } from './canonical.js'
+
+export const CAPABILITY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+export const TASK_ID = /^[0-9a-f]{64}$/
+export const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,100}$/
+
+export const capabilitySchema = z.string().regex(CAPABILITY, 'capability: letters, digits, . _ - (up to 64)')
+export const taskIdSchema = z.string().regex(TASK_ID, 'task id: 64 hex digits')
+export const peerIdSchema = z.string().regex(PEER_ID, 'peer id')
+
+/** A task as submitted: immutable once made, the same on every peer. */
+export const taskSchema = z.object({
+  id: taskIdSchema,
+  capability: capabilitySchema,
+  input: z.json(),
+  submitter: peerIdSchema,
+  createdAt: z.number().int().nonnegative(),
+  maxAttempts: z.number().int().min(1).max(100),
+  timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000),
+  deadline: z.number().int().nonnegative(),
+  parent: taskIdSchema.optional(),
+  idempotencyKey: z.string().min(1).max(256).optional(),
+  nonce: z.string().max(64).optional()
+}).strict()
+
+export type Task = z.infer<typeof taskSchema>
+
+export interface TaskIdFields {
+  capability: string
+  input: unknown
+  submitter: string
+  idempotencyKey?: string
+  nonce?: string
+}
+
+/**
+ * The id is a hash of the canonical content: the same idempotency key from the same submitter
+ * gives the same id; without a key a random nonce makes every submit new.
+ */
+export function taskId (fields: TaskIdFields): string {
+  const key = fields.idempotencyKey === undefined ? { nonce: fields.nonce ?? '' } : { idempotencyKey: fields.idempotencyKey }
+  return createHash('sha256').update(canonicalJson({ capability: fields.capability, input: fields.input, submitter: fields.submitter, ...key })).digest('hex')
+}
+
+export interface NewTask {
+  capability: string
+  input: unknown
+  submitter: string
+  idempotencyKey?: string
+  maxAttempts: number
+  timeoutMs: number
+  /** absolute ms since the epoch */
+  deadline: number
+  parent?: string
+  now?: number
+}
+
+export function makeTask (t: NewTask): Task {
+  const nonce = t.idempotencyKey === undefined ? randomBytes(12).toString('hex') : undefined
+  const input = t.input as Task['input']
+  return {
+    id: taskId({ ...t, nonce }),
+    capability: t.capability,
+    input,
+    submitter: t.submitter,
+    createdAt: t.now ?? Date.now(),
+    maxAttempts: t.maxAttempts,
+    timeoutMs: t.timeoutMs,
+    deadline: t.deadline,
+    ...(t.parent === undefined ? {} : { parent: t.parent }),
+    ...(t.idempotencyKey === undefined ? {} : { idempotencyKey: t.idempotencyKey }),
+    ...(nonce === undefined ? {} : { nonce })
+  }
+}
+
+/** A task whose id does not match its content was forged or corrupted. */
+export function hasValidId (task: Task): boolean {
+  return taskId(task) === task.id
+}
+
+export function byteLength (value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? '')
+}

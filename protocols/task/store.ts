@@ -1,0 +1,79 @@
+import { z } from 'zod'
+import type { TaskRecord } from './record.js'
+
+/** A replica's own promise about one task's lease. Never merged: each replica keeps its own. */
+export const leaseStateSchema = z.object({
+  claimId: z.string().max(64).optional(),
+  holder: z.string().max(128).optional(),
+  term: z.number().int().nonnegative(),
+  expiresAt: z.number().optional(),
+  /** the highest term ever granted here for the task: a new grant is always above it */
+  maxTerm: z.number().int().nonnegative()
+}).strict()
+
+export type LeaseState = z.infer<typeof leaseStateSchema>
+
+export const storedResultSchema = z.object({
+  claimId: z.string().max(64),
+  peer: z.string().max(128),
+  value: z.json(),
+  size: z.number().int().nonnegative(),
+  at: z.number()
+}).strict()
+
+export type StoredResult = z.infer<typeof storedResultSchema>
+
+/**
+ * What the replica logic needs from storage. The node backs it with LevelDB; tests may use the
+ * memory implementation below. Writes marked durable are on disk before they resolve, because a
+ * peer is told OK right after.
+ */
+export interface ReplicaStore {
+  getRecord: (id: string) => Promise<TaskRecord | undefined>
+  putRecord: (record: TaskRecord) => Promise<void>
+  getLease: (id: string) => Promise<LeaseState | undefined>
+  putLease: (id: string, lease: LeaseState) => Promise<void>
+  getResult: (id: string) => Promise<StoredResult | undefined>
+  putResult: (id: string, result: StoredResult) => Promise<void>
+  /** every record, in id order */
+  records: () => AsyncIterable<TaskRecord>
+}
+
+export class MemoryReplicaStore implements ReplicaStore {
+  readonly recordMap = new Map<string, TaskRecord>()
+  readonly leaseMap = new Map<string, LeaseState>()
+  readonly resultMap = new Map<string, StoredResult>()
+
+  async getRecord (id: string): Promise<TaskRecord | undefined> { return structuredClone(this.recordMap.get(id)) }
+  async putRecord (record: TaskRecord): Promise<void> { this.recordMap.set(record.task.id, structuredClone(record)) }
+  async getLease (id: string): Promise<LeaseState | undefined> { return structuredClone(this.leaseMap.get(id)) }
+  async putLease (id: string, lease: LeaseState): Promise<void> { this.leaseMap.set(id, structuredClone(lease)) }
+  async getResult (id: string): Promise<StoredResult | undefined> { return structuredClone(this.resultMap.get(id)) }
+  async putResult (id: string, result: StoredResult): Promise<void> { this.resultMap.set(id, structuredClone(result)) }
+  async * records (): AsyncIterable<TaskRecord> {
+    for (const id of [...this.recordMap.keys()].sort()) {
+      const r = this.recordMap.get(id)
+      if (r !== undefined) yield structuredClone(r)
+    }
+  }
+}
+
+/** Serializes async work per key: every lease decision is a read-modify-write. */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>()
+
+  async run<T> (key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve()
+    let release!: () => void
+    const mine = new Promise<void>(resolve => { release = resolve })
+    const tail = prev.then(async () => mine)
+    this.tails.set(key, tail)
+    await prev
+    try {
+      return await fn()
+    } finally {
+      release()
+      if (this.tails.get(key) === tail) this.tails.delete(key)
+    }
+  }
+}
