@@ -161,8 +161,10 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       maxConnections: init.maxConnections ?? 64,
       dhtQuerySelfIntervalMs: init.dhtQuerySelfIntervalMs ?? 300_000,
       gossipHeartbeatMs: init.gossipHeartbeatMs ?? 1_000,
-      // a task's input plus the envelope and its other fields
-      maxGossipBytes: (init.tasks === false ? DEFAULT_MAX_INPUT_BYTES : init.tasks?.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES) + 2 * ENVELOPE_OVERHEAD_BYTES,
+      // twice the largest valid message (an input plus the envelope): an oversized message then
+      // reaches our validator, which rejects and counts it, instead of gossipsub's frame decoder
+      // dropping the whole stream
+      maxGossipBytes: 2 * ((init.tasks === false ? DEFAULT_MAX_INPUT_BYTES : init.tasks?.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES) + ENVELOPE_OVERHEAD_BYTES),
       logger
     })).catch((err: any) => { throw mapListenError(err, listen) })
     const node = new AgentNode(libp2p, store, { ...init, mesh }, logger, privateKey)

@@ -8,8 +8,8 @@ export interface WaitOptions {
   timeoutMs?: number
   /** @default 50 */
   intervalMs?: number
-  /** named in the error when the deadline passes */
-  what?: string
+  /** named in the error when the deadline passes (a function is asked then, so it can show the state) */
+  what?: string | (() => string)
 }
 
 /**
@@ -28,7 +28,8 @@ export async function waitFor<T> (check: () => T | false | undefined | null | Pr
     }
     if (Date.now() > deadline) {
       const cause = lastError instanceof Error ? `: ${lastError.message}` : ''
-      throw new DeadlineExceededError(`timed out after ${options.timeoutMs ?? 10_000} ms waiting for ${options.what ?? 'condition'}${cause}`)
+      const what = typeof options.what === 'function' ? options.what() : options.what
+      throw new DeadlineExceededError(`timed out after ${options.timeoutMs ?? 10_000} ms waiting for ${what ?? 'condition'}${cause}`)
     }
     await new Promise(resolve => setTimeout(resolve, options.intervalMs ?? 50))
   }

@@ -28,12 +28,13 @@ export class Claimer {
   private readonly executor: Executor
   private readonly log: Logger
   private readonly scheduled = new Map<string, ReturnType<typeof setTimeout>>()
-  private readonly inflight = new Set<string>()
+  private readonly inflight = new Map<string, Promise<void>>()
   private pullTimer?: ReturnType<typeof setTimeout>
+  private pulling: Promise<void> = Promise.resolve()
   private running = false
   private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
     this.stats.announcementsSeen++
-    void this.consider(evt.detail.task)
+    this.consider(evt.detail.task).catch(err => { this.log('announcement of %s not considered: %s', evt.detail.task.id, err.message) })
   }
 
   /** Someone else started or finished it: a lower rank need not try. */
@@ -58,13 +59,20 @@ export class Claimer {
     this.schedulePull()
   }
 
-  stop (): void {
+  /** Stops claiming and waits (up to `graceMs`) for claims in flight, whose agents the executor has aborted. */
+  async stop (graceMs = 2_000): Promise<void> {
     this.running = false
     this.c.gossip.removeEventListener('task', this.onTask)
     this.c.gossip.removeEventListener('notice', this.onNotice)
     clearTimeout(this.pullTimer)
     for (const timer of this.scheduled.values()) clearTimeout(timer)
     this.scheduled.clear()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      Promise.allSettled([...this.inflight.values(), this.pulling]),
+      new Promise(resolve => { timer = setTimeout(resolve, graceMs) })
+    ])
+    clearTimeout(timer)
   }
 
   /** Schedules a claim of `task` by this node's rank, if it can run it and it looks unclaimed. */
@@ -78,7 +86,8 @@ export class Claimer {
     const delay = this.rank(task) * this.c.options.claimStaggerMs
     const timer = setTimeout(() => {
       this.scheduled.delete(task.id)
-      void this.claim(task)
+      const claiming = this.claim(task).finally(() => { this.inflight.delete(task.id) })
+      this.inflight.set(task.id, claiming)
     }, delay)
     this.scheduled.set(task.id, timer)
   }
@@ -102,7 +111,6 @@ export class Claimer {
     const slot = this.c.runtime.reserve(task.capability)
     // busy: no claim now; the pull path or a re-announcement brings the task back
     if (slot === undefined) return
-    this.inflight.add(task.id)
     this.c.presence.announceSoon()
     this.stats.claimAttempts++
     try {
@@ -113,15 +121,17 @@ export class Claimer {
       slot.release()
       if (err.name === 'LeaseDeniedError') this.stats.claimsDenied++
       else if (err.name === 'QuorumUnavailableError') this.stats.claimsUnavailable++
-      else if (err.name !== 'TaskFinishedError') this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
-    } finally {
-      this.inflight.delete(task.id)
+      else if (err.name !== 'TaskFinishedError' && this.running) this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
     }
   }
 
   private schedulePull (): void {
     if (!this.running) return
-    this.pullTimer = setTimeout(() => { void this.pull().finally(() => { this.schedulePull() }) }, this.c.options.pullIntervalMs)
+    this.pullTimer = setTimeout(() => {
+      this.pulling = this.pull()
+        .catch(err => { if (this.running) this.log('pull failed: %s', err.message) })
+        .finally(() => { this.schedulePull() })
+    }, this.c.options.pullIntervalMs)
   }
 
   /** The pull path: ask a few peers (and the local replica) for tasks they would lease now. */

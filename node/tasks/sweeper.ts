@@ -20,6 +20,7 @@ export class Sweeper {
   private readonly log: Logger
   private readonly announced = new Map<string, Announced>()
   private timer?: ReturnType<typeof setTimeout>
+  private sweeping: Promise<void> = Promise.resolve()
   private running = false
 
   constructor (components: TaskComponents, tasks: TaskService) {
@@ -33,17 +34,18 @@ export class Sweeper {
     this.schedule()
   }
 
-  stop (): void {
+  async stop (): Promise<void> {
     this.running = false
     clearTimeout(this.timer)
+    await this.sweeping
   }
 
   private schedule (): void {
     if (!this.running) return
     this.timer = setTimeout(() => {
-      this.sweep().catch(err => {
+      this.sweeping = this.sweep().catch(err => {
         if (err instanceof TypeError) throw err
-        this.log.error('sweep failed: %s', err.message)
+        if (this.running) this.log.error('sweep failed: %s', err.message)
       }).finally(() => { this.schedule() })
     }, this.c.options.sweepIntervalMs)
   }

@@ -103,9 +103,9 @@ export class TaskLayer {
   }
 
   async stop (): Promise<void> {
-    this.sweeper.stop()
-    this.claimer.stop()
     this.executor.stop()
+    await this.claimer.stop()
+    await this.sweeper.stop()
     this.service.stop()
     this.presence.stop()
     this.gossip.stop()

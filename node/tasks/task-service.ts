@@ -46,7 +46,9 @@ export class TaskService {
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waiters = new Map<string, Set<() => void>>()
-  private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => { void this.applyNotice(evt.detail) }
+  private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
+    this.applyNotice(evt.detail).catch(err => { this.log('notice for %s not applied: %s', evt.detail.id, err.message) })
+  }
 
   constructor (components: TaskComponents) {
     this.c = components
@@ -133,7 +135,9 @@ export class TaskService {
   async waitFor (id: string, waitMs: number): Promise<TaskView> {
     const deadline = Date.now() + waitMs
     let view = await this.get(id)
-    while (view.record.final === undefined && Date.now() < deadline) {
+    // a completed record read before its result arrived here is not done yet
+    const done = (v: TaskView): boolean => v.record.final !== undefined && (v.record.final.state !== 'completed' || v.result !== undefined)
+    while (!done(view) && Date.now() < deadline) {
       await new Promise<void>(resolve => {
         const set = this.waiters.get(id) ?? new Set()
         this.waiters.set(id, set)

@@ -71,7 +71,8 @@ describe('daemons as child processes', () => {
     const a = await start(dir, 'a')
     expect(existsSync(join(dir, 'a', 'node.json'))).toBe(true)
     a.proc.kill('SIGTERM')
-    expect(await a.exited).toBe(0)
+    const code = await a.exited
+    expect(code, a.output()).toBe(0)
     expect(existsSync(join(dir, 'a', 'node.json'))).toBe(false)
     expect(a.output()).toMatch(/stopped/)
   })

@@ -20,7 +20,7 @@ export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv
   child.stdout.on('data', d => { stdout += String(d) })
   child.stderr.on('data', d => { stderr += String(d) })
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000)
-  const [code] = await once(child, 'exit') as [number | null]
+  const [code] = await once(child, 'close') as [number | null]
   clearTimeout(timer)
   return { code, stdout, stderr }
 }
@@ -42,7 +42,11 @@ export async function startDaemonProcess (args: string[], options: { env?: NodeJ
   let out = ''
   proc.stdout.on('data', d => { out += String(d) })
   proc.stderr.on('data', d => { out += String(d) })
-  const exited = new Promise<number | null>(resolve => proc.once('exit', code => { resolve(code) }))
+  // 'close', not 'exit': by then stdout and stderr are drained, so output() has the last lines
+  const exited = new Promise<number | null>(resolve => proc.once('close', (code, signal) => {
+    if (signal !== null) out += `\n[killed by ${signal}]`
+    resolve(code)
+  }))
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`daemon not ready in time:\n${out}`)) }, options.timeoutMs ?? 20_000)
     const check = (): void => {

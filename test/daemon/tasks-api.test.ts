@@ -1,0 +1,137 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { runCli, startDaemonProcess } from '../helpers/daemon.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { DaemonProcess } from '../helpers/daemon.js'
+
+const AGENT_MODULE = fileURLToPath(new URL('../fixtures/reverse-agent.mjs', import.meta.url))
+
+async function call (api: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> {
+  const res = await fetch(`${api}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body)
+  })
+  return { status: res.status, json: await res.json() }
+}
+
+describe('task API and CLI on real daemons', () => {
+  const tmp = useTmpDirs()
+  let dir: string
+  let a: DaemonProcess
+  let b: DaemonProcess
+
+  beforeAll(async () => {
+    const { mkdtemp } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-api-'))
+    const config = join(dir, 'config.json')
+    await writeFile(config, JSON.stringify({ tasks: FAST_TASKS }))
+    a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--config', config, '--agents', 'echo,sleep,fail'])
+    b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--config', config, '--bootstrap', a.addrs[0] as string, '--agents', 'none', '--agents-module', AGENT_MODULE])
+    expect(b.output()).toMatch(/^capabilities: text\.reverse$/m)
+    await waitFor(async () => (await call(a.api, 'GET', '/v1/capabilities')).json.capabilities.some((c: any) => c.name === 'text.reverse'), { what: 'a to see b\'s capability' })
+  })
+  afterAll(async () => {
+    a?.proc.kill('SIGKILL')
+    b?.proc.kill('SIGKILL')
+    const { rm } = await import('node:fs/promises')
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('submits (202, then 200 for the same idempotency key) and long-polls the result', async () => {
+    const first = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo', input: { n: 1 }, idempotencyKey: 'k1' })
+    expect(first.status).toBe(202)
+    expect(first.json.id).toMatch(/^[0-9a-f]{64}$/)
+    const again = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo', input: { n: 1 }, idempotencyKey: 'k1' })
+    expect(again).toEqual({ status: 200, json: { id: first.json.id } })
+    const result = await call(b.api, 'GET', `/v1/tasks/${String(first.json.id)}/result?wait=10000`)
+    expect(result).toEqual({ status: 200, json: { id: first.json.id, state: 'completed', result: { n: 1 } } })
+    const task = await call(b.api, 'GET', `/v1/tasks/${String(first.json.id)}`)
+    expect(task.json).toMatchObject({ state: 'completed', attempts: 1, executor: a.peerId, capability: 'echo' })
+    expect(task.json.createdAt).toBeLessThanOrEqual(task.json.finishedAt)
+  })
+
+  it('runs a user agent from --agents-module on the other node', async () => {
+    const { json } = await call(a.api, 'POST', '/v1/tasks', { capability: 'text.reverse', input: 'mesh' })
+    const result = await call(a.api, 'GET', `/v1/tasks/${String(json.id)}/result?wait=10000`)
+    expect(result.json).toMatchObject({ state: 'completed', result: 'hsem' })
+  })
+
+  it('accepts a capability nobody offers, with a warning, and answers 202 while it waits', async () => {
+    const { status, json } = await call(a.api, 'POST', '/v1/tasks', { capability: 'nobody.offers.this', input: null })
+    expect(status).toBe(202)
+    expect(json.warning).toMatch(/no live peer offers/)
+    const pending = await call(a.api, 'GET', `/v1/tasks/${String(json.id)}/result?wait=200`)
+    expect(pending).toMatchObject({ status: 202, json: { state: 'pending' } })
+  })
+
+  it.each([
+    ['not JSON', '{oops', 400],
+    ['no capability', { input: 1 }, 400],
+    ['a bad capability', { capability: 'has spaces', input: 1 }, 400],
+    ['an unknown field', { capability: 'echo', input: 1, priority: 9 }, 400],
+    ['a bad maxAttempts', { capability: 'echo', input: 1, maxAttempts: 0 }, 400],
+    ['an input over 1 MiB', { capability: 'echo', input: 'x'.repeat(1_100_000) }, 413],
+    ['a body over 2 MiB', { capability: 'echo', input: 'x'.repeat(2_200_000) }, 413]
+  ])('refuses %s with %i and a reason', async (_what, body, status) => {
+    const res = await call(a.api, 'POST', '/v1/tasks', body)
+    expect(res.status).toBe(status)
+    expect(res.json.error.message.length).toBeGreaterThan(5)
+    expect((await call(a.api, 'GET', '/v1/health')).json.ok).toBe(true)
+  })
+
+  it('answers 404 for an unknown task and 400 for a malformed id or filter', async () => {
+    expect((await call(a.api, 'GET', `/v1/tasks/${'a'.repeat(64)}`)).status).toBe(404)
+    expect((await call(a.api, 'GET', '/v1/tasks/not-an-id')).status).toBe(400)
+    expect((await call(a.api, 'GET', '/v1/tasks?state=bogus')).status).toBe(400)
+    expect((await call(a.api, 'POST', `/v1/tasks/${'b'.repeat(64)}/cancel`)).status).toBe(404)
+  })
+
+  it('lists with filters and cancels a running task', async () => {
+    const { json } = await call(a.api, 'POST', '/v1/tasks', { capability: 'sleep', input: { ms: 60_000 } })
+    await waitFor(async () => (await call(a.api, 'GET', `/v1/tasks/${String(json.id)}`)).json.state === 'running', { what: 'the sleep to start' })
+    const running = await call(a.api, 'GET', '/v1/tasks?state=running&capability=sleep')
+    expect(running.json.tasks.map((t: any) => t.id)).toContain(json.id)
+    expect(running.json.tasks[0].holder).toBe(a.peerId)
+    const canceled = await call(b.api, 'POST', `/v1/tasks/${String(json.id)}/cancel`)
+    expect(canceled.json).toEqual({ id: json.id, state: 'canceled' })
+    const limited = await call(a.api, 'GET', '/v1/tasks?limit=1')
+    expect(limited.json.tasks).toHaveLength(1)
+  })
+
+  it('drives the same through the CLI: submit --wait, @FILE input, task, tasks, cancel, dlq', async () => {
+    const textFile = join(await tmp(), 'text.txt')
+    await writeFile(textFile, 'one two two three three three')
+    const stats = await runCli(['submit', '--api', a.api, '--capability', 'echo', '--input', `@${textFile}`, '--wait'])
+    expect(stats.code).toBe(0)
+    expect(JSON.parse(stats.stdout)).toBe('one two two three three three')
+    const id = (await runCli(['submit', '--api', a.api, '--capability', 'echo', '--input', '[1,2]'])).stdout.trim()
+    expect(id).toMatch(/^[0-9a-f]{64}$/)
+    await waitFor(async () => JSON.parse((await runCli(['task', id, '--api', a.api])).stdout).state === 'completed', { what: 'the task to complete' })
+    const list = await runCli(['tasks', '--api', a.api, '--capability', 'echo'])
+    expect(list.stdout).toContain(id)
+    const failed = await runCli(['submit', '--api', a.api, '--capability', 'fail', '--input', '{"times":9}', '--max-attempts', '1', '--wait'])
+    expect(failed.code).toBe(1)
+    expect(failed.stderr).toMatch(/dead/)
+    const deadId = /task ([0-9a-f]{64})/.exec(failed.stderr)?.[1] as string
+    const dlq = await runCli(['dlq', 'list', '--api', b.api])
+    expect(dlq.stdout).toContain(deadId)
+    expect((await runCli(['dlq', 'redrive', deadId, '--api', a.api])).code).toBe(0)
+    await waitFor(async () => (await call(a.api, 'GET', `/v1/tasks/${deadId}`)).json.generation === 1 && (await call(a.api, 'GET', `/v1/tasks/${deadId}`)).json.state === 'dead', { what: 'the redriven task to die again' })
+    expect((await runCli(['dlq', 'drop', deadId, '--api', a.api])).code).toBe(0)
+    expect((await runCli(['dlq', 'list', '--api', a.api])).stdout).not.toContain(deadId)
+    const timedOut = await runCli(['submit', '--api', a.api, '--capability', 'sleep', '--input', '{"ms":60000}', '--wait', '--timeout', '300'])
+    expect(timedOut.code).toBe(3)
+    const sleepId = /task ([0-9a-f]{64}) (pending|running)/.exec(timedOut.stderr)?.[1] as string
+    const cancel = await runCli(['cancel', sleepId, '--api', b.api])
+    expect(cancel.stdout.trim()).toBe(`${sleepId} canceled`)
+    const bad = await runCli(['submit', '--api', a.api, '--capability', 'echo', '--input', '{not json'])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/not valid JSON/)
+  })
+})

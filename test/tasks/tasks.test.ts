@@ -1,0 +1,144 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { countWords } from '../../node/agents/basic.js'
+import { echoAgent, failAgent, sleepAgent } from '../../node/agents/basic.js'
+import { BUILTIN_AGENTS } from '../../node/agents/index.js'
+import { tasksTopic } from '../../protocols/gossip/index.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+describe('tasks over gossip', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('runs a task on the only node that offers its capability, and the submitter gets the result', async () => {
+    net = await createTestnet(3, {
+      baseDir: await tmp(),
+      perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 2 ? [echoAgent] : [sleepAgent] } })
+    })
+    await net.ready()
+    const [a, , c] = net.nodes
+    const { id, created } = await a!.tasks!.service.submit({ capability: 'echo', input: { hello: 'mesh' } })
+    expect(created).toBe(true)
+    const view = await a!.tasks!.service.waitFor(id, 10_000)
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.record.final?.peer).toBe(c!.peerId.toString())
+    expect(view.result?.value).toEqual({ hello: 'mesh' })
+  })
+
+  it('returns the existing task for a repeated idempotency key', async () => {
+    net = await createTestnet(2, { baseDir: await tmp(), tasks: FAST_TASKS })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const first = await s.submit({ capability: 'echo', input: 1, idempotencyKey: 'order-42' })
+    const second = await s.submit({ capability: 'echo', input: 1, idempotencyKey: 'order-42' })
+    expect(second).toEqual({ id: first.id, created: false })
+    const third = await s.submit({ capability: 'echo', input: 1 })
+    expect(third.id).not.toBe(first.id)
+  })
+
+  it('spreads mapreduce subtasks over several peers and matches a local count', async () => {
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: BUILTIN_AGENTS } })
+    await net.ready()
+    const text = Array.from({ length: 400 }, (_, i) => `word${i % 37} alpha beta${i % 5} gamma`).join(' ')
+    const s = net.nodes[1]!.tasks!.service
+    const { id } = await s.submit({ capability: 'mapreduce', input: { text, chunks: 12 } })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.record.final?.state).toBe('completed')
+    const result = view.result?.value as { counts: Record<string, number>, words: number }
+    expect(result.counts).toEqual(countWords(text))
+    const children = (await Promise.all(net.nodes.map(async n => n.tasks!.service.list({ parent: id }))))
+      .flat()
+      .filter((r, i, all) => all.findIndex(o => o.task.id === r.task.id) === i)
+    expect(children).toHaveLength(12)
+    const executors = new Set(children.map(r => r.final?.peer))
+    expect(executors.size).toBeGreaterThanOrEqual(2)
+  })
+
+  it('still runs a task whose announcement was lost (the pull path)', async () => {
+    net = await createTestnet(3, {
+      baseDir: await tmp(),
+      // re-announcement is pushed far out: only the pull path can bring the task to node 2
+      perNode: i => ({ tasks: { ...FAST_TASKS, reannounceBaseMs: 60_000, agents: i === 2 ? [echoAgent] : [] } })
+    })
+    await net.ready()
+    const submitter = net.nodes[0]!
+    const pubsub = submitter.libp2p.services.pubsub
+    const publish = pubsub.publish.bind(pubsub)
+    let dropped = 0
+    // composition, not a branch in node/: this node's announcements never leave it
+    pubsub.publish = async (topic: string, data?: Uint8Array) => {
+      if (topic === tasksTopic('default', 'echo')) { dropped++; return { recipients: [] } }
+      return publish(topic, data)
+    }
+    const { id } = await submitter.tasks!.service.submit({ capability: 'echo', input: 'lost' })
+    const view = await submitter.tasks!.service.waitFor(id, 10_000)
+    expect(dropped).toBe(1)
+    expect(view.record.final?.state).toBe('completed')
+    expect(net.nodes[2]!.tasks!.claimer.stats.pulledTasks).toBeGreaterThan(0)
+    expect(net.nodes[2]!.tasks!.claimer.stats.announcementsSeen).toBe(0)
+  })
+
+  it('retries a failing task with backoff until it succeeds', async () => {
+    net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [failAgent] } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'fail', input: { times: 2 }, maxAttempts: 3 })
+    const view = await s.waitFor(id, 10_000)
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.result?.value).toEqual({ attempt: 3 })
+    expect(view.record.attempts.map(a => a.outcome)).toEqual(['failed', 'failed', 'completed'])
+  })
+
+  it('dead-letters after maxAttempts, at once for UnrecoverableTaskError, and redrives', async () => {
+    net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [failAgent] } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const spent = await s.submit({ capability: 'fail', input: { times: 5 }, maxAttempts: 2 })
+    const fatal = await s.submit({ capability: 'fail', input: { times: 0, unrecoverable: true }, maxAttempts: 3 })
+    const deadSpent = await s.waitFor(spent.id, 10_000)
+    const deadFatal = await s.waitFor(fatal.id, 10_000)
+    expect(deadSpent.record.final).toMatchObject({ state: 'dead', reason: 'failed 2 of 2 attempts' })
+    expect(deadFatal.record.final?.state).toBe('dead')
+    expect(deadFatal.record.attempts).toHaveLength(1)
+    const other = net.nodes[1]!.tasks!.service
+    await waitFor(async () => (await other.deadLetters()).length === 2, { what: 'both in the other node\'s dead-letter list' })
+    const entry = (await other.deadLetters()).find(r => r.task.id === spent.id)
+    expect(entry?.attempts.map(a => a.error)).toEqual([expect.stringMatching(/failing attempt 1/), expect.stringMatching(/failing attempt 2/)])
+    await other.redrive(spent.id)
+    const again = await s.waitFor(spent.id, 10_000)
+    expect(again.record.final?.state).toBe('dead')
+    expect(again.record.generation).toBe(1)
+    expect(again.record.attempts).toHaveLength(4)
+    await other.drop(fatal.id)
+    expect((await other.deadLetters()).map(r => r.task.id)).toEqual([spent.id])
+  })
+
+  it('cancel aborts the running agent and the task is never retried', async () => {
+    net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [sleepAgent] } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'sleep', input: { ms: 30_000 } })
+    await waitFor(async () => (await s.get(id)).record.attempts.some(a => a.outcome === 'running'), { what: 'the task to start' })
+    const holder = net.nodes.find(n => n.tasks!.executor.running().includes(id))
+    expect(holder).toBeDefined()
+    const view = await s.cancel(id)
+    expect(view.record.final?.state).toBe('canceled')
+    await waitFor(() => !holder!.tasks!.executor.running().includes(id), { what: 'the holder to stop the agent' })
+    expect(holder!.tasks!.executor.stats.completed).toBe(0)
+    await expect(net.nodes[1]!.tasks!.replica.handleLease(net.nodes[1]!.peerId.toString(), { op: 'acquire', id, claimId: 'late', durationMs: 500 })).resolves.toMatchObject({ status: 'FINISHED', state: 'canceled' })
+  })
+
+  it('drops a peer from presence after three silent intervals', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: FAST_TASKS })
+    await net.ready()
+    const gone = net.nodes[2]!
+    await gone.stop()
+    const started = Date.now()
+    await waitFor(() => !net!.nodes[0]!.tasks!.presence.isLive(gone.peerId.toString()), { what: 'the stopped peer to drop out', timeoutMs: 5_000 })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(FAST_TASKS.presenceIntervalMs! * 2)
+  })
+})
