@@ -52,6 +52,10 @@ export interface AgentNodeInit {
   maxConnections?: number
   /** @default 32 */
   targetPeers?: number
+  /** delays of the DHT self-lookups after joining (see MeshJoiner). @default [1_000, 5_000, 20_000] */
+  dhtLookupDelaysMs?: number[]
+  /** @default 300_000 */
+  dhtLookupIntervalMs?: number
   /** @default 250 */
   bootstrapRetryBaseMs?: number
   /** @default 10_000 */
@@ -101,6 +105,8 @@ export class AgentNode {
       retryBaseMs: init.bootstrapRetryBaseMs,
       retryMaxMs: init.bootstrapRetryMaxMs,
       targetPeers: init.targetPeers,
+      lookupDelaysMs: init.dhtLookupDelaysMs,
+      lookupIntervalMs: init.dhtLookupIntervalMs,
       log: logger.forComponent('agentmesh:join')
     })
     if (init.tasks !== false) this.tasks = new TaskLayer({ libp2p, store, mesh: init.mesh, logger, privateKey }, init.tasks ?? {})

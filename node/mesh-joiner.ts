@@ -19,11 +19,13 @@ export interface MeshJoinerInit {
   targetPeers?: number
   /**
    * Delays of the DHT self-lookups after joining, then the period of the ones after. A lookup
-   * right at join can race the bootstrap peer's own, so a few follow early.
-   * @default [500, 2_000, 5_000, 15_000]
+   * right at join can race the bootstrap peer's own, so a few follow early. Each is a full DHT
+   * query: with many nodes in one process they dominate CPU, so they are few and skipped once the
+   * node has targetPeers connections.
+   * @default [1_000, 5_000, 20_000]
    */
   lookupDelaysMs?: number[]
-  /** @default 60_000 */
+  /** @default 300_000 */
   lookupIntervalMs?: number
   /** @default 10_000 */
   lookupTimeoutMs?: number
@@ -96,8 +98,8 @@ export class MeshJoiner {
 
   private scheduleLookup (): void {
     if (!this.running) return
-    const delays = this.init.lookupDelaysMs ?? [500, 2_000, 5_000, 15_000]
-    const delay = delays[this.lookups] ?? this.init.lookupIntervalMs ?? 60_000
+    const delays = this.init.lookupDelaysMs ?? [1_000, 5_000, 20_000]
+    const delay = delays[this.lookups] ?? this.init.lookupIntervalMs ?? 300_000
     this.lookupTimer = setTimeout(() => {
       this.lookups++
       void this.lookupSelf().finally(() => { this.scheduleLookup() })
@@ -106,7 +108,8 @@ export class MeshJoiner {
 
   /** A DHT query for our own key: its responses carry the peers near us, which we then dial. */
   private async lookupSelf (): Promise<void> {
-    if (this.libp2p.getConnections().length === 0) return
+    const connections = this.libp2p.getConnections().length
+    if (connections === 0 || connections >= (this.init.targetPeers ?? 32)) return
     try {
       const signal = AbortSignal.timeout(this.init.lookupTimeoutMs ?? 10_000)
       for await (const _ of this.libp2p.peerRouting.getClosestPeers(this.libp2p.peerId.toMultihash().bytes, { signal })) {

@@ -1,5 +1,6 @@
 import { resolveDaemonConfig } from '../daemon/config.js'
 import { startDaemon } from '../daemon/daemon.js'
+import type { Daemon } from '../daemon/daemon.js'
 import { errorLine, line } from './output.js'
 
 export interface NodeFlags {
@@ -23,29 +24,17 @@ export interface NodeFlags {
  */
 export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   const config = await resolveDaemonConfig(flags)
-  const daemon = await startDaemon(config)
-  line(`peer id: ${daemon.nodeFile.peerId}`)
-  for (const addr of daemon.nodeFile.addrs) line(`listening: ${addr}`)
-  line(`api: ${daemon.nodeFile.api}`)
-  line(`mesh: ${config.mesh}`)
-  const capabilities = daemon.node.tasks?.runtime.capabilities().map(c => c.name) ?? []
-  line(`capabilities: ${capabilities.length === 0 ? '(none)' : capabilities.join(', ')}`)
-  line('ready')
-
+  const stopTimeoutMs = flags.stopTimeoutMs ?? 5000
+  let daemon: Daemon | undefined
   let signals = 0
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++
-    if (signals > 1) {
-      errorLine(`second ${signal}: exiting now`)
-      process.exit(130)
-    }
+  const stop = (signal: string): void => {
     line(`${signal}: stopping`)
     const force = setTimeout(() => {
-      errorLine(`stop took over ${flags.stopTimeoutMs ?? 5000} ms: exiting now`)
+      errorLine(`stop took over ${stopTimeoutMs} ms: exiting now`)
       process.exit(1)
-    }, flags.stopTimeoutMs ?? 5000)
+    }, stopTimeoutMs)
     force.unref()
-    daemon.stop().then(() => {
+    ;(daemon?.stop() ?? Promise.resolve()).then(() => {
       line('stopped')
       process.exit(0)
     }, (err: Error) => {
@@ -53,6 +42,26 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
       process.exit(1)
     })
   }
+  // installed before anything is printed: a signal sent as soon as "ready" is read must find them
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++
+    if (signals > 1) {
+      errorLine(`second ${signal}: exiting now`)
+      process.exit(130)
+    }
+    // a signal during start-up is acted on once the start finished (or failed)
+    if (daemon !== undefined) stop(signal)
+  }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+
+  daemon = await startDaemon(config)
+  line(`peer id: ${daemon.nodeFile.peerId}`)
+  for (const addr of daemon.nodeFile.addrs) line(`listening: ${addr}`)
+  line(`api: ${daemon.nodeFile.api}`)
+  line(`mesh: ${config.mesh}`)
+  const capabilities = daemon.node.tasks?.runtime.capabilities().map(c => c.name) ?? []
+  line(`capabilities: ${capabilities.length === 0 ? '(none)' : capabilities.join(', ')}`)
+  if (signals > 0) return stop('signal during start-up')
+  line('ready')
 }

@@ -55,7 +55,15 @@ export class TaskLayer {
     const logger = (name: string) => host.logger.forComponent(name)
     this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS)
     this.gossip = new MeshGossip({ pubsub: host.libp2p.services.pubsub, privateKey: host.privateKey, peerId, log: logger('agentmesh:gossip') }, { mesh: host.mesh, maxInputBytes: options.maxInputBytes })
-    this.presence = new PresenceService({ gossip: this.gossip, pubsub: host.libp2p.services.pubsub, peerId, presenceTopic: presenceTopic(host.mesh), log: logger('agentmesh:presence') }, {
+    this.presence = new PresenceService({
+      gossip: this.gossip,
+      pubsub: host.libp2p.services.pubsub,
+      peerId,
+      presenceTopic: presenceTopic(host.mesh),
+      addresses: () => host.libp2p.getMultiaddrs(),
+      learnAddresses: async (peer, addrs) => { await host.libp2p.peerStore.merge(peer, { multiaddrs: addrs }) },
+      log: logger('agentmesh:presence')
+    }, {
       intervalMs: options.presenceIntervalMs,
       version: VERSION,
       capabilities: () => this.runtime.capabilities(),

@@ -69,6 +69,10 @@ export class TaskService {
     const o = this.c.options
     if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
     if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
+    const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
+    const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
     const size = byteLength(req.input)
     if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
     const submitter = this.c.peerId.toString()
@@ -82,8 +86,8 @@ export class TaskService {
       input: req.input,
       submitter,
       idempotencyKey: req.idempotencyKey,
-      maxAttempts: req.maxAttempts ?? o.defaultMaxAttempts,
-      timeoutMs: req.timeoutMs ?? o.defaultTimeoutMs,
+      maxAttempts,
+      timeoutMs,
       deadline: now + (req.deadlineMs ?? o.defaultDeadlineMs),
       parent: req.parent,
       now
@@ -102,7 +106,10 @@ export class TaskService {
     const answers = await Promise.allSettled(replicas.map(async peer => this.c.records(peer, { op: 'put', record, ...(result === undefined ? {} : { result }) })))
     const ok = answers.filter(a => a.status === 'fulfilled' && a.value?.status === 'OK').length
     if (!replicas.some(p => p.equals(this.c.peerId))) await this.c.replica.put(record, result)
-    if (ok < majority(replicas.length)) throw new QuorumUnavailableError(`task stored on ${ok} of ${replicas.length} replicas`)
+    if (ok < majority(replicas.length)) {
+      const reasons = answers.map(a => a.status === 'rejected' ? String(a.reason?.message ?? a.reason) : String(a.value?.status ?? 'no answer'))
+      throw new QuorumUnavailableError(`task stored on ${ok} of ${replicas.length} replicas (${reasons.join('; ')})`)
+    }
   }
 
   /** What this node knows, refreshed from the replica set unless it is already final here. */

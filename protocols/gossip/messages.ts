@@ -39,7 +39,9 @@ export const presenceSchema = z.object({
   version: z.string().max(64),
   intervalMs: z.number().int().positive(),
   capabilities: z.array(capabilityInfoSchema).max(256),
-  freeSlots: z.record(z.string(), z.number().int().nonnegative())
+  freeSlots: z.record(z.string(), z.number().int().nonnegative()),
+  /** where to dial the sender: replicas talk directly, and the DHT may not know them yet */
+  addrs: z.array(z.string().max(256)).max(16)
 }).strict()
 
 export type TaskAnnouncement = z.infer<typeof taskAnnouncementSchema>

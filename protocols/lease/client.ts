@@ -125,16 +125,26 @@ export class HeldLease {
     return this.controller.signal
   }
 
-  /** Stores the result on the replicas that granted; resolves once a majority accepted it. */
+  /**
+   * Completes in two phases: the replicas that granted keep the result (and hold the lease a little
+   * longer); once a majority kept it, they are told to commit. Resolves once a majority committed.
+   * A result kept by a minority never becomes final: that is what makes a late result harmless.
+   */
   async complete (result: unknown, size: number): Promise<void> {
     this.stopTimers()
-    const answers = await Promise.all([...this.grants.values()].map(async g =>
-      this.client.safeCall(g.peer, { op: 'complete', id: this.taskId, claimId: this.claimId, term: g.term, result: result as never, size })))
+    const grants = [...this.grants.values()]
+    const need = majority(this.replicas.length)
+    const kept = await Promise.all(grants.map(async g => ({ g, res: await this.client.safeCall(g.peer, { op: 'complete', id: this.taskId, claimId: this.claimId, term: g.term, result: result as never, size, durationMs: this.client.leaseMs }) })))
+    const ok = kept.filter(k => k.res.status === 'OK')
+    if (ok.length < need) {
+      this.done = true
+      if (kept.some(k => k.res.status === 'STALE_TERM' || k.res.status === 'FINISHED')) throw new StaleTermError(`result refused: ${ok.length} of ${this.replicas.length} replicas kept it`)
+      throw new QuorumUnavailableError(`result kept by ${ok.length} of ${this.replicas.length} replicas`)
+    }
+    const committed = await Promise.all(ok.map(async k => this.client.safeCall(k.g.peer, { op: 'commit', id: this.taskId, claimId: this.claimId, term: k.g.term })))
     this.done = true
-    const ok = answers.filter(a => a.status === 'OK').length
-    if (ok >= majority(this.replicas.length)) return
-    if (answers.some(a => a.status === 'STALE_TERM' || a.status === 'FINISHED')) throw new StaleTermError(`result refused: ${ok} of ${this.replicas.length} replicas accepted`)
-    throw new QuorumUnavailableError(`result stored on ${ok} of ${this.replicas.length} replicas`)
+    const n = committed.filter(c => c.status === 'OK').length
+    if (n < need) throw new StaleTermError(`result committed on ${n} of ${this.replicas.length} replicas`)
   }
 
   /** Reports a failed attempt; resolves with whether the task is now dead. */

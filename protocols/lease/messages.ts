@@ -7,7 +7,10 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('acquire'), ...claim, durationMs: z.number().int().min(1).max(3_600_000) }).strict(),
   z.object({ op: z.literal('renew'), ...claim, term: z.number().int().positive(), durationMs: z.number().int().min(1).max(3_600_000) }).strict(),
   z.object({ op: z.literal('release'), ...claim, term: z.number().int().positive(), ran: z.boolean() }).strict(),
-  z.object({ op: z.literal('complete'), ...claim, term: z.number().int().positive(), result: z.json(), size: z.number().int().nonnegative() }).strict(),
+  /** phase one of a completion: the replica keeps the result and holds the lease for the commit */
+  z.object({ op: z.literal('complete'), ...claim, term: z.number().int().positive(), result: z.json(), size: z.number().int().nonnegative(), durationMs: z.number().int().min(1).max(3_600_000) }).strict(),
+  /** phase two, sent once a majority kept the result: the task is completed */
+  z.object({ op: z.literal('commit'), ...claim, term: z.number().int().positive() }).strict(),
   z.object({ op: z.literal('fail'), ...claim, term: z.number().int().positive(), error: z.string().max(4096), unrecoverable: z.boolean() }).strict(),
   z.object({ op: z.literal('cancel'), id: taskIdSchema }).strict(),
   z.object({ op: z.literal('redrive'), id: taskIdSchema }).strict(),

@@ -1,6 +1,9 @@
 import type { CapabilityInfo, MeshGossip, Presence } from '../gossip/index.js'
 import type { GossipSub } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 export interface PresenceInit {
   /**
@@ -22,6 +25,10 @@ export interface PresenceComponents {
   gossip: MeshGossip
   pubsub: GossipSub
   peerId: PeerId
+  /** this node's own listen addresses, announced with its presence */
+  addresses: () => Multiaddr[]
+  /** learns where a peer listens (libp2p's peer store) */
+  learnAddresses: (peer: PeerId, addrs: Multiaddr[]) => Promise<void>
   presenceTopic: string
   log: Logger
 }
@@ -51,7 +58,10 @@ export class PresenceService {
     if (p.from === this.c.peerId.toString()) return
     const isNew = !this.peers.has(p.from)
     this.peers.set(p.from, { presence: p, lastSeen: Date.now() })
-    if (isNew) this.announceSoon()
+    if (isNew) {
+      this.announceSoon()
+      this.learn(p)
+    }
   }
 
   private readonly onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
@@ -118,6 +128,16 @@ export class PresenceService {
     this.peers.delete(peerId)
   }
 
+  private learn (p: Presence): void {
+    try {
+      // the envelope was signed by p.from, so these are the addresses that peer itself announced
+      const addrs = p.addrs.map(a => multiaddr(a))
+      this.c.learnAddresses(peerIdFromString(p.from), addrs).catch(err => { this.c.log('cannot store addresses of %s: %s', p.from, err.message) })
+    } catch (err: any) {
+      this.c.log('bad addresses from %s: %s', p.from, err.message)
+    }
+  }
+
   private async tick (): Promise<void> {
     if (!this.running) return
     await this.announce()
@@ -135,7 +155,8 @@ export class PresenceService {
       version: this.init.version,
       intervalMs: this.intervalMs,
       capabilities: this.init.capabilities(),
-      freeSlots: this.init.freeSlots()
+      freeSlots: this.init.freeSlots(),
+      addrs: this.c.addresses().slice(0, 16).map(a => a.toString())
     })
   }
 }

@@ -54,7 +54,11 @@ export class Replica {
     return this.lock.run(incoming.task.id, async () => {
       const existing = await this.store.getRecord(incoming.task.id)
       const merged = existing === undefined ? incoming : mergeRecords(existing, incoming)
-      if (result !== undefined && await this.store.getResult(incoming.task.id) === undefined) await this.store.putResult(incoming.task.id, result)
+      if (result !== undefined) {
+        const kept = await this.store.getResult(incoming.task.id)
+        // a kept result of a claim that did not win is replaced by the winner's
+        if (kept === undefined || (kept.claimId !== result.claimId && merged.final?.claimId === result.claimId)) await this.store.putResult(incoming.task.id, result)
+      }
       await this.save(merged)
       return merged
     })
@@ -65,7 +69,8 @@ export class Replica {
     // record read here always comes with its result
     const record = await this.store.getRecord(id)
     const result = await this.store.getResult(id)
-    return { record, result }
+    // a kept result counts only once its claim is the committed one
+    return { record, result: result !== undefined && record?.final?.claimId === result.claimId ? result : undefined }
   }
 
   /** Tasks this replica would grant a lease on now, for the pull path. */
@@ -146,7 +151,8 @@ export class Replica {
           await this.save(setAttempt(rec, req.claimId, req.ran ? { outcome: 'failed', endedAt: now, error: 'released by holder' } : { outcome: 'released', endedAt: now }))
           return { status: 'OK' }
         }
-        case 'complete': return this.complete(rec, stored, from, req.claimId, req.term, req.result, req.size, now)
+        case 'complete': return this.complete(rec, lease, from, req.claimId, req.term, req.result, req.size, req.durationMs, now)
+        case 'commit': return this.commit(rec, lease, from, req.claimId, req.term, now)
         case 'fail': {
           if (rec.final !== undefined) return { status: 'FINISHED', state: rec.final.state }
           if (stored?.claimId !== req.claimId || stored.term !== req.term || stored.holder !== from) return this.stale()
@@ -192,15 +198,29 @@ export class Replica {
     return { status: 'OK', term, expiresAt: granted.expiresAt }
   }
 
-  private async complete (rec: TaskRecord, stored: LeaseState | undefined, from: string, claimId: string, term: number, value: unknown, size: number, now: number): Promise<LeaseResponse> {
+  private async complete (rec: TaskRecord, lease: LeaseState | undefined, from: string, claimId: string, term: number, value: unknown, size: number, durationMs: number, now: number): Promise<LeaseResponse> {
+    if (rec.final?.state === 'completed' && rec.final.claimId === claimId) return { status: 'OK' }
+    if (rec.final !== undefined) {
+      // a late result from a superseded holder: refused like any stale term
+      this.stats.staleResults++
+      return { status: 'FINISHED', state: rec.final.state }
+    }
+    // only under a lease that is live by this replica's clock: after expiry a newer holder may exist
+    if (lease?.claimId !== claimId || lease.term !== term || lease.holder !== from) return this.stale()
+    await this.store.putResult(rec.task.id, { claimId, peer: from, value: value as StoredResult['value'], size, at: now })
+    // held on for the commit, so nobody is granted the task between the two phases
+    await this.store.putLease(rec.task.id, { ...lease, expiresAt: Math.max(lease.expiresAt ?? now, now + durationMs) })
+    return { status: 'OK' }
+  }
+
+  private async commit (rec: TaskRecord, lease: LeaseState | undefined, from: string, claimId: string, term: number, now: number): Promise<LeaseResponse> {
     if (rec.final?.state === 'completed' && rec.final.claimId === claimId) return { status: 'OK' }
     if (rec.final !== undefined) return { status: 'FINISHED', state: rec.final.state }
-    // the current term (even past its expiry, so long as nobody was granted a newer one), or stale
-    if (stored?.claimId !== claimId || stored.term !== term || stored.holder !== from) return this.stale()
-    await this.store.putResult(rec.task.id, { claimId, peer: from, value: value as StoredResult['value'], size, at: now })
-    await this.store.putLease(rec.task.id, { term: stored.term, maxTerm: stored.maxTerm })
+    const kept = await this.store.getResult(rec.task.id)
+    if (lease?.claimId !== claimId || lease.term !== term || lease.holder !== from || kept?.claimId !== claimId) return this.stale()
+    await this.store.putLease(rec.task.id, { term: lease.term, maxTerm: lease.maxTerm })
     const done = setAttempt(rec, claimId, { outcome: 'completed', endedAt: now })
-    await this.save({ ...done, final: { state: 'completed', at: now, generation: rec.generation, peer: from, claimId, resultSize: size } })
+    await this.save({ ...done, final: { state: 'completed', at: now, generation: rec.generation, peer: from, claimId, resultSize: kept.size } })
     this.stats.results++
     return { status: 'OK' }
   }

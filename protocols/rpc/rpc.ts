@@ -187,7 +187,11 @@ export class RpcEndpoint {
       if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError' || err?.name === 'StreamBufferError') {
         this.stats.badFrames++
         stream.abort(err)
+        return
       }
+      // the peer closed its side: finish our answers, then close ours, so the stream is freed
+      await writes
+      await stream.close().catch(() => { stream.abort(new Error('close failed')) })
     } finally {
       this.inbound.delete(stream)
     }

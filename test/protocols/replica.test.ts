@@ -70,14 +70,27 @@ describe.each(stores)('replica on the %s store', (_name, make) => {
     const wait = await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })
     clock = wait.notBefore as number
     expect(await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })).toMatchObject({ status: 'OK', term: 2 })
-    expect(await replica.handleLease(A, { op: 'complete', id, claimId: 'a1', term: 1, result: 'late', size: 6 })).toEqual({ status: 'STALE_TERM' })
-    expect(replica.stats.staleResults).toBe(1)
-    expect(await replica.handleLease(B, { op: 'complete', id, claimId: 'b1', term: 2, result: 'ok', size: 4 })).toEqual({ status: 'OK' })
-    expect(await replica.handleLease(B, { op: 'complete', id, claimId: 'b1', term: 2, result: 'ok', size: 4 })).toEqual({ status: 'OK' })
+    expect(await replica.handleLease(A, { op: 'complete', id, claimId: 'a1', term: 1, result: 'late', size: 6, durationMs: 500 })).toEqual({ status: 'STALE_TERM' })
+    expect(await replica.handleLease(A, { op: 'commit', id, claimId: 'a1', term: 1 })).toEqual({ status: 'STALE_TERM' })
+    expect(replica.stats.staleResults).toBe(2)
+    expect(await replica.handleLease(B, { op: 'complete', id, claimId: 'b1', term: 2, result: 'ok', size: 4, durationMs: 500 })).toEqual({ status: 'OK' })
+    // kept, not yet final: a result is final only once committed
+    expect((await replica.get(id)).result).toBeUndefined()
+    expect(await replica.handleLease(B, { op: 'commit', id, claimId: 'b1', term: 2 })).toEqual({ status: 'OK' })
+    expect(await replica.handleLease(B, { op: 'commit', id, claimId: 'b1', term: 2 })).toEqual({ status: 'OK' })
     const { record, result } = await replica.get(id)
     expect(stateOf(record!)).toBe('completed')
     expect(result?.value).toBe('ok')
     expect(await replica.handleLease(A, { op: 'acquire', id, claimId: 'a2', durationMs: 500 })).toMatchObject({ status: 'FINISHED', state: 'completed' })
+  })
+
+  it('refuses a result or a commit under a lease that lapsed by its own clock', async () => {
+    const { replica, id } = await setup()
+    await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })
+    expect(await replica.handleLease(A, { op: 'complete', id, claimId: 'a1', term: 1, result: 'r', size: 3, durationMs: 500 })).toEqual({ status: 'OK' })
+    clock += 600
+    expect(await replica.handleLease(A, { op: 'commit', id, claimId: 'a1', term: 1 })).toEqual({ status: 'STALE_TERM' })
+    expect(stateOf((await replica.get(id)).record!)).not.toBe('completed')
   })
 
   it('keeps its terms across a restart: no term is granted twice', async () => {

@@ -1,0 +1,101 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { startDaemonProcess } from '../helpers/daemon.js'
+import type { DaemonProcess } from '../helpers/daemon.js'
+
+const STUBBORN = fileURLToPath(new URL('../fixtures/stubborn-agent.mjs', import.meta.url))
+
+async function get (api: string, path: string): Promise<any> {
+  return (await fetch(`${api}${path}`)).json()
+}
+
+/** Three daemons on 127.0.0.1, B and C joined through A, all running `sleep` and `stubborn`. */
+async function threeDaemons (dir: string, leaseMs: number): Promise<DaemonProcess[]> {
+  const config = join(dir, 'config.json')
+  await writeFile(config, JSON.stringify({ tasks: { ...FAST_TASKS, leaseMs }, agents: ['sleep'], agentsModule: STUBBORN }))
+  const a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--config', config])
+  const rest = await Promise.all(['b', 'c'].map(async name => startDaemonProcess(['--data', join(dir, name), '--api', '127.0.0.1:0', '--config', config, '--bootstrap', a.addrs[0] as string])))
+  const all = [a, ...rest]
+  for (const d of all) {
+    await waitFor(async () => (await get(d.api, '/v1/capabilities')).capabilities.find((c: any) => c.name === 'stubborn')?.peers.length === 3, { what: 'every daemon to see all three', timeoutMs: 20_000 })
+  }
+  return all
+}
+
+describe('recovery across real processes', () => {
+  let dir: string | undefined
+  let daemons: DaemonProcess[] = []
+  afterEach(async () => {
+    for (const d of daemons) { d.proc.kill('SIGCONT'); d.proc.kill('SIGKILL') }
+    daemons = []
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('finishes a task on another peer after kill -9 of its holder, losing nothing', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-kill-'))
+    daemons = await threeDaemons(dir, 1_000)
+    const [a, b] = daemons as [DaemonProcess, DaemonProcess]
+    const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'sleep', input: { ms: 1_500 } }) })).json()
+    const holderId = await waitFor(async () => (await get(b.api, `/v1/tasks/${String(id)}`)).holder as string | undefined, { what: 'a holder' })
+    const holder = daemons.find(d => d.peerId === holderId) as DaemonProcess
+    const killedAt = Date.now()
+    holder.proc.kill('SIGKILL')
+    await holder.exited
+    const survivor = daemons.find(d => d !== holder) as DaemonProcess
+    const done = await waitFor(async () => {
+      const t = await get(survivor.api, `/v1/tasks/${String(id)}/result?wait=1000`)
+      return t.state === 'completed' ? t : undefined
+    }, { what: 'the task to finish elsewhere', timeoutMs: 20_000 })
+    expect(done.result).toEqual({ slept: 1_500 })
+    const task = await get(survivor.api, `/v1/tasks/${String(id)}`)
+    expect(task.executor).not.toBe(holderId)
+    expect(task.history.map((h: any) => h.outcome)).toEqual(['expired', 'completed'])
+    // readable on every survivor
+    for (const d of daemons.filter(x => x !== holder)) expect((await get(d.api, `/v1/tasks/${String(id)}/result`)).result).toEqual({ slept: 1_500 })
+    expect(Date.now() - killedAt).toBeLessThan(15_000)
+  })
+
+  it('refuses the late result of a holder paused past its lease (SIGSTOP/SIGCONT): exactly one result is accepted', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-pause-'))
+    daemons = await threeDaemons(dir, 2_000)
+    const [a] = daemons as [DaemonProcess]
+    const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'stubborn', input: { ms: 800 } }) })).json()
+    // ask every daemon: whichever holds the task will be frozen and stop answering
+    const holderId = await waitFor(async () => {
+      for (const d of daemons) {
+        const h = (await get(d.api, `/v1/tasks/${String(id)}`)).holder as string | undefined
+        if (h !== undefined) return h
+      }
+      return undefined
+    }, { what: 'a holder', intervalMs: 10 })
+    const paused = daemons.find(d => d.peerId === holderId) as DaemonProcess
+    // freeze it inside the agent, not between its claim and the agent's start
+    await waitFor(async () => (await get(paused.api, `/v1/tasks/${String(id)}`)).progress?.length > 0, { what: 'the agent to start', intervalMs: 10 })
+    paused.proc.kill('SIGSTOP')
+    const observer = daemons.find(d => d !== paused) as DaemonProcess
+    const done = await waitFor(async () => {
+      const t = await get(observer.api, `/v1/tasks/${String(id)}`)
+      return t.state === 'completed' ? t : undefined
+    }, { what: 'another peer to take over and finish', timeoutMs: 20_000 })
+    expect(done.executor).not.toBe(holderId)
+    paused.proc.kill('SIGCONT')
+    // the paused holder's agent finishes and reports under its old term: refused
+    await waitFor(async () => (await get(paused.api, '/v1/metrics')).executions.duplicateExecutions === 1, { what: 'the late result to be refused', timeoutMs: 15_000 }).catch(async err => {
+      throw new Error(`${String(err.message)}; paused node metrics: ${JSON.stringify(await get(paused.api, '/v1/metrics'))}`)
+    })
+    const refused = (await Promise.all(daemons.map(async d => (await get(d.api, '/v1/metrics')).replica.staleResults as number))).reduce((x, y) => x + y, 0)
+    expect(refused).toBeGreaterThanOrEqual(2)
+    for (const d of daemons) {
+      const t = await get(d.api, `/v1/tasks/${String(id)}`)
+      expect(t.state).toBe('completed')
+      expect(t.executor).toBe(done.executor)
+      expect(t.history.filter((h: any) => h.outcome === 'completed')).toHaveLength(1)
+      expect(t.result).toEqual(done.result)
+    }
+  })
+})

@@ -1,0 +1,144 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from '@libp2p/utils'
+import { afterEach, describe, expect, it } from 'vitest'
+import { LEASE_PROTOCOL, majority } from '../../protocols/lease/index.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { createRawPeer } from '../helpers/raw-peer.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+const NOBODY = 'race.nobody-runs-this'
+
+describe('quorum leases on real nodes', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('20 peers racing for the same tasks never hold overlapping majority leases', async () => {
+    net = await createTestnet(20, { baseDir: await tmp(), connectionMonitor: false, tasks: { ...FAST_TASKS, leaseMs: 300, presenceIntervalMs: 1_000, pullIntervalMs: 60_000, sweepIntervalMs: 60_000, rpcTimeoutMs: 15_000 } })
+    await net.ready(60_000)
+    const tasks = await Promise.all(Array.from({ length: 5 }, async (_, i) => (await net!.nodes[i]!.tasks!.service.submit({ capability: NOBODY, input: i, maxAttempts: 100 })).id))
+    // warm-up: open each peer's streams to the replicas first; opening ~200 streams at once on 2 cores is the slow part
+    for (const node of net.nodes) {
+      for (const id of tasks) {
+        const lease = await node.tasks!.leases.acquire(id, node.tasks!.replicaSets.for(id)).catch(() => undefined)
+        await lease?.release(false)
+      }
+    }
+    // holds[id]: when each holder got its majority, and when its lease ended by its own conservative
+    // clock: the release being sent, or the lease running out counted from when acquire was sent
+    const holds = new Map<string, Array<{ acquired: number, end: number, peer: number }>>()
+    const leaseMs = 300
+    let attempts = 0
+    let won = 0
+    // a fixed number of claims, not a fixed time: the figure must not depend on the machine's speed
+    const target = 1_500
+    await Promise.all(net.nodes.map(async (node, peer) => {
+      let round = 0
+      while (attempts < target) {
+        const id = tasks[(peer + round++) % tasks.length] as string
+        attempts++
+        const sent = Date.now()
+        try {
+          const lease = await node.tasks!.leases.acquire(id, node.tasks!.replicaSets.for(id))
+          const acquired = Date.now()
+          won++
+          await new Promise(resolve => setTimeout(resolve, (peer * 7 + round) % 15))
+          const end = Math.min(Date.now(), sent + leaseMs)
+          await lease.release(false)
+          holds.set(id, [...(holds.get(id) ?? []), { acquired, end, peer }])
+        } catch (err: any) {
+          expect(['LeaseDeniedError', 'QuorumUnavailableError']).toContain(err.name)
+        }
+      }
+    }))
+    expect(attempts).toBeGreaterThanOrEqual(target)
+    expect(won).toBeGreaterThan(100)
+    for (const [id, intervals] of holds) {
+      intervals.sort((a, b) => a.acquired - b.acquired)
+      for (let i = 1; i < intervals.length; i++) {
+        const prev = intervals[i - 1]!
+        const cur = intervals[i]!
+        expect(cur.acquired >= prev.end, `task ${id}: peer ${cur.peer} got a majority at ${cur.acquired} while peer ${prev.peer} held it until ${prev.end}`).toBe(true)
+      }
+    }
+  }, 180_000)
+
+  it('keeps claiming with one of three replicas down, and a restarted replica never reuses a term', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [] } })
+    await net.ready()
+    const [a, b] = net.nodes
+    const { id } = await a!.tasks!.service.submit({ capability: NOBODY, input: 'x' })
+    const replicas = a!.tasks!.replicaSets.for(id)
+    expect(replicas).toHaveLength(3)
+    const first = await a!.tasks!.leases.acquire(id, replicas)
+    const terms = [...first.grants.values()].map(g => g.term)
+    await first.release(false)
+    await net.nodes[2]!.stop()
+    // two of three still make a majority
+    const second = await b!.tasks!.leases.acquire(id, replicas)
+    expect(second.grants.size).toBe(majority(3))
+    await second.release(false)
+    const restarted = await net.restartNode(2, { tasks: { ...FAST_TASKS, agents: [] } })
+    await net.ready()
+    const stored = await restarted.store.leases.get(id)
+    expect(stored?.maxTerm).toBe(Math.max(...terms))
+    const third = await restarted.tasks!.leases.acquire(id, restarted.tasks!.replicaSets.for(id))
+    const restartedTerm = third.grants.get(restarted.peerId.toString())?.term
+    expect(restartedTerm).toBeGreaterThan(stored!.maxTerm)
+    await third.release(false)
+  })
+
+  it('sends a task nobody claims to the dead letters as unclaimed at its deadline', async () => {
+    net = await createTestnet(2, { baseDir: await tmp(), tasks: FAST_TASKS })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: NOBODY, input: 1, deadlineMs: 400 })
+    const view = await s.waitFor(id, 5_000)
+    expect(view.record.final).toMatchObject({ state: 'dead', reason: 'unclaimed' })
+    await waitFor(async () => (await net!.nodes[1]!.tasks!.service.deadLetters()).some(r => r.task.id === id), { what: 'the dead letter on the other node' })
+  })
+
+  it('answers garbage, unknown tasks, wrong holders and huge frames on the lease protocol with a status, and stays healthy', async () => {
+    net = await createTestnet(2, { transport: 'tcp', baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [] } })
+    await net.ready()
+    const node = net.nodes[0]!
+    const { id } = await node.tasks!.service.submit({ capability: NOBODY, input: 'held' })
+    const held = await node.tasks!.leases.acquire(id, node.tasks!.replicaSets.for(id))
+    const raw = await createRawPeer()
+    try {
+      await raw.dial(multiaddr(node.addrs()[0] as string))
+      const ask = async (body: unknown): Promise<any> => {
+        const stream = await raw.dialProtocol(node.peerId, LEASE_PROTOCOL)
+        const lp = lpStream(stream)
+        await lp.write(new TextEncoder().encode(JSON.stringify({ i: 1, b: body })))
+        const answer = JSON.parse(new TextDecoder().decode((await lp.read()).subarray())).b
+        await stream.close()
+        return answer
+      }
+      expect(await ask({ op: 'acquire', id: 'e'.repeat(64), claimId: 'x', durationMs: 500 })).toEqual({ status: 'UNKNOWN_TASK' })
+      expect(await ask({ op: 'acquire', id, claimId: 'thief', durationMs: 500 })).toMatchObject({ status: 'DENIED', holder: node.peerId.toString() })
+      expect(await ask({ op: 'renew', id, claimId: held.claimId, term: 1, durationMs: 500 })).toMatchObject({ status: 'DENIED' })
+      expect(await ask({ op: 'release', id, claimId: held.claimId, term: 1, ran: false })).toMatchObject({ status: 'DENIED' })
+      expect(await ask({ op: 'complete', id, claimId: held.claimId, term: 1, result: 'forged', size: 8, durationMs: 500 })).toEqual({ status: 'STALE_TERM' })
+      expect(await ask({ op: 'commit', id, claimId: held.claimId, term: 1 })).toEqual({ status: 'STALE_TERM' })
+      expect(await ask({ op: 'explode' })).toMatchObject({ status: 'ERROR' })
+      expect(await ask('just a string')).toMatchObject({ status: 'ERROR' })
+
+      const before = node.tasks!.stats().rpc as any
+      const garbage = await raw.dialProtocol(node.peerId, LEASE_PROTOCOL)
+      garbage.send(new TextEncoder().encode('\x05hello'))
+      const huge = await raw.dialProtocol(node.peerId, LEASE_PROTOCOL)
+      // a varint announcing a 1 GiB frame
+      huge.send(new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x04]))
+      await waitFor(() => (node.tasks!.stats().rpc as any).lease.badFrames >= before.lease.badFrames + 2, { what: 'both bad streams counted' })
+      // the holder's lease is intact and the node still answers
+      await expect(held.complete('real', 6)).resolves.toBeUndefined()
+      expect(node.libp2p.status).toBe('started')
+    } finally {
+      await raw.stop()
+    }
+  })
+})
