@@ -90,12 +90,14 @@ describe('recovery across real processes', () => {
     })
     const refused = (await Promise.all(daemons.map(async d => (await get(d.api, '/v1/metrics')).replica.staleResults as number))).reduce((x, y) => x + y, 0)
     expect(refused).toBeGreaterThanOrEqual(2)
+    const accepted = (await get(observer.api, `/v1/tasks/${String(id)}/result?wait=5000`)).result
+    expect(accepted).toEqual({ by: 'stubborn', attempt: 2 })
     for (const d of daemons) {
       const t = await get(d.api, `/v1/tasks/${String(id)}`)
       expect(t.state).toBe('completed')
       expect(t.executor).toBe(done.executor)
       expect(t.history.filter((h: any) => h.outcome === 'completed')).toHaveLength(1)
-      expect(t.result).toEqual(done.result)
+      expect((await get(d.api, `/v1/tasks/${String(id)}/result?wait=5000`)).result).toEqual(accepted)
     }
   })
 })
