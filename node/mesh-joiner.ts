@@ -35,8 +35,8 @@ export interface MeshJoinerInit {
 /**
  * Keeps a node in the mesh. Libp2p's bootstrap module neither retries nor dials /memory, so this
  * dials the bootstrap list with capped exponential backoff (and jitter, so restarted meshes do
- * not stampede one member) whenever the node has no connection at all, and dials the peers the DHT
- * discovers, which is how a node that bootstrapped from B comes to know A.
+ * not stampede one member) whenever the node is connected to none of them, and dials the peers
+ * the DHT discovers, which is how a node that bootstrapped from B comes to know A.
  */
 export class MeshJoiner {
   private readonly libp2p: Libp2p
@@ -76,21 +76,31 @@ export class MeshJoiner {
     this.timer = setTimeout(() => { void this.tick() }, delayMs)
   }
 
+  /**
+   * Dials the bootstrap peers unless connected to one of them: a node that lost them (a crash, a
+   * partition) keeps trying, with backoff, while it goes on working with whoever it still reaches.
+   */
   private async tick (): Promise<void> {
-    if (this.libp2p.getConnections().length > 0) {
+    const base = this.init.retryBaseMs ?? 250
+    const cap = this.init.retryMaxMs ?? 10_000
+    const connected = this.init.bootstrap.some(addr => {
+      const id = addr.getComponents().findLast(c => c.name === 'p2p')?.value
+      return id !== undefined && this.libp2p.getConnections().some(conn => conn.remotePeer.toString() === id)
+    })
+    if (connected) {
       this.failures = 0
+      this.schedule(cap)
       return
     }
     const results = await Promise.allSettled(this.init.bootstrap.map(async addr => this.libp2p.dial(addr)))
     if (!this.running) return
     if (results.some(r => r.status === 'fulfilled')) {
       this.failures = 0
+      this.schedule(cap)
       return
     }
     const reasons = results.map(r => r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : '')
     this.init.log('no bootstrap peer answered (attempt %d): %s', this.failures + 1, reasons.join('; '))
-    const base = this.init.retryBaseMs ?? 250
-    const cap = this.init.retryMaxMs ?? 10_000
     const delay = Math.min(cap, base * 2 ** this.failures)
     this.failures++
     this.schedule(delay / 2 + Math.random() * delay / 2)

@@ -39,6 +39,8 @@ export const taskOptionsSchema = z.object({
   reannounceBaseMs: ms,
   reannounceCapMs: ms,
   rpcTimeoutMs: ms,
+  antiEntropyIntervalMs: ms,
+  retentionMs: ms,
   syncWrites: z.boolean()
 }).partial().strict()
 

@@ -34,6 +34,10 @@ export class LevelReplicaStore implements ReplicaStore {
   async getResult (id: string): Promise<StoredResult | undefined> { return this.store.results.get(id) }
   async putResult (id: string, result: StoredResult): Promise<void> { await this.store.results.put(id, result, { sync: this.sync }) }
 
+  async deleteTask (id: string): Promise<void> {
+    await Promise.all([this.store.tasks.del(id), this.store.leases.del(id), this.store.results.del(id), this.store.deadLetters.del(id)])
+  }
+
   async * records (): AsyncIterable<TaskRecord> {
     for await (const [, record] of this.store.tasks.entries()) yield record
   }

@@ -42,6 +42,10 @@ export interface TaskLayerInit {
   reannounceCapMs?: number
   /** @default 5_000 */
   rpcTimeoutMs?: number
+  /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
+  antiEntropyIntervalMs?: number
+  /** completed and canceled records (and dropped dead letters) are deleted this long after they ended. @default 604_800_000 (7 days) */
+  retentionMs?: number
   /** fsync writes peers rely on. @default true */
   syncWrites?: boolean
 }
@@ -69,6 +73,8 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
     reannounceBaseMs: init.reannounceBaseMs ?? 2_000,
     reannounceCapMs: init.reannounceCapMs ?? 60_000,
     rpcTimeoutMs: init.rpcTimeoutMs ?? 5_000,
+    antiEntropyIntervalMs: init.antiEntropyIntervalMs ?? 30_000,
+    retentionMs: init.retentionMs ?? 7 * 24 * 3600_000,
     syncWrites: init.syncWrites ?? true
   }
 }

@@ -14,6 +14,9 @@ export class ReplicaSets {
   private readonly r: number
   private readonly kadIds = new Map<string, Buffer>()
   private readonly peerIds = new Map<string, PeerId>()
+  /** replica sets for the current view; dropped whenever the set of live peers changes */
+  private cache = new Map<string, PeerId[]>()
+  private cachedView = ''
 
   constructor (presence: PresenceService, replicationFactor: number) {
     this.presence = presence
@@ -25,10 +28,26 @@ export class ReplicaSets {
   }
 
   for (taskId: string): PeerId[] {
-    const target = createHash('sha256').update(Buffer.from(taskId, 'hex')).digest()
-    const ranked = this.presence.live().map(p => ({ id: p.peerId, d: xor(this.kadId(p.peerId), target) }))
-    ranked.sort((a, b) => Buffer.compare(a.d, b.d))
-    return ranked.slice(0, this.r).map(p => this.peerId(p.id))
+    const live = this.presence.live().map(p => p.peerId)
+    const view = live.sort().join(',')
+    if (view !== this.cachedView) {
+      this.cache = new Map()
+      this.cachedView = view
+    }
+    let set = this.cache.get(taskId)
+    if (set === undefined) {
+      const target = createHash('sha256').update(Buffer.from(taskId, 'hex')).digest()
+      const ranked = live.map(id => ({ id, d: xor(this.kadId(id), target) }))
+      ranked.sort((a, b) => Buffer.compare(a.d, b.d))
+      set = ranked.slice(0, this.r).map(p => this.peerId(p.id))
+      this.cache.set(taskId, set)
+    }
+    return set
+  }
+
+  /** Whether `peer` is in the task's replica set. */
+  includes (taskId: string, peer: string): boolean {
+    return this.for(taskId).some(p => p.toString() === peer)
   }
 
   private kadId (peerId: string): Buffer {

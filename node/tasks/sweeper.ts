@@ -14,7 +14,8 @@ interface Announced {
  * announcement was lost, or whose holder died, runs again.
  */
 export class Sweeper {
-  readonly stats = { sweeps: 0, reannounced: 0, deadNoticed: 0 }
+  readonly stats = { sweeps: 0, reannounced: 0, deadNoticed: 0, expired: 0 }
+  private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
   private readonly log: Logger
@@ -84,6 +85,11 @@ export class Sweeper {
       await this.c.gossip.announceTask(record.task)
     }
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
+    // retention walks every record: at most once a minute, or per retention period when that is shorter
+    if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
+      this.lastRetention = now
+      this.stats.expired += await this.c.replica.expireRetained()
+    }
   }
 
   private delay (count: number): number {

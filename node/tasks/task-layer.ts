@@ -8,6 +8,7 @@ import { BUILTIN_AGENTS } from '../agents/index.js'
 import { AgentRuntime } from '../runtime/runtime.js'
 import { LevelReplicaStore } from '../store/replica-store.js'
 import { VERSION } from '../version.js'
+import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
 import { Executor } from './executor.js'
 import { resolveTaskOptions } from './options.js'
@@ -45,6 +46,7 @@ export class TaskLayer {
   readonly claimer: Claimer
   readonly sweeper: Sweeper
   readonly replicaSets: ReplicaSets
+  readonly antiEntropy: AntiEntropy
   readonly handlerStats = { badRequests: 0 }
   private readonly leaseRpc: RpcEndpoint
   private readonly recordsRpc: RpcEndpoint
@@ -69,14 +71,15 @@ export class TaskLayer {
       capabilities: () => this.runtime.capabilities(),
       freeSlots: () => this.runtime.freeSlots()
     })
-    this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), { backoffBaseMs: options.backoffBaseMs, backoffCapMs: options.backoffCapMs, log: logger('agentmesh:replica') })
+    this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), { backoffBaseMs: options.backoffBaseMs, backoffCapMs: options.backoffCapMs, retentionMs: options.retentionMs, log: logger('agentmesh:replica') })
     const frame = options.maxInputBytes + options.maxResultBytes + 64 * 1024
     this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
-    this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
+    const recordsInit = { sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer) }
+    this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
     const leaseLocal = leaseHandler(this.replica, this.handlerStats)
-    const recordsLocal = recordsHandler(this.replica, this.handlerStats)
-    const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req) : this.recordsRpc.request(peer, req)
+    const recordsLocal = recordsHandler(this.replica, this.handlerStats, recordsInit)
+    const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
     this.leases = new LeaseClient({
       call: async (peer: PeerId, req: LeaseRequest) => (local(peer) ? leaseLocal(req, peerId) : this.leaseRpc.request(peer, req)) as Promise<LeaseResponse>,
@@ -93,6 +96,7 @@ export class TaskLayer {
     this.executor = new Executor(components, this.service)
     this.claimer = new Claimer(components, this.executor)
     this.sweeper = new Sweeper(components, this.service)
+    this.antiEntropy = new AntiEntropy(components)
     // a cancel seen in gossip aborts a local run at once, before its next renewal would say so
     this.gossip.addEventListener('notice', evt => {
       if (evt.detail.event === 'canceled') this.executor.abort(evt.detail.id, 'task canceled')
@@ -108,12 +112,14 @@ export class TaskLayer {
     this.service.start()
     this.claimer.start()
     this.sweeper.start()
+    this.antiEntropy.start()
   }
 
   async stop (): Promise<void> {
     this.executor.stop()
     await this.claimer.stop()
     await this.sweeper.stop()
+    await this.antiEntropy.stop()
     this.service.stop()
     this.presence.stop()
     this.gossip.stop()
@@ -131,6 +137,7 @@ export class TaskLayer {
       replica: { ...this.replica.stats, active: this.replica.active.size },
       leases: { ...this.leases.stats },
       sweeper: { ...this.sweeper.stats },
+      antiEntropy: { ...this.antiEntropy.stats },
       rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests }
     }
   }

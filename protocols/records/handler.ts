@@ -1,10 +1,17 @@
+import { bucketHashes, differingBuckets } from '../replica/digest.js'
 import { recordsRequestSchema } from './messages.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
+import type { PeerId } from '@libp2p/interface'
+
+export interface RecordsHandlerInit {
+  /** ids of the records this node holds that `peer` should hold too (both are in their replica set) */
+  sharedWith: (peer: string) => Iterable<string>
+}
 
 /** The server side of `/agentmesh/records/1.0.0`. */
-export function recordsHandler (replica: Replica, stats: HandlerStats) {
-  return async (body: unknown): Promise<unknown> => {
+export function recordsHandler (replica: Replica, stats: HandlerStats, init: RecordsHandlerInit) {
+  return async (body: unknown, from: PeerId): Promise<unknown> => {
     const parsed = recordsRequestSchema.safeParse(body)
     if (!parsed.success) {
       stats.badRequests++
@@ -18,6 +25,15 @@ export function recordsHandler (replica: Replica, stats: HandlerStats) {
       }
       case 'get': return { status: 'OK', ...await replica.get(req.id) }
       case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit) }
+      case 'digest': {
+        const mine = bucketHashes(init.sharedWith(from.toString()), id => replica.hashes.get(id))
+        return { status: 'OK', differ: differingBuckets(mine, req.buckets) }
+      }
+      case 'ids': return { status: 'OK', need: req.entries.filter(([id, hash]) => replica.hashes.get(id) !== hash).map(([id]) => id) }
+      case 'put-many': {
+        for (const item of req.items) await replica.put(item.record, item.result)
+        return { status: 'OK', stored: req.items.length }
+      }
     }
   }
 }

@@ -2,6 +2,7 @@ import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/consta
 import { currentAttempts, failedAttempts, mergeRecords } from '../task/record.js'
 import { KeyedMutex } from '../task/store.js'
 import { retryDelay } from './backoff.js'
+import { recordHash } from './digest.js'
 import type { LeaseRequest, LeaseResponse } from '../lease/messages.js'
 import type { Attempt, TaskRecord } from '../task/record.js'
 import type { Task } from '../task/schema.js'
@@ -15,6 +16,12 @@ export interface ReplicaInit {
   backoffCapMs?: number
   /** the replica's own clock: leases expire by it */
   now?: () => number
+  /**
+   * Completed and canceled tasks (and dead ones whose entry was dropped) are forgotten this long
+   * after they ended; a copy arriving later is not stored again.
+   * @default 604_800_000 (7 days)
+   */
+  retentionMs?: number
   log: Logger
 }
 
@@ -34,19 +41,50 @@ export class Replica {
   readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0 }
   /** ids of records without a final state: what sweeps look at */
   readonly active = new Set<string>()
+  /** a hash of each record's content, by id: anti-entropy compares these instead of records */
+  readonly hashes = new Map<string, string>()
   private readonly store: ReplicaStore
   private readonly lock = new KeyedMutex()
   private readonly backoff: { baseMs: number, capMs: number }
   private readonly now: () => number
+  private readonly retentionMs: number
 
   constructor (store: ReplicaStore, init: ReplicaInit) {
     this.store = store
     this.backoff = { baseMs: init.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, capMs: init.backoffCapMs ?? DEFAULT_BACKOFF_CAP_MS }
     this.now = init.now ?? Date.now
+    this.retentionMs = init.retentionMs ?? 7 * 24 * 3600_000
+  }
+
+  /** Past retention: a completed or canceled task, or a dead one whose entry was dropped. */
+  isExpired (record: TaskRecord, now = this.now()): boolean {
+    const f = record.final
+    if (f === undefined) return false
+    const ended = f.state === 'dead' ? ((record.droppedGeneration ?? -1) >= record.generation ? record.updatedAt : undefined) : f.at
+    return ended !== undefined && ended + this.retentionMs < now
+  }
+
+  /** Deletes every record past retention; returns how many. */
+  async expireRetained (): Promise<number> {
+    let n = 0
+    for (const id of [...this.hashes.keys()]) {
+      await this.lock.run(id, async () => {
+        const record = await this.store.getRecord(id)
+        if (record === undefined || !this.isExpired(record)) return
+        await this.store.deleteTask(id)
+        this.hashes.delete(id)
+        this.active.delete(id)
+        n++
+      })
+    }
+    return n
   }
 
   async load (): Promise<void> {
-    for await (const record of this.store.records()) if (record.final === undefined) this.active.add(record.task.id)
+    for await (const record of this.store.records()) {
+      if (record.final === undefined) this.active.add(record.task.id)
+      this.hashes.set(record.task.id, recordHash(record))
+    }
   }
 
   /** Merges a record in (a submit, a hand-off, a repair) and stores it durably. */
@@ -54,6 +92,8 @@ export class Replica {
     return this.lock.run(incoming.task.id, async () => {
       const existing = await this.store.getRecord(incoming.task.id)
       const merged = existing === undefined ? incoming : mergeRecords(existing, incoming)
+      // a copy of a task already forgotten (or about to be) is not stored again
+      if (this.isExpired(merged)) return merged
       if (result !== undefined) {
         const kept = await this.store.getResult(incoming.task.id)
         // a kept result of a claim that did not win is replaced by the winner's
@@ -249,6 +289,7 @@ export class Replica {
 
   private async save (record: TaskRecord): Promise<void> {
     await this.store.putRecord(record)
+    this.hashes.set(record.task.id, recordHash(record))
     if (record.final === undefined) this.active.add(record.task.id)
     else this.active.delete(record.task.id)
   }

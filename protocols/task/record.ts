@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { canonicalJson } from './canonical.js'
 import { peerIdSchema, taskSchema } from './schema.js'
 
 export const TASK_STATES = ['pending', 'running', 'completed', 'failed', 'canceled', 'dead'] as const
@@ -54,8 +55,16 @@ export function newRecord (task: TaskRecord['task'], now = Date.now()): TaskReco
 const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released: 1, expired: 2, failed: 3, completed: 4 }
 const FINAL_RANK: Record<FinalState['state'], number> = { dead: 0, canceled: 1, completed: 2 }
 
+/** A total order on otherwise equal candidates, so that merging never depends on argument order. */
+function tieBreak<T> (a: T, b: T): number {
+  const x = canonicalJson(a)
+  const y = canonicalJson(b)
+  return x < y ? -1 : x > y ? 1 : 0
+}
+
 function mergeAttempt (a: Attempt, b: Attempt): Attempt {
-  const winner = OUTCOME_RANK[b.outcome] > OUTCOME_RANK[a.outcome] ? b : a
+  const rank = OUTCOME_RANK[b.outcome] - OUTCOME_RANK[a.outcome]
+  const winner = rank > 0 ? b : rank < 0 ? a : (tieBreak(a, b) <= 0 ? a : b)
   return { ...winner, startedAt: Math.min(a.startedAt, b.startedAt) }
 }
 
@@ -68,7 +77,7 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
     attempts.set(attempt.claimId, seen === undefined ? attempt : mergeAttempt(seen, attempt))
   }
   const finals = [a.final, b.final].filter((f): f is FinalState => f !== undefined && (f.state !== 'dead' || f.generation === generation))
-  finals.sort((x, y) => FINAL_RANK[y.state] - FINAL_RANK[x.state] || x.at - y.at)
+  finals.sort((x, y) => FINAL_RANK[y.state] - FINAL_RANK[x.state] || x.at - y.at || tieBreak(x, y))
   const dropped = Math.max(a.droppedGeneration ?? -1, b.droppedGeneration ?? -1)
   const notBefore = a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
   return {

@@ -37,6 +37,8 @@ export interface ReplicaStore {
   putResult: (id: string, result: StoredResult) => Promise<void>
   /** every record, in id order */
   records: () => AsyncIterable<TaskRecord>
+  /** forgets a task: its record, lease and result (retention) */
+  deleteTask: (id: string) => Promise<void>
 }
 
 export class MemoryReplicaStore implements ReplicaStore {
@@ -50,6 +52,12 @@ export class MemoryReplicaStore implements ReplicaStore {
   async putLease (id: string, lease: LeaseState): Promise<void> { this.leaseMap.set(id, structuredClone(lease)) }
   async getResult (id: string): Promise<StoredResult | undefined> { return structuredClone(this.resultMap.get(id)) }
   async putResult (id: string, result: StoredResult): Promise<void> { this.resultMap.set(id, structuredClone(result)) }
+  async deleteTask (id: string): Promise<void> {
+    this.recordMap.delete(id)
+    this.leaseMap.delete(id)
+    this.resultMap.delete(id)
+  }
+
   async * records (): AsyncIterable<TaskRecord> {
     for (const id of [...this.recordMap.keys()].sort()) {
       const r = this.recordMap.get(id)

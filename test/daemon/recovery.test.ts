@@ -60,6 +60,23 @@ describe('recovery across real processes', () => {
     expect(Date.now() - killedAt).toBeLessThan(15_000)
   })
 
+  it('runs a task whose submitter was killed -9 right after the submit answered', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-submitter-'))
+    daemons = await threeDaemons(dir, 1_000)
+    const [a, b] = daemons as [DaemonProcess, DaemonProcess]
+    const res = await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'sleep', input: { ms: 200 } }) })
+    a.proc.kill('SIGKILL')
+    expect(res.status).toBe(202)
+    const { id } = await res.json()
+    await a.exited
+    const done = await waitFor(async () => {
+      const t = await get(b.api, `/v1/tasks/${String(id)}/result?wait=1000`)
+      return t.state === 'completed' ? t : undefined
+    }, { what: 'the task to run without its submitter', timeoutMs: 20_000 })
+    expect(done.result).toEqual({ slept: 200 })
+    expect((await get(daemons[2]!.api, `/v1/tasks/${String(id)}/result`)).result).toEqual({ slept: 200 })
+  })
+
   it('refuses the late result of a holder paused past its lease (SIGSTOP/SIGCONT): exactly one result is accepted', async () => {
     dir = await mkdtemp(join(tmpdir(), 'agentmesh-pause-'))
     daemons = await threeDaemons(dir, 2_000)

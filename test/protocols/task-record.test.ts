@@ -37,7 +37,9 @@ describe('record merge', () => {
   const failed: TaskRecord = { ...base, attempts: [{ claimId: 'c1', generation: 0, peer: PEER, startedAt: 2, endedAt: 3, outcome: 'failed', error: 'x' }], notBefore: 5, updatedAt: 3 }
   const retry: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, outcome: 'running' }], updatedAt: 6 }
   const completed: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, endedAt: 7, outcome: 'completed' }], final: { state: 'completed', at: 7, generation: 0, peer: OTHER, claimId: 'c2' }, updatedAt: 7 }
-  const all = [base, running, failed, retry, completed]
+  // the same completion seen by two replicas, each stamping its own clock
+  const completedElsewhere: TaskRecord = { ...completed, attempts: [{ ...completed.attempts[0]!, endedAt: 9 }], final: { ...completed.final!, at: 8, resultSize: 3 } }
+  const all = [base, running, failed, retry, completed, completedElsewhere]
 
   it('is commutative, associative and idempotent', () => {
     for (const a of all) {

@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto'
+import { canonicalJson } from '../task/canonical.js'
+import type { TaskRecord } from '../task/record.js'
+
+/**
+ * Digests for anti-entropy. Merged records converge to the same value, so two replicas agree on a
+ * record exactly when its hashes agree. Ids fall into 16 buckets by their first hex digit; a
+ * steady mesh compares 16 bucket hashes per pair of peers and sends nothing else.
+ */
+export function recordHash (record: TaskRecord): string {
+  return createHash('sha256').update(canonicalJson(record)).digest('hex').slice(0, 16)
+}
+
+export const bucketOf = (id: string): string => id.slice(0, 1)
+
+/** Hash of each bucket over the given ids (order-free: ids are sorted first). */
+export function bucketHashes (ids: Iterable<string>, hashOf: (id: string) => string | undefined): Record<string, string> {
+  const byBucket = new Map<string, string[]>()
+  for (const id of ids) {
+    const h = hashOf(id)
+    if (h === undefined) continue
+    const list = byBucket.get(bucketOf(id)) ?? []
+    list.push(`${id}:${h}`)
+    byBucket.set(bucketOf(id), list)
+  }
+  const out: Record<string, string> = {}
+  for (const [bucket, entries] of byBucket) out[bucket] = createHash('sha256').update(entries.sort().join('\n')).digest('hex').slice(0, 16)
+  return out
+}
+
+/** Buckets whose hash differs, or that only one side has. */
+export function differingBuckets (mine: Record<string, string>, theirs: Record<string, string>): string[] {
+  const all = new Set([...Object.keys(mine), ...Object.keys(theirs)])
+  return [...all].filter(b => mine[b] !== theirs[b]).sort()
+}
