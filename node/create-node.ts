@@ -50,6 +50,8 @@ export interface AgentNodeInit {
   connectionMonitor?: boolean
   /** @default 64 */
   maxConnections?: number
+  /** latency added on the memory transport, for the simulator. @default 0 */
+  memoryLatencyMs?: number
   /** @default 32 */
   targetPeers?: number
   /** delays of the DHT self-lookups after joining (see MeshJoiner). @default [1_000, 5_000, 20_000] */
@@ -165,6 +167,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       connectionGater: init.connectionGater,
       connectionMonitor: init.connectionMonitor ?? true,
       maxConnections: init.maxConnections ?? 64,
+      memoryLatencyMs: init.memoryLatencyMs,
       dhtQuerySelfIntervalMs: init.dhtQuerySelfIntervalMs ?? 300_000,
       gossipHeartbeatMs: init.gossipHeartbeatMs ?? 1_000,
       // twice the largest valid message (an input plus the envelope): an oversized message then

@@ -28,6 +28,8 @@ export interface Libp2pAssembly {
   connectionGater?: ConnectionGater
   connectionMonitor: boolean
   maxConnections: number
+  /** added to every frame on the memory transport (the simulator's slow links) */
+  memoryLatencyMs?: number
   dhtQuerySelfIntervalMs: number
   gossipHeartbeatMs: number
   /** largest gossip message accepted */
@@ -59,7 +61,7 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
   return {
     privateKey: a.privateKey,
     addresses: { listen: a.listen },
-    transports: usesMemory ? [tcp(), memory()] : [tcp()],
+    transports: usesMemory ? [tcp(), memory({ latency: a.memoryLatencyMs })] : [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionProtector: a.swarmKey === undefined ? undefined : preSharedKey({ psk: a.swarmKey }),

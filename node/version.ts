@@ -1,16 +1,12 @@
 import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { PACKAGE_ROOT } from './package-root.js'
 
-/** The package version, read once from package.json (found upward: source and dist differ in depth). */
+/** The package version, read once from package.json. */
 export const VERSION: string = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
-      if (pkg.name === 'agentmesh') return String(pkg.version)
-    } catch {}
-    dir = dirname(dir)
+  try {
+    return String(JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version)
+  } catch {
+    return '0.0.0'
   }
-  return '0.0.0'
 })()

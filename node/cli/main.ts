@@ -3,6 +3,7 @@ import { writeSwarmKey } from '../swarm-key.js'
 import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl } from './client.js'
 import { runNodeCommand } from './node-command.js'
+import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
 import { clientOptions } from './options.js'
 import { errorLine, json, line, table } from './output.js'
@@ -11,7 +12,7 @@ import type { ClientTarget } from './client.js'
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
 
 /** Errors the user can act on print one line; anything else is a bug and says so. */
-const USER_ERRORS = new Set(['InvalidConfigError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError'])
+const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError'])
 
 
 export function buildProgram (): Command {
@@ -69,6 +70,29 @@ export function buildProgram (): Command {
     })
 
   addTaskCommands(program)
+
+  const int = (flag: string) => (v: string): number => {
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < 0) throw Object.assign(new Error(`${flag} takes a whole number, got "${v}"`), { name: 'InvalidConfigError' })
+    return n
+  }
+  program.command('sim')
+    .description('run a local multi-node mesh under a workload and a fault scenario, and report')
+    .option('--nodes <n>', 'how many nodes (default: the scenario\'s, else 5)', int('--nodes'))
+    .option('--tasks <m>', 'how many tasks (default: the scenario\'s, else 100)', int('--tasks'))
+    .option('--workload <name>', 'echo, sleep, mapreduce or mixed')
+    .option('--rate <r>', 'tasks submitted per second', (v: string) => {
+      const n = Number(v)
+      if (!(n > 0)) throw Object.assign(new Error(`--rate takes a positive number, got "${v}"`), { name: 'InvalidConfigError' })
+      return n
+    })
+    .option('--scenario <name|file>', 'steady, crash, pause, partition, latency, churn, flood, demo, or a JSON file (default steady)')
+    .option('--seed <s>', 'the same seed gives the same workload and fault schedule (default 1)', int('--seed'))
+    .option('--transport <t>', 'memory or tcp, for nodes in one process (default memory)')
+    .option('--processes', 'real daemons as child processes instead of nodes in one process')
+    .option('--json <file>', 'write the report as JSON')
+    .option('--report <file>', 'write the report as one self-contained HTML file with charts')
+    .action(async (opts: Parameters<typeof runSimCommand>[0]) => { await runSimCommand(opts) })
   program.addOption(new Option('--debug', 'print stack traces of unexpected errors').hideHelp())
   return program
 }

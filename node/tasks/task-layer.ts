@@ -133,7 +133,7 @@ export class TaskLayer {
       gossipRejected: { ...this.gossip.rejected },
       tasks: { ...this.service.stats },
       claims: { ...this.claimer.stats },
-      executions: { ...this.executor.stats },
+      executions: { ...this.executor.stats, running: this.executor.running().length },
       replica: { ...this.replica.stats, active: this.replica.active.size },
       leases: { ...this.leases.stats },
       sweeper: { ...this.sweeper.stats },

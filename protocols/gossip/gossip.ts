@@ -67,7 +67,8 @@ export class MeshGossip extends TypedEventEmitter<MeshGossipEvents> {
     this.c.pubsub.removeEventListener('message', this.onMessage)
     for (const topic of this.topics.keys()) {
       this.c.pubsub.topicValidators.delete(topic)
-      this.c.pubsub.unsubscribe(topic)
+      // pubsub may already be stopped (the node's network went first)
+      try { this.c.pubsub.unsubscribe(topic) } catch {}
     }
     this.topics.clear()
   }

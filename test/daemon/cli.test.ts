@@ -2,9 +2,9 @@ import { createServer } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { runCli, startDaemonProcess } from '../helpers/daemon.js'
+import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
-import type { DaemonProcess } from '../helpers/daemon.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
 import type { Server } from 'node:net'
 
 /** One line naming the problem, a non-zero exit, and no stack trace. */

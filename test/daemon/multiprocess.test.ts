@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../../sim/wait.js'
-import { getJson, startDaemonProcess } from '../helpers/daemon.js'
+import { getJson, startDaemonProcess } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
-import type { DaemonProcess } from '../helpers/daemon.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
 
 const peersOf = async (d: DaemonProcess): Promise<string[]> =>
   (await getJson<{ peers: Array<{ peerId: string }> }>(`${d.api}/v1/peers`)).peers.map(p => p.peerId)

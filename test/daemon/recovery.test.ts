@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
-import { startDaemonProcess } from '../helpers/daemon.js'
-import type { DaemonProcess } from '../helpers/daemon.js'
+import { startDaemonProcess } from '../../sim/daemon-process.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
 
 const STUBBORN = fileURLToPath(new URL('../fixtures/stubborn-agent.mjs', import.meta.url))
 

@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
-import { runCli, startDaemonProcess } from '../helpers/daemon.js'
+import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
-import type { DaemonProcess } from '../helpers/daemon.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
 
 const AGENT_MODULE = fileURLToPath(new URL('../fixtures/reverse-agent.mjs', import.meta.url))
 

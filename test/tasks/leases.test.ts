@@ -5,7 +5,7 @@ import { LEASE_PROTOCOL, majority } from '../../protocols/lease/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
-import { createRawPeer } from '../helpers/raw-peer.js'
+import { createRawPeer } from '../../sim/raw-peer.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Testnet } from '../../sim/testnet.js'
 

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
-import type { NodeFile } from '../../node/daemon/daemon.js'
+import { join } from 'node:path'
+import { PACKAGE_ROOT } from '../node/package-root.js'
+import type { NodeFile } from '../node/daemon/daemon.js'
 import type { ChildProcess } from 'node:child_process'
 
-export const BIN = fileURLToPath(new URL('../../bin/agentmesh.js', import.meta.url))
+export const BIN = join(PACKAGE_ROOT, 'bin', 'agentmesh.js')
 
 export interface RunResult {
   code: number | null

@@ -1,0 +1,76 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import cliProgress from 'cli-progress'
+import { renderHtml } from '../../sim/html.js'
+import { summaryLines } from '../../sim/report.js'
+import { runSimulation } from '../../sim/runner.js'
+import { WORKLOADS, loadScenario } from '../../sim/scenario.js'
+import { InvalidConfigError } from '../errors.js'
+import { line } from './output.js'
+import type { SimReport } from '../../sim/report.js'
+import type { WorkloadName } from '../../sim/workload.js'
+
+export interface SimFlags {
+  nodes?: number
+  tasks?: number
+  workload?: string
+  rate?: number
+  scenario?: string
+  seed?: number
+  transport?: string
+  processes?: boolean
+  json?: string
+  report?: string
+}
+
+async function writeOut (path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true })
+  await writeFile(path, text)
+}
+
+/** `agentmesh sim`: a workload against many real nodes, faults from a scenario, a report at the end. */
+export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
+  const scenario = await loadScenario(flags.scenario ?? 'steady').catch(err => { throw new InvalidConfigError(err.message) })
+  const workload = (flags.workload ?? scenario.workload ?? 'echo') as WorkloadName
+  if (!(WORKLOADS as readonly string[]).includes(workload)) throw new InvalidConfigError(`--workload must be one of ${WORKLOADS.join(', ')}`)
+  const transport = flags.transport ?? 'memory'
+  if (transport !== 'memory' && transport !== 'tcp') throw new InvalidConfigError('--transport must be memory or tcp')
+  const nodes = flags.nodes ?? scenario.nodes ?? 5
+  const tasks = flags.tasks ?? scenario.tasks ?? 100
+  const rate = flags.rate ?? scenario.rate ?? 50
+  const seed = flags.seed ?? 1
+  const processes = flags.processes === true
+  line(`simulating "${scenario.name}": ${nodes} nodes ${processes ? 'as child processes' : `in one process (${transport})`}, ${tasks} ${workload} tasks at ${rate}/s, seed ${seed}`)
+  const bar = process.stderr.isTTY === true
+    ? new cliProgress.SingleBar({ format: 'tasks {bar} {value}/{total} | {rate}/s | live nodes {live} | {elapsed}s', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+    : undefined
+  const report = await runSimulation({
+    scenario,
+    nodes,
+    tasks,
+    workload,
+    rate,
+    seed,
+    transport,
+    processes,
+    onReady: live => {
+      line(`${live} nodes up; starting the workload`)
+      bar?.start(tasks, 0, { rate: 0, live, elapsed: 0 })
+    },
+    onFault: f => { if (bar === undefined) line(`fault at ${(f.at / 1000).toFixed(1)} s: ${f.kind}: ${f.detail}`) },
+    onProgress: p => bar?.update(p.done, { rate: Math.round(p.done / Math.max(0.001, p.elapsedMs / 1000)), live: p.live, elapsed: Math.round(p.elapsedMs / 1000) })
+  })
+  bar?.stop()
+  for (const l of summaryLines(report)) line(l)
+  line(report.note)
+  if (flags.json !== undefined) {
+    await writeOut(flags.json, JSON.stringify(report, null, 2))
+    line(`wrote ${flags.json}`)
+  }
+  if (flags.report !== undefined) {
+    await writeOut(flags.report, renderHtml(report))
+    line(`wrote ${flags.report}`)
+  }
+  if (report.invariants.some(i => !i.ok)) process.exitCode = 1
+  return report
+}

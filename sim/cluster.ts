@@ -1,0 +1,45 @@
+import type { TaskSpec } from './workload.js'
+
+export interface TaskOutcome {
+  state: string
+  result?: unknown
+  executor?: string
+  /** completed attempts in the record: more than one would break "one accepted result" */
+  completedAttempts: number
+}
+
+export interface NodeFigures {
+  index: number
+  peerId: string
+  alive: boolean
+  stats?: any
+}
+
+/** What the simulator drives: many real nodes, in one process or as child processes. */
+export interface Cluster {
+  readonly kind: 'in-process' | 'processes'
+  start: (n: number) => Promise<void>
+  live: () => number[]
+  peerIdOf: (index: number) => string
+  submit: (index: number, spec: TaskSpec) => Promise<string>
+  /** the task's state seen from a live node, waiting up to waitMs for it to finish */
+  outcome: (id: string, waitMs: number) => Promise<TaskOutcome | undefined>
+  /** a live node running at least one task, if any */
+  busyNode: () => Promise<number | undefined>
+  crash: (index: number) => Promise<void>
+  restart: (index: number) => Promise<void>
+  pause: (index: number, durationMs: number) => Promise<void>
+  partition: (groups: number[][], durationMs: number) => Promise<void>
+  setLoss: (fraction: number) => void
+  addNode: () => Promise<number>
+  removeNode: (index: number) => Promise<void>
+  flood: (messages: number) => Promise<number>
+  figures: () => Promise<NodeFigures[]>
+  edges: () => Array<[number, number]>
+  stop: () => Promise<void>
+}
+
+export class UnsupportedFaultError extends Error {
+  static override name = 'UnsupportedFaultError'
+  constructor (message: string) { super(message); this.name = 'UnsupportedFaultError' }
+}

@@ -1,0 +1,169 @@
+import type { Cluster, NodeFigures } from './cluster.js'
+import type { SimOptions } from './runner.js'
+
+export interface TaskTrace {
+  index: number
+  capability: string
+  id?: string
+  submittedAt: number
+  finishedAt?: number
+  state?: string
+  executor?: string
+  completedAttempts?: number
+  /** completed with a correct result */
+  ok: boolean
+}
+
+export interface FaultTrace {
+  at: number
+  kind: string
+  detail: string
+  node?: number
+  /** until every task unfinished at the fault had finished */
+  recoveryMs?: number
+}
+
+export interface Invariant {
+  name: string
+  ok: boolean
+  detail: string
+}
+
+export interface SimReport {
+  scenario: string
+  description?: string
+  seed: number
+  nodes: number
+  transport: string
+  processes: boolean
+  workload: string
+  rate: number
+  submitted: number
+  acknowledged: number
+  submitErrors: number
+  completed: number
+  dead: number
+  canceled: number
+  /** acknowledged tasks no live node knows at the end: must be 0 */
+  lost: number
+  unfinished: number
+  wrongResults: number
+  duplicateExecutions: number
+  abortedExecutions: number
+  staleResultsRefused: number
+  claimsDenied: number
+  gossipRejected: number
+  latencyMs: { p50: number, p95: number, p99: number, max: number }
+  throughputPerSec: number
+  durationMs: number
+  workPerNode: Array<{ index: number, peerId: string, alive: boolean, completed: number }>
+  faults: FaultTrace[]
+  timeline: Array<{ t: number, completed: number }>
+  latencies: number[]
+  mesh: { nodes: Array<{ index: number, alive: boolean }>, edges: Array<[number, number]> }
+  invariants: Invariant[]
+  note: string
+}
+
+export function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] as number
+}
+
+const sum = (figures: NodeFigures[], get: (s: any) => number | undefined): number =>
+  figures.reduce((n, f) => n + (get(f.stats) ?? 0), 0)
+
+export interface ReportInput {
+  options: SimOptions
+  cluster: Cluster
+  traces: TaskTrace[]
+  faults: FaultTrace[]
+  submitErrors: number
+  durationMs: number
+  nodeFigures: NodeFigures[]
+  edges: Array<[number, number]>
+}
+
+export function buildReport (r: ReportInput): SimReport {
+  const acked = r.traces.filter(t => t.id !== undefined)
+  const finished = acked.filter(t => t.finishedAt !== undefined)
+  const completed = finished.filter(t => t.state === 'completed')
+  const latencies = completed.map(t => (t.finishedAt as number) - t.submittedAt).sort((a, b) => a - b)
+  for (const f of r.faults) {
+    const open = acked.filter(t => t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
+    f.recoveryMs = open.length === 0 ? 0 : open.some(t => t.finishedAt === undefined) ? undefined : Math.max(...open.map(t => (t.finishedAt as number) - f.at))
+  }
+  const bucket = 250
+  const timeline: Array<{ t: number, completed: number }> = []
+  for (let t = 0; t <= r.durationMs + bucket; t += bucket) timeline.push({ t, completed: completed.filter(x => (x.finishedAt as number) <= t).length })
+  const byPeer = new Map<string, number>()
+  for (const t of completed) if (t.executor !== undefined) byPeer.set(t.executor, (byPeer.get(t.executor) ?? 0) + 1)
+  const lost = acked.filter(t => t.state === 'lost').length
+  const unfinished = acked.filter(t => t.finishedAt === undefined && t.state !== 'lost').length
+  const multiple = completed.filter(t => (t.completedAttempts ?? 0) > 1).length
+  const wrong = completed.filter(t => !t.ok).length
+  const invariants: Invariant[] = [
+    { name: 'no task lost', ok: lost === 0, detail: `${lost} acknowledged tasks unknown to every live node` },
+    { name: 'every task finished', ok: unfinished === 0, detail: `${unfinished} still pending or running at the end` },
+    { name: 'at most one accepted result per task', ok: multiple === 0, detail: `${multiple} tasks with more than one completed attempt` },
+    { name: 'every acknowledged result readable and correct', ok: wrong === 0, detail: `${wrong} completed tasks whose result was missing or wrong` }
+  ]
+  return {
+    scenario: r.options.scenario.name,
+    description: r.options.scenario.description,
+    seed: r.options.seed,
+    nodes: r.options.nodes,
+    transport: r.options.processes ? 'tcp' : r.options.transport,
+    processes: r.options.processes,
+    workload: r.options.workload,
+    rate: r.options.rate,
+    submitted: r.traces.length,
+    acknowledged: acked.length,
+    submitErrors: r.submitErrors,
+    completed: completed.length,
+    dead: finished.filter(t => t.state === 'dead').length,
+    canceled: finished.filter(t => t.state === 'canceled').length,
+    lost,
+    unfinished,
+    wrongResults: wrong,
+    duplicateExecutions: sum(r.nodeFigures, s => s?.executions?.duplicateExecutions),
+    abortedExecutions: sum(r.nodeFigures, s => s?.executions?.leaseLost),
+    staleResultsRefused: sum(r.nodeFigures, s => s?.replica?.staleResults),
+    claimsDenied: sum(r.nodeFigures, s => s?.claims?.claimsDenied),
+    gossipRejected: sum(r.nodeFigures, s => Object.values(s?.gossipRejected ?? {}).reduce((a: number, b) => a + Number(b), 0)),
+    latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies.at(-1) ?? 0 },
+    throughputPerSec: r.durationMs === 0 ? 0 : Math.round(completed.length / (r.durationMs / 1000) * 10) / 10,
+    durationMs: r.durationMs,
+    workPerNode: r.nodeFigures.map(f => ({ index: f.index, peerId: f.peerId, alive: f.alive, completed: byPeer.get(f.peerId) ?? 0 })),
+    faults: r.faults,
+    timeline,
+    latencies,
+    mesh: { nodes: r.nodeFigures.map(f => ({ index: f.index, alive: f.alive })), edges: r.edges },
+    invariants,
+    note: 'Timings are real (wall clock on this machine), so latency and recovery figures vary a little between runs with the same seed; the workload and the fault schedule do not.'
+  }
+}
+
+/** The summary as aligned text lines. */
+export function summaryLines (r: SimReport): string[] {
+  const rows: Array<[string, string]> = [
+    ['scenario', `${r.scenario} (seed ${r.seed}, ${r.nodes} nodes, ${r.processes ? 'child processes' : `one process, ${r.transport}`})`],
+    ['workload', `${r.workload}, ${r.submitted} tasks at ${r.rate}/s`],
+    ['submitted / acknowledged', `${r.submitted} / ${r.acknowledged}${r.submitErrors > 0 ? ` (${r.submitErrors} submits retried)` : ''}`],
+    ['completed / dead / canceled', `${r.completed} / ${r.dead} / ${r.canceled}`],
+    ['lost / unfinished', `${r.lost} / ${r.unfinished}`],
+    ['duplicate executions', `${r.duplicateExecutions} (results refused); ${r.abortedExecutions} aborted on lease loss`],
+    ['stale results refused', String(r.staleResultsRefused)],
+    ['claims denied (contention)', String(r.claimsDenied)],
+    ['gossip rejected', String(r.gossipRejected)],
+    ['latency p50 / p95 / p99', `${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} ms`],
+    ['throughput', `${r.throughputPerSec} tasks/s over ${(r.durationMs / 1000).toFixed(1)} s`],
+    ['work per node', r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}`).join(' ')]
+  ]
+  for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
+  const width = Math.max(...rows.map(([k]) => k.length))
+  const out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`)
+  out.push('')
+  for (const inv of r.invariants) out.push(`${inv.ok ? 'PASS' : 'FAIL'}  ${inv.name}${inv.ok ? '' : `: ${inv.detail}`}`)
+  return out
+}

@@ -1,0 +1,206 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { InProcessCluster } from './in-process.js'
+import { ProcessCluster } from './processes.js'
+import { buildReport } from './report.js'
+import { Rng } from './rng.js'
+import { makeWorkload } from './workload.js'
+import type { Cluster } from './cluster.js'
+import type { SimReport, TaskTrace, FaultTrace } from './report.js'
+import type { Fault, Scenario } from './scenario.js'
+import type { WorkloadName } from './workload.js'
+import type { TaskLayerInit } from '../node/tasks/options.js'
+
+export interface SimOptions {
+  scenario: Scenario
+  nodes: number
+  tasks: number
+  workload: WorkloadName
+  /** tasks submitted per second */
+  rate: number
+  seed: number
+  transport: 'memory' | 'tcp'
+  processes: boolean
+  /** called about every 250 ms while the run goes */
+  onProgress?: (p: { done: number, total: number, live: number, elapsedMs: number }) => void
+  /** how long to wait for stragglers after the last submit. @default 60_000 */
+  drainMs?: number
+  /** called when a fault is applied */
+  onFault?: (fault: FaultTrace) => void
+  /** called once the mesh is up, before the workload starts */
+  onReady?: (nodes: number) => void
+}
+
+/** Timers for a simulated mesh: quick enough to show recovery in seconds, calm enough for 50+ nodes in one process. */
+export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
+  const big = nodes > 20
+  return {
+    leaseMs,
+    presenceIntervalMs: big ? 3_000 : 500,
+    pullIntervalMs: big ? 3_000 : 500,
+    sweepIntervalMs: 250,
+    reannounceBaseMs: 1_000,
+    reannounceCapMs: 5_000,
+    backoffBaseMs: 200,
+    backoffCapMs: 2_000,
+    claimStaggerMs: 100,
+    antiEntropyIntervalMs: big ? 30_000 : 5_000,
+    rpcTimeoutMs: 10_000,
+    syncWrites: false
+  }
+}
+
+/**
+ * Runs a workload against a real mesh while the scenario's faults play out, then checks the
+ * invariants. The same seed gives the same tasks and the same fault schedule; timings are real.
+ */
+export async function runSimulation (o: SimOptions): Promise<SimReport> {
+  // separate streams, so the fault schedule does not shift with how submissions interleave
+  const rng = new Rng(o.seed)
+  const faultRng = new Rng(o.seed ^ 0xfa17)
+  const clusterRng = new Rng(o.seed ^ 0x1055)
+  const workload = makeWorkload(o.workload, o.tasks, new Rng(o.seed ^ 0x5eed))
+  const baseDir = await mkdtemp(join(tmpdir(), 'agentmesh-sim-'))
+  const taskOptions = simTaskOptions(o.nodes, o.scenario.leaseMs ?? 3_000)
+  const cluster: Cluster = o.processes
+    ? new ProcessCluster({ baseDir, tasks: taskOptions, rng: clusterRng })
+    : new InProcessCluster({ transport: o.transport, tasks: taskOptions, latencyMs: o.scenario.latencyMs, rng: clusterRng, baseDir })
+  const traces: TaskTrace[] = []
+  // timers a fault left behind (a restart, a heal): cleared when the run ends
+  const later = new Set<ReturnType<typeof setTimeout>>()
+  const after = (ms: number, fn: () => void): void => {
+    const t = setTimeout(() => { later.delete(t); fn() }, ms)
+    later.add(t)
+  }
+  const faults: FaultTrace[] = []
+  let submitErrors = 0
+  try {
+    await cluster.start(o.nodes)
+    o.onReady?.(cluster.live().length)
+    const t0 = Date.now()
+    const applied: Array<Promise<void>> = []
+    const timers = o.scenario.faults.map(fault => setTimeout(() => {
+      const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
+      faults.push(trace)
+      applied.push(applyFault(cluster, fault, faultRng, trace, after)
+        .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
+        .finally(() => { o.onFault?.(trace) }))
+    }, fault.at))
+    const progress = setInterval(() => {
+      o.onProgress?.({ done: traces.filter(t => t.finishedAt !== undefined).length, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
+    }, 250)
+    const waits: Array<Promise<void>> = []
+    const drainUntil = (): number => t0 + (o.tasks / o.rate) * 1000 + (o.drainMs ?? 60_000)
+    for (const [i, spec] of workload.entries()) {
+      const due = t0 + (i / o.rate) * 1000
+      if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
+      const trace: TaskTrace = { index: i, capability: spec.capability, submittedAt: Date.now() - t0, ok: false }
+      traces.push(trace)
+      // a submit answered by any node counts; a down node or a missing quorum is retried elsewhere
+      for (let attempt = 0; attempt < 5 && trace.id === undefined; attempt++) {
+        const live = cluster.live()
+        try {
+          trace.id = await cluster.submit(live[rng.int(0, live.length)] as number, spec)
+        } catch {
+          submitErrors++
+        }
+      }
+      if (trace.id === undefined) continue
+      waits.push(follow(cluster, trace, spec.check, t0, drainUntil))
+    }
+    await Promise.all(waits)
+    // the scenario's faults are part of the run, even those due after the last task finished
+    const lastFault = Math.max(0, ...o.scenario.faults.map(f => f.at))
+    if (Date.now() < t0 + lastFault) await new Promise(resolve => setTimeout(resolve, t0 + lastFault - Date.now() + 10))
+    await Promise.all(applied)
+    clearInterval(progress)
+    for (const timer of [...timers, ...later]) clearTimeout(timer)
+    const durationMs = Date.now() - t0
+    o.onProgress?.({ done: traces.filter(t => t.finishedAt !== undefined).length, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
+    return buildReport({ options: o, cluster, traces, faults, submitErrors, durationMs, nodeFigures: await cluster.figures(), edges: cluster.edges() })
+  } finally {
+    await cluster.stop()
+    await rm(baseDir, { recursive: true, force: true })
+  }
+}
+
+/** Waits for one task to finish, asking live nodes in turn, and records what it ended as. */
+async function follow (cluster: Cluster, trace: TaskTrace, check: (r: unknown) => boolean, t0: number, until: () => number): Promise<void> {
+  while (Date.now() < until()) {
+    if (cluster.live().length === 0) {
+      await new Promise(resolve => setTimeout(resolve, 200))
+      continue
+    }
+    const outcome = await cluster.outcome(trace.id as string, 2_000)
+    if (outcome === undefined || !['completed', 'dead', 'canceled'].includes(outcome.state)) continue
+    if (outcome.state === 'completed' && outcome.result === undefined) continue
+    trace.finishedAt = Date.now() - t0
+    trace.state = outcome.state
+    trace.executor = outcome.executor
+    trace.completedAttempts = outcome.completedAttempts
+    trace.ok = outcome.state === 'completed' && check(outcome.result)
+    return
+  }
+  // not finished in time: the last word on it, for the "lost" and "unfinished" counts
+  const last = cluster.live().length > 0 ? await cluster.outcome(trace.id as string, 0) : undefined
+  trace.state = last?.state ?? 'lost'
+}
+
+type After = (ms: number, fn: () => void) => void
+
+async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, after: After): Promise<void> {
+  const pick = async (ref: number | 'random' | 'holder'): Promise<number> => {
+    if (typeof ref === 'number') return ref
+    if (ref === 'holder') {
+      // a node running a task, if one turns up within a few seconds
+      const until = Date.now() + 3_000
+      while (Date.now() < until) {
+        const busy = await cluster.busyNode()
+        if (busy !== undefined) return busy
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+    }
+    const live = cluster.live()
+    return live[rng.int(0, live.length)] as number
+  }
+  switch (fault.kind) {
+    case 'crash': {
+      const i = await pick(fault.node)
+      trace.node = i
+      trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}`
+      await cluster.crash(i)
+      if (fault.restartAfterMs !== undefined) after(fault.restartAfterMs, () => { void cluster.restart(i).catch(() => {}) })
+      return
+    }
+    case 'pause': {
+      const i = await pick(fault.node)
+      trace.node = i
+      trace.detail = `node ${i} paused for ${fault.durationMs} ms`
+      return cluster.pause(i, fault.durationMs)
+    }
+    case 'partition':
+      trace.detail = `split ${fault.groups.map(g => `[${g.join(',')}]`).join(' | ')} for ${fault.durationMs} ms`
+      return cluster.partition(fault.groups, fault.durationMs)
+    case 'loss':
+      trace.detail = `${Math.round(fault.fraction * 100)}% of gossip dropped for ${fault.durationMs} ms`
+      cluster.setLoss(fault.fraction)
+      after(fault.durationMs, () => { cluster.setLoss(0) })
+      return
+    case 'churn': {
+      trace.detail = `a node leaves and one joins every ${fault.everyMs} ms for ${fault.durationMs} ms`
+      const end = Date.now() + fault.durationMs
+      while (Date.now() < end) {
+        const live = cluster.live().filter(i => i !== 0)
+        if (live.length > 1) await cluster.removeNode(live[rng.int(0, live.length)] as number)
+        await cluster.addNode()
+        await new Promise(resolve => setTimeout(resolve, fault.everyMs))
+      }
+      return
+    }
+    case 'flood': {
+      const sent = await cluster.flood(fault.messages)
+      trace.detail = `${sent} garbage messages published`
+    }
+  }
+}
