@@ -34,11 +34,13 @@ export interface SimOptions {
 
 /** Timers for a simulated mesh: quick enough to show recovery in seconds, calm enough for 50+ nodes in one process. */
 export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
-  const big = nodes > 20
+  // presence is n messages per interval, each verified by n peers: n² work shared by one process
+  const big = nodes > 8
   return {
     leaseMs,
-    presenceIntervalMs: big ? 3_000 : 500,
-    pullIntervalMs: big ? 3_000 : 500,
+    presenceIntervalMs: big ? Math.max(2_000, nodes * 100) : 500,
+    pullIntervalMs: big ? 2_000 : 500,
+    pullMinAgeMs: big ? 3_000 : 1_000,
     sweepIntervalMs: 250,
     reannounceBaseMs: 1_000,
     reannounceCapMs: 5_000,
@@ -97,17 +99,19 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
       const trace: TaskTrace = { index: i, capability: spec.capability, submittedAt: Date.now() - t0, ok: false }
       traces.push(trace)
-      // a submit answered by any node counts; a down node or a missing quorum is retried elsewhere
-      for (let attempt = 0; attempt < 5 && trace.id === undefined; attempt++) {
-        const live = cluster.live()
-        try {
-          trace.id = await cluster.submit(live[rng.int(0, live.length)] as number, spec)
-        } catch {
-          submitErrors++
+      // submits are not awaited one by one: the offered rate must not depend on how fast each answers
+      waits.push((async () => {
+        // a submit answered by any node counts; a down node or a missing quorum is retried elsewhere
+        for (let attempt = 0; attempt < 5 && trace.id === undefined; attempt++) {
+          const live = cluster.live()
+          try {
+            trace.id = await cluster.submit(live[rng.int(0, live.length)] as number, spec)
+          } catch {
+            submitErrors++
+          }
         }
-      }
-      if (trace.id === undefined) continue
-      waits.push(follow(cluster, trace, spec.check, t0, drainUntil))
+        if (trace.id !== undefined) await follow(cluster, trace, spec.check, t0, drainUntil)
+      })())
     }
     await Promise.all(waits)
     // the scenario's faults are part of the run, even those due after the last task finished

@@ -75,15 +75,24 @@ export class Claimer {
     clearTimeout(timer)
   }
 
-  /** Schedules a claim of `task` by this node's rank, if it can run it and it looks unclaimed. */
-  async consider (task: Task): Promise<void> {
+  /**
+   * Schedules a claim of `task` by this node's rank, if it can run it and it looks unclaimed. From
+   * an announcement only the first `claimRanks` peers try: with many capable peers a claim notice
+   * can arrive later than every stagger, and all of them racing is a storm of refused claims. A
+   * pulled task was claimable moments ago, so its puller tries whatever its rank (after the
+   * stagger of the last rank that tries anyway).
+   */
+  async consider (task: Task, pulled = false): Promise<void> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return
     if (this.scheduled.has(task.id) || this.inflight.has(task.id)) return
     const local = await this.c.replica.get(task.id)
     // every announced task is kept, so any node can answer for it
     if (local.record === undefined) await this.c.replica.put({ task, generation: 0, attempts: [], updatedAt: Date.now() })
     if (local.record?.final !== undefined) return
-    const delay = this.rank(task) * this.c.options.claimStaggerMs
+    const rank = this.rank(task)
+    const ranks = this.c.options.claimRanks
+    if (rank >= ranks && !pulled) return
+    const delay = Math.min(rank, ranks) * this.c.options.claimStaggerMs
     const timer = setTimeout(() => {
       this.scheduled.delete(task.id)
       const claiming = this.claim(task).finally(() => { this.inflight.delete(task.id) })
@@ -136,14 +145,17 @@ export class Claimer {
 
   /** The pull path: ask a few peers (and the local replica) for tasks they would lease now. */
   async pull (): Promise<void> {
-    const capabilities = this.c.runtime.capabilities().map(cap => cap.name)
     const free = this.c.runtime.freeSlots()
-    if (capabilities.length === 0 || Object.values(free).every(n => n <= 0)) return
+    // only what this node could run now: asking for more only makes claims that fail
+    const capabilities = this.c.runtime.capabilities().map(cap => cap.name).filter(name => (free[name] ?? 0) > 0)
+    const limit = Math.max(0, ...capabilities.map(name => free[name] ?? 0))
+    if (capabilities.length === 0 || limit === 0) return
     const others = this.c.presence.live().filter(p => !p.self)
     const picked = shuffle(others).slice(0, this.c.options.pullPeers).map(p => this.c.replicaSets.peerId(p.peerId))
+    const minAgeMs = this.c.options.pullMinAgeMs
     const lists = await Promise.allSettled([
-      this.c.replica.claimable(new Set(capabilities), 32),
-      ...picked.map(async peer => (await this.c.records(peer, { op: 'pending', capabilities, limit: 32 }))?.tasks as Task[] ?? [])
+      this.c.replica.claimable(new Set(capabilities), limit, minAgeMs),
+      ...picked.map(async peer => (await this.c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as Task[] ?? [])
     ])
     for (const list of lists) {
       if (list.status !== 'fulfilled') continue
@@ -152,7 +164,7 @@ export class Claimer {
         const parsed = taskSchema.safeParse(item)
         if (!parsed.success || !hasValidId(parsed.data)) continue
         this.stats.pulledTasks++
-        await this.consider(parsed.data)
+        await this.consider(parsed.data, true)
       }
     }
   }

@@ -62,7 +62,8 @@ export class Executor {
     const local = await this.c.replica.get(task.id)
     const generation = local.record?.generation ?? 0
     const attempt = (local.record === undefined ? 0 : failedAttempts(local.record)) + 1
-    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: 'running', generation, claimId: lease.claimId, peer: me })
+    // not gossiped: the replicas that granted the lease know the holder, and a third message per
+    // task costs every peer a signature check; only the local copy learns it now
     await this.tasks.applyNotice({ kind: 'notice', from: me, at: Date.now(), id: task.id, capability: task.capability, event: 'running', generation, claimId: lease.claimId, peer: me })
     const signal = AbortSignal.any([lease.signal, cancel.signal, AbortSignal.timeout(task.timeoutMs)])
     const events: ProgressEvent[] = []

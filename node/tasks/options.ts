@@ -30,10 +30,14 @@ export interface TaskLayerInit {
   presenceIntervalMs?: number
   /** each rank of the rendezvous order waits this much longer before claiming. @default 150 */
   claimStaggerMs?: number
+  /** how many of the first-ranked capable peers claim an announced task. @default 3 */
+  claimRanks?: number
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs?: number
   /** peers asked per pull. @default 2 */
   pullPeers?: number
+  /** the pull path takes tasks unchanged for this long: younger ones are the announcements' to claim. @default 2_000 */
+  pullMinAgeMs?: number
   /** @default 1_000 */
   sweepIntervalMs?: number
   /** first re-announcement of an unclaimed task; doubles up to reannounceCapMs. @default 2_000 */
@@ -67,8 +71,10 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
     maxInlineResultBytes: init.maxInlineResultBytes ?? 16_384,
     presenceIntervalMs: init.presenceIntervalMs ?? 2_000,
     claimStaggerMs: init.claimStaggerMs ?? 150,
+    claimRanks: init.claimRanks ?? 3,
     pullIntervalMs: init.pullIntervalMs ?? 2_000,
     pullPeers: init.pullPeers ?? 2,
+    pullMinAgeMs: init.pullMinAgeMs ?? 2_000,
     sweepIntervalMs: init.sweepIntervalMs ?? 1_000,
     reannounceBaseMs: init.reannounceBaseMs ?? 2_000,
     reannounceCapMs: init.reannounceCapMs ?? 60_000,

@@ -24,7 +24,7 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         return { status: 'OK' }
       }
       case 'get': return { status: 'OK', ...await replica.get(req.id) }
-      case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit) }
+      case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }
       case 'digest': {
         const mine = bucketHashes(init.sharedWith(from.toString()), id => replica.hashes.get(id))
         return { status: 'OK', differ: differingBuckets(mine, req.buckets) }

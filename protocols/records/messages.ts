@@ -10,7 +10,7 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('put'), record: taskRecordSchema, result: storedResultSchema.optional() }).strict(),
   z.object({ op: z.literal('get'), id: taskIdSchema }).strict(),
   /** tasks the replica would grant a lease on now: the pull path */
-  z.object({ op: z.literal('pending'), capabilities: z.array(capabilitySchema).max(256), limit: z.number().int().min(1).max(1000) }).strict(),
+  z.object({ op: z.literal('pending'), capabilities: z.array(capabilitySchema).max(256), limit: z.number().int().min(1).max(1000), minAgeMs: z.number().int().min(0).optional() }).strict(),
   /** anti-entropy, step one: bucket hashes over the records both peers should hold; answers the buckets that differ */
   z.object({ op: z.literal('digest'), buckets: z.record(z.string().regex(/^[0-9a-f]{1,4}$/), z.string().max(64)) }).strict(),
   /** step two: id and hash of each record in the differing buckets; answers the ids the receiver needs */

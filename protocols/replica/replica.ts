@@ -113,8 +113,11 @@ export class Replica {
     return { record, result: result !== undefined && record?.final?.claimId === result.claimId ? result : undefined }
   }
 
-  /** Tasks this replica would grant a lease on now, for the pull path. */
-  async claimable (capabilities: Set<string>, limit: number): Promise<Task[]> {
+  /**
+   * Tasks this replica would grant a lease on now, for the pull path; only those unchanged for
+   * `minAgeMs`, so the pull path picks up what announcements missed instead of racing them.
+   */
+  async claimable (capabilities: Set<string>, limit: number, minAgeMs = 0): Promise<Task[]> {
     const now = this.now()
     const out: Task[] = []
     for (const id of this.active) {
@@ -122,6 +125,7 @@ export class Replica {
       const [record, lease] = await Promise.all([this.store.getRecord(id), this.store.getLease(id)])
       if (record === undefined || record.final !== undefined || !capabilities.has(record.task.capability)) continue
       if (isLive(lease, now) || (record.notBefore ?? 0) > now) continue
+      if (Math.max(record.updatedAt, record.notBefore ?? 0) > now - minAgeMs) continue
       out.push(record.task)
     }
     return out

@@ -1,0 +1,166 @@
+/* `npm run bench`: the figures closing notes quote. Real nodes, real time; run on a quiet machine. */
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { echoAgent } from '../node/agents/basic.js'
+import { line, table } from '../node/cli/output.js'
+import { makeTask, newRecord } from '../protocols/task/index.js'
+import { startDaemonProcess } from './daemon-process.js'
+import { percentile } from './report.js'
+import { runSimulation } from './runner.js'
+import { loadScenario } from './scenario.js'
+import { createTestnet } from './testnet.js'
+import { waitFor } from './wait.js'
+import type { DaemonProcess } from './daemon-process.js'
+
+const rows: string[][] = []
+const add = (what: string, figure: string, note = ''): void => { rows.push([what, figure, note]); line(`  ${what}: ${figure} ${note}`) }
+const ms = (n: number): string => `${Math.round(n)} ms`
+
+async function throughput (nodes: number, tasks: number, rate: number): Promise<void> {
+  const r = await runSimulation({ scenario: await loadScenario('steady'), nodes, tasks, workload: 'echo', rate, seed: 1, transport: 'memory', processes: false })
+  add(`echo throughput, ${nodes} nodes`, `${r.throughputPerSec} tasks/s`, `(${tasks} tasks offered at ${rate}/s)`)
+  add(`echo latency p50/p99, ${nodes} nodes`, `${r.latencyMs.p50} / ${r.latencyMs.p99} ms`, 'submit to result seen by the submitter side')
+  add(`claims denied per task, ${nodes} nodes`, (r.claimsDenied / Math.max(1, r.completed)).toFixed(3), 'contention of the rendezvous ranking')
+}
+
+async function claimLatency (): Promise<void> {
+  const net = await createTestnet(5, { tasks: { agents: [], syncWrites: true, presenceIntervalMs: 500 } })
+  try {
+    await net.ready()
+    const node = net.nodes[0]!
+    const lat: number[] = []
+    for (let i = 0; i < 300; i++) {
+      const { id } = await node.tasks!.service.submit({ capability: 'bench.none', input: i })
+      const t = performance.now()
+      const lease = await node.tasks!.leases.acquire(id, node.tasks!.replicaSets.for(id))
+      lat.push(performance.now() - t)
+      await lease.release(false)
+    }
+    lat.sort((a, b) => a - b)
+    add('claim (majority lease) latency p50/p99, 5 nodes', `${percentile(lat, 50).toFixed(1)} / ${percentile(lat, 99).toFixed(1)} ms`, 'R=3, fsync on, streams open')
+  } finally {
+    await net.stop()
+  }
+}
+
+async function json (url: string, init?: RequestInit): Promise<any> { return (await fetch(url, init)).json() }
+
+async function reclaimAfterKill (): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'agentmesh-bench-'))
+  const config = join(dir, 'config.json')
+  await writeFile(config, JSON.stringify({ tasks: { leaseMs: 3_000, presenceIntervalMs: 500, pullIntervalMs: 500, sweepIntervalMs: 250, backoffBaseMs: 100, backoffCapMs: 500, reannounceBaseMs: 500 }, agents: ['sleep'] }))
+  const daemons: DaemonProcess[] = []
+  const start = async (name: string): Promise<DaemonProcess> => {
+    const boot = daemons.find(d => d.proc.exitCode === null && d.proc.signalCode === null)
+    const d = await startDaemonProcess(['--data', join(dir, name), '--api', '127.0.0.1:0', '--config', config, ...(boot === undefined ? [] : ['--bootstrap', boot.addrs[0] as string])])
+    daemons.push(d)
+    return d
+  }
+  try {
+    const t0 = Date.now()
+    for (const n of ['a', 'b', 'c', 'd']) await start(n)
+    const alive = (): DaemonProcess[] => daemons.filter(d => d.proc.exitCode === null && d.proc.signalCode === null)
+    for (const d of alive()) await waitFor(async () => (await json(`${d.api}/v1/peers`)).peers.length >= 3, { what: 'four daemons to see each other', timeoutMs: 30_000 })
+    add('four daemons see each other', ms(Date.now() - t0), 'from the first start')
+    const idle = alive()[0]!
+    const rss = Number(readFileSync(`/proc/${idle.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0)
+    // utime + stime, in clock ticks (100 a second on Linux)
+    const stat = (): number => { const f = readFileSync(`/proc/${idle.proc.pid}/stat`, 'utf8').split(' '); return Number(f[13]) + Number(f[14]) }
+    const c0 = stat()
+    await new Promise(resolve => setTimeout(resolve, 5_000))
+    const cpu = (stat() - c0) / 100 / 5 * 100
+    add('one daemon, idle in a 4-node mesh', `${Math.round(rss / 1024)} MiB RSS, ${cpu.toFixed(1)}% CPU`, 'of one core')
+    const reclaims: number[] = []
+    let kills = 0
+    for (let k = 0; k < 5; k++) {
+      const live = alive()
+      const api = live[0]!.api
+      const { id } = await json(`${api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'sleep', input: { ms: 8_000 } }) })
+      const holder = await waitFor(async () => {
+        for (const d of alive()) { const h = (await json(`${d.api}/v1/tasks/${String(id)}`)).holder; if (h !== undefined) return h as string }
+        return undefined
+      }, { what: 'a holder', intervalMs: 20 })
+      const victim = live.find(d => d.peerId === holder)!
+      const killedAt = Date.now()
+      victim.proc.kill('SIGKILL')
+      kills++
+      await victim.exited
+      const observer = alive()[0]!
+      await waitFor(async () => {
+        const t = await json(`${observer.api}/v1/tasks/${String(id)}`)
+        return t.holder !== undefined && t.holder !== holder
+      }, { what: 'the task to run elsewhere', intervalMs: 20, timeoutMs: 30_000 })
+      reclaims.push(Date.now() - killedAt)
+      await start(`${['a', 'b', 'c', 'd'][daemons.indexOf(victim) % 4]}-${k}`)
+      for (const d of alive()) await waitFor(async () => (await json(`${d.api}/v1/peers`)).peers.length >= 3, { what: 'the mesh to be whole again', timeoutMs: 30_000 })
+    }
+    reclaims.sort((a, b) => a - b)
+    add('kill -9 of a holder to the task running elsewhere, p50/p99', `${reclaims[Math.floor(reclaims.length / 2)]} / ${reclaims.at(-1)} ms`, `3 s lease, ${kills} kills`)
+    let duplicates = 0
+    let stale = 0
+    for (const d of alive()) { const m = await json(`${d.api}/v1/metrics`); duplicates += m.executions.duplicateExecutions; stale += m.replica.staleResults }
+    add('duplicate executions / stale results refused, under those kills', `${duplicates} / ${stale}`, 'survivors\' counters')
+  } finally {
+    for (const d of daemons) d.proc.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function antiEntropy (): Promise<void> {
+  const intervalMs = 10_000
+  const net = await createTestnet(10, { connectionMonitor: false, tasks: { agents: [echoAgent], syncWrites: false, presenceIntervalMs: 1_000, antiEntropyIntervalMs: intervalMs, pullIntervalMs: 5_000 } })
+  try {
+    await net.ready(60_000)
+    const submitter = net.nodes[0]!.peerId.toString()
+    // 10,000 completed tasks placed straight on their replica sets: the steady state after a busy day
+    for (let i = 0; i < 10_000; i++) {
+      const task = makeTask({ capability: 'echo', input: { i }, submitter, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 86_400_000 })
+      const record = { ...newRecord(task), attempts: [{ claimId: `c${i}`, generation: 0, peer: submitter, startedAt: 1, endedAt: 2, outcome: 'completed' as const }], final: { state: 'completed' as const, at: 2, generation: 0, peer: submitter, claimId: `c${i}`, resultSize: 9 } }
+      const result = { claimId: `c${i}`, peer: submitter, value: { i }, size: 9, at: 2 }
+      for (const peer of net.nodes[0]!.tasks!.replicaSets.for(task.id)) await net.nodes.find(n => n.peerId.equals(peer))!.tasks!.replica.put(record, result)
+    }
+    const sample = (): { messages: number, bytes: number } => net.nodes.reduce((acc, n) => ({ messages: acc.messages + n.tasks!.antiEntropy.stats.messages, bytes: acc.bytes + n.tasks!.antiEntropy.stats.bytes }), { messages: 0, bytes: 0 })
+    await new Promise(resolve => setTimeout(resolve, intervalMs + 1_000))
+    const a = sample()
+    await new Promise(resolve => setTimeout(resolve, 3 * intervalMs))
+    const b = sample()
+    const perMinute = 60_000 / (3 * intervalMs)
+    add('anti-entropy, steady 10-node mesh with 10,000 results', `${Math.round((b.messages - a.messages) * perMinute)} messages, ${Math.round((b.bytes - a.bytes) * perMinute / 1024)} KiB a minute`, `mesh-wide, one round every ${intervalMs / 1000} s`)
+    // repair: a node leaves; every record must be back on 3 live replicas
+    const gone = net.nodes[9]!
+    await gone.stop()
+    const lostAt = Date.now()
+    const holders = net.nodes.slice(0, 9)
+    await waitFor(() => {
+      const view = holders[0]!.tasks!.replicaSets
+      if (holders[0]!.tasks!.presence.isLive(gone.peerId.toString())) return false
+      for (const id of holders[0]!.tasks!.replica.hashes.keys()) {
+        const set = view.for(id)
+        if (!set.every(p => holders.find(n => n.peerId.equals(p))?.tasks!.replica.hashes.has(id) === true)) return false
+      }
+      // records held only by others count too
+      return holders.every(n => [...n.tasks!.replica.hashes.keys()].every(id => view.for(id).every(p => holders.find(h => h.peerId.equals(p))?.tasks!.replica.hashes.has(id) === true)))
+    }, { what: 'every record back on three live replicas', timeoutMs: 180_000, intervalMs: 500 })
+    add('repair after a node is lost (10 nodes, 10,000 results)', ms(Date.now() - lostAt), `presence expiry (3 s) + anti-entropy every ${intervalMs / 1000} s`)
+  } finally {
+    await net.stop()
+  }
+}
+
+async function bench (): Promise<void> {
+  line('agentmesh bench (2 cores; real nodes and real time: figures vary a little run to run)')
+  await throughput(5, 600, 300)
+  await throughput(20, 600, 300)
+  await claimLatency()
+  await reclaimAfterKill()
+  await antiEntropy()
+  line('')
+  table(['MEASURE', 'FIGURE', 'NOTE'], rows)
+}
+
+bench().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`)
+  process.exitCode = 1
+})
