@@ -34,6 +34,9 @@ export function buildProgram (): Command {
     .option('--config <file>', 'JSON config file with the same options (flags win)')
     .option('--agents <names>', 'comma-separated built-in agents to run, or "none" (default: all)')
     .option('--agents-module <path>', 'ES module exporting more agents (default export or `agents`)')
+    .option('--llm-base-url <url>', 'OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the OpenAI API)')
+    .option('--llm-model <name>', 'model for llm.chat, agent and plan (default: AGENTMESH_MODEL; none: no LLM agents)')
+    .option('--llm-api-key-file <file>', 'file holding the API key (default: OPENAI_API_KEY)')
     .action(runNodeCommand)
 
   program.command('keygen')

@@ -4,6 +4,9 @@ import type { Daemon } from '../daemon/daemon.js'
 import { errorLine, line } from './output.js'
 
 export interface NodeFlags {
+  llmBaseUrl?: string
+  llmModel?: string
+  llmApiKeyFile?: string
   agents?: string
   agentsModule?: string
   data?: string
@@ -62,6 +65,9 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   line(`mesh: ${config.mesh}`)
   const capabilities = daemon.node.tasks?.runtime.capabilities().map(c => c.name) ?? []
   line(`capabilities: ${capabilities.length === 0 ? '(none)' : capabilities.join(', ')}`)
+  line(daemon.llm === undefined
+    ? 'llm: off (no model configured: set AGENTMESH_MODEL or --llm-model to offer llm.chat, agent and plan)'
+    : `llm: ${daemon.llm.model} at ${daemon.llm.baseURL ?? 'the OpenAI API'}`)
   if (signals > 0) return stop('signal during start-up')
   line('ready')
 }

@@ -1,5 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import { BUILTIN_AGENTS } from '../agents/index.js'
+import { llmAgents } from '../llm/agents.js'
+import type { LlmConfig } from '../llm/config.js'
 import { InvalidConfigError } from '../errors.js'
 import { AgentRuntime } from '../runtime/runtime.js'
 import type { Agent } from '../runtime/agent.js'
@@ -8,14 +10,16 @@ import type { Agent } from '../runtime/agent.js'
  * The agents a daemon runs: the named built-ins (all by default, none for "none") and whatever an
  * agents module exports, as its default export or `agents` (one agent or an array).
  */
-export async function resolveAgents (names: string[] | undefined, modulePath: string | undefined): Promise<Agent[]> {
-  let agents: Agent[] = BUILTIN_AGENTS
+export async function resolveAgents (names: string[] | undefined, modulePath: string | undefined, llm?: LlmConfig): Promise<Agent[]> {
+  const available = [...BUILTIN_AGENTS, ...(llm === undefined ? [] : llmAgents(llm))]
+  let agents: Agent[] = available
   if (names !== undefined) {
     if (names.length === 1 && names[0] === 'none') agents = []
     else {
       agents = names.map(name => {
-        const agent = BUILTIN_AGENTS.find(a => a.name === name)
-        if (agent === undefined) throw new InvalidConfigError(`unknown agent "${name}"; built-in agents: ${BUILTIN_AGENTS.map(a => a.name).join(', ')}`)
+        const agent = available.find(a => a.name === name)
+        if (agent === undefined && ['llm.chat', 'agent', 'plan'].includes(name)) throw new InvalidConfigError(`agent "${name}" needs a model: set --llm-model (or AGENTMESH_MODEL)`)
+        if (agent === undefined) throw new InvalidConfigError(`unknown agent "${name}"; agents: ${available.map(a => a.name).join(', ')}`)
         return agent
       })
     }

@@ -57,6 +57,9 @@ export const daemonConfigSchema = z.object({
   /** built-in agents to run; ['none'] for none */
   agents: z.array(z.string().min(1)).optional(),
   agentsModule: z.string().min(1).optional(),
+  llmBaseUrl: z.string().min(1).optional(),
+  llmModel: z.string().min(1).optional(),
+  llmApiKeyFile: z.string().min(1).optional(),
   tasks: taskOptionsSchema.optional()
 }).strict()
 

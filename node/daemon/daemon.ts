@@ -4,6 +4,7 @@ import { ApiServer } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
 import { DataDirInUseError } from '../errors.js'
 import { readSwarmKey } from '../swarm-key.js'
+import { resolveLlmConfig } from '../llm/config.js'
 import { resolveAgents } from './agents.js'
 import { splitHostPort } from './config.js'
 import type { DaemonConfig } from './config.js'
@@ -20,6 +21,8 @@ export interface NodeFile {
 export const NODE_FILE = 'node.json'
 
 export interface Daemon {
+  /** the model the LLM agents use, if one is configured */
+  llm?: { model: string, baseURL?: string }
   node: AgentNode
   api: ApiServer
   nodeFile: NodeFile
@@ -32,7 +35,8 @@ export interface Daemon {
  */
 export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNodeInit> = {}): Promise<Daemon> {
   const swarmKey = config.swarmKey === undefined ? undefined : await readSwarmKey(config.swarmKey)
-  const agents = await resolveAgents(config.agents, config.agentsModule)
+  const llm = await resolveLlmConfig({ llmBaseUrl: config.llmBaseUrl, llmModel: config.llmModel, llmApiKeyFile: config.llmApiKeyFile })
+  const agents = await resolveAgents(config.agents, config.agentsModule, llm)
   let node: AgentNode
   try {
     node = await createAgentNode({
@@ -72,7 +76,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     })()
     return stopping
   }
-  return { node, api, nodeFile, stop }
+  return { node, api, nodeFile, stop, llm: llm === undefined ? undefined : { model: llm.model, baseURL: llm.baseURL } }
 }
 
 export async function readNodeFile (dataDir: string): Promise<NodeFile> {

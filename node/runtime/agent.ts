@@ -41,6 +41,12 @@ export interface AgentContext<I = unknown> {
   submit: (capability: string, input: unknown, options?: SubmitOptions) => Promise<unknown>
   /** the capabilities live on the mesh right now, for planners and tool-using agents */
   capabilities: () => CapabilityInfo[]
+  /**
+   * A durable step: the first time, runs `fn` and stores its (JSON) value with the task on a
+   * majority of its replica set; when another peer takes the task over, it gets the stored value
+   * instead of running `fn` again. Keys name steps; the same key must mean the same step.
+   */
+  step: <T>(key: string, fn: () => Promise<T>) => Promise<T>
 }
 
 export interface Agent<I = any> {

@@ -14,6 +14,9 @@ export interface ExecutorStats {
   /** executions whose result was refused: someone else's term was current (a duplicate execution) */
   duplicateExecutions: number
   leaseLost: number
+  /** durable agent steps run here, and replayed from the journal after a takeover */
+  stepsRun: number
+  stepsReplayed: number
 }
 
 export interface ProgressEvent {
@@ -27,7 +30,7 @@ export interface ProgressEvent {
  * set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
-  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0 }
+  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0 }
   /** recent progress of tasks run here, for the API */
   readonly progress = new Map<string, ProgressEvent[]>()
   private readonly c: TaskComponents
@@ -83,6 +86,7 @@ export class Executor {
             if (events.length > 100) events.shift()
           },
           submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options),
+          step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, key, fn),
           capabilities: () => this.liveCapabilities()
         })
       } catch (err: any) {
@@ -142,6 +146,24 @@ export class Executor {
     const notice = { id: task.id, capability: task.capability, event: dead ? 'dead' as const : 'failed' as const, generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096) }
     await this.tasks.applyNotice({ kind: 'notice', from: me, at: Date.now(), ...notice })
     await this.c.gossip.publishNotice(notice)
+  }
+
+  /** A durable step (see AgentContext.step): replayed from the journal, else run and journaled. */
+  private async step<T> (task: Task, key: string, fn: () => Promise<T>): Promise<T> {
+    const current = (await this.tasks.find(task.id))?.record
+    if (current?.journal !== undefined && key in current.journal) {
+      this.stats.stepsReplayed++
+      return current.journal[key] as T
+    }
+    const value = await fn()
+    const base = (await this.c.replica.get(task.id)).record ?? current
+    if (base !== undefined) {
+      const journaled = { ...base, journal: { ...base.journal, [key]: (value === undefined ? null : value) as never }, updatedAt: Date.now() }
+      // on a majority before the agent goes on: a takeover then finds it
+      await this.tasks.storeOnReplicas(journaled).catch(err => { this.log('step %s of %s not journaled on a majority: %s', key, task.id, err.message) })
+    }
+    this.stats.stepsRun++
+    return value
   }
 
   private async submitChild (parent: string, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}): Promise<unknown> {

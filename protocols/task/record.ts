@@ -41,6 +41,11 @@ export const taskRecordSchema = z.object({
   droppedGeneration: z.number().int().optional(),
   /** earliest time the next attempt may start (retry backoff) */
   notBefore: z.number().optional(),
+  /**
+   * Durable steps of the agent (model calls, tool results) by key: a peer that takes the task over
+   * replays them instead of doing them again.
+   */
+  journal: z.record(z.string().max(256), z.json()).optional(),
   updatedAt: z.number()
 }).strict()
 
@@ -80,6 +85,7 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   finals.sort((x, y) => FINAL_RANK[y.state] - FINAL_RANK[x.state] || x.at - y.at || tieBreak(x, y))
   const dropped = Math.max(a.droppedGeneration ?? -1, b.droppedGeneration ?? -1)
   const notBefore = a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
+  const journal = mergeJournals(a.journal, b.journal)
   return {
     task: a.task,
     generation,
@@ -87,8 +93,21 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
     ...(finals[0] === undefined ? {} : { final: finals[0] }),
     ...(dropped < 0 ? {} : { droppedGeneration: dropped }),
     ...(notBefore === undefined || notBefore === 0 ? {} : { notBefore }),
+    ...(journal === undefined ? {} : { journal }),
     updatedAt: Math.max(a.updatedAt, b.updatedAt)
   }
+}
+
+/** Union by key; two different values for one key (two holders raced) resolve the same way everywhere. */
+function mergeJournals (a?: TaskRecord['journal'], b?: TaskRecord['journal']): TaskRecord['journal'] {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  const out: NonNullable<TaskRecord['journal']> = { ...a }
+  for (const [key, value] of Object.entries(b)) {
+    const mine = out[key]
+    out[key] = mine === undefined || tieBreak(value, mine) < 0 ? value : mine
+  }
+  return Object.fromEntries(Object.entries(out).sort(([x], [y]) => x < y ? -1 : 1))
 }
 
 /** Attempts of the current generation that really started (not released partial claims). */

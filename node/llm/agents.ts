@@ -1,0 +1,133 @@
+import { z } from 'zod'
+import { UnrecoverableTaskError } from '../runtime/agent.js'
+import { BudgetExceededError, InvalidPlanError } from './errors.js'
+import { Model } from './model.js'
+import { parsePlan, runPlan } from './plan.js'
+import type { LlmConfig } from './config.js'
+import type { CapabilityInfo } from '../../protocols/gossip/index.js'
+import type { Agent, AgentContext } from '../runtime/agent.js'
+import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions'
+
+const messagesSchema = z.array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() })).min(1)
+const promptOrMessages = {
+  prompt: z.string().min(1).optional(),
+  messages: messagesSchema.optional(),
+  model: z.string().optional()
+}
+const chatInput = z.object({ ...promptOrMessages, temperature: z.number().min(0).max(2).optional(), maxTokens: z.number().int().positive().optional() })
+  .refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
+const agentInput = z.object({ ...promptOrMessages, maxSteps: z.number().int().min(1).max(50).optional(), tools: z.array(z.string()).optional() })
+  .refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
+const planInput = z.object({ goal: z.string().min(1), model: z.string().optional() })
+
+function toMessages (input: { prompt?: string, messages?: Array<{ role: string, content: string }> }, system?: string): ChatCompletionMessageParam[] {
+  const base = (input.messages ?? [{ role: 'user', content: input.prompt as string }]) as ChatCompletionMessageParam[]
+  return system === undefined ? base : [{ role: 'system', content: system }, ...base]
+}
+
+/** Tool names the API accepts ([A-Za-z0-9_-], 64 at most) for capability names (which may hold dots). */
+export const toolName = (capability: string): string => capability.replace(/\./g, '__')
+
+/** The mesh's live capabilities as tools; the planners themselves are left out, so an agent cannot recurse into one. */
+export function meshTools (capabilities: CapabilityInfo[], only?: string[]): { tools: ChatCompletionTool[], byName: Map<string, string> } {
+  const usable = capabilities.filter(c => !['agent', 'plan'].includes(c.name) && (only === undefined || only.includes(c.name)))
+  const byName = new Map(usable.map(c => [toolName(c.name), c.name]))
+  const tools: ChatCompletionTool[] = usable.map(c => ({
+    type: 'function',
+    function: { name: toolName(c.name), description: c.description ?? c.name, parameters: (c.inputSchema ?? { type: 'object', additionalProperties: true }) as Record<string, unknown> }
+  }))
+  return { tools, byName }
+}
+
+/**
+ * The LLM agents of a node with a model configured: `llm.chat`, `agent` (a tool-using loop whose
+ * tools are the mesh's capabilities, each call a subtask any capable peer may run) and `plan` (a
+ * DAG of steps from the model, run on the mesh in dependency order). Every model call and tool
+ * result is a durable step: a peer that takes a task over resumes from the journal.
+ */
+export function llmAgents (config: LlmConfig): Agent[] {
+  const model = new Model(config)
+  const chat: Agent<z.infer<typeof chatInput>> = {
+    name: 'llm.chat',
+    capabilities: [{ name: 'llm.chat', description: `a chat completion from ${config.model}: {prompt | messages, temperature?, maxTokens?} gives {text, usage}` }],
+    concurrency: 4,
+    inputSchema: chatInput,
+    run: async ctx => {
+      const reply = await model.call(ctx, 'chat', { messages: toMessages(ctx.input), model: ctx.input.model, temperature: ctx.input.temperature, maxTokens: ctx.input.maxTokens }, { used: 0 }, token => ctx.progress({ token }))
+      return { text: reply.content, usage: reply.usage }
+    }
+  }
+  const agent: Agent<z.infer<typeof agentInput>> = {
+    name: 'agent',
+    capabilities: [{ name: 'agent', description: 'a tool-using agent: the mesh\'s capabilities are its tools; {prompt | messages, maxSteps?, tools?} gives {text, steps, toolCalls}' }],
+    concurrency: 2,
+    inputSchema: agentInput,
+    run: async ctx => runAgent(ctx, model, config)
+  }
+  const plan: Agent<z.infer<typeof planInput>> = {
+    name: 'plan',
+    capabilities: [{ name: 'plan', description: 'a planner: the model writes a DAG of steps over the mesh\'s capabilities, the steps run on the mesh; {goal} gives {plan, results}' }],
+    concurrency: 2,
+    inputSchema: planInput,
+    run: async ctx => {
+      const budget = { used: 0 }
+      const caps = ctx.capabilities().filter(c => !['agent', 'plan'].includes(c.name))
+      const system = 'You plan work for a mesh of agents. Reply with JSON only: {"steps":[{"id":"a","capability":"<one of the capabilities>","input":<JSON>,"dependsOn":["<ids>"]}]}. ' +
+        'A string "$ref:<id>" anywhere in an input is replaced by that step\'s result. Capabilities: ' +
+        JSON.stringify(caps.map(c => ({ name: c.name, description: c.description, inputSchema: c.inputSchema })))
+      const messages: ChatCompletionMessageParam[] = [{ role: 'system', content: system }, { role: 'user', content: ctx.input.goal }]
+      const first = await model.call(ctx, 'plan:0', { messages, model: ctx.input.model }, budget)
+      let parsed = parsePlan(first.content, new Set(caps.map(c => c.name)))
+      if (!parsed.ok) {
+        // one repair round, told what was wrong
+        ctx.log('plan invalid, asking for a repair: %s', parsed.error)
+        const repair = await model.call(ctx, 'plan:1', { messages: [...messages, { role: 'assistant', content: first.content }, { role: 'user', content: `That plan is invalid: ${parsed.error}. Reply with the corrected JSON only.` }], model: ctx.input.model }, budget)
+        parsed = parsePlan(repair.content, new Set(caps.map(c => c.name)))
+        if (!parsed.ok) throw new InvalidPlanError(`the model's plan is invalid after one repair: ${parsed.error}`)
+      }
+      const results = await runPlan(ctx, parsed.plan)
+      return { plan: parsed.plan.steps, results, usage: budget.used }
+    }
+  }
+  return [chat, agent, plan]
+}
+
+async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: Model, config: LlmConfig): Promise<unknown> {
+  const budget = { used: 0 }
+  const { tools, byName } = meshTools(ctx.capabilities(), ctx.input.tools)
+  const messages = toMessages(ctx.input, 'You are an agent on a mesh of peers. Use the tools when they help; each runs on whichever peer offers it. Answer plainly when done.')
+  const maxSteps = ctx.input.maxSteps ?? config.maxSteps ?? 8
+  let toolCalls = 0
+  for (let step = 0; step < maxSteps; step++) {
+    const reply = await model.call(ctx, `agent:${step}`, { messages, model: ctx.input.model, tools }, budget)
+    if (reply.toolCalls.length === 0) return { text: reply.content, steps: step + 1, toolCalls, tokens: budget.used }
+    messages.push({ role: 'assistant', content: reply.content === '' ? null : reply.content, tool_calls: reply.toolCalls.map(c => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })) })
+    const answers = await Promise.all(reply.toolCalls.map(async call => {
+      const capability = byName.get(call.name)
+      let content: string
+      if (capability === undefined) {
+        content = JSON.stringify({ error: `no tool ${call.name}` })
+      } else {
+        let args: unknown
+        try {
+          args = JSON.parse(call.arguments === '' ? '{}' : call.arguments)
+        } catch {
+          return { role: 'tool' as const, tool_call_id: call.id, content: JSON.stringify({ error: 'arguments are not JSON' }) }
+        }
+        toolCalls++
+        // the tool call is a subtask on the mesh, and a durable step of this task
+        const result = await ctx.step(`tool:${step}:${call.id}`, async () => {
+          try {
+            return { ok: await ctx.submit(capability, args) }
+          } catch (err: any) {
+            return { error: String(err.message) }
+          }
+        })
+        content = JSON.stringify(result)
+      }
+      return { role: 'tool' as const, tool_call_id: call.id, content }
+    }))
+    messages.push(...answers)
+  }
+  throw new UnrecoverableTaskError(new BudgetExceededError(`no final answer within ${maxSteps} steps`).message)
+}

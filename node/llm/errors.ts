@@ -1,0 +1,11 @@
+/** A task's token or step budget is spent. */
+export class BudgetExceededError extends Error {
+  static override name = 'BudgetExceededError'
+  constructor (message: string) { super(message); this.name = 'BudgetExceededError' }
+}
+
+/** The model's plan failed its schema twice (after one repair round). */
+export class InvalidPlanError extends Error {
+  static override name = 'InvalidPlanError'
+  constructor (message: string) { super(message); this.name = 'InvalidPlanError' }
+}

@@ -1,0 +1,73 @@
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export type Reply =
+  | { status: number, headers?: Record<string, string>, error: string }
+  | { content?: string, toolCalls?: Array<{ name: string, arguments: unknown }>, stream?: string[] }
+
+/**
+ * A local OpenAI-compatible server for tests: POST /v1/chat/completions answers what `script`
+ * says for each request (by its body and its number), JSON or server-sent events, and keeps every
+ * request it saw. The real `openai` client talks to it over real HTTP.
+ */
+export class FakeOpenAI {
+  readonly requests: any[] = []
+  private server?: Server
+  private readonly script: (body: any, n: number) => Reply
+
+  constructor (script: (body: any, n: number) => Reply) {
+    this.script = script
+  }
+
+  get baseURL (): string {
+    return `http://127.0.0.1:${(this.server?.address() as AddressInfo).port}/v1`
+  }
+
+  async start (): Promise<void> {
+    this.server = createServer((req, res) => {
+      let text = ''
+      req.on('data', d => { text += String(d) })
+      req.on('end', () => {
+        if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+          res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'not found' } }))
+          return
+        }
+        const body = JSON.parse(text)
+        this.requests.push(body)
+        const reply = this.script(body, this.requests.length)
+        if ('status' in reply) {
+          res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(JSON.stringify({ error: { message: reply.error, type: 'test' } }))
+          return
+        }
+        const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }
+        if (body.stream === true) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          const chunks = reply.stream ?? [reply.content ?? '']
+          for (const [i, token] of chunks.entries()) {
+            res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: token } : { content: token }, finish_reason: null }] })}\n\n`)
+          }
+          res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`)
+          res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage })}\n\n`)
+          res.end('data: [DONE]\n\n')
+          return
+        }
+        const toolCalls = (reply.toolCalls ?? []).map((c, i) => ({ id: `call_${this.requests.length}_${i}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+          id: 'x',
+          object: 'chat.completion',
+          created: 1,
+          model: body.model,
+          choices: [{ index: 0, finish_reason: toolCalls.length > 0 ? 'tool_calls' : 'stop', message: { role: 'assistant', content: reply.content ?? null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) } }],
+          usage
+        }))
+      })
+    })
+    await new Promise<void>(resolve => this.server?.listen(0, '127.0.0.1', resolve))
+  }
+
+  async stop (): Promise<void> {
+    this.server?.closeAllConnections()
+    await new Promise<void>(resolve => { this.server?.close(() => { resolve() }) ?? resolve() })
+  }
+}

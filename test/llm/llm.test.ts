@@ -1,0 +1,117 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { echoAgent, sha256Agent, sleepAgent, textStatsAgent, wordcountAgent } from '../../node/agents/basic.js'
+import { llmAgents } from '../../node/llm/agents.js'
+import { resolveLlmConfig } from '../../node/llm/config.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FakeOpenAI } from '../helpers/fake-openai.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Reply } from '../helpers/fake-openai.js'
+import type { Agent } from '../../node/runtime/agent.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+const byName = (agents: Agent[], ...names: string[]): Agent[] => agents.filter(a => names.includes(a.name))
+const lastRole = (body: any): string => body.messages.at(-1)?.role
+
+describe('LLM agents against a local OpenAI-compatible server', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  let server: FakeOpenAI | undefined
+  afterEach(async () => { await net?.stop(); await server?.stop(); net = undefined; server = undefined })
+
+  async function mesh (script: (body: any, n: number) => Reply, perNode: (llm: Agent[]) => Agent[][]): Promise<Testnet> {
+    server = new FakeOpenAI(script)
+    await server.start()
+    const llm = llmAgents({ model: 'test-model', baseURL: server.baseURL, apiKey: 'test', maxRetries: 3 })
+    const agents = perNode(llm)
+    net = await createTestnet(agents.length, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, agents: agents[i] } }) })
+    await net.ready()
+    return net
+  }
+
+  it('configures from flags before the environment, and offers nothing without a model', async () => {
+    expect(await resolveLlmConfig({}, {})).toBeUndefined()
+    expect(await resolveLlmConfig({}, { AGENTMESH_MODEL: 'm', OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', OPENAI_API_KEY: 'k' })).toEqual({ model: 'm', baseURL: 'http://127.0.0.1:1/v1', apiKey: 'k' })
+    expect((await resolveLlmConfig({ llmModel: 'flag' }, { AGENTMESH_MODEL: 'env' }))?.model).toBe('flag')
+    await expect(resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'not a url' }, {})).rejects.toHaveProperty('name', 'InvalidConfigError')
+  })
+
+  it('llm.chat streams tokens as progress, and retries 429 (Retry-After) and 500', async () => {
+    let n = 0
+    await mesh(() => {
+      n++
+      if (n === 1) return { status: 429, headers: { 'retry-after': '0' }, error: 'slow down' }
+      if (n === 2) return { status: 500, error: 'oops' }
+      return { stream: ['Hello', ', ', 'mesh'] }
+    }, llm => [byName(llm, 'llm.chat'), []])
+    const s = net!.nodes[1]!.tasks!.service
+    const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'greet the mesh', temperature: 0 } })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.result?.value).toEqual({ text: 'Hello, mesh', usage: { prompt: 10, completion: 5, total: 15 } })
+    expect(server!.requests).toHaveLength(3)
+    expect(server!.requests[2]).toMatchObject({ model: 'test-model', stream: true, temperature: 0, messages: [{ role: 'user', content: 'greet the mesh' }] })
+    const progress = net!.nodes[0]!.tasks!.executor.progress.get(id)?.map(p => (p.event as { token: string }).token)
+    expect(progress).toEqual(['Hello', ', ', 'mesh'])
+  })
+
+  it('agent: the model calls a mesh capability as a tool, and it runs on another peer', async () => {
+    await mesh(body => lastRole(body) === 'tool'
+      ? { content: `counted: ${String(body.messages.at(-1).content)}` }
+      : { toolCalls: [{ name: 'text__wordcount', arguments: { text: 'to be or not to be' } }] },
+    llm => [byName(llm, 'agent'), [wordcountAgent]])
+    const s = net!.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'agent', input: { prompt: 'count the words of "to be or not to be"' } })
+    const view = await s.waitFor(id, 20_000)
+    const result = view.result?.value as { text: string, steps: number, toolCalls: number }
+    expect(result).toMatchObject({ steps: 2, toolCalls: 1 })
+    expect(result.text).toContain('"to":2')
+    expect(server!.requests[0].tools.map((t: any) => t.function.name)).toEqual(['text__wordcount'])
+    const [child] = await s.list({ parent: id })
+    expect(child?.final?.peer).toBe(net!.nodes[1]!.peerId.toString())
+  })
+
+  it('plan: an invalid plan gets one repair round, then a three-step DAG runs over three peers', async () => {
+    const good = { steps: [
+      { id: 'a', capability: 'echo', input: 'hello planning world' },
+      { id: 'b', capability: 'text.stats', input: '$ref:a', dependsOn: ['a'] },
+      { id: 'c', capability: 'hash.sha256', input: '$ref:a', dependsOn: ['a'] }
+    ] }
+    await mesh((_body, n) => n === 1
+      ? { content: JSON.stringify({ steps: [{ id: 'a', capability: 'teleport', input: 1 }] }) }
+      : { content: '```json\n' + JSON.stringify(good) + '\n```' },
+    llm => [[...byName(llm, 'plan'), echoAgent], [textStatsAgent], [sha256Agent]])
+    const s = net!.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'plan', input: { goal: 'describe and hash a greeting' } })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.record.final?.state).toBe('completed')
+    const { results } = view.result?.value as { results: Record<string, any> }
+    expect(results.a).toBe('hello planning world')
+    expect(results.b).toMatchObject({ words: 3 })
+    expect(results.c.sha256).toMatch(/^[0-9a-f]{64}$/)
+    expect(server!.requests).toHaveLength(2)
+    expect(server!.requests[1].messages.at(-1).content).toMatch(/teleport/)
+    const children = await s.list({ parent: id })
+    expect(new Set(children.map(c => c.final?.peer)).size).toBe(3)
+  })
+
+  it('a peer that takes an agent task over resumes from the journal instead of calling the model again', async () => {
+    await mesh(body => lastRole(body) === 'tool'
+      ? { content: 'slept well' }
+      : { toolCalls: [{ name: 'sleep', arguments: { ms: 1_500 } }] },
+    llm => [byName(llm, 'agent'), byName(llm, 'agent'), [sleepAgent]])
+    const submitter = net!.nodes[2]!
+    const { id } = await submitter.tasks!.service.submit({ capability: 'agent', input: { prompt: 'take a nap' } })
+    // the holder has made its first model call (journaled) and waits on the sleep subtask
+    const holder = await waitFor(() => net!.nodes.slice(0, 2).find(n => n.tasks!.executor.running().includes(id) && n.tasks!.executor.stats.stepsRun >= 1), { what: 'the first step journaled' })
+    expect(server!.requests).toHaveLength(1)
+    await holder.libp2p.stop()
+    await holder.stop()
+    const view = await submitter.tasks!.service.waitFor(id, 20_000)
+    expect((view.result?.value as { text: string }).text).toBe('slept well')
+    const survivor = net!.nodes.slice(0, 2).find(n => n !== holder)!
+    expect(survivor.tasks!.executor.stats.stepsReplayed).toBeGreaterThanOrEqual(1)
+    // one call for the tool request (made once, by the first holder) and one for the answer
+    expect(server!.requests).toHaveLength(2)
+  })
+})
