@@ -19,7 +19,7 @@ const add = (what: string, figure: string, note = ''): void => { rows.push([what
 const ms = (n: number): string => `${Math.round(n)} ms`
 
 async function throughput (nodes: number, tasks: number, rate: number): Promise<void> {
-  const r = await runSimulation({ scenario: await loadScenario('steady'), nodes, tasks, workload: 'echo', rate, seed: 1, transport: 'memory', processes: false })
+  const r = await runSimulation({ scenario: await loadScenario('steady'), nodes, tasks, workload: 'echo', rate, seed: 1, transport: 'memory', processes: false, drainMs: 30_000 })
   add(`echo throughput, ${nodes} nodes`, `${r.throughputPerSec} tasks/s`, `(${tasks} tasks offered at ${rate}/s)`)
   add(`echo latency p50/p99, ${nodes} nodes`, `${r.latencyMs.p50} / ${r.latencyMs.p99} ms`, 'submit to result seen by the submitter side')
   add(`claims denied per task, ${nodes} nodes`, (r.claimsDenied / Math.max(1, r.completed)).toFixed(3), 'contention of the rendezvous ranking')
@@ -117,8 +117,9 @@ async function antiEntropy (): Promise<void> {
     // 10,000 completed tasks placed straight on their replica sets: the steady state after a busy day
     for (let i = 0; i < 10_000; i++) {
       const task = makeTask({ capability: 'echo', input: { i }, submitter, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 86_400_000 })
-      const record = { ...newRecord(task), attempts: [{ claimId: `c${i}`, generation: 0, peer: submitter, startedAt: 1, endedAt: 2, outcome: 'completed' as const }], final: { state: 'completed' as const, at: 2, generation: 0, peer: submitter, claimId: `c${i}`, resultSize: 9 } }
-      const result = { claimId: `c${i}`, peer: submitter, value: { i }, size: 9, at: 2 }
+      const now = Date.now()
+      const record = { ...newRecord(task), attempts: [{ claimId: `c${i}`, generation: 0, peer: submitter, startedAt: now, endedAt: now, outcome: 'completed' as const }], final: { state: 'completed' as const, at: now, generation: 0, peer: submitter, claimId: `c${i}`, resultSize: 9 } }
+      const result = { claimId: `c${i}`, peer: submitter, value: { i }, size: 9, at: now }
       for (const peer of net.nodes[0]!.tasks!.replicaSets.for(task.id)) await net.nodes.find(n => n.peerId.equals(peer))!.tasks!.replica.put(record, result)
     }
     const sample = (): { messages: number, bytes: number } => net.nodes.reduce((acc, n) => ({ messages: acc.messages + n.tasks!.antiEntropy.stats.messages, bytes: acc.bytes + n.tasks!.antiEntropy.stats.bytes }), { messages: 0, bytes: 0 })
@@ -151,8 +152,9 @@ async function antiEntropy (): Promise<void> {
 
 async function bench (): Promise<void> {
   line('agentmesh bench (2 cores; real nodes and real time: figures vary a little run to run)')
-  await throughput(5, 600, 300)
-  await throughput(20, 600, 300)
+  // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
+  await throughput(5, 400, 40)
+  await throughput(20, 200, 15)
   await claimLatency()
   await reclaimAfterKill()
   await antiEntropy()

@@ -76,13 +76,12 @@ export class Claimer {
   }
 
   /**
-   * Schedules a claim of `task` by this node's rank, if it can run it and it looks unclaimed. From
-   * an announcement only the first `claimRanks` peers try: with many capable peers a claim notice
-   * can arrive later than every stagger, and all of them racing is a storm of refused claims. A
-   * pulled task was claimable moments ago, so its puller tries whatever its rank (after the
-   * stagger of the last rank that tries anyway).
+   * Schedules a claim of `task` by this node's rank, if it can run it and it looks unclaimed. Only
+   * the first `claimRanks` peers (among those with a free slot) try, whether the task came by
+   * announcement or by pull: with many capable peers a claim can be seen later than every stagger,
+   * and all of them racing is a storm of refused claims that feeds on itself under load.
    */
-  async consider (task: Task, pulled = false): Promise<void> {
+  async consider (task: Task): Promise<void> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return
     if (this.scheduled.has(task.id) || this.inflight.has(task.id)) return
     const local = await this.c.replica.get(task.id)
@@ -91,8 +90,8 @@ export class Claimer {
     if (local.record?.final !== undefined) return
     const rank = this.rank(task)
     const ranks = this.c.options.claimRanks
-    if (rank >= ranks && !pulled) return
-    const delay = Math.min(rank, ranks) * this.c.options.claimStaggerMs
+    if (rank >= ranks) return
+    const delay = rank * this.c.options.claimStaggerMs
     const timer = setTimeout(() => {
       this.scheduled.delete(task.id)
       const claiming = this.claim(task).finally(() => { this.inflight.delete(task.id) })
@@ -164,7 +163,7 @@ export class Claimer {
         const parsed = taskSchema.safeParse(item)
         if (!parsed.success || !hasValidId(parsed.data)) continue
         this.stats.pulledTasks++
-        await this.consider(parsed.data, true)
+        await this.consider(parsed.data)
       }
     }
   }
