@@ -37,7 +37,8 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
   // presence is n messages per interval, each verified by n peers: n² work shared by one process
   const big = nodes > 8
   return {
-    leaseMs,
+    // past ~10 nodes in one process the event loop lags by seconds: short leases then lapse while held
+    leaseMs: nodes > 10 ? Math.max(leaseMs, 10_000) : leaseMs,
     presenceIntervalMs: big ? Math.max(2_000, nodes * 100) : 500,
     pullIntervalMs: big ? 2_000 : 500,
     pullMinAgeMs: big ? 3_000 : 1_000,
