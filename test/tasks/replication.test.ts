@@ -116,6 +116,22 @@ describe('replicated records', () => {
     expect(again.tasks!.replica.hashes.size).toBe(before.tasks)
   })
 
+  it('never gossips a result over the inline limit: other nodes fetch it from the replicas', async () => {
+    net = await createTestnet(4, { baseDir: await tmp(), tasks: { ...TASKS, maxInlineResultBytes: 1_024 } })
+    await net.ready()
+    const notices: unknown[] = []
+    for (const node of net.nodes) node.tasks!.gossip.addEventListener('notice', evt => { if (evt.detail.event === 'completed') notices.push(evt.detail) })
+    const big = 'x'.repeat(20_000)
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'echo', input: big })
+    const view = await net.nodes[3]!.tasks!.service.waitFor(id, 10_000)
+    expect(view.result?.value).toBe(big)
+    await waitFor(() => notices.length > 0, { what: 'the completion notice' })
+    for (const notice of notices) {
+      expect(notice).not.toHaveProperty('result')
+      expect(notice).toMatchObject({ resultSize: 20_002 })
+    }
+  })
+
   it('forgets completed tasks after the retention period, and does not take them back', async () => {
     net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...TASKS, retentionMs: 300 } })
     await net.ready()
