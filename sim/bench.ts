@@ -150,14 +150,18 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those. */
 async function bench (): Promise<void> {
+  const parts: Record<string, () => Promise<void>> = {
+    // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
+    throughput: async () => { await throughput(5, 400, 40); await throughput(20, 100, 5) },
+    claim: claimLatency,
+    reclaim: reclaimAfterKill,
+    antientropy: antiEntropy
+  }
+  const chosen = process.argv.slice(2)
   line('agentmesh bench (2 cores; real nodes and real time: figures vary a little run to run)')
-  // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
-  await throughput(5, 400, 40)
-  await throughput(20, 100, 5)
-  await claimLatency()
-  await reclaimAfterKill()
-  await antiEntropy()
+  for (const [name, part] of Object.entries(parts)) if (chosen.length === 0 || chosen.includes(name)) await part()
   line('')
   table(['MEASURE', 'FIGURE', 'NOTE'], rows)
 }
