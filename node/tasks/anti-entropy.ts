@@ -1,4 +1,5 @@
 import { bucketHashes, bucketOf } from '../../protocols/replica/digest.js'
+import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Logger, PeerId } from '@libp2p/interface'
 
@@ -24,39 +25,30 @@ export class AntiEntropy {
   private readonly log: Logger
   /** what each non-replica record was last handed off as: its hash and the replica set it went to */
   private readonly handed = new Map<string, string>()
-  private timer?: ReturnType<typeof setTimeout>
-  private round: Promise<void> = Promise.resolve()
-  private running = false
+  private readonly loop: Repeater
 
   constructor (components: TaskComponents) {
     this.c = components
     this.log = components.logger('agentmesh:anti-entropy')
+    this.loop = new Repeater('anti-entropy round', () => this.c.options.antiEntropyIntervalMs, async () => this.runRound(), this.log)
+  }
+
+  private get running (): boolean {
+    return this.loop.isRunning
   }
 
   start (): void {
-    this.running = true
-    this.schedule()
+    this.loop.start()
   }
 
   async stop (): Promise<void> {
-    this.running = false
-    clearTimeout(this.timer)
-    await this.round
+    await this.loop.stop()
   }
 
   /** Ids this node holds that `peer` should hold too: both are in the record's replica set. */
   sharedWith (peer: string): string[] {
     const me = this.c.peerId.toString()
     return [...this.c.replica.hashes.keys()].filter(id => this.c.replicaSets.includes(id, peer) && this.c.replicaSets.includes(id, me))
-  }
-
-  private schedule (): void {
-    if (!this.running) return
-    this.timer = setTimeout(() => {
-      this.round = this.runRound()
-        .catch(err => { if (this.running) this.log.error('anti-entropy round failed: %s', err.message) })
-        .finally(() => { this.schedule() })
-    }, this.c.options.antiEntropyIntervalMs)
   }
 
   async runRound (): Promise<void> {

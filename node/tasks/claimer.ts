@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { hasValidId, taskSchema } from '../../protocols/task/index.js'
+import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
 import type { TaskAnnouncement, TaskNotice } from '../../protocols/gossip/index.js'
@@ -29,8 +30,7 @@ export class Claimer {
   private readonly log: Logger
   private readonly scheduled = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly inflight = new Map<string, Promise<void>>()
-  private pullTimer?: ReturnType<typeof setTimeout>
-  private pulling: Promise<void> = Promise.resolve()
+  private readonly pullLoop: Repeater
   private running = false
   private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
     this.stats.announcementsSeen++
@@ -49,6 +49,7 @@ export class Claimer {
     this.c = components
     this.executor = executor
     this.log = components.logger('agentmesh:claimer')
+    this.pullLoop = new Repeater('pull', () => this.c.options.pullIntervalMs, async () => this.pull(), this.log)
   }
 
   start (): void {
@@ -56,7 +57,7 @@ export class Claimer {
     this.c.gossip.addEventListener('task', this.onTask)
     this.c.gossip.addEventListener('notice', this.onNotice)
     for (const cap of this.c.runtime.capabilities()) this.c.gossip.subscribeCapability(cap.name)
-    this.schedulePull()
+    this.pullLoop.start()
   }
 
   /** Stops claiming and waits (up to `graceMs`) for claims in flight, whose agents the executor has aborted. */
@@ -64,12 +65,11 @@ export class Claimer {
     this.running = false
     this.c.gossip.removeEventListener('task', this.onTask)
     this.c.gossip.removeEventListener('notice', this.onNotice)
-    clearTimeout(this.pullTimer)
     for (const timer of this.scheduled.values()) clearTimeout(timer)
     this.scheduled.clear()
     let timer: ReturnType<typeof setTimeout> | undefined
     await Promise.race([
-      Promise.allSettled([...this.inflight.values(), this.pulling]),
+      Promise.allSettled([...this.inflight.values(), this.pullLoop.stop()]),
       new Promise(resolve => { timer = setTimeout(resolve, graceMs) })
     ])
     clearTimeout(timer)
@@ -131,15 +131,6 @@ export class Claimer {
       else if (err.name === 'QuorumUnavailableError') this.stats.claimsUnavailable++
       else if (err.name !== 'TaskFinishedError' && this.running) this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
     }
-  }
-
-  private schedulePull (): void {
-    if (!this.running) return
-    this.pullTimer = setTimeout(() => {
-      this.pulling = this.pull()
-        .catch(err => { if (this.running) this.log('pull failed: %s', err.message) })
-        .finally(() => { this.schedulePull() })
-    }, this.c.options.pullIntervalMs)
   }
 
   /** The pull path: ask a few peers (and the local replica) for tasks they would lease now. */

@@ -1,3 +1,4 @@
+import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { TaskService } from './task-service.js'
 import type { Logger } from '@libp2p/interface'
@@ -20,35 +21,21 @@ export class Sweeper {
   private readonly tasks: TaskService
   private readonly log: Logger
   private readonly announced = new Map<string, Announced>()
-  private timer?: ReturnType<typeof setTimeout>
-  private sweeping: Promise<void> = Promise.resolve()
-  private running = false
+  private readonly loop: Repeater
 
   constructor (components: TaskComponents, tasks: TaskService) {
     this.c = components
     this.tasks = tasks
     this.log = components.logger('agentmesh:sweeper')
+    this.loop = new Repeater('sweep', () => this.c.options.sweepIntervalMs, async () => this.sweep(), this.log)
   }
 
   start (): void {
-    this.running = true
-    this.schedule()
+    this.loop.start()
   }
 
   async stop (): Promise<void> {
-    this.running = false
-    clearTimeout(this.timer)
-    await this.sweeping
-  }
-
-  private schedule (): void {
-    if (!this.running) return
-    this.timer = setTimeout(() => {
-      this.sweeping = this.sweep().catch(err => {
-        if (err instanceof TypeError) throw err
-        if (this.running) this.log.error('sweep failed: %s', err.message)
-      }).finally(() => { this.schedule() })
-    }, this.c.options.sweepIntervalMs)
+    await this.loop.stop()
   }
 
   private isFirstReplica (id: string): boolean {

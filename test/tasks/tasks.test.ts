@@ -46,7 +46,7 @@ describe('tasks over gossip', () => {
     const text = Array.from({ length: 400 }, (_, i) => `word${i % 37} alpha beta${i % 5} gamma`).join(' ')
     const s = net.nodes[1]!.tasks!.service
     const { id } = await s.submit({ capability: 'mapreduce', input: { text, chunks: 12 } })
-    const view = await s.waitFor(id, 20_000)
+    const view = await s.waitFor(id, 40_000)
     expect(view.record.final?.state).toBe('completed')
     const result = view.result?.value as { counts: Record<string, number>, words: number }
     expect(result.counts).toEqual(countWords(text))
