@@ -5,7 +5,7 @@ import { apiRequest, resolveApiUrl } from './client.js'
 import { runNodeCommand } from './node-command.js'
 import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
-import { clientOptions } from './options.js'
+import { clientOptions, wholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 
@@ -74,15 +74,10 @@ export function buildProgram (): Command {
 
   addTaskCommands(program)
 
-  const int = (flag: string) => (v: string): number => {
-    const n = Number(v)
-    if (!Number.isInteger(n) || n < 0) throw Object.assign(new Error(`${flag} takes a whole number, got "${v}"`), { name: 'InvalidConfigError' })
-    return n
-  }
   program.command('sim')
     .description('run a local multi-node mesh under a workload and a fault scenario, and report')
-    .option('--nodes <n>', 'how many nodes (default: the scenario\'s, else 5)', int('--nodes'))
-    .option('--tasks <m>', 'how many tasks (default: the scenario\'s, else 100)', int('--tasks'))
+    .option('--nodes <n>', 'how many nodes (default: the scenario\'s, else 5)', wholeNumber('--nodes'))
+    .option('--tasks <m>', 'how many tasks (default: the scenario\'s, else 100)', wholeNumber('--tasks'))
     .option('--workload <name>', 'echo, sleep, mapreduce or mixed')
     .option('--rate <r>', 'tasks submitted per second', (v: string) => {
       const n = Number(v)
@@ -90,7 +85,7 @@ export function buildProgram (): Command {
       return n
     })
     .option('--scenario <name|file>', 'steady, crash, pause, partition, latency, churn, flood, demo, or a JSON file (default steady)')
-    .option('--seed <s>', 'the same seed gives the same workload and fault schedule (default 1)', int('--seed'))
+    .option('--seed <s>', 'the same seed gives the same workload and fault schedule (default 1)', wholeNumber('--seed'))
     .option('--transport <t>', 'memory or tcp, for nodes in one process (default memory)')
     .option('--processes', 'real daemons as child processes instead of nodes in one process')
     .option('--json <file>', 'write the report as JSON')

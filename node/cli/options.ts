@@ -1,4 +1,14 @@
+import { InvalidConfigError } from '../errors.js'
 import type { Command } from 'commander'
+
+/** A commander parser for a flag that takes a whole number (a count or milliseconds). */
+export function wholeNumber (flag: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 0) throw new InvalidConfigError(`${flag} takes a whole number, got "${value}"`)
+    return n
+  }
+}
 
 /** The options every client command takes. */
 export function clientOptions (cmd: Command): Command {

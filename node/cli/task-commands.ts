@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { InvalidConfigError } from '../errors.js'
 import { apiRequest, resolveApiUrl } from './client.js'
-import { clientOptions } from './options.js'
+import { clientOptions, wholeNumber } from './options.js'
 import { json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
@@ -9,13 +9,6 @@ import type { Command } from 'commander'
 type ClientOpts = ClientTarget & { json?: boolean }
 
 
-function positiveInt (flag: string) {
-  return (value: string): number => {
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < 0) throw new InvalidConfigError(`${flag} takes a whole number of milliseconds or a count, got "${value}"`)
-    return n
-  }
-}
 
 /** `--input JSON` or `--input @FILE`; a file that is not JSON is taken as one string (a text). */
 export async function readInput (value: string): Promise<unknown> {
@@ -44,10 +37,10 @@ export function addTaskCommands (program: Command): void {
     .requiredOption('--capability <name>', 'what the task needs, e.g. echo, text.wordcount, mapreduce')
     .requiredOption('--input <json|@file>', 'the task input: JSON, or @FILE (JSON, or a text file taken as one string)')
     .option('--wait', 'wait for the result and print it')
-    .option('--timeout <ms>', 'with --wait: the longest wait (default: until the task ends)', positiveInt('--timeout'))
+    .option('--timeout <ms>', 'with --wait: the longest wait (default: until the task ends)', wholeNumber('--timeout'))
     .option('--idempotency-key <key>', 'the same key from the same node gives the same task')
-    .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', positiveInt('--max-attempts'))
-    .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', positiveInt('--task-timeout'))
+    .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', wholeNumber('--max-attempts'))
+    .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', wholeNumber('--task-timeout'))
     .action(async (opts: ClientOpts & { capability: string, input: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number }) => {
       const url = await resolveApiUrl(opts)
       const body = {
@@ -83,7 +76,7 @@ export function addTaskCommands (program: Command): void {
     .description('tasks this node knows of, newest first')
     .option('--state <state>', 'pending, running, completed, failed, canceled or dead')
     .option('--capability <name>')
-    .option('--limit <n>', 'at most this many (default 100)', positiveInt('--limit'))
+    .option('--limit <n>', 'at most this many (default 100)', wholeNumber('--limit'))
     .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number }) => {
       const q = new URLSearchParams()
       if (opts.state !== undefined) q.set('state', opts.state)

@@ -69,6 +69,7 @@ export class AntiEntropy {
       await this.syncWith(this.c.replicaSets.peerId(peer), ids).catch(err => { this.log('sync with %s failed: %s', peer, err.message) })
     }
     await this.handOff(handoff)
+    for (const id of this.handed.keys()) if (!this.c.replica.hashes.has(id)) this.handed.delete(id)
   }
 
   private async syncWith (peer: PeerId, ids: string[]): Promise<void> {

@@ -71,6 +71,8 @@ export class Executor {
     const signal = AbortSignal.any([lease.signal, cancel.signal, AbortSignal.timeout(task.timeoutMs)])
     const events: ProgressEvent[] = []
     this.progress.set(task.id, events)
+    // progress of the last 1,000 tasks run here: a daemon runs for months
+    if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value as string)
     const log = this.c.logger(`agentmesh:agent:${slot.agent.name}`)
     try {
       let value: unknown

@@ -36,6 +36,8 @@ export class ReplicaSets {
     }
     let set = this.cache.get(taskId)
     if (set === undefined) {
+      // a steady view would otherwise keep every task id ever asked about
+      if (this.cache.size >= 10_000) this.cache.clear()
       const target = createHash('sha256').update(Buffer.from(taskId, 'hex')).digest()
       const ranked = live.map(id => ({ id, d: xor(this.kadId(id), target) }))
       ranked.sort((a, b) => Buffer.compare(a.d, b.d))

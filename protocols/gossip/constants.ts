@@ -5,7 +5,5 @@ export const presenceTopic = (mesh: string): string => `agentmesh/${mesh}/presen
 
 /** @default 1 MiB: the largest task input accepted */
 export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
-/** @default 16 KiB: results up to this size ride inline in completion notices */
-export const DEFAULT_MAX_INLINE_RESULT_BYTES = 16 * 1024
 /** room for the envelope and the task's other fields around its input */
 export const ENVELOPE_OVERHEAD_BYTES = 16 * 1024

@@ -8,5 +8,3 @@ export const DEFAULT_RENEW_FRACTION = 1 / 3
 export const DEFAULT_BACKOFF_BASE_MS = 1_000
 /** @default 60_000: retry delays double up to this */
 export const DEFAULT_BACKOFF_CAP_MS = 60_000
-/** @default 64 KiB: lease frames carry results up to the inline limit; larger ones go by records */
-export const DEFAULT_LEASE_FRAME_BYTES = 2 * 1024 * 1024

@@ -129,10 +129,6 @@ export function stateOf (record: TaskRecord): TaskState {
   return 'pending'
 }
 
-export function isFinished (record: TaskRecord): boolean {
-  return record.final !== undefined
-}
-
 /** The peer currently running the task, if any. */
 export function holderOf (record: TaskRecord): string | undefined {
   return currentAttempts(record).find(a => a.outcome === 'running')?.peer
