@@ -10,7 +10,7 @@ import { Store } from './store/store.js'
 import { DEFAULT_MAX_INPUT_BYTES, ENVELOPE_OVERHEAD_BYTES } from '../protocols/gossip/index.js'
 import { TaskLayer } from './tasks/task-layer.js'
 import type { TaskLayerInit } from './tasks/options.js'
-import type { AddressScope, MeshServices } from './libp2p-options.js'
+import type { AddressScope, GossipTuning, MeshServices } from './libp2p-options.js'
 import type { StoreFigures } from './store/store.js'
 import type { ComponentLogger, ConnectionGater, Libp2p, Logger, PeerId, PrivateKey } from '@libp2p/interface'
 
@@ -64,8 +64,8 @@ export interface AgentNodeInit {
   bootstrapRetryMaxMs?: number
   /** @default 300_000 (kad-dht's own default) */
   dhtQuerySelfIntervalMs?: number
-  /** @default 1_000 (gossipsub's own default) */
-  gossipHeartbeatMs?: number
+  /** gossipsub's heartbeat, mesh degree and flood publishing; its own defaults when not given */
+  gossip?: GossipTuning
   /** prefixes every log line of this node, so one node of many can be isolated */
   logPrefix?: string
   /** the task layer's agents, timers and limits; false for a bare peer */
@@ -169,7 +169,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       maxConnections: init.maxConnections ?? 64,
       memoryLatencyMs: init.memoryLatencyMs,
       dhtQuerySelfIntervalMs: init.dhtQuerySelfIntervalMs ?? 300_000,
-      gossipHeartbeatMs: init.gossipHeartbeatMs ?? 1_000,
+      gossip: init.gossip ?? {},
       // twice the largest valid message (an input plus the envelope): an oversized message then
       // reaches our validator, which rejects and counts it, instead of gossipsub's frame decoder
       // dropping the whole stream

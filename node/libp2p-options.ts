@@ -31,10 +31,27 @@ export interface Libp2pAssembly {
   /** added to every frame on the memory transport (the simulator's slow links) */
   memoryLatencyMs?: number
   dhtQuerySelfIntervalMs: number
-  gossipHeartbeatMs: number
+  gossip: GossipTuning
   /** largest gossip message accepted */
   maxGossipBytes: number
   logger?: ComponentLogger
+}
+
+/**
+ * Gossipsub's knobs that matter at scale. Its defaults (D=6, flood publishing) suit a few dozen
+ * machines; the simulator runs dozens of nodes on two cores and lowers them (see sim/runner.ts).
+ */
+export interface GossipTuning {
+  /** @default 1_000 (gossipsub's own) */
+  heartbeatMs?: number
+  /** send our own messages to every subscribed peer, not only the mesh. @default true */
+  floodPublish?: boolean
+  /** mesh degree: the peers each message is forwarded to. @default 6 */
+  degree?: number
+  /** peers told of recent message ids at each heartbeat, at least. @default 6 */
+  lazyDegree?: number
+  /** the share of the other subscribed peers told of them, when more than lazyDegree. @default 0.25 */
+  lazyFactor?: number
 }
 
 export type MeshServices = {
@@ -90,9 +107,20 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
         // signature reaches our validator and is counted; gossipsub's ids are then content hashes
         globalSignaturePolicy: StrictNoSign,
         maxInboundDataLength: a.maxGossipBytes,
-        heartbeatInterval: a.gossipHeartbeatMs,
+        heartbeatInterval: a.gossip.heartbeatMs ?? 1_000,
+        floodPublish: a.gossip.floodPublish ?? true,
+        ...(a.gossip.degree === undefined ? {} : meshDegree(a.gossip.degree)),
+        ...(a.gossip.lazyDegree === undefined ? {} : { Dlazy: a.gossip.lazyDegree }),
+        ...(a.gossip.lazyFactor === undefined ? {} : { gossipFactor: a.gossip.lazyFactor }),
         scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS }
       })
     }
   }
+}
+
+/** Gossipsub's mesh bounds around a degree D, in the proportions of its defaults (6, 4..12). */
+function meshDegree (D: number): { D: number, Dlo: number, Dhi: number, Dout: number, Dscore: number } {
+  const Dlo = Math.max(1, Math.ceil(D * 2 / 3))
+  // Dout must stay below Dlo and at most D/2, Dscore at most Dhi
+  return { D, Dlo, Dhi: D * 2, Dout: Math.min(Dlo - 1, Math.floor(D / 3)), Dscore: Dlo }
 }

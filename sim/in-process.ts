@@ -5,12 +5,14 @@ import { Testnet } from './testnet.js'
 import type { Cluster, NodeFigures, TaskOutcome } from './cluster.js'
 import type { Rng } from './rng.js'
 import type { TaskSpec } from './workload.js'
-import type { AgentNode } from '../node/create-node.js'
+import type { AgentNode, AgentNodeInit } from '../node/create-node.js'
 import type { TaskLayerInit } from '../node/tasks/options.js'
 
 export interface InProcessInit {
   transport: 'memory' | 'tcp'
   tasks: TaskLayerInit
+  /** libp2p tuning for many nodes in one process (see simNodeTuning) */
+  tuning?: Partial<AgentNodeInit>
   latencyMs?: number
   rng: Rng
   baseDir?: string
@@ -36,6 +38,7 @@ export class InProcessCluster implements Cluster {
 
   async start (n: number): Promise<void> {
     this.net = await Testnet.create(n, {
+      ...this.init.tuning,
       transport: this.init.transport,
       baseDir: this.init.baseDir,
       // its pings dominate idle CPU with dozens of nodes in one process

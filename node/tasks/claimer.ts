@@ -119,7 +119,7 @@ export class Claimer {
     const slot = this.c.runtime.reserve(task.capability)
     // busy: no claim now; the pull path or a re-announcement brings the task back
     if (slot === undefined) return
-    this.c.presence.announceSoon()
+    this.c.presence.slotsChanged()
     this.stats.claimAttempts++
     try {
       const lease = await this.c.leases.acquire(task.id, this.c.replicaSets.for(task.id))

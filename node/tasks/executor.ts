@@ -99,7 +99,7 @@ export class Executor {
     } finally {
       slot.release()
       this.cancels.delete(task.id)
-      this.c.presence.announceSoon()
+      this.c.presence.slotsChanged()
     }
   }
 

@@ -16,6 +16,19 @@ export interface PresenceInit {
    * @default 3
    */
   expiryIntervals?: number
+  /**
+   * Capability descriptions and input schemas ride on every this-many announcements (and on the
+   * first, on a change, and when a newcomer appears); the others carry names only, so the message
+   * every peer checks every interval stays small.
+   * @default 10
+   */
+  catalogEvery?: number
+  /**
+   * How many peers, on average, greet a newcomer with an early announcement. Each peer does so with
+   * probability welcomers / live peers: with every peer answering, each join cost n² messages.
+   * @default 3
+   */
+  welcomers?: number
   version: string
   capabilities: () => CapabilityInfo[]
   freeSlots: () => Record<string, number>
@@ -53,19 +66,24 @@ export class PresenceService {
   private timer?: ReturnType<typeof setTimeout>
   private soon?: ReturnType<typeof setTimeout>
   private running = false
+  private announced = 0
+  private lastCatalog = ''
+  private catalogDue = true
+  /** which capabilities had a free slot in our last announcement */
+  private lastAvailability = ''
   private readonly onPresence = (evt: CustomEvent<Presence>): void => {
     const p = evt.detail
     if (p.from === this.c.peerId.toString()) return
-    const isNew = !this.peers.has(p.from)
-    this.peers.set(p.from, { presence: p, lastSeen: Date.now() })
-    if (isNew) {
-      this.announceSoon()
+    const known = this.peers.get(p.from)
+    this.peers.set(p.from, { presence: { ...p, capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }, lastSeen: Date.now() })
+    if (known === undefined) {
+      this.welcome()
       this.learn(p)
     }
   }
 
   private readonly onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
-    if (evt.detail.subscriptions.some(s => s.subscribe && s.topic === this.c.presenceTopic)) this.announceSoon()
+    if (evt.detail.subscriptions.some(s => s.subscribe && s.topic === this.c.presenceTopic)) this.welcome()
   }
 
   constructor (components: PresenceComponents, init: PresenceInit) {
@@ -92,7 +110,23 @@ export class PresenceService {
     this.c.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange as EventListener)
   }
 
-  /** Announce now-ish: capabilities or free slots changed, or someone new arrived. */
+  /** A newcomer learns of us early from a few peers, and of the rest within one interval. */
+  private welcome (): void {
+    if (Math.random() * this.peers.size >= (this.init.welcomers ?? 3)) return
+    this.catalogDue = true
+    this.announceSoon()
+  }
+
+  /**
+   * A slot was taken or freed. Peers rank claimers among those with a free slot, so only a
+   * capability going full or free again is worth an early announcement; the counts ride on the
+   * next regular one (a flood per task start and end was most of the gossip under load).
+   */
+  slotsChanged (): void {
+    if (availability(this.init.freeSlots()) !== this.lastAvailability) this.announceSoon()
+  }
+
+  /** Announce now-ish: capabilities or someone new arrived. */
   announceSoon (delayMs = 50): void {
     if (!this.running || this.soon !== undefined) return
     this.soon = setTimeout(() => {
@@ -151,12 +185,30 @@ export class PresenceService {
 
   private async announce (): Promise<void> {
     if (!this.running) return
+    const capabilities = this.init.capabilities()
+    const catalog = JSON.stringify(capabilities)
+    const full = this.catalogDue || catalog !== this.lastCatalog || this.announced % (this.init.catalogEvery ?? 10) === 0
+    this.announced++
+    this.catalogDue = false
+    this.lastCatalog = catalog
+    const freeSlots = this.init.freeSlots()
+    this.lastAvailability = availability(freeSlots)
     await this.c.gossip.publishPresence({
       version: this.init.version,
       intervalMs: this.intervalMs,
-      capabilities: this.init.capabilities(),
-      freeSlots: this.init.freeSlots(),
+      capabilities: full ? capabilities : capabilities.map(c => ({ name: c.name })),
+      freeSlots,
       addrs: this.c.addresses().slice(0, 16).map(a => a.toString())
     })
   }
+}
+
+/** A names-only announcement keeps what the peer told us of each capability before. */
+function withKnownInfo (announced: CapabilityInfo[], known: CapabilityInfo[] | undefined): CapabilityInfo[] {
+  if (known === undefined) return announced
+  return announced.map(cap => cap.description !== undefined || cap.inputSchema !== undefined ? cap : (known.find(k => k.name === cap.name) ?? cap))
+}
+
+function availability (freeSlots: Record<string, number>): string {
+  return Object.keys(freeSlots).filter(name => (freeSlots[name] ?? 0) > 0).sort().join(',')
 }
