@@ -25,7 +25,11 @@ export interface SimOptions {
   processes: boolean
   /** called about every 250 ms while the run goes */
   onProgress?: (p: { done: number, total: number, live: number, elapsedMs: number }) => void
-  /** how long to wait for stragglers after the last submit. @default 60_000 */
+  /**
+   * How long to wait for stragglers: the run ends this long after the last submit or the last
+   * task that finished, whichever is later, so a slow but working mesh is not cut off.
+   * @default 60_000
+   */
   drainMs?: number
   /** called when a fault is applied */
   onFault?: (fault: FaultTrace) => void
@@ -106,7 +110,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       o.onProgress?.({ done: traces.filter(t => t.finishedAt !== undefined).length, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
     }, 250)
     const waits: Array<Promise<void>> = []
-    const drainUntil = (): number => t0 + (o.tasks / o.rate) * 1000 + (o.drainMs ?? 60_000)
+    const drainUntil = (): number => Math.max(t0 + (o.tasks / o.rate) * 1000, t0 + lastFinish(traces)) + (o.drainMs ?? 60_000)
     for (const [i, spec] of workload.entries()) {
       const due = t0 + (i / o.rate) * 1000
       if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
@@ -149,7 +153,8 @@ async function follow (cluster: Cluster, trace: TaskTrace, check: (r: unknown) =
       await new Promise(resolve => setTimeout(resolve, 200))
       continue
     }
-    const outcome = await cluster.outcome(trace.id as string, 2_000)
+    // long waits: a wait wakes on the completion notice, while each new one asks the replicas again
+    const outcome = await cluster.outcome(trace.id as string, Math.min(10_000, Math.max(0, until() - Date.now())))
     if (outcome === undefined || !['completed', 'dead', 'canceled'].includes(outcome.state)) continue
     if (outcome.state === 'completed' && outcome.result === undefined) continue
     trace.finishedAt = Date.now() - t0
@@ -162,6 +167,12 @@ async function follow (cluster: Cluster, trace: TaskTrace, check: (r: unknown) =
   // not finished in time: the last word on it, for the "lost" and "unfinished" counts
   const last = cluster.live().length > 0 ? await cluster.outcome(trace.id as string, 0) : undefined
   trace.state = last?.state ?? 'lost'
+}
+
+function lastFinish (traces: TaskTrace[]): number {
+  let last = 0
+  for (const t of traces) if (t.finishedAt !== undefined && t.finishedAt > last) last = t.finishedAt
+  return last
 }
 
 type After = (ms: number, fn: () => void) => void

@@ -18,8 +18,8 @@ export interface ClaimerStats {
 }
 
 /**
- * Decides when this node claims a task. Capable peers with a free slot rank themselves by
- * rendezvous hashing (hash of task id and peer id); the first claims at once, each later rank
+ * Decides when this node claims a task. Capable peers with a free slot rank themselves by their
+ * XOR distance to a key of the task, as Kademlia ranks peers for a key (one hash per task); the first claims at once, each later rank
  * waits claimStaggerMs more and claims only if the task still looks unclaimed. Tasks come from
  * announcements and, because gossip drops messages, from pulling peers' claimable lists.
  */
@@ -84,13 +84,15 @@ export class Claimer {
   async consider (task: Task): Promise<void> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return
     if (this.scheduled.has(task.id) || this.inflight.has(task.id)) return
-    const local = await this.c.replica.get(task.id)
-    // every announced task is kept, so any node can answer for it
-    if (local.record === undefined) await this.c.replica.put({ task, generation: 0, attempts: [], updatedAt: Date.now() })
-    if (local.record?.final !== undefined) return
+    // ranked before any read: of n peers that hear of a task only claimRanks go on, and the store
+    // work of every peer for every task grew with the mesh
     const rank = this.rank(task)
     const ranks = this.c.options.claimRanks
     if (rank >= ranks) return
+    const local = await this.c.replica.get(task.id)
+    // a peer that may claim keeps the task, so it can answer for it and pull it later; others ask the replicas
+    if (local.record === undefined) await this.c.replica.put({ task, generation: 0, attempts: [], updatedAt: Date.now() })
+    if (local.record?.final !== undefined) return
     const delay = rank * this.c.options.claimStaggerMs
     const timer = setTimeout(() => {
       this.scheduled.delete(task.id)
@@ -107,9 +109,7 @@ export class Claimer {
       .filter(p => p.self || (p.freeSlots[task.capability] ?? 0) > 0)
       .filter(p => p.capabilities.some(cap => cap.name === task.capability))
       .map(p => p.peerId)
-    const score = (peer: string): string => createHash('sha256').update(`${task.id}/${peer}`).digest('hex')
-    candidates.sort((a, b) => score(a) < score(b) ? -1 : 1)
-    return Math.max(0, candidates.indexOf(me))
+    return Math.max(0, this.c.replicaSets.order(claimKey(task.id), candidates).indexOf(me))
   }
 
   private async claim (task: Task): Promise<void> {
@@ -158,6 +158,11 @@ export class Claimer {
       }
     }
   }
+}
+
+/** The claim order's key: not the replica key, so that the claimers are not the replicas. */
+function claimKey (taskId: string): Buffer {
+  return createHash('sha256').update(`claim/${taskId}`).digest()
 }
 
 function shuffle<T> (items: T[]): T[] {

@@ -46,6 +46,14 @@ export interface TaskLayerInit {
   reannounceCapMs?: number
   /** @default 5_000 */
   rpcTimeoutMs?: number
+  /**
+   * A wait for a result (`submit --wait`, GET /v1/tasks/:id?wait) wakes on the completion notice,
+   * and asks the replicas after this long in case the notice was lost; doubles up to waitPollCapMs.
+   * @default 1_000
+   */
+  waitPollBaseMs?: number
+  /** @default 8_000 */
+  waitPollCapMs?: number
   /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
   antiEntropyIntervalMs?: number
   /** completed and canceled records (and dropped dead letters) are deleted this long after they ended. @default 604_800_000 (7 days) */
@@ -79,6 +87,8 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
     reannounceBaseMs: init.reannounceBaseMs ?? 2_000,
     reannounceCapMs: init.reannounceCapMs ?? 60_000,
     rpcTimeoutMs: init.rpcTimeoutMs ?? 5_000,
+    waitPollBaseMs: init.waitPollBaseMs ?? 1_000,
+    waitPollCapMs: init.waitPollCapMs ?? 8_000,
     antiEntropyIntervalMs: init.antiEntropyIntervalMs ?? 30_000,
     retentionMs: init.retentionMs ?? 7 * 24 * 3600_000,
     syncWrites: init.syncWrites ?? true

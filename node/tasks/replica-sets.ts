@@ -28,7 +28,7 @@ export class ReplicaSets {
   }
 
   for (taskId: string): PeerId[] {
-    const live = this.presence.live().map(p => p.peerId)
+    const live = this.presence.liveIds()
     const view = live.sort().join(',')
     if (view !== this.cachedView) {
       this.cache = new Map()
@@ -39,12 +39,17 @@ export class ReplicaSets {
       // a steady view would otherwise keep every task id ever asked about
       if (this.cache.size >= 10_000) this.cache.clear()
       const target = createHash('sha256').update(Buffer.from(taskId, 'hex')).digest()
-      const ranked = live.map(id => ({ id, d: xor(this.kadId(id), target) }))
-      ranked.sort((a, b) => Buffer.compare(a.d, b.d))
-      set = ranked.slice(0, this.r).map(p => this.peerId(p.id))
+      set = this.order(target, live).slice(0, this.r).map(id => this.peerId(id))
       this.cache.set(taskId, set)
     }
     return set
+  }
+
+  /** `peers` by XOR distance of their Kademlia ids to `key`, nearest first. */
+  order (key: Buffer, peers: string[]): string[] {
+    const ranked = peers.map(id => ({ id, d: xor(this.kadId(id), key) }))
+    ranked.sort((a, b) => Buffer.compare(a.d, b.d))
+    return ranked.map(p => p.id)
   }
 
   /** Whether `peer` is in the task's replica set. */

@@ -45,7 +45,7 @@ export class TaskService {
   readonly stats = { submitted: 0, noticesApplied: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
-  private readonly waiters = new Map<string, Set<() => void>>()
+  private readonly waiters = new Map<string, Set<(byNotice: boolean) => void>>()
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
     this.applyNotice(evt.detail).catch(err => { this.log('notice for %s not applied: %s', evt.detail.id, err.message) })
   }
@@ -61,7 +61,7 @@ export class TaskService {
 
   stop (): void {
     this.c.gossip.removeEventListener('notice', this.onNotice)
-    for (const set of this.waiters.values()) for (const wake of set) wake()
+    for (const set of this.waiters.values()) for (const wake of set) wake(false)
     this.waiters.clear()
   }
 
@@ -144,14 +144,17 @@ export class TaskService {
     let view = await this.get(id)
     // a completed record read before its result arrived here is not done yet
     const done = (v: TaskView): boolean => v.record.final !== undefined && (v.record.final.state !== 'completed' || v.result !== undefined)
+    // each poll asks every replica: with many waits pending, a fixed 1 s poll was most of the load
+    let pollMs = this.c.options.waitPollBaseMs
     while (!done(view) && Date.now() < deadline) {
-      await new Promise<void>(resolve => {
+      const noticed = await new Promise<boolean>(resolve => {
         const set = this.waiters.get(id) ?? new Set()
         this.waiters.set(id, set)
-        const wake = (): void => { clearTimeout(timer); set.delete(wake); resolve() }
-        const timer = setTimeout(wake, Math.min(Math.max(0, deadline - Date.now()), 1_000))
+        const wake = (byNotice: boolean): void => { clearTimeout(timer); set.delete(wake); if (set.size === 0) this.waiters.delete(id); resolve(byNotice) }
+        const timer = setTimeout(() => { wake(false) }, Math.min(Math.max(0, deadline - Date.now()), pollMs))
         set.add(wake)
       })
+      if (!noticed) pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)
       view = await this.get(id)
     }
     return view
@@ -220,7 +223,7 @@ export class TaskService {
   }
 
   wake (id: string): void {
-    for (const wake of this.waiters.get(id) ?? []) wake()
+    for (const wake of this.waiters.get(id) ?? []) wake(true)
   }
 }
 

@@ -7,6 +7,7 @@ import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
 
 describe('tasks over gossip', () => {
@@ -141,5 +142,39 @@ describe('tasks over gossip', () => {
     const started = Date.now()
     await waitFor(() => !net!.nodes[0]!.tasks!.presence.isLive(gone.peerId.toString()), { what: 'the stopped peer to drop out', timeoutMs: 5_000 })
     expect(Date.now() - started).toBeGreaterThanOrEqual(FAST_TASKS.presenceIntervalMs! * 2)
+  })
+
+  it('keeps a task only on its replicas, its submitter and the peers ranked to claim it; any node still answers for it', async () => {
+    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimRanks: 1 } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
+    expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    const holders: AgentNode[] = []
+    for (const node of net.nodes) if ((await node.tasks!.replica.get(id)).record !== undefined) holders.push(node)
+    // 3 replicas, the submitter and one claimer at most; before, all 8 peers stored every task
+    expect(holders.length).toBeGreaterThanOrEqual(3)
+    expect(holders.length).toBeLessThanOrEqual(5)
+    const other = net.nodes.find(n => !holders.includes(n))!
+    const view = await other.tasks!.service.get(id)
+    expect(view.result?.value).toBe('kept where needed')
+  })
+
+  it('a wait asks the replicas less and less often while no notice comes', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [sleepAgent], pullIntervalMs: 60_000, waitPollBaseMs: 100, waitPollCapMs: 400 } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'sleep', input: { ms: 30_000 } })
+    let asked = 0
+    const get = s.get.bind(s)
+    s.get = async (taskId: string) => { asked++; return get(taskId) }
+    const started = Date.now()
+    const view = await s.waitFor(id, 2_000)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900)
+    expect(view.record.final).toBeUndefined()
+    // 100, 200, 400, 400... ms apart: about 7 asks in 2 s, where a fixed 100 ms poll made 20
+    expect(asked).toBeGreaterThanOrEqual(4)
+    expect(asked).toBeLessThanOrEqual(9)
+    await s.cancel(id)
   })
 })
