@@ -64,7 +64,8 @@ export class Executor {
     this.stats.started++
     const local = await this.c.replica.get(task.id)
     const generation = local.record?.generation ?? 0
-    const attempt = (local.record === undefined ? 0 : failedAttempts(local.record)) + 1
+    // the local copy may have missed an earlier attempt that the grantors saw
+    const attempt = Math.max(lease.attempt, (local.record === undefined ? 0 : failedAttempts(local.record)) + 1)
     // not gossiped: the replicas that granted the lease know the holder, and a third message per
     // task costs every peer a signature check; only the local copy learns it now
     await this.tasks.applyNotice({ kind: 'notice', from: me, at: Date.now(), id: task.id, capability: task.capability, event: 'running', generation, claimId: lease.claimId, peer: me })

@@ -55,7 +55,9 @@ export class LeaseClient {
     const grants = answers.filter(a => a.res.status === 'OK' && a.res.term !== undefined)
     if (grants.length >= majority(replicas.length)) {
       this.stats.acquired++
-      return new HeldLease(this, taskId, claimId, replicas, new Map(grants.map(g => [g.peer.toString(), { peer: g.peer, term: g.res.term as number }])), sentAt + this.leaseMs)
+      // the grantors' histories differ (one may have missed an earlier grant): the longest counts
+      const attempt = Math.max(1, ...grants.map(g => g.res.attempt ?? 1))
+      return new HeldLease(this, taskId, claimId, replicas, new Map(grants.map(g => [g.peer.toString(), { peer: g.peer, term: g.res.term as number }])), sentAt + this.leaseMs, attempt)
     }
     // a claim that falls short gives back what it got, so it blocks nobody until expiry
     await Promise.all(grants.map(async g => this.safeCall(g.peer, { op: 'release', id: taskId, claimId, term: g.res.term as number, ran: false })))
@@ -103,6 +105,8 @@ export class HeldLease {
   readonly claimId: string
   readonly replicas: PeerId[]
   readonly grants: Map<string, { peer: PeerId, term: number }>
+  /** which attempt of the task this lease is for (1 for the first), as the grantors count */
+  readonly attempt: number
   private readonly client: LeaseClient
   private readonly controller = new AbortController()
   private expiresAt: number
@@ -110,8 +114,9 @@ export class HeldLease {
   private expiryTimer?: ReturnType<typeof setTimeout>
   private done = false
 
-  constructor (client: LeaseClient, taskId: string, claimId: string, replicas: PeerId[], grants: Map<string, { peer: PeerId, term: number }>, expiresAt: number) {
+  constructor (client: LeaseClient, taskId: string, claimId: string, replicas: PeerId[], grants: Map<string, { peer: PeerId, term: number }>, expiresAt: number, attempt = 1) {
     this.client = client
+    this.attempt = attempt
     this.taskId = taskId
     this.claimId = claimId
     this.replicas = replicas

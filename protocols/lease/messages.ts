@@ -27,6 +27,8 @@ export interface LeaseResponse {
   status: LeaseStatus
   term?: number
   expiresAt?: number
+  /** on a grant: which attempt of the task this is, by the replica's own history */
+  attempt?: number
   holder?: string
   notBefore?: number
   state?: string
@@ -38,6 +40,7 @@ export const leaseResponseSchema = z.object({
   status: z.enum(LEASE_STATUS),
   term: z.number().optional(),
   expiresAt: z.number().optional(),
+  attempt: z.number().int().positive().optional(),
   holder: z.string().optional(),
   notBefore: z.number().optional(),
   state: z.string().optional(),

@@ -239,7 +239,7 @@ export class Replica {
     const attempt: Attempt = { claimId, generation: rec.generation, peer: from, startedAt: now, outcome: 'running' }
     await this.save({ ...rec, attempts: [...rec.attempts, attempt], updatedAt: now })
     this.stats.grants++
-    return { status: 'OK', term, expiresAt: granted.expiresAt }
+    return { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(rec) + 1 }
   }
 
   private async complete (rec: TaskRecord, lease: LeaseState | undefined, from: string, claimId: string, term: number, value: unknown, size: number, durationMs: number, now: number): Promise<LeaseResponse> {
