@@ -52,6 +52,12 @@ export interface GossipTuning {
   lazyDegree?: number
   /** the share of the other subscribed peers told of them, when more than lazyDegree. @default 0.25 */
   lazyFactor?: number
+  /**
+   * On receiving a message at least this big, tell the mesh peers not to send it too (IDONTWANT):
+   * one more frame per mesh peer, worth it only for large messages.
+   * @default 512 (gossipsub's own)
+   */
+  idontwantMinBytes?: number
 }
 
 export type MeshServices = {
@@ -112,6 +118,7 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
         ...(a.gossip.degree === undefined ? {} : meshDegree(a.gossip.degree)),
         ...(a.gossip.lazyDegree === undefined ? {} : { Dlazy: a.gossip.lazyDegree }),
         ...(a.gossip.lazyFactor === undefined ? {} : { gossipFactor: a.gossip.lazyFactor }),
+        ...(a.gossip.idontwantMinBytes === undefined ? {} : { idontwantMinDataSize: a.gossip.idontwantMinBytes }),
         scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS }
       })
     }

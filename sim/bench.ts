@@ -19,8 +19,11 @@ const add = (what: string, figure: string, note = ''): void => { rows.push([what
 const ms = (n: number): string => `${Math.round(n)} ms`
 
 async function throughput (nodes: number, tasks: number, rate: number): Promise<void> {
-  const r = await runSimulation({ scenario: await loadScenario('steady'), nodes, tasks, workload: 'echo', rate, seed: 1, transport: 'memory', processes: false, drainMs: 30_000 })
-  add(`echo throughput, ${nodes} nodes`, `${r.throughputPerSec} tasks/s`, `(${tasks} tasks offered at ${rate}/s)`)
+  const started = Date.now()
+  let upMs = 0
+  const r = await runSimulation({ scenario: await loadScenario('steady'), nodes, tasks, workload: 'echo', rate, seed: 1, transport: 'memory', processes: false, drainMs: 30_000, onReady: () => { upMs = Date.now() - started } })
+  if (nodes > 10) add(`mesh up, ${nodes} nodes in one process`, `${(upMs / 1000).toFixed(0)} s`, 'until every node sees every other in presence')
+  add(`echo throughput, ${nodes} nodes`, `${r.throughputPerSec} tasks/s`, `(${tasks} tasks offered at ${rate}/s; ${r.completed} completed, ${r.unfinished} unfinished, invariants ${r.invariants.every(i => i.ok) ? 'hold' : 'FAIL'})`)
   add(`echo latency p50/p99, ${nodes} nodes`, `${r.latencyMs.p50} / ${r.latencyMs.p99} ms`, 'submit to result seen by the submitter side')
   add(`claims denied per task, ${nodes} nodes`, (r.claimsDenied / Math.max(1, r.completed)).toFixed(3), 'contention of the rendezvous ranking')
 }
@@ -150,11 +153,13 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those. */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
-    throughput: async () => { await throughput(5, 400, 40); await throughput(20, 100, 5) },
+    throughput: async () => { await throughput(5, 400, 40); await throughput(20, 300, 10) },
+    // issue 6's scale target: the steady scenario at 50 nodes in one process (100 is the aim)
+    scale: async () => { await throughput(50, 300, 5); await throughput(100, 100, 1) },
     claim: claimLatency,
     reclaim: reclaimAfterKill,
     antientropy: antiEntropy

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { hasValidId, taskSchema } from '../../protocols/task/index.js'
+import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
@@ -15,6 +16,8 @@ export interface ClaimerStats {
   /** acquire attempts refused because another peer held the lease: the contention figure */
   claimsDenied: number
   claimsUnavailable: number
+  /** claims not made because this node's event loop lagged past claimLagLimitMs */
+  claimsDeferred: number
 }
 
 /**
@@ -24,7 +27,7 @@ export interface ClaimerStats {
  * announcements and, because gossip drops messages, from pulling peers' claimable lists.
  */
 export class Claimer {
-  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0 }
+  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0 }
   private readonly c: TaskComponents
   private readonly executor: Executor
   private readonly log: Logger
@@ -54,6 +57,7 @@ export class Claimer {
 
   start (): void {
     this.running = true
+    eventLoopLag.acquire()
     this.c.gossip.addEventListener('task', this.onTask)
     this.c.gossip.addEventListener('notice', this.onNotice)
     for (const cap of this.c.runtime.capabilities()) this.c.gossip.subscribeCapability(cap.name)
@@ -62,6 +66,7 @@ export class Claimer {
 
   /** Stops claiming and waits (up to `graceMs`) for claims in flight, whose agents the executor has aborted. */
   async stop (graceMs = 2_000): Promise<void> {
+    if (this.running) eventLoopLag.release()
     this.running = false
     this.c.gossip.removeEventListener('task', this.onTask)
     this.c.gossip.removeEventListener('notice', this.onNotice)
@@ -116,6 +121,12 @@ export class Claimer {
     if (!this.running) return
     const local = await this.c.replica.get(task.id)
     if (local.record?.final !== undefined) return
+    // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
+    // expired attempts, re-runs and dead tasks
+    if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
+      this.stats.claimsDeferred++
+      return
+    }
     const slot = this.c.runtime.reserve(task.capability)
     // busy: no claim now; the pull path or a re-announcement brings the task back
     if (slot === undefined) return

@@ -32,6 +32,12 @@ export interface TaskLayerInit {
   claimStaggerMs?: number
   /** how many of the first-ranked capable peers claim an announced task. @default 3 */
   claimRanks?: number
+  /**
+   * A node whose event loop ran this late in the last second or two takes no new claims: it might
+   * not renew them in time. The pull path and re-announcements bring the tasks back later.
+   * @default 1_000
+   */
+  claimLagLimitMs?: number
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs?: number
   /** peers asked per pull. @default 2 */
@@ -79,6 +85,7 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
     maxInlineResultBytes: init.maxInlineResultBytes ?? 16_384,
     presenceIntervalMs: init.presenceIntervalMs ?? 2_000,
     claimStaggerMs: init.claimStaggerMs ?? 150,
+    claimLagLimitMs: init.claimLagLimitMs ?? 1_000,
     claimRanks: init.claimRanks ?? 3,
     pullIntervalMs: init.pullIntervalMs ?? 2_000,
     pullPeers: init.pullPeers ?? 2,

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { countWords } from '../../node/agents/basic.js'
 import { echoAgent, failAgent, sleepAgent } from '../../node/agents/basic.js'
 import { BUILTIN_AGENTS } from '../../node/agents/index.js'
+import { eventLoopLag } from '../../node/tasks/event-loop-lag.js'
 import { tasksTopic } from '../../protocols/gossip/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
@@ -176,5 +177,25 @@ describe('tasks over gossip', () => {
     expect(asked).toBeGreaterThanOrEqual(4)
     expect(asked).toBeLessThanOrEqual(9)
     await s.cancel(id)
+  })
+
+  it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimLagLimitMs: 100 } })
+    await net.ready()
+    const node = net.nodes[0]!
+    // real lag: the loop is blocked for 250 ms at a time, as a machine under a burst would be
+    const blocker = setInterval(() => { const until = Date.now() + 250; while (Date.now() < until); }, 50)
+    try {
+      await waitFor(() => eventLoopLag.currentMs() > 200, { what: 'the lag to show' })
+      const { id } = await node.tasks!.service.submit({ capability: 'echo', input: 'later' })
+      await waitFor(() => node.tasks!.claimer.stats.claimsDeferred >= 2, { what: () => `claims deferred while lagging (${JSON.stringify(node.tasks!.claimer.stats)}, lag ${eventLoopLag.currentMs()} ms)`, timeoutMs: 10_000 })
+      expect(node.tasks!.claimer.stats.claimAttempts).toBe(0)
+      clearInterval(blocker)
+      const view = await node.tasks!.service.waitFor(id, 10_000)
+      expect(view.result?.value).toBe('later')
+      expect(node.tasks!.claimer.stats.claimAttempts).toBeGreaterThanOrEqual(1)
+    } finally {
+      clearInterval(blocker)
+    }
   })
 })
