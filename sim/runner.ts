@@ -53,8 +53,7 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
     reannounceCapMs: 5_000,
     backoffBaseMs: 200,
     backoffCapMs: 2_000,
-    // past ~20 nodes the event loop lags by a few hundred ms: a shorter stagger lets ranks race
-    claimStaggerMs: nodes > 20 ? 500 : 100,
+    claimStaggerMs: 100,
     antiEntropyIntervalMs: big ? 30_000 : 5_000,
     rpcTimeoutMs: 10_000,
     syncWrites: false
