@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { dhtProtocol } from '../../node/libp2p-options.js'
+import { simNodeTuning } from '../../sim/runner.js'
 import { createTestnet } from '../../sim/testnet.js'
+import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 
 describe('createTestnet', () => {
@@ -53,5 +55,22 @@ describe('createTestnet', () => {
 
   it('refuses an invalid mesh name', async () => {
     await expect(createTestnet(1, { mesh: 'no spaces', baseDir: await tmp() })).rejects.toHaveProperty('name', 'InvalidConfigError')
+  })
+
+  it("applies the simulator's gossip tuning, and tasks still run under it", async () => {
+    const { gossip } = simNodeTuning(50)
+    expect(gossip).toBeDefined()
+    const net = await createTestnet(10, { gossip, baseDir: await tmp(), tasks: FAST_TASKS })
+    try {
+      await net.ready(60_000)
+      const opts = (net.nodes[0]!.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts
+      expect(opts).toMatchObject({ D: 3, Dlo: 2, Dhi: 6, Dlazy: 3, floodPublish: false, gossipFactor: 0, idontwantMinDataSize: 64 * 1024 })
+      // a sparser mesh still carries announcements and completion notices to everyone
+      const s = net.nodes[9]!.tasks!.service
+      const { id } = await s.submit({ capability: 'echo', input: 'tuned' })
+      expect((await s.waitFor(id, 20_000)).result?.value).toBe('tuned')
+    } finally {
+      await net.stop()
+    }
   })
 })
