@@ -104,7 +104,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
     const timers = o.scenario.faults.map(fault => setTimeout(() => {
       const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
       faults.push(trace)
-      applied.push(applyFault(cluster, fault, faultRng, trace, after)
+      applied.push(applyFault(cluster, fault, faultRng, trace, after, () => Date.now() - t0)
         .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
         .finally(() => { o.onFault?.(trace) }))
     }, fault.at))
@@ -179,7 +179,8 @@ function lastFinish (traces: TaskTrace[]): number {
 
 type After = (ms: number, fn: () => void) => void
 
-async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, after: After): Promise<void> {
+/** Applies one fault; `elapsed` restamps the trace when the fault waited for its node (a holder). */
+async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, after: After, elapsed: () => number): Promise<void> {
   const pick = async (ref: number | 'random' | 'holder'): Promise<number> => {
     if (typeof ref === 'number') return ref
     if (ref === 'holder') {
@@ -197,6 +198,8 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
   switch (fault.kind) {
     case 'crash': {
       const i = await pick(fault.node)
+      // recovery counts from the kill, not from when the fault began looking for a holder
+      trace.at = elapsed()
       trace.node = i
       trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}`
       await cluster.crash(i)
@@ -205,6 +208,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
     }
     case 'pause': {
       const i = await pick(fault.node)
+      trace.at = elapsed()
       trace.node = i
       trace.detail = `node ${i} paused for ${fault.durationMs} ms`
       return cluster.pause(i, fault.durationMs)
