@@ -89,15 +89,14 @@ export class Claimer {
   async consider (task: Task): Promise<void> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return
     if (this.scheduled.has(task.id) || this.inflight.has(task.id)) return
-    // ranked before any read: of n peers that hear of a task only claimRanks go on, and the store
-    // work of every peer for every task grew with the mesh
+    // ranked before any read: the store work of every peer for every task grew with the mesh
     const rank = this.rank(task)
     const ranks = this.c.options.claimRanks
-    if (rank >= ranks) return
+    if (rank >= Math.max(ranks, this.c.options.keepRanks)) return
     const local = await this.c.replica.get(task.id)
-    // a peer that may claim keeps the task, so it can answer for it and pull it later; others ask the replicas
+    // kept, so this peer lists it and can pull it later; peers past keepRanks ask the replicas
     if (local.record === undefined) await this.c.replica.put({ task, generation: 0, attempts: [], updatedAt: Date.now() })
-    if (local.record?.final !== undefined) return
+    if (local.record?.final !== undefined || rank >= ranks) return
     const delay = rank * this.c.options.claimStaggerMs
     const timer = setTimeout(() => {
       this.scheduled.delete(task.id)

@@ -33,6 +33,13 @@ export interface TaskLayerInit {
   /** how many of the first-ranked capable peers claim an announced task. @default 3 */
   claimRanks?: number
   /**
+   * The first this-many ranked peers keep an announced task in their store, so it is listed there
+   * and the pull path finds it; the others drop the announcement without a store read (any node
+   * still answers for the task through its replicas). Below this many peers, every peer keeps all.
+   * @default 8
+   */
+  keepRanks?: number
+  /**
    * A node whose event loop ran this late in the last second or two takes no new claims: it might
    * not renew them in time. The pull path and re-announcements bring the tasks back later.
    * @default 1_000
@@ -86,6 +93,7 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
     presenceIntervalMs: init.presenceIntervalMs ?? 2_000,
     claimStaggerMs: init.claimStaggerMs ?? 150,
     claimLagLimitMs: init.claimLagLimitMs ?? 1_000,
+    keepRanks: init.keepRanks ?? 8,
     claimRanks: init.claimRanks ?? 3,
     pullIntervalMs: init.pullIntervalMs ?? 2_000,
     pullPeers: init.pullPeers ?? 2,

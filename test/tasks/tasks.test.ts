@@ -145,8 +145,19 @@ describe('tasks over gossip', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(FAST_TASKS.presenceIntervalMs! * 2)
   })
 
-  it('keeps a task only on its replicas, its submitter and the peers ranked to claim it; any node still answers for it', async () => {
-    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimRanks: 1 } })
+  it('in a mesh smaller than keepRanks, every peer lists a finished task as completed', async () => {
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    await net.ready()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'echo', input: 'everywhere' })
+    await net.nodes[0]!.tasks!.service.waitFor(id, 10_000)
+    await waitFor(async () => {
+      const lists = await Promise.all(net!.nodes.map(async n => n.tasks!.service.list({ state: 'completed' })))
+      return lists.every(list => list.some(r => r.task.id === id))
+    }, { what: 'every peer to list the task as completed' })
+  })
+
+  it('keeps a task only on its replicas, its submitter and the first keepRanks peers; any node still answers for it', async () => {
+    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
     await net.ready()
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
