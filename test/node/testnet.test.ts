@@ -60,7 +60,8 @@ describe('createTestnet', () => {
   it("applies the simulator's gossip tuning, and tasks still run under it", async () => {
     const { gossip } = simNodeTuning(50)
     expect(gossip).toBeDefined()
-    const net = await createTestnet(10, { gossip, baseDir: await tmp(), tasks: FAST_TASKS })
+    // ten nodes share a worker with other test files: a 500 ms lease can lapse three times on a busy machine
+    const net = await createTestnet(10, { gossip, baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000 } })
     try {
       await net.ready(60_000)
       const opts = (net.nodes[0]!.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts
@@ -68,7 +69,9 @@ describe('createTestnet', () => {
       // a sparser mesh still carries announcements and completion notices to everyone
       const s = net.nodes[9]!.tasks!.service
       const { id } = await s.submit({ capability: 'echo', input: 'tuned' })
-      expect((await s.waitFor(id, 20_000)).result?.value).toBe('tuned')
+      const view = await s.waitFor(id, 20_000)
+      expect(view.record.final?.state).toBe('completed')
+      expect(view.result?.value).toBe('tuned')
     } finally {
       await net.stop()
     }
