@@ -146,7 +146,7 @@ describe('tasks over gossip', () => {
   })
 
   it('in a mesh smaller than keepRanks, every peer lists a finished task as completed', async () => {
-    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: [echoAgent] } })
     await net.ready()
     const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'echo', input: 'everywhere' })
     await net.nodes[0]!.tasks!.service.waitFor(id, 10_000)
@@ -157,7 +157,7 @@ describe('tasks over gossip', () => {
   })
 
   it('keeps a task only on its replicas, its submitter and the first keepRanks peers; any node still answers for it', async () => {
-    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
+    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
     await net.ready()
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
@@ -185,19 +185,19 @@ describe('tasks over gossip', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900)
     expect(view.record.final).toBeUndefined()
     // 100, 200, 400, 400... ms apart: about 7 asks in 2 s, where a fixed 100 ms poll made 20
-    expect(asked).toBeGreaterThanOrEqual(4)
+    expect(asked).toBeGreaterThanOrEqual(3)
     expect(asked).toBeLessThanOrEqual(9)
     await s.cancel(id)
   })
 
   it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
-    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimLagLimitMs: 100 } })
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimLagLimitMs: 200 } })
     await net.ready()
     const node = net.nodes[0]!
-    // real lag: the loop is blocked for 250 ms at a time, as a machine under a burst would be
-    const blocker = setInterval(() => { const until = Date.now() + 250; while (Date.now() < until); }, 50)
+    // real lag: the loop is blocked for 400 ms at a time, as a machine under a burst would be
+    const blocker = setInterval(() => { const until = Date.now() + 400; while (Date.now() < until); }, 50)
     try {
-      await waitFor(() => eventLoopLag.currentMs() > 200, { what: 'the lag to show' })
+      await waitFor(() => eventLoopLag.currentMs() > 300, { what: 'the lag to show' })
       const { id } = await node.tasks!.service.submit({ capability: 'echo', input: 'later' })
       await waitFor(() => node.tasks!.claimer.stats.claimsDeferred >= 2, { what: () => `claims deferred while lagging (${JSON.stringify(node.tasks!.claimer.stats)}, lag ${eventLoopLag.currentMs()} ms)`, timeoutMs: 10_000 })
       expect(node.tasks!.claimer.stats.claimAttempts).toBe(0)
