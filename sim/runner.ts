@@ -108,11 +108,14 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
         .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
         .finally(() => { o.onFault?.(trace) }))
     }, fault.at))
+    // kept as tasks finish, not recounted over every trace on each progress tick or follow loop
+    let finished = 0
+    let lastFinishedAt = 0
     const progress = setInterval(() => {
-      o.onProgress?.({ done: traces.filter(t => t.finishedAt !== undefined).length, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
+      o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
     }, 250)
     const waits: Array<Promise<void>> = []
-    const drainUntil = (): number => Math.max(t0 + (o.tasks / o.rate) * 1000, t0 + lastFinish(traces)) + (o.drainMs ?? 60_000)
+    const drainUntil = (): number => t0 + Math.max((o.tasks / o.rate) * 1000, lastFinishedAt) + (o.drainMs ?? 60_000)
     for (const [i, spec] of workload.entries()) {
       const due = t0 + (i / o.rate) * 1000
       if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
@@ -129,7 +132,11 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
             submitErrors++
           }
         }
-        if (trace.id !== undefined) await follow(cluster, trace, spec.check, t0, drainUntil)
+        if (trace.id === undefined) return
+        await follow(cluster, trace, spec.check, t0, drainUntil)
+        if (trace.finishedAt === undefined) return
+        finished++
+        lastFinishedAt = Math.max(lastFinishedAt, trace.finishedAt)
       })())
     }
     await Promise.all(waits)
@@ -140,7 +147,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
     clearInterval(progress)
     for (const timer of [...timers, ...later]) clearTimeout(timer)
     const durationMs = Date.now() - t0
-    o.onProgress?.({ done: traces.filter(t => t.finishedAt !== undefined).length, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
+    o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
     return buildReport({ options: o, cluster, traces, faults, submitErrors, durationMs, nodeFigures: await cluster.figures(), edges: cluster.edges() })
   } finally {
     await cluster.stop()
@@ -169,12 +176,6 @@ async function follow (cluster: Cluster, trace: TaskTrace, check: (r: unknown) =
   // not finished in time: the last word on it, for the "lost" and "unfinished" counts
   const last = cluster.live().length > 0 ? await cluster.outcome(trace.id as string, 0) : undefined
   trace.state = last?.state ?? 'lost'
-}
-
-function lastFinish (traces: TaskTrace[]): number {
-  let last = 0
-  for (const t of traces) if (t.finishedAt !== undefined && t.finishedAt > last) last = t.finishedAt
-  return last
 }
 
 type After = (ms: number, fn: () => void) => void

@@ -1,4 +1,4 @@
-import { byteLength, failedAttempts } from '../../protocols/task/index.js'
+import { byteLength } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
 import type { TaskComponents } from './components.js'
 import type { TaskService } from './task-service.js'
@@ -64,8 +64,9 @@ export class Executor {
     this.stats.started++
     const local = await this.c.replica.get(task.id)
     const generation = local.record?.generation ?? 0
-    // the local copy may have missed an earlier attempt that the grantors saw
-    const attempt = Math.max(lease.attempt, (local.record === undefined ? 0 : failedAttempts(local.record)) + 1)
+    // from the grant, not the local copy, which may have missed an earlier attempt: the granting
+    // majority overlaps every earlier one, so one of them knows it
+    const attempt = lease.attempt
     // not gossiped: the replicas that granted the lease know the holder, and a third message per
     // task costs every peer a signature check; only the local copy learns it now
     await this.tasks.applyNotice({ kind: 'notice', from: me, at: Date.now(), id: task.id, capability: task.capability, event: 'running', generation, claimId: lease.claimId, peer: me })

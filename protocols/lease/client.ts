@@ -114,7 +114,7 @@ export class HeldLease {
   private expiryTimer?: ReturnType<typeof setTimeout>
   private done = false
 
-  constructor (client: LeaseClient, taskId: string, claimId: string, replicas: PeerId[], grants: Map<string, { peer: PeerId, term: number }>, expiresAt: number, attempt = 1) {
+  constructor (client: LeaseClient, taskId: string, claimId: string, replicas: PeerId[], grants: Map<string, { peer: PeerId, term: number }>, expiresAt: number, attempt: number) {
     this.client = client
     this.attempt = attempt
     this.taskId = taskId

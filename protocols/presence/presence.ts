@@ -68,7 +68,7 @@ export class PresenceService {
   private running = false
   private announced = 0
   private lastCatalog = ''
-  private catalogDue = true
+  private catalogDue = false
   /** which capabilities had a free slot in our last announcement */
   private lastAvailability = ''
   private readonly onPresence = (evt: CustomEvent<Presence>): void => {
@@ -147,7 +147,7 @@ export class PresenceService {
       self: true
     }]
     for (const [peerId, { presence, lastSeen }] of this.peers) {
-      if (now - lastSeen > presence.intervalMs * (this.init.expiryIntervals ?? 3)) continue
+      if (now - lastSeen > this.expiryMs(presence)) continue
       out.push({ peerId, version: presence.version, capabilities: presence.capabilities, freeSlots: presence.freeSlots, lastSeen, self: false })
     }
     return out
@@ -158,9 +158,14 @@ export class PresenceService {
     const now = Date.now()
     const out = [this.c.peerId.toString()]
     for (const [peerId, { presence, lastSeen }] of this.peers) {
-      if (now - lastSeen <= presence.intervalMs * (this.init.expiryIntervals ?? 3)) out.push(peerId)
+      if (now - lastSeen <= this.expiryMs(presence)) out.push(peerId)
     }
     return out
+  }
+
+  /** How long a peer may stay silent before it drops out of the view: a few of its own intervals. */
+  private expiryMs (p: Presence): number {
+    return p.intervalMs * (this.init.expiryIntervals ?? 3)
   }
 
   isLive (peerId: string): boolean {
@@ -188,7 +193,7 @@ export class PresenceService {
     // expired peers are dropped from the map too, so it does not grow with churn
     const now = Date.now()
     for (const [id, { presence, lastSeen }] of this.peers) {
-      if (now - lastSeen > presence.intervalMs * (this.init.expiryIntervals ?? 3) * 10) this.peers.delete(id)
+      if (now - lastSeen > this.expiryMs(presence) * 10) this.peers.delete(id)
     }
     this.timer = setTimeout(() => { void this.tick() }, this.intervalMs)
   }
