@@ -118,14 +118,14 @@ export class Claimer {
 
   private async claim (task: Task): Promise<void> {
     if (!this.running) return
+    const local = await this.c.replica.get(task.id)
+    if (local.record?.final !== undefined) return
     // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
-    // expired attempts, re-runs and dead tasks (checked first: it costs no store read)
+    // expired attempts, re-runs and dead tasks
     if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
       this.stats.claimsDeferred++
       return
     }
-    const local = await this.c.replica.get(task.id)
-    if (local.record?.final !== undefined) return
     const slot = this.c.runtime.reserve(task.capability)
     // busy: no claim now; the pull path or a re-announcement brings the task back
     if (slot === undefined) return
