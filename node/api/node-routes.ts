@@ -1,5 +1,7 @@
 import { VERSION } from '../version.js'
+import { snapshotApiStats } from './stats.js'
 import type { Route } from './http.js'
+import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
 
 /** Health, peers and node: what every node answers from the first issue on. */
@@ -33,4 +35,13 @@ export function nodeRoutes (node: AgentNode): Route[] {
       handle: async () => ({ body: { ...await node.info(), version: VERSION, dataDir: node.dataDir } })
     }
   ]
+}
+
+/** GET /v1/metrics: the task layer's counters (when it runs) and the API's own under `api`. */
+export function metricsRoute (node: AgentNode, stats: ApiStats): Route {
+  return {
+    method: 'GET',
+    path: '/v1/metrics',
+    handle: () => ({ body: { ...(node.tasks?.stats() ?? {}), api: snapshotApiStats(stats) } })
+  }
 }

@@ -1,9 +1,13 @@
 import { z } from 'zod'
 import { TASK_ID, TASK_STATES, stateOf, summarize } from '../../protocols/task/index.js'
-import { HttpError } from './http.js'
+import { HttpError, badRequest } from './http.js'
+import type { BadRequestReason } from './stats.js'
 import type { Route } from './http.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { TaskView } from '../tasks/task-service.js'
+
+/** The furthest deadline a submit may ask for: a year. */
+export const MAX_DEADLINE_MS = 365 * 24 * 3600_000
 
 const submitBody = z.object({
   capability: z.string(),
@@ -11,11 +15,14 @@ const submitBody = z.object({
   idempotencyKey: z.string().min(1).max(256).optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
-  deadlineMs: z.number().int().min(1).optional()
+  // bounded so that now + deadlineMs stays a safe integer the replicas accept (unbounded, a huge
+  // value passed this check and came back as a 503 from every replica)
+  deadlineMs: z.number().int().min(1).max(MAX_DEADLINE_MS).optional()
 }).strict()
 
 const listQuery = z.object({
-  state: z.enum(TASK_STATES).optional(),
+  // blocked: a majority of the task's placement has been unreachable past placementMoveAfterMs
+  state: z.enum([...TASK_STATES, 'blocked']).optional(),
   capability: z.string().optional(),
   parent: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional()
@@ -23,21 +30,23 @@ const listQuery = z.object({
 
 /** Maps the task layer's named errors to HTTP statuses. */
 function httpError (err: any): never {
-  const status: Record<string, [number, string]> = {
+  // a reason marks the client's fault; an unknown task or a conflict is an answer, not a bad request
+  const status: Record<string, [number, string, BadRequestReason?]> = {
     TaskNotFoundError: [404, 'NOT_FOUND'],
-    InvalidTaskError: [400, 'BAD_REQUEST'],
-    TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE'],
+    InvalidTaskError: [400, 'BAD_REQUEST', 'invalid-task'],
+    TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE', 'invalid-task'],
     QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
     LeaseDeniedError: [409, 'CONFLICT'],
+    PlacementBlockedError: [409, 'CONFLICT'],
     TaskFinishedError: [409, 'CONFLICT']
   }
   const mapped = status[err?.name]
-  if (mapped !== undefined) throw new HttpError(mapped[0], mapped[1], err.message)
+  if (mapped !== undefined) throw new HttpError(mapped[0], mapped[1], err.message, mapped[2])
   throw err
 }
 
 function taskIdParam (id: string | undefined): string {
-  if (id === undefined || !TASK_ID.test(id)) throw new HttpError(400, 'BAD_REQUEST', 'a task id is 64 hex digits')
+  if (id === undefined || !TASK_ID.test(id)) throw badRequest('invalid-id', 'a task id is 64 lowercase hex digits')
   return id
 }
 
@@ -58,7 +67,7 @@ export interface TaskRoutesInit {
   maxWaitMs?: number
 }
 
-/** /v1/tasks, /v1/capabilities, /v1/deadletter, /v1/metrics. */
+/** /v1/tasks, /v1/capabilities, /v1/deadletter (/v1/metrics is in node-routes, with the API's own counters). */
 export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[] {
   const s = tasks.service
   return [
@@ -67,7 +76,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       path: '/v1/tasks',
       handle: async ctx => {
         const parsed = submitBody.safeParse(await ctx.body())
-        if (!parsed.success) throw new HttpError(400, 'BAD_REQUEST', zodMessage(parsed.error))
+        if (!parsed.success) throw badRequest('invalid-body', zodMessage(parsed.error))
         const answer = await s.submit(parsed.data).catch(httpError)
         return { status: answer.created ? 202 : 200, body: { id: answer.id, ...(answer.warning === undefined ? {} : { warning: answer.warning }) } }
       }
@@ -77,7 +86,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       path: '/v1/tasks',
       handle: async ctx => {
         const parsed = listQuery.safeParse(Object.fromEntries(ctx.query))
-        if (!parsed.success) throw new HttpError(400, 'BAD_REQUEST', zodMessage(parsed.error))
+        if (!parsed.success) throw badRequest('invalid-query', zodMessage(parsed.error))
         const records = await s.list(parsed.data)
         return { body: { tasks: records.map(r => summarize(r)) } }
       }
@@ -97,7 +106,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         const wait = Number(ctx.query.get('wait') ?? 0)
-        if (!Number.isFinite(wait) || wait < 0) throw new HttpError(400, 'BAD_REQUEST', 'wait is a number of milliseconds')
+        if (!Number.isFinite(wait) || wait < 0) throw badRequest('invalid-query', 'wait is a number of milliseconds, 0 or more')
         const view = await s.waitFor(id, Math.min(wait, init.maxWaitMs ?? 300_000)).catch(httpError)
         const state = stateOf(view.record)
         const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }) }
@@ -110,6 +119,14 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       handle: async ctx => {
         const view = await s.cancel(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: { id: view.record.task.id, state: stateOf(view.record) } }
+      }
+    },
+    {
+      method: 'POST',
+      path: '/v1/tasks/:id/force-placement',
+      handle: async ctx => {
+        const answer = await s.forcePlacement(taskIdParam(ctx.params.id)).catch(httpError)
+        return { body: answer }
       }
     },
     {
@@ -151,11 +168,6 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         await s.drop(id).catch(httpError)
         return { body: { id, dropped: true } }
       }
-    },
-    {
-      method: 'GET',
-      path: '/v1/metrics',
-      handle: () => ({ body: tasks.stats() })
     }
   ]
 }

@@ -2,14 +2,12 @@ import { Command, CommanderError, Option } from 'commander'
 import { writeSwarmKey } from '../swarm-key.js'
 import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl } from './client.js'
-import { runNodeCommand } from './node-command.js'
+import { addNodeCommand } from './node-command.js'
 import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
 
 /** Errors the user can act on print one line; anything else is a bug and says so. */
 const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError'])
@@ -23,21 +21,7 @@ export function buildProgram (): Command {
     // before any subcommand exists, so they inherit it: usage errors come back here as exceptions
     .exitOverride()
 
-  program.command('node')
-    .description('run a mesh node (the daemon)')
-    .option('--data <dir>', 'data dir: store and node key (default ~/.agentmesh)')
-    .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/127.0.0.1/tcp/0)', collect)
-    .option('--bootstrap <multiaddr>', 'any mesh member to join through, with /p2p/<id>; repeatable', collect)
-    .option('--api <host:port>', 'control API address (default 127.0.0.1:7070; port 0 picks one)')
-    .option('--mesh <name>', 'mesh name: topics and DHT are per mesh (default "default")')
-    .option('--swarm-key <file>', 'pre-shared key: only peers with the same key connect')
-    .option('--config <file>', 'JSON config file with the same options (flags win)')
-    .option('--agents <names>', 'comma-separated built-in agents to run, or "none" (default: all)')
-    .option('--agents-module <path>', 'ES module exporting more agents (default export or `agents`)')
-    .option('--llm-base-url <url>', 'OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the OpenAI API)')
-    .option('--llm-model <name>', 'model for llm.chat, agent and plan (default: AGENTMESH_MODEL; none: no LLM agents)')
-    .option('--llm-api-key-file <file>', 'file holding the API key (default: OPENAI_API_KEY)')
-    .action(runNodeCommand)
+  addNodeCommand(program)
 
   program.command('keygen')
     .description('write a new swarm key for a private mesh')

@@ -1,7 +1,9 @@
 import { resolveDaemonConfig } from '../daemon/config.js'
 import { startDaemon } from '../daemon/daemon.js'
-import type { Daemon } from '../daemon/daemon.js'
+import { collect, positiveWholeNumber } from './options.js'
 import { errorLine, line } from './output.js'
+import type { Daemon } from '../daemon/daemon.js'
+import type { Command } from 'commander'
 
 export interface NodeFlags {
   llmBaseUrl?: string
@@ -16,8 +18,30 @@ export interface NodeFlags {
   mesh?: string
   swarmKey?: string
   config?: string
+  /** the task layer's lease; wins over AGENTMESH_LEASE_MS and the config file's tasks.leaseMs. @default 10_000 */
+  leaseMs?: number
   /** @default 5000 */
   stopTimeoutMs?: number
+}
+
+/** Adds `agentmesh node` and its flags to the program. Each flag wins over its AGENTMESH_* variable and the config file. */
+export function addNodeCommand (program: Command): Command {
+  return program.command('node')
+    .description('run a mesh node (the daemon)')
+    .option('--data <dir>', 'data dir: store and node key (default ~/.agentmesh)')
+    .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/127.0.0.1/tcp/0)', collect)
+    .option('--bootstrap <multiaddr>', 'any mesh member to join through, with /p2p/<id>; repeatable', collect)
+    .option('--api <host:port>', 'control API address (default 127.0.0.1:7070; port 0 picks one)')
+    .option('--mesh <name>', 'mesh name: topics and DHT are per mesh (default "default")')
+    .option('--swarm-key <file>', 'pre-shared key: only peers with the same key connect')
+    .option('--config <file>', 'JSON config file with the same options (flags win)')
+    .option('--agents <names>', 'comma-separated built-in agents to run, or "none" (default: all)')
+    .option('--agents-module <path>', 'ES module exporting more agents (default export or `agents`)')
+    .option('--llm-base-url <url>', 'OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the OpenAI API)')
+    .option('--llm-model <name>', 'model for llm.chat, agent and plan (default: AGENTMESH_MODEL; none: no LLM agents)')
+    .option('--llm-api-key-file <file>', 'file holding the API key (default: OPENAI_API_KEY)')
+    .option('--lease-ms <ms>', 'how long a claim on a task lasts unless renewed (default 10000; config file: tasks.leaseMs)', positiveWholeNumber('--lease-ms'))
+    .action(runNodeCommand)
 }
 
 /**

@@ -1,5 +1,9 @@
+import { parsePositiveWholeNumber } from '../daemon/config.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Command } from 'commander'
+
+/** For a repeatable flag: each use adds one value. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
 
 /** A commander parser for a flag that takes a whole number (a count or milliseconds). */
 export function wholeNumber (flag: string) {
@@ -8,6 +12,11 @@ export function wholeNumber (flag: string) {
     if (!Number.isInteger(n) || n < 0) throw new InvalidConfigError(`${flag} takes a whole number, got "${value}"`)
     return n
   }
+}
+
+/** A commander parser for a flag that takes a positive whole number (digits only: no 1e4, no 0x10). */
+export function positiveWholeNumber (flag: string) {
+  return (value: string): number => parsePositiveWholeNumber(flag, value)
 }
 
 /** The options every client command takes. */

@@ -68,13 +68,20 @@ export function addTaskCommands (program: Command): void {
 
   clientOptions(program.command('task <id>'))
     .description('state, attempts, executor and result of one task')
-    .action(async (id: string, opts: ClientOpts) => {
-      json(await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/tasks/${encodeURIComponent(id)}`))
+    .option('--force-placement', 'move a blocked task to live peers without a majority of its old placement: if the unreachable members are alive (a partition, not a loss) the task may run to two results; logged by the node')
+    .action(async (id: string, opts: ClientOpts & { forcePlacement?: boolean }) => {
+      const url = await resolveApiUrl(opts)
+      if (opts.forcePlacement === true) {
+        const answer = await apiRequest(url, 'POST', `/v1/tasks/${encodeURIComponent(id)}/force-placement`)
+        if (opts.json !== true) process.stderr.write(`agentmesh: forced task ${id} onto epoch ${String(answer.placement?.epoch)}: ${String(answer.warning)}\n`)
+        return json(answer)
+      }
+      json(await apiRequest(url, 'GET', `/v1/tasks/${encodeURIComponent(id)}`))
     })
 
   clientOptions(program.command('tasks'))
     .description('tasks this node knows of, newest first')
-    .option('--state <state>', 'pending, running, completed, failed, canceled or dead')
+    .option('--state <state>', 'pending, running, completed, failed, canceled, dead or blocked')
     .option('--capability <name>')
     .option('--limit <n>', 'at most this many (default 100)', wholeNumber('--limit'))
     .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number }) => {

@@ -5,6 +5,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { DEFAULT_MESH, MESH_NAME } from '../create-node.js'
 import { InvalidConfigError } from '../errors.js'
+import { taskOptionsSchema } from '../tasks/options.js'
+import type { TaskLayerOptions } from '../tasks/options.js'
 
 export const DEFAULT_API = '127.0.0.1:7070'
 export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
@@ -16,35 +18,6 @@ const multiaddrString = z.string().refine(s => {
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
   .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
-
-const ms = z.number().int().min(1)
-/** The task layer's timers and limits (node/tasks/options.ts has each default). */
-export const taskOptionsSchema = z.object({
-  replicationFactor: z.number().int().min(1).max(15),
-  leaseMs: ms,
-  renewFraction: z.number().gt(0).lt(1),
-  backoffBaseMs: ms,
-  backoffCapMs: ms,
-  defaultMaxAttempts: z.number().int().min(1).max(100),
-  defaultTimeoutMs: ms,
-  defaultDeadlineMs: ms,
-  maxInputBytes: z.number().int().min(1024),
-  maxResultBytes: z.number().int().min(1024),
-  maxInlineResultBytes: z.number().int().min(0),
-  presenceIntervalMs: ms,
-  claimStaggerMs: z.number().int().min(0),
-  claimRanks: z.number().int().min(1),
-  pullIntervalMs: ms,
-  pullPeers: z.number().int().min(0),
-  pullMinAgeMs: z.number().int().min(0),
-  sweepIntervalMs: ms,
-  reannounceBaseMs: ms,
-  reannounceCapMs: ms,
-  rpcTimeoutMs: ms,
-  antiEntropyIntervalMs: ms,
-  retentionMs: ms,
-  syncWrites: z.boolean()
-}).partial().strict()
 
 /** Every daemon option, from whichever source. One schema checks them all. */
 export const daemonConfigSchema = z.object({
@@ -60,11 +33,20 @@ export const daemonConfigSchema = z.object({
   llmBaseUrl: z.string().min(1).optional(),
   llmModel: z.string().min(1).optional(),
   llmApiKeyFile: z.string().min(1).optional(),
-  tasks: taskOptionsSchema.optional()
+  /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
+  tasks: taskOptionsSchema.prefault({})
 }).strict()
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
-type PartialConfig = Partial<DaemonConfig>
+/** What one source (the file, the environment, the flags) says; `tasks` is merged key by key. */
+type PartialConfig = Omit<Partial<DaemonConfig>, 'tasks'> & { tasks?: Partial<TaskLayerOptions> }
+
+/** Parses a positive whole number given as text (a flag or a variable), or says which one is wrong. */
+export function parsePositiveWholeNumber (name: string, value: string): number {
+  const n = Number(value)
+  if (!/^[0-9]+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidConfigError(`${name} takes a positive whole number, got "${value}"`)
+  return n
+}
 
 const ENV: Record<string, keyof DaemonConfig> = {
   AGENTMESH_DATA: 'data',
@@ -76,9 +58,13 @@ const ENV: Record<string, keyof DaemonConfig> = {
   AGENTMESH_AGENTS: 'agents',
   AGENTMESH_AGENTS_MODULE: 'agentsModule'
 }
+/** Task options that also have a variable (and a flag of `agentmesh node`: leaseMs is --lease-ms). */
+const TASK_ENV: Record<string, keyof TaskLayerOptions> = {
+  AGENTMESH_LEASE_MS: 'leaseMs'
+}
 const LIST_KEYS = new Set<keyof DaemonConfig>(['listen', 'bootstrap', 'agents'])
 
-/** AGENTMESH_* variables; lists are comma-separated. */
+/** AGENTMESH_* variables; lists are comma-separated, task options positive whole numbers. */
 export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
   const out: Record<string, unknown> = {}
   for (const [name, key] of Object.entries(ENV)) {
@@ -86,6 +72,12 @@ export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
     if (value === undefined || value === '') continue
     out[key] = LIST_KEYS.has(key) ? value.split(',').map(s => s.trim()).filter(Boolean) : value
   }
+  const tasks: Record<string, number> = {}
+  for (const [name, key] of Object.entries(TASK_ENV)) {
+    const value = env[name]
+    if (value !== undefined && value !== '') tasks[key] = parsePositiveWholeNumber(name, value)
+  }
+  if (Object.keys(tasks).length > 0) out.tasks = tasks
   return out as PartialConfig
 }
 
@@ -111,23 +103,25 @@ export async function configFromFile (path: string): Promise<PartialConfig> {
  * Defaults < config file < environment < flags. Relative paths in the config file are resolved
  * against the working directory, like those on the command line.
  */
-export type DaemonFlags = Omit<PartialConfig, 'agents'> & { config?: string, agents?: string | string[] }
+export type DaemonFlags = Omit<PartialConfig, 'agents' | 'tasks'> & { config?: string, agents?: string | string[], leaseMs?: number }
 
 export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
   // --agents is one comma-separated flag on the command line, a list in the config file
   const flags = { ...rawFlags, agents: typeof rawFlags.agents === 'string' ? rawFlags.agents.split(',').map(a => a.trim()).filter(Boolean) : rawFlags.agents }
   const configPath = flags.config ?? env.AGENTMESH_CONFIG
   const fromFile = configPath === undefined ? {} : await configFromFile(configPath)
-  const { config: _ignored, ...fromFlags } = flags
+  const { config: _ignored, leaseMs, ...rest } = flags
+  const fromFlags: PartialConfig = { ...rest, tasks: { leaseMs } }
+  const layers = [fromFile, configFromEnv(env), fromFlags]
   const merged = {
     data: DEFAULT_DATA_DIR,
     listen: DEFAULT_LISTEN,
     bootstrap: [],
     api: DEFAULT_API,
     mesh: DEFAULT_MESH,
-    ...dropUndefined(fromFile),
-    ...dropUndefined(configFromEnv(env)),
-    ...dropUndefined(fromFlags)
+    ...Object.assign({}, ...layers.map(dropUndefined)),
+    // one option from the file, another from a flag: both apply
+    tasks: Object.assign({}, ...layers.map(layer => dropUndefined(layer.tasks ?? {})))
   }
   const parsed = daemonConfigSchema.safeParse(merged)
   if (!parsed.success) throw new InvalidConfigError(describe(parsed.error))

@@ -9,22 +9,20 @@ export interface AntiEntropyStats {
   /** JSON bytes of the requests sent */
   bytes: number
   recordsPushed: number
-  handedOff: number
 }
 
 /**
- * Anti-entropy: every interval each node compares, with each peer it shares replica sets with,
- * the records both should hold: first 16 bucket hashes, then ids and hashes of the differing
- * buckets, then the records the peer lacks. It also hands each record it holds but is no longer a
- * replica of (replica sets move as peers come and go) to the current replica set, once per change.
- * A steady mesh exchanges one small digest per pair of peers per interval.
+ * Anti-entropy within placements: every interval each node compares, with each peer it shares
+ * placements with, the records both are members for: first 16 bucket hashes, then ids and hashes
+ * of the differing buckets, then the records the peer lacks. It repairs members that missed
+ * writes; it never moves a task to other peers (only an epoch change does). Final states travel
+ * only with their certificates, which the receiver checks. A steady mesh exchanges one small
+ * digest per pair of peers per interval.
  */
 export class AntiEntropy {
-  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, recordsPushed: 0, handedOff: 0 }
+  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, recordsPushed: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
-  /** what each non-replica record was last handed off as: its hash and the replica set it went to */
-  private readonly handed = new Map<string, string>()
   private readonly loop: Repeater
 
   constructor (components: TaskComponents) {
@@ -45,31 +43,26 @@ export class AntiEntropy {
     await this.loop.stop()
   }
 
-  /** Ids this node holds that `peer` should hold too: both are in the record's replica set. */
+  /** Ids this node holds that `peer` should hold too: both are members of the record's placement. */
   sharedWith (peer: string): string[] {
     const me = this.c.peerId.toString()
-    return [...this.c.replica.hashes.keys()].filter(id => this.c.replicaSets.includes(id, peer) && this.c.replicaSets.includes(id, me))
+    const out: string[] = []
+    for (const [id, members] of this.c.replica.members) if (members.includes(peer) && members.includes(me)) out.push(id)
+    return out
   }
 
   async runRound (): Promise<void> {
     this.stats.rounds++
     const me = this.c.peerId.toString()
     const byPeer = new Map<string, string[]>()
-    const handoff: string[] = []
-    for (const id of this.c.replica.hashes.keys()) {
-      const set = this.c.replicaSets.for(id).map(p => p.toString())
-      if (!set.includes(me)) {
-        handoff.push(id)
-        continue
-      }
-      for (const peer of set) if (peer !== me) byPeer.set(peer, [...(byPeer.get(peer) ?? []), id])
+    for (const [id, members] of this.c.replica.members) {
+      if (!members.includes(me)) continue
+      for (const peer of members) if (peer !== me) byPeer.set(peer, [...(byPeer.get(peer) ?? []), id])
     }
     for (const [peer, ids] of byPeer) {
       if (!this.running) return
       await this.syncWith(this.c.replicaSets.peerId(peer), ids).catch(err => { this.log('sync with %s failed: %s', peer, err.message) })
     }
-    await this.handOff(handoff)
-    for (const id of this.handed.keys()) if (!this.c.replica.hashes.has(id)) this.handed.delete(id)
   }
 
   private async syncWith (peer: PeerId, ids: string[]): Promise<void> {
@@ -81,21 +74,6 @@ export class AntiEntropy {
     if (entries.length === 0) return
     const { need } = await this.send(peer, { op: 'ids', entries })
     await this.push(peer, need ?? [])
-  }
-
-  /** Records this node holds for others: pushed to the current replica set whenever the record or the set changed. */
-  private async handOff (ids: string[]): Promise<void> {
-    for (const id of ids) {
-      if (!this.running) return
-      const set = this.c.replicaSets.for(id)
-      const key = `${this.c.replica.hashes.get(id) ?? ''}@${set.map(p => p.toString()).join(',')}`
-      if (this.handed.get(id) === key) continue
-      const results = await Promise.allSettled(set.map(async peer => this.push(peer, [id])))
-      if (results.every(r => r.status === 'fulfilled')) {
-        this.handed.set(id, key)
-        this.stats.handedOff++
-      }
-    }
   }
 
   private async push (peer: PeerId, ids: string[]): Promise<void> {

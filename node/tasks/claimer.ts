@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto'
-import { hasValidId, taskSchema } from '../../protocols/task/index.js'
+import { claimableSchema } from '../../protocols/records/index.js'
+import { hasValidId } from '../../protocols/task/index.js'
 import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
 import type { TaskAnnouncement, TaskNotice } from '../../protocols/gossip/index.js'
-import type { Task } from '../../protocols/task/index.js'
+import type { Target } from '../../protocols/lease/index.js'
+import type { Placement, Task } from '../../protocols/task/index.js'
+import type { Slot } from '../runtime/runtime.js'
 import type { Logger } from '@libp2p/interface'
 
 export interface ClaimerStats {
@@ -33,11 +36,12 @@ export class Claimer {
   private readonly log: Logger
   private readonly scheduled = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly inflight = new Map<string, Promise<void>>()
+  private readonly considering = new Set<string>()
   private readonly pullLoop: Repeater
   private running = false
   private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
     this.stats.announcementsSeen++
-    this.consider(evt.detail.task).catch(err => { this.log('announcement of %s not considered: %s', evt.detail.task.id, err.message) })
+    this.consider(evt.detail.task, evt.detail.placement).catch(err => { this.log('announcement of %s not considered: %s', evt.detail.task.id, err.message) })
   }
 
   /** Someone else started or finished it: a lower rank need not try. */
@@ -86,24 +90,30 @@ export class Claimer {
    * announcement or by pull: with many capable peers a claim can be seen later than every stagger,
    * and all of them racing is a storm of refused claims that feeds on itself under load.
    */
-  async consider (task: Task): Promise<void> {
+  async consider (task: Task, placement: Placement): Promise<void> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return
-    if (this.scheduled.has(task.id) || this.inflight.has(task.id)) return
+    if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.considering.has(task.id)) return
     // ranked before any read: the store work of every peer for every task grew with the mesh
     const rank = this.rank(task)
     const ranks = this.c.options.claimRanks
     if (rank >= Math.max(ranks, this.c.options.keepRanks)) return
-    const local = await this.c.replica.get(task.id)
-    // kept, so this peer lists it and can pull it later; peers past keepRanks ask the replicas
-    if (local.record === undefined) await this.c.replica.put({ task, generation: 0, attempts: [], updatedAt: Date.now() })
-    if (local.record?.final !== undefined || rank >= ranks) return
-    const delay = rank * this.c.options.claimStaggerMs
-    const timer = setTimeout(() => {
-      this.scheduled.delete(task.id)
-      const claiming = this.claim(task).finally(() => { this.inflight.delete(task.id) })
-      this.inflight.set(task.id, claiming)
-    }, delay)
-    this.scheduled.set(task.id, timer)
+    // marked before the first await: two announcements of one task must not both schedule it
+    this.considering.add(task.id)
+    try {
+      const local = await this.c.replica.get(task.id)
+      // kept, so this peer lists it and can pull it later; peers past keepRanks ask the placement
+      if (local.record === undefined) await this.c.replica.put({ task, placement, generation: 0, attempts: [], updatedAt: Date.now() })
+      if (local.record?.final !== undefined || rank >= ranks || !this.running) return
+      const target = { id: task.id, placement: local.record?.placement ?? placement }
+      const timer = setTimeout(() => {
+        this.scheduled.delete(task.id)
+        const claiming = this.claim(task, target).finally(() => { this.inflight.delete(task.id) })
+        this.inflight.set(task.id, claiming)
+      }, rank * this.c.options.claimStaggerMs)
+      this.scheduled.set(task.id, timer)
+    } finally {
+      this.considering.delete(task.id)
+    }
   }
 
   /** This node's place among live peers that offer the capability and have a free slot. */
@@ -116,30 +126,34 @@ export class Claimer {
     return Math.max(0, this.c.replicaSets.order(claimKey(task.id), candidates).indexOf(me))
   }
 
-  private async claim (task: Task): Promise<void> {
+  private async claim (task: Task, target: Target): Promise<void> {
     if (!this.running) return
-    const local = await this.c.replica.get(task.id)
-    if (local.record?.final !== undefined) return
     // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
     // expired attempts, re-runs and dead tasks
     if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
       this.stats.claimsDeferred++
       return
     }
-    const slot = this.c.runtime.reserve(task.capability)
-    // busy: no claim now; the pull path or a re-announcement brings the task back
-    if (slot === undefined) return
-    this.c.presence.slotsChanged()
-    this.stats.claimAttempts++
+    let slot: Slot | undefined
     try {
-      const lease = await this.c.leases.acquire(task.id, this.c.replicaSets.for(task.id))
+      const local = await this.c.replica.get(task.id)
+      if (local.record?.final !== undefined) return
+      slot = this.c.runtime.reserve(task.capability)
+      // busy: no claim now; the pull path or a re-announcement brings the task back
+      if (slot === undefined) return
+      this.c.presence.slotsChanged()
+      this.stats.claimAttempts++
+      const lease = await this.c.leases.acquire(target)
       this.stats.claimsWon++
-      await this.executor.run(task, lease, slot)
+      const running = slot
+      slot = undefined
+      await this.executor.run(task, lease, running)
     } catch (err: any) {
-      slot.release()
       if (err.name === 'LeaseDeniedError') this.stats.claimsDenied++
       else if (err.name === 'QuorumUnavailableError') this.stats.claimsUnavailable++
       else if (err.name !== 'TaskFinishedError' && this.running) this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
+    } finally {
+      slot?.release()
     }
   }
 
@@ -155,16 +169,16 @@ export class Claimer {
     const minAgeMs = this.c.options.pullMinAgeMs
     const lists = await Promise.allSettled([
       this.c.replica.claimable(new Set(capabilities), limit, minAgeMs),
-      ...picked.map(async peer => (await this.c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as Task[] ?? [])
+      ...picked.map(async peer => (await this.c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as unknown[] ?? [])
     ])
     for (const list of lists) {
       if (list.status !== 'fulfilled') continue
       for (const item of list.value) {
         // a peer's answer is input like any other: a forged task is dropped
-        const parsed = taskSchema.safeParse(item)
-        if (!parsed.success || !hasValidId(parsed.data)) continue
+        const parsed = claimableSchema.safeParse(item)
+        if (!parsed.success || !hasValidId(parsed.data.task)) continue
         this.stats.pulledTasks++
-        await this.consider(parsed.data)
+        await this.consider(parsed.data.task, parsed.data.placement)
       }
     }
   }

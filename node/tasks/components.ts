@@ -5,6 +5,7 @@ import type { RecordsRequest } from '../../protocols/records/index.js'
 import type { Replica } from '../../protocols/replica/index.js'
 import type { AgentRuntime } from '../runtime/runtime.js'
 import type { Store } from '../store/store.js'
+import type { Membership } from './placement.js'
 import type { ReplicaSets } from './replica-sets.js'
 import type { TaskLayerOptions } from './options.js'
 import type { Logger, PeerId } from '@libp2p/interface'
@@ -17,6 +18,7 @@ export interface TaskComponents {
   gossip: MeshGossip
   presence: PresenceService
   replicaSets: ReplicaSets
+  membership: Membership
   leases: LeaseClient
   /** a records request to one peer (the local replica directly) */
   records: (peer: PeerId, req: RecordsRequest) => Promise<any>

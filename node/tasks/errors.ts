@@ -14,3 +14,9 @@ export class TaskTooLargeError extends Error {
   static override name = 'TaskTooLargeError'
   constructor (message: string) { super(message); this.name = 'TaskTooLargeError' }
 }
+
+/** The node is stopping: a running task is given back, not failed. */
+export class NodeStoppingError extends Error {
+  static override name = 'NodeStoppingError'
+  constructor (message = 'node stopping') { super(message); this.name = 'NodeStoppingError' }
+}

@@ -1,9 +1,10 @@
 import { byteLength } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
+import { NodeStoppingError } from './errors.js'
 import type { TaskComponents } from './components.js'
 import type { TaskService } from './task-service.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
-import type { Task } from '../../protocols/task/index.js'
+import type { Certificate, StoredResult, Task } from '../../protocols/task/index.js'
 import type { Slot } from '../runtime/runtime.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -37,6 +38,7 @@ export class Executor {
   private readonly tasks: TaskService
   private readonly log: Logger
   private readonly cancels = new Map<string, AbortController>()
+  private stopping = false
 
   constructor (components: TaskComponents, tasks: TaskService) {
     this.c = components
@@ -53,36 +55,39 @@ export class Executor {
     this.cancels.get(id)?.abort(new Error(reason))
   }
 
+  /** A graceful stop: running agents are aborted and their leases given back without burning an attempt. */
   stop (): void {
-    for (const controller of this.cancels.values()) controller.abort(new Error('node stopping'))
+    this.stopping = true
+    for (const controller of this.cancels.values()) controller.abort(new NodeStoppingError())
   }
 
+  /**
+   * Runs `task` under `lease`. Whatever happens, the lease ends here: completed, failed, released
+   * or lost; a throw anywhere (even before the agent starts) releases it instead of leaving it to
+   * renew forever.
+   */
   async run (task: Task, lease: HeldLease, slot: Slot): Promise<void> {
-    const me = this.c.peerId.toString()
     const cancel = new AbortController()
     this.cancels.set(task.id, cancel)
     this.stats.started++
-    const local = await this.c.replica.get(task.id)
-    const generation = local.record?.generation ?? 0
-    // from the grant, not the local copy, which may have missed an earlier attempt: the granting
-    // majority overlaps every earlier one, so one of them knows it
-    const attempt = lease.attempt
-    // not gossiped: the replicas that granted the lease know the holder, and a third message per
-    // task costs every peer a signature check; only the local copy learns it now
-    await this.tasks.applyNotice({ kind: 'notice', from: me, at: Date.now(), id: task.id, capability: task.capability, event: 'running', generation, claimId: lease.claimId, peer: me })
-    const signal = AbortSignal.any([lease.signal, cancel.signal, AbortSignal.timeout(task.timeoutMs)])
-    const events: ProgressEvent[] = []
-    this.progress.set(task.id, events)
-    // progress of the last 1,000 tasks run here: a daemon runs for months
-    if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value as string)
-    const log = this.c.logger(`agentmesh:agent:${slot.agent.name}`)
+    let settled = false
     try {
+      const local = await this.c.replica.get(task.id)
+      const generation = local.record?.generation ?? 0
+      const signal = AbortSignal.any([lease.signal, cancel.signal, AbortSignal.timeout(task.timeoutMs)])
+      const events: ProgressEvent[] = []
+      this.progress.set(task.id, events)
+      // progress of the last 1,000 tasks run here: a daemon runs for months
+      if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value as string)
+      const log = this.c.logger(`agentmesh:agent:${slot.agent.name}`)
       let value: unknown
       try {
         value = await this.c.runtime.run(slot.agent, {
           input: task.input,
           task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },
-          attempt,
+          // from the grant, not the local copy, which may have missed an earlier attempt: the
+          // granting majority overlaps every earlier one, so one of them knows it
+          attempt: lease.attempt,
           signal,
           log,
           progress: event => {
@@ -90,15 +95,22 @@ export class Executor {
             if (events.length > 100) events.shift()
           },
           submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options),
-          step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, key, fn),
+          step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, lease, key, fn),
           capabilities: () => this.liveCapabilities()
         })
       } catch (err: any) {
+        settled = true
         await this.onFailure(task, lease, generation, signal, err)
         return
       }
+      settled = true
       await this.onResult(task, lease, generation, value)
+    } catch (err: any) {
+      if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
+      this.log('run of %s ended by an error: %s', task.id, err?.message)
     } finally {
+      // still renewing here means the run ended without a report: give the lease back
+      if (lease.held) await lease.release(settled).catch(() => {})
       slot.release()
       this.cancels.delete(task.id)
       this.c.presence.slotsChanged()
@@ -113,28 +125,31 @@ export class Executor {
       await this.report(task, lease, generation, `result of ${size} bytes exceeds the limit of ${this.c.options.maxResultBytes}`, true)
       return
     }
+    let cert: Certificate
     try {
       // tried even after the lease was lost: if nobody was granted a newer term the result still counts
-      await lease.complete(stored, size)
+      cert = await lease.complete(stored, size, generation)
     } catch (err: any) {
       if (err.name === 'StaleTermError') this.stats.duplicateExecutions++
       this.log('result of %s not accepted: %s', task.id, err.message)
       return
     }
     this.stats.completed++
+    await this.keepFinal(task.id, cert, { claimId: lease.claimId, peer: me, value: stored as never, size, at: Date.now() })
     const inline = size <= this.c.options.maxInlineResultBytes
-    const notice = { id: task.id, capability: task.capability, event: 'completed' as const, generation, claimId: lease.claimId, peer: me, resultSize: size, ...(inline ? { result: stored as never } : {}) }
-    await this.c.replica.put((await this.c.replica.get(task.id)).record ?? { task, generation, attempts: [], updatedAt: Date.now() },
-      { claimId: lease.claimId, peer: me, value: stored as never, size, at: Date.now() })
-    await this.tasks.applyNotice({ kind: 'notice', from: me, at: Date.now(), ...notice, result: stored as never })
-    await this.c.gossip.publishNotice(notice)
+    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, ...(inline ? { result: stored as never } : {}) })
   }
 
   private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any): Promise<void> {
     if (lease.signal.aborted) {
-      // the replicas expire the lease themselves; reporting under a lost lease would be refused
+      // the members expire the lease themselves; reporting under a lost lease would be refused
       this.stats.leaseLost++
       this.log('lost the lease on %s: %s', task.id, (lease.signal.reason as Error)?.message)
+      return
+    }
+    if (this.stopping || (signal.reason as Error | undefined)?.name === 'NodeStoppingError') {
+      // not the task's fault: given back at once, no attempt burnt
+      await lease.release(false)
       return
     }
     const reason = signal.aborted && !(err?.name === 'UnrecoverableTaskError')
@@ -145,27 +160,35 @@ export class Executor {
 
   private async report (task: Task, lease: HeldLease, generation: number, error: string, unrecoverable: boolean): Promise<void> {
     this.stats.failed++
-    const { dead } = await lease.fail(error, unrecoverable)
+    const cert = await lease.fail(error, unrecoverable, generation)
+    if (cert !== undefined) await this.keepFinal(task.id, cert)
     const me = this.c.peerId.toString()
-    const notice = { id: task.id, capability: task.capability, event: dead ? 'dead' as const : 'failed' as const, generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096) }
-    await this.tasks.applyNotice({ kind: 'notice', from: me, at: Date.now(), ...notice })
-    await this.c.gossip.publishNotice(notice)
+    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: cert === undefined ? 'failed' : 'dead', generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096) })
   }
 
-  /** A durable step (see AgentContext.step): replayed from the journal, else run and journaled. */
-  private async step<T> (task: Task, key: string, fn: () => Promise<T>): Promise<T> {
+  /** Keeps the certified outcome in this node's copy (checked like any other). */
+  private async keepFinal (id: string, cert: Certificate, result?: StoredResult): Promise<void> {
+    const { record } = await this.c.replica.get(id)
+    if (record === undefined || record.final !== undefined) return
+    const v = cert.value
+    const final = { state: v.state, at: Date.now(), generation: cert.generation, cert, ...(v.reason === undefined ? {} : { reason: v.reason }), ...(v.claimId === undefined ? {} : { claimId: v.claimId }), ...(result === undefined ? {} : { peer: result.peer, resultSize: result.size }) }
+    await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
+    this.tasks.wake(id)
+  }
+
+  /**
+   * A durable step (see AgentContext.step): replayed from the journal, else run and journaled on a
+   * majority of the placement under this lease. A step that cannot be journaled fails the attempt:
+   * going on would redo it after a takeover.
+   */
+  private async step<T> (task: Task, lease: HeldLease, key: string, fn: () => Promise<T>): Promise<T> {
     const current = (await this.tasks.find(task.id))?.record
     if (current?.journal !== undefined && key in current.journal) {
       this.stats.stepsReplayed++
       return current.journal[key] as T
     }
     const value = await fn()
-    const base = (await this.c.replica.get(task.id)).record ?? current
-    if (base !== undefined) {
-      const journaled = { ...base, journal: { ...base.journal, [key]: (value === undefined ? null : value) as never }, updatedAt: Date.now() }
-      // on a majority before the agent goes on: a takeover then finds it
-      await this.tasks.storeOnReplicas(journaled).catch(err => { this.log('step %s of %s not journaled on a majority: %s', key, task.id, err.message) })
-    }
+    await lease.journal(key, value === undefined ? null : value)
     this.stats.stepsRun++
     return value
   }

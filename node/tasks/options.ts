@@ -1,111 +1,137 @@
+import { z } from 'zod'
+import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/index.js'
+import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'
 
-/** Every timer and limit of the task layer. Tests shrink them; the defaults suit a real mesh. */
-export interface TaskLayerInit {
-  /** @default all built-in agents */
-  agents?: Agent[]
+/** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647
+const count = (min: number) => z.number().int().min(min)
+/** A duration compared with clocks (an age, a window): any positive whole number of ms. */
+const ms = count(1)
+/** A duration a timer waits. */
+const timerMs = (min = 1) => count(min).max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (the longest a timer can wait)`)
+
+/**
+ * Every timer and limit of the task layer, with its default. This one schema is the type
+ * (`TaskLayerInit`, `TaskLayerOptions`), the resolver (`resolveTaskOptions`) and the check of the
+ * daemon config file's `tasks` object, so a new option is added here and nowhere else. Tests
+ * shrink the timers; the defaults suit a real mesh. Unknown keys are rejected.
+ */
+export const taskOptionsSchema = z.strictObject({
   /** peers per replica set. @default 3 */
-  replicationFactor?: number
+  replicationFactor: count(1).max(15).default(3),
   /** @default 10_000 */
-  leaseMs?: number
-  /** @default 1/3 */
-  renewFraction?: number
+  leaseMs: timerMs().default(10_000),
+  /** a lease is renewed after this fraction of it. @default 1/3 */
+  renewFraction: z.number().gt(0).lt(1).default(1 / 3),
   /** first retry delay after a failed attempt. @default 1_000 */
-  backoffBaseMs?: number
+  backoffBaseMs: timerMs().default(1_000),
   /** @default 60_000 */
-  backoffCapMs?: number
+  backoffCapMs: timerMs().default(60_000),
   /** @default 3 */
-  defaultMaxAttempts?: number
+  defaultMaxAttempts: count(1).max(100).default(3),
   /** per attempt. @default 60_000 */
-  defaultTimeoutMs?: number
+  defaultTimeoutMs: timerMs().default(60_000),
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
-  defaultDeadlineMs?: number
-  /** @default 1_048_576 */
-  maxInputBytes?: number
-  /** @default 1_048_576 */
-  maxResultBytes?: number
+  defaultDeadlineMs: ms.default(86_400_000),
+  /** @default 1_048_576 (1 MiB) */
+  maxInputBytes: count(1024).default(DEFAULT_MAX_INPUT_BYTES),
+  /** @default 1_048_576 (1 MiB) */
+  maxResultBytes: count(1024).default(1_048_576),
   /** results up to this ride in completion notices. @default 16_384 */
-  maxInlineResultBytes?: number
-  /** @default 2_000 */
-  presenceIntervalMs?: number
+  maxInlineResultBytes: count(0).default(16_384),
+  /** a peer silent for three intervals drops out. @default 2_000 */
+  presenceIntervalMs: timerMs().default(2_000),
   /** each rank of the rendezvous order waits this much longer before claiming. @default 150 */
-  claimStaggerMs?: number
+  claimStaggerMs: timerMs(0).default(150),
   /** how many of the first-ranked capable peers claim an announced task. @default 3 */
-  claimRanks?: number
+  claimRanks: count(1).default(3),
   /**
    * The first this-many ranked peers keep an announced task in their store, so it is listed there
    * and the pull path finds it; the others drop the announcement without a store read (any node
    * still answers for the task through its replicas). Below this many peers, every peer keeps all.
    * @default 8
    */
-  keepRanks?: number
+  keepRanks: count(1).default(8),
   /**
    * A node whose event loop ran this late in the last second or two takes no new claims: it might
    * not renew them in time. The pull path and re-announcements bring the tasks back later.
    * @default 1_000
    */
-  claimLagLimitMs?: number
+  claimLagLimitMs: ms.default(1_000),
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
-  pullIntervalMs?: number
+  pullIntervalMs: timerMs().default(2_000),
   /** peers asked per pull. @default 2 */
-  pullPeers?: number
+  pullPeers: count(0).default(2),
   /** the pull path takes tasks unchanged for this long: younger ones are the announcements' to claim. @default 2_000 */
-  pullMinAgeMs?: number
+  pullMinAgeMs: count(0).default(2_000),
   /** @default 1_000 */
-  sweepIntervalMs?: number
+  sweepIntervalMs: timerMs().default(1_000),
   /** first re-announcement of an unclaimed task; doubles up to reannounceCapMs. @default 2_000 */
-  reannounceBaseMs?: number
+  reannounceBaseMs: timerMs().default(2_000),
   /** @default 60_000 */
-  reannounceCapMs?: number
+  reannounceCapMs: timerMs().default(60_000),
   /** @default 5_000 */
-  rpcTimeoutMs?: number
+  rpcTimeoutMs: timerMs().default(5_000),
   /**
    * A wait for a result (`submit --wait`, GET /v1/tasks/:id?wait) wakes on the completion notice,
    * and asks the replicas after this long in case the notice was lost; doubles up to waitPollCapMs.
    * @default 1_000
    */
-  waitPollBaseMs?: number
+  waitPollBaseMs: timerMs().default(1_000),
   /** @default 8_000 */
-  waitPollCapMs?: number
+  waitPollCapMs: timerMs().default(8_000),
   /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
-  antiEntropyIntervalMs?: number
+  antiEntropyIntervalMs: timerMs().default(30_000),
   /** completed and canceled records (and dropped dead letters) are deleted this long after they ended. @default 604_800_000 (7 days) */
-  retentionMs?: number
+  retentionMs: ms.default(7 * 24 * 3600_000),
+  /**
+   * Peers seen within this window count as mesh members when a task's placement is chosen. The
+   * membership is kept on disk, so a restarted node still knows the peers it saw.
+   * @default 600_000 (10 minutes)
+   */
+  membershipWindowMs: ms.default(600_000),
+  /** a placement member unreachable this long may be replaced by an epoch change. @default 120_000 (2 minutes) */
+  placementMoveAfterMs: ms.default(120_000),
   /** fsync writes peers rely on. @default true */
-  syncWrites?: boolean
+  syncWrites: z.boolean().default(true)
+}, {
+  error: iss => iss.code === 'unrecognized_keys' ? iss.keys.map(unknownKey).join('; ') : undefined
+})
+
+function unknownKey (key: string): string {
+  const near = Object.keys(taskOptionsSchema.shape).find(known => editDistance(key.toLowerCase(), known.toLowerCase()) <= 2)
+  return `unknown task option "${key}"${near === undefined ? '' : ` (did you mean "${near}"?)`}`
 }
 
-export type TaskLayerOptions = Required<Omit<TaskLayerInit, 'agents'>>
-
-export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
-  return {
-    replicationFactor: init.replicationFactor ?? 3,
-    leaseMs: init.leaseMs ?? 10_000,
-    renewFraction: init.renewFraction ?? 1 / 3,
-    backoffBaseMs: init.backoffBaseMs ?? 1_000,
-    backoffCapMs: init.backoffCapMs ?? 60_000,
-    defaultMaxAttempts: init.defaultMaxAttempts ?? 3,
-    defaultTimeoutMs: init.defaultTimeoutMs ?? 60_000,
-    defaultDeadlineMs: init.defaultDeadlineMs ?? 86_400_000,
-    maxInputBytes: init.maxInputBytes ?? 1_048_576,
-    maxResultBytes: init.maxResultBytes ?? 1_048_576,
-    maxInlineResultBytes: init.maxInlineResultBytes ?? 16_384,
-    presenceIntervalMs: init.presenceIntervalMs ?? 2_000,
-    claimStaggerMs: init.claimStaggerMs ?? 150,
-    claimLagLimitMs: init.claimLagLimitMs ?? 1_000,
-    keepRanks: init.keepRanks ?? 8,
-    claimRanks: init.claimRanks ?? 3,
-    pullIntervalMs: init.pullIntervalMs ?? 2_000,
-    pullPeers: init.pullPeers ?? 2,
-    pullMinAgeMs: init.pullMinAgeMs ?? 2_000,
-    sweepIntervalMs: init.sweepIntervalMs ?? 1_000,
-    reannounceBaseMs: init.reannounceBaseMs ?? 2_000,
-    reannounceCapMs: init.reannounceCapMs ?? 60_000,
-    rpcTimeoutMs: init.rpcTimeoutMs ?? 5_000,
-    waitPollBaseMs: init.waitPollBaseMs ?? 1_000,
-    waitPollCapMs: init.waitPollCapMs ?? 8_000,
-    antiEntropyIntervalMs: init.antiEntropyIntervalMs ?? 30_000,
-    retentionMs: init.retentionMs ?? 7 * 24 * 3600_000,
-    syncWrites: init.syncWrites ?? true
+function editDistance (a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    row = next
   }
+  return row[b.length]!
+}
+
+/** Every timer and limit of the task layer, each optional (its default is in taskOptionsSchema). */
+export type TaskLayerInit = z.input<typeof taskOptionsSchema> & {
+  /** not JSON, so not in the schema (nor in a config file). @default all built-in agents */
+  agents?: Agent[]
+}
+
+/** The resolved options: every field present. */
+export type TaskLayerOptions = z.output<typeof taskOptionsSchema>
+
+/** Every default, for display and for tests. */
+export const TASK_OPTION_DEFAULTS: Readonly<TaskLayerOptions> = Object.freeze(taskOptionsSchema.parse({}))
+
+/** Fills in the defaults and checks every value; a bad value is an InvalidConfigError naming it. */
+export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
+  const { agents: _agents, ...options } = init
+  const parsed = taskOptionsSchema.safeParse(options)
+  if (!parsed.success) {
+    throw new InvalidConfigError(`task options: ${parsed.error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; ')}`)
+  }
+  return parsed.data
 }

@@ -3,6 +3,18 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PresenceService } from '../../protocols/presence/index.js'
 import type { PeerId } from '@libp2p/interface'
 
+export interface ReplicaSetsInit {
+  /**
+   * Peer ids whose parsed form and Kademlia key are cached; the least recently used go first, so a
+   * node that sees peers come and go for months does not keep every id it ever ranked.
+   * @default 1_024
+   */
+  maxCachedPeers?: number
+}
+
+/** @default 1_024: presence bounds its view at the same size */
+export const DEFAULT_MAX_CACHED_PEERS = 1_024
+
 /**
  * The replica set of a task: the R live peers closest to the task's key in Kademlia's XOR space
  * (the keys are SHA-256 of the peer id and of the task id, as kad-dht's), or every live peer when
@@ -12,15 +24,23 @@ import type { PeerId } from '@libp2p/interface'
 export class ReplicaSets {
   private readonly presence: PresenceService
   private readonly r: number
-  private readonly kadIds = new Map<string, Buffer>()
-  private readonly peerIds = new Map<string, PeerId>()
+  private readonly kadIds: Lru<string, Buffer>
+  private readonly peerIds: Lru<string, PeerId>
   /** replica sets for the current view; dropped whenever the set of live peers changes */
   private cache = new Map<string, PeerId[]>()
   private cachedView = ''
 
-  constructor (presence: PresenceService, replicationFactor: number) {
+  constructor (presence: PresenceService, replicationFactor: number, init: ReplicaSetsInit = {}) {
     this.presence = presence
     this.r = replicationFactor
+    const max = init.maxCachedPeers ?? DEFAULT_MAX_CACHED_PEERS
+    this.kadIds = new Lru(max)
+    this.peerIds = new Lru(max)
+  }
+
+  /** Peer ids cached, for tests: never more than `maxCachedPeers` of each kind. */
+  get cachedPeers (): { kadIds: number, peerIds: number } {
+    return { kadIds: this.kadIds.size, peerIds: this.peerIds.size }
   }
 
   get replicationFactor (): number {
@@ -73,6 +93,35 @@ export class ReplicaSets {
       this.peerIds.set(id, p)
     }
     return p
+  }
+}
+
+/** A map that keeps the `max` entries used most recently (Map iterates in insertion order). */
+class Lru<K, V> {
+  private readonly map = new Map<K, V>()
+  private readonly max: number
+
+  constructor (max: number) {
+    this.max = max
+  }
+
+  get size (): number {
+    return this.map.size
+  }
+
+  get (key: K): V | undefined {
+    const value = this.map.get(key)
+    if (value !== undefined) {
+      this.map.delete(key)
+      this.map.set(key, value)
+    }
+    return value
+  }
+
+  set (key: K, value: V): void {
+    this.map.delete(key)
+    this.map.set(key, value)
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K)
   }
 }
 

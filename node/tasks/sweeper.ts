@@ -9,18 +9,21 @@ interface Announced {
 }
 
 /**
- * Recovery. Every replica expires its own lapsed leases (retry after backoff, or dead after
- * maxAttempts) and tasks past their deadline; the first live member of a task's replica set also
- * announces what changed and re-announces a claimable task with backoff, so a task whose
- * announcement was lost, or whose holder died, runs again.
+ * Recovery. Every member expires its own lapsed leases into failed attempts (retried after a
+ * backoff). The first live member of a task's placement also re-announces a claimable task with
+ * backoff, so a task whose announcement was lost, or whose holder died, runs again; and it asks
+ * the placement to decide what no holder will: a task out of attempts or past its deadline goes
+ * dead only when a majority votes so, each member by its own state and clock.
  */
 export class Sweeper {
-  readonly stats = { sweeps: 0, reannounced: 0, deadNoticed: 0, expired: 0 }
+  readonly stats = { sweeps: 0, reannounced: 0, decided: 0, expired: 0 }
   private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
   private readonly log: Logger
   private readonly announced = new Map<string, Announced>()
+  /** when recovery last tried to decide each task: once per lease, not every sweep */
+  private readonly decided = new Map<string, number>()
   private readonly loop: Repeater
 
   constructor (components: TaskComponents, tasks: TaskService) {
@@ -38,27 +41,35 @@ export class Sweeper {
     await this.loop.stop()
   }
 
-  private isFirstReplica (id: string): boolean {
-    return this.c.replicaSets.for(id)[0]?.equals(this.c.peerId) ?? false
+  /** The placement's first member that is live (this node counts as live): it sweeps the task. */
+  private isFirstLiveMember (members: readonly string[]): boolean {
+    const live = new Set(this.c.presence.liveIds())
+    const me = this.c.peerId.toString()
+    return members.find(m => m === me || live.has(m)) === me
   }
 
   async sweep (): Promise<void> {
     this.stats.sweeps++
-    for (const record of await this.c.replica.sweep()) {
-      const id = record.task.id
-      if (record.final?.state === 'dead') {
-        this.announced.delete(id)
-        this.tasks.wake(id)
-        if (!this.isFirstReplica(id)) continue
-        this.stats.deadNoticed++
-        await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: 'dead', generation: record.generation, error: record.final.reason })
-      }
-    }
+    this.c.membership.refresh()
+    const { undecided } = await this.c.replica.sweep()
     const now = Date.now()
+    for (const { record, voted } of undecided) {
+      const id = record.task.id
+      if (!this.isFirstLiveMember(record.placement.members)) continue
+      // a holder that voted commits at once; recovery steps in only when it did not
+      if (voted && now - record.updatedAt < this.c.options.leaseMs) continue
+      const last = this.decided.get(id) ?? 0
+      if (now - last < this.c.options.leaseMs) continue
+      this.decided.set(id, now)
+      const cert = await this.c.leases.decide({ id, placement: record.placement }, record.generation)
+      if (cert === undefined) continue
+      this.stats.decided++
+      this.tasks.wake(id)
+      await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
+    }
     for (const id of [...this.c.replica.active]) {
-      if (!this.isFirstReplica(id)) continue
       const record = await this.c.replica.claimableRecord(id)
-      if (record === undefined) continue
+      if (record === undefined || !this.isFirstLiveMember(record.placement.members)) continue
       const seen = this.announced.get(id) ?? { at: record.task.createdAt, count: 0 }
       const due = Math.max(seen.at + this.delay(seen.count), record.notBefore ?? 0)
       // a retry whose backoff just ended goes out at once, not after the re-announce backoff
@@ -69,13 +80,15 @@ export class Sweeper {
       }
       this.announced.set(id, { at: now, count: seen.count + 1 })
       this.stats.reannounced++
-      await this.c.gossip.announceTask(record.task)
+      await this.c.gossip.announceTask(record.task, record.placement)
     }
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
+    for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
     // retention walks every record: at most once a minute, or per retention period when that is shorter
     if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
       this.lastRetention = now
       this.stats.expired += await this.c.replica.expireRetained()
+      await this.c.membership.save()
     }
   }
 

@@ -1,5 +1,5 @@
 import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
-import { LEASE_PROTOCOL, LeaseClient, leaseHandler } from '../../protocols/lease/index.js'
+import { LEASE_PROTOCOL, LeaseClient, leaseHandler, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { PresenceService } from '../../protocols/presence/index.js'
 import { RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
 import { Replica } from '../../protocols/replica/index.js'
@@ -12,12 +12,14 @@ import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
 import { Executor } from './executor.js'
 import { resolveTaskOptions } from './options.js'
+import { Mover } from './mover.js'
+import { Membership } from './placement.js'
 import { ReplicaSets } from './replica-sets.js'
 import { Sweeper } from './sweeper.js'
 import { TaskService } from './task-service.js'
 import type { TaskComponents } from './components.js'
 import type { TaskLayerInit } from './options.js'
-import type { LeaseRequest, LeaseResponse } from '../../protocols/lease/index.js'
+import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { RecordsRequest } from '../../protocols/records/index.js'
 import type { MeshServices } from '../libp2p-options.js'
 import type { Store } from '../store/store.js'
@@ -46,7 +48,9 @@ export class TaskLayer {
   readonly claimer: Claimer
   readonly sweeper: Sweeper
   readonly replicaSets: ReplicaSets
+  readonly membership: Membership
   readonly antiEntropy: AntiEntropy
+  readonly mover: Mover
   readonly handlerStats = { badRequests: 0 }
   private readonly leaseRpc: RpcEndpoint
   private readonly recordsRpc: RpcEndpoint
@@ -71,7 +75,14 @@ export class TaskLayer {
       capabilities: () => this.runtime.capabilities(),
       freeSlots: () => this.runtime.freeSlots()
     })
-    this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), { backoffBaseMs: options.backoffBaseMs, backoffCapMs: options.backoffCapMs, retentionMs: options.retentionMs, log: logger('agentmesh:replica') })
+    this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), {
+      me: peerId.toString(),
+      sign: async bytes => host.privateKey.sign(bytes),
+      backoffBaseMs: options.backoffBaseMs,
+      backoffCapMs: options.backoffCapMs,
+      retentionMs: options.retentionMs,
+      log: logger('agentmesh:replica')
+    })
     const frame = options.maxInputBytes + options.maxResultBytes + 64 * 1024
     this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
     const recordsInit = { sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer) }
@@ -81,22 +92,32 @@ export class TaskLayer {
     const recordsLocal = recordsHandler(this.replica, this.handlerStats, recordsInit)
     const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
+    this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets })
     this.leases = new LeaseClient({
-      call: async (peer: PeerId, req: LeaseRequest) => (local(peer) ? leaseLocal(req, peerId) : this.leaseRpc.request(peer, req)) as Promise<LeaseResponse>,
-      pushRecord: async (peer, id) => {
-        const { record } = await this.replica.get(id)
-        if (record !== undefined) await records(peer, { op: 'put', record })
+      self: peerId.toString(),
+      call: async (id: string, req: LeaseRequest) => {
+        const peer = this.replicaSets.peerId(id)
+        if (local(peer)) return leaseLocal(req, peerId)
+        // a peer's answer is input like any other: parsed before anything reads it
+        const parsed = leaseResponseSchema.safeParse(await this.leaseRpc.request(peer, req))
+        return parsed.success ? parsed.data : { status: 'ERROR', reason: `bad answer from ${id}` }
+      },
+      pushRecord: async (id, taskId) => {
+        const { record } = await this.replica.get(taskId)
+        if (record !== undefined) await records(this.replicaSets.peerId(id), { op: 'put', record })
       },
       leaseMs: options.leaseMs,
       renewFraction: options.renewFraction,
       log: logger('agentmesh:lease-client')
     })
-    const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, leases: this.leases, records, runtime: this.runtime, options, logger }
+    const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger }
     this.service = new TaskService(components)
     this.executor = new Executor(components, this.service)
     this.claimer = new Claimer(components, this.executor)
     this.sweeper = new Sweeper(components, this.service)
     this.antiEntropy = new AntiEntropy(components)
+    this.mover = new Mover(components)
+    this.service.mover = this.mover
     // a cancel seen in gossip aborts a local run at once, before its next renewal would say so
     this.gossip.addEventListener('notice', evt => {
       if (evt.detail.event === 'canceled') this.executor.abort(evt.detail.id, 'task canceled')
@@ -105,6 +126,7 @@ export class TaskLayer {
 
   async start (): Promise<void> {
     await this.replica.load()
+    await this.membership.load()
     await this.leaseRpc.start()
     await this.recordsRpc.start()
     this.gossip.start()
@@ -113,6 +135,7 @@ export class TaskLayer {
     this.claimer.start()
     this.sweeper.start()
     this.antiEntropy.start()
+    this.mover.start()
   }
 
   async stop (): Promise<void> {
@@ -120,11 +143,13 @@ export class TaskLayer {
     await this.claimer.stop()
     await this.sweeper.stop()
     await this.antiEntropy.stop()
+    await this.mover.stop()
     this.service.stop()
     this.presence.stop()
     this.gossip.stop()
     await this.leaseRpc.stop()
     await this.recordsRpc.stop()
+    await this.membership.save().catch(() => {})
   }
 
   /** Counters for /v1/metrics and the simulator's report. */
@@ -138,6 +163,7 @@ export class TaskLayer {
       leases: { ...this.leases.stats },
       sweeper: { ...this.sweeper.stats },
       antiEntropy: { ...this.antiEntropy.stats },
+      placements: { ...this.mover.stats },
       rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests }
     }
   }

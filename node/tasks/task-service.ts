@@ -1,8 +1,12 @@
-import { QuorumUnavailableError, majority } from '../../protocols/lease/index.js'
-import { byteLength, capabilitySchema, makeTask, mergeRecords, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
+import { z } from 'zod'
+import { QuorumUnavailableError, TaskFinishedError, majority, refusal } from '../../protocols/lease/index.js'
+import { byteLength, capabilitySchema, makeTask, mergeRecords, newRecord, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { InvalidTaskError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
+import type { LeaseRequest } from '../../protocols/lease/index.js'
+import type { Mover } from './mover.js'
+import type { Placement } from '../../protocols/task/index.js'
 import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -30,7 +34,8 @@ export interface TaskView {
 }
 
 export interface ListFilter {
-  state?: TaskState
+  /** blocked: unfinished, and a majority of its placement unreachable past placementMoveAfterMs */
+  state?: TaskState | 'blocked'
   capability?: string
   parent?: string
   /** @default 100 */
@@ -46,8 +51,12 @@ export class TaskService {
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waiters = new Map<string, Set<(byNotice: boolean) => void>>()
+  /** reads started by notices, bounded: a burst of notices must not become a burst of reads */
+  private readonly refreshing = new Set<string>()
+  /** set by the task layer: moves placements (blocked tasks, --force-placement) */
+  mover?: Mover
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
-    this.applyNotice(evt.detail).catch(err => { this.log('notice for %s not applied: %s', evt.detail.id, err.message) })
+    this.applyNotice(evt.detail)
   }
 
   constructor (components: TaskComponents) {
@@ -92,44 +101,58 @@ export class TaskService {
       parent: req.parent,
       now
     })
-    const record = newRecord(task, now)
-    await this.storeOnReplicas(record)
+    const record = newRecord(task, this.c.membership.choose(task.id), now)
+    await this.storeOnPlacement(record)
     this.stats.submitted++
-    await this.c.gossip.announceTask(task)
+    await this.c.gossip.announceTask(task, record.placement)
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
     return { id: task.id, created: true, ...(offered ? {} : { warning: `no live peer offers ${task.capability} yet; the task waits for one until its deadline` }) }
   }
 
-  /** Stores a record on a majority of its replica set (and here), each on disk before it answers. */
-  async storeOnReplicas (record: TaskRecord, result?: StoredResult): Promise<void> {
-    const replicas = this.c.replicaSets.for(record.task.id)
-    const answers = await Promise.allSettled(replicas.map(async peer => this.c.records(peer, { op: 'put', record, ...(result === undefined ? {} : { result }) })))
+  /**
+   * Stores a new record on its placement: acknowledged only once a majority of the placement, of
+   * its full size, has it on disk. This node keeps a copy too (as a member, or as a read cache).
+   */
+  async storeOnPlacement (record: TaskRecord): Promise<void> {
+    const members = record.placement.members
+    const answers = await Promise.allSettled(members.map(async peer => this.c.records(this.c.replicaSets.peerId(peer), { op: 'put', record })))
     const ok = answers.filter(a => a.status === 'fulfilled' && a.value?.status === 'OK').length
-    if (!replicas.some(p => p.equals(this.c.peerId))) await this.c.replica.put(record, result)
-    if (ok < majority(replicas.length)) {
-      const reasons = answers.map(a => a.status === 'rejected' ? String(a.reason?.message ?? a.reason) : String(a.value?.status ?? 'no answer'))
-      throw new QuorumUnavailableError(`task stored on ${ok} of ${replicas.length} replicas (${reasons.join('; ')})`)
+    if (!members.includes(this.c.peerId.toString())) await this.c.replica.put(record)
+    if (ok < majority(members.length)) {
+      const reasons = answers.map((a, i) => `${(members[i] ?? '').slice(-6)}: ${a.status === 'rejected' ? String(a.reason?.message ?? a.reason) : String(a.value?.status ?? 'no answer')}`)
+      throw new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})`)
     }
   }
 
-  /** What this node knows, refreshed from the replica set unless it is already final here. */
+  /**
+   * What this node knows: from its own store only a certified final state; anything else is asked
+   * of the task's placement (found from the local copy, else from the members this node would pick).
+   */
   async find (id: string): Promise<TaskView | undefined> {
     const local = await this.c.replica.get(id)
-    if (local.record?.final !== undefined && (local.record.final.state !== 'completed' || local.result !== undefined)) return { record: local.record, result: local.result }
+    if (isSettled(local)) return { record: local.record as TaskRecord, result: local.result }
     let record = local.record
     let result = local.result
-    const answers = await Promise.allSettled(this.c.replicaSets.for(id)
-      .filter(p => !p.equals(this.c.peerId))
-      .map(async peer => this.c.records(peer, { op: 'get', id })))
-    for (const a of answers) {
-      if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
-      if (a.value.record !== undefined) record = record === undefined ? a.value.record : mergeRecords(record, a.value.record)
-      result ??= a.value.result
+    const asked = new Set<string>()
+    const ask = async (peers: string[]): Promise<void> => {
+      const fresh = peers.filter(p => !asked.has(p))
+      for (const p of fresh) asked.add(p)
+      const answers = await Promise.allSettled(fresh.map(async peer => this.c.records(this.c.replicaSets.peerId(peer), { op: 'get', id })))
+      for (const a of answers) {
+        if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
+        const got = recordsGetAnswer.safeParse(a.value)
+        if (!got.success || got.data.record === undefined || got.data.record.task.id !== id) continue
+        record = record === undefined ? got.data.record : mergeRecords(record, got.data.record)
+        result ??= got.data.result
+      }
     }
+    await ask(record?.placement.members ?? this.c.membership.choose(id).members)
+    // the record names its placement: ask its members if the guess missed them
+    if (record !== undefined) await ask(record.placement.members)
     if (record === undefined) return undefined
-    // kept: the next read is local
-    record = await this.c.replica.put(record, result)
-    return { record, result }
+    // kept: a certified final state is answered locally from now on
+    const kept = await this.c.replica.put(record, result)
+    return kept === undefined ? undefined : { record: kept, result: kept.final?.claimId === result?.claimId ? result : undefined }
   }
 
   async get (id: string): Promise<TaskView> {
@@ -138,15 +161,13 @@ export class TaskService {
     return view
   }
 
-  /** Resolves once the task is final or `waitMs` passes; asks the replicas now and then in case a notice was lost. */
+  /** Resolves once the task is final or `waitMs` passes; asks the placement now and then in case a hint was lost. */
   async waitFor (id: string, waitMs: number): Promise<TaskView> {
     const deadline = Date.now() + waitMs
     let view = await this.get(id)
-    // a completed record read before its result arrived here is not done yet
-    const done = (v: TaskView): boolean => v.record.final !== undefined && (v.record.final.state !== 'completed' || v.result !== undefined)
-    // each poll asks every replica: with many waits pending, a fixed 1 s poll was most of the load
+    // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
     let pollMs = this.c.options.waitPollBaseMs
-    while (!done(view) && Date.now() < deadline) {
+    while (!isSettled(view) && Date.now() < deadline) {
       const noticed = await new Promise<boolean>(resolve => {
         const set = this.waiters.get(id) ?? new Set()
         this.waiters.set(id, set)
@@ -166,7 +187,7 @@ export class TaskService {
     for await (const [, record] of this.c.store.tasks.entries()) {
       if (filter.capability !== undefined && record.task.capability !== filter.capability) continue
       if (filter.parent !== undefined && record.task.parent !== filter.parent) continue
-      if (filter.state !== undefined && stateOf(record) !== filter.state) continue
+      if (filter.state === 'blocked' ? this.mover?.blockedReason(record) === undefined : (filter.state !== undefined && stateOf(record) !== filter.state)) continue
       out.push(record)
     }
     out.sort((a, b) => b.task.createdAt - a.task.createdAt)
@@ -183,43 +204,67 @@ export class TaskService {
     return out.sort((a, b) => (b.final?.at ?? 0) - (a.final?.at ?? 0))
   }
 
+  /**
+   * An operator's move of a blocked task onto live peers, without a majority of its old placement.
+   * It risks two results if the unreachable members are alive on the other side of a partition.
+   */
+  async forcePlacement (id: string): Promise<{ id: string, placement: Placement, warning: string }> {
+    if (this.mover === undefined) throw new InvalidTaskError('this node cannot move placements')
+    const view = await this.get(id)
+    if (view.record.final !== undefined) throw new TaskFinishedError(view.record.final.state)
+    const gone = view.record.placement.members.filter(m => !this.c.membership.isLive(m))
+    if (gone.length === 0) throw new InvalidTaskError('every member of the placement is live: nothing to force')
+    const placement = await this.mover.move(view.record, gone, true)
+    return { id, placement, warning: `moved without ${gone.length} unreachable member(s); if they are alive, the task may run to a second result` }
+  }
+
+  /** A majority of the placement votes canceled, unless another outcome got there first. */
   async cancel (id: string): Promise<TaskView> {
     const view = await this.get(id)
     if (view.record.final !== undefined) return view
-    await this.c.leases.toMajority(this.c.replicaSets.for(id), { op: 'cancel', id })
-    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'canceled', generation: view.record.generation })
-    await this.applyNotice({ kind: 'notice', from: this.c.peerId.toString(), at: Date.now(), id, capability: view.record.task.capability, event: 'canceled', generation: view.record.generation })
+    const target = { id, placement: view.record.placement }
+    const answers = await this.c.leases.ask(target.placement.members, { op: 'cancel', id, epoch: target.placement.epoch })
+    const cert = await this.c.leases.certifyAndCommit(target, view.record.generation, answers)
+    if (cert === undefined) throw refusal(answers, 'no majority of the placement voted to cancel')
+    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation })
+    this.wake(id)
     return this.get(id)
   }
 
   async redrive (id: string): Promise<TaskView> {
     const view = await this.get(id)
-    await this.c.leases.toMajority(this.c.replicaSets.for(id), { op: 'redrive', id })
-    const generation = view.record.generation + 1
-    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'redriven', generation })
-    await this.c.replica.put({ ...view.record, generation, updatedAt: Date.now() })
-    await this.c.gossip.announceTask(view.record.task)
-    return this.get(id)
+    await this.toMajority(view.record, { op: 'redrive', id, epoch: view.record.placement.epoch, generation: view.record.generation })
+    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
+    const fresh = await this.get(id)
+    await this.c.gossip.announceTask(fresh.record.task, fresh.record.placement)
+    return fresh
   }
 
   async drop (id: string): Promise<void> {
     const view = await this.get(id)
-    await this.c.leases.toMajority(this.c.replicaSets.for(id), { op: 'drop', id })
-    await this.c.replica.put({ ...view.record, droppedGeneration: view.record.generation, updatedAt: Date.now() })
+    await this.toMajority(view.record, { op: 'drop', id, epoch: view.record.placement.epoch, generation: view.record.generation })
+    await this.get(id)
   }
 
-  /** Folds a notice into this node's copy of the record, and wakes whoever waits on it. */
-  async applyNotice (n: TaskNotice): Promise<void> {
-    const local = await this.c.replica.get(n.id)
-    if (local.record !== undefined) {
-      const patch = noticeToRecord(local.record, n)
-      const result: StoredResult | undefined = n.event === 'completed' && n.result !== undefined && n.claimId !== undefined && n.peer !== undefined
-        ? { claimId: n.claimId, peer: n.peer, value: n.result, size: n.resultSize ?? byteLength(n.result), at: n.at }
-        : undefined
-      await this.c.replica.put(patch, result)
-      this.stats.noticesApplied++
-    }
+  private async toMajority (record: TaskRecord, req: LeaseRequest): Promise<void> {
+    const answers = await this.c.leases.ask(record.placement.members, req)
+    const ok = answers.filter(a => a.res.status === 'OK').length
+    if (ok < majority(record.placement.members.length)) throw refusal(answers, `${ok} of ${record.placement.members.length} members agreed`)
+  }
+
+  /**
+   * A notice is a hint, never state: it wakes whoever waits on the task, and a node that keeps an
+   * unfinished copy reads the certified state from the placement.
+   */
+  applyNotice (n: TaskNotice): void {
+    this.stats.noticesApplied++
     this.wake(n.id)
+    if (n.event === 'running' || this.refreshing.has(n.id) || this.refreshing.size >= 64) return
+    this.refreshing.add(n.id)
+    void (async () => {
+      const { record } = await this.c.replica.get(n.id)
+      if (record !== undefined && record.final === undefined) await this.find(n.id)
+    })().catch(err => { this.log('refresh of %s after a notice failed: %s', n.id, err.message) }).finally(() => { this.refreshing.delete(n.id) })
   }
 
   wake (id: string): void {
@@ -227,17 +272,10 @@ export class TaskService {
   }
 }
 
-function noticeToRecord (base: TaskRecord, n: TaskNotice): TaskRecord {
-  const r: TaskRecord = { ...base, attempts: [], updatedAt: n.at, generation: Math.max(base.generation, n.generation) }
-  const { final: _f, ...noFinal } = r
-  const peer = n.peer ?? n.from
-  const attempt = n.claimId === undefined ? [] : [{ claimId: n.claimId, generation: n.generation, peer, startedAt: n.at }]
-  switch (n.event) {
-    case 'running': return { ...noFinal, attempts: attempt.map(a => ({ ...a, outcome: 'running' as const })) }
-    case 'failed': return { ...noFinal, attempts: attempt.map(a => ({ ...a, outcome: 'failed' as const, endedAt: n.at, error: n.error })) }
-    case 'completed': return { ...r, attempts: attempt.map(a => ({ ...a, outcome: 'completed' as const, endedAt: n.at })), final: { state: 'completed', at: n.at, generation: n.generation, peer, claimId: n.claimId, resultSize: n.resultSize } }
-    case 'canceled': return { ...r, final: { state: 'canceled', at: n.at, generation: n.generation, reason: 'canceled' } }
-    case 'dead': return { ...r, final: { state: 'dead', at: n.at, generation: n.generation, reason: n.error } }
-    case 'redriven': return noFinal
-  }
+/** Final and certified here, with its result when completed: nothing to ask anyone. */
+function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
+  const f = v.record?.final
+  return f !== undefined && (f.state !== 'completed' || v.result !== undefined)
 }
+
+const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })

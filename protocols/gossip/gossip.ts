@@ -79,9 +79,9 @@ export class MeshGossip extends TypedEventEmitter<MeshGossipEvents> {
   }
 
   /** Announces to every subscriber of the capability, this node included when it is one. */
-  async announceTask (task: TaskAnnouncement['task']): Promise<void> {
+  async announceTask (task: TaskAnnouncement['task'], placement: TaskAnnouncement['placement']): Promise<void> {
     const topic = tasksTopic(this.mesh, task.capability)
-    const announcement: TaskAnnouncement = { kind: 'task', from: this.c.peerId.toString(), at: Date.now(), task }
+    const announcement: TaskAnnouncement = { kind: 'task', from: this.c.peerId.toString(), at: Date.now(), task, placement }
     await this.publish(topic, announcement)
     if (this.topics.has(topic)) this.safeDispatchEvent('task', { detail: announcement })
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { placementSchema } from '../task/record.js'
 import { capabilitySchema, peerIdSchema, taskIdSchema, taskSchema } from '../task/schema.js'
 
 /** A task for capable peers: on `tasks/<capability>`, when submitted and again while unclaimed. */
@@ -6,10 +7,15 @@ export const taskAnnouncementSchema = z.object({
   kind: z.literal('task'),
   from: peerIdSchema,
   at: z.number(),
-  task: taskSchema
+  task: taskSchema,
+  /** where to ask for a lease; a forged one only leads a claimant to members that refuse */
+  placement: placementSchema
 }).strict()
 
-/** What happened to a task: on `results`. Small results ride inline. */
+/**
+ * What happened to a task: on `results`. A hint only: it wakes waiters, who then read the
+ * certified state from the placement; it never writes a record.
+ */
 export const taskNoticeSchema = z.object({
   kind: z.literal('notice'),
   from: peerIdSchema,

@@ -1,16 +1,23 @@
 import { randomBytes } from 'node:crypto'
+import { canonicalJson } from '../task/canonical.js'
+import { certify, majority, resultHash, sameValue } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermError, TaskFinishedError } from './errors.js'
-import type { LeaseRequest, LeaseResponse } from './messages.js'
-import type { Logger, PeerId } from '@libp2p/interface'
+import type { Certificate, FinalValue } from '../task/certificate.js'
+import type { Placement } from '../task/record.js'
+import type { StoredResult } from '../task/store.js'
+import type { LeaseRequest, LeaseResponse, ShownVote } from './messages.js'
+import type { Logger } from '@libp2p/interface'
 
-/** Sends a lease request to one replica (the local replica directly, others over the wire). */
-export type LeaseCaller = (peer: PeerId, req: LeaseRequest) => Promise<LeaseResponse>
+/** Sends a lease request to one member (the local replica directly, others over the wire). */
+export type LeaseCaller = (peer: string, req: LeaseRequest) => Promise<LeaseResponse>
 
 export interface LeaseClientInit {
+  /** this peer's id: the executor of the results it reports */
+  self: string
   call: LeaseCaller
-  /** pushes the task record to a replica that does not know it yet */
-  pushRecord: (peer: PeerId, taskId: string) => Promise<void>
+  /** pushes the task record to a member that does not know it yet */
+  pushRecord: (peer: string, taskId: string) => Promise<void>
   /** @default 10_000 */
   leaseMs?: number
   /** @default 1/3 */
@@ -22,13 +29,28 @@ export interface LeaseClientStats {
   acquired: number
   denied: number
   lost: number
+  certified: number
 }
 
-export const majority = (n: number): number => Math.floor(n / 2) + 1
+/** Which task, at which pinned placement: every operation goes to these members and no others. */
+export interface Target {
+  id: string
+  placement: Placement
+}
 
-/** Claims tasks: a lease holds only with grants from a majority of the task's replica set. */
+export interface Answer {
+  peer: string
+  res: LeaseResponse
+}
+
+export { majority }
+
+/**
+ * The client side of the lease protocol: every majority operation goes through `ask` to the
+ * task's pinned placement and needs a majority of its full size, never of the reachable part.
+ */
 export class LeaseClient {
-  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0 }
+  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0 }
   private readonly init: LeaseClientInit
 
   constructor (init: LeaseClientInit) {
@@ -39,72 +61,129 @@ export class LeaseClient {
     return this.init.leaseMs ?? DEFAULT_LEASE_MS
   }
 
-  /** Resolves with a held lease, or throws LeaseDeniedError, TaskFinishedError or QuorumUnavailableError. */
-  async acquire (taskId: string, replicas: PeerId[]): Promise<HeldLease> {
-    const claimId = randomBytes(8).toString('hex')
-    const sentAt = Date.now()
-    const answers = await Promise.all(replicas.map(async peer => {
-      const req: LeaseRequest = { op: 'acquire', id: taskId, claimId, durationMs: this.leaseMs }
-      let res = await this.safeCall(peer, req)
-      if (res.status === 'UNKNOWN_TASK') {
-        await this.init.pushRecord(peer, taskId).catch(() => {})
-        res = await this.safeCall(peer, req)
-      }
-      return { peer, res }
-    }))
-    const grants = answers.filter(a => a.res.status === 'OK' && a.res.term !== undefined)
-    if (grants.length >= majority(replicas.length)) {
-      this.stats.acquired++
-      // the grantors' histories differ (one may have missed an earlier grant): the longest counts
-      const attempt = Math.max(1, ...grants.map(g => g.res.attempt ?? 1))
-      return new HeldLease(this, taskId, claimId, replicas, new Map(grants.map(g => [g.peer.toString(), { peer: g.peer, term: g.res.term as number }])), sentAt + this.leaseMs, attempt)
-    }
-    // a claim that falls short gives back what it got, so it blocks nobody until expiry
-    await Promise.all(grants.map(async g => this.safeCall(g.peer, { op: 'release', id: taskId, claimId, term: g.res.term as number, ran: false })))
-    this.stats.denied++
-    const finished = answers.find(a => a.res.status === 'FINISHED')
-    if (finished !== undefined) throw new TaskFinishedError(finished.res.state ?? 'finished')
-    const denied = answers.find(a => a.res.status === 'DENIED' || a.res.status === 'RETRY_LATER')
-    if (denied !== undefined) throw new LeaseDeniedError(denied.res.status === 'RETRY_LATER' ? 'retry backoff' : 'lease held by another peer', denied.res.holder)
-    throw new QuorumUnavailableError(`${grants.length} of ${replicas.length} replicas granted; ${majority(replicas.length)} needed`)
-  }
-
-  /** Sends `req` to every replica; resolves with the answers once a majority said OK, else throws. */
-  async toMajority (replicas: PeerId[], req: LeaseRequest): Promise<LeaseResponse[]> {
-    const answers = await Promise.all(replicas.map(async peer => this.safeCall(peer, req)))
-    const ok = answers.filter(a => a.status === 'OK')
-    if (ok.length >= majority(replicas.length)) return answers
-    const finished = answers.find(a => a.status === 'FINISHED')
-    if (finished !== undefined) throw new TaskFinishedError(finished.state ?? 'finished')
-    const denied = answers.find(a => a.status === 'DENIED')
-    if (denied !== undefined) throw new LeaseDeniedError(denied.reason ?? 'denied', denied.holder)
-    throw new QuorumUnavailableError(`${ok.length} of ${replicas.length} replicas answered OK`)
-  }
-
-  async safeCall (peer: PeerId, req: LeaseRequest): Promise<LeaseResponse> {
-    try {
-      return await this.init.call(peer, req)
-    } catch (err: any) {
-      this.init.log('lease %s to %p failed: %s', req.op, peer, err.message)
-      return { status: 'ERROR', reason: err.message }
-    }
+  get self (): string {
+    return this.init.self
   }
 
   renewFraction (): number {
     return this.init.renewFraction ?? DEFAULT_RENEW_FRACTION
   }
+
+  /** One request to each of `peers`, all at once; a failed call is an ERROR answer, never a throw. */
+  async ask (peers: readonly string[], req: LeaseRequest | ((peer: string) => LeaseRequest)): Promise<Answer[]> {
+    return Promise.all(peers.map(async peer => ({ peer, res: await this.safeCall(peer, typeof req === 'function' ? req(peer) : req) })))
+  }
+
+  /** Resolves with a held lease, or throws LeaseDeniedError, TaskFinishedError or QuorumUnavailableError. */
+  async acquire (t: Target): Promise<HeldLease> {
+    const claimId = randomBytes(8).toString('hex')
+    const sentAt = Date.now()
+    const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs }
+    const answers = await Promise.all(t.placement.members.map(async peer => {
+      let res = await this.safeCall(peer, req)
+      if (res.status === 'UNKNOWN_TASK') {
+        await this.init.pushRecord(peer, t.id).catch(() => {})
+        res = await this.safeCall(peer, req)
+      }
+      return { peer, res }
+    }))
+    const grants = answers.filter(a => a.res.status === 'OK' && a.res.term !== undefined)
+    const need = majority(t.placement.members.length)
+    if (grants.length >= need) {
+      this.stats.acquired++
+      // the grantors' histories differ (one may have missed an earlier grant): the longest counts
+      const attempt = Math.max(1, ...grants.map(g => g.res.attempt ?? 1))
+      return new HeldLease(this, t, claimId, new Map(grants.map(g => [g.peer, g.res.term as number])), sentAt + this.leaseMs, attempt)
+    }
+    // a claim that falls short gives back what it got, so it blocks nobody until expiry
+    await this.ask(grants.map(g => g.peer), peer => ({ op: 'release', id: t.id, epoch: t.placement.epoch, claimId, term: grants.find(g => g.peer === peer)?.res.term as number, ran: false }))
+    this.stats.denied++
+    throw refusal(answers, `${grants.length} of ${t.placement.members.length} members granted; ${need} needed`)
+  }
+
+  /**
+   * Turns votes into a certified final state: when a majority of the placement voted one value,
+   * the certificate goes to every member (with the result it names) and resolves once a majority
+   * stored it. Undefined when no value has a majority.
+   */
+  async certifyAndCommit (t: Target, generation: number, answers: Answer[], result?: StoredResult): Promise<Certificate | undefined> {
+    const finished = answers.find(a => a.res.cert !== undefined)?.res.cert
+    let cert = finished
+    if (cert === undefined) {
+      const votes = answers.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined && v.generation === generation && v.epoch === t.placement.epoch)
+      for (const group of groupByValue(votes)) {
+        cert = certify(t.id, generation, t.placement.epoch, (group[0] as ShownVote).value, group.map(v => ({ peer: v.peer, term: v.term, sig: v.sig })), t.placement.members)
+        if (cert !== undefined) break
+      }
+    }
+    if (cert === undefined) return undefined
+    const kept = result ?? answers.map(a => a.res.result).find(r => r !== undefined && r.claimId === cert.value.claimId && resultHash(r.value) === cert.value.resultHash)
+    const commits = await this.ask(t.placement.members, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert, ...(kept === undefined ? {} : { result: kept }) })
+    const stored = commits.filter(c => c.res.status === 'OK').length
+    if (finished === undefined) this.stats.certified++
+    // the votes already sit on a majority's disk: a commit short of a majority is finished by recovery
+    if (stored < majority(t.placement.members.length)) this.init.log('certificate of %s stored on %d of %d members', t.id, stored, t.placement.members.length)
+    return cert
+  }
+
+  /**
+   * Recovery of a task no holder will finish: asks each member to vote by its own state (out of
+   * attempts, past its deadline) and, when votes split, shows the largest group to the others.
+   */
+  async decide (t: Target, generation: number): Promise<Certificate | undefined> {
+    const base = { id: t.id, epoch: t.placement.epoch }
+    const answers = await this.ask(t.placement.members, { op: 'decide', ...base })
+    const done = await this.certifyAndCommit(t, generation, answers)
+    if (done !== undefined) return done
+    const votes = answers.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined && v.generation === generation)
+    const largest = groupByValue(votes)[0]
+    if (largest === undefined) return undefined
+    const result = answers.map(a => a.res.result).find(r => r !== undefined && r.claimId === largest[0]?.value.claimId)
+    const undecided = answers.filter(a => a.res.vote === undefined && a.res.status !== 'FINISHED').map(a => a.peer)
+    const more = await this.ask(undecided, { op: 'decide', ...base, shown: largest, ...(result === undefined ? {} : { result: result.value, size: result.size }) })
+    return this.certifyAndCommit(t, generation, [...answers, ...more], result)
+  }
+
+  async safeCall (peer: string, req: LeaseRequest): Promise<LeaseResponse> {
+    try {
+      return await this.init.call(peer, req)
+    } catch (err: any) {
+      this.init.log('lease %s to %s failed: %s', req.op, peer, err.message)
+      return { status: 'ERROR', reason: String(err.message) }
+    }
+  }
+}
+
+/** Vote groups of one value each, largest first (ties in a fixed order, so every caller picks alike). */
+function groupByValue (votes: ShownVote[]): ShownVote[][] {
+  const groups = new Map<string, ShownVote[]>()
+  for (const v of votes) {
+    const key = canonicalJson(v.value)
+    groups.set(key, [...(groups.get(key) ?? []).filter(x => x.peer !== v.peer), v])
+  }
+  return [...groups.entries()].sort(([ka, a], [kb, b]) => b.length - a.length || (ka < kb ? -1 : 1)).map(([, g]) => g)
+}
+
+/** The named error for a majority operation that fell short. */
+export function refusal (answers: Answer[], fallback: string): Error {
+  const finished = answers.find(a => a.res.status === 'FINISHED' || a.res.status === 'VOTED')
+  if (finished !== undefined) return new TaskFinishedError(finished.res.state ?? finished.res.vote?.value.state ?? 'finished')
+  const denied = answers.find(a => a.res.status === 'DENIED' || a.res.status === 'RETRY_LATER')
+  if (denied !== undefined) return new LeaseDeniedError(denied.res.status === 'RETRY_LATER' ? 'retry backoff' : (denied.res.reason ?? 'lease held by another peer'), denied.res.holder)
+  const reasons = answers.map(a => `${a.peer.slice(-6)}: ${a.res.status}${a.res.reason === undefined ? '' : ` (${a.res.reason})`}`)
+  return new QuorumUnavailableError(`${fallback}; ${reasons.join(', ')}`)
 }
 
 /**
  * A lease this peer holds. It renews itself at a fixed fraction of the lease; when it cannot renew
  * with a majority before the lease would lapse (by this peer's clock, counted from when each
- * request was sent), or a replica says the task was canceled, `signal` aborts.
+ * request was sent), or a member says the task was canceled or finished, `signal` aborts.
  */
 export class HeldLease {
-  readonly taskId: string
+  readonly target: Target
   readonly claimId: string
-  readonly replicas: PeerId[]
-  readonly grants: Map<string, { peer: PeerId, term: number }>
+  /** member -> the term it granted */
+  readonly grants: Map<string, number>
   /** which attempt of the task this lease is for (1 for the first), as the grantors count */
   readonly attempt: number
   private readonly client: LeaseClient
@@ -114,58 +193,80 @@ export class HeldLease {
   private expiryTimer?: ReturnType<typeof setTimeout>
   private done = false
 
-  constructor (client: LeaseClient, taskId: string, claimId: string, replicas: PeerId[], grants: Map<string, { peer: PeerId, term: number }>, expiresAt: number, attempt: number) {
+  constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number) {
     this.client = client
-    this.attempt = attempt
-    this.taskId = taskId
+    this.target = target
     this.claimId = claimId
-    this.replicas = replicas
     this.grants = grants
+    this.attempt = attempt
     this.expiresAt = expiresAt
     this.armExpiry()
     this.scheduleRenew()
+  }
+
+  get taskId (): string {
+    return this.target.id
   }
 
   get signal (): AbortSignal {
     return this.controller.signal
   }
 
+  get held (): boolean {
+    return !this.done && !this.controller.signal.aborted
+  }
+
+  private need (): number {
+    return majority(this.target.placement.members.length)
+  }
+
+  private held1 (op: 'renew' | 'release' | 'fail' | 'journal' | 'vote'): (peer: string) => { id: string, epoch: number, claimId: string, term: number } {
+    return peer => ({ id: this.target.id, epoch: this.target.placement.epoch, claimId: this.claimId, term: this.grants.get(peer) ?? 1, op })
+  }
+
   /**
-   * Completes in two phases: the replicas that granted keep the result (and hold the lease a little
-   * longer); once a majority kept it, they are told to commit. Resolves once a majority committed.
-   * A result kept by a minority never becomes final: that is what makes a late result harmless.
+   * Asks the members that granted to vote for this result; resolves with the certificate once a
+   * majority signed it, and throws StaleTermError when another outcome won (a duplicate execution).
    */
-  async complete (result: unknown, size: number): Promise<void> {
+  async complete (result: unknown, size: number, generation: number): Promise<Certificate> {
     this.stopTimers()
-    const grants = [...this.grants.values()]
-    const need = majority(this.replicas.length)
-    const kept = await Promise.all(grants.map(async g => ({ g, res: await this.client.safeCall(g.peer, { op: 'complete', id: this.taskId, claimId: this.claimId, term: g.term, result: result as never, size, durationMs: this.client.leaseMs }) })))
-    const ok = kept.filter(k => k.res.status === 'OK')
-    if (ok.length < need) {
-      this.done = true
-      if (kept.some(k => k.res.status === 'STALE_TERM' || k.res.status === 'FINISHED')) throw new StaleTermError(`result refused: ${ok.length} of ${this.replicas.length} replicas kept it`)
-      throw new QuorumUnavailableError(`result kept by ${ok.length} of ${this.replicas.length} replicas`)
-    }
-    const committed = await Promise.all(ok.map(async k => this.client.safeCall(k.g.peer, { op: 'commit', id: this.taskId, claimId: this.claimId, term: k.g.term })))
-    this.done = true
-    const n = committed.filter(c => c.status === 'OK').length
-    if (n < need) throw new StaleTermError(`result committed on ${n} of ${this.replicas.length} replicas`)
+    const value: FinalValue = { state: 'completed', claimId: this.claimId, resultHash: resultHash(result) }
+    return this.decideWith(value, generation, peer => ({ ...this.held1('vote')(peer), op: 'vote', value, result: result as never, size }), { claimId: this.claimId, peer: this.client.self, value: result as never, size, at: Date.now() })
   }
 
-  /** Reports a failed attempt; resolves with whether the task is now dead. */
-  async fail (error: string, unrecoverable: boolean): Promise<{ dead: boolean }> {
+  /** Reports a failed attempt; resolves with the certificate when it made the task dead. */
+  async fail (error: string, unrecoverable: boolean, generation: number): Promise<Certificate | undefined> {
     this.stopTimers()
-    const answers = await Promise.all([...this.grants.values()].map(async g =>
-      this.client.safeCall(g.peer, { op: 'fail', id: this.taskId, claimId: this.claimId, term: g.term, error: error.slice(0, 4096), unrecoverable })))
+    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('fail')(peer), op: 'fail', error: error.slice(0, 4096), unrecoverable }))
     this.done = true
-    return { dead: answers.some(a => a.dead === true) }
+    if (answers.every(a => a.res.vote === undefined)) return undefined
+    return this.client.certifyAndCommit(this.target, generation, answers)
   }
 
+  /** Writes a durable step on a majority, under this lease; throws when it cannot. */
+  async journal (key: string, value: unknown): Promise<void> {
+    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never }))
+    const ok = answers.filter(a => a.res.status === 'OK').length
+    if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
+  }
+
+  /** Gives the lease back. `ran: false` (a node stopping, a partial claim) burns no attempt. */
   async release (ran: boolean): Promise<void> {
     this.stopTimers()
     this.done = true
-    await Promise.all([...this.grants.values()].map(async g =>
-      this.client.safeCall(g.peer, { op: 'release', id: this.taskId, claimId: this.claimId, term: g.term, ran })))
+    await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('release')(peer), op: 'release', ran }))
+  }
+
+  private async decideWith (value: FinalValue, generation: number, req: (peer: string) => LeaseRequest, result: StoredResult): Promise<Certificate> {
+    const answers = await this.client.ask([...this.grants.keys()], req)
+    this.done = true
+    const cert = await this.client.certifyAndCommit(this.target, generation, answers, result)
+    if (cert !== undefined && sameValue(cert.value, value)) return cert
+    const ok = answers.filter(a => a.res.vote !== undefined && sameValue(a.res.vote.value, value)).length
+    if (cert !== undefined || answers.some(a => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || a.res.status === 'VOTED')) {
+      throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
+    }
+    throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)
   }
 
   private scheduleRenew (): void {
@@ -175,11 +276,12 @@ export class HeldLease {
   private async renew (): Promise<void> {
     if (this.done) return
     const sentAt = Date.now()
-    const answers = await Promise.all([...this.grants.values()].map(async g =>
-      this.client.safeCall(g.peer, { op: 'renew', id: this.taskId, claimId: this.claimId, term: g.term, durationMs: this.client.leaseMs })))
+    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('renew')(peer), op: 'renew', durationMs: this.client.leaseMs }))
     if (this.done) return
-    if (answers.some(a => a.status === 'CANCELED')) return this.lose('task canceled')
-    if (answers.filter(a => a.status === 'OK').length >= majority(this.replicas.length)) {
+    if (answers.some(a => a.res.status === 'CANCELED')) return this.lose('task canceled')
+    const finished = answers.find(a => a.res.status === 'FINISHED')
+    if (finished !== undefined) return this.lose(`task is ${finished.res.state ?? 'finished'}`)
+    if (answers.filter(a => a.res.status === 'OK').length >= this.need()) {
       this.expiresAt = sentAt + this.client.leaseMs
       this.armExpiry()
     }
@@ -191,7 +293,8 @@ export class HeldLease {
     this.expiryTimer = setTimeout(() => { this.lose('lease expired before a majority renewed it') }, Math.max(0, this.expiresAt - Date.now()))
   }
 
-  private lose (reason: string): void {
+  /** Stops renewing and aborts the agent. */
+  lose (reason: string): void {
     if (this.done) return
     this.done = true
     this.stopTimers()

@@ -1,17 +1,18 @@
 /**
- * Leases: `/agentmesh/lease/1.0.0`, acquire, renew, release, and the result (complete, fail) that
- * only the current term may report, plus cancel, redrive and drop.
+ * Leases and final states: `/agentmesh/lease/1.0.0`. Every request names a task's pinned placement
+ * epoch and goes to that placement's members only.
  *
- * Promises: each replica grants by compare-and-set on its own persisted state, with a term above
- * any it granted before for the task (kept across restarts); a claim holds only with a majority;
- * a replica accepts one result per task, and only from the holder of its current term, so at most
- * one result per task is accepted by a majority.
- * Does not promise mutual exclusion under every failure: replica sets are computed from each
- * peer's own view of the mesh, and clocks drift, so two peers may briefly both run a task. Such
- * duplicate executions are counted; their late results are refused as stale.
+ * Promises: a lease holds only with grants of a majority of the placement (of its full size); each
+ * member grants by compare-and-set on its own persisted state, with a term above any it granted
+ * before for the task (kept across restarts). A final state (completed, canceled, dead) exists only
+ * as a certificate: signed votes of a majority, where each member votes at most once per
+ * generation, so at most one outcome per task is ever certified, and a late result from a paused
+ * holder is refused. Members refuse another epoch, a sealed epoch, and tasks they are not members of.
+ * Does not promise mutual exclusion of executions: a holder frozen past its lease may still run
+ * while another holds the task. Such duplicate executions are counted; their results are refused.
  */
-export { LeaseClient, HeldLease, majority } from './client.js'
-export type { LeaseCaller, LeaseClientInit, LeaseClientStats } from './client.js'
+export { LeaseClient, HeldLease, majority, refusal } from './client.js'
+export type { Answer, LeaseCaller, LeaseClientInit, LeaseClientStats, Target } from './client.js'
 export { leaseHandler } from './handler.js'
 export * from './constants.js'
 export * from './errors.js'

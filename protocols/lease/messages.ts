@@ -1,49 +1,73 @@
 import { z } from 'zod'
-import { taskIdSchema } from '../task/schema.js'
+import { certificateSchema, finalValueSchema } from '../task/certificate.js'
+import { placementSchema, taskRecordSchema } from '../task/record.js'
+import { peerIdSchema, taskIdSchema } from '../task/schema.js'
+import { castVoteSchema, storedResultSchema } from '../task/store.js'
 
-const claim = { id: taskIdSchema, claimId: z.string().min(1).max(64) }
+/** Every operation names the epoch of the placement it was sent to: another epoch is refused. */
+const task = { id: taskIdSchema, epoch: z.number().int().nonnegative() }
+const claim = { ...task, claimId: z.string().min(1).max(64) }
+const held = { ...claim, term: z.number().int().positive() }
+const duration = z.number().int().min(1).max(3_600_000)
+
+/** Another member's signed vote, shown to make this member adopt the same value. */
+export const shownVoteSchema = castVoteSchema.extend({ peer: peerIdSchema }).strict()
+export type ShownVote = z.infer<typeof shownVoteSchema>
 
 export const leaseRequestSchema = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('acquire'), ...claim, durationMs: z.number().int().min(1).max(3_600_000) }).strict(),
-  z.object({ op: z.literal('renew'), ...claim, term: z.number().int().positive(), durationMs: z.number().int().min(1).max(3_600_000) }).strict(),
-  z.object({ op: z.literal('release'), ...claim, term: z.number().int().positive(), ran: z.boolean() }).strict(),
-  /** phase one of a completion: the replica keeps the result and holds the lease for the commit */
-  z.object({ op: z.literal('complete'), ...claim, term: z.number().int().positive(), result: z.json(), size: z.number().int().nonnegative(), durationMs: z.number().int().min(1).max(3_600_000) }).strict(),
-  /** phase two, sent once a majority kept the result: the task is completed */
-  z.object({ op: z.literal('commit'), ...claim, term: z.number().int().positive() }).strict(),
-  z.object({ op: z.literal('fail'), ...claim, term: z.number().int().positive(), error: z.string().max(4096), unrecoverable: z.boolean() }).strict(),
-  z.object({ op: z.literal('cancel'), id: taskIdSchema }).strict(),
-  z.object({ op: z.literal('redrive'), id: taskIdSchema }).strict(),
-  z.object({ op: z.literal('drop'), id: taskIdSchema }).strict()
+  z.object({ op: z.literal('acquire'), ...claim, durationMs: duration }).strict(),
+  z.object({ op: z.literal('renew'), ...held, durationMs: duration }).strict(),
+  /** gives the lease back; `ran: false` (a partial claim, or a node stopping before it ran) burns no attempt */
+  z.object({ op: z.literal('release'), ...held, ran: z.boolean() }).strict(),
+  /** the holder's vote request for its outcome: completed with its result, or dead */
+  z.object({ op: z.literal('vote'), ...held, value: finalValueSchema, result: z.json().optional(), size: z.number().int().nonnegative().optional() }).strict(),
+  /** a failed attempt; when it spends the budget (or is unrecoverable) the answer carries a vote for dead */
+  z.object({ op: z.literal('fail'), ...held, error: z.string().max(4096), unrecoverable: z.boolean() }).strict(),
+  /** a durable agent step, written only by the live holder */
+  z.object({ op: z.literal('journal'), ...held, key: z.string().min(1).max(256), value: z.json() }).strict(),
+  /** a user's cancel: a vote for canceled unless this member already voted */
+  z.object({ op: z.literal('cancel'), ...task }).strict(),
+  /**
+   * Recovery: this member's vote, cast now if its own state decides it (no live lease and past the
+   * deadline by its own clock, or the attempts spent), or for the value `shown` votes carry.
+   */
+  z.object({ op: z.literal('decide'), ...task, shown: z.array(shownVoteSchema).max(16).optional(), result: z.json().optional(), size: z.number().int().nonnegative().optional() }).strict(),
+  /** stores a certified final state (and the result it certifies) */
+  z.object({ op: z.literal('commit'), ...task, cert: certificateSchema, result: storedResultSchema.optional() }).strict(),
+  z.object({ op: z.literal('redrive'), ...task, generation: z.number().int().nonnegative() }).strict(),
+  z.object({ op: z.literal('drop'), ...task, generation: z.number().int().nonnegative() }).strict(),
+  /** phase one of a move: this member stops serving the epoch and hands over what it holds */
+  z.object({ op: z.literal('seal'), ...task, next: placementSchema }).strict(),
+  /** phase two: a member of the new placement takes the task at the new epoch */
+  z.object({ op: z.literal('install'), ...task, record: taskRecordSchema, result: storedResultSchema.optional(), mustDecide: finalValueSchema.optional() }).strict()
 ])
 
 export type LeaseRequest = z.infer<typeof leaseRequestSchema>
+export type LeaseOp = LeaseRequest['op']
 
 /** Status enums on the wire; the client maps them to named errors. */
-export const LEASE_STATUS = ['OK', 'DENIED', 'UNKNOWN_TASK', 'FINISHED', 'RETRY_LATER', 'STALE_TERM', 'CANCELED', 'ERROR'] as const
+export const LEASE_STATUS = ['OK', 'DENIED', 'UNKNOWN_TASK', 'FINISHED', 'RETRY_LATER', 'STALE_TERM', 'CANCELED', 'VOTED', 'NOT_MEMBER', 'WRONG_EPOCH', 'SEALED', 'ERROR'] as const
 export type LeaseStatus = typeof LEASE_STATUS[number]
-
-export interface LeaseResponse {
-  status: LeaseStatus
-  term?: number
-  expiresAt?: number
-  /** on a grant: which attempt of the task this is, by the replica's own history */
-  attempt?: number
-  holder?: string
-  notBefore?: number
-  state?: string
-  dead?: boolean
-  reason?: string
-}
 
 export const leaseResponseSchema = z.object({
   status: z.enum(LEASE_STATUS),
-  term: z.number().optional(),
+  term: z.number().int().nonnegative().optional(),
   expiresAt: z.number().optional(),
+  /** on a grant: which attempt of the task this is, by the replica's own history */
   attempt: z.number().int().positive().optional(),
-  holder: z.string().optional(),
+  holder: z.string().max(128).optional(),
   notBefore: z.number().optional(),
-  state: z.string().optional(),
-  dead: z.boolean().optional(),
-  reason: z.string().optional()
+  state: z.string().max(32).optional(),
+  reason: z.string().max(4096).optional(),
+  /** this member's vote (new or earlier), signed */
+  vote: shownVoteSchema.optional(),
+  /** the certified final state, when the task is finished here */
+  cert: certificateSchema.optional(),
+  /** on WRONG_EPOCH: the placement this member serves now */
+  placement: placementSchema.optional(),
+  /** on seal: what this member held */
+  record: taskRecordSchema.optional(),
+  result: storedResultSchema.optional()
 })
+
+export type LeaseResponse = z.infer<typeof leaseResponseSchema>

@@ -20,8 +20,10 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
     const req = parsed.data
     switch (req.op) {
       case 'put': {
-        await replica.put(req.record, req.result)
-        return { status: 'OK' }
+        // only a member keeps a task for others: a submit to the wrong peer is refused, not cached
+        if (!replica.isMember(req.record)) return { status: 'NOT_MEMBER' }
+        const kept = await replica.put(req.record, req.result)
+        return kept === undefined ? { status: 'ERROR', reason: 'task id does not match its content' } : { status: 'OK' }
       }
       case 'get': return { status: 'OK', ...await replica.get(req.id) }
       case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }
@@ -31,8 +33,12 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       }
       case 'ids': return { status: 'OK', need: req.entries.filter(([id, hash]) => replica.hashes.get(id) !== hash).map(([id]) => id) }
       case 'put-many': {
-        for (const item of req.items) await replica.put(item.record, item.result)
-        return { status: 'OK', stored: req.items.length }
+        let stored = 0
+        for (const item of req.items) {
+          if (!replica.isMember(item.record)) continue
+          if (await replica.put(item.record, item.result) !== undefined) stored++
+        }
+        return { status: 'OK', stored }
       }
     }
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { capabilitySchema, taskIdSchema } from '../task/schema.js'
-import { taskRecordSchema } from '../task/record.js'
+import { placementSchema, taskRecordSchema } from '../task/record.js'
+import { capabilitySchema, taskIdSchema, taskSchema } from '../task/schema.js'
 import { storedResultSchema } from '../task/store.js'
 
 export const RECORDS_PROTOCOL = '/agentmesh/records/1.0.0'
@@ -20,3 +20,6 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
 ])
 
 export type RecordsRequest = z.infer<typeof recordsRequestSchema>
+
+/** One entry of a `pending` answer: a task and the placement to ask for its lease. */
+export const claimableSchema = z.object({ task: taskSchema, placement: placementSchema }).strict()

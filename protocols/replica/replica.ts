@@ -1,20 +1,28 @@
+import { peerIdFromString } from '@libp2p/peer-id'
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { currentAttempts, failedAttempts, mergeRecords } from '../task/record.js'
+import { statementBytes } from '../task/certificate.js'
+import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
+import { failedAttempts, hasValidFinal, mergeRecords } from '../task/record.js'
+import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
-import { retryDelay } from './backoff.js'
 import { recordHash } from './digest.js'
-import type { LeaseRequest, LeaseResponse } from '../lease/messages.js'
-import type { Attempt, TaskRecord } from '../task/record.js'
+import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
+import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
+import type { Placement, TaskRecord } from '../task/record.js'
 import type { Task } from '../task/schema.js'
-import type { LeaseState, ReplicaStore, StoredResult } from '../task/store.js'
+import type { ReplicaStore, StoredResult } from '../task/store.js'
 import type { Logger } from '@libp2p/interface'
 
 export interface ReplicaInit {
+  /** this peer's id: membership of a placement is checked against it */
+  me: string
+  /** signs a vote with the node key */
+  sign: (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array
   /** @default 1_000 */
   backoffBaseMs?: number
   /** @default 60_000 */
   backoffCapMs?: number
-  /** the replica's own clock: leases expire by it */
+  /** the replica's own clock: leases and deadlines are judged by it */
   now?: () => number
   /**
    * Completed and canceled tasks (and dead ones whose entry was dropped) are forgotten this long
@@ -30,27 +38,43 @@ export interface ReplicaStats {
   denials: number
   staleResults: number
   results: number
+  votes: number
+  /** records or finals refused: a forged id, or a final state without a valid certificate */
+  refusedRecords: number
+}
+
+/** A task this member should help decide: out of attempts, past its deadline, or voted but not final. */
+export interface Undecided {
+  record: TaskRecord
+  voted: boolean
 }
 
 /**
- * One peer's part of every replica set it is in: the task records it keeps, and the leases it
- * grants by compare-and-set on its own persisted state. Each decision runs under a per-task lock
- * and is on disk before it is answered.
+ * One peer's part of every placement it is a member of. Every change to a task's state goes
+ * through `transition` (protocols/task/machine.ts) under a per-task lock, and is on disk before it
+ * is answered. Records from peers merge in only with a valid id, and final states only with a
+ * valid certificate.
  */
 export class Replica {
-  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0 }
+  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0 }
   /** ids of records without a final state: what sweeps look at */
   readonly active = new Set<string>()
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
   readonly hashes = new Map<string, string>()
+  /** each record's current placement members, by id: who shares it with whom */
+  readonly members = new Map<string, string[]>()
+  readonly me: string
   private readonly store: ReplicaStore
   private readonly lock = new KeyedMutex()
+  private readonly init: ReplicaInit
   private readonly backoff: { baseMs: number, capMs: number }
   private readonly now: () => number
   private readonly retentionMs: number
 
   constructor (store: ReplicaStore, init: ReplicaInit) {
     this.store = store
+    this.init = init
+    this.me = init.me
     this.backoff = { baseMs: init.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, capMs: init.backoffCapMs ?? DEFAULT_BACKOFF_CAP_MS }
     this.now = init.now ?? Date.now
     this.retentionMs = init.retentionMs ?? 7 * 24 * 3600_000
@@ -73,6 +97,7 @@ export class Replica {
         if (record === undefined || !this.isExpired(record)) return
         await this.store.deleteTask(id)
         this.hashes.delete(id)
+        this.members.delete(id)
         this.active.delete(id)
         n++
       })
@@ -84,235 +109,157 @@ export class Replica {
     for await (const record of this.store.records()) {
       if (record.final === undefined) this.active.add(record.task.id)
       this.hashes.set(record.task.id, recordHash(record))
+      this.members.set(record.task.id, record.placement.members)
     }
   }
 
-  /** Merges a record in (a submit, a hand-off, a repair) and stores it durably. */
-  async put (incoming: TaskRecord, result?: StoredResult): Promise<TaskRecord> {
-    return this.lock.run(incoming.task.id, async () => {
-      const existing = await this.store.getRecord(incoming.task.id)
-      const merged = existing === undefined ? incoming : mergeRecords(existing, incoming)
+  isMember (record: TaskRecord): boolean {
+    return record.placement.members.includes(this.me)
+  }
+
+  /**
+   * Merges a record in (a submit, a repair, a copy a read brought) and stores it durably. A forged
+   * id is refused; a final state without a valid certificate is dropped from the copy first.
+   */
+  async put (incoming: TaskRecord, result?: StoredResult): Promise<TaskRecord | undefined> {
+    if (!hasValidId(incoming.task)) {
+      this.stats.refusedRecords++
+      return undefined
+    }
+    let record = incoming
+    if (record.final !== undefined && !hasValidFinal(record)) {
+      this.stats.refusedRecords++
+      const { final: _f, ...rest } = record
+      record = rest
+    }
+    return this.lock.run(record.task.id, async () => {
+      const existing = await this.store.getRecord(record.task.id)
+      const merged = existing === undefined ? record : mergeRecords(existing, record)
       // a copy of a task already forgotten (or about to be) is not stored again
       if (this.isExpired(merged)) return merged
       if (result !== undefined) {
-        const kept = await this.store.getResult(incoming.task.id)
-        // a kept result of a claim that did not win is replaced by the winner's
-        if (kept === undefined || (kept.claimId !== result.claimId && merged.final?.claimId === result.claimId)) await this.store.putResult(incoming.task.id, result)
+        const kept = await this.store.getResult(record.task.id)
+        // only the result the certificate names replaces a kept one
+        if (kept === undefined || (kept.claimId !== result.claimId && merged.final?.claimId === result.claimId)) await this.store.putResult(record.task.id, result)
       }
       await this.save(merged)
       return merged
     })
   }
 
+  /** This replica's copy: the record and, once final, the certified result (or a kept one, flagged). */
   async get (id: string): Promise<{ record?: TaskRecord, result?: StoredResult }> {
-    // record first: a result is written before the record that says completed, so a completed
-    // record read here always comes with its result
+    // record first: a result is written before the record that says completed
     const record = await this.store.getRecord(id)
     const result = await this.store.getResult(id)
-    // a kept result counts only once its claim is the committed one
     return { record, result: result !== undefined && record?.final?.claimId === result.claimId ? result : undefined }
   }
 
-  /**
-   * Tasks this replica would grant a lease on now, for the pull path; only those unchanged for
-   * `minAgeMs`, so the pull path picks up what announcements missed instead of racing them.
-   */
-  async claimable (capabilities: Set<string>, limit: number, minAgeMs = 0): Promise<Task[]> {
+  /** Tasks of which this member holds a placement share and would grant a lease now: the pull path. */
+  async claimable (capabilities: Set<string>, limit: number, minAgeMs = 0): Promise<Array<{ task: Task, placement: Placement }>> {
     const now = this.now()
-    const out: Task[] = []
+    const out: Array<{ task: Task, placement: Placement }> = []
     for (const id of this.active) {
       if (out.length >= limit) break
-      const [record, lease] = await Promise.all([this.store.getRecord(id), this.store.getLease(id)])
-      if (record === undefined || record.final !== undefined || !capabilities.has(record.task.capability)) continue
-      if (isLive(lease, now) || (record.notBefore ?? 0) > now) continue
+      const record = await this.claimableRecord(id, now)
+      if (record === undefined || !capabilities.has(record.task.capability)) continue
       if (Math.max(record.updatedAt, record.notBefore ?? 0) > now - minAgeMs) continue
-      out.push(record.task)
+      out.push({ task: record.task, placement: record.placement })
     }
     return out
   }
 
-  /** The record if this replica would grant a lease on it now. */
-  async claimableRecord (id: string): Promise<TaskRecord | undefined> {
-    const [record, lease] = await Promise.all([this.store.getRecord(id), this.store.getLease(id)])
-    const now = this.now()
-    if (record === undefined || record.final !== undefined || isLive(lease, now) || (record.notBefore ?? 0) > now) return undefined
+  /** The record if this member would grant a lease on it now. */
+  async claimableRecord (id: string, now = this.now()): Promise<TaskRecord | undefined> {
+    const s = await this.load1(id)
+    const record = s.record
+    if (record === undefined || record.final !== undefined || !this.isMember(record) || currentVote(s) !== undefined) return undefined
+    if (isLive(s.lease, now) || (record.notBefore ?? 0) > now || failedAttempts(record) >= record.task.maxAttempts) return undefined
     return record
   }
 
   /**
-   * Expires every lapsed lease (a failed attempt, or dead after maxAttempts) and tasks past their
-   * deadline. Returns the records that changed.
+   * Expires lapsed leases here (a failed attempt, retried after a backoff) and lists the tasks that
+   * need a majority's decision: out of attempts, past the deadline by this member's clock, or voted
+   * on but not final. Deciding them is the sweeper's job, by a majority operation.
    */
-  async sweep (): Promise<TaskRecord[]> {
+  async sweep (): Promise<{ changed: TaskRecord[], undecided: Undecided[] }> {
     const changed: TaskRecord[] = []
+    const undecided: Undecided[] = []
+    const env = { now: this.now(), backoff: this.backoff }
     for (const id of [...this.active]) {
       await this.lock.run(id, async () => {
-        const record = await this.store.getRecord(id)
-        if (record === undefined) return
-        const lease = await this.store.getLease(id)
-        const before = JSON.stringify(record)
-        const now = this.now()
-        const after = this.expireLapsed(record, lease, now) ?? record
-        if (after.final === undefined && now > after.task.deadline && !isLive(lease, now)) {
-          const ran = currentAttempts(after).length > 0
-          after.final = { state: 'dead', at: now, generation: after.generation, reason: ran ? 'deadline passed' : 'unclaimed' }
+        const s = await this.load1(id)
+        if (s.record === undefined || !this.isMember(s.record)) return
+        const next = expireLapsed(s, env)
+        if (next !== s) {
+          await this.persist(s, next)
+          changed.push(next.record as TaskRecord)
         }
-        if (JSON.stringify(after) !== before) {
-          await this.persistLeaseAfterExpiry(id, lease, now)
-          await this.save(after)
-          changed.push(after)
-        }
+        const r = next.record as TaskRecord
+        if (r.final !== undefined || (next.lease.sealedEpoch ?? -1) >= r.placement.epoch) return
+        const voted = currentVote(next) !== undefined
+        if (voted || (!isLive(next.lease, env.now) && (failedAttempts(r) >= r.task.maxAttempts || env.now > r.task.deadline))) undecided.push({ record: r, voted })
       })
     }
-    return changed
+    return { changed, undecided }
   }
 
+  /** Serves one lease-protocol request: load, transition, sign a vote if one was cast, persist, answer. */
   async handleLease (from: string, req: LeaseRequest): Promise<LeaseResponse> {
     return this.lock.run(req.id, async () => {
-      const record = await this.store.getRecord(req.id)
-      if (record === undefined) return { status: 'UNKNOWN_TASK' }
-      const now = this.now()
-      const stored = await this.store.getLease(req.id)
-      const expired = this.expireLapsed(record, stored, now)
-      if (expired !== undefined) {
-        await this.persistLeaseAfterExpiry(req.id, stored, now)
-        await this.save(expired)
+      const s = await this.load1(req.id)
+      const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote }
+      const t = transition(s, req, env)
+      if (t.sign !== undefined && t.state.lease.vote !== undefined) {
+        const sig = Buffer.from(await this.init.sign(statementBytes(t.sign))).toString('base64')
+        t.state.lease.vote = { ...t.state.lease.vote, sig }
+        if (t.reply.vote !== undefined) t.reply.vote = { ...t.reply.vote, sig }
+        this.stats.votes++
       }
-      const rec = expired ?? record
-      const lease = isLive(stored, now) ? stored : undefined
-      switch (req.op) {
-        case 'acquire': return this.acquire(rec, lease, stored, from, req.claimId, req.durationMs, now)
-        case 'renew': {
-          if (rec.final?.state === 'canceled') return { status: 'CANCELED' }
-          if (lease?.claimId !== req.claimId || lease.term !== req.term || lease.holder !== from) return this.deny({ status: 'DENIED', holder: lease?.holder, reason: 'not the holder' })
-          const renewed: LeaseState = { ...lease, expiresAt: now + req.durationMs }
-          await this.store.putLease(req.id, renewed)
-          return { status: 'OK', term: renewed.term, expiresAt: renewed.expiresAt }
-        }
-        case 'release': {
-          if (stored?.claimId !== req.claimId || stored.term !== req.term || stored.holder !== from) return this.deny({ status: 'DENIED', reason: 'not the holder' })
-          await this.store.putLease(req.id, { term: stored.term, maxTerm: stored.maxTerm })
-          await this.save(setAttempt(rec, req.claimId, req.ran ? { outcome: 'failed', endedAt: now, error: 'released by holder' } : { outcome: 'released', endedAt: now }))
-          return { status: 'OK' }
-        }
-        case 'complete': return this.complete(rec, lease, from, req.claimId, req.term, req.result, req.size, req.durationMs, now)
-        case 'commit': return this.commit(rec, lease, from, req.claimId, req.term, now)
-        case 'fail': {
-          if (rec.final !== undefined) return { status: 'FINISHED', state: rec.final.state }
-          if (stored?.claimId !== req.claimId || stored.term !== req.term || stored.holder !== from) return this.stale()
-          await this.store.putLease(req.id, { term: stored.term, maxTerm: stored.maxTerm })
-          const failed = this.afterFailure(setAttempt(rec, req.claimId, { outcome: 'failed', endedAt: now, error: req.error }), now, req.unrecoverable ? req.error : undefined)
-          await this.save(failed)
-          return { status: 'OK', dead: failed.final?.state === 'dead', notBefore: failed.notBefore }
-        }
-        case 'cancel': {
-          if (rec.final !== undefined) return { status: 'FINISHED', state: rec.final.state }
-          await this.save({ ...rec, final: { state: 'canceled', at: now, generation: rec.generation, reason: 'canceled' }, updatedAt: now })
-          return { status: 'OK', holder: lease?.holder }
-        }
-        case 'redrive': {
-          if (rec.final?.state !== 'dead') return { status: 'DENIED', reason: `task is ${rec.final?.state ?? 'not dead'}` }
-          const { final: _f, notBefore: _n, ...rest } = rec
-          await this.save({ ...rest, generation: rec.generation + 1, updatedAt: now })
-          return { status: 'OK' }
-        }
-        case 'drop': {
-          if (rec.final?.state !== 'dead') return { status: 'DENIED', reason: `task is ${rec.final?.state ?? 'not dead'}` }
-          await this.save({ ...rec, droppedGeneration: rec.generation, updatedAt: now })
-          return { status: 'OK' }
-        }
-      }
+      await this.persist(s, t.state)
+      this.count(req, t.reply)
+      return t.reply
     })
   }
 
-  private async acquire (rec: TaskRecord, lease: LeaseState | undefined, stored: LeaseState | undefined, from: string, claimId: string, durationMs: number, now: number): Promise<LeaseResponse> {
-    if (rec.final !== undefined) return { status: 'FINISHED', state: rec.final.state }
-    if (lease !== undefined) {
-      if (lease.claimId === claimId && lease.holder === from) return { status: 'OK', term: lease.term, expiresAt: lease.expiresAt }
-      return this.deny({ status: 'DENIED', holder: lease.holder, expiresAt: lease.expiresAt })
+  private count (req: LeaseRequest, reply: LeaseResponse): void {
+    if (req.op === 'acquire') {
+      if (reply.status === 'OK') this.stats.grants++
+      else this.stats.denials++
     }
-    if ((rec.notBefore ?? 0) > now) return this.deny({ status: 'RETRY_LATER', notBefore: rec.notBefore })
-    const term = (stored?.maxTerm ?? 0) + 1
-    const granted: LeaseState = { claimId, holder: from, term, expiresAt: now + durationMs, maxTerm: term }
-    // the term is on disk before anyone hears of it: a restarted replica never grants it again
-    await this.store.putLease(rec.task.id, granted)
-    const attempt: Attempt = { claimId, generation: rec.generation, peer: from, startedAt: now, outcome: 'running' }
-    await this.save({ ...rec, attempts: [...rec.attempts, attempt], updatedAt: now })
-    this.stats.grants++
-    return { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(rec) + 1 }
+    if (reply.status === 'STALE_TERM' || (req.op === 'vote' && (reply.status === 'VOTED' || reply.status === 'FINISHED') && reply.vote?.value.claimId !== req.claimId)) this.stats.staleResults++
+    if (req.op === 'commit' && reply.status === 'OK') this.stats.results++
   }
 
-  private async complete (rec: TaskRecord, lease: LeaseState | undefined, from: string, claimId: string, term: number, value: unknown, size: number, durationMs: number, now: number): Promise<LeaseResponse> {
-    if (rec.final?.state === 'completed' && rec.final.claimId === claimId) return { status: 'OK' }
-    if (rec.final !== undefined) {
-      // a late result from a superseded holder: refused like any stale term
-      this.stats.staleResults++
-      return { status: 'FINISHED', state: rec.final.state }
-    }
-    // only under a lease that is live by this replica's clock: after expiry a newer holder may exist
-    if (lease?.claimId !== claimId || lease.term !== term || lease.holder !== from) return this.stale()
-    await this.store.putResult(rec.task.id, { claimId, peer: from, value: value as StoredResult['value'], size, at: now })
-    // held on for the commit, so nobody is granted the task between the two phases
-    await this.store.putLease(rec.task.id, { ...lease, expiresAt: Math.max(lease.expiresAt ?? now, now + durationMs) })
-    return { status: 'OK' }
+  private async load1 (id: string): Promise<ReplicaTaskState> {
+    const [record, lease, result] = await Promise.all([this.store.getRecord(id), this.store.getLease(id), this.store.getResult(id)])
+    return { record, lease: lease ?? EMPTY_LEASE, result }
   }
 
-  private async commit (rec: TaskRecord, lease: LeaseState | undefined, from: string, claimId: string, term: number, now: number): Promise<LeaseResponse> {
-    if (rec.final?.state === 'completed' && rec.final.claimId === claimId) return { status: 'OK' }
-    if (rec.final !== undefined) return { status: 'FINISHED', state: rec.final.state }
-    const kept = await this.store.getResult(rec.task.id)
-    if (lease?.claimId !== claimId || lease.term !== term || lease.holder !== from || kept?.claimId !== claimId) return this.stale()
-    await this.store.putLease(rec.task.id, { term: lease.term, maxTerm: lease.maxTerm })
-    const done = setAttempt(rec, claimId, { outcome: 'completed', endedAt: now })
-    await this.save({ ...done, final: { state: 'completed', at: now, generation: rec.generation, peer: from, claimId, resultSize: kept.size } })
-    this.stats.results++
-    return { status: 'OK' }
-  }
-
-  /** The record with a lapsed lease's attempt marked expired, or undefined if nothing lapsed. */
-  private expireLapsed (record: TaskRecord, lease: LeaseState | undefined, now: number): TaskRecord | undefined {
-    if (lease?.claimId === undefined || isLive(lease, now) || record.final !== undefined) return undefined
-    const attempt = record.attempts.find(a => a.claimId === lease.claimId)
-    if (attempt === undefined || attempt.outcome !== 'running') return undefined
-    return this.afterFailure(setAttempt(record, lease.claimId, { outcome: 'expired', endedAt: now, error: 'lease expired' }), now)
-  }
-
-  private async persistLeaseAfterExpiry (id: string, lease: LeaseState | undefined, now: number): Promise<void> {
-    if (lease?.claimId !== undefined && !isLive(lease, now)) await this.store.putLease(id, { term: lease.term, maxTerm: lease.maxTerm })
-  }
-
-  /** After a failed attempt: dead when the budget is spent (or the error is unrecoverable), else a backoff. */
-  private afterFailure (record: TaskRecord, now: number, unrecoverable?: string): TaskRecord {
-    const failures = failedAttempts(record)
-    if (unrecoverable !== undefined || failures >= record.task.maxAttempts) {
-      const reason = unrecoverable ?? `failed ${failures} of ${record.task.maxAttempts} attempts`
-      return { ...record, final: { state: 'dead', at: now, generation: record.generation, reason }, updatedAt: now }
-    }
-    return { ...record, notBefore: now + retryDelay(record.task.id, failures, this.backoff), updatedAt: now }
+  /** Writes what changed: the result first, then the lease (a grant or a vote), then the record. */
+  private async persist (before: ReplicaTaskState, after: ReplicaTaskState): Promise<void> {
+    const id = (after.record ?? before.record)?.task.id
+    if (id === undefined) return
+    if (after.result !== undefined && after.result !== before.result) await this.store.putResult(id, after.result)
+    if (after.lease !== before.lease) await this.store.putLease(id, after.lease)
+    if (after.record !== undefined && after.record !== before.record) await this.save(after.record)
   }
 
   private async save (record: TaskRecord): Promise<void> {
     await this.store.putRecord(record)
     this.hashes.set(record.task.id, recordHash(record))
+    this.members.set(record.task.id, record.placement.members)
     if (record.final === undefined) this.active.add(record.task.id)
     else this.active.delete(record.task.id)
   }
-
-  private deny (res: LeaseResponse): LeaseResponse {
-    this.stats.denials++
-    return res
-  }
-
-  private stale (): LeaseResponse {
-    this.stats.staleResults++
-    return { status: 'STALE_TERM' }
-  }
 }
 
-function isLive (lease: LeaseState | undefined, now: number): lease is LeaseState & { claimId: string, holder: string, expiresAt: number } {
-  return lease?.claimId !== undefined && lease.expiresAt !== undefined && lease.expiresAt > now
-}
-
-function setAttempt (record: TaskRecord, claimId: string, patch: Partial<Attempt>): TaskRecord {
-  return { ...record, attempts: record.attempts.map(a => a.claimId === claimId ? { ...a, ...patch } : a), updatedAt: patch.endedAt ?? record.updatedAt }
+function verifyShownVote (id: string, v: ShownVote): boolean {
+  try {
+    const key = peerIdFromString(v.peer).publicKey
+    return key?.verify(statementBytes({ id, generation: v.generation, epoch: v.epoch, term: v.term, value: v.value }), Buffer.from(v.sig, 'base64')) === true
+  } catch {
+    return false
+  }
 }

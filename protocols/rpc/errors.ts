@@ -16,3 +16,19 @@ export class RpcRemoteError extends Error {
   readonly code: string
   constructor (code: string, message: string) { super(message); this.name = 'RpcRemoteError'; this.code = code }
 }
+
+/**
+ * The stream this request was waiting on was torn down because the peer went silent (see
+ * `maxConsecutiveTimeouts`); the request may or may not have run. A subclass of
+ * RpcUnavailableError, so code that handles a broken stream handles this one too.
+ */
+export class RpcChannelResetError extends RpcUnavailableError {
+  static override name = 'RpcChannelResetError'
+  constructor (message: string) { super(message); this.name = 'RpcChannelResetError' }
+}
+
+/** The peer answered, but the answer failed the response schema the caller passed. */
+export class RpcBadResponseError extends Error {
+  static override name = 'RpcBadResponseError'
+  constructor (message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'RpcBadResponseError' }
+}

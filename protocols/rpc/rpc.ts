@@ -1,7 +1,9 @@
 import { lpStream } from '@libp2p/utils'
-import { RpcRemoteError, RpcTimeoutError, RpcUnavailableError } from './errors.js'
+import { DEFAULT_MAX_CONCURRENT_HANDLERS, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.js'
+import { RpcBadResponseError, RpcChannelResetError, RpcRemoteError, RpcTimeoutError, RpcUnavailableError } from './errors.js'
 import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
+import type { ZodType } from 'zod'
 
 export type RpcHandler = (body: unknown, from: PeerId) => Promise<unknown>
 
@@ -13,45 +15,101 @@ export interface RpcInit {
    * @default 1_048_576
    */
   maxFrameBytes?: number
-  /** @default 5_000 */
+  /**
+   * How long a request waits for its answer; also bounds the dial of a new stream.
+   * @default 5_000
+   */
   requestTimeoutMs?: number
   /**
    * Inbound streams per connection for this protocol. One is used per peer; the rest is slack.
    * @default 8
    */
   maxInboundStreams?: number
+  /**
+   * Handlers running at once for one inbound stream. Further requests wait unread: the stream is
+   * paused, so the sender's window fills and its writes wait (backpressure; nothing is dropped).
+   * @default 32
+   */
+  maxConcurrentHandlers?: number
+  /**
+   * Timeouts in a row on one outbound stream, with no frame from the peer between them, after
+   * which the stream is aborted (its other requests reject with RpcChannelResetError) and the next
+   * request dials a fresh one. Not 1: on a shared stream one timeout is ambiguous (one slow
+   * handler, a busy event loop on either side) and tearing down then would fail every other
+   * request in flight on a healthy stream. Two with nothing heard in between mean the stream
+   * is silent. Any frame from the peer, a late answer included, restarts the count.
+   * @default 2
+   */
+  maxConsecutiveTimeouts?: number
   log: Logger
+}
+
+export interface RpcRequestOptions {
+  /** @default the endpoint's requestTimeoutMs */
+  timeoutMs?: number
+  /** aborts this request alone (with RpcUnavailableError); a shared stream or dial is kept */
+  signal?: AbortSignal
 }
 
 export interface RpcStats {
   requestsSent: number
   requestsServed: number
-  /** inbound frames that were not JSON, not a request, or too large */
+  /** inbound frames that were not JSON, not a request or an answer, or too large */
   badFrames: number
   handlerErrors: number
   streamsOpened: number
+  /** requests that got no answer in time */
+  timeouts: number
+  /** answers to no pending request (it had timed out or been aborted): dropped */
+  lateAnswers: number
+  /** outbound streams torn down after maxConsecutiveTimeouts */
+  channelsReset: number
+  /** answers that failed the caller's response schema */
+  badResponses: number
+  /** times an inbound stream was paused because maxConcurrentHandlers handlers were running */
+  handlerWaits: number
 }
 
 interface Pending {
   resolve: (value: unknown) => void
   reject: (err: Error) => void
-  timer: ReturnType<typeof setTimeout>
 }
 
 interface Channel {
+  key: string
   stream: Stream
   lp: LengthPrefixedStream<Stream>
   pending: Map<number, Pending>
   writes: Promise<void>
+  /** timeouts since the last frame from the peer */
+  timeoutsInARow: number
+  /** torn down: no new request may use it */
+  closed: boolean
 }
 
 type Libp2pLike = Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
 
 /** One protocol's client and server. */
 export class RpcEndpoint {
-  readonly stats: RpcStats = { requestsSent: 0, requestsServed: 0, badFrames: 0, handlerErrors: 0, streamsOpened: 0 }
+  readonly stats: RpcStats = {
+    requestsSent: 0,
+    requestsServed: 0,
+    badFrames: 0,
+    handlerErrors: 0,
+    streamsOpened: 0,
+    timeouts: 0,
+    lateAnswers: 0,
+    channelsReset: 0,
+    badResponses: 0,
+    handlerWaits: 0
+  }
+
   private readonly libp2p: Libp2pLike
   private readonly init: RpcInit
+  private readonly maxFrame: number
+  private readonly timeoutMs: number
+  private readonly maxHandlers: number
+  private readonly maxTimeoutsInARow: number
   private readonly channels = new Map<string, Promise<Channel>>()
   private readonly inbound = new Set<Stream>()
   private nextId = 1
@@ -60,16 +118,16 @@ export class RpcEndpoint {
   constructor (libp2p: Libp2pLike, init: RpcInit) {
     this.libp2p = libp2p
     this.init = init
-  }
-
-  private get maxFrame (): number {
-    return this.init.maxFrameBytes ?? 1_048_576
+    this.maxFrame = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.timeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    this.maxHandlers = Math.max(1, init.maxConcurrentHandlers ?? DEFAULT_MAX_CONCURRENT_HANDLERS)
+    this.maxTimeoutsInARow = Math.max(1, init.maxConsecutiveTimeouts ?? DEFAULT_MAX_CONSECUTIVE_TIMEOUTS)
   }
 
   async start (): Promise<void> {
     this.running = true
     await this.libp2p.handle(this.init.protocol, (stream, connection) => { void this.serve(stream, connection.remotePeer) }, {
-      maxInboundStreams: this.init.maxInboundStreams ?? 8
+      maxInboundStreams: this.init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS
     })
   }
 
@@ -82,90 +140,158 @@ export class RpcEndpoint {
     this.inbound.clear()
   }
 
-  /** Sends `body` to `peer` and resolves with its answer. */
-  async request (peer: PeerId, body: unknown, options: { timeoutMs?: number, signal?: AbortSignal } = {}): Promise<unknown> {
+  /**
+   * Sends `body` to `peer` and resolves with its answer. With a `schema`, the answer is parsed by
+   * it and the parsed value returned; an answer that fails it rejects with RpcBadResponseError.
+   */
+  async request (peer: PeerId, body: unknown, options?: RpcRequestOptions): Promise<unknown>
+  async request<T> (peer: PeerId, body: unknown, options: RpcRequestOptions & { schema: ZodType<T> }): Promise<T>
+  async request (peer: PeerId, body: unknown, options: RpcRequestOptions & { schema?: ZodType } = {}): Promise<unknown> {
     if (!this.running) throw new RpcUnavailableError('endpoint not started')
-    const channel = await this.channel(peer, options.signal)
+    const to = `${this.init.protocol} to ${peer.toString()}`
+    if (options.signal?.aborted === true) throw new RpcUnavailableError(`${to}: aborted`)
     const id = this.nextId++
     const frame = new TextEncoder().encode(JSON.stringify({ i: id, b: body }))
     if (frame.byteLength > this.maxFrame) throw new RangeError(`request of ${frame.byteLength} bytes exceeds the frame limit ${this.maxFrame}`)
+    const channel = await untilAborted(this.channel(peer), options.signal, () => new RpcUnavailableError(`${to}: aborted`))
     this.stats.requestsSent++
+    const answer = await this.exchange(channel, to, id, frame, options)
+    if (options.schema === undefined) return answer
+    const parsed = options.schema.safeParse(answer)
+    if (parsed.success) return parsed.data
+    this.stats.badResponses++
+    const issues = parsed.error.issues.slice(0, 3).map(issue => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`).join('; ')
+    throw new RpcBadResponseError(`${to}: answer fails its schema: ${issues}`, { cause: parsed.error })
+  }
+
+  /** Writes one request on `channel` and waits for its answer, its timeout, or its signal. */
+  private async exchange (channel: Channel, to: string, id: number, frame: Uint8Array, options: RpcRequestOptions): Promise<unknown> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs
+    const signal = options.signal
     return new Promise((resolve, reject) => {
-      const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs ?? 5_000
+      // every way out goes through here, so the timer and the abort listener never outlive the request
+      const settled = (): boolean => {
+        if (!channel.pending.delete(id)) return false
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        return true
+      }
+      const onAbort = (): void => { if (settled()) reject(new RpcUnavailableError(`${to}: aborted`)) }
       const timer = setTimeout(() => {
-        channel.pending.delete(id)
-        reject(new RpcTimeoutError(`${this.init.protocol} to ${peer.toString()}: no answer in ${timeoutMs} ms`))
+        if (!settled()) return
+        this.stats.timeouts++
+        reject(new RpcTimeoutError(`${to}: no answer in ${timeoutMs} ms`))
+        if (++channel.timeoutsInARow >= this.maxTimeoutsInARow) {
+          this.stats.channelsReset++
+          this.init.log('%s: %d timeouts in a row, resetting the stream', to, channel.timeoutsInARow)
+          this.fail(channel, new RpcChannelResetError(`${to}: stream reset after ${channel.timeoutsInARow} timeouts in a row`))
+        }
       }, timeoutMs)
-      channel.pending.set(id, { resolve, reject, timer })
-      options.signal?.addEventListener('abort', () => {
-        if (channel.pending.delete(id)) { clearTimeout(timer); reject(new RpcUnavailableError('aborted')) }
-      }, { once: true })
-      channel.writes = channel.writes.then(async () => channel.lp.write(frame)).catch(err => {
-        this.fail(channel, new RpcUnavailableError(`${this.init.protocol} to ${peer.toString()}: write failed: ${err.message}`))
+      channel.pending.set(id, {
+        resolve: value => { if (settled()) resolve(value) },
+        reject: err => { if (settled()) reject(err) }
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
+      channel.writes = channel.writes.then(async () => {
+        // a request that timed out or was aborted while queued behind others is never sent
+        if (channel.pending.has(id)) await channel.lp.write(frame)
+      }).catch((err: any) => {
+        this.fail(channel, new RpcUnavailableError(`${to}: write failed: ${err?.message}`))
       })
     })
   }
 
-  private async channel (peer: PeerId, signal?: AbortSignal): Promise<Channel> {
+  private async channel (peer: PeerId): Promise<Channel> {
     const key = peer.toString()
-    let existing = this.channels.get(key)
-    if (existing === undefined) {
-      existing = this.open(peer, signal)
-      this.channels.set(key, existing)
-      existing.catch(() => { if (this.channels.get(key) === existing) this.channels.delete(key) })
+    // a torn-down channel may still be in the map for a moment: then dial afresh, once
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let ready = this.channels.get(key)
+      if (ready === undefined) {
+        const opening = this.open(peer, key)
+        this.channels.set(key, opening)
+        opening.catch(() => { if (this.channels.get(key) === opening) this.channels.delete(key) })
+        ready = opening
+      }
+      const channel = await ready
+      if (!channel.closed) return channel
+      if (this.channels.get(key) === ready) this.channels.delete(key)
     }
-    return existing
+    throw new RpcUnavailableError(`${this.init.protocol} to ${key}: stream closed as soon as opened`)
   }
 
-  private async open (peer: PeerId, signal?: AbortSignal): Promise<Channel> {
+  private async open (peer: PeerId, key: string): Promise<Channel> {
     let stream: Stream
     try {
-      stream = await this.libp2p.dialProtocol(peer, this.init.protocol, { signal: signal ?? AbortSignal.timeout(this.init.requestTimeoutMs ?? 5_000) })
+      // the dial is shared by every request waiting for it, so no one caller's signal may end it
+      stream = await this.libp2p.dialProtocol(peer, this.init.protocol, { signal: AbortSignal.timeout(this.timeoutMs) })
     } catch (err: any) {
-      throw new RpcUnavailableError(`cannot open ${this.init.protocol} to ${peer.toString()}: ${err.message}`)
+      throw new RpcUnavailableError(`cannot open ${this.init.protocol} to ${key}: ${err.message}`)
+    }
+    if (!this.running) {
+      stream.abort(new Error('endpoint stopped'))
+      throw new RpcUnavailableError('endpoint stopped')
     }
     this.stats.streamsOpened++
-    const channel: Channel = { stream, lp: this.lp(stream), pending: new Map(), writes: Promise.resolve() }
-    void this.readAnswers(peer, channel)
+    const channel: Channel = { key, stream, lp: this.lp(stream), pending: new Map(), writes: Promise.resolve(), timeoutsInARow: 0, closed: false }
+    void this.readAnswers(channel)
     return channel
   }
 
-  private lp (stream: Stream): LengthPrefixedStream<Stream> {
-    return lpStream(stream, { maxDataLength: this.maxFrame, maxBufferSize: this.maxFrame + 64 })
+  private lp (stream: Stream, maxBufferSize = this.maxFrame + 64): LengthPrefixedStream<Stream> {
+    return lpStream(stream, { maxDataLength: this.maxFrame, maxBufferSize })
   }
 
-  private async readAnswers (peer: PeerId, channel: Channel): Promise<void> {
+  private async readAnswers (channel: Channel): Promise<void> {
     try {
       while (true) {
         const frame = parseFrame(await channel.lp.read())
-        const pending = frame === undefined ? undefined : channel.pending.get(frame.i)
-        if (frame === undefined || pending === undefined) continue
-        channel.pending.delete(frame.i)
-        clearTimeout(pending.timer)
+        if (frame === undefined || typeof frame.i !== 'number') {
+          this.stats.badFrames++
+          continue
+        }
+        channel.timeoutsInARow = 0 // the stream carries data: a timeout before this was a slow handler
+        const pending = channel.pending.get(frame.i)
+        if (pending === undefined) {
+          this.stats.lateAnswers++
+          continue
+        }
         if (frame.e !== undefined) pending.reject(new RpcRemoteError(String(frame.e.code ?? 'ERROR'), String(frame.e.message ?? 'remote error')))
         else pending.resolve(frame.b)
       }
     } catch (err: any) {
-      this.fail(channel, new RpcUnavailableError(`${this.init.protocol} stream to ${peer.toString()} closed: ${err.message}`))
+      this.fail(channel, new RpcUnavailableError(`${this.init.protocol} stream to ${channel.key} closed: ${err.message}`))
     }
   }
 
+  /** Tears `channel` down: its pending requests reject with `err`, its stream is aborted. */
   private fail (channel: Channel, err: Error): void {
-    for (const [id, p] of channel.pending) {
-      clearTimeout(p.timer)
-      p.reject(err)
-      channel.pending.delete(id)
-    }
-    for (const [key, c] of this.channels) void c.then(open => { if (open === channel) this.channels.delete(key) }, () => {})
+    if (channel.closed) return
+    channel.closed = true
+    for (const pending of [...channel.pending.values()]) pending.reject(err)
+    const ready = this.channels.get(channel.key)
+    void ready?.then(open => { if (open === channel && this.channels.get(channel.key) === ready) this.channels.delete(channel.key) }, () => {})
     if (channel.stream.status === 'open') channel.stream.abort(err)
   }
 
   private async serve (stream: Stream, from: PeerId): Promise<void> {
     this.inbound.add(stream)
-    const lp = this.lp(stream)
+    // a paused stream keeps what arrives (up to its maxReadBufferLength) and hands it all over in
+    // one event on resume, so the byte buffer must take that much beside a partly read frame
+    const lp = this.lp(stream, this.maxFrame + 64 + stream.maxReadBufferLength)
     let writes = Promise.resolve()
+    let active = 0
+    let slotFreed: PromiseWithResolvers<void> | undefined
     try {
       while (this.running) {
+        if (active >= this.maxHandlers) {
+          // backpressure: stop reading and stop granting the sender window until a handler ends
+          this.stats.handlerWaits++
+          stream.pause()
+          slotFreed = Promise.withResolvers()
+          await slotFreed.promise
+          slotFreed = undefined
+          if (stream.readStatus === 'paused') stream.resume()
+        }
         const frame = parseFrame(await lp.read())
         if (frame === undefined || typeof frame.i !== 'number') {
           // the framing can no longer be trusted: drop this stream, the peer may open another
@@ -174,13 +300,17 @@ export class RpcEndpoint {
           return
         }
         const id = frame.i
-        void this.init.handler(frame.b, from).then(answer => ({ i: id, b: answer }), (err: any) => {
+        active++
+        void (async () => this.init.handler(frame.b, from))().then(answer => ({ i: id, b: answer }), (err: any) => {
           if (err instanceof TypeError || err instanceof ReferenceError) this.init.log.error('handler bug: %s', err.stack)
           this.stats.handlerErrors++
           return { i: id, e: { code: err?.code ?? err?.name ?? 'ERROR', message: String(err?.message ?? err) } }
         }).then(reply => {
           this.stats.requestsServed++
           writes = writes.then(async () => lp.write(new TextEncoder().encode(JSON.stringify(reply)))).catch(() => {})
+        }).finally(() => {
+          active--
+          slotFreed?.resolve()
         })
       }
     } catch (err: any) {
@@ -189,7 +319,13 @@ export class RpcEndpoint {
         stream.abort(err)
         return
       }
+      // reset or aborted: no answer can go out any more
+      if (stream.status !== 'open') return
       // the peer closed its side: finish our answers, then close ours, so the stream is freed
+      while (active > 0) {
+        slotFreed = Promise.withResolvers()
+        await slotFreed.promise
+      }
       await writes
       await stream.close().catch(() => { stream.abort(new Error('close failed')) })
     } finally {
@@ -207,4 +343,14 @@ function parseFrame (buf: { subarray: () => Uint8Array }): Frame | undefined {
   } catch {
     return undefined
   }
+}
+
+/** `promise`, or `onAbort()` once `signal` aborts; the listener is removed either way. */
+async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => Error): Promise<T> {
+  if (signal === undefined) return promise
+  return new Promise<T>((resolve, reject) => {
+    const abort = (): void => { reject(onAbort()) }
+    signal.addEventListener('abort', abort, { once: true })
+    void promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', abort) })
+  })
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { canonicalJson } from './canonical.js'
+import { certificateSchema, isValidCertificate } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
 
 export const TASK_STATES = ['pending', 'running', 'completed', 'failed', 'canceled', 'dead'] as const
@@ -19,13 +20,27 @@ const attemptSchema = z.object({
 
 const finalSchema = z.object({
   state: z.enum(['completed', 'canceled', 'dead']),
+  /** when the replica that stored it learned it: informative, never compared */
   at: z.number(),
   generation: z.number().int().nonnegative(),
   reason: z.string().max(4096).optional(),
   peer: peerIdSchema.optional(),
   claimId: z.string().max(64).optional(),
-  resultSize: z.number().int().nonnegative().optional()
+  resultSize: z.number().int().nonnegative().optional(),
+  /** a majority of the placement signed this outcome: without it there is no final state */
+  cert: certificateSchema
 }).strict()
+
+/**
+ * The task's pinned replica set: chosen once at submit, changed only by an epoch change. Every
+ * operation needs a majority of `members` (of its full size), so two views never disagree on it.
+ */
+export const placementSchema = z.object({
+  epoch: z.number().int().nonnegative(),
+  members: z.array(peerIdSchema).min(1).max(16)
+}).strict()
+
+export type Placement = z.infer<typeof placementSchema>
 
 /**
  * What a peer knows of a task. Records merge (see mergeRecords) in any order and any number of
@@ -33,6 +48,9 @@ const finalSchema = z.object({
  */
 export const taskRecordSchema = z.object({
   task: taskSchema,
+  placement: placementSchema,
+  /** the placements this task moved from, oldest first: a certificate made in an earlier epoch is checked against its members */
+  previous: z.array(placementSchema).max(16).optional(),
   /** bumped by each redrive from the dead-letter list: a new attempt budget */
   generation: z.number().int().nonnegative(),
   attempts: z.array(attemptSchema).max(1000),
@@ -53,12 +71,35 @@ export type Attempt = z.infer<typeof attemptSchema>
 export type FinalState = z.infer<typeof finalSchema>
 export type TaskRecord = z.infer<typeof taskRecordSchema>
 
-export function newRecord (task: TaskRecord['task'], now = Date.now()): TaskRecord {
-  return { task, generation: 0, attempts: [], updatedAt: now }
+export function newRecord (task: TaskRecord['task'], placement: Placement, now = Date.now()): TaskRecord {
+  return { task, placement, generation: 0, attempts: [], updatedAt: now }
+}
+
+/** The members of one epoch of the task's placement, if the record knows it. */
+export function membersOf (record: TaskRecord, epoch: number): string[] | undefined {
+  if (epoch === record.placement.epoch) return record.placement.members
+  return record.previous?.find(p => p.epoch === epoch)?.members
+}
+
+/** Whether `final` (the record's own by default) carries a valid certificate for this task. */
+export function hasValidFinal (record: TaskRecord, final: FinalState | undefined = record.final): boolean {
+  if (final === undefined) return false
+  const c = final.cert
+  if (c.id !== record.task.id || c.generation !== final.generation || c.value.state !== final.state || c.value.claimId !== final.claimId) return false
+  const members = membersOf(record, c.epoch)
+  return members !== undefined && isValidCertificate(c, members)
+}
+
+function mergePrevious (a: Placement[] | undefined, b: Placement[] | undefined, current: number): Placement[] | undefined {
+  const byEpoch = new Map<number, Placement>()
+  for (const p of [...(a ?? []), ...(b ?? [])]) {
+    const seen = byEpoch.get(p.epoch)
+    if (p.epoch < current && (seen === undefined || tieBreak(p, seen) < 0)) byEpoch.set(p.epoch, p)
+  }
+  return byEpoch.size === 0 ? undefined : [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch)
 }
 
 const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released: 1, expired: 2, failed: 3, completed: 4 }
-const FINAL_RANK: Record<FinalState['state'], number> = { dead: 0, canceled: 1, completed: 2 }
 
 /** A total order on otherwise equal candidates, so that merging never depends on argument order. */
 function tieBreak<T> (a: T, b: T): number {
@@ -81,13 +122,21 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
     const seen = attempts.get(attempt.claimId)
     attempts.set(attempt.claimId, seen === undefined ? attempt : mergeAttempt(seen, attempt))
   }
-  const finals = [a.final, b.final].filter((f): f is FinalState => f !== undefined && (f.state !== 'dead' || f.generation === generation))
-  finals.sort((x, y) => FINAL_RANK[y.state] - FINAL_RANK[x.state] || x.at - y.at || tieBreak(x, y))
+  // a final state is certified, and two certificates of one generation name one outcome, so no
+  // ranking or clock is needed: the canonical tie-break only picks between equal copies
+  const finals = [a.final, b.final].filter((f): f is FinalState => f !== undefined && f.generation === generation)
+  finals.sort(tieBreak)
+  const placement = a.placement.epoch !== b.placement.epoch
+    ? (a.placement.epoch > b.placement.epoch ? a.placement : b.placement)
+    : (tieBreak(a.placement, b.placement) <= 0 ? a.placement : b.placement)
+  const previous = mergePrevious(a.previous, b.previous, placement.epoch)
   const dropped = Math.max(a.droppedGeneration ?? -1, b.droppedGeneration ?? -1)
   const notBefore = a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
   const journal = mergeJournals(a.journal, b.journal)
   return {
     task: a.task,
+    placement,
+    ...(previous === undefined ? {} : { previous }),
     generation,
     attempts: [...attempts.values()].sort((x, y) => x.startedAt - y.startedAt || (x.claimId < y.claimId ? -1 : 1)),
     ...(finals[0] === undefined ? {} : { final: finals[0] }),
@@ -142,6 +191,7 @@ export function summarize (record: TaskRecord): Record<string, unknown> {
     id: record.task.id,
     capability: record.task.capability,
     state: stateOf(record),
+    placement: record.placement,
     attempts: attempts.length,
     maxAttempts: record.task.maxAttempts,
     generation: record.generation,

@@ -1,14 +1,35 @@
 import { z } from 'zod'
+import { finalValueSchema } from './certificate.js'
+import { placementSchema } from './record.js'
 import type { TaskRecord } from './record.js'
 
-/** A replica's own promise about one task's lease. Never merged: each replica keeps its own. */
+/** This replica's signed vote for the final outcome of one generation: cast at most once. */
+export const castVoteSchema = z.object({
+  generation: z.number().int().nonnegative(),
+  epoch: z.number().int().nonnegative(),
+  term: z.number().int().nonnegative(),
+  value: finalValueSchema,
+  sig: z.string().max(200)
+}).strict()
+
+export type CastVote = z.infer<typeof castVoteSchema>
+
+/**
+ * A replica's own promises about one task: its lease grant, its vote, its sealed epochs. Never
+ * merged with another replica's: each keeps its own, on disk before any answer relies on it.
+ */
 export const leaseStateSchema = z.object({
   claimId: z.string().max(64).optional(),
   holder: z.string().max(128).optional(),
   term: z.number().int().nonnegative(),
   expiresAt: z.number().optional(),
   /** the highest term ever granted here for the task: a new grant is always above it */
-  maxTerm: z.number().int().nonnegative()
+  maxTerm: z.number().int().nonnegative(),
+  vote: castVoteSchema.optional(),
+  /** epochs up to this one are sealed here: moved away, no operation of theirs is served */
+  sealedEpoch: z.number().int().nonnegative().optional(),
+  /** the placement the seal was for: one move per epoch wins, the others learn it */
+  sealedFor: placementSchema.optional()
 }).strict()
 
 export type LeaseState = z.infer<typeof leaseStateSchema>

@@ -1,8 +1,56 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Command } from 'commander'
 import { describe, expect, it } from 'vitest'
+import { addNodeCommand } from '../../node/cli/node-command.js'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
+import { resolveTaskOptions, TASK_OPTION_DEFAULTS } from '../../node/tasks/options.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import type { NodeFlags } from '../../node/cli/node-command.js'
+
+/** Every task option the README documents, with its default: written out, so a dropped or changed one fails. */
+const DOCUMENTED_DEFAULTS = {
+  replicationFactor: 3,
+  leaseMs: 10_000,
+  renewFraction: 1 / 3,
+  backoffBaseMs: 1_000,
+  backoffCapMs: 60_000,
+  defaultMaxAttempts: 3,
+  defaultTimeoutMs: 60_000,
+  defaultDeadlineMs: 86_400_000,
+  maxInputBytes: 1_048_576,
+  maxResultBytes: 1_048_576,
+  maxInlineResultBytes: 16_384,
+  presenceIntervalMs: 2_000,
+  claimStaggerMs: 150,
+  claimRanks: 3,
+  keepRanks: 8,
+  claimLagLimitMs: 1_000,
+  pullIntervalMs: 2_000,
+  pullPeers: 2,
+  pullMinAgeMs: 2_000,
+  sweepIntervalMs: 1_000,
+  reannounceBaseMs: 2_000,
+  reannounceCapMs: 60_000,
+  rpcTimeoutMs: 5_000,
+  waitPollBaseMs: 1_000,
+  waitPollCapMs: 8_000,
+  antiEntropyIntervalMs: 30_000,
+  retentionMs: 604_800_000,
+  membershipWindowMs: 600_000,
+  placementMoveAfterMs: 120_000,
+  syncWrites: true
+}
+
+/** `agentmesh node ARGS` as the CLI parses them, with the action replaced so nothing starts. */
+async function parseNodeFlags (args: string[]): Promise<NodeFlags> {
+  const program = new Command('agentmesh').exitOverride()
+  let flags: NodeFlags | undefined
+  addNodeCommand(program).action((opts: NodeFlags) => { flags = opts })
+  await program.parseAsync(['node', ...args], { from: 'user' })
+  if (flags === undefined) throw new Error('the node action did not run')
+  return flags
+}
 
 describe('daemon config', () => {
   const tmp = useTmpDirs()
@@ -44,5 +92,101 @@ describe('daemon config', () => {
     await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/not valid JSON/) })
     await writeFile(join(dir, 'extra.json'), '{"lisen": []}')
     await expect(resolveDaemonConfig({ config: join(dir, 'extra.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/lisen/) })
+  })
+})
+
+describe('task options', () => {
+  const tmp = useTmpDirs()
+
+  it('has the documented defaults, in the resolver and in a config without tasks', async () => {
+    expect(resolveTaskOptions({})).toEqual(DOCUMENTED_DEFAULTS)
+    expect(TASK_OPTION_DEFAULTS).toEqual(DOCUMENTED_DEFAULTS)
+    expect((await resolveDaemonConfig({}, {})).tasks).toEqual(DOCUMENTED_DEFAULTS)
+  })
+
+  it('accepts every documented key in the config file\'s tasks object', async () => {
+    const dir = await tmp()
+    // a value other than the default for each, so each is seen to arrive
+    const tasks = Object.fromEntries(Object.entries(DOCUMENTED_DEFAULTS).map(([key, value]) =>
+      [key, typeof value === 'boolean' ? !value : key === 'renewFraction' ? 0.5 : value + 1]))
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks }))
+    const config = await resolveDaemonConfig({ config: join(dir, 'config.json') }, {})
+    expect(config.tasks).toEqual(tasks)
+  })
+
+  it('fills in the defaults around the keys a config file sets', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks: { keepRanks: 2, waitPollCapMs: 4_000 } }))
+    const config = await resolveDaemonConfig({ config: join(dir, 'config.json') }, {})
+    expect(config.tasks).toEqual({ ...DOCUMENTED_DEFAULTS, keepRanks: 2, waitPollCapMs: 4_000 })
+  })
+
+  it.each([
+    [{ keepRank: 2 }, /tasks: unknown task option "keepRank" \(did you mean "keepRanks"\?\)/],
+    [{ frobnicate: true }, /tasks: unknown task option "frobnicate"$/],
+    [{ agents: ['echo'] }, /unknown task option "agents"/]
+  ])('rejects the unknown key in tasks %j, naming it', async (tasks, message) => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks }))
+    const err = await resolveDaemonConfig({ config: join(dir, 'config.json') }, {}).catch(e => e)
+    expect(err.name).toBe('InvalidConfigError')
+    expect(err.message).toMatch(message)
+  })
+
+  it.each([
+    [{ leaseMs: 0 }, /tasks\.leaseMs/],
+    [{ leaseMs: 3_000_000_000 }, /tasks\.leaseMs: at most 2147483647/],
+    [{ renewFraction: 1 }, /tasks\.renewFraction/],
+    [{ membershipWindowMs: 1.5 }, /tasks\.membershipWindowMs/],
+    [{ placementMoveAfterMs: '120000' }, /tasks\.placementMoveAfterMs/],
+    [{ syncWrites: 'yes' }, /tasks\.syncWrites/]
+  ])('rejects the bad value in tasks %j, naming the key', async (tasks, message) => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks }))
+    const err = await resolveDaemonConfig({ config: join(dir, 'config.json') }, {}).catch(e => e)
+    expect(err.name).toBe('InvalidConfigError')
+    expect(err.message).toMatch(message)
+  })
+
+  it('checks options given in code the same way, and leaves agents to the caller', () => {
+    expect(() => resolveTaskOptions({ claimRanks: 0 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError', message: expect.stringMatching(/claimRanks/) }))
+    expect(resolveTaskOptions({ agents: [], leaseMs: 500 })).toEqual({ ...DOCUMENTED_DEFAULTS, leaseMs: 500 })
+  })
+})
+
+describe('agentmesh node --lease-ms', () => {
+  const tmp = useTmpDirs()
+
+  it('parses, and wins over AGENTMESH_LEASE_MS, which wins over the config file', async () => {
+    const dir = await tmp()
+    const file = join(dir, 'config.json')
+    await writeFile(file, JSON.stringify({ tasks: { leaseMs: 9_000, claimRanks: 5 } }))
+    const flags = await parseNodeFlags(['--config', file, '--lease-ms', '2500'])
+    expect(flags.leaseMs).toBe(2_500)
+
+    const fromFlag = await resolveDaemonConfig(flags, { AGENTMESH_LEASE_MS: '7000' })
+    expect(fromFlag.tasks.leaseMs).toBe(2_500)
+    expect(fromFlag.tasks.claimRanks).toBe(5) // the file's other task options still apply
+
+    const fromEnv = await resolveDaemonConfig(await parseNodeFlags(['--config', file]), { AGENTMESH_LEASE_MS: '7000' })
+    expect(fromEnv.tasks.leaseMs).toBe(7_000)
+
+    const fromFile = await resolveDaemonConfig(await parseNodeFlags(['--config', file]), {})
+    expect(fromFile.tasks.leaseMs).toBe(9_000)
+
+    const byDefault = await resolveDaemonConfig(await parseNodeFlags([]), {})
+    expect(byDefault.tasks.leaseMs).toBe(10_000)
+  })
+
+  it.each(['0', '-5', '1.5', 'abc', '1e4', '0x10', ''])('rejects --lease-ms %j with a one-line named error', async value => {
+    const err = await parseNodeFlags(['--lease-ms', value]).catch(e => e)
+    expect(err.name).toBe('InvalidConfigError')
+    expect(err.message).toBe(`--lease-ms takes a positive whole number, got "${value}"`)
+  })
+
+  it('rejects a bad AGENTMESH_LEASE_MS, and a lease longer than a timer can wait', async () => {
+    await expect(resolveDaemonConfig({}, { AGENTMESH_LEASE_MS: 'soon' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'AGENTMESH_LEASE_MS takes a positive whole number, got "soon"' })
+    const flags = await parseNodeFlags(['--lease-ms', '3000000000'])
+    await expect(resolveDaemonConfig(flags, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/tasks\.leaseMs: at most 2147483647/) })
   })
 })

@@ -43,7 +43,8 @@ describe('tasks over gossip', () => {
   })
 
   it('spreads mapreduce subtasks over several peers and matches a local count', async () => {
-    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: BUILTIN_AGENTS } })
+    // a 5 s lease: this test is about spreading work, and a busy machine must not expire the planner's lease
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: BUILTIN_AGENTS } })
     await net.ready()
     const text = Array.from({ length: 400 }, (_, i) => `word${i % 37} alpha beta${i % 5} gamma`).join(' ')
     const s = net.nodes[1]!.tasks!.service
@@ -104,7 +105,8 @@ describe('tasks over gossip', () => {
     const fatal = await s.submit({ capability: 'fail', input: { times: 0, unrecoverable: true }, maxAttempts: 3 })
     const deadSpent = await s.waitFor(spent.id, 10_000)
     const deadFatal = await s.waitFor(fatal.id, 10_000)
-    expect(deadSpent.record.final).toMatchObject({ state: 'dead', reason: 'failed 2 of 2 attempts' })
+    expect(deadSpent.record.final?.state).toBe('dead')
+    expect(deadSpent.record.final?.reason).toMatch(/^failed 2 of 2 attempts/)
     expect(deadFatal.record.final?.state).toBe('dead')
     expect(deadFatal.record.attempts.filter(a => a.outcome !== 'released')).toHaveLength(1)
     const other = net.nodes[1]!.tasks!.service
@@ -132,7 +134,7 @@ describe('tasks over gossip', () => {
     expect(view.record.final?.state).toBe('canceled')
     await waitFor(() => !holder!.tasks!.executor.running().includes(id), { what: 'the holder to stop the agent' })
     expect(holder!.tasks!.executor.stats.completed).toBe(0)
-    await expect(net.nodes[1]!.tasks!.replica.handleLease(net.nodes[1]!.peerId.toString(), { op: 'acquire', id, claimId: 'late', durationMs: 500 })).resolves.toMatchObject({ status: 'FINISHED', state: 'canceled' })
+    await expect(net.nodes[1]!.tasks!.replica.handleLease(net.nodes[1]!.peerId.toString(), { op: 'acquire', id, epoch: view.record.placement.epoch, claimId: 'late', durationMs: 500 })).resolves.toMatchObject({ status: view.record.placement.members.includes(net.nodes[1]!.peerId.toString()) ? 'FINISHED' : 'NOT_MEMBER' })
   })
 
   it('drops a peer from presence after three silent intervals', async () => {
@@ -158,7 +160,7 @@ describe('tasks over gossip', () => {
 
   it('keeps a task only on its replicas, its submitter and the first keepRanks peers; any node still answers for it', async () => {
     net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
-    await net.ready()
+    await net.ready(60_000)
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
     expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')

@@ -1,0 +1,133 @@
+import { QuorumUnavailableError, majority } from '../../protocols/lease/index.js'
+import { canonicalJson, mergeRecords } from '../../protocols/task/index.js'
+import { Repeater } from './repeater.js'
+import type { TaskComponents } from './components.js'
+import type { Answer, ShownVote } from '../../protocols/lease/index.js'
+import type { FinalValue, Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { Logger } from '@libp2p/interface'
+
+export interface MoverStats {
+  moved: number
+  /** moves that could not seal a majority of the old placement, or found split votes */
+  refused: number
+  forced: number
+}
+
+/** A move that cannot be made safely: the task waits for its members or an operator. */
+export class PlacementBlockedError extends Error {
+  static override name = 'PlacementBlockedError'
+  constructor (message: string) { super(message); this.name = 'PlacementBlockedError' }
+}
+
+/**
+ * Moves a task's placement when a member has been gone longer than `placementMoveAfterMs`, by a
+ * two-phase change of epoch: seal epoch e on a majority of the old members (they stop serving it,
+ * hand over record, lease state, vote and result, and remember which move they sealed for, so one
+ * move per epoch wins), then install epoch e+1 on a majority of the new members. A vote cast in
+ * epoch e travels as the only value epoch e+1 may decide. When no majority of the old placement
+ * answers, the task is blocked: listed, and moved only by an operator's `--force-placement`.
+ */
+export class Mover {
+  readonly stats: MoverStats = { moved: 0, refused: 0, forced: 0 }
+  private readonly c: TaskComponents
+  private readonly log: Logger
+  private readonly loop: Repeater
+
+  constructor (components: TaskComponents) {
+    this.c = components
+    this.log = components.logger('agentmesh:mover')
+    this.loop = new Repeater('placement check', () => Math.max(100, Math.floor(this.c.options.placementMoveAfterMs / 4)), async () => this.check(), this.log)
+  }
+
+  start (): void {
+    this.loop.start()
+  }
+
+  async stop (): Promise<void> {
+    await this.loop.stop()
+  }
+
+  /** Members gone longer than the move threshold. */
+  gone (record: TaskRecord): string[] {
+    return record.placement.members.filter(m => !this.c.membership.isLive(m) && this.c.membership.silentFor(m) > this.c.options.placementMoveAfterMs)
+  }
+
+  /** Why the task cannot move on its own: a majority of its placement is gone. */
+  blockedReason (record: TaskRecord): string | undefined {
+    if (record.final !== undefined) return undefined
+    const gone = this.gone(record)
+    const n = record.placement.members.length
+    if (n - gone.length >= majority(n)) return undefined
+    return `${gone.length} of ${n} placement members unreachable for over ${Math.round(this.c.options.placementMoveAfterMs / 1000)} s`
+  }
+
+  /** Moves every active task this node sweeps (its first live member) whose placement lost a member. */
+  async check (): Promise<void> {
+    const me = this.c.peerId.toString()
+    for (const id of [...this.c.replica.active]) {
+      const { record } = await this.c.replica.get(id)
+      if (record === undefined || record.final !== undefined || !record.placement.members.includes(me)) continue
+      if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) continue
+      const gone = this.gone(record)
+      if (gone.length === 0 || this.blockedReason(record) !== undefined) continue
+      await this.move(record, gone).catch(err => {
+        this.stats.refused++
+        this.log('move of %s not made: %s', id, err.message)
+      })
+    }
+  }
+
+  /**
+   * Replaces `gone` members. With `force`, an operator accepts the risk: the seal needs no
+   * majority, and split votes are settled by the largest group (both noted in the log).
+   */
+  async move (record: TaskRecord, gone: string[], force = false): Promise<Placement> {
+    const old = record.placement
+    const stay = old.members.filter(m => !gone.includes(m))
+    const fresh = this.c.membership.replacements(record.task.id, old.members).slice(0, gone.length)
+    if (stay.length + fresh.length === 0) throw new PlacementBlockedError('no live peer to move the task to')
+    let next: Placement = { epoch: old.epoch + 1, members: [...stay, ...fresh] }
+    let sealed = await this.seal(record, next)
+    // another move of this epoch won its seal: finish that one instead
+    const winner = sealed.find(a => a.res.status === 'SEALED' && a.res.placement !== undefined)?.res.placement
+    if (winner !== undefined && winner.epoch === next.epoch && canonicalJson(winner) !== canonicalJson(next)) {
+      next = winner
+      sealed = await this.seal(record, next)
+    }
+    const ok = sealed.filter(a => a.res.status === 'OK')
+    if (ok.length < majority(old.members.length) && !force) throw new QuorumUnavailableError(`sealed on ${ok.length} of ${old.members.length} members`)
+    let merged: TaskRecord = record
+    for (const a of ok) if (a.res.record !== undefined) merged = mergeRecords(merged, a.res.record)
+    const votes = ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined && v.generation === merged.generation)
+    const values = new Map<string, FinalValue>()
+    const counts = new Map<string, number>()
+    for (const v of votes) {
+      const key = canonicalJson(v.value)
+      values.set(key, v.value)
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+    }
+    // two different votes in the sealed majority: either may have been certified elsewhere
+    if (values.size > 1 && !force) throw new PlacementBlockedError(`votes split over ${values.size} outcomes`)
+    const chosen = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0]
+    const mustDecide = chosen === undefined ? undefined : values.get(chosen)
+    const result = ok.map(a => a.res.result).find((r): r is StoredResult => r !== undefined && r.claimId === mustDecide?.claimId)
+    merged = { ...merged, placement: next, previous: [...(merged.previous ?? []), old].slice(-16), updatedAt: Date.now() }
+    const installs = await this.c.leases.ask(next.members, { op: 'install', id: record.task.id, epoch: next.epoch, record: merged, ...(result === undefined ? {} : { result }), ...(mustDecide === undefined ? {} : { mustDecide }) })
+    const installed = installs.filter(a => a.res.status === 'OK' || a.res.status === 'VOTED').length
+    if (installed < majority(next.members.length)) throw new QuorumUnavailableError(`installed on ${installed} of ${next.members.length} new members`)
+    if (mustDecide !== undefined) await this.c.leases.certifyAndCommit({ id: record.task.id, placement: next }, merged.generation, installs, result)
+    if (force) {
+      this.stats.forced++
+      this.log.error('forced placement of %s: epoch %d -> %d on %s (sealed on %d of %d old members)', record.task.id, old.epoch, next.epoch, next.members.join(','), ok.length, old.members.length)
+    } else {
+      this.stats.moved++
+    }
+    this.log('moved %s to epoch %d: %s', record.task.id, next.epoch, next.members.join(','))
+    if (!next.members.includes(this.c.peerId.toString())) await this.c.replica.put(merged)
+    return next
+  }
+
+  private async seal (record: TaskRecord, next: Placement): Promise<Answer[]> {
+    return this.c.leases.ask(record.placement.members, { op: 'seal', id: record.task.id, epoch: record.placement.epoch, next })
+  }
+}

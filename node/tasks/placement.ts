@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+import type { ReplicaSets } from './replica-sets.js'
+import type { Placement } from '../../protocols/task/index.js'
+import type { Namespace } from '../store/namespace.js'
+
+const MEMBERS_KEY = 'members'
+const membersSchema = z.record(z.string().max(128), z.number())
+
+export interface MembershipInit {
+  self: string
+  /** the live view (presence) */
+  liveIds: () => string[]
+  /** where the last-seen times live across restarts */
+  meta: Namespace<unknown>
+  /** peers seen this recently count as members. @default 600_000 */
+  windowMs: number
+  /** peers per placement. @default 3 */
+  replicationFactor: number
+  replicaSets: ReplicaSets
+  now?: () => number
+}
+
+/**
+ * The peers this node knows to be members of the mesh, live or recently seen, kept on disk. A
+ * placement is chosen from them and not from the live view alone, so a node cut off from a mesh
+ * it knew still pins members it cannot reach, and cannot form a majority on its own.
+ */
+export class Membership {
+  private readonly init: MembershipInit
+  private readonly lastSeen = new Map<string, number>()
+  private readonly now: () => number
+  private dirty = false
+  private saving?: Promise<void>
+
+  constructor (init: MembershipInit) {
+    this.init = init
+    this.now = init.now ?? Date.now
+  }
+
+  async load (): Promise<void> {
+    const parsed = membersSchema.safeParse(await this.init.meta.get(MEMBERS_KEY))
+    if (parsed.success) for (const [id, at] of Object.entries(parsed.data)) this.lastSeen.set(id, at)
+  }
+
+  /** Folds the live view in; a newly seen peer is saved at once, fresher times by the next `save`. */
+  refresh (): void {
+    const now = this.now()
+    let added = false
+    for (const id of this.init.liveIds()) {
+      if (!this.lastSeen.has(id)) added = true
+      this.lastSeen.set(id, now)
+    }
+    this.dirty = true
+    if (added) void this.save()
+  }
+
+  /** How long `id` has been out of the live view (0 while live; the window when never seen). */
+  silentFor (id: string): number {
+    if (id === this.init.self) return 0
+    const at = this.lastSeen.get(id)
+    return at === undefined ? this.init.windowMs : Math.max(0, this.now() - at)
+  }
+
+  isLive (id: string): boolean {
+    return id === this.init.self || this.init.liveIds().includes(id)
+  }
+
+  /** Live members not in `exclude`, nearest to the task first: replacements for a move. */
+  replacements (taskId: string, exclude: readonly string[]): string[] {
+    const live = new Set([this.init.self, ...this.init.liveIds()])
+    const key = createHash('sha256').update(Buffer.from(taskId, 'hex')).digest()
+    return this.init.replicaSets.order(key, [...live].filter(id => !exclude.includes(id)))
+  }
+
+  /** Members seen within the window, this node included, forgetting the rest. */
+  members (): string[] {
+    const since = this.now() - this.init.windowMs
+    for (const [id, at] of this.lastSeen) if (at < since) this.lastSeen.delete(id)
+    return [...new Set([this.init.self, ...this.lastSeen.keys()])]
+  }
+
+  /** The R members closest to the task in XOR space, at epoch 0. */
+  choose (taskId: string): Placement {
+    this.refresh()
+    const key = createHash('sha256').update(Buffer.from(taskId, 'hex')).digest()
+    const members = this.init.replicaSets.order(key, this.members()).slice(0, this.init.replicationFactor)
+    return { epoch: 0, members }
+  }
+
+  async save (): Promise<void> {
+    if (!this.dirty && this.saving === undefined) return
+    await this.saving
+    this.dirty = false
+    this.saving = this.init.meta.put(MEMBERS_KEY, Object.fromEntries(this.lastSeen), { sync: true }).finally(() => { this.saving = undefined })
+    await this.saving
+  }
+}

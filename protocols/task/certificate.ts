@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
+import { canonicalJson } from './canonical.js'
+import { peerIdSchema, taskIdSchema } from './schema.js'
+
+export const FINAL_STATES = ['completed', 'canceled', 'dead'] as const
+export type FinalStateName = typeof FINAL_STATES[number]
+
+/**
+ * What a replica votes for: the one final outcome of a task's generation. A replica votes at most
+ * once per generation, so two different values can never both gather a majority of one placement.
+ */
+export const finalValueSchema = z.object({
+  state: z.enum(FINAL_STATES),
+  /** the winning claim (completed), or the claim that failed last (dead after a failure) */
+  claimId: z.string().max(64).optional(),
+  /** SHA-256 of the canonical result (completed only) */
+  resultHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  reason: z.string().max(4096).optional()
+}).strict()
+
+export type FinalValue = z.infer<typeof finalValueSchema>
+
+/** One member's signed vote. `term` is the signer's own lease term for the claim (0 when none). */
+export const voteSchema = z.object({
+  peer: peerIdSchema,
+  term: z.number().int().nonnegative(),
+  sig: z.string().max(200)
+}).strict()
+
+export type Vote = z.infer<typeof voteSchema>
+
+/** A majority of the placement's signatures over one (task, generation, epoch, value). */
+export const certificateSchema = z.object({
+  id: taskIdSchema,
+  generation: z.number().int().nonnegative(),
+  epoch: z.number().int().nonnegative(),
+  value: finalValueSchema,
+  votes: z.array(voteSchema).min(1).max(16)
+}).strict()
+
+export type Certificate = z.infer<typeof certificateSchema>
+
+export interface Statement {
+  id: string
+  generation: number
+  epoch: number
+  term: number
+  value: FinalValue
+}
+
+const DOMAIN = 'agentmesh/final/1'
+
+/** The bytes a member signs: domain-separated, canonical, so every signer and checker agree. */
+export function statementBytes (s: Statement): Uint8Array {
+  return new TextEncoder().encode(`${DOMAIN}\n${canonicalJson({ id: s.id, generation: s.generation, epoch: s.epoch, term: s.term, value: s.value })}`)
+}
+
+export function resultHash (value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value ?? null)).digest('hex')
+}
+
+export const majority = (n: number): number => Math.floor(n / 2) + 1
+
+/** Same outcome: the state, the claim and the result hash (the reason is informative only). */
+export function sameValue (a: FinalValue, b: FinalValue): boolean {
+  return a.state === b.state && a.claimId === b.claimId && a.resultHash === b.resultHash
+}
+
+export class InvalidCertificateError extends Error {
+  static override name = 'InvalidCertificateError'
+  constructor (message: string) { super(message); this.name = 'InvalidCertificateError' }
+}
+
+/** verified certificates by their canonical text: a certificate is checked once per process, not per read */
+const verified = new Set<string>()
+
+/**
+ * Throws InvalidCertificateError unless `cert` holds valid signatures of a majority of distinct
+ * `members` over its statement. The members are the placement of the certificate's epoch.
+ */
+export function verifyCertificate (cert: Certificate, members: readonly string[]): void {
+  const key = canonicalJson({ cert, members })
+  if (verified.has(key)) return
+  const signers = new Set<string>()
+  for (const v of cert.votes) {
+    if (!members.includes(v.peer)) throw new InvalidCertificateError(`${v.peer} is not a member of epoch ${cert.epoch}`)
+    if (signers.has(v.peer)) throw new InvalidCertificateError(`${v.peer} signed twice`)
+    const publicKey = peerIdFromString(v.peer).publicKey
+    if (publicKey === undefined) throw new InvalidCertificateError(`${v.peer} has no inline public key`)
+    const ok = publicKey.verify(statementBytes({ id: cert.id, generation: cert.generation, epoch: cert.epoch, term: v.term, value: cert.value }), Buffer.from(v.sig, 'base64'))
+    if (ok !== true) throw new InvalidCertificateError(`bad signature from ${v.peer}`)
+    signers.add(v.peer)
+  }
+  if (signers.size < majority(members.length)) throw new InvalidCertificateError(`${signers.size} of ${members.length} members signed; ${majority(members.length)} needed`)
+  if (verified.size > 50_000) verified.clear()
+  verified.add(key)
+}
+
+export function isValidCertificate (cert: Certificate, members: readonly string[]): boolean {
+  try {
+    verifyCertificate(cert, members)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Gathers votes for one value until they make a certificate. */
+export function certify (id: string, generation: number, epoch: number, value: FinalValue, votes: Vote[], members: readonly string[]): Certificate | undefined {
+  const distinct = new Map<string, Vote>()
+  for (const v of votes) if (members.includes(v.peer)) distinct.set(v.peer, v)
+  if (distinct.size < majority(members.length)) return undefined
+  return { id, generation, epoch, value, votes: [...distinct.values()].sort((a, b) => a.peer < b.peer ? -1 : 1) }
+}

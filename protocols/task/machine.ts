@@ -1,0 +1,269 @@
+import { retryDelay } from '../replica/backoff.js'
+import { resultHash, sameValue } from './certificate.js'
+import { failedAttempts, hasValidFinal, mergeRecords } from './record.js'
+import type { BackoffOptions } from '../replica/backoff.js'
+import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
+import type { FinalValue, Statement } from './certificate.js'
+import type { Attempt, Placement, TaskRecord } from './record.js'
+import type { CastVote, LeaseState, StoredResult } from './store.js'
+
+/** What one replica holds of one task. */
+export interface ReplicaTaskState {
+  record?: TaskRecord
+  lease: LeaseState
+  result?: StoredResult
+}
+
+export interface MachineEnv {
+  /** this replica's clock: leases and deadlines are judged by it, never by a peer's */
+  now: number
+  me: string
+  /** the peer that sent the request */
+  from: string
+  backoff: BackoffOptions
+  /** checks another member's signed vote (the one impure part, injected) */
+  verifyVote: (id: string, vote: ShownVote) => boolean
+}
+
+export interface Transition {
+  state: ReplicaTaskState
+  reply: LeaseResponse
+  /** a vote was cast: the caller signs this statement into `state.lease.vote` and `reply.vote` */
+  sign?: Statement
+}
+
+export const EMPTY_LEASE: LeaseState = { term: 0, maxTerm: 0 }
+
+/**
+ * The one way a replica's state for a task moves (etcd's raft `Step` is the model): a pure function
+ * of the state, the request and the replica's clock. Every decision a member makes is here, so the
+ * table of (state, event) -> (state, reply) in its tests is the replica's whole behaviour.
+ *
+ * Safety rests on two rules: a member votes at most once per generation (so two outcomes never
+ * both gather a majority of one placement), and it serves only the epoch it holds, unsealed.
+ */
+export function transition (s: ReplicaTaskState, req: LeaseRequest, env: MachineEnv): Transition {
+  if (req.op === 'install') return install(s, req, env)
+  const rec = s.record
+  if (rec === undefined) return { state: s, reply: { status: 'UNKNOWN_TASK' } }
+  if (!rec.placement.members.includes(env.me)) return { state: s, reply: { status: 'NOT_MEMBER', placement: rec.placement } }
+  if (req.epoch !== rec.placement.epoch) return { state: s, reply: { status: 'WRONG_EPOCH', placement: rec.placement } }
+  if ((s.lease.sealedEpoch ?? -1) >= req.epoch) {
+    // a repeated seal for the same move is answered again; any other operation, or another move, is refused
+    const same = req.op === 'seal' && s.lease.sealedFor !== undefined && samePlacement(s.lease.sealedFor, req.next)
+    if (!same) return { state: s, reply: { status: 'SEALED', reason: `epoch ${req.epoch} moved away`, ...(s.lease.sealedFor === undefined ? {} : { placement: s.lease.sealedFor }) } }
+  }
+  const st = expireLapsed(s, env)
+  const r = st.record as TaskRecord
+  const lease = st.lease
+  const live = isLive(lease, env.now)
+  const holds = (claimId: string, term: number): boolean => live && lease.claimId === claimId && lease.term === term && lease.holder === env.from
+  const finished = (): Transition => ({ state: st, reply: { status: 'FINISHED', state: r.final?.state, cert: r.final?.cert } })
+  const myVote = currentVote(st)
+  // a completed vote comes with its result: whoever finishes the decision needs it for the commit
+  const voted = (): Transition => ({ state: st, reply: { status: 'VOTED', vote: shown(myVote as CastVote, env.me), ...(myVote?.value.state === 'completed' && st.result?.claimId === myVote.value.claimId ? { result: st.result } : {}) } })
+
+  switch (req.op) {
+    case 'acquire': {
+      if (r.final !== undefined) return finished()
+      if (myVote !== undefined) return voted()
+      if (live) {
+        if (lease.claimId === req.claimId && lease.holder === env.from) return { state: st, reply: { status: 'OK', term: lease.term, expiresAt: lease.expiresAt, attempt: failedAttempts(r) + 1 } }
+        return { state: st, reply: { status: 'DENIED', holder: lease.holder, expiresAt: lease.expiresAt } }
+      }
+      if ((r.notBefore ?? 0) > env.now) return { state: st, reply: { status: 'RETRY_LATER', notBefore: r.notBefore } }
+      if (failedAttempts(r) >= r.task.maxAttempts) return { state: st, reply: { status: 'DENIED', reason: 'attempts spent' } }
+      const term = lease.maxTerm + 1
+      const granted: LeaseState = { ...lease, claimId: req.claimId, holder: env.from, term, maxTerm: term, expiresAt: env.now + req.durationMs }
+      const attempt: Attempt = { claimId: req.claimId, generation: r.generation, peer: env.from, startedAt: env.now, outcome: 'running' }
+      return { state: { ...st, lease: granted, record: { ...r, attempts: [...r.attempts, attempt], updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1 } }
+    }
+    case 'renew': {
+      if (r.final !== undefined) return finished()
+      if (myVote?.value.state === 'canceled') return { state: st, reply: { status: 'CANCELED' } }
+      if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'DENIED', holder: live ? lease.holder : undefined, reason: 'not the holder' } }
+      const renewed = { ...lease, expiresAt: env.now + req.durationMs }
+      return { state: { ...st, lease: renewed }, reply: { status: 'OK', term: lease.term, expiresAt: renewed.expiresAt } }
+    }
+    case 'release': {
+      if (lease.claimId !== req.claimId || lease.term !== req.term || lease.holder !== env.from) return { state: st, reply: { status: 'DENIED', reason: 'not the holder' } }
+      const patch: Partial<Attempt> = req.ran ? { outcome: 'failed', endedAt: env.now, error: 'released by holder' } : { outcome: 'released', endedAt: env.now }
+      const record = setAttempt(r, req.claimId, patch)
+      return { state: { ...st, lease: clearHolder(lease), record: req.ran ? afterFailure(record, env) : record }, reply: { status: 'OK' } }
+    }
+    case 'vote': {
+      if (r.final !== undefined) return finished()
+      if (myVote !== undefined) return voted()
+      if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'STALE_TERM' } }
+      let result = st.result
+      if (req.value.state === 'completed') {
+        if (req.result === undefined || req.value.resultHash !== resultHash(req.result)) return { state: st, reply: { status: 'ERROR', reason: 'a completed vote needs its result, matching its hash' } }
+        result = { claimId: req.value.claimId ?? req.claimId, peer: env.from, value: req.result, size: req.size ?? 0, at: env.now }
+      }
+      const outcome: Attempt['outcome'] = req.value.state === 'completed' ? 'completed' : 'failed'
+      return cast({ ...st, result, record: setAttempt(r, req.claimId, { outcome, endedAt: env.now }) }, req.value, lease.term, env)
+    }
+    case 'fail': {
+      if (r.final !== undefined) return finished()
+      if (lease.claimId !== req.claimId || lease.term !== req.term || lease.holder !== env.from) return { state: st, reply: { status: 'STALE_TERM' } }
+      const record = setAttempt(r, req.claimId, { outcome: 'failed', endedAt: env.now, error: req.error })
+      const next = { ...st, lease: clearHolder(lease), record }
+      const failures = failedAttempts(record)
+      if (req.unrecoverable || failures >= r.task.maxAttempts) {
+        if (myVote !== undefined) return { state: next, reply: { status: 'OK', vote: shown(myVote, env.me) } }
+        const reason = req.unrecoverable ? req.error : `failed ${failures} of ${r.task.maxAttempts} attempts: ${req.error}`.slice(0, 4096)
+        return cast(next, { state: 'dead', claimId: req.claimId, reason }, lease.term, env)
+      }
+      const backedOff = afterFailure(record, env)
+      return { state: { ...next, record: backedOff }, reply: { status: 'OK', notBefore: backedOff.notBefore } }
+    }
+    case 'journal': {
+      if (r.final !== undefined) return finished()
+      if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
+      const journal = { ...r.journal, [req.key]: req.value }
+      return { state: { ...st, record: { ...r, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
+    }
+    case 'cancel': {
+      if (r.final !== undefined) return finished()
+      if (myVote !== undefined) return voted()
+      const t = cast(st, { state: 'canceled', reason: 'canceled' }, lease.term, env)
+      return { ...t, reply: { ...t.reply, holder: live ? lease.holder : undefined } }
+    }
+    case 'decide': {
+      if (r.final !== undefined) return finished()
+      if (myVote !== undefined) return voted()
+      if (live) return { state: st, reply: { status: 'DENIED', holder: lease.holder } }
+      if (req.shown !== undefined && req.shown.length > 0) return adopt(st, req.shown, req.result, req.size, env)
+      const failures = failedAttempts(r)
+      if (failures >= r.task.maxAttempts) return cast(st, { state: 'dead', reason: `failed ${failures} of ${r.task.maxAttempts} attempts` }, lease.term, env)
+      if (env.now > r.task.deadline) return cast(st, { state: 'dead', reason: r.attempts.some(a => a.generation === r.generation && a.outcome !== 'released') ? 'deadline passed' : 'unclaimed' }, lease.term, env)
+      return { state: st, reply: { status: 'DENIED', reason: 'nothing to decide yet' } }
+    }
+    case 'commit': return commit(st, req, env)
+    case 'redrive': {
+      if (r.generation > req.generation) return { state: st, reply: { status: 'OK' } }
+      if (r.final?.state !== 'dead' || r.generation !== req.generation) return { state: st, reply: { status: 'DENIED', reason: `task is ${r.final?.state ?? 'not dead'}` } }
+      const { final: _f, notBefore: _n, ...rest } = r
+      return { state: { ...st, lease: clearHolder(lease), record: { ...rest, generation: r.generation + 1, updatedAt: env.now } }, reply: { status: 'OK' } }
+    }
+    case 'drop': {
+      if (r.final?.state !== 'dead' || r.generation !== req.generation) return { state: st, reply: { status: 'DENIED', reason: `task is ${r.final?.state ?? 'not dead'}` } }
+      return { state: { ...st, record: { ...r, droppedGeneration: r.generation, updatedAt: env.now } }, reply: { status: 'OK' } }
+    }
+    case 'seal': {
+      if (req.next.epoch !== req.epoch + 1) return { state: st, reply: { status: 'ERROR', reason: 'a move goes to the next epoch' } }
+      const sealed = { ...st, lease: { ...clearHolder(lease), sealedEpoch: req.epoch, sealedFor: req.next } }
+      return { state: sealed, reply: { status: 'OK', record: r, ...(st.result === undefined ? {} : { result: st.result }), ...(myVote === undefined ? {} : { vote: shown(myVote, env.me) }) } }
+    }
+  }
+}
+
+/** This member's vote for the record's current generation, if it cast one. */
+export function currentVote (s: ReplicaTaskState): CastVote | undefined {
+  const v = s.lease.vote
+  return v !== undefined && s.record !== undefined && v.generation === s.record.generation ? v : undefined
+}
+
+export function isLive (lease: LeaseState | undefined, now: number): lease is LeaseState & { claimId: string, holder: string, expiresAt: number } {
+  return lease?.claimId !== undefined && lease.expiresAt !== undefined && lease.expiresAt > now
+}
+
+/** A lapsed lease is a failed attempt (with a retry backoff); whether the task is dead is a majority's vote. */
+export function expireLapsed (s: ReplicaTaskState, env: Pick<MachineEnv, 'now' | 'backoff'>): ReplicaTaskState {
+  const { record, lease } = s
+  if (record === undefined || lease.claimId === undefined || isLive(lease, env.now) || record.final !== undefined) return s
+  const attempt = record.attempts.find(a => a.claimId === lease.claimId)
+  if (attempt === undefined || attempt.outcome !== 'running') return { ...s, lease: clearHolder(lease) }
+  const expired = setAttempt(record, lease.claimId, { outcome: 'expired', endedAt: env.now, error: 'lease expired' })
+  return { ...s, lease: clearHolder(lease), record: afterFailure(expired, env) }
+}
+
+function cast (s: ReplicaTaskState, value: FinalValue, term: number, env: MachineEnv): Transition {
+  const r = s.record as TaskRecord
+  const vote: CastVote = { generation: r.generation, epoch: r.placement.epoch, term, value, sig: '' }
+  return {
+    state: { ...s, lease: { ...s.lease, vote } },
+    reply: { status: 'OK', vote: shown(vote, env.me) },
+    sign: { id: r.task.id, generation: r.generation, epoch: r.placement.epoch, term, value }
+  }
+}
+
+/** Votes for the value other members' signed votes carry: how a stuck decision is finished. */
+function adopt (s: ReplicaTaskState, votes: ShownVote[], result: unknown, size: number | undefined, env: MachineEnv): Transition {
+  const r = s.record as TaskRecord
+  const first = votes[0] as ShownVote
+  for (const v of votes) {
+    if (!r.placement.members.includes(v.peer) || v.generation !== r.generation || v.epoch !== r.placement.epoch || !sameValue(v.value, first.value) || !env.verifyVote(r.task.id, v)) {
+      return { state: s, reply: { status: 'ERROR', reason: `shown vote of ${v.peer} is not valid here` } }
+    }
+  }
+  let next = s
+  if (first.value.state === 'completed') {
+    if (result === undefined || resultHash(result) !== first.value.resultHash) return { state: s, reply: { status: 'ERROR', reason: 'adopting a completed vote needs its result' } }
+    next = { ...s, result: { claimId: first.value.claimId ?? '', peer: first.peer, value: result as StoredResult['value'], size: size ?? 0, at: env.now } }
+  }
+  return cast(next, first.value, s.lease.term, env)
+}
+
+function commit (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'commit' }>, env: MachineEnv): Transition {
+  const r = s.record as TaskRecord
+  const c = req.cert
+  const v = c.value
+  const final = { state: v.state, at: env.now, generation: c.generation, ...(v.reason === undefined ? {} : { reason: v.reason }), ...(v.claimId === undefined ? {} : { claimId: v.claimId }), cert: c }
+  if (r.final !== undefined) return { state: s, reply: r.final.generation === c.generation && sameValue(r.final.cert.value, v) ? { status: 'OK' } : { status: 'FINISHED', state: r.final.state, cert: r.final.cert } }
+  if (c.generation !== r.generation || !hasValidFinal(r, final)) return { state: s, reply: { status: 'ERROR', reason: 'certificate not valid for this task' } }
+  let result = s.result
+  let resultSize: number | undefined
+  if (v.state === 'completed') {
+    const matches = (x?: StoredResult): x is StoredResult => x !== undefined && x.claimId === v.claimId && resultHash(x.value) === v.resultHash
+    const candidate = matches(s.result) ? s.result : req.result
+    if (candidate === undefined || candidate.claimId !== v.claimId || resultHash(candidate.value) !== v.resultHash) return { state: s, reply: { status: 'ERROR', reason: 'a completed certificate needs its result' } }
+    result = candidate
+    resultSize = candidate.size
+  }
+  const winner = v.claimId
+  const attempts = r.attempts.map(a => a.claimId === winner && v.state === 'completed' ? { ...a, outcome: 'completed' as const, endedAt: a.endedAt ?? env.now } : a)
+  const record: TaskRecord = { ...r, attempts, final: { ...final, ...(winner === undefined ? {} : { peer: r.attempts.find(a => a.claimId === winner)?.peer ?? result?.peer }), ...(resultSize === undefined ? {} : { resultSize }) }, updatedAt: env.now }
+  if (record.final?.peer === undefined && record.final !== undefined) delete record.final.peer
+  return { state: { ...s, record, result, lease: clearHolder(s.lease) }, reply: { status: 'OK' } }
+}
+
+function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install' }>, env: MachineEnv): Transition {
+  const incoming = req.record
+  if (incoming.placement.epoch !== req.epoch || !incoming.placement.members.includes(env.me)) return { state: s, reply: { status: 'NOT_MEMBER', placement: incoming.placement } }
+  const mine = s.record
+  if (mine !== undefined && (mine.placement.epoch > req.epoch || (mine.placement.epoch === req.epoch && !samePlacement(mine.placement, incoming.placement)))) return { state: s, reply: { status: 'WRONG_EPOCH', placement: mine.placement } }
+  const record = mine === undefined ? incoming : mergeRecords(mine, incoming)
+  // lease and vote of an older epoch stay behind with it; the term keeps counting up
+  const lease: LeaseState = { term: s.lease.term, maxTerm: s.lease.maxTerm, ...(s.lease.sealedEpoch === undefined ? {} : { sealedEpoch: s.lease.sealedEpoch, ...(s.lease.sealedFor === undefined ? {} : { sealedFor: s.lease.sealedFor }) }), ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
+  const next: ReplicaTaskState = { record, lease, result: s.result ?? req.result }
+  const already = currentVote(next)
+  if (req.mustDecide === undefined || record.final !== undefined) return { state: next, reply: { status: 'OK', ...(already === undefined ? {} : { vote: shown(already, env.me) }) } }
+  if (already !== undefined) return { state: next, reply: { status: 'VOTED', vote: shown(already, env.me) } }
+  if (req.mustDecide.state === 'completed' && (next.result === undefined || resultHash(next.result.value) !== req.mustDecide.resultHash)) return { state: s, reply: { status: 'ERROR', reason: 'the value to decide needs its result' } }
+  return cast(next, req.mustDecide, lease.term, env)
+}
+
+function samePlacement (a: Placement, b: Placement): boolean {
+  return a.epoch === b.epoch && a.members.length === b.members.length && a.members.every((m, i) => b.members[i] === m)
+}
+
+function shown (vote: CastVote, peer: string): ShownVote {
+  return { ...vote, peer }
+}
+
+function clearHolder (lease: LeaseState): LeaseState {
+  const { claimId: _c, holder: _h, expiresAt: _e, ...rest } = lease
+  return rest
+}
+
+/** After a failed attempt that leaves budget: the next one waits a backoff every member computes alike. */
+function afterFailure (record: TaskRecord, env: Pick<MachineEnv, 'now' | 'backoff'>): TaskRecord {
+  const failures = failedAttempts(record)
+  if (failures >= record.task.maxAttempts) return { ...record, updatedAt: env.now }
+  return { ...record, notBefore: env.now + retryDelay(record.task.id, failures, env.backoff), updatedAt: env.now }
+}
+
+function setAttempt (record: TaskRecord, claimId: string, patch: Partial<Attempt>): TaskRecord {
+  return { ...record, attempts: record.attempts.map(a => a.claimId === claimId ? { ...a, ...patch } : a), updatedAt: patch.endedAt ?? record.updatedAt }
+}
