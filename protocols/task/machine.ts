@@ -100,8 +100,8 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
         if (req.result === undefined || req.value.resultHash !== resultHash(req.result)) return { state: st, reply: { status: 'ERROR', reason: 'a completed vote needs its result, matching its hash' } }
         result = { claimId: req.value.claimId ?? req.claimId, peer: env.from, value: req.result, size: req.size ?? 0, at: env.now }
       }
-      const outcome: Attempt['outcome'] = req.value.state === 'completed' ? 'completed' : 'failed'
-      return cast({ ...st, result, record: setAttempt(r, req.claimId, { outcome, endedAt: env.now }) }, req.value, lease.term, env)
+      // the attempt stays running until a certificate says which claim won: only a commit marks it completed
+      return cast({ ...st, result }, req.value, lease.term, env)
     }
     case 'fail': {
       if (r.final !== undefined) return finished()
@@ -222,7 +222,10 @@ function commit (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'commit' 
     resultSize = candidate.size
   }
   const winner = v.claimId
-  const attempts = r.attempts.map(a => a.claimId === winner && v.state === 'completed' ? { ...a, outcome: 'completed' as const, endedAt: a.endedAt ?? env.now } : a)
+  // the certified claim completed; any other attempt still open here was superseded
+  const attempts = r.attempts.map(a => a.claimId === winner && v.state === 'completed'
+    ? { ...a, outcome: 'completed' as const, endedAt: a.endedAt ?? env.now }
+    : a.outcome === 'running' && a.generation === c.generation ? { ...a, outcome: 'failed' as const, endedAt: env.now, error: `superseded: the task is ${v.state}` } : a)
   const record: TaskRecord = { ...r, attempts, final: { ...final, ...(winner === undefined ? {} : { peer: r.attempts.find(a => a.claimId === winner)?.peer ?? result?.peer }), ...(resultSize === undefined ? {} : { resultSize }) }, updatedAt: env.now }
   if (record.final?.peer === undefined && record.final !== undefined) delete record.final.peer
   return { state: { ...s, record, result, lease: clearHolder(s.lease) }, reply: { status: 'OK' } }
