@@ -3,9 +3,11 @@ import type { TaskSpec } from './workload.js'
 export interface TaskOutcome {
   state: string
   result?: unknown
+  /** the node that answered */
+  node: number
+  /** the claim whose result this is, when the answer names it */
+  claimId?: string
   executor?: string
-  /** completed attempts in the record: more than one would break "one accepted result" */
-  completedAttempts: number
 }
 
 export interface NodeFigures {
@@ -36,6 +38,8 @@ export interface Cluster {
   flood: (messages: number) => Promise<number>
   figures: () => Promise<NodeFigures[]>
   edges: () => Array<[number, number]>
+  /** every node's data dir, stopped nodes' too: their stores are read after stop() */
+  dataDirs: () => Array<{ node: number, dir: string }>
   stop: () => Promise<void>
 }
 

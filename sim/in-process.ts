@@ -1,4 +1,6 @@
+import { BUILTIN_AGENTS } from '../node/agents/index.js'
 import { stateOf } from '../protocols/task/index.js'
+import { SIM_CAPABILITIES, simAgents } from './agents.js'
 import { PartitionController } from './faults.js'
 import { flood } from './flood.js'
 import { Testnet } from './testnet.js'
@@ -15,7 +17,8 @@ export interface InProcessInit {
   tuning?: Partial<AgentNodeInit>
   latencyMs?: number
   rng: Rng
-  baseDir?: string
+  /** parent of the nodes' data dirs; kept after stop() so the stores can be read */
+  baseDir: string
 }
 
 /** Many real nodes in this process, built by createTestnet; faults by composition. */
@@ -45,7 +48,11 @@ export class InProcessCluster implements Cluster {
       connectionMonitor: false,
       memoryLatencyMs: this.init.latencyMs,
       tasks: this.init.tasks,
-      perNode: i => ({ connectionGater: this.gate.gater(() => this.nodes[i]?.peerId.toString()) })
+      perNode: i => ({
+        connectionGater: this.gate.gater(() => this.nodes[i]?.peerId.toString()),
+        // the sim agents stamp each result with the executing peer (this node, once it exists)
+        tasks: { ...this.init.tasks, agents: [...BUILTIN_AGENTS, ...simAgents(() => this.nodes[i]?.peerId.toString())] }
+      })
     })
     for (const node of this.nodes) this.wrap(node)
     await this.net.ready(60_000 + n * 1_000)
@@ -77,14 +84,15 @@ export class InProcessCluster implements Cluster {
 
   async outcome (id: string, waitMs: number): Promise<TaskOutcome | undefined> {
     const live = this.live()
-    const node = this.nodes[live[Math.floor(Math.random() * live.length)] as number]
-    const view = await node?.tasks?.service.waitFor(id, waitMs).catch(() => undefined)
+    const index = live[Math.floor(Math.random() * live.length)] as number
+    const view = await this.nodes[index]?.tasks?.service.waitFor(id, waitMs).catch(() => undefined)
     if (view === undefined) return undefined
     return {
       state: stateOf(view.record),
       result: view.result?.value,
-      executor: view.record.final?.peer,
-      completedAttempts: view.record.attempts.filter(a => a.outcome === 'completed').length
+      node: index,
+      claimId: view.record.final?.claimId,
+      executor: view.record.final?.peer
     }
   }
 
@@ -104,7 +112,8 @@ export class InProcessCluster implements Cluster {
 
   async restart (index: number): Promise<void> {
     if (this.stopped.size === 0 && this.net === undefined) return
-    const node = await this.net?.restartNode(index, { tasks: this.init.tasks })
+    // perNode gives it its agents and gater again
+    const node = await this.net?.restartNode(index)
     if (node !== undefined) this.wrap(node)
   }
 
@@ -136,7 +145,7 @@ export class InProcessCluster implements Cluster {
 
   async flood (messages: number): Promise<number> {
     const target = this.nodes[this.live()[0] as number] as AgentNode
-    return flood(target.addrs()[0] as string, target.mesh, 'echo', messages, this.init.rng)
+    return flood(target.addrs()[0] as string, target.mesh, SIM_CAPABILITIES.echo, messages, this.init.rng)
   }
 
   private figuresOf (node: AgentNode, index: number): NodeFigures {
@@ -157,6 +166,10 @@ export class InProcessCluster implements Cluster {
       }
     }
     return out
+  }
+
+  dataDirs (): Array<{ node: number, dir: string }> {
+    return this.nodes.map((n, node) => ({ node, dir: n.dataDir }))
   }
 
   async stop (): Promise<void> {

@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { PACKAGE_ROOT } from '../node/package-root.js'
+import { SIM_CAPABILITIES } from './agents.js'
 import { UnsupportedFaultError } from './cluster.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { flood } from './flood.js'
@@ -23,6 +26,9 @@ interface Member {
   peers: string[]
 }
 
+/** The sim agents (sim/agents.ts) as the daemons load them: from the build, as they run. */
+export const SIM_AGENTS_MODULE = join(PACKAGE_ROOT, 'dist', 'sim', 'agents.js')
+
 async function json (url: string, init?: RequestInit): Promise<any> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(30_000) })
   return res.json()
@@ -41,17 +47,23 @@ export class ProcessCluster implements Cluster {
   }
 
   async start (n: number): Promise<void> {
+    if (!existsSync(SIM_AGENTS_MODULE)) throw new Error(`the daemons load the sim agents from ${SIM_AGENTS_MODULE}: run npm run build first`)
     this.config = join(this.init.baseDir, 'config.json')
-    await writeFile(this.config, JSON.stringify({ tasks: this.init.tasks }))
+    // the daemons run the built package (bin/agentmesh.js loads dist/), so they load the built sim agents
+    await writeFile(this.config, JSON.stringify({ tasks: this.init.tasks, agentsModule: SIM_AGENTS_MODULE }))
     for (let i = 0; i < n; i++) await this.spawn(i)
     // counters of a node that is then killed are kept from the last poll
     this.poller = setInterval(() => { void this.poll() }, 1_000)
     await this.poll()
   }
 
+  private dataDir (index: number): string {
+    return join(this.init.baseDir, `node-${index}`)
+  }
+
   private async spawn (index: number): Promise<void> {
     const bootstrap = this.live().filter(i => i !== index).map(i => this.members[i]?.daemon.addrs[0]).find(a => a !== undefined)
-    const args = ['--data', join(this.init.baseDir, `node-${index}`), '--api', '127.0.0.1:0', '--config', this.config, ...(bootstrap === undefined ? [] : ['--bootstrap', bootstrap])]
+    const args = ['--data', this.dataDir(index), '--api', '127.0.0.1:0', '--config', this.config, ...(bootstrap === undefined ? [] : ['--bootstrap', bootstrap])]
     const daemon = await startDaemonProcess(args, { timeoutMs: 60_000 })
     this.members[index] = { daemon, alive: true, paused: false, peers: [] }
   }
@@ -88,12 +100,15 @@ export class ProcessCluster implements Cluster {
 
   async outcome (id: string, waitMs: number): Promise<TaskOutcome | undefined> {
     const live = this.live()
-    const api = this.api(live[Math.floor(Math.random() * live.length)] as number)
+    const node = live[Math.floor(Math.random() * live.length)] as number
+    const api = this.api(node)
     try {
       const r = await json(`${api}/v1/tasks/${id}/result?wait=${waitMs}`)
       if (r.state === undefined) return undefined
       const t = await json(`${api}/v1/tasks/${id}`)
-      return { state: r.state, result: r.result, executor: t.executor, completedAttempts: (t.history ?? []).filter((h: any) => h.outcome === 'completed').length }
+      // the API does not show the final's claim (an attempt marked completed may be one that lost
+      // the vote), so the audit compares this read by its result, which is unique per execution
+      return { state: r.state, result: r.result, node, executor: t.executor }
     } catch {
       return undefined
     }
@@ -152,7 +167,7 @@ export class ProcessCluster implements Cluster {
 
   async flood (messages: number): Promise<number> {
     const target = this.members[this.live()[0] as number] as Member
-    return flood(target.daemon.addrs[0] as string, 'default', 'echo', messages, this.init.rng)
+    return flood(target.daemon.addrs[0] as string, 'default', SIM_CAPABILITIES.echo, messages, this.init.rng)
   }
 
   async figures (): Promise<NodeFigures[]> {
@@ -170,6 +185,10 @@ export class ProcessCluster implements Cluster {
       }
     }
     return out
+  }
+
+  dataDirs (): Array<{ node: number, dir: string }> {
+    return this.members.map((_, node) => ({ node, dir: this.dataDir(node) }))
   }
 
   async stop (): Promise<void> {

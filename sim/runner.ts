@@ -1,12 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { auditResults, readStores, resultHash } from './audit.js'
 import { InProcessCluster } from './in-process.js'
 import { ProcessCluster } from './processes.js'
 import { buildReport } from './report.js'
 import { Rng } from './rng.js'
+import { checkSimRun } from './scenario.js'
 import { makeWorkload } from './workload.js'
-import type { Cluster } from './cluster.js'
+import type { ResultAudit } from './audit.js'
+import type { Cluster, NodeFigures } from './cluster.js'
 import type { SimReport, TaskTrace, FaultTrace } from './report.js'
 import type { Fault, Scenario } from './scenario.js'
 import type { WorkloadName } from './workload.js'
@@ -74,14 +77,17 @@ export function simNodeTuning (nodes: number): Partial<AgentNodeInit> {
 
 /**
  * Runs a workload against a real mesh while the scenario's faults play out, then checks the
- * invariants. The same seed gives the same tasks and the same fault schedule; timings are real.
+ * invariants: on what clients were told, and on every node's store once the nodes have stopped.
+ * The same seed gives the same tasks and the same fault schedule; timings are real. Options a run
+ * cannot mean (no nodes, a fault naming a node the run lacks) are refused with InvalidConfigError.
  */
 export async function runSimulation (o: SimOptions): Promise<SimReport> {
+  checkSimRun({ nodes: o.nodes, tasks: o.tasks, workload: o.workload, rate: o.rate, seed: o.seed, transport: o.transport, processes: o.processes }, o.scenario)
   // separate streams, so the fault schedule does not shift with how submissions interleave
   const rng = new Rng(o.seed)
   const faultRng = new Rng(o.seed ^ 0xfa17)
   const clusterRng = new Rng(o.seed ^ 0x1055)
-  const workload = makeWorkload(o.workload, o.tasks, new Rng(o.seed ^ 0x5eed))
+  const workload = makeWorkload(o.workload, o.tasks, new Rng(o.seed ^ 0x5eed), { sleepMs: o.scenario.sleepMs })
   const baseDir = await mkdtemp(join(tmpdir(), 'agentmesh-sim-'))
   const taskOptions = simTaskOptions(o.nodes, o.scenario.leaseMs ?? 3_000)
   const cluster: Cluster = o.processes
@@ -96,63 +102,83 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
   }
   const faults: FaultTrace[] = []
   let submitErrors = 0
+  let ended: { durationMs: number, nodeFigures: NodeFigures[], edges: Array<[number, number]> }
   try {
-    await cluster.start(o.nodes)
-    o.onReady?.(cluster.live().length)
-    const t0 = Date.now()
-    const applied: Array<Promise<void>> = []
-    const timers = o.scenario.faults.map(fault => setTimeout(() => {
-      const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
-      faults.push(trace)
-      applied.push(applyFault(cluster, fault, faultRng, trace, after, () => Date.now() - t0)
-        .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
-        .finally(() => { o.onFault?.(trace) }))
-    }, fault.at))
-    // kept as tasks finish, not recounted over every trace on each progress tick or follow loop
-    let finished = 0
-    let lastFinishedAt = 0
-    const progress = setInterval(() => {
-      o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
-    }, 250)
-    const waits: Array<Promise<void>> = []
-    const drainUntil = (): number => t0 + Math.max((o.tasks / o.rate) * 1000, lastFinishedAt) + (o.drainMs ?? 60_000)
-    for (const [i, spec] of workload.entries()) {
-      const due = t0 + (i / o.rate) * 1000
-      if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
-      const trace: TaskTrace = { index: i, capability: spec.capability, submittedAt: Date.now() - t0, ok: false }
-      traces.push(trace)
-      // submits are not awaited one by one: the offered rate must not depend on how fast each answers
-      waits.push((async () => {
-        // a submit answered by any node counts; a down node or a missing quorum is retried elsewhere
-        for (let attempt = 0; attempt < 5 && trace.id === undefined; attempt++) {
-          const live = cluster.live()
-          try {
-            trace.id = await cluster.submit(live[rng.int(0, live.length)] as number, spec)
-          } catch {
-            submitErrors++
+    try {
+      await cluster.start(o.nodes)
+      o.onReady?.(cluster.live().length)
+      const t0 = Date.now()
+      const applied: Array<Promise<void>> = []
+      const timers = o.scenario.faults.map(fault => setTimeout(() => {
+        const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
+        faults.push(trace)
+        applied.push(applyFault(cluster, fault, faultRng, trace, after, () => Date.now() - t0)
+          .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
+          .finally(() => { o.onFault?.(trace) }))
+      }, fault.at))
+      // kept as tasks finish, not recounted over every trace on each progress tick or follow loop
+      let finished = 0
+      let lastFinishedAt = 0
+      const progress = setInterval(() => {
+        o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
+      }, 250)
+      const waits: Array<Promise<void>> = []
+      const drainUntil = (): number => t0 + Math.max((o.tasks / o.rate) * 1000, lastFinishedAt) + (o.drainMs ?? 60_000)
+      for (const [i, spec] of workload.entries()) {
+        const due = t0 + (i / o.rate) * 1000
+        if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
+        const trace: TaskTrace = { index: i, capability: spec.capability, submittedAt: Date.now() - t0, ok: false }
+        traces.push(trace)
+        // submits are not awaited one by one: the offered rate must not depend on how fast each answers
+        waits.push((async () => {
+          // a submit answered by any node counts; a down node or a missing quorum is retried
+          // elsewhere after a backoff, as a client would, so a view still settling after a fault can
+          for (let attempt = 0; attempt < 5 && trace.id === undefined; attempt++) {
+            if (attempt > 0) await new Promise(resolve => setTimeout(resolve, Math.min(2_000, 250 * 2 ** (attempt - 1))))
+            const live = cluster.live()
+            try {
+              trace.id = await cluster.submit(live[rng.int(0, live.length)] as number, spec)
+            } catch {
+              submitErrors++
+            }
           }
-        }
-        if (trace.id === undefined) return
-        await follow(cluster, trace, spec.check, t0, drainUntil)
-        if (trace.finishedAt === undefined) return
-        finished++
-        lastFinishedAt = Math.max(lastFinishedAt, trace.finishedAt)
-      })())
+          if (trace.id === undefined) return
+          await follow(cluster, trace, spec.check, t0, drainUntil)
+          if (trace.finishedAt === undefined) return
+          finished++
+          lastFinishedAt = Math.max(lastFinishedAt, trace.finishedAt)
+        })())
+      }
+      await Promise.all(waits)
+      // the scenario's faults are part of the run, even those due after the last task finished
+      const lastFault = Math.max(0, ...o.scenario.faults.map(f => f.at))
+      if (Date.now() < t0 + lastFault) await new Promise(resolve => setTimeout(resolve, t0 + lastFault - Date.now() + 10))
+      await Promise.all(applied)
+      clearInterval(progress)
+      for (const timer of [...timers, ...later]) clearTimeout(timer)
+      const durationMs = Date.now() - t0
+      o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
+      ended = { durationMs, nodeFigures: await cluster.figures(), edges: cluster.edges() }
+    } finally {
+      // before the stores are read: a LevelDB has one opener at a time
+      await cluster.stop()
     }
-    await Promise.all(waits)
-    // the scenario's faults are part of the run, even those due after the last task finished
-    const lastFault = Math.max(0, ...o.scenario.faults.map(f => f.at))
-    if (Date.now() < t0 + lastFault) await new Promise(resolve => setTimeout(resolve, t0 + lastFault - Date.now() + 10))
-    await Promise.all(applied)
-    clearInterval(progress)
-    for (const timer of [...timers, ...later]) clearTimeout(timer)
-    const durationMs = Date.now() - t0
-    o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
-    return buildReport({ options: o, cluster, traces, faults, submitErrors, durationMs, nodeFigures: await cluster.figures(), edges: cluster.edges() })
+    // with every node stopped, each store is read as it was left, the killed nodes' too
+    const audit = await auditStores(cluster, traces)
+    return buildReport({ options: o, cluster, traces, faults, submitErrors, audit, ...ended })
   } finally {
-    await cluster.stop()
     await rm(baseDir, { recursive: true, force: true })
   }
+}
+
+/** "At most one accepted result", checked on every node's store and on every read a client made. */
+async function auditStores (cluster: Cluster, traces: TaskTrace[]): Promise<ResultAudit> {
+  const dirs = cluster.dataDirs()
+  const { copies, unreadable } = await readStores(dirs)
+  const reads = traces.flatMap(t => t.id !== undefined && t.state === 'completed' && t.readFrom !== undefined
+    ? [{ id: t.id, node: t.readFrom, claimId: t.claimId, resultHash: t.resultHash }]
+    : [])
+  return auditResults(copies, reads, { nodesRead: dirs.length - unreadable.length, unreadable })
 }
 
 /** Waits for one task to finish, asking live nodes in turn, and records what it ended as. */
@@ -169,7 +195,9 @@ async function follow (cluster: Cluster, trace: TaskTrace, check: (r: unknown) =
     trace.finishedAt = Date.now() - t0
     trace.state = outcome.state
     trace.executor = outcome.executor
-    trace.completedAttempts = outcome.completedAttempts
+    trace.readFrom = outcome.node
+    trace.claimId = outcome.claimId
+    if (outcome.state === 'completed') trace.resultHash = resultHash(outcome.result)
     trace.ok = outcome.state === 'completed' && check(outcome.result)
     return
   }

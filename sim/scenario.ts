@@ -2,9 +2,20 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { InvalidConfigError } from '../node/errors.js'
 import { PACKAGE_ROOT } from '../node/package-root.js'
 
 export const WORKLOADS = ['echo', 'sleep', 'mapreduce', 'mixed'] as const
+
+/** The most nodes one run starts (dozens already share two cores; see the README's Performance). */
+export const MAX_NODES = 200
+export const MAX_TASKS = 1_000_000
+
+/** How many nodes: at least one, or there is no mesh to test. */
+const nodesSchema = z.number().int().min(1, 'a run needs at least 1 node').max(MAX_NODES)
+/** How many tasks: zero is allowed, but such a run acknowledges nothing and fails "some task acknowledged". */
+const tasksSchema = z.number().int().min(0).max(MAX_TASKS)
+const rateSchema = z.number().positive().finite()
 
 const nodeRef = z.union([z.number().int().nonnegative(), z.literal('random'), z.literal('holder')])
 
@@ -27,10 +38,13 @@ export const faultSchema = z.discriminatedUnion('kind', [
 export const scenarioSchema = z.object({
   name: z.string().min(1),
   description: z.string().optional(),
-  nodes: z.number().int().min(1).max(200).optional(),
-  tasks: z.number().int().min(1).max(1_000_000).optional(),
+  nodes: nodesSchema.optional(),
+  tasks: tasksSchema.optional(),
   workload: z.enum(WORKLOADS).optional(),
-  rate: z.number().positive().optional(),
+  rate: rateSchema.optional(),
+  /** how long each task of the sleep workload sleeps, ms (default 50..399) */
+  sleepMs: z.object({ min: z.number().int().nonnegative(), max: z.number().int().nonnegative().max(3_600_000) }).strict()
+    .refine(r => r.min <= r.max, 'min must not exceed max').optional(),
   /** per-node link latency on the memory transport, ms */
   latencyMs: z.number().int().nonnegative().optional(),
   /** lease length for the run (short leases make recovery visible quickly) */
@@ -44,6 +58,38 @@ export type Fault = z.infer<typeof faultSchema>
 export class InvalidScenarioError extends Error {
   static override name = 'InvalidScenarioError'
   constructor (message: string) { super(message); this.name = 'InvalidScenarioError' }
+}
+
+/** What one run is, after flags and the scenario's own values are resolved: checked before any node starts. */
+export const simRunSchema = z.object({
+  nodes: nodesSchema,
+  tasks: tasksSchema,
+  workload: z.enum(WORKLOADS),
+  rate: rateSchema,
+  seed: z.number().int().nonnegative(),
+  transport: z.enum(['memory', 'tcp']),
+  processes: z.boolean()
+})
+
+export type SimRun = z.infer<typeof simRunSchema>
+
+const issues = (err: z.ZodError): string => err.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+
+/**
+ * Checks one run's values, and that the scenario's faults name only nodes the run starts (a
+ * partition of nodes 3..5 in a run of 3 would split nothing). Throws InvalidConfigError, a user
+ * error the CLI prints as one line.
+ */
+export function checkSimRun (run: SimRun, scenario: Scenario): void {
+  const parsed = simRunSchema.safeParse(run)
+  if (!parsed.success) throw new InvalidConfigError(`simulation options: ${issues(parsed.error)}`)
+  const wrong: string[] = []
+  scenario.faults.forEach((fault, i) => {
+    const named = 'groups' in fault ? fault.groups.flat() : 'node' in fault && typeof fault.node === 'number' ? [fault.node] : []
+    const missing = named.filter(n => n >= run.nodes)
+    if (missing.length > 0) wrong.push(`faults.${i} (${fault.kind}) names node ${missing.join(', ')}, but the run has ${run.nodes} node${run.nodes === 1 ? '' : 's'} (0..${run.nodes - 1})`)
+  })
+  if (wrong.length > 0) throw new InvalidConfigError(`scenario "${scenario.name}": ${wrong.join('; ')}`)
 }
 
 /** The bundled scenarios: sim/scenarios in the package. */
@@ -67,7 +113,7 @@ export async function loadScenario (nameOrFile: string): Promise<Scenario> {
   }
   const parsed = scenarioSchema.safeParse(json)
   if (!parsed.success) {
-    throw new InvalidScenarioError(`scenario ${path}: ${parsed.error.issues.map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
+    throw new InvalidScenarioError(`scenario ${path}: ${issues(parsed.error)}`)
   }
   return parsed.data
 }

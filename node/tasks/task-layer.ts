@@ -164,6 +164,7 @@ export class TaskLayer {
       sweeper: { ...this.sweeper.stats },
       antiEntropy: { ...this.antiEntropy.stats },
       placements: { ...this.mover.stats },
+      presence: { ...this.presence.stats },
       rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests }
     }
   }

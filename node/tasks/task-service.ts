@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { QuorumUnavailableError, TaskFinishedError, majority, refusal } from '../../protocols/lease/index.js'
+import { QuorumUnavailableError, TaskFinishedError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
 import { byteLength, capabilitySchema, makeTask, mergeRecords, newRecord, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { InvalidTaskError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import type { TaskComponents } from './components.js'
@@ -115,11 +115,22 @@ export class TaskService {
    */
   async storeOnPlacement (record: TaskRecord): Promise<void> {
     const members = record.placement.members
-    const answers = await Promise.allSettled(members.map(async peer => this.c.records(this.c.replicaSets.peerId(peer), { op: 'put', record })))
-    const ok = answers.filter(a => a.status === 'fulfilled' && a.value?.status === 'OK').length
+    const put = async (peer: string): Promise<{ status: string, reason?: string }> => {
+      try {
+        return await this.c.records(this.c.replicaSets.peerId(peer), { op: 'put', record }) ?? { status: 'no answer' }
+      } catch (err: any) {
+        return { status: 'ERROR', reason: String(err.message) }
+      }
+    }
+    // answered once a majority has it: a paused member must not hold the submit up until its timeout
+    const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
+    const ok = answers.filter(a => a.result.status === 'OK').length
     if (!members.includes(this.c.peerId.toString())) await this.c.replica.put(record)
     if (ok < majority(members.length)) {
-      const reasons = answers.map((a, i) => `${(members[i] ?? '').slice(-6)}: ${a.status === 'rejected' ? String(a.reason?.message ?? a.reason) : String(a.value?.status ?? 'no answer')}`)
+      const reasons = members.map(m => {
+        const a = answers.find(x => x.peer === m)
+        return `${m.slice(-6)}: ${a === undefined ? 'no answer' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
+      })
       throw new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})`)
     }
   }

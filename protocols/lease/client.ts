@@ -3,6 +3,7 @@ import { canonicalJson } from '../task/canonical.js'
 import { certify, majority, resultHash, sameValue } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermError, TaskFinishedError } from './errors.js'
+import { untilQuorum } from './quorum.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
 import type { Placement } from '../task/record.js'
 import type { StoredResult } from '../task/store.js'
@@ -74,29 +75,67 @@ export class LeaseClient {
     return Promise.all(peers.map(async peer => ({ peer, res: await this.safeCall(peer, typeof req === 'function' ? req(peer) : req) })))
   }
 
+  /**
+   * Like `ask`, but `early` resolves as soon as `need` answers pass `ok`, or once that can no longer
+   * happen: a paused or cut-off member must not hold a lease, a renewal or a commit up until its
+   * RPC times out. `all` resolves with every answer.
+   */
+  askUntil (peers: readonly string[], req: LeaseRequest | ((peer: string) => LeaseRequest), need: number, ok: (a: Answer) => boolean): { early: Promise<Answer[]>, all: Promise<Answer[]> } {
+    const { early, all } = untilQuorum(peers, async peer => this.safeCall(peer, typeof req === 'function' ? req(peer) : req), need, res => ok({ peer: '', res }))
+    const answers = async (p: Promise<Array<{ peer: string, result: LeaseResponse }>>): Promise<Answer[]> => (await p).map(e => ({ peer: e.peer, res: e.result }))
+    return { early: answers(early), all: answers(all) }
+  }
+
   /** Resolves with a held lease, or throws LeaseDeniedError, TaskFinishedError or QuorumUnavailableError. */
   async acquire (t: Target): Promise<HeldLease> {
     const claimId = randomBytes(8).toString('hex')
     const sentAt = Date.now()
     const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs }
-    const answers = await Promise.all(t.placement.members.map(async peer => {
-      let res = await this.safeCall(peer, req)
-      if (res.status === 'UNKNOWN_TASK') {
-        await this.init.pushRecord(peer, t.id).catch(() => {})
-        res = await this.safeCall(peer, req)
-      }
-      return { peer, res }
-    }))
-    const grants = answers.filter(a => a.res.status === 'OK' && a.res.term !== undefined)
     const need = majority(t.placement.members.length)
+    const granted = (a: Answer): boolean => a.res.status === 'OK' && a.res.term !== undefined
+    const call = async (peer: string): Promise<LeaseResponse> => {
+      const res = await this.safeCall(peer, req)
+      if (res.status !== 'UNKNOWN_TASK') return res
+      await this.init.pushRecord(peer, t.id).catch(() => {})
+      return this.safeCall(peer, req)
+    }
+    const answers: Answer[] = []
+    let held: HeldLease | undefined
+    let decided = false
+    const release = async (a: Answer): Promise<void> => {
+      await this.safeCall(a.peer, { op: 'release', id: t.id, epoch: t.placement.epoch, claimId, term: a.res.term as number, ran: false })
+    }
+    const early = new Promise<void>(resolve => {
+      const check = (): void => {
+        const grants = answers.filter(granted).length
+        if (grants >= need || grants + (t.placement.members.length - answers.length) < need) resolve()
+      }
+      for (const peer of t.placement.members) {
+        void call(peer).then(res => {
+          const a = { peer, res }
+          answers.push(a)
+          // a grant that arrives after the claim was decided joins the lease, or is given back
+          if (decided && granted(a)) {
+            if (held?.held === true) held.grants.set(a.peer, a.res.term as number)
+            else void release(a)
+          }
+          check()
+        })
+      }
+      check()
+    })
+    await early
+    decided = true
+    const grants = answers.filter(granted)
     if (grants.length >= need) {
       this.stats.acquired++
       // the grantors' histories differ (one may have missed an earlier grant): the longest counts
       const attempt = Math.max(1, ...grants.map(g => g.res.attempt ?? 1))
-      return new HeldLease(this, t, claimId, new Map(grants.map(g => [g.peer, g.res.term as number])), sentAt + this.leaseMs, attempt)
+      held = new HeldLease(this, t, claimId, new Map(grants.map(g => [g.peer, g.res.term as number])), sentAt + this.leaseMs, attempt)
+      return held
     }
     // a claim that falls short gives back what it got, so it blocks nobody until expiry
-    await this.ask(grants.map(g => g.peer), peer => ({ op: 'release', id: t.id, epoch: t.placement.epoch, claimId, term: grants.find(g => g.peer === peer)?.res.term as number, ran: false }))
+    await Promise.all(grants.map(release))
     this.stats.denied++
     throw refusal(answers, `${grants.length} of ${t.placement.members.length} members granted; ${need} needed`)
   }
@@ -118,11 +157,12 @@ export class LeaseClient {
     }
     if (cert === undefined) return undefined
     const kept = result ?? answers.map(a => a.res.result).find(r => r !== undefined && r.claimId === cert.value.claimId && resultHash(r.value) === cert.value.resultHash)
-    const commits = await this.ask(t.placement.members, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert, ...(kept === undefined ? {} : { result: kept }) })
+    const need = majority(t.placement.members.length)
+    const commits = await this.askUntil(t.placement.members, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert, ...(kept === undefined ? {} : { result: kept }) }, need, a => a.res.status === 'OK').early
     const stored = commits.filter(c => c.res.status === 'OK').length
     if (finished === undefined) this.stats.certified++
     // the votes already sit on a majority's disk: a commit short of a majority is finished by recovery
-    if (stored < majority(t.placement.members.length)) this.init.log('certificate of %s stored on %d of %d members', t.id, stored, t.placement.members.length)
+    if (stored < need) this.init.log('certificate of %s stored on %d of %d members', t.id, stored, t.placement.members.length)
     return cert
   }
 
@@ -245,7 +285,7 @@ export class HeldLease {
 
   /** Writes a durable step on a majority, under this lease; throws when it cannot. */
   async journal (key: string, value: unknown): Promise<void> {
-    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never }))
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never }), this.need(), a => a.res.status === 'OK').early
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
   }
@@ -258,7 +298,7 @@ export class HeldLease {
   }
 
   private async decideWith (value: FinalValue, generation: number, req: (peer: string) => LeaseRequest, result: StoredResult): Promise<Certificate> {
-    const answers = await this.client.ask([...this.grants.keys()], req)
+    const answers = await this.client.askUntil([...this.grants.keys()], req, this.need(), a => a.res.vote !== undefined && sameValue(a.res.vote.value, value)).early
     this.done = true
     const cert = await this.client.certifyAndCommit(this.target, generation, answers, result)
     if (cert !== undefined && sameValue(cert.value, value)) return cert
@@ -276,7 +316,7 @@ export class HeldLease {
   private async renew (): Promise<void> {
     if (this.done) return
     const sentAt = Date.now()
-    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('renew')(peer), op: 'renew', durationMs: this.client.leaseMs }))
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('renew')(peer), op: 'renew', durationMs: this.client.leaseMs }), this.need(), a => a.res.status === 'OK').early
     if (this.done) return
     if (answers.some(a => a.res.status === 'CANCELED')) return this.lose('task canceled')
     const finished = answers.find(a => a.res.status === 'FINISHED')

@@ -1,7 +1,8 @@
-import type { CapabilityInfo, MeshGossip, Presence } from '../gossip/index.js'
-import type { GossipSub } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_CATALOG_EVERY, DEFAULT_EXPIRY_INTERVALS, DEFAULT_FORGET_AFTER_EXPIRIES, DEFAULT_INTERVAL_MS, DEFAULT_INTERVAL_RATIO, DEFAULT_MAX_PEERS, DEFAULT_WELCOMERS } from './constants.js'
+import type { CapabilityInfo, MeshGossip, Presence } from '../gossip/index.js'
+import type { GossipSub } from '@libp2p/gossipsub'
 import type { Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -16,6 +17,27 @@ export interface PresenceInit {
    * @default 3
    */
   expiryIntervals?: number
+  /**
+   * A peer's declared interval is clamped to [ours / ratio, ours × ratio] before its expiry is
+   * computed from it, and each value outside is counted (`stats.intervalsClamped`): a peer
+   * declaring a huge interval would otherwise stay live for ever after it went silent, and one
+   * declaring a tiny interval would drop out between its own announcements.
+   * @default 4
+   */
+  intervalRatio?: number
+  /**
+   * The most peers kept, live or not; past it the peer heard from least recently is forgotten
+   * (`stats.peersEvicted`), so a stream of fresh peer ids cannot grow the view without bound.
+   * @default 1_024
+   */
+  maxPeers?: number
+  /**
+   * A peer silent for this many of its expiry periods is forgotten (`stats.peersForgotten`).
+   * @default 10
+   */
+  forgetAfterExpiries?: number
+  /** the clock peers' last-seen times are read by (tests pass their own). @default Date.now */
+  now?: () => number
   /**
    * Capability descriptions and input schemas ride on every this-many announcements (and on the
    * first, on a change, and when a newcomer appears); the others carry names only, so the message
@@ -46,6 +68,15 @@ export interface PresenceComponents {
   log: Logger
 }
 
+export interface PresenceStats {
+  /** announcements whose declared interval was outside the trusted range, and clamped */
+  intervalsClamped: number
+  /** peers dropped because the view was full */
+  peersEvicted: number
+  /** peers dropped after a long silence */
+  peersForgotten: number
+}
+
 export interface PeerPresence {
   peerId: string
   version: string
@@ -60,8 +91,11 @@ export interface PeerPresence {
  * subscribed peer gets our announcement at once instead of after a full interval.
  */
 export class PresenceService {
+  readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0 }
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
+  private readonly now: () => number
+  /** by peer id, least recently heard first (each announcement moves its peer to the end) */
   private readonly peers = new Map<string, { presence: Presence, lastSeen: number }>()
   private timer?: ReturnType<typeof setTimeout>
   private soon?: ReturnType<typeof setTimeout>
@@ -75,8 +109,12 @@ export class PresenceService {
     const p = evt.detail
     if (p.from === this.c.peerId.toString()) return
     const known = this.peers.get(p.from)
-    this.peers.set(p.from, { presence: { ...p, capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }, lastSeen: Date.now() })
+    // kept with the clamped interval: expiry and forgetting both read it
+    const presence = { ...p, intervalMs: this.trustedInterval(p), capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }
+    this.peers.delete(p.from)
+    this.peers.set(p.from, { presence, lastSeen: this.now() })
     if (known === undefined) {
+      this.evictPastLimit()
       this.welcome()
       this.learn(p)
     }
@@ -89,10 +127,49 @@ export class PresenceService {
   constructor (components: PresenceComponents, init: PresenceInit) {
     this.c = components
     this.init = init
+    this.now = init.now ?? Date.now
   }
 
   get intervalMs (): number {
-    return this.init.intervalMs ?? 2_000
+    return this.init.intervalMs ?? DEFAULT_INTERVAL_MS
+  }
+
+  /** How many peers the view holds, live or not (bounded by `maxPeers`). */
+  get size (): number {
+    return this.peers.size
+  }
+
+  /** The peer's declared interval within [ours / ratio, ours × ratio]; one outside is counted. */
+  private trustedInterval (p: Presence): number {
+    const ratio = this.init.intervalRatio ?? DEFAULT_INTERVAL_RATIO
+    const min = this.intervalMs / ratio
+    const max = this.intervalMs * ratio
+    if (p.intervalMs >= min && p.intervalMs <= max) return p.intervalMs
+    const clamped = Math.min(max, Math.max(min, p.intervalMs))
+    this.stats.intervalsClamped++
+    this.c.log('%s declares a presence interval of %d ms; taken as %d ms', p.from, p.intervalMs, clamped)
+    return clamped
+  }
+
+  /** Past `maxPeers`, the peers heard from least recently go first: the map keeps that order. */
+  private evictPastLimit (): void {
+    const max = this.init.maxPeers ?? DEFAULT_MAX_PEERS
+    for (const id of this.peers.keys()) {
+      if (this.peers.size <= max) return
+      this.peers.delete(id)
+      this.stats.peersEvicted++
+    }
+  }
+
+  /** Drops peers silent for many of their expiry periods, so the map does not grow with churn. */
+  prune (now = this.now()): void {
+    const after = this.init.forgetAfterExpiries ?? DEFAULT_FORGET_AFTER_EXPIRIES
+    for (const [id, { presence, lastSeen }] of this.peers) {
+      if (now - lastSeen > this.expiryMs(presence) * after) {
+        this.peers.delete(id)
+        this.stats.peersForgotten++
+      }
+    }
   }
 
   start (): void {
@@ -112,7 +189,7 @@ export class PresenceService {
 
   /** A newcomer learns of us early from a few peers, and of the rest within one interval. */
   private welcome (): void {
-    if (Math.random() * this.peers.size >= (this.init.welcomers ?? 3)) return
+    if (Math.random() * this.peers.size >= (this.init.welcomers ?? DEFAULT_WELCOMERS)) return
     this.catalogDue = true
     this.announceSoon()
   }
@@ -137,7 +214,7 @@ export class PresenceService {
 
   /** Live peers, this node included. */
   live (): PeerPresence[] {
-    const now = Date.now()
+    const now = this.now()
     const out: PeerPresence[] = [{
       peerId: this.c.peerId.toString(),
       version: this.init.version,
@@ -155,7 +232,7 @@ export class PresenceService {
 
   /** Ids of the live peers, this node first: live() without building each peer's view. */
   liveIds (): string[] {
-    const now = Date.now()
+    const now = this.now()
     const out = [this.c.peerId.toString()]
     for (const [peerId, { presence, lastSeen }] of this.peers) {
       if (now - lastSeen <= this.expiryMs(presence)) out.push(peerId)
@@ -165,7 +242,7 @@ export class PresenceService {
 
   /** How long a peer may stay silent before it drops out of the view: a few of its own intervals. */
   private expiryMs (p: Presence): number {
-    return p.intervalMs * (this.init.expiryIntervals ?? 3)
+    return p.intervalMs * (this.init.expiryIntervals ?? DEFAULT_EXPIRY_INTERVALS)
   }
 
   isLive (peerId: string): boolean {
@@ -190,11 +267,7 @@ export class PresenceService {
   private async tick (): Promise<void> {
     if (!this.running) return
     await this.announce()
-    // expired peers are dropped from the map too, so it does not grow with churn
-    const now = Date.now()
-    for (const [id, { presence, lastSeen }] of this.peers) {
-      if (now - lastSeen > this.expiryMs(presence) * 10) this.peers.delete(id)
-    }
+    this.prune()
     this.timer = setTimeout(() => { void this.tick() }, this.intervalMs)
   }
 
@@ -202,7 +275,7 @@ export class PresenceService {
     if (!this.running) return
     const capabilities = this.init.capabilities()
     const catalog = JSON.stringify(capabilities)
-    const full = this.catalogDue || catalog !== this.lastCatalog || this.announced % (this.init.catalogEvery ?? 10) === 0
+    const full = this.catalogDue || catalog !== this.lastCatalog || this.announced % (this.init.catalogEvery ?? DEFAULT_CATALOG_EVERY) === 0
     this.announced++
     this.catalogDue = false
     this.lastCatalog = catalog

@@ -196,7 +196,9 @@ export function summarize (record: TaskRecord): Record<string, unknown> {
     maxAttempts: record.task.maxAttempts,
     generation: record.generation,
     holder: holderOf(record),
-    executor: completed?.peer ?? attempts.at(-1)?.peer,
+    // the certified winner; before that, the latest attempt's peer
+    executor: record.final?.peer ?? completed?.peer ?? attempts.at(-1)?.peer,
+    claimId: record.final?.claimId,
     submitter: record.task.submitter,
     parent: record.task.parent,
     createdAt: record.task.createdAt,

@@ -1,7 +1,10 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
 import { loadOrCreateIdentity } from '../../node/identity.js'
+import { ReplicaSets } from '../../node/tasks/replica-sets.js'
 import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
-import { PresenceService } from '../../protocols/presence/index.js'
+import { DEFAULT_INTERVAL_RATIO, DEFAULT_MAX_PEERS, PresenceService } from '../../protocols/presence/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { useTmpDirs } from '../helpers/tmp.js'
@@ -9,6 +12,35 @@ import type { AgentNode } from '../../node/create-node.js'
 import type { CapabilityInfo, Presence } from '../../protocols/gossip/index.js'
 import type { PresenceInit } from '../../protocols/presence/index.js'
 import type { Testnet } from '../../sim/testnet.js'
+import type { PeerId } from '@libp2p/interface'
+
+async function newPeerId (): Promise<PeerId> {
+  return peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+}
+
+/**
+ * Presence built from stubbed components and driven by hand: `hear` delivers a peer's
+ * announcement as gossip would (signature already checked), `clock.t` is the time it reads.
+ */
+async function stubbedPresence (init: Partial<PresenceInit> = {}): Promise<{ presence: PresenceService, hear: (from: string, intervalMs: number) => void, clock: { t: number } }> {
+  const gossip = new EventTarget() as EventTarget & { publishPresence: () => Promise<void> }
+  gossip.publishPresence = async () => {}
+  const clock = { t: 1_000_000 }
+  const presence = new PresenceService({
+    gossip: gossip as unknown as MeshGossip,
+    pubsub: new EventTarget() as any,
+    peerId: await newPeerId(),
+    presenceTopic: 'agentmesh/test/presence',
+    addresses: () => [],
+    learnAddresses: async () => {},
+    log: Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as any
+  }, { version: 'test', intervalMs: 1_000, capabilities: () => [], freeSlots: () => ({}), welcomers: 0, now: () => clock.t, ...init })
+  const hear = (from: string, intervalMs: number): void => {
+    const p: Presence = { kind: 'presence', from, at: clock.t, version: 'test', intervalMs, capabilities: [{ name: 'echo' }], freeSlots: { echo: 1 }, addrs: [] }
+    gossip.dispatchEvent(new CustomEvent('presence', { detail: p }))
+  }
+  return { presence, hear, clock }
+}
 
 /** Presence by hand on bare peers, so its options and inputs are the test's to set. */
 async function presenceOn (node: AgentNode, init: Omit<PresenceInit, 'version'>): Promise<{ presence: PresenceService, gossip: MeshGossip, sent: Presence[] }> {
@@ -80,5 +112,111 @@ describe('presence', () => {
     expect(s.sent.at(-1)?.freeSlots).toEqual({ echo: 0 })
     expect(await early(() => { free = 0 })).toBe(false)
     expect(await early(() => { free = 1 })).toBe(true)
+  })
+
+  describe('what a peer declares', () => {
+    // start() would announce and schedule ticks: these tests drive the handler and the clock alone
+    const started: PresenceService[] = []
+    afterEach(() => { for (const p of started.splice(0)) p.stop() })
+    const make = async (init: Partial<PresenceInit> = {}): ReturnType<typeof stubbedPresence> => {
+      const s = await stubbedPresence(init)
+      s.presence.start()
+      started.push(s.presence)
+      return s
+    }
+
+    it('clamps a huge declared interval: a silent peer still expires after a few of our intervals', async () => {
+      const { presence, hear, clock } = await make()
+      const liar = (await newPeerId()).toString()
+      hear(liar, 24 * 3600_000)
+      expect(presence.stats.intervalsClamped).toBe(1)
+      expect(presence.isLive(liar)).toBe(true)
+      // ours is 1 s: at most 4 s is trusted, so 3 intervals of silence is 12 s, not 3 days
+      clock.t += 3 * 1_000 * DEFAULT_INTERVAL_RATIO + 1
+      expect(presence.isLive(liar)).toBe(false)
+      // and it is forgotten once silent for ten expiry periods, not kept for ever
+      presence.prune(clock.t + 10 * 3 * 1_000 * DEFAULT_INTERVAL_RATIO)
+      expect(presence.size).toBe(0)
+      expect(presence.stats.peersForgotten).toBe(1)
+    })
+
+    it('clamps a tiny declared interval: a peer announcing on time does not flap out between announcements', async () => {
+      const { presence, hear, clock } = await make()
+      const peer = (await newPeerId()).toString()
+      hear(peer, 1)
+      expect(presence.stats.intervalsClamped).toBe(1)
+      // taken as 250 ms (ours / 4): live 750 ms after it spoke, though it claimed 1 ms
+      clock.t += 700
+      expect(presence.isLive(peer)).toBe(true)
+      clock.t += 100
+      expect(presence.isLive(peer)).toBe(false)
+    })
+
+    it('takes an interval within the range as declared, and counts nothing', async () => {
+      const { presence, hear, clock } = await make({ intervalRatio: 2 })
+      const peer = (await newPeerId()).toString()
+      hear(peer, 1_900)
+      expect(presence.stats.intervalsClamped).toBe(0)
+      clock.t += 3 * 1_900 - 1
+      expect(presence.isLive(peer)).toBe(true)
+      clock.t += 2
+      expect(presence.isLive(peer)).toBe(false)
+      // 2_100 is past ours × 2: clamped to 2_000
+      hear(peer, 2_100)
+      expect(presence.stats.intervalsClamped).toBe(1)
+      clock.t += 3 * 2_000 + 1
+      expect(presence.isLive(peer)).toBe(false)
+    })
+
+    it('keeps at most maxPeers, forgetting the peer heard from least recently', async () => {
+      const { presence, hear, clock } = await make({ maxPeers: 3 })
+      const ids = await Promise.all(Array.from({ length: 5 }, async () => (await newPeerId()).toString()))
+      for (const id of ids.slice(0, 3)) { hear(id, 1_000); clock.t += 10 }
+      // the first speaks again, so the second is now the least recently heard
+      hear(ids[0] as string, 1_000)
+      hear(ids[3] as string, 1_000)
+      expect(presence.size).toBe(3)
+      expect(presence.liveIds()).not.toContain(ids[1])
+      expect(presence.liveIds()).toEqual(expect.arrayContaining([ids[0], ids[2], ids[3]]))
+      hear(ids[4] as string, 1_000)
+      expect(presence.liveIds()).not.toContain(ids[2])
+      expect(presence.size).toBe(3)
+      expect(presence.stats.peersEvicted).toBe(2)
+    })
+
+    it('stays bounded under a stream of fresh peer ids (the default bound)', async () => {
+      const { presence, hear, clock } = await make()
+      for (let i = 0; i < DEFAULT_MAX_PEERS + 50; i++) {
+        hear((await newPeerId()).toString(), 1_000)
+        clock.t += 1
+      }
+      expect(presence.size).toBe(DEFAULT_MAX_PEERS)
+      expect(presence.stats.peersEvicted).toBe(50)
+    })
+  })
+
+  describe('peer caches fed by presence', () => {
+    it('replica sets keep a bounded cache of peer ids while peers come and go', async () => {
+      const { presence, hear, clock } = await stubbedPresence({ maxPeers: 8 })
+      presence.start()
+      try {
+        const sets = new ReplicaSets(presence, 3, { maxCachedPeers: 8 })
+        const taskId = 'ab'.repeat(32)
+        for (let round = 0; round < 10; round++) {
+          // four new peers a round; the old ones fall silent and expire
+          for (let i = 0; i < 4; i++) hear((await newPeerId()).toString(), 1_000)
+          expect(sets.for(taskId)).toHaveLength(3)
+          clock.t += 10_000
+        }
+        expect(sets.cachedPeers.kadIds).toBeLessThanOrEqual(8)
+        expect(sets.cachedPeers.peerIds).toBeLessThanOrEqual(8)
+        // a bounded cache still ranks correctly: the same answer as a fresh instance
+        for (let i = 0; i < 4; i++) hear((await newPeerId()).toString(), 1_000)
+        const fresh = new ReplicaSets(presence, 3)
+        expect(sets.for(taskId).map(String)).toEqual(fresh.for(taskId).map(String))
+      } finally {
+        presence.stop()
+      }
+    })
   })
 })

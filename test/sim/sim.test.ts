@@ -4,13 +4,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import { afterAll, describe, expect, it } from 'vitest'
+import { SIM_CAPABILITIES, simAgents } from '../../sim/agents.js'
+import { auditResults } from '../../sim/audit.js'
 import { renderHtml } from '../../sim/html.js'
 import { Rng } from '../../sim/rng.js'
 import { runSimulation } from '../../sim/runner.js'
 import { loadScenario } from '../../sim/scenario.js'
 import { makeWorkload } from '../../sim/workload.js'
 import { runCli } from '../../sim/daemon-process.js'
+import type { StoredCopy } from '../../sim/audit.js'
 import type { SimReport } from '../../sim/report.js'
+import type { SimOptions } from '../../sim/runner.js'
+import type { AgentContext } from '../../node/runtime/agent.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 
@@ -30,6 +35,72 @@ describe('the simulator', () => {
     await expect(loadScenario('no-such-scenario')).rejects.toHaveProperty('name', 'InvalidScenarioError')
   })
 
+  it('refuses a run it cannot mean before starting any node: no nodes, a fault naming a node the run lacks', async () => {
+    const steady = await loadScenario('steady')
+    const base: SimOptions = { scenario: steady, nodes: 3, tasks: 10, workload: 'echo', rate: 10, seed: 1, transport: 'memory', processes: false }
+    await expect(runSimulation({ ...base, nodes: 0 })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/nodes: a run needs at least 1 node/) })
+    await expect(runSimulation({ ...base, tasks: -1 })).rejects.toHaveProperty('name', 'InvalidConfigError')
+    await expect(runSimulation({ ...base, rate: 0 })).rejects.toHaveProperty('name', 'InvalidConfigError')
+    // the bundled partition splits nodes 0..5: with 3 nodes it would split nothing
+    await expect(runSimulation({ ...base, scenario: await loadScenario('partition') })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/faults\.0 \(partition\) names node 3, 4, 5/) })
+  })
+
+  it('does not pass a run that acknowledged no task: the invariants would hold vacuously', async () => {
+    const report = await runSimulation({ scenario: await loadScenario('steady'), nodes: 1, tasks: 0, workload: 'echo', rate: 10, seed: 1, transport: 'memory', processes: false })
+    expect(report.acknowledged).toBe(0)
+    expect(report.invariants.filter(i => !i.ok).map(i => i.name)).toEqual(['some task acknowledged'])
+  }, 60_000)
+
+  it('stamps every result with the executing peer and a fresh nonce, and checks the answer part', async () => {
+    const [, sleep] = simAgents(() => 'peer-a')
+    const ctx = { input: { ms: 1 }, signal: new AbortController().signal } as unknown as AgentContext
+    const one = await sleep!.run(ctx)
+    const two = await sleep!.run(ctx)
+    expect(one).toMatchObject({ slept: 1, by: 'peer-a' })
+    // two executions of one task never return equal values
+    expect(one).not.toEqual(two)
+    const [spec] = makeWorkload('sleep', 1, new Rng(1), { sleepMs: { min: 1, max: 1 } })
+    expect(spec?.capability).toBe(SIM_CAPABILITIES.sleep)
+    expect(spec?.check(one)).toBe(true)
+    // the built-in sleep's bare answer is not a sim result: its executions all look alike
+    expect(spec?.check({ slept: 1 })).toBe(false)
+  })
+
+  it('checks "at most one accepted result" on every pair of stores and every client read', () => {
+    const copy = (node: number, claimId: string, resultHash: string | undefined, over: Partial<StoredCopy> = {}): StoredCopy =>
+      ({ node, id: 'a'.repeat(64), generation: 0, state: 'completed', claimId, completedAttempts: 1, resultHash, ...over })
+    const meta = { nodesRead: 3, unreadable: [] }
+    const id = 'a'.repeat(64)
+    // three replicas agree, a fourth node knows the task unfinished: fine
+    const agreed = [copy(0, 'c1', 'r1'), copy(1, 'c1', 'r1'), copy(2, 'c1', undefined), copy(3, 'c1', undefined, { state: undefined, claimId: undefined, completedAttempts: 0 })]
+    expect(auditResults(agreed, [{ id, node: 1, claimId: 'c1', resultHash: 'r1' }], meta)).toMatchObject({ conflicts: 0, unbacked: 0, losingCompletions: 0, completedCopies: 3 })
+    // one node of three names another claim
+    expect(auditResults([copy(0, 'c1', 'r1'), copy(1, 'c1', 'r1'), copy(2, 'c2', 'r2')], [], meta).conflicts).toBe(1)
+    // the same claim with two results
+    expect(auditResults([copy(0, 'c1', 'r1'), copy(1, 'c1', 'r2')], [], meta).conflicts).toBe(1)
+    // a client was told another result than every store holds
+    expect(auditResults(agreed, [{ id, node: 2, claimId: 'c1', resultHash: 'r9' }], meta).conflicts).toBe(1)
+    expect(auditResults(agreed, [{ id, node: 2, claimId: 'c2', resultHash: 'r1' }], meta).conflicts).toBe(1)
+    // a client read a result no store holds
+    expect(auditResults([], [{ id, node: 0, claimId: 'c1', resultHash: 'r1' }], meta).unbacked).toBe(1)
+    // a record listing two completed attempts: the loser voted, but only the final's claim is accepted
+    expect(auditResults([copy(0, 'c1', 'r1', { completedAttempts: 2 })], [], meta)).toMatchObject({ losingCompletions: 1, conflicts: 0 })
+    // another generation (a redrive) may complete again
+    expect(auditResults([copy(0, 'c1', 'r1'), copy(1, 'c2', 'r2', { generation: 1 })], [], meta).conflicts).toBe(0)
+  })
+
+  it('bundles a partition scenario that outlasts several leases with tasks running longer than one', async () => {
+    const s = await loadScenario('partition')
+    const split = s.faults.find(f => f.kind === 'partition')
+    expect(split?.kind).toBe('partition')
+    const lease = s.leaseMs as number
+    expect(split?.kind === 'partition' && split.durationMs).toBeGreaterThanOrEqual(4 * lease)
+    expect(s.workload).toBe('sleep')
+    expect(s.sleepMs?.min).toBeGreaterThan(lease)
+    // tasks are still being submitted and running when the split begins
+    expect((s.tasks as number) / (s.rate as number) * 1000).toBeGreaterThan((split?.at ?? 0) + (s.sleepMs?.max ?? 0))
+  })
+
   it('makes the same workload from the same seed, and another from another', () => {
     const a = makeWorkload('mixed', 50, new Rng(7)).map(t => t.input)
     const b = makeWorkload('mixed', 50, new Rng(7)).map(t => t.input)
@@ -47,7 +118,24 @@ describe('the simulator', () => {
     expect(crashReport.faults[0]?.recoveryMs).toBeGreaterThan(0)
     expect(crashReport.workPerNode.filter(w => w.completed > 0).length).toBeGreaterThanOrEqual(3)
     expect(crashReport.latencyMs.p50).toBeGreaterThan(0)
+    // every node's store was read, the killed ones' too, and each task is completed on a majority
+    expect(crashReport.resultAudit).toMatchObject({ nodesRead: 5, unreadable: [], conflicts: 0, unbacked: 0 })
+    expect(crashReport.resultAudit.completedCopies).toBeGreaterThanOrEqual(60 * 2)
   }, 120_000)
+
+  it('runs the partition scenario: split for several leases under long tasks, healed, one accepted result on every node', async () => {
+    const scenario = await loadScenario('partition')
+    const report = await runSimulation({ scenario, nodes: 6, tasks: 60, workload: 'sleep', rate: 10, seed: 4, transport: 'memory', processes: false })
+    expect(report.invariants.filter(i => !i.ok)).toEqual([])
+    expect(report).toMatchObject({ lost: 0, unfinished: 0 })
+    // a task may run out of attempts while its holders keep losing their leases: finished all the same
+    expect(report.completed + report.dead + report.canceled).toBe(report.acknowledged)
+    expect(report.completed).toBeGreaterThan(40)
+    expect(report.faults.map(f => f.kind)).toEqual(['partition'])
+    // the split bit: a score of tasks outlast a lease when it begins, so some holder cut off from its placement's majority lost its lease
+    expect(report.abortedExecutions + report.duplicateExecutions).toBeGreaterThan(0)
+    expect(report.resultAudit).toMatchObject({ nodesRead: 6, unreadable: [], conflicts: 0, unbacked: 0 })
+  }, 180_000)
 
   it('writes an HTML report that renders its charts in headless Chromium with no console error', async () => {
     if (!existsSync(CHROMIUM)) {
@@ -95,5 +183,8 @@ describe('the simulator', () => {
     const bad = await runCli(['sim', '--scenario', 'nope'])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toMatch(/no scenario "nope"/)
+    const none = await runCli(['sim', '--nodes', '0'])
+    expect(none.code).toBe(1)
+    expect(none.stderr).toMatch(/nodes: a run needs at least 1 node/)
   }, 90_000)
 })
