@@ -32,15 +32,15 @@ describe('hostile gossip', () => {
     const key = await generateKeyPair('Ed25519')
     const from = peerIdFromPrivateKey(key).toString()
     const task = makeTask({ capability: 'echo', input: 'x', submitter: from, maxAttempts: 1, timeoutMs: 1000, deadline: Date.now() + 60_000 })
-    const good = await seal(key, topic, { kind: 'task', from, at: Date.now(), task })
+    const good = await seal(key, topic, { kind: 'task', from, at: Date.now(), placement: { epoch: 0, members: [from] }, task })
     const badSig = new Uint8Array(good)
     badSig[badSig.length - 1] = (badSig[badSig.length - 1] as number) ^ 0xff
     const impostorKey = await generateKeyPair('Ed25519')
-    const impostor = await seal(impostorKey, topic, { kind: 'task', from, at: Date.now(), task: { ...task, input: 'y' } })
-    const wrongTopic = await seal(key, topic, { kind: 'task', from, at: Date.now(), task: makeTask({ capability: 'sleep', input: { ms: 1 }, submitter: from, maxAttempts: 1, timeoutMs: 1000, deadline: Date.now() + 60_000 }) })
-    const forgedId = await seal(key, topic, { kind: 'task', from, at: Date.now(), task: { ...task, input: 'not what was hashed' } })
-    const badSchema = await seal(key, topic, { kind: 'task', from, at: Date.now(), task: { id: 'nope' } })
-    const replayed = await seal(key, presenceTopic('default'), { kind: 'task', from, at: Date.now(), task })
+    const impostor = await seal(impostorKey, topic, { kind: 'task', from, at: Date.now(), placement: { epoch: 0, members: [from] }, task: { ...task, input: 'y' } })
+    const wrongTopic = await seal(key, topic, { kind: 'task', from, at: Date.now(), placement: { epoch: 0, members: [from] }, task: makeTask({ capability: 'sleep', input: { ms: 1 }, submitter: from, maxAttempts: 1, timeoutMs: 1000, deadline: Date.now() + 60_000 }) })
+    const forgedId = await seal(key, topic, { kind: 'task', from, at: Date.now(), placement: { epoch: 0, members: [from] }, task: { ...task, input: 'not what was hashed' } })
+    const badSchema = await seal(key, topic, { kind: 'task', from, at: Date.now(), placement: { epoch: 0, members: [from] }, task: { id: 'nope' } })
+    const replayed = await seal(key, presenceTopic('default'), { kind: 'task', from, at: Date.now(), placement: { epoch: 0, members: [from] }, task })
     const messages: Array<[string, Uint8Array]> = [
       ['malformed', new TextEncoder().encode('definitely not an envelope')],
       ['malformed', new Uint8Array(100).fill(1)],
