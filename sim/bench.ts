@@ -37,7 +37,7 @@ async function claimLatency (): Promise<void> {
     const cert: number[] = []
     for (let i = 0; i < 300; i++) {
       const { id } = await node.tasks!.service.submit({ capability: 'bench.none', input: i })
-      const placement = (await node.tasks!.replica.get(id)).record!.placement
+      const placement = (await node.tasks!.service.get(id)).record.placement
       const t = performance.now()
       const lease = await node.tasks!.leases.acquire({ id, placement })
       lat.push(performance.now() - t)

@@ -127,6 +127,12 @@ export class LeaseClient {
     await early
     decided = true
     const grants = answers.filter(granted)
+    // a certified outcome outranks any number of grants: nothing is left to run
+    const finished = answers.find(a => a.res.status === 'FINISHED')
+    if (finished !== undefined) {
+      await Promise.all(grants.map(release))
+      throw new TaskFinishedError(finished.res.state ?? 'finished')
+    }
     if (grants.length >= need) {
       this.stats.acquired++
       // the grantors' histories differ (one may have missed an earlier grant): the longest counts
