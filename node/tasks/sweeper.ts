@@ -42,8 +42,7 @@ export class Sweeper {
   }
 
   /** The placement's first member that is live (this node counts as live): it sweeps the task. */
-  private isFirstLiveMember (members: readonly string[]): boolean {
-    const live = new Set(this.c.presence.liveIds())
+  private isFirstLiveMember (members: readonly string[], live: Set<string>): boolean {
     const me = this.c.peerId.toString()
     return members.find(m => m === me || live.has(m)) === me
   }
@@ -53,9 +52,10 @@ export class Sweeper {
     this.c.membership.refresh()
     const { undecided } = await this.c.replica.sweep()
     const now = Date.now()
+    const live = new Set(this.c.presence.liveIds())
     for (const { record, voted } of undecided) {
       const id = record.task.id
-      if (!this.isFirstLiveMember(record.placement.members)) continue
+      if (!this.isFirstLiveMember(record.placement.members, live)) continue
       // a holder that voted commits at once; recovery steps in only when it did not
       if (voted && now - record.updatedAt < this.c.options.leaseMs) continue
       const last = this.decided.get(id) ?? 0
@@ -69,7 +69,7 @@ export class Sweeper {
     }
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)
-      if (record === undefined || !this.isFirstLiveMember(record.placement.members)) continue
+      if (record === undefined || !this.isFirstLiveMember(record.placement.members, live)) continue
       const seen = this.announced.get(id) ?? { at: record.task.createdAt, count: 0 }
       const due = Math.max(seen.at + this.delay(seen.count), record.notBefore ?? 0)
       // a retry whose backoff just ended goes out at once, not after the re-announce backoff

@@ -79,8 +79,9 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       return { state: { ...st, lease: granted, record: { ...r, attempts: [...r.attempts, attempt], updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1 } }
     }
     case 'renew': {
+      // only a certified cancel stops the holder: a member's lone vote to cancel may still lose
+      if (r.final?.state === 'canceled') return { state: st, reply: { status: 'CANCELED' } }
       if (r.final !== undefined) return finished()
-      if (myVote?.value.state === 'canceled') return { state: st, reply: { status: 'CANCELED' } }
       if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'DENIED', holder: live ? lease.holder : undefined, reason: 'not the holder' } }
       const renewed = { ...lease, expiresAt: env.now + req.durationMs }
       return { state: { ...st, lease: renewed }, reply: { status: 'OK', term: lease.term, expiresAt: renewed.expiresAt } }
