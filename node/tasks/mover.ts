@@ -87,12 +87,12 @@ export class Mover {
     const fresh = this.c.membership.replacements(record.task.id, old.members).slice(0, gone.length)
     if (stay.length + fresh.length === 0) throw new PlacementBlockedError('no live peer to move the task to')
     let next: Placement = { epoch: old.epoch + 1, members: [...stay, ...fresh] }
-    let sealed = await this.seal(record, next)
-    // another move of this epoch won its seal: finish that one instead
+    let sealed = await this.seal(record, next, force)
+    // another move of this epoch won its seal: finish that one instead (a forced move overrides it)
     const winner = sealed.find(a => a.res.status === 'SEALED' && a.res.placement !== undefined)?.res.placement
-    if (winner !== undefined && winner.epoch === next.epoch && canonicalJson(winner) !== canonicalJson(next)) {
+    if (!force && winner !== undefined && winner.epoch === next.epoch && canonicalJson(winner) !== canonicalJson(next)) {
       next = winner
-      sealed = await this.seal(record, next)
+      sealed = await this.seal(record, next, false)
     }
     const ok = sealed.filter(a => a.res.status === 'OK')
     if (ok.length < majority(old.members.length) && !force) throw new QuorumUnavailableError(`sealed on ${ok.length} of ${old.members.length} members`)
@@ -127,7 +127,7 @@ export class Mover {
     return next
   }
 
-  private async seal (record: TaskRecord, next: Placement): Promise<Answer[]> {
-    return this.c.leases.ask(record.placement.members, { op: 'seal', id: record.task.id, epoch: record.placement.epoch, next })
+  private async seal (record: TaskRecord, next: Placement, force: boolean): Promise<Answer[]> {
+    return this.c.leases.ask(record.placement.members, { op: 'seal', id: record.task.id, epoch: record.placement.epoch, next, ...(force ? { force } : {}) })
   }
 }

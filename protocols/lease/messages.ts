@@ -36,8 +36,11 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('commit'), ...task, cert: certificateSchema, result: storedResultSchema.optional() }).strict(),
   z.object({ op: z.literal('redrive'), ...task, generation: z.number().int().nonnegative() }).strict(),
   z.object({ op: z.literal('drop'), ...task, generation: z.number().int().nonnegative() }).strict(),
-  /** phase one of a move: this member stops serving the epoch and hands over what it holds */
-  z.object({ op: z.literal('seal'), ...task, next: placementSchema }).strict(),
+  /**
+   * phase one of a move: this member stops serving the epoch and hands over what it holds; it
+   * seals for one next placement only, unless an operator forces another
+   */
+  z.object({ op: z.literal('seal'), ...task, next: placementSchema, force: z.boolean().optional() }).strict(),
   /** phase two: a member of the new placement takes the task at the new epoch */
   z.object({ op: z.literal('install'), ...task, record: taskRecordSchema, result: storedResultSchema.optional(), mustDecide: finalValueSchema.optional() }).strict()
 ])

@@ -50,7 +50,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
   if (req.epoch !== rec.placement.epoch) return { state: s, reply: { status: 'WRONG_EPOCH', placement: rec.placement } }
   if ((s.lease.sealedEpoch ?? -1) >= req.epoch) {
     // a repeated seal for the same move is answered again; any other operation, or another move, is refused
-    const same = req.op === 'seal' && s.lease.sealedFor !== undefined && samePlacement(s.lease.sealedFor, req.next)
+    const same = req.op === 'seal' && ((s.lease.sealedFor !== undefined && samePlacement(s.lease.sealedFor, req.next)) || req.force === true)
     if (!same) return { state: s, reply: { status: 'SEALED', reason: `epoch ${req.epoch} moved away`, ...(s.lease.sealedFor === undefined ? {} : { placement: s.lease.sealedFor }) } }
   }
   const st = expireLapsed(s, env)

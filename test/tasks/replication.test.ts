@@ -83,6 +83,34 @@ describe('replicated records', () => {
     expect(view.record.previous?.[0]).toEqual(before.get(ids[0]!))
   })
 
+  it('blocks a task whose placement lost a majority, and moves it only when an operator forces it', async () => {
+    const tasks = { ...TASKS, placementMoveAfterMs: 1_000, membershipWindowMs: 60_000 }
+    net = await createTestnet(5, { baseDir: await tmp(), tasks })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    // a task whose placement has node 0 and two others, found by trying
+    let id: string | undefined
+    let members: string[] = []
+    for (let i = 0; i < 50 && id === undefined; i++) {
+      const t = (await s.submit({ capability: 'nobody.runs', input: i })).id
+      members = (await s.get(t)).record.placement.members
+      if (members.includes(net.nodes[0]!.peerId.toString())) id = t
+    }
+    expect(id).toBeDefined()
+    const lost = net.nodes.filter(n => members.includes(n.peerId.toString()) && n !== net!.nodes[0])
+    for (const n of lost) await n.stop()
+    await waitFor(async () => (await s.list({ state: 'blocked' })).some(r => r.task.id === id), { what: 'the task listed as blocked', timeoutMs: 15_000 })
+    // never moved on its own: a majority of its placement may be alive on the other side of a partition
+    expect((await s.get(id!)).record.placement.epoch).toBe(0)
+    const forced = await s.forcePlacement(id!)
+    expect(forced.placement.epoch).toBe(1)
+    expect(forced.placement.members.some(m => lost.some(n => n.peerId.toString() === m))).toBe(false)
+    expect(forced.warning).toMatch(/second result/)
+    expect(net.nodes[0]!.tasks!.mover.stats.forced).toBe(1)
+    const canceled = await s.cancel(id!)
+    expect(canceled.record.final?.cert.epoch).toBe(1)
+  })
+
   it('converges after a partition heals', async () => {
     const partition = new PartitionController()
     net = await createTestnet(4, {
