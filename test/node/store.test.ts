@@ -1,12 +1,35 @@
 import { appendFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
 import { Store } from '../../node/store/store.js'
-import { makeTask, newRecord } from '../../protocols/task/index.js'
-
-const record = newRecord(makeTask({ capability: 'echo', input: 1, submitter: '12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6', maxAttempts: 1, timeoutMs: 1, deadline: 1 }))
+import { hasValidFinal, makeTask, newRecord, resultHash, statementBytes } from '../../protocols/task/index.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import type { FinalValue, TaskRecord } from '../../protocols/task/index.js'
+
+const SUBMITTER = '12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6'
+const OTHER = '12D3KooWBTn2n5nxGB6qhtWcD3HJjam2EZBTNoj7kRMQEBdYohwg'
+const task = makeTask({ capability: 'echo', input: 1, submitter: SUBMITTER, maxAttempts: 1, timeoutMs: 1, deadline: 1 })
+const record = newRecord(task, { epoch: 0, members: [SUBMITTER, OTHER] }, 1)
+
+/** A record as a replica keeps it at the end: moved once, completed with a certificate of real signatures. */
+async function certifiedRecord (): Promise<TaskRecord> {
+  const keys = await Promise.all([0, 1, 2].map(async () => generateKeyPair('Ed25519')))
+  const members = keys.map(k => peerIdFromPrivateKey(k).toString())
+  const value: FinalValue = { state: 'completed', claimId: 'c1', resultHash: resultHash({ ok: true }) }
+  const votes = await Promise.all(keys.slice(0, 2).map(async (k, i) => ({ peer: members[i] as string, term: 3, sig: Buffer.from(await k.sign(statementBytes({ id: task.id, generation: 0, epoch: 1, term: 3, value }))).toString('base64') })))
+  return {
+    ...record,
+    placement: { epoch: 1, members },
+    previous: [record.placement],
+    attempts: [{ claimId: 'c1', generation: 0, peer: OTHER, startedAt: 2, endedAt: 3, outcome: 'completed' }],
+    final: { state: 'completed', at: 3, generation: 0, claimId: 'c1', peer: OTHER, resultSize: 11, cert: { id: task.id, generation: 0, epoch: 1, value, votes } },
+    journal: { step: { tokens: 1 } },
+    updatedAt: 3
+  }
+}
 
 describe('store', () => {
   const tmp = useTmpDirs()
@@ -23,6 +46,41 @@ describe('store', () => {
     expect(await again.tasks.get('missing')).toBeUndefined()
     expect(await again.figures()).toMatchObject({ tasks: 1, results: 1, leases: 0, deadLetters: 0 })
     await again.close()
+  })
+
+  it('keeps a record\'s placement and certified final across a reopen, still valid', async () => {
+    const path = join(await tmp(), 'store')
+    const certified = await certifiedRecord()
+    expect(hasValidFinal(certified)).toBe(true)
+    const store = await Store.open({ path })
+    await store.tasks.put(certified.task.id, certified, { sync: true })
+    await store.close()
+    const again = await Store.open({ path })
+    const read = await again.tasks.get(certified.task.id)
+    expect(read).toEqual(certified)
+    expect(hasValidFinal(read!)).toBe(true)
+    await again.close()
+  })
+
+  it('skips a record without a placement, or with a final without a certificate, as corrupt', async () => {
+    const path = join(await tmp(), 'store')
+    const certified = await certifiedRecord()
+    const { placement: _p, ...unplaced } = record
+    const { cert: _c, ...uncertified } = certified.final!
+    const raw = new Level<string, string>(path, { valueEncoding: 'utf8' })
+    await raw.sublevel<string, string>('tasks', { valueEncoding: 'utf8' }).batch([
+      { type: 'put', key: 'a', value: JSON.stringify(record) },
+      { type: 'put', key: 'b', value: JSON.stringify(unplaced) },
+      { type: 'put', key: 'c', value: JSON.stringify({ ...certified, final: uncertified }) },
+      { type: 'put', key: 'd', value: JSON.stringify(certified) }
+    ])
+    await raw.close()
+    const store = await Store.open({ path })
+    const seen = []
+    for await (const [key] of store.tasks.entries()) seen.push(key)
+    expect(seen).toEqual(['a', 'd'])
+    expect((await store.figures()).corruptRecords).toBe(2)
+    await store.close()
   })
 
   it('refuses a second open of the same directory with DataDirInUseError', async () => {

@@ -1,147 +1,580 @@
-import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { logger } from '@libp2p/logger'
-import { afterEach, describe, expect, it } from 'vitest'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { LeaseClient, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
-import { MemoryReplicaStore, makeTask, newRecord, stateOf } from '../../protocols/task/index.js'
-import { LevelReplicaStore } from '../../node/store/replica-store.js'
-import { Store } from '../../node/store/store.js'
-import { useTmpDirs } from '../helpers/tmp.js'
-import type { ReplicaStore } from '../../protocols/task/index.js'
+import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, statementBytes, stateOf } from '../../protocols/task/index.js'
+import type { HeldLease, LeaseRequest, Target } from '../../protocols/lease/index.js'
+import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
+import type { PrivateKey } from '@libp2p/interface'
 
-const A = '12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6'
-const B = '12D3KooWBTn2n5nxGB6qhtWcD3HJjam2EZBTNoj7kRMQEBdYohwg'
+/*
+ * Several replicas, each on its own MemoryReplicaStore and its own clock, and lease clients whose
+ * calls go straight to `Replica.handleLease` (through the wire schemas, as JSON): the majority logic
+ * end to end, without libp2p. A client's `down` set is its view: members it cannot reach.
+ */
+
+const T0 = 1_700_000_000_000
+const HOUR = 3_600_000
+const LEASE = 10_000
+const BACKOFF = { baseMs: 100, capMs: 1_000 }
 const log = logger('test:replica')
 
-interface Fixture { store: ReplicaStore, reopen: () => Promise<ReplicaStore>, close: () => Promise<void> }
+interface Peer { id: string, key: PrivateKey }
 
-// one suite, two stores: the LevelDB store must behave as the memory one, and survive a reopen
-const stores: Array<[string, (dir: () => Promise<string>) => Promise<Fixture>]> = [
-  ['memory', async () => {
-    const store = new MemoryReplicaStore()
-    return { store, reopen: async () => store, close: async () => {} }
-  }],
-  ['level', async dir => {
-    const path = join(await dir(), 'store')
-    let db = await Store.open({ path })
-    return {
-      store: new LevelReplicaStore(db, { sync: false }),
-      reopen: async () => { await db.close(); db = await Store.open({ path }); return new LevelReplicaStore(db) },
-      close: async () => { await db.close() }
-    }
-  }]
-]
+async function makePeer (): Promise<Peer> {
+  const key = await generateKeyPair('Ed25519')
+  return { id: peerIdFromPrivateKey(key).toString(), key }
+}
 
-describe.each(stores)('replica on the %s store', (_name, make) => {
-  const tmp = useTmpDirs()
-  let fixture: Fixture
-  let clock = 1_000
-  const now = (): number => clock
-  afterEach(async () => { await fixture?.close() })
+function signBytes (p: Peer, bytes: Uint8Array): string {
+  const sig = p.key.sign(bytes)
+  if (!(sig instanceof Uint8Array)) throw new TypeError('expected a synchronous Ed25519 signature')
+  return Buffer.from(sig).toString('base64')
+}
 
-  async function setup (maxAttempts = 3): Promise<{ replica: Replica, id: string }> {
-    fixture = await make(tmp)
-    clock = 1_000
-    const replica = new Replica(fixture.store, { now, log, backoffBaseMs: 100, backoffCapMs: 1_000 })
-    const task = makeTask({ capability: 'echo', input: 1, submitter: A, maxAttempts, timeoutMs: 1000, deadline: 1_000_000, now: clock })
-    await replica.put(newRecord(task, clock))
-    return { replica, id: task.id }
+/** A certificate signed by exactly `signers`, valid or not. */
+function certBy (id: string, value: FinalValue, signers: Peer[], o: { generation?: number, epoch?: number, term?: number } = {}): Certificate {
+  const generation = o.generation ?? 0
+  const epoch = o.epoch ?? 0
+  const term = o.term ?? 1
+  return {
+    id,
+    generation,
+    epoch,
+    value,
+    votes: signers.map(p => ({ peer: p.id, term, sig: signBytes(p, statementBytes({ id, generation, epoch, term, value })) })).sort((a, b) => a.peer < b.peer ? -1 : 1)
+  }
+}
+
+/** A pool of peers with real keys, made once: key generation is the slow part. */
+const pool: Peer[] = []
+beforeAll(async () => { pool.push(...await Promise.all(Array.from({ length: 9 }, makePeer))) })
+
+interface Member {
+  peer: Peer
+  store: MemoryReplicaStore
+  replica: Replica
+  /** this member's clock */
+  clock: { now: number }
+}
+
+interface ClientOpts {
+  /** members this client cannot reach: its view */
+  down?: Iterable<string>
+  /** ops that fail on the way to a member, e.g. the holder crashing before its commit */
+  drop?: (peer: string, req: LeaseRequest) => boolean
+}
+
+/**
+ * Majority operations answer once a majority did; the rest of their requests (a late grant given
+ * back, the third vote, the third commit) finish in the background. Everything here is in memory,
+ * so a few turns of the event loop let them land before a test looks at every member.
+ */
+async function settle (): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise(resolve => setTimeout(resolve, 1))
+}
+
+const leases: HeldLease[] = []
+afterEach(() => { for (const l of leases.splice(0)) l.lose('test over') })
+
+class Cluster {
+  readonly members: Member[]
+  /** the task records as submitted: what a client pushes to a member that does not know a task */
+  readonly submitted = new Map<string, TaskRecord>()
+  readonly pushes: Array<[string, string]> = []
+
+  constructor (members: Member[]) {
+    this.members = members
   }
 
-  it('grants one live lease at a time, with a term above every earlier one', async () => {
-    const { replica, id } = await setup()
-    const first = await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })
-    expect(first).toMatchObject({ status: 'OK', term: 1, attempt: 1 })
-    expect(await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })).toMatchObject({ status: 'DENIED', holder: A })
-    expect(await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })).toMatchObject({ status: 'OK', term: 1 })
-    expect(await replica.handleLease(A, { op: 'renew', id, claimId: 'a1', term: 1, durationMs: 500 })).toMatchObject({ status: 'OK' })
-    expect(await replica.handleLease(B, { op: 'renew', id, claimId: 'b1', term: 1, durationMs: 500 })).toMatchObject({ status: 'DENIED' })
-    clock += 600
-    // expired: a retry after backoff, then a new term
-    const early = await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })
-    expect(early.status).toBe('RETRY_LATER')
-    clock = early.notBefore as number
-    // the grant tells the new holder it runs the second attempt: its own copy may not know of the first
-    expect(await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })).toMatchObject({ status: 'OK', term: 2, attempt: 2 })
+  static async create (n: number): Promise<Cluster> {
+    return new Cluster(await Promise.all(pool.slice(0, n).map(async peer => {
+      const store = new MemoryReplicaStore()
+      const clock = { now: T0 }
+      return { peer, store, clock, replica: Cluster.replica(peer, store, clock) }
+    })))
+  }
+
+  static replica (peer: Peer, store: MemoryReplicaStore, clock: { now: number }): Replica {
+    return new Replica(store, { me: peer.id, sign: bytes => peer.key.sign(bytes), now: () => clock.now, log, backoffBaseMs: BACKOFF.baseMs, backoffCapMs: BACKOFF.capMs })
+  }
+
+  get placement (): Placement {
+    return { epoch: 0, members: this.members.map(m => m.peer.id) }
+  }
+
+  member (id: string): Member {
+    const m = this.members.find(m => m.peer.id === id)
+    if (m === undefined) throw new Error(`no member ${id}`)
+    return m
+  }
+
+  at (i: number): Member {
+    return this.members[i] as Member
+  }
+
+  /** A task placed on every member, stored on those in `on` (all by default). */
+  async submit (o: { on?: number[], maxAttempts?: number, deadline?: number } = {}): Promise<Target> {
+    const task = makeTask({ capability: 'echo', input: { n: Math.random() }, submitter: pool[8]!.id, maxAttempts: o.maxAttempts ?? 3, timeoutMs: 1_000, deadline: o.deadline ?? T0 + 24 * HOUR, now: T0 })
+    const record = newRecord(task, this.placement, T0)
+    this.submitted.set(task.id, record)
+    for (const i of o.on ?? this.members.map((_, k) => k)) expect(await this.at(i).replica.put(record)).toEqual(record)
+    return { id: task.id, placement: this.placement }
+  }
+
+  /** A lease client of `self` whose requests and answers cross the wire schemas. */
+  client (self: Peer, o: ClientOpts = {}): LeaseClient {
+    const down = new Set(o.down ?? [])
+    return new LeaseClient({
+      self: self.id,
+      leaseMs: LEASE,
+      log,
+      call: async (peer, req) => {
+        if (down.has(peer) || o.drop?.(peer, req) === true) throw new Error(`${peer.slice(-6)} unreachable`)
+        const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
+        const res = await this.member(peer).replica.handleLease(self.id, wire)
+        return leaseResponseSchema.parse(JSON.parse(JSON.stringify(res)))
+      },
+      pushRecord: async (peer, taskId) => {
+        if (down.has(peer)) throw new Error('unreachable')
+        this.pushes.push([peer, taskId])
+        await this.member(peer).replica.put(this.submitted.get(taskId)!)
+      }
+    })
+  }
+
+  async acquire (self: Peer, t: Target, o: ClientOpts = {}): Promise<HeldLease> {
+    const lease = await this.client(self, o).acquire(t)
+    leases.push(lease)
+    return lease
+  }
+
+  /** Moves the clocks of `which` (all by default) on by `ms`. */
+  advance (ms: number, which: number[] = this.members.map((_, i) => i)): void {
+    for (const i of which) this.at(i).clock.now += ms
+  }
+
+  /** Expires lapsed leases on `which` (as their sweepers would) and waits out the retry backoff there. */
+  async lapse (which: number[] = this.members.map((_, i) => i)): Promise<void> {
+    this.advance(LEASE, which)
+    for (const i of which) await this.at(i).replica.sweep()
+    this.advance(BACKOFF.capMs, which)
+  }
+
+  /** A new Replica object on the same store: a restarted process. */
+  async restart (i: number): Promise<Replica> {
+    const m = this.at(i)
+    m.replica = Cluster.replica(m.peer, m.store, m.clock)
+    await m.replica.load()
+    return m.replica
+  }
+
+  async records (id: string): Promise<Array<TaskRecord | undefined>> {
+    return Promise.all(this.members.map(async m => m.store.getRecord(id)))
+  }
+}
+
+const RESULT = { text: 'olleh' }
+const holderOf = (): Peer => pool[5]!
+const otherClaimant = (): Peer => pool[6]!
+const user = (): Peer => pool[7]!
+
+describe('replicas and lease clients, end to end', () => {
+  it('a claimant that reaches only part of the placement gets no lease, and gives back the grant it got', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    // its view: only A
+    const err = await c.client(holderOf(), { down: [B.peer.id, C.peer.id] }).acquire(t).catch(e => e)
+    expect(err.name).toBe('QuorumUnavailableError')
+    await settle()
+    expect(await A.store.getLease(t.id)).toEqual({ term: 1, maxTerm: 1 })
+    expect((await A.store.getRecord(t.id))?.attempts.map(a => a.outcome)).toEqual(['released'])
+    expect(A.replica.stats).toMatchObject({ grants: 1, denials: 0 })
+    // another claimant with a view of two members holds it at once, as the first attempt
+    const lease = await c.acquire(otherClaimant(), t, { down: [C.peer.id] })
+    expect(lease.attempt).toBe(1)
+    expect(Object.fromEntries(lease.grants)).toEqual({ [A.peer.id]: 2, [B.peer.id]: 1 })
+    // and the first claimant, now seeing everyone, is refused: a majority holds for another
+    const denied = await c.client(holderOf()).acquire(t).catch(e => e)
+    expect(denied.name).toBe('LeaseDeniedError')
+    expect(denied.holder).toBe(otherClaimant().id)
+    // C granted on that refused claim and was given it back: no live lease there
+    await settle()
+    expect(await C.store.getLease(t.id)).toEqual({ term: 1, maxTerm: 1 })
+    expect((await C.store.getRecord(t.id))?.attempts.map(a => a.outcome)).toEqual(['released'])
   })
 
-  it('accepts a result only from the current term, once', async () => {
-    const { replica, id } = await setup()
-    await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })
-    clock += 600
-    const wait = await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })
-    clock = wait.notBefore as number
-    expect(await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })).toMatchObject({ status: 'OK', term: 2 })
-    expect(await replica.handleLease(A, { op: 'complete', id, claimId: 'a1', term: 1, result: 'late', size: 6, durationMs: 500 })).toEqual({ status: 'STALE_TERM' })
-    expect(await replica.handleLease(A, { op: 'commit', id, claimId: 'a1', term: 1 })).toEqual({ status: 'STALE_TERM' })
-    expect(replica.stats.staleResults).toBe(2)
-    expect(await replica.handleLease(B, { op: 'complete', id, claimId: 'b1', term: 2, result: 'ok', size: 4, durationMs: 500 })).toEqual({ status: 'OK' })
-    // kept, not yet final: a result is final only once committed
-    expect((await replica.get(id)).result).toBeUndefined()
-    expect(await replica.handleLease(B, { op: 'commit', id, claimId: 'b1', term: 2 })).toEqual({ status: 'OK' })
-    expect(await replica.handleLease(B, { op: 'commit', id, claimId: 'b1', term: 2 })).toEqual({ status: 'OK' })
-    const { record, result } = await replica.get(id)
-    expect(stateOf(record!)).toBe('completed')
-    expect(result?.value).toBe('ok')
-    expect(await replica.handleLease(A, { op: 'acquire', id, claimId: 'a2', durationMs: 500 })).toMatchObject({ status: 'FINISHED', state: 'completed' })
+  it('members with different views of a task: the one missing the record is sent it, and grants', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit({ on: [0, 1] })
+    expect(await c.at(2).store.getRecord(t.id)).toBeUndefined()
+    const lease = await c.acquire(holderOf(), t)
+    await settle()
+    expect(c.pushes).toEqual([[c.at(2).peer.id, t.id]])
+    // the grant that came after the push joined the lease
+    expect(lease.grants.size).toBe(3)
+    expect((await c.records(t.id)).map(r => r === undefined ? undefined : stateOf(r))).toEqual(['running', 'running', 'running'])
   })
 
-  it('refuses a result or a commit under a lease that lapsed by its own clock', async () => {
-    const { replica, id } = await setup()
-    await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })
-    expect(await replica.handleLease(A, { op: 'complete', id, claimId: 'a1', term: 1, result: 'r', size: 3, durationMs: 500 })).toEqual({ status: 'OK' })
-    clock += 600
-    expect(await replica.handleLease(A, { op: 'commit', id, claimId: 'a1', term: 1 })).toEqual({ status: 'STALE_TERM' })
-    expect(stateOf((await replica.get(id)).record!)).not.toBe('completed')
+  // BUG (protocols/lease/client.ts, `LeaseClient.acquire`; protocols/lease/messages.ts): a grant
+  // does not say which placement it was made under, so a claimant whose Target lists only part
+  // of the placement (here 1 of 3 members, same epoch) counts a "majority" of that part and holds
+  // a lease next to the real holder. The members refuse another epoch, but not a partial list.
+  it.fails('a claimant that knows only part of the placement cannot get a lease', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    await c.acquire(otherClaimant(), { id: t.id, placement: { epoch: 0, members: [c.at(1).peer.id, c.at(2).peer.id] } }).catch(() => undefined)
+    const err = await c.acquire(holderOf(), { id: t.id, placement: { epoch: 0, members: [c.at(0).peer.id] } }).catch(e => e)
+    expect(err.name).toBe('QuorumUnavailableError')
   })
 
-  it('keeps its terms across a restart: no term is granted twice', async () => {
-    const { replica, id } = await setup()
-    await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })
-    await replica.handleLease(A, { op: 'release', id, claimId: 'a1', term: 1, ran: false })
-    const again = new Replica(await fixture.reopen(), { now, log })
-    await again.load()
-    expect(await again.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })).toMatchObject({ status: 'OK', term: 2 })
+  it('a commit certified by a minority is refused, and Replica.put strips such a final', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const dead: FinalValue = { state: 'dead', reason: 'deadline passed' }
+    const client = c.client(user())
+    for (const minority of [certBy(t.id, dead, [A.peer]), certBy(t.id, dead, [A.peer, pool[4]!])]) {
+      const answers = await client.ask(t.placement.members, { op: 'commit', id: t.id, epoch: 0, cert: minority })
+      expect(answers.map(a => a.res)).toEqual([0, 1, 2].map(() => ({ status: 'ERROR', reason: 'certificate not valid for this task' })))
+      expect((await c.records(t.id)).map(r => r?.final)).toEqual([undefined, undefined, undefined])
+    }
+    // a copy of the record claiming that final is merged without it
+    const record = c.submitted.get(t.id)!
+    const forged = { ...record, final: { state: 'dead' as const, at: T0, generation: 0, reason: 'deadline passed', cert: certBy(t.id, dead, [B.peer]) }, updatedAt: T0 + 1 }
+    const kept = await C.replica.put(forged)
+    expect(kept?.final).toBeUndefined()
+    expect(kept?.updatedAt).toBe(T0 + 1)
+    expect((await C.store.getRecord(t.id))?.final).toBeUndefined()
+    expect(C.replica.stats.refusedRecords).toBe(1)
+    // with the signatures of a majority it is kept
+    const certified = { ...forged, final: { ...forged.final, cert: certBy(t.id, dead, [A.peer, B.peer]) } }
+    expect((await C.replica.put(certified))?.final?.cert).toEqual(certified.final.cert)
+    expect(hasValidFinal((await C.store.getRecord(t.id))!)).toBe(true)
+    expect(C.replica.stats.refusedRecords).toBe(1)
+    expect(C.replica.active.has(t.id)).toBe(false)
   })
 
-  it('retries with backoff, then dead-letters after maxAttempts; redrive gives a new budget', async () => {
-    const { replica, id } = await setup(2)
-    await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })
-    const first = await replica.handleLease(A, { op: 'fail', id, claimId: 'a1', term: 1, error: 'boom', unrecoverable: false })
-    expect(first).toMatchObject({ status: 'OK', dead: false })
-    expect(first.notBefore).toBe(clock + retryDelay(id, 1, { baseMs: 100, capMs: 1_000 }))
-    clock = first.notBefore as number
-    await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })
-    clock += 600
-    const swept = await replica.sweep()
-    expect(swept.map(r => r.final?.state)).toEqual(['dead'])
-    const { record } = await replica.get(id)
-    expect(record?.final?.reason).toMatch(/2 of 2/)
-    expect(record?.attempts.map(a => a.outcome)).toEqual(['failed', 'expired'])
-    expect(await replica.handleLease(A, { op: 'redrive', id })).toEqual({ status: 'OK' })
-    expect(await replica.handleLease(A, { op: 'acquire', id, claimId: 'a3', durationMs: 500 })).toMatchObject({ status: 'OK', term: 3, attempt: 1 })
+  // BUG (protocols/replica/replica.ts, `Replica.put`, the `hasValidFinal(record)` check): the
+  // incoming final is checked against the incoming copy's own placement, not the placement this
+  // replica pinned, and `mergeRecords` then keeps it. A copy naming members of its own choosing
+  // for the same epoch (whoever passes `isMember` in the records handler), with their signatures,
+  // finishes the task on this replica: a gossip or records message can finish a task.
+  it.fails('Replica.put checks a final against the pinned placement, not one the copy names', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A] = c.members as [Member]
+    const [X, Y] = [pool[3]!, pool[4]!]
+    const made: Placement = { epoch: 0, members: [A.peer.id, X.id, Y.id] }
+    const dead: FinalValue = { state: 'dead', reason: 'forged' }
+    const forged = { ...c.submitted.get(t.id)!, placement: made, final: { state: 'dead' as const, at: T0, generation: 0, reason: 'forged', cert: certBy(t.id, dead, [X, Y]) } }
+    await A.replica.put(forged)
+    expect((await A.store.getRecord(t.id))?.final).toBeUndefined()
   })
 
-  it('fails at once on an unrecoverable error, and never retries a canceled task', async () => {
-    const { replica, id } = await setup()
-    await replica.handleLease(A, { op: 'acquire', id, claimId: 'a1', durationMs: 500 })
-    expect(await replica.handleLease(A, { op: 'cancel', id })).toMatchObject({ status: 'OK', holder: A })
-    expect(await replica.handleLease(A, { op: 'renew', id, claimId: 'a1', term: 1, durationMs: 500 })).toEqual({ status: 'CANCELED' })
-    expect(await replica.handleLease(B, { op: 'acquire', id, claimId: 'b1', durationMs: 500 })).toMatchObject({ status: 'FINISHED', state: 'canceled' })
-    const other = await setup()
-    await other.replica.handleLease(A, { op: 'acquire', id: other.id, claimId: 'a1', durationMs: 500 })
-    expect(await other.replica.handleLease(A, { op: 'fail', id: other.id, claimId: 'a1', term: 1, error: 'bad input', unrecoverable: true })).toMatchObject({ dead: true })
+  // BUG (protocols/replica/replica.ts, `Replica.put` and `Replica.get`): a result is matched to the
+  // certificate by claim id only, never by `resultHash`, so a copy of a certified record sent with
+  // another value under the winning claim id is stored and then served by `get` as the certified
+  // result. A replica should keep (and a read return) only the value whose hash was signed.
+  it.fails('Replica.put keeps only the result whose hash the certificate names', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const value: FinalValue = { state: 'completed', claimId: 'c1', resultHash: resultHash(RESULT) }
+    const record = c.submitted.get(t.id)!
+    const certified = { ...record, final: { state: 'completed' as const, at: T0, generation: 0, claimId: 'c1', cert: certBy(t.id, value, [A.peer, B.peer]) } }
+    expect(await C.replica.put(certified, { claimId: 'c1', peer: holderOf().id, value: { text: 'forged' }, size: 19, at: T0 })).toBeDefined()
+    const { record: kept, result } = await C.replica.get(t.id)
+    expect(kept?.final?.claimId).toBe('c1')
+    expect(result?.value).not.toEqual({ text: 'forged' })
   })
 
-  it('sends an unclaimed task past its deadline to the dead letters as unclaimed', async () => {
-    const { replica, id } = await setup()
-    clock = 2_000_000
-    const swept = await replica.sweep()
-    expect(swept[0]?.final).toMatchObject({ state: 'dead', reason: 'unclaimed' })
-    expect(replica.active.has(id)).toBe(false)
+  // BUG (protocols/replica/replica.ts, `claimableRecord`): a member that sealed the task's epoch
+  // still lists it as claimable (the check looks at final, membership, vote, lease, backoff and
+  // budget, not at `sealedEpoch`), so the pull path keeps offering a task every claim of which
+  // this member will refuse with SEALED.
+  it.fails('a member that sealed the epoch does not offer the task as claimable', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A] = c.members as [Member]
+    expect(await A.replica.claimableRecord(t.id)).toBeDefined()
+    await c.client(user()).ask([A.peer.id], { op: 'seal', id: t.id, epoch: 0, next: { epoch: 1, members: [A.peer.id, c.at(1).peer.id, pool[3]!.id] } })
+    expect(await A.replica.claimableRecord(t.id)).toBeUndefined()
   })
 
-  it('answers UNKNOWN_TASK for a task it has no record of', async () => {
-    const { replica } = await setup()
-    expect(await replica.handleLease(A, { op: 'acquire', id: 'f'.repeat(64), claimId: 'x', durationMs: 500 })).toEqual({ status: 'UNKNOWN_TASK' })
+  it('two claims in one epoch: lease expiry between them, both complete, exactly one certificate', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const first = await c.acquire(holderOf(), t)
+    // A's and B's clocks pass the lease and the retry backoff; C's does not
+    await c.lapse([0, 1])
+    const second = await c.acquire(otherClaimant(), t)
+    expect(Object.fromEntries(second.grants)).toEqual({ [A.peer.id]: 2, [B.peer.id]: 2 })
+    expect(second.attempt).toBe(2)
+    // the paused first holder finishes: only C still sees its lease, and one vote is no certificate
+    const late = await first.complete({ text: 'late' }, 6, 0).catch(e => e)
+    expect(late.name).toBe('StaleTermError')
+    await settle()
+    expect((await c.records(t.id)).map(r => r?.final)).toEqual([undefined, undefined, undefined])
+    expect((await C.store.getLease(t.id))?.vote?.value).toEqual({ state: 'completed', claimId: first.claimId, resultHash: resultHash({ text: 'late' }) })
+    // the second completes: A and B sign, every member stores it, C too although it voted otherwise
+    const cert = await second.complete(RESULT, 17, 0)
+    await settle()
+    expect(cert.value).toEqual({ state: 'completed', claimId: second.claimId, resultHash: resultHash(RESULT) })
+    expect(cert.votes.map(v => v.peer)).toEqual([A.peer.id, B.peer.id].sort())
+    for (const m of c.members) {
+      const { record, result } = await m.replica.get(t.id)
+      expect(record?.final?.cert).toEqual(cert)
+      expect(result?.value).toEqual(RESULT)
+      // C never granted the second claim: the first's attempt, still open there, was superseded
+      expect(record?.attempts.map(a => [a.claimId, a.outcome])).toEqual(m === C ? [[first.claimId, 'failed']] : [[first.claimId, 'expired'], [second.claimId, 'completed']])
+    }
+    // asked again, the first holder still gets no certificate of its own
+    const again = await c.client(holderOf()).certifyAndCommit(t, 0, await c.client(holderOf()).ask(t.placement.members, { op: 'decide', id: t.id, epoch: 0 }))
+    expect(again).toEqual(cert)
+    expect(A.replica.stats.staleResults + B.replica.stats.staleResults).toBe(2)
+  })
+
+  it('two claims in one epoch, the second finishing first: the first is refused with StaleTermError', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const first = await c.acquire(holderOf(), t)
+    await c.lapse()
+    const second = await c.acquire(otherClaimant(), t)
+    const cert = await second.complete(RESULT, 17, 0)
+    await settle()
+    const late = await first.complete({ text: 'late' }, 6, 0).catch(e => e)
+    expect(late.name).toBe('StaleTermError')
+    expect(late.message).toBe('result refused: 0 of 3 members voted for it')
+    for (const r of await c.records(t.id)) expect(r?.final?.cert).toEqual(cert)
+  })
+
+  it('a sealed epoch refuses leases and votes; another move of it learns which move won', async () => {
+    const c = await Cluster.create(3)
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const next: Placement = { epoch: 1, members: [A.peer.id, B.peer.id, pool[3]!.id] }
+    const seal = async (t: Target): Promise<void> => {
+      const sealing = await c.client(user(), { down: [C.peer.id] }).ask(t.placement.members, { op: 'seal', id: t.id, epoch: 0, next })
+      expect(sealing.map(a => a.res.status)).toEqual(['OK', 'OK', 'ERROR'])
+    }
+    // no lease on a sealed majority: C's grant is given back
+    const t = await c.submit()
+    await seal(t)
+    const err = await c.client(otherClaimant()).acquire(t).catch(e => e)
+    expect(err.name).toBe('QuorumUnavailableError')
+    expect(err.message).toContain('SEALED')
+    await settle()
+    expect(await C.store.getLease(t.id)).toEqual({ term: 1, maxTerm: 1 })
+    // a holder from before the seal: its result is refused, no certificate in epoch 0
+    const t2 = await c.submit()
+    const holder = await c.acquire(holderOf(), t2)
+    await seal(t2)
+    const refused = await holder.complete(RESULT, 17, 0).catch(e => e)
+    expect(refused.name).toBe('QuorumUnavailableError')
+    await settle()
+    expect((await c.records(t2.id)).map(r => r?.final)).toEqual([undefined, undefined, undefined])
+    // a competing move of epoch 0 is told the placement the seal was for
+    const rival = await c.client(user()).ask([A.peer.id], { op: 'seal', id: t.id, epoch: 0, next: { epoch: 1, members: [A.peer.id, C.peer.id, pool[4]!.id] } })
+    expect(rival[0]?.res).toEqual({ status: 'SEALED', reason: 'epoch 0 moved away', placement: next })
+  })
+
+  it('a restarted replica refuses to grant while a lease it granted before the restart is live', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A] = c.members as [Member]
+    const holder = await c.acquire(holderOf(), t)
+    const restarted = await c.restart(0)
+    expect(restarted.active.has(t.id)).toBe(true)
+    c.advance(LEASE - 1)
+    expect(await restarted.handleLease(otherClaimant().id, { op: 'acquire', id: t.id, epoch: 0, claimId: 'y1', durationMs: LEASE })).toEqual({ status: 'DENIED', holder: holderOf().id, expiresAt: T0 + LEASE })
+    // every member restarted: still no second lease
+    await c.restart(1)
+    await c.restart(2)
+    const err = await c.client(otherClaimant()).acquire(t).catch(e => e)
+    expect(err.name).toBe('LeaseDeniedError')
+    // and the holder's result is still taken after the restarts
+    const cert = await holder.complete(RESULT, 17, 0)
+    await settle()
+    for (const r of await c.records(t.id)) expect(r?.final?.cert).toEqual(cert)
+    // past expiry, a restarted replica grants with a term above the one before the restart
+    const t2 = await c.submit()
+    await c.acquire(holderOf(), t2)
+    await settle()
+    const again = await c.restart(0)
+    c.advance(LEASE + 1)
+    const wait = await again.handleLease(otherClaimant().id, { op: 'acquire', id: t2.id, epoch: 0, claimId: 'y2', durationMs: LEASE })
+    expect(wait).toEqual({ status: 'RETRY_LATER', notBefore: A.clock.now + retryDelay(t2.id, 1, BACKOFF) })
+    A.clock.now = wait.notBefore!
+    expect(await again.handleLease(otherClaimant().id, { op: 'acquire', id: t2.id, epoch: 0, claimId: 'y2', durationMs: LEASE })).toEqual({ status: 'OK', term: 2, expiresAt: A.clock.now + LEASE, attempt: 2 })
+  })
+
+  it('a restarted replica keeps its vote: it never signs a second value', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    await c.client(user(), { down: [c.at(1).peer.id, c.at(2).peer.id] }).ask([c.at(0).peer.id], { op: 'cancel', id: t.id, epoch: 0 })
+    const restarted = await c.restart(0)
+    const res = await restarted.handleLease(user().id, { op: 'decide', id: t.id, epoch: 0 })
+    expect(res).toMatchObject({ status: 'VOTED', vote: { peer: c.at(0).peer.id, value: { state: 'canceled', reason: 'canceled' } } })
+  })
+
+  it('a holder that crashed after its votes: decide finishes the certificate from the stored votes', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    // the holder dies between the votes and the commit
+    const holder = await c.acquire(holderOf(), t, { drop: (_peer, req) => req.op === 'commit' })
+    await holder.complete(RESULT, 17, 0)
+    await settle()
+    expect((await c.records(t.id)).map(r => r?.final)).toEqual([undefined, undefined, undefined])
+    // recovery by any peer: every member answers VOTED with its signed vote and the result
+    const cert = await c.client(user()).decide(t, 0)
+    await settle()
+    expect(cert?.value).toEqual({ state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) })
+    for (const m of c.members) {
+      const { record, result } = await m.replica.get(t.id)
+      expect(record?.final).toMatchObject({ state: 'completed', claimId: holder.claimId, peer: holderOf().id, resultSize: 17 })
+      expect(hasValidFinal(record!)).toBe(true)
+      expect(result).toMatchObject({ claimId: holder.claimId, value: RESULT })
+    }
+  })
+
+  it('a holder that crashed after one vote: decide shows it to the others, who adopt it', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const holder = await c.acquire(holderOf(), t)
+    // its vote reaches A only
+    const voted = await c.client(holderOf(), { down: [B.peer.id, C.peer.id] }).ask(t.placement.members, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value: { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }, result: RESULT, size: 17 }))
+    expect(voted.map(a => a.res.status)).toEqual(['OK', 'ERROR', 'ERROR'])
+    // while B's and C's leases are live nothing is decided
+    expect(await c.client(user()).decide(t, 0)).toBeUndefined()
+    c.advance(LEASE, [1, 2])
+    const cert = await c.client(user()).decide(t, 0)
+    await settle()
+    expect(cert?.value.claimId).toBe(holder.claimId)
+    expect(cert?.votes.map(v => v.peer)).toEqual([A.peer.id, B.peer.id, C.peer.id].sort())
+    for (const m of c.members) expect((await m.replica.get(t.id)).result?.value).toEqual(RESULT)
+  })
+
+  it('votes split across members: decide shows the largest group, and it is certified', async () => {
+    const c = await Cluster.create(5)
+    const t = await c.submit()
+    const ids = c.members.map(m => m.peer.id)
+    const holder = await c.acquire(holderOf(), t)
+    const value: FinalValue = { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }
+    // the holder's vote reaches the first two; a user's cancel reaches the third; then the holder dies
+    await c.client(holderOf(), { down: ids.slice(2) }).ask(ids, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value, result: RESULT, size: 17 }))
+    await c.client(user(), { down: [ids[0]!, ids[1]!, ids[3]!, ids[4]!] }).ask(ids, { op: 'cancel', id: t.id, epoch: 0 })
+    c.advance(LEASE)
+    const cert = await c.client(user()).decide(t, 0)
+    await settle()
+    expect(cert?.value).toEqual(value)
+    expect(cert?.votes.map(v => v.peer)).toEqual([ids[0], ids[1], ids[3], ids[4]].sort())
+    // every member stores it, the one that voted to cancel included
+    for (const r of await c.records(t.id)) expect(r?.final).toMatchObject({ state: 'completed', claimId: holder.claimId, cert })
+  })
+
+  it('a task out of attempts is decided dead by a majority, and a redrive gives it a new budget', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit({ maxAttempts: 1 })
+    const holder = await c.acquire(holderOf(), t)
+    const cert = await holder.fail('boom', false, 0)
+    expect(cert?.value).toEqual({ state: 'dead', claimId: holder.claimId, reason: 'failed 1 of 1 attempts: boom' })
+    await settle()
+    for (const r of await c.records(t.id)) expect(stateOf(r!)).toBe('dead')
+    const redrive = await c.client(user()).ask(t.placement.members, { op: 'redrive', id: t.id, epoch: 0, generation: 0 })
+    expect(redrive.map(a => a.res.status)).toEqual(['OK', 'OK', 'OK'])
+    const next = await c.acquire(otherClaimant(), t)
+    expect(next.attempt).toBe(1)
+    const done = await next.complete(RESULT, 17, 1)
+    expect(done.generation).toBe(1)
+  })
+
+  it('a journal step needs a majority of live grants', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const holder = await c.acquire(holderOf(), t)
+    await holder.journal('step-1', { tokens: 3 })
+    await settle()
+    for (const r of await c.records(t.id)) expect(r?.journal).toEqual({ 'step-1': { tokens: 3 } })
+    c.advance(LEASE, [0, 1])
+    const err = await holder.journal('step-2', 1).catch(e => e)
+    expect(err.name).toBe('QuorumUnavailableError')
+    await settle()
+    expect((await c.records(t.id)).map(r => r?.journal?.['step-2'])).toEqual([undefined, undefined, 1])
+  })
+
+  it('refuses a record whose task id does not match its content', async () => {
+    const c = await Cluster.create(1)
+    const t = await c.submit({ on: [] })
+    const record = c.submitted.get(t.id)!
+    const forged = { ...record, task: { ...record.task, input: { n: 'forged' } } }
+    expect(await c.at(0).replica.put(forged)).toBeUndefined()
+    expect(c.at(0).replica.stats.refusedRecords).toBe(1)
+    expect(await c.at(0).store.getRecord(t.id)).toBeUndefined()
+    expect(c.at(0).replica.active.size).toBe(0)
+    expect(await c.at(0).replica.handleLease(holderOf().id, { op: 'acquire', id: t.id, epoch: 0, claimId: 'x', durationMs: LEASE })).toEqual({ status: 'UNKNOWN_TASK' })
+  })
+
+  it('sweep expires lapsed leases and lists what a majority must decide, by this member\'s clock', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit({ deadline: T0 + HOUR })
+    await c.acquire(holderOf(), t)
+    c.advance(LEASE, [0])
+    const swept = await c.at(0).replica.sweep()
+    expect(swept.changed.map(r => r.attempts.map(a => a.outcome))).toEqual([['expired']])
+    expect(swept.undecided).toEqual([])
+    c.advance(HOUR, [0])
+    expect((await c.at(0).replica.sweep()).undecided.map(u => [u.record.task.id, u.voted])).toEqual([[t.id, false]])
+    // the others, by their own clocks, have nothing to decide
+    expect((await c.at(1).replica.sweep()).undecided).toEqual([])
+  })
+})
+
+describe('deciding by clocks and reasons', () => {
+  // BUG (protocols/task/machine.ts `adopt`, reached from protocols/lease/client.ts `decide`): the
+  // member 25 h ahead votes dead, `decide` shows that single vote to the others as the largest
+  // group, and they adopt it: the task is certified dead 23 h before its deadline by every other
+  // clock. "A passed deadline is decided by a majority operation, never by one member alone."
+  it.fails('one member whose clock is 25 h ahead cannot make a task dead', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    c.advance(HOUR, [0, 1])
+    c.advance(26 * HOUR, [2])
+    const cert = await c.client(c.at(2).peer).decide(t, 0)
+    expect(cert).toBeUndefined()
+  })
+
+  it('without the adoption step, the skewed member alone is refused by the others', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    c.advance(HOUR, [0, 1])
+    c.advance(26 * HOUR, [2])
+    const answers = await c.client(c.at(2).peer).ask(t.placement.members, { op: 'decide', id: t.id, epoch: 0 })
+    expect(answers.map(a => a.res.status)).toEqual(['DENIED', 'DENIED', 'OK'])
+    expect(answers[2]?.res.vote?.value).toEqual({ state: 'dead', reason: 'unclaimed' })
+  })
+
+  // BUG (protocols/task/machine.ts: the reasons in `case 'fail'` and `case 'decide'` are part of the
+  // signed value; protocols/lease/client.ts `groupByValue` keys on the whole value): votes for the
+  // same outcome, dead, differing only in reason or claim never combine. Here the holder's
+  // unrecoverable failure reached A ("dead, claim x, bad input"), B saw the lease lapse ("failed 1
+  // of 1 attempts") and C never saw the attempt ("unclaimed"): every member has voted once, no
+  // value has a majority, and no later decide can change a vote. The task is never final.
+  it.fails('dead votes that differ only in their reason still make the task dead', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit({ maxAttempts: 1 })
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const holder = await c.acquire(holderOf(), t, { down: [C.peer.id] })
+    const failed = await c.client(holderOf(), { down: [B.peer.id, C.peer.id] }).ask([A.peer.id], { op: 'fail', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(A.peer.id)!, error: 'bad input', unrecoverable: true })
+    expect(failed[0]?.res.vote?.value).toEqual({ state: 'dead', claimId: holder.claimId, reason: 'bad input' })
+    holder.lose('crashed')
+    c.advance(25 * HOUR)
+    const first = await c.client(user()).decide(t, 0)
+    const second = first ?? await c.client(user()).decide(t, 0)
+    expect(second?.value.state).toBe('dead')
   })
 })

@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest'
-import { canonicalJson, hasValidId, makeTask, mergeRecords, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
-import type { TaskRecord } from '../../protocols/task/index.js'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { canonicalJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, resultHash, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
+import type { PrivateKey } from '@libp2p/interface'
 
 const PEER = '12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6'
 const OTHER = '12D3KooWBTn2n5nxGB6qhtWcD3HJjam2EZBTNoj7kRMQEBdYohwg'
@@ -31,36 +34,158 @@ describe('task identity', () => {
   })
 })
 
-describe('record merge', () => {
-  const base = newRecord(task(), 1)
+interface Peer { id: string, key: PrivateKey }
+
+/** Members of epoch 0 (A, B, C) and epoch 1 (A, B, D); E is in neither. */
+const peers = {} as Record<'A' | 'B' | 'C' | 'D' | 'E', Peer>
+const t = task({ merge: true }, 'merge')
+
+beforeAll(async () => {
+  for (const name of ['A', 'B', 'C', 'D', 'E'] as const) {
+    const key = await generateKeyPair('Ed25519')
+    peers[name] = { id: peerIdFromPrivateKey(key).toString(), key }
+  }
+})
+
+const P0 = (): Placement => ({ epoch: 0, members: [peers.A.id, peers.B.id, peers.C.id] })
+const P1 = (): Placement => ({ epoch: 1, members: [peers.A.id, peers.B.id, peers.D.id] })
+
+function cert (value: FinalValue, signers: Peer[], o: { id?: string, generation?: number, epoch?: number, term?: number } = {}): Certificate {
+  const id = o.id ?? t.id
+  const generation = o.generation ?? 0
+  const epoch = o.epoch ?? 0
+  const term = o.term ?? 1
+  return {
+    id,
+    generation,
+    epoch,
+    value,
+    votes: signers.map(p => {
+      const sig = p.key.sign(statementBytes({ id, generation, epoch, term, value }))
+      if (!(sig instanceof Uint8Array)) throw new TypeError('expected a synchronous signature')
+      return { peer: p.id, term, sig: Buffer.from(sig).toString('base64') }
+    }).sort((a, b) => a.peer < b.peer ? -1 : 1)
+  }
+}
+
+function finalOf (c: Certificate, at: number, extra: Partial<FinalState> = {}): FinalState {
+  return { state: c.value.state, at, generation: c.generation, ...(c.value.reason === undefined ? {} : { reason: c.value.reason }), ...(c.value.claimId === undefined ? {} : { claimId: c.value.claimId }), cert: c, ...extra }
+}
+
+const COMPLETED = (): FinalValue => ({ state: 'completed', claimId: 'c2', resultHash: resultHash({ out: 1 }) })
+const DEAD: FinalValue = { state: 'dead', reason: 'failed 3 of 3 attempts' }
+
+/** Copies of one task as different replicas and moments hold them: placements, moves, certified finals. */
+function copies () {
+  const base = newRecord(t, P0(), 1)
   const running: TaskRecord = { ...base, attempts: [{ claimId: 'c1', generation: 0, peer: PEER, startedAt: 2, outcome: 'running' }], updatedAt: 2 }
   const failed: TaskRecord = { ...base, attempts: [{ claimId: 'c1', generation: 0, peer: PEER, startedAt: 2, endedAt: 3, outcome: 'failed', error: 'x' }], notBefore: 5, updatedAt: 3 }
-  const retry: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, outcome: 'running' }], updatedAt: 6 }
-  const completed: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, endedAt: 7, outcome: 'completed' }], final: { state: 'completed', at: 7, generation: 0, peer: OTHER, claimId: 'c2' }, updatedAt: 7 }
-  // the same completion seen by two replicas, each stamping its own clock
-  const completedElsewhere: TaskRecord = { ...completed, attempts: [{ ...completed.attempts[0]!, endedAt: 9 }], final: { ...completed.final!, at: 8, resultSize: 3 } }
-  const all = [base, running, failed, retry, completed, completedElsewhere]
+  const retry: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, outcome: 'running' }], journal: { step: 'a' }, updatedAt: 6 }
+  // the retry failed too: a later backoff, which wins over the earlier one in any order
+  const retryFailed: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, endedAt: 8, outcome: 'failed', error: 'y' }], notBefore: 9, updatedAt: 8 }
+  const raced: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, outcome: 'running' }], journal: { step: 'b', other: 1 }, updatedAt: 6 }
+  const completed: TaskRecord = { ...base, attempts: [{ claimId: 'c2', generation: 0, peer: OTHER, startedAt: 6, endedAt: 7, outcome: 'completed' }], final: finalOf(cert(COMPLETED(), [peers.A, peers.B]), 7, { peer: OTHER }), updatedAt: 7 }
+  // the same outcome stored elsewhere: its own clock, and a certificate of other signers
+  const completedElsewhere: TaskRecord = { ...completed, attempts: [{ ...completed.attempts[0]!, endedAt: 9 }], final: finalOf(cert(COMPLETED(), [peers.B, peers.C]), 8, { peer: OTHER, resultSize: 3 }) }
+  // moved to epoch 1 before it finished; the certificate of epoch 0 still checks against `previous`
+  const moved: TaskRecord = { ...running, placement: P1(), previous: [P0()], updatedAt: 10 }
+  const movedCompleted: TaskRecord = { ...completed, placement: P1(), previous: [P0()], updatedAt: 11 }
+  const dead: TaskRecord = { ...failed, final: finalOf(cert(DEAD, [peers.A, peers.C]), 4), updatedAt: 4 }
+  const redriven: TaskRecord = { ...base, generation: 1, attempts: [{ claimId: 'c3', generation: 1, peer: OTHER, startedAt: 12, outcome: 'running' }], droppedGeneration: 0, updatedAt: 12 }
+  const redrivenDone: TaskRecord = { ...redriven, final: finalOf(cert({ state: 'canceled', reason: 'canceled' }, [peers.A, peers.D], { generation: 1, epoch: 1 }), 13), placement: P1(), previous: [P0()], updatedAt: 13 }
+  return { base, running, failed, retry, retryFailed, raced, completed, completedElsewhere, moved, movedCompleted, dead, redriven, redrivenDone }
+}
 
-  it('is commutative, associative and idempotent', () => {
+describe('record merge', () => {
+  it('every copy used below is a valid record, and every final in them is certified', () => {
+    for (const [name, r] of Object.entries(copies())) {
+      expect(taskRecordSchema.safeParse(r).success, name).toBe(true)
+      if (r.final !== undefined) expect(hasValidFinal(r), name).toBe(true)
+    }
+  })
+
+  it('is commutative, associative and idempotent, with placements, moves and certified finals', () => {
+    const all = Object.values(copies())
+    const base = copies().base
     for (const a of all) {
+      // idempotent: merging a copy with itself is the copy (up to the normal form a merge gives)
       expect(mergeRecords(a, a)).toEqual(mergeRecords(a, base))
+      expect(mergeRecords(mergeRecords(a, base), a)).toEqual(mergeRecords(a, base))
       for (const b of all) {
-        expect(mergeRecords(a, b)).toEqual(mergeRecords(b, a))
-        for (const c of all) expect(mergeRecords(mergeRecords(a, b), c)).toEqual(mergeRecords(a, mergeRecords(b, c)))
+        const ab = mergeRecords(a, b)
+        expect(ab).toEqual(mergeRecords(b, a))
+        expect(mergeRecords(ab, b)).toEqual(ab)
+        expect(taskRecordSchema.safeParse(ab).success).toBe(true)
+        for (const c of all) expect(mergeRecords(ab, c)).toEqual(mergeRecords(a, mergeRecords(b, c)))
       }
     }
   })
 
-  it('ends completed whatever order the pieces arrive in', () => {
-    const orders = [[running, failed, retry, completed], [completed, retry, failed, running], [failed, completed, running, retry]]
-    for (const order of orders) {
-      const merged = order.reduce((acc, r) => mergeRecords(acc, r), base)
-      expect(stateOf(merged)).toBe('completed')
-      expect(merged.attempts.map(a => a.outcome)).toEqual(['failed', 'completed'])
+  it('never produces a final that is not certified for the merged record', () => {
+    const all = Object.values(copies())
+    for (const a of all) {
+      for (const b of all) {
+        const m = mergeRecords(a, b)
+        if (m.final !== undefined) expect(hasValidFinal(m)).toBe(true)
+      }
     }
   })
 
+  it('ends completed whatever order the pieces arrive in, keeping a certificate', () => {
+    const { base, running, failed, retry, completed, completedElsewhere, moved } = copies()
+    const orders = [[running, failed, retry, completed], [completed, retry, failed, running], [failed, completedElsewhere, moved, retry, running, completed]]
+    const results = orders.map(order => order.reduce((acc, r) => mergeRecords(acc, r), base))
+    for (const merged of results) {
+      expect(stateOf(merged)).toBe('completed')
+      expect(merged.attempts.map(a => a.outcome)).toEqual(['failed', 'completed'])
+      expect(hasValidFinal(merged)).toBe(true)
+    }
+    // two certificates of the one outcome: every order picks the same copy
+    expect(mergeRecords(completed, completedElsewhere).final).toEqual(mergeRecords(completedElsewhere, completed).final)
+  })
+
+  it('keeps the newest placement and the ones it moved from', () => {
+    const { running, moved, completed } = copies()
+    const m = mergeRecords(running, moved)
+    expect(m.placement).toEqual(P1())
+    expect(m.previous).toEqual([P0()])
+    expect(membersOf(m, 0)).toEqual(P0().members)
+    expect(membersOf(m, 1)).toEqual(P1().members)
+    expect(membersOf(m, 2)).toBeUndefined()
+    // a final certified in epoch 0, merged into a copy that moved on, stays valid
+    const late = mergeRecords(moved, completed)
+    expect(late.placement).toEqual(P1())
+    expect(hasValidFinal(late)).toBe(true)
+  })
+
+  it('keeps the latest retry time of one generation, whatever the order', () => {
+    const { failed, retryFailed, redriven } = copies()
+    expect(mergeRecords(failed, retryFailed).notBefore).toBe(9)
+    expect(mergeRecords(retryFailed, failed).notBefore).toBe(9)
+    // a newer generation starts without the old backoff
+    expect(mergeRecords(retryFailed, redriven).notBefore).toBeUndefined()
+  })
+
+  // BUG (protocols/task/record.ts `mergeRecords`: `task: a.task`; protocols/task/schema.ts
+  // `taskId`): the id covers capability, input, submitter and key, not createdAt, deadline,
+  // maxAttempts or timeoutMs, so two submits racing on one idempotency key (a client retrying
+  // after a timeout) make two bodies with one valid id, and the merge keeps whichever is its first
+  // argument: not commutative, and replicas keep different deadlines and budgets for one task.
+  it.fails('is commutative even for two copies whose task bodies differ outside the id', () => {
+    const { base } = copies()
+    const resubmitted: TaskRecord = { ...base, task: { ...base.task, createdAt: base.task.createdAt + 5, deadline: base.task.deadline + 5 } }
+    expect(hasValidId(resubmitted.task)).toBe(true)
+    expect(mergeRecords(base, resubmitted)).toEqual(mergeRecords(resubmitted, base))
+  })
+
+  it('resolves journal entries two holders wrote differently the same way everywhere', () => {
+    const { retry, raced } = copies()
+    expect(mergeRecords(retry, raced).journal).toEqual(mergeRecords(raced, retry).journal)
+    expect(Object.keys(mergeRecords(retry, raced).journal ?? {})).toEqual(['other', 'step'])
+  })
+
   it('derives the state from attempts and the final state', () => {
+    const { base, running, failed, retry } = copies()
     expect(stateOf(base)).toBe('pending')
     expect(stateOf(running)).toBe('running')
     expect(stateOf(failed)).toBe('failed')
@@ -68,10 +193,53 @@ describe('record merge', () => {
   })
 
   it('lets a redrive (a newer generation) supersede a dead end', () => {
-    const dead: TaskRecord = { ...failed, final: { state: 'dead', at: 4, generation: 0, reason: 'out of attempts' } }
-    const redriven: TaskRecord = { ...base, generation: 1, updatedAt: 8 }
+    const { dead, redriven, redrivenDone } = copies()
     expect(stateOf(dead)).toBe('dead')
-    expect(stateOf(mergeRecords(dead, redriven))).toBe('pending')
-    expect(stateOf(mergeRecords(redriven, dead))).toBe('pending')
+    expect(stateOf(mergeRecords(dead, redriven))).toBe('running')
+    expect(stateOf(mergeRecords(redriven, dead))).toBe('running')
+    expect(mergeRecords(dead, redriven).final).toBeUndefined()
+    expect(stateOf(mergeRecords(dead, redrivenDone))).toBe('canceled')
+    expect(mergeRecords(dead, redrivenDone).droppedGeneration).toBe(0)
+  })
+})
+
+describe('certified finals', () => {
+  const record = (): TaskRecord => newRecord(t, P0(), 1)
+  const withFinal = (f: FinalState, r: TaskRecord = record()): TaskRecord => ({ ...r, final: f })
+
+  it('a final signed by a majority of the placement is valid', () => {
+    expect(hasValidFinal(withFinal(finalOf(cert(DEAD, [peers.A, peers.B]), 5)))).toBe(true)
+    expect(hasValidFinal(withFinal(finalOf(cert(DEAD, [peers.A, peers.B, peers.C]), 5)))).toBe(true)
+    expect(hasValidFinal(record())).toBe(false)
+  })
+
+  const bad: Array<[string, () => TaskRecord]> = [
+    ['signed by 1 of 3', () => withFinal(finalOf(cert(DEAD, [peers.A]), 5))],
+    ['signed by a non-member', () => withFinal(finalOf(cert(DEAD, [peers.A, peers.E]), 5))],
+    ['signed twice by one member', () => withFinal(finalOf(cert(DEAD, [peers.A, peers.A]), 5))],
+    ['with a signature over another value', () => withFinal(finalOf({ ...cert(DEAD, [peers.A, peers.B]), value: { state: 'dead', reason: 'other' } }, 5))],
+    ['with a signature over another term', () => { const c = cert(DEAD, [peers.A, peers.B]); return withFinal(finalOf({ ...c, votes: c.votes.map(v => ({ ...v, term: 7 })) }, 5)) }],
+    ['with a garbled signature', () => { const c = cert(DEAD, [peers.A, peers.B]); return withFinal(finalOf({ ...c, votes: c.votes.map(v => ({ ...v, sig: Buffer.from('x'.repeat(64)).toString('base64') })) }, 5)) }],
+    ['of another task', () => withFinal(finalOf(cert(DEAD, [peers.A, peers.B], { id: task({ other: true }, 'o').id }), 5))],
+    ['relabelled from another task', () => withFinal(finalOf({ ...cert(DEAD, [peers.A, peers.B], { id: task({ other: true }, 'o').id }), id: t.id }, 5))],
+    ['of another generation than the final', () => withFinal({ ...finalOf(cert(DEAD, [peers.A, peers.B], { generation: 1 }), 5), generation: 0 })],
+    ['naming another state than the final', () => withFinal({ ...finalOf(cert(DEAD, [peers.A, peers.B]), 5), state: 'completed' })],
+    ['naming another claim than the final', () => withFinal({ ...finalOf(cert(COMPLETED(), [peers.A, peers.B]), 5), claimId: 'c9' })],
+    ['of an epoch the record does not know', () => withFinal(finalOf(cert(DEAD, [peers.A, peers.B], { epoch: 1 }), 5))],
+    ['of the new epoch, signed by old members only', () => withFinal(finalOf(cert(DEAD, [peers.C, peers.E], { epoch: 1 }), 5), { ...record(), placement: P1(), previous: [P0()] })]
+  ]
+
+  it.each(bad)('a final with a certificate %s is not valid', (_name, make) => {
+    const r = make()
+    expect(hasValidFinal(r)).toBe(false)
+  })
+
+  it('a certificate of an earlier epoch checks against that epoch\'s members', () => {
+    const moved = { ...record(), placement: P1(), previous: [P0()] }
+    expect(hasValidFinal(withFinal(finalOf(cert(DEAD, [peers.B, peers.C]), 5), moved))).toBe(true)
+    expect(hasValidFinal(withFinal(finalOf(cert(DEAD, [peers.B, peers.D], { epoch: 1 }), 5), moved))).toBe(true)
+    // D was not a member of epoch 0
+    expect(hasValidFinal(withFinal(finalOf(cert(DEAD, [peers.B, peers.D]), 5), moved))).toBe(false)
+    expect(isValidCertificate(cert(DEAD, [peers.B, peers.D]), P1().members)).toBe(true)
   })
 })
