@@ -1,5 +1,5 @@
 import { QuorumUnavailableError, majority } from '../../protocols/lease/index.js'
-import { canonicalJson, mergeRecords } from '../../protocols/task/index.js'
+import { canonicalJson, mergeRecords, outcomeKey } from '../../protocols/task/index.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Answer, ShownVote } from '../../protocols/lease/index.js'
@@ -102,7 +102,7 @@ export class Mover {
     const values = new Map<string, FinalValue>()
     const counts = new Map<string, number>()
     for (const v of votes) {
-      const key = canonicalJson(v.value)
+      const key = outcomeKey(v.value)
       values.set(key, v.value)
       counts.set(key, (counts.get(key) ?? 0) + 1)
     }

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { canonicalJson } from '../task/canonical.js'
-import { certify, majority, resultHash, sameValue } from '../task/certificate.js'
+import { certify, majority, outcomeKey, resultHash, sameValue } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermError, TaskFinishedError } from './errors.js'
 import { untilQuorum } from './quorum.js'
@@ -92,7 +91,9 @@ export class LeaseClient {
     const sentAt = Date.now()
     const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs }
     const need = majority(t.placement.members.length)
-    const granted = (a: Answer): boolean => a.res.status === 'OK' && a.res.term !== undefined
+    // a grant counts only if the member granted under the very placement asked: a claimant with a
+    // partial or stale list of members must not count grants towards a smaller majority
+    const granted = (a: Answer): boolean => a.res.status === 'OK' && a.res.term !== undefined && samePlacement(a.res.placement, t.placement)
     const call = async (peer: string): Promise<LeaseResponse> => {
       const res = await this.safeCall(peer, req)
       if (res.status !== 'UNKNOWN_TASK') return res
@@ -200,11 +201,15 @@ export class LeaseClient {
   }
 }
 
+function samePlacement (a: Placement | undefined, b: Placement): boolean {
+  return a !== undefined && a.epoch === b.epoch && a.members.length === b.members.length && a.members.every((m, i) => b.members[i] === m)
+}
+
 /** Vote groups of one value each, largest first (ties in a fixed order, so every caller picks alike). */
 function groupByValue (votes: ShownVote[]): ShownVote[][] {
   const groups = new Map<string, ShownVote[]>()
   for (const v of votes) {
-    const key = canonicalJson(v.value)
+    const key = outcomeKey(v.value)
     groups.set(key, [...(groups.get(key) ?? []).filter(x => x.peer !== v.peer), v])
   }
   return [...groups.entries()].sort(([ka, a], [kb, b]) => b.length - a.length || (ka < kb ? -1 : 1)).map(([, g]) => g)
@@ -214,6 +219,7 @@ function groupByValue (votes: ShownVote[]): ShownVote[][] {
 export function refusal (answers: Answer[], fallback: string): Error {
   const finished = answers.find(a => a.res.status === 'FINISHED' || a.res.status === 'VOTED')
   if (finished !== undefined) return new TaskFinishedError(finished.res.state ?? finished.res.vote?.value.state ?? 'finished')
+  if (answers.some(a => a.res.status === 'STALE_TERM')) return new StaleTermError(fallback)
   const denied = answers.find(a => a.res.status === 'DENIED' || a.res.status === 'RETRY_LATER')
   if (denied !== undefined) return new LeaseDeniedError(denied.res.status === 'RETRY_LATER' ? 'retry backoff' : (denied.res.reason ?? 'lease held by another peer'), denied.res.holder)
   const reasons = answers.map(a => `${a.peer.slice(-6)}: ${a.res.status}${a.res.reason === undefined ? '' : ` (${a.res.reason})`}`)

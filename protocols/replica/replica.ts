@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { statementBytes } from '../task/certificate.js'
+import { resultHash, statementBytes } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, mergeRecords } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
@@ -134,13 +134,22 @@ export class Replica {
     }
     return this.lock.run(record.task.id, async () => {
       const existing = await this.store.getRecord(record.task.id)
-      const merged = existing === undefined ? record : mergeRecords(existing, record)
+      // a member's placement changes only by an install: a copy naming another placement (stale,
+      // or forged) neither moves it nor brings in a final certified by other peers
+      const pinned = existing !== undefined && this.isMember(existing) ? { ...record, placement: existing.placement, ...(existing.previous === undefined ? {} : { previous: existing.previous }) } : record
+      let merged = existing === undefined ? pinned : mergeRecords(existing, pinned)
+      if (existing !== undefined && this.isMember(existing)) merged = { ...merged, placement: existing.placement, ...(existing.previous === undefined ? {} : { previous: existing.previous }) }
+      if (merged.final !== undefined && !hasValidFinal(merged)) {
+        this.stats.refusedRecords++
+        if (existing === undefined) return undefined
+        merged = existing
+      }
       // a copy of a task already forgotten (or about to be) is not stored again
       if (this.isExpired(merged)) return merged
-      if (result !== undefined) {
+      if (result !== undefined && (merged.final === undefined || resultMatches(merged, result))) {
         const kept = await this.store.getResult(record.task.id)
-        // only the result the certificate names replaces a kept one
-        if (kept === undefined || (kept.claimId !== result.claimId && merged.final?.claimId === result.claimId)) await this.store.putResult(record.task.id, result)
+        // only the result the certificate names (by claim and by hash) replaces a kept one
+        if (kept === undefined || (!resultMatches(merged, kept) && resultMatches(merged, result))) await this.store.putResult(record.task.id, result)
       }
       await this.save(merged)
       return merged
@@ -174,6 +183,7 @@ export class Replica {
     const s = await this.load1(id)
     const record = s.record
     if (record === undefined || record.final !== undefined || !this.isMember(record) || currentVote(s) !== undefined) return undefined
+    if ((s.lease.sealedEpoch ?? -1) >= record.placement.epoch) return undefined
     if (isLive(s.lease, now) || (record.notBefore ?? 0) > now || failedAttempts(record) >= record.task.maxAttempts) return undefined
     return record
   }
@@ -253,6 +263,11 @@ export class Replica {
     if (record.final === undefined) this.active.add(record.task.id)
     else this.active.delete(record.task.id)
   }
+}
+
+function resultMatches (record: TaskRecord, result: StoredResult): boolean {
+  const v = record.final?.cert.value
+  return v !== undefined && v.claimId === result.claimId && v.resultHash === resultHash(result.value)
 }
 
 function verifyShownVote (id: string, v: ShownVote): boolean {

@@ -13,10 +13,11 @@ export type FinalStateName = typeof FINAL_STATES[number]
  */
 export const finalValueSchema = z.object({
   state: z.enum(FINAL_STATES),
-  /** the winning claim (completed), or the claim that failed last (dead after a failure) */
+  /** the winning claim (completed only: dead and canceled name none, so their votes never split) */
   claimId: z.string().max(64).optional(),
   /** SHA-256 of the canonical result (completed only) */
   resultHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** informative, not signed */
   reason: z.string().max(4096).optional()
 }).strict()
 
@@ -52,9 +53,19 @@ export interface Statement {
 
 const DOMAIN = 'agentmesh/final/1'
 
-/** The bytes a member signs: domain-separated, canonical, so every signer and checker agree. */
+/**
+ * The bytes a member signs: domain-separated, canonical, so every signer and checker agree. The
+ * outcome is the state, the claim and the result hash; the reason is not signed, so members that
+ * saw different reasons for one outcome (a deadline, spent attempts) still make one certificate.
+ */
 export function statementBytes (s: Statement): Uint8Array {
-  return new TextEncoder().encode(`${DOMAIN}\n${canonicalJson({ id: s.id, generation: s.generation, epoch: s.epoch, term: s.term, value: s.value })}`)
+  const { state, claimId, resultHash } = s.value
+  return new TextEncoder().encode(`${DOMAIN}\n${canonicalJson({ id: s.id, generation: s.generation, epoch: s.epoch, term: s.term, value: { state, claimId, resultHash } })}`)
+}
+
+/** The signed part of a value: what makes two votes the same outcome. */
+export function outcomeKey (v: FinalValue): string {
+  return canonicalJson({ state: v.state, claimId: v.claimId, resultHash: v.resultHash })
 }
 
 export function resultHash (value: unknown): string {

@@ -68,15 +68,18 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
       if (live) {
-        if (lease.claimId === req.claimId && lease.holder === env.from) return { state: st, reply: { status: 'OK', term: lease.term, expiresAt: lease.expiresAt, attempt: failedAttempts(r) + 1 } }
+        if (lease.claimId === req.claimId && lease.holder === env.from) return { state: st, reply: { status: 'OK', term: lease.term, expiresAt: lease.expiresAt, attempt: failedAttempts(r) + 1, placement: r.placement } }
         return { state: st, reply: { status: 'DENIED', holder: lease.holder, expiresAt: lease.expiresAt } }
       }
       if ((r.notBefore ?? 0) > env.now) return { state: st, reply: { status: 'RETRY_LATER', notBefore: r.notBefore } }
       if (failedAttempts(r) >= r.task.maxAttempts) return { state: st, reply: { status: 'DENIED', reason: 'attempts spent' } }
+      // past the deadline by this member's clock no attempt starts: the placement decides it dead
+      if (env.now > r.task.deadline) return { state: st, reply: { status: 'DENIED', reason: 'past the deadline' } }
       const term = lease.maxTerm + 1
       const granted: LeaseState = { ...lease, claimId: req.claimId, holder: env.from, term, maxTerm: term, expiresAt: env.now + req.durationMs }
       const attempt: Attempt = { claimId: req.claimId, generation: r.generation, peer: env.from, startedAt: env.now, outcome: 'running' }
-      return { state: { ...st, lease: granted, record: { ...r, attempts: [...r.attempts, attempt], updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1 } }
+      // the grant names the placement it was made under, so a claimant cannot count it towards another
+      return { state: { ...st, lease: granted, record: { ...r, attempts: [...r.attempts, attempt], updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1, placement: r.placement } }
     }
     case 'renew': {
       // only a certified cancel stops the holder: a member's lone vote to cancel may still lose
@@ -96,6 +99,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
       if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'STALE_TERM' } }
+      if (req.value.state === 'completed' ? req.value.claimId !== req.claimId : req.value.claimId !== undefined) return { state: st, reply: { status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' } }
       let result = st.result
       if (req.value.state === 'completed') {
         if (req.result === undefined || req.value.resultHash !== resultHash(req.result)) return { state: st, reply: { status: 'ERROR', reason: 'a completed vote needs its result, matching its hash' } }
@@ -113,7 +117,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (req.unrecoverable || failures >= r.task.maxAttempts) {
         if (myVote !== undefined) return { state: next, reply: { status: 'OK', vote: shown(myVote, env.me) } }
         const reason = req.unrecoverable ? req.error : `failed ${failures} of ${r.task.maxAttempts} attempts: ${req.error}`.slice(0, 4096)
-        return cast(next, { state: 'dead', claimId: req.claimId, reason }, lease.term, env)
+        return cast(next, { state: 'dead', reason }, lease.term, env)
       }
       const backedOff = afterFailure(record, env)
       return { state: { ...next, record: backedOff }, reply: { status: 'OK', notBefore: backedOff.notBefore } }
@@ -162,7 +166,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
 /** This member's vote for the record's current generation, if it cast one. */
 export function currentVote (s: ReplicaTaskState): CastVote | undefined {
   const v = s.lease.vote
-  return v !== undefined && s.record !== undefined && v.generation === s.record.generation ? v : undefined
+  return v !== undefined && s.record !== undefined && v.generation === s.record.generation && v.epoch === s.record.placement.epoch ? v : undefined
 }
 
 export function isLive (lease: LeaseState | undefined, now: number): lease is LeaseState & { claimId: string, holder: string, expiresAt: number } {
@@ -197,6 +201,11 @@ function adopt (s: ReplicaTaskState, votes: ShownVote[], result: unknown, size: 
     if (!r.placement.members.includes(v.peer) || v.generation !== r.generation || v.epoch !== r.placement.epoch || !sameValue(v.value, first.value) || !env.verifyVote(r.task.id, v)) {
       return { state: s, reply: { status: 'ERROR', reason: `shown vote of ${v.peer} is not valid here` } }
     }
+  }
+  // dead is a judgement of time and attempts: a member adopts it only when its own clock and its
+  // own history agree, so one member whose clock runs ahead cannot talk the others into it
+  if (first.value.state === 'dead' && failedAttempts(r) < r.task.maxAttempts && env.now <= r.task.deadline) {
+    return { state: s, reply: { status: 'DENIED', reason: 'not dead by this member\'s own clock and attempts' } }
   }
   let next = s
   if (first.value.state === 'completed') {
@@ -236,8 +245,12 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   const incoming = req.record
   if (incoming.placement.epoch !== req.epoch || !incoming.placement.members.includes(env.me)) return { state: s, reply: { status: 'NOT_MEMBER', placement: incoming.placement } }
   const mine = s.record
+  if ((s.lease.sealedEpoch ?? -1) >= req.epoch) return { state: s, reply: { status: 'SEALED', reason: `epoch ${req.epoch} moved away` } }
   if (mine !== undefined && (mine.placement.epoch > req.epoch || (mine.placement.epoch === req.epoch && !samePlacement(mine.placement, incoming.placement)))) return { state: s, reply: { status: 'WRONG_EPOCH', placement: mine.placement } }
-  const record = mine === undefined ? incoming : mergeRecords(mine, incoming)
+  const merged = mine === undefined ? incoming : mergeRecords(mine, incoming)
+  // a final state comes in only with its certificate
+  const { final: _f, ...unfinished } = merged
+  const record: TaskRecord = merged.final === undefined || hasValidFinal(merged) ? merged : unfinished
   // lease and vote of an older epoch stay behind with it; the term keeps counting up
   const lease: LeaseState = { term: s.lease.term, maxTerm: s.lease.maxTerm, ...(s.lease.sealedEpoch === undefined ? {} : { sealedEpoch: s.lease.sealedEpoch, ...(s.lease.sealedFor === undefined ? {} : { sealedFor: s.lease.sealedFor }) }), ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
   const next: ReplicaTaskState = { record, lease, result: s.result ?? req.result }

@@ -134,7 +134,8 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   const notBefore = a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
   const journal = mergeJournals(a.journal, b.journal)
   return {
-    task: a.task,
+    // two submits racing on one idempotency key share an id but not every field: pick one alike everywhere
+    task: tieBreak(a.task, b.task) <= 0 ? a.task : b.task,
     placement,
     ...(previous === undefined ? {} : { previous }),
     generation,
