@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { echoAgent } from '../node/agents/basic.js'
 import { line, table } from '../node/cli/output.js'
 import { makeTask, newRecord } from '../protocols/task/index.js'
+import { benchDaemons } from './bench-daemons.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { percentile } from './report.js'
 import { runSimulation } from './runner.js'
@@ -151,7 +152,9 @@ async function bench (): Promise<void> {
     scale: async () => { await throughput(50, 300, 5); await throughput(100, 100, 1) },
     claim: claimLatency,
     reclaim: reclaimAfterKill,
-    antientropy: antiEntropy
+    antientropy: antiEntropy,
+    // real daemons on 127.0.0.1 driven through the HTTP API (3, 5, 10 daemons; 1 to 256 in flight)
+    daemons: async () => { await benchDaemons(add) }
   }
   const chosen = process.argv.slice(2)
   line('agentmesh bench (2 cores; real nodes and real time: figures vary a little run to run)')

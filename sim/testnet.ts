@@ -83,8 +83,8 @@ export class Testnet {
     return node
   }
 
-  /** Waits until every started node is connected to every other started node. */
-  async waitForFullMesh (timeoutMs = 20_000): Promise<void> {
+  /** Waits until every started node is connected to every other started node (a generous deadline: a busy 2-core machine). */
+  async waitForFullMesh (timeoutMs = 60_000): Promise<void> {
     await waitFor(() => {
       const live = this.nodes.filter(n => n.libp2p.status === 'started')
       return live.every(n => live.every(m => m === n || n.libp2p.getConnections(m.peerId).length > 0))
@@ -92,7 +92,7 @@ export class Testnet {
   }
 
   /** Waits until every started node's presence view lists every started node. */
-  async waitForPresence (timeoutMs = 20_000): Promise<void> {
+  async waitForPresence (timeoutMs = 60_000): Promise<void> {
     await waitFor(() => {
       const live = this.nodes.filter(n => n.libp2p.status === 'started')
       const ids = live.map(n => n.peerId.toString())
@@ -107,7 +107,7 @@ export class Testnet {
    * Waits until every node sees every other in presence: the state tests start from. (A full
    * mesh of connections is not needed: requests dial the peers they need.)
    */
-  async ready (timeoutMs = 20_000): Promise<void> {
+  async ready (timeoutMs = 60_000): Promise<void> {
     await this.waitForPresence(timeoutMs)
   }
 

@@ -17,7 +17,7 @@ export interface WaitOptions {
  * Tests and the simulator use this instead of sleeping and hoping.
  */
 export async function waitFor<T> (check: () => T | false | undefined | null | Promise<T | false | undefined | null>, options: WaitOptions = {}): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000)
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000)
   let lastError: unknown
   while (true) {
     try {
@@ -29,7 +29,7 @@ export async function waitFor<T> (check: () => T | false | undefined | null | Pr
     if (Date.now() > deadline) {
       const cause = lastError instanceof Error ? `: ${lastError.message}` : ''
       const what = typeof options.what === 'function' ? options.what() : options.what
-      throw new DeadlineExceededError(`timed out after ${options.timeoutMs ?? 10_000} ms waiting for ${what ?? 'condition'}${cause}`)
+      throw new DeadlineExceededError(`timed out after ${options.timeoutMs ?? 30_000} ms waiting for ${what ?? 'condition'}${cause}`)
     }
     await new Promise(resolve => setTimeout(resolve, options.intervalMs ?? 50))
   }

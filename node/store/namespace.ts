@@ -5,6 +5,9 @@ import type { z } from 'zod'
 
 type Sub = AbstractSublevel<Level<string, string>, string | Uint8Array, string, string>
 
+/** One operation of a root-level batch, aimed at a namespace's sublevel. */
+export type BatchOp = { type: 'put', sublevel: Sub, key: string, value: string } | { type: 'del', sublevel: Sub, key: string }
+
 export interface NamespaceOptions {
   /** fsync before resolving: used for every write another peer relies on */
   sync?: boolean
@@ -34,6 +37,15 @@ export class Namespace<T> {
 
   async put (key: string, value: T, options: NamespaceOptions = {}): Promise<void> {
     await this.db.put(key, JSON.stringify(value), writeOptions(options))
+  }
+
+  /** A put for a batch on the root database: written with the batch, atomically. */
+  putOp (key: string, value: T): BatchOp {
+    return { type: 'put', sublevel: this.db, key, value: JSON.stringify(value) }
+  }
+
+  delOp (key: string): BatchOp {
+    return { type: 'del', sublevel: this.db, key }
   }
 
   async del (key: string, options: NamespaceOptions = {}): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Store } from './store.js'
-import type { LeaseState, ReplicaStore, StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { LeaseState, ReplicaStore, ReplicaWrite, StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { BatchOp } from './namespace.js'
 
 export interface LevelReplicaStoreInit {
   /**
@@ -27,6 +28,20 @@ export class LevelReplicaStore implements ReplicaStore {
     if (isDeadLetter) await this.store.deadLetters.put(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability })
     else await this.store.deadLetters.del(id)
     await this.store.tasks.put(id, record, { sync: this.sync })
+  }
+
+  /** One operation's writes (result, lease, record and the dead-letter index) as one group-committed batch. */
+  async write (id: string, change: ReplicaWrite): Promise<void> {
+    const ops: BatchOp[] = []
+    if (change.result !== undefined) ops.push(this.store.results.putOp(id, change.result))
+    if (change.lease !== undefined) ops.push(this.store.leases.putOp(id, change.lease))
+    const record = change.record
+    if (record !== undefined) {
+      const isDeadLetter = record.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation
+      ops.push(isDeadLetter ? this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }) : this.store.deadLetters.delOp(id))
+      ops.push(this.store.tasks.putOp(id, record))
+    }
+    await this.store.write(ops, { sync: this.sync })
   }
 
   async getLease (id: string): Promise<LeaseState | undefined> { return this.store.leases.get(id) }

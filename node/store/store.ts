@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { DataDirInUseError } from '../errors.js'
 import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { Namespace } from './namespace.js'
+import type { BatchOp } from './namespace.js'
 import type { LeaseState, StoredResult, TaskRecord } from '../../protocols/task/index.js'
 import type { CorruptRecordError } from '../errors.js'
 import type { Logger } from '@libp2p/interface'
@@ -35,8 +36,15 @@ export class Store {
   readonly results: Namespace<StoredResult>
   /** index of dead tasks not dropped: id -> when and why */
   readonly deadLetters: Namespace<DeadLetterIndex>
+  /** group commits: batches written, and the operations they carried */
+  readonly stats = { groupCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
   private corrupt = 0
+  /** writes waiting for the next group commit, and who waits on them */
+  private queued: BatchOp[] = []
+  private queuedSync = false
+  private waiting: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
+  private flushScheduled = false
 
   private constructor (db: Level<string, string>, log?: Logger) {
     this.db = db
@@ -64,6 +72,41 @@ export class Store {
       throw err
     }
     return new Store(db, init.log)
+  }
+
+  /**
+   * Group commit: the writes of every operation that arrives in one turn of the event loop go to
+   * disk as one atomic LevelDB batch with one fsync, and each caller resolves only once that batch is
+   * on disk. A lone write goes out at the next turn, so low load pays no batching delay.
+   */
+  async write (ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
+    if (ops.length === 0) return
+    this.queued.push(...ops)
+    this.queuedSync ||= options.sync ?? false
+    const done = new Promise<void>((resolve, reject) => { this.waiting.push({ resolve, reject }) })
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => { void this.flush() })
+    }
+    return done
+  }
+
+  private async flush (): Promise<void> {
+    const ops = this.queued
+    const sync = this.queuedSync
+    const waiting = this.waiting
+    this.queued = []
+    this.queuedSync = false
+    this.waiting = []
+    this.flushScheduled = false
+    try {
+      await this.db.batch(ops as any, { sync } as any)
+      this.stats.groupCommits++
+      this.stats.groupedWrites += waiting.length
+      for (const w of waiting) w.resolve()
+    } catch (err: any) {
+      for (const w of waiting) w.reject(err)
+    }
   }
 
   /** Raw meta bytes (the node key), kept out of JSON. */

@@ -169,7 +169,11 @@ export class Executor {
   /** Keeps the certified outcome in this node's copy (checked like any other). */
   private async keepFinal (id: string, cert: Certificate, result?: StoredResult): Promise<void> {
     const { record } = await this.c.replica.get(id)
-    if (record === undefined || record.final !== undefined) return
+    // a waiter on this node hears no gossip of its own notice: woken here, whatever the copy holds
+    if (record === undefined || record.final !== undefined) {
+      this.tasks.wake(id)
+      return
+    }
     const v = cert.value
     const final = { state: v.state, at: Date.now(), generation: cert.generation, cert, ...(v.reason === undefined ? {} : { reason: v.reason }), ...(v.claimId === undefined ? {} : { claimId: v.claimId }), ...(result === undefined ? {} : { peer: result.peer, resultSize: result.size }) }
     await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)

@@ -55,7 +55,10 @@ export class TaskLayer {
   private readonly leaseRpc: RpcEndpoint
   private readonly recordsRpc: RpcEndpoint
 
+  private readonly host: TaskLayerHost
+
   constructor (host: TaskLayerHost, init: TaskLayerInit) {
+    this.host = host
     const options = resolveTaskOptions(init)
     const peerId = host.libp2p.peerId
     const logger = (name: string) => host.logger.forComponent(name)
@@ -165,6 +168,7 @@ export class TaskLayer {
       antiEntropy: { ...this.antiEntropy.stats },
       placements: { ...this.mover.stats },
       presence: { ...this.presence.stats },
+      store: { ...this.host.store.stats },
       rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests }
     }
   }

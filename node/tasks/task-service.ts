@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { QuorumUnavailableError, TaskFinishedError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
-import { byteLength, capabilitySchema, makeTask, mergeRecords, newRecord, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { byteLength, capabilitySchema, makeTask, mergeRecords, newRecord, resultHash, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { InvalidTaskError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
@@ -163,7 +163,10 @@ export class TaskService {
     if (record === undefined) return undefined
     // kept: a certified final state is answered locally from now on
     const kept = await this.c.replica.put(record, result)
-    return kept === undefined ? undefined : { record: kept, result: kept.final?.claimId === result?.claimId ? result : undefined }
+    if (kept === undefined) return undefined
+    // the result served is the one the certificate names, by claim and by hash
+    const v = kept.final?.cert.value
+    return { record: kept, result: result !== undefined && v !== undefined && v.claimId === result.claimId && v.resultHash === resultHash(result.value) ? result : undefined }
   }
 
   async get (id: string): Promise<TaskView> {

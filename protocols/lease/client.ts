@@ -115,8 +115,10 @@ export class LeaseClient {
         void call(peer).then(res => {
           const a = { peer, res }
           answers.push(a)
-          // a grant that arrives after the claim was decided joins the lease, or is given back
-          if (decided && granted(a)) {
+          // a grant that arrives after the claim was decided joins the lease, or is given back;
+          // so is one made under another placement, which never counts
+          if (a.res.status === 'OK' && a.res.term !== undefined && !granted(a)) void release(a)
+          else if (decided && granted(a)) {
             if (held?.held === true) held.grants.set(a.peer, a.res.term as number)
             else void release(a)
           }

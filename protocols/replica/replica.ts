@@ -10,7 +10,7 @@ import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.j
 import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
 import type { Placement, TaskRecord } from '../task/record.js'
 import type { Task } from '../task/schema.js'
-import type { ReplicaStore, StoredResult } from '../task/store.js'
+import type { ReplicaStore, ReplicaWrite, StoredResult } from '../task/store.js'
 import type { Logger } from '@libp2p/interface'
 
 export interface ReplicaInit {
@@ -66,6 +66,12 @@ export class Replica {
   readonly me: string
   private readonly store: ReplicaStore
   private readonly lock = new KeyedMutex()
+  /**
+   * The state of every unfinished task this replica holds, written through on every change: what
+   * each request and each claimable scan reads, without a LevelDB read. Finished tasks are read from
+   * disk (they are read rarely, and there are many).
+   */
+  private readonly live = new Map<string, ReplicaTaskState>()
   private readonly init: ReplicaInit
   private readonly backoff: { baseMs: number, capMs: number }
   private readonly now: () => number
@@ -96,6 +102,7 @@ export class Replica {
         const record = await this.store.getRecord(id)
         if (record === undefined || !this.isExpired(record)) return
         await this.store.deleteTask(id)
+        this.live.delete(id)
         this.hashes.delete(id)
         this.members.delete(id)
         this.active.delete(id)
@@ -149,7 +156,12 @@ export class Replica {
       if (result !== undefined && (merged.final === undefined || resultMatches(merged, result))) {
         const kept = await this.store.getResult(record.task.id)
         // only the result the certificate names (by claim and by hash) replaces a kept one
-        if (kept === undefined || (!resultMatches(merged, kept) && resultMatches(merged, result))) await this.store.putResult(record.task.id, result)
+        if (kept === undefined || (!resultMatches(merged, kept) && resultMatches(merged, result))) {
+          await this.store.write(record.task.id, { result, record: merged })
+          this.live.delete(record.task.id)
+          this.index(merged)
+          return merged
+        }
       }
       await this.save(merged)
       return merged
@@ -161,7 +173,8 @@ export class Replica {
     // record first: a result is written before the record that says completed
     const record = await this.store.getRecord(id)
     const result = await this.store.getResult(id)
-    return { record, result: result !== undefined && record?.final?.claimId === result.claimId ? result : undefined }
+    // a kept result counts only if it is the one the certificate names, by claim and by hash
+    return { record, result: result !== undefined && record !== undefined && resultMatches(record, result) ? result : undefined }
   }
 
   /** Tasks of which this member holds a placement share and would grant a lease now: the pull path. */
@@ -180,7 +193,7 @@ export class Replica {
 
   /** The record if this member would grant a lease on it now. */
   async claimableRecord (id: string, now = this.now()): Promise<TaskRecord | undefined> {
-    const s = await this.load1(id)
+    const s = await this.load1(id, false)
     const record = s.record
     if (record === undefined || record.final !== undefined || !this.isMember(record) || currentVote(s) !== undefined) return undefined
     if ((s.lease.sealedEpoch ?? -1) >= record.placement.epoch) return undefined
@@ -242,22 +255,40 @@ export class Replica {
     if (req.op === 'commit' && reply.status === 'OK') this.stats.results++
   }
 
-  private async load1 (id: string): Promise<ReplicaTaskState> {
+  /** A task's state; `locked` callers (under the task's lock) may fill the cache, others only read it. */
+  private async load1 (id: string, locked = true): Promise<ReplicaTaskState> {
+    const cached = this.live.get(id)
+    if (cached !== undefined) return cached
     const [record, lease, result] = await Promise.all([this.store.getRecord(id), this.store.getLease(id), this.store.getResult(id)])
-    return { record, lease: lease ?? EMPTY_LEASE, result }
+    const state = { record, lease: lease ?? EMPTY_LEASE, result }
+    // an unlocked read may finish after a locked write: caching it would bring old state back
+    if (locked && record !== undefined && record.final === undefined) this.live.set(id, state)
+    return state
   }
 
-  /** Writes what changed: the result first, then the lease (a grant or a vote), then the record. */
+  /** Writes what changed (result, lease: a grant or a vote, record) as one atomic batch. */
   private async persist (before: ReplicaTaskState, after: ReplicaTaskState): Promise<void> {
     const id = (after.record ?? before.record)?.task.id
     if (id === undefined) return
-    if (after.result !== undefined && after.result !== before.result) await this.store.putResult(id, after.result)
-    if (after.lease !== before.lease) await this.store.putLease(id, after.lease)
-    if (after.record !== undefined && after.record !== before.record) await this.save(after.record)
+    const change: ReplicaWrite = {}
+    if (after.result !== undefined && after.result !== before.result) change.result = after.result
+    if (after.lease !== before.lease) change.lease = after.lease
+    if (after.record !== undefined && after.record !== before.record) change.record = after.record
+    if (change.result === undefined && change.lease === undefined && change.record === undefined) return
+    await this.store.write(id, change)
+    if (change.record !== undefined) this.index(change.record)
+    if (after.record !== undefined && after.record.final === undefined) this.live.set(id, after)
+    else this.live.delete(id)
   }
 
+  /** A merge from outside the state machine: written, and the next read of it goes to disk. */
   private async save (record: TaskRecord): Promise<void> {
-    await this.store.putRecord(record)
+    await this.store.write(record.task.id, { record })
+    this.live.delete(record.task.id)
+    this.index(record)
+  }
+
+  private index (record: TaskRecord): void {
     this.hashes.set(record.task.id, recordHash(record))
     this.members.set(record.task.id, record.placement.members)
     if (record.final === undefined) this.active.add(record.task.id)

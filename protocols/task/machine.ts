@@ -247,10 +247,11 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   const mine = s.record
   if ((s.lease.sealedEpoch ?? -1) >= req.epoch) return { state: s, reply: { status: 'SEALED', reason: `epoch ${req.epoch} moved away` } }
   if (mine !== undefined && (mine.placement.epoch > req.epoch || (mine.placement.epoch === req.epoch && !samePlacement(mine.placement, incoming.placement)))) return { state: s, reply: { status: 'WRONG_EPOCH', placement: mine.placement } }
-  const merged = mine === undefined ? incoming : mergeRecords(mine, incoming)
-  // a final state comes in only with its certificate
-  const { final: _f, ...unfinished } = merged
-  const record: TaskRecord = merged.final === undefined || hasValidFinal(merged) ? merged : unfinished
+  // a final state comes in only with its certificate, checked before the merge so that a forged
+  // one can never displace this member's own
+  const { final: incomingFinal, ...incomingRest } = incoming
+  const checked: TaskRecord = incomingFinal !== undefined && hasValidFinal(mine === undefined ? incoming : { ...incoming, previous: [...(incoming.previous ?? []), ...(mine.previous ?? []), mine.placement] }) ? incoming : incomingRest
+  const record = mine === undefined ? checked : mergeRecords(mine, checked)
   // lease and vote of an older epoch stay behind with it; the term keeps counting up
   const lease: LeaseState = { term: s.lease.term, maxTerm: s.lease.maxTerm, ...(s.lease.sealedEpoch === undefined ? {} : { sealedEpoch: s.lease.sealedEpoch, ...(s.lease.sealedFor === undefined ? {} : { sealedFor: s.lease.sealedFor }) }), ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
   const next: ReplicaTaskState = { record, lease, result: s.result ?? req.result }

@@ -49,7 +49,16 @@ export type StoredResult = z.infer<typeof storedResultSchema>
  * memory implementation below. Writes marked durable are on disk before they resolve, because a
  * peer is told OK right after.
  */
+/** What one state change writes: any of the three, on disk together or not at all. */
+export interface ReplicaWrite {
+  record?: TaskRecord
+  lease?: LeaseState
+  result?: StoredResult
+}
+
 export interface ReplicaStore {
+  /** one operation's writes, atomically and durably, before it resolves */
+  write: (id: string, change: ReplicaWrite) => Promise<void>
   getRecord: (id: string) => Promise<TaskRecord | undefined>
   putRecord: (record: TaskRecord) => Promise<void>
   getLease: (id: string) => Promise<LeaseState | undefined>
@@ -68,6 +77,12 @@ export class MemoryReplicaStore implements ReplicaStore {
   readonly resultMap = new Map<string, StoredResult>()
 
   async getRecord (id: string): Promise<TaskRecord | undefined> { return structuredClone(this.recordMap.get(id)) }
+  async write (id: string, change: ReplicaWrite): Promise<void> {
+    if (change.result !== undefined) this.resultMap.set(id, structuredClone(change.result))
+    if (change.lease !== undefined) this.leaseMap.set(id, structuredClone(change.lease))
+    if (change.record !== undefined) this.recordMap.set(id, structuredClone(change.record))
+  }
+
   async putRecord (record: TaskRecord): Promise<void> { this.recordMap.set(record.task.id, structuredClone(record)) }
   async getLease (id: string): Promise<LeaseState | undefined> { return structuredClone(this.leaseMap.get(id)) }
   async putLease (id: string, lease: LeaseState): Promise<void> { this.leaseMap.set(id, structuredClone(lease)) }

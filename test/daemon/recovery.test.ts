@@ -92,7 +92,7 @@ describe('recovery across real processes', () => {
     }, { what: 'a holder', intervalMs: 10 })
     const paused = daemons.find(d => d.peerId === holderId) as DaemonProcess
     // freeze it inside the agent, not between its claim and the agent's start
-    await waitFor(async () => (await get(paused.api, `/v1/tasks/${String(id)}`)).progress?.length > 0, { what: 'the agent to start', intervalMs: 10 })
+    await waitFor(async () => (await get(paused.api, `/v1/tasks/${String(id)}`)).progress?.length > 0, { what: 'the agent to start', intervalMs: 10, timeoutMs: 30_000 })
     paused.proc.kill('SIGSTOP')
     const observer = daemons.find(d => d !== paused) as DaemonProcess
     const done = await waitFor(async () => {

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
 import { EMPTY_LEASE, currentVote, transition } from '../../protocols/task/machine.js'
-import { canonicalJson, certify, hasValidFinal, leaseStateSchema, makeTask, newRecord, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
+import { canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
 import type { Attempt, Certificate, FinalState, FinalValue, Placement, Statement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -192,14 +192,14 @@ const TABLE: Row[] = [
     name: 'acquire with no lease: OK, term 1, attempt 1, the attempt running',
     given: () => fresh(),
     req: () => acquire(),
-    reply: () => ({ status: 'OK', term: 1, expiresAt: NOW + LEASE, attempt: 1 }),
+    reply: () => ({ status: 'OK', term: 1, expiresAt: NOW + LEASE, attempt: 1, placement: f.P0 }),
     then: s => {
       expect(s.lease).toEqual({ claimId: 'x1', holder: f.X.id, term: 1, maxTerm: 1, expiresAt: NOW + LEASE })
       expect(s.record?.attempts).toEqual([{ claimId: 'x1', generation: 0, peer: f.X.id, startedAt: NOW, outcome: 'running' }])
     }
   },
   { name: 'acquire while another holds a live lease: DENIED with the holder', given: () => held(), req: () => acquire('y1'), as: () => ({ from: f.Y }), reply: () => ({ status: 'DENIED', holder: f.X.id, expiresAt: T0 + LEASE }), unchanged: true },
-  { name: 'acquire again by the holder with its claim: the same grant', given: () => held(), req: () => acquire('x1'), reply: () => ({ status: 'OK', term: 1, expiresAt: T0 + LEASE, attempt: 1 }), unchanged: true },
+  { name: 'acquire again by the holder with its claim: the same grant', given: () => held(), req: () => acquire('x1'), reply: () => ({ status: 'OK', term: 1, expiresAt: T0 + LEASE, attempt: 1, placement: f.P0 }), unchanged: true },
   { name: 'acquire by the holder with another claim: DENIED', given: () => held(), req: () => acquire('x2'), reply: () => ({ status: 'DENIED', holder: f.X.id, expiresAt: T0 + LEASE }), unchanged: true },
   {
     name: 'acquire after the lease lapsed (by this clock): the attempt expires, RETRY_LATER until the backoff',
@@ -217,9 +217,12 @@ const TABLE: Row[] = [
     given: () => ({ record: record({ attempts: [{ ...running('x1', f.X), outcome: 'expired', endedAt: T0 + LEASE }], notBefore: T0 + LEASE + 500 }), lease: { term: 1, maxTerm: 4 } }),
     req: () => acquire('y1'),
     as: () => ({ from: f.Y, now: T0 + LEASE + 500 }),
-    reply: () => ({ status: 'OK', term: 5, expiresAt: T0 + 2 * LEASE + 500, attempt: 2 }),
+    reply: () => ({ status: 'OK', term: 5, expiresAt: T0 + 2 * LEASE + 500, attempt: 2, placement: f.P0 }),
     then: s => expect(s.lease).toMatchObject({ claimId: 'y1', holder: f.Y.id, term: 5, maxTerm: 5 })
   },
+  // past the deadline by this member's own clock no attempt starts: the placement decides the task dead
+  { name: 'acquire past the deadline (by this clock): DENIED, no attempt started', given: () => fresh(), req: () => acquire(), as: () => ({ now: DEADLINE + 1 }), reply: () => ({ status: 'DENIED', reason: 'past the deadline' }), unchanged: true },
+  { name: 'acquire just at the deadline (not past it): OK', given: () => fresh(), req: () => acquire(), as: () => ({ now: DEADLINE }), reply: () => ({ status: 'OK', term: 1, expiresAt: DEADLINE + LEASE, attempt: 1, placement: f.P0 }) },
   { name: 'acquire with the attempts spent: DENIED', given: () => ({ record: record({ attempts: [failed('x1', f.X), failed('x2', f.X, T0 + 10)] }), lease: { term: 2, maxTerm: 2 } }), req: () => acquire('y1'), reply: () => ({ status: 'DENIED', reason: 'attempts spent' }), unchanged: true },
   { name: 'acquire of a finished task: FINISHED with its certificate', given: () => finished(), req: () => acquire(), reply: () => ({ status: 'FINISHED', state: 'dead', cert: finished().record!.final!.cert }), unchanged: true },
   { name: 'acquire after this member voted: VOTED with its vote', given: () => withVote(fresh(), CANCELED), req: () => acquire(), reply: () => ({ status: 'VOTED', vote: voteReply(CANCELED, { term: 0 }) }), unchanged: true },
@@ -252,7 +255,7 @@ const TABLE: Row[] = [
       expect(s.record?.attempts).toEqual([{ ...running('x1', f.X), outcome: 'released', endedAt: NOW }])
       expect(s.record?.notBefore).toBeUndefined()
       // the next claim starts at once, as the first attempt, with a higher term
-      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 2, expiresAt: NOW + LEASE, attempt: 1 })
+      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 2, expiresAt: NOW + LEASE, attempt: 1, placement: f.P0 })
     }
   },
   {
@@ -290,11 +293,23 @@ const TABLE: Row[] = [
   { name: 'vote from a peer that is not the holder: STALE_TERM', given: () => held(), req: () => vote(completedBy('x1'), RESULT), as: () => ({ from: f.Y }), reply: () => ({ status: 'STALE_TERM' }), unchanged: true },
   { name: 'vote with an old term: STALE_TERM', given: () => held({ term: 2 }), req: () => vote(completedBy('x1'), RESULT, 'x1', 1), reply: () => ({ status: 'STALE_TERM' }), unchanged: true },
   { name: 'vote with another claim: STALE_TERM', given: () => held(), req: () => vote(completedBy('x0'), RESULT, 'x0'), reply: () => ({ status: 'STALE_TERM' }), unchanged: true },
+  // a holder votes for its own claim's result, or for an outcome that names no claim
+  { name: 'vote completed naming another claim than the holder\'s: ERROR, no vote', given: () => held(), req: () => vote(completedBy('y9'), RESULT), reply: () => ({ status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' }), unchanged: true },
+  { name: 'vote completed naming no claim: ERROR, no vote', given: () => held(), req: () => vote({ state: 'completed', resultHash: resultHash(RESULT) }, RESULT), reply: () => ({ status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' }), unchanged: true },
+  { name: 'vote dead naming a claim: ERROR, no vote', given: () => held(), req: () => vote({ state: 'dead', claimId: 'x1', reason: 'gave up' }), reply: () => ({ status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' }), unchanged: true },
+  { name: 'vote canceled naming a claim: ERROR, no vote', given: () => held(), req: () => vote({ state: 'canceled', claimId: 'x1', reason: 'canceled' }), reply: () => ({ status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' }), unchanged: true },
+  {
+    name: 'vote dead naming no claim by the live holder: OK, a signed vote, no result',
+    given: () => held(),
+    req: () => vote({ state: 'dead', reason: 'gave up' }),
+    reply: () => ({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'gave up' }) }),
+    then: s => { expect(s.lease.vote?.value).toEqual({ state: 'dead', reason: 'gave up' }); expect(s.result).toBeUndefined() }
+  },
   { name: 'vote after the lease lapsed: STALE_TERM', given: () => held(), req: () => vote(completedBy('x1'), RESULT), as: later(LEASE + 1), reply: () => ({ status: 'STALE_TERM' }), then: s => expect(s.lease.vote).toBeUndefined() },
   {
     name: 'vote once a vote was cast: VOTED with the first vote and its result',
     given: () => ({ ...withVote(held(), completedBy('x1')), result: stored('x1') }),
-    req: () => vote({ state: 'dead', claimId: 'x1', reason: 'changed my mind' }),
+    req: () => vote({ state: 'dead', reason: 'changed my mind' }),
     reply: () => ({ status: 'VOTED', vote: voteReply(completedBy('x1')), result: stored('x1') }),
     unchanged: true
   },
@@ -313,13 +328,13 @@ const TABLE: Row[] = [
     }
   },
   {
-    name: 'fail spending the last attempt: a vote for dead naming the claim',
+    name: 'fail spending the last attempt: a vote for dead naming no claim',
     given: () => held({ claimId: 'x2', term: 2, before: [failed('x1', f.X, T0 - 100)] }),
     req: () => fail(false, 'boom', 'x2', 2),
-    reply: () => ({ status: 'OK', vote: voteReply({ state: 'dead', claimId: 'x2', reason: 'failed 2 of 2 attempts: boom' }, { term: 2 }) }),
-    then: s => { expect(s.lease.vote?.value).toEqual({ state: 'dead', claimId: 'x2', reason: 'failed 2 of 2 attempts: boom' }); expect(s.record?.notBefore).toBeUndefined() }
+    reply: () => ({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'failed 2 of 2 attempts: boom' }, { term: 2 }) }),
+    then: s => { expect(s.lease.vote?.value).toEqual({ state: 'dead', reason: 'failed 2 of 2 attempts: boom' }); expect(s.record?.notBefore).toBeUndefined() }
   },
-  { name: 'fail unrecoverable: a vote for dead with the error', given: () => held(), req: () => fail(true, 'bad input'), reply: () => ({ status: 'OK', vote: voteReply({ state: 'dead', claimId: 'x1', reason: 'bad input' }) }), then: s => expect(s.record?.attempts[0]?.outcome).toBe('failed') },
+  { name: 'fail unrecoverable: a vote for dead with the error, naming no claim', given: () => held(), req: () => fail(true, 'bad input'), reply: () => ({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'bad input' }) }), then: s => expect(s.record?.attempts[0]?.outcome).toBe('failed') },
   {
     name: 'fail unrecoverable after this member voted to cancel: OK with the earlier vote, no new one',
     given: () => withVote(held(), CANCELED),
@@ -386,6 +401,19 @@ const TABLE: Row[] = [
   { name: 'decide shown a non-member\'s vote: ERROR', given: () => fresh(), req: () => decide([shownVote(f.D, CANCELED)]), reply: () => ({ status: 'ERROR', reason: `shown vote of ${f.D.id} is not valid here` }), unchanged: true },
   { name: 'decide shown a vote of another generation: ERROR', given: () => fresh(), req: () => decide([shownVote(f.B, CANCELED, { generation: 1 })]), reply: () => ({ status: 'ERROR', reason: `shown vote of ${f.B.id} is not valid here` }), unchanged: true },
   { name: 'decide shown votes for two values: ERROR', given: () => fresh(), req: () => decide([shownVote(f.B, CANCELED), shownVote(f.C, DEAD)]), reply: () => ({ status: 'ERROR', reason: `shown vote of ${f.C.id} is not valid here` }), unchanged: true },
+  // dead is a judgement of time and attempts: it is adopted only where this member's own state agrees
+  { name: 'decide shown a dead vote, before the deadline here with budget left: DENIED', given: () => fresh(), req: () => decide([shownVote(f.B, DEAD, { term: 0 })]), reply: () => ({ status: 'DENIED', reason: 'not dead by this member\'s own clock and attempts' }), unchanged: true },
+  { name: 'decide shown a dead vote just at the deadline here (not past it): DENIED', given: () => fresh(), req: () => decide([shownVote(f.B, DEAD, { term: 0 })]), as: () => ({ now: DEADLINE }), reply: () => ({ status: 'DENIED', reason: 'not dead by this member\'s own clock and attempts' }), unchanged: true },
+  { name: 'decide shown a dead vote, past the deadline by this clock: adopts it', given: () => fresh(), req: () => decide([shownVote(f.B, DEAD, { term: 0 })]), as: () => ({ now: DEADLINE + 1 }), reply: () => ({ status: 'OK', vote: voteReply(DEAD, { term: 0 }) }), then: s => expect(s.lease.vote?.value).toEqual(DEAD) },
+  {
+    name: 'decide shown a dead vote, the attempts spent here too: adopts it',
+    given: () => ({ record: record({ attempts: [failed('x1', f.X), failed('x2', f.X, T0 + 10)] }), lease: { term: 2, maxTerm: 2 } }),
+    req: () => decide([shownVote(f.B, { state: 'dead', reason: 'failed 2 of 2 attempts: boom' }, { term: 2 })]),
+    reply: () => ({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'failed 2 of 2 attempts: boom' }, { term: 2 }) })
+  },
+  { name: 'decide shown a dead vote, one attempt of two failed here: DENIED', given: () => ({ record: record({ attempts: [failed('x1', f.X)] }), lease: { term: 1, maxTerm: 1 } }), req: () => decide([shownVote(f.B, { state: 'dead', reason: 'failed 2 of 2 attempts: boom' }, { term: 2 })]), reply: () => ({ status: 'DENIED', reason: 'not dead by this member\'s own clock and attempts' }), unchanged: true },
+  // the reason is not signed: votes that differ only in it are one outcome
+  { name: 'decide shown dead votes that differ only in their reason: adopts the first', given: () => fresh(), req: () => decide([shownVote(f.B, DEAD, { term: 0 }), shownVote(f.C, { state: 'dead', reason: 'unclaimed' }, { term: 0 })]), as: () => ({ now: DEADLINE + 1 }), reply: () => ({ status: 'OK', vote: voteReply(DEAD, { term: 0 }) }) },
   { name: 'decide shown votes while a lease is live: DENIED', given: () => held(), req: () => decide([shownVote(f.B, CANCELED)]), reply: () => ({ status: 'DENIED', holder: f.X.id }), unchanged: true },
 
   // ---- commit ----
@@ -427,7 +455,25 @@ const TABLE: Row[] = [
   { name: 'commit a certificate of 1 of 3 members: ERROR, no final', given: () => fresh(), req: () => commit(cert(DEAD, [f.A])), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
   { name: 'commit a certificate with a non-member\'s signature: ERROR', given: () => fresh(), req: () => commit(cert(DEAD, [f.A, f.D])), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
   { name: 'commit a certificate one member signed twice: ERROR', given: () => fresh(), req: () => commit(cert(DEAD, [f.A, f.A])), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
-  { name: 'commit a certificate whose value was changed after signing: ERROR', given: () => fresh(), req: () => commit({ ...cert(DEAD, [f.A, f.B]), value: { state: 'canceled', reason: 'deadline passed' } }), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
+  { name: 'commit a certificate whose state was changed after signing: ERROR', given: () => fresh(), req: () => commit({ ...cert(DEAD, [f.A, f.B]), value: { state: 'canceled', reason: 'deadline passed' } }), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
+  { name: 'commit a completed certificate whose claim was changed after signing: ERROR', given: () => held(), req: () => commit({ ...cert(completedBy('x1'), [f.A, f.B]), value: completedBy('x2') }, stored('x2')), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
+  { name: 'commit a completed certificate whose result hash was changed after signing: ERROR', given: () => held(), req: () => commit({ ...cert(completedBy('x1'), [f.A, f.B]), value: completedBy('x1', { text: 'forged' }) }, stored('x1', { text: 'forged' })), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
+  { name: 'commit a dead certificate that names a claim it was not signed with: ERROR', given: () => fresh(), req: () => commit({ ...cert(DEAD, [f.A, f.B]), value: { ...DEAD, claimId: 'x1' } }), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
+  // the reason is informative, not signed
+  {
+    name: 'commit a certificate whose reason was changed after signing: OK, the final stored with that reason',
+    given: () => fresh(),
+    req: () => commit({ ...cert(DEAD, [f.A, f.B]), value: { state: 'dead', reason: 'edited' } }),
+    reply: () => ({ status: 'OK' }),
+    then: s => { expect(s.record?.final).toMatchObject({ state: 'dead', reason: 'edited' }); expect(hasValidFinal(s.record!)).toBe(true) }
+  },
+  {
+    name: 'commit a certificate of votes that differ only in their reason: OK',
+    given: () => fresh(),
+    req: () => commit({ ...cert(DEAD, [f.A]), votes: [...cert(DEAD, [f.A]).votes, ...cert({ state: 'dead', reason: 'unclaimed' }, [f.B]).votes].sort((a, b) => a.peer < b.peer ? -1 : 1) }),
+    reply: () => ({ status: 'OK' }),
+    then: s => { expect(s.record?.final?.state).toBe('dead'); expect(hasValidFinal(s.record!)).toBe(true) }
+  },
   { name: 'commit a certificate of another task: ERROR', given: () => fresh(), req: () => commit(cert(DEAD, [f.A, f.B], { id: f.other.id })), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
   { name: 'commit a certificate signed for another task, relabelled: ERROR', given: () => fresh(), req: () => commit({ ...cert(DEAD, [f.A, f.B], { id: f.other.id }), id: f.task.id }), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
   { name: 'commit a certificate of another generation: ERROR', given: () => fresh(), req: () => commit(cert(DEAD, [f.A, f.B], { generation: 1 })), reply: () => ({ status: 'ERROR', reason: 'certificate not valid for this task' }), unchanged: true },
@@ -447,7 +493,7 @@ const TABLE: Row[] = [
       expect(s.record?.final).toBeUndefined()
       expect(s.record?.notBefore).toBeUndefined()
       // a fresh budget: the old generation's failures do not count
-      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 3, expiresAt: NOW + LEASE, attempt: 1 })
+      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 3, expiresAt: NOW + LEASE, attempt: 1, placement: f.P0 })
     }
   },
   { name: 'redrive an older generation: OK, nothing changes', given: () => fresh({ generation: 2 }), req: () => ({ op: 'redrive', ...base(), generation: 1 }), reply: () => ({ status: 'OK' }), unchanged: true },
@@ -500,9 +546,27 @@ const TABLE: Row[] = [
       expect(s.record?.placement).toEqual(f.P1)
       expect(s.record?.previous).toEqual([f.P0])
       expect(s.lease).toEqual({ term: 3, maxTerm: 3, sealedEpoch: 0, sealedFor: f.P1 })
-      expect(step(s, { ...acquire('y1'), epoch: 1 } as LeaseRequest, { from: f.Y }).reply).toEqual({ status: 'OK', term: 4, expiresAt: NOW + LEASE, attempt: 1 })
+      expect(step(s, { ...acquire('y1'), epoch: 1 } as LeaseRequest, { from: f.Y }).reply).toEqual({ status: 'OK', term: 4, expiresAt: NOW + LEASE, attempt: 1, placement: f.P1 })
       expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'WRONG_EPOCH', placement: f.P1 })
     }
+  },
+  { name: 'install of the epoch this member sealed: SEALED', given: () => sealed(), req: () => ({ op: 'install', ...base(), record: record(), mustDecide: DEAD }), as: () => ({ from: f.U }), reply: () => ({ status: 'SEALED', reason: 'epoch 0 moved away' }), unchanged: true },
+  { name: 'install of an epoch at or below the one this member sealed: SEALED', given: () => ({ record: moved(), lease: { term: 0, maxTerm: 0, sealedEpoch: 1, sealedFor: { epoch: 2, members: f.P1.members } } }), req: () => install(), as: () => ({ from: f.U }), reply: () => ({ status: 'SEALED', reason: 'epoch 1 moved away' }), unchanged: true },
+  {
+    name: 'install with a final certified by a majority of the new placement: OK, the final taken, no vote',
+    given: () => ({ lease: EMPTY_LEASE }),
+    req: () => ({ op: 'install', id: f.task.id, epoch: 1, record: { ...moved(), final: finalOf(cert(DEAD, [f.A, f.D], { epoch: 1 })) }, mustDecide: CANCELED }),
+    as: () => ({ me: f.D, from: f.U }),
+    reply: () => ({ status: 'OK' }),
+    then: (s, t) => { expect(s.record?.final?.cert).toEqual(cert(DEAD, [f.A, f.D], { epoch: 1 })); expect(hasValidFinal(s.record!)).toBe(true); expect(t.sign).toBeUndefined() }
+  },
+  {
+    name: 'install with a final signed by 1 of 3: OK, taken without the final, and the value to decide voted',
+    given: () => ({ lease: EMPTY_LEASE }),
+    req: () => ({ op: 'install', id: f.task.id, epoch: 1, record: { ...moved(), final: finalOf(cert(DEAD, [f.A], { epoch: 1 })) }, mustDecide: CANCELED }),
+    as: () => ({ me: f.D, from: f.U }),
+    reply: () => ({ status: 'OK', vote: voteReply(CANCELED, { me: f.D, epoch: 1, term: 0 }) }),
+    then: s => expect(s.record).toEqual(moved())
   },
   { name: 'install at a peer outside the new placement: NOT_MEMBER', given: () => fresh(), req: () => install(), as: () => ({ me: f.C }), reply: () => ({ status: 'NOT_MEMBER', placement: f.P1 }), unchanged: true },
   { name: 'install whose record is of another epoch than the request: NOT_MEMBER', given: () => fresh(), req: () => ({ ...install(), epoch: 2 } as LeaseRequest), reply: () => ({ status: 'NOT_MEMBER', placement: f.P1 }), unchanged: true },
@@ -568,15 +632,21 @@ describe('transition: clocks', () => {
     expect(certify(f.task.id, 0, 0, votes[0]!.value, votes, f.P0.members)).toBeUndefined()
   })
 
-  // BUG (protocols/task/machine.ts, `adopt`, reached from `case 'decide'`): a member adopts any
-  // validly signed shown vote, so the skewed member's dead vote, shown to the others (which
-  // LeaseClient.decide does with the largest group), becomes a certificate: the task dies 23 h
-  // before its deadline by every other clock. Flip to `it` once adopting a dead-by-deadline value
-  // needs the adopter's own clock (or its own attempt count) to agree.
-  it.fails('a member does not adopt a dead vote its own clock does not support', () => {
+  it('a member does not adopt a dead vote its own clock does not support; one whose clock agrees does', () => {
     const skewed = step(fresh(), decide(), { me: f.C, from: f.U, now: T0 + 26 * HOUR }).reply.vote!
-    const reply = step(fresh(), decide([skewed]), { me: f.A, from: f.U, now: T0 + HOUR }).reply
-    expect(reply.status).not.toBe('OK')
+    expect(verifyVote(f.task.id, skewed)).toBe(true)
+    const a = step(fresh(), decide([skewed]), { me: f.A, from: f.U, now: T0 + HOUR })
+    expect(a.reply).toEqual({ status: 'DENIED', reason: 'not dead by this member\'s own clock and attempts' })
+    expect(a.sign).toBeUndefined()
+    // so the skewed vote never gathers a majority
+    const b = step(fresh(), decide([skewed]), { me: f.B, from: f.U, now: T0 + HOUR })
+    expect(b.reply.status).toBe('DENIED')
+    // once B's own clock passes the deadline too, it adopts the vote, and the two make a certificate
+    const late = step(fresh(), decide([skewed]), { me: f.B, from: f.U, now: DEADLINE + 1 })
+    expect(late.reply).toEqual({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'unclaimed' }, { me: f.B, term: 0 }) })
+    const c = certify(f.task.id, 0, 0, skewed.value, [skewed, late.reply.vote!], f.P0.members)
+    expect(c).toBeDefined()
+    expect(hasValidFinal({ ...record(), final: finalOf(c!) })).toBe(true)
   })
 
   it('judges a lease by the member\'s own clock: live on a slow member, lapsed on a fast one', () => {
@@ -589,57 +659,71 @@ describe('transition: clocks', () => {
 })
 
 describe('transition: requests a member should refuse', () => {
-  // BUG (protocols/task/machine.ts, `case 'vote'`): the live holder's vote request is taken with any
-  // value, including a completed value naming another claim than its own (`req.value.claimId` is
-  // never compared with `req.claimId`), so the member signs "claim y9 completed" for claim x1's
-  // holder. Bad input from a peer should be refused (ERROR), not signed.
-  it.fails('a vote naming another claim than the holder\'s own is refused', () => {
+  it('a vote naming another claim than the holder\'s own is refused, and nothing is signed', () => {
     const t = step(held(), vote(completedBy('y9'), RESULT))
-    expect(t.reply.status).toBe('ERROR')
+    expect(t.reply).toEqual({ status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' })
+    expect(t.sign).toBeUndefined()
+    expect(t.state.lease.vote).toBeUndefined()
+    expect(t.state.result).toBeUndefined()
+    // the holder may still vote for its own claim afterwards
+    expect(step(t.state, vote(completedBy('x1'), RESULT)).reply).toEqual({ status: 'OK', vote: voteReply(completedBy('x1')) })
   })
 
-  // PROBABLY A BUG (protocols/task/machine.ts, `case 'acquire'`): a grant does not look at the
-  // task's deadline, so past it a task is leased and run again after every lapse or failure while
-  // attempts remain (the claimer and executor do not check it either), racing the sweeper's
-  // `decide`, which votes dead only while no lease is live. Confirm the intent; if a deadline ends
-  // new attempts, acquire should refuse past it.
-  it.fails('no new lease is granted past the task\'s deadline', () => {
+  it('no new lease is granted past the task\'s deadline, and decide then votes dead', () => {
     const t = step(fresh(), acquire(), { now: DEADLINE + 1 })
-    expect(t.reply.status).not.toBe('OK')
+    expect(t.reply).toEqual({ status: 'DENIED', reason: 'past the deadline' })
+    expect(t.state.record?.attempts).toEqual([])
+    expect(t.state.lease).toEqual(EMPTY_LEASE)
+    // nor after a lapse or a failure with attempts left: only the decision remains
+    const lapsed = step(held({ at: DEADLINE - LEASE }), acquire('y1'), { from: f.Y, now: DEADLINE + 1 })
+    expect(lapsed.reply.status).toBe('RETRY_LATER')
+    expect(step(lapsed.state, acquire('y1'), { from: f.Y, now: DEADLINE + 1 + BACKOFF.capMs }).reply).toEqual({ status: 'DENIED', reason: 'past the deadline' })
+    expect(step(lapsed.state, decide(), { from: f.U, now: DEADLINE + 1 }).reply).toEqual({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'deadline passed' }) })
   })
 })
 
 describe('transition: install refuses what no replica may accept', () => {
-  // BUG (protocols/task/machine.ts `currentVote`, with protocols/replica/replica.ts `Replica.put`):
-  // a vote counts for the record's generation whatever its epoch. `install` drops an older epoch's
-  // vote, but a member that learns the new epoch through `put` (anti-entropy, a records put: the
-  // old minority that missed the seal and the install) keeps answering VOTED with its epoch-0
-  // vote, which no epoch-1 certificate can use, and never votes in epoch 1: one member fewer for
-  // every majority of the new placement.
-  it.fails('a vote of an earlier epoch does not stop a member voting in the current one', () => {
-    const s = withVote({ record: moved(), lease: EMPTY_LEASE }, CANCELED, { epoch: 0 })
-    const t = step(s, { op: 'decide', id: f.task.id, epoch: 1, shown: [shownVote(f.B, DEAD, { epoch: 1 })] }, { from: f.U })
-    expect(t.reply).toMatchObject({ status: 'OK', vote: { epoch: 1, value: DEAD } })
+  it('a vote of an earlier epoch does not stop a member voting in the current one', () => {
+    const s = withVote({ record: moved(), lease: EMPTY_LEASE }, DEAD, { epoch: 0 })
+    expect(currentVote(s)).toBeUndefined()
+    // in its own epoch the same vote counts
+    expect(currentVote(withVote(fresh(), DEAD, { epoch: 0 }))).toBeDefined()
+    const t = step(s, { op: 'decide', id: f.task.id, epoch: 1, shown: [shownVote(f.B, CANCELED, { epoch: 1 })] }, { from: f.U })
+    expect(t.reply).toEqual({ status: 'OK', vote: voteReply(CANCELED, { epoch: 1, term: 0 }) })
+    expect(currentVote(t.state)).toMatchObject({ epoch: 1, value: CANCELED })
   })
 
-  // BUG (protocols/task/machine.ts, `install`): install checks membership and epoch order but not
-  // the seal, so an install of the sealed epoch itself (a delayed or repeated message of an
-  // earlier move) still casts a `mustDecide` vote in an epoch this member promised to stop
-  // serving; with `previous` keeping that epoch, such a certificate stays valid after the move.
-  it.fails('install of an epoch this member sealed is refused', () => {
+  it('install of an epoch this member sealed is refused, and casts no vote', () => {
     const s = sealed()
     const t = step(s, { op: 'install', id: f.task.id, epoch: 0, record: record(), mustDecide: DEAD }, { from: f.U })
-    expect(t.reply.status).toBe('SEALED')
+    expect(t.reply).toEqual({ status: 'SEALED', reason: 'epoch 0 moved away' })
+    expect(t.sign).toBeUndefined()
+    expect(t.state).toBe(s)
   })
 
-  // BUG (protocols/task/machine.ts, `install`; protocols/replica/replica.ts, `handleLease`): the
-  // installed record is merged as it comes, so a final state with a certificate of 1 of 3
-  // members (or none valid at all) is stored, where `Replica.put` would strip it. DESIGN: replicas
-  // accept a final state only with a certificate.
-  it.fails('install does not take a final state whose certificate is not valid', () => {
+  it('install does not take a final state whose certificate is not valid', () => {
     const forged = { ...moved(), final: finalOf(cert(DEAD, [f.A], { epoch: 1 })) }
     const t = step({ lease: EMPTY_LEASE }, { op: 'install', id: f.task.id, epoch: 1, record: forged }, { me: f.D, from: f.U })
+    expect(t.reply).toEqual({ status: 'OK' })
     expect(t.state.record?.final).toBeUndefined()
+    expect(t.state.record).toEqual(moved())
+    // nor one signed over another value, nor by members of no epoch the record knows
+    for (const final of [finalOf({ ...cert(DEAD, [f.A, f.D], { epoch: 1 }), value: CANCELED }), finalOf(cert(DEAD, [f.X, f.Y], { epoch: 1 }))]) {
+      expect(step({ lease: EMPTY_LEASE }, { op: 'install', id: f.task.id, epoch: 1, record: { ...moved(), final } }, { me: f.D, from: f.U }).state.record?.final).toBeUndefined()
+    }
+  })
+
+  // found as a bug by this test, fixed since: it guards the fix
+  it('install keeps a member\'s own certified final when the installed copy carries a forged one', () => {
+    const mine = { ...moved(), final: finalOf(cert(DEAD, [f.A, f.D], { epoch: 1 })) }
+    expect(hasValidFinal(mine)).toBe(true)
+    // forged finals of the same generation, sorting before and after the member's own
+    for (const at of [0, T0, 2 * T0]) {
+      const forged = { ...moved(), final: finalOf(cert(CANCELED, [f.A], { epoch: 1 }), at) }
+      const t = step({ record: mine, lease: EMPTY_LEASE }, { op: 'install', id: f.task.id, epoch: 1, record: forged, mustDecide: CANCELED }, { me: f.D, from: f.U })
+      expect(t.state.record?.final, `forged final at ${at}`).toEqual(mine.final)
+      expect(t.sign, `forged final at ${at}`).toBeUndefined()
+    }
   })
 })
 
@@ -685,16 +769,27 @@ function simulate (seed: number, steps: number): { signed: number, certs: number
       const r = req(m)
       if (r === undefined) continue
       const before = states.get(m.id)!
-      const t = step(before, r, { me: m, from, now: time + (skew.get(m.id) ?? 0) })
+      const now = time + (skew.get(m.id) ?? 0)
+      const t = step(before, r, { me: m, from, now })
       states.set(m.id, t.state)
       const wire = leaseResponseSchema.safeParse(t.reply)
       if (!wire.success) throw new Error(`${r.op} -> ${JSON.stringify(t.reply).slice(0, 300)} is not a valid reply: ${wire.error.issues.map(x => `${x.path.join('.')}: ${x.message}`).join('; ')}`)
       expect(t.state.lease.term).toBeLessThanOrEqual(t.state.lease.maxTerm)
       expect(t.state.lease.maxTerm).toBeGreaterThanOrEqual(maxTerm.get(m.id)!)
       if (r.op === 'acquire' && t.reply.status === 'OK' && before.lease.claimId !== r.claimId) expect(t.reply.term).toBeGreaterThan(maxTerm.get(m.id)!)
+      // every grant names the placement it was made under, and none starts past the deadline by this member's clock
+      if (r.op === 'acquire' && t.reply.status === 'OK') expect(t.reply.placement).toEqual(f.P0)
+      if (r.op === 'acquire' && t.reply.status === 'OK' && before.lease.claimId !== r.claimId) expect(now).toBeLessThanOrEqual(DEADLINE)
       maxTerm.set(m.id, t.state.lease.maxTerm)
       if (t.sign !== undefined) {
         signs++
+        // completed names its claim (a holder's own) and hash; dead and canceled name no claim
+        const v = t.sign.value
+        if (v.state === 'completed') expect(v.claimId !== undefined && v.resultHash !== undefined).toBe(true)
+        else expect(v.claimId).toBeUndefined()
+        if (r.op === 'vote' && v.state === 'completed') expect(v.claimId).toBe(r.claimId)
+        // dead by decide (own or adopted) only where this member's own clock or attempts agree
+        if (r.op === 'decide' && v.state === 'dead') expect(failedAttempts(t.state.record!) >= f.task.maxAttempts || now > DEADLINE).toBe(true)
         const mine = signed.get(m.id) ?? new Map<number, string>()
         const key = canonicalJson(t.sign.value)
         const earlier = mine.get(t.sign.generation)
@@ -738,7 +833,9 @@ function simulate (seed: number, steps: number): { signed: number, certs: number
       case 'vote': {
         const result = { by: c.claimId, n: Math.floor(rand() * 3) }
         results.set(resultHash(result), result)
-        const value: FinalValue = rand() < 0.8 ? { state: 'completed', claimId: c.claimId, resultHash: resultHash(result) } : { state: 'dead', claimId: c.claimId, reason: 'gave up' }
+        // now and then a value a holder may not vote for: another claim's result, or a dead naming a claim
+        const roll = rand()
+        const value: FinalValue = roll < 0.7 ? { state: 'completed', claimId: c.claimId, resultHash: resultHash(result) } : roll < 0.9 ? { state: 'dead', reason: 'gave up' } : roll < 0.95 ? { state: 'completed', claimId: 'someone-else', resultHash: resultHash(result) } : { state: 'dead', claimId: c.claimId, reason: 'gave up' }
         deliver(m => ({ op: 'vote', ...held1(m), value, result: result as never, size: 10 }), as)
         break
       }
@@ -748,7 +845,7 @@ function simulate (seed: number, steps: number): { signed: number, certs: number
       case 'decide': {
         const votes = pool.filter(v => v.generation === gen)
         const first = votes.length > 0 && rand() < 0.6 ? pick(votes) : undefined
-        const shown = first === undefined ? undefined : votes.filter(v => canonicalJson(v.value) === canonicalJson(first.value)).filter((v, k, all) => all.findIndex(w => w.peer === v.peer) === k)
+        const shown = first === undefined ? undefined : votes.filter(v => outcomeKey(v.value) === outcomeKey(first.value)).filter((v, k, all) => all.findIndex(w => w.peer === v.peer) === k)
         const result = first?.value.resultHash === undefined ? undefined : results.get(first.value.resultHash)
         deliver(() => ({ op: 'decide', id: f.task.id, epoch: 0, ...(shown === undefined ? {} : { shown }), ...(result === undefined ? {} : { result: result as never, size: 10 }) }), f.U)
         break
@@ -757,7 +854,7 @@ function simulate (seed: number, steps: number): { signed: number, certs: number
         // any certificate the signed votes make, or now and then a forged minority one
         const votes = pool.filter(v => v.generation === gen)
         const groups = new Map<string, ShownVote[]>()
-        for (const v of votes) groups.set(canonicalJson(v.value), [...(groups.get(canonicalJson(v.value)) ?? []).filter(w => w.peer !== v.peer), v])
+        for (const v of votes) groups.set(outcomeKey(v.value), [...(groups.get(outcomeKey(v.value)) ?? []).filter(w => w.peer !== v.peer), v])
         let made: Certificate | undefined
         for (const g of groups.values()) made ??= certify(f.task.id, gen, 0, g[0]!.value, g.map(v => ({ peer: v.peer, term: v.term, sig: v.sig })), f.P0.members)
         if (made === undefined && votes.length > 0 && rand() < 0.5) made = { id: f.task.id, generation: gen, epoch: 0, value: votes[0]!.value, votes: [{ peer: votes[0]!.peer, term: votes[0]!.term, sig: votes[0]!.sig }] }

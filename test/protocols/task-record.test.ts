@@ -1,7 +1,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { canonicalJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, resultHash, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { canonicalJson, certify, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -166,16 +166,20 @@ describe('record merge', () => {
     expect(mergeRecords(retryFailed, redriven).notBefore).toBeUndefined()
   })
 
-  // BUG (protocols/task/record.ts `mergeRecords`: `task: a.task`; protocols/task/schema.ts
-  // `taskId`): the id covers capability, input, submitter and key, not createdAt, deadline,
-  // maxAttempts or timeoutMs, so two submits racing on one idempotency key (a client retrying
-  // after a timeout) make two bodies with one valid id, and the merge keeps whichever is its first
-  // argument: not commutative, and replicas keep different deadlines and budgets for one task.
-  it.fails('is commutative even for two copies whose task bodies differ outside the id', () => {
-    const { base } = copies()
+  it('is commutative even for two copies whose task bodies differ outside the id', () => {
+    const { base, running } = copies()
     const resubmitted: TaskRecord = { ...base, task: { ...base.task, createdAt: base.task.createdAt + 5, deadline: base.task.deadline + 5 } }
     expect(hasValidId(resubmitted.task)).toBe(true)
-    expect(mergeRecords(base, resubmitted)).toEqual(mergeRecords(resubmitted, base))
+    expect(resubmitted.task).not.toEqual(base.task)
+    const ab = mergeRecords(base, resubmitted)
+    expect(ab).toEqual(mergeRecords(resubmitted, base))
+    // one of the two bodies, whole: not a mix of fields
+    expect([base.task, resubmitted.task]).toContainEqual(ab.task)
+    // and the same body whatever else the copies hold, in any order and grouping
+    const moreA = mergeRecords(mergeRecords(running, resubmitted), base)
+    const moreB = mergeRecords(base, mergeRecords(resubmitted, running))
+    expect(moreA).toEqual(moreB)
+    expect(moreA.task).toEqual(ab.task)
   })
 
   it('resolves journal entries two holders wrote differently the same way everywhere', () => {
@@ -217,7 +221,10 @@ describe('certified finals', () => {
     ['signed by 1 of 3', () => withFinal(finalOf(cert(DEAD, [peers.A]), 5))],
     ['signed by a non-member', () => withFinal(finalOf(cert(DEAD, [peers.A, peers.E]), 5))],
     ['signed twice by one member', () => withFinal(finalOf(cert(DEAD, [peers.A, peers.A]), 5))],
-    ['with a signature over another value', () => withFinal(finalOf({ ...cert(DEAD, [peers.A, peers.B]), value: { state: 'dead', reason: 'other' } }, 5))],
+    ['with a signature over another state', () => withFinal(finalOf({ ...cert(DEAD, [peers.A, peers.B]), value: { state: 'canceled', reason: DEAD.reason } }, 5))],
+    ['with a signature over another claim', () => withFinal(finalOf({ ...cert(COMPLETED(), [peers.A, peers.B]), value: { ...COMPLETED(), claimId: 'c9' } }, 5))],
+    ['with a signature over another result hash', () => withFinal(finalOf({ ...cert(COMPLETED(), [peers.A, peers.B]), value: { ...COMPLETED(), resultHash: resultHash({ out: 2 }) } }, 5))],
+    ['with a signature over no claim, relabelled to name one', () => withFinal(finalOf({ ...cert(DEAD, [peers.A, peers.B]), value: { ...DEAD, claimId: 'c1' } }, 5))],
     ['with a signature over another term', () => { const c = cert(DEAD, [peers.A, peers.B]); return withFinal(finalOf({ ...c, votes: c.votes.map(v => ({ ...v, term: 7 })) }, 5)) }],
     ['with a garbled signature', () => { const c = cert(DEAD, [peers.A, peers.B]); return withFinal(finalOf({ ...c, votes: c.votes.map(v => ({ ...v, sig: Buffer.from('x'.repeat(64)).toString('base64') })) }, 5)) }],
     ['of another task', () => withFinal(finalOf(cert(DEAD, [peers.A, peers.B], { id: task({ other: true }, 'o').id }), 5))],
@@ -232,6 +239,51 @@ describe('certified finals', () => {
   it.each(bad)('a final with a certificate %s is not valid', (_name, make) => {
     const r = make()
     expect(hasValidFinal(r)).toBe(false)
+  })
+
+  it('the reason is not signed: a certificate whose reason changed after signing is still valid', () => {
+    const edited = { ...cert(DEAD, [peers.A, peers.B]), value: { state: 'dead' as const, reason: 'edited after signing' } }
+    expect(hasValidFinal(withFinal(finalOf(edited, 5)))).toBe(true)
+    const dropped = { ...cert(DEAD, [peers.A, peers.B]), value: { state: 'dead' as const } }
+    expect(hasValidFinal(withFinal(finalOf(dropped, 5)))).toBe(true)
+    const completed = cert(COMPLETED(), [peers.A, peers.B])
+    expect(hasValidFinal(withFinal(finalOf({ ...completed, value: { ...COMPLETED(), reason: 'a note' } }, 5)))).toBe(true)
+  })
+
+  it('signs the outcome (state, claim, result hash), never the reason', () => {
+    const at = { id: t.id, generation: 0, epoch: 0, term: 1 }
+    const bytes = (value: FinalValue): string => Buffer.from(statementBytes({ ...at, value })).toString()
+    expect(bytes({ state: 'dead', reason: 'unclaimed' })).toBe(bytes({ state: 'dead', reason: 'failed 3 of 3 attempts' }))
+    expect(bytes({ state: 'dead', reason: 'unclaimed' })).toBe(bytes({ state: 'dead' }))
+    expect(outcomeKey({ state: 'dead', reason: 'unclaimed' })).toBe(outcomeKey({ state: 'dead', reason: 'deadline passed' }))
+    expect(sameValue({ state: 'dead', reason: 'unclaimed' }, { state: 'dead', reason: 'deadline passed' })).toBe(true)
+    // every part of the outcome, and every part of the statement, is signed
+    const distinct = [
+      bytes(DEAD),
+      bytes({ state: 'canceled', reason: DEAD.reason }),
+      bytes({ ...DEAD, claimId: 'c1' }),
+      bytes(COMPLETED()),
+      bytes({ ...COMPLETED(), claimId: 'c9' }),
+      bytes({ ...COMPLETED(), resultHash: resultHash({ out: 2 }) }),
+      Buffer.from(statementBytes({ ...at, term: 2, value: DEAD })).toString(),
+      Buffer.from(statementBytes({ ...at, epoch: 1, value: DEAD })).toString(),
+      Buffer.from(statementBytes({ ...at, generation: 1, value: DEAD })).toString()
+    ]
+    expect(new Set(distinct).size).toBe(distinct.length)
+    const keys = [outcomeKey(DEAD), outcomeKey({ state: 'canceled' }), outcomeKey({ ...DEAD, claimId: 'c1' }), outcomeKey(COMPLETED()), outcomeKey({ ...COMPLETED(), claimId: 'c9' }), outcomeKey({ ...COMPLETED(), resultHash: resultHash({ out: 2 }) })]
+    expect(new Set(keys).size).toBe(keys.length)
+  })
+
+  it('two votes that differ only in their reason make one certificate', () => {
+    const a = cert({ state: 'dead', reason: 'unclaimed' }, [peers.A])
+    const b = cert({ state: 'dead', reason: 'failed 3 of 3 attempts' }, [peers.B])
+    const made = certify(t.id, 0, 0, a.value, [...a.votes, ...b.votes], P0().members)
+    expect(made).toBeDefined()
+    expect(made!.votes.map(v => v.peer)).toEqual([peers.A.id, peers.B.id].sort())
+    expect(hasValidFinal(withFinal(finalOf(made!, 5)))).toBe(true)
+    // votes for two outcomes do not
+    const c = cert({ state: 'canceled', reason: 'canceled' }, [peers.B])
+    expect(isValidCertificate({ ...a, votes: [...a.votes, ...c.votes].sort((x, y) => x.peer < y.peer ? -1 : 1) }, P0().members)).toBe(false)
   })
 
   it('a certificate of an earlier epoch checks against that epoch\'s members', () => {

@@ -39,7 +39,19 @@ describe('replicated records', () => {
     net = await createTestnet(5, { baseDir: await tmp(), tasks: TASKS })
     await net.ready()
     const ids = await submitAll(net.nodes[0]!, 20, 'loss')
-    for (const id of ids) await net.nodes[0]!.tasks!.service.waitFor(id, 10_000)
+    for (const id of ids) expect((await net.nodes[0]!.tasks!.service.waitFor(id, 60_000)).record.final?.state).toBe('completed')
+    // acknowledged once a majority stored the certificate; the loss of two of five nodes may take two
+    // members of a placement, so the test waits for the third copy (a guarantee of R = 3 needs 2 alive)
+    await waitFor(async () => {
+      for (const id of ids) {
+        const members = (await net!.nodes[0]!.tasks!.service.get(id)).record.placement.members
+        for (const m of members) {
+          const node = net!.nodes.find(n => n.peerId.toString() === m)!
+          if ((await node.tasks!.replica.get(id)).result === undefined) return false
+        }
+      }
+      return true
+    }, { what: 'every member to hold every certified result' })
     await net.nodes[3]!.stop()
     await net.nodes[4]!.stop()
     for (const survivor of net.nodes.slice(0, 3)) {

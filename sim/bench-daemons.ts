@@ -1,0 +1,248 @@
+/*
+ * `npm run bench -- daemons`: throughput of real `agentmesh node` daemons on 127.0.0.1, driven only
+ * through the control API as a client would (submit round-robin, then a long poll for the result),
+ * in a closed loop. Every run is bounded in time; a task that fails or times out is counted, never
+ * waited on past its bound.
+ */
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { line } from '../node/cli/output.js'
+import { startDaemonProcess } from './daemon-process.js'
+import { percentile } from './report.js'
+import { waitFor } from './wait.js'
+import type { DaemonProcess } from './daemon-process.js'
+
+/** bench.ts's row helper: one line of the closing table. */
+export type AddRow = (what: string, figure: string, note?: string) => void
+
+export interface DaemonBenchInit {
+  /** mesh sizes, one mesh of daemons each. @default [3, 5, 10] */
+  nodes?: number[]
+  /** tasks kept in flight by the closed loop; 1 is one at a time. @default [1, 16, 64, 256] */
+  concurrency?: number[]
+  /** how long a loaded run keeps submitting. @default 10_000 */
+  runMs?: number
+  /** the most tasks a loaded run submits. @default 5_000 */
+  maxTasks?: number
+  /** tasks of the one-at-a-time run. @default 100 */
+  serialTasks?: number
+  /** how long the one-at-a-time run may keep submitting. @default 60_000 */
+  serialRunMs?: number
+  /** idle CPU is measured over this long once the mesh has formed. @default 10_000 */
+  idleMs?: number
+  /** ?wait= of the result long poll; a task unfinished by then counts as timed out. @default 30_000 */
+  resultWaitMs?: number
+}
+
+const SUBMIT_TIMEOUT_MS = 30_000
+const MESH_TIMEOUT_MS = 120_000
+
+/** Clock ticks a second, the unit of utime and stime in /proc/<pid>/stat. */
+function clockTicks (): number {
+  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100 } catch { return 100 }
+}
+
+/** utime + stime of a process, in ticks (all its threads); 0 once it is gone. */
+function cpuTicks (pid: number): number {
+  try {
+    // fields after the command name, which is in parentheses and may hold spaces: state is field 3
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return Number(rest[11]) + Number(rest[12])
+  } catch { return 0 }
+}
+
+function rssMiB (pid: number): number {
+  try { return Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024 } catch { return 0 }
+}
+
+async function json (url: string, init: RequestInit = {}, timeoutMs = 10_000): Promise<{ status: number, body: any }> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })
+  // read every body, so undici can reuse the kept-alive connection
+  const text = await res.text()
+  let body: any
+  try { body = JSON.parse(text) } catch { body = { raw: text.slice(0, 200) } }
+  return { status: res.status, body }
+}
+
+/** The counters a run reads, summed over every daemon. */
+interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number }
+
+async function counters (daemons: DaemonProcess[]): Promise<Counters> {
+  const all = await Promise.all(daemons.map(async d => (await json(`${d.api}/v1/metrics`)).body))
+  const sum = (get: (m: any) => number | undefined): number => all.reduce((acc, m) => acc + (get(m) ?? 0), 0)
+  return {
+    // no publish counter exists: what the task layer received, announcements and completion notices
+    gossip: sum(m => m.claims?.announcementsSeen) + sum(m => m.tasks?.noticesApplied),
+    rpc: sum(m => m.rpc?.lease?.requestsSent) + sum(m => m.rpc?.records?.requestsSent),
+    claimsDenied: sum(m => m.claims?.claimsDenied),
+    claimsDeferred: sum(m => m.claims?.claimsDeferred),
+    duplicates: sum(m => m.executions?.duplicateExecutions),
+    apiErrors: sum(m => m.api?.internalErrors)
+  }
+}
+
+type Outcome = { kind: 'completed', ms: number } | { kind: 'refused' | 'failed' | 'timed out', why: string }
+
+/** One task as a client sees it: submit to one daemon, then long-poll that daemon for the result. */
+async function oneTask (d: DaemonProcess, i: number, waitMs: number): Promise<Outcome> {
+  const t0 = performance.now()
+  let id: string
+  try {
+    const sub = await json(`${d.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: { i } }) }, SUBMIT_TIMEOUT_MS)
+    if (sub.status !== 202 && sub.status !== 200) return { kind: 'refused', why: `submit ${sub.status} ${String(sub.body?.error?.name ?? '')}`.trim() }
+    id = sub.body.id
+  } catch (err: any) {
+    return { kind: 'refused', why: `submit ${String(err.name)}` }
+  }
+  try {
+    const res = await json(`${d.api}/v1/tasks/${id}/result?wait=${waitMs}`, {}, waitMs + 10_000)
+    if (res.status === 202) return { kind: 'timed out', why: `still ${String(res.body?.state)} after ${waitMs} ms` }
+    if (res.status !== 200) return { kind: 'failed', why: `result ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
+    if (res.body.state !== 'completed') return { kind: 'failed', why: `ended ${String(res.body.state)}` }
+    return { kind: 'completed', ms: performance.now() - t0 }
+  } catch (err: any) {
+    return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `result ${String(err.name)}` }
+  }
+}
+
+interface RunResult {
+  completed: number
+  refused: number
+  failed: number
+  timedOut: number
+  /** completed tasks over the whole run, from the first submit to the last answer */
+  perSec: number
+  latencies: number[]
+  cpuMsPerTask: number
+  /** the same, less what the daemons burn idle over as long (measured before the runs) */
+  cpuMsPerTaskNetOfIdle: number
+  before: Counters
+  after: Counters
+  why: Map<string, number>
+}
+
+/**
+ * A closed loop: `concurrency` workers each submit a task (round-robin over the daemons), wait for
+ * its result, and go again, until `maxTasks` are submitted or `runMs` has passed; then the tasks in
+ * flight finish (each bounded by its own timeouts).
+ */
+async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTasks: number, runMs: number, waitMs: number, ticks: number, idleTicksPerSec: number): Promise<RunResult> {
+  const before = await counters(daemons)
+  const cpu0 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
+  const start = performance.now()
+  const stopAt = start + runMs
+  let next = 0
+  const latencies: number[] = []
+  const why = new Map<string, number>()
+  const counts = { completed: 0, refused: 0, failed: 0, timedOut: 0 }
+  const worker = async (): Promise<void> => {
+    while (next < maxTasks && performance.now() < stopAt) {
+      const i = next++
+      const outcome = await oneTask(daemons[i % daemons.length] as DaemonProcess, i, waitMs)
+      if (outcome.kind === 'completed') {
+        counts.completed++
+        latencies.push(outcome.ms)
+      } else {
+        counts[outcome.kind === 'timed out' ? 'timedOut' : outcome.kind]++
+        why.set(outcome.why, (why.get(outcome.why) ?? 0) + 1)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  const seconds = (performance.now() - start) / 1000
+  const cpu1 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
+  const after = await counters(daemons)
+  latencies.sort((a, b) => a - b)
+  return {
+    ...counts,
+    perSec: counts.completed / seconds,
+    latencies,
+    cpuMsPerTask: (cpu1 - cpu0) / ticks * 1000 / Math.max(1, counts.completed),
+    cpuMsPerTaskNetOfIdle: (cpu1 - cpu0 - idleTicksPerSec * seconds) / ticks * 1000 / Math.max(1, counts.completed),
+    before,
+    after,
+    why
+  }
+}
+
+async function startMesh (dir: string, n: number, config: string): Promise<DaemonProcess[]> {
+  const daemons: DaemonProcess[] = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const boot = daemons[0]?.addrs[0]
+      daemons.push(await startDaemonProcess(['--data', join(dir, `node-${i}`), '--api', '127.0.0.1:0', '--config', config, ...(boot === undefined ? [] : ['--bootstrap', boot])], { timeoutMs: 60_000 }))
+    }
+  } catch (err) {
+    for (const d of daemons) d.proc.kill('SIGKILL')
+    throw err
+  }
+  return daemons
+}
+
+/** Every daemon is connected to every other and sees each one offer echo in presence. */
+async function meshFormed (daemons: DaemonProcess[]): Promise<boolean> {
+  for (const d of daemons) {
+    const others = daemons.filter(o => o !== d).map(o => o.peerId)
+    const peers = new Set((await json(`${d.api}/v1/peers`)).body.peers.map((p: { peerId: string }) => p.peerId))
+    const caps = (await json(`${d.api}/v1/capabilities`)).body.capabilities
+    const echo = new Set((caps.find((c: { name: string }) => c.name === 'echo')?.peers ?? []).map((p: { peerId: string }) => p.peerId))
+    if (!others.every(p => peers.has(p) && echo.has(p))) return false
+  }
+  return true
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+
+/** Per mesh size: the mesh's idle cost, then a one-at-a-time run and closed loops at each concurrency; one `add` row each. */
+export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Promise<void> {
+  const ticks = clockTicks()
+  const idleMs = init.idleMs ?? 10_000
+  const waitMs = init.resultWaitMs ?? 30_000
+  add('daemons: how to read the rows', '', 'real daemons (echo only) over HTTP, closed loop; tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent')
+  for (const n of init.nodes ?? [3, 5, 10]) {
+    const dir = await mkdtemp(join(tmpdir(), 'agentmesh-bench-daemons-'))
+    let daemons: DaemonProcess[] = []
+    try {
+      const config = join(dir, 'config.json')
+      // default timers: placement, claims and presence as a real mesh runs them
+      await writeFile(config, JSON.stringify({ agents: ['echo'] }))
+      const t0 = Date.now()
+      daemons = await startMesh(dir, n, config)
+      const startedMs = Date.now() - t0
+      await waitFor(async () => meshFormed(daemons), { what: `${n} daemons to see each other`, timeoutMs: MESH_TIMEOUT_MS, intervalMs: 250 })
+      const meshMs = Date.now() - t0
+      line(`  ${n} daemons: all ready ${(startedMs / 1000).toFixed(1)} s after the first start (one after another), mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
+      const pids = daemons.map(d => d.proc.pid as number)
+      const idle0 = pids.map(cpuTicks)
+      await delay(idleMs)
+      const idleTicks = pids.map((pid, i) => cpuTicks(pid) - (idle0[i] as number))
+      const idlePct = idleTicks.map(t => t / ticks / (idleMs / 1000) * 100)
+      const idleTicksPerSec = idleTicks.reduce((a, b) => a + b, 0) / (idleMs / 1000)
+      const idleRss = pids.map(rssMiB)
+      add(`${n} daemons idle, per daemon`, `${mean(idlePct).toFixed(1)}% CPU, ${Math.round(mean(idleRss))} MiB RSS`, `mean of ${n} (max ${Math.max(...idlePct).toFixed(1)}%, ${Math.round(Math.max(...idleRss))} MiB) over ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
+      for (const c of init.concurrency ?? [1, 16, 64, 256]) {
+        const r = c === 1
+          ? await closedLoop(daemons, 1, init.serialTasks ?? 100, init.serialRunMs ?? 60_000, waitMs, ticks, idleTicksPerSec)
+          : await closedLoop(daemons, c, init.maxTasks ?? 5_000, init.runMs ?? 10_000, waitMs, ticks, idleTicksPerSec)
+        const dead = daemons.filter(d => d.proc.exitCode !== null || d.proc.signalCode !== null)
+        if (dead.length > 0) throw new Error(`${dead.length} daemon(s) exited during the run:\n${dead[0]!.output().slice(-2000)}`)
+        const per = (get: (x: Counters) => number): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(1)
+        add(`${n} daemons, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
+          `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
+        const extra = [`claims denied ${per(x => x.claimsDenied)}/task`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
+        line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
+      }
+      const loadedRss = pids.map(rssMiB)
+      line(`    RSS after the runs: mean ${Math.round(mean(loadedRss))} MiB, max ${Math.round(Math.max(...loadedRss))} MiB per daemon`)
+    } finally {
+      for (const d of daemons) d.proc.kill('SIGKILL')
+      await Promise.all(daemons.map(async d => Promise.race([d.exited, delay(5_000)])))
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
