@@ -1,12 +1,13 @@
 import { z } from 'zod'
 import { QuorumUnavailableError, TaskFinishedError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
+import { putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength, capabilitySchema, makeTask, mergeRecords, newRecord, resultHash, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { InvalidTaskError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { Mover } from './mover.js'
-import type { Placement } from '../../protocols/task/index.js'
+import type { Placement, Task } from '../../protocols/task/index.js'
 import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -27,6 +28,18 @@ export interface SubmitAnswer {
   created: boolean
   warning?: string
 }
+
+/** One entry of a bulk submit's answer, in request order: the task, or why it was not acknowledged. */
+export type SubmitManyEntry = SubmitAnswer | { error: Error }
+
+/** The most tasks one bulk submit takes (`submitMany`, a `POST /v1/tasks` array). @default 1_000 */
+export const MAX_BULK_TASKS = 1_000
+/** A bulk submit's `put-many` requests to one member are cut at about this many JSON bytes, well under the RPC frame limit. @default 262_144 */
+export const BULK_CHUNK_BYTES = 256 * 1024
+/** ... and at this many records, so that one request's writes end well within the RPC timeout. @default 250 */
+export const BULK_CHUNK_RECORDS = 250
+/** Idempotency keys of a bulk submit looked up at once. @default 8 */
+const BULK_LOOKUPS = 8
 
 export interface TaskView {
   record: TaskRecord
@@ -76,14 +89,7 @@ export class TaskService {
 
   async submit (req: SubmitRequest): Promise<SubmitAnswer> {
     const o = this.c.options
-    if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
-    if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
-    const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
-    const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
-    const size = byteLength(req.input)
-    if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
+    const { maxAttempts, timeoutMs } = this.checkSubmit(req)
     const submitter = this.c.peerId.toString()
     if (req.idempotencyKey !== undefined) {
       const id = taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey })
@@ -126,13 +132,145 @@ export class TaskService {
     const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
     const ok = answers.filter(a => a.result.status === 'OK').length
     if (!members.includes(this.c.peerId.toString())) await this.c.replica.put(record)
-    if (ok < majority(members.length)) {
-      const reasons = members.map(m => {
-        const a = answers.find(x => x.peer === m)
-        return `${m.slice(-6)}: ${a === undefined ? 'no answer' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
-      })
-      throw new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})`)
+    if (ok < majority(members.length)) throw shortfall(members, answers, ok)
+  }
+
+  /**
+   * Submits many tasks with one `put-many` request per placement member (per chunk of about
+   * BULK_CHUNK_BYTES), not one request per task and member. Each task is checked like `submit`,
+   * and acknowledged only once a majority of ITS placement, of its full size, stored it; a task
+   * that fails either gets its own error in its entry, and the others go on. Entries are in
+   * request order. A repeated idempotency key answers `created: false`, as `submit` does.
+   */
+  async submitMany (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
+    if (reqs.length === 0) throw new InvalidTaskError('a bulk submit needs at least one task')
+    if (reqs.length > MAX_BULK_TASKS) throw new InvalidTaskError(`a bulk submit takes at most ${MAX_BULK_TASKS} tasks, got ${reqs.length}`)
+    const o = this.c.options
+    const submitter = this.c.peerId.toString()
+    const out: Array<SubmitManyEntry | undefined> = new Array(reqs.length)
+    const checked: Array<{ maxAttempts: number, timeoutMs: number } | undefined> = reqs.map((req, i) => {
+      try {
+        return this.checkSubmit(req)
+      } catch (err: any) {
+        if (err.name !== 'InvalidTaskError' && err.name !== 'TaskTooLargeError') throw err
+        out[i] = { error: err }
+        return undefined
+      }
+    })
+    // tasks of an idempotency key that exist already answer as `submit` would: not created
+    const keyed = new Set<string>()
+    for (const [i, req] of reqs.entries()) {
+      if (checked[i] !== undefined && req.idempotencyKey !== undefined) keyed.add(taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey }))
     }
+    const existing = new Set<string>()
+    const ids = [...keyed]
+    await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
+      for (let id = ids.pop(); id !== undefined; id = ids.pop()) if (await this.find(id) !== undefined) existing.add(id)
+    }))
+    const now = Date.now()
+    const fresh = new Map<string, TaskRecord>()
+    /** for each request, the task it made or names (a key repeated in the batch names the first) */
+    const named: Array<{ id: string, first: boolean } | undefined> = reqs.map((req, i) => {
+      const c = checked[i]
+      if (c === undefined) return undefined
+      if (req.idempotencyKey !== undefined) {
+        const id = taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey })
+        if (existing.has(id) || fresh.has(id)) return { id, first: false }
+      }
+      const task = makeTask({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey, maxAttempts: c.maxAttempts, timeoutMs: c.timeoutMs, deadline: now + (req.deadlineMs ?? o.defaultDeadlineMs), parent: req.parent, now })
+      fresh.set(task.id, newRecord(task, this.c.membership.choose(task.id), now))
+      return { id: task.id, first: true }
+    })
+    const failed = await this.storeManyOnPlacements([...fresh.values()])
+    const offered = new Set(this.c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
+    for (const record of fresh.values()) {
+      if (failed.has(record.task.id)) continue
+      this.stats.submitted++
+      await this.c.gossip.announceTask(record.task, record.placement)
+    }
+    return reqs.map((_, i) => {
+      const n = named[i]
+      if (n === undefined) return out[i] as SubmitManyEntry
+      const error = failed.get(n.id)
+      if (error !== undefined) return { error }
+      if (!n.first) return { id: n.id, created: false }
+      const capability = (fresh.get(n.id)?.task as Task).capability
+      return { id: n.id, created: true, ...(offered.has(capability) ? {} : { warning: `no live peer offers ${capability} yet; the task waits for one until its deadline` }) }
+    })
+  }
+
+  /**
+   * `storeOnPlacement` for many records: one chain of `put-many` requests per member, cut into
+   * chunks; each record waits, through `untilQuorum`, only for the chunks that carry it, and stops
+   * waiting once a majority of its placement stored it. Answers the records that fell short.
+   */
+  private async storeManyOnPlacements (records: TaskRecord[]): Promise<Map<string, QuorumUnavailableError>> {
+    const byMember = new Map<string, TaskRecord[]>()
+    for (const record of records) {
+      for (const m of record.placement.members) byMember.set(m, [...(byMember.get(m) ?? []), record])
+    }
+    const sizes = new Map(records.map(r => [r.task.id, byteLength({ record: r })]))
+    /** member -> task id -> the answer of the request that carries that task to that member */
+    const sent = new Map<string, Map<string, Promise<PutManyResult>>>()
+    for (const [member, mine] of byMember) {
+      const byTask = new Map<string, Promise<PutManyResult>>()
+      sent.set(member, byTask)
+      // one member's chunks go one after the other, like anti-entropy's push: no burst of frames to one peer
+      let previous: Promise<unknown> = Promise.resolve()
+      for (const chunk of chunked(mine, r => sizes.get(r.task.id) ?? 0)) {
+        const answer = previous.then(async () => this.putMany(member, chunk))
+        previous = answer
+        for (const r of chunk) byTask.set(r.task.id, answer)
+      }
+    }
+    const failed = new Map<string, QuorumUnavailableError>()
+    await Promise.all(records.map(async record => {
+      const id = record.task.id
+      const members = record.placement.members
+      const put = async (peer: string): Promise<{ status: string, reason?: string }> => {
+        const a: PutManyResult = await (sent.get(peer)?.get(id) ?? { status: 'no answer', ids: new Set() })
+        return a.ids.has(id) ? { status: 'OK' } : { status: a.status === 'OK' ? 'NOT_STORED' : a.status, ...(a.reason === undefined ? {} : { reason: a.reason }) }
+      }
+      const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
+      const ok = answers.filter(a => a.result.status === 'OK').length
+      if (ok < majority(members.length)) failed.set(id, shortfall(members, answers, ok))
+    }))
+    // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it
+    const me = this.c.peerId.toString()
+    await Promise.all(records.filter(r => !r.placement.members.includes(me)).map(async r => this.c.replica.put(r)))
+    return failed
+  }
+
+  /** One `put-many` to one member; never throws: a failure is the answer's status and reason. */
+  private async putMany (member: string, records: TaskRecord[]): Promise<PutManyResult> {
+    const none = new Set<string>()
+    try {
+      const answer = await this.c.records(this.c.replicaSets.peerId(member), { op: 'put-many', items: records.map(record => ({ record })) })
+      if (answer?.status !== 'OK') {
+        return { status: typeof answer?.status === 'string' ? answer.status.slice(0, 32) : 'no answer', ...(typeof answer?.reason === 'string' ? { reason: answer.reason.slice(0, 200) } : {}), ids: none }
+      }
+      const parsed = putManyAnswerSchema.safeParse(answer)
+      if (!parsed.success) return { status: 'ERROR', reason: 'bad put-many answer', ids: none }
+      // a peer from before storedIds says only how many: all of them, or none that can be named
+      const ids = parsed.data.storedIds ?? (parsed.data.stored === records.length ? records.map(r => r.task.id) : [])
+      return { status: 'OK', ids: new Set(ids) }
+    } catch (err: any) {
+      return { status: 'ERROR', reason: String(err.message), ids: none }
+    }
+  }
+
+  /** The checks of a submit, before any task is made; answers the attempts and timeout it gets. */
+  private checkSubmit (req: SubmitRequest): { maxAttempts: number, timeoutMs: number } {
+    const o = this.c.options
+    if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
+    if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
+    const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
+    const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
+    const size = byteLength(req.input)
+    if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
+    return { maxAttempts, timeoutMs }
   }
 
   /**
@@ -284,6 +422,41 @@ export class TaskService {
   wake (id: string): void {
     for (const wake of this.waiters.get(id) ?? []) wake(true)
   }
+}
+
+/** What one member answered to one `put-many`: the ids it stored. */
+interface PutManyResult {
+  status: string
+  reason?: string
+  ids: Set<string>
+}
+
+/** Items in chunks of at most BULK_CHUNK_BYTES (a larger item goes alone) and BULK_CHUNK_RECORDS. */
+function chunked<T> (items: T[], bytes: (item: T) => number): T[][] {
+  const out: T[][] = []
+  let chunk: T[] = []
+  let size = 0
+  for (const item of items) {
+    const b = bytes(item)
+    if (chunk.length > 0 && (size + b > BULK_CHUNK_BYTES || chunk.length >= BULK_CHUNK_RECORDS)) {
+      out.push(chunk)
+      chunk = []
+      size = 0
+    }
+    chunk.push(item)
+    size += b
+  }
+  if (chunk.length > 0) out.push(chunk)
+  return out
+}
+
+/** A store that fell short of a majority of the placement, with each member's answer. */
+function shortfall (members: string[], answers: Array<{ peer: string, result: { status: string, reason?: string } }>, ok: number): QuorumUnavailableError {
+  const reasons = members.map(m => {
+    const a = answers.find(x => x.peer === m)
+    return `${m.slice(-6)}: ${a === undefined ? 'no answer' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
+  })
+  return new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})`)
 }
 
 /** Final and certified here, with its result when completed: nothing to ask anyone. */

@@ -106,11 +106,16 @@ export class LeaseClient {
     const release = async (a: Answer): Promise<void> => {
       await this.safeCall(a.peer, { op: 'release', id: t.id, epoch: t.placement.epoch, claimId, term: a.res.term as number, ran: false })
     }
+    let giveUp: ReturnType<typeof setTimeout> | undefined
     const early = new Promise<void>(resolve => {
+      const done = (): void => { clearTimeout(giveUp); resolve() }
       const check = (): void => {
         const grants = answers.filter(granted).length
-        if (grants >= need || grants + (t.placement.members.length - answers.length) < need) resolve()
+        if (grants >= need || grants + (t.placement.members.length - answers.length) < need) done()
       }
+      // a claim still short of a majority after a renewal period gives up and gives back what it got:
+      // waiting longer on a silent member lets its partial grants lapse, and a lapse counts as an attempt
+      giveUp = setTimeout(done, Math.max(1, this.leaseMs * this.renewFraction()))
       for (const peer of t.placement.members) {
         void call(peer).then(res => {
           const a = { peer, res }

@@ -235,7 +235,7 @@ function commit (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'commit' 
   // the certified claim completed; any other attempt still open here was superseded
   const attempts = r.attempts.map(a => a.claimId === winner && v.state === 'completed'
     ? { ...a, outcome: 'completed' as const, endedAt: a.endedAt ?? env.now }
-    : a.outcome === 'running' && a.generation === c.generation ? { ...a, outcome: 'failed' as const, endedAt: env.now, error: `superseded: the task is ${v.state}` } : a)
+    : a.outcome === 'running' && a.generation === c.generation ? { ...a, outcome: 'expired' as const, endedAt: env.now, error: 'lease expired' } : a)
   const record: TaskRecord = { ...r, attempts, final: { ...final, ...(winner === undefined ? {} : { peer: r.attempts.find(a => a.claimId === winner)?.peer ?? result?.peer }), ...(resultSize === undefined ? {} : { resultSize }) }, updatedAt: env.now }
   if (record.final?.peer === undefined && record.final !== undefined) delete record.final.peer
   return { state: { ...s, record, result, lease: clearHolder(s.lease) }, reply: { status: 'OK' } }

@@ -408,7 +408,7 @@ describe('replicas and lease clients, end to end', () => {
       expect(record?.final?.cert).toEqual(cert)
       expect(result?.value).toEqual(RESULT)
       // C never granted the second claim: the first's attempt, still open there, was superseded
-      expect(record?.attempts.map(a => [a.claimId, a.outcome])).toEqual(m === C ? [[first.claimId, 'failed']] : [[first.claimId, 'expired'], [second.claimId, 'completed']])
+      expect(record?.attempts.map(a => [a.claimId, a.outcome])).toEqual(m === C ? [[first.claimId, 'expired']] : [[first.claimId, 'expired'], [second.claimId, 'completed']])
     }
     // asked again, the first holder still gets no certificate of its own
     const again = await c.client(holderOf()).certifyAndCommit(t, 0, await c.client(holderOf()).ask(t.placement.members, { op: 'decide', id: t.id, epoch: 0 }))
