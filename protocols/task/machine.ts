@@ -236,6 +236,10 @@ function commit (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'commit' 
   const attempts = r.attempts.map(a => a.claimId === winner && v.state === 'completed'
     ? { ...a, outcome: 'completed' as const, endedAt: a.endedAt ?? env.now }
     : a.outcome === 'running' && a.generation === c.generation ? { ...a, outcome: 'expired' as const, endedAt: env.now, error: 'lease expired' } : a)
+  // a member that never granted the winning claim still records it, so every copy's history names it
+  if (v.state === 'completed' && winner !== undefined && !attempts.some(a => a.claimId === winner)) {
+    attempts.push({ claimId: winner, generation: c.generation, peer: result?.peer ?? '', startedAt: env.now, endedAt: env.now, outcome: 'completed' })
+  }
   const record: TaskRecord = { ...r, attempts, final: { ...final, ...(winner === undefined ? {} : { peer: r.attempts.find(a => a.claimId === winner)?.peer ?? result?.peer }), ...(resultSize === undefined ? {} : { resultSize }) }, updatedAt: env.now }
   if (record.final?.peer === undefined && record.final !== undefined) delete record.final.peer
   return { state: { ...s, record, result, lease: clearHolder(s.lease) }, reply: { status: 'OK' } }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -350,6 +350,9 @@ describe.skipIf(!availability.ok)(`network partition between daemons in network 
         `${[...finalStates.values()].filter(s => s === 'completed').length} completed, ${[...finalStates.values()].filter(s => s === 'dead').length} dead${deadReasons.size === 0 ? '' : ` (${[...deadReasons].map(([r, n]) => `${n}x "${r}"`).join(', ')})`}; ` +
         `readers made ${reads} reads (${readErrors} unanswered); ` +
         `peers: ${peerIds.map((p, i) => `node ${i}=${p.slice(-8)}`).join(' ')}`
+
+      // figures for a closing note or a README, when asked for: AGENTMESH_PARTITION_REPORT=FILE
+      if (process.env.AGENTMESH_PARTITION_REPORT !== undefined) await appendFile(process.env.AGENTMESH_PARTITION_REPORT, `${summary}\n`)
 
       // (a) every acknowledged task is final, completed or dead
       const notFinal = acked.filter(t => !finalStates.has(t.id) || finalStates.get(t.id) === 'canceled').map(t =>

@@ -57,7 +57,7 @@ describe('createTestnet', () => {
     await expect(createTestnet(1, { mesh: 'no spaces', baseDir: await tmp() })).rejects.toHaveProperty('name', 'InvalidConfigError')
   })
 
-  it("applies the simulator's gossip tuning, and tasks still run under it", async () => {
+  it("applies the simulator's gossip tuning, and tasks still run under it", { timeout: 240_000 }, async () => {
     const { gossip } = simNodeTuning(50)
     expect(gossip).toBeDefined()
     // ten nodes share a worker with other test files: a 500 ms lease can lapse three times on a busy machine
@@ -69,7 +69,7 @@ describe('createTestnet', () => {
       // a sparser mesh still carries announcements and completion notices to everyone
       const s = net.nodes[9]!.tasks!.service
       const { id } = await s.submit({ capability: 'echo', input: 'tuned' })
-      const view = await s.waitFor(id, 20_000)
+      const view = await s.waitFor(id, 60_000)
       expect(view.record.final?.state).toBe('completed')
       expect(view.result?.value).toBe('tuned')
     } finally {

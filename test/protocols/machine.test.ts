@@ -425,7 +425,7 @@ const TABLE: Row[] = [
     then: s => {
       expect(s.record?.final).toEqual({ state: 'dead', at: NOW, generation: 0, reason: 'deadline passed', cert: cert(DEAD, [f.A, f.B]) })
       expect(hasValidFinal(s.record!)).toBe(true)
-      expect(s.record?.attempts[0]).toMatchObject({ outcome: 'failed', error: 'superseded: the task is dead', endedAt: NOW })
+      expect(s.record?.attempts[0]).toMatchObject({ outcome: 'expired', error: 'lease expired', endedAt: NOW })
       expect(s.lease).toEqual({ term: 1, maxTerm: 1 })
     }
   },
@@ -446,7 +446,7 @@ const TABLE: Row[] = [
     req: () => commit(cert(completedBy('x1'), [f.A, f.B]), stored('x1')),
     reply: () => ({ status: 'OK' }),
     then: s => {
-      expect(s.record?.attempts.map(a => [a.claimId, a.outcome])).toEqual([['x1', 'completed'], ['y1', 'failed']])
+      expect(s.record?.attempts.map(a => [a.claimId, a.outcome])).toEqual([['x1', 'completed'], ['y1', 'expired']])
       expect(s.record?.final?.peer).toBe(f.X.id)
     }
   },

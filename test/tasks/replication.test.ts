@@ -8,7 +8,8 @@ import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
 
-const TASKS = { ...FAST_TASKS, antiEntropyIntervalMs: 300, agents: [echoAgent] }
+// about replication, not lease timing: a 5 s lease, so a busy machine does not run tasks out of attempts
+const TASKS = { ...FAST_TASKS, leaseMs: 5_000, antiEntropyIntervalMs: 300, agents: [echoAgent] }
 
 async function submitAll (node: AgentNode, n: number, tag: string): Promise<string[]> {
   const ids: string[] = []
@@ -155,8 +156,8 @@ describe('replicated records', () => {
     // a placement of 3 among 4 peers puts 2 on one side: some submits succeed, and the others fail
     expect(left.length + right.length).toBeGreaterThan(0)
     expect(leftSide.refused + rightSide.refused).toBeGreaterThan(0)
-    for (const id of left) await a.tasks!.service.waitFor(id, 10_000)
-    for (const id of right) await c.tasks!.service.waitFor(id, 10_000)
+    for (const id of left) await a.tasks!.service.waitFor(id, 60_000)
+    for (const id of right) await c.tasks!.service.waitFor(id, 60_000)
     partition.heal()
     // the joiners reconnect through their bootstrap peer; presence and anti-entropy do the rest
     await net.ready(20_000)

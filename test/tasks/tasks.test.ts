@@ -163,7 +163,7 @@ describe('tasks over gossip', () => {
     await net.ready(60_000)
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
-    expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    expect((await s.waitFor(id, 60_000)).record.final?.state).toBe('completed')
     const holders: AgentNode[] = []
     for (const node of net.nodes) if ((await node.tasks!.replica.get(id)).record !== undefined) holders.push(node)
     // 3 replicas, the submitter and one claimer at most; before, all 8 peers stored every task
