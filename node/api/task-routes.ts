@@ -1,10 +1,11 @@
 import { z } from 'zod'
 import { TASK_ID, TASK_STATES, stateOf, summarize } from '../../protocols/task/index.js'
+import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { HttpError, badRequest } from './http.js'
 import type { BadRequestReason } from './stats.js'
 import type { Route } from './http.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
-import type { TaskView } from '../tasks/task-service.js'
+import type { SubmitManyEntry, TaskView } from '../tasks/task-service.js'
 
 /** The furthest deadline a submit may ask for: a year. */
 export const MAX_DEADLINE_MS = 365 * 24 * 3600_000
@@ -28,21 +29,47 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).optional()
 })
 
+// a reason marks the client's fault; an unknown task or a conflict is an answer, not a bad request
+const ERROR_STATUS: Record<string, [number, string, BadRequestReason?]> = {
+  TaskNotFoundError: [404, 'NOT_FOUND'],
+  InvalidTaskError: [400, 'BAD_REQUEST', 'invalid-task'],
+  TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE', 'invalid-task'],
+  QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
+  LeaseDeniedError: [409, 'CONFLICT'],
+  PlacementBlockedError: [409, 'CONFLICT'],
+  TaskFinishedError: [409, 'CONFLICT']
+}
+
 /** Maps the task layer's named errors to HTTP statuses. */
 function httpError (err: any): never {
-  // a reason marks the client's fault; an unknown task or a conflict is an answer, not a bad request
-  const status: Record<string, [number, string, BadRequestReason?]> = {
-    TaskNotFoundError: [404, 'NOT_FOUND'],
-    InvalidTaskError: [400, 'BAD_REQUEST', 'invalid-task'],
-    TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE', 'invalid-task'],
-    QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
-    LeaseDeniedError: [409, 'CONFLICT'],
-    PlacementBlockedError: [409, 'CONFLICT'],
-    TaskFinishedError: [409, 'CONFLICT']
-  }
-  const mapped = status[err?.name]
+  const mapped = ERROR_STATUS[err?.name]
   if (mapped !== undefined) throw new HttpError(mapped[0], mapped[1], err.message, mapped[2])
   throw err
+}
+
+/**
+ * A `POST /v1/tasks` with an array body: one submit of many tasks. `202 {tasks: [...]}`, one entry
+ * per task in request order: `{id, created, warning?}`, or `{error: {name, message}}` with the name
+ * a lone submit of that task would have answered with (BAD_REQUEST, PAYLOAD_TOO_LARGE,
+ * QUORUM_UNAVAILABLE). A bad task does not stop the others; an empty array or one over
+ * MAX_BULK_TASKS is a 400 for the whole request.
+ */
+async function submitBulk (s: TaskLayer['service'], body: unknown[]): Promise<{ status: number, body: unknown }> {
+  if (body.length === 0) throw badRequest('invalid-body', 'an array of tasks needs at least one task')
+  if (body.length > MAX_BULK_TASKS) throw badRequest('invalid-body', `at most ${MAX_BULK_TASKS} tasks in one request, got ${body.length}`)
+  const parsed = body.map(item => submitBody.safeParse(item))
+  const valid = parsed.flatMap(p => p.success ? [p.data] : [])
+  const submitted = valid.length === 0 ? [] : await s.submitMany(valid)
+  let next = 0
+  const tasks = parsed.map(p => {
+    if (!p.success) return { error: { name: 'BAD_REQUEST', message: zodMessage(p.error) } }
+    const entry = submitted[next++] as SubmitManyEntry
+    if (!('error' in entry)) return { id: entry.id, created: entry.created, ...(entry.warning === undefined ? {} : { warning: entry.warning }) }
+    const mapped = ERROR_STATUS[entry.error.name]
+    if (mapped === undefined) throw entry.error
+    return { error: { name: mapped[1], message: entry.error.message } }
+  })
+  return { status: 202, body: { tasks } }
 }
 
 function taskIdParam (id: string | undefined): string {
@@ -75,7 +102,9 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks',
       handle: async ctx => {
-        const parsed = submitBody.safeParse(await ctx.body())
+        const body = await ctx.body()
+        if (Array.isArray(body)) return submitBulk(s, body)
+        const parsed = submitBody.safeParse(body)
         if (!parsed.success) throw badRequest('invalid-body', zodMessage(parsed.error))
         const answer = await s.submit(parsed.data).catch(httpError)
         return { status: answer.created ? 202 : 200, body: { id: answer.id, ...(answer.warning === undefined ? {} : { warning: answer.warning }) } }

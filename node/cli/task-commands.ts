@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { InvalidConfigError } from '../errors.js'
+import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { apiRequest, resolveApiUrl } from './client.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { json, line, table } from './output.js'
@@ -31,21 +32,100 @@ export async function readInput (value: string): Promise<unknown> {
 
 const short = (id: string): string => id.slice(0, 12)
 
+/** A bulk file's tasks are sent in requests of at most MAX_BULK_TASKS tasks and about this many bytes (the API takes 2 MiB). */
+const BULK_REQUEST_BYTES = 1024 * 1024
+
+/** A bulk file (or stdin for `-`): a JSON array, or JSON Lines with one task a line. */
+export async function readBulkFile (file: string): Promise<unknown[]> {
+  let text: string
+  try {
+    if (file === '-') {
+      const chunks: Buffer[] = []
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+      text = Buffer.concat(chunks).toString('utf8')
+    } else {
+      text = await readFile(file, 'utf8')
+    }
+  } catch (err: any) {
+    throw new InvalidConfigError(`cannot read bulk file ${file}: ${err.code ?? err.message}`)
+  }
+  const name = file === '-' ? 'stdin' : file
+  let tasks: unknown[]
+  if (text.trimStart().startsWith('[')) {
+    let parsed: unknown
+    try { parsed = JSON.parse(text) } catch (err: any) { throw new InvalidConfigError(`${name} is not a valid JSON array (${err.message})`) }
+    tasks = parsed as unknown[]
+  } else {
+    tasks = []
+    for (const [i, l] of text.split('\n').entries()) {
+      if (l.trim() === '') continue
+      try { tasks.push(JSON.parse(l)) } catch (err: any) { throw new InvalidConfigError(`${name} line ${i + 1} is not JSON (${err.message}); give a JSON array or one JSON task a line`) }
+    }
+  }
+  if (tasks.length === 0) throw new InvalidConfigError(`${name} holds no tasks`)
+  return tasks
+}
+
+/**
+ * `submit --bulk`: the file's tasks in as few requests as the API's limits allow. A request refused
+ * as a whole (a node without a majority, a body too large) becomes that error for each of its tasks.
+ */
+async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
+  const tasks = await readBulkFile(file)
+  const url = await resolveApiUrl(opts)
+  const batches: unknown[][] = [[]]
+  let size = 0
+  for (const task of tasks) {
+    const bytes = Buffer.byteLength(JSON.stringify(task) ?? '') + 1
+    const last = batches.at(-1) as unknown[]
+    if (last.length > 0 && (last.length >= MAX_BULK_TASKS || size + bytes > BULK_REQUEST_BYTES)) {
+      batches.push([])
+      size = 0
+    }
+    (batches.at(-1) as unknown[]).push(task)
+    size += bytes
+  }
+  const answers: any[] = []
+  for (const batch of batches) {
+    try {
+      answers.push(...(await apiRequest(url, 'POST', '/v1/tasks', batch, 120_000)).tasks)
+    } catch (err: any) {
+      if (err?.name !== 'ApiRequestError') throw err
+      answers.push(...batch.map(() => ({ error: { name: 'REQUEST_FAILED', message: err.message } })))
+    }
+  }
+  const failed = answers.filter(a => a.error !== undefined).length
+  if (failed > 0) process.exitCode = 1
+  if (opts.json === true) return json({ tasks: answers })
+  for (const a of answers) line(a.error === undefined ? a.id : `error: ${String(a.error.message)}`)
+  // once each, not once a task: a thousand tasks of a capability nobody offers would say it a thousand times
+  for (const warning of new Set(answers.map(a => a.warning).filter(w => w !== undefined))) process.stderr.write(`agentmesh: warning: ${String(warning)}\n`)
+  if (failed > 0) process.stderr.write(`agentmesh: ${failed} of ${answers.length} tasks not submitted\n`)
+}
+
 export function addTaskCommands (program: Command): void {
   clientOptions(program.command('submit'))
-    .description('submit a task to the mesh')
-    .requiredOption('--capability <name>', 'what the task needs, e.g. echo, text.wordcount, mapreduce')
-    .requiredOption('--input <json|@file>', 'the task input: JSON, or @FILE (JSON, or a text file taken as one string)')
+    .description('submit a task to the mesh (or many, with --bulk)')
+    .option('--capability <name>', 'what the task needs, e.g. echo, text.wordcount, mapreduce (required without --bulk)')
+    .option('--input <json|@file>', 'the task input: JSON, or @FILE (JSON, or a text file taken as one string) (required without --bulk)')
+    .option('--bulk <file>', 'submit many tasks: FILE (or - for stdin) is a JSON array or JSON Lines of {capability, input, idempotencyKey?, maxAttempts?, timeoutMs?, deadlineMs?}; prints one line per task, its id or "error: ...", and exits 1 if any failed')
     .option('--wait', 'wait for the result and print it')
     .option('--timeout <ms>', 'with --wait: the longest wait (default: until the task ends)', wholeNumber('--timeout'))
     .option('--idempotency-key <key>', 'the same key from the same node gives the same task')
     .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', wholeNumber('--max-attempts'))
     .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', wholeNumber('--task-timeout'))
-    .action(async (opts: ClientOpts & { capability: string, input: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number }) => {
+    .action(async (opts: ClientOpts & { capability?: string, input?: string, bulk?: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number }, cmd: Command) => {
+      if (opts.bulk !== undefined) {
+        const others = (['capability', 'input', 'wait', 'timeout', 'idempotencyKey', 'maxAttempts', 'taskTimeout'] as const).filter(k => opts[k] !== undefined)
+        if (others.length > 0) cmd.error(`error: --bulk takes the tasks' fields from its file, not --${others.map(k => k.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)).join(', --')}`)
+        return submitBulk(opts, opts.bulk)
+      }
+      if (opts.capability === undefined) cmd.error("error: required option '--capability <name>' not specified (or --bulk FILE)")
+      if (opts.input === undefined) cmd.error("error: required option '--input <json|@file>' not specified (or --bulk FILE)")
       const url = await resolveApiUrl(opts)
       const body = {
         capability: opts.capability,
-        input: await readInput(opts.input),
+        input: await readInput(opts.input as string),
         ...(opts.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
         ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
         ...(opts.taskTimeout === undefined ? {} : { timeoutMs: opts.taskTimeout })

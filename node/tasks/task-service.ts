@@ -7,7 +7,7 @@ import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { Mover } from './mover.js'
-import type { Placement, Task } from '../../protocols/task/index.js'
+import type { Placement } from '../../protocols/task/index.js'
 import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -183,19 +183,17 @@ export class TaskService {
     })
     const failed = await this.storeManyOnPlacements([...fresh.values()])
     const offered = new Set(this.c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
-    for (const record of fresh.values()) {
-      if (failed.has(record.task.id)) continue
-      this.stats.submitted++
-      await this.c.gossip.announceTask(record.task, record.placement)
-    }
-    return reqs.map((_, i) => {
+    const acked = [...fresh.values()].filter(r => !failed.has(r.task.id))
+    this.stats.submitted += acked.length
+    // at once, not one after another: announcements are hints in no particular order
+    await Promise.all(acked.map(async r => this.c.gossip.announceTask(r.task, r.placement)))
+    return reqs.map((req, i) => {
       const n = named[i]
       if (n === undefined) return out[i] as SubmitManyEntry
       const error = failed.get(n.id)
       if (error !== undefined) return { error }
       if (!n.first) return { id: n.id, created: false }
-      const capability = (fresh.get(n.id)?.task as Task).capability
-      return { id: n.id, created: true, ...(offered.has(capability) ? {} : { warning: `no live peer offers ${capability} yet; the task waits for one until its deadline` }) }
+      return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: `no live peer offers ${req.capability} yet; the task waits for one until its deadline` }) }
     })
   }
 
@@ -207,7 +205,11 @@ export class TaskService {
   private async storeManyOnPlacements (records: TaskRecord[]): Promise<Map<string, QuorumUnavailableError>> {
     const byMember = new Map<string, TaskRecord[]>()
     for (const record of records) {
-      for (const m of record.placement.members) byMember.set(m, [...(byMember.get(m) ?? []), record])
+      for (const m of record.placement.members) {
+        const mine = byMember.get(m) ?? []
+        mine.push(record)
+        byMember.set(m, mine)
+      }
     }
     const sizes = new Map(records.map(r => [r.task.id, byteLength({ record: r })]))
     /** member -> task id -> the answer of the request that carries that task to that member */
