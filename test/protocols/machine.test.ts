@@ -1,5 +1,4 @@
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
@@ -8,7 +7,8 @@ import { canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
 import type { Attempt, Certificate, FinalState, FinalValue, Placement, Statement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
-import type { PrivateKey } from '@libp2p/interface'
+import { makePeer, signBytes } from '../helpers/peers.js'
+import type { Peer } from '../helpers/peers.js'
 
 /*
  * The replica's whole behaviour is `transition(state, request, env)`: these tests drive it directly,
@@ -22,18 +22,6 @@ const LEASE = 10_000
 const NOW = T0 + 1_000
 const BACKOFF = { baseMs: 100, capMs: 1_000 }
 
-interface Peer { id: string, key: PrivateKey }
-
-async function makePeer (): Promise<Peer> {
-  const key = await generateKeyPair('Ed25519')
-  return { id: peerIdFromPrivateKey(key).toString(), key }
-}
-
-function signBytes (p: Peer, bytes: Uint8Array): string {
-  const sig = p.key.sign(bytes)
-  if (!(sig instanceof Uint8Array)) throw new TypeError('expected a synchronous Ed25519 signature')
-  return Buffer.from(sig).toString('base64')
-}
 
 /** The check a replica makes of another member's shown vote. */
 function verifyVote (id: string, v: ShownVote): boolean {

@@ -1,13 +1,12 @@
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { logger } from '@libp2p/logger'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LeaseClient, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
-import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, statementBytes, stateOf } from '../../protocols/task/index.js'
+import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, stateOf } from '../../protocols/task/index.js'
 import type { HeldLease, LeaseRequest, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
-import type { PrivateKey } from '@libp2p/interface'
+import { certBy, makePeer } from '../helpers/peers.js'
+import type { Peer } from '../helpers/peers.js'
 
 /*
  * Several replicas, each on its own MemoryReplicaStore and its own clock, and lease clients whose
@@ -20,33 +19,6 @@ const HOUR = 3_600_000
 const LEASE = 10_000
 const BACKOFF = { baseMs: 100, capMs: 1_000 }
 const log = logger('test:replica')
-
-interface Peer { id: string, key: PrivateKey }
-
-async function makePeer (): Promise<Peer> {
-  const key = await generateKeyPair('Ed25519')
-  return { id: peerIdFromPrivateKey(key).toString(), key }
-}
-
-function signBytes (p: Peer, bytes: Uint8Array): string {
-  const sig = p.key.sign(bytes)
-  if (!(sig instanceof Uint8Array)) throw new TypeError('expected a synchronous Ed25519 signature')
-  return Buffer.from(sig).toString('base64')
-}
-
-/** A certificate signed by exactly `signers`, valid or not. */
-function certBy (id: string, value: FinalValue, signers: Peer[], o: { generation?: number, epoch?: number, term?: number } = {}): Certificate {
-  const generation = o.generation ?? 0
-  const epoch = o.epoch ?? 0
-  const term = o.term ?? 1
-  return {
-    id,
-    generation,
-    epoch,
-    value,
-    votes: signers.map(p => ({ peer: p.id, term, sig: signBytes(p, statementBytes({ id, generation, epoch, term, value })) })).sort((a, b) => a.peer < b.peer ? -1 : 1)
-  }
-}
 
 /** A pool of peers with real keys, made once: key generation is the slow part. */
 const pool: Peer[] = []

@@ -1,9 +1,8 @@
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { canonicalJson, certify, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
-import type { PrivateKey } from '@libp2p/interface'
+import { certBy, makePeer } from '../helpers/peers.js'
+import type { Peer } from '../helpers/peers.js'
 
 const PEER = '12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6'
 const OTHER = '12D3KooWBTn2n5nxGB6qhtWcD3HJjam2EZBTNoj7kRMQEBdYohwg'
@@ -34,38 +33,19 @@ describe('task identity', () => {
   })
 })
 
-interface Peer { id: string, key: PrivateKey }
-
 /** Members of epoch 0 (A, B, C) and epoch 1 (A, B, D); E is in neither. */
 const peers = {} as Record<'A' | 'B' | 'C' | 'D' | 'E', Peer>
 const t = task({ merge: true }, 'merge')
 
 beforeAll(async () => {
-  for (const name of ['A', 'B', 'C', 'D', 'E'] as const) {
-    const key = await generateKeyPair('Ed25519')
-    peers[name] = { id: peerIdFromPrivateKey(key).toString(), key }
-  }
+  for (const name of ['A', 'B', 'C', 'D', 'E'] as const) peers[name] = await makePeer()
 })
 
 const P0 = (): Placement => ({ epoch: 0, members: [peers.A.id, peers.B.id, peers.C.id] })
 const P1 = (): Placement => ({ epoch: 1, members: [peers.A.id, peers.B.id, peers.D.id] })
 
 function cert (value: FinalValue, signers: Peer[], o: { id?: string, generation?: number, epoch?: number, term?: number } = {}): Certificate {
-  const id = o.id ?? t.id
-  const generation = o.generation ?? 0
-  const epoch = o.epoch ?? 0
-  const term = o.term ?? 1
-  return {
-    id,
-    generation,
-    epoch,
-    value,
-    votes: signers.map(p => {
-      const sig = p.key.sign(statementBytes({ id, generation, epoch, term, value }))
-      if (!(sig instanceof Uint8Array)) throw new TypeError('expected a synchronous signature')
-      return { peer: p.id, term, sig: Buffer.from(sig).toString('base64') }
-    }).sort((a, b) => a.peer < b.peer ? -1 : 1)
-  }
+  return certBy(o.id ?? t.id, value, signers, o)
 }
 
 function finalOf (c: Certificate, at: number, extra: Partial<FinalState> = {}): FinalState {
