@@ -137,7 +137,7 @@ export class Executor {
     this.stats.completed++
     await this.keepFinal(task.id, cert, { claimId: lease.claimId, peer: me, value: stored as never, size, at: Date.now() })
     const inline = size <= this.c.options.maxInlineResultBytes
-    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, ...(inline ? { result: stored as never } : {}) })
+    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, cert, ...(inline ? { result: stored as never } : {}) })
   }
 
   private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any): Promise<void> {
@@ -163,7 +163,7 @@ export class Executor {
     const cert = await lease.fail(error, unrecoverable, generation)
     if (cert !== undefined) await this.keepFinal(task.id, cert)
     const me = this.c.peerId.toString()
-    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: cert === undefined ? 'failed' : 'dead', generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096) })
+    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: cert === undefined ? 'failed' : 'dead', generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096), ...(cert === undefined ? {} : { cert }) })
   }
 
   /** Keeps the certified outcome in this node's copy (checked like any other). */

@@ -65,7 +65,7 @@ export class Sweeper {
       if (cert === undefined) continue
       this.stats.decided++
       this.tasks.wake(id)
-      await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
+      await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
     }
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)

@@ -380,7 +380,7 @@ export class TaskService {
     const answers = await this.c.leases.ask(target.placement.members, { op: 'cancel', id, epoch: target.placement.epoch })
     const cert = await this.c.leases.certifyAndCommit(target, view.record.generation, answers)
     if (cert === undefined) throw refusal(answers, 'no majority of the placement voted to cancel')
-    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation })
+    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation, cert })
     this.wake(id)
     return this.get(id)
   }
@@ -412,13 +412,39 @@ export class TaskService {
    */
   applyNotice (n: TaskNotice): void {
     this.stats.noticesApplied++
-    this.wake(n.id)
-    if (n.event === 'running' || this.refreshing.has(n.id) || this.refreshing.size >= 64) return
+    if (n.event === 'running' || this.refreshing.has(n.id) || this.refreshing.size >= 64) {
+      this.wake(n.id)
+      return
+    }
     this.refreshing.add(n.id)
     void (async () => {
       const { record } = await this.c.replica.get(n.id)
-      if (record !== undefined && record.final === undefined) await this.find(n.id)
-    })().catch(err => { this.log('refresh of %s after a notice failed: %s', n.id, err.message) }).finally(() => { this.refreshing.delete(n.id) })
+      if (record === undefined || record.final !== undefined) return
+      // a member's own state is left to the commit and anti-entropy; a cache copy takes the certified
+      // outcome the notice carries, checked like any other (against the placement this node holds,
+      // and the result against the certified hash), and reads the placement only when it cannot
+      if (this.c.replica.isMember(record)) return
+      if (n.cert !== undefined && await this.keepCertified(record, n)) return
+      await this.find(n.id)
+    })().catch(err => { this.log('refresh of %s after a notice failed: %s', n.id, err.message) }).finally(() => {
+      this.refreshing.delete(n.id)
+      // woken once the copy is as fresh as the notice could make it
+      this.wake(n.id)
+    })
+  }
+
+  /** Keeps the certified final a notice carries in this node's cache copy; false when it does not settle it. */
+  private async keepCertified (record: TaskRecord, n: TaskNotice): Promise<boolean> {
+    const cert = n.cert
+    if (cert === undefined || cert.generation !== record.generation) return false
+    const v = cert.value
+    const completed = v.state === 'completed'
+    if (completed && (n.result === undefined || v.claimId === undefined)) return false
+    const final = { state: v.state, at: Date.now(), generation: cert.generation, cert, ...(v.reason === undefined ? {} : { reason: v.reason }), ...(v.claimId === undefined ? {} : { claimId: v.claimId }), ...(completed ? { peer: n.peer ?? n.from, resultSize: n.resultSize ?? byteLength(n.result) } : {}) }
+    const result = completed ? { claimId: v.claimId as string, peer: n.peer ?? n.from, value: n.result as StoredResult['value'], size: n.resultSize ?? byteLength(n.result), at: Date.now() } : undefined
+    const kept = await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
+    if (kept?.final === undefined) return false
+    return !completed || (await this.c.replica.get(n.id)).result !== undefined
   }
 
   wake (id: string): void {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { certificateSchema } from '../task/certificate.js'
 import { placementSchema } from '../task/record.js'
 import { capabilitySchema, peerIdSchema, taskIdSchema, taskSchema } from '../task/schema.js'
 
@@ -28,7 +29,9 @@ export const taskNoticeSchema = z.object({
   peer: peerIdSchema.optional(),
   error: z.string().max(4096).optional(),
   result: z.json().optional(),
-  resultSize: z.number().int().nonnegative().optional()
+  resultSize: z.number().int().nonnegative().optional(),
+  /** the certificate of a final state: a receiver checks it against the placement it knows */
+  cert: certificateSchema.optional()
 }).strict()
 
 export const capabilityInfoSchema = z.object({
