@@ -1,4 +1,4 @@
-import { byteLength } from '../../protocols/task/index.js'
+import { byteLength, finalOf } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
 import { NodeStoppingError } from './errors.js'
 import type { TaskComponents } from './components.js'
@@ -174,8 +174,7 @@ export class Executor {
       this.tasks.wake(id)
       return
     }
-    const v = cert.value
-    const final = { state: v.state, at: Date.now(), generation: cert.generation, cert, ...(v.reason === undefined ? {} : { reason: v.reason }), ...(v.claimId === undefined ? {} : { claimId: v.claimId }), ...(result === undefined ? {} : { peer: result.peer, resultSize: result.size }) }
+    const final = finalOf(cert, Date.now(), result)
     await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
     this.tasks.wake(id)
   }

@@ -1,5 +1,5 @@
 import { QuorumUnavailableError, majority } from '../../protocols/lease/index.js'
-import { canonicalJson, mergeRecords, outcomeKey } from '../../protocols/task/index.js'
+import { mergeRecords, outcomeKey, samePlacement } from '../../protocols/task/index.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Answer, ShownVote } from '../../protocols/lease/index.js'
@@ -90,7 +90,7 @@ export class Mover {
     let sealed = await this.seal(record, next, force)
     // another move of this epoch won its seal: finish that one instead (a forced move overrides it)
     const winner = sealed.find(a => a.res.status === 'SEALED' && a.res.placement !== undefined)?.res.placement
-    if (!force && winner !== undefined && winner.epoch === next.epoch && canonicalJson(winner) !== canonicalJson(next)) {
+    if (!force && winner !== undefined && winner.epoch === next.epoch && !samePlacement(winner, next)) {
       next = winner
       sealed = await this.seal(record, next, false)
     }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { QuorumUnavailableError, TaskFinishedError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
 import { putManyAnswerSchema } from '../../protocols/records/index.js'
-import { byteLength, capabilitySchema, makeTask, mergeRecords, newRecord, resultHash, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { byteLength, capabilitySchema, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { InvalidTaskError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
@@ -305,8 +305,7 @@ export class TaskService {
     const kept = await this.c.replica.put(record, result)
     if (kept === undefined) return undefined
     // the result served is the one the certificate names, by claim and by hash
-    const v = kept.final?.cert.value
-    return { record: kept, result: result !== undefined && v !== undefined && v.claimId === result.claimId && v.resultHash === resultHash(result.value) ? result : undefined }
+    return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined }
   }
 
   async get (id: string): Promise<TaskView> {
@@ -440,7 +439,7 @@ export class TaskService {
     const v = cert.value
     const completed = v.state === 'completed'
     if (completed && (n.result === undefined || v.claimId === undefined)) return false
-    const final = { state: v.state, at: Date.now(), generation: cert.generation, cert, ...(v.reason === undefined ? {} : { reason: v.reason }), ...(v.claimId === undefined ? {} : { claimId: v.claimId }), ...(completed ? { peer: n.peer ?? n.from, resultSize: n.resultSize ?? byteLength(n.result) } : {}) }
+    const final = finalOf(cert, Date.now(), completed ? { peer: n.peer ?? n.from, size: n.resultSize ?? byteLength(n.result) } : undefined)
     const result = completed ? { claimId: v.claimId as string, peer: n.peer ?? n.from, value: n.result as StoredResult['value'], size: n.resultSize ?? byteLength(n.result), at: Date.now() } : undefined
     const kept = await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
     if (kept?.final === undefined) return false

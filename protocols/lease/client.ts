@@ -3,6 +3,7 @@ import { certify, majority, outcomeKey, resultHash, sameValue } from '../task/ce
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermError, TaskFinishedError } from './errors.js'
 import { untilQuorum } from './quorum.js'
+import { samePlacement } from '../task/record.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
 import type { Placement } from '../task/record.js'
 import type { StoredResult } from '../task/store.js'
@@ -206,10 +207,6 @@ export class LeaseClient {
       return { status: 'ERROR', reason: String(err.message) }
     }
   }
-}
-
-function samePlacement (a: Placement | undefined, b: Placement): boolean {
-  return a !== undefined && a.epoch === b.epoch && a.members.length === b.members.length && a.members.every((m, i) => b.members[i] === m)
 }
 
 /** Vote groups of one value each, largest first (ties in a fixed order, so every caller picks alike). */

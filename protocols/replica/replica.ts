@@ -1,8 +1,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { resultHash, statementBytes } from '../task/certificate.js'
+import { statementBytes } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
-import { failedAttempts, hasValidFinal, mergeRecords } from '../task/record.js'
+import { failedAttempts, hasValidFinal, mergeRecords, resultMatches } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { recordHash } from './digest.js'
@@ -153,10 +153,10 @@ export class Replica {
       }
       // a copy of a task already forgotten (or about to be) is not stored again
       if (this.isExpired(merged)) return merged
-      if (result !== undefined && (merged.final === undefined || resultMatches(merged, result))) {
+      if (result !== undefined && (merged.final === undefined || resultMatches(merged.final?.cert.value, result))) {
         const kept = await this.store.getResult(record.task.id)
         // only the result the certificate names (by claim and by hash) replaces a kept one
-        if (kept === undefined || (!resultMatches(merged, kept) && resultMatches(merged, result))) {
+        if (kept === undefined || (!resultMatches(merged.final?.cert.value, kept) && resultMatches(merged.final?.cert.value, result))) {
           await this.store.write(record.task.id, { result, record: merged })
           this.live.delete(record.task.id)
           this.index(merged)
@@ -174,7 +174,7 @@ export class Replica {
     const record = await this.store.getRecord(id)
     const result = await this.store.getResult(id)
     // a kept result counts only if it is the one the certificate names, by claim and by hash
-    return { record, result: result !== undefined && record !== undefined && resultMatches(record, result) ? result : undefined }
+    return { record, result: result !== undefined && record !== undefined && resultMatches(record.final?.cert.value, result) ? result : undefined }
   }
 
   /** Tasks of which this member holds a placement share and would grant a lease now: the pull path. */
@@ -294,11 +294,6 @@ export class Replica {
     if (record.final === undefined) this.active.add(record.task.id)
     else this.active.delete(record.task.id)
   }
-}
-
-function resultMatches (record: TaskRecord, result: StoredResult): boolean {
-  const v = record.final?.cert.value
-  return v !== undefined && v.claimId === result.claimId && v.resultHash === resultHash(result.value)
 }
 
 function verifyShownVote (id: string, v: ShownVote): boolean {

@@ -1,6 +1,6 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
-import { failedAttempts, hasValidFinal, mergeRecords } from './record.js'
+import { failedAttempts, finalOf, hasValidFinal, mergeRecords, resultMatches, samePlacement } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { FinalValue, Statement } from './certificate.js'
@@ -219,15 +219,14 @@ function commit (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'commit' 
   const r = s.record as TaskRecord
   const c = req.cert
   const v = c.value
-  const final = { state: v.state, at: env.now, generation: c.generation, ...(v.reason === undefined ? {} : { reason: v.reason }), ...(v.claimId === undefined ? {} : { claimId: v.claimId }), cert: c }
+  const final = finalOf(c, env.now)
   if (r.final !== undefined) return { state: s, reply: r.final.generation === c.generation && sameValue(r.final.cert.value, v) ? { status: 'OK' } : { status: 'FINISHED', state: r.final.state, cert: r.final.cert } }
   if (c.generation !== r.generation || !hasValidFinal(r, final)) return { state: s, reply: { status: 'ERROR', reason: 'certificate not valid for this task' } }
   let result = s.result
   let resultSize: number | undefined
   if (v.state === 'completed') {
-    const matches = (x?: StoredResult): x is StoredResult => x !== undefined && x.claimId === v.claimId && resultHash(x.value) === v.resultHash
-    const candidate = matches(s.result) ? s.result : req.result
-    if (candidate === undefined || candidate.claimId !== v.claimId || resultHash(candidate.value) !== v.resultHash) return { state: s, reply: { status: 'ERROR', reason: 'a completed certificate needs its result' } }
+    const candidate = resultMatches(v, s.result) ? s.result : req.result
+    if (candidate === undefined || !resultMatches(v, candidate)) return { state: s, reply: { status: 'ERROR', reason: 'a completed certificate needs its result' } }
     result = candidate
     resultSize = candidate.size
   }
@@ -264,10 +263,6 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   if (already !== undefined) return { state: next, reply: { status: 'VOTED', vote: shown(already, env.me) } }
   if (req.mustDecide.state === 'completed' && (next.result === undefined || resultHash(next.result.value) !== req.mustDecide.resultHash)) return { state: s, reply: { status: 'ERROR', reason: 'the value to decide needs its result' } }
   return cast(next, req.mustDecide, lease.term, env)
-}
-
-function samePlacement (a: Placement, b: Placement): boolean {
-  return a.epoch === b.epoch && a.members.length === b.members.length && a.members.every((m, i) => b.members[i] === m)
 }
 
 function shown (vote: CastVote, peer: string): ShownVote {

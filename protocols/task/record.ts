@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { canonicalJson } from './canonical.js'
-import { certificateSchema, isValidCertificate } from './certificate.js'
+import { certificateSchema, isValidCertificate, resultHash } from './certificate.js'
+import type { Certificate, FinalValue } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
 
 export const TASK_STATES = ['pending', 'running', 'completed', 'failed', 'canceled', 'dead'] as const
@@ -73,6 +74,30 @@ export type TaskRecord = z.infer<typeof taskRecordSchema>
 
 export function newRecord (task: TaskRecord['task'], placement: Placement, now = Date.now()): TaskRecord {
   return { task, placement, generation: 0, attempts: [], updatedAt: now }
+}
+
+/** The same placement: same epoch, same members in the same order. */
+export function samePlacement (a: Placement | undefined, b: Placement): boolean {
+  return a !== undefined && a.epoch === b.epoch && a.members.length === b.members.length && a.members.every((m, i) => b.members[i] === m)
+}
+
+/** Whether `result` is the one a certified outcome names: by claim and by hash. */
+export function resultMatches (value: FinalValue | undefined, result: { claimId: string, value: unknown } | undefined): boolean {
+  return value !== undefined && result !== undefined && value.claimId === result.claimId && value.resultHash === resultHash(result.value)
+}
+
+/** The final state a certificate makes, as a record stores it. */
+export function finalOf (cert: Certificate, at: number, executor?: { peer: string, size: number }): FinalState {
+  const v = cert.value
+  return {
+    state: v.state,
+    at,
+    generation: cert.generation,
+    ...(v.reason === undefined ? {} : { reason: v.reason }),
+    ...(v.claimId === undefined ? {} : { claimId: v.claimId }),
+    ...(executor === undefined ? {} : { peer: executor.peer, resultSize: executor.size }),
+    cert
+  }
 }
 
 /** The members of one epoch of the task's placement, if the record knows it. */

@@ -8,19 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { call } from '../helpers/api.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 
 const BIN = fileURLToPath(new URL('../../bin/agentmesh.js', import.meta.url))
 const ID = /^[0-9a-f]{64}$/
-
-async function call (api: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> {
-  const res = await fetch(`${api}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body)
-  })
-  return { status: res.status, json: await res.json() }
-}
 
 /** `agentmesh ARGS` with `stdin` written to its standard input (runCli gives none). */
 async function runCliWithStdin (args: string[], stdin: string): Promise<{ code: number | null, stdout: string, stderr: string }> {

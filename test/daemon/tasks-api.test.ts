@@ -6,18 +6,10 @@ import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { call } from '../helpers/api.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 
 const AGENT_MODULE = fileURLToPath(new URL('../fixtures/reverse-agent.mjs', import.meta.url))
-
-async function call (api: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> {
-  const res = await fetch(`${api}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body)
-  })
-  return { status: res.status, json: await res.json() }
-}
 
 describe('task API and CLI on real daemons', () => {
   const tmp = useTmpDirs()
