@@ -158,10 +158,9 @@ export class TaskService {
       }
     })
     // tasks of an idempotency key that exist already answer as `submit` would: not created
-    const keyed = new Set<string>()
-    for (const [i, req] of reqs.entries()) {
-      if (checked[i] !== undefined && req.idempotencyKey !== undefined) keyed.add(taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey }))
-    }
+    // hashed once per keyed request: the id is SHA-256 over the whole input
+    const keyIds = reqs.map((req, i) => checked[i] !== undefined && req.idempotencyKey !== undefined ? taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey }) : undefined)
+    const keyed = new Set(keyIds.filter((id): id is string => id !== undefined))
     const existing = new Set<string>()
     const ids = [...keyed]
     await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
@@ -173,10 +172,8 @@ export class TaskService {
     const named: Array<{ id: string, first: boolean } | undefined> = reqs.map((req, i) => {
       const c = checked[i]
       if (c === undefined) return undefined
-      if (req.idempotencyKey !== undefined) {
-        const id = taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey })
-        if (existing.has(id) || fresh.has(id)) return { id, first: false }
-      }
+      const id = keyIds[i]
+      if (id !== undefined && (existing.has(id) || fresh.has(id))) return { id, first: false }
       const task = makeTask({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey, maxAttempts: c.maxAttempts, timeoutMs: c.timeoutMs, deadline: now + (req.deadlineMs ?? o.defaultDeadlineMs), parent: req.parent, now })
       fresh.set(task.id, newRecord(task, this.c.membership.choose(task.id), now))
       return { id: task.id, first: true }
@@ -396,7 +393,8 @@ export class TaskService {
   async drop (id: string): Promise<void> {
     const view = await this.get(id)
     await this.toMajority(view.record, { op: 'drop', id, epoch: view.record.placement.epoch, generation: view.record.generation })
-    await this.get(id)
+    // this node's copy is final already, so a read would not refresh it: it takes the drop directly
+    await this.c.replica.put({ ...view.record, droppedGeneration: view.record.generation, updatedAt: Date.now() })
   }
 
   private async toMajority (record: TaskRecord, req: LeaseRequest): Promise<void> {

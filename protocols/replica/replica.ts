@@ -1,6 +1,5 @@
-import { peerIdFromString } from '@libp2p/peer-id'
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { statementBytes } from '../task/certificate.js'
+import { statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, mergeRecords, resultMatches } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
@@ -297,10 +296,5 @@ export class Replica {
 }
 
 function verifyShownVote (id: string, v: ShownVote): boolean {
-  try {
-    const key = peerIdFromString(v.peer).publicKey
-    return key?.verify(statementBytes({ id, generation: v.generation, epoch: v.epoch, term: v.term, value: v.value }), Buffer.from(v.sig, 'base64')) === true
-  } catch {
-    return false
-  }
+  return verifyVote(id, v.generation, v.epoch, v, v.value)
 }

@@ -76,7 +76,17 @@ export const majority = (n: number): number => Math.floor(n / 2) + 1
 
 /** Same outcome: the state, the claim and the result hash (the reason is informative only). */
 export function sameValue (a: FinalValue, b: FinalValue): boolean {
-  return a.state === b.state && a.claimId === b.claimId && a.resultHash === b.resultHash
+  return outcomeKey(a) === outcomeKey(b)
+}
+
+/** Whether `peer` signed `value` for this task, generation, epoch and term (one signature check). */
+export function verifyVote (id: string, generation: number, epoch: number, vote: { peer: string, term: number, sig: string }, value: FinalValue): boolean {
+  try {
+    const publicKey = peerIdFromString(vote.peer).publicKey
+    return publicKey?.verify(statementBytes({ id, generation, epoch, term: vote.term, value }), Buffer.from(vote.sig, 'base64')) === true
+  } catch {
+    return false
+  }
 }
 
 export class InvalidCertificateError extends Error {
@@ -98,10 +108,7 @@ export function verifyCertificate (cert: Certificate, members: readonly string[]
   for (const v of cert.votes) {
     if (!members.includes(v.peer)) throw new InvalidCertificateError(`${v.peer} is not a member of epoch ${cert.epoch}`)
     if (signers.has(v.peer)) throw new InvalidCertificateError(`${v.peer} signed twice`)
-    const publicKey = peerIdFromString(v.peer).publicKey
-    if (publicKey === undefined) throw new InvalidCertificateError(`${v.peer} has no inline public key`)
-    const ok = publicKey.verify(statementBytes({ id: cert.id, generation: cert.generation, epoch: cert.epoch, term: v.term, value: cert.value }), Buffer.from(v.sig, 'base64'))
-    if (ok !== true) throw new InvalidCertificateError(`bad signature from ${v.peer}`)
+    if (!verifyVote(cert.id, cert.generation, cert.epoch, v, cert.value)) throw new InvalidCertificateError(`bad signature from ${v.peer}`)
     signers.add(v.peer)
   }
   if (signers.size < majority(members.length)) throw new InvalidCertificateError(`${signers.size} of ${members.length} members signed; ${majority(members.length)} needed`)

@@ -256,7 +256,8 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   const checked: TaskRecord = incomingFinal !== undefined && hasValidFinal(mine === undefined ? incoming : { ...incoming, previous: [...(incoming.previous ?? []), ...(mine.previous ?? []), mine.placement] }) ? incoming : incomingRest
   const record = mine === undefined ? checked : mergeRecords(mine, checked)
   // lease and vote of an older epoch stay behind with it; the term keeps counting up
-  const lease: LeaseState = { term: s.lease.term, maxTerm: s.lease.maxTerm, ...(s.lease.sealedEpoch === undefined ? {} : { sealedEpoch: s.lease.sealedEpoch, ...(s.lease.sealedFor === undefined ? {} : { sealedFor: s.lease.sealedFor }) }), ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
+  const { vote: _old, ...kept } = clearHolder(s.lease)
+  const lease: LeaseState = { ...kept, ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
   const next: ReplicaTaskState = { record, lease, result: s.result ?? req.result }
   const already = currentVote(next)
   if (req.mustDecide === undefined || record.final !== undefined) return { state: next, reply: { status: 'OK', ...(already === undefined ? {} : { vote: shown(already, env.me) }) } }
