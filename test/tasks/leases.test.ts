@@ -89,6 +89,8 @@ describe('quorum leases on real nodes', () => {
     const stored = await restarted.store.leases.get(id)
     expect(stored?.maxTerm).toBe(Math.max(...terms))
     const third = await restarted.tasks!.leases.acquire(target)
+    // the claim resolves at a majority: the restarted member's own grant may join it a moment later
+    await waitFor(() => third.grants.has(restarted.peerId.toString()), { what: 'the restarted member\'s grant' })
     const restartedTerm = third.grants.get(restarted.peerId.toString())
     expect(restartedTerm).toBeGreaterThan(stored!.maxTerm)
     await third.release(false)
