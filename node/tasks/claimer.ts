@@ -6,7 +6,7 @@ import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
 import type { TaskAnnouncement, TaskNotice } from '../../protocols/gossip/index.js'
-import type { Target } from '../../protocols/lease/index.js'
+import type { OfferItem } from '../../protocols/records/index.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { Slot } from '../runtime/runtime.js'
 import type { Logger } from '@libp2p/interface'
@@ -21,6 +21,12 @@ export interface ClaimerStats {
   claimsUnavailable: number
   /** claims not made because this node's event loop lagged past claimLagLimitMs */
   claimsDeferred: number
+  /** tasks offered straight to this node, those it took at once, and those it queued while busy */
+  offersReceived: number
+  offersTaken: number
+  offersQueued: number
+  /** offered tasks refused as forged (an id that does not hash its content) */
+  offersRefused: number
 }
 
 /**
@@ -30,13 +36,15 @@ export interface ClaimerStats {
  * announcements and, because gossip drops messages, from pulling peers' claimable lists.
  */
 export class Claimer {
-  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0 }
+  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0 }
   private readonly c: TaskComponents
   private readonly executor: Executor
   private readonly log: Logger
   private readonly scheduled = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly inflight = new Map<string, Promise<void>>()
   private readonly considering = new Set<string>()
+  /** offered while every slot was busy: claimed, oldest first, as slots free up */
+  private readonly backlog = new Map<string, { task: Task, placement: Placement }>()
   private readonly pullLoop: Repeater
   private running = false
   private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
@@ -76,6 +84,7 @@ export class Claimer {
     this.c.gossip.removeEventListener('notice', this.onNotice)
     for (const timer of this.scheduled.values()) clearTimeout(timer)
     this.scheduled.clear()
+    this.backlog.clear()
     let timer: ReturnType<typeof setTimeout> | undefined
     await Promise.race([
       Promise.allSettled([...this.inflight.values(), this.pullLoop.stop()]),
@@ -104,11 +113,9 @@ export class Claimer {
       // kept, so this peer lists it and can pull it later; peers past keepRanks ask the placement
       if (local.record === undefined) await this.c.replica.put({ task, placement, generation: 0, attempts: [], updatedAt: Date.now() })
       if (local.record?.final !== undefined || rank >= ranks || !this.running) return
-      const target = { id: task.id, placement: local.record?.placement ?? placement }
       const timer = setTimeout(() => {
         this.scheduled.delete(task.id)
-        const claiming = this.claim(task, target).finally(() => { this.inflight.delete(task.id) })
-        this.inflight.set(task.id, claiming)
+        this.startClaim(task, placement)
       }, rank * this.c.options.claimStaggerMs)
       this.scheduled.set(task.id, timer)
     } finally {
@@ -118,32 +125,96 @@ export class Claimer {
 
   /** This node's place among live peers that offer the capability and have a free slot. */
   rank (task: Task): number {
-    const me = this.c.peerId.toString()
+    return Math.max(0, this.order(task).indexOf(this.c.peerId.toString()))
+  }
+
+  /**
+   * Live peers that offer the task's capability and have a free slot (this node whenever it offers
+   * it), in the task's claim order: the rendezvous order every peer computes alike.
+   */
+  order (task: Pick<Task, 'id' | 'capability'>): string[] {
     const candidates = this.c.presence.live()
       .filter(p => p.self || (p.freeSlots[task.capability] ?? 0) > 0)
       .filter(p => p.capabilities.some(cap => cap.name === task.capability))
       .map(p => p.peerId)
-    return Math.max(0, this.c.replicaSets.order(claimKey(task.id), candidates).indexOf(me))
+    return this.c.replicaSets.order(claimKey(task.id), candidates)
   }
 
-  private async claim (task: Task, target: Target): Promise<void> {
-    if (!this.running) return
-    // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
-    // expired attempts, re-runs and dead tasks
-    if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
-      this.stats.claimsDeferred++
-      return
+  /**
+   * Tasks offered to this node by their submitter: each is claimed now if a slot is free; if not,
+   * one marked `queue` waits in a bounded backlog for the next free slot, and the others are
+   * declined (the submitter asks the next peer). Answers the ids taken.
+   */
+  takeOffers (items: OfferItem[]): string[] {
+    const taken: string[] = []
+    for (const { task, placement, queue } of items) {
+      this.stats.offersReceived++
+      if (!hasValidId(task)) {
+        this.stats.offersRefused++
+        continue
+      }
+      if (!this.running || !this.c.runtime.canRun(task.capability)) continue
+      const id = task.id
+      if (this.scheduled.has(id) || this.inflight.has(id) || this.considering.has(id) || this.backlog.has(id)) {
+        taken.push(id)
+        continue
+      }
+      const lagging = eventLoopLag.currentMs() > this.c.options.claimLagLimitMs
+      const slot = lagging ? undefined : this.c.runtime.reserve(task.capability)
+      if (slot !== undefined) {
+        this.stats.offersTaken++
+        this.startClaim(task, placement, slot)
+        taken.push(id)
+      } else if (queue === true && this.backlog.size < this.c.options.offerQueueLimit) {
+        this.stats.offersQueued++
+        this.backlog.set(id, { task, placement })
+        taken.push(id)
+      }
     }
-    let slot: Slot | undefined
+    if (taken.length > 0) this.c.presence.slotsChanged()
+    return taken
+  }
+
+  private startClaim (task: Task, placement: Placement, slot?: Slot): void {
+    const claiming = this.claim(task, placement, slot).finally(() => {
+      this.inflight.delete(task.id)
+      this.drainBacklog()
+    })
+    this.inflight.set(task.id, claiming)
+  }
+
+  /** Claims queued offers while slots are free, oldest first. */
+  private drainBacklog (): void {
+    for (const [id, { task, placement }] of this.backlog) {
+      if (!this.running) return
+      if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) return
+      const slot = this.c.runtime.reserve(task.capability)
+      if (slot === undefined) continue
+      this.backlog.delete(id)
+      this.startClaim(task, placement, slot)
+    }
+  }
+
+  private async claim (task: Task, placement: Placement, reserved?: Slot): Promise<void> {
+    let slot = reserved
     try {
+      if (!this.running) return
+      // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
+      // expired attempts, re-runs and dead tasks
+      if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
+        this.stats.claimsDeferred++
+        return
+      }
       const local = await this.c.replica.get(task.id)
       if (local.record?.final !== undefined) return
-      slot = this.c.runtime.reserve(task.capability)
+      // kept here: the executor reads its generation and journal, and this peer lists it for pulls
+      if (local.record === undefined) await this.c.replica.put({ task, placement, generation: 0, attempts: [], updatedAt: Date.now() })
+      slot ??= this.c.runtime.reserve(task.capability)
       // busy: no claim now; the pull path or a re-announcement brings the task back
       if (slot === undefined) return
       this.c.presence.slotsChanged()
       this.stats.claimAttempts++
-      const lease = await this.c.leases.acquire(target)
+      const lease = await this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement })
       this.stats.claimsWon++
       const running = slot
       slot = undefined
@@ -159,6 +230,8 @@ export class Claimer {
 
   /** The pull path: ask a few peers (and the local replica) for tasks they would lease now. */
   async pull (): Promise<void> {
+    // queued offers first: a drain skipped while the event loop lagged is retried here
+    this.drainBacklog()
     const free = this.c.runtime.freeSlots()
     // only what this node could run now: asking for more only makes claims that fail
     const capabilities = this.c.runtime.capabilities().map(cap => cap.name).filter(name => (free[name] ?? 0) > 0)

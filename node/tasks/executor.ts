@@ -2,6 +2,7 @@ import { byteLength, finalOf } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
 import { NodeStoppingError } from './errors.js'
 import type { TaskComponents } from './components.js'
+import type { Notifier } from './notifier.js'
 import type { TaskService } from './task-service.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
 import type { Certificate, StoredResult, Task } from '../../protocols/task/index.js'
@@ -40,9 +41,12 @@ export class Executor {
   private readonly cancels = new Map<string, AbortController>()
   private stopping = false
 
-  constructor (components: TaskComponents, tasks: TaskService) {
+  private readonly notifier: Notifier
+
+  constructor (components: TaskComponents, tasks: TaskService, notifier: Notifier) {
     this.c = components
     this.tasks = tasks
+    this.notifier = notifier
     this.log = components.logger('agentmesh:executor')
   }
 
@@ -137,7 +141,8 @@ export class Executor {
     this.stats.completed++
     await this.keepFinal(task.id, cert, { claimId: lease.claimId, peer: me, value: stored as never, size, at: Date.now() })
     const inline = size <= this.c.options.maxInlineResultBytes
-    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, cert, ...(inline ? { result: stored as never } : {}) })
+    // told to the submitter alone, which waits on it; any other reader asks the placement
+    this.notifier.notify(task.submitter, { id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, cert, ...(inline ? { result: stored as never } : {}) })
   }
 
   private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any): Promise<void> {

@@ -59,6 +59,12 @@ export const taskOptionsSchema = z.strictObject({
    * @default 1_000
    */
   claimLagLimitMs: ms.default(1_000),
+  /**
+   * Offers a busy node keeps, when it is the last peer a submitter asks, to claim as its slots free
+   * up; past this it declines, and the task waits on its placement for a re-announcement or a pull.
+   * @default 256
+   */
+  offerQueueLimit: count(0).default(256),
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs: timerMs().default(2_000),
   /** peers asked per pull. @default 2 */

@@ -24,6 +24,12 @@ export class Sweeper {
   private readonly announced = new Map<string, Announced>()
   /** when recovery last tried to decide each task: once per lease, not every sweep */
   private readonly decided = new Map<string, number>()
+  /**
+   * when this member first saw its vote on each task: the holder has a lease's time to commit.
+   * Not the record's updatedAt, which claims and repairs keep moving: under load that postponed
+   * recovery for ever while claimants, refused by the voted members, kept retrying.
+   */
+  private readonly votedSince = new Map<string, number>()
   private readonly loop: Repeater
 
   constructor (components: TaskComponents, tasks: TaskService) {
@@ -57,7 +63,8 @@ export class Sweeper {
       const id = record.task.id
       if (!this.isFirstLiveMember(record.placement.members, live)) continue
       // a holder that voted commits at once; recovery steps in only when it did not
-      if (voted && now - record.updatedAt < this.c.options.leaseMs) continue
+      if (voted && !this.votedSince.has(id)) this.votedSince.set(id, now)
+      if (voted && now - (this.votedSince.get(id) ?? now) < this.c.options.leaseMs) continue
       const last = this.decided.get(id) ?? 0
       if (now - last < this.c.options.leaseMs) continue
       this.decided.set(id, now)
@@ -84,6 +91,7 @@ export class Sweeper {
     }
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
     for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
+    for (const id of this.votedSince.keys()) if (!this.c.replica.active.has(id)) this.votedSince.delete(id)
     // retention walks every record: at most once a minute, or per retention period when that is shorter
     if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
       this.lastRetention = now

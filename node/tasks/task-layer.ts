@@ -8,11 +8,14 @@ import { BUILTIN_AGENTS } from '../agents/index.js'
 import { AgentRuntime } from '../runtime/runtime.js'
 import { LevelReplicaStore } from '../store/replica-store.js'
 import { VERSION } from '../version.js'
+import { signerOf } from '../../protocols/task/ed25519.js'
 import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
 import { Executor } from './executor.js'
 import { resolveTaskOptions } from './options.js'
 import { Mover } from './mover.js'
+import { Notifier } from './notifier.js'
+import { Offerer } from './offerer.js'
 import { Membership } from './placement.js'
 import { ReplicaSets } from './replica-sets.js'
 import { Sweeper } from './sweeper.js'
@@ -20,7 +23,8 @@ import { TaskService } from './task-service.js'
 import type { TaskComponents } from './components.js'
 import type { TaskLayerInit } from './options.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
-import type { RecordsRequest } from '../../protocols/records/index.js'
+import type { TaskNotice } from '../../protocols/gossip/index.js'
+import type { OfferItem, RecordsRequest } from '../../protocols/records/index.js'
 import type { MeshServices } from '../libp2p-options.js'
 import type { Store } from '../store/store.js'
 import type { ComponentLogger, Libp2p, PeerId } from '@libp2p/interface'
@@ -46,6 +50,8 @@ export class TaskLayer {
   readonly service: TaskService
   readonly executor: Executor
   readonly claimer: Claimer
+  readonly offerer: Offerer
+  readonly notifier: Notifier
   readonly sweeper: Sweeper
   readonly replicaSets: ReplicaSets
   readonly membership: Membership
@@ -80,7 +86,7 @@ export class TaskLayer {
     })
     this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), {
       me: peerId.toString(),
-      sign: async bytes => host.privateKey.sign(bytes),
+      sign: signerOf(host.privateKey),
       backoffBaseMs: options.backoffBaseMs,
       backoffCapMs: options.backoffCapMs,
       retentionMs: options.retentionMs,
@@ -88,7 +94,11 @@ export class TaskLayer {
     })
     const frame = options.maxInputBytes + options.maxResultBytes + 64 * 1024
     this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
-    const recordsInit = { sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer) }
+    const recordsInit = {
+      sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),
+      takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
+      applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) }
+    }
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
     const leaseLocal = leaseHandler(this.replica, this.handlerStats)
@@ -115,8 +125,11 @@ export class TaskLayer {
     })
     const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger }
     this.service = new TaskService(components)
-    this.executor = new Executor(components, this.service)
+    this.notifier = new Notifier(components)
+    this.executor = new Executor(components, this.service, this.notifier)
     this.claimer = new Claimer(components, this.executor)
+    this.offerer = new Offerer(components, this.claimer)
+    this.service.offerer = this.offerer
     this.sweeper = new Sweeper(components, this.service)
     this.antiEntropy = new AntiEntropy(components)
     this.mover = new Mover(components)
@@ -161,6 +174,7 @@ export class TaskLayer {
       gossipRejected: { ...this.gossip.rejected },
       tasks: { ...this.service.stats },
       claims: { ...this.claimer.stats },
+      offers: { ...this.offerer.stats },
       executions: { ...this.executor.stats, running: this.executor.running().length },
       replica: { ...this.replica.stats, active: this.replica.active.size },
       leases: { ...this.leases.stats },

@@ -7,7 +7,8 @@ import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { Mover } from './mover.js'
-import type { Placement } from '../../protocols/task/index.js'
+import type { Offerer } from './offerer.js'
+import type { Placement, Task } from '../../protocols/task/index.js'
 import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -68,6 +69,8 @@ export class TaskService {
   private readonly refreshing = new Set<string>()
   /** set by the task layer: moves placements (blocked tasks, --force-placement) */
   mover?: Mover
+  /** set by the task layer: hands stored tasks to the peers that should run them */
+  offerer?: Offerer
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
     this.applyNotice(evt.detail)
   }
@@ -110,9 +113,15 @@ export class TaskService {
     const record = newRecord(task, this.c.membership.choose(task.id), now)
     await this.storeOnPlacement(record)
     this.stats.submitted++
-    await this.c.gossip.announceTask(task, record.placement)
+    this.announce(task, record.placement)
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
     return { id: task.id, created: true, ...(offered ? {} : { warning: `no live peer offers ${task.capability} yet; the task waits for one until its deadline` }) }
+  }
+
+  /** A task its placement stored goes to a peer that runs it: offered directly, else gossiped. */
+  private announce (task: Task, placement: Placement): void {
+    if (this.offerer !== undefined) this.offerer.offer(task, placement)
+    else void this.c.gossip.announceTask(task, placement)
   }
 
   /**
@@ -183,7 +192,7 @@ export class TaskService {
     const acked = [...fresh.values()].filter(r => !failed.has(r.task.id))
     this.stats.submitted += acked.length
     // at once, not one after another: announcements are hints in no particular order
-    await Promise.all(acked.map(async r => this.c.gossip.announceTask(r.task, r.placement)))
+    for (const r of acked) this.announce(r.task, r.placement)
     return reqs.map((req, i) => {
       const n = named[i]
       if (n === undefined) return out[i] as SubmitManyEntry
@@ -314,7 +323,10 @@ export class TaskService {
   /** Resolves once the task is final or `waitMs` passes; asks the placement now and then in case a hint was lost. */
   async waitFor (id: string, waitMs: number): Promise<TaskView> {
     const deadline = Date.now() + waitMs
-    let view = await this.get(id)
+    // a task this node holds a copy of (it submitted it, say) is not asked of the placement until a
+    // notice or the first poll: right after a submit the answer is known to be "not yet"
+    const local = await this.c.replica.get(id)
+    let view = local.record !== undefined && waitMs > 0 ? { record: local.record, result: local.result } : await this.get(id)
     // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
     let pollMs = this.c.options.waitPollBaseMs
     while (!isSettled(view) && Date.now() < deadline) {
@@ -386,7 +398,7 @@ export class TaskService {
     await this.toMajority(view.record, { op: 'redrive', id, epoch: view.record.placement.epoch, generation: view.record.generation })
     await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
     const fresh = await this.get(id)
-    await this.c.gossip.announceTask(fresh.record.task, fresh.record.placement)
+    this.announce(fresh.record.task, fresh.record.placement)
     return fresh
   }
 

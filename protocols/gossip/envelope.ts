@@ -1,4 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
+import { verifyBy } from '../task/ed25519.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 /**
@@ -33,13 +34,12 @@ export async function open (topic: string, data: Uint8Array): Promise<{ ok: true
     return { ok: false, reason: 'malformed' }
   }
   if (typeof payload !== 'object' || payload === null || typeof payload.from !== 'string') return { ok: false, reason: 'malformed' }
-  let publicKey
   try {
-    publicKey = peerIdFromString(payload.from).publicKey
+    peerIdFromString(payload.from)
   } catch {
     return { ok: false, reason: 'malformed' }
   }
-  if (publicKey === undefined || !(await publicKey.verify(signedBytes(topic, body), sig))) return { ok: false, reason: 'bad-signature' }
+  if (!verifyBy(payload.from, signedBytes(topic, body), sig)) return { ok: false, reason: 'bad-signature' }
   return { ok: true, payload }
 }
 

@@ -1,6 +1,7 @@
 import { bucketHashes, differingBuckets } from '../replica/digest.js'
 import { recordsRequestSchema } from './messages.js'
-import type { PutManyAnswer } from './messages.js'
+import type { OfferItem, PutManyAnswer } from './messages.js'
+import type { TaskNotice } from '../gossip/messages.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
 import type { PeerId } from '@libp2p/interface'
@@ -8,6 +9,10 @@ import type { PeerId } from '@libp2p/interface'
 export interface RecordsHandlerInit {
   /** ids of the records this node holds that `peer` should hold too (both are in their replica set) */
   sharedWith: (peer: string) => Iterable<string>
+  /** tasks offered to this node to run: answers the ids taken. Without it, none is. */
+  takeOffers?: (items: OfferItem[], from: string) => string[]
+  /** notices sent to this node directly (it waits on the tasks): hints, as gossiped ones */
+  applyNotices?: (notices: TaskNotice[]) => void
 }
 
 /** The server side of `/agentmesh/records/1.0.0`. */
@@ -39,6 +44,12 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         // which ids, not only how many: a bulk submit counts each task's majority on its own
         const storedIds = req.items.filter((_, i) => kept[i]).map(item => item.record.task.id)
         return { status: 'OK', stored: storedIds.length, storedIds } satisfies PutManyAnswer
+      }
+      case 'offer': return { status: 'OK', taken: init.takeOffers?.(req.items, from.toString()) ?? [] }
+      case 'notify': {
+        // the sender is the authenticated peer at the other end, whatever the notice says
+        init.applyNotices?.(req.notices.map(n => ({ ...n, from: from.toString() })))
+        return { status: 'OK' }
       }
     }
   }

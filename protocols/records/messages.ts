@@ -2,11 +2,23 @@ import { z } from 'zod'
 import { placementSchema, taskRecordSchema } from '../task/record.js'
 import { capabilitySchema, taskIdSchema, taskSchema } from '../task/schema.js'
 import { storedResultSchema } from '../task/store.js'
+import { taskNoticeSchema } from '../gossip/messages.js'
 
 export const RECORDS_PROTOCOL = '/agentmesh/records/1.0.0'
 
 /** The most records one `put-many` carries. */
 export const MAX_PUT_MANY_ITEMS = 1_000
+
+/** The most tasks one `offer`, and notices one `notify`, carries. */
+export const MAX_OFFER_ITEMS = 256
+
+/** One entry of a `pending` answer: a task and the placement to ask for its lease. */
+export const claimableSchema = z.object({ task: taskSchema, placement: placementSchema }).strict()
+
+/** A task offered to the peer that should run it; `queue`: the last peer asked keeps it if busy. */
+export const offerItemSchema = claimableSchema.extend({ queue: z.boolean().optional() }).strict()
+
+export type OfferItem = z.infer<typeof offerItemSchema>
 
 export const recordsRequestSchema = z.discriminatedUnion('op', [
   /** merge a record (and its result) into the replica's copy; OK once it is on disk */
@@ -19,7 +31,11 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   /** step two: id and hash of each record in the differing buckets; answers the ids the receiver needs */
   z.object({ op: z.literal('ids'), entries: z.array(z.tuple([taskIdSchema, z.string().max(64)])).max(20_000) }).strict(),
   /** step three of anti-entropy, and a bulk submit: the records themselves (a receiver keeps only those it is a member for) */
-  z.object({ op: z.literal('put-many'), items: z.array(z.object({ record: taskRecordSchema, result: storedResultSchema.optional() }).strict()).max(MAX_PUT_MANY_ITEMS) }).strict()
+  z.object({ op: z.literal('put-many'), items: z.array(z.object({ record: taskRecordSchema, result: storedResultSchema.optional() }).strict()).max(MAX_PUT_MANY_ITEMS) }).strict(),
+  /** new tasks for the receiver to run: answers the ids it took (claiming now, or queued) */
+  z.object({ op: z.literal('offer'), items: z.array(offerItemSchema).max(MAX_OFFER_ITEMS) }).strict(),
+  /** notices sent straight to the peer that waits on the tasks, not flooded: hints, like gossiped ones */
+  z.object({ op: z.literal('notify'), notices: z.array(taskNoticeSchema).max(MAX_OFFER_ITEMS) }).strict()
 ])
 
 export type RecordsRequest = z.infer<typeof recordsRequestSchema>
@@ -32,5 +48,5 @@ export const putManyAnswerSchema = z.object({ status: z.literal('OK'), stored: z
 
 export type PutManyAnswer = z.infer<typeof putManyAnswerSchema>
 
-/** One entry of a `pending` answer: a task and the placement to ask for its lease. */
-export const claimableSchema = z.object({ task: taskSchema, placement: placementSchema }).strict()
+/** The answer to `offer`: the ids the receiver took; the others are for the next peer. */
+export const offerAnswerSchema = z.object({ status: z.literal('OK'), taken: z.array(taskIdSchema).max(MAX_OFFER_ITEMS) })

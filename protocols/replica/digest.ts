@@ -33,3 +33,49 @@ export function differingBuckets (mine: Record<string, string>, theirs: Record<s
   const all = new Set([...Object.keys(mine), ...Object.keys(theirs)])
   return [...all].filter(b => mine[b] !== theirs[b]).sort()
 }
+
+/** How many records may wait for their hash before all are hashed at once (bounds the references kept). */
+const MAX_UNHASHED = 10_000
+
+/**
+ * The hash of every record a replica holds, computed when asked (anti-entropy reads them every
+ * few seconds), not on every write: a task is written several times on its way, and hashing the
+ * whole record each time was a visible part of its cost. Also the index of which ids are held.
+ */
+export class RecordHashes {
+  private readonly hashes = new Map<string, string | undefined>()
+  private readonly unhashed = new Map<string, TaskRecord>()
+
+  set (record: TaskRecord): void {
+    const id = record.task.id
+    this.hashes.set(id, undefined)
+    this.unhashed.set(id, record)
+    if (this.unhashed.size > MAX_UNHASHED) for (const held of [...this.unhashed.keys()]) this.get(held)
+  }
+
+  get (id: string): string | undefined {
+    const record = this.unhashed.get(id)
+    if (record !== undefined) {
+      this.unhashed.delete(id)
+      this.hashes.set(id, recordHash(record))
+    }
+    return this.hashes.get(id)
+  }
+
+  has (id: string): boolean {
+    return this.hashes.has(id)
+  }
+
+  delete (id: string): void {
+    this.hashes.delete(id)
+    this.unhashed.delete(id)
+  }
+
+  keys (): IterableIterator<string> {
+    return this.hashes.keys()
+  }
+
+  get size (): number {
+    return this.hashes.size
+  }
+}

@@ -4,7 +4,7 @@ import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../t
 import { failedAttempts, hasValidFinal, mergeRecords, resultMatches } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
-import { recordHash } from './digest.js'
+import { RecordHashes } from './digest.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
 import type { Placement, TaskRecord } from '../task/record.js'
@@ -59,7 +59,7 @@ export class Replica {
   /** ids of records without a final state: what sweeps look at */
   readonly active = new Set<string>()
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
-  readonly hashes = new Map<string, string>()
+  readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
   readonly members = new Map<string, string[]>()
   readonly me: string
@@ -114,7 +114,7 @@ export class Replica {
   async load (): Promise<void> {
     for await (const record of this.store.records()) {
       if (record.final === undefined) this.active.add(record.task.id)
-      this.hashes.set(record.task.id, recordHash(record))
+      this.hashes.set(record)
       this.members.set(record.task.id, record.placement.members)
     }
   }
@@ -139,7 +139,8 @@ export class Replica {
       record = rest
     }
     return this.lock.run(record.task.id, async () => {
-      const existing = await this.store.getRecord(record.task.id)
+      const before = await this.load1(record.task.id)
+      const existing = before.record
       // a member's placement changes only by an install: a copy naming another placement (stale,
       // or forged) neither moves it nor brings in a final certified by other peers
       const pinned = existing !== undefined && this.isMember(existing) ? { ...record, placement: existing.placement, ...(existing.previous === undefined ? {} : { previous: existing.previous }) } : record
@@ -152,26 +153,24 @@ export class Replica {
       }
       // a copy of a task already forgotten (or about to be) is not stored again
       if (this.isExpired(merged)) return merged
+      let keptResult = before.result
       if (result !== undefined && (merged.final === undefined || resultMatches(merged.final?.cert.value, result))) {
-        const kept = await this.store.getResult(record.task.id)
+        const kept = before.result
         // only the result the certificate names (by claim and by hash) replaces a kept one
-        if (kept === undefined || (!resultMatches(merged.final?.cert.value, kept) && resultMatches(merged.final?.cert.value, result))) {
-          await this.store.write(record.task.id, { result, record: merged })
-          this.live.delete(record.task.id)
-          this.index(merged)
-          return merged
-        }
+        if (kept === undefined || (!resultMatches(merged.final?.cert.value, kept) && resultMatches(merged.final?.cert.value, result))) keptResult = result
       }
-      await this.save(merged)
+      if (merged === existing && keptResult === before.result) return merged
+      await this.persist(before, { ...before, record: merged, result: keptResult })
       return merged
     })
   }
 
   /** This replica's copy: the record and, once final, the certified result (or a kept one, flagged). */
   async get (id: string): Promise<{ record?: TaskRecord, result?: StoredResult }> {
+    const cached = this.live.get(id)
     // record first: a result is written before the record that says completed
-    const record = await this.store.getRecord(id)
-    const result = await this.store.getResult(id)
+    const record = cached !== undefined ? cached.record : await this.store.getRecord(id)
+    const result = cached !== undefined ? cached.result : await this.store.getResult(id)
     // a kept result counts only if it is the one the certificate names, by claim and by hash
     return { record, result: result !== undefined && record !== undefined && resultMatches(record.final?.cert.value, result) ? result : undefined }
   }
@@ -258,7 +257,9 @@ export class Replica {
   private async load1 (id: string, locked = true): Promise<ReplicaTaskState> {
     const cached = this.live.get(id)
     if (cached !== undefined) return cached
-    const [record, lease, result] = await Promise.all([this.store.getRecord(id), this.store.getLease(id), this.store.getResult(id)])
+    // every stored record is indexed (load, index): a task not in it has no record or result on disk
+    const known = this.hashes.has(id)
+    const [record, lease, result] = await Promise.all([known ? this.store.getRecord(id) : undefined, this.store.getLease(id), known ? this.store.getResult(id) : undefined])
     const state = { record, lease: lease ?? EMPTY_LEASE, result }
     // an unlocked read may finish after a locked write: caching it would bring old state back
     if (locked && record !== undefined && record.final === undefined) this.live.set(id, state)
@@ -280,15 +281,8 @@ export class Replica {
     else this.live.delete(id)
   }
 
-  /** A merge from outside the state machine: written, and the next read of it goes to disk. */
-  private async save (record: TaskRecord): Promise<void> {
-    await this.store.write(record.task.id, { record })
-    this.live.delete(record.task.id)
-    this.index(record)
-  }
-
   private index (record: TaskRecord): void {
-    this.hashes.set(record.task.id, recordHash(record))
+    this.hashes.set(record)
     this.members.set(record.task.id, record.placement.members)
     if (record.final === undefined) this.active.add(record.task.id)
     else this.active.delete(record.task.id)

@@ -1,5 +1,6 @@
 import { lpStream } from '@libp2p/utils'
 import { DEFAULT_MAX_CONCURRENT_HANDLERS, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.js'
+import { FrameWriter } from './frame-writer.js'
 import { RpcBadResponseError, RpcChannelResetError, RpcRemoteError, RpcTimeoutError, RpcUnavailableError } from './errors.js'
 import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -80,7 +81,7 @@ interface Channel {
   stream: Stream
   lp: LengthPrefixedStream<Stream>
   pending: Map<number, Pending>
-  writes: Promise<void>
+  writer: FrameWriter
   /** timeouts since the last frame from the peer */
   timeoutsInARow: number
   /** torn down: no new request may use it */
@@ -192,12 +193,8 @@ export class RpcEndpoint {
         reject: err => { if (settled()) reject(err) }
       })
       signal?.addEventListener('abort', onAbort, { once: true })
-      channel.writes = channel.writes.then(async () => {
-        // a request that timed out or was aborted while queued behind others is never sent
-        if (channel.pending.has(id)) await channel.lp.write(frame)
-      }).catch((err: any) => {
-        this.fail(channel, new RpcUnavailableError(`${to}: write failed: ${err?.message}`))
-      })
+      // a request that timed out or was aborted while queued behind others is never sent
+      channel.writer.write(frame, () => channel.pending.has(id))
     })
   }
 
@@ -232,7 +229,10 @@ export class RpcEndpoint {
       throw new RpcUnavailableError('endpoint stopped')
     }
     this.stats.streamsOpened++
-    const channel: Channel = { key, stream, lp: this.lp(stream), pending: new Map(), writes: Promise.resolve(), timeoutsInARow: 0, closed: false }
+    const lp = this.lp(stream)
+    // the writer fails the channel only from a write, so after `channel` exists
+    const writer = new FrameWriter(lp, err => { this.fail(channel, new RpcUnavailableError(`${this.init.protocol} to ${key}: write failed: ${err.message}`)) })
+    const channel: Channel = { key, stream, lp, pending: new Map(), writer, timeoutsInARow: 0, closed: false }
     void this.readAnswers(channel)
     return channel
   }
@@ -278,7 +278,7 @@ export class RpcEndpoint {
     // a paused stream keeps what arrives (up to its maxReadBufferLength) and hands it all over in
     // one event on resume, so the byte buffer must take that much beside a partly read frame
     const lp = this.lp(stream, this.maxFrame + 64 + stream.maxReadBufferLength)
-    let writes = Promise.resolve()
+    const writer = new FrameWriter(lp, () => {})
     let active = 0
     let slotFreed: PromiseWithResolvers<void> | undefined
     try {
@@ -307,7 +307,7 @@ export class RpcEndpoint {
           return { i: id, e: { code: err?.code ?? err?.name ?? 'ERROR', message: String(err?.message ?? err) } }
         }).then(reply => {
           this.stats.requestsServed++
-          writes = writes.then(async () => lp.write(new TextEncoder().encode(JSON.stringify(reply)))).catch(() => {})
+          writer.write(new TextEncoder().encode(JSON.stringify(reply)))
         }).finally(() => {
           active--
           slotFreed?.resolve()
@@ -326,7 +326,7 @@ export class RpcEndpoint {
         slotFreed = Promise.withResolvers()
         await slotFreed.promise
       }
-      await writes
+      await writer.idle()
       await stream.close().catch(() => { stream.abort(new Error('close failed')) })
     } finally {
       this.inbound.delete(stream)

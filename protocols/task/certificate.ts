@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { canonicalJson } from './canonical.js'
+import { verifyBy } from './ed25519.js'
 import { peerIdSchema, taskIdSchema } from './schema.js'
 
 export const FINAL_STATES = ['completed', 'canceled', 'dead'] as const
@@ -81,12 +81,7 @@ export function sameValue (a: FinalValue, b: FinalValue): boolean {
 
 /** Whether `peer` signed `value` for this task, generation, epoch and term (one signature check). */
 export function verifyVote (id: string, generation: number, epoch: number, vote: { peer: string, term: number, sig: string }, value: FinalValue): boolean {
-  try {
-    const publicKey = peerIdFromString(vote.peer).publicKey
-    return publicKey?.verify(statementBytes({ id, generation, epoch, term: vote.term, value }), Buffer.from(vote.sig, 'base64')) === true
-  } catch {
-    return false
-  }
+  return verifyBy(vote.peer, statementBytes({ id, generation, epoch, term: vote.term, value }), Buffer.from(vote.sig, 'base64'))
 }
 
 export class InvalidCertificateError extends Error {

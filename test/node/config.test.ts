@@ -38,6 +38,7 @@ const DOCUMENTED_DEFAULTS = {
   antiEntropyIntervalMs: 30_000,
   retentionMs: 604_800_000,
   membershipWindowMs: 600_000,
+  offerQueueLimit: 256,
   placementMoveAfterMs: 120_000,
   syncWrites: true
 }

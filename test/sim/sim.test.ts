@@ -136,7 +136,9 @@ describe('the simulator', () => {
     expect(report.completed).toBeGreaterThan(40)
     expect(report.faults.map(f => f.kind)).toEqual(['partition'])
     // the split bit: a score of tasks outlast a lease when it begins, so some holder cut off from its placement's majority lost its lease
-    expect(report.abortedExecutions + report.duplicateExecutions).toBeGreaterThan(0)
+    // (or a submit refused on the side without its placement's majority: executors are mostly
+    // members of their task's placement now, so fewer of them end up cut off from it)
+    expect(report.abortedExecutions + report.duplicateExecutions + report.submitErrors).toBeGreaterThan(0)
     expect(report.resultAudit).toMatchObject({ nodesRead: 6, unreadable: [], conflicts: 0, unbacked: 0 })
   }, 180_000)
 

@@ -72,7 +72,8 @@ describe('bulk submit', () => {
       baseDir: await tmp(),
       // the submitter runs nothing and neither pulls nor runs anti-entropy: every records request it sends is the submit's
       // 200 tasks at once on 2 shared cores: leases of 5 s, so that a busy event loop does not expire them into dead tasks
-      perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: i === 0 ? [] : [echoAgent], ...(i === 0 ? { pullIntervalMs: 600_000, antiEntropyIntervalMs: 600_000 } : {}) } })
+      // five nodes share one event loop here: a lag limit that real daemons, each with its own, never reach
+      perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, agents: i === 0 ? [] : [echoAgent], ...(i === 0 ? { pullIntervalMs: 600_000, antiEntropyIntervalMs: 600_000 } : {}) } })
     })
     await net.ready()
     const submitter = net.nodes[0]!

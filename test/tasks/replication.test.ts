@@ -188,11 +188,17 @@ describe('replicated records', () => {
     expect(again.tasks!.replica.hashes.size).toBe(before.tasks)
   })
 
-  it('never gossips a result over the inline limit: other nodes fetch it from the replicas', async () => {
-    net = await createTestnet(4, { baseDir: await tmp(), tasks: { ...TASKS, maxInlineResultBytes: 1_024 } })
+  it('never sends a result over the inline limit in a notice: other nodes fetch it from the replicas', async () => {
+    // the submitter runs nothing, so the result is another node's to tell it
+    net = await createTestnet(4, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, maxInlineResultBytes: 1_024, agents: i === 0 ? [] : [echoAgent] } }) })
     await net.ready()
     const notices: unknown[] = []
-    for (const node of net.nodes) node.tasks!.gossip.addEventListener('notice', evt => { if (evt.detail.event === 'completed') notices.push(evt.detail) })
+    // gossiped or sent straight to the submitter, every notice a node takes in goes through applyNotice
+    for (const node of net.nodes) {
+      const service = node.tasks!.service
+      const apply = service.applyNotice.bind(service)
+      service.applyNotice = n => { if (n.event === 'completed') notices.push(n); apply(n) }
+    }
     const big = 'x'.repeat(20_000)
     const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'echo', input: big })
     const view = await net.nodes[3]!.tasks!.service.waitFor(id, 10_000)

@@ -1,0 +1,83 @@
+import { MAX_OFFER_ITEMS, offerAnswerSchema } from '../../protocols/records/index.js'
+import { PeerBatches } from './peer-batches.js'
+import type { Claimer } from './claimer.js'
+import type { TaskComponents } from './components.js'
+import type { Placement, Task } from '../../protocols/task/index.js'
+import type { Logger } from '@libp2p/interface'
+
+interface Offer {
+  task: Task
+  placement: Placement
+  /** the peers to ask, in claim order, and which one is asked now */
+  order: string[]
+  next: number
+}
+
+export interface OffererStats {
+  /** new tasks offered straight to a peer, and those that found a taker */
+  offered: number
+  taken: number
+  /** offers a busy peer declined, passed on to the next peer in order */
+  passedOn: number
+  /** offered to every candidate and taken by none: left to the placement's re-announcement and pulls */
+  declined: number
+  /** no live capable peer known: announced to the whole mesh instead */
+  announced: number
+}
+
+/**
+ * Hands a new task straight to the peer that should run it, instead of flooding an announcement
+ * that every peer validates: the capable peers with a free slot, members of the task's placement
+ * first, each group in the task's claim order, up to claimRanks of them. Each takes it or declines (busy), and the last one asked queues it. A task
+ * no one took stays on its placement, whose first live member re-announces it, and peers pull it.
+ * So the work per task does not grow with the mesh.
+ */
+export class Offerer {
+  readonly stats: OffererStats = { offered: 0, taken: 0, passedOn: 0, declined: 0, announced: 0 }
+  private readonly batches = new PeerBatches<Offer>(MAX_OFFER_ITEMS, async (peer, offers) => this.send(peer, offers))
+  private readonly log: Logger
+
+  constructor (private readonly c: TaskComponents, private readonly claimer: Claimer) {
+    this.log = c.logger('agentmesh:offerer')
+  }
+
+  /** Offers a task that its placement has stored; never throws. */
+  offer (task: Task, placement: Placement): void {
+    // members of the placement first: their own grant, vote and commit are local calls, not requests
+    const members = new Set(placement.members)
+    const ranked = this.claimer.order(task)
+    const order = [...ranked.filter(p => members.has(p)), ...ranked.filter(p => !members.has(p))].slice(0, this.c.options.claimRanks)
+    if (order.length === 0) {
+      this.stats.announced++
+      void this.c.gossip.announceTask(task, placement)
+      return
+    }
+    this.stats.offered++
+    this.batches.add(order[0] as string, { task, placement, order, next: 0 })
+  }
+
+  private async send (peer: string, offers: Offer[]): Promise<void> {
+    const items = offers.map(o => ({ task: o.task, placement: o.placement, ...(o.next === o.order.length - 1 ? { queue: true } : {}) }))
+    let taken = new Set<string>()
+    if (peer === this.c.peerId.toString()) {
+      taken = new Set(this.claimer.takeOffers(items))
+    } else {
+      try {
+        const answer = offerAnswerSchema.safeParse(await this.c.records(this.c.replicaSets.peerId(peer), { op: 'offer', items }))
+        if (answer.success) taken = new Set(answer.data.taken)
+      } catch (err: any) {
+        this.log('offer of %d task(s) to %s failed: %s', items.length, peer, err.message)
+      }
+    }
+    for (const o of offers) {
+      if (taken.has(o.task.id)) {
+        this.stats.taken++
+      } else if (++o.next < o.order.length) {
+        this.stats.passedOn++
+        this.batches.add(o.order[o.next] as string, o)
+      } else {
+        this.stats.declined++
+      }
+    }
+  }
+}

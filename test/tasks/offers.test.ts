@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { echoAgent, sleepAgent } from '../../node/agents/basic.js'
+import { RECORDS_PROTOCOL, offerAnswerSchema } from '../../protocols/records/index.js'
+import { RpcEndpoint } from '../../protocols/rpc/index.js'
+import { makeTask, newRecord } from '../../protocols/task/index.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { AgentNode } from '../../node/create-node.js'
+import type { Testnet } from '../../sim/testnet.js'
+import type { Logger } from '@libp2p/interface'
+
+const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => quiet }) as unknown as Logger
+/** Only offers move tasks here: re-announcements and pulls are pushed out of the test's time. */
+const OFFERS_ONLY = { ...FAST_TASKS, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, pullIntervalMs: 60_000 }
+
+async function completed (node: AgentNode, ids: string[]): Promise<string[]> {
+  const views = await Promise.all(ids.map(async id => node.tasks!.service.waitFor(id, 30_000)))
+  return views.map(v => v.record.final?.state ?? 'unfinished')
+}
+
+describe('offers: new tasks handed straight to the peer that runs them', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('takes the good tasks of an offer batch and refuses a forged one, counted', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, agents: i === 1 ? [echoAgent] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    // stored on their placements and offered to no one yet
+    const records = [0, 1, 2].map(i => {
+      const task = makeTask({ capability: 'echo', input: `offered ${i}`, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+      return newRecord(task, a.tasks!.membership.choose(task.id))
+    })
+    for (const r of records) await a.tasks!.service.storeOnPlacement(r)
+    const forged = { ...records[1]!.task, input: 'not what the id hashes' }
+    // a plain peer that speaks the records protocol sends the batch
+    const sender = await net.addNode({ tasks: false })
+    await sender.libp2p.dial(b.libp2p.getMultiaddrs()[0]!)
+    const client = new RpcEndpoint(sender.libp2p, { protocol: RECORDS_PROTOCOL, handler: async () => ({}), log: quiet })
+    await client.start()
+    const answer = await client.request(b.peerId, { op: 'offer', items: [records[0]!, { task: forged, placement: records[1]!.placement }, records[2]!].map(r => ({ task: r.task, placement: r.placement })) }, { schema: offerAnswerSchema })
+    await client.stop()
+    expect(answer.taken.sort()).toEqual([records[0]!.task.id, records[2]!.task.id].sort())
+    expect(b.tasks!.claimer.stats.offersRefused).toBe(1)
+    expect(await completed(a, [records[0]!.task.id, records[2]!.task.id])).toEqual(['completed', 'completed'])
+    // the real task behind the forged copy is untouched: still waiting for a taker
+    expect((await a.tasks!.service.get(records[1]!.task.id)).record.attempts).toEqual([])
+  })
+
+  it('passes what a busy peer declines to the next one, whose queue keeps it, and runs every task', async () => {
+    const oneAtATime = { ...sleepAgent, concurrency: 1 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, claimRanks: 2, agents: i === 0 ? [] : [oneAtATime] } }) })
+    await net.ready()
+    const a = net.nodes[0]!
+    const entries = await a.tasks!.service.submitMany(Array.from({ length: 8 }, (_, i) => ({ capability: 'sleep', input: { ms: 100 + i } })))
+    const ids = entries.map(e => { if ('error' in e) throw e.error; return e.id })
+    expect(await completed(a, ids)).toEqual(ids.map(() => 'completed'))
+    const offers = a.tasks!.offerer.stats
+    expect(offers).toMatchObject({ offered: 8, taken: 8, declined: 0 })
+    // two peers with one slot each took two at once: the rest were declined, passed on, and queued
+    expect(offers.passedOn).toBeGreaterThan(0)
+    const queued = net.nodes.slice(1).reduce((n, node) => n + node.tasks!.claimer.stats.offersQueued, 0)
+    expect(queued).toBeGreaterThan(0)
+    expect(net.nodes.reduce((n, node) => n + node.tasks!.executor.stats.completed, 0)).toBe(8)
+  })
+})
