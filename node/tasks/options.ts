@@ -40,8 +40,12 @@ export const taskOptionsSchema = z.strictObject({
   maxResultBytes: count(1024).default(1_048_576),
   /** results up to this ride in completion notices. @default 16_384 */
   maxInlineResultBytes: count(0).default(16_384),
-  /** a peer silent for three intervals drops out. @default 2_000 */
-  presenceIntervalMs: timerMs().default(2_000),
+  /**
+   * A peer silent for three intervals drops out. Every peer floods one presence message per
+   * interval, and handling them was most of an idle daemon's CPU at 2 s.
+   * @default 5_000
+   */
+  presenceIntervalMs: timerMs().default(5_000),
   /** each rank of the rendezvous order waits this much longer before claiming. @default 150 */
   claimStaggerMs: timerMs(0).default(150),
   /** how many of the first-ranked capable peers claim an announced task. @default 3 */

@@ -21,7 +21,7 @@ const DOCUMENTED_DEFAULTS = {
   maxInputBytes: 1_048_576,
   maxResultBytes: 1_048_576,
   maxInlineResultBytes: 16_384,
-  presenceIntervalMs: 2_000,
+  presenceIntervalMs: 5_000,
   claimStaggerMs: 150,
   claimRanks: 3,
   keepRanks: 8,
