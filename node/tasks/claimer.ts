@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { claimableSchema } from '../../protocols/records/index.js'
-import { hasValidId } from '../../protocols/task/index.js'
+import { hasValidId, newRecord } from '../../protocols/task/index.js'
 import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
@@ -111,7 +111,7 @@ export class Claimer {
     try {
       const local = await this.c.replica.get(task.id)
       // kept, so this peer lists it and can pull it later; peers past keepRanks ask the placement
-      if (local.record === undefined) await this.c.replica.put({ task, placement, generation: 0, attempts: [], updatedAt: Date.now() })
+      if (local.record === undefined) await this.c.replica.put(newRecord(task, placement))
       if (local.record?.final !== undefined || rank >= ranks || !this.running) return
       const timer = setTimeout(() => {
         this.scheduled.delete(task.id)
@@ -208,7 +208,7 @@ export class Claimer {
       const local = await this.c.replica.get(task.id)
       if (local.record?.final !== undefined) return
       // kept here: the executor reads its generation and journal, and this peer lists it for pulls
-      if (local.record === undefined) await this.c.replica.put({ task, placement, generation: 0, attempts: [], updatedAt: Date.now() })
+      if (local.record === undefined) await this.c.replica.put(newRecord(task, placement))
       slot ??= this.c.runtime.reserve(task.capability)
       // busy: no claim now; the pull path or a re-announcement brings the task back
       if (slot === undefined) return
