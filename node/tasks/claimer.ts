@@ -101,7 +101,7 @@ export class Claimer {
    */
   async consider (task: Task, placement: Placement): Promise<void> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return
-    if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.considering.has(task.id)) return
+    if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.considering.has(task.id) || this.backlog.has(task.id)) return
     // ranked before any read: the store work of every peer for every task grew with the mesh
     const rank = this.rank(task)
     const ranks = this.c.options.claimRanks
@@ -176,8 +176,8 @@ export class Claimer {
   }
 
   private startClaim (task: Task, placement: Placement, slot?: Slot): void {
-    const claiming = this.claim(task, placement, slot).finally(() => {
-      this.inflight.delete(task.id)
+    const claiming: Promise<void> = this.claim(task, placement, slot).finally(() => {
+      if (this.inflight.get(task.id) === claiming) this.inflight.delete(task.id)
       this.drainBacklog()
     })
     this.inflight.set(task.id, claiming)
@@ -187,7 +187,15 @@ export class Claimer {
   private drainBacklog (): void {
     for (const [id, { task, placement }] of this.backlog) {
       if (!this.running) return
-      if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) return
+      if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
+        this.stats.claimsDeferred++
+        return
+      }
+      // claimed meanwhile by an announcement or a pull: one claim per task on a node
+      if (this.inflight.has(id) || this.scheduled.has(id)) {
+        this.backlog.delete(id)
+        continue
+      }
       const slot = this.c.runtime.reserve(task.capability)
       if (slot === undefined) continue
       this.backlog.delete(id)

@@ -3,6 +3,9 @@ import type { TaskComponents } from './components.js'
 import type { TaskService } from './task-service.js'
 import type { Logger } from '@libp2p/interface'
 
+/** Non-member copies read from their placements per sweep: bounded, so a backlog of them costs little at a time. */
+const REFRESHES_PER_SWEEP = 16
+
 interface Announced {
   at: number
   count: number
@@ -30,6 +33,12 @@ export class Sweeper {
    * recovery for ever while claimants, refused by the voted members, kept retrying.
    */
   private readonly votedSince = new Map<string, number>()
+  /**
+   * When each unfinished copy this node keeps without being a member (from an announcement, a lost
+   * claim, a submit) is next read from its placement, and the backoff. Completions are told to the
+   * submitter alone, so such a copy hears of none: read, it settles and retention forgets it.
+   */
+  private readonly refreshAt = new Map<string, { at: number, delayMs: number }>()
   private readonly loop: Repeater
 
   constructor (components: TaskComponents, tasks: TaskService) {
@@ -59,6 +68,8 @@ export class Sweeper {
     const { undecided } = await this.c.replica.sweep()
     const now = Date.now()
     const live = new Set(this.c.presence.liveIds())
+    const stillVoted = new Set(undecided.filter(u => u.voted).map(u => u.record.task.id))
+    for (const id of this.votedSince.keys()) if (!stillVoted.has(id)) this.votedSince.delete(id)
     for (const { record, voted } of undecided) {
       const id = record.task.id
       if (!this.isFirstLiveMember(record.placement.members, live)) continue
@@ -89,14 +100,35 @@ export class Sweeper {
       this.stats.reannounced++
       await this.c.gossip.announceTask(record.task, record.placement)
     }
+    await this.refreshCopies(now)
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
     for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
-    for (const id of this.votedSince.keys()) if (!this.c.replica.active.has(id)) this.votedSince.delete(id)
+    for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id)) this.refreshAt.delete(id)
     // retention walks every record: at most once a minute, or per retention period when that is shorter
     if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
       this.lastRetention = now
       this.stats.expired += await this.c.replica.expireRetained()
       await this.c.membership.save()
+    }
+  }
+
+  /** Reads a few unfinished non-member copies a sweep from their placements, each first a lease after it was seen, then with backoff. */
+  private async refreshCopies (now: number): Promise<void> {
+    const me = this.c.peerId.toString()
+    let read = 0
+    for (const id of [...this.c.replica.active]) {
+      if (read >= REFRESHES_PER_SWEEP) return
+      if (this.c.replica.members.get(id)?.includes(me) !== false) continue
+      const due = this.refreshAt.get(id)
+      if (due === undefined) {
+        this.refreshAt.set(id, { at: now + this.c.options.leaseMs, delayMs: this.c.options.leaseMs })
+        continue
+      }
+      if (now < due.at) continue
+      read++
+      await this.tasks.find(id).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
+      const delayMs = Math.min(due.delayMs * 2, this.c.options.reannounceCapMs)
+      this.refreshAt.set(id, { at: now + delayMs, delayMs })
     }
   }
 

@@ -40,8 +40,9 @@ export function verifyBy (peer: string, message: Uint8Array, signature: Uint8Arr
 }
 
 /** A signing function for a libp2p Ed25519 private key, its key object made once. */
-export function signerOf (privateKey: PrivateKey): (message: Uint8Array) => Uint8Array {
-  if (privateKey.type !== 'Ed25519') return message => { throw new Error(`cannot sign with a ${privateKey.type} key`) }
+export function signerOf (privateKey: PrivateKey): (message: Uint8Array) => Uint8Array | Promise<Uint8Array> {
+  // another key type (a node key made elsewhere) signs through libp2p, as before
+  if (privateKey.type !== 'Ed25519') return async message => privateKey.sign(message)
   // raw is the 32-byte seed followed by the 32-byte public key
   const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, privateKey.raw.subarray(0, 32)]), format: 'der', type: 'pkcs8' })
   return message => sign(null, message, key)

@@ -4,6 +4,7 @@ import { RECORDS_PROTOCOL, offerAnswerSchema } from '../../protocols/records/ind
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { makeTask, newRecord } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
@@ -64,5 +65,20 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     const queued = net.nodes.slice(1).reduce((n, node) => n + node.tasks!.claimer.stats.offersQueued, 0)
     expect(queued).toBeGreaterThan(0)
     expect(net.nodes.reduce((n, node) => n + node.tasks!.executor.stats.completed, 0)).toBe(8)
+  })
+
+  it('settles the copies peers kept without being members: nothing stays active once the task is done', async () => {
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    await net.ready()
+    const a = net.nodes[0]!
+    // announced to everyone instead of offered: every capable peer ranked high enough keeps a copy
+    a.tasks!.offerer.offer = (task, placement) => { void a.tasks!.gossip.announceTask(task, placement) }
+    const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'kept here and there' })
+    expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    const holders = (): AgentNode[] => net!.nodes.filter(n => n.tasks!.replica.hashes.has(id))
+    expect(holders().length).toBeGreaterThan(3)
+    // no completion notice reaches them: each reads the placement a lease after it kept the copy
+    await waitFor(() => holders().every(n => !n.tasks!.replica.active.has(id)), { what: 'every kept copy to settle', timeoutMs: 20_000 })
+    for (const n of holders()) expect((await n.tasks!.replica.get(id)).record?.final?.state).toBe('completed')
   })
 })
