@@ -94,10 +94,17 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
     ? new ProcessCluster({ baseDir, tasks: taskOptions, rng: clusterRng })
     : new InProcessCluster({ transport: o.transport, tasks: taskOptions, tuning: simNodeTuning(o.nodes), latencyMs: o.scenario.latencyMs, rng: clusterRng, baseDir })
   const traces: TaskTrace[] = []
-  // timers a fault left behind (a restart, a heal): cleared when the run ends
+  // timers a fault left behind (a restart, a heal): cleared when the run ends; one that already
+  // fired is awaited, so a node still restarting cannot hold its store open past the stop
   const later = new Set<ReturnType<typeof setTimeout>>()
-  const after = (ms: number, fn: () => void): void => {
-    const t = setTimeout(() => { later.delete(t); fn() }, ms)
+  const firing = new Set<Promise<unknown>>()
+  const after: After = (ms, fn) => {
+    const t = setTimeout(() => {
+      later.delete(t)
+      const done = Promise.resolve().then(fn).catch(() => {})
+      firing.add(done)
+      void done.finally(() => firing.delete(done))
+    }, ms)
     later.add(t)
   }
   const faults: FaultTrace[] = []
@@ -160,6 +167,8 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
       ended = { durationMs, nodeFigures: await cluster.figures(), edges: cluster.edges() }
     } finally {
+      for (const timer of later) clearTimeout(timer)
+      await Promise.allSettled([...firing])
       // before the stores are read: a LevelDB has one opener at a time
       await cluster.stop()
     }
@@ -206,7 +215,7 @@ async function follow (cluster: Cluster, trace: TaskTrace, check: (r: unknown) =
   trace.state = last?.state ?? 'lost'
 }
 
-type After = (ms: number, fn: () => void) => void
+type After = (ms: number, fn: () => unknown) => void
 
 /** Applies one fault; `elapsed` restamps the trace when the fault waited for its node (a holder). */
 async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, after: After, elapsed: () => number): Promise<void> {
@@ -232,7 +241,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
       trace.node = i
       trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}`
       await cluster.crash(i)
-      if (fault.restartAfterMs !== undefined) after(fault.restartAfterMs, () => { void cluster.restart(i).catch(() => {}) })
+      if (fault.restartAfterMs !== undefined) after(fault.restartAfterMs, async () => cluster.restart(i))
       return
     }
     case 'pause': {

@@ -172,9 +172,10 @@ describe('tasks over gossip', () => {
     expect((await s.waitFor(id, 60_000)).record.final?.state).toBe('completed')
     const holders: AgentNode[] = []
     for (const node of net.nodes) if ((await node.tasks!.replica.get(id)).record !== undefined) holders.push(node)
-    // 3 replicas, the submitter and one claimer at most; before, all 8 peers stored every task
+    // the 3 replicas and the submitter, plus the claimer and at most one peer whose presence view
+    // (free slots change under load) ranked itself first too; before, all 8 peers stored every task
     expect(holders.length).toBeGreaterThanOrEqual(3)
-    expect(holders.length).toBeLessThanOrEqual(5)
+    expect(holders.length).toBeLessThanOrEqual(6)
     const other = net.nodes.find(n => !holders.includes(n))!
     const view = await other.tasks!.service.get(id)
     expect(view.result?.value).toBe('kept where needed')
