@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import { sendJson } from './http.js'
-import type { ApiStats, BadRequestReason } from './stats.js'
+import type { ApiStats } from './stats.js'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 
@@ -15,40 +15,39 @@ function refuseSocket (socket: Duplex, status: number, name: string, message: st
 }
 
 /**
- * Answers what Node's HTTP server would otherwise answer itself, or drop, without JSON: bytes the
- * parser refuses, CONNECT and unknown Expect headers. Each is counted like any bad request.
+ * Fastify's `clientErrorHandler`: bytes the HTTP parser refuses, oversized headers and timeouts
+ * get a JSON answer, counted like any bad request.
  */
+export function handleClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: ApiStats): void {
+  // the client is gone, or an answer is already being written on this socket: writing would corrupt it
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+    socket.destroy()
+    return
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    stats.badRequests['headers-too-large']++
+    refuseSocket(socket, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request line and headers exceed the size limit')
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    stats.badRequests.timeout++
+    refuseSocket(socket, 408, 'REQUEST_TIMEOUT', 'the request did not arrive in time')
+  } else {
+    stats.badRequests['bad-http']++
+    refuseSocket(socket, 400, 'BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`)
+  }
+}
+
+/** Answers, with JSON, what Node's HTTP server would otherwise answer itself or drop: CONNECT and unknown Expect headers. */
 export function guardServer (server: Server, stats: ApiStats): void {
-  const count = (reason: BadRequestReason): void => { stats.badRequests[reason]++ }
-
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    // the client is gone, or an answer is already being written on this socket: writing would corrupt it
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
-    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
-      socket.destroy()
-      return
-    }
-    if (err.code === 'HPE_HEADER_OVERFLOW') {
-      count('headers-too-large')
-      refuseSocket(socket, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request line and headers exceed the size limit')
-    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      count('timeout')
-      refuseSocket(socket, 408, 'REQUEST_TIMEOUT', 'the request did not arrive in time')
-    } else {
-      count('bad-http')
-      refuseSocket(socket, 400, 'BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`)
-    }
-  })
-
   // without a listener Node closes a CONNECT socket without a word
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    count('bad-method')
+    stats.badRequests['bad-method']++
     refuseSocket(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not allowed: this is not a proxy')
   })
 
   // without a listener Node answers 417 with an empty body
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    count('bad-expect')
+    stats.badRequests['bad-expect']++
     sendJson(res, 417, { error: { name: 'EXPECTATION_FAILED', message: `expectation ${JSON.stringify(String(req.headers.expect).slice(0, 100))} is not supported (only 100-continue)` } }, { connection: 'close' })
   })
 }

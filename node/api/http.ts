@@ -1,3 +1,4 @@
+import type { z } from 'zod'
 import type { BadRequestReason } from './stats.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -40,44 +41,11 @@ export interface Route {
   method: 'GET' | 'POST' | 'DELETE'
   /** e.g. /v1/tasks/:id */
   path: string
+  /** one line for the OpenAPI document */
+  summary?: string
+  /** what the route takes, for the OpenAPI document (the handler checks it with these schemas) */
+  schema?: { body?: z.ZodType, query?: z.ZodType }
   handle: (ctx: RouteContext) => Promise<Reply> | Reply
-}
-
-interface CompiledRoute extends Route {
-  regex: RegExp
-  names: string[]
-}
-
-export function compileRoutes (routes: Route[]): CompiledRoute[] {
-  return routes.map(route => {
-    const names: string[] = []
-    const pattern = route.path.replace(/:(\w+)/g, (_, name: string) => { names.push(name); return '([^/]+)' })
-    return { ...route, regex: new RegExp(`^${pattern}/?$`), names }
-  })
-}
-
-function decodeSegment (segment: string): string {
-  try {
-    return decodeURIComponent(segment)
-  } catch {
-    throw badRequest('bad-escape', `path segment ${JSON.stringify(segment.slice(0, 100))} has a malformed percent-escape (expected %XX forming UTF-8)`)
-  }
-}
-
-export function matchRoute (routes: CompiledRoute[], method: string, path: string): { route: CompiledRoute, params: Record<string, string> } {
-  let pathMatched = false
-  for (const route of routes) {
-    const m = route.regex.exec(path)
-    if (m === null) continue
-    pathMatched = true
-    if (route.method !== method) continue
-    const params: Record<string, string> = {}
-    route.names.forEach((name, i) => { params[name] = decodeSegment(m[i + 1] ?? '') })
-    return { route, params }
-  }
-  const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path
-  if (pathMatched) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${shown}`, 'bad-method')
-  throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${shown}`, 'no-route')
 }
 
 /**

@@ -1,4 +1,5 @@
 import { VERSION } from '../version.js'
+import { doorStats } from './door-list.js'
 import { snapshotApiStats } from './stats.js'
 import type { Route } from './http.js'
 import type { ApiStats } from './stats.js'
@@ -10,6 +11,7 @@ export function nodeRoutes (node: AgentNode): Route[] {
     {
       method: 'GET',
       path: '/v1/health',
+      summary: 'liveness and identity',
       handle: () => ({
         body: { ok: node.libp2p.status === 'started', peerId: node.peerId.toString(), version: VERSION, uptimeMs: Date.now() - node.startedAt }
       })
@@ -17,6 +19,7 @@ export function nodeRoutes (node: AgentNode): Route[] {
     {
       method: 'GET',
       path: '/v1/peers',
+      summary: 'connected peers',
       handle: () => {
         const byPeer = new Map<string, Set<string>>()
         for (const conn of node.libp2p.getConnections()) {
@@ -32,6 +35,7 @@ export function nodeRoutes (node: AgentNode): Route[] {
     {
       method: 'GET',
       path: '/v1/node',
+      summary: 'this node: addresses, mesh, store',
       handle: async () => ({ body: { ...await node.info(), version: VERSION, dataDir: node.dataDir } })
     }
   ]
@@ -42,6 +46,7 @@ export function metricsRoute (node: AgentNode, stats: ApiStats): Route {
   return {
     method: 'GET',
     path: '/v1/metrics',
-    handle: () => ({ body: { ...(node.tasks?.stats() ?? {}), api: snapshotApiStats(stats) } })
+    summary: 'counters of the task layer and the API',
+    handle: () => ({ body: { ...(node.tasks?.stats() ?? {}), api: snapshotApiStats(stats), doors: doorStats() } })
   }
 }

@@ -1,16 +1,21 @@
 import { createServer } from 'node:http'
-import { AddressInUseError } from '../errors.js'
-import { readJsonBody } from './body.js'
-import { guardServer } from './guards.js'
-import { HttpError, badRequest, compileRoutes, matchRoute, parseTarget, sendJson } from './http.js'
+import Fastify from 'fastify'
+import { AddressInUseError, InvalidConfigError } from '../errors.js'
+import { authHook, requiresToken } from './auth.js'
+import { DOORS } from './door-list.js'
+import { addJsonParser, answerError, pathPatterns } from './fastify-glue.js'
+import { guardServer, handleClientError } from './guards.js'
+import { HttpError, badRequest, parseTarget } from './http.js'
 import { metricsRoute, nodeRoutes } from './node-routes.js'
+import { openApiRoute } from './openapi.js'
 import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
 import type { Route } from './http.js'
 import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
 import type { Logger } from '@libp2p/interface'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 export interface ApiServerInit {
@@ -29,88 +34,113 @@ export interface ApiServerInit {
    * @default 100
    */
   maxJsonDepth?: number
-  /** routes added by later layers (tasks, dead letters) */
+  /**
+   * The bearer token every route requires. Required when `host` is not a loopback address.
+   * @default undefined (no token: only for loopback)
+   */
+  token?: string
+  /** routes added by later layers */
   routes?: Route[]
+  /** serve the protocol doors (OpenAI, MCP, A2A) when the node runs tasks. @default true */
+  doors?: boolean
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 export const DEFAULT_MAX_JSON_DEPTH = 100
 
+/** The query of a request, parsed once by the onRequest check (each name at most once). */
+const queries = new WeakMap<FastifyRequest, URLSearchParams>()
+
 /**
- * The control API: HTTP and JSON. It takes a built node and never builds one, as js-libp2p's
- * daemon server does, so the same node can be served, tested and simulated. A request it cannot
- * make sense of gets a 4xx JSON answer and a count in `api.badRequests`; nothing a client sends
- * stops the node.
+ * The control API and the protocol doors, on Fastify. It takes a built node and never builds one,
+ * so the same node can be served, tested and simulated. A request it cannot make sense of gets a
+ * 4xx JSON answer and a count in `api.badRequests`; nothing a client sends stops the node.
  */
 export class ApiServer {
   readonly server: Server
   readonly stats: ApiStats
+  readonly app: FastifyInstance
   private readonly log: Logger
-  private requestErrors = 0
 
-  private constructor (server: Server, log: Logger, stats: ApiStats) {
-    this.server = server
+  private constructor (app: FastifyInstance, log: Logger, stats: ApiStats) {
+    this.app = app
+    this.server = app.server
     this.log = log
     this.stats = stats
   }
 
   static async listen (node: AgentNode, init: ApiServerInit = {}): Promise<ApiServer> {
-    const stats = createApiStats()
-    const routes = compileRoutes([...nodeRoutes(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : taskRoutes(node.tasks)), ...(init.routes ?? [])])
-    const limits = { maxBytes: init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH }
-    const log = node.logger.forComponent('agentmesh:api')
-    let api: ApiServer | undefined
-
-    const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-      stats.requests++
-      // Node's own check would answer 400 with an empty body; this one says why, in JSON
-      if (req.httpVersion === '1.1' && req.headers.host === undefined) throw badRequest('no-host', 'an HTTP/1.1 request needs a Host header')
-      const { path, query } = parseTarget(req.url ?? '')
-      const { route, params } = matchRoute(routes, req.method ?? '', path)
-      const reply = await route.handle({ req, params, query, body: async () => readJsonBody(req, limits) })
-      sendJson(res, reply.status ?? 200, reply.body)
-    }
-
-    const fail = (req: IncomingMessage, res: ServerResponse, err: any): void => {
-      if (api !== undefined) api.requestErrors++
-      // the client left (mid-body or mid-poll): nobody to answer, and not the node's fault
-      if (res.destroyed || res.headersSent || err?.code === 'ECONNRESET') {
-        stats.clientsGone++
-        log('%s %s: client gone: %s', req.method, req.url, err?.message ?? err)
-        if (!res.destroyed) res.destroy()
-        return
-      }
-      if (err instanceof HttpError) {
-        if (err.reason !== undefined) stats.badRequests[err.reason]++
-        // a body left unread on purpose (too large, not JSON) is not drained: close instead
-        const close = err.status === 413 || err.status === 415
-        sendJson(res, err.status, { error: { name: err.code, message: err.message } }, close ? { connection: 'close' } : {})
-        if (close) res.once('finish', () => req.destroy())
-        return
-      }
-      stats.internalErrors++
-      log.error('%s %s failed: %s', req.method, req.url, err?.stack ?? err)
-      sendJson(res, 500, { error: { name: 'INTERNAL', message: String(err?.message ?? err) } })
-    }
-
-    // requireHostHeader off: the handler refuses a missing Host itself, with a JSON answer
-    const server = createServer({ requireHostHeader: false }, (req, res) => {
-      // everything inside the promise, so even a synchronous throw becomes an answer, never a crash
-      handle(req, res).catch((err: unknown) => { fail(req, res, err) })
-    })
-    guardServer(server, stats)
     const host = init.host ?? '127.0.0.1'
     const port = init.port ?? 7070
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: any) => {
-        reject(err.code === 'EADDRINUSE'
-          ? new AddressInUseError(`API address ${host}:${port} is already in use`)
-          : new Error(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message}`))
-      })
-      server.listen(port, host, () => { resolve() })
+    if (init.token === undefined && requiresToken(host)) {
+      throw new InvalidConfigError(`the API on ${host} is reachable from other machines: give it a token (--api-token-file FILE or AGENTMESH_API_TOKEN), or bind 127.0.0.1`)
+    }
+    const stats = createApiStats()
+    const log = node.logger.forComponent('agentmesh:api')
+    const maxBytes = init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+    const app = Fastify({
+      logger: false,
+      // requireHostHeader off: the onRequest check refuses a missing Host itself, with a JSON answer
+      serverFactory: handler => createServer({ requireHostHeader: false }, handler),
+      clientErrorHandler: (err, socket) => { handleClientError(err, socket, stats) },
+      bodyLimit: maxBytes,
+      routerOptions: { ignoreTrailingSlash: true },
+      // a malformed percent-escape in the path: Fastify's own answer would not be ours
+      frameworkErrors: (err, request, reply) => { answerError(err, request, reply, { stats, log }) },
+      // a long poll must not hold a stop up
+      forceCloseConnections: true
     })
-    api = new ApiServer(server, log, stats)
-    return api
+    guardServer(app.server, stats)
+    addJsonParser(app, { maxBytes, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH })
+    const patterns = pathPatterns(app)
+
+    app.addHook('onRequest', async request => {
+      stats.requests++
+      if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw badRequest('no-host', 'an HTTP/1.1 request needs a Host header')
+      queries.set(request, parseTarget(request.raw.url ?? '').query)
+    })
+    if (init.token !== undefined) app.addHook('onRequest', authHook(init.token, stats))
+    app.addHook('onRequestAbort', async _request => { stats.clientsGone++ })
+    app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, { stats, log }) })
+    app.setNotFoundHandler((request, reply) => {
+      const path = parseTarget(request.raw.url ?? '').path
+      const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path
+      const other = patterns.methodsFor(path)
+      answerError(other.length > 0
+        ? new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${shown}`, 'bad-method')
+        : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route'), request, reply, { stats, log })
+    })
+
+    const routes: Route[] = [...nodeRoutes(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : taskRoutes(node.tasks)), ...(init.routes ?? [])]
+    for (const route of routes) {
+      app.route({
+        method: route.method,
+        url: route.path,
+        handler: async (request, reply) => {
+          const answer = await route.handle({
+            req: request.raw,
+            params: request.params as Record<string, string>,
+            query: queries.get(request) ?? new URLSearchParams(),
+            body: async () => bodyOf(request)
+          })
+          return reply.code(answer.status ?? 200).send(answer.body)
+        }
+      })
+    }
+    app.route(openApiRoute(routes))
+    if (node.tasks !== undefined && init.doors !== false) {
+      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log })
+    }
+
+    try {
+      await app.listen({ host, port })
+    } catch (err: any) {
+      await app.close().catch(() => {})
+      throw err.code === 'EADDRINUSE'
+        ? new AddressInUseError(`API address ${host}:${port} is already in use`)
+        : new Error(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message}`)
+    }
+    return new ApiServer(app, log, stats)
   }
 
   get url (): string {
@@ -121,11 +151,17 @@ export class ApiServer {
 
   /** error answers of any kind, and requests whose client left */
   get errors (): number {
-    return this.requestErrors
+    return this.stats.errors
   }
 
   async close (): Promise<void> {
-    this.server.closeAllConnections()
-    await new Promise<void>(resolve => { this.server.close(() => { resolve() }) })
+    await this.app.close()
   }
+}
+
+/** The parsed JSON body; a route that needs one and got none says why. */
+function bodyOf (request: FastifyRequest): unknown {
+  if (request.body !== undefined) return request.body
+  if (request.headers['content-type'] === undefined) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'no content-type: send the body as application/json', 'unsupported-media-type')
+  throw badRequest('not-json', 'expected a JSON body')
 }

@@ -33,7 +33,9 @@ export const BAD_REQUEST_REASONS = [
   'invalid-query',
   'invalid-id',
   /** the task layer refused the submit (bad capability, input too large) */
-  'invalid-task'
+  'invalid-task',
+  /** a request a protocol door (OpenAI, MCP, A2A) refused as malformed */
+  'door'
 ] as const
 
 export type BadRequestReason = typeof BAD_REQUEST_REASONS[number]
@@ -48,6 +50,10 @@ export interface ApiStats {
   internalErrors: number
   /** requests whose client went away before the answer */
   clientsGone: number
+  /** error answers of any kind (4xx and 5xx), and requests whose client left */
+  errors: number
+  /** requests refused for a missing or wrong bearer token (401) */
+  unauthorized: number
 }
 
 export function createApiStats (): ApiStats {
@@ -55,7 +61,9 @@ export function createApiStats (): ApiStats {
     requests: 0,
     badRequests: Object.fromEntries(BAD_REQUEST_REASONS.map(r => [r, 0])) as Record<BadRequestReason, number>,
     internalErrors: 0,
-    clientsGone: 0
+    clientsGone: 0,
+    errors: 0,
+    unauthorized: 0
   }
 }
 

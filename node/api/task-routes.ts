@@ -101,6 +101,8 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'POST',
       path: '/v1/tasks',
+      summary: 'submit a task (202, or 200 for a known idempotency key), or an array of tasks (202, one entry each)',
+      schema: { body: z.union([submitBody, z.array(submitBody)]) },
       handle: async ctx => {
         const body = await ctx.body()
         if (Array.isArray(body)) return submitBulk(s, body)
@@ -113,6 +115,8 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'GET',
       path: '/v1/tasks',
+      summary: 'tasks this node holds, filtered',
+      schema: { query: listQuery },
       handle: async ctx => {
         const parsed = listQuery.safeParse(Object.fromEntries(ctx.query))
         if (!parsed.success) throw badRequest('invalid-query', zodMessage(parsed.error))
@@ -123,15 +127,20 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'GET',
       path: '/v1/tasks/:id',
+      summary: 'a task, from the majority of its placement',
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         const view = await s.get(id).catch(httpError)
-        return { body: viewBody(view, tasks.executor.progress.get(id)) }
+        // run here: the executor's own list; submitted here: what the executing peer sent this node
+        const here = tasks.executor.progress.get(id)
+        const sent = tasks.progress.recent(id).map(u => u.event)
+        return { body: viewBody(view, here ?? (sent.length > 0 ? sent : undefined)) }
       }
     },
     {
       method: 'GET',
       path: '/v1/tasks/:id/result',
+      summary: 'the result (200), or 202 while unfinished; ?wait=MS long-polls',
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         const wait = Number(ctx.query.get('wait') ?? 0)
@@ -145,6 +154,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'POST',
       path: '/v1/tasks/:id/cancel',
+      summary: 'cancel a task',
       handle: async ctx => {
         const view = await s.cancel(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: { id: view.record.task.id, state: stateOf(view.record) } }
@@ -153,6 +163,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'POST',
       path: '/v1/tasks/:id/force-placement',
+      summary: 'move a blocked task to a new placement (the operator takes the risk)',
       handle: async ctx => {
         const answer = await s.forcePlacement(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: answer }
@@ -161,6 +172,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'GET',
       path: '/v1/capabilities',
+      summary: 'live capabilities of the mesh and who offers them',
       handle: () => {
         const byName = new Map<string, { name: string, description?: string, inputSchema?: unknown, peers: Array<{ peerId: string, freeSlots: number }> }>()
         for (const peer of tasks.presence.live()) {
@@ -176,6 +188,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'GET',
       path: '/v1/deadletter',
+      summary: 'dead letters',
       handle: async () => {
         const records = await s.deadLetters()
         return { body: { deadLetters: records.map(r => ({ ...summarize(r), reason: r.final?.reason })) } }
@@ -184,6 +197,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'POST',
       path: '/v1/deadletter/:id/redrive',
+      summary: 'run a dead task again',
       handle: async ctx => {
         const view = await s.redrive(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: { id: view.record.task.id, state: stateOf(view.record), generation: view.record.generation } }
@@ -192,6 +206,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'DELETE',
       path: '/v1/deadletter/:id',
+      summary: 'drop a dead letter',
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         await s.drop(id).catch(httpError)

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { DEFAULT_API, DEFAULT_DATA_DIR } from '../daemon/config.js'
 import { NODE_FILE, readNodeFile } from '../daemon/daemon.js'
+import { readApiToken } from '../api/auth.js'
 import { NodeNotRunningError } from '../errors.js'
 
 export class ApiRequestError extends Error {
@@ -16,6 +17,25 @@ export class ApiRequestError extends Error {
 export interface ClientTarget {
   api?: string
   data?: string
+  apiTokenFile?: string
+}
+
+let token: string | undefined
+
+/** The bearer token the client sends (from --api-token-file, else AGENTMESH_API_TOKEN). */
+export async function useApiToken (file: string | undefined): Promise<void> {
+  token = await readApiToken(file)
+}
+
+/** The Authorization header for the API, when a token is known. */
+export function authHeaders (): Record<string, string> {
+  const t = token ?? readApiTokenFromEnv()
+  return t === undefined ? {} : { authorization: `Bearer ${t}` }
+}
+
+function readApiTokenFromEnv (): string | undefined {
+  const t = process.env.AGENTMESH_API_TOKEN?.trim()
+  return t === undefined || t === '' ? undefined : t
 }
 
 /**
@@ -46,7 +66,7 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
   try {
     res = await fetch(`${baseUrl}${path}`, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs)
     })

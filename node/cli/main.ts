@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from 'commander'
 import { writeSwarmKey } from '../swarm-key.js'
 import { VERSION } from '../version.js'
-import { apiRequest, resolveApiUrl } from './client.js'
+import { apiRequest, resolveApiUrl, useApiToken } from './client.js'
+import { addMcpCommand } from './mcp-command.js'
 import { addNodeCommand } from './node-command.js'
 import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
@@ -10,7 +11,7 @@ import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 
 /** Errors the user can act on print one line; anything else is a bug and says so. */
-const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError'])
+const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError', 'McpServerError'])
 
 
 export function buildProgram (): Command {
@@ -20,6 +21,11 @@ export function buildProgram (): Command {
     .showSuggestionAfterError()
     // before any subcommand exists, so they inherit it: usage errors come back here as exceptions
     .exitOverride()
+    // every client command may name a token file; read once, before the command talks to the API
+    .hook('preAction', async (_program, action) => {
+      const file = action.opts().apiTokenFile
+      if (typeof file === 'string' && action.name() !== 'node') await useApiToken(file)
+    })
 
   addNodeCommand(program)
 
@@ -57,6 +63,7 @@ export function buildProgram (): Command {
     })
 
   addTaskCommands(program)
+  addMcpCommand(program)
 
   program.command('sim')
     .description('run a local multi-node mesh under a workload and a fault scenario, and report')

@@ -7,8 +7,10 @@ import type { Command } from 'commander'
 
 export interface NodeFlags {
   llmBaseUrl?: string
-  llmModel?: string
+  /** repeatable, and each may be a comma list */
+  llmModel?: string[]
   llmApiKeyFile?: string
+  apiTokenFile?: string
   agents?: string
   agentsModule?: string
   data?: string
@@ -18,6 +20,8 @@ export interface NodeFlags {
   mesh?: string
   swarmKey?: string
   config?: string
+  /** `NAME=COMMAND` or `NAME=URL`, repeatable: MCP servers whose tools the node offers as `mcp.NAME.TOOL` */
+  mcpServer?: string[]
   /** the task layer's lease; wins over AGENTMESH_LEASE_MS and the config file's tasks.leaseMs. @default 10_000 */
   leaseMs?: number
   /** @default 5000 */
@@ -32,14 +36,16 @@ export function addNodeCommand (program: Command): Command {
     .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/127.0.0.1/tcp/0)', collect)
     .option('--bootstrap <multiaddr>', 'any mesh member to join through, with /p2p/<id>; repeatable', collect)
     .option('--api <host:port>', 'control API address (default 127.0.0.1:7070; port 0 picks one)')
+    .option('--api-token-file <file>', 'bearer token every API route requires (default: AGENTMESH_API_TOKEN; required when --api is not loopback)')
     .option('--mesh <name>', 'mesh name: topics and DHT are per mesh (default "default")')
     .option('--swarm-key <file>', 'pre-shared key: only peers with the same key connect')
     .option('--config <file>', 'JSON config file with the same options (flags win)')
     .option('--agents <names>', 'comma-separated built-in agents to run, or "none" (default: all)')
     .option('--agents-module <path>', 'ES module exporting more agents (default export or `agents`)')
     .option('--llm-base-url <url>', 'OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the OpenAI API)')
-    .option('--llm-model <name>', 'model for llm.chat, agent and plan (default: AGENTMESH_MODEL; none: no LLM agents)')
+    .option('--llm-model <names>', 'models to serve, repeatable or comma-separated; the first is the default for llm.chat, agent and plan (default: AGENTMESH_MODEL; none: no LLM agents)', collect)
     .option('--llm-api-key-file <file>', 'file holding the API key (default: OPENAI_API_KEY)')
+    .option('--mcp-server <name=command|url>', 'offer an MCP server\'s tools as mcp.NAME.TOOL: a command line to start (stdio) or an http(s) URL; repeatable (config file: mcpServers)', collect)
     .option('--lease-ms <ms>', 'how long a claim on a task lasts unless renewed (default 10000; config file: tasks.leaseMs)', positiveWholeNumber('--lease-ms'))
     .action(runNodeCommand)
 }
@@ -91,7 +97,7 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   line(`capabilities: ${capabilities.length === 0 ? '(none)' : capabilities.join(', ')}`)
   line(daemon.llm === undefined
     ? 'llm: off (no model configured: set AGENTMESH_MODEL or --llm-model to offer llm.chat, agent and plan)'
-    : `llm: ${daemon.llm.model} at ${daemon.llm.baseURL ?? 'the OpenAI API'}`)
+    : `llm: ${(daemon.llm.models ?? [daemon.llm.model]).join(', ')} at ${daemon.llm.baseURL ?? 'the OpenAI API'}`)
   if (signals > 0) return stop('signal during start-up')
   line('ready')
 }

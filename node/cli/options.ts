@@ -24,5 +24,6 @@ export function clientOptions (cmd: Command): Command {
   return cmd
     .option('--api <url>', 'control API of a node (default: from --data, else 127.0.0.1:7070)')
     .option('--data <dir>', 'data dir of a running node (reads its node.json)')
+    .option('--api-token-file <file>', 'the API\'s bearer token (default: AGENTMESH_API_TOKEN)')
     .option('--json', 'print the raw JSON answer')
 }

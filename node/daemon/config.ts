@@ -5,6 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { DEFAULT_MESH, MESH_NAME } from '../create-node.js'
 import { InvalidConfigError } from '../errors.js'
+import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
 import { taskOptionsSchema } from '../tasks/options.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
 
@@ -31,8 +32,13 @@ export const daemonConfigSchema = z.object({
   agents: z.array(z.string().min(1)).optional(),
   agentsModule: z.string().min(1).optional(),
   llmBaseUrl: z.string().min(1).optional(),
-  llmModel: z.string().min(1).optional(),
+  /** one model, a comma list, or a list of either: each is served as `llm.chat.<model>`, the first is the default */
+  llmModel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   llmApiKeyFile: z.string().min(1).optional(),
+  /** a file holding the API's bearer token (else AGENTMESH_API_TOKEN); required off loopback */
+  apiTokenFile: z.string().min(1).optional(),
+  /** MCP servers whose tools this node offers as `mcp.NAME.TOOL`: name -> command line, URL, {command, args, env, cwd} or {url, headers} */
+  mcpServers: mcpServersSchema.optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
 }).strict()
@@ -103,15 +109,15 @@ export async function configFromFile (path: string): Promise<PartialConfig> {
  * Defaults < config file < environment < flags. Relative paths in the config file are resolved
  * against the working directory, like those on the command line.
  */
-export type DaemonFlags = Omit<PartialConfig, 'agents' | 'tasks'> & { config?: string, agents?: string | string[], leaseMs?: number }
+export type DaemonFlags = Omit<PartialConfig, 'agents' | 'tasks'> & { config?: string, agents?: string | string[], leaseMs?: number, /** `--mcp-server NAME=COMMAND|URL`, repeatable */ mcpServer?: string[] }
 
 export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
   // --agents is one comma-separated flag on the command line, a list in the config file
   const flags = { ...rawFlags, agents: typeof rawFlags.agents === 'string' ? rawFlags.agents.split(',').map(a => a.trim()).filter(Boolean) : rawFlags.agents }
   const configPath = flags.config ?? env.AGENTMESH_CONFIG
   const fromFile = configPath === undefined ? {} : await configFromFile(configPath)
-  const { config: _ignored, leaseMs, ...rest } = flags
-  const fromFlags: PartialConfig = { ...rest, tasks: { leaseMs } }
+  const { config: _ignored, leaseMs, mcpServer, ...rest } = flags
+  const fromFlags: PartialConfig = { ...rest, tasks: { leaseMs }, ...(mcpServer === undefined ? {} : { mcpServers: mcpServersFromFlags(mcpServer) }) }
   const layers = [fromFile, configFromEnv(env), fromFlags]
   const merged = {
     data: DEFAULT_DATA_DIR,
@@ -121,7 +127,9 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
     mesh: DEFAULT_MESH,
     ...Object.assign({}, ...layers.map(dropUndefined)),
     // one option from the file, another from a flag: both apply
-    tasks: Object.assign({}, ...layers.map(layer => dropUndefined(layer.tasks ?? {})))
+    tasks: Object.assign({}, ...layers.map(layer => dropUndefined(layer.tasks ?? {}))),
+    // by name: a flag adds a server to those of the file, or replaces the one of the same name
+    mcpServers: layers.some(layer => layer.mcpServers !== undefined) ? Object.assign({}, ...layers.map(layer => layer.mcpServers ?? {})) : undefined
   }
   const parsed = daemonConfigSchema.safeParse(merged)
   if (!parsed.success) throw new InvalidConfigError(describe(parsed.error))
@@ -130,7 +138,8 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
     ...config,
     data: resolve(config.data),
     swarmKey: config.swarmKey === undefined ? undefined : resolve(config.swarmKey),
-    agentsModule: config.agentsModule === undefined ? undefined : resolve(config.agentsModule)
+    agentsModule: config.agentsModule === undefined ? undefined : resolve(config.agentsModule),
+    apiTokenFile: config.apiTokenFile === undefined ? undefined : resolve(config.apiTokenFile)
   }
 }
 

@@ -1,10 +1,13 @@
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { defaultLogger, prefixLogger } from '@libp2p/logger'
+import { readApiToken } from '../api/auth.js'
 import { ApiServer } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
 import { DataDirInUseError } from '../errors.js'
 import { readSwarmKey } from '../swarm-key.js'
 import { resolveLlmConfig } from '../llm/config.js'
+import { connectMcpServers } from '../mcp/clients.js'
 import { resolveAgents } from './agents.js'
 import { splitHostPort } from './config.js'
 import type { DaemonConfig } from './config.js'
@@ -22,7 +25,7 @@ export const NODE_FILE = 'node.json'
 
 export interface Daemon {
   /** the model the LLM agents use, if one is configured */
-  llm?: { model: string, baseURL?: string }
+  llm?: { model: string, models?: string[], baseURL?: string }
   node: AgentNode
   api: ApiServer
   nodeFile: NodeFile
@@ -37,6 +40,11 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const swarmKey = config.swarmKey === undefined ? undefined : await readSwarmKey(config.swarmKey)
   const llm = await resolveLlmConfig({ llmBaseUrl: config.llmBaseUrl, llmModel: config.llmModel, llmApiKeyFile: config.llmApiKeyFile })
   const agents = await resolveAgents(config.agents, config.agentsModule, llm)
+  const token = await readApiToken(config.apiTokenFile)
+  // MCP servers last among the checks: they start processes, which a refused start must not leave behind
+  const mcp = config.mcpServers === undefined
+    ? undefined
+    : await connectMcpServers(config.mcpServers, { logger: extra.logPrefix === undefined ? defaultLogger() : prefixLogger(extra.logPrefix) })
   let node: AgentNode
   try {
     node = await createAgentNode({
@@ -46,9 +54,10 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       mesh: config.mesh,
       swarmKey,
       ...extra,
-      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents }
+      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: [...agents, ...(mcp?.agents ?? [])] }
     })
   } catch (err: any) {
+    await mcp?.close()
     if (err?.name === 'DataDirInUseError') {
       const owner = await readNodeFile(config.data).catch(() => undefined)
       throw new DataDirInUseError(`data dir ${config.data} is in use by another agentmesh node${owner === undefined ? '' : ` (pid ${owner.pid})`}`)
@@ -57,9 +66,10 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   }
   let api: ApiServer
   try {
-    api = await ApiServer.listen(node, splitHostPort(config.api))
+    api = await ApiServer.listen(node, { ...splitHostPort(config.api), token })
   } catch (err) {
     await node.stop()
+    await mcp?.close()
     throw err
   }
   const nodeFile: NodeFile = { peerId: node.peerId.toString(), addrs: node.addrs(), api: api.url, pid: process.pid }
@@ -73,10 +83,11 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       await rm(path, { force: true })
       await api.close()
       await node.stop()
+      await mcp?.close()
     })()
     return stopping
   }
-  return { node, api, nodeFile, stop, llm: llm === undefined ? undefined : { model: llm.model, baseURL: llm.baseURL } }
+  return { node, api, nodeFile, stop, llm: llm === undefined ? undefined : { model: llm.model, models: llm.models, baseURL: llm.baseURL } }
 }
 
 export async function readNodeFile (dataDir: string): Promise<NodeFile> {

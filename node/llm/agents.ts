@@ -1,7 +1,9 @@
 import { z } from 'zod'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { BudgetExceededError, InvalidPlanError } from './errors.js'
+import { chatAgent } from './chat.js'
 import { Model } from './model.js'
+import { toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
 import { parsePlan, runPlan } from './plan.js'
 import type { LlmConfig } from './config.js'
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
@@ -14,8 +16,6 @@ const promptOrMessages = {
   messages: messagesSchema.optional(),
   model: z.string().optional()
 }
-const chatInput = z.object({ ...promptOrMessages, temperature: z.number().min(0).max(2).optional(), maxTokens: z.number().int().positive().optional() })
-  .refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
 const agentInput = z.object({ ...promptOrMessages, maxSteps: z.number().int().min(1).max(50).optional(), tools: z.array(z.string()).optional() })
   .refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
 const planInput = z.object({ goal: z.string().min(1), model: z.string().optional() })
@@ -28,35 +28,33 @@ function toMessages (input: { prompt?: string, messages?: Array<{ role: string, 
 /** Tool names the API accepts ([A-Za-z0-9_-], 64 at most) for capability names (which may hold dots). */
 export const toolName = (capability: string): string => capability.replace(/\./g, '__')
 
-/** The mesh's live capabilities as tools; the planners themselves are left out, so an agent cannot recurse into one. */
-export function meshTools (capabilities: CapabilityInfo[], only?: string[]): { tools: ChatCompletionTool[], byName: Map<string, string> } {
+/**
+ * The mesh's live capabilities as tools; the planners themselves are left out, so an agent cannot
+ * recurse into one. Each tool's parameters are an object schema, as the tool APIs require: a
+ * capability whose input is not an object is wrapped as `{input}` (see tool-schema.ts).
+ */
+export function meshTools (capabilities: CapabilityInfo[], only?: string[]): { tools: ChatCompletionTool[], byName: Map<string, { capability: string, wrapped: boolean }> } {
   const usable = capabilities.filter(c => !['agent', 'plan'].includes(c.name) && (only === undefined || only.includes(c.name)))
-  const byName = new Map(usable.map(c => [toolName(c.name), c.name]))
-  const tools: ChatCompletionTool[] = usable.map(c => ({
-    type: 'function',
-    function: { name: toolName(c.name), description: c.description ?? c.name, parameters: (c.inputSchema ?? { type: 'object', additionalProperties: true }) as Record<string, unknown> }
-  }))
+  const byName = new Map<string, { capability: string, wrapped: boolean }>()
+  const tools: ChatCompletionTool[] = usable.map(c => {
+    const { parameters, wrapped } = toolSchema(c.inputSchema)
+    byName.set(toolName(c.name), { capability: c.name, wrapped })
+    return { type: 'function', function: { name: toolName(c.name), description: c.description ?? c.name, parameters } }
+  })
   return { tools, byName }
 }
 
 /**
- * The LLM agents of a node with a model configured: `llm.chat`, `agent` (a tool-using loop whose
- * tools are the mesh's capabilities, each call a subtask any capable peer may run) and `plan` (a
- * DAG of steps from the model, run on the mesh in dependency order). Every model call and tool
+ * The LLM agents of a node with a model configured: `llm.chat` (and `llm.chat.<model>` for each
+ * model), `agent` (a tool-using loop whose tools are the mesh's capabilities, each call a subtask
+ * any capable peer may run) and `plan` (a DAG of steps from the model, run on the mesh in
+ * dependency order). Every model call and tool
  * result is a durable step: a peer that takes a task over resumes from the journal.
  */
 export function llmAgents (config: LlmConfig): Agent[] {
   const model = new Model(config)
-  const chat: Agent<z.infer<typeof chatInput>> = {
-    name: 'llm.chat',
-    capabilities: [{ name: 'llm.chat', description: `a chat completion from ${config.model}: {prompt | messages, temperature?, maxTokens?} gives {text, usage}` }],
-    concurrency: 4,
-    inputSchema: chatInput,
-    run: async ctx => {
-      const reply = await model.call(ctx, 'chat', { messages: toMessages(ctx.input), model: ctx.input.model, temperature: ctx.input.temperature, maxTokens: ctx.input.maxTokens }, { used: 0 }, token => ctx.progress({ token }))
-      return { text: reply.content, usage: reply.usage }
-    }
-  }
+  // llm.chat and llm.chat.<model> for each served model: node/llm/chat.ts
+  const chat = chatAgent(config, model)
   const agent: Agent<z.infer<typeof agentInput>> = {
     name: 'agent',
     capabilities: [{ name: 'agent', description: 'a tool-using agent: the mesh\'s capabilities are its tools; {prompt | messages, maxSteps?, tools?} gives {text, steps, toolCalls}' }],
@@ -103,9 +101,9 @@ async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: M
     if (reply.toolCalls.length === 0) return { text: reply.content, steps: step + 1, toolCalls, tokens: budget.used }
     messages.push({ role: 'assistant', content: reply.content === '' ? null : reply.content, tool_calls: reply.toolCalls.map(c => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })) })
     const answers = await Promise.all(reply.toolCalls.map(async call => {
-      const capability = byName.get(call.name)
+      const tool = byName.get(call.name)
       let content: string
-      if (capability === undefined) {
+      if (tool === undefined) {
         content = JSON.stringify({ error: `no tool ${call.name}` })
       } else {
         let args: unknown
@@ -118,7 +116,7 @@ async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: M
         // the tool call is a subtask on the mesh, and a durable step of this task
         const result = await ctx.step(`tool:${step}:${call.id}`, async () => {
           try {
-            return { ok: await ctx.submit(capability, args) }
+            return { ok: await ctx.submit(tool.capability, toolInput(args, tool.wrapped)) }
           } catch (err: any) {
             return { error: String(err.message) }
           }

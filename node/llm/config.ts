@@ -2,7 +2,10 @@ import { readFile } from 'node:fs/promises'
 import { InvalidConfigError } from '../errors.js'
 
 export interface LlmConfig {
+  /** the default model: plain `llm.chat`, `agent` and `plan` use it */
   model: string
+  /** every model this node serves, `model` first; each is offered as `llm.chat.<name>`. @default [model] */
+  models?: string[]
   baseURL?: string
   apiKey: string
   /** per model call. @default 60_000 */
@@ -17,18 +20,29 @@ export interface LlmConfig {
 
 export interface LlmFlags {
   llmBaseUrl?: string
-  llmModel?: string
+  /** one model, a comma-separated list, or several of either (a repeated flag) */
+  llmModel?: string | string[]
   llmApiKeyFile?: string
 }
 
+/** Model names from a flag, a variable or a config file: comma lists and repeats, trimmed, each once, in order. */
+export function modelList (value: string | string[] | undefined): string[] {
+  const all = (Array.isArray(value) ? value : value === undefined ? [] : [value]).flatMap(v => v.split(',')).map(m => m.trim()).filter(m => m !== '')
+  return [...new Set(all)]
+}
+
 /**
- * The model a node uses, from flags or OPENAI_API_KEY, OPENAI_BASE_URL and AGENTMESH_MODEL; flags
- * win. No model named: no LLM capabilities on this node. A local server (llama.cpp, vLLM, Ollama)
- * needs no key; a placeholder is sent.
+ * The models a node uses, from flags or OPENAI_API_KEY, OPENAI_BASE_URL and AGENTMESH_MODEL (a
+ * comma list); flags win, and the first model is the default. No model named: no LLM capabilities
+ * on this node. A local server (llama.cpp, vLLM, Ollama) needs no key; a placeholder is sent.
  */
 export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv = process.env): Promise<LlmConfig | undefined> {
-  const model = flags.llmModel ?? env.AGENTMESH_MODEL
-  if (model === undefined || model === '') return undefined
+  const flagged = modelList(flags.llmModel)
+  const models = flagged.length > 0 ? flagged : modelList(env.AGENTMESH_MODEL)
+  const model = models[0]
+  if (model === undefined) return undefined
+  const tooLong = models.find(m => m.length > 256)
+  if (tooLong !== undefined) throw new InvalidConfigError(`model name longer than 256 characters: "${tooLong.slice(0, 40)}..."`)
   let apiKey = env.OPENAI_API_KEY
   if (flags.llmApiKeyFile !== undefined) {
     try {
@@ -41,5 +55,5 @@ export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv 
   if (baseURL !== undefined) {
     try { void new URL(baseURL) } catch { throw new InvalidConfigError(`--llm-base-url is not a URL: "${baseURL}"`) }
   }
-  return { model, baseURL, apiKey: apiKey !== undefined && apiKey !== '' ? apiKey : 'no-key' }
+  return { model, models, baseURL, apiKey: apiKey !== undefined && apiKey !== '' ? apiKey : 'no-key' }
 }

@@ -3,12 +3,25 @@ import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { BudgetExceededError } from './errors.js'
 import type { LlmConfig } from './config.js'
 import type { AgentContext } from '../runtime/agent.js'
-import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions'
+import type { ChatCompletionMessageParam, ChatCompletionTool, ChatCompletionToolChoiceOption } from 'openai/resources/chat/completions'
 
 export interface ModelReply {
   content: string
   toolCalls: Array<{ id: string, name: string, arguments: string }>
   usage: { prompt: number, completion: number, total: number }
+  /** why the model stopped: stop, length, tool_calls, content_filter. Absent in steps journaled before it was kept. */
+  finishReason?: string
+}
+
+export interface ModelRequest {
+  messages: ChatCompletionMessageParam[]
+  model?: string
+  temperature?: number
+  maxTokens?: number
+  tools?: ChatCompletionTool[]
+  toolChoice?: ChatCompletionToolChoiceOption
+  /** more request fields in the API's own names (top_p, stop, seed, response_format), sent as they are */
+  extra?: Record<string, unknown>
 }
 
 /** One OpenAI-compatible endpoint, shared by the LLM agents of a node. */
@@ -25,7 +38,7 @@ export class Model {
    * One model call, as a durable step of the task: after a takeover, a journaled call is replayed
    * and not paid for again. Streams when `onToken` is given. Counts tokens against the task's budget.
    */
-  async call (ctx: AgentContext, key: string, req: { messages: ChatCompletionMessageParam[], model?: string, temperature?: number, maxTokens?: number, tools?: ChatCompletionTool[] }, budget: { used: number }, onToken?: (t: string) => void): Promise<ModelReply> {
+  async call (ctx: AgentContext, key: string, req: ModelRequest, budget: { used: number }, onToken?: (t: string) => void): Promise<ModelReply> {
     const reply = await ctx.step(key, async () => {
       try {
         return await this.request(ctx, req, onToken)
@@ -41,34 +54,50 @@ export class Model {
     return reply
   }
 
-  private async request (ctx: AgentContext, req: { messages: ChatCompletionMessageParam[], model?: string, temperature?: number, maxTokens?: number, tools?: ChatCompletionTool[] }, onToken?: (t: string) => void): Promise<ModelReply> {
+  private async request (ctx: AgentContext, req: ModelRequest, onToken?: (t: string) => void): Promise<ModelReply> {
     const base = {
+      ...req.extra,
       model: req.model ?? this.config.model,
       messages: req.messages,
       ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
       ...(req.maxTokens === undefined ? {} : { max_tokens: req.maxTokens }),
-      ...(req.tools === undefined || req.tools.length === 0 ? {} : { tools: req.tools })
+      ...(req.tools === undefined || req.tools.length === 0 ? {} : { tools: req.tools }),
+      ...(req.toolChoice === undefined ? {} : { tool_choice: req.toolChoice })
     }
     if (onToken === undefined) {
-      const res = await this.client.chat.completions.create(base, { signal: ctx.signal })
-      const msg = res.choices[0]?.message
+      const res = await this.client.chat.completions.create({ ...base, stream: false }, { signal: ctx.signal })
+      const choice = res.choices[0]
+      const msg = choice?.message
       return {
         content: msg?.content ?? '',
         toolCalls: (msg?.tool_calls ?? []).flatMap(c => c.type === 'function' ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : []),
-        usage: { prompt: res.usage?.prompt_tokens ?? 0, completion: res.usage?.completion_tokens ?? 0, total: res.usage?.total_tokens ?? 0 }
+        usage: { prompt: res.usage?.prompt_tokens ?? 0, completion: res.usage?.completion_tokens ?? 0, total: res.usage?.total_tokens ?? 0 },
+        finishReason: choice?.finish_reason ?? 'stop'
       }
     }
     const stream = await this.client.chat.completions.create({ ...base, stream: true, stream_options: { include_usage: true } }, { signal: ctx.signal })
     let content = ''
     let usage = { prompt: 0, completion: 0, total: 0 }
+    let finishReason: string | undefined
+    // a tool call arrives in pieces: the first delta of an index names it, later ones add arguments
+    const calls: Array<{ id: string, name: string, arguments: string }> = []
     for await (const chunk of stream) {
-      const token = chunk.choices[0]?.delta?.content
+      const choice = chunk.choices[0]
+      const token = choice?.delta?.content
       if (token !== undefined && token !== null && token !== '') {
         content += token
         onToken(token)
       }
+      for (const d of choice?.delta?.tool_calls ?? []) {
+        const call = calls[d.index] ??= { id: '', name: '', arguments: '' }
+        if (d.id !== undefined && d.id !== null) call.id = d.id
+        if (d.function?.name !== undefined && d.function.name !== null) call.name += d.function.name
+        if (d.function?.arguments !== undefined && d.function.arguments !== null) call.arguments += d.function.arguments
+      }
+      if (choice?.finish_reason !== undefined && choice.finish_reason !== null) finishReason = choice.finish_reason
       if (chunk.usage !== undefined && chunk.usage !== null) usage = { prompt: chunk.usage.prompt_tokens, completion: chunk.usage.completion_tokens, total: chunk.usage.total_tokens }
     }
-    return { content, toolCalls: [], usage }
+    const toolCalls = calls.filter(c => c !== undefined)
+    return { content, toolCalls, usage, finishReason: finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop') }
   }
 }

@@ -1,10 +1,12 @@
 import { byteLength, finalOf } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
 import { NodeStoppingError } from './errors.js'
+import { ProgressSender } from './progress.js'
 import type { TaskComponents } from './components.js'
 import type { Notifier } from './notifier.js'
 import type { TaskService } from './task-service.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
+import type { ProgressItem } from '../../protocols/records/index.js'
 import type { Certificate, StoredResult, Task } from '../../protocols/task/index.js'
 import type { Slot } from '../runtime/runtime.js'
 import type { Logger } from '@libp2p/interface'
@@ -19,6 +21,8 @@ export interface ExecutorStats {
   /** durable agent steps run here, and replayed from the journal after a takeover */
   stepsRun: number
   stepsReplayed: number
+  /** progress events an agent reported that were not JSON, or too large to send */
+  progressDropped: number
 }
 
 export interface ProgressEvent {
@@ -32,7 +36,7 @@ export interface ProgressEvent {
  * set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
-  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0 }
+  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0 }
   /** recent progress of tasks run here, for the API */
   readonly progress = new Map<string, ProgressEvent[]>()
   private readonly c: TaskComponents
@@ -42,6 +46,8 @@ export class Executor {
   private stopping = false
 
   private readonly notifier: Notifier
+  /** set by the task layer: a progress event of a task run here, for its submitter (node/tasks/progress.ts) */
+  progressOut?: (submitter: string, item: ProgressItem) => void
 
   constructor (components: TaskComponents, tasks: TaskService, notifier: Notifier) {
     this.c = components
@@ -84,6 +90,7 @@ export class Executor {
       // progress of the last 1,000 tasks run here: a daemon runs for months
       if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value as string)
       const log = this.c.logger(`agentmesh:agent:${slot.agent.name}`)
+      let seq = 0
       let value: unknown
       try {
         value = await this.c.runtime.run(slot.agent, {
@@ -95,8 +102,10 @@ export class Executor {
           signal,
           log,
           progress: event => {
-            events.push({ at: Date.now(), event })
+            const at = Date.now()
+            events.push({ at, event })
             if (events.length > 100) events.shift()
+            if (this.sendProgress(task, lease, seq, at, event)) seq++
           },
           submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options),
           step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, lease, key, fn),
@@ -119,6 +128,18 @@ export class Executor {
       this.cancels.delete(task.id)
       this.c.presence.slotsChanged()
     }
+  }
+
+  /** Progress goes to the submitter as it happens, numbered within this claim; false when it cannot go. */
+  private sendProgress (task: Task, lease: HeldLease, seq: number, at: number, raw: unknown): boolean {
+    if (this.progressOut === undefined) return false
+    const event = ProgressSender.wire(raw)
+    if (event === undefined) {
+      this.stats.progressDropped++
+      return false
+    }
+    this.progressOut(task.submitter, { id: task.id, claimId: lease.claimId, attempt: lease.attempt, seq, at, event })
+    return true
   }
 
   private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown): Promise<void> {

@@ -103,6 +103,19 @@ export const taskOptionsSchema = z.strictObject({
   membershipWindowMs: ms.default(600_000),
   /** a placement member unreachable this long may be replaced by an epoch change. @default 120_000 (2 minutes) */
   placementMoveAfterMs: ms.default(120_000),
+  /**
+   * Tasks whose streamed progress (tokens of llm.chat, say) a submitter keeps for its listeners;
+   * past it the task heard from least recently is forgotten.
+   * @default 1_000
+   */
+  progressTasks: count(1).default(1_000),
+  /** recent progress events kept per task, replayed to a listener that subscribes late. @default 256 */
+  progressEventsPerTask: count(1).default(256),
+  /**
+   * Progress events a running node holds for one submitter while a send to it is under way; past
+   * it the oldest are dropped (the submitter sees a gap). @default 4_096
+   */
+  progressQueueLimit: count(1).default(4_096),
   /** fsync writes peers rely on. @default true */
   syncWrites: z.boolean().default(true)
 }, {

@@ -25,6 +25,8 @@ export class Sweeper {
   private readonly tasks: TaskService
   private readonly log: Logger
   private readonly announced = new Map<string, Announced>()
+  /** the live peers of the last sweep: a peer appearing (a heal, a join) restarts the re-announce backoff */
+  private lastLive = new Set<string>()
   /** when recovery last tried to decide each task: once per lease, not every sweep */
   private readonly decided = new Map<string, number>()
   /**
@@ -85,6 +87,11 @@ export class Sweeper {
       this.tasks.wake(id)
       await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
     }
+    // after a heal the backoff may have grown to reannounceCapMs while nobody could hear: start again
+    if ([...live].some(p => !this.lastLive.has(p))) {
+      for (const [id, seen] of this.announced) this.announced.set(id, { at: Math.min(seen.at, now), count: 0 })
+    }
+    this.lastLive = live
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)
       if (record === undefined || !this.isFirstLiveMember(record.placement.members, live)) continue

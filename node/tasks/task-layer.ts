@@ -16,6 +16,7 @@ import { resolveTaskOptions } from './options.js'
 import { Mover } from './mover.js'
 import { Notifier } from './notifier.js'
 import { Offerer } from './offerer.js'
+import { ProgressHub, ProgressSender } from './progress.js'
 import { Membership } from './placement.js'
 import { ReplicaSets } from './replica-sets.js'
 import { Sweeper } from './sweeper.js'
@@ -24,7 +25,7 @@ import type { TaskComponents } from './components.js'
 import type { TaskLayerInit } from './options.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
-import type { OfferItem, RecordsRequest } from '../../protocols/records/index.js'
+import type { OfferItem, ProgressItem, RecordsRequest } from '../../protocols/records/index.js'
 import type { MeshServices } from '../libp2p-options.js'
 import type { Store } from '../store/store.js'
 import type { ComponentLogger, Libp2p, PeerId } from '@libp2p/interface'
@@ -57,6 +58,9 @@ export class TaskLayer {
   readonly membership: Membership
   readonly antiEntropy: AntiEntropy
   readonly mover: Mover
+  /** streamed progress of the tasks this node submitted: `progress.subscribe(id, listener)` */
+  readonly progress: ProgressHub
+  private readonly progressSender: ProgressSender
   readonly handlerStats = { badRequests: 0 }
   private readonly leaseRpc: RpcEndpoint
   private readonly recordsRpc: RpcEndpoint
@@ -97,7 +101,8 @@ export class TaskLayer {
     const recordsInit = {
       sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
-      applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) }
+      applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
+      applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) }
     }
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
@@ -125,8 +130,17 @@ export class TaskLayer {
     })
     const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger }
     this.service = new TaskService(components)
+    this.progress = new ProgressHub({ maxTasks: options.progressTasks, maxEventsPerTask: options.progressEventsPerTask, log: logger('agentmesh:progress') })
+    this.service.progress = this.progress
+    this.progressSender = new ProgressSender(async (peer, events) => {
+      const answer = await records(this.replicaSets.peerId(peer), { op: 'progress', events })
+      if (answer?.status !== 'OK') throw new Error(`progress refused: ${String(answer?.reason ?? answer?.status)}`)
+    }, options.progressQueueLimit)
     this.notifier = new Notifier(components)
     this.executor = new Executor(components, this.service, this.notifier)
+    const me = peerId.toString()
+    // a task run where it was submitted delivers its progress here directly
+    this.executor.progressOut = (submitter, item) => submitter === me ? this.progress.apply([item], me) : this.progressSender.add(submitter, item)
     this.claimer = new Claimer(components, this.executor)
     this.offerer = new Offerer(components, this.claimer)
     this.service.offerer = this.offerer
@@ -176,6 +190,7 @@ export class TaskLayer {
       claims: { ...this.claimer.stats },
       offers: { ...this.offerer.stats },
       executions: { ...this.executor.stats, running: this.executor.running().length },
+      progress: { ...this.progress.stats, ...this.progressSender.stats },
       replica: { ...this.replica.stats, active: this.replica.active.size },
       leases: { ...this.leases.stats },
       sweeper: { ...this.sweeper.stats },

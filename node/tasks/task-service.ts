@@ -8,6 +8,7 @@ import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { Mover } from './mover.js'
 import type { Offerer } from './offerer.js'
+import type { ProgressHub } from './progress.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
@@ -71,6 +72,8 @@ export class TaskService {
   mover?: Mover
   /** set by the task layer: hands stored tasks to the peers that should run them */
   offerer?: Offerer
+  /** set by the task layer: keeps the streamed progress of tasks submitted here */
+  progress?: ProgressHub
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
     this.applyNotice(evt.detail)
   }
@@ -110,6 +113,8 @@ export class TaskService {
       parent: req.parent,
       now
     })
+    // before anyone can run it: its first progress events are kept for a listener to come
+    this.progress?.track(task.id)
     const record = newRecord(task, this.c.membership.choose(task.id), now)
     await this.storeOnPlacement(record)
     this.stats.submitted++

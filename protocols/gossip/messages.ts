@@ -37,7 +37,9 @@ export const taskNoticeSchema = z.object({
 export const capabilityInfoSchema = z.object({
   name: capabilitySchema,
   description: z.string().max(1024).optional(),
-  inputSchema: z.record(z.string(), z.unknown()).optional()
+  inputSchema: z.record(z.string(), z.unknown()).optional(),
+  /** the model name a chat capability serves (`llm.chat.<name>`): what an OpenAI-compatible door lists */
+  model: z.string().min(1).max(256).optional()
 }).strict()
 
 /** Who offers what: on `presence`, every few seconds. */

@@ -284,7 +284,8 @@ export class PresenceService {
     await this.c.gossip.publishPresence({
       version: this.init.version,
       intervalMs: this.intervalMs,
-      capabilities: full ? capabilities : capabilities.map(c => ({ name: c.name })),
+      // a model name stays on the short form: a door lists models from any one announcement
+      capabilities: full ? capabilities : capabilities.map(c => c.model === undefined ? { name: c.name } : { name: c.name, model: c.model }),
       freeSlots,
       addrs: this.c.addresses().slice(0, 16).map(a => a.toString())
     })
@@ -294,7 +295,7 @@ export class PresenceService {
 /** A names-only announcement keeps what the peer told us of each capability before. */
 function withKnownInfo (announced: CapabilityInfo[], known: CapabilityInfo[] | undefined): CapabilityInfo[] {
   if (known === undefined) return announced
-  return announced.map(cap => cap.description !== undefined || cap.inputSchema !== undefined ? cap : (known.find(k => k.name === cap.name) ?? cap))
+  return announced.map(cap => cap.description !== undefined || cap.inputSchema !== undefined ? cap : (known.find(k => k.name === cap.name && k.model === cap.model) ?? cap))
 }
 
 function availability (freeSlots: Record<string, number>): string {

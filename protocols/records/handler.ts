@@ -1,6 +1,6 @@
 import { bucketHashes, differingBuckets } from '../replica/digest.js'
 import { recordsRequestSchema } from './messages.js'
-import type { OfferItem, PutManyAnswer } from './messages.js'
+import type { OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
@@ -13,6 +13,8 @@ export interface RecordsHandlerInit {
   takeOffers?: (items: OfferItem[], from: string) => string[]
   /** notices sent to this node directly (it waits on the tasks): hints, as gossiped ones */
   applyNotices?: (notices: TaskNotice[]) => void
+  /** progress of tasks this node submitted, from `from` (the authenticated peer), in the order sent */
+  applyProgress?: (events: ProgressItem[], from: string) => void
 }
 
 /** The server side of `/agentmesh/records/1.0.0`. */
@@ -49,6 +51,10 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       case 'notify': {
         // the sender is the authenticated peer at the other end, whatever the notice says
         init.applyNotices?.(req.notices.map(n => ({ ...n, from: from.toString() })))
+        return { status: 'OK' }
+      }
+      case 'progress': {
+        init.applyProgress?.(req.events, from.toString())
         return { status: 'OK' }
       }
     }

@@ -15,6 +15,27 @@ export const MAX_OFFER_ITEMS = 256
 /** One entry of a `pending` answer: a task and the placement to ask for its lease. */
 export const claimableSchema = z.object({ task: taskSchema, placement: placementSchema }).strict()
 
+/** The most events one `progress` request carries. */
+export const MAX_PROGRESS_ITEMS = 256
+
+/** The largest progress event, as JSON; a sender drops larger ones. */
+export const MAX_PROGRESS_EVENT_BYTES = 16 * 1024
+
+/**
+ * One progress event of a running task, from the peer that runs it to the task's submitter. `seq`
+ * counts from 0 within one claim, so the receiver sees duplicates and gaps; `attempt` orders claims.
+ */
+export const progressItemSchema = z.object({
+  id: taskIdSchema,
+  claimId: z.string().min(1).max(64),
+  attempt: z.number().int().min(1).max(10_000),
+  seq: z.number().int().nonnegative(),
+  at: z.number(),
+  event: z.json()
+}).strict()
+
+export type ProgressItem = z.infer<typeof progressItemSchema>
+
 /** A task offered to the peer that should run it; `queue`: the last peer asked keeps it if busy. */
 export const offerItemSchema = claimableSchema.extend({ queue: z.boolean().optional() }).strict()
 
@@ -35,7 +56,9 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   /** new tasks for the receiver to run: answers the ids it took (claiming now, or queued) */
   z.object({ op: z.literal('offer'), items: z.array(offerItemSchema).max(MAX_OFFER_ITEMS) }).strict(),
   /** notices sent straight to the peer that waits on the tasks, not flooded: hints, like gossiped ones */
-  z.object({ op: z.literal('notify'), notices: z.array(taskNoticeSchema).max(MAX_OFFER_ITEMS) }).strict()
+  z.object({ op: z.literal('notify'), notices: z.array(taskNoticeSchema).max(MAX_OFFER_ITEMS) }).strict(),
+  /** progress of tasks the receiver submitted, straight from the peer running them: hints, in order per claim */
+  z.object({ op: z.literal('progress'), events: z.array(progressItemSchema).max(MAX_PROGRESS_ITEMS) }).strict()
 ])
 
 export type RecordsRequest = z.infer<typeof recordsRequestSchema>

@@ -4,7 +4,16 @@ import type { AddressInfo } from 'node:net'
 
 export type Reply =
   | { status: number, headers?: Record<string, string>, error: string }
-  | { content?: string, toolCalls?: Array<{ name: string, arguments: unknown }>, stream?: string[] }
+  | {
+    content?: string
+    toolCalls?: Array<{ name: string, arguments: unknown }>
+    /** the tokens of a streamed answer (else the content as one) */
+    stream?: string[]
+    /** @default {prompt_tokens: 10, completion_tokens: 5, total_tokens: 15} */
+    usage?: { prompt_tokens: number, completion_tokens: number, total_tokens: number }
+    /** the answer waits for this (a streamed one after its first token): a call held while a test kills its caller */
+    hold?: Promise<unknown>
+  }
 
 /**
  * A local OpenAI-compatible server for tests: POST /v1/chat/completions answers what `script`
@@ -28,7 +37,7 @@ export class FakeOpenAI {
     this.server = createServer((req, res) => {
       let text = ''
       req.on('data', d => { text += String(d) })
-      req.on('end', () => {
+      req.on('end', () => { void (async () => {
         if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
           res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'not found' } }))
           return
@@ -40,19 +49,31 @@ export class FakeOpenAI {
           res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(JSON.stringify({ error: { message: reply.error, type: 'test' } }))
           return
         }
-        const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }
+        const usage = reply.usage ?? { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }
+        const n = this.requests.length
         if (body.stream === true) {
           res.writeHead(200, { 'content-type': 'text/event-stream' })
-          const chunks = reply.stream ?? [reply.content ?? '']
+          const chunk = (delta: unknown, finish: string | null = null): string => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+          const chunks = reply.stream ?? (reply.content === undefined && reply.toolCalls !== undefined ? [] : [reply.content ?? ''])
           for (const [i, token] of chunks.entries()) {
-            res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: token } : { content: token }, finish_reason: null }] })}\n\n`)
+            res.write(chunk(i === 0 ? { role: 'assistant', content: token } : { content: token }))
+            if (i === 0 && reply.hold !== undefined) await reply.hold
           }
-          res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`)
+          // each tool call in pieces, as real servers send them: id and name first, then the arguments in two parts
+          for (const [index, c] of (reply.toolCalls ?? []).entries()) {
+            const args = JSON.stringify(c.arguments)
+            const half = Math.floor(args.length / 2)
+            res.write(chunk({ tool_calls: [{ index, id: `call_${n}_${index}`, type: 'function', function: { name: c.name, arguments: '' } }] }))
+            res.write(chunk({ tool_calls: [{ index, function: { arguments: args.slice(0, half) } }] }))
+            res.write(chunk({ tool_calls: [{ index, function: { arguments: args.slice(half) } }] }))
+          }
+          res.write(chunk({}, (reply.toolCalls ?? []).length > 0 ? 'tool_calls' : 'stop'))
           res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage })}\n\n`)
           res.end('data: [DONE]\n\n')
           return
         }
-        const toolCalls = (reply.toolCalls ?? []).map((c, i) => ({ id: `call_${this.requests.length}_${i}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
+        if (reply.hold !== undefined) await reply.hold
+        const toolCalls = (reply.toolCalls ?? []).map((c, i) => ({ id: `call_${n}_${i}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
           id: 'x',
           object: 'chat.completion',
@@ -61,7 +82,7 @@ export class FakeOpenAI {
           choices: [{ index: 0, finish_reason: toolCalls.length > 0 ? 'tool_calls' : 'stop', message: { role: 'assistant', content: reply.content ?? null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) } }],
           usage
         }))
-      })
+      })().catch(() => { res.destroy() }) })
     })
     await new Promise<void>(resolve => this.server?.listen(0, '127.0.0.1', resolve))
   }

@@ -32,8 +32,11 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
 
   it('configures from flags before the environment, and offers nothing without a model', async () => {
     expect(await resolveLlmConfig({}, {})).toBeUndefined()
-    expect(await resolveLlmConfig({}, { AGENTMESH_MODEL: 'm', OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', OPENAI_API_KEY: 'k' })).toEqual({ model: 'm', baseURL: 'http://127.0.0.1:1/v1', apiKey: 'k' })
+    expect(await resolveLlmConfig({}, { AGENTMESH_MODEL: 'm', OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', OPENAI_API_KEY: 'k' })).toEqual({ model: 'm', models: ['m'], baseURL: 'http://127.0.0.1:1/v1', apiKey: 'k' })
     expect((await resolveLlmConfig({ llmModel: 'flag' }, { AGENTMESH_MODEL: 'env' }))?.model).toBe('flag')
+    // several models: a comma list, a repeated flag, or both; the first is the default, each once
+    expect(await resolveLlmConfig({}, { AGENTMESH_MODEL: ' a, b/c ,,a' })).toMatchObject({ model: 'a', models: ['a', 'b/c'] })
+    expect(await resolveLlmConfig({ llmModel: ['x,y', 'z', 'y'] }, { AGENTMESH_MODEL: 'env' })).toMatchObject({ model: 'x', models: ['x', 'y', 'z'] })
     await expect(resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'not a url' }, {})).rejects.toHaveProperty('name', 'InvalidConfigError')
   })
 
@@ -48,7 +51,7 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     const s = net!.nodes[1]!.tasks!.service
     const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'greet the mesh', temperature: 0 } })
     const view = await s.waitFor(id, 20_000)
-    expect(view.result?.value).toEqual({ text: 'Hello, mesh', usage: { prompt: 10, completion: 5, total: 15 } })
+    expect(view.result?.value).toEqual({ text: 'Hello, mesh', usage: { prompt: 10, completion: 5, total: 15 }, finishReason: 'stop' })
     expect(server!.requests).toHaveLength(3)
     expect(server!.requests[2]).toMatchObject({ model: 'test-model', stream: true, temperature: 0, messages: [{ role: 'user', content: 'greet the mesh' }] })
     const progress = net!.nodes[0]!.tasks!.executor.progress.get(id)?.map(p => (p.event as { token: string }).token)

@@ -4,6 +4,7 @@ import { Command } from 'commander'
 import { describe, expect, it } from 'vitest'
 import { addNodeCommand } from '../../node/cli/node-command.js'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
+import { resolveLlmConfig } from '../../node/llm/config.js'
 import { resolveTaskOptions, TASK_OPTION_DEFAULTS } from '../../node/tasks/options.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { NodeFlags } from '../../node/cli/node-command.js'
@@ -40,6 +41,9 @@ const DOCUMENTED_DEFAULTS = {
   membershipWindowMs: 600_000,
   offerQueueLimit: 256,
   placementMoveAfterMs: 120_000,
+  progressTasks: 1_000,
+  progressEventsPerTask: 256,
+  progressQueueLimit: 4_096,
   syncWrites: true
 }
 
@@ -84,6 +88,18 @@ describe('daemon config', () => {
     const err = await resolveDaemonConfig(flags, {}).catch(e => e)
     expect(err.name).toBe('InvalidConfigError')
     expect(err.message).toMatch(message)
+  })
+
+  it('takes several models: a repeated or comma-separated --llm-model, or a list in the config file', async () => {
+    const dir = await tmp()
+    const flags = await parseNodeFlags(['--llm-model', 'a,b', '--llm-model', 'org/c:7b'])
+    expect(flags.llmModel).toEqual(['a,b', 'org/c:7b'])
+    expect((await resolveLlmConfig({ llmModel: (await resolveDaemonConfig(flags, {})).llmModel }, {}))?.models).toEqual(['a', 'b', 'org/c:7b'])
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ llmModel: ['x', 'y'] }))
+    expect((await resolveDaemonConfig({ config: join(dir, 'config.json') }, {})).llmModel).toEqual(['x', 'y'])
+    // one string still works
+    await writeFile(join(dir, 'one.json'), JSON.stringify({ llmModel: 'x' }))
+    expect((await resolveDaemonConfig({ config: join(dir, 'one.json') }, {})).llmModel).toBe('x')
   })
 
   it('names an unreadable, malformed or unknown-keyed config file', async () => {

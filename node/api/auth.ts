@@ -1,0 +1,53 @@
+import { timingSafeEqual } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import { InvalidConfigError } from '../errors.js'
+import { HttpError } from './http.js'
+import type { ApiStats } from './stats.js'
+import type { FastifyRequest } from 'fastify'
+
+/** Whether an API bound to `host` is reachable from other machines (so it must have a token). */
+export function requiresToken (host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  if (h === 'localhost' || h === '::1') return false
+  if (isIP(h) === 4) return !h.startsWith('127.')
+  return true
+}
+
+function sameToken (given: string, token: string): boolean {
+  const a = Buffer.from(given)
+  const b = Buffer.from(token)
+  // compared in constant time: a token must not leak one byte at a time through answer times
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/**
+ * The bearer-token check of every route (ours and every door's). OpenAI's and A2A's clients send
+ * `Authorization: Bearer`; MCP's too when configured with a header.
+ */
+export function authHook (token: string, stats: ApiStats): (request: FastifyRequest) => Promise<void> {
+  return async request => {
+    const header = request.headers.authorization
+    const given = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim()
+    if (given !== undefined && sameToken(given, token)) return
+    stats.unauthorized++
+    throw new HttpError(401, 'UNAUTHORIZED', header === undefined ? 'this API needs a bearer token (Authorization: Bearer <token>)' : 'the bearer token is wrong')
+  }
+}
+
+/** The API token: the file's first line when a file is named, else AGENTMESH_API_TOKEN, else none. */
+export async function readApiToken (file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  if (file === undefined) {
+    const token = env.AGENTMESH_API_TOKEN?.trim()
+    return token === undefined || token === '' ? undefined : token
+  }
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err: any) {
+    throw new InvalidConfigError(`cannot read --api-token-file ${file}: ${err.code ?? err.message}`)
+  }
+  const token = text.split('\n')[0]?.trim() ?? ''
+  if (token.length < 16) throw new InvalidConfigError(`--api-token-file ${file}: the token must be at least 16 characters`)
+  return token
+}

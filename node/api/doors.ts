@@ -1,0 +1,18 @@
+import type { AgentNode } from '../create-node.js'
+import type { TaskLayer } from '../tasks/task-layer.js'
+import type { Logger } from '@libp2p/interface'
+import type { FastifyInstance } from 'fastify'
+
+/** What a protocol door (OpenAI, MCP, A2A) gets from the API server it is mounted on. */
+export interface DoorContext {
+  node: AgentNode
+  /** the node's task layer: every door's work is mesh tasks */
+  tasks: TaskLayer
+  log: Logger
+}
+
+/**
+ * One protocol served next to the control API, on the same server: it adds its routes to `app`.
+ * The server has already checked the bearer token (when one is required) for every route.
+ */
+export type Door = (app: FastifyInstance, ctx: DoorContext) => void | Promise<void>

@@ -1,0 +1,102 @@
+import { jsonDeeperThan } from './body.js'
+import { HttpError, badRequest } from './http.js'
+import type { ApiStats } from './stats.js'
+import type { Logger } from '@libp2p/interface'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+
+export interface BodyLimits {
+  /** larger bodies get 413 */
+  maxBytes: number
+  /** deeper nesting of arrays and objects gets 400 */
+  maxDepth: number
+}
+
+/**
+ * The only body parser: JSON (`application/json` or any `+json` type), within the size and depth
+ * limits. Any other type is a 415: a web page may send text/plain or a form to 127.0.0.1 without
+ * asking first, while a JSON type makes the browser ask (CORS), which this server never allows.
+ */
+export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
+  app.removeAllContentTypeParsers()
+  app.addHook('preParsing', async request => {
+    const encoding = request.headers['content-encoding']
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content-encoding ${JSON.stringify(encoding.slice(0, 100))} is not supported; send the body uncompressed`, 'unsupported-media-type')
+    }
+  })
+  const parse = (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void => {
+    const text = body.toString()
+    if (text.trim() === '') return done(badRequest('not-json', 'expected a JSON body'), undefined)
+    // before parsing: every recursive walk after it (schema checks, hashing) would overflow on [[[[...]]]]
+    if (jsonDeeperThan(text, limits.maxDepth)) return done(badRequest('too-deep', `body nests arrays and objects deeper than ${limits.maxDepth} levels`), undefined)
+    try {
+      done(null, JSON.parse(text))
+    } catch (err: any) {
+      done(badRequest('not-json', `body is not valid JSON: ${String(err.message).slice(0, 200)}`), undefined)
+    }
+  }
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: limits.maxBytes }, parse)
+  app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string', bodyLimit: limits.maxBytes }, parse)
+}
+
+/** Fastify's own refusals, as the API's named answers and counters. */
+function asHttpError (err: any, request: FastifyRequest): HttpError | undefined {
+  if (err instanceof HttpError) return err
+  switch (err?.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      const type = request.headers['content-type']
+      const given = type === undefined ? 'no content-type' : `content-type ${JSON.stringify(type.slice(0, 100))}`
+      return new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `${given}: send the body as application/json`, 'unsupported-media-type')
+    }
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new HttpError(413, 'PAYLOAD_TOO_LARGE', `body exceeds the limit of ${String(request.routeOptions.bodyLimit)} bytes`, 'body-too-large')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return badRequest('not-json', 'expected a JSON body')
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return badRequest('bad-http', 'the body is not as long as its content-length says')
+    case 'FST_ERR_BAD_URL':
+      return badRequest('bad-escape', 'the path has a malformed percent-escape (expected %XX forming UTF-8)')
+  }
+  if (err?.validation !== undefined) return badRequest(err.validationContext === 'querystring' ? 'invalid-query' : 'invalid-body', String(err.message))
+  if (typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) return new HttpError(err.statusCode, 'BAD_REQUEST', String(err.message), 'bad-http')
+  return undefined
+}
+
+/**
+ * Every error answer: `{error: {name, message}}` with its status, counted. A client that left
+ * gets nothing (and is counted as gone); anything unexpected is a 500, logged with its stack.
+ */
+export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger }): void {
+  ctx.stats.errors++
+  const res = reply.raw
+  if (res.destroyed || res.headersSent || err?.code === 'ECONNRESET') {
+    ctx.stats.clientsGone++
+    ctx.log('%s %s: client gone: %s', request.method, request.url, err?.message ?? err)
+    if (!res.destroyed) res.destroy()
+    return
+  }
+  const http = asHttpError(err, request)
+  if (http === undefined) {
+    ctx.stats.internalErrors++
+    ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
+    void reply.code(500).send({ error: { name: 'INTERNAL', message: String(err?.message ?? err) } })
+    return
+  }
+  if (http.reason !== undefined) ctx.stats.badRequests[http.reason]++
+  // a body left unread on purpose (too large, not JSON) is not drained: close instead
+  if (http.status === 413 || http.status === 415) {
+    void reply.header('connection', 'close')
+    res.once('finish', () => { request.raw.destroy() })
+  }
+  void reply.code(http.status).send({ error: { name: http.code, message: http.message } })
+}
+
+/** The path patterns of every route, to tell a wrong method (405) from a wrong path (404). */
+export function pathPatterns (app: FastifyInstance): { methodsFor: (path: string) => string[] } {
+  const routes: Array<{ methods: string[], regex: RegExp }> = []
+  app.addHook('onRoute', route => {
+    const pattern = route.url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:(\w+)/g, '[^/]+').replace(/\*/g, '.*')
+    routes.push({ methods: [route.method].flat(), regex: new RegExp(`^${pattern}/?$`) })
+  })
+  return { methodsFor: path => routes.filter(r => r.regex.test(path)).flatMap(r => r.methods) }
+}

@@ -1,0 +1,74 @@
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { VERSION } from '../version.js'
+import { stateOf } from '../../protocols/task/index.js'
+import { MCP_PATH } from '../../protocols/mcp/constants.js'
+import { createMcpServer } from '../../protocols/mcp/server.js'
+import type { MeshBackend } from '../../protocols/mcp/server.js'
+import type { Door } from './doors.js'
+import type { TaskLayer } from '../tasks/task-layer.js'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+export interface McpDoorInit {
+  /** @default 2_000 (DEFAULT_PROGRESS_INTERVAL_MS) */
+  progressIntervalMs?: number
+  /** @default 600_000 (DEFAULT_MAX_CALL_MS) */
+  maxCallMs?: number
+}
+
+/** The MCP server's view of the mesh, through this node's task layer. */
+export function taskLayerBackend (tasks: TaskLayer): MeshBackend {
+  return {
+    capabilities: async () => tasks.presence.live().flatMap(p => p.capabilities),
+    submit: async (capability, input) => (await tasks.service.submit({ capability, input })).id,
+    wait: async (id, waitMs) => {
+      const view = await tasks.service.waitFor(id, waitMs)
+      const state = stateOf(view.record)
+      const final = view.record.final
+      // a completion whose result has not reached this node yet is not done: the next wait brings it
+      const done = final !== undefined && (final.state !== 'completed' || view.result !== undefined)
+      return { id, state, done, result: view.result?.value, ...(final?.reason === undefined ? {} : { error: final.reason }) }
+    },
+    cancel: async id => { await tasks.service.cancel(id) },
+    progress: (id, listener) => tasks.progress.subscribe(id, update => { listener(update.event) })
+  }
+}
+
+/**
+ * MCP over Streamable HTTP at /mcp, stateless: each POST gets a fresh server and transport, so any
+ * node answers any request and nothing is kept between them. There is no server-initiated stream
+ * (GET) and no session to end (DELETE): both answer 405, as the transport's spec allows.
+ */
+export function createMcpDoor (init: McpDoorInit = {}): Door {
+  return (app, ctx) => {
+    const backend = taskLayerBackend(ctx.tasks)
+    const log = ctx.log
+    app.post(MCP_PATH, async (request: FastifyRequest, reply: FastifyReply) => {
+      // the transport writes the answer (JSON or an SSE stream) to the raw response itself
+      reply.hijack()
+      const server = createMcpServer(backend, { version: VERSION, ...init, log })
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+      reply.raw.on('close', () => {
+        void transport.close()
+        void server.close()
+      })
+      try {
+        await server.connect(transport)
+        await transport.handleRequest(request.raw, reply.raw, request.body)
+      } catch (err: any) {
+        log.error('MCP request failed: %s', err?.stack ?? err)
+        if (!reply.raw.headersSent) {
+          reply.raw.writeHead(500, { 'content-type': 'application/json' })
+          reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }))
+        }
+      }
+    })
+    const notAllowed = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      await reply.code(405).header('allow', 'POST').send({ jsonrpc: '2.0', error: { code: -32000, message: 'method not allowed: this server is stateless, POST only' }, id: null })
+    }
+    app.get(MCP_PATH, notAllowed)
+    app.delete(MCP_PATH, notAllowed)
+  }
+}
+
+/** The /mcp door with its default timers. */
+export const mcpDoor: Door = createMcpDoor()

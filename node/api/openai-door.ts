@@ -1,0 +1,99 @@
+import { stateOf } from '../../protocols/task/index.js'
+import { OPENAI_PREFIX, TASK_HEADER } from '../../protocols/openai/constants.js'
+import { OpenAIError } from '../../protocols/openai/errors.js'
+import { OpenAIGateway, emptyGatewayStats } from '../../protocols/openai/gateway.js'
+import type { GatewayBackend, GatewayInit, GatewayStats } from '../../protocols/openai/gateway.js'
+import type { Door } from './doors.js'
+import type { TaskLayer } from '../tasks/task-layer.js'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+
+export type OpenAIDoorInit = Omit<GatewayInit, 'log'>
+
+/** The door, with the counters of the gateways it serves, summed (for /v1/metrics). */
+export type OpenAIDoor = Door & { stats: () => GatewayStats }
+
+/** The gateway's view of the mesh, through this node's task layer. */
+export function taskLayerGatewayBackend (tasks: TaskLayer): GatewayBackend {
+  return {
+    peers: () => tasks.presence.live(),
+    submit: async (capability, input, o) => (await tasks.service.submit({ capability, input, timeoutMs: o.timeoutMs, deadlineMs: o.deadlineMs })).id,
+    wait: async (id, waitMs) => {
+      const view = await tasks.service.waitFor(id, waitMs)
+      const final = view.record.final
+      if (final === undefined) return { done: false }
+      if (final.state === 'completed') {
+        // completed, but its result has not reached this node yet: the next wait brings it
+        return view.result === undefined ? { done: false } : { done: true, state: 'completed', result: view.result.value }
+      }
+      return { done: true, state: final.state, error: final.reason ?? lastError(view.record) }
+    },
+    cancel: async id => { await tasks.service.cancel(id) },
+    subscribe: (id, listener) => tasks.progress.subscribe(id, listener)
+  }
+}
+
+/** The last attempt's error: a dead task's own reason may only say it ran out of attempts. */
+function lastError (record: Parameters<typeof stateOf>[0]): string | undefined {
+  return [...record.attempts].reverse().find(a => a.error !== undefined)?.error
+}
+
+/**
+ * `GET /v1/models`, `GET /v1/models/:model` and `POST /v1/chat/completions`, in OpenAI's shapes,
+ * errors included (`{error: {message, type, param, code}}`), on the node's API server. Every route
+ * here answers its own errors: a malformed body is a 400 in OpenAI's shape, not the control API's.
+ */
+export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
+  // one per API server using the door (a process runs one; a test may run several)
+  const gateways = new Set<OpenAIGateway>()
+  const door: Door = async (app, ctx) => {
+    const g = new OpenAIGateway(taskLayerGatewayBackend(ctx.tasks), { ...init, log: ctx.log })
+    gateways.add(g)
+    app.addHook('onClose', async () => { gateways.delete(g) })
+    await app.register(async scope => {
+      scope.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+        // nobody to answer (counted by the gateway); the task was canceled
+        if (err?.name === 'ClientGoneError') {
+          if (!reply.raw.destroyed) reply.raw.destroy()
+          return
+        }
+        const answer = asOpenAIError(err)
+        if (answer.status >= 500) ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
+        else if (!(err instanceof OpenAIError)) g.stats.badRequests++
+        if (reply.raw.headersSent || reply.raw.destroyed) return
+        void reply.code(answer.status).send(answer.toJSON())
+      })
+      scope.get('/models', async () => g.models())
+      scope.get('/models/:model', async request => g.model((request.params as { model: string }).model))
+      scope.post('/chat/completions', async (request, reply) => {
+        const { req, id, meta, deadline } = await g.start(request.body)
+        if (req.stream === true) {
+          // the gateway writes the server-sent events to the raw response itself
+          reply.hijack()
+          await g.stream(req, id, meta, deadline, reply.raw)
+          return
+        }
+        const body = await g.complete(id, meta, deadline, reply.raw)
+        return reply.header(TASK_HEADER, id).send(body)
+      })
+    }, { prefix: OPENAI_PREFIX })
+  }
+  const stats = (): GatewayStats => {
+    const sum = emptyGatewayStats()
+    for (const g of gateways) for (const k of Object.keys(sum) as Array<keyof GatewayStats>) sum[k] += g.stats[k]
+    return sum
+  }
+  return Object.assign(door, { stats })
+}
+
+/** Any error of a route here, as OpenAI would answer it: the framework's own (415, 413, bad JSON) included. */
+function asOpenAIError (err: any): OpenAIError {
+  if (err instanceof OpenAIError) return err
+  // the control API's parser throws HttpError (status), Fastify its own errors (statusCode)
+  const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500
+  if (status === 401) return new OpenAIError(401, String(err?.message ?? 'unauthorized'), { code: 'invalid_api_key' })
+  if (status >= 400 && status < 500) return new OpenAIError(status, String(err?.message ?? 'bad request'), { code: status === 400 ? 'invalid_request' : null })
+  return new OpenAIError(500, 'internal error', { code: 'internal_error' })
+}
+
+/** The OpenAI door with its default timers. */
+export const openaiDoor: OpenAIDoor = createOpenAIDoor()

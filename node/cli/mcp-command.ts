@@ -1,0 +1,65 @@
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
+import { createMcpServer } from '../../protocols/mcp/index.js'
+import { VERSION } from '../version.js'
+import { apiRequest, resolveApiUrl } from './client.js'
+import { positiveWholeNumber } from './options.js'
+import { errorLine } from './output.js'
+import type { MeshBackend } from '../../protocols/mcp/index.js'
+import type { CapabilityInfo } from '../../protocols/gossip/index.js'
+import type { ClientTarget } from './client.js'
+import type { Command } from 'commander'
+
+const FINAL = new Set(['completed', 'canceled', 'dead'])
+/** A long poll's answer may come this much after its wait ends before the request counts as lost. */
+const POLL_SLACK_MS = 30_000
+
+/** The MCP server's view of the mesh, through a node's HTTP API (the token, if any, is sent by apiRequest). */
+export function apiBackend (url: string): MeshBackend {
+  return {
+    capabilities: async () => {
+      const { capabilities } = await apiRequest<{ capabilities: Array<CapabilityInfo & { peers?: unknown }> }>(url, 'GET', '/v1/capabilities')
+      return capabilities.map(({ peers: _peers, ...info }) => info)
+    },
+    submit: async (capability, input) => (await apiRequest<{ id: string }>(url, 'POST', '/v1/tasks', { capability, input })).id,
+    wait: async (id, waitMs) => {
+      const body = await apiRequest<{ state: string, result?: unknown, error?: string }>(url, 'GET', `/v1/tasks/${id}/result?wait=${waitMs}`, undefined, waitMs + POLL_SLACK_MS)
+      // a completion whose result has not reached the node yet is not done: the next wait brings it
+      const done = FINAL.has(body.state) && (body.state !== 'completed' || 'result' in body)
+      return { id, state: body.state, done, result: body.result, ...(body.error === undefined ? {} : { error: body.error }) }
+    },
+    cancel: async id => { await apiRequest(url, 'POST', `/v1/tasks/${id}/cancel`) }
+  }
+}
+
+export interface McpFlags extends ClientTarget {
+  progressIntervalMs?: number
+  maxCallMs?: number
+}
+
+/** Adds `agentmesh mcp`: an MCP server over stdio whose tools are the mesh's capabilities, for desktop MCP clients. */
+export function addMcpCommand (program: Command): Command {
+  return program.command('mcp')
+    .description('serve the mesh\'s capabilities as MCP tools over stdio (for desktop MCP clients)')
+    .option('--api <url>', 'control API of a node (default: from --data, else 127.0.0.1:7070)')
+    .option('--data <dir>', 'data dir of a running node (reads its node.json)')
+    .option('--api-token-file <file>', 'the API\'s bearer token (default: AGENTMESH_API_TOKEN)')
+    .option('--progress-interval-ms <ms>', 'progress notifications while a tool runs, at least this often (default 2000)', positiveWholeNumber('--progress-interval-ms'))
+    .option('--max-call-ms <ms>', 'the longest a tool call waits for its task (default 600000)', positiveWholeNumber('--max-call-ms'))
+    .action(runMcpCommand)
+}
+
+/**
+ * Runs until stdin closes (the client went away). Stdout carries MCP messages and nothing else;
+ * anything for a person goes to stderr.
+ */
+export async function runMcpCommand (flags: McpFlags): Promise<void> {
+  const url = await resolveApiUrl(flags)
+  // not fatal: a desktop client may start this before the node, which is asked again on every call
+  await apiRequest(url, 'GET', '/v1/health').catch((err: Error) => { errorLine(`warning: ${err.message}`) })
+  const server = createMcpServer(apiBackend(url), { version: VERSION, progressIntervalMs: flags.progressIntervalMs, maxCallMs: flags.maxCallMs })
+  server.onerror = err => { errorLine(`mcp: ${err.message}`) }
+  const closed = new Promise<void>(resolve => { server.onclose = resolve })
+  await server.connect(new StdioServerTransport())
+  process.stdin.once('end', () => { void server.close() })
+  await closed
+}

@@ -1,0 +1,228 @@
+import { MAX_PROGRESS_EVENT_BYTES, MAX_PROGRESS_ITEMS } from '../../protocols/records/index.js'
+import type { ProgressItem } from '../../protocols/records/index.js'
+import type { Logger } from '@libp2p/interface'
+
+/** One progress event as a listener on the submitter sees it. */
+export interface ProgressUpdate extends ProgressItem {
+  /** the peer that ran the attempt (for a remote one, the authenticated sender) */
+  peer: string
+}
+
+export type ProgressListener = (update: ProgressUpdate) => void
+
+export interface ProgressHubStats {
+  /** events delivered to this node's record of a task */
+  received: number
+  /** for a task this node neither submitted nor listens to: dropped */
+  unknown: number
+  /** from an older attempt than one already heard, or a second claim of the same attempt: dropped */
+  stale: number
+  /** the same claim's event from another peer than the one that began it: dropped */
+  wrongPeer: number
+  /** a sequence number already seen: dropped */
+  duplicates: number
+  /** events missing before one that arrived (lost or dropped on the way) */
+  gaps: number
+  /** listeners that threw */
+  listenerErrors: number
+}
+
+interface TaskProgress {
+  claimId?: string
+  attempt: number
+  peer?: string
+  nextSeq: number
+  events: ProgressUpdate[]
+  listeners: Set<ProgressListener>
+}
+
+export interface ProgressHubInit {
+  /** @default 1_000 (task option progressTasks) */
+  maxTasks?: number
+  /** @default 256 (task option progressEventsPerTask) */
+  maxEventsPerTask?: number
+  log?: Logger
+}
+
+/**
+ * The submitter's side of streamed progress: the tasks this node submitted (or listens to) and
+ * their recent events, from whichever peer runs them. Claims are ordered by attempt: once a newer
+ * attempt is heard the older one's events are dropped, and a listener sees each update with its
+ * claim, so it can tell a re-run from a continuation. Progress is a hint: it is not checked against
+ * the placement, and the certified result stays the truth.
+ */
+export class ProgressHub {
+  readonly stats: ProgressHubStats = { received: 0, unknown: 0, stale: 0, wrongPeer: 0, duplicates: 0, gaps: 0, listenerErrors: 0 }
+  private readonly tasks = new Map<string, TaskProgress>()
+  private readonly maxTasks: number
+  private readonly maxEvents: number
+
+  constructor (private readonly init: ProgressHubInit = {}) {
+    this.maxTasks = init.maxTasks ?? 1_000
+    this.maxEvents = init.maxEventsPerTask ?? 256
+  }
+
+  /** Keeps the progress of `id` from now on (the submit of a task calls it). */
+  track (id: string): void {
+    this.entry(id)
+  }
+
+  /**
+   * Calls `listener` with the events kept so far, then with each new one; answers the unsubscribe.
+   * Subscribing also tracks the task.
+   */
+  subscribe (id: string, listener: ProgressListener): () => void {
+    const entry = this.entry(id)
+    for (const update of [...entry.events]) this.call(listener, update)
+    entry.listeners.add(listener)
+    return () => { entry.listeners.delete(listener) }
+  }
+
+  /** The events kept for `id`, oldest first. */
+  recent (id: string): ProgressUpdate[] {
+    return [...this.tasks.get(id)?.events ?? []]
+  }
+
+  /** Events from `from`, in the order it sent them. */
+  apply (items: ProgressItem[], from: string): void {
+    for (const item of items) this.applyOne(item, from)
+  }
+
+  private applyOne (item: ProgressItem, from: string): void {
+    const entry = this.tasks.get(item.id)
+    if (entry === undefined) {
+      this.stats.unknown++
+      return
+    }
+    if (entry.claimId !== item.claimId) {
+      // a newer attempt supersedes; an older one, or a rival claim of the same attempt, is a leftover
+      if (entry.claimId !== undefined && item.attempt <= entry.attempt) {
+        this.stats.stale++
+        return
+      }
+      entry.claimId = item.claimId
+      entry.attempt = item.attempt
+      entry.peer = from
+      entry.nextSeq = 0
+    } else if (entry.peer !== from) {
+      this.stats.wrongPeer++
+      return
+    }
+    if (item.seq < entry.nextSeq) {
+      this.stats.duplicates++
+      return
+    }
+    this.stats.gaps += item.seq - entry.nextSeq
+    entry.nextSeq = item.seq + 1
+    this.stats.received++
+    const update: ProgressUpdate = { ...item, peer: from }
+    entry.events.push(update)
+    if (entry.events.length > this.maxEvents) entry.events.shift()
+    // most recently heard last: the least recent is the one forgotten
+    this.tasks.delete(item.id)
+    this.tasks.set(item.id, entry)
+    for (const listener of [...entry.listeners]) this.call(listener, update)
+  }
+
+  private entry (id: string): TaskProgress {
+    let entry = this.tasks.get(id)
+    if (entry === undefined) {
+      entry = { attempt: 0, nextSeq: 0, events: [], listeners: new Set() }
+      this.tasks.set(id, entry)
+      if (this.tasks.size > this.maxTasks) this.evictOne()
+    }
+    return entry
+  }
+
+  /** Forgets the least recently heard task nobody listens to (or, failing that, the least recent). */
+  private evictOne (): void {
+    for (const [id, entry] of this.tasks) {
+      if (entry.listeners.size === 0) {
+        this.tasks.delete(id)
+        return
+      }
+    }
+    this.tasks.delete(this.tasks.keys().next().value as string)
+  }
+
+  private call (listener: ProgressListener, update: ProgressUpdate): void {
+    try {
+      listener(update)
+    } catch (err: any) {
+      this.stats.listenerErrors++
+      this.init.log?.('progress listener of %s threw: %s', update.id, err?.message)
+    }
+  }
+}
+
+/** A `progress` request is cut at about this many bytes of events. */
+const BATCH_BYTES = 256 * 1024
+
+export interface ProgressSenderStats {
+  /** events sent to submitters (in requests that were answered) */
+  sent: number
+  /** events in requests that failed */
+  failed: number
+  /** events not sent: not JSON, larger than MAX_PROGRESS_EVENT_BYTES, or over the queue limit */
+  dropped: number
+}
+
+/**
+ * The running peer's side: progress events go to the task's submitter over the records protocol.
+ * Events for one peer gathered in one turn of the event loop, or while the previous request to it
+ * is under way, go as one request, and requests to a peer go one at a time: the submitter gets
+ * them in order, a token stream costs a request per turn and peer, not one per token.
+ */
+export class ProgressSender {
+  readonly stats: ProgressSenderStats = { sent: 0, failed: 0, dropped: 0 }
+  private readonly queues = new Map<string, { items: Array<{ item: ProgressItem, bytes: number }>, busy: boolean }>()
+
+  constructor (
+    private readonly send: (peer: string, items: ProgressItem[]) => Promise<void>,
+    private readonly queueLimit = 4_096
+  ) {}
+
+  /** The event as it will travel (plain JSON within the size limit), or undefined when it cannot. */
+  static wire (event: unknown): ProgressItem['event'] | undefined {
+    let text: string | undefined
+    try { text = JSON.stringify(event) } catch { return undefined }
+    if (text === undefined || Buffer.byteLength(text) > MAX_PROGRESS_EVENT_BYTES) return undefined
+    return JSON.parse(text)
+  }
+
+  add (peer: string, item: ProgressItem): void {
+    let q = this.queues.get(peer)
+    if (q === undefined) {
+      q = { items: [], busy: false }
+      this.queues.set(peer, q)
+    }
+    q.items.push({ item, bytes: Buffer.byteLength(JSON.stringify(item)) })
+    if (q.items.length > this.queueLimit) {
+      q.items.shift()
+      this.stats.dropped++
+    }
+    if (q.items.length === 1 && !q.busy) setImmediate(() => { void this.flush(peer) })
+  }
+
+  private async flush (peer: string): Promise<void> {
+    const q = this.queues.get(peer)
+    if (q === undefined || q.busy) return
+    q.busy = true
+    while (q.items.length > 0) {
+      // cut by count and by bytes, well under the RPC frame limit
+      let n = 0
+      let bytes = 0
+      while (n < q.items.length && n < MAX_PROGRESS_ITEMS && (n === 0 || bytes + (q.items[n]?.bytes ?? 0) <= BATCH_BYTES)) bytes += q.items[n++]?.bytes ?? 0
+      const batch = q.items.splice(0, n).map(e => e.item)
+      try {
+        await this.send(peer, batch)
+        this.stats.sent += batch.length
+      } catch {
+        // a hint: the submitter counts the gap, and the result still reaches it
+        this.stats.failed += batch.length
+      }
+    }
+    q.busy = false
+    this.queues.delete(peer)
+  }
+}

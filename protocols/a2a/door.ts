@@ -1,0 +1,177 @@
+import { A2A_PROTOCOL_VERSION, SSE_HEADERS, formatSSEErrorEvent, formatSSEEvent } from '@a2a-js/sdk'
+import { A2A_LEGACY_PROTOCOL_VERSION } from '@a2a-js/sdk/compat/v0_3'
+import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server'
+import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2a-js/sdk/server'
+import { agentCard, legacyAgentCard, skillsOf } from './card.js'
+import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
+import { MeshRequestHandler, SIGNAL_KEY } from './handler.js'
+import { CLIENT_FAULTS, INTERNAL_ERROR, PARSE_ERROR, checkEnvelope } from './rpc.js'
+import type { CardInit } from './card.js'
+import type { A2AMesh } from './handler.js'
+import type { RpcError, RpcId } from './rpc.js'
+import type { Logger } from '@libp2p/interface'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+
+export interface A2ADoorInit extends CardInit {
+  /** how long a blocking message/send waits for the task to finish. @default 60_000 (DEFAULT_SEND_WAIT_MS) */
+  sendWaitMs?: number
+  /** how often a stream reads the task's state, at most. @default 500 (DEFAULT_STATUS_POLL_MS) */
+  statusPollMs?: number
+}
+
+/** What the door needs from the API server it is mounted on (a DoorContext fits). */
+export interface A2ADoorContext {
+  tasks: A2AMesh
+  log: Logger
+}
+
+/** Counters of the A2A door. */
+export interface A2AStats {
+  /** JSON-RPC requests to /a2a */
+  requests: number
+  /** of which answered as an SSE stream */
+  streams: number
+  /** answered with a JSON-RPC error that says the request was at fault (-32700, -32600, -32601, -32602) */
+  badRequests: number
+  /** answered with any other JSON-RPC error (task not found, not cancelable, internal, ...) */
+  errors: number
+}
+
+export type A2ADoor = ((app: FastifyInstance, ctx: A2ADoorContext) => void) & { stats: A2AStats }
+
+type RpcAnswer = { jsonrpc: string, id: RpcId, result?: unknown, error?: unknown }
+
+/**
+ * The agent card at /.well-known/agent-card.json (and the older agent.json) and A2A's JSON-RPC
+ * endpoint at /a2a, served by the SDK's transport handlers over MeshRequestHandler: this file is
+ * only the HTTP glue Fastify needs (the SDK's own glue is for Express).
+ */
+export function createA2ADoor (init: A2ADoorInit): A2ADoor {
+  const stats: A2AStats = { requests: 0, streams: 0, badRequests: 0, errors: 0 }
+  const handlerInit = { sendWaitMs: init.sendWaitMs ?? DEFAULT_SEND_WAIT_MS, statusPollMs: init.statusPollMs ?? DEFAULT_STATUS_POLL_MS }
+  const count = (error: RpcError | undefined): void => {
+    if (error === undefined) return
+    if (CLIENT_FAULTS.has(error.code)) stats.badRequests++
+    else stats.errors++
+  }
+
+  const door = (app: FastifyInstance, ctx: A2ADoorContext): void => {
+    const cardFor = (request: FastifyRequest): ReturnType<typeof agentCard> => agentCard(baseOf(request), skillsOf(ctx.tasks.presence.live()), init)
+
+    const serveCard = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+      const card = cardFor(request)
+      // the skills follow the mesh: never cached; the shape follows the version the client asks for
+      void reply.header('cache-control', 'no-cache').header('vary', 'A2A-Version')
+      return wantsV1(request) ? card : legacyAgentCard(card)
+    }
+    app.get(AGENT_CARD_PATH, serveCard)
+    app.get(OLD_AGENT_CARD_PATH, serveCard)
+
+    app.post(A2A_PATH, {
+      // a body that is not JSON is a JSON-RPC parse error; any other refusal (401, 413, 415) stays the API's
+      errorHandler: (err: any, _request, reply) => {
+        if (err?.reason !== 'not-json' && err?.reason !== 'too-deep') throw err
+        stats.requests++
+        const error = { code: PARSE_ERROR, message: `parse error: ${String(err.message)}` }
+        count(error)
+        void reply.code(200).send({ jsonrpc: '2.0', id: null, error })
+      }
+    }, async (request, reply) => {
+      stats.requests++
+      const envelope = checkEnvelope(request.body)
+      if (!envelope.ok) {
+        count(envelope.error)
+        return await reply.send({ jsonrpc: '2.0', id: envelope.id, error: envelope.error })
+      }
+      const abort = new AbortController()
+      const header = request.headers['a2a-version']
+      const requestedVersion = typeof header === 'string' && header !== '' ? header : (envelope.legacy ? A2A_LEGACY_PROTOCOL_VERSION : A2A_PROTOCOL_VERSION)
+      const context = new ServerCallContext({ requestedVersion, state: new Map([[SIGNAL_KEY, abort.signal]]) })
+      const card = cardFor(request)
+      const mapError = envelope.legacy ? LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError : JsonRpcTransportHandler.mapToJSONRPCError
+      try {
+        validateVersion(requestedVersion, card, 'JSONRPC')
+      } catch (err) {
+        const error = mapError(err)
+        count(error)
+        return await reply.send({ jsonrpc: '2.0', id: envelope.id, error })
+      }
+      const handler = new MeshRequestHandler(ctx.tasks, card, handlerInit)
+      const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
+      const answer = await transport.handle(request.body as Record<string, unknown>, context)
+      if (isStream(answer)) {
+        await stream(reply, answer, { id: envelope.id, method: envelope.method, abort, mapError, count, stats, log: ctx.log })
+        return
+      }
+      const error = answer.error as RpcError | undefined
+      count(error)
+      if (error?.code === INTERNAL_ERROR) ctx.log.error('a2a %s failed: %s', envelope.method, error.message)
+      return await reply.send(answer)
+    })
+  }
+  return Object.assign(door, { stats })
+}
+
+/** This node as the client reached it: the card's endpoint URL. */
+function baseOf (request: FastifyRequest): string {
+  // only an HTTP/1.0 request may lack a Host header: then the address it came in on
+  const socket = request.raw.socket
+  const local = socket.localFamily === 'IPv6' ? `[${String(socket.localAddress)}]` : String(socket.localAddress)
+  return `${request.protocol}://${request.headers.host ?? `${local}:${String(socket.localPort)}`}`
+}
+
+/** A client that asks for A2A 1.0 gets the 1.0 card; one that does not say gets 0.3's shape. */
+function wantsV1 (request: FastifyRequest): boolean {
+  const v = request.headers['a2a-version']
+  return typeof v === 'string' && /^1(\.|$)/.test(v.trim())
+}
+
+function isStream (answer: RpcAnswer | AsyncGenerator<RpcAnswer>): answer is AsyncGenerator<RpcAnswer> {
+  return typeof (answer as any)?.[Symbol.asyncIterator] === 'function'
+}
+
+interface StreamContext {
+  id: RpcId
+  method: string
+  log: Logger
+  abort: AbortController
+  mapError: (err: unknown) => RpcError
+  count: (error: RpcError | undefined) => void
+  stats: A2AStats
+}
+
+/**
+ * An SSE answer, one JSON-RPC response per event. An error before the first event (an unknown
+ * skill, say) is a plain JSON-RPC answer instead; an error later is a last `event: error`.
+ */
+async function stream (reply: FastifyReply, events: AsyncGenerator<RpcAnswer>, s: StreamContext): Promise<void> {
+  let next: IteratorResult<RpcAnswer>
+  try {
+    next = await events.next()
+  } catch (err) {
+    const error = s.mapError(err)
+    s.count(error)
+    await reply.send({ jsonrpc: '2.0', id: s.id, error })
+    return
+  }
+  s.stats.streams++
+  reply.hijack()
+  const res = reply.raw
+  // the client left: the handler stops following the task (the task itself runs on)
+  res.on('close', () => { s.abort.abort() })
+  res.writeHead(200, SSE_HEADERS)
+  try {
+    while (next.done !== true && !res.destroyed) {
+      res.write(formatSSEEvent(next.value))
+      next = await events.next()
+    }
+  } catch (err) {
+    const error = s.mapError(err)
+    s.count(error)
+    if (error.code === INTERNAL_ERROR) s.log.error('a2a %s failed mid-stream: %s', s.method, error.message)
+    if (!res.destroyed) res.write(formatSSEErrorEvent({ jsonrpc: '2.0', id: s.id, error }))
+  } finally {
+    await events.return(undefined).catch(() => {})
+    if (!res.destroyed) res.end()
+  }
+}

@@ -1,0 +1,153 @@
+import { A2AError, PushNotificationNotSupportedError, RequestMalformedError, TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError } from '@a2a-js/sdk/errors'
+import { TASK_ID } from '../task/index.js'
+import { a2aTaskOf, idempotencyKeyOf, isTerminal, meshRequestOf, submittedTask } from './convert.js'
+import type { MeshTaskView } from './convert.js'
+import type { CapabilityInfo } from '../gossip/index.js'
+import type { AgentCard, CancelTaskRequest, GetTaskRequest, Message, SendMessageRequest, StreamResponse, SubscribeToTaskRequest, Task } from '@a2a-js/sdk'
+import type { A2ARequestHandler, ServerCallContext } from '@a2a-js/sdk/server'
+
+/** What the A2A door needs of the node: its task service and who is live. */
+export interface A2AMesh {
+  service: {
+    submit: (req: { capability: string, input: unknown, idempotencyKey?: string }) => Promise<{ id: string }>
+    get: (id: string) => Promise<MeshTaskView>
+    waitFor: (id: string, waitMs: number) => Promise<MeshTaskView>
+    cancel: (id: string) => Promise<MeshTaskView>
+  }
+  presence: { live: () => Array<{ capabilities: CapabilityInfo[] }> }
+}
+
+export interface MeshHandlerInit {
+  sendWaitMs: number
+  statusPollMs: number
+}
+
+/** The key in a call context's state of the AbortSignal that fires when the client leaves. */
+export const SIGNAL_KEY = 'agentmesh.signal'
+
+/**
+ * A2A's request handler over the mesh, used by the SDK's JSON-RPC transport handlers. Unlike the
+ * SDK's DefaultRequestHandler it keeps no task store of its own: the task is submitted first and
+ * its mesh id is the A2A id, and every read asks the task service, so any node answers for any
+ * task. There is one message per task (no follow-up turns) and no push notifications.
+ */
+export class MeshRequestHandler implements A2ARequestHandler {
+  private readonly mesh: A2AMesh
+  private readonly init: MeshHandlerInit
+  private readonly card: AgentCard
+
+  constructor (mesh: A2AMesh, card: AgentCard, init: MeshHandlerInit) {
+    this.mesh = mesh
+    this.card = card
+    this.init = init
+  }
+
+  async getAgentCard (): Promise<AgentCard> {
+    return this.card
+  }
+
+  async getAuthenticatedExtendedAgentCard (): Promise<AgentCard> {
+    throw new UnsupportedOperationError('this agent has no extended card')
+  }
+
+  async sendMessage (params: SendMessageRequest): Promise<Message | Task> {
+    const { id, message } = await this.submit(params)
+    const view = params.configuration?.returnImmediately === true
+      ? await this.mesh.service.get(id).catch(rethrow)
+      : await this.mesh.service.waitFor(id, this.init.sendWaitMs).catch(rethrow)
+    return a2aTaskOf(view, [message])
+  }
+
+  async * sendMessageStream (params: SendMessageRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
+    const { id, capability, message } = await this.submit(params)
+    yield * this.follow(submittedTask(id, capability, message), context)
+  }
+
+  async * resubscribe (params: SubscribeToTaskRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
+    yield * this.follow(a2aTaskOf(await this.view(params.id)), context)
+  }
+
+  async getTask (params: GetTaskRequest): Promise<Task> {
+    return a2aTaskOf(await this.view(params.id))
+  }
+
+  async cancelTask (params: CancelTaskRequest): Promise<Task> {
+    checkId(params.id)
+    const view = await this.mesh.service.cancel(params.id).catch(rethrow)
+    const final = view.record.final?.state
+    if (final !== 'canceled') throw new TaskNotCancelableError(`task ${params.id} is ${final ?? 'not final'}: it was not canceled`)
+    return a2aTaskOf(view)
+  }
+
+  async listTasks (): Promise<never> {
+    throw new UnsupportedOperationError('listing tasks is not offered over A2A; the node lists them at GET /v1/tasks')
+  }
+
+  async createTaskPushNotificationConfig (): Promise<never> { throw new PushNotificationNotSupportedError() }
+  async getTaskPushNotificationConfig (): Promise<never> { throw new PushNotificationNotSupportedError() }
+  async listTaskPushNotificationConfigs (): Promise<never> { throw new PushNotificationNotSupportedError() }
+  async deleteTaskPushNotificationConfig (): Promise<never> { throw new PushNotificationNotSupportedError() }
+
+  /** Submits the task a message asks for; the mesh answers with its id. */
+  private async submit (params: SendMessageRequest): Promise<{ id: string, capability: string, message: Message }> {
+    const message = params.message
+    if (message === undefined) throw new RequestMalformedError('params.message is required')
+    if (!message.messageId) throw new RequestMalformedError('message.messageId is required')
+    if (message.taskId) throw new UnsupportedOperationError('a mesh task takes one message: send a new message without taskId (tasks/get and tasks/cancel take the id)')
+    const skills = new Set(this.mesh.presence.live().flatMap(p => p.capabilities.map(c => c.name)))
+    const request = meshRequestOf(message, params.metadata, skills)
+    const idempotencyKey = idempotencyKeyOf(message)
+    const { id } = await this.mesh.service.submit({ ...request, idempotencyKey }).catch(rethrow)
+    return { id, capability: request.capability, message: { ...message, taskId: id, contextId: message.contextId || id } }
+  }
+
+  private async view (id: string): Promise<MeshTaskView> {
+    checkId(id)
+    return await this.mesh.service.get(id).catch(rethrow)
+  }
+
+  /**
+   * The task, then each change of its state (a result first as an artifact) until it is final or
+   * the client leaves. The state is read every statusPollMs; a final state wakes the wait at once.
+   */
+  private async * follow (first: Task, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
+    const signal = context.state.get(SIGNAL_KEY) as AbortSignal | undefined
+    let task = first
+    yield { payload: { $case: 'task', value: task } }
+    let seen = statusKey(task)
+    while (!isTerminal(task.status?.state) && signal?.aborted !== true) {
+      task = a2aTaskOf(await this.mesh.service.waitFor(task.id, this.init.statusPollMs).catch(rethrow))
+      if (statusKey(task) === seen) continue
+      seen = statusKey(task)
+      for (const artifact of task.artifacts) {
+        yield { payload: { $case: 'artifactUpdate', value: { taskId: task.id, contextId: task.contextId, artifact, append: false, lastChunk: true, metadata: undefined } } }
+      }
+      yield { payload: { $case: 'statusUpdate', value: { taskId: task.id, contextId: task.contextId, status: task.status, metadata: task.metadata } } }
+    }
+  }
+}
+
+function checkId (id: string): void {
+  if (id === '') throw new RequestMalformedError('a task id is required')
+  // nothing else can be a mesh task id: not worth asking the placement
+  if (!TASK_ID.test(id)) throw new TaskNotFoundError(`no task ${id.slice(0, 100)}: a mesh task id is 64 hex digits`)
+}
+
+function statusKey (task: Task): string {
+  const text = task.status?.message?.parts.map(p => p.content?.$case === 'text' ? p.content.value : '').join('')
+  return `${task.status?.state ?? ''}|${text ?? ''}`
+}
+
+/** The task layer's named errors as A2A's; anything else (a programmer's error) as it is. */
+function rethrow (err: any): never {
+  switch (err?.name) {
+    case 'TaskNotFoundError': throw new TaskNotFoundError(String(err.message))
+    case 'InvalidTaskError':
+    case 'TaskTooLargeError': throw new RequestMalformedError(String(err.message))
+    case 'TaskFinishedError': throw new TaskNotCancelableError(String(err.message))
+    case 'QuorumUnavailableError':
+    case 'LeaseDeniedError':
+    case 'PlacementBlockedError': throw new A2AError(`${String(err.name)}: ${String(err.message)}`)
+  }
+  throw err
+}

@@ -1,0 +1,49 @@
+import { isLegacyJsonRpcMethod, isV1JsonRpcMethod } from '@a2a-js/sdk/compat/v0_3'
+
+/** JSON-RPC 2.0's own error codes. */
+export const PARSE_ERROR = -32700
+export const INVALID_REQUEST = -32600
+export const METHOD_NOT_FOUND = -32601
+export const INVALID_PARAMS = -32602
+export const INTERNAL_ERROR = -32603
+
+/** Codes that say the request was at fault (counted as bad requests, not as errors of ours). */
+export const CLIENT_FAULTS = new Set([PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS])
+
+export type RpcId = string | number | null
+
+export interface RpcError {
+  code: number
+  message: string
+  data?: unknown
+}
+
+/** A request that may go to a transport handler: which one is told by its method's name. */
+export type Envelope =
+  | { ok: true, id: RpcId, method: string, legacy: boolean }
+  | { ok: false, id: RpcId, error: RpcError }
+
+/**
+ * Checks the JSON-RPC envelope before the SDK sees it, so that each fault gets JSON-RPC's own
+ * code (the SDK's handlers answer -32602 to a request that is not JSON-RPC at all). A method is
+ * A2A 0.3's (`message/send`) or 1.0's (`SendMessage`) by its name, whatever the version header.
+ */
+export function checkEnvelope (body: unknown): Envelope {
+  if (Array.isArray(body)) return fault(null, INVALID_REQUEST, 'batch requests are not supported: send one request per POST')
+  if (typeof body !== 'object' || body === null) return fault(null, INVALID_REQUEST, 'the body must be a JSON-RPC 2.0 request object')
+  const req = body as Record<string, unknown>
+  const id = req.id
+  const validId = id === undefined || id === null || typeof id === 'string' || Number.isInteger(id)
+  if (!validId) return fault(null, INVALID_REQUEST, 'id must be a string, an integer or null')
+  const rpcId = (id ?? null) as RpcId
+  if (req.jsonrpc !== '2.0') return fault(rpcId, INVALID_REQUEST, 'jsonrpc must be "2.0"')
+  const method = req.method
+  if (typeof method !== 'string' || method === '') return fault(rpcId, INVALID_REQUEST, 'method must be a non-empty string')
+  if (isLegacyJsonRpcMethod(method)) return { ok: true, id: rpcId, method, legacy: true }
+  if (isV1JsonRpcMethod(method)) return { ok: true, id: rpcId, method, legacy: false }
+  return fault(rpcId, METHOD_NOT_FOUND, `method "${method.slice(0, 100)}" not found: this endpoint speaks A2A over JSON-RPC (message/send, message/stream, tasks/get, tasks/cancel, or A2A 1.0's SendMessage, ...)`)
+}
+
+function fault (id: RpcId, code: number, message: string): Envelope {
+  return { ok: false, id, error: { code, message } }
+}

@@ -1,0 +1,106 @@
+import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js'
+import { toolInput } from '../tools/tool-schema.js'
+import { DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
+import { meshTools, toolError, toolResult } from './tools.js'
+import type { TaskOutcome } from './tools.js'
+import type { CapabilityInfo } from '../gossip/index.js'
+import type { Logger } from '@libp2p/interface'
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
+
+/**
+ * What the MCP server needs of a mesh: a node's task layer (the /mcp door) or a node's HTTP API
+ * (`agentmesh mcp --api URL`).
+ */
+export interface MeshBackend {
+  /** the capabilities live on the mesh now (repeats across peers are fine) */
+  capabilities: () => Promise<CapabilityInfo[]>
+  /** submits a task from the node; resolves with its id */
+  submit: (capability: string, input: unknown) => Promise<string>
+  /** the task's outcome after waiting up to `waitMs` for it to be final */
+  wait: (id: string, waitMs: number) => Promise<TaskOutcome>
+  cancel: (id: string) => Promise<void>
+  /**
+   * Calls `listener` with each progress event the running agent reports, wherever it runs;
+   * answers the unsubscribe. Without it, progress is the task's state only.
+   */
+  progress?: (id: string, listener: (event: unknown) => void) => () => void
+}
+
+/** The longest progress message sent for an event that is not text. */
+const MAX_EVENT_TEXT = 500
+
+export interface McpServerInit {
+  /** the version told to clients */
+  version: string
+  /** @default 2_000 (DEFAULT_PROGRESS_INTERVAL_MS) */
+  progressIntervalMs?: number
+  /** @default 600_000 (DEFAULT_MAX_CALL_MS) */
+  maxCallMs?: number
+  log?: Logger
+}
+
+/**
+ * An MCP server whose tools are the mesh's live capabilities: a call submits a task, sends
+ * progress while it runs (when the client gave a progressToken) and answers with its result. A
+ * call the client cancels (or whose connection closes) cancels the task: nobody waits for it.
+ */
+export function createMcpServer (backend: MeshBackend, init: McpServerInit): Server {
+  const server = new Server({ name: 'agentmesh', version: init.version }, { capabilities: { tools: { listChanged: false } } })
+  const progressIntervalMs = init.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS
+  const maxCallMs = init.maxCallMs ?? DEFAULT_MAX_CALL_MS
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => {
+    return { tools: meshTools(await backend.capabilities()).map(t => t.tool) }
+  })
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const { name } = request.params
+    const found = meshTools(await backend.capabilities()).find(t => t.tool.name === name)
+    if (found === undefined) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${name}: no live peer offers it`)
+    let id: string
+    try {
+      id = await backend.submit(name, toolInput(request.params.arguments, found.wrapped))
+    } catch (err: any) {
+      return toolError(`cannot submit ${name}: ${err?.message ?? String(err)}`)
+    }
+    const token = extra._meta?.progressToken
+    let progress = 0
+    const started = Date.now()
+    const notify = async (message: string): Promise<void> => {
+      if (token === undefined || extra.signal.aborted) return
+      await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: progress++, message } })
+        .catch((err: Error) => init.log?.('progress for %s not sent: %s', id, err.message))
+    }
+    // a canceled call stops waiting at once, not at the end of the current wait
+    const aborted = new Promise<undefined>(resolve => { extra.signal.addEventListener('abort', () => { resolve(undefined) }, { once: true }) })
+    await notify(`submitted as task ${id}`)
+    // the agent's own progress, as it happens, between the state reports
+    const unsubscribe = token === undefined ? undefined : backend.progress?.(id, event => { void notify(eventText(event)) })
+    try {
+      while (!extra.signal.aborted) {
+        const left = started + maxCallMs - Date.now()
+        if (left <= 0) return toolError(`task ${id} still unfinished after ${Math.round(maxCallMs / 1000)} s; it carries on, read it later with GET /v1/tasks/${id}/result`, id)
+        const outcome = await Promise.race([backend.wait(id, Math.min(progressIntervalMs, left)), aborted])
+        if (outcome === undefined) break
+        if (outcome.done) return toolResult(outcome)
+        await notify(`${outcome.state} (${Math.round((Date.now() - started) / 1000)} s)`)
+      }
+    } catch (err: any) {
+      if (!extra.signal.aborted) return toolError(`task ${id}: ${err?.message ?? String(err)}`, id)
+    } finally {
+      unsubscribe?.()
+    }
+    backend.cancel(id).catch((err: Error) => init.log?.('cannot cancel abandoned task %s: %s', id, err.message))
+    return toolError(`call canceled; task ${id} canceled`, id)
+  })
+  return server
+}
+
+/** A progress event as a message: its text, its `message` (as MCP's own progress has), or its JSON. */
+function eventText (event: unknown): string {
+  if (typeof event === 'string') return event.slice(0, MAX_EVENT_TEXT)
+  const message = (event as { message?: unknown } | null)?.message
+  if (typeof message === 'string') return message.slice(0, MAX_EVENT_TEXT)
+  return (JSON.stringify(event) ?? String(event)).slice(0, MAX_EVENT_TEXT)
+}

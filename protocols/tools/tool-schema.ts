@@ -1,0 +1,44 @@
+/**
+ * A capability's input as a tool's parameters. OpenAI (and MCP's `inputSchema`) require a JSON
+ * Schema of type object; many capabilities take "a string or {text}" or any JSON. Those are wrapped
+ * as `{input: <schema>}` and the model's arguments unwrapped before the task is submitted.
+ */
+export interface ToolSchema {
+  /** always `type: object` */
+  parameters: Record<string, unknown>
+  /** true when the capability's input is the `input` property of the arguments */
+  wrapped: boolean
+}
+
+/** The property a wrapped capability input travels in. */
+export const WRAPPED_INPUT = 'input'
+
+/** Whether a JSON Schema says "an object" and only that, as the tool APIs want at the top. */
+export function isObjectSchema (schema: Record<string, unknown> | undefined): boolean {
+  if (schema === undefined) return false
+  if (schema.type !== 'object') return false
+  // a union at the top (anyOf: [string, object]) is not an object schema even if it also says type
+  return schema.anyOf === undefined && schema.oneOf === undefined && schema.allOf === undefined
+}
+
+export function toolSchema (inputSchema: Record<string, unknown> | undefined): ToolSchema {
+  if (inputSchema !== undefined && isObjectSchema(inputSchema)) {
+    // $schema is noise to a model, and some providers refuse unknown top-level keywords
+    const { $schema: _s, ...parameters } = inputSchema
+    return { parameters, wrapped: false }
+  }
+  const { $schema: _s, ...inner } = inputSchema ?? {}
+  const property = Object.keys(inner).length === 0 ? { description: 'any JSON value' } : inner
+  return {
+    parameters: { type: 'object', properties: { [WRAPPED_INPUT]: property }, required: [WRAPPED_INPUT], additionalProperties: false },
+    wrapped: true
+  }
+}
+
+/** The capability input from a tool call's arguments (already parsed JSON). */
+export function toolInput (args: unknown, wrapped: boolean): unknown {
+  if (!wrapped) return args ?? {}
+  if (args !== null && typeof args === 'object' && !Array.isArray(args) && WRAPPED_INPUT in args) return (args as Record<string, unknown>)[WRAPPED_INPUT]
+  // a model that ignored the wrapper and sent the value itself: take it as the input
+  return args
+}

@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto'
+import { Role, TaskState } from '@a2a-js/sdk'
+import { Client, ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, createAuthenticatingFetchWithRetry } from '@a2a-js/sdk/client'
+import { LegacyJsonRpcTransport } from '@a2a-js/sdk/compat/v0_3/client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { echoAgent, sleepAgent, wordcountAgent } from '../../node/agents/basic.js'
+import { a2aDoor } from '../../node/api/door-list.js'
+import { ApiServer } from '../../node/api/server.js'
+import { llmAgents } from '../../node/llm/agents.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FakeOpenAI } from '../helpers/fake-openai.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import type { Agent } from '../../node/runtime/agent.js'
+import type { Testnet } from '../../sim/testnet.js'
+import type { Part, SendMessageRequest, StreamResponse, Task } from '@a2a-js/sdk'
+
+const reverseAgent: Agent<string> = {
+  name: 'reverse',
+  capabilities: [{ name: 'text.reverse', description: 'reverses a string', inputSchema: { type: 'string' } }],
+  run: async ctx => [...ctx.input].reverse().join('')
+}
+
+const text = (value: string): Part => ({ content: { $case: 'text', value }, metadata: undefined, filename: '', mediaType: 'text/plain' })
+const data = (value: unknown): Part => ({ content: { $case: 'data', value }, metadata: undefined, filename: '', mediaType: 'application/json' })
+
+function request (parts: Part[], skill?: string): SendMessageRequest {
+  return {
+    tenant: '',
+    message: { messageId: randomUUID(), contextId: '', taskId: '', role: Role.ROLE_USER, parts, metadata: skill === undefined ? undefined : { skill }, extensions: [], referenceTaskIds: [] },
+    configuration: undefined,
+    metadata: undefined
+  }
+}
+
+function artifactValue (task: Task): unknown {
+  const content = task.artifacts[0]?.parts[0]?.content
+  return content?.value
+}
+
+async function rpc (api: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<{ status: number, json: any }> {
+  const res = await fetch(`${api}/a2a`, { method: 'POST', headers, body })
+  return { status: res.status, json: await res.json() }
+}
+
+describe('A2A door, with the SDK client, on a three-node mesh', () => {
+  let net: Testnet
+  const apis: ApiServer[] = []
+  // node 0 offers echo and sleep, node 1 text.reverse, node 2 nothing: it only takes requests
+  const agents: Agent[][] = [[echoAgent, sleepAgent], [reverseAgent], []]
+  let url: string[]
+
+  beforeAll(async () => {
+    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, agents: agents[i] } }) })
+    await net.ready()
+    for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
+    url = apis.map(a => a.url)
+    // presence carries descriptions only now and then: wait until node 0 sees every capability
+    await waitFor(() => ['echo', 'sleep', 'text.reverse'].every(n => net.nodes[0]?.tasks?.presence.live().some(p => p.capabilities.some(c => c.name === n))), { what: 'node 0 to see every capability' })
+  })
+  afterAll(async () => {
+    await Promise.allSettled(apis.map(async a => a.close()))
+    await net?.stop()
+  })
+
+  it('serves the agent card, its skills the mesh\'s live capabilities', async () => {
+    const client = await new ClientFactory().createFromUrl(url[0] as string)
+    const card = await client.getAgentCard()
+    expect(card.skills.map(s => s.id)).toEqual(['echo', 'sleep', 'text.reverse'])
+    expect(card.skills.find(s => s.id === 'text.reverse')).toMatchObject({ name: 'text.reverse', description: 'reverses a string', inputModes: ['text/plain'] })
+    expect(card.capabilities?.streaming).toBe(true)
+    expect(card.supportedInterfaces.map(i => [i.url, i.protocolVersion])).toEqual([[`${url[0] as string}/a2a`, '1.0'], [`${url[0] as string}/a2a`, '0.3']])
+    // a client that does not ask for 1.0 gets 0.3's shape, at the new path and the old one
+    for (const path of ['/.well-known/agent-card.json', '/.well-known/agent.json']) {
+      const old = await (await fetch(`${url[0] as string}${path}`)).json()
+      expect(old).toMatchObject({ url: `${url[0] as string}/a2a`, protocolVersion: '0.3', preferredTransport: 'JSONRPC', capabilities: { streaming: true } })
+      expect(old.skills.map((s: any) => s.id)).toEqual(['echo', 'sleep', 'text.reverse'])
+    }
+  })
+
+  it('runs a skill on another peer, and any node answers tasks/get for the mesh task id (A2A 1.0)', async () => {
+    const client = await new ClientFactory().createFromUrl(url[0] as string)
+    const task = await client.sendMessage(request([text('mesh')], 'text.reverse')) as Task
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
+    expect(task.id).toMatch(/^[0-9a-f]{64}$/)
+    expect(artifactValue(task)).toBe('hsem')
+    expect(task.metadata?.agentmesh).toMatchObject({ capability: 'text.reverse', executor: net.nodes[1]?.peerId.toString() })
+    // the mesh has it under the same id
+    expect((await net.nodes[2]?.tasks?.service.get(task.id))?.result?.value).toBe('hsem')
+    const other = await new ClientFactory().createFromUrl(url[2] as string)
+    const got = await other.getTask({ tenant: '', id: task.id })
+    expect(got.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
+    expect(artifactValue(got)).toBe('hsem')
+    expect(got.contextId).toBe(task.contextId)
+  })
+
+  it('takes A2A 0.3\'s message/send and tasks/get, with a data part as input', async () => {
+    const card = await (await new ClientFactory().createFromUrl(url[0] as string)).getAgentCard()
+    const legacy = new Client(new LegacyJsonRpcTransport({ endpoint: `${url[1] as string}/a2a` }), card)
+    const sent = request([data({ n: 1, tags: ['a'] })], 'echo')
+    ;(sent.message as any).contextId = 'ctx-1'
+    const task = await legacy.sendMessage(sent) as Task
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
+    expect(artifactValue(task)).toEqual({ n: 1, tags: ['a'] })
+    expect(task.contextId).toBe('ctx-1')
+    const got = await new Client(new LegacyJsonRpcTransport({ endpoint: `${url[2] as string}/a2a` }), card).getTask({ tenant: '', id: task.id })
+    expect(got).toMatchObject({ id: task.id, contextId: 'ctx-1', status: { state: TaskState.TASK_STATE_COMPLETED } })
+    // the same message again is the same task, not a second one
+    expect((await legacy.sendMessage(sent) as Task).id).toBe(task.id)
+  })
+
+  it('streams a task: submitted, working, the result, completed', async () => {
+    const client = await new ClientFactory().createFromUrl(url[2] as string)
+    const events: StreamResponse[] = []
+    // long enough to be seen running by a stream that reads the state every 500 ms
+    for await (const event of client.sendMessageStream(request([data({ ms: 2_000 })], 'sleep'))) events.push(event)
+    const kinds = events.map(e => e.payload?.$case === 'statusUpdate' ? `status:${TaskState[e.payload.value.status?.state ?? 0]}` : e.payload?.$case)
+    // (a second working update would say an attempt failed and is retried: a lease lost on a busy machine)
+    expect(kinds[0]).toBe('task')
+    expect(kinds.slice(-2)).toEqual(['artifactUpdate', 'status:TASK_STATE_COMPLETED'])
+    expect(kinds.slice(1, -2).length).toBeGreaterThanOrEqual(1)
+    expect(new Set(kinds.slice(1, -2))).toEqual(new Set(['status:TASK_STATE_WORKING']))
+    const first = events[0]?.payload?.value as Task
+    expect(first.status?.state).toBe(TaskState.TASK_STATE_SUBMITTED)
+    const artifact = events.find(e => e.payload?.$case === 'artifactUpdate')?.payload?.value as any
+    expect(artifact.taskId).toBe(first.id)
+    expect(artifact.artifact.parts[0].content.value).toEqual({ slept: 2_000 })
+  })
+
+  it('streams over A2A 0.3 (message/stream) too', async () => {
+    const card = await (await new ClientFactory().createFromUrl(url[0] as string)).getAgentCard()
+    const legacy = new Client(new LegacyJsonRpcTransport({ endpoint: `${url[0] as string}/a2a` }), card)
+    const events: StreamResponse[] = []
+    for await (const event of legacy.sendMessageStream(request([text('hello')], 'text.reverse'))) events.push(event)
+    expect(events[0]?.payload?.$case).toBe('task')
+    const last = events.at(-1)?.payload
+    expect(last?.$case === 'statusUpdate' && last.value.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
+    const artifact = events.find(e => e.payload?.$case === 'artifactUpdate')?.payload?.value as any
+    expect(artifact.artifact.parts[0].content.value).toBe('olleh')
+  })
+
+  it('cancels a long-running task from another node: canceled over A2A, to a subscriber, and on the mesh', async () => {
+    const client = await new ClientFactory().createFromUrl(url[1] as string)
+    const sent = request([data({ ms: 60_000 })], 'sleep')
+    sent.configuration = { acceptedOutputModes: [], taskPushNotificationConfig: undefined, returnImmediately: true }
+    const task = await client.sendMessage(sent) as Task
+    expect([TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING]).toContain(task.status?.state)
+    await waitFor(async () => (await client.getTask({ tenant: '', id: task.id })).status?.state === TaskState.TASK_STATE_WORKING, { what: 'the sleep to start' })
+    // a subscriber on node 0 follows the task until it ends
+    const subscriber = await new ClientFactory().createFromUrl(url[0] as string)
+    const followed = (async () => {
+      const out: StreamResponse[] = []
+      for await (const event of subscriber.resubscribeTask({ tenant: '', id: task.id })) out.push(event)
+      return out
+    })()
+    const canceled = await (await new ClientFactory().createFromUrl(url[2] as string)).cancelTask({ tenant: '', id: task.id, metadata: undefined })
+    expect(canceled.status?.state).toBe(TaskState.TASK_STATE_CANCELED)
+    expect((await net.nodes[0]?.tasks?.service.get(task.id))?.record.final?.state).toBe('canceled')
+    const events = await followed
+    expect(events[0]?.payload?.$case).toBe('task')
+    const last = events.at(-1)?.payload
+    expect(last?.$case === 'statusUpdate' && last.value.status?.state).toBe(TaskState.TASK_STATE_CANCELED)
+    // a finished task is not cancelable
+    const done = await client.sendMessage(request([text('abc')], 'text.reverse')) as Task
+    await expect(client.cancelTask({ tenant: '', id: done.id, metadata: undefined })).rejects.toMatchObject({ name: 'TaskNotCancelableError' })
+  })
+
+  it('refuses a plain text message when no peer offers the agent capability, and an unknown task', async () => {
+    const client = await new ClientFactory().createFromUrl(url[0] as string)
+    await expect(client.sendMessage(request([text('what is the weather?')]))).rejects.toMatchObject({ name: 'UnsupportedOperationError', message: expect.stringMatching(/"agent" capability/) })
+    await expect(client.sendMessage(request([text('x')], 'no.such.skill'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/no\.such\.skill/) })
+    await expect(client.getTask({ tenant: '', id: 'f'.repeat(64) })).rejects.toMatchObject({ name: 'TaskNotFoundError' })
+    // a stream refused before its first event is a plain JSON-RPC error, which the client throws
+    const refused = async (): Promise<void> => { for await (const _ of client.sendMessageStream(request([text('x')], 'no.such.skill'))) { /* none */ } }
+    await expect(refused()).rejects.toMatchObject({ name: 'RequestMalformedError' })
+  })
+
+  it('lets a client leave a stream: the task runs on, the node keeps serving', async () => {
+    const leave = new AbortController()
+    const res = await fetch(`${url[2] as string}/a2a`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'message/stream', params: { message: { kind: 'message', messageId: randomUUID(), role: 'user', parts: [{ kind: 'data', data: { ms: 1_000 } }], metadata: { skill: 'sleep' } } } }),
+      signal: leave.signal
+    })
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    const first = new TextDecoder().decode((await reader.read()).value)
+    const event = JSON.parse(first.replace(/^data: /, ''))
+    expect(event).toMatchObject({ jsonrpc: '2.0', id: 7, result: { kind: 'task', status: { state: 'submitted' } } })
+    leave.abort()
+    const view = await net.nodes[2]?.tasks?.service.waitFor(event.result.id, 20_000)
+    expect(view?.result?.value).toEqual({ slept: 1_000 })
+    expect((await fetch(`${url[2] as string}/v1/health`)).status).toBe(200)
+  })
+
+  it('takes a bearer token when the API needs one, sent by the SDK\'s authenticating fetch', async () => {
+    const guarded = await ApiServer.listen(net.nodes[2]!, { port: 0, token: 'sesame' })
+    try {
+      await expect(new ClientFactory().createFromUrl(guarded.url)).rejects.toThrow(/401/)
+      const authFetch = createAuthenticatingFetchWithRetry(fetch, {
+        headers: async () => ({ authorization: 'Bearer sesame' }),
+        shouldRetryWithHeaders: async () => undefined
+      })
+      const client = await new ClientFactory({
+        transports: [new JsonRpcTransportFactory({ fetchImpl: authFetch })],
+        cardResolver: new DefaultAgentCardResolver({ fetchImpl: authFetch })
+      }).createFromUrl(guarded.url)
+      const task = await client.sendMessage(request([text('door')], 'text.reverse')) as Task
+      expect(artifactValue(task)).toBe('rood')
+      // without the token, /a2a is refused before the door sees the request
+      expect((await rpc(guarded.url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tasks/get', params: { id: task.id } }))).status).toBe(401)
+    } finally {
+      await guarded.close()
+    }
+  })
+
+  it('answers malformed requests with JSON-RPC errors, counts them, and keeps serving', async () => {
+    const api = url[0] as string
+    const before = a2aDoor.stats.badRequests
+    expect((await rpc(api, '{oops')).json).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32700 } })
+    expect((await rpc(api, '[]')).json.error.code).toBe(-32600)
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '1.0', id: 1, method: 'message/send', params: {} }))).json).toMatchObject({ id: 1, error: { code: -32600 } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tasks/explode', params: {} }))).json).toMatchObject({ id: 2, error: { code: -32601 } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'message/send', params: [1] }))).json).toMatchObject({ id: 3, error: { code: -32602 } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'message/send', params: { message: { parts: 'no' } } }))).json).toMatchObject({ id: 4, error: { code: -32602 } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'SendMessage', params: { message: { messageId: 'm', parts: [] } } }))).json).toMatchObject({ id: 5, error: { code: -32602 } })
+    expect(a2aDoor.stats.badRequests - before).toBe(7)
+    // another content type is the API's own refusal, not the door's
+    expect((await rpc(api, '{}', { 'content-type': 'text/plain' })).status).toBe(415)
+    expect((await fetch(`${api}/v1/health`)).status).toBe(200)
+  })
+})
+
+describe('A2A door: a plain text message goes to the agent capability', () => {
+  let net: Testnet
+  let api: ApiServer
+  let openai: FakeOpenAI
+
+  beforeAll(async () => {
+    // the model asks for one tool call, then answers with what the tool said
+    openai = new FakeOpenAI(body => body.messages.at(-1)?.role === 'tool'
+      ? { content: `counted: ${String(body.messages.at(-1).content)}` }
+      : { toolCalls: [{ name: 'text__wordcount', arguments: { text: 'to be or not to be' } }] })
+    await openai.start()
+    const agent = llmAgents({ model: 'test-model', baseURL: openai.baseURL, apiKey: 'test', maxRetries: 0 }).filter(a => a.name === 'agent')
+    const agents: Agent[][] = [agent, [wordcountAgent]]
+    net = await createTestnet(2, { perNode: i => ({ tasks: { ...FAST_TASKS, agents: agents[i] } }) })
+    await net.ready()
+    api = await ApiServer.listen(net.nodes[1]!, { port: 0 })
+  })
+  afterAll(async () => {
+    await api?.close()
+    await net?.stop()
+    await openai?.stop()
+  })
+
+  it('runs the agent, which uses the mesh\'s tools, and answers with its text', async () => {
+    const client = await new ClientFactory().createFromUrl(api.url)
+    expect((await client.getAgentCard()).skills.find(s => s.id === 'agent')?.description).toMatch(/plain text/)
+    const task = await client.sendMessage(request([text('count the words of "to be or not to be"')])) as Task
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
+    expect(task.metadata?.agentmesh).toMatchObject({ capability: 'agent', executor: net.nodes[0]?.peerId.toString() })
+    expect(artifactValue(task)).toMatch(/^counted: .*"to":2/)
+    expect(openai.requests[0].messages.at(-1)).toMatchObject({ role: 'user', content: 'count the words of "to be or not to be"' })
+  })
+})

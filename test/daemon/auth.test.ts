@@ -1,0 +1,100 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
+
+const TOKEN = 'k3y-for-tests-0123456789abcdef'
+
+describe('who may use the doors: the bearer token', () => {
+  const tmp = useTmpDirs()
+  let daemon: DaemonProcess
+  let tokenFile: string
+  let dir: string
+
+  beforeAll(async () => {
+    // its own dir: the per-test ones are removed after each test, and the daemon lives through all
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-auth-'))
+    tokenFile = join(dir, 'token')
+    await writeFile(tokenFile, `${TOKEN}\n`)
+    daemon = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--api-token-file', tokenFile, '--agents', 'echo'])
+  }, 60_000)
+  afterAll(async () => {
+    daemon?.proc.kill('SIGKILL')
+    await daemon?.exited
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const get = async (path: string, headers: Record<string, string> = {}, method = 'GET', body?: unknown): Promise<Response> =>
+    fetch(`${daemon.api}${path}`, { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) })
+
+  // every route, ours and every door's, and an unknown one: a wrong token must not learn which exist
+  const routes: Array<[string, string, unknown?]> = [
+    ['GET', '/v1/health'],
+    ['GET', '/v1/tasks'],
+    ['POST', '/v1/tasks', { capability: 'echo', input: 1 }],
+    ['GET', '/v1/openapi.json'],
+    ['GET', '/v1/models'],
+    ['POST', '/v1/chat/completions', { model: 'x', messages: [{ role: 'user', content: 'hi' }] }],
+    ['POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'tools/list' }],
+    ['POST', '/a2a', { jsonrpc: '2.0', id: 1, method: 'tasks/get', params: { id: 'x' } }],
+    ['GET', '/.well-known/agent-card.json'],
+    ['GET', '/no/such/route']
+  ]
+
+  it.each(routes)('%s %s answers 401 without the token and with a wrong one', async (method, path, body) => {
+    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token-wrong-token!!' }, { authorization: TOKEN }]
+    for (const headers of attempts) {
+      const res = await get(path, headers, method, body)
+      expect(res.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401)
+      const answer = await res.json()
+      // the OpenAI door answers in OpenAI's error shape, which its client turns into AuthenticationError
+      if (path.startsWith('/v1/models') || path.startsWith('/v1/chat')) expect(answer.error).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' })
+      else expect(answer.error.name).toBe('UNAUTHORIZED')
+    }
+  })
+
+  it('serves every route with the token, and counts the refusals', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` }
+    expect((await get('/v1/health', auth)).status).toBe(200)
+    const submitted = await get('/v1/tasks', auth, 'POST', { capability: 'echo', input: 'with token' })
+    expect(submitted.status).toBe(202)
+    const metrics = await (await get('/v1/metrics', auth)).json()
+    expect(metrics.api.unauthorized).toBeGreaterThanOrEqual(routes.length * 3)
+  })
+
+  it('the CLI sends the token from --api-token-file or AGENTMESH_API_TOKEN, and says so when it is missing', async () => {
+    const fromFile = await runCli(['submit', '--api', daemon.api, '--api-token-file', tokenFile, '--capability', 'echo', '--input', '"cli"', '--wait'])
+    expect(fromFile.code, fromFile.stderr).toBe(0)
+    expect(fromFile.stdout).toMatch(/cli/)
+    const fromEnv = await runCli(['status', '--api', daemon.api], { env: { AGENTMESH_API_TOKEN: TOKEN } })
+    expect(fromEnv.code, fromEnv.stderr).toBe(0)
+    expect(fromEnv.stdout).toContain(daemon.peerId)
+    const without = await runCli(['status', '--api', daemon.api], { env: { AGENTMESH_API_TOKEN: '' } })
+    expect(without.code).toBe(1)
+    expect(without.stderr).toMatch(/bearer token/)
+  })
+
+  it('refuses to start an API off loopback without a token, in one line', async () => {
+    const dir = await tmp()
+    // a documentation address (TEST-NET-1): if the check were missing the bind itself would fail, differently
+    const r = await runCli(['node', '--data', join(dir, 'b'), '--api', '192.0.2.1:0'], { env: { AGENTMESH_API_TOKEN: '' } })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/reachable from other machines: give it a token/)
+    const short = join(dir, 'short')
+    await writeFile(short, 'abc\n')
+    const s = await runCli(['node', '--data', join(dir, 'c'), '--api', '127.0.0.1:0', '--api-token-file', short])
+    expect(s.code).toBe(1)
+    expect(s.stderr).toMatch(/at least 16 characters/)
+  })
+
+  it('publishes an OpenAPI document of every route of its own API', async () => {
+    const doc = await (await get('/v1/openapi.json', { authorization: `Bearer ${TOKEN}` })).json()
+    expect(doc.openapi).toMatch(/^3\./)
+    for (const path of ['/v1/tasks', '/v1/tasks/{id}', '/v1/tasks/{id}/result', '/v1/deadletter/{id}/redrive', '/v1/health', '/v1/metrics']) expect(doc.paths[path], path).toBeDefined()
+    expect(doc.paths['/v1/tasks'].post.requestBody.content['application/json'].schema.anyOf).toHaveLength(2)
+    expect(doc.paths['/v1/tasks'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['state', 'capability', 'limit']))
+  })
+})

@@ -1,0 +1,227 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BIN, runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { waitFor } from '../../sim/wait.js'
+import { PACKAGE_ROOT } from '../../node/package-root.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
+import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js'
+
+const TOKEN = 'mcp-test-token-0123456789'
+const auth = { authorization: `Bearer ${TOKEN}` }
+
+/** The stdio command of the real `@modelcontextprotocol/server-everything`, quoted as a shell would take it. */
+function everythingCommand (): string {
+  const dir = join(PACKAGE_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything')
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  return `"${process.execPath}" "${join(dir, pkg.bin['mcp-server-everything'])}" stdio`
+}
+
+async function httpClient (api: string, headers: Record<string, string> = auth): Promise<Client> {
+  const client = new Client({ name: 'mcp-test', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${api}/mcp`), { requestInit: { headers } }))
+  return client
+}
+
+const textOf = (r: CallToolResult): string => r.content.flatMap(c => c.type === 'text' ? [c.text] : []).join('\n')
+const taskOf = (r: CallToolResult): string => (r._meta as Record<string, string>)['agentmesh/task'] as string
+
+/** One line naming the problem, a non-zero exit, and no stack trace. */
+function expectOneLineError (r: { code: number | null, stderr: string }, pattern: RegExp): void {
+  expect(r.code).not.toBe(0)
+  expect(r.stderr).toMatch(pattern)
+  expect(r.stderr).not.toMatch(/\n\s+at /)
+  expect(r.stderr.trim().split('\n').filter(l => l.startsWith('agentmesh:'))).toHaveLength(1)
+}
+
+describe('MCP both ways, between real daemons', () => {
+  const running: DaemonProcess[] = []
+  const clients: Client[] = []
+  let dir: string
+  /** a node offering nothing itself: every tool it serves is another peer's */
+  let a: DaemonProcess
+  /** the built-ins, a real MCP server over stdio, and another mesh's /mcp over HTTP */
+  let b: DaemonProcess
+  /** a node of another mesh, reached by b only as an MCP server */
+  let other: DaemonProcess
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-mcp-'))
+    const env = { AGENTMESH_API_TOKEN: TOKEN }
+    other = await startDaemonProcess(['--data', join(dir, 'other'), '--api', '127.0.0.1:0', '--mesh', 'other', '--agents', 'echo'])
+    running.push(other)
+    b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0',
+      '--mcp-server', `everything=${everythingCommand()}`, '--mcp-server', `other=${other.api}/mcp`], { env, timeoutMs: 40_000 })
+    running.push(b)
+    a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--agents', 'none', '--bootstrap', b.addrs[0] as string], { env })
+    running.push(a)
+    const client = await httpClient(a.api)
+    clients.push(client)
+    await waitFor(async () => (await client.listTools()).tools.some(t => t.name === 'mcp.everything.echo'), { what: 'a to see b\'s MCP tools', timeoutMs: 30_000 })
+  }, 90_000)
+
+  afterAll(async () => {
+    await Promise.all(clients.map(async c => c.close().catch(() => {})))
+    for (const d of running) d.proc.kill('SIGKILL')
+    await Promise.all(running.map(async d => d.exited))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('b offers each tool of the MCP servers as mcp.NAME.TOOL', () => {
+    const offered = b.output().match(/^capabilities: (.+)$/m)?.[1]?.split(', ') ?? []
+    expect(offered).toEqual(expect.arrayContaining(['echo', 'mcp.everything.echo', 'mcp.everything.get-sum', 'mcp.other.echo']))
+  })
+
+  it('lists the mesh\'s capabilities as tools, another peer\'s included, each with an object schema', async () => {
+    const { tools } = await (clients[0] as Client).listTools()
+    const names = tools.map(t => t.name)
+    expect(names).toEqual(expect.arrayContaining(['echo', 'sleep', 'fail', 'text.wordcount', 'hash.sha256', 'mapreduce', 'mcp.everything.echo', 'mcp.everything.get-sum', 'mcp.other.echo']))
+    expect(new Set(names).size).toBe(names.length)
+    for (const tool of tools) expect(tool.inputSchema.type, tool.name).toBe('object')
+    const echo = tools.find(t => t.name === 'mcp.everything.echo')
+    expect(echo?.inputSchema.properties).toHaveProperty('message')
+    expect(echo?.description).toMatch(/echo/i)
+  })
+
+  it('runs a tool that only another peer offers, as a task of this node', async () => {
+    const result = await (clients[0] as Client).callTool({ name: 'text.wordcount', arguments: { input: 'a b a' } }) as CallToolResult
+    expect(result.isError).not.toBe(true)
+    expect(result.structuredContent).toEqual({ counts: { a: 2, b: 1 }, words: 3 })
+    const task = await (await fetch(`${a.api}/v1/tasks/${taskOf(result)}`, { headers: auth })).json()
+    expect(task.submitter).toBe(a.peerId)
+    expect(task.executor).toBe(b.peerId)
+  })
+
+  it('a task on another peer calls the real MCP server and gets its answer', async () => {
+    const client = clients[0] as Client
+    const echo = await client.callTool({ name: 'mcp.everything.echo', arguments: { message: 'hello mesh' } }) as CallToolResult
+    expect(textOf(echo)).toBe('Echo: hello mesh')
+    // the same through the plain API: a task submitted on a, run on b
+    const submit = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'mcp.everything.get-sum', input: { a: 2, b: 40 } }) })).json()
+    const done = await (await fetch(`${a.api}/v1/tasks/${submit.id as string}/result?wait=20000`, { headers: auth })).json()
+    expect(done.state).toBe('completed')
+    expect(done.result).toMatch(/\b42\b/)
+  })
+
+  it('reaches an MCP server by URL (another mesh\'s /mcp)', async () => {
+    const result = await (clients[0] as Client).callTool({ name: 'mcp.other.echo', arguments: { input: { x: 1 } } }) as CallToolResult
+    expect(result.isError).not.toBe(true)
+    expect(result.structuredContent).toEqual({ x: 1 })
+  })
+
+  it('sends progress notifications while the task runs', async () => {
+    const seen: Progress[] = []
+    const result = await (clients[0] as Client).callTool({ name: 'sleep', arguments: { ms: 3_000 } }, undefined, { onprogress: p => { seen.push(p) }, resetTimeoutOnProgress: true }) as CallToolResult
+    expect(result.structuredContent).toEqual({ slept: 3_000 })
+    expect(seen.length).toBeGreaterThanOrEqual(2)
+    expect(seen[0]?.message).toContain(taskOf(result))
+    expect(seen.slice(1).some(p => /running|pending/.test(p.message ?? ''))).toBe(true)
+    for (let i = 1; i < seen.length; i++) expect(seen[i]?.progress).toBeGreaterThan(seen[i - 1]?.progress as number)
+  })
+
+  it('forwards the progress a tool on another peer reports, MCP server to MCP client', async () => {
+    const seen: Progress[] = []
+    const result = await (clients[0] as Client).callTool({ name: 'mcp.everything.trigger-long-running-operation', arguments: { duration: 1, steps: 4 } }, undefined, { onprogress: p => { seen.push(p) } }) as CallToolResult
+    expect(result.isError).not.toBe(true)
+    expect(textOf(result)).toMatch(/Steps: 4/)
+    // everything's own notifications, reported on b by the agent and streamed to a, the submitter
+    const forwarded = seen.filter(p => /"total":4/.test(p.message ?? ''))
+    expect(forwarded.length, JSON.stringify(seen)).toBeGreaterThanOrEqual(1)
+  })
+
+  it('a task that fails, or an MCP tool that refuses, is a tool error with the reason', async () => {
+    const client = clients[0] as Client
+    const failed = await client.callTool({ name: 'fail', arguments: { times: 0, unrecoverable: true, message: 'no luck today' } }) as CallToolResult
+    expect(failed.isError).toBe(true)
+    expect(textOf(failed)).toMatch(/dead: no luck today/)
+    const refused = await client.callTool({ name: 'mcp.everything.get-sum', arguments: { a: 'two' } }) as CallToolResult
+    expect(refused.isError).toBe(true)
+    expect(textOf(refused)).toMatch(/get-sum/)
+  })
+
+  it('an unknown tool is a protocol error', async () => {
+    await expect((clients[0] as Client).callTool({ name: 'no.such.tool', arguments: {} })).rejects.toThrow(/unknown tool no\.such\.tool/)
+  })
+
+  it('/mcp needs the bearer token like every other route', async () => {
+    const res = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) })
+    expect(res.status).toBe(401)
+    await expect(httpClient(a.api, {})).rejects.toThrow()
+  })
+
+  it('serves the same tools over stdio with `agentmesh mcp --api URL`', async () => {
+    const tokenFile = join(dir, 'token')
+    await writeFile(tokenFile, `${TOKEN}\n`)
+    const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp', '--api', a.api, '--api-token-file', tokenFile, '--progress-interval-ms', '200'], stderr: 'pipe' })
+    let stderr = ''
+    transport.stderr?.on('data', d => { stderr += String(d) })
+    const client = new Client({ name: 'mcp-stdio-test', version: '1.0.0' })
+    const errors: Error[] = []
+    // anything on stdout that is not MCP would show up here
+    client.onerror = err => { errors.push(err) }
+    clients.push(client)
+    await client.connect(transport)
+    const { tools } = await client.listTools()
+    expect(tools.map(t => t.name)).toEqual(expect.arrayContaining(['echo', 'text.wordcount', 'mcp.everything.echo']))
+    for (const tool of tools) expect(tool.inputSchema.type, tool.name).toBe('object')
+    const echo = await client.callTool({ name: 'mcp.everything.echo', arguments: { message: 'over stdio' } }) as CallToolResult
+    expect(textOf(echo)).toBe('Echo: over stdio')
+    const seen: Progress[] = []
+    const slept = await client.callTool({ name: 'sleep', arguments: { ms: 1_000 } }, undefined, { onprogress: p => { seen.push(p) } }) as CallToolResult
+    expect(slept.structuredContent).toEqual({ slept: 1_000 })
+    expect(seen.length).toBeGreaterThanOrEqual(2)
+    const failed = await client.callTool({ name: 'fail', arguments: { times: 0, unrecoverable: true } }) as CallToolResult
+    expect(failed.isError).toBe(true)
+    await client.close()
+    expect(errors, stderr).toEqual([])
+    expect(stderr).not.toMatch(/warning|error/i)
+  })
+})
+
+describe('MCP servers of a node: start-up and stop', () => {
+  it('a bad --mcp-server value, or a server that does not start, is one clear line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'agentmesh-mcp-'))
+    try {
+      expectOneLineError(await runCli(['node', '--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--mcp-server', 'no-equals-sign']), /--mcp-server takes NAME=COMMAND or NAME=URL/)
+      expectOneLineError(await runCli(['node', '--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--mcp-server', 'x=node "unclosed']), /--mcp-server x: unclosed "/)
+      expectOneLineError(await runCli(['node', '--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--mcp-server', 'bad=/nonexistent/mcp-server']), /MCP server "bad" \(\/nonexistent\/mcp-server\) did not start: ENOENT/)
+      const exits = `"${process.execPath}" -e "process.stderr.write('cannot open the database\\n'); process.exit(3)"`
+      expectOneLineError(await runCli(['node', '--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--mcp-server', `db=${exits}`]), /MCP server "db" .* did not start: .*cannot open the database/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+
+  it('a stopped node stops the MCP servers it started; a config file names them too', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'agentmesh-mcp-'))
+    try {
+      const config = join(dir, 'config.json')
+      const server = everythingCommand().match(/"([^"]+)" "([^"]+)" stdio/) as RegExpMatchArray
+      await writeFile(config, JSON.stringify({ mcpServers: { everything: { command: server[1], args: [server[2], 'stdio'] } } }))
+      const d = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--config', config], { timeoutMs: 40_000 })
+      expect(d.output()).toMatch(/^capabilities: .*mcp\.everything\.echo/m)
+      const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(d.proc.pid)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number)
+      expect(children.length).toBeGreaterThan(0)
+      d.proc.kill('SIGTERM')
+      expect(await d.exited, d.output()).toBe(0)
+      await waitFor(() => children.every(pid => !alive(pid)), { what: 'the MCP server to exit with its node' })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

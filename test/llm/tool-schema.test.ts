@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest'
+import { BUILTIN_AGENTS } from '../../node/agents/index.js'
+import { llmAgents, meshTools } from '../../node/llm/agents.js'
+import { isObjectSchema, toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
+import { AgentRuntime } from '../../node/runtime/runtime.js'
+
+/** OpenAI's rule for function parameters: a JSON Schema of type object, with no union at the top. */
+function acceptedByOpenAI (parameters: Record<string, unknown>): boolean {
+  return parameters.type === 'object' && parameters.anyOf === undefined && parameters.oneOf === undefined && parameters.allOf === undefined && parameters.$schema === undefined
+}
+
+describe('tool schemas that real models accept', () => {
+  const runtime = new AgentRuntime([...BUILTIN_AGENTS, ...llmAgents({ model: 'm', apiKey: 'k' })])
+  const capabilities = runtime.capabilities()
+
+  it('gives every built-in capability an object schema as its tool parameters', () => {
+    const { tools, byName } = meshTools(capabilities)
+    // the planners are left out on purpose; every other capability is a tool
+    expect(tools.length).toBe(capabilities.filter(c => !['agent', 'plan'].includes(c.name)).length)
+    for (const tool of tools) {
+      if (tool.type !== 'function') throw new Error('not a function tool')
+      expect(acceptedByOpenAI(tool.function.parameters as Record<string, unknown>), `${tool.function.name}: ${JSON.stringify(tool.function.parameters)}`).toBe(true)
+    }
+    // "a string or {text}" is wrapped, an object input is not
+    const wordcount = capabilities.find(c => c.name === 'text.wordcount')
+    expect(isObjectSchema(wordcount?.inputSchema)).toBe(false)
+    expect(byName.get('text__wordcount')).toEqual({ capability: 'text.wordcount', wrapped: true })
+    expect(byName.get('sleep')).toEqual({ capability: 'sleep', wrapped: false })
+  })
+
+  it('unwraps the arguments of a wrapped tool, and takes a bare value from a model that ignored the wrapper', () => {
+    const { parameters, wrapped } = toolSchema({ anyOf: [{ type: 'string' }, { type: 'object', properties: { text: { type: 'string' } } }] })
+    expect(wrapped).toBe(true)
+    expect(parameters).toMatchObject({ type: 'object', required: ['input'], properties: { input: { anyOf: expect.any(Array) } } })
+    expect(toolInput({ input: 'two words' }, true)).toBe('two words')
+    expect(toolInput({ input: { text: 'x' } }, true)).toEqual({ text: 'x' })
+    expect(toolInput({ text: 'x' }, true)).toEqual({ text: 'x' })
+    expect(toolInput({ ms: 5 }, false)).toEqual({ ms: 5 })
+    // no schema at all: any JSON, still an object at the top
+    expect(toolSchema(undefined)).toMatchObject({ wrapped: true, parameters: { type: 'object', properties: { input: {} } } })
+  })
+})
