@@ -73,7 +73,8 @@ describe('bulk submit', () => {
       // the submitter runs nothing and neither pulls nor runs anti-entropy: every records request it sends is the submit's
       // 200 tasks at once on 2 shared cores: leases of 5 s, so that a busy event loop does not expire them into dead tasks
       // five nodes share one event loop here: a lag limit that real daemons, each with its own, never reach
-      perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, agents: i === 0 ? [] : [echoAgent], ...(i === 0 ? { pullIntervalMs: 600_000, antiEntropyIntervalMs: 600_000 } : {}) } })
+      // and requests of 10 s: a put-many of 200 records waits behind everything else on a busy machine
+      perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, rpcTimeoutMs: 10_000, agents: i === 0 ? [] : [echoAgent], ...(i === 0 ? { pullIntervalMs: 600_000, antiEntropyIntervalMs: 600_000 } : {}) } })
     })
     await net.ready()
     const submitter = net.nodes[0]!
@@ -97,7 +98,8 @@ describe('bulk submit', () => {
 
   it('acknowledges the tasks whose placement still has a majority when two members are down, and refuses the others', async () => {
     // 10 minutes of membership: the stopped nodes stay members, so placements keep naming them
-    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    // leases and requests that a busy 2-core machine does not lapse (five nodes share one event loop)
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, rpcTimeoutMs: 10_000, agents: [echoAgent] } })
     await net.ready()
     const down = [net.nodes[3]!, net.nodes[4]!]
     const downIds = down.map(n => n.peerId.toString())
