@@ -43,6 +43,8 @@ export interface Route {
   path: string
   /** one line for the OpenAPI document */
   summary?: string
+  /** the usual success status, for the OpenAPI document. @default 200 */
+  status?: number
   /** what the route takes, for the OpenAPI document (the handler checks it with these schemas) */
   schema?: { body?: z.ZodType, query?: z.ZodType }
   handle: (ctx: RouteContext) => Promise<Reply> | Reply

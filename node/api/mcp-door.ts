@@ -42,7 +42,20 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
   return (app, ctx) => {
     const backend = taskLayerBackend(ctx.tasks)
     const log = ctx.log
-    app.post(MCP_PATH, async (request: FastifyRequest, reply: FastifyReply) => {
+    // the body is parsed before the transport sees it: its refusals are answered as JSON-RPC too
+    app.register(async scope => {
+      scope.setErrorHandler((err: any, _request: FastifyRequest, reply: FastifyReply) => {
+        const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500
+        // a missing token is the API's own answer, the same on every route
+        if (status === 401) return void reply.code(401).send({ error: { name: err.code ?? 'UNAUTHORIZED', message: String(err.message) } })
+        if (status >= 500) log.error('MCP request failed: %s', err?.stack ?? err)
+        const code = err?.reason === 'not-json' || err?.reason === 'too-deep' ? -32700 : status >= 500 ? -32603 : -32600
+        if (status === 413 || status === 415) void reply.header('connection', 'close')
+        void reply.code(status).send({ jsonrpc: '2.0', error: { code, message: String(err?.message ?? 'bad request') }, id: null })
+      })
+      scope.post(MCP_PATH, handle)
+    })
+    async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       // the transport writes the answer (JSON or an SSE stream) to the raw response itself
       reply.hijack()
       const server = createMcpServer(backend, { version: VERSION, ...init, log })
@@ -61,7 +74,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
           reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }))
         }
       }
-    })
+    }
     const notAllowed = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
       await reply.code(405).header('allow', 'POST').send({ jsonrpc: '2.0', error: { code: -32000, message: 'method not allowed: this server is stateless, POST only' }, id: null })
     }

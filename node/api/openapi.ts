@@ -3,28 +3,47 @@ import { VERSION } from '../version.js'
 import type { Route } from './http.js'
 import type { RouteOptions } from 'fastify'
 
-function jsonSchema (schema: z.ZodType): unknown {
+/** Shared definitions zod made ($defs: recursive JSON, reused parts), hoisted into components.schemas. */
+type Defs = Record<string, unknown>
+
+function jsonSchema (schema: z.ZodType, defs: Defs, prefix: string): unknown {
   try {
-    return z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' })
+    const { $defs, $schema: _s, ...root } = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown> & { $defs?: Record<string, unknown> }
+    if ($defs === undefined) return root
+    // "#/$defs/x" would point nowhere inside this document: each becomes a component of its own
+    const rename = (name: string): string => `${prefix}${name.replace(/[^A-Za-z0-9._-]/g, '_')}`
+    for (const [name, def] of Object.entries($defs)) defs[rename(name)] = rewrite(def, rename)
+    return rewrite(root, rename)
   } catch {
     return {}
   }
 }
 
+function rewrite (node: unknown, rename: (name: string) => string): unknown {
+  if (Array.isArray(node)) return node.map(n => rewrite(n, rename))
+  if (node === null || typeof node !== 'object') return node
+  return Object.fromEntries(Object.entries(node).map(([k, v]) =>
+    k === '$ref' && typeof v === 'string' && v.startsWith('#/$defs/')
+      ? [k, `#/components/schemas/${rename(v.slice('#/$defs/'.length))}`]
+      : [k, rewrite(v, rename)]))
+}
+
 /** The OpenAPI 3.1 document of the control API, built from the routes and their zod schemas. */
 export function openApiDocument (routes: Route[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {}
-  for (const route of routes) {
+  const defs: Defs = {}
+  for (const [i, route] of routes.entries()) {
+    const prefix = `r${i}_`
     const path = route.path.replace(/:(\w+)/g, '{$1}')
     const params = [...route.path.matchAll(/:(\w+)/g)].map(m => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }))
-    const query = route.schema?.query === undefined ? [] : queryParameters(route.schema.query)
+    const query = route.schema?.query === undefined ? [] : queryParameters(route.schema.query, defs, prefix)
     paths[path] ??= {}
     paths[path][route.method.toLowerCase()] = {
       summary: route.summary ?? `${route.method} ${route.path}`,
       ...(params.length + query.length === 0 ? {} : { parameters: [...params, ...query] }),
-      ...(route.schema?.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.schema.body) } } } }),
+      ...(route.schema?.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.schema.body, defs, prefix) } } } }),
       responses: {
-        200: { description: 'OK', content: { 'application/json': { schema: {} } } },
+        [route.status ?? 200]: { description: route.status === 202 ? 'accepted' : 'OK', content: { 'application/json': { schema: {} } } },
         default: { description: 'an error: {error: {name, message}}', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
       }
     }
@@ -33,15 +52,17 @@ export function openApiDocument (routes: Route[]): Record<string, unknown> {
     openapi: '3.1.0',
     info: { title: 'agentmesh control API', version: VERSION },
     paths,
+    // required when the API has a token (always off loopback); without one the header is ignored
+    security: [{ bearer: [] }],
     components: {
-      schemas: { Error: { type: 'object', properties: { error: { type: 'object', properties: { name: { type: 'string' }, message: { type: 'string' } }, required: ['name', 'message'] } }, required: ['error'] } },
+      schemas: { ...defs, Error: { type: 'object', properties: { error: { type: 'object', properties: { name: { type: 'string' }, message: { type: 'string' } }, required: ['name', 'message'] } }, required: ['error'] } },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } }
     }
   }
 }
 
-function queryParameters (schema: z.ZodType): unknown[] {
-  const json = jsonSchema(schema) as { properties?: Record<string, unknown>, required?: string[] }
+function queryParameters (schema: z.ZodType, defs: Defs, prefix: string): unknown[] {
+  const json = jsonSchema(schema, defs, prefix) as { properties?: Record<string, unknown>, required?: string[] }
   return Object.entries(json.properties ?? {}).map(([name, s]) => ({ name, in: 'query', required: json.required?.includes(name) ?? false, schema: s }))
 }
 

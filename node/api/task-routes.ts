@@ -102,6 +102,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks',
       summary: 'submit a task (202, or 200 for a known idempotency key), or an array of tasks (202, one entry each)',
+      status: 202,
       schema: { body: z.union([submitBody, z.array(submitBody)]) },
       handle: async ctx => {
         const body = await ctx.body()
@@ -141,6 +142,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'GET',
       path: '/v1/tasks/:id/result',
       summary: 'the result (200), or 202 while unfinished; ?wait=MS long-polls',
+      schema: { query: z.object({ wait: z.number().int().min(0).optional().describe('ms to wait for the result (long poll), at most 300000') }) },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         const wait = Number(ctx.query.get('wait') ?? 0)

@@ -127,7 +127,9 @@ export class MeshRequestHandler implements A2ARequestHandler {
   }
 }
 
-function checkId (id: string): void {
+function checkId (id: unknown): asserts id is string {
+  // the 0.3 wire reaches here without a schema check: a number or null is the client's mistake
+  if (typeof id !== 'string') throw new RequestMalformedError('params.id must be a string (a mesh task id)')
   if (id === '') throw new RequestMalformedError('a task id is required')
   // nothing else can be a mesh task id: not worth asking the placement
   if (!TASK_ID.test(id)) throw new TaskNotFoundError(`no task ${id.slice(0, 100)}: a mesh task id is 64 hex digits`)

@@ -1,5 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js'
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import { toolInput } from '../tools/tool-schema.js'
 import { DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
 import { meshTools, toolError, toolResult } from './tools.js'
@@ -57,7 +57,7 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const { name } = request.params
     const found = meshTools(await backend.capabilities()).find(t => t.tool.name === name)
-    if (found === undefined) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${name}: no live peer offers it`)
+    if (found === undefined) throw new UnknownToolError(`unknown tool ${name}: no live peer offers it`)
     let id: string
     try {
       id = await backend.submit(name, toolInput(request.params.arguments, found.wrapped))
@@ -103,4 +103,17 @@ function eventText (event: unknown): string {
   const message = (event as { message?: unknown } | null)?.message
   if (typeof message === 'string') return message.slice(0, MAX_EVENT_TEXT)
   return (JSON.stringify(event) ?? String(event)).slice(0, MAX_EVENT_TEXT)
+}
+
+/**
+ * A tools/call naming no live capability: JSON-RPC -32602. Not the SDK's McpError, whose message
+ * already says "MCP error -32602:", which the client's McpError then says again.
+ */
+export class UnknownToolError extends Error {
+  static override name = 'UnknownToolError'
+  readonly code = ErrorCode.InvalidParams
+  constructor (message: string) {
+    super(message)
+    this.name = 'UnknownToolError'
+  }
 }

@@ -109,7 +109,7 @@ export class OpenAIGateway {
     const req = parsed.data
     const capability = liveModels(this.backend.peers()).get(req.model)
     if (capability === undefined) throw this.notFound(req.model)
-    const id = await this.backend.submit(capability, chatTaskInput(req), { timeoutMs: this.attemptTimeoutMs, deadlineMs: this.requestTimeoutMs })
+    const id = await this.backend.submit(capability, chatTaskInput(req), { timeoutMs: this.attemptTimeoutMs, deadlineMs: this.requestTimeoutMs }).catch(submitRefused)
     return { req, id, meta: { id: `chatcmpl-${id}`, created: Math.floor(Date.now() / 1000), model: req.model }, deadline: Date.now() + this.requestTimeoutMs }
   }
 
@@ -226,4 +226,14 @@ function failure (id: string, state: string, reason: string | undefined): Comple
   if (refused !== null) return new CompletionFailedError(Number(refused[1]), `${refused[2] ?? ''} (task ${id})`, id, 'model_refused')
   if (state === 'canceled') return new CompletionFailedError(502, `task ${id} was canceled`, id, 'task_canceled')
   return new CompletionFailedError(502, `task ${id} failed on every attempt: ${reason ?? 'no reason given'}`, id, 'task_failed')
+}
+
+/** The task layer's refusals of a submit, as OpenAI would answer them (a 500 says nothing useful). */
+function submitRefused (err: any): never {
+  switch (err?.name) {
+    case 'TaskTooLargeError': throw new OpenAIError(413, String(err.message), { code: 'request_too_large' })
+    case 'InvalidTaskError': throw new OpenAIError(400, String(err.message), { code: 'invalid_request' })
+    case 'QuorumUnavailableError': throw new OpenAIError(503, String(err.message), { type: 'api_error', code: 'mesh_unavailable' })
+    default: throw err
+  }
 }

@@ -225,7 +225,14 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'message/send', params: [1] }))).json).toMatchObject({ id: 3, error: { code: -32602 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'message/send', params: { message: { parts: 'no' } } }))).json).toMatchObject({ id: 4, error: { code: -32602 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'SendMessage', params: { message: { messageId: 'm', parts: [] } } }))).json).toMatchObject({ id: 5, error: { code: -32602 } })
-    expect(a2aDoor.stats.badRequests - before).toBe(7)
+    // 0.3's task methods with an id that is not a string: invalid params, not a leaked TypeError
+    for (const method of ['tasks/get', 'tasks/cancel', 'tasks/resubscribe']) {
+      for (const params of [{ id: 5 }, { id: null }, { id: {} }, {}]) {
+        const answer = await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 6, method, params }))
+        expect(answer.json, `${method} ${JSON.stringify(params)}`).toMatchObject({ id: 6, error: { code: -32602 } })
+      }
+    }
+    expect(a2aDoor.stats.badRequests - before).toBe(7 + 12)
     // another content type is the API's own refusal, not the door's
     expect((await rpc(api, '{}', { 'content-type': 'text/plain' })).status).toBe(415)
     expect((await fetch(`${api}/v1/health`)).status).toBe(200)

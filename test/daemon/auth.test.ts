@@ -96,5 +96,15 @@ describe('who may use the doors: the bearer token', () => {
     for (const path of ['/v1/tasks', '/v1/tasks/{id}', '/v1/tasks/{id}/result', '/v1/deadletter/{id}/redrive', '/v1/health', '/v1/metrics']) expect(doc.paths[path], path).toBeDefined()
     expect(doc.paths['/v1/tasks'].post.requestBody.content['application/json'].schema.anyOf).toHaveLength(2)
     expect(doc.paths['/v1/tasks'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['state', 'capability', 'limit']))
+    expect(doc.paths['/v1/tasks/{id}/result'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['id', 'wait'])
+    expect(doc.paths['/v1/tasks'].post.responses['202']).toBeDefined()
+    expect(doc.security).toEqual([{ bearer: [] }])
+    // every $ref points inside the document (a validator refused a "#/$defs/..." left by zod)
+    const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"([^"]+)"/g)].map(m => m[1] as string)
+    expect(refs.length).toBeGreaterThan(0)
+    for (const ref of refs) {
+      const target = ref.replace(/^#\//, '').split('/').reduce<any>((node, key) => node?.[key], doc)
+      expect(target, ref).toBeDefined()
+    }
   })
 })

@@ -146,13 +146,24 @@ describe('MCP both ways, between real daemons', () => {
   })
 
   it('an unknown tool is a protocol error', async () => {
-    await expect((clients[0] as Client).callTool({ name: 'no.such.tool', arguments: {} })).rejects.toThrow(/unknown tool no\.such\.tool/)
+    await expect((clients[0] as Client).callTool({ name: 'no.such.tool', arguments: {} })).rejects.toThrow(/^MCP error -32602: unknown tool no\.such\.tool/)
   })
 
   it('/mcp needs the bearer token like every other route', async () => {
     const res = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) })
     expect(res.status).toBe(401)
     await expect(httpClient(a.api, {})).rejects.toThrow()
+  })
+
+  it('answers a body it cannot parse with a JSON-RPC error, and keeps serving', async () => {
+    const post = async (body: string, type = 'application/json'): Promise<{ status: number, json: any }> => {
+      const res = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { ...auth, 'content-type': type, accept: 'application/json, text/event-stream' }, body })
+      return { status: res.status, json: await res.json() }
+    }
+    expect(await post('{"jsonrpc": "2.0", "id": 1, "method": ')).toMatchObject({ status: 400, json: { jsonrpc: '2.0', id: null, error: { code: -32700 } } })
+    expect(await post('[['.repeat(200) + ']]'.repeat(200))).toMatchObject({ status: 400, json: { error: { code: -32700, message: expect.stringMatching(/nest/) } } })
+    expect(await post('{}', 'text/plain')).toMatchObject({ status: 415, json: { error: { code: -32600 } } })
+    expect((await (clients[0] as Client).listTools()).tools.length).toBeGreaterThan(0)
   })
 
   it('serves the same tools over stdio with `agentmesh mcp --api URL`', async () => {

@@ -211,6 +211,9 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     const res = await fetch(`${daemons[0]!.api.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": "fake-small", "messages": [' })
     expect(res.status).toBe(400)
     expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', param: null })
+    // a task input over the 1 MiB limit (the body is under the 2 MiB one): OpenAI's 413, not a 500
+    const large = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'x'.repeat(1_200_000) }] }).catch((err: unknown) => err)
+    expect(large).toMatchObject({ status: 413, code: 'request_too_large' })
     expect(openaiDoor.stats()).toMatchObject({ modelNotFound: 2 })
     expect(openaiDoor.stats().badRequests).toBeGreaterThanOrEqual(2)
   })

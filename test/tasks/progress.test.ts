@@ -79,7 +79,8 @@ describe('progress from the executing peer to the submitter', () => {
   afterEach(async () => { await net?.stop(); net = undefined })
 
   it('arrives at a remote submitter in order and at a local one; bad peer messages are dropped and counted', async () => {
-    net = await createTestnet(2, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 0 ? [ticker] : [] } }) })
+    // one attempt is what is checked: a lease and a lag limit that a busy machine does not lapse
+    net = await createTestnet(2, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, agents: i === 0 ? [ticker] : [] } }) })
     await net.ready()
     const [runner, submitter] = [net.nodes[0]!, net.nodes[1]!]
     const n = 600

@@ -165,7 +165,9 @@ describe('tasks over gossip', () => {
   })
 
   it('keeps a task only on its replicas, its submitter and the first keepRanks peers; any node still answers for it', async () => {
-    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
+    // presence every second: with 150 ms, peers of a busy machine dropped out of each other's views,
+    // and a peer that sees few others ranks itself first
+    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, presenceIntervalMs: 1_000, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
     await net.ready(60_000)
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
