@@ -6,6 +6,9 @@ import { HttpError } from './http.js'
 import type { ApiStats } from './stats.js'
 import type { FastifyRequest } from 'fastify'
 
+/** A shorter token could be guessed. */
+export const MIN_TOKEN_LENGTH = 16
+
 /** Whether an API bound to `host` is reachable from other machines (so it must have a token). */
 export function requiresToken (host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase()
@@ -39,7 +42,9 @@ export function authHook (token: string, stats: ApiStats): (request: FastifyRequ
 export async function readApiToken (file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   if (file === undefined) {
     const token = env.AGENTMESH_API_TOKEN?.trim()
-    return token === undefined || token === '' ? undefined : token
+    if (token === undefined || token === '') return undefined
+    if (token.length < MIN_TOKEN_LENGTH) throw new InvalidConfigError(`AGENTMESH_API_TOKEN must be at least ${MIN_TOKEN_LENGTH} characters`)
+    return token
   }
   let text: string
   try {
@@ -48,6 +53,13 @@ export async function readApiToken (file: string | undefined, env: NodeJS.Proces
     throw new InvalidConfigError(`cannot read --api-token-file ${file}: ${err.code ?? err.message}`)
   }
   const token = text.split('\n')[0]?.trim() ?? ''
-  if (token.length < 16) throw new InvalidConfigError(`--api-token-file ${file}: the token must be at least 16 characters`)
+  if (token.length < MIN_TOKEN_LENGTH) throw new InvalidConfigError(`--api-token-file ${file}: the token must be at least ${MIN_TOKEN_LENGTH} characters`)
   return token
+}
+
+/** Whether a Host header names this machine by a loopback name or address (any port). */
+export function isLoopbackHost (host: string | undefined): boolean {
+  if (host === undefined) return true
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '')
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
 }

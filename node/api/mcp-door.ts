@@ -46,8 +46,8 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     app.register(async scope => {
       scope.setErrorHandler((err: any, _request: FastifyRequest, reply: FastifyReply) => {
         const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500
-        // a missing token is the API's own answer, the same on every route
-        if (status === 401) return void reply.code(401).send({ error: { name: err.code ?? 'UNAUTHORIZED', message: String(err.message) } })
+        // a missing token or a foreign Host is the API's own answer, the same on every route
+        if (status === 401 || status === 403) return void reply.code(status).send({ error: { name: err.code ?? 'UNAUTHORIZED', message: String(err.message) } })
         if (status >= 500) log.error('MCP request failed: %s', err?.stack ?? err)
         const code = err?.reason === 'not-json' || err?.reason === 'too-deep' ? -32700 : status >= 500 ? -32603 : -32600
         if (status === 413 || status === 415) void reply.header('connection', 'close')

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import Fastify from 'fastify'
 import { AddressInUseError, InvalidConfigError } from '../errors.js'
-import { authHook, requiresToken } from './auth.js'
+import { authHook, isLoopbackHost, requiresToken } from './auth.js'
 import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, pathPatterns } from './fastify-glue.js'
 import { guardServer, handleClientError } from './guards.js'
@@ -98,6 +98,12 @@ export class ApiServer {
       stats.requests++
       if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw badRequest('no-host', 'an HTTP/1.1 request needs a Host header')
       queries.set(request, parseTarget(request.raw.url ?? '').query)
+      // no token means loopback only: a web page that rebinds its own name to 127.0.0.1 is same-origin
+      // to the browser, but still sends its name as Host (DNS rebinding)
+      if (init.token === undefined && !isLoopbackHost(request.headers.host)) {
+        stats.unauthorized++
+        throw new HttpError(403, 'FORBIDDEN', `Host ${JSON.stringify(String(request.headers.host).slice(0, 100))} is not this machine: without a token the API answers only to localhost and 127.x names`)
+      }
     })
     if (init.token !== undefined) app.addHook('onRequest', authHook(init.token, stats))
     app.addHook('onRequestAbort', async _request => { stats.clientsGone++ })

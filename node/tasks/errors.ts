@@ -20,3 +20,9 @@ export class NodeStoppingError extends Error {
   static override name = 'NodeStoppingError'
   constructor (message = 'node stopping') { super(message); this.name = 'NodeStoppingError' }
 }
+
+/** The submitting node refused a batch of progress events (it answers why). */
+export class ProgressRefusedError extends Error {
+  static override name = 'ProgressRefusedError'
+  constructor (message: string) { super(message); this.name = 'ProgressRefusedError' }
+}

@@ -25,9 +25,15 @@ export interface ProgressHubStats {
   gaps: number
   /** listeners that threw */
   listenerErrors: number
+  /** events of a claim the task's placement does not know (not that peer's attempt): dropped */
+  forged: number
 }
 
 interface TaskProgress {
+  /** claims checked against the placement, as claimId/peer */
+  verified: Set<string>
+  /** events of claims being checked, by claimId/peer */
+  held: Map<string, ProgressItem[]>
   claimId?: string
   attempt: number
   peer?: string
@@ -36,7 +42,19 @@ interface TaskProgress {
   listeners: Set<ProgressListener>
 }
 
+/** How many events of one claim wait while the claim is checked (a model streams fast). */
+const MAX_HELD_EVENTS = 1_024
+/** Claims of one task checked at once: a peer making up claims cannot hold more than this many queues. */
+const MAX_HELD_CLAIMS = 4
+
 export interface ProgressHubInit {
+  /**
+   * Whether `peer` holds claim `claimId` of task `id` (asked of the task's placement once per claim,
+   * before its first event is delivered). Without it every claim is believed.
+   */
+  verify?: (id: string, claimId: string, peer: string) => Promise<boolean>
+  /** a peer whose claims need no check: this node */
+  self?: string
   /** @default 1_000 (task option progressTasks) */
   maxTasks?: number
   /** @default 256 (task option progressEventsPerTask) */
@@ -48,11 +66,12 @@ export interface ProgressHubInit {
  * The submitter's side of streamed progress: the tasks this node submitted (or listens to) and
  * their recent events, from whichever peer runs them. Claims are ordered by attempt: once a newer
  * attempt is heard the older one's events are dropped, and a listener sees each update with its
- * claim, so it can tell a re-run from a continuation. Progress is a hint: it is not checked against
- * the placement, and the certified result stays the truth.
+ * claim, so it can tell a re-run from a continuation. A claim's first event waits until the task's
+ * placement confirms that the sender holds that claim: a peer cannot speak for a task it does not
+ * run. Progress stays a hint all the same; the certified result is the truth.
  */
 export class ProgressHub {
-  readonly stats: ProgressHubStats = { received: 0, unknown: 0, stale: 0, wrongPeer: 0, duplicates: 0, gaps: 0, listenerErrors: 0 }
+  readonly stats: ProgressHubStats = { received: 0, unknown: 0, stale: 0, wrongPeer: 0, duplicates: 0, gaps: 0, listenerErrors: 0, forged: 0 }
   private readonly tasks = new Map<string, TaskProgress>()
   private readonly maxTasks: number
   private readonly maxEvents: number
@@ -94,6 +113,11 @@ export class ProgressHub {
       this.stats.unknown++
       return
     }
+    const claim = `${item.claimId}/${from}`
+    if (this.init.verify !== undefined && from !== this.init.self && !entry.verified.has(claim)) {
+      this.hold(item, from, entry, claim)
+      return
+    }
     if (entry.claimId !== item.claimId) {
       // a newer attempt supersedes; an older one, or a rival claim of the same attempt, is a leftover
       if (entry.claimId !== undefined && item.attempt <= entry.attempt) {
@@ -124,20 +148,48 @@ export class ProgressHub {
     for (const listener of [...entry.listeners]) this.call(listener, update)
   }
 
+  /** Keeps a claim's events while the placement is asked whether `from` holds it. */
+  private hold (item: ProgressItem, from: string, entry: TaskProgress, claim: string): void {
+    const held = entry.held.get(claim)
+    if (held !== undefined) {
+      if (held.length < MAX_HELD_EVENTS) held.push(item)
+      else this.stats.forged++
+      return
+    }
+    if (entry.held.size >= MAX_HELD_CLAIMS) {
+      this.stats.forged++
+      return
+    }
+    entry.held.set(claim, [item])
+    const verify = this.init.verify as NonNullable<ProgressHubInit['verify']>
+    verify(item.id, item.claimId, from).catch(() => false).then(ok => {
+      const events = entry.held.get(claim) ?? []
+      entry.held.delete(claim)
+      if (!ok) {
+        this.stats.forged += events.length
+        this.init.log?.('progress of %s from %s: not its claim %s, dropped', item.id, from, item.claimId)
+        return
+      }
+      entry.verified.add(claim)
+      // the task may have been forgotten meanwhile: applyOne counts that as unknown
+      for (const event of events) this.applyOne(event, from)
+    }, () => {})
+  }
+
   private entry (id: string): TaskProgress {
     let entry = this.tasks.get(id)
     if (entry === undefined) {
-      entry = { attempt: 0, nextSeq: 0, events: [], listeners: new Set() }
+      entry = { attempt: 0, nextSeq: 0, events: [], listeners: new Set(), verified: new Set(), held: new Map() }
       this.tasks.set(id, entry)
-      if (this.tasks.size > this.maxTasks) this.evictOne()
+      if (this.tasks.size > this.maxTasks) this.evictOne(id)
     }
     return entry
   }
 
-  /** Forgets the least recently heard task nobody listens to (or, failing that, the least recent). */
-  private evictOne (): void {
+  /** Forgets the least recently heard task nobody listens to (or, failing that, the least recent), never `keep`. */
+  private evictOne (keep: string): void {
     for (const [id, entry] of this.tasks) {
-      if (entry.listeners.size === 0) {
+      if (id !== keep && entry.listeners.size === 0) {
         this.tasks.delete(id)
         return
       }

@@ -20,6 +20,7 @@ import { ProgressHub, ProgressSender } from './progress.js'
 import { Membership } from './placement.js'
 import { ReplicaSets } from './replica-sets.js'
 import { Sweeper } from './sweeper.js'
+import { ProgressRefusedError } from './errors.js'
 import { TaskService } from './task-service.js'
 import type { TaskComponents } from './components.js'
 import type { TaskLayerInit } from './options.js'
@@ -130,11 +131,18 @@ export class TaskLayer {
     })
     const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger }
     this.service = new TaskService(components)
-    this.progress = new ProgressHub({ maxTasks: options.progressTasks, maxEventsPerTask: options.progressEventsPerTask, log: logger('agentmesh:progress') })
+    this.progress = new ProgressHub({
+      maxTasks: options.progressTasks,
+      maxEventsPerTask: options.progressEventsPerTask,
+      log: logger('agentmesh:progress'),
+      self: peerId.toString(),
+      // once per claim: the placement's attempts say who holds it (a majority granted it before the run)
+      verify: async (id, claimId, peer) => (await this.service.get(id)).record.attempts.some(a => a.claimId === claimId && a.peer === peer)
+    })
     this.service.progress = this.progress
     this.progressSender = new ProgressSender(async (peer, events) => {
       const answer = await records(this.replicaSets.peerId(peer), { op: 'progress', events })
-      if (answer?.status !== 'OK') throw new Error(`progress refused: ${String(answer?.reason ?? answer?.status)}`)
+      if (answer?.status !== 'OK') throw new ProgressRefusedError(`progress refused: ${String(answer?.reason ?? answer?.status)}`)
     }, options.progressQueueLimit)
     this.notifier = new Notifier(components)
     this.executor = new Executor(components, this.service, this.notifier)

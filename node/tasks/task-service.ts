@@ -196,6 +196,8 @@ export class TaskService {
     const offered = new Set(this.c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
     const acked = [...fresh.values()].filter(r => !failed.has(r.task.id))
     this.stats.submitted += acked.length
+    // kept before the first offer goes out: an event may come back before the loop ends
+    for (const r of acked) this.progress?.track(r.task.id)
     // at once, not one after another: announcements are hints in no particular order
     for (const r of acked) this.announce(r.task, r.placement)
     return reqs.map((req, i) => {

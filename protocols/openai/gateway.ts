@@ -210,6 +210,8 @@ export class OpenAIGateway {
       reject(new ClientGoneError(id))
     }
     res.once('close', onClose)
+    // a client that left during the submit closed before this listener was there
+    if (res.destroyed && !res.writableFinished) onClose()
     return { signal, done: () => { res.off('close', onClose) } }
   }
 

@@ -39,7 +39,8 @@ export function liveModels (peers: Array<{ capabilities: CapabilityInfo[] }>): M
   const out = new Map<string, string>()
   for (const peer of peers) {
     for (const cap of peer.capabilities) {
-      if (cap.model !== undefined && !out.has(cap.model)) out.set(cap.model, cap.name)
+      // only the model's own capability: a peer naming a model on another one would route it there
+      if (cap.model !== undefined && !out.has(cap.model) && cap.name === chatCapability(cap.model)) out.set(cap.model, cap.name)
     }
   }
   return new Map([...out].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))

@@ -61,7 +61,8 @@ describe('createTestnet', () => {
     const { gossip } = simNodeTuning(50)
     expect(gossip).toBeDefined()
     // ten nodes share a worker with other test files: a 500 ms lease can lapse three times on a busy machine
-    const net = await createTestnet(10, { gossip, baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000 } })
+    // and presence every second, requests of 10 s: ten nodes of one process answer slowly under load
+    const net = await createTestnet(10, { gossip, baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, presenceIntervalMs: 1_000, rpcTimeoutMs: 10_000 } })
     try {
       await net.ready(60_000)
       const opts = (net.nodes[0]!.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts

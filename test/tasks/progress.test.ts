@@ -121,10 +121,14 @@ describe('progress from the executing peer to the submitter', () => {
     for (const events of [
       [item({ id: 'b'.repeat(64) })], // a task the submitter never submitted
       [item({ id, claimId, seq: n })], // the runner's claim, from someone else
-      [item({ id, claimId: 'forged', seq: 0 })] // a rival claim of the same attempt
+      [item({ id, claimId: 'forged', seq: 0 })], // a rival claim of the same attempt
+      // a claim of a later attempt nobody granted, with words for the user's stream: the placement says no
+      [item({ id, claimId: 'injected', attempt: 10_000, seq: 0, event: { token: 'not from the model' } })]
     ]) expect(await client.request(submitter.peerId, { op: 'progress', events })).toEqual({ status: 'OK' })
     await client.stop()
-    expect(submitter.tasks!.progress.stats).toMatchObject({ unknown: stats.unknown + 1, wrongPeer: stats.wrongPeer + 1, stale: stats.stale + 1, received: n })
+    // each unknown claim is checked with the placement before a listener sees anything
+    await waitFor(() => submitter.tasks!.progress.stats.forged >= stats.forged + 3, { what: () => `forged claims counted (${JSON.stringify(submitter.tasks!.progress.stats)})` })
+    expect(submitter.tasks!.progress.stats).toMatchObject({ unknown: stats.unknown + 1, forged: stats.forged + 3, received: n })
     expect(seen).toHaveLength(n)
   })
 })
