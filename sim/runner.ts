@@ -59,6 +59,9 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
     claimStaggerMs: 100,
     antiEntropyIntervalMs: big ? 30_000 : 5_000,
     rpcTimeoutMs: 10_000,
+    // a killed node's placements move within the run's drain (the default, 2 minutes, is past it);
+    // longer than any scenario's partition or pause, so only nodes that are gone for good are moved
+    placementMoveAfterMs: 15_000,
     syncWrites: false
   }
 }

@@ -81,8 +81,6 @@ export const taskOptionsSchema = z.strictObject({
   reannounceBaseMs: timerMs().default(2_000),
   /** @default 60_000 */
   reannounceCapMs: timerMs().default(60_000),
-  /** re-announcements one sweep sends at most (a heal can make thousands due at once). @default 256 */
-  reannouncePerSweep: count(1).default(256),
   /** @default 5_000 */
   rpcTimeoutMs: timerMs().default(5_000),
   /**

@@ -25,8 +25,6 @@ export class Sweeper {
   private readonly tasks: TaskService
   private readonly log: Logger
   private readonly announced = new Map<string, Announced>()
-  /** the live peers of the last sweep: a peer appearing (a heal, a join) restarts the re-announce backoff */
-  private lastLive = new Set<string>()
   /** when recovery last tried to decide each task: once per lease, not every sweep */
   private readonly decided = new Map<string, number>()
   /**
@@ -87,25 +85,17 @@ export class Sweeper {
       this.tasks.wake(id)
       await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
     }
-    // after a heal the backoff may have grown to reannounceCapMs while nobody could hear: tasks that a
-    // peer now back (or new) can run start again; the others keep their backoff
-    const fresh = new Set(this.c.presence.live().filter(p => !this.lastLive.has(p.peerId)).flatMap(p => p.capabilities.map(c => c.name)))
-    this.lastLive = live
-    let announcedNow = 0
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)
       if (record === undefined || !this.isFirstLiveMember(record.placement.members, live)) continue
-      const known = this.announced.get(id)
-      const seen = known === undefined ? { at: record.task.createdAt, count: 0 } : fresh.has(record.task.capability) ? { at: known.at, count: 0 } : known
+      const seen = this.announced.get(id) ?? { at: record.task.createdAt, count: 0 }
       const due = Math.max(seen.at + this.delay(seen.count), record.notBefore ?? 0)
       // a retry whose backoff just ended goes out at once, not after the re-announce backoff
       const retryReady = record.notBefore !== undefined && record.notBefore > seen.at && now >= record.notBefore
-      // a burst (a heal that made many due at once) goes out over several sweeps
-      if ((now < due && !retryReady) || announcedNow >= this.c.options.reannouncePerSweep) {
+      if (now < due && !retryReady) {
         this.announced.set(id, seen)
         continue
       }
-      announcedNow++
       this.announced.set(id, { at: now, count: seen.count + 1 })
       this.stats.reannounced++
       await this.c.gossip.announceTask(record.task, record.placement)

@@ -33,7 +33,6 @@ const DOCUMENTED_DEFAULTS = {
   sweepIntervalMs: 1_000,
   reannounceBaseMs: 2_000,
   reannounceCapMs: 60_000,
-  reannouncePerSweep: 256,
   rpcTimeoutMs: 5_000,
   waitPollBaseMs: 1_000,
   waitPollCapMs: 8_000,
