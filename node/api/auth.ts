@@ -41,8 +41,8 @@ export function authHook (token: string, stats: ApiStats): (request: FastifyRequ
 /** The API token: the file's first line when a file is named, else AGENTMESH_API_TOKEN, else none. */
 export async function readApiToken (file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   if (file === undefined) {
-    const token = env.AGENTMESH_API_TOKEN?.trim()
-    if (token === undefined || token === '') return undefined
+    const token = apiTokenFromEnv(env)
+    if (token === undefined) return undefined
     if (token.length < MIN_TOKEN_LENGTH) throw new InvalidConfigError(`AGENTMESH_API_TOKEN must be at least ${MIN_TOKEN_LENGTH} characters`)
     return token
   }
@@ -62,4 +62,10 @@ export function isLoopbackHost (host: string | undefined): boolean {
   if (host === undefined) return true
   const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '')
   return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
+}
+
+/** AGENTMESH_API_TOKEN, trimmed; undefined when unset or empty. */
+export function apiTokenFromEnv (env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const token = env.AGENTMESH_API_TOKEN?.trim()
+  return token === undefined || token === '' ? undefined : token
 }

@@ -39,6 +39,11 @@ export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
   app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string', bodyLimit: limits.maxBytes }, parse)
 }
 
+/** The HTTP status an error stands for: ours (HttpError.status), Fastify's (statusCode), else 500. */
+export function errorStatus (err: any): number {
+  return typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500
+}
+
 /** Fastify's own refusals, as the API's named answers and counters. */
 function asHttpError (err: any, request: FastifyRequest): HttpError | undefined {
   if (err instanceof HttpError) return err

@@ -3,6 +3,7 @@ import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'
 import { createMcpServer } from '../../protocols/mcp/server.js'
+import { errorStatus } from './fastify-glue.js'
 import type { MeshBackend } from '../../protocols/mcp/server.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
@@ -45,7 +46,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     // the body is parsed before the transport sees it: its refusals are answered as JSON-RPC too
     app.register(async scope => {
       scope.setErrorHandler((err: any, _request: FastifyRequest, reply: FastifyReply) => {
-        const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500
+        const status = errorStatus(err)
         // a missing token or a foreign Host is the API's own answer, the same on every route
         if (status === 401 || status === 403) return void reply.code(status).send({ error: { name: err.code ?? 'UNAUTHORIZED', message: String(err.message) } })
         if (status >= 500) log.error('MCP request failed: %s', err?.stack ?? err)

@@ -2,6 +2,7 @@ import { stateOf } from '../../protocols/task/index.js'
 import { OPENAI_PREFIX, TASK_HEADER } from '../../protocols/openai/constants.js'
 import { OpenAIError } from '../../protocols/openai/errors.js'
 import { OpenAIGateway, emptyGatewayStats } from '../../protocols/openai/gateway.js'
+import { errorStatus } from './fastify-glue.js'
 import type { GatewayBackend, GatewayInit, GatewayStats } from '../../protocols/openai/gateway.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
@@ -89,7 +90,7 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
 function asOpenAIError (err: any): OpenAIError {
   if (err instanceof OpenAIError) return err
   // the control API's parser throws HttpError (status), Fastify its own errors (statusCode)
-  const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500
+  const status = errorStatus(err)
   if (status === 401) return new OpenAIError(401, String(err?.message ?? 'unauthorized'), { code: 'invalid_api_key' })
   if (status >= 400 && status < 500) return new OpenAIError(status, String(err?.message ?? 'bad request'), { code: status === 400 ? 'invalid_request' : null })
   return new OpenAIError(500, 'internal error', { code: 'internal_error' })

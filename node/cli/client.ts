@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { DEFAULT_API, DEFAULT_DATA_DIR } from '../daemon/config.js'
 import { NODE_FILE, readNodeFile } from '../daemon/daemon.js'
-import { readApiToken } from '../api/auth.js'
+import { apiTokenFromEnv, readApiToken } from '../api/auth.js'
 import { NodeNotRunningError } from '../errors.js'
 
 export class ApiRequestError extends Error {
@@ -29,13 +29,8 @@ export async function useApiToken (file: string | undefined): Promise<void> {
 
 /** The Authorization header for the API, when a token is known. */
 export function authHeaders (): Record<string, string> {
-  const t = token ?? readApiTokenFromEnv()
+  const t = token ?? apiTokenFromEnv()
   return t === undefined ? {} : { authorization: `Bearer ${t}` }
-}
-
-function readApiTokenFromEnv (): string | undefined {
-  const t = process.env.AGENTMESH_API_TOKEN?.trim()
-  return t === undefined || t === '' ? undefined : t
 }
 
 /**
