@@ -5,6 +5,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { LevelReplicaStore } from '../node/store/replica-store.js'
 import { Store } from '../node/store/store.js'
 import { canonicalJson } from '../protocols/task/index.js'
+import type { LeaseState, TaskRecord } from '../protocols/task/index.js'
 
 /**
  * The check behind "at most one accepted result per task", made on every node's own store rather
@@ -26,6 +27,8 @@ export interface StoredCopy {
   completedAttempts: number
   /** hash of the result this node would serve (replica.get's: only the committed claim's) */
   resultHash?: string
+  /** an unfinished copy spelled out (placement, attempts, lease, vote): why a task did not finish */
+  detail?: string
 }
 
 /** What a client was told when it read a task as completed. */
@@ -95,7 +98,8 @@ export async function readStores (dirs: Array<{ node: number, dir: string }>): P
           state: final?.state,
           claimId: final?.claimId,
           completedAttempts: record.attempts.filter(a => a.outcome === 'completed' && a.generation === generation).length,
-          resultHash: result === undefined ? undefined : resultHash(result.value)
+          resultHash: result === undefined ? undefined : resultHash(result.value),
+          ...(final === undefined ? { detail: describeUnfinished(record, await level.getLease(record.task.id)) } : {})
         })
       }
     } catch (err: any) {
@@ -108,6 +112,17 @@ export async function readStores (dirs: Array<{ node: number, dir: string }>): P
 }
 
 const short = (s: string | undefined): string => s === undefined ? 'none' : s.slice(0, 8)
+const tail = (s: string | undefined): string => s === undefined ? 'none' : s.slice(-6)
+
+/** One node's view of a task that did not finish, in one line. */
+function describeUnfinished (record: TaskRecord, lease: LeaseState | undefined): string {
+  const now = Date.now()
+  const attempts = record.attempts.filter(a => a.generation === record.generation).map(a => `${tail(a.peer)}:${a.outcome}`).join(',')
+  const holder = lease?.claimId === undefined ? 'no lease' : `lease ${tail(lease.holder)} term ${lease.term} ${(lease.expiresAt ?? 0) > now ? 'live' : 'lapsed'}`
+  const vote = lease?.vote === undefined || lease.vote.generation !== record.generation ? 'no vote' : `voted ${lease.vote.value.state}${lease.vote.value.claimId === undefined ? '' : ` ${short(lease.vote.value.claimId)}`} epoch ${lease.vote.epoch}`
+  const sealed = lease?.sealedEpoch === undefined ? '' : ` sealed ${lease.sealedEpoch}`
+  return `epoch ${record.placement.epoch} [${record.placement.members.map(tail).join(',')}] attempts [${attempts}] ${holder}, ${vote}${sealed}${record.notBefore === undefined ? '' : `, notBefore ${record.notBefore - now} ms`}`
+}
 
 /**
  * Every pair of nodes holding a completed final of one task (and generation) must name the same

@@ -90,6 +90,8 @@ export interface ReportInput {
   nodeFigures: NodeFigures[]
   edges: Array<[number, number]>
   audit: ResultAudit
+  /** for tasks that did not finish: each node's copy in one line (audit.ts) */
+  stuck?: string[]
 }
 
 export function buildReport (r: ReportInput): SimReport {
@@ -114,7 +116,7 @@ export function buildReport (r: ReportInput): SimReport {
     // every invariant below is about acknowledged tasks: with none they would all hold and prove nothing
     { name: 'some task acknowledged', ok: acked.length > 0, detail: `no task acknowledged (${r.traces.length} submitted): the other invariants hold vacuously` },
     { name: 'no task lost', ok: lost === 0, detail: `${lost} acknowledged tasks unknown to every live node` },
-    { name: 'every task finished', ok: unfinished === 0, detail: `${unfinished} still pending or running at the end` },
+    { name: 'every task finished', ok: unfinished === 0, detail: [`${unfinished} still pending or running at the end`, ...(r.stuck ?? [])].join('; ') },
     {
       name: 'at most one accepted result per task',
       ok: a.conflicts === 0 && a.unreadable.length === 0,

@@ -8,7 +8,7 @@ import { buildReport } from './report.js'
 import { Rng } from './rng.js'
 import { checkSimRun } from './scenario.js'
 import { makeWorkload } from './workload.js'
-import type { ResultAudit } from './audit.js'
+import type { ResultAudit, StoredCopy } from './audit.js'
 import type { Cluster, NodeFigures } from './cluster.js'
 import type { SimReport, TaskTrace, FaultTrace } from './report.js'
 import type { Fault, Scenario } from './scenario.js'
@@ -176,21 +176,23 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       await cluster.stop()
     }
     // with every node stopped, each store is read as it was left, the killed nodes' too
-    const audit = await auditStores(cluster, traces)
-    return buildReport({ options: o, cluster, traces, faults, submitErrors, audit, ...ended })
+    const { audit, copies } = await auditStores(cluster, traces)
+    const unfinished = new Set(traces.filter(t => t.id !== undefined && t.finishedAt === undefined).map(t => t.id as string))
+    const stuck = [...unfinished].slice(0, 3).map(id => `task ${id.slice(0, 12)}: ${copies.filter(c => c.id === id && c.detail !== undefined).map(c => `node ${c.node} ${c.detail as string}`).join(' | ')}`)
+    return buildReport({ options: o, cluster, traces, faults, submitErrors, audit, stuck, ...ended })
   } finally {
     await rm(baseDir, { recursive: true, force: true })
   }
 }
 
 /** "At most one accepted result", checked on every node's store and on every read a client made. */
-async function auditStores (cluster: Cluster, traces: TaskTrace[]): Promise<ResultAudit> {
+async function auditStores (cluster: Cluster, traces: TaskTrace[]): Promise<{ audit: ResultAudit, copies: StoredCopy[] }> {
   const dirs = cluster.dataDirs()
   const { copies, unreadable } = await readStores(dirs)
   const reads = traces.flatMap(t => t.id !== undefined && t.state === 'completed' && t.readFrom !== undefined
     ? [{ id: t.id, node: t.readFrom, claimId: t.claimId, resultHash: t.resultHash }]
     : [])
-  return auditResults(copies, reads, { nodesRead: dirs.length - unreadable.length, unreadable })
+  return { audit: auditResults(copies, reads, { nodesRead: dirs.length - unreadable.length, unreadable }), copies }
 }
 
 /** Waits for one task to finish, asking live nodes in turn, and records what it ended as. */

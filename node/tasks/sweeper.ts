@@ -16,7 +16,8 @@ interface Announced {
  * backoff). The first live member of a task's placement also re-announces a claimable task with
  * backoff, so a task whose announcement was lost, or whose holder died, runs again; and it asks
  * the placement to decide what no holder will: a task out of attempts or past its deadline goes
- * dead only when a majority votes so, each member by its own state and clock.
+ * dead only when a majority votes so, each member by its own state and clock. A member that voted
+ * and saw no certificate within a lease asks too, showing its vote to the others.
  */
 export class Sweeper {
   readonly stats = { sweeps: 0, reannounced: 0, decided: 0, expired: 0 }
@@ -72,7 +73,9 @@ export class Sweeper {
     for (const id of this.votedSince.keys()) if (!stillVoted.has(id)) this.votedSince.delete(id)
     for (const { record, voted } of undecided) {
       const id = record.task.id
-      if (!this.isFirstLiveMember(record.placement.members, live)) continue
+      // a member that voted finishes the decision itself: only it knows of its vote, and the first
+      // live member may hold none (a holder whose vote reached one member, then died for good)
+      if (!voted && !this.isFirstLiveMember(record.placement.members, live)) continue
       // a holder that voted commits at once; recovery steps in only when it did not
       if (voted && !this.votedSince.has(id)) this.votedSince.set(id, now)
       if (voted && now - (this.votedSince.get(id) ?? now) < this.c.options.leaseMs) continue
@@ -83,6 +86,7 @@ export class Sweeper {
       if (cert === undefined) continue
       this.stats.decided++
       this.tasks.wake(id)
+      if (cert.value.state === 'dead') this.c.events.safeDispatchEvent('dead', { detail: { id, capability: record.task.capability, reason: cert.value.reason ?? 'dead' } })
       await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
     }
     for (const id of [...this.c.replica.active]) {

@@ -2,6 +2,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from '@libp2p/utils'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LEASE_PROTOCOL, majority } from '../../protocols/lease/index.js'
+import { resultHash } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -94,6 +95,48 @@ describe('quorum leases on real nodes', () => {
     const restartedTerm = third.grants.get(restarted.peerId.toString())
     expect(restartedTerm).toBeGreaterThan(stored!.maxTerm)
     await third.release(false)
+  })
+
+  // the holder's vote reached one member, then the holder died for good: the member that voted is
+  // not the placement's first live member, and claimants keep taking the other member's lease.
+  // Before the fix nobody finished this decision: each claim got one grant of two and was released.
+  it('finishes a decision a dead holder left on one member, even when that member is not the first live one', async () => {
+    const tasks = { ...FAST_TASKS, agents: [], leaseMs: 1_000, presenceIntervalMs: 300 }
+    net = await createTestnet(4, { baseDir: await tmp(), tasks })
+    await net.ready()
+    const { id } = await net.nodes[3]!.tasks!.service.submit({ capability: NOBODY, input: 'x' })
+    const placement = (await net.nodes[3]!.tasks!.service.get(id)).record.placement
+    const [killed, first, voter] = placement.members.map(m => net!.nodes.find(n => n.peerId.toString() === m)!)
+    const claimant = net.nodes.find(n => !placement.members.includes(n.peerId.toString()))!
+    const target = { id, placement }
+    const lease = await killed!.tasks!.leases.acquire(target)
+    const result = { by: 'the killed holder', at: Date.now() }
+    const value = { state: 'completed' as const, claimId: lease.claimId, resultHash: resultHash(result) }
+    const voterId = voter!.peerId.toString()
+    // the claim resolves at a majority: the voter's grant may join it a moment later
+    await waitFor(() => lease.grants.has(voterId), { what: 'the voter\'s grant' })
+    const [cast] = await killed!.tasks!.leases.ask([voterId], { op: 'vote', id, epoch: placement.epoch, claimId: lease.claimId, term: lease.grants.get(voterId)!, value, result, size: 40 })
+    expect(cast!.res).toMatchObject({ status: 'OK', vote: { value } })
+    await killed!.stop()
+    // claimants keep asking meanwhile, as pulls and re-announcements do
+    let claiming = true
+    const claims = (async () => {
+      while (claiming) {
+        const held = await claimant!.tasks!.leases.acquire(target).catch((err: Error) => err)
+        if (!(held instanceof Error)) await held.release(false)
+        else expect(['LeaseDeniedError', 'QuorumUnavailableError', 'TaskFinishedError']).toContain(held.name)
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+    })()
+    try {
+      for (const member of [first!, voter!]) {
+        const local = await waitFor(async () => { const l = await member.tasks!.replica.get(id); return l.record?.final?.state === 'completed' && l }, { timeoutMs: 30_000, what: `the decision on ${member.peerId.toString().slice(-6)}` })
+        expect(local.result?.value).toEqual(result)
+      }
+    } finally {
+      claiming = false
+      await claims
+    }
   })
 
   it('sends a task nobody claims to the dead letters as unclaimed at its deadline', async () => {
