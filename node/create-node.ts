@@ -66,6 +66,8 @@ export interface AgentNodeInit {
   dhtQuerySelfIntervalMs?: number
   /** gossipsub's heartbeat, mesh degree and flood publishing; its own defaults when not given */
   gossip?: GossipTuning
+  /** told each time no bootstrap peer answered (the daemon's operator log) */
+  onBootstrapUnreachable?: (failure: { attempt: number, addrs: string[], reasons: string[] }) => void
   /** prefixes every log line of this node, so one node of many can be isolated */
   logPrefix?: string
   /** the task layer's agents, timers and limits; false for a bare peer */
@@ -109,7 +111,8 @@ export class AgentNode {
       targetPeers: init.targetPeers,
       lookupDelaysMs: init.dhtLookupDelaysMs,
       lookupIntervalMs: init.dhtLookupIntervalMs,
-      log: logger.forComponent('agentmesh:join')
+      log: logger.forComponent('agentmesh:join'),
+      onUnreachable: init.onBootstrapUnreachable
     })
     if (init.tasks !== false) this.tasks = new TaskLayer({ libp2p, store, mesh: init.mesh, logger, privateKey }, init.tasks ?? {})
   }

@@ -30,6 +30,8 @@ export interface MeshJoinerInit {
   /** @default 10_000 */
   lookupTimeoutMs?: number
   log: Logger
+  /** told each time no bootstrap peer answered: the operator's log line */
+  onUnreachable?: (failure: { attempt: number, addrs: string[], reasons: string[] }) => void
 }
 
 /**
@@ -101,6 +103,7 @@ export class MeshJoiner {
     }
     const reasons = results.map(r => r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : '')
     this.init.log('no bootstrap peer answered (attempt %d): %s', this.failures + 1, reasons.join('; '))
+    this.init.onUnreachable?.({ attempt: this.failures + 1, addrs: this.init.bootstrap.map(a => a.toString()), reasons })
     const delay = Math.min(cap, base * 2 ** this.failures)
     this.failures++
     this.schedule(delay / 2 + Math.random() * delay / 2)

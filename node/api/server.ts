@@ -8,6 +8,7 @@ import { guardServer, handleClientError } from './guards.js'
 import { HttpError, badRequest, parseTarget } from './http.js'
 import { metricsRoute, nodeRoutes } from './node-routes.js'
 import { openApiRoute } from './openapi.js'
+import { MeshMetrics, prometheusRoute } from './prometheus.js'
 import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
 import type { Route } from './http.js'
@@ -134,6 +135,9 @@ export class ApiServer {
       })
     }
     app.route(openApiRoute(routes))
+    const metrics = new MeshMetrics(node, stats)
+    app.route(prometheusRoute(metrics))
+    app.addHook('onClose', async () => { metrics.close() })
     if (node.tasks !== undefined && init.doors !== false) {
       for (const door of DOORS) await door(app, { node, tasks: node.tasks, log })
     }

@@ -24,6 +24,8 @@ export interface NodeFlags {
   mcpServer?: string[]
   /** the task layer's lease; wins over AGENTMESH_LEASE_MS and the config file's tasks.leaseMs. @default 10_000 */
   leaseMs?: number
+  logLevel?: string
+  logFormat?: string
   /** @default 5000 */
   stopTimeoutMs?: number
 }
@@ -47,6 +49,8 @@ export function addNodeCommand (program: Command): Command {
     .option('--llm-api-key-file <file>', 'file holding the API key (default: OPENAI_API_KEY)')
     .option('--mcp-server <name=command|url>', 'offer an MCP server\'s tools as mcp.NAME.TOOL: a command line to start (stdio) or an http(s) URL; repeatable (config file: mcpServers)', collect)
     .option('--lease-ms <ms>', 'how long a claim on a task lasts unless renewed (default 10000; config file: tasks.leaseMs)', positiveWholeNumber('--lease-ms'))
+    .option('--log-level <level>', 'operator log level on stderr: trace, debug, info, warn, error, fatal, silent (default info; AGENTMESH_LOG_LEVEL)')
+    .option('--log-format <format>', 'operator log format: pretty or json (default pretty; AGENTMESH_LOG_FORMAT)')
     .action(runNodeCommand)
 }
 

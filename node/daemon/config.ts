@@ -7,6 +7,7 @@ import { DEFAULT_MESH, MESH_NAME } from '../create-node.js'
 import { InvalidConfigError } from '../errors.js'
 import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
 import { taskOptionsSchema } from '../tasks/options.js'
+import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
 
 export const DEFAULT_API = '127.0.0.1:7070'
@@ -20,11 +21,14 @@ const multiaddrString = z.string().refine(s => {
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
   .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
 
+/** A peer to join through must name its peer id: without it the dial cannot be secured, and the node would never join. */
+const bootstrapAddr = multiaddrString.refine(s => /\/p2p\/[A-Za-z0-9]+$/.test(s), { error: iss => `bootstrap address "${String(iss.input)}" has no /p2p/<peer id> at its end: copy the full address a node prints as "listening:"` })
+
 /** Every daemon option, from whichever source. One schema checks them all. */
 export const daemonConfigSchema = z.object({
   data: z.string().min(1),
   listen: z.array(multiaddrString).min(1),
-  bootstrap: z.array(multiaddrString),
+  bootstrap: z.array(bootstrapAddr),
   api: hostPort,
   mesh: z.string().regex(MESH_NAME, 'mesh name: letters, digits, . _ - (up to 64)'),
   swarmKey: z.string().min(1).optional(),
@@ -39,6 +43,10 @@ export const daemonConfigSchema = z.object({
   apiTokenFile: z.string().min(1).optional(),
   /** MCP servers whose tools this node offers as `mcp.NAME.TOOL`: name -> command line, URL, {command, args, env, cwd} or {url, headers} */
   mcpServers: mcpServersSchema.optional(),
+  /** the operator log's level (stderr); libp2p's own DEBUG logging is apart. @default 'info' */
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** pretty: one readable line per event; json: one JSON object per line. @default 'pretty' */
+  logFormat: z.enum(LOG_FORMATS).default('pretty'),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
 }).strict()
@@ -62,7 +70,9 @@ const ENV: Record<string, keyof DaemonConfig> = {
   AGENTMESH_MESH: 'mesh',
   AGENTMESH_SWARM_KEY: 'swarmKey',
   AGENTMESH_AGENTS: 'agents',
-  AGENTMESH_AGENTS_MODULE: 'agentsModule'
+  AGENTMESH_AGENTS_MODULE: 'agentsModule',
+  AGENTMESH_LOG_LEVEL: 'logLevel',
+  AGENTMESH_LOG_FORMAT: 'logFormat'
 }
 /** Task options that also have a variable (and a flag of `agentmesh node`: leaseMs is --lease-ms). */
 const TASK_ENV: Record<string, keyof TaskLayerOptions> = {
@@ -109,7 +119,7 @@ export async function configFromFile (path: string): Promise<PartialConfig> {
  * Defaults < config file < environment < flags. Relative paths in the config file are resolved
  * against the working directory, like those on the command line.
  */
-export type DaemonFlags = Omit<PartialConfig, 'agents' | 'tasks'> & { config?: string, agents?: string | string[], leaseMs?: number, /** `--mcp-server NAME=COMMAND|URL`, repeatable */ mcpServer?: string[] }
+export type DaemonFlags = Omit<PartialConfig, 'agents' | 'tasks' | 'logLevel' | 'logFormat'> & { logLevel?: string, logFormat?: string, config?: string, agents?: string | string[], leaseMs?: number, /** `--mcp-server NAME=COMMAND|URL`, repeatable */ mcpServer?: string[] }
 
 export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
   // --agents is one comma-separated flag on the command line, a list in the config file
@@ -117,8 +127,9 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
   const configPath = flags.config ?? env.AGENTMESH_CONFIG
   const fromFile = configPath === undefined ? {} : await configFromFile(configPath)
   const { config: _ignored, leaseMs, mcpServer, ...rest } = flags
-  const fromFlags: PartialConfig = { ...rest, tasks: { leaseMs }, ...(mcpServer === undefined ? {} : { mcpServers: mcpServersFromFlags(mcpServer) }) }
-  const layers = [fromFile, configFromEnv(env), fromFlags]
+  // log level and format are checked by the schema with the rest
+  const fromFlags = { ...rest, tasks: { leaseMs }, ...(mcpServer === undefined ? {} : { mcpServers: mcpServersFromFlags(mcpServer) }) }
+  const layers = [fromFile, configFromEnv(env), fromFlags as PartialConfig]
   const merged = {
     data: DEFAULT_DATA_DIR,
     listen: DEFAULT_LISTEN,

@@ -9,6 +9,8 @@ import { readSwarmKey } from '../swarm-key.js'
 import { resolveLlmConfig } from '../llm/config.js'
 import { connectMcpServers } from '../mcp/clients.js'
 import { resolveAgents } from './agents.js'
+import { bootstrapWarner, createOperatorLog, watchNode } from './oplog.js'
+import type { OperatorLog } from './oplog.js'
 import { splitHostPort } from './config.js'
 import type { DaemonConfig } from './config.js'
 import type { AgentNode, AgentNodeInit } from '../create-node.js'
@@ -29,6 +31,8 @@ export interface Daemon {
   node: AgentNode
   api: ApiServer
   nodeFile: NodeFile
+  /** the operator log (stderr) */
+  log: OperatorLog
   stop: () => Promise<void>
 }
 
@@ -41,6 +45,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const llm = await resolveLlmConfig({ llmBaseUrl: config.llmBaseUrl, llmModel: config.llmModel, llmApiKeyFile: config.llmApiKeyFile })
   const agents = await resolveAgents(config.agents, config.agentsModule, llm)
   const token = await readApiToken(config.apiTokenFile)
+  const log = createOperatorLog(config.logLevel, config.logFormat)
   // MCP servers last among the checks: they start processes, which a refused start must not leave behind
   const mcp = config.mcpServers === undefined
     ? undefined
@@ -53,6 +58,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       bootstrap: config.bootstrap,
       mesh: config.mesh,
       swarmKey,
+      onBootstrapUnreachable: bootstrapWarner(log),
       ...extra,
       tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: [...agents, ...(mcp?.agents ?? [])] }
     })
@@ -72,6 +78,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     await mcp?.close()
     throw err
   }
+  const unwatch = watchNode(log, node)
   const nodeFile: NodeFile = { peerId: node.peerId.toString(), addrs: node.addrs(), api: api.url, pid: process.pid }
   const path = join(config.data, NODE_FILE)
   // write then rename: a reader never sees half a file
@@ -80,6 +87,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
+      unwatch()
       await rm(path, { force: true })
       await api.close()
       await node.stop()
@@ -87,7 +95,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     })()
     return stopping
   }
-  return { node, api, nodeFile, stop, llm: llm === undefined ? undefined : { model: llm.model, models: llm.models, baseURL: llm.baseURL } }
+  return { node, api, nodeFile, stop, log, llm: llm === undefined ? undefined : { model: llm.model, models: llm.models, baseURL: llm.baseURL } }
 }
 
 export async function readNodeFile (dataDir: string): Promise<NodeFile> {

@@ -222,8 +222,10 @@ export class Claimer {
       if (slot === undefined) return
       this.c.presence.slotsChanged()
       this.stats.claimAttempts++
+      const asked = performance.now()
       const lease = await this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement })
       this.stats.claimsWon++
+      this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, attempt: lease.attempt, claimMs: performance.now() - asked } })
       const running = slot
       slot = undefined
       await this.executor.run(task, lease, running)

@@ -5,6 +5,7 @@ import type { RecordsRequest } from '../../protocols/records/index.js'
 import type { Replica } from '../../protocols/replica/index.js'
 import type { AgentRuntime } from '../runtime/runtime.js'
 import type { Store } from '../store/store.js'
+import type { TaskEvents } from './events.js'
 import type { Membership } from './placement.js'
 import type { ReplicaSets } from './replica-sets.js'
 import type { TaskLayerOptions } from './options.js'
@@ -25,4 +26,6 @@ export interface TaskComponents {
   runtime: AgentRuntime
   options: TaskLayerOptions
   logger: (component: string) => Logger
+  /** what happened to tasks here, for log lines and metrics */
+  events: TaskEvents
 }

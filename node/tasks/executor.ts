@@ -3,6 +3,7 @@ import { SubtaskFailedError } from '../runtime/agent.js'
 import { NodeStoppingError } from './errors.js'
 import { ProgressSender } from './progress.js'
 import type { TaskComponents } from './components.js'
+import type { RanEvent } from './events.js'
 import type { Notifier } from './notifier.js'
 import type { TaskService } from './task-service.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
@@ -24,6 +25,8 @@ export interface ExecutorStats {
   /** progress events an agent reported that were not JSON, or too large to send */
   progressDropped: number
 }
+
+type Ran = (outcome: RanEvent['outcome'], extra?: Partial<RanEvent>) => void
 
 export interface ProgressEvent {
   at: number
@@ -80,6 +83,10 @@ export class Executor {
     const cancel = new AbortController()
     this.cancels.set(task.id, cancel)
     this.stats.started++
+    const started = performance.now()
+    const ran = (outcome: RanEvent['outcome'], extra: Partial<RanEvent> = {}): void => {
+      this.c.events.safeDispatchEvent('ran', { detail: { id: task.id, capability: task.capability, outcome, runMs: performance.now() - started, ...extra } })
+    }
     let settled = false
     try {
       const local = await this.c.replica.get(task.id)
@@ -113,11 +120,11 @@ export class Executor {
         })
       } catch (err: any) {
         settled = true
-        await this.onFailure(task, lease, generation, signal, err)
+        await this.onFailure(task, lease, generation, signal, err, ran)
         return
       }
       settled = true
-      await this.onResult(task, lease, generation, value)
+      await this.onResult(task, lease, generation, value, ran)
     } catch (err: any) {
       if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
       this.log('run of %s ended by an error: %s', task.id, err?.message)
@@ -142,12 +149,14 @@ export class Executor {
     return true
   }
 
-  private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown): Promise<void> {
+  private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown, ran: Ran): Promise<void> {
     const me = this.c.peerId.toString()
     const stored = value === undefined ? null : value
     const size = byteLength(stored)
     if (size > this.c.options.maxResultBytes) {
-      await this.report(task, lease, generation, `result of ${size} bytes exceeds the limit of ${this.c.options.maxResultBytes}`, true)
+      const error = `result of ${size} bytes exceeds the limit of ${this.c.options.maxResultBytes}`
+      ran('failed', { error })
+      await this.report(task, lease, generation, error, true)
       return
     }
     let cert: Certificate
@@ -156,21 +165,26 @@ export class Executor {
       cert = await lease.complete(stored, size, generation)
     } catch (err: any) {
       if (err.name === 'StaleTermError') this.stats.duplicateExecutions++
+      ran(err.name === 'StaleTermError' ? 'duplicate' : 'failed', { error: err.message })
       this.log('result of %s not accepted: %s', task.id, err.message)
       return
     }
     this.stats.completed++
+    ran('completed', { latencyMs: Math.max(0, Date.now() - task.createdAt) })
     await this.keepFinal(task.id, cert, { claimId: lease.claimId, peer: me, value: stored as never, size, at: Date.now() })
     const inline = size <= this.c.options.maxInlineResultBytes
     // told to the submitter alone, which waits on it; any other reader asks the placement
     this.notifier.notify(task.submitter, { id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, cert, ...(inline ? { result: stored as never } : {}) })
   }
 
-  private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any): Promise<void> {
+  private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any, ran: Ran): Promise<void> {
     if (lease.signal.aborted) {
       // the members expire the lease themselves; reporting under a lost lease would be refused
       this.stats.leaseLost++
-      this.log('lost the lease on %s: %s', task.id, (lease.signal.reason as Error)?.message)
+      const reason = String((lease.signal.reason as Error)?.message ?? 'lease lost')
+      ran('lease-lost', { error: reason })
+      this.c.events.safeDispatchEvent('lease-lost', { detail: { id: task.id, capability: task.capability, reason } })
+      this.log('lost the lease on %s: %s', task.id, reason)
       return
     }
     if (this.stopping || (signal.reason as Error | undefined)?.name === 'NodeStoppingError') {
@@ -181,13 +195,17 @@ export class Executor {
     const reason = signal.aborted && !(err?.name === 'UnrecoverableTaskError')
       ? `aborted: ${(signal.reason as Error)?.message ?? 'timeout'}`
       : String(err?.message ?? err)
+    ran('failed', { error: reason })
     await this.report(task, lease, generation, reason, err?.name === 'UnrecoverableTaskError')
   }
 
   private async report (task: Task, lease: HeldLease, generation: number, error: string, unrecoverable: boolean): Promise<void> {
     this.stats.failed++
     const cert = await lease.fail(error, unrecoverable, generation)
-    if (cert !== undefined) await this.keepFinal(task.id, cert)
+    if (cert !== undefined) {
+      await this.keepFinal(task.id, cert)
+      this.c.events.safeDispatchEvent('dead', { detail: { id: task.id, capability: task.capability, reason: cert.value.reason ?? error } })
+    }
     const me = this.c.peerId.toString()
     await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: cert === undefined ? 'failed' : 'dead', generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096), ...(cert === undefined ? {} : { cert }) })
   }

@@ -11,6 +11,7 @@ import { VERSION } from '../version.js'
 import { signerOf } from '../../protocols/task/ed25519.js'
 import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
+import { TaskEvents } from './events.js'
 import { Executor } from './executor.js'
 import { resolveTaskOptions } from './options.js'
 import { Mover } from './mover.js'
@@ -59,6 +60,8 @@ export class TaskLayer {
   readonly membership: Membership
   readonly antiEntropy: AntiEntropy
   readonly mover: Mover
+  /** claims won, executions ended, tasks dead, leases lost here: for log lines and metrics */
+  readonly events = new TaskEvents()
   /** streamed progress of the tasks this node submitted: `progress.subscribe(id, listener)` */
   readonly progress: ProgressHub
   private readonly progressSender: ProgressSender
@@ -129,7 +132,7 @@ export class TaskLayer {
       renewFraction: options.renewFraction,
       log: logger('agentmesh:lease-client')
     })
-    const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger }
+    const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
     this.service = new TaskService(components)
     this.progress = new ProgressHub({
       maxTasks: options.progressTasks,

@@ -1,13 +1,13 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
 import { statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
-import { failedAttempts, hasValidFinal, mergeRecords, resultMatches } from '../task/record.js'
+import { failedAttempts, hasValidFinal, mergeRecords, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { RecordHashes } from './digest.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
-import type { Placement, TaskRecord } from '../task/record.js'
+import type { Placement, TaskRecord, TaskState } from '../task/record.js'
 import type { Task } from '../task/schema.js'
 import type { ReplicaStore, ReplicaWrite, StoredResult } from '../task/store.js'
 import type { Logger } from '@libp2p/interface'
@@ -117,6 +117,20 @@ export class Replica {
       this.hashes.set(record)
       this.members.set(record.task.id, record.placement.members)
     }
+  }
+
+  /** Kept tasks this node is a placement member of, counted by state and capability (a walk of the store). */
+  async tally (): Promise<Array<{ state: TaskState, capability: string, count: number }>> {
+    const counts = new Map<string, { state: TaskState, capability: string, count: number }>()
+    for await (const record of this.store.records()) {
+      if (!this.isMember(record)) continue
+      const state = stateOf(record)
+      const key = `${state}\n${record.task.capability}`
+      const c = counts.get(key) ?? { state, capability: record.task.capability, count: 0 }
+      c.count++
+      counts.set(key, c)
+    }
+    return [...counts.values()]
   }
 
   isMember (record: TaskRecord): boolean {

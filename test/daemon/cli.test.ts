@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { waitFor } from '../../sim/wait.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 import type { Server } from 'node:net'
@@ -35,6 +36,8 @@ describe('agentmesh CLI', () => {
     [['node', '--no-such-flag'], /unknown option/],
     [['node', '--listen', '/ip4/999.1.1.1/tcp/1'], /not a valid multiaddr/],
     [['node', '--bootstrap', 'nonsense'], /not a valid multiaddr/],
+    [['node', '--bootstrap', '/ip4/127.0.0.1/tcp/4001'], /has no \/p2p\/<peer id>/],
+    [['node', '--log-level', 'loud'], /logLevel/],
     [['node', '--api', 'nope'], /HOST:PORT/],
     [['node', '--config', '/nonexistent/agentmesh.json'], /cannot read config file/],
     [['node', '--swarm-key', '/nonexistent/swarm.key'], /cannot read swarm key/],
@@ -43,6 +46,27 @@ describe('agentmesh CLI', () => {
   ])('%j fails with one clear line', async (args, pattern) => {
     const dir = await tmp()
     expectOneLineError(await runCli([...args, ...(args[0] === 'node' ? ['--data', join(dir, 'd')] : [])]), pattern)
+  })
+
+  it('logs to stderr what an operator acts on: a bootstrap peer not answering, peers joining and leaving', async () => {
+    const dir = await tmp()
+    const config = join(dir, 'config.json')
+    await writeFile(config, JSON.stringify({ tasks: { presenceIntervalMs: 300 } }))
+    // nothing listens on port 1: this bootstrap peer never answers
+    const nowhere = '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6'
+    const a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--config', config, '--bootstrap', nowhere, '--log-format', 'json'])
+    running.push(a)
+    const events = (): any[] => a.output().split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l))
+    const unreachable = await waitFor(() => events().find(e => e.event === 'bootstrap-unreachable'), { what: 'a line saying the bootstrap peer does not answer' })
+    expect(unreachable).toMatchObject({ level: 30 + 10, addrs: [nowhere], attempt: 1 })
+    expect(unreachable.msg).toContain(nowhere)
+    const b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--config', config, '--bootstrap', a.addrs[0] as string])
+    running.push(b)
+    await waitFor(() => events().some(e => e.event === 'peer-joined' && e.peer === b.peerId), { what: 'a line saying b joined' })
+    // b logs pretty lines, one readable line per event
+    await waitFor(() => new RegExp(`INFO.*peer joined: ${a.peerId}`).test(b.output()), { what: 'b\'s pretty line saying a joined' })
+    b.proc.kill('SIGKILL')
+    await waitFor(() => events().some(e => e.event === 'peer-left' && e.peer === b.peerId), { what: 'a line saying b left' })
   })
 
   it('refuses a second daemon on a data dir in use, and the first carries on', async () => {

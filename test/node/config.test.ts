@@ -73,6 +73,12 @@ describe('daemon config', () => {
     expect(config.listen).toEqual(['/ip4/127.0.0.1/tcp/0'])
   })
 
+  it('takes the operator log\'s level and format from flags and AGENTMESH_LOG_*, info and pretty by default', async () => {
+    expect(await resolveDaemonConfig({}, {})).toMatchObject({ logLevel: 'info', logFormat: 'pretty' })
+    expect(await resolveDaemonConfig({}, { AGENTMESH_LOG_LEVEL: 'warn', AGENTMESH_LOG_FORMAT: 'json' })).toMatchObject({ logLevel: 'warn', logFormat: 'json' })
+    expect(await resolveDaemonConfig({ logLevel: 'debug' }, { AGENTMESH_LOG_LEVEL: 'warn' })).toMatchObject({ logLevel: 'debug' })
+  })
+
   it('splits list variables on commas', async () => {
     const config = await resolveDaemonConfig({}, { AGENTMESH_LISTEN: '/ip4/127.0.0.1/tcp/0, /memory/x' })
     expect(config.listen).toEqual(['/ip4/127.0.0.1/tcp/0', '/memory/x'])
@@ -83,7 +89,11 @@ describe('daemon config', () => {
     [{ bootstrap: ['hello'] }, /bootstrap/],
     [{ api: 'localhost' }, /HOST:PORT/],
     [{ api: '127.0.0.1:99999' }, /port/],
-    [{ mesh: 'bad mesh!' }, /mesh/]
+    [{ mesh: 'bad mesh!' }, /mesh/],
+    // without the peer id the dial cannot be secured: the node would never join, and say nothing
+    [{ bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }, /no \/p2p\/<peer id>/],
+    [{ logLevel: 'loud' }, /logLevel/],
+    [{ logFormat: 'xml' }, /logFormat/]
   ])('rejects %j with a named error', async (flags, message) => {
     const err = await resolveDaemonConfig(flags, {}).catch(e => e)
     expect(err.name).toBe('InvalidConfigError')

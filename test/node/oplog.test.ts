@@ -1,0 +1,37 @@
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { failAgent } from '../../node/agents/basic.js'
+import { watchNode } from '../../node/daemon/oplog.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+describe('the operator log', () => {
+  let net: Testnet
+  const lines: any[] = []
+  let unwatch: () => void
+
+  beforeAll(async () => {
+    net = await createTestnet(2, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, claimLagLimitMs: 5_000, agents: i === 0 ? [failAgent] : [] } }) })
+    await net.ready()
+    const sink = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done() } })
+    unwatch = watchNode(pino({ level: 'info' }, sink), net.nodes[0]!)
+  })
+  afterAll(async () => {
+    unwatch?.()
+    await net?.stop()
+  })
+
+  it('says when an attempt failed, with its error, and when a task is dead-lettered', async () => {
+    const { id } = await net.nodes[1]!.tasks!.service.submit({ capability: 'fail', input: { times: 5, message: 'the model said no' }, maxAttempts: 1 })
+    await waitFor(() => lines.some(l => l.event === 'task-dead' && l.task === id), { what: 'a task-dead line' })
+    expect(lines.find(l => l.event === 'attempt-failed' && l.task === id)).toMatchObject({ level: 40, capability: 'fail', error: expect.stringContaining('the model said no') })
+    expect(lines.find(l => l.event === 'task-dead' && l.task === id)?.msg).toMatch(/dead-lettered: .*the model said no/)
+  })
+
+  it('says when a peer joined', async () => {
+    await waitFor(() => lines.some(l => l.event === 'peer-joined' && l.peer === net.nodes[1]!.peerId.toString()), { what: 'a peer-joined line' })
+  })
+})
