@@ -7,6 +7,7 @@ import { addJsonParser, answerError, pathPatterns } from './fastify-glue.js'
 import { guardServer, handleClientError } from './guards.js'
 import { HttpError, badRequest, parseTarget } from './http.js'
 import { metricsRoute, nodeRoutes } from './node-routes.js'
+import { meshEventsRoute, taskEventsRoute } from './event-routes.js'
 import { openApiRoute } from './openapi.js'
 import { MeshMetrics, prometheusRoute } from './prometheus.js'
 import { createApiStats } from './stats.js'
@@ -137,6 +138,10 @@ export class ApiServer {
     app.route(openApiRoute(routes))
     const metrics = new MeshMetrics(node, stats)
     app.route(prometheusRoute(metrics))
+    if (node.tasks !== undefined) {
+      app.route(taskEventsRoute(node.tasks))
+      app.route(meshEventsRoute(node.tasks))
+    }
     app.addHook('onClose', async () => { metrics.close() })
     if (node.tasks !== undefined && init.doors !== false) {
       for (const door of DOORS) await door(app, { node, tasks: node.tasks, log })

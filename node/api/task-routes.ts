@@ -149,7 +149,9 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         if (!Number.isFinite(wait) || wait < 0) throw badRequest('invalid-query', 'wait is a number of milliseconds, 0 or more')
         const view = await s.waitFor(id, Math.min(wait, init.maxWaitMs ?? 300_000)).catch(httpError)
         const state = stateOf(view.record)
-        const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }) }
+        // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
+        const lastError = state === 'completed' ? undefined : [...view.record.attempts].reverse().find(a => a.error !== undefined && a.generation === view.record.generation)?.error
+        const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }), ...(lastError === undefined ? {} : { lastError }) }
         return { status: view.record.final === undefined ? 202 : 200, body }
       }
     },

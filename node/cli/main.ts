@@ -6,6 +6,7 @@ import { addMcpCommand } from './mcp-command.js'
 import { addNodeCommand } from './node-command.js'
 import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
+import { addWatchCommand } from './watch-command.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
@@ -62,7 +63,18 @@ export function buildProgram (): Command {
       table(['PEER', 'ADDRESS'], peers.map((p: { peerId: string, addrs: string[] }) => [p.peerId, p.addrs.join(' ')]))
     })
 
+  clientOptions(program.command('capabilities'))
+    .description('what the mesh can run now: each live capability, the peers offering it and their free slots')
+    .action(async (opts: ClientTarget & { json?: boolean }) => {
+      const { capabilities } = await apiRequest(await resolveApiUrl(opts), 'GET', '/v1/capabilities')
+      if (opts.json === true) return json({ capabilities })
+      table(['CAPABILITY', 'PEERS', 'FREE SLOTS', 'DESCRIPTION'], capabilities.map((c: { name: string, description?: string, peers: Array<{ freeSlots: number }> }) => [
+        c.name, String(c.peers.length), String(c.peers.reduce((n, p) => n + p.freeSlots, 0)), c.description ?? ''
+      ]))
+    })
+
   addTaskCommands(program)
+  addWatchCommand(program)
   addMcpCommand(program)
 
   program.command('sim')

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { InvalidConfigError } from '../errors.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { apiRequest, resolveApiUrl } from './client.js'
+import { describeEvent, followEvents, tokenOf } from './events-client.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
@@ -134,15 +135,26 @@ export function addTaskCommands (program: Command): void {
       if (submitted.warning !== undefined) process.stderr.write(`agentmesh: warning: ${submitted.warning}\n`)
       if (opts.wait !== true) return opts.json === true ? json(submitted) : line(submitted.id)
       const deadline = opts.timeout === undefined ? Infinity : Date.now() + opts.timeout
+      // on a terminal the task's progress and streamed tokens show as they come (stderr: stdout keeps the result)
+      const following = new AbortController()
+      if (process.stderr.isTTY === true && opts.json !== true) {
+        void followEvents(url, `/v1/tasks/${String(submitted.id)}/events`, e => {
+          const token = tokenOf(e)
+          if (token !== undefined) process.stderr.write(token)
+          else if (e.event !== 'completed') process.stderr.write(`${describeEvent(e)}\n`)
+        }, following.signal).catch(() => {})
+      }
       let answer: any
       do {
         const wait = Math.max(0, Math.min(30_000, deadline - Date.now()))
         answer = await apiRequest(url, 'GET', `/v1/tasks/${submitted.id}/result?wait=${wait}`, undefined, wait + 30_000)
       } while (!['completed', 'failed', 'dead', 'canceled'].includes(answer.state) && Date.now() < deadline)
+      following.abort()
       if (opts.json === true) json(answer)
       else if (answer.state === 'completed') json(answer.result)
       if (answer.state === 'completed') return
-      if (opts.json !== true) process.stderr.write(`agentmesh: task ${submitted.id} ${answer.state}${answer.error === undefined ? '' : `: ${answer.error}`}\n`)
+      const last = answer.lastError === undefined || String(answer.error ?? '').includes(String(answer.lastError)) ? '' : ` (last error: ${String(answer.lastError)})`
+      if (opts.json !== true) process.stderr.write(`agentmesh: task ${submitted.id} ${answer.state}${answer.error === undefined ? '' : `: ${answer.error}`}${last}\n`)
       process.exitCode = ['failed', 'dead', 'canceled'].includes(answer.state) ? 1 : 3
     })
 

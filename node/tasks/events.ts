@@ -1,4 +1,5 @@
 import { TypedEventEmitter } from '@libp2p/interface'
+import type { TaskNotice } from '../../protocols/gossip/index.js'
 
 /** A claim this node won: how long the acquire took, and which attempt it is. */
 export interface ClaimedEvent {
@@ -32,7 +33,16 @@ export interface LeaseLostEvent {
   reason: string
 }
 
+/** A task submitted through this node. */
+export interface SubmittedEvent {
+  id: string
+  capability: string
+}
+
 export interface TaskEventMap {
+  submitted: CustomEvent<SubmittedEvent>
+  /** a notice (gossiped, or sent to this node): a hint of another peer's progress on a task */
+  notice: CustomEvent<TaskNotice>
   claimed: CustomEvent<ClaimedEvent>
   ran: CustomEvent<RanEvent>
   dead: CustomEvent<DeadEvent>

@@ -112,6 +112,12 @@ export const taskOptionsSchema = z.strictObject({
   /** recent progress events kept per task, replayed to a listener that subscribes late. @default 256 */
   progressEventsPerTask: count(1).default(256),
   /**
+   * An event stream of one task (GET /v1/tasks/:id/events) on a node that is not told of each
+   * attempt reads the task's record from its placement this often.
+   * @default 1_000
+   */
+  eventsPollMs: timerMs().default(1_000),
+  /**
    * Progress events a running node holds for one submitter while a send to it is under way; past
    * it the oldest are dropped (the submitter sees a gap). @default 4_096
    */

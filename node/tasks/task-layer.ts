@@ -24,7 +24,7 @@ import { Sweeper } from './sweeper.js'
 import { ProgressRefusedError } from './errors.js'
 import { TaskService } from './task-service.js'
 import type { TaskComponents } from './components.js'
-import type { TaskLayerInit } from './options.js'
+import type { TaskLayerInit, TaskLayerOptions } from './options.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { OfferItem, ProgressItem, RecordsRequest } from '../../protocols/records/index.js'
@@ -62,6 +62,8 @@ export class TaskLayer {
   readonly mover: Mover
   /** claims won, executions ended, tasks dead, leases lost here: for log lines and metrics */
   readonly events = new TaskEvents()
+  /** the resolved timers and limits */
+  readonly options: TaskLayerOptions
   /** streamed progress of the tasks this node submitted: `progress.subscribe(id, listener)` */
   readonly progress: ProgressHub
   private readonly progressSender: ProgressSender
@@ -74,6 +76,7 @@ export class TaskLayer {
   constructor (host: TaskLayerHost, init: TaskLayerInit) {
     this.host = host
     const options = resolveTaskOptions(init)
+    this.options = options
     const peerId = host.libp2p.peerId
     const logger = (name: string) => host.logger.forComponent(name)
     this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS)

@@ -118,6 +118,7 @@ export class TaskService {
     const record = newRecord(task, this.c.membership.choose(task.id), now)
     await this.storeOnPlacement(record)
     this.stats.submitted++
+    this.c.events.safeDispatchEvent('submitted', { detail: { id: task.id, capability: task.capability } })
     this.announce(task, record.placement)
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
     return { id: task.id, created: true, ...(offered ? {} : { warning: `no live peer offers ${task.capability} yet; the task waits for one until its deadline` }) }
@@ -206,6 +207,7 @@ export class TaskService {
       const error = failed.get(n.id)
       if (error !== undefined) return { error }
       if (!n.first) return { id: n.id, created: false }
+      this.c.events.safeDispatchEvent('submitted', { detail: { id: n.id, capability: req.capability } })
       return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: `no live peer offers ${req.capability} yet; the task waits for one until its deadline` }) }
     })
   }
@@ -428,6 +430,7 @@ export class TaskService {
    */
   applyNotice (n: TaskNotice): void {
     this.stats.noticesApplied++
+    this.c.events.safeDispatchEvent('notice', { detail: n })
     if (n.event === 'running' || this.refreshing.has(n.id) || this.refreshing.size >= 64) {
       this.wake(n.id)
       return

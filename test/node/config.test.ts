@@ -43,6 +43,7 @@ const DOCUMENTED_DEFAULTS = {
   placementMoveAfterMs: 120_000,
   progressTasks: 1_000,
   progressEventsPerTask: 256,
+  eventsPollMs: 1_000,
   progressQueueLimit: 4_096,
   syncWrites: true
 }

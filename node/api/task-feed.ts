@@ -1,0 +1,56 @@
+import type { TaskView } from '../tasks/task-service.js'
+import type { ProgressUpdate } from '../tasks/progress.js'
+
+/** One server-sent event: its stable id (for Last-Event-ID), its name and its JSON data. */
+export interface FeedEvent {
+  id: string
+  /** `state` is the mesh stream's one kind */
+  event: 'submitted' | 'claimed' | 'attempt-failed' | 'attempt-expired' | 'attempt-released' | 'progress' | 'completed' | 'dead' | 'canceled' | 'state'
+  data: Record<string, unknown>
+}
+
+/**
+ * The events of one task as its record tells them, oldest first: submitted, each attempt started
+ * (claimed, by whom) and how it ended, then the certified outcome. Ids come from the content (the
+ * claim, the generation), so the same event has the same id on every node and every read.
+ */
+export function recordEvents (view: TaskView): FeedEvent[] {
+  const r = view.record
+  const id = r.task.id
+  const out: FeedEvent[] = [{ id: 'submitted', event: 'submitted', data: { id, capability: r.task.capability, submitter: r.task.submitter, at: r.task.createdAt, ...(r.task.parent === undefined ? {} : { parent: r.task.parent }) } }]
+  const numbers = new Map<number, number>()
+  for (const a of r.attempts) {
+    const n = (numbers.get(a.generation) ?? 0) + 1
+    numbers.set(a.generation, n)
+    const base = { id, attempt: n, generation: a.generation, claimId: a.claimId, peer: a.peer }
+    out.push({ id: `${a.claimId}:claimed`, event: 'claimed', data: { ...base, at: a.startedAt } })
+    if (a.outcome === 'failed' || a.outcome === 'expired' || a.outcome === 'released') {
+      out.push({ id: `${a.claimId}:${a.outcome}`, event: `attempt-${a.outcome}`, data: { ...base, at: a.endedAt, ...(a.error === undefined ? {} : { error: a.error }) } })
+    }
+  }
+  const f = r.final
+  if (f !== undefined) {
+    const base = { id, generation: f.generation, at: f.at }
+    if (f.state === 'completed') {
+      out.push({ id: `final:${f.generation}`, event: 'completed', data: { ...base, executor: f.peer, claimId: f.claimId, ...(view.result === undefined ? {} : { result: view.result.value }) } })
+    } else {
+      // a dead task's reason is the last attempt's error when it has one: "failed 3 of 3" alone says little
+      const lastError = [...r.attempts].reverse().find(a => a.generation === f.generation && a.error !== undefined)?.error
+      out.push({ id: `final:${f.generation}`, event: f.state, data: { ...base, reason: f.reason, ...(lastError === undefined ? {} : { lastError }) } })
+    }
+  }
+  return out
+}
+
+export function progressEvent (u: ProgressUpdate): FeedEvent {
+  return { id: `${u.claimId}:p${u.seq}`, event: 'progress', data: { id: u.id, attempt: u.attempt, claimId: u.claimId, peer: u.peer, seq: u.seq, at: u.at, event: u.event } }
+}
+
+/** The wire form of one event (the data on one line: JSON has no raw newlines). */
+export function sse (e: FeedEvent): string {
+  return `id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`
+}
+
+export function isFinal (e: FeedEvent): boolean {
+  return e.event === 'completed' || e.event === 'dead' || e.event === 'canceled'
+}
