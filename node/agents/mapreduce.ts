@@ -1,13 +1,16 @@
 import { z } from 'zod'
 import type { Agent } from '../runtime/agent.js'
 
-const mapreduceInput = z.object({
+const mapreduceOptions = z.object({
   text: z.string(),
   /** how many text.wordcount subtasks to split into */
   chunks: z.number().int().min(1).max(256).default(4),
   /** the most words reported; all when absent */
   top: z.number().int().min(1).optional()
 })
+
+/** `{text, chunks?, top?}`, or a plain string as the text agents take (so `--input @book.txt` works) */
+const mapreduceInput = z.union([z.string().transform(text => ({ text, chunks: 4 })), mapreduceOptions])
 
 /** Splits text into about n pieces of similar size, cutting only at whitespace. */
 export function splitText (text: string, n: number): string[] {
@@ -27,7 +30,7 @@ export function splitText (text: string, n: number): string[] {
  * A planner: splits a text into chunks, puts a text.wordcount subtask per chunk on the mesh (any
  * capable peer runs each), and merges the counts.
  */
-export const mapreduceAgent: Agent<z.infer<typeof mapreduceInput>> = {
+export const mapreduceAgent: Agent<z.infer<typeof mapreduceOptions>> = {
   name: 'mapreduce',
   capabilities: [{ name: 'mapreduce', description: 'word count of a large text, split into text.wordcount subtasks across the mesh' }],
   concurrency: 2,

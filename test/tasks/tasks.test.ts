@@ -57,11 +57,15 @@ describe('tasks over gossip', () => {
       .flat()
       .filter((r, i, all) => all.findIndex(o => o.task.id === r.task.id) === i)
     // 12 per run of the planner: one that lost its lease on a loaded machine is run again, and
-    // submits its chunks again (its subtasks carry no idempotency key)
+    // submits its chunks again (an idempotency key holds per submitting node: a rerun elsewhere makes new ones)
     expect(children.length).toBeGreaterThanOrEqual(12)
     expect(children.length % 12).toBe(0)
     const executors = new Set(children.map(r => r.final?.peer))
     expect(executors.size).toBeGreaterThanOrEqual(2)
+    // a plain string is the text, as the text agents take it (`--input @book.txt`)
+    const plain = await s.submit({ capability: 'mapreduce', input: text })
+    const counted = await s.waitFor(plain.id, 120_000)
+    expect((counted.result?.value as { counts: Record<string, number> }).counts).toEqual(countWords(text))
   })
 
   it('still runs a task whose offer and announcements were lost (the pull path)', async () => {
