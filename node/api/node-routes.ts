@@ -41,6 +41,28 @@ export function nodeRoutes (node: AgentNode): Route[] {
   ]
 }
 
+/** GET /v1/mesh: the live peers as this node's presence sees them, and which of them it is connected to. */
+export function meshRoute (node: AgentNode): Route {
+  return {
+    method: 'GET',
+    path: '/v1/mesh',
+    summary: 'live peers: capabilities, free slots, version, and whether this node holds a connection to each',
+    handle: () => {
+      const connected = new Set(node.libp2p.getConnections().map(c => c.remotePeer.toString()))
+      const peers = (node.tasks?.presence.live() ?? []).map(p => ({
+        peerId: p.peerId,
+        self: p.self,
+        version: p.version,
+        capabilities: p.capabilities.map(c => c.name),
+        freeSlots: p.freeSlots,
+        lastSeen: p.lastSeen,
+        connected: p.self || connected.has(p.peerId)
+      }))
+      return { body: { self: node.peerId.toString(), mesh: node.mesh, peers } }
+    }
+  }
+}
+
 /** GET /v1/metrics: the task layer's counters (when it runs) and the API's own under `api`. */
 export function metricsRoute (node: AgentNode, stats: ApiStats): Route {
   return {

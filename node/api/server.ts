@@ -6,9 +6,10 @@ import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, pathPatterns } from './fastify-glue.js'
 import { guardServer, handleClientError } from './guards.js'
 import { HttpError, badRequest, parseTarget } from './http.js'
-import { metricsRoute, nodeRoutes } from './node-routes.js'
+import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
 import { meshEventsRoute, taskEventsRoute } from './event-routes.js'
 import { openApiRoute } from './openapi.js'
+import { isUiAsset, uiRoutes } from './ui-routes.js'
 import { MeshMetrics, prometheusRoute } from './prometheus.js'
 import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
@@ -107,7 +108,10 @@ export class ApiServer {
         throw new HttpError(403, 'FORBIDDEN', `Host ${JSON.stringify(String(request.headers.host).slice(0, 100))} is not this machine: without a token the API answers only to localhost and 127.x names`)
       }
     })
-    if (init.token !== undefined) app.addHook('onRequest', authHook(init.token, stats))
+    if (init.token !== undefined) {
+      const check = authHook(init.token, stats)
+      app.addHook('onRequest', async request => { if (!isUiAsset(request.raw.url)) await check(request) })
+    }
     app.addHook('onRequestAbort', async _request => { stats.clientsGone++ })
     app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, { stats, log }) })
     app.setNotFoundHandler((request, reply) => {
@@ -119,7 +123,7 @@ export class ApiServer {
         : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route'), request, reply, { stats, log })
     })
 
-    const routes: Route[] = [...nodeRoutes(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : taskRoutes(node.tasks)), ...(init.routes ?? [])]
+    const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : taskRoutes(node.tasks)), ...(init.routes ?? [])]
     for (const route of routes) {
       app.route({
         method: route.method,
@@ -141,6 +145,7 @@ export class ApiServer {
     if (node.tasks !== undefined) {
       app.route(taskEventsRoute(node.tasks))
       app.route(meshEventsRoute(node.tasks))
+      for (const route of uiRoutes()) app.route(route)
     }
     app.addHook('onClose', async () => { metrics.close() })
     if (node.tasks !== undefined && init.doors !== false) {

@@ -80,6 +80,8 @@ function taskIdParam (id: string | undefined): string {
 export function viewBody (view: TaskView, progress?: unknown[]): Record<string, unknown> {
   return {
     ...summarize(view.record),
+    // one task's page shows what it was asked (lists leave inputs out: up to 1 MiB each)
+    input: view.record.task.input,
     ...(view.result === undefined ? {} : { result: view.result.value }),
     ...(progress === undefined ? {} : { progress })
   }
