@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import { TASK_ID, TASK_STATES, stateOf, summarize } from '../../protocols/task/index.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
+import { TRACEPARENT } from '../tracing.js'
+import { traceTask } from '../tasks/trace.js'
 import { HttpError, badRequest } from './http.js'
 import type { BadRequestReason } from './stats.js'
 import type { Route } from './http.js'
@@ -18,7 +20,9 @@ const submitBody = z.object({
   timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
   // bounded so that now + deadlineMs stays a safe integer the replicas accept (unbounded, a huge
   // value passed this check and came back as a 503 from every replica)
-  deadlineMs: z.number().int().min(1).max(MAX_DEADLINE_MS).optional()
+  deadlineMs: z.number().int().min(1).max(MAX_DEADLINE_MS).optional(),
+  /** W3C trace context; the `traceparent` header works too (the field wins) */
+  traceparent: z.string().regex(TRACEPARENT, 'traceparent: 00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
 }).strict()
 
 const listQuery = z.object({
@@ -72,6 +76,12 @@ async function submitBulk (s: TaskLayer['service'], body: unknown[]): Promise<{ 
   return { status: 202, body: { tasks } }
 }
 
+/** A malformed traceparent header is ignored, as W3C trace context says: the task starts a trace of its own. */
+function headerTraceparent (value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value
+  return v !== undefined && TRACEPARENT.test(v.trim().toLowerCase()) ? v.trim().toLowerCase() : undefined
+}
+
 function taskIdParam (id: string | undefined): string {
   if (id === undefined || !TASK_ID.test(id)) throw badRequest('invalid-id', 'a task id is 64 lowercase hex digits')
   return id
@@ -82,6 +92,7 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
     ...summarize(view.record),
     // one task's page shows what it was asked (lists leave inputs out: up to 1 MiB each)
     input: view.record.task.input,
+    ...(view.record.task.traceparent === undefined ? {} : { traceparent: view.record.task.traceparent }),
     ...(view.result === undefined ? {} : { result: view.result.value }),
     ...(progress === undefined ? {} : { progress })
   }
@@ -111,7 +122,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         if (Array.isArray(body)) return submitBulk(s, body)
         const parsed = submitBody.safeParse(body)
         if (!parsed.success) throw badRequest('invalid-body', zodMessage(parsed.error))
-        const answer = await s.submit(parsed.data).catch(httpError)
+        const answer = await s.submit({ ...parsed.data, traceparent: parsed.data.traceparent ?? headerTraceparent(ctx.req.headers.traceparent) }).catch(httpError)
         return { status: answer.created ? 202 : 200, body: { id: answer.id, ...(answer.warning === undefined ? {} : { warning: answer.warning }) } }
       }
     },
@@ -138,6 +149,18 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const here = tasks.executor.progress.get(id)
         const sent = tasks.progress.recent(id).map(u => u.event)
         return { body: viewBody(view, here ?? (sent.length > 0 ? sent : undefined)) }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/tasks/:id/trace',
+      summary: 'a task and its subtasks from the records alone: each with its attempts, for a cross-peer timeline',
+      handle: async ctx => {
+        const id = taskIdParam(ctx.params.id)
+        await s.get(id).catch(httpError)
+        const traced = await traceTask(tasks.components, s, id)
+        const root = traced[0]?.record.task.traceparent
+        return { body: { id, traceId: root?.split('-')[1], tasks: traced.map(t => ({ ...summarize(t.record), depth: t.depth, traceparent: t.record.task.traceparent })) } }
       }
     },
     {

@@ -7,6 +7,7 @@ import { addNodeCommand } from './node-command.js'
 import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
 import { addWatchCommand } from './watch-command.js'
+import { addTraceCommand } from './trace-command.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
@@ -75,6 +76,7 @@ export function buildProgram (): Command {
 
   addTaskCommands(program)
   addWatchCommand(program)
+  addTraceCommand(program)
   addMcpCommand(program)
 
   program.command('sim')

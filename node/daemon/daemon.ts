@@ -9,6 +9,7 @@ import { readSwarmKey } from '../swarm-key.js'
 import { resolveLlmConfig } from '../llm/config.js'
 import { connectMcpServers } from '../mcp/clients.js'
 import { resolveAgents } from './agents.js'
+import { exportTraces } from '../tracing.js'
 import { bootstrapWarner, createOperatorLog, watchNode } from './oplog.js'
 import type { OperatorLog } from './oplog.js'
 import { splitHostPort } from './config.js'
@@ -79,6 +80,8 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     throw err
   }
   const unwatch = watchNode(log, node)
+  const stopTraces = await exportTraces(process.env, node.peerId.toString())
+  if (stopTraces !== undefined) log.info({ event: 'traces-exported', endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting traces over OTLP')
   const nodeFile: NodeFile = { peerId: node.peerId.toString(), addrs: node.addrs(), api: api.url, pid: process.pid }
   const path = join(config.data, NODE_FILE)
   // write then rename: a reader never sees half a file
@@ -92,6 +95,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       await api.close()
       await node.stop()
       await mcp?.close()
+      await stopTraces?.()
     })()
     return stopping
   }

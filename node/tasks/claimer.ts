@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { claimableSchema } from '../../protocols/records/index.js'
 import { hasValidId, newRecord } from '../../protocols/task/index.js'
+import { inSpan } from '../tracing.js'
 import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
@@ -223,7 +224,7 @@ export class Claimer {
       this.c.presence.slotsChanged()
       this.stats.claimAttempts++
       const asked = performance.now()
-      const lease = await this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement })
+      const lease = await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement }))
       this.stats.claimsWon++
       this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, attempt: lease.attempt, claimMs: performance.now() - asked } })
       const running = slot

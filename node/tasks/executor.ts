@@ -1,5 +1,7 @@
 import { byteLength, finalOf } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
+import { SpanStatusCode } from '@opentelemetry/api'
+import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError } from './errors.js'
 import { ProgressSender } from './progress.js'
 import type { TaskComponents } from './components.js'
@@ -84,7 +86,12 @@ export class Executor {
     this.cancels.set(task.id, cancel)
     this.stats.started++
     const started = performance.now()
+    const span = startSpan('agentmesh.run', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability, 'agentmesh.attempt': lease.attempt, 'agentmesh.claim': lease.claimId })
+    // subtasks and the commit are children of this run
+    const runContext = traceparentOf(span)
     const ran = (outcome: RanEvent['outcome'], extra: Partial<RanEvent> = {}): void => {
+      span.setAttribute('agentmesh.outcome', outcome)
+      if (outcome !== 'completed') span.setStatus({ code: SpanStatusCode.ERROR, message: extra.error ?? outcome })
       this.c.events.safeDispatchEvent('ran', { detail: { id: task.id, capability: task.capability, outcome, runMs: performance.now() - started, ...extra } })
     }
     let settled = false
@@ -114,7 +121,7 @@ export class Executor {
             if (events.length > 100) events.shift()
             if (this.sendProgress(task, lease, seq, at, event)) seq++
           },
-          submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options),
+          submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options, runContext),
           step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, lease, key, fn),
           capabilities: () => this.liveCapabilities()
         })
@@ -124,7 +131,7 @@ export class Executor {
         return
       }
       settled = true
-      await this.onResult(task, lease, generation, value, ran)
+      await this.onResult(task, lease, generation, value, ran, runContext)
     } catch (err: any) {
       if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
       this.log('run of %s ended by an error: %s', task.id, err?.message)
@@ -132,6 +139,7 @@ export class Executor {
       // still renewing here means the run ended without a report: give the lease back
       if (lease.held) await lease.release(settled).catch(() => {})
       slot.release()
+      span.end()
       this.cancels.delete(task.id)
       this.c.presence.slotsChanged()
     }
@@ -149,7 +157,7 @@ export class Executor {
     return true
   }
 
-  private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown, ran: Ran): Promise<void> {
+  private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown, ran: Ran, runContext: string): Promise<void> {
     const me = this.c.peerId.toString()
     const stored = value === undefined ? null : value
     const size = byteLength(stored)
@@ -162,7 +170,7 @@ export class Executor {
     let cert: Certificate
     try {
       // tried even after the lease was lost: if nobody was granted a newer term the result still counts
-      cert = await lease.complete(stored, size, generation)
+      cert = await inSpan('agentmesh.commit', runContext, { 'agentmesh.task': task.id }, async () => lease.complete(stored, size, generation))
     } catch (err: any) {
       if (err.name === 'StaleTermError') this.stats.duplicateExecutions++
       ran(err.name === 'StaleTermError' ? 'duplicate' : 'failed', { error: err.message })
@@ -240,8 +248,8 @@ export class Executor {
     return value
   }
 
-  private async submitChild (parent: string, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}): Promise<unknown> {
-    const { id } = await this.tasks.submit({ capability, input, parent, ...options })
+  private async submitChild (parent: string, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {
+    const { id } = await this.tasks.submit({ capability, input, parent, traceparent, ...options })
     let missingResult = 0
     while (true) {
       signal.throwIfAborted()

@@ -1,7 +1,7 @@
 import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
 import { LEASE_PROTOCOL, LeaseClient, leaseHandler, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { PresenceService } from '../../protocols/presence/index.js'
-import { RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
+import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
 import { Replica } from '../../protocols/replica/index.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { BUILTIN_AGENTS } from '../agents/index.js'
@@ -62,6 +62,8 @@ export class TaskLayer {
   readonly mover: Mover
   /** claims won, executions ended, tasks dead, leases lost here: for log lines and metrics */
   readonly events = new TaskEvents()
+  /** the parts' shared bag, for the few API routes that work across them (a trace) */
+  readonly components: TaskComponents
   /** the resolved timers and limits */
   readonly options: TaskLayerOptions
   /** streamed progress of the tasks this node submitted: `progress.subscribe(id, listener)` */
@@ -109,7 +111,8 @@ export class TaskLayer {
       sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
       applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
-      applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) }
+      applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },
+      children: async (id: string) => (await this.service.list({ parent: id, limit: MAX_CHILDREN })).map(r => r.task.id)
     }
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
@@ -135,7 +138,7 @@ export class TaskLayer {
       renewFraction: options.renewFraction,
       log: logger('agentmesh:lease-client')
     })
-    const components: TaskComponents = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
+    const components: TaskComponents = this.components = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
     this.service = new TaskService(components)
     this.progress = new ProgressHub({
       maxTasks: options.progressTasks,

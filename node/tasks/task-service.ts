@@ -2,6 +2,8 @@ import { z } from 'zod'
 import { QuorumUnavailableError, TaskFinishedError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
 import { putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength, capabilitySchema, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { SpanStatusCode } from '@opentelemetry/api'
+import { startSpan, traceparentOf } from '../tracing.js'
 import { InvalidTaskError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
@@ -22,6 +24,8 @@ export interface SubmitRequest {
   /** ms after submit when the task goes dead if not finished */
   deadlineMs?: number
   parent?: string
+  /** W3C trace context of the caller: the task's spans become its children */
+  traceparent?: string
 }
 
 export interface SubmitAnswer {
@@ -102,7 +106,9 @@ export class TaskService {
       if (await this.find(id) !== undefined) return { id, created: false }
     }
     const now = Date.now()
+    const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability })
     const task = makeTask({
+      traceparent: traceparentOf(span),
       capability: req.capability,
       input: req.input,
       submitter,
@@ -115,8 +121,16 @@ export class TaskService {
     })
     // before anyone can run it: its first progress events are kept for a listener to come
     this.progress?.track(task.id)
+    span.setAttribute('agentmesh.task', task.id)
     const record = newRecord(task, this.c.membership.choose(task.id), now)
-    await this.storeOnPlacement(record)
+    try {
+      await this.storeOnPlacement(record)
+    } catch (err: any) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String(err?.message) })
+      throw err
+    } finally {
+      span.end()
+    }
     this.stats.submitted++
     this.c.events.safeDispatchEvent('submitted', { detail: { id: task.id, capability: task.capability } })
     this.announce(task, record.placement)
@@ -189,7 +203,11 @@ export class TaskService {
       if (c === undefined) return undefined
       const id = keyIds[i]
       if (id !== undefined && (existing.has(id) || fresh.has(id))) return { id, first: false }
-      const task = makeTask({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey, maxAttempts: c.maxAttempts, timeoutMs: c.timeoutMs, deadline: now + (req.deadlineMs ?? o.defaultDeadlineMs), parent: req.parent, now })
+      // one span for the bulk's store round: each task still gets its own trace context
+      const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability, 'agentmesh.bulk': true })
+      const task = makeTask({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey, maxAttempts: c.maxAttempts, timeoutMs: c.timeoutMs, deadline: now + (req.deadlineMs ?? o.defaultDeadlineMs), parent: req.parent, traceparent: traceparentOf(span), now })
+      span.setAttribute('agentmesh.task', task.id)
+      span.end()
       fresh.set(task.id, newRecord(task, this.c.membership.choose(task.id), now))
       return { id: task.id, first: true }
     })

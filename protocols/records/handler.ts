@@ -1,5 +1,5 @@
 import { bucketHashes, differingBuckets } from '../replica/digest.js'
-import { recordsRequestSchema } from './messages.js'
+import { MAX_CHILDREN, recordsRequestSchema } from './messages.js'
 import type { OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
 import type { HandlerStats } from '../lease/handler.js'
@@ -15,6 +15,8 @@ export interface RecordsHandlerInit {
   applyNotices?: (notices: TaskNotice[]) => void
   /** progress of tasks this node submitted, from `from` (the authenticated peer), in the order sent */
   applyProgress?: (events: ProgressItem[], from: string) => void
+  /** ids of subtasks of `id` this node holds (at most MAX_CHILDREN) */
+  children?: (id: string) => Promise<string[]>
 }
 
 /** The server side of `/agentmesh/records/1.0.0`. */
@@ -57,6 +59,7 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         init.applyProgress?.(req.events, from.toString())
         return { status: 'OK' }
       }
+      case 'children': return { status: 'OK', ids: (await init.children?.(req.id) ?? []).slice(0, MAX_CHILDREN) }
     }
   }
 }

@@ -58,8 +58,13 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   /** notices sent straight to the peer that waits on the tasks, not flooded: hints, like gossiped ones */
   z.object({ op: z.literal('notify'), notices: z.array(taskNoticeSchema).max(MAX_OFFER_ITEMS) }).strict(),
   /** progress of tasks the receiver submitted, straight from the peer running them: hints, in order per claim */
-  z.object({ op: z.literal('progress'), events: z.array(progressItemSchema).max(MAX_PROGRESS_ITEMS) }).strict()
+  z.object({ op: z.literal('progress'), events: z.array(progressItemSchema).max(MAX_PROGRESS_ITEMS) }).strict(),
+  /** ids of the subtasks of a task the receiver holds: asked of the peers that ran it (they submitted them), for a trace */
+  z.object({ op: z.literal('children'), id: taskIdSchema }).strict()
 ])
+
+/** The most subtask ids one `children` answer lists. */
+export const MAX_CHILDREN = 1_000
 
 export type RecordsRequest = z.infer<typeof recordsRequestSchema>
 

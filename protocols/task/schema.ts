@@ -22,7 +22,9 @@ export const taskSchema = z.object({
   deadline: z.number().int().nonnegative(),
   parent: taskIdSchema.optional(),
   idempotencyKey: z.string().min(1).max(256).optional(),
-  nonce: z.string().max(64).optional()
+  nonce: z.string().max(64).optional(),
+  /** W3C trace context of the submit span: every peer's spans of this task join its trace */
+  traceparent: z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional()
 }).strict()
 
 export type Task = z.infer<typeof taskSchema>
@@ -54,6 +56,7 @@ export interface NewTask {
   /** absolute ms since the epoch */
   deadline: number
   parent?: string
+  traceparent?: string
   now?: number
 }
 
@@ -71,7 +74,8 @@ export function makeTask (t: NewTask): Task {
     deadline: t.deadline,
     ...(t.parent === undefined ? {} : { parent: t.parent }),
     ...(t.idempotencyKey === undefined ? {} : { idempotencyKey: t.idempotencyKey }),
-    ...(nonce === undefined ? {} : { nonce })
+    ...(nonce === undefined ? {} : { nonce }),
+    ...(t.traceparent === undefined ? {} : { traceparent: t.traceparent })
   }
 }
 

@@ -1,0 +1,59 @@
+import { apiRequest, resolveApiUrl } from './client.js'
+import { clientOptions } from './options.js'
+import { json, line } from './output.js'
+import type { ClientTarget } from './client.js'
+import type { Command } from 'commander'
+
+interface TracedTask {
+  id: string
+  capability: string
+  state: string
+  depth: number
+  createdAt: number
+  finishedAt?: number
+  submitter: string
+  error?: string
+  history: Array<{ peer: string, outcome: string, startedAt: number, endedAt?: number, error?: string }>
+}
+
+const peer = (id: string): string => id.slice(-8)
+
+/** Milliseconds as a short human duration. */
+export function duration (ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)} ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`
+  return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} min`
+}
+
+/** The timeline, each time counted from the root task's submit: who did what, where, for how long. */
+export function renderTrace (traceId: string | undefined, tasks: TracedTask[]): string[] {
+  const t0 = tasks[0]?.createdAt ?? 0
+  const at = (t: number): string => `+${duration(t - t0)}`.padEnd(12)
+  const out = [`trace ${traceId ?? '(none)'}: ${tasks.length} task${tasks.length === 1 ? '' : 's'}`]
+  for (const t of tasks) {
+    const indent = '  '.repeat(t.depth)
+    const took = t.finishedAt === undefined ? 'unfinished' : `in ${duration(t.finishedAt - t.createdAt)}`
+    out.push(`${indent}${t.depth === 0 ? '' : '└ '}${t.id.slice(0, 12)} ${t.capability} ${t.state} ${took}`)
+    const pad = `${indent}    `
+    out.push(`${pad}${at(t.createdAt)} submitted on ${peer(t.submitter)}`)
+    t.history.forEach((a, i) => {
+      const span = a.endedAt === undefined ? 'running' : `${a.outcome} after ${duration(a.endedAt - a.startedAt)}`
+      out.push(`${pad}${at(a.startedAt)} attempt ${i + 1} on ${peer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${a.error})`}`)
+    })
+    if (t.finishedAt !== undefined) out.push(`${pad}${at(t.finishedAt)} ${t.state}${t.error === undefined ? '' : `: ${t.error}`}`)
+  }
+  return out
+}
+
+/** `agentmesh trace ID`: a task's cross-peer timeline and its subtasks', from the records (no collector). */
+export function addTraceCommand (program: Command): void {
+  clientOptions(program.command('trace <id>'))
+    .description('the cross-peer timeline of a task and its subtasks, from the records alone')
+    .addHelpText('after', '\nExamples:\n  agentmesh trace 3f2a9c0d...           # timeline of a task and its subtasks\n  agentmesh trace 3f2a9c0d... --json    # the records behind it')
+    .action(async (id: string, opts: ClientTarget & { json?: boolean }) => {
+      const answer = await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/tasks/${encodeURIComponent(id)}/trace`)
+      if (opts.json === true) return json(answer)
+      for (const l of renderTrace(answer.traceId, answer.tasks)) line(l)
+    })
+}

@@ -1,0 +1,105 @@
+import { createServer } from 'node:http'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BUILTIN_AGENTS } from '../../node/agents/index.js'
+import { ApiServer } from '../../node/api/server.js'
+import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Server } from 'node:http'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
+const PARENT_SPAN = '00f067aa0ba902b7'
+const TRACEPARENT = `00-${TRACE_ID}-${PARENT_SPAN}-01`
+
+describe('a task\'s trace, from the records', () => {
+  let net: Testnet
+  const apis: ApiServer[] = []
+  beforeAll(async () => {
+    net = await createTestnet(3, { tasks: { ...FAST_TASKS, leaseMs: 3_000, claimLagLimitMs: 5_000, agents: BUILTIN_AGENTS } })
+    await net.ready()
+    for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
+  })
+  afterAll(async () => {
+    await Promise.allSettled(apis.map(async a => a.close()))
+    await net?.stop()
+  })
+
+  it('carries a traceparent header into the task and its subtasks, and lists the tree on another node', async () => {
+    const text = Array.from({ length: 200 }, (_, i) => `w${i % 13}`).join(' ')
+    const res = await fetch(`${apis[0]!.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', traceparent: TRACEPARENT }, body: JSON.stringify({ capability: 'mapreduce', input: { text, chunks: 3 } }) })
+    const { id } = await res.json()
+    await net.nodes[0]!.tasks!.service.waitFor(id, 60_000)
+    const trace = await (await fetch(`${apis[2]!.url}/v1/tasks/${id as string}/trace`)).json()
+    expect(trace.traceId).toBe(TRACE_ID)
+    expect(trace.tasks[0]).toMatchObject({ id, depth: 0, state: 'completed' })
+    const children = trace.tasks.filter((t: any) => t.depth === 1)
+    expect(children.length).toBeGreaterThanOrEqual(3)
+    for (const child of children) {
+      expect(child).toMatchObject({ parent: id, capability: 'text.wordcount', state: 'completed' })
+      // one trace: the subtasks' contexts carry the caller's trace id
+      expect(child.traceparent.split('-')[1]).toBe(TRACE_ID)
+    }
+    // a field wins over the header; a malformed one is refused, a malformed header ignored
+    const bad = await fetch(`${apis[0]!.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: 1, traceparent: 'nope' }) })
+    expect(bad.status).toBe(400)
+    const ignored = await fetch(`${apis[0]!.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', traceparent: 'garbage' }, body: JSON.stringify({ capability: 'echo', input: 2 }) })
+    const own = await (await fetch(`${apis[0]!.url}/v1/tasks/${(await ignored.json()).id as string}`)).json()
+    expect(own.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    expect(own.traceparent.split('-')[1]).not.toBe(TRACE_ID)
+  })
+})
+
+describe('OpenTelemetry export from a daemon', () => {
+  const tmp = useTmpDirs()
+  let collector: Server
+  let daemon: DaemonProcess | undefined
+  const spans: any[] = []
+
+  beforeAll(async () => {
+    // a stand-in OTLP/HTTP collector: it keeps what it is sent
+    collector = createServer((req, res) => {
+      let body = ''
+      req.on('data', d => { body += String(d) })
+      req.on('end', () => {
+        try {
+          for (const rs of JSON.parse(body).resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) spans.push({ ...s, resource: rs.resource })
+        } catch {}
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+      })
+    })
+    await new Promise<void>(resolve => collector.listen(0, '127.0.0.1', resolve))
+  })
+  afterAll(async () => {
+    daemon?.proc.kill('SIGKILL')
+    collector?.close()
+  })
+
+  it('exports submit, claim, run and commit spans of one trace when OTEL_EXPORTER_OTLP_ENDPOINT is set; agentmesh trace prints the timeline', async () => {
+    const dir = await tmp()
+    const config = join(dir, 'config.json')
+    await writeFile(config, JSON.stringify({ tasks: FAST_TASKS }))
+    const endpoint = `http://127.0.0.1:${(collector.address() as { port: number }).port}`
+    daemon = await startDaemonProcess(['--data', join(dir, 'd'), '--api', '127.0.0.1:0', '--config', config, '--agents', 'echo'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '100' } })
+    const res = await fetch(`${daemon.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', traceparent: TRACEPARENT }, body: JSON.stringify({ capability: 'echo', input: 'traced' }) })
+    const { id } = await res.json()
+    const hex = (v: string): string => /^[0-9a-f]+$/.test(v) ? v : Buffer.from(v, 'base64').toString('hex')
+    const names = ['agentmesh.submit', 'agentmesh.claim', 'agentmesh.run', 'agentmesh.commit']
+    await waitFor(() => names.every(n => spans.some(s => s.name === n && hex(s.traceId) === TRACE_ID)), { timeoutMs: 20_000, what: () => `spans ${names.join(', ')}; got ${spans.map(s => s.name).join(', ')}` })
+    const submit = spans.find(s => s.name === 'agentmesh.submit')
+    expect(hex(submit.parentSpanId)).toBe(PARENT_SPAN)
+    const run = spans.find(s => s.name === 'agentmesh.run')
+    expect(hex(spans.find(s => s.name === 'agentmesh.commit').parentSpanId)).toBe(hex(run.spanId))
+    expect(JSON.stringify(submit.resource)).toContain('agentmesh')
+
+    const printed = await runCli(['trace', id, '--api', daemon.api])
+    expect(printed.code).toBe(0)
+    expect(printed.stdout).toContain(`trace ${TRACE_ID}: 1 task`)
+    expect(printed.stdout).toMatch(/submitted on \w{8}\n.*attempt 1 on \w{8}: completed after/)
+  })
+})
