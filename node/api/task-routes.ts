@@ -21,6 +21,8 @@ const submitBody = z.object({
   // bounded so that now + deadlineMs stays a safe integer the replicas accept (unbounded, a huge
   // value passed this check and came back as a 503 from every replica)
   deadlineMs: z.number().int().min(1).max(MAX_DEADLINE_MS).optional(),
+  /** refuse with 422 NO_CAPABLE_PEER instead of waiting when no live peer offers the capability */
+  requirePeer: z.boolean().optional(),
   /** W3C trace context; the `traceparent` header works too (the field wins) */
   traceparent: z.string().regex(TRACEPARENT, 'traceparent: 00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
 }).strict()
@@ -30,6 +32,7 @@ const listQuery = z.object({
   state: z.enum([...TASK_STATES, 'blocked']).optional(),
   capability: z.string().optional(),
   parent: z.string().optional(),
+  idPrefix: z.string().regex(/^[0-9a-f]{1,64}$/, 'idPrefix: lowercase hex digits').optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional()
 })
 
@@ -38,6 +41,7 @@ const ERROR_STATUS: Record<string, [number, string, BadRequestReason?]> = {
   TaskNotFoundError: [404, 'NOT_FOUND'],
   InvalidTaskError: [400, 'BAD_REQUEST', 'invalid-task'],
   TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE', 'invalid-task'],
+  NoCapablePeerError: [422, 'NO_CAPABLE_PEER'],
   QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
   LeaseDeniedError: [409, 'CONFLICT'],
   PlacementBlockedError: [409, 'CONFLICT'],

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { DEFAULT_API, DEFAULT_DATA_DIR } from '../daemon/config.js'
 import { NODE_FILE, readNodeFile } from '../daemon/daemon.js'
 import { apiTokenFromEnv, readApiToken } from '../api/auth.js'
-import { NodeNotRunningError } from '../errors.js'
+import { InvalidConfigError, NodeNotRunningError } from '../errors.js'
 
 export class ApiRequestError extends Error {
   static override name = 'ApiRequestError'
@@ -78,4 +78,18 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
   }
   if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`)
   return parsed as T
+}
+
+/**
+ * A task id from what the user typed: the full 64 hex digits, or a unique prefix of at least 4
+ * (as git takes short hashes), looked up among the tasks the node holds.
+ */
+export async function resolveTaskId (baseUrl: string, given: string): Promise<string> {
+  const id = given.trim().toLowerCase()
+  if (/^[0-9a-f]{64}$/.test(id)) return id
+  if (!/^[0-9a-f]{4,63}$/.test(id)) throw new InvalidConfigError(`"${given}" is not a task id: give its 64 hex digits or a unique prefix of at least 4`)
+  const { tasks } = await apiRequest<{ tasks: Array<{ id: string, capability: string }> }>(baseUrl, 'GET', `/v1/tasks?idPrefix=${id}&limit=5`)
+  if (tasks.length === 1) return (tasks[0] as { id: string }).id
+  if (tasks.length === 0) throw new InvalidConfigError(`no task starting with ${id} on this node (a node lists the tasks it holds; give the full id to ask the mesh)`)
+  throw new InvalidConfigError(`${id} is ambiguous: ${tasks.map(t => `${t.id.slice(0, 12)} (${t.capability})`).join(', ')}${tasks.length === 5 ? ', ...' : ''}`)
 }

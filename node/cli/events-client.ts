@@ -53,6 +53,8 @@ export async function followEvents (baseUrl: string, path: string, onEvent: (e: 
 }
 
 const short = (s: unknown): string => typeof s === 'string' ? s.slice(0, 12) : '-'
+/** peer ids share their first characters (12D3KooW...): the end tells them apart */
+const peer = (s: unknown): string => typeof s === 'string' ? s.slice(-8) : '-'
 
 /** One readable line for an event of a task's stream or of the mesh's. */
 export function describeEvent (e: StreamEvent): string {
@@ -60,11 +62,11 @@ export function describeEvent (e: StreamEvent): string {
   const time = new Date(typeof d.at === 'number' ? d.at : Date.now()).toISOString().slice(11, 23)
   switch (e.event) {
     case 'submitted': return `${time}  submitted   ${short(d.id)} ${String(d.capability)}${d.parent === undefined ? '' : ` (subtask of ${short(d.parent)})`}`
-    case 'claimed': return `${time}  claimed     attempt ${String(d.attempt)} by ${short(d.peer)}`
+    case 'claimed': return `${time}  claimed     attempt ${String(d.attempt)} by ${peer(d.peer)}`
     case 'attempt-failed': case 'attempt-expired': case 'attempt-released':
       return `${time}  ${e.event.slice(8).padEnd(11)} attempt ${String(d.attempt)}${d.error === undefined ? '' : `: ${String(d.error)}`}`
     case 'progress': return `${time}  progress    ${typeof d.event === 'string' ? d.event : JSON.stringify(d.event)}`
-    case 'completed': return `${time}  completed   by ${short(d.executor)}`
+    case 'completed': return `${time}  completed   by ${peer(d.executor)}`
     case 'dead': case 'canceled': return `${time}  ${e.event.padEnd(11)} ${String(d.reason ?? '')}${d.lastError === undefined || String(d.reason ?? '').includes(String(d.lastError)) ? '' : ` (last error: ${String(d.lastError)})`}`
     case 'state': return `${time}  ${String(d.state).padEnd(11)} ${short(d.id)} ${String(d.capability)}${d.error === undefined ? '' : `: ${String(d.error)}`}`
     default: return `${time}  ${e.event}`

@@ -23,3 +23,18 @@ export function table (headers: string[], rows: string[][]): void {
   line(fmt(headers))
   for (const row of rows) line(fmt(row))
 }
+
+/** Whether output goes to a person (short ids, "12 s ago") or to a program (full ids, ISO times). */
+export function forPeople (): boolean {
+  return process.stdout.isTTY === true
+}
+
+/** A past moment as people say it: "just now", "12 s ago", "3 min ago", "2 h ago", "4 d ago". */
+export function ago (at: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - at) / 1000))
+  if (s < 2) return 'just now'
+  if (s < 60) return `${s} s ago`
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`
+  return `${Math.floor(s / 86_400)} d ago`
+}

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { InvalidConfigError } from '../errors.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
-import { apiRequest, resolveApiUrl } from './client.js'
+import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { describeEvent, followEvents, tokenOf } from './events-client.js'
 import { clientOptions, wholeNumber } from './options.js'
-import { json, line, table } from './output.js'
+import { ago, forPeople, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
 
@@ -115,9 +115,16 @@ export function addTaskCommands (program: Command): void {
     .option('--idempotency-key <key>', 'the same key from the same node gives the same task')
     .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', wholeNumber('--max-attempts'))
     .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', wholeNumber('--task-timeout'))
-    .action(async (opts: ClientOpts & { capability?: string, input?: string, bulk?: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number }, cmd: Command) => {
+    .option('--require-peer', 'refuse (exit 1) instead of waiting when no live peer offers the capability')
+    .addHelpText('after', `
+Examples:
+  agentmesh submit --capability echo --input '{"hello":"mesh"}' --wait
+  agentmesh submit --capability mapreduce --input @book.txt --wait
+  agentmesh submit --capability text.reverse --input '"abc"' --require-peer
+  agentmesh submit --bulk tasks.jsonl`)
+    .action(async (opts: ClientOpts & { capability?: string, input?: string, bulk?: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number, requirePeer?: boolean }, cmd: Command) => {
       if (opts.bulk !== undefined) {
-        const others = (['capability', 'input', 'wait', 'timeout', 'idempotencyKey', 'maxAttempts', 'taskTimeout'] as const).filter(k => opts[k] !== undefined)
+        const others = (['capability', 'input', 'wait', 'timeout', 'idempotencyKey', 'maxAttempts', 'taskTimeout', 'requirePeer'] as const).filter(k => opts[k] !== undefined)
         if (others.length > 0) cmd.error(`error: --bulk takes the tasks' fields from its file, not --${others.map(k => k.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)).join(', --')}`)
         return submitBulk(opts, opts.bulk)
       }
@@ -129,7 +136,8 @@ export function addTaskCommands (program: Command): void {
         input: await readInput(opts.input as string),
         ...(opts.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
         ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
-        ...(opts.taskTimeout === undefined ? {} : { timeoutMs: opts.taskTimeout })
+        ...(opts.taskTimeout === undefined ? {} : { timeoutMs: opts.taskTimeout }),
+        ...(opts.requirePeer === true ? { requirePeer: true } : {})
       }
       const submitted = await apiRequest(url, 'POST', '/v1/tasks', body)
       if (submitted.warning !== undefined) process.stderr.write(`agentmesh: warning: ${submitted.warning}\n`)
@@ -161,8 +169,9 @@ export function addTaskCommands (program: Command): void {
   clientOptions(program.command('task <id>'))
     .description('state, attempts, executor and result of one task')
     .option('--force-placement', 'move a blocked task to live peers without a majority of its old placement: if the unreachable members are alive (a partition, not a loss) the task may run to two results; logged by the node')
-    .action(async (id: string, opts: ClientOpts & { forcePlacement?: boolean }) => {
+    .action(async (given: string, opts: ClientOpts & { forcePlacement?: boolean }) => {
       const url = await resolveApiUrl(opts)
+      const id = await resolveTaskId(url, given)
       if (opts.forcePlacement === true) {
         const answer = await apiRequest(url, 'POST', `/v1/tasks/${encodeURIComponent(id)}/force-placement`)
         if (opts.json !== true) process.stderr.write(`agentmesh: forced task ${id} onto epoch ${String(answer.placement?.epoch)}: ${String(answer.warning)}\n`)
@@ -176,22 +185,35 @@ export function addTaskCommands (program: Command): void {
     .option('--state <state>', 'pending, running, completed, failed, canceled, dead or blocked')
     .option('--capability <name>')
     .option('--limit <n>', 'at most this many (default 100)', wholeNumber('--limit'))
-    .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number }) => {
+    .option('--parent <id>', 'the subtasks of a task, as a tree (from its trace)')
+    .addHelpText('after', '\nExamples:\n  agentmesh tasks --state dead\n  agentmesh tasks --capability echo --limit 20\n  agentmesh tasks --parent 3f2a9c0d   # subtasks of a task, as a tree\n\nOn a terminal ids are short (a unique prefix works wherever an id is asked) and times relative; piped, they are full.')
+    .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number, parent?: string }) => {
+      const url = await resolveApiUrl(opts)
+      const people = forPeople()
+      const shown = (id: string): string => people ? short(id) : id
+      if (opts.parent !== undefined) {
+        const trace = await apiRequest(url, 'GET', `/v1/tasks/${await resolveTaskId(url, opts.parent)}/trace`)
+        if (opts.json === true) return json({ tasks: trace.tasks })
+        return table(['TASK', 'CAPABILITY', 'STATE', 'ATTEMPTS', 'EXECUTOR', 'CREATED'], trace.tasks.map((t: any) => [
+          `${'  '.repeat(t.depth as number)}${t.depth === 0 ? '' : '└ '}${shown(String(t.id))}`, t.capability, t.state, `${String(t.attempts)}/${String(t.maxAttempts)}`, t.executor === undefined ? '-' : String(t.executor).slice(-8), people ? ago(t.createdAt) : new Date(t.createdAt).toISOString()
+        ]))
+      }
       const q = new URLSearchParams()
       if (opts.state !== undefined) q.set('state', opts.state)
       if (opts.capability !== undefined) q.set('capability', opts.capability)
       if (opts.limit !== undefined) q.set('limit', String(opts.limit))
-      const { tasks } = await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/tasks?${q.toString()}`)
+      const { tasks } = await apiRequest(url, 'GET', `/v1/tasks?${q.toString()}`)
       if (opts.json === true) return json({ tasks })
       table(['ID', 'CAPABILITY', 'STATE', 'ATTEMPTS', 'EXECUTOR', 'CREATED'], tasks.map((t: any) => [
-        t.id, t.capability, t.state, `${String(t.attempts)}/${String(t.maxAttempts)}`, t.executor === undefined ? '-' : short(String(t.executor)), new Date(t.createdAt).toISOString()
+        shown(String(t.id)), t.capability, t.state, `${String(t.attempts)}/${String(t.maxAttempts)}`, t.executor === undefined ? '-' : String(t.executor).slice(-8), people ? ago(t.createdAt) : new Date(t.createdAt).toISOString()
       ]))
     })
 
   clientOptions(program.command('cancel <id>'))
     .description('cancel a task: its holder is aborted and it is never retried')
-    .action(async (id: string, opts: ClientOpts) => {
-      const answer = await apiRequest(await resolveApiUrl(opts), 'POST', `/v1/tasks/${encodeURIComponent(id)}/cancel`)
+    .action(async (given: string, opts: ClientOpts) => {
+      const url = await resolveApiUrl(opts)
+      const answer = await apiRequest(url, 'POST', `/v1/tasks/${await resolveTaskId(url, given)}/cancel`)
       return opts.json === true ? json(answer) : line(`${String(answer.id)} ${String(answer.state)}`)
     })
 
@@ -204,14 +226,16 @@ export function addTaskCommands (program: Command): void {
     })
   clientOptions(dlq.command('redrive <id>'))
     .description('run a dead task again, with a new attempt budget')
-    .action(async (id: string, opts: ClientOpts) => {
-      const answer = await apiRequest(await resolveApiUrl(opts), 'POST', `/v1/deadletter/${encodeURIComponent(id)}/redrive`)
+    .action(async (given: string, opts: ClientOpts) => {
+      const url = await resolveApiUrl(opts)
+      const answer = await apiRequest(url, 'POST', `/v1/deadletter/${await resolveTaskId(url, given)}/redrive`)
       return opts.json === true ? json(answer) : line(`${String(answer.id)} ${String(answer.state)}`)
     })
   clientOptions(dlq.command('drop <id>'))
     .description('remove a dead task from the list')
-    .action(async (id: string, opts: ClientOpts) => {
-      const answer = await apiRequest(await resolveApiUrl(opts), 'DELETE', `/v1/deadletter/${encodeURIComponent(id)}`)
+    .action(async (given: string, opts: ClientOpts) => {
+      const url = await resolveApiUrl(opts)
+      const answer = await apiRequest(url, 'DELETE', `/v1/deadletter/${await resolveTaskId(url, given)}`)
       return opts.json === true ? json(answer) : line(`${String(answer.id)} dropped`)
     })
 }

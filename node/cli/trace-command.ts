@@ -1,4 +1,4 @@
-import { apiRequest, resolveApiUrl } from './client.js'
+import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clientOptions } from './options.js'
 import { json, line } from './output.js'
 import type { ClientTarget } from './client.js'
@@ -52,7 +52,8 @@ export function addTraceCommand (program: Command): void {
     .description('the cross-peer timeline of a task and its subtasks, from the records alone')
     .addHelpText('after', '\nExamples:\n  agentmesh trace 3f2a9c0d...           # timeline of a task and its subtasks\n  agentmesh trace 3f2a9c0d... --json    # the records behind it')
     .action(async (id: string, opts: ClientTarget & { json?: boolean }) => {
-      const answer = await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/tasks/${encodeURIComponent(id)}/trace`)
+      const url = await resolveApiUrl(opts)
+      const answer = await apiRequest(url, 'GET', `/v1/tasks/${await resolveTaskId(url, id)}/trace`)
       if (opts.json === true) return json(answer)
       for (const l of renderTrace(answer.traceId, answer.tasks)) line(l)
     })

@@ -1,4 +1,4 @@
-import { resolveApiUrl } from './client.js'
+import { resolveApiUrl, resolveTaskId } from './client.js'
 import { describeEvent, followEvents } from './events-client.js'
 import { clientOptions } from './options.js'
 import { line } from './output.js'
@@ -33,7 +33,7 @@ export function addWatchCommand (program: Command): void {
         await followEvents(url, `/v1/events?${q.toString()}`, print, stop.signal)
         return
       }
-      await followEvents(url, `/v1/tasks/${encodeURIComponent(id)}/events`, print)
+      await followEvents(url, `/v1/tasks/${await resolveTaskId(url, id)}/events`, print)
       process.exitCode = outcome === 'completed' ? 0 : 1
     })
 }

@@ -9,6 +9,12 @@ export class InvalidTaskError extends Error {
   constructor (message: string) { super(message); this.name = 'InvalidTaskError' }
 }
 
+/** A submit that asked for a live capable peer (requirePeer) when none offers the capability. */
+export class NoCapablePeerError extends Error {
+  static override name = 'NoCapablePeerError'
+  constructor (message: string) { super(message); this.name = 'NoCapablePeerError' }
+}
+
 /** A task input over the size limit. */
 export class TaskTooLargeError extends Error {
   static override name = 'TaskTooLargeError'

@@ -4,7 +4,8 @@ import { putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength, capabilitySchema, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
-import { InvalidTaskError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
+import { InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
+import { closestNames, unofferedWarning } from './suggest.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
@@ -26,6 +27,8 @@ export interface SubmitRequest {
   parent?: string
   /** W3C trace context of the caller: the task's spans become its children */
   traceparent?: string
+  /** refuse (NoCapablePeerError) rather than wait when no live peer offers the capability */
+  requirePeer?: boolean
 }
 
 export interface SubmitAnswer {
@@ -57,6 +60,8 @@ export interface ListFilter {
   state?: TaskState | 'blocked'
   capability?: string
   parent?: string
+  /** ids starting with these hex digits: a short id, as git takes one */
+  idPrefix?: string
   /** @default 100 */
   limit?: number
 }
@@ -135,7 +140,7 @@ export class TaskService {
     this.c.events.safeDispatchEvent('submitted', { detail: { id: task.id, capability: task.capability } })
     this.announce(task, record.placement)
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
-    return { id: task.id, created: true, ...(offered ? {} : { warning: `no live peer offers ${task.capability} yet; the task waits for one until its deadline` }) }
+    return { id: task.id, created: true, ...(offered ? {} : { warning: unofferedWarning(task.capability, this.offeredNames()) }) }
   }
 
   /** A task its placement stored goes to a peer that runs it: offered directly, else gossiped. */
@@ -181,7 +186,7 @@ export class TaskService {
       try {
         return this.checkSubmit(req)
       } catch (err: any) {
-        if (err.name !== 'InvalidTaskError' && err.name !== 'TaskTooLargeError') throw err
+        if (err.name !== 'InvalidTaskError' && err.name !== 'TaskTooLargeError' && err.name !== 'NoCapablePeerError') throw err
         out[i] = { error: err }
         return undefined
       }
@@ -226,7 +231,7 @@ export class TaskService {
       if (error !== undefined) return { error }
       if (!n.first) return { id: n.id, created: false }
       this.c.events.safeDispatchEvent('submitted', { detail: { id: n.id, capability: req.capability } })
-      return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: `no live peer offers ${req.capability} yet; the task waits for one until its deadline` }) }
+      return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: unofferedWarning(req.capability, offered) }) }
     })
   }
 
@@ -305,7 +310,16 @@ export class TaskService {
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
     const size = byteLength(req.input)
     if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
+    if (req.requirePeer === true && !this.offeredNames().has(req.capability)) {
+      const close = closestNames(req.capability, this.offeredNames())
+      throw new NoCapablePeerError(`no live peer offers ${req.capability}${close.length === 0 ? '' : ` (did you mean ${close.join(' or ')}?)`}; not submitted (requirePeer)`)
+    }
     return { maxAttempts, timeoutMs }
+  }
+
+  /** Capabilities some live peer offers now. */
+  private offeredNames (): Set<string> {
+    return new Set(this.c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
   }
 
   /**
@@ -376,6 +390,7 @@ export class TaskService {
     for await (const [, record] of this.c.store.tasks.entries()) {
       if (filter.capability !== undefined && record.task.capability !== filter.capability) continue
       if (filter.parent !== undefined && record.task.parent !== filter.parent) continue
+      if (filter.idPrefix !== undefined && !record.task.id.startsWith(filter.idPrefix)) continue
       if (filter.state === 'blocked' ? this.mover?.blockedReason(record) === undefined : (filter.state !== undefined && stateOf(record) !== filter.state)) continue
       out.push(record)
     }
