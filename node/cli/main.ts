@@ -8,6 +8,7 @@ import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
 import { addWatchCommand } from './watch-command.js'
 import { addTraceCommand } from './trace-command.js'
+import { addExamples } from './examples.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
@@ -97,6 +98,7 @@ export function buildProgram (): Command {
     .option('--report <file>', 'write the report as one self-contained HTML file with charts')
     .action(async (opts: Parameters<typeof runSimCommand>[0]) => { await runSimCommand(opts) })
   program.addOption(new Option('--debug', 'print stack traces of unexpected errors').hideHelp())
+  addExamples(program)
   return program
 }
 

@@ -116,12 +116,6 @@ export function addTaskCommands (program: Command): void {
     .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', wholeNumber('--max-attempts'))
     .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', wholeNumber('--task-timeout'))
     .option('--require-peer', 'refuse (exit 1) instead of waiting when no live peer offers the capability')
-    .addHelpText('after', `
-Examples:
-  agentmesh submit --capability echo --input '{"hello":"mesh"}' --wait
-  agentmesh submit --capability mapreduce --input @book.txt --wait
-  agentmesh submit --capability text.reverse --input '"abc"' --require-peer
-  agentmesh submit --bulk tasks.jsonl`)
     .action(async (opts: ClientOpts & { capability?: string, input?: string, bulk?: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number, requirePeer?: boolean }, cmd: Command) => {
       if (opts.bulk !== undefined) {
         const others = (['capability', 'input', 'wait', 'timeout', 'idempotencyKey', 'maxAttempts', 'taskTimeout', 'requirePeer'] as const).filter(k => opts[k] !== undefined)
@@ -186,7 +180,6 @@ Examples:
     .option('--capability <name>')
     .option('--limit <n>', 'at most this many (default 100)', wholeNumber('--limit'))
     .option('--parent <id>', 'the subtasks of a task, as a tree (from its trace)')
-    .addHelpText('after', '\nExamples:\n  agentmesh tasks --state dead\n  agentmesh tasks --capability echo --limit 20\n  agentmesh tasks --parent 3f2a9c0d   # subtasks of a task, as a tree\n\nOn a terminal ids are short (a unique prefix works wherever an id is asked) and times relative; piped, they are full.')
     .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number, parent?: string }) => {
       const url = await resolveApiUrl(opts)
       const people = forPeople()

@@ -50,7 +50,6 @@ export function renderTrace (traceId: string | undefined, tasks: TracedTask[]): 
 export function addTraceCommand (program: Command): void {
   clientOptions(program.command('trace <id>'))
     .description('the cross-peer timeline of a task and its subtasks, from the records alone')
-    .addHelpText('after', '\nExamples:\n  agentmesh trace 3f2a9c0d...           # timeline of a task and its subtasks\n  agentmesh trace 3f2a9c0d... --json    # the records behind it')
     .action(async (id: string, opts: ClientTarget & { json?: boolean }) => {
       const url = await resolveApiUrl(opts)
       const answer = await apiRequest(url, 'GET', `/v1/tasks/${await resolveTaskId(url, id)}/trace`)

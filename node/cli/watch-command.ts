@@ -16,7 +16,6 @@ export function addWatchCommand (program: Command): void {
     .description('follow one task\'s events to its outcome, or (without ID) the mesh\'s task state changes')
     .option('--capability <name>', 'without ID: only tasks of this capability')
     .option('--state <state>', 'without ID: only changes to this state')
-    .addHelpText('after', '\nExamples:\n  agentmesh watch 3f2a9c...        # one task, to its outcome\n  agentmesh watch --capability echo # every echo task, as it changes\n  agentmesh watch --json            # one JSON object a line')
     .action(async (id: string | undefined, opts: WatchOpts) => {
       const url = await resolveApiUrl(opts)
       let outcome: string | undefined

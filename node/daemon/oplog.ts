@@ -18,7 +18,7 @@ export function createOperatorLog (level: LogLevel, format: LogFormat): Operator
   const base = { level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }
   return format === 'json'
     ? pino(base, pino.destination({ dest: 2, sync: true }))
-    : pino(base, pretty({ destination: 2, sync: true, colorize: false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }))
+    : pino(base, pretty({ destination: 2, sync: true, colorize: false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', hideObject: true }))
 }
 
 const short = (id: string): string => id.slice(0, 12)

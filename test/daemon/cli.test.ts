@@ -65,6 +65,8 @@ describe('agentmesh CLI', () => {
     await waitFor(() => events().some(e => e.event === 'peer-joined' && e.peer === b.peerId), { what: 'a line saying b joined' })
     // b logs pretty lines, one readable line per event
     await waitFor(() => new RegExp(`INFO.*peer joined: ${a.peerId}`).test(b.output()), { what: 'b\'s pretty line saying a joined' })
+    // one line each: the structured fields stay in the JSON format
+    expect(b.output()).not.toMatch(/^\s+("|\])/m)
     b.proc.kill('SIGKILL')
     await waitFor(() => events().some(e => e.event === 'peer-left' && e.peer === b.peerId), { what: 'a line saying b left' })
   })

@@ -1,0 +1,48 @@
+import type { Command } from 'commander'
+
+/** Each command's --help ends with examples: the first thing a new user looks for. Keyed by the command's path. */
+export const EXAMPLES: Record<string, string[]> = {
+  node: [
+    'agentmesh node --data ./a --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0',
+    'agentmesh node --data ./b --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --api 127.0.0.1:0',
+    'agentmesh node --agents echo,sleep --llm-model llama3 --llm-base-url http://127.0.0.1:11434/v1',
+    'agentmesh node --log-format json --log-level warn'
+  ],
+  keygen: ['agentmesh keygen --swarm-key ./swarm.key   # then give every node --swarm-key ./swarm.key'],
+  status: ['agentmesh status --data ./a', 'agentmesh status --api http://127.0.0.1:7070 --json'],
+  peers: ['agentmesh peers --data ./a'],
+  capabilities: ['agentmesh capabilities --data ./a', 'agentmesh capabilities --json'],
+  submit: [
+    'agentmesh submit --capability echo --input \'{"hello":"mesh"}\' --wait',
+    'agentmesh submit --capability mapreduce --input @book.txt --wait',
+    'agentmesh submit --capability text.reverse --input \'"abc"\' --require-peer',
+    'agentmesh submit --bulk tasks.jsonl'
+  ],
+  task: ['agentmesh task 3f2a9c0d          # a unique prefix of the id is enough', 'agentmesh task 3f2a9c0d --force-placement'],
+  tasks: ['agentmesh tasks --state dead', 'agentmesh tasks --capability echo --limit 20', 'agentmesh tasks --parent 3f2a9c0d   # the subtasks, as a tree'],
+  watch: ['agentmesh watch 3f2a9c0d           # one task, to its outcome', 'agentmesh watch --capability echo   # every echo task as it changes', 'agentmesh watch --json'],
+  trace: ['agentmesh trace 3f2a9c0d           # the timeline of a task and its subtasks', 'agentmesh trace 3f2a9c0d --json'],
+  cancel: ['agentmesh cancel 3f2a9c0d'],
+  dlq: ['agentmesh dlq list', 'agentmesh dlq redrive 3f2a9c0d', 'agentmesh dlq drop 3f2a9c0d'],
+  'dlq list': ['agentmesh dlq list --json'],
+  'dlq redrive': ['agentmesh dlq redrive 3f2a9c0d'],
+  'dlq drop': ['agentmesh dlq drop 3f2a9c0d'],
+  mcp: ['agentmesh mcp --api http://127.0.0.1:7070   # an MCP server on stdio, for Claude Desktop or any MCP client'],
+  sim: ['agentmesh sim', 'agentmesh sim --scenario crash --nodes 7 --tasks 200 --report report.html', 'agentmesh sim --processes --scenario partition']
+}
+
+/** Adds each command's examples after its help; answers the command paths that have none. */
+export function addExamples (program: Command): string[] {
+  const missing: string[] = []
+  const walk = (cmd: Command, prefix: string): void => {
+    for (const sub of cmd.commands) {
+      const path = `${prefix}${sub.name()}`
+      const examples = EXAMPLES[path]
+      if (examples === undefined) missing.push(path)
+      else sub.addHelpText('after', `\nExamples:\n${examples.map(e => `  ${e}`).join('\n')}`)
+      walk(sub, `${path} `)
+    }
+  }
+  walk(program, '')
+  return missing
+}
