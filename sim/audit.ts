@@ -31,6 +31,18 @@ export interface StoredCopy {
   detail?: string
 }
 
+/** One execution (a claim) as the stores recorded it: who ran what, when, and how it ended. */
+export interface StoredExecution {
+  claimId: string
+  taskId: string
+  /** a subtask (a planner's child), not a task the workload submitted */
+  subtask: boolean
+  peer: string
+  startedAt: number
+  endedAt?: number
+  outcome: string
+}
+
 /** What a client was told when it read a task as completed. */
 export interface ClientRead {
   id: string
@@ -70,8 +82,10 @@ export function resultHash (value: unknown): string {
 }
 
 /** Reads every task copy of each node's store (the node stopped, so its LevelDB is free). */
-export async function readStores (dirs: Array<{ node: number, dir: string }>): Promise<{ copies: StoredCopy[], unreadable: string[] }> {
+export async function readStores (dirs: Array<{ node: number, dir: string }>): Promise<{ copies: StoredCopy[], unreadable: string[], executions: StoredExecution[] }> {
   const copies: StoredCopy[] = []
+  // by claim: copies of one attempt differ (one member saw it end, another not); an ended one wins
+  const executions = new Map<string, StoredExecution>()
   const unreadable: string[] = []
   const log = defaultLogger().forComponent('agentmesh:sim:audit')
   for (const { node, dir } of dirs) {
@@ -91,6 +105,13 @@ export async function readStores (dirs: Array<{ node: number, dir: string }>): P
         const final = record.final
         const result = kept !== undefined && final?.claimId === kept.claimId ? kept : undefined
         const generation = final?.generation ?? record.generation
+        for (const a of record.attempts) {
+          if (a.outcome === 'released' || a.peer === '') continue
+          const known = executions.get(a.claimId)
+          if (known === undefined || (known.endedAt === undefined && a.endedAt !== undefined) || (known.outcome !== 'completed' && a.outcome === 'completed')) {
+            executions.set(a.claimId, { claimId: a.claimId, taskId: record.task.id, subtask: record.task.parent !== undefined, peer: a.peer, startedAt: a.startedAt, ...(a.endedAt === undefined ? {} : { endedAt: a.endedAt }), outcome: a.outcome })
+          }
+        }
         copies.push({
           node,
           id: record.task.id,
@@ -108,7 +129,7 @@ export async function readStores (dirs: Array<{ node: number, dir: string }>): P
       await store?.close().catch(() => {})
     }
   }
-  return { copies, unreadable }
+  return { copies, unreadable, executions: [...executions.values()] }
 }
 
 const short = (s: string | undefined): string => s === undefined ? 'none' : s.slice(0, 8)

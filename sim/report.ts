@@ -1,4 +1,4 @@
-import type { ResultAudit } from './audit.js'
+import type { ResultAudit, StoredExecution } from './audit.js'
 import type { Cluster, NodeFigures } from './cluster.js'
 import type { SimOptions } from './runner.js'
 
@@ -23,6 +23,8 @@ export interface FaultTrace {
   at: number
   kind: string
   detail: string
+  /** how long the fault lasted (a crash: until the restart); undefined when it lasted to the end */
+  durationMs?: number
   node?: number
   /** until every task unfinished at the fault had finished */
   recoveryMs?: number
@@ -61,7 +63,12 @@ export interface SimReport {
   latencyMs: { p50: number, p95: number, p99: number, max: number }
   throughputPerSec: number
   durationMs: number
-  workPerNode: Array<{ index: number, peerId: string, alive: boolean, completed: number }>
+  /** per node: the workload's tasks it completed, and the subtasks (a planner's children) it completed */
+  workPerNode: Array<{ index: number, peerId: string, alive: boolean, completed: number, subtasks: number }>
+  /** executions per node over the run (ms from its start), for the timeline; capped at MAX_TIMELINE_EXECUTIONS */
+  executions: Array<{ node: number, start: number, end: number, outcome: string, subtask: boolean }>
+  /** executions recorded but not drawn (over the cap) */
+  executionsLeftOut: number
   faults: FaultTrace[]
   timeline: Array<{ t: number, completed: number }>
   latencies: number[]
@@ -92,7 +99,14 @@ export interface ReportInput {
   audit: ResultAudit
   /** for tasks that did not finish: each node's copy in one line (audit.ts) */
   stuck?: string[]
+  /** every execution the stores recorded, subtasks' too */
+  executions?: StoredExecution[]
+  /** the run's t = 0, ms since the epoch */
+  startedAt?: number
 }
+
+/** Executions drawn on the report's timeline at most: past this the chart says how many it left out. */
+export const MAX_TIMELINE_EXECUTIONS = 3_000
 
 export function buildReport (r: ReportInput): SimReport {
   const acked = r.traces.filter(t => t.id !== undefined)
@@ -112,6 +126,12 @@ export function buildReport (r: ReportInput): SimReport {
   const unfinished = acked.filter(t => t.finishedAt === undefined && t.state !== 'lost').length
   const wrong = completed.filter(t => !t.ok).length
   const a = r.audit
+  const nodeOf = new Map(r.nodeFigures.map(f => [f.peerId, f.index]))
+  const subtasksByPeer = new Map<string, number>()
+  for (const e of r.executions ?? []) if (e.subtask && e.outcome === 'completed') subtasksByPeer.set(e.peer, (subtasksByPeer.get(e.peer) ?? 0) + 1)
+  const t0 = r.startedAt ?? 0
+  const placed = (r.executions ?? []).filter(e => nodeOf.has(e.peer)).map(e => ({ node: nodeOf.get(e.peer) as number, start: Math.max(0, e.startedAt - t0), end: Math.max(0, (e.endedAt ?? t0 + r.durationMs) - t0), outcome: e.outcome, subtask: e.subtask }))
+  const drawn = placed.slice(0, MAX_TIMELINE_EXECUTIONS)
   const invariants: Invariant[] = [
     // every invariant below is about acknowledged tasks: with none they would all hold and prove nothing
     { name: 'some task acknowledged', ok: acked.length > 0, detail: `no task acknowledged (${r.traces.length} submitted): the other invariants hold vacuously` },
@@ -154,7 +174,9 @@ export function buildReport (r: ReportInput): SimReport {
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies.at(-1) ?? 0 },
     throughputPerSec: r.durationMs === 0 ? 0 : Math.round(completed.length / (r.durationMs / 1000) * 10) / 10,
     durationMs: r.durationMs,
-    workPerNode: r.nodeFigures.map(f => ({ index: f.index, peerId: f.peerId, alive: f.alive, completed: byPeer.get(f.peerId) ?? 0 })),
+    workPerNode: r.nodeFigures.map(f => ({ index: f.index, peerId: f.peerId, alive: f.alive, completed: byPeer.get(f.peerId) ?? 0, subtasks: subtasksByPeer.get(f.peerId) ?? 0 })),
+    executions: drawn,
+    executionsLeftOut: placed.length - drawn.length,
     faults: r.faults,
     timeline,
     latencies,
@@ -180,7 +202,7 @@ export function summaryLines (r: SimReport): string[] {
     ['latency p50 / p95 / p99', `${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} ms`],
     ['throughput', `${r.throughputPerSec} tasks/s over ${(r.durationMs / 1000).toFixed(1)} s`],
     ['stores audited', `${r.resultAudit.nodesRead} nodes, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks with a second completed execution whose result lost`],
-    ['work per node', r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}`).join(' ')]
+    ['work per node', `${r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}${w.subtasks > 0 ? `+${w.subtasks}` : ''}`).join(' ')}${r.workPerNode.some(w => w.subtasks > 0) ? ' (tasks+subtasks)' : ''}`]
   ]
   for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
   const width = Math.max(...rows.map(([k]) => k.length))

@@ -8,7 +8,7 @@ import { buildReport } from './report.js'
 import { Rng } from './rng.js'
 import { checkSimRun } from './scenario.js'
 import { makeWorkload } from './workload.js'
-import type { ResultAudit, StoredCopy } from './audit.js'
+import type { ResultAudit, StoredCopy, StoredExecution } from './audit.js'
 import type { Cluster, NodeFigures } from './cluster.js'
 import type { SimReport, TaskTrace, FaultTrace } from './report.js'
 import type { Fault, Scenario } from './scenario.js'
@@ -112,12 +112,14 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
   }
   const faults: FaultTrace[] = []
   let submitErrors = 0
+  let startedAt = Date.now()
   let ended: { durationMs: number, nodeFigures: NodeFigures[], edges: Array<[number, number]> }
   try {
     try {
       await cluster.start(o.nodes)
       o.onReady?.(cluster.live().length)
       const t0 = Date.now()
+      startedAt = t0
       const applied: Array<Promise<void>> = []
       const timers = o.scenario.faults.map(fault => setTimeout(() => {
         const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
@@ -176,23 +178,23 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       await cluster.stop()
     }
     // with every node stopped, each store is read as it was left, the killed nodes' too
-    const { audit, copies } = await auditStores(cluster, traces)
+    const { audit, copies, executions } = await auditStores(cluster, traces)
     const unfinished = new Set(traces.filter(t => t.id !== undefined && t.finishedAt === undefined).map(t => t.id as string))
     const stuck = [...unfinished].slice(0, 3).map(id => `task ${id.slice(0, 12)}: ${copies.filter(c => c.id === id && c.detail !== undefined).map(c => `node ${c.node} ${c.detail as string}`).join(' | ')}`)
-    return buildReport({ options: o, cluster, traces, faults, submitErrors, audit, stuck, ...ended })
+    return buildReport({ options: o, cluster, traces, faults, submitErrors, audit, stuck, executions, startedAt, ...ended })
   } finally {
     await rm(baseDir, { recursive: true, force: true })
   }
 }
 
 /** "At most one accepted result", checked on every node's store and on every read a client made. */
-async function auditStores (cluster: Cluster, traces: TaskTrace[]): Promise<{ audit: ResultAudit, copies: StoredCopy[] }> {
+async function auditStores (cluster: Cluster, traces: TaskTrace[]): Promise<{ audit: ResultAudit, copies: StoredCopy[], executions: StoredExecution[] }> {
   const dirs = cluster.dataDirs()
-  const { copies, unreadable } = await readStores(dirs)
+  const { copies, unreadable, executions } = await readStores(dirs)
   const reads = traces.flatMap(t => t.id !== undefined && t.state === 'completed' && t.readFrom !== undefined
     ? [{ id: t.id, node: t.readFrom, claimId: t.claimId, resultHash: t.resultHash }]
     : [])
-  return { audit: auditResults(copies, reads, { nodesRead: dirs.length - unreadable.length, unreadable }), copies }
+  return { audit: auditResults(copies, reads, { nodesRead: dirs.length - unreadable.length, unreadable }), copies, executions }
 }
 
 /** Waits for one task to finish, asking live nodes in turn, and records what it ended as. */
@@ -245,6 +247,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
       trace.at = elapsed()
       trace.node = i
       trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}`
+      trace.durationMs = fault.restartAfterMs
       await cluster.crash(i)
       if (fault.restartAfterMs !== undefined) after(fault.restartAfterMs, async () => cluster.restart(i))
       return
@@ -254,18 +257,22 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
       trace.at = elapsed()
       trace.node = i
       trace.detail = `node ${i} paused for ${fault.durationMs} ms`
+      trace.durationMs = fault.durationMs
       return cluster.pause(i, fault.durationMs)
     }
     case 'partition':
       trace.detail = `split ${fault.groups.map(g => `[${g.join(',')}]`).join(' | ')} for ${fault.durationMs} ms`
+      trace.durationMs = fault.durationMs
       return cluster.partition(fault.groups, fault.durationMs)
     case 'loss':
       trace.detail = `${Math.round(fault.fraction * 100)}% of gossip dropped for ${fault.durationMs} ms`
+      trace.durationMs = fault.durationMs
       cluster.setLoss(fault.fraction)
       after(fault.durationMs, () => { cluster.setLoss(0) })
       return
     case 'churn': {
       trace.detail = `a node leaves and one joins every ${fault.everyMs} ms for ${fault.durationMs} ms`
+      trace.durationMs = fault.durationMs
       const end = Date.now() + fault.durationMs
       while (Date.now() < end) {
         const live = cluster.live().filter(i => i !== 0)

@@ -165,13 +165,21 @@ describe('the simulator', () => {
       const requests: string[] = []
       page.on('request', req => { if (!req.url().startsWith('file:')) requests.push(req.url()) })
       await page.goto(`file://${file}`)
-      for (const id of ['completed', 'latency', 'work', 'mesh']) {
+      for (const id of ['completed', 'latency', 'work', 'mesh', 'timeline']) {
         const box = await page.locator(`svg#${id}`).boundingBox()
         expect(box?.width, id).toBeGreaterThan(100)
       }
       expect(await page.locator('svg#completed path').count()).toBe(1)
       expect(await page.locator('svg#completed line.fault').count()).toBe(2)
       expect(await page.locator('svg#mesh circle').count()).toBe(5)
+      // every execution the stores recorded is a bar on its node's row, the two crashes shaded
+      const executions = (crashReport as SimReport).executions
+      expect(executions.length).toBeGreaterThanOrEqual((crashReport as SimReport).completed)
+      expect(await page.locator('svg#timeline rect.execution').count()).toBe(executions.length)
+      expect(await page.locator('svg#timeline rect.fault-node').count()).toBe(2)
+      // axes carry ticks and units
+      expect(await page.locator('svg#completed text.tick').count()).toBeGreaterThanOrEqual(6)
+      expect(await page.locator('svg#completed text.axis').allTextContents()).toEqual(['time since the first submit (s)', 'tasks completed'])
       expect(errors).toEqual([])
       expect(requests).toEqual([])
     } finally {
