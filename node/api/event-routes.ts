@@ -1,7 +1,11 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
+import { progressUpdateSchema } from '../../protocols/records/index.js'
 import { TASK_ID, TASK_STATES } from '../../protocols/task/index.js'
 import { HttpError, badRequest } from './http.js'
 import { isFinal, progressEvent, recordEvents, sse } from './task-feed.js'
 import type { FeedEvent } from './task-feed.js'
+import type { ProgressUpdate } from '../tasks/progress.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 
@@ -58,17 +62,29 @@ export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
       const onNotice = (evt: CustomEvent<{ id: string }>): void => { if (evt.detail.id === id) wake() }
       tasks.events.addEventListener('notice', onNotice)
       // progress of attempts before the resumed one is skipped with them: by sequence within a claim
-      const unsubscribe = tasks.progress.subscribe(id, u => {
-        if (sent.has(`${u.claimId}:p${u.seq}`) || isResumedPast(after, u.claimId, u.seq)) return
+      const onProgress = (u: ProgressUpdate): void => {
+        if (sent.has(`${u.claimId}:p${u.seq}`) || isResumedPast(after, u.claimId, u.seq) || held.some(h => h.id === `${u.claimId}:p${u.seq}`)) return
         if (sent.has(`${u.claimId}:claimed`)) return send(progressEvent(u))
         if (held.length < tasks.options.progressEventsPerTask) held.push(progressEvent(u))
         wake()
-      })
+      }
+      const unsubscribe = tasks.progress.subscribe(id, onProgress)
+      // progress goes to the submitter: a stream on another node asks it at each poll
+      const submitter = first.record.task.submitter
+      const remote = submitter === tasks.components.peerId.toString() ? undefined : peerIdFromString(submitter)
+      const pullProgress = async (): Promise<void> => {
+        if (remote === undefined) return
+        const answer = await tasks.components.records(remote, { op: 'progress-recent', id }).catch(() => undefined)
+        const parsed = z.array(progressUpdateSchema).max(10_000).safeParse(answer?.events)
+        if (parsed.success) for (const u of parsed.data) if (u.id === id) onProgress(u as ProgressUpdate)
+      }
       try {
         let view = first
         while (!stream.isClosed()) {
           const events = recordEvents(view)
           for (const e of events) if (!isFinal(e)) send(e)
+          // before the outcome: a stream's progress comes ahead of its result
+          await pullProgress()
           const final = events.find(isFinal)
           if (final !== undefined) {
             send(final)

@@ -1,3 +1,4 @@
+import { lastErrorOf } from '../../protocols/task/index.js'
 import type { TaskView } from '../tasks/task-service.js'
 import type { ProgressUpdate } from '../tasks/progress.js'
 
@@ -35,7 +36,7 @@ export function recordEvents (view: TaskView): FeedEvent[] {
       out.push({ id: `final:${f.generation}`, event: 'completed', data: { ...base, executor: f.peer, claimId: f.claimId, ...(view.result === undefined ? {} : { result: view.result.value }) } })
     } else {
       // a dead task's reason is the last attempt's error when it has one: "failed 3 of 3" alone says little
-      const lastError = [...r.attempts].reverse().find(a => a.generation === f.generation && a.error !== undefined)?.error
+      const lastError = lastErrorOf(r)
       out.push({ id: `final:${f.generation}`, event: f.state, data: { ...base, reason: f.reason, ...(lastError === undefined ? {} : { lastError }) } })
     }
   }

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { TASK_ID, TASK_STATES, stateOf, summarize } from '../../protocols/task/index.js'
+import { TASK_ID, TASK_STATES, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
@@ -179,7 +179,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const view = await s.waitFor(id, Math.min(wait, init.maxWaitMs ?? 300_000)).catch(httpError)
         const state = stateOf(view.record)
         // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
-        const lastError = state === 'completed' ? undefined : [...view.record.attempts].reverse().find(a => a.error !== undefined && a.generation === view.record.generation)?.error
+        const lastError = state === 'completed' ? undefined : lastErrorOf(view.record)
         const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }), ...(lastError === undefined ? {} : { lastError }) }
         return { status: view.record.final === undefined ? 202 : 200, body }
       }
@@ -224,7 +224,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'dead letters',
       handle: async () => {
         const records = await s.deadLetters()
-        return { body: { deadLetters: records.map(r => ({ ...summarize(r), reason: r.final?.reason })) } }
+        return { body: { deadLetters: records.map(r => ({ ...summarize(r), reason: r.final?.reason, lastError: lastErrorOf(r) })) } }
       }
     },
     {

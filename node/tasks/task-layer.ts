@@ -112,6 +112,7 @@ export class TaskLayer {
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
       applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
       applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },
+      recentProgress: (id: string) => this.progress.recent(id),
       children: async (id: string) => (await this.service.list({ parent: id, limit: MAX_CHILDREN })).map(r => r.task.id)
     }
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })

@@ -15,6 +15,8 @@ export interface RecordsHandlerInit {
   applyNotices?: (notices: TaskNotice[]) => void
   /** progress of tasks this node submitted, from `from` (the authenticated peer), in the order sent */
   applyProgress?: (events: ProgressItem[], from: string) => void
+  /** the progress this node holds of a task it submitted */
+  recentProgress?: (id: string) => Array<ProgressItem & { peer: string }>
   /** ids of subtasks of `id` this node holds (at most MAX_CHILDREN) */
   children?: (id: string) => Promise<string[]>
 }
@@ -59,6 +61,7 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         init.applyProgress?.(req.events, from.toString())
         return { status: 'OK' }
       }
+      case 'progress-recent': return { status: 'OK', events: init.recentProgress?.(req.id) ?? [] }
       case 'children': return { status: 'OK', ids: (await init.children?.(req.id) ?? []).slice(0, MAX_CHILDREN) }
     }
   }

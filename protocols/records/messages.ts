@@ -60,8 +60,13 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   /** progress of tasks the receiver submitted, straight from the peer running them: hints, in order per claim */
   z.object({ op: z.literal('progress'), events: z.array(progressItemSchema).max(MAX_PROGRESS_ITEMS) }).strict(),
   /** ids of the subtasks of a task the receiver holds: asked of the peers that ran it (they submitted them), for a trace */
-  z.object({ op: z.literal('children'), id: taskIdSchema }).strict()
+  z.object({ op: z.literal('children'), id: taskIdSchema }).strict(),
+  /** the progress the receiver (a task's submitter) holds for a task: how another node's event stream shows it */
+  z.object({ op: z.literal('progress-recent'), id: taskIdSchema }).strict()
 ])
+
+/** One answered progress event: an item and the peer that ran the attempt. */
+export const progressUpdateSchema = progressItemSchema.extend({ peer: z.string().max(128) })
 
 /** The most subtask ids one `children` answer lists. */
 export const MAX_CHILDREN = 1_000

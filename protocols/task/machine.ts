@@ -231,10 +231,12 @@ function commit (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'commit' 
     resultSize = candidate.size
   }
   const winner = v.claimId
-  // the certified claim completed; any other attempt still open here was superseded
+  // the certified claim completed; any other attempt still open here was superseded. Its error says
+  // what ended it (this copy may have missed the holder's own report): "lease expired" misled readers
+  const superseded = v.state === 'completed' ? 'superseded: another claim\'s result was certified' : (v.reason ?? v.state)
   const attempts = r.attempts.map(a => a.claimId === winner && v.state === 'completed'
     ? { ...a, outcome: 'completed' as const, endedAt: a.endedAt ?? env.now }
-    : a.outcome === 'running' && a.generation === c.generation ? { ...a, outcome: 'expired' as const, endedAt: env.now, error: 'lease expired' } : a)
+    : a.outcome === 'running' && a.generation === c.generation ? { ...a, outcome: 'expired' as const, endedAt: env.now, error: superseded } : a)
   // a member that never granted the winning claim still records it, so every copy's history names it
   if (v.state === 'completed' && winner !== undefined && !attempts.some(a => a.claimId === winner)) {
     attempts.push({ claimId: winner, generation: c.generation, peer: result?.peer ?? '', startedAt: env.now, endedAt: env.now, outcome: 'completed' })

@@ -204,6 +204,11 @@ export function stateOf (record: TaskRecord): TaskState {
   return 'pending'
 }
 
+/** The last attempt's own error in the current generation: why, where a certified reason says only "failed 3 of 3 attempts". */
+export function lastErrorOf (record: TaskRecord): string | undefined {
+  return [...record.attempts].reverse().find(a => a.generation === record.generation && a.error !== undefined)?.error
+}
+
 /** The peer currently running the task, if any. */
 export function holderOf (record: TaskRecord): string | undefined {
   return currentAttempts(record).find(a => a.outcome === 'running')?.peer
