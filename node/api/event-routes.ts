@@ -1,28 +1,14 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { progressUpdateSchema } from '../../protocols/records/index.js'
-import { TASK_ID, TASK_STATES } from '../../protocols/task/index.js'
+import { TASK_ID } from '../../protocols/task/index.js'
 import { HttpError, badRequest } from './http.js'
+import { openStream } from './sse-stream.js'
 import { isFinal, progressEvent, recordEvents, sse } from './task-feed.js'
 import type { FeedEvent } from './task-feed.js'
 import type { ProgressUpdate } from '../tasks/progress.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
-import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-
-/** Opens a server-sent event stream on the raw response; Fastify is told to leave it alone. */
-function openStream (request: FastifyRequest, reply: FastifyReply): { write: (text: string) => void, closed: Promise<void>, isClosed: () => boolean } {
-  reply.hijack()
-  const res = reply.raw
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })
-  res.flushHeaders()
-  let closed = false
-  const done = new Promise<void>(resolve => {
-    const end = (): void => { closed = true; resolve() }
-    request.raw.once('close', end)
-    res.once('close', end)
-  })
-  return { write: text => { if (!closed) res.write(text) }, closed: done, isClosed: () => closed }
-}
+import type { FastifyRequest, RouteOptions } from 'fastify'
 
 /**
  * GET /v1/tasks/:id/events: one task's events as server-sent events, from its start, on any node.
@@ -38,17 +24,18 @@ export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
     handler: async (request, reply) => {
       const id = (request.params as { id?: string }).id
       if (id === undefined || !TASK_ID.test(id)) throw badRequest('invalid-id', 'a task id is 64 lowercase hex digits')
-      const first = await tasks.service.find(id)
+      const first = await tasks.service.find(id, { complete: true })
       if (first === undefined) throw new HttpError(404, 'NOT_FOUND', `task ${id} is not known to its placement`)
       const after = lastEventId(request)
-      const stream = openStream(request, reply)
+      const stream = openStream(reply)
       const sent = new Set<string>()
-      // resuming: what the client saw is every event up to its last id, in the record's order
+      // resuming: the client saw every event up to its last id in the record's order; after a
+      // progress event, everything up to that event's claim
       if (after !== undefined) {
         const earlier = recordEvents(first)
-        const at = earlier.findIndex(e => e.id === after)
+        const resumedClaim = /^(.*):p\d+$/.exec(after)?.[1]
+        const at = earlier.findIndex(e => e.id === after || (resumedClaim !== undefined && e.id === `${resumedClaim}:claimed`))
         for (const e of earlier.slice(0, at + 1)) sent.add(e.id)
-        if (after.includes(':p')) sent.add(after)
       }
       // progress can arrive before the poll that shows its claim: held until the claim is told
       const held: FeedEvent[] = []
@@ -59,25 +46,19 @@ export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
         if (e.event === 'claimed') for (const p of held.splice(0)) if (p.data.claimId === e.data.claimId) send(p); else held.push(p)
       }
       let wake: () => void = () => {}
+      stream.onClose(() => { wake() })
       const onNotice = (evt: CustomEvent<{ id: string }>): void => { if (evt.detail.id === id) wake() }
       tasks.events.addEventListener('notice', onNotice)
       // progress of attempts before the resumed one is skipped with them: by sequence within a claim
       const onProgress = (u: ProgressUpdate): void => {
-        if (sent.has(`${u.claimId}:p${u.seq}`) || isResumedPast(after, u.claimId, u.seq) || held.some(h => h.id === `${u.claimId}:p${u.seq}`)) return
+        const key = `${u.claimId}:p${u.seq}`
+        if (sent.has(key) || isResumedPast(after, u.claimId, u.seq) || held.some(h => h.id === key)) return
         if (sent.has(`${u.claimId}:claimed`)) return send(progressEvent(u))
         if (held.length < tasks.options.progressEventsPerTask) held.push(progressEvent(u))
         wake()
       }
       const unsubscribe = tasks.progress.subscribe(id, onProgress)
-      // progress goes to the submitter: a stream on another node asks it at each poll
-      const submitter = first.record.task.submitter
-      const remote = submitter === tasks.components.peerId.toString() ? undefined : peerIdFromString(submitter)
-      const pullProgress = async (): Promise<void> => {
-        if (remote === undefined) return
-        const answer = await tasks.components.records(remote, { op: 'progress-recent', id }).catch(() => undefined)
-        const parsed = z.array(progressUpdateSchema).max(10_000).safeParse(answer?.events)
-        if (parsed.success) for (const u of parsed.data) if (u.id === id) onProgress(u as ProgressUpdate)
-      }
+      const pullProgress = remoteProgress(tasks, first.record.task.submitter, id, onProgress)
       try {
         let view = first
         while (!stream.isClosed()) {
@@ -91,56 +72,42 @@ export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
             break
           }
           stream.write(': waiting\n\n')
-          await Promise.race([stream.closed, new Promise<void>(resolve => {
+          await new Promise<void>(resolve => {
             const timer = setTimeout(resolve, tasks.options.eventsPollMs)
             wake = () => { clearTimeout(timer); resolve() }
-          })])
+            if (stream.isClosed()) wake()
+          })
           if (stream.isClosed()) break
-          view = await tasks.service.find(id) ?? view
+          view = await tasks.service.find(id, { complete: true }) ?? view
         }
       } finally {
         unsubscribe()
         tasks.events.removeEventListener('notice', onNotice)
-        reply.raw.end()
+        stream.end()
       }
     }
   }
 }
 
 /**
- * GET /v1/events?capability=&state=: the task state changes this node hears of, as they happen:
- * tasks submitted through it, claims and runs here, and every notice (gossiped to the mesh, or
- * sent to it as a submitter). Not a replay: it starts now.
+ * Progress goes to the submitter: a stream on another node asks it at each poll for what came
+ * after the last event it got (answers are capped in bytes, so a long stream comes in pieces).
  */
-export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
-  return {
-    method: 'GET',
-    url: '/v1/events',
-    handler: async (request, reply) => {
-      const query = request.query as Record<string, unknown>
-      const capability = typeof query.capability === 'string' && query.capability !== '' ? query.capability : undefined
-      const state = typeof query.state === 'string' && query.state !== '' ? query.state : undefined
-      if (state !== undefined && !(TASK_STATES as readonly string[]).includes(state)) throw badRequest('invalid-query', `state is one of ${TASK_STATES.join(', ')}`)
-      const stream = openStream(request, reply)
-      let seq = 0
-      const emit = (data: { id: string, capability: string, state: string, [k: string]: unknown }): void => {
-        if ((capability !== undefined && data.capability !== capability) || (state !== undefined && data.state !== state)) return
-        stream.write(sse({ id: String(++seq), event: 'state', data }))
+function remoteProgress (tasks: TaskLayer, submitter: string, id: string, onProgress: (u: ProgressUpdate) => void): () => Promise<void> {
+  if (submitter === tasks.components.peerId.toString()) return async () => {}
+  const peer = peerIdFromString(submitter)
+  let since: { claimId: string, seq: number } | undefined
+  return async () => {
+    for (let round = 0; round < 8; round++) {
+      const answer = await tasks.components.records(peer, { op: 'progress-recent', id, ...(since === undefined ? {} : { since }) }).catch(() => undefined)
+      const parsed = z.object({ events: z.array(progressUpdateSchema).max(10_000), more: z.boolean().optional() }).safeParse(answer)
+      if (!parsed.success) return
+      for (const u of parsed.data.events) {
+        if (u.id !== id) continue
+        onProgress(u as ProgressUpdate)
+        since = { claimId: u.claimId, seq: u.seq }
       }
-      const listeners: Array<[string, (evt: CustomEvent<any>) => void]> = [
-        ['submitted', evt => { emit({ ...evt.detail, state: 'pending' }) }],
-        ['claimed', evt => { emit({ id: evt.detail.id, capability: evt.detail.capability, state: 'running', attempt: evt.detail.attempt }) }],
-        ['ran', evt => { if (evt.detail.outcome === 'completed') emit({ id: evt.detail.id, capability: evt.detail.capability, state: 'completed' }) }],
-        ['notice', evt => {
-          const n = evt.detail
-          emit({ id: n.id, capability: n.capability, state: n.event === 'redriven' ? 'pending' : n.event, ...(n.peer === undefined ? {} : { peer: n.peer }), ...(n.error === undefined ? {} : { error: n.error }) })
-        }]
-      ]
-      for (const [name, fn] of listeners) tasks.events.addEventListener(name as never, fn as never)
-      stream.write(': listening\n\n')
-      await stream.closed
-      for (const [name, fn] of listeners) tasks.events.removeEventListener(name as never, fn as never)
-      reply.raw.end()
+      if (parsed.data.more !== true) return
     }
   }
 }

@@ -24,7 +24,6 @@ export class MeshMetrics {
 
   constructor (node: AgentNode, api: ApiStats) {
     const r = this.registry
-    collectDefaultMetrics({ register: r, prefix: 'agentmesh_' })
     const groups = (): Record<string, unknown> => ({ ...(node.tasks?.stats() ?? {}), api: snapshotApiStats(api), doors: doorStats() })
     for (const group of Object.keys(groups())) this.counterGroup(group, () => groups()[group])
     new Gauge({
@@ -99,7 +98,7 @@ export class MeshMetrics {
   }
 
   async text (): Promise<string> {
-    return this.registry.metrics()
+    return Registry.merge([processMetrics(), this.registry]).metrics()
   }
 
   close (): void {
@@ -120,6 +119,20 @@ export function prometheusRoute (metrics: MeshMetrics): RouteOptions {
     url: '/metrics',
     handler: async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text())
   }
+}
+
+let processRegistry: Registry | undefined
+
+/**
+ * The process's own CPU, memory, GC and event-loop figures: collected once per process, since
+ * each collection starts observers that nothing stops, and a test process runs many API servers.
+ */
+function processMetrics (): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry, prefix: 'agentmesh_' })
+  }
+  return processRegistry
 }
 
 function leaves (value: unknown, prefix = ''): Array<[string, number]> {

@@ -6,7 +6,7 @@ import type { ProgressUpdate } from '../tasks/progress.js'
 export interface FeedEvent {
   id: string
   /** `state` is the mesh stream's one kind */
-  event: 'submitted' | 'claimed' | 'attempt-failed' | 'attempt-expired' | 'attempt-released' | 'progress' | 'completed' | 'dead' | 'canceled' | 'state'
+  event: 'submitted' | 'claimed' | 'attempt-failed' | 'attempt-expired' | 'progress' | 'completed' | 'dead' | 'canceled' | 'state'
   data: Record<string, unknown>
 }
 
@@ -21,11 +21,13 @@ export function recordEvents (view: TaskView): FeedEvent[] {
   const out: FeedEvent[] = [{ id: 'submitted', event: 'submitted', data: { id, capability: r.task.capability, submitter: r.task.submitter, at: r.task.createdAt, ...(r.task.parent === undefined ? {} : { parent: r.task.parent }) } }]
   const numbers = new Map<number, number>()
   for (const a of r.attempts) {
+    // a claim that fell short of a majority and was given back never ran: not an attempt
+    if (a.outcome === 'released') continue
     const n = (numbers.get(a.generation) ?? 0) + 1
     numbers.set(a.generation, n)
     const base = { id, attempt: n, generation: a.generation, claimId: a.claimId, peer: a.peer }
     out.push({ id: `${a.claimId}:claimed`, event: 'claimed', data: { ...base, at: a.startedAt } })
-    if (a.outcome === 'failed' || a.outcome === 'expired' || a.outcome === 'released') {
+    if (a.outcome === 'failed' || a.outcome === 'expired') {
       out.push({ id: `${a.claimId}:${a.outcome}`, event: `attempt-${a.outcome}`, data: { ...base, at: a.endedAt, ...(a.error === undefined ? {} : { error: a.error }) } })
     }
   }
@@ -47,9 +49,13 @@ export function progressEvent (u: ProgressUpdate): FeedEvent {
   return { id: `${u.claimId}:p${u.seq}`, event: 'progress', data: { id: u.id, attempt: u.attempt, claimId: u.claimId, peer: u.peer, seq: u.seq, at: u.at, event: u.event } }
 }
 
-/** The wire form of one event (the data on one line: JSON has no raw newlines). */
+/**
+ * The wire form of one event. The data is one line (JSON has no raw newlines); the id comes from
+ * claim ids peers chose, so anything but a plain id character is replaced: a line break in it would
+ * let a peer write events of its own into a client's stream.
+ */
 export function sse (e: FeedEvent): string {
-  return `id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`
+  return `id: ${e.id.replace(/[^A-Za-z0-9:._-]/g, '_')}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`
 }
 
 export function isFinal (e: FeedEvent): boolean {

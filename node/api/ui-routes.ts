@@ -14,14 +14,14 @@ const FILES: Record<string, string> = {
 /** Paths the token check lets through: the dashboard's static files hold no data (its API calls carry the token). */
 export function isUiAsset (url: string | undefined): boolean {
   const path = (url ?? '').split('?')[0] ?? ''
-  return path === '/ui' || path === '/ui/' || (path.startsWith('/ui/') && FILES[path.slice(4)] !== undefined)
+  return path === '/ui' || path === '/ui/' || (path.startsWith('/ui/') && Object.hasOwn(FILES, path.slice(4)))
 }
 
 /** GET /ui and its files. */
 export function uiRoutes (): RouteOptions[] {
   const serve = (name: string): RouteOptions['handler'] => async (_request, reply) => {
     const body = await readFile(join(UI_DIR, name))
-    return reply.type(FILES[name] as string).header('cache-control', 'no-cache').header('content-security-policy', "default-src 'self'; style-src 'self'; img-src 'self' data:").send(body)
+    return reply.type(FILES[name] as string).header('cache-control', 'no-cache').header('content-security-policy', "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'").send(body)
   }
   return [
     { method: 'GET', url: '/ui', handler: serve('index.html') },

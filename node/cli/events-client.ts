@@ -12,10 +12,10 @@ export interface StreamEvent {
  * Follows a server-sent event stream of the control API, calling `onEvent` for each event until the
  * stream ends (a task's stream ends after its outcome) or `signal` aborts.
  */
-export async function followEvents (baseUrl: string, path: string, onEvent: (e: StreamEvent) => void, signal?: AbortSignal): Promise<void> {
+export async function followEvents (baseUrl: string, path: string, onEvent: (e: StreamEvent) => void, signal?: AbortSignal, lastEventId?: string): Promise<void> {
   let res: Response
   try {
-    res = await fetch(`${baseUrl}${path}`, { headers: { ...authHeaders(), accept: 'text/event-stream' }, signal })
+    res = await fetch(`${baseUrl}${path}`, { headers: { ...authHeaders(), accept: 'text/event-stream', ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) }, signal })
   } catch (err: any) {
     if (signal?.aborted === true) return
     throw new NodeNotRunningError(`no node answers at ${baseUrl} (${String(err?.cause?.code ?? err?.message)}); is the daemon running?`)
@@ -27,9 +27,11 @@ export async function followEvents (baseUrl: string, path: string, onEvent: (e: 
     throw new ApiRequestError(res.status, `GET ${path}: ${message}`)
   }
   let buffer = ''
+  // streaming decode: a character split across two chunks must not come out garbled
+  const decoder = new TextDecoder()
   try {
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += Buffer.from(chunk).toString('utf8')
+      buffer += decoder.decode(chunk, { stream: true })
       let end: number
       while ((end = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, end)
@@ -52,6 +54,11 @@ export async function followEvents (baseUrl: string, path: string, onEvent: (e: 
   }
 }
 
+/** Text a peer chose, made safe for a terminal: no escape sequences, no line breaks. */
+export function clean (s: unknown): string {
+  return String(s).replace(/[\n\r\t]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
+}
+
 const short = (s: unknown): string => typeof s === 'string' ? s.slice(0, 12) : '-'
 /** peer ids share their first characters (12D3KooW...): the end tells them apart */
 const peer = (s: unknown): string => typeof s === 'string' ? s.slice(-8) : '-'
@@ -61,14 +68,14 @@ export function describeEvent (e: StreamEvent): string {
   const d = e.data ?? {}
   const time = new Date(typeof d.at === 'number' ? d.at : Date.now()).toISOString().slice(11, 23)
   switch (e.event) {
-    case 'submitted': return `${time}  submitted   ${short(d.id)} ${String(d.capability)}${d.parent === undefined ? '' : ` (subtask of ${short(d.parent)})`}`
+    case 'submitted': return `${time}  submitted   ${short(d.id)} ${clean(d.capability)}${d.parent === undefined ? '' : ` (subtask of ${short(d.parent)})`}`
     case 'claimed': return `${time}  claimed     attempt ${String(d.attempt)} by ${peer(d.peer)}`
     case 'attempt-failed': case 'attempt-expired': case 'attempt-released':
-      return `${time}  ${e.event.slice(8).padEnd(11)} attempt ${String(d.attempt)}${d.error === undefined ? '' : `: ${String(d.error)}`}`
-    case 'progress': return `${time}  progress    ${typeof d.event === 'string' ? d.event : JSON.stringify(d.event)}`
+      return `${time}  ${e.event.slice(8).padEnd(11)} attempt ${String(d.attempt)}${d.error === undefined ? '' : `: ${clean(d.error)}`}`
+    case 'progress': return `${time}  progress    ${clean(typeof d.event === 'string' ? d.event : JSON.stringify(d.event))}`
     case 'completed': return `${time}  completed   by ${peer(d.executor)}`
-    case 'dead': case 'canceled': return `${time}  ${e.event.padEnd(11)} ${String(d.reason ?? '')}${d.lastError === undefined || String(d.reason ?? '').includes(String(d.lastError)) ? '' : ` (last error: ${String(d.lastError)})`}`
-    case 'state': return `${time}  ${String(d.state).padEnd(11)} ${short(d.id)} ${String(d.capability)}${d.error === undefined ? '' : `: ${String(d.error)}`}`
+    case 'dead': case 'canceled': return `${time}  ${e.event.padEnd(11)} ${clean(d.reason ?? '')}${d.lastError === undefined || String(d.reason ?? '').includes(String(d.lastError)) ? '' : ` (last error: ${clean(d.lastError)})`}`
+    case 'state': return `${time}  ${clean(d.state).padEnd(11)} ${short(d.id)} ${clean(d.capability)}${d.error === undefined ? '' : `: ${clean(d.error)}`}`
     default: return `${time}  ${e.event}`
   }
 }
@@ -77,6 +84,7 @@ export function describeEvent (e: StreamEvent): string {
 export function tokenOf (e: StreamEvent): string | undefined {
   const ev = e.data?.event
   if (e.event !== 'progress' || ev === null || typeof ev !== 'object') return undefined
-  for (const key of ['token', 'delta', 'text']) if (typeof ev[key] === 'string') return ev[key]
+  // line breaks are the model's; escape sequences are nobody's business on a terminal
+  for (const key of ['token', 'delta', 'text']) if (typeof ev[key] === 'string') return (ev[key] as string).replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '')
   return undefined
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { InvalidConfigError } from '../errors.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
-import { describeEvent, followEvents, tokenOf } from './events-client.js'
+import { clean, describeEvent, followEvents, tokenOf } from './events-client.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { ago, forPeople, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
@@ -155,8 +155,8 @@ export function addTaskCommands (program: Command): void {
       if (opts.json === true) json(answer)
       else if (answer.state === 'completed') json(answer.result)
       if (answer.state === 'completed') return
-      const last = answer.lastError === undefined || String(answer.error ?? '').includes(String(answer.lastError)) ? '' : ` (last error: ${String(answer.lastError)})`
-      if (opts.json !== true) process.stderr.write(`agentmesh: task ${submitted.id} ${answer.state}${answer.error === undefined ? '' : `: ${answer.error}`}${last}\n`)
+      const last = answer.lastError === undefined || String(answer.error ?? '').includes(String(answer.lastError)) ? '' : ` (last error: ${clean(answer.lastError)})`
+      if (opts.json !== true) process.stderr.write(`agentmesh: task ${submitted.id} ${answer.state}${answer.error === undefined ? '' : `: ${clean(answer.error)}`}${last}\n`)
       process.exitCode = ['failed', 'dead', 'canceled'].includes(answer.state) ? 1 : 3
     })
 

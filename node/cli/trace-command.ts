@@ -1,4 +1,5 @@
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
+import { clean } from './events-client.js'
 import { clientOptions } from './options.js'
 import { json, line } from './output.js'
 import type { ClientTarget } from './client.js'
@@ -34,14 +35,14 @@ export function renderTrace (traceId: string | undefined, tasks: TracedTask[]): 
   for (const t of tasks) {
     const indent = '  '.repeat(t.depth)
     const took = t.finishedAt === undefined ? 'unfinished' : `in ${duration(t.finishedAt - t.createdAt)}`
-    out.push(`${indent}${t.depth === 0 ? '' : '└ '}${t.id.slice(0, 12)} ${t.capability} ${t.state} ${took}`)
+    out.push(`${indent}${t.depth === 0 ? '' : '└ '}${t.id.slice(0, 12)} ${clean(t.capability)} ${t.state} ${took}`)
     const pad = `${indent}    `
     out.push(`${pad}${at(t.createdAt)} submitted on ${peer(t.submitter)}`)
     t.history.forEach((a, i) => {
       const span = a.endedAt === undefined ? 'running' : `${a.outcome} after ${duration(a.endedAt - a.startedAt)}`
-      out.push(`${pad}${at(a.startedAt)} attempt ${i + 1} on ${peer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${a.error})`}`)
+      out.push(`${pad}${at(a.startedAt)} attempt ${i + 1} on ${peer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${clean(a.error)})`}`)
     })
-    if (t.finishedAt !== undefined) out.push(`${pad}${at(t.finishedAt)} ${t.state}${t.error === undefined ? '' : `: ${t.error}`}`)
+    if (t.finishedAt !== undefined) out.push(`${pad}${at(t.finishedAt)} ${t.state}${t.error === undefined ? '' : `: ${clean(t.error)}`}`)
   }
   return out
 }

@@ -1,15 +1,22 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import { resolveApiUrl, resolveTaskId } from './client.js'
 import { describeEvent, followEvents } from './events-client.js'
 import { clientOptions } from './options.js'
-import { line } from './output.js'
+import { errorLine, line } from './output.js'
 import type { ClientTarget } from './client.js'
+import type { StreamEvent } from './events-client.js'
 import type { Command } from 'commander'
 
 type WatchOpts = ClientTarget & { json?: boolean, capability?: string, state?: string }
 
+/** Connections to try in a row before giving up: a daemon restarting comes back within them. */
+const RECONNECTS = 5
+const RECONNECT_DELAY_MS = 1_000
+
 /**
  * `agentmesh watch [ID]`: one task's events from its submit to its outcome (exit 0 when it
  * completed, 1 when it died or was canceled), or without ID the mesh's state changes until Ctrl-C.
+ * A dropped stream is picked up again (a task's from its last event, by Last-Event-ID).
  */
 export function addWatchCommand (program: Command): void {
   clientOptions(program.command('watch [id]'))
@@ -19,20 +26,30 @@ export function addWatchCommand (program: Command): void {
     .action(async (id: string | undefined, opts: WatchOpts) => {
       const url = await resolveApiUrl(opts)
       let outcome: string | undefined
-      const print = (e: { id?: string, event: string, data: any }): void => {
+      let lastId: string | undefined
+      const print = (e: StreamEvent): void => {
         if (['completed', 'dead', 'canceled'].includes(e.event)) outcome = e.event
+        if (id !== undefined) lastId = e.id
         line(opts.json === true ? JSON.stringify(e) : describeEvent(e))
       }
-      if (id === undefined) {
-        const q = new URLSearchParams()
-        if (opts.capability !== undefined) q.set('capability', opts.capability)
-        if (opts.state !== undefined) q.set('state', opts.state)
-        const stop = new AbortController()
-        process.once('SIGINT', () => { stop.abort() })
-        await followEvents(url, `/v1/events?${q.toString()}`, print, stop.signal)
-        return
+      const stop = new AbortController()
+      process.once('SIGINT', () => { stop.abort() })
+      const q = new URLSearchParams()
+      if (opts.capability !== undefined) q.set('capability', opts.capability)
+      if (opts.state !== undefined) q.set('state', opts.state)
+      const path = id === undefined ? `/v1/events?${q.toString()}` : `/v1/tasks/${await resolveTaskId(url, id)}/events`
+      let failures = 0
+      while (!stop.signal.aborted && outcome === undefined) {
+        try {
+          await followEvents(url, path, e => { failures = 0; print(e) }, stop.signal, lastId)
+        } catch (err: any) {
+          // a refusal (a bad id, a bad filter) will not get better
+          if (err?.name === 'ApiRequestError' || ++failures >= RECONNECTS) throw err
+        }
+        if (stop.signal.aborted || outcome !== undefined) break
+        errorLine(`the stream ended before ${id === undefined ? 'Ctrl-C' : 'the task\'s outcome'}; reconnecting`)
+        await delay(RECONNECT_DELAY_MS)
       }
-      await followEvents(url, `/v1/tasks/${await resolveTaskId(url, id)}/events`, print)
-      process.exitCode = outcome === 'completed' ? 0 : 1
+      if (id !== undefined) process.exitCode = outcome === 'completed' ? 0 : 1
     })
 }

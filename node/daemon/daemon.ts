@@ -80,7 +80,8 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     throw err
   }
   const unwatch = watchNode(log, node)
-  const stopTraces = await exportTraces(process.env, node.peerId.toString())
+  // traces are an aid: a collector set-up that fails is said, and the node runs on without it
+  const stopTraces = await exportTraces(process.env, node.peerId.toString()).catch((err: Error) => { log.warn({ event: 'traces-off', error: err.message }, `traces not exported: ${err.message}`); return undefined })
   if (stopTraces !== undefined) log.info({ event: 'traces-exported', endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting traces over OTLP')
   const nodeFile: NodeFile = { peerId: node.peerId.toString(), addrs: node.addrs(), api: api.url, pid: process.pid }
   const path = join(config.data, NODE_FILE)
@@ -91,11 +92,14 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
       unwatch()
-      await rm(path, { force: true })
-      await api.close()
-      await node.stop()
-      await mcp?.close()
-      await stopTraces?.()
+      try {
+        await rm(path, { force: true })
+        await api.close()
+        await node.stop()
+        await mcp?.close()
+      } finally {
+        await stopTraces?.()
+      }
     })()
     return stopping
   }

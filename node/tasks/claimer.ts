@@ -56,7 +56,7 @@ export class Claimer {
   /** Someone else started or finished it: a lower rank need not try. */
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
     const timer = this.scheduled.get(evt.detail.id)
-    if (timer === undefined || evt.detail.event === 'failed' || evt.detail.event === 'redriven') return
+    if (timer === undefined || evt.detail.event === 'failed' || evt.detail.event === 'redriven' || evt.detail.event === 'submitted') return
     clearTimeout(timer)
     this.scheduled.delete(evt.detail.id)
   }
@@ -226,7 +226,7 @@ export class Claimer {
       const asked = performance.now()
       const lease = await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement }))
       this.stats.claimsWon++
-      this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, attempt: lease.attempt, claimMs: performance.now() - asked } })
+      this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, generation: local.record?.generation ?? 0, attempt: lease.attempt, claimMs: performance.now() - asked } })
       const running = slot
       slot = undefined
       await this.executor.run(task, lease, running)

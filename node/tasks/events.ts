@@ -5,6 +5,7 @@ import type { TaskNotice } from '../../protocols/gossip/index.js'
 export interface ClaimedEvent {
   id: string
   capability: string
+  generation: number
   attempt: number
   claimMs: number
 }
@@ -13,6 +14,7 @@ export interface ClaimedEvent {
 export interface RanEvent {
   id: string
   capability: string
+  generation: number
   outcome: 'completed' | 'failed' | 'lease-lost' | 'duplicate'
   runMs: number
   /** submit to certified result, by this node's clock against the submitter's: only when completed */

@@ -89,15 +89,16 @@ export class Executor {
     const span = startSpan('agentmesh.run', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability, 'agentmesh.attempt': lease.attempt, 'agentmesh.claim': lease.claimId })
     // subtasks and the commit are children of this run
     const runContext = traceparentOf(span)
+    let generation = 0
     const ran = (outcome: RanEvent['outcome'], extra: Partial<RanEvent> = {}): void => {
       span.setAttribute('agentmesh.outcome', outcome)
       if (outcome !== 'completed') span.setStatus({ code: SpanStatusCode.ERROR, message: extra.error ?? outcome })
-      this.c.events.safeDispatchEvent('ran', { detail: { id: task.id, capability: task.capability, outcome, runMs: performance.now() - started, ...extra } })
+      this.c.events.safeDispatchEvent('ran', { detail: { id: task.id, capability: task.capability, generation, outcome, runMs: performance.now() - started, ...extra } })
     }
     let settled = false
     try {
       const local = await this.c.replica.get(task.id)
-      const generation = local.record?.generation ?? 0
+      generation = local.record?.generation ?? 0
       const signal = AbortSignal.any([lease.signal, cancel.signal, AbortSignal.timeout(task.timeoutMs)])
       const events: ProgressEvent[] = []
       this.progress.set(task.id, events)
@@ -137,9 +138,9 @@ export class Executor {
       this.log('run of %s ended by an error: %s', task.id, err?.message)
     } finally {
       // still renewing here means the run ended without a report: give the lease back
+      span.end()
       if (lease.held) await lease.release(settled).catch(() => {})
       slot.release()
-      span.end()
       this.cancels.delete(task.id)
       this.c.presence.slotsChanged()
     }

@@ -113,7 +113,7 @@ export class TaskLayer {
       applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
       applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },
       recentProgress: (id: string) => this.progress.recent(id),
-      children: async (id: string) => (await this.service.list({ parent: id, limit: MAX_CHILDREN })).map(r => r.task.id)
+      children: async (id: string) => this.replica.childrenOf(id).slice(0, MAX_CHILDREN)
     }
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
@@ -139,6 +139,12 @@ export class TaskLayer {
       renewFraction: options.renewFraction,
       log: logger('agentmesh:lease-client')
     })
+    // the mesh's watchers (GET /v1/events on any node) hear of submits, claims and completions here
+    const self = peerId.toString()
+    const watched = (n: Parameters<MeshGossip['publishWatch']>[0]): void => { this.gossip.publishWatch(n).catch(() => {}) }
+    this.events.addEventListener('submitted', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'submitted', generation: 0, peer: self }) })
+    this.events.addEventListener('claimed', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'running', generation: evt.detail.generation, peer: self }) })
+    this.events.addEventListener('ran', evt => { if (evt.detail.outcome === 'completed') watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'completed', generation: evt.detail.generation, peer: self }) })
     const components: TaskComponents = this.components = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
     this.service = new TaskService(components)
     this.progress = new ProgressHub({

@@ -326,9 +326,11 @@ export class TaskService {
    * What this node knows: from its own store only a certified final state; anything else is asked
    * of the task's placement (found from the local copy, else from the members this node would pick).
    */
-  async find (id: string): Promise<TaskView | undefined> {
+  async find (id: string, options: { complete?: boolean } = {}): Promise<TaskView | undefined> {
     const local = await this.c.replica.get(id)
-    if (isSettled(local)) return { record: local.record as TaskRecord, result: local.result }
+    // a certified copy answers for the outcome; its history may lack an attempt a majority granted
+    // without this member, so a reader of the whole history (an event stream, a trace) asks anyway
+    if (isSettled(local) && options.complete !== true) return { record: local.record as TaskRecord, result: local.result }
     let record = local.record
     let result = local.result
     const asked = new Set<string>()
@@ -464,6 +466,7 @@ export class TaskService {
   applyNotice (n: TaskNotice): void {
     this.stats.noticesApplied++
     this.c.events.safeDispatchEvent('notice', { detail: n })
+    if (n.event === 'submitted') return
     if (n.event === 'running' || this.refreshing.has(n.id) || this.refreshing.size >= 64) {
       this.wake(n.id)
       return

@@ -1,7 +1,7 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { byteLength, hasValidId } from '../task/schema.js'
-import { DEFAULT_MAX_INPUT_BYTES, ENVELOPE_OVERHEAD_BYTES, presenceTopic, resultsTopic, tasksTopic } from './constants.js'
+import { DEFAULT_MAX_INPUT_BYTES, ENVELOPE_OVERHEAD_BYTES, presenceTopic, resultsTopic, tasksTopic, watchTopic } from './constants.js'
 import { open, seal } from './envelope.js'
 import { presenceSchema, taskAnnouncementSchema, taskNoticeSchema } from './messages.js'
 import type { Presence, TaskAnnouncement, TaskNotice } from './messages.js'
@@ -28,9 +28,11 @@ export interface MeshGossipEvents {
   task: CustomEvent<TaskAnnouncement>
   notice: CustomEvent<TaskNotice>
   presence: CustomEvent<Presence>
+  /** a task state change on the watch topic (only while this node watches) */
+  watch: CustomEvent<TaskNotice>
 }
 
-type Kind = 'task' | 'notice' | 'presence'
+type Kind = 'task' | 'notice' | 'presence' | 'watch'
 
 /**
  * The mesh's three kinds of topic. Every message is a signed envelope, checked before delivery
@@ -45,6 +47,7 @@ export class MeshGossip extends TypedEventEmitter<MeshGossipEvents> {
   private readonly topics = new Map<string, Kind>()
   private readonly validated = new WeakMap<Uint8Array, unknown>()
   private readonly onMessage = (evt: CustomEvent<Message>): void => { this.deliver(evt.detail) }
+  private watchers = 0
 
   constructor (components: MeshGossipComponents, init: MeshGossipInit) {
     super()
@@ -71,6 +74,29 @@ export class MeshGossip extends TypedEventEmitter<MeshGossipEvents> {
       try { this.c.pubsub.unsubscribe(topic) } catch {}
     }
     this.topics.clear()
+  }
+
+  /**
+   * Follows the mesh's task state changes while `watching` is held above zero (one per open
+   * stream): the watch topic is joined on the first and left on the last, so a mesh nobody watches
+   * carries none of it.
+   */
+  watch (on: boolean): void {
+    this.watchers = Math.max(0, this.watchers + (on ? 1 : -1))
+    const topic = watchTopic(this.mesh)
+    if (this.watchers > 0) this.join(topic, 'watch')
+    else if (this.topics.has(topic)) {
+      this.topics.delete(topic)
+      this.c.pubsub.topicValidators.delete(topic)
+      try { this.c.pubsub.unsubscribe(topic) } catch {}
+    }
+  }
+
+  /** Tells watchers of the mesh of a state change; costs nothing when no peer watches. */
+  async publishWatch (notice: Omit<TaskNotice, 'kind' | 'from' | 'at'>): Promise<void> {
+    const topic = watchTopic(this.mesh)
+    if (this.c.pubsub.getSubscribers(topic).length === 0) return
+    await this.publish(topic, { kind: 'notice', from: this.c.peerId.toString(), at: Date.now(), ...notice })
   }
 
   /** Receive announcements for a capability this node can run. */
@@ -125,7 +151,7 @@ export class MeshGossip extends TypedEventEmitter<MeshGossipEvents> {
     if (msg.data.byteLength > this.maxMessageBytes) return reject('oversized')
     const opened = await open(topic, msg.data)
     if (!opened.ok) return reject(opened.reason)
-    const schema: z.ZodType<unknown> = kind === 'task' ? taskAnnouncementSchema : kind === 'notice' ? taskNoticeSchema : presenceSchema
+    const schema: z.ZodType<unknown> = kind === 'task' ? taskAnnouncementSchema : kind === 'notice' || kind === 'watch' ? taskNoticeSchema : presenceSchema
     const parsed = schema.safeParse(opened.payload)
     if (!parsed.success) return reject('invalid-schema')
     if (kind === 'task') {
@@ -145,6 +171,7 @@ export class MeshGossip extends TypedEventEmitter<MeshGossipEvents> {
     this.validated.delete(msg.data)
     if (kind === 'task') this.safeDispatchEvent('task', { detail: payload as TaskAnnouncement })
     else if (kind === 'notice') this.safeDispatchEvent('notice', { detail: payload as TaskNotice })
+    else if (kind === 'watch') this.safeDispatchEvent('watch', { detail: payload as TaskNotice })
     else this.safeDispatchEvent('presence', { detail: payload as Presence })
   }
 }

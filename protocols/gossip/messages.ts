@@ -23,7 +23,8 @@ export const taskNoticeSchema = z.object({
   at: z.number(),
   id: taskIdSchema,
   capability: capabilitySchema,
-  event: z.enum(['running', 'completed', 'failed', 'canceled', 'dead', 'redriven']),
+  /** `submitted` travels only on the watch topic */
+  event: z.enum(['submitted', 'running', 'completed', 'failed', 'canceled', 'dead', 'redriven']),
   generation: z.number().int().nonnegative(),
   claimId: z.string().max(64).optional(),
   peer: peerIdSchema.optional(),

@@ -6,7 +6,9 @@ import { castVoteSchema, storedResultSchema } from '../task/store.js'
 
 /** Every operation names the epoch of the placement it was sent to: another epoch is refused. */
 const task = { id: taskIdSchema, epoch: z.number().int().nonnegative() }
-const claim = { ...task, claimId: z.string().min(1).max(64) }
+/** a claim id names an attempt in records, events and logs: plain characters only */
+export const claimIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'claim id: 1-64 letters, digits, _ or -')
+const claim = { ...task, claimId: claimIdSchema }
 const held = { ...claim, term: z.number().int().positive() }
 const duration = z.number().int().min(1).max(3_600_000)
 

@@ -1,5 +1,6 @@
 import { bucketHashes, differingBuckets } from '../replica/digest.js'
-import { MAX_CHILDREN, recordsRequestSchema } from './messages.js'
+import { byteLength } from '../task/index.js'
+import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
 import type { OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
 import type { HandlerStats } from '../lease/handler.js'
@@ -61,7 +62,19 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         init.applyProgress?.(req.events, from.toString())
         return { status: 'OK' }
       }
-      case 'progress-recent': return { status: 'OK', events: init.recentProgress?.(req.id) ?? [] }
+      case 'progress-recent': {
+        const all = init.recentProgress?.(req.id) ?? []
+        const since = req.since
+        const from = since === undefined ? 0 : all.findIndex(u => u.claimId === since.claimId && u.seq === since.seq) + 1
+        const events: typeof all = []
+        let bytes = 0
+        for (const u of all.slice(from)) {
+          bytes += byteLength(u)
+          if (bytes > MAX_PROGRESS_ANSWER_BYTES && events.length > 0) return { status: 'OK', events, more: true }
+          events.push(u)
+        }
+        return { status: 'OK', events }
+      }
       case 'children': return { status: 'OK', ids: (await init.children?.(req.id) ?? []).slice(0, MAX_CHILDREN) }
     }
   }

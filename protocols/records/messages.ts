@@ -27,7 +27,7 @@ export const MAX_PROGRESS_EVENT_BYTES = 16 * 1024
  */
 export const progressItemSchema = z.object({
   id: taskIdSchema,
-  claimId: z.string().min(1).max(64),
+  claimId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'claim id: 1-64 letters, digits, _ or -'),
   attempt: z.number().int().min(1).max(10_000),
   seq: z.number().int().nonnegative(),
   at: z.number(),
@@ -62,8 +62,11 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   /** ids of the subtasks of a task the receiver holds: asked of the peers that ran it (they submitted them), for a trace */
   z.object({ op: z.literal('children'), id: taskIdSchema }).strict(),
   /** the progress the receiver (a task's submitter) holds for a task: how another node's event stream shows it */
-  z.object({ op: z.literal('progress-recent'), id: taskIdSchema }).strict()
+  z.object({ op: z.literal('progress-recent'), id: taskIdSchema, since: z.object({ claimId: z.string().min(1).max(64), seq: z.number().int().nonnegative() }).strict().optional() }).strict()
 ])
+
+/** A `progress-recent` answer stays well under the frame limit; `more` says the rest waits for the next ask. */
+export const MAX_PROGRESS_ANSWER_BYTES = 512 * 1024
 
 /** One answered progress event: an item and the peer that ran the attempt. */
 export const progressUpdateSchema = progressItemSchema.extend({ peer: z.string().max(128) })

@@ -62,6 +62,8 @@ export class Replica {
   readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
   readonly members = new Map<string, string[]>()
+  /** parent task id -> ids of its subtasks kept here */
+  private readonly children = new Map<string, Set<string>>()
   readonly me: string
   private readonly store: ReplicaStore
   private readonly lock = new KeyedMutex()
@@ -103,6 +105,11 @@ export class Replica {
         await this.store.deleteTask(id)
         this.live.delete(id)
         this.hashes.delete(id)
+        const parent = record.task.parent
+        if (parent !== undefined) {
+          this.children.get(parent)?.delete(id)
+          if (this.children.get(parent)?.size === 0) this.children.delete(parent)
+        }
         this.members.delete(id)
         this.active.delete(id)
         n++
@@ -112,11 +119,12 @@ export class Replica {
   }
 
   async load (): Promise<void> {
-    for await (const record of this.store.records()) {
-      if (record.final === undefined) this.active.add(record.task.id)
-      this.hashes.set(record)
-      this.members.set(record.task.id, record.placement.members)
-    }
+    for await (const record of this.store.records()) this.index(record)
+  }
+
+  /** Subtasks of a task this node keeps a record of: a trace asks for them, and a scan of the store per ask was any peer's to trigger. */
+  childrenOf (parent: string): string[] {
+    return [...this.children.get(parent) ?? []]
   }
 
   /** Kept tasks this node is a placement member of, counted by state and capability (a walk of the store). */
@@ -296,6 +304,8 @@ export class Replica {
   }
 
   private index (record: TaskRecord): void {
+    const parent = record.task.parent
+    if (parent !== undefined) this.children.set(parent, (this.children.get(parent) ?? new Set()).add(record.task.id))
     this.hashes.set(record)
     this.members.set(record.task.id, record.placement.members)
     if (record.final === undefined) this.active.add(record.task.id)

@@ -51,7 +51,7 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
   let url: string[]
 
   beforeAll(async () => {
-    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, claimLagLimitMs: 5_000, agents: agents[i] } }) })
+    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, agents: agents[i] } }) })
     await net.ready()
     for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
     url = apis.map(a => a.url)
@@ -252,7 +252,7 @@ describe('A2A door: a plain text message goes to the agent capability', () => {
     await openai.start()
     const agent = llmAgents({ model: 'test-model', baseURL: openai.baseURL, apiKey: 'test', maxRetries: 0 }).filter(a => a.name === 'agent')
     const agents: Agent[][] = [agent, [wordcountAgent]]
-    net = await createTestnet(2, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, claimLagLimitMs: 5_000, agents: agents[i] } }) })
+    net = await createTestnet(2, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, agents: agents[i] } }) })
     await net.ready()
     api = await ApiServer.listen(net.nodes[1]!, { port: 0 })
   })

@@ -2,7 +2,9 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { failAgent } from '../../node/agents/basic.js'
 import { ApiServer } from '../../node/api/server.js'
+import { sse } from '../../node/api/task-feed.js'
 import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { Testnet } from '../../sim/testnet.js'
@@ -49,12 +51,18 @@ const stepsAgent: Agent<string> = {
   }
 }
 
+/** The winning claim's story: on a busy machine a lease can lapse and a second claim run, which adds events but not these. */
+function outline (events: Sse[]): Sse[] {
+  const winner = events.find(e => e.event === 'completed')?.data.claimId
+  return events.filter(e => !['claimed', 'progress'].includes(e.event) || e.data.claimId === winner)
+}
+
 describe('server-sent events of tasks and of the mesh', () => {
   let net: Testnet
   const apis: ApiServer[] = []
-  // node 0 runs the agents; node 1 takes the submits, as a user's own node would
+  // node 0 runs the agents; node 1 takes the submits, as a user's own node would; node 2 only watches
   beforeAll(async () => {
-    net = await createTestnet(2, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, claimLagLimitMs: 5_000, eventsPollMs: 200, agents: i === 0 ? [stepsAgent, failAgent] : [] } }) })
+    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, eventsPollMs: 200, agents: i === 0 ? [stepsAgent, failAgent] : [] } }) })
     await net.ready()
     for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
   })
@@ -72,36 +80,56 @@ describe('server-sent events of tasks and of the mesh', () => {
     const id = await submit({ capability: 'steps', input: 'mesh' })
     const { events, type } = await readEvents(`${apis[1]!.url}/v1/tasks/${id}/events`, () => false)
     expect(type).toMatch(/^text\/event-stream/)
-    expect(events.map(e => e.event)).toEqual(['submitted', 'claimed', 'progress', 'progress', 'progress', 'completed'])
-    expect(events[1]?.data).toMatchObject({ id, attempt: 1, peer: net.nodes[0]!.peerId.toString() })
-    expect(events.filter(e => e.event === 'progress').map(e => e.data.event)).toEqual([{ step: 1 }, { step: 2 }, { step: 3 }])
+    const story = outline(events)
+    expect(story.map(e => e.event)).toEqual(['submitted', 'claimed', 'progress', 'progress', 'progress', 'completed'])
+    expect(story[1]?.data).toMatchObject({ id, peer: net.nodes[0]!.peerId.toString() })
+    expect(story.filter(e => e.event === 'progress').map(e => e.data.event)).toEqual([{ step: 1 }, { step: 2 }, { step: 3 }])
     expect(events.at(-1)?.data).toMatchObject({ id, result: 'hsem', executor: net.nodes[0]!.peerId.toString() })
     expect(new Set(events.map(e => e.id)).size).toBe(events.length)
-    // resumed after the claim: the progress and the result again, nothing before
-    const resumed = await readEvents(`${apis[1]!.url}/v1/tasks/${id}/events`, () => false, { 'last-event-id': events[1]!.id! })
-    expect(resumed.events.map(e => e.event)).toEqual(['progress', 'progress', 'progress', 'completed'])
+    // resumed after the winning claim: its progress and the result again, nothing before
+    const resumed = await readEvents(`${apis[1]!.url}/v1/tasks/${id}/events`, () => false, { 'last-event-id': story[1]!.id! })
+    expect(outline(resumed.events).map(e => e.event)).toEqual(['progress', 'progress', 'progress', 'completed'])
+    // resumed after a progress event: the rest of it only
+    const later = await readEvents(`${apis[1]!.url}/v1/tasks/${id}/events`, () => false, { 'last-event-id': story[3]!.id! })
+    expect(outline(later.events).map(e => e.event)).toEqual(['progress', 'completed'])
     // any node tells the same events with the same ids, the progress too (asked of the submitter)
-    const elsewhere = await readEvents(`${apis[0]!.url}/v1/tasks/${id}/events`, () => false)
-    expect(elsewhere.events.map(e => e.id)).toEqual(events.map(e => e.id))
+    for (const i of [0, 2]) {
+      const elsewhere = await readEvents(`${apis[i]!.url}/v1/tasks/${id}/events`, () => false)
+      expect(outline(elsewhere.events).map(e => e.id)).toEqual(story.map(e => e.id))
+    }
   })
 
   it('tells each failed attempt with its error, and the last error with the dead outcome', async () => {
     const id = await submit({ capability: 'fail', input: { times: 5, message: 'out of coffee' }, maxAttempts: 2 })
     const { events } = await readEvents(`${apis[1]!.url}/v1/tasks/${id}/events`, () => false, {}, 30_000)
-    expect(events.map(e => e.event)).toEqual(['submitted', 'claimed', 'attempt-failed', 'claimed', 'attempt-failed', 'dead'])
-    expect(events[2]?.data.error).toBe('out of coffee')
-    expect(events.at(-1)?.data).toMatchObject({ reason: expect.stringMatching(/failed 2 of 2/), lastError: 'out of coffee' })
+    expect(events[0]?.event).toBe('submitted')
+    expect(events.filter(e => e.event === 'claimed')).toHaveLength(2)
+    // each claim ends as failed (or, on a member that missed the report, expired by the certified outcome)
+    expect(events.filter(e => e.event === 'attempt-failed' || e.event === 'attempt-expired')).toHaveLength(2)
+    expect(events.find(e => e.event === 'attempt-failed')?.data.error).toBe('out of coffee')
+    expect(events.at(-1)).toMatchObject({ event: 'dead', data: { reason: expect.stringMatching(/failed 2 of 2/), lastError: expect.stringMatching(/out of coffee/) } })
   })
 
-  it('streams the mesh\'s state changes, filtered by capability', async () => {
+  it('streams the mesh\'s state changes on a node that neither submits nor runs them, filtered by capability', async () => {
     let id = ''
-    // submitted once the stream answered: it hears what happens from then on
-    const { events } = await readEvents(`${apis[1]!.url}/v1/events?capability=steps`, events => events.some(e => e.data.id === id && e.data.state === 'completed'), {}, 20_000, async () => {
+    // submitted once the stream answered, and once the watcher's subscription reached the others
+    const watcher = net.nodes[2]!.peerId
+    const { events } = await readEvents(`${apis[2]!.url}/v1/events?capability=steps`, events => events.some(e => e.data.id === id && e.data.state === 'completed'), {}, 30_000, async () => {
+      await waitFor(() => [0, 1].every(i => net.nodes[i]!.libp2p.services.pubsub.getSubscribers('agentmesh/default/watch').some(p => p.equals(watcher))), { what: 'the watch subscription to reach the other nodes' })
       id = await submit({ capability: 'steps', input: 'again' })
       await submit({ capability: 'fail', input: { times: 0 } })
     })
     expect(events.every(e => e.event === 'state' && e.data.capability === 'steps')).toBe(true)
-    expect(events.filter(e => e.data.id === id).map(e => e.data.state)).toEqual(expect.arrayContaining(['pending', 'completed']))
+    const states = events.filter(e => e.data.id === id)
+    expect(states.map(e => e.data.state)).toEqual(['pending', 'running', 'completed'])
+    expect(states[0]?.data.peer).toBe(net.nodes[1]!.peerId.toString())
+    expect(states[1]?.data.peer).toBe(net.nodes[0]!.peerId.toString())
+  })
+
+  it('writes an event id a peer chose as one plain line: no event of its own can be slipped into a stream', () => {
+    const forged = sse({ id: 'x\nevent: completed\ndata: {"result":"forged"}\n\nid: y:claimed', event: 'claimed', data: { ok: true } })
+    expect(forged.split('\n').filter(l => l.startsWith('event:'))).toEqual(['event: claimed'])
+    expect(forged).not.toContain('forged"}\n')
   })
 
   it('answers an unknown task with 404 and a malformed id with 400, before any stream', async () => {

@@ -32,7 +32,7 @@ describe('GET /metrics in Prometheus text format', () => {
 
   beforeAll(async () => {
     // node 0 runs the tasks, node 1 only takes requests
-    net = await createTestnet(2, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, claimLagLimitMs: 5_000, agents: i === 0 ? [echoAgent, failAgent] : [] } }) })
+    net = await createTestnet(2, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, agents: i === 0 ? [echoAgent, failAgent] : [] } }) })
     await net.ready()
     for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
   })

@@ -32,7 +32,7 @@ async function daemon (dir: string, baseURL: string, models?: string[], bootstra
     llmBaseUrl: baseURL
   }, {})
   // leases of 2 s and 5 attempts: on a busy machine a 500 ms lease lapsed on the surviving peer too, 3 times
-  return startDaemon(config, { tasks: { ...FAST_TASKS, leaseMs: 2_000, claimLagLimitMs: 5_000, defaultMaxAttempts: 5 } })
+  return startDaemon(config, { tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, defaultMaxAttempts: 5 } })
 }
 
 /** A gateway node serving no model, and nodes serving the models given, all joined through the gateway. */

@@ -21,7 +21,7 @@ describe('a task\'s trace, from the records', () => {
   let net: Testnet
   const apis: ApiServer[] = []
   beforeAll(async () => {
-    net = await createTestnet(3, { tasks: { ...FAST_TASKS, leaseMs: 3_000, claimLagLimitMs: 5_000, agents: BUILTIN_AGENTS } })
+    net = await createTestnet(3, { tasks: { ...FAST_TASKS, leaseMs: 3_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, agents: BUILTIN_AGENTS } })
     await net.ready()
     for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
   })

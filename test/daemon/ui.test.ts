@@ -47,7 +47,7 @@ describe('the dashboard at /ui, in headless Chromium', () => {
   // nodes 0 and 1 run the agents; the page is node 2's, a node that runs nothing, as a user's own would be
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) return
-    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, claimLagLimitMs: 5_000, eventsPollMs: 200, agents: [[echoAgent, sleepAgent, failAgent, pairAgent], [echoAgent, sleepAgent], []][i] } }) })
+    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, eventsPollMs: 200, agents: [[echoAgent, sleepAgent, failAgent, pairAgent], [echoAgent, sleepAgent], []][i] } }) })
     await net.ready()
     for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
     base = apis[2]!.url
@@ -191,7 +191,8 @@ describe('the dashboard at /ui, in headless Chromium', () => {
     const ids = {
       completed: await submit({ capability: 'echo', input: { hello: 'mesh' } }),
       retried: await submit({ capability: 'fail', input: { times: 1, message: 'flaky on purpose' }, maxAttempts: 3 }),
-      running: await submit({ capability: 'sleep', input: { ms: 30_000 } }),
+      // long enough to still run after the other waits on a busy machine
+      running: await submit({ capability: 'sleep', input: { ms: 300_000 } }),
       canceled: await submit({ capability: 'sleep', input: { ms: 60_000 } }),
       // no peer offers it: it waits
       pending: await submit({ capability: 'translate', input: { text: 'hallo', to: 'en' } })
