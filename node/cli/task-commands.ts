@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { setTimeout as delay } from 'node:timers/promises'
 import { InvalidConfigError } from '../errors.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
@@ -32,6 +33,9 @@ export async function readInput (value: string): Promise<unknown> {
 }
 
 const short = (id: string): string => id.slice(0, 12)
+
+/** After the result, how long `submit --wait` lets the event stream print what it still has. */
+const FOLLOW_GRACE_MS = 3_000
 
 /** A bulk file's tasks are sent in requests of at most MAX_BULK_TASKS tasks and about this many bytes (the API takes 2 MiB). */
 const BULK_REQUEST_BYTES = 1024 * 1024
@@ -139,8 +143,9 @@ export function addTaskCommands (program: Command): void {
       const deadline = opts.timeout === undefined ? Infinity : Date.now() + opts.timeout
       // on a terminal the task's progress and streamed tokens show as they come (stderr: stdout keeps the result)
       const following = new AbortController()
+      let followed: Promise<void> = Promise.resolve()
       if (process.stderr.isTTY === true && opts.json !== true) {
-        void followEvents(url, `/v1/tasks/${String(submitted.id)}/events`, e => {
+        followed = followEvents(url, `/v1/tasks/${String(submitted.id)}/events`, e => {
           const token = tokenOf(e)
           if (token !== undefined) process.stderr.write(token)
           else if (e.event !== 'completed') process.stderr.write(`${describeEvent(e)}\n`)
@@ -151,6 +156,8 @@ export function addTaskCommands (program: Command): void {
         const wait = Math.max(0, Math.min(30_000, deadline - Date.now()))
         answer = await apiRequest(url, 'GET', `/v1/tasks/${submitted.id}/result?wait=${wait}`, undefined, wait + 30_000)
       } while (!['completed', 'failed', 'dead', 'canceled'].includes(answer.state) && Date.now() < deadline)
+      // the stream ends by itself after the outcome: its last events are let through, briefly
+      await Promise.race([followed, delay(FOLLOW_GRACE_MS, undefined, { ref: false })])
       following.abort()
       if (opts.json === true) json(answer)
       else if (answer.state === 'completed') json(answer.result)

@@ -1,10 +1,13 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BUILTIN_AGENTS } from '../../node/agents/index.js'
 import { ApiServer } from '../../node/api/server.js'
-import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { BIN, runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -59,6 +62,38 @@ describe('a task\'s trace, from the records', () => {
     const own = await (await fetch(`${apis[0]!.url}/v1/tasks/${(await ignored.json()).id as string}`)).json()
     expect(own.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
     expect(own.traceparent.split('-')[1]).not.toBe(TRACE_ID)
+  })
+})
+
+describe('submit --wait on a terminal', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet
+  let api: ApiServer
+  beforeAll(async () => {
+    net = await createTestnet(2, { tasks: { ...FAST_TASKS, leaseMs: 3_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, agents: BUILTIN_AGENTS } })
+    await net.ready()
+    api = await ApiServer.listen(net.nodes[0]!, { port: 0 })
+  })
+  afterAll(async () => {
+    await api?.close()
+    await net?.stop()
+  })
+
+  // script(1) gives the CLI a terminal, as a person's shell would (util-linux, on every Debian)
+  it.skipIf(!existsSync('/usr/bin/script'))('shows the task\'s events and progress on stderr as they come, the result alone on stdout', async () => {
+    const dir = await tmp()
+    const out = join(dir, 'result.json')
+    const text = Array.from({ length: 300 }, (_, i) => `w${i % 7}`).join(' ')
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} submit --api ${api.url} --capability mapreduce --input '${JSON.stringify({ text, chunks: 3 })}' --wait > ${JSON.stringify(out)}`
+    const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let shown = ''
+    child.stdout.on('data', d => { shown += String(d) })
+    const [code] = await once(child, 'close') as [number]
+    expect(code, shown).toBe(0)
+    expect(shown).toMatch(/submitted +[0-9a-f]{12} mapreduce/)
+    expect(shown).toMatch(/claimed +attempt 1 by \w{8}/)
+    expect(shown).toMatch(/progress +\{"phase":"map","done":3,"of":3\}/)
+    expect(JSON.parse(await readFile(out, 'utf8')).counts).toMatchObject({ w0: 43, w6: 42 })
   })
 })
 
