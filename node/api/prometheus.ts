@@ -21,11 +21,15 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 export class MeshMetrics {
   readonly registry = new Registry()
   private readonly stop: Array<() => void> = []
+  /** the JSON counters, read once per scrape (text()) for every metric made from them */
+  private stats: Record<string, unknown> = {}
+  private readonly read: () => Record<string, unknown>
 
   constructor (node: AgentNode, api: ApiStats) {
     const r = this.registry
-    const groups = (): Record<string, unknown> => ({ ...(node.tasks?.stats() ?? {}), api: snapshotApiStats(api), doors: doorStats() })
-    for (const group of Object.keys(groups())) this.counterGroup(group, () => groups()[group])
+    this.read = () => ({ ...(node.tasks?.stats() ?? {}), api: snapshotApiStats(api), doors: doorStats() })
+    const groups = (): Record<string, unknown> => this.stats
+    for (const group of Object.keys(this.read())) this.counterGroup(group, () => groups()[group])
     new Gauge({
       name: 'agentmesh_held',
       help: 'what this node holds now: executions running, unfinished tasks it is a placement member of',
@@ -98,6 +102,7 @@ export class MeshMetrics {
   }
 
   async text (): Promise<string> {
+    this.stats = this.read()
     return Registry.merge([processMetrics(), this.registry]).metrics()
   }
 

@@ -3,6 +3,7 @@ import { TASK_ID, TASK_STATES, lastErrorOf, stateOf, summarize } from '../../pro
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
+import { TaskNotFoundError } from '../tasks/errors.js'
 import { HttpError, badRequest } from './http.js'
 import type { BadRequestReason } from './stats.js'
 import type { Route } from './http.js'
@@ -161,8 +162,9 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'a task and its subtasks from the records alone: each with its attempts, for a cross-peer timeline',
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
-        await s.get(id).catch(httpError)
+        // the root's own read tells an unknown task (404): no separate read first
         const traced = await traceTask(tasks.components, s, id)
+        if (traced.length === 0) httpError(new TaskNotFoundError(id))
         const root = traced[0]?.record.task.traceparent
         return { body: { id, traceId: root?.split('-')[1], tasks: traced.map(t => ({ ...summarize(t.record), depth: t.depth, traceparent: t.record.task.traceparent })) } }
       }

@@ -3,6 +3,7 @@ import { DEFAULT_API, DEFAULT_DATA_DIR } from '../daemon/config.js'
 import { NODE_FILE, readNodeFile } from '../daemon/daemon.js'
 import { apiTokenFromEnv, readApiToken } from '../api/auth.js'
 import { InvalidConfigError, NodeNotRunningError } from '../errors.js'
+import { shortId } from './output.js'
 
 export class ApiRequestError extends Error {
   static override name = 'ApiRequestError'
@@ -91,5 +92,5 @@ export async function resolveTaskId (baseUrl: string, given: string): Promise<st
   const { tasks } = await apiRequest<{ tasks: Array<{ id: string, capability: string }> }>(baseUrl, 'GET', `/v1/tasks?idPrefix=${id}&limit=5`)
   if (tasks.length === 1) return (tasks[0] as { id: string }).id
   if (tasks.length === 0) throw new InvalidConfigError(`no task starting with ${id} on this node (a node lists the tasks it holds; give the full id to ask the mesh)`)
-  throw new InvalidConfigError(`${id} is ambiguous: ${tasks.map(t => `${t.id.slice(0, 12)} (${t.capability})`).join(', ')}${tasks.length === 5 ? ', ...' : ''}`)
+  throw new InvalidConfigError(`${id} is ambiguous: ${tasks.map(t => `${shortId(t.id)} (${t.capability})`).join(', ')}${tasks.length === 5 ? ', ...' : ''}`)
 }

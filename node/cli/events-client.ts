@@ -1,6 +1,7 @@
 import { authHeaders } from './client.js'
 import { NodeNotRunningError } from '../errors.js'
 import { ApiRequestError } from './client.js'
+import { shortId, shortPeer } from './output.js'
 
 export interface StreamEvent {
   id?: string
@@ -59,9 +60,8 @@ export function clean (s: unknown): string {
   return String(s).replace(/[\n\r\t]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
 }
 
-const short = (s: unknown): string => typeof s === 'string' ? s.slice(0, 12) : '-'
-/** peer ids share their first characters (12D3KooW...): the end tells them apart */
-const peer = (s: unknown): string => typeof s === 'string' ? s.slice(-8) : '-'
+const short = (s: unknown): string => typeof s === 'string' ? shortId(s) : '-'
+const peer = (s: unknown): string => typeof s === 'string' ? shortPeer(s) : '-'
 
 /** One readable line for an event of a task's stream or of the mesh's. */
 export function describeEvent (e: StreamEvent): string {

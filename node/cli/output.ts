@@ -24,6 +24,16 @@ export function table (headers: string[], rows: string[][]): void {
   for (const row of rows) line(fmt(row))
 }
 
+/** A task id as people read it: its first 12 hex digits (any unique prefix is taken back). */
+export function shortId (id: string): string {
+  return id.slice(0, 12)
+}
+
+/** A peer id as people read it: peer ids share their first characters (12D3KooW...), the end tells them apart. */
+export function shortPeer (peer: string): string {
+  return peer.slice(-8)
+}
+
 /** Whether output goes to a person (short ids, "12 s ago") or to a program (full ids, ISO times). */
 export function forPeople (): boolean {
   return process.stdout.isTTY === true

@@ -5,7 +5,7 @@ import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clean, describeEvent, followEvents, tokenOf } from './events-client.js'
 import { clientOptions, wholeNumber } from './options.js'
-import { ago, forPeople, json, line, table } from './output.js'
+import { ago, forPeople, json, line, shortId, shortPeer, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
 
@@ -32,7 +32,6 @@ export async function readInput (value: string): Promise<unknown> {
   }
 }
 
-const short = (id: string): string => id.slice(0, 12)
 
 /** After the result, how long `submit --wait` lets the event stream print what it still has. */
 const FOLLOW_GRACE_MS = 3_000
@@ -190,13 +189,14 @@ export function addTaskCommands (program: Command): void {
     .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number, parent?: string }) => {
       const url = await resolveApiUrl(opts)
       const people = forPeople()
-      const shown = (id: string): string => people ? short(id) : id
+      // one row per task: a short id and a relative time for people, the full ones for programs
+      const row = (t: any, prefix = ''): string[] => [
+        `${prefix}${people ? shortId(String(t.id)) : String(t.id)}`, t.capability, t.state, `${String(t.attempts)}/${String(t.maxAttempts)}`, t.executor === undefined ? '-' : shortPeer(String(t.executor)), people ? ago(t.createdAt) : new Date(t.createdAt).toISOString()
+      ]
       if (opts.parent !== undefined) {
         const trace = await apiRequest(url, 'GET', `/v1/tasks/${await resolveTaskId(url, opts.parent)}/trace`)
         if (opts.json === true) return json({ tasks: trace.tasks })
-        return table(['TASK', 'CAPABILITY', 'STATE', 'ATTEMPTS', 'EXECUTOR', 'CREATED'], trace.tasks.map((t: any) => [
-          `${'  '.repeat(t.depth as number)}${t.depth === 0 ? '' : '└ '}${shown(String(t.id))}`, t.capability, t.state, `${String(t.attempts)}/${String(t.maxAttempts)}`, t.executor === undefined ? '-' : String(t.executor).slice(-8), people ? ago(t.createdAt) : new Date(t.createdAt).toISOString()
-        ]))
+        return table(['TASK', 'CAPABILITY', 'STATE', 'ATTEMPTS', 'EXECUTOR', 'CREATED'], trace.tasks.map((t: any) => row(t, `${'  '.repeat(t.depth as number)}${t.depth === 0 ? '' : '└ '}`)))
       }
       const q = new URLSearchParams()
       if (opts.state !== undefined) q.set('state', opts.state)
@@ -204,9 +204,7 @@ export function addTaskCommands (program: Command): void {
       if (opts.limit !== undefined) q.set('limit', String(opts.limit))
       const { tasks } = await apiRequest(url, 'GET', `/v1/tasks?${q.toString()}`)
       if (opts.json === true) return json({ tasks })
-      table(['ID', 'CAPABILITY', 'STATE', 'ATTEMPTS', 'EXECUTOR', 'CREATED'], tasks.map((t: any) => [
-        shown(String(t.id)), t.capability, t.state, `${String(t.attempts)}/${String(t.maxAttempts)}`, t.executor === undefined ? '-' : String(t.executor).slice(-8), people ? ago(t.createdAt) : new Date(t.createdAt).toISOString()
-      ]))
+      table(['ID', 'CAPABILITY', 'STATE', 'ATTEMPTS', 'EXECUTOR', 'CREATED'], tasks.map((t: any) => row(t)))
     })
 
   clientOptions(program.command('cancel <id>'))

@@ -1,7 +1,7 @@
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clean } from './events-client.js'
 import { clientOptions } from './options.js'
-import { json, line } from './output.js'
+import { json, line, shortId, shortPeer } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
 
@@ -16,8 +16,6 @@ interface TracedTask {
   error?: string
   history: Array<{ peer: string, outcome: string, startedAt: number, endedAt?: number, error?: string }>
 }
-
-const peer = (id: string): string => id.slice(-8)
 
 /** Milliseconds as a short human duration. */
 export function duration (ms: number): string {
@@ -35,12 +33,12 @@ export function renderTrace (traceId: string | undefined, tasks: TracedTask[]): 
   for (const t of tasks) {
     const indent = '  '.repeat(t.depth)
     const took = t.finishedAt === undefined ? 'unfinished' : `in ${duration(t.finishedAt - t.createdAt)}`
-    out.push(`${indent}${t.depth === 0 ? '' : '└ '}${t.id.slice(0, 12)} ${clean(t.capability)} ${t.state} ${took}`)
+    out.push(`${indent}${t.depth === 0 ? '' : '└ '}${shortId(t.id)} ${clean(t.capability)} ${t.state} ${took}`)
     const pad = `${indent}    `
-    out.push(`${pad}${at(t.createdAt)} submitted on ${peer(t.submitter)}`)
+    out.push(`${pad}${at(t.createdAt)} submitted on ${shortPeer(t.submitter)}`)
     t.history.forEach((a, i) => {
       const span = a.endedAt === undefined ? 'running' : `${a.outcome} after ${duration(a.endedAt - a.startedAt)}`
-      out.push(`${pad}${at(a.startedAt)} attempt ${i + 1} on ${peer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${clean(a.error)})`}`)
+      out.push(`${pad}${at(a.startedAt)} attempt ${i + 1} on ${shortPeer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${clean(a.error)})`}`)
     })
     if (t.finishedAt !== undefined) out.push(`${pad}${at(t.finishedAt)} ${t.state}${t.error === undefined ? '' : `: ${clean(t.error)}`}`)
   }
