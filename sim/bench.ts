@@ -7,6 +7,7 @@ import { echoAgent } from '../node/agents/basic.js'
 import { line, table } from '../node/cli/output.js'
 import { makeTask, newRecord } from '../protocols/task/index.js'
 import { benchDaemons } from './bench-daemons.js'
+import { benchMemory } from './bench-memory.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { percentile } from './report.js'
 import { runSimulation } from './runner.js'
@@ -143,7 +144,7 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy). */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons memory). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
@@ -154,7 +155,9 @@ async function bench (): Promise<void> {
     reclaim: reclaimAfterKill,
     antientropy: antiEntropy,
     // real daemons on 127.0.0.1 driven through the HTTP API (3, 5, 10 daemons; 1 to 256 in flight)
-    daemons: async () => { await benchDaemons(add) }
+    daemons: async () => { await benchDaemons(add) },
+    // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node
+    memory: async () => { await benchMemory(add) }
   }
   const chosen = process.argv.slice(2)
   line('agentmesh bench (2 cores; real nodes and real time: figures vary a little run to run)')

@@ -14,6 +14,7 @@ import { isUiAsset, uiRoutes } from './ui-routes.js'
 import { MeshMetrics, prometheusRoute } from './prometheus.js'
 import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
+import { memoryRoutes } from './memory-routes.js'
 import type { Route } from './http.js'
 import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
@@ -124,7 +125,7 @@ export class ApiServer {
         : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route'), request, reply, { stats, log })
     })
 
-    const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : taskRoutes(node.tasks)), ...(init.routes ?? [])]
+    const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : [...taskRoutes(node.tasks), ...memoryRoutes(node.tasks.memory)]), ...(init.routes ?? [])]
     for (const route of routes) {
       app.route({
         method: route.method,

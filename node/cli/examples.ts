@@ -27,6 +27,10 @@ export const EXAMPLES: Record<string, string[]> = {
   'dlq list': ['agentmesh dlq list --json'],
   'dlq redrive': ['agentmesh dlq redrive 3f2a9c0d'],
   'dlq drop': ['agentmesh dlq drop 3f2a9c0d'],
+  memory: ['agentmesh memory put notes n1 --text "the cat sat on the mat" --metadata \'{"topic":"cats"}\'', 'agentmesh memory search notes "where did the cat sit" -k 5'],
+  'memory put': ['agentmesh memory put notes n1 --text "the cat sat on the mat"', 'agentmesh memory put vectors v1 --vector \'[0.1,0.2,0.3]\' --metadata \'{"kind":"demo"}\''],
+  'memory search': ['agentmesh memory search notes "cats" -k 5 --filter \'{"topic":"cats"}\'', 'agentmesh memory search vectors --vector \'[0.1,0.2,0.3]\' --json'],
+  'memory rm': ['agentmesh memory rm notes n1'],
   mcp: ['agentmesh mcp --api http://127.0.0.1:7070   # an MCP server on stdio, for Claude Desktop or any MCP client'],
   sim: ['agentmesh sim', 'agentmesh sim --scenario crash --nodes 7 --tasks 200 --report report.html', 'agentmesh sim --processes --scenario partition']
 }

@@ -3,6 +3,7 @@ import { writeSwarmKey } from '../swarm-key.js'
 import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl, useApiToken } from './client.js'
 import { addMcpCommand } from './mcp-command.js'
+import { addMemoryCommand } from './memory-command.js'
 import { addNodeCommand } from './node-command.js'
 import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
@@ -79,6 +80,7 @@ export function buildProgram (): Command {
   addWatchCommand(program)
   addTraceCommand(program)
   addMcpCommand(program)
+  addMemoryCommand(program)
 
   program.command('sim')
     .description('run a local multi-node mesh under a workload and a fault scenario, and report')

@@ -10,6 +10,7 @@ export interface NodeFlags {
   /** repeatable, and each may be a comma list */
   llmModel?: string[]
   llmApiKeyFile?: string
+  embeddingsModel?: string
   apiTokenFile?: string
   agents?: string
   agentsModule?: string
@@ -47,6 +48,7 @@ export function addNodeCommand (program: Command): Command {
     .option('--llm-base-url <url>', 'OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the OpenAI API)')
     .option('--llm-model <names>', 'models to serve, repeatable or comma-separated; the first is the default for llm.chat, agent and plan (default: AGENTMESH_MODEL; none: no LLM agents)', collect)
     .option('--llm-api-key-file <file>', 'file holding the API key (default: OPENAI_API_KEY)')
+    .option('--embeddings-model <name>', 'model that embeds vector memory\'s texts, at the --llm-base-url endpoint (default: AGENTMESH_EMBEDDINGS_MODEL; none: memory records need vectors)')
     .option('--mcp-server <name=command|url>', 'offer an MCP server\'s tools as mcp.NAME.TOOL: a command line to start (stdio) or an http(s) URL; repeatable (config file: mcpServers)', collect)
     .option('--lease-ms <ms>', 'how long a claim on a task lasts unless renewed (default 10000; config file: tasks.leaseMs)', positiveWholeNumber('--lease-ms'))
     .option('--log-level <level>', 'operator log level on stderr: trace, debug, info, warn, error, fatal, silent (default info; AGENTMESH_LOG_LEVEL)')

@@ -39,6 +39,8 @@ export const daemonConfigSchema = z.object({
   /** one model, a comma list, or a list of either: each is served as `llm.chat.<model>`, the first is the default */
   llmModel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   llmApiKeyFile: z.string().min(1).optional(),
+  /** the model that embeds vector memory's texts, at the LLM's base URL and key; none: callers give vectors */
+  embeddingsModel: z.string().min(1).max(256).optional(),
   /** a file holding the API's bearer token (else AGENTMESH_API_TOKEN); required off loopback */
   apiTokenFile: z.string().min(1).optional(),
   /** MCP servers whose tools this node offers as `mcp.NAME.TOOL`: name -> command line, URL, {command, args, env, cwd} or {url, headers} */
@@ -72,7 +74,8 @@ const ENV: Record<string, keyof DaemonConfig> = {
   AGENTMESH_AGENTS: 'agents',
   AGENTMESH_AGENTS_MODULE: 'agentsModule',
   AGENTMESH_LOG_LEVEL: 'logLevel',
-  AGENTMESH_LOG_FORMAT: 'logFormat'
+  AGENTMESH_LOG_FORMAT: 'logFormat',
+  AGENTMESH_EMBEDDINGS_MODEL: 'embeddingsModel'
 }
 /** Task options that also have a variable (and a flag of `agentmesh node`: leaseMs is --lease-ms). */
 const TASK_ENV: Record<string, keyof TaskLayerOptions> = {

@@ -6,7 +6,9 @@ import { ApiServer } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
 import { DataDirInUseError } from '../errors.js'
 import { readSwarmKey } from '../swarm-key.js'
-import { resolveLlmConfig } from '../llm/config.js'
+import { resolveLlmConfig, resolveLlmEndpoint } from '../llm/config.js'
+import { openaiEmbedder } from '../memory/embedder.js'
+import type { Embed } from '../memory/memory-layer.js'
 import { connectMcpServers } from '../mcp/clients.js'
 import { resolveAgents } from './agents.js'
 import { exportTraces } from '../tracing.js'
@@ -45,6 +47,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const swarmKey = config.swarmKey === undefined ? undefined : await readSwarmKey(config.swarmKey)
   const llm = await resolveLlmConfig({ llmBaseUrl: config.llmBaseUrl, llmModel: config.llmModel, llmApiKeyFile: config.llmApiKeyFile })
   const agents = await resolveAgents(config.agents, config.agentsModule, llm)
+  const embed = await resolveEmbedder(config)
   const token = await readApiToken(config.apiTokenFile)
   const log = createOperatorLog(config.logLevel, config.logFormat)
   // MCP servers last among the checks: they start processes, which a refused start must not leave behind
@@ -61,7 +64,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       swarmKey,
       onBootstrapUnreachable: bootstrapWarner(log),
       ...extra,
-      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: [...agents, ...(mcp?.agents ?? [])] }
+      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: [...agents, ...(mcp?.agents ?? [])], ...(embed === undefined ? {} : { embed }) }
     })
   } catch (err: any) {
     await mcp?.close()
@@ -108,4 +111,11 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
 
 export async function readNodeFile (dataDir: string): Promise<NodeFile> {
   return JSON.parse(await readFile(join(dataDir, NODE_FILE), 'utf8'))
+}
+
+/** Vector memory's embedder: the embeddings model at the LLM's endpoint and key, if one is named. */
+async function resolveEmbedder (config: DaemonConfig): Promise<Embed | undefined> {
+  if (config.embeddingsModel === undefined) return undefined
+  const endpoint = await resolveLlmEndpoint({ llmBaseUrl: config.llmBaseUrl, llmApiKeyFile: config.llmApiKeyFile })
+  return openaiEmbedder({ model: config.embeddingsModel, ...endpoint })
 }

@@ -43,6 +43,11 @@ export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv 
   if (model === undefined) return undefined
   const tooLong = models.find(m => m.length > 256)
   if (tooLong !== undefined) throw new InvalidConfigError(`model name longer than 256 characters: "${tooLong.slice(0, 40)}..."`)
+  return { model, models, ...await resolveLlmEndpoint(flags, env) }
+}
+
+/** The endpoint and key (flags, else OPENAI_BASE_URL and OPENAI_API_KEY), for chat and embeddings alike. */
+export async function resolveLlmEndpoint (flags: Omit<LlmFlags, 'llmModel'>, env: NodeJS.ProcessEnv = process.env): Promise<{ baseURL?: string, apiKey: string }> {
   let apiKey = env.OPENAI_API_KEY
   if (flags.llmApiKeyFile !== undefined) {
     try {
@@ -55,5 +60,5 @@ export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv 
   if (baseURL !== undefined) {
     try { void new URL(baseURL) } catch { throw new InvalidConfigError(`--llm-base-url is not a URL: "${baseURL}"`) }
   }
-  return { model, models, baseURL, apiKey: apiKey !== undefined && apiKey !== '' ? apiKey : 'no-key' }
+  return { baseURL, apiKey: apiKey !== undefined && apiKey !== '' ? apiKey : 'no-key' }
 }

@@ -47,6 +47,15 @@ export interface AgentContext<I = unknown> {
    * instead of running `fn` again. Keys name steps; the same key must mean the same step.
    */
   step: <T>(key: string, fn: () => Promise<T>) => Promise<T>
+  /** the mesh's vector memory: records written to a majority of their placement, searched everywhere */
+  memory: AgentMemory
+}
+
+/** What an agent may do with vector memory (see MemoryLayer). */
+export interface AgentMemory {
+  put: (collection: string, records: Array<{ id: string, text?: string, vector?: number[], metadata?: Record<string, string | number | boolean | null> }>) => Promise<Array<{ id: string, replicas: number }>>
+  search: (collection: string, query: { text?: string, vector?: number[], k?: number, filter?: Record<string, string | number | boolean | null> }) => Promise<unknown>
+  delete: (collection: string, id: string) => Promise<void>
 }
 
 export interface Agent<I = any> {

@@ -2,8 +2,10 @@ import { Level } from 'level'
 import { z } from 'zod'
 import { DataDirInUseError } from '../errors.js'
 import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
+import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
 import type { BatchOp } from './namespace.js'
+import type { MemoryEntry } from '../../protocols/memory/index.js'
 import type { LeaseState, StoredResult, TaskRecord } from '../../protocols/task/index.js'
 import type { CorruptRecordError } from '../errors.js'
 import type { Logger } from '@libp2p/interface'
@@ -36,6 +38,8 @@ export class Store {
   readonly results: Namespace<StoredResult>
   /** index of dead tasks not dropped: id -> when and why */
   readonly deadLetters: Namespace<DeadLetterIndex>
+  /** vector memory records this node keeps as a placement member, by `collection/id` */
+  readonly memory: Namespace<MemoryEntry>
   /** group commits: batches written, and the operations they carried */
   readonly stats = { groupCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
@@ -45,6 +49,8 @@ export class Store {
   private queuedSync = false
   private waiting: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
   private flushScheduled = false
+  /** the batch on its way to disk, if any */
+  private writing: Promise<void> | undefined
 
   private constructor (db: Level<string, string>, log?: Logger) {
     this.db = db
@@ -59,6 +65,7 @@ export class Store {
     this.leases = ns('leases', leaseStateSchema)
     this.results = ns('results', storedResultSchema)
     this.deadLetters = ns('deadletters', deadLetterIndexSchema)
+    this.memory = ns('memory', memoryEntrySchema)
   }
 
   static async open (init: StoreInit): Promise<Store> {
@@ -75,9 +82,10 @@ export class Store {
   }
 
   /**
-   * Group commit: the writes of every operation that arrives in one turn of the event loop go to
-   * disk as one atomic LevelDB batch with one fsync, and each caller resolves only once that batch is
-   * on disk. A lone write goes out at the next turn, so low load pays no batching delay.
+   * Group commit: the writes of every operation that arrives in one turn of the event loop, or
+   * while the previous batch is on its way to disk, go to disk as one atomic LevelDB batch with one
+   * fsync, and each caller resolves only once that batch is on disk. So batches grow with the load,
+   * and a lone write goes out at the next turn: low load pays no batching delay.
    */
   async write (ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return
@@ -92,6 +100,7 @@ export class Store {
   }
 
   private async flush (): Promise<void> {
+    while (this.writing !== undefined) await this.writing
     const ops = this.queued
     const sync = this.queuedSync
     const waiting = this.waiting
@@ -99,14 +108,15 @@ export class Store {
     this.queuedSync = false
     this.waiting = []
     this.flushScheduled = false
-    try {
-      await this.db.batch(ops as any, { sync } as any)
+    const writing = this.db.batch(ops as any, { sync } as any).then(() => {
       this.stats.groupCommits++
       this.stats.groupedWrites += waiting.length
       for (const w of waiting) w.resolve()
-    } catch (err: any) {
+    }, (err: any) => {
       for (const w of waiting) w.reject(err)
-    }
+    }).finally(() => { this.writing = undefined })
+    this.writing = writing
+    await writing
   }
 
   /** Raw meta bytes (the node key), kept out of JSON. */

@@ -10,6 +10,7 @@ import type { Membership } from './placement.js'
 import type { ReplicaSets } from './replica-sets.js'
 import type { TaskLayerOptions } from './options.js'
 import type { Logger, PeerId } from '@libp2p/interface'
+import type { MemoryLayer } from '../memory/memory-layer.js'
 
 /** Everything the task layer's parts share: one bag, built once in task-layer.ts. */
 export interface TaskComponents {
@@ -20,6 +21,7 @@ export interface TaskComponents {
   presence: PresenceService
   replicaSets: ReplicaSets
   membership: Membership
+  memory: MemoryLayer
   leases: LeaseClient
   /** a records request to one peer (the local replica directly) */
   records: (peer: PeerId, req: RecordsRequest) => Promise<any>

@@ -124,7 +124,8 @@ export class Executor {
           },
           submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options, runContext),
           step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, lease, key, fn),
-          capabilities: () => this.liveCapabilities()
+          capabilities: () => this.liveCapabilities(),
+          memory: this.c.memory
         })
       } catch (err: any) {
         settled = true

@@ -43,10 +43,13 @@ export class Offerer {
 
   /** Offers a task that its placement has stored; never throws. */
   offer (task: Task, placement: Placement): void {
-    // members of the placement first: their own grant, vote and commit are local calls, not requests
+    // members of the placement first: their own grant, vote and commit are local calls, not
+    // requests; this node first of all when it is one, so the offer and the notice are local too
     const members = new Set(placement.members)
+    const me = this.c.peerId.toString()
     const ranked = this.claimer.order(task)
-    const order = [...ranked.filter(p => members.has(p)), ...ranked.filter(p => !members.has(p))].slice(0, this.c.options.claimRanks)
+    const local = members.has(me) && ranked.includes(me) ? [me] : []
+    const order = [...local, ...ranked.filter(p => members.has(p) && p !== me), ...ranked.filter(p => !members.has(p))].slice(0, this.c.options.claimRanks)
     if (order.length === 0) {
       this.stats.announced++
       void this.c.gossip.announceTask(task, placement)

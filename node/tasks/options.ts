@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/index.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'
+import type { Embed } from '../memory/memory-layer.js'
 
 /** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
 const MAX_TIMER_MS = 2_147_483_647
@@ -147,6 +148,8 @@ function editDistance (a: string, b: string): number {
 export type TaskLayerInit = z.input<typeof taskOptionsSchema> & {
   /** not JSON, so not in the schema (nor in a config file). @default all built-in agents */
   agents?: Agent[]
+  /** texts to vectors for vector memory (an OpenAI-compatible /v1/embeddings); none: callers give vectors */
+  embed?: Embed
 }
 
 /** The resolved options: every field present. */
@@ -157,7 +160,7 @@ export const TASK_OPTION_DEFAULTS: Readonly<TaskLayerOptions> = Object.freeze(ta
 
 /** Fills in the defaults and checks every value; a bad value is an InvalidConfigError naming it. */
 export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
-  const { agents: _agents, ...options } = init
+  const { agents: _agents, embed: _embed, ...options } = init
   const parsed = taskOptionsSchema.safeParse(options)
   if (!parsed.success) {
     throw new InvalidConfigError(`task options: ${parsed.error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; ')}`)

@@ -1,10 +1,11 @@
 import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
 import { LEASE_PROTOCOL, LeaseClient, leaseHandler, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { PresenceService } from '../../protocols/presence/index.js'
-import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
+import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler, recordsServer } from '../../protocols/records/index.js'
 import { Replica } from '../../protocols/replica/index.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { BUILTIN_AGENTS } from '../agents/index.js'
+import { MemoryLayer } from '../memory/memory-layer.js'
 import { AgentRuntime } from '../runtime/runtime.js'
 import { LevelReplicaStore } from '../store/replica-store.js'
 import { VERSION } from '../version.js'
@@ -60,6 +61,8 @@ export class TaskLayer {
   readonly membership: Membership
   readonly antiEntropy: AntiEntropy
   readonly mover: Mover
+  /** vector memory: records placed like tasks, searched across the mesh */
+  readonly memory: MemoryLayer
   /** claims won, executions ended, tasks dead, leases lost here: for log lines and metrics */
   readonly events = new TaskEvents()
   /** the parts' shared bag, for the few API routes that work across them (a trace) */
@@ -117,16 +120,17 @@ export class TaskLayer {
     }
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
-    const leaseLocal = leaseHandler(this.replica, this.handlerStats)
-    const recordsLocal = recordsHandler(this.replica, this.handlerStats, recordsInit)
+    // this node's own requests are typed: parsing them again was a large part of the hot path's zod
+    const recordsLocal = recordsServer(this.replica, recordsInit)
     const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
     this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets })
+    this.memory = new MemoryLayer({ peerId, libp2p: host.libp2p, store: host.store, membership: this.membership, presence: this.presence, replicaSets: this.replicaSets, replicationFactor: options.replicationFactor, rpcTimeoutMs: options.rpcTimeoutMs, embed: init.embed, log: logger('agentmesh:memory') })
     this.leases = new LeaseClient({
       self: peerId.toString(),
       call: async (id: string, req: LeaseRequest) => {
         const peer = this.replicaSets.peerId(id)
-        if (local(peer)) return leaseLocal(req, peerId)
+        if (local(peer)) return this.replica.handleLease(peerId.toString(), req)
         // a peer's answer is input like any other: parsed before anything reads it
         const parsed = leaseResponseSchema.safeParse(await this.leaseRpc.request(peer, req))
         return parsed.success ? parsed.data : { status: 'ERROR', reason: `bad answer from ${id}` }
@@ -145,7 +149,7 @@ export class TaskLayer {
     this.events.addEventListener('submitted', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'submitted', generation: 0, peer: self }) })
     this.events.addEventListener('claimed', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'running', generation: evt.detail.generation, peer: self }) })
     this.events.addEventListener('ran', evt => { if (evt.detail.outcome === 'completed') watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'completed', generation: evt.detail.generation, peer: self }) })
-    const components: TaskComponents = this.components = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
+    const components: TaskComponents = this.components = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, memory: this.memory, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
     this.service = new TaskService(components)
     this.progress = new ProgressHub({
       maxTasks: options.progressTasks,
@@ -183,6 +187,7 @@ export class TaskLayer {
     await this.membership.load()
     await this.leaseRpc.start()
     await this.recordsRpc.start()
+    await this.memory.start()
     this.gossip.start()
     this.presence.start()
     this.service.start()
@@ -203,6 +208,7 @@ export class TaskLayer {
     this.gossip.stop()
     await this.leaseRpc.stop()
     await this.recordsRpc.stop()
+    await this.memory.stop()
     await this.membership.save().catch(() => {})
   }
 
@@ -222,6 +228,7 @@ export class TaskLayer {
       placements: { ...this.mover.stats },
       presence: { ...this.presence.stats },
       store: { ...this.host.store.stats },
+      memory: { ...this.memory.stats, ...this.memory.local.stats, records: this.memory.local.size },
       rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests }
     }
   }

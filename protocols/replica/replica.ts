@@ -1,10 +1,11 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { statementBytes, verifyVote } from '../task/certificate.js'
+import { signedHere, statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, mergeRecords, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { RecordHashes } from './digest.js'
+import { RecentCache } from './recent.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
 import type { Placement, TaskRecord, TaskState } from '../task/record.js'
@@ -29,6 +30,10 @@ export interface ReplicaInit {
    * @default 604_800_000 (7 days)
    */
   retentionMs?: number
+  /** finished tasks whose state is kept in memory after their commit, most recent first. @default 4_096 */
+  recentFinished?: number
+  /** the bytes of results those may hold. @default 33_554_432 (32 MiB) */
+  recentFinishedBytes?: number
   log: Logger
 }
 
@@ -73,6 +78,11 @@ export class Replica {
    * disk (they are read rarely, and there are many).
    */
   private readonly live = new Map<string, ReplicaTaskState>()
+  /**
+   * Tasks that just finished: the waiter, the executor and a late member all read a task right
+   * after its commit, and each of those reads went to LevelDB.
+   */
+  private readonly finished: RecentCache<ReplicaTaskState>
   private readonly init: ReplicaInit
   private readonly backoff: { baseMs: number, capMs: number }
   private readonly now: () => number
@@ -85,6 +95,7 @@ export class Replica {
     this.backoff = { baseMs: init.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, capMs: init.backoffCapMs ?? DEFAULT_BACKOFF_CAP_MS }
     this.now = init.now ?? Date.now
     this.retentionMs = init.retentionMs ?? 7 * 24 * 3600_000
+    this.finished = new RecentCache(init.recentFinished ?? 4_096, init.recentFinishedBytes ?? 32 * 1024 * 1024)
   }
 
   /** Past retention: a completed or canceled task, or a dead one whose entry was dropped. */
@@ -104,6 +115,7 @@ export class Replica {
         if (record === undefined || !this.isExpired(record)) return
         await this.store.deleteTask(id)
         this.live.delete(id)
+        this.finished.delete(id)
         this.hashes.delete(id)
         const parent = record.task.parent
         if (parent !== undefined) {
@@ -189,7 +201,9 @@ export class Replica {
 
   /** This replica's copy: the record and, once final, the certified result (or a kept one, flagged). */
   async get (id: string): Promise<{ record?: TaskRecord, result?: StoredResult }> {
-    const cached = this.live.get(id)
+    const cached = this.cached(id)
+    // every stored record is indexed: an unknown id has nothing on disk to read
+    if (cached === undefined && !this.hashes.has(id)) return {}
     // record first: a result is written before the record that says completed
     const record = cached !== undefined ? cached.record : await this.store.getRecord(id)
     const result = cached !== undefined ? cached.result : await this.store.getResult(id)
@@ -255,7 +269,9 @@ export class Replica {
       const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote }
       const t = transition(s, req, env)
       if (t.sign !== undefined && t.state.lease.vote !== undefined) {
-        const sig = Buffer.from(await this.init.sign(statementBytes(t.sign))).toString('base64')
+        const statement = statementBytes(t.sign)
+        const sig = Buffer.from(await this.init.sign(statement)).toString('base64')
+        signedHere(this.me, statement, sig)
         t.state.lease.vote = { ...t.state.lease.vote, sig }
         if (t.reply.vote !== undefined) t.reply.vote = { ...t.reply.vote, sig }
         this.stats.votes++
@@ -277,14 +293,15 @@ export class Replica {
 
   /** A task's state; `locked` callers (under the task's lock) may fill the cache, others only read it. */
   private async load1 (id: string, locked = true): Promise<ReplicaTaskState> {
-    const cached = this.live.get(id)
+    const cached = this.cached(id)
     if (cached !== undefined) return cached
-    // every stored record is indexed (load, index): a task not in it has no record or result on disk
-    const known = this.hashes.has(id)
-    const [record, lease, result] = await Promise.all([known ? this.store.getRecord(id) : undefined, this.store.getLease(id), known ? this.store.getResult(id) : undefined])
+    // every stored record is indexed (load, index), and a lease is written only with its record:
+    // a task not in the index has nothing on disk
+    if (!this.hashes.has(id)) return { lease: EMPTY_LEASE }
+    const [record, lease, result] = await Promise.all([this.store.getRecord(id), this.store.getLease(id), this.store.getResult(id)])
     const state = { record, lease: lease ?? EMPTY_LEASE, result }
     // an unlocked read may finish after a locked write: caching it would bring old state back
-    if (locked && record !== undefined && record.final === undefined) this.live.set(id, state)
+    if (locked && record !== undefined) this.remember(id, state)
     return state
   }
 
@@ -299,8 +316,22 @@ export class Replica {
     if (change.result === undefined && change.lease === undefined && change.record === undefined) return
     await this.store.write(id, change)
     if (change.record !== undefined) this.index(change.record)
-    if (after.record !== undefined && after.record.final === undefined) this.live.set(id, after)
-    else this.live.delete(id)
+    if (after.record !== undefined) this.remember(id, after)
+  }
+
+  private cached (id: string): ReplicaTaskState | undefined {
+    return this.live.get(id) ?? this.finished.get(id)
+  }
+
+  /** Keeps a state in memory: every unfinished task, and the recently finished ones. */
+  private remember (id: string, state: ReplicaTaskState): void {
+    if (state.record?.final === undefined) {
+      this.live.set(id, state)
+      this.finished.delete(id)
+    } else {
+      this.live.delete(id)
+      this.finished.set(id, state, 2_048 + (state.result?.size ?? 0))
+    }
   }
 
   private index (record: TaskRecord): void {

@@ -79,9 +79,32 @@ export function sameValue (a: FinalValue, b: FinalValue): boolean {
   return outcomeKey(a) === outcomeKey(b)
 }
 
+/**
+ * Votes known good, by signer, signature and statement: this node's own (it made them) and those it
+ * checked. A check costs about 120 µs, and every member used to check its own vote in each
+ * certificate it stored.
+ */
+const goodVotes = new Set<string>()
+const MAX_GOOD_VOTES = 50_000
+
+function remember (key: string): void {
+  if (goodVotes.size >= MAX_GOOD_VOTES) goodVotes.clear()
+  goodVotes.add(key)
+}
+
+/** Records a vote this node signed itself, so certificates carrying it skip its check. */
+export function signedHere (peer: string, statement: Uint8Array, sig: string): void {
+  remember(`${peer}\n${sig}\n${Buffer.from(statement).toString('latin1')}`)
+}
+
 /** Whether `peer` signed `value` for this task, generation, epoch and term (one signature check). */
 export function verifyVote (id: string, generation: number, epoch: number, vote: { peer: string, term: number, sig: string }, value: FinalValue): boolean {
-  return verifyBy(vote.peer, statementBytes({ id, generation, epoch, term: vote.term, value }), Buffer.from(vote.sig, 'base64'))
+  const statement = statementBytes({ id, generation, epoch, term: vote.term, value })
+  const key = `${vote.peer}\n${vote.sig}\n${Buffer.from(statement).toString('latin1')}`
+  if (goodVotes.has(key)) return true
+  if (!verifyBy(vote.peer, statement, Buffer.from(vote.sig, 'base64'))) return false
+  remember(key)
+  return true
 }
 
 export class InvalidCertificateError extends Error {

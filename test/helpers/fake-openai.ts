@@ -22,6 +22,8 @@ export type Reply =
  */
 export class FakeOpenAI {
   readonly requests: any[] = []
+  /** bodies of POST /v1/embeddings */
+  readonly embeddingRequests: any[] = []
   private server?: Server
   private readonly script: (body: any, n: number) => Reply
 
@@ -38,6 +40,18 @@ export class FakeOpenAI {
       let text = ''
       req.on('data', d => { text += String(d) })
       req.on('end', () => { void (async () => {
+        if (req.method === 'POST' && req.url === '/v1/embeddings') {
+          const body = JSON.parse(text)
+          this.embeddingRequests.push(body)
+          const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input]
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+            object: 'list',
+            model: body.model,
+            data: inputs.map((t, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(t) })),
+            usage: { prompt_tokens: inputs.length, total_tokens: inputs.length }
+          }))
+          return
+        }
         if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
           res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'not found' } }))
           return
@@ -91,4 +105,21 @@ export class FakeOpenAI {
     this.server?.closeAllConnections()
     await new Promise<void>(resolve => { this.server?.close(() => { resolve() }) ?? resolve() })
   }
+}
+
+/** Dimensions of the fake embeddings. */
+export const FAKE_EMBEDDING_DIMS = 64
+
+/**
+ * A deterministic embedding: each word adds to a few dimensions chosen by its hash, so texts that
+ * share words are near in cosine, and the same text always gives the same vector.
+ */
+export function fakeEmbedding (text: string): number[] {
+  const v = new Array<number>(FAKE_EMBEDDING_DIMS).fill(0)
+  for (const word of text.toLowerCase().split(/[^a-z0-9]+/).filter(w => w !== '')) {
+    let h = 2166136261
+    for (const ch of word) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0
+    for (let i = 0; i < 3; i++) v[(h >>> (i * 8)) % FAKE_EMBEDDING_DIMS]! += 1
+  }
+  return v
 }

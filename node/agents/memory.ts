@@ -1,0 +1,45 @@
+import { z } from 'zod'
+import { MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
+import type { Agent } from '../runtime/agent.js'
+
+const collection = z.string().min(1).max(64).describe('the collection: letters, digits, ".", "_" or "-"')
+const record = z.object({ id: z.string().min(1).max(256), text: z.string().max(MAX_TEXT_BYTES).optional(), vector: vectorSchema.optional(), metadata: metadataSchema.optional() }).strict()
+const putInput = z.object({ collection, records: z.array(record).min(1).max(MAX_MEMORY_BATCH) }).strict()
+const searchInput = z.object({ collection, text: z.string().min(1).max(MAX_TEXT_BYTES).optional(), vector: vectorSchema.optional(), k: z.number().int().min(1).max(MAX_K).optional(), filter: filterSchema.optional() }).strict()
+const deleteInput = z.object({ collection, id: z.string().min(1).max(256) }).strict()
+
+/** The JSON schema an LLM agent sees for the capability's input (memory as tools). */
+const jsonSchema = (schema: z.ZodType): Record<string, unknown> => z.toJSONSchema(schema) as Record<string, unknown>
+
+/** memory.put / memory.search / memory.delete: vector memory as capabilities, for tasks and for tool-using agents. */
+export const memoryPutAgent: Agent<z.infer<typeof putInput>> = {
+  name: 'memory.put',
+  capabilities: [{ name: 'memory.put', description: 'stores records {id, text?, vector?, metadata?} in a collection of the mesh\'s vector memory', inputSchema: jsonSchema(putInput) }],
+  concurrency: 8,
+  inputSchema: putInput,
+  run: async ctx => ({ records: await ctx.memory.put(ctx.input.collection, ctx.input.records) })
+}
+
+export const memorySearchAgent: Agent<z.infer<typeof searchInput>> = {
+  name: 'memory.search',
+  capabilities: [{ name: 'memory.search', description: 'the k records of a collection nearest to a text or a vector, with a metadata filter', inputSchema: jsonSchema(searchInput) }],
+  concurrency: 8,
+  inputSchema: searchInput,
+  run: async ctx => {
+    const { collection: name, ...query } = ctx.input
+    return ctx.memory.search(name, query)
+  }
+}
+
+export const memoryDeleteAgent: Agent<z.infer<typeof deleteInput>> = {
+  name: 'memory.delete',
+  capabilities: [{ name: 'memory.delete', description: 'deletes a record from a collection', inputSchema: jsonSchema(deleteInput) }],
+  concurrency: 8,
+  inputSchema: deleteInput,
+  run: async ctx => {
+    await ctx.memory.delete(ctx.input.collection, ctx.input.id)
+    return { deleted: ctx.input.id }
+  }
+}
+
+export const MEMORY_AGENTS: Agent[] = [memoryPutAgent, memorySearchAgent, memoryDeleteAgent]

@@ -1,0 +1,88 @@
+import { z } from 'zod'
+import { COLLECTION, MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
+import { HttpError, badRequest } from './http.js'
+import type { Route } from './http.js'
+import type { MemoryLayer } from '../memory/memory-layer.js'
+
+const recordBody = z.object({
+  id: z.string().min(1).max(256),
+  text: z.string().max(MAX_TEXT_BYTES).optional(),
+  vector: vectorSchema.optional(),
+  metadata: metadataSchema.optional()
+}).strict().refine(r => r.text !== undefined || r.vector !== undefined, 'a record needs a vector or a text to embed')
+
+/** One record, or `{records: [...]}` */
+const putBody = z.union([recordBody, z.object({ records: z.array(recordBody).min(1).max(MAX_MEMORY_BATCH) }).strict()])
+
+const searchBody = z.object({
+  text: z.string().min(1).max(MAX_TEXT_BYTES).optional(),
+  vector: vectorSchema.optional(),
+  k: z.number().int().min(1).max(MAX_K).optional(),
+  filter: filterSchema.optional()
+}).strict().refine(q => (q.text === undefined) !== (q.vector === undefined), 'give a text or a vector, not both')
+
+const ERROR_STATUS: Record<string, [number, string]> = {
+  InvalidMemoryError: [400, 'BAD_REQUEST'],
+  EmbeddingsUnavailableError: [503, 'EMBEDDINGS_UNAVAILABLE'],
+  QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE']
+}
+
+function httpError (err: any): never {
+  const mapped = ERROR_STATUS[err?.name]
+  if (mapped === undefined) throw err
+  throw new HttpError(mapped[0], mapped[1], err.message, mapped[0] === 400 ? 'invalid-body' : undefined)
+}
+
+function collectionParam (name: string | undefined): string {
+  if (name === undefined || !COLLECTION.test(name)) throw badRequest('invalid-id', 'a collection name is 1-64 letters, digits, ".", "_" or "-"')
+  return name
+}
+
+function parse<T> (schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body)
+  if (!parsed.success) throw badRequest('invalid-body', parsed.error.issues.map(i => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '))
+  return parsed.data
+}
+
+/** /v1/memory: records written to a majority of their placement, searched across the mesh. */
+export function memoryRoutes (memory: MemoryLayer): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/v1/memory/:collection',
+      summary: 'store a record {id, text?, vector?, metadata?} or {records: [...]}: 201 once each is on a majority of its placement',
+      status: 201,
+      schema: { body: putBody },
+      handle: async ctx => {
+        const collection = collectionParam(ctx.params.collection)
+        const body = parse(putBody, await ctx.body())
+        const records = 'records' in body ? body.records : [body]
+        const stored = await memory.put(collection, records).catch(httpError)
+        return { status: 201, body: { collection, records: stored } }
+      }
+    },
+    {
+      method: 'POST',
+      path: '/v1/memory/:collection/search',
+      summary: 'the k nearest records to a text or a vector, with a metadata filter; says how much of the mesh answered',
+      schema: { body: searchBody },
+      handle: async ctx => {
+        const collection = collectionParam(ctx.params.collection)
+        const q = parse(searchBody, await ctx.body())
+        return { body: { collection, ...await memory.search(collection, q).catch(httpError) } }
+      }
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/memory/:collection/:id',
+      summary: 'delete a record (a tombstone on a majority of its placement)',
+      handle: async ctx => {
+        const collection = collectionParam(ctx.params.collection)
+        const id = ctx.params.id ?? ''
+        if (id === '' || id.length > 256) throw badRequest('invalid-id', 'a record id is 1-256 characters')
+        await memory.delete(collection, id).catch(httpError)
+        return { body: { collection, id, deleted: true } }
+      }
+    }
+  ]
+}

@@ -1,0 +1,59 @@
+import { InvalidConfigError } from '../errors.js'
+import { apiRequest, resolveApiUrl } from './client.js'
+import { clientOptions, wholeNumber } from './options.js'
+import { json, line, table } from './output.js'
+import type { ClientTarget } from './client.js'
+import type { Command } from 'commander'
+
+type Opts = ClientTarget & { json?: boolean }
+
+/** A flag holding JSON, or a clear error naming it. */
+function jsonFlag (name: string, value: string | undefined): any {
+  if (value === undefined) return undefined
+  try {
+    return JSON.parse(value)
+  } catch (err: any) {
+    throw new InvalidConfigError(`--${name} is not JSON: ${err.message}`)
+  }
+}
+
+const path = (collection: string, rest = ''): string => `/v1/memory/${encodeURIComponent(collection)}${rest}`
+
+/** `agentmesh memory put|search|rm`: vector memory through the control API. */
+export function addMemoryCommand (program: Command): void {
+  const memory = program.command('memory').description('vector memory shared by the mesh: put, search and rm records of a collection')
+
+  clientOptions(memory.command('put <collection> <id>'))
+    .description('stores a record on a majority of its placement: a text (embedded by the node\'s --embeddings-model) and/or a vector')
+    .option('--text <text>', 'the record\'s text')
+    .option('--vector <json>', 'the vector, a JSON array of numbers')
+    .option('--metadata <json>', 'a JSON object of strings, numbers and booleans, for search filters')
+    .action(async (collection: string, id: string, opts: Opts & { text?: string, vector?: string, metadata?: string }) => {
+      const body = { id, text: opts.text, vector: jsonFlag('vector', opts.vector), metadata: jsonFlag('metadata', opts.metadata) }
+      const answer = await apiRequest(await resolveApiUrl(opts), 'POST', path(collection), body)
+      if (opts.json === true) return json(answer)
+      for (const r of answer.records) line(`stored ${r.id} in ${collection} on ${r.replicas} replicas`)
+    })
+
+  clientOptions(memory.command('search <collection> [text]'))
+    .description('the records nearest to a text (or --vector), merged from every live peer')
+    .option('--vector <json>', 'search by a vector instead of a text')
+    .option('-k, --k <n>', 'how many records', wholeNumber('--k'))
+    .option('--filter <json>', 'metadata that must match, e.g. \'{"topic":"cats"}\'')
+    .action(async (collection: string, text: string | undefined, opts: Opts & { vector?: string, k?: number, filter?: string }) => {
+      const body = { text, vector: jsonFlag('vector', opts.vector), k: opts.k, filter: jsonFlag('filter', opts.filter) }
+      const answer = await apiRequest(await resolveApiUrl(opts), 'POST', path(collection, '/search'), body)
+      if (opts.json === true) return json(answer)
+      table(['ID', 'SCORE', 'TEXT', 'METADATA'], answer.hits.map((h: any) => [h.id, h.score.toFixed(3), (h.text ?? '').slice(0, 60), h.metadata === undefined ? '' : JSON.stringify(h.metadata)]))
+      const c = answer.coverage
+      if (c.complete !== true) line(`incomplete: ${c.silent.length} of ${c.members} members did not answer; records placed only on them are missing`)
+    })
+
+  clientOptions(memory.command('rm <collection> <id>'))
+    .description('deletes a record (on a majority of its placement)')
+    .action(async (collection: string, id: string, opts: Opts) => {
+      const answer = await apiRequest(await resolveApiUrl(opts), 'DELETE', path(collection, `/${encodeURIComponent(id)}`))
+      if (opts.json === true) return json(answer)
+      line(`deleted ${id} from ${collection}`)
+    })
+}

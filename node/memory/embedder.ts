@@ -1,0 +1,24 @@
+import OpenAI from 'openai'
+import { EmbeddingsUnavailableError } from './errors.js'
+import type { Embed } from './memory-layer.js'
+
+export interface EmbedderInit {
+  model: string
+  baseURL?: string
+  apiKey: string
+  /** per call. @default 30_000 */
+  timeoutMs?: number
+}
+
+/** Embeddings from an OpenAI-compatible endpoint through the official client, which retries 429 and 5xx. */
+export function openaiEmbedder (init: EmbedderInit): Embed {
+  const client = new OpenAI({ apiKey: init.apiKey, baseURL: init.baseURL, timeout: init.timeoutMs ?? 30_000 })
+  return async texts => {
+    try {
+      const res = await client.embeddings.create({ model: init.model, input: texts })
+      return [...res.data].sort((a, b) => a.index - b.index).map(d => d.embedding)
+    } catch (err: any) {
+      throw new EmbeddingsUnavailableError(`embeddings from ${init.model} failed: ${String(err.message)}`, { cause: err })
+    }
+  }
+}

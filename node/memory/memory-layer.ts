@@ -1,0 +1,190 @@
+import { createHash } from 'node:crypto'
+import { COLLECTION, MAX_MEMORY_BATCH, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema } from '../../protocols/memory/index.js'
+import { majority } from '../../protocols/task/certificate.js'
+import { QuorumUnavailableError } from '../../protocols/lease/errors.js'
+import { RpcEndpoint } from '../../protocols/rpc/index.js'
+import { LocalMemory } from './local-memory.js'
+import { EmbeddingsUnavailableError, InvalidMemoryError } from './errors.js'
+import type { MemoryEntry, MemoryHit, MemoryRequest, Metadata } from '../../protocols/memory/index.js'
+import type { Membership } from '../tasks/placement.js'
+import type { ReplicaSets } from '../tasks/replica-sets.js'
+import type { PresenceService } from '../../protocols/presence/index.js'
+import type { Store } from '../store/store.js'
+import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
+
+/** Texts to vectors, from an OpenAI-compatible /v1/embeddings. */
+export type Embed = (texts: string[]) => Promise<number[][]>
+
+export interface MemoryRecordInput { id: string, text?: string, vector?: number[], metadata?: Metadata }
+
+export interface SearchQuery { text?: string, vector?: number[], k?: number, filter?: Record<string, string | number | boolean | null> }
+
+export interface SearchAnswer {
+  hits: Array<Omit<MemoryHit, 'version' | 'writer'>>
+  /**
+   * Who answered. Every placement has a member among the answering peers, so no record can be
+   * missing, when fewer than R of the members this node knows stayed silent: then `complete`.
+   */
+  coverage: { asked: number, answered: number, members: number, silent: string[], complete: boolean }
+}
+
+export interface MemoryLayerInit {
+  peerId: PeerId
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  store: Store
+  membership: Membership
+  presence: PresenceService
+  replicaSets: ReplicaSets
+  replicationFactor: number
+  rpcTimeoutMs: number
+  embed?: Embed
+  log: Logger
+}
+
+/**
+ * Vector memory on the mesh. A record is placed like a task, on the R members nearest to a key of
+ * its collection and id in XOR space, and a write answers once a majority of them has it on disk.
+ * A search asks every live peer for its local top k and merges them, newest version of each id.
+ */
+export class MemoryLayer {
+  readonly local: LocalMemory
+  readonly stats = { puts: 0, deletes: 0, searches: 0, incompleteSearches: 0, badRequests: 0 }
+  private readonly rpc: RpcEndpoint
+  private lastVersion = 0
+
+  constructor (private readonly init: MemoryLayerInit) {
+    this.local = new LocalMemory(init.store)
+    this.rpc = new RpcEndpoint(init.libp2p, { protocol: MEMORY_PROTOCOL, handler: async body => this.serve(body), requestTimeoutMs: init.rpcTimeoutMs, maxFrameBytes: 8 * 1024 * 1024, log: init.log })
+  }
+
+  get embeddings (): boolean {
+    return this.init.embed !== undefined
+  }
+
+  async start (): Promise<void> {
+    await this.local.load()
+    await this.rpc.start()
+  }
+
+  async stop (): Promise<void> {
+    await this.rpc.stop()
+  }
+
+  /** The members a record of `collection` with `id` is written to. */
+  placement (collection: string, id: string): string[] {
+    const key = createHash('sha256').update(`memory\n${collection}\n${id}`).digest('hex')
+    return this.init.membership.choose(key).members
+  }
+
+  /** Stores records (embedding the texts that come without a vector); throws unless each is on a majority of its placement. */
+  async put (collection: string, records: MemoryRecordInput[]): Promise<Array<{ id: string, replicas: number }>> {
+    checkCollection(collection)
+    if (records.length === 0 || records.length > MAX_MEMORY_BATCH) throw new InvalidMemoryError(`between 1 and ${MAX_MEMORY_BATCH} records per put`)
+    const unembedded = records.filter(r => r.vector === undefined)
+    if (unembedded.some(r => r.text === undefined)) throw new InvalidMemoryError('a record needs a vector or a text to embed')
+    const vectors = unembedded.length === 0 ? [] : await this.embed(unembedded.map(r => r.text as string))
+    const embedded = new Map(unembedded.map((r, i) => [r, vectors[i]]))
+    const dims = new Set(records.map(r => (r.vector ?? embedded.get(r))?.length))
+    if (dims.size > 1) throw new InvalidMemoryError('the vectors of one put differ in dimensions')
+    const entries = records.map(r => ({ collection, id: r.id, ...(r.text === undefined ? {} : { text: r.text }), vector: r.vector ?? embedded.get(r), ...(r.metadata === undefined ? {} : { metadata: r.metadata }), version: this.version(), writer: this.self }) as MemoryEntry)
+    this.stats.puts += entries.length
+    return this.write(entries)
+  }
+
+  async delete (collection: string, id: string): Promise<void> {
+    checkCollection(collection)
+    this.stats.deletes++
+    await this.write([{ collection, id, version: this.version(), writer: this.self, deleted: true }])
+  }
+
+  async search (collection: string, q: SearchQuery): Promise<SearchAnswer> {
+    checkCollection(collection)
+    this.stats.searches++
+    const vector = q.vector ?? (q.text === undefined ? undefined : (await this.embed([q.text]))[0])
+    if (vector === undefined) throw new InvalidMemoryError('a search needs a vector or a text')
+    const k = q.k ?? 10
+    const req: MemoryRequest = { op: 'search', collection, vector, k, ...(q.filter === undefined ? {} : { filter: q.filter }) }
+    const peers = [...new Set([this.self, ...this.init.presence.liveIds()])]
+    const answers = await Promise.all(peers.map(async peer => {
+      try {
+        const a = searchAnswerSchema.parse(await this.call(peer, req))
+        return a.status === 'OK' ? { peer, hits: a.hits } : undefined
+      } catch (err: any) {
+        this.init.log('search of %s on %s failed: %s', collection, peer, err.message)
+        return undefined
+      }
+    }))
+    const best = new Map<string, MemoryHit>()
+    for (const a of answers) for (const h of a?.hits ?? []) { const b = best.get(h.id); if (b === undefined || newer(h, b)) best.set(h.id, h) }
+    const hits = [...best.values()].sort((a, b) => b.score - a.score).slice(0, k).map(({ version: _v, writer: _w, ...h }) => h)
+    const answered = new Set(answers.flatMap(a => a === undefined ? [] : [a.peer]))
+    const members = this.init.membership.members()
+    const silent = members.filter(m => !answered.has(m))
+    const complete = silent.length < Math.min(this.init.replicationFactor, Math.max(1, members.length))
+    if (!complete) this.stats.incompleteSearches++
+    return { hits, coverage: { asked: peers.length, answered: answered.size, members: members.length, silent, complete } }
+  }
+
+  private get self (): string {
+    return this.init.peerId.toString()
+  }
+
+  /** The writer's clock, made to rise, so two writes of one id from here never tie. */
+  private version (): number {
+    this.lastVersion = Math.max(Date.now(), this.lastVersion + 1)
+    return this.lastVersion
+  }
+
+  private async embed (texts: string[]): Promise<number[][]> {
+    if (this.init.embed === undefined) throw new EmbeddingsUnavailableError('no embeddings model on this node (--embeddings-model): give vectors, or configure one')
+    const vectors = await this.init.embed(texts)
+    if (vectors.length !== texts.length) throw new EmbeddingsUnavailableError(`the embeddings endpoint answered ${vectors.length} vectors for ${texts.length} texts`)
+    return vectors
+  }
+
+  /** Each entry to every member of its placement, at once; resolves when each is on a majority. */
+  private async write (entries: MemoryEntry[]): Promise<Array<{ id: string, replicas: number }>> {
+    const byMember = new Map<string, MemoryEntry[]>()
+    const placements = entries.map(e => this.placement(e.collection, e.id))
+    entries.forEach((e, i) => { for (const m of placements[i] as string[]) byMember.set(m, [...byMember.get(m) ?? [], e]) })
+    const acks = new Map<string, number>()
+    const errors: string[] = []
+    await Promise.all([...byMember].map(async ([peer, batch]) => {
+      try {
+        const a = putAnswerSchema.parse(await this.call(peer, { op: 'put', entries: batch }))
+        if (a.status !== 'OK') throw new Error(a.reason)
+        for (const id of a.stored) acks.set(id, (acks.get(id) ?? 0) + 1)
+      } catch (err: any) {
+        errors.push(`${peer.slice(-6)}: ${String(err.message)}`)
+      }
+    }))
+    const out = entries.map((e, i) => ({ id: e.id, replicas: acks.get(e.id) ?? 0, need: majority((placements[i] as string[]).length) }))
+    const short = out.filter(o => o.replicas < o.need)
+    if (short.length > 0) throw new QuorumUnavailableError(`${short.length} record(s) stored on fewer than a majority of their placement (${short.slice(0, 3).map(o => `${o.id}: ${o.replicas} of ${o.need}`).join(', ')})${errors.length === 0 ? '' : `; ${errors.slice(0, 3).join(', ')}`}`)
+    return out.map(({ id, replicas }) => ({ id, replicas }))
+  }
+
+  private async call (peer: string, req: MemoryRequest): Promise<unknown> {
+    if (peer === this.self) return this.answer(req)
+    return this.rpc.request(this.init.replicaSets.peerId(peer), req)
+  }
+
+  /** A peer's request: parsed first; a bad one is an ERROR answer and counted. */
+  private async serve (body: unknown): Promise<unknown> {
+    const parsed = memoryRequestSchema.safeParse(body)
+    if (!parsed.success) {
+      this.stats.badRequests++
+      return { status: 'ERROR', reason: `bad request: ${parsed.error.issues[0]?.message ?? 'invalid'}` }
+    }
+    return this.answer(parsed.data)
+  }
+
+  private async answer (req: MemoryRequest): Promise<unknown> {
+    if (req.op === 'put') return { status: 'OK', stored: await this.local.put(req.entries) }
+    return { status: 'OK', hits: this.local.search(req.collection, req.vector, req.k, req.filter) }
+  }
+}
+
+function checkCollection (name: string): void {
+  if (!COLLECTION.test(name)) throw new InvalidMemoryError('a collection name is 1-64 letters, digits, ".", "_" or "-"')
+}

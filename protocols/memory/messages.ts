@@ -1,0 +1,61 @@
+import { z } from 'zod'
+
+export const MEMORY_PROTOCOL = '/agentmesh/memory/1.0.0'
+
+/** Collection names go into store keys and URLs: plain characters only, no '/'. */
+export const COLLECTION = /^[A-Za-z0-9._-]{1,64}$/
+export const MAX_DIMENSIONS = 4_096
+export const MAX_TEXT_BYTES = 65_536
+/** records in one put request, and the largest k of a search */
+export const MAX_MEMORY_BATCH = 256
+export const MAX_K = 100
+
+const scalar = z.union([z.string().max(1_024), z.number(), z.boolean(), z.null()])
+export const metadataSchema = z.record(z.string().max(128), scalar).refine(m => Object.keys(m).length <= 64, 'at most 64 metadata keys')
+export type Metadata = z.infer<typeof metadataSchema>
+
+export const vectorSchema = z.array(z.number().finite()).min(1).max(MAX_DIMENSIONS)
+
+/**
+ * One record as a replica keeps it. `version` orders writes of one id (the writer's clock, made
+ * to rise): the highest wins on every replica, ties broken by writer, and a delete is a version
+ * too (a tombstone), so a stale copy cannot bring a deleted record back.
+ */
+export const memoryEntrySchema = z.object({
+  collection: z.string().regex(COLLECTION),
+  id: z.string().min(1).max(256),
+  text: z.string().max(MAX_TEXT_BYTES).optional(),
+  vector: vectorSchema.optional(),
+  metadata: metadataSchema.optional(),
+  version: z.number().int().nonnegative(),
+  writer: z.string().max(128),
+  deleted: z.literal(true).optional()
+}).strict()
+export type MemoryEntry = z.infer<typeof memoryEntrySchema>
+
+/** A metadata filter: every key must equal its value. */
+export const filterSchema = z.record(z.string().max(128), scalar)
+
+export const memoryRequestSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('put'), entries: z.array(memoryEntrySchema).min(1).max(MAX_MEMORY_BATCH) }).strict(),
+  z.object({ op: z.literal('search'), collection: z.string().regex(COLLECTION), vector: vectorSchema, k: z.number().int().min(1).max(MAX_K), filter: filterSchema.optional() }).strict()
+])
+export type MemoryRequest = z.infer<typeof memoryRequestSchema>
+
+export const hitSchema = z.object({
+  id: z.string().max(256),
+  score: z.number(),
+  text: z.string().max(MAX_TEXT_BYTES).optional(),
+  metadata: metadataSchema.optional(),
+  version: z.number(),
+  writer: z.string().max(128)
+}).strict()
+export type MemoryHit = z.infer<typeof hitSchema>
+
+export const putAnswerSchema = z.object({ status: z.literal('OK'), stored: z.array(z.string()) }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
+export const searchAnswerSchema = z.object({ status: z.literal('OK'), hits: z.array(hitSchema).max(MAX_K * 4) }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
+
+/** Newer of two versions of one record: higher version, then the higher writer id. */
+export function newer (a: Pick<MemoryEntry, 'version' | 'writer'>, b: Pick<MemoryEntry, 'version' | 'writer'>): boolean {
+  return a.version !== b.version ? a.version > b.version : a.writer > b.writer
+}

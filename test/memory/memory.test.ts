@@ -1,0 +1,119 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { ApiServer } from '../../node/api/server.js'
+import { MEMORY_AGENTS } from '../../node/agents/memory.js'
+import { openaiEmbedder } from '../../node/memory/embedder.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { call } from '../helpers/api.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { FakeOpenAI } from '../helpers/fake-openai.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+/** A unit vector pointing mostly along axis i (of 16), so each record's nearest is itself. */
+function axis (i: number, dims = 16): number[] {
+  return Array.from({ length: dims }, (_, j) => j === i % dims ? 1 : 0.01 * ((i + j) % 7))
+}
+
+describe('vector memory on the mesh', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  let api: ApiServer | undefined
+  let fake: FakeOpenAI | undefined
+  afterEach(async () => {
+    await api?.close()
+    await net?.stop()
+    await fake?.stop()
+    net = api = fake = undefined
+  })
+
+  it('writes each record to a majority of its placement, finds it from any node, and survives the loss of a member', async () => {
+    net = await createTestnet(4, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [] } })
+    await net.ready()
+    const nodes = net.nodes.map(n => n.tasks!)
+    api = await ApiServer.listen(net.nodes[0]!, { port: 0 })
+    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const records = Array.from({ length: 16 }, (_, i) => ({ id: `r${i}`, vector: axis(i), text: `record ${i}`, metadata: { parity: i % 2 === 0 ? 'even' : 'odd' } }))
+    const put = await call(base, 'POST', '/v1/memory/notes', { records })
+    expect(put.status).toBe(201)
+    expect(put.json.records).toHaveLength(16)
+    for (const r of put.json.records) expect(r.replicas).toBeGreaterThanOrEqual(2)
+
+    // on disk: every record on at least a majority of the placement its writer chose
+    for (const r of records) {
+      const members = nodes[0]!.memory.placement('notes', r.id)
+      let held = 0
+      for (const n of net.nodes) if (members.includes(n.peerId.toString()) && await n.store.memory.get(`notes/${r.id}`) !== undefined) held++
+      expect(held, r.id).toBeGreaterThanOrEqual(2)
+    }
+
+    // every record is its own nearest, asked of any node
+    for (const [i, r] of records.entries()) {
+      const answer = await nodes[i % 4]!.memory.search('notes', { vector: r.vector, k: 3 })
+      expect(answer.hits[0]?.id).toBe(r.id)
+      expect(answer.coverage.complete).toBe(true)
+    }
+    const filtered = await call(base, 'POST', '/v1/memory/notes/search', { vector: axis(3), k: 5, filter: { parity: 'even' } })
+    expect(filtered.status).toBe(200)
+    expect(filtered.json.hits.length).toBe(5)
+    expect(filtered.json.hits.every((h: any) => h.metadata.parity === 'even')).toBe(true)
+
+    // a member gone: fewer than R members silent, so every placement still answers
+    const gone = net.nodes[3]!.peerId.toString()
+    await net.nodes[3]!.stop()
+    const left = nodes.slice(0, 3)
+    await waitFor(async () => left.every(n => !n.presence.liveIds().includes(gone)), { what: 'the others to see the stopped node leave', timeoutMs: 15_000 })
+    for (const r of records) {
+      const answer = await left[0]!.memory.search('notes', { vector: r.vector, k: 1 })
+      expect(answer.hits[0]?.id).toBe(r.id)
+      expect(answer.coverage).toMatchObject({ complete: true, silent: [gone] })
+    }
+
+    const del = await call(base, 'DELETE', '/v1/memory/notes/r5')
+    expect(del.status).toBe(200)
+    const after = await left[1]!.memory.search('notes', { vector: axis(5), k: 16 })
+    expect(after.hits.map(h => h.id)).not.toContain('r5')
+    expect(after.hits).toHaveLength(15)
+  }, 60_000)
+
+  it('embeds texts through an OpenAI-compatible /v1/embeddings, and refuses bad requests with clear errors', async () => {
+    fake = new FakeOpenAI(() => ({ content: 'unused' }))
+    await fake.start()
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [], embed: openaiEmbedder({ model: 'embed-test', baseURL: fake.baseURL, apiKey: 'k' }) } })
+    await net.ready()
+    api = await ApiServer.listen(net.nodes[1]!, { port: 0 })
+    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const docs = ['the cat sat on the mat', 'stock prices fell sharply today', 'a recipe for tomato soup']
+    for (const [i, text] of docs.entries()) expect((await call(base, 'POST', '/v1/memory/docs', { id: `d${i}`, text, metadata: { i } })).status).toBe(201)
+    expect(fake.embeddingRequests.length).toBe(3)
+    expect(fake.embeddingRequests[0].model).toBe('embed-test')
+    const found = await call(base, 'POST', '/v1/memory/docs/search', { text: 'tomato soup recipe', k: 2 })
+    expect(found.status).toBe(200)
+    expect(found.json.hits[0]).toMatchObject({ id: 'd2', text: docs[2], metadata: { i: 2 } })
+
+    expect((await call(base, 'POST', '/v1/memory/docs', { id: 'x' })).status).toBe(400)
+    expect((await call(base, 'POST', '/v1/memory/bad%20name', { id: 'x', vector: [1] })).status).toBe(400)
+    expect((await call(base, 'POST', '/v1/memory/docs/search', { text: 'a', vector: [1] })).status).toBe(400)
+    const wrongDims = await call(base, 'POST', '/v1/memory/docs', { id: 'w', vector: [1, 2, 3] })
+    expect(wrongDims.status).toBe(503)
+    expect(wrongDims.json.error.code ?? wrongDims.json.error.name).toMatch(/QUORUM/)
+  }, 60_000)
+
+  it('memory.put, memory.search and memory.delete run as tasks on any capable peer (ctx.memory)', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: MEMORY_AGENTS } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const run = async (capability: string, input: unknown): Promise<any> => {
+      const { id } = await s.submit({ capability, input })
+      const view = await s.waitFor(id, 20_000)
+      expect(view.record.final?.state, `${capability}: ${JSON.stringify(view.record.attempts.at(-1))}`).toBe('completed')
+      return view.result?.value
+    }
+    const put = await run('memory.put', { collection: 'facts', records: [{ id: 'a', vector: axis(1), text: 'one' }, { id: 'b', vector: axis(2), text: 'two' }] })
+    expect(put.records.map((r: any) => r.id)).toEqual(['a', 'b'])
+    const found = await run('memory.search', { collection: 'facts', vector: axis(2), k: 1 })
+    expect(found.hits).toEqual([expect.objectContaining({ id: 'b', text: 'two' })])
+    await run('memory.delete', { collection: 'facts', id: 'b' })
+    expect((await run('memory.search', { collection: 'facts', vector: axis(2), k: 2 })).hits.map((h: any) => h.id)).toEqual(['a'])
+  }, 60_000)
+})
