@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { newVectorIndex } from '../node/memory/local-memory.js'
+import { Collection } from '../node/memory/collection.js'
 import { line } from '../node/cli/output.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { percentile } from './report.js'
@@ -30,25 +30,27 @@ function cosine (a: Float32Array, b: Float32Array): number {
   return dot / Math.sqrt(na * nb)
 }
 
+/** recall@10 of one peer's search, exact and HNSW, against a brute-force scan in JS */
 async function recall (add: AddRow, n: number, queries: number): Promise<void> {
   const vectors = randomVectors(n, 7)
-  const index = newVectorIndex(DIMS)
-  const t0 = performance.now()
-  vectors.forEach((v, i) => { index.add(BigInt(i), v) })
-  const buildS = (performance.now() - t0) / 1000
   const qs = randomVectors(queries, 11)
-  let hits = 0
-  const took: number[] = []
-  for (const q of qs) {
-    const exact = vectors.map((v, i) => ({ i, s: cosine(q, v) })).sort((a, b) => b.s - a.s).slice(0, 10).map(x => BigInt(x.i))
-    const t = performance.now()
-    const found = index.search(q, 10, 0)
-    took.push(performance.now() - t)
-    const got = new Set(found.keys)
-    hits += exact.filter(k => got.has(k)).length
+  const truth = qs.map(q => new Set(vectors.map((v, i) => ({ i, s: cosine(q, v) })).sort((a, b) => b.s - a.s).slice(0, 10).map(x => `v${x.i}`)))
+  for (const [what, hnswAbove] of [['exact scan (the default up to 50,000 a peer)', Number.MAX_SAFE_INTEGER], ['HNSW (M=32, ef 1,024; past 50,000 a peer)', 0]] as const) {
+    const c = new Collection(DIMS, hnswAbove)
+    const t0 = performance.now()
+    vectors.forEach((v, i) => { c.set({ collection: 'bench', id: `v${i}`, version: 1, writer: 'bench' }, [...v]) })
+    const buildS = (performance.now() - t0) / 1000
+    let hits = 0
+    const took: number[] = []
+    qs.forEach((q, i) => {
+      const t = performance.now()
+      const found = c.search(q, 10)
+      took.push(performance.now() - t)
+      hits += found.filter(m => truth[i]!.has(m.entry.id)).length
+    })
+    took.sort((a, b) => a - b)
+    add(`memory: recall@10, ${n.toLocaleString('en')} random vectors of ${DIMS} dims, ${what}`, `${(hits / (queries * 10) * 100).toFixed(1)}%`, `${queries} queries against a brute-force scan; loaded in ${buildS.toFixed(0)} s; one search p50/p99 ${percentile(took, 50).toFixed(1)}/${percentile(took, 99).toFixed(1)} ms`)
   }
-  took.sort((a, b) => a - b)
-  add(`memory: recall@10, ${n.toLocaleString('en')} random vectors of ${DIMS} dims`, `${(hits / (queries * 10) * 100).toFixed(1)}%`, `usearch HNSW (M=16, ef 128), ${queries} queries against exact search; built in ${buildS.toFixed(0)} s; one index search p50/p99 ${percentile(took, 50).toFixed(2)}/${percentile(took, 99).toFixed(2)} ms`)
 }
 
 async function post (url: string, body: unknown): Promise<{ status: number, json: any }> {

@@ -38,6 +38,8 @@ export interface MemoryLayerInit {
   replicationFactor: number
   rpcTimeoutMs: number
   embed?: Embed
+  /** records of one collection on a peer past which its searches use HNSW instead of an exact scan */
+  hnswAbove: number
   log: Logger
 }
 
@@ -53,7 +55,7 @@ export class MemoryLayer {
   private lastVersion = 0
 
   constructor (private readonly init: MemoryLayerInit) {
-    this.local = new LocalMemory(init.store)
+    this.local = new LocalMemory(init.store, init.hnswAbove)
     this.rpc = new RpcEndpoint(init.libp2p, { protocol: MEMORY_PROTOCOL, handler: async body => this.serve(body), requestTimeoutMs: init.rpcTimeoutMs, maxFrameBytes: 8 * 1024 * 1024, log: init.log })
   }
 

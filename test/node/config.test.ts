@@ -14,6 +14,7 @@ const DOCUMENTED_DEFAULTS = {
   replicationFactor: 3,
   leaseMs: 10_000,
   renewFraction: 1 / 3,
+  memoryHnswAbove: 50_000,
   backoffBaseMs: 1_000,
   backoffCapMs: 60_000,
   defaultMaxAttempts: 3,
