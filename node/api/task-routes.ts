@@ -28,6 +28,11 @@ const submitBody = z.object({
   traceparent: z.string().regex(TRACEPARENT, 'traceparent: 00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
 }).strict()
 
+const signalBody = z.object({
+  name: z.string().min(1).max(200),
+  data: z.json().optional()
+}).strict()
+
 const listQuery = z.object({
   // blocked: a majority of the task's placement has been unreachable past placementMoveAfterMs
   state: z.enum([...TASK_STATES, 'blocked']).optional(),
@@ -46,7 +51,9 @@ const ERROR_STATUS: Record<string, [number, string, BadRequestReason?]> = {
   QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
   LeaseDeniedError: [409, 'CONFLICT'],
   PlacementBlockedError: [409, 'CONFLICT'],
-  TaskFinishedError: [409, 'CONFLICT']
+  TaskFinishedError: [409, 'CONFLICT'],
+  TaskNotWaitingError: [409, 'NOT_WAITING'],
+  InvalidSignalError: [400, 'BAD_REQUEST', 'invalid-body']
 }
 
 /** Maps the task layer's named errors to HTTP statuses. */
@@ -193,6 +200,19 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       handle: async ctx => {
         const view = await s.cancel(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: { id: view.record.task.id, state: stateOf(view.record) } }
+      }
+    },
+    {
+      method: 'POST',
+      path: '/v1/tasks/:id/signal',
+      summary: 'deliver a signal {name, data} to a waiting task (ctx.waitFor): 200 once a majority of its placement keeps it, 409 when it does not wait for it',
+      schema: { body: signalBody },
+      handle: async ctx => {
+        const id = taskIdParam(ctx.params.id)
+        const parsed = signalBody.safeParse(await ctx.body())
+        if (!parsed.success) throw badRequest('invalid-body', zodMessage(parsed.error))
+        const view = await s.signal(id, parsed.data.name, parsed.data.data ?? null).catch(httpError)
+        return { body: { id, signal: parsed.data.name, state: stateOf(view.record) } }
       }
     },
     {

@@ -27,6 +27,8 @@ export const EXAMPLES: Record<string, string[]> = {
   'dlq list': ['agentmesh dlq list --json'],
   'dlq redrive': ['agentmesh dlq redrive 3f2a9c0d'],
   'dlq drop': ['agentmesh dlq drop 3f2a9c0d'],
+  signal: ['agentmesh signal 3f2a9c0d go --data \'{"n":5}\'   # wakes ctx.waitFor("go") in the task'],
+  approve: ['agentmesh approve 3f2a9c0d                  # the tool call it waits on now', 'agentmesh approve 3f2a9c0d --call call_1 --reject --reason "not on production"'],
   memory: ['agentmesh memory put notes n1 --text "the cat sat on the mat" --metadata \'{"topic":"cats"}\'', 'agentmesh memory search notes "where did the cat sit" -k 5'],
   'memory put': ['agentmesh memory put notes n1 --text "the cat sat on the mat"', 'agentmesh memory put vectors v1 --vector \'[0.1,0.2,0.3]\' --metadata \'{"kind":"demo"}\''],
   'memory search': ['agentmesh memory search notes "cats" -k 5 --filter \'{"topic":"cats"}\'', 'agentmesh memory search vectors --vector \'[0.1,0.2,0.3]\' --json'],

@@ -4,6 +4,7 @@ import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl, useApiToken } from './client.js'
 import { addMcpCommand } from './mcp-command.js'
 import { addMemoryCommand } from './memory-command.js'
+import { addSignalCommands } from './signal-commands.js'
 import { addNodeCommand } from './node-command.js'
 import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
@@ -81,6 +82,7 @@ export function buildProgram (): Command {
   addTraceCommand(program)
   addMcpCommand(program)
   addMemoryCommand(program)
+  addSignalCommands(program)
 
   program.command('sim')
     .description('run a local multi-node mesh under a workload and a fault scenario, and report')

@@ -19,11 +19,15 @@ export function positiveWholeNumber (flag: string) {
   return (value: string): number => parsePositiveWholeNumber(flag, value)
 }
 
-/** The options every client command takes. */
-export function clientOptions (cmd: Command): Command {
+/**
+ * The options every client command takes. A command whose own `--data` means something else
+ * (`agentmesh signal ID NAME --data JSON`, as the issue names it) takes the node's data dir as
+ * `--node-data` instead.
+ */
+export function clientOptions (cmd: Command, dataFlag: '--data' | '--node-data' = '--data'): Command {
   return cmd
-    .option('--api <url>', 'control API of a node (default: from --data, else 127.0.0.1:7070)')
-    .option('--data <dir>', 'data dir of a running node (reads its node.json)')
+    .option('--api <url>', `control API of a node (default: from ${dataFlag}, else 127.0.0.1:7070)`)
+    .option(`${dataFlag} <dir>`, 'data dir of a running node (reads its node.json)')
     .option('--api-token-file <file>', 'the API\'s bearer token (default: AGENTMESH_API_TOKEN)')
     .option('--json', 'print the raw JSON answer')
 }

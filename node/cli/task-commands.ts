@@ -182,7 +182,7 @@ export function addTaskCommands (program: Command): void {
 
   clientOptions(program.command('tasks'))
     .description('tasks this node knows of, newest first')
-    .option('--state <state>', 'pending, running, completed, failed, canceled, dead or blocked')
+    .option('--state <state>', 'pending, running, waiting, completed, failed, canceled, dead or blocked')
     .option('--capability <name>')
     .option('--limit <n>', 'at most this many (default 100)', wholeNumber('--limit'))
     .option('--parent <id>', 'the subtasks of a task, as a tree (from its trace)')

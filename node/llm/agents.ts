@@ -16,9 +16,22 @@ const promptOrMessages = {
   messages: messagesSchema.optional(),
   model: z.string().optional()
 }
-const agentInput = z.object({ ...promptOrMessages, maxSteps: z.number().int().min(1).max(50).optional(), tools: z.array(z.string()).optional() })
+const agentInput = z.object({
+  ...promptOrMessages,
+  maxSteps: z.number().int().min(1).max(50).optional(),
+  tools: z.array(z.string()).optional(),
+  /** capabilities whose calls wait for a person's approval (besides those marked needsApproval) */
+  needsApproval: z.array(z.string()).optional(),
+  /** how long one approval may take; past it the attempt fails. @default the node's defaultWaitMs */
+  approvalTimeoutMs: z.number().int().min(1).max(30 * 24 * 3600_000).optional()
+})
   .refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
 const planInput = z.object({ goal: z.string().min(1), model: z.string().optional() })
+
+/** What `agentmesh approve` sends: the decision on one tool call. */
+const approvalSchema = z.object({ approved: z.boolean(), reason: z.string().max(4096).optional() })
+/** The signal a tool call waits on: `approve:<the model's call id>`. */
+export const APPROVAL_PREFIX = 'approve:'
 
 function toMessages (input: { prompt?: string, messages?: Array<{ role: string, content: string }> }, system?: string): ChatCompletionMessageParam[] {
   const base = (input.messages ?? [{ role: 'user', content: input.prompt as string }]) as ChatCompletionMessageParam[]
@@ -33,12 +46,12 @@ export const toolName = (capability: string): string => capability.replace(/\./g
  * recurse into one. Each tool's parameters are an object schema, as the tool APIs require: a
  * capability whose input is not an object is wrapped as `{input}` (see tool-schema.ts).
  */
-export function meshTools (capabilities: CapabilityInfo[], only?: string[]): { tools: ChatCompletionTool[], byName: Map<string, { capability: string, wrapped: boolean }> } {
+export function meshTools (capabilities: CapabilityInfo[], only?: string[]): { tools: ChatCompletionTool[], byName: Map<string, { capability: string, wrapped: boolean, needsApproval: boolean }> } {
   const usable = capabilities.filter(c => !['agent', 'plan'].includes(c.name) && (only === undefined || only.includes(c.name)))
-  const byName = new Map<string, { capability: string, wrapped: boolean }>()
+  const byName = new Map<string, { capability: string, wrapped: boolean, needsApproval: boolean }>()
   const tools: ChatCompletionTool[] = usable.map(c => {
     const { parameters, wrapped } = toolSchema(c.inputSchema)
-    byName.set(toolName(c.name), { capability: c.name, wrapped })
+    byName.set(toolName(c.name), { capability: c.name, wrapped, needsApproval: c.needsApproval === true })
     return { type: 'function', function: { name: toolName(c.name), description: c.description ?? c.name, parameters } }
   })
   return { tools, byName }
@@ -100,10 +113,23 @@ async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: M
     const reply = await model.call(ctx, `agent:${step}`, { messages, model: ctx.input.model, tools }, budget)
     if (reply.toolCalls.length === 0) return { text: reply.content, steps: step + 1, toolCalls, tokens: budget.used }
     messages.push({ role: 'assistant', content: reply.content === '' ? null : reply.content, tool_calls: reply.toolCalls.map(c => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })) })
+    // one wait at a time: a task waits for one signal, and each approval resumes it once
+    const refused = new Map<string, string>()
+    for (const call of reply.toolCalls) {
+      const tool = byName.get(call.name)
+      if (tool === undefined || !(tool.needsApproval || (ctx.input.needsApproval ?? []).includes(tool.capability))) continue
+      // the call is journaled first, so whoever approves sees what was asked
+      await ctx.step(`approval:${step}:${call.id}`, async () => ({ tool: tool.capability, arguments: call.arguments }))
+      const decision = await ctx.waitFor(`${APPROVAL_PREFIX}${call.id}`, { schema: approvalSchema, ...(ctx.input.approvalTimeoutMs === undefined ? {} : { timeoutMs: ctx.input.approvalTimeoutMs }) })
+      if (!decision.approved) refused.set(call.id, `refused by a person${decision.reason === undefined ? '' : `: ${decision.reason}`}`)
+    }
     const answers = await Promise.all(reply.toolCalls.map(async call => {
       const tool = byName.get(call.name)
       let content: string
-      if (tool === undefined) {
+      const refusal = refused.get(call.id)
+      if (refusal !== undefined) {
+        content = JSON.stringify({ error: refusal })
+      } else if (tool === undefined) {
         content = JSON.stringify({ error: `no tool ${call.name}` })
       } else {
         let args: unknown

@@ -17,8 +17,9 @@ interface Row { entry: MemoryEntry, row: number, label?: bigint }
 
 /**
  * One collection's records on this replica, their vectors in one contiguous matrix. Up to
- * `hnswAbove` records a search is exact (usearch's SIMD scan: 2.6 ms for 30,000 vectors of 384
- * dims here, every true neighbour found); past it an HNSW index is built and kept in step.
+ * `hnswAbove` records a search is exact (usearch's SIMD scan: 8 ms for 100,000 vectors of 384 dims
+ * here, every true neighbour found, where HNSW found 88% in 48 ms); past it an HNSW index is built
+ * and kept in step, since the scan grows linearly.
  */
 export class Collection {
   private matrix: Float32Array

@@ -24,7 +24,7 @@ export class LocalMemory {
   private readonly ns: Namespace<MemoryEntry>
 
   /** `hnswAbove`: records of one collection on this peer past which its search is approximate (HNSW) */
-  constructor (private readonly store: Store, private readonly hnswAbove = 50_000) {
+  constructor (private readonly store: Store, private readonly hnswAbove = 250_000) {
     this.ns = store.memory
   }
 

@@ -49,6 +49,20 @@ export interface AgentContext<I = unknown> {
   step: <T>(key: string, fn: () => Promise<T>) => Promise<T>
   /** the mesh's vector memory: records written to a majority of their placement, searched everywhere */
   memory: AgentMemory
+  /**
+   * A durable wait for the signal `name` (POST /v1/tasks/:id/signal, `agentmesh signal`): the task
+   * goes to `waiting`, gives back its lease and slot, and any capable peer resumes it once the
+   * signal comes, replaying the journal, so nothing done before the wait runs again. Resolves with
+   * the signal's data (checked by `schema`, which the signal route also enforces); a wait that
+   * times out fails the attempt with WaitTimeoutError. Like a step key, a name is waited for once.
+   */
+  waitFor: <T = unknown>(name: string, options?: WaitOptions<T>) => Promise<T>
+}
+
+export interface WaitOptions<T> {
+  /** @default the task layer's defaultWaitMs (a day) */
+  timeoutMs?: number
+  schema?: z.ZodType<T>
 }
 
 /** What an agent may do with vector memory (see MemoryLayer). */

@@ -32,3 +32,9 @@ export class ProgressRefusedError extends Error {
   static override name = 'ProgressRefusedError'
   constructor (message: string) { super(message); this.name = 'ProgressRefusedError' }
 }
+
+/** A signal whose data does not match the schema the waiting task named. */
+export class InvalidSignalError extends Error {
+  static override name = 'InvalidSignalError'
+  constructor (message: string) { super(message); this.name = 'InvalidSignalError' }
+}

@@ -1,4 +1,6 @@
-import { byteLength, finalOf } from '../../protocols/task/index.js'
+import { z } from 'zod'
+import { TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
+import { byteLength, finalOf, isWaiting, signalKey } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
@@ -12,6 +14,7 @@ import type { HeldLease } from '../../protocols/lease/index.js'
 import type { ProgressItem } from '../../protocols/records/index.js'
 import type { Certificate, StoredResult, Task } from '../../protocols/task/index.js'
 import type { Slot } from '../runtime/runtime.js'
+import type { WaitOptions } from '../runtime/agent.js'
 import type { Logger } from '@libp2p/interface'
 
 export interface ExecutorStats {
@@ -125,10 +128,17 @@ export class Executor {
           submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options, runContext),
           step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, lease, key, fn),
           capabilities: () => this.liveCapabilities(),
-          memory: this.c.memory
+          memory: this.c.memory,
+          waitFor: async <T>(name: string, options?: WaitOptions<T>): Promise<T> => this.waitFor(task, lease, name, options)
         })
       } catch (err: any) {
         settled = true
+        if (err?.name === 'TaskSuspendedError' && !lease.held) {
+          // the placement keeps the wait: any capable peer resumes the task from its journal
+          ran('suspended', { error: err.message })
+          this.log('task %s waits for %s', task.id, err.waitingFor)
+          return
+        }
         await this.onFailure(task, lease, generation, signal, err, ran)
         return
       }
@@ -248,6 +258,26 @@ export class Executor {
     await lease.journal(key, value === undefined ? null : value)
     this.stats.stepsRun++
     return value
+  }
+
+  /**
+   * A durable wait (see AgentContext.waitFor): the signal's data if it is in the journal; a
+   * WaitTimeoutError if this very wait ran out; else the wait is recorded on a majority, the lease
+   * given back, and the run ends (TaskSuspendedError) until a signal or the timeout.
+   */
+  private async waitFor<T> (task: Task, lease: HeldLease, name: string, options: WaitOptions<T> = {}): Promise<T> {
+    const record = (await this.tasks.find(task.id))?.record
+    const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
+    if (kept !== undefined) {
+      this.stats.stepsReplayed++
+      return (options.schema === undefined ? kept.data : options.schema.parse(kept.data)) as T
+    }
+    const timeoutMs = options.timeoutMs ?? this.c.options.defaultWaitMs
+    // this name was waited for already, and no signal came: its time ran out
+    if (record?.waiting?.name === name && !isWaiting(record)) throw new WaitTimeoutError(`no signal "${name}" within ${timeoutMs} ms`)
+    const schema = options.schema === undefined ? undefined : z.toJSONSchema(options.schema, { unrepresentable: 'any' }) as Record<string, unknown>
+    await lease.suspend(name, timeoutMs, schema)
+    throw new TaskSuspendedError(name)
   }
 
   private async submitChild (parent: string, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {

@@ -33,6 +33,8 @@ export const taskOptionsSchema = z.strictObject({
   defaultMaxAttempts: count(1).max(100).default(3),
   /** per attempt. @default 60_000 */
   defaultTimeoutMs: timerMs().default(60_000),
+  /** how long ctx.waitFor waits for its signal when the agent names no timeout. @default 86_400_000 (a day) */
+  defaultWaitMs: ms.max(30 * 24 * 3600_000).default(86_400_000),
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
   defaultDeadlineMs: ms.default(86_400_000),
   /** @default 1_048_576 (1 MiB) */
@@ -125,10 +127,10 @@ export const taskOptionsSchema = z.strictObject({
   progressQueueLimit: count(1).default(4_096),
   /**
    * Vector memory: records of one collection on a peer up to this many are searched exactly
-   * (every true neighbour, 2.6 ms for 30,000 of 384 dims here); past it an HNSW index answers
-   * (about 99% of the true top 10). @default 50_000
+   * (every true neighbour; 8 ms for 100,000 of 384 dims here, growing linearly); past it an HNSW
+   * index answers, whose memory and build cost only pay off at that size. @default 250_000
    */
-  memoryHnswAbove: count(0).default(50_000),
+  memoryHnswAbove: count(0).default(250_000),
   /** fsync writes peers rely on. @default true */
   syncWrites: z.boolean().default(true)
 }, {

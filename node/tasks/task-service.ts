@@ -1,10 +1,10 @@
 import { z } from 'zod'
-import { QuorumUnavailableError, TaskFinishedError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
+import { QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
 import { putManyAnswerSchema } from '../../protocols/records/index.js'
-import { byteLength, capabilitySchema, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { byteLength, capabilitySchema, isWaiting, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
-import { InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
+import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import { closestNames, unofferedWarning } from './suggest.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
@@ -435,6 +435,27 @@ export class TaskService {
     await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation, cert })
     this.wake(id)
     return this.get(id)
+  }
+
+  /**
+   * Delivers the signal `name` to a waiting task: its data is checked against the schema the wait
+   * named, kept by a majority of the placement, and the task goes to a capable peer at once.
+   * TaskNotWaitingError when it does not wait for `name`; InvalidSignalError when the data does not fit.
+   */
+  async signal (id: string, name: string, data: unknown): Promise<TaskView> {
+    const view = await this.get(id)
+    const w = view.record.waiting
+    if (w === undefined || w.name !== name || !isWaiting(view.record)) {
+      throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)
+    }
+    if (w.schema !== undefined) {
+      const parsed = z.fromJSONSchema(w.schema as never).safeParse(data)
+      if (!parsed.success) throw new InvalidSignalError(`signal "${name}" does not match the schema the task waits with: ${parsed.error.issues.slice(0, 3).map(i => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`)
+    }
+    await this.c.leases.signal({ id, placement: view.record.placement }, name, data)
+    const fresh = await this.get(id)
+    this.announce(fresh.record.task, fresh.record.placement)
+    return fresh
   }
 
   async redrive (id: string): Promise<TaskView> {

@@ -81,6 +81,8 @@ export function a2aStateOf (view: MeshTaskView): TaskState {
   if (final?.state === 'completed') return view.result === undefined ? TaskState.TASK_STATE_WORKING : TaskState.TASK_STATE_COMPLETED
   if (final?.state === 'canceled') return TaskState.TASK_STATE_CANCELED
   if (final?.state === 'dead') return TaskState.TASK_STATE_FAILED
+  // waiting for a signal or a person's approval (ctx.waitFor): A2A's interrupted state
+  if (stateOf(view.record) === 'waiting') return TaskState.TASK_STATE_INPUT_REQUIRED
   return stateOf(view.record) === 'pending' && currentAttempts(view.record).length === 0 ? TaskState.TASK_STATE_SUBMITTED : TaskState.TASK_STATE_WORKING
 }
 
@@ -90,6 +92,7 @@ function statusText (view: MeshTaskView): string | undefined {
   const final = record.final
   if (final?.state === 'dead') return `the task failed: ${final.reason ?? 'no attempts left'}`
   if (final?.state === 'canceled') return final.reason ?? 'the task was canceled'
+  if (final === undefined && stateOf(record) === 'waiting') return `waiting for the signal "${record.waiting?.name ?? ''}" (POST /v1/tasks/${record.task.id}/signal, or agentmesh approve for a tool call)`
   if (final === undefined && stateOf(record) === 'failed') {
     const error = currentAttempts(record).filter(a => a.error !== undefined).at(-1)?.error
     return `an attempt failed${error === undefined ? '' : `: ${error}`}; it will be retried`

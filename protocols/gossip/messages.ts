@@ -39,6 +39,8 @@ export const capabilityInfoSchema = z.object({
   name: capabilitySchema,
   description: z.string().max(1024).optional(),
   inputSchema: z.record(z.string(), z.unknown()).optional(),
+  /** a tool-using agent asks a person (agentmesh approve) before each call of it */
+  needsApproval: z.boolean().optional(),
   /** the model name a chat capability serves (`llm.chat.<name>`): what an OpenAI-compatible door lists */
   model: z.string().min(1).max(256).optional()
 }).strict()

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { certify, majority, outcomeKey, resultHash, sameValue } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
-import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermError, TaskFinishedError } from './errors.js'
+import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermError, TaskFinishedError, TaskNotWaitingError } from './errors.js'
 import { untilQuorum } from './quorum.js'
 import { samePlacement } from '../task/record.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
@@ -199,6 +199,19 @@ export class LeaseClient {
     return this.certifyAndCommit(t, generation, [...answers, ...more], result)
   }
 
+  /**
+   * Delivers a signal to a waiting task: resolves once a majority of its placement keeps it.
+   * Throws TaskNotWaitingError when a majority says the task does not wait for it.
+   */
+  async signal (t: Target, name: string, data: unknown): Promise<void> {
+    const need = majority(t.placement.members.length)
+    const answers = await this.askUntil(t.placement.members, { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never }, need, a => a.res.status === 'OK').early
+    if (answers.filter(a => a.res.status === 'OK').length >= need) return
+    const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
+    if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)
+    throw refusal(answers, `signal kept by ${answers.filter(a => a.res.status === 'OK').length} of ${t.placement.members.length} members`)
+  }
+
   async safeCall (peer: string, req: LeaseRequest): Promise<LeaseResponse> {
     try {
       return await this.init.call(peer, req)
@@ -276,7 +289,7 @@ export class HeldLease {
     return majority(this.target.placement.members.length)
   }
 
-  private held1 (op: 'renew' | 'release' | 'fail' | 'journal' | 'vote'): (peer: string) => { id: string, epoch: number, claimId: string, term: number } {
+  private held1 (op: 'renew' | 'release' | 'fail' | 'journal' | 'vote' | 'wait'): (peer: string) => { id: string, epoch: number, claimId: string, term: number } {
     return peer => ({ id: this.target.id, epoch: this.target.placement.epoch, claimId: this.claimId, term: this.grants.get(peer) ?? 1, op })
   }
 
@@ -304,6 +317,18 @@ export class HeldLease {
     const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never }), this.need(), a => a.res.status === 'OK').early
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
+  }
+
+  /**
+   * The agent waits for the signal `name`: the members that granted record the wait and take the
+   * lease back, no attempt spent. Throws unless a majority did.
+   */
+  async suspend (name: string, timeoutMs: number, schema?: Record<string, unknown>): Promise<void> {
+    this.stopTimers()
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('wait')(peer), op: 'wait', name, timeoutMs, ...(schema === undefined ? {} : { schema: schema as never }) }), this.need(), a => a.res.status === 'OK').early
+    this.done = true
+    const ok = answers.filter(a => a.res.status === 'OK').length
+    if (ok < this.need()) throw refusal(answers, `wait recorded on ${ok} of ${this.target.placement.members.length} members`)
   }
 
   /** Gives the lease back. `ran: false` (a node stopping, a partial claim) burns no attempt. */

@@ -29,3 +29,21 @@ export class TaskFinishedError extends Error {
   readonly state: string
   constructor (state: string) { super(`task is ${state}`); this.name = 'TaskFinishedError'; this.state = state }
 }
+
+/** A signal for a task that does not wait for it (finished, running, or waiting for another name). */
+export class TaskNotWaitingError extends Error {
+  static override name = 'TaskNotWaitingError'
+  constructor (message = 'the task is not waiting for this signal') { super(message); this.name = 'TaskNotWaitingError' }
+}
+
+/** ctx.waitFor's time ran out with no signal: the attempt fails with this. */
+export class WaitTimeoutError extends Error {
+  static override name = 'WaitTimeoutError'
+  constructor (message: string) { super(message); this.name = 'WaitTimeoutError' }
+}
+
+/** Thrown through the agent when it waits: the executor frees the slot and reports nothing. */
+export class TaskSuspendedError extends Error {
+  static override name = 'TaskSuspendedError'
+  constructor (readonly waitingFor: string) { super(`waiting for the signal "${waitingFor}"`); this.name = 'TaskSuspendedError' }
+}

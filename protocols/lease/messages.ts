@@ -11,6 +11,8 @@ export const claimIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'claim id
 const claim = { ...task, claimId: claimIdSchema }
 const held = { ...claim, term: z.number().int().positive() }
 const duration = z.number().int().min(1).max(3_600_000)
+/** the longest a task may wait for a signal: 30 days */
+export const MAX_WAIT_MS = 30 * 24 * 3600_000
 
 /** Another member's signed vote, shown to make this member adopt the same value. */
 export const shownVoteSchema = castVoteSchema.extend({ peer: peerIdSchema }).strict()
@@ -29,6 +31,10 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('journal'), ...held, key: z.string().min(1).max(256), value: z.json() }).strict(),
   /** a user's cancel: a vote for canceled unless this member already voted */
   z.object({ op: z.literal('cancel'), ...task }).strict(),
+  /** the holder's agent waits for a signal: the lease is given back and the task waits, no attempt spent */
+  z.object({ op: z.literal('wait'), ...held, name: z.string().min(1).max(200), timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS), schema: z.record(z.string(), z.json()).optional() }).strict(),
+  /** a signal for a waiting task, from anyone: kept in the journal, and the task may be claimed again */
+  z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(200), data: z.json() }).strict(),
   /**
    * Recovery: this member's vote, cast now if its own state decides it (no live lease and past the
    * deadline by its own clock, or the attempts spent), or for the value `shown` votes carry.
@@ -51,7 +57,7 @@ export type LeaseRequest = z.infer<typeof leaseRequestSchema>
 export type LeaseOp = LeaseRequest['op']
 
 /** Status enums on the wire; the client maps them to named errors. */
-export const LEASE_STATUS = ['OK', 'DENIED', 'UNKNOWN_TASK', 'FINISHED', 'RETRY_LATER', 'STALE_TERM', 'CANCELED', 'VOTED', 'NOT_MEMBER', 'WRONG_EPOCH', 'SEALED', 'ERROR'] as const
+export const LEASE_STATUS = ['OK', 'DENIED', 'UNKNOWN_TASK', 'FINISHED', 'RETRY_LATER', 'STALE_TERM', 'CANCELED', 'VOTED', 'NOT_MEMBER', 'WRONG_EPOCH', 'SEALED', 'NOT_WAITING', 'ERROR'] as const
 export type LeaseStatus = typeof LEASE_STATUS[number]
 
 export const leaseResponseSchema = z.object({

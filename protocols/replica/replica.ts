@@ -1,7 +1,7 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
 import { signedHere, statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
-import { failedAttempts, hasValidFinal, mergeRecords, resultMatches, stateOf } from '../task/record.js'
+import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { RecordHashes } from './digest.js'
@@ -231,7 +231,7 @@ export class Replica {
     const record = s.record
     if (record === undefined || record.final !== undefined || !this.isMember(record) || currentVote(s) !== undefined) return undefined
     if ((s.lease.sealedEpoch ?? -1) >= record.placement.epoch) return undefined
-    if (isLive(s.lease, now) || (record.notBefore ?? 0) > now || failedAttempts(record) >= record.task.maxAttempts) return undefined
+    if (isLive(s.lease, now) || (record.notBefore ?? 0) > now || isWaiting(record, now) || failedAttempts(record) >= record.task.maxAttempts) return undefined
     return record
   }
 

@@ -1,6 +1,6 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
-import { failedAttempts, finalOf, hasValidFinal, mergeRecords, resultMatches, samePlacement } from './record.js'
+import { failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { FinalValue, Statement } from './certificate.js'
@@ -72,6 +72,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
         return { state: st, reply: { status: 'DENIED', holder: lease.holder, expiresAt: lease.expiresAt } }
       }
       if ((r.notBefore ?? 0) > env.now) return { state: st, reply: { status: 'RETRY_LATER', notBefore: r.notBefore } }
+      if (isWaiting(r, env.now)) return { state: st, reply: { status: 'DENIED', reason: `waiting for the signal "${r.waiting?.name ?? ''}"` } }
       if (failedAttempts(r) >= r.task.maxAttempts) return { state: st, reply: { status: 'DENIED', reason: 'attempts spent' } }
       // past the deadline by this member's clock no attempt starts: the placement decides it dead
       if (env.now > r.task.deadline) return { state: st, reply: { status: 'DENIED', reason: 'past the deadline' } }
@@ -127,6 +128,24 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
       const journal = { ...r.journal, [req.key]: req.value }
       return { state: { ...st, record: { ...r, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
+    }
+    case 'wait': {
+      if (r.final !== undefined) return finished()
+      if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
+      const waiting = { name: req.name, claimId: req.claimId, since: env.now, until: env.now + req.timeoutMs, ...(req.schema === undefined ? {} : { schema: req.schema }) }
+      const record = setAttempt({ ...r, waiting }, req.claimId, { outcome: 'suspended', endedAt: env.now })
+      return { state: { ...st, lease: clearHolder(lease), record }, reply: { status: 'OK' } }
+    }
+    case 'signal': {
+      if (r.final !== undefined) return finished()
+      // a member that missed the wait (it did not grant the lease that waited) keeps the signal too:
+      // the sender checked a majority's view, and a lone member's refusal would leave the wait
+      // stuck once the peer that waited is gone
+      if (isWaiting(r, env.now) && r.waiting?.name !== req.name) return { state: st, reply: { status: 'NOT_WAITING', reason: `waiting for "${r.waiting?.name ?? ''}", not "${req.name}"` } }
+      if (live) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
+      const journal = { ...r.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
+      const { notBefore: _n, ...rest } = r
+      return { state: { ...st, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'cancel': {
       if (r.final !== undefined) return finished()

@@ -4,7 +4,7 @@ import { certificateSchema, isValidCertificate, resultHash } from './certificate
 import type { Certificate, FinalValue } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
 
-export const TASK_STATES = ['pending', 'running', 'completed', 'failed', 'canceled', 'dead'] as const
+export const TASK_STATES = ['pending', 'running', 'waiting', 'completed', 'failed', 'canceled', 'dead'] as const
 export type TaskState = typeof TASK_STATES[number]
 
 const attemptSchema = z.object({
@@ -14,8 +14,11 @@ const attemptSchema = z.object({
   peer: peerIdSchema,
   startedAt: z.number(),
   endedAt: z.number().optional(),
-  /** released: granted on too few replicas, given back before running; does not count */
-  outcome: z.enum(['running', 'released', 'completed', 'failed', 'expired']),
+  /**
+   * released: granted on too few replicas, given back before running; suspended: the agent waits
+   * (ctx.waitFor) and gave the lease back. Neither counts against maxAttempts.
+   */
+  outcome: z.enum(['running', 'released', 'suspended', 'completed', 'failed', 'expired']),
   error: z.string().max(4096).optional()
 }).strict()
 
@@ -31,6 +34,24 @@ const finalSchema = z.object({
   /** a majority of the placement signed this outcome: without it there is no final state */
   cert: certificateSchema
 }).strict()
+
+export const waitSchema = z.object({
+  name: z.string().min(1).max(200),
+  claimId: z.string().max(64),
+  since: z.number(),
+  until: z.number(),
+  schema: z.record(z.string(), z.json()).optional()
+}).strict()
+export type Wait = z.infer<typeof waitSchema>
+
+/** The journal key a signal's data is kept under. */
+export const signalKey = (name: string): string => `signal:${name}`
+
+/** Whether the record waits for a signal now, by `now` (a member's clock). */
+export function isWaiting (record: TaskRecord, now = Date.now()): boolean {
+  const w = record.waiting
+  return w !== undefined && record.final === undefined && record.journal?.[signalKey(w.name)] === undefined && now <= w.until
+}
 
 /**
  * The task's pinned replica set: chosen once at submit, changed only by an epoch change. Every
@@ -65,6 +86,12 @@ export const taskRecordSchema = z.object({
    * replays them instead of doing them again.
    */
   journal: z.record(z.string().max(256), z.json()).optional(),
+  /**
+   * The agent waits (ctx.waitFor) for the signal `name`: the task holds no lease and no slot, and no
+   * member grants one until the signal is in the journal (`signal:<name>`) or `until` passes by the
+   * member's clock. `schema` is the JSON schema the signal's data must match.
+   */
+  waiting: waitSchema.optional(),
   updatedAt: z.number()
 }).strict()
 
@@ -124,7 +151,7 @@ function mergePrevious (a: Placement[] | undefined, b: Placement[] | undefined, 
   return byEpoch.size === 0 ? undefined : [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch)
 }
 
-const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released: 1, expired: 2, failed: 3, completed: 4 }
+const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released: 1, suspended: 2, expired: 3, failed: 4, completed: 5 }
 
 /** A total order on otherwise equal candidates, so that merging never depends on argument order. */
 function tieBreak<T> (a: T, b: T): number {
@@ -158,6 +185,8 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   const dropped = Math.max(a.droppedGeneration ?? -1, b.droppedGeneration ?? -1)
   const notBefore = a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
   const journal = mergeJournals(a.journal, b.journal)
+  // the newer wait wins; an older one ended when the agent went on to the next
+  const waiting = a.waiting === undefined ? b.waiting : b.waiting === undefined ? a.waiting : (a.waiting.since !== b.waiting.since ? (a.waiting.since > b.waiting.since ? a.waiting : b.waiting) : (tieBreak(a.waiting, b.waiting) <= 0 ? a.waiting : b.waiting))
   return {
     // two submits racing on one idempotency key share an id but not every field: pick one alike everywhere
     task: tieBreak(a.task, b.task) <= 0 ? a.task : b.task,
@@ -169,6 +198,7 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
     ...(dropped < 0 ? {} : { droppedGeneration: dropped }),
     ...(notBefore === undefined || notBefore === 0 ? {} : { notBefore }),
     ...(journal === undefined ? {} : { journal }),
+    ...(waiting === undefined ? {} : { waiting }),
     updatedAt: Math.max(a.updatedAt, b.updatedAt)
   }
 }
@@ -195,11 +225,12 @@ export function failedAttempts (record: TaskRecord): number {
   return currentAttempts(record).filter(a => a.outcome === 'failed' || a.outcome === 'expired').length
 }
 
-export function stateOf (record: TaskRecord): TaskState {
+export function stateOf (record: TaskRecord, now = Date.now()): TaskState {
   if (record.final !== undefined) return record.final.state
   const attempts = currentAttempts(record)
   const last = attempts.at(-1)
   if (attempts.some(a => a.outcome === 'running')) return 'running'
+  if (isWaiting(record, now)) return 'waiting'
   if (last !== undefined && (last.outcome === 'failed' || last.outcome === 'expired')) return 'failed'
   return 'pending'
 }
@@ -236,6 +267,7 @@ export function summarize (record: TaskRecord): Record<string, unknown> {
     deadline: record.task.deadline,
     updatedAt: record.updatedAt,
     finishedAt: record.final?.at,
+    ...(isWaiting(record) && record.waiting !== undefined ? { waitingFor: { name: record.waiting.name, since: record.waiting.since, until: record.waiting.until } } : {}),
     error: record.final?.state === 'completed' ? undefined : (record.final?.reason ?? attempts.filter(a => a.error !== undefined).at(-1)?.error),
     history: record.attempts.filter(a => a.outcome !== 'released').map(a => ({ attempt: a.claimId, generation: a.generation, peer: a.peer, outcome: a.outcome, startedAt: a.startedAt, endedAt: a.endedAt, error: a.error }))
   }

@@ -24,8 +24,8 @@ describe('tool schemas that real models accept', () => {
     // "a string or {text}" is wrapped, an object input is not
     const wordcount = capabilities.find(c => c.name === 'text.wordcount')
     expect(isObjectSchema(wordcount?.inputSchema)).toBe(false)
-    expect(byName.get('text__wordcount')).toEqual({ capability: 'text.wordcount', wrapped: true })
-    expect(byName.get('sleep')).toEqual({ capability: 'sleep', wrapped: false })
+    expect(byName.get('text__wordcount')).toEqual({ capability: 'text.wordcount', wrapped: true, needsApproval: false })
+    expect(byName.get('sleep')).toEqual({ capability: 'sleep', wrapped: false, needsApproval: false })
   })
 
   it('unwraps the arguments of a wrapped tool, and takes a bare value from a model that ignored the wrapper', () => {

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
 import { EMPTY_LEASE, currentVote, transition } from '../../protocols/task/machine.js'
-import { canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
+import { canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
 import type { Attempt, Certificate, FinalState, FinalValue, Placement, Statement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -900,5 +900,46 @@ describe('transition: properties', () => {
     expect(finals).toBeGreaterThan(runs / 5)
     // and members did disagree: generations in which different members signed different values
     expect(contested).toBeGreaterThan(runs / 10)
+  })
+})
+
+describe('transition: durable waits', () => {
+  const wait = (name = 'go', claimId = 'x1', term = 1, timeoutMs = 5_000): LeaseRequest => ({ op: 'wait', ...base(), claimId, term, name, timeoutMs })
+  const signal = (name = 'go', data: unknown = { n: 1 }): LeaseRequest => ({ op: 'signal', ...base(), name, data: data as never })
+
+  it('only the holder suspends; the wait ends its attempt without spending one, and no lease is granted while it lasts', () => {
+    expect(step(held(), wait('go', 'x1', 1), { from: f.Y }).reply.status).toBe('STALE_TERM')
+    const w = step(held(), wait())
+    expect(w.reply.status).toBe('OK')
+    expect(w.state.lease.claimId).toBeUndefined()
+    expect(w.state.record?.waiting).toMatchObject({ name: 'go', claimId: 'x1', until: NOW + 5_000 })
+    expect(w.state.record?.attempts.at(-1)?.outcome).toBe('suspended')
+    expect(failedAttempts(w.state.record!)).toBe(0)
+    const denied = step(w.state, acquire('y1'), { from: f.Y })
+    expect(denied.reply).toMatchObject({ status: 'DENIED', reason: 'waiting for the signal "go"' })
+    // past its timeout, by this member's clock, the task may be claimed again (the agent then times out)
+    expect(step(w.state, acquire('y1'), { from: f.Y, now: NOW + 5_001 }).reply.status).toBe('OK')
+  })
+
+  it('a signal of the awaited name goes into the journal and frees the task; another name, or a running task, is refused', () => {
+    const w = step(held(), wait()).state
+    expect(step(w, signal('other')).reply.status).toBe('NOT_WAITING')
+    expect(step(held(), signal()).reply.status).toBe('NOT_WAITING')
+    const s = step(w, signal('go', { n: 7 }))
+    expect(s.reply.status).toBe('OK')
+    expect(s.state.record?.journal?.['signal:go']).toMatchObject({ data: { n: 7 } })
+    expect(step(s.state, acquire('y1'), { from: f.Y }).reply.status).toBe('OK')
+    // a member that never saw the wait keeps the signal too: the sender checked a majority's view
+    expect(step(fresh(), signal()).reply.status).toBe('OK')
+    expect(step(finished(), signal()).reply.status).toBe('FINISHED')
+  })
+
+  it('copies merge to the newest wait, and a record with a wait round-trips its schema', () => {
+    const w = step(held(), wait()).state.record!
+    expect(taskRecordSchema.parse(w)).toEqual(w)
+    const older = { ...w, waiting: { ...w.waiting!, name: 'first', since: NOW - 1_000 } }
+    expect(mergeRecords(older, w).waiting?.name).toBe('go')
+    expect(mergeRecords(w, older).waiting?.name).toBe('go')
+    expect(mergeRecords(record(), w).waiting?.name).toBe('go')
   })
 })

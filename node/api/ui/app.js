@@ -3,7 +3,7 @@
 // createElement: no HTML strings, no inline handlers, no style attributes.
 
 const TOKEN_KEY = 'agentmeshToken'
-const STATES = ['pending', 'running', 'completed', 'failed', 'canceled', 'dead', 'blocked']
+const STATES = ['pending', 'running', 'waiting', 'completed', 'failed', 'canceled', 'dead', 'blocked']
 const FINAL = new Set(['completed', 'dead', 'canceled'])
 const SVG_NS = 'http://www.w3.org/2000/svg'
 const REFRESH_MS = 4000

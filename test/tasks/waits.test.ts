@@ -1,0 +1,120 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { echoAgent } from '../../node/agents/basic.js'
+import { ApiServer } from '../../node/api/server.js'
+import { llmAgents } from '../../node/llm/agents.js'
+import { stateOf } from '../../protocols/task/index.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { call } from '../helpers/api.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { FakeOpenAI } from '../helpers/fake-openai.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Agent } from '../../node/runtime/agent.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+/** side effects of the first half, counted across every node of the (in-process) testnet */
+let firstHalves = 0
+
+const twoHalves: Agent = {
+  name: 'two-halves',
+  capabilities: ['two.halves'],
+  concurrency: 2,
+  run: async ctx => {
+    await ctx.step('first half', async () => { firstHalves++; return true })
+    const { n } = await ctx.waitFor('go', { timeoutMs: 60_000, schema: z.object({ n: z.number() }) })
+    return { n: n * 2 }
+  }
+}
+
+const waitsBriefly: Agent = {
+  name: 'waits-briefly',
+  capabilities: ['waits.briefly'],
+  run: async ctx => ctx.waitFor('never', { timeoutMs: 300 })
+}
+
+// presence every second: the views these tests read must hold steady on a busy machine
+const TASKS = { ...FAST_TASKS, presenceIntervalMs: 1_000, leaseMs: 1_000 }
+
+describe('durable waits', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  let api: ApiServer | undefined
+  let fake: FakeOpenAI | undefined
+  afterEach(async () => {
+    await api?.close()
+    await net?.stop()
+    await fake?.stop()
+    net = api = fake = undefined
+  })
+
+  const waiting = async (n: Testnet, id: string): Promise<void> => {
+    await waitFor(async () => stateOf((await n.nodes[0]!.tasks!.service.get(id)).record) === 'waiting', { what: `task ${id} to wait`, timeoutMs: 20_000 })
+  }
+
+  it('a wait gives its lease and slot back, survives the death of the peer that ran the first half, and resumes elsewhere from the journal', async () => {
+    firstHalves = 0
+    net = await createTestnet(4, { baseDir: await tmp(), tasks: { ...TASKS, agents: [twoHalves] } })
+    await net.ready()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'two.halves', input: null })
+    await waiting(net, id)
+    const record = (await net.nodes[0]!.tasks!.service.get(id)).record
+    const first = record.attempts.find(a => a.outcome === 'suspended')!.peer
+    expect(record.waiting?.name).toBe('go')
+    // no lease and no slot held while it waits
+    const runner = net.nodes.find(n => n.peerId.toString() === first)!
+    expect(runner.tasks!.executor.running()).not.toContain(id)
+    await runner.stop()
+    const others = net.nodes.filter(n => n !== runner)
+    const s = others[0]!.tasks!.service
+    await expect(s.signal(id, 'go', { n: 'five' })).rejects.toMatchObject({ name: 'InvalidSignalError' })
+    await expect(s.signal(id, 'stop', { n: 5 })).rejects.toMatchObject({ name: 'TaskNotWaitingError' })
+    await s.signal(id, 'go', { n: 5 })
+    const done = await s.waitFor(id, 20_000)
+    expect(done.record.final?.state).toBe('completed')
+    expect(done.result?.value).toEqual({ n: 10 })
+    expect(done.record.final?.peer).not.toBe(first)
+    expect(firstHalves).toBe(1)
+  }, 60_000)
+
+  it('a signal for a task that is not waiting is a 409, a bad one a 400; a wait that times out fails the attempt clearly', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [echoAgent, waitsBriefly] } })
+    await net.ready()
+    api = await ApiServer.listen(net.nodes[1]!, { port: 0 })
+    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'echo', input: 1 })
+    await s.waitFor(id, 20_000)
+    const refused = await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'go', data: 1 })
+    expect(refused.status).toBe(409)
+    expect(refused.json.error.name).toBe('NOT_WAITING')
+    expect((await call(base, 'POST', `/v1/tasks/${id}/signal`, { data: 1 })).status).toBe(400)
+
+    const timed = await s.submit({ capability: 'waits.briefly', input: null, maxAttempts: 1 })
+    const dead = await s.waitFor(timed.id, 30_000)
+    expect(dead.record.final?.state).toBe('dead')
+    expect(dead.record.final?.reason).toMatch(/no signal "never" within 300 ms/)
+  }, 60_000)
+
+  it('a tool call that needs approval waits for it; a rejection reaches the model as a refusal, and the tool never runs', async () => {
+    fake = new FakeOpenAI((body, n) => n === 1 ? { toolCalls: [{ name: 'echo', arguments: { input: 'rm -rf' } }] } : { content: 'understood' })
+    await fake.start()
+    const llm = llmAgents({ model: 'm', baseURL: fake.baseURL, apiKey: 'k' })
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [...llm, echoAgent] } })
+    await net.ready()
+    api = await ApiServer.listen(net.nodes[2]!, { port: 0 })
+    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'agent', input: { prompt: 'clean up', tools: ['echo'], needsApproval: ['echo'] } })
+    await waiting(net, id)
+    const listed = await call(base, 'GET', '/v1/tasks?state=waiting')
+    expect(listed.json.tasks.map((t: any) => [t.id, t.waitingFor?.name])).toContainEqual([id, 'approve:call_1_0'])
+    const answer = await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'approve:call_1_0', data: { approved: false, reason: 'not on production' } })
+    expect(answer.status).toBe(200)
+    const done = await s.waitFor(id, 20_000)
+    expect(done.record.final?.state).toBe('completed')
+    const toolMessage = fake.requests[1].messages.find((m: any) => m.role === 'tool')
+    expect(toolMessage.content).toContain('refused by a person: not on production')
+    expect(net.nodes.reduce((n, node) => n + node.tasks!.executor.stats.started, 0)).toBe(2)
+  }, 60_000)
+})
