@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { MAX_WAIT_MS } from '../../protocols/lease/index.js'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { BudgetExceededError, InvalidPlanError } from './errors.js'
 import { chatAgent } from './chat.js'
@@ -23,14 +24,14 @@ const agentInput = z.object({
   /** capabilities whose calls wait for a person's approval (besides those marked needsApproval) */
   needsApproval: z.array(z.string()).optional(),
   /** how long one approval may take; past it the attempt fails. @default the node's defaultWaitMs */
-  approvalTimeoutMs: z.number().int().min(1).max(30 * 24 * 3600_000).optional()
+  approvalTimeoutMs: z.number().int().min(1).max(MAX_WAIT_MS).optional()
 })
   .refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
 const planInput = z.object({ goal: z.string().min(1), model: z.string().optional() })
 
 /** What `agentmesh approve` sends: the decision on one tool call. */
 const approvalSchema = z.object({ approved: z.boolean(), reason: z.string().max(4096).optional() })
-/** The signal a tool call waits on: `approve:<the model's call id>`. */
+/** The signal a tool call waits on: `approve:<agent step>.<the model's call id>`. */
 export const APPROVAL_PREFIX = 'approve:'
 
 function toMessages (input: { prompt?: string, messages?: Array<{ role: string, content: string }> }, system?: string): ChatCompletionMessageParam[] {
@@ -120,7 +121,8 @@ async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: M
       if (tool === undefined || !(tool.needsApproval || (ctx.input.needsApproval ?? []).includes(tool.capability))) continue
       // the call is journaled first, so whoever approves sees what was asked
       await ctx.step(`approval:${step}:${call.id}`, async () => ({ tool: tool.capability, arguments: call.arguments }))
-      const decision = await ctx.waitFor(`${APPROVAL_PREFIX}${call.id}`, { schema: approvalSchema, ...(ctx.input.approvalTimeoutMs === undefined ? {} : { timeoutMs: ctx.input.approvalTimeoutMs }) })
+      // the step in the name too: a provider that numbers calls per reply reuses ids across steps
+      const decision = await ctx.waitFor(`${APPROVAL_PREFIX}${step}.${call.id}`, { schema: approvalSchema, ...(ctx.input.approvalTimeoutMs === undefined ? {} : { timeoutMs: ctx.input.approvalTimeoutMs }) })
       if (!decision.approved) refused.set(call.id, `refused by a person${decision.reason === undefined ? '' : `: ${decision.reason}`}`)
     }
     const answers = await Promise.all(reply.toolCalls.map(async call => {

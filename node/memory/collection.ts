@@ -31,7 +31,7 @@ export class Collection {
   private nextLabel = 1n
 
   constructor (readonly dimensions: number, private readonly hnswAbove: number) {
-    this.matrix = new Float32Array(dimensions * 64)
+    this.matrix = new Float32Array(dimensions * 4)
   }
 
   get size (): number {

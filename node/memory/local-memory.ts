@@ -1,4 +1,4 @@
-import { newer } from '../../protocols/memory/index.js'
+import { MAX_VERSION_AHEAD_MS, newer } from '../../protocols/memory/index.js'
 import { Collection } from './collection.js'
 import type { MemoryEntry, MemoryHit } from '../../protocols/memory/index.js'
 import type { Namespace } from '../store/namespace.js'
@@ -22,6 +22,7 @@ export class LocalMemory {
   /** the version of every record kept, deleted ones included: what a new write must beat */
   private readonly versions = new Map<string, Pick<MemoryEntry, 'version' | 'writer'>>()
   private readonly ns: Namespace<MemoryEntry>
+  private queue: Promise<void> = Promise.resolve()
 
   /** `hnswAbove`: records of one collection on this peer past which its search is approximate (HNSW) */
   constructor (private readonly store: Store, private readonly hnswAbove = 250_000) {
@@ -32,13 +33,33 @@ export class LocalMemory {
     for await (const [, entry] of this.ns.entries()) this.index(entry)
   }
 
-  /** Applies the entries newer than what is kept; answers the ids now at the version sent. */
+  /**
+   * Applies the entries newer than what is kept; answers the ids now at the version sent. Puts run
+   * one after another: the version check and the write of one id must not interleave with another's.
+   */
   async put (entries: MemoryEntry[]): Promise<string[]> {
+    const run = this.queue.then(async () => this.putNow(entries))
+    this.queue = run.then(() => {}, () => {})
+    return run
+  }
+
+  private async putNow (entries: MemoryEntry[]): Promise<string[]> {
+    const latest = Date.now() + MAX_VERSION_AHEAD_MS
+    // the dimensions each collection will have: its own, else the first vector of this batch
+    const dims = new Map<string, number>()
     const fresh = entries.filter(e => {
       const kept = this.versions.get(key(e))
       if (kept !== undefined && !newer(e, kept)) return false
+      // a version far ahead of every clock would pin the record against any later write
+      if (e.version > latest) {
+        this.stats.entriesRefused++
+        return false
+      }
+      if (e.vector === undefined) return true
       const c = this.collections.get(e.collection)
-      if (e.vector !== undefined && c !== undefined && c.size > 0 && c.dimensions !== e.vector.length) {
+      const want = dims.get(e.collection) ?? (c !== undefined && c.size > 0 ? c.dimensions : e.vector.length)
+      dims.set(e.collection, want)
+      if (want !== e.vector.length) {
         this.stats.entriesRefused++
         return false
       }
@@ -56,7 +77,9 @@ export class LocalMemory {
     this.stats.searches++
     const c = this.collections.get(collection)
     if (c === undefined || c.size === 0 || c.dimensions !== vector.length) return []
-    return c.search(Float32Array.from(vector), k, filter).map(({ entry, score }) => ({
+    // an empty filter filters nothing, and must not force the slow path
+    const f = filter === undefined || Object.keys(filter).length === 0 ? undefined : filter
+    return c.search(Float32Array.from(vector), k, f).map(({ entry, score }) => ({
       id: entry.id, score, version: entry.version, writer: entry.writer,
       ...(entry.text === undefined ? {} : { text: entry.text }),
       ...(entry.metadata === undefined ? {} : { metadata: entry.metadata })

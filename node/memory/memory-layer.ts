@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { COLLECTION, MAX_MEMORY_BATCH, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema } from '../../protocols/memory/index.js'
+import { COLLECTION, MAX_MEMORY_BATCH, MAX_MEMORY_FRAME_BYTES, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema } from '../../protocols/memory/index.js'
 import { majority } from '../../protocols/task/certificate.js'
 import { QuorumUnavailableError } from '../../protocols/lease/errors.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
@@ -56,7 +56,7 @@ export class MemoryLayer {
 
   constructor (private readonly init: MemoryLayerInit) {
     this.local = new LocalMemory(init.store, init.hnswAbove)
-    this.rpc = new RpcEndpoint(init.libp2p, { protocol: MEMORY_PROTOCOL, handler: async body => this.serve(body), requestTimeoutMs: init.rpcTimeoutMs, maxFrameBytes: 8 * 1024 * 1024, log: init.log })
+    this.rpc = new RpcEndpoint(init.libp2p, { protocol: MEMORY_PROTOCOL, handler: async body => this.serve(body), requestTimeoutMs: init.rpcTimeoutMs, maxFrameBytes: MAX_MEMORY_FRAME_BYTES, log: init.log })
   }
 
   get embeddings (): boolean {
@@ -82,6 +82,7 @@ export class MemoryLayer {
   async put (collection: string, records: MemoryRecordInput[]): Promise<Array<{ id: string, replicas: number }>> {
     checkCollection(collection)
     if (records.length === 0 || records.length > MAX_MEMORY_BATCH) throw new InvalidMemoryError(`between 1 and ${MAX_MEMORY_BATCH} records per put`)
+    if (new Set(records.map(r => r.id)).size !== records.length) throw new InvalidMemoryError('a put names each id once')
     const unembedded = records.filter(r => r.vector === undefined)
     if (unembedded.some(r => r.text === undefined)) throw new InvalidMemoryError('a record needs a vector or a text to embed')
     const vectors = unembedded.length === 0 ? [] : await this.embed(unembedded.map(r => r.text as string))
@@ -149,18 +150,19 @@ export class MemoryLayer {
     const byMember = new Map<string, MemoryEntry[]>()
     const placements = entries.map(e => this.placement(e.collection, e.id))
     entries.forEach((e, i) => { for (const m of placements[i] as string[]) byMember.set(m, [...byMember.get(m) ?? [], e]) })
-    const acks = new Map<string, number>()
+    // acks by peer: a member that answers twice for an id counts once
+    const acks = new Map<string, Set<string>>()
     const errors: string[] = []
     await Promise.all([...byMember].map(async ([peer, batch]) => {
       try {
         const a = putAnswerSchema.parse(await this.call(peer, { op: 'put', entries: batch }))
         if (a.status !== 'OK') throw new Error(a.reason)
-        for (const id of a.stored) acks.set(id, (acks.get(id) ?? 0) + 1)
+        for (const id of a.stored) acks.set(id, (acks.get(id) ?? new Set()).add(peer))
       } catch (err: any) {
         errors.push(`${peer.slice(-6)}: ${String(err.message)}`)
       }
     }))
-    const out = entries.map((e, i) => ({ id: e.id, replicas: acks.get(e.id) ?? 0, need: majority((placements[i] as string[]).length) }))
+    const out = entries.map((e, i) => ({ id: e.id, replicas: [...acks.get(e.id) ?? []].filter(p => (placements[i] as string[]).includes(p)).length, need: majority((placements[i] as string[]).length) }))
     const short = out.filter(o => o.replicas < o.need)
     if (short.length > 0) throw new QuorumUnavailableError(`${short.length} record(s) stored on fewer than a majority of their placement (${short.slice(0, 3).map(o => `${o.id}: ${o.replicas} of ${o.need}`).join(', ')})${errors.length === 0 ? '' : `; ${errors.slice(0, 3).join(', ')}`}`)
     return out.map(({ id, replicas }) => ({ id, replicas }))

@@ -1,7 +1,7 @@
 import { z } from 'zod'
-import { TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { byteLength, finalOf, isWaiting, signalKey } from '../../protocols/task/index.js'
-import { SubtaskFailedError } from '../runtime/agent.js'
+import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
+import { byteLength, finalOf, signalKey } from '../../protocols/task/index.js'
+import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError } from './errors.js'
@@ -212,11 +212,13 @@ export class Executor {
       await lease.release(false)
       return
     }
-    const reason = signal.aborted && !(err?.name === 'UnrecoverableTaskError')
+    // a timed-out wait would time out again at once on every retry
+    const unrecoverable = err?.name === 'UnrecoverableTaskError' || err?.name === 'WaitTimeoutError'
+    const reason = signal.aborted && !unrecoverable
       ? `aborted: ${(signal.reason as Error)?.message ?? 'timeout'}`
       : String(err?.message ?? err)
     ran('failed', { error: reason })
-    await this.report(task, lease, generation, reason, err?.name === 'UnrecoverableTaskError')
+    await this.report(task, lease, generation, reason, unrecoverable)
   }
 
   private async report (task: Task, lease: HeldLease, generation: number, error: string, unrecoverable: boolean): Promise<void> {
@@ -266,15 +268,26 @@ export class Executor {
    * given back, and the run ends (TaskSuspendedError) until a signal or the timeout.
    */
   private async waitFor<T> (task: Task, lease: HeldLease, name: string, options: WaitOptions<T> = {}): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.c.options.defaultWaitMs
+    if (name.length === 0 || name.length > MAX_WAIT_NAME || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_WAIT_MS) {
+      throw new UnrecoverableTaskError(`ctx.waitFor: a name of 1-${MAX_WAIT_NAME} characters and a timeout of 1 to ${MAX_WAIT_MS} ms, got "${name.slice(0, 40)}" and ${timeoutMs}`)
+    }
     const record = (await this.tasks.find(task.id))?.record
     const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
     if (kept !== undefined) {
       this.stats.stepsReplayed++
-      return (options.schema === undefined ? kept.data : options.schema.parse(kept.data)) as T
+      if (options.schema === undefined) return kept.data as T
+      const parsed = options.schema.safeParse(kept.data)
+      // a retry would read the same signal: the task ends here, saying why
+      if (!parsed.success) throw new UnrecoverableTaskError(`signal "${name}" does not match the wait's schema: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+      return parsed.data
     }
-    const timeoutMs = options.timeoutMs ?? this.c.options.defaultWaitMs
-    // this name was waited for already, and no signal came: its time ran out
-    if (record?.waiting?.name === name && !isWaiting(record)) throw new WaitTimeoutError(`no signal "${name}" within ${timeoutMs} ms`)
+    // this name's wait took (its attempt was suspended), and no signal came: a majority let the
+    // task be claimed again, so its time ran out by their clocks, whatever this node's says
+    const waited = record?.waiting
+    if (waited?.name === name && record?.attempts.some(a => a.claimId === waited.claimId && a.outcome === 'suspended') === true && waited.claimId !== lease.claimId) {
+      throw new WaitTimeoutError(`no signal "${name}" within ${timeoutMs} ms`)
+    }
     const schema = options.schema === undefined ? undefined : z.toJSONSchema(options.schema, { unrepresentable: 'any' }) as Record<string, unknown>
     await lease.suspend(name, timeoutMs, schema)
     throw new TaskSuspendedError(name)

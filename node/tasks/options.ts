@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/index.js'
+import { MAX_WAIT_MS } from '../../protocols/lease/index.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'
 import type { Embed } from '../memory/memory-layer.js'
@@ -34,7 +35,7 @@ export const taskOptionsSchema = z.strictObject({
   /** per attempt. @default 60_000 */
   defaultTimeoutMs: timerMs().default(60_000),
   /** how long ctx.waitFor waits for its signal when the agent names no timeout. @default 86_400_000 (a day) */
-  defaultWaitMs: ms.max(30 * 24 * 3600_000).default(86_400_000),
+  defaultWaitMs: ms.max(MAX_WAIT_MS).default(86_400_000),
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
   defaultDeadlineMs: ms.default(86_400_000),
   /** @default 1_048_576 (1 MiB) */

@@ -1,7 +1,7 @@
 import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
 import { LEASE_PROTOCOL, LeaseClient, leaseHandler, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { PresenceService } from '../../protocols/presence/index.js'
-import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler, recordsServer } from '../../protocols/records/index.js'
+import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
 import { Replica } from '../../protocols/replica/index.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { BUILTIN_AGENTS } from '../agents/index.js'
@@ -120,8 +120,9 @@ export class TaskLayer {
     }
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
-    // this node's own requests are typed: parsing them again was a large part of the hot path's zod
-    const recordsLocal = recordsServer(this.replica, recordsInit)
+    // this node's own requests are parsed like a peer's: they carry agents' values (steps, results, waits)
+    const leaseLocal = leaseHandler(this.replica, this.handlerStats)
+    const recordsLocal = recordsHandler(this.replica, this.handlerStats, recordsInit)
     const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
     this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets })
@@ -130,7 +131,7 @@ export class TaskLayer {
       self: peerId.toString(),
       call: async (id: string, req: LeaseRequest) => {
         const peer = this.replicaSets.peerId(id)
-        if (local(peer)) return this.replica.handleLease(peerId.toString(), req)
+        if (local(peer)) return leaseLocal(req, peerId)
         // a peer's answer is input like any other: parsed before anything reads it
         const parsed = leaseResponseSchema.safeParse(await this.leaseRpc.request(peer, req))
         return parsed.success ? parsed.data : { status: 'ERROR', reason: `bad answer from ${id}` }

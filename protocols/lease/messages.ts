@@ -13,6 +13,8 @@ const held = { ...claim, term: z.number().int().positive() }
 const duration = z.number().int().min(1).max(3_600_000)
 /** the longest a task may wait for a signal: 30 days */
 export const MAX_WAIT_MS = 30 * 24 * 3600_000
+/** the longest name of a signal */
+export const MAX_WAIT_NAME = 200
 
 /** Another member's signed vote, shown to make this member adopt the same value. */
 export const shownVoteSchema = castVoteSchema.extend({ peer: peerIdSchema }).strict()
@@ -32,9 +34,9 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   /** a user's cancel: a vote for canceled unless this member already voted */
   z.object({ op: z.literal('cancel'), ...task }).strict(),
   /** the holder's agent waits for a signal: the lease is given back and the task waits, no attempt spent */
-  z.object({ op: z.literal('wait'), ...held, name: z.string().min(1).max(200), timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS), schema: z.record(z.string(), z.json()).optional() }).strict(),
+  z.object({ op: z.literal('wait'), ...held, name: z.string().min(1).max(MAX_WAIT_NAME), timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS), schema: z.record(z.string(), z.json()).optional() }).strict(),
   /** a signal for a waiting task, from anyone: kept in the journal, and the task may be claimed again */
-  z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(200), data: z.json() }).strict(),
+  z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(MAX_WAIT_NAME), data: z.json() }).strict(),
   /**
    * Recovery: this member's vote, cast now if its own state decides it (no live lease and past the
    * deadline by its own clock, or the attempts spent), or for the value `shown` votes carry.

@@ -9,6 +9,10 @@ export const MAX_TEXT_BYTES = 65_536
 /** records in one put request, and the largest k of a search */
 export const MAX_MEMORY_BATCH = 256
 export const MAX_K = 100
+/** a version (the writer's clock) this far ahead of a replica's clock is refused: it would pin the record */
+export const MAX_VERSION_AHEAD_MS = 10 * 60_000
+/** the largest memory request or answer: 256 records of 4,096 dims and 64 KiB of text, or 100 hits */
+export const MAX_MEMORY_FRAME_BYTES = 32 * 1024 * 1024
 
 const scalar = z.union([z.string().max(1_024), z.number(), z.boolean(), z.null()])
 export const metadataSchema = z.record(z.string().max(128), scalar).refine(m => Object.keys(m).length <= 64, 'at most 64 metadata keys')

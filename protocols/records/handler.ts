@@ -1,7 +1,7 @@
 import { bucketHashes, differingBuckets } from '../replica/digest.js'
 import { byteLength } from '../task/index.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
-import type { OfferItem, ProgressItem, PutManyAnswer, RecordsRequest } from './messages.js'
+import type { OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
@@ -22,22 +22,15 @@ export interface RecordsHandlerInit {
   children?: (id: string) => Promise<string[]>
 }
 
-/** The server side of `/agentmesh/records/1.0.0`: a peer's request is parsed before anything reads it. */
+/** The server side of `/agentmesh/records/1.0.0`. */
 export function recordsHandler (replica: Replica, stats: HandlerStats, init: RecordsHandlerInit) {
-  const serve = recordsServer(replica, init)
   return async (body: unknown, from: PeerId): Promise<unknown> => {
     const parsed = recordsRequestSchema.safeParse(body)
     if (!parsed.success) {
       stats.badRequests++
       return { status: 'ERROR', reason: `bad request: ${parsed.error.issues[0]?.message ?? 'invalid'}` }
     }
-    return serve(parsed.data, from)
-  }
-}
-
-/** Serves a well-typed request: this node's own calls to itself come here without a parse. */
-export function recordsServer (replica: Replica, init: RecordsHandlerInit) {
-  return async (req: RecordsRequest, from: PeerId): Promise<unknown> => {
+    const req = parsed.data
     switch (req.op) {
       case 'put': {
         // only a member keeps a task for others: a submit to the wrong peer is refused, not cached

@@ -5,5 +5,5 @@
  * Records merge commutatively, so puts may repeat and arrive in any order. `notify` and `progress`
  * go straight to a task's submitter: hints (a completion, a streamed token) that never write a record.
  */
-export { recordsHandler, recordsServer } from './handler.js'
+export { recordsHandler } from './handler.js'
 export * from './messages.js'

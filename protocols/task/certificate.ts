@@ -94,13 +94,18 @@ function remember (key: string): void {
 
 /** Records a vote this node signed itself, so certificates carrying it skip its check. */
 export function signedHere (peer: string, statement: Uint8Array, sig: string): void {
-  remember(`${peer}\n${sig}\n${Buffer.from(statement).toString('latin1')}`)
+  remember(voteKey(peer, sig, statement))
+}
+
+/** A digest, not the statement itself: a statement may carry a 4 KiB reason, and 50,000 are kept. */
+function voteKey (peer: string, sig: string, statement: Uint8Array): string {
+  return createHash('sha256').update(peer).update('\n').update(sig).update('\n').update(statement).digest('base64')
 }
 
 /** Whether `peer` signed `value` for this task, generation, epoch and term (one signature check). */
 export function verifyVote (id: string, generation: number, epoch: number, vote: { peer: string, term: number, sig: string }, value: FinalValue): boolean {
   const statement = statementBytes({ id, generation, epoch, term: vote.term, value })
-  const key = `${vote.peer}\n${vote.sig}\n${Buffer.from(statement).toString('latin1')}`
+  const key = voteKey(vote.peer, vote.sig, statement)
   if (goodVotes.has(key)) return true
   if (!verifyBy(vote.peer, statement, Buffer.from(vote.sig, 'base64'))) return false
   remember(key)

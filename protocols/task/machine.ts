@@ -1,5 +1,6 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
+import { canonicalJson } from './canonical.js'
 import { failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
@@ -143,6 +144,10 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // stuck once the peer that waited is gone
       if (isWaiting(r, env.now) && r.waiting?.name !== req.name) return { state: st, reply: { status: 'NOT_WAITING', reason: `waiting for "${r.waiting?.name ?? ''}", not "${req.name}"` } }
       if (live) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
+      // the first signal of a name stands: a second, different one (an approve after a reject) is refused,
+      // so only one value can reach a majority
+      const kept = r.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
+      if (kept !== undefined) return canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null) ? { state: st, reply: { status: 'OK' } } : { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
       const journal = { ...r.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
       const { notBefore: _n, ...rest } = r
       return { state: { ...st, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
@@ -167,7 +172,8 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     case 'redrive': {
       if (r.generation > req.generation) return { state: st, reply: { status: 'OK' } }
       if (r.final?.state !== 'dead' || r.generation !== req.generation) return { state: st, reply: { status: 'DENIED', reason: `task is ${r.final?.state ?? 'not dead'}` } }
-      const { final: _f, notBefore: _n, ...rest } = r
+      // a wait of the dead generation is over: the new one starts without it
+      const { final: _f, notBefore: _n, waiting: _w, ...rest } = r
       return { state: { ...st, lease: clearHolder(lease), record: { ...rest, generation: r.generation + 1, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'drop': {

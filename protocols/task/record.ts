@@ -151,7 +151,8 @@ function mergePrevious (a: Placement[] | undefined, b: Placement[] | undefined, 
   return byEpoch.size === 0 ? undefined : [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch)
 }
 
-const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released: 1, suspended: 2, expired: 3, failed: 4, completed: 5 }
+// suspended outranks expired: a member that missed the wait saw the lease lapse, but no attempt was spent
+const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released: 1, expired: 2, suspended: 3, failed: 4, completed: 5 }
 
 /** A total order on otherwise equal candidates, so that merging never depends on argument order. */
 function tieBreak<T> (a: T, b: T): number {

@@ -92,6 +92,8 @@ describe('vector memory on the mesh', () => {
     expect(found.json.hits[0]).toMatchObject({ id: 'd2', text: docs[2], metadata: { i: 2 } })
 
     expect((await call(base, 'POST', '/v1/memory/docs', { id: 'x' })).status).toBe(400)
+    // one id twice in a put would count one member's answer twice towards the majority
+    expect((await call(base, 'POST', '/v1/memory/docs', { records: [{ id: 'd', vector: [1, 0] }, { id: 'd', vector: [0, 1] }] })).status).toBe(400)
     expect((await call(base, 'POST', '/v1/memory/bad%20name', { id: 'x', vector: [1] })).status).toBe(400)
     expect((await call(base, 'POST', '/v1/memory/docs/search', { text: 'a', vector: [1] })).status).toBe(400)
     const wrongDims = await call(base, 'POST', '/v1/memory/docs', { id: 'w', vector: [1, 2, 3] })

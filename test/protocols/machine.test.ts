@@ -929,6 +929,9 @@ describe('transition: durable waits', () => {
     expect(s.reply.status).toBe('OK')
     expect(s.state.record?.journal?.['signal:go']).toMatchObject({ data: { n: 7 } })
     expect(step(s.state, acquire('y1'), { from: f.Y }).reply.status).toBe('OK')
+    // the first signal of a name stands: the same again is answered OK, other data is refused
+    expect(step(s.state, signal('go', { n: 7 })).reply.status).toBe('OK')
+    expect(step(s.state, signal('go', { n: 8 })).reply.status).toBe('NOT_WAITING')
     // a member that never saw the wait keeps the signal too: the sender checked a majority's view
     expect(step(fresh(), signal()).reply.status).toBe('OK')
     expect(step(finished(), signal()).reply.status).toBe('FINISHED')
@@ -941,5 +944,13 @@ describe('transition: durable waits', () => {
     expect(mergeRecords(older, w).waiting?.name).toBe('go')
     expect(mergeRecords(w, older).waiting?.name).toBe('go')
     expect(mergeRecords(record(), w).waiting?.name).toBe('go')
+    // a member that missed the wait saw the lease lapse: merged, the attempt is suspended, not spent
+    const lapsed = { ...record(), attempts: [{ ...w.attempts.at(-1)!, outcome: 'expired' as const, error: 'lease expired' }] }
+    expect(failedAttempts(mergeRecords(lapsed, w))).toBe(0)
+    // a redrive starts the next generation without the dead one's wait
+    const dead = finished()
+    const redriven = step({ ...dead, record: { ...dead.record!, waiting: w.waiting } }, { op: 'redrive', ...base(), generation: 0 })
+    expect(redriven.reply.status).toBe('OK')
+    expect(redriven.state.record?.waiting).toBeUndefined()
   })
 })
