@@ -36,14 +36,17 @@ export function addSignalCommands (program: Command): void {
     .option('--reject', 'refuse the call: the model is told it was refused, and why')
     .option('--reason <text>', 'why, for the model')
     .action(async (given: string, opts: Opts & { call?: string, reject?: boolean, reason?: string }) => {
-      let call = opts.call
-      if (call === undefined) {
-        const api = await resolveApiUrl(opts)
-        const task = await apiRequest(api, 'GET', `/v1/tasks/${await resolveTaskId(api, given)}`)
-        const waiting: string | undefined = task.waitingFor?.name
+      const api = await resolveApiUrl(opts)
+      const task = await apiRequest(api, 'GET', `/v1/tasks/${await resolveTaskId(api, given)}`)
+      const waiting: string | undefined = task.waitingFor?.name
+      let name: string
+      if (opts.call === undefined) {
         if (waiting === undefined || !waiting.startsWith(APPROVAL_PREFIX)) throw new InvalidConfigError(`task ${given} waits for no approval now${waiting === undefined ? '' : ` (it waits for "${waiting}")`}`)
-        call = waiting.slice(APPROVAL_PREFIX.length)
+        name = waiting
+      } else {
+        // the model's call id names the call, also when the wait is step-qualified (approve:<step>.<id>)
+        name = waiting !== undefined && waiting.startsWith(APPROVAL_PREFIX) && waiting.endsWith(`.${opts.call}`) ? waiting : `${APPROVAL_PREFIX}${opts.call}`
       }
-      await signal(opts, given, `${APPROVAL_PREFIX}${call}`, { approved: opts.reject !== true, ...(opts.reason === undefined ? {} : { reason: opts.reason }) })
+      await signal(opts, given, name, { approved: opts.reject !== true, ...(opts.reason === undefined ? {} : { reason: opts.reason }) })
     })
 }

@@ -31,7 +31,7 @@ const planInput = z.object({ goal: z.string().min(1), model: z.string().optional
 
 /** What `agentmesh approve` sends: the decision on one tool call. */
 const approvalSchema = z.object({ approved: z.boolean(), reason: z.string().max(4096).optional() })
-/** The signal a tool call waits on: `approve:<agent step>.<the model's call id>`. */
+/** The signal a tool call waits on: `approve:<the model's call id>` (step-qualified if the id repeats). */
 export const APPROVAL_PREFIX = 'approve:'
 
 function toMessages (input: { prompt?: string, messages?: Array<{ role: string, content: string }> }, system?: string): ChatCompletionMessageParam[] {
@@ -110,6 +110,7 @@ async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: M
   const messages = toMessages(ctx.input, 'You are an agent on a mesh of peers. Use the tools when they help; each runs on whichever peer offers it. Answer plainly when done.')
   const maxSteps = ctx.input.maxSteps ?? config.maxSteps ?? 8
   let toolCalls = 0
+  const approvalNames = new Set<string>()
   for (let step = 0; step < maxSteps; step++) {
     const reply = await model.call(ctx, `agent:${step}`, { messages, model: ctx.input.model, tools }, budget)
     if (reply.toolCalls.length === 0) return { text: reply.content, steps: step + 1, toolCalls, tokens: budget.used }
@@ -120,9 +121,13 @@ async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: M
       const tool = byName.get(call.name)
       if (tool === undefined || !(tool.needsApproval || (ctx.input.needsApproval ?? []).includes(tool.capability))) continue
       // the call is journaled first, so whoever approves sees what was asked
-      await ctx.step(`approval:${step}:${call.id}`, async () => ({ tool: tool.capability, arguments: call.arguments }))
-      // the step in the name too: a provider that numbers calls per reply reuses ids across steps
-      const decision = await ctx.waitFor(`${APPROVAL_PREFIX}${step}.${call.id}`, { schema: approvalSchema, ...(ctx.input.approvalTimeoutMs === undefined ? {} : { timeoutMs: ctx.input.approvalTimeoutMs }) })
+      // `approve:<call id>`, unless an earlier step waited on that name already (some providers
+      // number calls per reply, so ids repeat): then the step qualifies it. Journaled, so a
+      // resumed run waits on the very name it chose.
+      const plain = `${APPROVAL_PREFIX}${call.id}`
+      const asked = await ctx.step(`approval:${step}:${call.id}`, async () => ({ tool: tool.capability, arguments: call.arguments, signal: approvalNames.has(plain) ? `${APPROVAL_PREFIX}${step}.${call.id}` : plain }))
+      approvalNames.add(asked.signal)
+      const decision = await ctx.waitFor(asked.signal, { schema: approvalSchema, ...(ctx.input.approvalTimeoutMs === undefined ? {} : { timeoutMs: ctx.input.approvalTimeoutMs }) })
       if (!decision.approved) refused.set(call.id, `refused by a person${decision.reason === undefined ? '' : `: ${decision.reason}`}`)
     }
     const answers = await Promise.all(reply.toolCalls.map(async call => {

@@ -97,7 +97,7 @@ describe('durable waits', () => {
   }, 60_000)
 
   it('a tool call that needs approval waits for it; a rejection reaches the model as a refusal, and the tool never runs', async () => {
-    fake = new FakeOpenAI((body, n) => n === 1 ? { toolCalls: [{ name: 'echo', arguments: { input: 'rm -rf' } }] } : { content: 'understood' })
+    fake = new FakeOpenAI((body, n) => n % 2 === 1 ? { toolCalls: [{ name: 'echo', arguments: { input: 'rm -rf' } }] } : { content: 'understood' })
     await fake.start()
     const llm = llmAgents({ model: 'm', baseURL: fake.baseURL, apiKey: 'k' })
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [...llm, echoAgent] } })
@@ -108,13 +108,23 @@ describe('durable waits', () => {
     const { id } = await s.submit({ capability: 'agent', input: { prompt: 'clean up', tools: ['echo'], needsApproval: ['echo'] } })
     await waiting(net, id)
     const listed = await call(base, 'GET', '/v1/tasks?state=waiting')
-    expect(listed.json.tasks.map((t: any) => [t.id, t.waitingFor?.name])).toContainEqual([id, 'approve:0.call_1_0'])
-    const answer = await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'approve:0.call_1_0', data: { approved: false, reason: 'not on production' } })
+    expect(listed.json.tasks.map((t: any) => [t.id, t.waitingFor?.name])).toContainEqual([id, 'approve:call_1_0'])
+    const answer = await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'approve:call_1_0', data: { approved: false, reason: 'not on production' } })
     expect(answer.status).toBe(200)
     const done = await s.waitFor(id, 20_000)
     expect(done.record.final?.state).toBe('completed')
     const toolMessage = fake.requests[1].messages.find((m: any) => m.role === 'tool')
     expect(toolMessage.content).toContain('refused by a person: not on production')
     expect(net.nodes.reduce((n, node) => n + node.tasks!.executor.stats.started, 0)).toBe(2)
+
+    // approved, the call runs as a subtask and its result reaches the model
+    const approved = await s.submit({ capability: 'agent', input: { prompt: 'echo it', tools: ['echo'], needsApproval: ['echo'] } })
+    await waiting(net, approved.id)
+    const name = (await s.get(approved.id)).record.waiting!.name
+    expect((await call(base, 'POST', `/v1/tasks/${approved.id}/signal`, { name, data: { approved: true } })).status).toBe(200)
+    expect((await call(base, 'POST', `/v1/tasks/${approved.id}/signal`, { name, data: { approved: false } })).status).toBe(409)
+    expect((await s.waitFor(approved.id, 20_000)).record.final?.state).toBe('completed')
+    const ran = fake.requests.at(-1).messages.find((m: any) => m.role === 'tool')
+    expect(JSON.parse(ran.content)).toEqual({ ok: 'rm -rf' })
   }, 60_000)
 })
