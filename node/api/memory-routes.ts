@@ -19,7 +19,7 @@ const searchBody = z.object({
   vector: vectorSchema.optional(),
   k: z.number().int().min(1).max(MAX_K).optional(),
   filter: filterSchema.optional()
-}).strict().refine(q => (q.text === undefined) !== (q.vector === undefined), 'give a text or a vector, not both')
+}).strict().refine(q => (q.text === undefined) !== (q.vector === undefined), 'give one of text or vector (not neither, not both)')
 
 const ERROR_STATUS: Record<string, [number, string]> = {
   InvalidMemoryError: [400, 'BAD_REQUEST'],

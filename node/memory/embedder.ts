@@ -15,7 +15,9 @@ export function openaiEmbedder (init: EmbedderInit): Embed {
   const client = new OpenAI({ apiKey: init.apiKey, baseURL: init.baseURL, timeout: init.timeoutMs ?? 30_000 })
   return async texts => {
     try {
-      const res = await client.embeddings.create({ model: init.model, input: texts })
+      // floats asked for by name: left out, the client asks for base64 and decodes it, which turns
+      // the plain arrays many OpenAI-compatible servers send anyway into garbage vectors
+      const res = await client.embeddings.create({ model: init.model, input: texts, encoding_format: 'float' })
       return [...res.data].sort((a, b) => a.index - b.index).map(d => d.embedding)
     } catch (err: any) {
       throw new EmbeddingsUnavailableError(`embeddings from ${init.model} failed: ${String(err.message)}`, { cause: err })

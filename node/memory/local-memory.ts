@@ -4,6 +4,8 @@ import type { MemoryEntry, MemoryHit } from '../../protocols/memory/index.js'
 import type { Namespace } from '../store/namespace.js'
 import type { Store } from '../store/store.js'
 
+export interface PutOutcome { stored: string[], refused?: Array<{ id: string, reason: string }> }
+
 export interface LocalMemoryStats {
   entriesStored: number
   /** entries refused: a vector of another dimension than the collection's */
@@ -37,14 +39,15 @@ export class LocalMemory {
    * Applies the entries newer than what is kept; answers the ids now at the version sent. Puts run
    * one after another: the version check and the write of one id must not interleave with another's.
    */
-  async put (entries: MemoryEntry[]): Promise<string[]> {
+  async put (entries: MemoryEntry[]): Promise<PutOutcome> {
     const run = this.queue.then(async () => this.putNow(entries))
     this.queue = run.then(() => {}, () => {})
     return run
   }
 
-  private async putNow (entries: MemoryEntry[]): Promise<string[]> {
+  private async putNow (entries: MemoryEntry[]): Promise<PutOutcome> {
     const latest = Date.now() + MAX_VERSION_AHEAD_MS
+    const refused: Array<{ id: string, reason: string }> = []
     // the dimensions each collection will have: its own, else the first vector of this batch
     const dims = new Map<string, number>()
     const fresh = entries.filter(e => {
@@ -53,6 +56,7 @@ export class LocalMemory {
       // a version far ahead of every clock would pin the record against any later write
       if (e.version > latest) {
         this.stats.entriesRefused++
+        refused.push({ id: e.id, reason: 'its version is ahead of this replica\'s clock' })
         return false
       }
       if (e.vector === undefined) return true
@@ -61,6 +65,7 @@ export class LocalMemory {
       dims.set(e.collection, want)
       if (want !== e.vector.length) {
         this.stats.entriesRefused++
+        refused.push({ id: e.id, reason: `a vector of ${e.vector.length} dimensions; collection ${e.collection} has ${want}` })
         return false
       }
       return true
@@ -69,7 +74,14 @@ export class LocalMemory {
     for (const e of fresh) this.index(e)
     this.stats.entriesStored += fresh.length
     // an entry already at this version or newer counts as stored: a retried write is not a failure
-    return entries.filter(e => { const kept = this.versions.get(key(e)); return kept !== undefined && !newer(e, kept) }).map(e => e.id)
+    const stored = entries.filter(e => { const kept = this.versions.get(key(e)); return kept !== undefined && !newer(e, kept) }).map(e => e.id)
+    return { stored, ...(refused.length === 0 ? {} : { refused }) }
+  }
+
+  /** The dimensions of `collection` here, if this replica holds any of it. */
+  dimensionsOf (collection: string): number | undefined {
+    const c = this.collections.get(collection)
+    return c === undefined || c.size === 0 ? undefined : c.dimensions
   }
 
   /** The k nearest records of `collection` to `vector` that match `filter`, by cosine similarity. */

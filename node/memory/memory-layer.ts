@@ -111,12 +111,14 @@ export class MemoryLayer {
     const answers = await Promise.all(peers.map(async peer => {
       try {
         const a = searchAnswerSchema.parse(await this.call(peer, req))
-        return a.status === 'OK' ? { peer, hits: a.hits } : undefined
+        return a.status === 'OK' ? { peer, hits: a.hits, dimensions: a.dimensions } : undefined
       } catch (err: any) {
         this.init.log('search of %s on %s failed: %s', collection, peer, err.message)
         return undefined
       }
     }))
+    const dims = answers.find(a => a?.dimensions !== undefined)?.dimensions
+    if (dims !== undefined && dims !== vector.length) throw new InvalidMemoryError(`collection ${collection} has vectors of ${dims} dimensions; the query has ${vector.length}`)
     const best = new Map<string, MemoryHit>()
     for (const a of answers) for (const h of a?.hits ?? []) { const b = best.get(h.id); if (b === undefined || newer(h, b)) best.set(h.id, h) }
     const hits = [...best.values()].sort((a, b) => b.score - a.score).slice(0, k).map(({ version: _v, writer: _w, ...h }) => h)
@@ -152,19 +154,24 @@ export class MemoryLayer {
     entries.forEach((e, i) => { for (const m of placements[i] as string[]) byMember.set(m, [...byMember.get(m) ?? [], e]) })
     // acks by peer: a member that answers twice for an id counts once
     const acks = new Map<string, Set<string>>()
+    const refusals = new Map<string, string>()
     const errors: string[] = []
     await Promise.all([...byMember].map(async ([peer, batch]) => {
       try {
         const a = putAnswerSchema.parse(await this.call(peer, { op: 'put', entries: batch }))
         if (a.status !== 'OK') throw new Error(a.reason)
         for (const id of a.stored) acks.set(id, (acks.get(id) ?? new Set()).add(peer))
+        for (const r of a.refused ?? []) refusals.set(r.id, r.reason)
       } catch (err: any) {
         errors.push(`${peer.slice(-6)}: ${String(err.message)}`)
       }
     }))
     const out = entries.map((e, i) => ({ id: e.id, replicas: [...acks.get(e.id) ?? []].filter(p => (placements[i] as string[]).includes(p)).length, need: majority((placements[i] as string[]).length) }))
     const short = out.filter(o => o.replicas < o.need)
-    if (short.length > 0) throw new QuorumUnavailableError(`${short.length} record(s) stored on fewer than a majority of their placement (${short.slice(0, 3).map(o => `${o.id}: ${o.replicas} of ${o.need}`).join(', ')})${errors.length === 0 ? '' : `; ${errors.slice(0, 3).join(', ')}`}`)
+    // refused for what it is (a vector of another dimension), not for who answered: the caller's to fix
+    const refused = short.find(o => refusals.has(o.id))
+    if (refused !== undefined) throw new InvalidMemoryError(`record ${refused.id} refused: ${refusals.get(refused.id) ?? ''}`)
+    if (short.length > 0) throw new QuorumUnavailableError(`${short.length} record(s) written to fewer than a majority of their placement (${short.slice(0, 3).map(o => `${o.id}: on ${o.replicas}, ${o.need} needed`).join(', ')})${errors.length === 0 ? '' : `; ${errors.slice(0, 3).join(', ')}`}`)
     return out.map(({ id, replicas }) => ({ id, replicas }))
   }
 
@@ -184,8 +191,9 @@ export class MemoryLayer {
   }
 
   private async answer (req: MemoryRequest): Promise<unknown> {
-    if (req.op === 'put') return { status: 'OK', stored: await this.local.put(req.entries) }
-    return { status: 'OK', hits: this.local.search(req.collection, req.vector, req.k, req.filter) }
+    if (req.op === 'put') return { status: 'OK', ...await this.local.put(req.entries) }
+    const dimensions = this.local.dimensionsOf(req.collection)
+    return { status: 'OK', hits: this.local.search(req.collection, req.vector, req.k, req.filter), ...(dimensions === undefined ? {} : { dimensions }) }
   }
 }
 

@@ -56,8 +56,10 @@ export const hitSchema = z.object({
 }).strict()
 export type MemoryHit = z.infer<typeof hitSchema>
 
-export const putAnswerSchema = z.object({ status: z.literal('OK'), stored: z.array(z.string()) }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
-export const searchAnswerSchema = z.object({ status: z.literal('OK'), hits: z.array(hitSchema).max(MAX_K * 4) }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
+/** ids stored, and why others were not (a vector of another dimension than the collection's) */
+export const putAnswerSchema = z.object({ status: z.literal('OK'), stored: z.array(z.string().max(256)).max(MAX_MEMORY_BATCH), refused: z.array(z.object({ id: z.string().max(256), reason: z.string().max(1_024) })).max(MAX_MEMORY_BATCH).optional() }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
+/** the hits, and the collection's dimensions on this peer when it holds any of it */
+export const searchAnswerSchema = z.object({ status: z.literal('OK'), hits: z.array(hitSchema).max(MAX_K * 4), dimensions: z.number().int().positive().optional() }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
 
 /** Newer of two versions of one record: higher version, then the higher writer id. */
 export function newer (a: Pick<MemoryEntry, 'version' | 'writer'>, b: Pick<MemoryEntry, 'version' | 'writer'>): boolean {

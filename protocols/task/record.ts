@@ -255,7 +255,8 @@ export function summarize (record: TaskRecord): Record<string, unknown> {
     capability: record.task.capability,
     state: stateOf(record),
     placement: record.placement,
-    attempts: attempts.length,
+    // a wait's suspended run spent no attempt: counted as maxAttempts counts
+    attempts: attempts.filter(a => a.outcome !== 'suspended').length,
     maxAttempts: record.task.maxAttempts,
     generation: record.generation,
     holder: holderOf(record),

@@ -47,7 +47,8 @@ export class FakeOpenAI {
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
             object: 'list',
             model: body.model,
-            data: inputs.map((t, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(t) })),
+            // as the real API: base64 of little-endian float32 when asked, else arrays
+            data: inputs.map((t, index) => ({ object: 'embedding', index, embedding: body.encoding_format === 'base64' ? Buffer.from(Float32Array.from(fakeEmbedding(t)).buffer).toString('base64') : fakeEmbedding(t) })),
             usage: { prompt_tokens: inputs.length, total_tokens: inputs.length }
           }))
           return

@@ -86,7 +86,7 @@ describe('vector memory on the mesh', () => {
     const docs = ['the cat sat on the mat', 'stock prices fell sharply today', 'a recipe for tomato soup']
     for (const [i, text] of docs.entries()) expect((await call(base, 'POST', '/v1/memory/docs', { id: `d${i}`, text, metadata: { i } })).status).toBe(201)
     expect(fake.embeddingRequests.length).toBe(3)
-    expect(fake.embeddingRequests[0].model).toBe('embed-test')
+    expect(fake.embeddingRequests[0]).toMatchObject({ model: 'embed-test', encoding_format: 'float' })
     const found = await call(base, 'POST', '/v1/memory/docs/search', { text: 'tomato soup recipe', k: 2 })
     expect(found.status).toBe(200)
     expect(found.json.hits[0]).toMatchObject({ id: 'd2', text: docs[2], metadata: { i: 2 } })
@@ -97,8 +97,11 @@ describe('vector memory on the mesh', () => {
     expect((await call(base, 'POST', '/v1/memory/bad%20name', { id: 'x', vector: [1] })).status).toBe(400)
     expect((await call(base, 'POST', '/v1/memory/docs/search', { text: 'a', vector: [1] })).status).toBe(400)
     const wrongDims = await call(base, 'POST', '/v1/memory/docs', { id: 'w', vector: [1, 2, 3] })
-    expect(wrongDims.status).toBe(503)
-    expect(wrongDims.json.error.name).toBe('QUORUM_UNAVAILABLE')
+    expect(wrongDims.status).toBe(400)
+    expect(wrongDims.json.error.message, wrongDims.json.error.message).toMatch(/3 dimensions; collection docs has 64/)
+    const wrongQuery = await call(base, 'POST', '/v1/memory/docs/search', { vector: [1, 2] })
+    expect(wrongQuery.status).toBe(400)
+    expect(wrongQuery.json.error.message).toMatch(/64 dimensions; the query has 2/)
   }, 60_000)
 
   it('memory.put, memory.search and memory.delete run as tasks on any capable peer (ctx.memory)', async () => {
