@@ -23,6 +23,30 @@ export function badRequest (reason: BadRequestReason, message: string): HttpErro
   return new HttpError(400, 'BAD_REQUEST', message, reason)
 }
 
+/** A schema's complaints as one line: `path: message; ...`. */
+export function zodMessage (err: z.ZodError): string {
+  return err.issues.map(i => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')
+}
+
+/** `value` checked by `schema`, or a 400 counted under `reason`. */
+export function parseOr400<T> (schema: z.ZodType<T>, value: unknown, reason: BadRequestReason = 'invalid-body'): T {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw badRequest(reason, zodMessage(parsed.error))
+  return parsed.data
+}
+
+/** Error name -> [status, code, the bad-request counter when the client is at fault]. */
+export type ErrorTable = Record<string, [number, string, BadRequestReason?]>
+
+/** Rethrows a layer's named error as the HTTP answer its table gives; any other error as it is. */
+export function httpErrorBy (table: ErrorTable): (err: any) => never {
+  return err => {
+    const mapped = table[err?.name]
+    if (mapped !== undefined) throw new HttpError(mapped[0], mapped[1], err.message, mapped[2])
+    throw err
+  }
+}
+
 export interface RouteContext {
   req: IncomingMessage
   params: Record<string, string>

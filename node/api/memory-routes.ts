@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { COLLECTION, MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
-import { HttpError, badRequest } from './http.js'
+import { badRequest, httpErrorBy, parseOr400 } from './http.js'
 import type { Route } from './http.js'
 import type { MemoryLayer } from '../memory/memory-layer.js'
 
@@ -21,27 +21,15 @@ const searchBody = z.object({
   filter: filterSchema.optional()
 }).strict().refine(q => (q.text === undefined) !== (q.vector === undefined), 'give one of text or vector (not neither, not both)')
 
-const ERROR_STATUS: Record<string, [number, string]> = {
-  InvalidMemoryError: [400, 'BAD_REQUEST'],
+const httpError = httpErrorBy({
+  InvalidMemoryError: [400, 'BAD_REQUEST', 'invalid-body'],
   EmbeddingsUnavailableError: [503, 'EMBEDDINGS_UNAVAILABLE'],
   QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE']
-}
-
-function httpError (err: any): never {
-  const mapped = ERROR_STATUS[err?.name]
-  if (mapped === undefined) throw err
-  throw new HttpError(mapped[0], mapped[1], err.message, mapped[0] === 400 ? 'invalid-body' : undefined)
-}
+})
 
 function collectionParam (name: string | undefined): string {
   if (name === undefined || !COLLECTION.test(name)) throw badRequest('invalid-id', 'a collection name is 1-64 letters, digits, ".", "_" or "-"')
   return name
-}
-
-function parse<T> (schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body)
-  if (!parsed.success) throw badRequest('invalid-body', parsed.error.issues.map(i => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '))
-  return parsed.data
 }
 
 /** /v1/memory: records written to a majority of their placement, searched across the mesh. */
@@ -55,7 +43,7 @@ export function memoryRoutes (memory: MemoryLayer): Route[] {
       schema: { body: putBody },
       handle: async ctx => {
         const collection = collectionParam(ctx.params.collection)
-        const body = parse(putBody, await ctx.body())
+        const body = parseOr400(putBody, await ctx.body())
         const records = 'records' in body ? body.records : [body]
         const stored = await memory.put(collection, records).catch(httpError)
         return { status: 201, body: { collection, records: stored } }
@@ -68,7 +56,7 @@ export function memoryRoutes (memory: MemoryLayer): Route[] {
       schema: { body: searchBody },
       handle: async ctx => {
         const collection = collectionParam(ctx.params.collection)
-        const q = parse(searchBody, await ctx.body())
+        const q = parseOr400(searchBody, await ctx.body())
         return { body: { collection, ...await memory.search(collection, q).catch(httpError) } }
       }
     },

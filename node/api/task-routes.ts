@@ -4,9 +4,8 @@ import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
 import { TaskNotFoundError } from '../tasks/errors.js'
-import { HttpError, badRequest } from './http.js'
-import type { BadRequestReason } from './stats.js'
-import type { Route } from './http.js'
+import { badRequest, httpErrorBy, parseOr400, zodMessage } from './http.js'
+import type { ErrorTable, Route } from './http.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { SubmitManyEntry, TaskView } from '../tasks/task-service.js'
 
@@ -43,7 +42,7 @@ const listQuery = z.object({
 })
 
 // a reason marks the client's fault; an unknown task or a conflict is an answer, not a bad request
-const ERROR_STATUS: Record<string, [number, string, BadRequestReason?]> = {
+const ERROR_STATUS: ErrorTable = {
   TaskNotFoundError: [404, 'NOT_FOUND'],
   InvalidTaskError: [400, 'BAD_REQUEST', 'invalid-task'],
   TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE', 'invalid-task'],
@@ -57,11 +56,7 @@ const ERROR_STATUS: Record<string, [number, string, BadRequestReason?]> = {
 }
 
 /** Maps the task layer's named errors to HTTP statuses. */
-function httpError (err: any): never {
-  const mapped = ERROR_STATUS[err?.name]
-  if (mapped !== undefined) throw new HttpError(mapped[0], mapped[1], err.message, mapped[2])
-  throw err
-}
+const httpError = httpErrorBy(ERROR_STATUS)
 
 /**
  * A `POST /v1/tasks` with an array body: one submit of many tasks. `202 {tasks: [...]}`, one entry
@@ -110,10 +105,6 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
   }
 }
 
-function zodMessage (err: z.ZodError): string {
-  return err.issues.map(i => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')
-}
-
 export interface TaskRoutesInit {
   /** the longest ?wait= honoured. @default 300_000 */
   maxWaitMs?: number
@@ -132,9 +123,8 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       handle: async ctx => {
         const body = await ctx.body()
         if (Array.isArray(body)) return submitBulk(s, body)
-        const parsed = submitBody.safeParse(body)
-        if (!parsed.success) throw badRequest('invalid-body', zodMessage(parsed.error))
-        const answer = await s.submit({ ...parsed.data, traceparent: parsed.data.traceparent ?? headerTraceparent(ctx.req.headers.traceparent) }).catch(httpError)
+        const one = parseOr400(submitBody, body)
+        const answer = await s.submit({ ...one, traceparent: one.traceparent ?? headerTraceparent(ctx.req.headers.traceparent) }).catch(httpError)
         return { status: answer.created ? 202 : 200, body: { id: answer.id, ...(answer.warning === undefined ? {} : { warning: answer.warning }) } }
       }
     },
@@ -144,9 +134,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'tasks this node holds, filtered',
       schema: { query: listQuery },
       handle: async ctx => {
-        const parsed = listQuery.safeParse(Object.fromEntries(ctx.query))
-        if (!parsed.success) throw badRequest('invalid-query', zodMessage(parsed.error))
-        const records = await s.list(parsed.data)
+        const records = await s.list(parseOr400(listQuery, Object.fromEntries(ctx.query), 'invalid-query'))
         return { body: { tasks: records.map(r => summarize(r)) } }
       }
     },
@@ -209,10 +197,9 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       schema: { body: signalBody },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
-        const parsed = signalBody.safeParse(await ctx.body())
-        if (!parsed.success) throw badRequest('invalid-body', zodMessage(parsed.error))
-        const view = await s.signal(id, parsed.data.name, parsed.data.data ?? null).catch(httpError)
-        return { body: { id, signal: parsed.data.name, state: stateOf(view.record) } }
+        const body = parseOr400(signalBody, await ctx.body())
+        const view = await s.signal(id, body.name, body.data ?? null).catch(httpError)
+        return { body: { id, signal: body.name, state: stateOf(view.record) } }
       }
     },
     {

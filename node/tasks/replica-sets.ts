@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { RecentCache } from '../../protocols/replica/index.js'
 import type { PresenceService } from '../../protocols/presence/index.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -24,8 +25,8 @@ export const DEFAULT_MAX_CACHED_PEERS = 1_024
 export class ReplicaSets {
   private readonly presence: PresenceService
   private readonly r: number
-  private readonly kadIds: Lru<string, Buffer>
-  private readonly peerIds: Lru<string, PeerId>
+  private readonly kadIds: RecentCache<Buffer>
+  private readonly peerIds: RecentCache<PeerId>
   /** replica sets for the current view; dropped whenever the set of live peers changes */
   private cache = new Map<string, PeerId[]>()
   private cachedView = ''
@@ -34,8 +35,8 @@ export class ReplicaSets {
     this.presence = presence
     this.r = replicationFactor
     const max = init.maxCachedPeers ?? DEFAULT_MAX_CACHED_PEERS
-    this.kadIds = new Lru(max)
-    this.peerIds = new Lru(max)
+    this.kadIds = new RecentCache(max)
+    this.peerIds = new RecentCache(max)
   }
 
   /** Peer ids cached, for tests: never more than `maxCachedPeers` of each kind. */
@@ -97,34 +98,6 @@ export class ReplicaSets {
 }
 
 /** A map that keeps the `max` entries used most recently (Map iterates in insertion order). */
-class Lru<K, V> {
-  private readonly map = new Map<K, V>()
-  private readonly max: number
-
-  constructor (max: number) {
-    this.max = max
-  }
-
-  get size (): number {
-    return this.map.size
-  }
-
-  get (key: K): V | undefined {
-    const value = this.map.get(key)
-    if (value !== undefined) {
-      this.map.delete(key)
-      this.map.set(key, value)
-    }
-    return value
-  }
-
-  set (key: K, value: V): void {
-    this.map.delete(key)
-    this.map.set(key, value)
-    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K)
-  }
-}
-
 function xor (a: Buffer, b: Buffer): Buffer {
   const out = Buffer.alloc(a.length)
   for (let i = 0; i < a.length; i++) out[i] = (a[i] as number) ^ (b[i] as number)

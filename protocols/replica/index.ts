@@ -7,3 +7,4 @@
 export { Replica } from './replica.js'
 export type { ReplicaInit, ReplicaStats } from './replica.js'
 export { retryDelay } from './backoff.js'
+export { RecentCache } from './recent.js'

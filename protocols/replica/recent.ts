@@ -1,12 +1,12 @@
 /**
- * The most recently used entries up to a count and a byte budget, oldest evicted first. A Map keeps
- * insertion order, so re-inserting on use makes it an LRU without a list of its own.
+ * The most recently used entries up to a count and (optionally) a byte budget, oldest evicted
+ * first. A Map keeps insertion order, so re-inserting on use makes it an LRU without a list of its own.
  */
 export class RecentCache<V> {
   private readonly entries = new Map<string, { value: V, bytes: number }>()
   private bytes = 0
 
-  constructor (private readonly maxEntries: number, private readonly maxBytes: number) {}
+  constructor (private readonly maxEntries: number, private readonly maxBytes = Number.POSITIVE_INFINITY) {}
 
   get (key: string): V | undefined {
     const e = this.entries.get(key)
@@ -16,7 +16,7 @@ export class RecentCache<V> {
     return e.value
   }
 
-  set (key: string, value: V, bytes: number): void {
+  set (key: string, value: V, bytes = 0): void {
     this.delete(key)
     // an entry larger than the whole budget is not worth evicting everything for
     if (bytes > this.maxBytes || this.maxEntries === 0) return

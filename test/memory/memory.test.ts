@@ -1,14 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { ApiServer } from '../../node/api/server.js'
+import { describe, expect, it } from 'vitest'
 import { MEMORY_AGENTS } from '../../node/agents/memory.js'
 import { openaiEmbedder } from '../../node/memory/embedder.js'
-import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { call } from '../helpers/api.js'
 import { FAST_TASKS } from '../helpers/fast.js'
-import { FakeOpenAI } from '../helpers/fake-openai.js'
-import { useTmpDirs } from '../helpers/tmp.js'
-import type { Testnet } from '../../sim/testnet.js'
+import { useMeshFixture } from '../helpers/mesh-fixture.js'
 
 /** A unit vector pointing mostly along axis i (of 16), so each record's nearest is itself. */
 function axis (i: number, dims = 16): number[] {
@@ -16,23 +12,12 @@ function axis (i: number, dims = 16): number[] {
 }
 
 describe('vector memory on the mesh', () => {
-  const tmp = useTmpDirs()
-  let net: Testnet | undefined
-  let api: ApiServer | undefined
-  let fake: FakeOpenAI | undefined
-  afterEach(async () => {
-    await api?.close()
-    await net?.stop()
-    await fake?.stop()
-    net = api = fake = undefined
-  })
+  const f = useMeshFixture()
 
   it('writes each record to a majority of its placement, finds it from any node, and survives the loss of a member', async () => {
-    net = await createTestnet(4, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [] } })
-    await net.ready()
+    const net = await f.mesh(4, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [] } })
     const nodes = net.nodes.map(n => n.tasks!)
-    api = await ApiServer.listen(net.nodes[0]!, { port: 0 })
-    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const base = await f.api(net.nodes[0]!)
     const records = Array.from({ length: 16 }, (_, i) => ({ id: `r${i}`, vector: axis(i), text: `record ${i}`, metadata: { parity: i % 2 === 0 ? 'even' : 'odd' } }))
     const put = await call(base, 'POST', '/v1/memory/notes', { records })
     expect(put.status).toBe(201)
@@ -77,12 +62,9 @@ describe('vector memory on the mesh', () => {
   }, 60_000)
 
   it('embeds texts through an OpenAI-compatible /v1/embeddings, and refuses bad requests with clear errors', async () => {
-    fake = new FakeOpenAI(() => ({ content: 'unused' }))
-    await fake.start()
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [], embed: openaiEmbedder({ model: 'embed-test', baseURL: fake.baseURL, apiKey: 'k' }) } })
-    await net.ready()
-    api = await ApiServer.listen(net.nodes[1]!, { port: 0 })
-    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const fake = await f.fakeOpenAI(() => ({ content: 'unused' }))
+    const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [], embed: openaiEmbedder({ model: 'embed-test', baseURL: fake.baseURL, apiKey: 'k' }) } })
+    const base = await f.api(net.nodes[1]!)
     const docs = ['the cat sat on the mat', 'stock prices fell sharply today', 'a recipe for tomato soup']
     for (const [i, text] of docs.entries()) expect((await call(base, 'POST', '/v1/memory/docs', { id: `d${i}`, text, metadata: { i } })).status).toBe(201)
     expect(fake.embeddingRequests.length).toBe(3)
@@ -105,8 +87,7 @@ describe('vector memory on the mesh', () => {
   }, 60_000)
 
   it('memory.put, memory.search and memory.delete run as tasks on any capable peer (ctx.memory)', async () => {
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: MEMORY_AGENTS } })
-    await net.ready()
+    const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: MEMORY_AGENTS } })
     const s = net.nodes[0]!.tasks!.service
     const run = async (capability: string, input: unknown): Promise<any> => {
       const { id } = await s.submit({ capability, input })

@@ -1,15 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { echoAgent } from '../../node/agents/basic.js'
-import { ApiServer } from '../../node/api/server.js'
 import { llmAgents } from '../../node/llm/agents.js'
 import { stateOf } from '../../protocols/task/index.js'
-import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { call } from '../helpers/api.js'
 import { FAST_TASKS } from '../helpers/fast.js'
-import { FakeOpenAI } from '../helpers/fake-openai.js'
-import { useTmpDirs } from '../helpers/tmp.js'
+import { useMeshFixture } from '../helpers/mesh-fixture.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { Testnet } from '../../sim/testnet.js'
 
@@ -37,16 +34,7 @@ const waitsBriefly: Agent = {
 const TASKS = { ...FAST_TASKS, presenceIntervalMs: 1_000, leaseMs: 1_000 }
 
 describe('durable waits', () => {
-  const tmp = useTmpDirs()
-  let net: Testnet | undefined
-  let api: ApiServer | undefined
-  let fake: FakeOpenAI | undefined
-  afterEach(async () => {
-    await api?.close()
-    await net?.stop()
-    await fake?.stop()
-    net = api = fake = undefined
-  })
+  const f = useMeshFixture()
 
   const waiting = async (n: Testnet, id: string): Promise<void> => {
     await waitFor(async () => stateOf((await n.nodes[0]!.tasks!.service.get(id)).record) === 'waiting', { what: `task ${id} to wait`, timeoutMs: 20_000 })
@@ -54,8 +42,7 @@ describe('durable waits', () => {
 
   it('a wait gives its lease and slot back, survives the death of the peer that ran the first half, and resumes elsewhere from the journal', async () => {
     firstHalves = 0
-    net = await createTestnet(4, { baseDir: await tmp(), tasks: { ...TASKS, agents: [twoHalves] } })
-    await net.ready()
+    const net = await f.mesh(4, { tasks: { ...TASKS, agents: [twoHalves] } })
     const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'two.halves', input: null })
     await waiting(net, id)
     const record = (await net.nodes[0]!.tasks!.service.get(id)).record
@@ -78,10 +65,8 @@ describe('durable waits', () => {
   }, 60_000)
 
   it('a signal for a task that is not waiting is a 409, a bad one a 400; a wait that times out fails the attempt clearly', async () => {
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [echoAgent, waitsBriefly] } })
-    await net.ready()
-    api = await ApiServer.listen(net.nodes[1]!, { port: 0 })
-    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [echoAgent, waitsBriefly] } })
+    const base = await f.api(net.nodes[1]!)
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'echo', input: 1 })
     await s.waitFor(id, 20_000)
@@ -97,13 +82,10 @@ describe('durable waits', () => {
   }, 60_000)
 
   it('a tool call that needs approval waits for it; a rejection reaches the model as a refusal, and the tool never runs', async () => {
-    fake = new FakeOpenAI((body, n) => n % 2 === 1 ? { toolCalls: [{ name: 'echo', arguments: { input: 'rm -rf' } }] } : { content: 'understood' })
-    await fake.start()
+    const fake = await f.fakeOpenAI((body, n) => n % 2 === 1 ? { toolCalls: [{ name: 'echo', arguments: { input: 'rm -rf' } }] } : { content: 'understood' })
     const llm = llmAgents({ model: 'm', baseURL: fake.baseURL, apiKey: 'k' })
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [...llm, echoAgent] } })
-    await net.ready()
-    api = await ApiServer.listen(net.nodes[2]!, { port: 0 })
-    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [...llm, echoAgent] } })
+    const base = await f.api(net.nodes[2]!)
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'agent', input: { prompt: 'clean up', tools: ['echo'], needsApproval: ['echo'] } })
     await waiting(net, id)
