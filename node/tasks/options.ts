@@ -50,6 +50,13 @@ export const taskOptionsSchema = z.strictObject({
    * @default 5_000
    */
   presenceIntervalMs: timerMs().default(5_000),
+  /**
+   * The least time between two of this peer's early announcements of a capability going full or
+   * free. Under load slots fill and free many times a second, and each flip was a message every
+   * peer checked: more than one per task.
+   * @default 1_000
+   */
+  presenceEarlyGapMs: timerMs(0).default(1_000),
   /** each rank of the rendezvous order waits this much longer before claiming. @default 150 */
   claimStaggerMs: timerMs(0).default(150),
   /** how many of the first-ranked capable peers claim an announced task. @default 3 */

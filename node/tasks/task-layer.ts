@@ -96,6 +96,7 @@ export class TaskLayer {
       log: logger('agentmesh:presence')
     }, {
       intervalMs: options.presenceIntervalMs,
+      earlyGapMs: options.presenceEarlyGapMs,
       version: VERSION,
       capabilities: () => this.runtime.capabilities(),
       freeSlots: () => this.runtime.freeSlots()

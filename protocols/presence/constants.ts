@@ -24,3 +24,5 @@ export const DEFAULT_CATALOG_EVERY = 10
 
 /** How many peers, on average, greet a newcomer early. */
 export const DEFAULT_WELCOMERS = 3
+/** @default 1_000: the least time between two early announcements of a slot change */
+export const DEFAULT_EARLY_GAP_MS = 1_000

@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DEFAULT_CATALOG_EVERY, DEFAULT_EXPIRY_INTERVALS, DEFAULT_FORGET_AFTER_EXPIRIES, DEFAULT_INTERVAL_MS, DEFAULT_INTERVAL_RATIO, DEFAULT_MAX_PEERS, DEFAULT_WELCOMERS } from './constants.js'
+import { DEFAULT_CATALOG_EVERY, DEFAULT_EARLY_GAP_MS, DEFAULT_EXPIRY_INTERVALS, DEFAULT_FORGET_AFTER_EXPIRIES, DEFAULT_INTERVAL_MS, DEFAULT_INTERVAL_RATIO, DEFAULT_MAX_PEERS, DEFAULT_WELCOMERS } from './constants.js'
 import type { CapabilityInfo, MeshGossip, Presence } from '../gossip/index.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Logger, PeerId } from '@libp2p/interface'
@@ -51,6 +51,12 @@ export interface PresenceInit {
    * @default 3
    */
   welcomers?: number
+  /**
+   * The least time between two early announcements of a capability going full or free; a flip
+   * within it rides on the announcement at its end.
+   * @default 1_000
+   */
+  earlyGapMs?: number
   version: string
   capabilities: () => CapabilityInfo[]
   freeSlots: () => Record<string, number>
@@ -101,6 +107,8 @@ export class PresenceService {
   private soon?: ReturnType<typeof setTimeout>
   private running = false
   private announced = 0
+  /** when this node last announced, by its clock */
+  private lastAnnouncedAt = -Infinity
   private lastCatalog = ''
   private catalogDue = false
   /** which capabilities had a free slot in our last announcement */
@@ -200,7 +208,9 @@ export class PresenceService {
    * next regular one (a flood per task start and end was most of the gossip under load).
    */
   slotsChanged (): void {
-    if (availability(this.init.freeSlots()) !== this.lastAvailability) this.announceSoon()
+    if (availability(this.init.freeSlots()) === this.lastAvailability) return
+    const gap = this.init.earlyGapMs ?? DEFAULT_EARLY_GAP_MS
+    this.announceSoon(Math.max(50, this.lastAnnouncedAt + gap - this.now()))
   }
 
   /** Announce now-ish: capabilities or someone new arrived. */
@@ -277,6 +287,7 @@ export class PresenceService {
     const catalog = JSON.stringify(capabilities)
     const full = this.catalogDue || catalog !== this.lastCatalog || this.announced % (this.init.catalogEvery ?? DEFAULT_CATALOG_EVERY) === 0
     this.announced++
+    this.lastAnnouncedAt = this.now()
     this.catalogDue = false
     this.lastCatalog = catalog
     const freeSlots = this.init.freeSlots()

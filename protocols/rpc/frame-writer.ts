@@ -4,6 +4,9 @@ import type { LengthPrefixedStream } from '@libp2p/utils'
 /** The most bytes one coalesced write carries (a larger frame goes alone). */
 const MAX_BATCH_BYTES = 64 * 1024
 
+/** frames written and the writes that carried them: the coalescing figure */
+export interface WriterStats { framesWritten: number, writes: number }
+
 interface Queued {
   frame: Uint8Array
   /** asked at flush time: a request that timed out while queued is never sent */
@@ -18,10 +21,7 @@ interface Queued {
 export class FrameWriter {
   private queue: Queued[] = []
   private flushing: Promise<void> | undefined
-  /** frames written and the writes that carried them, for the coalescing figure */
-  readonly stats = { frames: 0, writes: 0 }
-
-  constructor (private readonly lp: LengthPrefixedStream<Stream>, private readonly onError: (err: Error) => void) {}
+  constructor (private readonly lp: LengthPrefixedStream<Stream>, private readonly onError: (err: Error) => void, private readonly stats: WriterStats) {}
 
   write (frame: Uint8Array, wanted?: () => boolean): void {
     this.queue.push({ frame, wanted })
@@ -50,7 +50,7 @@ export class FrameWriter {
         }
         this.queue = this.queue.slice(taken)
         if (batch.length === 0) continue
-        this.stats.frames += batch.length
+        this.stats.framesWritten += batch.length
         this.stats.writes++
         await this.lp.writeV(batch.map(q => q.frame))
       }

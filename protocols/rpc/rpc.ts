@@ -1,6 +1,7 @@
 import { lpStream } from '@libp2p/utils'
 import { DEFAULT_MAX_CONCURRENT_HANDLERS, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.js'
 import { FrameWriter } from './frame-writer.js'
+import { windowUpdatesAtHalf } from './window-updates.js'
 import { RpcBadResponseError, RpcChannelResetError, RpcRemoteError, RpcTimeoutError, RpcUnavailableError } from './errors.js'
 import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -69,6 +70,9 @@ export interface RpcStats {
   badResponses: number
   /** times an inbound stream was paused because maxConcurrentHandlers handlers were running */
   handlerWaits: number
+  /** frames (requests and answers) written, and the stream writes that carried them */
+  framesWritten: number
+  writes: number
 }
 
 interface Pending {
@@ -102,7 +106,9 @@ export class RpcEndpoint {
     lateAnswers: 0,
     channelsReset: 0,
     badResponses: 0,
-    handlerWaits: 0
+    handlerWaits: 0,
+    framesWritten: 0,
+    writes: 0
   }
 
   private readonly libp2p: Libp2pLike
@@ -229,9 +235,10 @@ export class RpcEndpoint {
       throw new RpcUnavailableError('endpoint stopped')
     }
     this.stats.streamsOpened++
+    windowUpdatesAtHalf(stream)
     const lp = this.lp(stream)
     // the writer fails the channel only from a write, so after `channel` exists
-    const writer = new FrameWriter(lp, err => { this.fail(channel, new RpcUnavailableError(`${this.init.protocol} to ${key}: write failed: ${err.message}`)) })
+    const writer = new FrameWriter(lp, err => { this.fail(channel, new RpcUnavailableError(`${this.init.protocol} to ${key}: write failed: ${err.message}`)) }, this.stats)
     const channel: Channel = { key, stream, lp, pending: new Map(), writer, timeoutsInARow: 0, closed: false }
     void this.readAnswers(channel)
     return channel
@@ -275,10 +282,11 @@ export class RpcEndpoint {
 
   private async serve (stream: Stream, from: PeerId): Promise<void> {
     this.inbound.add(stream)
+    windowUpdatesAtHalf(stream)
     // a paused stream keeps what arrives (up to its maxReadBufferLength) and hands it all over in
     // one event on resume, so the byte buffer must take that much beside a partly read frame
     const lp = this.lp(stream, this.maxFrame + 64 + stream.maxReadBufferLength)
-    const writer = new FrameWriter(lp, () => {})
+    const writer = new FrameWriter(lp, () => {}, this.stats)
     let active = 0
     let slotFreed: PromiseWithResolvers<void> | undefined
     try {

@@ -25,6 +25,7 @@ const DOCUMENTED_DEFAULTS = {
   maxResultBytes: 1_048_576,
   maxInlineResultBytes: 16_384,
   presenceIntervalMs: 5_000,
+  presenceEarlyGapMs: 1_000,
   claimStaggerMs: 150,
   claimRanks: 3,
   keepRanks: 8,

@@ -50,7 +50,7 @@ async function presenceOn (node: AgentNode, init: Omit<PresenceInit, 'version'>)
   const gossip = new MeshGossip({ pubsub, privateKey, peerId: node.peerId, log }, { mesh: node.mesh })
   const sent: Presence[] = []
   const publish = gossip.publishPresence.bind(gossip)
-  gossip.publishPresence = async p => { sent.push(p as Presence); await publish(p) }
+  gossip.publishPresence = async p => { sent.push({ ...p, at: Date.now() } as Presence); await publish(p) }
   const presence = new PresenceService({
     gossip,
     pubsub,
@@ -96,7 +96,7 @@ describe('presence', () => {
   it('announces early when a capability fills up or frees, not on every slot taken', async () => {
     net = await createTestnet(1, { baseDir: await tmp(), tasks: false })
     let free = 3
-    const s = await presenceOn(net.nodes[0] as AgentNode, { intervalMs: 60_000, capabilities: () => [{ name: 'echo' }], freeSlots: () => ({ echo: free }) })
+    const s = await presenceOn(net.nodes[0] as AgentNode, { intervalMs: 60_000, earlyGapMs: 0, capabilities: () => [{ name: 'echo' }], freeSlots: () => ({ echo: free }) })
     running.push(s.presence)
     await waitFor(() => s.sent.length === 1, { what: 'the first announcement' })
     const early = async (change: () => void): Promise<boolean> => {
@@ -112,6 +112,28 @@ describe('presence', () => {
     expect(s.sent.at(-1)?.freeSlots).toEqual({ echo: 0 })
     expect(await early(() => { free = 0 })).toBe(false)
     expect(await early(() => { free = 1 })).toBe(true)
+  })
+
+  it('spaces early announcements by earlyGapMs under flapping slots, and the last change still goes out', async () => {
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: false })
+    const gap = 300
+    let free = 1
+    const s = await presenceOn(net.nodes[0] as AgentNode, { intervalMs: 60_000, earlyGapMs: gap, capabilities: () => [{ name: 'echo' }], freeSlots: () => ({ echo: free }) })
+    running.push(s.presence)
+    await waitFor(() => s.sent.length === 1, { what: 'the first announcement' })
+    // a capability filling and freeing every 20 ms for a second: 50 flips
+    for (let i = 0; i < 50; i++) {
+      free = free === 0 ? 1 : 0
+      s.presence.slotsChanged()
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    free = 0
+    s.presence.slotsChanged()
+    await waitFor(() => s.sent.at(-1)?.freeSlots.echo === 0 && s.presence.live()[0]?.freeSlots.echo === 0, { what: 'the last change announced', timeoutMs: 5_000 })
+    const times = s.sent.map(p => p.at)
+    for (let i = 1; i < times.length; i++) expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(gap - 5)
+    // about one a gap over the flapping second, not one a flip
+    expect(s.sent.length).toBeLessThan(12)
   })
 
   describe('what a peer declares', () => {
