@@ -5,7 +5,7 @@
  * waited on past its bound.
  */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -54,6 +54,30 @@ function cpuTicks (pid: number): number {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return Number(rest[11]) + Number(rest[12])
   } catch { return 0 }
+}
+
+/** utime and stime of a process's main thread, and of all its other threads (libuv's pool, V8's helpers), in ticks. */
+interface CpuSplit { mainUser: number, mainSys: number, others: number }
+
+function cpuSplit (pid: number): CpuSplit {
+  const split: CpuSplit = { mainUser: 0, mainSys: 0, others: 0 }
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const user = Number(rest[11])
+      const sys = Number(rest[12])
+      if (Number(tid) === pid) {
+        split.mainUser += user
+        split.mainSys += sys
+      } else split.others += user + sys
+    }
+  } catch {}
+  return split
+}
+
+function sumSplits (pids: number[]): CpuSplit {
+  return pids.map(cpuSplit).reduce((a, b) => ({ mainUser: a.mainUser + b.mainUser, mainSys: a.mainSys + b.mainSys, others: a.others + b.others }), { mainUser: 0, mainSys: 0, others: 0 })
 }
 
 function rssMiB (pid: number): number {
@@ -121,6 +145,8 @@ interface RunResult {
   cpuMsPerTask: number
   /** the same, less what the daemons burn idle over as long (measured before the runs) */
   cpuMsPerTaskNetOfIdle: number
+  /** ms per task: the daemons' main threads in user and system time, and their other threads */
+  split: CpuSplit
   before: Counters
   after: Counters
   why: Map<string, number>
@@ -134,6 +160,8 @@ interface RunResult {
 async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTasks: number, runMs: number, waitMs: number, ticks: number, idleTicksPerSec: number): Promise<RunResult> {
   const before = await counters(daemons)
   const cpu0 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
+  const pids = daemons.map(d => d.proc.pid as number)
+  const split0 = sumSplits(pids)
   const start = performance.now()
   const stopAt = start + runMs
   let next = 0
@@ -156,6 +184,8 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = (performance.now() - start) / 1000
   const cpu1 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
+  const split1 = sumSplits(pids)
+  const perTask = (t: number): number => t / ticks * 1000 / Math.max(1, counts.completed)
   const after = await counters(daemons)
   latencies.sort((a, b) => a - b)
   return {
@@ -164,6 +194,7 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
     latencies,
     cpuMsPerTask: (cpu1 - cpu0) / ticks * 1000 / Math.max(1, counts.completed),
     cpuMsPerTaskNetOfIdle: (cpu1 - cpu0 - idleTicksPerSec * seconds) / ticks * 1000 / Math.max(1, counts.completed),
+    split: { mainUser: perTask(split1.mainUser - split0.mainUser), mainSys: perTask(split1.mainSys - split0.mainSys), others: perTask(split1.others - split0.others) },
     before,
     after,
     why
@@ -234,7 +265,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
         const per = (get: (x: Counters) => number): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(1)
         add(`${n} daemons, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
-        const extra = [`claims denied ${per(x => x.claimsDenied)}/task`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
+        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
       }
       const loadedRss = pids.map(rssMiB)
