@@ -43,11 +43,16 @@ export class AntiEntropy {
     await this.loop.stop()
   }
 
-  /** Ids this node holds that `peer` should hold too: both are members of the record's placement. */
+  /**
+   * Ids this node holds that `peer` should hold too: both are members of the record's placement,
+   * and the record is not in flux. Both sides of a comparison leave the same records out (the
+   * cutoff differs by their clocks' skew: a record on the edge costs an id exchange, no push).
+   */
   sharedWith (peer: string): string[] {
     const me = this.c.peerId.toString()
+    const cutoff = Date.now() - this.c.options.antiEntropyMinAgeMs
     const out: string[] = []
-    for (const [id, members] of this.c.replica.members) if (members.includes(peer) && members.includes(me)) out.push(id)
+    for (const [id, members] of this.c.replica.members) if (members.includes(peer) && members.includes(me) && this.c.replica.settled(id, cutoff)) out.push(id)
     return out
   }
 
@@ -55,8 +60,9 @@ export class AntiEntropy {
     this.stats.rounds++
     const me = this.c.peerId.toString()
     const byPeer = new Map<string, string[]>()
+    const cutoff = Date.now() - this.c.options.antiEntropyMinAgeMs
     for (const [id, members] of this.c.replica.members) {
-      if (!members.includes(me)) continue
+      if (!members.includes(me) || !this.c.replica.settled(id, cutoff)) continue
       for (const peer of members) if (peer !== me) byPeer.set(peer, [...(byPeer.get(peer) ?? []), id])
     }
     for (const [peer, ids] of byPeer) {

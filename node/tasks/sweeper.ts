@@ -20,7 +20,8 @@ interface Announced {
  * and saw no certificate within a lease asks too, showing its vote to the others.
  */
 export class Sweeper {
-  readonly stats = { sweeps: 0, reannounced: 0, decided: 0, expired: 0 }
+  /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot */
+  readonly stats = { sweeps: 0, reannounced: 0, reannounceHeld: 0, decided: 0, expired: 0 }
   private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
@@ -39,7 +40,7 @@ export class Sweeper {
    * claim, a submit) is next read from its placement, and the backoff. Completions are told to the
    * submitter alone, so such a copy hears of none: read, it settles and retention forgets it.
    */
-  private readonly refreshAt = new Map<string, { at: number, delayMs: number }>()
+  private readonly refreshAt = new Map<string, { at: number, delayMs: number, reads: number }>()
   private readonly loop: Repeater
 
   constructor (components: TaskComponents, tasks: TaskService) {
@@ -89,6 +90,7 @@ export class Sweeper {
       if (cert.value.state === 'dead') this.c.events.safeDispatchEvent('dead', { detail: { id, capability: record.task.capability, reason: cert.value.reason ?? 'dead' } })
       await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
     }
+    const takers = this.takers()
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)
       if (record === undefined || !this.isFirstLiveMember(record.placement.members, live)) continue
@@ -98,6 +100,13 @@ export class Sweeper {
       const retryReady = record.notBefore !== undefined && record.notBefore > seen.at && now >= record.notBefore
       if (now < due && !retryReady) {
         this.announced.set(id, seen)
+        continue
+      }
+      // with every capable peer busy an announcement reaches nobody who can take it, and under
+      // overload it was most of the traffic: every peer checked and stored each one. The task waits
+      // on its placement until a slot frees (a free peer also pulls it), its backoff unspent.
+      if (!takers(record.task.capability)) {
+        this.stats.reannounceHeld++
         continue
       }
       this.announced.set(id, { at: now, count: seen.count + 1 })
@@ -125,14 +134,29 @@ export class Sweeper {
       if (this.c.replica.members.get(id)?.includes(me) !== false) continue
       const due = this.refreshAt.get(id)
       if (due === undefined) {
-        this.refreshAt.set(id, { at: now + this.c.options.leaseMs, delayMs: this.c.options.leaseMs })
+        this.refreshAt.set(id, { at: now + this.c.options.leaseMs, delayMs: this.c.options.leaseMs, reads: 0 })
         continue
       }
       if (now < due.at) continue
       read++
-      await this.tasks.find(id).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
+      // one member a read, another each time: any member's certified final state settles the copy,
+      // and reading all of them for every copy kept was most of the requests under overload
+      await this.tasks.find(id, { oneMember: due.reads }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
       const delayMs = Math.min(due.delayMs * 2, this.c.options.reannounceCapMs)
-      this.refreshAt.set(id, { at: now + delayMs, delayMs })
+      this.refreshAt.set(id, { at: now + delayMs, delayMs, reads: due.reads + 1 })
+    }
+  }
+
+  /** Whether some live peer, this one included, offers a capability with a slot free; answered once per capability a sweep. */
+  private takers (): (capability: string) => boolean {
+    const answers = new Map<string, boolean>()
+    return capability => {
+      let free = answers.get(capability)
+      if (free === undefined) {
+        free = this.c.presence.live().some(p => (p.freeSlots[capability] ?? 0) > 0 && p.capabilities.some(cap => cap.name === capability))
+        answers.set(capability, free)
+      }
+      return free
     }
   }
 

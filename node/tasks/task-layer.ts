@@ -26,7 +26,7 @@ import { ProgressRefusedError } from './errors.js'
 import { TaskService } from './task-service.js'
 import type { TaskComponents } from './components.js'
 import type { TaskLayerInit, TaskLayerOptions } from './options.js'
-import type { LeaseRequest } from '../../protocols/lease/index.js'
+import type { HandlerStats, LeaseRequest } from '../../protocols/lease/index.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { OfferItem, ProgressItem, RecordsRequest } from '../../protocols/records/index.js'
 import type { MeshServices } from '../libp2p-options.js'
@@ -72,7 +72,10 @@ export class TaskLayer {
   /** streamed progress of the tasks this node submitted: `progress.subscribe(id, listener)` */
   readonly progress: ProgressHub
   private readonly progressSender: ProgressSender
-  readonly handlerStats = { badRequests: 0 }
+  /** peers' requests: malformed ones, and those served by op */
+  readonly handlerStats: HandlerStats = { badRequests: 0, served: {} }
+  /** this node's own requests to itself (not counted by op) */
+  private readonly localHandlerStats: HandlerStats = { badRequests: 0 }
   private readonly leaseRpc: RpcEndpoint
   private readonly recordsRpc: RpcEndpoint
 
@@ -122,8 +125,8 @@ export class TaskLayer {
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
     // this node's own requests are parsed like a peer's: they carry agents' values (steps, results, waits)
-    const leaseLocal = leaseHandler(this.replica, this.handlerStats)
-    const recordsLocal = recordsHandler(this.replica, this.handlerStats, recordsInit)
+    const leaseLocal = leaseHandler(this.replica, this.localHandlerStats)
+    const recordsLocal = recordsHandler(this.replica, this.localHandlerStats, recordsInit)
     const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
     this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets })
@@ -231,7 +234,7 @@ export class TaskLayer {
       presence: { ...this.presence.stats },
       store: { ...this.host.store.stats },
       memory: { ...this.memory.stats, ...this.memory.local.stats, records: this.memory.local.size },
-      rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests }
+      rpc: { lease: { ...this.leaseRpc.stats }, records: { ...this.recordsRpc.stats }, badRequests: this.handlerStats.badRequests + this.localHandlerStats.badRequests, served: { ...this.handlerStats.served } }
     }
   }
 }

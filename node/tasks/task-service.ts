@@ -71,7 +71,8 @@ export interface ListFilter {
  * what it knows of each task; what it lacks it asks the task's replica set for.
  */
 export class TaskService {
-  readonly stats = { submitted: 0, noticesApplied: 0 }
+  /** waitPolls: reads of one placement member by a wait that heard no notice */
+  readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waiters = new Map<string, Set<(byNotice: boolean) => void>>()
@@ -326,7 +327,7 @@ export class TaskService {
    * What this node knows: from its own store only a certified final state; anything else is asked
    * of the task's placement (found from the local copy, else from the members this node would pick).
    */
-  async find (id: string, options: { complete?: boolean } = {}): Promise<TaskView | undefined> {
+  async find (id: string, options: { complete?: boolean, oneMember?: number } = {}): Promise<TaskView | undefined> {
     const local = await this.c.replica.get(id)
     // a certified copy answers for the outcome; its history may lack an attempt a majority granted
     // without this member, so a reader of the whole history (an event stream, a trace) asks anyway
@@ -346,9 +347,16 @@ export class TaskService {
         result ??= got.data.result
       }
     }
-    await ask(record?.placement.members ?? this.c.membership.choose(id).members)
-    // the record names its placement: ask its members if the guess missed them
-    if (record !== undefined) await ask(record.placement.members)
+    const others = record?.placement.members.filter(m => m !== this.c.peerId.toString()) ?? []
+    if (options.oneMember !== undefined && others.length > 0) {
+      // one member at a time: any member's certified final state is proof enough, and a wait on a
+      // task that is still queued asked every member every poll (most of the traffic under overload)
+      await ask([others[options.oneMember % others.length] as string])
+    } else {
+      await ask(record?.placement.members ?? this.c.membership.choose(id).members)
+      // the record names its placement: ask its members if the guess missed them
+      if (record !== undefined) await ask(record.placement.members)
+    }
     if (record === undefined) return undefined
     // kept: a certified final state is answered locally from now on
     const kept = await this.c.replica.put(record, result)
@@ -372,6 +380,7 @@ export class TaskService {
     let view = local.record !== undefined && waitMs > 0 ? { record: local.record, result: local.result } : await this.get(id)
     // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
     let pollMs = this.c.options.waitPollBaseMs
+    let polls = 0
     while (!isSettled(view) && Date.now() < deadline) {
       const noticed = await new Promise<boolean>(resolve => {
         const set = this.waiters.get(id) ?? new Set()
@@ -380,8 +389,13 @@ export class TaskService {
         const timer = setTimeout(() => { wake(false) }, Math.min(Math.max(0, deadline - Date.now()), pollMs))
         set.add(wake)
       })
-      if (!noticed) pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)
-      view = await this.get(id)
+      if (noticed) {
+        view = await this.get(id)
+        continue
+      }
+      pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)
+      this.stats.waitPolls++
+      view = await this.find(id, { oneMember: polls++ }) ?? view
     }
     return view
   }

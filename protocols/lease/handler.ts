@@ -5,6 +5,13 @@ import type { PeerId } from '@libp2p/interface'
 
 export interface HandlerStats {
   badRequests: number
+  /** requests served, by protocol and op (`lease.acquire`, `records.put`): kept when present */
+  served?: Record<string, number>
+}
+
+/** Counts one served request by its op, when `stats` keeps them. */
+export function countServed (stats: HandlerStats, protocol: string, op: string): void {
+  if (stats.served !== undefined) stats.served[`${protocol}.${op}`] = (stats.served[`${protocol}.${op}`] ?? 0) + 1
 }
 
 /** The server side of `/agentmesh/lease/1.0.0`: a malformed request gets status ERROR, never a crash. */
@@ -15,6 +22,7 @@ export function leaseHandler (replica: Replica, stats: HandlerStats) {
       stats.badRequests++
       return { status: 'ERROR', reason: `bad request: ${parsed.error.issues[0]?.message ?? 'invalid'}` }
     }
+    countServed(stats, 'lease', parsed.data.op)
     return replica.handleLease(from.toString(), parsed.data)
   }
 }

@@ -13,7 +13,8 @@
  */
 export { LeaseClient, HeldLease, majority, refusal } from './client.js'
 export type { Answer, LeaseCaller, LeaseClientInit, LeaseClientStats, Target } from './client.js'
-export { leaseHandler } from './handler.js'
+export { countServed, leaseHandler } from './handler.js'
+export type { HandlerStats } from './handler.js'
 export { untilQuorum } from './quorum.js'
 export * from './constants.js'
 export * from './errors.js'

@@ -3,6 +3,7 @@ import { byteLength } from '../task/index.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
 import type { OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
+import { countServed } from '../lease/handler.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
 import type { PeerId } from '@libp2p/interface'
@@ -31,6 +32,7 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       return { status: 'ERROR', reason: `bad request: ${parsed.error.issues[0]?.message ?? 'invalid'}` }
     }
     const req = parsed.data
+    countServed(stats, 'records', req.op)
     switch (req.op) {
       case 'put': {
         // only a member keeps a task for others: a submit to the wrong peer is refused, not cached

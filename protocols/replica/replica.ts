@@ -211,6 +211,12 @@ export class Replica {
     return { record, result: result !== undefined && record !== undefined && resultMatches(record.final?.cert.value, result) ? result : undefined }
   }
 
+  /** False for an unfinished task whose record changed after `cutoff` (its members are still converging): anti-entropy leaves it. */
+  settled (id: string, cutoff: number): boolean {
+    const state = this.live.get(id)
+    return state?.record === undefined || state.record.updatedAt <= cutoff
+  }
+
   /** Tasks of which this member holds a placement share and would grant a lease now: the pull path. */
   async claimable (capabilities: Set<string>, limit: number, minAgeMs = 0): Promise<Array<{ task: Task, placement: Placement }>> {
     const now = this.now()

@@ -34,6 +34,7 @@ const TASKS_CONFIG = {
   claimStaggerMs: 50,
   rpcTimeoutMs: 1_500,
   antiEntropyIntervalMs: 3_000,
+  antiEntropyMinAgeMs: 1_000,
   defaultMaxAttempts: 5,
   syncWrites: false
 }

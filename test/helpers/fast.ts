@@ -13,5 +13,6 @@ export const FAST_TASKS: TaskLayerInit = {
   backoffCapMs: 400,
   claimStaggerMs: 50,
   rpcTimeoutMs: 2_000,
+  antiEntropyMinAgeMs: 300,
   syncWrites: false
 }

@@ -40,6 +40,7 @@ const DOCUMENTED_DEFAULTS = {
   waitPollBaseMs: 1_000,
   waitPollCapMs: 8_000,
   antiEntropyIntervalMs: 30_000,
+  antiEntropyMinAgeMs: 10_000,
   retentionMs: 604_800_000,
   membershipWindowMs: 600_000,
   offerQueueLimit: 256,

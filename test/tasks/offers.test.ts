@@ -82,4 +82,29 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     await waitFor(() => holders().every(n => !n.tasks!.replica.active.has(id)), { what: 'every kept copy to settle', timeoutMs: 20_000 })
     for (const n of holders()) expect((await n.tasks!.replica.get(id)).record?.final?.state).toBe('completed')
   })
+  it('holds re-announcements while every capable peer is busy, and sends one once a slot frees', async () => {
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 1, run: async () => { await opened; return 'ran' } }
+    // only re-announcements move a stored task here: no pulls
+    const tasks = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, presenceEarlyGapMs: 0, reannounceBaseMs: 100, reannounceCapMs: 200, pullIntervalMs: 60_000 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 1 ? [gated] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    const busy = await a.tasks!.service.submit({ capability: 'gated', input: 'keeps the only slot' })
+    const seesBusy = (n: AgentNode): boolean => n.tasks!.presence.live().find(p => p.peerId === b.peerId.toString())?.freeSlots.gated === 0
+    await waitFor(() => b.tasks!.executor.running().length === 1 && net!.nodes.every(seesBusy), { what: 'the one capable peer busy, as every node sees it' })
+    // stored on its placement and offered to no one: only a re-announcement would bring it to b
+    const task = makeTask({ capability: 'gated', input: 'waits for a slot', submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+    const record = newRecord(task, a.tasks!.membership.choose(task.id))
+    await a.tasks!.service.storeOnPlacement(record)
+    const sweepers = () => net!.nodes.map(n => n.tasks!.sweeper.stats)
+    const sent = sweepers().reduce((sum, st) => sum + st.reannounced, 0)
+    await waitFor(() => sweepers().reduce((sum, st) => sum + st.reannounceHeld, 0) >= 5, { what: 'held re-announcements' })
+    expect(sweepers().reduce((sum, st) => sum + st.reannounced, 0)).toBe(sent)
+    expect(b.tasks!.claimer.stats.announcementsSeen).toBe(0)
+    open()
+    expect(await completed(a, [busy.id, task.id])).toEqual(['completed', 'completed'])
+    expect(sweepers().reduce((sum, st) => sum + st.reannounced, 0)).toBeGreaterThan(sent)
+  })
 })

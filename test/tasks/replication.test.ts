@@ -173,6 +173,27 @@ describe('replicated records', () => {
     }
   })
 
+  it('anti-entropy leaves a record in flux to the messages of its task, and repairs it once it settles', async () => {
+    // a member that missed a submit: stopped while it was made, started again without it
+    const tasks = { ...TASKS, antiEntropyIntervalMs: 100, antiEntropyMinAgeMs: 60_000 }
+    net = await createTestnet(3, { baseDir: await tmp(), tasks })
+    await net.ready()
+    await net.nodes[2]!.stop()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'nobody.runs', input: 'in flux' })
+    const again = await net.restartNode(2, { tasks })
+    await net.ready()
+    const nodes = net.nodes.map(n => n.tasks!)
+    expect(again.tasks!.replica.hashes.has(id)).toBe(false)
+    // rounds run, but the record changed within antiEntropyMinAgeMs: nobody pushes it
+    const rounds = nodes.map(t => t.antiEntropy.stats.rounds)
+    await waitFor(() => nodes.every((t, i) => t.antiEntropy.stats.rounds >= (rounds[i] as number) + 3), { what: 'three anti-entropy rounds on every node' })
+    expect(again.tasks!.replica.hashes.has(id)).toBe(false)
+    expect(nodes.reduce((sum, t) => sum + t.antiEntropy.stats.recordsPushed, 0)).toBe(0)
+    // settled (here: the age limit lowered on every node, as time would), it is repaired
+    for (const t of nodes) (t.options as { antiEntropyMinAgeMs: number }).antiEntropyMinAgeMs = 0
+    await waitFor(() => again.tasks!.replica.hashes.has(id), { what: 'the missed record repaired by anti-entropy', timeoutMs: 20_000 })
+  })
+
   it('a node restarted from its data dir has its records and lease terms', async () => {
     net = await createTestnet(3, { baseDir: await tmp(), tasks: TASKS })
     await net.ready()

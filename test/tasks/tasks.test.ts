@@ -16,6 +16,39 @@ describe('tasks over gossip', () => {
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
+  it('a wait that hears no notice asks one placement member a poll, and still gets the result', async () => {
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 64, run: async () => { await opened; return 'done' } }
+    const tasks = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, waitPollBaseMs: 30, waitPollCapMs: 30 }
+    // the waiting node runs nothing and is no member of the task's placement, so each poll is a request
+    net = await createTestnet(4, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 1 ? [gated] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    const s = a.tasks!.service
+    let id = ''
+    for (let i = 0; id === ''; i++) {
+      if (i > 50) throw new Error('no placement without the submitter in 50 tries')
+      const r = await s.submit({ capability: 'gated', input: i })
+      if (!(await s.get(r.id)).record.placement.members.includes(a.peerId.toString())) id = r.id
+    }
+    await waitFor(() => b.tasks!.executor.running().includes(id), { what: 'the task to run' })
+    const waiting = s.waitFor(id, 30_000)
+    await waitFor(() => s.stats.waitPolls >= 2, { what: 'the first polls' })
+    const polls0 = s.stats.waitPolls
+    const sent0 = a.tasks!.stats().rpc as { records: { requestsSent: number } }
+    await waitFor(() => s.stats.waitPolls >= polls0 + 8, { what: 'eight more polls' })
+    const polls = s.stats.waitPolls - polls0
+    const sent = (a.tasks!.stats().rpc as { records: { requestsSent: number } }).records.requestsSent - sent0.records.requestsSent
+    // one member a poll (asking all three was three requests a poll); the slack is the poll in flight
+    expect(sent).toBeLessThanOrEqual(polls + 1)
+    expect(sent).toBeGreaterThanOrEqual(polls - 1)
+    open()
+    const view = await waiting
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.result?.value).toBe('done')
+  })
+
   it('runs a task on the only node that offers its capability, and the submitter gets the result', async () => {
     net = await createTestnet(3, {
       baseDir: await tmp(),
@@ -192,11 +225,10 @@ describe('tasks over gossip', () => {
     await net.ready()
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'sleep', input: { ms: 30_000 } })
-    let asked = 0
-    const get = s.get.bind(s)
-    s.get = async (taskId: string) => { asked++; return get(taskId) }
+    const polls = s.stats.waitPolls
     const started = Date.now()
     const view = await s.waitFor(id, 2_000)
+    const asked = s.stats.waitPolls - polls
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900)
     expect(view.record.final).toBeUndefined()
     // 100, 200, 400, 400... ms apart: about 7 asks in 2 s, where a fixed 100 ms poll made 20
