@@ -8,7 +8,7 @@ import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
-import { coalescedSocketWrites } from './socket-writes.js'
+import { tunedEncrypter } from './transport-tuning.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { ComponentLogger, ConnectionGater, PrivateKey } from '@libp2p/interface'
@@ -86,7 +86,7 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
     privateKey: a.privateKey,
     addresses: { listen: a.listen },
     transports: usesMemory ? [tcp(), memory({ latency: a.memoryLatencyMs })] : [tcp()],
-    connectionEncrypters: [coalescedSocketWrites(noise())],
+    connectionEncrypters: [tunedEncrypter(noise())],
     streamMuxers: [yamux()],
     connectionProtector: a.swarmKey === undefined ? undefined : preSharedKey({ psk: a.swarmKey }),
     connectionGater: a.connectionGater,

@@ -61,8 +61,11 @@ interface CpuSplit { mainUser: number, mainSys: number, others: number }
 
 function cpuSplit (pid: number): CpuSplit {
   const split: CpuSplit = { mainUser: 0, mainSys: 0, others: 0 }
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+  let tids: string[] = []
+  try { tids = readdirSync(`/proc/${pid}/task`) } catch {}
+  for (const tid of tids) {
+    // a thread may end between the listing and its read: it is left out, the others still count
+    try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       const user = Number(rest[11])
@@ -71,8 +74,8 @@ function cpuSplit (pid: number): CpuSplit {
         split.mainUser += user
         split.mainSys += sys
       } else split.others += user + sys
-    }
-  } catch {}
+    } catch {}
+  }
   return split
 }
 

@@ -3,6 +3,9 @@ import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Logger, PeerId } from '@libp2p/interface'
 
+/** What a record changed within antiEntropyMinAgeMs hashes as in a comparison: present, content not compared. */
+export const IN_FLUX = 'in-flux'
+
 export interface AntiEntropyStats {
   rounds: number
   messages: number
@@ -43,26 +46,41 @@ export class AntiEntropy {
     await this.loop.stop()
   }
 
-  /**
-   * Ids this node holds that `peer` should hold too: both are members of the record's placement,
-   * and the record is not in flux. Both sides of a comparison leave the same records out (the
-   * cutoff differs by their clocks' skew: a record on the edge costs an id exchange, no push).
-   */
+  /** Ids this node holds that `peer` should hold too: both are members of the record's placement. */
   sharedWith (peer: string): string[] {
     const me = this.c.peerId.toString()
-    const cutoff = Date.now() - this.c.options.antiEntropyMinAgeMs
     const out: string[] = []
-    for (const [id, members] of this.c.replica.members) if (members.includes(peer) && members.includes(me) && this.c.replica.settled(id, cutoff)) out.push(id)
+    for (const [id, members] of this.c.replica.members) if (members.includes(peer) && members.includes(me)) out.push(id)
     return out
+  }
+
+  /**
+   * The hash a comparison uses for `id`: its content's, or IN_FLUX for an unfinished record changed
+   * within antiEntropyMinAgeMs. A member that lacks a record in flux still differs (and gets it),
+   * but two copies in flux are not compared: under load that pushed records between members that
+   * the task's own requests were still bringing together. Undefined when this node lacks it.
+   */
+  comparableHash (id: string, now = Date.now()): string | undefined {
+    const hash = this.c.replica.hashes.get(id)
+    if (hash === undefined) return undefined
+    return this.c.replica.settled(id, now - this.c.options.antiEntropyMinAgeMs, now) ? hash : IN_FLUX
+  }
+
+  /** The ids, among `entries` a peer sent, that this node should be sent: it lacks them, or both copies settled and differ. */
+  needed (entries: Array<[string, string]>): string[] {
+    const now = Date.now()
+    return entries.filter(([id, theirs]) => {
+      const mine = this.comparableHash(id, now)
+      return mine === undefined || (mine !== IN_FLUX && theirs !== IN_FLUX && mine !== theirs)
+    }).map(([id]) => id)
   }
 
   async runRound (): Promise<void> {
     this.stats.rounds++
     const me = this.c.peerId.toString()
     const byPeer = new Map<string, string[]>()
-    const cutoff = Date.now() - this.c.options.antiEntropyMinAgeMs
     for (const [id, members] of this.c.replica.members) {
-      if (!members.includes(me) || !this.c.replica.settled(id, cutoff)) continue
+      if (!members.includes(me)) continue
       for (const peer of members) if (peer !== me) byPeer.set(peer, [...(byPeer.get(peer) ?? []), id])
     }
     for (const [peer, ids] of byPeer) {
@@ -72,7 +90,8 @@ export class AntiEntropy {
   }
 
   private async syncWith (peer: PeerId, ids: string[]): Promise<void> {
-    const hashOf = (id: string): string | undefined => this.c.replica.hashes.get(id)
+    const now = Date.now()
+    const hashOf = (id: string): string | undefined => this.comparableHash(id, now)
     const digest = await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf) })
     const differ = new Set<string>(digest?.differ ?? [])
     if (differ.size === 0) return

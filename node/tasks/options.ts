@@ -105,9 +105,10 @@ export const taskOptionsSchema = z.strictObject({
   /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
   antiEntropyIntervalMs: timerMs().default(30_000),
   /**
-   * An unfinished record changed within this long is left out of anti-entropy: the task's own
-   * messages are still bringing its members together, and under load comparing records in flux
-   * pushed nearly three records per task between members for nothing.
+   * An unfinished record changed within this long is compared by anti-entropy only for presence (a
+   * member that lacks it gets it), not for content: the task's own requests are still bringing
+   * its members together, and under load comparing records in flux pushed nearly three records
+   * per task between members for nothing.
    * @default 10_000
    */
   antiEntropyMinAgeMs: ms.default(10_000),

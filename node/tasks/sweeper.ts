@@ -104,7 +104,8 @@ export class Sweeper {
       }
       // with every capable peer busy an announcement reaches nobody who can take it, and under
       // overload it was most of the traffic: every peer checked and stored each one. The task waits
-      // on its placement until a slot frees (a free peer also pulls it), its backoff unspent.
+      // on its placement until a slot frees (a free peer also pulls it), its backoff unspent; and a
+      // sweep sends no more of a capability's than there are free slots, not every held one at once.
       if (!takers(record.task.capability)) {
         this.stats.reannounceHeld++
         continue
@@ -147,16 +148,20 @@ export class Sweeper {
     }
   }
 
-  /** Whether some live peer, this one included, offers a capability with a slot free; answered once per capability a sweep. */
+  /**
+   * One sweep's budget of re-announcements: a capability's free slots over the live peers that
+   * offer it, this one included, as presence last told them. Each call spends one; false when none is left.
+   */
   private takers (): (capability: string) => boolean {
-    const answers = new Map<string, boolean>()
+    const left = new Map<string, number>()
     return capability => {
-      let free = answers.get(capability)
+      let free = left.get(capability)
       if (free === undefined) {
-        free = this.c.presence.live().some(p => (p.freeSlots[capability] ?? 0) > 0 && p.capabilities.some(cap => cap.name === capability))
-        answers.set(capability, free)
+        free = 0
+        for (const p of this.c.presence.live()) if (p.capabilities.some(cap => cap.name === capability)) free += Math.max(0, p.freeSlots[capability] ?? 0)
       }
-      return free
+      left.set(capability, Math.max(0, free - 1))
+      return free > 0
     }
   }
 

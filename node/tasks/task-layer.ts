@@ -116,6 +116,8 @@ export class TaskLayer {
     this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
     const recordsInit = {
       sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),
+      comparableHash: (id: string) => this.antiEntropy.comparableHash(id),
+      needed: (entries: Array<[string, string]>) => this.antiEntropy.needed(entries),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
       applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
       applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },

@@ -1,18 +1,14 @@
+import { countServed } from '../rpc/served.js'
 import { leaseRequestSchema } from './messages.js'
 import type { LeaseResponse } from './messages.js'
+import type { ServedStats } from '../rpc/served.js'
 import type { Replica } from '../replica/replica.js'
 import type { PeerId } from '@libp2p/interface'
 
-export interface HandlerStats {
+export interface HandlerStats extends ServedStats {
   badRequests: number
-  /** requests served, by protocol and op (`lease.acquire`, `records.put`): kept when present */
-  served?: Record<string, number>
 }
 
-/** Counts one served request by its op, when `stats` keeps them. */
-export function countServed (stats: HandlerStats, protocol: string, op: string): void {
-  if (stats.served !== undefined) stats.served[`${protocol}.${op}`] = (stats.served[`${protocol}.${op}`] ?? 0) + 1
-}
 
 /** The server side of `/agentmesh/lease/1.0.0`: a malformed request gets status ERROR, never a crash. */
 export function leaseHandler (replica: Replica, stats: HandlerStats) {

@@ -13,7 +13,7 @@
  */
 export { LeaseClient, HeldLease, majority, refusal } from './client.js'
 export type { Answer, LeaseCaller, LeaseClientInit, LeaseClientStats, Target } from './client.js'
-export { countServed, leaseHandler } from './handler.js'
+export { leaseHandler } from './handler.js'
 export type { HandlerStats } from './handler.js'
 export { untilQuorum } from './quorum.js'
 export * from './constants.js'

@@ -105,6 +105,8 @@ export class PresenceService {
   private readonly peers = new Map<string, { presence: Presence, lastSeen: number }>()
   private timer?: ReturnType<typeof setTimeout>
   private soon?: ReturnType<typeof setTimeout>
+  /** when the pending early announcement goes out, by this node's clock */
+  private soonAt = Infinity
   private running = false
   private announced = 0
   /** when this node last announced, by its clock */
@@ -213,11 +215,16 @@ export class PresenceService {
     this.announceSoon(Math.max(50, this.lastAnnouncedAt + gap - this.now()))
   }
 
-  /** Announce now-ish: capabilities or someone new arrived. */
+  /** Announce now-ish: capabilities or someone new arrived. A sooner request moves a pending one up. */
   announceSoon (delayMs = 50): void {
-    if (!this.running || this.soon !== undefined) return
+    if (!this.running) return
+    const at = this.now() + delayMs
+    if (this.soon !== undefined && this.soonAt <= at) return
+    clearTimeout(this.soon)
+    this.soonAt = at
     this.soon = setTimeout(() => {
       this.soon = undefined
+      this.soonAt = Infinity
       void this.announce()
     }, delayMs)
   }
@@ -283,6 +290,10 @@ export class PresenceService {
 
   private async announce (): Promise<void> {
     if (!this.running) return
+    // this one carries whatever an early one pending would have
+    clearTimeout(this.soon)
+    this.soon = undefined
+    this.soonAt = Infinity
     const capabilities = this.init.capabilities()
     const catalog = JSON.stringify(capabilities)
     const full = this.catalogDue || catalog !== this.lastCatalog || this.announced % (this.init.catalogEvery ?? DEFAULT_CATALOG_EVERY) === 0

@@ -3,7 +3,7 @@ import { byteLength } from '../task/index.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
 import type { OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
-import { countServed } from '../lease/handler.js'
+import { countServed } from '../rpc/served.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
 import type { PeerId } from '@libp2p/interface'
@@ -11,6 +11,10 @@ import type { PeerId } from '@libp2p/interface'
 export interface RecordsHandlerInit {
   /** ids of the records this node holds that `peer` should hold too (both are in their replica set) */
   sharedWith: (peer: string) => Iterable<string>
+  /** the hash anti-entropy compares for an id (its content's, or a mark that it is in flux). @default the content's */
+  comparableHash?: (id: string) => string | undefined
+  /** which of a peer's [id, hash] entries this node should be sent. @default those whose content hash differs */
+  needed?: (entries: Array<[string, string]>) => string[]
   /** tasks offered to this node to run: answers the ids taken. Without it, none is. */
   takeOffers?: (items: OfferItem[], from: string) => string[]
   /** notices sent to this node directly (it waits on the tasks): hints, as gossiped ones */
@@ -43,10 +47,10 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       case 'get': return { status: 'OK', ...await replica.get(req.id) }
       case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }
       case 'digest': {
-        const mine = bucketHashes(init.sharedWith(from.toString()), id => replica.hashes.get(id))
+        const mine = bucketHashes(init.sharedWith(from.toString()), init.comparableHash ?? (id => replica.hashes.get(id)))
         return { status: 'OK', differ: differingBuckets(mine, req.buckets) }
       }
-      case 'ids': return { status: 'OK', need: req.entries.filter(([id, hash]) => replica.hashes.get(id) !== hash).map(([id]) => id) }
+      case 'ids': return { status: 'OK', need: init.needed?.(req.entries) ?? req.entries.filter(([id, hash]) => replica.hashes.get(id) !== hash).map(([id]) => id) }
       case 'put-many': {
         // all at once: the store group-commits writes of one turn, so a batch costs a few fsyncs, not one each
         const kept = await Promise.all(req.items.map(async item => replica.isMember(item.record) && await replica.put(item.record, item.result) !== undefined))

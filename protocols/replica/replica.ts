@@ -211,10 +211,13 @@ export class Replica {
     return { record, result: result !== undefined && record !== undefined && resultMatches(record.final?.cert.value, result) ? result : undefined }
   }
 
-  /** False for an unfinished task whose record changed after `cutoff` (its members are still converging): anti-entropy leaves it. */
-  settled (id: string, cutoff: number): boolean {
+  /**
+   * False for an unfinished task whose record changed after `cutoff` and not after `now` (its
+   * members are still converging); a change dated in the future by a skewed clock counts as settled.
+   */
+  settled (id: string, cutoff: number, now = this.now()): boolean {
     const state = this.live.get(id)
-    return state?.record === undefined || state.record.updatedAt <= cutoff
+    return state?.record === undefined || state.record.updatedAt <= cutoff || state.record.updatedAt > now
   }
 
   /** Tasks of which this member holds a placement share and would grant a lease now: the pull path. */

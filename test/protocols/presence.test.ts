@@ -121,7 +121,8 @@ describe('presence', () => {
     const s = await presenceOn(net.nodes[0] as AgentNode, { intervalMs: 60_000, earlyGapMs: gap, capabilities: () => [{ name: 'echo' }], freeSlots: () => ({ echo: free }) })
     running.push(s.presence)
     await waitFor(() => s.sent.length === 1, { what: 'the first announcement' })
-    // a capability filling and freeing every 20 ms for a second: 50 flips
+    const started = Date.now()
+    // a capability filling and freeing every 20 ms for a second (longer on a busy machine): 50 flips
     for (let i = 0; i < 50; i++) {
       free = free === 0 ? 1 : 0
       s.presence.slotsChanged()
@@ -132,8 +133,9 @@ describe('presence', () => {
     await waitFor(() => s.sent.at(-1)?.freeSlots.echo === 0 && s.presence.live()[0]?.freeSlots.echo === 0, { what: 'the last change announced', timeoutMs: 5_000 })
     const times = s.sent.map(p => p.at)
     for (let i = 1; i < times.length; i++) expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(gap - 5)
-    // about one a gap over the flapping second, not one a flip
-    expect(s.sent.length).toBeLessThan(12)
+    // about one a gap over the flapping time, not one a flip
+    expect(s.sent.length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / gap) + 2)
+    expect(s.sent.length).toBeLessThan(50)
   })
 
   describe('what a peer declares', () => {
