@@ -2,12 +2,8 @@ import { Socket } from 'node:net'
 import { serviceCapabilities } from '@libp2p/interface'
 import type { ConnectionEncrypter, MessageStream } from '@libp2p/interface'
 
-
-/**
- * Buffers handed to corked sockets, and the uncorks that sent them (one system call each, where
- * there would have been one per buffer): the coalescing figure of this process.
- */
-export const socketWriteStats = { buffers: 0, flushes: 0 }
+/** Buffers handed to corked sockets by this process (each was its own `write(2)` before). */
+export const socketWriteStats = { buffers: 0 }
 
 /**
  * Wraps a connection encrypter (Noise) to make each connection it secures cheaper per message:
@@ -63,7 +59,6 @@ function coalesce (connection: MessageStream): MessageStream {
   let corked = false
   const uncork = (): void => {
     corked = false
-    socketWriteStats.flushes++
     socket.uncork()
   }
   conn.sendData = (data: unknown) => {

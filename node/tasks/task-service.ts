@@ -347,7 +347,8 @@ export class TaskService {
         result ??= got.data.result
       }
     }
-    const others = record?.placement.members.filter(m => m !== this.c.peerId.toString()) ?? []
+    const me = this.c.peerId.toString()
+    const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
     if (options.oneMember !== undefined && others.length > 0) {
       // one member at a time: any member's certified final state is proof enough, and a wait on a
       // task that is still queued asked every member every poll (most of the traffic under overload)
