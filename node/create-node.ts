@@ -9,13 +9,13 @@ import { MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
 import { Store } from './store/store.js'
 import { DEFAULT_MAX_INPUT_BYTES, ENVELOPE_OVERHEAD_BYTES } from '../protocols/gossip/index.js'
 import { TaskLayer } from './tasks/task-layer.js'
+import { DEFAULT_MESH, MESH_NAME } from './mesh-name.js'
 import type { TaskLayerInit } from './tasks/options.js'
 import type { AddressScope, GossipTuning, MeshServices } from './libp2p-options.js'
 import type { StoreFigures } from './store/store.js'
 import type { ComponentLogger, ConnectionGater, Libp2p, Logger, PeerId, PrivateKey } from '@libp2p/interface'
 
-export const DEFAULT_MESH = 'default'
-export const MESH_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+export { DEFAULT_MESH, MESH_NAME } from './mesh-name.js'
 
 export interface AgentNodeInit {
   /** directory holding the store (and with it the node key); made if missing */

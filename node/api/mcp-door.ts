@@ -1,8 +1,6 @@
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'
-import { createMcpServer } from '../../protocols/mcp/server.js'
 import { errorStatus } from './fastify-glue.js'
 import type { MeshBackend } from '../../protocols/mcp/server.js'
 import type { Door } from './doors.js'
@@ -35,6 +33,16 @@ export function taskLayerBackend (tasks: TaskLayer): MeshBackend {
 }
 
 /**
+ * The MCP SDK's server and its HTTP transport, loaded on the first request to /mcp: the SDK (with
+ * the JSON Schema validator it brings) is a large part of a node's memory, and most nodes are never
+ * asked over MCP.
+ */
+async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../../protocols/mcp/server.js').createMcpServer, Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport }> {
+  const [server, http] = await Promise.all([import('../../protocols/mcp/server.js'), import('@modelcontextprotocol/sdk/server/streamableHttp.js')])
+  return { createMcpServer: server.createMcpServer, Transport: http.StreamableHTTPServerTransport }
+}
+
+/**
  * MCP over Streamable HTTP at /mcp, stateless: each POST gets a fresh server and transport, so any
  * node answers any request and nothing is kept between them. There is no server-initiated stream
  * (GET) and no session to end (DELETE): both answer 405, as the transport's spec allows.
@@ -56,11 +64,14 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
       })
       scope.post(MCP_PATH, handle)
     })
+    let sdk: ReturnType<typeof loadMcpServer> | undefined
     async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      sdk ??= loadMcpServer()
+      const { createMcpServer, Transport } = await sdk
       // the transport writes the answer (JSON or an SSE stream) to the raw response itself
       reply.hijack()
       const server = createMcpServer(backend, { version: VERSION, ...init, log })
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+      const transport = new Transport({ sessionIdGenerator: undefined })
       reply.raw.on('close', () => {
         void transport.close()
         void server.close()

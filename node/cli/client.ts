@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { DEFAULT_API, DEFAULT_DATA_DIR } from '../daemon/config.js'
-import { NODE_FILE, readNodeFile } from '../daemon/daemon.js'
+import { NODE_FILE, readNodeFile } from '../daemon/node-file.js'
 import { apiTokenFromEnv, readApiToken } from '../api/auth.js'
 import { InvalidConfigError, NodeNotRunningError } from '../errors.js'
 import { shortId } from './output.js'

@@ -6,7 +6,6 @@ import { addMcpCommand } from './mcp-command.js'
 import { addMemoryCommand } from './memory-command.js'
 import { addSignalCommands } from './signal-commands.js'
 import { addNodeCommand } from './node-command.js'
-import { runSimCommand } from './sim-command.js'
 import { addTaskCommands } from './task-commands.js'
 import { addWatchCommand } from './watch-command.js'
 import { addTraceCommand } from './trace-command.js'
@@ -14,6 +13,7 @@ import { addExamples } from './examples.js'
 import { clientOptions, wholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
+import type { SimFlags } from './sim-command.js'
 
 /** Errors the user can act on print one line; anything else is a bug and says so. */
 const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError', 'McpServerError'])
@@ -100,7 +100,8 @@ export function buildProgram (): Command {
     .option('--processes', 'real daemons as child processes instead of nodes in one process')
     .option('--json <file>', 'write the report as JSON')
     .option('--report <file>', 'write the report as one self-contained HTML file with charts')
-    .action(async (opts: Parameters<typeof runSimCommand>[0]) => { await runSimCommand(opts) })
+    // the simulator (and all it runs) is loaded only by the command that uses it
+    .action(async (opts: SimFlags) => { await (await import('./sim-command.js')).runSimCommand(opts) })
   program.addOption(new Option('--debug', 'print stack traces of unexpected errors').hideHelp())
   addExamples(program)
   return program

@@ -1,5 +1,3 @@
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
-import { createMcpServer } from '../../protocols/mcp/index.js'
 import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl } from './client.js'
 import { positiveWholeNumber } from './options.js'
@@ -56,6 +54,8 @@ export async function runMcpCommand (flags: McpFlags): Promise<void> {
   const url = await resolveApiUrl(flags)
   // not fatal: a desktop client may start this before the node, which is asked again on every call
   await apiRequest(url, 'GET', '/v1/health').catch((err: Error) => { errorLine(`warning: ${err.message}`) })
+  // loaded here, not at the CLI's start: every command (a node's daemon too) would pay for the SDK
+  const [{ createMcpServer }, { StdioServerTransport }] = await Promise.all([import('../../protocols/mcp/index.js'), import('@modelcontextprotocol/sdk/server/stdio.js')])
   const server = createMcpServer(apiBackend(url), { version: VERSION, progressIntervalMs: flags.progressIntervalMs, maxCallMs: flags.maxCallMs })
   server.onerror = err => { errorLine(`mcp: ${err.message}`) }
   const closed = new Promise<void>(resolve => { server.onclose = resolve })

@@ -1,5 +1,4 @@
 import { resolveDaemonConfig } from '../daemon/config.js'
-import { startDaemon } from '../daemon/daemon.js'
 import { collect, positiveWholeNumber } from './options.js'
 import { errorLine, line } from './output.js'
 import type { Daemon } from '../daemon/daemon.js'
@@ -94,6 +93,8 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
 
+  // the daemon (libp2p and all) is loaded by this command only: the CLI's client commands start fast
+  const { startDaemon } = await import('../daemon/daemon.js')
   daemon = await startDaemon(config)
   line(`peer id: ${daemon.nodeFile.peerId}`)
   for (const addr of daemon.nodeFile.addrs) line(`listening: ${addr}`)

@@ -1,5 +1,5 @@
 import { InvalidConfigError } from '../errors.js'
-import { APPROVAL_PREFIX } from '../llm/agents.js'
+import { APPROVAL_PREFIX } from '../llm/approval.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clientOptions } from './options.js'
 import { json, line } from './output.js'

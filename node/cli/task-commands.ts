@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { setTimeout as delay } from 'node:timers/promises'
 import { InvalidConfigError } from '../errors.js'
-import { MAX_BULK_TASKS } from '../tasks/task-service.js'
+import { MAX_BULK_TASKS } from '../tasks/bulk-limits.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clean, describeEvent, followEvents, tokenOf } from './events-client.js'
 import { clientOptions, wholeNumber } from './options.js'

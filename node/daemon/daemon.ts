@@ -1,4 +1,4 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defaultLogger, prefixLogger } from '@libp2p/logger'
 import { readApiToken } from '../api/auth.js'
@@ -9,7 +9,6 @@ import { readSwarmKey } from '../swarm-key.js'
 import { resolveLlmConfig, resolveLlmEndpoint } from '../llm/config.js'
 import { openaiEmbedder } from '../memory/embedder.js'
 import type { Embed } from '../memory/memory-layer.js'
-import { connectMcpServers } from '../mcp/clients.js'
 import { resolveAgents } from './agents.js'
 import { exportTraces } from '../tracing.js'
 import { bootstrapWarner, createOperatorLog, watchNode } from './oplog.js'
@@ -17,16 +16,12 @@ import type { OperatorLog } from './oplog.js'
 import { splitHostPort } from './config.js'
 import type { DaemonConfig } from './config.js'
 import type { AgentNode, AgentNodeInit } from '../create-node.js'
+import { NODE_FILE, readNodeFile } from './node-file.js'
+import type { NodeFile } from './node-file.js'
 
-/** What DIR/node.json holds, so scripts and the CLI can find a running daemon. */
-export interface NodeFile {
-  peerId: string
-  addrs: string[]
-  api: string
-  pid: number
-}
-
-export const NODE_FILE = 'node.json'
+// kept here too: the CLI's client reads them from node-file.js, which loads no libp2p
+export { NODE_FILE, readNodeFile } from './node-file.js'
+export type { NodeFile } from './node-file.js'
 
 export interface Daemon {
   /** the model the LLM agents use, if one is configured */
@@ -53,7 +48,8 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   // MCP servers last among the checks: they start processes, which a refused start must not leave behind
   const mcp = config.mcpServers === undefined
     ? undefined
-    : await connectMcpServers(config.mcpServers, { logger: extra.logPrefix === undefined ? defaultLogger() : prefixLogger(extra.logPrefix) })
+    // the MCP SDK is loaded only by a node that has MCP servers to reach
+    : await (await import('../mcp/clients.js')).connectMcpServers(config.mcpServers, { logger: extra.logPrefix === undefined ? defaultLogger() : prefixLogger(extra.logPrefix) })
   let node: AgentNode
   try {
     node = await createAgentNode({
@@ -107,10 +103,6 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     return stopping
   }
   return { node, api, nodeFile, stop, log, llm: llm === undefined ? undefined : { model: llm.model, models: llm.models, baseURL: llm.baseURL } }
-}
-
-export async function readNodeFile (dataDir: string): Promise<NodeFile> {
-  return JSON.parse(await readFile(join(dataDir, NODE_FILE), 'utf8'))
 }
 
 /** Vector memory's embedder: the embeddings model at the LLM's endpoint and key, if one is named. */

@@ -31,8 +31,9 @@ const planInput = z.object({ goal: z.string().min(1), model: z.string().optional
 
 /** What `agentmesh approve` sends: the decision on one tool call. */
 const approvalSchema = z.object({ approved: z.boolean(), reason: z.string().max(4096).optional() })
-/** The signal a tool call waits on: `approve:<the model's call id>` (step-qualified if the id repeats). */
-export const APPROVAL_PREFIX = 'approve:'
+// in its own module, so that the CLI's signal command reads it without loading the agents
+import { APPROVAL_PREFIX } from './approval.js'
+export { APPROVAL_PREFIX }
 
 function toMessages (input: { prompt?: string, messages?: Array<{ role: string, content: string }> }, system?: string): ChatCompletionMessageParam[] {
   const base = (input.messages ?? [{ role: 'user', content: input.prompt as string }]) as ChatCompletionMessageParam[]

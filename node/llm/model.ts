@@ -1,8 +1,9 @@
-import OpenAI from 'openai'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { BudgetExceededError } from './errors.js'
+import { openaiClient } from './openai-client.js'
 import type { LlmConfig } from './config.js'
 import type { AgentContext } from '../runtime/agent.js'
+import type OpenAI from 'openai'
 import type { ChatCompletionMessageParam, ChatCompletionTool, ChatCompletionToolChoiceOption } from 'openai/resources/chat/completions'
 
 export interface ModelReply {
@@ -27,11 +28,16 @@ export interface ModelRequest {
 /** One OpenAI-compatible endpoint, shared by the LLM agents of a node. */
 export class Model {
   readonly config: LlmConfig
-  private readonly client: OpenAI
+  private client?: Promise<OpenAI>
 
   constructor (config: LlmConfig) {
     this.config = config
-    this.client = new OpenAI({ apiKey: config.apiKey, baseURL: config.baseURL, maxRetries: config.maxRetries ?? 3, timeout: config.timeoutMs ?? 60_000 })
+  }
+
+  private async openai (): Promise<OpenAI> {
+    const c = this.config
+    this.client ??= openaiClient({ apiKey: c.apiKey, baseURL: c.baseURL, maxRetries: c.maxRetries ?? 3, timeout: c.timeoutMs ?? 60_000 })
+    return await this.client
   }
 
   /**
@@ -65,7 +71,7 @@ export class Model {
       ...(req.toolChoice === undefined ? {} : { tool_choice: req.toolChoice })
     }
     if (onToken === undefined) {
-      const res = await this.client.chat.completions.create({ ...base, stream: false }, { signal: ctx.signal })
+      const res = await (await this.openai()).chat.completions.create({ ...base, stream: false }, { signal: ctx.signal })
       const choice = res.choices[0]
       const msg = choice?.message
       return {
@@ -75,7 +81,7 @@ export class Model {
         finishReason: choice?.finish_reason ?? 'stop'
       }
     }
-    const stream = await this.client.chat.completions.create({ ...base, stream: true, stream_options: { include_usage: true } }, { signal: ctx.signal })
+    const stream = await (await this.openai()).chat.completions.create({ ...base, stream: true, stream_options: { include_usage: true } }, { signal: ctx.signal })
     let content = ''
     let usage = { prompt: 0, completion: 0, total: 0 }
     let finishReason: string | undefined

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/index.js'
+import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/constants.js'
 import { MAX_WAIT_MS } from '../../protocols/lease/index.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'

@@ -41,12 +41,9 @@ export interface SubmitAnswer {
 /** One entry of a bulk submit's answer, in request order: the task, or why it was not acknowledged. */
 export type SubmitManyEntry = SubmitAnswer | { error: Error }
 
-/** The most tasks one bulk submit takes (`submitMany`, a `POST /v1/tasks` array). @default 1_000 */
-export const MAX_BULK_TASKS = 1_000
-/** A bulk submit's `put-many` requests to one member are cut at about this many JSON bytes, well under the RPC frame limit. @default 262_144 */
-export const BULK_CHUNK_BYTES = 256 * 1024
-/** ... and at this many records, so that one request's writes end well within the RPC timeout. @default 250 */
-export const BULK_CHUNK_RECORDS = 250
+// in their own module, so that the CLI reads them without loading the task layer
+import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
+export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }
 /** Idempotency keys of a bulk submit looked up at once. @default 8 */
 const BULK_LOOKUPS = 8
 
