@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { doorStats } from './door-list.js'
 import { snapshotApiStats } from './stats.js'
+import { TASK_OPTION_DEFAULTS } from '../tasks/options.js'
 import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
 import type { ClaimedEvent, RanEvent } from '../tasks/events.js'
@@ -24,9 +25,11 @@ export class MeshMetrics {
   /** the JSON counters, read once per scrape (text()) for every metric made from them */
   private stats: Record<string, unknown> = {}
   private readonly read: () => Record<string, unknown>
+  private readonly lagSampleMs: number
 
   constructor (node: AgentNode, api: ApiStats) {
     const r = this.registry
+    this.lagSampleMs = (node.tasks?.options ?? TASK_OPTION_DEFAULTS).lagSampleMs
     this.read = () => ({ ...(node.tasks?.stats() ?? {}), api: snapshotApiStats(api), doors: doorStats() })
     const groups = (): Record<string, unknown> => this.stats
     for (const group of Object.keys(this.read())) this.counterGroup(group, () => groups()[group])
@@ -103,7 +106,7 @@ export class MeshMetrics {
 
   async text (): Promise<string> {
     this.stats = this.read()
-    return Registry.merge([processMetrics(), this.registry]).metrics()
+    return Registry.merge([processMetrics(this.lagSampleMs), this.registry]).metrics()
   }
 
   close (): void {
@@ -132,10 +135,11 @@ let processRegistry: Registry | undefined
  * The process's own CPU, memory, GC and event-loop figures: collected once per process, since
  * each collection starts observers that nothing stops, and a test process runs many API servers.
  */
-function processMetrics (): Registry {
+function processMetrics (lagSampleMs: number): Registry {
   if (processRegistry === undefined) {
     processRegistry = new Registry()
-    collectDefaultMetrics({ register: processRegistry, prefix: 'agentmesh_' })
+    // its event-loop histogram samples every 10 ms unless told: nearly a percent of a core, forever after the first scrape
+    collectDefaultMetrics({ register: processRegistry, prefix: 'agentmesh_', eventLoopMonitoringPrecision: lagSampleMs })
   }
   return processRegistry
 }

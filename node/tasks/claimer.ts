@@ -70,7 +70,7 @@ export class Claimer {
 
   start (): void {
     this.running = true
-    eventLoopLag.acquire()
+    eventLoopLag.acquire(this.c.options.lagSampleMs)
     this.c.gossip.addEventListener('task', this.onTask)
     this.c.gossip.addEventListener('notice', this.onNotice)
     for (const cap of this.c.runtime.capabilities()) this.c.gossip.subscribeCapability(cap.name)

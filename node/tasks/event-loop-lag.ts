@@ -10,11 +10,18 @@ class EventLoopLag {
   private users = 0
   private previousMaxMs = 0
   private rotatedAt = 0
+  private sampling = 0
 
-  /** Starts measuring (on the first user). */
-  acquire (): void {
+  /** The sampling interval in use, in ms; 0 when not measuring. */
+  get sampleMs (): number {
+    return this.histogram === undefined ? 0 : this.sampling
+  }
+
+  /** Starts measuring (on the first user), a sample every `sampleMs`. */
+  acquire (sampleMs: number): void {
     if (this.users++ > 0) return
-    this.histogram = monitorEventLoopDelay({ resolution: 20 })
+    this.sampling = sampleMs
+    this.histogram = monitorEventLoopDelay({ resolution: sampleMs })
     this.histogram.enable()
     this.rotatedAt = Date.now()
     this.previousMaxMs = 0

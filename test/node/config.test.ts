@@ -30,6 +30,7 @@ const DOCUMENTED_DEFAULTS = {
   claimRanks: 3,
   keepRanks: 8,
   claimLagLimitMs: 1_000,
+  lagSampleMs: 100,
   pullIntervalMs: 2_000,
   pullPeers: 2,
   pullMinAgeMs: 2_000,

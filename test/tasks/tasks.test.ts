@@ -239,9 +239,10 @@ describe('tasks over gossip', () => {
   })
 
   it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
-    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimLagLimitMs: 200 } })
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimLagLimitMs: 200, lagSampleMs: 40 } })
     await net.ready()
     const node = net.nodes[0]!
+    expect(eventLoopLag.sampleMs).toBe(40)
     // real lag: the loop is blocked for 400 ms at a time, as a machine under a burst would be
     const blocker = setInterval(() => { const until = Date.now() + 400; while (Date.now() < until); }, 50)
     try {
