@@ -5,6 +5,7 @@ import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, resultMatches, 
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { RecordHashes } from './digest.js'
+import { FinalTally } from './final-tally.js'
 import { RecentCache } from './recent.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
@@ -67,6 +68,8 @@ export class Replica {
   readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
   readonly members = new Map<string, string[]>()
+  /** finished tasks this node is a member of, by final state and capability */
+  private readonly finals = new FinalTally()
   /** parent task id -> ids of its subtasks kept here */
   private readonly children = new Map<string, Set<string>>()
   readonly me: string
@@ -124,6 +127,7 @@ export class Replica {
         }
         this.members.delete(id)
         this.active.delete(id)
+        this.finals.delete(id)
         n++
       })
     }
@@ -139,18 +143,23 @@ export class Replica {
     return [...this.children.get(parent) ?? []]
   }
 
-  /** Kept tasks this node is a placement member of, counted by state and capability (a walk of the store). */
+  /**
+   * Kept tasks this node is a placement member of, counted by state and capability: finished ones
+   * from counts kept on every write, unfinished ones (in memory, and few) read now, since whether a
+   * task still waits depends on the clock.
+   */
   async tally (): Promise<Array<{ state: TaskState, capability: string, count: number }>> {
-    const counts = new Map<string, { state: TaskState, capability: string, count: number }>()
-    for await (const record of this.store.records()) {
-      if (!this.isMember(record)) continue
-      const state = stateOf(record)
+    const rows = new Map(this.finals.entries().map(r => [`${r.state}\n${r.capability}`, r]))
+    for (const id of [...this.active]) {
+      const record = (this.cached(id) ?? await this.load1(id, false)).record
+      if (record === undefined || record.final !== undefined || !this.isMember(record)) continue
+      const state = stateOf(record, this.now())
       const key = `${state}\n${record.task.capability}`
-      const c = counts.get(key) ?? { state, capability: record.task.capability, count: 0 }
-      c.count++
-      counts.set(key, c)
+      const row = rows.get(key) ?? { state, capability: record.task.capability, count: 0 }
+      row.count++
+      rows.set(key, row)
     }
-    return [...counts.values()]
+    return [...rows.values()]
   }
 
   isMember (record: TaskRecord): boolean {
@@ -350,6 +359,7 @@ export class Replica {
     this.members.set(record.task.id, record.placement.members)
     if (record.final === undefined) this.active.add(record.task.id)
     else this.active.delete(record.task.id)
+    this.finals.set(record.task.id, record.final !== undefined && this.isMember(record) ? { state: record.final.state, capability: record.task.capability } : undefined)
   }
 }
 

@@ -462,6 +462,36 @@ describe('replicas and lease clients, end to end', () => {
     expect(await again.handleLease(otherClaimant().id, { op: 'acquire', id: t2.id, epoch: 0, claimId: 'y2', durationMs: LEASE })).toEqual({ status: 'OK', term: 2, expiresAt: A.clock.now + LEASE, attempt: 2, placement: t2.placement })
   })
 
+  it('tally counts a member\'s tasks by state and capability as a walk of its store does, through completion, restart and retention', async () => {
+    const c = await Cluster.create(3)
+    const walk = async (m: Member): Promise<Map<string, number>> => {
+      const rows = new Map<string, number>()
+      for await (const r of m.store.records()) {
+        if (!r.placement.members.includes(m.peer.id)) continue
+        const key = `${stateOf(r, m.clock.now)}/${r.task.capability}`
+        rows.set(key, (rows.get(key) ?? 0) + 1)
+      }
+      return rows
+    }
+    const tallied = async (m: Member): Promise<Map<string, number>> => new Map((await m.replica.tally()).map(r => [`${r.state}/${r.capability}`, r.count]))
+    const done = await c.submit()
+    const run = await c.submit()
+    await c.submit()
+    await (await c.acquire(holderOf(), done)).complete(RESULT, 17, 0)
+    await c.acquire(holderOf(), run)
+    await settle()
+    for (const m of c.members) expect(await tallied(m)).toEqual(await walk(m))
+    expect(await tallied(c.at(0))).toEqual(new Map([['completed/echo', 1], ['running/echo', 1], ['pending/echo', 1]]))
+    // counted again from the store on a restart
+    await c.restart(0)
+    expect(await tallied(c.at(0))).toEqual(await walk(c.at(0)))
+    // past retention the completed task is deleted, and no longer counted
+    c.advance(8 * 24 * HOUR, [0])
+    expect(await c.at(0).replica.expireRetained()).toBe(1)
+    expect(await tallied(c.at(0))).toEqual(await walk(c.at(0)))
+    expect((await tallied(c.at(0))).has('completed/echo')).toBe(false)
+  })
+
   it('a restarted replica keeps its vote: it never signs a second value', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
