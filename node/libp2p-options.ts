@@ -8,6 +8,7 @@ import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
+import { windowUpdatesAtHalfOnEveryStream } from './window-updates.js'
 import { tunedEncrypter } from './transport-tuning.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -87,7 +88,7 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
     addresses: { listen: a.listen },
     transports: usesMemory ? [tcp(), memory({ latency: a.memoryLatencyMs })] : [tcp()],
     connectionEncrypters: [tunedEncrypter(noise())],
-    streamMuxers: [yamux()],
+    streamMuxers: [windowUpdatesAtHalfOnEveryStream(yamux())],
     connectionProtector: a.swarmKey === undefined ? undefined : preSharedKey({ psk: a.swarmKey }),
     connectionGater: a.connectionGater,
     connectionManager: {

@@ -32,8 +32,10 @@ export interface DaemonBenchInit {
   serialTasks?: number
   /** how long the one-at-a-time run may keep submitting. @default 60_000 */
   serialRunMs?: number
-  /** idle CPU is measured over this long once the mesh has formed. @default 10_000 */
+  /** idle CPU is measured over this long once the mesh has formed, and again once it settled. @default 10_000 */
   idleMs?: number
+  /** the second idle measurement starts this long after the first ends: start-up's garbage collected, the first lookups done. @default 20_000 */
+  idleSettleMs?: number
   /** ?wait= of the result long poll; a task unfinished by then counts as timed out. @default 30_000 */
   resultWaitMs?: number
 }
@@ -232,6 +234,20 @@ async function meshFormed (daemons: DaemonProcess[]): Promise<boolean> {
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
 
+/** The daemons' CPU (% of a core) and RSS over `ms` of idling: a bench row's figure and note, and the ticks a second they burn together. */
+async function idleCost (pids: number[], ticks: number, ms: number): Promise<{ figure: string, note: string, ticksPerSec: number }> {
+  const before = pids.map(cpuTicks)
+  await delay(ms)
+  const spent = pids.map((pid, i) => cpuTicks(pid) - (before[i] as number))
+  const pct = spent.map(t => t / ticks / (ms / 1000) * 100)
+  const rss = pids.map(rssMiB)
+  return {
+    figure: `${mean(pct).toFixed(1)}% CPU, ${Math.round(mean(rss))} MiB RSS`,
+    note: `mean of ${pids.length} (max ${Math.max(...pct).toFixed(1)}%, ${Math.round(Math.max(...rss))} MiB)`,
+    ticksPerSec: spent.reduce((a, b) => a + b, 0) / (ms / 1000)
+  }
+}
+
 /** Per mesh size: the mesh's idle cost, then a one-at-a-time run and closed loops at each concurrency; one `add` row each. */
 export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Promise<void> {
   const ticks = clockTicks()
@@ -252,13 +268,12 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       const meshMs = Date.now() - t0
       line(`  ${n} daemons: all ready ${(startedMs / 1000).toFixed(1)} s after the first start (one after another), mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
       const pids = daemons.map(d => d.proc.pid as number)
-      const idle0 = pids.map(cpuTicks)
-      await delay(idleMs)
-      const idleTicks = pids.map((pid, i) => cpuTicks(pid) - (idle0[i] as number))
-      const idlePct = idleTicks.map(t => t / ticks / (idleMs / 1000) * 100)
-      const idleTicksPerSec = idleTicks.reduce((a, b) => a + b, 0) / (idleMs / 1000)
-      const idleRss = pids.map(rssMiB)
-      add(`${n} daemons idle, per daemon`, `${mean(idlePct).toFixed(1)}% CPU, ${Math.round(mean(idleRss))} MiB RSS`, `mean of ${n} (max ${Math.max(...idlePct).toFixed(1)}%, ${Math.round(Math.max(...idleRss))} MiB) over ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
+      const formed = await idleCost(pids, ticks, idleMs)
+      add(`${n} daemons idle, per daemon, just formed`, formed.figure, `${formed.note} over the first ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
+      await delay(init.idleSettleMs ?? 20_000)
+      const settled = await idleCost(pids, ticks, idleMs)
+      add(`${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + (init.idleSettleMs ?? 20_000)) / 1000)} s after the mesh formed`)
+      const idleTicksPerSec = settled.ticksPerSec
       for (const c of init.concurrency ?? [1, 16, 64, 256]) {
         const r = c === 1
           ? await closedLoop(daemons, 1, init.serialTasks ?? 100, init.serialRunMs ?? 60_000, waitMs, ticks, idleTicksPerSec)

@@ -1,7 +1,6 @@
 import { lpStream } from '@libp2p/utils'
 import { DEFAULT_MAX_CONCURRENT_HANDLERS, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.js'
 import { FrameWriter } from './frame-writer.js'
-import { windowUpdatesAtHalf } from './window-updates.js'
 import { RpcBadResponseError, RpcChannelResetError, RpcRemoteError, RpcTimeoutError, RpcUnavailableError } from './errors.js'
 import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -235,7 +234,6 @@ export class RpcEndpoint {
       throw new RpcUnavailableError('endpoint stopped')
     }
     this.stats.streamsOpened++
-    windowUpdatesAtHalf(stream)
     const lp = this.lp(stream)
     // the writer fails the channel only from a write, so after `channel` exists
     const writer = new FrameWriter(lp, err => { this.fail(channel, new RpcUnavailableError(`${this.init.protocol} to ${key}: write failed: ${err.message}`)) }, this.stats)
@@ -244,8 +242,13 @@ export class RpcEndpoint {
     return channel
   }
 
-  private lp (stream: Stream, maxBufferSize = this.maxFrame + 64): LengthPrefixedStream<Stream> {
-    return lpStream(stream, { maxDataLength: this.maxFrame, maxBufferSize })
+  /**
+   * A paused stream keeps what arrives (up to its maxReadBufferLength) and hands it all over in one
+   * event on resume, so the byte buffer must take that much beside a partly read frame: on either
+   * side, since answers (several large ones at once) arrive on the requester's stream the same way.
+   */
+  private lp (stream: Stream): LengthPrefixedStream<Stream> {
+    return lpStream(stream, { maxDataLength: this.maxFrame, maxBufferSize: this.maxFrame + 64 + stream.maxReadBufferLength })
   }
 
   private async readAnswers (channel: Channel): Promise<void> {
@@ -282,10 +285,7 @@ export class RpcEndpoint {
 
   private async serve (stream: Stream, from: PeerId): Promise<void> {
     this.inbound.add(stream)
-    windowUpdatesAtHalf(stream)
-    // a paused stream keeps what arrives (up to its maxReadBufferLength) and hands it all over in
-    // one event on resume, so the byte buffer must take that much beside a partly read frame
-    const lp = this.lp(stream, this.maxFrame + 64 + stream.maxReadBufferLength)
+    const lp = this.lp(stream)
     const writer = new FrameWriter(lp, () => {}, this.stats)
     let active = 0
     let slotFreed: PromiseWithResolvers<void> | undefined
