@@ -66,7 +66,8 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     })
     let sdk: ReturnType<typeof loadMcpServer> | undefined
     async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      sdk ??= loadMcpServer()
+      // a failed load is tried again by the next request, not kept
+      sdk ??= loadMcpServer().catch(err => { sdk = undefined; throw err })
       const { createMcpServer, Transport } = await sdk
       // the transport writes the answer (JSON or an SSE stream) to the raw response itself
       reply.hijack()

@@ -37,6 +37,7 @@ export class Model {
   private async openai (): Promise<OpenAI> {
     const c = this.config
     this.client ??= openaiClient({ apiKey: c.apiKey, baseURL: c.baseURL, maxRetries: c.maxRetries ?? 3, timeout: c.timeoutMs ?? 60_000 })
+      .catch(err => { this.client = undefined; throw err })
     return await this.client
   }
 

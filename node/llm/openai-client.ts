@@ -8,7 +8,8 @@ let loading: Promise<typeof OpenAI> | undefined
  * hundreds of modules and most nodes (no model, no embeddings) never make a call.
  */
 export async function openaiClient (options: ClientOptions): Promise<OpenAI> {
-  loading ??= import('openai').then(m => m.default)
+  // a failed load (out of file descriptors, say) is tried again by the next call, not kept
+  loading ??= import('openai').then(m => m.default, err => { loading = undefined; throw err })
   const Client = await loading
   return new Client(options)
 }

@@ -16,6 +16,7 @@ export function openaiEmbedder (init: EmbedderInit): Embed {
   return async texts => {
     try {
       client ??= openaiClient({ apiKey: init.apiKey, baseURL: init.baseURL, timeout: init.timeoutMs ?? 30_000 })
+        .catch(err => { client = undefined; throw err })
       // floats asked for by name: left out, the client asks for base64 and decodes it, which turns
       // the plain arrays many OpenAI-compatible servers send anyway into garbage vectors
       const res = await (await client).embeddings.create({ model: init.model, input: texts, encoding_format: 'float' })

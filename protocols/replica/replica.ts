@@ -151,6 +151,8 @@ export class Replica {
   async tally (): Promise<Array<{ state: TaskState, capability: string, count: number }>> {
     const rows = new Map(this.finals.entries().map(r => [`${r.state}\n${r.capability}`, r]))
     for (const id of [...this.active]) {
+      // copies kept for other placements are not counted: not read from disk either
+      if (this.members.get(id)?.includes(this.me) !== true) continue
       const record = (this.cached(id) ?? await this.load1(id, false)).record
       if (record === undefined || record.final !== undefined || !this.isMember(record)) continue
       const state = stateOf(record, this.now())

@@ -243,9 +243,11 @@ export class RpcEndpoint {
   }
 
   /**
-   * A paused stream keeps what arrives (up to its maxReadBufferLength) and hands it all over in one
-   * event on resume, so the byte buffer must take that much beside a partly read frame: on either
-   * side, since answers (several large ones at once) arrive on the requester's stream the same way.
+   * The byte buffer holds what arrived and is not yet read as frames. A server's stream, paused
+   * for backpressure, hands over what it kept (up to its maxReadBufferLength) in one event on
+   * resume; a requester's takes several large answers before its reader runs. Both get the
+   * stream's own bound as slack beside a partly read frame; past it the channel is torn down. A
+   * peer can make us hold that much per stream either way, as libp2p lets any stream.
    */
   private lp (stream: Stream): LengthPrefixedStream<Stream> {
     return lpStream(stream, { maxDataLength: this.maxFrame, maxBufferSize: this.maxFrame + 64 + stream.maxReadBufferLength })

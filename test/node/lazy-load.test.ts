@@ -10,7 +10,8 @@ const RECORDER = fileURLToPath(new URL('../fixtures/record-packages.mjs', import
 
 /** What a node's memory and a command's start-up would pay for, and only some of them use. */
 const OPTIONAL = ['openai', '@modelcontextprotocol/sdk']
-const NODE_ONLY = ['libp2p', '@libp2p/gossipsub', '@libp2p/kad-dht', 'level', 'fastify', ...OPTIONAL]
+/** the daemon's, and the simulator's (its progress bar) */
+const NODE_ONLY = ['libp2p', '@libp2p/gossipsub', '@libp2p/kad-dht', 'level', 'fastify', 'cli-progress', ...OPTIONAL]
 
 async function packagesIn (file: string): Promise<Set<string>> {
   return new Set((await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean))
@@ -23,7 +24,7 @@ describe('what a process loads', () => {
     for (const d of running.splice(0)) d.proc.kill('SIGKILL')
   })
 
-  it('a client command loads no libp2p, store, HTTP server, model client or MCP SDK', async () => {
+  it('a client command loads no libp2p, store, HTTP server, simulator, model client or MCP SDK', async () => {
     const file = join(await tmp(), 'packages')
     const r = await runCli(['status', '--api', 'http://127.0.0.1:1'], { env: { NODE_OPTIONS: `--import ${RECORDER}`, AGENTMESH_PACKAGES_FILE: file } })
     expect(r.code).not.toBe(0)

@@ -239,10 +239,12 @@ describe('tasks over gossip', () => {
   })
 
   it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
-    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimLagLimitMs: 200, lagSampleMs: 40 } })
+    // a sample every 250 ms, past the 200 ms limit: the time between samples is not lag, or an idle
+    // node would never claim
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], claimLagLimitMs: 200, lagSampleMs: 250 } })
     await net.ready()
     const node = net.nodes[0]!
-    expect(eventLoopLag.sampleMs).toBe(40)
+    expect(eventLoopLag.sampleMs).toBe(250)
     // real lag: the loop is blocked for 400 ms at a time, as a machine under a burst would be
     const blocker = setInterval(() => { const until = Date.now() + 400; while (Date.now() < until); }, 50)
     try {
