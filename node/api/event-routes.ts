@@ -67,7 +67,8 @@ export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
           // before the outcome: a stream's progress comes ahead of its result
           await pullProgress()
           const final = events.find(isFinal)
-          if (final !== undefined) {
+          // completed, but the result has not reached this node yet: the next poll brings it
+          if (final !== undefined && (final.event !== 'completed' || view.result !== undefined)) {
             send(final)
             break
           }
