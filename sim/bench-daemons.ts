@@ -270,9 +270,10 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       const pids = daemons.map(d => d.proc.pid as number)
       const formed = await idleCost(pids, ticks, idleMs)
       add(`${n} daemons idle, per daemon, just formed`, formed.figure, `${formed.note} over the first ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
-      await delay(init.idleSettleMs ?? 20_000)
+      const settleMs = init.idleSettleMs ?? 20_000
+      await delay(settleMs)
       const settled = await idleCost(pids, ticks, idleMs)
-      add(`${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + (init.idleSettleMs ?? 20_000)) / 1000)} s after the mesh formed`)
+      add(`${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
       const idleTicksPerSec = settled.ticksPerSec
       for (const c of init.concurrency ?? [1, 16, 64, 256]) {
         const r = c === 1

@@ -1,3 +1,4 @@
+import { lazily } from '../lazy.js'
 import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'
@@ -64,11 +65,9 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
       })
       scope.post(MCP_PATH, handle)
     })
-    let sdk: ReturnType<typeof loadMcpServer> | undefined
+    const sdk = lazily(loadMcpServer)
     async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      // a failed load is tried again by the next request, not kept
-      sdk ??= loadMcpServer().catch(err => { sdk = undefined; throw err })
-      const { createMcpServer, Transport } = await sdk
+      const { createMcpServer, Transport } = await sdk()
       // the transport writes the answer (JSON or an SSE stream) to the raw response itself
       reply.hijack()
       const server = createMcpServer(backend, { version: VERSION, ...init, log })

@@ -1,6 +1,6 @@
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { BudgetExceededError } from './errors.js'
-import { openaiClient } from './openai-client.js'
+import { lazyOpenAI } from './openai-client.js'
 import type { LlmConfig } from './config.js'
 import type { AgentContext } from '../runtime/agent.js'
 import type OpenAI from 'openai'
@@ -28,17 +28,11 @@ export interface ModelRequest {
 /** One OpenAI-compatible endpoint, shared by the LLM agents of a node. */
 export class Model {
   readonly config: LlmConfig
-  private client?: Promise<OpenAI>
+  private readonly openai: () => Promise<OpenAI>
 
   constructor (config: LlmConfig) {
     this.config = config
-  }
-
-  private async openai (): Promise<OpenAI> {
-    const c = this.config
-    this.client ??= openaiClient({ apiKey: c.apiKey, baseURL: c.baseURL, maxRetries: c.maxRetries ?? 3, timeout: c.timeoutMs ?? 60_000 })
-      .catch(err => { this.client = undefined; throw err })
-    return await this.client
+    this.openai = lazyOpenAI({ apiKey: config.apiKey, baseURL: config.baseURL, maxRetries: config.maxRetries ?? 3, timeout: config.timeoutMs ?? 60_000 })
   }
 
   /**

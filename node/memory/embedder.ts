@@ -1,4 +1,4 @@
-import { openaiClient } from '../llm/openai-client.js'
+import { lazyOpenAI } from '../llm/openai-client.js'
 import { EmbeddingsUnavailableError } from './errors.js'
 import type { Embed } from './memory-layer.js'
 
@@ -12,14 +12,12 @@ export interface EmbedderInit {
 
 /** Embeddings from an OpenAI-compatible endpoint through the official client, which retries 429 and 5xx. */
 export function openaiEmbedder (init: EmbedderInit): Embed {
-  let client: ReturnType<typeof openaiClient> | undefined
+  const client = lazyOpenAI({ apiKey: init.apiKey, baseURL: init.baseURL, timeout: init.timeoutMs ?? 30_000 })
   return async texts => {
     try {
-      client ??= openaiClient({ apiKey: init.apiKey, baseURL: init.baseURL, timeout: init.timeoutMs ?? 30_000 })
-        .catch(err => { client = undefined; throw err })
       // floats asked for by name: left out, the client asks for base64 and decodes it, which turns
       // the plain arrays many OpenAI-compatible servers send anyway into garbage vectors
-      const res = await (await client).embeddings.create({ model: init.model, input: texts, encoding_format: 'float' })
+      const res = await (await client()).embeddings.create({ model: init.model, input: texts, encoding_format: 'float' })
       return [...res.data].sort((a, b) => a.index - b.index).map(d => d.embedding)
     } catch (err: any) {
       throw new EmbeddingsUnavailableError(`embeddings from ${init.model} failed: ${String(err.message)}`, { cause: err })

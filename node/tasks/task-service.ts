@@ -6,6 +6,7 @@ import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import { closestNames, unofferedWarning } from './suggest.js'
+import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
@@ -42,7 +43,6 @@ export interface SubmitAnswer {
 export type SubmitManyEntry = SubmitAnswer | { error: Error }
 
 // in their own module, so that the CLI reads them without loading the task layer
-import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
 export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }
 /** Idempotency keys of a bulk submit looked up at once. @default 8 */
 const BULK_LOOKUPS = 8

@@ -9,7 +9,6 @@ export interface HandlerStats extends ServedStats {
   badRequests: number
 }
 
-
 /** The server side of `/agentmesh/lease/1.0.0`: a malformed request gets status ERROR, never a crash. */
 export function leaseHandler (replica: Replica, stats: HandlerStats) {
   return async (body: unknown, from: PeerId): Promise<LeaseResponse> => {

@@ -2,6 +2,10 @@ import type { TaskState } from '../task/record.js'
 
 export interface TallyRow { state: TaskState, capability: string, count: number }
 
+type Counted = Pick<TallyRow, 'state' | 'capability'>
+
+const rowKey = (c: Counted): string => `${c.state}\n${c.capability}`
+
 /**
  * Finished tasks counted by final state and capability, kept in step with every write: a metrics
  * scrape reads these counts instead of walking the store, which grows with every task for the
@@ -13,12 +17,12 @@ export class FinalTally {
   private readonly rows = new Map<string, TallyRow>()
 
   /** Counts `id` in the row of (state, capability), or in none (unfinished, or not a member). */
-  set (id: string, counted?: { state: TaskState, capability: string }): void {
+  set (id: string, counted?: Counted): void {
     const before = this.rowOf.get(id)
     if (before !== undefined && counted !== undefined && before.state === counted.state && before.capability === counted.capability) return
     this.delete(id)
     if (counted === undefined) return
-    const key = `${counted.state}\n${counted.capability}`
+    const key = rowKey(counted)
     let row = this.rows.get(key)
     if (row === undefined) {
       row = { state: counted.state, capability: counted.capability, count: 0 }
@@ -33,11 +37,18 @@ export class FinalTally {
     if (row === undefined) return
     this.rowOf.delete(id)
     row.count--
-    if (row.count === 0) this.rows.delete(`${row.state}\n${row.capability}`)
+    if (row.count === 0) this.rows.delete(rowKey(row))
   }
 
-  /** The non-empty rows, copied. */
-  entries (): TallyRow[] {
-    return [...this.rows.values()].map(r => ({ ...r }))
+  /** The non-empty rows, copied, with `more` (tasks not kept here, such as unfinished ones) counted in. */
+  entries (more: Iterable<Counted> = []): TallyRow[] {
+    const rows = new Map([...this.rows].map(([key, row]) => [key, { ...row }]))
+    for (const c of more) {
+      const key = rowKey(c)
+      const row = rows.get(key) ?? { state: c.state, capability: c.capability, count: 0 }
+      row.count++
+      rows.set(key, row)
+    }
+    return [...rows.values()]
   }
 }

@@ -9,6 +9,7 @@ import { FinalTally } from './final-tally.js'
 import { RecentCache } from './recent.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
+import type { TallyRow } from './final-tally.js'
 import type { Placement, TaskRecord, TaskState } from '../task/record.js'
 import type { Task } from '../task/schema.js'
 import type { ReplicaStore, ReplicaWrite, StoredResult } from '../task/store.js'
@@ -148,20 +149,16 @@ export class Replica {
    * from counts kept on every write, unfinished ones (in memory, and few) read now, since whether a
    * task still waits depends on the clock.
    */
-  async tally (): Promise<Array<{ state: TaskState, capability: string, count: number }>> {
-    const rows = new Map(this.finals.entries().map(r => [`${r.state}\n${r.capability}`, r]))
+  async tally (): Promise<TallyRow[]> {
+    const unfinished: Array<{ state: TaskState, capability: string }> = []
     for (const id of [...this.active]) {
       // copies kept for other placements are not counted: not read from disk either
       if (this.members.get(id)?.includes(this.me) !== true) continue
       const record = (this.cached(id) ?? await this.load1(id, false)).record
       if (record === undefined || record.final !== undefined || !this.isMember(record)) continue
-      const state = stateOf(record, this.now())
-      const key = `${state}\n${record.task.capability}`
-      const row = rows.get(key) ?? { state, capability: record.task.capability, count: 0 }
-      row.count++
-      rows.set(key, row)
+      unfinished.push({ state: stateOf(record, this.now()), capability: record.task.capability })
     }
-    return [...rows.values()]
+    return this.finals.entries(unfinished)
   }
 
   isMember (record: TaskRecord): boolean {
