@@ -82,15 +82,13 @@ describe('recovery across real processes', () => {
     daemons = await threeDaemons(dir, 2_000)
     const [a] = daemons as [DaemonProcess]
     const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'stubborn', input: { ms: 800 } }) })).json()
-    // ask every daemon: whichever holds the task will be frozen and stop answering
-    const holderId = await waitFor(async () => {
-      for (const d of daemons) {
-        const h = (await get(d.api, `/v1/tasks/${String(id)}`)).holder as string | undefined
-        if (h !== undefined) return h
-      }
+    // ask every daemon: whichever runs the agent will be frozen and stop answering. Not the task's
+    // `holder`: a record can show a claim still asking its placement, which may lose to another
+    const paused = await waitFor(async () => {
+      for (const d of daemons) if ((await get(d.api, '/v1/metrics')).executions.started > 0) return d
       return undefined
-    }, { what: 'a holder', intervalMs: 10 })
-    const paused = daemons.find(d => d.peerId === holderId) as DaemonProcess
+    }, { what: 'a holder running the agent', intervalMs: 10 })
+    const holderId = paused.peerId
     // freeze it inside the agent, not between its claim and the agent's start
     await waitFor(async () => (await get(paused.api, `/v1/tasks/${String(id)}`)).progress?.length > 0, { what: 'the agent to start', intervalMs: 10, timeoutMs: 30_000 })
     paused.proc.kill('SIGSTOP')
