@@ -160,7 +160,7 @@ export class LeaseClient {
    * the certificate goes to every member (with the result it names) and resolves once a majority
    * stored it. Undefined when no value has a majority.
    */
-  async certifyAndCommit (t: Target, generation: number, answers: Answer[], result?: StoredResult): Promise<Certificate | undefined> {
+  async certifyAndCommit (t: Target, generation: number, answers: Answer[], result?: StoredResult, voting: readonly string[] = []): Promise<Certificate | undefined> {
     const finished = answers.find(a => a.res.cert !== undefined)?.res.cert
     let cert = finished
     if (cert === undefined) {
@@ -173,8 +173,12 @@ export class LeaseClient {
     if (cert === undefined) return undefined
     const kept = result ?? answers.map(a => a.res.result).find(r => r !== undefined && r.claimId === cert.value.claimId && resultHash(r.value) === cert.value.resultHash)
     const need = majority(t.placement.members.length)
-    const commits = await this.askUntil(t.placement.members, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert, ...(kept === undefined ? {} : { result: kept }) }, need, a => a.res.status === 'OK').early
-    const stored = commits.filter(c => c.res.status === 'OK').length
+    // members that stored the certificate with their vote, and those whose vote (carrying the
+    // votes it completes) is still on its way, are not sent it again
+    const committed = new Set(answers.filter(a => a.res.status === 'OK' && a.res.committed === true).map(a => a.peer))
+    const targets = t.placement.members.filter(m => !committed.has(m) && !voting.includes(m))
+    const commits = await this.askUntil(targets, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert, ...(kept === undefined ? {} : { result: kept }) }, Math.max(0, need - committed.size), a => a.res.status === 'OK').early
+    const stored = committed.size + commits.filter(c => c.res.status === 'OK').length
     if (finished === undefined) this.stats.certified++
     // the votes already sit on a majority's disk: a commit short of a majority is finished by recovery
     if (stored < need) this.init.log('certificate of %s stored on %d of %d members', t.id, stored, t.placement.members.length)
@@ -296,11 +300,28 @@ export class HeldLease {
   /**
    * Asks the members that granted to vote for this result; resolves with the certificate once a
    * majority signed it, and throws StaleTermError when another outcome won (a duplicate execution).
+   * A holder that is a member votes first and shows its vote to the others: with theirs it makes
+   * the certificate, which each of them stores in the same write, so they need no commit request.
    */
   async complete (result: unknown, size: number, generation: number): Promise<Certificate> {
     this.stopTimers()
     const value: FinalValue = { state: 'completed', claimId: this.claimId, resultHash: resultHash(result) }
-    return this.decideWith(value, generation, peer => ({ ...this.held1('vote')(peer), op: 'vote', value, result: result as never, size }), { claimId: this.claimId, peer: this.client.self, value: result as never, size, at: Date.now() })
+    const vote = (peer: string, shown?: ShownVote): LeaseRequest => ({ ...this.held1('vote')(peer), op: 'vote', value, result: result as never, size, ...(shown === undefined ? {} : { shown: [shown] }) })
+    const votedFor = (a: Answer): boolean => a.res.vote !== undefined && sameValue(a.res.vote.value, value)
+    const me = this.client.self
+    const mine: Answer[] = this.grants.has(me) ? [{ peer: me, res: await this.client.safeCall(me, vote(me)) }] : []
+    const own = mine.find(votedFor)?.res.vote
+    const others = [...this.grants.keys()].filter(p => p !== me)
+    const answers = [...mine, ...await this.client.askUntil(others, peer => vote(peer, own), this.need() - (own === undefined ? 0 : 1), votedFor).early]
+    this.done = true
+    const voting = own === undefined ? [] : others.filter(p => !answers.some(a => a.peer === p))
+    const cert = await this.client.certifyAndCommit(this.target, generation, answers, { claimId: this.claimId, peer: me, value: result as never, size, at: Date.now() }, voting)
+    if (cert !== undefined && sameValue(cert.value, value)) return cert
+    const ok = answers.filter(votedFor).length
+    if (cert !== undefined || answers.some(a => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || a.res.status === 'VOTED')) {
+      throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
+    }
+    throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)
   }
 
   /** Reports a failed attempt; resolves with the certificate when it made the task dead. */
@@ -336,18 +357,6 @@ export class HeldLease {
     this.stopTimers()
     this.done = true
     await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('release')(peer), op: 'release', ran }))
-  }
-
-  private async decideWith (value: FinalValue, generation: number, req: (peer: string) => LeaseRequest, result: StoredResult): Promise<Certificate> {
-    const answers = await this.client.askUntil([...this.grants.keys()], req, this.need(), a => a.res.vote !== undefined && sameValue(a.res.vote.value, value)).early
-    this.done = true
-    const cert = await this.client.certifyAndCommit(this.target, generation, answers, result)
-    if (cert !== undefined && sameValue(cert.value, value)) return cert
-    const ok = answers.filter(a => a.res.vote !== undefined && sameValue(a.res.vote.value, value)).length
-    if (cert !== undefined || answers.some(a => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || a.res.status === 'VOTED')) {
-      throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
-    }
-    throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)
   }
 
   private scheduleRenew (): void {

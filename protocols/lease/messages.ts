@@ -25,8 +25,12 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('renew'), ...held, durationMs: duration }).strict(),
   /** gives the lease back; `ran: false` (a partial claim, or a node stopping before it ran) burns no attempt */
   z.object({ op: z.literal('release'), ...held, ran: z.boolean() }).strict(),
-  /** the holder's vote request for its outcome: completed with its result, or dead */
-  z.object({ op: z.literal('vote'), ...held, value: finalValueSchema, result: z.json().optional(), size: z.number().int().nonnegative().optional() }).strict(),
+  /**
+   * the holder's vote request for its outcome: completed with its result, or dead. `shown`: votes
+   * other members already cast for the same value (the holder's own, when it is a member); when
+   * they and this member's vote make a certificate, the member stores it in the same write
+   */
+  z.object({ op: z.literal('vote'), ...held, value: finalValueSchema, result: z.json().optional(), size: z.number().int().nonnegative().optional(), shown: z.array(shownVoteSchema).max(16).optional() }).strict(),
   /** a failed attempt; when it spends the budget (or is unrecoverable) the answer carries a vote for dead */
   z.object({ op: z.literal('fail'), ...held, error: z.string().max(4096), unrecoverable: z.boolean() }).strict(),
   /** a durable agent step, written only by the live holder */
@@ -80,7 +84,9 @@ export const leaseResponseSchema = z.object({
   placement: placementSchema.optional(),
   /** on seal: what this member held */
   record: taskRecordSchema.optional(),
-  result: storedResultSchema.optional()
+  result: storedResultSchema.optional(),
+  /** on a vote: this member also stored the certificate its vote completed with the shown ones */
+  committed: z.boolean().optional()
 })
 
 export type LeaseResponse = z.infer<typeof leaseResponseSchema>

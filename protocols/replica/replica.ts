@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { signedHere, statementBytes, verifyVote } from '../task/certificate.js'
+import { certify, sameValue, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
@@ -8,7 +8,7 @@ import { RecordHashes } from './digest.js'
 import { FinalTally } from './final-tally.js'
 import { RecentCache } from './recent.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
-import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
+import type { MachineEnv, ReplicaTaskState, Transition } from '../task/machine.js'
 import type { TallyRow } from './final-tally.js'
 import type { Placement, TaskRecord, TaskState } from '../task/record.js'
 import type { Task } from '../task/schema.js'
@@ -293,10 +293,28 @@ export class Replica {
         if (t.reply.vote !== undefined) t.reply.vote = { ...t.reply.vote, sig }
         this.stats.votes++
       }
-      await this.persist(s, t.state)
-      this.count(req, t.reply)
-      return t.reply
+      const done = req.op === 'vote' && req.shown !== undefined ? this.commitShown(t, req.shown, env) : t
+      await this.persist(s, done.state)
+      this.count(req, done.reply)
+      return done.reply
     })
+  }
+
+  /**
+   * The commit folded into a vote: when this member's fresh vote and the votes shown with the request
+   * make a certificate, the commit transition runs on the voted state and both go to disk in one
+   * write. A shown vote that is not valid leaves the vote alone, uncommitted.
+   */
+  private commitShown (t: Transition, shown: ShownVote[], env: MachineEnv): Transition {
+    const own = t.reply.vote
+    const r = t.state.record
+    if (t.reply.status !== 'OK' || own === undefined || r === undefined) return t
+    const others = shown.filter(v => v.peer !== this.me && v.generation === own.generation && v.epoch === own.epoch && sameValue(v.value, own.value))
+    const cert = certify(r.task.id, own.generation, own.epoch, own.value, [own, ...others].map(v => ({ peer: v.peer, term: v.term, sig: v.sig })), r.placement.members)
+    if (cert === undefined) return t
+    const c = transition(t.state, { op: 'commit', id: r.task.id, epoch: own.epoch, cert }, env)
+    if (c.reply.status !== 'OK') return t
+    return { state: c.state, reply: { ...t.reply, committed: true } }
   }
 
   private count (req: LeaseRequest, reply: LeaseResponse): void {
@@ -305,7 +323,7 @@ export class Replica {
       else this.stats.denials++
     }
     if (reply.status === 'STALE_TERM' || (req.op === 'vote' && (reply.status === 'VOTED' || reply.status === 'FINISHED') && reply.vote?.value.claimId !== req.claimId)) this.stats.staleResults++
-    if (req.op === 'commit' && reply.status === 'OK') this.stats.results++
+    if ((req.op === 'commit' && reply.status === 'OK') || reply.committed === true) this.stats.results++
   }
 
   /** A task's state; `locked` callers (under the task's lock) may fill the cache, others only read it. */

@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LeaseClient, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
 import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, stateOf } from '../../protocols/task/index.js'
-import type { HeldLease, LeaseRequest, Target } from '../../protocols/lease/index.js'
+import type { HeldLease, LeaseRequest, ShownVote, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import type { Peer } from '../helpers/peers.js'
@@ -387,6 +387,56 @@ describe('replicas and lease clients, end to end', () => {
     const again = await c.client(holderOf()).certifyAndCommit(t, 0, await c.client(holderOf()).ask(t.placement.members, { op: 'decide', id: t.id, epoch: 0 }))
     expect(again).toEqual(cert)
     expect(A.replica.stats.staleResults + B.replica.stats.staleResults).toBe(2)
+  })
+
+  it('a holder that is a member shows its vote: the others store the certificate with their own vote, and are sent no commit', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const sent: Array<[string, string]> = []
+    const lease = await c.client(A.peer, { drop: (peer, req) => { sent.push([peer, req.op]); return false } }).acquire(t)
+    leases.push(lease)
+    const cert = await lease.complete(RESULT, 17, 0)
+    await settle()
+    expect(cert.value.claimId).toBe(lease.claimId)
+    for (const m of c.members) {
+      const { record, result } = await m.replica.get(t.id)
+      expect(record?.final?.state).toBe('completed')
+      expect(record?.final?.cert.value).toEqual(cert.value)
+      expect(result?.value).toEqual(RESULT)
+    }
+    // the holder's own vote first, then the others'; only the holder's own copy is sent the commit
+    expect(sent.filter(([, op]) => op === 'vote').map(([peer]) => peer)).toEqual([A.peer.id, B.peer.id, C.peer.id])
+    expect(sent.filter(([, op]) => op === 'commit').map(([peer]) => peer)).toEqual([A.peer.id])
+    expect(B.replica.stats.results + C.replica.stats.results).toBe(2)
+  })
+
+  it('a shown vote that is forged, or for another value, leaves a member\'s vote uncommitted', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const lease = await c.acquire(A.peer, t)
+    const value = { state: 'completed' as const, claimId: lease.claimId, resultHash: resultHash(RESULT) }
+    const vote = (peer: string, shown?: ShownVote[]): LeaseRequest => ({ op: 'vote', id: t.id, epoch: 0, claimId: lease.claimId, term: lease.grants.get(peer)!, value, result: RESULT, size: 17, ...(shown === undefined ? {} : { shown }) })
+    const own = (await A.replica.handleLease(A.peer.id, vote(A.peer.id))).vote!
+    const forged = { ...own, sig: Buffer.alloc(64, 7).toString('base64') }
+    const forgedReply = await B.replica.handleLease(A.peer.id, vote(B.peer.id, [forged]))
+    expect(forgedReply.status).toBe('OK')
+    expect(forgedReply.committed).toBeUndefined()
+    expect((await B.store.getRecord(t.id))?.final).toBeUndefined()
+    expect((await B.store.getLease(t.id))?.vote?.value).toEqual(value)
+    const otherValue = { ...own, value: { ...value, resultHash: resultHash({ text: 'other' }) } }
+    const otherReply = await C.replica.handleLease(A.peer.id, vote(C.peer.id, [otherValue]))
+    expect(otherReply.committed).toBeUndefined()
+    expect((await C.store.getRecord(t.id))?.final).toBeUndefined()
+    // the real vote shown again to a member that voted already changes nothing: it answers VOTED
+    expect((await C.replica.handleLease(A.peer.id, vote(C.peer.id, [own]))).status).toBe('VOTED')
+    // three valid votes, certified the usual way, still commit everywhere
+    const answers = await c.client(A.peer).ask(t.placement.members, { op: 'decide', id: t.id, epoch: 0 })
+    const cert = await c.client(A.peer).certifyAndCommit(t, 0, answers)
+    await settle()
+    expect(cert?.value).toEqual(value)
+    for (const r of await c.records(t.id)) expect(r?.final?.cert.value).toEqual(value)
   })
 
   it('two claims in one epoch, the second finishing first: the first is refused with StaleTermError', async () => {
