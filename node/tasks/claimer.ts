@@ -6,6 +6,7 @@ import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
+import type { HeldLease } from '../../protocols/lease/index.js'
 import type { TaskAnnouncement, TaskNotice } from '../../protocols/gossip/index.js'
 import type { OfferItem } from '../../protocols/records/index.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
@@ -174,6 +175,33 @@ export class Claimer {
     }
     if (taken.length > 0) this.c.presence.slotsChanged()
     return taken
+  }
+
+  /**
+   * A slot for a task this node submits and runs itself: it offers the capability, has a free slot
+   * and no lag, and is a member of the placement (the offer would come to it first). The submit
+   * then takes the lease with the store, and `runOwn` runs it.
+   */
+  reserveOwn (task: Task, placement: Placement): Slot | undefined {
+    if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
+    if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) return undefined
+    const slot = this.c.runtime.reserve(task.capability)
+    if (slot !== undefined) this.c.presence.slotsChanged()
+    return slot
+  }
+
+  /** Runs a task whose lease came with its submit, in `reserveOwn`'s slot; never throws. */
+  runOwn (task: Task, lease: HeldLease, slot: Slot, claimMs: number): void {
+    this.stats.claimAttempts++
+    this.stats.claimsWon++
+    this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, generation: 0, attempt: lease.attempt, claimMs } })
+    const running: Promise<void> = this.executor.run(task, lease, slot).catch((err: any) => {
+      if (err.name !== 'TaskFinishedError' && this.running) this.log.error('run of %s failed: %s', task.id, err.stack ?? err.message)
+    }).finally(() => {
+      if (this.inflight.get(task.id) === running) this.inflight.delete(task.id)
+      this.drainBacklog()
+    })
+    this.inflight.set(task.id, running)
   }
 
   private startClaim (task: Task, placement: Placement, slot?: Slot): void {

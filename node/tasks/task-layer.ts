@@ -179,6 +179,7 @@ export class TaskLayer {
     this.claimer = new Claimer(components, this.executor)
     this.offerer = new Offerer(components, this.claimer)
     this.service.offerer = this.offerer
+    this.service.ownRuns = this.claimer
     this.sweeper = new Sweeper(components, this.service)
     this.antiEntropy = new AntiEntropy(components)
     this.mover = new Mover(components)

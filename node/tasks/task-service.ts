@@ -3,13 +3,14 @@ import { QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, majorit
 import { putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength, capabilitySchema, isWaiting, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
-import { startSpan, traceparentOf } from '../tracing.js'
+import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import { closestNames, unofferedWarning } from './suggest.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
-import type { LeaseRequest } from '../../protocols/lease/index.js'
+import type { HeldLease, LeaseRequest } from '../../protocols/lease/index.js'
+import type { Claimer } from './claimer.js'
 import type { Mover } from './mover.js'
 import type { Offerer } from './offerer.js'
 import type { ProgressHub } from './progress.js'
@@ -81,6 +82,8 @@ export class TaskService {
   offerer?: Offerer
   /** set by the task layer: keeps the streamed progress of tasks submitted here */
   progress?: ProgressHub
+  /** set by the task layer: runs tasks submitted here that this node should run itself */
+  ownRuns?: Pick<Claimer, 'reserveOwn' | 'runOwn'>
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
     this.applyNotice(evt.detail)
   }
@@ -126,9 +129,15 @@ export class TaskService {
     this.progress?.track(task.id)
     span.setAttribute('agentmesh.task', task.id)
     const record = newRecord(task, this.c.membership.choose(task.id), now)
+    // a task this node will run itself is claimed with the store: one request per member, not two
+    const own = this.ownRuns?.reserveOwn(task, record.placement)
+    const asked = performance.now()
+    let lease: HeldLease | undefined
     try {
-      await this.storeOnPlacement(record)
+      if (own !== undefined) lease = await this.storeWithLease(record)
+      if (lease === undefined) await this.storeOnPlacement(record)
     } catch (err: any) {
+      own?.release()
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err?.message) })
       throw err
     } finally {
@@ -136,7 +145,12 @@ export class TaskService {
     }
     this.stats.submitted++
     this.c.events.safeDispatchEvent('submitted', { detail: { id: task.id, capability: task.capability } })
-    this.announce(task, record.placement)
+    if (own !== undefined && lease !== undefined) {
+      this.ownRuns?.runOwn(task, lease, own, performance.now() - asked)
+    } else {
+      own?.release()
+      this.announce(task, record.placement)
+    }
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
     return { id: task.id, created: true, ...(offered ? {} : { warning: unofferedWarning(task.capability, this.offeredNames()) }) }
   }
@@ -145,6 +159,22 @@ export class TaskService {
   private announce (task: Task, placement: Placement): void {
     if (this.offerer !== undefined) this.offerer.offer(task, placement)
     else void this.c.gossip.announceTask(task, placement)
+  }
+
+  /**
+   * Stores a new record on its placement and leases it to this node, with one acquire per member
+   * that carries the record: a grant is written with the record, so a majority's grants are a
+   * majority's copies. Undefined when no majority granted: the caller stores it the usual way.
+   */
+  private async storeWithLease (record: TaskRecord): Promise<HeldLease | undefined> {
+    try {
+      const task = record.task
+      return await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => this.c.leases.acquire({ id: task.id, placement: record.placement }, record))
+    } catch (err: any) {
+      if (err.name !== 'LeaseDeniedError' && err.name !== 'QuorumUnavailableError' && err.name !== 'TaskFinishedError' && err.name !== 'StaleTermError') throw err
+      this.log('submit of %s was not leased to this node with its store: %s', record.task.id, err.message)
+      return undefined
+    }
   }
 
   /**

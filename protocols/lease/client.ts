@@ -5,7 +5,7 @@ import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermErro
 import { untilQuorum } from './quorum.js'
 import { samePlacement } from '../task/record.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
-import type { Placement } from '../task/record.js'
+import type { Placement, TaskRecord } from '../task/record.js'
 import type { StoredResult } from '../task/store.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from './messages.js'
 import type { Logger } from '@libp2p/interface'
@@ -86,11 +86,15 @@ export class LeaseClient {
     return { early: answers(early), all: answers(all) }
   }
 
-  /** Resolves with a held lease, or throws LeaseDeniedError, TaskFinishedError or QuorumUnavailableError. */
-  async acquire (t: Target): Promise<HeldLease> {
+  /**
+   * Resolves with a held lease, or throws LeaseDeniedError, TaskFinishedError or QuorumUnavailableError.
+   * `record`: the task's new record, which each member that lacks it stores with its grant (a submit
+   * that runs the task here: one request per member instead of a put and an acquire).
+   */
+  async acquire (t: Target, record?: TaskRecord): Promise<HeldLease> {
     const claimId = randomBytes(8).toString('hex')
     const sentAt = Date.now()
-    const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs }
+    const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs, ...(record === undefined ? {} : { record }) }
     const need = majority(t.placement.members.length)
     // a grant counts only if the member granted under the very placement asked: a claimant with a
     // partial or stale list of members must not count grants towards a smaller majority

@@ -21,7 +21,8 @@ export const shownVoteSchema = castVoteSchema.extend({ peer: peerIdSchema }).str
 export type ShownVote = z.infer<typeof shownVoteSchema>
 
 export const leaseRequestSchema = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('acquire'), ...claim, durationMs: duration }).strict(),
+  /** `record`: a task just submitted, which a member that lacks it stores in the grant's own write */
+  z.object({ op: z.literal('acquire'), ...claim, durationMs: duration, record: taskRecordSchema.optional() }).strict(),
   z.object({ op: z.literal('renew'), ...held, durationMs: duration }).strict(),
   /** gives the lease back; `ran: false` (a partial claim, or a node stopping before it ran) burns no attempt */
   z.object({ op: z.literal('release'), ...held, ran: z.boolean() }).strict(),

@@ -281,8 +281,14 @@ export class Replica {
 
   /** Serves one lease-protocol request: load, transition, sign a vote if one was cast, persist, answer. */
   async handleLease (from: string, req: LeaseRequest): Promise<LeaseResponse> {
+    if (req.op === 'acquire' && req.record !== undefined && !this.isNewRecord(req.record, req.id, req.epoch)) {
+      this.stats.refusedRecords++
+      return { status: 'ERROR', reason: 'the record with a claim is not a new task of this placement' }
+    }
     return this.lock.run(req.id, async () => {
-      const s = await this.load1(req.id)
+      const loaded = await this.load1(req.id)
+      // a submit that claims the task at once brings its record: stored with the grant, one write
+      const s = req.op === 'acquire' && req.record !== undefined && loaded.record === undefined ? { ...loaded, record: req.record } : loaded
       const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote }
       const t = transition(s, req, env)
       if (t.sign !== undefined && t.state.lease.vote !== undefined) {
@@ -294,10 +300,16 @@ export class Replica {
         this.stats.votes++
       }
       const done = req.op === 'vote' && req.shown !== undefined ? this.commitShown(t, req.shown, env) : t
-      await this.persist(s, done.state)
+      await this.persist(loaded, done.state)
       this.count(req, done.reply)
       return done.reply
     })
+  }
+
+  /** A task as its submitter made it, for this member: valid id, this placement, nothing happened yet. */
+  private isNewRecord (record: TaskRecord, id: string, epoch: number): boolean {
+    return record.task.id === id && hasValidId(record.task) && this.isMember(record) && record.placement.epoch === epoch &&
+      record.generation === 0 && record.attempts.length === 0 && record.final === undefined && record.previous === undefined
   }
 
   /**

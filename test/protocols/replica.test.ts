@@ -439,6 +439,26 @@ describe('replicas and lease clients, end to end', () => {
     for (const r of await c.records(t.id)) expect(r?.final?.cert.value).toEqual(value)
   })
 
+  it('an acquire may bring the task\'s new record, stored with the grant; a forged or used record is refused', async () => {
+    const c = await Cluster.create(3)
+    const [A, B] = c.members as [Member, Member]
+    const task = makeTask({ capability: 'echo', input: 'brought along', submitter: A.peer.id, maxAttempts: 3, timeoutMs: 1_000, deadline: T0 + HOUR, now: T0 })
+    const record = newRecord(task, c.placement, T0)
+    const acquire = (r: TaskRecord): LeaseRequest => ({ op: 'acquire', id: task.id, epoch: 0, claimId: 'c1', durationMs: LEASE, record: r })
+    const forged = await B.replica.handleLease(A.peer.id, acquire({ ...record, task: { ...task, input: 'not what the id hashes' } }))
+    expect(forged.status).toBe('ERROR')
+    const used = await B.replica.handleLease(A.peer.id, acquire({ ...record, attempts: [{ claimId: 'x', generation: 0, peer: A.peer.id, startedAt: T0, outcome: 'failed' }] }))
+    expect(used.status).toBe('ERROR')
+    expect(await B.store.getRecord(task.id)).toBeUndefined()
+    expect(B.replica.stats.refusedRecords).toBe(2)
+    const lease = await c.client(A.peer).acquire({ id: task.id, placement: c.placement }, record)
+    leases.push(lease)
+    expect(lease.grants.size).toBeGreaterThanOrEqual(2)
+    await settle()
+    for (const r of await c.records(task.id)) expect(r?.attempts.map(x => x.claimId)).toEqual([lease.claimId])
+    expect(c.pushes).toEqual([])
+  })
+
   it('two claims in one epoch, the second finishing first: the first is refused with StaleTermError', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()

@@ -51,6 +51,27 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     expect((await a.tasks!.service.get(records[1]!.task.id)).record.attempts).toEqual([])
   })
 
+  it('a submitter that runs the task itself claims it with the store: one acquire per member carrying the record, no put and no offer', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...OFFERS_ONLY, agents: [echoAgent] } })
+    await net.ready()
+    const a = net.nodes[0]!
+    const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'claimed with its store' })
+    expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    expect(a.tasks!.executor.stats.completed).toBe(1)
+    expect(a.tasks!.offerer.stats.offered).toBe(0)
+    const served = net.nodes.slice(1).map(n => n.tasks!.handlerStats.served ?? {})
+    for (const s of served) {
+      expect(s['records.put']).toBeUndefined()
+      expect(s['lease.acquire']).toBe(1)
+    }
+    // every member holds the record, with the one attempt the submitter ran, and the certified result
+    for (const node of net.nodes) {
+      const { record, result } = await node.tasks!.replica.get(id)
+      expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[a.peerId.toString(), 'completed']])
+      expect(result?.value).toBe('claimed with its store')
+    }
+  })
+
   it('passes what a busy peer declines to the next one, whose queue keeps it, and runs every task', async () => {
     const oneAtATime = { ...sleepAgent, concurrency: 1 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, claimRanks: 2, agents: i === 0 ? [] : [oneAtATime] } }) })
@@ -74,6 +95,8 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     const a = net.nodes[0]!
     // announced to everyone instead of offered: every capable peer ranked high enough keeps a copy
     a.tasks!.offerer.offer = (task, placement) => { void a.tasks!.gossip.announceTask(task, placement) }
+    // and not claimed with its store, which a submitter that is a member does when it has a free slot
+    a.tasks!.service.ownRuns = undefined
     const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'kept here and there' })
     expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
     const holders = (): AgentNode[] => net!.nodes.filter(n => n.tasks!.replica.hashes.has(id))
