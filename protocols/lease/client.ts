@@ -317,6 +317,12 @@ export class HeldLease {
     const own = mine.find(votedFor)?.res.vote
     const others = [...this.grants.keys()].filter(p => p !== me)
     const answers = [...mine, ...await this.client.askUntil(others, peer => vote(peer, own), this.need() - (own === undefined ? 0 : 1), votedFor).early]
+    // a peer from before shown votes refuses the field as a bad request: it is asked the old way
+    const older = own === undefined || answers.filter(votedFor).length >= this.need() ? [] : answers.filter(a => a.res.status === 'ERROR' && a.res.reason?.startsWith('bad request') === true)
+    if (older.length > 0) {
+      const again = await this.client.ask(older.map(a => a.peer), peer => vote(peer))
+      for (const a of again) answers[answers.findIndex(x => x.peer === a.peer)] = a
+    }
     this.done = true
     const voting = own === undefined ? [] : others.filter(p => !answers.some(a => a.peer === p))
     const cert = await this.client.certifyAndCommit(this.target, generation, answers, { claimId: this.claimId, peer: me, value: result as never, size, at: Date.now() }, voting)

@@ -411,6 +411,34 @@ describe('replicas and lease clients, end to end', () => {
     expect(B.replica.stats.results + C.replica.stats.results).toBe(2)
   })
 
+  it('a member from before shown votes, which refuses the field, is asked to vote the old way and sent the commit', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B] = c.members as [Member, Member]
+    const base = c.client(A.peer)
+    const oldB = new LeaseClient({
+      self: A.peer.id,
+      leaseMs: LEASE,
+      log,
+      call: async (peer, req) => {
+        // B's strict schema knows no `shown`
+        if (peer === B.peer.id && 'shown' in req) return { status: 'ERROR', reason: 'bad request: Unrecognized key: "shown"' }
+        return base.safeCall(peer, req)
+      },
+      pushRecord: async () => {}
+    })
+    const lease = await oldB.acquire(t)
+    leases.push(lease)
+    // C cannot be reached: only A and B can make the majority
+    const C = c.at(2)
+    const cut = new Set([C.peer.id])
+    for (const [peer] of lease.grants) if (cut.has(peer)) lease.grants.delete(peer)
+    const cert = await lease.complete(RESULT, 17, 0)
+    expect(cert.votes.map(v => v.peer)).toEqual([A.peer.id, B.peer.id].sort())
+    await settle()
+    expect((await B.store.getRecord(t.id))?.final?.cert.value).toEqual(cert.value)
+  })
+
   it('a shown vote that is forged, or for another value, leaves a member\'s vote uncommitted', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
