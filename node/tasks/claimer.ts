@@ -193,23 +193,29 @@ export class Claimer {
   /** Runs a task whose lease came with its submit, in `reserveOwn`'s slot; never throws. */
   runOwn (task: Task, lease: HeldLease, slot: Slot, claimMs: number): void {
     this.stats.claimAttempts++
-    this.stats.claimsWon++
-    this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, generation: 0, attempt: lease.attempt, claimMs } })
-    const running: Promise<void> = this.executor.run(task, lease, slot).catch((err: any) => {
+    this.track(task.id, this.won(task, 0, lease, slot, claimMs).catch((err: any) => {
       if (err.name !== 'TaskFinishedError' && this.running) this.log.error('run of %s failed: %s', task.id, err.stack ?? err.message)
-    }).finally(() => {
-      if (this.inflight.get(task.id) === running) this.inflight.delete(task.id)
-      this.drainBacklog()
-    })
-    this.inflight.set(task.id, running)
+    }))
   }
 
   private startClaim (task: Task, placement: Placement, slot?: Slot): void {
-    const claiming: Promise<void> = this.claim(task, placement, slot).finally(() => {
-      if (this.inflight.get(task.id) === claiming) this.inflight.delete(task.id)
+    this.track(task.id, this.claim(task, placement, slot))
+  }
+
+  /** A claim or run in flight here: one per task, and a slot it frees goes to the backlog. */
+  private track (id: string, work: Promise<void>): void {
+    const tracked: Promise<void> = work.finally(() => {
+      if (this.inflight.get(id) === tracked) this.inflight.delete(id)
       this.drainBacklog()
     })
-    this.inflight.set(task.id, claiming)
+    this.inflight.set(id, tracked)
+  }
+
+  /** A lease won, by a claim or with a submit: counted, told, and run in its slot. */
+  private async won (task: Task, generation: number, lease: HeldLease, slot: Slot, claimMs: number): Promise<void> {
+    this.stats.claimsWon++
+    this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, generation, attempt: lease.attempt, claimMs } })
+    await this.executor.run(task, lease, slot)
   }
 
   /** Claims queued offers while slots are free, oldest first. */
@@ -253,11 +259,9 @@ export class Claimer {
       this.stats.claimAttempts++
       const asked = performance.now()
       const lease = await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement }))
-      this.stats.claimsWon++
-      this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, generation: local.record?.generation ?? 0, attempt: lease.attempt, claimMs: performance.now() - asked } })
       const running = slot
       slot = undefined
-      await this.executor.run(task, lease, running)
+      await this.won(task, local.record?.generation ?? 0, lease, running, performance.now() - asked)
     } catch (err: any) {
       if (err.name === 'LeaseDeniedError') this.stats.claimsDenied++
       else if (err.name === 'QuorumUnavailableError') this.stats.claimsUnavailable++
