@@ -2,6 +2,7 @@ import type { LeaseClient } from '../../protocols/lease/index.js'
 import type { MeshGossip } from '../../protocols/gossip/index.js'
 import type { PresenceService } from '../../protocols/presence/index.js'
 import type { RecordsRequest } from '../../protocols/records/index.js'
+import type { RpcRequestOptions } from '../../protocols/rpc/index.js'
 import type { Replica } from '../../protocols/replica/index.js'
 import type { AgentRuntime } from '../runtime/runtime.js'
 import type { Store } from '../store/store.js'
@@ -24,7 +25,7 @@ export interface TaskComponents {
   memory: MemoryLayer
   leases: LeaseClient
   /** a records request to one peer (the local replica directly) */
-  records: (peer: PeerId, req: RecordsRequest) => Promise<any>
+  records: (peer: PeerId, req: RecordsRequest, options?: RpcRequestOptions) => Promise<any>
   runtime: AgentRuntime
   options: TaskLayerOptions
   logger: (component: string) => Logger

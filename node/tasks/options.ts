@@ -89,6 +89,13 @@ export const taskOptionsSchema = z.strictObject({
    * @default 256
    */
   offerQueueLimit: count(0).default(256),
+  /**
+   * How long a submitter waits for a member it handed a new task to (to claim and run it) before it
+   * stores and offers the task itself. The answer comes after one round of acquires; a member that
+   * is paused or cut off must not hold a submit up for rpcTimeoutMs.
+   * @default 2_000
+   */
+  handoffTimeoutMs: timerMs().default(2_000),
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs: timerMs().default(2_000),
   /** peers asked per pull. @default 2 */

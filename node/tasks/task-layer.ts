@@ -18,6 +18,7 @@ import { resolveTaskOptions } from './options.js'
 import { Mover } from './mover.js'
 import { Notifier } from './notifier.js'
 import { Offerer } from './offerer.js'
+import { Handoff } from './handoff.js'
 import { ProgressHub, ProgressSender } from './progress.js'
 import { Membership } from './placement.js'
 import { ReplicaSets } from './replica-sets.js'
@@ -29,6 +30,8 @@ import type { TaskLayerInit, TaskLayerOptions } from './options.js'
 import type { HandlerStats, LeaseRequest } from '../../protocols/lease/index.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { OfferItem, ProgressItem, RecordsRequest } from '../../protocols/records/index.js'
+import type { RpcRequestOptions } from '../../protocols/rpc/index.js'
+import type { TaskRecord } from '../../protocols/task/index.js'
 import type { MeshServices } from '../libp2p-options.js'
 import type { Store } from '../store/store.js'
 import type { ComponentLogger, Libp2p, PeerId } from '@libp2p/interface'
@@ -55,6 +58,7 @@ export class TaskLayer {
   readonly executor: Executor
   readonly claimer: Claimer
   readonly offerer: Offerer
+  readonly handoff: Handoff
   readonly notifier: Notifier
   readonly sweeper: Sweeper
   readonly replicaSets: ReplicaSets
@@ -119,6 +123,7 @@ export class TaskLayer {
       comparableHash: (id: string) => this.antiEntropy.comparableHash(id),
       needed: (entries: Array<[string, string]>) => this.antiEntropy.needed(entries),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
+      takeHandoff: async (record: TaskRecord, from: string) => this.handoff.take(record, from),
       applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
       applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },
       recentProgress: (id: string) => this.progress.recent(id),
@@ -129,7 +134,7 @@ export class TaskLayer {
     // this node's own requests are parsed like a peer's: they carry agents' values (steps, results, waits)
     const leaseLocal = leaseHandler(this.replica, this.localHandlerStats)
     const recordsLocal = recordsHandler(this.replica, this.localHandlerStats, recordsInit)
-    const records = async (peer: PeerId, req: RecordsRequest): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req)
+    const records = async (peer: PeerId, req: RecordsRequest, o?: RpcRequestOptions): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req, o)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
     this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets })
     this.memory = new MemoryLayer({ peerId, libp2p: host.libp2p, store: host.store, membership: this.membership, presence: this.presence, replicaSets: this.replicaSets, replicationFactor: options.replicationFactor, rpcTimeoutMs: options.rpcTimeoutMs, embed: init.embed, hnswAbove: options.memoryHnswAbove, log: logger('agentmesh:memory') })
@@ -180,6 +185,8 @@ export class TaskLayer {
     this.offerer = new Offerer(components, this.claimer)
     this.service.offerer = this.offerer
     this.service.ownRuns = this.claimer
+    this.handoff = new Handoff(components, this.claimer)
+    this.service.handoff = this.handoff
     this.sweeper = new Sweeper(components, this.service)
     this.antiEntropy = new AntiEntropy(components)
     this.mover = new Mover(components)
@@ -227,6 +234,7 @@ export class TaskLayer {
       tasks: { ...this.service.stats },
       claims: { ...this.claimer.stats },
       offers: { ...this.offerer.stats },
+      handoffs: { ...this.handoff.stats },
       executions: { ...this.executor.stats, running: this.executor.running().length },
       progress: { ...this.progress.stats, ...this.progressSender.stats },
       replica: { ...this.replica.stats, active: this.replica.active.size },

@@ -3,7 +3,8 @@ import { QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, majorit
 import { putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength, capabilitySchema, isWaiting, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
-import { inSpan, startSpan, traceparentOf } from '../tracing.js'
+import { startSpan, traceparentOf } from '../tracing.js'
+import { acquireWithRecord } from './handoff.js'
 import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import { closestNames, unofferedWarning } from './suggest.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
@@ -11,6 +12,7 @@ import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { HeldLease, LeaseRequest } from '../../protocols/lease/index.js'
 import type { Claimer } from './claimer.js'
+import type { Handoff } from './handoff.js'
 import type { Mover } from './mover.js'
 import type { Offerer } from './offerer.js'
 import type { ProgressHub } from './progress.js'
@@ -82,6 +84,8 @@ export class TaskService {
   offerer?: Offerer
   /** set by the task layer: keeps the streamed progress of tasks submitted here */
   progress?: ProgressHub
+  /** set by the task layer: hands tasks submitted here to a member that runs them */
+  handoff?: Pick<Handoff, 'give'>
   /** set by the task layer: runs tasks submitted here that this node should run itself */
   ownRuns?: Pick<Claimer, 'reserveOwn' | 'runOwn'>
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
@@ -129,13 +133,17 @@ export class TaskService {
     this.progress?.track(task.id)
     span.setAttribute('agentmesh.task', task.id)
     const record = newRecord(task, this.c.membership.choose(task.id), now)
-    // a task this node will run itself is claimed with the store: one request per member, not two
+    // a task this node will run itself is claimed with the store: one request per member, not two;
+    // else a member with a free slot is handed it to do the same
     const own = this.ownRuns?.reserveOwn(task, record.placement)
     const asked = performance.now()
     let lease: HeldLease | undefined
+    let handed = false
     try {
-      if (own !== undefined) lease = await this.storeWithLease(record)
-      if (lease === undefined) await this.storeOnPlacement(record)
+      if (own !== undefined) lease = await acquireWithRecord(this.c, this.log, record)
+      else handed = await this.handoff?.give(record) ?? false
+      if (handed) await this.keepCopy(record)
+      else if (lease === undefined) await this.storeOnPlacement(record)
     } catch (err: any) {
       own?.release()
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err?.message) })
@@ -147,7 +155,7 @@ export class TaskService {
     this.c.events.safeDispatchEvent('submitted', { detail: { id: task.id, capability: task.capability } })
     if (own !== undefined && lease !== undefined) {
       this.ownRuns?.runOwn(task, lease, own, performance.now() - asked)
-    } else {
+    } else if (!handed) {
       own?.release()
       this.announce(task, record.placement)
     }
@@ -159,22 +167,6 @@ export class TaskService {
   private announce (task: Task, placement: Placement): void {
     if (this.offerer !== undefined) this.offerer.offer(task, placement)
     else void this.c.gossip.announceTask(task, placement)
-  }
-
-  /**
-   * Stores a new record on its placement and leases it to this node, with one acquire per member
-   * that carries the record: a grant is written with the record, so a majority's grants are a
-   * majority's copies. Undefined when no majority granted: the caller stores it the usual way.
-   */
-  private async storeWithLease (record: TaskRecord): Promise<HeldLease | undefined> {
-    try {
-      const task = record.task
-      return await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => this.c.leases.acquire({ id: task.id, placement: record.placement }, record))
-    } catch (err: any) {
-      if (err.name !== 'LeaseDeniedError' && err.name !== 'QuorumUnavailableError' && err.name !== 'TaskFinishedError' && err.name !== 'StaleTermError') throw err
-      this.log('submit of %s was not leased to this node with its store: %s', record.task.id, err.message)
-      return undefined
-    }
   }
 
   /**
@@ -193,8 +185,13 @@ export class TaskService {
     // answered once a majority has it: a paused member must not hold the submit up until its timeout
     const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
     const ok = answers.filter(a => a.result.status === 'OK').length
-    if (!members.includes(this.c.peerId.toString())) await this.c.replica.put(record)
+    await this.keepCopy(record)
     if (ok < majority(members.length)) throw shortfall(members, answers, ok)
+  }
+
+  /** A node that is not a member keeps a copy of what it submitted: its waits and reads start here. */
+  private async keepCopy (record: TaskRecord): Promise<void> {
+    if (!record.placement.members.includes(this.c.peerId.toString())) await this.c.replica.put(record)
   }
 
   /**

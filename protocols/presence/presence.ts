@@ -215,6 +215,16 @@ export class PresenceService {
     this.announceSoon(Math.max(50, this.lastAnnouncedAt + gap - this.now()))
   }
 
+  /**
+   * A peer answered that it has no free slot for `capability` (it declined a task handed to it):
+   * newer than its last announcement, so it stands until the next one replaces it.
+   */
+  markFull (peerId: string, capability: string): void {
+    const known = this.peers.get(peerId)
+    if (known === undefined || (known.presence.freeSlots[capability] ?? 0) === 0) return
+    known.presence = { ...known.presence, freeSlots: { ...known.presence.freeSlots, [capability]: 0 } }
+  }
+
   /** Announce now-ish: capabilities or someone new arrived. A sooner request moves a pending one up. */
   announceSoon (delayMs = 50): void {
     if (!this.running) return

@@ -2,8 +2,9 @@ import { bucketHashes, differingBuckets } from '../replica/digest.js'
 import { byteLength } from '../task/index.js'
 import { countServed } from '../rpc/served.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
-import type { OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
+import type { HandoffOutcome, OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
+import type { TaskRecord } from '../task/record.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
 import type { PeerId } from '@libp2p/interface'
@@ -17,6 +18,8 @@ export interface RecordsHandlerInit {
   needed?: (entries: Array<[string, string]>) => string[]
   /** tasks offered to this node to run: answers the ids taken. Without it, none is. */
   takeOffers?: (items: OfferItem[], from: string) => string[]
+  /** a new task its submitter `from` hands to this node to claim and run: whether it took it. Without it, none is. */
+  takeHandoff?: (record: TaskRecord, from: string) => Promise<HandoffOutcome>
   /** notices sent to this node directly (it waits on the tasks): hints, as gossiped ones */
   applyNotices?: (notices: TaskNotice[]) => void
   /** progress of tasks this node submitted, from `from` (the authenticated peer), in the order sent */
@@ -57,6 +60,10 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         // which ids, not only how many: a bulk submit counts each task's majority on its own
         const storedIds = req.items.filter((_, i) => kept[i]).map(item => item.record.task.id)
         return { status: 'OK', stored: storedIds.length, storedIds } satisfies PutManyAnswer
+      }
+      case 'handoff': {
+        const outcome = await init.takeHandoff?.(req.record, from.toString()) ?? 'declined'
+        return { status: 'OK', taken: outcome === 'taken', ...(outcome === 'busy' ? { busy: true } : {}) }
       }
       case 'offer': return { status: 'OK', taken: init.takeOffers?.(req.items, from.toString()) ?? [] }
       case 'notify': {

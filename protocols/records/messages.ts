@@ -53,6 +53,12 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('ids'), entries: z.array(z.tuple([taskIdSchema, z.string().max(64)])).max(20_000) }).strict(),
   /** step three of anti-entropy, and a bulk submit: the records themselves (a receiver keeps only those it is a member for) */
   z.object({ op: z.literal('put-many'), items: z.array(z.object({ record: taskRecordSchema, result: storedResultSchema.optional() }).strict()).max(MAX_PUT_MANY_ITEMS) }).strict(),
+  /**
+   * a new task its submitter hands to the receiver, a member of its placement with a free slot:
+   * the receiver claims it with the store (its acquires carry the record) and runs it, and answers
+   * taken once a majority granted; else it declines at once and the submitter stores it itself
+   */
+  z.object({ op: z.literal('handoff'), record: taskRecordSchema }).strict(),
   /** new tasks for the receiver to run: answers the ids it took (claiming now, or queued) */
   z.object({ op: z.literal('offer'), items: z.array(offerItemSchema).max(MAX_OFFER_ITEMS) }).strict(),
   /** notices sent straight to the peer that waits on the tasks, not flooded: hints, like gossiped ones */
@@ -83,6 +89,15 @@ export type RecordsRequest = z.infer<typeof recordsRequestSchema>
 export const putManyAnswerSchema = z.object({ status: z.literal('OK'), stored: z.number().int().min(0), storedIds: z.array(taskIdSchema).max(MAX_PUT_MANY_ITEMS).optional() })
 
 export type PutManyAnswer = z.infer<typeof putManyAnswerSchema>
+
+/**
+ * The answer to `handoff`: whether the receiver holds the lease (and a majority the record);
+ * `busy`: it declined for want of a free slot (or lagging), which its last presence did not say yet.
+ */
+export const handoffAnswerSchema = z.object({ status: z.literal('OK'), taken: z.boolean(), busy: z.boolean().optional() })
+
+/** What the receiver of a handoff did with it. */
+export type HandoffOutcome = 'taken' | 'busy' | 'declined'
 
 /** The answer to `offer`: the ids the receiver took; the others are for the next peer. */
 export const offerAnswerSchema = z.object({ status: z.literal('OK'), taken: z.array(taskIdSchema).max(MAX_OFFER_ITEMS) })

@@ -95,8 +95,10 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     const a = net.nodes[0]!
     // announced to everyone instead of offered: every capable peer ranked high enough keeps a copy
     a.tasks!.offerer.offer = (task, placement) => { void a.tasks!.gossip.announceTask(task, placement) }
-    // and not claimed with its store, which a submitter that is a member does when it has a free slot
+    // and not claimed with its store, which a submitter that is a member does when it has a free slot,
+    // nor handed to a member that does
     a.tasks!.service.ownRuns = undefined
+    a.tasks!.service.handoff = undefined
     const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'kept here and there' })
     expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
     const holders = (): AgentNode[] => net!.nodes.filter(n => n.tasks!.replica.hashes.has(id))

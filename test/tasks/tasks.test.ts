@@ -119,6 +119,8 @@ describe('tasks over gossip', () => {
       return publish(topic, data)
     }
     submitter.tasks!.offerer.offer = () => { dropped++ }
+    // nor handed to the member that runs it
+    submitter.tasks!.service.handoff = undefined
     const { id } = await submitter.tasks!.service.submit({ capability: 'echo', input: 'lost' })
     const view = await submitter.tasks!.service.waitFor(id, 10_000)
     expect(dropped).toBe(1)

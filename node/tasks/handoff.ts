@@ -1,0 +1,109 @@
+import { handoffAnswerSchema } from '../../protocols/records/index.js'
+import { inSpan } from '../tracing.js'
+import type { Claimer } from './claimer.js'
+import type { TaskComponents } from './components.js'
+import type { HeldLease } from '../../protocols/lease/index.js'
+import type { HandoffOutcome } from '../../protocols/records/index.js'
+import type { TaskRecord } from '../../protocols/task/index.js'
+import type { Logger } from '@libp2p/interface'
+
+export interface HandoffStats {
+  /** new tasks this node handed to a member, and those the member took */
+  sent: number
+  taken: number
+  /** declined, refused, failed or unanswered within handoffTimeoutMs: stored and offered by this node */
+  declined: number
+  /** handoffs other nodes sent here, and those this node took */
+  received: number
+  accepted: number
+  /** from a peer that is not the task's submitter, or for a placement without this node: never claimed */
+  refused: number
+}
+
+/**
+ * Stores a new record on its placement and leases it to this node, with one acquire per member
+ * that carries the record: a grant is written with the record, so a majority's grants are a
+ * majority's copies. Undefined when no majority granted: the caller stores it the usual way.
+ */
+export async function acquireWithRecord (c: TaskComponents, log: Logger, record: TaskRecord): Promise<HeldLease | undefined> {
+  const task = record.task
+  try {
+    return await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => c.leases.acquire({ id: task.id, placement: record.placement }, record))
+  } catch (err: any) {
+    if (err.name !== 'LeaseDeniedError' && err.name !== 'QuorumUnavailableError' && err.name !== 'TaskFinishedError' && err.name !== 'StaleTermError') throw err
+    log('%s was not leased to this node with its store: %s', task.id, err.message)
+    return undefined
+  }
+}
+
+/**
+ * A submitter that will not run a new task itself hands it to a member of its placement with a
+ * free slot, which claims it with the store and runs it: one request from the submitter, where
+ * the usual way is a put to each member, an offer, and the claimant's acquires. The member
+ * answers once a majority granted, so a majority holds the record, as after a put; a member that
+ * cannot (busy, lagging, no majority) declines at once, and the submitter stores and offers the
+ * task itself. So the path of a task does not grow with the mesh: it is the path of a task
+ * submitted on a member.
+ */
+export class Handoff {
+  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, received: 0, accepted: 0, refused: 0 }
+  private readonly log: Logger
+
+  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order' | 'reserveOwn' | 'runOwn'>) {
+    this.log = c.logger('agentmesh:handoff')
+  }
+
+  /**
+   * Hands a new record to the first member of its placement, other than this node, in claim order
+   * among the peers with a free slot; true once that member holds the lease. Never throws.
+   */
+  async give (record: TaskRecord): Promise<boolean> {
+    const me = this.c.peerId.toString()
+    const members = record.placement.members
+    const peer = this.claimer.order(record.task).find(p => p !== me && members.includes(p))
+    if (peer === undefined) return false
+    this.stats.sent++
+    try {
+      const answer = handoffAnswerSchema.safeParse(await this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record }, { timeoutMs: this.c.options.handoffTimeoutMs }))
+      if (answer.success && answer.data.taken) {
+        this.stats.taken++
+        return true
+      }
+      // under load most declines are slots filled since the peer's last presence: handing it the
+      // next task, or offering it one, would be declined too
+      if (answer.success && answer.data.busy === true) this.c.presence.markFull(peer, record.task.capability)
+    } catch (err: any) {
+      // a peer from before handoffs answers a bad request, which the records client returns, not throws
+      this.log('handoff of %s to %s failed: %s', record.task.id, peer, err.message)
+    }
+    this.stats.declined++
+    return false
+  }
+
+  /** The receiving side: claims and runs a task handed here when this node can, else declines. Never throws. */
+  async take (record: TaskRecord, from: string): Promise<HandoffOutcome> {
+    this.stats.received++
+    const task = record.task
+    // only a task's submitter hands it over, and only to a member: anything else is not a submit
+    if (task.submitter !== from || !record.placement.members.includes(this.c.peerId.toString())) {
+      this.stats.refused++
+      return 'declined'
+    }
+    const slot = this.claimer.reserveOwn(task, record.placement)
+    if (slot === undefined) return 'busy'
+    const asked = performance.now()
+    let lease: HeldLease | undefined
+    try {
+      lease = await acquireWithRecord(this.c, this.log, record)
+    } catch (err: any) {
+      this.log.error('handoff of %s from %s failed: %s', task.id, from, err.message)
+    }
+    if (lease === undefined) {
+      slot.release()
+      return 'declined'
+    }
+    this.stats.accepted++
+    this.claimer.runOwn(task, lease, slot, performance.now() - asked)
+    return 'taken'
+  }
+}

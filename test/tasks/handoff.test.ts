@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { echoAgent, sleepAgent } from '../../node/agents/basic.js'
+import { RECORDS_PROTOCOL, handoffAnswerSchema } from '../../protocols/records/index.js'
+import { RpcEndpoint } from '../../protocols/rpc/index.js'
+import { makeTask, newRecord } from '../../protocols/task/index.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Testnet } from '../../sim/testnet.js'
+import type { Logger } from '@libp2p/interface'
+
+const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => quiet }) as unknown as Logger
+// only the submit moves tasks: re-announcements and pulls are pushed out of the test's time
+const HANDOFF_ONLY = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, pullIntervalMs: 60_000 }
+
+describe('handoff: a submitter that will not run a new task hands it to a member that will', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('one handoff from the submitter, the taker\'s acquires carry the record: no put, no offer, and every member holds the one attempt and the result', async () => {
+    // the submitter runs nothing itself, so the usual way would be a put to each member and an offer
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, agents: i === 0 ? [] : [echoAgent] } }) })
+    await net.ready()
+    const a = net.nodes[0]!
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'handed over' })
+    expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 1, taken: 1, declined: 0 })
+    expect(a.tasks!.offerer.stats.offered).toBe(0)
+    const [taker, other] = net.nodes.slice(1).sort((x, y) => y.tasks!.handoff.stats.accepted - x.tasks!.handoff.stats.accepted)
+    expect(taker!.tasks!.handoff.stats).toMatchObject({ received: 1, accepted: 1, refused: 0 })
+    expect(other!.tasks!.handoff.stats.received).toBe(0)
+    for (const node of net.nodes) {
+      const served = node.tasks!.handlerStats.served ?? {}
+      expect(served['records.put']).toBeUndefined()
+      expect(served['records.offer']).toBeUndefined()
+      // the taker's own grant is a local call; each other member is asked once
+      expect(served['lease.acquire']).toBe(node === taker ? undefined : 1)
+    }
+    for (const node of net.nodes) {
+      const { record, result } = await node.tasks!.replica.get(id)
+      expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[taker!.peerId.toString(), 'completed']])
+      expect(result?.value).toBe('handed over')
+    }
+  })
+
+  it('a member that turns out busy declines at once: the submitter stores and offers the task itself, and it still runs', async () => {
+    const oneSlot = { ...sleepAgent, concurrency: 1 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, pullIntervalMs: FAST_TASKS.pullIntervalMs, agents: i === 0 ? [] : [oneSlot] } }) })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'sleep' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    // both slots taken where the submitter cannot see it yet: its view of free slots is a presence message old
+    const slots = [b, c].map(n => n.tasks!.runtime.reserve('sleep'))
+    const submitted = a.tasks!.service.submit({ capability: 'sleep', input: { ms: 1 } })
+    const { id } = await submitted
+    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 1, taken: 0, declined: 1 })
+    expect(b.tasks!.handoff.stats.accepted + c.tasks!.handoff.stats.accepted).toBe(0)
+    // the member said it was busy: newer than its last presence, so it is not handed or offered the next one
+    const decliner = [b, c].find(n => n.tasks!.handoff.stats.received === 1)!
+    expect(a.tasks!.claimer.order({ id, capability: 'sleep' })).not.toContain(decliner.peerId.toString())
+    // acknowledged the usual way: stored on a majority, then offered (or announced, once presence says both are busy)
+    expect(a.tasks!.offerer.stats.offered + a.tasks!.offerer.stats.announced).toBe(1)
+    const holders = await Promise.all(net.nodes.map(async n => (await n.tasks!.replica.get(id)).record !== undefined))
+    expect(holders.filter(Boolean).length).toBeGreaterThanOrEqual(2)
+    for (const s of slots) s?.release()
+    expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+  })
+
+  it('refuses, and counts, a handoff from a peer that is not the task\'s submitter and one for a placement without it', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...HANDOFF_ONLY, agents: [echoAgent] } })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    const sender = await net.addNode({ tasks: false })
+    await sender.libp2p.dial(b.libp2p.getMultiaddrs()[0]!)
+    const client = new RpcEndpoint(sender.libp2p, { protocol: RECORDS_PROTOCOL, handler: async () => ({}), log: quiet })
+    await client.start()
+    const task = (submitter: string, input: string): ReturnType<typeof makeTask> => makeTask({ capability: 'echo', input, submitter, maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+    // a's task, sent by someone else
+    const notTheirs = newRecord(task(a.peerId.toString(), 'not the sender\'s'), a.tasks!.membership.choose('0'.repeat(64)))
+    // the sender's own task, for a placement b is not in
+    const own = task(sender.peerId.toString(), 'elsewhere')
+    const elsewhere = newRecord(own, { epoch: 0, members: [a.peerId.toString(), net.nodes[2]!.peerId.toString(), sender.peerId.toString()] })
+    for (const record of [notTheirs, elsewhere]) {
+      const answer = await client.request(b.peerId, { op: 'handoff', record }, { schema: handoffAnswerSchema })
+      expect(answer.taken).toBe(false)
+    }
+    await client.stop()
+    expect(b.tasks!.handoff.stats).toMatchObject({ received: 2, accepted: 0, refused: 2 })
+    expect(b.tasks!.executor.stats.completed).toBe(0)
+    for (const record of [notTheirs, elsewhere]) {
+      for (const node of net.nodes.slice(0, 3)) expect((await node.tasks!.replica.get(record.task.id)).record).toBeUndefined()
+    }
+  })
+})
