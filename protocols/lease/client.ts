@@ -304,8 +304,9 @@ export class HeldLease {
   /**
    * Asks the members that granted to vote for this result; resolves with the certificate once a
    * majority signed it, and throws StaleTermError when another outcome won (a duplicate execution).
-   * A holder that is a member votes first and shows its vote to the others: with theirs it makes
-   * the certificate, which each of them stores in the same write, so they need no commit request.
+   * One member votes first, the holder itself when it is a member, else the member that granted
+   * first, and the others are shown that vote: with theirs it makes the certificate, which each
+   * of them stores in the same write, so only the first voter is sent a commit.
    */
   async complete (result: unknown, size: number, generation: number): Promise<Certificate> {
     this.stopTimers()
@@ -313,9 +314,11 @@ export class HeldLease {
     const vote = (peer: string, shown?: ShownVote): LeaseRequest => ({ ...this.held1('vote')(peer), op: 'vote', value, result: result as never, size, ...(shown === undefined ? {} : { shown: [shown] }) })
     const votedFor = (a: Answer): boolean => a.res.vote !== undefined && sameValue(a.res.vote.value, value)
     const me = this.client.self
-    const mine: Answer[] = this.grants.has(me) ? [{ peer: me, res: await this.client.safeCall(me, vote(me)) }] : []
+    const first = this.grants.has(me) ? me : this.grants.keys().next().value
+    const mine = first === undefined ? [] : await this.firstVote(first, vote(first))
     const own = mine.find(votedFor)?.res.vote
-    const others = [...this.grants.keys()].filter(p => p !== me)
+    // a first voter that did not answer in time is asked again with the others, the old way
+    const others = [...this.grants.keys()].filter(p => p !== first || mine.length === 0)
     const answers = [...mine, ...await this.client.askUntil(others, peer => vote(peer, own), this.need() - (own === undefined ? 0 : 1), votedFor).early]
     // a peer from before shown votes refuses the field as a bad request: it is asked the old way
     const older = own === undefined || answers.filter(votedFor).length >= this.need() ? [] : answers.filter(a => a.res.status === 'ERROR' && a.res.reason?.startsWith('bad request') === true)
@@ -332,6 +335,20 @@ export class HeldLease {
       throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
     }
     throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)
+  }
+
+  /**
+   * The first vote. Another member gets a third of the lease left to answer: a paused one must not
+   * hold the others' votes up until the lease lapses. None when it did not answer in time.
+   */
+  private async firstVote (peer: string, req: LeaseRequest): Promise<Answer[]> {
+    const call = this.client.safeCall(peer, req)
+    if (peer === this.client.self) return [{ peer, res: await call }]
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, Math.max(1, (this.expiresAt - Date.now()) / 3)) })
+    const res = await Promise.race([call, late])
+    clearTimeout(timer)
+    return res === undefined ? [] : [{ peer, res }]
   }
 
   /** Reports a failed attempt; resolves with the certificate when it made the task dead. */

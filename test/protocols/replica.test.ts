@@ -411,6 +411,51 @@ describe('replicas and lease clients, end to end', () => {
     expect(B.replica.stats.results + C.replica.stats.results).toBe(2)
   })
 
+  it('a holder that is not a member shows the first granter\'s vote to the others: they store the certificate with theirs, and only the first voter is sent a commit', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const sent: Array<[string, string]> = []
+    const lease = await c.client(pool[7]!, { drop: (peer, req) => { sent.push([peer, req.op]); return false } }).acquire(t)
+    leases.push(lease)
+    const first = [...lease.grants.keys()][0]!
+    const cert = await lease.complete(RESULT, 17, 0)
+    await settle()
+    for (const m of c.members) {
+      const { record, result } = await m.replica.get(t.id)
+      expect(record?.final?.cert.value).toEqual(cert.value)
+      expect(result?.value).toEqual(RESULT)
+    }
+    const votes = sent.filter(([, op]) => op === 'vote').map(([peer]) => peer)
+    expect(votes[0]).toBe(first)
+    expect(votes.slice(1).sort()).toEqual(c.members.map(m => m.peer.id).filter(id => id !== first).sort())
+    // before, every member was sent a commit once the votes were in
+    expect(sent.filter(([, op]) => op === 'commit').map(([peer]) => peer)).toEqual([first])
+    expect(c.members.filter(m => m.peer.id !== first).reduce((n, m) => n + m.replica.stats.results, 0)).toBe(2)
+  })
+
+  it('a first voter that does not answer within a third of the lease left: the others vote the old way, and the certificate still forms', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const base = c.client(pool[7]!)
+    let paused = ''
+    const client = new LeaseClient({
+      self: pool[7]!.id,
+      leaseMs: 600,
+      log,
+      // the first granter is paused once it granted: its vote request never comes back
+      call: async (peer, req) => peer === paused ? new Promise<never>(() => {}) : base.safeCall(peer, req),
+      pushRecord: async () => {}
+    })
+    const lease = await client.acquire(t)
+    leases.push(lease)
+    paused = [...lease.grants.keys()][0]!
+    const started = Date.now()
+    const cert = await lease.complete(RESULT, 17, 0)
+    expect(Date.now() - started).toBeLessThan(600)
+    expect(cert.votes.map(v => v.peer)).toEqual(c.members.map(m => m.peer.id).filter(id => id !== paused).sort())
+    for (const m of c.members.filter(m => m.peer.id !== paused)) expect((await m.replica.get(t.id)).record?.final?.cert.value).toEqual(cert.value)
+  })
+
   it('a member from before shown votes, which refuses the field, is asked to vote the old way and sent the commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
@@ -498,7 +543,12 @@ describe('replicas and lease clients, end to end', () => {
     const late = await first.complete({ text: 'late' }, 6, 0).catch(e => e)
     expect(late.name).toBe('StaleTermError')
     expect(late.message).toBe('result refused: 0 of 3 members voted for it')
-    for (const r of await c.records(t.id)) expect(r?.final?.cert).toEqual(cert)
+    // each member's certificate is a majority's signatures over the second's value (members that
+    // committed with their vote hold the votes they had)
+    for (const r of await c.records(t.id)) {
+      expect(r?.final?.cert.value).toEqual(cert.value)
+      expect(hasValidFinal(r!)).toBe(true)
+    }
   })
 
   it('a sealed epoch refuses leases and votes; another move of it learns which move won', async () => {
@@ -547,7 +597,7 @@ describe('replicas and lease clients, end to end', () => {
     // and the holder's result is still taken after the restarts
     const cert = await holder.complete(RESULT, 17, 0)
     await settle()
-    for (const r of await c.records(t.id)) expect(r?.final?.cert).toEqual(cert)
+    for (const r of await c.records(t.id)) expect(r?.final?.cert.value).toEqual(cert.value)
     // past expiry, a restarted replica grants with a term above the one before the restart
     const t2 = await c.submit()
     await c.acquire(holderOf(), t2)
@@ -602,9 +652,11 @@ describe('replicas and lease clients, end to end', () => {
   it('a holder that crashed after its votes: decide finishes the certificate from the stored votes', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
-    // the holder dies between the votes and the commit
-    const holder = await c.acquire(holderOf(), t, { drop: (_peer, req) => req.op === 'commit' })
-    await holder.complete(RESULT, 17, 0)
+    // the holder's votes reach every member, none showing another's (as when its first voter was
+    // slow), and it dies before the commit
+    const holder = await c.acquire(holderOf(), t)
+    const voted = await c.client(holderOf()).ask(t.placement.members, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value: { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }, result: RESULT, size: 17 }))
+    expect(voted.map(a => a.res.status)).toEqual(['OK', 'OK', 'OK'])
     await settle()
     expect((await c.records(t.id)).map(r => r?.final)).toEqual([undefined, undefined, undefined])
     // recovery by any peer: every member answers VOTED with its signed vote and the result
