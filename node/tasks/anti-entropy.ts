@@ -1,4 +1,4 @@
-import { bucketHashes, bucketOf } from '../../protocols/replica/digest.js'
+import { RECORD_HASHING, bucketHashes, bucketOf } from '../../protocols/replica/digest.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Logger, PeerId } from '@libp2p/interface'
@@ -92,7 +92,8 @@ export class AntiEntropy {
   private async syncWith (peer: PeerId, ids: string[]): Promise<void> {
     const now = Date.now()
     const hashOf = (id: string): string | undefined => this.comparableHash(id, now)
-    const digest = await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf) })
+    // a peer from before hashing versions refuses the field: the two cannot compare, so nothing is pushed
+    const digest = await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf), hashing: RECORD_HASHING })
     const differ = new Set<string>(digest?.differ ?? [])
     if (differ.size === 0) return
     const entries = ids.filter(id => differ.has(bucketOf(id))).map(id => [id, hashOf(id) ?? ''] as [string, string])

@@ -1,4 +1,4 @@
-import { bucketHashes, differingBuckets } from '../replica/digest.js'
+import { RECORD_HASHING, bucketHashes, differingBuckets } from '../replica/digest.js'
 import { byteLength } from '../task/index.js'
 import { countServed } from '../rpc/served.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
@@ -50,6 +50,7 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       case 'get': return { status: 'OK', ...await replica.get(req.id) }
       case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }
       case 'digest': {
+        if ((req.hashing ?? 1) !== RECORD_HASHING) return { status: 'OK', differ: [] }
         const mine = bucketHashes(init.sharedWith(from.toString()), init.comparableHash ?? (id => replica.hashes.get(id)))
         return { status: 'OK', differ: differingBuckets(mine, req.buckets) }
       }

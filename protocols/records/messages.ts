@@ -47,8 +47,12 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('get'), id: taskIdSchema }).strict(),
   /** tasks the replica would grant a lease on now: the pull path */
   z.object({ op: z.literal('pending'), capabilities: z.array(capabilitySchema).max(256), limit: z.number().int().min(1).max(1000), minAgeMs: z.number().int().min(0).optional() }).strict(),
-  /** anti-entropy, step one: bucket hashes over the records both peers should hold; answers the buckets that differ */
-  z.object({ op: z.literal('digest'), buckets: z.record(z.string().regex(/^[0-9a-f]{1,4}$/), z.string().max(64)) }).strict(),
+  /**
+   * anti-entropy, step one: bucket hashes over the records both peers should hold; answers the
+   * buckets that differ. `hashing`: the sender's version of the record hash (none: the first);
+   * a receiver that hashes otherwise answers none, as their hashes could never agree
+   */
+  z.object({ op: z.literal('digest'), buckets: z.record(z.string().regex(/^[0-9a-f]{1,4}$/), z.string().max(64)), hashing: z.number().int().optional() }).strict(),
   /** step two: id and hash of each record in the differing buckets; answers the ids the receiver needs */
   z.object({ op: z.literal('ids'), entries: z.array(z.tuple([taskIdSchema, z.string().max(64)])).max(20_000) }).strict(),
   /** step three of anti-entropy, and a bulk submit: the records themselves (a receiver keeps only those it is a member for) */

@@ -3,12 +3,28 @@ import { canonicalJson } from '../task/canonical.js'
 import type { TaskRecord } from '../task/record.js'
 
 /**
- * Digests for anti-entropy. Merged records converge to the same value, so two replicas agree on a
- * record exactly when its hashes agree. Ids fall into 16 buckets by their first hex digit; a
- * steady mesh compares 16 bucket hashes per pair of peers and sends nothing else.
+ * Digests for anti-entropy. Two replicas agree on a record when the hashes of its substance agree.
+ * Ids fall into 16 buckets by their first hex digit; a steady mesh compares 16 bucket hashes per
+ * pair of peers and sends nothing else.
  */
 export function recordHash (record: TaskRecord): string {
-  return createHash('sha256').update(canonicalJson(record)).digest('hex').slice(0, 16)
+  return createHash('sha256').update(canonicalJson(substance(record))).digest('hex').slice(0, 16)
+}
+
+/** The version of `recordHash` a digest names: peers that hash otherwise cannot compare. */
+export const RECORD_HASHING = 2
+
+/**
+ * What copies of a task must agree on. Each member stamps times by its own clock, and a
+ * certificate is any majority's signatures over the one value: members that committed through
+ * different votes hold different signatures for the same outcome. Copies that differ only there
+ * hold the same task; hashing whole records made anti-entropy push about four records a task, a
+ * fifth to a third of a task's CPU. An attempt, an outcome or a placement that differs still does.
+ */
+function substance (r: TaskRecord): unknown {
+  const { updatedAt, notBefore, attempts, final, ...rest } = r
+  const f = final === undefined ? undefined : { state: final.state, generation: final.generation, claimId: final.claimId, peer: final.peer, resultSize: final.resultSize, epoch: final.cert.epoch, resultHash: final.cert.value.resultHash }
+  return { ...rest, attempts: attempts.map(({ startedAt, endedAt, ...a }) => ({ ...a, ended: endedAt !== undefined })), final: f }
 }
 
 export const bucketOf = (id: string): string => id.slice(0, 1)

@@ -5,7 +5,9 @@ import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { canonicalJson } from '../../protocols/task/index.js'
 import type { AgentNode } from '../../node/create-node.js'
+import type { TaskRecord } from '../../protocols/task/index.js'
 import type { Testnet } from '../../sim/testnet.js'
 
 // about replication, not lease timing: a 5 s lease, so a busy machine does not run tasks out of attempts
@@ -209,6 +211,28 @@ describe('replicated records', () => {
     expect(hashes(stale)[2]).toBe(hashes(stale)[0])
     expect(pushed()).toBeGreaterThanOrEqual(2)
     open()
+  })
+
+  it('anti-entropy pushes no finished copy that differs only in its member\'s clock and the certificate\'s signatures', async () => {
+    // rounds only when the test runs them, and every record compared at once
+    const tasks = { ...TASKS, antiEntropyIntervalMs: 3_600_000, antiEntropyMinAgeMs: 1 }
+    net = await createTestnet(3, { baseDir: await tmp(), tasks })
+    await net.ready()
+    const ids = await submitAll(net.nodes[0]!, 6, 'settled')
+    const copies = async (id: string): Promise<Array<TaskRecord | undefined>> => Promise.all(net!.nodes.map(async n => (await n.tasks!.replica.get(id)).record))
+    await waitFor(async () => (await Promise.all(ids.map(copies))).flat().every(r => r?.final?.state === 'completed'), { what: 'every copy final' })
+    // each member stamped its own times, and members that committed with their vote hold the votes they had
+    const raw = await Promise.all(ids.map(async id => new Set((await copies(id)).map(r => canonicalJson(r)))))
+    expect(raw.every(variants => variants.size > 1)).toBe(true)
+    const pushed = (): number => net!.nodes.reduce((sum, n) => sum + n.tasks!.antiEntropy.stats.recordsPushed, 0)
+    for (const n of net.nodes) await n.tasks!.antiEntropy.runRound()
+    expect(pushed()).toBe(0)
+    for (const id of ids) expect(new Set(net.nodes.map(n => n.tasks!.replica.hashes.get(id))).size).toBe(1)
+    // a peer from before this hashing sends no version: its hashes could never agree, so nothing differs
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    const digest = async (hashing?: number): Promise<unknown> => a.tasks!.components.records(b.peerId, { op: 'digest', buckets: { 0: 'f'.repeat(16) }, ...(hashing === undefined ? {} : { hashing }) })
+    expect(await digest()).toEqual({ status: 'OK', differ: [] })
+    expect(await digest(2)).toMatchObject({ status: 'OK', differ: expect.arrayContaining(['0']) })
   })
 
   it('a node restarted from its data dir has its records and lease terms', async () => {
