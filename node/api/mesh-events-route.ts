@@ -46,14 +46,15 @@ export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
         if (seen.size > SEEN_PER_STREAM) seen.delete(seen.values().next().value as string)
         stream.write(sse({ id: String(++seq), event: 'state', data: { ...c } }))
       }
+      const ordered = pendingFirst(emit, tasks.options.watchReorderMs)
       const me = tasks.components.peerId.toString()
       const fromNotice = (n: TaskNotice): void => {
-        emit({ id: n.id, capability: n.capability, state: n.event === 'redriven' || n.event === 'submitted' ? 'pending' : n.event, generation: n.generation, ...(n.peer === undefined ? {} : { peer: n.peer }), ...(n.error === undefined ? {} : { error: n.error }) })
+        ordered.add({ id: n.id, capability: n.capability, state: n.event === 'redriven' || n.event === 'submitted' ? 'pending' : n.event, generation: n.generation, ...(n.peer === undefined ? {} : { peer: n.peer }), ...(n.error === undefined ? {} : { error: n.error }) })
       }
       const local: Array<[string, (evt: CustomEvent<any>) => void]> = [
-        ['submitted', (evt: CustomEvent<SubmittedEvent>) => { emit({ ...evt.detail, state: 'pending', generation: 0, peer: me }) }],
-        ['claimed', (evt: CustomEvent<ClaimedEvent>) => { emit({ id: evt.detail.id, capability: evt.detail.capability, state: 'running', generation: evt.detail.generation, peer: me }) }],
-        ['ran', (evt: CustomEvent<RanEvent>) => { if (evt.detail.outcome === 'completed') emit({ id: evt.detail.id, capability: evt.detail.capability, state: 'completed', generation: evt.detail.generation, peer: me }) }],
+        ['submitted', (evt: CustomEvent<SubmittedEvent>) => { ordered.add({ ...evt.detail, state: 'pending', generation: 0, peer: me }) }],
+        ['claimed', (evt: CustomEvent<ClaimedEvent>) => { ordered.add({ id: evt.detail.id, capability: evt.detail.capability, state: 'running', generation: evt.detail.generation, peer: me }) }],
+        ['ran', (evt: CustomEvent<RanEvent>) => { if (evt.detail.outcome === 'completed') ordered.add({ id: evt.detail.id, capability: evt.detail.capability, state: 'completed', generation: evt.detail.generation, peer: me }) }],
         ['notice', (evt: CustomEvent<TaskNotice>) => { fromNotice(evt.detail) }]
       ]
       const onWatch = (evt: CustomEvent<TaskNotice>): void => { fromNotice(evt.detail) }
@@ -61,11 +62,52 @@ export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
       tasks.gossip.addEventListener('watch', onWatch)
       tasks.gossip.watch(true)
       stream.onClose(() => {
+        ordered.stop()
         for (const [name, fn] of local) tasks.events.removeEventListener(name as never, fn as never)
         tasks.gossip.removeEventListener('watch', onWatch)
         tasks.gossip.watch(false)
       })
       stream.write(': listening\n\n')
     }
+  }
+}
+
+/**
+ * A new task's pending comes from its submitter and its running from the peer that runs it, and
+ * the two can arrive the other way round (a task handed to a member is claimed before the submit
+ * is answered). A task's first changes wait up to `holdMs` for its pending, then go out in order;
+ * a task whose pending this stream never gets (submitted before it opened) is late by `holdMs` once.
+ */
+function pendingFirst (emit: (c: StateChange) => void, holdMs: number): { add: (c: StateChange) => void, stop: () => void } {
+  const held = new Map<string, { changes: StateChange[], timer: ReturnType<typeof setTimeout> }>()
+  /** tasks whose first changes went out: the rest of theirs is not held */
+  const started = new Set<string>()
+  const release = (id: string): void => {
+    const h = held.get(id)
+    held.delete(id)
+    clearTimeout(h?.timer)
+    for (const c of h?.changes ?? []) emit(c)
+  }
+  const start = (id: string): void => {
+    started.add(id)
+    if (started.size > SEEN_PER_STREAM) started.delete(started.values().next().value as string)
+  }
+  return {
+    add: c => {
+      if (c.state === 'pending') {
+        start(c.id)
+        emit(c)
+        release(c.id)
+        return
+      }
+      const h = held.get(c.id)
+      if (h !== undefined) h.changes.push(c)
+      else if (started.has(c.id) || holdMs === 0 || c.generation > 0) emit(c)
+      else {
+        start(c.id)
+        held.set(c.id, { changes: [c], timer: setTimeout(() => { release(c.id) }, holdMs) })
+      }
+    },
+    stop: () => { for (const h of held.values()) clearTimeout(h.timer); held.clear() }
   }
 }

@@ -153,6 +153,13 @@ export const taskOptionsSchema = z.strictObject({
    */
   eventsPollMs: timerMs().default(1_000),
   /**
+   * The mesh's state changes come from several peers: a task's submitter tells it is pending, the
+   * peer that runs it that it is running, and they can arrive the other way round. A stream of
+   * GET /v1/events holds a task's change for up to this long while its pending is not there yet.
+   * @default 250
+   */
+  watchReorderMs: timerMs(0).default(250),
+  /**
    * Progress events a running node holds for one submitter while a send to it is under way; past
    * it the oldest are dropped (the submitter sees a gap). @default 4_096
    */

@@ -50,6 +50,7 @@ const DOCUMENTED_DEFAULTS = {
   progressTasks: 1_000,
   progressEventsPerTask: 256,
   eventsPollMs: 1_000,
+  watchReorderMs: 250,
   progressQueueLimit: 4_096,
   syncWrites: true
 }
