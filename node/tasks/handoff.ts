@@ -63,19 +63,22 @@ export class Handoff {
     const peer = this.claimer.order(record.task).find(p => p !== me && members.includes(p))
     if (peer === undefined) return false
     this.stats.sent++
+    let answered = false
     try {
+      // a peer from before handoffs answers a bad request, which fails the answer's schema
       const answer = handoffAnswerSchema.safeParse(await this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record }, { timeoutMs: this.c.options.handoffTimeoutMs }))
       if (answer.success && answer.data.taken) {
         this.stats.taken++
         return true
       }
-      // under load most declines are slots filled since the peer's last presence: handing it the
-      // next task, or offering it one, would be declined too
-      if (answer.success && answer.data.busy === true) this.c.presence.markFull(peer, record.task.capability)
+      answered = answer.success && answer.data.busy !== true
     } catch (err: any) {
-      // a peer from before handoffs answers a bad request, which the records client returns, not throws
       this.log('handoff of %s to %s failed: %s', record.task.id, peer, err.message)
     }
+    // under load most declines are slots filled since the peer's last presence, and a paused peer
+    // holds a submit up for handoffTimeoutMs: until its next presence it is handed and offered no
+    // task of this capability
+    if (!answered) this.c.presence.markFull(peer, record.task.capability)
     this.stats.declined++
     return false
   }

@@ -141,9 +141,13 @@ export class TaskService {
     let handed = false
     try {
       if (own !== undefined) lease = await acquireWithRecord(this.c, this.log, record)
-      else handed = await this.handoff?.give(record) ?? false
-      if (handed) await this.keepCopy(record)
-      else if (lease === undefined) await this.storeOnPlacement(record)
+      else if (this.handoff !== undefined) {
+        // kept first: the member may run the task and tell this node its outcome before it answers,
+        // and a notice about a task this node does not hold wakes nobody
+        await this.keepCopy(record)
+        handed = await this.handoff.give(record)
+      }
+      if (!handed && lease === undefined) await this.storeOnPlacement(record)
     } catch (err: any) {
       own?.release()
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err?.message) })

@@ -1,8 +1,10 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { echoAgent, sleepAgent } from '../../node/agents/basic.js'
 import { RECORDS_PROTOCOL, handoffAnswerSchema } from '../../protocols/records/index.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { makeTask, newRecord } from '../../protocols/task/index.js'
+import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -46,6 +48,36 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     }
   })
 
+  it('a submitter that is not a member keeps its copy before it hands the task over: the completion notice finds it, and no wait polls', async () => {
+    // the submitter runs nothing and is outside half the placements of 6 nodes
+    net = await createTestnet(6, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, agents: i === 0 ? [] : [echoAgent] } }) })
+    await net.ready()
+    const a = net.nodes[0]!
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 5, { what: 'every runner seen with free slots', timeoutMs: 10_000 })
+    // the submitter's own write of a new copy is slow (a busy disk): longer than the task takes
+    const replica = a.tasks!.replica
+    const put = replica.put.bind(replica)
+    const slowed = new Set<string>()
+    replica.put = async (record, result) => {
+      if (record.final === undefined && !slowed.has(record.task.id)) {
+        slowed.add(record.task.id)
+        await delay(300)
+      }
+      return put(record, result)
+    }
+    let outside = 0
+    for (let i = 0; outside < 3 && i < 40; i++) {
+      const { id } = await a.tasks!.service.submit({ capability: 'echo', input: i })
+      const view = await a.tasks!.service.waitFor(id, 10_000)
+      expect(view.record.final?.state).toBe('completed')
+      if (!view.record.placement.members.includes(a.peerId.toString())) outside++
+    }
+    expect(outside).toBe(3)
+    // each wait woke on its notice; a notice that came before the copy was kept would wake nobody,
+    // and the wait would poll a second later
+    expect(a.tasks!.service.stats.waitPolls).toBe(0)
+  })
+
   it('a member that turns out busy declines at once: the submitter stores and offers the task itself, and it still runs', async () => {
     const oneSlot = { ...sleepAgent, concurrency: 1 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, pullIntervalMs: FAST_TASKS.pullIntervalMs, agents: i === 0 ? [] : [oneSlot] } }) })
@@ -67,6 +99,29 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(holders.filter(Boolean).length).toBeGreaterThanOrEqual(2)
     for (const s of slots) s?.release()
     expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+  })
+
+  it('a member that cannot be reached is taken as full until its next presence: one submit tries it, and the task still runs elsewhere', async () => {
+    const partition = new PartitionController()
+    // presence every 5 s: the cut-off member stays in the submitter's view for the whole test
+    const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 5_000, pullIntervalMs: FAST_TASKS.pullIntervalMs }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] }, connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) }) })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    await partition.split([[a, c], [b]])
+    // a task the cut-off member ranks first for
+    let record = newRecord(makeTask({ capability: 'echo', input: 0, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 }), a.tasks!.membership.choose('0'.repeat(64)))
+    for (let i = 1; a.tasks!.claimer.order(record.task)[0] !== b.peerId.toString(); i++) {
+      record = newRecord(makeTask({ capability: 'echo', input: i, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 }), record.placement)
+    }
+    expect(await a.tasks!.handoff.give(record)).toBe(false)
+    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 1, taken: 0, declined: 1 })
+    expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
+    // the next submits go to the member that answers, and run
+    const ids = await Promise.all([1, 2, 3].map(async i => (await a.tasks!.service.submit({ capability: 'echo', input: `after ${i}` })).id))
+    for (const id of ids) expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 4, taken: 3, declined: 1 })
   })
 
   it('refuses, and counts, a handoff from a peer that is not the task\'s submitter and one for a placement without it', async () => {
