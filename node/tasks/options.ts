@@ -118,6 +118,13 @@ export const taskOptionsSchema = z.strictObject({
   waitPollBaseMs: timerMs().default(1_000),
   /** @default 8_000 */
   waitPollCapMs: timerMs().default(8_000),
+  /**
+   * Waits on other nodes a member remembers, to tell each when the task's final state is stored
+   * (a node waiting on a task it did not submit asks a member to). Past this the oldest are
+   * forgotten: those waits wake on their next poll instead.
+   * @default 10_000
+   */
+  remoteWaitersLimit: count(0).default(10_000),
   /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
   antiEntropyIntervalMs: timerMs().default(30_000),
   /**

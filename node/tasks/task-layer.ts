@@ -19,6 +19,7 @@ import { Mover } from './mover.js'
 import { Notifier } from './notifier.js'
 import { Offerer } from './offerer.js'
 import { Handoff } from './handoff.js'
+import { RemoteWaiters } from './remote-waiters.js'
 import { ProgressHub, ProgressSender } from './progress.js'
 import { Membership } from './placement.js'
 import { ReplicaSets } from './replica-sets.js'
@@ -59,6 +60,7 @@ export class TaskLayer {
   readonly claimer: Claimer
   readonly offerer: Offerer
   readonly handoff: Handoff
+  readonly remoteWaiters: RemoteWaiters
   readonly notifier: Notifier
   readonly sweeper: Sweeper
   readonly replicaSets: ReplicaSets
@@ -114,6 +116,11 @@ export class TaskLayer {
       backoffBaseMs: options.backoffBaseMs,
       backoffCapMs: options.backoffCapMs,
       retentionMs: options.retentionMs,
+      // who waits on the task here, or on another node through this member, is told now
+      onFinal: (record, result) => {
+        this.remoteWaiters.finished(record, result)
+        this.service.wake(record.task.id)
+      },
       log: logger('agentmesh:replica')
     })
     const frame = options.maxInputBytes + options.maxResultBytes + 64 * 1024
@@ -124,6 +131,7 @@ export class TaskLayer {
       needed: (entries: Array<[string, string]>) => this.antiEntropy.needed(entries),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
       takeHandoff: async (record: TaskRecord, from: string) => this.handoff.take(record, from),
+      watch: (id: string, from: string) => { this.remoteWaiters.watch(id, from) },
       applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
       applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },
       recentProgress: (id: string) => this.progress.recent(id),
@@ -177,6 +185,7 @@ export class TaskLayer {
       if (answer?.status !== 'OK') throw new ProgressRefusedError(`progress refused: ${String(answer?.reason ?? answer?.status)}`)
     }, options.progressQueueLimit)
     this.notifier = new Notifier(components)
+    this.remoteWaiters = new RemoteWaiters(options.remoteWaitersLimit, this.notifier, options.maxInlineResultBytes)
     this.executor = new Executor(components, this.service, this.notifier)
     const me = peerId.toString()
     // a task run where it was submitted delivers its progress here directly
@@ -235,6 +244,7 @@ export class TaskLayer {
       claims: { ...this.claimer.stats },
       offers: { ...this.offerer.stats },
       handoffs: { ...this.handoff.stats },
+      remoteWaiters: { ...this.remoteWaiters.stats },
       executions: { ...this.executor.stats, running: this.executor.running().length },
       progress: { ...this.progress.stats, ...this.progressSender.stats },
       replica: { ...this.replica.stats, active: this.replica.active.size },

@@ -355,7 +355,7 @@ export class TaskService {
    * What this node knows: from its own store only a certified final state; anything else is asked
    * of the task's placement (found from the local copy, else from the members this node would pick).
    */
-  async find (id: string, options: { complete?: boolean, oneMember?: number } = {}): Promise<TaskView | undefined> {
+  async find (id: string, options: { complete?: boolean, oneMember?: number, watch?: boolean } = {}): Promise<TaskView | undefined> {
     const local = await this.c.replica.get(id)
     // a certified copy answers for the outcome; its history may lack an attempt a majority granted
     // without this member, so a reader of the whole history (an event stream, a trace) asks anyway
@@ -363,10 +363,17 @@ export class TaskService {
     let record = local.record
     let result = local.result
     const asked = new Set<string>()
+    const me = this.c.peerId.toString()
+    // a wait asks the first member it reads to tell it of the final state: the notice goes to the submitter alone
+    let watching = options.watch !== true
     const ask = async (peers: string[]): Promise<void> => {
       const fresh = peers.filter(p => !asked.has(p))
       for (const p of fresh) asked.add(p)
-      const answers = await Promise.allSettled(fresh.map(async peer => this.c.records(this.c.replicaSets.peerId(peer), { op: 'get', id })))
+      const answers = await Promise.allSettled(fresh.map(async peer => {
+        const watch = !watching && peer !== me
+        if (watch) watching = true
+        return this.c.records(this.c.replicaSets.peerId(peer), { op: 'get', id, ...(watch ? { watch } : {}) })
+      }))
       for (const a of answers) {
         if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
         const got = recordsGetAnswer.safeParse(a.value)
@@ -375,7 +382,6 @@ export class TaskService {
         result ??= got.data.result
       }
     }
-    const me = this.c.peerId.toString()
     const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
     if (options.oneMember !== undefined && others.length > 0) {
       // one member at a time: any member's certified final state is proof enough, and a wait on a
@@ -395,7 +401,12 @@ export class TaskService {
   }
 
   async get (id: string): Promise<TaskView> {
-    const view = await this.find(id)
+    return this.watched(id, false)
+  }
+
+  /** `get`, and with `watch` a member is asked to tell this node when the task is final. */
+  private async watched (id: string, watch: boolean): Promise<TaskView> {
+    const view = await this.find(id, { watch })
     if (view === undefined) throw new TaskNotFoundError(id)
     return view
   }
@@ -403,10 +414,12 @@ export class TaskService {
   /** Resolves once the task is final or `waitMs` passes; asks the placement now and then in case a hint was lost. */
   async waitFor (id: string, waitMs: number): Promise<TaskView> {
     const deadline = Date.now() + waitMs
-    // a task this node holds a copy of (it submitted it, say) is not asked of the placement until a
-    // notice or the first poll: right after a submit the answer is known to be "not yet"
+    // a task this node submitted or is a member for is not asked of the placement until a notice or
+    // the first poll: right after a submit the answer is known to be "not yet"
     const local = await this.c.replica.get(id)
-    let view = local.record !== undefined && waitMs > 0 ? { record: local.record, result: local.result } : await this.get(id)
+    // a copy kept elsewhere (a node that ran, or was offered, the task) hears no notice: it asks a member to tell it
+    const told = local.record !== undefined && (local.record.task.submitter === this.c.peerId.toString() || this.c.replica.isMember(local.record))
+    let view = told && waitMs > 0 ? { record: local.record as TaskRecord, result: local.result } : await this.watched(id, waitMs > 0)
     // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
     let pollMs = this.c.options.waitPollBaseMs
     let polls = 0
@@ -424,7 +437,7 @@ export class TaskService {
       }
       pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)
       this.stats.waitPolls++
-      view = await this.find(id, { oneMember: polls++ }) ?? view
+      view = await this.find(id, { oneMember: polls++, watch: true }) ?? view
     }
     return view
   }

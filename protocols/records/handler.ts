@@ -20,6 +20,8 @@ export interface RecordsHandlerInit {
   takeOffers?: (items: OfferItem[], from: string) => string[]
   /** a new task its submitter `from` hands to this node to claim and run: whether it took it. Without it, none is. */
   takeHandoff?: (record: TaskRecord, from: string) => Promise<HandoffOutcome>
+  /** `from` waits on the task `id`, unfinished here: tell it when the final state is stored here */
+  watch?: (id: string, from: string) => void
   /** notices sent to this node directly (it waits on the tasks): hints, as gossiped ones */
   applyNotices?: (notices: TaskNotice[]) => void
   /** progress of tasks this node submitted, from `from` (the authenticated peer), in the order sent */
@@ -47,7 +49,12 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         const kept = await replica.put(req.record, req.result)
         return kept === undefined ? { status: 'ERROR', reason: 'task id does not match its content' } : { status: 'OK' }
       }
-      case 'get': return { status: 'OK', ...await replica.get(req.id) }
+      case 'get': {
+        const copy = await replica.get(req.id)
+        // told when it finishes here; a task whose record has not reached this member yet too
+        if (req.watch === true && copy.record?.final === undefined) init.watch?.(req.id, from.toString())
+        return { status: 'OK', ...copy }
+      }
       case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }
       case 'digest': {
         if ((req.hashing ?? 1) !== RECORD_HASHING) return { status: 'OK', differ: [] }

@@ -44,7 +44,8 @@ export type OfferItem = z.infer<typeof offerItemSchema>
 export const recordsRequestSchema = z.discriminatedUnion('op', [
   /** merge a record (and its result) into the replica's copy; OK once it is on disk */
   z.object({ op: z.literal('put'), record: taskRecordSchema, result: storedResultSchema.optional() }).strict(),
-  z.object({ op: z.literal('get'), id: taskIdSchema }).strict(),
+  /** `watch`: the asker waits on the task; the receiver tells it (a `notify`) once it stores the final state */
+  z.object({ op: z.literal('get'), id: taskIdSchema, watch: z.boolean().optional() }).strict(),
   /** tasks the replica would grant a lease on now: the pull path */
   z.object({ op: z.literal('pending'), capabilities: z.array(capabilitySchema).max(256), limit: z.number().int().min(1).max(1000), minAgeMs: z.number().int().min(0).optional() }).strict(),
   /**

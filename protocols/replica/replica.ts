@@ -36,6 +36,8 @@ export interface ReplicaInit {
   recentFinished?: number
   /** the bytes of results those may hold. @default 33_554_432 (32 MiB) */
   recentFinishedBytes?: number
+  /** a task's final state was stored here (once per task, after it is on disk): who waits on it can be told */
+  onFinal?: (record: TaskRecord, result: StoredResult | undefined) => void
   log: Logger
 }
 
@@ -364,6 +366,7 @@ export class Replica {
     await this.store.write(id, change)
     if (change.record !== undefined) this.index(change.record)
     if (after.record !== undefined) this.remember(id, after)
+    if (after.record?.final !== undefined && before.record?.final === undefined) this.init.onFinal?.(after.record, after.result)
   }
 
   private cached (id: string): ReplicaTaskState | undefined {

@@ -40,6 +40,7 @@ const DOCUMENTED_DEFAULTS = {
   rpcTimeoutMs: 5_000,
   waitPollBaseMs: 1_000,
   waitPollCapMs: 8_000,
+  remoteWaitersLimit: 10_000,
   antiEntropyIntervalMs: 30_000,
   antiEntropyMinAgeMs: 10_000,
   retentionMs: 604_800_000,

@@ -41,6 +41,8 @@ describe('handoff: a submitter that will not run a new task hands it to a member
       // the taker's own grant is a local call; each other member is asked once
       expect(served['lease.acquire']).toBe(node === taker ? undefined : 1)
     }
+    // a wait wakes once a majority stored the certificate; the last member's commit may still be on its way
+    await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(id)))).every(c => c.record?.final !== undefined && c.result !== undefined), { what: 'every member to store the certified result' })
     for (const node of net.nodes) {
       const { record, result } = await node.tasks!.replica.get(id)
       expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[taker!.peerId.toString(), 'completed']])
@@ -49,8 +51,9 @@ describe('handoff: a submitter that will not run a new task hands it to a member
   })
 
   it('a submitter that is not a member keeps its copy before it hands the task over: the completion notice finds it, and no wait polls', async () => {
-    // the submitter runs nothing and is outside half the placements of 6 nodes
-    net = await createTestnet(6, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, agents: i === 0 ? [] : [echoAgent] } }) })
+    // the submitter runs nothing and is outside half the placements of 6 nodes; a wait that missed its
+    // notice polls after 5 s, longer than a task takes on a busy machine
+    net = await createTestnet(6, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, waitPollBaseMs: 5_000, agents: i === 0 ? [] : [echoAgent] } }) })
     await net.ready()
     const a = net.nodes[0]!
     await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 5, { what: 'every runner seen with free slots', timeoutMs: 10_000 })
@@ -68,7 +71,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     let outside = 0
     for (let i = 0; outside < 3 && i < 40; i++) {
       const { id } = await a.tasks!.service.submit({ capability: 'echo', input: i })
-      const view = await a.tasks!.service.waitFor(id, 10_000)
+      const view = await a.tasks!.service.waitFor(id, 20_000)
       expect(view.record.final?.state).toBe('completed')
       if (!view.record.placement.members.includes(a.peerId.toString())) outside++
     }

@@ -57,6 +57,8 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     const a = net.nodes[0]!
     const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'claimed with its store' })
     expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    // a wait wakes once the certificate is stored here, before the run's own bookkeeping and the last member's commit
+    await waitFor(async () => a.tasks!.executor.stats.completed === 1 && (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(id)))).every(c => c.result !== undefined), { what: 'the run counted and every member holding the result' })
     expect(a.tasks!.executor.stats.completed).toBe(1)
     expect(a.tasks!.offerer.stats.offered).toBe(0)
     const served = net.nodes.slice(1).map(n => n.tasks!.handlerStats.served ?? {})
@@ -86,7 +88,9 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     expect(offers.passedOn).toBeGreaterThan(0)
     const queued = net.nodes.slice(1).reduce((n, node) => n + node.tasks!.claimer.stats.offersQueued, 0)
     expect(queued).toBeGreaterThan(0)
-    expect(net.nodes.reduce((n, node) => n + node.tasks!.executor.stats.completed, 0)).toBe(8)
+    const runs = (): number => net!.nodes.reduce((n, node) => n + node.tasks!.executor.stats.completed, 0)
+    await waitFor(() => runs() >= 8, { what: 'every run counted' })
+    expect(runs()).toBe(8)
   })
 
   it('settles the copies peers kept without being members: nothing stays active once the task is done', async () => {

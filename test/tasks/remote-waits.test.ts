@@ -1,0 +1,45 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+// a long first poll: a wait that does not wake on a notice shows as a poll
+const TASKS = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, waitPollBaseMs: 5_000 }
+
+describe('waits on a node that did not submit the task', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('wake on the notice of the member they asked, not on a poll, with the result', async () => {
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 8, run: async () => { await opened; return 'ran' } }
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gated] } })
+    await net.ready()
+    const submitter = net.nodes[0]!
+    const { id } = await submitter.tasks!.service.submit({ capability: 'gated', input: 'watched' })
+    const { record } = await submitter.tasks!.service.get(id)
+    // a node that neither submitted the task nor holds it
+    const waiter = net.nodes.find(n => n !== submitter && !record.placement.members.includes(n.peerId.toString()))!
+    const waiting = waiter.tasks!.service.waitFor(id, 20_000)
+    await waitFor(() => net!.nodes.some(n => n.tasks!.remoteWaiters.stats.watched === 1), { what: 'a member to watch the task for the waiter' })
+    open()
+    const view = await waiting
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.result?.value).toBe('ran')
+    expect(waiter.tasks!.service.stats.waitPolls).toBe(0)
+    expect(net.nodes.reduce((n, node) => n + node.tasks!.remoteWaiters.stats.told, 0)).toBe(1)
+  })
+
+  it('forgets the oldest waits past remoteWaitersLimit', async () => {
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, remoteWaitersLimit: 2 } })
+    await net.ready()
+    const w = net.nodes[0]!.tasks!.remoteWaiters
+    for (const id of ['a', 'b', 'c']) w.watch(id.repeat(64), 'peer')
+    w.watch('c'.repeat(64), 'another')
+    expect(w.stats).toEqual({ watched: 4, told: 0, forgotten: 2 })
+  })
+})
