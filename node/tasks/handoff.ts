@@ -53,15 +53,15 @@ export class Handoff {
     this.log = c.logger('agentmesh:handoff')
   }
 
-  /**
-   * Hands a new record to the first member of its placement, other than this node, in claim order
-   * among the peers with a free slot; true once that member holds the lease. Never throws.
-   */
-  async give (record: TaskRecord): Promise<boolean> {
+  /** The member to hand a new task to: the first of its placement, other than this node, in claim order among the peers with a free slot. */
+  taker (record: TaskRecord): string | undefined {
     const me = this.c.peerId.toString()
     const members = record.placement.members
-    const peer = this.claimer.order(record.task).find(p => p !== me && members.includes(p))
-    if (peer === undefined) return false
+    return this.claimer.order(record.task).find(p => p !== me && members.includes(p))
+  }
+
+  /** Hands a new record to `peer`; true once it holds the lease. Never throws. */
+  async give (peer: string, record: TaskRecord): Promise<boolean> {
     this.stats.sent++
     let answered = false
     try {

@@ -85,7 +85,7 @@ export class TaskService {
   /** set by the task layer: keeps the streamed progress of tasks submitted here */
   progress?: ProgressHub
   /** set by the task layer: hands tasks submitted here to a member that runs them */
-  handoff?: Pick<Handoff, 'give'>
+  handoff?: Pick<Handoff, 'taker' | 'give'>
   /** set by the task layer: runs tasks submitted here that this node should run itself */
   ownRuns?: Pick<Claimer, 'reserveOwn' | 'runOwn'>
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
@@ -139,15 +139,16 @@ export class TaskService {
     const asked = performance.now()
     let lease: HeldLease | undefined
     let handed = false
+    const taker = own === undefined ? this.handoff?.taker(record) : undefined
     try {
       if (own !== undefined) lease = await acquireWithRecord(this.c, this.log, record)
-      else if (this.handoff !== undefined) {
+      else if (taker !== undefined) {
         // kept first: the member may run the task and tell this node its outcome before it answers,
         // and a notice about a task this node does not hold wakes nobody
         await this.keepCopy(record)
-        handed = await this.handoff.give(record)
+        handed = await this.handoff?.give(taker, record) ?? false
       }
-      if (!handed && lease === undefined) await this.storeOnPlacement(record)
+      if (!handed && lease === undefined) await this.storeOnPlacement(record, taker !== undefined)
     } catch (err: any) {
       own?.release()
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err?.message) })
@@ -175,9 +176,10 @@ export class TaskService {
 
   /**
    * Stores a new record on its placement: acknowledged only once a majority of the placement, of
-   * its full size, has it on disk. This node keeps a copy too (as a member, or as a read cache).
+   * its full size, has it on disk. This node keeps a copy too (as a member, or as a read cache);
+   * `kept`: a copy kept already (before a handoff that fell through).
    */
-  async storeOnPlacement (record: TaskRecord): Promise<void> {
+  async storeOnPlacement (record: TaskRecord, kept = false): Promise<void> {
     const members = record.placement.members
     const put = async (peer: string): Promise<{ status: string, reason?: string }> => {
       try {
@@ -189,7 +191,7 @@ export class TaskService {
     // answered once a majority has it: a paused member must not hold the submit up until its timeout
     const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
     const ok = answers.filter(a => a.result.status === 'OK').length
-    await this.keepCopy(record)
+    if (!kept) await this.keepCopy(record)
     if (ok < majority(members.length)) throw shortfall(members, answers, ok)
   }
 

@@ -118,7 +118,8 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     for (let i = 1; a.tasks!.claimer.order(record.task)[0] !== b.peerId.toString(); i++) {
       record = newRecord(makeTask({ capability: 'echo', input: i, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 }), record.placement)
     }
-    expect(await a.tasks!.handoff.give(record)).toBe(false)
+    expect(a.tasks!.handoff.taker(record)).toBe(b.peerId.toString())
+    expect(await a.tasks!.handoff.give(b.peerId.toString(), record)).toBe(false)
     expect(a.tasks!.handoff.stats).toMatchObject({ sent: 1, taken: 0, declined: 1 })
     expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
     // the next submits go to the member that answers, and run
