@@ -1,4 +1,4 @@
-import { handoffAnswerSchema } from '../../protocols/records/index.js'
+import { handoffAnswerSchema, isBadRequest } from '../../protocols/records/index.js'
 import { inSpan } from '../tracing.js'
 import type { Claimer } from './claimer.js'
 import type { TaskComponents } from './components.js'
@@ -63,22 +63,23 @@ export class Handoff {
   /** Hands a new record to `peer`; true once it holds the lease. Never throws. */
   async give (peer: string, record: TaskRecord): Promise<boolean> {
     this.stats.sent++
-    let answered = false
+    let full = true
     try {
-      // a peer from before handoffs answers a bad request, which fails the answer's schema
-      const answer = handoffAnswerSchema.safeParse(await this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record }, { timeoutMs: this.c.options.handoffTimeoutMs }))
+      const raw = await this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record }, { timeoutMs: this.c.options.handoffTimeoutMs })
+      const answer = handoffAnswerSchema.safeParse(raw)
       if (answer.success && answer.data.taken) {
         this.stats.taken++
         return true
       }
-      answered = answer.success && answer.data.busy !== true
+      // a peer from before handoffs refuses the op: it still takes offers
+      full = answer.success ? answer.data.busy === true : !isBadRequest(raw)
     } catch (err: any) {
       this.log('handoff of %s to %s failed: %s', record.task.id, peer, err.message)
     }
     // under load most declines are slots filled since the peer's last presence, and a paused peer
     // holds a submit up for handoffTimeoutMs: until its next presence it is handed and offered no
     // task of this capability
-    if (!answered) this.c.presence.markFull(peer, record.task.capability)
+    if (full) this.c.presence.markFull(peer, record.task.capability)
     this.stats.declined++
     return false
   }

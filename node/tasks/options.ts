@@ -91,11 +91,13 @@ export const taskOptionsSchema = z.strictObject({
   offerQueueLimit: count(0).default(256),
   /**
    * How long a submitter waits for a member it handed a new task to (to claim and run it) before it
-   * stores and offers the task itself. The answer comes after one round of acquires; a member that
-   * is paused or cut off must not hold a submit up for rpcTimeoutMs.
-   * @default 2_000
+   * stores and offers the task itself. The answer comes after one round of acquires, which gives up
+   * after a third of the lease when a majority is slow: longer than that at the default lease, so a
+   * member that is only slow is not offered around; a silent one holds up one submit, then is
+   * taken as full until its next presence.
+   * @default 5_000
    */
-  handoffTimeoutMs: timerMs().default(2_000),
+  handoffTimeoutMs: timerMs().default(5_000),
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs: timerMs().default(2_000),
   /** peers asked per pull. @default 2 */

@@ -31,6 +31,13 @@ export class RemoteWaiters {
     }
   }
 
+  unwatch (id: string, peer: string): void {
+    const peers = this.byTask.get(id)
+    if (peers?.delete(peer) !== true) return
+    this.size--
+    if (peers.size === 0) this.byTask.delete(id)
+  }
+
   /** The task's final state is stored here: each peer waiting on it is told, with the result when small. */
   finished (record: TaskRecord, result: StoredResult | undefined): void {
     const id = record.task.id

@@ -132,6 +132,7 @@ export class TaskLayer {
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
       takeHandoff: async (record: TaskRecord, from: string) => this.handoff.take(record, from),
       watch: (id: string, from: string) => { this.remoteWaiters.watch(id, from) },
+      unwatch: (id: string, from: string) => { this.remoteWaiters.unwatch(id, from) },
       applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
       applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },
       recentProgress: (id: string) => this.progress.recent(id),

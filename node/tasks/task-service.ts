@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
-import { putManyAnswerSchema } from '../../protocols/records/index.js'
+import { isBadRequest, putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength, capabilitySchema, isWaiting, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
@@ -374,7 +374,10 @@ export class TaskService {
       const answers = await Promise.allSettled(fresh.map(async peer => {
         const watch = !watching && peer !== me
         if (watch) watching = true
-        return this.c.records(this.c.replicaSets.peerId(peer), { op: 'get', id, ...(watch ? { watch } : {}) })
+        const to = this.c.replicaSets.peerId(peer)
+        const answer = await this.c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
+        // a member from before watches refuses the field: it is read the plain way, and the wait polls it
+        return watch && isBadRequest(answer) ? this.c.records(to, { op: 'get', id }) : answer
       }))
       for (const a of answers) {
         if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue

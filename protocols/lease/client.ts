@@ -305,8 +305,9 @@ export class HeldLease {
    * Asks the members that granted to vote for this result; resolves with the certificate once a
    * majority signed it, and throws StaleTermError when another outcome won (a duplicate execution).
    * One member votes first, the holder itself when it is a member, else the member that granted
-   * first, and the others are shown that vote: with theirs it makes the certificate, which each
-   * of them stores in the same write, so only the first voter is sent a commit.
+   * first, and the others are shown that vote: with theirs it makes the certificate (in a placement
+   * of 3; larger ones need more votes than two), which each of them stores in the same write, so
+   * only the first voter and members that did not vote are sent a commit.
    */
   async complete (result: unknown, size: number, generation: number): Promise<Certificate> {
     this.stopTimers()

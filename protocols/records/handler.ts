@@ -22,6 +22,8 @@ export interface RecordsHandlerInit {
   takeHandoff?: (record: TaskRecord, from: string) => Promise<HandoffOutcome>
   /** `from` waits on the task `id`, unfinished here: tell it when the final state is stored here */
   watch?: (id: string, from: string) => void
+  /** `from` read the task final here: nothing to tell it */
+  unwatch?: (id: string, from: string) => void
   /** notices sent to this node directly (it waits on the tasks): hints, as gossiped ones */
   applyNotices?: (notices: TaskNotice[]) => void
   /** progress of tasks this node submitted, from `from` (the authenticated peer), in the order sent */
@@ -50,9 +52,11 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         return kept === undefined ? { status: 'ERROR', reason: 'task id does not match its content' } : { status: 'OK' }
       }
       case 'get': {
+        // registered before the read, so a final state stored meanwhile is told; a task whose
+        // record has not reached this member yet is watched too
+        if (req.watch === true) init.watch?.(req.id, from.toString())
         const copy = await replica.get(req.id)
-        // told when it finishes here; a task whose record has not reached this member yet too
-        if (req.watch === true && copy.record?.final === undefined) init.watch?.(req.id, from.toString())
+        if (req.watch === true && copy.record?.final !== undefined) init.unwatch?.(req.id, from.toString())
         return { status: 'OK', ...copy }
       }
       case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }

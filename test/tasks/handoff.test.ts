@@ -122,10 +122,16 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(await a.tasks!.handoff.give(b.peerId.toString(), record)).toBe(false)
     expect(a.tasks!.handoff.stats).toMatchObject({ sent: 1, taken: 0, declined: 1 })
     expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
+    // a peer from before handoffs refuses the op: it is not taken as full, and still gets offers
+    const records = a.tasks!.components.records
+    a.tasks!.components.records = async (peer, req, o) => req.op === 'handoff' ? { status: 'ERROR', reason: 'bad request: Invalid input' } : records(peer, req, o)
+    expect(await a.tasks!.handoff.give(c.peerId.toString(), record)).toBe(false)
+    expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
+    a.tasks!.components.records = records
     // the next submits go to the member that answers, and run
     const ids = await Promise.all([1, 2, 3].map(async i => (await a.tasks!.service.submit({ capability: 'echo', input: `after ${i}` })).id))
     for (const id of ids) expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
-    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 4, taken: 3, declined: 1 })
+    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 5, taken: 3, declined: 2 })
   })
 
   it('refuses, and counts, a handoff from a peer that is not the task\'s submitter and one for a placement without it', async () => {

@@ -34,6 +34,36 @@ describe('waits on a node that did not submit the task', () => {
     expect(net.nodes.reduce((n, node) => n + node.tasks!.remoteWaiters.stats.told, 0)).toBe(1)
   })
 
+  it('a member from before watches refuses the field: it is read the plain way, and the wait polls', async () => {
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 8, run: async () => { await opened; return 'ran' } }
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...TASKS, waitPollBaseMs: 300, agents: [gated] } })
+    await net.ready()
+    const submitter = net.nodes[0]!
+    const { id } = await submitter.tasks!.service.submit({ capability: 'gated', input: 'older' })
+    const { record } = await submitter.tasks!.service.get(id)
+    const waiter = net.nodes.find(n => n !== submitter && !record.placement.members.includes(n.peerId.toString()))!
+    // the members answer as an older peer's strict schema does
+    const c = waiter.tasks!.components
+    const records = c.records
+    let refused = 0
+    c.records = async (peer, req, o) => {
+      if (req.op === 'get' && req.watch === true) {
+        refused++
+        return { status: 'ERROR', reason: 'bad request: Unrecognized key: "watch"' }
+      }
+      return records(peer, req, o)
+    }
+    const waiting = waiter.tasks!.service.waitFor(id, 20_000)
+    open()
+    const view = await waiting
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.result?.value).toBe('ran')
+    expect(refused).toBeGreaterThan(0)
+    expect(waiter.tasks!.service.stats.waitPolls).toBeGreaterThan(0)
+  })
+
   it('forgets the oldest waits past remoteWaitersLimit', async () => {
     net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, remoteWaitersLimit: 2 } })
     await net.ready()
