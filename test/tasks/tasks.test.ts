@@ -212,8 +212,15 @@ describe('tasks over gossip', () => {
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
     expect((await s.waitFor(id, 60_000)).record.final?.state).toBe('completed')
-    const holders: AgentNode[] = []
-    for (const node of net.nodes) if ((await node.tasks!.replica.get(id)).record !== undefined) holders.push(node)
+    const holding = async (): Promise<AgentNode[]> => {
+      const out: AgentNode[] = []
+      for (const node of net!.nodes) if ((await node.tasks!.replica.get(id)).record !== undefined) out.push(node)
+      return out
+    }
+    // a wait wakes once a majority stored the final state (on a submitter that is a member, its own
+    // commit): the last member's copy may still be on its way
+    await waitFor(async () => (await holding()).length >= 3, { what: 'the task on its three replicas', timeoutMs: 20_000 })
+    const holders = await holding()
     // the 3 replicas and the submitter, plus the claimer and at most one peer whose presence view
     // (free slots change under load) ranked itself first too; before, all 8 peers stored every task
     expect(holders.length).toBeGreaterThanOrEqual(3)
