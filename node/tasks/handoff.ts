@@ -1,4 +1,5 @@
-import { handoffAnswerSchema, isBadRequest } from '../../protocols/records/index.js'
+import { handoffAnswerSchema } from '../../protocols/records/index.js'
+import { isBadRequest } from '../../protocols/rpc/served.js'
 import { inSpan } from '../tracing.js'
 import type { Claimer } from './claimer.js'
 import type { TaskComponents } from './components.js'

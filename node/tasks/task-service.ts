@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
-import { isBadRequest, putManyAnswerSchema } from '../../protocols/records/index.js'
+import { putManyAnswerSchema } from '../../protocols/records/index.js'
+import { isBadRequest } from '../../protocols/rpc/served.js'
 import { byteLength, capabilitySchema, isWaiting, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'

@@ -3,6 +3,7 @@ import { certify, majority, outcomeKey, resultHash, sameValue } from '../task/ce
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { LeaseDeniedError, LeaseLostError, QuorumUnavailableError, StaleTermError, TaskFinishedError, TaskNotWaitingError } from './errors.js'
 import { untilQuorum } from './quorum.js'
+import { isBadRequest } from '../rpc/served.js'
 import { samePlacement } from '../task/record.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
 import type { Placement, TaskRecord } from '../task/record.js'
@@ -322,7 +323,7 @@ export class HeldLease {
     const others = [...this.grants.keys()].filter(p => p !== first || mine.length === 0)
     const answers = [...mine, ...await this.client.askUntil(others, peer => vote(peer, own), this.need() - (own === undefined ? 0 : 1), votedFor).early]
     // a peer from before shown votes refuses the field as a bad request: it is asked the old way
-    const older = own === undefined || answers.filter(votedFor).length >= this.need() ? [] : answers.filter(a => a.res.status === 'ERROR' && a.res.reason?.startsWith('bad request') === true)
+    const older = own === undefined || answers.filter(votedFor).length >= this.need() ? [] : answers.filter(a => isBadRequest(a.res))
     if (older.length > 0) {
       const again = await this.client.ask(older.map(a => a.peer), peer => vote(peer))
       for (const a of again) answers[answers.findIndex(x => x.peer === a.peer)] = a

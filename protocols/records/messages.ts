@@ -106,9 +106,3 @@ export type HandoffOutcome = 'taken' | 'busy' | 'declined'
 
 /** The answer to `offer`: the ids the receiver took; the others are for the next peer. */
 export const offerAnswerSchema = z.object({ status: z.literal('OK'), taken: z.array(taskIdSchema).max(MAX_OFFER_ITEMS) })
-
-/** The answer of a peer whose schema refused the request: one from before a field or an op was added. */
-export function isBadRequest (answer: unknown): boolean {
-  const a = answer as { status?: unknown, reason?: unknown } | undefined
-  return a?.status === 'ERROR' && typeof a.reason === 'string' && a.reason.startsWith('bad request')
-}

@@ -10,3 +10,9 @@ export function countServed (stats: ServedStats, protocol: string, op: string): 
   const key = `${protocol}.${op}`
   stats.served[key] = (stats.served[key] ?? 0) + 1
 }
+
+/** The answer of a peer whose schema refused the request: one from before a field or an op was added. */
+export function isBadRequest (answer: unknown): boolean {
+  const a = answer as { status?: unknown, reason?: unknown } | undefined
+  return a?.status === 'ERROR' && typeof a.reason === 'string' && a.reason.startsWith('bad request')
+}

@@ -6,6 +6,7 @@ import { makeTask, newRecord } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
@@ -112,9 +113,7 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     for (const n of holders()) expect((await n.tasks!.replica.get(id)).record?.final?.state).toBe('completed')
   })
   it('holds re-announcements while every capable peer is busy, and sends one once a slot frees', async () => {
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
-    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 1, run: async () => { await opened; return 'ran' } }
+    const { agent: gated, open } = gatedAgent('ran', 1)
     // only re-announcements move a stored task here: no pulls
     const tasks = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, presenceEarlyGapMs: 0, reannounceBaseMs: 100, reannounceCapMs: 200, pullIntervalMs: 60_000 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 1 ? [gated] : [] } }) })

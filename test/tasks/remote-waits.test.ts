@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Testnet } from '../../sim/testnet.js'
 
@@ -14,9 +15,7 @@ describe('waits on a node that did not submit the task', () => {
   afterEach(async () => { await net?.stop(); net = undefined })
 
   it('wake on the notice of the member they asked, not on a poll, with the result', async () => {
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
-    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 8, run: async () => { await opened; return 'ran' } }
+    const { agent: gated, open } = gatedAgent('ran')
     net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gated] } })
     await net.ready()
     const submitter = net.nodes[0]!
@@ -35,9 +34,7 @@ describe('waits on a node that did not submit the task', () => {
   })
 
   it('a member from before watches refuses the field: it is read the plain way, and the wait polls', async () => {
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
-    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 8, run: async () => { await opened; return 'ran' } }
+    const { agent: gated, open } = gatedAgent('ran')
     net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...TASKS, waitPollBaseMs: 300, agents: [gated] } })
     await net.ready()
     const submitter = net.nodes[0]!

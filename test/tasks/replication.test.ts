@@ -4,6 +4,7 @@ import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import { canonicalJson } from '../../protocols/task/index.js'
 import type { AgentNode } from '../../node/create-node.js'
@@ -176,9 +177,7 @@ describe('replicated records', () => {
   })
 
   it('anti-entropy gives a record in flux to a member that lacks it, compares its content only once it settles', async () => {
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
-    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 8, run: async () => { await opened; return 'ran' } }
+    const { agent: gated, open } = gatedAgent('ran')
     // rounds only when the test runs them; records stay in flux for a minute
     const tasks = { ...TASKS, leaseMs: 30_000, antiEntropyIntervalMs: 3_600_000, antiEntropyMinAgeMs: 60_000 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 2 ? [] : [gated] } }) })

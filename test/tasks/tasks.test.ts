@@ -7,6 +7,7 @@ import { tasksTopic } from '../../protocols/gossip/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
@@ -17,9 +18,7 @@ describe('tasks over gossip', () => {
   afterEach(async () => { await net?.stop(); net = undefined })
 
   it('a wait that hears no notice asks one placement member a poll, and still gets the result', async () => {
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
-    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 64, run: async () => { await opened; return 'done' } }
+    const { agent: gated, open } = gatedAgent('done', 64)
     // a long lease: the sweeper's refresh of the waiting node's copy (a lease after it was kept) stays out of the count
     const tasks = { ...FAST_TASKS, leaseMs: 30_000, claimLagLimitMs: 5_000, waitPollBaseMs: 30, waitPollCapMs: 30 }
     // the waiting node runs nothing and is no member of the task's placement, so each poll is a request
