@@ -42,8 +42,8 @@ export async function acquireWithRecord (c: TaskComponents, log: Logger, record:
  * free slot, which claims it with the store and runs it: one request from the submitter, where
  * the usual way is a put to each member, an offer, and the claimant's acquires. The member
  * answers once a majority granted, so a majority holds the record, as after a put; a member that
- * cannot (busy, lagging, no majority) declines at once, and the submitter stores and offers the
- * task itself. So the path of a task does not grow with the mesh: it is the path of a task
+ * cannot declines (at once when busy or lagging, after its claim gives up without a majority), and
+ * the submitter stores and offers the task itself. So the path of a task does not grow with the mesh: it is the path of a task
  * submitted on a member.
  */
 export class Handoff {
