@@ -38,6 +38,12 @@ export interface DaemonBenchInit {
   idleSettleMs?: number
   /** ?wait= of the result long poll; a task unfinished by then counts as timed out. @default 30_000 */
   resultWaitMs?: number
+  /**
+   * Tasks run at 16 in flight after the idle figures and before the measured runs, not counted:
+   * a daemon runs for days, and a fresh one spends its first few hundred tasks compiling its hot
+   * code (three times over in three processes). @default 500
+   */
+  warmupTasks?: number
 }
 
 const SUBMIT_TIMEOUT_MS = 30_000
@@ -275,6 +281,11 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       const settled = await idleCost(pids, ticks, idleMs)
       add(`${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
       const idleTicksPerSec = settled.ticksPerSec
+      const warmupTasks = init.warmupTasks ?? 500
+      if (warmupTasks > 0) {
+        const w = await closedLoop(daemons, 16, warmupTasks, 60_000, waitMs, ticks, idleTicksPerSec)
+        line(`    warm-up (not counted): ${w.completed} tasks at 16 in flight, ${w.perSec.toFixed(1)} tasks/s, CPU ${w.cpuMsPerTask.toFixed(1)} ms/task`)
+      }
       for (const c of init.concurrency ?? [1, 16, 64, 256]) {
         const r = c === 1
           ? await closedLoop(daemons, 1, init.serialTasks ?? 100, init.serialRunMs ?? 60_000, waitMs, ticks, idleTicksPerSec)

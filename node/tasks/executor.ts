@@ -50,6 +50,8 @@ export class Executor {
   private readonly c: TaskComponents
   private readonly tasks: TaskService
   private readonly log: Logger
+  /** one logger per agent: making one per run cost a terminal check (isatty) every task */
+  private readonly agentLogs = new Map<string, Logger>()
   private readonly cancels = new Map<string, AbortController>()
   private stopping = false
 
@@ -107,7 +109,7 @@ export class Executor {
       this.progress.set(task.id, events)
       // progress of the last 1,000 tasks run here: a daemon runs for months
       if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value as string)
-      const log = this.c.logger(`agentmesh:agent:${slot.agent.name}`)
+      const log = this.agentLog(slot.agent.name)
       let seq = 0
       let value: unknown
       try {
@@ -158,6 +160,15 @@ export class Executor {
   }
 
   /** Progress goes to the submitter as it happens, numbered within this claim; false when it cannot go. */
+  private agentLog (name: string): Logger {
+    let log = this.agentLogs.get(name)
+    if (log === undefined) {
+      log = this.c.logger(`agentmesh:agent:${name}`)
+      this.agentLogs.set(name, log)
+    }
+    return log
+  }
+
   private sendProgress (task: Task, lease: HeldLease, seq: number, at: number, raw: unknown): boolean {
     if (this.progressOut === undefined) return false
     const event = ProgressSender.wire(raw)

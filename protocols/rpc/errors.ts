@@ -32,3 +32,9 @@ export class RpcBadResponseError extends Error {
   static override name = 'RpcBadResponseError'
   constructor (message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'RpcBadResponseError' }
 }
+
+/** A frame's length prefix was longer than any frame could need: the stream is ended. */
+export class FrameLengthError extends Error {
+  static override name = 'FrameLengthError'
+  constructor (message: string) { super(message); this.name = 'FrameLengthError' }
+}

@@ -1,10 +1,14 @@
 import { lpStream } from '@libp2p/utils'
 import { DEFAULT_MAX_CONCURRENT_HANDLERS, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.js'
 import { FrameWriter } from './frame-writer.js'
+import { frameLength } from './frame-length.js'
 import { RpcBadResponseError, RpcChannelResetError, RpcRemoteError, RpcTimeoutError, RpcUnavailableError } from './errors.js'
 import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { ZodType } from 'zod'
+
+const utf8Encoder = new TextEncoder()
+const utf8Decoder = new TextDecoder()
 
 export type RpcHandler = (body: unknown, from: PeerId) => Promise<unknown>
 
@@ -157,7 +161,7 @@ export class RpcEndpoint {
     const to = `${this.init.protocol} to ${peer.toString()}`
     if (options.signal?.aborted === true) throw new RpcUnavailableError(`${to}: aborted`)
     const id = this.nextId++
-    const frame = new TextEncoder().encode(JSON.stringify({ i: id, b: body }))
+    const frame = utf8Encoder.encode(JSON.stringify({ i: id, b: body }))
     if (frame.byteLength > this.maxFrame) throw new RangeError(`request of ${frame.byteLength} bytes exceeds the frame limit ${this.maxFrame}`)
     const channel = await untilAborted(this.channel(peer), options.signal, () => new RpcUnavailableError(`${to}: aborted`))
     this.stats.requestsSent++
@@ -250,7 +254,7 @@ export class RpcEndpoint {
    * peer can make us hold that much per stream either way, as libp2p lets any stream.
    */
   private lp (stream: Stream): LengthPrefixedStream<Stream> {
-    return lpStream(stream, { maxDataLength: this.maxFrame, maxBufferSize: this.maxFrame + 64 + stream.maxReadBufferLength })
+    return lpStream(stream, { maxDataLength: this.maxFrame, maxBufferSize: this.maxFrame + 64 + stream.maxReadBufferLength, lengthDecoder: frameLength })
   }
 
   private async readAnswers (channel: Channel): Promise<void> {
@@ -317,14 +321,14 @@ export class RpcEndpoint {
           return { i: id, e: { code: err?.code ?? err?.name ?? 'ERROR', message: String(err?.message ?? err) } }
         }).then(reply => {
           this.stats.requestsServed++
-          writer.write(new TextEncoder().encode(JSON.stringify(reply)))
+          writer.write(utf8Encoder.encode(JSON.stringify(reply)))
         }).finally(() => {
           active--
           slotFreed?.resolve()
         })
       }
     } catch (err: any) {
-      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError' || err?.name === 'StreamBufferError') {
+      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError' || err?.name === 'FrameLengthError' || err?.name === 'StreamBufferError') {
         this.stats.badFrames++
         stream.abort(err)
         return
@@ -348,7 +352,7 @@ interface Frame { i: number, b?: unknown, e?: { code?: unknown, message?: unknow
 
 function parseFrame (buf: { subarray: () => Uint8Array }): Frame | undefined {
   try {
-    const value = JSON.parse(new TextDecoder().decode(buf.subarray()))
+    const value = JSON.parse(utf8Decoder.decode(buf.subarray()))
     return typeof value === 'object' && value !== null ? value as Frame : undefined
   } catch {
     return undefined

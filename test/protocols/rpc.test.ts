@@ -193,6 +193,27 @@ describe('rpc endpoint on two real nodes', () => {
     expect(client.stats.streamsOpened).toBe(1)
   })
 
+  it('reads frames whose length prefix is 1, 2 or 3 bytes, split anywhere; a prefix longer than any frame ends the stream and is counted', async () => {
+    const { client, server, peer, nodes } = await pair()
+    // JSON frames of about 1 to 300,000 bytes: prefixes of 1, 2 and 3 bytes, and the edges between
+    const sizes = [0, 100, 116, 117, 16_360, 16_370, 300_000]
+    const got = await Promise.all(sizes.map(async n => client.request(peer, { op: 'echo', value: 'y'.repeat(n) })))
+    expect(got.map(v => (v as string).length)).toEqual(sizes)
+    // the same over a raw stream, one byte per message: the prefix arrives in pieces
+    const raw = await nodes.client.dialProtocol(peer, PROTOCOL)
+    const frame = new TextEncoder().encode(JSON.stringify({ i: 1, b: { op: 'echo', value: 'z'.repeat(200) } }))
+    const prefixed = new Uint8Array([frame.length & 0x7f | 0x80, frame.length >> 7, ...frame])
+    for (let i = 0; i < 4; i++) raw.send(prefixed.subarray(i, i + 1))
+    raw.send(prefixed.subarray(4))
+    await waitFor(() => server.stats.requestsServed === sizes.length + 1, { what: 'the byte-by-byte frame served' })
+    // nine continuation bytes: no frame is that long
+    const before = server.stats.badFrames
+    const bad = await nodes.client.dialProtocol(peer, PROTOCOL)
+    bad.send(new Uint8Array(9).fill(0x80))
+    await waitFor(() => server.stats.badFrames === before + 1 && bad.status !== 'open', { what: () => `the stream ended (${bad.status}, badFrames ${server.stats.badFrames})` })
+    expect(await client.request(peer, { op: 'echo', value: 'still served' })).toBe('still served')
+  })
+
   it('parses an answer against the caller\'s schema; one that fails it rejects with RpcBadResponseError', async () => {
     const { client, peer } = await pair()
     const schema = z.object({ n: z.number() }).strict()

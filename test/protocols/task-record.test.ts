@@ -21,6 +21,38 @@ describe('task identity', () => {
     expect(a).not.toBe(c)
   })
 
+  it('writes the same canonical bytes as the form every peer so far hashed (ids and signatures must not change)', () => {
+    // the earlier implementation, kept here as the reference
+    const reference = (value: unknown): string => {
+      if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+      if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`
+      const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${reference(v)}`).join(',')}}`
+    }
+    let seed = 7
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+    const keys = ['a', 'B', 'é', '\u{1F600}', 'z\n"', '10', '2', '', 'aa', '\uffff', '\u00e9t\u00e9']
+    const gen = (depth: number): unknown => {
+      switch (rand(depth > 3 ? 6 : 8)) {
+        case 0: return null
+        case 1: return rand(2) === 0
+        case 2: return [0, -0, 1.5, -3e-7, 2 ** 53, 1e21, 123456789][rand(7)]
+        case 3: return ['', 'x', 'ü\u2028', '"\\', '\u0000\u001f'][rand(5)]
+        case 4: return undefined
+        case 5: return keys[rand(keys.length)]
+        case 6: return Array.from({ length: rand(4) }, () => gen(depth + 1))
+        default: return Object.fromEntries(Array.from({ length: rand(5) }, () => [keys[rand(keys.length)], gen(depth + 1)]))
+      }
+    }
+    for (let i = 0; i < 2_000; i++) {
+      const value = gen(0)
+      expect(canonicalJson(value)).toBe(reference(value))
+    }
+    expect(canonicalJson({ z: [1, undefined, { y: undefined, x: 'é' }], a: true, é: null })).toBe('{"a":true,"z":[1,null,{"x":"é"}],"é":null}')
+    expect(() => canonicalJson({ a: Number.NaN })).toThrow(TypeError)
+  })
+
   it('gives the same id for the same idempotency key and a new one without', () => {
     expect(task({ a: 1 }, 'key').id).toBe(task({ a: 1 }, 'key').id)
     expect(task({ a: 1 }).id).not.toBe(task({ a: 1 }).id)
