@@ -159,7 +159,6 @@ export class Executor {
     }
   }
 
-  /** Progress goes to the submitter as it happens, numbered within this claim; false when it cannot go. */
   private agentLog (name: string): Logger {
     let log = this.agentLogs.get(name)
     if (log === undefined) {
@@ -169,6 +168,7 @@ export class Executor {
     return log
   }
 
+  /** Progress goes to the submitter as it happens, numbered within this claim; false when it cannot go. */
   private sendProgress (task: Task, lease: HeldLease, seq: number, at: number, raw: unknown): boolean {
     if (this.progressOut === undefined) return false
     const event = ProgressSender.wire(raw)
