@@ -439,6 +439,9 @@ export class TaskService {
       })
       if (noticed) {
         view = await this.get(id)
+        // a member's copy is left to its commit, which it is not sent when a majority voted without
+        // it: the notice says the task moved, so one member is read now, not at the next poll
+        if (!isSettled(view) && this.c.replica.isMember(view.record)) view = await this.find(id, { oneMember: polls }) ?? view
         continue
       }
       pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)

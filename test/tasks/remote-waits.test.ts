@@ -53,6 +53,8 @@ describe('waits on a node that did not submit the task', () => {
       return records(peer, req, o)
     }
     const waiting = waiter.tasks!.service.waitFor(id, 20_000)
+    // the run ends only after the wait's first read: a task already final at that read needs no poll
+    await waitFor(() => refused > 0, { what: 'the wait\'s watched read refused' })
     open()
     const view = await waiting
     expect(view.record.final?.state).toBe('completed')
