@@ -25,7 +25,9 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     await server.start()
     const llm = llmAgents({ model: 'test-model', baseURL: server.baseURL, apiKey: 'test', maxRetries: 3 })
     const agents = perNode(llm)
-    net = await createTestnet(agents.length, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, agents: agents[i] } }) })
+    // these tests count the model's requests: a 500 ms lease that lapses on a loaded machine re-runs
+    // an agent, and its requests with it (CI beside a busy loop saw the plan agent's first request twice)
+    net = await createTestnet(agents.length, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: agents[i] } }) })
     await net.ready()
     return net
   }
