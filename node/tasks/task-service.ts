@@ -420,35 +420,64 @@ export class TaskService {
   /** Resolves once the task is final or `waitMs` passes; asks the placement now and then in case a hint was lost. */
   async waitFor (id: string, waitMs: number): Promise<TaskView> {
     const deadline = Date.now() + waitMs
-    // a task this node submitted or is a member for is not asked of the placement until a notice or
-    // the first poll: right after a submit the answer is known to be "not yet"
-    const local = await this.c.replica.get(id)
-    // a copy kept elsewhere (a node that ran, or was offered, the task) hears no notice: it asks a member to tell it
-    const told = local.record !== undefined && (local.record.task.submitter === this.c.peerId.toString() || this.c.replica.isMember(local.record))
-    let view = told && waitMs > 0 ? { record: local.record as TaskRecord, result: local.result } : await this.watched(id, waitMs > 0)
-    // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
-    let pollMs = this.c.options.waitPollBaseMs
-    let polls = 0
-    while (!isSettled(view) && Date.now() < deadline) {
-      const noticed = await new Promise<boolean>(resolve => {
-        const set = this.waiters.get(id) ?? new Set()
-        this.waiters.set(id, set)
-        const wake = (byNotice: boolean): void => { clearTimeout(timer); set.delete(wake); if (set.size === 0) this.waiters.delete(id); resolve(byNotice) }
-        const timer = setTimeout(() => { wake(false) }, Math.min(Math.max(0, deadline - Date.now()), pollMs))
-        set.add(wake)
-      })
-      if (noticed) {
-        view = await this.get(id)
-        // a member's copy is left to its commit, which it is not sent when a majority voted without
-        // it: the notice says the task moved, so one member is read now, not at the next poll
-        if (!isSettled(view) && this.c.replica.isMember(view.record)) view = await this.find(id, { oneMember: polls }) ?? view
-        continue
+    // armed before each read: a wake that comes while the read is on its way is kept, not lost
+    let alarm = this.arm(id)
+    try {
+      // a task this node submitted or is a member for is not asked of the placement until a notice or
+      // the first poll: right after a submit the answer is known to be "not yet"
+      const local = await this.c.replica.get(id)
+      // a copy kept elsewhere (a node that ran, or was offered, the task) hears no notice: it asks a member to tell it
+      const told = local.record !== undefined && (local.record.task.submitter === this.c.peerId.toString() || this.c.replica.isMember(local.record))
+      let view = told && waitMs > 0 ? { record: local.record as TaskRecord, result: local.result } : await this.watched(id, waitMs > 0)
+      // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
+      let pollMs = this.c.options.waitPollBaseMs
+      let polls = 0
+      while (!isSettled(view) && Date.now() < deadline) {
+        const noticed = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs))
+        alarm = this.arm(id)
+        if (noticed) {
+          view = await this.get(id)
+          continue
+        }
+        pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)
+        this.stats.waitPolls++
+        view = await this.find(id, { oneMember: polls++, watch: true }) ?? view
       }
-      pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)
-      this.stats.waitPolls++
-      view = await this.find(id, { oneMember: polls++, watch: true }) ?? view
+      return view
+    } finally {
+      alarm.cancel()
     }
-    return view
+  }
+
+  /**
+   * Listens for a wake of `id` from now on. `ring(ms)` resolves true on a wake (at once if one came
+   * since arming), false after `ms` or when the service stops. One ring per alarm.
+   */
+  private arm (id: string): { ring: (ms: number) => Promise<boolean>, cancel: () => void } {
+    const set = this.waiters.get(id) ?? new Set()
+    this.waiters.set(id, set)
+    let heard: boolean | undefined
+    let deliver: ((byNotice: boolean) => void) | undefined
+    const cancel = (): void => {
+      set.delete(wake)
+      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id)
+    }
+    const wake = (byNotice: boolean): void => {
+      cancel()
+      if (deliver !== undefined) deliver(byNotice)
+      else heard = byNotice
+    }
+    set.add(wake)
+    return {
+      ring: async ms => {
+        if (heard !== undefined) return heard
+        return new Promise<boolean>(resolve => {
+          const timer = setTimeout(() => { cancel(); resolve(false) }, ms)
+          deliver = byNotice => { clearTimeout(timer); resolve(byNotice) }
+        })
+      },
+      cancel
+    }
   }
 
   async list (filter: ListFilter = {}): Promise<TaskRecord[]> {

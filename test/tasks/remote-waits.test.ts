@@ -63,6 +63,31 @@ describe('waits on a node that did not submit the task', () => {
     expect(waiter.tasks!.service.stats.waitPolls).toBeGreaterThan(0)
   })
 
+  it('a wake that comes while the wait reads its copy is kept: the wait reads again at once instead of sleeping to its poll', async () => {
+    const { agent: gated, open } = gatedAgent('woken')
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, waitPollBaseMs: 20_000, agents: [gated] } })
+    await net.ready()
+    const node = net.nodes[0]!
+    const { id } = await node.tasks!.service.submit({ capability: 'gated', input: 'x' })
+    // the wait's first read answers with the copy as it was, once the task has finished and woken its waiters
+    const replica = node.tasks!.replica
+    const get = replica.get.bind(replica)
+    let slowed = false
+    replica.get = async taskId => {
+      const before = await get(taskId)
+      if (!slowed && taskId === id) {
+        slowed = true
+        open()
+        await waitFor(async () => (await get(id)).record?.final !== undefined, { what: 'the task final while the read is on its way' })
+      }
+      return before
+    }
+    const view = await node.tasks!.service.waitFor(id, 5_000)
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.result?.value).toBe('woken')
+    expect(node.tasks!.service.stats.waitPolls).toBe(0)
+  })
+
   it('forgets the oldest waits past remoteWaitersLimit', async () => {
     net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, remoteWaitersLimit: 2 } })
     await net.ready()
