@@ -63,6 +63,21 @@ describe('waits on a node that did not submit the task', () => {
     expect(waiter.tasks!.service.stats.waitPolls).toBeGreaterThan(0)
   })
 
+  it('forgets the oldest waits past remoteWaitersLimit', async () => {
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, remoteWaitersLimit: 2 } })
+    await net.ready()
+    const w = net.nodes[0]!.tasks!.remoteWaiters
+    for (const id of ['a', 'b', 'c']) w.watch(id.repeat(64), 'peer')
+    w.watch('c'.repeat(64), 'another')
+    expect(w.stats).toEqual({ watched: 4, told: 0, forgotten: 2 })
+  })
+})
+
+describe('a wait on the node that submitted the task', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
   it('a wake that comes while the wait reads its copy is kept: the wait reads again at once instead of sleeping to its poll', async () => {
     const { agent: gated, open } = gatedAgent('woken')
     net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, waitPollBaseMs: 20_000, agents: [gated] } })
@@ -86,14 +101,5 @@ describe('waits on a node that did not submit the task', () => {
     expect(view.record.final?.state).toBe('completed')
     expect(view.result?.value).toBe('woken')
     expect(node.tasks!.service.stats.waitPolls).toBe(0)
-  })
-
-  it('forgets the oldest waits past remoteWaitersLimit', async () => {
-    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, remoteWaitersLimit: 2 } })
-    await net.ready()
-    const w = net.nodes[0]!.tasks!.remoteWaiters
-    for (const id of ['a', 'b', 'c']) w.watch(id.repeat(64), 'peer')
-    w.watch('c'.repeat(64), 'another')
-    expect(w.stats).toEqual({ watched: 4, told: 0, forgotten: 2 })
   })
 })
