@@ -43,8 +43,8 @@ export async function acquireWithRecord (c: TaskComponents, log: Logger, record:
  * the usual way is a put to each member, an offer, and the claimant's acquires. The member
  * answers once a majority granted, so a majority holds the record, as after a put; a member that
  * cannot declines (at once when busy or lagging, after its claim gives up without a majority), and
- * the submitter stores and offers the task itself. So the path of a task does not grow with the mesh: it is the path of a task
- * submitted on a member.
+ * the submitter stores and offers the task itself. So the path of a task does not grow with the
+ * mesh: it is the path of a task submitted on a member.
  */
 export class Handoff {
   readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, received: 0, accepted: 0, refused: 0 }

@@ -9,12 +9,12 @@ import type { Testnet } from '../../sim/testnet.js'
 // a long first poll: a wait that does not wake on a notice shows as a poll
 const TASKS = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, waitPollBaseMs: 5_000 }
 
-describe('waits on a node that did not submit the task', () => {
+describe('waits that wake when the task ends, not on a poll', () => {
   const tmp = useTmpDirs()
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
-  it('wake on the notice of the member they asked, not on a poll, with the result', async () => {
+  it('on a node that did not submit the task, wake on the notice of the member they asked, with the result', async () => {
     const { agent: gated, open } = gatedAgent('ran')
     net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gated] } })
     await net.ready()
@@ -71,12 +71,6 @@ describe('waits on a node that did not submit the task', () => {
     w.watch('c'.repeat(64), 'another')
     expect(w.stats).toEqual({ watched: 4, told: 0, forgotten: 2 })
   })
-})
-
-describe('a wait on the node that submitted the task', () => {
-  const tmp = useTmpDirs()
-  let net: Testnet | undefined
-  afterEach(async () => { await net?.stop(); net = undefined })
 
   it('a wake that comes while the wait reads its copy is kept: the wait reads again at once instead of sleeping to its poll', async () => {
     const { agent: gated, open } = gatedAgent('woken')
