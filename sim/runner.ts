@@ -57,6 +57,7 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
     backoffBaseMs: 200,
     backoffCapMs: 2_000,
     claimStaggerMs: 100,
+    claimRetryBaseMs: 100,
     antiEntropyIntervalMs: big ? 30_000 : 5_000,
     rpcTimeoutMs: 10_000,
     // a killed node's placements move within the run's drain (the default, 2 minutes, is past it);

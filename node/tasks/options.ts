@@ -62,6 +62,13 @@ export const taskOptionsSchema = z.strictObject({
   /** how many of the first-ranked capable peers claim an announced task. @default 3 */
   claimRanks: count(1).default(3),
   /**
+   * After a claim of a task fails, this node waits before it claims that task again: between this
+   * and twice this after the first failure, doubling with each further one, at most a lease. Two
+   * claimants that split a placement's grants both fail; retrying in step they split it again.
+   * @default 250
+   */
+  claimRetryBaseMs: timerMs(1).default(250),
+  /**
    * The first this-many ranked peers keep an announced task in their store, so it is listed there
    * and the pull path finds it; the others drop the announcement without a store read (any node
    * still answers for the task through its replicas). Below this many peers, every peer keeps all.

@@ -12,6 +12,7 @@ export const FAST_TASKS: TaskLayerInit = {
   backoffBaseMs: 50,
   backoffCapMs: 400,
   claimStaggerMs: 50,
+  claimRetryBaseMs: 50,
   rpcTimeoutMs: 2_000,
   antiEntropyMinAgeMs: 300,
   syncWrites: false

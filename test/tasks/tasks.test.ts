@@ -4,6 +4,7 @@ import { echoAgent, failAgent, sleepAgent } from '../../node/agents/basic.js'
 import { BUILTIN_AGENTS } from '../../node/agents/index.js'
 import { eventLoopLag } from '../../node/tasks/event-loop-lag.js'
 import { tasksTopic } from '../../protocols/gossip/index.js'
+import { makeTask, newRecord } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -244,6 +245,55 @@ describe('tasks over gossip', () => {
     expect(asked).toBeGreaterThanOrEqual(3)
     expect(asked).toBeLessThanOrEqual(9)
     await s.cancel(id)
+  })
+
+  it('a node whose claim of a task failed waits before it claims it again, twice as long after each failure in a row', async () => {
+    const base = 300
+    // only node 3 can run the task; nothing but this test's calls makes it claim (no pulls, no re-announcements)
+    const tasks = { ...FAST_TASKS, leaseMs: 5_000, claimRetryBaseMs: base, claimLagLimitMs: 5_000, pullIntervalMs: 60_000, reannounceBaseMs: 60_000, reannounceCapMs: 60_000 }
+    net = await createTestnet(4, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 3 ? [echoAgent] : [] } }) })
+    await net.ready()
+    const claimant = net.nodes[3]!
+    const claimer = claimant.tasks!.claimer
+    const task = makeTask({ capability: 'echo', input: 'split', submitter: net.nodes[0]!.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+    const record = newRecord(task, net.nodes[0]!.tasks!.membership.choose(task.id))
+    const { placement } = record
+    await net.nodes[0]!.tasks!.service.storeOnPlacement(record)
+    // two members hold a lease for a claimant that is not there: every claim gets one grant at most
+    const blocked = placement.members.filter(m => m !== claimant.peerId.toString()).slice(0, 2)
+    const member = (peer: string): AgentNode => net!.nodes.find(n => n.peerId.toString() === peer)!
+    const hold = async (op: 'acquire' | 'release'): Promise<void> => {
+      for (const peer of blocked) {
+        const res = await member(peer).tasks!.replica.handleLease('elsewhere', op === 'acquire' ? { op, id: task.id, epoch: placement.epoch, claimId: 'blocker', durationMs: 60_000 } : { op, id: task.id, epoch: placement.epoch, claimId: 'blocker', term: 1, ran: false })
+        expect(res.status).toBe('OK')
+      }
+    }
+    await hold('acquire')
+    const failAt = async (attempts: number): Promise<{ before: number, at: number, failures: number }> => {
+      const before = Date.now()
+      await claimer.consider(task, placement)
+      await waitFor(() => claimer.stats.claimsDenied >= attempts, { what: () => `claim ${attempts} denied (${JSON.stringify(claimer.stats)})` })
+      const retry = claimer.retryOf(task.id)!
+      expect(Date.now()).toBeLessThan(retry.at)
+      return { before, ...retry }
+    }
+    const first = await failAt(1)
+    expect(first.failures).toBe(1)
+    expect(first.at - first.before).toBeGreaterThanOrEqual(base)
+    // asked again at once: no claim, counted
+    await claimer.consider(task, placement)
+    expect(claimer.stats).toMatchObject({ claimAttempts: 1, claimsBackedOff: 1 })
+    await waitFor(() => Date.now() > first.at, { what: 'the first wait to pass' })
+    const second = await failAt(2)
+    expect(second.failures).toBe(2)
+    expect(second.at - second.before).toBeGreaterThanOrEqual(2 * base)
+    expect(claimer.stats.claimAttempts).toBe(2)
+    // the members are free again: the next claim after the wait wins and runs the task
+    await hold('release')
+    await waitFor(() => Date.now() > second.at, { what: 'the second wait to pass' })
+    await claimer.consider(task, placement)
+    expect((await claimant.tasks!.service.waitFor(task.id, 10_000)).record.final?.state).toBe('completed')
+    expect(claimer.retryOf(task.id)).toBeUndefined()
   })
 
   it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
