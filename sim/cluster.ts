@@ -26,6 +26,11 @@ export interface Cluster {
   submit: (index: number, spec: TaskSpec) => Promise<string>
   /** the task's state seen from a live node, waiting up to waitMs for it to finish */
   outcome: (id: string, waitMs: number) => Promise<TaskOutcome | undefined>
+  /**
+   * Tasks some live node lists as blocked (GET /v1/tasks?state=blocked): a decision that needs a
+   * lost member or an operator. Asked at the end of a run, for the tasks that did not finish.
+   */
+  blocked: () => Promise<Set<string>>
   /** a live node running at least one task, if any */
   busyNode: () => Promise<number | undefined>
   crash: (index: number) => Promise<void>

@@ -96,6 +96,11 @@ export class InProcessCluster implements Cluster {
     }
   }
 
+  async blocked (): Promise<Set<string>> {
+    const lists = await Promise.all(this.live().map(async i => await this.nodes[i]?.tasks?.service.list({ state: 'blocked', limit: 10_000 }) ?? []))
+    return new Set(lists.flat().map(r => r.task.id))
+  }
+
   async busyNode (): Promise<number | undefined> {
     return this.live().find(i => (this.nodes[i]?.tasks?.executor.running().length ?? 0) > 0)
   }

@@ -114,6 +114,11 @@ export class ProcessCluster implements Cluster {
     }
   }
 
+  async blocked (): Promise<Set<string>> {
+    const lists = await Promise.all(this.live().map(async i => ((await json(`${this.api(i)}/v1/tasks?state=blocked&limit=10000`).catch(() => undefined))?.tasks ?? []) as Array<{ id: string }>))
+    return new Set(lists.flat().map(t => t.id))
+  }
+
   async busyNode (): Promise<number | undefined> {
     await this.poll()
     return this.live().find(i => (this.members[i]?.stats?.executions?.running ?? 0) > 0)

@@ -53,7 +53,10 @@ export interface SimReport {
   canceled: number
   /** acknowledged tasks no live node knows at the end: must be 0 */
   lost: number
+  /** acknowledged tasks neither finished nor listed as blocked at the end */
   unfinished: number
+  /** unfinished, and listed as blocked by a live node: split votes a lost member could have decided either way */
+  blocked: number
   wrongResults: number
   duplicateExecutions: number
   abortedExecutions: number
@@ -123,7 +126,8 @@ export function buildReport (r: ReportInput): SimReport {
   const byPeer = new Map<string, number>()
   for (const t of completed) if (t.executor !== undefined) byPeer.set(t.executor, (byPeer.get(t.executor) ?? 0) + 1)
   const lost = acked.filter(t => t.state === 'lost').length
-  const unfinished = acked.filter(t => t.finishedAt === undefined && t.state !== 'lost').length
+  const blocked = acked.filter(t => t.finishedAt === undefined && t.state === 'blocked').length
+  const unfinished = acked.filter(t => t.finishedAt === undefined && t.state !== 'lost' && t.state !== 'blocked').length
   const wrong = completed.filter(t => !t.ok).length
   const a = r.audit
   const nodeOf = new Map(r.nodeFigures.map(f => [f.peerId, f.index]))
@@ -136,7 +140,8 @@ export function buildReport (r: ReportInput): SimReport {
     // every invariant below is about acknowledged tasks: with none they would all hold and prove nothing
     { name: 'some task acknowledged', ok: acked.length > 0, detail: `no task acknowledged (${r.traces.length} submitted): the other invariants hold vacuously` },
     { name: 'no task lost', ok: lost === 0, detail: `${lost} acknowledged tasks unknown to every live node` },
-    { name: 'every task finished', ok: unfinished === 0, detail: [`${unfinished} still pending or running at the end`, ...(r.stuck ?? [])].join('; ') },
+    // blocked: its placement lists it, as a decision that needs a lost member or an operator (README, Moving a placement)
+    { name: 'every task finished', ok: unfinished === 0, detail: [`${unfinished} still pending or running at the end, and not listed as blocked (${blocked} were)`, ...(r.stuck ?? [])].join('; ') },
     {
       name: 'at most one accepted result per task',
       ok: a.conflicts === 0 && a.unreadable.length === 0,
@@ -165,6 +170,7 @@ export function buildReport (r: ReportInput): SimReport {
     canceled: finished.filter(t => t.state === 'canceled').length,
     lost,
     unfinished,
+    blocked,
     wrongResults: wrong,
     duplicateExecutions: sum(r.nodeFigures, s => s?.executions?.duplicateExecutions),
     abortedExecutions: sum(r.nodeFigures, s => s?.executions?.leaseLost),
@@ -194,7 +200,7 @@ export function summaryLines (r: SimReport): string[] {
     ['workload', `${r.workload}, ${r.submitted} tasks at ${r.rate}/s`],
     ['submitted / acknowledged', `${r.submitted} / ${r.acknowledged}${r.submitErrors > 0 ? ` (${r.submitErrors} submits retried)` : ''}`],
     ['completed / dead / canceled', `${r.completed} / ${r.dead} / ${r.canceled}`],
-    ['lost / unfinished', `${r.lost} / ${r.unfinished}`],
+    ['lost / unfinished / blocked', `${r.lost} / ${r.unfinished} / ${r.blocked}`],
     ['duplicate executions', `${r.duplicateExecutions} (results refused); ${r.abortedExecutions} aborted on lease loss`],
     ['stale results refused', String(r.staleResultsRefused)],
     ['claims denied (contention)', String(r.claimsDenied)],

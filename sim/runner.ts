@@ -163,6 +163,9 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
         })())
       }
       await Promise.all(waits)
+      // a task a lost member could have decided either way waits for it or an operator: listed, not lost
+      const blocked = await cluster.blocked()
+      for (const t of traces) if (t.id !== undefined && t.finishedAt === undefined && blocked.has(t.id)) t.state = 'blocked'
       // the scenario's faults are part of the run, even those due after the last task finished
       const lastFault = Math.max(0, ...o.scenario.faults.map(f => f.at))
       if (Date.now() < t0 + lastFault) await new Promise(resolve => setTimeout(resolve, t0 + lastFault - Date.now() + 10))

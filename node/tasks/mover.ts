@@ -32,6 +32,12 @@ export class Mover {
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly loop: Repeater
+  /**
+   * Tasks whose move found votes that the gone members could have made into a certificate for
+   * either of two outcomes: blocked (and listed) until those members answer a seal again, which
+   * shows what they voted, or an operator forces the move. Kept on the node that tried the move.
+   */
+  private readonly split = new Map<string, { gone: string[], reason: string }>()
 
   constructor (components: TaskComponents) {
     this.c = components
@@ -57,7 +63,7 @@ export class Mover {
     if (record.final !== undefined) return undefined
     const gone = this.gone(record)
     const n = record.placement.members.length
-    if (n - gone.length >= majority(n)) return undefined
+    if (n - gone.length >= majority(n)) return this.split.get(record.task.id)?.reason
     return `${gone.length} of ${n} placement members unreachable for over ${Math.round(this.c.options.placementMoveAfterMs / 1000)} s`
   }
 
@@ -66,14 +72,26 @@ export class Mover {
     const me = this.c.peerId.toString()
     for (const id of [...this.c.replica.active]) {
       const { record } = await this.c.replica.get(id)
-      if (record === undefined || record.final !== undefined || !record.placement.members.includes(me)) continue
+      if (record === undefined || record.final !== undefined || !record.placement.members.includes(me)) {
+        this.split.delete(id)
+        continue
+      }
       if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) continue
-      const gone = this.gone(record)
-      if (gone.length === 0 || this.blockedReason(record) !== undefined) continue
-      await this.move(record, gone).catch(err => {
+      const n = record.placement.members.length
+      if (n - this.gone(record).length < majority(n)) continue
+      // a move that split votes blocked is made once the members it found gone answer again (it
+      // replaces those same members: the move the others sealed for)
+      const pending = this.split.get(id)
+      const gone = this.gone(record).length > 0 ? this.gone(record) : pending?.gone.filter(m => this.c.membership.isLive(m)) ?? []
+      if (gone.length === 0) continue
+      try {
+        await this.move(record, gone)
+        this.split.delete(id)
+      } catch (err: any) {
         this.stats.refused++
+        if (err.name === 'PlacementBlockedError') this.split.set(id, { gone, reason: err.message })
         this.log('move of %s not made: %s', id, err.message)
-      })
+      }
     }
   }
 
@@ -98,18 +116,7 @@ export class Mover {
     if (ok.length < majority(old.members.length) && !force) throw new QuorumUnavailableError(`sealed on ${ok.length} of ${old.members.length} members`)
     let merged: TaskRecord = record
     for (const a of ok) if (a.res.record !== undefined) merged = mergeRecords(merged, a.res.record)
-    const votes = ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined && v.generation === merged.generation)
-    const values = new Map<string, FinalValue>()
-    const counts = new Map<string, number>()
-    for (const v of votes) {
-      const key = outcomeKey(v.value)
-      values.set(key, v.value)
-      counts.set(key, (counts.get(key) ?? 0) + 1)
-    }
-    // two different votes in the sealed majority: either may have been certified elsewhere
-    if (values.size > 1 && !force) throw new PlacementBlockedError(`votes split over ${values.size} outcomes`)
-    const chosen = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0]
-    const mustDecide = chosen === undefined ? undefined : values.get(chosen)
+    const mustDecide = decidable(ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined && v.generation === merged.generation), old.members.length - ok.length, majority(old.members.length), force)
     const result = ok.map(a => a.res.result).find((r): r is StoredResult => r !== undefined && r.claimId === mustDecide?.claimId)
     merged = { ...merged, placement: next, previous: [...(merged.previous ?? []), old].slice(-16), updatedAt: Date.now() }
     const installs = await this.c.leases.ask(next.members, { op: 'install', id: record.task.id, epoch: next.epoch, record: merged, ...(result === undefined ? {} : { result }), ...(mustDecide === undefined ? {} : { mustDecide }) })
@@ -130,4 +137,22 @@ export class Mover {
   private async seal (record: TaskRecord, next: Placement, force: boolean): Promise<Answer[]> {
     return this.c.leases.ask(record.placement.members, { op: 'seal', id: record.task.id, epoch: record.placement.epoch, next, ...(force ? { force } : {}) })
   }
+}
+
+/**
+ * The one value the new epoch may decide, from the votes the seal collected: a value that its votes
+ * and the members that did not answer could have made a majority may be certified somewhere, so it
+ * is the one; two such values block the move (unless forced: then the largest group). When no value
+ * can have been certified, the largest group is kept rather than the work run again.
+ */
+function decidable (votes: ShownVote[], unanswered: number, need: number, force: boolean): FinalValue | undefined {
+  const groups = new Map<string, { value: FinalValue, n: number }>()
+  for (const v of votes) {
+    const key = outcomeKey(v.value)
+    groups.set(key, { value: v.value, n: (groups.get(key)?.n ?? 0) + 1 })
+  }
+  const ranked = [...groups.entries()].sort(([ka, a], [kb, b]) => b.n - a.n || (ka < kb ? -1 : 1)).map(([, g]) => g)
+  const possible = ranked.filter(g => g.n + unanswered >= need)
+  if (possible.length > 1 && !force) throw new PlacementBlockedError(`votes split over ${possible.length} outcomes, either of which the unreachable members could have certified`)
+  return (possible.length === 1 ? possible[0] : ranked[0])?.value
 }

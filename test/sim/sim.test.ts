@@ -117,7 +117,11 @@ describe('the simulator', () => {
     // on a very busy machine a submit can be refused five times over (the client is told; nothing
     // acknowledged is lost), and a task's leases can lapse past its attempts: finished, as dead
     expect(crashReport.acknowledged).toBeGreaterThanOrEqual(57)
-    expect(crashReport.completed + crashReport.dead).toBe(crashReport.acknowledged)
+    // two crashes can hit one placement: a holder killed after its own vote, and later the member
+    // that granted the next holder, lost before it voted. Neither vote is safe to keep without it:
+    // the task is listed as blocked, for the member's return or an operator (rare; none most runs)
+    expect(crashReport.blocked).toBeLessThanOrEqual(1)
+    expect(crashReport.completed + crashReport.dead + crashReport.blocked).toBe(crashReport.acknowledged)
     expect(crashReport.completed).toBeGreaterThanOrEqual(crashReport.acknowledged - 3)
     expect(crashReport.faults.map(f => f.kind)).toEqual(['crash', 'crash'])
     expect(crashReport.faults[0]?.recoveryMs).toBeGreaterThan(0)

@@ -6,7 +6,7 @@ import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
-import { canonicalJson } from '../../protocols/task/index.js'
+import { canonicalJson, resultHash } from '../../protocols/task/index.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { TaskRecord } from '../../protocols/task/index.js'
 import type { Testnet } from '../../sim/testnet.js'
@@ -125,6 +125,43 @@ describe('replicated records', () => {
     expect(net.nodes[0]!.tasks!.mover.stats.forced).toBe(1)
     const canceled = await s.cancel(id!)
     expect(canceled.record.final?.cert.epoch).toBe(1)
+  })
+
+  it('blocks a move whose votes a lost member could have certified either way, lists it, and makes it once that member answers again', async () => {
+    const tasks = { ...TASKS, placementMoveAfterMs: 1_000, membershipWindowMs: 60_000 }
+    net = await createTestnet(4, { baseDir: await tmp(), tasks })
+    await net.ready()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'nobody.runs', input: 'split' })
+    const { placement } = (await net.nodes[0]!.tasks!.service.get(id)).record
+    const [a, b, c] = placement.members.map(m => net!.nodes.findIndex(n => n.peerId.toString() === m)) as [number, number, number]
+    // two holders, each of which got one member's vote for its own result before it died: the
+    // state a holder killed mid-vote and restarted, then another holder, leave behind
+    const holder = net.nodes.find(n => !placement.members.includes(n.peerId.toString()))!.peerId.toString()
+    for (const [i, claimId, result] of [[a, 'holder-1', 'one'], [b, 'holder-2', 'two']] as const) {
+      const replica = net.nodes[i]!.tasks!.replica
+      const grant = await replica.handleLease(holder, { op: 'acquire', id, epoch: 0, claimId, durationMs: 60_000 })
+      const vote = await replica.handleLease(holder, { op: 'vote', id, epoch: 0, claimId, term: grant.term!, value: { state: 'completed', claimId, resultHash: resultHash(result) }, result, size: 5 })
+      expect(vote.vote?.value.claimId).toBe(claimId)
+    }
+    // the third member is lost: it may have voted either way, so no value is safe to keep
+    await net.nodes[c]!.stop()
+    const mover = net.nodes[a]!.tasks!
+    await waitFor(async () => (await mover.service.list({ state: 'blocked' })).some(r => r.task.id === id), { what: 'the task listed as blocked', timeoutMs: 15_000 })
+    expect(mover.mover.blockedReason((await mover.service.get(id)).record)).toMatch(/votes split over 2 outcomes/)
+    expect((await mover.replica.get(id)).record?.placement.epoch).toBe(0)
+    // back with no vote: its seal shows that neither value was certified, so the move settles on one
+    await net.restartNode(c)
+    const settled = await waitFor(async () => {
+      const v = await net!.nodes[a]!.tasks!.service.find(id)
+      return v?.record.final !== undefined ? v : undefined
+    }, { what: 'the move made and the task decided', timeoutMs: 30_000 })
+    expect(settled.record.placement.epoch).toBe(1)
+    expect(settled.record.final?.state).toBe('completed')
+    expect(['one', 'two']).toContain(settled.result?.value)
+    expect(await net.nodes[a]!.tasks!.service.list({ state: 'blocked' })).toEqual([])
+    // one result on every node that holds a copy
+    const results = await Promise.all(net.nodes.map(async n => (await n.tasks!.replica.get(id)).result?.value))
+    expect(new Set(results.filter(r => r !== undefined))).toEqual(new Set([settled.result?.value]))
   })
 
   it('converges after a partition heals', async () => {
