@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { TASK_ID, TASK_STATES, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
+import { TASK_ID, TASK_STATES, jsonValue, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
@@ -14,7 +14,7 @@ export const MAX_DEADLINE_MS = 365 * 24 * 3600_000
 
 const submitBody = z.object({
   capability: z.string(),
-  input: z.json(),
+  input: jsonValue(),
   idempotencyKey: z.string().min(1).max(256).optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
@@ -29,7 +29,7 @@ const submitBody = z.object({
 
 const signalBody = z.object({
   name: z.string().min(1).max(200),
-  data: z.json().optional()
+  data: jsonValue().optional()
 }).strict()
 
 const listQuery = z.object({

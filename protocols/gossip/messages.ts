@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { jsonValue } from '../task/json-value.js'
 import { certificateSchema } from '../task/certificate.js'
 import { placementSchema } from '../task/record.js'
 import { capabilitySchema, peerIdSchema, taskIdSchema, taskSchema } from '../task/schema.js'
@@ -29,7 +30,7 @@ export const taskNoticeSchema = z.object({
   claimId: z.string().max(64).optional(),
   peer: peerIdSchema.optional(),
   error: z.string().max(4096).optional(),
-  result: z.json().optional(),
+  result: jsonValue().optional(),
   resultSize: z.number().int().nonnegative().optional(),
   /** the certificate of a final state: a receiver checks it against the placement it knows */
   cert: certificateSchema.optional()

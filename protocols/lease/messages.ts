@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { jsonValue } from '../task/json-value.js'
 import { certificateSchema, finalValueSchema } from '../task/certificate.js'
 import { placementSchema, taskRecordSchema } from '../task/record.js'
 import { peerIdSchema, taskIdSchema } from '../task/schema.js'
@@ -31,22 +32,22 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
    * other members already cast for the same value (the holder's own, when it is a member); when
    * they and this member's vote make a certificate, the member stores it in the same write
    */
-  z.object({ op: z.literal('vote'), ...held, value: finalValueSchema, result: z.json().optional(), size: z.number().int().nonnegative().optional(), shown: z.array(shownVoteSchema).max(16).optional() }).strict(),
+  z.object({ op: z.literal('vote'), ...held, value: finalValueSchema, result: jsonValue().optional(), size: z.number().int().nonnegative().optional(), shown: z.array(shownVoteSchema).max(16).optional() }).strict(),
   /** a failed attempt; when it spends the budget (or is unrecoverable) the answer carries a vote for dead */
   z.object({ op: z.literal('fail'), ...held, error: z.string().max(4096), unrecoverable: z.boolean() }).strict(),
   /** a durable agent step, written only by the live holder */
-  z.object({ op: z.literal('journal'), ...held, key: z.string().min(1).max(256), value: z.json() }).strict(),
+  z.object({ op: z.literal('journal'), ...held, key: z.string().min(1).max(256), value: jsonValue() }).strict(),
   /** a user's cancel: a vote for canceled unless this member already voted */
   z.object({ op: z.literal('cancel'), ...task }).strict(),
   /** the holder's agent waits for a signal: the lease is given back and the task waits, no attempt spent */
-  z.object({ op: z.literal('wait'), ...held, name: z.string().min(1).max(MAX_WAIT_NAME), timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS), schema: z.record(z.string(), z.json()).optional() }).strict(),
+  z.object({ op: z.literal('wait'), ...held, name: z.string().min(1).max(MAX_WAIT_NAME), timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS), schema: z.record(z.string(), jsonValue()).optional() }).strict(),
   /** a signal for a waiting task, from anyone: kept in the journal, and the task may be claimed again */
-  z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(MAX_WAIT_NAME), data: z.json() }).strict(),
+  z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(MAX_WAIT_NAME), data: jsonValue() }).strict(),
   /**
    * Recovery: this member's vote, cast now if its own state decides it (no live lease and past the
    * deadline by its own clock, or the attempts spent), or for the value `shown` votes carry.
    */
-  z.object({ op: z.literal('decide'), ...task, shown: z.array(shownVoteSchema).max(16).optional(), result: z.json().optional(), size: z.number().int().nonnegative().optional() }).strict(),
+  z.object({ op: z.literal('decide'), ...task, shown: z.array(shownVoteSchema).max(16).optional(), result: jsonValue().optional(), size: z.number().int().nonnegative().optional() }).strict(),
   /** stores a certified final state (and the result it certifies) */
   z.object({ op: z.literal('commit'), ...task, cert: certificateSchema, result: storedResultSchema.optional() }).strict(),
   z.object({ op: z.literal('redrive'), ...task, generation: z.number().int().nonnegative() }).strict(),

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { jsonValue } from '../task/json-value.js'
 import { placementSchema, taskRecordSchema } from '../task/record.js'
 import { capabilitySchema, taskIdSchema, taskSchema } from '../task/schema.js'
 import { storedResultSchema } from '../task/store.js'
@@ -31,7 +32,7 @@ export const progressItemSchema = z.object({
   attempt: z.number().int().min(1).max(10_000),
   seq: z.number().int().nonnegative(),
   at: z.number(),
-  event: z.json()
+  event: jsonValue()
 }).strict()
 
 export type ProgressItem = z.infer<typeof progressItemSchema>

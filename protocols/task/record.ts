@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { jsonValue } from './json-value.js'
 import { canonicalJson } from './canonical.js'
 import { certificateSchema, isValidCertificate, resultHash } from './certificate.js'
 import type { Certificate, FinalValue } from './certificate.js'
@@ -40,7 +41,7 @@ export const waitSchema = z.object({
   claimId: z.string().max(64),
   since: z.number(),
   until: z.number(),
-  schema: z.record(z.string(), z.json()).optional()
+  schema: z.record(z.string(), jsonValue()).optional()
 }).strict()
 export type Wait = z.infer<typeof waitSchema>
 
@@ -85,7 +86,7 @@ export const taskRecordSchema = z.object({
    * Durable steps of the agent (model calls, tool results) by key: a peer that takes the task over
    * replays them instead of doing them again.
    */
-  journal: z.record(z.string().max(256), z.json()).optional(),
+  journal: z.record(z.string().max(256), jsonValue()).optional(),
   /**
    * The agent waits (ctx.waitFor) for the signal `name`: the task holds no lease and no slot, and no
    * member grants one until the signal is in the journal (`signal:<name>`) or `until` passes by the

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
+import { jsonValue } from './json-value.js'
 import { canonicalJson } from './canonical.js'
 
 export const CAPABILITY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -14,7 +15,7 @@ export const peerIdSchema = z.string().regex(PEER_ID, 'peer id')
 export const taskSchema = z.object({
   id: taskIdSchema,
   capability: capabilitySchema,
-  input: z.json(),
+  input: jsonValue(),
   submitter: peerIdSchema,
   createdAt: z.number().int().nonnegative(),
   maxAttempts: z.number().int().min(1).max(100),

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { jsonValue } from './json-value.js'
 import { finalValueSchema } from './certificate.js'
 import { placementSchema } from './record.js'
 import type { TaskRecord } from './record.js'
@@ -37,7 +38,7 @@ export type LeaseState = z.infer<typeof leaseStateSchema>
 export const storedResultSchema = z.object({
   claimId: z.string().max(64),
   peer: z.string().max(128),
-  value: z.json(),
+  value: jsonValue(),
   size: z.number().int().nonnegative(),
   at: z.number()
 }).strict()

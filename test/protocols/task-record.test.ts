@@ -1,4 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
 import { canonicalJson, certify, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
@@ -51,6 +53,51 @@ describe('task identity', () => {
     }
     expect(canonicalJson({ z: [1, undefined, { y: undefined, x: 'é' }], a: true, é: null })).toBe('{"a":true,"z":[1,null,{"x":"é"}],"é":null}')
     expect(() => canonicalJson({ a: Number.NaN })).toThrow(TypeError)
+  })
+
+  it('checks JSON values in place as zod\'s z.json() does, without copying, nesting as deep as a frame allows', () => {
+    // xorshift32: the low bits of a plain LCG repeat, and two draws in a row never reached the odd values
+    let seed = 11
+    const rand = (n: number): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n }
+    class Point { x = 1 }
+    const odd = [undefined, Number.NaN, Infinity, -Infinity, () => 1, Symbol('s'), 10n, new Date(0), new Map(), new Point(), /x/, new Uint8Array(2)]
+    const gen = (depth: number): unknown => {
+      switch (rand(depth > 3 ? 6 : 8)) {
+        case 0: return null
+        case 1: return rand(2) === 0
+        case 2: return [0, -0, 1.5, 2 ** 53, 1e21][rand(5)]
+        case 3: return ['', 'x', '\u0000', '__proto__'][rand(4)]
+        // now and then a value that is not JSON, at any depth
+        case 4: return rand(6) === 0 ? odd[rand(odd.length)] : 'plain'
+        case 5: return Object.create(null)
+        case 6: return Array.from({ length: rand(4) }, () => gen(depth + 1))
+        default: return Object.fromEntries(Array.from({ length: rand(4) }, (_, i) => [`k${i}`, gen(depth + 1)]))
+      }
+    }
+    const reference = z.json()
+    let rejected = 0
+    for (let i = 0; i < 3_000; i++) {
+      const value = gen(0)
+      const ok = reference.safeParse(value).success
+      if (!ok) rejected++
+      expect(isJsonValue(value), `value ${i}`).toBe(ok)
+    }
+    // both kinds were generated
+    expect(rejected).toBeGreaterThan(50)
+    expect(rejected).toBeLessThan(2_900)
+    for (const value of odd) expect(isJsonValue([{ a: value }])).toBe(false)
+    // the parsed value is the value itself, where zod copies every object
+    const input = { a: [{ b: 1 }] }
+    expect(jsonValue().parse(input)).toBe(input)
+    expect(JSON.parse('{"__proto__": {"x": 1}}')).toSatisfy(isJsonValue)
+    // a cycle is refused (it has no JSON form), and nesting that would overflow a recursive check is not
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    expect(isJsonValue(cyclic)).toBe(false)
+    let deep: unknown = 1
+    for (let i = 0; i < 200_000; i++) deep = [deep]
+    expect(isJsonValue(deep)).toBe(true)
+    expect(jsonValue().safeParse({ a: Number.NaN }).error?.issues[0]?.message).toMatch(/JSON value/)
   })
 
   it('gives the same id for the same idempotency key and a new one without', () => {
