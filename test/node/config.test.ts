@@ -28,6 +28,7 @@ const DOCUMENTED_DEFAULTS = {
   presenceEarlyGapMs: 1_000,
   claimStaggerMs: 150,
   claimRanks: 3,
+  claimRetryBaseMs: 250,
   keepRanks: 8,
   claimLagLimitMs: 1_000,
   lagSampleMs: 100,
