@@ -10,6 +10,7 @@ import { AgentRuntime } from '../runtime/runtime.js'
 import { LevelReplicaStore } from '../store/replica-store.js'
 import { VERSION } from '../version.js'
 import { signerOf } from '../../protocols/task/ed25519.js'
+import { sentBySigner } from '../../protocols/task/index.js'
 import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
 import { TaskEvents } from './events.js'
@@ -154,7 +155,10 @@ export class TaskLayer {
         if (local(peer)) return leaseLocal(req, peerId)
         // a peer's answer is input like any other: parsed before anything reads it
         const parsed = leaseResponseSchema.safeParse(await this.leaseRpc.request(peer, req))
-        return parsed.success ? parsed.data : { status: 'ERROR', reason: `bad answer from ${id}` }
+        if (!parsed.success) return { status: 'ERROR', reason: `bad answer from ${id}` }
+        // a member's own vote in its reply comes from its signer
+        if (parsed.data.vote?.peer === id) sentBySigner(req.id, parsed.data.vote)
+        return parsed.data
       },
       pushRecord: async (id, taskId) => {
         const { record } = await this.replica.get(taskId)

@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { certify, sameValue, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
+import { certify, sameValue, sentBySigner, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
@@ -287,6 +287,8 @@ export class Replica {
       this.stats.refusedRecords++
       return { status: 'ERROR', reason: 'the record with a claim is not a new task of this placement' }
     }
+    // the holder shows its own vote (when it is a member): it comes from its signer
+    if (req.op === 'vote') for (const v of req.shown ?? []) if (v.peer === from) sentBySigner(req.id, v)
     return this.lock.run(req.id, async () => {
       const loaded = await this.load1(req.id)
       // a submit that claims the task at once brings its record: stored with the grant, one write

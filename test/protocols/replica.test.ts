@@ -2,7 +2,8 @@ import { logger } from '@libp2p/logger'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LeaseClient, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
-import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, stateOf } from '../../protocols/task/index.js'
+import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
+import { verifyBy } from '../../protocols/task/ed25519.js'
 import type { HeldLease, LeaseRequest, ShownVote, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
@@ -488,28 +489,57 @@ describe('replicas and lease clients, end to end', () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
     const [A, B, C] = c.members as [Member, Member, Member]
-    const lease = await c.acquire(A.peer, t)
+    // the holder is not a member: the votes it shows are A's, relayed, so their signatures are checked
+    const H = holderOf()
+    const lease = await c.acquire(H, t)
     const value = { state: 'completed' as const, claimId: lease.claimId, resultHash: resultHash(RESULT) }
     const vote = (peer: string, shown?: ShownVote[]): LeaseRequest => ({ op: 'vote', id: t.id, epoch: 0, claimId: lease.claimId, term: lease.grants.get(peer)!, value, result: RESULT, size: 17, ...(shown === undefined ? {} : { shown }) })
-    const own = (await A.replica.handleLease(A.peer.id, vote(A.peer.id))).vote!
+    const own = (await A.replica.handleLease(H.id, vote(A.peer.id))).vote!
     const forged = { ...own, sig: Buffer.alloc(64, 7).toString('base64') }
-    const forgedReply = await B.replica.handleLease(A.peer.id, vote(B.peer.id, [forged]))
+    const checked = signatureStats.checked
+    const forgedReply = await B.replica.handleLease(H.id, vote(B.peer.id, [forged]))
+    expect(signatureStats.checked).toBeGreaterThan(checked)
     expect(forgedReply.status).toBe('OK')
     expect(forgedReply.committed).toBeUndefined()
     expect((await B.store.getRecord(t.id))?.final).toBeUndefined()
     expect((await B.store.getLease(t.id))?.vote?.value).toEqual(value)
     const otherValue = { ...own, value: { ...value, resultHash: resultHash({ text: 'other' }) } }
-    const otherReply = await C.replica.handleLease(A.peer.id, vote(C.peer.id, [otherValue]))
+    const otherReply = await C.replica.handleLease(H.id, vote(C.peer.id, [otherValue]))
     expect(otherReply.committed).toBeUndefined()
     expect((await C.store.getRecord(t.id))?.final).toBeUndefined()
     // the real vote shown again to a member that voted already changes nothing: it answers VOTED
-    expect((await C.replica.handleLease(A.peer.id, vote(C.peer.id, [own]))).status).toBe('VOTED')
+    expect((await C.replica.handleLease(H.id, vote(C.peer.id, [own]))).status).toBe('VOTED')
     // three valid votes, certified the usual way, still commit everywhere
     const answers = await c.client(A.peer).ask(t.placement.members, { op: 'decide', id: t.id, epoch: 0 })
     const cert = await c.client(A.peer).certifyAndCommit(t, 0, answers)
     await settle()
     expect(cert?.value).toEqual(value)
     for (const r of await c.records(t.id)) expect(r?.final?.cert.value).toEqual(value)
+  })
+
+  it('a vote its own signer sends is taken on the connection\'s word: no signature check, and the certificate carries its real signature', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B] = c.members as [Member, Member]
+    const lease = await c.acquire(A.peer, t)
+    const value = { state: 'completed' as const, claimId: lease.claimId, resultHash: resultHash(RESULT) }
+    const vote = (peer: string, shown?: ShownVote[]): LeaseRequest => ({ op: 'vote', id: t.id, epoch: 0, claimId: lease.claimId, term: lease.grants.get(peer)!, value, result: RESULT, size: 17, ...(shown === undefined ? {} : { shown }) })
+    // A's vote as another process signed it: this process has not seen it made
+    const term = lease.grants.get(A.peer.id)!
+    const statement = statementBytes({ id: t.id, generation: 0, epoch: 0, term, value })
+    const own: ShownVote = { generation: 0, epoch: 0, term, value, sig: Buffer.from(await A.peer.key.sign(statement)).toString('base64'), peer: A.peer.id }
+    // the holder A shows its own vote: B commits with it, checking no signature
+    const before = signatureStats.checked
+    const reply = await B.replica.handleLease(A.peer.id, vote(B.peer.id, [own]))
+    expect(reply.committed).toBe(true)
+    expect(signatureStats.checked).toBe(before)
+    // the certificate B stored carries A's real signature, for the nodes that get it from B
+    const final = (await B.store.getRecord(t.id))!.final!
+    expect(final.cert.votes.map(v => v.peer).sort()).toEqual([A.peer.id, B.peer.id].sort())
+    for (const v of final.cert.votes) {
+      const signed = statementBytes({ id: t.id, generation: 0, epoch: 0, term: v.term, value })
+      expect(verifyBy(v.peer, signed, Buffer.from(v.sig, 'base64'))).toBe(true)
+    }
   })
 
   it('an acquire may bring the task\'s new record, stored with the grant; a forged or used record is refused', async () => {
