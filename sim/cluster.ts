@@ -27,8 +27,9 @@ export interface Cluster {
   /** the task's state seen from a live node, waiting up to waitMs for it to finish */
   outcome: (id: string, waitMs: number) => Promise<TaskOutcome | undefined>
   /**
-   * Tasks some live node lists as blocked (GET /v1/tasks?state=blocked): a decision that needs a
-   * lost member or an operator. Asked at the end of a run, for the tasks that did not finish.
+   * Tasks a live node lists as blocked because their move found split votes that a lost member
+   * could have certified either way: a decision that needs that member or an operator. Asked at
+   * the end of a run. Child processes cannot tell why a task is listed: none there.
    */
   blocked: () => Promise<Set<string>>
   /** a live node running at least one task, if any */

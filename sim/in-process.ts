@@ -97,7 +97,10 @@ export class InProcessCluster implements Cluster {
   }
 
   async blocked (): Promise<Set<string>> {
-    const lists = await Promise.all(this.live().map(async i => await this.nodes[i]?.tasks?.service.list({ state: 'blocked', limit: 10_000 }) ?? []))
+    const lists = await Promise.all(this.live().map(async i => {
+      const tasks = this.nodes[i]?.tasks
+      return (await tasks?.service.list({ state: 'blocked', limit: 10_000 }) ?? []).filter(r => tasks?.mover.blockedBySplitVotes(r) === true)
+    }))
     return new Set(lists.flat().map(r => r.task.id))
   }
 

@@ -163,7 +163,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
         })())
       }
       await Promise.all(waits)
-      // a task a lost member could have decided either way waits for it or an operator: listed, not lost
+      // a task whose split votes a lost member could have certified either way waits for it or an operator: listed, not lost
       const blocked = await cluster.blocked()
       for (const t of traces) if (t.id !== undefined && t.finishedAt === undefined && blocked.has(t.id)) t.state = 'blocked'
       // the scenario's faults are part of the run, even those due after the last task finished

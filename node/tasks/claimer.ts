@@ -296,8 +296,7 @@ export class Claimer {
    */
   private backOff (id: string): void {
     const failures = (this.retries.get(id)?.failures ?? 0) + 1
-    const floor = Math.min(this.c.options.leaseMs, this.c.options.claimRetryBaseMs * 2 ** Math.min(failures - 1, 20))
-    const at = Date.now() + floor * (1 + Math.random())
+    const at = Date.now() + claimRetryFloorMs(failures, this.c.options.claimRetryBaseMs, this.c.options.leaseMs) * (1 + Math.random())
     this.retries.set(id, { failures, at })
   }
 
@@ -331,6 +330,11 @@ export class Claimer {
       }
     }
   }
+}
+
+/** The least wait before a node claims a task again after `failures` failed claims in a row; the wait is up to twice this. */
+export function claimRetryFloorMs (failures: number, baseMs: number, leaseMs: number): number {
+  return Math.min(leaseMs, baseMs * 2 ** Math.min(Math.max(0, failures - 1), 30))
 }
 
 export interface ClaimRetry {

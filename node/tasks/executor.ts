@@ -265,7 +265,8 @@ export class Executor {
     const current = (await this.tasks.find(task.id))?.record
     if (current?.journal !== undefined && key in current.journal) {
       this.stats.stepsReplayed++
-      return current.journal[key] as T
+      // a copy: the agent may change what it gets, and the journal is this node's stored record
+      return structuredClone(current.journal[key]) as T
     }
     const value = await fn()
     await lease.journal(key, value === undefined ? null : value)

@@ -19,6 +19,12 @@ export class PlacementBlockedError extends Error {
   constructor (message: string) { super(message); this.name = 'PlacementBlockedError' }
 }
 
+/** The sealed members' votes split so that the unreachable ones could have certified either value. */
+export class SplitVotesError extends PlacementBlockedError {
+  static override name = 'SplitVotesError'
+  constructor (message: string) { super(message); this.name = 'SplitVotesError' }
+}
+
 /**
  * Moves a task's placement when a member has been gone longer than `placementMoveAfterMs`, by a
  * two-phase change of epoch: seal epoch e on a majority of the old members (they stop serving it,
@@ -32,12 +38,8 @@ export class Mover {
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly loop: Repeater
-  /**
-   * Tasks whose move found votes that the gone members could have made into a certificate for
-   * either of two outcomes: blocked (and listed) until those members answer a seal again, which
-   * shows what they voted, or an operator forces the move. Kept on the node that tried the move.
-   */
-  private readonly split = new Map<string, { gone: string[], reason: string }>()
+  /** why a move of each task (at the epoch it was tried from) was refused for split votes: listed as blocked */
+  private readonly split = new Map<string, { epoch: number, reason: string }>()
 
   constructor (components: TaskComponents) {
     this.c = components
@@ -63,11 +65,24 @@ export class Mover {
     if (record.final !== undefined) return undefined
     const gone = this.gone(record)
     const n = record.placement.members.length
-    if (n - gone.length >= majority(n)) return this.split.get(record.task.id)?.reason
+    if (n - gone.length >= majority(n)) {
+      const split = this.split.get(record.task.id)
+      return split?.epoch === record.placement.epoch ? split.reason : undefined
+    }
     return `${gone.length} of ${n} placement members unreachable for over ${Math.round(this.c.options.placementMoveAfterMs / 1000)} s`
   }
 
-  /** Moves every active task this node sweeps (its first live member) whose placement lost a member. */
+  /** Whether the last move of the task, from its current epoch, was refused for split votes. */
+  blockedBySplitVotes (record: TaskRecord): boolean {
+    return record.final === undefined && this.split.get(record.task.id)?.epoch === record.placement.epoch
+  }
+
+  /**
+   * Moves every active task whose placement lost a member, when this node is its first live member;
+   * and finishes a move that sealed this member's copy and was never installed (split votes blocked
+   * it, or its mover stopped), whoever is first: the members the move found gone may be back, and
+   * their seals show what they voted. Sealed members serve nothing else, so it must be finished.
+   */
   async check (): Promise<void> {
     const me = this.c.peerId.toString()
     for (const id of [...this.c.replica.active]) {
@@ -76,20 +91,19 @@ export class Mover {
         this.split.delete(id)
         continue
       }
-      if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) continue
-      const n = record.placement.members.length
-      if (n - this.gone(record).length < majority(n)) continue
-      // a move that split votes blocked is made once the members it found gone answer again (it
-      // replaces those same members: the move the others sealed for)
-      const pending = this.split.get(id)
-      const gone = this.gone(record).length > 0 ? this.gone(record) : pending?.gone.filter(m => this.c.membership.isLive(m)) ?? []
-      if (gone.length === 0) continue
+      const sealed = await this.c.replica.sealedFor(id)
+      const gone = this.gone(record)
+      if (sealed === undefined) {
+        if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) continue
+        const n = record.placement.members.length
+        if (gone.length === 0 || n - gone.length < majority(n)) continue
+      }
       try {
-        await this.move(record, gone)
+        await this.move(record, gone, false, sealed)
         this.split.delete(id)
       } catch (err: any) {
         this.stats.refused++
-        if (err.name === 'PlacementBlockedError') this.split.set(id, { gone, reason: err.message })
+        if (err.name === 'SplitVotesError') this.split.set(id, { epoch: record.placement.epoch, reason: err.message })
         this.log('move of %s not made: %s', id, err.message)
       }
     }
@@ -99,12 +113,9 @@ export class Mover {
    * Replaces `gone` members. With `force`, an operator accepts the risk: the seal needs no
    * majority, and split votes are settled by the largest group (both noted in the log).
    */
-  async move (record: TaskRecord, gone: string[], force = false): Promise<Placement> {
+  async move (record: TaskRecord, gone: string[], force = false, sealedFor?: Placement): Promise<Placement> {
     const old = record.placement
-    const stay = old.members.filter(m => !gone.includes(m))
-    const fresh = this.c.membership.replacements(record.task.id, old.members).slice(0, gone.length)
-    if (stay.length + fresh.length === 0) throw new PlacementBlockedError('no live peer to move the task to')
-    let next: Placement = { epoch: old.epoch + 1, members: [...stay, ...fresh] }
+    let next = sealedFor ?? this.nextPlacement(record, gone)
     let sealed = await this.seal(record, next, force)
     // another move of this epoch won its seal: finish that one instead (a forced move overrides it)
     const winner = sealed.find(a => a.res.status === 'SEALED' && a.res.placement !== undefined)?.res.placement
@@ -131,7 +142,23 @@ export class Mover {
     }
     this.log('moved %s to epoch %d: %s', record.task.id, next.epoch, next.members.join(','))
     if (!next.members.includes(this.c.peerId.toString())) await this.c.replica.put(merged)
+    // an old member left out of the new placement (one found gone that came back and sealed) is
+    // told of it, or its sealed copy would look like a move still to finish
+    const me = this.c.peerId.toString()
+    for (const m of old.members) {
+      if (m === me || next.members.includes(m)) continue
+      void this.c.records(this.c.replicaSets.peerId(m), { op: 'put', record: merged }).catch(() => {})
+    }
     return next
+  }
+
+  /** The placement that replaces `gone` members with live peers, the others staying. */
+  private nextPlacement (record: TaskRecord, gone: string[]): Placement {
+    const old = record.placement
+    const stay = old.members.filter(m => !gone.includes(m))
+    const fresh = this.c.membership.replacements(record.task.id, old.members).slice(0, gone.length)
+    if (stay.length + fresh.length === 0) throw new PlacementBlockedError('no live peer to move the task to')
+    return { epoch: old.epoch + 1, members: [...stay, ...fresh] }
   }
 
   private async seal (record: TaskRecord, next: Placement, force: boolean): Promise<Answer[]> {
@@ -153,6 +180,7 @@ function decidable (votes: ShownVote[], unanswered: number, need: number, force:
   }
   const ranked = [...groups.entries()].sort(([ka, a], [kb, b]) => b.n - a.n || (ka < kb ? -1 : 1)).map(([, g]) => g)
   const possible = ranked.filter(g => g.n + unanswered >= need)
-  if (possible.length > 1 && !force) throw new PlacementBlockedError(`votes split over ${possible.length} outcomes, either of which the unreachable members could have certified`)
-  return (possible.length === 1 ? possible[0] : ranked[0])?.value
+  if (possible.length > 1 && !force) throw new SplitVotesError(`votes split over ${possible.length} outcomes, either of which the unreachable members could have certified`)
+  // a possible value is the largest group too: the bar to be possible falls with the group's size
+  return ranked[0]?.value
 }

@@ -63,8 +63,9 @@ export const taskOptionsSchema = z.strictObject({
   claimRanks: count(1).default(3),
   /**
    * After a claim of a task fails, this node waits before it claims that task again: between this
-   * and twice this after the first failure, doubling with each further one, at most a lease. Two
-   * claimants that split a placement's grants both fail; retrying in step they split it again.
+   * and twice this after the first failure, doubling with each further one (the lower bound stops
+   * at a lease). Two claimants that split a placement's grants both fail; retrying in step they
+   * split it again.
    * @default 250
    */
   claimRetryBaseMs: timerMs(1).default(250),

@@ -10,6 +10,8 @@ import type { Replica } from '../replica/replica.js'
 import type { PeerId } from '@libp2p/interface'
 
 export interface RecordsHandlerInit {
+  /** this node's own requests: values are copied after the check (they may be an agent's objects) */
+  copyRequests?: boolean
   /** ids of the records this node holds that `peer` should hold too (both are in their replica set) */
   sharedWith: (peer: string) => Iterable<string>
   /** the hash anti-entropy compares for an id (its content's, or a mark that it is in flux). @default the content's */
@@ -42,7 +44,8 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       stats.badRequests++
       return { status: 'ERROR', reason: `bad request: ${parsed.error.issues[0]?.message ?? 'invalid'}` }
     }
-    const req = parsed.data
+    // this node's own requests carry its agents' objects (a subtask's input): kept as a copy
+    const req = init.copyRequests === true ? structuredClone(parsed.data) : parsed.data
     countServed(stats, 'records', req.op)
     switch (req.op) {
       case 'put': {

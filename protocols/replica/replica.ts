@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { certify, sameValue, sentBySigner, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
+import { certify, sameValue, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
@@ -244,6 +244,14 @@ export class Replica {
     return out
   }
 
+  /** The placement this member's copy is sealed for: a move that sealed it and has not installed yet. */
+  async sealedFor (id: string): Promise<Placement | undefined> {
+    const s = await this.load1(id, false)
+    const record = s.record
+    if (record === undefined || record.final !== undefined || (s.lease.sealedEpoch ?? -1) < record.placement.epoch) return undefined
+    return s.lease.sealedFor
+  }
+
   /** The record if this member would grant a lease on it now. */
   async claimableRecord (id: string, now = this.now()): Promise<TaskRecord | undefined> {
     const s = await this.load1(id, false)
@@ -287,13 +295,14 @@ export class Replica {
       this.stats.refusedRecords++
       return { status: 'ERROR', reason: 'the record with a claim is not a new task of this placement' }
     }
-    // the holder shows its own vote (when it is a member): it comes from its signer
-    if (req.op === 'vote') for (const v of req.shown ?? []) if (v.peer === from) sentBySigner(req.id, v)
     return this.lock.run(req.id, async () => {
       const loaded = await this.load1(req.id)
       // a submit that claims the task at once brings its record: stored with the grant, one write
       const s = req.op === 'acquire' && req.record !== undefined && loaded.record === undefined ? { ...loaded, record: req.record } : loaded
-      const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote }
+      // the holder shows its own vote (when it is a member): from its signer, taken for this request unchecked
+      const fromSigner = req.op === 'vote' ? new Set((req.shown ?? []).filter(v => v.peer === from).map(v => v.sig)) : undefined
+      const trustedVote = fromSigner === undefined || fromSigner.size === 0 ? undefined : (peer: string, sig: string) => peer === from && fromSigner.has(sig)
+      const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote, ...(trustedVote === undefined ? {} : { trustedVote }) }
       const t = transition(s, req, env)
       if (t.sign !== undefined && t.state.lease.vote !== undefined) {
         const statement = statementBytes(t.sign)

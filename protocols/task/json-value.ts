@@ -2,30 +2,43 @@ import { z } from 'zod'
 
 /** More values than a frame or a result can hold: a value this large is refused, and so is a cycle. */
 const MAX_NODES = 4_000_000
+/** Deeper than JSON.stringify and the canonical form can write on a default stack (about 4,000 levels). */
+export const MAX_JSON_DEPTH = 1_000
 
 /**
  * Whether `value` is plain JSON: strings, finite numbers, booleans, null, arrays and plain objects
- * of them. Walked with a stack, not by recursion, so a deeply nested value cannot overflow it.
+ * of them, nested at most MAX_JSON_DEPTH deep, with no key `__proto__` (zod's z.json() dropped it,
+ * and an object that has it sets the prototype of whatever it is assigned into). Walked with a
+ * stack, not by recursion.
  */
 export function isJsonValue (value: unknown): boolean {
   const stack: unknown[] = [value]
+  const depths: number[] = [0]
   let nodes = 0
   while (stack.length > 0) {
     if (++nodes > MAX_NODES) return false
     const v = stack.pop()
+    const depth = depths.pop() as number
     if (v === null || typeof v === 'string' || typeof v === 'boolean') continue
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) return false
       continue
     }
-    if (typeof v !== 'object') return false
+    if (typeof v !== 'object' || depth >= MAX_JSON_DEPTH) return false
     if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push(v[i])
+      for (let i = 0; i < v.length; i++) {
+        stack.push(v[i])
+        depths.push(depth + 1)
+      }
       continue
     }
     const proto = Object.getPrototypeOf(v)
     if (proto !== Object.prototype && proto !== null) return false
-    for (const key of Object.keys(v)) stack.push((v as Record<string, unknown>)[key])
+    for (const key of Object.keys(v)) {
+      if (key === '__proto__') return false
+      stack.push((v as Record<string, unknown>)[key])
+      depths.push(depth + 1)
+    }
   }
   return true
 }
@@ -33,9 +46,9 @@ export function isJsonValue (value: unknown): boolean {
 /**
  * A JSON value, checked in place. zod's `z.json()` is a lazy union that tries each branch and copies
  * every object and array it passes: it was most of the parse cost of a lease or records request
- * (inputs, results, journal steps). This one accepts the same values, returns the value itself,
- * and costs one walk.
+ * (inputs, results, journal steps). This one returns the value itself and costs one walk; a value
+ * from this node's own agents is copied after the check, where it is kept (the local handlers).
  */
 export function jsonValue (): z.ZodType<z.core.util.JSONType> {
-  return z.custom<z.core.util.JSONType>(isJsonValue, { message: 'a JSON value (strings, finite numbers, booleans, null, arrays and plain objects)' })
+  return z.custom<z.core.util.JSONType>(isJsonValue, { message: `a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)` })
 }

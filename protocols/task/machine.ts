@@ -4,7 +4,7 @@ import { canonicalJson } from './canonical.js'
 import { failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
-import type { FinalValue, Statement } from './certificate.js'
+import type { FinalValue, Statement, TrustedVote } from './certificate.js'
 import type { Attempt, Placement, TaskRecord } from './record.js'
 import type { CastVote, LeaseState, StoredResult } from './store.js'
 
@@ -24,6 +24,8 @@ export interface MachineEnv {
   backoff: BackoffOptions
   /** checks another member's signed vote (the one impure part, injected) */
   verifyVote: (id: string, vote: ShownVote) => boolean
+  /** votes this request brought from their own signer, the sender: a commit takes them unchecked */
+  trustedVote?: TrustedVote
 }
 
 export interface Transition {
@@ -246,7 +248,7 @@ function commit (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'commit' 
   const v = c.value
   const final = finalOf(c, env.now)
   if (r.final !== undefined) return { state: s, reply: r.final.generation === c.generation && sameValue(r.final.cert.value, v) ? { status: 'OK' } : { status: 'FINISHED', state: r.final.state, cert: r.final.cert } }
-  if (c.generation !== r.generation || !hasValidFinal(r, final)) return { state: s, reply: { status: 'ERROR', reason: 'certificate not valid for this task' } }
+  if (c.generation !== r.generation || !hasValidFinal(r, final, env.trustedVote)) return { state: s, reply: { status: 'ERROR', reason: 'certificate not valid for this task' } }
   let result = s.result
   let resultSize: number | undefined
   if (v.state === 'completed') {

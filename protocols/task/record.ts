@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { jsonValue } from './json-value.js'
 import { canonicalJson } from './canonical.js'
 import { certificateSchema, isValidCertificate, resultHash } from './certificate.js'
-import type { Certificate, FinalValue } from './certificate.js'
+import type { Certificate, FinalValue, TrustedVote } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
 
 export const TASK_STATES = ['pending', 'running', 'waiting', 'completed', 'failed', 'canceled', 'dead'] as const
@@ -135,12 +135,12 @@ export function membersOf (record: TaskRecord, epoch: number): string[] | undefi
 }
 
 /** Whether `final` (the record's own by default) carries a valid certificate for this task. */
-export function hasValidFinal (record: TaskRecord, final: FinalState | undefined = record.final): boolean {
+export function hasValidFinal (record: TaskRecord, final: FinalState | undefined = record.final, trusted?: TrustedVote): boolean {
   if (final === undefined) return false
   const c = final.cert
   if (c.id !== record.task.id || c.generation !== final.generation || c.value.state !== final.state || c.value.claimId !== final.claimId) return false
   const members = membersOf(record, c.epoch)
-  return members !== undefined && isValidCertificate(c, members)
+  return members !== undefined && isValidCertificate(c, members, trusted)
 }
 
 function mergePrevious (a: Placement[] | undefined, b: Placement[] | undefined, current: number): Placement[] | undefined {

@@ -540,6 +540,11 @@ describe('replicas and lease clients, end to end', () => {
       const signed = statementBytes({ id: t.id, generation: 0, epoch: 0, term: v.term, value })
       expect(verifyBy(v.peer, signed, Buffer.from(v.sig, 'base64'))).toBe(true)
     }
+    // trusted for that request only: the same vote relayed in a commit from B is checked
+    const C = c.at(2)
+    const commit = await C.replica.handleLease(B.peer.id, { op: 'commit', id: t.id, epoch: 0, cert: final.cert, result: (await B.store.getResult(t.id))! })
+    expect(commit.status).toBe('OK')
+    expect(signatureStats.checked).toBe(before + 1)
   })
 
   it('an acquire may bring the task\'s new record, stored with the grant; a forged or used record is refused', async () => {

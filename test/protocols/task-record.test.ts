@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
+import { MAX_JSON_DEPTH, isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
 import { canonicalJson, certify, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
@@ -55,7 +55,7 @@ describe('task identity', () => {
     expect(() => canonicalJson({ a: Number.NaN })).toThrow(TypeError)
   })
 
-  it('checks JSON values in place as zod\'s z.json() does, without copying, nesting as deep as a frame allows', () => {
+  it('checks JSON values in place as zod\'s z.json() does, without copying; deeper than JSON.stringify writes, or with a __proto__ key, refused', () => {
     // xorshift32: the low bits of a plain LCG repeat, and two draws in a row never reached the odd values
     let seed = 11
     const rand = (n: number): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n }
@@ -89,14 +89,21 @@ describe('task identity', () => {
     // the parsed value is the value itself, where zod copies every object
     const input = { a: [{ b: 1 }] }
     expect(jsonValue().parse(input)).toBe(input)
-    expect(JSON.parse('{"__proto__": {"x": 1}}')).toSatisfy(isJsonValue)
-    // a cycle is refused (it has no JSON form), and nesting that would overflow a recursive check is not
+    // refused where zod's dropped the key: an own __proto__ sets the prototype of what it is assigned into
+    expect(isJsonValue(JSON.parse('{"a": [{"__proto__": {"x": 1}}]}'))).toBe(false)
+    expect(isJsonValue({ a: '__proto__' })).toBe(true)
+    // a cycle is refused (it has no JSON form), and so is nesting deeper than JSON.stringify writes,
+    // without overflowing the stack however deep it goes
     const cyclic: Record<string, unknown> = {}
     cyclic.self = cyclic
     expect(isJsonValue(cyclic)).toBe(false)
     let deep: unknown = 1
-    for (let i = 0; i < 200_000; i++) deep = [deep]
+    for (let i = 0; i < MAX_JSON_DEPTH; i++) deep = i % 2 === 0 ? [deep] : { k: deep }
     expect(isJsonValue(deep)).toBe(true)
+    expect(() => JSON.stringify(deep)).not.toThrow()
+    expect(isJsonValue([deep])).toBe(false)
+    for (let i = 0; i < 200_000; i++) deep = [deep]
+    expect(isJsonValue(deep)).toBe(false)
     expect(jsonValue().safeParse({ a: Number.NaN }).error?.issues[0]?.message).toMatch(/JSON value/)
   })
 

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { countWords } from '../../node/agents/basic.js'
 import { echoAgent, failAgent, sleepAgent } from '../../node/agents/basic.js'
 import { BUILTIN_AGENTS } from '../../node/agents/index.js'
+import { claimRetryFloorMs } from '../../node/tasks/claimer.js'
 import { eventLoopLag } from '../../node/tasks/event-loop-lag.js'
 import { tasksTopic } from '../../protocols/gossip/index.js'
 import { makeTask, newRecord } from '../../protocols/task/index.js'
@@ -11,6 +12,7 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
+import type { Agent } from '../../node/runtime/agent.js'
 import type { Testnet } from '../../sim/testnet.js'
 
 describe('tasks over gossip', () => {
@@ -294,6 +296,33 @@ describe('tasks over gossip', () => {
     await claimer.consider(task, placement)
     expect((await claimant.tasks!.service.waitFor(task.id, 10_000)).record.final?.state).toBe('completed')
     expect(claimer.retryOf(task.id)).toBeUndefined()
+    // the least wait doubles with each failure in a row, up to a lease
+    expect([1, 2, 3, 5, 6, 1_000].map(n => claimRetryFloorMs(n, 250, 5_000))).toEqual([250, 500, 1_000, 4_000, 5_000, 5_000])
+  })
+
+  it('keeps a copy of what an agent journals and returns: the agent changing its objects afterwards changes nothing stored', async () => {
+    let late: (() => void) | undefined
+    const mutating: Agent = {
+      name: 'mutating',
+      capabilities: ['mutating'],
+      run: async ctx => {
+        const step = await ctx.step('list', async () => ({ items: [1] }))
+        step.items.push(2)
+        const result = { out: [1] }
+        late = () => { result.out.push(99) }
+        return result
+      }
+    }
+    // one node: every request of the run is a local call into its own replica, with the agent's objects
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [mutating] } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'mutating', input: null })
+    expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    late?.()
+    const { record, result } = await net.nodes[0]!.tasks!.replica.get(id)
+    expect(record?.journal?.list).toEqual({ items: [1] })
+    expect(result?.value).toEqual({ out: [1] })
   })
 
   it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
