@@ -114,7 +114,8 @@ export class Executor {
       let value: unknown
       try {
         value = await this.c.runtime.run(slot.agent, {
-          input: task.input,
+          // copies of what the replica keeps, here and below: an agent may change what it is given
+          input: structuredClone(task.input),
           task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },
           // from the grant, not the local copy, which may have missed an earlier attempt: the
           // granting majority overlaps every earlier one, so one of them knows it
@@ -288,8 +289,8 @@ export class Executor {
     const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
     if (kept !== undefined) {
       this.stats.stepsReplayed++
-      if (options.schema === undefined) return kept.data as T
-      const parsed = options.schema.safeParse(kept.data)
+      if (options.schema === undefined) return structuredClone(kept.data) as T
+      const parsed = options.schema.safeParse(structuredClone(kept.data))
       // a retry would read the same signal: the task ends here, saying why
       if (!parsed.success) throw new UnrecoverableTaskError(`signal "${name}" does not match the wait's schema: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
       return parsed.data
@@ -314,7 +315,7 @@ export class Executor {
       const final = view.record.final
       if (final === undefined) continue
       if (final.state !== 'completed') throw new SubtaskFailedError(id, final.state, final.reason)
-      if (view.result !== undefined) return view.result.value
+      if (view.result !== undefined) return structuredClone(view.result.value)
       // completed, but no replica answered with the result yet: ask again, a bounded number of times
       if (++missingResult > 10) throw new SubtaskFailedError(id, 'completed', 'result unavailable from its replicas')
       await new Promise(resolve => setTimeout(resolve, 200))

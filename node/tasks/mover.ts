@@ -118,10 +118,23 @@ export class Mover {
     let next = sealedFor ?? this.nextPlacement(record, gone)
     let sealed = await this.seal(record, next, force)
     // another move of this epoch won its seal: finish that one instead (a forced move overrides it)
+    // (only when this one's seal has no majority: a member sealed for a move that lost holds nothing up)
     const winner = sealed.find(a => a.res.status === 'SEALED' && a.res.placement !== undefined)?.res.placement
-    if (!force && winner !== undefined && winner.epoch === next.epoch && !samePlacement(winner, next)) {
+    if (!force && winner !== undefined && winner.epoch === next.epoch && !samePlacement(winner, next) && sealed.filter(a => a.res.status === 'OK').length < majority(old.members.length)) {
       next = winner
       sealed = await this.seal(record, next, false)
+    }
+    if (sealedFor !== undefined) {
+      // the task moved on without this member: it takes the newer placement and is done
+      const moved = sealed.map(a => a.res.placement).filter((p): p is Placement => p !== undefined && p.epoch > old.epoch).sort((a, b) => b.epoch - a.epoch)[0]
+      if (moved !== undefined) {
+        await this.c.replica.adoptMove(record.task.id, moved)
+        return moved
+      }
+      // every old member's seal: their votes are frozen and all seen, so every member that retries
+      // decides alike, and nothing the members that did not answer hold can be missed
+      const sealedHere = sealed.filter(a => a.res.status === 'OK').length
+      if (sealedHere < old.members.length) throw new QuorumUnavailableError(`a sealed move is finished with every old member's seal: ${sealedHere} of ${old.members.length}`)
     }
     const ok = sealed.filter(a => a.res.status === 'OK')
     if (ok.length < majority(old.members.length) && !force) throw new QuorumUnavailableError(`sealed on ${ok.length} of ${old.members.length} members`)
@@ -141,14 +154,8 @@ export class Mover {
       this.stats.moved++
     }
     this.log('moved %s to epoch %d: %s', record.task.id, next.epoch, next.members.join(','))
-    if (!next.members.includes(this.c.peerId.toString())) await this.c.replica.put(merged)
-    // an old member left out of the new placement (one found gone that came back and sealed) is
-    // told of it, or its sealed copy would look like a move still to finish
-    const me = this.c.peerId.toString()
-    for (const m of old.members) {
-      if (m === me || next.members.includes(m)) continue
-      void this.c.records(this.c.replicaSets.peerId(m), { op: 'put', record: merged }).catch(() => {})
-    }
+    // a member left out (or one the install missed) takes the new placement on its own next check
+    if (!next.members.includes(this.c.peerId.toString()) && !await this.c.replica.adoptMove(record.task.id, next)) await this.c.replica.put(merged)
     return next
   }
 

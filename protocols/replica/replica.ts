@@ -252,6 +252,23 @@ export class Replica {
     return s.lease.sealedFor
   }
 
+  /**
+   * A move this member sealed for was made without it (its install did not reach this member, or
+   * left it out): takes the newer placement, as a member with no vote in it yet, or as a copy when
+   * left out. Only a copy sealed at its current epoch moves this way: a sealed member serves nothing.
+   */
+  async adoptMove (id: string, placement: Placement): Promise<boolean> {
+    return this.lock.run(id, async () => {
+      const s = await this.load1(id)
+      const r = s.record
+      if (r === undefined || r.final !== undefined || placement.epoch <= r.placement.epoch || (s.lease.sealedEpoch ?? -1) < r.placement.epoch) return false
+      const record = { ...r, placement, previous: [...(r.previous ?? []), r.placement].slice(-16), updatedAt: this.now() }
+      const { claimId: _c, holder: _h, expiresAt: _e, vote: _v, ...lease } = s.lease
+      await this.persist(s, { ...s, record, lease })
+      return true
+    })
+  }
+
   /** The record if this member would grant a lease on it now. */
   async claimableRecord (id: string, now = this.now()): Promise<TaskRecord | undefined> {
     const s = await this.load1(id, false)

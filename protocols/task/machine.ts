@@ -287,7 +287,9 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   // lease and vote of an older epoch stay behind with it; the term keeps counting up
   const { vote: _old, ...kept } = clearHolder(s.lease)
   const lease: LeaseState = { ...kept, ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
-  const next: ReplicaTaskState = { record, lease, result: s.result ?? req.result }
+  // the result of the value to decide, when this member kept another (the other side of split votes)
+  const result = req.mustDecide !== undefined && !resultMatches(req.mustDecide, s.result) && resultMatches(req.mustDecide, req.result) ? req.result : s.result ?? req.result
+  const next: ReplicaTaskState = { record, lease, result }
   const already = currentVote(next)
   if (req.mustDecide === undefined || record.final !== undefined) return { state: next, reply: { status: 'OK', ...(already === undefined ? {} : { vote: shown(already, env.me) }) } }
   if (already !== undefined) return { state: next, reply: { status: 'VOTED', vote: shown(already, env.me) } }

@@ -161,6 +161,15 @@ describe('replicated records', () => {
     expect(settled.record.final?.state).toBe('completed')
     expect(['one', 'two']).toContain(settled.result?.value)
     expect(await net.nodes[a]!.tasks!.service.list({ state: 'blocked' })).toEqual([])
+    // both sealed members end final on the decided result, the one that kept the other result too
+    await waitFor(async () => {
+      const copies = await Promise.all([a, b].map(async i => net!.nodes[i]!.tasks!.replica.get(id)))
+      return copies.every(x => x.record?.final?.state === 'completed' && x.result?.value === settled.result?.value)
+    }, { what: 'both old members final on one result' })
+    // the lost member, back and sealed by the move but left out of it, takes the new placement
+    // (else it would retry the move at every check)
+    const lost = net.nodes[c]!.tasks!
+    await waitFor(async () => (await lost.replica.sealedFor(id)) === undefined && (await lost.replica.get(id)).record?.placement.epoch === 1, { what: 'the lost member to take the new placement' })
     // one result on every node that holds a copy
     const results = await Promise.all(net.nodes.map(async n => (await n.tasks!.replica.get(id)).result?.value))
     expect(new Set(results.filter(r => r !== undefined))).toEqual(new Set([settled.result?.value]))
