@@ -155,7 +155,8 @@ describe('replicated records', () => {
     await net.restartNode(c)
     const settled = await waitFor(async () => {
       const v = await net!.nodes[a]!.tasks!.service.find(id)
-      return v?.record.final !== undefined ? v : undefined
+      // final with its result: a member that kept the other result fetches the certified one
+      return v?.record.final !== undefined && v.result !== undefined ? v : undefined
     }, { what: 'the move made and the task decided', timeoutMs: 30_000 })
     expect(settled.record.placement.epoch).toBe(1)
     expect(settled.record.final?.state).toBe('completed')
