@@ -142,7 +142,7 @@ export class TaskLayer {
     this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
     // this node's own requests are parsed like a peer's: they carry agents' values (steps, results, waits)
-    const leaseLocal = leaseHandler(this.replica, this.localHandlerStats, true)
+    const leaseLocal = leaseHandler(this.replica, this.localHandlerStats, { copyRequests: true })
     const recordsLocal = recordsHandler(this.replica, this.localHandlerStats, { ...recordsInit, copyRequests: true })
     const records = async (peer: PeerId, req: RecordsRequest, o?: RpcRequestOptions): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req, o)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)

@@ -11,10 +11,10 @@ export interface HandlerStats extends ServedStats {
 
 /**
  * The server side of `/agentmesh/lease/1.0.0`: a malformed request gets status ERROR, never a crash.
- * `copy`: for this node's own requests, whose values (results, journal steps) are the agent's own
- * objects: the replica keeps a copy, not what the agent may still change.
+ * `copyRequests`: for this node's own requests, whose values (results, journal steps) are the
+ * agent's own objects: the replica keeps a copy, not what the agent may still change.
  */
-export function leaseHandler (replica: Replica, stats: HandlerStats, copy = false) {
+export function leaseHandler (replica: Replica, stats: HandlerStats, options: { copyRequests?: boolean } = {}) {
   return async (body: unknown, from: PeerId): Promise<LeaseResponse> => {
     const parsed = leaseRequestSchema.safeParse(body)
     if (!parsed.success) {
@@ -22,6 +22,6 @@ export function leaseHandler (replica: Replica, stats: HandlerStats, copy = fals
       return { status: 'ERROR', reason: `bad request: ${parsed.error.issues[0]?.message ?? 'invalid'}` }
     }
     countServed(stats, 'lease', parsed.data.op)
-    return replica.handleLease(from.toString(), copy ? structuredClone(parsed.data) : parsed.data)
+    return replica.handleLease(from.toString(), options.copyRequests === true ? structuredClone(parsed.data) : parsed.data)
   }
 }

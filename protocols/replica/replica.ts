@@ -1,6 +1,6 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
 import { certify, sameValue, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
-import { EMPTY_LEASE, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
+import { EMPTY_LEASE, clearHolder, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
@@ -263,7 +263,7 @@ export class Replica {
       const r = s.record
       if (r === undefined || r.final !== undefined || placement.epoch <= r.placement.epoch || (s.lease.sealedEpoch ?? -1) < r.placement.epoch) return false
       const record = { ...r, placement, previous: [...(r.previous ?? []), r.placement].slice(-16), updatedAt: this.now() }
-      const { claimId: _c, holder: _h, expiresAt: _e, vote: _v, ...lease } = s.lease
+      const { vote: _v, ...lease } = clearHolder(s.lease)
       await this.persist(s, { ...s, record, lease })
       return true
     })

@@ -109,7 +109,7 @@ export function signedHere (peer: string, statement: Uint8Array, sig: string): v
  * of a daemon's signature work.
  */
 export function sentBySigner (id: string, vote: { peer: string, generation: number, epoch: number, term: number, sig: string, value: FinalValue }): void {
-  remember(voteKey(vote.peer, vote.sig, statementBytes({ id, generation: vote.generation, epoch: vote.epoch, term: vote.term, value: vote.value })))
+  signedHere(vote.peer, statementBytes({ id, generation: vote.generation, epoch: vote.epoch, term: vote.term, value: vote.value }), vote.sig)
 }
 
 /** A digest, not the statement itself: a statement may carry a 4 KiB reason, and 50,000 are kept. */

@@ -301,7 +301,8 @@ function shown (vote: CastVote, peer: string): ShownVote {
   return { ...vote, peer }
 }
 
-function clearHolder (lease: LeaseState): LeaseState {
+/** The lease with no holder: what a release, a failure, a wait, a commit or a move leaves. */
+export function clearHolder (lease: LeaseState): LeaseState {
   const { claimId: _c, holder: _h, expiresAt: _e, ...rest } = lease
   return rest
 }
