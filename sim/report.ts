@@ -26,7 +26,7 @@ export interface FaultTrace {
   /** how long the fault lasted (a crash: until the restart); undefined when it lasted to the end */
   durationMs?: number
   node?: number
-  /** until every task unfinished at the fault had finished */
+  /** until every task unfinished at the fault had finished (tasks blocked by split votes left out: counted apart) */
   recoveryMs?: number
 }
 
@@ -117,7 +117,8 @@ export function buildReport (r: ReportInput): SimReport {
   const completed = finished.filter(t => t.state === 'completed')
   const latencies = completed.map(t => (t.finishedAt as number) - t.submittedAt).sort((a, b) => a - b)
   for (const f of r.faults) {
-    const open = acked.filter(t => t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
+    // a task blocked by split votes waits for a lost member or an operator: counted apart, not as a slow recovery
+    const open = acked.filter(t => t.state !== 'blocked' && t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
     f.recoveryMs = open.length === 0 ? 0 : open.some(t => t.finishedAt === undefined) ? undefined : Math.max(...open.map(t => (t.finishedAt as number) - f.at))
   }
   const bucket = 250

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { SIM_CAPABILITIES, simAgents } from '../../sim/agents.js'
 import { auditResults } from '../../sim/audit.js'
 import { renderHtml } from '../../sim/html.js'
+import { buildReport } from '../../sim/report.js'
 import { Rng } from '../../sim/rng.js'
 import { runSimulation } from '../../sim/runner.js'
 import { loadScenario } from '../../sim/scenario.js'
@@ -99,6 +100,26 @@ describe('the simulator', () => {
     expect(s.sleepMs?.min).toBeGreaterThan(lease)
     // tasks are still being submitted and running when the split begins
     expect((s.tasks as number) / (s.rate as number) * 1000).toBeGreaterThan((split?.at ?? 0) + (s.sleepMs?.max ?? 0))
+  })
+
+  it('counts a task blocked by split votes apart: not unfinished, and not in a fault\'s recovery time', async () => {
+    const scenario = await loadScenario('crash')
+    const traces = [
+      { index: 0, capability: 'sleep', id: 'a', submittedAt: 0, finishedAt: 900, state: 'completed', ok: true },
+      { index: 1, capability: 'sleep', id: 'b', submittedAt: 0, state: 'blocked', ok: false },
+      { index: 2, capability: 'sleep', id: 'c', submittedAt: 0, state: 'running', ok: false }
+    ]
+    const audit = auditResults([], [], { nodesRead: 1, unreadable: [] })
+    const report = (t: typeof traces): SimReport => buildReport({ options: { scenario, nodes: 1, tasks: t.length, workload: 'sleep', rate: 1, seed: 1, transport: 'memory', processes: false }, cluster: undefined as never, traces: t, faults: [{ at: 500, kind: 'crash', detail: 'node 0' }], submitErrors: 0, durationMs: 1_000, nodeFigures: [], edges: [], audit })
+    const blocked = report(traces.slice(0, 2))
+    expect(blocked).toMatchObject({ unfinished: 0, blocked: 1 })
+    expect(blocked.faults[0]?.recoveryMs).toBe(400)
+    expect(blocked.invariants.find(i => i.name === 'every task finished')?.ok).toBe(true)
+    // a task merely unfinished still fails the invariant and leaves the recovery open
+    const stuck = report(traces)
+    expect(stuck).toMatchObject({ unfinished: 1, blocked: 1 })
+    expect(stuck.faults[0]?.recoveryMs).toBeUndefined()
+    expect(stuck.invariants.find(i => i.name === 'every task finished')?.ok).toBe(false)
   })
 
   it('makes the same workload from the same seed, and another from another', () => {
