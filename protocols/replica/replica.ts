@@ -391,10 +391,26 @@ export class Replica {
     if (after.lease !== before.lease) change.lease = after.lease
     if (after.record !== undefined && after.record !== before.record) change.record = after.record
     if (change.result === undefined && change.lease === undefined && change.record === undefined) return
-    await this.store.write(id, change)
+    const finalNow = after.record?.final !== undefined && before.record?.final === undefined
+    // a certificate that holds no vote cast in this write is made of votes already on their signers'
+    // disks: the outcome is settled whether or not this write lands, so readers and waiters need not
+    // wait for this member's fsync (the holder's own commit is the last step of every task)
+    const settledElsewhere = finalNow && after.lease.vote === before.lease.vote
+    if (settledElsewhere) this.announceFinal(id, after)
+    try {
+      await this.store.write(id, change)
+    } catch (err) {
+      if (settledElsewhere && before.record !== undefined) this.remember(id, before)
+      throw err
+    }
     if (change.record !== undefined) this.index(change.record)
     if (after.record !== undefined) this.remember(id, after)
-    if (after.record?.final !== undefined && before.record?.final === undefined) this.init.onFinal?.(after.record, after.result)
+    if (finalNow && !settledElsewhere) this.announceFinal(id, after)
+  }
+
+  private announceFinal (id: string, after: ReplicaTaskState): void {
+    this.remember(id, after)
+    this.init.onFinal?.(after.record as TaskRecord, after.result)
   }
 
   private cached (id: string): ReplicaTaskState | undefined {

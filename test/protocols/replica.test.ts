@@ -7,6 +7,7 @@ import { verifyBy } from '../../protocols/task/ed25519.js'
 import type { HeldLease, LeaseRequest, ShownVote, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
+import { waitFor } from '../../sim/wait.js'
 import type { Peer } from '../helpers/peers.js'
 
 /*
@@ -150,6 +151,22 @@ class Cluster {
 }
 
 const RESULT = { text: 'olleh' }
+
+/** Holds every write of a final state at `store` until `release`: a slow disk under one commit. */
+function holdFinalWrites (store: MemoryReplicaStore): { held: () => number, release: () => void } {
+  const write = store.write.bind(store)
+  let held = 0
+  let release!: () => void
+  const opened = new Promise<void>(resolve => { release = resolve })
+  store.write = async (id, change) => {
+    if (change.record?.final !== undefined) {
+      held++
+      await opened
+    }
+    return write(id, change)
+  }
+  return { held: () => held, release }
+}
 const holderOf = (): Peer => pool[5]!
 const otherClaimant = (): Peer => pool[6]!
 const user = (): Peer => pool[7]!
@@ -410,6 +427,38 @@ describe('replicas and lease clients, end to end', () => {
     expect(sent.filter(([, op]) => op === 'vote').map(([peer]) => peer)).toEqual([A.peer.id, B.peer.id, C.peer.id])
     expect(sent.filter(([, op]) => op === 'commit').map(([peer]) => peer)).toEqual([A.peer.id])
     expect(B.replica.stats.results + C.replica.stats.results).toBe(2)
+  })
+
+  it('a commit whose certificate holds no vote cast in its own write is served and told before that write lands; a vote with its commit only after', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B] = c.members as [Member, Member, Member]
+    const told: string[] = []
+    for (const m of [A, B]) m.replica = new Replica(m.store, { me: m.peer.id, sign: bytes => m.peer.key.sign(bytes), now: () => m.clock.now, log, onFinal: record => { told.push(`${m.peer.id}:${record.task.id}`) } })
+    await Promise.all([A, B].map(async m => m.replica.load()))
+    const holdA = holdFinalWrites(A.store)
+    const holdB = holdFinalWrites(B.store)
+    // A holds the lease: its own vote is written first, C's vote (shown A's) completes the certificate
+    // with C's own write; B's vote and commit, one write, is held on its way to disk
+    const lease = await c.acquire(A.peer, t)
+    // with B's vote not back, A's commit is one of the majority that stores the certificate: the
+    // completion waits for it, the waiters and readers of A need not
+    const completing = lease.complete(RESULT, 17, 0)
+    await waitFor(() => holdA.held() === 1 && holdB.held() === 1, { timeoutMs: 5_000, what: 'the commits of A and B held at their stores' })
+    // A's certificate is made of votes already on disk (its own, and C's): told and served now
+    expect(told).toEqual([`${A.peer.id}:${t.id}`])
+    expect((await A.replica.get(t.id)).record?.final?.state).toBe('completed')
+    expect((await A.replica.get(t.id)).result?.value).toEqual(RESULT)
+    expect((await A.store.getRecord(t.id))?.final).toBeUndefined()
+    // B's certificate holds the vote B casts in that very write: nothing shows before it lands
+    expect((await B.replica.get(t.id)).record?.final).toBeUndefined()
+    holdA.release()
+    holdB.release()
+    const cert = await completing
+    expect(cert.votes.map(v => v.peer).sort()).toEqual([A.peer.id, c.at(2).peer.id].sort())
+    await waitFor(async () => (await B.store.getRecord(t.id))?.final !== undefined && (await A.store.getRecord(t.id))?.final !== undefined, { timeoutMs: 5_000, what: 'both commits on disk' })
+    expect(told.sort()).toEqual([`${A.peer.id}:${t.id}`, `${B.peer.id}:${t.id}`].sort())
+    expect((await B.replica.get(t.id)).record?.final?.cert.value).toEqual(cert.value)
   })
 
   it('a holder that is not a member shows the first granter\'s vote to the others: they store the certificate with theirs, and only the first voter is sent a commit', async () => {
