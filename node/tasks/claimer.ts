@@ -69,6 +69,7 @@ export class Claimer {
   constructor (components: TaskComponents, executor: Executor) {
     this.c = components
     this.executor = executor
+    executor.onSlotFree = () => { this.drainBacklog() }
     this.log = components.logger('agentmesh:claimer')
     this.pullLoop = new Repeater('pull', () => this.c.options.pullIntervalMs, async () => this.pull(), this.log)
   }

@@ -59,6 +59,9 @@ export class Executor {
   /** set by the task layer: a progress event of a task run here, for its submitter (node/tasks/progress.ts) */
   progressOut?: (submitter: string, item: ProgressItem) => void
 
+  /** Called when a run's slot frees (its agent returned), while its result may still be on its way: the claimer's backlog takes it. */
+  onSlotFree?: () => void
+
   constructor (components: TaskComponents, tasks: TaskService, notifier: Notifier) {
     this.c = components
     this.tasks = tasks
@@ -101,6 +104,16 @@ export class Executor {
       this.c.events.safeDispatchEvent('ran', { detail: { id: task.id, capability: task.capability, generation, outcome, runMs: performance.now() - started, ...extra } })
     }
     let settled = false
+    // the slot bounds the agent's runs: it is free once the agent returns, not once its result is
+    // voted and committed (a few round trips and fsyncs), so the next task starts meanwhile
+    let freed = false
+    const freeSlot = (): void => {
+      if (freed) return
+      freed = true
+      slot.release()
+      this.c.presence.slotsChanged()
+      this.onSlotFree?.()
+    }
     try {
       const local = await this.c.replica.get(task.id)
       generation = local.record?.generation ?? 0
@@ -136,6 +149,7 @@ export class Executor {
         })
       } catch (err: any) {
         settled = true
+        freeSlot()
         if (err?.name === 'TaskSuspendedError' && !lease.held) {
           // the placement keeps the wait: any capable peer resumes the task from its journal
           ran('suspended', { error: err.message })
@@ -146,6 +160,7 @@ export class Executor {
         return
       }
       settled = true
+      freeSlot()
       await this.onResult(task, lease, generation, value, ran, runContext)
     } catch (err: any) {
       if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
@@ -154,9 +169,8 @@ export class Executor {
       // still renewing here means the run ended without a report: give the lease back
       span.end()
       if (lease.held) await lease.release(settled).catch(() => {})
-      slot.release()
       this.cancels.delete(task.id)
-      this.c.presence.slotsChanged()
+      freeSlot()
     }
   }
 

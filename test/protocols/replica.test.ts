@@ -1,10 +1,11 @@
 import { logger } from '@libp2p/logger'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { LeaseClient, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
+import { LeaseClient, leaseHandler, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
 import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
 import { verifyBy } from '../../protocols/task/ed25519.js'
-import type { HeldLease, LeaseRequest, ShownVote, Target } from '../../protocols/lease/index.js'
+import type { HandlerStats, HeldLease, LeaseRequest, ShownVote, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import { waitFor } from '../../sim/wait.js'
@@ -821,6 +822,22 @@ describe('replicas and lease clients, end to end', () => {
     expect(err.name).toBe('StaleTermError')
     await settle()
     expect((await c.records(t.id)).map(r => r?.journal?.['step-2'])).toEqual([undefined, undefined, 1])
+  })
+
+  it('this node\'s own request with a value that has no JSON form gets a bad-request error, counted, and changes nothing', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const A = c.at(0)
+    const lease = await c.acquire(A.peer, t)
+    const stats = { badRequests: 0 } as unknown as HandlerStats
+    const local = leaseHandler(A.replica, stats, { copyRequests: true })
+    const from = peerIdFromString(A.peer.id)
+    for (const result of [10n, Number.NaN, new Map()]) {
+      const answer = await local({ op: 'vote', id: t.id, epoch: 0, claimId: lease.claimId, term: 1, value: { state: 'completed', claimId: lease.claimId, resultHash: 'x' }, result, size: 1 }, from)
+      expect(answer).toMatchObject({ status: 'ERROR', reason: expect.stringMatching(/bad request: not a JSON value/) })
+    }
+    expect(stats.badRequests).toBe(3)
+    expect((await A.store.getLease(t.id))?.vote).toBeUndefined()
   })
 
   it('refuses a record whose task id does not match its content', async () => {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { MAX_JSON_DEPTH, isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
+import { MAX_JSON_DEPTH, NOT_JSON, copyJson, isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
 import { canonicalJson, certify, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
@@ -105,6 +105,31 @@ describe('task identity', () => {
     for (let i = 0; i < 200_000; i++) deep = [deep]
     expect(isJsonValue(deep)).toBe(false)
     expect(jsonValue().safeParse({ a: Number.NaN }).error?.issues[0]?.message).toMatch(/JSON value/)
+  })
+
+  it('copies this node\'s own requests as the wire would carry them, and refuses what has no JSON form', () => {
+    const request = { op: 'vote', result: { a: [1, { b: 'x' }], gone: undefined as unknown }, shown: undefined as unknown }
+    const copy = copyJson(request) as typeof request
+    // an undefined member is left out, as JSON.stringify leaves it out on the wire
+    expect(copy).toEqual(JSON.parse(JSON.stringify(request)))
+    expect(Object.keys(copy)).toEqual(['op', 'result'])
+    // a copy: the agent changing its object afterwards changes nothing
+    ;(request.result.a[1] as { b: string }).b = 'changed'
+    expect((copy.result.a[1] as { b: string }).b).toBe('x')
+    class Point { x = 1 }
+    for (const odd of [undefined, Number.NaN, Infinity, () => 1, Symbol('s'), 10n, new Date(0), new Map(), new Point(), /x/, new Uint8Array(2)]) {
+      expect(copyJson({ r: [odd] })).toBe(NOT_JSON)
+    }
+    expect(copyJson(JSON.parse('{"a": {"__proto__": {"x": 1}}}'))).toBe(NOT_JSON)
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    expect(copyJson(cyclic)).toBe(NOT_JSON)
+    let deep: unknown = 1
+    for (let i = 0; i < MAX_JSON_DEPTH; i++) deep = i % 2 === 0 ? [deep] : { k: deep }
+    expect(copyJson(deep)).toEqual(deep)
+    expect(copyJson([deep])).toBe(NOT_JSON)
+    // null-prototype objects are plain JSON, as isJsonValue takes them
+    expect(copyJson(Object.assign(Object.create(null), { k: 1 }))).toEqual({ k: 1 })
   })
 
   it('gives the same id for the same idempotency key and a new one without', () => {

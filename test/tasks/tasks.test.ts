@@ -325,6 +325,39 @@ describe('tasks over gossip', () => {
     expect(result?.value).toEqual({ out: [1] })
   })
 
+  it('an agent\'s slot frees when it returns: the next task runs while the first one\'s result is still on its way to disk', async () => {
+    const runs: string[] = []
+    const oneAtATime: Agent = { name: 'single', capabilities: ['single'], concurrency: 1, run: async ctx => { runs.push(String(ctx.input)); return ctx.input } }
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [oneAtATime] } })
+    await net.ready()
+    const node = net.nodes[0]!
+    const s = node.tasks!.service
+    // the first task's writes after its run (its vote, the certificate) wait on a slow disk
+    const store = (node.tasks!.replica as unknown as { store: { write: (id: string, change: unknown) => Promise<void> } }).store
+    const write = store.write.bind(store)
+    let opened!: () => void
+    const slowDisk = new Promise<void>(resolve => { opened = resolve })
+    let first: string | undefined
+    let held = 0
+    store.write = async (id, change) => {
+      if (id === first && runs.length > 0) {
+        held++
+        await slowDisk
+      }
+      return write(id, change)
+    }
+    first = (await s.submit({ capability: 'single', input: 'one' })).id
+    const second = (await s.submit({ capability: 'single', input: 'two' })).id
+    try {
+      await waitFor(() => runs.length === 2, { timeoutMs: 10_000, what: () => `the second run while the first result is held (runs: ${runs.join(', ')}, writes held: ${held})` })
+      expect(held).toBeGreaterThan(0)
+      expect((await node.tasks!.replica.get(first)).record?.final).toBeUndefined()
+    } finally {
+      opened()
+    }
+    for (const id of [first, second]) expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+  })
+
   it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
     // a sample every 250 ms, past the 200 ms limit: the time between samples is not lag, or an idle
     // node would never claim
