@@ -316,8 +316,9 @@ export class Replica {
       const loaded = await this.load1(req.id)
       // a submit that claims the task at once brings its record: stored with the grant, one write
       const s = req.op === 'acquire' && req.record !== undefined && loaded.record === undefined ? { ...loaded, record: req.record } : loaded
-      // the holder shows its own vote (when it is a member): from its signer, taken for this request unchecked
-      const fromSigner = req.op === 'vote' ? new Set((req.shown ?? []).filter(v => v.peer === from).map(v => v.sig)) : undefined
+      // the holder shows its own vote (when it is a member), and a commit carries it: from its signer,
+      // taken for this request unchecked; the votes it relays from others are checked
+      const fromSigner = req.op === 'vote' || req.op === 'commit' ? new Set((req.op === 'vote' ? req.shown ?? [] : req.cert.votes).filter(v => v.peer === from).map(v => v.sig)) : undefined
       const trustedVote = fromSigner === undefined || fromSigner.size === 0 ? undefined : (peer: string, sig: string) => peer === from && fromSigner.has(sig)
       const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote, ...(trustedVote === undefined ? {} : { trustedVote }) }
       const t = transition(s, req, env)

@@ -595,6 +595,21 @@ describe('replicas and lease clients, end to end', () => {
     const commit = await C.replica.handleLease(B.peer.id, { op: 'commit', id: t.id, epoch: 0, cert: final.cert, result: (await B.store.getResult(t.id))! })
     expect(commit.status).toBe('OK')
     expect(signatureStats.checked).toBe(before + 1)
+    // a commit the holder sends carries its own vote, taken on its word too; the vote it relays is checked
+    const t2 = await c.submit()
+    const lease2 = await c.acquire(A.peer, t2)
+    const value2 = { state: 'completed' as const, claimId: lease2.claimId, resultHash: resultHash(RESULT) }
+    const signedBy = async (m: Member): Promise<{ peer: string, term: number, sig: string }> => {
+      const term2 = lease2.grants.get(m.peer.id)!
+      const bytes = await m.peer.key.sign(statementBytes({ id: t2.id, generation: 0, epoch: 0, term: term2, value: value2 }))
+      return { peer: m.peer.id, term: term2, sig: Buffer.from(bytes).toString('base64') }
+    }
+    const cert2: Certificate = { id: t2.id, generation: 0, epoch: 0, value: value2, votes: [await signedBy(A), await signedBy(B)] }
+    const result2 = { claimId: lease2.claimId, peer: A.peer.id, value: RESULT, size: 17, at: T0 }
+    const checked = signatureStats.checked
+    expect((await C.replica.handleLease(A.peer.id, { op: 'commit', id: t2.id, epoch: 0, cert: cert2, result: result2 })).status).toBe('OK')
+    expect(signatureStats.checked).toBe(checked + 1)
+    expect((await C.store.getRecord(t2.id))?.final?.state).toBe('completed')
   })
 
   it('an acquire may bring the task\'s new record, stored with the grant; a forged or used record is refused', async () => {
