@@ -462,6 +462,51 @@ describe('replicas and lease clients, end to end', () => {
     expect((await B.replica.get(t.id)).record?.final?.cert.value).toEqual(cert.value)
   })
 
+  it('a member whose grant joins the lease after the votes were asked is asked to vote too, shown the holder\'s vote, and sent no commit', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const sent: Array<[string, string]> = []
+    let openC!: () => void
+    const cGate = new Promise<void>(resolve => { openC = resolve })
+    let cGranted: Promise<unknown> | undefined
+    const client = new LeaseClient({
+      self: A.peer.id,
+      leaseMs: LEASE,
+      log,
+      call: async (peer, req) => {
+        sent.push([peer, req.op])
+        const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
+        const handle = async (): Promise<unknown> => leaseResponseSchema.parse(JSON.parse(JSON.stringify(await c.member(peer).replica.handleLease(A.peer.id, wire))))
+        // C's grant is slow: it lands while B votes, after the votes were asked
+        if (peer === C.peer.id && req.op === 'acquire') {
+          cGranted = cGate.then(handle)
+          return cGranted as Promise<never>
+        }
+        if (peer === B.peer.id && req.op === 'vote') {
+          openC()
+          await cGranted
+        }
+        return handle() as Promise<never>
+      },
+      pushRecord: async () => {}
+    })
+    const lease = await client.acquire(t)
+    leases.push(lease)
+    expect([...lease.grants.keys()].sort()).toEqual([A.peer.id, B.peer.id].sort())
+    const checked = signatureStats.checked
+    const cert = await lease.complete(RESULT, 17, 0)
+    await waitFor(async () => (await C.store.getRecord(t.id))?.final !== undefined, { timeoutMs: 5_000, what: 'the late member final' })
+    expect(lease.grants.has(C.peer.id)).toBe(true)
+    expect(sent.filter(([peer]) => peer === C.peer.id).map(([, op]) => op)).toEqual(['acquire', 'vote'])
+    expect(sent.filter(([, op]) => op === 'commit').map(([peer]) => peer)).toEqual([A.peer.id])
+    const final = (await C.store.getRecord(t.id))!.final!
+    expect(final.cert.value).toEqual(cert.value)
+    expect(final.cert.votes.map(v => v.peer).sort()).toEqual([A.peer.id, C.peer.id].sort())
+    expect((await C.store.getResult(t.id))?.value).toEqual(RESULT)
+    expect(signatureStats.checked).toBe(checked)
+  })
+
   it('a holder that is not a member shows the first granter\'s vote to the others: they store the certificate with theirs, and only the first voter is sent a commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
