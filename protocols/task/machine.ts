@@ -284,9 +284,11 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   const { final: incomingFinal, ...incomingRest } = incoming
   const checked: TaskRecord = incomingFinal !== undefined && hasValidFinal(mine === undefined ? incoming : { ...incoming, previous: [...(incoming.previous ?? []), ...(mine.previous ?? []), mine.placement] }) ? incoming : incomingRest
   const record = mine === undefined ? checked : mergeRecords(mine, checked)
-  // lease and vote of an older epoch stay behind with it; the term keeps counting up
+  // lease and vote of an older epoch stay behind with it; the term keeps counting up. An install
+  // repeated at a member that holds this epoch already (a mover that learnt the move late, or
+  // retried it) leaves the epoch's lease alone: its holder may be running the task
   const { vote: _old, ...kept } = clearHolder(s.lease)
-  const lease: LeaseState = { ...kept, ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
+  const lease: LeaseState = mine?.placement.epoch === req.epoch ? s.lease : { ...kept, ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
   // the result of the value to decide, when this member kept another (the other side of split votes)
   const result = req.mustDecide !== undefined && !resultMatches(req.mustDecide, s.result) && resultMatches(req.mustDecide, req.result) ? req.result : s.result ?? req.result
   const next: ReplicaTaskState = { record, lease, result }

@@ -571,6 +571,18 @@ const TABLE: Row[] = [
     then: s => expect(s.result).toEqual(stored('x1'))
   },
   { name: 'install with a completed value to decide but no result: ERROR', given: () => ({ lease: EMPTY_LEASE }), req: () => install(f.P1, { mustDecide: completedBy('x1') }), as: () => ({ me: f.D }), reply: () => ({ status: 'ERROR', reason: 'the value to decide needs its result' }), unchanged: true },
+  {
+    name: 'install repeated at a member that holds the epoch, its lease live: OK, the record merged, the lease left to its holder',
+    given: () => ({ record: { ...moved(), attempts: [running('y1', f.Y, NOW)] }, lease: { claimId: 'y1', holder: f.Y.id, term: 2, maxTerm: 2, expiresAt: NOW + LEASE } }),
+    req: () => install(),
+    as: () => ({ from: f.U }),
+    reply: () => ({ status: 'OK' }),
+    then: s => {
+      expect(s.lease).toEqual({ claimId: 'y1', holder: f.Y.id, term: 2, maxTerm: 2, expiresAt: NOW + LEASE })
+      expect(s.record?.attempts.map(a => a.claimId)).toEqual(['y1'])
+      expect(step(s, { op: 'renew', id: f.task.id, epoch: 1, claimId: 'y1', term: 2 } as LeaseRequest, { from: f.Y }).reply).toMatchObject({ status: 'OK' })
+    }
+  },
   { name: 'install repeated after voting at the new epoch: VOTED', given: () => withVote({ record: moved(), lease: EMPTY_LEASE }, DEAD, { me: f.D, epoch: 1 }), req: () => install(f.P1, { mustDecide: DEAD }), as: () => ({ me: f.D }), reply: () => ({ status: 'VOTED', vote: voteReply(DEAD, { me: f.D, epoch: 1, term: 0 }) }) }
 ]
 
