@@ -333,9 +333,22 @@ export class HeldLease {
     // vote: with it, it stores the certificate with its own vote in one write, where a commit would
     // have it check the other voters' signatures (under load, most tasks have one such member)
     const late = own === undefined ? [] : [...this.grants.keys()].filter(p => p !== first && !others.includes(p))
-    for (const peer of late) void this.client.safeCall(peer, vote(peer, own))
-    const voting = own === undefined ? [] : [...others.filter(p => !answers.some(a => a.peer === p)), ...late]
-    const cert = await this.client.certifyAndCommit(this.target, generation, answers, { claimId: this.claimId, peer: me, value: result as never, size, at: Date.now() }, voting)
+    const lateVotes = Promise.all(late.map(async peer => ({ peer, res: await this.client.safeCall(peer, vote(peer, own)) })))
+    const voting = own === undefined ? [] : others.filter(p => !answers.some(a => a.peer === p))
+    const kept: StoredResult = { claimId: this.claimId, peer: me, value: result as never, size, at: Date.now() }
+    let cert = await this.client.certifyAndCommit(this.target, generation, answers, kept, [...voting, ...late])
+    if (cert === undefined && late.length > 0) {
+      // the votes asked first fell short: a late member's vote may complete the certificate
+      answers.push(...await lateVotes)
+      cert = await this.client.certifyAndCommit(this.target, generation, answers, kept, voting)
+    } else if (cert !== undefined && late.length > 0) {
+      // a late member that did not store the certificate with its vote is sent it
+      const made = cert
+      void lateVotes.then(async got => {
+        const missed = got.filter(a => a.res.status !== 'OK' || a.res.committed !== true).map(a => a.peer)
+        if (missed.length > 0) await this.client.ask(missed, { op: 'commit', id: this.target.id, epoch: this.target.placement.epoch, cert: made, result: kept })
+      }).catch(() => {})
+    }
     if (cert !== undefined && sameValue(cert.value, value)) return cert
     const ok = answers.filter(votedFor).length
     if (cert !== undefined || answers.some(a => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || a.res.status === 'VOTED')) {

@@ -2,10 +2,10 @@ import { RECORD_HASHING, bucketHashes, differingBuckets } from '../replica/diges
 import { byteLength } from '../task/index.js'
 import { countServed } from '../rpc/served.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
-import type { HandoffOutcome, OfferItem, ProgressItem, PutManyAnswer, RecordsRequest } from './messages.js'
+import type { HandoffOutcome, OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
 import type { TaskNotice } from '../gossip/messages.js'
 import type { TaskRecord } from '../task/record.js'
-import { ownRequest } from '../lease/handler.js'
+import { parseRequest } from '../lease/handler.js'
 import type { HandlerStats } from '../lease/handler.js'
 import type { Replica } from '../replica/replica.js'
 import type { PeerId } from '@libp2p/interface'
@@ -41,10 +41,10 @@ export interface RecordsHandlerInit {
 export function recordsHandler (replica: Replica, stats: HandlerStats, init: RecordsHandlerInit) {
   return async (body: unknown, from: PeerId): Promise<unknown> => {
     // this node's own requests carry its agents' objects (a subtask's input): kept as a copy
-    const parsed = init.copyRequests === true ? ownRequest<RecordsRequest>(body) : recordsRequestSchema.safeParse(body)
-    if (!parsed.success) {
+    const parsed = parseRequest(recordsRequestSchema, body, init.copyRequests === true)
+    if (!parsed.ok) {
       stats.badRequests++
-      return { status: 'ERROR', reason: `bad request: ${parsed.error.issues[0]?.message ?? 'invalid'}` }
+      return { status: 'ERROR', reason: `bad request: ${parsed.reason}` }
     }
     const req = parsed.data
     countServed(stats, 'records', req.op)

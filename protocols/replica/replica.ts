@@ -36,7 +36,11 @@ export interface ReplicaInit {
   recentFinished?: number
   /** the bytes of results those may hold. @default 33_554_432 (32 MiB) */
   recentFinishedBytes?: number
-  /** a task's final state was stored here (once per task, after it is on disk): who waits on it can be told */
+  /**
+   * a task's final state was stored here: who waits on it can be told. After it is on disk, or
+   * before when its certificate holds no vote cast in that write (its votes are on their signers'
+   * disks); again if that write failed and a later one stores it
+   */
   onFinal?: (record: TaskRecord, result: StoredResult | undefined) => void
   log: Logger
 }
@@ -397,16 +401,26 @@ export class Replica {
     // disks: the outcome is settled whether or not this write lands, so readers and waiters need not
     // wait for this member's fsync (the holder's own commit is the last step of every task)
     const settledElsewhere = finalNow && after.lease.vote === before.lease.vote
-    if (settledElsewhere) this.announceFinal(id, after)
     try {
+      if (settledElsewhere) this.announceFinal(id, after)
       await this.store.write(id, change)
     } catch (err) {
-      if (settledElsewhere && before.record !== undefined) this.remember(id, before)
+      // the copy is what the disk holds; the outcome told stands, certified by the votes it names
+      if (settledElsewhere) this.forgetUnwritten(id, before)
       throw err
     }
     if (change.record !== undefined) this.index(change.record)
     if (after.record !== undefined) this.remember(id, after)
     if (finalNow && !settledElsewhere) this.announceFinal(id, after)
+  }
+
+  private forgetUnwritten (id: string, before: ReplicaTaskState): void {
+    if (before.record !== undefined) {
+      this.remember(id, before)
+    } else {
+      this.live.delete(id)
+      this.finished.delete(id)
+    }
   }
 
   private announceFinal (id: string, after: ReplicaTaskState): void {

@@ -5,6 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
 import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
 import { verifyBy } from '../../protocols/task/ed25519.js'
+import { MAX_JSON_DEPTH } from '../../protocols/task/json-value.js'
 import type { HandlerStats, HeldLease, LeaseRequest, ShownVote, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
@@ -152,6 +153,42 @@ class Cluster {
 }
 
 const RESULT = { text: 'olleh' }
+
+/**
+ * A lease client of the first member whose acquire to the third member is slow: that grant lands
+ * while the second member votes, after the votes were asked. `bVote: 'lost'` loses the second
+ * member's vote; `cVote: 'refused'` has the third member refuse to vote.
+ */
+function lateGrant (c: Cluster, o: { bVote?: 'lost', cVote?: 'refused' } = {}): { client: LeaseClient, sent: Array<[string, string]> } {
+  const [A, B, C] = c.members as [Member, Member, Member]
+  const sent: Array<[string, string]> = []
+  let openC!: () => void
+  const cGate = new Promise<void>(resolve => { openC = resolve })
+  let cGranted: Promise<unknown> | undefined
+  const client = new LeaseClient({
+    self: A.peer.id,
+    leaseMs: LEASE,
+    log,
+    call: async (peer, req) => {
+      sent.push([peer, req.op])
+      const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
+      const handle = async (): Promise<unknown> => leaseResponseSchema.parse(JSON.parse(JSON.stringify(await c.member(peer).replica.handleLease(A.peer.id, wire))))
+      if (peer === C.peer.id && req.op === 'acquire') {
+        cGranted = cGate.then(handle)
+        return cGranted as Promise<never>
+      }
+      if (peer === C.peer.id && req.op === 'vote' && o.cVote === 'refused') return { status: 'ERROR', reason: 'refused' }
+      if (peer === B.peer.id && req.op === 'vote') {
+        openC()
+        await cGranted
+        if (o.bVote === 'lost') throw new Error('vote lost')
+      }
+      return handle() as Promise<never>
+    },
+    pushRecord: async () => {}
+  })
+  return { client, sent }
+}
 
 /** Holds every write of a final state at `store` until `release`: a slow disk under one commit. */
 function holdFinalWrites (store: MemoryReplicaStore): { held: () => number, release: () => void } {
@@ -465,35 +502,11 @@ describe('replicas and lease clients, end to end', () => {
   it('a member whose grant joins the lease after the votes were asked is asked to vote too, shown the holder\'s vote, and sent no commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
-    const [A, B, C] = c.members as [Member, Member, Member]
-    const sent: Array<[string, string]> = []
-    let openC!: () => void
-    const cGate = new Promise<void>(resolve => { openC = resolve })
-    let cGranted: Promise<unknown> | undefined
-    const client = new LeaseClient({
-      self: A.peer.id,
-      leaseMs: LEASE,
-      log,
-      call: async (peer, req) => {
-        sent.push([peer, req.op])
-        const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
-        const handle = async (): Promise<unknown> => leaseResponseSchema.parse(JSON.parse(JSON.stringify(await c.member(peer).replica.handleLease(A.peer.id, wire))))
-        // C's grant is slow: it lands while B votes, after the votes were asked
-        if (peer === C.peer.id && req.op === 'acquire') {
-          cGranted = cGate.then(handle)
-          return cGranted as Promise<never>
-        }
-        if (peer === B.peer.id && req.op === 'vote') {
-          openC()
-          await cGranted
-        }
-        return handle() as Promise<never>
-      },
-      pushRecord: async () => {}
-    })
+    const [A, , C] = c.members as [Member, Member, Member]
+    const { client, sent } = lateGrant(c)
     const lease = await client.acquire(t)
     leases.push(lease)
-    expect([...lease.grants.keys()].sort()).toEqual([A.peer.id, B.peer.id].sort())
+    expect(lease.grants.has(C.peer.id)).toBe(false)
     const checked = signatureStats.checked
     const cert = await lease.complete(RESULT, 17, 0)
     await waitFor(async () => (await C.store.getRecord(t.id))?.final !== undefined, { timeoutMs: 5_000, what: 'the late member final' })
@@ -505,6 +518,28 @@ describe('replicas and lease clients, end to end', () => {
     expect(final.cert.votes.map(v => v.peer).sort()).toEqual([A.peer.id, C.peer.id].sort())
     expect((await C.store.getResult(t.id))?.value).toEqual(RESULT)
     expect(signatureStats.checked).toBe(checked)
+  })
+
+  it('a late member\'s vote completes the certificate when another member\'s vote fails; a late member that refuses to vote is sent the commit', async () => {
+    const c = await Cluster.create(3)
+    const [A, B, C] = c.members as [Member, Member, Member]
+    // B's vote is lost: the holder's and the late member's make the certificate
+    const t = await c.submit()
+    const lost = lateGrant(c, { bVote: 'lost' })
+    const lease = await lost.client.acquire(t)
+    leases.push(lease)
+    const cert = await lease.complete(RESULT, 17, 0)
+    expect(cert.votes.map(v => v.peer).sort()).toEqual([A.peer.id, C.peer.id].sort())
+    expect((await C.store.getRecord(t.id))?.final?.cert.value).toEqual(cert.value)
+    // the late member refuses its vote (say its grant lapsed): it gets the certificate by a commit
+    const t2 = await c.submit()
+    const refused = lateGrant(c, { cVote: 'refused' })
+    const lease2 = await refused.client.acquire(t2)
+    leases.push(lease2)
+    const cert2 = await lease2.complete(RESULT, 17, 0)
+    expect(cert2.votes.map(v => v.peer).sort()).toEqual([A.peer.id, B.peer.id].sort())
+    await waitFor(async () => (await C.store.getRecord(t2.id))?.final !== undefined, { timeoutMs: 5_000, what: 'the refusing late member final' })
+    expect(refused.sent.filter(([peer]) => peer === C.peer.id).map(([, op]) => op)).toEqual(['acquire', 'vote', 'commit'])
   })
 
   it('a holder that is not a member shows the first granter\'s vote to the others: they store the certificate with theirs, and only the first voter is sent a commit', async () => {
@@ -898,6 +933,17 @@ describe('replicas and lease clients, end to end', () => {
     }
     expect(stats.badRequests).toBe(3)
     expect((await A.store.getLease(t.id))?.vote).toBeUndefined()
+    // held to the schema as a peer's request is: this member refuses what the others refuse
+    const journal = (key: string, value: unknown): LeaseRequest => ({ op: 'journal', id: t.id, epoch: 0, claimId: lease.claimId, term: lease.grants.get(A.peer.id)!, key, value: value as never })
+    expect(await local(journal('k'.repeat(257), 1), from)).toMatchObject({ status: 'ERROR', reason: expect.stringMatching(/bad request/) })
+    expect(stats.badRequests).toBe(4)
+    expect((await A.store.getRecord(t.id))?.journal).toBeUndefined()
+    // a value as deep as a peer may send it is taken: the request's own nesting does not count against it
+    let deep: unknown = 1
+    for (let i = 0; i < MAX_JSON_DEPTH; i++) deep = [deep]
+    expect(await local(journal('deep', deep), from)).toMatchObject({ status: 'OK' })
+    expect(leaseRequestSchema.safeParse(journal('deep', deep)).success).toBe(true)
+    expect((await A.store.getRecord(t.id))?.journal?.deep).toEqual(deep)
   })
 
   it('refuses a record whose task id does not match its content', async () => {
