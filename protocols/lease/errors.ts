@@ -1,3 +1,5 @@
+import type { Answer } from './client.js'
+
 /** Another claimant holds a live lease on a majority, or the task may not run yet. */
 export class LeaseDeniedError extends Error {
   static override name = 'LeaseDeniedError'
@@ -46,4 +48,15 @@ export class WaitTimeoutError extends Error {
 export class TaskSuspendedError extends Error {
   static override name = 'TaskSuspendedError'
   constructor (readonly waitingFor: string) { super(`waiting for the signal "${waitingFor}"`); this.name = 'TaskSuspendedError' }
+}
+
+/** The named error for a majority operation that fell short. */
+export function refusal (answers: Answer[], fallback: string): Error {
+  const finished = answers.find(a => a.res.status === 'FINISHED' || a.res.status === 'VOTED')
+  if (finished !== undefined) return new TaskFinishedError(finished.res.state ?? finished.res.vote?.value.state ?? 'finished')
+  if (answers.some(a => a.res.status === 'STALE_TERM')) return new StaleTermError(fallback)
+  const denied = answers.find(a => a.res.status === 'DENIED' || a.res.status === 'RETRY_LATER')
+  if (denied !== undefined) return new LeaseDeniedError(denied.res.status === 'RETRY_LATER' ? 'retry backoff' : (denied.res.reason ?? 'lease held by another peer'), denied.res.holder)
+  const reasons = answers.map(a => `${a.peer.slice(-6)}: ${a.res.status}${a.res.reason === undefined ? '' : ` (${a.res.reason})`}`)
+  return new QuorumUnavailableError(`${fallback}; ${reasons.join(', ')}`)
 }

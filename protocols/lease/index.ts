@@ -11,7 +11,8 @@
  * Does not promise mutual exclusion of executions: a holder frozen past its lease may still run
  * while another holds the task. Such duplicate executions are counted; their results are refused.
  */
-export { LeaseClient, HeldLease, majority, refusal } from './client.js'
+export { LeaseClient, majority } from './client.js'
+export { HeldLease } from './held-lease.js'
 export type { Answer, LeaseCaller, LeaseClientInit, LeaseClientStats, Target } from './client.js'
 export { leaseHandler } from './handler.js'
 export type { HandlerStats } from './handler.js'

@@ -1,0 +1,200 @@
+import { majority, resultHash, sameValue } from '../task/certificate.js'
+import { LeaseLostError, QuorumUnavailableError, StaleTermError, refusal } from './errors.js'
+import { isBadRequest } from '../rpc/served.js'
+import type { Answer, LeaseClient, Target } from './client.js'
+import type { Certificate, FinalValue } from '../task/certificate.js'
+import type { StoredResult } from '../task/store.js'
+import type { LeaseRequest, ShownVote } from './messages.js'
+
+/**
+ * A lease this peer holds. It renews itself at a fixed fraction of the lease; when it cannot renew
+ * with a majority before the lease would lapse (by this peer's clock, counted from when each
+ * request was sent), or a member says the task was canceled or finished, `signal` aborts.
+ */
+export class HeldLease {
+  readonly target: Target
+  readonly claimId: string
+  /** member -> the term it granted */
+  readonly grants: Map<string, number>
+  /** which attempt of the task this lease is for (1 for the first), as the grantors count */
+  readonly attempt: number
+  private readonly client: LeaseClient
+  private readonly controller = new AbortController()
+  private expiresAt: number
+  private renewTimer?: ReturnType<typeof setTimeout>
+  private expiryTimer?: ReturnType<typeof setTimeout>
+  private done = false
+
+  constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number) {
+    this.client = client
+    this.target = target
+    this.claimId = claimId
+    this.grants = grants
+    this.attempt = attempt
+    this.expiresAt = expiresAt
+    this.armExpiry()
+    this.scheduleRenew()
+  }
+
+  get taskId (): string {
+    return this.target.id
+  }
+
+  get signal (): AbortSignal {
+    return this.controller.signal
+  }
+
+  get held (): boolean {
+    return !this.done && !this.controller.signal.aborted
+  }
+
+  private need (): number {
+    return majority(this.target.placement.members.length)
+  }
+
+  private held1 (op: 'renew' | 'release' | 'fail' | 'journal' | 'vote' | 'wait'): (peer: string) => { id: string, epoch: number, claimId: string, term: number } {
+    return peer => ({ id: this.target.id, epoch: this.target.placement.epoch, claimId: this.claimId, term: this.grants.get(peer) ?? 1, op })
+  }
+
+  /**
+   * Asks the members that granted to vote for this result; resolves with the certificate once a
+   * majority signed it, and throws StaleTermError when another outcome won (a duplicate execution).
+   * One member votes first, the holder itself when it is a member, else the member that granted
+   * first, and the others are shown that vote: with theirs it makes the certificate (in a placement
+   * of 3; larger ones need more votes than two), which each of them stores in the same write, so
+   * only the first voter and members that did not vote are sent a commit.
+   */
+  async complete (result: unknown, size: number, generation: number): Promise<Certificate> {
+    this.stopTimers()
+    const value: FinalValue = { state: 'completed', claimId: this.claimId, resultHash: resultHash(result) }
+    const vote = (peer: string, shown?: ShownVote): LeaseRequest => ({ ...this.held1('vote')(peer), op: 'vote', value, result: result as never, size, ...(shown === undefined ? {} : { shown: [shown] }) })
+    const votedFor = (a: Answer): boolean => a.res.vote !== undefined && sameValue(a.res.vote.value, value)
+    const me = this.client.self
+    const first = this.grants.has(me) ? me : this.grants.keys().next().value
+    const mine = first === undefined ? [] : await this.firstVote(first, vote(first))
+    const own = mine.find(votedFor)?.res.vote
+    // a first voter that did not answer in time is asked again with the others, the old way
+    const others = [...this.grants.keys()].filter(p => p !== first || mine.length === 0)
+    const answers = [...mine, ...await this.client.askUntil(others, peer => vote(peer, own), this.need() - (own === undefined ? 0 : 1), votedFor).early]
+    // a peer from before shown votes refuses the field as a bad request: it is asked the old way
+    const older = own === undefined || answers.filter(votedFor).length >= this.need() ? [] : answers.filter(a => isBadRequest(a.res))
+    if (older.length > 0) {
+      const again = await this.client.ask(older.map(a => a.peer), peer => vote(peer))
+      for (const a of again) answers[answers.findIndex(x => x.peer === a.peer)] = a
+    }
+    this.done = true
+    // a member whose grant joined the lease after the votes were asked is asked too, shown the same
+    // vote: with it, it stores the certificate with its own vote in one write, where a commit would
+    // have it check the other voters' signatures (under load, most tasks have one such member)
+    const late = own === undefined ? [] : [...this.grants.keys()].filter(p => p !== first && !others.includes(p))
+    const lateVotes = Promise.all(late.map(async peer => ({ peer, res: await this.client.safeCall(peer, vote(peer, own)) })))
+    const voting = own === undefined ? [] : others.filter(p => !answers.some(a => a.peer === p))
+    const kept: StoredResult = { claimId: this.claimId, peer: me, value: result as never, size, at: Date.now() }
+    let cert = await this.client.certifyAndCommit(this.target, generation, answers, kept, [...voting, ...late])
+    if (cert === undefined && late.length > 0) {
+      // the votes asked first fell short: a late member's vote may complete the certificate
+      answers.push(...await lateVotes)
+      cert = await this.client.certifyAndCommit(this.target, generation, answers, kept, voting)
+    } else if (cert !== undefined && late.length > 0) {
+      // a late member that did not store the certificate with its vote is sent it
+      const made = cert
+      void lateVotes.then(async got => {
+        const missed = got.filter(a => a.res.status !== 'OK' || a.res.committed !== true).map(a => a.peer)
+        if (missed.length > 0) await this.client.ask(missed, { op: 'commit', id: this.target.id, epoch: this.target.placement.epoch, cert: made, result: kept })
+      }).catch(() => {})
+    }
+    if (cert !== undefined && sameValue(cert.value, value)) return cert
+    const ok = answers.filter(votedFor).length
+    if (cert !== undefined || answers.some(a => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || a.res.status === 'VOTED')) {
+      throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
+    }
+    throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)
+  }
+
+  /**
+   * The first vote. Another member gets a third of the lease left to answer: a paused one must not
+   * hold the others' votes up until the lease lapses. None when it did not answer in time.
+   */
+  private async firstVote (peer: string, req: LeaseRequest): Promise<Answer[]> {
+    const call = this.client.safeCall(peer, req)
+    if (peer === this.client.self) return [{ peer, res: await call }]
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, Math.max(1, (this.expiresAt - Date.now()) / 3)) })
+    const res = await Promise.race([call, late])
+    clearTimeout(timer)
+    return res === undefined ? [] : [{ peer, res }]
+  }
+
+  /** Reports a failed attempt; resolves with the certificate when it made the task dead. */
+  async fail (error: string, unrecoverable: boolean, generation: number): Promise<Certificate | undefined> {
+    this.stopTimers()
+    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('fail')(peer), op: 'fail', error: error.slice(0, 4096), unrecoverable }))
+    this.done = true
+    if (answers.every(a => a.res.vote === undefined)) return undefined
+    return this.client.certifyAndCommit(this.target, generation, answers)
+  }
+
+  /** Writes a durable step on a majority, under this lease; throws when it cannot. */
+  async journal (key: string, value: unknown): Promise<void> {
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never }), this.need(), a => a.res.status === 'OK').early
+    const ok = answers.filter(a => a.res.status === 'OK').length
+    if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
+  }
+
+  /**
+   * The agent waits for the signal `name`: the members that granted record the wait and take the
+   * lease back, no attempt spent. Throws unless a majority did.
+   */
+  async suspend (name: string, timeoutMs: number, schema?: Record<string, unknown>): Promise<void> {
+    this.stopTimers()
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('wait')(peer), op: 'wait', name, timeoutMs, ...(schema === undefined ? {} : { schema: schema as never }) }), this.need(), a => a.res.status === 'OK').early
+    this.done = true
+    const ok = answers.filter(a => a.res.status === 'OK').length
+    if (ok < this.need()) throw refusal(answers, `wait recorded on ${ok} of ${this.target.placement.members.length} members`)
+  }
+
+  /** Gives the lease back. `ran: false` (a node stopping, a partial claim) burns no attempt. */
+  async release (ran: boolean): Promise<void> {
+    this.stopTimers()
+    this.done = true
+    await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('release')(peer), op: 'release', ran }))
+  }
+
+  private scheduleRenew (): void {
+    this.renewTimer = setTimeout(() => { void this.renew() }, Math.max(1, this.client.leaseMs * this.client.renewFraction()))
+  }
+
+  private async renew (): Promise<void> {
+    if (this.done) return
+    const sentAt = Date.now()
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('renew')(peer), op: 'renew', durationMs: this.client.leaseMs }), this.need(), a => a.res.status === 'OK').early
+    if (this.done) return
+    if (answers.some(a => a.res.status === 'CANCELED')) return this.lose('task canceled')
+    const finished = answers.find(a => a.res.status === 'FINISHED')
+    if (finished !== undefined) return this.lose(`task is ${finished.res.state ?? 'finished'}`)
+    if (answers.filter(a => a.res.status === 'OK').length >= this.need()) {
+      this.expiresAt = sentAt + this.client.leaseMs
+      this.armExpiry()
+    }
+    this.scheduleRenew()
+  }
+
+  private armExpiry (): void {
+    clearTimeout(this.expiryTimer)
+    this.expiryTimer = setTimeout(() => { this.lose('lease expired before a majority renewed it') }, Math.max(0, this.expiresAt - Date.now()))
+  }
+
+  /** Stops renewing and aborts the agent. */
+  lose (reason: string): void {
+    if (this.done) return
+    this.done = true
+    this.stopTimers()
+    this.client.stats.lost++
+    this.controller.abort(new LeaseLostError(reason))
+  }
+
+  private stopTimers (): void {
+    clearTimeout(this.renewTimer)
+    clearTimeout(this.expiryTimer)
+  }
+}
