@@ -54,7 +54,12 @@ describe('recovery across real processes', () => {
     expect(done.result).toEqual({ slept: 1_500 })
     const task = await get(survivor.api, `/v1/tasks/${String(id)}`)
     expect(task.executor).not.toBe(holderId)
-    expect(task.history.map((h: any) => h.outcome)).toEqual(['expired', 'completed'])
+    // the killed holder's attempt lapsed and the last one completed; on a loaded machine another
+    // attempt's 1 s lease may lapse too (its renewals late), but no attempt ends any other way
+    const outcomes: string[] = task.history.map((h: any) => h.outcome)
+    expect(outcomes.at(-1)).toBe('completed')
+    expect(outcomes.slice(0, -1).every(o => o === 'expired'), outcomes.join(', ')).toBe(true)
+    expect(task.history.filter((h: any) => h.peer === holderId).map((h: any) => h.outcome)).toEqual(['expired'])
     // readable on every survivor
     for (const d of daemons.filter(x => x !== holder)) expect((await get(d.api, `/v1/tasks/${String(id)}/result`)).result).toEqual({ slept: 1_500 })
     expect(Date.now() - killedAt).toBeLessThan(15_000)
