@@ -24,6 +24,7 @@ export class HeldLease {
   private renewTimer?: ReturnType<typeof setTimeout>
   private expiryTimer?: ReturnType<typeof setTimeout>
   private done = false
+  private certifiedResult = false
 
   constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number) {
     this.client = client
@@ -46,6 +47,11 @@ export class HeldLease {
 
   get held (): boolean {
     return !this.done && !this.controller.signal.aborted
+  }
+
+  /** its result was certified: every member not known to have stored the certificate was sent it */
+  get certified (): boolean {
+    return this.certifiedResult
   }
 
   private need (): number {
@@ -103,7 +109,10 @@ export class HeldLease {
         if (missed.length > 0) await this.client.ask(missed, { op: 'commit', id: this.target.id, epoch: this.target.placement.epoch, cert: made, result: kept })
       }).catch(() => {})
     }
-    if (cert !== undefined && sameValue(cert.value, value)) return cert
+    if (cert !== undefined && sameValue(cert.value, value)) {
+      this.certifiedResult = true
+      return cert
+    }
     const ok = answers.filter(votedFor).length
     if (cert !== undefined || answers.some(a => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || a.res.status === 'VOTED')) {
       throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)

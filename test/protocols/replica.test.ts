@@ -542,6 +542,37 @@ describe('replicas and lease clients, end to end', () => {
     expect(refused.sent.filter(([peer]) => peer === C.peer.id).map(([, op]) => op)).toEqual(['acquire', 'vote', 'commit'])
   })
 
+  it('a grant whose answer comes after the result was certified is not given back: the member was sent the certificate', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, , C] = c.members as [Member, Member, Member]
+    const sent: Array<[string, string]> = []
+    let deliver!: () => void
+    const delivered = new Promise<void>(resolve => { deliver = resolve })
+    const client = new LeaseClient({
+      self: A.peer.id,
+      leaseMs: LEASE,
+      log,
+      call: async (peer, req) => {
+        sent.push([peer, req.op])
+        const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
+        const res = leaseResponseSchema.parse(JSON.parse(JSON.stringify(await c.member(peer).replica.handleLease(A.peer.id, wire))))
+        // C grants at once, but its answer reaches the holder only after the result is certified
+        if (peer === C.peer.id && req.op === 'acquire') await delivered
+        return res
+      },
+      pushRecord: async () => {}
+    })
+    const lease = await client.acquire(t)
+    leases.push(lease)
+    await lease.complete(RESULT, 17, 0)
+    expect(lease.certified).toBe(true)
+    await waitFor(async () => (await C.store.getRecord(t.id))?.final !== undefined, { timeoutMs: 5_000, what: 'C final by the commit' })
+    deliver()
+    await settle()
+    expect(sent.filter(([peer]) => peer === C.peer.id).map(([, op]) => op)).toEqual(['acquire', 'commit'])
+  })
+
   it('a holder that is not a member shows the first granter\'s vote to the others: they store the certificate with theirs, and only the first voter is sent a commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
