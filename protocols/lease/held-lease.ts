@@ -96,19 +96,7 @@ export class HeldLease {
     const lateVotes = Promise.all(late.map(async peer => ({ peer, res: await this.client.safeCall(peer, vote(peer, own)) })))
     const voting = own === undefined ? [] : others.filter(p => !answers.some(a => a.peer === p))
     const kept: StoredResult = { claimId: this.claimId, peer: me, value: result as never, size, at: Date.now() }
-    let cert = await this.client.certifyAndCommit(this.target, generation, answers, kept, [...voting, ...late])
-    if (cert === undefined && late.length > 0) {
-      // the votes asked first fell short: a late member's vote may complete the certificate
-      answers.push(...await lateVotes)
-      cert = await this.client.certifyAndCommit(this.target, generation, answers, kept, voting)
-    } else if (cert !== undefined && late.length > 0) {
-      // a late member that did not store the certificate with its vote is sent it
-      const made = cert
-      void lateVotes.then(async got => {
-        const missed = got.filter(a => a.res.status !== 'OK' || a.res.committed !== true).map(a => a.peer)
-        if (missed.length > 0) await this.client.ask(missed, { op: 'commit', id: this.target.id, epoch: this.target.placement.epoch, cert: made, result: kept })
-      }).catch(() => {})
-    }
+    const cert = await this.certify(generation, answers, kept, voting, late, lateVotes)
     if (cert !== undefined && sameValue(cert.value, value)) {
       this.certifiedResult = true
       return cert
@@ -118,6 +106,25 @@ export class HeldLease {
       throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
     }
     throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)
+  }
+
+  /**
+   * The certificate the answers make, committed to the members that lack it. The `late` members'
+   * votes (`lateVotes`, on their way) complete a certificate the first answers fell short of, and
+   * a late member that did not store the certificate with its vote is sent it.
+   */
+  private async certify (generation: number, answers: Answer[], kept: StoredResult, voting: string[], late: string[], lateVotes: Promise<Answer[]>): Promise<Certificate | undefined> {
+    if (late.length === 0) return this.client.certifyAndCommit(this.target, generation, answers, kept, voting)
+    const cert = await this.client.certifyAndCommit(this.target, generation, answers, kept, [...voting, ...late])
+    if (cert === undefined) {
+      answers.push(...await lateVotes)
+      return this.client.certifyAndCommit(this.target, generation, answers, kept, voting)
+    }
+    void lateVotes.then(async got => {
+      const missed = got.filter(a => a.res.status !== 'OK' || a.res.committed !== true).map(a => a.peer)
+      if (missed.length > 0) await this.client.ask(missed, { op: 'commit', id: this.target.id, epoch: this.target.placement.epoch, cert, result: kept })
+    }).catch(() => {})
+    return cert
   }
 
   /**
