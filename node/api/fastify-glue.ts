@@ -3,6 +3,7 @@ import { HttpError, badRequest } from './http.js'
 import type { ApiStats } from './stats.js'
 import type { Logger } from '@libp2p/interface'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage } from 'node:http'
 
 export interface BodyLimits {
   /** larger bodies get 413 */
@@ -88,10 +89,12 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
     return
   }
   if (http.reason !== undefined) ctx.stats.badRequests[http.reason]++
-  // a body left unread on purpose (too large, not JSON) is not drained: close instead
+  // a body refused unread (too large, not JSON) is not parsed, and the connection closes after the
+  // answer; a client still sending it would meet a reset before it read the answer, so the rest of
+  // the body, up to twice the limit, is read and dropped first
   if (http.status === 413 || http.status === 415) {
     void reply.header('connection', 'close')
-    res.once('finish', () => { request.raw.destroy() })
+    res.once('finish', () => { dropThenClose(request.raw, 2 * Number(request.routeOptions.bodyLimit)) })
   }
   void reply.code(http.status).send({ error: { name: http.code, message: http.message } })
 }
@@ -104,4 +107,20 @@ export function pathPatterns (app: FastifyInstance): { methodsFor: (path: string
     routes.push({ methods: [route.method].flat(), regex: new RegExp(`^${pattern}/?$`) })
   })
   return { methodsFor: path => routes.filter(r => r.regex.test(path)).flatMap(r => r.methods) }
+}
+
+/** Reads and drops what is left of a refused request's body, at most `maxBytes` more, then closes its connection. */
+function dropThenClose (req: IncomingMessage, maxBytes: number): void {
+  if (req.complete || !Number.isFinite(maxBytes)) {
+    req.destroy()
+    return
+  }
+  let dropped = 0
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length
+    if (dropped > maxBytes) req.destroy()
+  })
+  req.once('end', () => { req.destroy() })
+  req.once('error', () => { req.destroy() })
+  req.resume()
 }

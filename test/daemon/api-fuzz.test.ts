@@ -182,6 +182,35 @@ describe('control API under malformed and random requests', () => {
     await expectServing()
   })
 
+  it('reads the rest of a body over the limit before it closes: a client still sending it is not reset, and reads the 413', async () => {
+    // 2.5 MB declared and sent in 64 KiB pieces a few milliseconds apart: refused on its length at once
+    const total = 2_500_000
+    const head = `POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`
+    const { text, errors } = await new Promise<{ text: string, errors: string[] }>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1')
+      const chunks: Buffer[] = []
+      const errors: string[] = []
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error('no end of the exchange in 20 s')) }, 20_000)
+      socket.on('data', (d: Buffer) => chunks.push(d))
+      socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message))
+      socket.on('close', () => { clearTimeout(timer); resolve({ text: Buffer.concat(chunks).toString('utf8'), errors }) })
+      socket.once('connect', () => {
+        socket.write(head)
+        void (async () => {
+          const piece = Buffer.alloc(64 * 1024, 0x78)
+          for (let sent = 0; sent < total && !socket.destroyed; sent += piece.length) {
+            socket.write(sent + piece.length > total ? piece.subarray(0, total - sent) : piece)
+            await new Promise(resolve => setTimeout(resolve, 3))
+          }
+        })()
+      })
+    })
+    expect(errors).toEqual([])
+    expect(text).toMatch(/^HTTP\/1\.1 413 /)
+    expect(text).toMatch(/exceeds the limit/)
+    await expectServing()
+  })
+
   it('keeps a connection usable after a refused request on it', async () => {
     const two = request('GET', '/v1/tasks/%zz').replace('Connection: close', 'Connection: keep-alive') + request('GET', '/v1/health')
     const answer = await raw(port, two)
