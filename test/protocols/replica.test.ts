@@ -6,7 +6,7 @@ import { Replica, retryDelay } from '../../protocols/replica/index.js'
 import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
 import { verifyBy } from '../../protocols/task/ed25519.js'
 import { MAX_JSON_DEPTH } from '../../protocols/task/json-value.js'
-import type { HandlerStats, HeldLease, LeaseRequest, ShownVote, Target } from '../../protocols/lease/index.js'
+import type { HandlerStats, HeldLease, LeaseRequest, LeaseResponse, ShownVote, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import { waitFor } from '../../sim/wait.js'
@@ -41,6 +41,8 @@ interface ClientOpts {
   down?: Iterable<string>
   /** ops that fail on the way to a member, e.g. the holder crashing before its commit */
   drop?: (peer: string, req: LeaseRequest) => boolean
+  /** a request on its way: `handle` delivers it and brings the answer back; late, or not at all */
+  through?: (peer: string, req: LeaseRequest, handle: () => Promise<LeaseResponse>) => Promise<LeaseResponse>
 }
 
 /**
@@ -110,8 +112,8 @@ class Cluster {
       call: async (peer, req) => {
         if (down.has(peer) || o.drop?.(peer, req) === true) throw new Error(`${peer.slice(-6)} unreachable`)
         const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
-        const res = await this.member(peer).replica.handleLease(self.id, wire)
-        return leaseResponseSchema.parse(JSON.parse(JSON.stringify(res)))
+        const handle = async (): Promise<LeaseResponse> => leaseResponseSchema.parse(JSON.parse(JSON.stringify(await this.member(peer).replica.handleLease(self.id, wire))))
+        return o.through === undefined ? handle() : o.through(peer, req, handle)
       },
       pushRecord: async (peer, taskId) => {
         if (down.has(peer)) throw new Error('unreachable')
@@ -164,18 +166,13 @@ function lateGrant (c: Cluster, o: { bVote?: 'lost', cVote?: 'refused' } = {}): 
   const sent: Array<[string, string]> = []
   let openC!: () => void
   const cGate = new Promise<void>(resolve => { openC = resolve })
-  let cGranted: Promise<unknown> | undefined
-  const client = new LeaseClient({
-    self: A.peer.id,
-    leaseMs: LEASE,
-    log,
-    call: async (peer, req) => {
-      sent.push([peer, req.op])
-      const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
-      const handle = async (): Promise<unknown> => leaseResponseSchema.parse(JSON.parse(JSON.stringify(await c.member(peer).replica.handleLease(A.peer.id, wire))))
+  let cGranted: Promise<LeaseResponse> | undefined
+  const client = c.client(A.peer, {
+    drop: (peer, req) => { sent.push([peer, req.op]); return false },
+    through: async (peer, req, handle) => {
       if (peer === C.peer.id && req.op === 'acquire') {
         cGranted = cGate.then(handle)
-        return cGranted as Promise<never>
+        return cGranted
       }
       if (peer === C.peer.id && req.op === 'vote' && o.cVote === 'refused') return { status: 'ERROR', reason: 'refused' }
       if (peer === B.peer.id && req.op === 'vote') {
@@ -183,9 +180,8 @@ function lateGrant (c: Cluster, o: { bVote?: 'lost', cVote?: 'refused' } = {}): 
         await cGranted
         if (o.bVote === 'lost') throw new Error('vote lost')
       }
-      return handle() as Promise<never>
-    },
-    pushRecord: async () => {}
+      return handle()
+    }
   })
   return { client, sent }
 }
@@ -549,19 +545,14 @@ describe('replicas and lease clients, end to end', () => {
     const sent: Array<[string, string]> = []
     let deliver!: () => void
     const delivered = new Promise<void>(resolve => { deliver = resolve })
-    const client = new LeaseClient({
-      self: A.peer.id,
-      leaseMs: LEASE,
-      log,
-      call: async (peer, req) => {
-        sent.push([peer, req.op])
-        const wire = leaseRequestSchema.parse(JSON.parse(JSON.stringify(req)))
-        const res = leaseResponseSchema.parse(JSON.parse(JSON.stringify(await c.member(peer).replica.handleLease(A.peer.id, wire))))
+    const client = c.client(A.peer, {
+      drop: (peer, req) => { sent.push([peer, req.op]); return false },
+      through: async (peer, req, handle) => {
+        const res = await handle()
         // C grants at once, but its answer reaches the holder only after the result is certified
         if (peer === C.peer.id && req.op === 'acquire') await delivered
         return res
-      },
-      pushRecord: async () => {}
+      }
     })
     const lease = await client.acquire(t)
     leases.push(lease)

@@ -13,6 +13,20 @@ function task (input: unknown = { a: 1 }, idempotencyKey?: string): TaskRecord['
   return makeTask({ capability: 'echo', input, submitter: PEER, idempotencyKey, maxAttempts: 3, timeoutMs: 1000, deadline: 10_000, now: 1 })
 }
 
+/** An object that holds itself: no JSON form. */
+function cyclic (): Record<string, unknown> {
+  const value: Record<string, unknown> = {}
+  value.self = value
+  return value
+}
+
+/** Arrays and objects nested MAX_JSON_DEPTH deep, the most a JSON value may. */
+function nestedToLimit (): unknown {
+  let deep: unknown = 1
+  for (let i = 0; i < MAX_JSON_DEPTH; i++) deep = i % 2 === 0 ? [deep] : { k: deep }
+  return deep
+}
+
 describe('task identity', () => {
   it('hashes canonical content: key order does not matter, content does', () => {
     expect(canonicalJson({ b: 1, a: [2, { d: 1, c: 2 }] })).toBe('{"a":[2,{"c":2,"d":1}],"b":1}')
@@ -94,11 +108,8 @@ describe('task identity', () => {
     expect(isJsonValue({ a: '__proto__' })).toBe(true)
     // a cycle is refused (it has no JSON form), and so is nesting deeper than JSON.stringify writes,
     // without overflowing the stack however deep it goes
-    const cyclic: Record<string, unknown> = {}
-    cyclic.self = cyclic
-    expect(isJsonValue(cyclic)).toBe(false)
-    let deep: unknown = 1
-    for (let i = 0; i < MAX_JSON_DEPTH; i++) deep = i % 2 === 0 ? [deep] : { k: deep }
+    expect(isJsonValue(cyclic())).toBe(false)
+    let deep = nestedToLimit()
     expect(isJsonValue(deep)).toBe(true)
     expect(() => JSON.stringify(deep)).not.toThrow()
     expect(isJsonValue([deep])).toBe(false)
@@ -121,11 +132,8 @@ describe('task identity', () => {
       expect(copyJson({ r: [odd] })).toBe(NOT_JSON)
     }
     expect(copyJson(JSON.parse('{"a": {"__proto__": {"x": 1}}}'))).toBe(NOT_JSON)
-    const cyclic: Record<string, unknown> = {}
-    cyclic.self = cyclic
-    expect(copyJson(cyclic)).toBe(NOT_JSON)
-    let deep: unknown = 1
-    for (let i = 0; i < MAX_JSON_DEPTH; i++) deep = i % 2 === 0 ? [deep] : { k: deep }
+    expect(copyJson(cyclic())).toBe(NOT_JSON)
+    const deep = nestedToLimit()
     expect(copyJson(deep)).toEqual(deep)
     expect(copyJson([deep])).toBe(NOT_JSON)
     // null-prototype objects are plain JSON, as isJsonValue takes them
