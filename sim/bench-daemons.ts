@@ -1,7 +1,7 @@
 /*
  * `npm run bench -- daemons`: throughput of real `agentmesh node` daemons on 127.0.0.1, driven only
- * through the control API as a client would (submit round-robin, then a long poll for the result),
- * in a closed loop. Every run is bounded in time; a task that fails or times out is counted, never
+ * through the control API as a client would (round-robin, one `POST /v1/tasks?wait=` a task, or a
+ * submit and then a long poll for the result), in a closed loop. Every run is bounded in time; a task that fails or times out is counted, never
  * waited on past its bound.
  */
 import { execFileSync } from 'node:child_process'
@@ -38,6 +38,11 @@ export interface DaemonBenchInit {
   idleSettleMs?: number
   /** ?wait= of the result long poll; a task unfinished by then counts as timed out. @default 30_000 */
   resultWaitMs?: number
+  /**
+   * How the client asks: 'one' request a task (`POST /v1/tasks?wait=`), or 'two' (the submit, then
+   * `GET /v1/tasks/:id/result?wait=`, as before that existed). @default 'one'
+   */
+  requests?: 'one' | 'two'
   /**
    * Tasks run at 16 in flight after the idle figures and before the measured runs, not counted:
    * a daemon runs for days, and a fresh one spends its first few hundred tasks compiling its hot
@@ -123,26 +128,29 @@ async function counters (daemons: DaemonProcess[]): Promise<Counters> {
 
 type Outcome = { kind: 'completed', ms: number } | { kind: 'refused' | 'failed' | 'timed out', why: string }
 
-/** One task as a client sees it: submit to one daemon, then long-poll that daemon for the result. */
-async function oneTask (d: DaemonProcess, i: number, waitMs: number): Promise<Outcome> {
+/** One task as a client sees it: submitted to one daemon, its result long-polled on the same daemon. */
+async function oneTask (d: DaemonProcess, i: number, waitMs: number, requests: 'one' | 'two'): Promise<Outcome> {
   const t0 = performance.now()
-  let id: string
+  const body = JSON.stringify({ capability: 'echo', input: { i } })
+  const submit = async (query: string, timeoutMs: number): Promise<{ status: number, body: any }> =>
+    json(`${d.api}/v1/tasks${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }, timeoutMs)
+  let res: { status: number, body: any }
   try {
-    const sub = await json(`${d.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: { i } }) }, SUBMIT_TIMEOUT_MS)
-    if (sub.status !== 202 && sub.status !== 200) return { kind: 'refused', why: `submit ${sub.status} ${String(sub.body?.error?.name ?? '')}`.trim() }
-    id = sub.body.id
+    if (requests === 'one') {
+      res = await submit(`?wait=${waitMs}`, waitMs + SUBMIT_TIMEOUT_MS)
+      if (res.status !== 202 && res.status !== 200) return { kind: 'refused', why: `submit ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
+    } else {
+      const sub = await submit('', SUBMIT_TIMEOUT_MS)
+      if (sub.status !== 202 && sub.status !== 200) return { kind: 'refused', why: `submit ${sub.status} ${String(sub.body?.error?.name ?? '')}`.trim() }
+      res = await json(`${d.api}/v1/tasks/${String(sub.body.id)}/result?wait=${waitMs}`, {}, waitMs + 10_000)
+    }
   } catch (err: any) {
-    return { kind: 'refused', why: `submit ${String(err.name)}` }
+    return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `${requests === 'one' ? 'submit' : 'result'} ${String(err.name)}` }
   }
-  try {
-    const res = await json(`${d.api}/v1/tasks/${id}/result?wait=${waitMs}`, {}, waitMs + 10_000)
-    if (res.status === 202) return { kind: 'timed out', why: `still ${String(res.body?.state)} after ${waitMs} ms` }
-    if (res.status !== 200) return { kind: 'failed', why: `result ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
-    if (res.body.state !== 'completed') return { kind: 'failed', why: `ended ${String(res.body.state)}` }
-    return { kind: 'completed', ms: performance.now() - t0 }
-  } catch (err: any) {
-    return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `result ${String(err.name)}` }
-  }
+  if (res.status === 202) return { kind: 'timed out', why: `still ${String(res.body?.state)} after ${waitMs} ms` }
+  if (res.status !== 200) return { kind: 'failed', why: `result ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
+  if (res.body.state !== 'completed') return { kind: 'failed', why: `ended ${String(res.body.state)}` }
+  return { kind: 'completed', ms: performance.now() - t0 }
 }
 
 interface RunResult {
@@ -163,12 +171,23 @@ interface RunResult {
   why: Map<string, number>
 }
 
+/** How a loop's client asks, and what its CPU figures are read against. */
+interface LoopClient {
+  waitMs: number
+  requests: 'one' | 'two'
+  /** clock ticks a second */
+  ticks: number
+  /** what the daemons burn together idle, in ticks a second */
+  idleTicksPerSec: number
+}
+
 /**
  * A closed loop: `concurrency` workers each submit a task (round-robin over the daemons), wait for
  * its result, and go again, until `maxTasks` are submitted or `runMs` has passed; then the tasks in
  * flight finish (each bounded by its own timeouts).
  */
-async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTasks: number, runMs: number, waitMs: number, ticks: number, idleTicksPerSec: number): Promise<RunResult> {
+async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTasks: number, runMs: number, client: LoopClient): Promise<RunResult> {
+  const { waitMs, ticks, idleTicksPerSec, requests } = client
   const before = await counters(daemons)
   const cpu0 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
   const pids = daemons.map(d => d.proc.pid as number)
@@ -182,7 +201,7 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
   const worker = async (): Promise<void> => {
     while (next < maxTasks && performance.now() < stopAt) {
       const i = next++
-      const outcome = await oneTask(daemons[i % daemons.length] as DaemonProcess, i, waitMs)
+      const outcome = await oneTask(daemons[i % daemons.length] as DaemonProcess, i, waitMs, requests)
       if (outcome.kind === 'completed') {
         counts.completed++
         latencies.push(outcome.ms)
@@ -259,7 +278,8 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
   const ticks = clockTicks()
   const idleMs = init.idleMs ?? 10_000
   const waitMs = init.resultWaitMs ?? 30_000
-  add('daemons: how to read the rows', '', 'real daemons (echo only) over HTTP, closed loop; tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent')
+  const requests = init.requests ?? 'one'
+  add('daemons: how to read the rows', '', `real daemons (echo only) over HTTP, closed loop, ${requests === 'one' ? 'one POST /v1/tasks?wait= a task' : 'a submit and a result long poll a task'}; tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent`)
   for (const n of init.nodes ?? [3, 5, 10]) {
     const dir = await mkdtemp(join(tmpdir(), 'agentmesh-bench-daemons-'))
     let daemons: DaemonProcess[] = []
@@ -280,16 +300,16 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       await delay(settleMs)
       const settled = await idleCost(pids, ticks, idleMs)
       add(`${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
-      const idleTicksPerSec = settled.ticksPerSec
+      const client: LoopClient = { waitMs, requests, ticks, idleTicksPerSec: settled.ticksPerSec }
       const warmupTasks = init.warmupTasks ?? 500
       if (warmupTasks > 0) {
-        const w = await closedLoop(daemons, 16, warmupTasks, 60_000, waitMs, ticks, idleTicksPerSec)
+        const w = await closedLoop(daemons, 16, warmupTasks, 60_000, client)
         line(`    warm-up (not counted): ${w.completed} tasks at 16 in flight, ${w.perSec.toFixed(1)} tasks/s, CPU ${w.cpuMsPerTask.toFixed(1)} ms/task`)
       }
       for (const c of init.concurrency ?? [1, 16, 64, 256]) {
         const r = c === 1
-          ? await closedLoop(daemons, 1, init.serialTasks ?? 100, init.serialRunMs ?? 60_000, waitMs, ticks, idleTicksPerSec)
-          : await closedLoop(daemons, c, init.maxTasks ?? 5_000, init.runMs ?? 10_000, waitMs, ticks, idleTicksPerSec)
+          ? await closedLoop(daemons, 1, init.serialTasks ?? 100, init.serialRunMs ?? 60_000, client)
+          : await closedLoop(daemons, c, init.maxTasks ?? 5_000, init.runMs ?? 10_000, client)
         const dead = daemons.filter(d => d.proc.exitCode !== null || d.proc.signalCode !== null)
         if (dead.length > 0) throw new Error(`${dead.length} daemon(s) exited during the run:\n${dead[0]!.output().slice(-2000)}`)
         const per = (get: (x: Counters) => number): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(1)

@@ -144,7 +144,7 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons memory). */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-two-requests memory). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
@@ -156,6 +156,8 @@ async function bench (): Promise<void> {
     antientropy: antiEntropy,
     // real daemons on 127.0.0.1 driven through the HTTP API (3, 5, 10 daemons; 1 to 256 in flight)
     daemons: async () => { await benchDaemons(add) },
+    // the same with a client that submits, then long-polls the result: two requests a task
+    'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two' }) },
     // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node
     memory: async () => { await benchMemory(add) }
   }

@@ -27,6 +27,8 @@ const submitBody = z.object({
   traceparent: z.string().regex(TRACEPARENT, 'traceparent: 00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
 }).strict()
 
+const waitSchema = z.object({ wait: z.number().int().min(0).optional().describe('ms to wait for the result (long poll), at most 300000') })
+
 const signalBody = z.object({
   name: z.string().min(1).max(200),
   data: jsonValue().optional()
@@ -105,6 +107,25 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
   }
 }
 
+/** `?wait=MS`: undefined when absent; a 400 unless a number of milliseconds, 0 or more. */
+function waitQuery (query: URLSearchParams): number | undefined {
+  const raw = query.get('wait')
+  if (raw === null) return undefined
+  const wait = Number(raw)
+  if (!Number.isFinite(wait) || wait < 0) throw badRequest('invalid-query', 'wait is a number of milliseconds, 0 or more')
+  return wait
+}
+
+/** A task's outcome after waiting up to `waitMs`: 200 once finished, 202 with its state before. */
+async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number): Promise<{ status: number, body: Record<string, unknown> }> {
+  const view = await s.waitFor(id, waitMs).catch(httpError)
+  const state = stateOf(view.record)
+  // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
+  const lastError = state === 'completed' ? undefined : lastErrorOf(view.record)
+  const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }), ...(lastError === undefined ? {} : { lastError }) }
+  return { status: view.record.final === undefined ? 202 : 200, body }
+}
+
 export interface TaskRoutesInit {
   /** the longest ?wait= honoured. @default 300_000 */
   maxWaitMs?: number
@@ -113,19 +134,28 @@ export interface TaskRoutesInit {
 /** /v1/tasks, /v1/capabilities, /v1/deadletter (/v1/metrics is in node-routes, with the API's own counters). */
 export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[] {
   const s = tasks.service
+  const maxWaitMs = init.maxWaitMs ?? 300_000
   return [
     {
       method: 'POST',
       path: '/v1/tasks',
-      summary: 'submit a task (202, or 200 for a known idempotency key), or an array of tasks (202, one entry each)',
+      summary: 'submit a task (202, or 200 for a known idempotency key), or an array of tasks (202, one entry each); one task with ?wait=MS answers as its result does',
       status: 202,
-      schema: { body: z.union([submitBody, z.array(submitBody)]) },
+      schema: { body: z.union([submitBody, z.array(submitBody)]), query: waitSchema },
       handle: async ctx => {
+        const wait = waitQuery(ctx.query)
         const body = await ctx.body()
-        if (Array.isArray(body)) return submitBulk(s, body)
+        if (Array.isArray(body)) {
+          if (wait !== undefined) throw badRequest('invalid-query', 'wait is for one task: submit the array, then wait on each id')
+          return submitBulk(s, body)
+        }
         const one = parseOr400(submitBody, body)
         const answer = await s.submit({ ...one, traceparent: one.traceparent ?? headerTraceparent(ctx.req.headers.traceparent) }).catch(httpError)
-        return { status: answer.created ? 202 : 200, body: { id: answer.id, ...(answer.warning === undefined ? {} : { warning: answer.warning }) } }
+        const warning = answer.warning === undefined ? {} : { warning: answer.warning }
+        if (wait === undefined) return { status: answer.created ? 202 : 200, body: { id: answer.id, ...warning } }
+        // submit and long poll in one request: one HTTP exchange a task instead of two
+        const done = await resultAnswer(s, answer.id, Math.min(wait, maxWaitMs))
+        return { status: done.status, body: { ...done.body, ...warning } }
       }
     },
     {
@@ -168,17 +198,10 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'GET',
       path: '/v1/tasks/:id/result',
       summary: 'the result (200), or 202 while unfinished; ?wait=MS long-polls',
-      schema: { query: z.object({ wait: z.number().int().min(0).optional().describe('ms to wait for the result (long poll), at most 300000') }) },
+      schema: { query: waitSchema },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
-        const wait = Number(ctx.query.get('wait') ?? 0)
-        if (!Number.isFinite(wait) || wait < 0) throw badRequest('invalid-query', 'wait is a number of milliseconds, 0 or more')
-        const view = await s.waitFor(id, Math.min(wait, init.maxWaitMs ?? 300_000)).catch(httpError)
-        const state = stateOf(view.record)
-        // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
-        const lastError = state === 'completed' ? undefined : lastErrorOf(view.record)
-        const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }), ...(lastError === undefined ? {} : { lastError }) }
-        return { status: view.record.final === undefined ? 202 : 200, body }
+        return resultAnswer(s, id, Math.min(waitQuery(ctx.query) ?? 0, maxWaitMs))
       }
     },
     {
