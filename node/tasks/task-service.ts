@@ -1,11 +1,11 @@
 import { z } from 'zod'
-import { QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, majority, refusal, untilQuorum } from '../../protocols/lease/index.js'
-import { putManyAnswerSchema } from '../../protocols/records/index.js'
+import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { byteLength, capabilitySchema, isWaiting, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
+import { keepCopy, storeManyOnPlacements, storeOnPlacement } from './placement-writes.js'
 import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import { closestNames, unofferedWarning } from './suggest.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
@@ -146,7 +146,7 @@ export class TaskService {
       else if (taker !== undefined) {
         // kept first: the member may run the task and tell this node its outcome before it answers,
         // and a notice about a task this node does not hold wakes nobody
-        await this.keepCopy(record)
+        await keepCopy(this.c, record)
         handed = await this.handoff?.give(taker, record) ?? false
       }
       if (!handed && lease === undefined) await this.storeOnPlacement(record, taker !== undefined)
@@ -173,32 +173,6 @@ export class TaskService {
   private announce (task: Task, placement: Placement): void {
     if (this.offerer !== undefined) this.offerer.offer(task, placement)
     else void this.c.gossip.announceTask(task, placement)
-  }
-
-  /**
-   * Stores a new record on its placement: acknowledged only once a majority of the placement, of
-   * its full size, has it on disk. This node keeps a copy too (as a member, or as a read cache);
-   * `kept`: a copy kept already (before a handoff that fell through).
-   */
-  async storeOnPlacement (record: TaskRecord, kept = false): Promise<void> {
-    const members = record.placement.members
-    const put = async (peer: string): Promise<{ status: string, reason?: string }> => {
-      try {
-        return await this.c.records(this.c.replicaSets.peerId(peer), { op: 'put', record }) ?? { status: 'no answer' }
-      } catch (err: any) {
-        return { status: 'ERROR', reason: String(err.message) }
-      }
-    }
-    // answered once a majority has it: a paused member must not hold the submit up until its timeout
-    const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
-    const ok = answers.filter(a => a.result.status === 'OK').length
-    if (!kept) await this.keepCopy(record)
-    if (ok < majority(members.length)) throw shortfall(members, answers, ok)
-  }
-
-  /** A node that is not a member keeps a copy of what it submitted: its waits and reads start here. */
-  private async keepCopy (record: TaskRecord): Promise<void> {
-    if (!record.placement.members.includes(this.c.peerId.toString())) await this.c.replica.put(record)
   }
 
   /**
@@ -248,7 +222,7 @@ export class TaskService {
       fresh.set(task.id, newRecord(task, this.c.membership.choose(task.id), now))
       return { id: task.id, first: true }
     })
-    const failed = await this.storeManyOnPlacements([...fresh.values()])
+    const failed = await storeManyOnPlacements(this.c, [...fresh.values()])
     const offered = new Set(this.c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
     const acked = [...fresh.values()].filter(r => !failed.has(r.task.id))
     this.stats.submitted += acked.length
@@ -267,68 +241,9 @@ export class TaskService {
     })
   }
 
-  /**
-   * `storeOnPlacement` for many records: one chain of `put-many` requests per member, cut into
-   * chunks; each record waits, through `untilQuorum`, only for the chunks that carry it, and stops
-   * waiting once a majority of its placement stored it. Answers the records that fell short.
-   */
-  private async storeManyOnPlacements (records: TaskRecord[]): Promise<Map<string, QuorumUnavailableError>> {
-    const byMember = new Map<string, TaskRecord[]>()
-    for (const record of records) {
-      for (const m of record.placement.members) {
-        const mine = byMember.get(m) ?? []
-        mine.push(record)
-        byMember.set(m, mine)
-      }
-    }
-    const sizes = new Map(records.map(r => [r.task.id, byteLength({ record: r })]))
-    /** member -> task id -> the answer of the request that carries that task to that member */
-    const sent = new Map<string, Map<string, Promise<PutManyResult>>>()
-    for (const [member, mine] of byMember) {
-      const byTask = new Map<string, Promise<PutManyResult>>()
-      sent.set(member, byTask)
-      // one member's chunks go one after the other, like anti-entropy's push: no burst of frames to one peer
-      let previous: Promise<unknown> = Promise.resolve()
-      for (const chunk of chunked(mine, r => sizes.get(r.task.id) ?? 0)) {
-        const answer = previous.then(async () => this.putMany(member, chunk))
-        previous = answer
-        for (const r of chunk) byTask.set(r.task.id, answer)
-      }
-    }
-    const failed = new Map<string, QuorumUnavailableError>()
-    await Promise.all(records.map(async record => {
-      const id = record.task.id
-      const members = record.placement.members
-      const put = async (peer: string): Promise<{ status: string, reason?: string }> => {
-        const a: PutManyResult = await (sent.get(peer)?.get(id) ?? { status: 'no answer', ids: new Set() })
-        return a.ids.has(id) ? { status: 'OK' } : { status: a.status === 'OK' ? 'NOT_STORED' : a.status, ...(a.reason === undefined ? {} : { reason: a.reason }) }
-      }
-      const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
-      const ok = answers.filter(a => a.result.status === 'OK').length
-      if (ok < majority(members.length)) failed.set(id, shortfall(members, answers, ok))
-    }))
-    // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it
-    const me = this.c.peerId.toString()
-    await Promise.all(records.filter(r => !r.placement.members.includes(me)).map(async r => this.c.replica.put(r)))
-    return failed
-  }
-
-  /** One `put-many` to one member; never throws: a failure is the answer's status and reason. */
-  private async putMany (member: string, records: TaskRecord[]): Promise<PutManyResult> {
-    const none = new Set<string>()
-    try {
-      const answer = await this.c.records(this.c.replicaSets.peerId(member), { op: 'put-many', items: records.map(record => ({ record })) })
-      if (answer?.status !== 'OK') {
-        return { status: typeof answer?.status === 'string' ? answer.status.slice(0, 32) : 'no answer', ...(typeof answer?.reason === 'string' ? { reason: answer.reason.slice(0, 200) } : {}), ids: none }
-      }
-      const parsed = putManyAnswerSchema.safeParse(answer)
-      if (!parsed.success) return { status: 'ERROR', reason: 'bad put-many answer', ids: none }
-      // a peer from before storedIds says only how many: all of them, or none that can be named
-      const ids = parsed.data.storedIds ?? (parsed.data.stored === records.length ? records.map(r => r.task.id) : [])
-      return { status: 'OK', ids: new Set(ids) }
-    } catch (err: any) {
-      return { status: 'ERROR', reason: String(err.message), ids: none }
-    }
+  /** Stores a new record on its placement (see placement-writes.ts); `kept`: a copy kept here already. */
+  async storeOnPlacement (record: TaskRecord, kept = false): Promise<void> {
+    await storeOnPlacement(this.c, record, kept)
   }
 
   /** The checks of a submit, before any task is made; answers the attempts and timeout it gets. */
@@ -622,40 +537,6 @@ export class TaskService {
   }
 }
 
-/** What one member answered to one `put-many`: the ids it stored. */
-interface PutManyResult {
-  status: string
-  reason?: string
-  ids: Set<string>
-}
-
-/** Items in chunks of at most BULK_CHUNK_BYTES (a larger item goes alone) and BULK_CHUNK_RECORDS. */
-function chunked<T> (items: T[], bytes: (item: T) => number): T[][] {
-  const out: T[][] = []
-  let chunk: T[] = []
-  let size = 0
-  for (const item of items) {
-    const b = bytes(item)
-    if (chunk.length > 0 && (size + b > BULK_CHUNK_BYTES || chunk.length >= BULK_CHUNK_RECORDS)) {
-      out.push(chunk)
-      chunk = []
-      size = 0
-    }
-    chunk.push(item)
-    size += b
-  }
-  if (chunk.length > 0) out.push(chunk)
-  return out
-}
-
-/** A store that fell short of a majority of the placement, with each member's answer. */
-function shortfall (members: string[], answers: Array<{ peer: string, result: { status: string, reason?: string } }>, ok: number): QuorumUnavailableError {
-  const reasons = members.map(m => {
-    const a = answers.find(x => x.peer === m)
-    return `${m.slice(-6)}: ${a === undefined ? 'no answer' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
-  })
-  return new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})`)
-}
 
 /** Final and certified here, with its result when completed: nothing to ask anyone. */
 function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
