@@ -135,17 +135,28 @@ async function oneTask (d: DaemonProcess, i: number, waitMs: number, requests: '
   const submit = async (query: string, timeoutMs: number): Promise<{ status: number, body: any }> =>
     json(`${d.api}/v1/tasks${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }, timeoutMs)
   let res: { status: number, body: any }
-  try {
-    if (requests === 'one') {
+  if (requests === 'one') {
+    try {
       res = await submit(`?wait=${waitMs}`, waitMs + SUBMIT_TIMEOUT_MS)
-      if (res.status !== 202 && res.status !== 200) return { kind: 'refused', why: `submit ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
-    } else {
+    } catch (err: any) {
+      // one request: a lost answer may be a lost submit or a lost wait, so it is not called refused
+      return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `submit and wait ${String(err.name)}` }
+    }
+    if (res.status !== 202 && res.status !== 200) return { kind: 'refused', why: `submit ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
+  } else {
+    let id: string
+    try {
       const sub = await submit('', SUBMIT_TIMEOUT_MS)
       if (sub.status !== 202 && sub.status !== 200) return { kind: 'refused', why: `submit ${sub.status} ${String(sub.body?.error?.name ?? '')}`.trim() }
-      res = await json(`${d.api}/v1/tasks/${String(sub.body.id)}/result?wait=${waitMs}`, {}, waitMs + 10_000)
+      id = String(sub.body.id)
+    } catch (err: any) {
+      return { kind: 'refused', why: `submit ${String(err.name)}` }
     }
-  } catch (err: any) {
-    return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `${requests === 'one' ? 'submit' : 'result'} ${String(err.name)}` }
+    try {
+      res = await json(`${d.api}/v1/tasks/${id}/result?wait=${waitMs}`, {}, waitMs + 10_000)
+    } catch (err: any) {
+      return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `result ${String(err.name)}` }
+    }
   }
   if (res.status === 202) return { kind: 'timed out', why: `still ${String(res.body?.state)} after ${waitMs} ms` }
   if (res.status !== 200) return { kind: 'failed', why: `result ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
@@ -279,6 +290,8 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
   const idleMs = init.idleMs ?? 10_000
   const waitMs = init.resultWaitMs ?? 30_000
   const requests = init.requests ?? 'one'
+  // the two clients' rows side by side in one table: told apart by name
+  const label = requests === 'one' ? '' : 'two requests a task: '
   add('daemons: how to read the rows', '', `real daemons (echo only) over HTTP, closed loop, ${requests === 'one' ? 'one POST /v1/tasks?wait= a task' : 'a submit and a result long poll a task'}; tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent`)
   for (const n of init.nodes ?? [3, 5, 10]) {
     const dir = await mkdtemp(join(tmpdir(), 'agentmesh-bench-daemons-'))
@@ -295,11 +308,11 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       line(`  ${n} daemons: all ready ${(startedMs / 1000).toFixed(1)} s after the first start (one after another), mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
       const pids = daemons.map(d => d.proc.pid as number)
       const formed = await idleCost(pids, ticks, idleMs)
-      add(`${n} daemons idle, per daemon, just formed`, formed.figure, `${formed.note} over the first ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
+      add(`${label}${n} daemons idle, per daemon, just formed`, formed.figure, `${formed.note} over the first ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
       const settleMs = init.idleSettleMs ?? 20_000
       await delay(settleMs)
       const settled = await idleCost(pids, ticks, idleMs)
-      add(`${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
+      add(`${label}${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
       const client: LoopClient = { waitMs, requests, ticks, idleTicksPerSec: settled.ticksPerSec }
       const warmupTasks = init.warmupTasks ?? 500
       if (warmupTasks > 0) {
@@ -313,7 +326,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
         const dead = daemons.filter(d => d.proc.exitCode !== null || d.proc.signalCode !== null)
         if (dead.length > 0) throw new Error(`${dead.length} daemon(s) exited during the run:\n${dead[0]!.output().slice(-2000)}`)
         const per = (get: (x: Counters) => number): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(1)
-        add(`${n} daemons, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
+        add(`${label}${n} daemons, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
         const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)

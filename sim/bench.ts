@@ -156,8 +156,8 @@ async function bench (): Promise<void> {
     antientropy: antiEntropy,
     // real daemons on 127.0.0.1 driven through the HTTP API (3, 5, 10 daemons; 1 to 256 in flight)
     daemons: async () => { await benchDaemons(add) },
-    // the same with a client that submits, then long-polls the result: two requests a task
-    'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two' }) },
+    // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
+    'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64] }) },
     // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node
     memory: async () => { await benchMemory(add) }
   }

@@ -154,7 +154,10 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const warning = answer.warning === undefined ? {} : { warning: answer.warning }
         if (wait === undefined) return { status: answer.created ? 202 : 200, body: { id: answer.id, ...warning } }
         // submit and long poll in one request: one HTTP exchange a task instead of two
-        const done = await resultAnswer(s, answer.id, Math.min(wait, maxWaitMs))
+        const done = await resultAnswer(s, answer.id, Math.min(wait, maxWaitMs)).catch(() => undefined)
+        // the task exists: a wait that failed (a read that found nothing yet, a node stopping) still
+        // gives the client its id to poll, or it would submit again
+        if (done === undefined) return { status: 202, body: { id: answer.id, ...warning } }
         return { status: done.status, body: { ...done.body, ...warning } }
       }
     },

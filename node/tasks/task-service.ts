@@ -537,7 +537,6 @@ export class TaskService {
   }
 }
 
-
 /** Final and certified here, with its result when completed: nothing to ask anyone. */
 function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
   const f = v.record?.final

@@ -54,12 +54,13 @@ describe('task API and CLI on real daemons', () => {
     expect(result.json).toMatchObject({ state: 'completed', result: 'hsem' })
   })
 
-
   it('submits and waits in one request with ?wait=MS, answering as the result does', async () => {
     const done = await call(a.api, 'POST', '/v1/tasks?wait=10000', { capability: 'text.reverse', input: 'wait', idempotencyKey: 'w1' })
-    expect(done).toEqual({ status: 200, json: { id: expect.stringMatching(/^[0-9a-f]{64}$/), state: 'completed', result: 'tiaw' } })
-    const again = await call(a.api, 'POST', '/v1/tasks?wait=0', { capability: 'text.reverse', input: 'wait', idempotencyKey: 'w1' })
-    expect(again).toEqual({ status: 200, json: { id: done.json.id, state: 'completed', result: 'tiaw' } })
+    expect(done).toMatchObject({ status: 200, json: { id: expect.stringMatching(/^[0-9a-f]{64}$/), state: 'completed', result: 'tiaw' } })
+    const again = await call(a.api, 'POST', '/v1/tasks?wait=', { capability: 'text.reverse', input: 'wait', idempotencyKey: 'w1' })
+    expect(again).toMatchObject({ status: 200, json: { id: done.json.id, state: 'completed', result: 'tiaw' } })
+    const died = await call(a.api, 'POST', '/v1/tasks?wait=10000', { capability: 'fail', input: { times: 9, message: 'no wait' }, maxAttempts: 1 })
+    expect(died).toMatchObject({ status: 200, json: { state: 'dead', lastError: expect.stringMatching(/no wait/) } })
     const pending = await call(a.api, 'POST', '/v1/tasks?wait=200', { capability: 'nobody.offers.this', input: 'w' })
     expect(pending).toMatchObject({ status: 202, json: { state: 'pending', warning: expect.stringMatching(/no live peer offers/) } })
     for (const [path, body] of [['/v1/tasks?wait=-1', { capability: 'echo', input: 1 }], ['/v1/tasks?wait=soon', { capability: 'echo', input: 1 }], ['/v1/tasks?wait=100', [{ capability: 'echo', input: 2 }]]] as const) {
@@ -67,6 +68,7 @@ describe('task API and CLI on real daemons', () => {
       expect(refused).toMatchObject({ status: 400, json: { error: { name: 'BAD_REQUEST', message: expect.stringMatching(/wait/) } } })
     }
   })
+
   it('accepts a capability nobody offers, with a warning, and answers 202 while it waits', async () => {
     const { status, json } = await call(a.api, 'POST', '/v1/tasks', { capability: 'nobody.offers.this', input: null })
     expect(status).toBe(202)
