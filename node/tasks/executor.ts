@@ -29,6 +29,8 @@ export interface ExecutorStats {
   stepsReplayed: number
   /** progress events an agent reported that were not JSON, or too large to send */
   progressDropped: number
+  /** runs that kept their slot while reporting, because maxPendingReports were on their way */
+  slotsKeptForReports: number
 }
 
 type Ran = (outcome: RanEvent['outcome'], extra?: Partial<RanEvent>) => void
@@ -44,7 +46,7 @@ export interface ProgressEvent {
  * set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
-  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0 }
+  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0, slotsKeptForReports: 0 }
   /** recent progress of tasks run here, for the API */
   readonly progress = new Map<string, ProgressEvent[]>()
   private readonly c: TaskComponents
@@ -54,6 +56,8 @@ export class Executor {
   private readonly agentLogs = new Map<string, Logger>()
   private readonly cancels = new Map<string, AbortController>()
   private stopping = false
+  /** runs reporting their outcome now */
+  private pendingReports = 0
 
   private readonly notifier: Notifier
   /** set by the task layer: a progress event of a task run here, for its submitter (node/tasks/progress.ts) */
@@ -149,19 +153,18 @@ export class Executor {
         })
       } catch (err: any) {
         settled = true
-        freeSlot()
         if (err?.name === 'TaskSuspendedError' && !lease.held) {
+          freeSlot()
           // the placement keeps the wait: any capable peer resumes the task from its journal
           ran('suspended', { error: err.message })
           this.log('task %s waits for %s', task.id, err.waitingFor)
           return
         }
-        await this.onFailure(task, lease, generation, signal, err, ran)
+        await this.reporting(freeSlot, async () => { await this.onFailure(task, lease, generation, signal, err, ran) })
         return
       }
       settled = true
-      freeSlot()
-      await this.onResult(task, lease, generation, value, ran, runContext)
+      await this.reporting(freeSlot, async () => { await this.onResult(task, lease, generation, value, ran, runContext) })
     } catch (err: any) {
       if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
       this.log('run of %s ended by an error: %s', task.id, err?.message)
@@ -171,6 +174,18 @@ export class Executor {
       if (lease.held) await lease.release(settled).catch(() => {})
       this.cancels.delete(task.id)
       freeSlot()
+    }
+  }
+
+  /** Reports a run's outcome, its slot given back first while fewer than maxPendingReports are on their way. */
+  private async reporting (freeSlot: () => void, report: () => Promise<void>): Promise<void> {
+    this.pendingReports++
+    try {
+      if (this.pendingReports <= this.c.options.maxPendingReports) freeSlot()
+      else this.stats.slotsKeptForReports++
+      await report()
+    } finally {
+      this.pendingReports--
     }
   }
 

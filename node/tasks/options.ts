@@ -98,6 +98,14 @@ export const taskOptionsSchema = z.strictObject({
    */
   offerQueueLimit: count(0).default(256),
   /**
+   * Runs whose agent returned and whose outcome is still on its way to a majority (votes, commit),
+   * each with its slot already given back so that the next task starts meanwhile. Past this many on
+   * a node, a run keeps its slot until its outcome is reported: when the placements answer slowly,
+   * finished results (up to maxResultBytes each) do not pile up in memory without bound.
+   * @default 64
+   */
+  maxPendingReports: count(0).default(64),
+  /**
    * How long a submitter waits for a member it handed a new task to (to claim and run it) before it
    * stores and offers the task itself. The answer comes after one round of acquires, which gives up
    * after a third of the lease when a majority is slow: longer than that at the default lease, so a

@@ -358,6 +358,37 @@ describe('tasks over gossip', () => {
     for (const id of [first, second]) expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
   })
 
+  it('keeps a slot while its result reports once maxPendingReports are on their way: finished results do not pile up', async () => {
+    const ran = new Set<string>()
+    const oneAtATime: Agent = { name: 'single', capabilities: ['single'], concurrency: 1, run: async ctx => { ran.add(ctx.task.id); return ctx.input } }
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [oneAtATime], maxPendingReports: 1 } })
+    await net.ready()
+    const node = net.nodes[0]!
+    const s = node.tasks!.service
+    // every write after a task's run (its vote, the certificate) waits on a slow disk
+    const store = (node.tasks!.replica as unknown as { store: { write: (id: string, change: unknown) => Promise<void> } }).store
+    const write = store.write.bind(store)
+    let opened!: () => void
+    const slowDisk = new Promise<void>(resolve => { opened = resolve })
+    store.write = async (id, change) => {
+      if (ran.has(id)) await slowDisk
+      return write(id, change)
+    }
+    const ids = []
+    for (const input of ['one', 'two', 'three']) ids.push((await s.submit({ capability: 'single', input })).id)
+    const executor = node.tasks!.executor
+    try {
+      // the first run gave its slot back while reporting; the second keeps it: one report is on its way already
+      await waitFor(() => executor.stats.slotsKeptForReports === 1, { timeoutMs: 10_000, what: () => `a slot kept while the first result reports (ran ${ran.size}, ${JSON.stringify(executor.stats)})` })
+      expect(ran.size).toBe(2)
+      expect(node.tasks!.runtime.freeSlots().single).toBe(0)
+    } finally {
+      opened()
+    }
+    for (const id of ids) expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    expect(ran.size).toBe(3)
+  })
+
   it('takes no new claims while its event loop lags, and claims once it recovers', async () => {
     // a sample every 250 ms, past the 200 ms limit: the time between samples is not lag, or an idle
     // node would never claim
