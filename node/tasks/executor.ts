@@ -160,11 +160,11 @@ export class Executor {
           this.log('task %s waits for %s', task.id, err.waitingFor)
           return
         }
-        await this.reporting(freeSlot, async () => { await this.onFailure(task, lease, generation, signal, err, ran) })
+        await this.reportOutcome(freeSlot, async () => { await this.onFailure(task, lease, generation, signal, err, ran) })
         return
       }
       settled = true
-      await this.reporting(freeSlot, async () => { await this.onResult(task, lease, generation, value, ran, runContext) })
+      await this.reportOutcome(freeSlot, async () => { await this.onResult(task, lease, generation, value, ran, runContext) })
     } catch (err: any) {
       if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
       this.log('run of %s ended by an error: %s', task.id, err?.message)
@@ -177,8 +177,13 @@ export class Executor {
     }
   }
 
-  /** Reports a run's outcome, its slot given back first while fewer than maxPendingReports are on their way. */
-  private async reporting (freeSlot: () => void, report: () => Promise<void>): Promise<void> {
+  /** Outcomes being reported now (voted, committed), with their slots given back or not. */
+  get reportsPending (): number {
+    return this.pendingReports
+  }
+
+  /** Reports a run's outcome, its slot given back first while at most maxPendingReports, this one included, are on their way. */
+  private async reportOutcome (freeSlot: () => void, report: () => Promise<void>): Promise<void> {
     this.pendingReports++
     try {
       if (this.pendingReports <= this.c.options.maxPendingReports) freeSlot()

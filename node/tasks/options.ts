@@ -100,8 +100,9 @@ export const taskOptionsSchema = z.strictObject({
   /**
    * Runs whose agent returned and whose outcome is still on its way to a majority (votes, commit),
    * each with its slot already given back so that the next task starts meanwhile. Past this many on
-   * a node, a run keeps its slot until its outcome is reported: when the placements answer slowly,
-   * finished results (up to maxResultBytes each) do not pile up in memory without bound.
+   * a node (all agents together), a run keeps its slot until its outcome is reported: when the
+   * placements answer slowly, the results reports hold (up to maxResultBytes each) do not pile up in
+   * memory without bound. 0: every run keeps its slot until its outcome is reported.
    * @default 64
    */
   maxPendingReports: count(0).default(64),

@@ -250,7 +250,7 @@ export class TaskLayer {
       offers: { ...this.offerer.stats },
       handoffs: { ...this.handoff.stats },
       remoteWaiters: { ...this.remoteWaiters.stats },
-      executions: { ...this.executor.stats, running: this.executor.running().length },
+      executions: { ...this.executor.stats, running: this.executor.running().length, reportsPending: this.executor.reportsPending },
       progress: { ...this.progress.stats, ...this.progressSender.stats },
       replica: { ...this.replica.stats, active: this.replica.active.size },
       leases: { ...this.leases.stats },

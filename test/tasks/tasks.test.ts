@@ -381,6 +381,7 @@ describe('tasks over gossip', () => {
       // the first run gave its slot back while reporting; the second keeps it: one report is on its way already
       await waitFor(() => executor.stats.slotsKeptForReports === 1, { timeoutMs: 10_000, what: () => `a slot kept while the first result reports (ran ${ran.size}, ${JSON.stringify(executor.stats)})` })
       expect(ran.size).toBe(2)
+      expect(executor.reportsPending).toBe(2)
       expect(node.tasks!.runtime.freeSlots().single).toBe(0)
     } finally {
       opened()
