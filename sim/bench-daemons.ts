@@ -44,10 +44,13 @@ export interface DaemonBenchInit {
    */
   requests?: 'one' | 'two'
   /**
-   * Tasks run at 16 in flight after the idle figures and before the measured runs, not counted:
-   * a daemon runs for days, and a fresh one spends its first few hundred tasks compiling its hot
-   * code (three times over in three processes). @default 500
+   * Tasks run at 16 in flight after the idle figures and before the measured runs, not counted, for
+   * each daemon of the mesh: a daemon runs for days, and a fresh one spends its first few hundred
+   * tasks compiling its hot code. A fixed total warmed each of 10 daemons a third as much as each of
+   * 3, and one at a time the less warm mesh looked slower for it. @default 400
    */
+  warmupTasksPerDaemon?: number
+  /** the warm-up's total instead, whatever the mesh size */
   warmupTasks?: number
 }
 
@@ -314,7 +317,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       const settled = await idleCost(pids, ticks, idleMs)
       add(`${label}${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
       const client: LoopClient = { waitMs, requests, ticks, idleTicksPerSec: settled.ticksPerSec }
-      const warmupTasks = init.warmupTasks ?? 500
+      const warmupTasks = init.warmupTasks ?? (init.warmupTasksPerDaemon ?? 400) * n
       if (warmupTasks > 0) {
         const w = await closedLoop(daemons, 16, warmupTasks, 60_000, client)
         line(`    warm-up (not counted): ${w.completed} tasks at 16 in flight, ${w.perSec.toFixed(1)} tasks/s, CPU ${w.cpuMsPerTask.toFixed(1)} ms/task`)
