@@ -47,6 +47,7 @@ const DOCUMENTED_DEFAULTS = {
   retentionMs: 604_800_000,
   membershipWindowMs: 600_000,
   offerQueueLimit: 256,
+  maxPendingReports: 64,
   handoffTimeoutMs: 5_000,
   placementMoveAfterMs: 120_000,
   progressTasks: 1_000,
