@@ -50,8 +50,6 @@ export interface DaemonBenchInit {
    * 3, and one at a time the less warm mesh looked slower for it. @default 400
    */
   warmupTasksPerDaemon?: number
-  /** the warm-up's total instead, whatever the mesh size */
-  warmupTasks?: number
 }
 
 const SUBMIT_TIMEOUT_MS = 30_000
@@ -131,6 +129,10 @@ async function counters (daemons: DaemonProcess[]): Promise<Counters> {
 
 type Outcome = { kind: 'completed', ms: number } | { kind: 'refused' | 'failed' | 'timed out', why: string }
 
+/** A submit the daemon did not take: neither 202 (created) nor 200 (known). */
+const notAccepted = (res: { status: number }): boolean => res.status !== 202 && res.status !== 200
+const refusedBy = (res: { status: number, body: any }): Outcome => ({ kind: 'refused', why: `submit ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() })
+
 /** One task as a client sees it: submitted to one daemon, its result long-polled on the same daemon. */
 async function oneTask (d: DaemonProcess, i: number, waitMs: number, requests: 'one' | 'two'): Promise<Outcome> {
   const t0 = performance.now()
@@ -145,12 +147,12 @@ async function oneTask (d: DaemonProcess, i: number, waitMs: number, requests: '
       // one request: a lost answer may be a lost submit or a lost wait, so it is not called refused
       return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `submit and wait ${String(err.name)}` }
     }
-    if (res.status !== 202 && res.status !== 200) return { kind: 'refused', why: `submit ${res.status} ${String(res.body?.error?.name ?? '')}`.trim() }
+    if (notAccepted(res)) return refusedBy(res)
   } else {
     let id: string
     try {
       const sub = await submit('', SUBMIT_TIMEOUT_MS)
-      if (sub.status !== 202 && sub.status !== 200) return { kind: 'refused', why: `submit ${sub.status} ${String(sub.body?.error?.name ?? '')}`.trim() }
+      if (notAccepted(sub)) return refusedBy(sub)
       id = String(sub.body.id)
     } catch (err: any) {
       return { kind: 'refused', why: `submit ${String(err.name)}` }
@@ -317,7 +319,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       const settled = await idleCost(pids, ticks, idleMs)
       add(`${label}${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
       const client: LoopClient = { waitMs, requests, ticks, idleTicksPerSec: settled.ticksPerSec }
-      const warmupTasks = init.warmupTasks ?? (init.warmupTasksPerDaemon ?? 400) * n
+      const warmupTasks = (init.warmupTasksPerDaemon ?? 400) * n
       if (warmupTasks > 0) {
         const w = await closedLoop(daemons, 16, warmupTasks, 60_000, client)
         line(`    warm-up (not counted): ${w.completed} tasks at 16 in flight, ${w.perSec.toFixed(1)} tasks/s, CPU ${w.cpuMsPerTask.toFixed(1)} ms/task`)

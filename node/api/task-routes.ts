@@ -116,9 +116,9 @@ function waitQuery (query: URLSearchParams): number | undefined {
   return wait
 }
 
-/** A task's outcome after waiting up to `waitMs`: 200 once finished, 202 with its state before. */
-async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number): Promise<{ status: number, body: Record<string, unknown> }> {
-  const view = await s.waitFor(id, waitMs).catch(httpError)
+/** A task's outcome after waiting up to `waitMs` (at most `maxWaitMs`): 200 once finished, 202 with its state before. */
+async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number, maxWaitMs: number): Promise<{ status: number, body: Record<string, unknown> }> {
+  const view = await s.waitFor(id, Math.min(waitMs, maxWaitMs)).catch(httpError)
   const state = stateOf(view.record)
   // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
   const lastError = state === 'completed' ? undefined : lastErrorOf(view.record)
@@ -154,7 +154,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const warning = answer.warning === undefined ? {} : { warning: answer.warning }
         if (wait === undefined) return { status: answer.created ? 202 : 200, body: { id: answer.id, ...warning } }
         // submit and long poll in one request: one HTTP exchange a task instead of two
-        const done = await resultAnswer(s, answer.id, Math.min(wait, maxWaitMs)).catch(() => undefined)
+        const done = await resultAnswer(s, answer.id, wait, maxWaitMs).catch(() => undefined)
         // the task exists: a wait that failed (a read that found nothing yet, a node stopping) still
         // gives the client its id to poll, or it would submit again
         if (done === undefined) return { status: 202, body: { id: answer.id, ...warning } }
@@ -204,7 +204,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       schema: { query: waitSchema },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
-        return resultAnswer(s, id, Math.min(waitQuery(ctx.query) ?? 0, maxWaitMs))
+        return resultAnswer(s, id, waitQuery(ctx.query) ?? 0, maxWaitMs)
       }
     },
     {

@@ -1,3 +1,6 @@
+import { NOT_JSON, copyJson } from '../task/json-value.js'
+import type { ZodType } from 'zod'
+
 /** Requests a protocol's handler served, by protocol and op (`lease.acquire`, `records.put`). */
 export interface ServedStats {
   /** kept only when present: a node's requests to itself are not counted */
@@ -15,4 +18,22 @@ export function countServed (stats: ServedStats, protocol: string, op: string): 
 export function isBadRequest (answer: unknown): boolean {
   const a = answer as { status?: unknown, reason?: unknown } | undefined
   return a?.status === 'ERROR' && typeof a.reason === 'string' && a.reason.startsWith('bad request')
+}
+
+/** Levels a request nests above the values it carries: they are held to MAX_JSON_DEPTH by the schema. */
+const REQUEST_NESTING = 8
+
+export type ParsedRequest<T> = { ok: true, data: T } | { ok: false, reason: string }
+
+/**
+ * A request checked against its schema. `own`: this node's own request, whose values (an agent's
+ * result, a journal step, a subtask's input) are the agent's own objects: copied as the wire would
+ * carry them, checked as JSON in the same walk, then held to the schema like a peer's (this member
+ * must refuse what the others refuse). A structured clone after the parse cost twice the copy.
+ */
+export function parseRequest<T> (schema: ZodType<T>, body: unknown, own: boolean): ParsedRequest<T> {
+  const value = own ? copyJson(body, -REQUEST_NESTING) : body
+  if (value === NOT_JSON) return { ok: false, reason: 'not a JSON value (strings, finite numbers, booleans, null, arrays and plain objects)' }
+  const parsed = schema.safeParse(value)
+  return parsed.success ? { ok: true, data: parsed.data } : { ok: false, reason: parsed.error.issues[0]?.message ?? 'invalid' }
 }

@@ -205,6 +205,15 @@ const holderOf = (): Peer => pool[5]!
 const otherClaimant = (): Peer => pool[6]!
 const user = (): Peer => pool[7]!
 
+/** A new task, leased by a lateGrant client and completed with RESULT: the task, its certificate, and what the client sent. */
+async function completeWithLateGrant (c: Cluster, o: Parameters<typeof lateGrant>[1]): Promise<{ t: Target, cert: Certificate, sent: Array<[string, string]> }> {
+  const t = await c.submit()
+  const { client, sent } = lateGrant(c, o)
+  const lease = await client.acquire(t)
+  leases.push(lease)
+  return { t, cert: await lease.complete(RESULT, 17, 0), sent }
+}
+
 describe('replicas and lease clients, end to end', () => {
   it('a claimant that reaches only part of the placement gets no lease, and gives back the grant it got', async () => {
     const c = await Cluster.create(3)
@@ -520,22 +529,14 @@ describe('replicas and lease clients, end to end', () => {
     const c = await Cluster.create(3)
     const [A, B, C] = c.members as [Member, Member, Member]
     // B's vote is lost: the holder's and the late member's make the certificate
-    const t = await c.submit()
-    const lost = lateGrant(c, { bVote: 'lost' })
-    const lease = await lost.client.acquire(t)
-    leases.push(lease)
-    const cert = await lease.complete(RESULT, 17, 0)
+    const { t, cert } = await completeWithLateGrant(c, { bVote: 'lost' })
     expect(cert.votes.map(v => v.peer).sort()).toEqual([A.peer.id, C.peer.id].sort())
     expect((await C.store.getRecord(t.id))?.final?.cert.value).toEqual(cert.value)
     // the late member refuses its vote (say its grant lapsed): it gets the certificate by a commit
-    const t2 = await c.submit()
-    const refused = lateGrant(c, { cVote: 'refused' })
-    const lease2 = await refused.client.acquire(t2)
-    leases.push(lease2)
-    const cert2 = await lease2.complete(RESULT, 17, 0)
+    const { t: t2, cert: cert2, sent } = await completeWithLateGrant(c, { cVote: 'refused' })
     expect(cert2.votes.map(v => v.peer).sort()).toEqual([A.peer.id, B.peer.id].sort())
     await waitFor(async () => (await C.store.getRecord(t2.id))?.final !== undefined, { timeoutMs: 5_000, what: 'the refusing late member final' })
-    expect(refused.sent.filter(([peer]) => peer === C.peer.id).map(([, op]) => op)).toEqual(['acquire', 'vote', 'commit'])
+    expect(sent.filter(([peer]) => peer === C.peer.id).map(([, op]) => op)).toEqual(['acquire', 'vote', 'commit'])
   })
 
   it('a grant whose answer comes after the result was certified is not given back: the member was sent the certificate', async () => {

@@ -333,27 +333,16 @@ describe('tasks over gossip', () => {
     const node = net.nodes[0]!
     const s = node.tasks!.service
     // the first task's writes after its run (its vote, the certificate) wait on a slow disk
-    const store = (node.tasks!.replica as unknown as { store: { write: (id: string, change: unknown) => Promise<void> } }).store
-    const write = store.write.bind(store)
-    let opened!: () => void
-    const slowDisk = new Promise<void>(resolve => { opened = resolve })
     let first: string | undefined
-    let held = 0
-    store.write = async (id, change) => {
-      if (id === first && runs.length > 0) {
-        held++
-        await slowDisk
-      }
-      return write(id, change)
-    }
+    const disk = slowDisk(node, id => id === first && runs.length > 0)
     first = (await s.submit({ capability: 'single', input: 'one' })).id
     const second = (await s.submit({ capability: 'single', input: 'two' })).id
     try {
-      await waitFor(() => runs.length === 2, { timeoutMs: 10_000, what: () => `the second run while the first result is held (runs: ${runs.join(', ')}, writes held: ${held})` })
-      expect(held).toBeGreaterThan(0)
+      await waitFor(() => runs.length === 2, { timeoutMs: 10_000, what: () => `the second run while the first result is held (runs: ${runs.join(', ')}, writes held: ${disk.waited()})` })
+      expect(disk.waited()).toBeGreaterThan(0)
       expect((await node.tasks!.replica.get(first)).record?.final).toBeUndefined()
     } finally {
-      opened()
+      disk.open()
     }
     for (const id of [first, second]) expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
   })
@@ -366,14 +355,7 @@ describe('tasks over gossip', () => {
     const node = net.nodes[0]!
     const s = node.tasks!.service
     // every write after a task's run (its vote, the certificate) waits on a slow disk
-    const store = (node.tasks!.replica as unknown as { store: { write: (id: string, change: unknown) => Promise<void> } }).store
-    const write = store.write.bind(store)
-    let opened!: () => void
-    const slowDisk = new Promise<void>(resolve => { opened = resolve })
-    store.write = async (id, change) => {
-      if (ran.has(id)) await slowDisk
-      return write(id, change)
-    }
+    const disk = slowDisk(node, id => ran.has(id))
     const ids = []
     for (const input of ['one', 'two', 'three']) ids.push((await s.submit({ capability: 'single', input })).id)
     const executor = node.tasks!.executor
@@ -384,7 +366,7 @@ describe('tasks over gossip', () => {
       expect(executor.reportsPending).toBe(2)
       expect(node.tasks!.runtime.freeSlots().single).toBe(0)
     } finally {
-      opened()
+      disk.open()
     }
     for (const id of ids) expect((await s.waitFor(id, 10_000)).record.final?.state).toBe('completed')
     expect(ran.size).toBe(3)
@@ -413,3 +395,20 @@ describe('tasks over gossip', () => {
     }
   })
 })
+
+/** Holds the replica's writes of the tasks `holds` picks on a slow disk until `open()`; `waited()` counts the writes held. */
+function slowDisk (node: AgentNode, holds: (id: string) => boolean): { open: () => void, waited: () => number } {
+  const store = (node.tasks!.replica as unknown as { store: { write: (id: string, change: unknown) => Promise<void> } }).store
+  const write = store.write.bind(store)
+  let open!: () => void
+  const opened = new Promise<void>(resolve => { open = resolve })
+  let waited = 0
+  store.write = async (id, change) => {
+    if (holds(id)) {
+      waited++
+      await opened
+    }
+    return write(id, change)
+  }
+  return { open, waited: () => waited }
+}
