@@ -268,7 +268,10 @@ describe('replicated records', () => {
     await net.ready()
     const ids = await submitAll(net.nodes[0]!, 6, 'settled')
     const copies = async (id: string): Promise<Array<TaskRecord | undefined>> => Promise.all(net!.nodes.map(async n => (await n.tasks!.replica.get(id)).record))
-    await waitFor(async () => (await Promise.all(ids.map(copies))).flat().every(r => r?.final?.state === 'completed'), { what: 'every copy final' })
+    // a final made of votes already on disk is served before its own write lands, and the digest's
+    // hashes follow the write: settled means final and indexed everywhere (a busy machine's disk lags)
+    const indexed = (id: string): boolean => new Set(net!.nodes.map(n => n.tasks!.replica.hashes.get(id))).size === 1
+    await waitFor(async () => (await Promise.all(ids.map(copies))).flat().every(r => r?.final?.state === 'completed') && ids.every(indexed), { what: 'every copy final, and indexed as final' })
     // each member stamped its own times, and members that committed with their vote hold the votes they had
     const raw = await Promise.all(ids.map(async id => new Set((await copies(id)).map(r => canonicalJson(r)))))
     expect(raw.every(variants => variants.size > 1)).toBe(true)
