@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { Socket } from 'node:net'
 import { logger } from '@libp2p/logger'
-import { lpStream } from '@libp2p/utils'
+import { LengthPrefixedDecoder, lpStream } from '@libp2p/utils'
 import { afterEach, describe, expect, it } from 'vitest'
-import { socketWriteStats } from '../../node/transport-tuning.js'
+import { noiseFrameLength, socketWriteStats } from '../../node/transport-tuning.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
@@ -76,6 +76,25 @@ describe('transport tuning on real TCP connections (corked sockets, Noise reads,
     const big = Array.from({ length: 6 }, () => ({ blob: randomBytes(600_000).toString('base64') }))
     const echoed = await Promise.all(big.map(async body => client.request(b.peerId, body, { timeoutMs: 30_000 })))
     expect(echoed).toEqual(big)
+  })
+
+  it('Noise\'s reader takes messages split anywhere, and learns one is not yet whole without an exception', () => {
+    // Noise's own decoder settings, with this length reader
+    const decoder = new LengthPrefixedDecoder({ lengthDecoder: noiseFrameLength, encodingLength: () => 2, maxBufferSize: 16 * 1024 * 1024 })
+    const messages = [randomBytes(1), randomBytes(300), randomBytes(65_535), randomBytes(2), randomBytes(70)]
+    const wire = Buffer.concat(messages.flatMap(m => [Buffer.from([m.length >> 8, m.length & 0xff]), m]))
+    const read: Buffer[] = []
+    // one byte at a time, then in uneven pieces: each prefix split from its message, and split itself
+    for (const size of [1, 3, 257, 4096]) {
+      for (let at = 0; at < wire.length; at += size) {
+        for (const chunk of decoder.decode(wire.subarray(at, at + size))) read.push(Buffer.from(chunk.subarray()))
+      }
+    }
+    expect(read).toEqual([...messages, ...messages, ...messages, ...messages])
+    // a buffer too short for a length reads as an empty message, which it does not hold: no throw
+    expect(noiseFrameLength(new Uint8Array(0))).toBe(0)
+    expect(noiseFrameLength(new Uint8Array([1]))).toBe(0)
+    expect(noiseFrameLength(new Uint8Array([1, 2]))).toBe(258)
   })
 
   it('any protocol\'s stream sends a window update once half its receive window is used, not after every frame', async () => {
