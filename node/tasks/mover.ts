@@ -1,5 +1,5 @@
 import { QuorumUnavailableError, majority } from '../../protocols/lease/index.js'
-import { mergeRecords, outcomeKey, samePlacement } from '../../protocols/task/index.js'
+import { mergeRecords, mustDecideOf, outcomeKey, samePlacement } from '../../protocols/task/index.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Answer, ShownVote } from '../../protocols/lease/index.js'
@@ -126,7 +126,9 @@ export class Mover {
     }
     if (sealedFor !== undefined) {
       // the task moved on without this member: it takes the newer placement and is done
-      const moved = sealed.map(a => a.res.placement).filter((p): p is Placement => p !== undefined && p.epoch > old.epoch).sort((a, b) => b.epoch - a.epoch)[0]
+      // only from a member that holds the newer epoch: its placement carries the value the move
+      // bound it to; one sealed for another move names a placement that may never have been made
+      const moved = sealed.filter(a => a.res.status === 'WRONG_EPOCH').map(a => a.res.placement).filter((p): p is Placement => p !== undefined && p.epoch > old.epoch).sort((a, b) => b.epoch - a.epoch)[0]
       if (moved !== undefined) {
         await this.c.replica.adoptMove(record.task.id, moved)
         return moved
@@ -142,8 +144,9 @@ export class Mover {
     if (ok.length < majority(old.members.length) && !force) throw new QuorumUnavailableError(`sealed on ${ok.length} of ${old.members.length} members`)
     let merged: TaskRecord = record
     for (const a of ok) if (a.res.record !== undefined) merged = mergeRecords(merged, a.res.record)
-    const mustDecide = decidable(ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined && v.generation === merged.generation), old.members.length - ok.length, majority(old.members.length), force)
+    const mustDecide = valueToDecide(merged, ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined), old.members.length - ok.length, force)
     const result = ok.map(a => a.res.result).find((r): r is StoredResult => r !== undefined && r.claimId === mustDecide?.claimId)
+    if (mustDecide !== undefined) next = { ...next, mustDecide: { generation: merged.generation, value: mustDecide } }
     merged = { ...merged, placement: next, previous: [...(merged.previous ?? []), old].slice(-16), updatedAt: Date.now() }
     const installs = await this.c.leases.ask(next.members, { op: 'install', id: record.task.id, epoch: next.epoch, record: merged, ...(result === undefined ? {} : { result }), ...(mustDecide === undefined ? {} : { mustDecide }) })
     const installed = installs.filter(a => a.res.status === 'OK' || a.res.status === 'VOTED').length
@@ -173,6 +176,16 @@ export class Mover {
   private async seal (record: TaskRecord, next: Placement, force: boolean): Promise<Answer[]> {
     return this.c.leases.ask(record.placement.members, { op: 'seal', id: record.task.id, epoch: record.placement.epoch, next, ...(force ? { force } : {}) })
   }
+}
+
+/**
+ * The value a move binds the new epoch to, from the old epoch's copies merged (`merged`) and the
+ * votes its seal collected for their generation (see decidable). An epoch bound already passes its
+ * value on: its members voted nothing else, but the votes it gathered may be out of reach.
+ */
+export function valueToDecide (merged: TaskRecord, votes: ShownVote[], unanswered: number, force: boolean): FinalValue | undefined {
+  const current = votes.filter(v => v.generation === merged.generation)
+  return decidable(current, unanswered, majority(merged.placement.members.length), force) ?? mustDecideOf(merged)
 }
 
 /**

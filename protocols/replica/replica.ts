@@ -1,7 +1,7 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
 import { certify, sameValue, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, clearHolder, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
-import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, resultMatches, stateOf } from '../task/record.js'
+import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { RecordHashes } from './digest.js'
@@ -277,7 +277,7 @@ export class Replica {
   async claimableRecord (id: string, now = this.now()): Promise<TaskRecord | undefined> {
     const s = await this.load1(id, false)
     const record = s.record
-    if (record === undefined || record.final !== undefined || !this.isMember(record) || currentVote(s) !== undefined) return undefined
+    if (record === undefined || record.final !== undefined || !this.isMember(record) || currentVote(s) !== undefined || mustDecideOf(record) !== undefined) return undefined
     if ((s.lease.sealedEpoch ?? -1) >= record.placement.epoch) return undefined
     if (isLive(s.lease, now) || (record.notBefore ?? 0) > now || isWaiting(record, now) || failedAttempts(record) >= record.task.maxAttempts) return undefined
     return record
@@ -304,7 +304,8 @@ export class Replica {
         const r = next.record as TaskRecord
         if (r.final !== undefined || (next.lease.sealedEpoch ?? -1) >= r.placement.epoch) return
         const voted = currentVote(next) !== undefined
-        if (voted || (!isLive(next.lease, env.now) && (failedAttempts(r) >= r.task.maxAttempts || env.now > r.task.deadline))) undecided.push({ record: r, voted })
+        // an epoch a move bound to a value is decided, never run: the first live member asks for the votes
+        if (voted || mustDecideOf(r) !== undefined || (!isLive(next.lease, env.now) && (failedAttempts(r) >= r.task.maxAttempts || env.now > r.task.deadline))) undecided.push({ record: r, voted })
       })
     }
     return { changed, undecided }

@@ -1,7 +1,7 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
 import { canonicalJson } from './canonical.js'
-import { failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, resultMatches, samePlacement, signalKey } from './record.js'
+import { failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { FinalValue, Statement, TrustedVote } from './certificate.js'
@@ -65,11 +65,15 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
   const myVote = currentVote(st)
   // a completed vote comes with its result: whoever finishes the decision needs it for the commit
   const voted = (): Transition => ({ state: st, reply: { status: 'VOTED', vote: shown(myVote as CastVote, env.me), ...(myVote?.value.state === 'completed' && st.result?.claimId === myVote.value.claimId ? { result: st.result } : {}) } })
+  // a move bound this epoch to the value the one before may have certified: no lease is granted and
+  // nothing else is voted here, whichever way this member came to the epoch
+  const bound = r.final === undefined && myVote === undefined ? mustDecideOf(r) : undefined
 
   switch (req.op) {
     case 'acquire': {
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
+      if (bound !== undefined) return castBound(st, bound, lease.term, env, 'VOTED')
       if (live) {
         if (lease.claimId === req.claimId && lease.holder === env.from) return { state: st, reply: { status: 'OK', term: lease.term, expiresAt: lease.expiresAt, attempt: failedAttempts(r) + 1, placement: r.placement } }
         return { state: st, reply: { status: 'DENIED', holder: lease.holder, expiresAt: lease.expiresAt } }
@@ -103,6 +107,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
       if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'STALE_TERM' } }
+      if (bound !== undefined) return castBound(st, bound, lease.term, env, 'VOTED')
       if (req.value.state === 'completed' ? req.value.claimId !== req.claimId : req.value.claimId !== undefined) return { state: st, reply: { status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' } }
       let result = st.result
       if (req.value.state === 'completed') {
@@ -120,6 +125,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       const failures = failedAttempts(record)
       if (req.unrecoverable || failures >= r.task.maxAttempts) {
         if (myVote !== undefined) return { state: next, reply: { status: 'OK', vote: shown(myVote, env.me) } }
+        if (bound !== undefined) return castBound(next, bound, lease.term, env, 'OK')
         const reason = req.unrecoverable ? req.error : `failed ${failures} of ${r.task.maxAttempts} attempts: ${req.error}`.slice(0, 4096)
         return cast(next, { state: 'dead', reason }, lease.term, env)
       }
@@ -157,12 +163,18 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     case 'cancel': {
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
-      const t = cast(st, { state: 'canceled', reason: 'canceled' }, lease.term, env)
+      // a cancel of a task bound to a value votes that value: it may be certified already
+      const t = bound !== undefined ? castBound(st, bound, lease.term, env, 'OK') : cast(st, { state: 'canceled', reason: 'canceled' }, lease.term, env)
       return { ...t, reply: { ...t.reply, holder: live ? lease.holder : undefined } }
     }
     case 'decide': {
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
+      if (bound !== undefined) {
+        if (req.shown !== undefined && req.shown.length > 0 && !sameValue((req.shown[0] as ShownVote).value, bound)) return { state: st, reply: { status: 'DENIED', reason: 'this epoch decides the outcome its move found, not the one shown' } }
+        if (req.shown !== undefined && req.shown.length > 0 && bound.state === 'completed' && !resultMatches(bound, st.result)) return adopt(st, req.shown, req.result, req.size, env)
+        return castBound(st, bound, lease.term, env, 'OK')
+      }
       if (live) return { state: st, reply: { status: 'DENIED', holder: lease.holder } }
       if (req.shown !== undefined && req.shown.length > 0) return adopt(st, req.shown, req.result, req.size, env)
       const failures = failedAttempts(r)
@@ -218,6 +230,17 @@ function cast (s: ReplicaTaskState, value: FinalValue, term: number, env: Machin
     reply: { status: 'OK', vote: shown(vote, env.me) },
     sign: { id: r.task.id, generation: r.generation, epoch: r.placement.epoch, term, value }
   }
+}
+
+/**
+ * The vote of an epoch bound to a value (see Placement.mustDecide), in place of a grant or another
+ * vote. A completed value is voted only by a member that holds its result: the others are shown
+ * the votes with it by the decision (the sweeper's decide), as after split answers.
+ */
+function castBound (s: ReplicaTaskState, value: FinalValue, term: number, env: MachineEnv, status: 'OK' | 'VOTED'): Transition {
+  if (value.state === 'completed' && !resultMatches(value, s.result)) return { state: s, reply: { status: 'DENIED', reason: 'this epoch decides the outcome its move found, whose result this member lacks' } }
+  const t = cast(s, value, term, env)
+  return { ...t, reply: { ...t.reply, status } }
 }
 
 /** Votes for the value other members' signed votes carry: how a stuck decision is finished. */
@@ -283,20 +306,24 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   // one can never displace this member's own
   const { final: incomingFinal, ...incomingRest } = incoming
   const checked: TaskRecord = incomingFinal !== undefined && hasValidFinal(mine === undefined ? incoming : { ...incoming, previous: [...(incoming.previous ?? []), ...(mine.previous ?? []), mine.placement] }) ? incoming : incomingRest
-  const record = mine === undefined ? checked : mergeRecords(mine, checked)
+  const merged = mine === undefined ? checked : mergeRecords(mine, checked)
+  // the value to decide binds the epoch in the record itself, for whoever takes the move from this
+  // member; one bound already (a repeated install) stays as it was
+  const forced = mustDecideOf(merged) ?? req.mustDecide
+  const record = forced !== undefined && mustDecideOf(merged) === undefined ? { ...merged, placement: { ...merged.placement, mustDecide: { generation: merged.generation, value: forced } } } : merged
   // lease and vote of an older epoch stay behind with it; the term keeps counting up. An install
   // repeated at a member that holds this epoch already (a mover that learnt the move late, or
   // retried it) leaves the epoch's lease alone: its holder may be running the task
   const { vote: _old, ...kept } = clearHolder(s.lease)
   const lease: LeaseState = mine?.placement.epoch === req.epoch ? s.lease : { ...kept, ...(currentVote(s)?.epoch === req.epoch ? { vote: s.lease.vote } : {}) }
   // the result of the value to decide, when this member kept another (the other side of split votes)
-  const result = req.mustDecide !== undefined && !resultMatches(req.mustDecide, s.result) && resultMatches(req.mustDecide, req.result) ? req.result : s.result ?? req.result
+  const result = forced !== undefined && !resultMatches(forced, s.result) && resultMatches(forced, req.result) ? req.result : s.result ?? req.result
   const next: ReplicaTaskState = { record, lease, result }
   const already = currentVote(next)
-  if (req.mustDecide === undefined || record.final !== undefined) return { state: next, reply: { status: 'OK', ...(already === undefined ? {} : { vote: shown(already, env.me) }) } }
+  if (forced === undefined || record.final !== undefined) return { state: next, reply: { status: 'OK', ...(already === undefined ? {} : { vote: shown(already, env.me) }) } }
   if (already !== undefined) return { state: next, reply: { status: 'VOTED', vote: shown(already, env.me) } }
-  if (req.mustDecide.state === 'completed' && (next.result === undefined || resultHash(next.result.value) !== req.mustDecide.resultHash)) return { state: s, reply: { status: 'ERROR', reason: 'the value to decide needs its result' } }
-  return cast(next, req.mustDecide, lease.term, env)
+  if (forced.state === 'completed' && (next.result === undefined || resultHash(next.result.value) !== forced.resultHash)) return { state: s, reply: { status: 'ERROR', reason: 'the value to decide needs its result' } }
+  return cast(next, forced, lease.term, env)
 }
 
 function shown (vote: CastVote, peer: string): ShownVote {

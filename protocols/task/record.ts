@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { jsonValue } from './json-value.js'
 import { canonicalJson } from './canonical.js'
-import { certificateSchema, isValidCertificate, resultHash } from './certificate.js'
+import { certificateSchema, finalValueSchema, isValidCertificate, resultHash } from './certificate.js'
 import type { Certificate, FinalValue, TrustedVote } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
 
@@ -60,7 +60,14 @@ export function isWaiting (record: TaskRecord, now = Date.now()): boolean {
  */
 export const placementSchema = z.object({
   epoch: z.number().int().nonnegative(),
-  members: z.array(peerIdSchema).min(1).max(16)
+  members: z.array(peerIdSchema).min(1).max(16),
+  /**
+   * Set by a move whose seal found a value the old epoch may have certified: in this epoch the
+   * members may decide that value only (for that generation), never grant a lease. It travels with
+   * the placement, so a member that reaches the epoch by any way (an install, taking the move from
+   * another member, a pushed copy) is bound by it, not only the members the install reached.
+   */
+  mustDecide: z.object({ generation: z.number().int().nonnegative(), value: finalValueSchema }).strict().optional()
 }).strict()
 
 export type Placement = z.infer<typeof placementSchema>
@@ -155,6 +162,21 @@ function mergePrevious (a: Placement[] | undefined, b: Placement[] | undefined, 
 // suspended outranks expired: a member that missed the wait saw the lease lapse, but no attempt was spent
 const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released: 1, expired: 2, suspended: 3, failed: 4, completed: 5 }
 
+/**
+ * Of two placements of one epoch, the one that binds it to a value to decide (an install's), else
+ * the tie-break: a copy made before the value was known must never unbind a member.
+ */
+function boundFirst (a: Placement, b: Placement): Placement {
+  if (samePlacement(a, b) && (a.mustDecide === undefined) !== (b.mustDecide === undefined)) return a.mustDecide !== undefined ? a : b
+  return tieBreak(a, b) <= 0 ? a : b
+}
+
+/** The value a record's current epoch must decide for its current generation, if a move bound it to one. */
+export function mustDecideOf (record: TaskRecord): FinalValue | undefined {
+  const bound = record.placement.mustDecide
+  return bound !== undefined && bound.generation === record.generation ? bound.value : undefined
+}
+
 /** A total order on otherwise equal candidates, so that merging never depends on argument order. */
 function tieBreak<T> (a: T, b: T): number {
   const x = canonicalJson(a)
@@ -182,7 +204,7 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   finals.sort(tieBreak)
   const placement = a.placement.epoch !== b.placement.epoch
     ? (a.placement.epoch > b.placement.epoch ? a.placement : b.placement)
-    : (tieBreak(a.placement, b.placement) <= 0 ? a.placement : b.placement)
+    : boundFirst(a.placement, b.placement)
   const previous = mergePrevious(a.previous, b.previous, placement.epoch)
   const dropped = Math.max(a.droppedGeneration ?? -1, b.droppedGeneration ?? -1)
   const notBefore = a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)

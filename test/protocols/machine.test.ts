@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
-import { EMPTY_LEASE, currentVote, transition } from '../../protocols/task/machine.js'
+import { EMPTY_LEASE, clearHolder, currentVote, transition } from '../../protocols/task/machine.js'
 import { canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
@@ -555,7 +555,8 @@ const TABLE: Row[] = [
     req: () => ({ op: 'install', id: f.task.id, epoch: 1, record: { ...moved(), final: finalOf(cert(DEAD, [f.A], { epoch: 1 })) }, mustDecide: CANCELED }),
     as: () => ({ me: f.D, from: f.U }),
     reply: () => ({ status: 'OK', vote: voteReply(CANCELED, { me: f.D, epoch: 1, term: 0 }) }),
-    then: s => expect(s.record).toEqual(moved())
+    // the record keeps the value to decide with its placement, for whoever takes the move from this member
+    then: s => expect(s.record).toEqual(moved({ ...f.P1, mustDecide: { generation: 0, value: CANCELED } }))
   },
   { name: 'install at a peer outside the new placement: NOT_MEMBER', given: () => fresh(), req: () => install(), as: () => ({ me: f.C }), reply: () => ({ status: 'NOT_MEMBER', placement: f.P1 }), unchanged: true },
   { name: 'install whose record is of another epoch than the request: NOT_MEMBER', given: () => fresh(), req: () => ({ ...install(), epoch: 2 } as LeaseRequest), reply: () => ({ status: 'NOT_MEMBER', placement: f.P1 }), unchanged: true },
@@ -680,6 +681,65 @@ describe('transition: requests a member should refuse', () => {
     expect(lapsed.reply.status).toBe('RETRY_LATER')
     expect(step(lapsed.state, acquire('y1'), { from: f.Y, now: DEADLINE + 1 + BACKOFF.capMs }).reply).toEqual({ status: 'DENIED', reason: 'past the deadline' })
     expect(step(lapsed.state, decide(), { from: f.U, now: DEADLINE + 1 }).reply).toEqual({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'deadline passed' }) })
+  })
+})
+
+describe('transition: an epoch a move bound to a value', () => {
+  const x1 = (): FinalValue => completedBy('x1')
+  const at1 = (req: LeaseRequest): LeaseRequest => ({ ...req, epoch: 1 } as LeaseRequest)
+
+  // found by a review, fixed since: only the members an install reached were bound to the value
+  it('decides only that value at every member, however it came to the epoch: by the install, by taking the move from another member, by a pushed copy', () => {
+    // epoch 0 on A, B, C: X's claim granted by A and C, its result certified by their votes (C keeps the certificate)
+    const a0 = step(step(fresh(), acquire('x1'), { me: f.A }).state, vote(x1(), RESULT), { me: f.A })
+    expect(a0.reply.vote?.value).toEqual(x1())
+    // C is gone; A moves the task to P1 = A, B, D: it seals A (voted X) and B (never heard of the claim)
+    const seal: LeaseRequest = { op: 'seal', ...base(), next: f.P1 }
+    const sealedA = step(a0.state, seal, { me: f.A, from: f.A })
+    const sealedB = step(fresh(), seal, { me: f.B, from: f.A })
+    expect(sealedA.reply.vote?.value).toEqual(x1())
+    // the install reaches A only: A votes X at epoch 1, and its record keeps the value with its placement
+    const a1 = step(sealedA.state, { op: 'install', id: f.task.id, epoch: 1, record: moved(), result: stored('x1'), mustDecide: x1() }, { me: f.A, from: f.A })
+    expect(a1.reply).toMatchObject({ status: 'OK', vote: { epoch: 1, value: x1() } })
+    // B retries its seal, hears WRONG_EPOCH from A and takes the placement A names (adoptMove: no vote, no holder)
+    const named = step(a1.state, seal, { me: f.A, from: f.B }).reply
+    expect(named).toEqual({ status: 'WRONG_EPOCH', placement: { ...f.P1, mustDecide: { generation: 0, value: x1() } } })
+    const { vote: _v, ...sealedLease } = clearHolder(sealedB.state.lease)
+    const b1: ReplicaTaskState = { record: { ...sealedB.state.record!, placement: named.placement!, previous: [f.P0] }, lease: sealedLease }
+    // D, new, gets a copy pushed by a claimant that pulled it from B
+    const d1: ReplicaTaskState = { record: b1.record, lease: EMPTY_LEASE }
+    for (const [s, me] of [[b1, f.B], [d1, f.D]] as const) {
+      // Y's claim: no grant (before the fix both granted, and Y's result was certified at epoch 1 beside X's at epoch 0)
+      const claim = step(s, at1(acquire('y1')), { me, from: f.Y })
+      expect(claim.reply.term, me === f.B ? 'B' : 'D').toBeUndefined()
+      expect(claim.reply.status).toBe('DENIED')
+      // a cancel does not vote canceled; the sweep's decide without the result votes nothing
+      expect(step(s, at1(cancel()), { me, from: f.U }).reply.vote).toBeUndefined()
+      expect(step(s, at1(decide()), { me, from: f.A }).reply.vote).toBeUndefined()
+      // shown another value, it refuses; shown A's vote for X with its result, it votes X
+      expect(step(s, at1(decide([shownVote(f.A, CANCELED, { epoch: 1 })])), { me, from: f.A }).reply.status).toBe('DENIED')
+      const decided = step(s, at1(decide([{ ...a1.reply.vote!, peer: f.A.id }], RESULT)), { me, from: f.A })
+      expect(decided.reply).toMatchObject({ status: 'OK', vote: { epoch: 1, value: x1() } })
+      // once voted, a claim is VOTED, never granted
+      expect(step(decided.state, at1(acquire('y2')), { me, from: f.Y }).reply.status).toBe('VOTED')
+    }
+  })
+
+  it('a value with no result to carry is voted at once, by a claim or a cancel; a redriven generation is not bound', () => {
+    const boundDead = { ...f.P1, mustDecide: { generation: 0, value: DEAD } }
+    const s: ReplicaTaskState = { record: moved(boundDead), lease: EMPTY_LEASE }
+    expect(step(s, at1(acquire('y1')), { me: f.D, from: f.Y }).reply).toEqual({ status: 'VOTED', vote: voteReply(DEAD, { me: f.D, epoch: 1, term: 0 }) })
+    expect(step(s, at1(cancel()), { me: f.D, from: f.U }).reply.vote?.value).toEqual(DEAD)
+    const redriven: ReplicaTaskState = { record: { ...moved(boundDead), generation: 1 }, lease: EMPTY_LEASE }
+    expect(step(redriven, at1(acquire('y1')), { me: f.D, from: f.Y }).reply).toMatchObject({ status: 'OK', term: 1 })
+  })
+
+  it('copies of one epoch merge to the bound placement, in either order', () => {
+    const bound = moved({ ...f.P1, mustDecide: { generation: 0, value: DEAD } })
+    const unbound = { ...moved(), updatedAt: T0 + 9 }
+    expect(mergeRecords(bound, unbound).placement).toEqual(bound.placement)
+    expect(mergeRecords(unbound, bound).placement).toEqual(bound.placement)
+    expect(taskRecordSchema.safeParse(bound).success).toBe(true)
   })
 })
 
