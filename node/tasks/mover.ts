@@ -25,6 +25,12 @@ export class SplitVotesError extends PlacementBlockedError {
   constructor (message: string) { super(message); this.name = 'SplitVotesError' }
 }
 
+/** The value the new epoch is bound to is a completed result that no sealed member holds. */
+export class OutcomeUnreachableError extends PlacementBlockedError {
+  static override name = 'OutcomeUnreachableError'
+  constructor (message: string) { super(message); this.name = 'OutcomeUnreachableError' }
+}
+
 /**
  * Moves a task's placement when a member has been gone longer than `placementMoveAfterMs`, by a
  * two-phase change of epoch: seal epoch e on a majority of the old members (they stop serving it,
@@ -38,7 +44,7 @@ export class Mover {
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly loop: Repeater
-  /** why a move of each task (at the epoch it was tried from) was refused for split votes: listed as blocked */
+  /** why a move of each task (at the epoch it was tried from) was refused for split votes or an unreachable outcome: listed as blocked */
   private readonly split = new Map<string, { epoch: number, reason: string }>()
 
   constructor (components: TaskComponents) {
@@ -72,7 +78,7 @@ export class Mover {
     return `${gone.length} of ${n} placement members unreachable for over ${Math.round(this.c.options.placementMoveAfterMs / 1000)} s`
   }
 
-  /** Whether the last move of the task, from its current epoch, was refused for split votes. */
+  /** Whether the last move of the task, from its current epoch, was refused for split votes (or an outcome out of reach). */
   blockedBySplitVotes (record: TaskRecord): boolean {
     return record.final === undefined && this.split.get(record.task.id)?.epoch === record.placement.epoch
   }
@@ -103,7 +109,7 @@ export class Mover {
         this.split.delete(id)
       } catch (err: any) {
         this.stats.refused++
-        if (err.name === 'SplitVotesError') this.split.set(id, { epoch: record.placement.epoch, reason: err.message })
+        if (err.name === 'SplitVotesError' || err.name === 'OutcomeUnreachableError') this.split.set(id, { epoch: record.placement.epoch, reason: err.message })
         this.log('move of %s not made: %s', id, err.message)
       }
     }
@@ -144,8 +150,15 @@ export class Mover {
     if (ok.length < majority(old.members.length) && !force) throw new QuorumUnavailableError(`sealed on ${ok.length} of ${old.members.length} members`)
     let merged: TaskRecord = record
     for (const a of ok) if (a.res.record !== undefined) merged = mergeRecords(merged, a.res.record)
-    const mustDecide = valueToDecide(merged, ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined), old.members.length - ok.length, force)
+    let mustDecide = valueToDecide(merged, ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined), old.members.length - ok.length, force)
     const result = ok.map(a => a.res.result).find((r): r is StoredResult => r !== undefined && r.claimId === mustDecide?.claimId)
+    // a result voted in an earlier epoch whose holders are all out of reach: no install could take
+    // it, so the task waits for them (listed as blocked), unless an operator forces it to run again
+    if (mustDecide?.state === 'completed' && result === undefined) {
+      if (!force) throw new OutcomeUnreachableError('the outcome this task is bound to is a completed result no sealed member holds: its holders are out of reach')
+      this.log.error('forced placement of %s drops the outcome it was bound to: no sealed member holds its result', record.task.id)
+      mustDecide = undefined
+    }
     if (mustDecide !== undefined) next = { ...next, mustDecide: { generation: merged.generation, value: mustDecide } }
     merged = { ...merged, placement: next, previous: [...(merged.previous ?? []), old].slice(-16), updatedAt: Date.now() }
     const installs = await this.c.leases.ask(next.members, { op: 'install', id: record.task.id, epoch: next.epoch, record: merged, ...(result === undefined ? {} : { result }), ...(mustDecide === undefined ? {} : { mustDecide }) })

@@ -1,7 +1,7 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
 import { certify, sameValue, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
 import { EMPTY_LEASE, clearHolder, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
-import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, stateOf } from '../task/record.js'
+import { failedAttempts, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, samePlacement, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { RecordHashes } from './digest.js'
@@ -190,10 +190,12 @@ export class Replica {
       const before = await this.load1(record.task.id)
       const existing = before.record
       // a member's placement changes only by an install: a copy naming another placement (stale,
-      // or forged) neither moves it nor brings in a final certified by other peers
-      const pinned = existing !== undefined && this.isMember(existing) ? { ...record, placement: existing.placement, ...(existing.previous === undefined ? {} : { previous: existing.previous }) } : record
-      let merged = existing === undefined ? pinned : mergeRecords(existing, pinned)
-      if (existing !== undefined && this.isMember(existing)) merged = { ...merged, placement: existing.placement, ...(existing.previous === undefined ? {} : { previous: existing.previous }) }
+      // or forged) neither moves it nor brings in a final certified by other peers. A copy of the
+      // same placement may bind it to the value its move found (mergeRecords keeps the bound one)
+      const pin = (r: TaskRecord): TaskRecord => existing !== undefined && this.isMember(existing) ? { ...r, placement: samePlacement(existing.placement, r.placement) ? r.placement : existing.placement, ...(existing.previous === undefined ? {} : { previous: existing.previous }) } : r
+      const pinned = pin(record)
+      const merged0 = existing === undefined ? pinned : mergeRecords(existing, pinned)
+      let merged = pin(merged0)
       if (merged.final !== undefined && !hasValidFinal(merged)) {
         this.stats.refusedRecords++
         if (existing === undefined) return undefined

@@ -240,7 +240,8 @@ function cast (s: ReplicaTaskState, value: FinalValue, term: number, env: Machin
 function castBound (s: ReplicaTaskState, value: FinalValue, term: number, env: MachineEnv, status: 'OK' | 'VOTED'): Transition {
   if (value.state === 'completed' && !resultMatches(value, s.result)) return { state: s, reply: { status: 'DENIED', reason: 'this epoch decides the outcome its move found, whose result this member lacks' } }
   const t = cast(s, value, term, env)
-  return { ...t, reply: { ...t.reply, status } }
+  // with its result, so that a decision gathering this vote can show both to members that lack it
+  return { ...t, reply: { ...t.reply, status, ...(value.state === 'completed' && s.result !== undefined ? { result: s.result } : {}) } }
 }
 
 /** Votes for the value other members' signed votes carry: how a stuck decision is finished. */
@@ -308,8 +309,9 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   const checked: TaskRecord = incomingFinal !== undefined && hasValidFinal(mine === undefined ? incoming : { ...incoming, previous: [...(incoming.previous ?? []), ...(mine.previous ?? []), mine.placement] }) ? incoming : incomingRest
   const merged = mine === undefined ? checked : mergeRecords(mine, checked)
   // the value to decide binds the epoch in the record itself, for whoever takes the move from this
-  // member; one bound already (a repeated install) stays as it was
-  const forced = mustDecideOf(merged) ?? req.mustDecide
+  // member; a binding already there (a repeated install) is the one voted. An install of a
+  // generation this member has left (redriven since) binds nothing: that decision is over
+  const forced = mustDecideOf(merged) ?? (incoming.generation === merged.generation ? req.mustDecide : undefined)
   const record = forced !== undefined && mustDecideOf(merged) === undefined ? { ...merged, placement: { ...merged.placement, mustDecide: { generation: merged.generation, value: forced } } } : merged
   // lease and vote of an older epoch stay behind with it; the term keeps counting up. An install
   // repeated at a member that holds this epoch already (a mover that learnt the move late, or

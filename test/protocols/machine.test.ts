@@ -734,6 +734,19 @@ describe('transition: an epoch a move bound to a value', () => {
     expect(step(redriven, at1(acquire('y1')), { me: f.D, from: f.Y }).reply).toMatchObject({ status: 'OK', term: 1 })
   })
 
+  it('an install of a generation the member has left binds nothing and votes nothing; a bound member that holds the result answers with it', () => {
+    // redriven since the move was decided: a late install of that move carries the old generation
+    const redriven: ReplicaTaskState = { record: { ...moved(), generation: 1 }, lease: EMPTY_LEASE }
+    const late = step(redriven, install(f.P1, { mustDecide: DEAD }), { me: f.D, from: f.U })
+    expect(late.reply).toEqual({ status: 'OK' })
+    expect(late.sign).toBeUndefined()
+    expect(late.state.record?.placement.mustDecide).toBeUndefined()
+    expect(step(late.state, at1(acquire('y1')), { me: f.D, from: f.Y }).reply).toMatchObject({ status: 'OK', term: 1 })
+    // a vote for a bound completed value comes with its result, for the members a decision shows it to
+    const holding: ReplicaTaskState = { record: moved({ ...f.P1, mustDecide: { generation: 0, value: x1() } }), lease: EMPTY_LEASE, result: stored('x1') }
+    expect(step(holding, at1(decide()), { me: f.D, from: f.A }).reply).toMatchObject({ status: 'OK', vote: { value: x1() }, result: stored('x1') })
+  })
+
   it('copies of one epoch merge to the bound placement, in either order', () => {
     const bound = moved({ ...f.P1, mustDecide: { generation: 0, value: DEAD } })
     const unbound = { ...moved(), updatedAt: T0 + 9 }

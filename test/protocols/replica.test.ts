@@ -3,7 +3,9 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LeaseClient, leaseHandler, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
-import { MemoryReplicaStore, hasValidFinal, makeTask, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
+import { MemoryReplicaStore, hasValidFinal, makeTask, mergeRecords, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
+import { Mover, valueToDecide } from '../../node/tasks/mover.js'
+import type { TaskComponents } from '../../node/tasks/components.js'
 import { verifyBy } from '../../protocols/task/ed25519.js'
 import { MAX_JSON_DEPTH } from '../../protocols/task/json-value.js'
 import type { HandlerStats, HeldLease, LeaseRequest, LeaseResponse, ShownVote, Target } from '../../protocols/lease/index.js'
@@ -1043,4 +1045,102 @@ describe('deciding by clocks and reasons', () => {
       expect(hasValidFinal(r!)).toBe(true)
     }
   })
+
+  // found by a review, fixed since: only the members the install reached were bound to the value
+  it('a move bound to a result certified in the old epoch: a member that took the move from another, and one given a pushed copy, grant no lease; the decision certifies that result alone', async () => {
+    const c = await Cluster.create(4)
+    const [A, B, C, D] = c.members as [Member, Member, Member, Member]
+    const P0: Placement = { epoch: 0, members: [A.peer.id, B.peer.id, C.peer.id] }
+    const P1: Placement = { epoch: 1, members: [A.peer.id, B.peer.id, D.peer.id] }
+    const task = makeTask({ capability: 'echo', input: { n: 'moved' }, submitter: pool[8]!.id, maxAttempts: 3, timeoutMs: 1_000, deadline: T0 + 24 * HOUR, now: T0 })
+    for (const m of [A, B, C]) await m.replica.put(newRecord(task, P0, T0))
+    const t0: Target = { id: task.id, placement: P0 }
+    // a holder granted by A and C: A votes first, C stores the certificate with its vote; the
+    // holder dies before its commit reaches A. B never heard of the claim
+    const holder = await c.acquire(holderOf(), t0, { down: [B.peer.id], drop: (_peer, req) => req.op === 'commit' })
+    const certX = await holder.complete(RESULT, 17, 0)
+    await settle()
+    expect((await C.replica.get(task.id)).record?.final?.cert.value).toEqual(certX.value)
+    expect((await A.replica.get(task.id)).record?.final).toBeUndefined()
+    // C is gone. A moves the task to P1: the seal reaches A and B, the install A only
+    const mover = c.client(A.peer, { down: [C.peer.id, D.peer.id] })
+    const sealed = await mover.ask(P0.members, { op: 'seal', id: task.id, epoch: 0, next: P1 })
+    const ok = sealed.filter(a => a.res.status === 'OK')
+    expect(ok).toHaveLength(2)
+    let merged = (await A.replica.get(task.id)).record!
+    for (const a of ok) if (a.res.record !== undefined) merged = mergeRecords(merged, a.res.record)
+    const mustDecide = valueToDecide(merged, ok.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined), 1, false)
+    expect(mustDecide?.state).toBe('completed')
+    const result = ok.map(a => a.res.result).find(r => r?.claimId === mustDecide?.claimId)
+    const bound: Placement = { ...P1, mustDecide: { generation: 0, value: mustDecide! } }
+    const installed = await c.client(A.peer, { down: [B.peer.id, D.peer.id] }).ask(P1.members, { op: 'install', id: task.id, epoch: 1, record: { ...merged, placement: bound, previous: [P0] }, result, mustDecide })
+    expect(installed.map(a => a.res.status)).toEqual(['OK', 'ERROR', 'ERROR'])
+    // B retries its seal, hears from A the placement it holds, and takes it (as Mover.move does)
+    const retried = await c.client(B.peer, { down: [C.peer.id] }).ask(P0.members, { op: 'seal', id: task.id, epoch: 0, next: P1 })
+    const named = retried.find(a => a.res.status === 'WRONG_EPOCH')?.res.placement
+    expect(named).toEqual(bound)
+    expect(await B.replica.adoptMove(task.id, named!)).toBe(true)
+    // another claimant pulled the task from B and pushes B's copy to D, which does not know it
+    c.submitted.set(task.id, (await B.replica.get(task.id)).record!)
+    const t1: Target = { id: task.id, placement: P1 }
+    const claim = await c.client(otherClaimant(), { down: [C.peer.id] }).acquire(t1).catch(e => e)
+    // before the fix B and D granted, and the claimant's own result was certified in epoch 1
+    expect(claim).toBeInstanceOf(Error)
+    for (const m of [B, D]) expect((await m.store.getLease(task.id))?.holder).toBeUndefined()
+    expect(c.pushes).toContainEqual([D.peer.id, task.id])
+    // the first live member's decision: A's vote with its result, adopted by B and D
+    const decided = await c.client(A.peer, { down: [C.peer.id] }).decide(t1, 0)
+    await settle()
+    expect(decided?.value).toEqual(mustDecide)
+    expect(mustDecide).toEqual(certX.value)
+    for (const m of [A, B, D]) {
+      const { record, result: kept } = await m.replica.get(task.id)
+      expect(record?.final?.cert.value).toEqual(mustDecide)
+      expect(hasValidFinal(record!)).toBe(true)
+      expect(kept?.value).toEqual(RESULT)
+    }
+  })
+
+  it('a copy of the same placement bound to a value binds a member that holds it unbound; another placement\'s copy does not move it', async () => {
+    const c = await Cluster.create(3)
+    const [A, B] = c.members as [Member, Member, Member]
+    const task = makeTask({ capability: 'echo', input: { n: 'bind' }, submitter: pool[8]!.id, maxAttempts: 3, timeoutMs: 1_000, deadline: T0 + 24 * HOUR, now: T0 })
+    const P1: Placement = { epoch: 1, members: [A.peer.id, B.peer.id, pool[3]!.id] }
+    const unbound = { ...newRecord(task, P1, T0), previous: [{ epoch: 0, members: c.placement.members }] }
+    await A.replica.put(unbound)
+    const dead: FinalValue = { state: 'dead', reason: 'deadline passed' }
+    await A.replica.put({ ...unbound, placement: { ...P1, mustDecide: { generation: 0, value: dead } }, updatedAt: T0 + 1 })
+    expect((await A.replica.get(task.id)).record?.placement.mustDecide?.value).toEqual(dead)
+    expect((await c.client(otherClaimant()).ask([A.peer.id], { op: 'acquire', id: task.id, epoch: 1, claimId: 'y1', durationMs: LEASE }))[0]?.res.status).toBe('VOTED')
+    const other = { ...unbound, placement: { epoch: 2, members: [A.peer.id, pool[4]!.id, pool[3]!.id], mustDecide: { generation: 0, value: dead } } }
+    await B.replica.put(unbound)
+    await B.replica.put(other)
+    expect((await B.replica.get(task.id)).record?.placement).toEqual(P1)
+  })
+
+  it('a move of a bound epoch whose result no reachable member holds is refused as blocked, and an operator\'s forced move runs the task anew', async () => {
+    const c = await Cluster.create(4)
+    const [A, B, C, D] = c.members as [Member, Member, Member, Member]
+    const task = makeTask({ capability: 'echo', input: { n: 'lost result' }, submitter: pool[8]!.id, maxAttempts: 3, timeoutMs: 1_000, deadline: T0 + 24 * HOUR, now: T0 })
+    // epoch 1 (A, B, C) is bound to a completed result that only A, now gone, holds: B and C never voted
+    const P1: Placement = { epoch: 1, members: [A.peer.id, B.peer.id, C.peer.id], mustDecide: { generation: 0, value: { state: 'completed', claimId: 'x1', resultHash: resultHash(RESULT) } } }
+    for (const m of [B, C]) await m.replica.put({ ...newRecord(task, P1, T0), previous: [{ epoch: 0, members: P1.members }] })
+    const mover = new Mover({
+      peerId: peerIdFromString(B.peer.id),
+      leases: c.client(B.peer, { down: [A.peer.id] }),
+      replica: B.replica,
+      membership: { isLive: (p: string) => p !== A.peer.id, replacements: () => [D.peer.id] },
+      options: { placementMoveAfterMs: 120_000 },
+      logger: () => log
+    } as unknown as TaskComponents)
+    const record = (await B.replica.get(task.id)).record!
+    // before, the binding was not passed on: the new epoch was free to run the task and certify another result
+    const refused = await mover.move(record, [A.peer.id]).catch(e => e)
+    expect(refused.name).toBe('OutcomeUnreachableError')
+    expect((await D.replica.get(task.id)).record).toBeUndefined()
+    const forced = await mover.move(record, [A.peer.id], true)
+    expect(forced.mustDecide).toBeUndefined()
+    expect((await D.replica.get(task.id)).record?.placement).toEqual(forced)
+  })
 })
+
