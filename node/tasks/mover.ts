@@ -130,15 +130,16 @@ export class Mover {
       next = winner
       sealed = await this.seal(record, next, false)
     }
+    // the task moved on without this member (its install missed it, or this move started from a
+    // stale copy): it takes the newer placement and is done, rather than install the epoch again.
+    // Only from a member that holds the newer epoch: its placement carries the value the move bound
+    // it to; one sealed for another move names a placement that may never have been made
+    const moved = force ? undefined : sealed.filter(a => a.res.status === 'WRONG_EPOCH').map(a => a.res.placement).filter((p): p is Placement => p !== undefined && p.epoch > old.epoch).sort((a, b) => b.epoch - a.epoch)[0]
+    if (moved !== undefined) {
+      await this.c.replica.adoptMove(record.task.id, moved)
+      return moved
+    }
     if (sealedFor !== undefined) {
-      // the task moved on without this member: it takes the newer placement and is done
-      // only from a member that holds the newer epoch: its placement carries the value the move
-      // bound it to; one sealed for another move names a placement that may never have been made
-      const moved = sealed.filter(a => a.res.status === 'WRONG_EPOCH').map(a => a.res.placement).filter((p): p is Placement => p !== undefined && p.epoch > old.epoch).sort((a, b) => b.epoch - a.epoch)[0]
-      if (moved !== undefined) {
-        await this.c.replica.adoptMove(record.task.id, moved)
-        return moved
-      }
       // with every old member's seal, votes are frozen and all seen, so any member that retries
       // decides alike; with fewer, only the first live member goes on, as it would have anyway (an
       // install that failed while a member is gone for good is finished so)

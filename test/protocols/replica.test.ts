@@ -1142,5 +1142,31 @@ describe('deciding by clocks and reasons', () => {
     expect(forced.mustDecide).toBeUndefined()
     expect((await D.replica.get(task.id)).record?.placement).toEqual(forced)
   })
+
+  it('a move started from a stale copy that finds a member holding a newer epoch takes that placement instead of installing another', async () => {
+    const c = await Cluster.create(4)
+    const [A, B, C, D] = c.members as [Member, Member, Member, Member]
+    const task = makeTask({ capability: 'echo', input: { n: 'stale mover' }, submitter: pool[8]!.id, maxAttempts: 3, timeoutMs: 1_000, deadline: T0 + 24 * HOUR, now: T0 })
+    const P0: Placement = { epoch: 0, members: [A.peer.id, B.peer.id, C.peer.id] }
+    for (const m of [A, B, C]) await m.replica.put(newRecord(task, P0, T0))
+    // an earlier move to P1 (C replaced by D) sealed A and installed A only; C was away meanwhile
+    const P1: Placement = { epoch: 1, members: [A.peer.id, B.peer.id, D.peer.id] }
+    await c.client(user()).ask([A.peer.id], { op: 'seal', id: task.id, epoch: 0, next: P1 })
+    expect((await c.client(user()).ask([A.peer.id], { op: 'install', id: task.id, epoch: 1, record: { ...newRecord(task, P1, T0), previous: [P0] } }))[0]?.res.status).toBe('OK')
+    // C, back and unsealed, thinks A gone and moves the task itself
+    const mover = new Mover({
+      peerId: peerIdFromString(C.peer.id),
+      leases: c.client(C.peer),
+      replica: C.replica,
+      membership: { isLive: () => true, replacements: () => [D.peer.id] },
+      options: { placementMoveAfterMs: 120_000 },
+      logger: () => log
+    } as unknown as TaskComponents)
+    const placed = await mover.move((await C.replica.get(task.id)).record!, [A.peer.id])
+    // before, C installed a second placement of epoch 1 (B, C, D) beside A's
+    expect(placed).toEqual(P1)
+    expect((await C.replica.get(task.id)).record?.placement).toEqual(P1)
+    expect((await D.replica.get(task.id)).record).toBeUndefined()
+  })
 })
 
