@@ -96,6 +96,7 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
     void reply.header('connection', 'close')
     res.once('finish', () => { dropThenClose(request.raw, 2 * Number(request.routeOptions.bodyLimit)) })
   }
+  if (http.retryAfterS !== undefined) void reply.header('retry-after', String(http.retryAfterS))
   void reply.code(http.status).send({ error: { name: http.code, message: http.message } })
 }
 

@@ -9,6 +9,8 @@ export class HttpError extends Error {
   readonly code: string
   /** set when the request itself was at fault: counted in `api.badRequests` */
   readonly reason?: BadRequestReason
+  /** seconds a refused client should wait before it retries: sent as Retry-After */
+  retryAfterS?: number
   constructor (status: number, code: string, message: string, reason?: BadRequestReason) {
     super(message)
     this.name = 'HttpError'
@@ -39,11 +41,15 @@ export function parseOr400<T> (schema: z.ZodType<T>, value: unknown, reason: Bad
 export type ErrorTable = Record<string, [number, string, BadRequestReason?]>
 
 /** Rethrows a layer's named error as the HTTP answer its table gives; any other error as it is. */
-export function httpErrorBy (table: ErrorTable): (err: any) => never {
+export function httpErrorBy (table: ErrorTable, retryAfterMs?: () => number): (err: any) => never {
   return err => {
     const mapped = table[err?.name]
-    if (mapped !== undefined) throw new HttpError(mapped[0], mapped[1], err.message, mapped[2])
-    throw err
+    if (mapped === undefined) throw err
+    const http = new HttpError(mapped[0], mapped[1], err.message, mapped[2])
+    // a refusal to come back from (overload, no quorum now) says when: the error's own wait, else the node's
+    const wait = typeof err.retryAfterMs === 'number' ? err.retryAfterMs : (http.status === 429 || http.status === 503) ? retryAfterMs?.() : undefined
+    if (wait !== undefined) http.retryAfterS = Math.max(1, Math.ceil(wait / 1000))
+    throw http
   }
 }
 

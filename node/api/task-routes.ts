@@ -50,6 +50,7 @@ const ERROR_STATUS: ErrorTable = {
   TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE', 'invalid-task'],
   NoCapablePeerError: [422, 'NO_CAPABLE_PEER'],
   QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
+  OverloadedError: [429, 'OVERLOADED'],
   LeaseDeniedError: [409, 'CONFLICT'],
   PlacementBlockedError: [409, 'CONFLICT'],
   TaskFinishedError: [409, 'CONFLICT'],
@@ -57,8 +58,7 @@ const ERROR_STATUS: ErrorTable = {
   InvalidSignalError: [400, 'BAD_REQUEST', 'invalid-body']
 }
 
-/** Maps the task layer's named errors to HTTP statuses. */
-const httpError = httpErrorBy(ERROR_STATUS)
+type Fail = (err: any) => never
 
 /**
  * A `POST /v1/tasks` with an array body: one submit of many tasks. `202 {tasks: [...]}`, one entry
@@ -67,12 +67,12 @@ const httpError = httpErrorBy(ERROR_STATUS)
  * QUORUM_UNAVAILABLE). A bad task does not stop the others; an empty array or one over
  * MAX_BULK_TASKS is a 400 for the whole request.
  */
-async function submitBulk (s: TaskLayer['service'], body: unknown[]): Promise<{ status: number, body: unknown }> {
+async function submitBulk (s: TaskLayer['service'], body: unknown[], httpError: Fail): Promise<{ status: number, body: unknown }> {
   if (body.length === 0) throw badRequest('invalid-body', 'an array of tasks needs at least one task')
   if (body.length > MAX_BULK_TASKS) throw badRequest('invalid-body', `at most ${MAX_BULK_TASKS} tasks in one request, got ${body.length}`)
   const parsed = body.map(item => submitBody.safeParse(item))
   const valid = parsed.flatMap(p => p.success ? [p.data] : [])
-  const submitted = valid.length === 0 ? [] : await s.submitMany(valid)
+  const submitted = valid.length === 0 ? [] : await s.submitMany(valid).catch(httpError)
   let next = 0
   const tasks = parsed.map(p => {
     if (!p.success) return { error: { name: 'BAD_REQUEST', message: zodMessage(p.error) } }
@@ -117,7 +117,7 @@ function waitQuery (query: URLSearchParams): number | undefined {
 }
 
 /** A task's outcome after waiting up to `waitMs` (at most `maxWaitMs`): 200 once finished, 202 with its state before. */
-async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number, maxWaitMs: number): Promise<{ status: number, body: Record<string, unknown> }> {
+async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number, maxWaitMs: number, httpError: Fail): Promise<{ status: number, body: Record<string, unknown> }> {
   const view = await s.waitFor(id, Math.min(waitMs, maxWaitMs)).catch(httpError)
   const state = stateOf(view.record)
   // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
@@ -135,6 +135,8 @@ export interface TaskRoutesInit {
 export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[] {
   const s = tasks.service
   const maxWaitMs = init.maxWaitMs ?? 300_000
+  // the task layer's named errors as HTTP statuses; a 429 or 503 says when to come back
+  const httpError = httpErrorBy(ERROR_STATUS, () => tasks.options.retryAfterMs)
   return [
     {
       method: 'POST',
@@ -147,14 +149,14 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const body = await ctx.body()
         if (Array.isArray(body)) {
           if (wait !== undefined) throw badRequest('invalid-query', 'wait is for one task: submit the array, then wait on each id')
-          return submitBulk(s, body)
+          return submitBulk(s, body, httpError)
         }
         const one = parseOr400(submitBody, body)
         const answer = await s.submit({ ...one, traceparent: one.traceparent ?? headerTraceparent(ctx.req.headers.traceparent) }).catch(httpError)
         const warning = answer.warning === undefined ? {} : { warning: answer.warning }
         if (wait === undefined) return { status: answer.created ? 202 : 200, body: { id: answer.id, ...warning } }
         // submit and long poll in one request: one HTTP exchange a task instead of two
-        const done = await resultAnswer(s, answer.id, wait, maxWaitMs).catch(() => undefined)
+        const done = await resultAnswer(s, answer.id, wait, maxWaitMs, httpError).catch(() => undefined)
         // the task exists: a wait that failed (a read that found nothing yet, a node stopping) still
         // gives the client its id to poll, or it would submit again
         if (done === undefined) return { status: 202, body: { id: answer.id, ...warning } }
@@ -204,7 +206,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       schema: { query: waitSchema },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
-        return resultAnswer(s, id, waitQuery(ctx.query) ?? 0, maxWaitMs)
+        return resultAnswer(s, id, waitQuery(ctx.query) ?? 0, maxWaitMs, httpError)
       }
     },
     {

@@ -15,6 +15,13 @@ export class NoCapablePeerError extends Error {
   constructor (message: string) { super(message); this.name = 'NoCapablePeerError' }
 }
 
+/** The node holds as many unfinished tasks as it takes (maxUnfinishedTasks): a submit is refused, to be retried after `retryAfterMs`. */
+export class OverloadedError extends Error {
+  static override name = 'OverloadedError'
+  readonly retryAfterMs: number
+  constructor (message: string, retryAfterMs: number) { super(message); this.name = 'OverloadedError'; this.retryAfterMs = retryAfterMs }
+}
+
 /** A task input over the size limit. */
 export class TaskTooLargeError extends Error {
   static override name = 'TaskTooLargeError'

@@ -107,6 +107,16 @@ export const taskOptionsSchema = z.strictObject({
    */
   maxPendingReports: count(0).default(64),
   /**
+   * Unfinished tasks a node's store may hold (those of its placements, wherever submitted) before it
+   * refuses new submits with OverloadedError (HTTP 429 with Retry-After): past what the mesh runs,
+   * the backlog waits on disk and in each member's index of active tasks, and this bounds both.
+   * Subtasks an agent submits are refused alike (its attempt fails and is retried later).
+   * @default 50_000
+   */
+  maxUnfinishedTasks: count(1).default(50_000),
+  /** what a refused client is told to wait before it retries (Retry-After of a 429 or 503). @default 1_000 */
+  retryAfterMs: timerMs().default(1_000),
+  /**
    * How long a submitter waits for a member it handed a new task to (to claim and run it) before it
    * stores and offers the task itself. The answer comes after one round of acquires, which gives up
    * after a third of the lease when a majority is slow: longer than that at the default lease, so a

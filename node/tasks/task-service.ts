@@ -6,7 +6,7 @@ import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
 import { keepCopy, storeManyOnPlacements, storeOnPlacement } from './placement-writes.js'
-import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
+import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, OverloadedError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
 import { closestNames, unofferedWarning } from './suggest.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
 import type { TaskComponents } from './components.js'
@@ -72,8 +72,8 @@ export interface ListFilter {
  * what it knows of each task; what it lacks it asks the task's replica set for.
  */
 export class TaskService {
-  /** waitPolls: reads of one placement member by a wait that heard no notice */
-  readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0 }
+  /** waitPolls: reads of one placement member by a wait that heard no notice; overloaded: submits refused past maxUnfinishedTasks */
+  readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waiters = new Map<string, Set<(byNotice: boolean) => void>>()
@@ -116,6 +116,7 @@ export class TaskService {
       const id = taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey })
       if (await this.find(id) !== undefined) return { id, created: false }
     }
+    this.admit(1)
     const now = Date.now()
     const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability })
     const task = makeTask({
@@ -182,9 +183,18 @@ export class TaskService {
    * that fails either gets its own error in its entry, and the others go on. Entries are in
    * request order. A repeated idempotency key answers `created: false`, as `submit` does.
    */
+  /** Refuses `n` new tasks when this node's store holds maxUnfinishedTasks unfinished ones already. */
+  private admit (n: number): void {
+    const held = this.c.replica.active.size
+    if (held + n <= this.c.options.maxUnfinishedTasks) return
+    this.stats.overloaded++
+    throw new OverloadedError(`this node holds ${held} unfinished tasks, and takes at most ${this.c.options.maxUnfinishedTasks} (maxUnfinishedTasks): retry later`, this.c.options.retryAfterMs)
+  }
+
   async submitMany (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
     if (reqs.length === 0) throw new InvalidTaskError('a bulk submit needs at least one task')
     if (reqs.length > MAX_BULK_TASKS) throw new InvalidTaskError(`a bulk submit takes at most ${MAX_BULK_TASKS} tasks, got ${reqs.length}`)
+    this.admit(reqs.length)
     const o = this.c.options
     const submitter = this.c.peerId.toString()
     const out: Array<SubmitManyEntry | undefined> = new Array(reqs.length)

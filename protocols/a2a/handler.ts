@@ -148,6 +148,7 @@ function rethrow (err: any): never {
     case 'TaskTooLargeError': throw new RequestMalformedError(String(err.message))
     case 'TaskFinishedError': throw new TaskNotCancelableError(String(err.message))
     case 'QuorumUnavailableError':
+    case 'OverloadedError':
     case 'LeaseDeniedError':
     case 'PlacementBlockedError': throw new A2AError(`${String(err.name)}: ${String(err.message)}`)
   }

@@ -9,13 +9,16 @@ export class OpenAIError extends Error {
   readonly type: string
   readonly param: string | null
   readonly code: string | null
-  constructor (status: number, message: string, o: { type?: string, param?: string | null, code?: string | null } = {}) {
+  /** when a refused client may retry (a 429, a 503): sent as Retry-After, which the official clients honour */
+  readonly retryAfterMs?: number
+  constructor (status: number, message: string, o: { type?: string, param?: string | null, code?: string | null, retryAfterMs?: number } = {}) {
     super(message)
     this.name = 'OpenAIError'
     this.status = status
     this.type = o.type ?? (status >= 500 ? 'api_error' : 'invalid_request_error')
     this.param = o.param ?? null
     this.code = o.code ?? null
+    if (o.retryAfterMs !== undefined) this.retryAfterMs = o.retryAfterMs
   }
 
   toJSON (): { error: { message: string, type: string, param: string | null, code: string | null } } {

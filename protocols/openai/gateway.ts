@@ -236,6 +236,7 @@ function submitRefused (err: any): never {
     case 'TaskTooLargeError': throw new OpenAIError(413, String(err.message), { code: 'request_too_large' })
     case 'InvalidTaskError': throw new OpenAIError(400, String(err.message), { code: 'invalid_request' })
     case 'QuorumUnavailableError': throw new OpenAIError(503, String(err.message), { type: 'api_error', code: 'mesh_unavailable' })
+    case 'OverloadedError': throw new OpenAIError(429, String(err.message), { type: 'rate_limit_error', code: 'mesh_overloaded', retryAfterMs: Number(err.retryAfterMs) })
     default: throw err
   }
 }

@@ -48,6 +48,8 @@ const DOCUMENTED_DEFAULTS = {
   membershipWindowMs: 600_000,
   offerQueueLimit: 256,
   maxPendingReports: 64,
+  maxUnfinishedTasks: 50_000,
+  retryAfterMs: 1_000,
   handoffTimeoutMs: 5_000,
   placementMoveAfterMs: 120_000,
   progressTasks: 1_000,
