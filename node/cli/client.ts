@@ -8,10 +8,13 @@ import { shortId } from './output.js'
 export class ApiRequestError extends Error {
   static override name = 'ApiRequestError'
   readonly status: number
-  constructor (status: number, message: string) {
+  /** the node's Retry-After (a 429 or 503), in milliseconds */
+  readonly retryAfterMs?: number
+  constructor (status: number, message: string, retryAfterMs?: number) {
     super(message)
     this.name = 'ApiRequestError'
     this.status = status
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs
   }
 }
 
@@ -77,7 +80,8 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
   } catch {
     throw new ApiRequestError(res.status, `${method} ${path}: answer is not JSON (HTTP ${res.status})`)
   }
-  if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`)
+  const retryAfterS = Number(res.headers.get('retry-after') ?? NaN)
+  if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`, Number.isFinite(retryAfterS) && retryAfterS >= 0 ? retryAfterS * 1000 : undefined)
   return parsed as T
 }
 

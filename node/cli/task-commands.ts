@@ -70,9 +70,13 @@ export async function readBulkFile (file: string): Promise<unknown[]> {
   return tasks
 }
 
+/** Times `submit --bulk` sends a batch an overloaded node refused (429), waiting its Retry-After (at most 60 s) between. */
+const BULK_OVERLOAD_TRIES = 5
+
 /**
  * `submit --bulk`: the file's tasks in as few requests as the API's limits allow. A request refused
- * as a whole (a node without a majority, a body too large) becomes that error for each of its tasks.
+ * as a whole (a node without a majority, a body too large, an overload past BULK_OVERLOAD_TRIES)
+ * becomes that error for each of its tasks.
  */
 async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
   const tasks = await readBulkFile(file)
@@ -91,11 +95,20 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
   }
   const answers: any[] = []
   for (const batch of batches) {
-    try {
-      answers.push(...(await apiRequest(url, 'POST', '/v1/tasks', batch, 120_000)).tasks)
-    } catch (err: any) {
-      if (err?.name !== 'ApiRequestError') throw err
-      answers.push(...batch.map(() => ({ error: { name: 'REQUEST_FAILED', message: err.message } })))
+    for (let tries = 1; ; tries++) {
+      try {
+        answers.push(...(await apiRequest(url, 'POST', '/v1/tasks', batch, 120_000)).tasks)
+        break
+      } catch (err: any) {
+        if (err?.name !== 'ApiRequestError') throw err
+        // an overloaded node refuses the whole batch and says when to come back: the batch is sent again then
+        if (err.status === 429 && tries < BULK_OVERLOAD_TRIES) {
+          await new Promise(resolve => setTimeout(resolve, Math.min(err.retryAfterMs ?? 1_000, 60_000)))
+          continue
+        }
+        answers.push(...batch.map(() => ({ error: { name: 'REQUEST_FAILED', message: err.message } })))
+        break
+      }
     }
   }
   const failed = answers.filter(a => a.error !== undefined).length

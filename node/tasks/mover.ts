@@ -136,8 +136,8 @@ export class Mover {
     // it to; one sealed for another move names a placement that may never have been made
     const moved = force ? undefined : sealed.filter(a => a.res.status === 'WRONG_EPOCH').map(a => a.res.placement).filter((p): p is Placement => p !== undefined && p.epoch > old.epoch).sort((a, b) => b.epoch - a.epoch)[0]
     if (moved !== undefined) {
-      await this.c.replica.adoptMove(record.task.id, moved)
-      return moved
+      if (await this.c.replica.adoptMove(record.task.id, moved)) return moved
+      throw new QuorumUnavailableError(`the task moved on to epoch ${moved.epoch}, and this member's copy did not take it (its own seal did not land)`)
     }
     if (sealedFor !== undefined) {
       // with every old member's seal, votes are frozen and all seen, so any member that retries

@@ -107,10 +107,11 @@ export const taskOptionsSchema = z.strictObject({
    */
   maxPendingReports: count(0).default(64),
   /**
-   * Unfinished tasks a node's store may hold (those of its placements, wherever submitted) before it
-   * refuses new submits with OverloadedError (HTTP 429 with Retry-After): past what the mesh runs,
-   * the backlog waits on disk and in each member's index of active tasks, and this bounds both.
-   * Subtasks an agent submits are refused alike (its attempt fails and is retried later).
+   * Unfinished tasks of the placements a node is a member of (wherever submitted; copies it keeps
+   * as a non-member do not count) before it refuses new submits with OverloadedError (HTTP 429 with
+   * Retry-After): past what the mesh runs, the backlog waits on disk and in each member's index of
+   * active tasks, and this bounds both. Subtasks an agent submits are not refused (that would fail
+   * their parent's attempt); nor are redrives.
    * @default 50_000
    */
   maxUnfinishedTasks: count(1).default(50_000),

@@ -72,7 +72,7 @@ export interface ListFilter {
  * what it knows of each task; what it lacks it asks the task's replica set for.
  */
 export class TaskService {
-  /** waitPolls: reads of one placement member by a wait that heard no notice; overloaded: submits refused past maxUnfinishedTasks */
+  /** waitPolls: reads of one placement member by a wait that heard no notice; overloaded: submits refused past maxUnfinishedTasks (counted once a request) */
   readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
@@ -116,7 +116,7 @@ export class TaskService {
       const id = taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey })
       if (await this.find(id) !== undefined) return { id, created: false }
     }
-    this.admit(1)
+    this.admit([req])
     const now = Date.now()
     const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability })
     const task = makeTask({
@@ -183,18 +183,9 @@ export class TaskService {
    * that fails either gets its own error in its entry, and the others go on. Entries are in
    * request order. A repeated idempotency key answers `created: false`, as `submit` does.
    */
-  /** Refuses `n` new tasks when this node's store holds maxUnfinishedTasks unfinished ones already. */
-  private admit (n: number): void {
-    const held = this.c.replica.active.size
-    if (held + n <= this.c.options.maxUnfinishedTasks) return
-    this.stats.overloaded++
-    throw new OverloadedError(`this node holds ${held} unfinished tasks, and takes at most ${this.c.options.maxUnfinishedTasks} (maxUnfinishedTasks): retry later`, this.c.options.retryAfterMs)
-  }
-
   async submitMany (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
     if (reqs.length === 0) throw new InvalidTaskError('a bulk submit needs at least one task')
     if (reqs.length > MAX_BULK_TASKS) throw new InvalidTaskError(`a bulk submit takes at most ${MAX_BULK_TASKS} tasks, got ${reqs.length}`)
-    this.admit(reqs.length)
     const o = this.c.options
     const submitter = this.c.peerId.toString()
     const out: Array<SubmitManyEntry | undefined> = new Array(reqs.length)
@@ -216,6 +207,7 @@ export class TaskService {
     await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
       for (let id = ids.pop(); id !== undefined; id = ids.pop()) if (await this.find(id) !== undefined) existing.add(id)
     }))
+    this.admit(reqs.filter((req, i) => checked[i] !== undefined && !existing.has(keyIds[i] as string)))
     const now = Date.now()
     const fresh = new Map<string, TaskRecord>()
     /** for each request, the task it made or names (a key repeated in the batch names the first) */
@@ -249,6 +241,19 @@ export class TaskService {
       this.c.events.safeDispatchEvent('submitted', { detail: { id: n.id, capability: req.capability } })
       return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: unofferedWarning(req.capability, offered) }) }
     })
+  }
+
+  /**
+   * Refuses new tasks while this node is a member of the placements of maxUnfinishedTasks
+   * unfinished ones. Subtasks pass: refusing them would fail their parents' attempts, and a
+   * parent's backlog drains through its children.
+   */
+  private admit (reqs: SubmitRequest[]): void {
+    const fresh = reqs.filter(req => req.parent === undefined).length
+    const held = this.c.replica.activeHere
+    if (fresh === 0 || held + fresh <= this.c.options.maxUnfinishedTasks) return
+    this.stats.overloaded++
+    throw new OverloadedError(`this node is a member of the placements of ${held} unfinished tasks, and takes at most ${this.c.options.maxUnfinishedTasks} (maxUnfinishedTasks): retry later`, this.c.options.retryAfterMs)
   }
 
   /** Stores a new record on its placement (see placement-writes.ts); `kept`: a copy kept here already. */

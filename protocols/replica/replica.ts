@@ -71,6 +71,13 @@ export class Replica {
   readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0 }
   /** ids of records without a final state: what sweeps look at */
   readonly active = new Set<string>()
+  /** the unfinished ones of them this member's placements hold (not copies kept as a non-member) */
+  private readonly activeMember = new Set<string>()
+
+  /** Unfinished tasks of this member's placements: what its submits are admitted against. */
+  get activeHere (): number {
+    return this.activeMember.size
+  }
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
   readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
@@ -134,6 +141,7 @@ export class Replica {
         }
         this.members.delete(id)
         this.active.delete(id)
+        this.activeMember.delete(id)
         this.finals.delete(id)
         n++
       })
@@ -453,6 +461,8 @@ export class Replica {
     this.members.set(record.task.id, record.placement.members)
     if (record.final === undefined) this.active.add(record.task.id)
     else this.active.delete(record.task.id)
+    if (record.final === undefined && this.isMember(record)) this.activeMember.add(record.task.id)
+    else this.activeMember.delete(record.task.id)
     this.finals.set(record.task.id, record.final !== undefined && this.isMember(record) ? { state: record.final.state, capability: record.task.capability } : undefined)
   }
 }

@@ -2,8 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startDaemonProcess } from '../../sim/daemon-process.js'
+import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { waitFor } from '../../sim/wait.js'
+import { createTestnet } from '../../sim/testnet.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 
 /** A request to the daemon's API: status, the Retry-After header and the parsed body. */
@@ -20,7 +23,7 @@ describe('a node past maxUnfinishedTasks (a real daemon)', () => {
     dir = await mkdtemp(join(tmpdir(), 'agentmesh-overload-'))
     const config = join(dir, 'config.json')
     // nobody runs `queued`: what is submitted stays unfinished
-    await writeFile(config, JSON.stringify({ tasks: { ...FAST_TASKS, maxUnfinishedTasks: 3, retryAfterMs: 2_500 } }))
+    await writeFile(config, JSON.stringify({ tasks: { ...FAST_TASKS, maxUnfinishedTasks: 3, retryAfterMs: 1_000 } }))
     d = await startDaemonProcess(['--data', join(dir, 'n'), '--api', '127.0.0.1:0', '--config', config, '--agents', 'none'])
   })
   afterAll(async () => {
@@ -36,16 +39,43 @@ describe('a node past maxUnfinishedTasks (a real daemon)', () => {
       ids.push(ok.json.id)
     }
     const refused = await post(d.api, '/v1/tasks', { capability: 'queued', input: { i: 3 } })
-    expect(refused).toMatchObject({ status: 429, retryAfter: '3', json: { error: { name: 'OVERLOADED' } } })
+    expect(refused).toMatchObject({ status: 429, retryAfter: '1', json: { error: { name: 'OVERLOADED' } } })
     expect(refused.json.error.message).toContain('maxUnfinishedTasks')
     expect((await post(d.api, '/v1/tasks', [{ capability: 'queued', input: { i: 4 } }])).status).toBe(429)
     expect((await post(d.api, '/v1/tasks?wait=100', { capability: 'queued', input: { i: 5 } })).status).toBe(429)
-    // a known idempotency key is an answer, not a new task
+    // a known idempotency key is an answer, not a new task: alone or in an array
     expect(await post(d.api, '/v1/tasks', { capability: 'queued', input: { i: 0 }, idempotencyKey: 'k0' })).toMatchObject({ status: 200, json: { id: ids[0] } })
-    const metrics = await (await fetch(`${d.api}/v1/metrics`)).json()
-    expect(metrics.tasks.overloaded).toBe(3)
-    // the node is still whole: a canceled task frees a place
+    const known = await post(d.api, '/v1/tasks', [0, 1].map(i => ({ capability: 'queued', input: { i }, idempotencyKey: `k${i}` })))
+    expect(known).toMatchObject({ status: 202, json: { tasks: [{ id: ids[0], created: false }, { id: ids[1], created: false }] } })
+    expect((await (await fetch(`${d.api}/v1/metrics`)).json()).tasks.overloaded).toBe(3)
+    // `submit --bulk` waits out the Retry-After and sends the batch again: a canceled task frees a place meanwhile
+    const file = join(dir, 'bulk.jsonl')
+    await writeFile(file, JSON.stringify({ capability: 'queued', input: { i: 7 } }) + '\n')
+    const cli = runCli(['submit', '--bulk', file, '--api', d.api])
+    await waitFor(async () => (await (await fetch(`${d.api}/v1/metrics`)).json()).tasks.overloaded >= 4, { what: 'the CLI\'s first batch refused' })
     expect((await post(d.api, `/v1/tasks/${ids[1]!}/cancel`, {})).status).toBe(200)
-    expect((await post(d.api, '/v1/tasks', { capability: 'queued', input: { i: 6 } })).status).toBe(202)
+    const done = await cli
+    expect(done.code, done.stderr).toBe(0)
+    expect(done.stdout.trim()).toMatch(/^[0-9a-f]{64}$/)
+  })
+})
+
+describe('the submit limit in the task layer', () => {
+  const tmp = useTmpDirs()
+  it('lets an agent\'s subtasks through (refusing one would fail its parent\'s attempt), and counts only tasks of this node\'s placements', async () => {
+    const net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, maxUnfinishedTasks: 1, agents: [] } })
+    try {
+      const s = net.nodes[0]!.tasks!.service
+      const { id } = await s.submit({ capability: 'queued', input: 'parent' })
+      const refused = await s.submit({ capability: 'queued', input: 'another' }).catch(e => e)
+      expect(refused.name).toBe('OverloadedError')
+      expect(refused.retryAfterMs).toBe(FAST_TASKS.retryAfterMs ?? 1_000)
+      // a subtask, alone or in a bulk submit, passes
+      expect((await s.submit({ capability: 'queued', input: 'child', parent: id })).created).toBe(true)
+      expect(await s.submitMany([{ capability: 'queued', input: 'child 2', parent: id }])).toMatchObject([{ created: true }])
+      expect(net.nodes[0]!.tasks!.replica.activeHere).toBe(3)
+    } finally {
+      await net.stop()
+    }
   })
 })
