@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { COLLECTION, MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
 import { badRequest, httpErrorBy, parseOr400 } from './http.js'
+import type { ErrorTable } from './http.js'
 import type { Route } from './http.js'
 import type { MemoryLayer } from '../memory/memory-layer.js'
 
@@ -21,11 +22,11 @@ const searchBody = z.object({
   filter: filterSchema.optional()
 }).strict().refine(q => (q.text === undefined) !== (q.vector === undefined), 'give one of text or vector (not neither, not both)')
 
-const httpError = httpErrorBy({
+const ERROR_STATUS: ErrorTable = {
   InvalidMemoryError: [400, 'BAD_REQUEST', 'invalid-body'],
   EmbeddingsUnavailableError: [503, 'EMBEDDINGS_UNAVAILABLE'],
   QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE']
-})
+}
 
 function collectionParam (name: string | undefined): string {
   if (name === undefined || !COLLECTION.test(name)) throw badRequest('invalid-id', 'a collection name is 1-64 letters, digits, ".", "_" or "-"')
@@ -33,7 +34,9 @@ function collectionParam (name: string | undefined): string {
 }
 
 /** /v1/memory: records written to a majority of their placement, searched across the mesh. */
-export function memoryRoutes (memory: MemoryLayer): Route[] {
+export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): Route[] {
+  // a 503 says when to come back (Retry-After)
+  const httpError = httpErrorBy(ERROR_STATUS, retryAfterMs)
   return [
     {
       method: 'POST',

@@ -61,7 +61,9 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
         if (answer.status >= 500) ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
         else if (!(err instanceof OpenAIError)) g.stats.badRequests++
         if (reply.raw.headersSent || reply.raw.destroyed) return
-        if (answer.retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(answer.retryAfterMs / 1000))))
+        // a refusal to come back from says when: the error's own wait, else the node's
+        const retryAfterMs = answer.retryAfterMs ?? (answer.status === 429 || answer.status === 503 ? ctx.tasks.options.retryAfterMs : undefined)
+        if (retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
         void reply.code(answer.status).send(answer.toJSON())
       })
       scope.get('/models', async () => g.models())

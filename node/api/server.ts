@@ -16,6 +16,7 @@ import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
 import { memoryRoutes } from './memory-routes.js'
 import type { Route } from './http.js'
+import type { TaskLayer } from '../tasks/task-layer.js'
 import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
 import type { Logger } from '@libp2p/interface'
@@ -125,7 +126,7 @@ export class ApiServer {
         : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route'), request, reply, { stats, log })
     })
 
-    const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : [...taskRoutes(node.tasks), ...memoryRoutes(node.tasks.memory)]), ...(init.routes ?? [])]
+    const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : layerRoutes(node.tasks)), ...(init.routes ?? [])]
     for (const route of routes) {
       app.route({
         method: route.method,
@@ -186,4 +187,9 @@ function bodyOf (request: FastifyRequest): unknown {
   if (request.body !== undefined) return request.body
   if (request.headers['content-type'] === undefined) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'no content-type: send the body as application/json', 'unsupported-media-type')
   throw badRequest('not-json', 'expected a JSON body')
+}
+
+/** The task layer's routes and its vector memory's, whose refusals say when to come back (retryAfterMs). */
+function layerRoutes (tasks: TaskLayer): Route[] {
+  return [...taskRoutes(tasks), ...memoryRoutes(tasks.memory, () => tasks.options.retryAfterMs)]
 }

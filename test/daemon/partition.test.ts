@@ -417,9 +417,10 @@ describe.skipIf(!availability.ok)(`network partition between daemons in network 
 
       const alone: Array<number | string> = []
       for (let k = 0; k < 3; k++) {
-        const a = await api(mesh[0] as NsDaemon, 'POST', '/v1/tasks', { capability: 'test.unique', input: { ms: 100, k } }, 15_000)
+        const a: { status: number | string, body: any, headers?: HttpAnswer['headers'] } = await api(mesh[0] as NsDaemon, 'POST', '/v1/tasks', { capability: 'test.unique', input: { ms: 100, k } }, 15_000)
           .catch((err: Error) => ({ status: `no answer: ${err.message}`, body: undefined }))
-        alone.push(a.status === 503 ? 503 : `${a.status} ${JSON.stringify(a.body)}`)
+        // a refusal says when to come back (retryAfterMs, 1 s)
+        alone.push(a.status === 503 && a.headers?.['retry-after'] === '1' ? 503 : `${a.status} ${JSON.stringify(a.body)} retry-after ${String(a.headers?.['retry-after'])}`)
       }
 
       const accepted: Array<{ node: number, id: string }> = []

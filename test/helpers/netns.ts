@@ -40,6 +40,7 @@ export interface ExecResult {
 export interface HttpAnswer {
   status: number
   body: any
+  headers?: Record<string, string | string[] | undefined>
 }
 
 export interface Netns {
@@ -278,7 +279,7 @@ export async function httpJson (socketPath: string, method: string, path: string
       res.on('end', () => {
         let json: unknown
         try { json = text === '' ? undefined : JSON.parse(text) } catch { json = text }
-        resolve({ status: res.statusCode ?? 0, body: json })
+        resolve({ status: res.statusCode ?? 0, body: json, headers: res.headers })
       })
       res.on('error', reject)
     })
