@@ -46,8 +46,9 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
   // so the interval grows with n² (2 s to 30 nodes, 5 s at 50, 20 s at 100) and the cost stays flat
   const big = nodes > 8
   return {
-    // past ~10 nodes in one process the event loop lags by seconds: short leases then lapse while held
-    leaseMs: nodes > 10 ? Math.max(leaseMs, 10_000) : leaseMs,
+    // past ~10 nodes in one process the event loop lags by seconds, and more with every node: short
+    // leases then lapse while held (10 s, and 200 ms a node past 50: 20 s at 100)
+    leaseMs: nodes > 10 ? Math.max(leaseMs, 10_000, nodes * 200) : leaseMs,
     presenceIntervalMs: big ? Math.max(2_000, nodes * nodes * 2) : 500,
     pullIntervalMs: big ? 2_000 : 500,
     pullMinAgeMs: big ? 3_000 : 1_000,

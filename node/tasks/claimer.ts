@@ -171,7 +171,7 @@ export class Claimer {
         taken.push(id)
         continue
       }
-      const lagging = eventLoopLag.currentMs() > this.c.options.claimLagLimitMs
+      const lagging = this.lagging()
       const slot = lagging ? undefined : this.c.runtime.reserve(task.capability)
       if (slot !== undefined) {
         this.stats.offersTaken++
@@ -194,7 +194,7 @@ export class Claimer {
    */
   reserveOwn (task: Task, placement: Placement): Slot | undefined {
     if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
-    if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) return undefined
+    if (this.lagging()) return undefined
     const slot = this.c.runtime.reserve(task.capability)
     if (slot !== undefined) this.c.presence.slotsChanged()
     return slot
@@ -229,11 +229,23 @@ export class Claimer {
     await this.executor.run(task, lease, slot)
   }
 
+  /**
+   * Whether this node puts off new claims: its event loop lags past claimLagLimitMs, so it might not
+   * renew a lease in time. A node that runs and claims nothing still takes one while the lag is within
+   * what a lease survives (the time from its renewal to its expiry): waiting does not lower lag this
+   * node does not cause, and a mesh whose every node lags (many nodes on few cores) must not stop.
+   */
+  private lagging (): boolean {
+    const lag = eventLoopLag.currentMs()
+    if (lag <= this.c.options.claimLagLimitMs) return false
+    return this.inflight.size > 0 || lag >= this.c.options.leaseMs * (1 - this.c.options.renewFraction)
+  }
+
   /** Claims queued offers while slots are free, oldest first. */
   private drainBacklog (): void {
     for (const [id, { task, placement }] of this.backlog) {
       if (!this.running) return
-      if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
+      if (this.lagging()) {
         this.stats.claimsDeferred++
         return
       }
@@ -255,7 +267,7 @@ export class Claimer {
       if (!this.running) return
       // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
       // expired attempts, re-runs and dead tasks
-      if (eventLoopLag.currentMs() > this.c.options.claimLagLimitMs) {
+      if (this.lagging()) {
         this.stats.claimsDeferred++
         return
       }

@@ -379,10 +379,11 @@ describe('tasks over gossip', () => {
     await net.ready()
     const node = net.nodes[0]!
     expect(eventLoopLag.sampleMs).toBe(250)
-    // real lag: the loop is blocked for 400 ms at a time, as a machine under a burst would be
-    const blocker = setInterval(() => { const until = Date.now() + 400; while (Date.now() < until); }, 50)
+    // real lag: the loop is blocked for 600 ms at a time, as a machine under a burst would be; past
+    // what the 500 ms lease survives (333 ms from its renewal to its expiry), so even an idle node defers
+    const blocker = setInterval(() => { const until = Date.now() + 600; while (Date.now() < until); }, 50)
     try {
-      await waitFor(() => eventLoopLag.currentMs() > 300, { what: 'the lag to show' })
+      await waitFor(() => eventLoopLag.currentMs() > 450, { what: 'the lag to show' })
       const { id } = await node.tasks!.service.submit({ capability: 'echo', input: 'later' })
       await waitFor(() => node.tasks!.claimer.stats.claimsDeferred >= 2, { what: () => `claims deferred while lagging (${JSON.stringify(node.tasks!.claimer.stats)}, lag ${eventLoopLag.currentMs()} ms)`, timeoutMs: 10_000 })
       expect(node.tasks!.claimer.stats.claimAttempts).toBe(0)
@@ -390,6 +391,29 @@ describe('tasks over gossip', () => {
       const view = await node.tasks!.service.waitFor(id, 10_000)
       expect(view.result?.value).toBe('later')
       expect(node.tasks!.claimer.stats.claimAttempts).toBeGreaterThanOrEqual(1)
+    } finally {
+      clearInterval(blocker)
+    }
+  })
+})
+
+describe('claims of a node that runs nothing, while its event loop lags', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('an idle node whose lag a lease survives still claims, one task at a time: lag it does not cause does not fall by waiting', async () => {
+    // a 3 s lease renews at 1 s and expires at 3 s: 400 ms of lag is past claimLagLimitMs, not past that
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 3_000, agents: [echoAgent], claimLagLimitMs: 200, lagSampleMs: 250 } })
+    await net.ready()
+    const node = net.nodes[0]!
+    const blocker = setInterval(() => { const until = Date.now() + 400; while (Date.now() < until); }, 50)
+    try {
+      await waitFor(() => eventLoopLag.currentMs() > 300, { what: 'the lag to show' })
+      // before, no node claimed while lagging: a mesh whose every node lagged ran nothing (100 nodes in one process)
+      const ids = await Promise.all([0, 1, 2].map(async i => (await node.tasks!.service.submit({ capability: 'echo', input: i })).id))
+      for (const [i, id] of ids.entries()) expect((await node.tasks!.service.waitFor(id, 20_000)).result?.value).toBe(i)
+      expect(eventLoopLag.currentMs()).toBeGreaterThan(200)
     } finally {
       clearInterval(blocker)
     }
