@@ -41,13 +41,14 @@ export function parseOr400<T> (schema: z.ZodType<T>, value: unknown, reason: Bad
 export type ErrorTable = Record<string, [number, string, BadRequestReason?]>
 
 /** Rethrows a layer's named error as the HTTP answer its table gives; any other error as it is. */
-export function httpErrorBy (table: ErrorTable, retryAfterMs?: () => number): (err: any) => never {
+export function httpErrorBy (table: ErrorTable, retryAfterMs?: () => number, passes: (name: string) => boolean = () => true): (err: any) => never {
   return err => {
     const mapped = table[err?.name]
     if (mapped === undefined) throw err
     const http = new HttpError(mapped[0], mapped[1], err.message, mapped[2])
-    // a refusal to come back from (overload, no quorum now) says when: the error's own wait, else the node's
-    const wait = typeof err.retryAfterMs === 'number' ? err.retryAfterMs : (http.status === 429 || http.status === 503) ? retryAfterMs?.() : undefined
+    // a refusal that passes (overload, no quorum now; `passes` says which) says when to come back:
+    // the error's own wait, else the node's
+    const wait = typeof err.retryAfterMs === 'number' ? err.retryAfterMs : (http.status === 429 || http.status === 503) && passes(String(err.name)) ? retryAfterMs?.() : undefined
     if (wait !== undefined) http.retryAfterS = Math.max(1, Math.ceil(wait / 1000))
     throw http
   }

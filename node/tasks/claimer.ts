@@ -231,14 +231,15 @@ export class Claimer {
 
   /**
    * Whether this node puts off new claims: its event loop lags past claimLagLimitMs, so it might not
-   * renew a lease in time. A node that runs and claims nothing still takes one while the lag is within
-   * what a lease survives (the time from its renewal to its expiry): waiting does not lower lag this
-   * node does not cause, and a mesh whose every node lags (many nodes on few cores) must not stop.
+   * renew a lease in time. A node that runs and claims nothing (no claim in flight, no slot taken)
+   * still takes one while the lag is well within what a lease survives (half the time from its
+   * renewal to its expiry, which a renewal's own round trip shortens): waiting does not lower lag
+   * this node does not cause, and a mesh whose every node lags (many nodes on few cores) must not stop.
    */
   private lagging (): boolean {
     const lag = eventLoopLag.currentMs()
     if (lag <= this.c.options.claimLagLimitMs) return false
-    return this.inflight.size > 0 || lag >= this.c.options.leaseMs * (1 - this.c.options.renewFraction)
+    return this.inflight.size > 0 || this.c.runtime.busySlots() > 0 || 2 * lag >= this.c.options.leaseMs * (1 - this.c.options.renewFraction)
   }
 
   /** Claims queued offers while slots are free, oldest first. */
@@ -267,7 +268,8 @@ export class Claimer {
       if (!this.running) return
       // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
       // expired attempts, re-runs and dead tasks
-      if (this.lagging()) {
+      // an offer or the backlog checked just before it reserved the slot, which now counts as busy
+      if (reserved === undefined && this.lagging()) {
         this.stats.claimsDeferred++
         return
       }

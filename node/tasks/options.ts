@@ -78,7 +78,9 @@ export const taskOptionsSchema = z.strictObject({
   keepRanks: count(1).default(8),
   /**
    * A node whose event loop ran this late in the last second or two takes no new claims: it might
-   * not renew them in time. The pull path and re-announcements bring the tasks back later.
+   * not renew them in time. The pull path and re-announcements bring the tasks back later. A node
+   * that runs nothing still takes one at a time while the lag is under half of what a lease
+   * survives (leaseMs × (1 − renewFraction)): a mesh whose every node lags must not stop.
    * @default 1_000
    */
   claimLagLimitMs: ms.default(1_000),

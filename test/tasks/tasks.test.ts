@@ -404,16 +404,21 @@ describe('claims of a node that runs nothing, while its event loop lags', () => 
 
   it('an idle node whose lag a lease survives still claims, one task at a time: lag it does not cause does not fall by waiting', async () => {
     // a 3 s lease renews at 1 s and expires at 3 s: 400 ms of lag is past claimLagLimitMs, not past that
-    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 3_000, agents: [echoAgent], claimLagLimitMs: 200, lagSampleMs: 250 } })
+    // an agent of 8 slots that records how many of its runs overlap
+    let now = 0
+    let most = 0
+    const counting: Agent = { name: 'count', capabilities: [{ name: 'count' }], concurrency: 8, run: async ctx => { most = Math.max(most, ++now); await new Promise(resolve => setTimeout(resolve, 100)); now--; return ctx.input } }
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 3_000, agents: [counting], claimLagLimitMs: 200, lagSampleMs: 250 } })
     await net.ready()
     const node = net.nodes[0]!
     const blocker = setInterval(() => { const until = Date.now() + 400; while (Date.now() < until); }, 50)
     try {
       await waitFor(() => eventLoopLag.currentMs() > 300, { what: 'the lag to show' })
       // before, no node claimed while lagging: a mesh whose every node lagged ran nothing (100 nodes in one process)
-      const ids = await Promise.all([0, 1, 2].map(async i => (await node.tasks!.service.submit({ capability: 'echo', input: i })).id))
-      for (const [i, id] of ids.entries()) expect((await node.tasks!.service.waitFor(id, 20_000)).result?.value).toBe(i)
+      const ids = await Promise.all([0, 1, 2].map(async i => (await node.tasks!.service.submit({ capability: 'count', input: i })).id))
+      for (const [i, id] of ids.entries()) expect((await node.tasks!.service.waitFor(id, 30_000)).result?.value).toBe(i)
       expect(eventLoopLag.currentMs()).toBeGreaterThan(200)
+      expect(most).toBe(1)
     } finally {
       clearInterval(blocker)
     }
