@@ -49,9 +49,14 @@ export function httpErrorBy (table: ErrorTable, retryAfterMs?: () => number, pas
     // a refusal that passes (overload, no quorum now; `passes` says which) says when to come back:
     // the error's own wait, else the node's
     const wait = typeof err.retryAfterMs === 'number' ? err.retryAfterMs : (http.status === 429 || http.status === 503) && passes(String(err.name)) ? retryAfterMs?.() : undefined
-    if (wait !== undefined) http.retryAfterS = Math.max(1, Math.ceil(wait / 1000))
+    if (wait !== undefined) http.retryAfterS = retryAfterSeconds(wait)
     throw http
   }
+}
+
+/** A wait in milliseconds as a Retry-After header value: whole seconds, at least 1. */
+export function retryAfterSeconds (ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
 }
 
 export interface RouteContext {

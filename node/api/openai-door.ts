@@ -3,6 +3,7 @@ import { OPENAI_PREFIX, TASK_HEADER } from '../../protocols/openai/constants.js'
 import { OpenAIError } from '../../protocols/openai/errors.js'
 import { OpenAIGateway, emptyGatewayStats } from '../../protocols/openai/gateway.js'
 import { errorStatus } from './fastify-glue.js'
+import { retryAfterSeconds } from './http.js'
 import type { GatewayBackend, GatewayInit, GatewayStats } from '../../protocols/openai/gateway.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
@@ -63,7 +64,7 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
         if (reply.raw.headersSent || reply.raw.destroyed) return
         // a refusal to come back from says when: the error's own wait, else the node's
         const retryAfterMs = answer.retryAfterMs ?? (answer.status === 429 || answer.status === 503 ? ctx.tasks.options.retryAfterMs : undefined)
-        if (retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
+        if (retryAfterMs !== undefined) void reply.header('retry-after', String(retryAfterSeconds(retryAfterMs)))
         void reply.code(answer.status).send(answer.toJSON())
       })
       scope.get('/models', async () => g.models())

@@ -171,8 +171,9 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
       if (bound !== undefined) {
-        if (req.shown !== undefined && req.shown.length > 0 && !sameValue((req.shown[0] as ShownVote).value, bound)) return { state: st, reply: { status: 'DENIED', reason: 'this epoch decides the outcome its move found, not the one shown' } }
-        if (req.shown !== undefined && req.shown.length > 0 && bound.state === 'completed' && !resultMatches(bound, st.result)) return adopt(st, req.shown, req.result, req.size, env)
+        const first = req.shown?.[0]
+        if (first !== undefined && !sameValue(first.value, bound)) return { state: st, reply: { status: 'DENIED', reason: 'this epoch decides the outcome its move found, not the one shown' } }
+        if (first !== undefined && bound.state === 'completed' && !resultMatches(bound, st.result)) return adopt(st, req.shown as ShownVote[], req.result, req.size, env)
         return castBound(st, bound, lease.term, env, 'OK')
       }
       if (live) return { state: st, reply: { status: 'DENIED', holder: lease.holder } }
