@@ -8,6 +8,7 @@ import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
+import { z } from 'zod'
 import { windowUpdatesAtHalfOnEveryStream } from './window-updates.js'
 import { tunedEncrypter } from './transport-tuning.js'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -40,27 +41,34 @@ export interface Libp2pAssembly {
 }
 
 /**
- * Gossipsub's knobs that matter at scale. Its defaults (D=6, flood publishing) suit a few dozen
- * machines; the simulator runs dozens of nodes on two cores and lowers them (see sim/runner.ts).
+ * Gossipsub's knobs that matter at scale, settable in a daemon's config file (`gossip`). Its
+ * defaults (D=6, flood publishing) suit a few dozen machines; the simulator runs dozens of nodes
+ * on two cores and lowers them (see sim/runner.ts).
  */
-export interface GossipTuning {
+export const gossipTuningSchema = z.object({
   /** @default 1_000 (gossipsub's own) */
-  heartbeatMs?: number
+  heartbeatMs: z.number().int().min(100).max(60_000).optional(),
   /** send our own messages to every subscribed peer, not only the mesh. @default true */
-  floodPublish?: boolean
+  floodPublish: z.boolean().optional(),
   /** mesh degree: the peers each message is forwarded to. @default 6 */
-  degree?: number
+  degree: z.number().int().min(1).max(32).optional(),
   /** peers told of recent message ids at each heartbeat, at least. @default 6 */
-  lazyDegree?: number
+  lazyDegree: z.number().int().min(0).max(64).optional(),
   /** the share of the other subscribed peers told of them, when more than lazyDegree. @default 0.25 */
-  lazyFactor?: number
+  lazyFactor: z.number().min(0).max(1).optional(),
   /**
    * On receiving a message at least this big, tell the mesh peers not to send it too (IDONTWANT):
-   * one more frame per mesh peer, worth it only for large messages.
-   * @default 512 (gossipsub's own)
+   * one more frame per mesh peer. Our messages are about 1 KiB, under gossipsub's own 512 bytes
+   * an IDONTWANT went out for nearly each one: more frames than the duplicates it saved.
+   * @default 65_536
    */
-  idontwantMinBytes?: number
-}
+  idontwantMinBytes: z.number().int().min(0).optional()
+}).strict()
+
+export type GossipTuning = z.infer<typeof gossipTuningSchema>
+
+/** Gossipsub's IDONTWANT threshold unless tuned: above every message we send. */
+export const DEFAULT_IDONTWANT_MIN_BYTES = 65_536
 
 export type MeshServices = {
   identify: Identify
@@ -120,7 +128,7 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
         ...(a.gossip.degree === undefined ? {} : meshDegree(a.gossip.degree)),
         ...(a.gossip.lazyDegree === undefined ? {} : { Dlazy: a.gossip.lazyDegree }),
         ...(a.gossip.lazyFactor === undefined ? {} : { gossipFactor: a.gossip.lazyFactor }),
-        ...(a.gossip.idontwantMinBytes === undefined ? {} : { idontwantMinDataSize: a.gossip.idontwantMinBytes }),
+        idontwantMinDataSize: a.gossip.idontwantMinBytes ?? DEFAULT_IDONTWANT_MIN_BYTES,
         scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS }
       })
     }

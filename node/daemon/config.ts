@@ -7,6 +7,7 @@ import { DEFAULT_MESH, MESH_NAME } from '../mesh-name.js'
 import { InvalidConfigError } from '../errors.js'
 import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
 import { taskOptionsSchema } from '../tasks/options.js'
+import { gossipTuningSchema } from '../libp2p-options.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
 
@@ -49,6 +50,8 @@ export const daemonConfigSchema = z.object({
   logLevel: z.enum(LOG_LEVELS).default('info'),
   /** pretty: one readable line per event; json: one JSON object per line. @default 'pretty' */
   logFormat: z.enum(LOG_FORMATS).default('pretty'),
+  /** gossipsub's heartbeat, mesh degree, flood publishing and IDONTWANT threshold; node/libp2p-options.ts has each with its default */
+  gossip: gossipTuningSchema.optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
 }).strict()

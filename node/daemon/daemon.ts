@@ -58,6 +58,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       bootstrap: config.bootstrap,
       mesh: config.mesh,
       swarmKey,
+      ...(config.gossip === undefined ? {} : { gossip: config.gossip }),
       onBootstrapUnreachable: bootstrapWarner(log),
       ...extra,
       tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: [...agents, ...(mcp?.agents ?? [])], ...(embed === undefined ? {} : { embed }) }
