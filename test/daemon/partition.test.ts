@@ -422,6 +422,10 @@ describe.skipIf(!availability.ok)(`network partition between daemons in network 
         // a refusal says when to come back (retryAfterMs, 1 s)
         alone.push(a.status === 503 && a.headers?.['retry-after'] === '1' ? 503 : `${a.status} ${JSON.stringify(a.body)} retry-after ${String(a.headers?.['retry-after'])}`)
       }
+      // vector memory's writes need a majority of their placement too, and say when to come back alike
+      const memory: { status: number | string, body: any, headers?: HttpAnswer['headers'] } = await api(mesh[0] as NsDaemon, 'POST', '/v1/memory/notes', { id: 'n1', vector: [0.1, 0.2, 0.3] }, 15_000)
+        .catch((err: Error) => ({ status: `no answer: ${err.message}`, body: undefined }))
+      const memoryAnswer = `${memory.status} ${String(memory.body?.error?.name)} retry-after ${String(memory.headers?.['retry-after'])}`
 
       const accepted: Array<{ node: number, id: string }> = []
       const refused: string[] = []
@@ -443,6 +447,7 @@ describe.skipIf(!availability.ok)(`network partition between daemons in network 
       }
 
       expect.soft(alone, '(d) node 0, alone in its partition, must refuse every submit with 503 (it cannot reach a majority of any replica set); it answered').toEqual([503, 503, 503])
+      expect.soft(memoryAnswer, '(d) node 0 alone must refuse a memory write with 503 and Retry-After').toBe('503 QUORUM_UNAVAILABLE retry-after 1')
       expect.soft(refused, '(d) the four connected nodes must accept submits').toEqual([])
       expect.soft([...pending].filter(([, s]) => s !== 'completed').map(([id, s]) => `${short(id)}: ${s}`), '(d) tasks submitted on the majority side must complete during the partition').toEqual([])
     } finally {
