@@ -96,6 +96,21 @@ describe('bulk submit', () => {
     await expectAllCompleted(submitter, ok.map(e => e.id))
   })
 
+  it('counts each task of a batch that a member stored only half of by its own ids: the stored half is acknowledged, the rest refused', async () => {
+    // three nodes, so every placement is all three; one is down, so each task needs the submitter and node 1
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, rpcTimeoutMs: 10_000, agents: [echoAgent] } })
+    await net.ready()
+    await net.nodes[2]!.stop()
+    // node 1 answers every put-many, but stores only the tasks of even input: a peer that answers half a batch
+    const half = net.nodes[1]!.tasks!.replica
+    const put = half.put.bind(half)
+    half.put = async (record, result) => (record.task.input as { i: number }).i % 2 === 0 ? await put(record, result) : undefined
+    const entries = await net.nodes[0]!.tasks!.service.submitMany(Array.from({ length: 20 }, (_, i) => ({ capability: 'echo', input: { i } })))
+    const outcome = entries.map((e, i) => `${i}: ${'error' in e ? e.error.name : 'acknowledged'}`)
+    expect(outcome).toEqual(Array.from({ length: 20 }, (_, i) => `${i}: ${i % 2 === 0 ? 'acknowledged' : 'QuorumUnavailableError'}`))
+    await expectAllCompleted(net.nodes[0]!, acknowledged(entries).map(e => e.id))
+  })
+
   it('acknowledges the tasks whose placement still has a majority when two members are down, and refuses the others', async () => {
     // 10 minutes of membership: the stopped nodes stay members, so placements keep naming them
     // leases and requests that a busy 2-core machine does not lapse (five nodes share one event loop)
