@@ -58,17 +58,12 @@ export const gossipTuningSchema = z.object({
   lazyFactor: z.number().min(0).max(1).optional(),
   /**
    * On receiving a message at least this big, tell the mesh peers not to send it too (IDONTWANT):
-   * one more frame per mesh peer. Our messages are about 1 KiB, under gossipsub's own 512 bytes
-   * an IDONTWANT went out for nearly each one: more frames than the duplicates it saved.
-   * @default 65_536
+   * one more frame per mesh peer. @default 512 (gossipsub's own)
    */
   idontwantMinBytes: z.number().int().min(0).optional()
 }).strict()
 
 export type GossipTuning = z.infer<typeof gossipTuningSchema>
-
-/** Gossipsub's IDONTWANT threshold unless tuned: above every message we send. */
-export const DEFAULT_IDONTWANT_MIN_BYTES = 65_536
 
 export type MeshServices = {
   identify: Identify
@@ -128,7 +123,7 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
         ...(a.gossip.degree === undefined ? {} : meshDegree(a.gossip.degree)),
         ...(a.gossip.lazyDegree === undefined ? {} : { Dlazy: a.gossip.lazyDegree }),
         ...(a.gossip.lazyFactor === undefined ? {} : { gossipFactor: a.gossip.lazyFactor }),
-        idontwantMinDataSize: a.gossip.idontwantMinBytes ?? DEFAULT_IDONTWANT_MIN_BYTES,
+        ...(a.gossip.idontwantMinBytes === undefined ? {} : { idontwantMinDataSize: a.gossip.idontwantMinBytes }),
         scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS }
       })
     }

@@ -76,7 +76,8 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
  */
 export function simNodeTuning (nodes: number): Partial<AgentNodeInit> {
   if (nodes <= 8) return {}
-  return { gossip: { floodPublish: false, degree: 3, lazyDegree: 3, lazyFactor: 0 } }
+  // our messages are about 1 KiB: an IDONTWANT per mesh peer for each would double the frames
+  return { gossip: { floodPublish: false, degree: 3, lazyDegree: 3, lazyFactor: 0, idontwantMinBytes: 64 * 1024 } }
 }
 
 /**

@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest'
 import { addNodeCommand } from '../../node/cli/node-command.js'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
-import { DEFAULT_IDONTWANT_MIN_BYTES } from '../../node/libp2p-options.js'
 import { resolveLlmConfig } from '../../node/llm/config.js'
 import { resolveTaskOptions, TASK_OPTION_DEFAULTS } from '../../node/tasks/options.js'
 import { useTmpDirs } from '../helpers/tmp.js'
@@ -147,14 +146,14 @@ describe('gossip tuning', () => {
     await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/gossip\.degree/) })
     await writeFile(join(dir, 'typo.json'), JSON.stringify({ gossip: { hearbeatMs: 500 } }))
     await expect(resolveDaemonConfig({ config: join(dir, 'typo.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/hearbeatMs/) })
-    await writeFile(join(dir, 'ok.json'), JSON.stringify({ gossip: { heartbeatMs: 700, degree: 4 } }))
+    await writeFile(join(dir, 'ok.json'), JSON.stringify({ gossip: { heartbeatMs: 700, degree: 4, idontwantMinBytes: 1_024 } }))
     const tuned = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
     const plain = await startDaemon(await resolveDaemonConfig({ data: join(dir, 'b'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
     try {
       const opts = (d: Daemon): Record<string, unknown> => (d.node.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts
-      expect(opts(tuned)).toMatchObject({ heartbeatInterval: 700, D: 4, Dlo: 3, Dhi: 8, idontwantMinDataSize: DEFAULT_IDONTWANT_MIN_BYTES })
-      // untuned: gossipsub's own heartbeat and degree, and no IDONTWANT for messages of our size
-      expect(opts(plain)).toMatchObject({ heartbeatInterval: 1_000, D: 6, idontwantMinDataSize: 65_536 })
+      expect(opts(tuned)).toMatchObject({ heartbeatInterval: 700, D: 4, Dlo: 3, Dhi: 8, idontwantMinDataSize: 1_024 })
+      // untuned: gossipsub's own
+      expect(opts(plain)).toMatchObject({ heartbeatInterval: 1_000, D: 6, idontwantMinDataSize: 512 })
     } finally {
       await tuned.stop()
       await plain.stop()
