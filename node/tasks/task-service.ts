@@ -1,13 +1,15 @@
 import { z } from 'zod'
 import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
-import { isBadRequest } from '../../protocols/rpc/served.js'
-import { byteLength, capabilitySchema, isWaiting, makeTask, mergeRecords, finalOf, newRecord, resultMatches, stateOf, storedResultSchema, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { byteLength, isWaiting, makeTask, finalOf, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
 import { keepCopy, storeManyOnPlacements, storeOnPlacement } from './placement-writes.js'
-import { InvalidSignalError, InvalidTaskError, NoCapablePeerError, OverloadedError, TaskNotFoundError, TaskTooLargeError } from './errors.js'
-import { closestNames, unofferedWarning } from './suggest.js'
+import { InvalidSignalError, InvalidTaskError, OverloadedError, TaskNotFoundError } from './errors.js'
+import { unofferedWarning } from './suggest.js'
+import { findTask, isSettled } from './find-task.js'
+import { checkSubmit, offeredNames } from './submit-checks.js'
+import { WakeList } from './wake-list.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
@@ -19,6 +21,7 @@ import type { Offerer } from './offerer.js'
 import type { ProgressHub } from './progress.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
+import type { FindOptions, TaskView } from './find-task.js'
 import type { Logger } from '@libp2p/interface'
 
 export interface SubmitRequest {
@@ -51,10 +54,7 @@ export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }
 /** Idempotency keys of a bulk submit looked up at once. @default 8 */
 const BULK_LOOKUPS = 8
 
-export interface TaskView {
-  record: TaskRecord
-  result?: StoredResult
-}
+export type { TaskView } from './find-task.js'
 
 export interface ListFilter {
   /** blocked: unfinished, and a majority of its placement unreachable past placementMoveAfterMs */
@@ -76,7 +76,7 @@ export class TaskService {
   readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
-  private readonly waiters = new Map<string, Set<(byNotice: boolean) => void>>()
+  private readonly waits = new WakeList()
   /** reads started by notices, bounded: a burst of notices must not become a burst of reads */
   private readonly refreshing = new Set<string>()
   /** set by the task layer: moves placements (blocked tasks, --force-placement) */
@@ -104,13 +104,12 @@ export class TaskService {
 
   stop (): void {
     this.c.gossip.removeEventListener('notice', this.onNotice)
-    for (const set of this.waiters.values()) for (const wake of set) wake(false)
-    this.waiters.clear()
+    this.waits.clear()
   }
 
   async submit (req: SubmitRequest): Promise<SubmitAnswer> {
     const o = this.c.options
-    const { maxAttempts, timeoutMs } = this.checkSubmit(req)
+    const { maxAttempts, timeoutMs } = checkSubmit(this.c, req)
     const submitter = this.c.peerId.toString()
     if (req.idempotencyKey !== undefined) {
       const id = taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey })
@@ -167,7 +166,7 @@ export class TaskService {
       this.announce(task, record.placement)
     }
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
-    return { id: task.id, created: true, ...(offered ? {} : { warning: unofferedWarning(task.capability, this.offeredNames()) }) }
+    return { id: task.id, created: true, ...(offered ? {} : { warning: unofferedWarning(task.capability, offeredNames(this.c)) }) }
   }
 
   /** A task its placement stored goes to a peer that runs it: offered directly, else gossiped. */
@@ -191,7 +190,7 @@ export class TaskService {
     const out: Array<SubmitManyEntry | undefined> = new Array(reqs.length)
     const checked: Array<{ maxAttempts: number, timeoutMs: number } | undefined> = reqs.map((req, i) => {
       try {
-        return this.checkSubmit(req)
+        return checkSubmit(this.c, req)
       } catch (err: any) {
         if (err.name !== 'InvalidTaskError' && err.name !== 'TaskTooLargeError' && err.name !== 'NoCapablePeerError') throw err
         out[i] = { error: err }
@@ -261,79 +260,9 @@ export class TaskService {
     await storeOnPlacement(this.c, record, kept)
   }
 
-  /** The checks of a submit, before any task is made; answers the attempts and timeout it gets. */
-  private checkSubmit (req: SubmitRequest): { maxAttempts: number, timeoutMs: number } {
-    const o = this.c.options
-    if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
-    if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
-    const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
-    const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
-    const size = byteLength(req.input)
-    if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
-    if (req.requirePeer === true && !this.offeredNames().has(req.capability)) {
-      const close = closestNames(req.capability, this.offeredNames())
-      throw new NoCapablePeerError(`no live peer offers ${req.capability}${close.length === 0 ? '' : ` (did you mean ${close.join(' or ')}?)`}; not submitted (requirePeer)`)
-    }
-    return { maxAttempts, timeoutMs }
-  }
-
-  /** Capabilities some live peer offers now. */
-  private offeredNames (): Set<string> {
-    return new Set(this.c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
-  }
-
-  /**
-   * What this node knows: from its own store only a certified final state; anything else is asked
-   * of the task's placement (found from the local copy, else from the members this node would pick).
-   */
-  async find (id: string, options: { complete?: boolean, oneMember?: number, watch?: boolean } = {}): Promise<TaskView | undefined> {
-    const local = await this.c.replica.get(id)
-    // a certified copy answers for the outcome; its history may lack an attempt a majority granted
-    // without this member, so a reader of the whole history (an event stream, a trace) asks anyway
-    if (isSettled(local) && options.complete !== true) return { record: local.record as TaskRecord, result: local.result }
-    let record = local.record
-    let result = local.result
-    const asked = new Set<string>()
-    const me = this.c.peerId.toString()
-    // a wait asks the first member it reads to tell it of the final state: the notice goes to the submitter alone
-    let watching = options.watch !== true
-    const ask = async (peers: string[]): Promise<void> => {
-      const fresh = peers.filter(p => !asked.has(p))
-      for (const p of fresh) asked.add(p)
-      const answers = await Promise.allSettled(fresh.map(async peer => {
-        const watch = !watching && peer !== me
-        if (watch) watching = true
-        const to = this.c.replicaSets.peerId(peer)
-        const answer = await this.c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
-        // a member from before watches refuses the field: it is read the plain way, and the wait polls it
-        return watch && isBadRequest(answer) ? this.c.records(to, { op: 'get', id }) : answer
-      }))
-      for (const a of answers) {
-        if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
-        const got = recordsGetAnswer.safeParse(a.value)
-        if (!got.success || got.data.record === undefined || got.data.record.task.id !== id) continue
-        record = record === undefined ? got.data.record : mergeRecords(record, got.data.record)
-        result ??= got.data.result
-      }
-    }
-    const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
-    if (options.oneMember !== undefined && others.length > 0) {
-      // one member at a time: any member's certified final state is proof enough, and a wait on a
-      // task that is still queued asked every member every poll (most of the traffic under overload)
-      await ask([others[options.oneMember % others.length] as string])
-    } else {
-      await ask(record?.placement.members ?? this.c.membership.choose(id).members)
-      // the record names its placement: ask its members if the guess missed them
-      if (record !== undefined) await ask(record.placement.members)
-    }
-    if (record === undefined) return undefined
-    // kept: a certified final state is answered locally from now on
-    const kept = await this.c.replica.put(record, result)
-    if (kept === undefined) return undefined
-    // the result served is the one the certificate names, by claim and by hash
-    return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined }
+  /** What this node knows of a task (see findTask): its certified copy, else its placement's answers. */
+  async find (id: string, options: FindOptions = {}): Promise<TaskView | undefined> {
+    return findTask(this.c, id, options)
   }
 
   async get (id: string): Promise<TaskView> {
@@ -351,7 +280,7 @@ export class TaskService {
   async waitFor (id: string, waitMs: number): Promise<TaskView> {
     const deadline = Date.now() + waitMs
     // armed before each read: a wake that comes while the read is on its way is kept, not lost
-    let alarm = this.arm(id)
+    let alarm = this.waits.arm(id)
     try {
       // a task this node submitted or is a member for is not asked of the placement until a notice or
       // the first poll: right after a submit the answer is known to be "not yet"
@@ -364,7 +293,7 @@ export class TaskService {
       let polls = 0
       while (!isSettled(view) && Date.now() < deadline) {
         const noticed = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs))
-        alarm = this.arm(id)
+        alarm = this.waits.arm(id)
         if (noticed) {
           view = await this.get(id)
           continue
@@ -376,37 +305,6 @@ export class TaskService {
       return view
     } finally {
       alarm.cancel()
-    }
-  }
-
-  /**
-   * Listens for a wake of `id` from now on. `ring(ms)` resolves true on a wake (at once if one came
-   * since arming), false after `ms` or when the service stops. One ring per alarm.
-   */
-  private arm (id: string): { ring: (ms: number) => Promise<boolean>, cancel: () => void } {
-    const set = this.waiters.get(id) ?? new Set()
-    this.waiters.set(id, set)
-    let heard: boolean | undefined
-    let deliver: ((byNotice: boolean) => void) | undefined
-    const cancel = (): void => {
-      set.delete(wake)
-      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id)
-    }
-    const wake = (byNotice: boolean): void => {
-      cancel()
-      if (deliver !== undefined) deliver(byNotice)
-      else heard = byNotice
-    }
-    set.add(wake)
-    return {
-      ring: async ms => {
-        if (heard !== undefined) return heard
-        return new Promise<boolean>(resolve => {
-          const timer = setTimeout(() => { cancel(); resolve(false) }, ms)
-          deliver = byNotice => { clearTimeout(timer); resolve(byNotice) }
-        })
-      },
-      cancel
     }
   }
 
@@ -548,14 +446,6 @@ export class TaskService {
   }
 
   wake (id: string): void {
-    for (const wake of this.waiters.get(id) ?? []) wake(true)
+    this.waits.wake(id)
   }
 }
-
-/** Final and certified here, with its result when completed: nothing to ask anyone. */
-function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
-  const f = v.record?.final
-  return f !== undefined && (f.state !== 'completed' || v.result !== undefined)
-}
-
-const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })

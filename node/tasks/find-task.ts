@@ -1,0 +1,79 @@
+import { z } from 'zod'
+import { isBadRequest } from '../../protocols/rpc/served.js'
+import { mergeRecords, resultMatches, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
+import type { TaskComponents } from './components.js'
+import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
+
+export interface TaskView {
+  record: TaskRecord
+  result?: StoredResult
+}
+
+export interface FindOptions {
+  /** the whole history, not only the outcome: a certified copy is read from the placement anyway */
+  complete?: boolean
+  /** ask this one member (by turn) instead of the whole placement */
+  oneMember?: number
+  /** the first member read is asked to tell this node when the task is final */
+  watch?: boolean
+}
+
+const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })
+
+/** Final and certified here, with its result when completed: nothing to ask anyone. */
+export function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
+  const f = v.record?.final
+  return f !== undefined && (f.state !== 'completed' || v.result !== undefined)
+}
+
+/**
+ * What this node knows: from its own store only a certified final state; anything else is asked
+ * of the task's placement (found from the local copy, else from the members this node would pick).
+ */
+export async function findTask (c: TaskComponents, id: string, options: FindOptions = {}): Promise<TaskView | undefined> {
+  const local = await c.replica.get(id)
+  // a certified copy answers for the outcome; its history may lack an attempt a majority granted
+  // without this member, so a reader of the whole history (an event stream, a trace) asks anyway
+  if (isSettled(local) && options.complete !== true) return { record: local.record as TaskRecord, result: local.result }
+  let record = local.record
+  let result = local.result
+  const asked = new Set<string>()
+  const me = c.peerId.toString()
+  // a wait asks the first member it reads to tell it of the final state: the notice goes to the submitter alone
+  let watching = options.watch !== true
+  const ask = async (peers: string[]): Promise<void> => {
+    const fresh = peers.filter(p => !asked.has(p))
+    for (const p of fresh) asked.add(p)
+    const answers = await Promise.allSettled(fresh.map(async peer => {
+      const watch = !watching && peer !== me
+      if (watch) watching = true
+      const to = c.replicaSets.peerId(peer)
+      const answer = await c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
+      // a member from before watches refuses the field: it is read the plain way, and the wait polls it
+      return watch && isBadRequest(answer) ? c.records(to, { op: 'get', id }) : answer
+    }))
+    for (const a of answers) {
+      if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
+      const got = recordsGetAnswer.safeParse(a.value)
+      if (!got.success || got.data.record === undefined || got.data.record.task.id !== id) continue
+      record = record === undefined ? got.data.record : mergeRecords(record, got.data.record)
+      result ??= got.data.result
+    }
+  }
+  const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
+  if (options.oneMember !== undefined && others.length > 0) {
+    // one member at a time: any member's certified final state is proof enough, and a wait on a
+    // task that is still queued asked every member every poll (most of the traffic under overload)
+    await ask([others[options.oneMember % others.length] as string])
+  } else {
+    await ask(record?.placement.members ?? c.membership.choose(id).members)
+    // the record names its placement: ask its members if the guess missed them
+    if (record !== undefined) await ask(record.placement.members)
+  }
+  if (record === undefined) return undefined
+  // kept: a certified final state is answered locally from now on
+  const kept = await c.replica.put(record, result)
+  if (kept === undefined) return undefined
+  // the result served is the one the certificate names, by claim and by hash
+  return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined }
+}

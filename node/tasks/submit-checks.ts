@@ -1,0 +1,28 @@
+import { byteLength, capabilitySchema } from '../../protocols/task/index.js'
+import { InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
+import { closestNames } from './suggest.js'
+import type { TaskComponents } from './components.js'
+import type { SubmitRequest } from './task-service.js'
+
+/** The checks of a submit, before any task is made; answers the attempts and timeout it gets. */
+export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttempts: number, timeoutMs: number } {
+  const o = c.options
+  if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
+  if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
+  const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
+  const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
+  const size = byteLength(req.input)
+  if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
+  if (req.requirePeer === true && !offeredNames(c).has(req.capability)) {
+    const close = closestNames(req.capability, offeredNames(c))
+    throw new NoCapablePeerError(`no live peer offers ${req.capability}${close.length === 0 ? '' : ` (did you mean ${close.join(' or ')}?)`}; not submitted (requirePeer)`)
+  }
+  return { maxAttempts, timeoutMs }
+}
+
+/** Capabilities some live peer offers now. */
+export function offeredNames (c: TaskComponents): Set<string> {
+  return new Set(c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
+}

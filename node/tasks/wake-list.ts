@@ -1,0 +1,52 @@
+/** One wait's alarm: `ring(ms)` resolves true on a wake (at once if one came since arming), false after `ms`. */
+export interface Alarm {
+  ring: (ms: number) => Promise<boolean>
+  cancel: () => void
+}
+
+/**
+ * Who waits on which task, and waking them: a notice, a local commit or the service stopping.
+ * Armed before a read, so a wake that comes while the read is on its way is kept, not lost.
+ */
+export class WakeList {
+  private readonly waiters = new Map<string, Set<(byNotice: boolean) => void>>()
+
+  /** Listens for a wake of `id` from now on; one ring per alarm. */
+  arm (id: string): Alarm {
+    const set = this.waiters.get(id) ?? new Set()
+    this.waiters.set(id, set)
+    let heard: boolean | undefined
+    let deliver: ((byNotice: boolean) => void) | undefined
+    const cancel = (): void => {
+      set.delete(wake)
+      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id)
+    }
+    const wake = (byNotice: boolean): void => {
+      cancel()
+      if (deliver !== undefined) deliver(byNotice)
+      else heard = byNotice
+    }
+    set.add(wake)
+    return {
+      ring: async ms => {
+        if (heard !== undefined) return heard
+        return new Promise<boolean>(resolve => {
+          const timer = setTimeout(() => { cancel(); resolve(false) }, ms)
+          deliver = byNotice => { clearTimeout(timer); resolve(byNotice) }
+        })
+      },
+      cancel
+    }
+  }
+
+  /** Wakes every wait on `id`, as by a notice. */
+  wake (id: string): void {
+    for (const wake of this.waiters.get(id) ?? []) wake(true)
+  }
+
+  /** Rings every alarm as timed out (false): the service stops. */
+  clear (): void {
+    for (const set of this.waiters.values()) for (const wake of set) wake(false)
+    this.waiters.clear()
+  }
+}
