@@ -76,7 +76,7 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
  */
 export function simNodeTuning (nodes: number): Partial<AgentNodeInit> {
   if (nodes <= 8) return {}
-  // our messages are about 1 KiB: an IDONTWANT per mesh peer for each would double the frames
+  // our messages are about 1 KiB: in this sparse mesh (no flood publishing, degree 3) an IDONTWANT per mesh peer for each would double the frames
   return { gossip: { floodPublish: false, degree: 3, lazyDegree: 3, lazyFactor: 0, idontwantMinBytes: 64 * 1024 } }
 }
 

@@ -7,7 +7,7 @@ import { DEFAULT_MESH, MESH_NAME } from '../mesh-name.js'
 import { InvalidConfigError } from '../errors.js'
 import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
 import { taskOptionsSchema } from '../tasks/options.js'
-import { gossipTuningSchema } from '../libp2p-options.js'
+import { gossipTuningSchema } from '../gossip-tuning.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
 

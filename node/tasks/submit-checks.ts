@@ -2,7 +2,22 @@ import { byteLength, capabilitySchema } from '../../protocols/task/index.js'
 import { InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
 import { closestNames } from './suggest.js'
 import type { TaskComponents } from './components.js'
-import type { SubmitRequest } from './task-service.js'
+
+/** A submit as the API, the CLI and agents' subtasks ask for it. */
+export interface SubmitRequest {
+  capability: string
+  input: unknown
+  idempotencyKey?: string
+  maxAttempts?: number
+  timeoutMs?: number
+  /** ms after submit when the task goes dead if not finished */
+  deadlineMs?: number
+  parent?: string
+  /** W3C trace context of the caller: the task's spans become its children */
+  traceparent?: string
+  /** refuse (NoCapablePeerError) rather than wait when no live peer offers the capability */
+  requirePeer?: boolean
+}
 
 /** The checks of a submit, before any task is made; answers the attempts and timeout it gets. */
 export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttempts: number, timeoutMs: number } {

@@ -22,22 +22,10 @@ import type { ProgressHub } from './progress.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { FindOptions, TaskView } from './find-task.js'
+import type { SubmitRequest } from './submit-checks.js'
 import type { Logger } from '@libp2p/interface'
 
-export interface SubmitRequest {
-  capability: string
-  input: unknown
-  idempotencyKey?: string
-  maxAttempts?: number
-  timeoutMs?: number
-  /** ms after submit when the task goes dead if not finished */
-  deadlineMs?: number
-  parent?: string
-  /** W3C trace context of the caller: the task's spans become its children */
-  traceparent?: string
-  /** refuse (NoCapablePeerError) rather than wait when no live peer offers the capability */
-  requirePeer?: boolean
-}
+export type { SubmitRequest } from './submit-checks.js'
 
 export interface SubmitAnswer {
   id: string

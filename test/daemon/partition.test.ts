@@ -406,7 +406,7 @@ describe.skipIf(!availability.ok)(`network partition between daemons in network 
     }
   }, 150_000)
 
-  it('a node cut off alone refuses submits with 503 while the other four accept and complete tasks', async () => {
+  it('a node cut off alone refuses submits and memory writes with 503 while the other four accept and complete tasks', async () => {
     const mesh = await startMesh('alone')
     try {
       await net.partition([[0], [1, 2, 3, 4]])

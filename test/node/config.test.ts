@@ -146,17 +146,17 @@ describe('gossip tuning', () => {
     await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/gossip\.degree/) })
     await writeFile(join(dir, 'typo.json'), JSON.stringify({ gossip: { hearbeatMs: 500 } }))
     await expect(resolveDaemonConfig({ config: join(dir, 'typo.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/hearbeatMs/) })
-    await writeFile(join(dir, 'ok.json'), JSON.stringify({ gossip: { heartbeatMs: 700, degree: 4, idontwantMinBytes: 1_024 } }))
-    const tuned = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
-    const plain = await startDaemon(await resolveDaemonConfig({ data: join(dir, 'b'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+    await writeFile(join(dir, 'ok.json'), JSON.stringify({ gossip: { heartbeatMs: 700, degree: 4, floodPublish: false, lazyDegree: 2, lazyFactor: 0.5, idontwantMinBytes: 1_024 } }))
+    const daemons: Daemon[] = []
     try {
-      const opts = (d: Daemon): Record<string, unknown> => (d.node.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts
-      expect(opts(tuned)).toMatchObject({ heartbeatInterval: 700, D: 4, Dlo: 3, Dhi: 8, idontwantMinDataSize: 1_024 })
+      daemons.push(await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false }))
+      daemons.push(await startDaemon(await resolveDaemonConfig({ data: join(dir, 'b'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false }))
+      const [tuned, plain] = daemons.map(d => (d.node.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts)
+      expect(tuned).toMatchObject({ heartbeatInterval: 700, D: 4, Dlo: 3, Dhi: 8, floodPublish: false, Dlazy: 2, gossipFactor: 0.5, idontwantMinDataSize: 1_024 })
       // untuned: gossipsub's own
-      expect(opts(plain)).toMatchObject({ heartbeatInterval: 1_000, D: 6, idontwantMinDataSize: 512 })
+      expect(plain).toMatchObject({ heartbeatInterval: 1_000, D: 6, floodPublish: true, Dlazy: 6, gossipFactor: 0.25, idontwantMinDataSize: 512 })
     } finally {
-      await tuned.stop()
-      await plain.stop()
+      for (const d of daemons) await d.stop()
     }
   })
 })
