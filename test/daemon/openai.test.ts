@@ -242,6 +242,23 @@ describe('OpenAI-compatible API when the executing peer dies', () => {
     return holder
   }
 
+  it('answers 503 mesh_unavailable with Retry-After when a majority of the placement is gone, which the client reads', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-openai-alone-'))
+    server = new FakeOpenAI(() => ({ stream: ['never', ' asked'] }))
+    await server.start()
+    // the gateway serves the model itself, so it stays listed once the others are gone
+    const gateway = await daemon(join(dir, 'g'), server.baseURL, ['fake-small'])
+    daemons = [gateway, await daemon(join(dir, 'a'), server.baseURL, ['fake-small'], gateway), await daemon(join(dir, 'b'), server.baseURL, ['fake-small'], gateway)]
+    await waitFor(() => gateway.node.tasks!.presence.live().filter(p => p.capabilities.some(c => c.model === 'fake-small')).length === 3, { what: 'three peers serving the model', timeoutMs: 20_000 })
+    // stopped, they stay members (membershipWindowMs): every placement names two of them
+    for (const d of daemons.slice(1)) await d.stop()
+    daemons = [gateway]
+    const err = await clientOf(gateway).chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(APIError)
+    expect({ status: (err as APIError).status, code: (err as APIError).code, retryAfter: (err as APIError).headers?.get('retry-after') }).toEqual({ status: 503, code: 'mesh_unavailable', retryAfter: '1' })
+    expect(server.requests).toHaveLength(0)
+  }, 60_000)
+
   it('a non-streamed completion runs again on another peer and is still answered', async () => {
     dir = await mkdtemp(join(tmpdir(), 'agentmesh-openai-kill-'))
     server = new FakeOpenAI((_body, n) => n === 1 ? { stream: ['never', ' finished'], hold: held.promise } : { stream: ['Recovered', ' answer'] })
