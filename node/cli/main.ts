@@ -108,6 +108,11 @@ export function buildProgram (): Command {
 }
 
 export async function main (argv: string[]): Promise<void> {
+  // a reader that stops early (`agentmesh tasks | head`) closes the pipe: stop quietly, as other tools do
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    process.exit(0)
+  })
   const program = buildProgram()
   try {
     await program.parseAsync(argv)

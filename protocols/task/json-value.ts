@@ -50,7 +50,9 @@ export function isJsonValue (value: unknown): boolean {
  * from this node's own agents is copied after the check, where it is kept (the local handlers).
  */
 export function jsonValue (): z.ZodType<z.core.util.JSONType> {
-  return z.custom<z.core.util.JSONType>(isJsonValue, { message: `a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)` })
+  const what = `a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)`
+  // a missing field says so: "required", not a list of what JSON may hold
+  return z.custom<z.core.util.JSONType>(isJsonValue, { error: iss => iss.input === undefined ? `required (${what})` : what })
 }
 
 /** What copyJson returns for a value that has no plain-JSON form. */

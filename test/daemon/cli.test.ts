@@ -1,8 +1,10 @@
 import { createServer } from 'node:net'
+import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { spawn } from 'node:child_process'
+import { BIN, runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { waitFor } from '../../sim/wait.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
@@ -48,6 +50,16 @@ describe('agentmesh CLI', () => {
     expectOneLineError(await runCli([...args, ...(args[0] === 'node' ? ['--data', join(dir, 'd')] : [])]), pattern)
   })
 
+
+  it('stops quietly, exit 0, when the reader of its output has gone (`agentmesh ... | head`)', async () => {
+    const child = spawn(process.execPath, [BIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // the pipe is closed before the first write: that write fails with EPIPE
+    child.stdout.destroy()
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const [code] = await once(child, 'exit') as [number | null]
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
+  })
   it('logs to stderr what an operator acts on: a bootstrap peer not answering, peers joining and leaving', async () => {
     const dir = await tmp()
     const config = join(dir, 'config.json')

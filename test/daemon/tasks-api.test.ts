@@ -97,6 +97,9 @@ describe('task API and CLI on real daemons', () => {
     expect((await call(a.api, 'GET', '/v1/tasks/not-an-id')).status).toBe(400)
     expect((await call(a.api, 'GET', '/v1/tasks?state=bogus')).status).toBe(400)
     expect((await call(a.api, 'POST', `/v1/tasks/${'b'.repeat(64)}/cancel`)).status).toBe(404)
+    // a submit without input says that input is required, not only what JSON may hold
+    const missing = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo' })
+    expect({ status: missing.status, message: missing.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/^input: required \(a JSON value/) })
   })
 
   it('lists with filters and cancels a running task', async () => {
