@@ -11,7 +11,7 @@ import { addWatchCommand } from './watch-command.js'
 import { addTraceCommand } from './trace-command.js'
 import { addExamples } from './examples.js'
 import { clientOptions, wholeNumber } from './options.js'
-import { errorLine, json, line, table } from './output.js'
+import { errorLine, json, line, outputOwner, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { SimFlags } from './sim-command.js'
 
@@ -108,10 +108,11 @@ export function buildProgram (): Command {
 }
 
 export async function main (argv: string[]): Promise<void> {
-  // a reader that stops early (`agentmesh tasks | head`) closes the pipe: stop quietly, as other tools do
+  // a reader that stops early (`agentmesh tasks | head`) closes the pipe: a client command stops
+  // quietly, as other tools do; a daemon goes on without its start-up lines' reader
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err
-    process.exit(0)
+    if (!outputOwner.daemon) process.exit(0)
   })
   const program = buildProgram()
   try {

@@ -1,6 +1,6 @@
 import { resolveDaemonConfig } from '../daemon/config.js'
 import { collect, positiveWholeNumber } from './options.js'
-import { errorLine, line } from './output.js'
+import { errorLine, line, outputOwner } from './output.js'
 import type { Daemon } from '../daemon/daemon.js'
 import type { Command } from 'commander'
 
@@ -93,6 +93,7 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
 
+  outputOwner.daemon = true
   // the daemon (libp2p and all) is loaded by this command only: the CLI's client commands start fast
   const { startDaemon } = await import('../daemon/daemon.js')
   daemon = await startDaemon(config)

@@ -1,5 +1,11 @@
 /* The one place that writes to the terminal: every other module logs through libp2p's logger. */
 
+/**
+ * Set by `agentmesh node`: a daemon goes on when whoever read its output has gone, where a client
+ * command whose reader left (`agentmesh tasks | head`) has nothing left to do.
+ */
+export const outputOwner = { daemon: false }
+
 export function line (text = ''): void {
   process.stdout.write(`${text}\n`)
 }

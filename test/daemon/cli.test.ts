@@ -1,6 +1,6 @@
 import { createServer } from 'node:net'
 import { once } from 'node:events'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
@@ -59,6 +59,22 @@ describe('agentmesh CLI', () => {
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
     const [code] = await once(child, 'exit') as [number | null]
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
+  })
+
+  it('a daemon whose output reader has gone keeps running and serving', async () => {
+    const dir = await tmp()
+    const child = spawn(process.execPath, [BIN, 'node', '--data', join(dir, 'n'), '--api', '127.0.0.1:0', '--agents', 'echo'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout.destroy()
+    let exited: number | null | undefined
+    child.on('exit', code => { exited = code })
+    try {
+      const api = await waitFor(async () => JSON.parse(await readFile(join(dir, 'n', 'node.json'), 'utf8').catch(() => 'null'))?.api as string | undefined, { what: 'node.json', timeoutMs: 20_000 })
+      // its start-up lines went to the closed pipe after node.json was written: it answers a task after them
+      const res = await fetch(`${api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: 'still here' }) })
+      expect({ status: res.status, result: (await res.json()).result, exited }).toEqual({ status: 200, result: 'still here', exited: undefined })
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
   it('logs to stderr what an operator acts on: a bootstrap peer not answering, peers joining and leaving', async () => {
     const dir = await tmp()
