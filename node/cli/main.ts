@@ -108,11 +108,15 @@ export function buildProgram (): Command {
 }
 
 export async function main (argv: string[]): Promise<void> {
-  // a reader that stops early (`agentmesh tasks | head`) closes the pipe: a client command stops
-  // quietly, as other tools do; a daemon goes on without its start-up lines' reader
+  // a reader that stops early (`agentmesh tasks | head`) closes the pipe: a listing stops quietly,
+  // keeping the exit code it set (submit --wait's 1 or 3); a daemon or a simulation goes on
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err
-    if (!outputOwner.daemon) process.exit(0)
+    if (!outputOwner.keepGoing) process.exit()
+  })
+  // a closed stderr (a warning, a reconnect line, libp2p's DEBUG output) never crashes anything
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
   })
   const program = buildProgram()
   try {

@@ -93,7 +93,7 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
 
-  outputOwner.daemon = true
+  outputOwner.keepGoing = true
   // the daemon (libp2p and all) is loaded by this command only: the CLI's client commands start fast
   const { startDaemon } = await import('../daemon/daemon.js')
   daemon = await startDaemon(config)

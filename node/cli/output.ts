@@ -1,10 +1,11 @@
 /* The one place that writes to the terminal: every other module logs through libp2p's logger. */
 
 /**
- * Set by `agentmesh node`: a daemon goes on when whoever read its output has gone, where a client
- * command whose reader left (`agentmesh tasks | head`) has nothing left to do.
+ * Set by commands whose work is not their output (`agentmesh node`, `agentmesh sim`, whose reports
+ * are files): they go on when whoever read their output has gone, where a listing whose reader
+ * left (`agentmesh tasks | head`) has nothing left to do.
  */
-export const outputOwner = { daemon: false }
+export const outputOwner = { keepGoing: false }
 
 export function line (text = ''): void {
   process.stdout.write(`${text}\n`)

@@ -6,7 +6,7 @@ import { summaryLines } from '../../sim/report.js'
 import { runSimulation } from '../../sim/runner.js'
 import { WORKLOADS, loadScenario } from '../../sim/scenario.js'
 import { InvalidConfigError } from '../errors.js'
-import { line } from './output.js'
+import { line, outputOwner } from './output.js'
 import type { SimReport } from '../../sim/report.js'
 import type { WorkloadName } from '../../sim/workload.js'
 
@@ -30,6 +30,8 @@ async function writeOut (path: string, text: string): Promise<void> {
 
 /** `agentmesh sim`: a workload against many real nodes, faults from a scenario, a report at the end. */
 export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
+  // its reports are files and its exit code the invariants: a closed pipe on stdout stops neither
+  outputOwner.keepGoing = true
   const scenario = await loadScenario(flags.scenario ?? 'steady').catch(err => { throw new InvalidConfigError(err.message) })
   const workload = (flags.workload ?? scenario.workload ?? 'echo') as WorkloadName
   if (!(WORKLOADS as readonly string[]).includes(workload)) throw new InvalidConfigError(`--workload must be one of ${WORKLOADS.join(', ')}`)

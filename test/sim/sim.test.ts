@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -12,7 +14,7 @@ import { Rng } from '../../sim/rng.js'
 import { runSimulation } from '../../sim/runner.js'
 import { loadScenario } from '../../sim/scenario.js'
 import { makeWorkload } from '../../sim/workload.js'
-import { runCli } from '../../sim/daemon-process.js'
+import { BIN, runCli } from '../../sim/daemon-process.js'
 import type { StoredCopy } from '../../sim/audit.js'
 import type { SimReport } from '../../sim/report.js'
 import type { SimOptions } from '../../sim/runner.js'
@@ -221,6 +223,12 @@ describe('the simulator', () => {
     const json = JSON.parse(await readFile(join(dir, 'r.json'), 'utf8'))
     expect(json).toMatchObject({ scenario: 'steady', seed: 5, nodes: 3, completed: 30, lost: 0 })
     expect(await readFile(join(dir, 'r.html'), 'utf8')).toMatch(/<svg/)
+    // its output's reader gone (`agentmesh sim ... | head -2`), it still runs, writes its report and exits by the invariants
+    const piped = spawn(process.execPath, [BIN, 'sim', '--scenario', 'steady', '--nodes', '3', '--tasks', '10', '--rate', '30', '--seed', '5', '--json', join(dir, 'piped.json')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    piped.stdout.destroy()
+    const [pipedCode] = await once(piped, 'exit') as [number | null]
+    expect(pipedCode).toBe(0)
+    expect(JSON.parse(await readFile(join(dir, 'piped.json'), 'utf8'))).toMatchObject({ nodes: 3, completed: 10, lost: 0 })
     const bad = await runCli(['sim', '--scenario', 'nope'])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toMatch(/no scenario "nope"/)
