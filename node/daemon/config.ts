@@ -19,7 +19,8 @@ const multiaddrString = z.string().refine(s => {
   try { multiaddr(s); return s.startsWith('/') } catch { return false }
 }, { error: iss => `not a valid multiaddr: "${String(iss.input)}"` })
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
+// abort: a value that is not HOST:PORT at all gets that one message, not also the port's
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'expected HOST:PORT, e.g. 127.0.0.1:7070', abort: true })
   .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
 
 /** A peer to join through must name its peer id: without it the dial cannot be secured, and the node would never join. */

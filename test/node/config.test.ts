@@ -127,6 +127,11 @@ describe('daemon config', () => {
     expect((await resolveDaemonConfig({ config: join(dir, 'one.json') }, {})).llmModel).toBe('x')
   })
 
+  it('names a bad --api once: not HOST:PORT, or a port out of range', async () => {
+    await expect(resolveDaemonConfig({ api: 'notaport' }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'api: expected HOST:PORT, e.g. 127.0.0.1:7070' })
+    await expect(resolveDaemonConfig({ api: '127.0.0.1:99999' }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'api: port must be 0-65535' })
+  })
+
   it('names an unreadable, malformed or unknown-keyed config file', async () => {
     const dir = await tmp()
     await expect(resolveDaemonConfig({ config: join(dir, 'missing.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/ENOENT/) })
