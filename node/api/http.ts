@@ -40,15 +40,19 @@ export function parseOr400<T> (schema: z.ZodType<T>, value: unknown, reason: Bad
 /** Error name -> [status, code, the bad-request counter when the client is at fault]. */
 export type ErrorTable = Record<string, [number, string, BadRequestReason?]>
 
-/** Rethrows a layer's named error as the HTTP answer its table gives; any other error as it is. */
-export function httpErrorBy (table: ErrorTable, retryAfterMs?: () => number, passes: (name: string) => boolean = () => true): (err: any) => never {
+/** Refusals that pass by waiting: past the node's limit, or short of a majority for now. */
+const TRANSIENT = new Set(['OverloadedError', 'QuorumUnavailableError'])
+
+/**
+ * Rethrows a layer's named error as the HTTP answer its table gives; any other error as it is. A
+ * refusal that passes by waiting says when to come back: the error's own wait, else the node's.
+ */
+export function httpErrorBy (table: ErrorTable, retryAfterMs?: () => number): (err: any) => never {
   return err => {
     const mapped = table[err?.name]
     if (mapped === undefined) throw err
     const http = new HttpError(mapped[0], mapped[1], err.message, mapped[2])
-    // a refusal that passes (overload, no quorum now; `passes` says which) says when to come back:
-    // the error's own wait, else the node's
-    const wait = typeof err.retryAfterMs === 'number' ? err.retryAfterMs : (http.status === 429 || http.status === 503) && passes(String(err.name)) ? retryAfterMs?.() : undefined
+    const wait = typeof err.retryAfterMs === 'number' ? err.retryAfterMs : TRANSIENT.has(err.name) ? retryAfterMs?.() : undefined
     if (wait !== undefined) http.retryAfterS = retryAfterSeconds(wait)
     throw http
   }

@@ -36,8 +36,8 @@ function collectionParam (name: string | undefined): string {
 /** /v1/memory: records written to a majority of their placement, searched across the mesh. */
 export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): Route[] {
   // a 503 for want of a majority says when to come back (Retry-After); one for want of an
-  // embeddings model does not pass by waiting
-  const httpError = httpErrorBy(ERROR_STATUS, retryAfterMs, name => name === 'QuorumUnavailableError')
+  // embeddings model does not pass by waiting, and says nothing
+  const httpError = httpErrorBy(ERROR_STATUS, retryAfterMs)
   return [
     {
       method: 'POST',

@@ -30,8 +30,9 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
   const size = byteLength(req.input)
   if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
-  if (req.requirePeer === true && !offeredNames(c).has(req.capability)) {
-    const close = closestNames(req.capability, offeredNames(c))
+  const offered = req.requirePeer === true ? offeredNames(c) : undefined
+  if (offered !== undefined && !offered.has(req.capability)) {
+    const close = closestNames(req.capability, offered)
     throw new NoCapablePeerError(`no live peer offers ${req.capability}${close.length === 0 ? '' : ` (did you mean ${close.join(' or ')}?)`}; not submitted (requirePeer)`)
   }
   return { maxAttempts, timeoutMs }

@@ -212,7 +212,7 @@ export class TaskService {
       return { id: task.id, first: true }
     })
     const failed = await storeManyOnPlacements(this.c, [...fresh.values()])
-    const offered = new Set(this.c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
+    const offered = offeredNames(this.c)
     const acked = [...fresh.values()].filter(r => !failed.has(r.task.id))
     this.stats.submitted += acked.length
     // kept before the first offer goes out: an event may come back before the loop ends
