@@ -1,0 +1,60 @@
+import { certify, sameValue, signedHere, statementBytes, verifyVote } from '../task/certificate.js'
+import { transition } from '../task/machine.js'
+import { hasValidId } from '../task/schema.js'
+import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
+import type { MachineEnv, Transition } from '../task/machine.js'
+import type { TaskRecord } from '../task/record.js'
+import type { ReplicaStats } from './replica-init.js'
+
+/*
+ * The parts of serving a lease request that are not the state machine's: signing the vote it cast,
+ * the commit folded into a vote, and the counters. Pure but for the signature.
+ */
+
+/** Signs the vote a transition cast (its statement), in the new state and in the reply. */
+export async function signVote (t: Transition, me: string, sign: (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array): Promise<boolean> {
+  if (t.sign === undefined || t.state.lease.vote === undefined) return false
+  const statement = statementBytes(t.sign)
+  const sig = Buffer.from(await sign(statement)).toString('base64')
+  signedHere(me, statement, sig)
+  t.state.lease.vote = { ...t.state.lease.vote, sig }
+  if (t.reply.vote !== undefined) t.reply.vote = { ...t.reply.vote, sig }
+  return true
+}
+
+/**
+ * The commit folded into a vote: when this member's fresh vote and the votes shown with the request
+ * make a certificate, the commit transition runs on the voted state and both go to disk in one
+ * write. A shown vote that is not valid leaves the vote alone, uncommitted.
+ */
+export function commitShown (t: Transition, shown: ShownVote[], env: MachineEnv): Transition {
+  const own = t.reply.vote
+  const r = t.state.record
+  if (t.reply.status !== 'OK' || own === undefined || r === undefined) return t
+  const others = shown.filter(v => v.peer !== env.me && v.generation === own.generation && v.epoch === own.epoch && sameValue(v.value, own.value))
+  const cert = certify(r.task.id, own.generation, own.epoch, own.value, [own, ...others].map(v => ({ peer: v.peer, term: v.term, sig: v.sig })), r.placement.members)
+  if (cert === undefined) return t
+  const c = transition(t.state, { op: 'commit', id: r.task.id, epoch: own.epoch, cert }, env)
+  if (c.reply.status !== 'OK') return t
+  return { state: c.state, reply: { ...t.reply, committed: true } }
+}
+
+/** A task as its submitter made it, for member `me`: valid id, this placement, nothing happened yet. */
+export function isNewRecord (record: TaskRecord, id: string, epoch: number, me: string): boolean {
+  return record.task.id === id && hasValidId(record.task) && record.placement.members.includes(me) && record.placement.epoch === epoch &&
+    record.generation === 0 && record.attempts.length === 0 && record.final === undefined && record.previous === undefined
+}
+
+/** Counts a served request: grants and denials, stale results, results committed. */
+export function countAnswer (stats: ReplicaStats, req: LeaseRequest, reply: LeaseResponse): void {
+  if (req.op === 'acquire') {
+    if (reply.status === 'OK') stats.grants++
+    else stats.denials++
+  }
+  if (reply.status === 'STALE_TERM' || (req.op === 'vote' && (reply.status === 'VOTED' || reply.status === 'FINISHED') && reply.vote?.value.claimId !== req.claimId)) stats.staleResults++
+  if ((req.op === 'commit' && reply.status === 'OK') || reply.committed === true) stats.results++
+}
+
+export function verifyShownVote (id: string, v: ShownVote): boolean {
+  return verifyVote(id, v.generation, v.epoch, v, v.value)
+}

@@ -1,0 +1,107 @@
+import { RecordHashes } from './digest.js'
+import { FinalTally } from './final-tally.js'
+import { RecentCache } from './recent.js'
+import type { ReplicaTaskState } from '../task/machine.js'
+import type { TaskRecord } from '../task/record.js'
+
+/**
+ * What a replica keeps in memory about the records on its disk: the states it reads on every
+ * request, and the indexes sweeps, anti-entropy, admission and metrics read instead of scanning
+ * LevelDB. Rebuilt from the store at start (Replica.load); every write goes through `stored`.
+ */
+export class ReplicaIndex {
+  /** ids of records without a final state: what sweeps look at */
+  readonly active = new Set<string>()
+  /** the unfinished ones of them this member's placements hold (not copies kept as a non-member) */
+  readonly activeMember = new Set<string>()
+  /** a hash of each record's content, by id: anti-entropy compares these instead of records */
+  readonly hashes = new RecordHashes()
+  /** each record's current placement members, by id: who shares it with whom */
+  readonly members = new Map<string, string[]>()
+  /** finished tasks this node is a member of, by final state and capability */
+  readonly finals = new FinalTally()
+  /** parent task id -> ids of its subtasks kept here */
+  private readonly children = new Map<string, Set<string>>()
+  /**
+   * The state of every unfinished task, written through on every change: what each request and
+   * each claimable scan reads, without a LevelDB read. Finished tasks are read from disk (they are
+   * read rarely, and there are many).
+   */
+  private readonly live = new Map<string, ReplicaTaskState>()
+  /**
+   * Tasks that just finished: the waiter, the executor and a late member all read a task right
+   * after its commit, and each of those reads went to LevelDB.
+   */
+  private readonly finished: RecentCache<ReplicaTaskState>
+
+  constructor (private readonly me: string, recentFinished: number, recentFinishedBytes: number) {
+    this.finished = new RecentCache(recentFinished, recentFinishedBytes)
+  }
+
+  /** Whether a record of `id` is on disk: every stored record is indexed. */
+  has (id: string): boolean {
+    return this.hashes.has(id)
+  }
+
+  /** The state in memory: an unfinished task's, or a recently finished one's. */
+  cached (id: string): ReplicaTaskState | undefined {
+    return this.live.get(id) ?? this.finished.get(id)
+  }
+
+  /** An unfinished task's state, or undefined. */
+  liveState (id: string): ReplicaTaskState | undefined {
+    return this.live.get(id)
+  }
+
+  /** Keeps a state in memory: every unfinished task, and the recently finished ones. */
+  remember (id: string, state: ReplicaTaskState): void {
+    if (state.record?.final === undefined) {
+      this.live.set(id, state)
+      this.finished.delete(id)
+    } else {
+      this.live.delete(id)
+      this.finished.set(id, state, 2_048 + (state.result?.size ?? 0))
+    }
+  }
+
+  /** Drops the state in memory: what a failed write had put there before it reached the disk. */
+  forgetState (id: string): void {
+    this.live.delete(id)
+    this.finished.delete(id)
+  }
+
+  childrenOf (parent: string): string[] {
+    return [...this.children.get(parent) ?? []]
+  }
+
+  /** Indexes a record as written. */
+  index (record: TaskRecord): void {
+    const id = record.task.id
+    const parent = record.task.parent
+    if (parent !== undefined) this.children.set(parent, (this.children.get(parent) ?? new Set()).add(id))
+    const member = record.placement.members.includes(this.me)
+    this.hashes.set(record)
+    this.members.set(id, record.placement.members)
+    if (record.final === undefined) this.active.add(id)
+    else this.active.delete(id)
+    if (record.final === undefined && member) this.activeMember.add(id)
+    else this.activeMember.delete(id)
+    this.finals.set(id, record.final !== undefined && member ? { state: record.final.state, capability: record.task.capability } : undefined)
+  }
+
+  /** Forgets a record deleted from disk (past retention). */
+  drop (record: TaskRecord): void {
+    const id = record.task.id
+    this.forgetState(id)
+    this.hashes.delete(id)
+    const parent = record.task.parent
+    if (parent !== undefined) {
+      this.children.get(parent)?.delete(id)
+      if (this.children.get(parent)?.size === 0) this.children.delete(parent)
+    }
+    this.members.delete(id)
+    this.active.delete(id)
+    this.activeMember.delete(id)
+    this.finals.delete(id)
+  }
+}
