@@ -24,6 +24,12 @@ describe('vector memory on the mesh', () => {
     expect(put.json.records).toHaveLength(16)
     for (const r of put.json.records) expect(r.replicas).toBeGreaterThanOrEqual(2)
 
+    // a text where no embeddings model is configured: 503, and no Retry-After, since waiting does not fix it
+    const noModel = await fetch(`${base}/v1/memory/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 't', text: 'words' }) })
+    expect(noModel.status).toBe(503)
+    expect(((await noModel.json()) as any).error).toMatchObject({ name: 'EMBEDDINGS_UNAVAILABLE', message: expect.stringMatching(/no embeddings model/) })
+    expect(noModel.headers.get('retry-after')).toBeNull()
+
     // on disk: every record on at least a majority of the placement its writer chose
     for (const r of records) {
       const members = nodes[0]!.memory.placement('notes', r.id)
