@@ -111,7 +111,7 @@ async function json (url: string, init: RequestInit = {}, timeoutMs = 10_000): P
 }
 
 /** The counters a run reads, summed over every daemon. */
-interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number }
+interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number, groupCommits: number, syncedCommits: number }
 
 async function counters (daemons: DaemonProcess[]): Promise<Counters> {
   const all = await Promise.all(daemons.map(async d => (await json(`${d.api}/v1/metrics`)).body))
@@ -123,7 +123,9 @@ async function counters (daemons: DaemonProcess[]): Promise<Counters> {
     claimsDenied: sum(m => m.claims?.claimsDenied),
     claimsDeferred: sum(m => m.claims?.claimsDeferred),
     duplicates: sum(m => m.executions?.duplicateExecutions),
-    apiErrors: sum(m => m.api?.internalErrors)
+    apiErrors: sum(m => m.api?.internalErrors),
+    groupCommits: sum(m => m.store?.groupCommits),
+    syncedCommits: sum(m => m.store?.syncedCommits)
   }
 }
 
@@ -330,10 +332,10 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
           : await closedLoop(daemons, c, init.maxTasks ?? 5_000, init.runMs ?? 10_000, client)
         const dead = daemons.filter(d => d.proc.exitCode !== null || d.proc.signalCode !== null)
         if (dead.length > 0) throw new Error(`${dead.length} daemon(s) exited during the run:\n${dead[0]!.output().slice(-2000)}`)
-        const per = (get: (x: Counters) => number): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(1)
+        const per = (get: (x: Counters) => number, digits = 1): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(digits)
         add(`${label}${n} daemons, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
-        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
+        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
       }
       const loadedRss = pids.map(rssMiB)

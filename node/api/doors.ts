@@ -9,6 +9,8 @@ export interface DoorContext {
   /** the node's task layer: every door's work is mesh tasks */
   tasks: TaskLayer
   log: Logger
+  /** an answer that is a bug (a 500, a JSON-RPC internal error): counted as `api.internalErrors` and told to the operator */
+  internalError: (err: unknown, what: string) => void
 }
 
 /**

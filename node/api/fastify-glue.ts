@@ -72,7 +72,7 @@ function asHttpError (err: any, request: FastifyRequest): HttpError | undefined 
  * Every error answer: `{error: {name, message}}` with its status, counted. A client that left
  * gets nothing (and is counted as gone); anything unexpected is a 500, logged with its stack.
  */
-export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger }): void {
+export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, onInternalError?: (err: unknown, what: string) => void }): void {
   ctx.stats.errors++
   const res = reply.raw
   if (res.destroyed || res.headersSent || err?.code === 'ECONNRESET') {
@@ -85,6 +85,7 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
   if (http === undefined) {
     ctx.stats.internalErrors++
     ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
+    ctx.onInternalError?.(err, `${request.method} ${request.url}`)
     void reply.code(500).send({ error: { name: 'INTERNAL', message: String(err?.message ?? err) } })
     return
   }

@@ -59,7 +59,9 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
           return
         }
         const answer = asOpenAIError(err)
-        if (answer.status >= 500) ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
+        // a 500 is a bug; the door's own 5xx (the mesh or the model unavailable) are not
+        if (answer.status === 500 && !(err instanceof OpenAIError)) ctx.internalError(err, `${request.method} ${request.url}`)
+        else if (answer.status >= 500) ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
         else if (!(err instanceof OpenAIError)) g.stats.badRequests++
         if (reply.raw.headersSent || reply.raw.destroyed) return
         // a refusal to come back from says when: the error's own wait, else the node's

@@ -49,6 +49,8 @@ export interface ApiServerInit {
   routes?: Route[]
   /** serve the protocol doors (OpenAI, MCP, A2A) when the node runs tasks. @default true */
   doors?: boolean
+  /** an answer that is a bug (a 500 of any route or door): the daemon tells its operator log */
+  onInternalError?: (err: unknown, what: string) => void
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -83,6 +85,12 @@ export class ApiServer {
     }
     const stats = createApiStats()
     const log = node.logger.forComponent('agentmesh:api')
+    const errors = { stats, log, onInternalError: init.onInternalError }
+    const internalError = (err: unknown, what: string): void => {
+      stats.internalErrors++
+      log.error('%s failed: %s', what, (err as Error)?.stack ?? err)
+      init.onInternalError?.(err, what)
+    }
     const maxBytes = init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
     const app = Fastify({
       logger: false,
@@ -92,7 +100,7 @@ export class ApiServer {
       bodyLimit: maxBytes,
       routerOptions: { ignoreTrailingSlash: true },
       // a malformed percent-escape in the path: Fastify's own answer would not be ours
-      frameworkErrors: (err, request, reply) => { answerError(err, request, reply, { stats, log }) },
+      frameworkErrors: (err, request, reply) => { answerError(err, request, reply, errors) },
       // a long poll must not hold a stop up
       forceCloseConnections: true
     })
@@ -116,14 +124,14 @@ export class ApiServer {
       app.addHook('onRequest', async request => { if (!isUiAsset(request.raw.url)) await check(request) })
     }
     app.addHook('onRequestAbort', async _request => { stats.clientsGone++ })
-    app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, { stats, log }) })
+    app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, errors) })
     app.setNotFoundHandler((request, reply) => {
       const path = parseTarget(request.raw.url ?? '').path
       const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path
       const other = patterns.methodsFor(path)
       answerError(other.length > 0
         ? new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${shown}`, 'bad-method')
-        : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route'), request, reply, { stats, log })
+        : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route'), request, reply, errors)
     })
 
     const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : layerRoutes(node.tasks)), ...(init.routes ?? [])]
@@ -152,7 +160,7 @@ export class ApiServer {
     }
     app.addHook('onClose', async () => { metrics.close() })
     if (node.tasks !== undefined && init.doors !== false) {
-      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log })
+      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log, internalError })
     }
 
     try {

@@ -73,7 +73,11 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   }
   let api: ApiServer
   try {
-    api = await ApiServer.listen(node, { ...splitHostPort(config.api), token })
+    api = await ApiServer.listen(node, {
+      ...splitHostPort(config.api),
+      token,
+      onInternalError: (err: any, what) => { log.error({ event: 'api-error', what, error: String(err?.message ?? err) }, `${what} failed (a bug: please report it): ${String(err?.message ?? err)}`) }
+    })
   } catch (err) {
     await node.stop()
     await mcp?.close()

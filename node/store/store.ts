@@ -40,8 +40,8 @@ export class Store {
   readonly deadLetters: Namespace<DeadLetterIndex>
   /** vector memory records this node keeps as a placement member, by `collection/id` */
   readonly memory: Namespace<MemoryEntry>
-  /** group commits: batches written, and the operations they carried */
-  readonly stats = { groupCommits: 0, groupedWrites: 0 }
+  /** group commits: batches written, those of them fsynced, and the operations they carried */
+  readonly stats = { groupCommits: 0, syncedCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
   private corrupt = 0
   /** writes waiting for the next group commit, and who waits on them */
@@ -110,6 +110,7 @@ export class Store {
     this.flushScheduled = false
     const writing = this.db.batch(ops as any, { sync } as any).then(() => {
       this.stats.groupCommits++
+      if (sync) this.stats.syncedCommits++
       this.stats.groupedWrites += waiting.length
       for (const w of waiting) w.resolve()
     }, (err: any) => {

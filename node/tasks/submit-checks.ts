@@ -1,4 +1,4 @@
-import { byteLength, capabilitySchema } from '../../protocols/task/index.js'
+import { MAX_JSON_DEPTH, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
 import { InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
 import { closestNames } from './suggest.js'
 import type { TaskComponents } from './components.js'
@@ -24,6 +24,9 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
   const o = c.options
   if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
   if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
+  // every door checks its own shape, not always the values inside it (an OpenAI message's extra
+  // fields): a value the members' schema refuses would come back as a failed majority, a 503
+  if (!isJsonValue(req.input, { undefinedMembers: true })) throw new InvalidTaskError(`input is not a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)`)
   const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
   const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs

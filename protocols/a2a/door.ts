@@ -23,6 +23,8 @@ export interface A2ADoorInit extends CardInit {
 export interface A2ADoorContext {
   tasks: A2AMesh
   log: Logger
+  /** an internal error: a bug, counted and told to the operator */
+  internalError?: (err: unknown, what: string) => void
 }
 
 /** Counters of the A2A door. */
@@ -105,7 +107,10 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       }
       const error = answer.error as RpcError | undefined
       count(error)
-      if (error?.code === INTERNAL_ERROR) ctx.log.error('a2a %s failed: %s', envelope.method, error.message)
+      if (error?.code === INTERNAL_ERROR) {
+        ctx.log.error('a2a %s failed: %s', envelope.method, error.message)
+        ctx.internalError?.(new Error(error.message), `a2a ${envelope.method}`)
+      }
       return await reply.send(answer)
     })
   }

@@ -11,7 +11,7 @@ export const MAX_JSON_DEPTH = 1_000
  * and an object that has it sets the prototype of whatever it is assigned into). Walked with a
  * stack, not by recursion.
  */
-export function isJsonValue (value: unknown): boolean {
+export function isJsonValue (value: unknown, options: { undefinedMembers?: boolean } = {}): boolean {
   const stack: unknown[] = [value]
   const depths: number[] = [0]
   let nodes = 0
@@ -36,7 +36,10 @@ export function isJsonValue (value: unknown): boolean {
     if (proto !== Object.prototype && proto !== null) return false
     for (const key of Object.keys(v)) {
       if (key === '__proto__') return false
-      stack.push((v as Record<string, unknown>)[key])
+      const member = (v as Record<string, unknown>)[key]
+      // an agent's object may hold undefined members: left out on the wire, as JSON.stringify does
+      if (member === undefined && options.undefinedMembers === true) continue
+      stack.push(member)
       depths.push(depth + 1)
     }
   }

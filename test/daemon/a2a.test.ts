@@ -170,6 +170,8 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     await expect(client.sendMessage(request([text('what is the weather?')]))).rejects.toMatchObject({ name: 'UnsupportedOperationError', message: expect.stringMatching(/"agent" capability/) })
     await expect(client.sendMessage(request([text('x')], 'no.such.skill'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/no\.such\.skill/) })
     await expect(client.getTask({ tenant: '', id: 'f'.repeat(64) })).rejects.toMatchObject({ name: 'TaskNotFoundError' })
+    // an input the members would refuse is the client's error, not a failed majority
+    await expect(client.sendMessage(request([data(JSON.parse('{"x": {"__proto__": {"a": 1}}}'))], 'echo'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/not a JSON value/) })
     // a stream refused before its first event is a plain JSON-RPC error, which the client throws
     const refused = async (): Promise<void> => { for await (const _ of client.sendMessageStream(request([text('x')], 'no.such.skill'))) { /* none */ } }
     await expect(refused()).rejects.toMatchObject({ name: 'RequestMalformedError' })

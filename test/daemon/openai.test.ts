@@ -215,6 +215,16 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     // a task input over the 1 MiB limit (the body is under the 2 MiB one): OpenAI's 413, not a 500
     const large = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'x'.repeat(1_200_000) }] }).catch((err: unknown) => err)
     expect(large).toMatchObject({ status: 413, code: 'request_too_large' })
+    // values the members would refuse, in fields the door passes on unread: the client's 400, not a 500
+    // or a 503 (a majority that "could not" store what none of them will)
+    const protoKey = await client.chat.completions.create(JSON.parse('{"model": "fake-small", "messages": [{"role": "user", "content": "x", "extra": {"__proto__": 1}}]}')).catch((err: unknown) => err)
+    expect(protoKey).toBeInstanceOf(BadRequestError)
+    expect(protoKey).toMatchObject({ status: 400, message: expect.stringMatching(/not a JSON value/) })
+    const infinite = await fetch(`${daemons[0]!.api.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": "fake-small", "messages": [{"role": "user", "content": "x", "extra": 1e400}]}' })
+    expect(infinite.status).toBe(400)
+    expect((await infinite.json()).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringMatching(/not a JSON value/) })
+    const metrics = await (await fetch(`${daemons[0]!.api.url}/v1/metrics`)).json()
+    expect(metrics.api.internalErrors).toBe(0)
     expect(openaiDoor.stats()).toMatchObject({ modelNotFound: 2 })
     expect(openaiDoor.stats().badRequests).toBeGreaterThanOrEqual(2)
   })
