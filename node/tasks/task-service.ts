@@ -4,12 +4,14 @@ import { byteLength, isWaiting, makeTask, finalOf, newRecord, stateOf, taskId } 
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
-import { keepCopy, storeManyOnPlacements, storeOnPlacement } from './placement-writes.js'
+import { keepCopy, storeOnPlacement } from './placement-writes.js'
 import { InvalidSignalError, InvalidTaskError, OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
 import { findTask, isSettled } from './find-task.js'
 import { checkSubmit, offeredNames } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
+import { submitMany } from './bulk-submit.js'
+import { KeyCreations } from './key-creations.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
@@ -40,7 +42,6 @@ export type SubmitManyEntry = SubmitAnswer | { error: Error }
 // in their own module, so that the CLI reads them without loading the task layer
 export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }
 /** Idempotency keys of a bulk submit looked up at once. @default 8 */
-const BULK_LOOKUPS = 8
 
 export type { TaskView } from './find-task.js'
 
@@ -65,6 +66,8 @@ export class TaskService {
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waits = new WakeList()
+  /** idempotency keys whose task a submit here is creating: a second submit of one waits for it */
+  private readonly keys = new KeyCreations()
   /** reads started by notices, bounded: a burst of notices must not become a burst of reads */
   private readonly refreshing = new Set<string>()
   /** set by the task layer: moves placements (blocked tasks, --force-placement) */
@@ -96,13 +99,26 @@ export class TaskService {
   }
 
   async submit (req: SubmitRequest): Promise<SubmitAnswer> {
-    const o = this.c.options
-    const { maxAttempts, timeoutMs } = checkSubmit(this.c, req)
-    const submitter = this.c.peerId.toString()
-    if (req.idempotencyKey !== undefined) {
-      const id = taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey })
-      if (await this.find(id) !== undefined) return { id, created: false }
+    const checked = checkSubmit(this.c, req)
+    if (req.idempotencyKey === undefined) return await this.create(req, checked)
+    const id = taskId({ capability: req.capability, input: req.input, submitter: this.c.peerId.toString(), idempotencyKey: req.idempotencyKey })
+    const earlier = this.keys.earlier(id)
+    if (earlier !== undefined) return { ...await earlier, created: false }
+    const mine = this.keys.own(id)
+    try {
+      const answer = await this.find(id) !== undefined ? { id, created: false } : await this.create(req, checked)
+      mine.settle(answer)
+      return answer
+    } catch (err) {
+      mine.fail(err)
+      throw err
     }
+  }
+
+  /** Makes, stores and hands on a checked task. */
+  private async create (req: SubmitRequest, { maxAttempts, timeoutMs }: { maxAttempts: number, timeoutMs: number }): Promise<SubmitAnswer> {
+    const o = this.c.options
+    const submitter = this.c.peerId.toString()
     this.admit([req])
     const now = Date.now()
     const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability })
@@ -171,63 +187,15 @@ export class TaskService {
    * request order. A repeated idempotency key answers `created: false`, as `submit` does.
    */
   async submitMany (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
-    if (reqs.length === 0) throw new InvalidTaskError('a bulk submit needs at least one task')
-    if (reqs.length > MAX_BULK_TASKS) throw new InvalidTaskError(`a bulk submit takes at most ${MAX_BULK_TASKS} tasks, got ${reqs.length}`)
-    const o = this.c.options
-    const submitter = this.c.peerId.toString()
-    const out: Array<SubmitManyEntry | undefined> = new Array(reqs.length)
-    const checked: Array<{ maxAttempts: number, timeoutMs: number } | undefined> = reqs.map((req, i) => {
-      try {
-        return checkSubmit(this.c, req)
-      } catch (err: any) {
-        if (err.name !== 'InvalidTaskError' && err.name !== 'TaskTooLargeError' && err.name !== 'NoCapablePeerError') throw err
-        out[i] = { error: err }
-        return undefined
-      }
-    })
-    // tasks of an idempotency key that exist already answer as `submit` would: not created
-    // hashed once per keyed request: the id is SHA-256 over the whole input
-    const keyIds = reqs.map((req, i) => checked[i] !== undefined && req.idempotencyKey !== undefined ? taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey }) : undefined)
-    const keyed = new Set(keyIds.filter((id): id is string => id !== undefined))
-    const existing = new Set<string>()
-    const ids = [...keyed]
-    await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
-      for (let id = ids.pop(); id !== undefined; id = ids.pop()) if (await this.find(id) !== undefined) existing.add(id)
-    }))
-    this.admit(reqs.filter((req, i) => checked[i] !== undefined && !existing.has(keyIds[i] as string)))
-    const now = Date.now()
-    const fresh = new Map<string, TaskRecord>()
-    /** for each request, the task it made or names (a key repeated in the batch names the first) */
-    const named: Array<{ id: string, first: boolean } | undefined> = reqs.map((req, i) => {
-      const c = checked[i]
-      if (c === undefined) return undefined
-      const id = keyIds[i]
-      if (id !== undefined && (existing.has(id) || fresh.has(id))) return { id, first: false }
-      // one span for the bulk's store round: each task still gets its own trace context
-      const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability, 'agentmesh.bulk': true })
-      const task = makeTask({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey, maxAttempts: c.maxAttempts, timeoutMs: c.timeoutMs, deadline: now + (req.deadlineMs ?? o.defaultDeadlineMs), parent: req.parent, traceparent: traceparentOf(span), now })
-      span.setAttribute('agentmesh.task', task.id)
-      span.end()
-      fresh.set(task.id, newRecord(task, this.c.membership.choose(task.id), now))
-      return { id: task.id, first: true }
-    })
-    const failed = await storeManyOnPlacements(this.c, [...fresh.values()])
-    const offered = offeredNames(this.c)
-    const acked = [...fresh.values()].filter(r => !failed.has(r.task.id))
-    this.stats.submitted += acked.length
-    // kept before the first offer goes out: an event may come back before the loop ends
-    for (const r of acked) this.progress?.track(r.task.id)
-    // at once, not one after another: announcements are hints in no particular order
-    for (const r of acked) this.announce(r.task, r.placement)
-    return reqs.map((req, i) => {
-      const n = named[i]
-      if (n === undefined) return out[i] as SubmitManyEntry
-      const error = failed.get(n.id)
-      if (error !== undefined) return { error }
-      if (!n.first) return { id: n.id, created: false }
-      this.c.events.safeDispatchEvent('submitted', { detail: { id: n.id, capability: req.capability } })
-      return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: unofferedWarning(req.capability, offered) }) }
-    })
+    return await submitMany({
+      c: this.c,
+      keys: this.keys,
+      stats: this.stats,
+      find: async id => this.find(id),
+      admit: reqs => { this.admit(reqs) },
+      announce: (task, placement) => { this.announce(task, placement) },
+      track: id => { this.progress?.track(id) }
+    }, reqs)
   }
 
   /**

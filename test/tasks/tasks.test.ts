@@ -78,6 +78,26 @@ describe('tasks over gossip', () => {
     expect(third.id).not.toBe(first.id)
   })
 
+  it('answers "created" once for submits of one idempotency key at the same time, alone or in a bulk', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: FAST_TASKS })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const same = { capability: 'echo', input: { n: 7 }, idempotencyKey: 'at-once' }
+    const answers = await Promise.all(Array.from({ length: 10 }, async () => s.submit(same)))
+    expect(new Set(answers.map(a => a.id)).size).toBe(1)
+    expect(answers.filter(a => a.created)).toHaveLength(1)
+    // a bulk with the key beside single submits of it, and a key only the bulk and one submit share
+    const mixed = { capability: 'echo', input: { n: 8 }, idempotencyKey: 'bulk-and-one' }
+    const [bulk, one, two] = await Promise.all([s.submitMany([mixed, { ...same, idempotencyKey: 'bulk-only' }]), s.submit(mixed), s.submit(mixed)])
+    const made = [bulk[0], one, two].filter(a => a !== undefined && 'created' in a && a.created)
+    expect(made).toHaveLength(1)
+    expect(new Set([bulk[0], one, two].map(a => (a as { id: string }).id)).size).toBe(1)
+    expect(bulk[1]).toMatchObject({ created: true })
+    const done = await s.waitFor(answers[0]!.id, 10_000)
+    expect(done.record.final?.state).toBe('completed')
+    expect(done.record.attempts).toHaveLength(1)
+  })
+
   it('spreads mapreduce subtasks over several peers and matches a local count', async () => {
     // a 5 s lease: this test is about spreading work, and a busy machine must not expire the planner's lease
     net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: BUILTIN_AGENTS } })
