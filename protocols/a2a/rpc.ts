@@ -39,9 +39,15 @@ export function checkEnvelope (body: unknown): Envelope {
   if (req.jsonrpc !== '2.0') return fault(rpcId, INVALID_REQUEST, 'jsonrpc must be "2.0"')
   const method = req.method
   if (typeof method !== 'string' || method === '') return fault(rpcId, INVALID_REQUEST, 'method must be a non-empty string')
+  // the SDK's checks look names up with `in`: "constructor" or "__proto__" would pass as a method
+  if (method in Object.prototype) return notFound(rpcId, method)
   if (isLegacyJsonRpcMethod(method)) return { ok: true, id: rpcId, method, legacy: true }
   if (isV1JsonRpcMethod(method)) return { ok: true, id: rpcId, method, legacy: false }
-  return fault(rpcId, METHOD_NOT_FOUND, `method "${method.slice(0, 100)}" not found: this endpoint speaks A2A over JSON-RPC (message/send, message/stream, tasks/get, tasks/cancel, or A2A 1.0's SendMessage, ...)`)
+  return notFound(rpcId, method)
+}
+
+function notFound (id: RpcId, method: string): Envelope {
+  return fault(id, METHOD_NOT_FOUND, `method "${method.slice(0, 100)}" not found: this endpoint speaks A2A over JSON-RPC (message/send, message/stream, tasks/get, tasks/cancel, or A2A 1.0's SendMessage, ...)`)
 }
 
 function fault (id: RpcId, code: number, message: string): Envelope {

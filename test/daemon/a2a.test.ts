@@ -224,6 +224,10 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect((await rpc(api, '[]')).json.error.code).toBe(-32600)
     expect((await rpc(api, JSON.stringify({ jsonrpc: '1.0', id: 1, method: 'message/send', params: {} }))).json).toMatchObject({ id: 1, error: { code: -32600 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tasks/explode', params: {} }))).json).toMatchObject({ id: 2, error: { code: -32601 } })
+    // names every object has are not methods either
+    for (const method of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 3, method }))).json, method).toMatchObject({ id: 3, error: { code: -32601 } })
+    }
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'message/send', params: [1] }))).json).toMatchObject({ id: 3, error: { code: -32602 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'message/send', params: { message: { parts: 'no' } } }))).json).toMatchObject({ id: 4, error: { code: -32602 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'SendMessage', params: { message: { messageId: 'm', parts: [] } } }))).json).toMatchObject({ id: 5, error: { code: -32602 } })
@@ -234,7 +238,7 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
         expect(answer.json, `${method} ${JSON.stringify(params)}`).toMatchObject({ id: 6, error: { code: -32602 } })
       }
     }
-    expect(a2aDoor.stats.badRequests - before).toBe(7 + 12)
+    expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 12)
     // another content type is the API's own refusal, not the door's
     expect((await rpc(api, '{}', { 'content-type': 'text/plain' })).status).toBe(415)
     expect((await fetch(`${api}/v1/health`)).status).toBe(200)
