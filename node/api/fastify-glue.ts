@@ -93,12 +93,19 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
   // a body refused unread (too large, not JSON) is not parsed, and the connection closes after the
   // answer; a client still sending it would meet a reset before it read the answer, so the rest of
   // the body, up to twice the limit, is read and dropped first
-  if (http.status === 413 || http.status === 415) {
-    void reply.header('connection', 'close')
-    res.once('finish', () => { dropThenClose(request.raw, 2 * Number(request.routeOptions.bodyLimit)) })
-  }
   if (http.retryAfterS !== undefined) void reply.header('retry-after', String(http.retryAfterS))
-  void reply.code(http.status).send({ error: { name: http.code, message: http.message } })
+  const send = (): void => { void reply.code(http.status).send({ error: { name: http.code, message: http.message } }) }
+  if (http.status === 413 || http.status === 415) answerAfterBody(request, reply, send)
+  else send()
+}
+
+/**
+ * A body refused unread (too large, not JSON) is not parsed, and the connection closes after the
+ * answer; `send` runs once the rest of the body, up to twice the limit, is read and dropped.
+ */
+export function answerAfterBody (request: FastifyRequest, reply: FastifyReply, send: () => void): void {
+  void reply.header('connection', 'close')
+  afterBody(request.raw, 2 * Number(request.routeOptions.bodyLimit), send)
 }
 
 /** The path patterns of every route, to tell a wrong method (405) from a wrong path (404). */
@@ -111,18 +118,33 @@ export function pathPatterns (app: FastifyInstance): { methodsFor: (path: string
   return { methodsFor: path => routes.filter(r => r.regex.test(path)).flatMap(r => r.methods) }
 }
 
-/** Reads and drops what is left of a refused request's body, at most `maxBytes` more, then closes its connection. */
-function dropThenClose (req: IncomingMessage, maxBytes: number): void {
-  if (req.complete || !Number.isFinite(maxBytes)) {
-    req.destroy()
+/**
+ * Reads and drops what is left of a refused request's body (at most `maxBytes` more), then answers.
+ * The answer closes the connection, and closing a socket with unread data in it resets it: a client
+ * still sending (most send the whole body before they read) met the reset instead of the answer.
+ * Past `maxBytes` it answers anyway and the connection is cut.
+ */
+function afterBody (req: IncomingMessage, maxBytes: number, answer: () => void): void {
+  if (req.complete || req.destroyed || !Number.isFinite(maxBytes)) {
+    answer()
     return
   }
   let dropped = 0
+  let answered = false
+  const once = (): void => {
+    if (answered) return
+    answered = true
+    answer()
+  }
   req.on('data', (chunk: Buffer) => {
     dropped += chunk.length
-    if (dropped > maxBytes) req.destroy()
+    if (dropped > maxBytes) {
+      req.pause()
+      once()
+    }
   })
-  req.once('end', () => { req.destroy() })
-  req.once('error', () => { req.destroy() })
+  req.once('end', once)
+  req.once('error', once)
+  req.once('close', once)
   req.resume()
 }

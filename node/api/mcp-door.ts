@@ -2,7 +2,7 @@ import { lazily } from '../lazy.js'
 import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'
-import { errorStatus } from './fastify-glue.js'
+import { answerAfterBody, errorStatus } from './fastify-glue.js'
 import type { MeshBackend } from '../../protocols/mcp/server.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
@@ -54,14 +54,15 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     const log = ctx.log
     // the body is parsed before the transport sees it: its refusals are answered as JSON-RPC too
     app.register(async scope => {
-      scope.setErrorHandler((err: any, _request: FastifyRequest, reply: FastifyReply) => {
+      scope.setErrorHandler((err: any, request: FastifyRequest, reply: FastifyReply) => {
         const status = errorStatus(err)
         // a missing token or a foreign Host is the API's own answer, the same on every route
         if (status === 401 || status === 403) return void reply.code(status).send({ error: { name: err.code ?? 'UNAUTHORIZED', message: String(err.message) } })
-        if (status >= 500) log.error('MCP request failed: %s', err?.stack ?? err)
+        if (status >= 500) ctx.internalError(err, `${request.method} ${request.url}`)
         const code = err?.reason === 'not-json' || err?.reason === 'too-deep' ? -32700 : status >= 500 ? -32603 : -32600
-        if (status === 413 || status === 415) void reply.header('connection', 'close')
-        void reply.code(status).send({ jsonrpc: '2.0', error: { code, message: String(err?.message ?? 'bad request') }, id: null })
+        const send = (): void => { void reply.code(status).send({ jsonrpc: '2.0', error: { code, message: String(err?.message ?? 'bad request') }, id: null }) }
+        if (status === 413 || status === 415) answerAfterBody(request, reply, send)
+        else send()
       })
       scope.post(MCP_PATH, handle)
     })

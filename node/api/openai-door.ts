@@ -2,7 +2,7 @@ import { stateOf } from '../../protocols/task/index.js'
 import { OPENAI_PREFIX, TASK_HEADER } from '../../protocols/openai/constants.js'
 import { OpenAIError } from '../../protocols/openai/errors.js'
 import { OpenAIGateway, emptyGatewayStats } from '../../protocols/openai/gateway.js'
-import { errorStatus } from './fastify-glue.js'
+import { answerAfterBody, errorStatus } from './fastify-glue.js'
 import { retryAfterSeconds } from './http.js'
 import type { GatewayBackend, GatewayInit, GatewayStats } from '../../protocols/openai/gateway.js'
 import type { Door } from './doors.js'
@@ -67,7 +67,9 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
         // a refusal to come back from says when: the error's own wait, else the node's
         const retryAfterMs = answer.retryAfterMs ?? (answer.status === 429 || answer.status === 503 ? ctx.tasks.options.retryAfterMs : undefined)
         if (retryAfterMs !== undefined) void reply.header('retry-after', String(retryAfterSeconds(retryAfterMs)))
-        void reply.code(answer.status).send(answer.toJSON())
+        const send = (): void => { void reply.code(answer.status).send(answer.toJSON()) }
+        if (answer.status === 413 || answer.status === 415) answerAfterBody(request, reply, send)
+        else send()
       })
       scope.get('/models', async () => g.models())
       scope.get('/models/:model', async request => g.model((request.params as { model: string }).model))

@@ -182,11 +182,10 @@ describe('control API under malformed and random requests', () => {
     await expectServing()
   })
 
-  it('reads the rest of a body over the limit before it closes: a client still sending it is not reset, and reads the 413', async () => {
-    // 2.5 MB declared and sent in 64 KiB pieces a few milliseconds apart: refused on its length at once
-    const total = 2_500_000
+  /** Sends a POST /v1/tasks of `total` bytes on a raw socket, `paceMs` between 64 KiB pieces (0: all at once), and reads what comes back. */
+  async function oversized (total: number, paceMs: number): Promise<{ text: string, errors: string[] }> {
     const head = `POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`
-    const { text, errors } = await new Promise<{ text: string, errors: string[] }>((resolve, reject) => {
+    return await new Promise((resolve, reject) => {
       const socket = connect(port, '127.0.0.1')
       const chunks: Buffer[] = []
       const errors: string[] = []
@@ -196,18 +195,34 @@ describe('control API under malformed and random requests', () => {
       socket.on('close', () => { clearTimeout(timer); resolve({ text: Buffer.concat(chunks).toString('utf8'), errors }) })
       socket.once('connect', () => {
         socket.write(head)
+        if (paceMs === 0) {
+          socket.write(Buffer.alloc(total, 0x78))
+          return
+        }
         void (async () => {
           const piece = Buffer.alloc(64 * 1024, 0x78)
           for (let sent = 0; sent < total && !socket.destroyed; sent += piece.length) {
             socket.write(sent + piece.length > total ? piece.subarray(0, total - sent) : piece)
-            await new Promise(resolve => setTimeout(resolve, 3))
+            await new Promise(resolve => setTimeout(resolve, paceMs))
           }
         })()
       })
     })
-    expect(errors).toEqual([])
-    expect(text).toMatch(/^HTTP\/1\.1 413 /)
-    expect(text).toMatch(/exceeds the limit/)
+  }
+
+  it('reads the rest of a body over the limit before it answers: a client still sending it is not reset, and reads the 413', async () => {
+    // refused on its declared length at once; sent slowly, then as fast as the socket takes it
+    for (const [total, paceMs] of [[2_500_000, 3], [2_600_000, 0], [4_000_000, 0]] as const) {
+      const { text, errors } = await oversized(total, paceMs)
+      expect(errors, `${total} bytes, ${paceMs} ms apart`).toEqual([])
+      expect(text).toMatch(/^HTTP\/1\.1 413 /)
+      expect(text).toMatch(/exceeds the limit/)
+    }
+    // and as fetch sends it (the official clients' transport), to the control API and every door
+    for (const path of ['/v1/tasks', '/v1/chat/completions', '/mcp', '/a2a']) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: 'x'.repeat(3_000_000) })
+      expect(res.status, path).toBe(413)
+    }
     await expectServing()
   })
 
