@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defaultLogger, prefixLogger } from '@libp2p/logger'
 import { createLibp2p } from 'libp2p'
-import { AddressInUseError, InvalidConfigError } from './errors.js'
+import { AddressInUseError, DataDirError, InvalidConfigError } from './errors.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { libp2pOptions } from './libp2p-options.js'
 import { MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
@@ -155,10 +155,12 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const mesh = init.mesh ?? DEFAULT_MESH
   if (!MESH_NAME.test(mesh)) throw new InvalidConfigError(`invalid mesh name "${mesh}": use letters, digits, . _ -`)
   const logger = init.logPrefix === undefined ? defaultLogger() : prefixLogger(init.logPrefix)
-  await mkdir(init.dataDir, { recursive: true })
+  await mkdir(init.dataDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    throw new DataDirError(`cannot use data dir ${init.dataDir}: ${err.code ?? err.message}${err.code === 'EEXIST' || err.code === 'ENOTDIR' ? ' (a file is in the way)' : ''}`, { cause: err })
+  })
   const store = await Store.open({ path: join(init.dataDir, 'store'), log: logger.forComponent('agentmesh:store') })
   try {
-    const privateKey = await loadOrCreateIdentity(store)
+    const privateKey = await loadOrCreateIdentity(store, join(init.dataDir, 'store'))
     const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0']
     const libp2p = await createLibp2p(libp2pOptions({
       privateKey,

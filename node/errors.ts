@@ -14,6 +14,16 @@ export class DataDirInUseError extends Error {
   constructor (message: string) { super(message); this.name = 'DataDirInUseError' }
 }
 
+/**
+ * The data dir cannot be used: not creatable, not a directory, a store LevelDB will not open (a
+ * damaged or half-deleted one among them), or a node key that cannot be read. The node refuses to
+ * start rather than start as another peer or on an empty store beside the old one.
+ */
+export class DataDirError extends Error {
+  static override name = 'DataDirError'
+  constructor (message: string, options?: ErrorOptions) { super(message, options); this.name = 'DataDirError' }
+}
+
 /** A listen address (libp2p or API) could not be bound. */
 export class AddressInUseError extends Error {
   static override name = 'AddressInUseError'

@@ -1,4 +1,5 @@
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { DataDirError } from './errors.js'
 import type { Store } from './store/store.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -6,11 +7,20 @@ const IDENTITY_KEY = 'identity'
 
 /**
  * The node's Ed25519 key: made on first start, kept in the store, so a restarted node is the same
- * peer.
+ * peer. A key that is there but unreadable stops the start: a new one would make this node another
+ * peer, while the mesh still counts the old one in its placements.
  */
-export async function loadOrCreateIdentity (store: Store): Promise<PrivateKey> {
+export async function loadOrCreateIdentity (store: Store, where = 'the store'): Promise<PrivateKey> {
   const saved = await store.getBytes(IDENTITY_KEY)
-  if (saved !== undefined) return privateKeyFromProtobuf(saved)
+  const unreadable = (why: string): DataDirError => new DataDirError(`the node key in ${where} is unreadable (${why}): restore the data dir from a backup, or start with a new data dir as a new peer`)
+  if (saved !== undefined) {
+    try {
+      return privateKeyFromProtobuf(saved)
+    } catch (err: any) {
+      throw unreadable(String(err?.message ?? err))
+    }
+  }
+  if (await store.meta.has(IDENTITY_KEY)) throw unreadable('not the form it was written in')
   const key = await generateKeyPair('Ed25519')
   await store.putBytes(IDENTITY_KEY, privateKeyToProtobuf(key))
   return key

@@ -85,14 +85,11 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
   if (http === undefined) {
     ctx.stats.internalErrors++
     ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
-    ctx.onInternalError?.(err, `${request.method} ${request.url}`)
+    ctx.onInternalError?.(err, `${request.method} ${shortUrl(request.url)}`)
     void reply.code(500).send({ error: { name: 'INTERNAL', message: String(err?.message ?? err) } })
     return
   }
   if (http.reason !== undefined) ctx.stats.badRequests[http.reason]++
-  // a body refused unread (too large, not JSON) is not parsed, and the connection closes after the
-  // answer; a client still sending it would meet a reset before it read the answer, so the rest of
-  // the body, up to twice the limit, is read and dropped first
   if (http.retryAfterS !== undefined) void reply.header('retry-after', String(http.retryAfterS))
   const send = (): void => { void reply.code(http.status).send({ error: { name: http.code, message: http.message } }) }
   if (http.status === 413 || http.status === 415) answerAfterBody(request, reply, send)
@@ -104,8 +101,18 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
  * answer; `send` runs once the rest of the body, up to twice the limit, is read and dropped.
  */
 export function answerAfterBody (request: FastifyRequest, reply: FastifyReply, send: () => void): void {
+  // read whole (a body over a route's own limit): the connection can go on
+  if (request.raw.complete) {
+    send()
+    return
+  }
   void reply.header('connection', 'close')
   afterBody(request.raw, 2 * Number(request.routeOptions.bodyLimit), send)
+}
+
+/** A request's URL for a log line: at most 200 characters. */
+export function shortUrl (url: string): string {
+  return url.length > 200 ? `${url.slice(0, 200)}...` : url
 }
 
 /** The path patterns of every route, to tell a wrong method (405) from a wrong path (404). */

@@ -81,7 +81,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
         await server.connect(transport)
         await transport.handleRequest(request.raw, reply.raw, request.body)
       } catch (err: any) {
-        log.error('MCP request failed: %s', err?.stack ?? err)
+        ctx.internalError(err, `${request.method} ${request.url}`)
         if (!reply.raw.headersSent) {
           reply.raw.writeHead(500, { 'content-type': 'application/json' })
           reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }))

@@ -87,6 +87,7 @@ export class ApiServer {
     const log = node.logger.forComponent('agentmesh:api')
     const errors = { stats, log, onInternalError: init.onInternalError }
     const internalError = (err: unknown, what: string): void => {
+      what = what.length > 200 ? `${what.slice(0, 200)}...` : what
       stats.internalErrors++
       log.error('%s failed: %s', what, (err as Error)?.stack ?? err)
       init.onInternalError?.(err, what)
@@ -169,7 +170,7 @@ export class ApiServer {
       await app.close().catch(() => {})
       throw err.code === 'EADDRINUSE'
         ? new AddressInUseError(`API address ${host}:${port} is already in use`)
-        : new Error(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message}`)
+        : new AddressInUseError(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message}`)
     }
     return new ApiServer(app, log, stats)
   }

@@ -87,8 +87,16 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
       errorLine(`second ${signal}: exiting now`)
       process.exit(130)
     }
-    // a signal during start-up is acted on once the start finished (or failed)
+    // a signal during start-up is acted on once the start finished (or failed); a start that hangs
+    // (a store that never opens) is not waited for past the stop timeout
     if (daemon !== undefined) stop(signal)
+    else {
+      const force = setTimeout(() => {
+        errorLine(`${signal} during start-up, and the start did not end within ${stopTimeoutMs} ms: exiting now`)
+        process.exit(1)
+      }, stopTimeoutMs)
+      force.unref()
+    }
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
@@ -96,7 +104,14 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   outputOwner.keepGoing = true
   // the daemon (libp2p and all) is loaded by this command only: the CLI's client commands start fast
   const { startDaemon } = await import('../daemon/daemon.js')
-  daemon = await startDaemon(config)
+  try {
+    daemon = await startDaemon(config)
+  } catch (err) {
+    // a refused start undoes what it started; should a handle outlive that, it must not keep a
+    // failed daemon running (the error is printed, and the exit code set, by the caller)
+    setTimeout(() => process.exit(process.exitCode ?? 1), 2_000).unref()
+    throw err
+  }
   line(`peer id: ${daemon.nodeFile.peerId}`)
   for (const addr of daemon.nodeFile.addrs) line(`listening: ${addr}`)
   line(`api: ${daemon.nodeFile.api}`)

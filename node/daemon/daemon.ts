@@ -4,7 +4,7 @@ import { defaultLogger, prefixLogger } from '@libp2p/logger'
 import { readApiToken } from '../api/auth.js'
 import { ApiServer } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
-import { DataDirInUseError } from '../errors.js'
+import { DataDirError, DataDirInUseError } from '../errors.js'
 import { readSwarmKey } from '../swarm-key.js'
 import { resolveLlmConfig, resolveLlmEndpoint } from '../llm/config.js'
 import { openaiEmbedder } from '../memory/embedder.js'
@@ -89,9 +89,6 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   if (stopTraces !== undefined) log.info({ event: 'traces-exported', endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting traces over OTLP')
   const nodeFile: NodeFile = { peerId: node.peerId.toString(), addrs: node.addrs(), api: api.url, pid: process.pid }
   const path = join(config.data, NODE_FILE)
-  // write then rename: a reader never sees half a file
-  await writeFile(`${path}.tmp`, JSON.stringify(nodeFile, null, 2))
-  await rename(`${path}.tmp`, path)
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
@@ -106,6 +103,14 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       }
     })()
     return stopping
+  }
+  try {
+    // write then rename: a reader never sees half a file
+    await writeFile(`${path}.tmp`, JSON.stringify(nodeFile, null, 2))
+    await rename(`${path}.tmp`, path)
+  } catch (err: any) {
+    await stop().catch(() => {})
+    throw new DataDirError(`cannot write ${path}: ${String(err?.message ?? err)}`, { cause: err })
   }
   return { node, api, nodeFile, stop, log, llm: llm === undefined ? undefined : { model: llm.model, models: llm.models, baseURL: llm.baseURL } }
 }

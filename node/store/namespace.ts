@@ -35,6 +35,11 @@ export class Namespace<T> {
     return raw === undefined ? undefined : this.decode(key, raw)
   }
 
+  /** Whether a value is stored under `key`, readable or not. */
+  async has (key: string): Promise<boolean> {
+    return (await this.db.get(key)) !== undefined
+  }
+
   async put (key: string, value: T, options: NamespaceOptions = {}): Promise<void> {
     await this.db.put(key, JSON.stringify(value), writeOptions(options))
   }

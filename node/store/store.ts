@@ -1,6 +1,7 @@
+import { readdir } from 'node:fs/promises'
 import { Level } from 'level'
 import { z } from 'zod'
-import { DataDirInUseError } from '../errors.js'
+import { DataDirError, DataDirInUseError } from '../errors.js'
 import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
@@ -69,6 +70,7 @@ export class Store {
   }
 
   static async open (init: StoreInit): Promise<Store> {
+    await refuseHeadless(init.path)
     const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
     try {
       await db.open()
@@ -76,7 +78,9 @@ export class Store {
       if (err?.cause?.code === 'LEVEL_LOCKED' || err?.code === 'LEVEL_LOCKED') {
         throw new DataDirInUseError(`the store at ${init.path} is in use by another process`)
       }
-      throw err
+      // LevelDB's own words name the damage ("Corruption: ...", "IO error: ..."): kept, with the path
+      const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
+      throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
     }
     return new Store(db, init.log)
   }
@@ -144,4 +148,20 @@ export class Store {
   async close (): Promise<void> {
     if (this.db.status === 'open') await this.db.close()
   }
+}
+
+/**
+ * A store directory that holds LevelDB's tables or logs but no CURRENT file: opened as it is, LevelDB
+ * would make a new, empty database beside them (and this node a new peer). Refused instead.
+ */
+async function refuseHeadless (path: string): Promise<void> {
+  let names: string[]
+  try {
+    names = await readdir(path)
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') return
+    throw new DataDirError(`cannot read the store directory ${path}: ${String(err?.code ?? err?.message)}`, { cause: err })
+  }
+  const data = names.some(n => /^(MANIFEST-\d+|\d+\.(ldb|log|sst))$/.test(n))
+  if (data && !names.includes('CURRENT')) throw new DataDirError(`the store at ${path} has LevelDB files but no CURRENT file, so LevelDB cannot tell which are live: restore CURRENT from a backup, or start with a new data dir as a new peer`)
 }

@@ -8,7 +8,7 @@ import { MAX_BULK_TASKS } from './bulk-limits.js'
 import type { Placement, Task, TaskRecord } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
 import type { TaskView } from './find-task.js'
-import type { Creation, KeyCreations, KeyedAnswer } from './key-creations.js'
+import type { Creation, KeyCreations } from './key-creations.js'
 import type { SubmitRequest } from './submit-checks.js'
 import type { SubmitManyEntry } from './task-service.js'
 
@@ -52,27 +52,30 @@ export async function submitMany (host: BulkHost, reqs: SubmitRequest[]): Promis
   const keyIds = reqs.map((req, i) => checked[i] !== undefined && req.idempotencyKey !== undefined ? taskId({ capability: req.capability, input: req.input, submitter, idempotencyKey: req.idempotencyKey }) : undefined)
   const keyed = new Set(keyIds.filter((id): id is string => id !== undefined))
   // a key being created here by another submit waits for it; the others this bulk creates
-  const earlier = new Map<string, Promise<KeyedAnswer>>()
+  const contested = new Set<string>()
   const owned = new Map<string, Creation>()
   for (const id of keyed) {
-    const e = host.keys.earlier(id)
-    if (e !== undefined) earlier.set(id, e)
+    if (host.keys.earlier(id) !== undefined) contested.add(id)
     else owned.set(id, host.keys.own(id))
   }
   try {
-    return await createMany(host, reqs, out, checked, keyIds, earlier, owned)
+    return await createMany(host, reqs, out, checked, keyIds, contested, owned)
   } catch (err) {
     for (const creation of owned.values()) creation.fail(err)
     throw err
   }
 }
 
-async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<SubmitManyEntry | undefined>, checked: Array<{ maxAttempts: number, timeoutMs: number } | undefined>, keyIds: Array<string | undefined>, earlier: Map<string, Promise<KeyedAnswer>>, owned: Map<string, Creation>): Promise<SubmitManyEntry[]> {
+async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<SubmitManyEntry | undefined>, checked: Array<{ maxAttempts: number, timeoutMs: number } | undefined>, keyIds: Array<string | undefined>, contested: Set<string>, owned: Map<string, Creation>): Promise<SubmitManyEntry[]> {
   const o = host.c.options
   const submitter = host.c.peerId.toString()
   const existing = new Set<string>()
-  // an earlier creation that failed leaves the task to this bulk
-  for (const [id, e] of earlier) if (await e.then(() => true, () => false)) existing.add(id)
+  // a creation of a key under way here answers it; one that fails leaves the key to this bulk (or a later waiter)
+  for (const id of contested) {
+    const claim = await host.keys.claim(id)
+    if ('answer' in claim) existing.add(id)
+    else owned.set(id, claim.owned)
+  }
   const ids = [...owned.keys()]
   await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
     for (let id = ids.pop(); id !== undefined; id = ids.pop()) if (await host.find(id) !== undefined) existing.add(id)

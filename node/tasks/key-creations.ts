@@ -22,6 +22,21 @@ export class KeyCreations {
     return this.pending.get(id)?.promise
   }
 
+  /**
+   * The outcome of the creation of `id` under way, or else the creation itself, owned by the caller.
+   * An earlier creation that failed (its request refused, say) leaves the key to the next one: it is
+   * owned at once when free, so two waiters cannot both take it over.
+   */
+  async claim (id: string): Promise<{ answer: KeyedAnswer } | { owned: Creation }> {
+    for (;;) {
+      const earlier = this.earlier(id)
+      if (earlier === undefined) return { owned: this.own(id) }
+      try {
+        return { answer: await earlier }
+      } catch {}
+    }
+  }
+
   /** Makes the caller the creator of `id`, until it settles or fails (the first call of either counts). */
   own (id: string): Creation {
     let resolve!: (answer: KeyedAnswer) => void

@@ -24,15 +24,22 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
   const o = c.options
   if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
   if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
+  const notJson = (): InvalidTaskError => new InvalidTaskError(`input is not a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)`)
+  let size: number
+  try {
+    size = byteLength(req.input)
+  } catch {
+    // a cycle, or a BigInt
+    throw notJson()
+  }
+  if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
   // every door checks its own shape, not always the values inside it (an OpenAI message's extra
   // fields): a value the members' schema refuses would come back as a failed majority, a 503
-  if (!isJsonValue(req.input, { undefinedMembers: true })) throw new InvalidTaskError(`input is not a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)`)
+  if (!isJsonValue(req.input, { undefinedMembers: true })) throw notJson()
   const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
   const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
-  const size = byteLength(req.input)
-  if (size > o.maxInputBytes) throw new TaskTooLargeError(`input of ${size} bytes exceeds the limit of ${o.maxInputBytes}`)
   const offered = req.requirePeer === true ? offeredNames(c) : undefined
   if (offered !== undefined && !offered.has(req.capability)) {
     const close = closestNames(req.capability, offered)

@@ -41,7 +41,6 @@ export type SubmitManyEntry = SubmitAnswer | { error: Error }
 
 // in their own module, so that the CLI reads them without loading the task layer
 export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }
-/** Idempotency keys of a bulk submit looked up at once. @default 8 */
 
 export type { TaskView } from './find-task.js'
 
@@ -102,9 +101,9 @@ export class TaskService {
     const checked = checkSubmit(this.c, req)
     if (req.idempotencyKey === undefined) return await this.create(req, checked)
     const id = taskId({ capability: req.capability, input: req.input, submitter: this.c.peerId.toString(), idempotencyKey: req.idempotencyKey })
-    const earlier = this.keys.earlier(id)
-    if (earlier !== undefined) return { ...await earlier, created: false }
-    const mine = this.keys.own(id)
+    const claim = await this.keys.claim(id)
+    if ('answer' in claim) return { ...claim.answer, created: false }
+    const mine = claim.owned
     try {
       const answer = await this.find(id) !== undefined ? { id, created: false } : await this.create(req, checked)
       mine.settle(answer)

@@ -4,7 +4,7 @@ import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server'
 import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2a-js/sdk/server'
 import { agentCard, legacyAgentCard, skillsOf } from './card.js'
 import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
-import { MeshRequestHandler, SIGNAL_KEY } from './handler.js'
+import { MeshRequestHandler, SIGNAL_KEY, isMeshRefusal } from './handler.js'
 import { CLIENT_FAULTS, INTERNAL_ERROR, PARSE_ERROR, checkEnvelope } from './rpc.js'
 import type { CardInit } from './card.js'
 import type { A2AMesh } from './handler.js'
@@ -102,14 +102,14 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
       const answer = await transport.handle(request.body as Record<string, unknown>, context)
       if (isStream(answer)) {
-        await stream(reply, answer, { id: envelope.id, method: envelope.method, abort, mapError, count, stats, log: ctx.log })
+        await stream(reply, answer, { id: envelope.id, method: envelope.method, abort, mapError, count, stats, log: ctx.log, internalError: ctx.internalError })
         return
       }
       const error = answer.error as RpcError | undefined
       count(error)
-      if (error?.code === INTERNAL_ERROR) {
-        ctx.log.error('a2a %s failed: %s', envelope.method, error.message)
-        ctx.internalError?.(new Error(error.message), `a2a ${envelope.method}`)
+      if (error?.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) {
+        if (ctx.internalError !== undefined) ctx.internalError(new Error(error.message), `a2a ${envelope.method}`)
+        else ctx.log.error('a2a %s failed: %s', envelope.method, error.message)
       }
       return await reply.send(answer)
     })
@@ -143,6 +143,7 @@ interface StreamContext {
   mapError: (err: unknown) => RpcError
   count: (error: RpcError | undefined) => void
   stats: A2AStats
+  internalError?: (err: unknown, what: string) => void
 }
 
 /**
@@ -173,7 +174,10 @@ async function stream (reply: FastifyReply, events: AsyncGenerator<RpcAnswer>, s
   } catch (err) {
     const error = s.mapError(err)
     s.count(error)
-    if (error.code === INTERNAL_ERROR) s.log.error('a2a %s failed mid-stream: %s', s.method, error.message)
+    if (error.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) {
+      if (s.internalError !== undefined) s.internalError(err, `a2a ${s.method} (mid-stream)`)
+      else s.log.error('a2a %s failed mid-stream: %s', s.method, error.message)
+    }
     if (!res.destroyed) res.write(formatSSEErrorEvent({ jsonrpc: '2.0', id: s.id, error }))
   } finally {
     await events.return(undefined).catch(() => {})

@@ -147,10 +147,18 @@ function rethrow (err: any): never {
     case 'InvalidTaskError':
     case 'TaskTooLargeError': throw new RequestMalformedError(String(err.message))
     case 'TaskFinishedError': throw new TaskNotCancelableError(String(err.message))
-    case 'QuorumUnavailableError':
-    case 'OverloadedError':
-    case 'LeaseDeniedError':
-    case 'PlacementBlockedError': throw new A2AError(`${String(err.name)}: ${String(err.message)}`)
   }
+  if (MESH_REFUSALS.includes(err?.name)) throw new A2AError(`${String(err.name)}: ${String(err.message)}`)
   throw err
+}
+
+/**
+ * The mesh's refusals (no majority, overload, a lease or placement refused): A2A has no code for
+ * them, so they go out as its internal error, named in the message. They are not bugs.
+ */
+export const MESH_REFUSALS = ['QuorumUnavailableError', 'OverloadedError', 'LeaseDeniedError', 'PlacementBlockedError']
+
+/** Whether an internal JSON-RPC error is one of the mesh's refusals rather than a bug. */
+export function isMeshRefusal (message: string): boolean {
+  return MESH_REFUSALS.some(name => message.startsWith(`${name}: `))
 }

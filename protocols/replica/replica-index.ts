@@ -7,7 +7,7 @@ import type { TaskRecord } from '../task/record.js'
 /**
  * What a replica keeps in memory about the records on its disk: the states it reads on every
  * request, and the indexes sweeps, anti-entropy, admission and metrics read instead of scanning
- * LevelDB. Rebuilt from the store at start (Replica.load); every write goes through `stored`.
+ * LevelDB. Rebuilt from the store at start (Replica.load); every write goes through `index`.
  */
 export class ReplicaIndex {
   /** ids of records without a final state: what sweeps look at */
@@ -36,11 +36,6 @@ export class ReplicaIndex {
 
   constructor (private readonly me: string, recentFinished: number, recentFinishedBytes: number) {
     this.finished = new RecentCache(recentFinished, recentFinishedBytes)
-  }
-
-  /** Whether a record of `id` is on disk: every stored record is indexed. */
-  has (id: string): boolean {
-    return this.hashes.has(id)
   }
 
   /** The state in memory: an unfinished task's, or a recently finished one's. */

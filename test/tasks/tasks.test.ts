@@ -86,7 +86,7 @@ describe('tasks over gossip', () => {
     const answers = await Promise.all(Array.from({ length: 10 }, async () => s.submit(same)))
     expect(new Set(answers.map(a => a.id)).size).toBe(1)
     expect(answers.filter(a => a.created)).toHaveLength(1)
-    // a bulk with the key beside single submits of it, and a key only the bulk and one submit share
+    // a bulk with a key beside two single submits of it, and a key only the bulk names
     const mixed = { capability: 'echo', input: { n: 8 }, idempotencyKey: 'bulk-and-one' }
     const [bulk, one, two] = await Promise.all([s.submitMany([mixed, { ...same, idempotencyKey: 'bulk-only' }]), s.submit(mixed), s.submit(mixed)])
     const made = [bulk[0], one, two].filter(a => a !== undefined && 'created' in a && a.created)
