@@ -1,0 +1,59 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { describe, expect, it } from 'vitest'
+import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+
+/** Exit 1 with one line naming the problem: no hang, no stack trace, no "unexpected error". */
+function expectRefused (r: { code: number | null, stderr: string }, pattern: RegExp): void {
+  expect(r.stderr).toMatch(pattern)
+  expect(r.code, r.stderr).toBe(1)
+  expect(r.stderr).not.toMatch(/\n\s+at |unexpected error/)
+  expect(r.stderr.trim().split('\n')).toHaveLength(1)
+}
+
+describe('a data dir the daemon cannot use', () => {
+  const tmp = useTmpDirs()
+
+  /** A data dir a daemon ran on and left cleanly: its store holds a node key. */
+  async function used (): Promise<string> {
+    const dir = join(await tmp(), 'n')
+    const d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    d.proc.kill('SIGTERM')
+    expect(await d.exited).toBe(0)
+    return dir
+  }
+  const start = async (dir: string): Promise<{ code: number | null, stderr: string }> => runCli(['node', '--data', dir, '--api', '127.0.0.1:0'], { timeoutMs: 20_000 })
+
+  it('refuses an unreadable node key instead of starting as a new peer', async () => {
+    const dir = await used()
+    const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
+    await db.sublevel<string, string>('meta', { valueEncoding: 'utf8' }).put('identity', 'garbage{')
+    await db.close()
+    expectRefused(await start(dir), /node key in .* is unreadable/)
+  })
+
+  it('refuses a store whose CURRENT file is gone, or garbled, instead of opening an empty one beside it', async () => {
+    const dir = await used()
+    await rm(join(dir, 'store', 'CURRENT'))
+    expectRefused(await start(dir), /has LevelDB files but no CURRENT file/)
+    await writeFile(join(dir, 'store', 'CURRENT'), 'garbage\n')
+    expectRefused(await start(dir), /the store at .* cannot be opened/)
+  })
+
+  it('refuses a data dir that is a file, and exits when it cannot write node.json once up', async () => {
+    const root = await tmp()
+    await writeFile(join(root, 'file'), 'x')
+    expectRefused(await start(join(root, 'file')), /cannot use data dir .*\(a file is in the way\)/)
+    // node.json's temporary name taken by a directory: the node was up, and must not stay up
+    const dir = await used()
+    await mkdir(join(dir, 'node.json.tmp'))
+    expectRefused(await start(dir), /cannot write .*node\.json/)
+    // nothing was left holding the store: it starts once the way is clear
+    await rm(join(dir, 'node.json.tmp'), { recursive: true })
+    const again = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    again.proc.kill('SIGTERM')
+    expect(await again.exited).toBe(0)
+  })
+})
