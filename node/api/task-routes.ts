@@ -4,13 +4,14 @@ import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
 import { TaskNotFoundError } from '../tasks/errors.js'
+import { MAX_DEADLINE_MS } from '../tasks/options.js'
 import { badRequest, httpErrorBy, parseOr400, zodMessage } from './http.js'
 import type { ErrorTable, Route } from './http.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { SubmitManyEntry, TaskView } from '../tasks/task-service.js'
 
 /** The furthest deadline a submit may ask for: a year. */
-export const MAX_DEADLINE_MS = 365 * 24 * 3600_000
+export { MAX_DEADLINE_MS }
 
 const submitBody = z.object({
   capability: z.string(),

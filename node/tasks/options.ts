@@ -8,8 +8,12 @@ import type { Embed } from '../memory/memory-layer.js'
 /** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
 const MAX_TIMER_MS = 2_147_483_647
 const count = (min: number) => z.number().int().min(min)
-/** A duration compared with clocks (an age, a window): any positive whole number of ms. */
-const ms = count(1)
+/** The longest duration compared with clocks: ten years, far from where `now + it` loses precision. */
+const MAX_CLOCK_MS = 10 * 365 * 24 * 3600_000
+/** A deadline a task may be given: a year, as the API's `deadlineMs`. */
+export const MAX_DEADLINE_MS = 365 * 24 * 3600_000
+/** A duration compared with clocks (an age, a window). */
+const ms = count(1).max(MAX_CLOCK_MS, `at most ${MAX_CLOCK_MS} (ten years)`)
 /** A duration a timer waits. */
 const timerMs = (min = 1) => count(min).max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (the longest a timer can wait)`)
 
@@ -37,7 +41,7 @@ export const taskOptionsSchema = z.strictObject({
   /** how long ctx.waitFor waits for its signal when the agent names no timeout. @default 86_400_000 (a day) */
   defaultWaitMs: ms.max(MAX_WAIT_MS).default(86_400_000),
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
-  defaultDeadlineMs: ms.default(86_400_000),
+  defaultDeadlineMs: ms.max(MAX_DEADLINE_MS, `at most ${MAX_DEADLINE_MS} (a year, as a submit's deadlineMs)`).default(86_400_000),
   /** @default 1_048_576 (1 MiB) */
   maxInputBytes: count(1024).default(DEFAULT_MAX_INPUT_BYTES),
   /** @default 1_048_576 (1 MiB) */

@@ -38,6 +38,7 @@ export class Repeater {
 
   private schedule (): void {
     if (!this.running) return
+    // setTimeout fires at once past 2^31 - 1 ms (and warns each time): a longer round waits that long
     this.timer = setTimeout(() => {
       this.round = this.work()
         .catch(err => {
@@ -45,6 +46,6 @@ export class Repeater {
           else if (this.running) this.log.error('%s failed: %s', this.what, err.message)
         })
         .finally(() => { this.schedule() })
-    }, this.intervalMs())
+    }, Math.min(this.intervalMs(), 2_147_483_647))
   }
 }

@@ -210,6 +210,8 @@ describe('task options', () => {
     [{ renewFraction: 1 }, /tasks\.renewFraction/],
     [{ membershipWindowMs: 1.5 }, /tasks\.membershipWindowMs/],
     [{ placementMoveAfterMs: '120000' }, /tasks\.placementMoveAfterMs/],
+    [{ placementMoveAfterMs: 10_000_000_000_000 }, /tasks\.placementMoveAfterMs: at most \d+ \(ten years\)/],
+    [{ defaultDeadlineMs: 9_007_199_254_740_991 }, /tasks\.defaultDeadlineMs: at most 31536000000 \(a year/],
     [{ syncWrites: 'yes' }, /tasks\.syncWrites/]
   ])('rejects the bad value in tasks %j, naming the key', async (tasks, message) => {
     const dir = await tmp()
