@@ -28,6 +28,8 @@ export interface FaultTrace {
   node?: number
   /** until every task unfinished at the fault had finished (tasks blocked by split votes left out: counted apart) */
   recoveryMs?: number
+  /** not applied: no live node to apply it to (every node down at the time) */
+  skipped?: boolean
 }
 
 export interface Invariant {
@@ -117,6 +119,7 @@ export function buildReport (r: ReportInput): SimReport {
   const completed = finished.filter(t => t.state === 'completed')
   const latencies = completed.map(t => (t.finishedAt as number) - t.submittedAt).sort((a, b) => a - b)
   for (const f of r.faults) {
+    if (f.skipped === true) continue
     // a task blocked by split votes waits for a lost member or an operator: counted apart, not as a slow recovery
     const open = acked.filter(t => t.state !== 'blocked' && t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
     f.recoveryMs = open.length === 0 ? 0 : open.some(t => t.finishedAt === undefined) ? undefined : Math.max(...open.map(t => (t.finishedAt as number) - f.at))
@@ -211,7 +214,7 @@ export function summaryLines (r: SimReport): string[] {
     ['stores audited', `${r.resultAudit.nodesRead} nodes, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks with a second completed execution whose result lost`],
     ['work per node', `${r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}${w.subtasks > 0 ? `+${w.subtasks}` : ''}`).join(' ')}${r.workPerNode.some(w => w.subtasks > 0) ? ' (tasks+subtasks)' : ''}`]
   ]
-  for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
+  for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, f.skipped === true ? `${f.kind}: ${f.detail}` : `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
   const width = Math.max(...rows.map(([k]) => k.length))
   const out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`)
   out.push('')

@@ -231,7 +231,7 @@ type After = (ms: number, fn: () => unknown) => void
 
 /** Applies one fault; `elapsed` restamps the trace when the fault waited for its node (a holder). */
 async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, after: After, elapsed: () => number): Promise<void> {
-  const pick = async (ref: number | 'random' | 'holder'): Promise<number> => {
+  const pick = async (ref: number | 'random' | 'holder'): Promise<number | undefined> => {
     if (typeof ref === 'number') return ref
     if (ref === 'holder') {
       // a node running a task, if one turns up within a few seconds
@@ -242,12 +242,18 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
         await new Promise(resolve => setTimeout(resolve, 20))
       }
     }
+    // none when every node is down (one crashed before, not yet back): the fault is skipped, and says so
     const live = cluster.live()
-    return live[rng.int(0, live.length)] as number
+    return live.length === 0 ? undefined : live[rng.int(0, live.length)]
+  }
+  const skipped = (): void => {
+    trace.skipped = true
+    trace.detail = `skipped: no live node to ${fault.kind}`
   }
   switch (fault.kind) {
     case 'crash': {
       const i = await pick(fault.node)
+      if (i === undefined) return skipped()
       // recovery counts from the kill, not from when the fault began looking for a holder
       trace.at = elapsed()
       trace.node = i
@@ -259,6 +265,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
     }
     case 'pause': {
       const i = await pick(fault.node)
+      if (i === undefined) return skipped()
       trace.at = elapsed()
       trace.node = i
       trace.detail = `node ${i} paused for ${fault.durationMs} ms`

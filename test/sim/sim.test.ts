@@ -54,6 +54,17 @@ describe('the simulator', () => {
     expect(report.invariants.filter(i => !i.ok).map(i => i.name)).toEqual(['some task acknowledged'])
   }, 60_000)
 
+  it('skips a fault with no live node to apply it to, and says so, instead of faulting a node that is not there', async () => {
+    const crash = await loadScenario('crash')
+    // one node: the first crash takes it down for 3 s, the second comes while it is down
+    const scenario = { ...crash, faults: [{ kind: 'crash' as const, at: 300, node: 0, restartAfterMs: 3_000 }, { kind: 'crash' as const, at: 1_000, node: 'random' as const }] }
+    const applied: string[] = []
+    const report = await runSimulation({ scenario, nodes: 1, tasks: 20, workload: 'echo', rate: 5, seed: 3, transport: 'memory', processes: false, drainMs: 10_000, onFault: f => applied.push(f.detail) })
+    expect(applied).toEqual(['node 0 killed, back after 3000 ms', 'skipped: no live node to crash'])
+    expect(report.faults[1]).toMatchObject({ skipped: true, detail: 'skipped: no live node to crash' })
+    expect(report.faults[1]?.node).toBeUndefined()
+  }, 90_000)
+
   it('stamps every result with the executing peer and a fresh nonce, and checks the answer part', async () => {
     const [, sleep] = simAgents(() => 'peer-a')
     const ctx = { input: { ms: 1 }, signal: new AbortController().signal } as unknown as AgentContext
