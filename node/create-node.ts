@@ -68,6 +68,8 @@ export interface AgentNodeInit {
   gossip?: GossipTuning
   /** told each time no bootstrap peer answered (the daemon's operator log) */
   onBootstrapUnreachable?: (failure: { attempt: number, addrs: string[], reasons: string[] }) => void
+  /** a record in the store could not be decoded (it is counted and skipped): the daemon tells its operator log */
+  onCorruptRecord?: (message: string) => void
   /** prefixes every log line of this node, so one node of many can be isolated */
   logPrefix?: string
   /** the task layer's agents, timers and limits; false for a bare peer */
@@ -158,7 +160,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   await mkdir(init.dataDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
     throw new DataDirError(`cannot use data dir ${init.dataDir}: ${err.code ?? err.message}${err.code === 'EEXIST' || err.code === 'ENOTDIR' ? ' (a file is in the way)' : ''}`, { cause: err })
   })
-  const store = await Store.open({ path: join(init.dataDir, 'store'), log: logger.forComponent('agentmesh:store') })
+  const store = await Store.open({ path: join(init.dataDir, 'store'), log: logger.forComponent('agentmesh:store'), onCorrupt: init.onCorruptRecord })
   try {
     const privateKey = await loadOrCreateIdentity(store, join(init.dataDir, 'store'))
     const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0']

@@ -60,6 +60,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       swarmKey,
       ...(config.gossip === undefined ? {} : { gossip: config.gossip }),
       onBootstrapUnreachable: bootstrapWarner(log),
+      onCorruptRecord: corruptRecordLog(log),
       ...extra,
       tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: [...agents, ...(mcp?.agents ?? [])], ...(embed === undefined ? {} : { embed }) }
     })
@@ -120,4 +121,14 @@ async function resolveEmbedder (config: DaemonConfig): Promise<Embed | undefined
   if (config.embeddingsModel === undefined) return undefined
   const endpoint = await resolveLlmEndpoint({ llmBaseUrl: config.llmBaseUrl, llmApiKeyFile: config.llmApiKeyFile })
   return openaiEmbedder({ model: config.embeddingsModel, ...endpoint })
+}
+
+/** One operator-log line per corrupt record: a record is read again on every request that names it. */
+function corruptRecordLog (log: OperatorLog): (message: string) => void {
+  const told = new Set<string>()
+  return message => {
+    if (told.has(message) || told.size >= 10_000) return
+    told.add(message)
+    log.warn({ event: 'corrupt-record', record: message }, `skipped a corrupt record in the store: ${message}`)
+  }
 }

@@ -26,6 +26,8 @@ export interface StoreInit {
   /** the LevelDB directory */
   path: string
   log?: Logger
+  /** a record that could not be decoded: counted, skipped, and told here */
+  onCorrupt?: (message: string) => void
 }
 
 /**
@@ -53,11 +55,12 @@ export class Store {
   /** the batch on its way to disk, if any */
   private writing: Promise<void> | undefined
 
-  private constructor (db: Level<string, string>, log?: Logger) {
+  private constructor (db: Level<string, string>, log?: Logger, told?: (message: string) => void) {
     this.db = db
     const onCorrupt = (err: CorruptRecordError): void => {
       this.corrupt++
       log?.error('skipping corrupt record %s', err.message)
+      told?.(err.message)
     }
     const ns = <T>(name: string, schema: z.ZodType<T>): Namespace<T> =>
       new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), schema, onCorrupt)
@@ -82,7 +85,7 @@ export class Store {
       const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
       throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
     }
-    return new Store(db, init.log)
+    return new Store(db, init.log, init.onCorrupt)
   }
 
   /**
