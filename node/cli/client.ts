@@ -55,8 +55,15 @@ export async function resolveApiUrl (target: ClientTarget): Promise<string> {
   return fromDefault?.api ?? normalize(process.env.AGENTMESH_API ?? DEFAULT_API)
 }
 
+/** An http(s) URL, or HOST:PORT for one; anything else (another scheme, a bad port) is the user's to fix. */
 function normalize (api: string): string {
-  return (/^https?:\/\//.test(api) ? api : `http://${api}`).replace(/\/+$/, '')
+  const url = (/^https?:\/\//i.test(api) ? api : `http://${api}`).replace(/\/+$/, '')
+  let parsed: URL | undefined
+  try {
+    parsed = /^[a-z][a-z0-9+.-]*:\/\//i.test(api) && !/^https?:\/\//i.test(api) ? undefined : new URL(url)
+  } catch {}
+  if (parsed === undefined || parsed.hostname === '') throw new InvalidConfigError(`--api ${JSON.stringify(api.slice(0, 200))} is not an http(s) URL or HOST:PORT of a node's API`)
+  return url
 }
 
 /** A JSON request to the control API; a refused connection or an error answer becomes one clear error. */

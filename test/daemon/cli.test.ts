@@ -44,6 +44,8 @@ describe('agentmesh CLI', () => {
     [['node', '--config', '/nonexistent/agentmesh.json'], /cannot read config file/],
     [['node', '--swarm-key', '/nonexistent/swarm.key'], /cannot read swarm key/],
     [['status', '--data', '/nonexistent/dir'], /no node is running/],
+    [['status', '--api', 'ftp://127.0.0.1:1'], /--api "ftp:\/\/127\.0\.0\.1:1" is not an http\(s\) URL/],
+    [['status', '--api', 'http://127.0.0.1:99999'], /is not an http\(s\) URL or HOST:PORT/],
     [['frobnicate'], /unknown command/]
   ])('%j fails with one clear line', async (args, pattern) => {
     const dir = await tmp()
