@@ -26,8 +26,8 @@ const timerMs = (min = 1) => count(min).max(MAX_TIMER_MS, `at most ${MAX_TIMER_M
 export const taskOptionsSchema = z.strictObject({
   /** peers per replica set. @default 3 */
   replicationFactor: count(1).max(15).default(3),
-  /** @default 10_000 */
-  leaseMs: timerMs().default(10_000),
+  /** at least 100: a shorter lease lapses before a claim's round trips and fsyncs are done, so no task could finish. @default 10_000 */
+  leaseMs: timerMs(100).default(10_000),
   /** a lease is renewed after this fraction of it. @default 1/3 */
   renewFraction: z.number().gt(0).lt(1).default(1 / 3),
   /** first retry delay after a failed attempt. @default 1_000 */
