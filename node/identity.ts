@@ -11,8 +11,14 @@ const IDENTITY_KEY = 'identity'
  * peer, while the mesh still counts the old one in its placements.
  */
 export async function loadOrCreateIdentity (store: Store, where = 'the store'): Promise<PrivateKey> {
-  const saved = await store.getBytes(IDENTITY_KEY)
   const unreadable = (why: string): DataDirError => new DataDirError(`the node key in ${where} is unreadable (${why}): restore the data dir from a backup, or start with a new data dir as a new peer`)
+  let saved: Uint8Array | undefined
+  try {
+    saved = await store.getBytes(IDENTITY_KEY)
+  } catch (err: any) {
+    if (err?.name !== 'CorruptRecordError') throw err
+    throw unreadable('not the form it was written in')
+  }
   if (saved !== undefined) {
     try {
       return privateKeyFromProtobuf(saved)
@@ -20,7 +26,6 @@ export async function loadOrCreateIdentity (store: Store, where = 'the store'): 
       throw unreadable(String(err?.message ?? err))
     }
   }
-  if (await store.meta.has(IDENTITY_KEY)) throw unreadable('not the form it was written in')
   const key = await generateKeyPair('Ed25519')
   await store.putBytes(IDENTITY_KEY, privateKeyToProtobuf(key))
   return key

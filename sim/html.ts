@@ -58,7 +58,8 @@ const chart = (id: string, label: string, body: string, W = NARROW): string => `
 
 /** A fault as a shaded span of the run (to the end when it never healed), with its kind written on it. */
 function faultSpans (f: Frame, faults: FaultTrace[], runMs: number, top: number, bottom: number): string {
-  return faults.map(fault => {
+  // a skipped fault (no live node to apply it to) did nothing: not drawn as if a node were down
+  return faults.filter(fault => fault.skipped !== true).map(fault => {
     const x1 = f.x(fault.at)
     const x2 = f.x(Math.min(f.xMax, fault.durationMs === undefined ? runMs : fault.at + fault.durationMs))
     return `<rect class="fault-span" x="${x1.toFixed(1)}" y="${top}" width="${Math.max(2, x2 - x1).toFixed(1)}" height="${bottom - top}" fill="#c0392b" fill-opacity="0.08"><title>${esc(`${fault.kind}: ${fault.detail}`)}</title></rect>`
@@ -69,7 +70,7 @@ function completionChart (r: SimReport): string {
   const tMax = Math.max(1, r.timeline.at(-1)?.t ?? 1, r.durationMs)
   const f = frame('time since the first submit (s)', 'tasks completed', tMax, Math.max(1, r.completed), seconds)
   const line = r.timeline.map((p, i) => `${i === 0 ? 'M' : 'L'}${f.x(p.t).toFixed(1)},${f.y(p.completed).toFixed(1)}`).join(' ')
-  const marks = r.faults.map(fault => `<line class="fault" x1="${f.x(fault.at)}" y1="${TOP}" x2="${f.x(fault.at)}" y2="${H - BOTTOM}" stroke="#c0392b" stroke-dasharray="4 3"/>` +
+  const marks = r.faults.filter(fault => fault.skipped !== true).map(fault => `<line class="fault" x1="${f.x(fault.at)}" y1="${TOP}" x2="${f.x(fault.at)}" y2="${H - BOTTOM}" stroke="#c0392b" stroke-dasharray="4 3"/>` +
     `<text x="${f.x(fault.at) + 3}" y="${TOP + 12}" font-size="11" fill="#c0392b">${esc(fault.kind)}</text>`).join('')
   return chart('completed', 'tasks completed over time', `${faultSpans(f, r.faults, r.durationMs, TOP, H - BOTTOM)}${f.svg}<path d="${line}" fill="none" stroke="#2c7be5" stroke-width="2"/>${marks}`)
 }

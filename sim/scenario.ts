@@ -48,7 +48,7 @@ export const scenarioSchema = z.object({
   /** per-node link latency on the memory transport, ms */
   latencyMs: z.number().int().nonnegative().optional(),
   /** lease length for the run (short leases make recovery visible quickly) */
-  leaseMs: z.number().int().positive().optional(),
+  leaseMs: z.number().int().min(100, 'at least 100 (a shorter lease lapses before a claim is made)').optional(),
   faults: z.array(faultSchema).default([])
 }).strict()
 

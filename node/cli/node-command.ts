@@ -65,6 +65,8 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   const stopTimeoutMs = flags.stopTimeoutMs ?? 5000
   let daemon: Daemon | undefined
   let signals = 0
+  /** a signal's deadline for a start still under way: cleared once the start ends */
+  let startDeadline: ReturnType<typeof setTimeout> | undefined
   const stop = (signal: string): void => {
     line(`${signal}: stopping`)
     const force = setTimeout(() => {
@@ -91,11 +93,11 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
     // (a store that never opens) is not waited for past the stop timeout
     if (daemon !== undefined) stop(signal)
     else {
-      const force = setTimeout(() => {
+      startDeadline = setTimeout(() => {
         errorLine(`${signal} during start-up, and the start did not end within ${stopTimeoutMs} ms: exiting now`)
         process.exit(1)
       }, stopTimeoutMs)
-      force.unref()
+      startDeadline.unref()
     }
   }
   process.on('SIGINT', onSignal)
@@ -111,6 +113,9 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
     // failed daemon running (the error is printed, and the exit code set, by the caller)
     setTimeout(() => process.exit(process.exitCode ?? 1), 2_000).unref()
     throw err
+  } finally {
+    // the stop that follows (or the failed start's own exit) keeps its own time
+    clearTimeout(startDeadline)
   }
   line(`peer id: ${daemon.nodeFile.peerId}`)
   for (const addr of daemon.nodeFile.addrs) line(`listening: ${addr}`)

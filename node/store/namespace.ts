@@ -35,9 +35,9 @@ export class Namespace<T> {
     return raw === undefined ? undefined : this.decode(key, raw)
   }
 
-  /** Whether a value is stored under `key`, readable or not. */
-  async has (key: string): Promise<boolean> {
-    return (await this.db.get(key)) !== undefined
+  /** The stored text under `key`, unchecked. */
+  async raw (key: string): Promise<string | undefined> {
+    return await this.db.get(key)
   }
 
   async put (key: string, value: T, options: NamespaceOptions = {}): Promise<void> {

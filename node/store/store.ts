@@ -1,14 +1,13 @@
 import { readdir } from 'node:fs/promises'
 import { Level } from 'level'
 import { z } from 'zod'
-import { DataDirError, DataDirInUseError } from '../errors.js'
+import { CorruptRecordError, DataDirError, DataDirInUseError } from '../errors.js'
 import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
 import type { BatchOp } from './namespace.js'
 import type { MemoryEntry } from '../../protocols/memory/index.js'
 import type { LeaseState, StoredResult, TaskRecord } from '../../protocols/task/index.js'
-import type { CorruptRecordError } from '../errors.js'
 import type { Logger } from '@libp2p/interface'
 
 const deadLetterIndexSchema = z.object({ at: z.number(), reason: z.string().optional(), capability: z.string() })
@@ -127,10 +126,16 @@ export class Store {
     await writing
   }
 
-  /** Raw meta bytes (the node key), kept out of JSON. */
+  /** Raw meta bytes (the node key), kept out of JSON; CorruptRecordError when there but unreadable (not counted: the caller decides). */
   async getBytes (key: string): Promise<Uint8Array | undefined> {
-    const value = await this.meta.get(key)
-    return typeof value === 'string' ? Buffer.from(value, 'base64') : undefined
+    const raw = await this.meta.raw(key)
+    if (raw === undefined) return undefined
+    let value: unknown
+    try {
+      value = JSON.parse(raw)
+    } catch {}
+    if (typeof value !== 'string') throw new CorruptRecordError(`meta/${key}: not the form it was written in`)
+    return Buffer.from(value, 'base64')
   }
 
   async putBytes (key: string, value: Uint8Array): Promise<void> {
@@ -165,6 +170,8 @@ async function refuseHeadless (path: string): Promise<void> {
     if (err?.code === 'ENOENT') return
     throw new DataDirError(`cannot read the store directory ${path}: ${String(err?.code ?? err?.message)}`, { cause: err })
   }
-  const data = names.some(n => /^(MANIFEST-\d+|\d+\.(ldb|log|sst))$/.test(n))
+  // a manifest alone held nothing: LevelDB writes it before CURRENT when it makes a new store, and a
+  // first start cut off between the two must not be refused for good
+  const data = names.some(n => /^\d+\.(ldb|log|sst)$/.test(n))
   if (data && !names.includes('CURRENT')) throw new DataDirError(`the store at ${path} has LevelDB files but no CURRENT file, so LevelDB cannot tell which are live: restore CURRENT from a backup, or start with a new data dir as a new peer`)
 }

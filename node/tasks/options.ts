@@ -27,7 +27,7 @@ export const taskOptionsSchema = z.strictObject({
   /** peers per replica set. @default 3 */
   replicationFactor: count(1).max(15).default(3),
   /** at least 100: a shorter lease lapses before a claim's round trips and fsyncs are done, so no task could finish. @default 10_000 */
-  leaseMs: timerMs(100).default(10_000),
+  leaseMs: z.number().int().min(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (the longest a timer can wait)`).default(10_000),
   /** a lease is renewed after this fraction of it. @default 1/3 */
   renewFraction: z.number().gt(0).lt(1).default(1 / 3),
   /** first retry delay after a failed attempt. @default 1_000 */
@@ -137,7 +137,7 @@ export const taskOptionsSchema = z.strictObject({
   /** peers asked per pull. @default 2 */
   pullPeers: count(0).default(2),
   /** the pull path takes tasks unchanged for this long: younger ones are the announcements' to claim. @default 2_000 */
-  pullMinAgeMs: count(0).default(2_000),
+  pullMinAgeMs: count(0).max(MAX_CLOCK_MS, `at most ${MAX_CLOCK_MS} (ten years)`).default(2_000),
   /** @default 1_000 */
   sweepIntervalMs: timerMs().default(1_000),
   /** first re-announcement of an unclaimed task; doubles up to reannounceCapMs. @default 2_000 */

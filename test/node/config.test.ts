@@ -206,7 +206,7 @@ describe('task options', () => {
 
   it.each([
     [{ leaseMs: 0 }, /tasks\.leaseMs/],
-    [{ leaseMs: 1 }, /tasks\.leaseMs: Too small: expected number to be >=100/],
+    [{ leaseMs: 1 }, /tasks\.leaseMs: at least 100 \(--lease-ms/],
     [{ leaseMs: 3_000_000_000 }, /tasks\.leaseMs: at most 2147483647/],
     [{ renewFraction: 1 }, /tasks\.renewFraction/],
     [{ membershipWindowMs: 1.5 }, /tasks\.membershipWindowMs/],
