@@ -93,10 +93,10 @@ describe('tasks over gossip', () => {
     expect(made).toHaveLength(1)
     expect(new Set([bulk[0], one, two].map(a => (a as { id: string }).id)).size).toBe(1)
     expect(bulk[1]).toMatchObject({ created: true })
-    const done = await s.waitFor(answers[0]!.id, 10_000)
+    // one task (its attempts are the lease's business: a loaded machine may lapse some)
+    const done = await s.waitFor(answers[0]!.id, 30_000)
     expect(done.record.final?.state).toBe('completed')
-    expect(done.record.attempts).toHaveLength(1)
-  })
+  }, 60_000)
 
   it('spreads mapreduce subtasks over several peers and matches a local count', async () => {
     // a 5 s lease: this test is about spreading work, and a busy machine must not expire the planner's lease
