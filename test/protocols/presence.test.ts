@@ -132,7 +132,9 @@ describe('presence', () => {
     s.presence.slotsChanged()
     await waitFor(() => s.sent.at(-1)?.freeSlots.echo === 0 && s.presence.live()[0]?.freeSlots.echo === 0, { what: 'the last change announced', timeoutMs: 5_000 })
     const times = s.sent.map(p => p.at)
-    for (let i = 1; i < times.length; i++) expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(gap - 5)
+    // a timer runs from the event loop's cached time, which on a loaded machine lags the clock by a
+    // few ms (a busy CI run measured 288 ms for a 300 ms gap): spaced, not one a flip 20 ms apart
+    for (let i = 1; i < times.length; i++) expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(gap - 50)
     // about one a gap over the flapping time, not one a flip
     expect(s.sent.length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / gap) + 2)
     expect(s.sent.length).toBeLessThan(50)
