@@ -111,6 +111,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     await rename(`${path}.tmp`, path)
   } catch (err: any) {
     await stop().catch(() => {})
+    await rm(`${path}.tmp`, { force: true }).catch(() => {})
     throw new DataDirError(`cannot write ${path}: ${String(err?.message ?? err)}`, { cause: err })
   }
   return { node, api, nodeFile, stop, log, llm: llm === undefined ? undefined : { model: llm.model, models: llm.models, baseURL: llm.baseURL } }
