@@ -38,9 +38,9 @@ export function taskLayerBackend (tasks: TaskLayer): MeshBackend {
  * the JSON Schema validator it brings) is a large part of a node's memory, and most nodes are never
  * asked over MCP.
  */
-async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../../protocols/mcp/server.js').createMcpServer, Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport }> {
+async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../../protocols/mcp/server.js').createMcpServer, malformedRequest: typeof import('../../protocols/mcp/server.js').malformedRequest, Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport }> {
   const [server, http] = await Promise.all([import('../../protocols/mcp/server.js'), import('@modelcontextprotocol/sdk/server/streamableHttp.js')])
-  return { createMcpServer: server.createMcpServer, Transport: http.StreamableHTTPServerTransport }
+  return { createMcpServer: server.createMcpServer, malformedRequest: server.malformedRequest, Transport: http.StreamableHTTPServerTransport }
 }
 
 /**
@@ -68,7 +68,13 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     })
     const sdk = lazily(loadMcpServer)
     async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      const { createMcpServer, Transport } = await sdk()
+      const { createMcpServer, malformedRequest, Transport } = await sdk()
+      const malformed = malformedRequest(request.body)
+      if (malformed !== undefined) {
+        const id = (request.body as { id?: unknown } | null)?.id
+        void reply.code(malformed.code === -32600 ? 400 : 200).send({ jsonrpc: '2.0', id: typeof id === 'string' || typeof id === 'number' ? id : null, error: malformed })
+        return
+      }
       // the transport writes the answer (JSON or an SSE stream) to the raw response itself
       reply.hijack()
       const server = createMcpServer(backend, { version: VERSION, ...init, log })

@@ -41,6 +41,20 @@ export interface McpServerInit {
 }
 
 /**
+ * A request the SDK would answer with -32603 (internal error) and a raw schema dump: a tools/call
+ * whose params are not {name, arguments?}, or an empty batch. The client's mistake, answered as
+ * JSON-RPC's own code (-32602, -32600) with the reason; undefined for anything else.
+ */
+export function malformedRequest (body: unknown): { code: number, message: string } | undefined {
+  if (Array.isArray(body)) return body.length === 0 ? { code: -32600, message: 'an empty batch: send at least one JSON-RPC request' } : undefined
+  if (typeof body !== 'object' || body === null || (body as { method?: unknown }).method !== 'tools/call') return undefined
+  const parsed = CallToolRequestSchema.safeParse(body)
+  if (parsed.success) return undefined
+  const issue = parsed.error.issues[0]
+  return { code: -32602, message: `invalid params: ${issue === undefined ? 'tools/call takes {name, arguments?}' : `${issue.path.join('.')}: ${issue.message}`}` }
+}
+
+/**
  * An MCP server whose tools are the mesh's live capabilities: a call submits a task, sends
  * progress while it runs (when the client gave a progressToken) and answers with its result. A
  * call the client cancels (or whose connection closes) cancels the task: nobody waits for it.

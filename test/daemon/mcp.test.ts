@@ -163,6 +163,10 @@ describe('MCP both ways, between real daemons', () => {
     expect(await post('{"jsonrpc": "2.0", "id": 1, "method": ')).toMatchObject({ status: 400, json: { jsonrpc: '2.0', id: null, error: { code: -32700 } } })
     expect(await post('[['.repeat(200) + ']]'.repeat(200))).toMatchObject({ status: 400, json: { error: { code: -32700, message: expect.stringMatching(/nest/) } } })
     expect(await post('{}', 'text/plain')).toMatchObject({ status: 415, json: { error: { code: -32600 } } })
+    // a tools/call of the wrong shape is invalid params with the reason, not the SDK's internal error
+    expect(await post(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: [1] } }))).toMatchObject({ status: 200, json: { id: 7, error: { code: -32602, message: expect.stringMatching(/^invalid params: params\.arguments: /) } } })
+    expect(await post(JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call' }))).toMatchObject({ json: { id: 8, error: { code: -32602, message: expect.stringMatching(/params/) } } })
+    expect(await post('[]')).toMatchObject({ status: 400, json: { id: null, error: { code: -32600 } } })
     expect((await (clients[0] as Client).listTools()).tools.length).toBeGreaterThan(0)
   })
 
