@@ -160,9 +160,10 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   await mkdir(init.dataDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
     throw new DataDirError(`cannot use data dir ${init.dataDir}: ${err.code ?? err.message}${err.code === 'EEXIST' || err.code === 'ENOTDIR' ? ' (a file is in the way)' : ''}`, { cause: err })
   })
-  const store = await Store.open({ path: join(init.dataDir, 'store'), log: logger.forComponent('agentmesh:store'), onCorrupt: init.onCorruptRecord })
+  const storePath = join(init.dataDir, 'store')
+  const store = await Store.open({ path: storePath, log: logger.forComponent('agentmesh:store'), onCorrupt: init.onCorruptRecord })
   try {
-    const privateKey = await loadOrCreateIdentity(store, join(init.dataDir, 'store'))
+    const privateKey = await loadOrCreateIdentity(store, storePath)
     const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0']
     const libp2p = await createLibp2p(libp2pOptions({
       privateKey,

@@ -72,7 +72,7 @@ function asHttpError (err: any, request: FastifyRequest): HttpError | undefined 
  * Every error answer: `{error: {name, message}}` with its status, counted. A client that left
  * gets nothing (and is counted as gone); anything unexpected is a 500, logged with its stack.
  */
-export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, onInternalError?: (err: unknown, what: string) => void }): void {
+export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, internalError: (err: unknown, what: string) => void }): void {
   ctx.stats.errors++
   const res = reply.raw
   if (res.destroyed || res.headersSent || err?.code === 'ECONNRESET') {
@@ -83,34 +83,28 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
   }
   const http = asHttpError(err, request)
   if (http === undefined) {
-    ctx.stats.internalErrors++
-    ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
-    ctx.onInternalError?.(err, `${request.method} ${shortUrl(request.url)}`)
+    ctx.internalError(err, `${request.method} ${request.url}`)
     void reply.code(500).send({ error: { name: 'INTERNAL', message: String(err?.message ?? err) } })
     return
   }
   if (http.reason !== undefined) ctx.stats.badRequests[http.reason]++
   if (http.retryAfterS !== undefined) void reply.header('retry-after', String(http.retryAfterS))
-  const send = (): void => { void reply.code(http.status).send({ error: { name: http.code, message: http.message } }) }
-  if (http.status === 413 || http.status === 415) answerAfterBody(request, reply, send)
-  else send()
+  sendError(request, reply, http.status, { error: { name: http.code, message: http.message } })
 }
 
 /**
- * A body refused unread (too large, not JSON) is not parsed, and the connection closes after the
- * answer; `send` runs once the rest of the body, up to twice the limit, is read and dropped.
+ * Sends an error answer, the API's or a door's. A body refused unread (413, 415) is not parsed, and
+ * the connection closes after the answer: it goes out once the rest of the body, up to twice the
+ * limit, is read and dropped. A body read whole (over a route's own limit) keeps the connection.
  */
-export function answerAfterBody (request: FastifyRequest, reply: FastifyReply, send: () => void): void {
-  // read whole (a body over a route's own limit): the connection can go on
-  if (request.raw.complete) {
-    send()
-    return
-  }
+export function sendError (request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): void {
+  const send = (): void => { void reply.code(status).send(body) }
+  if ((status !== 413 && status !== 415) || request.raw.complete) return send()
   void reply.header('connection', 'close')
   afterBody(request.raw, 2 * Number(request.routeOptions.bodyLimit), send)
 }
 
-/** A request's URL for a log line: at most 200 characters. */
+/** A URL or path for a log line or an error message: at most 200 characters. */
 export function shortUrl (url: string): string {
   return url.length > 200 ? `${url.slice(0, 200)}...` : url
 }
@@ -132,7 +126,7 @@ export function pathPatterns (app: FastifyInstance): { methodsFor: (path: string
  * Past `maxBytes` it answers anyway and the connection is cut.
  */
 function afterBody (req: IncomingMessage, maxBytes: number, answer: () => void): void {
-  if (req.complete || req.destroyed || !Number.isFinite(maxBytes)) {
+  if (req.destroyed || !Number.isFinite(maxBytes)) {
     answer()
     return
   }

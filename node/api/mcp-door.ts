@@ -2,7 +2,7 @@ import { lazily } from '../lazy.js'
 import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'
-import { answerAfterBody, errorStatus } from './fastify-glue.js'
+import { errorStatus, sendError } from './fastify-glue.js'
 import type { MeshBackend } from '../../protocols/mcp/server.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
@@ -60,9 +60,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
         if (status === 401 || status === 403) return void reply.code(status).send({ error: { name: err.code ?? 'UNAUTHORIZED', message: String(err.message) } })
         if (status >= 500) ctx.internalError(err, `${request.method} ${request.url}`)
         const code = err?.reason === 'not-json' || err?.reason === 'too-deep' ? -32700 : status >= 500 ? -32603 : -32600
-        const send = (): void => { void reply.code(status).send({ jsonrpc: '2.0', error: { code, message: String(err?.message ?? 'bad request') }, id: null }) }
-        if (status === 413 || status === 415) answerAfterBody(request, reply, send)
-        else send()
+        sendError(request, reply, status, { jsonrpc: '2.0', error: { code, message: String(err?.message ?? 'bad request') }, id: null })
       })
       scope.post(MCP_PATH, handle)
     })

@@ -2,7 +2,7 @@ import { stateOf } from '../../protocols/task/index.js'
 import { OPENAI_PREFIX, TASK_HEADER } from '../../protocols/openai/constants.js'
 import { OpenAIError } from '../../protocols/openai/errors.js'
 import { OpenAIGateway, emptyGatewayStats } from '../../protocols/openai/gateway.js'
-import { answerAfterBody, errorStatus } from './fastify-glue.js'
+import { errorStatus, sendError } from './fastify-glue.js'
 import { retryAfterSeconds } from './http.js'
 import type { GatewayBackend, GatewayInit, GatewayStats } from '../../protocols/openai/gateway.js'
 import type { Door } from './doors.js'
@@ -67,9 +67,7 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
         // a refusal to come back from says when: the error's own wait, else the node's
         const retryAfterMs = answer.retryAfterMs ?? (answer.status === 429 || answer.status === 503 ? ctx.tasks.options.retryAfterMs : undefined)
         if (retryAfterMs !== undefined) void reply.header('retry-after', String(retryAfterSeconds(retryAfterMs)))
-        const send = (): void => { void reply.code(answer.status).send(answer.toJSON()) }
-        if (answer.status === 413 || answer.status === 415) answerAfterBody(request, reply, send)
-        else send()
+        sendError(request, reply, answer.status, answer.toJSON())
       })
       scope.get('/models', async () => g.models())
       scope.get('/models/:model', async request => g.model((request.params as { model: string }).model))

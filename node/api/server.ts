@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { AddressInUseError, InvalidConfigError } from '../errors.js'
 import { authHook, isLoopbackHost, requiresToken } from './auth.js'
 import { DOORS } from './door-list.js'
-import { addJsonParser, answerError, pathPatterns } from './fastify-glue.js'
+import { addJsonParser, answerError, pathPatterns, shortUrl } from './fastify-glue.js'
 import { guardServer, handleClientError } from './guards.js'
 import { HttpError, badRequest, parseTarget } from './http.js'
 import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
@@ -85,13 +85,14 @@ export class ApiServer {
     }
     const stats = createApiStats()
     const log = node.logger.forComponent('agentmesh:api')
-    const errors = { stats, log, onInternalError: init.onInternalError }
+    // one path for every answer that is a bug: the API's own 500s and the doors'
     const internalError = (err: unknown, what: string): void => {
-      what = what.length > 200 ? `${what.slice(0, 200)}...` : what
+      what = shortUrl(what)
       stats.internalErrors++
       log.error('%s failed: %s', what, (err as Error)?.stack ?? err)
       init.onInternalError?.(err, what)
     }
+    const errors = { stats, log, internalError }
     const maxBytes = init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
     const app = Fastify({
       logger: false,
@@ -128,7 +129,7 @@ export class ApiServer {
     app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, errors) })
     app.setNotFoundHandler((request, reply) => {
       const path = parseTarget(request.raw.url ?? '').path
-      const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path
+      const shown = shortUrl(path)
       const other = patterns.methodsFor(path)
       answerError(other.length > 0
         ? new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${shown}`, 'bad-method')

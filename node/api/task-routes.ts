@@ -11,7 +11,6 @@ import type { TaskLayer } from '../tasks/task-layer.js'
 import type { SubmitManyEntry, TaskView } from '../tasks/task-service.js'
 
 /** The furthest deadline a submit may ask for: a year. */
-export { MAX_DEADLINE_MS }
 
 const submitBody = z.object({
   capability: z.string(),

@@ -52,7 +52,7 @@ export async function resolveApiUrl (target: ClientTarget): Promise<string> {
     }
   }
   const fromDefault = await readNodeFile(DEFAULT_DATA_DIR).catch(() => undefined)
-  return fromDefault?.api ?? (process.env.AGENTMESH_API === undefined ? normalize(DEFAULT_API) : normalize(process.env.AGENTMESH_API, 'AGENTMESH_API'))
+  return fromDefault?.api ?? normalize(process.env.AGENTMESH_API ?? DEFAULT_API, 'AGENTMESH_API')
 }
 
 /** An http(s) URL of a node's API, or HOST:PORT for one; anything else is the user's to fix, named by where it came from. */
@@ -60,7 +60,7 @@ function normalize (api: string, from = '--api'): string {
   const given = api.trim()
   const refuse = (): never => { throw new InvalidConfigError(`${from} ${JSON.stringify(api.slice(0, 200))} is not an http(s) URL or HOST:PORT of a node's API`) }
   // another scheme, or a scheme with one slash (http:/host), would become a host name below
-  if (/^[a-z][a-z0-9+.-]*:\/(?!\/)/i.test(given) || (/^[a-z][a-z0-9+.-]*:\/\//i.test(given) && !/^https?:\/\//i.test(given))) refuse()
+  if (/^[a-z][a-z0-9+.-]*:\//i.test(given) && !/^https?:\/\//i.test(given)) refuse()
   let url: URL
   try {
     url = new URL(/^https?:\/\//i.test(given) ? given : `http://${given}`)

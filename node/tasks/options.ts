@@ -6,16 +6,17 @@ import type { Agent } from '../runtime/agent.js'
 import type { Embed } from '../memory/memory-layer.js'
 
 /** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
-const MAX_TIMER_MS = 2_147_483_647
+export const MAX_TIMER_MS = 2_147_483_647
 const count = (min: number) => z.number().int().min(min)
 /** The longest duration compared with clocks: ten years, far from where `now + it` loses precision. */
 const MAX_CLOCK_MS = 10 * 365 * 24 * 3600_000
 /** A deadline a task may be given: a year, as the API's `deadlineMs`. */
 export const MAX_DEADLINE_MS = 365 * 24 * 3600_000
 /** A duration compared with clocks (an age, a window). */
-const ms = count(1).max(MAX_CLOCK_MS, `at most ${MAX_CLOCK_MS} (ten years)`)
+const clockMs = (min = 1) => count(min).max(MAX_CLOCK_MS, `at most ${MAX_CLOCK_MS} (ten years)`)
+const ms = clockMs()
 /** A duration a timer waits. */
-const timerMs = (min = 1) => count(min).max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (the longest a timer can wait)`)
+const timerMs = (min = 1, minMessage?: string) => z.number().int().min(min, minMessage).max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (the longest a timer can wait)`)
 
 /**
  * Every timer and limit of the task layer, with its default. This one schema is the type
@@ -27,7 +28,7 @@ export const taskOptionsSchema = z.strictObject({
   /** peers per replica set. @default 3 */
   replicationFactor: count(1).max(15).default(3),
   /** at least 100: a shorter lease lapses before a claim's round trips and fsyncs are done, so no task could finish. @default 10_000 */
-  leaseMs: z.number().int().min(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (the longest a timer can wait)`).default(10_000),
+  leaseMs: timerMs(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').default(10_000),
   /** a lease is renewed after this fraction of it. @default 1/3 */
   renewFraction: z.number().gt(0).lt(1).default(1 / 3),
   /** first retry delay after a failed attempt. @default 1_000 */
@@ -137,7 +138,7 @@ export const taskOptionsSchema = z.strictObject({
   /** peers asked per pull. @default 2 */
   pullPeers: count(0).default(2),
   /** the pull path takes tasks unchanged for this long: younger ones are the announcements' to claim. @default 2_000 */
-  pullMinAgeMs: count(0).max(MAX_CLOCK_MS, `at most ${MAX_CLOCK_MS} (ten years)`).default(2_000),
+  pullMinAgeMs: clockMs(0).default(2_000),
   /** @default 1_000 */
   sweepIntervalMs: timerMs().default(1_000),
   /** first re-announcement of an unclaimed task; doubles up to reannounceCapMs. @default 2_000 */

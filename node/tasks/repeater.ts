@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from './options.js'
 import type { Logger } from '@libp2p/interface'
 
 /**
@@ -46,6 +47,6 @@ export class Repeater {
           else if (this.running) this.log.error('%s failed: %s', this.what, err.message)
         })
         .finally(() => { this.schedule() })
-    }, Math.min(this.intervalMs(), 2_147_483_647))
+    }, Math.min(this.intervalMs(), MAX_TIMER_MS))
   }
 }

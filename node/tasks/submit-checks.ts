@@ -1,4 +1,4 @@
-import { MAX_JSON_DEPTH, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
+import { JSON_VALUE_WHAT, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
 import { InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
 import { closestNames } from './suggest.js'
 import type { TaskComponents } from './components.js'
@@ -24,7 +24,7 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
   const o = c.options
   if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
   if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
-  const notJson = (): InvalidTaskError => new InvalidTaskError(`input is not a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)`)
+  const notJson = (): InvalidTaskError => new InvalidTaskError(`input is not ${JSON_VALUE_WHAT}`)
   let size: number
   try {
     size = byteLength(req.input)

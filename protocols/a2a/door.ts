@@ -24,7 +24,7 @@ export interface A2ADoorContext {
   tasks: A2AMesh
   log: Logger
   /** an internal error: a bug, counted and told to the operator */
-  internalError?: (err: unknown, what: string) => void
+  internalError: (err: unknown, what: string) => void
 }
 
 /** Counters of the A2A door. */
@@ -107,10 +107,7 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       }
       const error = answer.error as RpcError | undefined
       count(error)
-      if (error?.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) {
-        if (ctx.internalError !== undefined) ctx.internalError(new Error(error.message), `a2a ${envelope.method}`)
-        else ctx.log.error('a2a %s failed: %s', envelope.method, error.message)
-      }
+      if (error?.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) ctx.internalError(new Error(error.message), `a2a ${envelope.method}`)
       return await reply.send(answer)
     })
   }
@@ -143,7 +140,7 @@ interface StreamContext {
   mapError: (err: unknown) => RpcError
   count: (error: RpcError | undefined) => void
   stats: A2AStats
-  internalError?: (err: unknown, what: string) => void
+  internalError: (err: unknown, what: string) => void
 }
 
 /**
@@ -174,10 +171,7 @@ async function stream (reply: FastifyReply, events: AsyncGenerator<RpcAnswer>, s
   } catch (err) {
     const error = s.mapError(err)
     s.count(error)
-    if (error.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) {
-      if (s.internalError !== undefined) s.internalError(err, `a2a ${s.method} (mid-stream)`)
-      else s.log.error('a2a %s failed mid-stream: %s', s.method, error.message)
-    }
+    if (error.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) s.internalError(err, `a2a ${s.method} (mid-stream)`)
     if (!res.destroyed) res.write(formatSSEErrorEvent({ jsonrpc: '2.0', id: s.id, error }))
   } finally {
     await events.return(undefined).catch(() => {})

@@ -156,7 +156,7 @@ function rethrow (err: any): never {
  * The mesh's refusals (no majority, overload, a lease or placement refused): A2A has no code for
  * them, so they go out as its internal error, named in the message. They are not bugs.
  */
-export const MESH_REFUSALS = ['QuorumUnavailableError', 'OverloadedError', 'LeaseDeniedError', 'PlacementBlockedError']
+const MESH_REFUSALS = ['QuorumUnavailableError', 'OverloadedError', 'LeaseDeniedError', 'PlacementBlockedError']
 
 /** Whether an internal JSON-RPC error is one of the mesh's refusals rather than a bug. */
 export function isMeshRefusal (message: string): boolean {

@@ -53,10 +53,13 @@ export function isJsonValue (value: unknown, options: { undefinedMembers?: boole
  * from this node's own agents is copied after the check, where it is kept (the local handlers).
  */
 export function jsonValue (): z.ZodType<z.core.util.JSONType> {
-  const what = `a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)`
+  const what = JSON_VALUE_WHAT
   // a missing field says so: "required", not a list of what JSON may hold
   return z.custom<z.core.util.JSONType>(isJsonValue, { error: iss => iss.input === undefined ? `required (${what})` : what })
 }
+
+/** What a JSON value may hold, for error messages. */
+export const JSON_VALUE_WHAT = `a JSON value (strings, finite numbers, booleans, null, arrays and plain objects, at most ${MAX_JSON_DEPTH} deep, no "__proto__" key)`
 
 /** What copyJson returns for a value that has no plain-JSON form. */
 export const NOT_JSON: unique symbol = Symbol('not JSON')
