@@ -186,7 +186,9 @@ describe.skipIf(!availability.ok)(`network partition between daemons in network 
     let seq = 0
     async function submit (node: number, phase: string): Promise<void> {
       const k = seq++
-      const input = k % 5 === 4 ? { capability: 'sleep', input: { ms: 3_000 + (k % 4) * 500 } } : { capability: 'test.unique', input: { ms: 2_500 + (k % 5) * 500, k } }
+      // long enough that all 30 submits of a loaded machine are in before the first ends (at 2.5 s
+      // a busy CI run saw every task finish before the split could hit one running)
+      const input = k % 5 === 4 ? { capability: 'sleep', input: { ms: 5_000 + (k % 4) * 500 } } : { capability: 'test.unique', input: { ms: 4_500 + (k % 5) * 500, k } }
       try {
         const a = await api(mesh[node] as NsDaemon, 'POST', '/v1/tasks', input, 10_000)
         const id = typeof a.body?.id === 'string' ? a.body.id as string : undefined
@@ -238,7 +240,7 @@ describe.skipIf(!availability.ok)(`network partition between daemons in network 
 
     try {
       // ~30 tasks spread over the nodes, each running longer than a lease
-      await Promise.all(mesh.map(async d => { for (let k = 0; k < 6; k++) await submit(d.i, 'before') }))
+      await Promise.all(mesh.flatMap(d => Array.from({ length: 6 }, async () => submit(d.i, 'before'))))
       const ackedBefore = acked.length
       expect(ackedBefore, `harness: submits before the split: ${JSON.stringify(submits)}`).toBe(30)
 
