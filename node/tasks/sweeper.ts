@@ -1,6 +1,8 @@
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
+import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
+import type { Certificate, TaskRecord } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 
 /** Non-member copies read from their placements per sweep: bounded, so a backlog of them costs little at a time. */
@@ -21,10 +23,11 @@ interface Announced {
  */
 export class Sweeper {
   /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot */
-  readonly stats = { sweeps: 0, reannounced: 0, reannounceHeld: 0, decided: 0, expired: 0 }
+  readonly stats = { sweeps: 0, reannounced: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0 }
   private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
+  private readonly mover: Mover
   private readonly log: Logger
   private readonly announced = new Map<string, Announced>()
   /** when recovery last tried to decide each task: once per lease, not every sweep */
@@ -43,9 +46,10 @@ export class Sweeper {
   private readonly refreshAt = new Map<string, { at: number, delayMs: number, reads: number }>()
   private readonly loop: Repeater
 
-  constructor (components: TaskComponents, tasks: TaskService) {
+  constructor (components: TaskComponents, tasks: TaskService, mover: Mover) {
     this.c = components
     this.tasks = tasks
+    this.mover = mover
     this.log = components.logger('agentmesh:sweeper')
     this.loop = new Repeater('sweep', () => this.c.options.sweepIntervalMs, async () => this.sweep(), this.log)
   }
@@ -83,7 +87,7 @@ export class Sweeper {
       const last = this.decided.get(id) ?? 0
       if (now - last < this.c.options.leaseMs) continue
       this.decided.set(id, now)
-      const cert = await this.c.leases.decide({ id, placement: record.placement }, record.generation)
+      const cert = await this.decide(record, live)
       if (cert === undefined) continue
       this.stats.decided++
       this.tasks.wake(id)
@@ -123,6 +127,25 @@ export class Sweeper {
       this.lastRetention = now
       this.stats.expired += await this.c.replica.expireRetained()
       await this.c.membership.save()
+    }
+  }
+
+  /**
+   * Asks the placement to decide the task. Votes that split so no value can ever have a majority
+   * (every member voted) can certify nothing in this epoch: the first live member moves the task to
+   * the next epoch on the same members, which keeps the largest group's value (see Mover).
+   */
+  private async decide (record: TaskRecord, live: Set<string>): Promise<Certificate | undefined> {
+    try {
+      return await this.c.leases.decide({ id: record.task.id, placement: record.placement }, record.generation)
+    } catch (err: any) {
+      if (err.name !== 'DeadlockedVotesError') throw err
+      if (!this.isFirstLiveMember(record.placement.members, live)) return undefined
+      this.log('%s: %s; moving it to the next epoch', record.task.id, err.message)
+      // a move that fails (a member did not answer its seal) is tried again a lease later; one that
+      // sealed and was not installed is finished by the mover's own check
+      await this.mover.move(record, []).then(() => { this.stats.deadlockMoves++ }, (e: Error) => { this.log('move of %s not made: %s', record.task.id, e.message) })
+      return undefined
     }
   }
 

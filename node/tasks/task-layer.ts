@@ -201,10 +201,10 @@ export class TaskLayer {
     this.service.ownRuns = this.claimer
     this.handoff = new Handoff(components, this.claimer)
     this.service.handoff = this.handoff
-    this.sweeper = new Sweeper(components, this.service)
-    this.antiEntropy = new AntiEntropy(components)
     this.mover = new Mover(components)
     this.service.mover = this.mover
+    this.sweeper = new Sweeper(components, this.service, this.mover)
+    this.antiEntropy = new AntiEntropy(components)
     // a cancel seen in gossip aborts a local run at once, before its next renewal would say so
     this.gossip.addEventListener('notice', evt => {
       if (evt.detail.event === 'canceled') this.executor.abort(evt.detail.id, 'task canceled')

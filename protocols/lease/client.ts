@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
-import { QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
+import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { HeldLease } from './held-lease.js'
 import { untilQuorum } from './quorum.js'
 import { samePlacement } from '../task/record.js'
@@ -194,6 +194,7 @@ export class LeaseClient {
   /**
    * Recovery of a task no holder will finish: asks each member to vote by its own state (out of
    * attempts, past its deadline) and, when votes split, shows the largest group to the others.
+   * Throws DeadlockedVotesError when every member voted and no outcome has a majority.
    */
   async decide (t: Target, generation: number): Promise<Certificate | undefined> {
     const base = { id: t.id, epoch: t.placement.epoch }
@@ -206,7 +207,10 @@ export class LeaseClient {
     const result = answers.map(a => a.res.result).find(r => r !== undefined && r.claimId === largest[0]?.value.claimId)
     const undecided = answers.filter(a => a.res.vote === undefined && a.res.status !== 'FINISHED').map(a => a.peer)
     const more = await this.ask(undecided, { op: 'decide', ...base, shown: largest, ...(result === undefined ? {} : { result: result.value, size: result.size }) })
-    return this.certifyAndCommit(t, generation, [...answers, ...more], result)
+    const all = [...answers, ...more]
+    const cert = await this.certifyAndCommit(t, generation, all, result)
+    if (cert === undefined && deadlocked(t, generation, all)) throw new DeadlockedVotesError(`every member voted in epoch ${t.placement.epoch} and the votes split so that no outcome has a majority`)
+    return cert
   }
 
   /**
@@ -240,4 +244,12 @@ function groupByValue (votes: ShownVote[]): ShownVote[][] {
     groups.set(key, [...(groups.get(key) ?? []).filter(x => x.peer !== v.peer), v])
   }
   return [...groups.entries()].sort(([ka, a], [kb, b]) => b.length - a.length || (ka < kb ? -1 : 1)).map(([, g]) => g)
+}
+
+/** Whether every member's vote of this generation and epoch is among `answers`, and no value has a majority of them. */
+function deadlocked (t: Target, generation: number, answers: Answer[]): boolean {
+  // a vote counts for the member that answered with it, as its own
+  const votes = answers.map(a => a.res.vote).filter((v, i): v is ShownVote => v !== undefined && v.peer === answers[i]?.peer && v.generation === generation && v.epoch === t.placement.epoch && t.placement.members.includes(v.peer))
+  if (new Set(votes.map(v => v.peer)).size < t.placement.members.length) return false
+  return (groupByValue(votes)[0]?.length ?? 0) < majority(t.placement.members.length)
 }

@@ -50,6 +50,15 @@ export class TaskSuspendedError extends Error {
   constructor (readonly waitingFor: string) { super(`waiting for the signal "${waitingFor}"`); this.name = 'TaskSuspendedError' }
 }
 
+/**
+ * Every member of the placement voted in this epoch and no outcome has a majority: votes are cast
+ * once an epoch, so none ever will. Nothing can be certified here; the task must move to a new epoch.
+ */
+export class DeadlockedVotesError extends Error {
+  static override name = 'DeadlockedVotesError'
+  constructor (message: string) { super(message); this.name = 'DeadlockedVotesError' }
+}
+
 /** The named error for a majority operation that fell short. */
 export function refusal (answers: Answer[], fallback: string): Error {
   const finished = answers.find(a => a.res.status === 'FINISHED' || a.res.status === 'VOTED')

@@ -912,6 +912,27 @@ describe('replicas and lease clients, end to end', () => {
     for (const r of await c.records(t.id)) expect(r?.final).toMatchObject({ state: 'completed', claimId: holder.claimId, cert })
   })
 
+  it('every member voted and the votes split three ways: decide throws DeadlockedVotesError and certifies nothing; with a member silent it only waits', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const ids = c.members.map(m => m.peer.id)
+    const holder = await c.acquire(holderOf(), t)
+    const value: FinalValue = { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }
+    // the holder's vote reaches A only; a user's cancel reaches B only
+    await c.client(holderOf(), { down: ids.slice(1) }).ask(ids, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value, result: RESULT, size: 17 }))
+    await c.client(user(), { down: [ids[0]!, ids[2]!] }).ask(ids, { op: 'cancel', id: t.id, epoch: 0 })
+    // and its failure (it gave up) reaches C only: C votes dead
+    const fail = await c.client(holderOf(), { down: ids.slice(0, 2) }).ask(ids, peer => ({ op: 'fail', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, error: 'gave up', unrecoverable: true }))
+    expect(fail[2]?.res.vote?.value.state).toBe('dead')
+    c.advance(LEASE)
+    // with C silent, its vote is not known: nothing is deadlocked yet
+    expect(await c.client(user(), { down: [ids[2]!] }).decide(t, 0)).toBeUndefined()
+    const err = await c.client(user()).decide(t, 0).catch((e: Error) => e)
+    expect(err).toMatchObject({ name: 'DeadlockedVotesError', message: expect.stringMatching(/every member voted in epoch 0/) })
+    await settle()
+    for (const r of await c.records(t.id)) expect(r?.final).toBeUndefined()
+  })
+
   it('a task out of attempts is decided dead by a majority, and a redrive gives it a new budget', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit({ maxAttempts: 1 })

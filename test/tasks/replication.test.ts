@@ -176,6 +176,41 @@ describe('replicated records', () => {
     expect(new Set(results.filter(r => r !== undefined))).toEqual(new Set([settled.result?.value]))
   })
 
+  it('moves a task whose members all voted and split three ways to the next epoch, which settles on one result everywhere', async () => {
+    net = await createTestnet(4, { baseDir: await tmp(), tasks: TASKS })
+    await net.ready()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'nobody.runs', input: 'three-way' })
+    const { placement } = (await net.nodes[0]!.tasks!.service.get(id)).record
+    const holder = net.nodes.find(n => !placement.members.includes(n.peerId.toString()))!.peerId.toString()
+    // the state partitions left behind under load: two holders' results and a failure, one member each
+    const members = placement.members.map(m => net!.nodes.find(n => n.peerId.toString() === m)!)
+    for (const [i, claimId, result] of [[0, 'holder-1', 'one'], [1, 'holder-2', 'two'], [2, 'holder-3', undefined]] as const) {
+      const replica = members[i]!.tasks!.replica
+      const grant = await replica.handleLease(holder, { op: 'acquire', id, epoch: 0, claimId, durationMs: 60_000 })
+      const vote = result === undefined
+        ? await replica.handleLease(holder, { op: 'fail', id, epoch: 0, claimId, term: grant.term!, error: 'gave up', unrecoverable: true })
+        : await replica.handleLease(holder, { op: 'vote', id, epoch: 0, claimId, term: grant.term!, value: { state: 'completed', claimId, resultHash: resultHash(result) }, result, size: 5 })
+      expect(vote.vote?.value.state).toBe(result === undefined ? 'dead' : 'completed')
+    }
+    // no value can reach a majority of epoch 0: recovery moves it, every member live, and the move
+    // keeps a completed result (the largest groups tie; a result is kept rather than the work lost)
+    const settled = await waitFor(async () => {
+      const v = await net!.nodes[0]!.tasks!.service.find(id)
+      return v?.record.final !== undefined && v.result !== undefined ? v : undefined
+    }, { what: 'the deadlocked task moved and decided', timeoutMs: 20_000 })
+    expect(settled.record.placement.epoch).toBe(1)
+    expect(settled.record.placement.members).toEqual(placement.members)
+    expect(settled.record.final?.state).toBe('completed')
+    expect(['one', 'two']).toContain(settled.result?.value)
+    expect(members.reduce((n, m) => n + m.tasks!.sweeper.stats.deadlockMoves, 0)).toBeGreaterThanOrEqual(1)
+    // every member ends final on the same certified result, the two that voted otherwise included
+    await waitFor(async () => {
+      const copies = await Promise.all(members.map(async m => m.tasks!.replica.get(id)))
+      return copies.every(x => x.record?.final?.state === 'completed' && x.record.final.cert.epoch === 1 && x.result?.value === settled.result?.value)
+    }, { what: 'every member final on one result in epoch 1' })
+    expect(await net.nodes[0]!.tasks!.service.list({ state: 'blocked' })).toEqual([])
+  })
+
   it('converges after a partition heals', async () => {
     const partition = new PartitionController()
     net = await createTestnet(4, {
