@@ -27,6 +27,15 @@ const timerMs = (min = 1, minMessage?: string) => z.number().int().min(min, minM
 export const taskOptionsSchema = z.strictObject({
   /** peers per replica set. @default 3 */
   replicationFactor: count(1).max(15).default(3),
+  /**
+   * Random nonces a submit tries for a task id whose placement includes this node, when this node
+   * will run the task itself (it offers the capability and has a free slot, and the submit has no
+   * idempotency key, which fixes the id). Such a task is claimed with its store, one request per
+   * member, instead of handed to a member that runs it and reports back: a task's work then does
+   * not grow with the mesh. The placement is still the R nearest members by XOR distance to the
+   * id. 1: no tries, the first id stands. @default 32
+   */
+  ownPlacementTries: count(1).max(1024).default(32),
   /** at least 100: a shorter lease lapses before a claim's round trips and fsyncs are done, so no task could finish. @default 10_000 */
   leaseMs: timerMs(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').default(10_000),
   /** a lease is renewed after this fraction of it. @default 1/3 */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
+import { xor } from './replica-sets.js'
 import type { ReplicaSets } from './replica-sets.js'
 import type { Placement } from '../../protocols/task/index.js'
 import type { Namespace } from '../store/namespace.js'
@@ -80,6 +81,35 @@ export class Membership {
     return [...new Set([this.init.self, ...this.lastSeen.keys()])]
   }
 
+  /**
+   * A test of task ids: whether this node is among the R members `choose` would pick for it now.
+   * Made once per submit and run for each nonce tried; distances are compared by their first four
+   * bytes, and in full only on a tie there.
+   */
+  includesSelf (): (taskId: string) => boolean {
+    this.refresh()
+    const sets = this.init.replicaSets
+    const r = this.init.replicationFactor
+    const mine = sets.kadId(this.init.self)
+    const others = this.members().filter(m => m !== this.init.self).map(m => sets.kadId(m))
+    if (others.length < r) return () => true
+    const lead = others.map(o => o.readUInt32BE(0))
+    const mineLead = mine.readUInt32BE(0)
+    return taskId => {
+      const key = createHash('sha256').update(Buffer.from(taskId, 'hex')).digest()
+      const k = key.readUInt32BE(0)
+      const d = (mineLead ^ k) >>> 0
+      let closer = 0
+      for (let i = 0; i < others.length; i++) {
+        const od = ((lead[i] as number) ^ k) >>> 0
+        if (od < d || (od === d && Buffer.compare(xor(others[i] as Buffer, key), xor(mine, key)) < 0)) {
+          if (++closer >= r) return false
+        }
+      }
+      return true
+    }
+  }
+
   /** The R members closest to the task in XOR space, at epoch 0. */
   choose (taskId: string): Placement {
     this.refresh()
@@ -96,3 +126,4 @@ export class Membership {
     await this.saving
   }
 }
+

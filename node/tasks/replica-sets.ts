@@ -78,7 +78,8 @@ export class ReplicaSets {
     return this.for(taskId).some(p => p.toString() === peer)
   }
 
-  private kadId (peerId: string): Buffer {
+  /** The peer's Kademlia id: the sha256 of its multihash. */
+  kadId (peerId: string): Buffer {
     let id = this.kadIds.get(peerId)
     if (id === undefined) {
       id = createHash('sha256').update(this.peerId(peerId).toMultihash().bytes).digest()
@@ -97,8 +98,8 @@ export class ReplicaSets {
   }
 }
 
-/** A map that keeps the `max` entries used most recently (Map iterates in insertion order). */
-function xor (a: Buffer, b: Buffer): Buffer {
+/** Bytewise XOR: the Kademlia distance between two ids. */
+export function xor (a: Buffer, b: Buffer): Buffer {
   const out = Buffer.alloc(a.length)
   for (let i = 0; i < a.length; i++) out[i] = (a[i] as number) ^ (b[i] as number)
   return out

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
-import { byteLength, isWaiting, makeTask, finalOf, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
+import { byteLength, isWaiting, makeTask, makeTaskWhere, finalOf, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
@@ -78,7 +78,7 @@ export class TaskService {
   /** set by the task layer: hands tasks submitted here to a member that runs them */
   handoff?: Pick<Handoff, 'taker' | 'give'>
   /** set by the task layer: runs tasks submitted here that this node should run itself */
-  ownRuns?: Pick<Claimer, 'reserveOwn' | 'runOwn'>
+  ownRuns?: Pick<Claimer, 'reserveOwn' | 'runOwn' | 'wouldRunOwn'>
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
     this.applyNotice(evt.detail)
   }
@@ -121,7 +121,7 @@ export class TaskService {
     this.admit([req])
     const now = Date.now()
     const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability })
-    const task = makeTask({
+    const fields = {
       traceparent: traceparentOf(span),
       capability: req.capability,
       input: req.input,
@@ -132,7 +132,10 @@ export class TaskService {
       deadline: now + (req.deadlineMs ?? o.defaultDeadlineMs),
       parent: req.parent,
       now
-    })
+    }
+    // a task this node runs is best placed with it among the members (see ownPlacementTries)
+    const runsHere = req.idempotencyKey === undefined && o.ownPlacementTries > 1 && this.ownRuns?.wouldRunOwn(req.capability) === true
+    const task = runsHere ? makeTaskWhere(fields, this.c.membership.includesSelf(), o.ownPlacementTries) : makeTask(fields)
     // before anyone can run it: its first progress events are kept for a listener to come
     this.progress?.track(task.id)
     span.setAttribute('agentmesh.task', task.id)

@@ -80,6 +80,30 @@ export function makeTask (t: NewTask): Task {
   }
 }
 
+/**
+ * A task made as makeTask makes it, with up to `tries` random nonces tried for an id that `accept`s
+ * (the first nonce's when none does). The hash of the canonical content before the nonce is taken
+ * once: each further try hashes the nonce and the few bytes after it, whatever the input's size. A
+ * task with an idempotency key has one id, made as is.
+ */
+export function makeTaskWhere (t: NewTask, accept: (id: string) => boolean, tries: number): Task {
+  const first = makeTask(t)
+  if (first.nonce === undefined || tries <= 1 || accept(first.id)) return first
+  const canonical = canonicalJson({ capability: t.capability, input: t.input, submitter: t.submitter, nonce: first.nonce })
+  // the last match is the nonce field: the input comes before it, and the submitter after it is one
+  // JSON string, inside which this quoted sequence cannot appear
+  const at = canonical.lastIndexOf(`"nonce":"${first.nonce}"`) + '"nonce":"'.length
+  const before = createHash('sha256').update(canonical.slice(0, at))
+  const after = canonical.slice(at + first.nonce.length)
+  const nonces = randomBytes(12 * (tries - 1)).toString('hex')
+  for (let i = 0; i < tries - 1; i++) {
+    const nonce = nonces.slice(24 * i, 24 * (i + 1))
+    const id = before.copy().update(nonce + after).digest('hex')
+    if (accept(id)) return { ...first, id, nonce }
+  }
+  return first
+}
+
 /** A task whose id does not match its content was forged or corrupted. */
 export function hasValidId (task: Task): boolean {
   return taskId(task) === task.id
