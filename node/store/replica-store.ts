@@ -31,7 +31,7 @@ export class LevelReplicaStore implements ReplicaStore {
   }
 
   /** One operation's writes (result, lease, record and the dead-letter index) as one group-committed batch. */
-  async write (id: string, change: ReplicaWrite): Promise<void> {
+  async write (id: string, change: ReplicaWrite, options: { lazy?: boolean } = {}): Promise<void> {
     const ops: BatchOp[] = []
     if (change.result !== undefined) ops.push(this.store.results.putOp(id, change.result))
     if (change.lease !== undefined) ops.push(this.store.leases.putOp(id, change.lease))
@@ -41,7 +41,8 @@ export class LevelReplicaStore implements ReplicaStore {
       ops.push(isDeadLetter ? this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }) : this.store.deadLetters.delOp(id))
       ops.push(this.store.tasks.putOp(id, record))
     }
-    await this.store.write(ops, { sync: this.sync })
+    // a lazy batch still rides with any fsynced one of its group commit
+    await this.store.write(ops, { sync: this.sync && options.lazy !== true })
   }
 
   async getLease (id: string): Promise<LeaseState | undefined> { return this.store.leases.get(id) }

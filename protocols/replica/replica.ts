@@ -284,11 +284,13 @@ export class Replica {
     const finalNow = after.record?.final !== undefined && before.record?.final === undefined
     // a certificate that holds no vote cast in this write is made of votes already on their signers'
     // disks: the outcome is settled whether or not this write lands, so readers and waiters need not
-    // wait for this member's fsync (the holder's own commit is the last step of every task)
+    // wait for this member's fsync (the holder's own commit is the last step of every task), and
+    // the write needs none of its own: lost in a crash, the member is back to its vote, and recovery
+    // or anti-entropy brings the certificate again (a majority's votes rebuild it)
     const settledElsewhere = finalNow && after.lease.vote === before.lease.vote
     try {
       if (settledElsewhere) this.announceFinal(id, after)
-      await this.store.write(id, change)
+      await this.store.write(id, change, settledElsewhere ? { lazy: true } : undefined)
     } catch (err) {
       // the copy is what the disk holds; the outcome told stands, certified by the votes it names
       if (settledElsewhere) this.forgetUnwritten(id, before)

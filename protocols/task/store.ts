@@ -58,8 +58,11 @@ export interface ReplicaWrite {
 }
 
 export interface ReplicaStore {
-  /** one operation's writes, atomically and durably, before it resolves */
-  write: (id: string, change: ReplicaWrite) => Promise<void>
+  /**
+   * One operation's writes, atomically and durably (fsynced), before it resolves; with `lazy` the
+   * batch is not fsynced of its own: for what is already certain elsewhere (see Replica.persist)
+   */
+  write: (id: string, change: ReplicaWrite, options?: { lazy?: boolean }) => Promise<void>
   getRecord: (id: string) => Promise<TaskRecord | undefined>
   putRecord: (record: TaskRecord) => Promise<void>
   getLease: (id: string) => Promise<LeaseState | undefined>
@@ -78,7 +81,7 @@ export class MemoryReplicaStore implements ReplicaStore {
   readonly resultMap = new Map<string, StoredResult>()
 
   async getRecord (id: string): Promise<TaskRecord | undefined> { return structuredClone(this.recordMap.get(id)) }
-  async write (id: string, change: ReplicaWrite): Promise<void> {
+  async write (id: string, change: ReplicaWrite, _options?: { lazy?: boolean }): Promise<void> {
     if (change.result !== undefined) this.resultMap.set(id, structuredClone(change.result))
     if (change.lease !== undefined) this.leaseMap.set(id, structuredClone(change.lease))
     if (change.record !== undefined) this.recordMap.set(id, structuredClone(change.record))

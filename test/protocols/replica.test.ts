@@ -189,19 +189,22 @@ function lateGrant (c: Cluster, o: { bVote?: 'lost', cVote?: 'refused' } = {}): 
 }
 
 /** Holds every write of a final state at `store` until `release`: a slow disk under one commit. */
-function holdFinalWrites (store: MemoryReplicaStore): { held: () => number, release: () => void } {
+function holdFinalWrites (store: MemoryReplicaStore): { held: () => number, release: () => void, lazy: boolean[] } {
   const write = store.write.bind(store)
   let held = 0
   let release!: () => void
   const opened = new Promise<void>(resolve => { release = resolve })
-  store.write = async (id, change) => {
+  /** whether each final write held was asked not to be fsynced of its own */
+  const lazy: boolean[] = []
+  store.write = async (id, change, options) => {
     if (change.record?.final !== undefined) {
       held++
+      lazy.push(options?.lazy === true)
       await opened
     }
-    return write(id, change)
+    return write(id, change, options)
   }
-  return { held: () => held, release }
+  return { held: () => held, release, lazy }
 }
 const holderOf = (): Peer => pool[5]!
 const otherClaimant = (): Peer => pool[6]!
@@ -474,7 +477,7 @@ describe('replicas and lease clients, end to end', () => {
     expect(B.replica.stats.results + C.replica.stats.results).toBe(2)
   })
 
-  it('a commit whose certificate holds no vote cast in its own write is served and told before that write lands; a vote with its commit only after', async () => {
+  it('a commit whose certificate holds no vote cast in its own write is served and told before that write lands, and not fsynced of its own; a vote with its commit only after', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
     const [A, B] = c.members as [Member, Member, Member]
@@ -497,6 +500,8 @@ describe('replicas and lease clients, end to end', () => {
     expect((await A.store.getRecord(t.id))?.final).toBeUndefined()
     // B's certificate holds the vote B casts in that very write: nothing shows before it lands
     expect((await B.replica.get(t.id)).record?.final).toBeUndefined()
+    // and only that write is fsynced of its own: A's certificate is rebuilt from its votes if lost
+    expect([holdA.lazy, holdB.lazy]).toEqual([[true], [false]])
     holdA.release()
     holdB.release()
     const cert = await completing
