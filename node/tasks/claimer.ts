@@ -187,16 +187,16 @@ export class Claimer {
     return taken
   }
 
+  /** Whether a task of `capability` submitted here now would run here, were this node a member: see reserveOwn. */
+  wouldRunOwn (capability: string): boolean {
+    return this.running && this.c.runtime.canRun(capability) && !this.lagging() && (this.c.runtime.freeSlots()[capability] ?? 0) > 0
+  }
+
   /**
    * A slot for a task this node submits and runs itself: it offers the capability, has a free slot
    * and no lag, and is a member of the placement (the offer would come to it first). The submit
    * then takes the lease with the store, and `runOwn` runs it.
    */
-  /** Whether a task of `capability` submitted here now would run here: see reserveOwn. */
-  wouldRunOwn (capability: string): boolean {
-    return this.running && this.c.runtime.canRun(capability) && !this.lagging() && (this.c.runtime.freeSlots()[capability] ?? 0) > 0
-  }
-
   reserveOwn (task: Task, placement: Placement): Slot | undefined {
     if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
     if (this.lagging()) return undefined

@@ -44,6 +44,8 @@ export class Sweeper {
    * submitter alone, so such a copy hears of none: read, it settles and retention forgets it.
    */
   private readonly refreshAt = new Map<string, { at: number, delayMs: number, reads: number }>()
+  /** moves of deadlocked tasks under way, by task: one at a time each, awaited by stop */
+  private readonly moves = new Map<string, Promise<void>>()
   private readonly loop: Repeater
 
   constructor (components: TaskComponents, tasks: TaskService, mover: Mover) {
@@ -60,6 +62,7 @@ export class Sweeper {
 
   async stop (): Promise<void> {
     await this.loop.stop()
+    await Promise.all(this.moves.values())
   }
 
   /** The placement's first member that is live (this node counts as live): it sweeps the task. */
@@ -88,11 +91,7 @@ export class Sweeper {
       if (now - last < this.c.options.leaseMs) continue
       this.decided.set(id, now)
       const cert = await this.decide(record, live)
-      if (cert === undefined) continue
-      this.stats.decided++
-      this.tasks.wake(id)
-      if (cert.value.state === 'dead') this.c.events.safeDispatchEvent('dead', { detail: { id, capability: record.task.capability, reason: cert.value.reason ?? 'dead' } })
-      await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
+      if (cert !== undefined) await this.tell(record, cert)
     }
     const takers = this.takers()
     for (const id of [...this.c.replica.active]) {
@@ -140,13 +139,37 @@ export class Sweeper {
       return await this.c.leases.decide({ id: record.task.id, placement: record.placement }, record.generation)
     } catch (err: any) {
       if (err.name !== 'DeadlockedVotesError') throw err
-      if (!this.isFirstLiveMember(record.placement.members, live)) return undefined
-      this.log('%s: %s; moving it to the next epoch', record.task.id, err.message)
-      // a move that fails (a member did not answer its seal) is tried again a lease later; one that
-      // sealed and was not installed is finished by the mover's own check
-      await this.mover.move(record, []).then(() => { this.stats.deadlockMoves++ }, (e: Error) => { this.log('move of %s not made: %s', record.task.id, e.message) })
+      if (this.isFirstLiveMember(record.placement.members, live) && !this.moves.has(record.task.id)) this.moveDeadlocked(record, err.message)
       return undefined
     }
+  }
+
+  /**
+   * Moves a deadlocked task and tells its outcome as a decision is told, outside the sweep: a
+   * member silent during the move must not hold up every other task's recovery. A move that fails
+   * (a member did not answer its seal) is tried again a lease later; one that sealed and was not
+   * installed is finished by the mover's own check.
+   */
+  private moveDeadlocked (record: TaskRecord, why: string): void {
+    const id = record.task.id
+    this.log('%s: %s; moving it to the next epoch', id, why)
+    const moving = (async () => {
+      const next = await this.mover.move(record, [])
+      this.stats.deadlockMoves++
+      // the move certified the value it bound the new epoch to: its members answer with it
+      const cert = await this.c.leases.decide({ id, placement: next }, record.generation)
+      if (cert !== undefined) await this.tell(record, cert)
+    })().catch((err: Error) => { this.log('move of %s not made: %s', id, err.message) }).finally(() => { this.moves.delete(id) })
+    this.moves.set(id, moving)
+  }
+
+  /** A task recovery decided: waiters here woken, a dead task's event, and the notice for submitters elsewhere. */
+  private async tell (record: TaskRecord, cert: Certificate): Promise<void> {
+    const id = record.task.id
+    this.stats.decided++
+    this.tasks.wake(id)
+    if (cert.value.state === 'dead') this.c.events.safeDispatchEvent('dead', { detail: { id, capability: record.task.capability, reason: cert.value.reason ?? 'dead' } })
+    await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
   }
 
   /** Reads a few unfinished non-member copies a sweep from their placements, each first a lease after it was seen, then with backoff. */

@@ -286,11 +286,14 @@ export class Replica {
     // disks: the outcome is settled whether or not this write lands, so readers and waiters need not
     // wait for this member's fsync (the holder's own commit is the last step of every task), and
     // the write needs none of its own: lost in a crash, the member is back to its vote, and recovery
-    // or anti-entropy brings the certificate again (a majority's votes rebuild it)
+    // or anti-entropy brings the certificate again (a majority's votes rebuild it). Not one that
+    // brings the result: a later fsynced write of the record alone may outlive it after a power
+    // loss (LevelDB does not sync a log it closes), and a final copy without its result is not repaired
     const settledElsewhere = finalNow && after.lease.vote === before.lease.vote
+    const lazy = settledElsewhere && change.result === undefined
     try {
       if (settledElsewhere) this.announceFinal(id, after)
-      await this.store.write(id, change, settledElsewhere ? { lazy: true } : undefined)
+      await this.store.write(id, change, lazy ? { lazy } : undefined)
     } catch (err) {
       // the copy is what the disk holds; the outcome told stands, certified by the votes it names
       if (settledElsewhere) this.forgetUnwritten(id, before)

@@ -511,6 +511,38 @@ describe('replicas and lease clients, end to end', () => {
     expect((await B.replica.get(t.id)).record?.final?.cert.value).toEqual(cert.value)
   })
 
+  it('a commit written without its own fsync and lost (a power cut) leaves the member at its vote; recovery\'s decide brings the same certificate back', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const A = c.at(0)
+    // A's writes not fsynced of their own are lost, as a power cut after them would lose them
+    const write = A.store.write.bind(A.store)
+    const lost: string[] = []
+    A.store.write = async (id, change, options) => {
+      if (options?.lazy === true) {
+        lost.push(id)
+        return
+      }
+      return write(id, change, options)
+    }
+    const lease = await c.acquire(A.peer, t)
+    const cert = await lease.complete(RESULT, 17, 0)
+    await settle()
+    // only the holder's own commit is lazy: its vote, with the result, and the others' were fsynced
+    expect(lost).toEqual([t.id])
+    // power back: A restarts from what its store holds, and writes land again
+    A.store.write = write
+    A.replica = new Replica(A.store, { me: A.peer.id, sign: bytes => A.peer.key.sign(bytes), now: () => A.clock.now, log })
+    await A.replica.load()
+    expect((await A.replica.get(t.id)).record?.final).toBeUndefined()
+    expect((await A.store.getLease(t.id))?.vote?.value).toEqual(cert.value)
+    const again = await c.client(user()).decide(t, 0)
+    expect(again).toEqual(cert)
+    await settle()
+    expect((await A.store.getRecord(t.id))?.final?.cert).toEqual(cert)
+    expect((await A.store.getResult(t.id))?.value).toEqual(RESULT)
+  })
+
   it('a member whose grant joins the lease after the votes were asked is asked to vote too, shown the holder\'s vote, and sent no commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()

@@ -202,7 +202,9 @@ describe('replicated records', () => {
     expect(settled.record.placement.members).toEqual(placement.members)
     expect(settled.record.final?.state).toBe('completed')
     expect(['one', 'two']).toContain(settled.result?.value)
-    expect(members.reduce((n, m) => n + m.tasks!.sweeper.stats.deadlockMoves, 0)).toBeGreaterThanOrEqual(1)
+    // made by recovery's deadlock move, which tells the outcome as recovery tells a decision (waiters, notice)
+    const count = (stat: 'deadlockMoves' | 'decided'): number => members.reduce((n, m) => n + m.tasks!.sweeper.stats[stat], 0)
+    await waitFor(() => count('deadlockMoves') >= 1 && count('decided') >= 1, { what: 'the deadlock move counted and its outcome told' })
     // every member ends final on the same certified result, the two that voted otherwise included
     await waitFor(async () => {
       const copies = await Promise.all(members.map(async m => m.tasks!.replica.get(id)))
