@@ -52,8 +52,9 @@ describe('handoff: a submitter that will not run a new task hands it to a member
 
   it('a submitter that is not a member keeps its copy before it hands the task over: the completion notice finds it, and no wait polls', async () => {
     // the submitter runs nothing and is outside half the placements of 6 nodes; a wait that missed its
-    // notice polls after 5 s, longer than a task takes on a busy machine
-    net = await createTestnet(6, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, waitPollBaseMs: 5_000, agents: i === 0 ? [] : [echoAgent] } }) })
+    // notice polls only at its end (30 s), longer than a task takes on any machine this runs on (5 s
+    // was not, beside a loaded CI run)
+    net = await createTestnet(6, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, waitPollBaseMs: 60_000, waitPollCapMs: 60_000, agents: i === 0 ? [] : [echoAgent] } }) })
     await net.ready()
     const a = net.nodes[0]!
     await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 5, { what: 'every runner seen with free slots', timeoutMs: 10_000 })
@@ -71,7 +72,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     let outside = 0
     for (let i = 0; outside < 3 && i < 40; i++) {
       const { id } = await a.tasks!.service.submit({ capability: 'echo', input: i })
-      const view = await a.tasks!.service.waitFor(id, 20_000)
+      const view = await a.tasks!.service.waitFor(id, 30_000)
       expect(view.record.final?.state).toBe('completed')
       if (!view.record.placement.members.includes(a.peerId.toString())) outside++
     }
