@@ -2,7 +2,7 @@ import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
 import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
-import type { Certificate, TaskRecord } from '../../protocols/task/index.js'
+import type { Certificate, Placement, TaskRecord } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 
 /** Non-member copies read from their placements per sweep: bounded, so a backlog of them costs little at a time. */
@@ -81,6 +81,8 @@ export class Sweeper {
     for (const id of this.votedSince.keys()) if (!stillVoted.has(id)) this.votedSince.delete(id)
     for (const { record, voted } of undecided) {
       const id = record.task.id
+      // a task this node is moving is told by its move, once
+      if (this.moves.has(id)) continue
       // a member that voted finishes the decision itself: only it knows of its vote, and the first
       // live member may hold none (a holder whose vote reached one member, then died for good)
       if (!voted && !this.isFirstLiveMember(record.placement.members, live)) continue
@@ -154,12 +156,19 @@ export class Sweeper {
     const id = record.task.id
     this.log('%s: %s; moving it to the next epoch', id, why)
     const moving = (async () => {
-      const next = await this.mover.move(record, [])
+      let next: Placement
+      try {
+        next = await this.mover.move(record, [])
+      } catch (err: any) {
+        this.log('move of %s not made: %s', id, err.message)
+        return
+      }
       this.stats.deadlockMoves++
-      // the move certified the value it bound the new epoch to: its members answer with it
+      // the move certified the value it bound the new epoch to: its members answer with it (when
+      // none does yet, the task stays undecided here and a later sweep tells it)
       const cert = await this.c.leases.decide({ id, placement: next }, record.generation)
       if (cert !== undefined) await this.tell(record, cert)
-    })().catch((err: Error) => { this.log('move of %s not made: %s', id, err.message) }).finally(() => { this.moves.delete(id) })
+    })().catch((err: Error) => { this.log.error('%s moved, but its outcome was not told: %s', id, err.message) }).finally(() => { this.moves.delete(id) })
     this.moves.set(id, moving)
   }
 

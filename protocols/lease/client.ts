@@ -164,8 +164,9 @@ export class LeaseClient {
   /**
    * Turns votes into a certified final state: when a majority of the placement voted one value,
    * the certificate goes to every member (with the result it names) and resolves once a majority
-   * took it (a member whose vote is in the certificate writes it without an fsync of its own: the
-   * votes are on disk, and rebuild it). Undefined when no value has a majority.
+   * took it (a member writes it without an fsync of its own when that write casts no vote and
+   * brings no result: the votes are on their signers' disks, and rebuild it; see Replica.persist).
+   * Undefined when no value has a majority.
    */
   async certifyAndCommit (t: Target, generation: number, answers: Answer[], result?: StoredResult, voting: readonly string[] = []): Promise<Certificate | undefined> {
     const finished = answers.find(a => a.res.cert !== undefined)?.res.cert

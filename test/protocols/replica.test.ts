@@ -511,6 +511,27 @@ describe('replicas and lease clients, end to end', () => {
     expect((await B.replica.get(t.id)).record?.final?.cert.value).toEqual(cert.value)
   })
 
+  it('a commit that brings the result to a member that missed the vote is fsynced of its own; one to a member that voted is not', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const ids = c.members.map(m => m.peer.id)
+    const holder = await c.acquire(holderOf(), t)
+    const value: FinalValue = { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }
+    // the holder's votes reach A and B, each with the result; C is cut off
+    const votes = await c.client(holderOf(), { down: [C.peer.id] }).ask(ids, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value, result: RESULT, size: 17 }))
+    expect(votes.map(a => a.res.status)).toEqual(['OK', 'OK', 'ERROR'])
+    // the final writes are recorded, not held
+    const [atA, atB, atC] = [A, B, C].map(m => holdFinalWrites(m.store))
+    for (const at of [atA!, atB!, atC!]) at.release()
+    const cert = await c.client(holderOf()).certifyAndCommit(t, 0, votes, { claimId: holder.claimId, peer: holderOf().id, value: RESULT, size: 17, at: T0 })
+    await settle()
+    expect(cert?.value).toEqual(value)
+    expect([atA!.lazy, atB!.lazy, atC!.lazy]).toEqual([[true], [true], [false]])
+    expect((await C.store.getResult(t.id))?.value).toEqual(RESULT)
+    expect((await C.store.getRecord(t.id))?.final?.cert).toEqual(cert)
+  })
+
   it('a commit written without its own fsync and lost (a power cut) leaves the member at its vote; recovery\'s decide brings the same certificate back', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()

@@ -78,7 +78,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     }
     expect(outside).toBe(3)
     // each wait woke on its notice; a notice that came before the copy was kept would wake nobody,
-    // and the wait would poll a second later
+    // and the wait would poll at its end
     expect(a.tasks!.service.stats.waitPolls).toBe(0)
   })
 
