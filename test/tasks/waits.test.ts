@@ -84,7 +84,9 @@ describe('durable waits', () => {
   it('a tool call that needs approval waits for it; a rejection reaches the model as a refusal, and the tool never runs', async () => {
     const fake = await f.fakeOpenAI((body, n) => n % 2 === 1 ? { toolCalls: [{ name: 'echo', arguments: { input: 'rm -rf' } }] } : { content: 'understood' })
     const llm = llmAgents({ model: 'm', baseURL: fake.baseURL, apiKey: 'k' })
-    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [...llm, echoAgent] } })
+    // no lease is meant to lapse here: a 1 s lease beside a loaded CI run lapsed until the run was
+    // out of attempts before it ever reached its wait
+    const net = await f.mesh(3, { tasks: { ...TASKS, leaseMs: 5_000, agents: [...llm, echoAgent] } })
     const base = await f.api(net.nodes[2]!)
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'agent', input: { prompt: 'clean up', tools: ['echo'], needsApproval: ['echo'] } })
