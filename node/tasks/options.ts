@@ -33,9 +33,12 @@ export const taskOptionsSchema = z.strictObject({
    * idempotency key, which fixes the id). Such a task is claimed with its store, one request per
    * member, instead of handed to a member that runs it and reports back: a task's work then does
    * not grow with the mesh. The placement is still the R nearest members by XOR distance to the
-   * id. 1: no tries, the first id stands. @default 32
+   * id. Off by default: the other members are then the submitter's XOR neighbours, so a crash
+   * of a holder and the loss of its neighbour block many tasks at once (the simulator's crash
+   * scenario once blocked two; spread placements never more than one). 1: no tries, the first id
+   * stands; 32 is what the bench measured. @default 1
    */
-  ownPlacementTries: count(1).max(1024).default(32),
+  ownPlacementTries: count(1).max(1024).default(1),
   /** at least 100: a shorter lease lapses before a claim's round trips and fsyncs are done, so no task could finish. @default 10_000 */
   leaseMs: timerMs(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').default(10_000),
   /** a lease is renewed after this fraction of it. @default 1/3 */
