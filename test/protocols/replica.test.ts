@@ -8,7 +8,7 @@ import { Mover, valueToDecide } from '../../node/tasks/mover.js'
 import type { TaskComponents } from '../../node/tasks/components.js'
 import { verifyBy } from '../../protocols/task/ed25519.js'
 import { MAX_JSON_DEPTH } from '../../protocols/task/json-value.js'
-import type { HandlerStats, HeldLease, LeaseRequest, LeaseResponse, ShownVote, Target } from '../../protocols/lease/index.js'
+import type { Answer, HandlerStats, HeldLease, LeaseRequest, LeaseResponse, ShownVote, Target } from '../../protocols/lease/index.js'
 import type { Certificate, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import { waitFor } from '../../sim/wait.js'
@@ -205,6 +205,12 @@ function holdFinalWrites (store: MemoryReplicaStore): { held: () => number, rele
     return write(id, change, options)
   }
   return { held: () => held, release, lazy }
+}
+/** The holder's completed vote with RESULT, sent to every member and reaching those not `down`. */
+async function voteReaching (c: Cluster, holder: HeldLease, t: Target, down: string[]): Promise<{ value: FinalValue, answers: Answer[] }> {
+  const value: FinalValue = { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }
+  const answers = await c.client(holderOf(), { down }).ask(t.placement.members, peer => ({ op: 'vote', id: t.id, epoch: t.placement.epoch, claimId: holder.claimId, term: holder.grants.get(peer)!, value, result: RESULT, size: 17 }))
+  return { value, answers }
 }
 const holderOf = (): Peer => pool[5]!
 const otherClaimant = (): Peer => pool[6]!
@@ -517,9 +523,8 @@ describe('replicas and lease clients, end to end', () => {
     const [A, B, C] = c.members as [Member, Member, Member]
     const ids = c.members.map(m => m.peer.id)
     const holder = await c.acquire(holderOf(), t)
-    const value: FinalValue = { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }
     // the holder's votes reach A and B, each with the result; C is cut off
-    const votes = await c.client(holderOf(), { down: [C.peer.id] }).ask(ids, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value, result: RESULT, size: 17 }))
+    const { value, answers: votes } = await voteReaching(c, holder, t, [C.peer.id])
     expect(votes.map(a => a.res.status)).toEqual(['OK', 'OK', 'ERROR'])
     // the final writes are recorded, not held
     const [atA, atB, atC] = [A, B, C].map(m => holdFinalWrites(m.store))
@@ -957,9 +962,8 @@ describe('replicas and lease clients, end to end', () => {
     const t = await c.submit()
     const ids = c.members.map(m => m.peer.id)
     const holder = await c.acquire(holderOf(), t)
-    const value: FinalValue = { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }
     // the holder's vote reaches the first two; a user's cancel reaches the third; then the holder dies
-    await c.client(holderOf(), { down: ids.slice(2) }).ask(ids, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value, result: RESULT, size: 17 }))
+    const { value } = await voteReaching(c, holder, t, ids.slice(2))
     await c.client(user(), { down: [ids[0]!, ids[1]!, ids[3]!, ids[4]!] }).ask(ids, { op: 'cancel', id: t.id, epoch: 0 })
     c.advance(LEASE)
     const cert = await c.client(user()).decide(t, 0)
@@ -975,9 +979,8 @@ describe('replicas and lease clients, end to end', () => {
     const t = await c.submit()
     const ids = c.members.map(m => m.peer.id)
     const holder = await c.acquire(holderOf(), t)
-    const value: FinalValue = { state: 'completed', claimId: holder.claimId, resultHash: resultHash(RESULT) }
     // the holder's vote reaches A only; a user's cancel reaches B only
-    await c.client(holderOf(), { down: ids.slice(1) }).ask(ids, peer => ({ op: 'vote', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, value, result: RESULT, size: 17 }))
+    await voteReaching(c, holder, t, ids.slice(1))
     await c.client(user(), { down: [ids[0]!, ids[2]!] }).ask(ids, { op: 'cancel', id: t.id, epoch: 0 })
     // and its failure (it gave up) reaches C only: C votes dead
     const fail = await c.client(holderOf(), { down: ids.slice(0, 2) }).ask(ids, peer => ({ op: 'fail', id: t.id, epoch: 0, claimId: holder.claimId, term: holder.grants.get(peer)!, error: 'gave up', unrecoverable: true }))
