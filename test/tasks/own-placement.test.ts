@@ -71,7 +71,10 @@ describe('a submitter that runs its task itself places it with itself', () => {
   })
 
   it('tasks submitted where they run are placed with their submitter and run there, no handoff; with one try they spread', async () => {
-    net = await createTestnet(6, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent], ownPlacementTries: 32 } })
+    // no lease is meant to lapse here, nor a lagging node to stop running its own tasks: on a loaded
+    // machine a 500 ms lease lapsed until a task was dead
+    const steady = { ...FAST_TASKS, agents: [echoAgent], leaseMs: 5_000, claimLagLimitMs: 60_000 }
+    net = await createTestnet(6, { baseDir: await tmp(), tasks: { ...steady, ownPlacementTries: 32 } })
     await net.ready()
     const a = net.nodes[0]!
     const me = a.peerId.toString()
@@ -85,7 +88,7 @@ describe('a submitter that runs its task itself places it with itself', () => {
     expect(a.tasks!.handoff.stats.sent).toBe(0)
     await net.stop()
     // the default, one try: a submitter is a member of about half (3 of 6), and hands the others on
-    net = await createTestnet(6, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    net = await createTestnet(6, { baseDir: await tmp(), tasks: steady })
     await net.ready()
     const b = net.nodes[0]!
     let outside = 0
