@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto'
 import { ROOT_CONTEXT, SpanStatusCode, TraceFlags, isSpanContextValid, trace } from '@opentelemetry/api'
 import { VERSION } from './version.js'
+import { randomHex } from '../protocols/task/random-hex.js'
 import type { Attributes, Context, Span } from '@opentelemetry/api'
 
 /** A W3C trace context `traceparent`: version 00, trace id, parent span id, flags. */
@@ -24,7 +24,7 @@ export function contextOf (traceparent: string | undefined): Context {
 /** A span as a traceparent; one with no valid context (no SDK, no parent) gets fresh random ids, so a trace always exists. */
 export function traceparentOf (span: Span): string {
   const sc = span.spanContext()
-  if (!isSpanContextValid(sc)) return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`
+  if (!isSpanContextValid(sc)) return `00-${randomHex(16)}-${randomHex(8)}-01`
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & TraceFlags.SAMPLED) === 0 ? '00' : '01'}`
 }
 

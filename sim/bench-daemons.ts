@@ -301,6 +301,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
   const label = requests === 'one' ? '' : 'two requests a task: '
   add('daemons: how to read the rows', '', `real daemons (echo only) over HTTP, closed loop, ${requests === 'one' ? 'one POST /v1/tasks?wait= a task' : 'a submit and a result long poll a task'}; tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent`)
   for (const n of init.nodes ?? [3, 5, 10]) {
+    const daemonsN = n === 1 ? '1 daemon' : `${n} daemons`
     const dir = await mkdtemp(join(tmpdir(), 'agentmesh-bench-daemons-'))
     let daemons: DaemonProcess[] = []
     try {
@@ -315,11 +316,11 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       line(`  ${n} daemons: all ready ${(startedMs / 1000).toFixed(1)} s after the first start (one after another), mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
       const pids = daemons.map(d => d.proc.pid as number)
       const formed = await idleCost(pids, ticks, idleMs)
-      add(`${label}${n} daemons idle, per daemon, just formed`, formed.figure, `${formed.note} over the first ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
+      add(`${label}${daemonsN} idle, per daemon, just formed`, formed.figure, `${formed.note} over the first ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
       const settleMs = init.idleSettleMs ?? 20_000
       await delay(settleMs)
       const settled = await idleCost(pids, ticks, idleMs)
-      add(`${label}${n} daemons idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
+      add(`${label}${daemonsN} idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
       const client: LoopClient = { waitMs, requests, ticks, idleTicksPerSec: settled.ticksPerSec }
       const warmupTasks = (init.warmupTasksPerDaemon ?? 400) * n
       if (warmupTasks > 0) {
@@ -333,7 +334,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
         const dead = daemons.filter(d => d.proc.exitCode !== null || d.proc.signalCode !== null)
         if (dead.length > 0) throw new Error(`${dead.length} daemon(s) exited during the run:\n${dead[0]!.output().slice(-2000)}`)
         const per = (get: (x: Counters) => number, digits = 1): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(digits)
-        add(`${label}${n} daemons, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
+        add(`${label}${daemonsN}, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
         const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)

@@ -144,7 +144,7 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-two-requests memory). */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one daemons-two-requests memory). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
@@ -156,6 +156,8 @@ async function bench (): Promise<void> {
     antientropy: antiEntropy,
     // real daemons on 127.0.0.1 driven through the HTTP API (3, 5, 10 daemons; 1 to 256 in flight)
     daemons: async () => { await benchDaemons(add) },
+    // one daemon, the same HTTP path and task machinery with nothing sent to a peer: what the mesh adds to a task
+    'daemons-one': async () => { await benchDaemons(add, { nodes: [1], concurrency: [1, 64] }) },
     // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
     'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64] }) },
     // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { byteLength, finalOf, signalKey } from '../../protocols/task/index.js'
+import { byteLength, cloneJson, finalOf, signalKey } from '../../protocols/task/index.js'
 import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
@@ -132,7 +132,7 @@ export class Executor {
       try {
         value = await this.c.runtime.run(slot.agent, {
           // copies of what the replica keeps, here and below: an agent may change what it is given
-          input: structuredClone(task.input),
+          input: cloneJson(task.input),
           task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },
           // from the grant, not the local copy, which may have missed an earlier attempt: the
           // granting majority overlaps every earlier one, so one of them knows it
@@ -301,7 +301,7 @@ export class Executor {
     if (current?.journal !== undefined && key in current.journal) {
       this.stats.stepsReplayed++
       // a copy: the agent may change what it gets, and the journal is this node's stored record
-      return structuredClone(current.journal[key]) as T
+      return cloneJson(current.journal[key]) as T
     }
     const value = await fn()
     await lease.journal(key, value === undefined ? null : value)
@@ -323,8 +323,8 @@ export class Executor {
     const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
     if (kept !== undefined) {
       this.stats.stepsReplayed++
-      if (options.schema === undefined) return structuredClone(kept.data) as T
-      const parsed = options.schema.safeParse(structuredClone(kept.data))
+      if (options.schema === undefined) return cloneJson(kept.data) as T
+      const parsed = options.schema.safeParse(cloneJson(kept.data))
       // a retry would read the same signal: the task ends here, saying why
       if (!parsed.success) throw new UnrecoverableTaskError(`signal "${name}" does not match the wait's schema: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
       return parsed.data
@@ -349,7 +349,7 @@ export class Executor {
       const final = view.record.final
       if (final === undefined) continue
       if (final.state !== 'completed') throw new SubtaskFailedError(id, final.state, final.reason)
-      if (view.result !== undefined) return structuredClone(view.result.value)
+      if (view.result !== undefined) return cloneJson(view.result.value)
       // completed, but no replica answered with the result yet: ask again, a bounded number of times
       if (++missingResult > 10) throw new SubtaskFailedError(id, 'completed', 'result unavailable from its replicas')
       await new Promise(resolve => setTimeout(resolve, 200))

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto'
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { HeldLease } from './held-lease.js'
 import { untilQuorum } from './quorum.js'
 import { samePlacement } from '../task/record.js'
+import { randomHex } from '../task/random-hex.js'
 import type { Certificate } from '../task/certificate.js'
 import type { Placement, TaskRecord } from '../task/record.js'
 import type { StoredResult } from '../task/store.js'
@@ -93,7 +93,7 @@ export class LeaseClient {
    * that runs the task here: one request per member instead of a put and an acquire).
    */
   async acquire (t: Target, record?: TaskRecord): Promise<HeldLease> {
-    const claimId = randomBytes(8).toString('hex')
+    const claimId = randomHex(8)
     const sentAt = Date.now()
     const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs, ...(record === undefined ? {} : { record }) }
     const need = majority(t.placement.members.length)

@@ -52,6 +52,7 @@ export interface Statement {
 }
 
 const DOMAIN = 'agentmesh/final/1'
+const utf8 = new TextEncoder()
 
 /**
  * The bytes a member signs: domain-separated, canonical, so every signer and checker agree. The
@@ -60,7 +61,13 @@ const DOMAIN = 'agentmesh/final/1'
  */
 export function statementBytes (s: Statement): Uint8Array {
   const { state, claimId, resultHash } = s.value
-  return new TextEncoder().encode(`${DOMAIN}\n${canonicalJson({ id: s.id, generation: s.generation, epoch: s.epoch, term: s.term, value: { state, claimId, resultHash } })}`)
+  // canonicalJson({ id, generation, epoch, term, value: { state, claimId, resultHash } }), written
+  // with its keys in their sorted order: it runs for every vote signed, checked or remembered
+  let value = '{'
+  if (claimId !== undefined) value += `"claimId":${canonicalJson(claimId)},`
+  if (resultHash !== undefined) value += `"resultHash":${canonicalJson(resultHash)},`
+  value += `"state":${canonicalJson(state)}}`
+  return utf8.encode(`${DOMAIN}\n{"epoch":${canonicalJson(s.epoch)},"generation":${canonicalJson(s.generation)},"id":${canonicalJson(s.id)},"term":${canonicalJson(s.term)},"value":${value}}`)
 }
 
 /** The signed part of a value: what makes two votes the same outcome. */
@@ -76,7 +83,8 @@ export const majority = (n: number): number => Math.floor(n / 2) + 1
 
 /** Same outcome: the state, the claim and the result hash (the reason is informative only). */
 export function sameValue (a: FinalValue, b: FinalValue): boolean {
-  return outcomeKey(a) === outcomeKey(b)
+  // outcomeKey's fields, compared in place: each holder's vote is compared with every answer
+  return a.state === b.state && a.claimId === b.claimId && a.resultHash === b.resultHash
 }
 
 /**
@@ -147,7 +155,7 @@ export type TrustedVote = (peer: string, sig: string) => boolean
  * `members` over its statement. The members are the placement of the certificate's epoch.
  */
 export function verifyCertificate (cert: Certificate, members: readonly string[], trusted?: TrustedVote): void {
-  const key = canonicalJson({ cert, members })
+  const key = verifiedKey(cert, members)
   if (verified.has(key)) return
   const signers = new Set<string>()
   let unchecked = false
@@ -162,6 +170,18 @@ export function verifyCertificate (cert: Certificate, members: readonly string[]
   if (unchecked) return
   if (verified.size > 50_000) verified.clear()
   verified.add(key)
+}
+
+/**
+ * What a check of `cert` against `members` depends on, as one string: the statement's fields, each
+ * vote's signer, term and signature, and the members (the reason is not signed, so not in it). A
+ * JSON array, so no crafted signature or claim id can pass for other fields; canonical JSON of the
+ * whole certificate cost more than the checks it saved.
+ */
+function verifiedKey (cert: Certificate, members: readonly string[]): string {
+  const votes: Array<string | number> = []
+  for (const v of cert.votes) votes.push(v.peer, v.term, v.sig)
+  return JSON.stringify([cert.id, cert.generation, cert.epoch, cert.value.state, cert.value.claimId ?? null, cert.value.resultHash ?? null, votes, members])
 }
 
 export function isValidCertificate (cert: Certificate, members: readonly string[], trusted?: TrustedVote): boolean {

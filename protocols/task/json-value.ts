@@ -96,3 +96,13 @@ export function copyJson (value: unknown, depth = 0): unknown {
   }
   return out
 }
+
+/**
+ * A deep copy of a stored JSON value (a task's input, a journal step, a result), for an agent that
+ * may change what it is given: one walk, where structuredClone serialized and parsed (17 µs for a
+ * small input under load). Anything not plain JSON falls back to structuredClone.
+ */
+export function cloneJson<T> (value: T): T {
+  const copy = copyJson(value)
+  return (copy === NOT_JSON ? structuredClone(value) : copy) as T
+}

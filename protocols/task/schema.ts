@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { jsonValue } from './json-value.js'
 import { canonicalJson } from './canonical.js'
+import { randomHex } from './random-hex.js'
 
 export const CAPABILITY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const TASK_ID = /^[0-9a-f]{64}$/
@@ -62,7 +63,7 @@ export interface NewTask {
 }
 
 export function makeTask (t: NewTask): Task {
-  const nonce = t.idempotencyKey === undefined ? randomBytes(12).toString('hex') : undefined
+  const nonce = t.idempotencyKey === undefined ? randomHex(12) : undefined
   const input = t.input as Task['input']
   return {
     id: taskId({ ...t, nonce }),
@@ -95,7 +96,7 @@ export function makeTaskWhere (t: NewTask, accept: (id: string) => boolean, trie
   const at = canonical.lastIndexOf(`"nonce":"${first.nonce}"`) + '"nonce":"'.length
   const before = createHash('sha256').update(canonical.slice(0, at))
   const after = canonical.slice(at + first.nonce.length)
-  const nonces = randomBytes(12 * (tries - 1)).toString('hex')
+  const nonces = randomHex(12 * (tries - 1))
   for (let i = 0; i < tries - 1; i++) {
     const nonce = nonces.slice(24 * i, 24 * (i + 1))
     const id = before.copy().update(nonce + after).digest('hex')

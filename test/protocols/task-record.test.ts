@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { MAX_JSON_DEPTH, NOT_JSON, copyJson, isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
-import { canonicalJson, certify, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { canonicalJson, certify, cloneJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, randomHex, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import type { Peer } from '../helpers/peers.js'
@@ -35,6 +35,28 @@ describe('task identity', () => {
     const c = taskId({ capability: 'echo', input: { y: 2, x: 1 }, submitter: OTHER, idempotencyKey: 'k' })
     expect(a).toBe(b)
     expect(a).not.toBe(c)
+  })
+
+  it('draws random ids from a refilled pool: the asked length, never the same twice', () => {
+    const seen = new Set<string>()
+    // past several refills of the 4 KiB pool, and one draw larger than the pool
+    for (let i = 0; i < 3_000; i++) {
+      const hex = randomHex(i % 3 === 0 ? 16 : 8)
+      expect(hex).toMatch(i % 3 === 0 ? /^[0-9a-f]{32}$/ : /^[0-9a-f]{16}$/)
+      seen.add(hex)
+    }
+    expect(seen.size).toBe(3_000)
+    expect(randomHex(5_000)).toMatch(/^[0-9a-f]{10000}$/)
+  })
+
+  it('copies a JSON value deeply, and anything else as a structured clone', () => {
+    const value = { a: [1, { b: 'x' }], c: null }
+    const copy = cloneJson(value)
+    expect(copy).toEqual(value)
+    copy.a.push(2)
+    expect(value.a).toHaveLength(2)
+    const date = new Date(0)
+    expect(cloneJson({ date }).date).toEqual(date)
   })
 
   it('writes the same canonical bytes as the form every peer so far hashed (ids and signatures must not change)', () => {
@@ -371,6 +393,29 @@ describe('certified finals', () => {
     expect(new Set(distinct).size).toBe(distinct.length)
     const keys = [outcomeKey(DEAD), outcomeKey({ state: 'canceled' }), outcomeKey({ ...DEAD, claimId: 'c1' }), outcomeKey(COMPLETED()), outcomeKey({ ...COMPLETED(), claimId: 'c9' }), outcomeKey({ ...COMPLETED(), resultHash: resultHash({ out: 2 }) })]
     expect(new Set(keys).size).toBe(keys.length)
+  })
+
+  it('writes a statement as the canonical JSON of its fields (the bytes every peer signed so far)', () => {
+    const values: FinalValue[] = [DEAD, { state: 'canceled' }, COMPLETED(), { ...COMPLETED(), claimId: 'a"\\\u2028é' }, { state: 'dead', claimId: '' }, { state: 'completed', resultHash: resultHash(null) }]
+    for (const value of values) {
+      for (const at of [{ id: t.id, generation: 0, epoch: 0, term: 1 }, { id: t.id, generation: 12, epoch: 3, term: 2 ** 40 }]) {
+        const { state, claimId, resultHash: hash } = value
+        const reference = `agentmesh/final/1\n${canonicalJson({ id: at.id, generation: at.generation, epoch: at.epoch, term: at.term, value: { state, claimId, resultHash: hash } })}`
+        expect(Buffer.from(statementBytes({ ...at, value })).toString()).toBe(reference)
+      }
+    }
+    expect(() => statementBytes({ id: t.id, generation: Number.NaN, epoch: 0, term: 1, value: DEAD })).toThrow(TypeError)
+  })
+
+  it('a certificate checked once does not vouch for another that spells the same fields differently', () => {
+    const good = cert(DEAD, [peers.A, peers.B])
+    expect(hasValidFinal(withFinal(finalOf(good, 5)))).toBe(true)
+    // one vote whose signature smuggles the second vote: a key joined with separators would match
+    const [a, b] = good.votes as [Certificate['votes'][number], Certificate['votes'][number]]
+    const smuggled = { ...good, votes: [{ ...a, sig: `${a.sig};${b.peer},${b.term},${b.sig}` }] }
+    expect(hasValidFinal(withFinal(finalOf(smuggled, 5)))).toBe(false)
+    const shifted = { ...good, value: { ...good.value, claimId: '|' }, votes: good.votes }
+    expect(hasValidFinal(withFinal(finalOf(shifted, 5)))).toBe(false)
   })
 
   it('two votes that differ only in their reason make one certificate', () => {
