@@ -26,7 +26,7 @@ export class LevelReplicaStore implements ReplicaStore {
     const id = record.task.id
     const isDeadLetter = record.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation
     if (isDeadLetter) await this.store.deadLetters.put(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability })
-    else await this.store.deadLetters.del(id)
+    else if (mayHaveDeadLetter(record)) await this.store.deadLetters.del(id)
     await this.store.tasks.put(id, record, { sync: this.sync })
   }
 
@@ -38,7 +38,8 @@ export class LevelReplicaStore implements ReplicaStore {
     const record = change.record
     if (record !== undefined) {
       const isDeadLetter = record.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation
-      ops.push(isDeadLetter ? this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }) : this.store.deadLetters.delOp(id))
+      if (isDeadLetter) ops.push(this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }))
+      else if (mayHaveDeadLetter(record)) ops.push(this.store.deadLetters.delOp(id))
       ops.push(this.store.tasks.putOp(id, record))
     }
     // a lazy batch still rides with any fsynced one of its group commit
@@ -57,4 +58,14 @@ export class LevelReplicaStore implements ReplicaStore {
   async * records (): AsyncIterable<TaskRecord> {
     for await (const [, record] of this.store.tasks.entries()) yield record
   }
+}
+
+/**
+ * Whether an index entry may exist for a record that is not a dead letter now: it was dead (and
+ * was dropped), or it was redriven (a later generation). A generation-0 task that never died has
+ * none, and its writes (two or three a task on every member) no longer carry a delete: a tombstone
+ * in LevelDB's log and memtable each time, for a key that was never there.
+ */
+function mayHaveDeadLetter (record: TaskRecord): boolean {
+  return record.generation > 0 || record.final?.state === 'dead'
 }

@@ -1,4 +1,5 @@
 import { RecordHashes } from './digest.js'
+import { ExpiryQueue, endedAt } from './expiries.js'
 import { FinalTally } from './final-tally.js'
 import { RecentCache } from './recent.js'
 import type { ReplicaTaskState } from '../task/machine.js'
@@ -20,6 +21,8 @@ export class ReplicaIndex {
   readonly members = new Map<string, string[]>()
   /** finished tasks this node is a member of, by final state and capability */
   readonly finals = new FinalTally()
+  /** finished records by when their retention started: what retention reads */
+  readonly expiries = new ExpiryQueue()
   /** parent task id -> ids of its subtasks kept here */
   private readonly children = new Map<string, Set<string>>()
   /**
@@ -82,6 +85,8 @@ export class ReplicaIndex {
     if (record.final === undefined && member) this.activeMember.add(id)
     else this.activeMember.delete(id)
     this.finals.set(id, record.final !== undefined && member ? { state: record.final.state, capability: record.task.capability } : undefined)
+    const ended = endedAt(record)
+    if (ended !== undefined) this.expiries.push(id, ended)
   }
 
   /** Forgets a record deleted from disk (past retention). */

@@ -5,6 +5,7 @@ import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
 import { commitShown, countAnswer, isNewRecord, signVote, verifyShownVote } from './lease-answer.js'
 import { mergeCopy } from './merge-copy.js'
+import { endedAt } from './expiries.js'
 import { ReplicaIndex } from './replica-index.js'
 import type { RecordHashes } from './digest.js'
 import type { LeaseRequest, LeaseResponse } from '../lease/messages.js'
@@ -61,16 +62,15 @@ export class Replica {
 
   /** Past retention: a completed or canceled task, or a dead one whose entry was dropped. */
   isExpired (record: TaskRecord, now = this.now()): boolean {
-    const f = record.final
-    if (f === undefined) return false
-    const ended = f.state === 'dead' ? ((record.droppedGeneration ?? -1) >= record.generation ? record.updatedAt : undefined) : f.at
+    const ended = endedAt(record)
     return ended !== undefined && ended + this.retentionMs < now
   }
 
-  /** Deletes every record past retention; returns how many. */
+  /** Deletes every record past retention; returns how many. Reads only those the expiry queue says may be. */
   async expireRetained (): Promise<number> {
     let n = 0
-    for (const id of [...this.hashes.keys()]) {
+    // strictly before the cutoff, as isExpired: an entry at the cutoff itself is due next time
+    for (const id of this.idx.expiries.takeDue(this.now() - this.retentionMs - 1)) {
       await this.lock.run(id, async () => {
         const record = await this.store.getRecord(id)
         if (record === undefined || !this.isExpired(record)) return
@@ -84,6 +84,7 @@ export class Replica {
 
   async load (): Promise<void> {
     for await (const record of this.store.records()) this.idx.index(record)
+    this.idx.expiries.sort()
   }
 
   /** Subtasks of a task this node keeps a record of: a trace asks for them, and a scan of the store per ask was any peer's to trigger. */

@@ -908,6 +908,40 @@ describe('replicas and lease clients, end to end', () => {
     expect((await tallied(c.at(0))).has('completed/echo')).toBe(false)
   })
 
+  it('retention reads only what it may delete: a dead letter from its drop on, and not a task redriven since', async () => {
+    const c = await Cluster.create(3)
+    const m = c.at(0)
+    const done = await c.submit()
+    await (await c.acquire(holderOf(), done)).complete(RESULT, 17, 0)
+    const dropped = await c.submit()
+    await (await c.acquire(holderOf(), dropped)).fail('broken', true, 0)
+    const redriven = await c.submit()
+    await (await c.acquire(holderOf(), redriven)).fail('broken', true, 0)
+    // unfinished tasks, and the dead letters until dropped, are never due: retention does not read them
+    for (let i = 0; i < 20; i++) await c.submit()
+    await settle()
+    c.advance(HOUR)
+    for (const t of [dropped, redriven]) await c.client(user()).ask(t.placement.members, { op: 'drop', id: t.id, epoch: 0, generation: 0 })
+    await c.client(user()).ask(redriven.placement.members, { op: 'redrive', id: redriven.id, epoch: 0, generation: 0 })
+    await settle()
+    let reads = 0
+    const getRecord = m.store.getRecord.bind(m.store)
+    m.store.getRecord = async (id: string) => { reads++; return getRecord(id) }
+    // seven days and a half hour after the completion, not yet seven days after the drops
+    c.advance(7 * 24 * HOUR - HOUR / 2, [0])
+    expect(await m.replica.expireRetained()).toBe(1)
+    expect(reads).toBe(1)
+    expect(await getRecord(done.id)).toBeUndefined()
+    // past seven days from the drops: the dead letter goes; the redriven task's old entry costs a read, and it stays
+    c.advance(HOUR, [0])
+    expect(await m.replica.expireRetained()).toBe(1)
+    expect(reads).toBe(3)
+    expect(await getRecord(dropped.id)).toBeUndefined()
+    expect((await getRecord(redriven.id))?.generation).toBe(1)
+    expect(await m.replica.expireRetained()).toBe(0)
+    expect(reads).toBe(3)
+  })
+
   it('a restarted replica keeps its vote: it never signs a second value', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
