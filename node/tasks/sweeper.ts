@@ -123,7 +123,7 @@ export class Sweeper {
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
     for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
     for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id)) this.refreshAt.delete(id)
-    // retention walks every record: at most once a minute, or per retention period when that is shorter
+    // retention reads the records whose retention ended: at most once a minute, or per retention period when that is shorter
     if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
       this.lastRetention = now
       this.stats.expired += await this.c.replica.expireRetained()

@@ -11,47 +11,68 @@ export function endedAt (record: TaskRecord): number | undefined {
   return (record.droppedGeneration ?? -1) >= record.generation ? record.updatedAt : undefined
 }
 
+export interface Expiry { id: string, at: number }
+
 /**
- * Finished records by when their retention started, oldest first, so that retention reads only
- * the records it may delete: it read every record the store held once a minute (7 µs each: a
- * million records took 7 s of every minute). A record is queued each time it is indexed ended;
- * the caller checks the stored record before deleting, so an entry left behind by a later write
- * (a redrive, a rewrite) costs one read. Times are queued about in order; one queued out of order
- * waits for the entries before it, by no more than that disorder.
+ * Finished records by when their retention started, earliest first (a binary heap), so that
+ * retention reads only the records it may delete: it read every record the store held once a
+ * minute (7 µs each: a million records took 7 s of every minute). A record is queued when it is
+ * indexed with another retention start than before; the caller checks the stored record before
+ * deleting, so an entry a later write made stale (a redrive) costs one read. Times come from the
+ * records, stamped by whichever member's clock: one far in the future only waits for its time.
  */
 export class ExpiryQueue {
-  private times: number[] = []
-  private ids: string[] = []
-  private head = 0
+  private readonly times: number[] = []
+  private readonly ids: string[] = []
 
   get size (): number {
-    return this.ids.length - this.head
+    return this.ids.length
   }
 
   push (id: string, at: number): void {
+    let i = this.ids.length
     this.times.push(at)
     this.ids.push(id)
-  }
-
-  /** Puts the queue in time order: after loading a store, whose records come in id order. */
-  sort (): void {
-    const order = this.ids.slice(this.head).map((id, i) => ({ id, at: this.times[this.head + i] as number }))
-    order.sort((a, b) => a.at - b.at)
-    this.ids = order.map(e => e.id)
-    this.times = order.map(e => e.at)
-    this.head = 0
-  }
-
-  /** Takes out the ids whose retention started at or before `cutoff`. */
-  takeDue (cutoff: number): string[] {
-    const due: string[] = []
-    while (this.head < this.ids.length && (this.times[this.head] as number) <= cutoff) due.push(this.ids[this.head++] as string)
-    // the spent front is cut off once it is most of the arrays
-    if (this.head > 1024 && this.head * 2 > this.ids.length) {
-      this.ids = this.ids.slice(this.head)
-      this.times = this.times.slice(this.head)
-      this.head = 0
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if ((this.times[parent] as number) <= at) break
+      this.move(parent, i)
+      i = parent
     }
+    this.times[i] = at
+    this.ids[i] = id
+  }
+
+  /** Takes out the entries whose retention started at or before `cutoff`, earliest first. */
+  takeDue (cutoff: number): Expiry[] {
+    const due: Expiry[] = []
+    while (this.ids.length > 0 && (this.times[0] as number) <= cutoff) due.push(this.pop())
     return due
+  }
+
+  private pop (): Expiry {
+    const top = { id: this.ids[0] as string, at: this.times[0] as number }
+    const lastAt = this.times.pop() as number
+    const lastId = this.ids.pop() as string
+    const n = this.ids.length
+    if (n === 0) return top
+    let i = 0
+    while (true) {
+      const left = 2 * i + 1
+      if (left >= n) break
+      const right = left + 1
+      const child = right < n && (this.times[right] as number) < (this.times[left] as number) ? right : left
+      if ((this.times[child] as number) >= lastAt) break
+      this.move(child, i)
+      i = child
+    }
+    this.times[i] = lastAt
+    this.ids[i] = lastId
+    return top
+  }
+
+  private move (from: number, to: number): void {
+    this.times[to] = this.times[from] as number
+    this.ids[to] = this.ids[from] as string
   }
 }

@@ -72,8 +72,8 @@ export class ReplicaIndex {
     return [...this.children.get(parent) ?? []]
   }
 
-  /** Indexes a record as written. */
-  index (record: TaskRecord): void {
+  /** Indexes a record as written; `previous`: the copy it replaced, when there was one. */
+  index (record: TaskRecord, previous?: TaskRecord): void {
     const id = record.task.id
     const parent = record.task.parent
     if (parent !== undefined) this.children.set(parent, (this.children.get(parent) ?? new Set()).add(id))
@@ -85,8 +85,9 @@ export class ReplicaIndex {
     if (record.final === undefined && member) this.activeMember.add(id)
     else this.activeMember.delete(id)
     this.finals.set(id, record.final !== undefined && member ? { state: record.final.state, capability: record.task.capability } : undefined)
+    // queued once per retention start, not on every rewrite of a finished copy (a peer's put, a repair)
     const ended = endedAt(record)
-    if (ended !== undefined) this.expiries.push(id, ended)
+    if (ended !== undefined && (previous === undefined || endedAt(previous) !== ended)) this.expiries.push(id, ended)
   }
 
   /** Forgets a record deleted from disk (past retention). */

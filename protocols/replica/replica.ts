@@ -6,6 +6,7 @@ import { KeyedMutex } from '../task/store.js'
 import { commitShown, countAnswer, isNewRecord, signVote, verifyShownVote } from './lease-answer.js'
 import { mergeCopy } from './merge-copy.js'
 import { endedAt } from './expiries.js'
+import type { Expiry } from './expiries.js'
 import { ReplicaIndex } from './replica-index.js'
 import type { RecordHashes } from './digest.js'
 import type { LeaseRequest, LeaseResponse } from '../lease/messages.js'
@@ -70,21 +71,28 @@ export class Replica {
   async expireRetained (): Promise<number> {
     let n = 0
     // strictly before the cutoff, as isExpired: an entry at the cutoff itself is due next time
-    for (const id of this.idx.expiries.takeDue(this.now() - this.retentionMs - 1)) {
-      await this.lock.run(id, async () => {
-        const record = await this.store.getRecord(id)
-        if (record === undefined || !this.isExpired(record)) return
-        await this.store.deleteTask(id)
-        this.idx.drop(record)
-        n++
-      })
+    const due = this.idx.expiries.takeDue(this.now() - this.retentionMs - 1)
+    let i = 0
+    try {
+      for (; i < due.length; i++) {
+        const { id } = due[i] as Expiry
+        await this.lock.run(id, async () => {
+          const record = await this.store.getRecord(id)
+          if (record === undefined || !this.isExpired(record)) return
+          await this.store.deleteTask(id)
+          this.idx.drop(record)
+          n++
+        })
+      }
+    } finally {
+      // a sweep that failed on the way (a full disk) leaves the entries it did not finish for the next
+      for (const e of due.slice(i)) this.idx.expiries.push(e.id, e.at)
     }
     return n
   }
 
   async load (): Promise<void> {
     for await (const record of this.store.records()) this.idx.index(record)
-    this.idx.expiries.sort()
   }
 
   /** Subtasks of a task this node keeps a record of: a trace asks for them, and a scan of the store per ask was any peer's to trigger. */
@@ -300,7 +308,7 @@ export class Replica {
       if (settledElsewhere) this.forgetUnwritten(id, before)
       throw err
     }
-    if (change.record !== undefined) this.idx.index(change.record)
+    if (change.record !== undefined) this.idx.index(change.record, before.record)
     if (after.record !== undefined) this.idx.remember(id, after)
     if (finalNow && !settledElsewhere) this.announceFinal(id, after)
   }
