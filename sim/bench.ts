@@ -7,6 +7,7 @@ import { echoAgent } from '../node/agents/basic.js'
 import { line, table } from '../node/cli/output.js'
 import { makeTask, newRecord } from '../protocols/task/index.js'
 import { benchDaemons } from './bench-daemons.js'
+import { benchInProcess } from './bench-in-process.js'
 import { benchMemory } from './bench-memory.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { percentile } from './report.js'
@@ -144,7 +145,7 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one daemons-two-requests memory). */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one in-process daemons-two-requests memory). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
@@ -158,6 +159,8 @@ async function bench (): Promise<void> {
     daemons: async () => { await benchDaemons(add) },
     // one daemon, the same HTTP path and task machinery with nothing sent to a peer: what the mesh adds to a task
     'daemons-one': async () => { await benchDaemons(add, { nodes: [1], concurrency: [1, 64] }) },
+    // 1 and 3 nodes in this process over TCP, no HTTP: a task's CPU with nothing preempted, for an honest profile
+    'in-process': async () => { await benchInProcess(add) },
     // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
     'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64] }) },
     // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node

@@ -6,7 +6,6 @@ import { KeyedMutex } from '../task/store.js'
 import { commitShown, countAnswer, isNewRecord, signVote, verifyShownVote } from './lease-answer.js'
 import { mergeCopy } from './merge-copy.js'
 import { endedAt } from './expiries.js'
-import type { Expiry } from './expiries.js'
 import { ReplicaIndex } from './replica-index.js'
 import type { RecordHashes } from './digest.js'
 import type { LeaseRequest, LeaseResponse } from '../lease/messages.js'
@@ -67,27 +66,30 @@ export class Replica {
     return ended !== undefined && ended + this.retentionMs < now
   }
 
-  /** Deletes every record past retention; returns how many. Reads only those the expiry queue says may be. */
+  /**
+   * Deletes every record past retention; returns how many. Reads only those the expiry queue says
+   * may be, against one reading of the clock (a clock stepped back mid-sweep must not drop an entry).
+   */
   async expireRetained (): Promise<number> {
+    const now = this.now()
     let n = 0
-    // strictly before the cutoff, as isExpired: an entry at the cutoff itself is due next time
-    const due = this.idx.expiries.takeDue(this.now() - this.retentionMs - 1)
-    let i = 0
-    try {
-      for (; i < due.length; i++) {
-        const { id } = due[i] as Expiry
-        await this.lock.run(id, async () => {
-          const record = await this.store.getRecord(id)
-          if (record === undefined || !this.isExpired(record)) return
-          await this.store.deleteTask(id)
+    let failure: unknown
+    for (const e of this.idx.expiries.takeDue(now - this.retentionMs - 1)) {
+      try {
+        await this.lock.run(e.id, async () => {
+          const record = await this.store.getRecord(e.id)
+          if (record === undefined || !this.isExpired(record, now)) return
+          await this.store.deleteTask(e.id)
           this.idx.drop(record)
           n++
         })
+      } catch (err) {
+        // kept for the next sweep (a full disk), and the others go on
+        this.idx.expiries.push(e.id, e.at)
+        failure ??= err
       }
-    } finally {
-      // a sweep that failed on the way (a full disk) leaves the entries it did not finish for the next
-      for (const e of due.slice(i)) this.idx.expiries.push(e.id, e.at)
     }
+    if (failure !== undefined) throw failure
     return n
   }
 
