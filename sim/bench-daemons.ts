@@ -313,7 +313,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       const startedMs = Date.now() - t0
       await waitFor(async () => meshFormed(daemons), { what: `${n} daemons to see each other`, timeoutMs: MESH_TIMEOUT_MS, intervalMs: 250 })
       const meshMs = Date.now() - t0
-      line(`  ${n} daemons: all ready ${(startedMs / 1000).toFixed(1)} s after the first start (one after another), mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
+      line(`  ${daemonsN}: all ready ${(startedMs / 1000).toFixed(1)} s after the first start (one after another), mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
       const pids = daemons.map(d => d.proc.pid as number)
       const formed = await idleCost(pids, ticks, idleMs)
       add(`${label}${daemonsN} idle, per daemon, just formed`, formed.figure, `${formed.note} over the first ${idleMs / 1000} s once the mesh formed; ready one after another in ${(startedMs / 1000).toFixed(1)} s, mesh formed ${((meshMs - startedMs) / 1000).toFixed(1)} s later`)
