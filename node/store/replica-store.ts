@@ -1,4 +1,5 @@
 import type { Store } from './store.js'
+import { isDeadLetter } from '../../protocols/task/index.js'
 import type { LeaseState, ReplicaStore, ReplicaWrite, StoredResult, TaskRecord } from '../../protocols/task/index.js'
 import type { BatchOp } from './namespace.js'
 
@@ -22,14 +23,6 @@ export class LevelReplicaStore implements ReplicaStore {
 
   async getRecord (id: string): Promise<TaskRecord | undefined> { return this.store.tasks.get(id) }
 
-  async putRecord (record: TaskRecord): Promise<void> {
-    const id = record.task.id
-    const isDeadLetter = record.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation
-    if (isDeadLetter) await this.store.deadLetters.put(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability })
-    else if (mayHaveDeadLetter(record)) await this.store.deadLetters.del(id)
-    await this.store.tasks.put(id, record, { sync: this.sync })
-  }
-
   /** One operation's writes (result, lease, record and the dead-letter index) as one group-committed batch. */
   async write (id: string, change: ReplicaWrite, options: { lazy?: boolean } = {}): Promise<void> {
     const ops: BatchOp[] = []
@@ -37,8 +30,7 @@ export class LevelReplicaStore implements ReplicaStore {
     if (change.lease !== undefined) ops.push(this.store.leases.putOp(id, change.lease))
     const record = change.record
     if (record !== undefined) {
-      const isDeadLetter = record.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation
-      if (isDeadLetter) ops.push(this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }))
+      if (isDeadLetter(record)) ops.push(this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }))
       else if (mayHaveDeadLetter(record)) ops.push(this.store.deadLetters.delOp(id))
       ops.push(this.store.tasks.putOp(id, record))
     }
@@ -47,9 +39,7 @@ export class LevelReplicaStore implements ReplicaStore {
   }
 
   async getLease (id: string): Promise<LeaseState | undefined> { return this.store.leases.get(id) }
-  async putLease (id: string, lease: LeaseState): Promise<void> { await this.store.leases.put(id, lease, { sync: this.sync }) }
   async getResult (id: string): Promise<StoredResult | undefined> { return this.store.results.get(id) }
-  async putResult (id: string, result: StoredResult): Promise<void> { await this.store.results.put(id, result, { sync: this.sync }) }
 
   async deleteTask (id: string): Promise<void> {
     await Promise.all([this.store.tasks.del(id), this.store.leases.del(id), this.store.results.del(id), this.store.deadLetters.del(id)])

@@ -141,7 +141,8 @@ export class Sweeper {
       return await this.c.leases.decide({ id: record.task.id, placement: record.placement }, record.generation)
     } catch (err: any) {
       if (err.name !== 'DeadlockedVotesError') throw err
-      if (this.isFirstLiveMember(record.placement.members, live) && !this.moves.has(record.task.id)) this.moveDeadlocked(record, err.message)
+      // the sweep skips tasks being moved, so none is moved twice at once
+      if (this.isFirstLiveMember(record.placement.members, live)) this.moveDeadlocked(record, err.message)
       return undefined
     }
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
-import { byteLength, isWaiting, makeTask, makeTaskWhere, finalOf, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
+import { byteLength, isDeadLetter, isWaiting, makeTask, makeTaskWhere, finalOf, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
@@ -285,7 +285,7 @@ export class TaskService {
     const out: TaskRecord[] = []
     for await (const [id] of this.c.store.deadLetters.entries()) {
       const { record } = await this.c.replica.get(id)
-      if (record?.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation) out.push(record)
+      if (record !== undefined && isDeadLetter(record)) out.push(record)
     }
     return out.sort((a, b) => (b.final?.at ?? 0) - (a.final?.at ?? 0))
   }

@@ -1,3 +1,4 @@
+import { isDeadLetter } from '../task/record.js'
 import type { TaskRecord } from '../task/record.js'
 
 /**
@@ -8,7 +9,7 @@ export function endedAt (record: TaskRecord): number | undefined {
   const f = record.final
   if (f === undefined) return undefined
   if (f.state !== 'dead') return f.at
-  return (record.droppedGeneration ?? -1) >= record.generation ? record.updatedAt : undefined
+  return isDeadLetter(record) ? undefined : record.updatedAt
 }
 
 export interface Expiry { id: string, at: number }

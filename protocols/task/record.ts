@@ -249,6 +249,11 @@ export function failedAttempts (record: TaskRecord): number {
   return currentAttempts(record).filter(a => a.outcome === 'failed' || a.outcome === 'expired').length
 }
 
+/** Dead in its current generation and not dropped: listed in the dead letters, kept until dropped. */
+export function isDeadLetter (record: TaskRecord): boolean {
+  return record.final?.state === 'dead' && (record.droppedGeneration ?? -1) < record.generation
+}
+
 export function stateOf (record: TaskRecord, now = Date.now()): TaskState {
   if (record.final !== undefined) return record.final.state
   const attempts = currentAttempts(record)

@@ -64,11 +64,8 @@ export interface ReplicaStore {
    */
   write: (id: string, change: ReplicaWrite, options?: { lazy?: boolean }) => Promise<void>
   getRecord: (id: string) => Promise<TaskRecord | undefined>
-  putRecord: (record: TaskRecord) => Promise<void>
   getLease: (id: string) => Promise<LeaseState | undefined>
-  putLease: (id: string, lease: LeaseState) => Promise<void>
   getResult: (id: string) => Promise<StoredResult | undefined>
-  putResult: (id: string, result: StoredResult) => Promise<void>
   /** every record, in id order */
   records: () => AsyncIterable<TaskRecord>
   /** forgets a task: its record, lease and result (retention) */
@@ -87,11 +84,8 @@ export class MemoryReplicaStore implements ReplicaStore {
     if (change.record !== undefined) this.recordMap.set(id, structuredClone(change.record))
   }
 
-  async putRecord (record: TaskRecord): Promise<void> { this.recordMap.set(record.task.id, structuredClone(record)) }
   async getLease (id: string): Promise<LeaseState | undefined> { return structuredClone(this.leaseMap.get(id)) }
-  async putLease (id: string, lease: LeaseState): Promise<void> { this.leaseMap.set(id, structuredClone(lease)) }
   async getResult (id: string): Promise<StoredResult | undefined> { return structuredClone(this.resultMap.get(id)) }
-  async putResult (id: string, result: StoredResult): Promise<void> { this.resultMap.set(id, structuredClone(result)) }
   async deleteTask (id: string): Promise<void> {
     this.recordMap.delete(id)
     this.leaseMap.delete(id)
