@@ -301,7 +301,7 @@ export class Replica {
     // brings the result: a later fsynced write of the record alone may outlive it after a power
     // loss (LevelDB does not sync a log it closes), and a final copy without its result is not repaired
     const settledElsewhere = finalNow && after.lease.vote === before.lease.vote
-    const lazy = settledElsewhere && change.result === undefined
+    const lazy = (settledElsewhere && change.result === undefined) || this.isCacheCopy(after, change)
     try {
       if (settledElsewhere) this.announceFinal(id, after)
       await this.store.write(id, change, lazy ? { lazy } : undefined)
@@ -313,6 +313,17 @@ export class Replica {
     if (change.record !== undefined) this.idx.index(change.record, before.record)
     if (after.record !== undefined) this.idx.remember(id, after)
     if (finalNow && !settledElsewhere) this.announceFinal(id, after)
+  }
+
+  /**
+   * A copy this node keeps outside the task's placement (a submitter's, a holder's, a ranked
+   * peer's) is a cache: no majority counts it, so its write needs no fsync of its own (a submitter
+   * handing its task on waited for one). Lost, or left final without its result, it is read from
+   * the placement again (findTask answers from a copy only when it is settled). Not a write with a
+   * lease: a seal, or a former member's votes.
+   */
+  private isCacheCopy (after: ReplicaTaskState, change: ReplicaWrite): boolean {
+    return change.lease === undefined && after.record !== undefined && !this.isMember(after.record)
   }
 
   private forgetUnwritten (id: string, before: ReplicaTaskState): void {

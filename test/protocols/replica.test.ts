@@ -569,6 +569,40 @@ describe('replicas and lease clients, end to end', () => {
     expect((await A.store.getResult(t.id))?.value).toEqual(RESULT)
   })
 
+  it('a copy kept outside the placement is written without an fsync of its own, its result too; a member\'s copy is fsynced', async () => {
+    const c = await Cluster.create(3)
+    const recordLazy = (store: MemoryReplicaStore): boolean[] => {
+      const write = store.write.bind(store)
+      const lazy: boolean[] = []
+      store.write = async (id, change, options) => {
+        lazy.push(options?.lazy === true)
+        return write(id, change, options)
+      }
+      return lazy
+    }
+    const t = await c.submit({ on: [1, 2] })
+    const record = c.submitted.get(t.id)!
+    // the submitter's copy (a ranked peer's, a holder's alike): a cache
+    const submitterStore = new MemoryReplicaStore()
+    const submitter = { lazy: recordLazy(submitterStore), replica: Cluster.replica(pool[3]!, submitterStore, { now: T0 }) }
+    expect(await submitter.replica.put(record)).toEqual(record)
+    expect(submitter.lazy).toEqual([true])
+    // a member's copy of the same record is one a majority counts
+    const A = c.at(0)
+    const atA = recordLazy(A.store)
+    expect(await A.replica.put(record)).toEqual(record)
+    expect(atA).toEqual([false])
+    const cert = await (await c.acquire(c.at(1).peer, t)).complete(RESULT, 17, 0)
+    await settle()
+    const done = await A.replica.get(t.id)
+    expect(done.record?.final?.cert.value).toEqual(cert.value)
+    // the outcome told to the submitter, with its result: a cache too (a read of a final copy that
+    // lacks its result asks the placement), where a member's commit that brings one is fsynced
+    await submitter.replica.put(done.record!, done.result)
+    expect(submitter.lazy).toEqual([true, true])
+    expect((await submitter.replica.get(t.id)).result?.value).toEqual(RESULT)
+  })
+
   it('a member whose grant joins the lease after the votes were asked is asked to vote too, shown the holder\'s vote, and sent no commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
