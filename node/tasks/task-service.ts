@@ -342,7 +342,9 @@ export class TaskService {
     const view = await this.get(id)
     await this.toMajority(view.record, { op: 'redrive', id, epoch: view.record.placement.epoch, generation: view.record.generation })
     await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
-    const fresh = await this.get(id)
+    // this node's copy may be a cache, final and settled: read the new generation from the placement
+    const fresh = await this.find(id, { complete: true })
+    if (fresh === undefined) throw new TaskNotFoundError(id)
     this.announce(fresh.record.task, fresh.record.placement)
     return fresh
   }
@@ -375,13 +377,16 @@ export class TaskService {
     this.refreshing.add(n.id)
     void (async () => {
       const { record } = await this.c.replica.get(n.id)
-      if (record === undefined || record.final !== undefined) return
+      // a final copy is settled, unless the notice is of a later generation: a redrive
+      const redriven = record?.final !== undefined && n.generation > record.generation
+      if (record === undefined || (record.final !== undefined && !redriven)) return
       // a member's own state is left to the commit and anti-entropy; a cache copy takes the certified
       // outcome the notice carries, checked like any other (against the placement this node holds,
       // and the result against the certified hash), and reads the placement only when it cannot
       if (this.c.replica.isMember(record)) return
       if (n.cert !== undefined && await this.keepCertified(record, n)) return
-      await this.find(n.id)
+      // a settled copy answers reads without asking: a redriven one is read from the placement
+      await this.find(n.id, { complete: redriven })
     })().catch(err => { this.log('refresh of %s after a notice failed: %s', n.id, err.message) }).finally(() => {
       this.refreshing.delete(n.id)
       // woken once the copy is as fresh as the notice could make it

@@ -188,6 +188,32 @@ describe('tasks over gossip', () => {
     expect((await other.deadLetters()).map(r => r.task.id)).toEqual([spent.id])
   })
 
+  it('a node outside the placement that holds a dead copy sees a redrive made elsewhere, shows its own redrive\'s generation, and waits get each generation\'s outcome', async () => {
+    // node 0 runs nothing and keeps only the submitter's copy: a cache, final and settled once dead
+    net = await createTestnet(4, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 0 ? [] : [failAgent] } }) })
+    await net.ready()
+    const a = net.nodes[0]!
+    const s = a.tasks!.service
+    let id = ''
+    for (let i = 0; id === ''; i++) {
+      if (i > 50) throw new Error('no placement without the submitter in 50 tries')
+      const r = await s.submit({ capability: 'fail', input: { times: 5 }, maxAttempts: 2 })
+      if (!(await s.get(r.id)).record.placement.members.includes(a.peerId.toString())) id = r.id
+    }
+    expect((await s.waitFor(id, 10_000)).record.final).toMatchObject({ state: 'dead', generation: 0 })
+    // redriven through a member: node 0 hears the notice and reads the placement again
+    const member = net.nodes.find(n => n !== a)!
+    await member.tasks!.service.redrive(id)
+    await waitFor(async () => (await s.get(id)).record.generation === 1, { what: 'node 0\'s copy at generation 1' })
+    // the agent fails every attempt, and a redrive counts them afresh: dead again, in generation 1
+    const again = await s.waitFor(id, 10_000)
+    expect(again.record.final).toMatchObject({ state: 'dead', generation: 1 })
+    expect(again.record.final?.reason).toMatch(/^failed 2 of 2 attempts/)
+    // redriven through node 0 itself: the answer is the new generation, not the copy it held
+    expect((await s.redrive(id)).record.generation).toBe(2)
+    expect((await s.waitFor(id, 10_000)).record.final).toMatchObject({ state: 'dead', generation: 2 })
+  })
+
   it('cancel aborts the running agent and the task is never retried', async () => {
     net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [sleepAgent] } })
     await net.ready()
