@@ -157,6 +157,12 @@ export const taskOptionsSchema = z.strictObject({
   reannounceBaseMs: timerMs().default(2_000),
   /** @default 60_000 */
   reannounceCapMs: timerMs().default(60_000),
+  /**
+   * A dead letter this node keeps outside its placement is read from the placement a lease after
+   * it died, then with backoff doubling up to this: a redrive elsewhere reaches it by a notice
+   * only, which gossip may drop. @default 3_600_000
+   */
+  deadCopyRefreshCapMs: timerMs().default(3_600_000),
   /** @default 5_000 */
   rpcTimeoutMs: timerMs().default(5_000),
   /**

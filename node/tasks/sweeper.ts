@@ -39,11 +39,12 @@ export class Sweeper {
    */
   private readonly votedSince = new Map<string, number>()
   /**
-   * When each unfinished copy this node keeps without being a member (from an announcement, a lost
-   * claim, a submit) is next read from its placement, and the backoff. Completions are told to the
-   * submitter alone, so such a copy hears of none: read, it settles and retention forgets it.
+   * When each unfinished copy or dead letter this node keeps without being a member (from an
+   * announcement, a lost claim, a submit) is next read from its placement, and the backoff.
+   * Completions are told to the submitter alone, so such a copy hears of none: read, it settles
+   * and retention forgets it. A redrive is told by a notice, which gossip may drop.
    */
-  private readonly refreshAt = new Map<string, { at: number, delayMs: number, reads: number }>()
+  private readonly refreshAt = new Map<string, { at: number, delayMs: number, reads: number, dead: boolean }>()
   /** moves of deadlocked tasks under way, by task: one at a time each, awaited by stop */
   private readonly moves = new Map<string, Promise<void>>()
   private readonly loop: Repeater
@@ -122,7 +123,7 @@ export class Sweeper {
     await this.refreshCopies(now)
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
     for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
-    for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id)) this.refreshAt.delete(id)
+    for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id) && !this.c.replica.deadCopies.has(id)) this.refreshAt.delete(id)
     // retention reads the records whose retention ended: at most once a minute, or per retention period when that is shorter
     if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
       this.lastRetention = now
@@ -182,27 +183,39 @@ export class Sweeper {
     await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
   }
 
-  /** Reads a few unfinished non-member copies a sweep from their placements, each first a lease after it was seen, then with backoff. */
+  /**
+   * Reads a few copies this node keeps outside their placement a sweep, each first a lease after it
+   * was seen, then with backoff: unfinished ones (completions are told to the submitter alone) up
+   * to reannounceCapMs apart, and dead letters (a redrive is told by a notice only, and a settled
+   * copy answers reads without asking) up to deadCopyRefreshCapMs apart.
+   */
   private async refreshCopies (now: number): Promise<void> {
     const me = this.c.peerId.toString()
+    const o = this.c.options
     let read = 0
-    for (const id of [...this.c.replica.active]) {
-      if (read >= REFRESHES_PER_SWEEP) return
-      if (this.c.replica.members.get(id)?.includes(me) !== false) continue
-      const due = this.refreshAt.get(id)
-      if (due === undefined) {
-        this.refreshAt.set(id, { at: now + this.c.options.leaseMs, delayMs: this.c.options.leaseMs, reads: 0 })
-        continue
+    const visit = async (ids: Iterable<string>, dead: boolean): Promise<void> => {
+      for (const id of [...ids]) {
+        if (read >= REFRESHES_PER_SWEEP) return
+        if (this.c.replica.members.get(id)?.includes(me) !== false) continue
+        const due = this.refreshAt.get(id)
+        // a copy that died, or was redriven, starts its backoff afresh
+        if (due === undefined || due.dead !== dead) {
+          this.refreshAt.set(id, { at: now + o.leaseMs, delayMs: o.leaseMs, reads: 0, dead })
+          continue
+        }
+        if (now < due.at) continue
+        read++
+        // one member a read, another each time: any member's certified final state settles the copy,
+        // and reading all of them for every copy kept was most of the requests under overload
+        await this.tasks.find(id, { oneMember: due.reads, complete: dead }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
+        const delayMs = Math.min(due.delayMs * 2, dead ? o.deadCopyRefreshCapMs : o.reannounceCapMs)
+        this.refreshAt.set(id, { at: now + delayMs, delayMs, reads: due.reads + 1, dead })
       }
-      if (now < due.at) continue
-      read++
-      // one member a read, another each time: any member's certified final state settles the copy,
-      // and reading all of them for every copy kept was most of the requests under overload
-      await this.tasks.find(id, { oneMember: due.reads }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
-      const delayMs = Math.min(due.delayMs * 2, this.c.options.reannounceCapMs)
-      this.refreshAt.set(id, { at: now + delayMs, delayMs, reads: due.reads + 1 })
     }
+    await visit(this.c.replica.active, false)
+    await visit(this.c.replica.deadCopies, true)
   }
+
 
   /**
    * One sweep's budget of re-announcements: a capability's free slots over the live peers that

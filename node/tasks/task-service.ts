@@ -339,21 +339,30 @@ export class TaskService {
   }
 
   async redrive (id: string): Promise<TaskView> {
-    const view = await this.get(id)
+    const view = await this.placementView(id)
     await this.toMajority(view.record, { op: 'redrive', id, epoch: view.record.placement.epoch, generation: view.record.generation })
     await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
-    // this node's copy may be a cache, final and settled: read the new generation from the placement
-    const fresh = await this.find(id, { complete: true })
-    if (fresh === undefined) throw new TaskNotFoundError(id)
+    const fresh = await this.placementView(id)
     this.announce(fresh.record.task, fresh.record.placement)
     return fresh
   }
 
   async drop (id: string): Promise<void> {
-    const view = await this.get(id)
+    const view = await this.placementView(id)
     await this.toMajority(view.record, { op: 'drop', id, epoch: view.record.placement.epoch, generation: view.record.generation })
     // this node's copy is final already, so a read would not refresh it: it takes the drop directly
     await this.c.replica.put({ ...view.record, droppedGeneration: view.record.generation, updatedAt: Date.now() })
+  }
+
+  /**
+   * The task as its placement has it: this node's copy may be a cache, final and settled in a
+   * generation a redrive elsewhere has ended, and a redrive or drop of that generation would be
+   * answered OK by members already past it, and do nothing.
+   */
+  private async placementView (id: string): Promise<TaskView> {
+    const view = await this.find(id, { complete: true })
+    if (view === undefined) throw new TaskNotFoundError(id)
+    return view
   }
 
   private async toMajority (record: TaskRecord, req: LeaseRequest): Promise<void> {

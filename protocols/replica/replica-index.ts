@@ -3,6 +3,7 @@ import { ExpiryQueue, endedAt } from './expiries.js'
 import { FinalTally } from './final-tally.js'
 import { RecentCache } from './recent.js'
 import type { ReplicaTaskState } from '../task/machine.js'
+import { isDeadLetter } from '../task/record.js'
 import type { TaskRecord } from '../task/record.js'
 
 /**
@@ -19,6 +20,11 @@ export class ReplicaIndex {
   readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
   readonly members = new Map<string, string[]>()
+  /**
+   * dead letters this node keeps outside their placement: a redrive reaches such a copy only by
+   * a notice, which gossip may drop, so the sweeper reads them again now and then
+   */
+  readonly deadCopies = new Set<string>()
   /** finished tasks this node is a member of, by final state and capability */
   readonly finals = new FinalTally()
   /** finished records by when their retention started: what retention reads */
@@ -84,6 +90,8 @@ export class ReplicaIndex {
     else this.active.delete(id)
     if (record.final === undefined && member) this.activeMember.add(id)
     else this.activeMember.delete(id)
+    if (!member && isDeadLetter(record)) this.deadCopies.add(id)
+    else this.deadCopies.delete(id)
     this.finals.set(id, record.final !== undefined && member ? { state: record.final.state, capability: record.task.capability } : undefined)
     // queued once per retention start, not on every rewrite of a finished copy (a peer's put, a repair)
     const ended = endedAt(record)
@@ -103,6 +111,7 @@ export class ReplicaIndex {
     this.members.delete(id)
     this.active.delete(id)
     this.activeMember.delete(id)
+    this.deadCopies.delete(id)
     this.finals.delete(id)
   }
 }

@@ -28,6 +28,8 @@ export class Replica {
   readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0 }
   /** ids of records without a final state: what sweeps look at */
   readonly active: Set<string>
+  /** dead letters kept outside their placement (see ReplicaIndex.deadCopies) */
+  readonly deadCopies: Set<string>
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
   readonly hashes: RecordHashes
   /** each record's current placement members, by id: who shares it with whom */
@@ -51,6 +53,7 @@ export class Replica {
     this.retentionMs = init.retentionMs ?? 7 * 24 * 3600_000
     this.idx = new ReplicaIndex(init.me, init.recentFinished ?? 4_096, init.recentFinishedBytes ?? 32 * 1024 * 1024)
     this.active = this.idx.active
+    this.deadCopies = this.idx.deadCopies
     this.hashes = this.idx.hashes
     this.members = this.idx.members
   }

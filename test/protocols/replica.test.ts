@@ -597,13 +597,18 @@ describe('replicas and lease clients, end to end', () => {
     // a member's copy of the same record is one a majority counts
     expect(await A.replica.put(c.submitted.get(t.id)!)).toEqual(c.submitted.get(t.id))
     expect([atSubmitter, atA]).toEqual([[false], [false]])
-    await (await c.acquire(done.peer, t)).complete(RESULT, 17, 0)
+    // A is cut off while the task runs: it grants nothing and votes nothing
+    await (await c.acquire(done.peer, t, { down: [A.peer.id] })).complete(RESULT, 17, 0)
     const completed = await finished(t)
     expect(completed.record.final?.state).toBe('completed')
     // the outcome told to the submitter, with its result: lost in a power cut, the copy is
     // unfinished again and read from the placement, so it is not fsynced of its own
     await submitter.put(completed.record, completed.result)
     expect(atSubmitter).toEqual([false, true])
+    // the same outcome pushed to A, which holds no vote: a member's copy turning final is fsynced
+    await A.replica.put(completed.record, completed.result)
+    expect(atA).toEqual([false, false])
+    expect((await A.store.getRecord(t.id))?.final?.state).toBe('completed')
     expect((await submitter.get(t.id)).result?.value).toEqual(RESULT)
     // a dead letter dropped through the submitter changes a final copy, which no read refreshes
     const d = await c.submit({ maxAttempts: 1 })

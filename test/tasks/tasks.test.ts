@@ -188,7 +188,7 @@ describe('tasks over gossip', () => {
     expect((await other.deadLetters()).map(r => r.task.id)).toEqual([spent.id])
   })
 
-  it('a node outside the placement that holds a dead copy sees a redrive made elsewhere, shows its own redrive\'s generation, and waits get each generation\'s outcome', async () => {
+  it('a node outside the placement that holds a dead copy sees a redrive made elsewhere (by its notice, else by its sweeper), redrives from the placement\'s generation, and waits get each generation\'s outcome', async () => {
     // node 0 runs nothing and keeps only the submitter's copy: a cache, final and settled once dead
     net = await createTestnet(4, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 0 ? [] : [failAgent] } }) })
     await net.ready()
@@ -200,18 +200,33 @@ describe('tasks over gossip', () => {
       const r = await s.submit({ capability: 'fail', input: { times: 5 }, maxAttempts: 2 })
       if (!(await s.get(r.id)).record.placement.members.includes(a.peerId.toString())) id = r.id
     }
-    expect((await s.waitFor(id, 10_000)).record.final).toMatchObject({ state: 'dead', generation: 0 })
-    // redriven through a member: node 0 hears the notice and reads the placement again
+    const deadIn = async (generation: number): Promise<void> => {
+      expect((await s.waitFor(id, 10_000)).record.final).toMatchObject({ state: 'dead', generation })
+    }
+    await deadIn(0)
+    // redriven through a member: node 0 hears the notice and reads the placement again. The agent
+    // fails every attempt, and a redrive counts them afresh: dead again, in the next generation
     const member = net.nodes.find(n => n !== a)!
-    await member.tasks!.service.redrive(id)
+    const m = member.tasks!.service
+    await m.redrive(id)
     await waitFor(async () => (await s.get(id)).record.generation === 1, { what: 'node 0\'s copy at generation 1' })
-    // the agent fails every attempt, and a redrive counts them afresh: dead again, in generation 1
-    const again = await s.waitFor(id, 10_000)
-    expect(again.record.final).toMatchObject({ state: 'dead', generation: 1 })
-    expect(again.record.final?.reason).toMatch(/^failed 2 of 2 attempts/)
-    // redriven through node 0 itself: the answer is the new generation, not the copy it held
-    expect((await s.redrive(id)).record.generation).toBe(2)
-    expect((await s.waitFor(id, 10_000)).record.final).toMatchObject({ state: 'dead', generation: 2 })
+    await deadIn(1)
+    expect((await s.get(id)).record.final?.reason).toMatch(/^failed 2 of 2 attempts/)
+    // node 0 hears nothing and sweeps nothing: a redrive elsewhere leaves its copy dead in generation 1
+    s.stop()
+    await a.tasks!.sweeper.stop()
+    await m.redrive(id)
+    await waitFor(async () => (await m.get(id)).record.final?.generation === 2, { what: 'generation 2 dead at the member' })
+    expect((await s.get(id)).record.final?.generation).toBe(1)
+    // a redrive through node 0 asks for the placement's generation, not its copy's
+    expect((await s.redrive(id)).record.generation).toBe(3)
+    await deadIn(3)
+    // a notice lost: the sweeper reads the dead copy from the placement again
+    a.tasks!.sweeper.start()
+    await m.redrive(id)
+    await waitFor(async () => (await s.get(id)).record.generation === 4, { what: 'node 0\'s copy read again by its sweeper' })
+    s.start()
+    await deadIn(4)
   })
 
   it('cancel aborts the running agent and the task is never retried', async () => {
