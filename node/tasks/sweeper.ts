@@ -216,7 +216,6 @@ export class Sweeper {
     await visit(this.c.replica.deadCopies, true)
   }
 
-
   /**
    * One sweep's budget of re-announcements: a capability's free slots over the live peers that
    * offer it, this one included, as presence last told them. Each call spends one; false when none is left.
