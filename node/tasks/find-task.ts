@@ -10,7 +10,7 @@ export interface TaskView {
 }
 
 export interface FindOptions {
-  /** the whole history, not only the outcome: a certified copy is read from the placement anyway */
+  /** the whole history, not only the outcome, or the generation a redrive may have started: a certified copy is read from the placement anyway */
   complete?: boolean
   /** ask this one member (by turn) instead of the whole placement */
   oneMember?: number

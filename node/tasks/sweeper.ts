@@ -8,6 +8,9 @@ import type { Logger } from '@libp2p/interface'
 /** Non-member copies read from their placements per sweep: bounded, so a backlog of them costs little at a time. */
 const REFRESHES_PER_SWEEP = 16
 
+/** When a copy is next read from its placement, the backoff, and how many reads it had. */
+interface Due { at: number, delayMs: number, reads: number }
+
 interface Announced {
   at: number
   count: number
@@ -39,12 +42,15 @@ export class Sweeper {
    */
   private readonly votedSince = new Map<string, number>()
   /**
-   * When each unfinished copy or dead letter this node keeps without being a member (from an
-   * announcement, a lost claim, a submit) is next read from its placement, and the backoff.
-   * Completions are told to the submitter alone, so such a copy hears of none: read, it settles
-   * and retention forgets it. A redrive is told by a notice, which gossip may drop.
+   * When each unfinished copy this node keeps without being a member (from an announcement, a lost
+   * claim, a submit) is next read from its placement, and the backoff. Completions are told to the
+   * submitter alone, so such a copy hears of none: read, it settles and retention forgets it.
    */
-  private readonly refreshAt = new Map<string, { at: number, delayMs: number, reads: number, dead: boolean }>()
+  private readonly refreshAt = new Map<string, Due>()
+  /** the same for dead letters kept outside their placement (see ReplicaIndex.deadCopies) */
+  private readonly deadRefreshAt = new Map<string, Due>()
+  /** the reads of dead copies under way, if any */
+  private deadReads: Promise<void> | undefined
   /** moves of deadlocked tasks under way, by task: one at a time each, awaited by stop */
   private readonly moves = new Map<string, Promise<void>>()
   private readonly loop: Repeater
@@ -63,7 +69,7 @@ export class Sweeper {
 
   async stop (): Promise<void> {
     await this.loop.stop()
-    await Promise.all(this.moves.values())
+    await Promise.all([...this.moves.values(), this.deadReads])
   }
 
   /** The placement's first member that is live (this node counts as live): it sweeps the task. */
@@ -121,9 +127,11 @@ export class Sweeper {
       await this.c.gossip.announceTask(record.task, record.placement)
     }
     await this.refreshCopies(now)
+    this.deadReads ??= this.refreshDeadCopies(now).finally(() => { this.deadReads = undefined })
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
     for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
-    for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id) && !this.c.replica.deadCopies.has(id)) this.refreshAt.delete(id)
+    for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id)) this.refreshAt.delete(id)
+    for (const id of this.deadRefreshAt.keys()) if (!this.c.replica.deadCopies.has(id)) this.deadRefreshAt.delete(id)
     // retention reads the records whose retention ended: at most once a minute, or per retention period when that is shorter
     if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
       this.lastRetention = now
@@ -183,37 +191,47 @@ export class Sweeper {
     await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
   }
 
-  /**
-   * Reads a few copies this node keeps outside their placement a sweep, each first a lease after it
-   * was seen, then with backoff: unfinished ones (completions are told to the submitter alone) up
-   * to reannounceCapMs apart, and dead letters (a redrive is told by a notice only, and a settled
-   * copy answers reads without asking) up to deadCopyRefreshCapMs apart.
-   */
+  /** Reads a few unfinished non-member copies a sweep from their placements, each first a lease after it was seen, then with backoff. */
   private async refreshCopies (now: number): Promise<void> {
     const me = this.c.peerId.toString()
-    const o = this.c.options
     let read = 0
-    const visit = async (ids: Iterable<string>, dead: boolean): Promise<void> => {
-      for (const id of [...ids]) {
-        if (read >= REFRESHES_PER_SWEEP) return
-        if (this.c.replica.members.get(id)?.includes(me) !== false) continue
-        const due = this.refreshAt.get(id)
-        // a copy that died, or was redriven, starts its backoff afresh
-        if (due === undefined || due.dead !== dead) {
-          this.refreshAt.set(id, { at: now + o.leaseMs, delayMs: o.leaseMs, reads: 0, dead })
-          continue
-        }
-        if (now < due.at) continue
-        read++
-        // one member a read, another each time: any member's certified final state settles the copy,
-        // and reading all of them for every copy kept was most of the requests under overload
-        await this.tasks.find(id, { oneMember: due.reads, complete: dead }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
-        const delayMs = Math.min(due.delayMs * 2, dead ? o.deadCopyRefreshCapMs : o.reannounceCapMs)
-        this.refreshAt.set(id, { at: now + delayMs, delayMs, reads: due.reads + 1, dead })
+    for (const id of [...this.c.replica.active]) {
+      if (read >= REFRESHES_PER_SWEEP) return
+      if (this.c.replica.members.get(id)?.includes(me) !== false) continue
+      const due = this.refreshAt.get(id)
+      if (due === undefined) {
+        this.refreshAt.set(id, { at: now + this.c.options.leaseMs, delayMs: this.c.options.leaseMs, reads: 0 })
+        continue
       }
+      if (now < due.at) continue
+      read++
+      // one member a read, another each time: any member's certified final state settles the copy,
+      // and reading all of them for every copy kept was most of the requests under overload
+      await this.tasks.find(id, { oneMember: due.reads }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
+      const delayMs = Math.min(due.delayMs * 2, this.c.options.reannounceCapMs)
+      this.refreshAt.set(id, { at: now + delayMs, delayMs, reads: due.reads + 1 })
     }
-    await visit(this.c.replica.active, false)
-    await visit(this.c.replica.deadCopies, true)
+  }
+
+  /**
+   * Reads a few dead letters kept outside their placement, a lease after they died and then with
+   * backoff up to deadCopyRefreshCapMs, one member a read. Outside the sweep, one batch at a time:
+   * dead letters are kept until dropped, and a placement long gone must not hold recovery up.
+   */
+  private async refreshDeadCopies (now: number): Promise<void> {
+    const o = this.c.options
+    const due: Array<[string, Due]> = []
+    for (const id of this.c.replica.deadCopies) {
+      const next = this.deadRefreshAt.get(id)
+      if (next === undefined) this.deadRefreshAt.set(id, { at: now + o.leaseMs, delayMs: o.leaseMs, reads: 0 })
+      else if (now >= next.at) due.push([id, next])
+      if (due.length >= REFRESHES_PER_SWEEP) break
+    }
+    await Promise.all(due.map(async ([id, d]) => {
+      await this.tasks.find(id, { oneMember: d.reads, complete: true }).catch((err: Error) => { this.log('refresh of the dead copy of %s failed: %s', id, err.message) })
+      const delayMs = Math.min(d.delayMs * 2, o.deadCopyRefreshCapMs)
+      this.deadRefreshAt.set(id, { at: Date.now() + delayMs, delayMs, reads: d.reads + 1 })
+    }))
   }
 
   /**

@@ -373,7 +373,7 @@ export class TaskService {
 
   /**
    * A notice is a hint, never state: it wakes whoever waits on the task, and a node that keeps an
-   * unfinished copy reads the certified state from the placement.
+   * unfinished copy, or a final one of an older generation (a redrive), reads the placement.
    */
   applyNotice (n: TaskNotice): void {
     this.stats.noticesApplied++

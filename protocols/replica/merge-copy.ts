@@ -1,3 +1,4 @@
+import { canonicalJson } from '../task/canonical.js'
 import { hasValidFinal, mergeRecords, resultMatches, samePlacement } from '../task/record.js'
 import type { ReplicaTaskState } from '../task/machine.js'
 import type { TaskRecord } from '../task/record.js'
@@ -43,6 +44,15 @@ export function mergeCopy (before: ReplicaTaskState, record: TaskRecord, result:
     // only the result the certificate names (by claim and by hash) replaces a kept one
     if (kept === undefined || (!resultMatches(merged.final?.cert.value, kept) && resultMatches(merged.final?.cert.value, result))) keptResult = result
   }
-  if (merged === existing && keptResult === before.result) return { store: false, record: merged }
+  // a copy that brings nothing new (a refresh that found the task as it was) writes nothing, though
+  // mergeRecords makes a new object every time
+  if (existing !== undefined && keptResult === before.result && sameRecord(merged, existing)) return { store: false, record: existing }
   return { store: true, record: merged, result: keptResult }
+}
+
+/** Whether two records hold the same content: the fields that differ most often first, then all of it. */
+function sameRecord (a: TaskRecord, b: TaskRecord): boolean {
+  if (a === b) return true
+  if (a.updatedAt !== b.updatedAt || a.generation !== b.generation || a.attempts.length !== b.attempts.length || (a.final === undefined) !== (b.final === undefined)) return false
+  return canonicalJson(a) === canonicalJson(b)
 }

@@ -20,10 +20,7 @@ export class ReplicaIndex {
   readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
   readonly members = new Map<string, string[]>()
-  /**
-   * dead letters this node keeps outside their placement: a redrive reaches such a copy only by
-   * a notice, which gossip may drop, so the sweeper reads them again now and then
-   */
+  /** dead letters this node keeps outside their placement: the sweeper reads them again now and then */
   readonly deadCopies = new Set<string>()
   /** finished tasks this node is a member of, by final state and capability */
   readonly finals = new FinalTally()

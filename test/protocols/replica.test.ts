@@ -621,6 +621,27 @@ describe('replicas and lease clients, end to end', () => {
     expect((await submitterStore.getRecord(d.id))?.droppedGeneration).toBe(0)
   })
 
+  it('a copy put again with nothing new writes nothing; one with something new writes once', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const A = c.at(0)
+    const write = A.store.write.bind(A.store)
+    let writes = 0
+    A.store.write = async (id, change, options) => {
+      writes++
+      return write(id, change, options)
+    }
+    const record = c.submitted.get(t.id)!
+    // a copy equal in content, as a new object (a refresh reads one from a peer)
+    await A.replica.put(JSON.parse(JSON.stringify(record)))
+    expect(writes).toBe(0)
+    const later = { ...record, updatedAt: record.updatedAt + 1 }
+    await A.replica.put(later)
+    await A.replica.put(JSON.parse(JSON.stringify(later)))
+    expect(writes).toBe(1)
+    expect((await A.store.getRecord(t.id))?.updatedAt).toBe(record.updatedAt + 1)
+  })
+
   it('a member whose grant joins the lease after the votes were asked is asked to vote too, shown the holder\'s vote, and sent no commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
