@@ -11,6 +11,9 @@ const REFRESHES_PER_SWEEP = 16
 /** When a copy is next read from its placement, the backoff, and how many reads it had. */
 interface Due { at: number, delayMs: number, reads: number }
 
+/** The same for a dead copy, and the generation it died in: one that dies again starts afresh. */
+interface DeadDue extends Due { generation: number }
+
 interface Announced {
   at: number
   count: number
@@ -48,7 +51,7 @@ export class Sweeper {
    */
   private readonly refreshAt = new Map<string, Due>()
   /** the same for dead letters kept outside their placement (see ReplicaIndex.deadCopies) */
-  private readonly deadRefreshAt = new Map<string, Due>()
+  private readonly deadRefreshAt = new Map<string, DeadDue>()
   /** the reads of dead copies under way, if any */
   private deadReads: Promise<void> | undefined
   /** moves of deadlocked tasks under way, by task: one at a time each, awaited by stop */
@@ -127,7 +130,7 @@ export class Sweeper {
       await this.c.gossip.announceTask(record.task, record.placement)
     }
     await this.refreshCopies(now)
-    this.deadReads ??= this.refreshDeadCopies(now).finally(() => { this.deadReads = undefined })
+    this.deadReads ??= this.refreshDeadCopies(now).catch((err: any) => { this.log.error('reading dead copies failed: %s', String(err?.message ?? err)) }).finally(() => { this.deadReads = undefined })
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
     for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
     for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id)) this.refreshAt.delete(id)
@@ -220,17 +223,18 @@ export class Sweeper {
    */
   private async refreshDeadCopies (now: number): Promise<void> {
     const o = this.c.options
-    const due: Array<[string, Due]> = []
-    for (const id of this.c.replica.deadCopies) {
+    const due: Array<[string, DeadDue]> = []
+    for (const [id, generation] of this.c.replica.deadCopies) {
       const next = this.deadRefreshAt.get(id)
-      if (next === undefined) this.deadRefreshAt.set(id, { at: now + o.leaseMs, delayMs: o.leaseMs, reads: 0 })
+      if (next === undefined || next.generation !== generation) this.deadRefreshAt.set(id, { at: now + o.leaseMs, delayMs: o.leaseMs, reads: 0, generation })
       else if (now >= next.at) due.push([id, next])
       if (due.length >= REFRESHES_PER_SWEEP) break
     }
     await Promise.all(due.map(async ([id, d]) => {
-      await this.tasks.find(id, { oneMember: d.reads, complete: true }).catch((err: Error) => { this.log('refresh of the dead copy of %s failed: %s', id, err.message) })
+      await this.tasks.find(id, { oneMember: d.reads, complete: true }).catch((err: any) => { this.log('refresh of the dead copy of %s failed: %s', id, String(err?.message ?? err)) })
       const delayMs = Math.min(d.delayMs * 2, o.deadCopyRefreshCapMs)
-      this.deadRefreshAt.set(id, { at: Date.now() + delayMs, delayMs, reads: d.reads + 1 })
+      // kept for the generation read, so a copy the read found dead again in a later one starts afresh
+      if (this.c.replica.deadCopies.has(id)) this.deadRefreshAt.set(id, { ...d, at: Date.now() + delayMs, delayMs, reads: d.reads + 1 })
     }))
   }
 

@@ -20,8 +20,8 @@ export class ReplicaIndex {
   readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
   readonly members = new Map<string, string[]>()
-  /** dead letters this node keeps outside their placement: the sweeper reads them again now and then */
-  readonly deadCopies = new Set<string>()
+  /** dead letters this node keeps outside their placement, with their generation: the sweeper reads them again now and then */
+  readonly deadCopies = new Map<string, number>()
   /** finished tasks this node is a member of, by final state and capability */
   readonly finals = new FinalTally()
   /** finished records by when their retention started: what retention reads */
@@ -87,7 +87,7 @@ export class ReplicaIndex {
     else this.active.delete(id)
     if (record.final === undefined && member) this.activeMember.add(id)
     else this.activeMember.delete(id)
-    if (!member && isDeadLetter(record)) this.deadCopies.add(id)
+    if (!member && isDeadLetter(record)) this.deadCopies.set(id, record.generation)
     else this.deadCopies.delete(id)
     this.finals.set(id, record.final !== undefined && member ? { state: record.final.state, capability: record.task.capability } : undefined)
     // queued once per retention start, not on every rewrite of a finished copy (a peer's put, a repair)

@@ -29,7 +29,7 @@ export class Replica {
   /** ids of records without a final state: what sweeps look at */
   readonly active: Set<string>
   /** dead letters kept outside their placement (see ReplicaIndex.deadCopies) */
-  readonly deadCopies: Set<string>
+  readonly deadCopies: Map<string, number>
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
   readonly hashes: RecordHashes
   /** each record's current placement members, by id: who shares it with whom */
