@@ -258,7 +258,9 @@ export class TaskService {
         }
         pollMs = Math.min(pollMs * 2, this.c.options.waitPollCapMs)
         this.stats.waitPolls++
-        view = await this.find(id, { oneMember: polls++, watch: true }) ?? view
+        // one member a poll while the task runs; a final copy without its result asks them all, since
+        // a request starts again at the first member and that one may be down for good
+        view = await this.find(id, view.record?.final !== undefined ? { watch: true } : { oneMember: polls++, watch: true }) ?? view
       }
       return view
     } finally {

@@ -229,6 +229,28 @@ describe('tasks over gossip', () => {
     await deadIn(4)
   })
 
+  it('a member whose final copy lacks its result reads it from a live member, though the first other member is down for good', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    await net.ready()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'echo', input: { n: 7 } })
+    const done = await net.nodes[0]!.tasks!.service.waitFor(id, 10_000)
+    expect(done.result?.value).toEqual({ n: 7 })
+    // node 2 keeps the certified final state but loses the result (a commit that brought none)
+    await waitFor(async () => (await net!.nodes[2]!.store.results.get(id)) !== undefined, { what: 'the result on node 2' })
+    await net.nodes[2]!.store.results.del(id)
+    await net.nodes[2]!.stop()
+    const reader = await net.restartNode(2, { tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    await net.ready()
+    expect((await reader.store.tasks.get(id))?.final?.state).toBe('completed')
+    // the member a wait asks first, every request, is down
+    const me = reader.peerId.toString()
+    const first = done.record.placement.members.filter(m => m !== me)[0]
+    await net.nodes.find(n => n.peerId.toString() === first)!.stop()
+    // one poll a request at the default waitPollBaseMs, as a client that waits a second at a time
+    const view = await reader.tasks!.service.waitFor(id, 1_000)
+    expect(view.result?.value).toEqual({ n: 7 })
+  })
+
   it('cancel aborts the running agent and the task is never retried', async () => {
     net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [sleepAgent] } })
     await net.ready()
