@@ -14,6 +14,12 @@ interface Due { at: number, delayMs: number, reads: number }
 /** The same for a dead copy, and the generation it died in: one that dies again starts afresh. */
 interface DeadDue extends Due { generation: number }
 
+/** A copy's next read after one at `now`: the delay doubles up to `capMs`. */
+function afterRead<D extends Due> (d: D, now: number, capMs: number): D {
+  const delayMs = Math.min(d.delayMs * 2, capMs)
+  return { ...d, at: now + delayMs, delayMs, reads: d.reads + 1 }
+}
+
 interface Announced {
   at: number
   count: number
@@ -211,8 +217,7 @@ export class Sweeper {
       // one member a read, another each time: any member's certified final state settles the copy,
       // and reading all of them for every copy kept was most of the requests under overload
       await this.tasks.find(id, { oneMember: due.reads }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
-      const delayMs = Math.min(due.delayMs * 2, this.c.options.reannounceCapMs)
-      this.refreshAt.set(id, { at: now + delayMs, delayMs, reads: due.reads + 1 })
+      this.refreshAt.set(id, afterRead(due, now, this.c.options.reannounceCapMs))
     }
   }
 
@@ -232,9 +237,8 @@ export class Sweeper {
     }
     await Promise.all(due.map(async ([id, d]) => {
       await this.tasks.find(id, { oneMember: d.reads, complete: true }).catch((err: any) => { this.log('refresh of the dead copy of %s failed: %s', id, String(err?.message ?? err)) })
-      const delayMs = Math.min(d.delayMs * 2, o.deadCopyRefreshCapMs)
       // kept for the generation read, so a copy the read found dead again in a later one starts afresh
-      if (this.c.replica.deadCopies.has(id)) this.deadRefreshAt.set(id, { ...d, at: Date.now() + delayMs, delayMs, reads: d.reads + 1 })
+      if (this.c.replica.deadCopies.has(id)) this.deadRefreshAt.set(id, afterRead(d, Date.now(), o.deadCopyRefreshCapMs))
     }))
   }
 

@@ -388,9 +388,10 @@ export class TaskService {
     this.refreshing.add(n.id)
     void (async () => {
       const { record } = await this.c.replica.get(n.id)
+      if (record === undefined) return
       // a final copy is settled, unless the notice is of a later generation: a redrive
-      const redriven = record?.final !== undefined && n.generation > record.generation
-      if (record === undefined || (record.final !== undefined && !redriven)) return
+      const redriven = record.final !== undefined && n.generation > record.generation
+      if (record.final !== undefined && !redriven) return
       // a member's own state is left to the commit and anti-entropy; a cache copy takes the certified
       // outcome the notice carries, checked like any other (against the placement this node holds,
       // and the result against the certified hash), and reads the placement only when it cannot

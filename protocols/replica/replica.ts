@@ -304,7 +304,7 @@ export class Replica {
     // brings the result: a later fsynced write of the record alone may outlive it after a power
     // loss (LevelDB does not sync a log it closes), and a final copy without its result is not repaired
     const settledElsewhere = finalNow && after.lease.vote === before.lease.vote
-    const lazy = (settledElsewhere && change.result === undefined) || this.isCacheCopy(before, after, change)
+    const lazy = (settledElsewhere && change.result === undefined) || (finalNow && this.isCacheCopy(before, after, change))
     try {
       if (settledElsewhere) this.announceFinal(id, after)
       await this.store.write(id, change, lazy ? { lazy } : undefined)
@@ -319,16 +319,15 @@ export class Replica {
   }
 
   /**
-   * A copy this node keeps outside the task's placement (the submitter's, a holder's) that turns
-   * final: no majority counts it, so the write needs no fsync of its own. Lost in a power cut, the
-   * copy is unfinished again, and the sweeper reads it from the placement (refreshCopies), as a
-   * read does (findTask answers from a copy only when it is settled). Not a copy's first write:
+   * Whether a write that makes a copy final is to a copy this node keeps outside the task's
+   * placement (the submitter's, a holder's): no majority counts it, so the write needs no fsync of
+   * its own. Lost in a power cut, the copy is unfinished again, and the sweeper reads it from the
+   * placement (refreshCopies), as a read does (findTask answers from a copy only when it is settled). Not a copy's first write:
    * this node's listings, its index of a parent's subtasks and an idempotent retry read that one;
    * nor a change to a final copy (a dropped dead letter), nor a write with a lease (a seal).
    */
   private isCacheCopy (before: ReplicaTaskState, after: ReplicaTaskState, change: ReplicaWrite): boolean {
-    return change.lease === undefined && before.record !== undefined && before.record.final === undefined &&
-      after.record?.final !== undefined && !this.isMember(after.record)
+    return change.lease === undefined && before.record !== undefined && after.record !== undefined && !this.isMember(after.record)
   }
 
   private forgetUnwritten (id: string, before: ReplicaTaskState): void {
