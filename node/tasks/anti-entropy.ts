@@ -1,7 +1,15 @@
-import { RECORD_HASHING, bucketHashes, bucketOf } from '../../protocols/replica/digest.js'
+import { RECORD_HASHING, bucketDigits, bucketHashes, bucketOf } from '../../protocols/replica/digest.js'
+import { MAX_IDS_ENTRIES } from '../../protocols/records/messages.js'
+import { rpcFrameBytes } from './options.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
+import type { TaskLayerOptions } from './options.js'
 import type { Logger, PeerId } from '@libp2p/interface'
+
+/** Entries of one `ids` request: about 90 bytes each, so at most half the frame a peer with this node's limits reads. */
+function idsPerRequest (options: TaskLayerOptions): number {
+  return Math.min(MAX_IDS_ENTRIES, Math.floor(rpcFrameBytes(options) / 2 / 100))
+}
 
 /** What a record changed within antiEntropyMinAgeMs hashes as in a comparison: present, content not compared. */
 export const IN_FLUX = 'in-flux'
@@ -11,19 +19,22 @@ export interface AntiEntropyStats {
   messages: number
   /** JSON bytes of the requests sent */
   bytes: number
+  /** ids (with their hashes) sent to be compared one by one: those of the buckets that differed */
+  idsSent: number
   recordsPushed: number
 }
 
 /**
  * Anti-entropy within placements: every interval each node compares, with each peer it shares
- * placements with, the records both are members for: first 16 bucket hashes, then ids and hashes
+ * placements with, the records both are members for: first bucket hashes (16, or more once they
+ * share more than 1,024 records), then ids and hashes
  * of the differing buckets, then the records the peer lacks. It repairs members that missed
  * writes; it never moves a task to other peers (only an epoch change does). Final states travel
  * only with their certificates, which the receiver checks. A steady mesh exchanges one small
  * digest per pair of peers per interval.
  */
 export class AntiEntropy {
-  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, recordsPushed: 0 }
+  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, idsSent: 0, recordsPushed: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly loop: Repeater
@@ -81,7 +92,13 @@ export class AntiEntropy {
     const byPeer = new Map<string, string[]>()
     for (const [id, members] of this.c.replica.members) {
       if (!members.includes(me)) continue
-      for (const peer of members) if (peer !== me) byPeer.set(peer, [...(byPeer.get(peer) ?? []), id])
+      for (const peer of members) {
+        if (peer === me) continue
+        // pushed in place: copying the list for each id made a round quadratic in the records kept
+        const ids = byPeer.get(peer)
+        if (ids === undefined) byPeer.set(peer, [id])
+        else ids.push(id)
+      }
     }
     for (const [peer, ids] of byPeer) {
       if (!this.running) return
@@ -93,16 +110,23 @@ export class AntiEntropy {
     const now = Date.now()
     const hashOf = (id: string): string | undefined => this.comparableHash(id, now)
     // a peer from before hashing versions refuses the field: the two cannot compare, so nothing is pushed
-    const digest = await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf), hashing: RECORD_HASHING })
+    const digits = bucketDigits(ids.length)
+    const digest = await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf, digits), hashing: RECORD_HASHING })
     const differ = new Set<string>(digest?.differ ?? [])
     if (differ.size === 0) return
-    const entries = ids.filter(id => differ.has(bucketOf(id))).map(id => [id, hashOf(id) ?? ''] as [string, string])
-    if (entries.length === 0) return
-    const { need } = await this.send(peer, { op: 'ids', entries })
-    await this.push(peer, need ?? [])
+    const entries = ids.filter(id => differ.has(bucketOf(id, digits))).map(id => [id, hashOf(id) ?? ''] as [string, string])
+    // in requests a peer takes: one too long (over its frame limit, or MAX_IDS_ENTRIES) was refused
+    // whole, every round, and that pair of peers stopped repairing for good
+    const per = idsPerRequest(this.c.options)
+    for (let i = 0; i < entries.length && this.running; i += per) {
+      this.stats.idsSent += Math.min(per, entries.length - i)
+      const { need } = await this.send(peer, { op: 'ids', entries: entries.slice(i, i + per) })
+      await this.push(peer, need ?? [])
+    }
   }
 
   private async push (peer: PeerId, ids: string[]): Promise<void> {
+    const maxBytes = Math.min(256 * 1024, rpcFrameBytes(this.c.options) / 2)
     let batch: unknown[] = []
     let size = 0
     const flush = async (): Promise<void> => {
@@ -117,8 +141,9 @@ export class AntiEntropy {
       if (record === undefined) continue
       const item = result === undefined ? { record } : { record, result }
       const bytes = JSON.stringify(item).length
-      // batches of about 256 KiB: one request, not one per record, but no giant frames
-      if (size + bytes > 256 * 1024) await flush()
+      // batches of up to 256 KiB: one request, not one per record, but no giant frames, and none
+      // over half the frame a peer reads (a record alone may be larger: it goes out alone)
+      if (size + bytes > maxBytes) await flush()
       batch.push(item)
       size += bytes
     }

@@ -276,3 +276,8 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
   }
   return parsed.data
 }
+
+/** The largest frame the lease and records protocols read: a task's input and result, and room for the rest. */
+export function rpcFrameBytes (o: Pick<TaskLayerOptions, 'maxInputBytes' | 'maxResultBytes'>): number {
+  return o.maxInputBytes + o.maxResultBytes + 64 * 1024
+}

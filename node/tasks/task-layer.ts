@@ -15,7 +15,7 @@ import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
 import { TaskEvents } from './events.js'
 import { Executor } from './executor.js'
-import { resolveTaskOptions } from './options.js'
+import { resolveTaskOptions, rpcFrameBytes } from './options.js'
 import { Mover } from './mover.js'
 import { Notifier } from './notifier.js'
 import { Offerer } from './offerer.js'
@@ -124,7 +124,7 @@ export class TaskLayer {
       },
       log: logger('agentmesh:replica')
     })
-    const frame = options.maxInputBytes + options.maxResultBytes + 64 * 1024
+    const frame = rpcFrameBytes(options)
     this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
     const recordsInit = {
       sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),

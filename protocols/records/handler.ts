@@ -1,4 +1,4 @@
-import { RECORD_HASHING, bucketHashes, differingBuckets } from '../replica/digest.js'
+import { RECORD_HASHING, bucketHashes, differingBuckets, digitsOf } from '../replica/digest.js'
 import { byteLength } from '../task/index.js'
 import { countServed, parseRequest } from '../rpc/served.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
@@ -65,7 +65,8 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }
       case 'digest': {
         if ((req.hashing ?? 1) !== RECORD_HASHING) return { status: 'OK', differ: [] }
-        const mine = bucketHashes(init.sharedWith(from.toString()), init.comparableHash ?? (id => replica.hashes.get(id)))
+        // buckets as fine as the asker's: it chose them for the ids it holds
+        const mine = bucketHashes(init.sharedWith(from.toString()), init.comparableHash ?? (id => replica.hashes.get(id)), digitsOf(req.buckets))
         return { status: 'OK', differ: differingBuckets(mine, req.buckets) }
       }
       case 'ids': return { status: 'OK', need: init.needed?.(req.entries) ?? req.entries.filter(([id, hash]) => replica.hashes.get(id) !== hash).map(([id]) => id) }

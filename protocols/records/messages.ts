@@ -10,6 +10,9 @@ export const RECORDS_PROTOCOL = '/agentmesh/records/1.0.0'
 /** The most records one `put-many` carries. */
 export const MAX_PUT_MANY_ITEMS = 1_000
 
+/** The most entries one anti-entropy `ids` request carries. */
+export const MAX_IDS_ENTRIES = 20_000
+
 /** The most tasks one `offer`, and notices one `notify`, carries. */
 export const MAX_OFFER_ITEMS = 256
 
@@ -56,7 +59,7 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
    */
   z.object({ op: z.literal('digest'), buckets: z.record(z.string().regex(/^[0-9a-f]{1,4}$/), z.string().max(64)), hashing: z.number().int().optional() }).strict(),
   /** step two: id and hash of each record in the differing buckets; answers the ids the receiver needs */
-  z.object({ op: z.literal('ids'), entries: z.array(z.tuple([taskIdSchema, z.string().max(64)])).max(20_000) }).strict(),
+  z.object({ op: z.literal('ids'), entries: z.array(z.tuple([taskIdSchema, z.string().max(64)])).max(MAX_IDS_ENTRIES) }).strict(),
   /** step three of anti-entropy, and a bulk submit: the records themselves (a receiver keeps only those it is a member for) */
   z.object({ op: z.literal('put-many'), items: z.array(z.object({ record: taskRecordSchema, result: storedResultSchema.optional() }).strict()).max(MAX_PUT_MANY_ITEMS) }).strict(),
   /**

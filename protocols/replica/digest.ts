@@ -4,8 +4,9 @@ import type { TaskRecord } from '../task/record.js'
 
 /**
  * Digests for anti-entropy. Two replicas agree on a record when the hashes of its substance agree.
- * Ids fall into 16 buckets by their first hex digit; a steady mesh compares 16 bucket hashes per
- * pair of peers and sends nothing else.
+ * Ids fall into buckets by their first hex digits, as many digits as keep a bucket to about
+ * BUCKET_TARGET ids (bucketDigits); a steady mesh compares the bucket hashes of each pair of peers
+ * and sends nothing else.
  */
 export function recordHash (record: TaskRecord): string {
   return createHash('sha256').update(canonicalJson(substance(record))).digest('hex').slice(0, 16)
@@ -27,17 +28,41 @@ function substance (r: TaskRecord): unknown {
   return { ...rest, attempts: attempts.map(({ startedAt, endedAt, ...a }) => ({ ...a, ended: endedAt !== undefined })), final: f }
 }
 
-export const bucketOf = (id: string): string => id.slice(0, 1)
+/** Ids a bucket holds on average, at most, once there are more than 16 buckets' worth. */
+export const BUCKET_TARGET = 64
+/** 16^3 buckets: a digest of at most about 100 KB, however many records two peers share. */
+export const MAX_BUCKET_DIGITS = 3
+
+/**
+ * Hex digits of the bucket names for `count` shared ids: 1 (16 buckets) up to 1,024 ids, then one
+ * more per sixteenfold. With a fixed 16 buckets, a record or two in flux in each (always so under
+ * load) made every bucket differ, and each round then sent every shared id: a cost that grew with
+ * every task a node ever kept.
+ */
+export function bucketDigits (count: number): number {
+  let digits = 1
+  while (digits < MAX_BUCKET_DIGITS && count > BUCKET_TARGET * 16 ** digits) digits++
+  return digits
+}
+
+export const bucketOf = (id: string, digits = 1): string => id.slice(0, digits)
+
+/** The bucket digits a digest was made with: the length of its bucket names (1 for an empty one). */
+export function digitsOf (buckets: Record<string, string>): number {
+  for (const name in buckets) return Math.min(name.length, MAX_BUCKET_DIGITS)
+  return 1
+}
 
 /** Hash of each bucket over the given ids (order-free: ids are sorted first). */
-export function bucketHashes (ids: Iterable<string>, hashOf: (id: string) => string | undefined): Record<string, string> {
+export function bucketHashes (ids: Iterable<string>, hashOf: (id: string) => string | undefined, digits = 1): Record<string, string> {
   const byBucket = new Map<string, string[]>()
   for (const id of ids) {
     const h = hashOf(id)
     if (h === undefined) continue
-    const list = byBucket.get(bucketOf(id)) ?? []
-    list.push(`${id}:${h}`)
-    byBucket.set(bucketOf(id), list)
+    const bucket = bucketOf(id, digits)
+    const list = byBucket.get(bucket)
+    if (list === undefined) byBucket.set(bucket, [`${id}:${h}`])
+    else list.push(`${id}:${h}`)
   }
   const out: Record<string, string> = {}
   for (const [bucket, entries] of byBucket) out[bucket] = createHash('sha256').update(entries.sort().join('\n')).digest('hex').slice(0, 16)
