@@ -1,5 +1,6 @@
 import { RECORD_HASHING, bucketDigits, bucketHashes, bucketOf } from '../../protocols/replica/digest.js'
 import { MAX_IDS_ENTRIES } from '../../protocols/records/messages.js'
+import { byteLength } from '../../protocols/task/index.js'
 import { rpcFrameBytes } from './options.js'
 import { Repeater } from './repeater.js'
 import type { TaskComponents } from './components.js'
@@ -110,9 +111,13 @@ export class AntiEntropy {
     const now = Date.now()
     const hashOf = (id: string): string | undefined => this.comparableHash(id, now)
     // a peer from before hashing versions refuses the field: the two cannot compare, so nothing is pushed
-    const digits = bucketDigits(ids.length)
-    const digest = await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf, digits), hashing: RECORD_HASHING })
-    const differ = new Set<string>(digest?.differ ?? [])
+    const ask = async (digits: number): Promise<Set<string>> =>
+      new Set<string>((await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf, digits), hashing: RECORD_HASHING }))?.differ ?? [])
+    let digits = bucketDigits(ids.length, rpcFrameBytes(this.c.options) / 2)
+    let differ = await ask(digits)
+    // a peer from before finer buckets answers with its 16, and every finer one of ours "differs":
+    // asked again in its terms, a quiet pair sends no ids
+    if (digits > 1 && [...differ].some(b => b.length !== digits)) differ = await ask(digits = 1)
     if (differ.size === 0) return
     const entries = ids.filter(id => differ.has(bucketOf(id, digits))).map(id => [id, hashOf(id) ?? ''] as [string, string])
     // in requests a peer takes: one too long (over its frame limit, or MAX_IDS_ENTRIES) was refused
@@ -137,10 +142,12 @@ export class AntiEntropy {
       size = 0
     }
     for (const id of ids) {
+      if (!this.running) return
       const { record, result } = await this.c.replica.get(id)
       if (record === undefined) continue
       const item = result === undefined ? { record } : { record, result }
-      const bytes = JSON.stringify(item).length
+      // bytes, not characters: a frame limits bytes, and text outside ASCII takes up to 3 a character
+      const bytes = byteLength(item)
       // batches of up to 256 KiB: one request, not one per record, but no giant frames, and none
       // over half the frame a peer reads (a record alone may be larger: it goes out alone)
       if (size + bytes > maxBytes) await flush()

@@ -28,20 +28,22 @@ function substance (r: TaskRecord): unknown {
   return { ...rest, attempts: attempts.map(({ startedAt, endedAt, ...a }) => ({ ...a, ended: endedAt !== undefined })), final: f }
 }
 
-/** Ids a bucket holds on average, at most, once there are more than 16 buckets' worth. */
+/** Ids a bucket holds on average, at most, up to the largest digest (MAX_BUCKET_DIGITS). */
 export const BUCKET_TARGET = 64
-/** 16^3 buckets: a digest of at most about 100 KB, however many records two peers share. */
+/** 16^3 buckets: a digest of about 106 KB, however many records two peers share. */
 export const MAX_BUCKET_DIGITS = 3
+/** What one bucket adds to a digest's JSON: `"abc":"<16 hex>",` */
+const BUCKET_BYTES = 26
 
 /**
  * Hex digits of the bucket names for `count` shared ids: 1 (16 buckets) up to 1,024 ids, then one
- * more per sixteenfold. With a fixed 16 buckets, a record or two in flux in each (always so under
- * load) made every bucket differ, and each round then sent every shared id: a cost that grew with
- * every task a node ever kept.
+ * more per sixteenfold, as long as the digest takes at most `maxBytes`. With a fixed 16 buckets, a
+ * record or two in flux in each (always so under load) made every bucket differ, and each round
+ * then sent every shared id: a cost that grew with every task a node ever kept.
  */
-export function bucketDigits (count: number): number {
+export function bucketDigits (count: number, maxBytes = Infinity): number {
   let digits = 1
-  while (digits < MAX_BUCKET_DIGITS && count > BUCKET_TARGET * 16 ** digits) digits++
+  while (digits < MAX_BUCKET_DIGITS && count > BUCKET_TARGET * 16 ** digits && 16 ** (digits + 1) * BUCKET_BYTES <= maxBytes) digits++
   return digits
 }
 
@@ -49,7 +51,7 @@ export const bucketOf = (id: string, digits = 1): string => id.slice(0, digits)
 
 /** The bucket digits a digest was made with: the length of its bucket names (1 for an empty one). */
 export function digitsOf (buckets: Record<string, string>): number {
-  for (const name in buckets) return Math.min(name.length, MAX_BUCKET_DIGITS)
+  for (const name in buckets) return name.length
   return 1
 }
 

@@ -41,8 +41,10 @@ describe('anti-entropy over many records', () => {
     expect(bucketDigits(16 * BUCKET_TARGET + 1)).toBe(2)
     expect(bucketDigits(256 * BUCKET_TARGET)).toBe(2)
     expect(bucketDigits(256 * BUCKET_TARGET + 1)).toBe(3)
-    // capped: a digest stays about 100 KB
+    // capped: a digest stays about 106 KB, and within what a peer's frame takes
     expect(bucketDigits(1e9)).toBe(3)
+    expect(bucketDigits(1e9, 48 * 1024)).toBe(2)
+    expect(bucketDigits(1e9, 1_000)).toBe(1)
   })
 
   it('repairs members that lack more records than one request carries, then compares only the buckets that differ', async () => {
