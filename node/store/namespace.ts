@@ -35,6 +35,12 @@ export class Namespace<T> {
     return raw === undefined ? undefined : this.decode(key, raw)
   }
 
+  /** Several values in one call into LevelDB (a call each costs more than the read itself). */
+  async getMany (keys: string[]): Promise<Array<T | undefined>> {
+    const raws = await this.db.getMany(keys)
+    return raws.map((raw, i) => raw === undefined ? undefined : this.decode(keys[i] as string, raw))
+  }
+
   /** The stored text under `key`, unchecked. */
   async raw (key: string): Promise<string | undefined> {
     return await this.db.get(key)
@@ -58,11 +64,16 @@ export class Namespace<T> {
   }
 
   /** Every readable record in key order; corrupt ones are reported and skipped. */
-  async * entries (options: { gte?: string, lt?: string, limit?: number } = {}): AsyncGenerator<[string, T]> {
+  async * entries (options: { gte?: string, lt?: string, limit?: number, reverse?: boolean } = {}): AsyncGenerator<[string, T]> {
     for await (const [key, raw] of this.db.iterator(options)) {
       const value = this.decode(key, raw)
       if (value !== undefined) yield [key, value]
     }
+  }
+
+  /** Every key and its stored text, unchecked, in key order. */
+  async * rawEntries (): AsyncGenerator<[string, string]> {
+    for await (const [key, raw] of this.db.iterator()) yield [key, raw]
   }
 
   async count (): Promise<number> {

@@ -1,3 +1,4 @@
+import { createdKey } from './store.js'
 import type { Store } from './store.js'
 import { isDeadLetter } from '../../protocols/task/index.js'
 import type { LeaseState, ReplicaStore, ReplicaWrite, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -33,6 +34,8 @@ export class LevelReplicaStore implements ReplicaStore {
       if (isDeadLetter(record)) ops.push(this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }))
       else if (mayHaveDeadLetter(record)) ops.push(this.store.deadLetters.delOp(id))
       ops.push(this.store.tasks.putOp(id, record))
+      // put again with every write (one small key, the same each time): a write does not know whether it is the first
+      ops.push(this.store.created.putOp(createdKey(record.task.createdAt, id), 1))
     }
     // a lazy batch still rides with any fsynced one of its group commit
     await this.store.write(ops, { sync: this.sync && options.lazy !== true })
@@ -42,7 +45,10 @@ export class LevelReplicaStore implements ReplicaStore {
   async getResult (id: string): Promise<StoredResult | undefined> { return this.store.results.get(id) }
 
   async deleteTask (id: string): Promise<void> {
-    await Promise.all([this.store.tasks.del(id), this.store.leases.del(id), this.store.results.del(id), this.store.deadLetters.del(id)])
+    const record = await this.store.tasks.get(id)
+    const ops = [this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id)]
+    if (record !== undefined) ops.push(this.store.created.delOp(createdKey(record.task.createdAt, id)))
+    await this.store.write(ops)
   }
 
   async * records (): AsyncIterable<TaskRecord> {

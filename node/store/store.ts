@@ -42,6 +42,8 @@ export class Store {
   readonly deadLetters: Namespace<DeadLetterIndex>
   /** vector memory records this node keeps as a placement member, by `collection/id` */
   readonly memory: Namespace<MemoryEntry>
+  /** every task record's id by when its task was created (createdKey): what a listing reads, newest first */
+  readonly created: Namespace<unknown>
   /** group commits: batches written, those of them fsynced, and the operations they carried */
   readonly stats = { groupCommits: 0, syncedCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
@@ -69,6 +71,7 @@ export class Store {
     this.results = ns('results', storedResultSchema)
     this.deadLetters = ns('deadletters', deadLetterIndexSchema)
     this.memory = ns('memory', memoryEntrySchema)
+    this.created = ns('created', z.unknown())
   }
 
   static async open (init: StoreInit): Promise<Store> {
@@ -84,7 +87,28 @@ export class Store {
       const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
       throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
     }
-    return new Store(db, init.log, init.onCorrupt)
+    const store = new Store(db, init.log, init.onCorrupt)
+    await store.indexCreated()
+    return store
+  }
+
+  /**
+   * Builds the creation index of a store written before it existed, once: a listing read every
+   * record the store held (a dashboard lists every few seconds, and a node keeps a week of tasks).
+   */
+  private async indexCreated (): Promise<void> {
+    if (await this.meta.get(CREATED_INDEX) !== undefined) return
+    const ops: BatchOp[] = []
+    // read raw: a corrupt record is counted, and skipped, where it is read for what it holds
+    for await (const [id, raw] of this.tasks.rawEntries()) {
+      let createdAt: unknown
+      try { createdAt = JSON.parse(raw)?.task?.createdAt } catch {}
+      if (typeof createdAt !== 'number') continue
+      ops.push(this.created.putOp(createdKey(createdAt, id), 1))
+      if (ops.length >= 1_000) await this.write(ops.splice(0))
+    }
+    await this.write(ops)
+    await this.meta.put(CREATED_INDEX, 1, { sync: true })
   }
 
   /**
@@ -157,6 +181,18 @@ export class Store {
     if (this.db.status === 'open') await this.db.close()
   }
 }
+
+/** The meta key that says the creation index holds every record. */
+const CREATED_INDEX = 'created-index'
+
+/** The creation index's key: the time, zero-padded so keys sort by it, then the id. */
+export function createdKey (createdAt: number, id: string): string {
+  const at = Number.isFinite(createdAt) ? Math.min(Math.max(0, Math.floor(createdAt)), 9_999_999_999_999_999) : 0
+  return `${String(at).padStart(16, '0')}/${id}`
+}
+
+/** The task id of a creation index key. */
+export const idOfCreatedKey = (key: string): string => key.slice(key.indexOf('/') + 1)
 
 /**
  * A store directory that holds LevelDB's tables or logs but no CURRENT file: opened as it is, LevelDB

@@ -5,6 +5,7 @@ import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
 import { keepCopy, storeOnPlacement } from './placement-writes.js'
+import { listTasks } from './listing.js'
 import { InvalidSignalError, InvalidTaskError, OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
 import { findTask, isSettled } from './find-task.js'
@@ -14,6 +15,7 @@ import { submitMany } from './bulk-submit.js'
 import { KeyCreations } from './key-creations.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
 import type { TaskComponents } from './components.js'
+import type { ListFilter } from './listing.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { HeldLease, LeaseRequest } from '../../protocols/lease/index.js'
 import type { Claimer } from './claimer.js'
@@ -22,10 +24,11 @@ import type { Mover } from './mover.js'
 import type { Offerer } from './offerer.js'
 import type { ProgressHub } from './progress.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
-import type { StoredResult, TaskRecord, TaskState } from '../../protocols/task/index.js'
+import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
 import type { FindOptions, TaskView } from './find-task.js'
 import type { SubmitRequest } from './submit-checks.js'
 import type { Logger } from '@libp2p/interface'
+
 
 export type { SubmitRequest } from './submit-checks.js'
 
@@ -43,17 +46,8 @@ export type SubmitManyEntry = SubmitAnswer | { error: Error }
 export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }
 
 export type { TaskView } from './find-task.js'
+export type { ListFilter } from './listing.js'
 
-export interface ListFilter {
-  /** blocked: unfinished, and a majority of its placement unreachable past placementMoveAfterMs */
-  state?: TaskState | 'blocked'
-  capability?: string
-  parent?: string
-  /** ids starting with these hex digits: a short id, as git takes one */
-  idPrefix?: string
-  /** @default 100 */
-  limit?: number
-}
 
 /**
  * Submitting, finding, waiting for and canceling tasks, from any node. The node's own store holds
@@ -269,17 +263,7 @@ export class TaskService {
   }
 
   async list (filter: ListFilter = {}): Promise<TaskRecord[]> {
-    const out: TaskRecord[] = []
-    const limit = filter.limit ?? 100
-    for await (const [, record] of this.c.store.tasks.entries()) {
-      if (filter.capability !== undefined && record.task.capability !== filter.capability) continue
-      if (filter.parent !== undefined && record.task.parent !== filter.parent) continue
-      if (filter.idPrefix !== undefined && !record.task.id.startsWith(filter.idPrefix)) continue
-      if (filter.state === 'blocked' ? this.mover?.blockedReason(record) === undefined : (filter.state !== undefined && stateOf(record) !== filter.state)) continue
-      out.push(record)
-    }
-    out.sort((a, b) => b.task.createdAt - a.task.createdAt)
-    return out.slice(0, limit)
+    return listTasks(this.c.store, filter, record => this.mover?.blockedReason(record) !== undefined)
   }
 
   /** Dead tasks this node knows of whose entry was not dropped, newest first. */

@@ -31,6 +31,8 @@ describe('group commit', () => {
       const a = new Set<number>()
       const b = new Set<number>()
       for await (const [key] of store.meta.entries()) {
+        // the writer's pairs, not the store's own marks
+        if (!/^[ab]:\d+$/.test(key)) continue
         const [side, n] = key.split(':')
         ;(side === 'a' ? a : b).add(Number(n))
       }

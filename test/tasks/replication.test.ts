@@ -369,5 +369,9 @@ describe('replicated records', () => {
     await waitFor(() => net!.nodes.some(n => n.tasks!.executor.stats.completed > 0), { what: 'the task to complete' })
     await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.store.tasks.get(id!)))).every(r => r === undefined), { what: 'the record to expire everywhere', timeoutMs: 10_000 })
     expect(await net.nodes[1]!.store.results.get(id!)).toBeUndefined()
+    // nor its entry in the creation index a listing reads
+    for (const n of net.nodes) {
+      for await (const [key] of n.store.created.entries()) expect(key.endsWith(id!)).toBe(false)
+    }
   })
 })

@@ -1,0 +1,46 @@
+import { stateOf } from '../../protocols/task/index.js'
+import { idOfCreatedKey } from '../store/store.js'
+import type { TaskRecord, TaskState } from '../../protocols/task/index.js'
+import type { Store } from '../store/store.js'
+
+export interface ListFilter {
+  /** blocked: unfinished, and a majority of its placement unreachable past placementMoveAfterMs */
+  state?: TaskState | 'blocked'
+  capability?: string
+  parent?: string
+  /** ids starting with these hex digits: a short id, as git takes one */
+  idPrefix?: string
+  /** @default 100 */
+  limit?: number
+}
+
+/** The most records a listing reads from LevelDB in one call (at least 32, else what the page still lacks). */
+const LIST_CHUNK = 256
+
+/**
+ * The newest tasks this node holds that pass `filter`, newest first: from the creation index,
+ * reading records a chunk at a time until the page is full. It read and sorted every record the
+ * store held, for every listing (a dashboard lists every few seconds, and a node keeps a week).
+ */
+export async function listTasks (store: Store, filter: ListFilter, isBlocked: (record: TaskRecord) => boolean): Promise<TaskRecord[]> {
+  const out: TaskRecord[] = []
+  const limit = filter.limit ?? 100
+  const wanted = (record: TaskRecord | undefined): record is TaskRecord => record !== undefined &&
+    (filter.capability === undefined || record.task.capability === filter.capability) &&
+    (filter.parent === undefined || record.task.parent === filter.parent) &&
+    (filter.state === 'blocked' ? isBlocked(record) : (filter.state === undefined || stateOf(record) === filter.state))
+  let ids: string[] = []
+  const take = async (): Promise<void> => {
+    for (const record of await store.tasks.getMany(ids)) if (wanted(record) && out.length < limit) out.push(record)
+    ids = []
+  }
+  for await (const [key] of store.created.entries({ reverse: true })) {
+    const id = idOfCreatedKey(key)
+    if (filter.idPrefix !== undefined && !id.startsWith(filter.idPrefix)) continue
+    ids.push(id)
+    if (ids.length >= Math.min(LIST_CHUNK, Math.max(32, limit - out.length))) await take()
+    if (out.length >= limit) break
+  }
+  if (out.length < limit) await take()
+  return out
+}

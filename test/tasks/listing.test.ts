@@ -1,0 +1,47 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { makeTask, newRecord } from '../../protocols/task/index.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { AgentNode } from '../../node/create-node.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+/** Unfinished tasks, each created a second after the one before, written to the node's replica. */
+async function putTasks (node: AgentNode, capabilities: string[], t0: number): Promise<string[]> {
+  const me = node.peerId.toString()
+  const records = capabilities.map((capability, i) => newRecord(makeTask({ capability, input: i, submitter: me, maxAttempts: 3, timeoutMs: 1_000, deadline: t0 + 3_600_000 + i * 1_000, now: t0 + i * 1_000 }), { epoch: 0, members: [me] }, t0 + i * 1_000))
+  for (const r of records) expect(await node.tasks!.replica.put(r)).toBeDefined()
+  return records.map(r => r.task.id)
+}
+
+describe('listing tasks', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('reads the newest records from the creation index, not every record, and rebuilds the index of a store from before it', async () => {
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [] } })
+    await net.ready()
+    const node = net.nodes[0]!
+    const t0 = Date.now() - 3_600_000
+    // 300 tasks, every third one of capability b; listed newest first
+    const ids = await putTasks(node, Array.from({ length: 300 }, (_, i) => i % 3 === 0 ? 'b' : 'a'), t0)
+    const newest = [...ids].reverse()
+    const scan = vi.spyOn(node.store.tasks, 'entries')
+    const list = async (filter: Parameters<NonNullable<AgentNode['tasks']>['service']['list']>[0]): Promise<string[]> =>
+      (await node.tasks!.service.list(filter)).map(r => r.task.id)
+    expect(await list({ limit: 10 })).toEqual(newest.slice(0, 10))
+    expect(await list({ capability: 'b', limit: 5 })).toEqual(newest.filter((_, i) => (299 - i) % 3 === 0).slice(0, 5))
+    expect(await list({ idPrefix: ids[7]!.slice(0, 12) })).toEqual([ids[7]])
+    // the whole store was read for every listing before
+    expect(scan).not.toHaveBeenCalled()
+    scan.mockRestore()
+
+    // a data dir written before the index: its entries and the mark that it was built are gone
+    for await (const [key] of node.store.created.entries()) await node.store.created.del(key)
+    await node.store.meta.del('created-index')
+    await node.stop()
+    const again = await net.restartNode(0, { tasks: { ...FAST_TASKS, agents: [] } })
+    expect((await again.tasks!.service.list({ limit: 300 })).map(r => r.task.id)).toEqual(newest)
+  })
+})
