@@ -88,7 +88,12 @@ export class Store {
       throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
     }
     const store = new Store(db, init.log, init.onCorrupt)
-    await store.indexCreated()
+    try {
+      await store.indexCreated()
+    } catch (err: any) {
+      await db.close().catch(() => {})
+      throw new DataDirError(`the store at ${init.path} could not index its tasks (${String(err?.message ?? err)}): check the disk, then start again`, { cause: err })
+    }
     return store
   }
 

@@ -1,5 +1,5 @@
 import { stateOf } from '../../protocols/task/index.js'
-import { idOfCreatedKey } from '../store/store.js'
+import { createdKey, idOfCreatedKey } from '../store/store.js'
 import type { TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Store } from '../store/store.js'
 
@@ -18,8 +18,9 @@ export interface ListFilter {
 const LIST_CHUNK = 256
 
 /**
- * The newest tasks this node holds that pass `filter`, newest first: from the creation index,
- * reading records a chunk at a time until the page is full. It read and sorted every record the
+ * The newest tasks this node holds that pass `filter`, newest first (tasks created in the same
+ * millisecond, as a bulk submit's are, by id descending): from the creation index, reading
+ * records a chunk at a time until the page is full. It read and sorted every record the
  * store held, for every listing (a dashboard lists every few seconds, and a node keeps a week).
  */
 export async function listTasks (store: Store, filter: ListFilter, isBlocked: (record: TaskRecord) => boolean): Promise<TaskRecord[]> {
@@ -29,16 +30,23 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
     (filter.capability === undefined || record.task.capability === filter.capability) &&
     (filter.parent === undefined || record.task.parent === filter.parent) &&
     (filter.state === 'blocked' ? isBlocked(record) : (filter.state === undefined || stateOf(record) === filter.state))
-  let ids: string[] = []
+  let keys: string[] = []
   const take = async (): Promise<void> => {
-    for (const record of await store.tasks.getMany(ids)) if (wanted(record) && out.length < limit) out.push(record)
-    ids = []
+    const records = await store.tasks.getMany(keys.map(idOfCreatedKey))
+    // an entry without its record (gone, or unreadable), or with a record created at another time
+    // (two submits that raced on one idempotency key merge into either's), is stale: dropped here
+    const stale = keys.filter((key, i) => { const r = records[i]; return r === undefined || createdKey(r.task.createdAt, r.task.id) !== key })
+    if (stale.length > 0) await store.write(stale.map(key => store.created.delOp(key)))
+    for (const [i, record] of records.entries()) {
+      if (stale.includes(keys[i] as string)) continue
+      if (wanted(record) && out.length < limit) out.push(record)
+    }
+    keys = []
   }
   for await (const [key] of store.created.entries({ reverse: true })) {
-    const id = idOfCreatedKey(key)
-    if (filter.idPrefix !== undefined && !id.startsWith(filter.idPrefix)) continue
-    ids.push(id)
-    if (ids.length >= Math.min(LIST_CHUNK, Math.max(32, limit - out.length))) await take()
+    if (filter.idPrefix !== undefined && !idOfCreatedKey(key).startsWith(filter.idPrefix)) continue
+    keys.push(key)
+    if (keys.length >= Math.min(LIST_CHUNK, Math.max(32, limit - out.length))) await take()
     if (out.length >= limit) break
   }
   if (out.length < limit) await take()

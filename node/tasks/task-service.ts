@@ -29,7 +29,6 @@ import type { FindOptions, TaskView } from './find-task.js'
 import type { SubmitRequest } from './submit-checks.js'
 import type { Logger } from '@libp2p/interface'
 
-
 export type { SubmitRequest } from './submit-checks.js'
 
 export interface SubmitAnswer {
@@ -47,7 +46,6 @@ export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }
 
 export type { TaskView } from './find-task.js'
 export type { ListFilter } from './listing.js'
-
 
 /**
  * Submitting, finding, waiting for and canceling tasks, from any node. The node's own store holds
