@@ -26,6 +26,8 @@ export class ReplicaIndex {
   readonly finals = new FinalTally()
   /** finished records by when their retention started: what retention reads */
   readonly expiries = new ExpiryQueue()
+  /** one array for each set of members: records read from disk each bring their own copy of the same few */
+  private readonly placements = new SharedLists()
   /** parent task id -> ids of its subtasks kept here */
   private readonly children = new Map<string, Set<string>>()
   /**
@@ -82,7 +84,7 @@ export class ReplicaIndex {
     if (parent !== undefined) this.children.set(parent, (this.children.get(parent) ?? new Set()).add(id))
     const member = record.placement.members.includes(this.me)
     this.hashes.set(record)
-    this.members.set(id, record.placement.members)
+    this.members.set(id, this.placements.shared(record.placement.members))
     if (record.final === undefined) this.active.add(id)
     else this.active.delete(id)
     if (record.final === undefined && member) this.activeMember.add(id)
@@ -112,3 +114,23 @@ export class ReplicaIndex {
     this.finals.delete(id)
   }
 }
+
+/**
+ * Equal lists of strings, kept once: a record read from disk brings its own copy of its three
+ * peer ids and their array (about 250 of the 640 bytes a record takes here), for what are a few
+ * distinct placements. At most MAX_SHARED_LISTS are kept (about 2 MB); past that a list is kept
+ * as it came, as all were before.
+ */
+class SharedLists {
+  private readonly byKey = new Map<string, string[]>()
+
+  shared (list: string[]): string[] {
+    const key = list.join('\n')
+    const known = this.byKey.get(key)
+    if (known !== undefined) return known
+    if (this.byKey.size < MAX_SHARED_LISTS) this.byKey.set(key, list)
+    return list
+  }
+}
+
+const MAX_SHARED_LISTS = 10_000

@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest'
+import { ReplicaIndex } from '../../protocols/replica/replica-index.js'
+import { makeTask, newRecord } from '../../protocols/task/index.js'
+
+describe('replica index', () => {
+  it('keeps one members list for the records of one placement, as read from disk each with its own copy', () => {
+    const peers = ['12D3KooWA', '12D3KooWB', '12D3KooWC', '12D3KooWD']
+    const idx = new ReplicaIndex(peers[0]!, 10, 1 << 20)
+    const now = Date.now()
+    const record = (i: number, members: string[]): ReturnType<typeof newRecord> =>
+      JSON.parse(JSON.stringify(newRecord(makeTask({ capability: 'echo', input: i, submitter: peers[0]!, maxAttempts: 3, timeoutMs: 1_000, deadline: now + 60_000, now }), { epoch: 0, members }, now)))
+    const [a, b, c] = [record(1, peers.slice(0, 3)), record(2, peers.slice(0, 3)), record(3, [peers[0]!, peers[1]!, peers[3]!])]
+    for (const r of [a, b, c]) idx.index(r)
+    expect(idx.members.get(a.task.id)).toEqual(peers.slice(0, 3))
+    expect(idx.members.get(b.task.id)).toBe(idx.members.get(a.task.id))
+    expect(idx.members.get(c.task.id)).toEqual([peers[0], peers[1], peers[3]])
+    expect(idx.members.get(c.task.id)).not.toBe(idx.members.get(a.task.id))
+  })
+})
