@@ -27,12 +27,11 @@ export interface AntiEntropyStats {
 
 /**
  * Anti-entropy within placements: every interval each node compares, with each peer it shares
- * placements with, the records both are members for: first bucket hashes (16, or more once they
- * share more than 1,024 records), then ids and hashes
- * of the differing buckets, then the records the peer lacks. It repairs members that missed
- * writes; it never moves a task to other peers (only an epoch change does). Final states travel
- * only with their certificates, which the receiver checks. A steady mesh exchanges one small
- * digest per pair of peers per interval.
+ * placements with, the records both are members for: first bucket hashes (16, more once they
+ * share more than 1,024 records), then ids and hashes of the differing buckets, then the records
+ * the peer lacks. It repairs members that missed writes; it never moves a task to other peers
+ * (only an epoch change does). Final states travel only with their certificates, which the
+ * receiver checks. A steady mesh exchanges one digest per pair of peers per interval.
  */
 export class AntiEntropy {
   readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, idsSent: 0, recordsPushed: 0 }
