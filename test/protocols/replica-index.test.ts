@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { MAX_UNHASHED, RecordHashes } from '../../protocols/replica/digest.js'
 import { ReplicaIndex } from '../../protocols/replica/replica-index.js'
 import { makeTask, newRecord } from '../../protocols/task/index.js'
 
@@ -15,5 +16,24 @@ describe('replica index', () => {
     expect(idx.members.get(b.task.id)).toBe(idx.members.get(a.task.id))
     expect(idx.members.get(c.task.id)).toEqual([peers[0], peers[1], peers[3]])
     expect(idx.members.get(c.task.id)).not.toBe(idx.members.get(a.task.id))
+  })
+})
+
+describe('record hashes', () => {
+  it('hashes the oldest waiting record when too many wait, not all of them at once', () => {
+    const hashes = new RecordHashes()
+    const now = Date.now()
+    const ids: string[] = []
+    for (let i = 0; i <= MAX_UNHASHED; i++) {
+      const r = newRecord(makeTask({ capability: 'echo', input: i, submitter: 'p', maxAttempts: 3, timeoutMs: 1_000, deadline: now + 60_000, now }), { epoch: 0, members: ['p'] }, now)
+      ids.push(r.task.id)
+      hashes.set(r)
+    }
+    // one over the bound: the first was hashed, the rest still wait (the code before hashed all 10,001 in one call)
+    expect(hashes.pending).toBe(MAX_UNHASHED)
+    expect(hashes.get(ids[0]!)).toMatch(/^[0-9a-f]{16}$/)
+    expect(hashes.pending).toBe(MAX_UNHASHED)
+    expect(hashes.get(ids[1]!)).toMatch(/^[0-9a-f]{16}$/)
+    expect(hashes.pending).toBe(MAX_UNHASHED - 1)
   })
 })
