@@ -19,7 +19,7 @@ export class ReplicaIndex {
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
   readonly hashes = new RecordHashes()
   /** each record's current placement members, by id: who shares it with whom */
-  readonly members = new Map<string, string[]>()
+  readonly members = new Map<string, readonly string[]>()
   /** dead letters this node keeps outside their placement, with their generation: the sweeper reads them again now and then */
   readonly deadCopies = new Map<string, number>()
   /** finished tasks this node is a member of, by final state and capability */
@@ -118,17 +118,19 @@ export class ReplicaIndex {
 /**
  * Equal lists of strings, kept once: a record read from disk brings its own copy of its three
  * peer ids and their array (about 250 of the 640 bytes a record takes here), for what are a few
- * distinct placements. At most MAX_SHARED_LISTS are kept (about 2 MB); past that a list is kept
- * as it came, as all were before.
+ * distinct placements. At most MAX_SHARED_LISTS are kept (about 2 MB); past that the map starts
+ * afresh.
  */
 class SharedLists {
-  private readonly byKey = new Map<string, string[]>()
+  private readonly byKey = new Map<string, readonly string[]>()
 
-  shared (list: string[]): string[] {
+  shared (list: readonly string[]): readonly string[] {
     const key = list.join('\n')
     const known = this.byKey.get(key)
     if (known !== undefined) return known
-    if (this.byKey.size < MAX_SHARED_LISTS) this.byKey.set(key, list)
+    // full: started afresh, so the placements of now are shared after churn (records keep theirs)
+    if (this.byKey.size >= MAX_SHARED_LISTS) this.byKey.clear()
+    this.byKey.set(key, list)
     return list
   }
 }

@@ -33,7 +33,7 @@ export class Replica {
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
   readonly hashes: RecordHashes
   /** each record's current placement members, by id: who shares it with whom */
-  readonly members: Map<string, string[]>
+  readonly members: ReadonlyMap<string, readonly string[]>
   readonly me: string
   /** the states and indexes kept in memory, written through on every change */
   private readonly idx: ReplicaIndex
