@@ -34,8 +34,14 @@ export class LevelReplicaStore implements ReplicaStore {
       if (isDeadLetter(record)) ops.push(this.store.deadLetters.putOp(id, { at: record.final?.at ?? Date.now(), reason: record.final?.reason, capability: record.task.capability }))
       else if (mayHaveDeadLetter(record)) ops.push(this.store.deadLetters.delOp(id))
       ops.push(this.store.tasks.putOp(id, record))
-      // put again with every write (one small key, the same each time): a write does not know whether it is the first
-      ops.push(this.store.created.putOp(createdKey(record.task.createdAt, id), 1))
+      // the creation index changes only with a new record, or one created at another time (two
+      // submits that raced on one idempotency key merge into either's)
+      const key = createdKey(record.task.createdAt, id)
+      const was = change.previous === undefined ? undefined : createdKey(change.previous.task.createdAt, id)
+      if (was !== key) {
+        if (was !== undefined) ops.push(this.store.created.delOp(was))
+        ops.push(this.store.created.putOp(key, 1))
+      }
     }
     // a lazy batch still rides with any fsynced one of its group commit
     await this.store.write(ops, { sync: this.sync && options.lazy !== true })
@@ -44,11 +50,9 @@ export class LevelReplicaStore implements ReplicaStore {
   async getLease (id: string): Promise<LeaseState | undefined> { return this.store.leases.get(id) }
   async getResult (id: string): Promise<StoredResult | undefined> { return this.store.results.get(id) }
 
-  async deleteTask (id: string): Promise<void> {
-    const record = await this.store.tasks.get(id)
-    const ops = [this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id)]
-    if (record !== undefined) ops.push(this.store.created.delOp(createdKey(record.task.createdAt, id)))
-    await this.store.write(ops)
+  async deleteTask (record: TaskRecord): Promise<void> {
+    const id = record.task.id
+    await this.store.write([this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id), this.store.created.delOp(createdKey(record.task.createdAt, id))])
   }
 
   async * records (): AsyncIterable<TaskRecord> {

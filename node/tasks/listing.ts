@@ -35,10 +35,10 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
     const records = await store.tasks.getMany(keys.map(idOfCreatedKey))
     // an entry without its record (gone, or unreadable), or with a record created at another time
     // (two submits that raced on one idempotency key merge into either's), is stale: dropped here
-    const stale = keys.filter((key, i) => { const r = records[i]; return r === undefined || createdKey(r.task.createdAt, r.task.id) !== key })
-    if (stale.length > 0) await store.write(stale.map(key => store.created.delOp(key)))
+    const stale = new Set(keys.filter((key, i) => { const r = records[i]; return r === undefined || createdKey(r.task.createdAt, r.task.id) !== key }))
+    if (stale.size > 0) await store.write([...stale].map(key => store.created.delOp(key)))
     for (const [i, record] of records.entries()) {
-      if (stale.includes(keys[i] as string)) continue
+      if (stale.has(keys[i] as string)) continue
       if (wanted(record) && out.length < limit) out.push(record)
     }
     keys = []

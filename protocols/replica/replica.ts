@@ -82,7 +82,7 @@ export class Replica {
         await this.lock.run(e.id, async () => {
           const record = await this.store.getRecord(e.id)
           if (record === undefined || !this.isExpired(record, now)) return
-          await this.store.deleteTask(e.id)
+          await this.store.deleteTask(record)
           this.idx.drop(record)
           n++
         })
@@ -293,7 +293,10 @@ export class Replica {
     const change: ReplicaWrite = {}
     if (after.result !== undefined && after.result !== before.result) change.result = after.result
     if (after.lease !== before.lease) change.lease = after.lease
-    if (after.record !== undefined && after.record !== before.record) change.record = after.record
+    if (after.record !== undefined && after.record !== before.record) {
+      change.record = after.record
+      if (before.record !== undefined) change.previous = before.record
+    }
     if (change.result === undefined && change.lease === undefined && change.record === undefined) return
     const finalNow = after.record?.final !== undefined && before.record?.final === undefined
     // a certificate that holds no vote cast in this write is made of votes already on their signers'

@@ -53,6 +53,8 @@ export type StoredResult = z.infer<typeof storedResultSchema>
 /** What one state change writes: any of the three, on disk together or not at all. */
 export interface ReplicaWrite {
   record?: TaskRecord
+  /** the copy `record` replaces, if this store held one: what a store's indexes of records were built from */
+  previous?: TaskRecord
   lease?: LeaseState
   result?: StoredResult
 }
@@ -69,7 +71,7 @@ export interface ReplicaStore {
   /** every record, in id order */
   records: () => AsyncIterable<TaskRecord>
   /** forgets a task: its record, lease and result (retention) */
-  deleteTask: (id: string) => Promise<void>
+  deleteTask: (record: TaskRecord) => Promise<void>
 }
 
 export class MemoryReplicaStore implements ReplicaStore {
@@ -86,7 +88,8 @@ export class MemoryReplicaStore implements ReplicaStore {
 
   async getLease (id: string): Promise<LeaseState | undefined> { return structuredClone(this.leaseMap.get(id)) }
   async getResult (id: string): Promise<StoredResult | undefined> { return structuredClone(this.resultMap.get(id)) }
-  async deleteTask (id: string): Promise<void> {
+  async deleteTask (record: TaskRecord): Promise<void> {
+    const id = record.task.id
     this.recordMap.delete(id)
     this.leaseMap.delete(id)
     this.resultMap.delete(id)
