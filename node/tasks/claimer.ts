@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto'
-import { claimableSchema } from '../../protocols/records/index.js'
 import { hasValidId, newRecord } from '../../protocols/task/index.js'
+import { pullTasks } from './pull.js'
 import { inSpan } from '../tracing.js'
 import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
+import { ClaimRetries } from './claim-retries.js'
+import type { ClaimRetry } from './claim-retries.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
@@ -12,6 +14,9 @@ import type { OfferItem } from '../../protocols/records/index.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { Slot } from '../runtime/runtime.js'
 import type { Logger } from '@libp2p/interface'
+
+export { claimRetryFloorMs } from './claim-retries.js'
+export type { ClaimRetry } from './claim-retries.js'
 
 export interface ClaimerStats {
   announcementsSeen: number
@@ -50,7 +55,7 @@ export class Claimer {
   /** offered while every slot was busy: claimed, oldest first, as slots free up */
   private readonly backlog = new Map<string, { task: Task, placement: Placement }>()
   /** tasks whose last claims here failed: how many in a row, and when this node may claim again */
-  private readonly retries = new Map<string, ClaimRetry>()
+  private readonly retries: ClaimRetries
   private readonly pullLoop: Repeater
   private running = false
   private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
@@ -71,6 +76,7 @@ export class Claimer {
     this.executor = executor
     executor.onSlotFree = () => { this.drainBacklog() }
     this.log = components.logger('agentmesh:claimer')
+    this.retries = new ClaimRetries(components.options)
     this.pullLoop = new Repeater('pull', () => this.c.options.pullIntervalMs, async () => this.pull(), this.log)
   }
 
@@ -110,7 +116,7 @@ export class Claimer {
   async consider (task: Task, placement: Placement): Promise<void> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return
     if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.considering.has(task.id) || this.backlog.has(task.id)) return
-    if ((this.retries.get(task.id)?.at ?? 0) > Date.now()) {
+    if (this.retries.waiting(task.id)) {
       this.stats.claimsBackedOff++
       return
     }
@@ -296,7 +302,7 @@ export class Claimer {
       if (err.name === 'LeaseDeniedError' || err.name === 'QuorumUnavailableError') {
         if (err.name === 'LeaseDeniedError') this.stats.claimsDenied++
         else this.stats.claimsUnavailable++
-        this.backOff(task.id)
+        this.retries.failed(task.id)
       } else if (err.name === 'TaskFinishedError') this.retries.delete(task.id)
       else if (this.running) this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
     } finally {
@@ -309,73 +315,16 @@ export class Claimer {
     return this.retries.get(id)
   }
 
-  /**
-   * Puts off the next claim of a task whose claim failed: by a random time that doubles with each
-   * failure in a row. Claimants that split the grants would otherwise retry in step (every pull)
-   * and split them again: the partition test saw about 90 such claims of one task and no winner.
-   */
-  private backOff (id: string): void {
-    const failures = (this.retries.get(id)?.failures ?? 0) + 1
-    const at = Date.now() + claimRetryFloorMs(failures, this.c.options.claimRetryBaseMs, this.c.options.leaseMs) * (1 + Math.random())
-    this.retries.set(id, { failures, at })
-  }
-
   /** The pull path: ask a few peers (and the local replica) for tasks they would lease now. */
   async pull (): Promise<void> {
-    // forgotten a lease after its wait: a task claimed again much later starts from one failure
-    const now = Date.now()
-    for (const [id, retry] of this.retries) if (retry.at + this.c.options.leaseMs < now) this.retries.delete(id)
+    this.retries.forgetPast()
     // queued offers first: a drain skipped while the event loop lagged is retried here
     this.drainBacklog()
-    const free = this.c.runtime.freeSlots()
-    // only what this node could run now: asking for more only makes claims that fail
-    const capabilities = this.c.runtime.capabilities().map(cap => cap.name).filter(name => (free[name] ?? 0) > 0)
-    const limit = Math.max(0, ...capabilities.map(name => free[name] ?? 0))
-    if (capabilities.length === 0 || limit === 0) return
-    const others = this.c.presence.live().filter(p => !p.self)
-    const picked = shuffle(others).slice(0, this.c.options.pullPeers).map(p => this.c.replicaSets.peerId(p.peerId))
-    const minAgeMs = this.c.options.pullMinAgeMs
-    const lists = await Promise.allSettled([
-      this.c.replica.claimable(new Set(capabilities), limit, minAgeMs),
-      ...picked.map(async peer => (await this.c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as unknown[] ?? [])
-    ])
-    for (const list of lists) {
-      if (list.status !== 'fulfilled') continue
-      for (const item of list.value) {
-        // a peer's answer is input like any other: a forged task is dropped
-        const parsed = claimableSchema.safeParse(item)
-        if (!parsed.success || !hasValidId(parsed.data.task)) continue
-        this.stats.pulledTasks++
-        await this.consider(parsed.data.task, parsed.data.placement)
-      }
-    }
+    await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
   }
-}
-
-/** The least wait before a node claims a task again after `failures` failed claims in a row; the wait is up to twice this. */
-export function claimRetryFloorMs (failures: number, baseMs: number, leaseMs: number): number {
-  return Math.min(leaseMs, baseMs * 2 ** Math.min(Math.max(0, failures - 1), 30))
-}
-
-export interface ClaimRetry {
-  /** failed claims of the task in a row on this node */
-  failures: number
-  /** when this node may claim it again (ms since the epoch) */
-  at: number
 }
 
 /** The claim order's key: not the replica key, so that the claimers are not the replicas. */
 function claimKey (taskId: string): Buffer {
   return createHash('sha256').update(`claim/${taskId}`).digest()
-}
-
-function shuffle<T> (items: T[]): T[] {
-  const a = [...items]
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    const t = a[i] as T
-    a[i] = a[j] as T
-    a[j] = t
-  }
-  return a
 }

@@ -1,4 +1,4 @@
-import { stateOf } from '../../protocols/task/index.js'
+import { isDeadLetter, stateOf } from '../../protocols/task/index.js'
 import { createdKey, idOfCreatedKey } from '../store/store.js'
 import type { TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Store } from '../store/store.js'
@@ -51,4 +51,14 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
   }
   if (out.length < limit) await take()
   return out
+}
+
+/** Dead tasks whose entry was not dropped, newest first: the dead-letter index, each read through `read` (the replica's current copy). */
+export async function listDeadLetters (store: Store, read: (id: string) => Promise<TaskRecord | undefined>): Promise<TaskRecord[]> {
+  const out: TaskRecord[] = []
+  for await (const [id] of store.deadLetters.entries()) {
+    const record = await read(id)
+    if (record !== undefined && isDeadLetter(record)) out.push(record)
+  }
+  return out.sort((a, b) => (b.final?.at ?? 0) - (a.final?.at ?? 0))
 }

@@ -1,30 +1,31 @@
-import { z } from 'zod'
-import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
-import { byteLength, isDeadLetter, isWaiting, makeTask, makeTaskWhere, finalOf, newRecord, stateOf, taskId } from '../../protocols/task/index.js'
+import { makeTask, makeTaskWhere, newRecord, taskId } from '../../protocols/task/index.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
 import { keepCopy, storeOnPlacement } from './placement-writes.js'
-import { listTasks } from './listing.js'
-import { InvalidSignalError, InvalidTaskError, OverloadedError, TaskNotFoundError } from './errors.js'
+import { listDeadLetters, listTasks } from './listing.js'
+import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
 import { findTask, isSettled } from './find-task.js'
 import { checkSubmit, offeredNames } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
 import { submitMany } from './bulk-submit.js'
 import { KeyCreations } from './key-creations.js'
+import { NoticeApplier } from './notices.js'
+import { cancelTask, dropTask, forcePlacement, redriveTask, signalTask } from './task-actions.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS, MAX_BULK_TASKS } from './bulk-limits.js'
+import type { ActionContext } from './task-actions.js'
 import type { TaskComponents } from './components.js'
 import type { ListFilter } from './listing.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
-import type { HeldLease, LeaseRequest } from '../../protocols/lease/index.js'
+import type { HeldLease } from '../../protocols/lease/index.js'
 import type { Claimer } from './claimer.js'
 import type { Handoff } from './handoff.js'
 import type { Mover } from './mover.js'
 import type { Offerer } from './offerer.js'
 import type { ProgressHub } from './progress.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
-import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { TaskRecord } from '../../protocols/task/index.js'
 import type { FindOptions, TaskView } from './find-task.js'
 import type { SubmitRequest } from './submit-checks.js'
 import type { Logger } from '@libp2p/interface'
@@ -59,8 +60,7 @@ export class TaskService {
   private readonly waits = new WakeList()
   /** idempotency keys whose task a submit here is creating: a second submit of one waits for it */
   private readonly keys = new KeyCreations()
-  /** reads started by notices, bounded: a burst of notices must not become a burst of reads */
-  private readonly refreshing = new Set<string>()
+  private readonly notices: NoticeApplier
   /** set by the task layer: moves placements (blocked tasks, --force-placement) */
   mover?: Mover
   /** set by the task layer: hands stored tasks to the peers that should run them */
@@ -78,6 +78,7 @@ export class TaskService {
   constructor (components: TaskComponents) {
     this.c = components
     this.log = components.logger('agentmesh:tasks')
+    this.notices = new NoticeApplier(components, this.log, id => { this.wake(id) })
   }
 
   start (): void {
@@ -266,140 +267,38 @@ export class TaskService {
 
   /** Dead tasks this node knows of whose entry was not dropped, newest first. */
   async deadLetters (): Promise<TaskRecord[]> {
-    const out: TaskRecord[] = []
-    for await (const [id] of this.c.store.deadLetters.entries()) {
-      const { record } = await this.c.replica.get(id)
-      if (record !== undefined && isDeadLetter(record)) out.push(record)
-    }
-    return out.sort((a, b) => (b.final?.at ?? 0) - (a.final?.at ?? 0))
+    return listDeadLetters(this.c.store, async id => (await this.c.replica.get(id)).record)
   }
 
-  /**
-   * An operator's move of a blocked task onto live peers, without a majority of its old placement.
-   * It risks two results if the unreachable members are alive on the other side of a partition.
-   */
+  /** An operator's move of a blocked task onto live peers (see task-actions.ts). */
   async forcePlacement (id: string): Promise<{ id: string, placement: Placement, warning: string }> {
-    if (this.mover === undefined) throw new InvalidTaskError('this node cannot move placements')
-    const view = await this.get(id)
-    if (view.record.final !== undefined) throw new TaskFinishedError(view.record.final.state)
-    const gone = view.record.placement.members.filter(m => !this.c.membership.isLive(m))
-    if (gone.length === 0) throw new InvalidTaskError('every member of the placement is live: nothing to force')
-    const placement = await this.mover.move(view.record, gone, true)
-    return { id, placement, warning: `moved without ${gone.length} unreachable member(s); if they are alive, the task may run to a second result` }
+    return forcePlacement(this.actions(), id)
   }
 
-  /** A majority of the placement votes canceled, unless another outcome got there first. */
   async cancel (id: string): Promise<TaskView> {
-    const view = await this.get(id)
-    if (view.record.final !== undefined) return view
-    const target = { id, placement: view.record.placement }
-    const answers = await this.c.leases.ask(target.placement.members, { op: 'cancel', id, epoch: target.placement.epoch })
-    const cert = await this.c.leases.certifyAndCommit(target, view.record.generation, answers)
-    if (cert === undefined) throw refusal(answers, 'no majority of the placement voted to cancel')
-    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation, cert })
-    this.wake(id)
-    return this.get(id)
+    return cancelTask(this.actions(), id)
   }
 
-  /**
-   * Delivers the signal `name` to a waiting task: its data is checked against the schema the wait
-   * named, kept by a majority of the placement, and the task goes to a capable peer at once.
-   * TaskNotWaitingError when it does not wait for `name`; InvalidSignalError when the data does not fit.
-   */
   async signal (id: string, name: string, data: unknown): Promise<TaskView> {
-    const view = await this.get(id)
-    const w = view.record.waiting
-    if (w === undefined || w.name !== name || !isWaiting(view.record)) {
-      throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)
-    }
-    if (w.schema !== undefined) {
-      const parsed = z.fromJSONSchema(w.schema as never).safeParse(data)
-      if (!parsed.success) throw new InvalidSignalError(`signal "${name}" does not match the schema the task waits with: ${parsed.error.issues.slice(0, 3).map(i => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`)
-    }
-    await this.c.leases.signal({ id, placement: view.record.placement }, name, data)
-    const fresh = await this.get(id)
-    this.announce(fresh.record.task, fresh.record.placement)
-    return fresh
+    return signalTask(this.actions(), id, name, data)
   }
 
   async redrive (id: string): Promise<TaskView> {
-    const view = await this.placementView(id)
-    await this.toMajority(view.record, { op: 'redrive', id, epoch: view.record.placement.epoch, generation: view.record.generation })
-    await this.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
-    const fresh = await this.placementView(id)
-    this.announce(fresh.record.task, fresh.record.placement)
-    return fresh
+    return redriveTask(this.actions(), id)
   }
 
   async drop (id: string): Promise<void> {
-    const view = await this.placementView(id)
-    await this.toMajority(view.record, { op: 'drop', id, epoch: view.record.placement.epoch, generation: view.record.generation })
-    // this node's copy is final already, so a read would not refresh it: it takes the drop directly
-    await this.c.replica.put({ ...view.record, droppedGeneration: view.record.generation, updatedAt: Date.now() })
+    await dropTask(this.actions(), id)
   }
 
-  /**
-   * The task as its placement has it: this node's copy may be a cache, final and settled in a
-   * generation a redrive elsewhere has ended, and a redrive or drop of that generation would be
-   * answered OK by members already past it, and do nothing.
-   */
-  private async placementView (id: string): Promise<TaskView> {
-    const view = await this.find(id, { complete: true })
-    if (view === undefined) throw new TaskNotFoundError(id)
-    return view
+  private actions (): ActionContext {
+    return { c: this.c, get: async id => this.get(id), announce: (task, placement) => { this.announce(task, placement) }, wake: id => { this.wake(id) }, mover: this.mover }
   }
 
-  private async toMajority (record: TaskRecord, req: LeaseRequest): Promise<void> {
-    const answers = await this.c.leases.ask(record.placement.members, req)
-    const ok = answers.filter(a => a.res.status === 'OK').length
-    if (ok < majority(record.placement.members.length)) throw refusal(answers, `${ok} of ${record.placement.members.length} members agreed`)
-  }
-
-  /**
-   * A notice is a hint, never state: it wakes whoever waits on the task, and a node that keeps an
-   * unfinished copy, or a final one of an older generation (a redrive), reads the placement.
-   */
+  /** A notice is a hint, never state (see NoticeApplier). */
   applyNotice (n: TaskNotice): void {
     this.stats.noticesApplied++
-    this.c.events.safeDispatchEvent('notice', { detail: n })
-    if (n.event === 'submitted') return
-    if (n.event === 'running' || this.refreshing.has(n.id) || this.refreshing.size >= 64) {
-      this.wake(n.id)
-      return
-    }
-    this.refreshing.add(n.id)
-    void (async () => {
-      const { record } = await this.c.replica.get(n.id)
-      if (record === undefined) return
-      // a final copy is settled, unless the notice is of a later generation: a redrive
-      const redriven = record.final !== undefined && n.generation > record.generation
-      if (record.final !== undefined && !redriven) return
-      // a member's own state is left to the commit and anti-entropy; a cache copy takes the certified
-      // outcome the notice carries, checked like any other (against the placement this node holds,
-      // and the result against the certified hash), and reads the placement only when it cannot
-      if (this.c.replica.isMember(record)) return
-      if (n.cert !== undefined && await this.keepCertified(record, n)) return
-      // a settled copy answers reads without asking: a redriven one is read from the placement
-      await this.find(n.id, { complete: redriven })
-    })().catch(err => { this.log('refresh of %s after a notice failed: %s', n.id, err.message) }).finally(() => {
-      this.refreshing.delete(n.id)
-      // woken once the copy is as fresh as the notice could make it
-      this.wake(n.id)
-    })
-  }
-
-  /** Keeps the certified final a notice carries in this node's cache copy; false when it does not settle it. */
-  private async keepCertified (record: TaskRecord, n: TaskNotice): Promise<boolean> {
-    const cert = n.cert
-    if (cert === undefined || cert.generation !== record.generation) return false
-    const v = cert.value
-    const completed = v.state === 'completed'
-    if (completed && (n.result === undefined || v.claimId === undefined)) return false
-    const final = finalOf(cert, Date.now(), completed ? { peer: n.peer ?? n.from, size: n.resultSize ?? byteLength(n.result) } : undefined)
-    const result = completed ? { claimId: v.claimId as string, peer: n.peer ?? n.from, value: n.result as StoredResult['value'], size: n.resultSize ?? byteLength(n.result), at: Date.now() } : undefined
-    const kept = await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
-    if (kept?.final === undefined) return false
-    return !completed || (await this.c.replica.get(n.id)).result !== undefined
+    this.notices.apply(n)
   }
 
   wake (id: string): void {
