@@ -8,6 +8,7 @@ import { line, table } from '../node/cli/output.js'
 import { makeTask, newRecord } from '../protocols/task/index.js'
 import { benchDaemons } from './bench-daemons.js'
 import { benchInProcess } from './bench-in-process.js'
+import { benchRecords } from './bench-records.js'
 import { benchMemory } from './bench-memory.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { percentile } from './report.js'
@@ -145,7 +146,7 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one in-process daemons-two-requests memory). */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one in-process daemons-two-requests records memory). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
@@ -163,6 +164,8 @@ async function bench (): Promise<void> {
     'in-process': async () => { await benchInProcess(add) },
     // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
     'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64] }) },
+    // a node restarted on 50,000 and 200,000 kept tasks: start-up time and heap a record
+    records: async () => { await benchRecords(add) },
     // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node
     memory: async () => { await benchMemory(add) }
   }
