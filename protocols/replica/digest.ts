@@ -77,8 +77,12 @@ export function differingBuckets (mine: Record<string, string>, theirs: Record<s
   return [...all].filter(b => mine[b] !== theirs[b]).sort()
 }
 
-/** How many records may wait for their hash (bounds the records kept for it); past it the oldest is hashed. */
-export const MAX_UNHASHED = 10_000
+/**
+ * How many records may wait for their hash (bounds the records kept for it, about 1.4 KB each);
+ * past it the oldest is hashed. A record waits a few seconds under load before it is final, so
+ * the oldest is hashed once, as anti-entropy would hash it.
+ */
+export const MAX_UNHASHED = 2_000
 
 /**
  * The hash of every record a replica holds, computed when asked (anti-entropy reads them every
@@ -89,13 +93,24 @@ export class RecordHashes {
   private readonly hashes = new Map<string, string | undefined>()
   private readonly unhashed = new Map<string, TaskRecord>()
 
-  set (record: TaskRecord): void {
+  /**
+   * A record written; `compared`: whether anti-entropy compares it (this node is a member of its
+   * placement). A copy kept outside its placement is never compared: it is marked held, and
+   * neither hashed nor kept for hashing (under load such copies filled the queue, and each was
+   * hashed for nothing).
+   */
+  set (record: TaskRecord, compared = true): void {
     const id = record.task.id
     this.hashes.set(id, undefined)
+    if (!compared) {
+      this.unhashed.delete(id)
+      return
+    }
+    // to the back: the least recently written is hashed first, most likely final by then
+    this.unhashed.delete(id)
     this.unhashed.set(id, record)
-    // one at a time, the oldest first: hashing all 10,000 at once held the event loop 130 ms on an
-    // idle machine, and copies outside a node's placements (which anti-entropy never asks for)
-    // filled the queue again and again under load
+    // one at a time, the oldest first: hashing all of them at once held the event loop 130 ms on an
+    // idle machine (10,000 then)
     if (this.unhashed.size > MAX_UNHASHED) this.get(this.unhashed.keys().next().value as string)
   }
 

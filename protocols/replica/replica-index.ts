@@ -83,7 +83,7 @@ export class ReplicaIndex {
     const parent = record.task.parent
     if (parent !== undefined) this.children.set(parent, (this.children.get(parent) ?? new Set()).add(id))
     const member = record.placement.members.includes(this.me)
-    this.hashes.set(record)
+    this.hashes.set(record, member)
     this.members.set(id, this.placements.shared(record.placement.members))
     if (record.final === undefined) this.active.add(id)
     else this.active.delete(id)

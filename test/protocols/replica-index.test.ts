@@ -29,11 +29,42 @@ describe('record hashes', () => {
       ids.push(r.task.id)
       hashes.set(r)
     }
-    // one over the bound: the first was hashed, the rest still wait (the code before hashed all 10,001 in one call)
+    // one over the bound: the first was hashed, the rest still wait (a version before hashed all of them in one call)
     expect(hashes.pending).toBe(MAX_UNHASHED)
     expect(hashes.get(ids[0]!)).toMatch(/^[0-9a-f]{16}$/)
     expect(hashes.pending).toBe(MAX_UNHASHED)
     expect(hashes.get(ids[1]!)).toMatch(/^[0-9a-f]{16}$/)
     expect(hashes.pending).toBe(MAX_UNHASHED - 1)
+  })
+
+  it('hashes first the record written least recently, and neither hashes nor keeps a copy kept outside its placement', () => {
+    const hashes = new RecordHashes()
+    const now = Date.now()
+    const record = (i: number, members = ['p']): ReturnType<typeof newRecord> =>
+      newRecord(makeTask({ capability: 'echo', input: i, submitter: 'p', maxAttempts: 3, timeoutMs: 1_000, deadline: now + 60_000, now }), { epoch: 0, members }, now)
+    const first = record(-1)
+    hashes.set(first)
+    for (let i = 0; i < MAX_UNHASHED - 1; i++) hashes.set(record(i))
+    expect(hashes.pending).toBe(MAX_UNHASHED)
+    // written again: to the back of the queue, so the next one over the bound hashes another
+    hashes.set({ ...first, updatedAt: now + 1 })
+    hashes.set(record(MAX_UNHASHED))
+    expect(hashes.pending).toBe(MAX_UNHASHED)
+    // a copy anti-entropy never compares: held, not waiting, no hash
+    const elsewhere = record(MAX_UNHASHED + 1, ['q', 'r', 's'])
+    hashes.set(elsewhere, false)
+    expect(hashes.has(elsewhere.task.id)).toBe(true)
+    expect(hashes.pending).toBe(MAX_UNHASHED)
+    expect(hashes.get(elsewhere.task.id)).toBeUndefined()
+    // the first record still waits: asked for, it is hashed now, as last written
+    expect(hashes.get(first.task.id)).toMatch(/^[0-9a-f]{16}$/)
+    expect(hashes.pending).toBe(MAX_UNHASHED - 1)
+    // a compared record that leaves this node's placements stops waiting too
+    const moved = record(MAX_UNHASHED + 2)
+    hashes.set(moved)
+    expect(hashes.pending).toBe(MAX_UNHASHED)
+    hashes.set(moved, false)
+    expect(hashes.pending).toBe(MAX_UNHASHED - 1)
+    expect(hashes.get(moved.task.id)).toBeUndefined()
   })
 })
