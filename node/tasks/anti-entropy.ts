@@ -69,7 +69,10 @@ export class AntiEntropy {
    * The hash a comparison uses for `id`: its content's, or IN_FLUX for an unfinished record changed
    * within antiEntropyMinAgeMs. A member that lacks a record in flux still differs (and gets it),
    * but two copies in flux are not compared: under load that pushed records between members that
-   * the task's own requests were still bringing together. Undefined when this node lacks it.
+   * the task's own requests were still bringing together. Undefined when this node lacks it, or
+   * holds it only as a copy outside its placement (never hashed): a peer that counts this node a
+   * member then sends its copy at once, where two copies that name different placements would
+   * differ anyway once settled.
    */
   comparableHash (id: string, now = Date.now()): string | undefined {
     const hash = this.c.replica.hashes.get(id)

@@ -78,7 +78,7 @@ export function differingBuckets (mine: Record<string, string>, theirs: Record<s
 }
 
 /**
- * How many records may wait for their hash (bounds the records kept for it, about 1.4 KB each);
+ * How many records may wait for their hash (bounds the records kept for it, about 1.8 KB of heap each);
  * past it the oldest is hashed. A record waits a few seconds under load before it is final, so
  * the oldest is hashed once, as anti-entropy would hash it.
  */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MAX_UNHASHED, RecordHashes } from '../../protocols/replica/digest.js'
+import { MAX_UNHASHED, RecordHashes, recordHash } from '../../protocols/replica/digest.js'
 import { ReplicaIndex } from '../../protocols/replica/replica-index.js'
 import { makeTask, newRecord } from '../../protocols/task/index.js'
 
@@ -16,6 +16,22 @@ describe('replica index', () => {
     expect(idx.members.get(b.task.id)).toBe(idx.members.get(a.task.id))
     expect(idx.members.get(c.task.id)).toEqual([peers[0], peers[1], peers[3]])
     expect(idx.members.get(c.task.id)).not.toBe(idx.members.get(a.task.id))
+  })
+
+  it('holds a copy kept outside its placement without a hash, and hashes it once a move makes this node a member', () => {
+    const peers = ['12D3KooWA', '12D3KooWB', '12D3KooWC', '12D3KooWD']
+    const idx = new ReplicaIndex(peers[0]!, 10, 1 << 20)
+    const now = Date.now()
+    const task = makeTask({ capability: 'echo', input: 1, submitter: peers[0]!, maxAttempts: 3, timeoutMs: 1_000, deadline: now + 60_000, now })
+    const elsewhere = newRecord(task, { epoch: 0, members: peers.slice(1) }, now)
+    idx.index(elsewhere)
+    expect(idx.hashes.has(task.id)).toBe(true)
+    expect(idx.hashes.pending).toBe(0)
+    expect(idx.hashes.get(task.id)).toBeUndefined()
+    const moved = { ...elsewhere, placement: { epoch: 1, members: peers.slice(0, 3) } }
+    idx.index(moved, elsewhere)
+    expect(idx.hashes.pending).toBe(1)
+    expect(idx.hashes.get(task.id)).toBe(recordHash(moved))
   })
 })
 
@@ -46,8 +62,10 @@ describe('record hashes', () => {
     hashes.set(first)
     for (let i = 0; i < MAX_UNHASHED - 1; i++) hashes.set(record(i))
     expect(hashes.pending).toBe(MAX_UNHASHED)
-    // written again: to the back of the queue, so the next one over the bound hashes another
-    hashes.set({ ...first, updatedAt: now + 1 })
+    // written again (another generation, which the hash covers): to the back of the queue, so the
+    // next one over the bound hashes another
+    const rewritten = { ...first, generation: 1, updatedAt: now + 1 }
+    hashes.set(rewritten)
     hashes.set(record(MAX_UNHASHED))
     expect(hashes.pending).toBe(MAX_UNHASHED)
     // a copy anti-entropy never compares: held, not waiting, no hash
@@ -57,7 +75,8 @@ describe('record hashes', () => {
     expect(hashes.pending).toBe(MAX_UNHASHED)
     expect(hashes.get(elsewhere.task.id)).toBeUndefined()
     // the first record still waits: asked for, it is hashed now, as last written
-    expect(hashes.get(first.task.id)).toMatch(/^[0-9a-f]{16}$/)
+    expect(hashes.get(first.task.id)).toBe(recordHash(rewritten))
+    expect(recordHash(rewritten)).not.toBe(recordHash(first))
     expect(hashes.pending).toBe(MAX_UNHASHED - 1)
     // a compared record that leaves this node's placements stops waiting too
     const moved = record(MAX_UNHASHED + 2)
