@@ -23,7 +23,16 @@ export interface AntiEntropyStats {
   /** ids (with their hashes) sent to be compared one by one: those of the buckets that differed */
   idsSent: number
   recordsPushed: number
+  /** digests (this node's bucket hashes for one peer) computed, and those answered from the cache: nothing changed since */
+  digestsComputed: number
+  digestsReused: number
 }
+
+/** This node's bucket hashes for one peer at one bucket size, as computed at an index version. */
+interface CachedDigest { version: number, buckets: Record<string, string> }
+
+const digestKey = (peer: string, digits: number): string => `${digits}:${peer}`
+const peerOfKey = (key: string): string => key.slice(key.indexOf(':') + 1)
 
 /**
  * Anti-entropy within placements: every interval each node compares, with each peer it shares
@@ -34,8 +43,16 @@ export interface AntiEntropyStats {
  * receiver checks. A steady mesh exchanges one digest per pair of peers per interval.
  */
 export class AntiEntropy {
-  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, idsSent: 0, recordsPushed: 0 }
+  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, idsSent: 0, recordsPushed: 0, digestsComputed: 0, digestsReused: 0 }
   private readonly c: TaskComponents
+  /**
+   * The ids this node shares with each peer, and its digests for them, kept while the index does
+   * not change: each round read every record this node keeps, for each peer, asked and asking (a
+   * third of a second for 200,000 records), so an idle node's CPU grew with every task it kept.
+   */
+  private shared: { version: number, byPeer: Map<string, readonly string[]> } | undefined
+  /** by digestKey: the asking side and the answering side of a pair may bucket differently */
+  private readonly digests = new Map<string, CachedDigest>()
   private readonly log: Logger
   private readonly loop: Repeater
 
@@ -58,11 +75,56 @@ export class AntiEntropy {
   }
 
   /** Ids this node holds that `peer` should hold too: both are members of the record's placement. */
-  sharedWith (peer: string): string[] {
+  sharedWith (peer: string): readonly string[] {
+    return this.byPeer().get(peer) ?? []
+  }
+
+  /** The ids of the records this node is a member for, by each other member; rebuilt only after the index changed. */
+  private byPeer (): Map<string, readonly string[]> {
+    const version = this.c.replica.indexVersion
+    if (this.shared?.version === version) return this.shared.byPeer
     const me = this.c.peerId.toString()
-    const out: string[] = []
-    for (const [id, members] of this.c.replica.members) if (members.includes(peer) && members.includes(me)) out.push(id)
-    return out
+    const byPeer = new Map<string, string[]>()
+    for (const [id, members] of this.c.replica.members) {
+      if (!members.includes(me)) continue
+      for (const peer of members) {
+        if (peer === me) continue
+        // pushed in place: copying the list for each id made a round quadratic in the records kept
+        const ids = byPeer.get(peer)
+        if (ids === undefined) byPeer.set(peer, [id])
+        else ids.push(id)
+      }
+    }
+    this.shared = { version, byPeer }
+    // a peer this node no longer shares a record with leaves no digest behind
+    for (const key of this.digests.keys()) if (!byPeer.has(peerOfKey(key))) this.digests.delete(key)
+    return byPeer
+  }
+
+  /**
+   * This node's bucket hashes of the records it shares with `peer`, `digits` hex digits a bucket.
+   * Kept and given again while the index does not change, unless a record in it changed within
+   * antiEntropyMinAgeMs: whether such a record is compared yet depends on the clock alone.
+   */
+  digest (peer: string, digits: number, now = Date.now()): Record<string, string> {
+    const version = this.c.replica.indexVersion
+    const ids = this.sharedWith(peer)
+    const key = digestKey(peer, digits)
+    const cached = this.digests.get(key)
+    if (cached !== undefined && cached.version === version) {
+      this.stats.digestsReused++
+      return cached.buckets
+    }
+    this.stats.digestsComputed++
+    const cutoff = now - this.c.options.antiEntropyMinAgeMs
+    let steady = true
+    const buckets = bucketHashes(ids, id => {
+      if (steady && this.c.replica.recentlyChanged(id, cutoff)) steady = false
+      return this.comparableHash(id, now)
+    }, digits)
+    if (steady) this.digests.set(key, { version, buckets })
+    else this.digests.delete(key)
+    return buckets
   }
 
   /**
@@ -91,30 +153,20 @@ export class AntiEntropy {
 
   async runRound (): Promise<void> {
     this.stats.rounds++
-    const me = this.c.peerId.toString()
-    const byPeer = new Map<string, string[]>()
-    for (const [id, members] of this.c.replica.members) {
-      if (!members.includes(me)) continue
-      for (const peer of members) {
-        if (peer === me) continue
-        // pushed in place: copying the list for each id made a round quadratic in the records kept
-        const ids = byPeer.get(peer)
-        if (ids === undefined) byPeer.set(peer, [id])
-        else ids.push(id)
-      }
-    }
-    for (const [peer, ids] of byPeer) {
+    for (const peer of [...this.byPeer().keys()]) {
       if (!this.running) return
-      await this.syncWith(this.c.replicaSets.peerId(peer), ids).catch(err => { this.log('sync with %s failed: %s', peer, err.message) })
+      await this.syncWith(this.c.replicaSets.peerId(peer)).catch(err => { this.log('sync with %s failed: %s', peer, err.message) })
     }
   }
 
-  private async syncWith (peer: PeerId, ids: string[]): Promise<void> {
+  private async syncWith (peer: PeerId): Promise<void> {
     const now = Date.now()
+    // the ids the first digest is made of: read in the same turn
+    const ids = this.sharedWith(peer.toString())
     const hashOf = (id: string): string | undefined => this.comparableHash(id, now)
     // a peer from before hashing versions refuses the field: the two cannot compare, so nothing is pushed
     const ask = async (digits: number): Promise<Set<string>> =>
-      new Set<string>((await this.send(peer, { op: 'digest', buckets: bucketHashes(ids, hashOf, digits), hashing: RECORD_HASHING }))?.differ ?? [])
+      new Set<string>((await this.send(peer, { op: 'digest', buckets: this.digest(peer.toString(), digits, now), hashing: RECORD_HASHING }))?.differ ?? [])
     let digits = bucketDigits(ids.length, rpcFrameBytes(this.c.options) / 2)
     let differ = await ask(digits)
     // a peer from before finer buckets answers with its 16, and every finer one of ours "differs":

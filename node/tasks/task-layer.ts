@@ -128,6 +128,7 @@ export class TaskLayer {
     this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
     const recordsInit = {
       sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),
+      digest: (peer: string, digits: number) => this.antiEntropy.digest(peer, digits),
       comparableHash: (id: string) => this.antiEntropy.comparableHash(id),
       needed: (entries: Array<[string, string]>) => this.antiEntropy.needed(entries),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),

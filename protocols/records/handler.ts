@@ -14,6 +14,8 @@ export interface RecordsHandlerInit {
   copyRequests?: boolean
   /** ids of the records this node holds that `peer` should hold too (both are in their replica set) */
   sharedWith: (peer: string) => Iterable<string>
+  /** this node's bucket hashes of what it shares with `peer` (its cached digest), instead of computing them from sharedWith */
+  digest?: (peer: string, digits: number) => Record<string, string>
   /** the hash anti-entropy compares for an id (its content's, or a mark that it is in flux). @default the content's */
   comparableHash?: (id: string) => string | undefined
   /** which of a peer's [id, hash] entries this node should be sent. @default those whose content hash differs */
@@ -66,7 +68,8 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       case 'digest': {
         if ((req.hashing ?? 1) !== RECORD_HASHING) return { status: 'OK', differ: [] }
         // buckets as fine as the asker's: it chose them for the ids it holds
-        const mine = bucketHashes(init.sharedWith(from.toString()), init.comparableHash ?? (id => replica.hashes.get(id)), digitsOf(req.buckets))
+        const digits = digitsOf(req.buckets)
+        const mine = init.digest?.(from.toString(), digits) ?? bucketHashes(init.sharedWith(from.toString()), init.comparableHash ?? (id => replica.hashes.get(id)), digits)
         return { status: 'OK', differ: differingBuckets(mine, req.buckets) }
       }
       case 'ids': return { status: 'OK', need: init.needed?.(req.entries) ?? req.entries.filter(([id, hash]) => replica.hashes.get(id) !== hash).map(([id]) => id) }

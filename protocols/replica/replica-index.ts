@@ -26,6 +26,8 @@ export class ReplicaIndex {
   readonly finals = new FinalTally()
   /** finished records by when their retention started: what retention reads */
   readonly expiries = new ExpiryQueue()
+  /** bumped on every change of which records are held, by whom, or with what content: what a digest is cached against */
+  version = 0
   /** one array for each set of members: records read from disk each bring their own copy of the same few */
   private readonly placements = new SharedLists()
   /** parent task id -> ids of its subtasks kept here */
@@ -80,6 +82,7 @@ export class ReplicaIndex {
   /** Indexes a record as written; `previous`: the copy it replaced, when there was one. */
   index (record: TaskRecord, previous?: TaskRecord): void {
     const id = record.task.id
+    this.version++
     const parent = record.task.parent
     if (parent !== undefined) this.children.set(parent, (this.children.get(parent) ?? new Set()).add(id))
     const member = record.placement.members.includes(this.me)
@@ -100,6 +103,7 @@ export class ReplicaIndex {
   /** Forgets a record deleted from disk (past retention). */
   drop (record: TaskRecord): void {
     const id = record.task.id
+    this.version++
     this.forgetState(id)
     this.hashes.delete(id)
     const parent = record.task.parent

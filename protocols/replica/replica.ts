@@ -162,6 +162,17 @@ export class Replica {
     return { record, result: result !== undefined && record !== undefined && resultMatches(record.final?.cert.value, result) ? result : undefined }
   }
 
+  /** Changes with every record written or dropped here: what a digest over the index is cached against. */
+  get indexVersion (): number {
+    return this.idx.version
+  }
+
+  /** Whether `settled(id, cutoff, ...)` can change with the clock alone: an unfinished task changed after `cutoff` (or dated later). */
+  recentlyChanged (id: string, cutoff: number): boolean {
+    const record = this.idx.liveState(id)?.record
+    return record !== undefined && record.updatedAt > cutoff
+  }
+
   /**
    * False for an unfinished task whose record changed after `cutoff` and not after `now` (its
    * members are still converging); a change dated in the future by a skewed clock counts as settled.

@@ -9,6 +9,9 @@ import type { Testnet } from '../../sim/testnet.js'
 
 // rounds only when the test runs them, every record compared at once; no sweeps or pulls in the
 // way; inputs and results of 16 KiB, so a records frame is 96 KiB and holds about 1,000 ids
+/** how long a changed record counts as in flux in the digest test: long enough to outlast two rounds on a busy machine */
+const MIN_AGE_MS = 3_000
+
 const TASKS = {
   ...FAST_TASKS,
   antiEntropyIntervalMs: 3_600_000,
@@ -80,5 +83,53 @@ describe('anti-entropy over many records', () => {
     const settled = ae.stats.idsSent
     await ae.runRound()
     expect(ae.stats.idsSent).toBe(settled)
+  })
+
+  it('gives its digests again while nothing changed, computes them anew after a write or while a record is in flux, and still repairs', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, antiEntropyMinAgeMs: MIN_AGE_MS } })
+    await net.ready()
+    const [a, b, c] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    const members = net.nodes.map(n => n.peerId.toString())
+    const computed = (): number => net!.nodes.reduce((sum, n) => sum + n.tasks!.antiEntropy.stats.digestsComputed, 0)
+    const reused = (): number => net!.nodes.reduce((sum, n) => sum + n.tasks!.antiEntropy.stats.digestsReused, 0)
+    const settle = async (ids: string[]): Promise<void> => {
+      // a record is compared by content once antiEntropyMinAgeMs passed since it changed: a clock
+      // rule, so the test waits for the clock
+      const changed = Math.max(...await Promise.all(ids.map(async id => (await a.tasks!.replica.get(id)).record?.updatedAt ?? 0)))
+      while (Date.now() <= changed + MIN_AGE_MS) await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    const ae = a.tasks!.antiEntropy
+
+    const first = await putOnly(a, members, 300, 'first')
+    // in flux: compared for presence only, and not kept (the clock alone will change the digest)
+    await ae.runRound()
+    expect(first.every(id => b.tasks!.replica.hashes.has(id) && c.tasks!.replica.hashes.has(id))).toBe(true)
+    const version = a.tasks!.replica.indexVersion
+    const inFlux = ae.stats.digestsComputed
+    await ae.runRound()
+    // nothing changed on a, and still its digests for b and c were made anew
+    expect(a.tasks!.replica.indexVersion).toBe(version)
+    expect(ae.stats.digestsComputed - inFlux).toBe(2)
+
+    // settled: computed once more for each pair and side, then given again, asking and answering
+    await settle(first)
+    const everyRound = async (): Promise<void> => { for (const n of net!.nodes) await n.tasks!.antiEntropy.runRound() }
+    await everyRound()
+    const steady = computed()
+    const reusedBefore = reused()
+    await everyRound()
+    await everyRound()
+    expect(computed()).toBe(steady)
+    // each node asks two peers and answers two, each round
+    expect(reused() - reusedBefore).toBe(2 * 3 * 4)
+
+    // a record only b holds: b's index changed, so b computes anew and the others get it
+    const late = await putOnly(b, members, 1, 'late')
+    await settle(first)
+    const pushed = b.tasks!.antiEntropy.stats.recordsPushed
+    await b.tasks!.antiEntropy.runRound()
+    expect(computed()).toBeGreaterThan(steady)
+    expect(b.tasks!.antiEntropy.stats.recordsPushed - pushed).toBe(2)
+    expect(a.tasks!.replica.hashes.has(late[0]!) && c.tasks!.replica.hashes.has(late[0]!)).toBe(true)
   })
 })
