@@ -8,7 +8,7 @@ import { line, table } from '../node/cli/output.js'
 import { makeTask, newRecord } from '../protocols/task/index.js'
 import { benchDaemons } from './bench-daemons.js'
 import { benchInProcess } from './bench-in-process.js'
-import { benchRecords } from './bench-records.js'
+import { benchAntiEntropyAtRest, benchRecords } from './bench-records.js'
 import { benchMemory } from './bench-memory.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { percentile } from './report.js'
@@ -164,8 +164,8 @@ async function bench (): Promise<void> {
     'in-process': async () => { await benchInProcess(add) },
     // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
     'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64] }) },
-    // a node restarted on 50,000 and 200,000 kept tasks: start-up time and heap a record
-    records: async () => { await benchRecords(add) },
+    // a node restarted on 50,000 and 200,000 kept tasks: start-up time and heap a record; anti-entropy at rest over 100,000
+    records: async () => { await benchRecords(add); await benchAntiEntropyAtRest(add) },
     // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node
     memory: async () => { await benchMemory(add) }
   }

@@ -32,7 +32,6 @@ export interface AntiEntropyStats {
 interface CachedDigest { version: number, buckets: Record<string, string> }
 
 const digestKey = (peer: string, digits: number): string => `${digits}:${peer}`
-const peerOfKey = (key: string): string => key.slice(key.indexOf(':') + 1)
 
 /**
  * Anti-entropy within placements: every interval each node compares, with each peer it shares
@@ -47,8 +46,9 @@ export class AntiEntropy {
   private readonly c: TaskComponents
   /**
    * The ids this node shares with each peer, and its digests for them, kept while the index does
-   * not change: each round read every record this node keeps, for each peer, asked and asking (a
-   * third of a second for 200,000 records), so an idle node's CPU grew with every task it kept.
+   * not change: each round went over every record this node keeps and hashed every bucket, for each
+   * peer, asking and answering (a third of a second a digest at 200,000 records), so an idle node's
+   * CPU grew with every task it kept.
    */
   private shared: { version: number, byPeer: Map<string, readonly string[]> } | undefined
   /** by digestKey: the asking side and the answering side of a pair may bucket differently */
@@ -74,12 +74,19 @@ export class AntiEntropy {
     await this.loop.stop()
   }
 
-  /** Ids this node holds that `peer` should hold too: both are members of the record's placement. */
+  /**
+   * Ids this node holds that `peer` should hold too: both are members of the record's placement.
+   * From the round's grouping while the index has not changed since; else read for this peer alone.
+   */
   sharedWith (peer: string): readonly string[] {
-    return this.byPeer().get(peer) ?? []
+    if (this.shared?.version === this.c.replica.indexVersion) return this.shared.byPeer.get(peer) ?? []
+    const me = this.c.peerId.toString()
+    const out: string[] = []
+    for (const [id, members] of this.c.replica.members) if (members.includes(peer) && members.includes(me)) out.push(id)
+    return out
   }
 
-  /** The ids of the records this node is a member for, by each other member; rebuilt only after the index changed. */
+  /** The ids of the records this node is a member for, by each other member; regrouped only after the index changed. */
   private byPeer (): Map<string, readonly string[]> {
     const version = this.c.replica.indexVersion
     if (this.shared?.version === version) return this.shared.byPeer
@@ -96,19 +103,19 @@ export class AntiEntropy {
       }
     }
     this.shared = { version, byPeer }
-    // a peer this node no longer shares a record with leaves no digest behind
-    for (const key of this.digests.keys()) if (!byPeer.has(peerOfKey(key))) this.digests.delete(key)
+    // made at an older index: never given again
+    for (const [key, cached] of this.digests) if (cached.version !== version) this.digests.delete(key)
     return byPeer
   }
 
   /**
-   * This node's bucket hashes of the records it shares with `peer`, `digits` hex digits a bucket.
-   * Kept and given again while the index does not change, unless a record in it changed within
-   * antiEntropyMinAgeMs: whether such a record is compared yet depends on the clock alone.
+   * This node's bucket hashes of the records it shares with `peer` (`ids`, read at index version
+   * `idsVersion`), `digits` hex digits a bucket. Kept and given again while the index does not
+   * change, unless a record in it is unfinished and changed within antiEntropyMinAgeMs (or is dated
+   * later, by a skewed clock): whether such a record is compared by content changes with the clock alone.
    */
-  digest (peer: string, digits: number, now = Date.now()): Record<string, string> {
+  digest (peer: string, digits: number, now = Date.now(), ids = this.sharedWith(peer), idsVersion = this.c.replica.indexVersion): Record<string, string> {
     const version = this.c.replica.indexVersion
-    const ids = this.sharedWith(peer)
     const key = digestKey(peer, digits)
     const cached = this.digests.get(key)
     if (cached !== undefined && cached.version === version) {
@@ -117,12 +124,13 @@ export class AntiEntropy {
     }
     this.stats.digestsComputed++
     const cutoff = now - this.c.options.antiEntropyMinAgeMs
-    let steady = true
+    // ids read before the index changed make a digest of then, sent but not kept
+    let keep = idsVersion === version
     const buckets = bucketHashes(ids, id => {
-      if (steady && this.c.replica.recentlyChanged(id, cutoff)) steady = false
+      if (keep && this.c.replica.recentlyChanged(id, cutoff)) keep = false
       return this.comparableHash(id, now)
     }, digits)
-    if (steady) this.digests.set(key, { version, buckets })
+    if (keep) this.digests.set(key, { version, buckets })
     else this.digests.delete(key)
     return buckets
   }
@@ -153,20 +161,20 @@ export class AntiEntropy {
 
   async runRound (): Promise<void> {
     this.stats.rounds++
-    for (const peer of [...this.byPeer().keys()]) {
+    const version = this.c.replica.indexVersion
+    for (const [peer, ids] of this.byPeer()) {
       if (!this.running) return
-      await this.syncWith(this.c.replicaSets.peerId(peer)).catch(err => { this.log('sync with %s failed: %s', peer, err.message) })
+      await this.syncWith(this.c.replicaSets.peerId(peer), ids, version).catch(err => { this.log('sync with %s failed: %s', peer, err.message) })
     }
   }
 
-  private async syncWith (peer: PeerId): Promise<void> {
+  /** `ids`: what this node shares with `peer`, read at index version `idsVersion` (the round's start). */
+  private async syncWith (peer: PeerId, ids: readonly string[], idsVersion: number): Promise<void> {
     const now = Date.now()
-    // the ids the first digest is made of: read in the same turn
-    const ids = this.sharedWith(peer.toString())
     const hashOf = (id: string): string | undefined => this.comparableHash(id, now)
     // a peer from before hashing versions refuses the field: the two cannot compare, so nothing is pushed
     const ask = async (digits: number): Promise<Set<string>> =>
-      new Set<string>((await this.send(peer, { op: 'digest', buckets: this.digest(peer.toString(), digits, now), hashing: RECORD_HASHING }))?.differ ?? [])
+      new Set<string>((await this.send(peer, { op: 'digest', buckets: this.digest(peer.toString(), digits, now, ids, idsVersion), hashing: RECORD_HASHING }))?.differ ?? [])
     let digits = bucketDigits(ids.length, rpcFrameBytes(this.c.options) / 2)
     let differ = await ask(digits)
     // a peer from before finer buckets answers with its 16, and every finer one of ours "differs":

@@ -9,9 +9,6 @@ import type { Testnet } from '../../sim/testnet.js'
 
 // rounds only when the test runs them, every record compared at once; no sweeps or pulls in the
 // way; inputs and results of 16 KiB, so a records frame is 96 KiB and holds about 1,000 ids
-/** how long a changed record counts as in flux in the digest test: long enough to outlast two rounds on a busy machine */
-const MIN_AGE_MS = 3_000
-
 const TASKS = {
   ...FAST_TASKS,
   antiEntropyIntervalMs: 3_600_000,
@@ -24,9 +21,8 @@ const TASKS = {
   agents: []
 }
 
-/** `n` unfinished tasks placed on all three nodes, written to `node`'s replica only. */
-async function putOnly (node: AgentNode, members: string[], n: number, tag: string): Promise<string[]> {
-  const now = Date.now()
+/** `n` unfinished tasks placed on `members`, made at `now`, written to `node`'s replica only. */
+async function putOnly (node: AgentNode, members: string[], n: number, tag: string, now = Date.now()): Promise<string[]> {
   const records = Array.from({ length: n }, (_, i) => newRecord(makeTask({ capability: 'nobody.runs', input: { tag, i }, submitter: members[0]!, maxAttempts: 3, timeoutMs: 1_000, deadline: now + 3_600_000, now }), { epoch: 0, members }, now))
   const kept = await Promise.all(records.map(async r => node.tasks!.replica.put(r)))
   expect(kept.every(r => r !== undefined)).toBe(true)
@@ -85,51 +81,41 @@ describe('anti-entropy over many records', () => {
     expect(ae.stats.idsSent).toBe(settled)
   })
 
-  it('gives its digests again while nothing changed, computes them anew after a write or while a record is in flux, and still repairs', async () => {
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, antiEntropyMinAgeMs: MIN_AGE_MS } })
+  it('gives its digests again while nothing changed, computes them anew after a write or while a record may change with the clock, and still repairs', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: TASKS })
     await net.ready()
     const [a, b, c] = net.nodes as [AgentNode, AgentNode, AgentNode]
-    const members = net.nodes.map(n => n.peerId.toString())
-    const computed = (): number => net!.nodes.reduce((sum, n) => sum + n.tasks!.antiEntropy.stats.digestsComputed, 0)
-    const reused = (): number => net!.nodes.reduce((sum, n) => sum + n.tasks!.antiEntropy.stats.digestsReused, 0)
-    const settle = async (ids: string[]): Promise<void> => {
-      // a record is compared by content once antiEntropyMinAgeMs passed since it changed: a clock
-      // rule, so the test waits for the clock
-      const changed = Math.max(...await Promise.all(ids.map(async id => (await a.tasks!.replica.get(id)).record?.updatedAt ?? 0)))
-      while (Date.now() <= changed + MIN_AGE_MS) await new Promise(resolve => setTimeout(resolve, 50))
-    }
-    const ae = a.tasks!.antiEntropy
+    const all = net.nodes.map(n => n.peerId.toString())
+    const ae = (n: AgentNode): AgentNode['tasks'] & object => n.tasks!
+    const counts = (): { computed: number, reused: number } => net!.nodes.reduce((sum, n) => ({ computed: sum.computed + ae(n).antiEntropy.stats.digestsComputed, reused: sum.reused + ae(n).antiEntropy.stats.digestsReused }), { computed: 0, reused: 0 })
+    const everyRound = async (): Promise<void> => { for (const n of net!.nodes) await ae(n).antiEntropy.runRound() }
+    const past = Date.now() - 60_000
 
-    const first = await putOnly(a, members, 300, 'first')
-    // in flux: compared for presence only, and not kept (the clock alone will change the digest)
-    await ae.runRound()
-    expect(first.every(id => b.tasks!.replica.hashes.has(id) && c.tasks!.replica.hashes.has(id))).toBe(true)
-    const version = a.tasks!.replica.indexVersion
-    const inFlux = ae.stats.digestsComputed
-    await ae.runRound()
-    // nothing changed on a, and still its digests for b and c were made anew
-    expect(a.tasks!.replica.indexVersion).toBe(version)
-    expect(ae.stats.digestsComputed - inFlux).toBe(2)
-
-    // settled: computed once more for each pair and side, then given again, asking and answering
-    await settle(first)
-    const everyRound = async (): Promise<void> => { for (const n of net!.nodes) await n.tasks!.antiEntropy.runRound() }
+    // settled records of all three, written to a only; and a few of a and b alone dated an hour
+    // ahead (a skewed clock): whether those are compared by content changes with the clock alone
+    const settled = await putOnly(a, all, 300, 'settled', past)
+    const ahead = await putOnly(a, [all[0]!, all[1]!], 20, 'ahead', Date.now() + 3_600_000)
     await everyRound()
-    const steady = computed()
-    const reusedBefore = reused()
+    expect(settled.every(id => ae(b).replica.hashes.has(id) && ae(c).replica.hashes.has(id))).toBe(true)
+    expect(ahead.every(id => ae(b).replica.hashes.has(id))).toBe(true)
+    await everyRound()
+
+    // nothing changed: of the 12 digests a round on each node makes (each asks two peers and
+    // answers two), only the 4 of the pair a, b are made anew
+    const before = counts()
     await everyRound()
     await everyRound()
-    expect(computed()).toBe(steady)
-    // each node asks two peers and answers two, each round
-    expect(reused() - reusedBefore).toBe(2 * 3 * 4)
+    const after = counts()
+    expect(after.computed - before.computed).toBe(2 * 4)
+    expect(after.reused - before.reused).toBe(2 * 8)
 
-    // a record only b holds: b's index changed, so b computes anew and the others get it
-    const late = await putOnly(b, members, 1, 'late')
-    await settle(first)
-    const pushed = b.tasks!.antiEntropy.stats.recordsPushed
-    await b.tasks!.antiEntropy.runRound()
-    expect(computed()).toBeGreaterThan(steady)
-    expect(b.tasks!.antiEntropy.stats.recordsPushed - pushed).toBe(2)
-    expect(a.tasks!.replica.hashes.has(late[0]!) && c.tasks!.replica.hashes.has(late[0]!)).toBe(true)
+    // a record written on b: b's digest for c is made anew (b's index changed), and both get it
+    const late = await putOnly(b, all, 1, 'late', past)
+    const bStats = { ...ae(b).antiEntropy.stats }
+    await ae(b).antiEntropy.runRound()
+    expect(ae(b).antiEntropy.stats.digestsComputed - bStats.digestsComputed).toBe(2)
+    expect(ae(b).antiEntropy.stats.digestsReused - bStats.digestsReused).toBe(0)
+    expect(ae(b).antiEntropy.stats.recordsPushed - bStats.recordsPushed).toBe(2)
+    expect(ae(a).replica.hashes.has(late[0]!) && ae(c).replica.hashes.has(late[0]!)).toBe(true)
   })
 })
