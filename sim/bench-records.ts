@@ -5,9 +5,9 @@ import { join } from 'node:path'
 import { echoAgent } from '../node/agents/basic.js'
 import { Store } from '../node/store/store.js'
 import { LevelReplicaStore } from '../node/store/replica-store.js'
+import { makeTask, newRecord } from '../protocols/task/index.js'
 import { createTestnet } from './testnet.js'
 import type { AddRow } from './bench-daemons.js'
-import { makeTask, newRecord } from '../protocols/task/index.js'
 import type { LeaseState, StoredResult, TaskRecord } from '../protocols/task/index.js'
 
 /** A full collection, where the process allows it: heap figures without it are a guess. */

@@ -114,7 +114,7 @@ export class AntiEntropy {
    * change, unless a record in it is unfinished and changed within antiEntropyMinAgeMs (or is dated
    * later, by a skewed clock): whether such a record is compared by content changes with the clock alone.
    */
-  digest (peer: string, digits: number, now = Date.now(), ids = this.sharedWith(peer), idsVersion = this.c.replica.indexVersion): Record<string, string> {
+  digest (peer: string, digits: number, now = Date.now(), ids?: readonly string[], idsVersion?: number): Record<string, string> {
     const version = this.c.replica.indexVersion
     const key = digestKey(peer, digits)
     const cached = this.digests.get(key)
@@ -125,11 +125,9 @@ export class AntiEntropy {
     this.stats.digestsComputed++
     const cutoff = now - this.c.options.antiEntropyMinAgeMs
     // ids read before the index changed make a digest of then, sent but not kept
-    let keep = idsVersion === version
-    const buckets = bucketHashes(ids, id => {
-      if (keep && this.c.replica.recentlyChanged(id, cutoff)) keep = false
-      return this.comparableHash(id, now)
-    }, digits)
+    let keep = ids === undefined || idsVersion === version
+    const clockBound = (): void => { keep = false }
+    const buckets = bucketHashes(ids ?? this.sharedWith(peer), id => this.hashFor(id, cutoff, now, clockBound), digits)
     if (keep) this.digests.set(key, { version, buckets })
     else this.digests.delete(key)
     return buckets
@@ -145,9 +143,18 @@ export class AntiEntropy {
    * differ anyway once settled.
    */
   comparableHash (id: string, now = Date.now()): string | undefined {
+    return this.hashFor(id, now - this.c.options.antiEntropyMinAgeMs, now)
+  }
+
+  /** comparableHash with its cutoff; `clockBound` is told when the answer can change with the clock alone. */
+  private hashFor (id: string, cutoff: number, now: number, clockBound?: () => void): string | undefined {
     const hash = this.c.replica.hashes.get(id)
     if (hash === undefined) return undefined
-    return this.c.replica.settled(id, now - this.c.options.antiEntropyMinAgeMs, now) ? hash : IN_FLUX
+    const changed = this.c.replica.liveChangedAt(id)
+    if (changed === undefined || changed <= cutoff) return hash
+    clockBound?.()
+    // a change dated later by a skewed clock is not held back: it counts as settled
+    return changed > now ? hash : IN_FLUX
   }
 
   /** The ids, among `entries` a peer sent, that this node should be sent: it lacks them, or both copies settled and differ. */

@@ -102,12 +102,9 @@ export class RecordHashes {
   set (record: TaskRecord, compared = true): void {
     const id = record.task.id
     this.hashes.set(id, undefined)
-    if (!compared) {
-      this.unhashed.delete(id)
-      return
-    }
-    // to the back: the least recently written is hashed first, most likely final by then
+    // (set again at the back: the least recently written is hashed first, most likely final by then)
     this.unhashed.delete(id)
+    if (!compared) return
     this.unhashed.set(id, record)
     // one at a time, the oldest first: hashing all of them at once held the event loop 130 ms on an
     // idle machine (10,000 then)

@@ -167,19 +167,9 @@ export class Replica {
     return this.idx.version
   }
 
-  /** Whether `settled(id, cutoff, ...)` can change with the clock alone: an unfinished task changed after `cutoff` (or dated later). */
-  recentlyChanged (id: string, cutoff: number): boolean {
-    const record = this.idx.liveState(id)?.record
-    return record !== undefined && record.updatedAt > cutoff
-  }
-
-  /**
-   * False for an unfinished task whose record changed after `cutoff` and not after `now` (its
-   * members are still converging); a change dated in the future by a skewed clock counts as settled.
-   */
-  settled (id: string, cutoff: number, now = this.now()): boolean {
-    const state = this.idx.liveState(id)
-    return state?.record === undefined || state.record.updatedAt <= cutoff || state.record.updatedAt > now
+  /** When an unfinished task's record last changed, by its own stamp; undefined for a finished or unknown one. */
+  liveChangedAt (id: string): number | undefined {
+    return this.idx.liveState(id)?.record?.updatedAt
   }
 
   /** Tasks of which this member holds a placement share and would grant a lease now: the pull path. */
