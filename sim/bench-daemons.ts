@@ -12,9 +12,11 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { line } from '../node/cli/output.js'
 import { startDaemonProcess } from './daemon-process.js'
+import { requestJson } from './http-client.js'
 import { percentile } from './report.js'
 import { waitFor } from './wait.js'
 import type { DaemonProcess } from './daemon-process.js'
+import type { JsonAnswer } from './http-client.js'
 
 /** bench.ts's row helper: one line of the closing table. */
 export type AddRow = (what: string, figure: string, note?: string) => void
@@ -139,9 +141,8 @@ const refusedBy = (res: { status: number, body: any }): Outcome => ({ kind: 'ref
 async function oneTask (d: DaemonProcess, i: number, waitMs: number, requests: 'one' | 'two'): Promise<Outcome> {
   const t0 = performance.now()
   const body = JSON.stringify({ capability: 'echo', input: { i } })
-  const submit = async (query: string, timeoutMs: number): Promise<{ status: number, body: any }> =>
-    json(`${d.api}/v1/tasks${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }, timeoutMs)
-  let res: { status: number, body: any }
+  const submit = async (query: string, timeoutMs: number): Promise<JsonAnswer> => requestJson(`${d.api}/v1/tasks${query}`, { method: 'POST', body, timeoutMs })
+  let res: JsonAnswer
   if (requests === 'one') {
     try {
       res = await submit(`?wait=${waitMs}`, waitMs + SUBMIT_TIMEOUT_MS)
@@ -160,7 +161,7 @@ async function oneTask (d: DaemonProcess, i: number, waitMs: number, requests: '
       return { kind: 'refused', why: `submit ${String(err.name)}` }
     }
     try {
-      res = await json(`${d.api}/v1/tasks/${id}/result?wait=${waitMs}`, {}, waitMs + 10_000)
+      res = await requestJson(`${d.api}/v1/tasks/${id}/result?wait=${waitMs}`, { timeoutMs: waitMs + 10_000 })
     } catch (err: any) {
       return { kind: err.name === 'TimeoutError' ? 'timed out' : 'failed', why: `result ${String(err.name)}` }
     }
@@ -182,6 +183,8 @@ interface RunResult {
   cpuMsPerTask: number
   /** the same, less what the daemons burn idle over as long (measured before the runs) */
   cpuMsPerTaskNetOfIdle: number
+  /** ms of CPU per task the bench process spent (the client, not counted in the figures) */
+  clientMsPerTask: number
   /** ms per task: the daemons' main threads in user and system time, and their other threads */
   split: CpuSplit
   before: Counters
@@ -210,6 +213,7 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
   const cpu0 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
   const pids = daemons.map(d => d.proc.pid as number)
   const split0 = sumSplits(pids)
+  const client0 = process.cpuUsage()
   const start = performance.now()
   const stopAt = start + runMs
   let next = 0
@@ -233,6 +237,7 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
   const seconds = (performance.now() - start) / 1000
   const cpu1 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
   const split1 = sumSplits(pids)
+  const client1 = process.cpuUsage(client0)
   const perTask = (t: number): number => t / ticks * 1000 / Math.max(1, counts.completed)
   const after = await counters(daemons)
   latencies.sort((a, b) => a - b)
@@ -242,6 +247,7 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
     latencies,
     cpuMsPerTask: (cpu1 - cpu0) / ticks * 1000 / Math.max(1, counts.completed),
     cpuMsPerTaskNetOfIdle: (cpu1 - cpu0 - idleTicksPerSec * seconds) / ticks * 1000 / Math.max(1, counts.completed),
+    clientMsPerTask: (client1.user + client1.system) / 1000 / Math.max(1, counts.completed),
     split: { mainUser: perTask(split1.mainUser - split0.mainUser), mainSys: perTask(split1.mainSys - split0.mainSys), others: perTask(split1.others - split0.others) },
     before,
     after,
@@ -336,7 +342,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
         const per = (get: (x: Counters) => number, digits = 1): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(digits)
         add(`${label}${daemonsN}, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
-        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`]
+        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
       }
       const loadedRss = pids.map(rssMiB)

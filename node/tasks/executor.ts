@@ -6,6 +6,7 @@ import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError } from './errors.js'
 import { ProgressSender } from './progress.js'
+import { abortWith } from './run-signal.js'
 import type { TaskComponents } from './components.js'
 import type { RanEvent } from './events.js'
 import type { Notifier } from './notifier.js'
@@ -118,10 +119,13 @@ export class Executor {
       this.c.presence.slotsChanged()
       this.onSlotFree?.()
     }
+    let unlink = (): void => {}
     try {
       const local = await this.c.replica.get(task.id)
       generation = local.record?.generation ?? 0
-      const signal = AbortSignal.any([lease.signal, cancel.signal, AbortSignal.timeout(task.timeoutMs)])
+      // the cancel's controller is the run's: it also aborts on a lost lease and on the timeout
+      unlink = abortWith(cancel, lease.signal, task.timeoutMs)
+      const signal = cancel.signal
       const events: ProgressEvent[] = []
       this.progress.set(task.id, events)
       // progress of the last 1,000 tasks run here: a daemon runs for months
@@ -171,6 +175,7 @@ export class Executor {
     } finally {
       // still renewing here means the run ended without a report: give the lease back
       span.end()
+      unlink()
       if (lease.held) await lease.release(settled).catch(() => {})
       this.cancels.delete(task.id)
       freeSlot()
@@ -217,7 +222,8 @@ export class Executor {
 
   private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown, ran: Ran, runContext: string): Promise<void> {
     const me = this.c.peerId.toString()
-    const stored = value === undefined ? null : value
+    // a copy: the agent may still hold and change what it returned, and a result is hashed once
+    const stored = value === undefined ? null : cloneJson(value)
     const size = byteLength(stored)
     if (size > this.c.options.maxResultBytes) {
       const error = `result of ${size} bytes exceeds the limit of ${this.c.options.maxResultBytes}`

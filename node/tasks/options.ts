@@ -103,13 +103,14 @@ export const taskOptionsSchema = z.strictObject({
   claimLagLimitMs: ms.default(1_000),
   /**
    * How often the event loop's lag is sampled. Each sample wakes the process: every 20 ms was half a
-   * percent of a core on an idle node. A stall shorter than one sample can fall between two samples
-   * and go unseen; a longer one is read within a sample. At most a second, the window lag is read
-   * over. A process running several nodes (tests, the simulator) samples at the rate of the first
-   * that started.
-   * @default 100
+   * percent of a core on an idle node, and every 100 ms half of an idle daemon's wake-ups. A stall
+   * shorter than one sample can fall between two samples and go unseen; a longer one is read within
+   * a sample, so any stall past claimLagLimitMs is. At most a second, the window lag is read over. A
+   * process running several nodes (tests, the simulator) samples at the rate of the first that
+   * started.
+   * @default 250
    */
-  lagSampleMs: timerMs(10).max(1_000, 'at most 1000 (lag is read over windows of a second)').default(100),
+  lagSampleMs: timerMs(10).max(1_000, 'at most 1000 (lag is read over windows of a second)').default(250),
   /**
    * Offers a busy node keeps, when it is the last peer a submitter asks, to claim as its slots free
    * up; past this it declines, and the task waits on its placement for a re-announcement or a pull.

@@ -75,9 +75,25 @@ export function outcomeKey (v: FinalValue): string {
   return canonicalJson({ state: v.state, claimId: v.claimId, resultHash: v.resultHash })
 }
 
+/**
+ * A result object's hash, by identity. One result is hashed again and again on its way: when its
+ * holder votes, when each member checks a vote or a commit, and at every read of a finished task
+ * (a kept result counts only if it is the one certified). Results are never changed once made:
+ * parsed from JSON, or an agent's return value, only read after.
+ */
+const resultHashes = new WeakMap<object, string>()
+
 export function resultHash (value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value ?? null)).digest('hex')
+  if (typeof value !== 'object' || value === null) return hashOf(value ?? null)
+  let hash = resultHashes.get(value)
+  if (hash === undefined) {
+    hash = hashOf(value)
+    resultHashes.set(value, hash)
+  }
+  return hash
 }
+
+const hashOf = (value: unknown): string => createHash('sha256').update(canonicalJson(value)).digest('hex')
 
 export const majority = (n: number): number => Math.floor(n / 2) + 1
 

@@ -34,7 +34,7 @@ const DOCUMENTED_DEFAULTS = {
   claimRetryBaseMs: 250,
   keepRanks: 8,
   claimLagLimitMs: 1_000,
-  lagSampleMs: 100,
+  lagSampleMs: 250,
   pullIntervalMs: 2_000,
   pullPeers: 2,
   pullMinAgeMs: 2_000,

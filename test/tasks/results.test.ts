@@ -1,0 +1,52 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { resultHash } from '../../protocols/task/index.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Agent } from '../../node/runtime/agent.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+/** Returns `{ n: 1, from }` and changes that very object a moment later, as careless agent code may. */
+const fickleAgent: Agent = {
+  name: 'fickle',
+  capabilities: [{ name: 'fickle', description: 'changes its result after returning it' }],
+  run: async ctx => {
+    const out = { n: 1, from: ctx.input }
+    setImmediate(() => { out.n = 2 })
+    setTimeout(() => { out.n = 3 }, 20)
+    return out
+  }
+}
+
+describe('results', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('every node reads the result an agent returned, though the agent changes it afterwards', async () => {
+    // only node 3 runs the agent, so a task placed on the other three runs outside its placement,
+    // and the runner's own copy takes the result from the run, not from a member's vote
+    net = await createTestnet(4, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 3 ? [fickleAgent] : [] } }) })
+    await net.ready()
+    const runner = net.nodes[3]!.peerId.toString()
+    let outside = 0
+    // each task is outside with a chance of 1/4: 40 tasks give two with a chance of 1 - 1.4e-4
+    for (let i = 0; i < 40 && outside < 2; i++) {
+      const { id } = await net.nodes[3]!.tasks!.service.submit({ capability: 'fickle', input: i })
+      const done = await net.nodes[3]!.tasks!.service.waitFor(id, 10_000)
+      expect(done.record.final?.state).toBe('completed')
+      const returned = { n: 1, from: i }
+      expect(done.record.final?.cert.value.resultHash).toBe(resultHash(returned))
+      if (!done.record.placement.members.includes(runner)) outside++
+      // past the agent's last change
+      await new Promise(resolve => setTimeout(resolve, 40))
+      for (const node of net.nodes) {
+        expect((await node.tasks!.service.get(id)).result?.value).toEqual(returned)
+        const copy = await node.tasks!.replica.get(id)
+        if (copy.result !== undefined) expect(copy.result.value).toEqual(returned)
+      }
+    }
+    expect(outside).toBe(2)
+  })
+})
