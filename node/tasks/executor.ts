@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { byteLength, cloneJson, finalOf, signalKey } from '../../protocols/task/index.js'
+import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, copyJson, finalOf, signalKey } from '../../protocols/task/index.js'
 import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
@@ -43,7 +43,7 @@ export interface ProgressEvent {
 
 /**
  * Runs a task under a held lease: the agent gets an AbortSignal that fires when the lease is lost,
- * the task is canceled or its timeout passes. A result counts only once a majority of the replica
+ * the task is canceled, its timeout passes or the run ends. A result counts only once a majority of the replica
  * set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
@@ -176,6 +176,8 @@ export class Executor {
       // still renewing here means the run ended without a report: give the lease back
       span.end()
       unlink()
+      // whatever the agent left running is told the run is over (the timeout no longer will)
+      cancel.abort(new Error('the run ended'))
       if (lease.held) await lease.release(settled).catch(() => {})
       this.cancels.delete(task.id)
       freeSlot()
@@ -223,12 +225,13 @@ export class Executor {
   private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown, ran: Ran, runContext: string): Promise<void> {
     const me = this.c.peerId.toString()
     // a copy: the agent may still hold and change what it returned, and a result is hashed once
-    const stored = value === undefined ? null : cloneJson(value)
-    const size = byteLength(stored)
-    if (size > this.c.options.maxResultBytes) {
-      const error = `result of ${size} bytes exceeds the limit of ${this.c.options.maxResultBytes}`
-      ran('failed', { error })
-      await this.report(task, lease, generation, error, true)
+    const stored = copyJson(value === undefined ? null : value)
+    const size = stored === NOT_JSON ? 0 : byteLength(stored)
+    // neither would ever be accepted: members hash what arrives, which is not what a Date or a class hashed to here
+    const refused = stored === NOT_JSON ? `the result is not ${JSON_VALUE_WHAT}` : size > this.c.options.maxResultBytes ? `result of ${size} bytes exceeds the limit of ${this.c.options.maxResultBytes}` : undefined
+    if (refused !== undefined) {
+      ran('failed', { error: refused })
+      await this.report(task, lease, generation, refused, true)
       return
     }
     let cert: Certificate

@@ -104,10 +104,10 @@ export const taskOptionsSchema = z.strictObject({
   /**
    * How often the event loop's lag is sampled. Each sample wakes the process: every 20 ms was half a
    * percent of a core on an idle node, and every 100 ms half of an idle daemon's wake-ups. A stall
-   * shorter than one sample can fall between two samples and go unseen; a longer one is read within
-   * a sample, so any stall past claimLagLimitMs is. At most a second, the window lag is read over. A
-   * process running several nodes (tests, the simulator) samples at the rate of the first that
-   * started.
+   * shorter than one sample can fall between two samples and go unseen; a longer one is read as at
+   * least its length less one sample (a stall of claimLagLimitMs plus one sample always counts).
+   * At most a second, the window lag is read over. A process running several nodes (tests, the
+   * simulator) samples at the rate of the first that started.
    * @default 250
    */
   lagSampleMs: timerMs(10).max(1_000, 'at most 1000 (lag is read over windows of a second)').default(250),

@@ -21,7 +21,7 @@ export class RecentCache<V> {
   set (key: string, value: V, bytes = 0): void {
     this.delete(key)
     // an entry larger than the whole budget is not worth evicting everything for
-    if (bytes > this.maxBytes || this.maxEntries === 0) return
+    if (bytes > this.maxBytes || this.maxEntries < 1) return
     this.entries.set(key, { value, bytes, used: false })
     this.bytes += bytes
     this.evict(key)

@@ -78,8 +78,9 @@ export function outcomeKey (v: FinalValue): string {
 /**
  * A result object's hash, by identity. One result is hashed again and again on its way: when its
  * holder votes, when each member checks a vote or a commit, and at every read of a finished task
- * (a kept result counts only if it is the one certified). Results are never changed once made:
- * parsed from JSON, or an agent's return value, only read after.
+ * (a kept result counts only if it is the one certified). So a result must never be changed once
+ * made: it is parsed from JSON, or the executor's copy of what an agent returned, and only read
+ * after (a reader that wants to change one copies it, as submitChild does).
  */
 const resultHashes = new WeakMap<object, string>()
 

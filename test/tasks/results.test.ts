@@ -19,6 +19,13 @@ const fickleAgent: Agent = {
   }
 }
 
+/** Returns a Date inside its result: not JSON, so no member could ever accept it. */
+const datedAgent: Agent = {
+  name: 'dated',
+  capabilities: [{ name: 'dated', description: 'returns a Date' }],
+  run: async () => ({ at: new Date(0) })
+}
+
 describe('results', () => {
   const tmp = useTmpDirs()
   let net: Testnet | undefined
@@ -48,5 +55,16 @@ describe('results', () => {
       }
     }
     expect(outside).toBe(2)
+  })
+
+  it('a result that is not JSON fails its task at once, saying why, with no retry', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [datedAgent] } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'dated', input: null, maxAttempts: 3 })
+    const done = await s.waitFor(id, 10_000)
+    expect(done.record.final?.state).toBe('dead')
+    expect(done.record.final?.reason).toMatch(/the result is not a JSON value/)
+    expect(done.record.attempts).toHaveLength(1)
   })
 })
