@@ -32,7 +32,7 @@ export interface AgentContext<I = unknown> {
   task: { id: string, capability: string, submitter: string, parent?: string, createdAt: number }
   /** 1 for the first attempt */
   attempt: number
-  /** aborts when the lease is lost, the task is canceled, its timeout passes, or the run ends (for work the agent left running) */
+  /** aborts when the lease is lost, the task is canceled, or its timeout passes, while the run lasts (not after `run` returned) */
   signal: AbortSignal
   /** reports progress (kept with the task on this node and logged) */
   progress: (event: unknown) => void

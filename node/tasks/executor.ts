@@ -43,8 +43,8 @@ export interface ProgressEvent {
 
 /**
  * Runs a task under a held lease: the agent gets an AbortSignal that fires when the lease is lost,
- * the task is canceled, its timeout passes or the run ends. A result counts only once a majority of the replica
- * set accepted it under this lease's terms; then the completion is announced.
+ * the task is canceled or its timeout passes, while the run lasts. A result counts only once a
+ * majority of the replica set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
   readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0, slotsKeptForReports: 0 }
@@ -175,9 +175,9 @@ export class Executor {
     } finally {
       // still renewing here means the run ended without a report: give the lease back
       span.end()
+      // the signal stays as it is: aborting it now would reject whatever the agent left running on
+      // it, and an unhandled rejection ends the process
       unlink()
-      // whatever the agent left running is told the run is over (the timeout no longer will)
-      cancel.abort(new Error('the run ended'))
       if (lease.held) await lease.release(settled).catch(() => {})
       this.cancels.delete(task.id)
       freeSlot()

@@ -41,7 +41,7 @@ describe('results', () => {
     // each task is outside with a chance of 1/4: 40 tasks give two with a chance of 1 - 1.4e-4
     for (let i = 0; i < 40 && outside < 2; i++) {
       const { id } = await net.nodes[3]!.tasks!.service.submit({ capability: 'fickle', input: i })
-      const done = await net.nodes[3]!.tasks!.service.waitFor(id, 10_000)
+      const done = await net.nodes[3]!.tasks!.service.waitFor(id, 30_000)
       expect(done.record.final?.state).toBe('completed')
       const returned = { n: 1, from: i }
       expect(done.record.final?.cert.value.resultHash).toBe(resultHash(returned))
@@ -62,7 +62,7 @@ describe('results', () => {
     await net.ready()
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'dated', input: null, maxAttempts: 3 })
-    const done = await s.waitFor(id, 10_000)
+    const done = await s.waitFor(id, 30_000)
     expect(done.record.final?.state).toBe('dead')
     expect(done.record.final?.reason).toMatch(/the result is not a JSON value/)
     expect(done.record.attempts).toHaveLength(1)

@@ -156,7 +156,7 @@ describe('tasks over gossip', () => {
     await net.ready()
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'fail', input: { times: 2 }, maxAttempts: 3 })
-    const view = await s.waitFor(id, 10_000)
+    const view = await s.waitFor(id, 30_000)
     expect(view.record.final?.state).toBe('completed')
     expect(view.result?.value).toEqual({ attempt: 3 })
     // partial claims given back (two ranks racing) are 'released' and do not count
@@ -200,8 +200,9 @@ describe('tasks over gossip', () => {
       const r = await s.submit({ capability: 'fail', input: { times: 5 }, maxAttempts: 2 })
       if (!(await s.get(r.id)).record.placement.members.includes(a.peerId.toString())) id = r.id
     }
+    // two failed attempts, their backoffs and a sweep's decision: over 10 s beside a loaded test run
     const deadIn = async (generation: number): Promise<void> => {
-      expect((await s.waitFor(id, 10_000)).record.final).toMatchObject({ state: 'dead', generation })
+      expect((await s.waitFor(id, 30_000)).record.final).toMatchObject({ state: 'dead', generation })
     }
     await deadIn(0)
     // redriven through a member: node 0 hears the notice and reads the placement again. The agent
