@@ -103,20 +103,11 @@ function rssMiB (pid: number): number {
   try { return Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024 } catch { return 0 }
 }
 
-async function json (url: string, init: RequestInit = {}, timeoutMs = 10_000): Promise<{ status: number, body: any }> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })
-  // read every body, so undici can reuse the kept-alive connection
-  const text = await res.text()
-  let body: any
-  try { body = JSON.parse(text) } catch { body = { raw: text.slice(0, 200) } }
-  return { status: res.status, body }
-}
-
 /** The counters a run reads, summed over every daemon. */
 interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number, groupCommits: number, syncedCommits: number }
 
 async function counters (daemons: DaemonProcess[]): Promise<Counters> {
-  const all = await Promise.all(daemons.map(async d => (await json(`${d.api}/v1/metrics`)).body))
+  const all = await Promise.all(daemons.map(async d => (await requestJson(`${d.api}/v1/metrics`, { timeoutMs: 10_000 })).body))
   const sum = (get: (m: any) => number | undefined): number => all.reduce((acc, m) => acc + (get(m) ?? 0), 0)
   return {
     // no publish counter exists: what the task layer received, announcements and completion notices
@@ -273,8 +264,8 @@ async function startMesh (dir: string, n: number, config: string): Promise<Daemo
 async function meshFormed (daemons: DaemonProcess[]): Promise<boolean> {
   for (const d of daemons) {
     const others = daemons.filter(o => o !== d).map(o => o.peerId)
-    const peers = new Set((await json(`${d.api}/v1/peers`)).body.peers.map((p: { peerId: string }) => p.peerId))
-    const caps = (await json(`${d.api}/v1/capabilities`)).body.capabilities
+    const peers = new Set((await requestJson(`${d.api}/v1/peers`, { timeoutMs: 10_000 })).body.peers.map((p: { peerId: string }) => p.peerId))
+    const caps = (await requestJson(`${d.api}/v1/capabilities`, { timeoutMs: 10_000 })).body.capabilities
     const echo = new Set((caps.find((c: { name: string }) => c.name === 'echo')?.peers ?? []).map((p: { peerId: string }) => p.peerId))
     if (!others.every(p => peers.has(p) && echo.has(p))) return false
   }

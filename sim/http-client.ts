@@ -1,7 +1,7 @@
 import http from 'node:http'
 
 /**
- * The benches' HTTP client for the task path: node:http on kept-alive connections. fetch (undici)
+ * The daemons bench's HTTP client: node:http on kept-alive connections. fetch (undici)
  * with a timeout signal a request cost the bench process 0.45-0.55 ms of CPU a task against
  * 0.15-0.21 ms here (3 daemons, 64 in flight), CPU the daemons then lacked on two cores.
  */

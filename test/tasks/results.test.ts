@@ -1,11 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { resultHash } from '../../protocols/task/index.js'
-import { createTestnet } from '../../sim/testnet.js'
-import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
-import { useTmpDirs } from '../helpers/tmp.js'
+import { useMeshFixture } from '../helpers/mesh-fixture.js'
 import type { Agent } from '../../node/runtime/agent.js'
-import type { Testnet } from '../../sim/testnet.js'
 
 /** Returns `{ n: 1, from }` and changes that very object a moment later, as careless agent code may. */
 const fickleAgent: Agent = {
@@ -27,15 +24,12 @@ const datedAgent: Agent = {
 }
 
 describe('results', () => {
-  const tmp = useTmpDirs()
-  let net: Testnet | undefined
-  afterEach(async () => { await net?.stop(); net = undefined })
+  const { mesh } = useMeshFixture()
 
   it('every node reads the result an agent returned, though the agent changes it afterwards', async () => {
     // only node 3 runs the agent, so a task placed on the other three runs outside its placement,
     // and the runner's own copy takes the result from the run, not from a member's vote
-    net = await createTestnet(4, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 3 ? [fickleAgent] : [] } }) })
-    await net.ready()
+    const net = await mesh(4, { perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 3 ? [fickleAgent] : [] } }) })
     const runner = net.nodes[3]!.peerId.toString()
     let outside = 0
     // each task is outside with a chance of 1/4: 40 tasks give two with a chance of 1 - 1.4e-4
@@ -58,8 +52,7 @@ describe('results', () => {
   })
 
   it('a result that is not JSON fails its task at once, saying why, with no retry', async () => {
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [datedAgent] } })
-    await net.ready()
+    const net = await mesh(3, { tasks: { ...FAST_TASKS, agents: [datedAgent] } })
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'dated', input: null, maxAttempts: 3 })
     const done = await s.waitFor(id, 30_000)
