@@ -59,11 +59,13 @@ describe('recovery across real processes', () => {
     const outcomes: string[] = task.history.map((h: any) => h.outcome)
     expect(outcomes.at(-1)).toBe('completed')
     expect(outcomes.slice(0, -1).every(o => o === 'expired'), outcomes.join(', ')).toBe(true)
-    // the killed holder's attempt lapsed. The holder is read from a placement's merged view, which
-    // can show a claimant one member granted before a majority did; on a loaded machine such a claim
-    // can fall short and be given back (a released attempt is not history), and then it has none
+    // the killed holder's attempts lapsed, none completed. The holder is read from a placement's merged
+    // view, which can show a claimant one member granted before a majority did; on a loaded machine
+    // such a claim can fall short and be given back (a released attempt is not history), and then it
+    // has none; or its own earlier attempt's 1 s lease lapsed before it claimed again (a CI run
+    // beside a load saw two)
     const killed: string[] = task.history.filter((h: any) => h.peer === holderId).map((h: any) => h.outcome)
-    expect(killed.length <= 1 && killed.every(o => o === 'expired'), killed.join(', ')).toBe(true)
+    expect(killed.every(o => o === 'expired'), killed.join(', ')).toBe(true)
     // readable on every survivor
     for (const d of daemons.filter(x => x !== holder)) expect((await get(d.api, `/v1/tasks/${String(id)}/result`)).result).toEqual({ slept: 1_500 })
     expect(Date.now() - killedAt).toBeLessThan(15_000)

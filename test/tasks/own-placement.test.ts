@@ -56,9 +56,10 @@ describe('a submitter that runs its task itself places it with itself', () => {
         expect(includes(task.id)).toBe(chosen)
         if (chosen) inside++
       }
-      // about a quarter (3 of 12): both answers are exercised
-      expect(inside).toBeGreaterThan(40)
-      expect(inside).toBeLessThan(200)
+      // both answers are exercised: a quarter on average (3 of 12), though one node's share of XOR
+      // space among 12 random peer ids can be a tenth or less (a CI run saw 40 of 400)
+      expect(inside).toBeGreaterThan(0)
+      expect(inside).toBeLessThan(400)
       // a mesh no larger than R places every task with every member
       const small = new Membership({ self: ids[0]!, liveIds: () => ids.slice(1, 3), meta: store.meta, windowMs: 60_000, replicationFactor: 3, replicaSets: new ReplicaSets(presence, 3) })
       saved.push(async () => small.save())
