@@ -70,6 +70,8 @@ export interface RouteContext {
   query: URLSearchParams
   /** the parsed JSON body; 400 when malformed or too deep, 413 when over the limit, 415 when not JSON */
   body: () => Promise<unknown>
+  /** aborts when the client goes away before the answer: a long poll stops waiting for nobody */
+  gone: () => AbortSignal
 }
 
 export interface Reply {

@@ -21,7 +21,7 @@ import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
 import type { Logger } from '@libp2p/interface'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Server } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 export interface ApiServerInit {
@@ -54,7 +54,22 @@ export interface ApiServerInit {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+/**
+ * The body limit for a node whose task inputs may be `maxInputBytes`: 2 MiB, or that input and
+ * 64 KiB of the submit around it. A node configured for larger inputs answered 413 to them.
+ */
+export function bodyLimitFor (maxInputBytes: number): number {
+  return Math.max(DEFAULT_MAX_BODY_BYTES, maxInputBytes + 64 * 1024)
+}
 export const DEFAULT_MAX_JSON_DEPTH = 100
+
+/** Aborts once the response closes unfinished: its client went away. */
+function goneSignal (res: ServerResponse): AbortSignal {
+  const controller = new AbortController()
+  res.once('close', () => { if (!res.writableFinished) controller.abort() })
+  return controller.signal
+}
 
 /** The query of a request, parsed once by the onRequest check (each name at most once). */
 const queries = new WeakMap<FastifyRequest, URLSearchParams>()
@@ -142,11 +157,14 @@ export class ApiServer {
         method: route.method,
         url: route.path,
         handler: async (request, reply) => {
+          // made on first use only: most routes answer at once
+          let gone: AbortSignal | undefined
           const answer = await route.handle({
             req: request.raw,
             params: request.params as Record<string, string>,
             query: queries.get(request) ?? new URLSearchParams(),
-            body: async () => bodyOf(request)
+            body: async () => bodyOf(request),
+            gone: () => (gone ??= goneSignal(reply.raw))
           })
           return reply.code(answer.status ?? 200).send(answer.body)
         }

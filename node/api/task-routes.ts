@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { TASK_ID, TASK_STATES, jsonValue, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
+import { MAX_TASK_TIMEOUT_MS, TASK_ID, TASK_STATES, jsonValue, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
@@ -17,7 +17,7 @@ const submitBody = z.object({
   input: jsonValue(),
   idempotencyKey: z.string().min(1).max(256).optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
-  timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
+  timeoutMs: z.number().int().min(1).max(MAX_TASK_TIMEOUT_MS).optional(),
   // bounded so that now + deadlineMs stays a safe integer the replicas accept (unbounded, a huge
   // value passed this check and came back as a 503 from every replica)
   deadlineMs: z.number().int().min(1).max(MAX_DEADLINE_MS).optional(),
@@ -117,8 +117,8 @@ function waitQuery (query: URLSearchParams): number | undefined {
 }
 
 /** A task's outcome after waiting up to `waitMs` (at most `maxWaitMs`): 200 once finished, 202 with its state before. */
-async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number, maxWaitMs: number, httpError: Fail): Promise<{ status: number, body: Record<string, unknown> }> {
-  const view = await s.waitFor(id, Math.min(waitMs, maxWaitMs)).catch(httpError)
+async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number, maxWaitMs: number, httpError: Fail, gone?: AbortSignal): Promise<{ status: number, body: Record<string, unknown> }> {
+  const view = await s.waitFor(id, Math.min(waitMs, maxWaitMs), gone).catch(httpError)
   const state = stateOf(view.record)
   // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
   const lastError = state === 'completed' ? undefined : lastErrorOf(view.record)
@@ -156,7 +156,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const warning = answer.warning === undefined ? {} : { warning: answer.warning }
         if (wait === undefined) return { status: answer.created ? 202 : 200, body: { id: answer.id, ...warning } }
         // submit and long poll in one request: one HTTP exchange a task instead of two
-        const done = await resultAnswer(s, answer.id, wait, maxWaitMs, httpError).catch(() => undefined)
+        const done = await resultAnswer(s, answer.id, wait, maxWaitMs, httpError, ctx.gone()).catch(() => undefined)
         // the task exists: a wait that failed (a read that found nothing yet, a node stopping) still
         // gives the client its id to poll, or it would submit again
         if (done === undefined) return { status: 202, body: { id: answer.id, ...warning } }
@@ -206,7 +206,8 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       schema: { query: waitSchema },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
-        return resultAnswer(s, id, waitQuery(ctx.query) ?? 0, maxWaitMs, httpError)
+        const wait = waitQuery(ctx.query) ?? 0
+        return resultAnswer(s, id, wait, maxWaitMs, httpError, wait > 0 ? ctx.gone() : undefined)
       }
     },
     {

@@ -34,6 +34,12 @@ export class NodeStoppingError extends Error {
   constructor (message = 'node stopping') { super(message); this.name = 'NodeStoppingError' }
 }
 
+/** The task was canceled while it ran here: the reason of its agent's `signal`. */
+export class TaskCanceledError extends Error {
+  static override name = 'TaskCanceledError'
+  constructor (message = 'task canceled') { super(message); this.name = 'TaskCanceledError' }
+}
+
 /** The submitting node refused a batch of progress events (it answers why). */
 export class ProgressRefusedError extends Error {
   static override name = 'ProgressRefusedError'

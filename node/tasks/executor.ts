@@ -4,7 +4,7 @@ import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, copyJson, finalOf, si
 import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
-import { NodeStoppingError } from './errors.js'
+import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ProgressSender } from './progress.js'
 import { abortWith } from './run-signal.js'
 import type { TaskComponents } from './components.js'
@@ -78,9 +78,9 @@ export class Executor {
     return [...this.cancels.keys()]
   }
 
-  /** Aborts a local execution (the task was canceled elsewhere). */
-  abort (id: string, reason: string): void {
-    this.cancels.get(id)?.abort(new Error(reason))
+  /** Aborts a local execution: the task was canceled elsewhere. */
+  cancel (id: string): void {
+    this.cancels.get(id)?.abort(new TaskCanceledError())
   }
 
   /** A graceful stop: running agents are aborted and their leases given back without burning an attempt. */

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/constants.js'
-import { MAX_WAIT_MS } from '../../protocols/lease/index.js'
+import { MAX_LEASE_MS, MAX_WAIT_MS } from '../../protocols/lease/index.js'
+import { MAX_TASK_TIMEOUT_MS } from '../../protocols/task/schema.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'
 import type { Embed } from '../memory/memory-layer.js'
@@ -39,8 +40,12 @@ export const taskOptionsSchema = z.strictObject({
    * stands; 32 is what the bench measured. @default 1
    */
   ownPlacementTries: count(1).max(1024).default(1),
-  /** at least 100: a shorter lease lapses before a claim's round trips and fsyncs are done, so no task could finish. @default 10_000 */
-  leaseMs: timerMs(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').default(10_000),
+  /**
+   * at least 100: a shorter lease lapses before a claim's round trips and fsyncs are done, so no
+   * task could finish; at most an hour, the longest a member grants (a longer one was refused by
+   * every member, the node's own included, so nothing could be claimed). @default 10_000
+   */
+  leaseMs: count(100).min(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').max(MAX_LEASE_MS, `at most ${MAX_LEASE_MS} (an hour: the longest lease a member grants)`).default(10_000),
   /** a lease is renewed after this fraction of it. @default 1/3 */
   renewFraction: z.number().gt(0).lt(1).default(1 / 3),
   /** first retry delay after a failed attempt. @default 1_000 */
@@ -49,8 +54,8 @@ export const taskOptionsSchema = z.strictObject({
   backoffCapMs: timerMs().default(60_000),
   /** @default 3 */
   defaultMaxAttempts: count(1).max(100).default(3),
-  /** per attempt. @default 60_000 */
-  defaultTimeoutMs: timerMs().default(60_000),
+  /** per attempt; at most 7 days, as a submit's timeoutMs. @default 60_000 */
+  defaultTimeoutMs: timerMs().max(MAX_TASK_TIMEOUT_MS, `at most ${MAX_TASK_TIMEOUT_MS} (7 days, as a submit's timeoutMs)`).default(60_000),
   /** how long ctx.waitFor waits for its signal when the agent names no timeout. @default 86_400_000 (a day) */
   defaultWaitMs: ms.max(MAX_WAIT_MS).default(86_400_000),
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */

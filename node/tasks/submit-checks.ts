@@ -1,4 +1,4 @@
-import { JSON_VALUE_WHAT, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
+import { JSON_VALUE_WHAT, MAX_TASK_TIMEOUT_MS, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
 import { InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
 import { closestNames } from './suggest.js'
 import type { TaskComponents } from './components.js'
@@ -39,7 +39,8 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
   const maxAttempts = req.maxAttempts ?? o.defaultMaxAttempts
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new InvalidTaskError('maxAttempts must be a whole number from 1 to 100')
   const timeoutMs = req.timeoutMs ?? o.defaultTimeoutMs
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new InvalidTaskError('timeoutMs must be a positive whole number')
+  // the members' schema refuses more: without this check it came back as a failed majority, a 503
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TASK_TIMEOUT_MS) throw new InvalidTaskError(`timeoutMs must be a whole number from 1 to ${MAX_TASK_TIMEOUT_MS} (7 days)`)
   const offered = req.requirePeer === true ? offeredNames(c) : undefined
   if (offered !== undefined && !offered.has(req.capability)) {
     const close = closestNames(req.capability, offered)

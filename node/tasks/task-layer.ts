@@ -208,8 +208,9 @@ export class TaskLayer {
     this.antiEntropy = new AntiEntropy(components)
     // a cancel seen in gossip aborts a local run at once, before its next renewal would say so
     this.gossip.addEventListener('notice', evt => {
-      if (evt.detail.event === 'canceled') this.executor.abort(evt.detail.id, 'task canceled')
+      if (evt.detail.event === 'canceled') this.executor.cancel(evt.detail.id)
     })
+    this.service.stopRun = id => { this.executor.cancel(id) }
   }
 
   async start (): Promise<void> {

@@ -53,11 +53,16 @@ export type { ListFilter } from './listing.js'
  * what it knows of each task; what it lacks it asks the task's replica set for.
  */
 export class TaskService {
-  /** waitPolls: reads of one placement member by a wait that heard no notice; overloaded: submits refused past maxUnfinishedTasks (counted once a request) */
-  readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0 }
+  /**
+   * waitPolls: reads of one placement member by a wait that heard no notice; overloaded: submits
+   * refused past maxUnfinishedTasks (counted once a request); waitsAbandoned: waits ended early, their
+   * client gone or the node stopping
+   */
+  readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0, waitsAbandoned: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waits = new WakeList()
+  private stopped = false
   /** idempotency keys whose task a submit here is creating: a second submit of one waits for it */
   private readonly keys = new KeyCreations()
   private readonly notices: NoticeApplier
@@ -71,6 +76,8 @@ export class TaskService {
   handoff?: Pick<Handoff, 'taker' | 'give'>
   /** set by the task layer: runs tasks submitted here that this node should run itself */
   ownRuns?: Pick<Claimer, 'reserveOwn' | 'runOwn' | 'wouldRunOwn'>
+  /** aborts this node's run of a task (set by the task layer: the executor's cancel) */
+  stopRun?: (id: string) => void
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
     this.applyNotice(evt.detail)
   }
@@ -86,6 +93,7 @@ export class TaskService {
   }
 
   stop (): void {
+    this.stopped = true
     this.c.gossip.removeEventListener('notice', this.onNotice)
     this.waits.clear()
   }
@@ -228,7 +236,11 @@ export class TaskService {
   }
 
   /** Resolves once the task is final or `waitMs` passes; asks the placement now and then in case a hint was lost. */
-  async waitFor (id: string, waitMs: number): Promise<TaskView> {
+  /**
+   * The task once settled, or as it stands after `waitMs`, once `gone` aborts (the client went
+   * away) or once the service stops: a wait polled on for nobody until its deadline.
+   */
+  async waitFor (id: string, waitMs: number, gone?: AbortSignal): Promise<TaskView> {
     const deadline = Date.now() + waitMs
     // armed before each read: a wake that comes while the read is on its way is kept, not lost
     let alarm = this.waits.arm(id)
@@ -243,8 +255,12 @@ export class TaskService {
       let pollMs = this.c.options.waitPollBaseMs
       let polls = 0
       while (!isSettled(view) && Date.now() < deadline) {
-        const noticed = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs))
+        const noticed = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs), gone)
         alarm = this.waits.arm(id)
+        if (this.stopped || gone?.aborted === true) {
+          this.stats.waitsAbandoned++
+          break
+        }
         if (noticed) {
           view = await this.get(id)
           continue
@@ -276,7 +292,10 @@ export class TaskService {
   }
 
   async cancel (id: string): Promise<TaskView> {
-    return cancelTask(this.actions(), id)
+    const view = await cancelTask(this.actions(), id)
+    // a run on this node hears no gossip of its own cancel: stopped now, not at its next renewal
+    if (view.record.final?.state === 'canceled') this.stopRun?.(id)
+    return view
   }
 
   async signal (id: string, name: string, data: unknown): Promise<TaskView> {

@@ -1,6 +1,9 @@
-/** One wait's alarm: `ring(ms)` resolves true on a wake (at once if one came since arming), false after `ms`. */
+/**
+ * One wait's alarm: `ring(ms)` resolves true on a wake (at once if one came since arming), false
+ * after `ms` or once `signal` aborts.
+ */
 export interface Alarm {
-  ring: (ms: number) => Promise<boolean>
+  ring: (ms: number, signal?: AbortSignal) => Promise<boolean>
   cancel: () => void
 }
 
@@ -28,11 +31,19 @@ export class WakeList {
     }
     set.add(wake)
     return {
-      ring: async ms => {
+      ring: async (ms, signal) => {
         if (heard !== undefined) return heard
+        if (signal?.aborted === true) return false
         return new Promise<boolean>(resolve => {
-          const timer = setTimeout(() => { cancel(); resolve(false) }, ms)
-          deliver = byNotice => { clearTimeout(timer); resolve(byNotice) }
+          const stop = (): void => { cancel(); done(false) }
+          const timer = setTimeout(stop, ms)
+          signal?.addEventListener('abort', stop, { once: true })
+          const done = (byNotice: boolean): void => {
+            clearTimeout(timer)
+            signal?.removeEventListener('abort', stop)
+            resolve(byNotice)
+          }
+          deliver = done
         })
       },
       cancel

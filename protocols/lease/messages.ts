@@ -11,7 +11,9 @@ const task = { id: taskIdSchema, epoch: z.number().int().nonnegative() }
 export const claimIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'claim id: 1-64 letters, digits, _ or -')
 const claim = { ...task, claimId: claimIdSchema }
 const held = { ...claim, term: z.number().int().positive() }
-const duration = z.number().int().min(1).max(3_600_000)
+/** the longest lease a member grants: an hour (a longer `leaseMs` is refused in the options) */
+export const MAX_LEASE_MS = 3_600_000
+const duration = z.number().int().min(1).max(MAX_LEASE_MS)
 /** the longest a task may wait for a signal: 30 days */
 export const MAX_WAIT_MS = 30 * 24 * 3600_000
 /** the longest name of a signal */

@@ -1,5 +1,5 @@
 /** How often a node announces itself, ms. */
-export const DEFAULT_INTERVAL_MS = 2_000
+export const DEFAULT_INTERVAL_MS = 5_000
 
 /** A peer silent for this many of its intervals drops out of the view. */
 export const DEFAULT_EXPIRY_INTERVALS = 3

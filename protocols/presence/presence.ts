@@ -9,7 +9,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 export interface PresenceInit {
   /**
    * How often this node announces itself.
-   * @default 2_000
+   * @default 5_000 (the task layer passes its presenceIntervalMs)
    */
   intervalMs?: number
   /**
@@ -293,9 +293,15 @@ export class PresenceService {
 
   private async tick (): Promise<void> {
     if (!this.running) return
-    await this.announce()
+    try {
+      await this.announce()
+    } catch (err: any) {
+      // a failed announcement must not end the loop: the next one may go out
+      this.c.log('presence announcement failed: %s', err.message)
+    }
     this.prune()
-    this.timer = setTimeout(() => { void this.tick() }, this.intervalMs)
+    // stopped while announcing: no timer may outlive stop (it held a stopped node's process open)
+    if (this.running) this.timer = setTimeout(() => { void this.tick() }, this.intervalMs)
   }
 
   private async announce (): Promise<void> {

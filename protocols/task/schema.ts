@@ -12,6 +12,9 @@ export const capabilitySchema = z.string().regex(CAPABILITY, 'capability: letter
 export const taskIdSchema = z.string().regex(TASK_ID, 'task id: 64 hex digits')
 export const peerIdSchema = z.string().regex(PEER_ID, 'peer id')
 
+/** the longest a task's attempt may run: 7 days */
+export const MAX_TASK_TIMEOUT_MS = 7 * 24 * 3600_000
+
 /** A task as submitted: immutable once made, the same on every peer. */
 export const taskSchema = z.object({
   id: taskIdSchema,
@@ -20,7 +23,7 @@ export const taskSchema = z.object({
   submitter: peerIdSchema,
   createdAt: z.number().int().nonnegative(),
   maxAttempts: z.number().int().min(1).max(100),
-  timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000),
+  timeoutMs: z.number().int().min(1).max(MAX_TASK_TIMEOUT_MS),
   deadline: z.number().int().nonnegative(),
   parent: taskIdSchema.optional(),
   idempotencyKey: z.string().min(1).max(256).optional(),

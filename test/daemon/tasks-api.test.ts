@@ -92,6 +92,20 @@ describe('task API and CLI on real daemons', () => {
     expect((await call(a.api, 'GET', '/v1/health')).json.ok).toBe(true)
   })
 
+  it('takes a body as large as the node\'s maxInputBytes allows, past the default 2 MiB', async () => {
+    const config = join(dir, 'big-inputs.json')
+    await writeFile(config, JSON.stringify({ tasks: { ...FAST_TASKS, maxInputBytes: 3_000_000 } }))
+    const big = await startDaemonProcess(['--data', join(dir, 'big'), '--api', '127.0.0.1:0', '--config', config, '--agents', 'none'])
+    try {
+      // a node configured for larger inputs answered 413 to every one over 2 MiB
+      expect((await call(big.api, 'POST', '/v1/tasks', { capability: 'echo', input: 'x'.repeat(2_500_000) })).status).toBe(202)
+      expect((await call(big.api, 'POST', '/v1/tasks', { capability: 'echo', input: 'x'.repeat(3_100_000) })).status).toBe(413)
+    } finally {
+      big.proc.kill('SIGKILL')
+      await big.exited
+    }
+  })
+
   it('answers 404 for an unknown task and 400 for a malformed id or filter', async () => {
     expect((await call(a.api, 'GET', `/v1/tasks/${'a'.repeat(64)}`)).status).toBe(404)
     expect((await call(a.api, 'GET', '/v1/tasks/not-an-id')).status).toBe(400)

@@ -209,7 +209,8 @@ describe('task options', () => {
   it.each([
     [{ leaseMs: 0 }, /tasks\.leaseMs/],
     [{ leaseMs: 1 }, /tasks\.leaseMs: at least 100 \(--lease-ms/],
-    [{ leaseMs: 3_000_000_000 }, /tasks\.leaseMs: at most 2147483647/],
+    [{ leaseMs: 3_600_001 }, /tasks\.leaseMs: at most 3600000 \(an hour/],
+    [{ defaultTimeoutMs: 604_800_001 }, /tasks\.defaultTimeoutMs: at most 604800000 \(7 days/],
     [{ renewFraction: 1 }, /tasks\.renewFraction/],
     [{ membershipWindowMs: 1.5 }, /tasks\.membershipWindowMs/],
     [{ placementMoveAfterMs: '120000' }, /tasks\.placementMoveAfterMs/],
@@ -260,9 +261,14 @@ describe('agentmesh node --lease-ms', () => {
     expect(err.message).toBe(`--lease-ms takes a positive whole number, got "${value}"`)
   })
 
-  it('rejects a bad AGENTMESH_LEASE_MS, and a lease longer than a timer can wait', async () => {
+  it('rejects a bad AGENTMESH_LEASE_MS, and a lease longer than a member grants (an hour)', async () => {
     await expect(resolveDaemonConfig({}, { AGENTMESH_LEASE_MS: 'soon' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'AGENTMESH_LEASE_MS takes a positive whole number, got "soon"' })
-    const flags = await parseNodeFlags(['--lease-ms', '3000000000'])
-    await expect(resolveDaemonConfig(flags, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/tasks\.leaseMs: at most 2147483647/) })
+    for (const value of ['3600001', '3000000000']) {
+      const flags = await parseNodeFlags(['--lease-ms', value])
+      await expect(resolveDaemonConfig(flags, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/tasks\.leaseMs: at most 3600000 \(an hour/) })
+    }
+    expect((await resolveDaemonConfig(await parseNodeFlags(['--lease-ms', '3600000']), {})).tasks.leaseMs).toBe(3_600_000)
+    // an attempt's timeout the members' schema refuses is refused here, not met as a 503 at submit
+    expect(() => resolveTaskOptions({ defaultTimeoutMs: 7 * 24 * 3600_000 + 1 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError', message: expect.stringMatching(/defaultTimeoutMs: at most 604800000/) }))
   })
 })

@@ -1,6 +1,6 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { loadOrCreateIdentity } from '../../node/identity.js'
 import { ReplicaSets } from '../../node/tasks/replica-sets.js'
 import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
@@ -22,7 +22,7 @@ async function newPeerId (): Promise<PeerId> {
  * Presence built from stubbed components and driven by hand: `hear` delivers a peer's
  * announcement as gossip would (signature already checked), `clock.t` is the time it reads.
  */
-async function stubbedPresence (init: Partial<PresenceInit> = {}): Promise<{ presence: PresenceService, hear: (from: string, intervalMs: number) => void, clock: { t: number } }> {
+async function stubbedPresence (init: Partial<PresenceInit> = {}): Promise<{ presence: PresenceService, hear: (from: string, intervalMs: number) => void, clock: { t: number }, gossip: { publishPresence: () => Promise<void> } }> {
   const gossip = new EventTarget() as EventTarget & { publishPresence: () => Promise<void> }
   gossip.publishPresence = async () => {}
   const clock = { t: 1_000_000 }
@@ -39,7 +39,7 @@ async function stubbedPresence (init: Partial<PresenceInit> = {}): Promise<{ pre
     const p: Presence = { kind: 'presence', from, at: clock.t, version: 'test', intervalMs, capabilities: [{ name: 'echo' }], freeSlots: { echo: 1 }, addrs: [] }
     gossip.dispatchEvent(new CustomEvent('presence', { detail: p }))
   }
-  return { presence, hear, clock }
+  return { presence, hear, clock, gossip }
 }
 
 /** Presence by hand on bare peers, so its options and inputs are the test's to set. */
@@ -138,6 +138,34 @@ describe('presence', () => {
     // about one a gap over the flapping time, not one a flip
     expect(s.sent.length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / gap) + 2)
     expect(s.sent.length).toBeLessThan(50)
+  })
+
+  it('leaves no timer behind when stopped during an announcement, and goes on after a failed one', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const { presence, gossip } = await stubbedPresence()
+      let release: (() => void) | undefined
+      gossip.publishPresence = async () => { await new Promise<void>(resolve => { release = resolve }) }
+      presence.start()
+      presence.stop()
+      release?.()
+      await new Promise(resolve => setImmediate(resolve))
+      // the announcement under way at stop used to schedule the next one, holding the process open
+      expect(vi.getTimerCount()).toBe(0)
+
+      const failing = await stubbedPresence()
+      let calls = 0
+      failing.gossip.publishPresence = async () => { calls++; throw new Error('no route') }
+      failing.presence.start()
+      await new Promise(resolve => setImmediate(resolve))
+      expect(vi.getTimerCount()).toBe(1)
+      await vi.advanceTimersByTimeAsync(1_000)
+      expect(calls).toBe(2)
+      failing.presence.stop()
+      expect(vi.getTimerCount()).toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   describe('what a peer declares', () => {

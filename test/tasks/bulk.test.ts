@@ -42,10 +42,12 @@ describe('bulk submit', () => {
       { capability: 'echo', input: 'kept', idempotencyKey: 'k-old' },
       { capability: 'echo', input: 3, idempotencyKey: 'k-new' },
       { capability: 'nobody.offers.this', input: 6 },
-      { capability: 'echo', input: 7 }
+      { capability: 'echo', input: 7 },
+      // past what the members' schema takes: refused here, not by every member (a 503)
+      { capability: 'echo', input: 8, timeoutMs: 7 * 24 * 3600_000 + 1 }
     ])
-    expect(entries).toHaveLength(8)
-    expect(entries.map(e => 'error' in e ? e.error.name : e.created)).toEqual([true, 'InvalidTaskError', 'InvalidTaskError', true, false, false, true, true])
+    expect(entries).toHaveLength(9)
+    expect(entries.map(e => 'error' in e ? e.error.name : e.created)).toEqual([true, 'InvalidTaskError', 'InvalidTaskError', true, false, false, true, true, 'InvalidTaskError'])
     // an existing key names its task; a key repeated within the batch names the batch's first
     expect(entries[4]).toEqual({ id: before.id, created: false })
     expect(entries[5]).toEqual({ id: (entries[3] as SubmitAnswer).id, created: false })

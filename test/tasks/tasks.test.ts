@@ -252,8 +252,12 @@ describe('tasks over gossip', () => {
     expect(view.result?.value).toEqual({ n: 7 })
   })
 
-  it('cancel aborts the running agent and the task is never retried', async () => {
-    net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [sleepAgent] } })
+  it('cancel aborts the running agent at once with a TaskCanceledError and the task is never retried', async () => {
+    // a lease of 30 s renews after 10 s: the cancel itself (its notice, or the canceling node's own
+    // executor), not a renewal answered CANCELED, aborts the run
+    const reasons: string[] = []
+    const watched: Agent<{ ms: number }> = { ...sleepAgent, run: async ctx => { ctx.signal.addEventListener('abort', () => { reasons.push(ctx.signal.reason?.name) }); return await sleepAgent.run(ctx) } }
+    net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 30_000, agents: [watched] } })
     await net.ready()
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'sleep', input: { ms: 30_000 } })
@@ -264,6 +268,7 @@ describe('tasks over gossip', () => {
     expect(view.record.final?.state).toBe('canceled')
     await waitFor(() => !holder!.tasks!.executor.running().includes(id), { what: 'the holder to stop the agent' })
     expect(holder!.tasks!.executor.stats.completed).toBe(0)
+    expect(reasons).toEqual(['TaskCanceledError'])
     await expect(net.nodes[1]!.tasks!.replica.handleLease(net.nodes[1]!.peerId.toString(), { op: 'acquire', id, epoch: view.record.placement.epoch, claimId: 'late', durationMs: 500 })).resolves.toMatchObject({ status: view.record.placement.members.includes(net.nodes[1]!.peerId.toString()) ? 'FINISHED' : 'NOT_MEMBER' })
   })
 
