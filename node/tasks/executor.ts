@@ -128,8 +128,8 @@ export class Executor {
       const signal = cancel.signal
       const events: ProgressEvent[] = []
       this.progress.set(task.id, events)
-      // progress of the last 1,000 tasks run here: a daemon runs for months
-      if (this.progress.size > 1_000) this.progress.delete(this.progress.keys().next().value as string)
+      // progress of the last progressTasks tasks run here: a daemon runs for months
+      if (this.progress.size > this.c.options.progressTasks) this.progress.delete(this.progress.keys().next().value as string)
       const log = this.agentLog(slot.agent.name)
       let seq = 0
       let value: unknown
@@ -146,7 +146,7 @@ export class Executor {
           progress: event => {
             const at = Date.now()
             events.push({ at, event })
-            if (events.length > 100) events.shift()
+            if (events.length > this.c.options.progressEventsPerTask) events.shift()
             if (this.sendProgress(task, lease, seq, at, event)) seq++
           },
           submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options, runContext),

@@ -207,12 +207,13 @@ export const taskOptionsSchema = z.strictObject({
   /** a placement member unreachable this long may be replaced by an epoch change. @default 120_000 (2 minutes) */
   placementMoveAfterMs: ms.default(120_000),
   /**
-   * Tasks whose streamed progress (tokens of llm.chat, say) a submitter keeps for its listeners;
-   * past it the task heard from least recently is forgotten.
+   * Tasks whose streamed progress (tokens of llm.chat, say) a submitter keeps for its listeners,
+   * and an executor for `GET /v1/tasks/:id` of the tasks it ran; past it the task heard from least
+   * recently (run longest ago) is forgotten.
    * @default 1_000
    */
   progressTasks: count(1).default(1_000),
-  /** recent progress events kept per task, replayed to a listener that subscribes late. @default 256 */
+  /** recent progress events kept per task (by the submitter and the executor), replayed to a listener that subscribes late. @default 256 */
   progressEventsPerTask: count(1).default(256),
   /**
    * An event stream of one task (GET /v1/tasks/:id/events) on a node that is not told of each
