@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { mergeRecords, resultMatches, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
-import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
 
 export interface TaskView {
   record: TaskRecord
@@ -39,6 +39,9 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   let result = local.result
   const asked = new Set<string>()
   const me = c.peerId.toString()
+  // a member away for a whole move reads the newer placement from a co-member that holds it
+  const mine = local.record !== undefined && local.record.final === undefined && local.record.placement.members.includes(me) ? local.record.placement : undefined
+  let movedOn: Placement | undefined
   // a wait asks the first member it reads to tell it of the final state: the notice goes to the submitter alone
   let watching = options.watch !== true
   const ask = async (peers: string[]): Promise<void> => {
@@ -52,10 +55,12 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
       // a member from before watches refuses the field: it is read the plain way, and the wait polls it
       return watch && isBadRequest(answer) ? c.records(to, { op: 'get', id }) : answer
     }))
-    for (const a of answers) {
+    for (const [i, a] of answers.entries()) {
       if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
       const got = recordsGetAnswer.safeParse(a.value)
       if (!got.success || got.data.record === undefined || got.data.record.task.id !== id) continue
+      const theirs = got.data.record.placement
+      if (mine !== undefined && theirs.epoch > Math.max(mine.epoch, movedOn?.epoch ?? -1) && mine.members.includes(fresh[i] as string)) movedOn = theirs
       record = record === undefined ? got.data.record : mergeRecords(record, got.data.record)
       result ??= got.data.result
     }
@@ -71,6 +76,7 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     if (record !== undefined) await ask(record.placement.members)
   }
   if (record === undefined) return undefined
+  if (movedOn !== undefined) await c.replica.adoptMove(id, movedOn, { missedSeal: true })
   // kept: a certified final state is answered locally from now on
   const kept = await c.replica.put(record, result)
   if (kept === undefined) return undefined

@@ -40,6 +40,8 @@ export interface ReplicaStats {
   votes: number
   /** records or finals refused: a forged id, or a final state without a valid certificate */
   refusedRecords: number
+  /** placements this member took from a co-member after missing the whole move (away for its seal and install) */
+  missedMoves: number
 }
 
 /** A task this member should help decide: out of attempts, past its deadline, or voted but not final. */

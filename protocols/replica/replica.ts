@@ -25,7 +25,7 @@ export type { ReplicaInit, ReplicaStats, Undecided } from './replica-init.js'
  * valid certificate.
  */
 export class Replica {
-  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0 }
+  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0, missedMoves: 0 }
   /** ids of records without a final state: what sweeps look at */
   readonly active: Set<string>
   /** dead letters kept outside their placement (see ReplicaIndex.deadCopies) */
@@ -198,15 +198,23 @@ export class Replica {
    * A move this member sealed for was made without it (its install did not reach this member, or
    * left it out): takes the newer placement, as a member with no vote in it yet, or as a copy when
    * left out. Only a copy sealed at its current epoch moves this way: a sealed member serves nothing.
+   * With `missedSeal`, a member that was away for the whole move (neither sealed nor installed) takes
+   * it the same way, as a co-member that holds the newer epoch showed it: that epoch exists only
+   * once a majority of this one sealed (or an operator forced it), so this one can decide nothing
+   * more, and a member kept on it answered reads with a stale placement and voted in an epoch no
+   * majority would join.
    */
-  async adoptMove (id: string, placement: Placement): Promise<boolean> {
+  async adoptMove (id: string, placement: Placement, { missedSeal = false } = {}): Promise<boolean> {
     return this.lock.run(id, async () => {
       const s = await this.load1(id)
       const r = s.record
-      if (r === undefined || r.final !== undefined || placement.epoch <= r.placement.epoch || (s.lease.sealedEpoch ?? -1) < r.placement.epoch) return false
+      if (r === undefined || r.final !== undefined || placement.epoch <= r.placement.epoch) return false
+      const sealed = (s.lease.sealedEpoch ?? -1) >= r.placement.epoch
+      if (!sealed && !(missedSeal && r.placement.members.includes(this.me))) return false
       const record = { ...r, placement, previous: [...(r.previous ?? []), r.placement].slice(-16), updatedAt: this.now() }
       const { vote: _v, ...lease } = clearHolder(s.lease)
       await this.persist(s, { ...s, record, lease })
+      if (!sealed) this.stats.missedMoves++
       return true
     })
   }

@@ -97,6 +97,23 @@ describe('replicated records', () => {
     expect(view.record.final?.state).toBe('canceled')
     expect(view.record.final?.cert.epoch).toBe(1)
     expect(view.record.previous?.[0]).toEqual(before.get(ids[0]!))
+
+    // the member away for the whole move comes back with its epoch-0 copies. It kept them for good:
+    // reads through it said pending at epoch 0, a cancel through it met WRONG_EPOCH and then said the
+    // task was canceled when it was not, and the cancel made elsewhere never reached its reads
+    // its own mover off: it would seal and take the move too, were its peers not yet live to it
+    const back = await net.restartNode(2, { tasks: { ...tasks, placementMoveAfterMs: 600_000 } })
+    await net.ready()
+    expect((await back.tasks!.replica.get(ids[1]!)).record?.placement.epoch).toBe(0)
+    expect((await back.tasks!.service.get(ids[1]!)).record.placement.epoch).toBe(1)
+    expect((await back.tasks!.replica.get(ids[1]!)).record?.placement.epoch).toBe(1)
+    expect(back.tasks!.replica.stats.missedMoves).toBe(1)
+    const there = await back.tasks!.service.cancel(ids[2]!)
+    expect(there.record.final?.state).toBe('canceled')
+    expect(there.record.final?.cert.epoch).toBe(1)
+    const elsewhere = await back.tasks!.service.get(ids[0]!)
+    expect(elsewhere.record.final?.state).toBe('canceled')
+    expect(elsewhere.record.final?.cert.epoch).toBe(1)
   })
 
   it('blocks a task whose placement lost a majority, and moves it only when an operator forces it', async () => {
