@@ -54,6 +54,7 @@ describe('GET /metrics in Prometheus text format', () => {
     for (const id of [...echoes, failing]) await service.waitFor(id, 30_000)
     expect((await service.get(failing)).record.final?.state).toBe('dead')
 
+    const cpu = process.cpuUsage()
     const { type, samples } = await scrape(0)
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/)
     expect(sum(samples, 'agentmesh_claims_total', { event: 'claimsWon' })).toBeGreaterThanOrEqual(4)
@@ -63,7 +64,8 @@ describe('GET /metrics in Prometheus text format', () => {
     expect(sum(samples, 'agentmesh_claim_seconds_count')).toBeGreaterThanOrEqual(4)
     expect(sum(samples, 'agentmesh_live_peers')).toBe(1)
     expect(sum(samples, 'agentmesh_free_slots', { capability: 'echo' })).toBeGreaterThan(0)
-    expect(sum(samples, 'agentmesh_process_cpu_seconds_total')).toBeGreaterThan(0)
+    // the process's CPU since it started, not since the first scrape registered the counter
+    expect(sum(samples, 'agentmesh_process_cpu_seconds_total')).toBeGreaterThanOrEqual((cpu.user + cpu.system) / 1e6)
     // a bucket count never falls as the bound grows, and +Inf holds them all
     const buckets = samples.filter(s => s.name === 'agentmesh_run_seconds_bucket' && s.labels.capability === 'echo' && s.labels.outcome === 'completed')
     expect(buckets.map(b => b.value)).toEqual([...buckets.map(b => b.value)].sort((x, y) => x - y))
