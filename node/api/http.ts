@@ -116,8 +116,10 @@ export function parseTarget (target: string): { path: string, query: URLSearchPa
   if (hash >= 0) rest = rest.slice(0, hash)
   const mark = rest.indexOf('?')
   const path = mark < 0 ? rest : rest.slice(0, mark)
-  // URLSearchParams never throws: a malformed escape in a value stays as written
-  const query = new URLSearchParams(mark < 0 ? '' : rest.slice(mark + 1))
+  const search = mark < 0 ? '' : rest.slice(mark + 1)
+  // URLSearchParams never throws: a malformed escape would stay as written, and be read as a value
+  if (/%(?![0-9A-Fa-f]{2})/.test(search)) throw badRequest('bad-target', `the query ${JSON.stringify(search.slice(0, 100))} has a malformed %-escape`)
+  const query = new URLSearchParams(search)
   const seen = new Set<string>()
   for (const key of query.keys()) {
     if (seen.has(key)) throw badRequest('repeated-param', `query parameter ${JSON.stringify(key.slice(0, 100))} is given more than once`)

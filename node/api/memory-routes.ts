@@ -12,8 +12,9 @@ const recordBody = z.object({
   metadata: metadataSchema.optional()
 }).strict().refine(r => r.text !== undefined || r.vector !== undefined, 'a record needs a vector or a text to embed')
 
-/** One record, or `{records: [...]}` */
-const putBody = z.union([recordBody, z.object({ records: z.array(recordBody).min(1).max(MAX_MEMORY_BATCH) }).strict()])
+const batchBody = z.object({ records: z.array(recordBody).min(1).max(MAX_MEMORY_BATCH) }).strict()
+/** One record, or `{records: [...]}` (for the OpenAPI document; a body is checked against the one its shape names) */
+const putBody = z.union([recordBody, batchBody])
 
 const searchBody = z.object({
   text: z.string().min(1).max(MAX_TEXT_BYTES).optional(),
@@ -47,7 +48,12 @@ export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): 
       schema: { body: putBody },
       handle: async ctx => {
         const collection = collectionParam(ctx.params.collection)
-        const body = parseOr400(putBody, await ctx.body())
+        const raw = await ctx.body()
+        // checked against the union, every mistake read "Invalid input"
+        const body = typeof raw === 'object' && raw !== null && 'records' in raw ? parseOr400(batchBody, raw) : parseOr400(recordBody, raw)
+        const given = 'records' in (raw as object) ? (raw as { records: unknown[] }).records : [raw]
+        // zod drops such a key without a word: the record was stored without it
+        if (given.some(r => Object.hasOwn((r as { metadata?: object }).metadata ?? {}, '__proto__'))) throw badRequest('invalid-body', 'metadata: a key may not be "__proto__"')
         const records = 'records' in body ? body.records : [body]
         const stored = await memory.put(collection, records).catch(httpError)
         return { status: 201, body: { collection, records: stored } }

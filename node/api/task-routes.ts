@@ -24,7 +24,7 @@ const submitBody = z.object({
   /** refuse with 422 NO_CAPABLE_PEER instead of waiting when no live peer offers the capability */
   requirePeer: z.boolean().optional(),
   /** W3C trace context; the `traceparent` header works too (the field wins) */
-  traceparent: z.string().regex(TRACEPARENT, 'traceparent: 00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
+  traceparent: z.string().regex(TRACEPARENT, '00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
 }).strict()
 
 const waitSchema = z.object({ wait: z.number().int().min(0).optional().describe('ms to wait for the result (long poll), at most 300000') })
@@ -38,8 +38,8 @@ const listQuery = z.object({
   // blocked: a majority of the task's placement has been unreachable past placementMoveAfterMs
   state: z.enum([...TASK_STATES, 'blocked']).optional(),
   capability: z.string().optional(),
-  parent: z.string().optional(),
-  idPrefix: z.string().regex(/^[0-9a-f]{1,64}$/, 'idPrefix: lowercase hex digits').optional(),
+  parent: z.string().regex(TASK_ID, 'a task id: 64 lowercase hex digits').optional(),
+  idPrefix: z.string().regex(/^[0-9a-f]{1,64}$/, 'lowercase hex digits').optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional()
 })
 

@@ -126,7 +126,11 @@ describe('control API under malformed and random requests', () => {
     ['GET', '/v1/tasks/%ff/result?wait=10'],
     ['POST', '/v1/tasks/%C0%AF/cancel'],
     ['POST', '/v1/deadletter/%E0%A4%A/redrive'],
-    ['DELETE', '/v1/deadletter/%zz']
+    ['DELETE', '/v1/deadletter/%zz'],
+    // in the query too: these were answered as if the escape were a value (200)
+    ['GET', '/v1/health?%zz'],
+    ['GET', '/v1/tasks?capability=%zz'],
+    ['GET', '/v1/tasks?capability=echo%2']
   ])('answers %s %s (a malformed escape) with 400', async (method, target) => {
     const answer = await raw(port, request(method, target))
     expect(answer.status, answer.head).toBe(400)

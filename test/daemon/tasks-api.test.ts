@@ -110,6 +110,14 @@ describe('task API and CLI on real daemons', () => {
     expect((await call(a.api, 'GET', `/v1/tasks/${'a'.repeat(64)}`)).status).toBe(404)
     expect((await call(a.api, 'GET', '/v1/tasks/not-an-id')).status).toBe(400)
     expect((await call(a.api, 'GET', '/v1/tasks?state=bogus')).status).toBe(400)
+    // a parent that is no task id matched nothing (200) where a bad idPrefix was a 400; each named once
+    for (const [query, message] of [['parent=zz', 'parent: a task id: 64 lowercase hex digits'], ['idPrefix=XYZ', 'idPrefix: lowercase hex digits']]) {
+      const bad = await call(a.api, 'GET', `/v1/tasks?${query}`)
+      expect({ status: bad.status, message: bad.json?.error?.message }).toEqual({ status: 400, message })
+    }
+    const traced = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo', input: 1, traceparent: 'nope' })
+    expect({ status: traced.status, message: traced.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/^traceparent: 00-<32 hex>/) })
+    expect(traced.json.error.message).not.toMatch(/traceparent: traceparent/)
     expect((await call(a.api, 'POST', `/v1/tasks/${'b'.repeat(64)}/cancel`)).status).toBe(404)
     // a submit without input says that input is required, not only what JSON may hold
     const missing = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo' })

@@ -87,6 +87,17 @@ describe('vector memory on the mesh', () => {
     const wrongDims = await call(base, 'POST', '/v1/memory/docs', { id: 'w', vector: [1, 2, 3] })
     expect(wrongDims.status).toBe(400)
     expect(wrongDims.json.error.message, wrongDims.json.error.message).toMatch(/3 dimensions; collection docs has 64/)
+    // each says what is wrong with which field (checked against the union, each read "Invalid input"),
+    // and a "__proto__" metadata key is refused (it was dropped, and the record stored without it)
+    for (const [body, message] of [
+      [{ id: 'h', vector: ['a', 1, 2] }, /^vector\.0: /],
+      [{ id: 'h', vector: [1, 0], metadata: 'str' }, /^metadata: /],
+      [{ records: Array.from({ length: 257 }, (_, i) => ({ id: `r${i}`, vector: [1, 0] })) }, /^records: /],
+      [JSON.parse('{"id":"h","vector":[1,0],"metadata":{"__proto__":{"a":1}}}'), /__proto__/]
+    ] as const) {
+      const bad = await call(base, 'POST', '/v1/memory/docs', body)
+      expect({ status: bad.status, message: bad.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(message) })
+    }
     const wrongQuery = await call(base, 'POST', '/v1/memory/docs/search', { vector: [1, 2] })
     expect(wrongQuery.status).toBe(400)
     expect(wrongQuery.json.error.message).toMatch(/64 dimensions; the query has 2/)
