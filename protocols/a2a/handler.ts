@@ -72,7 +72,10 @@ export class MeshRequestHandler implements A2ARequestHandler {
   }
 
   async cancelTask (params: CancelTaskRequest): Promise<Task> {
-    checkId(params.id)
+    // a task already final (canceled too) is not cancelable, as A2A says; the mesh's own cancel is
+    // idempotent and answered a second cancel with the canceled task
+    const before = (await this.view(params.id)).record.final?.state
+    if (before !== undefined) throw new TaskNotCancelableError(`task ${params.id} is already ${before}`)
     const view = await this.mesh.service.cancel(params.id).catch(rethrow)
     const final = view.record.final?.state
     if (final !== 'canceled') throw new TaskNotCancelableError(`task ${params.id} is ${final ?? 'not final'}: it was not canceled`)

@@ -160,7 +160,9 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect(events[0]?.payload?.$case).toBe('task')
     const last = events.at(-1)?.payload
     expect(last?.$case === 'statusUpdate' && last.value.status?.state).toBe(TaskState.TASK_STATE_CANCELED)
-    // a finished task is not cancelable
+    // a canceled task is not cancelable again (the mesh's idempotent cancel answered with the task)
+    await expect(client.cancelTask({ tenant: '', id: task.id, metadata: undefined })).rejects.toMatchObject({ name: 'TaskNotCancelableError' })
+    // nor is a completed one
     const done = await client.sendMessage(request([text('abc')], 'text.reverse')) as Task
     await expect(client.cancelTask({ tenant: '', id: done.id, metadata: undefined })).rejects.toMatchObject({ name: 'TaskNotCancelableError' })
   })
