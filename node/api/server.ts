@@ -133,7 +133,7 @@ export class ApiServer {
       // to the browser, but still sends its name as Host (DNS rebinding)
       if (init.token === undefined && !isLoopbackHost(request.headers.host)) {
         stats.unauthorized++
-        throw new HttpError(403, 'FORBIDDEN', `Host ${JSON.stringify(String(request.headers.host).slice(0, 100))} is not this machine: without a token the API answers only to localhost and 127.x names`)
+        throw new HttpError(403, 'FORBIDDEN', `Host ${JSON.stringify(String(request.headers.host).slice(0, 100))} is not this machine: without a token the API answers only to a Host of localhost, ::1 or a dotted 127.x.y.z address`)
       }
     })
     if (init.token !== undefined) {
