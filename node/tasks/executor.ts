@@ -6,6 +6,7 @@ import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ProgressSender } from './progress.js'
+import { maxRecordBytes } from './options.js'
 import { abortWith } from './run-signal.js'
 import type { TaskComponents } from './components.js'
 import type { RanEvent } from './events.js'
@@ -313,6 +314,8 @@ export class Executor {
       return cloneJson(current.journal[key]) as T
     }
     const value = await fn()
+    const size = current === undefined ? 0 : byteLength(current) + byteLength(value ?? null) + byteLength(key)
+    if (size > maxRecordBytes(this.c.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's record to ${size} bytes, past the ${maxRecordBytes(this.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
     await lease.journal(key, value === undefined ? null : value)
     this.stats.stepsRun++
     return value

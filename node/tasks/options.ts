@@ -288,3 +288,12 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
 export function rpcFrameBytes (o: Pick<TaskLayerOptions, 'maxInputBytes' | 'maxResultBytes'>): number {
   return o.maxInputBytes + o.maxResultBytes + 64 * 1024
 }
+
+/**
+ * The largest a task's record (its input, journal and signals) may grow: with its result and 8 KiB
+ * of request around them it still fits a frame. A journal step or a signal past it is refused; one
+ * that got through made the record one no peer could be sent (a put, a move or a repair of it failed).
+ */
+export function maxRecordBytes (o: Pick<TaskLayerOptions, 'maxInputBytes'>): number {
+  return o.maxInputBytes + 56 * 1024
+}

@@ -1,8 +1,9 @@
 import { z } from 'zod'
 import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
-import { isWaiting, stateOf } from '../../protocols/task/index.js'
+import { byteLength, isWaiting, stateOf } from '../../protocols/task/index.js'
 import { findTask } from './find-task.js'
 import { InvalidSignalError, InvalidTaskError, TaskNotFoundError } from './errors.js'
+import { maxRecordBytes } from './options.js'
 import type { TaskComponents } from './components.js'
 import type { TaskView } from './find-task.js'
 import type { Mover } from './mover.js'
@@ -48,6 +49,8 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
   if (w === undefined || w.name !== name || !isWaiting(view.record)) {
     throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)
   }
+  const size = byteLength(view.record) + byteLength(data ?? null) + byteLength(name)
+  if (size > maxRecordBytes(a.c.options)) throw new InvalidSignalError(`signal "${name.slice(0, 40)}": its data would grow the task's record to ${size} bytes, past the ${maxRecordBytes(a.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
   if (w.schema !== undefined) {
     const parsed = z.fromJSONSchema(w.schema as never).safeParse(data)
     if (!parsed.success) throw new InvalidSignalError(`signal "${name}" does not match the schema the task waits with: ${parsed.error.issues.slice(0, 3).map(i => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`)

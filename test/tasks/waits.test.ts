@@ -81,6 +81,28 @@ describe('durable waits', () => {
     expect(dead.record.final?.reason).toMatch(/no signal "never" within 300 ms/)
   }, 60_000)
 
+  it('refuses a journal step or a signal that would grow a record past what a peer reads, at once and saying why', async () => {
+    // a 16 KiB input and result: a frame of 96 KiB, a record of at most 72 KiB
+    const small = { ...TASKS, maxInputBytes: 16_384, maxResultBytes: 16_384 }
+    const bigStep: Agent = { name: 'big-step', capabilities: ['big.step'], run: async ctx => ctx.step('big', async () => 'x'.repeat(100_000)) }
+    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep] } })
+    const base = await f.api(net.nodes[1]!)
+    const s = net.nodes[0]!.tasks!.service
+    // it failed for want of a frame that could carry it, attempt after attempt
+    const stepped = await s.waitFor((await s.submit({ capability: 'big.step', input: null })).id, 30_000)
+    expect(stepped.record.final?.state).toBe('dead')
+    expect(stepped.record.attempts).toHaveLength(1)
+    expect(stepped.record.final?.reason).toMatch(/ctx\.step "big": its value would grow the task's record to \d+ bytes, past the 73728/)
+
+    const { id } = await s.submit({ capability: 'two.halves', input: null })
+    await waiting(net, id)
+    const big = await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'go', data: { n: 1, pad: 'x'.repeat(100_000) } })
+    expect({ status: big.status, message: big.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/signal "go": its data would grow the task's record/) })
+    // the task still waits, and a signal that fits goes through
+    expect((await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'go', data: { n: 4 } })).status).toBe(200)
+    expect((await s.waitFor(id, 20_000)).result?.value).toEqual({ n: 8 })
+  }, 60_000)
+
   it('a tool call that needs approval waits for it; a rejection reaches the model as a refusal, and the tool never runs', async () => {
     const fake = await f.fakeOpenAI((body, n) => n % 2 === 1 ? { toolCalls: [{ name: 'echo', arguments: { input: 'rm -rf' } }] } : { content: 'understood' })
     const llm = llmAgents({ model: 'm', baseURL: fake.baseURL, apiKey: 'k' })
