@@ -62,7 +62,6 @@ export class TaskService {
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waits = new WakeList()
-  private stopped = false
   /** idempotency keys whose task a submit here is creating: a second submit of one waits for it */
   private readonly keys = new KeyCreations()
   private readonly notices: NoticeApplier
@@ -93,7 +92,6 @@ export class TaskService {
   }
 
   stop (): void {
-    this.stopped = true
     this.c.gossip.removeEventListener('notice', this.onNotice)
     this.waits.clear()
   }
@@ -238,7 +236,7 @@ export class TaskService {
   /** Resolves once the task is final or `waitMs` passes; asks the placement now and then in case a hint was lost. */
   /**
    * The task once settled, or as it stands after `waitMs`, once `gone` aborts (the client went
-   * away) or once the service stops: a wait polled on for nobody until its deadline.
+   * away) or once the service stops while it waits: a wait polled on for nobody until its deadline.
    */
   async waitFor (id: string, waitMs: number, gone?: AbortSignal): Promise<TaskView> {
     const deadline = Date.now() + waitMs
@@ -255,13 +253,13 @@ export class TaskService {
       let pollMs = this.c.options.waitPollBaseMs
       let polls = 0
       while (!isSettled(view) && Date.now() < deadline) {
-        const noticed = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs), gone)
+        const rang = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs), gone)
         alarm = this.waits.arm(id)
-        if (this.stopped || gone?.aborted === true) {
+        if (rang === 'stopped' || gone?.aborted === true) {
           this.stats.waitsAbandoned++
           break
         }
-        if (noticed) {
+        if (rang === 'woken') {
           view = await this.get(id)
           continue
         }

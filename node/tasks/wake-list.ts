@@ -1,9 +1,12 @@
+/** Why an alarm rang: a wake of its task, its time up (or its signal aborted), or the service stopping. */
+export type Ring = 'woken' | 'timeout' | 'stopped'
+
 /**
- * One wait's alarm: `ring(ms)` resolves true on a wake (at once if one came since arming), false
- * after `ms` or once `signal` aborts.
+ * One wait's alarm: `ring(ms)` resolves 'woken' on a wake (at once if one came since arming),
+ * 'stopped' when the service stops, and 'timeout' after `ms` or once `signal` aborts.
  */
 export interface Alarm {
-  ring: (ms: number, signal?: AbortSignal) => Promise<boolean>
+  ring: (ms: number, signal?: AbortSignal) => Promise<Ring>
   cancel: () => void
 }
 
@@ -12,36 +15,36 @@ export interface Alarm {
  * Armed before a read, so a wake that comes while the read is on its way is kept, not lost.
  */
 export class WakeList {
-  private readonly waiters = new Map<string, Set<(byNotice: boolean) => void>>()
+  private readonly waiters = new Map<string, Set<(why: Ring) => void>>()
 
   /** Listens for a wake of `id` from now on; one ring per alarm. */
   arm (id: string): Alarm {
     const set = this.waiters.get(id) ?? new Set()
     this.waiters.set(id, set)
-    let heard: boolean | undefined
-    let deliver: ((byNotice: boolean) => void) | undefined
+    let heard: Ring | undefined
+    let deliver: ((why: Ring) => void) | undefined
     const cancel = (): void => {
       set.delete(wake)
       if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id)
     }
-    const wake = (byNotice: boolean): void => {
+    const wake = (why: Ring): void => {
       cancel()
-      if (deliver !== undefined) deliver(byNotice)
-      else heard = byNotice
+      if (deliver !== undefined) deliver(why)
+      else heard = why
     }
     set.add(wake)
     return {
       ring: async (ms, signal) => {
         if (heard !== undefined) return heard
-        if (signal?.aborted === true) return false
-        return new Promise<boolean>(resolve => {
-          const stop = (): void => { cancel(); done(false) }
+        if (signal?.aborted === true) return 'timeout'
+        return new Promise<Ring>(resolve => {
+          const stop = (): void => { cancel(); done('timeout') }
           const timer = setTimeout(stop, ms)
           signal?.addEventListener('abort', stop, { once: true })
-          const done = (byNotice: boolean): void => {
+          const done = (why: Ring): void => {
             clearTimeout(timer)
             signal?.removeEventListener('abort', stop)
-            resolve(byNotice)
+            resolve(why)
           }
           deliver = done
         })
@@ -52,12 +55,12 @@ export class WakeList {
 
   /** Wakes every wait on `id`, as by a notice. */
   wake (id: string): void {
-    for (const wake of this.waiters.get(id) ?? []) wake(true)
+    for (const wake of this.waiters.get(id) ?? []) wake('woken')
   }
 
-  /** Rings every alarm as timed out (false): the service stops. */
+  /** Rings every alarm as stopped: the service stops, and the waits under way end. */
   clear (): void {
-    for (const set of this.waiters.values()) for (const wake of set) wake(false)
+    for (const set of this.waiters.values()) for (const wake of set) wake('stopped')
     this.waiters.clear()
   }
 }
