@@ -139,9 +139,9 @@ function processMetrics (lagSampleMs: number): Registry {
   if (processRegistry === undefined) {
     processRegistry = new Registry()
     // its event-loop histogram samples every 10 ms unless told: nearly a percent of a core, forever after the first scrape
-    collectDefaultMetrics({ register: processRegistry, prefix: 'agentmesh_', eventLoopMonitoringPrecision: lagSampleMs })
     // its CPU counters count from now; the process's CPU before the first scrape counts too
     const { user, system } = process.cpuUsage()
+    collectDefaultMetrics({ register: processRegistry, prefix: 'agentmesh_', eventLoopMonitoringPrecision: lagSampleMs })
     const before: Array<[string, number]> = [['user', user], ['system', system], ['', user + system]]
     for (const [part, micros] of before) {
       const counter = processRegistry.getSingleMetric(`agentmesh_process_cpu_${part === '' ? '' : `${part}_`}seconds_total`)

@@ -15,7 +15,7 @@ export interface RanEvent {
   id: string
   capability: string
   generation: number
-  outcome: 'completed' | 'failed' | 'lease-lost' | 'duplicate' | 'suspended'
+  outcome: 'completed' | 'failed' | 'lease-lost' | 'duplicate' | 'suspended' | 'canceled'
   runMs: number
   /** submit to certified result, by this node's clock against the submitter's: only when completed */
   latencyMs?: number

@@ -6,7 +6,7 @@ import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ProgressSender } from './progress.js'
-import { maxRecordBytes } from './options.js'
+import { journalBytes, maxRecordBytes } from './options.js'
 import { abortWith } from './run-signal.js'
 import type { TaskComponents } from './components.js'
 import type { RanEvent } from './events.js'
@@ -263,6 +263,12 @@ export class Executor {
       this.log('lost the lease on %s: %s', task.id, reason)
       return
     }
+    if ((signal.reason as Error | undefined)?.name === 'TaskCanceledError') {
+      // the members hold it canceled: a failure reported now would be refused, and told as one
+      ran('canceled')
+      await lease.release(false)
+      return
+    }
     if (this.stopping || (signal.reason as Error | undefined)?.name === 'NodeStoppingError') {
       // not the task's fault: given back at once, no attempt burnt
       await lease.release(false)
@@ -314,8 +320,8 @@ export class Executor {
       return cloneJson(current.journal[key]) as T
     }
     const value = await fn()
-    const size = current === undefined ? 0 : byteLength(current) + byteLength(value ?? null) + byteLength(key)
-    if (size > maxRecordBytes(this.c.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's record to ${size} bytes, past the ${maxRecordBytes(this.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
+    const size = current === undefined ? 0 : journalBytes(current) + byteLength(value ?? null) + byteLength(key)
+    if (size > maxRecordBytes(this.c.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(this.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
     await lease.journal(key, value === undefined ? null : value)
     this.stats.stepsRun++
     return value

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { isBadRequest } from '../../protocols/rpc/served.js'
-import { mergeRecords, resultMatches, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
+import { majority } from '../../protocols/lease/index.js'
+import { canonicalJson, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
 
@@ -39,9 +40,9 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   let result = local.result
   const asked = new Set<string>()
   const me = c.peerId.toString()
-  // a member away for a whole move reads the newer placement from a co-member that holds it
+  // a member away for a whole move learns the newer placement from its old co-members
   const mine = local.record !== undefined && local.record.final === undefined && local.record.placement.members.includes(me) ? local.record.placement : undefined
-  let movedOn: Placement | undefined
+  const movedOn = new Map<string, Placement>()
   // a wait asks the first member it reads to tell it of the final state: the notice goes to the submitter alone
   let watching = options.watch !== true
   const ask = async (peers: string[]): Promise<void> => {
@@ -59,8 +60,8 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
       if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
       const got = recordsGetAnswer.safeParse(a.value)
       if (!got.success || got.data.record === undefined || got.data.record.task.id !== id) continue
-      const theirs = got.data.record.placement
-      if (mine !== undefined && theirs.epoch > Math.max(mine.epoch, movedOn?.epoch ?? -1) && mine.members.includes(fresh[i] as string)) movedOn = theirs
+      const peer = fresh[i] as string
+      if (mine !== undefined && got.data.record.placement.epoch > mine.epoch && mine.members.includes(peer)) movedOn.set(peer, got.data.record.placement)
       record = record === undefined ? got.data.record : mergeRecords(record, got.data.record)
       result ??= got.data.result
     }
@@ -76,10 +77,29 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     if (record !== undefined) await ask(record.placement.members)
   }
   if (record === undefined) return undefined
-  if (movedOn !== undefined) await c.replica.adoptMove(id, movedOn, { missedSeal: true })
+  const newer = mine === undefined ? undefined : agreedMove(mine, movedOn)
+  if (newer !== undefined) await c.replica.adoptMove(id, newer, { missedSeal: true })
   // kept: a certified final state is answered locally from now on
   const kept = await c.replica.put(record, result)
   if (kept === undefined) return undefined
   // the result served is the one the certificate names, by claim and by hash
   return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined }
+}
+
+/**
+ * The newer placement a majority of `mine`'s members hold, all the same one: a move made without
+ * this member sealed such a majority, so `mine` decides nothing more. One answer is not enough (a
+ * stale relay, or a peer that lies, would move this member's copy and what it certifies), nor are
+ * answers that differ (an install that failed and a forced move of the same epoch).
+ */
+export function agreedMove (mine: Placement, reported: Map<string, Placement>): Placement | undefined {
+  const all = [...reported.values()]
+  const top = Math.max(...all.map(p => p.epoch))
+  const newest = all.filter(p => p.epoch === top)
+  const first = newest[0]
+  if (first === undefined || newest.some(p => !samePlacement(p, first))) return undefined
+  // the value the move bound the epoch to travels with it: a copy that lacks it has not heard yet
+  const bound = new Set(newest.filter(p => p.mustDecide !== undefined).map(p => canonicalJson(p.mustDecide)))
+  if (bound.size > 1 || newest.length < majority(mine.members.length)) return undefined
+  return newest.find(p => p.mustDecide !== undefined) ?? first
 }

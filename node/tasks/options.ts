@@ -1,9 +1,10 @@
 import { z } from 'zod'
 import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/constants.js'
 import { MAX_LEASE_MS, MAX_WAIT_MS } from '../../protocols/lease/index.js'
-import { MAX_TASK_TIMEOUT_MS } from '../../protocols/task/schema.js'
+import { MAX_TASK_TIMEOUT_MS, byteLength } from '../../protocols/task/schema.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'
+import type { TaskRecord } from '../../protocols/task/record.js'
 import type { Embed } from '../memory/memory-layer.js'
 
 /** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
@@ -45,7 +46,7 @@ export const taskOptionsSchema = z.strictObject({
    * task could finish; at most an hour, the longest a member grants (a longer one was refused by
    * every member, the node's own included, so nothing could be claimed). @default 10_000
    */
-  leaseMs: count(100).min(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').max(MAX_LEASE_MS, `at most ${MAX_LEASE_MS} (an hour: the longest lease a member grants)`).default(10_000),
+  leaseMs: z.number().int().min(100, 'at least 100 (--lease-ms; a shorter lease lapses before a claim\'s round trips end)').max(MAX_LEASE_MS, `at most ${MAX_LEASE_MS} (an hour: the longest lease a member grants)`).default(10_000),
   /** a lease is renewed after this fraction of it. @default 1/3 */
   renewFraction: z.number().gt(0).lt(1).default(1 / 3),
   /** first retry delay after a failed attempt. @default 1_000 */
@@ -290,10 +291,15 @@ export function rpcFrameBytes (o: Pick<TaskLayerOptions, 'maxInputBytes' | 'maxR
 }
 
 /**
- * The largest a task's record (its input, journal and signals) may grow: with its result and 8 KiB
- * of request around them it still fits a frame. A journal step or a signal past it is refused; one
+ * What a task's input, journal steps and signals' data may hold together: with its result and the
+ * rest of its record they still fit a frame. A journal step or a signal past it is refused; one
  * that got through made the record one no peer could be sent (a put, a move or a repair of it failed).
  */
 export function maxRecordBytes (o: Pick<TaskLayerOptions, 'maxInputBytes'>): number {
   return o.maxInputBytes + 56 * 1024
+}
+
+/** A record's input and journal (steps and signals' data): what maxRecordBytes bounds. */
+export function journalBytes (record: Pick<TaskRecord, 'task' | 'journal'>): number {
+  return byteLength(record.task.input) + byteLength(record.journal ?? {})
 }

@@ -3,7 +3,7 @@ import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../..
 import { byteLength, isWaiting, stateOf } from '../../protocols/task/index.js'
 import { findTask } from './find-task.js'
 import { InvalidSignalError, InvalidTaskError, TaskNotFoundError } from './errors.js'
-import { maxRecordBytes } from './options.js'
+import { journalBytes, maxRecordBytes } from './options.js'
 import type { TaskComponents } from './components.js'
 import type { TaskView } from './find-task.js'
 import type { Mover } from './mover.js'
@@ -23,6 +23,8 @@ export interface ActionContext {
   announce: (task: Task, placement: Placement) => void
   wake: (id: string) => void
   mover?: Mover
+  /** aborts this node's run of a task */
+  stopRun?: (id: string) => void
 }
 
 /** A majority of the placement votes canceled, unless another outcome got there first. */
@@ -33,6 +35,8 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
   const answers = await a.c.leases.ask(target.placement.members, { op: 'cancel', id, epoch: target.placement.epoch })
   const cert = await a.c.leases.certifyAndCommit(target, view.record.generation, answers)
   if (cert === undefined) throw refusal(answers, 'no majority of the placement voted to cancel')
+  // a run on this node hears no gossip of its own cancel: stopped now, not at its next renewal
+  if (cert.value.state === 'canceled') a.stopRun?.(id)
   await a.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation, cert })
   a.wake(id)
   return a.get(id)
@@ -49,8 +53,8 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
   if (w === undefined || w.name !== name || !isWaiting(view.record)) {
     throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)
   }
-  const size = byteLength(view.record) + byteLength(data ?? null) + byteLength(name)
-  if (size > maxRecordBytes(a.c.options)) throw new InvalidSignalError(`signal "${name.slice(0, 40)}": its data would grow the task's record to ${size} bytes, past the ${maxRecordBytes(a.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
+  const size = journalBytes(view.record) + byteLength(data ?? null) + byteLength(name)
+  if (size > maxRecordBytes(a.c.options)) throw new InvalidSignalError(`signal "${name.slice(0, 40)}": its data would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(a.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
   if (w.schema !== undefined) {
     const parsed = z.fromJSONSchema(w.schema as never).safeParse(data)
     if (!parsed.success) throw new InvalidSignalError(`signal "${name}" does not match the schema the task waits with: ${parsed.error.issues.slice(0, 3).map(i => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`)

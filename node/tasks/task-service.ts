@@ -290,10 +290,7 @@ export class TaskService {
   }
 
   async cancel (id: string): Promise<TaskView> {
-    const view = await cancelTask(this.actions(), id)
-    // a run on this node hears no gossip of its own cancel: stopped now, not at its next renewal
-    if (view.record.final?.state === 'canceled') this.stopRun?.(id)
-    return view
+    return cancelTask(this.actions(), id)
   }
 
   async signal (id: string, name: string, data: unknown): Promise<TaskView> {
@@ -309,7 +306,7 @@ export class TaskService {
   }
 
   private actions (): ActionContext {
-    return { c: this.c, get: async id => this.get(id), announce: (task, placement) => { this.announce(task, placement) }, wake: id => { this.wake(id) }, mover: this.mover }
+    return { c: this.c, get: async id => this.get(id), announce: (task, placement) => { this.announce(task, placement) }, wake: id => { this.wake(id) }, mover: this.mover, stopRun: this.stopRun }
   }
 
   /** A notice is a hint, never state (see NoticeApplier). */

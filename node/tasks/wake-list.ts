@@ -36,7 +36,10 @@ export class WakeList {
     return {
       ring: async (ms, signal) => {
         if (heard !== undefined) return heard
-        if (signal?.aborted === true) return 'timeout'
+        if (signal?.aborted === true) {
+          cancel()
+          return 'timeout'
+        }
         return new Promise<Ring>(resolve => {
           const stop = (): void => { cancel(); done('timeout') }
           const timer = setTimeout(stop, ms)

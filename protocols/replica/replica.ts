@@ -199,10 +199,10 @@ export class Replica {
    * left it out): takes the newer placement, as a member with no vote in it yet, or as a copy when
    * left out. Only a copy sealed at its current epoch moves this way: a sealed member serves nothing.
    * With `missedSeal`, a member that was away for the whole move (neither sealed nor installed) takes
-   * it the same way, as a co-member that holds the newer epoch showed it: that epoch exists only
-   * once a majority of this one sealed (or an operator forced it), so this one can decide nothing
-   * more, and a member kept on it answered reads with a stale placement and voted in an epoch no
-   * majority would join.
+   * it the same way, once a majority of its co-members showed it the same newer placement: that
+   * epoch exists only once a majority of this one sealed (or an operator forced it), so this one can
+   * decide nothing more, and a member kept on it answered reads with a stale placement and voted in
+   * an epoch no majority would join.
    */
   async adoptMove (id: string, placement: Placement, { missedSeal = false } = {}): Promise<boolean> {
     return this.lock.run(id, async () => {

@@ -92,12 +92,12 @@ describe('durable waits', () => {
     const stepped = await s.waitFor((await s.submit({ capability: 'big.step', input: null })).id, 30_000)
     expect(stepped.record.final?.state).toBe('dead')
     expect(stepped.record.attempts).toHaveLength(1)
-    expect(stepped.record.final?.reason).toMatch(/ctx\.step "big": its value would grow the task's record to \d+ bytes, past the 73728/)
+    expect(stepped.record.final?.reason).toMatch(/ctx\.step "big": its value would grow the task's input and journal to \d+ bytes, past the 73728/)
 
     const { id } = await s.submit({ capability: 'two.halves', input: null })
     await waiting(net, id)
     const big = await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'go', data: { n: 1, pad: 'x'.repeat(100_000) } })
-    expect({ status: big.status, message: big.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/signal "go": its data would grow the task's record/) })
+    expect({ status: big.status, message: big.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/signal "go": its data would grow the task's input and journal/) })
     // the task still waits, and a signal that fits goes through
     expect((await call(base, 'POST', `/v1/tasks/${id}/signal`, { name: 'go', data: { n: 4 } })).status).toBe(200)
     expect((await s.waitFor(id, 20_000)).result?.value).toEqual({ n: 8 })
