@@ -263,8 +263,9 @@ export class Executor {
       this.log('lost the lease on %s: %s', task.id, reason)
       return
     }
-    if ((signal.reason as Error | undefined)?.name === 'TaskCanceledError') {
-      // the members hold it canceled: a failure reported now would be refused, and told as one
+    // a cancel notice is a hint: the run ends as canceled only when the cancel is certified (a
+    // forged notice, believed, would give the task back without an attempt spent, again and again)
+    if ((signal.reason as Error | undefined)?.name === 'TaskCanceledError' && (await this.tasks.find(task.id))?.record.final?.state === 'canceled') {
       ran('canceled')
       await lease.release(false)
       return
@@ -321,7 +322,7 @@ export class Executor {
     }
     const value = await fn()
     const size = current === undefined ? 0 : journalBytes(current) + byteLength(value ?? null) + byteLength(key)
-    if (size > maxRecordBytes(this.c.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(this.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
+    if (size > maxRecordBytes(this.c.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(this.c.options)} a task may hold (maxInputBytes and 32 KiB)`)
     await lease.journal(key, value === undefined ? null : value)
     this.stats.stepsRun++
     return value

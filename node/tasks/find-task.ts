@@ -90,16 +90,19 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
  * The newer placement a majority of `mine`'s members hold, all the same one: a move made without
  * this member sealed such a majority, so `mine` decides nothing more. One answer is not enough (a
  * stale relay, or a peer that lies, would move this member's copy and what it certifies), nor are
- * answers that differ (an install that failed and a forced move of the same epoch).
+ * answers that differ (an install that failed and a forced move of the same epoch). The majority
+ * is of the old placement, this member included, which cannot answer for itself: with R = 3 both
+ * other members must answer alike, and while one is down this member keeps its old copy.
  */
 export function agreedMove (mine: Placement, reported: Map<string, Placement>): Placement | undefined {
   const all = [...reported.values()]
   const top = Math.max(...all.map(p => p.epoch))
   const newest = all.filter(p => p.epoch === top)
   const first = newest[0]
-  if (first === undefined || newest.some(p => !samePlacement(p, first))) return undefined
-  // the value the move bound the epoch to travels with it: a copy that lacks it has not heard yet
-  const bound = new Set(newest.filter(p => p.mustDecide !== undefined).map(p => canonicalJson(p.mustDecide)))
-  if (bound.size > 1 || newest.length < majority(mine.members.length)) return undefined
-  return newest.find(p => p.mustDecide !== undefined) ?? first
+  if (first === undefined) return undefined
+  // the value the move bound the epoch to travels with it: copies that differ there (one peer's
+  // word against the rest) have not settled yet, and the next read asks again
+  const bound = canonicalJson(first.mustDecide ?? null)
+  if (newest.some(p => !samePlacement(p, first) || canonicalJson(p.mustDecide ?? null) !== bound)) return undefined
+  return newest.length >= majority(mine.members.length) ? first : undefined
 }

@@ -291,12 +291,14 @@ export function rpcFrameBytes (o: Pick<TaskLayerOptions, 'maxInputBytes' | 'maxR
 }
 
 /**
- * What a task's input, journal steps and signals' data may hold together: with its result and the
- * rest of its record they still fit a frame. A journal step or a signal past it is refused; one
- * that got through made the record one no peer could be sent (a put, a move or a repair of it failed).
+ * What a task's input, journal steps and signals' data may hold together: it leaves 32 KiB of a
+ * frame, beside the result, for the rest of the record (its attempts, with errors of up to 4 KiB
+ * each, and its placements). A journal step or a signal past it is refused; unbounded, a journal
+ * made the record one no peer could be sent (a put, a move or a repair of it failed). Attempts are
+ * not bounded by it: a task retried and redriven many times can still outgrow a frame.
  */
 export function maxRecordBytes (o: Pick<TaskLayerOptions, 'maxInputBytes'>): number {
-  return o.maxInputBytes + 56 * 1024
+  return o.maxInputBytes + 32 * 1024
 }
 
 /** A record's input and journal (steps and signals' data): what maxRecordBytes bounds. */

@@ -54,7 +54,7 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
     throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)
   }
   const size = journalBytes(view.record) + byteLength(data ?? null) + byteLength(name)
-  if (size > maxRecordBytes(a.c.options)) throw new InvalidSignalError(`signal "${name.slice(0, 40)}": its data would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(a.c.options)} a task may hold (maxInputBytes and 56 KiB)`)
+  if (size > maxRecordBytes(a.c.options)) throw new InvalidSignalError(`signal "${name.slice(0, 40)}": its data would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(a.c.options)} a task may hold (maxInputBytes and 32 KiB)`)
   if (w.schema !== undefined) {
     const parsed = z.fromJSONSchema(w.schema as never).safeParse(data)
     if (!parsed.success) throw new InvalidSignalError(`signal "${name}" does not match the schema the task waits with: ${parsed.error.issues.slice(0, 3).map(i => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`)

@@ -242,6 +242,7 @@ export class TaskService {
     const deadline = Date.now() + waitMs
     // armed before each read: a wake that comes while the read is on its way is kept, not lost
     let alarm = this.waits.arm(id)
+    const stops = this.waits.stops
     try {
       // a task this node submitted or is a member for is not asked of the placement until a notice or
       // the first poll: right after a submit the answer is known to be "not yet"
@@ -255,7 +256,7 @@ export class TaskService {
       while (!isSettled(view) && Date.now() < deadline) {
         const rang = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs), gone)
         alarm = this.waits.arm(id)
-        if (rang === 'stopped' || gone?.aborted === true) {
+        if (rang === 'stopped' || this.waits.stops !== stops || gone?.aborted === true) {
           this.stats.waitsAbandoned++
           break
         }

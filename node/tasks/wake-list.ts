@@ -16,6 +16,8 @@ export interface Alarm {
  */
 export class WakeList {
   private readonly waiters = new Map<string, Set<(why: Ring) => void>>()
+  /** how many times the service stopped: a wait that was between two alarms then sees it here */
+  stops = 0
 
   /** Listens for a wake of `id` from now on; one ring per alarm. */
   arm (id: string): Alarm {
@@ -63,6 +65,7 @@ export class WakeList {
 
   /** Rings every alarm as stopped: the service stops, and the waits under way end. */
   clear (): void {
+    this.stops++
     for (const set of this.waiters.values()) for (const wake of set) wake('stopped')
     this.waiters.clear()
   }

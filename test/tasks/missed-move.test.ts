@@ -20,8 +20,10 @@ describe('the newer placement a member away for a move takes', () => {
     expect(agreedMove(old, new Map([['a', moved], ['b', { epoch: 2, members: ['a', 'b', 'e'] }]]))).toBeUndefined()
   })
 
-  it('keeps the value the move bound the epoch to, from whichever copy carries it', () => {
-    expect(agreedMove(old, new Map([['a', moved], ['b', bound]]))).toEqual(bound)
+  it('keeps the value the move bound the epoch to, and takes none while the copies differ there', () => {
+    expect(agreedMove(old, new Map([['a', bound], ['b', bound]]))).toEqual(bound)
+    // one peer's word for a binding the others lack is not taken
+    expect(agreedMove(old, new Map([['a', moved], ['b', bound]]))).toBeUndefined()
     const otherValue: Placement = { ...moved, mustDecide: { generation: 0, value: { state: 'canceled' } } }
     expect(agreedMove(old, new Map([['a', otherValue], ['b', bound]]))).toBeUndefined()
   })

@@ -269,7 +269,7 @@ describe('tasks over gossip', () => {
     await waitFor(() => !holder!.tasks!.executor.running().includes(id), { what: 'the holder to stop the agent' })
     expect(holder!.tasks!.executor.stats.completed).toBe(0)
     expect(reasons).toEqual(['TaskCanceledError'])
-    // a canceled run is not a failure: it was reported as one, and told in a 'failed' notice
+    // a canceled run is not a failure (it used to be reported as one, and told in a 'failed' notice)
     expect(holder!.tasks!.executor.stats.failed).toBe(0)
     await expect(net.nodes[1]!.tasks!.replica.handleLease(net.nodes[1]!.peerId.toString(), { op: 'acquire', id, epoch: view.record.placement.epoch, claimId: 'late', durationMs: 500 })).resolves.toMatchObject({ status: view.record.placement.members.includes(net.nodes[1]!.peerId.toString()) ? 'FINISHED' : 'NOT_MEMBER' })
   })

@@ -82,7 +82,7 @@ describe('durable waits', () => {
   }, 60_000)
 
   it('refuses a journal step or a signal that would grow a record past what a peer reads, at once and saying why', async () => {
-    // a 16 KiB input and result: a frame of 96 KiB, a record of at most 72 KiB
+    // a 16 KiB input and result: a frame of 96 KiB, an input and journal of at most 48 KiB
     const small = { ...TASKS, maxInputBytes: 16_384, maxResultBytes: 16_384 }
     const bigStep: Agent = { name: 'big-step', capabilities: ['big.step'], run: async ctx => ctx.step('big', async () => 'x'.repeat(100_000)) }
     const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep] } })
@@ -92,7 +92,7 @@ describe('durable waits', () => {
     const stepped = await s.waitFor((await s.submit({ capability: 'big.step', input: null })).id, 30_000)
     expect(stepped.record.final?.state).toBe('dead')
     expect(stepped.record.attempts).toHaveLength(1)
-    expect(stepped.record.final?.reason).toMatch(/ctx\.step "big": its value would grow the task's input and journal to \d+ bytes, past the 73728/)
+    expect(stepped.record.final?.reason).toMatch(/ctx\.step "big": its value would grow the task's input and journal to \d+ bytes, past the 49152/)
 
     const { id } = await s.submit({ capability: 'two.halves', input: null })
     await waiting(net, id)
