@@ -49,12 +49,12 @@ export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): 
       handle: async ctx => {
         const collection = collectionParam(ctx.params.collection)
         const raw = await ctx.body()
-        // checked against the union, every mistake read "Invalid input"
-        const body = typeof raw === 'object' && raw !== null && 'records' in raw ? parseOr400(batchBody, raw) : parseOr400(recordBody, raw)
-        const given = 'records' in (raw as object) ? (raw as { records: unknown[] }).records : [raw]
-        // zod drops such a key without a word: the record was stored without it
-        if (given.some(r => Object.hasOwn((r as { metadata?: object }).metadata ?? {}, '__proto__'))) throw badRequest('invalid-body', 'metadata: a key may not be "__proto__"')
-        const records = 'records' in body ? body.records : [body]
+        // checked against the one schema its shape names: against the union, every mistake read "Invalid input"
+        const batch = typeof raw === 'object' && raw !== null && 'records' in raw
+        const records = batch ? parseOr400(batchBody, raw).records : [parseOr400(recordBody, raw)]
+        // zod drops such a key without a word, so the body itself is read: the record was stored without it
+        const given = (batch ? (raw as { records: unknown[] }).records : [raw]) as Array<{ metadata?: object }>
+        if (given.some(r => Object.hasOwn(r.metadata ?? {}, '__proto__'))) throw badRequest('invalid-body', 'metadata: a key may not be "__proto__"')
         const stored = await memory.put(collection, records).catch(httpError)
         return { status: 201, body: { collection, records: stored } }
       }

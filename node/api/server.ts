@@ -31,7 +31,7 @@ export interface ApiServerInit {
   port?: number
   /**
    * Largest request body accepted; larger ones get 413.
-   * @default 2_097_152 (2 MiB: a 1 MiB task input as JSON, with room to spare)
+   * @default 2_097_152 (2 MiB: a 1 MiB task input as JSON, with room to spare), or the node's maxInputBytes and 64 KiB when larger
    */
   maxBodyBytes?: number
   /**
@@ -59,7 +59,7 @@ export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
  * The body limit for a node whose task inputs may be `maxInputBytes`: 2 MiB, or that input and
  * 64 KiB of the submit around it. A node configured for larger inputs answered 413 to them.
  */
-export function bodyLimitFor (maxInputBytes: number): number {
+function bodyLimitFor (maxInputBytes: number): number {
   return Math.max(DEFAULT_MAX_BODY_BYTES, maxInputBytes + 64 * 1024)
 }
 export const DEFAULT_MAX_JSON_DEPTH = 100
@@ -108,7 +108,7 @@ export class ApiServer {
       init.onInternalError?.(err, what)
     }
     const errors = { stats, log, internalError }
-    const maxBytes = init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+    const maxBytes = init.maxBodyBytes ?? (node.tasks === undefined ? DEFAULT_MAX_BODY_BYTES : bodyLimitFor(node.tasks.options.maxInputBytes))
     const app = Fastify({
       logger: false,
       // requireHostHeader off: the onRequest check refuses a missing Host itself, with a JSON answer

@@ -2,7 +2,7 @@ import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defaultLogger, prefixLogger } from '@libp2p/logger'
 import { readApiToken } from '../api/auth.js'
-import { ApiServer, bodyLimitFor } from '../api/server.js'
+import { ApiServer } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
 import { DataDirError, DataDirInUseError } from '../errors.js'
 import { readSwarmKey } from '../swarm-key.js'
@@ -77,7 +77,6 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     api = await ApiServer.listen(node, {
       ...splitHostPort(config.api),
       token,
-      ...(node.tasks === undefined ? {} : { maxBodyBytes: bodyLimitFor(node.tasks.options.maxInputBytes) }),
       onInternalError: (err: any, what) => { log.error({ event: 'api-error', what, error: String(err?.message ?? err) }, `${what} failed (a bug: please report it): ${String(err?.message ?? err)}`) }
     })
   } catch (err) {

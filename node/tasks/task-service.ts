@@ -256,7 +256,7 @@ export class TaskService {
       while (!isSettled(view) && Date.now() < deadline) {
         const rang = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs), gone)
         alarm = this.waits.arm(id)
-        if (rang === 'stopped' || this.waits.stops !== stops || gone?.aborted === true) {
+        if (this.waits.stops !== stops || gone?.aborted === true) {
           this.stats.waitsAbandoned++
           break
         }

@@ -1,9 +1,9 @@
-/** Why an alarm rang: a wake of its task, its time up (or its signal aborted), or the service stopping. */
-export type Ring = 'woken' | 'timeout' | 'stopped'
+/** Why an alarm rang: a wake of its task, or its time up (its signal aborted, the service stopped). */
+export type Ring = 'woken' | 'timeout'
 
 /**
- * One wait's alarm: `ring(ms)` resolves 'woken' on a wake (at once if one came since arming),
- * 'stopped' when the service stops, and 'timeout' after `ms` or once `signal` aborts.
+ * One wait's alarm: `ring(ms)` resolves 'woken' on a wake (at once if one came since arming), and
+ * 'timeout' after `ms`, once `signal` aborts or when the service stops (counted in `stops`).
  */
 export interface Alarm {
   ring: (ms: number, signal?: AbortSignal) => Promise<Ring>
@@ -16,7 +16,7 @@ export interface Alarm {
  */
 export class WakeList {
   private readonly waiters = new Map<string, Set<(why: Ring) => void>>()
-  /** how many times the service stopped: a wait that was between two alarms then sees it here */
+  /** how many times the service stopped: a wait sees its stop here, rung or between two alarms */
   stops = 0
 
   /** Listens for a wake of `id` from now on; one ring per alarm. */
@@ -63,10 +63,10 @@ export class WakeList {
     for (const wake of this.waiters.get(id) ?? []) wake('woken')
   }
 
-  /** Rings every alarm as stopped: the service stops, and the waits under way end. */
+  /** Rings every alarm and counts a stop: the service stops, and the waits under way end. */
   clear (): void {
     this.stops++
-    for (const set of this.waiters.values()) for (const wake of set) wake('stopped')
+    for (const set of this.waiters.values()) for (const wake of set) wake('timeout')
     this.waiters.clear()
   }
 }
