@@ -33,7 +33,13 @@ export class AddressInUseError extends Error {
 /** A record in the store could not be decoded: reported and skipped, never fatal. */
 export class CorruptRecordError extends Error {
   static override name = 'CorruptRecordError'
-  constructor (message: string) { super(message); this.name = 'CorruptRecordError' }
+  /** the namespace and key of the unreadable value, when it came from one */
+  readonly where?: { namespace: string, key: string }
+  constructor (message: string, where?: { namespace: string, key: string }) {
+    super(message)
+    this.name = 'CorruptRecordError'
+    if (where !== undefined) this.where = where
+  }
 }
 
 /** The daemon's node.json could not be found or read. */

@@ -87,12 +87,12 @@ export class Namespace<T> {
     try {
       json = JSON.parse(raw)
     } catch {
-      this.onCorrupt(new CorruptRecordError(`${this.name}/${key}: not JSON`))
+      this.onCorrupt(new CorruptRecordError(`${this.name}/${key}: not JSON`, { namespace: this.name, key }))
       return undefined
     }
     const parsed = this.schema.safeParse(json)
     if (!parsed.success) {
-      this.onCorrupt(new CorruptRecordError(`${this.name}/${key}: ${parsed.error.issues[0]?.message ?? 'invalid'}`))
+      this.onCorrupt(new CorruptRecordError(`${this.name}/${key}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { namespace: this.name, key }))
       return undefined
     }
     return parsed.data

@@ -48,6 +48,7 @@ export class LevelReplicaStore implements ReplicaStore {
   }
 
   async getLease (id: string): Promise<LeaseState | undefined> { return this.store.leases.get(id) }
+  isDamaged (id: string): boolean { return this.store.damagedTasks.has(id) }
   async getResult (id: string): Promise<StoredResult | undefined> { return this.store.results.get(id) }
 
   async deleteTask (record: TaskRecord): Promise<void> {

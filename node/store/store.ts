@@ -33,6 +33,9 @@ export interface StoreInit {
  * The node's one LevelDB. LevelDB's own LOCK file makes a second process on the same directory
  * fail at open, which is how a second daemon on a data dir in use is refused.
  */
+/** The namespaces that hold a task's replica state, by task id. */
+const TASK_PARTS = new Set(['tasks', 'leases', 'results'])
+
 export class Store {
   readonly meta: Namespace<unknown>
   readonly tasks: Namespace<TaskRecord>
@@ -48,6 +51,12 @@ export class Store {
   readonly stats = { groupCommits: 0, syncedCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
   private corrupt = 0
+  /**
+   * Tasks whose record, lease or result was found unreadable (at the start's scan or a later read).
+   * Their replica takes no part in them: a lease state it cannot read may hold a vote or a grant it
+   * must not forget.
+   */
+  readonly damagedTasks = new Set<string>()
   /** writes waiting for the next group commit, and who waits on them */
   private queued: BatchOp[] = []
   private queuedSync = false
@@ -60,6 +69,7 @@ export class Store {
     this.db = db
     const onCorrupt = (err: CorruptRecordError): void => {
       this.corrupt++
+      if (err.where !== undefined && TASK_PARTS.has(err.where.namespace)) this.damagedTasks.add(err.where.key)
       log?.error('skipping corrupt record %s', err.message)
       told?.(err.message)
     }

@@ -42,6 +42,8 @@ export interface ReplicaStats {
   refusedRecords: number
   /** placements this member took from a co-member after missing the whole move (away for its seal and install) */
   missedMoves: number
+  /** requests and copies refused for a task whose state here is unreadable on disk (see Replica.damaged) */
+  damagedRefusals: number
 }
 
 /** A task this member should help decide: out of attempts, past its deadline, or voted but not final. */

@@ -24,8 +24,11 @@ export type { ReplicaInit, ReplicaStats, Undecided } from './replica-init.js'
  * is answered. Records from peers merge in only with a valid id, and final states only with a
  * valid certificate.
  */
+/** Why a member refuses every request about a task whose state it cannot read. */
+export const DAMAGED_REASON = 'this member\'s copy of the task is unreadable on disk (see its log): it takes no part in this task'
+
 export class Replica {
-  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0, missedMoves: 0 }
+  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0, missedMoves: 0, damagedRefusals: 0 }
   /** ids of records without a final state: what sweeps look at */
   readonly active: Set<string>
   /** dead letters kept outside their placement (see ReplicaIndex.deadCopies) */
@@ -143,6 +146,10 @@ export class Replica {
     }
     return this.lock.run(record.task.id, async () => {
       const before = await this.load1(record.task.id)
+      if (this.damaged(record.task.id)) {
+        this.stats.damagedRefusals++
+        return undefined
+      }
       const m = mergeCopy(before, record, result, { me: this.me, isExpired: r => this.isExpired(r), refused: () => { this.stats.refusedRecords++ } })
       if (!m.store) return m.record
       await this.persist(before, { ...before, record: m.record, result: m.result })
@@ -154,7 +161,7 @@ export class Replica {
   async get (id: string): Promise<{ record?: TaskRecord, result?: StoredResult }> {
     const cached = this.idx.cached(id)
     // every stored record is indexed: an unknown id has nothing on disk to read
-    if (cached === undefined && !this.hashes.has(id)) return {}
+    if (cached === undefined && (!this.hashes.has(id) || this.damaged(id))) return {}
     // record first: a result is written before the record that says completed
     const record = cached !== undefined ? cached.record : await this.store.getRecord(id)
     const result = cached !== undefined ? cached.result : await this.store.getResult(id)
@@ -265,6 +272,10 @@ export class Replica {
     }
     return this.lock.run(req.id, async () => {
       const loaded = await this.load1(req.id)
+      if (this.damaged(req.id)) {
+        this.stats.damagedRefusals++
+        return { status: 'ERROR', reason: DAMAGED_REASON }
+      }
       // a submit that claims the task at once brings its record: stored with the grant, one write
       const s = req.op === 'acquire' && req.record !== undefined && loaded.record === undefined ? { ...loaded, record: req.record } : loaded
       // the holder shows its own vote (when it is a member), and a commit carries it: from its signer,
@@ -286,13 +297,25 @@ export class Replica {
     const cached = this.idx.cached(id)
     if (cached !== undefined) return cached
     // every stored record is indexed (load, index), and a lease is written only with its record:
-    // a task not in the index has nothing on disk
-    if (!this.hashes.has(id)) return { lease: EMPTY_LEASE }
+    // a task not in the index has nothing on disk. A damaged task reads as unknown to every caller
+    // but the two that would write it (handleLease, put), which refuse it.
+    if (!this.hashes.has(id) || this.damaged(id)) return { lease: EMPTY_LEASE }
     const [record, lease, result] = await Promise.all([this.store.getRecord(id), this.store.getLease(id), this.store.getResult(id)])
+    if (this.damaged(id)) return { lease: EMPTY_LEASE }
     const state = { record, lease: lease ?? EMPTY_LEASE, result }
     // an unlocked read may finish after a locked write: caching it would bring old state back
     if (locked && record !== undefined) this.idx.remember(id, state)
     return state
+  }
+
+  /**
+   * Whether part of the task's state here is unreadable on disk. Such a member takes no part in the
+   * task again: the lease state it lost may hold a vote or a live grant, and acting on an empty one
+   * could make a second certificate or a second holder. It reads as unknown, and the other members
+   * decide the task without it.
+   */
+  private damaged (id: string): boolean {
+    return this.store.isDamaged?.(id) === true
   }
 
   /** Writes what changed (result, lease: a grant or a vote, record) as one atomic batch. */

@@ -72,6 +72,8 @@ export interface ReplicaStore {
   records: () => AsyncIterable<TaskRecord>
   /** forgets a task: its record, lease and result (retention) */
   deleteTask: (record: TaskRecord) => Promise<void>
+  /** whether a part of the task's state was found unreadable on disk (the getters gave undefined for it) */
+  isDamaged?: (id: string) => boolean
 }
 
 export class MemoryReplicaStore implements ReplicaStore {
