@@ -9,10 +9,26 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 1_024 })
 
 export interface JsonAnswer { status: number, body: any }
 
-/** One request; rejects with an error named TimeoutError after `timeoutMs`, or on a network error. */
+/**
+ * One request; rejects with an error named TimeoutError after `timeoutMs`, or on a network error.
+ * A kept-alive connection the server closed just as this request went out on it (ECONNRESET before
+ * any answer, on a reused socket) is tried once more on a new one, as Node's documentation advises:
+ * the server never read that request.
+ */
 export async function requestJson (url: string, init: { method?: string, body?: string, timeoutMs: number }): Promise<JsonAnswer> {
+  try {
+    return await requestOnce(url, init)
+  } catch (err: any) {
+    if (err?.reusedSocket !== true || err?.code !== 'ECONNRESET') throw err
+    return await requestOnce(url, init)
+  }
+}
+
+async function requestOnce (url: string, init: { method?: string, body?: string, timeoutMs: number }): Promise<JsonAnswer> {
   return new Promise((resolve, reject) => {
+    let answered = false
     const req = http.request(url, { method: init.method ?? 'GET', agent, headers: init.body === undefined ? {} : { 'content-type': 'application/json' } }, res => {
+      answered = true
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })
@@ -26,6 +42,7 @@ export async function requestJson (url: string, init: { method?: string, body?: 
     })
     function fail (err: Error): void {
       clearTimeout(timer)
+      if (!answered && req.reusedSocket) Object.assign(err, { reusedSocket: true })
       reject(err)
     }
     const timer = setTimeout(() => {
