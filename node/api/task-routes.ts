@@ -4,6 +4,7 @@ import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
 import { TaskNotFoundError } from '../tasks/errors.js'
+import { isSettled } from '../tasks/find-task.js'
 import { MAX_DEADLINE_MS } from '../tasks/options.js'
 import { badRequest, httpErrorBy, parseOr400, zodMessage } from './http.js'
 import type { ErrorTable, Route } from './http.js'
@@ -123,7 +124,9 @@ async function resultAnswer (s: TaskLayer['service'], id: string, waitMs: number
   // the certified reason ("failed 3 of 3 attempts") with the last attempt's own error, which says why
   const lastError = state === 'completed' ? undefined : lastErrorOf(view.record)
   const body = { id, state, ...(view.result === undefined ? {} : { result: view.result.value }), ...(view.record.final?.reason === undefined || state === 'completed' ? {} : { error: view.record.final.reason }), ...(lastError === undefined ? {} : { lastError }) }
-  return { status: view.record.final === undefined ? 202 : 200, body }
+  // completed, but its result has not reached this node yet (the wait ran out first): not done here,
+  // so not a 200 without the result; the next poll brings it
+  return { status: isSettled(view) ? 200 : 202, body }
 }
 
 export interface TaskRoutesInit {
