@@ -38,9 +38,9 @@ export function taskLayerBackend (tasks: TaskLayer): MeshBackend {
  * the JSON Schema validator it brings) is a large part of a node's memory, and most nodes are never
  * asked over MCP.
  */
-async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../../protocols/mcp/server.js').createMcpServer, malformedRequest: typeof import('../../protocols/mcp/server.js').malformedRequest, Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport }> {
+async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../../protocols/mcp/server.js').createMcpServer, connectMcpServer: typeof import('../../protocols/mcp/server.js').connectMcpServer, malformedRequest: typeof import('../../protocols/mcp/server.js').malformedRequest, Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport }> {
   const [server, http] = await Promise.all([import('../../protocols/mcp/server.js'), import('@modelcontextprotocol/sdk/server/streamableHttp.js')])
-  return { createMcpServer: server.createMcpServer, malformedRequest: server.malformedRequest, Transport: http.StreamableHTTPServerTransport }
+  return { createMcpServer: server.createMcpServer, connectMcpServer: server.connectMcpServer, malformedRequest: server.malformedRequest, Transport: http.StreamableHTTPServerTransport }
 }
 
 /**
@@ -66,7 +66,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     })
     const sdk = lazily(loadMcpServer)
     async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      const { createMcpServer, malformedRequest, Transport } = await sdk()
+      const { createMcpServer, connectMcpServer, malformedRequest, Transport } = await sdk()
       const malformed = malformedRequest(request.body)
       if (malformed !== undefined) {
         const id = (request.body as { id?: unknown } | null)?.id
@@ -82,7 +82,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
         void server.close()
       })
       try {
-        await server.connect(transport)
+        await connectMcpServer(server, transport)
         await transport.handleRequest(request.raw, reply.raw, request.body)
       } catch (err: any) {
         ctx.internalError(err, `${request.method} ${request.url}`)

@@ -55,11 +55,11 @@ export async function runMcpCommand (flags: McpFlags): Promise<void> {
   // not fatal: a desktop client may start this before the node, which is asked again on every call
   await apiRequest(url, 'GET', '/v1/health').catch((err: Error) => { errorLine(`warning: ${err.message}`) })
   // loaded here, not at the CLI's start: every command (a node's daemon too) would pay for the SDK
-  const [{ createMcpServer }, { StdioServerTransport }] = await Promise.all([import('../../protocols/mcp/index.js'), import('@modelcontextprotocol/sdk/server/stdio.js')])
+  const [{ connectMcpServer, createMcpServer }, { StdioServerTransport }] = await Promise.all([import('../../protocols/mcp/index.js'), import('@modelcontextprotocol/sdk/server/stdio.js')])
   const server = createMcpServer(apiBackend(url), { version: VERSION, progressIntervalMs: flags.progressIntervalMs, maxCallMs: flags.maxCallMs })
   server.onerror = err => { errorLine(`mcp: ${err.message}`) }
   const closed = new Promise<void>(resolve => { server.onclose = resolve })
-  await server.connect(new StdioServerTransport())
+  await connectMcpServer(server, new StdioServerTransport())
   process.stdin.once('end', () => { void server.close() })
   await closed
 }

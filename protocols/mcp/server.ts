@@ -7,6 +7,35 @@ import type { TaskOutcome } from './tools.js'
 import type { CapabilityInfo } from '../gossip/index.js'
 import type { Logger } from '@libp2p/interface'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
+import { JSON_VALUE_WHAT } from '../task/json-value.js'
+
+/**
+ * Per server: ids of tools/call requests whose `arguments` had an own "__proto__" key as it came off
+ * the wire. The SDK's schema copies `arguments` key by key, and assigning that key sets a prototype
+ * instead: the key was gone before the handler ran, and a task ran without it.
+ */
+const protoCalls = new WeakMap<Server, Set<string | number>>()
+
+/**
+ * `server.connect(transport)`, and each message looked at as it arrives, before the SDK parses it:
+ * a tools/call whose arguments carry a "__proto__" key is refused as a tool error, as one nested
+ * deeper is. Every transport (HTTP, stdio) connects through here.
+ */
+export async function connectMcpServer (server: Server, transport: Transport): Promise<void> {
+  await server.connect(transport)
+  const deliver = transport.onmessage
+  const ids = protoCalls.get(server)
+  if (deliver === undefined || ids === undefined) return
+  transport.onmessage = (message, extra) => {
+    for (const m of Array.isArray(message) ? message : [message]) {
+      const call = m as { method?: unknown, id?: unknown, params?: { arguments?: unknown } }
+      const args = call.params?.arguments
+      if (call.method === 'tools/call' && (typeof call.id === 'string' || typeof call.id === 'number') && typeof args === 'object' && args !== null && Object.hasOwn(args, '__proto__')) ids.add(call.id)
+    }
+    deliver.call(transport, message, extra)
+  }
+}
 
 /**
  * What the MCP server needs of a mesh: a node's task layer (the /mcp door) or a node's HTTP API
@@ -63,6 +92,8 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
   const server = new Server({ name: 'agentmesh', version: init.version }, { capabilities: { tools: { listChanged: false } } })
   const progressIntervalMs = init.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS
   const maxCallMs = init.maxCallMs ?? DEFAULT_MAX_CALL_MS
+  const withProto = new Set<string | number>()
+  protoCalls.set(server, withProto)
 
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     return { tools: meshTools(await backend.capabilities()).map(t => t.tool) }
@@ -72,6 +103,7 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     const { name } = request.params
     const found = meshTools(await backend.capabilities()).find(t => t.tool.name === name)
     if (found === undefined) throw new UnknownToolError(`unknown tool ${name}: no live peer offers it`)
+    if (withProto.delete(extra.requestId)) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
     let id: string
     try {
       id = await backend.submit(name, toolInput(request.params.arguments, found.wrapped))

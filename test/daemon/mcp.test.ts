@@ -170,6 +170,20 @@ describe('MCP both ways, between real daemons', () => {
     expect((await (clients[0] as Client).listTools()).tools.length).toBeGreaterThan(0)
   })
 
+  it('refuses a "__proto__" key at the top of a call\'s arguments as a tool error, as one nested deeper, and runs no task', async () => {
+    // the SDK's schema copied arguments key by key, and that key set a prototype instead: it was dropped, and the task ran
+    const res = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"__proto__":{"a":1}}}}' })
+    const text = await res.text()
+    const answer = JSON.parse(text.split('\n').find(l => l.startsWith('data: '))?.slice(6) ?? text)
+    expect(answer).toMatchObject({ id: 9, result: { isError: true, content: [{ type: 'text', text: expect.stringMatching(/^cannot submit echo: input is not .*"__proto__"/) }] } })
+    // the same over the SDK's own client (it sends the key as JSON.parse made it, an own key)
+    const nested = await (clients[0] as Client).callTool({ name: 'echo', arguments: JSON.parse('{"x":{"__proto__":{"a":1}}}') }) as CallToolResult
+    expect(nested.isError).toBe(true)
+    const top = await (clients[0] as Client).callTool({ name: 'echo', arguments: JSON.parse('{"__proto__":{"a":1}}') }) as CallToolResult
+    expect(top.isError).toBe(true)
+    expect(textOf(top)).toBe(textOf(nested))
+  })
+
   it('serves the same tools over stdio with `agentmesh mcp --api URL`', async () => {
     const tokenFile = join(dir, 'token')
     await writeFile(tokenFile, `${TOKEN}\n`)
