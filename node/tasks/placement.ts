@@ -74,11 +74,21 @@ export class Membership {
     return this.init.replicaSets.order(key, [...live].filter(id => !exclude.includes(id)))
   }
 
-  /** Members seen within the window, this node included, forgetting the rest. */
+  /**
+   * Members seen within the window, this node included, forgetting the rest, but never below R:
+   * while fewer than R - 1 others were seen within the window, the most recently seen others are
+   * kept, however old. Forgotten down to itself, a node cut off for longer than the window (or
+   * restarted after it) pinned placements of itself alone and acknowledged tasks on its own disk,
+   * and two sides of a long partition could each pin and run the same task (an idempotency key).
+   * So a mesh that shrinks below R for good keeps its lost members in placements until new peers
+   * are seen.
+   */
   members (): string[] {
     const since = this.now() - this.init.windowMs
-    for (const [id, at] of this.lastSeen) if (at < since) this.lastSeen.delete(id)
-    return [...new Set([this.init.self, ...this.lastSeen.keys()])]
+    const others = [...this.lastSeen].filter(([id]) => id !== this.init.self).sort((a, b) => b[1] - a[1])
+    const keep = Math.max(this.init.replicationFactor - 1, others.filter(([, at]) => at >= since).length)
+    for (const [id] of others.slice(keep)) this.lastSeen.delete(id)
+    return [...new Set([this.init.self, ...others.slice(0, keep).map(([id]) => id)])]
   }
 
   /**
