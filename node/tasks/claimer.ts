@@ -297,7 +297,7 @@ export class Claimer {
       const lease = await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement }))
       const running = slot
       slot = undefined
-      await this.won(task, local.record?.generation ?? 0, lease, running, performance.now() - asked)
+      await this.won(task, Math.max(local.record?.generation ?? 0, lease.generation), lease, running, performance.now() - asked)
     } catch (err: any) {
       if (err.name === 'LeaseDeniedError' || err.name === 'QuorumUnavailableError') {
         if (err.name === 'LeaseDeniedError') this.stats.claimsDenied++

@@ -123,7 +123,8 @@ export class Executor {
     let unlink = (): void => {}
     try {
       const local = await this.c.replica.get(task.id)
-      generation = local.record?.generation ?? 0
+      // a copy made from an announcement of a redriven task says generation 0: the grants know better
+      generation = Math.max(local.record?.generation ?? 0, lease.generation)
       // the cancel's controller is the run's: it also aborts on a lost lease and on the timeout
       unlink = abortWith(cancel, lease.signal, task.timeoutMs)
       const signal = cancel.signal

@@ -152,7 +152,8 @@ export class LeaseClient {
       this.stats.acquired++
       // the grantors' histories differ (one may have missed an earlier grant): the longest counts
       const attempt = Math.max(1, ...grants.map(g => g.res.attempt ?? 1))
-      held = new HeldLease(this, t, claimId, new Map(grants.map(g => [g.peer, g.res.term as number])), sentAt + this.leaseMs, attempt)
+      const generation = Math.max(0, ...grants.map(g => g.res.generation ?? 0))
+      held = new HeldLease(this, t, claimId, new Map(grants.map(g => [g.peer, g.res.term as number])), sentAt + this.leaseMs, attempt, generation)
       return held
     }
     // a claim that falls short gives back what it got, so it blocks nobody until expiry

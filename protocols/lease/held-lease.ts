@@ -18,6 +18,11 @@ export class HeldLease {
   readonly grants: Map<string, number>
   /** which attempt of the task this lease is for (1 for the first), as the grantors count */
   readonly attempt: number
+  /**
+   * the generation the grantors' copies are at (the highest): a holder whose own copy is older, or a
+   * new one made from an announcement, runs and reports the generation the members vote in
+   */
+  readonly generation: number
   private readonly client: LeaseClient
   private readonly controller = new AbortController()
   private expiresAt: number
@@ -26,8 +31,9 @@ export class HeldLease {
   private done = false
   private certifiedResult = false
 
-  constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number) {
+  constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number, generation = 0) {
     this.client = client
+    this.generation = generation
     this.target = target
     this.claimId = claimId
     this.grants = grants

@@ -76,6 +76,8 @@ export const leaseResponseSchema = z.object({
   expiresAt: z.number().optional(),
   /** on a grant: which attempt of the task this is, by the replica's own history */
   attempt: z.number().int().positive().optional(),
+  /** on a grant: the generation the member's copy is at (a holder that kept no copy of a redriven task learns it here) */
+  generation: z.number().int().nonnegative().optional(),
   holder: z.string().max(128).optional(),
   notBefore: z.number().optional(),
   state: z.string().max(32).optional(),

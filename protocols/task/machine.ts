@@ -75,7 +75,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (myVote !== undefined) return voted()
       if (bound !== undefined) return castBound(st, bound, lease.term, env, 'VOTED')
       if (live) {
-        if (lease.claimId === req.claimId && lease.holder === env.from) return { state: st, reply: { status: 'OK', term: lease.term, expiresAt: lease.expiresAt, attempt: failedAttempts(r) + 1, placement: r.placement } }
+        if (lease.claimId === req.claimId && lease.holder === env.from) return { state: st, reply: { status: 'OK', term: lease.term, expiresAt: lease.expiresAt, attempt: failedAttempts(r) + 1, generation: r.generation, placement: r.placement } }
         return { state: st, reply: { status: 'DENIED', holder: lease.holder, expiresAt: lease.expiresAt } }
       }
       if ((r.notBefore ?? 0) > env.now) return { state: st, reply: { status: 'RETRY_LATER', notBefore: r.notBefore } }
@@ -87,7 +87,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       const granted: LeaseState = { ...lease, claimId: req.claimId, holder: env.from, term, maxTerm: term, expiresAt: env.now + req.durationMs }
       const attempt: Attempt = { claimId: req.claimId, generation: r.generation, peer: env.from, startedAt: env.now, outcome: 'running' }
       // the grant names the placement it was made under, so a claimant cannot count it towards another
-      return { state: { ...st, lease: granted, record: { ...r, attempts: [...r.attempts, attempt], updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1, placement: r.placement } }
+      return { state: { ...st, lease: granted, record: { ...r, attempts: [...r.attempts, attempt], updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1, generation: r.generation, placement: r.placement } }
     }
     case 'renew': {
       // only a certified cancel stops the holder: a member's lone vote to cancel may still lose

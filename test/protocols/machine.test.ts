@@ -180,14 +180,14 @@ const TABLE: Row[] = [
     name: 'acquire with no lease: OK, term 1, attempt 1, the attempt running',
     given: () => fresh(),
     req: () => acquire(),
-    reply: () => ({ status: 'OK', term: 1, expiresAt: NOW + LEASE, attempt: 1, placement: f.P0 }),
+    reply: () => ({ status: 'OK', term: 1, expiresAt: NOW + LEASE, attempt: 1, generation: 0, placement: f.P0 }),
     then: s => {
       expect(s.lease).toEqual({ claimId: 'x1', holder: f.X.id, term: 1, maxTerm: 1, expiresAt: NOW + LEASE })
       expect(s.record?.attempts).toEqual([{ claimId: 'x1', generation: 0, peer: f.X.id, startedAt: NOW, outcome: 'running' }])
     }
   },
   { name: 'acquire while another holds a live lease: DENIED with the holder', given: () => held(), req: () => acquire('y1'), as: () => ({ from: f.Y }), reply: () => ({ status: 'DENIED', holder: f.X.id, expiresAt: T0 + LEASE }), unchanged: true },
-  { name: 'acquire again by the holder with its claim: the same grant', given: () => held(), req: () => acquire('x1'), reply: () => ({ status: 'OK', term: 1, expiresAt: T0 + LEASE, attempt: 1, placement: f.P0 }), unchanged: true },
+  { name: 'acquire again by the holder with its claim: the same grant', given: () => held(), req: () => acquire('x1'), reply: () => ({ status: 'OK', term: 1, expiresAt: T0 + LEASE, attempt: 1, generation: 0, placement: f.P0 }), unchanged: true },
   { name: 'acquire by the holder with another claim: DENIED', given: () => held(), req: () => acquire('x2'), reply: () => ({ status: 'DENIED', holder: f.X.id, expiresAt: T0 + LEASE }), unchanged: true },
   {
     name: 'acquire after the lease lapsed (by this clock): the attempt expires, RETRY_LATER until the backoff',
@@ -205,12 +205,12 @@ const TABLE: Row[] = [
     given: () => ({ record: record({ attempts: [{ ...running('x1', f.X), outcome: 'expired', endedAt: T0 + LEASE }], notBefore: T0 + LEASE + 500 }), lease: { term: 1, maxTerm: 4 } }),
     req: () => acquire('y1'),
     as: () => ({ from: f.Y, now: T0 + LEASE + 500 }),
-    reply: () => ({ status: 'OK', term: 5, expiresAt: T0 + 2 * LEASE + 500, attempt: 2, placement: f.P0 }),
+    reply: () => ({ status: 'OK', term: 5, expiresAt: T0 + 2 * LEASE + 500, attempt: 2, generation: 0, placement: f.P0 }),
     then: s => expect(s.lease).toMatchObject({ claimId: 'y1', holder: f.Y.id, term: 5, maxTerm: 5 })
   },
   // past the deadline by this member's own clock no attempt starts: the placement decides the task dead
   { name: 'acquire past the deadline (by this clock): DENIED, no attempt started', given: () => fresh(), req: () => acquire(), as: () => ({ now: DEADLINE + 1 }), reply: () => ({ status: 'DENIED', reason: 'past the deadline' }), unchanged: true },
-  { name: 'acquire just at the deadline (not past it): OK', given: () => fresh(), req: () => acquire(), as: () => ({ now: DEADLINE }), reply: () => ({ status: 'OK', term: 1, expiresAt: DEADLINE + LEASE, attempt: 1, placement: f.P0 }) },
+  { name: 'acquire just at the deadline (not past it): OK', given: () => fresh(), req: () => acquire(), as: () => ({ now: DEADLINE }), reply: () => ({ status: 'OK', term: 1, expiresAt: DEADLINE + LEASE, attempt: 1, generation: 0, placement: f.P0 }) },
   { name: 'acquire with the attempts spent: DENIED', given: () => ({ record: record({ attempts: [failed('x1', f.X), failed('x2', f.X, T0 + 10)] }), lease: { term: 2, maxTerm: 2 } }), req: () => acquire('y1'), reply: () => ({ status: 'DENIED', reason: 'attempts spent' }), unchanged: true },
   { name: 'acquire of a finished task: FINISHED with its certificate', given: () => finished(), req: () => acquire(), reply: () => ({ status: 'FINISHED', state: 'dead', cert: finished().record!.final!.cert }), unchanged: true },
   { name: 'acquire after this member voted: VOTED with its vote', given: () => withVote(fresh(), CANCELED), req: () => acquire(), reply: () => ({ status: 'VOTED', vote: voteReply(CANCELED, { term: 0 }) }), unchanged: true },
@@ -243,7 +243,7 @@ const TABLE: Row[] = [
       expect(s.record?.attempts).toEqual([{ ...running('x1', f.X), outcome: 'released', endedAt: NOW }])
       expect(s.record?.notBefore).toBeUndefined()
       // the next claim starts at once, as the first attempt, with a higher term
-      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 2, expiresAt: NOW + LEASE, attempt: 1, placement: f.P0 })
+      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 2, expiresAt: NOW + LEASE, attempt: 1, generation: 0, placement: f.P0 })
     }
   },
   {
@@ -482,7 +482,7 @@ const TABLE: Row[] = [
       expect(s.record?.final).toBeUndefined()
       expect(s.record?.notBefore).toBeUndefined()
       // a fresh budget: the old generation's failures do not count
-      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 3, expiresAt: NOW + LEASE, attempt: 1, placement: f.P0 })
+      expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'OK', term: 3, expiresAt: NOW + LEASE, attempt: 1, generation: 1, placement: f.P0 })
     }
   },
   { name: 'redrive an older generation: OK, nothing changes', given: () => fresh({ generation: 2 }), req: () => ({ op: 'redrive', ...base(), generation: 1 }), reply: () => ({ status: 'OK' }), unchanged: true },
@@ -535,7 +535,7 @@ const TABLE: Row[] = [
       expect(s.record?.placement).toEqual(f.P1)
       expect(s.record?.previous).toEqual([f.P0])
       expect(s.lease).toEqual({ term: 3, maxTerm: 3, sealedEpoch: 0, sealedFor: f.P1 })
-      expect(step(s, { ...acquire('y1'), epoch: 1 } as LeaseRequest, { from: f.Y }).reply).toEqual({ status: 'OK', term: 4, expiresAt: NOW + LEASE, attempt: 1, placement: f.P1 })
+      expect(step(s, { ...acquire('y1'), epoch: 1 } as LeaseRequest, { from: f.Y }).reply).toEqual({ status: 'OK', term: 4, expiresAt: NOW + LEASE, attempt: 1, generation: 0, placement: f.P1 })
       expect(step(s, acquire('y1'), { from: f.Y }).reply).toEqual({ status: 'WRONG_EPOCH', placement: f.P1 })
     }
   },

@@ -291,7 +291,7 @@ describe('replicas and lease clients, end to end', () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
     const res = await c.at(0).replica.handleLease(holderOf().id, { op: 'acquire', id: t.id, epoch: 0, claimId: 'x1', durationMs: LEASE })
-    expect(res).toEqual({ status: 'OK', term: 1, expiresAt: T0 + LEASE, attempt: 1, placement: t.placement })
+    expect(res).toEqual({ status: 'OK', term: 1, expiresAt: T0 + LEASE, attempt: 1, generation: 0, placement: t.placement })
   })
 
   it('past the deadline by the members\' clocks no lease is granted, and decide makes the task dead', async () => {
@@ -948,7 +948,7 @@ describe('replicas and lease clients, end to end', () => {
     const wait = await again.handleLease(otherClaimant().id, { op: 'acquire', id: t2.id, epoch: 0, claimId: 'y2', durationMs: LEASE })
     expect(wait).toEqual({ status: 'RETRY_LATER', notBefore: A.clock.now + retryDelay(t2.id, 1, BACKOFF) })
     A.clock.now = wait.notBefore!
-    expect(await again.handleLease(otherClaimant().id, { op: 'acquire', id: t2.id, epoch: 0, claimId: 'y2', durationMs: LEASE })).toEqual({ status: 'OK', term: 2, expiresAt: A.clock.now + LEASE, attempt: 2, placement: t2.placement })
+    expect(await again.handleLease(otherClaimant().id, { op: 'acquire', id: t2.id, epoch: 0, claimId: 'y2', durationMs: LEASE })).toEqual({ status: 'OK', term: 2, expiresAt: A.clock.now + LEASE, attempt: 2, generation: 0, placement: t2.placement })
   })
 
   it('tally counts a member\'s tasks by state and capability as a walk of its store does, through completion, restart and retention', async () => {
@@ -1133,7 +1133,10 @@ describe('replicas and lease clients, end to end', () => {
     expect(redrive.map(a => a.res.status)).toEqual(['OK', 'OK', 'OK'])
     const next = await c.acquire(otherClaimant(), t)
     expect(next.attempt).toBe(1)
-    const done = await next.complete(RESULT, 17, 1)
+    // the grants say which generation: a claimant that kept no copy (it heard the redrive's
+    // announcement) ran it as generation 0, and no vote of that generation could certify it
+    expect(next.generation).toBe(1)
+    const done = await next.complete(RESULT, 17, next.generation)
     expect(done.generation).toBe(1)
   })
 
