@@ -28,8 +28,22 @@ function rewrite (node: unknown, rename: (name: string) => string): unknown {
       : [k, rewrite(v, rename)]))
 }
 
+/** A route that answers with a Server-Sent Events stream (served by Fastify directly, not a Route). */
+export interface StreamDoc {
+  path: string
+  summary: string
+  /** query parameters: name and what it does */
+  query?: Record<string, string>
+}
+
+/** The SSE routes, in the document beside the JSON ones. */
+export const STREAM_DOCS: StreamDoc[] = [
+  { path: '/v1/tasks/:id/events', summary: 'one task\'s events as Server-Sent Events: its submit, each claim and how it ended, progress and tokens (on the node it was submitted through), the outcome; ends after the outcome; Last-Event-ID resumes' },
+  { path: '/v1/events', summary: 'the mesh\'s task events as they happen, as Server-Sent Events (not a replay)', query: { capability: 'only tasks of this capability', state: 'only changes to this state' } }
+]
+
 /** The OpenAPI 3.1 document of the control API, built from the routes and their zod schemas. */
-export function openApiDocument (routes: Route[]): Record<string, unknown> {
+export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {}
   const defs: Defs = {}
   for (const [i, route] of routes.entries()) {
@@ -44,6 +58,20 @@ export function openApiDocument (routes: Route[]): Record<string, unknown> {
       ...(route.schema?.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.schema.body, defs, prefix) } } } }),
       responses: {
         [route.status ?? 200]: { description: route.status === 202 ? 'accepted' : 'OK', content: { 'application/json': { schema: {} } } },
+        default: { description: 'an error: {error: {name, message}}', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
+      }
+    }
+  }
+  for (const stream of streams) {
+    const path = stream.path.replace(/:(\w+)/g, '{$1}')
+    const params = [...stream.path.matchAll(/:(\w+)/g)].map(m => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }))
+    const query = Object.entries(stream.query ?? {}).map(([name, description]) => ({ name, in: 'query', required: false, description, schema: { type: 'string' } }))
+    paths[path] ??= {}
+    paths[path].get = {
+      summary: stream.summary,
+      ...(params.length + query.length === 0 ? {} : { parameters: [...params, ...query] }),
+      responses: {
+        200: { description: 'a stream of events', content: { 'text/event-stream': { schema: { type: 'string' } } } },
         default: { description: 'an error: {error: {name, message}}', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
       }
     }
@@ -68,6 +96,6 @@ function queryParameters (schema: z.ZodType, defs: Defs, prefix: string): unknow
 
 /** GET /v1/openapi.json */
 export function openApiRoute (routes: Route[]): RouteOptions {
-  const doc = openApiDocument([...routes, { method: 'GET', path: '/v1/openapi.json', summary: 'this document', handle: () => ({ body: {} }) }])
+  const doc = openApiDocument([...routes, { method: 'GET', path: '/v1/openapi.json', summary: 'this document', handle: () => ({ body: {} }) }], STREAM_DOCS)
   return { method: 'GET', url: '/v1/openapi.json', handler: async () => doc }
 }

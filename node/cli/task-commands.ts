@@ -138,6 +138,7 @@ export function addTaskCommands (program: Command): void {
         if (others.length > 0) cmd.error(`error: --bulk takes the tasks' fields from its file, not --${others.map(k => k.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)).join(', --')}`)
         return submitBulk(opts, opts.bulk)
       }
+      if (opts.timeout !== undefined && opts.wait !== true) cmd.error('error: --timeout is the longest --wait: give --wait too (--task-timeout limits each attempt)')
       if (opts.capability === undefined) cmd.error("error: required option '--capability <name>' not specified (or --bulk FILE)")
       if (opts.input === undefined) cmd.error("error: required option '--input <json|@file>' not specified (or --bulk FILE)")
       const url = await resolveApiUrl(opts)
@@ -228,23 +229,27 @@ export function addTaskCommands (program: Command): void {
       return opts.json === true ? json(answer) : line(`${String(answer.id)} ${String(answer.state)}`)
     })
 
-  const dlq = program.command('dlq').description('the dead-letter list: tasks that ran out of attempts or deadline')
+  // the client options also before the subcommand (`dlq --data ./a list`), as every client command takes them
+  const dlq = clientOptions(program.command('dlq').description('the dead-letter list: tasks that ran out of attempts or deadline'))
   clientOptions(dlq.command('list'))
-    .action(async (opts: ClientOpts) => {
+    .action(async (_opts: ClientOpts, cmd: Command) => {
+      const opts: ClientOpts = cmd.optsWithGlobals()
       const { deadLetters } = await apiRequest(await resolveApiUrl(opts), 'GET', '/v1/deadletter')
       if (opts.json === true) return json({ deadLetters })
       table(['ID', 'CAPABILITY', 'ATTEMPTS', 'REASON'], deadLetters.map((d: any) => [d.id, d.capability, String(d.attempts), String(d.reason ?? '')]))
     })
   clientOptions(dlq.command('redrive <id>'))
     .description('run a dead task again, with a new attempt budget')
-    .action(async (given: string, opts: ClientOpts) => {
+    .action(async (given: string, _opts: ClientOpts, cmd: Command) => {
+      const opts: ClientOpts = cmd.optsWithGlobals()
       const url = await resolveApiUrl(opts)
       const answer = await apiRequest(url, 'POST', `/v1/deadletter/${await resolveTaskId(url, given)}/redrive`)
       return opts.json === true ? json(answer) : line(`${String(answer.id)} ${String(answer.state)}`)
     })
   clientOptions(dlq.command('drop <id>'))
     .description('remove a dead task from the list')
-    .action(async (given: string, opts: ClientOpts) => {
+    .action(async (given: string, _opts: ClientOpts, cmd: Command) => {
+      const opts: ClientOpts = cmd.optsWithGlobals()
       const url = await resolveApiUrl(opts)
       const answer = await apiRequest(url, 'DELETE', `/v1/deadletter/${await resolveTaskId(url, given)}`)
       return opts.json === true ? json(answer) : line(`${String(answer.id)} dropped`)

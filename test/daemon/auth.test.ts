@@ -98,6 +98,9 @@ describe('who may use the doors: the bearer token', () => {
     expect(doc.paths['/v1/tasks'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['state', 'capability', 'limit']))
     expect(doc.paths['/v1/tasks/{id}/result'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['id', 'wait'])
     expect(doc.paths['/v1/tasks'].post.responses['202']).toBeDefined()
+    // the event streams, served beside the JSON routes, are in it too
+    expect(doc.paths['/v1/tasks/{id}/events'].get.responses['200'].content['text/event-stream']).toBeDefined()
+    expect(doc.paths['/v1/events'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['capability', 'state'])
     expect(doc.security).toEqual([{ bearer: [] }])
     // every $ref points inside the document (a validator refused a "#/$defs/..." left by zod)
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"([^"]+)"/g)].map(m => m[1] as string)

@@ -154,10 +154,16 @@ describe('task API and CLI on real daemons', () => {
     const deadId = /task ([0-9a-f]{64})/.exec(failed.stderr)?.[1] as string
     const dlq = await runCli(['dlq', 'list', '--api', b.api])
     expect(dlq.stdout).toContain(deadId)
+    // the client options before the subcommand too, as every client command takes them
+    expect((await runCli(['dlq', '--data', join(dir, 'b'), 'list'])).stdout).toContain(deadId)
     expect((await runCli(['dlq', 'redrive', deadId, '--api', a.api])).code).toBe(0)
     await waitFor(async () => (await call(a.api, 'GET', `/v1/tasks/${deadId}`)).json.generation === 1 && (await call(a.api, 'GET', `/v1/tasks/${deadId}`)).json.state === 'dead', { what: 'the redriven task to die again' })
     expect((await runCli(['dlq', 'drop', deadId, '--api', a.api])).code).toBe(0)
     expect((await runCli(['dlq', 'list', '--api', a.api])).stdout).not.toContain(deadId)
+    // --timeout bounds --wait: alone it would be ignored, so it is refused before anything is submitted
+    const unused = await runCli(['submit', '--api', a.api, '--capability', 'echo', '--input', '1', '--timeout', '300'])
+    expect(unused.code).toBe(2)
+    expect(unused.stderr).toMatch(/--timeout .*--wait/)
     const timedOut = await runCli(['submit', '--api', a.api, '--capability', 'sleep', '--input', '{"ms":60000}', '--wait', '--timeout', '300'])
     expect(timedOut.code).toBe(3)
     const sleepId = /task ([0-9a-f]{64}) (pending|running)/.exec(timedOut.stderr)?.[1] as string
