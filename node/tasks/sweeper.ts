@@ -115,7 +115,9 @@ export class Sweeper {
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)
       if (record === undefined || !this.isFirstLiveMember(record.placement.members, live)) continue
-      const seen = this.announced.get(id) ?? { at: record.task.createdAt, count: 0 }
+      // created "later" by a submitter's clock ahead of this one: counted from now, or its first
+      // re-announcement waited out the skew (an hour ahead, an hour)
+      const seen = this.announced.get(id) ?? { at: Math.min(record.task.createdAt, now), count: 0 }
       const due = Math.max(seen.at + this.delay(seen.count), record.notBefore ?? 0)
       // a retry whose backoff just ended goes out at once, not after the re-announce backoff
       const retryReady = record.notBefore !== undefined && record.notBefore > seen.at && now >= record.notBefore

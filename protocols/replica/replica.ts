@@ -42,6 +42,8 @@ export class Replica {
   private readonly idx: ReplicaIndex
   private readonly store: ReplicaStore
   private readonly lock = new KeyedMutex()
+  /** active tasks stamped in this member's future, and when this member first saw them so (changedAt) */
+  private readonly seenAhead = new Map<string, number>()
   private readonly init: ReplicaInit
   private readonly backoff: { baseMs: number, capMs: number }
   private readonly now: () => number
@@ -187,10 +189,26 @@ export class Replica {
       if (out.length >= limit) break
       const record = await this.claimableRecord(id, now)
       if (record === undefined || !capabilities.has(record.task.capability)) continue
-      if (Math.max(record.updatedAt, record.notBefore ?? 0) > now - minAgeMs) continue
+      if (this.changedAt(id, Math.max(record.updatedAt, record.notBefore ?? 0), now) > now - minAgeMs) continue
       out.push({ task: record.task, placement: record.placement })
     }
+    for (const id of this.seenAhead.keys()) if (!this.active.has(id)) this.seenAhead.delete(id)
     return out
+  }
+
+  /**
+   * When a task last changed, by this member's clock: its stamp, or for a stamp in this member's
+   * future (a peer's clock ahead) the time this member first saw it so. The pull path waited out
+   * the skew otherwise: a task stamped an hour ahead was not pulled for an hour.
+   */
+  private changedAt (id: string, stamp: number, now: number): number {
+    if (stamp <= now) {
+      this.seenAhead.delete(id)
+      return stamp
+    }
+    const seen = this.seenAhead.get(id) ?? now
+    this.seenAhead.set(id, seen)
+    return seen
   }
 
   /** The placement this member's copy is sealed for: a move that sealed it and has not installed yet. */
