@@ -1,6 +1,7 @@
 import { QuorumUnavailableError, majority } from '../../protocols/lease/index.js'
 import { mergeRecords, mustDecideOf, outcomeKey, samePlacement } from '../../protocols/task/index.js'
 import { Repeater } from './repeater.js'
+import { eachLimited } from './each-limited.js'
 import type { TaskComponents } from './components.js'
 import type { Answer, ShownVote } from '../../protocols/lease/index.js'
 import type { FinalValue, Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -91,18 +92,18 @@ export class Mover {
    */
   async check (): Promise<void> {
     const me = this.c.peerId.toString()
-    for (const id of [...this.c.replica.active]) {
+    await eachLimited([...this.c.replica.active], this.c.options.recoveryConcurrency, async id => {
       const { record } = await this.c.replica.get(id)
       if (record === undefined || record.final !== undefined || !record.placement.members.includes(me)) {
         this.split.delete(id)
-        continue
+        return
       }
       const sealed = await this.c.replica.sealedFor(id)
       const gone = this.gone(record)
       if (sealed === undefined) {
-        if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) continue
+        if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) return
         const n = record.placement.members.length
-        if (gone.length === 0 || n - gone.length < majority(n)) continue
+        if (gone.length === 0 || n - gone.length < majority(n)) return
       }
       try {
         await this.move(record, gone, false, sealed)
@@ -112,7 +113,7 @@ export class Mover {
         if (err.name === 'SplitVotesError' || err.name === 'OutcomeUnreachableError') this.split.set(id, { epoch: record.placement.epoch, reason: err.message })
         this.log('move of %s not made: %s', id, err.message)
       }
-    }
+    })
   }
 
   /**

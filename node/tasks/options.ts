@@ -187,6 +187,13 @@ export const taskOptionsSchema = z.strictObject({
    * @default 10_000
    */
   remoteWaitersLimit: count(0).default(10_000),
+  /**
+   * Tasks the sweeper's recovery decides, and the placement check moves, at a time. Each may wait
+   * `rpcTimeoutMs` on a member that is paused: one at a time, a paused member held a round up by
+   * that long for every task it shares.
+   * @default 16
+   */
+  recoveryConcurrency: count(1).default(16),
   /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
   antiEntropyIntervalMs: timerMs().default(30_000),
   /**

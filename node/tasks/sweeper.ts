@@ -1,4 +1,5 @@
 import { Repeater } from './repeater.js'
+import { eachLimited } from './each-limited.js'
 import type { TaskComponents } from './components.js'
 import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
@@ -95,22 +96,22 @@ export class Sweeper {
     const live = new Set(this.c.presence.liveIds())
     const stillVoted = new Set(undecided.filter(u => u.voted).map(u => u.record.task.id))
     for (const id of this.votedSince.keys()) if (!stillVoted.has(id)) this.votedSince.delete(id)
-    for (const { record, voted } of undecided) {
+    await eachLimited(undecided, this.c.options.recoveryConcurrency, async ({ record, voted }) => {
       const id = record.task.id
       // a task this node is moving is told by its move, once
-      if (this.moves.has(id)) continue
+      if (this.moves.has(id)) return
       // a member that voted finishes the decision itself: only it knows of its vote, and the first
       // live member may hold none (a holder whose vote reached one member, then died for good)
-      if (!voted && !this.isFirstLiveMember(record.placement.members, live)) continue
+      if (!voted && !this.isFirstLiveMember(record.placement.members, live)) return
       // a holder that voted commits at once; recovery steps in only when it did not
       if (voted && !this.votedSince.has(id)) this.votedSince.set(id, now)
-      if (voted && now - (this.votedSince.get(id) ?? now) < this.c.options.leaseMs) continue
+      if (voted && now - (this.votedSince.get(id) ?? now) < this.c.options.leaseMs) return
       const last = this.decided.get(id) ?? 0
-      if (now - last < this.c.options.leaseMs) continue
+      if (now - last < this.c.options.leaseMs) return
       this.decided.set(id, now)
       const cert = await this.decide(record, live)
       if (cert !== undefined) await this.tell(record, cert)
-    }
+    })
     const takers = this.takers()
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)

@@ -46,6 +46,7 @@ const DOCUMENTED_DEFAULTS = {
   waitPollBaseMs: 1_000,
   waitPollCapMs: 8_000,
   remoteWaitersLimit: 10_000,
+  recoveryConcurrency: 16,
   antiEntropyIntervalMs: 30_000,
   antiEntropyMinAgeMs: 10_000,
   retentionMs: 604_800_000,
