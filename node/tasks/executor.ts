@@ -58,6 +58,8 @@ export class Executor {
   private readonly agentLogs = new Map<string, Logger>()
   private readonly cancels = new Map<string, AbortController>()
   private stopping = false
+  /** the lease of each run, while it runs: a stop that outlasts its grace lets them go */
+  private readonly leases = new Map<string, HeldLease>()
   /** runs reporting their outcome now */
   private pendingReports = 0
 
@@ -91,6 +93,16 @@ export class Executor {
   }
 
   /**
+   * After a stop's grace: the leases of runs whose agent still ignores its abort are let go here
+   * (their renew timers stopped; the members see them lapse). They renewed until the agent returned,
+   * on a node whose network was already gone.
+   */
+  abandon (): void {
+    for (const lease of this.leases.values()) lease.lose('the node stopped while the agent was still running')
+    this.leases.clear()
+  }
+
+  /**
    * Runs `task` under `lease`. Whatever happens, the lease ends here: completed, failed, released
    * or lost; a throw anywhere (even before the agent starts) releases it instead of leaving it to
    * renew forever.
@@ -98,6 +110,7 @@ export class Executor {
   async run (task: Task, lease: HeldLease, slot: Slot): Promise<void> {
     const cancel = new AbortController()
     this.cancels.set(task.id, cancel)
+    this.leases.set(task.id, lease)
     this.stats.started++
     const started = performance.now()
     const span = startSpan('agentmesh.run', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability, 'agentmesh.attempt': lease.attempt, 'agentmesh.claim': lease.claimId })
@@ -182,6 +195,7 @@ export class Executor {
       unlink()
       if (lease.held) await lease.release(settled).catch(() => {})
       this.cancels.delete(task.id)
+      if (this.leases.get(task.id) === lease) this.leases.delete(task.id)
       freeSlot()
     }
   }

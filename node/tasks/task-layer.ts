@@ -231,6 +231,7 @@ export class TaskLayer {
   async stop (): Promise<void> {
     this.executor.stop()
     await this.claimer.stop()
+    this.executor.abandon()
     await this.sweeper.stop()
     await this.antiEntropy.stop()
     await this.mover.stop()
