@@ -194,6 +194,13 @@ export const taskOptionsSchema = z.strictObject({
    * @default 16
    */
   recoveryConcurrency: count(1).default(16),
+  /**
+   * What the first live member of a task's placement does (re-announce it, decide it, move it) the
+   * other members do once the task has waited this long for it: a first member that is live but does
+   * not act on the task (its copy unreadable on disk) held it up for ever.
+   * @default 120_000
+   */
+  backupAfterMs: timerMs().default(120_000),
   /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
   antiEntropyIntervalMs: timerMs().default(30_000),
   /**

@@ -1,5 +1,6 @@
 import { Repeater } from './repeater.js'
 import { eachLimited } from './each-limited.js'
+import { Backup } from './backup.js'
 import type { TaskComponents } from './components.js'
 import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
@@ -64,6 +65,9 @@ export class Sweeper {
   /** moves of deadlocked tasks under way, by task: one at a time each, awaited by stop */
   private readonly moves = new Map<string, Promise<void>>()
   private readonly loop: Repeater
+  /** decisions and re-announcements this member takes up when the first live member does not */
+  private readonly decideBackup = new Backup(() => this.c.options.backupAfterMs)
+  private readonly announceBackup = new Backup(() => this.c.options.backupAfterMs)
 
   constructor (components: TaskComponents, tasks: TaskService, mover: Mover) {
     this.c = components
@@ -102,7 +106,7 @@ export class Sweeper {
       if (this.moves.has(id)) return
       // a member that voted finishes the decision itself: only it knows of its vote, and the first
       // live member may hold none (a holder whose vote reached one member, then died for good)
-      if (!voted && !this.isFirstLiveMember(record.placement.members, live)) return
+      if (!voted && !this.isFirstLiveMember(record.placement.members, live) && !this.decideBackup.due(id, now)) return
       // a holder that voted commits at once; recovery steps in only when it did not
       if (voted && !this.votedSince.has(id)) this.votedSince.set(id, now)
       if (voted && now - (this.votedSince.get(id) ?? now) < this.c.options.leaseMs) return
@@ -112,10 +116,11 @@ export class Sweeper {
       const cert = await this.decide(record, live)
       if (cert !== undefined) await this.tell(record, cert)
     })
+    this.decideBackup.endRound()
     const takers = this.takers()
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)
-      if (record === undefined || !this.isFirstLiveMember(record.placement.members, live)) continue
+      if (record === undefined || (!this.isFirstLiveMember(record.placement.members, live) && !this.announceBackup.due(id, now))) continue
       // created "later" by a submitter's clock ahead of this one: counted from now, or its first
       // re-announcement waited out the skew (an hour ahead, an hour)
       const seen = this.announced.get(id) ?? { at: Math.min(record.task.createdAt, now), count: 0 }
@@ -138,6 +143,7 @@ export class Sweeper {
       this.stats.reannounced++
       await this.c.gossip.announceTask(record.task, record.placement)
     }
+    this.announceBackup.endRound()
     await this.refreshCopies(now)
     this.deadReads ??= this.refreshDeadCopies(now).catch((err: any) => { this.log.error('reading dead copies failed: %s', String(err?.message ?? err)) }).finally(() => { this.deadReads = undefined })
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
@@ -163,7 +169,7 @@ export class Sweeper {
     } catch (err: any) {
       if (err.name !== 'DeadlockedVotesError') throw err
       // the sweep skips tasks being moved, so none is moved twice at once
-      if (this.isFirstLiveMember(record.placement.members, live)) this.moveDeadlocked(record, err.message)
+      if (this.isFirstLiveMember(record.placement.members, live) || this.decideBackup.due(record.task.id, Date.now())) this.moveDeadlocked(record, err.message)
       return undefined
     }
   }

@@ -47,6 +47,7 @@ const DOCUMENTED_DEFAULTS = {
   waitPollCapMs: 8_000,
   remoteWaitersLimit: 10_000,
   recoveryConcurrency: 16,
+  backupAfterMs: 120_000,
   antiEntropyIntervalMs: 30_000,
   antiEntropyMinAgeMs: 10_000,
   retentionMs: 604_800_000,
