@@ -165,18 +165,22 @@ export function addTaskCommands (program: Command): void {
         }, following.signal).catch(() => {})
       }
       let answer: any
+      // completed, but the result had not reached the node when the wait ended (a 202): not done yet
+      const done = (a: any): boolean => ['completed', 'failed', 'dead', 'canceled'].includes(a.state) && (a.state !== 'completed' || 'result' in a)
       do {
         const wait = Math.max(0, Math.min(30_000, deadline - Date.now()))
         answer = await apiRequest(url, 'GET', `/v1/tasks/${submitted.id}/result?wait=${wait}`, undefined, wait + 30_000)
-      } while (!['completed', 'failed', 'dead', 'canceled'].includes(answer.state) && Date.now() < deadline)
+      } while (!done(answer) && Date.now() < deadline)
       // the stream ends by itself after the outcome: its last events are let through, briefly
       await Promise.race([followed, delay(FOLLOW_GRACE_MS, undefined, { ref: false })])
       following.abort()
+      const completed = answer.state === 'completed' && done(answer)
       if (opts.json === true) json(answer)
-      else if (answer.state === 'completed') json(answer.result)
-      if (answer.state === 'completed') return
+      else if (completed) json(answer.result)
+      if (completed) return
       const last = answer.lastError === undefined || String(answer.error ?? '').includes(String(answer.lastError)) ? '' : ` (last error: ${clean(answer.lastError)})`
-      if (opts.json !== true) process.stderr.write(`agentmesh: task ${submitted.id} ${answer.state}${answer.error === undefined ? '' : `: ${clean(answer.error)}`}${last}\n`)
+      const state = answer.state === 'completed' ? 'completed, its result not on this node yet' : answer.state
+      if (opts.json !== true) process.stderr.write(`agentmesh: task ${submitted.id} ${state}${answer.error === undefined ? '' : `: ${clean(answer.error)}`}${last}\n`)
       process.exitCode = ['failed', 'dead', 'canceled'].includes(answer.state) ? 1 : 3
     })
 

@@ -31,7 +31,10 @@ export async function connectMcpServer (server: Server, transport: Transport): P
     for (const m of Array.isArray(message) ? message : [message]) {
       const call = m as { method?: unknown, id?: unknown, params?: { arguments?: unknown } }
       const args = call.params?.arguments
-      if (call.method === 'tools/call' && (typeof call.id === 'string' || typeof call.id === 'number') && typeof args === 'object' && args !== null && Object.hasOwn(args, '__proto__')) ids.add(call.id)
+      if (call.method !== 'tools/call' || (typeof call.id !== 'string' && typeof call.id !== 'number')) continue
+      // a client may use an id again once answered: each call says for itself
+      if (typeof args === 'object' && args !== null && Object.hasOwn(args, '__proto__')) ids.add(call.id)
+      else ids.delete(call.id)
     }
     deliver.call(transport, message, extra)
   }
@@ -101,9 +104,10 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const { name } = request.params
+    const protoKey = withProto.delete(extra.requestId)
     const found = meshTools(await backend.capabilities()).find(t => t.tool.name === name)
     if (found === undefined) throw new UnknownToolError(`unknown tool ${name}: no live peer offers it`)
-    if (withProto.delete(extra.requestId)) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
+    if (protoKey) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
     let id: string
     try {
       id = await backend.submit(name, toolInput(request.params.arguments, found.wrapped))

@@ -26,13 +26,30 @@ describe('eachLimited', () => {
     expect(done.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
   })
 
-  it('rejects with a failure, and takes no new item after it', async () => {
+  it('after a failure starts no item, lets the running ones finish, then rejects with it', async () => {
     const started: number[] = []
-    const err = await eachLimited([1, 2, 3, 4], 1, async i => {
+    const finished: number[] = []
+    let release!: () => void
+    const slow = new Promise<void>(resolve => { release = resolve })
+    const run = eachLimited([1, 2, 3, 4, 5, 6], 2, async i => {
       started.push(i)
+      if (i === 1) {
+        await slow
+        finished.push(i)
+        return
+      }
       if (i === 2) throw new Error('boom')
-    }).catch((e: Error) => e)
-    expect(err).toBeInstanceOf(Error)
+      finished.push(i)
+    })
+    let settled = false
+    void run.catch(() => {}).finally(() => { settled = true })
+    for (let k = 0; k < 5; k++) await new Promise(resolve => setImmediate(resolve))
+    // item 1 still runs: the round has not ended under it
+    expect(settled).toBe(false)
+    release()
+    const err = await run.catch((e: Error) => e)
+    expect((err as Error).message).toBe('boom')
     expect(started).toEqual([1, 2])
+    expect(finished).toEqual([1])
   })
 })
