@@ -54,6 +54,8 @@ export class LevelReplicaStore implements ReplicaStore {
   async deleteTask (record: TaskRecord): Promise<void> {
     const id = record.task.id
     await this.store.write([this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id), this.store.created.delOp(createdKey(record.task.createdAt, id))])
+    // retention forgot the whole task, the unreadable part with it: nothing of it is damaged now
+    this.store.damagedTasks.delete(id)
   }
 
   async * records (): AsyncIterable<TaskRecord> {

@@ -43,7 +43,7 @@ export class Replica {
   private readonly store: ReplicaStore
   private readonly lock = new KeyedMutex()
   /** active tasks stamped in this member's future, and when this member first saw them so (changedAt) */
-  private readonly seenAhead = new Map<string, number>()
+  private readonly seenAhead = new Map<string, { stamp: number, at: number }>()
   private readonly init: ReplicaInit
   private readonly backoff: { baseMs: number, capMs: number }
   private readonly now: () => number
@@ -206,9 +206,11 @@ export class Replica {
       this.seenAhead.delete(id)
       return stamp
     }
-    const seen = this.seenAhead.get(id) ?? now
-    this.seenAhead.set(id, seen)
-    return seen
+    // a later change stamped ahead again is a new change: seen from now
+    const seen = this.seenAhead.get(id)
+    if (seen?.stamp === stamp) return seen.at
+    this.seenAhead.set(id, { stamp, at: now })
+    return now
   }
 
   /** The placement this member's copy is sealed for: a move that sealed it and has not installed yet. */
