@@ -2,7 +2,6 @@ import { QuorumUnavailableError, majority } from '../../protocols/lease/index.js
 import { mergeRecords, mustDecideOf, outcomeKey, samePlacement } from '../../protocols/task/index.js'
 import { Repeater } from './repeater.js'
 import { eachLimited } from './each-limited.js'
-import { Backup } from './backup.js'
 import type { TaskComponents } from './components.js'
 import type { Answer, ShownVote } from '../../protocols/lease/index.js'
 import type { FinalValue, Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -48,8 +47,6 @@ export class Mover {
   private readonly loop: Repeater
   /** why a move of each task (at the epoch it was tried from) was refused for split votes or an unreachable outcome: listed as blocked */
   private readonly split = new Map<string, { epoch: number, reason: string }>()
-  /** moves this member takes up when the first live member does not make them */
-  private readonly backup = new Backup(() => this.c.options.backupAfterMs)
 
   constructor (components: TaskComponents) {
     this.c = components
@@ -106,7 +103,7 @@ export class Mover {
       if (sealed === undefined) {
         const n = record.placement.members.length
         if (gone.length === 0 || n - gone.length < majority(n)) return
-        if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me && !this.backup.due(id, Date.now())) return
+        if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) return
       }
       try {
         await this.move(record, gone, false, sealed)
@@ -117,7 +114,6 @@ export class Mover {
         this.log('move of %s not made: %s', id, err.message)
       }
     })
-    this.backup.endRound()
   }
 
   /**
@@ -149,7 +145,7 @@ export class Mover {
       // decides alike; with fewer, only the first live member goes on, as it would have anyway (an
       // install that failed while a member is gone for good is finished so)
       const sealedHere = sealed.filter(a => a.res.status === 'OK').length
-      const first = old.members.find(m => this.c.membership.isLive(m)) === this.c.peerId.toString() || this.backup.due(record.task.id, Date.now())
+      const first = old.members.find(m => this.c.membership.isLive(m)) === this.c.peerId.toString()
       if (sealedHere < old.members.length && !first) throw new QuorumUnavailableError(`a sealed move is finished by the first live member, or with every old member's seal: ${sealedHere} of ${old.members.length}`)
     }
     const ok = sealed.filter(a => a.res.status === 'OK')

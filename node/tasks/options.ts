@@ -195,9 +195,9 @@ export const taskOptionsSchema = z.strictObject({
    */
   recoveryConcurrency: count(1).default(16),
   /**
-   * What the first live member of a task's placement does (re-announce it, decide it, move it) the
-   * other members do once the task has waited this long for it: a first member that is live but does
-   * not act on the task (its copy unreadable on disk) held it up for ever.
+   * What the first live member of a task's placement does (decide it, re-announce it) the member of
+   * live rank k does once the task has waited k times this long for it: a first member that is live
+   * but does not act on the task (its copy unreadable on disk) held it up for ever. Not moves.
    * @default 120_000
    */
   backupAfterMs: timerMs().default(120_000),

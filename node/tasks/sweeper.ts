@@ -6,6 +6,7 @@ import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
 import type { Certificate, Placement, TaskRecord } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
+import type { Undecided } from '../../protocols/replica/replica-init.js'
 
 /** Non-member copies read from their placements per sweep: bounded, so a backlog of them costs little at a time. */
 const REFRESHES_PER_SWEEP = 16
@@ -37,7 +38,8 @@ interface Announced {
  */
 export class Sweeper {
   /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot */
-  readonly stats = { sweeps: 0, reannounced: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0 }
+  /** backedUp: decisions and re-announcements this member took up for a first live member that did not act (Backup) */
+  readonly stats = { sweeps: 0, reannounced: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0 }
   private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
@@ -88,8 +90,13 @@ export class Sweeper {
 
   /** The placement's first member that is live (this node counts as live): it sweeps the task. */
   private isFirstLiveMember (members: readonly string[], live: Set<string>): boolean {
+    return this.liveRank(members, live) === 0
+  }
+
+  /** This node's rank among the placement's live members (this node counts as live): 0 is the first. */
+  private liveRank (members: readonly string[], live: Set<string>): number {
     const me = this.c.peerId.toString()
-    return members.find(m => m === me || live.has(m)) === me
+    return members.filter(m => m === me || live.has(m)).indexOf(me)
   }
 
   async sweep (): Promise<void> {
@@ -100,27 +107,59 @@ export class Sweeper {
     const live = new Set(this.c.presence.liveIds())
     const stillVoted = new Set(undecided.filter(u => u.voted).map(u => u.record.task.id))
     for (const id of this.votedSince.keys()) if (!stillVoted.has(id)) this.votedSince.delete(id)
+    try {
+      await this.recover(undecided, live, now)
+    } finally {
+      this.decideBackup.endRound()
+    }
+    try {
+      await this.reannounce(live, now)
+    } finally {
+      this.announceBackup.endRound()
+    }
+    await this.refreshCopies(now)
+    this.deadReads ??= this.refreshDeadCopies(now).catch((err: any) => { this.log.error('reading dead copies failed: %s', String(err?.message ?? err)) }).finally(() => { this.deadReads = undefined })
+    for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
+    for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
+    for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id)) this.refreshAt.delete(id)
+    for (const id of this.deadRefreshAt.keys()) if (!this.c.replica.deadCopies.has(id)) this.deadRefreshAt.delete(id)
+    // retention reads the records whose retention ended: at most once a minute, or per retention period when that is shorter
+    if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
+      this.lastRetention = now
+      this.stats.expired += await this.c.replica.expireRetained()
+      await this.c.membership.save()
+    }
+  }
+
+  /** Asks the placement to decide the tasks that need it (recovery), up to recoveryConcurrency at a time. */
+  private async recover (undecided: Undecided[], live: Set<string>, now: number): Promise<void> {
     await eachLimited(undecided, this.c.options.recoveryConcurrency, async ({ record, voted }) => {
       const id = record.task.id
       // a task this node is moving is told by its move, once
       if (this.moves.has(id)) return
       // a member that voted finishes the decision itself: only it knows of its vote, and the first
       // live member may hold none (a holder whose vote reached one member, then died for good)
-      if (!voted && !this.isFirstLiveMember(record.placement.members, live) && !this.decideBackup.due(id, now)) return
+      const rank = this.liveRank(record.placement.members, live)
+      if (!voted && !this.decideBackup.due(id, rank, now)) return
       // a holder that voted commits at once; recovery steps in only when it did not
       if (voted && !this.votedSince.has(id)) this.votedSince.set(id, now)
       if (voted && now - (this.votedSince.get(id) ?? now) < this.c.options.leaseMs) return
       const last = this.decided.get(id) ?? 0
       if (now - last < this.c.options.leaseMs) return
       this.decided.set(id, now)
+      if (!voted && rank > 0) this.stats.backedUp++
       const cert = await this.decide(record, live)
       if (cert !== undefined) await this.tell(record, cert)
     })
-    this.decideBackup.endRound()
+  }
+
+  /** The first live member of each claimable task's placement announces it again, with backoff. */
+  private async reannounce (live: Set<string>, now: number): Promise<void> {
     const takers = this.takers()
     for (const id of [...this.c.replica.active]) {
       const record = await this.c.replica.claimableRecord(id)
-      if (record === undefined || (!this.isFirstLiveMember(record.placement.members, live) && !this.announceBackup.due(id, now))) continue
+      const rank = record === undefined ? -1 : this.liveRank(record.placement.members, live)
+      if (record === undefined || !this.announceBackup.due(id, rank, now)) continue
       // created "later" by a submitter's clock ahead of this one: counted from now, or its first
       // re-announcement waited out the skew (an hour ahead, an hour)
       const seen = this.announced.get(id) ?? { at: Math.min(record.task.createdAt, now), count: 0 }
@@ -141,20 +180,8 @@ export class Sweeper {
       }
       this.announced.set(id, { at: now, count: seen.count + 1 })
       this.stats.reannounced++
+      if (rank > 0) this.stats.backedUp++
       await this.c.gossip.announceTask(record.task, record.placement)
-    }
-    this.announceBackup.endRound()
-    await this.refreshCopies(now)
-    this.deadReads ??= this.refreshDeadCopies(now).catch((err: any) => { this.log.error('reading dead copies failed: %s', String(err?.message ?? err)) }).finally(() => { this.deadReads = undefined })
-    for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
-    for (const id of this.decided.keys()) if (!this.c.replica.active.has(id)) this.decided.delete(id)
-    for (const id of this.refreshAt.keys()) if (!this.c.replica.active.has(id)) this.refreshAt.delete(id)
-    for (const id of this.deadRefreshAt.keys()) if (!this.c.replica.deadCopies.has(id)) this.deadRefreshAt.delete(id)
-    // retention reads the records whose retention ended: at most once a minute, or per retention period when that is shorter
-    if (now - this.lastRetention >= Math.min(60_000, this.c.options.retentionMs)) {
-      this.lastRetention = now
-      this.stats.expired += await this.c.replica.expireRetained()
-      await this.c.membership.save()
     }
   }
 
@@ -169,7 +196,7 @@ export class Sweeper {
     } catch (err: any) {
       if (err.name !== 'DeadlockedVotesError') throw err
       // the sweep skips tasks being moved, so none is moved twice at once
-      if (this.isFirstLiveMember(record.placement.members, live) || this.decideBackup.due(record.task.id, Date.now())) this.moveDeadlocked(record, err.message)
+      if (this.isFirstLiveMember(record.placement.members, live)) this.moveDeadlocked(record, err.message)
       return undefined
     }
   }

@@ -5,19 +5,29 @@ import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
+
+/** Nobody offers the capability: a task waits on its placement until its deadline, then is decided dead. */
+const GHOST = { capability: 'ghost', input: 'waits' }
+
+async function deadOn (nodes: AgentNode[], id: string): Promise<boolean> {
+  for (const n of nodes) if ((await n.tasks!.replica.get(id)).record?.final?.state !== 'dead') return false
+  return true
+}
 
 describe('a placement whose first live member does not act on a task', () => {
   const tmp = useTmpDirs()
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
-  it('has it decided by the other members after backupAfterMs: a task past its deadline whose first member\'s copy is unreadable goes dead', async () => {
+  it('has it decided by the next member after backupAfterMs: a task past its deadline whose first member\'s copy is unreadable goes dead', async () => {
     const baseDir = await tmp()
-    // nobody offers the capability: the task waits on its placement until its deadline, then is decided dead
     net = await createTestnet(3, { baseDir, tasks: { ...FAST_TASKS, agents: [], backupAfterMs: 1_000 } })
     await net.ready()
-    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'ghost', input: 'waits', deadlineMs: 2_000 })
+    // the deadline comes well after the damaged member is back and live: until then the next member is first
+    const deadline = Date.now() + 15_000
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 15_000 })
     const placement = (await net.nodes[0]!.tasks!.replica.get(id)).record!.placement.members
     const index = (peer: string): number => net!.nodes.findIndex(n => n.peerId.toString() === peer)
     const first = index(placement[0] as string)
@@ -28,11 +38,16 @@ describe('a placement whose first live member does not act on a task', () => {
     await db.close()
     await net.restartNode(first)
     await net.ready()
+    expect(Date.now(), 'the damaged member back and live before the deadline').toBeLessThan(deadline)
     const others = placement.slice(1).map(p => net!.nodes[index(p)]!)
-    await waitFor(async () => {
-      for (const n of others) if ((await n.tasks!.replica.get(id)).record?.final?.state !== 'dead') return false
-      return true
-    }, { what: 'the other members to decide the task dead', timeoutMs: 30_000 })
-    expect(net.nodes[first]!.tasks!.replica.stats.damagedRefusals).toBeGreaterThan(0)
+    await waitFor(async () => deadOn(others, id), { what: 'the other members to decide the task dead', timeoutMs: 45_000 })
+    expect(others.reduce((sum, n) => sum + n.tasks!.sweeper.stats.backedUp, 0)).toBeGreaterThan(0)
+  })
+  it('leaves it to a healthy first member: no other member takes anything up', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [], backupAfterMs: 20_000 } })
+    await net.ready()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 1_000 })
+    await waitFor(async () => deadOn(net!.nodes, id), { what: 'the task to be decided dead', timeoutMs: 15_000 })
+    expect(net.nodes.map(n => n.tasks!.sweeper.stats.backedUp)).toEqual([0, 0, 0])
   })
 })
