@@ -178,7 +178,7 @@ export class Executor {
         })
       } catch (err: any) {
         settled = true
-        this.leases.delete(task.id)
+        if (this.leases.get(task.id) === lease) this.leases.delete(task.id)
         if (err?.name === 'TaskSuspendedError' && !lease.held) {
           freeSlot()
           // the placement keeps the wait: any capable peer resumes the task from its journal
@@ -191,7 +191,7 @@ export class Executor {
       }
       settled = true
       // the agent returned: its report gives the lease back (a stop's abandon is for agents still running)
-      this.leases.delete(task.id)
+      if (this.leases.get(task.id) === lease) this.leases.delete(task.id)
       await this.reportOutcome(freeSlot, async () => { await this.onResult(task, lease, generation, value, ran, runContext) })
     } catch (err: any) {
       if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
@@ -204,7 +204,7 @@ export class Executor {
       unlink()
       if (lease.held) await lease.release(settled).catch(() => {})
       this.cancels.delete(task.id)
-      this.leases.delete(task.id)
+      if (this.leases.get(task.id) === lease) this.leases.delete(task.id)
       freeSlot()
     }
   }
