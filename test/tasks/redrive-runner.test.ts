@@ -1,0 +1,57 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { UnrecoverableTaskError } from '../../node/runtime/agent.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Agent } from '../../node/runtime/agent.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+describe('a redriven task run by a peer outside its placement', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('is certified by its holder at the new generation when the holder kept no copy, not left for recovery', async () => {
+    const ran = new Set<string>()
+    // each task's first run fails for good; the redrive's run succeeds
+    const flip: Agent = {
+      name: 'flip',
+      capabilities: ['flip'],
+      concurrency: 4,
+      run: async ctx => {
+        if (ran.has(ctx.task.id)) return 'second run'
+        ran.add(ctx.task.id)
+        throw new UnrecoverableTaskError('first run fails')
+      }
+    }
+    const baseDir = await tmp()
+    net = await createTestnet(4, { baseDir, perNode: i => ({ tasks: { ...FAST_TASKS, agents: i === 3 ? [flip] : [] } }) })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    let runner = net.nodes[3]!
+    // a placement without the runner: its copy of the task is a runner's, not a member's, and a redrive does not reach it
+    let id = ''
+    for (let i = 0; id === ''; i++) {
+      if (i > 50) throw new Error('no placement without the runner in 50 tries')
+      const r = await s.submit({ capability: 'flip', input: i, maxAttempts: 1 })
+      if (!(await s.get(r.id)).record.placement.members.includes(runner.peerId.toString())) id = r.id
+    }
+    expect((await s.waitFor(id, 15_000)).record.final?.state).toBe('dead')
+    // the runner of the first attempt kept a copy (a redrive's notice brings it up to date): a new
+    // peer takes its place, which knows nothing of the task and makes its copy from the announcement
+    await runner.stop()
+    runner = await net.restartNode(3, { dataDir: `${baseDir}/new-runner` })
+    await net.ready()
+    const before = runner.tasks!.executor.stats.completed
+    await s.redrive(id)
+    const done = await s.waitFor(id, 15_000)
+    expect(done.record.final?.state).toBe('completed')
+    expect(done.record.generation).toBe(1)
+    expect(done.result?.value).toBe('second run')
+    // the holder's own vote request made the certificate: reported as generation 0 it was "not accepted",
+    // and the task completed only when the sweeper's recovery gathered the members' votes
+    // (counted once the holder's own commit returns, which may be just after the members stored it)
+    await waitFor(() => runner.tasks!.executor.stats.completed - before === 1, { what: 'the holder to count its result certified', timeoutMs: 10_000 })
+  })
+})
