@@ -181,6 +181,12 @@ export const taskOptionsSchema = z.strictObject({
   /** @default 8_000 */
   waitPollCapMs: timerMs().default(8_000),
   /**
+   * A wait that has a task's final state but not its result (the holder's commit on its way) asks
+   * the placement again after this long, doubling up to the poll's own interval.
+   * @default 50
+   */
+  resultFollowMs: timerMs().default(50),
+  /**
    * Waits on other nodes a member remembers, to tell each when the task's final state is stored
    * (a node waiting on a task it did not submit asks a member to). Past this the oldest are
    * forgotten: those waits wake on their next poll instead.

@@ -30,6 +30,7 @@ import type { FindOptions, TaskView } from './find-task.js'
 import type { SubmitRequest } from './submit-checks.js'
 import type { Logger } from '@libp2p/interface'
 
+
 export type { SubmitRequest } from './submit-checks.js'
 
 export interface SubmitAnswer {
@@ -252,9 +253,15 @@ export class TaskService {
       let view = told && waitMs > 0 ? { record: local.record as TaskRecord, result: local.result } : await this.watched(id, waitMs > 0)
       // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
       let pollMs = this.c.options.waitPollBaseMs
+      let followMs = this.c.options.resultFollowMs
       let polls = 0
       while (!isSettled(view) && Date.now() < deadline) {
-        const rang = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), pollMs), gone)
+        // final without its result here: the holder's commit is on its way, so asked again soon, not
+        // after the poll's backoff (a wait of a second ended with the state and no result); doubling
+        // up to the poll's own, should the result stay out of reach
+        const nextMs = view.record?.final !== undefined ? Math.min(pollMs, followMs) : pollMs
+        if (view.record?.final !== undefined) followMs *= 2
+        const rang = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), nextMs), gone)
         alarm = this.waits.arm(id)
         if (this.waits.stops !== stops || gone?.aborted === true) {
           this.stats.waitsAbandoned++

@@ -49,7 +49,8 @@ describe('recovery across real processes', () => {
     const survivor = daemons.find(d => d !== holder) as DaemonProcess
     const done = await waitFor(async () => {
       const t = await get(survivor.api, `/v1/tasks/${String(id)}/result?wait=1000`)
-      return t.state === 'completed' ? t : undefined
+      // a 202 may say completed before the result reaches this node: the result is what is waited for
+      return t.state === 'completed' && t.result !== undefined ? t : undefined
     }, { what: 'the task to finish elsewhere', timeoutMs: 20_000 })
     expect(done.result).toEqual({ slept: 1_500 })
     const task = await get(survivor.api, `/v1/tasks/${String(id)}`)
@@ -82,7 +83,7 @@ describe('recovery across real processes', () => {
     await a.exited
     const done = await waitFor(async () => {
       const t = await get(b.api, `/v1/tasks/${String(id)}/result?wait=1000`)
-      return t.state === 'completed' ? t : undefined
+      return t.state === 'completed' && t.result !== undefined ? t : undefined
     }, { what: 'the task to run without its submitter', timeoutMs: 20_000 })
     expect(done.result).toEqual({ slept: 200 })
     expect((await get(daemons[2]!.api, `/v1/tasks/${String(id)}/result`)).result).toEqual({ slept: 200 })

@@ -45,6 +45,7 @@ const DOCUMENTED_DEFAULTS = {
   rpcTimeoutMs: 5_000,
   waitPollBaseMs: 1_000,
   waitPollCapMs: 8_000,
+  resultFollowMs: 50,
   remoteWaitersLimit: 10_000,
   recoveryConcurrency: 16,
   backupAfterMs: 120_000,
