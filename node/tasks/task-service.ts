@@ -30,7 +30,6 @@ import type { FindOptions, TaskView } from './find-task.js'
 import type { SubmitRequest } from './submit-checks.js'
 import type { Logger } from '@libp2p/interface'
 
-
 export type { SubmitRequest } from './submit-checks.js'
 
 export interface SubmitAnswer {
