@@ -102,6 +102,11 @@ export class Executor {
     this.leases.clear()
   }
 
+  /** A run's lease is no longer the stop's to let go (its agent returned, or the run ended). */
+  private forgetLease (id: string, lease: HeldLease): void {
+    if (this.leases.get(id) === lease) this.leases.delete(id)
+  }
+
   /**
    * Runs `task` under `lease`. Whatever happens, the lease ends here: completed, failed, released
    * or lost; a throw anywhere (even before the agent starts) releases it instead of leaving it to
@@ -178,7 +183,7 @@ export class Executor {
         })
       } catch (err: any) {
         settled = true
-        if (this.leases.get(task.id) === lease) this.leases.delete(task.id)
+        this.forgetLease(task.id, lease)
         if (err?.name === 'TaskSuspendedError' && !lease.held) {
           freeSlot()
           // the placement keeps the wait: any capable peer resumes the task from its journal
@@ -191,7 +196,7 @@ export class Executor {
       }
       settled = true
       // the agent returned: its report gives the lease back (a stop's abandon is for agents still running)
-      if (this.leases.get(task.id) === lease) this.leases.delete(task.id)
+      this.forgetLease(task.id, lease)
       await this.reportOutcome(freeSlot, async () => { await this.onResult(task, lease, generation, value, ran, runContext) })
     } catch (err: any) {
       if (err?.name === 'TypeError' || err?.name === 'ReferenceError') throw err
@@ -204,7 +209,7 @@ export class Executor {
       unlink()
       if (lease.held) await lease.release(settled).catch(() => {})
       this.cancels.delete(task.id)
-      if (this.leases.get(task.id) === lease) this.leases.delete(task.id)
+      this.forgetLease(task.id, lease)
       freeSlot()
     }
   }

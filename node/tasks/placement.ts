@@ -85,10 +85,13 @@ export class Membership {
    */
   members (): string[] {
     const since = this.now() - this.init.windowMs
-    const others = [...this.lastSeen].filter(([id]) => id !== this.init.self).sort((a, b) => b[1] - a[1])
-    const keep = Math.max(this.init.replicationFactor - 1, others.filter(([, at]) => at >= since).length)
-    for (const [id] of others.slice(keep)) this.lastSeen.delete(id)
-    return [...new Set([this.init.self, ...others.slice(0, keep).map(([id]) => id)])]
+    const others = [...this.lastSeen].filter(([id]) => id !== this.init.self)
+    const recent = others.filter(([, at]) => at >= since)
+    // the usual case, read on every submit: enough peers seen within the window, no sort
+    const kept = recent.length >= this.init.replicationFactor - 1 ? recent : others.sort((a, b) => b[1] - a[1]).slice(0, this.init.replicationFactor - 1)
+    const keep = new Set(kept.map(([id]) => id))
+    for (const [id] of others) if (!keep.has(id)) this.lastSeen.delete(id)
+    return [this.init.self, ...keep]
   }
 
   /**

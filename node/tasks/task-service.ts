@@ -258,8 +258,9 @@ export class TaskService {
         // final without its result here: the holder's commit is on its way, so asked again soon, not
         // after the poll's backoff (a wait of a second ended with the state and no result); doubling
         // up to the poll's own, should the result stay out of reach
-        const nextMs = view.record?.final !== undefined ? Math.min(pollMs, followMs) : pollMs
-        if (view.record?.final !== undefined) followMs *= 2
+        const finalHere = view.record?.final !== undefined
+        const nextMs = finalHere ? Math.min(pollMs, followMs) : pollMs
+        if (finalHere) followMs *= 2
         const rang = await alarm.ring(Math.min(Math.max(0, deadline - Date.now()), nextMs), gone)
         alarm = this.waits.arm(id)
         if (this.waits.stops !== stops || gone?.aborted === true) {
