@@ -59,7 +59,7 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
     const parsed = z.fromJSONSchema(w.schema as never).safeParse(data)
     if (!parsed.success) throw new InvalidSignalError(`signal "${name}" does not match the schema the task waits with: ${parsed.error.issues.slice(0, 3).map(i => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`)
   }
-  await a.c.leases.signal({ id, placement: view.record.placement }, name, data)
+  await a.c.leases.signal({ id, placement: view.record.placement }, name, data, w.claimId)
   const fresh = await a.get(id)
   a.announce(fresh.record.task, fresh.record.placement)
   return fresh

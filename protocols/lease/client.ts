@@ -3,6 +3,7 @@ import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { HeldLease } from './held-lease.js'
 import { untilQuorum } from './quorum.js'
+import { claimIdSchema } from './messages.js'
 import { samePlacement } from '../task/record.js'
 import { randomHex } from '../task/random-hex.js'
 import type { Certificate } from '../task/certificate.js'
@@ -218,11 +219,13 @@ export class LeaseClient {
 
   /**
    * Delivers a signal to a waiting task: resolves once a majority of its placement keeps it.
-   * Throws TaskNotWaitingError when a majority says the task does not wait for it.
+   * `waitClaimId`: the claim that waited. Throws TaskNotWaitingError when a majority says the task
+   * does not wait for it.
    */
-  async signal (t: Target, name: string, data: unknown): Promise<void> {
+  async signal (t: Target, name: string, data: unknown, waitClaimId?: string): Promise<void> {
     const need = majority(t.placement.members.length)
-    const answers = await this.askUntil(t.placement.members, { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never }, need, a => a.res.status === 'OK').early
+    const req: LeaseRequest = { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never, ...(waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { waitClaimId } : {}) }
+    const answers = await this.askUntil(t.placement.members, req, need, a => a.res.status === 'OK').early
     if (answers.filter(a => a.res.status === 'OK').length >= need) return
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)

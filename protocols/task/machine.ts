@@ -151,14 +151,18 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // the sender checked a majority's view, and a lone member's refusal would leave the wait
       // stuck once the peer that waited is gone
       if (isWaiting(r, env.now) && r.waiting?.name !== req.name) return { state: st, reply: { status: 'NOT_WAITING', reason: `waiting for "${r.waiting?.name ?? ''}", not "${req.name}"` } }
-      if (live) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
+      // a live lease of the claim that waited is one this member never saw given back: that claim
+      // renews no more, so it is taken back here as the wait would have
+      const waited = live && req.waitClaimId !== undefined && lease.claimId === req.waitClaimId
+      if (live && !waited) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
+      const freed = waited ? { ...st, lease: clearHolder(lease) } : st
       // the first signal of a name stands: a second, different one (an approve after a reject) is refused,
       // so only one value can reach a majority
       const kept = r.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
-      if (kept !== undefined) return canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null) ? { state: st, reply: { status: 'OK' } } : { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
+      if (kept !== undefined) return canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null) ? { state: freed, reply: { status: 'OK' } } : { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
       const journal = { ...r.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
       const { notBefore: _n, ...rest } = r
-      return { state: { ...st, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
+      return { state: { ...freed, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'cancel': {
       if (r.final !== undefined) return finished()

@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { leaseResponseSchema } from '../../protocols/lease/index.js'
+import { leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
 import { EMPTY_LEASE, clearHolder, currentVote, transition } from '../../protocols/task/machine.js'
 import { canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
@@ -1020,6 +1020,18 @@ describe('transition: durable waits', () => {
     // a member that never saw the wait keeps the signal too: the sender checked a majority's view
     expect(step(fresh(), signal()).reply.status).toBe('OK')
     expect(step(finished(), signal()).reply.status).toBe('FINISHED')
+  })
+
+  it('a member that missed the wait and still sees the waiting claim live takes that lease back for the signal; another live claim still refuses it', () => {
+    const named = (waitClaimId: string): LeaseRequest => ({ ...signal(), waitClaimId } as LeaseRequest)
+    expect(step(held(), named('other')).reply.status).toBe('NOT_WAITING')
+    const s = step(held(), named('x1'))
+    expect(s.reply.status).toBe('OK')
+    expect(s.state.lease.claimId).toBeUndefined()
+    expect(s.state.record?.journal?.['signal:go']).toMatchObject({ data: { n: 1 } })
+    expect(step(s.state, acquire('y1'), { from: f.Y }).reply.status).toBe('OK')
+    expect(leaseRequestSchema.safeParse(named('x1')).success).toBe(true)
+    expect(leaseRequestSchema.safeParse(named('not a claim')).success).toBe(false)
   })
 
   it('copies merge to the newest wait, and a record with a wait round-trips its schema', () => {
