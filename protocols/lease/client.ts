@@ -4,6 +4,7 @@ import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNo
 import { HeldLease } from './held-lease.js'
 import { untilQuorum } from './quorum.js'
 import { claimIdSchema } from './messages.js'
+import { isBadRequest } from '../rpc/served.js'
 import { samePlacement } from '../task/record.js'
 import { randomHex } from '../task/random-hex.js'
 import type { Certificate } from '../task/certificate.js'
@@ -224,8 +225,14 @@ export class LeaseClient {
    */
   async signal (t: Target, name: string, data: unknown, waitClaimId?: string): Promise<void> {
     const need = majority(t.placement.members.length)
-    const req: LeaseRequest = { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never, ...(waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { waitClaimId } : {}) }
-    const answers = await this.askUntil(t.placement.members, req, need, a => a.res.status === 'OK').early
+    const plain: LeaseRequest = { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never }
+    const named = waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { ...plain, waitClaimId } : plain
+    // a peer from before the field refuses it as a bad request: it is asked again the old way
+    const call = async (peer: string): Promise<LeaseResponse> => {
+      const res = await this.safeCall(peer, named)
+      return named !== plain && isBadRequest(res) ? this.safeCall(peer, plain) : res
+    }
+    const answers = (await untilQuorum(t.placement.members, call, need, res => res.status === 'OK').early).map(e => ({ peer: e.peer, res: e.result }))
     if (answers.filter(a => a.res.status === 'OK').length >= need) return
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)

@@ -776,6 +776,42 @@ describe('replicas and lease clients, end to end', () => {
     expect((await B.store.getRecord(t.id))?.final?.cert.value).toEqual(cert.value)
   })
 
+  it('a signal naming the claim that waited is kept by a member that missed the wait, and a member from before that field is asked the old way', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const H = holderOf()
+    const lease = await c.acquire(H, t)
+    // C never hears of the wait: its copy still has H's claim live
+    const cTerm = lease.grants.get(C.peer.id)!
+    lease.grants.delete(C.peer.id)
+    await lease.suspend('go', 60_000)
+    const waiting = (await A.replica.get(t.id)).record!
+    expect(waiting.waiting?.claimId).toBe(lease.claimId)
+    expect((await C.store.getLease(t.id))?.claimId).toBe(lease.claimId)
+    // A cannot be reached, and B's strict schema knows no waitClaimId
+    const base = c.client(H, { down: [A.peer.id] })
+    const sender = new LeaseClient({
+      self: H.id,
+      leaseMs: LEASE,
+      log,
+      call: async (peer, req) => peer === B.peer.id && 'waitClaimId' in req ? { status: 'ERROR', reason: 'bad request: Unrecognized key: "waitClaimId"' } : base.safeCall(peer, req),
+      pushRecord: async () => {}
+    })
+    await sender.signal(t, 'go', { n: 1 }, lease.claimId)
+    for (const m of [B, C]) expect((await m.replica.get(t.id)).record?.journal?.['signal:go']).toMatchObject({ data: { n: 1 } })
+    // C took the claim back as the wait would have: its attempt suspended, not lapsed into a failure
+    expect((await C.store.getLease(t.id))?.claimId).toBeUndefined()
+    expect((await C.replica.get(t.id)).record?.attempts.find(a => a.claimId === lease.claimId)?.outcome).toBe('suspended')
+    // the wait reaching C late is answered as done, not as a stale term
+    const late = await C.replica.handleLease(H.id, { op: 'wait', id: t.id, epoch: 0, claimId: lease.claimId, term: cTerm, name: 'go', timeoutMs: 60_000 })
+    expect(late.status).toBe('OK')
+    // and the next claim is granted by C too (A, which missed the signal, still waits for it)
+    const next = await c.acquire(holderOf(), t)
+    await settle()
+    expect([...next.grants.keys()].sort()).toEqual([B.peer.id, C.peer.id].sort())
+  })
+
   it('a shown vote that is forged, or for another value, leaves a member\'s vote uncommitted', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
