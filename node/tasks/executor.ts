@@ -1,14 +1,13 @@
-import { z } from 'zod'
-import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, copyJson, finalOf, signalKey } from '../../protocols/task/index.js'
-import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
+import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, copyJson, finalOf } from '../../protocols/task/index.js'
+import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ProgressSender } from './progress.js'
-import { journalBytes, maxRecordBytes } from './options.js'
+import { durableStep, durableWait, subtask } from './durable-context.js'
 import { abortWith } from './run-signal.js'
 import type { TaskComponents } from './components.js'
+import type { DurableRun } from './durable-context.js'
 import type { RanEvent } from './events.js'
 import type { Notifier } from './notifier.js'
 import type { TaskService } from './task-service.js'
@@ -157,6 +156,7 @@ export class Executor {
       // progress of the last progressTasks tasks run here: a daemon runs for months
       if (this.progress.size > this.c.options.progressTasks) this.progress.delete(this.progress.keys().next().value as string)
       const log = this.agentLog(slot.agent.name)
+      const durable: DurableRun = { task, lease, tasks: this.tasks, options: this.c.options, stats: this.stats }
       let seq = 0
       let value: unknown
       try {
@@ -175,11 +175,11 @@ export class Executor {
             if (events.length > this.c.options.progressEventsPerTask) events.shift()
             if (this.sendProgress(task, lease, seq, at, event)) seq++
           },
-          submit: async (capability, input, options) => this.submitChild(task.id, signal, capability, input, options, runContext),
-          step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => this.step(task, lease, key, fn),
+          submit: async (capability, input, options) => subtask(durable, signal, capability, input, options, runContext),
+          step: async <T>(key: string, fn: () => Promise<T>): Promise<T> => durableStep(durable, key, fn),
           capabilities: () => this.liveCapabilities(),
           memory: this.c.memory,
-          waitFor: async <T>(name: string, options?: WaitOptions<T>): Promise<T> => this.waitFor(task, lease, name, options)
+          waitFor: async <T>(name: string, options?: WaitOptions<T>): Promise<T> => durableWait(durable, name, options)
         })
       } catch (err: any) {
         settled = true
@@ -335,73 +335,6 @@ export class Executor {
     const final = finalOf(cert, Date.now(), result)
     await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
     this.tasks.wake(id)
-  }
-
-  /**
-   * A durable step (see AgentContext.step): replayed from the journal, else run and journaled on a
-   * majority of the placement under this lease. A step that cannot be journaled fails the attempt:
-   * going on would redo it after a takeover.
-   */
-  private async step<T> (task: Task, lease: HeldLease, key: string, fn: () => Promise<T>): Promise<T> {
-    const current = (await this.tasks.find(task.id))?.record
-    if (current?.journal !== undefined && key in current.journal) {
-      this.stats.stepsReplayed++
-      // a copy: the agent may change what it gets, and the journal is this node's stored record
-      return cloneJson(current.journal[key]) as T
-    }
-    const value = await fn()
-    const size = current === undefined ? 0 : journalBytes(current) + byteLength(value ?? null) + byteLength(key)
-    if (size > maxRecordBytes(this.c.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(this.c.options)} a task may hold (maxInputBytes and 32 KiB)`)
-    await lease.journal(key, value === undefined ? null : value)
-    this.stats.stepsRun++
-    return value
-  }
-
-  /**
-   * A durable wait (see AgentContext.waitFor): the signal's data if it is in the journal; a
-   * WaitTimeoutError if this very wait ran out; else the wait is recorded on a majority, the lease
-   * given back, and the run ends (TaskSuspendedError) until a signal or the timeout.
-   */
-  private async waitFor<T> (task: Task, lease: HeldLease, name: string, options: WaitOptions<T> = {}): Promise<T> {
-    const timeoutMs = options.timeoutMs ?? this.c.options.defaultWaitMs
-    if (name.length === 0 || name.length > MAX_WAIT_NAME || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_WAIT_MS) {
-      throw new UnrecoverableTaskError(`ctx.waitFor: a name of 1-${MAX_WAIT_NAME} characters and a timeout of 1 to ${MAX_WAIT_MS} ms, got "${name.slice(0, 40)}" and ${timeoutMs}`)
-    }
-    const record = (await this.tasks.find(task.id))?.record
-    const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
-    if (kept !== undefined) {
-      this.stats.stepsReplayed++
-      if (options.schema === undefined) return cloneJson(kept.data) as T
-      const parsed = options.schema.safeParse(cloneJson(kept.data))
-      // a retry would read the same signal: the task ends here, saying why
-      if (!parsed.success) throw new UnrecoverableTaskError(`signal "${name}" does not match the wait's schema: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
-      return parsed.data
-    }
-    // this name's wait took (its attempt was suspended), and no signal came: a majority let the
-    // task be claimed again, so its time ran out by their clocks, whatever this node's says
-    const waited = record?.waiting
-    if (waited?.name === name && record?.attempts.some(a => a.claimId === waited.claimId && a.outcome === 'suspended') === true && waited.claimId !== lease.claimId) {
-      throw new WaitTimeoutError(`no signal "${name}" within ${timeoutMs} ms`)
-    }
-    const schema = options.schema === undefined ? undefined : z.toJSONSchema(options.schema, { unrepresentable: 'any' }) as Record<string, unknown>
-    await lease.suspend(name, timeoutMs, schema)
-    throw new TaskSuspendedError(name)
-  }
-
-  private async submitChild (parent: string, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {
-    const { id } = await this.tasks.submit({ capability, input, parent, traceparent, ...options })
-    let missingResult = 0
-    while (true) {
-      signal.throwIfAborted()
-      const view = await this.tasks.waitFor(id, 5_000)
-      const final = view.record.final
-      if (final === undefined) continue
-      if (final.state !== 'completed') throw new SubtaskFailedError(id, final.state, final.reason)
-      if (view.result !== undefined) return cloneJson(view.result.value)
-      // completed, but no replica answered with the result yet: ask again, a bounded number of times
-      if (++missingResult > 10) throw new SubtaskFailedError(id, 'completed', 'result unavailable from its replicas')
-      await new Promise(resolve => setTimeout(resolve, 200))
-    }
   }
 
   private liveCapabilities (): Array<{ name: string, description?: string, inputSchema?: Record<string, unknown> }> {

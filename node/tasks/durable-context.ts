@@ -1,0 +1,87 @@
+import { z } from 'zod'
+import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
+import { byteLength, cloneJson, signalKey } from '../../protocols/task/index.js'
+import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
+import { journalBytes, maxRecordBytes } from './options.js'
+import type { TaskLayerOptions } from './options.js'
+import type { TaskService } from './task-service.js'
+import type { HeldLease } from '../../protocols/lease/index.js'
+import type { Task } from '../../protocols/task/index.js'
+import type { WaitOptions } from '../runtime/agent.js'
+
+/** What an agent's durable operations read and count: the run's task, its lease, this node's copy. */
+export interface DurableRun {
+  task: Task
+  lease: HeldLease
+  tasks: Pick<TaskService, 'find' | 'submit' | 'waitFor'>
+  options: Pick<TaskLayerOptions, 'maxInputBytes' | 'defaultWaitMs'>
+  stats: { stepsRun: number, stepsReplayed: number }
+}
+
+/**
+ * A durable step (see AgentContext.step): replayed from the journal, else run and journaled on a
+ * majority of the placement under this lease. A step that cannot be journaled fails the attempt:
+ * going on would redo it after a takeover.
+ */
+export async function durableStep<T> (run: DurableRun, key: string, fn: () => Promise<T>): Promise<T> {
+  const current = (await run.tasks.find(run.task.id))?.record
+  if (current?.journal !== undefined && key in current.journal) {
+    run.stats.stepsReplayed++
+    // a copy: the agent may change what it gets, and the journal is this node's stored record
+    return cloneJson(current.journal[key]) as T
+  }
+  const value = await fn()
+  const size = current === undefined ? 0 : journalBytes(current) + byteLength(value ?? null) + byteLength(key)
+  if (size > maxRecordBytes(run.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(run.options)} a task may hold (maxInputBytes and 32 KiB)`)
+  await run.lease.journal(key, value === undefined ? null : value)
+  run.stats.stepsRun++
+  return value
+}
+
+/**
+ * A durable wait (see AgentContext.waitFor): the signal's data if it is in the journal; a
+ * WaitTimeoutError if this very wait ran out; else the wait is recorded on a majority, the lease
+ * given back, and the run ends (TaskSuspendedError) until a signal or the timeout.
+ */
+export async function durableWait<T> (run: DurableRun, name: string, options: WaitOptions<T> = {}): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? run.options.defaultWaitMs
+  if (name.length === 0 || name.length > MAX_WAIT_NAME || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_WAIT_MS) {
+    throw new UnrecoverableTaskError(`ctx.waitFor: a name of 1-${MAX_WAIT_NAME} characters and a timeout of 1 to ${MAX_WAIT_MS} ms, got "${name.slice(0, 40)}" and ${timeoutMs}`)
+  }
+  const record = (await run.tasks.find(run.task.id))?.record
+  const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
+  if (kept !== undefined) {
+    run.stats.stepsReplayed++
+    if (options.schema === undefined) return cloneJson(kept.data) as T
+    const parsed = options.schema.safeParse(cloneJson(kept.data))
+    // a retry would read the same signal: the task ends here, saying why
+    if (!parsed.success) throw new UnrecoverableTaskError(`signal "${name}" does not match the wait's schema: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+    return parsed.data
+  }
+  // this name's wait took (its attempt was suspended), and no signal came: a majority let the
+  // task be claimed again, so its time ran out by their clocks, whatever this node's says
+  const waited = record?.waiting
+  if (waited?.name === name && record?.attempts.some(a => a.claimId === waited.claimId && a.outcome === 'suspended') === true && waited.claimId !== run.lease.claimId) {
+    throw new WaitTimeoutError(`no signal "${name}" within ${timeoutMs} ms`)
+  }
+  const schema = options.schema === undefined ? undefined : z.toJSONSchema(options.schema, { unrepresentable: 'any' }) as Record<string, unknown>
+  await run.lease.suspend(name, timeoutMs, schema)
+  throw new TaskSuspendedError(name)
+}
+
+/** A subtask (see AgentContext.submit): submitted with its parent named, and its result awaited. */
+export async function subtask (run: DurableRun, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {
+  const { id } = await run.tasks.submit({ capability, input, parent: run.task.id, traceparent, ...options })
+  let missingResult = 0
+  while (true) {
+    signal.throwIfAborted()
+    const view = await run.tasks.waitFor(id, 5_000)
+    const final = view.record.final
+    if (final === undefined) continue
+    if (final.state !== 'completed') throw new SubtaskFailedError(id, final.state, final.reason)
+    if (view.result !== undefined) return cloneJson(view.result.value)
+    // completed, but no replica answered with the result yet: ask again, a bounded number of times
+    if (++missingResult > 10) throw new SubtaskFailedError(id, 'completed', 'result unavailable from its replicas')
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
