@@ -11,22 +11,11 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Testnet } from '../../sim/testnet.js'
 import type { Logger } from '@libp2p/interface'
+import { submitRetrying } from '../helpers/retry.js'
 
 const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => quiet }) as unknown as Logger
 // only the submit moves tasks: re-announcements and pulls are pushed out of the test's time
 const HANDOFF_ONLY = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, pullIntervalMs: 60_000 }
-
-/** A submit, tried again (up to 10 times) while it fails for want of a majority: on a loaded machine RPC streams break. */
-async function submitRetrying<T> (submit: () => Promise<T>): Promise<T> {
-  for (let tries = 1; ; tries++) {
-    try {
-      return await submit()
-    } catch (err: any) {
-      if (err?.name !== 'QuorumUnavailableError' || tries >= 10) throw err
-      await new Promise(resolve => setTimeout(resolve, 500))
-    }
-  }
-}
 
 describe('handoff: a submitter that will not run a new task hands it to a member that will', () => {
   const tmp = useTmpDirs()

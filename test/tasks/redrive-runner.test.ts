@@ -34,7 +34,9 @@ describe('a redriven task run by a peer outside its placement', () => {
     let id = ''
     for (let i = 0; id === ''; i++) {
       if (i > 50) throw new Error('no placement without the runner in 50 tries')
-      const r = await s.submit({ capability: 'flip', input: i, maxAttempts: 1 })
+      // attempts to spare for the redrive (a saturated machine lapses leases); the first run's
+      // UnrecoverableTaskError makes the first generation dead at once
+      const r = await s.submit({ capability: 'flip', input: i, maxAttempts: 5 })
       if (!(await s.get(r.id)).record.placement.members.includes(runner.peerId.toString())) id = r.id
     }
     expect((await s.waitFor(id, 15_000)).record.final?.state).toBe('dead')
