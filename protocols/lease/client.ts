@@ -226,6 +226,7 @@ export class LeaseClient {
   async signal (t: Target, name: string, data: unknown, waitClaimId?: string): Promise<void> {
     const need = majority(t.placement.members.length)
     const plain: LeaseRequest = { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never }
+    // a record's claim id that no member's schema takes would have every member refuse the signal
     const named = waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { ...plain, waitClaimId } : plain
     // a peer from before the field refuses it as a bad request: it is asked again the old way
     const call = async (peer: string): Promise<LeaseResponse> => {

@@ -140,7 +140,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     }
     case 'wait': {
       if (r.final !== undefined) return finished()
-      // a wait already taken back here (by itself, sent again, or by a signal that came first): done
+      // a claim this member already took back as waiting (a signal naming it came first): done
       if (lease.claimId === undefined && lease.term === req.term && r.attempts.some(a => a.claimId === req.claimId && a.outcome === 'suspended')) return { state: st, reply: { status: 'OK' } }
       if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
       const waiting = { name: req.name, claimId: req.claimId, since: env.now, until: env.now + req.timeoutMs, ...(req.schema === undefined ? {} : { schema: req.schema }) }
@@ -158,13 +158,13 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       const waited = live && req.waitClaimId !== undefined && lease.claimId === req.waitClaimId
       if (live && !waited) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
       const freed = waited ? { ...st, lease: clearHolder(lease), record: setAttempt(r, req.waitClaimId as string, { outcome: 'suspended', endedAt: env.now }) } : st
-      const fr = freed.record as TaskRecord
+      const freedRecord = freed.record as TaskRecord
       // the first signal of a name stands: a second, different one (an approve after a reject) is refused,
       // so only one value can reach a majority
-      const kept = fr.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
+      const kept = freedRecord.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
       if (kept !== undefined) return canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null) ? { state: freed, reply: { status: 'OK' } } : { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
-      const journal = { ...fr.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
-      const { notBefore: _n, ...rest } = fr
+      const journal = { ...freedRecord.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
+      const { notBefore: _n, ...rest } = freedRecord
       return { state: { ...freed, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'cancel': {

@@ -1029,6 +1029,11 @@ describe('transition: durable waits', () => {
     expect(s.reply.status).toBe('OK')
     expect(s.state.lease.claimId).toBeUndefined()
     expect(s.state.record?.journal?.['signal:go']).toMatchObject({ data: { n: 1 } })
+    expect(s.state.record?.attempts.at(-1)).toMatchObject({ claimId: 'x1', outcome: 'suspended' })
+    // the wait reaching this member afterwards is answered as done, and changes nothing
+    const late = step(s.state, wait())
+    expect(late.reply.status).toBe('OK')
+    expect(late.state).toEqual(s.state)
     expect(step(s.state, acquire('y1'), { from: f.Y }).reply.status).toBe('OK')
     expect(leaseRequestSchema.safeParse(named('x1')).success).toBe(true)
     expect(leaseRequestSchema.safeParse(named('not a claim')).success).toBe(false)

@@ -156,8 +156,9 @@ describe('the simulator', () => {
     // the task is listed as blocked, for the member's return or an operator (rare; none most runs)
     expect(crashReport.blocked).toBeLessThanOrEqual(1)
     expect(crashReport.completed + crashReport.dead + crashReport.blocked).toBe(crashReport.acknowledged)
-    // nine in ten completed: the killed node's share is about one in five, and a saturated machine
-    // (a CI run beside a 5-daemon bench) lapsed four tasks' leases past their three attempts
+    // nine in ten completed (a liveness figure: that the killed nodes' work finishes elsewhere is
+    // unfinished: 0 above); a saturated machine (a CI run beside a 5-daemon bench) lapsed four
+    // tasks' leases past their three attempts
     expect(crashReport.completed).toBeGreaterThanOrEqual(Math.ceil(crashReport.acknowledged * 0.9))
     expect(crashReport.faults.map(f => f.kind)).toEqual(['crash', 'crash'])
     expect(crashReport.faults[0]?.recoveryMs).toBeGreaterThan(0)
@@ -175,8 +176,8 @@ describe('the simulator', () => {
     expect(report).toMatchObject({ lost: 0, unfinished: 0 })
     // a task may run out of attempts while its holders keep losing their leases: finished all the same
     expect(report.completed + report.dead + report.canceled).toBe(report.acknowledged)
-    // most tasks complete; on a busy machine more of them run out of attempts as leases lapse (dead,
-    // counted above): a CI run beside a 5-daemon bench completed a third
+    // at least a quarter complete: on a busy machine many run out of attempts as leases lapse
+    // (dead, counted above); a CI run beside a 5-daemon bench completed a third
     expect(report.completed).toBeGreaterThanOrEqual(report.acknowledged / 4)
     expect(report.faults.map(f => f.kind)).toEqual(['partition'])
     // the split bit: a score of tasks outlast a lease when it begins, so some holder cut off from its placement's majority lost its lease

@@ -8,10 +8,10 @@ import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { submitRetrying } from '../helpers/retry.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Testnet } from '../../sim/testnet.js'
 import type { Logger } from '@libp2p/interface'
-import { submitRetrying } from '../helpers/retry.js'
 
 const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => quiet }) as unknown as Logger
 // only the submit moves tasks: re-announcements and pulls are pushed out of the test's time

@@ -10,11 +10,11 @@ import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { gatedAgent } from '../helpers/gated.js'
+import { submitRetrying } from '../helpers/retry.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { Testnet } from '../../sim/testnet.js'
-import { submitRetrying } from '../helpers/retry.js'
 
 describe('tasks over gossip', () => {
   const tmp = useTmpDirs()
@@ -107,7 +107,7 @@ describe('tasks over gossip', () => {
     const text = Array.from({ length: 400 }, (_, i) => `word${i % 37} alpha beta${i % 5} gamma`).join(' ')
     const s = net.nodes[1]!.tasks!.service
     // a 503 of a saturated machine's RPC timeouts is tried again, as a client would
-    const { id } = await submitRetrying(async () => s.submit({ capability: 'mapreduce', input: { text, chunks: 12 } }))
+    const { id } = await submitRetrying(async () => s.submit({ capability: 'mapreduce', input: { text, chunks: 12 }, idempotencyKey: 'mapreduce-once' }))
     const view = await s.waitFor(id, 120_000)
     expect(view.record.final?.state).toBe('completed')
     const result = view.result?.value as { counts: Record<string, number>, words: number }
