@@ -94,7 +94,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
   const clusterRng = new Rng(o.seed ^ 0x1055)
   const workload = makeWorkload(o.workload, o.tasks, new Rng(o.seed ^ 0x5eed), { sleepMs: o.scenario.sleepMs })
   const baseDir = await mkdtemp(join(tmpdir(), 'agentmesh-sim-'))
-  const taskOptions = simTaskOptions(o.nodes, o.scenario.leaseMs ?? 3_000)
+  const taskOptions = { ...simTaskOptions(o.nodes, o.scenario.leaseMs ?? 3_000), ...(o.scenario.maxAttempts === undefined ? {} : { defaultMaxAttempts: o.scenario.maxAttempts }) }
   const cluster: Cluster = o.processes
     ? new ProcessCluster({ baseDir, tasks: taskOptions, rng: clusterRng })
     : new InProcessCluster({ transport: o.transport, tasks: taskOptions, tuning: simNodeTuning(o.nodes), latencyMs: o.scenario.latencyMs, rng: clusterRng, baseDir })

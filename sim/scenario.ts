@@ -49,6 +49,8 @@ export const scenarioSchema = z.object({
   latencyMs: z.number().int().nonnegative().optional(),
   /** lease length for the run (short leases make recovery visible quickly) */
   leaseMs: z.number().int().min(100, 'at least 100 (a shorter lease lapses before a claim is made)').optional(),
+  /** attempts a task gets (the nodes' defaultMaxAttempts): a fault that lapses leases spends them */
+  maxAttempts: z.number().int().min(1).max(100).optional(),
   faults: z.array(faultSchema).default([])
 }).strict()
 
