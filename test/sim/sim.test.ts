@@ -36,6 +36,9 @@ describe('the simulator', () => {
     await writeFile(join(dir, 'bad.json'), JSON.stringify({ name: 'x', faults: [{ kind: 'crash', at: -1, node: 'everyone' }] }))
     await expect(loadScenario(join(dir, 'bad.json'))).rejects.toMatchObject({ name: 'InvalidScenarioError', message: expect.stringMatching(/faults\.0/) })
     await expect(loadScenario('no-such-scenario')).rejects.toHaveProperty('name', 'InvalidScenarioError')
+    await writeFile(join(dir, 'attempts.json'), JSON.stringify({ name: 'x', maxAttempts: 0 }))
+    await expect(loadScenario(join(dir, 'attempts.json'))).rejects.toMatchObject({ name: 'InvalidScenarioError', message: expect.stringMatching(/maxAttempts/) })
+    expect((await loadScenario('partition')).maxAttempts).toBe(10)
   })
 
   it('refuses a run it cannot mean before starting any node: no nodes, a fault naming a node the run lacks', async () => {
