@@ -125,6 +125,18 @@ class Cluster {
     })
   }
 
+  /** A lease client of `self` to which member `old` answers any request with `field` as a peer from before that field: a bad request. */
+  olderPeer (self: Peer, old: string, field: string, o: ClientOpts = {}): LeaseClient {
+    const base = this.client(self, o)
+    return new LeaseClient({
+      self: self.id,
+      leaseMs: LEASE,
+      log,
+      call: async (peer, req) => peer === old && field in req ? { status: 'ERROR', reason: `bad request: Unrecognized key: "${field}"` } : base.safeCall(peer, req),
+      pushRecord: async () => {}
+    })
+  }
+
   async acquire (self: Peer, t: Target, o: ClientOpts = {}): Promise<HeldLease> {
     const lease = await this.client(self, o).acquire(t)
     leases.push(lease)
@@ -752,18 +764,8 @@ describe('replicas and lease clients, end to end', () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
     const [A, B] = c.members as [Member, Member]
-    const base = c.client(A.peer)
-    const oldB = new LeaseClient({
-      self: A.peer.id,
-      leaseMs: LEASE,
-      log,
-      call: async (peer, req) => {
-        // B's strict schema knows no `shown`
-        if (peer === B.peer.id && 'shown' in req) return { status: 'ERROR', reason: 'bad request: Unrecognized key: "shown"' }
-        return base.safeCall(peer, req)
-      },
-      pushRecord: async () => {}
-    })
+    // B's strict schema knows no `shown`
+    const oldB = c.olderPeer(A.peer, B.peer.id, 'shown')
     const lease = await oldB.acquire(t)
     leases.push(lease)
     // C cannot be reached: only A and B can make the majority
@@ -790,14 +792,7 @@ describe('replicas and lease clients, end to end', () => {
     expect(waiting.waiting?.claimId).toBe(lease.claimId)
     expect((await C.store.getLease(t.id))?.claimId).toBe(lease.claimId)
     // A cannot be reached, and B's strict schema knows no waitClaimId
-    const base = c.client(H, { down: [A.peer.id] })
-    const sender = new LeaseClient({
-      self: H.id,
-      leaseMs: LEASE,
-      log,
-      call: async (peer, req) => peer === B.peer.id && 'waitClaimId' in req ? { status: 'ERROR', reason: 'bad request: Unrecognized key: "waitClaimId"' } : base.safeCall(peer, req),
-      pushRecord: async () => {}
-    })
+    const sender = c.olderPeer(H, B.peer.id, 'waitClaimId', { down: [A.peer.id] })
     await sender.signal(t, 'go', { n: 1 }, lease.claimId)
     for (const m of [B, C]) expect((await m.replica.get(t.id)).record?.journal?.['signal:go']).toMatchObject({ data: { n: 1 } })
     // C took the claim back as the wait would have: its attempt suspended, not lapsed into a failure
