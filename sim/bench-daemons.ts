@@ -103,6 +103,20 @@ function rssMiB (pid: number): number {
   try { return Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024 } catch { return 0 }
 }
 
+/**
+ * A process's proportional set size (PSS: each page shared with other processes counted in
+ * shares) and its unique set size (USS: pages no other process maps, what its exit frees), in MiB.
+ * RSS counts the Node binary's code (about 53 MiB resident) whole in every daemon, though the
+ * machine holds it once for all of them.
+ */
+function sharedAwareMiB (pid: number): { pss: number, uss: number } {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+    const kb = (field: string): number => Number(rollup.match(new RegExp(`^${field}:\\s+(\\d+)`, 'm'))?.[1] ?? 0)
+    return { pss: kb('Pss') / 1024, uss: (kb('Private_Clean') + kb('Private_Dirty')) / 1024 }
+  } catch { return { pss: 0, uss: 0 } }
+}
+
 /** The counters a run reads, summed over every daemon. */
 interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number, groupCommits: number, syncedCommits: number }
 
@@ -281,9 +295,10 @@ async function idleCost (pids: number[], ticks: number, ms: number): Promise<{ f
   const spent = pids.map((pid, i) => cpuTicks(pid) - (before[i] as number))
   const pct = spent.map(t => t / ticks / (ms / 1000) * 100)
   const rss = pids.map(rssMiB)
+  const shared = pids.map(sharedAwareMiB)
   return {
     figure: `${mean(pct).toFixed(1)}% CPU, ${Math.round(mean(rss))} MiB RSS`,
-    note: `mean of ${pids.length} (max ${Math.max(...pct).toFixed(1)}%, ${Math.round(Math.max(...rss))} MiB)`,
+    note: `mean of ${pids.length} (max ${Math.max(...pct).toFixed(1)}%, ${Math.round(Math.max(...rss))} MiB); PSS ${Math.round(mean(shared.map(m => m.pss)))} MiB, USS ${Math.round(mean(shared.map(m => m.uss)))} MiB (the binary's code shared, counted in shares or not at all)`,
     ticksPerSec: spent.reduce((a, b) => a + b, 0) / (ms / 1000)
   }
 }
