@@ -52,6 +52,12 @@ export interface DaemonBenchInit {
    * 3, and one at a time the less warm mesh looked slower for it. @default 400
    */
   warmupTasksPerDaemon?: number
+  /**
+   * Idle CPU and memory are measured a third time this long after the last run: a daemon that has
+   * run thousands of tasks and keeps them (anti-entropy compares them, the sweeper reads them),
+   * past start-up's tail. 0: not measured. @default 60_000
+   */
+  restMs?: number
 }
 
 const SUBMIT_TIMEOUT_MS = 30_000
@@ -353,6 +359,12 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       }
       const loadedRss = pids.map(rssMiB)
       line(`    RSS after the runs: mean ${Math.round(mean(loadedRss))} MiB, max ${Math.round(Math.max(...loadedRss))} MiB per daemon`)
+      const restMs = init.restMs ?? 60_000
+      if (restMs > 0) {
+        await delay(restMs)
+        const rest = await idleCost(pids, ticks, idleMs)
+        add(`${label}${daemonsN} idle, per daemon, at rest after the runs`, rest.figure, `${rest.note} over ${idleMs / 1000} s from ${Math.round(restMs / 1000)} s after the last run, holding the tasks it ran`)
+      }
     } finally {
       for (const d of daemons) d.proc.kill('SIGKILL')
       await Promise.all(daemons.map(async d => Promise.race([d.exited, delay(5_000)])))

@@ -163,7 +163,7 @@ async function bench (): Promise<void> {
     // 1 and 3 nodes in this process over TCP, no HTTP: a task's CPU with nothing preempted, for an honest profile
     'in-process': async () => { await benchInProcess(add) },
     // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
-    'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64] }) },
+    'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64], restMs: 0 }) },
     // a node restarted on 50,000 and 200,000 kept tasks: start-up time and heap a record; anti-entropy at rest over 100,000
     records: async () => { await benchRecords(add); await benchAntiEntropyAtRest(add) },
     // vector memory: recall@10 on 100,000 vectors, search latency on 5 daemons, a lost node
