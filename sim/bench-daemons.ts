@@ -105,22 +105,18 @@ function sumSplits (pids: number[]): CpuSplit {
   return pids.map(cpuSplit).reduce((a, b) => ({ mainUser: a.mainUser + b.mainUser, mainSys: a.mainSys + b.mainSys, others: a.others + b.others }), { mainUser: 0, mainSys: 0, others: 0 })
 }
 
-function rssMiB (pid: number): number {
-  try { return Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024 } catch { return 0 }
-}
-
 /**
- * A process's proportional set size (PSS: each page shared with other processes counted in
- * shares) and its unique set size (USS: pages no other process maps, what its exit frees), in MiB.
- * RSS counts the Node binary's code (about 53 MiB resident) whole in every daemon, though the
- * machine holds it once for all of them.
+ * A process's memory in MiB, from one read of /proc: resident (RSS), proportional (PSS: each page
+ * shared with other processes counted in shares) and unique (USS: pages no other process maps,
+ * what its exit frees). RSS counts the Node binary's code (about 53 MiB resident) whole in every
+ * daemon, though the machine holds it once for all of them. Zeros once the process is gone.
  */
-function sharedAwareMiB (pid: number): { pss: number, uss: number } {
+function memoryMiB (pid: number): { rss: number, pss: number, uss: number } {
   try {
     const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
     const kb = (field: string): number => Number(rollup.match(new RegExp(`^${field}:\\s+(\\d+)`, 'm'))?.[1] ?? 0)
-    return { pss: kb('Pss') / 1024, uss: (kb('Private_Clean') + kb('Private_Dirty')) / 1024 }
-  } catch { return { pss: 0, uss: 0 } }
+    return { rss: kb('Rss') / 1024, pss: kb('Pss') / 1024, uss: (kb('Private_Clean') + kb('Private_Dirty')) / 1024 }
+  } catch { return { rss: 0, pss: 0, uss: 0 } }
 }
 
 /** The counters a run reads, summed over every daemon. */
@@ -300,11 +296,11 @@ async function idleCost (pids: number[], ticks: number, ms: number): Promise<{ f
   await delay(ms)
   const spent = pids.map((pid, i) => cpuTicks(pid) - (before[i] as number))
   const pct = spent.map(t => t / ticks / (ms / 1000) * 100)
-  const rss = pids.map(rssMiB)
-  const shared = pids.map(sharedAwareMiB)
+  const memory = pids.map(memoryMiB)
+  const rss = memory.map(m => m.rss)
   return {
     figure: `${mean(pct).toFixed(1)}% CPU, ${Math.round(mean(rss))} MiB RSS`,
-    note: `mean of ${pids.length} (max ${Math.max(...pct).toFixed(1)}%, ${Math.round(Math.max(...rss))} MiB); PSS ${Math.round(mean(shared.map(m => m.pss)))} MiB, USS ${Math.round(mean(shared.map(m => m.uss)))} MiB (the binary's code shared, counted in shares or not at all)`,
+    note: `mean of ${pids.length} (max ${Math.max(...pct).toFixed(1)}%, ${Math.round(Math.max(...rss))} MiB); PSS ${Math.round(mean(memory.map(m => m.pss)))} MiB, USS ${Math.round(mean(memory.map(m => m.uss)))} MiB (the binary's code shared, counted in shares or not at all)`,
     ticksPerSec: spent.reduce((a, b) => a + b, 0) / (ms / 1000)
   }
 }
@@ -357,7 +353,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
         const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
       }
-      const loadedRss = pids.map(rssMiB)
+      const loadedRss = pids.map(pid => memoryMiB(pid).rss)
       line(`    RSS after the runs: mean ${Math.round(mean(loadedRss))} MiB, max ${Math.round(Math.max(...loadedRss))} MiB per daemon`)
       const restMs = init.restMs ?? 60_000
       if (restMs > 0) {
