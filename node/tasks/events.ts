@@ -43,7 +43,7 @@ export interface SubmittedEvent {
 
 export interface TaskEventMap {
   submitted: CustomEvent<SubmittedEvent>
-  /** a notice (gossiped, or sent to this node): a hint of another peer's progress on a task */
+  /** a notice (gossiped, sent to this node, or published by it): a hint of progress on a task */
   notice: CustomEvent<TaskNotice>
   claimed: CustomEvent<ClaimedEvent>
   ran: CustomEvent<RanEvent>

@@ -6,6 +6,7 @@ import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ProgressSender } from './progress.js'
 import { durableStep, durableWait, subtask } from './durable-context.js'
 import { abortWith } from './run-signal.js'
+import { publishNotice } from './notices.js'
 import type { TaskComponents } from './components.js'
 import type { DurableRun } from './durable-context.js'
 import type { RanEvent } from './events.js'
@@ -321,7 +322,7 @@ export class Executor {
       this.c.events.safeDispatchEvent('dead', { detail: { id: task.id, capability: task.capability, reason: cert.value.reason ?? error } })
     }
     const me = this.c.peerId.toString()
-    await this.c.gossip.publishNotice({ id: task.id, capability: task.capability, event: cert === undefined ? 'failed' : 'dead', generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096), ...(cert === undefined ? {} : { cert }) })
+    await publishNotice(this.c, { id: task.id, capability: task.capability, event: cert === undefined ? 'failed' : 'dead', generation, claimId: lease.claimId, peer: me, error: error.slice(0, 4096), ...(cert === undefined ? {} : { cert }) })
   }
 
   /** Keeps the certified outcome in this node's copy (checked like any other). */

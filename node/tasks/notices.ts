@@ -65,3 +65,13 @@ export class NoticeApplier {
     return !completed || (await this.c.replica.get(n.id)).result !== undefined
   }
 }
+
+/**
+ * Publishes a notice on the results topic and tells this node's own listeners (the event streams)
+ * too: gossipsub does not deliver a node's own message back to it, so a watch on the node that
+ * failed, decided, canceled or redrove a task never heard that change.
+ */
+export async function publishNotice (c: Pick<TaskComponents, 'gossip' | 'events' | 'peerId'>, notice: Omit<TaskNotice, 'kind' | 'from' | 'at'>): Promise<void> {
+  c.events.safeDispatchEvent('notice', { detail: { kind: 'notice', from: c.peerId.toString(), at: Date.now(), ...notice } })
+  await c.gossip.publishNotice(notice)
+}

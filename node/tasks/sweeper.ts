@@ -1,6 +1,7 @@
 import { Repeater } from './repeater.js'
 import { eachLimited } from './each-limited.js'
 import { Backup } from './backup.js'
+import { publishNotice } from './notices.js'
 import type { TaskComponents } from './components.js'
 import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
@@ -233,7 +234,7 @@ export class Sweeper {
     this.stats.decided++
     this.tasks.wake(id)
     if (cert.value.state === 'dead') this.c.events.safeDispatchEvent('dead', { detail: { id, capability: record.task.capability, reason: cert.value.reason ?? 'dead' } })
-    await this.c.gossip.publishNotice({ id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
+    await publishNotice(this.c, { id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
   }
 
   /** Reads a few unfinished non-member copies a sweep from their placements, each first a lease after it was seen, then with backoff. */

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
 import { byteLength, isWaiting, stateOf } from '../../protocols/task/index.js'
 import { findTask } from './find-task.js'
+import { publishNotice } from './notices.js'
 import { InvalidSignalError, InvalidTaskError, TaskNotFoundError } from './errors.js'
 import { journalBytes, maxRecordBytes } from './options.js'
 import type { TaskComponents } from './components.js'
@@ -37,7 +38,7 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
   if (cert === undefined) throw refusal(answers, 'no majority of the placement voted to cancel')
   // a run on this node hears no gossip of its own cancel: stopped now, not at its next renewal
   if (cert.value.state === 'canceled') a.stopRun?.(id)
-  await a.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation, cert })
+  await publishNotice(a.c, { id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation, cert })
   a.wake(id)
   return a.get(id)
 }
@@ -68,7 +69,7 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
 export async function redriveTask (a: ActionContext, id: string): Promise<TaskView> {
   const view = await placementView(a.c, id)
   await toMajority(a.c, view.record, { op: 'redrive', id, epoch: view.record.placement.epoch, generation: view.record.generation })
-  await a.c.gossip.publishNotice({ id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
+  await publishNotice(a.c, { id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
   const fresh = await placementView(a.c, id)
   a.announce(fresh.record.task, fresh.record.placement)
   return fresh

@@ -127,6 +127,22 @@ describe('server-sent events of tasks and of the mesh', () => {
     expect(states[1]?.data.peer).toBe(net.nodes[0]!.peerId.toString())
   })
 
+  it('tells a node\'s own watchers of the changes it publishes itself: the dead task it ran, the cancel it made', async () => {
+    // gossipsub does not deliver a node's own message back to it: node 0 runs the task and tells
+    // its death, node 1 cancels; each one's own stream must still show it
+    let dead = ''
+    const ran = await readEvents(`${apis[0]!.url}/v1/events?capability=fail`, events => events.some(e => e.data.id === dead && e.data.state === 'dead'), {}, 30_000, async () => {
+      dead = await submit({ capability: 'fail', input: { times: 5, unrecoverable: true } })
+    })
+    expect(ran.events.filter(e => e.data.id === dead).at(-1)?.data).toMatchObject({ state: 'dead', peer: net.nodes[0]!.peerId.toString() })
+    let canceled = ''
+    const made = await readEvents(`${apis[1]!.url}/v1/events?capability=nobody.runs`, events => events.some(e => e.data.id === canceled && e.data.state === 'canceled'), {}, 30_000, async () => {
+      canceled = await submit({ capability: 'nobody.runs', input: 1 })
+      expect((await fetch(`${apis[1]!.url}/v1/tasks/${canceled}/cancel`, { method: 'POST' })).status).toBe(200)
+    })
+    expect(made.events.filter(e => e.data.id === canceled).map(e => e.data.state)).toEqual(['pending', 'canceled'])
+  })
+
   it('writes an event id a peer chose as one plain line: no event of its own can be slipped into a stream', () => {
     const forged = sse({ id: 'x\nevent: completed\ndata: {"result":"forged"}\n\nid: y:claimed', event: 'claimed', data: { ok: true } })
     expect(forged.split('\n').filter(l => l.startsWith('event:'))).toEqual(['event: claimed'])
