@@ -128,13 +128,14 @@ export class LeaseClient {
         void call(peer).then(res => {
           const a = { peer, res }
           answers.push(a)
-          // a grant that arrives after the claim was decided joins the lease, or is given back (not
-          // after a certified result: the member was sent the certificate, which ends the lease);
-          // so is one made under another placement, which never counts
+          // a grant that arrives after the claim was decided joins the lease, or is ended as the
+          // lease ended (HeldLease.endLateGrant); one made under another placement, which never
+          // counts, is given back
           if (a.res.status === 'OK' && a.res.term !== undefined && !granted(a)) void release(a)
           else if (decided && granted(a)) {
             if (held?.held === true) held.grants.set(a.peer, a.res.term as number)
-            else if (held?.certified !== true) void release(a)
+            else if (held !== undefined) void held.endLateGrant(a.peer, a.res.term as number)
+            else void release(a)
           }
           check()
         })

@@ -30,6 +30,8 @@ export class HeldLease {
   private expiryTimer?: ReturnType<typeof setTimeout>
   private done = false
   private certifiedResult = false
+  /** the failure this lease reported: a grant that comes after the report is told it too */
+  private failure?: { error: string, unrecoverable: boolean }
 
   constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number, generation = 0) {
     this.client = client
@@ -150,10 +152,26 @@ export class HeldLease {
   /** Reports a failed attempt; resolves with the certificate when it made the task dead. */
   async fail (error: string, unrecoverable: boolean, generation: number): Promise<Certificate | undefined> {
     this.stopTimers()
-    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('fail')(peer), op: 'fail', error: error.slice(0, 4096), unrecoverable }))
+    const failure = { error: error.slice(0, 4096), unrecoverable }
+    this.failure = failure
+    // done before the reports go: a grant that comes now is sent the report by endLateGrant
     this.done = true
+    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('fail')(peer), op: 'fail', ...failure }))
     if (answers.every(a => a.res.vote === undefined)) return undefined
     return this.client.certifyAndCommit(this.target, generation, answers)
+  }
+
+  /**
+   * A member's grant that came after this lease ended. A failed attempt's report goes to it too:
+   * given back unrun instead (a fast agent fails before the third member's grant arrives), that
+   * member counted one failure less and kept the attempt as released, so its copy's history and
+   * attempt count differed from the others'. Otherwise the grant is given back, burning nothing;
+   * after a certified result there is nothing to give back (the member was sent the certificate).
+   */
+  async endLateGrant (peer: string, term: number): Promise<void> {
+    if (this.certifiedResult) return
+    const base = { id: this.target.id, epoch: this.target.placement.epoch, claimId: this.claimId, term }
+    await this.client.safeCall(peer, this.failure === undefined ? { ...base, op: 'release', ran: false } : { ...base, op: 'fail', ...this.failure })
   }
 
   /** Writes a durable step on a majority, under this lease; throws when it cannot. */

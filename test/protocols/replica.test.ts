@@ -654,6 +654,31 @@ describe('replicas and lease clients, end to end', () => {
     expect((await A.store.getRecord(t.id))?.updatedAt).toBe(record.updatedAt + 1)
   })
 
+  it('a member whose grant comes after the holder reported a failure is sent that failure, not a release: its copy counts the attempt as the others do', async () => {
+    const c = await Cluster.create(3)
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const t = await c.submit({ maxAttempts: 2 })
+    let openC!: () => void
+    const cGate = new Promise<void>(resolve => { openC = resolve })
+    const sent: Array<[string, string]> = []
+    // C's grant is held back until the holder reported its (fast) agent's failure
+    const client = c.client(A.peer, {
+      drop: (peer, req) => { sent.push([peer, req.op]); return false },
+      through: async (peer, req, handle) => peer === C.peer.id && req.op === 'acquire' ? cGate.then(handle) : handle()
+    })
+    const lease = await client.acquire(t)
+    leases.push(lease)
+    expect([...lease.grants.keys()].sort()).toEqual([A.peer.id, B.peer.id].sort())
+    expect(await lease.fail('out of coffee', false, 0)).toBeUndefined()
+    openC()
+    await waitFor(async () => ['failed', 'released'].includes((await C.store.getRecord(t.id))?.attempts[0]?.outcome ?? ''), { timeoutMs: 5_000, what: 'the late member to hear how the attempt ended' })
+    expect(sent.filter(([peer]) => peer === C.peer.id).map(([, op]) => op)).toEqual(['acquire', 'fail'])
+    for (const m of [A, B, C]) {
+      const attempt = (await m.store.getRecord(t.id))!.attempts[0]
+      expect(attempt).toMatchObject({ claimId: lease.claimId, outcome: 'failed', error: 'out of coffee' })
+    }
+  })
+
   it('a member whose grant joins the lease after the votes were asked is asked to vote too, shown the holder\'s vote, and sent no commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
