@@ -58,6 +58,8 @@ describe('results', () => {
     const done = await s.waitFor(id, 30_000)
     expect(done.record.final?.state).toBe('dead')
     expect(done.record.final?.reason).toMatch(/the result is not a JSON value/)
-    expect(done.record.attempts).toHaveLength(1)
+    // one attempt ran; on a busy machine a second claimant's claim may fall short of a majority
+    // and be given back unrun (released), which is no retry
+    expect(done.record.attempts.filter(a => a.outcome !== 'released')).toHaveLength(1)
   })
 })
