@@ -89,7 +89,8 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
   }
   if (http.reason !== undefined) ctx.stats.badRequests[http.reason]++
   if (http.retryAfterS !== undefined) void reply.header('retry-after', String(http.retryAfterS))
-  sendError(request, reply, http.status, { error: { name: http.code, message: http.message } })
+  const openAi = http.openAiFields === true ? { type: 'invalid_request_error', param: null, code: 'unknown_url' } : {}
+  sendError(request, reply, http.status, { error: { name: http.code, message: http.message, ...openAi } })
 }
 
 /**

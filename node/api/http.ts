@@ -11,6 +11,11 @@ export class HttpError extends Error {
   readonly reason?: BadRequestReason
   /** seconds a refused client should wait before it retries: sent as Retry-After */
   retryAfterS?: number
+  /**
+   * the body also carries OpenAI's error fields (type, param, code): an unknown route under /v1 may
+   * be a call of an OpenAI client to an endpoint the door does not serve (/v1/embeddings)
+   */
+  openAiFields?: boolean
   constructor (status: number, code: string, message: string, reason?: BadRequestReason) {
     super(message)
     this.name = 'HttpError'

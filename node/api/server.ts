@@ -155,9 +155,11 @@ export class ApiServer {
       const path = parseTarget(request.raw.url ?? '').path
       const shown = shortUrl(path)
       const other = patterns.methodsFor(path)
-      answerError(other.length > 0
+      const err = other.length > 0
         ? new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${shown}`, 'bad-method')
-        : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route'), request, reply, errors)
+        : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route')
+      err.openAiFields = path.startsWith('/v1/')
+      answerError(err, request, reply, errors)
     })
 
     const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : layerRoutes(node.tasks)), ...(init.routes ?? [])]

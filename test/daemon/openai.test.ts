@@ -206,6 +206,10 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     expect(unknown).toBeInstanceOf(NotFoundError)
     expect(unknown).toMatchObject({ status: 404, code: 'model_not_found', param: 'model', type: 'invalid_request_error' })
     await expect(client.models.retrieve('no-such-model')).rejects.toBeInstanceOf(NotFoundError)
+    // an endpoint the door does not serve: OpenAI's fields too, beside the control API's name
+    const unserved = await client.embeddings.create({ model: 'fake-small', input: 'hi' }).catch((err: unknown) => err)
+    expect(unserved).toBeInstanceOf(NotFoundError)
+    expect(unserved).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'unknown_url', error: { name: 'NOT_FOUND' } })
     const bad = await client.chat.completions.create({ model: 'fake-small', messages: [] }).catch((err: unknown) => err)
     expect(bad).toBeInstanceOf(BadRequestError)
     expect(bad).toMatchObject({ status: 400, param: 'messages', type: 'invalid_request_error' })
