@@ -37,7 +37,8 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   // without this member, so a reader of the whole history (an event stream, a trace) asks anyway
   if (isSettled(local) && options.complete !== true) return { record: local.record as TaskRecord, result: local.result }
   let record = local.record
-  let result = local.result
+  // every member's result: one may hold a losing claim's (its vote, before the commit reached it)
+  const results: StoredResult[] = local.result === undefined ? [] : [local.result]
   const asked = new Set<string>()
   const me = c.peerId.toString()
   // a member away for a whole move learns the newer placement from its old co-members
@@ -63,7 +64,7 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
       const peer = fresh[i] as string
       if (mine !== undefined && got.data.record.placement.epoch > mine.epoch && mine.members.includes(peer)) movedOn.set(peer, got.data.record.placement)
       record = record === undefined ? got.data.record : mergeRecords(record, got.data.record)
-      result ??= got.data.result
+      if (got.data.result !== undefined) results.push(got.data.result)
     }
   }
   const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
@@ -77,6 +78,8 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     if (record !== undefined) await ask(record.placement.members)
   }
   if (record === undefined) return undefined
+  const certified = record.final?.cert.value
+  const result = results.find(r => resultMatches(certified, r)) ?? results[0]
   const newer = mine === undefined ? undefined : agreedMove(mine, movedOn)
   if (newer !== undefined) await c.replica.adoptMove(id, newer, { missedSeal: true })
   // kept: a certified final state is answered locally from now on

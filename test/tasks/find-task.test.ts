@@ -1,0 +1,52 @@
+import { logger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { findTask } from '../../node/tasks/find-task.js'
+import { Replica } from '../../protocols/replica/index.js'
+import { MemoryReplicaStore, finalOf, makeTask, newRecord, resultHash } from '../../protocols/task/index.js'
+import { certBy, makePeer } from '../helpers/peers.js'
+import type { TaskComponents } from '../../node/tasks/components.js'
+import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { Peer } from '../helpers/peers.js'
+
+/*
+ * A read of a task from its placement, with the members' answers as peers would send them: one
+ * member still holds the result of a claim that lost (its vote, before the commit reached it),
+ * another the certified record and the result the certificate names.
+ */
+describe('reading a task from its placement', () => {
+  let A: Peer, B: Peer, C: Peer, reader: Peer
+  beforeAll(async () => { [A, B, C, reader] = await Promise.all([makePeer(), makePeer(), makePeer(), makePeer()]) })
+
+  it('answers with the result the certificate names, whichever member answered first with another claim\'s', async () => {
+    const placement = { epoch: 0, members: [A.id, B.id, C.id] }
+    const task = makeTask({ capability: 'echo', input: 'x', submitter: reader.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
+    const running = newRecord(task, placement)
+    const won: StoredResult = { claimId: 'won', peer: B.id, value: { n: 1 }, size: 7, at: Date.now() }
+    const lost: StoredResult = { claimId: 'lost', peer: C.id, value: { n: 1 }, size: 7, at: Date.now() }
+    const cert = certBy(task.id, { state: 'completed', claimId: 'won', resultHash: resultHash(won.value) }, [A, B])
+    const final: TaskRecord = { ...running, final: finalOf(cert, Date.now(), { peer: B.id, size: 7 }) }
+    // in placement order: A, which voted for the losing claim and has not taken the commit yet, first
+    const answers = new Map<string, unknown>([
+      [A.id, { status: 'OK', record: running, result: lost }],
+      [B.id, { status: 'OK', record: final, result: won }]
+    ])
+    const replica = new Replica(new MemoryReplicaStore(), { me: reader.id, sign: bytes => reader.key.sign(bytes), log: logger('test:find-task') })
+    const c = {
+      peerId: peerIdFromString(reader.id),
+      replica,
+      replicaSets: { peerId: (id: string) => peerIdFromString(id) },
+      membership: { choose: () => placement },
+      records: async (to: { toString: () => string }) => {
+        const answer = answers.get(to.toString())
+        if (answer === undefined) throw new Error('unreachable')
+        return JSON.parse(JSON.stringify(answer))
+      }
+    } as unknown as TaskComponents
+    const view = await findTask(c, task.id)
+    expect(view?.record.final?.cert.value.claimId).toBe('won')
+    expect(view?.result).toMatchObject({ claimId: 'won', value: { n: 1 } })
+    // and this node's copy keeps that one
+    expect((await replica.get(task.id)).result?.claimId).toBe('won')
+  })
+})
