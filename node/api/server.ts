@@ -158,7 +158,7 @@ export class ApiServer {
       const err = other.length > 0
         ? new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${shown}`, 'bad-method')
         : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route')
-      err.openAiFields = path.startsWith('/v1/')
+      err.openAiFields = err.status === 404 && path.startsWith('/v1/')
       answerError(err, request, reply, errors)
     })
 

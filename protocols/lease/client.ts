@@ -129,8 +129,8 @@ export class LeaseClient {
           const a = { peer, res }
           answers.push(a)
           // a grant that arrives after the claim was decided joins the lease, or is ended as the
-          // lease ended (HeldLease.endLateGrant); one made under another placement, which never
-          // counts, is given back
+          // lease ended (HeldLease.endLateGrant); one for a claim that fell short, and one made
+          // under another placement, which never counts, are given back
           if (a.res.status === 'OK' && a.res.term !== undefined && !granted(a)) void release(a)
           else if (decided && granted(a)) {
             if (held?.held === true) held.grants.set(a.peer, a.res.term as number)

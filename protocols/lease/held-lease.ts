@@ -165,8 +165,9 @@ export class HeldLease {
    * A member's grant that came after this lease ended. A failed attempt's report goes to it too:
    * given back unrun instead (a fast agent fails before the third member's grant arrives), that
    * member counted one failure less and kept the attempt as released, so its copy's history and
-   * attempt count differed from the others'. Otherwise the grant is given back, burning nothing;
-   * after a certified result there is nothing to give back (the member was sent the certificate).
+   * attempt count differed from the others'. Otherwise the grant is given back, burning nothing
+   * (after a lost lease that member still keeps the attempt as released where the others count it
+   * expired); after a certified result there is nothing to give back (it was sent the certificate).
    */
   async endLateGrant (peer: string, term: number): Promise<void> {
     if (this.certifiedResult) return
