@@ -5,6 +5,7 @@ import { CorruptRecordError, DataDirError, DataDirInUseError } from '../errors.j
 import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
+import { refuseDroppedData, refuseMarked } from './dropped-data.js'
 import type { BatchOp } from './namespace.js'
 import type { MemoryEntry } from '../../protocols/memory/index.js'
 import type { LeaseState, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -86,6 +87,7 @@ export class Store {
 
   static async open (init: StoreInit): Promise<Store> {
     await refuseHeadless(init.path)
+    await refuseMarked(init.path)
     const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
     try {
       await db.open()
@@ -96,6 +98,12 @@ export class Store {
       // LevelDB's own words name the damage ("Corruption: ...", "IO error: ..."): kept, with the path
       const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
       throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
+    }
+    try {
+      await refuseDroppedData(init.path)
+    } catch (err) {
+      await db.close().catch(() => {})
+      throw err
     }
     const store = new Store(db, init.log, init.onCorrupt)
     try {

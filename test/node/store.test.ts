@@ -1,10 +1,11 @@
-import { appendFile, readdir } from 'node:fs/promises'
+import { appendFile, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
 import { Store } from '../../node/store/store.js'
+import { DROPPED_DATA_MARK } from '../../node/store/dropped-data.js'
 import { hasValidFinal, makeTask, newRecord, resultHash, statementBytes } from '../../protocols/task/index.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { FinalValue, TaskRecord } from '../../protocols/task/index.js'
@@ -122,5 +123,28 @@ describe('store', () => {
     const again = await Store.open({ path })
     expect(await again.tasks.get('t')).toEqual(record)
     await again.close()
+  })
+
+  it('refuses a store LevelDB opened by dropping a damaged log record, and keeps refusing it until the mark is deleted', async () => {
+    const path = join(await tmp(), 'store')
+    const store = await Store.open({ path })
+    for (let i = 0; i < 5; i++) await store.tasks.put(`t${i}`, record, { sync: true })
+    await store.close()
+    // one flipped bit inside the log: LevelDB drops the rest of the block, the records with it
+    const log = join(path, (await readdir(path)).find(f => f.endsWith('.log')) as string)
+    const bytes = await readFile(log)
+    bytes[40] = (bytes[40] as number) ^ 1
+    await writeFile(log, bytes)
+    const first = await Store.open({ path }).catch(e => e)
+    expect(first.name).toBe('DataDirError')
+    expect(first.message).toMatch(/dropped damaged data .*Corruption: checksum mismatch/)
+    // the open that dropped the data deleted the damaged log: the mark is what refuses the next start
+    const second = await Store.open({ path }).catch(e => e)
+    expect(second.name).toBe('DataDirError')
+    expect(second.message).toMatch(/marked at an earlier start/)
+    await rm(join(path, DROPPED_DATA_MARK))
+    const accepted = await Store.open({ path })
+    expect(await accepted.tasks.get('t0')).toBeUndefined()
+    await accepted.close()
   })
 })
