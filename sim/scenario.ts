@@ -90,6 +90,11 @@ export function checkSimRun (run: SimRun, scenario: Scenario): void {
     const named = 'groups' in fault ? fault.groups.flat() : 'node' in fault && typeof fault.node === 'number' ? [fault.node] : []
     const missing = named.filter(n => n >= run.nodes)
     if (missing.length > 0) wrong.push(`faults.${i} (${fault.kind}) names node ${missing.join(', ')}, but the run has ${run.nodes} node${run.nodes === 1 ? '' : 's'} (0..${run.nodes - 1})`)
+    // a node in two groups is cut off from neither: such a split tests nothing
+    const twice = named.filter((n, k) => named.indexOf(n) !== k)
+    if ('groups' in fault && twice.length > 0) wrong.push(`faults.${i} (${fault.kind}) puts node ${[...new Set(twice)].join(', ')} in more than one group`)
+    // refused before any node starts: failing at its time, the fault tested nothing and the run passed
+    if (run.processes && (fault.kind === 'partition' || fault.kind === 'loss')) wrong.push(`faults.${i} (${fault.kind}) needs the nodes in one process: run it without --processes`)
   })
   if (wrong.length > 0) throw new InvalidConfigError(`scenario "${scenario.name}": ${wrong.join('; ')}`)
 }

@@ -34,7 +34,7 @@ export const EXAMPLES: Record<string, string[]> = {
   'memory search': ['agentmesh memory search notes "cats" -k 5 --filter \'{"topic":"cats"}\'', 'agentmesh memory search vectors --vector \'[0.1,0.2,0.3]\' --json'],
   'memory rm': ['agentmesh memory rm notes n1'],
   mcp: ['agentmesh mcp --api http://127.0.0.1:7070   # an MCP server on stdio, for Claude Desktop or any MCP client'],
-  sim: ['agentmesh sim', 'agentmesh sim --scenario crash --nodes 7 --tasks 200 --report report.html', 'agentmesh sim --processes --scenario partition']
+  sim: ['agentmesh sim', 'agentmesh sim --scenario crash --nodes 7 --tasks 200 --report report.html', 'agentmesh sim --processes --scenario pause']
 }
 
 /** Adds each command's examples after its help; answers the command paths that have none. */

@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress'
 import { renderHtml } from '../../sim/html.js'
 import { summaryLines } from '../../sim/report.js'
 import { runSimulation } from '../../sim/runner.js'
-import { WORKLOADS, loadScenario } from '../../sim/scenario.js'
+import { WORKLOADS, checkSimRun, loadScenario } from '../../sim/scenario.js'
 import { InvalidConfigError } from '../errors.js'
 import { line, outputOwner } from './output.js'
 import type { SimReport } from '../../sim/report.js'
@@ -28,6 +28,12 @@ async function writeOut (path: string, text: string): Promise<void> {
   await writeFile(path, text)
 }
 
+/** A report file the run could not write is told before the run, not after it. */
+async function checkWritable (flag: string, path: string | undefined): Promise<void> {
+  if (path === undefined) return
+  await writeOut(path, '').catch((err: any) => { throw new InvalidConfigError(`${flag} ${path}: cannot write there (${String(err?.code ?? err?.message)})`) })
+}
+
 /** `agentmesh sim`: a workload against many real nodes, faults from a scenario, a report at the end. */
 export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
   // its reports are files and its exit code the invariants: a closed pipe on stdout stops neither
@@ -42,6 +48,10 @@ export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
   const rate = flags.rate ?? scenario.rate ?? 50
   const seed = flags.seed ?? 1
   const processes = flags.processes === true
+  // a run it cannot mean is refused in one line, before it says it starts
+  checkSimRun({ nodes, tasks, workload, rate, seed, transport, processes }, scenario)
+  await checkWritable('--json', flags.json)
+  await checkWritable('--report', flags.report)
   line(`simulating "${scenario.name}": ${nodes} nodes ${processes ? 'as child processes' : `in one process (${transport})`}, ${tasks} ${workload} tasks at ${rate}/s, seed ${seed}`)
   const bar = process.stderr.isTTY === true
     ? new cliProgress.SingleBar({ format: 'tasks {bar} {value}/{total} | {rate}/s | live nodes {live} | {elapsed}s', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)

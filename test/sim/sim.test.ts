@@ -49,6 +49,13 @@ describe('the simulator', () => {
     await expect(runSimulation({ ...base, rate: 0 })).rejects.toHaveProperty('name', 'InvalidConfigError')
     // the bundled partition splits nodes 0..5: with 3 nodes it would split nothing
     await expect(runSimulation({ ...base, scenario: await loadScenario('partition') })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/faults\.0 \(partition\) names node 3, 4, 5/) })
+    // a partition of daemons (a connection gater) and a loss of their gossip cannot be made: refused, not run to a pass
+    await expect(runSimulation({ ...base, nodes: 6, processes: true, scenario: await loadScenario('partition') })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/faults\.0 \(partition\) needs the nodes in one process/) })
+    const loss = { name: 'loss', nodes: 3, tasks: 10, workload: 'echo' as const, rate: 10, faults: [{ kind: 'loss' as const, at: 100, fraction: 0.5, durationMs: 1_000 }] }
+    await expect(runSimulation({ ...base, processes: true, scenario: loss as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/\(loss\) needs the nodes in one process/) })
+    // a node in both groups of a split is cut off from neither
+    const overlapping = { ...steady, faults: [{ kind: 'partition' as const, at: 100, groups: [[0], [0, 1]], durationMs: 1_000 }] }
+    await expect(runSimulation({ ...base, scenario: overlapping as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/puts node 0 in more than one group/) })
   })
 
   it('does not pass a run that acknowledged no task: the invariants would hold vacuously', async () => {
