@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { majority } from '../../protocols/lease/index.js'
-import { canonicalJson, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
+import { canonicalJson, hasValidFinal, hasValidId, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
 
@@ -83,10 +83,20 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   const newer = mine === undefined ? undefined : agreedMove(mine, movedOn)
   if (newer !== undefined) await c.replica.adoptMove(id, newer, { missedSeal: true })
   // kept: a certified final state is answered locally from now on
-  const kept = await c.replica.put(record, result)
+  // a member whose own state of the task is unreadable keeps no copy, but still answers with what
+  // the placement holds: a completed task was read there as unknown (404)
+  const kept = await c.replica.put(record, result) ?? (c.replica.isDamaged(id) ? unkept(record) : undefined)
   if (kept === undefined) return undefined
   // the result served is the one the certificate names, by claim and by hash
   return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined }
+}
+
+/** A record read from the placement and not kept here, checked as a kept one is: its id, and its certificate. */
+function unkept (record: TaskRecord): TaskRecord | undefined {
+  if (!hasValidId(record.task)) return undefined
+  if (record.final === undefined || hasValidFinal(record)) return record
+  const { final: _final, ...unfinished } = record
+  return unfinished
 }
 
 /**

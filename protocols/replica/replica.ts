@@ -148,7 +148,7 @@ export class Replica {
     }
     return this.lock.run(record.task.id, async () => {
       const before = await this.load1(record.task.id)
-      if (this.damaged(record.task.id)) {
+      if (this.isDamaged(record.task.id)) {
         this.stats.damagedRefusals++
         return undefined
       }
@@ -163,7 +163,7 @@ export class Replica {
   async get (id: string): Promise<{ record?: TaskRecord, result?: StoredResult }> {
     const cached = this.idx.cached(id)
     // every stored record is indexed: an unknown id has nothing on disk to read
-    if (cached === undefined && (!this.hashes.has(id) || this.damaged(id))) return {}
+    if (cached === undefined && (!this.hashes.has(id) || this.isDamaged(id))) return {}
     // record first: a result is written before the record that says completed
     const record = cached !== undefined ? cached.record : await this.store.getRecord(id)
     const result = cached !== undefined ? cached.result : await this.store.getResult(id)
@@ -292,7 +292,7 @@ export class Replica {
     }
     return this.lock.run(req.id, async () => {
       const loaded = await this.load1(req.id)
-      if (this.damaged(req.id)) {
+      if (this.isDamaged(req.id)) {
         this.stats.damagedRefusals++
         return { status: 'ERROR', reason: DAMAGED_REASON }
       }
@@ -319,9 +319,9 @@ export class Replica {
     // every stored record is indexed (load, index), and a lease is written only with its record:
     // a task not in the index has nothing on disk. A damaged task reads as unknown to every caller
     // but the two that would write it (handleLease, put), which refuse it.
-    if (!this.hashes.has(id) || this.damaged(id)) return { lease: EMPTY_LEASE }
+    if (!this.hashes.has(id) || this.isDamaged(id)) return { lease: EMPTY_LEASE }
     const [record, lease, result] = await Promise.all([this.store.getRecord(id), this.store.getLease(id), this.store.getResult(id)])
-    if (this.damaged(id)) return { lease: EMPTY_LEASE }
+    if (this.isDamaged(id)) return { lease: EMPTY_LEASE }
     const state = { record, lease: lease ?? EMPTY_LEASE, result }
     // an unlocked read may finish after a locked write: caching it would bring old state back
     if (locked && record !== undefined) this.idx.remember(id, state)
@@ -334,7 +334,7 @@ export class Replica {
    * could make a second certificate or a second holder. It reads as unknown, and the other members
    * decide the task without it.
    */
-  private damaged (id: string): boolean {
+  isDamaged (id: string): boolean {
     return this.store.isDamaged?.(id) === true
   }
 

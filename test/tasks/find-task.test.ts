@@ -49,4 +49,30 @@ describe('reading a task from its placement', () => {
     // and this node's copy keeps that one
     expect((await replica.get(task.id)).result?.claimId).toBe('won')
   })
+
+  it('answers from the placement on a member whose own state of the task is unreadable, keeping nothing', async () => {
+    const placement = { epoch: 0, members: [reader.id, A.id, B.id] }
+    const task = makeTask({ capability: 'echo', input: 'y', submitter: reader.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
+    const won: StoredResult = { claimId: 'won', peer: A.id, value: 'done', size: 6, at: Date.now() }
+    const cert = certBy(task.id, { state: 'completed', claimId: 'won', resultHash: resultHash(won.value) }, [A, B])
+    const final: TaskRecord = { ...newRecord(task, placement), final: finalOf(cert, Date.now(), { peer: A.id, size: 6 }) }
+    // its record unreadable on disk, as a real store reports it (test/tasks/damaged-state.test.ts damages one)
+    const store = Object.assign(new MemoryReplicaStore(), { isDamaged: (id: string) => id === task.id })
+    const replica = new Replica(store, { me: reader.id, sign: bytes => reader.key.sign(bytes), log: logger('test:find-task') })
+    const c = {
+      peerId: peerIdFromString(reader.id),
+      replica,
+      replicaSets: { peerId: (id: string) => peerIdFromString(id) },
+      membership: { choose: () => placement },
+      records: async (to: { toString: () => string }) => {
+        if (to.toString() === reader.id) return { status: 'OK' }
+        return JSON.parse(JSON.stringify({ status: 'OK', record: final, result: won }))
+      }
+    } as unknown as TaskComponents
+    const view = await findTask(c, task.id)
+    expect(view?.record.final?.state).toBe('completed')
+    expect(view?.result?.value).toBe('done')
+    expect(replica.stats.damagedRefusals).toBe(1)
+    expect(await replica.get(task.id)).toEqual({})
+  })
 })
