@@ -231,6 +231,8 @@ type After = (ms: number, fn: () => unknown) => void
 
 /** Applies one fault; `elapsed` restamps the trace when the fault waited for its node (a holder). */
 async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, after: After, elapsed: () => number): Promise<void> {
+  // a holder fault that found none says so: it hit a node that held nothing
+  let instead = ''
   const pick = async (ref: number | 'random' | 'holder'): Promise<number | undefined> => {
     if (typeof ref === 'number') return ref
     if (ref === 'holder') {
@@ -241,6 +243,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
         if (busy !== undefined) return busy
         await new Promise(resolve => setTimeout(resolve, 20))
       }
+      instead = ' (no node held a task within 3 s: a random live one instead)'
     }
     // none when every node is down (one crashed before, not yet back): the fault is skipped, and says so
     const live = cluster.live()
@@ -257,7 +260,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
       // recovery counts from the kill, not from when the fault began looking for a holder
       trace.at = elapsed()
       trace.node = i
-      trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}`
+      trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}${instead}`
       trace.durationMs = fault.restartAfterMs
       await cluster.crash(i)
       if (fault.restartAfterMs !== undefined) after(fault.restartAfterMs, async () => cluster.restart(i))
@@ -268,7 +271,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
       if (i === undefined) return skipped()
       trace.at = elapsed()
       trace.node = i
-      trace.detail = `node ${i} paused for ${fault.durationMs} ms`
+      trace.detail = `node ${i} paused for ${fault.durationMs} ms${instead}`
       trace.durationMs = fault.durationMs
       return cluster.pause(i, fault.durationMs)
     }
