@@ -9,6 +9,7 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
+import type { Placement, Task } from '../../protocols/task/index.js'
 import type { Testnet } from '../../sim/testnet.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -80,8 +81,15 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, claimRanks: 2, agents: i === 0 ? [] : [oneAtATime] } }) })
     await net.ready()
     const a = net.nodes[0]!
+    // the eight offers go out in one turn, as a burst's do on an idle machine; on a busy one the
+    // stores finish apart, and each offer could find the slot the last one's run had freed
+    const held: Array<[Task, Placement]> = []
+    const offer = a.tasks!.offerer.offer.bind(a.tasks!.offerer)
+    a.tasks!.offerer.offer = (task, placement) => { held.push([task, placement]) }
     const entries = await a.tasks!.service.submitMany(Array.from({ length: 8 }, (_, i) => ({ capability: 'sleep', input: { ms: 100 + i } })))
     const ids = entries.map(e => { if ('error' in e) throw e.error; return e.id })
+    await waitFor(() => held.length === 8, { what: 'the eight offers' })
+    for (const [task, placement] of held) offer(task, placement)
     expect(await completed(a, ids)).toEqual(ids.map(() => 'completed'))
     const offers = a.tasks!.offerer.stats
     expect(offers).toMatchObject({ offered: 8, taken: 8, declined: 0 })
