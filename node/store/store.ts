@@ -34,6 +34,9 @@ export interface StoreInit {
  * The node's one LevelDB. LevelDB's own LOCK file makes a second process on the same directory
  * fail at open, which is how a second daemon on a data dir in use is refused.
  */
+/** Corrupt records remembered by key, so each is counted once; past this many, each read counts. */
+const MAX_CORRUPT_KEYS_KEPT = 10_000
+
 /** The namespaces that hold a task's replica state, by task id. */
 const TASK_PARTS = new Set(['tasks', 'leases', 'results'])
 
@@ -52,6 +55,7 @@ export class Store {
   readonly stats = { groupCommits: 0, syncedCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
   private corrupt = 0
+  private readonly corruptSeen = new Set<string>()
   /**
    * Tasks whose record, lease or result was found unreadable (at the start's scan or a later read).
    * Their replica takes no part in them: a lease state it cannot read may hold a vote or a grant it
@@ -69,6 +73,10 @@ export class Store {
   private constructor (db: Level<string, string>, log?: Logger, told?: (message: string) => void) {
     this.db = db
     const onCorrupt = (err: CorruptRecordError): void => {
+      // a record is read again on every request that names it: counted once (figures say records, not reads)
+      const key = err.where === undefined ? undefined : `${err.where.namespace}/${err.where.key}`
+      if (key !== undefined && this.corruptSeen.has(key)) return
+      if (key !== undefined && this.corruptSeen.size < MAX_CORRUPT_KEYS_KEPT) this.corruptSeen.add(key)
       this.corrupt++
       if (err.where !== undefined && TASK_PARTS.has(err.where.namespace)) this.damagedTasks.add(err.where.key)
       log?.error('skipping corrupt record %s', err.message)

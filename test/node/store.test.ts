@@ -108,7 +108,8 @@ describe('store', () => {
     for await (const [key] of store.tasks.entries()) seen.push(key)
     expect(seen).toEqual(['a', 'c'])
     expect(await store.tasks.get('b')).toBeUndefined()
-    expect((await store.figures()).corruptRecords).toBe(3)
+    // b read twice, counted once: the figure is of records
+    expect((await store.figures()).corruptRecords).toBe(2)
     await store.close()
   })
 
