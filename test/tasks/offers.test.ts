@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { echoAgent, sleepAgent } from '../../node/agents/basic.js'
+import { echoAgent } from '../../node/agents/basic.js'
 import { RECORDS_PROTOCOL, offerAnswerSchema } from '../../protocols/records/index.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { makeTask, newRecord } from '../../protocols/task/index.js'
@@ -9,7 +9,6 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
-import type { Placement, Task } from '../../protocols/task/index.js'
 import type { Testnet } from '../../sim/testnet.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -77,26 +76,25 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
   })
 
   it('passes what a busy peer declines to the next one, whose queue keeps it, and runs every task', async () => {
-    const oneAtATime = { ...sleepAgent, concurrency: 1 }
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, claimRanks: 2, agents: i === 0 ? [] : [oneAtATime] } }) })
+    // one slot each, held until the test opens it: a busy peer stays busy however slow the machine
+    const { agent: gated, open } = gatedAgent('ran', 1)
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, claimRanks: 2, agents: i === 0 ? [] : [gated] } }) })
     await net.ready()
     const a = net.nodes[0]!
-    // the eight offers go out in one turn, as a burst's do on an idle machine; on a busy one the
-    // stores finish apart, and each offer could find the slot the last one's run had freed
-    const held: Array<[Task, Placement]> = []
-    const offer = a.tasks!.offerer.offer.bind(a.tasks!.offerer)
-    a.tasks!.offerer.offer = (task, placement) => { held.push([task, placement]) }
-    const entries = await a.tasks!.service.submitMany(Array.from({ length: 8 }, (_, i) => ({ capability: 'sleep', input: { ms: 100 + i } })))
+    // the submitter must see both free slots, or it offers to one peer alone, which queues them all
+    const freeSlots = (): number => a.tasks!.presence.live().filter(p => !p.self && (p.freeSlots.gated ?? 0) > 0).length
+    await waitFor(() => freeSlots() === 2, { what: "the submitter to see both peers' free slots" })
+    const entries = await a.tasks!.service.submitMany(Array.from({ length: 8 }, (_, i) => ({ capability: 'gated', input: i })))
     const ids = entries.map(e => { if ('error' in e) throw e.error; return e.id })
-    await waitFor(() => held.length === 8, { what: 'the eight offers' })
-    for (const [task, placement] of held) offer(task, placement)
-    expect(await completed(a, ids)).toEqual(ids.map(() => 'completed'))
     const offers = a.tasks!.offerer.stats
+    await waitFor(() => offers.taken + offers.declined === 8, { what: 'every offer answered' })
     expect(offers).toMatchObject({ offered: 8, taken: 8, declined: 0 })
     // two peers with one slot each took two at once: the rest were declined, passed on, and queued
     expect(offers.passedOn).toBeGreaterThan(0)
     const queued = net.nodes.slice(1).reduce((n, node) => n + node.tasks!.claimer.stats.offersQueued, 0)
-    expect(queued).toBeGreaterThan(0)
+    expect(queued).toBe(6)
+    open()
+    expect(await completed(a, ids)).toEqual(ids.map(() => 'completed'))
     const runs = (): number => net!.nodes.reduce((n, node) => n + node.tasks!.executor.stats.completed, 0)
     await waitFor(() => runs() >= 8, { what: 'every run counted' })
     expect(runs()).toBe(8)
