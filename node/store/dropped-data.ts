@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DataDirError } from '../errors.js'
 
@@ -19,7 +19,8 @@ function refusal (path: string, what: string): DataDirError {
 
 /** Refuses a store marked by an earlier open that dropped data. */
 export async function refuseMarked (path: string): Promise<void> {
-  const mark = await readFile(join(path, DROPPED_DATA_MARK), 'utf8').catch((err: any) => { if (err?.code === 'ENOENT') return undefined; throw err })
+  // a mark that is there but cannot be read still marks the store
+  const mark = await readFile(join(path, DROPPED_DATA_MARK), 'utf8').catch((err: any) => err?.code === 'ENOENT' ? undefined : `(the mark cannot be read: ${String(err?.code ?? err?.message)})`)
   if (mark !== undefined) throw refusal(path, `marked at an earlier start: ${mark.trim().slice(0, 300)}`)
 }
 
@@ -30,6 +31,22 @@ export async function refuseDroppedData (path: string): Promise<void> {
   const dropped = log.split('\n').filter(line => line.includes('Corruption:'))
   if (dropped.length === 0) return
   const what = dropped.map(line => line.replace(/^\S+ \S+ /, '').trim()).join('; ')
-  await writeFile(join(path, DROPPED_DATA_MARK), `${new Date().toISOString()} ${what}\n`)
-  throw refusal(path, `its LOG: ${what.slice(0, 300)}`)
+  const marked = await writeMark(join(path, DROPPED_DATA_MARK), `${new Date().toISOString()} ${what}\n`)
+  throw refusal(path, `its LOG: ${what.slice(0, 300)}${marked ? '' : '; the mark that refuses later starts could not be written, and the next start will not see this damage'}`)
+}
+
+/** Writes the mark to disk (synced: the LOG that told of the damage is gone at the next open); false if it could not. */
+async function writeMark (file: string, text: string): Promise<boolean> {
+  try {
+    const handle = await open(file, 'w')
+    try {
+      await handle.writeFile(text)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    return true
+  } catch {
+    return false
+  }
 }

@@ -1,4 +1,4 @@
-import { appendFile, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -147,5 +147,30 @@ describe('store', () => {
     const accepted = await Store.open({ path })
     expect(await accepted.tasks.get('t0')).toBeUndefined()
     await accepted.close()
+  })
+
+  it('refuses such a store even when the mark cannot be written, and says the next start will not see it', async () => {
+    const path = join(await tmp(), 'store')
+    const store = await Store.open({ path })
+    for (let i = 0; i < 5; i++) await store.tasks.put(`t${i}`, record, { sync: true })
+    await store.close()
+    const log = join(path, (await readdir(path)).find(f => f.endsWith('.log')) as string)
+    const bytes = await readFile(log)
+    bytes[40] = (bytes[40] as number) ^ 1
+    await writeFile(log, bytes)
+    // the mark's name leads into a directory that is not there: reads as no mark, cannot be written
+    await symlink(join(path, 'missing', 'mark'), join(path, DROPPED_DATA_MARK))
+    const refused = await Store.open({ path }).catch(e => e)
+    expect(refused.name).toBe('DataDirError')
+    expect(refused.message).toMatch(/dropped damaged data .*could not be written/)
+  })
+
+  it('refuses a store whose mark is there but cannot be read', async () => {
+    const path = join(await tmp(), 'store')
+    await (await Store.open({ path })).close()
+    await mkdir(join(path, DROPPED_DATA_MARK))
+    const refused = await Store.open({ path }).catch(e => e)
+    expect(refused.name).toBe('DataDirError')
+    expect(refused.message).toMatch(/marked at an earlier start: \(the mark cannot be read: EISDIR\)/)
   })
 })
