@@ -92,7 +92,7 @@ export function checkSimRun (run: SimRun, scenario: Scenario): void {
     if (missing.length > 0) wrong.push(`faults.${i} (${fault.kind}) names node ${missing.join(', ')}, but the run has ${run.nodes} node${run.nodes === 1 ? '' : 's'} (0..${run.nodes - 1})`)
     // a node in two groups is cut off from neither: such a split tests nothing
     const twice = named.filter((n, k) => named.indexOf(n) !== k)
-    if ('groups' in fault && twice.length > 0) wrong.push(`faults.${i} (${fault.kind}) puts node ${[...new Set(twice)].join(', ')} in more than one group`)
+    if ('groups' in fault && twice.length > 0) wrong.push(`faults.${i} (${fault.kind}) names node ${[...new Set(twice)].join(', ')} more than once: in two groups it is cut off from neither`)
     // refused before any node starts: failing at its time, the fault tested nothing and the run passed
     if (run.processes && (fault.kind === 'partition' || fault.kind === 'loss')) wrong.push(`faults.${i} (${fault.kind}) needs the nodes in one process: run it without --processes`)
   })

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, open, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import cliProgress from 'cli-progress'
 import { renderHtml } from '../../sim/html.js'
@@ -31,7 +31,15 @@ async function writeOut (path: string, text: string): Promise<void> {
 /** A report file the run could not write is told before the run, not after it. */
 async function checkWritable (flag: string, path: string | undefined): Promise<void> {
   if (path === undefined) return
-  await writeOut(path, '').catch((err: any) => { throw new InvalidConfigError(`${flag} ${path}: cannot write there (${String(err?.code ?? err?.message)})`) })
+  // opened for appending and closed: a report already there stays whole until the run replaces it
+  const existed = await stat(path).then(() => true, () => false)
+  try {
+    await mkdir(dirname(path), { recursive: true })
+    await (await open(path, 'a')).close()
+  } catch (err: any) {
+    throw new InvalidConfigError(`${flag} ${path}: cannot write there (${String(err?.code ?? err?.message)})`)
+  }
+  if (!existed) await rm(path, { force: true })
 }
 
 /** `agentmesh sim`: a workload against many real nodes, faults from a scenario, a report at the end. */

@@ -55,7 +55,7 @@ describe('the simulator', () => {
     await expect(runSimulation({ ...base, processes: true, scenario: loss as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/\(loss\) needs the nodes in one process/) })
     // a node in both groups of a split is cut off from neither
     const overlapping = { ...steady, faults: [{ kind: 'partition' as const, at: 100, groups: [[0], [0, 1]], durationMs: 1_000 }] }
-    await expect(runSimulation({ ...base, scenario: overlapping as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/puts node 0 in more than one group/) })
+    await expect(runSimulation({ ...base, scenario: overlapping as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/names node 0 more than once/) })
   })
 
   it('does not pass a run that acknowledged no task: the invariants would hold vacuously', async () => {
@@ -261,5 +261,13 @@ describe('the simulator', () => {
     const none = await runCli(['sim', '--nodes', '0'])
     expect(none.code).toBe(1)
     expect(none.stderr).toMatch(/nodes: a run needs at least 1 node/)
+    // a run refused for its --report leaves the last --json report whole, and creates no file
+    const unwritable = await runCli(['sim', '--nodes', '3', '--json', join(dir, 'r.json'), '--report', join(dir, 'r.json', 'r.html')])
+    expect(unwritable.code).toBe(1)
+    expect(unwritable.stderr).toMatch(/--report .*cannot write there/)
+    expect(JSON.parse(await readFile(join(dir, 'r.json'), 'utf8'))).toMatchObject({ completed: 30 })
+    const fresh = await runCli(['sim', '--nodes', '3', '--json', join(dir, 'fresh.json'), '--report', join(dir, 'r.json', 'r.html')])
+    expect(fresh.code).toBe(1)
+    await expect(readFile(join(dir, 'fresh.json'))).rejects.toHaveProperty('code', 'ENOENT')
   }, 90_000)
 })
