@@ -96,6 +96,8 @@ export function checkSimRun (run: SimRun, scenario: Scenario): void {
     // refused before any node starts: failing at its time, the fault tested nothing and the run passed
     if (run.processes && (fault.kind === 'partition' || fault.kind === 'loss')) wrong.push(`faults.${i} (${fault.kind}) needs the nodes in one process: run it without --processes`)
   })
+  // the added latency is the memory transport's: over TCP or between processes it was not added
+  if ((scenario.latencyMs ?? 0) > 0 && (run.processes || run.transport !== 'memory')) wrong.push(`latencyMs (${scenario.latencyMs}) needs the memory transport in one process: run it without --processes and --transport tcp`)
   if (wrong.length > 0) throw new InvalidConfigError(`scenario "${scenario.name}": ${wrong.join('; ')}`)
 }
 

@@ -56,6 +56,8 @@ describe('the simulator', () => {
     // a node in both groups of a split is cut off from neither
     const overlapping = { ...steady, faults: [{ kind: 'partition' as const, at: 100, groups: [[0], [0, 1]], durationMs: 1_000 }] }
     await expect(runSimulation({ ...base, scenario: overlapping as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/names node 0 more than once/) })
+    const slow = { ...steady, latencyMs: 20 }
+    await expect(runSimulation({ ...base, transport: 'tcp', scenario: slow as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/latencyMs \(20\) needs the memory transport in one process/) })
   })
 
   it('does not pass a run that acknowledged no task: the invariants would hold vacuously', async () => {
