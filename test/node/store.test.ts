@@ -32,6 +32,19 @@ async function certifiedRecord (): Promise<TaskRecord> {
   }
 }
 
+/** A store of five records whose log has one flipped bit in its first record: LevelDB drops the rest of the block, the records with it. */
+async function storeWithFlippedLogBit (dir: string): Promise<string> {
+  const path = join(dir, 'store')
+  const store = await Store.open({ path })
+  for (let i = 0; i < 5; i++) await store.tasks.put(`t${i}`, record, { sync: true })
+  await store.close()
+  const log = join(path, (await readdir(path)).find(f => f.endsWith('.log')) as string)
+  const bytes = await readFile(log)
+  bytes[40] = (bytes[40] as number) ^ 1
+  await writeFile(log, bytes)
+  return path
+}
+
 describe('store', () => {
   const tmp = useTmpDirs()
 
@@ -127,15 +140,7 @@ describe('store', () => {
   })
 
   it('refuses a store LevelDB opened by dropping a damaged log record, and keeps refusing it until the mark is deleted', async () => {
-    const path = join(await tmp(), 'store')
-    const store = await Store.open({ path })
-    for (let i = 0; i < 5; i++) await store.tasks.put(`t${i}`, record, { sync: true })
-    await store.close()
-    // one flipped bit inside the log: LevelDB drops the rest of the block, the records with it
-    const log = join(path, (await readdir(path)).find(f => f.endsWith('.log')) as string)
-    const bytes = await readFile(log)
-    bytes[40] = (bytes[40] as number) ^ 1
-    await writeFile(log, bytes)
+    const path = await storeWithFlippedLogBit(await tmp())
     const first = await Store.open({ path }).catch(e => e)
     expect(first.name).toBe('DataDirError')
     expect(first.message).toMatch(/dropped damaged data .*Corruption: checksum mismatch/)
@@ -150,14 +155,7 @@ describe('store', () => {
   })
 
   it('refuses such a store even when the mark cannot be written, and says the next start will not see it', async () => {
-    const path = join(await tmp(), 'store')
-    const store = await Store.open({ path })
-    for (let i = 0; i < 5; i++) await store.tasks.put(`t${i}`, record, { sync: true })
-    await store.close()
-    const log = join(path, (await readdir(path)).find(f => f.endsWith('.log')) as string)
-    const bytes = await readFile(log)
-    bytes[40] = (bytes[40] as number) ^ 1
-    await writeFile(log, bytes)
+    const path = await storeWithFlippedLogBit(await tmp())
     // the mark's name leads into a directory that is not there: reads as no mark, cannot be written
     await symlink(join(path, 'missing', 'mark'), join(path, DROPPED_DATA_MARK))
     const refused = await Store.open({ path }).catch(e => e)
