@@ -77,8 +77,15 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
     else owned.set(id, claim.owned)
   }
   const ids = [...owned.keys()]
+  // found unfinished is not acknowledged (see TaskService.confirmStored): stored again with the new ones
+  const refound = new Map<string, TaskRecord>()
   await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
-    for (let id = ids.pop(); id !== undefined; id = ids.pop()) if (await host.find(id) !== undefined) existing.add(id)
+    for (let id = ids.pop(); id !== undefined; id = ids.pop()) {
+      const view = await host.find(id)
+      if (view === undefined) continue
+      existing.add(id)
+      if (view.record.final === undefined) refound.set(id, view.record)
+    }
   }))
   host.admit(reqs.filter((req, i) => checked[i] !== undefined && !existing.has(keyIds[i] as string)))
   const now = Date.now()
@@ -97,7 +104,7 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
     fresh.set(task.id, newRecord(task, host.c.membership.choose(task.id), now))
     return { id: task.id, first: true }
   })
-  const failed = await storeManyOnPlacements(host.c, [...fresh.values()])
+  const failed = await storeManyOnPlacements(host.c, [...fresh.values(), ...refound.values()])
   for (const [id, creation] of owned) {
     const error = failed.get(id)
     if (error !== undefined) creation.fail(error)
@@ -110,6 +117,7 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
   for (const r of acked) host.track(r.task.id)
   // at once, not one after another: announcements are hints in no particular order
   for (const r of acked) host.announce(r.task, r.placement)
+  for (const r of refound.values()) if (!failed.has(r.task.id) && r.attempts.length === 0) host.announce(r.task, r.placement)
   return reqs.map((req, i) => {
     const n = named[i]
     if (n === undefined) return out[i] as SubmitManyEntry

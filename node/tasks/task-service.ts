@@ -104,7 +104,8 @@ export class TaskService {
     if ('answer' in claim) return { ...claim.answer, created: false }
     const mine = claim.owned
     try {
-      const answer = await this.find(id) !== undefined ? { id, created: false } : await this.create(req, checked)
+      const found = await this.find(id)
+      const answer = found !== undefined ? await this.confirmStored(found) : await this.create(req, checked)
       mine.settle(answer)
       return answer
     } catch (err) {
@@ -172,6 +173,21 @@ export class TaskService {
     }
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
     return { id: task.id, created: true, ...(offered ? {} : { warning: unofferedWarning(task.capability, offeredNames(this.c)) }) }
+  }
+
+  /**
+   * A key's task found again. Found is not acknowledged: a submit refused for want of a majority
+   * may have left a copy here or on a minority of its placement, and answering `200` to its retry
+   * told the client a task existed that no majority held, nor would run. So an unfinished one is
+   * stored on its pinned placement again (members merge it with what they hold): QuorumUnavailableError
+   * again, or it now exists, and goes to a peer that runs it.
+   */
+  private async confirmStored ({ record }: TaskView): Promise<SubmitAnswer> {
+    if (record.final === undefined) {
+      await this.storeOnPlacement(record)
+      if (record.attempts.length === 0) this.announce(record.task, record.placement)
+    }
+    return { id: record.task.id, created: false }
   }
 
   /** A task its placement stored goes to a peer that runs it: offered directly, else gossiped. */

@@ -1,0 +1,70 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { echoAgent } from '../../node/agents/basic.js'
+import { PartitionController } from '../../sim/faults.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { taskId } from '../../protocols/task/index.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { AgentNode } from '../../node/create-node.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+/*
+ * A submit refused for want of a majority, retried with its idempotency key: the retry must not
+ * answer that the task exists while no majority of its placement holds it. It did (200 with the
+ * id), from the copy the refused submit had left on the submitter, and the task never ran.
+ */
+describe('a refused submit retried with its idempotency key', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('is refused again while no majority can store it, and stored and run once one can', async () => {
+    const partition = new PartitionController()
+    net = await createTestnet(4, {
+      baseDir: await tmp(),
+      tasks: { ...FAST_TASKS, antiEntropyIntervalMs: 60_000, agents: [echoAgent] },
+      perNode: i => ({ connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) })
+    })
+    await net.ready()
+    const a = net.nodes[0]!
+    const me = a.peerId.toString()
+    // one key whose placement leaves this node out, and one whose placement has it
+    const keyed = (key: string): { key: string, id: string } => ({ key, id: taskId({ capability: 'echo', input: key, submitter: me, idempotencyKey: key }) })
+    const member = (k: { id: string }): boolean => a.tasks!.membership.choose(k.id).members.includes(me)
+    const keys = Array.from({ length: 64 }, (_, i) => keyed(`retry-${i}`))
+    const outside = keys.find(k => !member(k))!
+    const inside = keys.filter(member)
+    expect(outside).toBeDefined()
+    expect(inside.length).toBeGreaterThan(1)
+    const submit = async (k: { key: string }): Promise<{ id: string, created: boolean }> => a.tasks!.service.submit({ capability: 'echo', input: k.key, idempotencyKey: k.key })
+
+    await partition.split([[a], net.nodes.slice(1)])
+    await waitFor(() => a.tasks!.presence.live().length === 1, { what: 'the submitter to see only itself', timeoutMs: 10_000 })
+    for (const k of [outside, inside[0]!]) {
+      await expect(submit(k)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
+      await expect(submit(k)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
+    }
+    // the copy of a refused submit is not kept where the node is no member: it read pending for good
+    expect(await a.tasks!.replica.get(outside.id)).toEqual({})
+    // and a bulk retry of a key refused before is refused in its entry
+    const bulk = await a.tasks!.service.submitMany([{ capability: 'echo', input: inside[1]!.key, idempotencyKey: inside[1]!.key }])
+    expect(bulk[0]).toHaveProperty('error.name', 'QuorumUnavailableError')
+    const bulkAgain = await a.tasks!.service.submitMany([{ capability: 'echo', input: inside[1]!.key, idempotencyKey: inside[1]!.key }])
+    expect(bulkAgain[0]).toHaveProperty('error.name', 'QuorumUnavailableError')
+
+    partition.heal()
+    await net.ready(20_000)
+    await waitFor(() => a.tasks!.presence.live().length === 4, { what: 'the submitter to see the mesh again', timeoutMs: 20_000 })
+    // no majority ever held the one outside: made now; the ones inside were on this node's disk: stored now
+    expect(await submit(outside)).toMatchObject({ id: outside.id, created: true })
+    expect(await submit(inside[0]!)).toMatchObject({ id: inside[0]!.id, created: false })
+    const [again] = await a.tasks!.service.submitMany([{ capability: 'echo', input: inside[1]!.key, idempotencyKey: inside[1]!.key }])
+    expect(again).toMatchObject({ id: inside[1]!.id, created: false })
+    for (const k of [outside, inside[0]!, inside[1]!]) {
+      expect((await a.tasks!.service.waitFor(k.id, 30_000)).record.final?.state).toBe('completed')
+      const holders = (net.nodes as AgentNode[]).filter(n => a.tasks!.membership.choose(k.id).members.includes(n.peerId.toString()))
+      await waitFor(async () => (await Promise.all(holders.map(async n => (await n.tasks!.replica.get(k.id)).result?.value))).every(v => v === k.key), { what: 'every member holding the result' })
+    }
+  })
+})
