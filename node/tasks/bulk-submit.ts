@@ -84,7 +84,7 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
       const view = await host.find(id)
       if (view === undefined) continue
       existing.add(id)
-      if (view.record.final === undefined) refound.set(id, view.record)
+      if (view.record.final === undefined && view.record.placement.epoch === 0) refound.set(id, view.record)
     }
   }))
   host.admit(reqs.filter((req, i) => checked[i] !== undefined && !existing.has(keyIds[i] as string)))

@@ -183,7 +183,8 @@ export class TaskService {
    * again, or it now exists, and goes to a peer that runs it.
    */
   private async confirmStored ({ record }: TaskView): Promise<SubmitAnswer> {
-    if (record.final === undefined) {
+    // a moved task was held by a majority (a move needs one), and its first members may be gone
+    if (record.final === undefined && record.placement.epoch === 0) {
       await this.storeOnPlacement(record)
       if (record.attempts.length === 0) this.announce(record.task, record.placement)
     }
