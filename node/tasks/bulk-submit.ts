@@ -2,7 +2,7 @@ import { makeTask, newRecord, taskId } from '../../protocols/task/index.js'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { InvalidTaskError } from './errors.js'
 import { storeManyOnPlacements } from './placement-writes.js'
-import { checkSubmit, offeredNames } from './submit-checks.js'
+import { checkSubmit, offeredNames, submitNow } from './submit-checks.js'
 import { unofferedWarning } from './suggest.js'
 import { MAX_BULK_TASKS } from './bulk-limits.js'
 import type { Placement, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -88,7 +88,7 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
     }
   }))
   host.admit(reqs.filter((req, i) => checked[i] !== undefined && !existing.has(keyIds[i] as string)))
-  const now = Date.now()
+  const now = submitNow(host.c)
   const fresh = new Map<string, TaskRecord>()
   /** for each request, the task it made or names (a key repeated in the batch names the first) */
   const named: Array<{ id: string, first: boolean } | undefined> = reqs.map((req, i) => {

@@ -53,3 +53,12 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
 export function offeredNames (c: TaskComponents): Set<string> {
   return new Set(c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
 }
+
+/**
+ * The time a submit stamps its task with: this node's clock, or the mesh's when the two differ by
+ * more than clockSkewToleranceMs (members judge a deadline by their own clocks).
+ */
+export function submitNow (c: TaskComponents): number {
+  const offset = c.presence.clockOffset()
+  return Date.now() + (Math.abs(offset) > c.options.clockSkewToleranceMs ? offset : 0)
+}

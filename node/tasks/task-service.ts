@@ -7,7 +7,7 @@ import { listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
 import { findTask, isSettled } from './find-task.js'
-import { checkSubmit, offeredNames } from './submit-checks.js'
+import { checkSubmit, offeredNames, submitNow } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
 import { submitMany } from './bulk-submit.js'
 import { KeyCreations } from './key-creations.js'
@@ -119,7 +119,7 @@ export class TaskService {
     const o = this.c.options
     const submitter = this.c.peerId.toString()
     this.admit([req])
-    const now = Date.now()
+    const now = submitNow(this.c)
     const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability })
     const fields = {
       traceparent: traceparentOf(span),

@@ -257,6 +257,27 @@ export class PresenceService {
     return out
   }
 
+  /**
+   * How far the live peers' clocks run from this node's, by their median (of two middle values,
+   * the one nearer 0; none: 0): each announcement's send time by its sender's clock against when
+   * it arrived here, so a delivery's delay reads as a little behind. This node's own clock is not
+   * counted: the peers are who judge its tasks' times, and a node that knows one peer would
+   * otherwise tie with it. One node's skewed clock moves its own figure, not the others'.
+   */
+  clockOffset (): number {
+    const now = this.now()
+    const offsets: number[] = []
+    for (const { presence, lastSeen } of this.peers.values()) {
+      if (now - lastSeen <= this.expiryMs(presence)) offsets.push(presence.at - lastSeen)
+    }
+    if (offsets.length === 0) return 0
+    offsets.sort((x, y) => x - y)
+    const mid = offsets.length >> 1
+    if (offsets.length % 2 === 1) return offsets[mid] as number
+    const [low, high] = [offsets[mid - 1] as number, offsets[mid] as number]
+    return Math.abs(low) <= Math.abs(high) ? low : high
+  }
+
   /** Ids of the live peers, this node first: live() without building each peer's view. */
   liveIds (): string[] {
     const now = this.now()

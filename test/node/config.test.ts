@@ -24,6 +24,7 @@ const DOCUMENTED_DEFAULTS = {
   defaultMaxAttempts: 3,
   defaultTimeoutMs: 60_000,
   defaultDeadlineMs: 86_400_000,
+  clockSkewToleranceMs: 30_000,
   maxInputBytes: 1_048_576,
   maxResultBytes: 1_048_576,
   maxInlineResultBytes: 16_384,
