@@ -62,8 +62,8 @@ export const taskOptionsSchema = z.strictObject({
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
   defaultDeadlineMs: ms.max(MAX_DEADLINE_MS, `at most ${MAX_DEADLINE_MS} (a year, as a submit's deadlineMs)`).default(86_400_000),
   /**
-   * A submit stamps its task's creation time and deadline by the mesh's clock (the median of the
-   * live peers', see PresenceService.clockOffset) when this node's own differs from it by more
+   * A submit stamps its task's creation time and deadline by the mesh's clock (the median of this
+   * node's and its live peers', see PresenceService.clockOffset) when this node's own differs from it by more
    * than this; within it, by its own. A node an hour behind stamped deadlines the members, who
    * judge them by their clocks, took as passed, and its tasks went dead unclaimed. @default 30_000
    */

@@ -19,7 +19,7 @@ interface PutManyResult {
 
 /**
  * Stores a new record on its placement: acknowledged only once a majority of the placement, of
- * its full size, has it on disk. This node then keeps a copy too (as a member, or as a read cache);
+ * its full size, has it on disk. This node keeps a copy too (as a member, or as a read cache);
  * `kept`: a copy kept already (before a handoff that fell through).
  */
 export async function storeOnPlacement (c: TaskComponents, record: TaskRecord, kept = false): Promise<void> {
@@ -34,9 +34,10 @@ export async function storeOnPlacement (c: TaskComponents, record: TaskRecord, k
   // answered once a majority has it: a paused member must not hold the submit up until its timeout
   const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
   const ok = answers.filter(a => a.result.status === 'OK').length
-  if (ok < majority(members.length)) throw shortfall(members, answers, ok)
-  // after the majority only: a refused submit's copy here would read pending for good
+  // kept when refused too: it pins the placement a retry of its key stores the task on again
+  // (without it, a retry after membership changed could place the same id elsewhere)
   if (!kept) await keepCopy(c, record)
+  if (ok < majority(members.length)) throw shortfall(members, answers, ok)
 }
 
 /** A node that is not a member keeps a copy of what it submitted: its waits and reads start here. */
@@ -84,9 +85,9 @@ export async function storeManyOnPlacements (c: TaskComponents, records: TaskRec
     const ok = answers.filter(a => a.result.status === 'OK').length
     if (ok < majority(members.length)) failed.set(id, shortfall(members, answers, ok))
   }))
-  // a copy here too of each acknowledged one, as storeOnPlacement keeps one: a member has it already, others cache it
+  // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it
   const me = c.peerId.toString()
-  await Promise.all(records.filter(r => !failed.has(r.task.id) && !r.placement.members.includes(me)).map(async r => c.replica.put(r)))
+  await Promise.all(records.filter(r => !r.placement.members.includes(me)).map(async r => c.replica.put(r)))
   return failed
 }
 

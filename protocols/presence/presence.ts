@@ -96,6 +96,9 @@ export interface PeerPresence {
  * Who is live and what they offer. A peer is live while its announcements keep coming; a newly
  * subscribed peer gets our announcement at once instead of after a full interval.
  */
+/** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
+const MAX_CLOCK_OFFSET_MS = 86_400_000
+
 export class PresenceService {
   readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0 }
   private readonly c: PresenceComponents
@@ -258,24 +261,24 @@ export class PresenceService {
   }
 
   /**
-   * How far the live peers' clocks run from this node's, by their median (of two middle values,
-   * the one nearer 0; none: 0): each announcement's send time by its sender's clock against when
-   * it arrived here, so a delivery's delay reads as a little behind. This node's own clock is not
-   * counted: the peers are who judge its tasks' times, and a node that knows one peer would
-   * otherwise tie with it. One node's skewed clock moves its own figure, not the others'.
+   * How far the mesh's clocks run from this node's: the median over the live peers and this node
+   * (at 0), of two middle values the one nearer 0. A peer's figure is its announcement's send time
+   * by its clock against when it arrived here (a delivery's delay reads as a little behind); one
+   * not an integer time, or more than a day off, is not counted. So a skewed node moves its own
+   * figure once it hears two peers, and one lying peer moves nobody's but a lone peer's.
    */
   clockOffset (): number {
     const now = this.now()
-    const offsets: number[] = []
+    const offsets = [0]
     for (const { presence, lastSeen } of this.peers.values()) {
-      if (now - lastSeen <= this.expiryMs(presence)) offsets.push(presence.at - lastSeen)
+      const offset = presence.at - lastSeen
+      if (now - lastSeen <= this.expiryMs(presence) && Number.isSafeInteger(presence.at) && Math.abs(offset) <= MAX_CLOCK_OFFSET_MS) offsets.push(offset)
     }
-    if (offsets.length === 0) return 0
     offsets.sort((x, y) => x - y)
     const mid = offsets.length >> 1
-    if (offsets.length % 2 === 1) return offsets[mid] as number
+    if (offsets.length % 2 === 1) return Math.round(offsets[mid] as number)
     const [low, high] = [offsets[mid - 1] as number, offsets[mid] as number]
-    return Math.abs(low) <= Math.abs(high) ? low : high
+    return Math.round(Math.abs(low) <= Math.abs(high) ? low : high)
   }
 
   /** Ids of the live peers, this node first: live() without building each peer's view. */

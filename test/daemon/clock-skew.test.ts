@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { getJson, startDaemonProcess } from '../../sim/daemon-process.js'
+import { startDaemonProcess } from '../../sim/daemon-process.js'
 import { waitFor } from '../../sim/wait.js'
 import { call } from '../helpers/api.js'
 import { useTmpDirs } from '../helpers/tmp.js'
@@ -32,7 +32,9 @@ describe('a daemon whose clock runs an hour behind', () => {
     const a = await start('a')
     const b = await start('b', a)
     const behind = await start('behind', a, { NODE_OPTIONS: `--require ${preload}`, AGENTMESH_TEST_SKEW_MS: String(-HOUR) })
-    await waitFor(async () => (await getJson<{ peers: unknown[] }>(`${behind.api}/v1/peers`)).peers.length >= 2, { what: 'the skewed daemon to hear both others', timeoutMs: 30_000 })
+    // two peers that agree outvote its own clock: one alone would tie with it
+    const livePeers = async (d: DaemonProcess): Promise<number> => Number(/^agentmesh_live_peers (\d+)$/m.exec(await (await fetch(`${d.api}/metrics`)).text())?.[1] ?? 0)
+    await waitFor(async () => await livePeers(behind) >= 2, { what: "the skewed daemon to hear both others' presence", timeoutMs: 30_000 })
     const done = await call(behind.api, 'POST', '/v1/tasks?wait=20000', { capability: 'echo', input: 'on time', deadlineMs: 30 * MINUTE })
     expect(done).toMatchObject({ status: 200, json: { state: 'completed', result: 'on time' } })
     for (const d of [a, b]) {

@@ -179,6 +179,27 @@ describe('presence', () => {
       return s
     }
 
+    it('reads the mesh clock as the median of its own and its peers\' send times: one skewed peer, or a bad time, moves nothing', async () => {
+      const { presence, gossip, clock } = await make()
+      const HOUR = 3_600_000
+      const deliver = gossip as unknown as EventTarget
+      const heard = async (at: number): Promise<void> => {
+        const p: Presence = { kind: 'presence', from: (await newPeerId()).toString(), at, version: 'test', intervalMs: 1_000, capabilities: [], freeSlots: {}, addrs: [] }
+        deliver.dispatchEvent(new CustomEvent('presence', { detail: p }))
+      }
+      expect(presence.clockOffset()).toBe(0)
+      // one peer an hour ahead ties with this node: its own clock wins
+      await heard(clock.t + HOUR)
+      expect(presence.clockOffset()).toBe(0)
+      // send times that are no clock: not counted
+      await heard(clock.t + 0.5)
+      await heard(clock.t + 400 * 24 * HOUR)
+      expect(presence.clockOffset()).toBe(0)
+      // a second peer that agrees with the first outvotes this node: its clock is the one off
+      await heard(clock.t + HOUR - 20)
+      expect(presence.clockOffset()).toBe(HOUR - 20)
+    })
+
     it('clamps a huge declared interval: a silent peer still expires after a few of our intervals', async () => {
       const { presence, hear, clock } = await make()
       const liar = (await newPeerId()).toString()

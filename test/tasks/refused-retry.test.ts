@@ -29,7 +29,7 @@ describe('a refused submit retried with its idempotency key', () => {
     await net.ready()
     const a = net.nodes[0]!
     const me = a.peerId.toString()
-    // one key whose placement leaves this node out, and one whose placement has it
+    // keys whose placement leaves this node out (a cache copy here), and some whose placement has it
     const keyed = (key: string): { key: string, id: string } => ({ key, id: taskId({ capability: 'echo', input: key, submitter: me, idempotencyKey: key }) })
     const member = (k: { id: string }): boolean => a.tasks!.membership.choose(k.id).members.includes(me)
     const keys = Array.from({ length: 64 }, (_, i) => keyed(`retry-${i}`))
@@ -45,8 +45,8 @@ describe('a refused submit retried with its idempotency key', () => {
       await expect(submit(k)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
       await expect(submit(k)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
     }
-    // the copy of a refused submit is not kept where the node is no member: it read pending for good
-    expect(await a.tasks!.replica.get(outside.id)).toEqual({})
+    // the refused submit's copy is kept: it pins the placement the retry stores the task on
+    expect((await a.tasks!.replica.get(outside.id)).record?.placement).toEqual(a.tasks!.membership.choose(outside.id))
     // and a bulk retry of a key refused before is refused in its entry
     const bulk = await a.tasks!.service.submitMany([{ capability: 'echo', input: inside[1]!.key, idempotencyKey: inside[1]!.key }])
     expect(bulk[0]).toHaveProperty('error.name', 'QuorumUnavailableError')
@@ -56,8 +56,8 @@ describe('a refused submit retried with its idempotency key', () => {
     partition.heal()
     await net.ready(20_000)
     await waitFor(() => a.tasks!.presence.live().length === 4, { what: 'the submitter to see the mesh again', timeoutMs: 20_000 })
-    // no majority ever held the one outside: made now; the ones inside were on this node's disk: stored now
-    expect(await submit(outside)).toMatchObject({ id: outside.id, created: true })
+    // each is stored on its pinned placement now, from the copy the refused submit left here
+    expect(await submit(outside)).toMatchObject({ id: outside.id, created: false })
     expect(await submit(inside[0]!)).toMatchObject({ id: inside[0]!.id, created: false })
     const [again] = await a.tasks!.service.submitMany([{ capability: 'echo', input: inside[1]!.key, idempotencyKey: inside[1]!.key }])
     expect(again).toMatchObject({ id: inside[1]!.id, created: false })
