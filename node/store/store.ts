@@ -30,16 +30,16 @@ export interface StoreInit {
   onCorrupt?: (message: string) => void
 }
 
-/**
- * The node's one LevelDB. LevelDB's own LOCK file makes a second process on the same directory
- * fail at open, which is how a second daemon on a data dir in use is refused.
- */
 /** Corrupt records remembered by key, so each is counted once; past this many, each read counts. */
 const MAX_CORRUPT_KEYS_KEPT = 10_000
 
 /** The namespaces that hold a task's replica state, by task id. */
 const TASK_PARTS = new Set(['tasks', 'leases', 'results'])
 
+/**
+ * The node's one LevelDB. LevelDB's own LOCK file makes a second process on the same directory
+ * fail at open, which is how a second daemon on a data dir in use is refused.
+ */
 export class Store {
   readonly meta: Namespace<unknown>
   readonly tasks: Namespace<TaskRecord>

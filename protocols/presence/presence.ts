@@ -92,13 +92,13 @@ export interface PeerPresence {
   self: boolean
 }
 
+/** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
+const MAX_CLOCK_OFFSET_MS = 86_400_000
+
 /**
  * Who is live and what they offer. A peer is live while its announcements keep coming; a newly
  * subscribed peer gets our announcement at once instead of after a full interval.
  */
-/** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
-const MAX_CLOCK_OFFSET_MS = 86_400_000
-
 export class PresenceService {
   readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0 }
   private readonly c: PresenceComponents
@@ -265,7 +265,7 @@ export class PresenceService {
    * (at 0), of two middle values the one nearer 0. A peer's figure is its announcement's send time
    * by its clock against when it arrived here (a delivery's delay reads as a little behind); one
    * not an integer time, or more than a day off, is not counted. So a skewed node moves its own
-   * figure once it hears two peers, and one lying peer moves nobody's but a lone peer's.
+   * figure once it hears two peers that agree, and one lying peer moves nobody's.
    */
   clockOffset (): number {
     const now = this.now()
