@@ -9,7 +9,7 @@ export const collect = (value: string, previous: string[] | undefined): string[]
 export function wholeNumber (flag: string) {
   return (value: string): number => {
     const n = Number(value)
-    if (!Number.isInteger(n) || n < 0) throw new InvalidConfigError(`${flag} takes a whole number, got "${value}"`)
+    if (!Number.isInteger(n) || n < 0) throw new InvalidConfigError(`${flag} takes a whole number, 0 or more, got "${value}"`)
     return n
   }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { Command } from 'commander'
 import { describe, expect, it } from 'vitest'
 import { addNodeCommand } from '../../node/cli/node-command.js'
+import { wholeNumber } from '../../node/cli/options.js'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
 import { resolveLlmConfig } from '../../node/llm/config.js'
@@ -263,6 +264,10 @@ describe('agentmesh node --lease-ms', () => {
     const err = await parseNodeFlags(['--lease-ms', value]).catch(e => e)
     expect(err.name).toBe('InvalidConfigError')
     expect(err.message).toBe(`--lease-ms takes a positive whole number, got "${value}"`)
+  })
+
+  it.each(['-5', '1.5', 'soon'])('names what a whole-number flag takes when given %j (a negative one is a whole number, but not 0 or more)', value => {
+    expect(() => wholeNumber('--task-timeout')(value)).toThrow(`--task-timeout takes a whole number, 0 or more, got "${value}"`)
   })
 
   it('rejects a bad AGENTMESH_LEASE_MS, and a lease longer than a member grants (an hour)', async () => {
