@@ -39,8 +39,11 @@ const FOLLOW_GRACE_MS = 3_000
 /** A bulk file's tasks are sent in requests of at most MAX_BULK_TASKS tasks and about this many bytes (the API takes 2 MiB). */
 const BULK_REQUEST_BYTES = 1024 * 1024
 
+/** A bulk file's tasks, and where each came from ("line 12" of JSON Lines, "task 12" of an array): what an error line names. */
+export interface BulkFile { tasks: unknown[], where: string[] }
+
 /** A bulk file (or stdin for `-`): a JSON array, or JSON Lines with one task a line. */
-export async function readBulkFile (file: string): Promise<unknown[]> {
+export async function readBulkFile (file: string): Promise<BulkFile> {
   let text: string
   try {
     if (file === '-') {
@@ -55,19 +58,24 @@ export async function readBulkFile (file: string): Promise<unknown[]> {
   }
   const name = file === '-' ? 'stdin' : file
   let tasks: unknown[]
+  let where: string[]
   if (text.trimStart().startsWith('[')) {
     let parsed: unknown
     try { parsed = JSON.parse(text) } catch (err: any) { throw new InvalidConfigError(`${name} is not a valid JSON array (${err.message})`) }
     tasks = parsed as unknown[]
+    where = tasks.map((_, i) => `task ${i + 1}`)
   } else {
     tasks = []
+    where = []
     for (const [i, l] of text.split('\n').entries()) {
+      // blank lines are skipped: the output's lines then no longer match the file's, so errors name theirs
       if (l.trim() === '') continue
       try { tasks.push(JSON.parse(l)) } catch (err: any) { throw new InvalidConfigError(`${name} line ${i + 1} is not JSON (${err.message}); give a JSON array or one JSON task a line`) }
+      where.push(`line ${i + 1}`)
     }
   }
   if (tasks.length === 0) throw new InvalidConfigError(`${name} holds no tasks`)
-  return tasks
+  return { tasks, where }
 }
 
 /** Times `submit --bulk` sends a batch an overloaded node refused (429), waiting its Retry-After (at most 60 s) between. */
@@ -79,7 +87,7 @@ const BULK_OVERLOAD_TRIES = 5
  * becomes that error for each of its tasks.
  */
 async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
-  const tasks = await readBulkFile(file)
+  const { tasks, where } = await readBulkFile(file)
   const url = await resolveApiUrl(opts)
   const batches: unknown[][] = [[]]
   let size = 0
@@ -114,7 +122,7 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
   const failed = answers.filter(a => a.error !== undefined).length
   if (failed > 0) process.exitCode = 1
   if (opts.json === true) return json({ tasks: answers })
-  for (const a of answers) line(a.error === undefined ? a.id : `error: ${String(a.error.message)}`)
+  answers.forEach((a, i) => { line(a.error === undefined ? a.id : `error: ${where[i] ?? `task ${i + 1}`}: ${String(a.error.message)}`) })
   // once each, not once a task: a thousand tasks of a capability nobody offers would say it a thousand times
   for (const warning of new Set(answers.map(a => a.warning).filter(w => w !== undefined))) process.stderr.write(`agentmesh: warning: ${String(warning)}\n`)
   if (failed > 0) process.stderr.write(`agentmesh: ${failed} of ${answers.length} tasks not submitted\n`)

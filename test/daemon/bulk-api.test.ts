@@ -111,9 +111,13 @@ describe('bulk submit over the API and the CLI', () => {
     const lines = mixed.stdout.trim().split('\n')
     expect(lines).toHaveLength(3)
     expect(lines[0]).toMatch(ID)
-    expect(lines[1]).toMatch(/^error: .*input/)
+    expect(lines[1]).toMatch(/^error: task 2: .*input/)
     expect(lines[2]).toMatch(ID)
     expect(mixed.stderr).toMatch(/1 of 3 tasks not submitted/)
+    // after a blank line the output's lines no longer match the file's: an error names its line
+    const jsonl = await runCliWithStdin(['submit', '--api', a.api, '--bulk', '-'], [JSON.stringify({ capability: 'echo', input: 1 }), '', JSON.stringify({ capability: 'echo' })].join('\n'))
+    expect(jsonl.code).toBe(1)
+    expect(jsonl.stdout.trim().split('\n')[1]).toMatch(/^error: line 3: .*input/)
 
     const raw = await runCli(['submit', '--api', a.api, '--bulk', file, '--json'])
     expect(raw.code).toBe(0)
