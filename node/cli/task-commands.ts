@@ -133,7 +133,7 @@ export function addTaskCommands (program: Command): void {
     .description('submit a task to the mesh (or many, with --bulk)')
     .option('--capability <name>', 'what the task needs, e.g. echo, text.wordcount, mapreduce (required without --bulk)')
     .option('--input <json|@file>', 'the task input: JSON, or @FILE (JSON, or a text file taken as one string) (required without --bulk)')
-    .option('--bulk <file>', 'submit many tasks: FILE (or - for stdin) is a JSON array or JSON Lines of {capability, input, idempotencyKey?, maxAttempts?, timeoutMs?, deadlineMs?}; prints one line per task, its id or "error: ...", and exits 1 if any failed')
+    .option('--bulk <file>', 'submit many tasks: FILE (or - for stdin) is a JSON array or JSON Lines of {capability, input, idempotencyKey?, maxAttempts?, timeoutMs?, deadlineMs?}; prints one line per task, its id or "error: line N: ...", and exits 1 if any failed')
     .option('--wait', 'wait for the result and print it')
     .option('--timeout <ms>', 'with --wait: the longest wait (default: until the task ends)', wholeNumber('--timeout'))
     .option('--idempotency-key <key>', 'the same key from the same node gives the same task')
