@@ -92,7 +92,10 @@ describe('durable waits', () => {
     // it failed for want of a frame that could carry it, attempt after attempt
     const stepped = await s.waitFor((await s.submit({ capability: 'big.step', input: null })).id, 30_000)
     expect(stepped.record.final?.state).toBe('dead')
-    expect(stepped.record.attempts).toHaveLength(1)
+    // failed once and not retried; on a busy machine a 1 s lease may also have lapsed, or a short
+    // claim been given back unrun, before the run that failed: no retry of the refusal either
+    expect(stepped.record.attempts.filter(a => a.outcome === 'failed')).toHaveLength(1)
+    expect(stepped.record.attempts.at(-1)?.outcome).toBe('failed')
     expect(stepped.record.final?.reason).toMatch(/ctx\.step "big": its value would grow the task's input and journal to \d+ bytes, past the 49152/)
 
     const { id } = await s.submit({ capability: 'two.halves', input: null })
