@@ -1,7 +1,7 @@
 import { makeTask, newRecord, taskId } from '../../protocols/task/index.js'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { InvalidTaskError } from './errors.js'
-import { storeManyOnPlacements } from './placement-writes.js'
+import { mayBeUnstored, storeManyOnPlacements } from './placement-writes.js'
 import { checkSubmit, offeredNames, submitNow } from './submit-checks.js'
 import { unofferedWarning } from './suggest.js'
 import { MAX_BULK_TASKS } from './bulk-limits.js'
@@ -84,7 +84,7 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
       const view = await host.find(id)
       if (view === undefined) continue
       existing.add(id)
-      if (view.record.final === undefined && view.record.placement.epoch === 0) refound.set(id, view.record)
+      if (mayBeUnstored(view.record)) refound.set(id, view.record)
     }
   }))
   host.admit(reqs.filter((req, i) => checked[i] !== undefined && !existing.has(keyIds[i] as string)))

@@ -40,6 +40,15 @@ export async function storeOnPlacement (c: TaskComponents, record: TaskRecord, k
   if (ok < majority(members.length)) throw shortfall(members, answers, ok)
 }
 
+/**
+ * Whether a copy found for an idempotency key may be on no majority: unfinished in its first
+ * placement (a refused submit leaves such a copy). A retry stores it again; a moved one was held
+ * by a majority, as a move needs one.
+ */
+export function mayBeUnstored (record: TaskRecord): boolean {
+  return record.final === undefined && record.placement.epoch === 0
+}
+
 /** A node that is not a member keeps a copy of what it submitted: its waits and reads start here. */
 export async function keepCopy (c: TaskComponents, record: TaskRecord): Promise<void> {
   if (!record.placement.members.includes(c.peerId.toString())) await c.replica.put(record)

@@ -2,7 +2,7 @@ import { makeTask, makeTaskWhere, newRecord, taskId } from '../../protocols/task
 import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
-import { keepCopy, storeOnPlacement } from './placement-writes.js'
+import { keepCopy, mayBeUnstored, storeOnPlacement } from './placement-writes.js'
 import { listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
@@ -183,8 +183,7 @@ export class TaskService {
    * again, or it now exists, and goes to a peer that runs it.
    */
   private async confirmStored ({ record }: TaskView): Promise<SubmitAnswer> {
-    // a moved task was held by a majority (a move needs one), and its first members may be gone
-    if (record.final === undefined && record.placement.epoch === 0) {
+    if (mayBeUnstored(record)) {
       await this.storeOnPlacement(record)
       if (record.attempts.length === 0) this.announce(record.task, record.placement)
     }

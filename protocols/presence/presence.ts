@@ -94,6 +94,8 @@ export interface PeerPresence {
 
 /** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
 const MAX_CLOCK_OFFSET_MS = 86_400_000
+/** How long clockOffset's figure is kept when no announcement arrives: a peer that fell silent drops out of it by then. */
+const CLOCK_OFFSET_KEPT_MS = 1_000
 
 /**
  * Who is live and what they offer. A peer is live while its announcements keep coming; a newly
@@ -106,6 +108,8 @@ export class PresenceService {
   private readonly now: () => number
   /** by peer id, least recently heard first (each announcement moves its peer to the end) */
   private readonly peers = new Map<string, { presence: Presence, lastSeen: number }>()
+  /** clockOffset's last figure: every submit reads it, so it is worked out again only after an announcement arrives, or a second */
+  private clock?: { offset: number, at: number }
   private timer?: ReturnType<typeof setTimeout>
   private soon?: ReturnType<typeof setTimeout>
   /** when the pending early announcement goes out, by this node's clock */
@@ -125,6 +129,7 @@ export class PresenceService {
     // kept with the clamped interval: expiry and forgetting both read it
     const presence = { ...p, intervalMs: this.trustedInterval(p), capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }
     this.peers.delete(p.from)
+    this.clock = undefined
     this.peers.set(p.from, { presence, lastSeen: this.now() })
     if (known === undefined) {
       this.evictPastLimit()
@@ -269,6 +274,12 @@ export class PresenceService {
    */
   clockOffset (): number {
     const now = this.now()
+    if (this.clock !== undefined && now - this.clock.at < CLOCK_OFFSET_KEPT_MS) return this.clock.offset
+    this.clock = { offset: this.medianOffset(now), at: now }
+    return this.clock.offset
+  }
+
+  private medianOffset (now: number): number {
     const offsets = [0]
     for (const { presence, lastSeen } of this.peers.values()) {
       const offset = presence.at - lastSeen
