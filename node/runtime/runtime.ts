@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { UnrecoverableTaskError } from './agent.js'
 import type { Agent, AgentContext } from './agent.js'
+import { MAX_INPUT_SCHEMA_DEPTH, inputSchemaSchema } from '../../protocols/gossip/index.js'
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
 
 export class InvalidAgentError extends Error {
@@ -41,6 +42,10 @@ export class AgentRuntime {
       this.byCapability.set(info.name, agent)
       if (info.inputSchema === undefined && agent.inputSchema !== undefined) {
         try { info.inputSchema = z.toJSONSchema(agent.inputSchema) as Record<string, unknown> } catch {}
+      }
+      // peers refuse a presence whose schema is too deep: the agent would be offered to no one
+      if (info.inputSchema !== undefined && !inputSchemaSchema.safeParse(info.inputSchema).success) {
+        throw new InvalidAgentError(`agent ${agent.name}: the input schema of ${info.name} is not a JSON object at most ${MAX_INPUT_SCHEMA_DEPTH} levels deep`)
       }
       this.infos.set(info.name, info)
     }

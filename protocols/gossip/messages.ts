@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { jsonValue } from '../task/json-value.js'
+import { isJsonValue, jsonValue } from '../task/json-value.js'
 import { certificateSchema } from '../task/certificate.js'
 import { placementSchema } from '../task/record.js'
 import { capabilitySchema, peerIdSchema, taskIdSchema, taskSchema } from '../task/schema.js'
@@ -36,10 +36,21 @@ export const taskNoticeSchema = z.object({
   cert: certificateSchema.optional()
 }).strict()
 
+/**
+ * How deep a capability's input schema may nest. Tool libraries, the doors and the API's serializer
+ * walk a schema by recursion: one 20,000 levels deep, gossiped by one peer, made every node's
+ * `GET /v1/capabilities` overflow the stack. Real tool schemas nest a few levels.
+ */
+export const MAX_INPUT_SCHEMA_DEPTH = 32
+
+export const inputSchemaSchema = z.custom<Record<string, unknown>>(
+  v => v !== null && typeof v === 'object' && !Array.isArray(v) && isJsonValue(v, { maxDepth: MAX_INPUT_SCHEMA_DEPTH }),
+  { error: `a JSON Schema: a plain JSON object at most ${MAX_INPUT_SCHEMA_DEPTH} levels deep` })
+
 export const capabilityInfoSchema = z.object({
   name: capabilitySchema,
   description: z.string().max(1024).optional(),
-  inputSchema: z.record(z.string(), z.unknown()).optional(),
+  inputSchema: inputSchemaSchema.optional(),
   /** a tool-using agent asks a person (agentmesh approve) before each call of it */
   needsApproval: z.boolean().optional(),
   /** the model name a chat capability serves (`llm.chat.<name>`): what an OpenAI-compatible door lists */

@@ -9,9 +9,10 @@ export const MAX_JSON_DEPTH = 1_000
  * Whether `value` is plain JSON: strings, finite numbers, booleans, null, arrays and plain objects
  * of them, nested at most MAX_JSON_DEPTH deep, with no key `__proto__` (zod's z.json() dropped it,
  * and an object that has it sets the prototype of whatever it is assigned into). Walked with a
- * stack, not by recursion.
+ * stack, not by recursion. `maxDepth` tightens the depth for values others walk by recursion.
  */
-export function isJsonValue (value: unknown, options: { undefinedMembers?: boolean } = {}): boolean {
+export function isJsonValue (value: unknown, options: { undefinedMembers?: boolean, maxDepth?: number } = {}): boolean {
+  const maxDepth = options.maxDepth ?? MAX_JSON_DEPTH
   const stack: unknown[] = [value]
   const depths: number[] = [0]
   let nodes = 0
@@ -24,7 +25,7 @@ export function isJsonValue (value: unknown, options: { undefinedMembers?: boole
       if (!Number.isFinite(v)) return false
       continue
     }
-    if (typeof v !== 'object' || depth >= MAX_JSON_DEPTH) return false
+    if (typeof v !== 'object' || depth >= maxDepth) return false
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
         stack.push(v[i])

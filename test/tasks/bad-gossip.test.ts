@@ -67,4 +67,27 @@ describe('hostile gossip', () => {
     expect(view.result?.value).toBe('still fine')
     expect(net.nodes.every(n => n.libp2p.status === 'started')).toBe(true)
   })
+
+  it('refuses a presence whose input schema nests too deep, and keeps a peer\'s shallow one', async () => {
+    net = await createTestnet(1, { transport: 'tcp', baseDir: await tmp(), tasks: FAST_TASKS })
+    await net.ready()
+    raw = await createRawPeer()
+    const target = net.nodes[0]!
+    const topic = presenceTopic('default')
+    raw.services.pubsub.subscribe(topic)
+    await raw.dial(multiaddr(target.addrs()[0] as string))
+    await waitFor(() => raw!.services.pubsub.getSubscribers(topic).some(p => p.equals(target.peerId)), { what: 'the node to be seen subscribed' })
+    const key = await generateKeyPair('Ed25519')
+    const from = peerIdFromPrivateKey(key).toString()
+    const presence = (name: string, inputSchema: Record<string, unknown>) => ({ kind: 'presence', from, at: Date.now(), version: 'x', intervalMs: 5000, capabilities: [{ name, inputSchema }], freeSlots: { [name]: 1 }, addrs: [] })
+    // 20,000 levels (JSON text: JSON.stringify cannot write it) overflowed every node's GET /v1/capabilities
+    const depth = 20_000
+    const deep = JSON.stringify(presence('deep', { a: 0 })).replace('{"a":0}', '{"a":'.repeat(depth) + '0' + '}'.repeat(depth))
+    const before = (target.tasks!.gossip.rejected as Record<string, number>)['invalid-schema'] ?? 0
+    await raw.services.pubsub.publish(topic, await seal(key, topic, deep))
+    await waitFor(() => ((target.tasks!.gossip.rejected as Record<string, number>)['invalid-schema'] ?? 0) === before + 1, { what: 'the deep presence to be refused' })
+    await raw.services.pubsub.publish(topic, await seal(key, topic, presence('shallow', { type: 'object', properties: { text: { type: 'string' } } })))
+    await waitFor(() => target.tasks!.presence.live().some(p => p.peerId === from && p.capabilities.some(c => c.name === 'shallow')), { what: 'the shallow presence to be kept' })
+    expect(target.tasks!.presence.live().some(p => p.capabilities.some(c => c.name === 'deep'))).toBe(false)
+  })
 })
