@@ -1,7 +1,7 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
 import { canonicalJson } from './canonical.js'
-import { failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, samePlacement, signalKey } from './record.js'
+import { capAttempts, failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { FinalValue, Statement, TrustedVote } from './certificate.js'
@@ -87,7 +87,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       const granted: LeaseState = { ...lease, claimId: req.claimId, holder: env.from, term, maxTerm: term, expiresAt: env.now + req.durationMs }
       const attempt: Attempt = { claimId: req.claimId, generation: r.generation, peer: env.from, startedAt: env.now, outcome: 'running' }
       // the grant names the placement it was made under, so a claimant cannot count it towards another
-      return { state: { ...st, lease: granted, record: { ...r, attempts: [...r.attempts, attempt], updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1, generation: r.generation, placement: r.placement } }
+      return { state: { ...st, lease: granted, record: { ...r, attempts: capAttempts([...r.attempts, attempt], r.generation), updatedAt: env.now } }, reply: { status: 'OK', term, expiresAt: granted.expiresAt, attempt: failedAttempts(r) + 1, generation: r.generation, placement: r.placement } }
     }
     case 'renew': {
       // only a certified cancel stops the holder: a member's lone vote to cancel may still lose

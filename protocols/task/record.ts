@@ -58,6 +58,13 @@ export function isWaiting (record: TaskRecord, now = Date.now()): boolean {
  * The task's pinned replica set: chosen once at submit, changed only by an epoch change. Every
  * operation needs a majority of `members` (of its full size), so two views never disagree on it.
  */
+/**
+ * How many attempts a record keeps. Released partial claims count against no budget and come with
+ * every contended claim, so a long-lived task under churn (or a peer's merge) can gather more: a
+ * longer list would make the record fail its schema and read as corrupt. See capAttempts.
+ */
+export const MAX_ATTEMPTS_KEPT = 1000
+
 export const placementSchema = z.object({
   epoch: z.number().int().nonnegative(),
   members: z.array(peerIdSchema).min(1).max(16),
@@ -83,7 +90,7 @@ export const taskRecordSchema = z.object({
   previous: z.array(placementSchema).max(16).optional(),
   /** bumped by each redrive from the dead-letter list: a new attempt budget */
   generation: z.number().int().nonnegative(),
-  attempts: z.array(attemptSchema).max(1000),
+  attempts: z.array(attemptSchema).max(MAX_ATTEMPTS_KEPT),
   final: finalSchema.optional(),
   /** the generation whose dead-letter entry was dropped */
   droppedGeneration: z.number().int().optional(),
@@ -217,7 +224,7 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
     placement,
     ...(previous === undefined ? {} : { previous }),
     generation,
-    attempts: [...attempts.values()].sort((x, y) => x.startedAt - y.startedAt || (x.claimId < y.claimId ? -1 : 1)),
+    attempts: capAttempts([...attempts.values()].sort((x, y) => x.startedAt - y.startedAt || (x.claimId < y.claimId ? -1 : 1)), generation),
     ...(finals[0] === undefined ? {} : { final: finals[0] }),
     ...(dropped < 0 ? {} : { droppedGeneration: dropped }),
     ...(notBefore === undefined || notBefore === 0 ? {} : { notBefore }),
@@ -225,6 +232,19 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
     ...(waiting === undefined ? {} : { waiting }),
     updatedAt: Math.max(a.updatedAt, b.updatedAt)
   }
+}
+
+/**
+ * The attempts, in their order, at most MAX_ATTEMPTS_KEPT of them. Past the bound the ones that
+ * matter least go first: released partial claims, then attempts of older generations, oldest first.
+ * The attempts of the current generation that count (failed or expired, at most maxAttempts, plus
+ * running and completed ones) are kept. The order is total, so every copy drops the same ones.
+ */
+export function capAttempts (list: Attempt[], generation: number): Attempt[] {
+  if (list.length <= MAX_ATTEMPTS_KEPT) return list
+  const weight = (a: Attempt): number => a.outcome === 'released' ? 0 : a.generation !== generation ? 1 : 2
+  const keep = new Set([...list].sort((x, y) => weight(y) - weight(x) || y.startedAt - x.startedAt || (x.claimId < y.claimId ? -1 : 1)).slice(0, MAX_ATTEMPTS_KEPT))
+  return list.filter(a => keep.has(a))
 }
 
 /** Union by key; two different values for one key (two holders raced) resolve the same way everywhere. */

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
 import { EMPTY_LEASE, clearHolder, currentVote, transition } from '../../protocols/task/machine.js'
-import { canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
+import { MAX_ATTEMPTS_KEPT, canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
 import type { Attempt, Certificate, FinalState, FinalValue, Placement, Statement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -211,6 +211,18 @@ const TABLE: Row[] = [
   // past the deadline by this member's own clock no attempt starts: the placement decides the task dead
   { name: 'acquire past the deadline (by this clock): DENIED, no attempt started', given: () => fresh(), req: () => acquire(), as: () => ({ now: DEADLINE + 1 }), reply: () => ({ status: 'DENIED', reason: 'past the deadline' }), unchanged: true },
   { name: 'acquire just at the deadline (not past it): OK', given: () => fresh(), req: () => acquire(), as: () => ({ now: DEADLINE }), reply: () => ({ status: 'OK', term: 1, expiresAt: DEADLINE + LEASE, attempt: 1, generation: 0, placement: f.P0 }) },
+  {
+    name: 'acquire of a record holding MAX_ATTEMPTS_KEPT attempts: OK, and the oldest released claim makes room',
+    given: () => ({ record: record({ attempts: Array.from({ length: MAX_ATTEMPTS_KEPT }, (_, i) => ({ claimId: `r${i}`, generation: 0, peer: f.Y.id, startedAt: T0 - 10_000 + i, endedAt: T0 - 10_000 + i, outcome: 'released' as const })) }), lease: { term: 0, maxTerm: 0 } }),
+    req: () => acquire(),
+    reply: () => ({ status: 'OK', term: 1, expiresAt: NOW + LEASE, attempt: 1, generation: 0, placement: f.P0 }),
+    then: next => {
+      expect(next.record!.attempts).toHaveLength(MAX_ATTEMPTS_KEPT)
+      expect(next.record!.attempts.at(-1)?.claimId).toBe('x1')
+      expect(next.record!.attempts[0]?.claimId).toBe('r1')
+      expect(taskRecordSchema.safeParse(next.record).success).toBe(true)
+    }
+  },
   { name: 'acquire with the attempts spent: DENIED', given: () => ({ record: record({ attempts: [failed('x1', f.X), failed('x2', f.X, T0 + 10)] }), lease: { term: 2, maxTerm: 2 } }), req: () => acquire('y1'), reply: () => ({ status: 'DENIED', reason: 'attempts spent' }), unchanged: true },
   { name: 'acquire of a finished task: FINISHED with its certificate', given: () => finished(), req: () => acquire(), reply: () => ({ status: 'FINISHED', state: 'dead', cert: finished().record!.final!.cert }), unchanged: true },
   { name: 'acquire after this member voted: VOTED with its vote', given: () => withVote(fresh(), CANCELED), req: () => acquire(), reply: () => ({ status: 'VOTED', vote: voteReply(CANCELED, { term: 0 }) }), unchanged: true },

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { MAX_JSON_DEPTH, NOT_JSON, copyJson, isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
-import { canonicalJson, certify, cloneJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, randomHex, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { MAX_ATTEMPTS_KEPT, canonicalJson, certify, cloneJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, randomHex, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import type { Peer } from '../helpers/peers.js'
@@ -245,6 +245,25 @@ describe('record merge', () => {
         for (const c of all) expect(mergeRecords(ab, c)).toEqual(mergeRecords(a, mergeRecords(b, c)))
       }
     }
+  })
+
+  it('keeps at most MAX_ATTEMPTS_KEPT attempts, dropping released partial claims first, alike in any order', () => {
+    const placement: Placement = { epoch: 0, members: [PEER] }
+    const attempts = (prefix: string, n: number, outcome: 'released' | 'failed', at: number): TaskRecord['attempts'] =>
+      Array.from({ length: n }, (_, i) => ({ claimId: `${prefix}${i}`, generation: 0, peer: PEER, startedAt: at + i, outcome }))
+    const t = task({ churn: true })
+    // two members' copies after long churn: 700 released partial claims each, and the failed attempts that count
+    const a: TaskRecord = { ...newRecord(t, placement, 1), attempts: [...attempts('a', 700, 'released', 100), ...attempts('fa', 2, 'failed', 5000)] }
+    const b: TaskRecord = { ...newRecord(t, placement, 1), attempts: [...attempts('b', 700, 'released', 50), { claimId: 'run', generation: 0, peer: OTHER, startedAt: 1, outcome: 'running' }] }
+    const ab = mergeRecords(a, b)
+    expect(ab.attempts).toHaveLength(MAX_ATTEMPTS_KEPT)
+    expect(taskRecordSchema.safeParse(ab).success).toBe(true)
+    expect(ab).toEqual(mergeRecords(b, a))
+    // every attempt that counts or runs is kept, and the newest released ones
+    expect(ab.attempts.filter(x => x.outcome !== 'released').map(x => x.claimId).sort()).toEqual(['fa0', 'fa1', 'run'])
+    expect(ab.attempts.some(x => x.claimId === 'a699')).toBe(true)
+    expect(ab.attempts.some(x => x.claimId === 'b0')).toBe(false)
+    expect(mergeRecords(ab, a)).toEqual(ab)
   })
 
   it('never produces a final that is not certified for the merged record', () => {
