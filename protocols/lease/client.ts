@@ -34,6 +34,8 @@ export interface LeaseClientStats {
   denied: number
   lost: number
   certified: number
+  /** claims that met a finished task and gave its certificate to members that lacked it */
+  repaired: number
 }
 
 /** Which task, at which pinned placement: every operation goes to these members and no others. */
@@ -54,7 +56,7 @@ export { majority }
  * task's pinned placement and needs a majority of its full size, never of the reachable part.
  */
 export class LeaseClient {
-  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0 }
+  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0 }
   private readonly init: LeaseClientInit
 
   constructor (init: LeaseClientInit) {
@@ -109,6 +111,7 @@ export class LeaseClient {
       return this.safeCall(peer, req)
     }
     const answers: Answer[] = []
+    const calls: Array<Promise<void>> = []
     let held: HeldLease | undefined
     let decided = false
     const release = async (a: Answer): Promise<void> => {
@@ -125,7 +128,7 @@ export class LeaseClient {
       // waiting longer on a silent member lets its partial grants lapse, and a lapse counts as an attempt
       giveUp = setTimeout(done, Math.max(1, this.leaseMs * this.renewFraction()))
       for (const peer of t.placement.members) {
-        void call(peer).then(res => {
+        calls.push(call(peer).then(res => {
           const a = { peer, res }
           answers.push(a)
           // a grant that arrives after the claim was decided joins the lease, or is ended as the
@@ -138,7 +141,7 @@ export class LeaseClient {
             else void release(a)
           }
           check()
-        })
+        }))
       }
       check()
     })
@@ -149,6 +152,7 @@ export class LeaseClient {
     const finished = answers.find(a => a.res.status === 'FINISHED')
     if (finished !== undefined) {
       await Promise.all(grants.map(release))
+      void Promise.all(calls).then(async () => this.repairFinished(t, answers))
       throw new TaskFinishedError(finished.res.state ?? 'finished')
     }
     if (grants.length >= need) {
@@ -163,6 +167,19 @@ export class LeaseClient {
     await Promise.all(grants.map(release))
     this.stats.denied++
     throw refusal(answers, `${grants.length} of ${t.placement.members.length} members granted; ${need} needed`)
+  }
+
+  /**
+   * A member that answered a claim with anything but FINISHED, where another showed the certificate,
+   * missed the commit; its copy draws claims for ever (each dates it anew, so anti-entropy takes it
+   * for a copy in flux and leaves it). It is given the certificate and the result it names.
+   */
+  private async repairFinished (t: Target, answers: Answer[]): Promise<void> {
+    const finished = answers.find(a => a.res.status === 'FINISHED' && a.res.cert !== undefined)?.res
+    const lagging = answers.filter(a => a.res.status !== 'FINISHED' && a.res.status !== 'ERROR').map(a => a.peer)
+    if (finished?.cert === undefined || lagging.length === 0) return
+    this.stats.repaired += lagging.length
+    await this.ask(lagging, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert: finished.cert, ...(finished.result === undefined ? {} : { result: finished.result }) })
   }
 
   /**

@@ -61,7 +61,8 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
   const lease = st.lease
   const live = isLive(lease, env.now)
   const holds = (claimId: string, term: number): boolean => live && lease.claimId === claimId && lease.term === term && lease.holder === env.from
-  const finished = (): Transition => ({ state: st, reply: { status: 'FINISHED', state: r.final?.state, cert: r.final?.cert } })
+  // a completed one with its result: a claimant that meets it brings both to members that lack them
+  const finished = (): Transition => ({ state: st, reply: { status: 'FINISHED', state: r.final?.state, cert: r.final?.cert, ...(r.final?.state === 'completed' && resultMatches(r.final.cert.value, st.result) ? { result: st.result } : {}) } })
   const myVote = currentVote(st)
   // a completed vote comes with its result: whoever finishes the decision needs it for the commit
   const voted = (): Transition => ({ state: st, reply: { status: 'VOTED', vote: shown(myVote as CastVote, env.me), ...(myVote?.value.state === 'completed' && st.result?.claimId === myVote.value.claimId ? { result: st.result } : {}) } })
