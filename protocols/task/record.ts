@@ -199,7 +199,10 @@ function mergeAttempt (a: Attempt, b: Attempt): Attempt {
 
 /** Commutative, associative and idempotent. */
 export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
-  const generation = Math.max(a.generation, b.generation)
+  // only a dead task is redriven to a new generation: a completed or canceled one is over for good,
+  // and a copy naming a later generation (a peer's lie, or damage) must not wipe its certificate
+  const over = [a.final, b.final].filter((f): f is FinalState => f !== undefined && f.state !== 'dead').map(f => f.generation)
+  const generation = over.length > 0 ? Math.min(...over) : Math.max(a.generation, b.generation)
   const attempts = new Map<string, Attempt>()
   for (const attempt of [...a.attempts, ...b.attempts]) {
     const seen = attempts.get(attempt.claimId)
@@ -208,13 +211,16 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   // a final state is certified, and two certificates of one generation name one outcome, so no
   // ranking or clock is needed: the canonical tie-break only picks between equal copies
   const finals = [a.final, b.final].filter((f): f is FinalState => f !== undefined && f.generation === generation)
-  finals.sort(tieBreak)
+  // (a dead end, which a redrive may follow, after one that is over for good: two certificates of one
+  // generation are never both made, but merging must stay associative even with them)
+  finals.sort((x, y) => Number(x.state === 'dead') - Number(y.state === 'dead') || tieBreak(x, y))
   const placement = a.placement.epoch !== b.placement.epoch
     ? (a.placement.epoch > b.placement.epoch ? a.placement : b.placement)
     : boundFirst(a.placement, b.placement)
   const previous = mergePrevious(a.previous, b.previous, placement.epoch)
   const dropped = Math.max(a.droppedGeneration ?? -1, b.droppedGeneration ?? -1)
-  const notBefore = a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
+  // a task over waits for no retry (and a later generation's wait must not come back with it)
+  const notBefore = over.length > 0 ? undefined : a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
   const journal = mergeJournals(a.journal, b.journal)
   // the newer wait wins; an older one ended when the agent went on to the next
   const waiting = a.waiting === undefined ? b.waiting : b.waiting === undefined ? a.waiting : (a.waiting.since !== b.waiting.since ? (a.waiting.since > b.waiting.since ? a.waiting : b.waiting) : (tieBreak(a.waiting, b.waiting) <= 0 ? a.waiting : b.waiting))

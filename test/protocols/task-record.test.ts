@@ -219,7 +219,9 @@ function copies () {
   const dead: TaskRecord = { ...failed, final: finalOf(cert(DEAD, [peers.A, peers.C]), 4), updatedAt: 4 }
   const redriven: TaskRecord = { ...base, generation: 1, attempts: [{ claimId: 'c3', generation: 1, peer: OTHER, startedAt: 12, outcome: 'running' }], droppedGeneration: 0, updatedAt: 12 }
   const redrivenDone: TaskRecord = { ...redriven, final: finalOf(cert({ state: 'canceled', reason: 'canceled' }, [peers.A, peers.D], { generation: 1, epoch: 1 }), 13), placement: P1(), previous: [P0()], updatedAt: 13 }
-  return { base, running, failed, retry, retryFailed, raced, completed, completedElsewhere, moved, movedCompleted, dead, redriven, redrivenDone }
+  // a later generation no redrive made (a peer's lie): it must not wipe a completed or canceled end
+  const laterUnfinished: TaskRecord = { ...base, generation: 3, updatedAt: 20 }
+  return { base, running, failed, retry, retryFailed, raced, completed, completedElsewhere, moved, movedCompleted, dead, redriven, redrivenDone, laterUnfinished }
 }
 
 describe('record merge', () => {
@@ -231,8 +233,10 @@ describe('record merge', () => {
   })
 
   it('is commutative, associative and idempotent, with placements, moves and certified finals', () => {
-    const all = Object.values(copies())
-    const base = copies().base
+    const named = copies()
+    const all = Object.values(named)
+    const names = new Map(Object.entries(named).map(([k, v]) => [v, k]))
+    const base = named.base
     for (const a of all) {
       // idempotent: merging a copy with itself is the copy (up to the normal form a merge gives)
       expect(mergeRecords(a, a)).toEqual(mergeRecords(a, base))
@@ -242,7 +246,7 @@ describe('record merge', () => {
         expect(ab).toEqual(mergeRecords(b, a))
         expect(mergeRecords(ab, b)).toEqual(ab)
         expect(taskRecordSchema.safeParse(ab).success).toBe(true)
-        for (const c of all) expect(mergeRecords(ab, c)).toEqual(mergeRecords(a, mergeRecords(b, c)))
+        for (const c of all) expect(mergeRecords(ab, c), `${names.get(a)} ${names.get(b)} ${names.get(c)}`).toEqual(mergeRecords(a, mergeRecords(b, c)))
       }
     }
   })
@@ -339,6 +343,15 @@ describe('record merge', () => {
     expect(stateOf(running)).toBe('running')
     expect(stateOf(failed)).toBe('failed')
     expect(stateOf(mergeRecords(failed, retry))).toBe('running')
+  })
+
+  it('keeps a completed or canceled end against any later generation: only a dead task is redriven', () => {
+    const { completed, redrivenDone, laterUnfinished, dead } = copies()
+    for (const over of [completed, redrivenDone]) {
+      expect(mergeRecords(over, laterUnfinished).final).toEqual(over.final)
+      expect(mergeRecords(laterUnfinished, over).generation).toBe(over.generation)
+    }
+    expect(mergeRecords(dead, laterUnfinished).final).toBeUndefined()
   })
 
   it('lets a redrive (a newer generation) supersede a dead end', () => {
