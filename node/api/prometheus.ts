@@ -8,7 +8,7 @@ import type { ClaimedEvent, RanEvent } from '../tasks/events.js'
 import type { RouteOptions } from 'fastify'
 
 /** Leaves of the JSON stats that go up and down: gauges; every other number only counts up. */
-const GAUGE_LEAVES = new Set(['executions.running', 'executions.reportsPending', 'replica.active'])
+const GAUGE_LEAVES = new Set(['executions.running', 'executions.reportsPending', 'replica.active', 'replica.copies'])
 
 /** Seconds, from a claim's round trip (milliseconds) to a long agent run (minutes). */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
@@ -35,7 +35,7 @@ export class MeshMetrics {
     for (const group of Object.keys(this.read())) this.counterGroup(group, () => groups()[group])
     new Gauge({
       name: 'agentmesh_held',
-      help: 'what this node holds now: executions running, outcomes being reported, unfinished tasks it is a placement member of',
+      help: 'what this node holds now: executions running, outcomes being reported, unfinished tasks it is a placement member of (replica.active), unfinished copies it keeps outside their placement (replica.copies)',
       labelNames: ['what'],
       registers: [r],
       collect (this: Gauge<'what'>) {

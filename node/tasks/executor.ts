@@ -33,6 +33,8 @@ export interface ExecutorStats {
   progressDropped: number
   /** runs that kept their slot while reporting, because maxPendingReports were on their way */
   slotsKeptForReports: number
+  /** cancel notices for a run here that carried no certificate of its placement: the run went on */
+  forgedCancels: number
 }
 
 type Ran = (outcome: RanEvent['outcome'], extra?: Partial<RanEvent>) => void
@@ -48,7 +50,7 @@ export interface ProgressEvent {
  * majority of the replica set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
-  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0, slotsKeptForReports: 0 }
+  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0, slotsKeptForReports: 0, forgedCancels: 0 }
   /** recent progress of tasks run here, for the API */
   readonly progress = new Map<string, ProgressEvent[]>()
   private readonly c: TaskComponents

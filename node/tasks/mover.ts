@@ -92,7 +92,9 @@ export class Mover {
    */
   async check (): Promise<void> {
     const me = this.c.peerId.toString()
-    await eachLimited([...this.c.replica.active], this.c.options.recoveryConcurrency, async id => {
+    for (const id of this.split.keys()) if (!this.c.replica.activeMember.has(id)) this.split.delete(id)
+    // copies kept outside their placement are not this node's to move (and were most of the reads)
+    await eachLimited([...this.c.replica.activeMember], this.c.options.recoveryConcurrency, async id => {
       const { record } = await this.c.replica.get(id)
       if (record === undefined || record.final !== undefined || !record.placement.members.includes(me)) {
         this.split.delete(id)

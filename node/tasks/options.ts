@@ -100,9 +100,9 @@ export const taskOptionsSchema = z.strictObject({
    */
   claimRetryBaseMs: timerMs(1).default(250),
   /**
-   * The first this-many ranked peers keep an announced task in their store, so it is listed there
-   * and the pull path finds it; the others drop the announcement without a store read (any node
-   * still answers for the task through its replicas). Below this many peers, every peer keeps all.
+   * No effect: accepted so that configs that set it still load. Peers ranked this high kept a copy
+   * of every announced task; only a claim keeps one now (copies piled up under overload).
+   * @deprecated
    * @default 8
    */
   keepRanks: count(1).default(8),

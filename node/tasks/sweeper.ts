@@ -157,7 +157,7 @@ export class Sweeper {
   /** The first live member of each claimable task's placement announces it again, with backoff. */
   private async reannounce (live: Set<string>, now: number): Promise<void> {
     const takers = this.takers()
-    for (const id of [...this.c.replica.active]) {
+    for (const id of [...this.c.replica.activeMember]) {
       const record = await this.c.replica.claimableRecord(id)
       const rank = record === undefined ? -1 : this.liveRank(record.placement.members, live)
       if (record === undefined || !this.announceBackup.due(id, rank, now)) continue
@@ -237,25 +237,27 @@ export class Sweeper {
     await publishNotice(this.c, { id, capability: record.task.capability, event: cert.value.state, generation: record.generation, cert, ...(cert.value.reason === undefined ? {} : { error: cert.value.reason }) })
   }
 
-  /** Reads a few unfinished non-member copies a sweep from their placements, each first a lease after it was seen, then with backoff. */
+  /**
+   * Reads a few unfinished non-member copies a sweep from their placements, each first a lease after
+   * it was seen, then with backoff; the longest overdue first, so that a backlog larger than a
+   * sweep's reads goes round (read in the order kept, the first few hundred were read again and again
+   * and the rest never).
+   */
   private async refreshCopies (now: number): Promise<void> {
-    const me = this.c.peerId.toString()
-    let read = 0
-    for (const id of [...this.c.replica.active]) {
-      if (read >= REFRESHES_PER_SWEEP) return
-      if (this.c.replica.members.get(id)?.includes(me) !== false) continue
-      const due = this.refreshAt.get(id)
-      if (due === undefined) {
-        this.refreshAt.set(id, { at: now + this.c.options.leaseMs, delayMs: this.c.options.leaseMs, reads: 0 })
-        continue
-      }
-      if (now < due.at) continue
-      read++
+    const due: Array<[string, Due]> = []
+    for (const id of this.c.replica.active) {
+      if (this.c.replica.activeMember.has(id)) continue
+      const next = this.refreshAt.get(id)
+      if (next === undefined) this.refreshAt.set(id, { at: now + this.c.options.leaseMs, delayMs: this.c.options.leaseMs, reads: 0 })
+      else if (now >= next.at) due.push([id, next])
+    }
+    due.sort((x, y) => x[1].at - y[1].at)
+    await eachLimited(due.slice(0, REFRESHES_PER_SWEEP), this.c.options.recoveryConcurrency, async ([id, d]) => {
       // one member a read, another each time: any member's certified final state settles the copy,
       // and reading all of them for every copy kept was most of the requests under overload
-      await this.tasks.find(id, { oneMember: due.reads }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
-      this.refreshAt.set(id, afterRead(due, now, this.c.options.reannounceCapMs))
-    }
+      await this.tasks.find(id, { oneMember: d.reads }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
+      this.refreshAt.set(id, afterRead(d, now, this.c.options.reannounceCapMs))
+    })
   }
 
   /**

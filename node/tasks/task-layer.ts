@@ -10,7 +10,7 @@ import { AgentRuntime } from '../runtime/runtime.js'
 import { LevelReplicaStore } from '../store/replica-store.js'
 import { VERSION } from '../version.js'
 import { signerOf } from '../../protocols/task/ed25519.js'
-import { sentBySigner } from '../../protocols/task/index.js'
+import { finalOf, hasValidFinal, sentBySigner } from '../../protocols/task/index.js'
 import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
 import { TaskEvents } from './events.js'
@@ -208,9 +208,20 @@ export class TaskLayer {
     this.antiEntropy = new AntiEntropy(components)
     // a cancel seen in gossip aborts a local run at once, before its next renewal would say so
     this.gossip.addEventListener('notice', evt => {
-      if (evt.detail.event === 'canceled') this.executor.cancel(evt.detail.id)
+      if (evt.detail.event === 'canceled') void this.cancelIfCertified(evt.detail).catch(() => {})
     })
     this.service.stopRun = id => { this.executor.cancel(id) }
+  }
+
+  /**
+   * Aborts a local run on a cancel notice only when it carries a certificate of the task's
+   * placement: anyone can publish a notice, and one believed aborted the agent and burnt the attempt.
+   */
+  private async cancelIfCertified (n: TaskNotice): Promise<void> {
+    if (!this.executor.running().includes(n.id)) return
+    const { record } = await this.replica.get(n.id)
+    if (record !== undefined && n.cert?.value.state === 'canceled' && hasValidFinal(record, finalOf(n.cert, Date.now()))) this.executor.cancel(n.id)
+    else this.executor.stats.forgedCancels++
   }
 
   async start (): Promise<void> {
@@ -255,7 +266,7 @@ export class TaskLayer {
       remoteWaiters: { ...this.remoteWaiters.stats },
       executions: { ...this.executor.stats, running: this.executor.running().length, reportsPending: this.executor.reportsPending },
       progress: { ...this.progress.stats, ...this.progressSender.stats },
-      replica: { ...this.replica.stats, active: this.replica.active.size },
+      replica: { ...this.replica.stats, active: this.replica.activeMember.size, copies: this.replica.active.size - this.replica.activeMember.size },
       leases: { ...this.leases.stats },
       sweeper: { ...this.sweeper.stats },
       antiEntropy: { ...this.antiEntropy.stats },

@@ -29,8 +29,10 @@ export const DAMAGED_REASON = 'this member\'s copy of the task is unreadable on 
  */
 export class Replica {
   readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0, missedMoves: 0, damagedRefusals: 0 }
-  /** ids of records without a final state: what sweeps look at */
+  /** ids of records without a final state */
   readonly active: Set<string>
+  /** those of them whose placement this node is a member of: what sweeps look at */
+  readonly activeMember: ReadonlySet<string>
   /** dead letters kept outside their placement (see ReplicaIndex.deadCopies) */
   readonly deadCopies: Map<string, number>
   /** a hash of each record's content, by id: anti-entropy compares these instead of records */
@@ -58,6 +60,7 @@ export class Replica {
     this.retentionMs = init.retentionMs ?? 7 * 24 * 3600_000
     this.idx = new ReplicaIndex(init.me, init.recentFinished ?? 4_096, init.recentFinishedBytes ?? 32 * 1024 * 1024)
     this.active = this.idx.active
+    this.activeMember = this.idx.activeMember
     this.deadCopies = this.idx.deadCopies
     this.hashes = this.idx.hashes
     this.members = this.idx.members
@@ -185,7 +188,7 @@ export class Replica {
   async claimable (capabilities: Set<string>, limit: number, minAgeMs = 0): Promise<Array<{ task: Task, placement: Placement }>> {
     const now = this.now()
     const out: Array<{ task: Task, placement: Placement }> = []
-    for (const id of this.active) {
+    for (const id of this.activeMember) {
       if (out.length >= limit) break
       const record = await this.claimableRecord(id, now)
       if (record === undefined || !capabilities.has(record.task.capability)) continue
@@ -246,6 +249,21 @@ export class Replica {
     })
   }
 
+  /**
+   * Deletes this node's copy of a task outside its placement, kept for a claim that was lost: the
+   * placement holds the task, and a copy nobody here needs cost a read of the placement to settle.
+   * Nothing of a member's, a finished copy, or one that holds a result is deleted.
+   */
+  async dropCopy (id: string): Promise<boolean> {
+    return this.lock.run(id, async () => {
+      const s = await this.load1(id)
+      if (s.record === undefined || this.isMember(s.record) || s.record.final !== undefined || s.result !== undefined) return false
+      await this.store.deleteTask(s.record)
+      this.idx.drop(s.record)
+      return true
+    })
+  }
+
   /** The record if this member would grant a lease on it now. */
   async claimableRecord (id: string, now = this.now()): Promise<TaskRecord | undefined> {
     const s = await this.load1(id, false)
@@ -265,7 +283,9 @@ export class Replica {
     const changed: TaskRecord[] = []
     const undecided: Undecided[] = []
     const env = { now: this.now(), backoff: this.backoff }
-    for (const id of [...this.active]) {
+    // a copy kept outside its placement has no lease here to expire and nothing for it to decide:
+    // under overload tens of thousands of them were read every sweep
+    for (const id of [...this.activeMember]) {
       await this.lock.run(id, async () => {
         const s = await this.load1(id)
         if (s.record === undefined || !this.isMember(s.record)) return

@@ -9,6 +9,7 @@ import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { createRawPeer } from '../../sim/raw-peer.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import type { Agent } from '../../node/runtime/agent.js'
 import type { Testnet } from '../../sim/testnet.js'
 
 describe('hostile gossip', () => {
@@ -89,5 +90,38 @@ describe('hostile gossip', () => {
     await raw.services.pubsub.publish(topic, await seal(key, topic, presence('shallow', { type: 'object', properties: { text: { type: 'string' } } })))
     await waitFor(() => target.tasks!.presence.live().some(p => p.peerId === from && p.capabilities.some(c => c.name === 'shallow')), { what: 'the shallow presence to be kept' })
     expect(target.tasks!.presence.live().some(p => p.capabilities.some(c => c.name === 'deep'))).toBe(false)
+  })
+
+  it('goes on with a run when a cancel notice carries no certificate of its placement, counted', async () => {
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    // ends at once when aborted, as a well-behaved agent does
+    const patient: Agent = {
+      name: 'patient',
+      capabilities: ['patient'],
+      run: async ctx => new Promise((resolve, reject) => {
+        void opened.then(() => resolve('ran to the end'))
+        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error))
+      })
+    }
+    net = await createTestnet(3, { transport: 'tcp', baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, agents: i === 0 ? [patient] : [] } }) })
+    await net.ready()
+    const runner = net.nodes[0]!
+    raw = await createRawPeer()
+    const topic = resultsTopic('default')
+    raw.services.pubsub.subscribe(topic)
+    await raw.dial(multiaddr(runner.addrs()[0] as string))
+    await waitFor(() => raw!.services.pubsub.getSubscribers(topic).some(p => p.equals(runner.peerId)), { what: 'the runner to be seen subscribed' })
+    const { id } = await runner.tasks!.service.submit({ capability: 'patient', input: 'x' })
+    await waitFor(() => runner.tasks!.executor.running().includes(id), { what: 'the run to start' })
+    const key = await generateKeyPair('Ed25519')
+    const from = peerIdFromPrivateKey(key).toString()
+    await raw.services.pubsub.publish(topic, await seal(key, topic, { kind: 'notice', from, at: Date.now(), id, capability: 'patient', event: 'canceled', generation: 0 }))
+    await waitFor(() => runner.tasks!.executor.stats.forgedCancels === 1, { what: 'the forged cancel to be counted' })
+    expect(runner.tasks!.executor.running()).toContain(id)
+    open()
+    const view = await runner.tasks!.service.waitFor(id, 20_000)
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.record.attempts.filter(a => a.outcome !== 'released')).toHaveLength(1)
   })
 })
