@@ -310,6 +310,11 @@ export class Replica {
       this.stats.refusedRecords++
       return { status: 'ERROR', reason: 'the record with a claim is not a new task of this placement' }
     }
+    // an install brings a whole record, as a put does: one whose id does not hash its content is refused alike
+    if (req.op === 'install' && (req.record.task.id !== req.id || !hasValidId(req.record.task))) {
+      this.stats.refusedRecords++
+      return { status: 'ERROR', reason: 'the installed record is not the task its id names' }
+    }
     return this.lock.run(req.id, async () => {
       const loaded = await this.load1(req.id)
       if (this.isDamaged(req.id)) {

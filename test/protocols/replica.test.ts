@@ -346,6 +346,20 @@ describe('replicas and lease clients, end to end', () => {
     expect(C.replica.active.has(t.id)).toBe(false)
   })
 
+  it('an install whose record is not the task its id names is refused and counted, as a put is', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A] = c.members as [Member]
+    const record = c.submitted.get(t.id)!
+    const next: Placement = { epoch: 1, members: t.placement.members }
+    const refused = A.replica.stats.refusedRecords
+    const forged = { ...record, task: { ...record.task, input: 'not what the id hashes' }, placement: next, previous: [t.placement] }
+    const [answer] = await c.client(user()).ask([A.peer.id], { op: 'install', id: t.id, epoch: 1, record: forged })
+    expect(answer!.res).toEqual({ status: 'ERROR', reason: 'the installed record is not the task its id names' })
+    expect(A.replica.stats.refusedRecords).toBe(refused + 1)
+    expect((await A.store.getRecord(t.id))?.placement).toEqual(t.placement)
+  })
+
   it('Replica.put checks a final against the pinned placement, not one the copy names', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
