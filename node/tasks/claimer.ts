@@ -123,15 +123,14 @@ export class Claimer {
     // ranked before any read: the store work of every peer for every task grew with the mesh
     const rank = this.rank(task)
     const ranks = this.c.options.claimRanks
-    if (rank >= ranks) return
+    if (rank >= Math.max(ranks, this.c.options.keepRanks)) return
     // marked before the first await: two announcements of one task must not both schedule it
     this.considering.add(task.id)
     try {
       const local = await this.c.replica.get(task.id)
-      // no copy is kept for an announcement: the claim makes one. Kept by every peer of the first
-      // keepRanks, copies of every announced task piled up under overload (tens of thousands a node),
-      // each read from its placement to settle, and none listed for pulls (only members list)
-      if (local.record?.final !== undefined || !this.running) return
+      // kept, so that a later claim here finds it; peers past keepRanks ask the placement
+      if (local.record === undefined) await this.c.replica.put(newRecord(task, placement))
+      if (local.record?.final !== undefined || rank >= ranks || !this.running) return
       const timer = setTimeout(() => {
         this.scheduled.delete(task.id)
         this.startClaim(task, placement)
@@ -276,7 +275,6 @@ export class Claimer {
 
   private async claim (task: Task, placement: Placement, reserved?: Slot): Promise<void> {
     let slot = reserved
-    let copied = false
     try {
       if (!this.running) return
       // an overloaded node would grant itself leases it cannot renew: under a burst that turned into
@@ -288,21 +286,15 @@ export class Claimer {
       }
       const local = await this.c.replica.get(task.id)
       if (local.record?.final !== undefined) return
+      // kept here: the executor reads its generation and journal
+      if (local.record === undefined) await this.c.replica.put(newRecord(task, placement))
       slot ??= this.c.runtime.reserve(task.capability)
-      // busy: no claim now; the pull path or a re-announcement brings the task back. Nothing is kept:
-      // under overload a copy of every announced task piled up on every node, outside its placement
+      // busy: no claim now; the pull path or a re-announcement brings the task back
       if (slot === undefined) return
-      // kept here: the executor reads its generation and journal, and this peer lists it for pulls
-      if (local.record === undefined) {
-        await this.c.replica.put(newRecord(task, placement))
-        copied = true
-      }
       this.c.presence.slotsChanged()
       this.stats.claimAttempts++
       const asked = performance.now()
       const lease = await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => this.c.leases.acquire({ id: task.id, placement: local.record?.placement ?? placement }))
-      // won: the copy is the holder's now
-      copied = false
       const running = slot
       slot = undefined
       await this.won(task, Math.max(local.record?.generation ?? 0, lease.generation), lease, running, performance.now() - asked)
@@ -313,8 +305,6 @@ export class Claimer {
         this.retries.failed(task.id)
       } else if (err.name === 'TaskFinishedError') this.retries.delete(task.id)
       else if (this.running) this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
-      // the copy made for a claim that was lost: the placement keeps the task (a retry makes it again)
-      if (copied && this.running) await this.c.replica.dropCopy(task.id).catch(() => {})
     } finally {
       slot?.release()
     }

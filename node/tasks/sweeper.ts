@@ -252,12 +252,13 @@ export class Sweeper {
       else if (now >= next.at) due.push([id, next])
     }
     due.sort((x, y) => x[1].at - y[1].at)
-    await eachLimited(due.slice(0, REFRESHES_PER_SWEEP), this.c.options.recoveryConcurrency, async ([id, d]) => {
+    // one at a time: a slow placement slows the reads down, where reads all at once added to its load
+    for (const [id, d] of due.slice(0, REFRESHES_PER_SWEEP)) {
       // one member a read, another each time: any member's certified final state settles the copy,
       // and reading all of them for every copy kept was most of the requests under overload
       await this.tasks.find(id, { oneMember: d.reads }).catch((err: Error) => { this.log('refresh of the copy of %s failed: %s', id, err.message) })
       this.refreshAt.set(id, afterRead(d, now, this.c.options.reannounceCapMs))
-    })
+    }
   }
 
   /**

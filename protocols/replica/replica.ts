@@ -249,21 +249,6 @@ export class Replica {
     })
   }
 
-  /**
-   * Deletes this node's copy of a task outside its placement, kept for a claim that was lost: the
-   * placement holds the task, and a copy nobody here needs cost a read of the placement to settle.
-   * Nothing of a member's, a finished copy, or one that holds a result is deleted.
-   */
-  async dropCopy (id: string): Promise<boolean> {
-    return this.lock.run(id, async () => {
-      const s = await this.load1(id)
-      if (s.record === undefined || this.isMember(s.record) || s.record.final !== undefined || s.result !== undefined) return false
-      await this.store.deleteTask(s.record)
-      this.idx.drop(s.record)
-      return true
-    })
-  }
-
   /** The record if this member would grant a lease on it now. */
   async claimableRecord (id: string, now = this.now()): Promise<TaskRecord | undefined> {
     const s = await this.load1(id, false)
