@@ -26,6 +26,11 @@ export async function loadOrCreateIdentity (store: Store, where = 'the store'): 
       throw unreadable(String(err?.message ?? err))
     }
   }
+  // tasks and leases with no key: a new one would be another peer holding the old one's grants and
+  // votes, in placements that name the old one (the key deleted or lost on its own)
+  if (!await store.tasks.isEmpty() || !await store.leases.isEmpty()) {
+    throw new DataDirError(`the node key is missing from ${where}, which holds tasks: restore the data dir from a backup, or start with a new data dir as a new peer`)
+  }
   const key = await generateKeyPair('Ed25519')
   await store.putBytes(IDENTITY_KEY, privateKeyToProtobuf(key))
   return key

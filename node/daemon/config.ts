@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { DEFAULT_MESH, MESH_NAME } from '../mesh-name.js'
 import { InvalidConfigError } from '../errors.js'
@@ -17,14 +18,22 @@ export const DEFAULT_DATA_DIR = join(homedir(), '.agentmesh')
 
 const multiaddrString = z.string().refine(s => {
   try { multiaddr(s); return s.startsWith('/') } catch { return false }
-}, { error: iss => `not a valid multiaddr: "${String(iss.input)}"` })
+}, { error: iss => `not a valid multiaddr: "${String(iss.input)}"`, abort: true })
+
+/**
+ * Ports the fetch standard blocks: fetch (this CLI's client, the OpenAI and MCP SDKs, browsers)
+ * refuses to connect to them, so an API listening on one is out of reach of every client.
+ */
+const FETCH_BLOCKED_PORTS = new Set([1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080])
 
 // abort: a value that is not HOST:PORT at all gets that one message, not also the port's
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'expected HOST:PORT, e.g. 127.0.0.1:7070', abort: true })
-  .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
+  .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, { message: 'port must be 0-65535', abort: true })
+  .refine(s => !FETCH_BLOCKED_PORTS.has(Number(s.slice(s.lastIndexOf(':') + 1))), { error: iss => `port ${String(iss.input).slice(String(iss.input).lastIndexOf(':') + 1)} is one that fetch refuses to connect to (the CLI, the OpenAI and MCP clients, browsers): pick another, e.g. 7070` })
 
 /** A peer to join through must name its peer id: without it the dial cannot be secured, and the node would never join. */
-const bootstrapAddr = multiaddrString.refine(s => /\/p2p\/[A-Za-z0-9]+$/.test(s), { error: iss => `bootstrap address "${String(iss.input)}" has no /p2p/<peer id> at its end: copy the full address a node prints as "listening:"` })
+const bootstrapAddr = multiaddrString.refine(s => /\/p2p\/[A-Za-z0-9]+$/.test(s), { error: iss => `bootstrap address "${String(iss.input)}" has no /p2p/<peer id> at its end: copy the full address a node prints as "listening:"`, abort: true })
+  .refine(s => { try { peerIdFromString(s.slice(s.lastIndexOf('/p2p/') + 5)); return true } catch { return false } }, { error: iss => `bootstrap address "${String(iss.input)}" ends in a /p2p/ part that is not a peer id: copy the full address a node prints as "listening:"` })
 
 /** Every daemon option, from whichever source. One schema checks them all. */
 export const daemonConfigSchema = z.object({

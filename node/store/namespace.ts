@@ -76,6 +76,12 @@ export class Namespace<T> {
     for await (const [key, raw] of this.db.iterator()) yield [key, raw]
   }
 
+  /** Whether it holds any key: one step of an iterator, where count reads them all. */
+  async isEmpty (): Promise<boolean> {
+    for await (const _ of this.db.keys({ limit: 1 })) return false
+    return true
+  }
+
   async count (): Promise<number> {
     let n = 0
     for await (const _ of this.db.keys()) n++

@@ -100,9 +100,10 @@ export const taskOptionsSchema = z.strictObject({
    */
   claimRetryBaseMs: timerMs(1).default(250),
   /**
-   * No effect: accepted so that configs that set it still load. Peers ranked this high kept a copy
-   * of every announced task; only a claim keeps one now (copies piled up under overload).
-   * @deprecated
+   * The first this-many ranked peers keep an announced task in their store, so that a later claim
+   * there finds it; the others drop the announcement without a store read (any node still answers
+   * for the task through its replicas). Such copies cost no sweep: they are only read from their
+   * placement now and then, to settle.
    * @default 8
    */
   keepRanks: count(1).default(8),
@@ -148,6 +149,14 @@ export const taskOptionsSchema = z.strictObject({
    * @default 50_000
    */
   maxUnfinishedTasks: count(1).default(50_000),
+  /**
+   * Submit requests (one task, or one bulk) this node stores on their placements at once before it
+   * refuses more with OverloadedError (HTTP 429 with Retry-After), cheaply and at once. Offered
+   * 1,000 requests a second, a node took them all: each waited on its placement's members, RPCs
+   * timed out into 503s, and the listen queue overflowed into resets and minute-long hangs.
+   * Subtasks are not refused. @default 256
+   */
+  maxSubmitsInFlight: count(1).default(256),
   /** what a refused client is told to wait before it retries (Retry-After of a 429 or 503). @default 1_000 */
   retryAfterMs: timerMs().default(1_000),
   /**

@@ -58,7 +58,9 @@ export class TaskService {
    * refused past maxUnfinishedTasks (counted once a request); waitsAbandoned: waits ended early, their
    * client gone or the node stopping
    */
-  readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0, waitsAbandoned: 0 }
+  readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0, overloadedInFlight: 0, waitsAbandoned: 0 }
+  /** submit requests being stored on their placements now (see maxSubmitsInFlight) */
+  private submitsInFlight = 0
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly waits = new WakeList()
@@ -115,10 +117,19 @@ export class TaskService {
   }
 
   /** Makes, stores and hands on a checked task. */
-  private async create (req: SubmitRequest, { maxAttempts, timeoutMs }: { maxAttempts: number, timeoutMs: number }): Promise<SubmitAnswer> {
+  private async create (req: SubmitRequest, checked: { maxAttempts: number, timeoutMs: number }): Promise<SubmitAnswer> {
+    this.admit([req])
+    this.submitsInFlight++
+    try {
+      return await this.createAdmitted(req, checked)
+    } finally {
+      this.submitsInFlight--
+    }
+  }
+
+  private async createAdmitted (req: SubmitRequest, { maxAttempts, timeoutMs }: { maxAttempts: number, timeoutMs: number }): Promise<SubmitAnswer> {
     const o = this.c.options
     const submitter = this.c.peerId.toString()
-    this.admit([req])
     const now = submitNow(this.c)
     const span = startSpan('agentmesh.submit', req.traceparent, { 'agentmesh.capability': req.capability })
     const fields = {
@@ -204,15 +215,38 @@ export class TaskService {
    * request order. A repeated idempotency key answers `created: false`, as `submit` does.
    */
   async submitMany (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
+    this.admitRequest(reqs)
+    this.submitsInFlight++
+    try {
+      return await this.submitManyAdmitted(reqs)
+    } finally {
+      this.submitsInFlight--
+    }
+  }
+
+  private async submitManyAdmitted (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
     return await submitMany({
       c: this.c,
       keys: this.keys,
       stats: this.stats,
       find: async id => this.find(id),
-      admit: reqs => { this.admit(reqs) },
+      admit: reqs => { this.admitUnfinished(reqs) },
       announce: (task, placement) => { this.announce(task, placement) },
       track: id => { this.progress?.track(id) }
     }, reqs)
+  }
+
+  /** Refuses a submit request past maxSubmitsInFlight being stored at once (subtasks pass). */
+  private admitRequest (reqs: SubmitRequest[]): void {
+    if (this.submitsInFlight < this.c.options.maxSubmitsInFlight || reqs.every(req => req.parent !== undefined)) return
+    this.stats.overloaded++
+    this.stats.overloadedInFlight++
+    throw new OverloadedError(`this node is storing ${this.submitsInFlight} submits at once, and takes at most ${this.c.options.maxSubmitsInFlight} (maxSubmitsInFlight): retry later`, this.c.options.retryAfterMs)
+  }
+
+  private admit (reqs: SubmitRequest[]): void {
+    this.admitRequest(reqs)
+    this.admitUnfinished(reqs)
   }
 
   /**
@@ -220,7 +254,7 @@ export class TaskService {
    * unfinished ones. Subtasks pass: refusing them would fail their parents' attempts, and a
    * parent's backlog drains through its children.
    */
-  private admit (reqs: SubmitRequest[]): void {
+  private admitUnfinished (reqs: SubmitRequest[]): void {
     const fresh = reqs.filter(req => req.parent === undefined).length
     const held = this.c.replica.activeHere
     if (fresh === 0 || held + fresh <= this.c.options.maxUnfinishedTasks) return

@@ -34,6 +34,15 @@ describe('a data dir the daemon cannot use', () => {
     expectRefused(await start(dir), /node key in .* is unreadable/)
   })
 
+  it('refuses a store that holds tasks but lost its node key, instead of starting as a new peer holding them', async () => {
+    const dir = await used()
+    const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
+    await db.sublevel<string, string>('tasks', { valueEncoding: 'utf8' }).put('f'.repeat(64), '{}')
+    await db.sublevel<string, string>('meta', { valueEncoding: 'utf8' }).del('identity')
+    await db.close()
+    expectRefused(await start(dir), /node key is missing from .*, which holds tasks/)
+  })
+
   it('starts past a corrupt task record: counted, skipped, and told once to the operator log', async () => {
     const dir = await used()
     const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })

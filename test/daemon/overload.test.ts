@@ -78,4 +78,27 @@ describe('the submit limit in the task layer', () => {
       await net.stop()
     }
   })
+
+  it('refuses a submit past maxSubmitsInFlight being stored at once, at once and counted; subtasks pass, and later ones are taken', async () => {
+    const net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, maxSubmitsInFlight: 2, agents: [] } })
+    try {
+      await net.ready()
+      const s = net.nodes[0]!.tasks!.service
+      const { id: parent } = await s.submit({ capability: 'queued', input: 'parent' })
+      const answers = await Promise.allSettled([
+        ...Array.from({ length: 8 }, async (_, i) => s.submit({ capability: 'queued', input: i })),
+        s.submitMany([{ capability: 'queued', input: 'bulk' }]),
+        s.submit({ capability: 'queued', input: 'child', parent })
+      ])
+      const refused = answers.filter(a => a.status === 'rejected').map(a => (a as PromiseRejectedResult).reason)
+      // two of the eight are stored; the other six, and the bulk, are refused before any work
+      expect(refused).toHaveLength(7)
+      expect(refused.every(e => e.name === 'OverloadedError' && e.message.includes('maxSubmitsInFlight'))).toBe(true)
+      expect(answers.at(-1)!.status).toBe('fulfilled')
+      expect(net.nodes[0]!.tasks!.service.stats.overloadedInFlight).toBe(7)
+      expect((await s.submit({ capability: 'queued', input: 'later' })).created).toBe(true)
+    } finally {
+      await net.stop()
+    }
+  })
 })

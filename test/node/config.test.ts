@@ -58,6 +58,7 @@ const DOCUMENTED_DEFAULTS = {
   offerQueueLimit: 256,
   maxPendingReports: 64,
   maxUnfinishedTasks: 50_000,
+  maxSubmitsInFlight: 256,
   retryAfterMs: 1_000,
   handoffTimeoutMs: 5_000,
   placementMoveAfterMs: 120_000,
@@ -137,6 +138,15 @@ describe('daemon config', () => {
   it('names a bad --api once: not HOST:PORT, or a port out of range', async () => {
     await expect(resolveDaemonConfig({ api: 'notaport' }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'api: expected HOST:PORT, e.g. 127.0.0.1:7070' })
     await expect(resolveDaemonConfig({ api: '127.0.0.1:99999' }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'api: port must be 0-65535' })
+    // the CLI's own client (fetch) cannot reach a port the fetch standard blocks: "bad port" on every command
+    await expect(resolveDaemonConfig({ api: '127.0.0.1:6000' }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'api: port 6000 is one that fetch refuses to connect to (the CLI, the OpenAI and MCP clients, browsers): pick another, e.g. 7070' })
+  })
+
+  it('names a bad --bootstrap once: not a multiaddr, no /p2p/ part, or one that is not a peer id', async () => {
+    const refused = async (addr: string): Promise<string> => (await resolveDaemonConfig({ bootstrap: [addr] }, {}).catch((e: Error) => e) as Error).message
+    expect(await refused('garbage')).toBe('bootstrap.0: not a valid multiaddr: "garbage"')
+    expect(await refused('/ip4/127.0.0.1/tcp/4001')).toMatch(/^bootstrap\.0: bootstrap address .* has no \/p2p\/<peer id> at its end/)
+    expect(await refused('/ip4/127.0.0.1/tcp/4001/p2p/QmNotAPeerIdAtAll')).toMatch(/^bootstrap\.0: (bootstrap address .* ends in a \/p2p\/ part that is not a peer id|not a valid multiaddr)/)
   })
 
   it('names an unreadable, malformed or unknown-keyed config file', async () => {
