@@ -55,8 +55,8 @@ export type { ListFilter } from './listing.js'
 export class TaskService {
   /**
    * waitPolls: reads of one placement member by a wait that heard no notice; overloaded: submits
-   * refused past maxUnfinishedTasks (counted once a request); waitsAbandoned: waits ended early, their
-   * client gone or the node stopping
+   * refused past maxUnfinishedTasks or maxSubmitsInFlight (counted once a request; overloadedInFlight
+   * the second alone); waitsAbandoned: waits ended early, their client gone or the node stopping
    */
   readonly stats = { submitted: 0, noticesApplied: 0, waitPolls: 0, overloaded: 0, overloadedInFlight: 0, waitsAbandoned: 0 }
   /** submit requests being stored on their placements now (see maxSubmitsInFlight) */
