@@ -10,7 +10,7 @@ import { addTaskCommands } from './task-commands.js'
 import { addWatchCommand } from './watch-command.js'
 import { addTraceCommand } from './trace-command.js'
 import { addExamples } from './examples.js'
-import { clientOptions, wholeNumber } from './options.js'
+import { clientOptions, positiveWholeNumber, wholeNumber } from './options.js'
 import { errorLine, json, line, outputOwner, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { SimFlags } from './sim-command.js'
@@ -86,8 +86,8 @@ export function buildProgram (): Command {
 
   program.command('sim')
     .description('run a local multi-node mesh under a workload and a fault scenario, and report')
-    .option('--nodes <n>', 'how many nodes (default: the scenario\'s, else 5)', wholeNumber('--nodes'))
-    .option('--tasks <m>', 'how many tasks (default: the scenario\'s, else 100)', wholeNumber('--tasks'))
+    .option('--nodes <n>', 'how many nodes (default: the scenario\'s, else 5)', positiveWholeNumber('--nodes'))
+    .option('--tasks <m>', 'how many tasks (default: the scenario\'s, else 100)', positiveWholeNumber('--tasks'))
     .option('--workload <name>', 'echo, sleep, mapreduce or mixed')
     .option('--rate <r>', 'tasks submitted per second', (v: string) => {
       const n = Number(v)

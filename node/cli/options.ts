@@ -5,11 +5,11 @@ import type { Command } from 'commander'
 /** For a repeatable flag: each use adds one value. */
 export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
 
-/** A commander parser for a flag that takes a whole number (a count or milliseconds). */
+/** A commander parser for a flag that takes a whole number (a count or milliseconds): digits only, no 1e4, no 0x10. */
 export function wholeNumber (flag: string) {
   return (value: string): number => {
     const n = Number(value)
-    if (!Number.isInteger(n) || n < 0) throw new InvalidConfigError(`${flag} takes a whole number, 0 or more, got "${value}"`)
+    if (!/^[0-9]+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidConfigError(`${flag} takes a whole number, 0 or more, got "${value}"`)
     return n
   }
 }

@@ -4,7 +4,7 @@ import { InvalidConfigError } from '../errors.js'
 import { MAX_BULK_TASKS } from '../tasks/bulk-limits.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clean, describeEvent, followEvents, tokenOf } from './events-client.js'
-import { clientOptions, wholeNumber } from './options.js'
+import { clientOptions, positiveWholeNumber, wholeNumber } from './options.js'
 import { ago, forPeople, json, line, shortId, shortPeer, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
@@ -137,8 +137,8 @@ export function addTaskCommands (program: Command): void {
     .option('--wait', 'wait for the result and print it')
     .option('--timeout <ms>', 'with --wait: the longest wait (default: until the task ends)', wholeNumber('--timeout'))
     .option('--idempotency-key <key>', 'the same key from the same node gives the same task')
-    .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', wholeNumber('--max-attempts'))
-    .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', wholeNumber('--task-timeout'))
+    .option('--max-attempts <n>', 'attempts before the task goes dead (default 3)', positiveWholeNumber('--max-attempts'))
+    .option('--task-timeout <ms>', 'per-attempt time limit (default 60000)', positiveWholeNumber('--task-timeout'))
     .option('--require-peer', 'refuse (exit 1) instead of waiting when no live peer offers the capability')
     .action(async (opts: ClientOpts & { capability?: string, input?: string, bulk?: string, wait?: boolean, timeout?: number, idempotencyKey?: string, maxAttempts?: number, taskTimeout?: number, requirePeer?: boolean }, cmd: Command) => {
       if (opts.bulk !== undefined) {

@@ -8,6 +8,7 @@ import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
 import { resolveLlmConfig } from '../../node/llm/config.js'
 import { resolveTaskOptions, TASK_OPTION_DEFAULTS } from '../../node/tasks/options.js'
+import { runCli } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { NodeFlags } from '../../node/cli/node-command.js'
 import type { Daemon } from '../../node/daemon/daemon.js'
@@ -276,8 +277,16 @@ describe('agentmesh node --lease-ms', () => {
     expect(err.message).toBe(`--lease-ms takes a positive whole number, got "${value}"`)
   })
 
-  it.each(['-5', '1.5', 'soon'])('names what a whole-number flag takes when given %j (a negative one is a whole number, but not 0 or more)', value => {
-    expect(() => wholeNumber('--task-timeout')(value)).toThrow(`--task-timeout takes a whole number, 0 or more, got "${value}"`)
+  it.each(['-5', '1.5', 'soon', '0x10', '1e4', ''])('names what a whole-number flag takes when given %j (a negative one is a whole number, but not 0 or more)', value => {
+    expect(() => wholeNumber('--timeout')(value)).toThrow(`--timeout takes a whole number, 0 or more, got "${value}"`)
+  })
+
+  it('refuses 0 where the server or the simulator would refuse it later: --max-attempts, --task-timeout, sim --tasks and --nodes', async () => {
+    for (const args of [['submit', '--capability', 'echo', '--input', '1', '--max-attempts', '0'], ['submit', '--capability', 'echo', '--input', '1', '--task-timeout', '0'], ['sim', '--tasks', '0'], ['sim', '--nodes', '0']]) {
+      const r = await runCli(args, { timeoutMs: 20_000 })
+      expect(r.code, args.join(' ')).toBe(1)
+      expect(r.stderr).toMatch(/takes a positive whole number, got "0"/)
+    }
   })
 
   it('rejects a bad AGENTMESH_LEASE_MS, and a lease longer than a member grants (an hour)', async () => {
