@@ -49,6 +49,12 @@ export interface ApiServerInit {
    */
   keepAliveMs?: number
   /**
+   * How long a request's headers and body may take to arrive before the answer is 408 (a long poll's
+   * wait for its answer does not count).
+   * @default 30_000
+   */
+  requestTimeoutMs?: number
+  /**
    * The bearer token every route requires. Required when `host` is not a loopback address.
    * @default undefined (no token: only for loopback)
    */
@@ -72,6 +78,7 @@ function bodyLimitFor (maxInputBytes: number): number {
 }
 export const DEFAULT_MAX_JSON_DEPTH = 100
 export const DEFAULT_KEEP_ALIVE_MS = 72_000
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
 /** Aborts once the response closes unfinished: its client went away. */
 function goneSignal (res: ServerResponse): AbortSignal {
@@ -121,7 +128,12 @@ export class ApiServer {
     const app = Fastify({
       logger: false,
       // requireHostHeader off: the onRequest check refuses a missing Host itself, with a JSON answer
-      serverFactory: handler => createServer({ requireHostHeader: false, keepAliveTimeout: init.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS }, handler),
+      // a request (headers and body) that takes longer than requestTimeoutMs to arrive gets 408: a
+      // client that sends a byte a minute held a connection and its buffer for Node's 300 s
+      serverFactory: handler => {
+        const requestTimeout = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+        return createServer({ requireHostHeader: false, keepAliveTimeout: init.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, requestTimeout, headersTimeout: Math.min(60_000, requestTimeout), connectionsCheckingInterval: Math.max(100, Math.min(30_000, requestTimeout / 2)) }, handler)
+      },
       clientErrorHandler: (err, socket) => { handleClientError(err, socket, stats) },
       bodyLimit: maxBytes,
       routerOptions: { ignoreTrailingSlash: true },

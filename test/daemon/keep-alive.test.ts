@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { ApiServer } from '../../node/api/server.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -33,6 +34,35 @@ describe('kept-alive API connections', () => {
     } finally {
       await byDefault.close()
       await set.close()
+    }
+  })
+
+  it('answer 408 to a body that takes longer than requestTimeoutMs to arrive (Node waited 300 s), and a long poll is not cut', async () => {
+    const net = await f.mesh(1, { tasks: { ...FAST_TASKS, agents: [] } })
+    const api = await ApiServer.listen(net.nodes[0]!, { port: 0, requestTimeoutMs: 1_000 })
+    const port = (api.server.address() as { port: number }).port
+    try {
+      const started = Date.now()
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          // a body of 100 bytes of which one ever comes
+          socket.write('POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{')
+        })
+        let got = ''
+        socket.on('data', d => { got += String(d) })
+        socket.on('close', () => { resolve(got) })
+        socket.on('error', reject)
+      })
+      expect(answer).toMatch(/^HTTP\/1\.1 408/)
+      expect(Date.now() - started).toBeLessThan(15_000)
+      // a wait whose request arrived whole is not a slow request, however long its answer takes
+      const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'nobody-runs-this', input: 1 })
+      const asked = Date.now()
+      const res = await fetch(`http://127.0.0.1:${port}/v1/tasks/${id}/result?wait=2500`)
+      expect(res.status).toBe(202)
+      expect(Date.now() - asked).toBeGreaterThanOrEqual(2_000)
+    } finally {
+      await api.close()
     }
   })
 })
