@@ -10,6 +10,8 @@ import type { Embed } from '../memory/memory-layer.js'
 /** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
 export const MAX_TIMER_MS = 2_147_483_647
 const count = (min: number) => z.number().int().min(min)
+/** the largest input or result a node may be set to take: 64 MiB (1e12 was accepted, and every frame limit followed it) */
+const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 /** The longest duration compared with clocks: ten years, far from where `now + it` loses precision. */
 const MAX_CLOCK_MS = 10 * 365 * 24 * 3600_000
 /** A deadline a task may be given: a year, as the API's `deadlineMs`. */
@@ -68,10 +70,10 @@ export const taskOptionsSchema = z.strictObject({
    * judge them by their clocks, took as passed, and its tasks went dead unclaimed. @default 30_000
    */
   clockSkewToleranceMs: ms.default(30_000),
+  /** at most 64 MiB: an input travels whole in one frame to each member. @default 1_048_576 (1 MiB) */
+  maxInputBytes: count(1024).max(MAX_PAYLOAD_BYTES).default(DEFAULT_MAX_INPUT_BYTES),
   /** @default 1_048_576 (1 MiB) */
-  maxInputBytes: count(1024).default(DEFAULT_MAX_INPUT_BYTES),
-  /** @default 1_048_576 (1 MiB) */
-  maxResultBytes: count(1024).default(1_048_576),
+  maxResultBytes: count(1024).max(MAX_PAYLOAD_BYTES).default(1_048_576),
   /** results up to this ride in completion notices. @default 16_384 */
   maxInlineResultBytes: count(0).default(16_384),
   /**

@@ -165,6 +165,7 @@ describe('control API under malformed and random requests', () => {
     ['a known method on no route', 405, request('PUT', '/v1/health')],
     ['CONNECT', 405, 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n'],
     ['no Host header', 400, 'GET /v1/health HTTP/1.1\r\nConnection: close\r\n\r\n'],
+    ['two Host headers (the loopback check read only the first)', 400, 'GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n'],
     ['a Host that is not this machine (DNS rebinding, no token)', 403, 'GET /v1/health HTTP/1.1\r\nHost: attacker.example:7070\r\nConnection: close\r\n\r\n'],
     ['a rebound Host on a door', 403, 'POST /mcp HTTP/1.1\r\nHost: attacker.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}'],
     ['a 20 KiB header', 431, request('GET', '/v1/health', { 'X-Big': 'x'.repeat(20_000) })],

@@ -289,6 +289,12 @@ describe('agentmesh node --lease-ms', () => {
     }
   })
 
+  it('refuses an input or result limit over 64 MiB: every frame limit follows them', () => {
+    expect(() => resolveTaskOptions({ maxInputBytes: 1e12 })).toThrow(/maxInputBytes/)
+    expect(() => resolveTaskOptions({ maxResultBytes: 128 * 1024 * 1024 })).toThrow(/maxResultBytes/)
+    expect(resolveTaskOptions({ maxInputBytes: 64 * 1024 * 1024 }).maxInputBytes).toBe(64 * 1024 * 1024)
+  })
+
   it('rejects a bad AGENTMESH_LEASE_MS, and a lease longer than a member grants (an hour)', async () => {
     await expect(resolveDaemonConfig({}, { AGENTMESH_LEASE_MS: 'soon' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'AGENTMESH_LEASE_MS takes a positive whole number, got "soon"' })
     for (const value of ['3600001', '3000000000']) {
