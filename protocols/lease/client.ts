@@ -152,7 +152,7 @@ export class LeaseClient {
     const finished = answers.find(a => a.res.status === 'FINISHED')
     if (finished !== undefined) {
       await Promise.all(grants.map(release))
-      void Promise.all(calls).then(async () => this.repairFinished(t, answers))
+      void Promise.all(calls).then(async () => this.repairFinished(t, answers)).catch(() => {})
       throw new TaskFinishedError(finished.res.state ?? 'finished')
     }
     if (grants.length >= need) {
