@@ -150,7 +150,7 @@ export class ApiServer {
       stats.requests++
       if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw badRequest('no-host', 'an HTTP/1.1 request needs a Host header')
       // RFC 9112: more than one Host is a 400 (Node keeps the first, and the loopback check read only it)
-      if (hostHeaders(request.raw.rawHeaders) > 1) throw badRequest('no-host', 'a request has one Host header, not several')
+      if ((request.raw.headersDistinct.host?.length ?? 0) > 1) throw badRequest('no-host', 'a request has one Host header, not several')
       queries.set(request, parseTarget(request.raw.url ?? '').query)
       // no token means loopback only: a web page that rebinds its own name to 127.0.0.1 is same-origin
       // to the browser, but still sends its name as Host (DNS rebinding)
@@ -245,11 +245,4 @@ function bodyOf (request: FastifyRequest): unknown {
 /** The task layer's routes and its vector memory's, whose refusals say when to come back (retryAfterMs). */
 function layerRoutes (tasks: TaskLayer): Route[] {
   return [...taskRoutes(tasks), ...memoryRoutes(tasks.memory, () => tasks.options.retryAfterMs)]
-}
-
-/** How many Host headers a request carried (rawHeaders alternates names and values). */
-function hostHeaders (raw: string[]): number {
-  let n = 0
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === 4 && (raw[i] as string).toLowerCase() === 'host') n++
-  return n
 }

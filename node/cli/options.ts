@@ -1,4 +1,4 @@
-import { parsePositiveWholeNumber } from '../daemon/config.js'
+import { parsePositiveWholeNumber, wholeNumberOf } from '../daemon/config.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Command } from 'commander'
 
@@ -8,8 +8,8 @@ export const collect = (value: string, previous: string[] | undefined): string[]
 /** A commander parser for a flag that takes a whole number (a count or milliseconds): digits only, no 1e4, no 0x10. */
 export function wholeNumber (flag: string) {
   return (value: string): number => {
-    const n = Number(value)
-    if (!/^[0-9]+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidConfigError(`${flag} takes a whole number, 0 or more, got "${value}"`)
+    const n = wholeNumberOf(value)
+    if (n === undefined) throw new InvalidConfigError(`${flag} takes a whole number, 0 or more, got "${value}"`)
     return n
   }
 }

@@ -70,10 +70,16 @@ export type DaemonConfig = z.infer<typeof daemonConfigSchema>
 /** What one source (the file, the environment, the flags) says; `tasks` is merged key by key. */
 type PartialConfig = Omit<Partial<DaemonConfig>, 'tasks'> & { tasks?: Partial<TaskLayerOptions> }
 
+/** A whole number written in digits only (no 1e4, no 0x10, no sign), or undefined. */
+export function wholeNumberOf (value: string): number | undefined {
+  const n = Number(value)
+  return /^[0-9]+$/.test(value.trim()) && Number.isSafeInteger(n) ? n : undefined
+}
+
 /** Parses a positive whole number given as text (a flag or a variable), or says which one is wrong. */
 export function parsePositiveWholeNumber (name: string, value: string): number {
-  const n = Number(value)
-  if (!/^[0-9]+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidConfigError(`${name} takes a positive whole number, got "${value}"`)
+  const n = wholeNumberOf(value)
+  if (n === undefined || n < 1) throw new InvalidConfigError(`${name} takes a positive whole number, got "${value}"`)
   return n
 }
 

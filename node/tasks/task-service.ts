@@ -118,13 +118,10 @@ export class TaskService {
 
   /** Makes, stores and hands on a checked task. */
   private async create (req: SubmitRequest, checked: { maxAttempts: number, timeoutMs: number }): Promise<SubmitAnswer> {
-    this.admit([req])
-    this.submitsInFlight++
-    try {
+    return await this.storing([req], async () => {
+      this.admitUnfinished([req])
       return await this.createAdmitted(req, checked)
-    } finally {
-      this.submitsInFlight--
-    }
+    })
   }
 
   private async createAdmitted (req: SubmitRequest, { maxAttempts, timeoutMs }: { maxAttempts: number, timeoutMs: number }): Promise<SubmitAnswer> {
@@ -215,17 +212,7 @@ export class TaskService {
    * request order. A repeated idempotency key answers `created: false`, as `submit` does.
    */
   async submitMany (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
-    this.admitRequest(reqs)
-    this.submitsInFlight++
-    try {
-      return await this.submitManyAdmitted(reqs)
-    } finally {
-      this.submitsInFlight--
-    }
-  }
-
-  private async submitManyAdmitted (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
-    return await submitMany({
+    return await this.storing(reqs, async () => await submitMany({
       c: this.c,
       keys: this.keys,
       stats: this.stats,
@@ -233,20 +220,25 @@ export class TaskService {
       admit: reqs => { this.admitUnfinished(reqs) },
       announce: (task, placement) => { this.announce(task, placement) },
       track: id => { this.progress?.track(id) }
-    }, reqs)
+    }, reqs))
   }
 
-  /** Refuses a submit request past maxSubmitsInFlight being stored at once (subtasks pass). */
-  private admitRequest (reqs: SubmitRequest[]): void {
-    if (this.submitsInFlight < this.c.options.maxSubmitsInFlight || reqs.every(req => req.parent !== undefined)) return
-    this.stats.overloaded++
-    this.stats.overloadedInFlight++
-    throw new OverloadedError(`this node is storing ${this.submitsInFlight} submits at once, and takes at most ${this.c.options.maxSubmitsInFlight} (maxSubmitsInFlight): retry later`, this.c.options.retryAfterMs)
-  }
-
-  private admit (reqs: SubmitRequest[]): void {
-    this.admitRequest(reqs)
-    this.admitUnfinished(reqs)
+  /**
+   * Runs one submit request (one task, or a bulk) counted in submitsInFlight; refused past
+   * maxSubmitsInFlight of them at once, unless it holds only subtasks.
+   */
+  private async storing<T> (reqs: SubmitRequest[], store: () => Promise<T>): Promise<T> {
+    if (this.submitsInFlight >= this.c.options.maxSubmitsInFlight && reqs.some(req => req.parent === undefined)) {
+      this.stats.overloaded++
+      this.stats.overloadedInFlight++
+      throw new OverloadedError(`this node is storing ${this.submitsInFlight} submits at once, and takes at most ${this.c.options.maxSubmitsInFlight} (maxSubmitsInFlight): retry later`, this.c.options.retryAfterMs)
+    }
+    this.submitsInFlight++
+    try {
+      return await store()
+    } finally {
+      this.submitsInFlight--
+    }
   }
 
   /**
