@@ -91,6 +91,12 @@ function goneSignal (res: ServerResponse): AbortSignal {
 const queries = new WeakMap<FastifyRequest, URLSearchParams>()
 
 /**
+ * The longest path part the router matches: a memory record id of 256 UTF-16 units, each up to
+ * three UTF-8 bytes written as %XX (a surrogate pair is four bytes for two units).
+ */
+const MAX_ENCODED_PARAM_LENGTH = 256 * 9
+
+/**
  * The control API and the protocol doors, on Fastify. It takes a built node and never builds one,
  * so the same node can be served, tested and simulated. A request it cannot make sense of gets a
  * 4xx JSON answer and a count in `api.badRequests`; nothing a client sends stops the node.
@@ -136,7 +142,9 @@ export class ApiServer {
       },
       clientErrorHandler: (err, socket) => { handleClientError(err, socket, stats) },
       bodyLimit: maxBytes,
-      routerOptions: { ignoreTrailingSlash: true },
+      // a path part is matched before it is decoded, and the router's default cap (100) answered 414
+      // to a DELETE of a memory record whose id (up to 256 characters) the POST had stored
+      routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_ENCODED_PARAM_LENGTH },
       // a malformed percent-escape in the path: Fastify's own answer would not be ours
       frameworkErrors: (err, request, reply) => { answerError(err, request, reply, errors) },
       // a long poll must not hold a stop up
