@@ -56,6 +56,7 @@ const ERROR_STATUS: ErrorTable = {
   PlacementBlockedError: [409, 'CONFLICT'],
   TaskFinishedError: [409, 'CONFLICT'],
   TaskNotWaitingError: [409, 'NOT_WAITING'],
+  TaskPastDeadlineError: [409, 'PAST_DEADLINE'],
   InvalidSignalError: [400, 'BAD_REQUEST', 'invalid-body']
 }
 

@@ -51,3 +51,9 @@ export class InvalidSignalError extends Error {
   static override name = 'InvalidSignalError'
   constructor (message: string) { super(message); this.name = 'InvalidSignalError' }
 }
+
+/** A redrive of a task whose deadline has passed: every member would refuse its attempts, so it would die again at once. */
+export class TaskPastDeadlineError extends Error {
+  static override name = 'TaskPastDeadlineError'
+  constructor (message: string) { super(message); this.name = 'TaskPastDeadlineError' }
+}

@@ -3,8 +3,9 @@ import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../..
 import { byteLength, isWaiting, stateOf } from '../../protocols/task/index.js'
 import { findTask } from './find-task.js'
 import { publishNotice } from './notices.js'
-import { InvalidSignalError, InvalidTaskError, TaskNotFoundError } from './errors.js'
+import { InvalidSignalError, InvalidTaskError, TaskNotFoundError, TaskPastDeadlineError } from './errors.js'
 import { journalBytes, maxRecordBytes } from './options.js'
+import { submitNow } from './submit-checks.js'
 import type { TaskComponents } from './components.js'
 import type { TaskView } from './find-task.js'
 import type { Mover } from './mover.js'
@@ -66,8 +67,13 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
   return fresh
 }
 
+/** A new attempt budget for a dead task. TaskPastDeadlineError when its deadline has passed: no member would grant an attempt. */
 export async function redriveTask (a: ActionContext, id: string): Promise<TaskView> {
   const view = await placementView(a.c, id)
+  const deadline = view.record.task.deadline
+  if (view.record.final?.state === 'dead' && submitNow(a.c) > deadline) {
+    throw new TaskPastDeadlineError(`the task's deadline passed at ${new Date(deadline).toISOString()}: a redrive would die at once, unclaimed; submit it again instead`)
+  }
   await toMajority(a.c, view.record, { op: 'redrive', id, epoch: view.record.placement.epoch, generation: view.record.generation })
   await publishNotice(a.c, { id, capability: view.record.task.capability, event: 'redriven', generation: view.record.generation + 1 })
   const fresh = await placementView(a.c, id)

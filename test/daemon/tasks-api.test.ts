@@ -136,6 +136,20 @@ describe('task API and CLI on real daemons', () => {
     expect(limited.json.tasks).toHaveLength(1)
   })
 
+  it('refuses to redrive a task that died past its deadline, which would die again at once', async () => {
+    const { json } = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo', input: 'too late', deadlineMs: 1 })
+    const id = String(json.id)
+    await waitFor(async () => (await call(b.api, 'GET', `/v1/tasks/${id}`)).json.state === 'dead', { what: 'the task to die past its deadline' })
+    const refused = await call(b.api, 'POST', `/v1/deadletter/${id}/redrive`)
+    expect({ status: refused.status, name: refused.json.error?.name }).toEqual({ status: 409, name: 'PAST_DEADLINE' })
+    expect(refused.json.error.message).toMatch(/deadline passed .*submit it again/)
+    const cli = await runCli(['dlq', 'redrive', id, '--api', a.api])
+    expect(cli.code).not.toBe(0)
+    expect(cli.stderr).toMatch(/deadline passed/)
+    // still dead, at its first generation: nothing was redriven
+    expect((await call(a.api, 'GET', `/v1/tasks/${id}`)).json).toMatchObject({ state: 'dead', generation: 0 })
+  })
+
   it('drives the same through the CLI: submit --wait, @FILE input, task, tasks, cancel, dlq', async () => {
     const textFile = join(await tmp(), 'text.txt')
     await writeFile(textFile, 'one two two three three three')
