@@ -5,6 +5,7 @@ import { QuorumUnavailableError } from '../../protocols/lease/errors.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { LocalMemory } from './local-memory.js'
 import { EmbeddingsUnavailableError, InvalidMemoryError } from './errors.js'
+import { checkRecordId, checkText, checkVector } from './record-checks.js'
 import type { MemoryEntry, MemoryHit, MemoryRequest, Metadata } from '../../protocols/memory/index.js'
 import type { Membership } from '../tasks/placement.js'
 import type { ReplicaSets } from '../tasks/replica-sets.js'
@@ -83,6 +84,11 @@ export class MemoryLayer {
     checkCollection(collection)
     if (records.length === 0 || records.length > MAX_MEMORY_BATCH) throw new InvalidMemoryError(`between 1 and ${MAX_MEMORY_BATCH} records per put`)
     if (new Set(records.map(r => r.id)).size !== records.length) throw new InvalidMemoryError('a put names each id once')
+    for (const r of records) {
+      checkRecordId(r.id)
+      checkText(r.text, `record ${r.id.slice(0, 40)}`)
+      if (r.vector !== undefined) checkVector(r.vector, `record ${r.id.slice(0, 40)}`)
+    }
     const unembedded = records.filter(r => r.vector === undefined)
     if (unembedded.some(r => r.text === undefined)) throw new InvalidMemoryError('a record needs a vector or a text to embed')
     const vectors = unembedded.length === 0 ? [] : await this.embed(unembedded.map(r => r.text as string))
@@ -103,6 +109,8 @@ export class MemoryLayer {
   async search (collection: string, q: SearchQuery): Promise<SearchAnswer> {
     checkCollection(collection)
     this.stats.searches++
+    checkText(q.text, 'the query')
+    if (q.vector !== undefined) checkVector(q.vector, 'the query')
     const vector = q.vector ?? (q.text === undefined ? undefined : (await this.embed([q.text]))[0])
     if (vector === undefined) throw new InvalidMemoryError('a search needs a vector or a text')
     const k = q.k ?? 10

@@ -80,6 +80,24 @@ describe('vector memory on the mesh', () => {
     }
     expect(await held()).toEqual([])
     expect((await call(base, 'DELETE', `/v1/memory/notes/${'y'.repeat(257)}`)).status).toBe(400)
+
+    // refused before anything is written: what no URL could delete, what float32 cannot hold or
+    // cosine cannot compare, and a text past its limit in UTF-8 bytes
+    const refused: Array<[string, unknown, RegExp]> = [
+      ['/v1/memory/notes', { id: '\ud800', vector: axis(1) }, /well-formed Unicode/],
+      ['/v1/memory/notes', { id: 'huge', vector: [1e39, ...axis(1).slice(1)] }, /32-bit float/],
+      ['/v1/memory/notes', { id: 'zero', vector: new Array(16).fill(0) }, /zeros/],
+      ['/v1/memory/notes', { id: 'tiny', vector: new Array(16).fill(1e-46) }, /zeros/],
+      ['/v1/memory/notes', { id: 'wide', vector: axis(1), text: '€'.repeat(30_000) }, /bytes \(UTF-8\)/],
+      ['/v1/memory/notes/search', { vector: new Array(16).fill(0), k: 3 }, /zeros/]
+    ]
+    for (const [path, body, why] of refused) {
+      const answer = await call(base, 'POST', path, body)
+      expect({ status: answer.status, name: answer.json.error?.name }, String(why)).toEqual({ status: 400, name: 'BAD_REQUEST' })
+      expect(answer.json.error.message).toMatch(why)
+    }
+    const stored = (await left[1]!.memory.search('notes', { vector: axis(0), k: 32 })).hits.map(h => h.id)
+    expect(stored.filter(id => ['\ud800', 'huge', 'zero', 'tiny', 'wide'].includes(id))).toEqual([])
   }, 60_000)
 
   it('embeds texts through an OpenAI-compatible /v1/embeddings, and refuses bad requests with clear errors', async () => {
