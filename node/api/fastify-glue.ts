@@ -62,6 +62,9 @@ function asHttpError (err: any, request: FastifyRequest): HttpError | undefined 
       return badRequest('bad-http', 'the body is not as long as its content-length says')
     case 'FST_ERR_BAD_URL':
       return badRequest('bad-escape', 'the path has a malformed percent-escape (expected %XX forming UTF-8)')
+    // Fastify's own message repeats the whole path part, however long
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new HttpError(414, 'URI_TOO_LONG', 'a part of the path is longer than any id this API takes', 'bad-http')
   }
   if (err?.validation !== undefined) return badRequest(err.validationContext === 'querystring' ? 'invalid-query' : 'invalid-body', String(err.message))
   if (typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) return new HttpError(err.statusCode, 'BAD_REQUEST', String(err.message), 'bad-http')

@@ -22,7 +22,11 @@ export interface SubmitRequest {
 /** The checks of a submit, before any task is made; answers the attempts and timeout it gets. */
 export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttempts: number, timeoutMs: number } {
   const o = c.options
-  if (!capabilitySchema.safeParse(req.capability).success) throw new InvalidTaskError(`invalid capability "${String(req.capability)}"`)
+  if (!capabilitySchema.safeParse(req.capability).success) {
+    // quoted in part: the name is the caller's, of any length
+    const name = String(req.capability)
+    throw new InvalidTaskError(`invalid capability "${name.length > 80 ? `${name.slice(0, 80)}…" (${name.length} characters)` : `${name}"`}: a capability is 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`)
+  }
   if (req.input === undefined) throw new InvalidTaskError('input is required (any JSON value)')
   const notJson = (): InvalidTaskError => new InvalidTaskError(`input is not ${JSON_VALUE_WHAT}`)
   let size: number

@@ -119,6 +119,11 @@ describe('task API and CLI on real daemons', () => {
     expect({ status: traced.status, message: traced.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/^traceparent: 00-<32 hex>/) })
     expect(traced.json.error.message).not.toMatch(/traceparent: traceparent/)
     expect((await call(a.api, 'POST', `/v1/tasks/${'b'.repeat(64)}/cancel`)).status).toBe(404)
+    // a bad capability name is quoted in part, with the rule it breaks
+    const longName = await call(a.api, 'POST', '/v1/tasks', { capability: `${'x'.repeat(100_000)}!`, input: 1 })
+    expect(longName.status).toBe(400)
+    expect(longName.json.error.message).toMatch(/^invalid capability "x{80}…" \(100001 characters\): a capability is 1-64 letters/)
+    expect(longName.json.error.message.length).toBeLessThan(300)
     // a submit without input says that input is required, not only what JSON may hold
     const missing = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo' })
     expect({ status: missing.status, message: missing.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/^input: required \(a JSON value/) })

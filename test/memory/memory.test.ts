@@ -80,6 +80,12 @@ describe('vector memory on the mesh', () => {
     }
     expect(await held()).toEqual([])
     expect((await call(base, 'DELETE', `/v1/memory/notes/${'y'.repeat(257)}`)).status).toBe(400)
+    // a path part longer than any id: 414 with a short answer of its own, not the router's echo of it
+    for (const path of [`/v1/memory/notes/${'y'.repeat(3_000)}`, `/v1/tasks/${'a'.repeat(3_000)}`]) {
+      const tooLong = await call(base, path.startsWith('/v1/tasks') ? 'GET' : 'DELETE', path)
+      expect({ status: tooLong.status, name: tooLong.json.error?.name }).toEqual({ status: 414, name: 'URI_TOO_LONG' })
+      expect(tooLong.json.error.message.length).toBeLessThan(200)
+    }
 
     // refused before anything is written: what no URL could delete, what float32 cannot hold or
     // cosine cannot compare, and a text past its limit in UTF-8 bytes
