@@ -41,7 +41,8 @@ const listQuery = z.object({
   capability: z.string().optional(),
   parent: z.string().regex(TASK_ID, 'a task id: 64 lowercase hex digits').optional(),
   idPrefix: z.string().regex(/^[0-9a-f]{1,64}$/, 'lowercase hex digits').optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).optional()
+  // digits only: a coerced number took 0x10 and 1e3 too
+  limit: z.string().regex(/^\d{1,5}$/, 'a whole number from 1 to 10000').transform(Number).pipe(z.number().int().min(1).max(10_000)).optional()
 })
 
 // a reason marks the client's fault; an unknown task or a conflict is an answer, not a bad request
@@ -109,13 +110,13 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
   }
 }
 
-/** `?wait=MS`: undefined when absent; a 400 unless a number of milliseconds, 0 or more. */
+/** `?wait=MS`: undefined when absent, 0 when empty; a 400 unless a whole number of milliseconds. */
 function waitQuery (query: URLSearchParams): number | undefined {
   const raw = query.get('wait')
   if (raw === null) return undefined
-  const wait = Number(raw)
-  if (!Number.isFinite(wait) || wait < 0) throw badRequest('invalid-query', 'wait is a number of milliseconds, 0 or more')
-  return wait
+  // digits only, as the OpenAPI document says (an integer): Number() took 1.5, 0x10 and 1e3 too
+  if (!/^\d{0,15}$/.test(raw)) throw badRequest('invalid-query', 'wait is a whole number of milliseconds, 0 or more')
+  return Number(raw)
 }
 
 /** A task's outcome after waiting up to `waitMs` (at most `maxWaitMs`): 200 once finished, 202 with its state before. */
