@@ -19,6 +19,9 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
  * next to gauges of what this node holds and serves and histograms of claims, runs and submit to
  * result. One registry per API server: a test process runs many nodes.
  */
+/** agentmesh_tasks' capability label for tasks of capabilities no live peer offers */
+export const UNOFFERED_LABEL = '(not offered)'
+
 export class MeshMetrics {
   readonly registry = new Registry()
   private readonly stop: Array<() => void> = []
@@ -68,7 +71,18 @@ export class MeshMetrics {
       registers: [r],
       async collect (this: Gauge<'state' | 'capability'>) {
         this.reset()
-        for (const { state, capability, count } of await tasks.replica.tally()) this.set({ state, capability }, count)
+        // a series per capability anyone can name would let a client grow every node's scrape (and
+        // its memory) with tasks of made-up names: those no live peer offers are summed as one
+        const offered = new Set([...Object.keys(tasks.runtime.freeSlots()), ...tasks.presence.live().flatMap(p => p.capabilities.map(c => c.name))])
+        const sums = new Map<string, { state: string, capability: string, count: number }>()
+        for (const { state, capability, count } of await tasks.replica.tally()) {
+          const label = offered.has(capability) ? capability : UNOFFERED_LABEL
+          const key = `${state}\n${label}`
+          const row = sums.get(key) ?? { state, capability: label, count: 0 }
+          row.count += count
+          sums.set(key, row)
+        }
+        for (const { state, capability, count } of sums.values()) this.set({ state, capability }, count)
       }
     })
     const claim = new Histogram({ name: 'agentmesh_claim_seconds', help: 'claims won here: from asking the placement to holding a majority lease', labelNames: ['capability'], buckets: BUCKETS, registers: [r] })

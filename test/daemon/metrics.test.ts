@@ -81,6 +81,18 @@ describe('GET /metrics in Prometheus text format', () => {
     expect(sum(served.samples, 'agentmesh_live_peers')).toBe(1)
   })
 
+  it('sums tasks of capabilities no live peer offers under one label, however many names a client makes up', async () => {
+    const service = net.nodes[1]!.tasks!.service
+    const made = await Promise.all(Array.from({ length: 30 }, async (_, i) => (await service.submit({ capability: `made-up-${i}`, input: i, deadlineMs: 1 })).id))
+    for (const id of made) await service.waitFor(id, 30_000)
+    const { samples } = await scrape(1)
+    const labels = new Set(samples.filter(s => s.name === 'agentmesh_tasks').map(s => s.labels.capability))
+    expect([...labels].filter(l => l?.startsWith('made-up'))).toEqual([])
+    expect(sum(samples, 'agentmesh_tasks', { state: 'dead', capability: '(not offered)' })).toBe(30)
+    // what some live peer offers keeps its own series
+    expect(sum(samples, 'agentmesh_tasks', { state: 'completed', capability: 'echo' })).toBe(3)
+  })
+
   it('keeps /v1/metrics as JSON', async () => {
     const res = await fetch(`${apis[0]!.url}/v1/metrics`)
     expect(res.headers.get('content-type')).toMatch(/^application\/json/)
