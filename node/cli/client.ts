@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { DEFAULT_API, DEFAULT_DATA_DIR } from '../daemon/config.js'
+import { DEFAULT_API, DEFAULT_DATA_DIR, FETCH_BLOCKED_PORTS } from '../daemon/config.js'
 import { NODE_FILE, readNodeFile } from '../daemon/node-file.js'
 import { apiTokenFromEnv, readApiToken } from '../api/auth.js'
 import { InvalidConfigError, NodeNotRunningError } from '../errors.js'
@@ -68,6 +68,8 @@ function normalize (api: string, from = '--api'): string {
     return refuse()
   }
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') refuse()
+  // fetch would fail with "bad port", which read as no node answering there
+  if (url.port !== '' && FETCH_BLOCKED_PORTS.has(Number(url.port))) throw new InvalidConfigError(`${from} ${JSON.stringify(api.slice(0, 200))}: port ${url.port} is one that fetch refuses to connect to, so no client can reach an API there: run the node's API on another port (--api on \`agentmesh node\`, e.g. 127.0.0.1:7070)`)
   return `${url.origin}${url.pathname}`.replace(/\/+$/, '')
 }
 

@@ -1,6 +1,6 @@
 import { InvalidConfigError } from '../errors.js'
 import { apiRequest, resolveApiUrl } from './client.js'
-import { clientOptions, wholeNumber } from './options.js'
+import { clientOptions, positiveWholeNumber } from './options.js'
 import { json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
@@ -38,7 +38,7 @@ export function addMemoryCommand (program: Command): void {
   clientOptions(memory.command('search <collection> [text]'))
     .description('the records nearest to a text (or --vector), merged from every live peer')
     .option('--vector <json>', 'search by a vector instead of a text')
-    .option('-k, --k <n>', 'how many records', wholeNumber('--k'))
+    .option('-k, --k <n>', 'how many records (1-100, default 10)', positiveWholeNumber('-k'))
     .option('--filter <json>', 'metadata that must match, e.g. \'{"topic":"cats"}\'')
     .action(async (collection: string, text: string | undefined, opts: Opts & { vector?: string, k?: number, filter?: string }) => {
       const body = { text, vector: jsonFlag('vector', opts.vector), k: opts.k, filter: jsonFlag('filter', opts.filter) }

@@ -210,7 +210,7 @@ export function addTaskCommands (program: Command): void {
     .description('tasks this node knows of, newest first')
     .option('--state <state>', 'pending, running, waiting, completed, failed, canceled, dead or blocked')
     .option('--capability <name>')
-    .option('--limit <n>', 'at most this many (default 100)', wholeNumber('--limit'))
+    .option('--limit <n>', 'at most this many (1-10000, default 100)', positiveWholeNumber('--limit'))
     .option('--parent <id>', 'the subtasks of a task, as a tree (from its trace)')
     .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number, parent?: string }) => {
       const url = await resolveApiUrl(opts)

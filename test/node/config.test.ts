@@ -282,11 +282,18 @@ describe('agentmesh node --lease-ms', () => {
   })
 
   it('refuses 0 where the server or the simulator would refuse it later: --max-attempts, --task-timeout, sim --tasks and --nodes', async () => {
-    for (const args of [['submit', '--capability', 'echo', '--input', '1', '--max-attempts', '0'], ['submit', '--capability', 'echo', '--input', '1', '--task-timeout', '0'], ['sim', '--tasks', '0'], ['sim', '--nodes', '0']]) {
+    for (const args of [['submit', '--capability', 'echo', '--input', '1', '--max-attempts', '0'], ['submit', '--capability', 'echo', '--input', '1', '--task-timeout', '0'], ['sim', '--tasks', '0'], ['sim', '--nodes', '0'], ['tasks', '--limit', '0'], ['memory', 'search', 'c1', '--vector', '[1]', '-k', '0']]) {
       const r = await runCli(args, { timeoutMs: 20_000 })
       expect(r.code, args.join(' ')).toBe(1)
       expect(r.stderr).toMatch(/takes a positive whole number, got "0"/)
     }
+  })
+
+  it('a client command refuses an --api port that fetch blocks, saying so, where it said no node answers there', async () => {
+    const r = await runCli(['status', '--api', 'http://127.0.0.1:6666'], { timeoutMs: 20_000 })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/port 6666 is one that fetch refuses to connect to/)
+    expect(r.stderr).not.toMatch(/no node answers/)
   })
 
   it('refuses an input or result limit over 64 MiB: every frame limit follows them', () => {
