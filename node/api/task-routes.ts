@@ -70,11 +70,12 @@ type Fail = (err: any) => never
  * QUORUM_UNAVAILABLE). A bad task does not stop the others; an empty array or one over
  * MAX_BULK_TASKS is a 400 for the whole request.
  */
-async function submitBulk (s: TaskLayer['service'], body: unknown[], httpError: Fail): Promise<{ status: number, body: unknown }> {
+async function submitBulk (s: TaskLayer['service'], body: unknown[], httpError: Fail, traceparent: string | undefined): Promise<{ status: number, body: unknown }> {
   if (body.length === 0) throw badRequest('invalid-body', 'an array of tasks needs at least one task')
   if (body.length > MAX_BULK_TASKS) throw badRequest('invalid-body', `at most ${MAX_BULK_TASKS} tasks in one request, got ${body.length}`)
   const parsed = body.map(item => submitBody.safeParse(item))
-  const valid = parsed.flatMap(p => p.success ? [p.data] : [])
+  // the request's traceparent header joins each task that names none, as for one task
+  const valid = parsed.flatMap(p => p.success ? [{ ...p.data, traceparent: p.data.traceparent ?? traceparent }] : [])
   const submitted = valid.length === 0 ? [] : await s.submitMany(valid).catch(httpError)
   let next = 0
   const tasks = parsed.map(p => {
@@ -154,7 +155,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const body = await ctx.body()
         if (Array.isArray(body)) {
           if (wait !== undefined) throw badRequest('invalid-query', 'wait is for one task: submit the array, then wait on each id')
-          return submitBulk(s, body, httpError)
+          return submitBulk(s, body, httpError, headerTraceparent(ctx.req.headers.traceparent))
         }
         const one = parseOr400(submitBody, body)
         const answer = await s.submit({ ...one, traceparent: one.traceparent ?? headerTraceparent(ctx.req.headers.traceparent) }).catch(httpError)

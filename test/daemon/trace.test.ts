@@ -62,6 +62,12 @@ describe('a task\'s trace, from the records', () => {
     const own = await (await fetch(`${apis[0]!.url}/v1/tasks/${(await ignored.json()).id as string}`)).json()
     expect(own.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
     expect(own.traceparent.split('-')[1]).not.toBe(TRACE_ID)
+    // an array of tasks joins the header's trace too, each task that names none
+    const other = `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01`
+    const bulk = await (await fetch(`${apis[0]!.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', traceparent: TRACEPARENT }, body: JSON.stringify([{ capability: 'echo', input: 3 }, { capability: 'echo', input: 4, traceparent: other }]) })).json()
+    const [first, second] = await Promise.all(bulk.tasks.map(async (t: { id: string }) => (await fetch(`${apis[0]!.url}/v1/tasks/${t.id}`)).json()))
+    expect(first.traceparent.split('-')[1]).toBe(TRACE_ID)
+    expect(second.traceparent).toBe(other)
   })
 })
 
