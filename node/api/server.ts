@@ -176,9 +176,11 @@ export class ApiServer {
     app.setNotFoundHandler((request, reply) => {
       const path = parseTarget(request.raw.url ?? '').path
       const shown = shortUrl(path)
-      const other = patterns.methodsFor(path)
+      const other = [...new Set(patterns.methodsFor(path))]
+      // RFC 9110: a 405 names the methods the path takes
+      if (other.length > 0) void reply.header('allow', other.join(', '))
       const err = other.length > 0
-        ? new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${shown}`, 'bad-method')
+        ? new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${shown} (it takes ${other.join(', ')})`, 'bad-method')
         : new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${shown}`, 'no-route')
       err.openAiFields = err.status === 404 && path.startsWith('/v1/')
       answerError(err, request, reply, errors)

@@ -159,6 +159,9 @@ describe('agentmesh CLI', () => {
     expect((await missing.json()).error.name).toBe('NOT_FOUND')
     const wrongMethod = await fetch(`${d.api}/v1/health`, { method: 'DELETE' })
     expect(wrongMethod.status).toBe(405)
+    // RFC 9110: a 405 says which methods the path takes
+    expect(wrongMethod.headers.get('allow')?.split(', ')).toContain('GET')
+    expect((await wrongMethod.json()).error.message).toMatch(/DELETE is not allowed on \/v1\/health \(it takes GET/)
     const peers = await runCli(['peers', '--api', d.api, '--json'])
     expect(JSON.parse(peers.stdout)).toEqual({ peers: [] })
   })
