@@ -95,7 +95,10 @@ describe('vector memory on the mesh', () => {
       ['/v1/memory/notes', { id: 'zero', vector: new Array(16).fill(0) }, /zeros/],
       ['/v1/memory/notes', { id: 'tiny', vector: new Array(16).fill(1e-46) }, /zeros/],
       ['/v1/memory/notes', { id: 'wide', vector: axis(1), text: '€'.repeat(30_000) }, /bytes \(UTF-8\)/],
-      ['/v1/memory/notes/search', { vector: new Array(16).fill(0), k: 3 }, /zeros/]
+      ['/v1/memory/notes/search', { vector: new Array(16).fill(0), k: 3 }, /zeros/],
+      // raw JSON: an object literal's "__proto__" would set the prototype, not make a key
+      ['/v1/memory/notes', `{"id":"proto","vector":${JSON.stringify(axis(1))},"metadata":{"__proto__":"x"}}`, /metadata: a key may not be "__proto__"/],
+      ['/v1/memory/notes/search', `{"vector":${JSON.stringify(axis(1))},"filter":{"__proto__":"x"}}`, /filter: a key may not be "__proto__"/]
     ]
     for (const [path, body, why] of refused) {
       const answer = await call(base, 'POST', path, body)
@@ -103,7 +106,7 @@ describe('vector memory on the mesh', () => {
       expect(answer.json.error.message).toMatch(why)
     }
     const stored = (await left[1]!.memory.search('notes', { vector: axis(0), k: 32 })).hits.map(h => h.id)
-    expect(stored.filter(id => ['\ud800', 'huge', 'zero', 'tiny', 'wide'].includes(id))).toEqual([])
+    expect(stored.filter(id => ['\ud800', 'huge', 'zero', 'tiny', 'wide', 'proto'].includes(id))).toEqual([])
   }, 60_000)
 
   it('embeds texts through an OpenAI-compatible /v1/embeddings, and refuses bad requests with clear errors', async () => {
