@@ -51,7 +51,7 @@ export interface MemoryLayerInit {
  */
 export class MemoryLayer {
   readonly local: LocalMemory
-  readonly stats = { puts: 0, deletes: 0, searches: 0, incompleteSearches: 0, badRequests: 0 }
+  readonly stats = { puts: 0, deletes: 0, searches: 0, incompleteSearches: 0, badRequests: 0, retracted: 0 }
   private readonly rpc: RpcEndpoint
   private lastVersion = 0
 
@@ -125,8 +125,10 @@ export class MemoryLayer {
         return undefined
       }
     }))
-    const dims = answers.find(a => a?.dimensions !== undefined)?.dimensions
-    if (dims !== undefined && dims !== vector.length) throw new InvalidMemoryError(`collection ${collection} has vectors of ${dims} dimensions; the query has ${vector.length}`)
+    // a member whose copy of the collection has another size (it took a refused first write) answers
+    // no hits; the query is refused only when no peer holds the collection at the query's size
+    const sizes = new Set(answers.flatMap(a => a?.dimensions === undefined ? [] : [a.dimensions]))
+    if (sizes.size > 0 && !sizes.has(vector.length)) throw new InvalidMemoryError(`collection ${collection} has vectors of ${[...sizes].join(' or ')} dimensions; the query has ${vector.length}`)
     const best = new Map<string, MemoryHit>()
     for (const a of answers) for (const h of a?.hits ?? []) { const b = best.get(h.id); if (b === undefined || newer(h, b)) best.set(h.id, h) }
     const hits = [...best.values()].sort((a, b) => b.score - a.score).slice(0, k).map(({ version: _v, writer: _w, ...h }) => h)
@@ -178,9 +180,32 @@ export class MemoryLayer {
     const short = out.filter(o => o.replicas < o.need)
     // refused for what it is (a vector of another dimension), not for who answered: the caller's to fix
     const refused = short.find(o => refusals.has(o.id))
-    if (refused !== undefined) throw new InvalidMemoryError(`record ${refused.id} refused: ${refusals.get(refused.id) ?? ''}`)
+    if (refused !== undefined) {
+      const shortIds = new Set(short.map(o => o.id))
+      await this.retract(entries.filter(e => shortIds.has(e.id) && refusals.has(e.id)), acks)
+      throw new InvalidMemoryError(`record ${refused.id} refused: ${refusals.get(refused.id) ?? ''}`)
+    }
     if (short.length > 0) throw new QuorumUnavailableError(`${short.length} record(s) written to fewer than a majority of their placement (${short.slice(0, 3).map(o => `${o.id}: on ${o.replicas}, ${o.need} needed`).join(', ')})${errors.length === 0 ? '' : `; ${errors.slice(0, 3).join(', ')}`}`)
     return out.map(({ id, replicas }) => ({ id, replicas }))
+  }
+
+  /**
+   * Takes back a write the caller is told was refused, from the members that stored it anyway: a
+   * tombstone at a later version. Otherwise a member that had no records of the collection kept it,
+   * searches returned it, and its collection took that record's dimensions (two first writes of
+   * different sizes at once split a collection's members for good). Best effort: a member that
+   * misses it keeps the record, as before.
+   */
+  private async retract (entries: MemoryEntry[], acks: Map<string, Set<string>>): Promise<void> {
+    const byMember = new Map<string, MemoryEntry[]>()
+    for (const e of entries) {
+      const tombstone: MemoryEntry = { collection: e.collection, id: e.id, version: this.version(), writer: this.self, deleted: true }
+      for (const peer of acks.get(e.id) ?? []) byMember.set(peer, [...byMember.get(peer) ?? [], tombstone])
+    }
+    await Promise.all([...byMember].map(async ([peer, batch]) => {
+      await this.call(peer, { op: 'put', entries: batch }).catch(err => { this.init.log('could not take back a refused write from %s: %s', peer, err.message) })
+    }))
+    this.stats.retracted += entries.length
   }
 
   private async call (peer: string, req: MemoryRequest): Promise<unknown> {

@@ -109,6 +109,26 @@ describe('vector memory on the mesh', () => {
     expect(stored.filter(id => ['\ud800', 'huge', 'zero', 'tiny', 'wide', 'proto'].includes(id))).toEqual([])
   }, 60_000)
 
+  it('takes back a write refused by a majority from the member that stored it, and searches past a member whose copy has another size', async () => {
+    const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [] } })
+    const nodes = net.nodes.map(n => n.tasks!)
+    // two members hold the collection at 2 dimensions, as a refused first write once left one of them
+    const seed = (id: string): any => ({ collection: 'split', id, vector: [1, 0], version: Date.now(), writer: 'seed' })
+    await nodes[0]!.memory.local.put([seed('old0')])
+    await nodes[1]!.memory.local.put([seed('old1')])
+    // a 3-dimension write: refused by both (a majority of the three), stored by the third
+    await expect(nodes[2]!.memory.put('split', [{ id: 'b', vector: [0, 0, 1] }])).rejects.toMatchObject({ name: 'InvalidMemoryError', message: expect.stringMatching(/record b refused: a vector of 3 dimensions/) })
+    expect(nodes[2]!.memory.stats.retracted).toBe(1)
+    // the third member does not keep what the caller was told was refused, nor its size
+    expect(nodes[2]!.memory.local.search('split', [0, 0, 1], 5)).toEqual([])
+    expect(nodes[2]!.memory.local.dimensionsOf('split')).toBeUndefined()
+    // a member of another size answers no hits; the others' records are still found through it
+    await nodes[2]!.memory.local.put([{ collection: 'split', id: 'new2', vector: [0, 0, 1], version: Date.now(), writer: 'seed' }])
+    const through0 = await nodes[0]!.memory.search('split', { vector: [0, 0, 1], k: 5 })
+    expect(through0.hits.map(h => h.id)).toEqual(['new2'])
+    await expect(nodes[0]!.memory.search('split', { vector: [1, 0, 0, 0], k: 5 })).rejects.toMatchObject({ name: 'InvalidMemoryError', message: expect.stringMatching(/has vectors of (2 or 3|3 or 2) dimensions; the query has 4/) })
+  }, 60_000)
+
   it('embeds texts through an OpenAI-compatible /v1/embeddings, and refuses bad requests with clear errors', async () => {
     const fake = await f.fakeOpenAI(() => ({ content: 'unused' }))
     const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [], embed: openaiEmbedder({ model: 'embed-test', baseURL: fake.baseURL, apiKey: 'k' }) } })
