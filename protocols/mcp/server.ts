@@ -1,5 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import { CallToolRequestSchema, ErrorCode, JSONRPCMessageSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import { toolInput } from '../tools/tool-schema.js'
 import { DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
 import { meshTools, toolError, toolResult } from './tools.js'
@@ -73,12 +73,17 @@ export interface McpServerInit {
 }
 
 /**
- * A request the SDK would answer with -32603 (internal error) and a raw schema dump: a tools/call
- * whose params are not {name, arguments?}, or an empty batch. The client's mistake, answered as
- * JSON-RPC's own code (-32602, -32600) with the reason; undefined for anything else.
+ * A request the SDK would answer with the wrong code: a tools/call whose params are not {name,
+ * arguments?} (-32603 and a raw schema dump), an empty batch, or valid JSON that is not a JSON-RPC
+ * message (-32700, a parse error). The client's mistake, answered as JSON-RPC's own code (-32602,
+ * -32600) with the reason; undefined for anything else.
  */
 export function malformedRequest (body: unknown): { code: number, message: string } | undefined {
-  if (Array.isArray(body)) return body.length === 0 ? { code: -32600, message: 'an empty batch: send at least one JSON-RPC request' } : undefined
+  if (Array.isArray(body) && body.length === 0) return { code: -32600, message: 'an empty batch: send at least one JSON-RPC request' }
+  // valid JSON that is not a JSON-RPC message is an invalid request (-32600); the transport called it a parse error (-32700)
+  const notMessage = (Array.isArray(body) ? body : [body]).find(m => !JSONRPCMessageSchema.safeParse(m).success)
+  if (notMessage !== undefined) return { code: -32600, message: `invalid request: not a JSON-RPC 2.0 message (${typeof notMessage === 'object' && notMessage !== null ? 'an object without a valid jsonrpc, method, id or params' : `a JSON ${notMessage === null ? 'null' : typeof notMessage}`})` }
+  if (Array.isArray(body)) return undefined
   if (typeof body !== 'object' || body === null || (body as { method?: unknown }).method !== 'tools/call') return undefined
   const parsed = CallToolRequestSchema.safeParse(body)
   if (parsed.success) return undefined

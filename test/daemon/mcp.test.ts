@@ -167,6 +167,10 @@ describe('MCP both ways, between real daemons', () => {
     expect(await post(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: [1] } }))).toMatchObject({ status: 200, json: { id: 7, error: { code: -32602, message: expect.stringMatching(/^invalid params: params\.arguments: /) } } })
     expect(await post(JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call' }))).toMatchObject({ json: { id: 8, error: { code: -32602, message: expect.stringMatching(/params/) } } })
     expect(await post('[]')).toMatchObject({ status: 400, json: { id: null, error: { code: -32600 } } })
+    // valid JSON that is not a JSON-RPC message is an invalid request, not a parse error
+    for (const body of ['null', '"x"', '42', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: null }), JSON.stringify([{ jsonrpc: '2.0', id: 2, method: 'tools/list' }, 'x'])]) {
+      expect(await post(body), body).toMatchObject({ status: 400, json: { error: { code: -32600, message: expect.stringMatching(/^invalid request: not a JSON-RPC 2\.0 message/) } } })
+    }
     expect((await (clients[0] as Client).listTools()).tools.length).toBeGreaterThan(0)
   })
 
