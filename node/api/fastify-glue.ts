@@ -61,6 +61,8 @@ function asHttpError (err: any, request: FastifyRequest): HttpError | undefined 
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return badRequest('bad-http', 'the body is not as long as its content-length says')
     case 'FST_ERR_BAD_URL':
+      // an absolute-form target (what a proxy sends) that is no URL at all has no escape to blame
+      if (!(request.raw.url ?? '/').startsWith('/')) return badRequest('bad-target', 'the request target is neither a path nor a valid absolute URL')
       return badRequest('bad-escape', 'the path has a malformed percent-escape (expected %XX forming UTF-8)')
     // Fastify's own message repeats the whole path part, however long
     case 'FST_ERR_MAX_PARAM_LENGTH':

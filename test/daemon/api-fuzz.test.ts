@@ -117,6 +117,11 @@ describe('control API under malformed and random requests', () => {
     expect(answer.status).toBe(400)
     expect(errorOf(answer).name).toBe('BAD_REQUEST')
     expect((await metrics()).api.badRequests['bad-target']).toBe(before + 1)
+    // an absolute-form target that is no URL: said so, not blamed on a percent-escape it lacks
+    const absolute = await raw(port, request('GET', 'http://[/v1/health'))
+    expect(absolute.status).toBe(400)
+    expect(errorOf(absolute).message).toMatch(/neither a path nor a valid absolute URL/)
+    expect((await metrics()).api.badRequests['bad-target']).toBe(before + 2)
   })
 
   it.each([
