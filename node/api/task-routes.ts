@@ -175,7 +175,8 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'tasks this node holds, filtered',
       schema: { query: listQuery },
       handle: async ctx => {
-        const records = await s.list(parseOr400(listQuery, Object.fromEntries(ctx.query), 'invalid-query'))
+        // an empty filter is no filter, as on /v1/events (`?state=` was a 400 here, `?capability=` matched nothing)
+        const records = await s.list(parseOr400(listQuery, Object.fromEntries([...ctx.query].filter(([, v]) => v !== '')), 'invalid-query'))
         return { body: { tasks: records.map(r => summarize(r)) } }
       }
     },

@@ -139,6 +139,10 @@ describe('task API and CLI on real daemons', () => {
     expect(canceled.json).toEqual({ id: json.id, state: 'canceled' })
     const limited = await call(a.api, 'GET', '/v1/tasks?limit=1')
     expect(limited.json.tasks).toHaveLength(1)
+    // an empty filter is no filter, as on /v1/events
+    const unfiltered = await call(a.api, 'GET', '/v1/tasks?state=&capability=&limit=5')
+    expect(unfiltered.status).toBe(200)
+    expect(unfiltered.json.tasks.length).toBeGreaterThan(0)
   })
 
   it('refuses to redrive a task that died past its deadline, which would die again at once', async () => {
