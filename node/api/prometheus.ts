@@ -13,15 +13,15 @@ const GAUGE_LEAVES = new Set(['executions.running', 'executions.reportsPending',
 /** Seconds, from a claim's round trip (milliseconds) to a long agent run (minutes). */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
+/** agentmesh_tasks' capability label for tasks of capabilities no live peer offers */
+export const UNOFFERED_LABEL = '(not offered)'
+
 /**
  * GET /metrics in Prometheus' text format, on prom-client: each group of the JSON counters in
  * /v1/metrics becomes one counter with an `event` label (`agentmesh_claims_total{event="claimsWon"}`),
  * next to gauges of what this node holds and serves and histograms of claims, runs and submit to
  * result. One registry per API server: a test process runs many nodes.
  */
-/** agentmesh_tasks' capability label for tasks of capabilities no live peer offers */
-export const UNOFFERED_LABEL = '(not offered)'
-
 export class MeshMetrics {
   readonly registry = new Registry()
   private readonly stop: Array<() => void> = []
