@@ -19,6 +19,9 @@ interface StateChange {
   error?: string
 }
 
+/** The states this stream tells: a task's wait for a signal is not told (its attempt shows as running), so a filter on it would never match. */
+const STREAMED_STATES: readonly string[] = TASK_STATES.filter(s => s !== 'waiting')
+
 /**
  * GET /v1/events?capability=&state=: the mesh's task state changes as they happen, on any node.
  * While a stream is open the node joins the mesh's watch topic, on which every peer tells its
@@ -34,7 +37,7 @@ export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
       const query = request.query as Record<string, unknown>
       const capability = typeof query.capability === 'string' && query.capability !== '' ? query.capability : undefined
       const state = typeof query.state === 'string' && query.state !== '' ? query.state : undefined
-      if (state !== undefined && !(TASK_STATES as readonly string[]).includes(state)) throw badRequest('invalid-query', `state is one of ${TASK_STATES.join(', ')} (blocked is not a change: list it with /v1/tasks?state=blocked)`)
+      if (state !== undefined && !STREAMED_STATES.includes(state)) throw badRequest('invalid-query', `state is one of ${STREAMED_STATES.join(', ')} (blocked and waiting are not changes this stream carries: list them with /v1/tasks?state=blocked or /v1/tasks?state=waiting)`)
       const stream = openStream(reply)
       let seq = 0
       const seen = new Set<string>()
