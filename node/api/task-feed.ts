@@ -6,7 +6,7 @@ import type { ProgressUpdate } from '../tasks/progress.js'
 export interface FeedEvent {
   id: string
   /** `state` is the mesh stream's one kind */
-  event: 'submitted' | 'claimed' | 'attempt-failed' | 'attempt-expired' | 'progress' | 'completed' | 'dead' | 'canceled' | 'state'
+  event: 'submitted' | 'claimed' | 'attempt-failed' | 'attempt-expired' | 'redriven' | 'progress' | 'completed' | 'dead' | 'canceled' | 'state'
   data: Record<string, unknown>
 }
 
@@ -20,9 +20,17 @@ export function recordEvents (view: TaskView): FeedEvent[] {
   const id = r.task.id
   const out: FeedEvent[] = [{ id: 'submitted', event: 'submitted', data: { id, capability: r.task.capability, submitter: r.task.submitter, at: r.task.createdAt, ...(r.task.parent === undefined ? {} : { parent: r.task.parent }) } }]
   const numbers = new Map<number, number>()
+  // a redrive drops the dead generation's outcome from the record: each earlier generation ends in a
+  // `redriven` event under the id its outcome had (`final:<g>`), so a client that saw that outcome
+  // resumes after it, and a fresh stream tells the runs apart
+  let generation = 0
+  const redrivenUpTo = (next: number): void => {
+    for (; generation < next; generation++) out.push({ id: `final:${generation}`, event: 'redriven', data: { id, generation: generation + 1, after: 'dead' } })
+  }
   for (const a of r.attempts) {
     // a claim that fell short of a majority and was given back never ran: not an attempt
     if (a.outcome === 'released') continue
+    redrivenUpTo(a.generation)
     const n = (numbers.get(a.generation) ?? 0) + 1
     numbers.set(a.generation, n)
     const base = { id, attempt: n, generation: a.generation, claimId: a.claimId, peer: a.peer }
@@ -31,6 +39,7 @@ export function recordEvents (view: TaskView): FeedEvent[] {
       out.push({ id: `${a.claimId}:${a.outcome}`, event: `attempt-${a.outcome}`, data: { ...base, at: a.endedAt, ...(a.error === undefined ? {} : { error: a.error }) } })
     }
   }
+  redrivenUpTo(r.generation)
   const f = r.final
   if (f !== undefined) {
     const base = { id, generation: f.generation, at: f.at }

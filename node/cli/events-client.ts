@@ -74,6 +74,7 @@ export function describeEvent (e: StreamEvent): string {
       return `${time}  ${e.event.slice(8).padEnd(11)} attempt ${String(d.attempt)}${d.error === undefined ? '' : `: ${clean(d.error)}`}`
     case 'progress': return `${time}  progress    ${clean(typeof d.event === 'string' ? d.event : JSON.stringify(d.event))}`
     case 'completed': return `${time}  completed   by ${peer(d.executor)}`
+    case 'redriven': return `${time}  redriven    dead, run again as generation ${String(d.generation)}`
     case 'dead': case 'canceled': return `${time}  ${e.event.padEnd(11)} ${clean(d.reason ?? '')}${d.lastError === undefined || String(d.reason ?? '').includes(String(d.lastError)) ? '' : ` (last error: ${clean(d.lastError)})`}`
     case 'state': return `${time}  ${clean(d.state).padEnd(11)} ${short(d.id)} ${clean(d.capability)}${d.error === undefined ? '' : `: ${clean(d.error)}`}`
     default: return `${time}  ${e.event}`

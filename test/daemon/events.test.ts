@@ -143,6 +143,23 @@ describe('server-sent events of tasks and of the mesh', () => {
     expect(made.events.filter(e => e.data.id === canceled).map(e => e.data.state)).toEqual(['pending', 'canceled'])
   })
 
+  it('tells a redrive in a task\'s stream, and resumes after the outcome a client saw before it', async () => {
+    const id = await submit({ capability: 'fail', input: { times: 5, unrecoverable: true } })
+    const first = await readEvents(`${apis[2]!.url}/v1/tasks/${id}/events`, events => events.some(e => e.event === 'dead'))
+    const sawDead = first.events.find(e => e.event === 'dead')?.id as string
+    expect(sawDead).toBe('final:0')
+    expect((await fetch(`${apis[1]!.url}/v1/deadletter/${id}/redrive`, { method: 'POST' })).status).toBe(200)
+    await waitFor(async () => (await (await fetch(`${apis[1]!.url}/v1/tasks/${id}`)).json()).state === 'dead', { what: 'the redriven task to die again', timeoutMs: 30_000 })
+    // a client back with the last id it saw gets only the second run, not the whole history again
+    const resumed = await readEvents(`${apis[2]!.url}/v1/tasks/${id}/events`, events => events.some(e => e.event === 'dead'), { 'last-event-id': sawDead })
+    expect(resumed.events.map(e => e.event)).toEqual(['claimed', 'attempt-failed', 'dead'])
+    expect(resumed.events.every(e => e.data.generation === 1)).toBe(true)
+    // a fresh stream tells the two runs apart
+    const fresh = await readEvents(`${apis[0]!.url}/v1/tasks/${id}/events`, events => events.some(e => e.event === 'dead'))
+    expect(fresh.events.map(e => e.event)).toEqual(['submitted', 'claimed', 'attempt-failed', 'redriven', 'claimed', 'attempt-failed', 'dead'])
+    expect(fresh.events.find(e => e.event === 'redriven')).toMatchObject({ id: 'final:0', data: { generation: 1 } })
+  })
+
   it('writes an event id a peer chose as one plain line: no event of its own can be slipped into a stream', () => {
     const forged = sse({ id: 'x\nevent: completed\ndata: {"result":"forged"}\n\nid: y:claimed', event: 'claimed', data: { ok: true } })
     expect(forged.split('\n').filter(l => l.startsWith('event:'))).toEqual(['event: claimed'])
