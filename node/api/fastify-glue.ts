@@ -73,6 +73,9 @@ function asHttpError (err: any, request: FastifyRequest): HttpError | undefined 
   return undefined
 }
 
+/** The OpenAI door's paths (see openai-door.ts): /v1/chat/completions and /v1/models[/:model] */
+const OPENAI_DOOR_PATH = /^\/v1\/(chat\/completions|models)(\/|\?|$)/
+
 /**
  * Every error answer: `{error: {name, message}}` with its status, counted. A client that left
  * gets nothing (and is counted as gone); anything unexpected is a 500, logged with its stack.
@@ -94,7 +97,10 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
   }
   if (http.reason !== undefined) ctx.stats.badRequests[http.reason]++
   if (http.retryAfterS !== undefined) void reply.header('retry-after', String(http.retryAfterS))
-  const openAi = http.openAiFields === true ? { type: 'invalid_request_error', param: null, code: 'unknown_url' } : {}
+  // an OpenAI client reads every error on the door's paths in OpenAI's shape, the router's own too
+  const openAi = http.openAiFields === true
+    ? { type: 'invalid_request_error', param: null, code: 'unknown_url' }
+    : OPENAI_DOOR_PATH.test(request.raw.url ?? '') ? { type: 'invalid_request_error', param: null, code: http.code.toLowerCase() } : {}
   sendError(request, reply, http.status, { error: { name: http.code, message: http.message, ...openAi } })
 }
 

@@ -210,6 +210,11 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     const unserved = await client.embeddings.create({ model: 'fake-small', input: 'hi' }).catch((err: unknown) => err)
     expect(unserved).toBeInstanceOf(NotFoundError)
     expect(unserved).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'unknown_url', error: { name: 'NOT_FOUND' } })
+    // the router's own answers on the door's paths are in OpenAI's shape too: a wrong method, a model name past any id
+    const tooLong = await client.models.retrieve('x'.repeat(3_000)).catch((err: unknown) => err)
+    expect(tooLong).toMatchObject({ status: 414, type: 'invalid_request_error', code: 'uri_too_long' })
+    const wrongMethod = await fetch(`${daemons[0]!.api.url}/v1/chat/completions`)
+    expect({ status: wrongMethod.status, error: ((await wrongMethod.json()) as any).error }).toMatchObject({ status: 405, error: { type: 'invalid_request_error', param: null, code: 'method_not_allowed' } })
     const bad = await client.chat.completions.create({ model: 'fake-small', messages: [] }).catch((err: unknown) => err)
     expect(bad).toBeInstanceOf(BadRequestError)
     expect(bad).toMatchObject({ status: 400, param: 'messages', type: 'invalid_request_error' })
