@@ -1,7 +1,7 @@
 import type { AgentNode } from '../create-node.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { Logger } from '@libp2p/interface'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 
 /** What a protocol door (OpenAI, MCP, A2A) gets from the API server it is mounted on. */
 export interface DoorContext {
@@ -11,6 +11,8 @@ export interface DoorContext {
   log: Logger
   /** an answer that is a bug (a 500, a JSON-RPC internal error): counted as `api.internalErrors` and told to the operator */
   internalError: (err: unknown, what: string) => void
+  /** counts a refusal the control API would count (a repeated parameter, a body too large) under `api.badRequests`, by its reason */
+  countRefusal: (err: unknown, request: FastifyRequest) => void
 }
 
 /**

@@ -46,7 +46,7 @@ export function errorStatus (err: any): number {
 }
 
 /** Fastify's own refusals, as the API's named answers and counters. */
-function asHttpError (err: any, request: FastifyRequest): HttpError | undefined {
+export function asHttpError (err: any, request: FastifyRequest): HttpError | undefined {
   if (err instanceof HttpError) return err
   switch (err?.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {

@@ -62,7 +62,11 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
         // a 500 is a bug; the door's own 5xx (the mesh or the model unavailable) are not
         if (answer.status === 500 && !(err instanceof OpenAIError)) ctx.internalError(err, `${request.method} ${request.url}`)
         else if (answer.status >= 500) ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
-        else if (!(err instanceof OpenAIError)) g.stats.badRequests++
+        else if (!(err instanceof OpenAIError)) {
+          g.stats.badRequests++
+          // the control API's own refusals (a repeated parameter, a body too large) count where they do on every route
+          ctx.countRefusal(err, request)
+        }
         if (reply.raw.headersSent || reply.raw.destroyed) return
         // a refusal to come back from says when: the error's own wait, else the node's
         const retryAfterMs = answer.retryAfterMs ?? (answer.status === 429 || answer.status === 503 ? ctx.tasks.options.retryAfterMs : undefined)

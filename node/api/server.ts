@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { AddressInUseError, InvalidConfigError } from '../errors.js'
 import { authHook, isLoopbackHost, requiresToken } from './auth.js'
 import { DOORS } from './door-list.js'
-import { addJsonParser, answerError, pathPatterns, shortUrl } from './fastify-glue.js'
+import { addJsonParser, answerError, asHttpError, pathPatterns, shortUrl } from './fastify-glue.js'
 import { guardServer, handleClientError } from './guards.js'
 import { HttpError, badRequest, parseTarget } from './http.js'
 import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
@@ -215,7 +215,11 @@ export class ApiServer {
     }
     app.addHook('onClose', async () => { metrics.close() })
     if (node.tasks !== undefined && init.doors !== false) {
-      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log, internalError })
+      const countRefusal = (err: unknown, request: FastifyRequest): void => {
+        const reason = asHttpError(err, request)?.reason
+        if (reason !== undefined) stats.badRequests[reason]++
+      }
+      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log, internalError, countRefusal })
     }
 
     try {

@@ -213,6 +213,12 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     // the router's own answers on the door's paths are in OpenAI's shape too: a wrong method, a model name past any id
     const tooLong = await client.models.retrieve('x'.repeat(3_000)).catch((err: unknown) => err)
     expect(tooLong).toMatchObject({ status: 414, type: 'invalid_request_error', code: 'uri_too_long' })
+    // the control API's own refusals on the door count where they do on every route, by reason
+    const counted = daemons[0]!.api.stats.badRequests
+    const [repeated, tooLarge] = [counted['repeated-param'], counted['body-too-large']]
+    expect((await fetch(`${daemons[0]!.api.url}/v1/chat/completions?x=1&x=2`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(400)
+    expect((await fetch(`${daemons[0]!.api.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"model":"${'m'.repeat(3 * 1024 * 1024)}"}` })).status).toBe(413)
+    expect([counted['repeated-param'], counted['body-too-large']]).toEqual([repeated + 1, tooLarge + 1])
     const wrongMethod = await fetch(`${daemons[0]!.api.url}/v1/chat/completions`)
     expect({ status: wrongMethod.status, error: ((await wrongMethod.json()) as any).error }).toMatchObject({ status: 405, error: { type: 'invalid_request_error', param: null, code: 'method_not_allowed' } })
     const bad = await client.chat.completions.create({ model: 'fake-small', messages: [] }).catch((err: unknown) => err)
