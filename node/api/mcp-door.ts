@@ -59,6 +59,8 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
         // a missing token or a foreign Host is the API's own answer, the same on every route
         if (status === 401 || status === 403) return void reply.code(status).send({ error: { name: err.code ?? 'UNAUTHORIZED', message: String(err.message) } })
         if (status >= 500) ctx.internalError(err, `${request.method} ${request.url}`)
+        // the control API's own refusals (a body that is not JSON, a repeated parameter) count where they do on every route
+        else ctx.countRefusal(err, request)
         const code = err?.reason === 'not-json' || err?.reason === 'too-deep' ? -32700 : status >= 500 ? -32603 : -32600
         sendError(request, reply, status, { jsonrpc: '2.0', error: { code, message: String(err?.message ?? 'bad request') }, id: null })
       })

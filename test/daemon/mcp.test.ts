@@ -160,7 +160,11 @@ describe('MCP both ways, between real daemons', () => {
       const res = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { ...auth, 'content-type': type, accept: 'application/json, text/event-stream' }, body })
       return { status: res.status, json: await res.json() }
     }
+    const notJson = async (): Promise<number> => ((await (await fetch(`${a.api}/v1/metrics`, { headers: auth })).json()) as any).api.badRequests['not-json']
+    const before = await notJson()
     expect(await post('{"jsonrpc": "2.0", "id": 1, "method": ')).toMatchObject({ status: 400, json: { jsonrpc: '2.0', id: null, error: { code: -32700 } } })
+    // counted under api.badRequests by reason, as the same body is on every other route
+    expect(await notJson()).toBe(before + 1)
     expect(await post('[['.repeat(200) + ']]'.repeat(200))).toMatchObject({ status: 400, json: { error: { code: -32700, message: expect.stringMatching(/nest/) } } })
     expect(await post('{}', 'text/plain')).toMatchObject({ status: 415, json: { error: { code: -32600 } } })
     // a tools/call of the wrong shape is invalid params with the reason, not the SDK's internal error
