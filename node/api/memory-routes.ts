@@ -29,6 +29,11 @@ const ERROR_STATUS: ErrorTable = {
   QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE']
 }
 
+/** zod drops a "__proto__" key without a word: a record would be stored without it, a filter match more. */
+function refuseProtoKey (value: object | undefined, what: string): void {
+  if (value !== undefined && Object.hasOwn(value, '__proto__')) throw badRequest('invalid-body', `${what}: a key may not be "__proto__"`)
+}
+
 function collectionParam (name: string | undefined): string {
   if (name === undefined || !COLLECTION.test(name)) throw badRequest('invalid-id', 'a collection name is 1-64 letters, digits, ".", "_" or "-"')
   return name
@@ -54,7 +59,7 @@ export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): 
         const records = batch ? parseOr400(batchBody, raw).records : [parseOr400(recordBody, raw)]
         // zod drops such a key without a word, so the body itself is read: the record was stored without it
         const given = (batch ? (raw as { records: unknown[] }).records : [raw]) as Array<{ metadata?: object }>
-        if (given.some(r => Object.hasOwn(r.metadata ?? {}, '__proto__'))) throw badRequest('invalid-body', 'metadata: a key may not be "__proto__"')
+        for (const r of given) refuseProtoKey(r.metadata, 'metadata')
         const stored = await memory.put(collection, records).catch(httpError)
         return { status: 201, body: { collection, records: stored } }
       }
@@ -68,8 +73,7 @@ export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): 
         const collection = collectionParam(ctx.params.collection)
         const raw = await ctx.body()
         const q = parseOr400(searchBody, raw)
-        // as for a put's metadata: zod drops the key without a word, and the filter would match more
-        if (Object.hasOwn((raw as { filter?: object }).filter ?? {}, '__proto__')) throw badRequest('invalid-body', 'filter: a key may not be "__proto__"')
+        refuseProtoKey((raw as { filter?: object }).filter, 'filter')
         return { body: { collection, ...await memory.search(collection, q).catch(httpError) } }
       }
     },

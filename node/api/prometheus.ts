@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { doorStats } from './door-list.js'
 import { snapshotApiStats } from './stats.js'
 import { TASK_OPTION_DEFAULTS } from '../tasks/options.js'
+import { offeredNames } from '../tasks/submit-checks.js'
 import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
 import type { ClaimedEvent, RanEvent } from '../tasks/events.js'
@@ -73,7 +74,7 @@ export class MeshMetrics {
         this.reset()
         // a series per capability anyone can name would let a client grow every node's scrape (and
         // its memory) with tasks of made-up names: those no live peer offers are summed as one
-        const offered = new Set([...Object.keys(tasks.runtime.freeSlots()), ...tasks.presence.live().flatMap(p => p.capabilities.map(c => c.name))])
+        const offered = offeredNames(tasks)
         const sums = new Map<string, { state: string, capability: string, count: number }>()
         for (const { state, capability, count } of await tasks.replica.tally()) {
           const label = offered.has(capability) ? capability : UNOFFERED_LABEL

@@ -179,11 +179,10 @@ export class MemoryLayer {
     const out = entries.map((e, i) => ({ id: e.id, replicas: [...acks.get(e.id) ?? []].filter(p => (placements[i] as string[]).includes(p)).length, need: majority((placements[i] as string[]).length) }))
     const short = out.filter(o => o.replicas < o.need)
     // refused for what it is (a vector of another dimension), not for who answered: the caller's to fix
-    const refused = short.find(o => refusals.has(o.id))
-    if (refused !== undefined) {
-      const shortIds = new Set(short.map(o => o.id))
-      await this.retract(entries.filter(e => shortIds.has(e.id) && refusals.has(e.id)), acks)
-      throw new InvalidMemoryError(`record ${refused.id} refused: ${refusals.get(refused.id) ?? ''}`)
+    const refused = short.filter(o => refusals.has(o.id)).map(o => o.id)
+    if (refused.length > 0) {
+      await this.retract(entries.filter(e => refused.includes(e.id)), acks)
+      throw new InvalidMemoryError(`record ${refused[0]} refused: ${refusals.get(refused[0] as string) ?? ''}`)
     }
     if (short.length > 0) throw new QuorumUnavailableError(`${short.length} record(s) written to fewer than a majority of their placement (${short.slice(0, 3).map(o => `${o.id}: on ${o.replicas}, ${o.need} needed`).join(', ')})${errors.length === 0 ? '' : `; ${errors.slice(0, 3).join(', ')}`}`)
     return out.map(({ id, replicas }) => ({ id, replicas }))

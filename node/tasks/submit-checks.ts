@@ -53,8 +53,8 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
   return { maxAttempts, timeoutMs }
 }
 
-/** Capabilities some live peer offers now. */
-export function offeredNames (c: TaskComponents): Set<string> {
+/** Capabilities some live peer (this node included) offers now. */
+export function offeredNames (c: Pick<TaskComponents, 'presence'>): Set<string> {
   return new Set(c.presence.live().flatMap(p => p.capabilities.map(cap => cap.name)))
 }
 

@@ -83,8 +83,8 @@ export function malformedRequest (body: unknown): { code: number, message: strin
   // valid JSON that is not a JSON-RPC message is an invalid request (-32600); the transport called it a parse error (-32700)
   const notMessage = (Array.isArray(body) ? body : [body]).find(m => !JSONRPCMessageSchema.safeParse(m).success)
   if (notMessage !== undefined) return { code: -32600, message: `invalid request: not a JSON-RPC 2.0 message (${typeof notMessage === 'object' && notMessage !== null ? 'an object without a valid jsonrpc, method, id or params' : `a JSON ${notMessage === null ? 'null' : typeof notMessage}`})` }
-  if (Array.isArray(body)) return undefined
-  if (typeof body !== 'object' || body === null || (body as { method?: unknown }).method !== 'tools/call') return undefined
+  // a message from here on: a batch, or one object
+  if (Array.isArray(body) || (body as { method?: unknown }).method !== 'tools/call') return undefined
   const parsed = CallToolRequestSchema.safeParse(body)
   if (parsed.success) return undefined
   const issue = parsed.error.issues[0]
