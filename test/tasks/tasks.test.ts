@@ -148,7 +148,8 @@ describe('tasks over gossip', () => {
     submitter.tasks!.service.handoff = undefined
     const { id } = await submitter.tasks!.service.submit({ capability: 'echo', input: 'lost' })
     const view = await submitter.tasks!.service.waitFor(id, 10_000)
-    expect(dropped).toBe(1)
+    // at least the submit's own offer; a busy machine may have the node offer it once more, lost too
+    expect(dropped).toBeGreaterThanOrEqual(1)
     expect(view.record.final?.state).toBe('completed')
     expect(net.nodes[2]!.tasks!.claimer.stats.pulledTasks).toBeGreaterThan(0)
     expect(net.nodes[2]!.tasks!.claimer.stats.announcementsSeen).toBe(0)
@@ -322,8 +323,13 @@ describe('tasks over gossip', () => {
     expect(holders.length).toBeGreaterThanOrEqual(3)
     expect(holders.length).toBeLessThanOrEqual(6)
     const other = net.nodes.find(n => !holders.includes(n))!
-    const view = await other.tasks!.service.get(id)
-    expect(view.result?.value).toBe('kept where needed')
+    // asked of the members its own view names: on a busy machine one read may find none answering in time
+    let value: unknown
+    await waitFor(async () => {
+      value = (await other.tasks!.service.get(id).catch(() => undefined))?.result?.value
+      return value !== undefined
+    }, { what: 'a node that keeps no copy to answer for the task', timeoutMs: 30_000 })
+    expect(value).toBe('kept where needed')
   })
 
   it('a wait asks the replicas less and less often while no notice comes', async () => {
