@@ -85,10 +85,14 @@ describe('GET /metrics in Prometheus text format', () => {
     const service = net.nodes[1]!.tasks!.service
     const made = await Promise.all(Array.from({ length: 30 }, async (_, i) => (await service.submit({ capability: `made-up-${i}`, input: i, deadlineMs: 1 })).id))
     for (const id of made) await service.waitFor(id, 30_000)
-    const { samples } = await scrape(1)
+    // a wait wakes once a majority stored the outcome: this node's own copy may still be on its way
+    let samples: Sample[] = []
+    await waitFor(async () => {
+      samples = (await scrape(1)).samples
+      return sum(samples, 'agentmesh_tasks', { state: 'dead', capability: '(not offered)' }) === 30
+    }, { what: 'node 1 to count the 30 dead tasks of made-up capabilities under one label' })
     const labels = new Set(samples.filter(s => s.name === 'agentmesh_tasks').map(s => s.labels.capability))
     expect([...labels].filter(l => l?.startsWith('made-up'))).toEqual([])
-    expect(sum(samples, 'agentmesh_tasks', { state: 'dead', capability: '(not offered)' })).toBe(30)
     // what some live peer offers keeps its own series
     expect(sum(samples, 'agentmesh_tasks', { state: 'completed', capability: 'echo' })).toBe(3)
   })
