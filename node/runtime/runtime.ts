@@ -24,6 +24,8 @@ export class AgentRuntime {
   private readonly byCapability = new Map<string, Agent>()
   private readonly infos = new Map<string, CapabilityInfo>()
   private readonly running = new Map<Agent, number>()
+  /** called after any slot is given back, run or not */
+  onSlotReleased?: () => void
 
   constructor (agents: Agent[]) {
     for (const agent of agents) this.add(agent)
@@ -66,6 +68,12 @@ export class AgentRuntime {
     return out
   }
 
+  /** How many tasks of `capability` its agent runs at once; 0 for one this node does not run. */
+  concurrency (capability: string): number {
+    const agent = this.byCapability.get(capability)
+    return agent === undefined ? 0 : agent.concurrency ?? 1
+  }
+
   busySlots (): number {
     let n = 0
     for (const count of this.running.values()) n += count
@@ -86,6 +94,7 @@ export class AgentRuntime {
         if (released) return
         released = true
         this.running.set(agent, (this.running.get(agent) ?? 1) - 1)
+        this.onSlotReleased?.()
       }
     }
   }

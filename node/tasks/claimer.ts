@@ -5,6 +5,8 @@ import { inSpan } from '../tracing.js'
 import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import { ClaimRetries } from './claim-retries.js'
+import { LeasedAhead } from './leased-ahead.js'
+import type { AheadTicket } from './leased-ahead.js'
 import type { ClaimRetry } from './claim-retries.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
@@ -36,6 +38,8 @@ export interface ClaimerStats {
   offersQueued: number
   /** offered tasks refused as forged (an id that does not hash its content) */
   offersRefused: number
+  /** tasks submitted here while every slot was busy, leased with their store to run here as slots free (LeasedAhead) */
+  claimedAhead: number
 }
 
 /**
@@ -45,7 +49,7 @@ export interface ClaimerStats {
  * announcements and, because gossip drops messages, from pulling peers' claimable lists.
  */
 export class Claimer {
-  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0 }
+  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0, claimedAhead: 0 }
   private readonly c: TaskComponents
   private readonly executor: Executor
   private readonly log: Logger
@@ -54,6 +58,7 @@ export class Claimer {
   private readonly considering = new Set<string>()
   /** offered while every slot was busy: claimed, oldest first, as slots free up */
   private readonly backlog = new Map<string, { task: Task, placement: Placement }>()
+  private readonly ahead: LeasedAhead
   /** tasks whose last claims here failed: how many in a row, and when this node may claim again */
   private readonly retries: ClaimRetries
   private readonly pullLoop: Repeater
@@ -77,6 +82,11 @@ export class Claimer {
     executor.onSlotFree = () => { this.drainBacklog() }
     this.log = components.logger('agentmesh:claimer')
     this.retries = new ClaimRetries(components.options)
+    this.ahead = new LeasedAhead(components.runtime, components.options.claimAheadPerSlot)
+    // a slot given back unrun (a declined handoff, a claim that fell short) is a waiting task's too
+    components.runtime.onSlotReleased = () => {
+      if (this.running && this.ahead.size > 0) queueMicrotask(() => { if (this.running) this.ahead.drain() })
+    }
     this.pullLoop = new Repeater('pull', () => this.c.options.pullIntervalMs, async () => this.pull(), this.log)
   }
 
@@ -98,6 +108,7 @@ export class Claimer {
     for (const timer of this.scheduled.values()) clearTimeout(timer)
     this.scheduled.clear()
     this.backlog.clear()
+    this.ahead.clear()
     this.retries.clear()
     let timer: ReturnType<typeof setTimeout> | undefined
     await Promise.race([
@@ -199,6 +210,37 @@ export class Claimer {
   }
 
   /**
+   * A place for a task this node submits while every slot is busy: it offers the capability, has no
+   * lag, is a member of the placement and fewer than allowed wait already (LeasedAhead). The submit
+   * then takes the lease with the store, and `runAhead` runs it when a slot frees.
+   */
+  reserveAhead (task: Task, placement: Placement): AheadTicket | undefined {
+    if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
+    if (this.lagging()) return undefined
+    return this.ahead.reserve(task.capability)
+  }
+
+  /** Runs a task whose lease came with its submit once a slot frees; a node that stops first gives the lease back unrun. Never throws. */
+  runAhead (task: Task, lease: HeldLease, ticket: AheadTicket, claimMs: number): void {
+    this.stats.claimAttempts++
+    this.stats.claimedAhead++
+    const run = async (): Promise<void> => {
+      const waiting = ticket.wait(lease)
+      this.drainBacklog()
+      const slot = await waiting
+      if (slot === undefined) {
+        if (lease.held) await lease.release(false)
+        return
+      }
+      this.c.presence.slotsChanged()
+      await this.won(task, 0, lease, slot, claimMs)
+    }
+    this.track(task.id, run().catch((err: any) => {
+      if (err.name !== 'TaskFinishedError' && this.running) this.log.error('run of %s failed: %s', task.id, err.stack ?? err.message)
+    }))
+  }
+
+  /**
    * A slot for a task this node submits and runs itself: it offers the capability, has a free slot
    * and no lag, and is a member of the placement (the offer would come to it first). The submit
    * then takes the lease with the store, and `runOwn` runs it.
@@ -253,8 +295,9 @@ export class Claimer {
     return this.inflight.size > 0 || this.c.runtime.busySlots() > 0 || 2 * lag >= this.c.options.leaseMs * (1 - this.c.options.renewFraction)
   }
 
-  /** Claims queued offers while slots are free, oldest first. */
+  /** Runs tasks leased ahead, then claims queued offers, while slots are free, oldest first. */
   private drainBacklog (): void {
+    if (this.running) this.ahead.drain()
     for (const [id, { task, placement }] of this.backlog) {
       if (!this.running) return
       if (this.lagging()) {

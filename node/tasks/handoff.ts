@@ -50,7 +50,7 @@ export class Handoff {
   readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, received: 0, accepted: 0, refused: 0 }
   private readonly log: Logger
 
-  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order' | 'reserveOwn' | 'runOwn'>) {
+  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order' | 'reserveOwn' | 'runOwn' | 'reserveAhead' | 'runAhead'>) {
     this.log = c.logger('agentmesh:handoff')
   }
 
@@ -95,7 +95,10 @@ export class Handoff {
       return 'declined'
     }
     const slot = this.claimer.reserveOwn(task, record.placement)
-    if (slot === undefined) return 'busy'
+    // its slots filled since its last presence: leased all the same, to run as one frees, where a
+    // decline has the submitter store the task and offer it, two more requests to each member
+    const ahead = slot === undefined ? this.claimer.reserveAhead(task, record.placement) : undefined
+    if (slot === undefined && ahead === undefined) return 'busy'
     const asked = performance.now()
     let lease: HeldLease | undefined
     try {
@@ -104,11 +107,13 @@ export class Handoff {
       this.log.error('handoff of %s from %s failed: %s', task.id, from, err.message)
     }
     if (lease === undefined) {
-      slot.release()
+      slot?.release()
+      ahead?.cancel()
       return 'declined'
     }
     this.stats.accepted++
-    this.claimer.runOwn(task, lease, slot, performance.now() - asked)
+    if (slot !== undefined) this.claimer.runOwn(task, lease, slot, performance.now() - asked)
+    else if (ahead !== undefined) this.claimer.runAhead(task, lease, ahead, performance.now() - asked)
     return 'taken'
   }
 }

@@ -134,6 +134,15 @@ export const taskOptionsSchema = z.strictObject({
    */
   offerQueueLimit: count(0).default(256),
   /**
+   * Tasks a node submits while every slot of their capability is busy and no other member has one
+   * free, leased with their store (one request per member, where storing and claiming later is two)
+   * to run here as slots free: at most this many times the agent's concurrency wait per capability,
+   * so a slow agent does not hoard tasks peers could run once their slots free. 0: none; such tasks
+   * are stored and offered.
+   * @default 1
+   */
+  claimAheadPerSlot: count(0).max(64).default(1),
+  /**
    * Runs whose agent returned and whose outcome is still on its way to a majority (votes, commit),
    * each with its slot already given back so that the next task starts meanwhile. Past this many on
    * a node (all agents together), a run keeps its slot until its outcome is reported: when the

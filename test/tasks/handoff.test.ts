@@ -84,9 +84,9 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(a.tasks!.service.stats.waitPolls).toBe(0)
   })
 
-  it('a member that turns out busy declines at once: the submitter stores and offers the task itself, and it still runs', async () => {
+  it('a member that turns out busy, with no room to lease tasks ahead (claimAheadPerSlot 0), declines at once: the submitter stores and offers the task itself, and it still runs', async () => {
     const oneSlot = { ...sleepAgent, concurrency: 1 }
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, pullIntervalMs: FAST_TASKS.pullIntervalMs, agents: i === 0 ? [] : [oneSlot] } }) })
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, claimAheadPerSlot: 0, pullIntervalMs: FAST_TASKS.pullIntervalMs, agents: i === 0 ? [] : [oneSlot] } }) })
     await net.ready()
     const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
     await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'sleep' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
@@ -105,6 +105,27 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(holders.filter(Boolean).length).toBeGreaterThanOrEqual(2)
     for (const s of slots) s?.release()
     expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+  })
+
+  it('a member that turns out busy leases the task with its store all the same and runs it when its slot frees: no put, no offer', async () => {
+    const oneSlot = { ...sleepAgent, concurrency: 1 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, agents: i === 0 ? [] : [oneSlot] } }) })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'sleep' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    const slots = [b, c].map(n => n.tasks!.runtime.reserve('sleep'))
+    const { id } = await a.tasks!.service.submit({ capability: 'sleep', input: { ms: 1 } })
+    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 1, taken: 1, declined: 0 })
+    const taker = [b, c].find(n => n.tasks!.handoff.stats.received === 1)!
+    expect(taker.tasks!.claimer.stats.claimedAhead).toBe(1)
+    expect(a.tasks!.offerer.stats.offered + a.tasks!.offerer.stats.announced).toBe(0)
+    for (const s of slots) s?.release()
+    expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    for (const n of [b, c]) expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBeUndefined()
+    // the wait wakes once a majority stored the outcome: the taker's own copy may still be on its way
+    await waitFor(async () => (await taker.tasks!.replica.get(id)).record?.final !== undefined, { what: "the taker's copy final" })
+    const { record } = await taker.tasks!.replica.get(id)
+    expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[taker.peerId.toString(), 'completed']])
   })
 
   it('a member that cannot be reached is taken as full until its next presence: one submit tries it, and the task still runs elsewhere', async () => {

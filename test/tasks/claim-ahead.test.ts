@@ -1,0 +1,122 @@
+import { setTimeout as delay } from 'node:timers/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { Agent } from '../../node/runtime/agent.js'
+import type { AgentNode } from '../../node/create-node.js'
+import type { Slot } from '../../node/runtime/runtime.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+// pulls and sweeps stay fast: a lease that lapsed while its task waited here would be claimed elsewhere
+const LEASE_MS = 500
+const TASKS = { ...FAST_TASKS, leaseMs: LEASE_MS, claimLagLimitMs: 5_000 }
+
+/** One slot, held by every run until the test opens the gate; each run answers who ran it and which run of the mesh it was. */
+function turnstile (): { agent: Agent, open: () => void, runs: Map<unknown, number> } {
+  let open!: () => void
+  const opened = new Promise<void>(resolve => { open = resolve })
+  const runs = new Map<unknown, number>()
+  let n = 0
+  const agent: Agent = {
+    name: 'turn',
+    capabilities: ['turn'],
+    concurrency: 1,
+    run: async ctx => {
+      runs.set(ctx.input, (runs.get(ctx.input) ?? 0) + 1)
+      await Promise.race([opened, new Promise((resolve, reject) => { ctx.signal.addEventListener('abort', () => { reject(ctx.signal.reason) }) })])
+      return { input: ctx.input, run: ++n }
+    }
+  }
+  return { agent, open, runs }
+}
+
+/** Takes the slots of `nodes` and waits until `submitter` sees them busy: no member it could hand a task to. */
+async function fill (submitter: AgentNode, nodes: AgentNode[]): Promise<Slot[]> {
+  const slots = nodes.map(n => n.tasks!.runtime.reserve('turn')).filter((s): s is Slot => s !== undefined)
+  for (const n of nodes) n.tasks!.presence.slotsChanged()
+  await waitFor(() => submitter.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'turn' }).length === 1, { what: 'the submitter to see every other slot busy', timeoutMs: 10_000 })
+  return slots
+}
+
+describe('claim ahead: a submitter whose slots are all busy leases the task with its store and runs it when one frees', () => {
+  const tmp = useTmpDirs()
+  let net: Testnet | undefined
+  afterEach(async () => { await net?.stop(); net = undefined })
+
+  it('one acquire per member carrying the record, no put and no offer; the lease renews while the task waits longer than it, and the task runs here once', async () => {
+    const gate = turnstile()
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    const others = await fill(a, [b, c])
+    const first = await a.tasks!.service.submit({ capability: 'turn', input: 'first' })
+    await waitFor(() => gate.runs.get('first') === 1, { what: 'the first task running on the submitter' })
+    const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
+    expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
+    // the other members may claim from now on: had the waiting task's lease lapsed, their pulls would find it
+    for (const s of others) s.release()
+    for (const n of [b, c]) n.tasks!.presence.slotsChanged()
+    await delay(4 * LEASE_MS)
+    expect(gate.runs.get('second')).toBeUndefined()
+    gate.open()
+    for (const { id } of [first, second]) expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    expect(gate.runs.get('first')).toBe(1)
+    expect(gate.runs.get('second')).toBe(1)
+    expect(a.tasks!.offerer.stats.offered + a.tasks!.offerer.stats.announced).toBe(0)
+    for (const n of [b, c]) {
+      expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBeUndefined()
+      expect((n.tasks!.handlerStats.served ?? {})['lease.acquire']).toBe(2)
+    }
+    // every member holds the one attempt, the submitter's, and the result it certified
+    const me = a.peerId.toString()
+    await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(second.id)))).every(x => x.result !== undefined), { what: 'every member holding the result' })
+    for (const node of net.nodes) {
+      const { record, result } = await node.tasks!.replica.get(second.id)
+      expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[me, 'completed']])
+      expect(result?.value).toEqual({ input: 'second', run: 2 })
+    }
+  })
+
+  it('past its room (the agent\'s concurrency times claimAheadPerSlot) a submit is stored and offered as before, and every task runs once', async () => {
+    const gate = turnstile()
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    const others = await fill(a, [b, c])
+    const ids = [(await a.tasks!.service.submit({ capability: 'turn', input: 0 })).id]
+    await waitFor(() => gate.runs.get(0) === 1, { what: 'the first task running on the submitter' })
+    for (const i of [1, 2, 3]) ids.push((await a.tasks!.service.submit({ capability: 'turn', input: i })).id)
+    expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
+    expect(a.tasks!.offerer.stats.offered + a.tasks!.offerer.stats.announced).toBe(2)
+    for (const n of [b, c]) expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBe(2)
+    for (const s of others) s.release()
+    gate.open()
+    for (const id of ids) expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    expect([0, 1, 2, 3].map(i => gate.runs.get(i))).toEqual([1, 1, 1, 1])
+  })
+
+  it('a node that stops gives the leases of its waiting tasks back unrun: another member runs them, no attempt burned', async () => {
+    const gate = turnstile()
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    const others = await fill(a, [b, c])
+    await a.tasks!.service.submit({ capability: 'turn', input: 'running' })
+    await waitFor(() => gate.runs.get('running') === 1, { what: 'the first task running on the submitter' })
+    const { id } = await a.tasks!.service.submit({ capability: 'turn', input: 'waiting' })
+    expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
+    for (const s of others) s.release()
+    // stopped while its one slot is busy: the run is aborted, and the waiting task never gets the slot
+    await a.stop()
+    gate.open()
+    const view = await b.tasks!.service.waitFor(id, 20_000)
+    expect(view.record.final?.state).toBe('completed')
+    const attempts = view.record.attempts
+    expect(attempts.filter(x => x.outcome === 'completed').map(x => x.peer)).not.toContain(a.peerId.toString())
+    // the submitter's lease was given back unrun (released), or never used before it stopped
+    expect(attempts.filter(x => x.peer === a.peerId.toString()).map(x => x.outcome).every(o => o === 'released')).toBe(true)
+    expect(gate.runs.get('waiting')).toBe(1)
+  })
+})
