@@ -1,9 +1,13 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
+import { AgentRuntime } from '../../node/runtime/runtime.js'
+import { LeasedAhead } from '../../node/tasks/leased-ahead.js'
+import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import type { HeldLease } from '../../protocols/lease/index.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Slot } from '../../node/runtime/runtime.js'
@@ -13,23 +17,30 @@ import type { Testnet } from '../../sim/testnet.js'
 const LEASE_MS = 500
 const TASKS = { ...FAST_TASKS, leaseMs: LEASE_MS, claimLagLimitMs: 5_000 }
 
-/** One slot, held by every run until the test opens the gate; each run answers who ran it and which run of the mesh it was. */
-function turnstile (): { agent: Agent, open: () => void, runs: Map<unknown, number> } {
+/**
+ * One slot a node, held by every run until the test opens the gate; each run answers which run of
+ * the mesh it was. `runs` counts the runs of each input, `ranOn` those on each node (by the index
+ * its agent was made for).
+ */
+function turnstile (): { agent: Agent, agentOn: (node: number) => Agent, open: () => void, runs: Map<unknown, number>, ranOn: (node: number, input: unknown) => number } {
   let open!: () => void
   const opened = new Promise<void>(resolve => { open = resolve })
   const runs = new Map<unknown, number>()
+  const byNode = new Map<string, number>()
   let n = 0
-  const agent: Agent = {
+  const agentOn = (node: number): Agent => ({
     name: 'turn',
     capabilities: ['turn'],
     concurrency: 1,
     run: async ctx => {
       runs.set(ctx.input, (runs.get(ctx.input) ?? 0) + 1)
+      const key = `${node}/${JSON.stringify(ctx.input)}`
+      byNode.set(key, (byNode.get(key) ?? 0) + 1)
       await Promise.race([opened, new Promise((resolve, reject) => { ctx.signal.addEventListener('abort', () => { reject(ctx.signal.reason) }) })])
       return { input: ctx.input, run: ++n }
     }
-  }
-  return { agent, open, runs }
+  })
+  return { agent: agentOn(-1), agentOn, open, runs, ranOn: (node, input) => byNode.get(`${node}/${JSON.stringify(input)}`) ?? 0 }
 }
 
 /** Takes the slots of `nodes` and waits until `submitter` sees them busy: no member it could hand a task to. */
@@ -118,5 +129,76 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     // the submitter's lease was given back unrun (released), or never used before it stopped
     expect(attempts.filter(x => x.peer === a.peerId.toString()).map(x => x.outcome).every(o => o === 'released')).toBe(true)
     expect(gate.runs.get('waiting')).toBe(1)
+  })
+
+  it('a node cut off from its placement for longer than the lease loses its waiting task to the majority, which runs it; one result, on every store', async () => {
+    const gate = turnstile()
+    const partition = new PartitionController()
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, agents: [gate.agentOn(i)] }, connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) }) })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    const others = await fill(a, [b, c])
+    const first = await a.tasks!.service.submit({ capability: 'turn', input: 'first' })
+    await waitFor(() => gate.ranOn(0, 'first') === 1, { what: 'the first task running on the submitter' })
+    const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
+    expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
+    await partition.split([[a], [b, c]])
+    for (const s of others) s.release()
+    for (const n of [b, c]) n.tasks!.presence.slotsChanged()
+    // its leases lapse; the waiting task may have taken the slot its aborted run freed a moment before
+    // its own lease lapsed too (as any holder may start just before it is cut off): it is aborted as well
+    await waitFor(() => gate.ranOn(1, 'second') + gate.ranOn(2, 'second') === 1, { what: 'the majority side running the waiting task', timeoutMs: 10_000 })
+    await waitFor(() => a.tasks!.executor.stats.leaseLost === 1 + gate.ranOn(0, 'second'), { what: "the cut-off node's runs aborted on their lost leases", timeoutMs: 10_000 })
+    gate.open()
+    partition.heal()
+    for (const { id } of [first, second]) expect((await b.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    const me = a.peerId.toString()
+    await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(second.id)))).every(x => x.result !== undefined), { what: 'every store holding the result', timeoutMs: 20_000 })
+    const copies = await Promise.all(net.nodes.map(async n => n.tasks!.replica.get(second.id)))
+    const results = copies.map(x => JSON.stringify(x.result?.value))
+    expect(new Set(results).size).toBe(1)
+    for (const { record } of copies) {
+      expect(record?.final?.peer).not.toBe(me)
+      expect(record?.attempts.filter(x => x.outcome === 'completed').length).toBe(1)
+      expect(record?.attempts.filter(x => x.peer === me).every(x => x.outcome !== 'completed')).toBe(true)
+    }
+    expect(a.tasks!.executor.stats.duplicateExecutions).toBe(0)
+  })
+})
+
+describe('LeasedAhead: the queue of tasks leased before a slot', () => {
+  const agent: Agent = { name: 'one', capabilities: ['one'], concurrency: 1, run: async () => null }
+  const leaseWith = (controller: AbortController): HeldLease => ({ signal: controller.signal }) as unknown as HeldLease
+
+  it('holds at most the agent\'s concurrency times perSlot, gives a freed slot to the oldest, and lets go of a task whose lease ends first without taking a slot', async () => {
+    const runtime = new AgentRuntime([agent])
+    const busy = runtime.reserve('one')!
+    const ahead = new LeasedAhead(runtime, 2)
+    const [t1, t2] = [ahead.reserve('one')!, ahead.reserve('one')!]
+    expect(ahead.reserve('one')).toBeUndefined()
+    expect(ahead.reserve('not offered')).toBeUndefined()
+    const [lost, kept] = [new AbortController(), new AbortController()]
+    const first = t1.wait(leaseWith(lost))
+    const second = t2.wait(leaseWith(kept))
+    lost.abort()
+    expect(await first).toBeUndefined()
+    // its place is free again, and it takes no slot
+    expect(ahead.reserve('one')).toBeDefined()
+    busy.release()
+    ahead.drain()
+    const slot = await second
+    expect(slot?.agent).toBe(agent)
+    expect(runtime.freeSlots().one).toBe(0)
+    expect(ahead.size).toBe(0)
+  })
+
+  it('lets every waiting task go, slotless, when the node stops', async () => {
+    const runtime = new AgentRuntime([agent])
+    runtime.reserve('one')
+    const ahead = new LeasedAhead(runtime, 1)
+    const waiting = ahead.reserve('one')!.wait(leaseWith(new AbortController()))
+    ahead.clear()
+    expect(await waiting).toBeUndefined()
+    expect(ahead.size).toBe(0)
   })
 })
