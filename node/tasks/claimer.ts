@@ -227,6 +227,8 @@ export class Claimer {
     const run = async (): Promise<void> => {
       const waiting = ticket.wait(lease)
       this.drainBacklog()
+      // leased while the node began to stop, after the queue was let go: let go too
+      if (!this.running) this.ahead.clear()
       const slot = await waiting
       if (slot === undefined) {
         if (lease.held) await lease.release(false)
