@@ -6,7 +6,7 @@ import type { ProgressUpdate } from '../tasks/progress.js'
 export interface FeedEvent {
   id: string
   /** `state` is the mesh stream's one kind */
-  event: 'submitted' | 'claimed' | 'attempt-failed' | 'attempt-expired' | 'redriven' | 'progress' | 'completed' | 'dead' | 'canceled' | 'state'
+  event: 'submitted' | 'claimed' | 'attempt-failed' | 'attempt-expired' | 'attempt-suspended' | 'redriven' | 'progress' | 'completed' | 'dead' | 'canceled' | 'state'
   data: Record<string, unknown>
 }
 
@@ -37,6 +37,10 @@ export function recordEvents (view: TaskView): FeedEvent[] {
     out.push({ id: `${a.claimId}:claimed`, event: 'claimed', data: { ...base, at: a.startedAt } })
     if (a.outcome === 'failed' || a.outcome === 'expired') {
       out.push({ id: `${a.claimId}:${a.outcome}`, event: `attempt-${a.outcome}`, data: { ...base, at: a.endedAt, ...(a.error === undefined ? {} : { error: a.error }) } })
+    } else if (a.outcome === 'suspended') {
+      // the record keeps the latest wait only: an earlier one's signal is not named
+      const w = r.waiting?.claimId === a.claimId ? r.waiting : undefined
+      out.push({ id: `${a.claimId}:suspended`, event: 'attempt-suspended', data: { ...base, at: a.endedAt, ...(w === undefined ? {} : { signal: w.name, until: w.until }) } })
     }
   }
   redrivenUpTo(r.generation)

@@ -72,6 +72,7 @@ export function describeEvent (e: StreamEvent): string {
     case 'claimed': return `${time}  claimed     attempt ${String(d.attempt)} by ${peer(d.peer)}`
     case 'attempt-failed': case 'attempt-expired': case 'attempt-released':
       return `${time}  ${e.event.slice(8).padEnd(11)} attempt ${String(d.attempt)}${d.error === undefined ? '' : `: ${clean(d.error)}`}`
+    case 'attempt-suspended': return `${time}  suspended   attempt ${String(d.attempt)}${d.signal === undefined ? '' : `: waits for the signal ${clean(d.signal)}`}`
     case 'progress': return `${time}  progress    ${clean(typeof d.event === 'string' ? d.event : JSON.stringify(d.event))}`
     case 'completed': return `${time}  completed   by ${peer(d.executor)}`
     case 'redriven': return `${time}  redriven    dead, run again as generation ${String(d.generation)}`

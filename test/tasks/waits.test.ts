@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { echoAgent } from '../../node/agents/basic.js'
 import { llmAgents } from '../../node/llm/agents.js'
+import { recordEvents } from '../../node/api/task-feed.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { waitFor } from '../../sim/wait.js'
 import { call } from '../helpers/api.js'
@@ -48,6 +49,10 @@ describe('durable waits', () => {
     const record = (await net.nodes[0]!.tasks!.service.get(id)).record
     const first = record.attempts.find(a => a.outcome === 'suspended')!.peer
     expect(record.waiting?.name).toBe('go')
+    // the task's event stream tells the wait, and which signal it waits for
+    const told = recordEvents(await net.nodes[0]!.tasks!.service.get(id))
+    expect(told.map(e => e.event)).toEqual(['submitted', 'claimed', 'attempt-suspended'])
+    expect(told[2]?.data).toMatchObject({ attempt: 1, peer: first, signal: 'go' })
     // no lease and no slot held while it waits (the runner lets go once a majority recorded the
     // wait, which a loaded machine can show before the runner's own turn comes)
     const runner = net.nodes.find(n => n.peerId.toString() === first)!
@@ -63,6 +68,7 @@ describe('durable waits', () => {
     expect(done.result?.value).toEqual({ n: 10 })
     expect(done.record.final?.peer).not.toBe(first)
     expect(firstHalves).toBe(1)
+    expect(recordEvents(done).map(e => e.event)).toEqual(['submitted', 'claimed', 'attempt-suspended', 'claimed', 'completed'])
   }, 60_000)
 
   it('a signal for a task that is not waiting is a 409, a bad one a 400; a wait that times out fails the attempt clearly', async () => {
