@@ -217,7 +217,20 @@ export class Claimer {
   reserveAhead (task: Task, placement: Placement): AheadTicket | undefined {
     if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
     if (this.lagging()) return undefined
-    return this.ahead.reserve(task.capability)
+    // a peer outside the placement with a free slot runs it now: stored and offered, it goes there
+    const cap = task.capability
+    if (this.c.presence.live().some(p => !p.self && (p.freeSlots[cap] ?? 0) > 0 && p.capabilities.some(c => c.name === cap))) return undefined
+    return this.ahead.reserve(cap)
+  }
+
+  /** Whether a task waits here, leased, for a slot. */
+  waitsAhead (id: string): boolean {
+    return this.ahead.has(id)
+  }
+
+  /** A task waiting here for a slot is let go, its lease given back unrun (canceled). */
+  letGoAhead (id: string): void {
+    this.ahead.letGo(id)
   }
 
   /** Runs a task whose lease came with its submit once a slot frees; a node that stops first gives the lease back unrun. Never throws. */
@@ -229,8 +242,16 @@ export class Claimer {
       this.drainBacklog()
       // leased while the node began to stop, after the queue was let go: let go too
       if (!this.running) this.ahead.clear()
-      const slot = await waiting
-      if (slot === undefined) {
+      // a wait is for a slot about to free, not a queue: one that lasts until the lease's first
+      // renewal (or than one run may take) is given back unrun, and its placement offers the task
+      // again. Renewing the leases of waiting tasks cost an overloaded mesh requests for nothing
+      const o = this.c.options
+      const tooLong = setTimeout(() => { this.ahead.letGo(task.id) }, Math.min(task.timeoutMs, o.leaseMs * o.renewFraction))
+      const slot = await waiting.finally(() => { clearTimeout(tooLong) })
+      // canceled while it waited (this member may hold the certificate before the lease says so)
+      const finished = slot !== undefined && (await this.c.replica.get(task.id)).record?.final !== undefined
+      if (slot === undefined || finished) {
+        slot?.release()
         if (lease.held) await lease.release(false)
         return
       }

@@ -3,7 +3,7 @@ import type { AgentRuntime, Slot } from '../runtime/runtime.js'
 
 /** A place taken in the queue before the lease is asked for: given up, or waited in with the lease. */
 export interface AheadTicket {
-  /** Resolves with a slot once one frees, or undefined when the lease ends first or the node stops. */
+  /** Resolves with a slot once one frees, or undefined when the lease ends first, the task is let go or the node stops. */
   wait: (lease: HeldLease) => Promise<Slot | undefined>
   /** the lease was not granted: the place goes back */
   cancel: () => void
@@ -16,15 +16,15 @@ interface Waiting {
 
 /**
  * Tasks submitted here and leased with their store while every slot of their capability was busy
- * and no other member had one free: one request per member, where storing the task and claiming it
- * later is two. They wait here, their leases renewing, and take slots as they free, oldest first
- * and before queued offers (they already hold leases). At most `perSlot` times the agent's
- * concurrency wait per capability, so a slow agent does not hoard tasks that peers freed later
- * could run.
+ * and no other peer had one free: one request per member, where storing the task and claiming it
+ * later is two. They wait here and take slots as they free, oldest first and before queued offers
+ * (they already hold leases). At most `perSlot` times the agent's concurrency wait per capability,
+ * and each at most until its lease's first renewal (the claimer gives it back then), so a slow
+ * agent does not hoard tasks that peers freed later could run.
  */
 export class LeasedAhead {
-  /** in the order they came: a Map iterates in insertion order */
-  private readonly waiting = new Map<object, Waiting>()
+  /** by task id, in the order they came: a Map iterates in insertion order */
+  private readonly waiting = new Map<string, Waiting>()
   private readonly places = new Map<string, number>()
 
   constructor (private readonly runtime: Pick<AgentRuntime, 'concurrency' | 'reserve'>, private readonly perSlot: number) {}
@@ -47,19 +47,34 @@ export class LeasedAhead {
     return {
       cancel: giveBack,
       wait: async lease => await new Promise<Slot | undefined>(resolve => {
-        const key = {}
+        const key = lease.taskId
         const onAbort = (): void => { start(undefined) }
         const start = (slot: Slot | undefined): void => {
-          if (!this.waiting.delete(key)) return
+          if (this.waiting.get(key)?.start !== start) {
+            slot?.release()
+            return
+          }
+          this.waiting.delete(key)
           lease.signal.removeEventListener('abort', onAbort)
           giveBack()
           resolve(slot)
         }
+        // one wait per task: a second lease of the same task here lets the first go
+        this.waiting.get(key)?.start(undefined)
         this.waiting.set(key, { capability, start })
         if (lease.signal.aborted) start(undefined)
         else lease.signal.addEventListener('abort', onAbort, { once: true })
       })
     }
+  }
+
+  has (id: string): boolean {
+    return this.waiting.has(id)
+  }
+
+  /** Lets a waiting task go, slotless (canceled, or waited too long). */
+  letGo (id: string): void {
+    this.waiting.get(id)?.start(undefined)
   }
 
   /** Gives the slots free now to waiting tasks, oldest first. */

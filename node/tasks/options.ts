@@ -134,11 +134,11 @@ export const taskOptionsSchema = z.strictObject({
    */
   offerQueueLimit: count(0).default(256),
   /**
-   * Tasks a node submits while every slot of their capability is busy and no other member has one
-   * free, leased with their store (one request per member, where storing and claiming later is two)
-   * to run here as slots free: at most this many times the agent's concurrency wait per capability,
-   * so a slow agent does not hoard tasks peers could run once their slots free. 0: none; such tasks
-   * are stored and offered.
+   * Tasks a node submits (or is handed) while every slot of their capability is busy and no other
+   * peer has one free, leased with their store (one request per member, where storing and claiming
+   * later is two) to run here as slots free: at most this many times the agent's concurrency wait
+   * per capability, each until its lease's first renewal at most, so a slow agent does not hoard
+   * tasks peers could run once their slots free. 0: none; such tasks are stored and offered.
    * @default 1
    */
   claimAheadPerSlot: count(0).max(64).default(1),

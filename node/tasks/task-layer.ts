@@ -210,7 +210,7 @@ export class TaskLayer {
     this.gossip.addEventListener('notice', evt => {
       if (evt.detail.event === 'canceled') void this.cancelIfCertified(evt.detail).catch(() => {})
     })
-    this.service.stopRun = id => { this.executor.cancel(id) }
+    this.service.stopRun = id => { this.stopLocal(id) }
   }
 
   /**
@@ -218,10 +218,16 @@ export class TaskLayer {
    * placement: anyone can publish a notice, and one believed aborted the agent and burnt the attempt.
    */
   private async cancelIfCertified (n: TaskNotice): Promise<void> {
-    if (!this.executor.running().includes(n.id)) return
+    if (!this.executor.running().includes(n.id) && !this.claimer.waitsAhead(n.id)) return
     const { record } = await this.replica.get(n.id)
-    if (record !== undefined && n.cert?.value.state === 'canceled' && hasValidFinal(record, finalOf(n.cert, Date.now()))) this.executor.cancel(n.id)
+    if (record !== undefined && n.cert?.value.state === 'canceled' && hasValidFinal(record, finalOf(n.cert, Date.now()))) this.stopLocal(n.id)
     else this.executor.stats.forgedCancels++
+  }
+
+  /** A canceled task's run here is aborted, or its wait for a slot ends. */
+  private stopLocal (id: string): void {
+    this.executor.cancel(id)
+    this.claimer.letGoAhead(id)
   }
 
   async start (): Promise<void> {
