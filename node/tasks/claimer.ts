@@ -210,9 +210,10 @@ export class Claimer {
   }
 
   /**
-   * A place for a task this node submits while every slot is busy: it offers the capability, has no
-   * lag, is a member of the placement and fewer than allowed wait already (LeasedAhead). The submit
-   * then takes the lease with the store, and `runAhead` runs it when a slot frees.
+   * A place for a task this node submits, or is handed, while every slot is busy: it offers the
+   * capability, has no lag, is a member of the placement, no other peer shows a free slot, and fewer
+   * than allowed wait already (LeasedAhead). The lease is then taken with the store, and `runAhead`
+   * runs the task when a slot frees.
    */
   reserveAhead (task: Task, placement: Placement): AheadTicket | undefined {
     if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
@@ -233,7 +234,7 @@ export class Claimer {
     this.ahead.letGo(id)
   }
 
-  /** Runs a task whose lease came with its submit once a slot frees; a node that stops first gives the lease back unrun. Never throws. */
+  /** Runs a task whose lease came with its store once a slot frees; one that is let go first (stop, cancel, a wait too long) gives the lease back unrun. Never throws. */
   runAhead (task: Task, lease: HeldLease, ticket: AheadTicket, claimMs: number): void {
     this.stats.claimAttempts++
     this.stats.claimedAhead++

@@ -226,7 +226,7 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
 
 describe('LeasedAhead: the queue of tasks leased before a slot', () => {
   const agent: Agent = { name: 'one', capabilities: ['one'], concurrency: 1, run: async () => null }
-  const leaseWith = (controller: AbortController): HeldLease => ({ signal: controller.signal }) as unknown as HeldLease
+  const leaseWith = (controller: AbortController, taskId: string): HeldLease => ({ signal: controller.signal, taskId }) as unknown as HeldLease
 
   it('holds at most the agent\'s concurrency times perSlot, gives a freed slot to the oldest, and lets go of a task whose lease ends first without taking a slot', async () => {
     const runtime = new AgentRuntime([agent])
@@ -236,8 +236,9 @@ describe('LeasedAhead: the queue of tasks leased before a slot', () => {
     expect(ahead.reserve('one')).toBeUndefined()
     expect(ahead.reserve('not offered')).toBeUndefined()
     const [lost, kept] = [new AbortController(), new AbortController()]
-    const first = t1.wait(leaseWith(lost))
-    const second = t2.wait(leaseWith(kept))
+    const first = t1.wait(leaseWith(lost, 'a'))
+    const second = t2.wait(leaseWith(kept, 'b'))
+    expect(ahead.has('a') && ahead.has('b')).toBe(true)
     lost.abort()
     expect(await first).toBeUndefined()
     // its place is free again, and it takes no slot
@@ -254,7 +255,7 @@ describe('LeasedAhead: the queue of tasks leased before a slot', () => {
     const runtime = new AgentRuntime([agent])
     runtime.reserve('one')
     const ahead = new LeasedAhead(runtime, 1)
-    const waiting = ahead.reserve('one')!.wait(leaseWith(new AbortController()))
+    const waiting = ahead.reserve('one')!.wait(leaseWith(new AbortController(), 'a'))
     ahead.clear()
     expect(await waiting).toBeUndefined()
     expect(ahead.size).toBe(0)
