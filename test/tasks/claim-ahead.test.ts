@@ -11,7 +11,7 @@ import type { HeldLease } from '../../protocols/lease/index.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Slot } from '../../node/runtime/runtime.js'
-import type { Testnet } from '../../sim/testnet.js'
+import type { Testnet, TestnetInit } from '../../sim/testnet.js'
 
 // pulls and sweeps stay fast: a lease that lapsed while its task waited here would be claimed elsewhere;
 // a lease of 2 s, renewed every 667 ms, outlasts the stalls of a loaded machine
@@ -59,14 +59,23 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
-  it('one acquire per member carrying the record, no put and no offer; the task runs here once, when the slot frees', async () => {
-    const gate = turnstile()
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
+  /**
+   * Three nodes running `turn`; the test holds the slots of the other two, and the submitter (node 0)
+   * runs `input` in its one slot, held at the gate: what it submits next finds every slot busy.
+   */
+  const busy = async (gate: ReturnType<typeof turnstile>, init: TestnetInit, input: unknown = 'first'): Promise<{ a: AgentNode, b: AgentNode, c: AgentNode, others: Slot[], first: { id: string } }> => {
+    net = await createTestnet(3, { baseDir: await tmp(), ...init })
     await net.ready()
     const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
     const others = await fill(a, [b, c])
-    const first = await a.tasks!.service.submit({ capability: 'turn', input: 'first' })
-    await waitFor(() => gate.runs.get('first') === 1, { what: 'the first task running on the submitter' })
+    const first = await a.tasks!.service.submit({ capability: 'turn', input })
+    await waitFor(() => gate.runs.get(input) === 1, { what: 'the first task running on the submitter' })
+    return { a, b, c, others, first }
+  }
+
+  it('one acquire per member carrying the record, no put and no offer; the task runs here once, when the slot frees', async () => {
+    const gate = turnstile()
+    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } })
     const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
     // the other members may claim from now on: had the waiting task's lease lapsed, their pulls would find it
@@ -90,7 +99,7 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     // every member holds the one attempt, the submitter's, and the result it certified
     const me = a.peerId.toString()
     await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(second.id)))).every(x => x.result !== undefined), { what: 'every member holding the result' })
-    for (const node of net.nodes) {
+    for (const node of net!.nodes) {
       const { record, result } = await node.tasks!.replica.get(second.id)
       expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[me, 'completed']])
       expect(result?.value).toEqual({ input: 'second', run: 2 })
@@ -99,12 +108,8 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
 
   it('past its room (the agent\'s concurrency times claimAheadPerSlot) a submit is stored and offered as before, and every task runs once', async () => {
     const gate = turnstile()
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
-    await net.ready()
-    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
-    const others = await fill(a, [b, c])
-    const ids = [(await a.tasks!.service.submit({ capability: 'turn', input: 0 })).id]
-    await waitFor(() => gate.runs.get(0) === 1, { what: 'the first task running on the submitter' })
+    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } }, 0)
+    const ids = [first.id]
     for (const i of [1, 2, 3]) ids.push((await a.tasks!.service.submit({ capability: 'turn', input: i })).id)
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
     expect(a.tasks!.offerer.stats.offered + a.tasks!.offerer.stats.announced).toBe(2)
@@ -117,12 +122,7 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
 
   it('a node that stops gives the leases of its waiting tasks back unrun: another member runs them, no attempt burned', async () => {
     const gate = turnstile()
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
-    await net.ready()
-    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
-    const others = await fill(a, [b, c])
-    await a.tasks!.service.submit({ capability: 'turn', input: 'running' })
-    await waitFor(() => gate.runs.get('running') === 1, { what: 'the first task running on the submitter' })
+    const { a, b, c, others } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } }, 'running')
     const { id } = await a.tasks!.service.submit({ capability: 'turn', input: 'waiting' })
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
     for (const s of others) s.release()
@@ -140,12 +140,7 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
 
   it('a task canceled while it waits is let go: its slot goes to no run of it, and it ends canceled', async () => {
     const gate = turnstile()
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
-    await net.ready()
-    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
-    const others = await fill(a, [b, c])
-    const first = await a.tasks!.service.submit({ capability: 'turn', input: 'first' })
-    await waitFor(() => gate.runs.get('first') === 1, { what: 'the first task running on the submitter' })
+    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } })
     const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
     expect(a.tasks!.claimer.waitsAhead(second.id)).toBe(true)
     expect((await a.tasks!.service.cancel(second.id)).record.final?.state).toBe('canceled')
@@ -156,17 +151,12 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     await waitFor(() => a.tasks!.runtime.freeSlots().turn === 1, { what: "the submitter's slot free" })
     expect(gate.runs.get('second')).toBeUndefined()
     for (const s of others) s.release()
-    for (const n of net.nodes) expect((await n.tasks!.service.waitFor(second.id, 20_000)).record.final?.state).toBe('canceled')
+    for (const n of net!.nodes) expect((await n.tasks!.service.waitFor(second.id, 20_000)).record.final?.state).toBe('canceled')
   })
 
   it('a task that waits until its lease\'s first renewal is given back unrun, and a peer whose slot freed runs it; so does one that waits longer than one run may take', async () => {
     const gate = turnstile()
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, leaseMs: 6_000, agents: [gate.agent] } })
-    await net.ready()
-    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
-    const others = await fill(a, [b, c])
-    await a.tasks!.service.submit({ capability: 'turn', input: 'first' })
-    await waitFor(() => gate.runs.get('first') === 1, { what: 'the first task running on the submitter' })
+    const { a, b, c, others } = await busy(gate, { tasks: { ...TASKS, leaseMs: 6_000, agents: [gate.agent] } })
     // the slot it waits for stays taken: one task waits out the lease's renewal time, one its own timeout
     const { id } = await a.tasks!.service.submit({ capability: 'turn', input: 'quick' })
     expect(a.tasks!.claimer.waitsAhead(id)).toBe(true)
@@ -192,12 +182,7 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
   it('a node cut off from its placement for longer than the lease loses its waiting task to the majority, which runs it; one result, on every store', async () => {
     const gate = turnstile()
     const partition = new PartitionController()
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...SHORT_LEASES, agents: [gate.agentOn(i)] }, connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) }) })
-    await net.ready()
-    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
-    const others = await fill(a, [b, c])
-    const first = await a.tasks!.service.submit({ capability: 'turn', input: 'first' })
-    await waitFor(() => gate.ranOn(0, 'first') === 1, { what: 'the first task running on the submitter' })
+    const { a, b, c, others, first } = await busy(gate, { perNode: i => ({ tasks: { ...SHORT_LEASES, agents: [gate.agentOn(i)] }, connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) }) })
     const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
     await partition.split([[a], [b, c]])
@@ -212,7 +197,7 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     for (const { id } of [first, second]) expect((await b.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
     const me = a.peerId.toString()
     await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(second.id)))).every(x => x.result !== undefined), { what: 'every store holding the result', timeoutMs: 20_000 })
-    const copies = await Promise.all(net.nodes.map(async n => n.tasks!.replica.get(second.id)))
+    const copies = await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(second.id)))
     const results = copies.map(x => JSON.stringify(x.result?.value))
     expect(new Set(results).size).toBe(1)
     for (const { record } of copies) {
