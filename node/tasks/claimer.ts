@@ -5,8 +5,7 @@ import { inSpan } from '../tracing.js'
 import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import { ClaimRetries } from './claim-retries.js'
-import { LeasedAhead } from './leased-ahead.js'
-import type { AheadTicket } from './leased-ahead.js'
+import { OwnRuns } from './own-runs.js'
 import type { ClaimRetry } from './claim-retries.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
@@ -58,7 +57,8 @@ export class Claimer {
   private readonly considering = new Set<string>()
   /** offered while every slot was busy: claimed, oldest first, as slots free up */
   private readonly backlog = new Map<string, { task: Task, placement: Placement }>()
-  private readonly ahead: LeasedAhead
+  /** tasks leased with their store, submitted or handed here: see OwnRuns */
+  readonly ownRuns: OwnRuns
   /** tasks whose last claims here failed: how many in a row, and when this node may claim again */
   private readonly retries: ClaimRetries
   private readonly pullLoop: Repeater
@@ -82,11 +82,13 @@ export class Claimer {
     executor.onSlotFree = () => { this.drainBacklog() }
     this.log = components.logger('agentmesh:claimer')
     this.retries = new ClaimRetries(components.options)
-    this.ahead = new LeasedAhead(components.runtime, components.options.claimAheadPerSlot)
-    // a slot given back unrun (a declined handoff, a claim that fell short) is a waiting task's too
-    components.runtime.onSlotReleased = () => {
-      if (this.running && this.ahead.size > 0) queueMicrotask(() => { if (this.running) this.ahead.drain() })
-    }
+    this.ownRuns = new OwnRuns(components, {
+      running: () => this.running,
+      lagging: () => this.lagging(),
+      track: (id, work) => { this.track(id, work) },
+      won: async (task, generation, lease, slot, claimMs) => { await this.won(task, generation, lease, slot, claimMs) },
+      drainBacklog: () => { this.drainBacklog() }
+    }, this.stats, this.log)
     this.pullLoop = new Repeater('pull', () => this.c.options.pullIntervalMs, async () => this.pull(), this.log)
   }
 
@@ -99,7 +101,10 @@ export class Claimer {
     this.pullLoop.start()
   }
 
-  /** Stops claiming and waits (up to `graceMs`) for claims in flight, whose agents the executor has aborted. */
+  /**
+   * Stops claiming and waits (up to `graceMs`) for claims in flight, whose agents the executor has
+   * aborted, and for leases asked with a task's store (OwnRuns): one granted now is given back.
+   */
   async stop (graceMs = 2_000): Promise<void> {
     if (this.running) eventLoopLag.release()
     this.running = false
@@ -108,12 +113,16 @@ export class Claimer {
     for (const timer of this.scheduled.values()) clearTimeout(timer)
     this.scheduled.clear()
     this.backlog.clear()
-    this.ahead.clear()
+    this.ownRuns.letGoAll()
     this.retries.clear()
+    const deadline = Date.now() + graceMs
+    const pulls = this.pullLoop.stop()
+    // first: a lease that comes now becomes a run, given back, which the next wait includes
+    await this.ownRuns.settled(graceMs)
     let timer: ReturnType<typeof setTimeout> | undefined
     await Promise.race([
-      Promise.allSettled([...this.inflight.values(), this.pullLoop.stop()]),
-      new Promise(resolve => { timer = setTimeout(resolve, graceMs) })
+      Promise.allSettled([...this.inflight.values(), pulls]),
+      new Promise(resolve => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now())) })
     ])
     clearTimeout(timer)
   }
@@ -204,87 +213,6 @@ export class Claimer {
     return taken
   }
 
-  /** Whether a task of `capability` submitted here now would run here, were this node a member: see reserveOwn. */
-  wouldRunOwn (capability: string): boolean {
-    return this.running && this.c.runtime.canRun(capability) && !this.lagging() && (this.c.runtime.freeSlots()[capability] ?? 0) > 0
-  }
-
-  /**
-   * A place for a task this node submits, or is handed, while every slot is busy: it offers the
-   * capability, has no lag, is a member of the placement, no other peer shows a free slot, and fewer
-   * than allowed wait already (LeasedAhead). The lease is then taken with the store, and `runAhead`
-   * runs the task when a slot frees.
-   */
-  reserveAhead (task: Task, placement: Placement): AheadTicket | undefined {
-    if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
-    if (this.lagging()) return undefined
-    // a peer outside the placement with a free slot runs it now: stored and offered, it goes there
-    const cap = task.capability
-    if (this.c.presence.live().some(p => !p.self && (p.freeSlots[cap] ?? 0) > 0 && p.capabilities.some(c => c.name === cap))) return undefined
-    return this.ahead.reserve(cap)
-  }
-
-  /** Whether a task waits here, leased, for a slot. */
-  waitsAhead (id: string): boolean {
-    return this.ahead.has(id)
-  }
-
-  /** A task waiting here for a slot is let go, its lease given back unrun (canceled). */
-  letGoAhead (id: string): void {
-    this.ahead.letGo(id)
-  }
-
-  /** Runs a task whose lease came with its store once a slot frees; one that is let go first (stop, cancel, a wait too long) gives the lease back unrun. Never throws. */
-  runAhead (task: Task, lease: HeldLease, ticket: AheadTicket, claimMs: number): void {
-    this.stats.claimAttempts++
-    this.stats.claimedAhead++
-    const run = async (): Promise<void> => {
-      const waiting = ticket.wait(lease)
-      this.drainBacklog()
-      // leased while the node began to stop, after the queue was let go: let go too
-      if (!this.running) this.ahead.clear()
-      // a wait is for a slot about to free, not a queue: one that lasts until the lease's first
-      // renewal (or than one run may take) is given back unrun, and its placement offers the task
-      // again. Renewing the leases of waiting tasks cost an overloaded mesh requests for nothing
-      const o = this.c.options
-      const tooLong = setTimeout(() => { this.ahead.letGo(task.id) }, Math.min(task.timeoutMs, o.leaseMs * o.renewFraction))
-      const slot = await waiting.finally(() => { clearTimeout(tooLong) })
-      // canceled while it waited (this member may hold the certificate before the lease says so)
-      const finished = slot !== undefined && (await this.c.replica.get(task.id)).record?.final !== undefined
-      if (slot === undefined || finished) {
-        slot?.release()
-        if (lease.held) await lease.release(false)
-        return
-      }
-      this.c.presence.slotsChanged()
-      await this.won(task, 0, lease, slot, claimMs)
-    }
-    this.track(task.id, run().catch((err: any) => {
-      if (err.name !== 'TaskFinishedError' && this.running) this.log.error('run of %s failed: %s', task.id, err.stack ?? err.message)
-    }))
-  }
-
-  /**
-   * A slot for a task this node submits and runs itself: it offers the capability, has a free slot
-   * and no lag, and is a member of the placement (the offer would come to it first). The submit
-   * then takes the lease with the store, and `runOwn` runs it.
-   */
-  reserveOwn (task: Task, placement: Placement): Slot | undefined {
-    if (!this.running || !this.c.runtime.canRun(task.capability) || !placement.members.includes(this.c.peerId.toString())) return undefined
-    if (this.lagging()) return undefined
-    const slot = this.c.runtime.reserve(task.capability)
-    if (slot !== undefined) this.c.presence.slotsChanged()
-    return slot
-  }
-
-  /** Runs a task whose lease came with its submit, in `reserveOwn`'s slot; never throws. */
-  runOwn (task: Task, lease: HeldLease, slot: Slot, claimMs: number): void {
-    this.stats.claimAttempts++
-    this.track(task.id, this.won(task, 0, lease, slot, claimMs).catch((err: any) => {
-      if (err.name !== 'TaskFinishedError' && this.running) this.log.error('run of %s failed: %s', task.id, err.stack ?? err.message)
-    }))
-  }
-
   private startClaim (task: Task, placement: Placement, slot?: Slot): void {
     this.track(task.id, this.claim(task, placement, slot))
   }
@@ -321,7 +249,7 @@ export class Claimer {
 
   /** Runs tasks leased ahead, then claims queued offers, while slots are free, oldest first. */
   private drainBacklog (): void {
-    if (this.running) this.ahead.drain()
+    if (this.running) this.ownRuns.drain()
     for (const [id, { task, placement }] of this.backlog) {
       if (!this.running) return
       if (this.lagging()) {

@@ -2,6 +2,7 @@ import { handoffAnswerSchema } from '../../protocols/records/index.js'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { inSpan } from '../tracing.js'
 import type { Claimer } from './claimer.js'
+import type { OwnRuns } from './own-runs.js'
 import type { TaskComponents } from './components.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
 import type { HandoffOutcome } from '../../protocols/records/index.js'
@@ -50,7 +51,7 @@ export class Handoff {
   readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, received: 0, accepted: 0, refused: 0 }
   private readonly log: Logger
 
-  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order' | 'reserveOwn' | 'runOwn' | 'reserveAhead' | 'runAhead'>) {
+  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'runOwn' | 'reserveAhead' | 'runAhead'> }) {
     this.log = c.logger('agentmesh:handoff')
   }
 
@@ -94,10 +95,10 @@ export class Handoff {
       this.stats.refused++
       return 'declined'
     }
-    const slot = this.claimer.reserveOwn(task, record.placement)
+    const slot = this.claimer.ownRuns.reserveOwn(task, record.placement)
     // its slots filled since its last presence: leased all the same, to run as one frees, where a
     // decline has the submitter store the task and offer it, two more requests to each member
-    const ahead = slot === undefined ? this.claimer.reserveAhead(task, record.placement) : undefined
+    const ahead = slot === undefined ? this.claimer.ownRuns.reserveAhead(task, record.placement) : undefined
     if (slot === undefined && ahead === undefined) return 'busy'
     const asked = performance.now()
     let lease: HeldLease | undefined
@@ -112,8 +113,8 @@ export class Handoff {
       return 'declined'
     }
     this.stats.accepted++
-    if (slot !== undefined) this.claimer.runOwn(task, lease, slot, performance.now() - asked)
-    else if (ahead !== undefined) this.claimer.runAhead(task, lease, ahead, performance.now() - asked)
+    if (slot !== undefined) this.claimer.ownRuns.runOwn(task, lease, slot, performance.now() - asked)
+    else if (ahead !== undefined) this.claimer.ownRuns.runAhead(task, lease, ahead, performance.now() - asked)
     return 'taken'
   }
 }

@@ -199,7 +199,7 @@ export class TaskLayer {
     this.claimer = new Claimer(components, this.executor)
     this.offerer = new Offerer(components, this.claimer)
     this.service.offerer = this.offerer
-    this.service.ownRuns = this.claimer
+    this.service.ownRuns = this.claimer.ownRuns
     this.handoff = new Handoff(components, this.claimer)
     this.service.handoff = this.handoff
     this.mover = new Mover(components)
@@ -218,7 +218,7 @@ export class TaskLayer {
    * placement: anyone can publish a notice, and one believed aborted the agent and burnt the attempt.
    */
   private async cancelIfCertified (n: TaskNotice): Promise<void> {
-    if (!this.executor.running().includes(n.id) && !this.claimer.waitsAhead(n.id)) return
+    if (!this.executor.running().includes(n.id) && !this.claimer.ownRuns.waitsAhead(n.id)) return
     const { record } = await this.replica.get(n.id)
     if (record !== undefined && n.cert?.value.state === 'canceled' && hasValidFinal(record, finalOf(n.cert, Date.now()))) this.stopLocal(n.id)
     else this.executor.stats.forgedCancels++
@@ -227,7 +227,7 @@ export class TaskLayer {
   /** A canceled task's run here is aborted, or its wait for a slot ends. */
   private stopLocal (id: string): void {
     this.executor.cancel(id)
-    this.claimer.letGoAhead(id)
+    this.claimer.ownRuns.letGoAhead(id)
   }
 
   async start (): Promise<void> {

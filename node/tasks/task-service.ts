@@ -19,7 +19,7 @@ import type { TaskComponents } from './components.js'
 import type { ListFilter } from './listing.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
-import type { Claimer } from './claimer.js'
+import type { OwnRuns } from './own-runs.js'
 import type { Handoff } from './handoff.js'
 import type { Mover } from './mover.js'
 import type { Offerer } from './offerer.js'
@@ -76,7 +76,7 @@ export class TaskService {
   /** set by the task layer: hands tasks submitted here to a member that runs them */
   handoff?: Pick<Handoff, 'taker' | 'give'>
   /** set by the task layer: runs tasks submitted here that this node should run itself */
-  ownRuns?: Pick<Claimer, 'reserveOwn' | 'runOwn' | 'wouldRunOwn' | 'reserveAhead' | 'runAhead'>
+  ownRuns?: Pick<OwnRuns, 'reserveOwn' | 'runOwn' | 'wouldRunOwn' | 'reserveAhead' | 'runAhead'>
   /** aborts this node's run of a task (set by the task layer: the executor's cancel) */
   stopRun?: (id: string) => void
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {

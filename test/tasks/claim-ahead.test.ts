@@ -142,9 +142,9 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     const gate = turnstile()
     const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } })
     const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
-    expect(a.tasks!.claimer.waitsAhead(second.id)).toBe(true)
+    expect(a.tasks!.claimer.ownRuns.waitsAhead(second.id)).toBe(true)
     expect((await a.tasks!.service.cancel(second.id)).record.final?.state).toBe('canceled')
-    expect(a.tasks!.claimer.waitsAhead(second.id)).toBe(false)
+    expect(a.tasks!.claimer.ownRuns.waitsAhead(second.id)).toBe(false)
     // the slot frees at once, long before the waiting lease's next renewal would tell it of the cancel
     gate.open()
     expect((await a.tasks!.service.waitFor(first.id, 20_000)).record.final?.state).toBe('completed')
@@ -159,14 +159,14 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     const { a, b, c, others } = await busy(gate, { tasks: { ...TASKS, leaseMs: 6_000, agents: [gate.agent] } })
     // the slot it waits for stays taken: one task waits out the lease's renewal time, one its own timeout
     const { id } = await a.tasks!.service.submit({ capability: 'turn', input: 'quick' })
-    expect(a.tasks!.claimer.waitsAhead(id)).toBe(true)
+    expect(a.tasks!.claimer.ownRuns.waitsAhead(id)).toBe(true)
     const t0 = Date.now()
-    await waitFor(() => !a.tasks!.claimer.waitsAhead(id), { what: 'the wait to end', timeoutMs: 10_000 })
+    await waitFor(() => !a.tasks!.claimer.ownRuns.waitsAhead(id), { what: 'the wait to end', timeoutMs: 10_000 })
     // a third of the 6 s lease
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1_950)
     const short = await a.tasks!.service.submit({ capability: 'turn', input: 'quick', timeoutMs: 100 })
-    expect(a.tasks!.claimer.waitsAhead(short.id)).toBe(true)
-    await waitFor(() => !a.tasks!.claimer.waitsAhead(short.id), { what: 'the short wait to end', timeoutMs: 1_500 })
+    expect(a.tasks!.claimer.ownRuns.waitsAhead(short.id)).toBe(true)
+    await waitFor(() => !a.tasks!.claimer.ownRuns.waitsAhead(short.id), { what: 'the short wait to end', timeoutMs: 1_500 })
     for (const s of others) s.release()
     for (const n of [b, c]) n.tasks!.presence.slotsChanged()
     for (const task of [id, short.id]) {
@@ -177,6 +177,72 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     }
     expect(gate.runs.get('quick')).toBe(2)
     gate.open()
+  })
+
+  it('a lease granted while the node stops is given back before its stop returns, not left to lapse: another member runs the task, no attempt burned', async () => {
+    const gate = turnstile()
+    const { a, b, c, others } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } }, 'running')
+    // the members hold their grant of the next acquire until the node has begun to stop
+    let grant!: () => void
+    const granted = new Promise<void>(resolve => { grant = resolve })
+    let asked = 0
+    for (const n of [b, c]) {
+      const replica = n.tasks!.replica
+      const handle = replica.handleLease.bind(replica)
+      replica.handleLease = async (from, req) => {
+        if (req.op === 'acquire') {
+          asked++
+          await granted
+        }
+        return await handle(from, req)
+      }
+    }
+    const submitted = a.tasks!.service.submit({ capability: 'turn', input: 'waiting' })
+    await waitFor(() => asked === 2, { what: 'both members asked for the lease' })
+    expect(a.tasks!.claimer.stats.claimedAhead).toBe(0)
+    // its claimer stops at once (before the first await of a.stop()); the grants come once the rest
+    // of its task layer would have stopped, had nothing waited for them
+    const stopping = a.stop()
+    setTimeout(grant, 300)
+    const { id } = await submitted
+    await stopping
+    const me = a.peerId.toString()
+    for (const n of [b, c]) {
+      const { record } = await n.tasks!.replica.get(id)
+      expect(record?.attempts.filter(x => x.peer === me).map(x => x.outcome)).toEqual(['released'])
+    }
+    for (const s of others) s.release()
+    for (const n of [b, c]) n.tasks!.presence.slotsChanged()
+    gate.open()
+    const view = await b.tasks!.service.waitFor(id, 20_000)
+    expect(view.record.final?.state).toBe('completed')
+    expect(view.record.final?.peer).not.toBe(me)
+    expect(gate.runs.get('waiting')).toBe(1)
+  })
+
+  it('a lease ahead that its placement refuses gives its place back: the task is stored and offered as before, and the next submit leases ahead again', async () => {
+    const gate = turnstile()
+    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, claimAheadPerSlot: 1, agents: [gate.agent] } })
+    let refusing = true
+    for (const n of [b, c]) {
+      const replica = n.tasks!.replica
+      const handle = replica.handleLease.bind(replica)
+      replica.handleLease = async (from, req) => refusing && req.op === 'acquire' ? { status: 'ERROR', reason: 'refused by the test' } : await handle(from, req)
+    }
+    const refused = await a.tasks!.service.submit({ capability: 'turn', input: 'refused' })
+    expect(a.tasks!.claimer.stats.claimedAhead).toBe(0)
+    expect(a.tasks!.claimer.ownRuns.waitsAhead(refused.id)).toBe(false)
+    for (const n of [b, c]) expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBe(1)
+    refusing = false
+    // the one place (concurrency 1 times claimAheadPerSlot 1) is free again
+    const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
+    expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
+    expect(a.tasks!.claimer.ownRuns.waitsAhead(second.id)).toBe(true)
+    gate.open()
+    for (const s of others) s.release()
+    for (const n of [b, c]) n.tasks!.presence.slotsChanged()
+    for (const { id } of [first, refused, second]) expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    expect(['first', 'refused', 'second'].map(i => gate.runs.get(i))).toEqual([1, 1, 1])
   })
 
   it('a node cut off from its placement for longer than the lease loses its waiting task to the majority, which runs it; one result, on every store', async () => {
