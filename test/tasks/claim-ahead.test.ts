@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { AgentRuntime } from '../../node/runtime/runtime.js'
 import { LeasedAhead } from '../../node/tasks/leased-ahead.js'
+import { makeTask } from '../../protocols/task/index.js'
 import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
@@ -243,6 +244,32 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     for (const n of [b, c]) n.tasks!.presence.slotsChanged()
     for (const { id } of [first, refused, second]) expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
     expect(['first', 'refused', 'second'].map(i => gate.runs.get(i))).toEqual([1, 1, 1])
+  })
+
+  it('in a mesh larger than the placement, no lease ahead while a peer outside the placement shows a free slot (stored and offered, the task would go there); once it is busy too, the member leases ahead', async () => {
+    const gate = turnstile()
+    net = await createTestnet(4, { baseDir: await tmp(), tasks: { ...TASKS, agents: [gate.agent] } })
+    await net.ready()
+    const [a, b, c, d] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!, net.nodes[3]!]
+    const held = [b, c].map(n => n.tasks!.runtime.reserve('turn')!)
+    for (const n of [b, c]) n.tasks!.presence.slotsChanged()
+    await a.tasks!.service.submit({ capability: 'turn', input: 'first' })
+    await waitFor(() => gate.runs.get('first') === 1 && a.tasks!.runtime.freeSlots().turn === 0, { what: 'a task running on the submitter' })
+    const free = (n: AgentNode): boolean => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'turn' }).includes(n.peerId.toString())
+    await waitFor(() => !free(b) && !free(c) && free(d), { what: 'the submitter to see only the non-member with a free slot' })
+    const me = a.peerId.toString()
+    const task = makeTask({ capability: 'turn', input: 'ahead?', submitter: me, maxAttempts: 3, timeoutMs: 60_000, deadline: Date.now() + 60_000 })
+    const placement = { epoch: 0, members: [me, b.peerId.toString(), c.peerId.toString()] }
+    expect(a.tasks!.claimer.ownRuns.reserveAhead(task, placement)).toBeUndefined()
+    // once that peer is busy too, the member leases ahead
+    held.push(d.tasks!.runtime.reserve('turn')!)
+    d.tasks!.presence.slotsChanged()
+    await waitFor(() => !free(d), { what: 'the submitter to see the non-member busy' })
+    const ticket = a.tasks!.claimer.ownRuns.reserveAhead(task, placement)
+    expect(ticket).toBeDefined()
+    ticket?.cancel()
+    for (const s of held) s.release()
+    gate.open()
   })
 
   it('a node cut off from its placement for longer than the lease loses its waiting task to the majority, which runs it; one result, on every store', async () => {
