@@ -138,10 +138,13 @@ export const taskOptionsSchema = z.strictObject({
    * peer has one free, leased with their store (one request per member, where storing and claiming
    * later is two) to run here as slots free: at most this many times the agent's concurrency wait
    * per capability, each until its lease's first renewal at most, so a slow agent does not hoard
-   * tasks peers could run once their slots free. 0: none; such tasks are stored and offered.
-   * @default 1
+   * tasks peers could run once their slots free. 0: none; such tasks are stored and offered. Off by
+   * default: a holder that crashes, or freezes past the lease, while a task waits costs that task an
+   * attempt it never ran (its members cannot tell a wait from a run), and its gain between daemons
+   * was within the spread of the bench.
+   * @default 0
    */
-  claimAheadPerSlot: count(0).max(64).default(1),
+  claimAheadPerSlot: count(0).max(64).default(0),
   /**
    * Runs whose agent returned and whose outcome is still on its way to a majority (votes, commit),
    * each with its slot already given back so that the next task starts meanwhile. Past this many on

@@ -57,7 +57,7 @@ const DOCUMENTED_DEFAULTS = {
   retentionMs: 604_800_000,
   membershipWindowMs: 600_000,
   offerQueueLimit: 256,
-  claimAheadPerSlot: 1,
+  claimAheadPerSlot: 0,
   maxPendingReports: 64,
   maxUnfinishedTasks: 50_000,
   maxSubmitsInFlight: 256,

@@ -17,9 +17,10 @@ import type { Testnet, TestnetInit } from '../../sim/testnet.js'
 // pulls and sweeps stay fast: a lease that lapsed while its task waited here would be claimed elsewhere;
 // a lease of 2 s, renewed every 667 ms, outlasts the stalls of a loaded machine
 const LEASE_MS = 2_000
-const TASKS = { ...FAST_TASKS, leaseMs: LEASE_MS, claimLagLimitMs: 5_000 }
+// leasing ahead is off by default (claimAheadPerSlot 0)
+const TASKS = { ...FAST_TASKS, leaseMs: LEASE_MS, claimLagLimitMs: 5_000, claimAheadPerSlot: 1 }
 /** for the partition: leases that lapse soon */
-const SHORT_LEASES = { ...FAST_TASKS, leaseMs: 500, claimLagLimitMs: 5_000 }
+const SHORT_LEASES = { ...FAST_TASKS, leaseMs: 500, claimLagLimitMs: 5_000, claimAheadPerSlot: 1 }
 
 /**
  * One slot a node, held by every run until the test opens the gate (but a run of the input 'quick');

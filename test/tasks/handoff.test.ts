@@ -84,7 +84,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(a.tasks!.service.stats.waitPolls).toBe(0)
   })
 
-  it('a member that turns out busy, with no room to lease tasks ahead (claimAheadPerSlot 0), declines at once: the submitter stores and offers the task itself, and it still runs', async () => {
+  it('a member that turns out busy, with no room to lease tasks ahead (claimAheadPerSlot 0, the default), declines at once: the submitter stores and offers the task itself, and it still runs', async () => {
     const oneSlot = { ...sleepAgent, concurrency: 1 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, claimAheadPerSlot: 0, pullIntervalMs: FAST_TASKS.pullIntervalMs, agents: i === 0 ? [] : [oneSlot] } }) })
     await net.ready()
@@ -107,10 +107,10 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
   })
 
-  it('a member that turns out busy leases the task with its store all the same and runs it when its slot frees: no put, no offer', async () => {
+  it('a member that turns out busy, with leasing ahead on (claimAheadPerSlot 1), leases the task with its store all the same and runs it when its slot frees: no put, no offer', async () => {
     const oneSlot = { ...sleepAgent, concurrency: 1 }
     // one runner: no other peer has a slot that the task could go to instead
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, agents: i === 1 ? [oneSlot] : [] } }) })
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, claimAheadPerSlot: 1, agents: i === 1 ? [oneSlot] : [] } }) })
     await net.ready()
     const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
     await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'sleep' }).length === 1, { what: 'the runner seen with a free slot', timeoutMs: 10_000 })
