@@ -51,7 +51,7 @@ export class Handoff {
   readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, received: 0, accepted: 0, refused: 0 }
   private readonly log: Logger
 
-  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'runOwn' | 'reserveAhead' | 'runAhead'> }) {
+  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'reserveAhead'> }) {
     this.log = c.logger('agentmesh:handoff')
   }
 
@@ -95,11 +95,10 @@ export class Handoff {
       this.stats.refused++
       return 'declined'
     }
-    const slot = this.claimer.ownRuns.reserveOwn(task, record.placement)
     // its slots filled since its last presence: leased all the same, to run as one frees, where a
     // decline has the submitter store the task and offer it, two more requests to each member
-    const ahead = slot === undefined ? this.claimer.ownRuns.reserveAhead(task, record.placement) : undefined
-    if (slot === undefined && ahead === undefined) return 'busy'
+    const place = this.claimer.ownRuns.reserveOwn(task, record.placement) ?? this.claimer.ownRuns.reserveAhead(task, record.placement)
+    if (place === undefined) return 'busy'
     const asked = performance.now()
     let lease: HeldLease | undefined
     try {
@@ -108,13 +107,11 @@ export class Handoff {
       this.log.error('handoff of %s from %s failed: %s', task.id, from, err.message)
     }
     if (lease === undefined) {
-      slot?.release()
-      ahead?.cancel()
+      place.cancel()
       return 'declined'
     }
     this.stats.accepted++
-    if (slot !== undefined) this.claimer.ownRuns.runOwn(task, lease, slot, performance.now() - asked)
-    else if (ahead !== undefined) this.claimer.ownRuns.runAhead(task, lease, ahead, performance.now() - asked)
+    place.run(lease, performance.now() - asked)
     return 'taken'
   }
 }

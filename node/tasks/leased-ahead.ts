@@ -79,6 +79,8 @@ export class LeasedAhead {
 
   /** Gives the slots free now to waiting tasks, oldest first. */
   drain (): void {
+    // called whenever a run ends: nothing to copy while nothing waits
+    if (this.waiting.size === 0) return
     for (const w of [...this.waiting.values()]) {
       const slot = this.runtime.reserve(w.capability)
       if (slot !== undefined) w.start(slot)

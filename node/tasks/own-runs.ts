@@ -18,11 +18,19 @@ export interface ClaimerHooks {
   drainBacklog: () => void
 }
 
+/** A place taken for a task before its lease is asked for: run under the lease, or given back. */
+export interface Reservation {
+  /** runs the task under `lease`, at once or as a slot frees; never throws */
+  run: (lease: HeldLease, claimMs: number) => void
+  /** the lease was not granted: the place goes back */
+  cancel: () => void
+}
+
 /**
  * Tasks this node submits, or is handed, and leases with their store (one request per member,
- * where storing and claiming later is two): at once when a slot is free (reserveOwn, runOwn), or
- * to wait for the next slot when every one is busy and no other peer has one free (reserveAhead,
- * runAhead, LeasedAhead). A place reserved before the lease is asked for stays outstanding until
+ * where storing and claiming later is two): at once when a slot is free (reserveOwn), or to wait
+ * for the next slot when every one is busy and no other peer has one free (reserveAhead,
+ * LeasedAhead). A place reserved before the lease is asked for stays outstanding until
  * it is run or given back, and the claimer's stop waits for those: a lease granted while the
  * node stops is then given back before the node's streams close, not left to lapse.
  */
@@ -47,19 +55,20 @@ export class OwnRuns {
   /**
    * A slot for a task this node submits and runs itself: it offers the capability, has a free slot
    * and no lag, and is a member of the placement (the offer would come to it first). The submit
-   * then takes the lease with the store, and `runOwn` runs it.
+   * then takes the lease with the store, and the reservation runs it.
    */
-  reserveOwn (task: Task, placement: Placement): Slot | undefined {
+  reserveOwn (task: Task, placement: Placement): Reservation | undefined {
     if (!this.mayLease(task, placement)) return undefined
     const slot = this.c.runtime.reserve(task.capability)
     if (slot === undefined) return undefined
     this.c.presence.slotsChanged()
     const done = this.open()
-    return { agent: slot.agent, release: () => { done(); slot.release() } }
+    const held: Slot = { agent: slot.agent, release: () => { done(); slot.release() } }
+    return { run: (lease, claimMs) => { this.runOwn(task, lease, held, claimMs) }, cancel: () => { held.release() } }
   }
 
   /** Runs a task whose lease came with its submit, in `reserveOwn`'s slot; never throws. */
-  runOwn (task: Task, lease: HeldLease, slot: Slot, claimMs: number): void {
+  private runOwn (task: Task, lease: HeldLease, slot: Slot, claimMs: number): void {
     this.stats.claimAttempts++
     this.claimer.track(task.id, this.claimer.won(task, 0, lease, slot, claimMs).catch((err: any) => { this.failed(task, err) }))
   }
@@ -67,10 +76,10 @@ export class OwnRuns {
   /**
    * A place for a task this node submits, or is handed, while every slot is busy: it offers the
    * capability, has no lag, is a member of the placement, no other peer shows a free slot, and fewer
-   * than allowed wait already (LeasedAhead). The lease is then taken with the store, and `runAhead`
-   * runs the task when a slot frees.
+   * than allowed wait already (LeasedAhead). The lease is then taken with the store, and the
+   * reservation runs the task when a slot frees.
    */
-  reserveAhead (task: Task, placement: Placement): AheadTicket | undefined {
+  reserveAhead (task: Task, placement: Placement): Reservation | undefined {
     if (!this.mayLease(task, placement)) return undefined
     // a peer outside the placement with a free slot runs it now: stored and offered, it goes there
     const cap = task.capability
@@ -78,7 +87,8 @@ export class OwnRuns {
     const ticket = this.ahead.reserve(cap)
     if (ticket === undefined) return undefined
     const done = this.open()
-    return { cancel: () => { done(); ticket.cancel() }, wait: async lease => { done(); return await ticket.wait(lease) } }
+    const tracked: AheadTicket = { cancel: () => { done(); ticket.cancel() }, wait: async lease => { done(); return await ticket.wait(lease) } }
+    return { run: (lease, claimMs) => { this.runAhead(task, lease, tracked, claimMs) }, cancel: tracked.cancel }
   }
 
   /** Whether a task waits here, leased, for a slot. */
@@ -92,7 +102,7 @@ export class OwnRuns {
   }
 
   /** Runs a task whose lease came with its store once a slot frees; one that is let go first (stop, cancel, a wait too long) gives the lease back unrun. Never throws. */
-  runAhead (task: Task, lease: HeldLease, ticket: AheadTicket, claimMs: number): void {
+  private runAhead (task: Task, lease: HeldLease, ticket: AheadTicket, claimMs: number): void {
     this.stats.claimAttempts++
     this.stats.claimedAhead++
     const run = async (): Promise<void> => {

@@ -76,7 +76,7 @@ export class TaskService {
   /** set by the task layer: hands tasks submitted here to a member that runs them */
   handoff?: Pick<Handoff, 'taker' | 'give'>
   /** set by the task layer: runs tasks submitted here that this node should run itself */
-  ownRuns?: Pick<OwnRuns, 'reserveOwn' | 'runOwn' | 'wouldRunOwn' | 'reserveAhead' | 'runAhead'>
+  ownRuns?: Pick<OwnRuns, 'reserveOwn' | 'wouldRunOwn' | 'reserveAhead'>
   /** aborts this node's run of a task (set by the task layer: the executor's cancel) */
   stopRun?: (id: string) => void
   private readonly onNotice = (evt: CustomEvent<TaskNotice>): void => {
@@ -156,9 +156,9 @@ export class TaskService {
     let handed = false
     const taker = own === undefined ? this.handoff?.taker(record) : undefined
     // every member busy: leased here with the store all the same, to run when a slot frees
-    const ahead = own === undefined && taker === undefined ? this.ownRuns?.reserveAhead(task, record.placement) : undefined
+    const place = own ?? (taker === undefined ? this.ownRuns?.reserveAhead(task, record.placement) : undefined)
     try {
-      if (own !== undefined || ahead !== undefined) lease = await acquireWithRecord(this.c, this.log, record)
+      if (place !== undefined) lease = await acquireWithRecord(this.c, this.log, record)
       else if (taker !== undefined) {
         // kept first: the member may run the task and tell this node its outcome before it answers,
         // and a notice about a task this node does not hold wakes nobody
@@ -167,8 +167,7 @@ export class TaskService {
       }
       if (!handed && lease === undefined) await this.storeOnPlacement(record, taker !== undefined)
     } catch (err: any) {
-      own?.release()
-      ahead?.cancel()
+      place?.cancel()
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err?.message) })
       throw err
     } finally {
@@ -176,13 +175,9 @@ export class TaskService {
     }
     this.stats.submitted++
     this.c.events.safeDispatchEvent('submitted', { detail: { id: task.id, capability: task.capability } })
-    if (own !== undefined && lease !== undefined) {
-      this.ownRuns?.runOwn(task, lease, own, performance.now() - asked)
-    } else if (ahead !== undefined && lease !== undefined) {
-      this.ownRuns?.runAhead(task, lease, ahead, performance.now() - asked)
-    } else if (!handed) {
-      own?.release()
-      ahead?.cancel()
+    if (place !== undefined && lease !== undefined) place.run(lease, performance.now() - asked)
+    else if (!handed) {
+      place?.cancel()
       this.announce(task, record.placement)
     }
     const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))

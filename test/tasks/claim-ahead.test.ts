@@ -8,7 +8,7 @@ import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
-import type { HeldLease } from '../../protocols/lease/index.js'
+import type { HeldLease, LeaseResponse } from '../../protocols/lease/index.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Slot } from '../../node/runtime/runtime.js'
@@ -46,6 +46,15 @@ function turnstile (): { agent: Agent, agentOn: (node: number) => Agent, open: (
     }
   })
   return { agent: agentOn(-1), agentOn, open, runs, ranOn: (node, input) => byNode.get(`${node}/${JSON.stringify(input)}`) ?? 0 }
+}
+
+/** Runs `intercept` before each acquire `nodes` handle: what it resolves with is answered instead; undefined, the acquire is handled. */
+function onAcquire (nodes: AgentNode[], intercept: () => Promise<LeaseResponse | undefined>): void {
+  for (const n of nodes) {
+    const replica = n.tasks!.replica
+    const handle = replica.handleLease.bind(replica)
+    replica.handleLease = async (from, req) => (req.op === 'acquire' ? await intercept() : undefined) ?? await handle(from, req)
+  }
 }
 
 /** Takes the slots of `nodes` and waits until `submitter` sees them busy: no member it could hand a task to. */
@@ -188,17 +197,11 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     let grant!: () => void
     const granted = new Promise<void>(resolve => { grant = resolve })
     let asked = 0
-    for (const n of [b, c]) {
-      const replica = n.tasks!.replica
-      const handle = replica.handleLease.bind(replica)
-      replica.handleLease = async (from, req) => {
-        if (req.op === 'acquire') {
-          asked++
-          await granted
-        }
-        return await handle(from, req)
-      }
-    }
+    onAcquire([b, c], async () => {
+      asked++
+      await granted
+      return undefined
+    })
     const submitted = a.tasks!.service.submit({ capability: 'turn', input: 'waiting' })
     await waitFor(() => asked === 2, { what: 'both members asked for the lease' })
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(0)
@@ -224,13 +227,9 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
 
   it('a lease ahead that its placement refuses gives its place back: the task is stored and offered as before, and the next submit leases ahead again', async () => {
     const gate = turnstile()
-    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, claimAheadPerSlot: 1, agents: [gate.agent] } })
+    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } })
     let refusing = true
-    for (const n of [b, c]) {
-      const replica = n.tasks!.replica
-      const handle = replica.handleLease.bind(replica)
-      replica.handleLease = async (from, req) => refusing && req.op === 'acquire' ? { status: 'ERROR', reason: 'refused by the test' } : await handle(from, req)
-    }
+    onAcquire([b, c], async () => refusing ? { status: 'ERROR', reason: 'refused by the test' } : undefined)
     const refused = await a.tasks!.service.submit({ capability: 'turn', input: 'refused' })
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(0)
     expect(a.tasks!.claimer.ownRuns.waitsAhead(refused.id)).toBe(false)
