@@ -27,6 +27,8 @@ export interface ActionContext {
   mover?: Mover
   /** aborts this node's run of a task */
   stopRun?: (id: string) => void
+  /** the task once final, or as it stands after `waitMs` */
+  settle: (id: string, waitMs: number) => Promise<TaskView>
 }
 
 /** A majority of the placement votes canceled, unless another outcome got there first. */
@@ -36,7 +38,15 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
   const target = { id, placement: view.record.placement }
   const answers = await a.c.leases.ask(target.placement.members, { op: 'cancel', id, epoch: target.placement.epoch })
   const cert = await a.c.leases.certifyAndCommit(target, view.record.generation, answers)
-  if (cert === undefined) throw refusal(answers, 'no majority of the placement voted to cancel')
+  if (cert === undefined) {
+    const refused = refusal(answers, 'no majority of the placement voted to cancel')
+    if (refused.name !== 'TaskFinishedError') throw refused
+    // members voted for another outcome, whose certificate is on its way: that outcome is the
+    // answer, as for a cancel that comes after it (one vote each way and a member silent decides nothing yet)
+    const settled = await a.settle(id, a.c.options.leaseMs)
+    if (settled.record.final === undefined) throw refused
+    return settled
+  }
   // a run on this node hears no gossip of its own cancel: stopped now, not at its next renewal
   if (cert.value.state === 'canceled') a.stopRun?.(id)
   await publishNotice(a.c, { id, capability: view.record.task.capability, event: cert.value.state, generation: view.record.generation, cert })

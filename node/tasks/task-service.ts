@@ -357,7 +357,7 @@ export class TaskService {
   }
 
   private actions (): ActionContext {
-    return { c: this.c, get: async id => this.get(id), announce: (task, placement) => { this.announce(task, placement) }, wake: id => { this.wake(id) }, mover: this.mover, stopRun: this.stopRun }
+    return { c: this.c, get: async id => this.get(id), announce: (task, placement) => { this.announce(task, placement) }, wake: id => { this.wake(id) }, mover: this.mover, stopRun: this.stopRun, settle: async (id, waitMs) => this.waitFor(id, waitMs) }
   }
 
   /** A notice is a hint, never state (see NoticeApplier). */
