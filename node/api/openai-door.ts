@@ -73,7 +73,8 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
         if (retryAfterMs !== undefined) void reply.header('retry-after', String(retryAfterSeconds(retryAfterMs)))
         sendError(request, reply, answer.status, answer.toJSON())
       })
-      scope.get('/models', async () => g.models())
+      // the router ignores a trailing slash, but `/models/` is the client's retrieve of the model '' (404), not the list
+      scope.get('/models', async request => request.url.split('?')[0]?.endsWith('/') === true ? g.model('') : g.models())
       scope.get('/models/:model', async request => g.model((request.params as { model: string }).model))
       scope.post('/chat/completions', async (request, reply) => {
         const { req, id, meta, deadline } = await g.start(request.body)

@@ -206,6 +206,10 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     expect(unknown).toBeInstanceOf(NotFoundError)
     expect(unknown).toMatchObject({ status: 404, code: 'model_not_found', param: 'model', type: 'invalid_request_error' })
     await expect(client.models.retrieve('no-such-model')).rejects.toBeInstanceOf(NotFoundError)
+    // the model '' (a trailing slash, which the router otherwise ignores) is no model, not the list
+    await expect(client.models.retrieve('')).rejects.toBeInstanceOf(NotFoundError)
+    expect((await fetch(`${daemons[0]!.api.url}/v1/models/?x=1`)).status).toBe(404)
+    expect(((await (await fetch(`${daemons[0]!.api.url}/v1/models?x=1`)).json()) as any).object).toBe('list')
     // an endpoint the door does not serve: OpenAI's fields too, beside the control API's name
     const unserved = await client.embeddings.create({ model: 'fake-small', input: 'hi' }).catch((err: unknown) => err)
     expect(unserved).toBeInstanceOf(NotFoundError)
@@ -240,7 +244,7 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     expect((await infinite.json()).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringMatching(/not a JSON value/) })
     const metrics = await (await fetch(`${daemons[0]!.api.url}/v1/metrics`)).json()
     expect(metrics.api.internalErrors).toBe(0)
-    expect(openaiDoor.stats()).toMatchObject({ modelNotFound: 2 })
+    expect(openaiDoor.stats()).toMatchObject({ modelNotFound: 4 })
     expect(openaiDoor.stats().badRequests).toBeGreaterThanOrEqual(2)
   })
 })
