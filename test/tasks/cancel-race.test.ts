@@ -2,18 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { interceptLease } from '../helpers/intercept-lease.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Agent } from '../../node/runtime/agent.js'
-import type { AgentNode } from '../../node/create-node.js'
-import type { LeaseRequest, LeaseResponse } from '../../protocols/lease/index.js'
+import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { Testnet } from '../../sim/testnet.js'
-
-/** Runs `intercept` before each lease request `node` handles: what it resolves with is answered instead; undefined, the request is handled. */
-function intercept (node: AgentNode, fn: (req: LeaseRequest) => Promise<LeaseResponse | undefined>): void {
-  const replica = node.tasks!.replica
-  const handle = replica.handleLease.bind(replica)
-  replica.handleLease = async (from, req) => await fn(req) ?? await handle(from, req)
-}
 
 describe('a cancel that meets a result on its way', () => {
   const tmp = useTmpDirs()
@@ -40,8 +33,8 @@ describe('a cancel that meets a result on its way', () => {
       if (req.op === 'vote') { votesHeld++; await released }
       return undefined
     }
-    intercept(canceler, holdVotes)
-    intercept(silent, async req => {
+    interceptLease(canceler, holdVotes)
+    interceptLease(silent, async req => {
       if (req.op === 'cancel') { setTimeout(release, 100); return { status: 'ERROR', reason: 'lost (test)' } }
       return await holdVotes(req)
     })

@@ -7,6 +7,7 @@ import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { interceptLease } from '../helpers/intercept-lease.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { HeldLease, LeaseResponse } from '../../protocols/lease/index.js'
 import type { Agent } from '../../node/runtime/agent.js'
@@ -50,11 +51,7 @@ function turnstile (): { agent: Agent, agentOn: (node: number) => Agent, open: (
 
 /** Runs `intercept` before each acquire `nodes` handle: what it resolves with is answered instead; undefined, the acquire is handled. */
 function onAcquire (nodes: AgentNode[], intercept: () => Promise<LeaseResponse | undefined>): void {
-  for (const n of nodes) {
-    const replica = n.tasks!.replica
-    const handle = replica.handleLease.bind(replica)
-    replica.handleLease = async (from, req) => (req.op === 'acquire' ? await intercept() : undefined) ?? await handle(from, req)
-  }
+  for (const n of nodes) interceptLease(n, async req => req.op === 'acquire' ? await intercept() : undefined)
 }
 
 /** Takes the slots of `nodes` and waits until `submitter` sees them busy: no member it could hand a task to. */
