@@ -1,4 +1,7 @@
+import { open, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { DataDirError } from './errors.js'
 import type { Store } from './store/store.js'
 import type { PrivateKey } from '@libp2p/interface'
@@ -6,12 +9,22 @@ import type { PrivateKey } from '@libp2p/interface'
 const IDENTITY_KEY = 'identity'
 
 /**
- * The node's Ed25519 key: made on first start, kept in the store, so a restarted node is the same
- * peer. A key that is there but unreadable stops the start: a new one would make this node another
- * peer, while the mesh still counts the old one in its placements.
+ * The file beside LevelDB's own, in the store's directory, that names the peer the store is: a
+ * store that lost everything (its only log deleted or lost) opens empty, and a node key made then
+ * would make it another peer, while the mesh still counts the old one in its placements.
  */
-export async function loadOrCreateIdentity (store: Store, where = 'the store'): Promise<PrivateKey> {
+export const PEER_MARK = 'PEER'
+
+/**
+ * The node's Ed25519 key: made on first start, kept in the store, so a restarted node is the same
+ * peer. A key that is there but unreadable stops the start, and so does a missing key in a store
+ * that held one (its tasks, or the peer mark, say so): a new one would make this node another peer.
+ * `storePath` holds the peer mark; without it, no mark is read or written.
+ */
+export async function loadOrCreateIdentity (store: Store, storePath?: string): Promise<PrivateKey> {
+  const where = storePath ?? 'the store'
   const unreadable = (why: string): DataDirError => new DataDirError(`the node key in ${where} is unreadable (${why}): restore the data dir from a backup, or start with a new data dir as a new peer`)
+  const mark = storePath === undefined ? undefined : await readMark(join(storePath, PEER_MARK))
   let saved: Uint8Array | undefined
   try {
     saved = await store.getBytes(IDENTITY_KEY)
@@ -20,18 +33,56 @@ export async function loadOrCreateIdentity (store: Store, where = 'the store'): 
     throw unreadable('not the form it was written in')
   }
   if (saved !== undefined) {
+    let key: PrivateKey
     try {
-      return privateKeyFromProtobuf(saved)
+      key = privateKeyFromProtobuf(saved)
     } catch (err: any) {
       throw unreadable(String(err?.message ?? err))
     }
+    const id = peerIdFromPrivateKey(key).toString()
+    if (mark !== undefined && mark !== '' && mark !== id) throw new DataDirError(`the node key in ${where} is peer ${id}, but ${join(where, PEER_MARK)} says this store is peer ${mark}: restore the data dir from a backup, or start with a new data dir as a new peer`)
+    // a store from before the mark, or a first start cut off between the key and its mark
+    if ((mark === undefined || mark === '') && storePath !== undefined) await writeMark(join(storePath, PEER_MARK), id)
+    return key
   }
   // tasks and leases with no key: a new one would be another peer holding the old one's grants and
   // votes, in placements that name the old one (the key deleted or lost on its own)
   if (!await store.tasks.isEmpty() || !await store.leases.isEmpty()) {
     throw new DataDirError(`the node key is missing from ${where}, which holds tasks: restore the data dir from a backup, or start with a new data dir as a new peer`)
   }
+  if (mark !== undefined) {
+    throw new DataDirError(`the node key is missing from ${where}, which was peer ${mark || '(unnamed)'} (${join(where, PEER_MARK)}): LevelDB lost what the store held (a log or table deleted or lost), and a new key would make this node another peer holding none of its grants and votes. Restore the data dir from a backup, or start with a new data dir as a new peer`)
+  }
   const key = await generateKeyPair('Ed25519')
   await store.putBytes(IDENTITY_KEY, privateKeyToProtobuf(key))
+  if (storePath !== undefined) await writeMark(join(storePath, PEER_MARK), peerIdFromPrivateKey(key).toString())
   return key
+}
+
+/** The peer id the mark names ('' if it names none); undefined when there is no mark. A mark that cannot be read is refused: it may name another peer. */
+async function readMark (file: string): Promise<string | undefined> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') return undefined
+    throw new DataDirError(`cannot read ${file} (${String(err?.code ?? err?.message)}), which names the peer this store is: fix its permissions, or restore the data dir from a backup`, { cause: err })
+  }
+  // an empty mark still says the store was a peer: a key lost with it is refused, a key found names it
+  return text.trim()
+}
+
+/** Writes the mark, synced: it must be on disk before the key's first use. */
+async function writeMark (file: string, id: string): Promise<void> {
+  try {
+    const handle = await open(file, 'w')
+    try {
+      await handle.writeFile(`${id}\n`)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  } catch (err: any) {
+    throw new DataDirError(`cannot write ${file} (${String(err?.code ?? err?.message)}), which names the peer this store is`, { cause: err })
+  }
 }

@@ -115,12 +115,28 @@ export class Store {
     }
     const store = new Store(db, init.log, init.onCorrupt)
     try {
+      await store.readEveryKey()
+    } catch (err: any) {
+      await db.close().catch(() => {})
+      const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
+      throw new DataDirError(`the store at ${init.path} cannot be read whole (${why || 'no reason given'}): a table on disk is damaged, and this member would grant and vote without what it held. Restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
+    }
+    try {
       await store.indexCreated()
     } catch (err: any) {
       await db.close().catch(() => {})
       throw new DataDirError(`the store at ${init.path} could not index its tasks (${String(err?.message ?? err)}): check the disk, then start again`, { cause: err })
     }
     return store
+  }
+
+  /**
+   * Reads every block of the store once, keys only: LevelDB opens a store without reading its
+   * tables, so a damaged one was found by the first request that read it, after the member had
+   * granted and voted without what it held.
+   */
+  private async readEveryKey (): Promise<void> {
+    for await (const key of this.db.keys({ keyEncoding: 'buffer' } as any)) void key
   }
 
   /**

@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
@@ -41,6 +41,18 @@ describe('a data dir the daemon cannot use', () => {
     await db.sublevel<string, string>('meta', { valueEncoding: 'utf8' }).del('identity')
     await db.close()
     expectRefused(await start(dir), /node key is missing from .*, which holds tasks/)
+  })
+
+  it('refuses a store that lost everything it held (its log deleted), instead of starting empty as a new peer', async () => {
+    const dir = await used()
+    const store = join(dir, 'store')
+    const peer = (await readFile(join(store, 'PEER'), 'utf8')).trim()
+    expect(peer).toMatch(/^12D3KooW/)
+    // one start and a clean stop: everything is in LevelDB's log, and CURRENT and MANIFEST remain
+    const logs = (await readdir(store)).filter(n => /^\d+\.log$/.test(n))
+    expect(logs.length).toBeGreaterThan(0)
+    for (const l of logs) await rm(join(store, l))
+    expectRefused(await start(dir), new RegExp(`node key is missing from .*, which was peer ${peer}`))
   })
 
   it('starts past a corrupt task record: counted, skipped, and told once to the operator log', async () => {
