@@ -42,9 +42,10 @@ export function words (text: string): string[] {
 }
 
 export function countWords (text: string): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const w of words(text)) counts[w] = (counts[w] ?? 0) + 1
-  return counts
+  // a Map: on a plain object, the words "constructor" or "toString" would read Object's own methods
+  const counts = new Map<string, number>()
+  for (const w of words(text)) counts.set(w, (counts.get(w) ?? 0) + 1)
+  return Object.fromEntries(counts)
 }
 
 export const wordcountAgent: Agent<string> = {

@@ -44,9 +44,10 @@ export const mapreduceAgent: Agent<z.infer<typeof mapreduceOptions>> = {
       ctx.progress({ phase: 'map', done: ++done, of: pieces.length })
       return result.counts
     }))
-    const counts: Record<string, number> = {}
-    for (const partial of partials) for (const [w, n] of Object.entries(partial)) counts[w] = (counts[w] ?? 0) + n
-    const sorted = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    // a Map, as in countWords: "constructor" is a word, not Object's method
+    const counts = new Map<string, number>()
+    for (const partial of partials) for (const [w, n] of Object.entries(partial)) counts.set(w, (counts.get(w) ?? 0) + n)
+    const sorted = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
     const kept = ctx.input.top === undefined ? sorted : sorted.slice(0, ctx.input.top)
     return { counts: Object.fromEntries(kept), words: sorted.reduce((n, [, c]) => n + c, 0), uniqueWords: sorted.length, chunks: pieces.length }
   }

@@ -104,7 +104,9 @@ describe('tasks over gossip', () => {
     // a 5 s lease: this test is about spreading work, and a busy machine must not expire the planner's lease
     net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: BUILTIN_AGENTS } })
     await net.ready()
-    const text = Array.from({ length: 400 }, (_, i) => `word${i % 37} alpha beta${i % 5} gamma`).join(' ')
+    // "constructor" and "toString" are words, not Object's methods
+    const text = Array.from({ length: 400 }, (_, i) => `word${i % 37} alpha beta${i % 5} gamma${i % 10 === 0 ? ' constructor toString' : ''}`).join(' ')
+    expect(countWords('The constructor built the house')).toEqual({ the: 2, constructor: 1, built: 1, house: 1 })
     const s = net.nodes[1]!.tasks!.service
     // a 503 of a saturated machine's RPC timeouts is tried again, as a client would
     const { id } = await submitRetrying(async () => s.submit({ capability: 'mapreduce', input: { text, chunks: 12 }, idempotencyKey: 'mapreduce-once' }))
@@ -112,6 +114,7 @@ describe('tasks over gossip', () => {
     expect(view.record.final?.state).toBe('completed')
     const result = view.result?.value as { counts: Record<string, number>, words: number }
     expect(result.counts).toEqual(countWords(text))
+    expect([result.counts.constructor, result.counts.tostring, result.words]).toEqual([40, 40, 1_680])
     const children = (await Promise.all(net.nodes.map(async n => n.tasks!.service.list({ parent: id }))))
       .flat()
       .filter((r, i, all) => all.findIndex(o => o.task.id === r.task.id) === i)
