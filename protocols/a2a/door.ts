@@ -100,7 +100,7 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       }
       const handler = new MeshRequestHandler(ctx.tasks, card, handlerInit)
       const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
-      const answer = await transport.handle(request.body as Record<string, unknown>, context)
+      const answer = await transport.handle(envelope.legacy ? blockingByDefault(request.body as Record<string, unknown>) : request.body as Record<string, unknown>, context)
       if (isStream(answer)) {
         await stream(reply, answer, { id: envelope.id, method: envelope.method, abort, mapError, count, stats, log: ctx.log, internalError: ctx.internalError })
         return
@@ -112,6 +112,19 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
     })
   }
   return Object.assign(door, { stats })
+}
+
+/**
+ * A2A 0.3's `message/send` waits unless `configuration.blocking` is false. The SDK's translation to
+ * 1.0 reads a configuration without `blocking` as `returnImmediately: true` (and no configuration
+ * as a wait): such a request is given `blocking: true`.
+ */
+function blockingByDefault (body: Record<string, unknown>): Record<string, unknown> {
+  const params = body.params as { configuration?: unknown } | undefined
+  const configuration = params?.configuration
+  if (body.method !== 'message/send' || typeof configuration !== 'object' || configuration === null || Array.isArray(configuration)) return body
+  if ((configuration as { blocking?: unknown }).blocking !== undefined) return body
+  return { ...body, params: { ...params, configuration: { ...configuration, blocking: true } } }
 }
 
 /** This node as the client reached it: the card's endpoint URL. */

@@ -107,6 +107,10 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect(got).toMatchObject({ id: task.id, contextId: 'ctx-1', status: { state: TaskState.TASK_STATE_COMPLETED } })
     // the same message again is the same task, not a second one
     expect((await legacy.sendMessage(sent) as Task).id).toBe(task.id)
+    // a configuration without `blocking` waits too (0.3 waits unless blocking is false)
+    const send = (configuration: object): string => JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'message/send', params: { message: { kind: 'message', messageId: randomUUID(), role: 'user', parts: [{ kind: 'data', data: { ms: 300 } }], metadata: { skill: 'sleep' } }, configuration } })
+    expect((await rpc(url[1] as string, send({ acceptedOutputModes: ['application/json'] }))).json.result?.status?.state).toBe('completed')
+    expect((await rpc(url[1] as string, send({ blocking: false }))).json.result?.status?.state).not.toBe('completed')
   })
 
   it('streams a task: submitted, working, the result, completed', async () => {
