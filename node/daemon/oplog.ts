@@ -15,10 +15,34 @@ export type OperatorLog = pino.Logger
  * libp2p's DEBUG logging stays what it is, for developers.
  */
 export function createOperatorLog (level: LogLevel, format: LogFormat): OperatorLog {
-  const base = { level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }
+  const base = operatorLogOptions(level)
   return format === 'json'
     ? pino(base, pino.destination({ dest: 2, sync: true }))
     : pino(base, pretty({ destination: 2, sync: true, colorize: false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', hideObject: true }))
+}
+
+/** The operator log's pino options, whatever it writes to. */
+export function operatorLogOptions (level: LogLevel): pino.LoggerOptions {
+  return {
+    level,
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // an agent's or a model's error can be megabytes: a line says what happened, not all of it
+    hooks: { logMethod (this: pino.Logger, args: Parameters<pino.LogFn>, method: pino.LogFn) { method.apply(this, args.map(clip) as Parameters<pino.LogFn>) } }
+  }
+}
+
+/** The longest string the operator log writes, as a line's message, an argument or a field of its object. */
+export const LOG_STRING_MAX_CHARS = 4_096
+
+/** A string cut to LOG_STRING_MAX_CHARS, saying how much was left out; an object's string fields (one level down, and in arrays) alike. */
+function clip (value: unknown): unknown {
+  if (typeof value === 'string') return value.length <= LOG_STRING_MAX_CHARS ? value : `${value.slice(0, LOG_STRING_MAX_CHARS)}... (${value.length - LOG_STRING_MAX_CHARS} more characters)`
+  if (Array.isArray(value)) return value.some(v => typeof v === 'string' && v.length > LOG_STRING_MAX_CHARS) ? value.map(clip) : value
+  if (typeof value !== 'object' || value === null || value instanceof Error) return value
+  const entries = Object.entries(value)
+  if (!entries.some(([, v]) => (typeof v === 'string' && v.length > LOG_STRING_MAX_CHARS) || Array.isArray(v))) return value
+  return Object.fromEntries(entries.map(([k, v]) => [k, typeof v === 'string' || Array.isArray(v) ? clip(v) : v]))
 }
 
 const short = (id: string): string => id.slice(0, 12)
