@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { COLLECTION, MAX_MEMORY_BATCH, MAX_MEMORY_FRAME_BYTES, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema } from '../../protocols/memory/index.js'
+import { COLLECTION, MAX_DIMENSIONS, MAX_MEMORY_BATCH, MAX_MEMORY_FRAME_BYTES, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema, vectorSchema } from '../../protocols/memory/index.js'
 import { majority } from '../../protocols/task/certificate.js'
 import { QuorumUnavailableError } from '../../protocols/lease/errors.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
@@ -154,6 +154,15 @@ export class MemoryLayer {
     if (this.init.embed === undefined) throw new EmbeddingsUnavailableError('no embeddings model on this node (--embeddings-model): give vectors, or configure one')
     const vectors = await this.init.embed(texts)
     if (vectors.length !== texts.length) throw new EmbeddingsUnavailableError(`the embeddings endpoint answered ${vectors.length} vectors for ${texts.length} texts`)
+    // what the endpoint answers is checked as a client's vector is: members refuse what a client could not send
+    for (const [i, v] of vectors.entries()) {
+      if (!vectorSchema.safeParse(v).success) throw new EmbeddingsUnavailableError(`the embeddings endpoint answered text ${i} with no vector of 1 to ${MAX_DIMENSIONS} finite numbers`)
+      try {
+        checkVector(v, `the embeddings endpoint's vector for text ${i}`)
+      } catch (err: any) {
+        throw new EmbeddingsUnavailableError(String(err?.message ?? err))
+      }
+    }
     return vectors
   }
 

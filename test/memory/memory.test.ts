@@ -165,6 +165,22 @@ describe('vector memory on the mesh', () => {
     expect(wrongQuery.json.error.message).toMatch(/64 dimensions; the query has 2/)
   }, 60_000)
 
+  it('refuses what an embeddings endpoint answers that a client could not send, and stores nothing of it', async () => {
+    const answers: Record<string, unknown> = { nulls: [1, null, 'x'], zeros: [0, 0, 0], huge: [1e39, 1, 1], good: [1, 0.5, 0.25] }
+    const embed = async (texts: string[]): Promise<number[][]> => texts.map(t => answers[t] as number[])
+    const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [], embed } })
+    const base = await f.api(net.nodes[0]!)
+    for (const [text, message] of [['nulls', /no vector of 1 to 4096 finite numbers/], ['zeros', /a vector of zeros/], ['huge', /outside the range of a 32-bit float/]] as const) {
+      const put = await call(base, 'POST', '/v1/memory/emb', { id: text, text })
+      expect({ status: put.status, name: put.json?.error?.name, message: put.json?.error?.message }).toMatchObject({ status: 503, name: 'EMBEDDINGS_UNAVAILABLE', message: expect.stringMatching(message) })
+      expect((await call(base, 'POST', '/v1/memory/emb/search', { text, k: 5 })).status).toBe(503)
+    }
+    for (const n of net.nodes) for (const id of ['nulls', 'zeros', 'huge']) expect(await n.store.memory.get(`emb/${id}`), id).toBeUndefined()
+    // the collection's size is the first good vector's, on every member
+    expect((await call(base, 'POST', '/v1/memory/emb', { id: 'good', text: 'good' })).json.records[0].replicas).toBe(3)
+    expect((await call(base, 'POST', '/v1/memory/emb/search', { text: 'good', k: 5 })).json.hits.map((h: { id: string }) => h.id)).toEqual(['good'])
+  }, 60_000)
+
   it('memory.put, memory.search and memory.delete run as tasks on any capable peer (ctx.memory)', async () => {
     const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: MEMORY_AGENTS } })
     const s = net.nodes[0]!.tasks!.service
