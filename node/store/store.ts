@@ -33,8 +33,12 @@ export interface StoreInit {
 /** Corrupt records remembered by key, so each is counted once; past this many, each read counts. */
 const MAX_CORRUPT_KEYS_KEPT = 10_000
 
-/** The namespaces that hold a task's replica state, by task id. */
-const TASK_PARTS = new Set(['tasks', 'leases', 'results'])
+/**
+ * The namespaces whose damage takes a task's replica out of it: its record and its lease state (the
+ * grants and votes it must not forget). An unreadable result is only missing here: the record
+ * still answers, and a read from the placement brings the result back.
+ */
+const TASK_PARTS = new Set(['tasks', 'leases'])
 
 /**
  * The node's one LevelDB. LevelDB's own LOCK file makes a second process on the same directory
@@ -57,7 +61,7 @@ export class Store {
   private corrupt = 0
   private readonly corruptSeen = new Set<string>()
   /**
-   * Tasks whose record, lease or result was found unreadable (at the start's scan or a later read).
+   * Tasks whose record or lease state was found unreadable (at the start's scan or a later read).
    * Their replica takes no part in them: a lease state it cannot read may hold a vote or a grant it
    * must not forget.
    */

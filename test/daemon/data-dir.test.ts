@@ -55,6 +55,30 @@ describe('a data dir the daemon cannot use', () => {
     expectRefused(await start(dir), new RegExp(`node key is missing from .*, which was peer ${peer}`))
   })
 
+  it('answers a finished task whose result is unreadable on disk as completed, on every read, not as unknown', async () => {
+    const dir = join(await tmp(), 'n')
+    let d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    const submit = await fetch(`${d.api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: { n: 1 } }) })
+    const { id, state } = await submit.json() as { id: string, state: string }
+    expect(state).toBe('completed')
+    d.proc.kill('SIGTERM')
+    expect(await d.exited).toBe(0)
+    const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
+    await db.sublevel<string, string>('results', { valueEncoding: 'utf8' }).put(id, '{garbage')
+    await db.close()
+    d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    try {
+      for (let read = 0; read < 3; read++) {
+        const res = await fetch(`${d.api}/v1/tasks/${id}`)
+        expect({ read, status: res.status, state: ((await res.json()) as any).state }).toEqual({ read, status: 200, state: 'completed' })
+      }
+      expect(((await (await fetch(`${d.api}/v1/node`)).json()) as any).store.corruptRecords).toBe(1)
+    } finally {
+      d.proc.kill('SIGTERM')
+      await d.exited
+    }
+  })
+
   it('starts past a corrupt task record: counted, skipped, and told once to the operator log', async () => {
     const dir = await used()
     const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
