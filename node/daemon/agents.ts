@@ -26,10 +26,17 @@ export async function resolveAgents (names: string[] | undefined, modulePath: st
   }
   if (modulePath === undefined) return agents
   let mod: any
+  // a top-level await that nothing will settle empties the event loop: Node would exit 13 with its
+  // own warning about our entry point, so the load is refused here instead
+  let drained!: () => void
+  const neverLoads = new Promise<never>((_resolve, reject) => { drained = () => { reject(new Error('its top-level await never settles (nothing is left to settle it)')) } })
+  process.once('beforeExit', drained)
   try {
-    mod = await import(pathToFileURL(modulePath).href)
+    mod = await Promise.race([import(pathToFileURL(modulePath).href), neverLoads])
   } catch (err: any) {
     throw new InvalidConfigError(`cannot load agents module ${modulePath}: ${err.message}`)
+  } finally {
+    process.off('beforeExit', drained)
   }
   const exported = mod.agents ?? mod.default
   const loaded: unknown[] = Array.isArray(exported) ? exported : exported === undefined ? [] : [exported]

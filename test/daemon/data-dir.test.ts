@@ -120,3 +120,14 @@ describe('a data dir the daemon cannot use', () => {
     expect(await again.exited).toBe(0)
   })
 })
+
+describe('an agents module the daemon cannot load', () => {
+  const tmp = useTmpDirs()
+
+  it('refuses an agents module whose top-level await never settles, in one line, not with Node\'s exit 13', async () => {
+    const root = await tmp()
+    await writeFile(join(root, 'stuck.mjs'), 'await new Promise(() => {})\n')
+    const r = await runCli(['node', '--data', join(root, 'n'), '--api', '127.0.0.1:0', '--agents-module', join(root, 'stuck.mjs')], { timeoutMs: 20_000 })
+    expectRefused(r, /cannot load agents module .*stuck\.mjs: its top-level await never settles/)
+  })
+})
