@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
+import { UnrecoverableTaskError } from '../runtime/agent.js'
 import type { Agent } from '../runtime/agent.js'
 
 const collection = z.string().min(1).max(64).describe('the collection: letters, digits, ".", "_" or "-"')
@@ -11,13 +12,23 @@ const deleteInput = z.object({ collection, id: z.string().min(1).max(256) }).str
 /** The JSON schema an LLM agent sees for the capability's input (memory as tools). */
 const jsonSchema = (schema: z.ZodType): Record<string, unknown> => z.toJSONSchema(schema) as Record<string, unknown>
 
+/** An input the memory refuses (a vector of zeros, a size the collection does not have) is refused again by every attempt: not retried. */
+async function once<T> (run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err: any) {
+    if (err?.name === 'InvalidMemoryError') throw new UnrecoverableTaskError(String(err.message))
+    throw err
+  }
+}
+
 /** memory.put / memory.search / memory.delete: vector memory as capabilities, for tasks and for tool-using agents. */
 export const memoryPutAgent: Agent<z.infer<typeof putInput>> = {
   name: 'memory.put',
   capabilities: [{ name: 'memory.put', description: 'stores records {id, text?, vector?, metadata?} in a collection of the mesh\'s vector memory', inputSchema: jsonSchema(putInput) }],
   concurrency: 8,
   inputSchema: putInput,
-  run: async ctx => ({ records: await ctx.memory.put(ctx.input.collection, ctx.input.records) })
+  run: async ctx => ({ records: await once(async () => ctx.memory.put(ctx.input.collection, ctx.input.records)) })
 }
 
 export const memorySearchAgent: Agent<z.infer<typeof searchInput>> = {
@@ -27,7 +38,7 @@ export const memorySearchAgent: Agent<z.infer<typeof searchInput>> = {
   inputSchema: searchInput,
   run: async ctx => {
     const { collection: name, ...query } = ctx.input
-    return ctx.memory.search(name, query)
+    return once(async () => ctx.memory.search(name, query))
   }
 }
 
@@ -37,7 +48,7 @@ export const memoryDeleteAgent: Agent<z.infer<typeof deleteInput>> = {
   concurrency: 8,
   inputSchema: deleteInput,
   run: async ctx => {
-    await ctx.memory.delete(ctx.input.collection, ctx.input.id)
+    await once(async () => ctx.memory.delete(ctx.input.collection, ctx.input.id))
     return { deleted: ctx.input.id }
   }
 }

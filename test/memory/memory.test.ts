@@ -196,5 +196,11 @@ describe('vector memory on the mesh', () => {
     expect(found.hits).toEqual([expect.objectContaining({ id: 'b', text: 'two' })])
     await run('memory.delete', { collection: 'facts', id: 'b' })
     expect((await run('memory.search', { collection: 'facts', vector: axis(2), k: 2 })).hits.map((h: any) => h.id)).toEqual(['a'])
+    // an input the memory refuses fails its first attempt for good: another would be refused alike
+    const { id } = await s.submit({ capability: 'memory.search', input: { collection: 'facts', vector: axis(0).map(() => 0), k: 1 }, maxAttempts: 3 })
+    const refused = await s.waitFor(id, 20_000)
+    expect(refused.record.final?.state).toBe('dead')
+    expect(refused.record.attempts).toHaveLength(1)
+    expect(refused.record.attempts[0]?.error).toMatch(/a vector of zeros/)
   }, 60_000)
 })
