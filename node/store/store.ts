@@ -109,7 +109,11 @@ export class Store {
       }
       // LevelDB's own words name the damage ("Corruption: ...", "IO error: ..."): kept, with the path
       const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
-      throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
+      // a store this process may not read or write is not damaged: its permissions are what to fix
+      const fix = /Permission denied|EACCES|EPERM|Read-only file system|EROFS/.test(why)
+        ? `let the user this daemon runs as read and write ${init.path} and everything in it (or start as its owner)`
+        : 'restore the data dir from a backup, or start with a new data dir as a new peer'
+      throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): ${fix}`, { cause: err })
     }
     try {
       await refuseDroppedData(init.path)
