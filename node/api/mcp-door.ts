@@ -3,6 +3,7 @@ import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'
 import { errorStatus, sendError } from './fastify-glue.js'
+import { badRequest } from './http.js'
 import type { MeshBackend } from '../../protocols/mcp/server.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
@@ -71,6 +72,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
       const { createMcpServer, connectMcpServer, malformedRequest, Transport } = await sdk()
       const malformed = malformedRequest(request.body)
       if (malformed !== undefined) {
+        ctx.countRefusal(badRequest('door', malformed.message), request)
         const id = (request.body as { id?: unknown } | null)?.id
         void reply.code(malformed.code === -32600 ? 400 : 200).send({ jsonrpc: '2.0', id: typeof id === 'string' || typeof id === 'number' ? id : null, error: malformed })
         return

@@ -1,5 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { CallToolRequestSchema, ErrorCode, JSONRPCMessageSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import { CallToolRequestSchema, ErrorCode, InitializeRequestSchema, JSONRPCMessageSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import { toolInput } from '../tools/tool-schema.js'
 import { DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
 import { meshTools, toolError, toolResult } from './tools.js'
@@ -84,11 +84,21 @@ export function malformedRequest (body: unknown): { code: number, message: strin
   const notMessage = (Array.isArray(body) ? body : [body]).find(m => !JSONRPCMessageSchema.safeParse(m).success)
   if (notMessage !== undefined) return { code: -32600, message: `invalid request: not a JSON-RPC 2.0 message (${typeof notMessage === 'object' && notMessage !== null ? 'an object without a valid jsonrpc, method, id or params' : `a JSON ${notMessage === null ? 'null' : typeof notMessage}`})` }
   // a message from here on: a batch, or one object
-  if (Array.isArray(body) || (body as { method?: unknown }).method !== 'tools/call') return undefined
-  const parsed = CallToolRequestSchema.safeParse(body)
+  if (Array.isArray(body)) return undefined
+  const method = (body as { method?: unknown }).method
+  const checked = typeof method === 'string' && Object.hasOwn(PARAMS_CHECKED, method) ? PARAMS_CHECKED[method as keyof typeof PARAMS_CHECKED] : undefined
+  if (checked === undefined) return undefined
+  const parsed = checked.schema.safeParse(body)
   if (parsed.success) return undefined
   const issue = parsed.error.issues[0]
-  return { code: -32602, message: `invalid params: ${issue === undefined ? 'tools/call takes {name, arguments?}' : `${issue.path.join('.')}: ${issue.message}`}` }
+  return { code: -32602, message: `invalid params: ${issue === undefined ? `${String(method)} takes ${checked.takes}` : `${issue.path.join('.')}: ${issue.message}`}` }
+}
+
+/** The requests whose params the SDK checks by throwing its schema's issues as an internal error (-32603). */
+const PARAMS_CHECKED = {
+  'tools/call': { schema: CallToolRequestSchema, takes: '{name, arguments?}' },
+  initialize: { schema: InitializeRequestSchema, takes: '{protocolVersion, capabilities, clientInfo}' },
+  'tools/list': { schema: ListToolsRequestSchema, takes: '{cursor?}' }
 }
 
 /**

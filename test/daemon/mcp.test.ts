@@ -170,6 +170,11 @@ describe('MCP both ways, between real daemons', () => {
     // a tools/call of the wrong shape is invalid params with the reason, not the SDK's internal error
     expect(await post(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: [1] } }))).toMatchObject({ status: 200, json: { id: 7, error: { code: -32602, message: expect.stringMatching(/^invalid params: params\.arguments: /) } } })
     expect(await post(JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call' }))).toMatchObject({ json: { id: 8, error: { code: -32602, message: expect.stringMatching(/params/) } } })
+    // so is an initialize without its params, and each is counted as the door's refusal
+    const doorRefusals = async (): Promise<number> => ((await (await fetch(`${a.api}/v1/metrics`, { headers: auth })).json()) as any).api.badRequests.door
+    const refused = await doorRefusals()
+    expect(await post(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'initialize', params: {} }))).toMatchObject({ status: 200, json: { id: 9, error: { code: -32602, message: expect.stringMatching(/^invalid params: params\.protocolVersion: /) } } })
+    expect(await doorRefusals()).toBe(refused + 1)
     expect(await post('[]')).toMatchObject({ status: 400, json: { id: null, error: { code: -32600 } } })
     // valid JSON that is not a JSON-RPC message is an invalid request, not a parse error
     for (const body of ['null', '"x"', '42', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: null }), JSON.stringify([{ jsonrpc: '2.0', id: 2, method: 'tools/list' }, 'x'])]) {
