@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { TaskFinishedError, TaskNotWaitingError, majority, refusal } from '../../protocols/lease/index.js'
-import { byteLength, isWaiting, stateOf } from '../../protocols/task/index.js'
+import { byteLength, canonicalJson, isWaiting, signalKey, stateOf } from '../../protocols/task/index.js'
 import { findTask } from './find-task.js'
 import { publishNotice } from './notices.js'
 import { InvalidSignalError, InvalidTaskError, TaskNotFoundError, TaskPastDeadlineError } from './errors.js'
@@ -62,7 +62,11 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
 export async function signalTask (a: ActionContext, id: string, name: string, data: unknown): Promise<TaskView> {
   const view = await a.get(id)
   const w = view.record.waiting
+  // the same signal again (a client retrying after a lost answer) is what was delivered: answered as then
+  const given = view.record.journal?.[signalKey(name)] as { data?: unknown } | undefined
+  if (given !== undefined && canonicalJson(given.data ?? null) === canonicalJson(data ?? null)) return view
   if (w === undefined || w.name !== name || !isWaiting(view.record)) {
+    if (given !== undefined) throw new TaskNotWaitingError(`signal "${name.slice(0, 40)}" was already given, with other data`)
     throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)
   }
   const size = journalBytes(view.record) + byteLength(data ?? null) + byteLength(name)

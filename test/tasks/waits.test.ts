@@ -62,6 +62,9 @@ describe('durable waits', () => {
     await expect(s.signal(id, 'go', { n: 'five' })).rejects.toMatchObject({ name: 'InvalidSignalError' })
     await expect(s.signal(id, 'stop', { n: 5 })).rejects.toMatchObject({ name: 'TaskNotWaitingError' })
     await s.signal(id, 'go', { n: 5 })
+    // the same signal again (a retry after a lost answer) is answered as the first; other data is refused
+    await expect(others[1]!.tasks!.service.signal(id, 'go', { n: 5 })).resolves.toBeDefined()
+    await expect(s.signal(id, 'go', { n: 6 })).rejects.toMatchObject({ name: 'TaskNotWaitingError', message: expect.stringMatching(/already given, with other data/) })
     const done = await s.waitFor(id, 20_000)
     expect(done.record.final?.state).toBe('completed')
     expect(done.result?.value).toEqual({ n: 10 })
