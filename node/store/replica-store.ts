@@ -1,3 +1,4 @@
+import { CorruptRecordError } from '../errors.js'
 import { createdKey } from './store.js'
 import type { Store } from './store.js'
 import { isDeadLetter } from '../../protocols/task/index.js'
@@ -50,6 +51,7 @@ export class LevelReplicaStore implements ReplicaStore {
   async getLease (id: string): Promise<LeaseState | undefined> { return this.store.leases.get(id) }
   isDamaged (id: string): boolean { return this.store.damagedTasks.has(id) }
   async getResult (id: string): Promise<StoredResult | undefined> { return this.store.results.get(id) }
+  corruptResult (id: string, why: string): void { this.store.reportCorrupt(new CorruptRecordError(`results/${id}: ${why}`, { namespace: 'results', key: id })) }
 
   async deleteTask (record: TaskRecord): Promise<void> {
     const id = record.task.id

@@ -74,6 +74,9 @@ export class Store {
   /** the batch on its way to disk, if any */
   private writing: Promise<void> | undefined
 
+  /** Counts a record found unreadable or altered (once per key), tells the log and the operator, and marks its task damaged when it is a record or lease state. */
+  readonly reportCorrupt: (err: CorruptRecordError) => void
+
   private constructor (db: Level<string, string>, log?: Logger, told?: (message: string) => void) {
     this.db = db
     const onCorrupt = (err: CorruptRecordError): void => {
@@ -86,6 +89,7 @@ export class Store {
       log?.error('skipping corrupt record %s', err.message)
       told?.(err.message)
     }
+    this.reportCorrupt = onCorrupt
     const ns = <T>(name: string, schema: z.ZodType<T>): Namespace<T> =>
       new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), schema, onCorrupt)
     this.meta = ns('meta', z.unknown())

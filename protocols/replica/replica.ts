@@ -171,7 +171,12 @@ export class Replica {
     const record = cached !== undefined ? cached.record : await this.store.getRecord(id)
     const result = cached !== undefined ? cached.result : await this.store.getResult(id)
     // a kept result counts only if it is the one the certificate names, by claim and by hash
-    return { record, result: result !== undefined && record !== undefined && resultMatches(record.final?.cert.value, result) ? result : undefined }
+    const matches = result !== undefined && record !== undefined && resultMatches(record.final?.cert.value, result)
+    // the certified claim's own result that hashes to something else was altered on disk (a losing claim's is only stale)
+    if (!matches && cached === undefined && result !== undefined && record?.final !== undefined && result.claimId === record.final.cert.value.claimId) {
+      this.store.corruptResult?.(id, 'its value does not hash to what the certificate names')
+    }
+    return { record, result: matches ? result : undefined }
   }
 
   /** Changes with every record written or dropped here: what a digest over the index is cached against. */

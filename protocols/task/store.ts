@@ -74,6 +74,8 @@ export interface ReplicaStore {
   deleteTask: (record: TaskRecord) => Promise<void>
   /** whether a part of the task's state was found unreadable on disk (the getters gave undefined for it) */
   isDamaged?: (id: string) => boolean
+  /** A result read from disk for the certified claim whose bytes do not hash to the certificate's: altered on disk. Counted and told; the result is then read from the placement. */
+  corruptResult?: (id: string, why: string) => void
 }
 
 export class MemoryReplicaStore implements ReplicaStore {

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
 import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { waitFor } from '../../sim/wait.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 
 /** Exit 1 with one line naming the problem: no hang, no stack trace, no "unexpected error". */
@@ -73,6 +74,30 @@ describe('a data dir the daemon cannot use', () => {
         expect({ read, status: res.status, state: ((await res.json()) as any).state }).toEqual({ read, status: 200, state: 'completed' })
       }
       expect(((await (await fetch(`${d.api}/v1/node`)).json()) as any).store.corruptRecords).toBe(1)
+    } finally {
+      d.proc.kill('SIGTERM')
+      await d.exited
+    }
+  })
+
+  it('counts and tells a result altered on disk (its value no longer hashes to the certificate), and does not serve it', async () => {
+    const dir = join(await tmp(), 'n')
+    let d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    const submit = await fetch(`${d.api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: { n: 1000 } }) })
+    const { id, state } = await submit.json() as { id: string, state: string }
+    expect(state).toBe('completed')
+    d.proc.kill('SIGTERM')
+    expect(await d.exited).toBe(0)
+    const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
+    const results = db.sublevel<string, string>('results', { valueEncoding: 'utf8' })
+    await results.put(id, (await results.get(id) as string).replace('"n":1000', '"n":7000'))
+    await db.close()
+    d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    try {
+      const read = await fetch(`${d.api}/v1/tasks/${id}/result?wait=500`)
+      expect({ status: read.status, body: await read.json() }).toEqual({ status: 202, body: { id, state: 'completed' } })
+      expect(((await (await fetch(`${d.api}/v1/node`)).json()) as any).store.corruptRecords).toBe(1)
+      await waitFor(() => d.output().includes(`skipped a corrupt record in the store: results/${id}: its value does not hash`), { what: 'the operator log to tell the altered result', timeoutMs: 5_000 })
     } finally {
       d.proc.kill('SIGTERM')
       await d.exited
