@@ -13,7 +13,7 @@ const deleteInput = z.object({ collection, id: z.string().min(1).max(256) }).str
 const jsonSchema = (schema: z.ZodType): Record<string, unknown> => z.toJSONSchema(schema) as Record<string, unknown>
 
 /** An input the memory refuses (a vector of zeros, a size the collection does not have) is refused again by every attempt: not retried. */
-async function once<T> (run: () => Promise<T>): Promise<T> {
+async function noRetryOnRefusal<T> (run: () => Promise<T>): Promise<T> {
   try {
     return await run()
   } catch (err: any) {
@@ -28,7 +28,7 @@ export const memoryPutAgent: Agent<z.infer<typeof putInput>> = {
   capabilities: [{ name: 'memory.put', description: 'stores records {id, text?, vector?, metadata?} in a collection of the mesh\'s vector memory', inputSchema: jsonSchema(putInput) }],
   concurrency: 8,
   inputSchema: putInput,
-  run: async ctx => ({ records: await once(async () => ctx.memory.put(ctx.input.collection, ctx.input.records)) })
+  run: async ctx => ({ records: await noRetryOnRefusal(async () => ctx.memory.put(ctx.input.collection, ctx.input.records)) })
 }
 
 export const memorySearchAgent: Agent<z.infer<typeof searchInput>> = {
@@ -38,7 +38,7 @@ export const memorySearchAgent: Agent<z.infer<typeof searchInput>> = {
   inputSchema: searchInput,
   run: async ctx => {
     const { collection: name, ...query } = ctx.input
-    return once(async () => ctx.memory.search(name, query))
+    return noRetryOnRefusal(async () => ctx.memory.search(name, query))
   }
 }
 
@@ -48,7 +48,7 @@ export const memoryDeleteAgent: Agent<z.infer<typeof deleteInput>> = {
   concurrency: 8,
   inputSchema: deleteInput,
   run: async ctx => {
-    await once(async () => ctx.memory.delete(ctx.input.collection, ctx.input.id))
+    await noRetryOnRefusal(async () => ctx.memory.delete(ctx.input.collection, ctx.input.id))
     return { deleted: ctx.input.id }
   }
 }

@@ -111,13 +111,12 @@ export class Store {
       if (err?.cause?.code === 'LEVEL_LOCKED' || err?.code === 'LEVEL_LOCKED') {
         throw new DataDirInUseError(`the store at ${init.path} is in use by another process`)
       }
-      // LevelDB's own words name the damage ("Corruption: ...", "IO error: ..."): kept, with the path
-      const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
+      const why = levelWords(err)
       // a store this process may not read or write is not damaged: its permissions are what to fix
       const fix = /Permission denied|EACCES|EPERM|Read-only file system|EROFS/.test(why)
         ? `let the user this daemon runs as read and write ${init.path} and everything in it (or start as its owner)`
         : 'restore the data dir from a backup, or start with a new data dir as a new peer'
-      throw new DataDirError(`the store at ${init.path} cannot be opened (${why || 'no reason given'}): ${fix}`, { cause: err })
+      throw new DataDirError(`the store at ${init.path} cannot be opened (${why}): ${fix}`, { cause: err })
     }
     try {
       await refuseDroppedData(init.path)
@@ -130,8 +129,7 @@ export class Store {
       await store.readEveryKey()
     } catch (err: any) {
       await db.close().catch(() => {})
-      const why = [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ')
-      throw new DataDirError(`the store at ${init.path} cannot be read whole (${why || 'no reason given'}): a table on disk is damaged, and this member would grant and vote without what it held. Restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
+      throw new DataDirError(`the store at ${init.path} cannot be read whole (${levelWords(err)}): a table on disk is damaged, and this member would grant and vote without what it held. Restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
     }
     try {
       await store.indexCreated()
@@ -239,6 +237,11 @@ export class Store {
   async close (): Promise<void> {
     if (this.db.status === 'open') await this.db.close()
   }
+}
+
+/** LevelDB's own words for a failure ("Corruption: ...", "IO error: ..."), with the message around them. */
+function levelWords (err: any): string {
+  return [err?.message, err?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ') || 'no reason given'
 }
 
 /** The meta key that says the creation index holds every record. */
