@@ -6,6 +6,7 @@ import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../pr
 import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
 import { refuseDroppedData, refuseMarked } from './dropped-data.js'
+import { checkTables } from './table-check.js'
 import type { BatchOp } from './namespace.js'
 import type { MemoryEntry } from '../../protocols/memory/index.js'
 import type { LeaseState, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -104,6 +105,7 @@ export class Store {
   static async open (init: StoreInit): Promise<Store> {
     await refuseHeadless(init.path)
     await refuseMarked(init.path)
+    await refuseDamagedTables(init.path)
     const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
     try {
       await db.open()
@@ -236,6 +238,19 @@ export class Store {
 
   async close (): Promise<void> {
     if (this.db.status === 'open') await this.db.close()
+  }
+}
+
+/**
+ * Checks every table's block checksums before LevelDB opens the store (see table-check.ts): after
+ * the open, its merge may already have rewritten the damage, or aborted on it.
+ */
+async function refuseDamagedTables (path: string): Promise<void> {
+  try {
+    await checkTables(path)
+  } catch (err: any) {
+    if (err?.name === 'DamagedTableError') throw new DataDirError(`the store at ${path} has a damaged table (${String(err.message)}): this member would grant and vote on what the damage made of it. Restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
+    throw new DataDirError(`cannot read the tables of the store at ${path}: ${String(err?.code ?? err?.message)}`, { cause: err })
   }
 }
 
