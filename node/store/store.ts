@@ -7,6 +7,7 @@ import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
 import { refuseDroppedData, refuseMarked } from './dropped-data.js'
 import { checkTables } from './table-check.js'
+import type { TablesChecked } from './table-check.js'
 import type { BatchOp } from './namespace.js'
 import type { MemoryEntry } from '../../protocols/memory/index.js'
 import type { LeaseState, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -105,7 +106,7 @@ export class Store {
   static async open (init: StoreInit): Promise<Store> {
     await refuseHeadless(init.path)
     await refuseMarked(init.path)
-    await refuseDamagedTables(init.path)
+    const tables = await refuseDamagedTables(init.path)
     const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
     try {
       await db.open()
@@ -128,7 +129,8 @@ export class Store {
     }
     const store = new Store(db, init.log, init.onCorrupt)
     try {
-      await store.readEveryKey()
+      // a table without its footer was left to LevelDB: if it is live, reading every key finds it
+      if (tables.unfinished > 0) await store.readEveryKey()
     } catch (err: any) {
       await db.close().catch(() => {})
       throw new DataDirError(`the store at ${init.path} cannot be read whole (${levelWords(err)}): a table on disk is damaged, and this member would grant and vote without what it held. Restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
@@ -144,8 +146,8 @@ export class Store {
 
   /**
    * Reads every block of the store once, keys only: LevelDB opens a store without reading its
-   * tables, so a damaged one was found by the first request that read it, after the member had
-   * granted and voted without what it held.
+   * tables, so a live table it cannot read (one cut short, its footer lost) was found by the first
+   * request that read it, after the member had granted and voted without what it held.
    */
   private async readEveryKey (): Promise<void> {
     for await (const key of this.db.keys({ keyEncoding: 'buffer' } as any)) void key
@@ -245,9 +247,9 @@ export class Store {
  * Checks every table's block checksums before LevelDB opens the store (see table-check.ts): after
  * the open, its merge may already have rewritten the damage, or aborted on it.
  */
-async function refuseDamagedTables (path: string): Promise<void> {
+async function refuseDamagedTables (path: string): Promise<TablesChecked> {
   try {
-    await checkTables(path)
+    return await checkTables(path)
   } catch (err: any) {
     if (err?.name === 'DamagedTableError') throw new DataDirError(`the store at ${path} has a damaged table (${String(err.message)}): this member would grant and vote on what the damage made of it. Restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
     throw new DataDirError(`cannot read the tables of the store at ${path}: ${String(err?.code ?? err?.message)}`, { cause: err })

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { crc32c } from '@node-rs/crc32'
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 
@@ -11,7 +12,6 @@ import { join } from 'node:path'
  */
 
 const require = createRequire(import.meta.url)
-const crc32c = require('crc-32/crc32c') as { buf: (data: Uint8Array, seed?: number) => number }
 const snappy = require('snappyjs') as { uncompress: (data: Uint8Array, maxLength?: number) => Uint8Array }
 
 const FOOTER_BYTES = 48
@@ -36,35 +36,39 @@ export class DamagedTableError extends Error {
 
 interface Handle { offset: number, size: number }
 
+/** What the check read: tables checked, and `unfinished`, those without a footer left to LevelDB. */
+export interface TablesChecked { tables: number, unfinished: number, blocks: number, bytes: number }
+
 /** Checks every table (`NNNNNN.ldb` or `.sst`) in a LevelDB directory; DamagedTableError at the first that fails. */
-export async function checkTables (dir: string): Promise<{ tables: number, blocks: number, bytes: number }> {
+export async function checkTables (dir: string): Promise<TablesChecked> {
   let names: string[]
   try {
     names = await readdir(dir)
   } catch (err: any) {
-    if (err?.code === 'ENOENT') return { tables: 0, blocks: 0, bytes: 0 }
+    if (err?.code === 'ENOENT') return { tables: 0, unfinished: 0, blocks: 0, bytes: 0 }
     throw err
   }
-  const totals = { tables: 0, blocks: 0, bytes: 0 }
+  const totals = { tables: 0, unfinished: 0, blocks: 0, bytes: 0 }
   for (const name of names.filter(n => /^\d+\.(ldb|sst)$/.test(n)).sort()) {
-    const { blocks, bytes } = await checkTable(join(dir, name), name)
-    totals.tables++
+    const { blocks, bytes, unfinished } = await checkTable(join(dir, name), name)
+    if (unfinished) totals.unfinished++
+    else totals.tables++
     totals.blocks += blocks
     totals.bytes += bytes
   }
   return totals
 }
 
-async function checkTable (path: string, name: string): Promise<{ blocks: number, bytes: number }> {
+async function checkTable (path: string, name: string): Promise<{ blocks: number, bytes: number, unfinished: boolean }> {
   // a table is a few MiB at most (LevelDB's default 2 MiB): read whole, its blocks checked in memory
   const table = await readFile(path)
   const size = table.length
-  if (size < FOOTER_BYTES) return { blocks: 0, bytes: size }
+  if (size < FOOTER_BYTES) return { blocks: 0, bytes: size, unfinished: true }
   const footer = table.subarray(size - FOOTER_BYTES)
   // LevelDB writes a table whole, footer last, and syncs it before naming it live: one without its
   // footer is what a crash left of a table being written, which LevelDB deletes at open. Left to it
   // (were it live, LevelDB's own read at open refuses it: "not an sstable")
-  if (footer.readUInt32LE(40) !== MAGIC_LOW || footer.readUInt32LE(44) !== MAGIC_HIGH) return { blocks: 0, bytes: size }
+  if (footer.readUInt32LE(40) !== MAGIC_LOW || footer.readUInt32LE(44) !== MAGIC_HIGH) return { blocks: 0, bytes: size, unfinished: true }
   const reader = new VarintReader(footer, name)
   const metaindex = reader.handle()
   const index = reader.handle()
@@ -82,14 +86,14 @@ async function checkTable (path: string, name: string): Promise<{ blocks: number
       blocks++
     }
   }
-  return { blocks, bytes: size }
+  return { blocks, bytes: size, unfinished: false }
 }
 
 /** A block's contents once its trailer's checksum matches, uncompressed when `uncompress` (a data block is only checked). */
 function checkedBlock (table: Buffer, h: Handle, name: string, what: string, uncompress: boolean): Uint8Array {
   const data = table.subarray(h.offset, h.offset + h.size + TRAILER_BYTES)
   const stored = unmask(data.readUInt32LE(h.size + 1))
-  const actual = crc32c.buf(data.subarray(0, h.size + 1)) >>> 0
+  const actual = crc32c(data.subarray(0, h.size + 1)) >>> 0
   if (stored !== actual) throw new DamagedTableError(name, `${what} (${h.size} bytes) fails its checksum`)
   const type = data[h.size]
   const contents = data.subarray(0, h.size)
