@@ -66,7 +66,7 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
   const given = view.record.journal?.[signalKey(name)] as { data?: unknown } | undefined
   if (given !== undefined && canonicalJson(given.data ?? null) === canonicalJson(data ?? null)) return view
   if (w === undefined || w.name !== name || !isWaiting(view.record)) {
-    if (given !== undefined) throw new TaskNotWaitingError(`signal "${name.slice(0, 40)}" was already given, with other data`)
+    if (given !== undefined) throw new TaskNotWaitingError(`signal "${name.slice(0, 40)}" was already given, with other data; the task is ${stateOf(view.record)}`)
     throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)
   }
   const size = journalBytes(view.record) + byteLength(data ?? null) + byteLength(name)
