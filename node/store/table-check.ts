@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module'
-import { crc32c } from '@node-rs/crc32'
 import { readFile, readdir } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { crc32c } from '@node-rs/crc32'
 
 /*
  * LevelDB keeps a CRC32C with every block of a table, but classic-level never asks LevelDB to check
