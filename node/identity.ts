@@ -1,8 +1,9 @@
-import { open, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { DataDirError } from './errors.js'
+import { writeSyncedFile } from './store/synced-file.js'
 import type { Store } from './store/store.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -74,15 +75,7 @@ async function readMark (file: string): Promise<string | undefined> {
 
 /** Writes the mark, synced: it must be on disk before the key's first use. */
 async function writeMark (file: string, id: string): Promise<void> {
-  try {
-    const handle = await open(file, 'w')
-    try {
-      await handle.writeFile(`${id}\n`)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-  } catch (err: any) {
+  await writeSyncedFile(file, `${id}\n`).catch((err: any) => {
     throw new DataDirError(`cannot write ${file} (${String(err?.code ?? err?.message)}), which names the peer this store is`, { cause: err })
-  }
+  })
 }

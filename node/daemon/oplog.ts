@@ -28,21 +28,19 @@ export function operatorLogOptions (level: LogLevel): pino.LoggerOptions {
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
     // an agent's or a model's error can be megabytes: a line says what happened, not all of it
-    hooks: { logMethod (this: pino.Logger, args: Parameters<pino.LogFn>, method: pino.LogFn) { method.apply(this, args.map(clip) as Parameters<pino.LogFn>) } }
+    hooks: { logMethod (this: pino.Logger, args: Parameters<pino.LogFn>, method: pino.LogFn) { method.apply(this, args.map(a => clip(a)) as Parameters<pino.LogFn>) } }
   }
 }
 
 /** The longest string the operator log writes, as a line's message, an argument or a field of its object. */
 export const LOG_STRING_MAX_CHARS = 4_096
 
-/** A string cut to LOG_STRING_MAX_CHARS, saying how much was left out; an object's string fields (one level down, and in arrays) alike. */
-function clip (value: unknown): unknown {
+/** A string cut to LOG_STRING_MAX_CHARS, saying how much was left out; in an array or object, and in those one level inside it, alike. */
+function clip (value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.length <= LOG_STRING_MAX_CHARS ? value : `${value.slice(0, LOG_STRING_MAX_CHARS)}... (${value.length - LOG_STRING_MAX_CHARS} more characters)`
-  if (Array.isArray(value)) return value.some(v => typeof v === 'string' && v.length > LOG_STRING_MAX_CHARS) ? value.map(clip) : value
-  if (typeof value !== 'object' || value === null || value instanceof Error) return value
-  const entries = Object.entries(value)
-  if (!entries.some(([, v]) => (typeof v === 'string' && v.length > LOG_STRING_MAX_CHARS) || Array.isArray(v))) return value
-  return Object.fromEntries(entries.map(([k, v]) => [k, typeof v === 'string' || Array.isArray(v) ? clip(v) : v]))
+  if (depth > 1 || typeof value !== 'object' || value === null || value instanceof Error) return value
+  if (Array.isArray(value)) return value.map(v => clip(v, depth + 1))
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clip(v, depth + 1)]))
 }
 
 const short = (id: string): string => id.slice(0, 12)

@@ -1,6 +1,7 @@
-import { open, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DataDirError } from '../errors.js'
+import { writeSyncedFile } from './synced-file.js'
 
 /** The file that marks a store LevelDB opened by dropping data it could not read. */
 export const DROPPED_DATA_MARK = 'DAMAGED'
@@ -37,16 +38,5 @@ export async function refuseDroppedData (path: string): Promise<void> {
 
 /** Writes the mark to disk (synced: the LOG that told of the damage is gone at the next open); false if it could not. */
 async function writeMark (file: string, text: string): Promise<boolean> {
-  try {
-    const handle = await open(file, 'w')
-    try {
-      await handle.writeFile(text)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    return true
-  } catch {
-    return false
-  }
+  return writeSyncedFile(file, text).then(() => true, () => false)
 }

@@ -36,8 +36,8 @@ export class DamagedTableError extends Error {
 
 interface Handle { offset: number, size: number }
 
-/** What the check read: tables checked, and `unfinished`, those without a footer left to LevelDB. */
-export interface TablesChecked { tables: number, unfinished: number, blocks: number, bytes: number }
+/** What the check found: tables checked, and `unfinished`, those without a footer left to LevelDB. */
+export interface TablesChecked { tables: number, unfinished: number }
 
 /** Checks every table (`NNNNNN.ldb` or `.sst`) in a LevelDB directory; DamagedTableError at the first that fails. */
 export async function checkTables (dir: string): Promise<TablesChecked> {
@@ -45,30 +45,28 @@ export async function checkTables (dir: string): Promise<TablesChecked> {
   try {
     names = await readdir(dir)
   } catch (err: any) {
-    if (err?.code === 'ENOENT') return { tables: 0, unfinished: 0, blocks: 0, bytes: 0 }
+    if (err?.code === 'ENOENT') return { tables: 0, unfinished: 0 }
     throw err
   }
-  const totals = { tables: 0, unfinished: 0, blocks: 0, bytes: 0 }
+  const found = { tables: 0, unfinished: 0 }
   for (const name of names.filter(n => /^\d+\.(ldb|sst)$/.test(n)).sort()) {
-    const { blocks, bytes, unfinished } = await checkTable(join(dir, name), name)
-    if (unfinished) totals.unfinished++
-    else totals.tables++
-    totals.blocks += blocks
-    totals.bytes += bytes
+    if (await checkTable(join(dir, name), name)) found.tables++
+    else found.unfinished++
   }
-  return totals
+  return found
 }
 
-async function checkTable (path: string, name: string): Promise<{ blocks: number, bytes: number, unfinished: boolean }> {
+/** Whether the table was checked: false for one without its footer, left to LevelDB. */
+async function checkTable (path: string, name: string): Promise<boolean> {
   // a table is a few MiB at most (LevelDB's default 2 MiB): read whole, its blocks checked in memory
   const table = await readFile(path)
   const size = table.length
-  if (size < FOOTER_BYTES) return { blocks: 0, bytes: size, unfinished: true }
+  if (size < FOOTER_BYTES) return false
   const footer = table.subarray(size - FOOTER_BYTES)
   // LevelDB writes a table whole, footer last, and syncs it before naming it live: one without its
   // footer is what a crash left of a table being written, which LevelDB deletes at open. Left to it
   // (were it live, LevelDB's own read at open refuses it: "not an sstable")
-  if (footer.readUInt32LE(40) !== MAGIC_LOW || footer.readUInt32LE(44) !== MAGIC_HIGH) return { blocks: 0, bytes: size, unfinished: true }
+  if (footer.readUInt32LE(40) !== MAGIC_LOW || footer.readUInt32LE(44) !== MAGIC_HIGH) return false
   const reader = new VarintReader(footer, name)
   const metaindex = reader.handle()
   const index = reader.handle()
@@ -76,17 +74,12 @@ async function checkTable (path: string, name: string): Promise<{ blocks: number
     if (h.offset + h.size + TRAILER_BYTES > size - FOOTER_BYTES) throw new DamagedTableError(name, `${what} at ${h.offset} (${h.size} bytes) lies outside the file`)
     return h
   }
-  let blocks = 0
   // the index block names every data block; the metaindex names the filter block, if any
   for (const [what, h] of [['the index block', within(index, 'the index block')], ['the metaindex block', within(metaindex, 'the metaindex block')]] as const) {
     const contents = checkedBlock(table, h, name, what, true)
-    blocks++
-    for (const child of blockValues(contents, name, what)) {
-      checkedBlock(table, within(child, `a block named by ${what}`), name, `the block at ${child.offset}`, false)
-      blocks++
-    }
+    for (const child of blockValues(contents, name, what)) checkedBlock(table, within(child, `a block named by ${what}`), name, `the block at ${child.offset}`, false)
   }
-  return { blocks, bytes: size, unfinished: false }
+  return true
 }
 
 /** A block's contents once its trailer's checksum matches, uncompressed when `uncompress` (a data block is only checked). */

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
 import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
 import { waitFor } from '../../sim/wait.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 
@@ -56,52 +57,51 @@ describe('a data dir the daemon cannot use', () => {
     expectRefused(await start(dir), new RegExp(`node key is missing from .*, which was peer ${peer}`))
   })
 
-  it('answers a finished task whose result is unreadable on disk as completed, on every read, not as unknown', async () => {
+  /** A data dir whose daemon ran one echo task of `input` to completion and stopped cleanly, with the task's id. */
+  async function finishedTask (input: unknown): Promise<{ dir: string, id: string }> {
     const dir = join(await tmp(), 'n')
-    let d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
-    const submit = await fetch(`${d.api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: { n: 1 } }) })
+    const d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    const submit = await fetch(`${d.api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input }) })
     const { id, state } = await submit.json() as { id: string, state: string }
     expect(state).toBe('completed')
     d.proc.kill('SIGTERM')
     expect(await d.exited).toBe(0)
+    return { dir, id }
+  }
+
+  /** Changes the stopped store's results with `edit`, then runs `check` on a daemon restarted on it. */
+  async function restartedAfter (dir: string, edit: (results: { get: (key: string) => Promise<string | undefined>, put: (key: string, value: string) => Promise<void> }) => Promise<void>, check: (d: DaemonProcess) => Promise<void>): Promise<void> {
     const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
-    await db.sublevel<string, string>('results', { valueEncoding: 'utf8' }).put(id, '{garbage')
+    await edit(db.sublevel<string, string>('results', { valueEncoding: 'utf8' }))
     await db.close()
-    d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    const d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
     try {
+      await check(d)
+    } finally {
+      d.proc.kill('SIGTERM')
+      await d.exited
+    }
+  }
+
+  it('answers a finished task whose result is unreadable on disk as completed, on every read, not as unknown', async () => {
+    const { dir, id } = await finishedTask({ n: 1 })
+    await restartedAfter(dir, async results => { await results.put(id, '{garbage') }, async d => {
       for (let read = 0; read < 3; read++) {
         const res = await fetch(`${d.api}/v1/tasks/${id}`)
         expect({ read, status: res.status, state: ((await res.json()) as any).state }).toEqual({ read, status: 200, state: 'completed' })
       }
       expect(((await (await fetch(`${d.api}/v1/node`)).json()) as any).store.corruptRecords).toBe(1)
-    } finally {
-      d.proc.kill('SIGTERM')
-      await d.exited
-    }
+    })
   })
 
   it('counts and tells a result altered on disk (its value no longer hashes to the certificate), and does not serve it', async () => {
-    const dir = join(await tmp(), 'n')
-    let d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
-    const submit = await fetch(`${d.api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: { n: 1000 } }) })
-    const { id, state } = await submit.json() as { id: string, state: string }
-    expect(state).toBe('completed')
-    d.proc.kill('SIGTERM')
-    expect(await d.exited).toBe(0)
-    const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
-    const results = db.sublevel<string, string>('results', { valueEncoding: 'utf8' })
-    await results.put(id, (await results.get(id) as string).replace('"n":1000', '"n":7000'))
-    await db.close()
-    d = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
-    try {
+    const { dir, id } = await finishedTask({ n: 1000 })
+    await restartedAfter(dir, async results => { await results.put(id, (await results.get(id) as string).replace('"n":1000', '"n":7000')) }, async d => {
       const read = await fetch(`${d.api}/v1/tasks/${id}/result?wait=500`)
       expect({ status: read.status, body: await read.json() }).toEqual({ status: 202, body: { id, state: 'completed' } })
       expect(((await (await fetch(`${d.api}/v1/node`)).json()) as any).store.corruptRecords).toBe(1)
       await waitFor(() => d.output().includes(`skipped a corrupt record in the store: results/${id}: its value does not hash`), { what: 'the operator log to tell the altered result', timeoutMs: 5_000 })
-    } finally {
-      d.proc.kill('SIGTERM')
-      await d.exited
-    }
+    })
   })
 
   it('starts past a corrupt task record: counted, skipped, and told once to the operator log', async () => {
