@@ -6,6 +6,7 @@ import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../pr
 import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
 import { refuseDroppedData, refuseMarked } from './dropped-data.js'
+import { refuseMissingLog } from './log-check.js'
 import { checkTables } from './table-check.js'
 import type { TablesChecked } from './table-check.js'
 import type { BatchOp } from './namespace.js'
@@ -106,6 +107,7 @@ export class Store {
   static async open (init: StoreInit): Promise<Store> {
     await refuseHeadless(init.path)
     await refuseMarked(init.path)
+    await refuseMissingLog(init.path)
     const tables = await refuseDamagedTables(init.path)
     const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
     try {

@@ -117,13 +117,14 @@ function * blockValues (block: Uint8Array, name: string, what: string): Generato
   }
 }
 
-function unmask (masked: number): number {
+/** A CRC32C as LevelDB stores it (masked), unmasked. */
+export function unmask (masked: number): number {
   const rot = (masked - MASK_DELTA) >>> 0
   return ((rot >>> 17) | (rot << 15)) >>> 0
 }
 
 /** LevelDB's varints (7 bits a byte, low first) over a buffer; DamagedTableError past its end. */
-class VarintReader {
+export class VarintReader {
   private at = 0
   constructor (private readonly buf: Uint8Array, private readonly name: string) {}
 

@@ -1,0 +1,69 @@
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { describe, expect, it } from 'vitest'
+import { Store } from '../../node/store/store.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+
+/*
+ * What a member wrote since LevelDB's last compaction (its latest grants and votes) is only in the
+ * write-ahead log the MANIFEST names. A store whose log was deleted opened on its tables alone,
+ * silently, and the member could grant and vote again against what it lost.
+ */
+describe('a store whose write-ahead log is gone', () => {
+  const tmp = useTmpDirs()
+
+  /** A store with records in its tables (written, closed, opened again) and newer ones only in its log. */
+  async function logged (): Promise<{ path: string, log: string }> {
+    const path = join(await tmp(), 'store')
+    const db = new Level<string, string>(path, { valueEncoding: 'utf8' })
+    await db.batch(Array.from({ length: 200 }, (_, i) => ({ type: 'put' as const, key: `old-${i}`, value: 'x'.repeat(100) })))
+    await db.close()
+    await db.open()
+    await db.put('vote', 'given', { sync: true })
+    await db.close()
+    const logs = (await readdir(path)).filter(n => n.endsWith('.log'))
+    expect(logs).toHaveLength(1)
+    return { path, log: logs[0] as string }
+  }
+
+  const opened = async (path: string): Promise<Error | undefined> => Store.open({ path }).then(async s => { await s.close(); return undefined }, (e: Error) => e)
+
+  it('is refused, naming the log; with its log it opens and holds what the log held', async () => {
+    const { path, log } = await logged()
+    const kept = await readFile(join(path, log))
+    expect(kept.includes('given')).toBe(true)
+    await rm(join(path, log))
+    const err = await opened(path)
+    expect(err?.name).toBe('DataDirError')
+    expect(err?.message).toContain(`lost its write-ahead log ${log}, which its MANIFEST names`)
+    // refused before LevelDB opened it: the log put back, nothing was lost
+    await writeFile(join(path, log), kept)
+    expect(await opened(path)).toBeUndefined()
+    const db = new Level<string, string>(path, { valueEncoding: 'utf8' })
+    expect(await db.get('vote')).toBe('given')
+    await db.close()
+  })
+
+  it('is refused on a store of many tables, whose MANIFEST runs over several of its 32 KiB blocks', async () => {
+    const path = join(await tmp(), 'store')
+    // small tables: hundreds of them, each named in the MANIFEST with its first and last key
+    const db = new Level<string, string>(path, { valueEncoding: 'utf8', writeBufferSize: 64 * 1024, maxFileSize: 16 * 1024 } as any)
+    for (let b = 0; b < 40; b++) await db.batch(Array.from({ length: 500 }, (_, i) => ({ type: 'put' as const, key: `${String(b * 500 + i).padStart(8, '0')}-${'k'.repeat(1_000)}`, value: 'v'.repeat(200) })))
+    await db.close()
+    await db.open()
+    await db.close()
+    const names = await readdir(path)
+    const manifest = names.find(n => n.startsWith('MANIFEST-')) as string
+    expect((await readFile(join(path, manifest))).length).toBeGreaterThan(2 * 32_768)
+    expect(await opened(path)).toBeUndefined()
+    // the open above wrote a new log, and deleted the one before it
+    await rm(join(path, (await readdir(path)).find(n => n.endsWith('.log')) as string))
+    expect((await opened(path))?.message).toContain('lost its write-ahead log')
+  })
+
+  it('a new store, and one opened and closed again and again, open', async () => {
+    const path = join(await tmp(), 'store')
+    for (let i = 0; i < 3; i++) expect(await opened(path)).toBeUndefined()
+  })
+})
