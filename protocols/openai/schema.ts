@@ -20,8 +20,15 @@ export const chatMessageSchema = z.looseObject({
 
 export type ChatMessage = z.infer<typeof chatMessageSchema>
 
-/** A tool the model may call (`{type: 'function', function: {name, description?, parameters?}}`), passed through. */
-export const chatToolSchema = z.looseObject({ type: z.string() })
+/**
+ * A tool the model may call (`{type: 'function', function: {name, description?, parameters?}}`),
+ * passed through. A function tool needs its function and name, as OpenAI's API says (400): one
+ * without was passed to the model, which failed or ignored it.
+ */
+export const chatToolSchema = z.looseObject({
+  type: z.string(),
+  function: z.looseObject({ name: z.string().min(1).max(256) }).optional()
+}).refine(t => t.type !== 'function' || t.function !== undefined, { message: 'a function tool needs function: {name, description?, parameters?}', path: ['function'] })
 
 /** `none`, `auto`, `required`, or a named tool. */
 export const toolChoiceSchema = z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.string() })])

@@ -228,6 +228,10 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     const bad = await client.chat.completions.create({ model: 'fake-small', messages: [] }).catch((err: unknown) => err)
     expect(bad).toBeInstanceOf(BadRequestError)
     expect(bad).toMatchObject({ status: 400, param: 'messages', type: 'invalid_request_error' })
+    // a function tool without its function, which OpenAI's API refuses: it was passed to the model
+    const toolless = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' } as any] }).catch((err: unknown) => err)
+    expect(toolless).toBeInstanceOf(BadRequestError)
+    expect(toolless).toMatchObject({ status: 400, param: 'tools.0.function', message: expect.stringMatching(/a function tool needs function/) })
     const res = await fetch(`${daemons[0]!.api.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": "fake-small", "messages": [' })
     expect(res.status).toBe(400)
     expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', param: null })
