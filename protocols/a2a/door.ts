@@ -5,7 +5,7 @@ import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2
 import { agentCard, legacyAgentCard, skillsOf } from './card.js'
 import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
 import { MeshRequestHandler, SIGNAL_KEY, isMeshRefusal } from './handler.js'
-import { CLIENT_FAULTS, INTERNAL_ERROR, PARSE_ERROR, checkEnvelope } from './rpc.js'
+import { CLIENT_FAULTS, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, checkEnvelope } from './rpc.js'
 import type { CardInit } from './card.js'
 import type { A2AMesh } from './handler.js'
 import type { RpcError, RpcId } from './rpc.js'
@@ -81,8 +81,13 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
     }, async (request, reply) => {
       stats.requests++
       const envelope = checkEnvelope(request.body)
+      // JSON-RPC 2.0: a notification (a request without an id) is never answered, not even its
+      // errors; a request too malformed to tell is answered with id null
+      const body = request.body
+      const notification = typeof body === 'object' && body !== null && !Object.hasOwn(body, 'id') && (envelope.ok || envelope.error.code !== INVALID_REQUEST)
       if (!envelope.ok) {
         count(envelope.error)
+        if (notification) return await reply.code(204).send()
         return await reply.send({ jsonrpc: '2.0', id: envelope.id, error: envelope.error })
       }
       const abort = new AbortController()
@@ -101,6 +106,12 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       const handler = new MeshRequestHandler(ctx.tasks, card, handlerInit)
       const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
       const answer = await transport.handle(envelope.legacy ? blockingByDefault(request.body as Record<string, unknown>) : request.body as Record<string, unknown>, context)
+      if (notification) {
+        // a stream nobody reads is not run: its events would go nowhere
+        if (isStream(answer)) await answer.return(undefined)
+        else count(answer.error as RpcError | undefined)
+        return await reply.code(204).send()
+      }
       if (isStream(answer)) {
         await stream(reply, answer, { id: envelope.id, method: envelope.method, abort, mapError, count, stats, log: ctx.log, internalError: ctx.internalError })
         return

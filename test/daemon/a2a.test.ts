@@ -244,7 +244,17 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
         expect(answer.json, `${method} ${JSON.stringify(params)}`).toMatchObject({ id: 6, error: { code: -32602 } })
       }
     }
-    expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 12)
+    // notifications (no id) are never answered, their errors neither (counted all the same); one
+    // too malformed to be a request is answered with id null
+    const silent = async (body: object): Promise<void> => {
+      const res = await fetch(`${api}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      expect({ status: res.status, body: await res.text() }, JSON.stringify(body)).toEqual({ status: 204, body: '' })
+    }
+    await silent({ jsonrpc: '2.0', method: 'tasks/explode' })
+    await silent({ jsonrpc: '2.0', method: 'tasks/get', params: { id: 5 } })
+    await silent({ jsonrpc: '2.0', method: 'tasks/get', params: { id: 'no-such-task' } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '1.0', method: 'tasks/get' }))).json).toMatchObject({ id: null, error: { code: -32600 } })
+    expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 12 + 3)
     // another content type is the API's own refusal, not the door's
     expect((await rpc(api, '{}', { 'content-type': 'text/plain' })).status).toBe(415)
     expect((await fetch(`${api}/v1/health`)).status).toBe(200)
