@@ -20,11 +20,29 @@ function refuseSocket (socket: Duplex, status: number, name: string, message: st
  */
 export function handleClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: ApiStats): void {
   // the client is gone, or an answer is already being written on this socket: writing would corrupt it
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage
   if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
     socket.destroy()
     return
   }
+  if (inFlight !== undefined && !inFlight.writableFinished) {
+    // bad bytes pipelined after a good request: its answer first, then the refusal (written at
+    // once, the refusal had ended the socket under the answer, which was lost)
+    let refused = false
+    const refuseAfter = (): void => {
+      if (refused) return
+      refused = true
+      if (socket.writable) refuseClientError(err, socket, stats)
+      else socket.destroy()
+    }
+    inFlight.once('finish', refuseAfter)
+    inFlight.once('close', refuseAfter)
+    return
+  }
+  refuseClientError(err, socket, stats)
+}
+
+function refuseClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: ApiStats): void {
   if (err.code === 'HPE_HEADER_OVERFLOW') {
     stats.badRequests['headers-too-large']++
     refuseSocket(socket, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request line and headers exceed the size limit')

@@ -196,6 +196,18 @@ describe('control API under malformed and random requests', () => {
     await expectServing()
   })
 
+  it('answers a good request before the bad bytes pipelined after it, then refuses them', async () => {
+    const before = (await metrics()).api.badRequests['bad-http']
+    // a long poll: its answer is still on its way when the parser meets the bytes after it
+    const good = `POST /v1/tasks?wait=2000 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 33\r\n\r\n{"capability":"echo","input":"p"}`
+    const answer = await raw(port, `${good}\x01\x02 nonsense\r\n\r\n`)
+    expect(answer.status, answer.head).toBe(200)
+    expect(answer.body).toContain('"result":"p"')
+    expect(answer.body).toMatch(/HTTP\/1\.1 400 Bad Request[\s\S]*malformed HTTP request/)
+    expect((await metrics()).api.badRequests['bad-http']).toBe(before + 1)
+    await expectServing()
+  })
+
   /** Sends a POST /v1/tasks of `total` bytes on a raw socket, `paceMs` between 64 KiB pieces (0: all at once), and reads what comes back. */
   async function oversized (total: number, paceMs: number): Promise<{ text: string, errors: string[] }> {
     const head = `POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`
