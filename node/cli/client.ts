@@ -84,6 +84,8 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
       signal: AbortSignal.timeout(timeoutMs)
     })
   } catch (err: any) {
+    // a stopped process (SIGSTOP) or a wedged one still takes connections: it is there, and silent
+    if (err?.name === 'TimeoutError') throw new NodeNotRunningError(`the node at ${baseUrl} took the connection but did not answer ${method} ${path} in ${timeoutMs / 1000} s: is its process stopped or overloaded?`)
     const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message
     throw new NodeNotRunningError(`no node answers at ${baseUrl} (${cause}); is the daemon running?`)
   }

@@ -1,0 +1,33 @@
+import { createServer } from 'node:net'
+import type { AddressInfo, Server, Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { apiRequest } from '../../node/cli/client.js'
+
+/** The CLI's client against a node that takes connections and never answers, as a SIGSTOPped daemon does. */
+describe('the CLI\'s API client', () => {
+  let silent: Server
+  const sockets: Socket[] = []
+  let url: string
+
+  beforeAll(async () => {
+    silent = createServer(socket => { sockets.push(socket) })
+    await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+    url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+  })
+  afterAll(async () => {
+    for (const s of sockets) s.destroy()
+    await new Promise(resolve => silent.close(resolve))
+  })
+
+  it('tells a node that is there but silent from one that is not there', async () => {
+    const stopped = await apiRequest(url, 'GET', '/v1/health', undefined, 300).catch((err: Error) => err)
+    expect(stopped).toMatchObject({ name: 'NodeNotRunningError', message: expect.stringContaining(`the node at ${url} took the connection but did not answer GET /v1/health in 0.3 s`) })
+    // a port nothing listens on: one just freed
+    const free = createServer()
+    await new Promise<void>(resolve => free.listen(0, '127.0.0.1', resolve))
+    const closed = `http://127.0.0.1:${(free.address() as AddressInfo).port}`
+    await new Promise(resolve => free.close(resolve))
+    const gone = await apiRequest(closed, 'GET', '/v1/health', undefined, 300).catch((err: Error) => err)
+    expect(gone).toMatchObject({ name: 'NodeNotRunningError', message: `no node answers at ${closed} (ECONNREFUSED); is the daemon running?` })
+  })
+})
