@@ -25,9 +25,10 @@ export function handleClientError (err: NodeJS.ErrnoException, socket: Duplex, s
     socket.destroy()
     return
   }
-  if (inFlight !== undefined && !inFlight.writableFinished) {
-    // bad bytes pipelined after a good request: its answer first, then the refusal (written at
-    // once, the refusal had ended the socket under the answer, which was lost)
+  if (inFlight !== undefined && !inFlight.writableFinished && inFlight.req?.complete === true) {
+    // bad bytes pipelined after a whole good request: its answer first, then the refusal (written
+    // at once, the refusal had ended the socket under the answer, which was lost). A request whose
+    // own body is late (a timeout) is refused at once: its answer would wait for that body
     let refused = false
     const refuseAfter = (): void => {
       if (refused) return

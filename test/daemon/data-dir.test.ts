@@ -45,15 +45,18 @@ describe('a data dir the daemon cannot use', () => {
     expectRefused(await start(dir), /node key is missing from .*, which holds tasks/)
   })
 
-  it('refuses a store that lost everything it held (its log deleted), instead of starting empty as a new peer', async () => {
+  it('refuses a store that lost its log, or everything it held, instead of starting without it or empty as a new peer', async () => {
     const dir = await used()
     const store = join(dir, 'store')
     const peer = (await readFile(join(store, 'PEER'), 'utf8')).trim()
     expect(peer).toMatch(/^12D3KooW/)
     // one start and a clean stop: everything is in LevelDB's log, and CURRENT and MANIFEST remain
     const logs = (await readdir(store)).filter(n => /^\d+\.log$/.test(n))
-    expect(logs.length).toBeGreaterThan(0)
-    for (const l of logs) await rm(join(store, l))
+    expect(logs).toHaveLength(1)
+    await rm(join(store, logs[0] as string))
+    expectRefused(await start(dir), new RegExp(`store at .* lost its write-ahead log ${logs[0] as string}, which its MANIFEST names`))
+    // every file of LevelDB's gone as well: it would open empty, and PEER still names the peer it was
+    for (const name of await readdir(store)) if (name !== 'PEER') await rm(join(store, name), { recursive: true })
     expectRefused(await start(dir), new RegExp(`node key is missing from .*, which was peer ${peer}`))
   })
 
