@@ -1,6 +1,6 @@
 export class TaskNotFoundError extends Error {
   static override name = 'TaskNotFoundError'
-  constructor (id: string) { super(`no task ${id}`); this.name = 'TaskNotFoundError' }
+  constructor (id: string, why?: string) { super(`no task ${id}${why === undefined ? '' : `: ${why}`}`); this.name = 'TaskNotFoundError' }
 }
 
 /** A submit that breaks a limit (input size, attempts) or names an invalid capability. */

@@ -34,10 +34,17 @@ export async function storeOnPlacement (c: TaskComponents, record: TaskRecord, k
   // answered once a majority has it: a paused member must not hold the submit up until its timeout
   const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
   const ok = answers.filter(a => a.result.status === 'OK').length
-  // kept when refused too: it pins the placement a retry of its key stores the task on again
-  // (without it, a retry after membership changed could place the same id elsewhere)
-  if (!kept) await keepCopy(c, record)
-  if (ok < majority(members.length)) throw shortfall(members, answers, ok)
+  const refused = ok < majority(members.length)
+  if (refused && record.task.idempotencyKey === undefined) {
+    // no retry can name a task without a key (its id holds a random nonce): a copy kept here would
+    // list it pending for ever, though no member may hold it. Members that do decide it.
+    if (kept) await c.replica.forgetCopy(record.task.id)
+  } else if (!kept) {
+    // kept when refused too: it pins the placement a retry of its key stores the task on again
+    // (without it, a retry after membership changed could place the same id elsewhere)
+    await keepCopy(c, record)
+  }
+  if (refused) throw shortfall(members, answers, ok)
 }
 
 /**
@@ -94,9 +101,10 @@ export async function storeManyOnPlacements (c: TaskComponents, records: TaskRec
     const ok = answers.filter(a => a.result.status === 'OK').length
     if (ok < majority(members.length)) failed.set(id, shortfall(members, answers, ok))
   }))
-  // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it
+  // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it (a
+  // refused one without a key only pinned what no retry can name)
   const me = c.peerId.toString()
-  await Promise.all(records.filter(r => !r.placement.members.includes(me)).map(async r => c.replica.put(r)))
+  await Promise.all(records.filter(r => !r.placement.members.includes(me) && !(failed.has(r.task.id) && r.task.idempotencyKey === undefined)).map(async r => c.replica.put(r)))
   return failed
 }
 

@@ -39,6 +39,12 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
   const answers = await a.c.leases.ask(target.placement.members, { op: 'cancel', id, epoch: target.placement.epoch })
   const cert = await a.c.leases.certifyAndCommit(target, view.record.generation, answers)
   if (cert === undefined) {
+    // every member answered that it holds no such task: this node's copy is all there is, left by a
+    // submit refused for want of a majority (one with a key, kept for its retry). Nothing to cancel
+    // and nothing will run it: the copy is forgotten, where it was refused as unavailable for ever
+    if (view.record.placement.epoch === 0 && answers.every(x => x.res.status === 'UNKNOWN_TASK') && await a.c.replica.forgetCopy(id)) {
+      throw new TaskNotFoundError(id, 'no member of its placement holds it (its submit was refused for want of a majority): this node\'s copy is forgotten')
+    }
     const refused = refusal(answers, 'no majority of the placement voted to cancel')
     if (refused.name !== 'TaskFinishedError') throw refused
     // members voted for another outcome, whose certificate is on its way: that outcome is the

@@ -104,6 +104,20 @@ export class Replica {
     return n
   }
 
+  /**
+   * Deletes this node's copy of a task it holds outside the task's placement, unfinished: what a
+   * submit that no member stored leaves. A member's copy, or a finished one, is kept: true if deleted.
+   */
+  async forgetCopy (id: string): Promise<boolean> {
+    return this.lock.run(id, async () => {
+      const record = await this.store.getRecord(id)
+      if (record === undefined || record.final !== undefined || this.isMember(record)) return false
+      await this.store.deleteTask(record)
+      this.idx.drop(record)
+      return true
+    })
+  }
+
   async load (): Promise<void> {
     for await (const record of this.store.records()) this.idx.index(record)
   }

@@ -19,6 +19,43 @@ describe('a refused submit retried with its idempotency key', () => {
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
+  it('without a key leaves no copy outside its placement; with one, a cancel no member can hold forgets the copy', async () => {
+    const partition = new PartitionController()
+    net = await createTestnet(4, {
+      baseDir: await tmp(),
+      tasks: { ...FAST_TASKS, antiEntropyIntervalMs: 60_000, agents: [echoAgent] },
+      perNode: i => ({ connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) })
+    })
+    await net.ready()
+    const a = net.nodes[0]!
+    const me = a.peerId.toString()
+    await partition.split([[a], net.nodes.slice(1)])
+    await waitFor(() => a.tasks!.presence.live().length === 1, { what: 'the submitter to see only itself', timeoutMs: 10_000 })
+    // a placement leaves this node out a quarter of the time: 40 submits all but surely have some
+    for (let i = 0; i < 40; i++) {
+      await expect(a.tasks!.service.submit({ capability: 'echo', input: `keyless-${i}` })).rejects.toHaveProperty('name', 'QuorumUnavailableError')
+    }
+    // a copy outside the placement was all that was left of such a submit: listed pending for ever,
+    // and no retry could name it
+    const held = await a.tasks!.service.list({ limit: 100 })
+    expect(held.filter(r => !r.placement.members.includes(me)).map(r => r.task.input)).toEqual([])
+
+    // with a key, the refused submit's copy pins the placement of its retry; a cancel once every
+    // member answers that it holds no such task forgets it (it was 503 for ever)
+    const key = Array.from({ length: 64 }, (_, i) => `forget-${i}`).find(k => !a.tasks!.membership.choose(taskId({ capability: 'echo', input: k, submitter: me, idempotencyKey: k })).members.includes(me))!
+    const id = taskId({ capability: 'echo', input: key, submitter: me, idempotencyKey: key })
+    await expect(a.tasks!.service.submit({ capability: 'echo', input: key, idempotencyKey: key })).rejects.toHaveProperty('name', 'QuorumUnavailableError')
+    expect((await a.tasks!.replica.get(id)).record).toBeDefined()
+    await expect(a.tasks!.service.cancel(id)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
+    partition.heal()
+    await net.ready(20_000)
+    await waitFor(() => a.tasks!.presence.live().length === 4, { what: 'the submitter to see the mesh again', timeoutMs: 20_000 })
+    const gone = await a.tasks!.service.cancel(id).catch((err: Error) => err)
+    expect(gone).toMatchObject({ name: 'TaskNotFoundError', message: expect.stringContaining('no member of its placement holds it') })
+    expect((await a.tasks!.replica.get(id)).record).toBeUndefined()
+    await expect(a.tasks!.service.get(id)).rejects.toHaveProperty('name', 'TaskNotFoundError')
+  })
+
   it('is refused again while no majority can store it, and stored and run once one can', async () => {
     const partition = new PartitionController()
     net = await createTestnet(4, {
