@@ -200,7 +200,7 @@ export const taskOptionsSchema = z.strictObject({
    * only, which gossip may drop. @default 3_600_000
    */
   deadCopyRefreshCapMs: timerMs().default(3_600_000),
-  /** @default 5_000 */
+  /** a request to a peer, from its dial to its answer. @default 5_000 */
   rpcTimeoutMs: timerMs().default(5_000),
   /**
    * A wait for a result (`submit --wait`, GET /v1/tasks/:id?wait) wakes on the completion notice,

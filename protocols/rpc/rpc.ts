@@ -163,9 +163,13 @@ export class RpcEndpoint {
     const id = this.nextId++
     const frame = utf8Encoder.encode(JSON.stringify({ i: id, b: body }))
     if (frame.byteLength > this.maxFrame) throw new RangeError(`request of ${frame.byteLength} bytes exceeds the frame limit ${this.maxFrame}`)
-    const channel = await untilAborted(this.channel(peer), options.signal, () => new RpcUnavailableError(`${to}: aborted`))
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs
+    const startedAt = performance.now()
+    // the timeout bounds the whole request, its dial too: a dial to a peer behind a partition hangs
+    // until its own timeout, and a request timed from its stream took twice its timeout to fail
+    const channel = await untilAborted(withinMs(this.channel(peer), timeoutMs, () => new RpcUnavailableError(`${to}: no stream open within ${timeoutMs} ms`)), options.signal, () => new RpcUnavailableError(`${to}: aborted`))
     this.stats.requestsSent++
-    const answer = await this.exchange(channel, to, id, frame, options)
+    const answer = await this.exchange(channel, to, id, frame, options, Math.max(1, timeoutMs - (performance.now() - startedAt)))
     if (options.schema === undefined) return answer
     const parsed = options.schema.safeParse(answer)
     if (parsed.success) return parsed.data
@@ -174,8 +178,8 @@ export class RpcEndpoint {
     throw new RpcBadResponseError(`${to}: answer fails its schema: ${issues}`, { cause: parsed.error })
   }
 
-  /** Writes one request on `channel` and waits for its answer, its timeout, or its signal. */
-  private async exchange (channel: Channel, to: string, id: number, frame: Uint8Array, options: RpcRequestOptions): Promise<unknown> {
+  /** Writes one request on `channel` and waits for its answer, its timeout (`leftMs` of it left), or its signal. */
+  private async exchange (channel: Channel, to: string, id: number, frame: Uint8Array, options: RpcRequestOptions, leftMs: number): Promise<unknown> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs
     const signal = options.signal
     return new Promise((resolve, reject) => {
@@ -196,7 +200,7 @@ export class RpcEndpoint {
           this.init.log('%s: %d timeouts in a row, resetting the stream', to, channel.timeoutsInARow)
           this.fail(channel, new RpcChannelResetError(`${to}: stream reset after ${channel.timeoutsInARow} timeouts in a row`))
         }
-      }, timeoutMs)
+      }, leftMs)
       channel.pending.set(id, {
         resolve: value => { if (settled()) resolve(value) },
         reject: err => { if (settled()) reject(err) }
@@ -360,6 +364,14 @@ function parseFrame (buf: { subarray: () => Uint8Array }): Frame | undefined {
 }
 
 /** `promise`, or `onAbort()` once `signal` aborts; the listener is removed either way. */
+/** `promise`, or `onTimeout()`'s error once `ms` pass (the promise itself goes on, for whoever else waits on it). */
+async function withinMs<T> (promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(onTimeout()) }, ms)
+    void promise.then(resolve, reject).finally(() => { clearTimeout(timer) })
+  })
+}
+
 async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => Error): Promise<T> {
   if (signal === undefined) return promise
   return new Promise<T>((resolve, reject) => {

@@ -131,6 +131,32 @@ describe('rpc endpoint on two real nodes', () => {
     expect(serverStreams()).toBe(1)
   })
 
+  it('counts the dial in a request\'s timeout: one whose stream opens late fails at its timeout, not its timeout after', async () => {
+    // the client's dials wait 1.5 s at its gater (a peer behind a partition, or slow to handshake)
+    const slow = await createLibp2p({
+      addresses: { listen: [`/memory/rpc-test-${Math.random().toString(36).slice(2)}`] },
+      transports: [memory()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionMonitor: { enabled: false },
+      connectionGater: { denyDialPeer: async () => { await new Promise(resolve => setTimeout(resolve, 1_500)); return false } }
+    })
+    cleanups.push(async () => { await slow.stop() })
+    const b = await node()
+    const server = new RpcEndpoint(b, { protocol: PROTOCOL, log, handler: async () => await new Promise(() => {}) })
+    const client = new RpcEndpoint(slow, { protocol: PROTOCOL, log, handler: async () => 'client', requestTimeoutMs: 10_000 })
+    await server.start()
+    await client.start()
+    cleanups.push(async () => { await client.stop(); await server.stop() })
+    await slow.peerStore.merge(b.peerId, { multiaddrs: b.getMultiaddrs() })
+    const t0 = performance.now()
+    const err = await client.request(b.peerId, { op: 'hang' }, { timeoutMs: 500 }).catch((e: Error) => e)
+    const took = performance.now() - t0
+    expect(err).toMatchObject({ name: 'RpcUnavailableError', message: expect.stringContaining('no stream open within 500 ms') })
+    // was the dial's 1.5 s and then the request's own 500 ms
+    expect(took).toBeLessThan(1_400)
+  })
+
   it('with maxConsecutiveTimeouts: 1, tears the stream down at the first timeout', async () => {
     const { client, peer } = await pair({}, { requestTimeoutMs: 10_000, maxConsecutiveTimeouts: 1 })
     const bystander = client.request(peer, { op: 'hang' }, { timeoutMs: 30_000 }).catch((err: Error) => err)
