@@ -295,9 +295,22 @@ export function lastErrorOf (record: TaskRecord): string | undefined {
   return [...record.attempts].reverse().find(a => a.generation === record.generation && a.error !== undefined)?.error
 }
 
-/** The peer currently running the task, if any. */
+/** The peer currently running the task, if any: none once it is final. */
 export function holderOf (record: TaskRecord): string | undefined {
+  if (record.final !== undefined) return undefined
   return currentAttempts(record).find(a => a.outcome === 'running')?.peer
+}
+
+/**
+ * How an attempt ended, as far as this copy can tell. A copy outside the placement learns a task's
+ * end from its certificate, not the attempts that led to it: an attempt it last saw running is the
+ * certified one's outcome if the certificate names its claim, else one whose lease ended.
+ */
+function shownOutcome (record: TaskRecord, a: Attempt): Attempt['outcome'] {
+  const final = record.final
+  if (a.outcome !== 'running' || final === undefined || a.generation !== final.generation) return a.outcome
+  if (a.claimId === final.claimId && final.state !== 'canceled') return final.state === 'completed' ? 'completed' : 'failed'
+  return 'expired'
 }
 
 /** A small view for APIs: no input. */
@@ -325,6 +338,6 @@ export function summarize (record: TaskRecord): Record<string, unknown> {
     finishedAt: record.final?.at,
     ...(isWaiting(record) && record.waiting !== undefined ? { waitingFor: { name: record.waiting.name, since: record.waiting.since, until: record.waiting.until } } : {}),
     error: record.final?.state === 'completed' ? undefined : (record.final?.reason ?? attempts.filter(a => a.error !== undefined).at(-1)?.error),
-    history: record.attempts.filter(a => a.outcome !== 'released').map(a => ({ attempt: a.claimId, generation: a.generation, peer: a.peer, outcome: a.outcome, startedAt: a.startedAt, endedAt: a.endedAt, error: a.error }))
+    history: record.attempts.filter(a => a.outcome !== 'released').map(a => ({ attempt: a.claimId, generation: a.generation, peer: a.peer, outcome: shownOutcome(record, a), startedAt: a.startedAt, endedAt: a.endedAt, error: a.error }))
   }
 }

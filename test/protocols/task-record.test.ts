@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { MAX_JSON_DEPTH, NOT_JSON, copyJson, isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
-import { MAX_ATTEMPTS_KEPT, canonicalJson, certify, cloneJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, randomHex, resultHash, sameValue, stateOf, statementBytes, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { MAX_ATTEMPTS_KEPT, canonicalJson, certify, cloneJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, randomHex, resultHash, sameValue, stateOf, statementBytes, summarize, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import type { Peer } from '../helpers/peers.js'
@@ -291,6 +291,16 @@ describe('record merge', () => {
     }
     // two certificates of the one outcome: every order picks the same copy
     expect(mergeRecords(completed, completedElsewhere).final).toEqual(mergeRecords(completedElsewhere, completed).final)
+  })
+
+  it('a final copy names no holder, and shows an attempt it last saw running as the certificate ends it', () => {
+    const { running, retry, completed } = copies()
+    // a copy that saw the first attempt start, then only the certificate of the second's result
+    const stale: TaskRecord = { ...running, final: completed.final, updatedAt: 7 }
+    expect(summarize(running)).toMatchObject({ holder: PEER, history: [{ attempt: 'c1', outcome: 'running' }] })
+    expect(summarize(stale)).toMatchObject({ state: 'completed', holder: undefined, history: [{ attempt: 'c1', outcome: 'expired' }] })
+    // the certified claim's own attempt, last seen running
+    expect(summarize({ ...retry, final: completed.final, updatedAt: 7 })).toMatchObject({ holder: undefined, history: [{ attempt: 'c2', outcome: 'completed' }] })
   })
 
   it('keeps the newest placement and the ones it moved from', () => {
