@@ -19,28 +19,41 @@ function refuseSocket (socket: Duplex, status: number, name: string, message: st
  * get a JSON answer, counted like any bad request.
  */
 export function handleClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: ApiStats): void {
-  // the client is gone, or an answer is already being written on this socket: writing would corrupt it
-  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage
-  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy()
     return
   }
+  // a parser that failed fails again on every chunk after: the first error decides
+  if (refusing.has(socket)) return
+  refusing.add(socket)
+  refuseAfterAnswers(err, socket, stats)
+}
+
+/** Sockets whose bad bytes are being refused, once the answers before them are out. */
+const refusing = new WeakSet<Duplex>()
+
+/**
+ * Bad bytes pipelined after whole good requests: their answers first, each in turn, then the
+ * refusal (written at once, the refusal had ended the socket under them, and they were lost). A
+ * request whose own body is late (a timeout) is refused at once, as its answer would wait for that
+ * body; or the socket is closed, if that answer has begun: more bytes would corrupt it.
+ */
+function refuseAfterAnswers (err: NodeJS.ErrnoException, socket: Duplex, stats: ApiStats): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined
   if (inFlight !== undefined && !inFlight.writableFinished && inFlight.req?.complete === true) {
-    // bad bytes pipelined after a whole good request: its answer first, then the refusal (written
-    // at once, the refusal had ended the socket under the answer, which was lost). A request whose
-    // own body is late (a timeout) is refused at once: its answer would wait for that body
-    let refused = false
-    const refuseAfter = (): void => {
-      if (refused) return
-      refused = true
-      if (socket.writable) refuseClientError(err, socket, stats)
-      else socket.destroy()
+    let next = true
+    const then = (): void => {
+      if (!next) return
+      next = false
+      // Node hands the socket to the next pipelined answer as this one finishes
+      setImmediate(() => { refuseAfterAnswers(err, socket, stats) })
     }
-    inFlight.once('finish', refuseAfter)
-    inFlight.once('close', refuseAfter)
+    inFlight.once('finish', then)
+    inFlight.once('close', then)
     return
   }
-  refuseClientError(err, socket, stats)
+  if (!socket.writable || inFlight?.headersSent === true) socket.destroy()
+  else refuseClientError(err, socket, stats)
 }
 
 function refuseClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: ApiStats): void {

@@ -75,6 +75,12 @@ function normalize (api: string, from = '--api'): string {
 
 /** A JSON request to the control API; a refused connection or an error answer becomes one clear error. */
 export async function apiRequest<T = any> (baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  const unanswered = (err: any): NodeNotRunningError => {
+    // a stopped process (SIGSTOP) or a wedged one still takes connections: it is there, and silent
+    if (err?.name === 'TimeoutError') return new NodeNotRunningError(`the node at ${baseUrl} took the connection but did not answer ${method} ${path} in ${timeoutMs / 1000} s: is its process stopped or overloaded?`)
+    const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message
+    return new NodeNotRunningError(`no node answers at ${baseUrl} (${cause}); is the daemon running?`)
+  }
   let res: Response
   try {
     res = await fetch(`${baseUrl}${path}`, {
@@ -84,12 +90,10 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
       signal: AbortSignal.timeout(timeoutMs)
     })
   } catch (err: any) {
-    // a stopped process (SIGSTOP) or a wedged one still takes connections: it is there, and silent
-    if (err?.name === 'TimeoutError') throw new NodeNotRunningError(`the node at ${baseUrl} took the connection but did not answer ${method} ${path} in ${timeoutMs / 1000} s: is its process stopped or overloaded?`)
-    const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message
-    throw new NodeNotRunningError(`no node answers at ${baseUrl} (${cause}); is the daemon running?`)
+    throw unanswered(err)
   }
-  const text = await res.text()
+  // the body is read under the same timeout: a node stopped mid-answer fails here
+  const text = await res.text().catch((err: any) => { throw unanswered(err) })
   let parsed: any
   try {
     parsed = JSON.parse(text)

@@ -46,10 +46,19 @@ const SHAPES: Record<number, [number, number]> = {
 export async function refuseMissingLog (path: string): Promise<void> {
   const log = await namedLog(path)
   if (log === undefined) return
-  const file = `${String(log).padStart(6, '0')}.log`
-  const missing = await access(join(path, file)).then(() => false, (err: any) => err?.code === 'ENOENT')
-  if (!missing) return
+  const file = logFile(log)
+  if (!await isMissing(join(path, file))) return
+  // read before LevelDB's lock is taken: a daemon that has the store open may have named a newer
+  // log and deleted this one since. LevelDB deletes a log only once the MANIFEST on disk names a
+  // newer one, so a second reading tells: a store in use is left to LevelDB's lock to refuse
+  if (await namedLog(path) !== log) return
   throw new DataDirError(`the store at ${path} lost its write-ahead log ${file}, which its MANIFEST names: what was written since its last compaction (this member's latest grants and votes among it) is gone, and starting on the tables alone could make it grant or vote against them. Restore the data dir from a backup, or start with a new data dir as a new peer`)
+}
+
+const logFile = (n: number): string => `${String(n).padStart(6, '0')}.log`
+
+async function isMissing (file: string): Promise<boolean> {
+  return access(file).then(() => false, (err: any) => err?.code === 'ENOENT')
 }
 
 /**

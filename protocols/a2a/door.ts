@@ -101,11 +101,14 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       } catch (err) {
         const error = mapError(err)
         count(error)
+        if (notification) return await reply.code(204).send()
         return await reply.send({ jsonrpc: '2.0', id: envelope.id, error })
       }
       const handler = new MeshRequestHandler(ctx.tasks, card, handlerInit)
       const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
-      const answer = await transport.handle(envelope.legacy ? blockingByDefault(request.body as Record<string, unknown>) : request.body as Record<string, unknown>, context)
+      const sent = request.body as Record<string, unknown>
+      // a notification's sender waits for nothing: its send does not wait for the task
+      const answer = await transport.handle(notification ? withoutWaiting(sent) : envelope.legacy ? blockingByDefault(sent) : sent, context)
       if (notification) {
         // a stream nobody reads is not run: its events would go nowhere
         if (isStream(answer)) await answer.return(undefined)
@@ -130,6 +133,17 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
  * 1.0 reads a configuration without `blocking` as `returnImmediately: true` (and no configuration
  * as a wait): such a request is given `blocking: true`.
  */
+/** A send that answers once the task is stored: `blocking: false` in 0.3, `returnImmediately` in 1.0. */
+function withoutWaiting (body: Record<string, unknown>): Record<string, unknown> {
+  const params = body.params
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return body
+  const given = (params as { configuration?: unknown }).configuration
+  const configuration = typeof given === 'object' && given !== null && !Array.isArray(given) ? given : {}
+  if (body.method === 'message/send') return { ...body, params: { ...params, configuration: { ...configuration, blocking: false } } }
+  if (body.method === 'SendMessage') return { ...body, params: { ...params, configuration: { ...configuration, returnImmediately: true } } }
+  return body
+}
+
 function blockingByDefault (body: Record<string, unknown>): Record<string, unknown> {
   const params = body.params as { configuration?: unknown } | undefined
   const configuration = params?.configuration

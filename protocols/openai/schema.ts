@@ -25,10 +25,12 @@ export type ChatMessage = z.infer<typeof chatMessageSchema>
  * passed through. A function tool needs its function and name, as OpenAI's API says (400): one
  * without was passed to the model, which failed or ignored it.
  */
-export const chatToolSchema = z.looseObject({
-  type: z.string(),
-  function: z.looseObject({ name: z.string().min(1).max(256) }).optional()
-}).refine(t => t.type !== 'function' || t.function !== undefined, { message: 'a function tool needs function: {name, description?, parameters?}', path: ['function'] })
+export const chatToolSchema = z.looseObject({ type: z.string() }).refine(t => t.type !== 'function' || isNamedFunction((t as { function?: unknown }).function), { message: 'a function tool needs function: {name, description?, parameters?}, its name 1-256 characters', path: ['function'] })
+
+function isNamedFunction (f: unknown): boolean {
+  const name = (f as { name?: unknown } | null | undefined)?.name
+  return typeof f === 'object' && f !== null && !Array.isArray(f) && typeof name === 'string' && name.length > 0 && name.length <= 256
+}
 
 /** `none`, `auto`, `required`, or a named tool. */
 export const toolChoiceSchema = z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.string() })])

@@ -105,13 +105,15 @@ export class Replica {
   }
 
   /**
-   * Deletes this node's copy of a task it holds outside the task's placement, unfinished: what a
-   * submit that no member stored leaves. A member's copy, or a finished one, is kept: true if deleted.
+   * Deletes this node's copy of a task it holds outside the task's placement, unfinished, in
+   * `epoch`: what a submit that no member stored leaves. A member's copy, a finished one or a moved
+   * one is kept: true if deleted.
    */
-  async forgetCopy (id: string): Promise<boolean> {
+  async forgetCopy (id: string, epoch = 0): Promise<boolean> {
     return this.lock.run(id, async () => {
       const record = await this.store.getRecord(id)
-      if (record === undefined || record.final !== undefined || this.isMember(record)) return false
+      // one moved since it was read (to a placement this node may be in) is not what was asked about
+      if (record === undefined || record.final !== undefined || this.isMember(record) || record.placement.epoch !== epoch) return false
       await this.store.deleteTask(record)
       this.idx.drop(record)
       return true

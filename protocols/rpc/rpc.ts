@@ -195,6 +195,9 @@ export class RpcEndpoint {
         if (!settled()) return
         this.stats.timeouts++
         reject(new RpcTimeoutError(`${to}: no answer in ${timeoutMs} ms`))
+        // a request whose dial took most of its time says little of the stream: it does not count
+        // towards tearing down the stream it waited for
+        if (leftMs < timeoutMs / 2) return
         if (++channel.timeoutsInARow >= this.maxTimeoutsInARow) {
           this.stats.channelsReset++
           this.init.log('%s: %d timeouts in a row, resetting the stream', to, channel.timeoutsInARow)
@@ -363,7 +366,6 @@ function parseFrame (buf: { subarray: () => Uint8Array }): Frame | undefined {
   }
 }
 
-/** `promise`, or `onAbort()` once `signal` aborts; the listener is removed either way. */
 /** `promise`, or `onTimeout()`'s error once `ms` pass (the promise itself goes on, for whoever else waits on it). */
 async function withinMs<T> (promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -372,6 +374,7 @@ async function withinMs<T> (promise: Promise<T>, ms: number, onTimeout: () => Er
   })
 }
 
+/** `promise`, or `onAbort()` once `signal` aborts; the listener is removed either way. */
 async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => Error): Promise<T> {
   if (signal === undefined) return promise
   return new Promise<T>((resolve, reject) => {

@@ -304,13 +304,13 @@ export function holderOf (record: TaskRecord): string | undefined {
 /**
  * How an attempt ended, as far as this copy can tell. A copy outside the placement learns a task's
  * end from its certificate, not the attempts that led to it: an attempt it last saw running is the
- * certified one's outcome if the certificate names its claim, else one whose lease ended.
+ * completed one if the certificate names its claim (only a completion names one), else one whose
+ * lease ended.
  */
 function shownOutcome (record: TaskRecord, a: Attempt): Attempt['outcome'] {
   const final = record.final
   if (a.outcome !== 'running' || final === undefined || a.generation !== final.generation) return a.outcome
-  if (a.claimId === final.claimId && final.state !== 'canceled') return final.state === 'completed' ? 'completed' : 'failed'
-  return 'expired'
+  return a.claimId === final.claimId && final.state === 'completed' ? 'completed' : 'expired'
 }
 
 /** A small view for APIs: no input. */

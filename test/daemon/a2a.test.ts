@@ -246,13 +246,18 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     }
     // notifications (no id) are never answered, their errors neither (counted all the same); one
     // too malformed to be a request is answered with id null
-    const silent = async (body: object): Promise<void> => {
-      const res = await fetch(`${api}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const silent = async (body: object, headers: Record<string, string> = {}): Promise<void> => {
+      const res = await fetch(`${api}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
       expect({ status: res.status, body: await res.text() }, JSON.stringify(body)).toEqual({ status: 204, body: '' })
     }
     await silent({ jsonrpc: '2.0', method: 'tasks/explode' })
     await silent({ jsonrpc: '2.0', method: 'tasks/get', params: { id: 5 } })
     await silent({ jsonrpc: '2.0', method: 'tasks/get', params: { id: 'no-such-task' } })
+    await silent({ jsonrpc: '2.0', method: 'tasks/get', params: { id: 'no-such-task' } }, { 'A2A-Version': '9.9' })
+    // a notification's message/send is run, and its sender not made to wait for the task
+    const t0 = Date.now()
+    await silent({ jsonrpc: '2.0', method: 'message/send', params: { message: { kind: 'message', messageId: randomUUID(), role: 'user', parts: [{ kind: 'data', data: { ms: 20_000 } }], metadata: { skill: 'sleep' } } } })
+    expect(Date.now() - t0).toBeLessThan(10_000)
     expect((await rpc(api, JSON.stringify({ jsonrpc: '1.0', method: 'tasks/get' }))).json).toMatchObject({ id: null, error: { code: -32600 } })
     expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 12 + 3)
     // another content type is the API's own refusal, not the door's

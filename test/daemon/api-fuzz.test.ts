@@ -14,10 +14,12 @@ interface RawAnswer { status: number, head: string, body: string }
  * request says `Connection: close`):
  * fetch would normalize `//`, `%zz` and bad methods away before they reached the server.
  */
-async function raw (port: number, request: string | Buffer, timeoutMs = 10_000): Promise<RawAnswer> {
+async function raw (port: number, request: string | Buffer | string[], timeoutMs = 10_000): Promise<RawAnswer> {
   return await new Promise((resolve, reject) => {
-    // write, not end: Node's server drops a request still in progress when the client half-closes
-    const socket = connect(port, '127.0.0.1', () => { socket.write(request) })
+    // write, not end: Node's server drops a request still in progress when the client half-closes;
+    // pieces are written one turn apart, so the server reads them apart
+    const pieces = Array.isArray(request) ? request : [request]
+    const socket = connect(port, '127.0.0.1', () => { void (async () => { for (const piece of pieces) { socket.write(piece); await new Promise(resolve => setTimeout(resolve, 20)) } })() })
     const chunks: Buffer[] = []
     const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer in ${timeoutMs} ms to ${JSON.stringify(String(request).slice(0, 200))}`)) }, timeoutMs)
     socket.on('data', (d: Buffer) => chunks.push(d))
@@ -204,7 +206,13 @@ describe('control API under malformed and random requests', () => {
     expect(answer.status, answer.head).toBe(200)
     expect(answer.body).toContain('"result":"p"')
     expect(answer.body).toMatch(/HTTP\/1\.1 400 Bad Request[\s\S]*malformed HTTP request/)
-    expect((await metrics()).api.badRequests['bad-http']).toBe(before + 1)
+    // two good ones, then bad bytes in several pieces: both answers, in order, then one refusal
+    const health = 'GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+    const two = await raw(port, [good, health, '\x01 bad', '\x02 worse', '\x03 worst\r\n\r\n'])
+    expect(two.status, two.head).toBe(200)
+    expect(two.body).toMatch(/"result":"p"[\s\S]*HTTP\/1\.1 200 OK[\s\S]*"ok":true[\s\S]*HTTP\/1\.1 400 Bad Request/)
+    expect(two.body.match(/HTTP\/1\.1 400/g)).toHaveLength(1)
+    expect((await metrics()).api.badRequests['bad-http']).toBe(before + 2)
     await expectServing()
   })
 

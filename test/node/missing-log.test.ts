@@ -2,6 +2,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
+import { refuseMissingLog } from '../../node/store/log-check.js'
 import { Store } from '../../node/store/store.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 
@@ -60,6 +61,30 @@ describe('a store whose write-ahead log is gone', () => {
     // the open above wrote a new log, and deleted the one before it
     await rm(join(path, (await readdir(path)).find(n => n.endsWith('.log')) as string))
     expect((await opened(path))?.message).toContain('lost its write-ahead log')
+  })
+
+  it('a store in use, its logs turning over, is never taken for one that lost its log (the check runs before LevelDB\'s lock)', async () => {
+    const path = join(await tmp(), 'store')
+    // a small write buffer: a new log every few writes, the one before it deleted
+    const db = new Level<string, string>(path, { valueEncoding: 'utf8', writeBufferSize: 16 * 1024 } as any)
+    await db.open()
+    let writing = true
+    const writer = (async () => {
+      for (let i = 0; writing; i++) await db.put(`k${i % 5_000}`, 'v'.repeat(500))
+    })()
+    let checks = 0
+    try {
+      const until = Date.now() + 2_000
+      while (Date.now() < until) {
+        await refuseMissingLog(path)
+        checks++
+      }
+    } finally {
+      writing = false
+      await writer
+      await db.close()
+    }
+    expect(checks).toBeGreaterThan(100)
   })
 
   it('a new store, and one opened and closed again and again, open', async () => {

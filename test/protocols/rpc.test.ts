@@ -157,6 +157,32 @@ describe('rpc endpoint on two real nodes', () => {
     expect(took).toBeLessThan(1_400)
   })
 
+  it('requests a slow dial left little time do not tear down the stream they waited for', async () => {
+    const slow = await createLibp2p({
+      addresses: { listen: [`/memory/rpc-test-${Math.random().toString(36).slice(2)}`] },
+      transports: [memory()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionMonitor: { enabled: false },
+      connectionGater: { denyDialPeer: async () => { await new Promise(resolve => setTimeout(resolve, 1_000)); return false } }
+    })
+    cleanups.push(async () => { await slow.stop() })
+    const b = await node()
+    const hang = new Gate()
+    cleanups.push(async () => { hang.open() })
+    const server = new RpcEndpoint(b, { protocol: PROTOCOL, log, handler: async body => { if ((body as Op).op === 'hang') await hang.pass(); return (body as { value?: unknown }).value ?? null } })
+    const client = new RpcEndpoint(slow, { protocol: PROTOCOL, log, handler: async () => 'client', requestTimeoutMs: 10_000 })
+    await server.start()
+    await client.start()
+    cleanups.push(async () => { await client.stop(); await server.stop() })
+    await slow.peerStore.merge(b.peerId, { multiaddrs: b.getMultiaddrs() })
+    // two in a row time out with a fifth of their time left once the stream opens: not the stream's fault
+    const squeezed = await Promise.all([1, 2].map(async () => client.request(b.peerId, { op: 'hang' }, { timeoutMs: 1_250 }).catch((err: Error) => err)))
+    for (const err of squeezed) expect(['RpcTimeoutError', 'RpcUnavailableError']).toContain((err as Error).name)
+    expect(await client.request(b.peerId, { op: 'echo', value: 7 })).toBe(7)
+    expect(client.stats).toMatchObject({ channelsReset: 0, streamsOpened: 1 })
+  })
+
   it('with maxConsecutiveTimeouts: 1, tears the stream down at the first timeout', async () => {
     const { client, peer } = await pair({}, { requestTimeoutMs: 10_000, maxConsecutiveTimeouts: 1 })
     const bystander = client.request(peer, { op: 'hang' }, { timeoutMs: 30_000 }).catch((err: Error) => err)
