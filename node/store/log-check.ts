@@ -16,7 +16,6 @@ import { DamagedTableError, VarintReader, unmask } from './table-check.js'
 
 const BLOCK_BYTES = 32_768
 const HEADER_BYTES = 7
-const MASK_DELTA = 0xa282ead8
 /** a record's kinds: whole, or the first, middle or last fragment of one */
 const FULL = 1
 const FIRST = 2

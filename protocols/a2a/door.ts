@@ -106,7 +106,7 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       }
       const handler = new MeshRequestHandler(ctx.tasks, card, handlerInit)
       const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
-      const sent = request.body as Record<string, unknown>
+      const sent = body as Record<string, unknown>
       // a notification's sender waits for nothing: its send does not wait for the task
       const answer = await transport.handle(notification ? withoutWaiting(sent) : envelope.legacy ? blockingByDefault(sent) : sent, context)
       if (notification) {
@@ -128,11 +128,6 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
   return Object.assign(door, { stats })
 }
 
-/**
- * A2A 0.3's `message/send` waits unless `configuration.blocking` is false. The SDK's translation to
- * 1.0 reads a configuration without `blocking` as `returnImmediately: true` (and no configuration
- * as a wait): such a request is given `blocking: true`.
- */
 /** A send that answers once the task is stored: `blocking: false` in 0.3, `returnImmediately` in 1.0. */
 function withoutWaiting (body: Record<string, unknown>): Record<string, unknown> {
   const params = body.params
@@ -144,6 +139,11 @@ function withoutWaiting (body: Record<string, unknown>): Record<string, unknown>
   return body
 }
 
+/**
+ * A2A 0.3's `message/send` waits unless `configuration.blocking` is false. The SDK's translation to
+ * 1.0 reads a configuration without `blocking` as `returnImmediately: true` (and no configuration
+ * as a wait): such a request is given `blocking: true`.
+ */
 function blockingByDefault (body: Record<string, unknown>): Record<string, unknown> {
   const params = body.params as { configuration?: unknown } | undefined
   const configuration = params?.configuration
