@@ -105,10 +105,10 @@ export class Store {
   }
 
   static async open (init: StoreInit): Promise<Store> {
-    await refuseHeadless(init.path)
+    const files = await refuseHeadless(init.path)
     await refuseMarked(init.path)
     await refuseMissingLog(init.path)
-    const tables = await refuseDamagedTables(init.path)
+    const tables = await refuseDamagedTables(init.path, files)
     const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
     try {
       await db.open()
@@ -249,9 +249,9 @@ export class Store {
  * Checks every table's block checksums before LevelDB opens the store (see table-check.ts): after
  * the open, its merge may already have rewritten the damage, or aborted on it.
  */
-async function refuseDamagedTables (path: string): Promise<TablesChecked> {
+async function refuseDamagedTables (path: string, files: readonly string[]): Promise<TablesChecked> {
   try {
-    return await checkTables(path)
+    return await checkTables(path, files)
   } catch (err: any) {
     if (err?.name === 'DamagedTableError') throw new DataDirError(`the store at ${path} has a damaged table (${String(err.message)}): this member would grant and vote on what the damage made of it. Restore the data dir from a backup, or start with a new data dir as a new peer`, { cause: err })
     throw new DataDirError(`cannot read the tables of the store at ${path}: ${String(err?.code ?? err?.message)}`, { cause: err })
@@ -276,19 +276,20 @@ export function createdKey (createdAt: number, id: string): string {
 export const idOfCreatedKey = (key: string): string => key.slice(key.indexOf('/') + 1)
 
 /**
- * A store directory that holds LevelDB's tables or logs but no CURRENT file: opened as it is, LevelDB
+ * The files of the store directory (none if it is not there yet). A store directory that holds LevelDB's tables or logs but no CURRENT file: opened as it is, LevelDB
  * would make a new, empty database beside them (and this node a new peer). Refused instead.
  */
-async function refuseHeadless (path: string): Promise<void> {
+async function refuseHeadless (path: string): Promise<string[]> {
   let names: string[]
   try {
     names = await readdir(path)
   } catch (err: any) {
-    if (err?.code === 'ENOENT') return
+    if (err?.code === 'ENOENT') return []
     throw new DataDirError(`cannot read the store directory ${path}: ${String(err?.code ?? err?.message)}`, { cause: err })
   }
   // a manifest alone held nothing: LevelDB writes it before CURRENT when it makes a new store, and a
   // first start cut off between the two must not be refused for good
   const data = names.some(n => /^\d+\.(ldb|log|sst)$/.test(n))
   if (data && !names.includes('CURRENT')) throw new DataDirError(`the store at ${path} has LevelDB files but no CURRENT file, so LevelDB cannot tell which are live: restore CURRENT from a backup, or start with a new data dir as a new peer`)
+  return names
 }

@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { crc32c } from '@node-rs/crc32'
@@ -39,15 +39,8 @@ interface Handle { offset: number, size: number }
 /** What the check found: tables checked, and `unfinished`, those without a footer left to LevelDB. */
 export interface TablesChecked { tables: number, unfinished: number }
 
-/** Checks every table (`NNNNNN.ldb` or `.sst`) in a LevelDB directory; DamagedTableError at the first that fails. */
-export async function checkTables (dir: string): Promise<TablesChecked> {
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch (err: any) {
-    if (err?.code === 'ENOENT') return { tables: 0, unfinished: 0 }
-    throw err
-  }
+/** Checks every table (`NNNNNN.ldb` or `.sst`) among `names`, the files of a LevelDB directory; DamagedTableError at the first that fails. */
+export async function checkTables (dir: string, names: readonly string[]): Promise<TablesChecked> {
   const found = { tables: 0, unfinished: 0 }
   for (const name of names.filter(n => /^\d+\.(ldb|sst)$/.test(n)).sort()) {
     if (await checkTable(join(dir, name), name)) found.tables++

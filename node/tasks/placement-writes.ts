@@ -35,16 +35,21 @@ export async function storeOnPlacement (c: TaskComponents, record: TaskRecord, k
   const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
   const ok = answers.filter(a => a.result.status === 'OK').length
   const refused = ok < majority(members.length)
-  if (refused && record.task.idempotencyKey === undefined) {
-    // no retry can name a task without a key (its id holds a random nonce): a copy kept here would
-    // list it pending for ever, though no member may hold it. Members that do decide it.
-    if (kept) await c.replica.forgetCopy(record.task.id)
-  } else if (!kept) {
-    // kept when refused too: it pins the placement a retry of its key stores the task on again
-    // (without it, a retry after membership changed could place the same id elsewhere)
-    await keepCopy(c, record)
-  }
+  const keep = keepsCopy(record, refused)
+  if (keep && !kept) await keepCopy(c, record)
+  else if (!keep && kept) await c.replica.forgetCopy(record.task.id, record.placement.epoch)
   if (refused) throw shortfall(members, answers, ok)
+}
+
+/**
+ * Whether the submitting node keeps its copy of a new record: stored, or refused with a key, whose
+ * copy pins the placement a retry of the key stores the task on again (without it, a retry after
+ * membership changed could place the same id elsewhere). No retry can name a refused task without
+ * a key (its id holds a random nonce): such a copy was listed pending for ever, though no member
+ * may hold it, and members that do decide it.
+ */
+function keepsCopy (record: TaskRecord, refused: boolean): boolean {
+  return !refused || record.task.idempotencyKey !== undefined
 }
 
 /**
@@ -101,10 +106,9 @@ export async function storeManyOnPlacements (c: TaskComponents, records: TaskRec
     const ok = answers.filter(a => a.result.status === 'OK').length
     if (ok < majority(members.length)) failed.set(id, shortfall(members, answers, ok))
   }))
-  // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it (a
-  // refused one without a key only pinned what no retry can name)
+  // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it
   const me = c.peerId.toString()
-  await Promise.all(records.filter(r => !r.placement.members.includes(me) && !(failed.has(r.task.id) && r.task.idempotencyKey === undefined)).map(async r => c.replica.put(r)))
+  await Promise.all(records.filter(r => !r.placement.members.includes(me) && keepsCopy(r, failed.has(r.task.id))).map(async r => c.replica.put(r)))
   return failed
 }
 

@@ -42,7 +42,7 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
     // every member answered that it holds no such task: this node's copy is all there is, left by a
     // submit refused for want of a majority (one with a key, kept for its retry). Nothing to cancel
     // and nothing will run it: the copy is forgotten, where it was refused as unavailable for ever
-    if (view.record.placement.epoch === 0 && answers.every(x => x.res.status === 'UNKNOWN_TASK') && await a.c.replica.forgetCopy(id)) {
+    if (view.record.placement.epoch === 0 && answers.every(x => x.res.status === 'UNKNOWN_TASK') && await a.c.replica.forgetCopy(id, 0)) {
       throw new TaskNotFoundError(id, 'no member of its placement holds it (its submit was refused for want of a majority): this node\'s copy is forgotten')
     }
     const refused = refusal(answers, 'no majority of the placement voted to cancel')

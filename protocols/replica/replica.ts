@@ -109,7 +109,7 @@ export class Replica {
    * `epoch`: what a submit that no member stored leaves. A member's copy, a finished one or a moved
    * one is kept: true if deleted.
    */
-  async forgetCopy (id: string, epoch = 0): Promise<boolean> {
+  async forgetCopy (id: string, epoch: number): Promise<boolean> {
     return this.lock.run(id, async () => {
       const record = await this.store.getRecord(id)
       // one moved since it was read (to a placement this node may be in) is not what was asked about

@@ -95,6 +95,27 @@ describe('rpc endpoint on two real nodes', () => {
     return { client, server, peer: b.peerId, handlers, serverStreams, gate, nodes: { client: a, server: b } }
   }
 
+  /** A client whose dials wait `delayMs` at its gater, not yet connected to a server answering with `handler`. */
+  async function slowDial (delayMs: number, handler: RpcInit['handler']): Promise<{ client: RpcEndpoint, b: Libp2p }> {
+    const slow = await createLibp2p({
+      addresses: { listen: [`/memory/rpc-test-${Math.random().toString(36).slice(2)}`] },
+      transports: [memory()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionMonitor: { enabled: false },
+      connectionGater: { denyDialPeer: async () => { await new Promise(resolve => setTimeout(resolve, delayMs)); return false } }
+    })
+    cleanups.push(async () => { await slow.stop() })
+    const b = await node()
+    const server = new RpcEndpoint(b, { protocol: PROTOCOL, log, handler })
+    const client = new RpcEndpoint(slow, { protocol: PROTOCOL, log, handler: async () => 'client', requestTimeoutMs: 10_000 })
+    await server.start()
+    await client.start()
+    cleanups.push(async () => { await client.stop(); await server.stop() })
+    await slow.peerStore.merge(b.peerId, { multiaddrs: b.getMultiaddrs() })
+    return { client, b }
+  }
+
   it('answers, and maps a remote failure to RpcRemoteError with its code', async () => {
     const { client, peer } = await pair()
     expect(await client.request(peer, { op: 'echo', value: { x: [1, 'two'] } })).toEqual({ x: [1, 'two'] })
@@ -133,22 +154,7 @@ describe('rpc endpoint on two real nodes', () => {
 
   it('counts the dial in a request\'s timeout: one whose stream opens late fails at its timeout, not its timeout after', async () => {
     // the client's dials wait 1.5 s at its gater (a peer behind a partition, or slow to handshake)
-    const slow = await createLibp2p({
-      addresses: { listen: [`/memory/rpc-test-${Math.random().toString(36).slice(2)}`] },
-      transports: [memory()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      connectionMonitor: { enabled: false },
-      connectionGater: { denyDialPeer: async () => { await new Promise(resolve => setTimeout(resolve, 1_500)); return false } }
-    })
-    cleanups.push(async () => { await slow.stop() })
-    const b = await node()
-    const server = new RpcEndpoint(b, { protocol: PROTOCOL, log, handler: async () => await new Promise(() => {}) })
-    const client = new RpcEndpoint(slow, { protocol: PROTOCOL, log, handler: async () => 'client', requestTimeoutMs: 10_000 })
-    await server.start()
-    await client.start()
-    cleanups.push(async () => { await client.stop(); await server.stop() })
-    await slow.peerStore.merge(b.peerId, { multiaddrs: b.getMultiaddrs() })
+    const { client, b } = await slowDial(1_500, async () => await new Promise(() => {}))
     const t0 = performance.now()
     const err = await client.request(b.peerId, { op: 'hang' }, { timeoutMs: 500 }).catch((e: Error) => e)
     const took = performance.now() - t0
@@ -158,24 +164,9 @@ describe('rpc endpoint on two real nodes', () => {
   })
 
   it('requests a slow dial left little time do not tear down the stream they waited for', async () => {
-    const slow = await createLibp2p({
-      addresses: { listen: [`/memory/rpc-test-${Math.random().toString(36).slice(2)}`] },
-      transports: [memory()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      connectionMonitor: { enabled: false },
-      connectionGater: { denyDialPeer: async () => { await new Promise(resolve => setTimeout(resolve, 1_000)); return false } }
-    })
-    cleanups.push(async () => { await slow.stop() })
-    const b = await node()
     const hang = new Gate()
     cleanups.push(async () => { hang.open() })
-    const server = new RpcEndpoint(b, { protocol: PROTOCOL, log, handler: async body => { if ((body as Op).op === 'hang') await hang.pass(); return (body as { value?: unknown }).value ?? null } })
-    const client = new RpcEndpoint(slow, { protocol: PROTOCOL, log, handler: async () => 'client', requestTimeoutMs: 10_000 })
-    await server.start()
-    await client.start()
-    cleanups.push(async () => { await client.stop(); await server.stop() })
-    await slow.peerStore.merge(b.peerId, { multiaddrs: b.getMultiaddrs() })
+    const { client, b } = await slowDial(1_000, async body => { if ((body as Op).op === 'hang') await hang.pass(); return (body as { value?: unknown }).value ?? null })
     // two in a row time out with a fifth of their time left once the stream opens: not the stream's fault
     const squeezed = await Promise.all([1, 2].map(async () => client.request(b.peerId, { op: 'hang' }, { timeoutMs: 1_250 }).catch((err: Error) => err)))
     for (const err of squeezed) expect(['RpcTimeoutError', 'RpcUnavailableError']).toContain((err as Error).name)

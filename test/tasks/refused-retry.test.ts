@@ -19,7 +19,8 @@ describe('a refused submit retried with its idempotency key', () => {
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
-  it('without a key leaves no copy outside its placement; with one, a cancel no member can hold forgets the copy', async () => {
+  /** Four nodes whose links a partition can cut; `a`, the first, submits. */
+  async function fourNodes (): Promise<{ partition: PartitionController, mesh: Testnet, a: AgentNode, me: string }> {
     const partition = new PartitionController()
     net = await createTestnet(4, {
       baseDir: await tmp(),
@@ -28,9 +29,18 @@ describe('a refused submit retried with its idempotency key', () => {
     })
     await net.ready()
     const a = net.nodes[0]!
-    const me = a.peerId.toString()
-    await partition.split([[a], net.nodes.slice(1)])
+    return { partition, mesh: net, a, me: a.peerId.toString() }
+  }
+
+  /** Cuts `a` off from the others, until it sees only itself. */
+  async function isolate (partition: PartitionController, a: AgentNode): Promise<void> {
+    await partition.split([[a], net!.nodes.slice(1)])
     await waitFor(() => a.tasks!.presence.live().length === 1, { what: 'the submitter to see only itself', timeoutMs: 10_000 })
+  }
+
+  it('without a key leaves no copy outside its placement; with one, a cancel no member can hold forgets the copy', async () => {
+    const { partition, mesh, a, me } = await fourNodes()
+    await isolate(partition, a)
     // a placement leaves this node out a quarter of the time: 40 submits all but surely have some
     for (let i = 0; i < 40; i++) {
       await expect(a.tasks!.service.submit({ capability: 'echo', input: `keyless-${i}` })).rejects.toHaveProperty('name', 'QuorumUnavailableError')
@@ -48,7 +58,7 @@ describe('a refused submit retried with its idempotency key', () => {
     expect((await a.tasks!.replica.get(id)).record).toBeDefined()
     await expect(a.tasks!.service.cancel(id)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
     partition.heal()
-    await net.ready(20_000)
+    await mesh.ready(20_000)
     await waitFor(() => a.tasks!.presence.live().length === 4, { what: 'the submitter to see the mesh again', timeoutMs: 20_000 })
     const gone = await a.tasks!.service.cancel(id).catch((err: Error) => err)
     expect(gone).toMatchObject({ name: 'TaskNotFoundError', message: expect.stringContaining('no member of its placement holds it') })
@@ -57,15 +67,7 @@ describe('a refused submit retried with its idempotency key', () => {
   })
 
   it('is refused again while no majority can store it, and stored and run once one can', async () => {
-    const partition = new PartitionController()
-    net = await createTestnet(4, {
-      baseDir: await tmp(),
-      tasks: { ...FAST_TASKS, antiEntropyIntervalMs: 60_000, agents: [echoAgent] },
-      perNode: i => ({ connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) })
-    })
-    await net.ready()
-    const a = net.nodes[0]!
-    const me = a.peerId.toString()
+    const { partition, mesh, a, me } = await fourNodes()
     // keys whose placement leaves this node out (a cache copy here), and some whose placement has it
     const keyed = (key: string): { key: string, id: string } => ({ key, id: taskId({ capability: 'echo', input: key, submitter: me, idempotencyKey: key }) })
     const member = (k: { id: string }): boolean => a.tasks!.membership.choose(k.id).members.includes(me)
@@ -76,8 +78,7 @@ describe('a refused submit retried with its idempotency key', () => {
     expect(inside.length).toBeGreaterThan(1)
     const submit = async (k: { key: string }): Promise<{ id: string, created: boolean }> => a.tasks!.service.submit({ capability: 'echo', input: k.key, idempotencyKey: k.key })
 
-    await partition.split([[a], net.nodes.slice(1)])
-    await waitFor(() => a.tasks!.presence.live().length === 1, { what: 'the submitter to see only itself', timeoutMs: 10_000 })
+    await isolate(partition, a)
     for (const k of [outside, inside[0]!]) {
       await expect(submit(k)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
       await expect(submit(k)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
@@ -91,7 +92,7 @@ describe('a refused submit retried with its idempotency key', () => {
     expect(bulkAgain[0]).toHaveProperty('error.name', 'QuorumUnavailableError')
 
     partition.heal()
-    await net.ready(20_000)
+    await mesh.ready(20_000)
     await waitFor(() => a.tasks!.presence.live().length === 4, { what: 'the submitter to see the mesh again', timeoutMs: 20_000 })
     // each is stored on its pinned placement now, from the copy the refused submit left here
     expect(await submit(outside)).toMatchObject({ id: outside.id, created: false })
@@ -100,7 +101,7 @@ describe('a refused submit retried with its idempotency key', () => {
     expect(again).toMatchObject({ id: inside[1]!.id, created: false })
     for (const k of [outside, inside[0]!, inside[1]!]) {
       expect((await a.tasks!.service.waitFor(k.id, 30_000)).record.final?.state).toBe('completed')
-      const holders = (net.nodes as AgentNode[]).filter(n => a.tasks!.membership.choose(k.id).members.includes(n.peerId.toString()))
+      const holders = (mesh.nodes as AgentNode[]).filter(n => a.tasks!.membership.choose(k.id).members.includes(n.peerId.toString()))
       await waitFor(async () => (await Promise.all(holders.map(async n => (await n.tasks!.replica.get(k.id)).result?.value))).every(v => v === k.key), { what: 'every member holding the result' })
     }
   })
