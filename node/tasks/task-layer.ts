@@ -3,7 +3,7 @@ import { LEASE_PROTOCOL, LeaseClient, leaseHandler, leaseResponseSchema } from '
 import { PresenceService } from '../../protocols/presence/index.js'
 import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
 import { Replica } from '../../protocols/replica/index.js'
-import { RpcEndpoint } from '../../protocols/rpc/index.js'
+import { RpcEndpoint, fastParse } from '../../protocols/rpc/index.js'
 import { BUILTIN_AGENTS } from '../agents/index.js'
 import { MemoryLayer } from '../memory/memory-layer.js'
 import { AgentRuntime } from '../runtime/runtime.js'
@@ -155,7 +155,7 @@ export class TaskLayer {
         const peer = this.replicaSets.peerId(id)
         if (local(peer)) return leaseLocal(req, peerId)
         // a peer's answer is input like any other: parsed before anything reads it
-        const parsed = leaseResponseSchema.safeParse(await this.leaseRpc.request(peer, req))
+        const parsed = fastParse(leaseResponseSchema, await this.leaseRpc.request(peer, req))
         if (!parsed.success) return { status: 'ERROR', reason: `bad answer from ${id}` }
         // a member's own vote in its reply comes from its signer
         if (parsed.data.vote?.peer === id) sentBySigner(req.id, parsed.data.vote)

@@ -13,6 +13,7 @@
  * Does not promise: delivery after a stream breaks (callers retry), ordering between requests, or
  * that a timed-out request did not run (the wire has no cancel: the remote handler finishes).
  */
+export { fastCheck, fastParse } from './fast-check.js'
 export { RpcEndpoint } from './rpc.js'
 export type { RpcInit, RpcHandler, RpcRequestOptions, RpcStats } from './rpc.js'
 export * from './constants.js'

@@ -1,4 +1,5 @@
 import { NOT_JSON, copyJson } from '../task/json-value.js'
+import { fastParse } from './fast-check.js'
 import type { ZodType } from 'zod'
 
 /** Requests a protocol's handler served, by protocol and op (`lease.acquire`, `records.put`). */
@@ -34,6 +35,7 @@ export type ParsedRequest<T> = { ok: true, data: T } | { ok: false, reason: stri
 export function parseRequest<T> (schema: ZodType<T>, body: unknown, own: boolean): ParsedRequest<T> {
   const value = own ? copyJson(body, -REQUEST_NESTING) : body
   if (value === NOT_JSON) return { ok: false, reason: 'not a JSON value (strings, finite numbers, booleans, null, arrays and plain objects)' }
-  const parsed = schema.safeParse(value)
+  // a request already in the schema's form is taken as it is; anything else gets zod's parse and its message
+  const parsed = fastParse(schema, value)
   return parsed.success ? { ok: true, data: parsed.data } : { ok: false, reason: parsed.error.issues[0]?.message ?? 'invalid' }
 }
