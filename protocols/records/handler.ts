@@ -1,5 +1,6 @@
 import { RECORD_HASHING, bucketHashes, differingBuckets, digitsOf } from '../replica/digest.js'
 import { byteLength } from '../task/index.js'
+import { sentBySigner } from '../task/certificate.js'
 import { countServed, parseRequest } from '../rpc/served.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
 import type { HandoffOutcome, OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
@@ -86,8 +87,11 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       }
       case 'offer': return { status: 'OK', taken: init.takeOffers?.(req.items, from.toString()) ?? [] }
       case 'notify': {
-        // the sender is the authenticated peer at the other end, whatever the notice says
-        init.applyNotices?.(req.notices.map(n => ({ ...n, from: from.toString() })))
+        // the sender is the authenticated peer at the other end, whatever the notice says; its own
+        // vote in a certificate it sends is its word as much as its signature is: not checked again
+        const sender = from.toString()
+        for (const n of req.notices) for (const v of n.cert?.votes ?? []) if (v.peer === sender) sentBySigner(n.cert!.id, { ...v, generation: n.cert!.generation, epoch: n.cert!.epoch, value: n.cert!.value })
+        init.applyNotices?.(req.notices.map(n => ({ ...n, from: sender })))
         return { status: 'OK' }
       }
       case 'progress': {
