@@ -51,23 +51,27 @@ function compile (schema: ZodType): Check {
   const def = (schema as any)._zod?.def as Def | undefined
   if (def === undefined) return NOT_SURE
   const checks = (def.checks ?? []).map(c => c._zod.def)
+  // a format schema (z.int(), z.email()) is its own check, on the def itself
+  const ownCheck = def.check !== undefined || def.format !== undefined
   switch (def.type) {
-    case 'string': return stringCheck(checks)
-    case 'number': return numberCheck(checks)
+    case 'string': return ownCheck ? NOT_SURE : stringCheck(checks)
+    case 'number': return ownCheck ? NOT_SURE : numberCheck(checks)
     case 'boolean': return checks.length === 0 ? v => typeof v === 'boolean' : NOT_SURE
     case 'literal': {
       const values: unknown[] = def.values
       return checks.length === 0 ? v => values.includes(v) : NOT_SURE
     }
     case 'enum': {
-      const values = new Set(Object.values(def.entries as Record<string, unknown>))
-      return checks.length === 0 ? v => values.has(v) : NOT_SURE
+      const values = new Set<unknown>(Object.values(def.entries as Record<string, unknown>))
+      // a numeric enum's entries hold its reverse names too
+      return checks.length === 0 && [...values].every(v => typeof v === 'string') ? v => values.has(v) : NOT_SURE
     }
     case 'optional': {
       const inner = fastCheck(def.innerType)
       return checks.length === 0 ? v => v === undefined || inner(v) : NOT_SURE
     }
-    case 'custom': return checks.length === 0 && typeof def.fn === 'function' ? v => Boolean(def.fn(v)) : NOT_SURE
+    // true itself: a promise (an async check) is truthy, and zod refuses it
+    case 'custom': return checks.length === 0 && typeof def.fn === 'function' ? v => def.fn(v) === true : NOT_SURE
     case 'array': return arrayCheck(def, checks)
     case 'object': return checks.length === 0 ? objectCheck(def) : NOT_SURE
     case 'record': return checks.length === 0 ? recordCheck(def) : NOT_SURE
@@ -153,7 +157,10 @@ function objectCheck (def: Def): Check {
   const catchall = def.catchall?._zod?.def?.type
   if (catchall !== undefined && catchall !== 'never') return NOT_SURE
   const shape = def.shape as Record<string, ZodType>
-  const fields = Object.keys(shape).map(key => ({ key, check: fastCheck(shape[key] as ZodType), optional: (shape[key] as any)._zod.optin === 'optional' }))
+  // zod looks a key up with `in`: a missing toString finds Object.prototype's
+  if (Object.keys(shape).some(key => key in Object.prototype)) return NOT_SURE
+  // optional both ways: a missing key that a transform or default would fill is not left out
+  const fields = Object.keys(shape).map(key => ({ key, check: fastCheck(shape[key] as ZodType), optional: (shape[key] as any)._zod.optin === 'optional' && (shape[key] as any)._zod.optout === 'optional' }))
   const known = new Set(fields.map(f => f.key))
   return v => {
     if (!isPlainObject(v)) return false
@@ -171,6 +178,8 @@ function objectCheck (def: Def): Check {
 }
 
 function recordCheck (def: Def): Check {
+  // keys of an enum or literal type: zod wants every one of them
+  if (def.keyType?._zod?.values !== undefined) return NOT_SURE
   const key = fastCheck(def.keyType)
   const value = fastCheck(def.valueType)
   return v => {
