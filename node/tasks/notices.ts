@@ -21,7 +21,7 @@ export class NoticeApplier {
     private readonly wake: (id: string) => void
   ) {}
 
-  apply (n: TaskNotice): void {
+  apply (n: TaskNotice, signer?: string): void {
     this.c.events.safeDispatchEvent('notice', { detail: n })
     if (n.event === 'submitted') return
     if (n.event === 'running' || this.refreshing.has(n.id) || this.refreshing.size >= MAX_REFRESHING) {
@@ -29,14 +29,14 @@ export class NoticeApplier {
       return
     }
     this.refreshing.add(n.id)
-    this.refresh(n).catch(err => { this.log('refresh of %s after a notice failed: %s', n.id, err.message) }).finally(() => {
+    this.refresh(n, signer).catch(err => { this.log('refresh of %s after a notice failed: %s', n.id, err.message) }).finally(() => {
       this.refreshing.delete(n.id)
       // woken once the copy is as fresh as the notice could make it
       this.wake(n.id)
     })
   }
 
-  private async refresh (n: TaskNotice): Promise<void> {
+  private async refresh (n: TaskNotice, signer: string | undefined): Promise<void> {
     const { record } = await this.c.replica.get(n.id)
     if (record === undefined) return
     // a final copy is settled, unless the notice is of a later generation: a redrive
@@ -46,13 +46,13 @@ export class NoticeApplier {
     // outcome the notice carries, checked like any other (against the placement this node holds,
     // and the result against the certified hash), and reads the placement only when it cannot
     if (this.c.replica.isMember(record)) return
-    if (n.cert !== undefined && await this.keepCertified(record, n)) return
+    if (n.cert !== undefined && await this.keepCertified(record, n, signer)) return
     // a settled copy answers reads without asking: a redriven one is read from the placement
     await findTask(this.c, n.id, { complete: redriven })
   }
 
   /** Keeps the certified final a notice carries in this node's cache copy; false when it does not settle it. */
-  private async keepCertified (record: TaskRecord, n: TaskNotice): Promise<boolean> {
+  private async keepCertified (record: TaskRecord, n: TaskNotice, signer: string | undefined): Promise<boolean> {
     const cert = n.cert
     if (cert === undefined || cert.generation !== record.generation) return false
     const v = cert.value
@@ -60,7 +60,9 @@ export class NoticeApplier {
     if (completed && (n.result === undefined || v.claimId === undefined)) return false
     const final = finalOf(cert, Date.now(), completed ? { peer: n.peer ?? n.from, size: n.resultSize ?? byteLength(n.result) } : undefined)
     const result = completed ? { claimId: v.claimId as string, peer: n.peer ?? n.from, value: n.result as StoredResult['value'], size: n.resultSize ?? byteLength(n.result), at: Date.now() } : undefined
-    const kept = await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
+    // the signer's own vote is its word, for this put only: not remembered as checked
+    const trusted = signer === undefined ? undefined : (peer: string): boolean => peer === signer
+    const kept = await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result, trusted)
     if (kept?.final === undefined) return false
     return !completed || (await this.c.replica.get(n.id)).result !== undefined
   }

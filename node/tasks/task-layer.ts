@@ -135,7 +135,8 @@ export class TaskLayer {
       takeHandoff: async (record: TaskRecord, from: string) => this.handoff.take(record, from),
       watch: (id: string, from: string) => { this.remoteWaiters.watch(id, from) },
       unwatch: (id: string, from: string) => { this.remoteWaiters.unwatch(id, from) },
-      applyNotices: (notices: TaskNotice[]) => { for (const n of notices) this.service.applyNotice(n) },
+      // a notice straight from a member vouches for its own vote in the certificate (not this node's own id: no vote of it is taken on its word)
+      applyNotices: (notices: TaskNotice[], sender: string) => { for (const n of notices) this.service.applyNotice(n, sender === peerId.toString() ? undefined : sender) },
       applyProgress: (events: ProgressItem[], from: string) => { this.progress.apply(events, from) },
       recentProgress: (id: string) => this.progress.recent(id),
       children: async (id: string) => this.replica.childrenOf(id).slice(0, MAX_CHILDREN)

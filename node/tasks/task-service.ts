@@ -361,9 +361,10 @@ export class TaskService {
   }
 
   /** A notice is a hint, never state (see NoticeApplier). */
-  applyNotice (n: TaskNotice): void {
+  /** `signer`: the peer that sent the notice over a connection that proves it, whose own vote in its certificate is taken unchecked */
+  applyNotice (n: TaskNotice, signer?: string): void {
     this.stats.noticesApplied++
-    this.notices.apply(n)
+    this.notices.apply(n, signer)
   }
 
   wake (id: string): void {

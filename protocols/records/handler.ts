@@ -1,6 +1,5 @@
 import { RECORD_HASHING, bucketHashes, differingBuckets, digitsOf } from '../replica/digest.js'
 import { byteLength } from '../task/index.js'
-import { sentBySigner } from '../task/certificate.js'
 import { countServed, parseRequest } from '../rpc/served.js'
 import { MAX_CHILDREN, MAX_PROGRESS_ANSWER_BYTES, recordsRequestSchema } from './messages.js'
 import type { HandoffOutcome, OfferItem, ProgressItem, PutManyAnswer } from './messages.js'
@@ -29,8 +28,11 @@ export interface RecordsHandlerInit {
   watch?: (id: string, from: string) => void
   /** `from` read the task final here: nothing to tell it */
   unwatch?: (id: string, from: string) => void
-  /** notices sent to this node directly (it waits on the tasks): hints, as gossiped ones */
-  applyNotices?: (notices: TaskNotice[]) => void
+  /**
+   * notices sent to this node directly (it waits on the tasks): hints, as gossiped ones. `sender`:
+   * the peer the connection proves sent them
+   */
+  applyNotices?: (notices: TaskNotice[], sender: string) => void
   /** progress of tasks this node submitted, from `from` (the authenticated peer), in the order sent */
   applyProgress?: (events: ProgressItem[], from: string) => void
   /** the progress this node holds of a task it submitted */
@@ -87,11 +89,9 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
       }
       case 'offer': return { status: 'OK', taken: init.takeOffers?.(req.items, from.toString()) ?? [] }
       case 'notify': {
-        // the sender is the authenticated peer at the other end, whatever the notice says; its own
-        // vote in a certificate it sends is its word as much as its signature is: not checked again
+        // the sender is the authenticated peer at the other end, whatever the notice says
         const sender = from.toString()
-        for (const n of req.notices) for (const v of n.cert?.votes ?? []) if (v.peer === sender) sentBySigner(n.cert!.id, { ...v, generation: n.cert!.generation, epoch: n.cert!.epoch, value: n.cert!.value })
-        init.applyNotices?.(req.notices.map(n => ({ ...n, from: sender })))
+        init.applyNotices?.(req.notices.map(n => ({ ...n, from: sender })), sender)
         return { status: 'OK' }
       }
       case 'progress': {

@@ -2,6 +2,7 @@ import { canonicalJson } from '../task/canonical.js'
 import { hasValidFinal, mergeRecords, resultMatches, samePlacement } from '../task/record.js'
 import type { ReplicaTaskState } from '../task/machine.js'
 import type { TaskRecord } from '../task/record.js'
+import type { TrustedVote } from '../task/certificate.js'
 import type { StoredResult } from '../task/store.js'
 
 /** What a member does with a copy of a task: nothing (and answers `record`), or stores the merge. */
@@ -15,6 +16,8 @@ export interface CopyRules {
   isExpired: (record: TaskRecord) => boolean
   /** counts a final state refused for want of a valid certificate */
   refused: () => void
+  /** votes taken unchecked for this copy only (its signer sent it) */
+  trusted?: TrustedVote
 }
 
 /**
@@ -31,7 +34,7 @@ export function mergeCopy (before: ReplicaTaskState, record: TaskRecord, result:
     : r
   const pinned = pin(record)
   let merged = pin(existing === undefined ? pinned : mergeRecords(existing, pinned))
-  if (merged.final !== undefined && !hasValidFinal(merged)) {
+  if (merged.final !== undefined && !hasValidFinal(merged, merged.final, rules.trusted)) {
     rules.refused()
     if (existing === undefined) return { store: false, record: undefined }
     merged = existing

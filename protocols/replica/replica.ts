@@ -14,6 +14,7 @@ import type { TallyRow } from './final-tally.js'
 import type { Placement, TaskRecord, TaskState } from '../task/record.js'
 import type { Task } from '../task/schema.js'
 import type { ReplicaStore, ReplicaWrite, StoredResult } from '../task/store.js'
+import type { TrustedVote } from '../task/certificate.js'
 import type { ReplicaInit, ReplicaStats, Undecided } from './replica-init.js'
 
 export type { ReplicaInit, ReplicaStats, Undecided } from './replica-init.js'
@@ -154,13 +155,13 @@ export class Replica {
    * Merges a record in (a submit, a repair, a copy a read brought) and stores it durably. A forged
    * id is refused; a final state without a valid certificate is dropped from the copy first.
    */
-  async put (incoming: TaskRecord, result?: StoredResult): Promise<TaskRecord | undefined> {
+  async put (incoming: TaskRecord, result?: StoredResult, trusted?: TrustedVote): Promise<TaskRecord | undefined> {
     if (!hasValidId(incoming.task)) {
       this.stats.refusedRecords++
       return undefined
     }
     let record = incoming
-    if (record.final !== undefined && !hasValidFinal(record)) {
+    if (record.final !== undefined && !hasValidFinal(record, record.final, trusted)) {
       this.stats.refusedRecords++
       const { final: _f, ...rest } = record
       record = rest
@@ -171,7 +172,7 @@ export class Replica {
         this.stats.damagedRefusals++
         return undefined
       }
-      const m = mergeCopy(before, record, result, { me: this.me, isExpired: r => this.isExpired(r), refused: () => { this.stats.refusedRecords++ } })
+      const m = mergeCopy(before, record, result, { me: this.me, isExpired: r => this.isExpired(r), refused: () => { this.stats.refusedRecords++ }, trusted })
       if (!m.store) return m.record
       await this.persist(before, { ...before, record: m.record, result: m.result })
       return m.record
