@@ -360,8 +360,10 @@ export class TaskService {
     return { c: this.c, get: async id => this.get(id), announce: (task, placement) => { this.announce(task, placement) }, wake: id => { this.wake(id) }, mover: this.mover, stopRun: this.stopRun, settle: async (id, waitMs) => this.waitFor(id, waitMs) }
   }
 
-  /** A notice is a hint, never state (see NoticeApplier). */
-  /** `signer`: the peer that sent the notice over a connection that proves it, whose own vote in its certificate is taken unchecked */
+  /**
+   * A notice is a hint, never state (see NoticeApplier). `signer`: the peer that sent it over a
+   * connection that proves who it is, whose own vote in its certificate is taken on its word
+   */
   applyNotice (n: TaskNotice, signer?: string): void {
     this.stats.noticesApplied++
     this.notices.apply(n, signer)
