@@ -310,7 +310,8 @@ describe('tasks over gossip', () => {
     net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, presenceIntervalMs: 1_000, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
     await net.ready(60_000)
     const s = net.nodes[0]!.tasks!.service
-    const { id } = await s.submit({ capability: 'echo', input: 'kept where needed' })
+    // 8 nodes in one process on a saturated machine: the first streams may open past rpcTimeoutMs
+    const { id } = await submitRetrying(async () => s.submit({ capability: 'echo', input: 'kept where needed' }))
     expect((await s.waitFor(id, 60_000)).record.final?.state).toBe('completed')
     const holding = async (): Promise<AgentNode[]> => {
       const out: AgentNode[] = []
