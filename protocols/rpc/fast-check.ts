@@ -80,6 +80,12 @@ function compile (schema: ZodType): Check {
   }
 }
 
+/** Whether every check passes `v`: a loop, where `every` made a closure on each call of a hot check. */
+function all (checks: Check[], v: unknown): boolean {
+  for (let i = 0; i < checks.length; i++) if (!(checks[i] as Check)(v)) return false
+  return true
+}
+
 function stringCheck (checks: CheckDef[]): Check {
   const parts: Check[] = []
   for (const c of checks) {
@@ -97,7 +103,7 @@ function stringCheck (checks: CheckDef[]): Check {
       return NOT_SURE
     }
   }
-  return v => typeof v === 'string' && parts.every(p => p(v))
+  return v => typeof v === 'string' && all(parts, v)
 }
 
 /** Code points of `s`, as zod counts them for a minimum length; exact only up to `atLeast` (past it, the code units). */
@@ -127,7 +133,7 @@ function numberCheck (checks: CheckDef[]): Check {
       return NOT_SURE
     }
   }
-  return v => typeof v === 'number' && Number.isFinite(v) && parts.every(p => p(v))
+  return v => typeof v === 'number' && Number.isFinite(v) && all(parts, v)
 }
 
 function arrayCheck (def: Def, checks: CheckDef[]): Check {
