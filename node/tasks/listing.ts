@@ -17,13 +17,19 @@ export interface ListFilter {
 /** The most records a listing reads from LevelDB in one call (at least 32, else what the page still lacks). */
 const LIST_CHUNK = 256
 
+/** States only an unfinished task is in: such a listing reads the replica's unfinished copies alone. */
+export const UNFINISHED_STATES: ReadonlySet<ListFilter['state']> = new Set(['pending', 'running', 'waiting', 'failed', 'blocked'])
+
 /**
  * The newest tasks this node holds that pass `filter`, newest first (tasks created in the same
  * millisecond, as a bulk submit's are, by id descending): from the creation index, reading
  * records a chunk at a time until the page is full. It read and sorted every record the
  * store held, for every listing (a dashboard lists every few seconds, and a node keeps a week).
+ * `among`: the only ids that can pass (the unfinished copies, a parent's subtasks); the others'
+ * records are not read, and the index is read only back to the oldest of them. A listing of the
+ * running tasks on a node of 100,000 finished ones read every record, 1.7 s a request.
  */
-export async function listTasks (store: Store, filter: ListFilter, isBlocked: (record: TaskRecord) => boolean): Promise<TaskRecord[]> {
+export async function listTasks (store: Store, filter: ListFilter, isBlocked: (record: TaskRecord) => boolean, among?: ReadonlySet<string>): Promise<TaskRecord[]> {
   const out: TaskRecord[] = []
   const limit = filter.limit ?? 100
   const wanted = (record: TaskRecord | undefined): record is TaskRecord => record !== undefined &&
@@ -43,11 +49,19 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
     }
     keys = []
   }
+  if (among?.size === 0) return out
+  // the ids of `among` met so far: once all are, no older key can pass
+  const met = new Set<string>()
   for await (const [key] of store.created.entries({ reverse: true })) {
-    if (filter.idPrefix !== undefined && !idOfCreatedKey(key).startsWith(filter.idPrefix)) continue
+    const id = idOfCreatedKey(key)
+    if (among !== undefined) {
+      if (!among.has(id)) continue
+      met.add(id)
+    }
+    if (filter.idPrefix !== undefined && !id.startsWith(filter.idPrefix)) continue
     keys.push(key)
     if (keys.length >= Math.min(LIST_CHUNK, Math.max(32, limit - out.length))) await take()
-    if (out.length >= limit) break
+    if (out.length >= limit || met.size === among?.size) break
   }
   if (out.length < limit) await take()
   return out

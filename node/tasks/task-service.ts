@@ -3,7 +3,7 @@ import { SpanStatusCode } from '@opentelemetry/api'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
 import { keepCopy, mayBeUnstored, storeOnPlacement } from './placement-writes.js'
-import { listDeadLetters, listTasks } from './listing.js'
+import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
 import { findTask, isSettled } from './find-task.js'
@@ -327,7 +327,9 @@ export class TaskService {
   }
 
   async list (filter: ListFilter = {}): Promise<TaskRecord[]> {
-    return listTasks(this.c.store, filter, record => this.mover?.blockedReason(record) !== undefined)
+    // a snapshot: the index changes while the listing reads
+    const among = filter.parent !== undefined ? new Set(this.c.replica.childrenOf(filter.parent)) : UNFINISHED_STATES.has(filter.state) ? new Set(this.c.replica.active) : undefined
+    return listTasks(this.c.store, filter, record => this.mover?.blockedReason(record) !== undefined, among)
   }
 
   /** Dead tasks this node knows of whose entry was not dropped, newest first. */

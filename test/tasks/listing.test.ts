@@ -1,6 +1,9 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createdKey } from '../../node/store/store.js'
-import { makeTask, newRecord } from '../../protocols/task/index.js'
+import { makeTask, newRecord, resultHash, statementBytes } from '../../protocols/task/index.js'
+import type { FinalValue, TaskRecord } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
@@ -13,6 +16,19 @@ async function putTasks (node: AgentNode, capabilities: string[], t0: number): P
   const records = capabilities.map((capability, i) => newRecord(makeTask({ capability, input: i, submitter: me, maxAttempts: 3, timeoutMs: 1_000, deadline: t0 + 3_600_000 + i * 1_000, now: t0 + i * 1_000 }), { epoch: 0, members: [me] }, t0 + i * 1_000))
   for (const r of records) expect(await node.tasks!.replica.put(r)).toBeDefined()
   return records.map(r => r.task.id)
+}
+
+/** Completed copies of tasks placed on two other peers, each certified by both: finished tasks a node keeps for a week. */
+async function finishedRecords (count: number, t0: number): Promise<TaskRecord[]> {
+  const keys = await Promise.all([0, 1].map(async () => generateKeyPair('Ed25519')))
+  const members = keys.map(k => peerIdFromPrivateKey(k).toString())
+  return Promise.all(Array.from({ length: count }, async (_, i) => {
+    const task = makeTask({ capability: 'a', input: `done ${i}`, submitter: members[0] as string, maxAttempts: 1, timeoutMs: 1_000, deadline: t0 + 3_600_000, now: t0 + i })
+    const value: FinalValue = { state: 'completed', claimId: 'c1', resultHash: resultHash(i) }
+    const votes = await Promise.all(keys.map(async (k, j) => ({ peer: members[j] as string, term: 1, sig: Buffer.from(await k.sign(statementBytes({ id: task.id, generation: 0, epoch: 0, term: 1, value }))).toString('base64') })))
+    const record = newRecord(task, { epoch: 0, members }, t0 + i)
+    return { ...record, attempts: [{ claimId: 'c1', generation: 0, peer: members[0] as string, startedAt: t0 + i, endedAt: t0 + i, outcome: 'completed' as const }], final: { state: 'completed' as const, at: t0 + i, generation: 0, claimId: 'c1', peer: members[0] as string, resultSize: 1, cert: { id: task.id, generation: 0, epoch: 0, value, votes } } }
+  }))
 }
 
 describe('listing tasks', () => {
@@ -57,5 +73,42 @@ describe('listing tasks', () => {
     await node.stop()
     const again = await net.restartNode(0, { tasks: { ...FAST_TASKS, agents: [] } })
     expect((await again.tasks!.service.list({ limit: 300 })).map(r => r.task.id)).toEqual(newest)
+  })
+
+  it('lists unfinished tasks, and a parent\'s subtasks, from those records alone, not every finished one', async () => {
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [] } })
+    await net.ready()
+    const node = net.nodes[0]!
+    const t0 = Date.now() - 3_600_000
+    const finished = await finishedRecords(1_000, t0)
+    for (const r of finished) expect((await node.tasks!.replica.put(r))?.final?.state).toBe('completed')
+    const pending = await putTasks(node, ['a', 'b', 'a'], t0 + 2_000_000)
+    const me = node.peerId.toString()
+    const parent = finished[10]!.task.id
+    const children = [0, 1].map(i => newRecord(makeTask({ capability: 'a', input: i, submitter: me, maxAttempts: 3, timeoutMs: 1_000, deadline: t0 + 3_600_000, parent, now: t0 + 1_000_000 + i }), { epoch: 0, members: [me] }, t0 + 1_000_000 + i))
+    for (const r of children) expect(await node.tasks!.replica.put(r)).toBeDefined()
+    const read = vi.spyOn(node.store.tasks, 'getMany')
+    const readIds = (): number => read.mock.calls.reduce((n, [ids]) => n + ids.length, 0)
+    // index entries read: back to the oldest unfinished task, not to the first task ever kept
+    let indexed = 0
+    const entries = node.store.created.entries.bind(node.store.created)
+    node.store.created.entries = async function * (options) { for await (const e of entries(options)) { indexed++; yield e } }
+    const list = async (filter: Parameters<NonNullable<AgentNode['tasks']>['service']['list']>[0]): Promise<string[]> =>
+      (await node.tasks!.service.list(filter)).map(r => r.task.id)
+
+    // newest first, as every listing; the 1,000 finished records are never read
+    expect(await list({ state: 'pending' })).toEqual([...pending].reverse().concat(children.map(r => r.task.id).reverse()))
+    expect(await list({ state: 'pending', capability: 'b' })).toEqual([pending[1]])
+    expect(await list({ state: 'running' })).toEqual([])
+    expect(readIds()).toBeLessThanOrEqual(3 * 5)
+    expect(indexed).toBeLessThanOrEqual(3 * 5)
+    read.mockClear()
+    indexed = 0
+    expect(await list({ parent })).toEqual(children.map(r => r.task.id).reverse())
+    expect(readIds()).toBe(2)
+    expect(indexed).toBeLessThanOrEqual(5)
+    // a finished state still reads the index of every task
+    expect(await list({ state: 'completed', limit: 1_000 })).toHaveLength(1_000)
+    read.mockRestore()
   })
 })
