@@ -246,7 +246,8 @@ export class Store {
    */
   async figures (): Promise<StoreFigures> {
     const last = this.counted
-    const fresh = last !== undefined && performance.now() - last.at < last.tookMs * FIGURES_REUSE_FACTOR
+    // a closed store answers as LevelDB does, not from the last count
+    const fresh = last !== undefined && this.db.status === 'open' && performance.now() - last.at < last.tookMs * FIGURES_REUSE_FACTOR
     const counts = fresh ? last.counts : await (this.counting ??= this.countAll().finally(() => { this.counting = undefined }))
     return { ...counts, corruptRecords: this.corrupt }
   }

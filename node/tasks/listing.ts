@@ -37,21 +37,25 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
     (filter.parent === undefined || record.task.parent === filter.parent) &&
     (filter.state === 'blocked' ? isBlocked(record) : (filter.state === undefined || stateOf(record) === filter.state))
   let keys: string[] = []
+  // the ids of `among` met so far: once all are, no older key can pass
+  const met = new Set<string>()
   const take = async (): Promise<void> => {
     const records = await store.tasks.getMany(keys.map(idOfCreatedKey))
     // an entry without its record (gone, or unreadable), or with a record created at another time
     // (two submits that raced on one idempotency key merge into either's), is stale: dropped here
-    const stale = new Set(keys.filter((key, i) => { const r = records[i]; return r === undefined || createdKey(r.task.createdAt, r.task.id) !== key }))
+    const current = records.map(r => r === undefined ? undefined : createdKey(r.task.createdAt, r.task.id))
+    const stale = new Set(keys.filter((key, i) => current[i] !== key))
     if (stale.size > 0) await store.write([...stale].map(key => store.created.delOp(key)))
     for (const [i, record] of records.entries()) {
-      if (stale.has(keys[i] as string)) continue
+      const key = keys[i] as string
+      // a stale entry newer than its record's own did not meet that id: the scan goes on to it
+      if (stale.has(key) && (current[i] ?? key) < key) met.delete(idOfCreatedKey(key))
+      if (stale.has(key)) continue
       if (wanted(record) && out.length < limit) out.push(record)
     }
     keys = []
   }
   if (among?.size === 0) return out
-  // the ids of `among` met so far: once all are, no older key can pass
-  const met = new Set<string>()
   for await (const [key] of store.created.entries({ reverse: true })) {
     const id = idOfCreatedKey(key)
     if (among !== undefined) {
@@ -61,7 +65,12 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
     if (filter.idPrefix !== undefined && !id.startsWith(filter.idPrefix)) continue
     keys.push(key)
     if (keys.length >= Math.min(LIST_CHUNK, Math.max(32, limit - out.length))) await take()
-    if (out.length >= limit || met.size === among?.size) break
+    if (out.length >= limit) break
+    if (met.size === among?.size) {
+      // every id met, if the entries that met them are not stale: known once they are read
+      await take()
+      if (met.size === among.size) break
+    }
   }
   if (out.length < limit) await take()
   return out

@@ -151,7 +151,7 @@ describe('task API and CLI on real daemons', () => {
     const { json } = await call(a.api, 'POST', '/v1/tasks', { capability: 'nobody.offers', input: 'too late', deadlineMs: 300 })
     const id = String(json.id)
     let seen: unknown
-    await waitFor(async () => { seen = (await call(b.api, 'GET', `/v1/tasks/${id}`)).json?.state; return seen === 'dead' }, { what: () => `the task to die past its deadline (last seen ${String(seen)})`, timeoutMs: 30_000 })
+    await waitFor(async () => { seen = (await call(b.api, 'GET', `/v1/tasks/${id}`)).json?.state; return seen === 'dead' }, { what: () => `the task to die past its deadline (last seen ${String(seen)})`, timeoutMs: 60_000 })
     const refused = await call(b.api, 'POST', `/v1/deadletter/${id}/redrive`)
     expect({ status: refused.status, name: refused.json.error?.name }).toEqual({ status: 409, name: 'PAST_DEADLINE' })
     expect(refused.json.error.message).toMatch(/deadline passed .*submit it again/)

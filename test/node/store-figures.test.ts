@@ -59,5 +59,9 @@ describe('store figures (GET /v1/node)', () => {
     expect(tasks.calls).toBe(1)
     await waitFor(async () => (await store!.figures()).tasks === 2, { what: 'a fresh count once the last one is old', timeoutMs: 30_000 })
     expect(tasks.calls).toBe(2)
+    // closed, it answers as LevelDB does, not from the count it keeps
+    await store.close()
+    await expect(store.figures()).rejects.toThrow()
+    store = undefined
   })
 })
