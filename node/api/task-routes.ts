@@ -35,14 +35,21 @@ const signalBody = z.object({
   data: jsonValue().optional()
 }).strict()
 
+/** `limit` of a listing: digits only (a coerced number took 0x10 and 1e3 too) */
+const limitParam = z.string().regex(/^\d{1,5}$/, 'a whole number from 1 to 10000').transform(Number).pipe(z.number().int().min(1).max(10_000))
+
+const deadLetterQuery = z.object({ limit: limitParam.optional() })
+
+/** Dead letters a listing returns when it names no limit. */
+const DEAD_LETTER_PAGE = 1_000
+
 const listQuery = z.object({
   // blocked: a majority of the task's placement has been unreachable past placementMoveAfterMs
   state: z.enum([...TASK_STATES, 'blocked']).optional(),
   capability: z.string().optional(),
   parent: z.string().regex(TASK_ID, 'a task id: 64 lowercase hex digits').optional(),
   idPrefix: z.string().regex(/^[0-9a-f]{1,64}$/, 'lowercase hex digits').optional(),
-  // digits only: a coerced number took 0x10 and 1e3 too
-  limit: z.string().regex(/^\d{1,5}$/, 'a whole number from 1 to 10000').transform(Number).pipe(z.number().int().min(1).max(10_000)).optional()
+  limit: limitParam.optional()
 })
 
 // a reason marks the client's fault; an unknown task or a conflict is an answer, not a bad request
@@ -266,9 +273,11 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
     {
       method: 'GET',
       path: '/v1/deadletter',
-      summary: 'dead letters',
-      handle: async () => {
-        const records = await s.deadLetters()
+      summary: 'dead letters, newest first (?limit=, 1,000 by default)',
+      schema: { query: deadLetterQuery },
+      handle: async ctx => {
+        const { limit } = parseOr400(deadLetterQuery, Object.fromEntries([...ctx.query].filter(([, v]) => v !== '')), 'invalid-query')
+        const records = await s.deadLetters(limit ?? DEAD_LETTER_PAGE)
         return { body: { deadLetters: records.map(r => ({ ...summarize(r), reason: r.final?.reason, lastError: lastErrorOf(r) })) } }
       }
     },

@@ -244,9 +244,11 @@ export function addTaskCommands (program: Command): void {
   // the client options also before the subcommand (`dlq --data ./a list`), as every client command takes them
   const dlq = clientOptions(program.command('dlq').description('the dead-letter list: tasks that ran out of attempts or deadline'))
   clientOptions(dlq.command('list'))
+    .description('dead tasks, newest first')
+    .option('--limit <n>', 'at most this many (1-10000, default 1000)', positiveWholeNumber('--limit'))
     .action(async (_opts: ClientOpts, cmd: Command) => {
-      const opts: ClientOpts = cmd.optsWithGlobals()
-      const { deadLetters } = await apiRequest(await resolveApiUrl(opts), 'GET', '/v1/deadletter')
+      const opts: ClientOpts & { limit?: number } = cmd.optsWithGlobals()
+      const { deadLetters } = await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/deadletter${opts.limit === undefined ? '' : `?limit=${opts.limit}`}`)
       if (opts.json === true) return json({ deadLetters })
       table(['ID', 'CAPABILITY', 'ATTEMPTS', 'REASON'], deadLetters.map((d: any) => [d.id, d.capability, String(d.attempts), String(d.reason ?? '')]))
     })

@@ -76,10 +76,18 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
   return out
 }
 
-/** Dead tasks whose entry was not dropped, newest first: the dead-letter index, each read through `read` (the replica's current copy). */
-export async function listDeadLetters (store: Store, read: (id: string) => Promise<TaskRecord | undefined>): Promise<TaskRecord[]> {
+/**
+ * Dead tasks whose entry was not dropped, newest first, at most `limit`: ordered by the dead-letter
+ * index's own time of death, and only those on the page read through `read` (the replica's current
+ * copy). Every dead letter's record was read for every listing, 10,000 of them 0.7 s.
+ */
+export async function listDeadLetters (store: Store, read: (id: string) => Promise<TaskRecord | undefined>, limit = Infinity): Promise<TaskRecord[]> {
+  const index: Array<{ id: string, at: number }> = []
+  for await (const [id, entry] of store.deadLetters.entries()) index.push({ id, at: entry.at })
+  index.sort((a, b) => b.at - a.at)
   const out: TaskRecord[] = []
-  for await (const [id] of store.deadLetters.entries()) {
+  for (const { id } of index) {
+    if (out.length >= limit) break
     const record = await read(id)
     if (record !== undefined && isDeadLetter(record)) out.push(record)
   }

@@ -332,9 +332,9 @@ export class TaskService {
     return listTasks(this.c.store, filter, record => this.mover?.blockedReason(record) !== undefined, among)
   }
 
-  /** Dead tasks this node knows of whose entry was not dropped, newest first. */
-  async deadLetters (): Promise<TaskRecord[]> {
-    return listDeadLetters(this.c.store, async id => (await this.c.replica.get(id)).record)
+  /** Dead tasks this node knows of whose entry was not dropped, newest first, at most `limit`. */
+  async deadLetters (limit?: number): Promise<TaskRecord[]> {
+    return listDeadLetters(this.c.store, async id => (await this.c.replica.get(id)).record, limit)
   }
 
   /** An operator's move of a blocked task onto live peers (see task-actions.ts). */

@@ -152,6 +152,10 @@ describe('task API and CLI on real daemons', () => {
     const id = String(json.id)
     let seen: unknown
     await waitFor(async () => { seen = (await call(b.api, 'GET', `/v1/tasks/${id}`)).json?.state; return seen === 'dead' }, { what: () => `the task to die past its deadline (last seen ${String(seen)})`, timeoutMs: 60_000 })
+    // the dead-letter list, newest first, a page at a time
+    expect((await call(b.api, 'GET', '/v1/deadletter?limit=1')).json.deadLetters.map((d: any) => d.id)).toEqual([id])
+    expect((await call(b.api, 'GET', '/v1/deadletter?limit=0')).status).toBe(400)
+    expect((await runCli(['dlq', 'list', '--limit', '1', '--api', b.api])).stdout).toContain(id)
     const refused = await call(b.api, 'POST', `/v1/deadletter/${id}/redrive`)
     expect({ status: refused.status, name: refused.json.error?.name }).toEqual({ status: 409, name: 'PAST_DEADLINE' })
     expect(refused.json.error.message).toMatch(/deadline passed .*submit it again/)

@@ -116,3 +116,37 @@ describe('listing tasks', () => {
     read.mockRestore()
   })
 })
+
+describe('listing dead letters', () => {
+  const tmp = useTmpDirs()
+
+  it('orders them by the index\'s time of death and reads only the page', async () => {
+    const { Store } = await import('../../node/store/store.js')
+    const { listDeadLetters } = await import('../../node/tasks/listing.js')
+    const store = await Store.open({ path: `${await tmp()}/store` })
+    try {
+      const me = '12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6'
+      // 500 dead, written in an order that is not their order of death
+      const dead = new Map(Array.from({ length: 500 }, (_, i) => {
+        const at = 1_000 + ((i * 7919) % 500)
+        const task = makeTask({ capability: 'a', input: i, submitter: me, maxAttempts: 1, timeoutMs: 1_000, deadline: 1, now: 0 })
+        return [task.id, { ...newRecord(task, { epoch: 0, members: [me] }, 0), final: { at, state: 'dead' } } as unknown as TaskRecord] as const
+      }))
+      await store.write([...dead].map(([id, r]) => store.deadLetters.putOp(id, { at: r.final!.at, capability: 'a' })))
+      const reads: string[] = []
+      const read = async (id: string): Promise<TaskRecord | undefined> => { reads.push(id); return dead.get(id) }
+      const newest = [...dead.values()].sort((a, b) => b.final!.at - a.final!.at).map(r => r.task.id)
+      expect((await listDeadLetters(store, read, 20)).map(r => r.task.id)).toEqual(newest.slice(0, 20))
+      expect(reads).toHaveLength(20)
+      // a copy redriven since (no longer dead) is passed over, and the page still filled
+      const redriven = dead.get(newest[0]!)!
+      dead.set(newest[0]!, { ...redriven, final: undefined, generation: 1 })
+      reads.length = 0
+      expect((await listDeadLetters(store, read, 20)).map(r => r.task.id)).toEqual(newest.slice(1, 21))
+      expect(reads).toHaveLength(21)
+      expect(await listDeadLetters(store, read)).toHaveLength(499)
+    } finally {
+      await store.close()
+    }
+  })
+})
