@@ -305,10 +305,13 @@ describe('tasks over gossip', () => {
   })
 
   it('keeps a task only on its replicas, its submitter and the first keepRanks peers; any node still answers for it', async () => {
-    // presence every second: with 150 ms, peers of a busy machine dropped out of each other's views,
-    // and a peer that sees few others ranks itself first
-    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, presenceIntervalMs: 1_000, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
+    // presence every 3 s: with 150 ms, then 1 s, peers of a busy machine dropped out of each other's
+    // views, and a peer that sees few others ranks itself first
+    net = await createTestnet(8, { baseDir: await tmp(), tasks: { ...FAST_TASKS, leaseMs: 5_000, presenceIntervalMs: 3_000, agents: [echoAgent], claimRanks: 1, keepRanks: 1 } })
     await net.ready(60_000)
+    // whether every node saw all 8 live throughout: the rule ranks by those views
+    let whole = true
+    const views = setInterval(() => { if (net!.nodes.some(n => n.tasks!.presence.liveIds().length < 8)) whole = false }, 100)
     const s = net.nodes[0]!.tasks!.service
     // 8 nodes in one process on a saturated machine: the first streams may open past rpcTimeoutMs
     const { id } = await submitRetrying(async () => s.submit({ capability: 'echo', input: 'kept where needed' }))
@@ -322,10 +325,13 @@ describe('tasks over gossip', () => {
     // commit): the last member's copy may still be on its way
     await waitFor(async () => (await holding()).length >= 3, { what: 'the task on its three replicas', timeoutMs: 20_000 })
     const holders = await holding()
+    clearInterval(views)
     // the 3 replicas and the submitter, plus the claimer and at most one peer whose presence view
-    // (free slots change under load) ranked itself first too; before, all 8 peers stored every task
+    // (free slots change under load) ranked itself first too; before, all 8 peers stored every task.
+    // Under a load that stalls the process past presence expiry, each peer that lost sight of the
+    // others ranks itself first: beside a benchmark all 8 kept it, views broken
     expect(holders.length).toBeGreaterThanOrEqual(3)
-    expect(holders.length).toBeLessThanOrEqual(6)
+    if (whole) expect(holders.length).toBeLessThanOrEqual(6)
     const other = net.nodes.find(n => !holders.includes(n))!
     // asked of the members its own view names: on a busy machine one read may find none answering in time
     let value: unknown
