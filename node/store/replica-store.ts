@@ -1,5 +1,5 @@
 import { CorruptRecordError } from '../errors.js'
-import { createdKey } from './store.js'
+import { capabilityKey, createdKey } from './store.js'
 import type { Store } from './store.js'
 import { isDeadLetter } from '../../protocols/task/index.js'
 import type { LeaseState, ReplicaStore, ReplicaWrite, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -40,8 +40,8 @@ export class LevelReplicaStore implements ReplicaStore {
       const key = createdKey(record.task.createdAt, id)
       const was = change.previous === undefined ? undefined : createdKey(change.previous.task.createdAt, id)
       if (was !== key) {
-        if (was !== undefined) ops.push(this.store.created.delOp(was))
-        ops.push(this.store.created.putOp(key, 1))
+        if (was !== undefined) ops.push(this.store.created.delOp(was), this.store.byCapability.delOp(capabilityKey(record.task.capability, was)))
+        ops.push(this.store.created.putOp(key, 1), this.store.byCapability.putOp(capabilityKey(record.task.capability, key), 1))
       }
     }
     // a lazy batch still rides with any fsynced one of its group commit
@@ -55,7 +55,7 @@ export class LevelReplicaStore implements ReplicaStore {
 
   async deleteTask (record: TaskRecord): Promise<void> {
     const id = record.task.id
-    await this.store.write([this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id), this.store.created.delOp(createdKey(record.task.createdAt, id))])
+    await this.store.write([this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id), this.store.created.delOp(createdKey(record.task.createdAt, id)), this.store.byCapability.delOp(capabilityKey(record.task.capability, createdKey(record.task.createdAt, id)))])
     // retention forgot the whole task, the unreadable part with it: nothing of it is damaged now
     this.store.damagedTasks.delete(id)
   }

@@ -63,6 +63,8 @@ export class Store {
   readonly memory: Namespace<MemoryEntry>
   /** every task record's id by when its task was created (createdKey): what a listing reads, newest first */
   readonly created: Namespace<unknown>
+  /** the same, by capability first (capabilityKey): what a listing of one capability reads */
+  readonly byCapability: Namespace<unknown>
   /** group commits: batches written, those of them fsynced, and the operations they carried */
   readonly stats = { groupCommits: 0, syncedCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
@@ -110,6 +112,7 @@ export class Store {
     this.deadLetters = ns('deadletters', deadLetterIndexSchema)
     this.memory = ns('memory', memoryEntrySchema)
     this.created = ns('created', z.unknown())
+    this.byCapability = ns('bycapability', z.unknown())
   }
 
   static async open (init: StoreInit): Promise<Store> {
@@ -168,18 +171,24 @@ export class Store {
    * record the store held (a dashboard lists every few seconds, and a node keeps a week of tasks).
    */
   private async indexCreated (): Promise<void> {
-    if (await this.meta.get(CREATED_INDEX) !== undefined) return
+    const created = await this.meta.get(CREATED_INDEX) === undefined
+    // the capability index came later: a store with the creation index may still lack it
+    const byCapability = await this.meta.get(CAPABILITY_INDEX) === undefined
+    if (!created && !byCapability) return
     const ops: BatchOp[] = []
     // read raw: a corrupt record is counted, and skipped, where it is read for what it holds
     for await (const [id, raw] of this.tasks.rawEntries()) {
-      let createdAt: unknown
-      try { createdAt = JSON.parse(raw)?.task?.createdAt } catch {}
-      if (typeof createdAt !== 'number') continue
-      ops.push(this.created.putOp(createdKey(createdAt, id), 1))
+      let task: { createdAt?: unknown, capability?: unknown } | undefined
+      try { task = JSON.parse(raw)?.task } catch {}
+      if (typeof task?.createdAt !== 'number') continue
+      const key = createdKey(task.createdAt, id)
+      if (created) ops.push(this.created.putOp(key, 1))
+      if (byCapability && typeof task.capability === 'string') ops.push(this.byCapability.putOp(capabilityKey(task.capability, key), 1))
       if (ops.length >= 1_000) await this.write(ops.splice(0))
     }
     await this.write(ops)
-    await this.meta.put(CREATED_INDEX, 1, { sync: true })
+    if (created) await this.meta.put(CREATED_INDEX, 1, { sync: true })
+    if (byCapability) await this.meta.put(CAPABILITY_INDEX, 1, { sync: true })
   }
 
   /**
@@ -292,12 +301,19 @@ function levelWords (err: any): string {
 
 /** The meta key that says the creation index holds every record. */
 const CREATED_INDEX = 'created-index'
+const CAPABILITY_INDEX = 'capability-index'
 
 /** The creation index's key: the time, zero-padded so keys sort by it, then the id. */
 export function createdKey (createdAt: number, id: string): string {
   const at = Number.isFinite(createdAt) ? Math.min(Math.max(0, Math.floor(createdAt)), 9_999_999_999_999_999) : 0
   return `${String(at).padStart(16, '0')}/${id}`
 }
+
+/** A capability index key: the capability, then the creation index key (a capability holds no "/"). */
+export const capabilityKey = (capability: string, created: string): string => `${capability}/${created}`
+
+/** The capability index's keys of one capability: "/" sorts just below "0", so no other capability's fall between. */
+export const capabilityRange = (capability: string): { gte: string, lt: string } => ({ gte: `${capability}/`, lt: `${capability}0` })
 
 /** The task id of a creation index key. */
 export const idOfCreatedKey = (key: string): string => key.slice(key.indexOf('/') + 1)

@@ -113,7 +113,20 @@ describe('listing tasks', () => {
     expect(await list({ state: 'pending' })).toEqual([...pending].reverse().concat(children.map(r => r.task.id).reverse()))
     // a finished state still reads the index of every task
     expect(await list({ state: 'completed', limit: 1_000 })).toHaveLength(1_000)
+    // one capability, from its own part of the capability index: 1 record read, not 1,000 of another
+    read.mockClear()
+    expect(await list({ capability: 'b' })).toEqual([pending[1]])
+    expect(await list({ capability: 'b', state: 'completed' })).toEqual([])
+    expect(readIds()).toBe(2)
     read.mockRestore()
+
+    // a data dir written before the capability index gets it built at start
+    for await (const [key] of node.store.byCapability.entries()) await node.store.byCapability.del(key)
+    await node.store.meta.del('capability-index')
+    await node.stop()
+    const again = await net.restartNode(0, { tasks: { ...FAST_TASKS, agents: [] } })
+    expect((await again.tasks!.service.list({ capability: 'b' })).map(r => r.task.id)).toEqual([pending[1]])
+    expect(await again.tasks!.service.list({ capability: 'a', limit: 2_000 })).toHaveLength(1_000 + 2 + 2)
   })
 })
 
