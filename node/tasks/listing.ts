@@ -1,4 +1,5 @@
 import { isDeadLetter, stateOf } from '../../protocols/task/index.js'
+import { CAPABILITY } from '../../protocols/task/schema.js'
 import { capabilityRange, createdKey, idOfCreatedKey } from '../store/store.js'
 import type { TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Store } from '../store/store.js'
@@ -63,6 +64,9 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
     keys = []
   }
   if (among?.size === 0) return out
+  // no task has such a capability; and one with a "/" would make the capability index's range
+  // another capability's keys, which the scan would then drop as stale
+  if (filter.capability !== undefined && !CAPABILITY.test(filter.capability)) return out
   for await (const [key] of index.entries({ ...range, reverse: true })) {
     const id = idOfCreatedKey(createdOf(key))
     if (among !== undefined) {

@@ -119,6 +119,10 @@ describe('listing tasks', () => {
     expect(await list({ capability: 'b', state: 'completed' })).toEqual([])
     expect(readIds()).toBe(2)
     read.mockRestore()
+    // a filter no capability can match, "/" and all, lists nothing and drops no entry of another
+    const b = (await node.tasks!.service.get(pending[1]!)).record
+    expect(await list({ capability: `b/${createdKey(b.task.createdAt, b.task.id).split('/')[0]!}` })).toEqual([])
+    expect(await list({ capability: 'b' })).toEqual([pending[1]])
 
     // a data dir written before the capability index gets it built at start
     for await (const [key] of node.store.byCapability.entries()) await node.store.byCapability.del(key)
@@ -158,6 +162,26 @@ describe('listing dead letters', () => {
       expect((await listDeadLetters(store, read, 20)).map(r => r.task.id)).toEqual(newest.slice(1, 21))
       expect(reads).toHaveLength(21)
       expect(await listDeadLetters(store, read)).toHaveLength(499)
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe('the capability index', () => {
+  const tmp = useTmpDirs()
+
+  it('holds each capability\'s keys apart from those of a capability it begins', async () => {
+    const { Store, capabilityKey, capabilityRange } = await import('../../node/store/store.js')
+    const store = await Store.open({ path: `${await tmp()}/store` })
+    try {
+      const names = ['a', 'a.b', 'a-b', 'a0', 'a_b', 'ab', 'A', 'a9z', 'b']
+      await store.write(names.map((name, i) => store.byCapability.putOp(capabilityKey(name, createdKey(i, 'f'.repeat(64))), 1)))
+      for (const name of names) {
+        const keys: string[] = []
+        for await (const [key] of store.byCapability.entries(capabilityRange(name))) keys.push(key)
+        expect(keys).toEqual([capabilityKey(name, createdKey(names.indexOf(name), 'f'.repeat(64)))])
+      }
     } finally {
       await store.close()
     }
