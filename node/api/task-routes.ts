@@ -40,6 +40,9 @@ const limitParam = z.string().regex(/^\d{1,5}$/, 'a whole number from 1 to 10000
 
 const deadLetterQuery = z.object({ limit: limitParam.optional() })
 
+/** A listing's query as an object: an empty value is no filter, as on /v1/events (`?state=` was a 400, `?capability=` matched nothing). */
+const filledQuery = (query: URLSearchParams): Record<string, string> => Object.fromEntries([...query].filter(([, v]) => v !== ''))
+
 /** Dead letters a listing returns when it names no limit. */
 const DEAD_LETTER_PAGE = 1_000
 
@@ -182,8 +185,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'tasks this node holds, filtered',
       schema: { query: listQuery },
       handle: async ctx => {
-        // an empty filter is no filter, as on /v1/events (`?state=` was a 400 here, `?capability=` matched nothing)
-        const records = await s.list(parseOr400(listQuery, Object.fromEntries([...ctx.query].filter(([, v]) => v !== '')), 'invalid-query'))
+        const records = await s.list(parseOr400(listQuery, filledQuery(ctx.query), 'invalid-query'))
         return { body: { tasks: records.map(r => summarize(r)) } }
       }
     },
@@ -276,7 +278,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'dead letters, newest first (?limit=, 1,000 by default)',
       schema: { query: deadLetterQuery },
       handle: async ctx => {
-        const { limit } = parseOr400(deadLetterQuery, Object.fromEntries([...ctx.query].filter(([, v]) => v !== '')), 'invalid-query')
+        const { limit } = parseOr400(deadLetterQuery, filledQuery(ctx.query), 'invalid-query')
         const records = await s.deadLetters(limit ?? DEAD_LETTER_PAGE)
         return { body: { deadLetters: records.map(r => ({ ...summarize(r), reason: r.final?.reason, lastError: lastErrorOf(r) })) } }
       }

@@ -55,7 +55,8 @@ export class LevelReplicaStore implements ReplicaStore {
 
   async deleteTask (record: TaskRecord): Promise<void> {
     const id = record.task.id
-    await this.store.write([this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id), this.store.created.delOp(createdKey(record.task.createdAt, id)), this.store.byCapability.delOp(capabilityKey(record.task.capability, createdKey(record.task.createdAt, id)))])
+    const created = createdKey(record.task.createdAt, id)
+    await this.store.write([this.store.tasks.delOp(id), this.store.leases.delOp(id), this.store.results.delOp(id), this.store.deadLetters.delOp(id), this.store.created.delOp(created), this.store.byCapability.delOp(capabilityKey(record.task.capability, created))])
     // retention forgot the whole task, the unreadable part with it: nothing of it is damaged now
     this.store.damagedTasks.delete(id)
   }

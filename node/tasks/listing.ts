@@ -33,6 +33,9 @@ export const UNFINISHED_STATES: ReadonlySet<ListFilter['state']> = new Set(['pen
  */
 export async function listTasks (store: Store, filter: ListFilter, isBlocked: (record: TaskRecord) => boolean, among?: ReadonlySet<string>): Promise<TaskRecord[]> {
   const out: TaskRecord[] = []
+  // no task can pass; and a capability with a "/" would make the capability index's range another
+  // capability's keys, which the scan would then drop as stale
+  if (among?.size === 0 || (filter.capability !== undefined && !CAPABILITY.test(filter.capability))) return out
   const limit = filter.limit ?? 100
   const wanted = (record: TaskRecord | undefined): record is TaskRecord => record !== undefined &&
     (filter.capability === undefined || record.task.capability === filter.capability) &&
@@ -48,25 +51,24 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
   // the ids of `among` met so far: once all are, no older key can pass
   const met = new Set<string>()
   const take = async (): Promise<void> => {
-    const records = await store.tasks.getMany(keys.map(key => idOfCreatedKey(createdOf(key))))
+    const created = keys.map(createdOf)
+    const records = await store.tasks.getMany(created.map(idOfCreatedKey))
     // an entry without its record (gone, or unreadable), or with a record created at another time
     // (two submits that raced on one idempotency key merge into either's), is stale: dropped here
     const current = records.map(r => r === undefined || (byCapability && r.task.capability !== filter.capability) ? undefined : createdKey(r.task.createdAt, r.task.id))
-    const stale = new Set(keys.filter((key, i) => current[i] !== createdOf(key)))
-    if (stale.size > 0) await store.write([...stale].map(key => index.delOp(key)))
+    const stale = keys.map((_, i) => current[i] !== created[i])
+    if (stale.includes(true)) await store.write(keys.filter((_, i) => stale[i]).map(key => index.delOp(key)))
     for (const [i, record] of records.entries()) {
-      const key = keys[i] as string
-      // a stale entry newer than its record's own did not meet that id: the scan goes on to it
-      if (stale.has(key) && (current[i] ?? key) < key) met.delete(idOfCreatedKey(key))
-      if (stale.has(key)) continue
+      if (stale[i] === true) {
+        // a stale entry newer than its record's own did not meet that id: the scan goes on to it
+        const own = current[i]
+        if (own !== undefined && own < (created[i] as string)) met.delete(idOfCreatedKey(own))
+        continue
+      }
       if (wanted(record) && out.length < limit) out.push(record)
     }
     keys = []
   }
-  if (among?.size === 0) return out
-  // no task has such a capability; and one with a "/" would make the capability index's range
-  // another capability's keys, which the scan would then drop as stale
-  if (filter.capability !== undefined && !CAPABILITY.test(filter.capability)) return out
   for await (const [key] of index.entries({ ...range, reverse: true })) {
     const id = idOfCreatedKey(createdOf(key))
     if (among !== undefined) {
