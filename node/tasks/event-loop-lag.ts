@@ -22,6 +22,8 @@ class EventLoopLag {
   private windowMaxMs = 0
   private previousMaxMs = 0
   private rotatedAt = 0
+  /** the lateness of every sample later than a whole sampling interval, summed: see stalledMs */
+  private stalledTotalMs = 0
 
   /** The sampling interval in use, in ms; 0 when not measuring. */
   get sampleMs (): number {
@@ -45,6 +47,7 @@ class EventLoopLag {
   /** Stops measuring once the last user is gone. */
   release (): void {
     if (this.users === 0 || --this.users > 0) return
+    this.stalledTotalMs = this.stalledMs()
     clearInterval(this.timer)
     this.timer = undefined
   }
@@ -57,10 +60,26 @@ class EventLoopLag {
     return Math.max(this.previousMaxMs, this.windowMaxMs, now - this.due)
   }
 
+  /**
+   * How long this process's loop has stalled in all, in ms: never less than before. A sample
+   * later than a whole interval counts its lateness (shorter ones are a busy loop's jitter, during
+   * which it still reads its sockets), and so does a sample overdue by that much now, before its
+   * timer could run. Timers run before the loop reads its sockets, so right after a stall the
+   * messages that arrived during it are still unread: whoever judges a peer by its silence takes
+   * this much off it (PresenceInit.stalledMs).
+   */
+  stalledMs (): number {
+    if (this.timer === undefined) return this.stalledTotalMs
+    const overdue = performance.now() - this.due
+    return this.stalledTotalMs + (overdue > this.sampling ? overdue : 0)
+  }
+
   private sample (): void {
     const now = performance.now()
     this.rotate(now)
-    this.windowMaxMs = Math.max(this.windowMaxMs, now - this.due)
+    const late = now - this.due
+    this.windowMaxMs = Math.max(this.windowMaxMs, late)
+    if (late > this.sampling) this.stalledTotalMs += late
     // setInterval counts the next interval from this run, not from when this one was due
     this.due = now + this.sampling
   }

@@ -13,6 +13,7 @@ import { signerOf } from '../../protocols/task/ed25519.js'
 import { finalOf, hasValidFinal, sentBySigner } from '../../protocols/task/index.js'
 import { AntiEntropy } from './anti-entropy.js'
 import { Claimer } from './claimer.js'
+import { eventLoopLag } from './event-loop-lag.js'
 import { TaskEvents } from './events.js'
 import { Executor } from './executor.js'
 import { resolveTaskOptions, rpcFrameBytes } from './options.js'
@@ -107,6 +108,8 @@ export class TaskLayer {
     }, {
       intervalMs: options.presenceIntervalMs,
       earlyGapMs: options.presenceEarlyGapMs,
+      // the claimer's lag monitor: silence over this process's own stalls is not a peer's
+      stalledMs: () => eventLoopLag.stalledMs(),
       version: VERSION,
       capabilities: () => this.runtime.capabilities(),
       freeSlots: () => this.runtime.freeSlots()

@@ -39,6 +39,15 @@ export interface PresenceInit {
   /** the clock peers' last-seen times are read by (tests pass their own). @default Date.now */
   now?: () => number
   /**
+   * How long this process's event loop has stalled in all, in ms, never decreasing (the task layer
+   * passes the lag monitor's). A peer's silence over such a stall is not counted against it: its
+   * announcements sat unread in our sockets. Without this, a node that stalled past a peer's
+   * expiry saw every peer gone, ranked itself first for every task and kept a copy of each, so
+   * the overload that stalled it added work. A peer that died during the stall drops out that much later.
+   * @default () => 0
+   */
+  stalledMs?: () => number
+  /**
    * Capability descriptions and input schemas ride on every this-many announcements (and on the
    * first, on a change, and when a newcomer appears); the others carry names only, so the message
    * every peer checks every interval stays small.
@@ -92,6 +101,13 @@ export interface PeerPresence {
   self: boolean
 }
 
+/** A peer's last announcement, when it arrived by our clock, and how long our loop had stalled then. */
+interface Heard {
+  presence: Presence
+  lastSeen: number
+  stalledAt: number
+}
+
 /** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
 const MAX_CLOCK_OFFSET_MS = 86_400_000
 /** How long clockOffset's figure is kept when no announcement arrives: a peer that fell silent drops out of it by then. */
@@ -106,8 +122,9 @@ export class PresenceService {
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
   private readonly now: () => number
+  private readonly stalled: () => number
   /** by peer id, least recently heard first (each announcement moves its peer to the end) */
-  private readonly peers = new Map<string, { presence: Presence, lastSeen: number }>()
+  private readonly peers = new Map<string, Heard>()
   /** clockOffset's last figure: every submit reads it, so it is worked out again only after an announcement arrives, or a second */
   private clock?: { offset: number, at: number }
   private timer?: ReturnType<typeof setTimeout>
@@ -130,7 +147,7 @@ export class PresenceService {
     const presence = { ...p, intervalMs: this.trustedInterval(p), capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }
     this.peers.delete(p.from)
     this.clock = undefined
-    this.peers.set(p.from, { presence, lastSeen: this.now() })
+    this.peers.set(p.from, { presence, lastSeen: this.now(), stalledAt: this.stalled() })
     if (known === undefined) {
       this.evictPastLimit()
       this.welcome()
@@ -146,6 +163,7 @@ export class PresenceService {
     this.c = components
     this.init = init
     this.now = init.now ?? Date.now
+    this.stalled = init.stalledMs ?? (() => 0)
   }
 
   get intervalMs (): number {
@@ -182,8 +200,9 @@ export class PresenceService {
   /** Drops peers silent for many of their expiry periods, so the map does not grow with churn. */
   prune (now = this.now()): void {
     const after = this.init.forgetAfterExpiries ?? DEFAULT_FORGET_AFTER_EXPIRIES
-    for (const [id, { presence, lastSeen }] of this.peers) {
-      if (now - lastSeen > this.expiryMs(presence) * after) {
+    const stalled = this.stalled()
+    for (const [id, heard] of this.peers) {
+      if (silentMs(heard, now, stalled) > this.expiryMs(heard.presence) * after) {
         this.peers.delete(id)
         this.stats.peersForgotten++
       }
@@ -250,6 +269,7 @@ export class PresenceService {
   /** Live peers, this node included. */
   live (): PeerPresence[] {
     const now = this.now()
+    const stalled = this.stalled()
     const out: PeerPresence[] = [{
       peerId: this.c.peerId.toString(),
       version: this.init.version,
@@ -258,8 +278,9 @@ export class PresenceService {
       lastSeen: now,
       self: true
     }]
-    for (const [peerId, { presence, lastSeen }] of this.peers) {
-      if (now - lastSeen > this.expiryMs(presence)) continue
+    for (const [peerId, heard] of this.peers) {
+      if (!this.heardLately(heard, now, stalled)) continue
+      const { presence, lastSeen } = heard
       out.push({ peerId, version: presence.version, capabilities: presence.capabilities, freeSlots: presence.freeSlots, lastSeen, self: false })
     }
     return out
@@ -275,15 +296,16 @@ export class PresenceService {
   clockOffset (): number {
     const now = this.now()
     if (this.clock !== undefined && now - this.clock.at < CLOCK_OFFSET_KEPT_MS) return this.clock.offset
-    this.clock = { offset: this.medianOffset(now), at: now }
+    this.clock = { offset: this.medianOffset(now, this.stalled()), at: now }
     return this.clock.offset
   }
 
-  private medianOffset (now: number): number {
+  private medianOffset (now: number, stalled: number): number {
     const offsets = [0]
-    for (const { presence, lastSeen } of this.peers.values()) {
+    for (const heard of this.peers.values()) {
+      const { presence, lastSeen } = heard
       const offset = presence.at - lastSeen
-      if (now - lastSeen <= this.expiryMs(presence) && Number.isSafeInteger(presence.at) && Math.abs(offset) <= MAX_CLOCK_OFFSET_MS) offsets.push(offset)
+      if (this.heardLately(heard, now, stalled) && Number.isSafeInteger(presence.at) && Math.abs(offset) <= MAX_CLOCK_OFFSET_MS) offsets.push(offset)
     }
     offsets.sort((x, y) => x - y)
     const mid = offsets.length >> 1
@@ -295,9 +317,10 @@ export class PresenceService {
   /** Ids of the live peers, this node first: live() without building each peer's view. */
   liveIds (): string[] {
     const now = this.now()
+    const stalled = this.stalled()
     const out = [this.c.peerId.toString()]
-    for (const [peerId, { presence, lastSeen }] of this.peers) {
-      if (now - lastSeen <= this.expiryMs(presence)) out.push(peerId)
+    for (const [peerId, heard] of this.peers) {
+      if (this.heardLately(heard, now, stalled)) out.push(peerId)
     }
     return out
   }
@@ -305,6 +328,11 @@ export class PresenceService {
   /** How long a peer may stay silent before it drops out of the view: a few of its own intervals. */
   private expiryMs (p: Presence): number {
     return p.intervalMs * (this.init.expiryIntervals ?? DEFAULT_EXPIRY_INTERVALS)
+  }
+
+  /** Whether a peer is live: silent (our stalls not counted) for no more than its expiry. */
+  private heardLately (heard: Heard, now: number, stalled: number): boolean {
+    return silentMs(heard, now, stalled) <= this.expiryMs(heard.presence)
   }
 
   isLive (peerId: string): boolean {
@@ -369,6 +397,11 @@ export class PresenceService {
 function withKnownInfo (announced: CapabilityInfo[], known: CapabilityInfo[] | undefined): CapabilityInfo[] {
   if (known === undefined) return announced
   return announced.map(cap => cap.description !== undefined || cap.inputSchema !== undefined ? cap : (known.find(k => k.name === cap.name && k.model === cap.model) ?? cap))
+}
+
+/** How long a peer has been silent while this process could listen: our loop's stalls since are taken off. */
+function silentMs (heard: Heard, now: number, stalled: number): number {
+  return now - heard.lastSeen - (stalled - heard.stalledAt)
 }
 
 function availability (freeSlots: Record<string, number>): string {

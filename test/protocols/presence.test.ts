@@ -2,11 +2,13 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { loadOrCreateIdentity } from '../../node/identity.js'
+import { eventLoopLag } from '../../node/tasks/event-loop-lag.js'
 import { ReplicaSets } from '../../node/tasks/replica-sets.js'
 import { MeshGossip, presenceTopic } from '../../protocols/gossip/index.js'
 import { DEFAULT_INTERVAL_RATIO, DEFAULT_MAX_PEERS, PresenceService } from '../../protocols/presence/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { CapabilityInfo, Presence } from '../../protocols/gossip/index.js'
@@ -168,6 +170,29 @@ describe('presence', () => {
     }
   })
 
+  it('keeps every peer in view across a stall of this process longer than their expiry', async () => {
+    // 300 ms announcements: a peer silent for 900 ms drops out, unless the silence was our stall
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 300, lagSampleMs: 50 } })
+    await net.ready()
+    // from fresh views: on a busy machine an announcement can come late before any stall
+    await waitFor(() => net?.nodes.every(n => n.tasks?.presence.live().every(p => p.self || Date.now() - p.lastSeen < 250)), { what: 'every node to have heard every peer lately', timeoutMs: 10_000 })
+    const stalledBefore = eventLoopLag.stalledMs()
+    // the process stalls 2 s, as a daemon past what it can run does: nothing runs meanwhile
+    const until = Date.now() + 2_000
+    while (Date.now() < until) { /* stalled */ }
+    // read at once, as the first timer after a stall reads it: the announcements sit unread
+    expect(eventLoopLag.stalledMs() - stalledBefore).toBeGreaterThanOrEqual(1_500)
+    const views = net.nodes.map(n => n.tasks?.presence.liveIds().length)
+    expect(views).toEqual([3, 3, 3])
+    // and at every look until each node has heard each peer anew (the monitor's timer has run by then)
+    let smallest = 3
+    await waitFor(() => net?.nodes.every(n => {
+      smallest = Math.min(smallest, n.tasks?.presence.liveIds().length ?? 0)
+      return n.tasks?.presence.live().every(p => p.self || p.lastSeen > until)
+    }), { what: 'every node to hear every peer after the stall', timeoutMs: 10_000 })
+    expect(smallest).toBe(3)
+  })
+
   describe('what a peer declares', () => {
     // start() would announce and schedule ticks: these tests drive the handler and the clock alone
     const started: PresenceService[] = []
@@ -257,6 +282,32 @@ describe('presence', () => {
       expect(presence.liveIds()).not.toContain(ids[2])
       expect(presence.size).toBe(3)
       expect(presence.stats.peersEvicted).toBe(2)
+    })
+
+    it('does not count a silence against a peer while this process stalled; a silence after the stall still expires it', async () => {
+      const stall = { ms: 0 }
+      const { presence, hear, clock } = await make({ stalledMs: () => stall.ms })
+      const before = (await newPeerId()).toString()
+      hear(before, 1_000)
+      // 4 s of silence, 3.5 s of it while this process's loop stalled: 0.5 s counts, of 3 s allowed
+      clock.t += 4_000
+      stall.ms += 3_500
+      expect(presence.liveIds()).toContain(before)
+      expect(presence.live().map(p => p.peerId)).toContain(before)
+      // a peer heard after the stall gets no credit for it
+      const after = (await newPeerId()).toString()
+      hear(after, 1_000)
+      clock.t += 2_600
+      expect(presence.isLive(before)).toBe(false)
+      expect(presence.isLive(after)).toBe(true)
+      clock.t += 500
+      expect(presence.isLive(after)).toBe(false)
+      // forgetting counts the same silence: ten expiries of 3 s, the stall aside, after it spoke
+      const spoke = clock.t - 7_100
+      presence.prune(spoke + 30_000 + 3_500 - 1)
+      expect(presence.size).toBe(2)
+      presence.prune(spoke + 30_000 + 3_500 + 1)
+      expect(presence.size).toBe(1)
     })
 
     it('stays bounded under a stream of fresh peer ids (the default bound)', async () => {
