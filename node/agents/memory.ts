@@ -48,8 +48,8 @@ export const memoryDeleteAgent: Agent<z.infer<typeof deleteInput>> = {
   concurrency: 8,
   inputSchema: deleteInput,
   run: async ctx => {
-    await noRetryOnRefusal(async () => ctx.memory.delete(ctx.input.collection, ctx.input.id))
-    return { deleted: ctx.input.id }
+    const existed = await noRetryOnRefusal(async () => ctx.memory.delete(ctx.input.collection, ctx.input.id))
+    return { deleted: ctx.input.id, existed }
   }
 }
 

@@ -80,13 +80,14 @@ export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): 
     {
       method: 'DELETE',
       path: '/v1/memory/:collection/:id',
-      summary: 'delete a record (a tombstone on a majority of its placement)',
+      summary: 'delete a record (a tombstone on a majority of its placement); `deleted` says whether a member held it',
       handle: async ctx => {
         const collection = collectionParam(ctx.params.collection)
         const id = ctx.params.id ?? ''
         if (id === '' || id.length > 256) throw badRequest('invalid-id', 'a record id is 1-256 characters')
-        await memory.delete(collection, id).catch(httpError)
-        return { body: { collection, id, deleted: true } }
+        // a record that was not there is no error (a retried delete meets its own tombstone): it says so
+        const deleted = await memory.delete(collection, id).catch(httpError)
+        return { body: { collection, id, deleted } }
       }
     }
   ]

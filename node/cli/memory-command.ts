@@ -1,7 +1,7 @@
 import { InvalidConfigError } from '../errors.js'
 import { apiRequest, resolveApiUrl } from './client.js'
 import { clientOptions, positiveWholeNumber } from './options.js'
-import { json, line, table } from './output.js'
+import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
 
@@ -54,6 +54,9 @@ export function addMemoryCommand (program: Command): void {
     .action(async (collection: string, id: string, opts: Opts) => {
       const answer = await apiRequest(await resolveApiUrl(opts), 'DELETE', path(collection, `/${encodeURIComponent(id)}`))
       if (opts.json === true) return json(answer)
-      line(`deleted ${id} from ${collection}`)
+      if (answer.deleted === true) return line(`deleted ${id} from ${collection}`)
+      // as rm of a missing file: said, and a non-zero exit for scripts
+      errorLine(`no record ${id} in ${collection}: nothing deleted`)
+      process.exitCode = 1
     })
 }

@@ -58,6 +58,10 @@ export class Collection {
     else if (this.rows.size > this.hnswAbove) this.buildHnsw()
   }
 
+  has (id: string): boolean {
+    return this.rows.has(id)
+  }
+
   delete (id: string): void {
     const r = this.rows.get(id)
     if (r === undefined) return

@@ -4,7 +4,8 @@ import type { MemoryEntry, MemoryHit } from '../../protocols/memory/index.js'
 import type { Namespace } from '../store/namespace.js'
 import type { Store } from '../store/store.js'
 
-export interface PutOutcome { stored: string[], refused?: Array<{ id: string, reason: string }> }
+/** `removed`: ids whose record this replica held, which a tombstone of this put took away */
+export interface PutOutcome { stored: string[], refused?: Array<{ id: string, reason: string }>, removed: string[] }
 
 export interface LocalMemoryStats {
   entriesStored: number
@@ -70,12 +71,13 @@ export class LocalMemory {
       }
       return true
     })
+    const removed = fresh.filter(e => e.deleted === true && this.collections.get(e.collection)?.has(e.id) === true).map(e => e.id)
     if (fresh.length > 0) await this.store.write(fresh.map(e => this.ns.putOp(key(e), e)), { sync: true })
     for (const e of fresh) this.index(e)
     this.stats.entriesStored += fresh.length
     // an entry already at this version or newer counts as stored: a retried write is not a failure
     const stored = entries.filter(e => { const kept = this.versions.get(key(e)); return kept !== undefined && !newer(e, kept) }).map(e => e.id)
-    return { stored, ...(refused.length === 0 ? {} : { refused }) }
+    return { stored, removed, ...(refused.length === 0 ? {} : { refused }) }
   }
 
   /** The dimensions of `collection` here, if this replica holds any of it. */

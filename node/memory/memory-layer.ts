@@ -97,13 +97,19 @@ export class MemoryLayer {
     if (dims.size > 1) throw new InvalidMemoryError('the vectors of one put differ in dimensions')
     const entries = records.map(r => ({ collection, id: r.id, ...(r.text === undefined ? {} : { text: r.text }), vector: r.vector ?? embedded.get(r), ...(r.metadata === undefined ? {} : { metadata: r.metadata }), version: this.version(), writer: this.self }) as MemoryEntry)
     this.stats.puts += entries.length
-    return this.write(entries)
+    return (await this.write(entries)).map(({ id, replicas }) => ({ id, replicas }))
   }
 
-  async delete (collection: string, id: string): Promise<void> {
+  /**
+   * Writes a tombstone on a majority of the record's placement. Resolves with whether a member
+   * held the record (a member from before members said so counts as one that did): a tombstone
+   * is written either way, so a put still on its way cannot bring the record back.
+   */
+  async delete (collection: string, id: string): Promise<boolean> {
     checkCollection(collection)
     this.stats.deletes++
-    await this.write([{ collection, id, version: this.version(), writer: this.self, deleted: true }])
+    const [written] = await this.write([{ collection, id, version: this.version(), writer: this.self, deleted: true }])
+    return written?.removed !== false
   }
 
   async search (collection: string, q: SearchQuery): Promise<SearchAnswer> {
@@ -167,13 +173,15 @@ export class MemoryLayer {
   }
 
   /** Each entry to every member of its placement, at once; resolves when each is on a majority. */
-  private async write (entries: MemoryEntry[]): Promise<Array<{ id: string, replicas: number }>> {
+  private async write (entries: MemoryEntry[]): Promise<Array<{ id: string, replicas: number, removed?: boolean }>> {
     const byMember = new Map<string, MemoryEntry[]>()
     const placements = entries.map(e => this.placement(e.collection, e.id))
     entries.forEach((e, i) => { for (const m of placements[i] as string[]) byMember.set(m, [...byMember.get(m) ?? [], e]) })
     // acks by peer: a member that answers twice for an id counts once
     const acks = new Map<string, Set<string>>()
     const refusals = new Map<string, string>()
+    // ids a member said its record of was taken away; undefined once a member could not say
+    let removed: Set<string> | undefined = new Set<string>()
     const errors: string[] = []
     await Promise.all([...byMember].map(async ([peer, batch]) => {
       try {
@@ -181,6 +189,8 @@ export class MemoryLayer {
         if (a.status !== 'OK') throw new Error(a.reason)
         for (const id of a.stored) acks.set(id, (acks.get(id) ?? new Set()).add(peer))
         for (const r of a.refused ?? []) refusals.set(r.id, r.reason)
+        if (a.removed === undefined) removed = undefined
+        else for (const id of a.removed) removed?.add(id)
       } catch (err: any) {
         errors.push(`${peer.slice(-6)}: ${String(err.message)}`)
       }
@@ -194,7 +204,7 @@ export class MemoryLayer {
       throw new InvalidMemoryError(`record ${refused[0]} refused: ${refusals.get(refused[0] as string) ?? ''}`)
     }
     if (short.length > 0) throw new QuorumUnavailableError(`${short.length} record(s) written to fewer than a majority of their placement (${short.slice(0, 3).map(o => `${o.id}: on ${o.replicas}, ${o.need} needed`).join(', ')})${errors.length === 0 ? '' : `; ${errors.slice(0, 3).join(', ')}`}`)
-    return out.map(({ id, replicas }) => ({ id, replicas }))
+    return out.map(({ id, replicas }) => ({ id, replicas, ...(removed === undefined ? {} : { removed: removed.has(id) }) }))
   }
 
   /**

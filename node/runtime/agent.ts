@@ -69,7 +69,8 @@ export interface WaitOptions<T> {
 export interface AgentMemory {
   put: (collection: string, records: Array<{ id: string, text?: string, vector?: number[], metadata?: Record<string, string | number | boolean | null> }>) => Promise<Array<{ id: string, replicas: number }>>
   search: (collection: string, query: { text?: string, vector?: number[], k?: number, filter?: Record<string, string | number | boolean | null> }) => Promise<unknown>
-  delete: (collection: string, id: string) => Promise<void>
+  /** resolves with whether the record was there to delete */
+  delete: (collection: string, id: string) => Promise<boolean>
 }
 
 export interface Agent<I = any> {

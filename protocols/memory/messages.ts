@@ -56,8 +56,11 @@ export const hitSchema = z.object({
 }).strict()
 export type MemoryHit = z.infer<typeof hitSchema>
 
-/** ids stored, and why others were not (a vector of another dimension than the collection's) */
-export const putAnswerSchema = z.object({ status: z.literal('OK'), stored: z.array(z.string().max(256)).max(MAX_MEMORY_BATCH), refused: z.array(z.object({ id: z.string().max(256), reason: z.string().max(1_024) })).max(MAX_MEMORY_BATCH).optional() }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
+/**
+ * ids stored, why others were not (a vector of another dimension than the collection's), and the
+ * ids whose record a tombstone took away (absent from a peer before the field: it cannot tell)
+ */
+export const putAnswerSchema = z.object({ status: z.literal('OK'), stored: z.array(z.string().max(256)).max(MAX_MEMORY_BATCH), refused: z.array(z.object({ id: z.string().max(256), reason: z.string().max(1_024) })).max(MAX_MEMORY_BATCH).optional(), removed: z.array(z.string().max(256)).max(MAX_MEMORY_BATCH).optional() }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
 /** the hits, and the collection's dimensions on this peer when it holds any of it */
 export const searchAnswerSchema = z.object({ status: z.literal('OK'), hits: z.array(hitSchema).max(MAX_K * 4), dimensions: z.number().int().positive().optional() }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
 

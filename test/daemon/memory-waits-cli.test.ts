@@ -25,7 +25,12 @@ describe('agentmesh memory, signal and approve', () => {
     expect(found.coverage.complete).toBe(true)
     const filtered = JSON.parse((await cli('memory', 'search', 'notes', '--vector', '[0.9,0.1,0]', '--filter', '{"topic":"x"}', '--json')).stdout)
     expect(filtered.hits.map((h: { id: string }) => h.id)).toEqual(['a'])
-    expect((await cli('memory', 'rm', 'notes', 'a')).code).toBe(0)
+    const removed = await cli('memory', 'rm', 'notes', 'a')
+    expect({ code: removed.code, stdout: removed.stdout.trim() }).toEqual({ code: 0, stdout: 'deleted a from notes' })
+    // gone already: said so, and a non-zero exit, as rm of a missing file
+    const again = await cli('memory', 'rm', 'notes', 'a')
+    expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({ code: 1, stderr: 'agentmesh: no record a in notes: nothing deleted' })
+    expect(JSON.parse((await cli('memory', 'rm', 'notes', 'never', '--json')).stdout)).toEqual({ collection: 'notes', id: 'never', deleted: false })
     const left = JSON.parse((await cli('memory', 'search', 'notes', '--vector', '[1,0,0]', '--json')).stdout)
     expect(left.hits.map((h: { id: string }) => h.id)).toEqual(['b'])
     const bad = await cli('memory', 'put', 'notes', 'c', '--vector', 'nope')

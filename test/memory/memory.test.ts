@@ -61,7 +61,12 @@ describe('vector memory on the mesh', () => {
     }
 
     const del = await call(base, 'DELETE', '/v1/memory/notes/r5')
-    expect(del.status).toBe(200)
+    expect({ status: del.status, deleted: del.json.deleted }).toEqual({ status: 200, deleted: true })
+    // a second delete, and one of an id never stored, write their tombstone and say nothing was there
+    for (const id of ['r5', 'never-stored']) {
+      const none = await call(base, 'DELETE', `/v1/memory/notes/${id}`)
+      expect({ status: none.status, deleted: none.json.deleted }).toEqual({ status: 200, deleted: false })
+    }
     const after = await left[1]!.memory.search('notes', { vector: axis(5), k: 16 })
     expect(after.hits.map(h => h.id)).not.toContain('r5')
     expect(after.hits).toHaveLength(15)
@@ -76,7 +81,7 @@ describe('vector memory on the mesh', () => {
     for (const id of longIds) {
       const deleted = await call(base, 'DELETE', `/v1/memory/notes/${encodeURIComponent(id)}`)
       expect(deleted.status, id.slice(0, 4)).toBe(200)
-      expect(deleted.json.id).toBe(id)
+      expect(deleted.json).toMatchObject({ id, deleted: true })
     }
     expect(await held()).toEqual([])
     expect((await call(base, 'DELETE', `/v1/memory/notes/${'y'.repeat(257)}`)).status).toBe(400)
@@ -194,7 +199,8 @@ describe('vector memory on the mesh', () => {
     expect(put.records.map((r: any) => r.id)).toEqual(['a', 'b'])
     const found = await run('memory.search', { collection: 'facts', vector: axis(2), k: 1 })
     expect(found.hits).toEqual([expect.objectContaining({ id: 'b', text: 'two' })])
-    await run('memory.delete', { collection: 'facts', id: 'b' })
+    expect(await run('memory.delete', { collection: 'facts', id: 'b' })).toEqual({ deleted: 'b', existed: true })
+    expect(await run('memory.delete', { collection: 'facts', id: 'b' })).toEqual({ deleted: 'b', existed: false })
     expect((await run('memory.search', { collection: 'facts', vector: axis(2), k: 2 })).hits.map((h: any) => h.id)).toEqual(['a'])
     // an input the memory refuses fails its first attempt for good: another would be refused alike
     const { id } = await s.submit({ capability: 'memory.search', input: { collection: 'facts', vector: axis(0).map(() => 0), k: 1 }, maxAttempts: 3 })
