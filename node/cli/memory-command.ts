@@ -53,10 +53,10 @@ export function addMemoryCommand (program: Command): void {
     .description('deletes a record (on a majority of its placement)')
     .action(async (collection: string, id: string, opts: Opts) => {
       const answer = await apiRequest(await resolveApiUrl(opts), 'DELETE', path(collection, `/${encodeURIComponent(id)}`))
+      // as rm of a missing file: a non-zero exit for scripts, --json or not
+      if (answer.deleted !== true) process.exitCode = 1
       if (opts.json === true) return json(answer)
       if (answer.deleted === true) return line(`deleted ${id} from ${collection}`)
-      // as rm of a missing file: said, and a non-zero exit for scripts
-      errorLine(`no record ${id} in ${collection}: nothing deleted`)
-      process.exitCode = 1
+      errorLine(`nothing deleted: ${collection} holds no record ${id} older than this delete`)
     })
 }

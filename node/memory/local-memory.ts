@@ -37,7 +37,8 @@ export class LocalMemory {
   }
 
   /**
-   * Applies the entries newer than what is kept; answers the ids now at the version sent. Puts run
+   * Applies the entries newer than what is kept; answers the ids now at the version sent, and the
+   * ids whose record this put's tombstones took away (held before it, not after). Puts run
    * one after another: the version check and the write of one id must not interleave with another's.
    */
   async put (entries: MemoryEntry[]): Promise<PutOutcome> {
@@ -71,10 +72,13 @@ export class LocalMemory {
       }
       return true
     })
-    const removed = fresh.filter(e => e.deleted === true && this.collections.get(e.collection)?.has(e.id) === true).map(e => e.id)
+    const held = (e: MemoryEntry): boolean => this.collections.get(e.collection)?.has(e.id) === true
+    // what a tombstone of this put may take away; whether it did is read once the whole put applied
+    const heldBefore = fresh.filter(e => e.deleted === true && held(e))
     if (fresh.length > 0) await this.store.write(fresh.map(e => this.ns.putOp(key(e), e)), { sync: true })
     for (const e of fresh) this.index(e)
     this.stats.entriesStored += fresh.length
+    const removed = [...new Set(heldBefore.filter(e => !held(e)).map(e => e.id))]
     // an entry already at this version or newer counts as stored: a retried write is not a failure
     const stored = entries.filter(e => { const kept = this.versions.get(key(e)); return kept !== undefined && !newer(e, kept) }).map(e => e.id)
     return { stored, removed, ...(refused.length === 0 ? {} : { refused }) }

@@ -22,8 +22,8 @@ class EventLoopLag {
   private windowMaxMs = 0
   private previousMaxMs = 0
   private rotatedAt = 0
-  /** the lateness of every sample later than a whole sampling interval, summed: see stalledMs */
-  private stalledTotalMs = 0
+  /** the latest sample later than a whole sampling interval: when it ran, and how late */
+  private stall?: { endedAt: number, lengthMs: number }
 
   /** The sampling interval in use, in ms; 0 when not measuring. */
   get sampleMs (): number {
@@ -47,7 +47,6 @@ class EventLoopLag {
   /** Stops measuring once the last user is gone. */
   release (): void {
     if (this.users === 0 || --this.users > 0) return
-    this.stalledTotalMs = this.stalledMs()
     clearInterval(this.timer)
     this.timer = undefined
   }
@@ -61,17 +60,20 @@ class EventLoopLag {
   }
 
   /**
-   * How long this process's loop has stalled in all, in ms: never less than before. A sample
-   * later than a whole interval counts its lateness (shorter ones are a busy loop's jitter, during
-   * which it still reads its sockets), and so does a sample overdue by that much now, before its
-   * timer could run. Timers run before the loop reads its sockets, so right after a stall the
-   * messages that arrived during it are still unread: whoever judges a peer by its silence takes
-   * this much off it (PresenceInit.stalledMs).
+   * This process's latest stall: how long it lasted and how long ago it ended (0: it lasts still),
+   * in ms; undefined when none was seen while measuring. A stall is a sample later than a whole
+   * interval (shorter lateness is a busy loop's jitter, during which it still reads its sockets),
+   * or one overdue by that much now, before its timer could run. Timers run before the loop reads
+   * its sockets, so right after a stall the messages that came during it are still unread: whoever
+   * judges a peer by its silence does not count that stall against it (PresenceInit.lastStall).
+   * Only the latest: what came during an earlier one was read once it ended.
    */
-  stalledMs (): number {
-    if (this.timer === undefined) return this.stalledTotalMs
-    const overdue = performance.now() - this.due
-    return this.stalledTotalMs + (overdue > this.sampling ? overdue : 0)
+  lastStall (): { lengthMs: number, endedAgoMs: number } | undefined {
+    if (this.timer === undefined) return undefined
+    const now = performance.now()
+    const overdue = now - this.due
+    if (overdue > this.sampling) return { lengthMs: overdue, endedAgoMs: 0 }
+    return this.stall === undefined ? undefined : { lengthMs: this.stall.lengthMs, endedAgoMs: now - this.stall.endedAt }
   }
 
   private sample (): void {
@@ -79,7 +81,7 @@ class EventLoopLag {
     this.rotate(now)
     const late = now - this.due
     this.windowMaxMs = Math.max(this.windowMaxMs, late)
-    if (late > this.sampling) this.stalledTotalMs += late
+    if (late > this.sampling) this.stall = { endedAt: now, lengthMs: late }
     // setInterval counts the next interval from this run, not from when this one was due
     this.due = now + this.sampling
   }

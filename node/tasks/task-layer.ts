@@ -108,8 +108,8 @@ export class TaskLayer {
     }, {
       intervalMs: options.presenceIntervalMs,
       earlyGapMs: options.presenceEarlyGapMs,
-      // the claimer's lag monitor: silence over this process's own stalls is not a peer's
-      stalledMs: () => eventLoopLag.stalledMs(),
+      // the claimer's lag monitor: a silence in this process's own stall is not a peer's
+      lastStall: () => eventLoopLag.lastStall(),
       version: VERSION,
       capabilities: () => this.runtime.capabilities(),
       freeSlots: () => this.runtime.freeSlots()

@@ -1,7 +1,7 @@
 /** How often a node announces itself, ms. */
 export const DEFAULT_INTERVAL_MS = 5_000
 
-/** A peer silent for this many of its intervals drops out of the view. */
+/** A peer silent for this many of its intervals drops out of the view (our own latest stall aside: PresenceInit.lastStall). */
 export const DEFAULT_EXPIRY_INTERVALS = 3
 
 /**

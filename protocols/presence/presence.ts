@@ -13,7 +13,8 @@ export interface PresenceInit {
    */
   intervalMs?: number
   /**
-   * A peer silent for this many of its own intervals drops out of the view.
+   * A peer silent for this many of its own intervals drops out of the view (the part of the
+   * silence in this process's latest stall aside: see lastStall).
    * @default 3
    */
   expiryIntervals?: number
@@ -39,14 +40,16 @@ export interface PresenceInit {
   /** the clock peers' last-seen times are read by (tests pass their own). @default Date.now */
   now?: () => number
   /**
-   * How long this process's event loop has stalled in all, in ms, never decreasing (the task layer
-   * passes the lag monitor's). A peer's silence over such a stall is not counted against it: its
-   * announcements sat unread in our sockets. Without this, a node that stalled past a peer's
-   * expiry saw every peer gone, ranked itself first for every task and kept a copy of each, so
-   * the overload that stalled it added work. A peer that died during the stall drops out that much later.
-   * @default () => 0
+   * This process's latest event-loop stall: its length and how long ago it ended, in ms (the task
+   * layer passes the lag monitor's). The part of a peer's silence that fell in it is not counted
+   * against the peer while the stall ended less than one of our expiry periods ago: the peer's
+   * announcements sat unread in our sockets, and a live peer is heard again by then. Without this,
+   * a node that stalled past its peers' expiry saw every peer gone, ranked itself first for every
+   * task and kept a copy of each, so the overload that stalled it added work. A peer that died
+   * drops out at most one stall later. Earlier stalls are not counted: what came during them was read.
+   * @default () => undefined
    */
-  stalledMs?: () => number
+  lastStall?: () => { lengthMs: number, endedAgoMs: number } | undefined
   /**
    * Capability descriptions and input schemas ride on every this-many announcements (and on the
    * first, on a change, and when a newcomer appears); the others carry names only, so the message
@@ -101,11 +104,10 @@ export interface PeerPresence {
   self: boolean
 }
 
-/** A peer's last announcement, when it arrived by our clock, and how long our loop had stalled then. */
+/** A peer's last announcement, and when it arrived by our clock. */
 interface Heard {
   presence: Presence
   lastSeen: number
-  stalledAt: number
 }
 
 /** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
@@ -122,7 +124,7 @@ export class PresenceService {
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
   private readonly now: () => number
-  private readonly stalled: () => number
+  private readonly lastStall: () => { lengthMs: number, endedAgoMs: number } | undefined
   /** by peer id, least recently heard first (each announcement moves its peer to the end) */
   private readonly peers = new Map<string, Heard>()
   /** clockOffset's last figure: every submit reads it, so it is worked out again only after an announcement arrives, or a second */
@@ -147,7 +149,7 @@ export class PresenceService {
     const presence = { ...p, intervalMs: this.trustedInterval(p), capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }
     this.peers.delete(p.from)
     this.clock = undefined
-    this.peers.set(p.from, { presence, lastSeen: this.now(), stalledAt: this.stalled() })
+    this.peers.set(p.from, { presence, lastSeen: this.now() })
     if (known === undefined) {
       this.evictPastLimit()
       this.welcome()
@@ -163,7 +165,7 @@ export class PresenceService {
     this.c = components
     this.init = init
     this.now = init.now ?? Date.now
-    this.stalled = init.stalledMs ?? (() => 0)
+    this.lastStall = init.lastStall ?? (() => undefined)
   }
 
   get intervalMs (): number {
@@ -200,7 +202,7 @@ export class PresenceService {
   /** Drops peers silent for many of their expiry periods, so the map does not grow with churn. */
   prune (now = this.now()): void {
     const after = this.init.forgetAfterExpiries ?? DEFAULT_FORGET_AFTER_EXPIRIES
-    const stalled = this.stalled()
+    const stalled = this.stallAt(now)
     for (const [id, heard] of this.peers) {
       if (silentMs(heard, now, stalled) > this.expiryMs(heard.presence) * after) {
         this.peers.delete(id)
@@ -269,7 +271,7 @@ export class PresenceService {
   /** Live peers, this node included. */
   live (): PeerPresence[] {
     const now = this.now()
-    const stalled = this.stalled()
+    const stalled = this.stallAt(now)
     const out: PeerPresence[] = [{
       peerId: this.c.peerId.toString(),
       version: this.init.version,
@@ -296,11 +298,11 @@ export class PresenceService {
   clockOffset (): number {
     const now = this.now()
     if (this.clock !== undefined && now - this.clock.at < CLOCK_OFFSET_KEPT_MS) return this.clock.offset
-    this.clock = { offset: this.medianOffset(now, this.stalled()), at: now }
+    this.clock = { offset: this.medianOffset(now, this.stallAt(now)), at: now }
     return this.clock.offset
   }
 
-  private medianOffset (now: number, stalled: number): number {
+  private medianOffset (now: number, stalled: Stall | undefined): number {
     const offsets = [0]
     for (const heard of this.peers.values()) {
       const { presence, lastSeen } = heard
@@ -317,7 +319,7 @@ export class PresenceService {
   /** Ids of the live peers, this node first: live() without building each peer's view. */
   liveIds (): string[] {
     const now = this.now()
-    const stalled = this.stalled()
+    const stalled = this.stallAt(now)
     const out = [this.c.peerId.toString()]
     for (const [peerId, heard] of this.peers) {
       if (this.heardLately(heard, now, stalled)) out.push(peerId)
@@ -330,8 +332,16 @@ export class PresenceService {
     return p.intervalMs * (this.init.expiryIntervals ?? DEFAULT_EXPIRY_INTERVALS)
   }
 
-  /** Whether a peer is live: silent (our stalls not counted) for no more than its expiry. */
-  private heardLately (heard: Heard, now: number, stalled: number): boolean {
+  /** This process's latest stall on our clock, while it still counts (see PresenceInit.lastStall). */
+  private stallAt (now: number): Stall | undefined {
+    const s = this.lastStall()
+    if (s === undefined || s.endedAgoMs > this.intervalMs * (this.init.expiryIntervals ?? DEFAULT_EXPIRY_INTERVALS)) return undefined
+    const end = now - s.endedAgoMs
+    return { start: end - s.lengthMs, end }
+  }
+
+  /** Whether a peer is live: silent (our latest stall not counted) for no more than its expiry. */
+  private heardLately (heard: Heard, now: number, stalled: Stall | undefined): boolean {
     return silentMs(heard, now, stalled) <= this.expiryMs(heard.presence)
   }
 
@@ -399,9 +409,13 @@ function withKnownInfo (announced: CapabilityInfo[], known: CapabilityInfo[] | u
   return announced.map(cap => cap.description !== undefined || cap.inputSchema !== undefined ? cap : (known.find(k => k.name === cap.name && k.model === cap.model) ?? cap))
 }
 
-/** How long a peer has been silent while this process could listen: our loop's stalls since are taken off. */
-function silentMs (heard: Heard, now: number, stalled: number): number {
-  return now - heard.lastSeen - (stalled - heard.stalledAt)
+/** A stall of this process, on our clock. */
+interface Stall { start: number, end: number }
+
+/** How long a peer has been silent while this process could listen: the part in our latest stall is taken off. */
+function silentMs (heard: Heard, now: number, stall: Stall | undefined): number {
+  const unread = stall === undefined ? 0 : Math.max(0, stall.end - Math.max(stall.start, heard.lastSeen))
+  return now - heard.lastSeen - unread
 }
 
 function availability (freeSlots: Record<string, number>): string {

@@ -29,8 +29,9 @@ describe('agentmesh memory, signal and approve', () => {
     expect({ code: removed.code, stdout: removed.stdout.trim() }).toEqual({ code: 0, stdout: 'deleted a from notes' })
     // gone already: said so, and a non-zero exit, as rm of a missing file
     const again = await cli('memory', 'rm', 'notes', 'a')
-    expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({ code: 1, stderr: 'agentmesh: no record a in notes: nothing deleted' })
-    expect(JSON.parse((await cli('memory', 'rm', 'notes', 'never', '--json')).stdout)).toEqual({ collection: 'notes', id: 'never', deleted: false })
+    expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({ code: 1, stderr: 'agentmesh: nothing deleted: notes holds no record a older than this delete' })
+    const never = await cli('memory', 'rm', 'notes', 'never', '--json')
+    expect({ code: never.code, answer: JSON.parse(never.stdout) }).toEqual({ code: 1, answer: { collection: 'notes', id: 'never', deleted: false } })
     const left = JSON.parse((await cli('memory', 'search', 'notes', '--vector', '[1,0,0]', '--json')).stdout)
     expect(left.hits.map((h: { id: string }) => h.id)).toEqual(['b'])
     const bad = await cli('memory', 'put', 'notes', 'c', '--vector', 'nope')
