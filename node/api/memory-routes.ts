@@ -80,7 +80,7 @@ export function memoryRoutes (memory: MemoryLayer, retryAfterMs: () => number): 
     {
       method: 'DELETE',
       path: '/v1/memory/:collection/:id',
-      summary: 'delete a record (a tombstone on a majority of its placement); `deleted` says whether a member held it',
+      summary: 'delete a record (a tombstone on a majority of its placement); `deleted` says whether it took a record away',
       handle: async ctx => {
         const collection = collectionParam(ctx.params.collection)
         const id = ctx.params.id ?? ''

@@ -101,9 +101,9 @@ export class MemoryLayer {
   }
 
   /**
-   * Writes a tombstone on a majority of the record's placement. Resolves with whether a member
-   * held the record (a member from before members said so counts as one that did): a tombstone
-   * is written either way, so a put still on its way cannot bring the record back.
+   * Writes a tombstone on a majority of the record's placement. Resolves with whether it took a
+   * member's record away (a member from before members said so counts as one where it did): the
+   * tombstone is written either way, so a put still on its way cannot bring the record back.
    */
   async delete (collection: string, id: string): Promise<boolean> {
     checkCollection(collection)

@@ -69,7 +69,7 @@ export interface WaitOptions<T> {
 export interface AgentMemory {
   put: (collection: string, records: Array<{ id: string, text?: string, vector?: number[], metadata?: Record<string, string | number | boolean | null> }>) => Promise<Array<{ id: string, replicas: number }>>
   search: (collection: string, query: { text?: string, vector?: number[], k?: number, filter?: Record<string, string | number | boolean | null> }) => Promise<unknown>
-  /** resolves with whether the record was there to delete */
+  /** resolves with whether the delete took a record away */
   delete: (collection: string, id: string) => Promise<boolean>
 }
 
