@@ -248,7 +248,9 @@ export function addTaskCommands (program: Command): void {
     .option('--limit <n>', 'at most this many (1-10000, default 1000)', positiveWholeNumber('--limit'))
     .action(async (_opts: ClientOpts, cmd: Command) => {
       const opts: ClientOpts & { limit?: number } = cmd.optsWithGlobals()
-      const { deadLetters } = await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/deadletter${opts.limit === undefined ? '' : `?limit=${opts.limit}`}`)
+      const q = new URLSearchParams()
+      if (opts.limit !== undefined) q.set('limit', String(opts.limit))
+      const { deadLetters } = await apiRequest(await resolveApiUrl(opts), 'GET', `/v1/deadletter?${q.toString()}`)
       if (opts.json === true) return json({ deadLetters })
       table(['ID', 'CAPABILITY', 'ATTEMPTS', 'REASON'], deadLetters.map((d: any) => [d.id, d.capability, String(d.attempts), String(d.reason ?? '')]))
     })

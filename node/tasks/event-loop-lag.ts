@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import type { LastStall } from '../../protocols/presence/index.js'
 
 /** Lag is reported as the worst of the current and the previous window of this length. */
 const WINDOW_MS = 1_000
@@ -68,7 +69,7 @@ class EventLoopLag {
    * judges a peer by its silence does not count that stall against it (PresenceInit.lastStall).
    * Only the latest: what came during an earlier one was read once it ended.
    */
-  lastStall (): { lengthMs: number, endedAgoMs: number } | undefined {
+  lastStall (): LastStall | undefined {
     if (this.timer === undefined) return undefined
     const now = performance.now()
     const overdue = now - this.due

@@ -49,7 +49,7 @@ export interface PresenceInit {
    * drops out at most one stall later. Earlier stalls are not counted: what came during them was read.
    * @default () => undefined
    */
-  lastStall?: () => { lengthMs: number, endedAgoMs: number } | undefined
+  lastStall?: () => LastStall | undefined
   /**
    * Capability descriptions and input schemas ride on every this-many announcements (and on the
    * first, on a change, and when a newcomer appears); the others carry names only, so the message
@@ -104,6 +104,12 @@ export interface PeerPresence {
   self: boolean
 }
 
+/** A stall of this process's event loop: how long it lasted and how long ago it ended (0: it lasts still), in ms. */
+export interface LastStall {
+  lengthMs: number
+  endedAgoMs: number
+}
+
 /** A peer's last announcement, and when it arrived by our clock. */
 interface Heard {
   presence: Presence
@@ -124,7 +130,7 @@ export class PresenceService {
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
   private readonly now: () => number
-  private readonly lastStall: () => { lengthMs: number, endedAgoMs: number } | undefined
+  private readonly lastStall: () => LastStall | undefined
   /** by peer id, least recently heard first (each announcement moves its peer to the end) */
   private readonly peers = new Map<string, Heard>()
   /** clockOffset's last figure: every submit reads it, so it is worked out again only after an announcement arrives, or a second */
@@ -202,9 +208,9 @@ export class PresenceService {
   /** Drops peers silent for many of their expiry periods, so the map does not grow with churn. */
   prune (now = this.now()): void {
     const after = this.init.forgetAfterExpiries ?? DEFAULT_FORGET_AFTER_EXPIRIES
-    const stalled = this.stallAt(now)
+    const stall = this.stallAt(now)
     for (const [id, heard] of this.peers) {
-      if (silentMs(heard, now, stalled) > this.expiryMs(heard.presence) * after) {
+      if (silentMs(heard, now, stall) > this.expiryMs(heard.presence.intervalMs) * after) {
         this.peers.delete(id)
         this.stats.peersForgotten++
       }
@@ -271,7 +277,7 @@ export class PresenceService {
   /** Live peers, this node included. */
   live (): PeerPresence[] {
     const now = this.now()
-    const stalled = this.stallAt(now)
+    const stall = this.stallAt(now)
     const out: PeerPresence[] = [{
       peerId: this.c.peerId.toString(),
       version: this.init.version,
@@ -281,7 +287,7 @@ export class PresenceService {
       self: true
     }]
     for (const [peerId, heard] of this.peers) {
-      if (!this.heardLately(heard, now, stalled)) continue
+      if (!this.heardLately(heard, now, stall)) continue
       const { presence, lastSeen } = heard
       out.push({ peerId, version: presence.version, capabilities: presence.capabilities, freeSlots: presence.freeSlots, lastSeen, self: false })
     }
@@ -302,12 +308,12 @@ export class PresenceService {
     return this.clock.offset
   }
 
-  private medianOffset (now: number, stalled: Stall | undefined): number {
+  private medianOffset (now: number, stall: Stall | undefined): number {
     const offsets = [0]
     for (const heard of this.peers.values()) {
       const { presence, lastSeen } = heard
       const offset = presence.at - lastSeen
-      if (this.heardLately(heard, now, stalled) && Number.isSafeInteger(presence.at) && Math.abs(offset) <= MAX_CLOCK_OFFSET_MS) offsets.push(offset)
+      if (this.heardLately(heard, now, stall) && Number.isSafeInteger(presence.at) && Math.abs(offset) <= MAX_CLOCK_OFFSET_MS) offsets.push(offset)
     }
     offsets.sort((x, y) => x - y)
     const mid = offsets.length >> 1
@@ -319,30 +325,30 @@ export class PresenceService {
   /** Ids of the live peers, this node first: live() without building each peer's view. */
   liveIds (): string[] {
     const now = this.now()
-    const stalled = this.stallAt(now)
+    const stall = this.stallAt(now)
     const out = [this.c.peerId.toString()]
     for (const [peerId, heard] of this.peers) {
-      if (this.heardLately(heard, now, stalled)) out.push(peerId)
+      if (this.heardLately(heard, now, stall)) out.push(peerId)
     }
     return out
   }
 
   /** How long a peer may stay silent before it drops out of the view: a few of its own intervals. */
-  private expiryMs (p: Presence): number {
-    return p.intervalMs * (this.init.expiryIntervals ?? DEFAULT_EXPIRY_INTERVALS)
+  private expiryMs (intervalMs: number): number {
+    return intervalMs * (this.init.expiryIntervals ?? DEFAULT_EXPIRY_INTERVALS)
   }
 
   /** This process's latest stall on our clock, while it still counts (see PresenceInit.lastStall). */
   private stallAt (now: number): Stall | undefined {
     const s = this.lastStall()
-    if (s === undefined || s.endedAgoMs > this.intervalMs * (this.init.expiryIntervals ?? DEFAULT_EXPIRY_INTERVALS)) return undefined
+    if (s === undefined || s.endedAgoMs > this.expiryMs(this.intervalMs)) return undefined
     const end = now - s.endedAgoMs
     return { start: end - s.lengthMs, end }
   }
 
   /** Whether a peer is live: silent (our latest stall not counted) for no more than its expiry. */
-  private heardLately (heard: Heard, now: number, stalled: Stall | undefined): boolean {
-    return silentMs(heard, now, stalled) <= this.expiryMs(heard.presence)
+  private heardLately (heard: Heard, now: number, stall: Stall | undefined): boolean {
+    return silentMs(heard, now, stall) <= this.expiryMs(heard.presence.intervalMs)
   }
 
   isLive (peerId: string): boolean {
