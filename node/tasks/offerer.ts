@@ -23,6 +23,8 @@ export interface OffererStats {
   declined: number
   /** no live capable peer known: announced to the whole mesh instead */
   announced: number
+  /** re-announcements of unclaimed tasks sent as offers (reoffer), counted apart from new tasks */
+  reoffered: number
 }
 
 /**
@@ -33,7 +35,7 @@ export interface OffererStats {
  * So the work per task does not grow with the mesh.
  */
 export class Offerer {
-  readonly stats: OffererStats = { offered: 0, taken: 0, passedOn: 0, declined: 0, announced: 0 }
+  readonly stats: OffererStats = { offered: 0, taken: 0, passedOn: 0, declined: 0, announced: 0, reoffered: 0 }
   private readonly batches = new PeerBatches<Offer>(MAX_OFFER_ITEMS, async (peer, offers) => this.send(peer, offers))
   private readonly log: Logger
 
@@ -43,13 +45,7 @@ export class Offerer {
 
   /** Offers a task that its placement has stored; never throws. */
   offer (task: Task, placement: Placement): void {
-    // members of the placement first: their own grant, vote and commit are local calls, not
-    // requests; this node first of all when it is one, so the offer and the notice are local too
-    const members = new Set(placement.members)
-    const me = this.c.peerId.toString()
-    const ranked = this.claimer.order(task)
-    const local = members.has(me) && ranked.includes(me) ? [me] : []
-    const order = [...local, ...ranked.filter(p => members.has(p) && p !== me), ...ranked.filter(p => !members.has(p))].slice(0, this.c.options.claimRanks)
+    const order = this.order(task, placement)
     if (order.length === 0) {
       this.stats.announced++
       void this.c.gossip.announceTask(task, placement)
@@ -57,6 +53,29 @@ export class Offerer {
     }
     this.stats.offered++
     this.batches.add(order[0] as string, { task, placement, order, next: 0 })
+  }
+
+  /**
+   * Offers an unclaimed task again, for its placement's re-announcement, as `offer` does a new one.
+   * False, and nothing sent, when no capable peer with a free slot is known: the caller gossips it.
+   */
+  reoffer (task: Task, placement: Placement): boolean {
+    const order = this.order(task, placement)
+    if (order.length === 0) return false
+    this.stats.reoffered++
+    this.batches.add(order[0] as string, { task, placement, order, next: 0 })
+    return true
+  }
+
+  /** The peers to offer a task to, up to claimRanks: capable ones with a free slot, members of its placement first, each group in claim order. */
+  private order (task: Task, placement: Placement): string[] {
+    // members first: their own grant, vote and commit are local calls, not requests; this node
+    // first of all when it is one, so the offer and the notice are local too
+    const members = new Set(placement.members)
+    const me = this.c.peerId.toString()
+    const ranked = this.claimer.order(task)
+    const local = members.has(me) && ranked.includes(me) ? [me] : []
+    return [...local, ...ranked.filter(p => members.has(p) && p !== me), ...ranked.filter(p => !members.has(p))].slice(0, this.c.options.claimRanks)
   }
 
   private async send (peer: string, offers: Offer[]): Promise<void> {

@@ -195,6 +195,15 @@ export const taskOptionsSchema = z.strictObject({
   /** @default 60_000 */
   reannounceCapMs: timerMs().default(60_000),
   /**
+   * How many re-announcements of an unclaimed task go as offers, to the few capable peers with a
+   * free slot in its claim order (a request each, members of its placement first), before the next
+   * ones go to the capability's whole topic by gossip. A gossiped task is checked by every capable
+   * peer: under overload on 50 nodes re-announcements were 60 deliveries a task. Gossip still
+   * reaches a peer this node's presence view missed, and any task whose offers were declined. 0:
+   * every re-announcement is gossiped. @default 2
+   */
+  reannounceOffers: count(0).max(1_000).default(2),
+  /**
    * A dead letter this node keeps outside its placement is read from the placement a lease after
    * it died, then with backoff doubling up to this: a redrive elsewhere reaches it by a notice
    * only, which gossip may drop. @default 3_600_000

@@ -40,7 +40,8 @@ interface Announced {
 export class Sweeper {
   /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot */
   /** backedUp: decisions and re-announcements this member took up for a first live member that did not act (Backup) */
-  readonly stats = { sweeps: 0, reannounced: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0 }
+  /** reannouncedByGossip: re-announcements gossiped to the capability's topic; the others were offers (Offerer.reoffer) */
+  readonly stats = { sweeps: 0, reannounced: 0, reannouncedByGossip: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0 }
   private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
@@ -182,6 +183,10 @@ export class Sweeper {
       this.announced.set(id, { at: now, count: seen.count + 1 })
       this.stats.reannounced++
       if (rank > 0) this.stats.backedUp++
+      // offered first, to the few peers that would claim it; gossiped to every capable peer once
+      // reannounceOffers went unanswered, or when no capable peer with a free slot is known
+      if (seen.count < this.c.options.reannounceOffers && this.tasks.offerer?.reoffer(record.task, record.placement) === true) continue
+      this.stats.reannouncedByGossip++
       await this.c.gossip.announceTask(record.task, record.placement)
     }
   }

@@ -44,6 +44,7 @@ const DOCUMENTED_DEFAULTS = {
   sweepIntervalMs: 1_000,
   reannounceBaseMs: 2_000,
   reannounceCapMs: 60_000,
+  reannounceOffers: 2,
   deadCopyRefreshCapMs: 3_600_000,
   rpcTimeoutMs: 5_000,
   waitPollBaseMs: 1_000,

@@ -17,6 +17,13 @@ const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enable
 // leases and a lag limit that a busy machine does not trip: nothing else would bring a dropped task back
 const OFFERS_ONLY = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, pullIntervalMs: 60_000 }
 
+/** Only re-announcements move a stored task here: no pulls, and leases a busy machine does not lose. */
+const REANNOUNCES_ONLY = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, reannounceBaseMs: 100, reannounceCapMs: 200, reannounceOffers: 2, pullIntervalMs: 60_000 }
+
+function sum (net: Testnet, get: (n: AgentNode) => number): number {
+  return net.nodes.reduce((total, n) => total + get(n), 0)
+}
+
 async function completed (node: AgentNode, ids: string[]): Promise<string[]> {
   const views = await Promise.all(ids.map(async id => node.tasks!.service.waitFor(id, 30_000)))
   return views.map(v => v.record.final?.state ?? 'unfinished')
@@ -168,5 +175,39 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     open()
     expect(await completed(a, [busy.id, task.id])).toEqual(['completed', 'completed'])
     expect(sweepers().reduce((sum, st) => sum + st.reannounced, 0)).toBeGreaterThan(sent)
+  })
+
+  // a gossiped re-announcement is checked by every capable peer: under overload on 50 nodes that was
+  // 60 deliveries a task, where an offer is one request to a peer that would claim it
+  it('re-announces an unclaimed task as an offer to a capable peer with a free slot, and gossips nothing', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...REANNOUNCES_ONLY, agents: i === 1 ? [echoAgent] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    await waitFor(() => net!.nodes.every(n => n.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).includes(b.peerId.toString())), { what: 'every node to see the runner with a free slot' })
+    const task = makeTask({ capability: 'echo', input: 'offered again', submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+    // stored on its placement and offered to no one: only a re-announcement brings it to b
+    await a.tasks!.service.storeOnPlacement(newRecord(task, a.tasks!.membership.choose(task.id)))
+    expect(await completed(a, [task.id])).toEqual(['completed'])
+    expect(sum(net, n => n.tasks!.offerer.stats.reoffered)).toBeGreaterThanOrEqual(1)
+    expect(b.tasks!.claimer.stats.offersTaken).toBeGreaterThanOrEqual(1)
+    expect(sum(net, n => n.tasks!.sweeper.stats.reannouncedByGossip)).toBe(0)
+    expect(sum(net, n => n.tasks!.claimer.stats.announcementsSeen)).toBe(0)
+  })
+
+  it('gossips the re-announcement that follows reannounceOffers offers nobody took, and the task runs', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...REANNOUNCES_ONLY, agents: i === 1 ? [echoAgent] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    await waitFor(() => net!.nodes.every(n => n.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).includes(b.peerId.toString())), { what: 'every node to see the runner with a free slot' })
+    // the runner declines every offer (as a peer whose presence is stale would): only gossip brings the task to it
+    let declined = 0
+    b.tasks!.claimer.takeOffers = items => { declined += items.length; return [] }
+    const task = makeTask({ capability: 'echo', input: 'gossiped at last', submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+    await a.tasks!.service.storeOnPlacement(newRecord(task, a.tasks!.membership.choose(task.id)))
+    expect(await completed(a, [task.id])).toEqual(['completed'])
+    expect(declined).toBeGreaterThanOrEqual(REANNOUNCES_ONLY.reannounceOffers)
+    expect(sum(net, n => n.tasks!.offerer.stats.reoffered)).toBeGreaterThanOrEqual(REANNOUNCES_ONLY.reannounceOffers)
+    expect(sum(net, n => n.tasks!.sweeper.stats.reannouncedByGossip)).toBeGreaterThanOrEqual(1)
+    expect(b.tasks!.claimer.stats.announcementsSeen).toBeGreaterThanOrEqual(1)
   })
 })
