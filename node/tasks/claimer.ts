@@ -197,6 +197,12 @@ export class Claimer {
         taken.push(id)
         continue
       }
+      // a re-offered task whose claims here failed lately waits out its back-off, as an announced
+      // one does: declined, so the offer goes on to the next peer
+      if (this.retries.waiting(id)) {
+        this.stats.claimsBackedOff++
+        continue
+      }
       const lagging = this.lagging()
       const slot = lagging ? undefined : this.c.runtime.reserve(task.capability)
       if (slot !== undefined) {

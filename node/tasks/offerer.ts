@@ -11,20 +11,24 @@ interface Offer {
   /** the peers to ask, in claim order, and which one is asked now */
   order: string[]
   next: number
+  /** a re-announcement's offer (reoffer): gossiped when every peer asked declines */
+  again: boolean
 }
 
 export interface OffererStats {
-  /** new tasks offered straight to a peer, and those that found a taker */
+  /** new tasks offered straight to a peer; offers (new tasks' and re-offers') that found a taker */
   offered: number
   taken: number
   /** offers a busy peer declined, passed on to the next peer in order */
   passedOn: number
-  /** offered to every candidate and taken by none: left to the placement's re-announcement and pulls */
+  /** offered to every candidate and taken by none: a new task is left to the placement's re-announcement and pulls, a re-offered one is gossiped (regossiped) */
   declined: number
   /** no live capable peer known: announced to the whole mesh instead */
   announced: number
   /** re-announcements of unclaimed tasks sent as offers (reoffer), counted apart from new tasks */
   reoffered: number
+  /** re-offers every peer declined (or did not answer), gossiped at once instead */
+  regossiped: number
 }
 
 /**
@@ -35,7 +39,7 @@ export interface OffererStats {
  * So the work per task does not grow with the mesh.
  */
 export class Offerer {
-  readonly stats: OffererStats = { offered: 0, taken: 0, passedOn: 0, declined: 0, announced: 0, reoffered: 0 }
+  readonly stats: OffererStats = { offered: 0, taken: 0, passedOn: 0, declined: 0, announced: 0, reoffered: 0, regossiped: 0 }
   private readonly batches = new PeerBatches<Offer>(MAX_OFFER_ITEMS, async (peer, offers) => this.send(peer, offers))
   private readonly log: Logger
 
@@ -52,18 +56,20 @@ export class Offerer {
       return
     }
     this.stats.offered++
-    this.batches.add(order[0] as string, { task, placement, order, next: 0 })
+    this.batches.add(order[0] as string, { task, placement, order, next: 0, again: false })
   }
 
   /**
-   * Offers an unclaimed task again, for its placement's re-announcement, as `offer` does a new one.
-   * False, and nothing sent, when no capable peer with a free slot is known: the caller gossips it.
+   * Offers an unclaimed task again, for its placement's re-announcement, as `offer` does a new one;
+   * when every peer asked declines (a view of free slots gone stale, full queues, a peer that does
+   * not answer), it is gossiped at once, not a re-announcement later. False, and nothing sent, when
+   * no capable peer with a free slot is known: the caller gossips it.
    */
   reoffer (task: Task, placement: Placement): boolean {
     const order = this.order(task, placement)
     if (order.length === 0) return false
     this.stats.reoffered++
-    this.batches.add(order[0] as string, { task, placement, order, next: 0 })
+    this.batches.add(order[0] as string, { task, placement, order, next: 0, again: true })
     return true
   }
 
@@ -99,6 +105,10 @@ export class Offerer {
         this.batches.add(o.order[o.next] as string, o)
       } else {
         this.stats.declined++
+        if (o.again) {
+          this.stats.regossiped++
+          void this.c.gossip.announceTask(o.task, o.placement)
+        }
       }
     }
   }
