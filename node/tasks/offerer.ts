@@ -49,14 +49,12 @@ export class Offerer {
 
   /** Offers a task that its placement has stored; never throws. */
   offer (task: Task, placement: Placement): void {
-    const order = this.order(task, placement)
-    if (order.length === 0) {
-      this.stats.announced++
-      void this.c.gossip.announceTask(task, placement)
+    if (this.enqueue(task, placement, false)) {
+      this.stats.offered++
       return
     }
-    this.stats.offered++
-    this.batches.add(order[0] as string, { task, placement, order, next: 0, again: false })
+    this.stats.announced++
+    void this.c.gossip.announceTask(task, placement)
   }
 
   /**
@@ -66,22 +64,26 @@ export class Offerer {
    * no capable peer with a free slot is known: the caller gossips it.
    */
   reoffer (task: Task, placement: Placement): boolean {
-    const order = this.order(task, placement)
-    if (order.length === 0) return false
-    this.stats.reoffered++
-    this.batches.add(order[0] as string, { task, placement, order, next: 0, again: true })
-    return true
+    const sent = this.enqueue(task, placement, true)
+    if (sent) this.stats.reoffered++
+    return sent
   }
 
-  /** The peers to offer a task to, up to claimRanks: capable ones with a free slot, members of its placement first, each group in claim order. */
-  private order (task: Task, placement: Placement): string[] {
+  /**
+   * Queues the offer to the first of the peers to ask, up to claimRanks: capable ones with a free
+   * slot, members of its placement first, each group in claim order. False when there is none.
+   */
+  private enqueue (task: Task, placement: Placement, again: boolean): boolean {
     // members first: their own grant, vote and commit are local calls, not requests; this node
     // first of all when it is one, so the offer and the notice are local too
     const members = new Set(placement.members)
     const me = this.c.peerId.toString()
     const ranked = this.claimer.order(task)
     const local = members.has(me) && ranked.includes(me) ? [me] : []
-    return [...local, ...ranked.filter(p => members.has(p) && p !== me), ...ranked.filter(p => !members.has(p))].slice(0, this.c.options.claimRanks)
+    const order = [...local, ...ranked.filter(p => members.has(p) && p !== me), ...ranked.filter(p => !members.has(p))].slice(0, this.c.options.claimRanks)
+    if (order.length === 0) return false
+    this.batches.add(order[0] as string, { task, placement, order, next: 0, again })
+    return true
   }
 
   private async send (peer: string, offers: Offer[]): Promise<void> {
