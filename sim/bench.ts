@@ -146,7 +146,7 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one in-process daemons-two-requests records memory). */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one daemons-idle in-process daemons-two-requests records memory). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
@@ -160,6 +160,8 @@ async function bench (): Promise<void> {
     daemons: async () => { await benchDaemons(add) },
     // one daemon, the same HTTP path and task machinery with nothing sent to a peer: what the mesh adds to a task
     'daemons-one': async () => { await benchDaemons(add, { nodes: [1], concurrency: [1, 64] }) },
+    // the idle rows alone (3, 5, 10 daemons, no tasks): an idle daemon's CPU and memory in a minute a size
+    'daemons-idle': async () => { await benchDaemons(add, { concurrency: [], warmupTasksPerDaemon: 0, restMs: 0 }) },
     // 1 and 3 nodes in this process over TCP, no HTTP: a task's CPU with nothing preempted, for an honest profile
     'in-process': async () => { await benchInProcess(add) },
     // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)

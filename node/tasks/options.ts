@@ -200,7 +200,8 @@ export const taskOptionsSchema = z.strictObject({
    * ones go to the capability's whole topic by gossip. A gossiped task is checked by every capable
    * peer: 50 nodes offered 100 tasks/s saw 60 announcements a task. An offer every peer asked
    * declines is gossiped at once; gossip also reaches a peer this node's presence view missed, and a
-   * task taken and not run. 0: every re-announcement is gossiped. @default 2
+   * task taken and not run. A failed attempt's retry counts from none again. 0: every
+   * re-announcement is gossiped. @default 2
    */
   reannounceOffers: count(0).max(1_000).default(2),
   /**

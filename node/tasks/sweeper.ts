@@ -180,12 +180,14 @@ export class Sweeper {
         this.stats.reannounceHeld++
         continue
       }
-      this.announced.set(id, { at: now, count: seen.count + 1 })
+      // a retry is a new attempt to place: its re-announcements count from none, offers first again
+      const count = retryReady ? 0 : seen.count
+      this.announced.set(id, { at: now, count: count + 1 })
       this.stats.reannounced++
       if (rank > 0) this.stats.backedUp++
       // offered first, to the few peers that would claim it; gossiped to every capable peer once
       // reannounceOffers went unanswered, or when no capable peer with a free slot is known
-      if (seen.count < this.c.options.reannounceOffers && this.tasks.offerer?.reoffer(record.task, record.placement) === true) continue
+      if (count < this.c.options.reannounceOffers && this.tasks.offerer?.reoffer(record.task, record.placement) === true) continue
       this.stats.reannouncedByGossip++
       await this.c.gossip.announceTask(record.task, record.placement)
     }

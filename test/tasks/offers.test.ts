@@ -250,4 +250,27 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     expect(sum(net, n => n.tasks!.sweeper.stats.reannouncedByGossip)).toBeGreaterThanOrEqual(1)
     expect(b.tasks!.claimer.stats.announcementsSeen).toBeGreaterThanOrEqual(1)
   })
+
+  it('offers a failed attempt\'s retry again, though the task had used its offers before', async () => {
+    const tasks = { ...REANNOUNCES_ONLY, reannounceCapMs: 1_000 }
+    // fails its first attempt: the retry comes due after retryAfterMs
+    const failsOnce = { ...echoAgent, run: async (ctx: { attempt: number, input: unknown }) => { if (ctx.attempt === 1) throw new Error('first attempt fails'); return ctx.input } }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 1 ? [failsOnce] : [] } }) })
+    const { a, b } = await runnerSeenFree(net)
+    // the runner drops the first reannounceOffers offers, so the first attempt comes by gossip
+    const takeOffers = b.tasks!.claimer.takeOffers.bind(b.tasks!.claimer)
+    let dropped = 0
+    b.tasks!.claimer.takeOffers = items => {
+      if (dropped >= REANNOUNCES_ONLY.reannounceOffers) return takeOffers(items)
+      dropped += items.length
+      return items.map(item => item.task.id)
+    }
+    const task = makeTask({ capability: 'echo', input: 'retried by offer', submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+    await a.tasks!.service.storeOnPlacement(newRecord(task, a.tasks!.membership.choose(task.id)))
+    expect(await completed(a, [task.id])).toEqual(['completed'])
+    expect((await a.tasks!.service.get(task.id)).record.attempts.length).toBe(2)
+    expect(b.tasks!.claimer.stats.announcementsSeen).toBeGreaterThanOrEqual(1)
+    // the retry reached the runner as an offer, which it took: the sweeper re-offered, not gossiped
+    expect(b.tasks!.claimer.stats.offersTaken).toBeGreaterThanOrEqual(1)
+  })
 })
