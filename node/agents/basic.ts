@@ -10,6 +10,7 @@ export const echoAgent: Agent = {
   // a no-op holds its slot only for its claim's round trips: 8 slots made a busy node store and
   // offer most of what it was sent (two requests to each member where running it at once is one)
   concurrency: 64,
+  pure: true,
   run: async ctx => ctx.input
 }
 
@@ -54,6 +55,7 @@ export const wordcountAgent: Agent<string> = {
   name: 'text.wordcount',
   capabilities: [{ name: 'text.wordcount', description: 'word frequencies of a text: {counts, words}' }],
   concurrency: 4,
+  pure: true,
   inputSchema: textInput,
   run: async ctx => {
     const counts = countWords(ctx.input)
@@ -65,6 +67,7 @@ export const textStatsAgent: Agent<string> = {
   name: 'text.stats',
   capabilities: [{ name: 'text.stats', description: 'characters, words, lines, sentences, unique words and average word length of a text' }],
   concurrency: 4,
+  pure: true,
   inputSchema: textInput,
   run: async ctx => {
     const text = ctx.input
@@ -84,6 +87,7 @@ export const sha256Agent: Agent<string> = {
   name: 'hash.sha256',
   capabilities: [{ name: 'hash.sha256', description: 'SHA-256 of a text (UTF-8), hex' }],
   concurrency: 4,
+  pure: true,
   inputSchema: textInput,
   run: async ctx => ({ sha256: createHash('sha256').update(ctx.input, 'utf8').digest('hex') })
 }

@@ -84,5 +84,13 @@ export interface Agent<I = any> {
   concurrency?: number
   /** checked before `run`; a mismatch fails the task without retry */
   inputSchema?: z.ZodType<I>
+  /**
+   * The result is a function of the input alone, and a run has no effect outside it (no subtask,
+   * step, wait, memory or outside call): a node that submits such a task and runs it itself may
+   * run it before it claims it, and send the claim and the vote in one request a member. A pure
+   * agent may then run more than once for one task, as any agent may after a lost lease.
+   * @default false
+   */
+  pure?: boolean
   run: (ctx: AgentContext<I>) => Promise<unknown>
 }

@@ -163,7 +163,8 @@ export class Executor {
       let seq = 0
       let value: unknown
       try {
-        value = await this.c.runtime.run(slot.agent, {
+        // a pure agent's run made before the claim (its submitter's): its result, not a second run
+        value = lease.ranAhead !== undefined ? lease.ranAhead.result : await this.c.runtime.run(slot.agent, {
           // copies of what the replica keeps, here and below: an agent may change what it is given
           input: cloneJson(task.input),
           task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },

@@ -1,8 +1,9 @@
 import { LeasedAhead } from './leased-ahead.js'
+import { runAhead } from './run-ahead.js'
 import type { AheadTicket } from './leased-ahead.js'
 import type { ClaimerStats } from './claimer.js'
 import type { TaskComponents } from './components.js'
-import type { HeldLease } from '../../protocols/lease/index.js'
+import type { HeldLease, RanAhead } from '../../protocols/lease/index.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { Slot } from '../runtime/runtime.js'
 import type { Logger } from '@libp2p/interface'
@@ -24,6 +25,8 @@ export interface Reservation {
   run: (lease: HeldLease, claimMs: number) => void
   /** the lease was not granted: the place goes back */
   cancel: () => void
+  /** runs a pure agent's task now, before the claim, which then carries its vote (runAhead); none for a place that waits for a slot */
+  runAhead?: () => Promise<RanAhead | undefined>
 }
 
 /**
@@ -64,7 +67,11 @@ export class OwnRuns {
     this.c.presence.slotsChanged()
     const done = this.open()
     const held: Slot = { agent: slot.agent, release: () => { done(); slot.release() } }
-    return { run: (lease, claimMs) => { this.runOwn(task, lease, held, claimMs) }, cancel: () => { held.release() } }
+    return {
+      run: (lease, claimMs) => { this.runOwn(task, lease, held, claimMs) },
+      cancel: () => { held.release() },
+      runAhead: async () => runAhead(this.c.runtime, slot.agent, task, this.c.options.maxResultBytes, this.log)
+    }
   }
 
   /** Runs a task whose lease came with its submit, in `reserveOwn`'s slot; never throws. */

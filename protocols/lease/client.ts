@@ -1,6 +1,7 @@
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
+import { AheadVotes } from './ahead-votes.js'
 import { HeldLease } from './held-lease.js'
 import { untilQuorum } from './quorum.js'
 import { claimIdSchema } from './messages.js'
@@ -10,6 +11,7 @@ import { randomHex } from '../task/random-hex.js'
 import type { Certificate } from '../task/certificate.js'
 import type { Placement, TaskRecord } from '../task/record.js'
 import type { StoredResult } from '../task/store.js'
+import type { RanAhead } from './ahead-votes.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from './messages.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -36,6 +38,8 @@ export interface LeaseClientStats {
   certified: number
   /** claims that met a finished task and gave its certificate to members that lacked it */
   repaired: number
+  /** claims that carried their task's vote (a pure agent's run before the claim) and were certified with the grants */
+  votedWithGrants: number
 }
 
 /** Which task, at which pinned placement: every operation goes to these members and no others. */
@@ -56,7 +60,7 @@ export { majority }
  * task's pinned placement and needs a majority of its full size, never of the reachable part.
  */
 export class LeaseClient {
-  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0 }
+  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0, votedWithGrants: 0 }
   private readonly init: LeaseClientInit
 
   constructor (init: LeaseClientInit) {
@@ -96,7 +100,7 @@ export class LeaseClient {
    * `record`: the task's new record, which each member that lacks it stores with its grant (a submit
    * that runs the task here: one request per member instead of a put and an acquire).
    */
-  async acquire (t: Target, record?: TaskRecord): Promise<HeldLease> {
+  async acquire (t: Target, record?: TaskRecord, ranAhead?: RanAhead): Promise<HeldLease> {
     const claimId = randomHex(8)
     const sentAt = Date.now()
     const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs, ...(record === undefined ? {} : { record }) }
@@ -104,8 +108,9 @@ export class LeaseClient {
     // a grant counts only if the member granted under the very placement asked: a claimant with a
     // partial or stale list of members must not count grants towards a smaller majority
     const granted = (a: Answer): boolean => a.res.status === 'OK' && a.res.term !== undefined && samePlacement(a.res.placement, t.placement)
+    const ahead = ranAhead === undefined ? undefined : new AheadVotes(this, t, req, ranAhead)
     const call = async (peer: string): Promise<LeaseResponse> => {
-      const res = await this.safeCall(peer, req)
+      const res = ahead === undefined ? await this.safeCall(peer, req) : await ahead.acquire(peer)
       if (res.status !== 'UNKNOWN_TASK') return res
       await this.init.pushRecord(peer, t.id).catch(() => {})
       return this.safeCall(peer, req)
@@ -161,6 +166,7 @@ export class LeaseClient {
       const attempt = Math.max(1, ...grants.map(g => g.res.attempt ?? 1))
       const generation = Math.max(0, ...grants.map(g => g.res.generation ?? 0))
       held = new HeldLease(this, t, claimId, new Map(grants.map(g => [g.peer, g.res.term as number])), sentAt + this.leaseMs, attempt, generation)
+      if (ahead !== undefined) held.ranAhead = await ahead.certify(generation, answers, Promise.all(calls).then(() => answers))
       return held
     }
     // a claim that falls short gives back what it got, so it blocks nobody until expiry

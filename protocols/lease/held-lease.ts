@@ -4,6 +4,7 @@ import { isBadRequest } from '../rpc/served.js'
 import type { Answer, LeaseClient, Target } from './client.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
 import type { StoredResult } from '../task/store.js'
+import type { RanAhead } from './ahead-votes.js'
 import type { LeaseRequest, ShownVote } from './messages.js'
 
 /**
@@ -32,6 +33,8 @@ export class HeldLease {
   private certifiedResult = false
   /** the failure this lease reported: a grant that comes after the report is told it too */
   private failure?: { error: string, unrecoverable: boolean }
+  /** a run made before the claim, and the certificate its grants' votes made, if they did (AheadVotes) */
+  ranAhead?: RanAhead
 
   constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number, generation = 0) {
     this.client = client
@@ -81,6 +84,13 @@ export class HeldLease {
   async complete (result: unknown, size: number, generation: number): Promise<Certificate> {
     this.stopTimers()
     const value: FinalValue = { state: 'completed', claimId: this.claimId, resultHash: resultHash(result) }
+    // voted and certified with the grants already
+    const ahead = this.ranAhead?.cert
+    if (ahead !== undefined && sameValue(ahead.value, value)) {
+      this.done = true
+      this.certifiedResult = true
+      return ahead
+    }
     const vote = (peer: string, shown?: ShownVote): LeaseRequest => ({ ...this.held1('vote')(peer), op: 'vote', value, result: result as never, size, ...(shown === undefined ? {} : { shown: [shown] }) })
     const votedFor = (a: Answer): boolean => a.res.vote !== undefined && sameValue(a.res.vote.value, value)
     const me = this.client.self

@@ -39,6 +39,31 @@ export function commitShown (t: Transition, shown: ShownVote[], env: MachineEnv)
   return { state: c.state, reply: { ...t.reply, committed: true } }
 }
 
+/**
+ * An acquire that carries a vote (a run made before the claim): once granted, the vote is cast on
+ * the granted state and goes to disk in the grant's write, and with the votes shown it may make the
+ * certificate there too. A vote this member cannot cast leaves the grant alone: the holder asks
+ * for it the usual way.
+ */
+export async function voteGranted (t: Transition, req: Extract<LeaseRequest, { op: 'acquire' }>, env: MachineEnv, me: string, sign: (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array): Promise<{ done: Transition, signed: boolean }> {
+  const ahead = req.vote
+  if (ahead === undefined || t.reply.status !== 'OK' || t.reply.term === undefined) return { done: t, signed: false }
+  const vote: LeaseRequest = { op: 'vote', id: req.id, epoch: req.epoch, claimId: req.claimId, term: t.reply.term, value: ahead.value, ...(ahead.result === undefined ? {} : { result: ahead.result }), ...(ahead.size === undefined ? {} : { size: ahead.size }) }
+  const v = transition(t.state, vote, env)
+  if (v.reply.status !== 'OK') return { done: t, signed: false }
+  const signed = await signVote(v, me, sign)
+  const done = ahead.shown === undefined ? v : commitShown(v, ahead.shown, env)
+  return { done: { state: done.state, reply: { ...t.reply, ...(done.reply.vote === undefined ? {} : { vote: done.reply.vote }), ...(done.reply.committed === true ? { committed: true } : {}) } }, signed }
+}
+
+/** The votes a request brings from others: shown with a vote (or an acquire's), or a commit's certificate. */
+export function shownWith (req: LeaseRequest): Array<{ peer: string, sig: string }> {
+  if (req.op === 'vote') return req.shown ?? []
+  if (req.op === 'commit') return req.cert.votes
+  if (req.op === 'acquire') return req.vote?.shown ?? []
+  return []
+}
+
 /** A task as its submitter made it, for member `me`: valid id, this placement, nothing happened yet. */
 export function isNewRecord (record: TaskRecord, id: string, epoch: number, me: string): boolean {
   return record.task.id === id && hasValidId(record.task) && record.placement.members.includes(me) && record.placement.epoch === epoch &&

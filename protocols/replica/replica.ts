@@ -3,13 +3,13 @@ import { EMPTY_LEASE, clearHolder, currentVote, expireLapsed, isLive, transition
 import { failedAttempts, hasValidFinal, isWaiting, mustDecideOf, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
-import { commitShown, countAnswer, isNewRecord, signVote, verifyShownVote } from './lease-answer.js'
+import { commitShown, countAnswer, isNewRecord, shownWith, signVote, verifyShownVote, voteGranted } from './lease-answer.js'
 import { mergeCopy } from './merge-copy.js'
 import { endedAt } from './expiries.js'
 import { ReplicaIndex } from './replica-index.js'
 import type { RecordHashes } from './digest.js'
 import type { LeaseRequest, LeaseResponse } from '../lease/messages.js'
-import type { MachineEnv, ReplicaTaskState } from '../task/machine.js'
+import type { MachineEnv, ReplicaTaskState, Transition } from '../task/machine.js'
 import type { TallyRow } from './final-tally.js'
 import type { Placement, TaskRecord, TaskState } from '../task/record.js'
 import type { Task } from '../task/schema.js'
@@ -332,16 +332,22 @@ export class Replica {
       const s = req.op === 'acquire' && req.record !== undefined && loaded.record === undefined ? { ...loaded, record: req.record } : loaded
       // the holder shows its own vote (when it is a member), and a commit carries it: from its signer,
       // taken for this request unchecked; the votes it relays from others are checked
-      const fromSigner = req.op === 'vote' || req.op === 'commit' ? new Set((req.op === 'vote' ? req.shown ?? [] : req.cert.votes).filter(v => v.peer === from).map(v => v.sig)) : undefined
+      const fromSigner = req.op === 'vote' || req.op === 'commit' || (req.op === 'acquire' && req.vote !== undefined) ? new Set(shownWith(req).filter(v => v.peer === from).map(v => v.sig)) : undefined
       const trustedVote = fromSigner === undefined || fromSigner.size === 0 ? undefined : (peer: string, sig: string) => peer === from && fromSigner.has(sig)
       const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote, ...(trustedVote === undefined ? {} : { trustedVote }) }
       const t = transition(s, req, env)
       if (await signVote(t, this.me, this.init.sign)) this.stats.votes++
-      const done = req.op === 'vote' && req.shown !== undefined ? commitShown(t, req.shown, env) : t
+      const done = req.op === 'vote' && req.shown !== undefined ? commitShown(t, req.shown, env) : req.op === 'acquire' && req.vote !== undefined ? await this.votedWithGrant(t, req, env) : t
       await this.persist(loaded, done.state)
       countAnswer(this.stats, req, done.reply)
       return done.reply
     })
+  }
+
+  private async votedWithGrant (t: Transition, req: Extract<LeaseRequest, { op: 'acquire' }>, env: MachineEnv): Promise<Transition> {
+    const { done, signed } = await voteGranted(t, req, env, this.me, this.init.sign)
+    if (signed) this.stats.votes++
+    return done
   }
 
   /** A task's state; `locked` callers (under the task's lock) may fill the cache, others only read it. */
