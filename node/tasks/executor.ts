@@ -164,7 +164,7 @@ export class Executor {
       let value: unknown
       try {
         // a pure agent's run made before the claim (its submitter's): its result, not a second run
-        value = lease.ranAhead !== undefined ? lease.ranAhead.result : await this.c.runtime.run(slot.agent, {
+        value = lease.prerun !== undefined ? lease.prerun.result : await this.c.runtime.run(slot.agent, {
           // copies of what the replica keeps, here and below: an agent may change what it is given
           input: cloneJson(task.input),
           task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },

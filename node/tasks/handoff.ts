@@ -4,7 +4,7 @@ import { inSpan } from '../tracing.js'
 import type { Claimer } from './claimer.js'
 import type { OwnRuns } from './own-runs.js'
 import type { TaskComponents } from './components.js'
-import type { HeldLease, RanAhead } from '../../protocols/lease/index.js'
+import type { HeldLease, Prerun } from '../../protocols/lease/index.js'
 import type { HandoffOutcome } from '../../protocols/records/index.js'
 import type { TaskRecord } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
@@ -27,10 +27,10 @@ export interface HandoffStats {
  * that carries the record: a grant is written with the record, so a majority's grants are a
  * majority's copies. Undefined when no majority granted: the caller stores it the usual way.
  */
-export async function acquireWithRecord (c: TaskComponents, log: Logger, record: TaskRecord, ranAhead?: RanAhead): Promise<HeldLease | undefined> {
+export async function acquireWithRecord (c: TaskComponents, log: Logger, record: TaskRecord, prerun?: Prerun): Promise<HeldLease | undefined> {
   const task = record.task
   try {
-    return await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => c.leases.acquire({ id: task.id, placement: record.placement }, record, ranAhead))
+    return await inSpan('agentmesh.claim', task.traceparent, { 'agentmesh.task': task.id, 'agentmesh.capability': task.capability }, async () => c.leases.acquire({ id: task.id, placement: record.placement }, record, prerun))
   } catch (err: any) {
     if (err.name !== 'LeaseDeniedError' && err.name !== 'QuorumUnavailableError' && err.name !== 'TaskFinishedError' && err.name !== 'StaleTermError') throw err
     log('%s was not leased to this node with its store: %s', task.id, err.message)
@@ -99,11 +99,11 @@ export class Handoff {
     // decline has the submitter store the task and offer it, two more requests to each member
     const place = this.claimer.ownRuns.reserveOwn(task, record.placement) ?? this.claimer.ownRuns.reserveAhead(task, record.placement)
     if (place === undefined) return 'busy'
-    const ranAhead = place.runAhead === undefined ? undefined : await place.runAhead()
+    const prerun = place.runBeforeClaim === undefined ? undefined : await place.runBeforeClaim()
     const asked = performance.now()
     let lease: HeldLease | undefined
     try {
-      lease = await acquireWithRecord(this.c, this.log, record, ranAhead)
+      lease = await acquireWithRecord(this.c, this.log, record, prerun)
     } catch (err: any) {
       this.log.error('handoff of %s from %s failed: %s', task.id, from, err.message)
     }

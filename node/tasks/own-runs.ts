@@ -1,9 +1,9 @@
 import { LeasedAhead } from './leased-ahead.js'
-import { runAhead } from './run-ahead.js'
+import { runBeforeClaim } from './prerun.js'
 import type { AheadTicket } from './leased-ahead.js'
 import type { ClaimerStats } from './claimer.js'
 import type { TaskComponents } from './components.js'
-import type { HeldLease, RanAhead } from '../../protocols/lease/index.js'
+import type { HeldLease, Prerun } from '../../protocols/lease/index.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { Slot } from '../runtime/runtime.js'
 import type { Logger } from '@libp2p/interface'
@@ -25,8 +25,8 @@ export interface Reservation {
   run: (lease: HeldLease, claimMs: number) => void
   /** the lease was not granted: the place goes back */
   cancel: () => void
-  /** runs a pure agent's task now, before the claim, which then carries its vote (runAhead); none for a place that waits for a slot */
-  runAhead?: () => Promise<RanAhead | undefined>
+  /** runs a pure agent's task now, before the claim, which then carries its vote (runBeforeClaim); none for a place that waits for a slot */
+  runBeforeClaim?: () => Promise<Prerun | undefined>
 }
 
 /**
@@ -70,7 +70,8 @@ export class OwnRuns {
     return {
       run: (lease, claimMs) => { this.runOwn(task, lease, held, claimMs) },
       cancel: () => { held.release() },
-      runAhead: async () => runAhead(this.c.runtime, slot.agent, task, this.c.options.maxResultBytes, this.log)
+      // bounded by a renewal period (a handoff's submitter waits for it), and to results a notice carries inline
+      runBeforeClaim: async () => runBeforeClaim(this.c.runtime, slot.agent, task, { maxMs: this.c.options.leaseMs * this.c.options.renewFraction, maxResultBytes: this.c.options.maxInlineResultBytes }, this.log)
     }
   }
 

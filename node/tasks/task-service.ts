@@ -151,7 +151,7 @@ export class TaskService {
     // a task this node will run itself is claimed with the store: one request per member, not two;
     // else a member with a free slot is handed it to do the same
     const own = this.ownRuns?.reserveOwn(task, record.placement)
-    const ranAhead = own?.runAhead === undefined ? undefined : await own.runAhead()
+    const prerun = own?.runBeforeClaim === undefined ? undefined : await own.runBeforeClaim()
     const asked = performance.now()
     let lease: HeldLease | undefined
     let handed = false
@@ -159,7 +159,7 @@ export class TaskService {
     // every member busy: leased here with the store all the same, to run when a slot frees
     const place = own ?? (taker === undefined ? this.ownRuns?.reserveAhead(task, record.placement) : undefined)
     try {
-      if (place !== undefined) lease = await acquireWithRecord(this.c, this.log, record, ranAhead)
+      if (place !== undefined) lease = await acquireWithRecord(this.c, this.log, record, prerun)
       else if (taker !== undefined) {
         // kept first: the member may run the task and tell this node its outcome before it answers,
         // and a notice about a task this node does not hold wakes nobody

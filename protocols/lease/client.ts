@@ -1,7 +1,7 @@
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
-import { AheadVotes } from './ahead-votes.js'
+import { PrerunVotes } from './prerun-votes.js'
 import { HeldLease } from './held-lease.js'
 import { untilQuorum } from './quorum.js'
 import { claimIdSchema } from './messages.js'
@@ -11,7 +11,7 @@ import { randomHex } from '../task/random-hex.js'
 import type { Certificate } from '../task/certificate.js'
 import type { Placement, TaskRecord } from '../task/record.js'
 import type { StoredResult } from '../task/store.js'
-import type { RanAhead } from './ahead-votes.js'
+import type { Prerun } from './prerun-votes.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from './messages.js'
 import type { Logger } from '@libp2p/interface'
 
@@ -100,7 +100,7 @@ export class LeaseClient {
    * `record`: the task's new record, which each member that lacks it stores with its grant (a submit
    * that runs the task here: one request per member instead of a put and an acquire).
    */
-  async acquire (t: Target, record?: TaskRecord, ranAhead?: RanAhead): Promise<HeldLease> {
+  async acquire (t: Target, record?: TaskRecord, prerun?: Prerun): Promise<HeldLease> {
     const claimId = randomHex(8)
     const sentAt = Date.now()
     const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs, ...(record === undefined ? {} : { record }) }
@@ -108,9 +108,9 @@ export class LeaseClient {
     // a grant counts only if the member granted under the very placement asked: a claimant with a
     // partial or stale list of members must not count grants towards a smaller majority
     const granted = (a: Answer): boolean => a.res.status === 'OK' && a.res.term !== undefined && samePlacement(a.res.placement, t.placement)
-    const ahead = ranAhead === undefined ? undefined : new AheadVotes(this, t, req, ranAhead)
+    const voted = prerun === undefined ? undefined : new PrerunVotes(this, t, req, prerun)
     const call = async (peer: string): Promise<LeaseResponse> => {
-      const res = ahead === undefined ? await this.safeCall(peer, req) : await ahead.acquire(peer)
+      const res = voted === undefined ? await this.safeCall(peer, req) : await voted.acquire(peer)
       if (res.status !== 'UNKNOWN_TASK') return res
       await this.init.pushRecord(peer, t.id).catch(() => {})
       return this.safeCall(peer, req)
@@ -127,7 +127,11 @@ export class LeaseClient {
       const done = (): void => { clearTimeout(giveUp); resolve() }
       const check = (): void => {
         const grants = answers.filter(granted).length
-        if (grants >= need || grants + (t.placement.members.length - answers.length) < need) done()
+        const pending = t.placement.members.length - answers.length
+        // a claim with its vote waits for a majority of votes while one can still come: with grants
+        // alone the holder would ask for the votes again, in a second round
+        const votes = voted === undefined ? need : voted.votes(answers.filter(granted))
+        if ((grants >= need && (votes >= need || votes + pending < need)) || grants + pending < need) done()
       }
       // a claim still short of a majority after a renewal period gives up and gives back what it got:
       // waiting longer on a silent member lets its partial grants lapse, and a lapse counts as an attempt
@@ -166,7 +170,7 @@ export class LeaseClient {
       const attempt = Math.max(1, ...grants.map(g => g.res.attempt ?? 1))
       const generation = Math.max(0, ...grants.map(g => g.res.generation ?? 0))
       held = new HeldLease(this, t, claimId, new Map(grants.map(g => [g.peer, g.res.term as number])), sentAt + this.leaseMs, attempt, generation)
-      if (ahead !== undefined) held.ranAhead = await ahead.certify(generation, answers, Promise.all(calls).then(() => answers))
+      if (voted !== undefined) held.prerun = await voted.certify(generation, answers, Promise.all(calls).then(() => answers)).catch(() => voted.uncertified())
       return held
     }
     // a claim that falls short gives back what it got, so it blocks nobody until expiry
@@ -218,6 +222,14 @@ export class LeaseClient {
     // the votes already sit on a majority's disk: a commit short of a majority is finished by recovery
     if (stored < need) this.init.log('certificate of %s stored on %d of %d members', t.id, stored, t.placement.members.length)
     return cert
+  }
+
+  /** Once `answers` are in, sends the certificate to each of `peers` whose answer did not say it stored it. */
+  commitLater (t: Target, cert: Certificate, result: StoredResult, answers: Promise<Answer[]>, peers: readonly string[]): void {
+    void answers.then(async got => {
+      const missed = got.filter(a => peers.includes(a.peer) && (a.res.status !== 'OK' || a.res.committed !== true)).map(a => a.peer)
+      if (missed.length > 0) await this.ask(missed, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert, result })
+    }).catch(() => {})
   }
 
   /**

@@ -4,7 +4,7 @@ import { isBadRequest } from '../rpc/served.js'
 import type { Answer, LeaseClient, Target } from './client.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
 import type { StoredResult } from '../task/store.js'
-import type { RanAhead } from './ahead-votes.js'
+import type { Prerun } from './prerun-votes.js'
 import type { LeaseRequest, ShownVote } from './messages.js'
 
 /**
@@ -33,8 +33,8 @@ export class HeldLease {
   private certifiedResult = false
   /** the failure this lease reported: a grant that comes after the report is told it too */
   private failure?: { error: string, unrecoverable: boolean }
-  /** a run made before the claim, and the certificate its grants' votes made, if they did (AheadVotes) */
-  ranAhead?: RanAhead
+  /** a run made before the claim, and the certificate its grants' votes made, if they did (PrerunVotes) */
+  prerun?: Prerun
 
   constructor (client: LeaseClient, target: Target, claimId: string, grants: Map<string, number>, expiresAt: number, attempt: number, generation = 0) {
     this.client = client
@@ -85,7 +85,7 @@ export class HeldLease {
     this.stopTimers()
     const value: FinalValue = { state: 'completed', claimId: this.claimId, resultHash: resultHash(result) }
     // voted and certified with the grants already
-    const ahead = this.ranAhead?.cert
+    const ahead = this.prerun?.cert
     if (ahead !== undefined && sameValue(ahead.value, value)) {
       this.done = true
       this.certifiedResult = true
@@ -138,10 +138,7 @@ export class HeldLease {
       answers.push(...await lateVotes)
       return this.client.certifyAndCommit(this.target, generation, answers, kept, voting)
     }
-    void lateVotes.then(async got => {
-      const missed = got.filter(a => a.res.status !== 'OK' || a.res.committed !== true).map(a => a.peer)
-      if (missed.length > 0) await this.client.ask(missed, { op: 'commit', id: this.target.id, epoch: this.target.placement.epoch, cert, result: kept })
-    }).catch(() => {})
+    this.client.commitLater(this.target, cert, kept, lateVotes, late)
     return cert
   }
 

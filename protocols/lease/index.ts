@@ -13,7 +13,7 @@
  */
 export { LeaseClient, majority } from './client.js'
 export { HeldLease } from './held-lease.js'
-export type { RanAhead } from './ahead-votes.js'
+export type { Prerun } from './prerun-votes.js'
 export type { Answer, LeaseCaller, LeaseClientInit, LeaseClientStats, Target } from './client.js'
 export { leaseHandler } from './handler.js'
 export type { HandlerStats } from './handler.js'

@@ -6,7 +6,7 @@ import type { StoredResult } from '../task/store.js'
 import type { LeaseRequest, LeaseResponse } from './messages.js'
 
 /** A run made before its claim: the result (a JSON copy) and its size; `cert` once a majority voted for it with their grants. */
-export interface RanAhead {
+export interface Prerun {
   result: unknown
   size: number
   cert?: Certificate
@@ -22,11 +22,11 @@ type Acquire = Extract<LeaseRequest, { op: 'acquire' }>
  * its fsync. A member that refuses the field (a peer from before it) is asked the plain acquire,
  * and one that grants without voting is asked for its vote the usual way (HeldLease.complete).
  */
-export class AheadVotes {
+export class PrerunVotes {
   private readonly value: FinalValue
   private own?: Promise<LeaseResponse>
 
-  constructor (private readonly client: LeaseClient, private readonly t: Target, private readonly req: Acquire, private readonly ran: RanAhead) {
+  constructor (private readonly client: LeaseClient, private readonly t: Target, private readonly req: Acquire, private readonly ran: Prerun) {
     this.value = { state: 'completed', claimId: req.claimId, resultHash: resultHash(ran.result) }
   }
 
@@ -42,24 +42,29 @@ export class AheadVotes {
     return isBadRequest(res) ? await this.client.safeCall(peer, this.req) : res
   }
 
+  /** How many of these answers carry their member's vote for this run's outcome. */
+  votes (answers: Answer[]): number {
+    return answers.filter(a => a.res.vote !== undefined && a.res.vote.peer === a.peer && sameValue(a.res.vote.value, this.value)).length
+  }
+
+  /** The run without a certificate: the holder asks for the votes the usual way. */
+  uncertified (): Prerun {
+    return { result: this.ran.result, size: this.ran.size }
+  }
+
   /**
    * The run with the certificate its grants' votes make, once a majority of the placement stored
    * it; without one when they fall short (the holder then asks for votes the usual way). A member
    * still answering is not sent the certificate: it stores it with its own vote, or, answering
    * without it, is sent it then (`all`: every answer, once in).
    */
-  async certify (generation: number, answers: Answer[], all: Promise<Answer[]>): Promise<RanAhead> {
+  async certify (generation: number, answers: Answer[], all: Promise<Answer[]>): Promise<Prerun> {
     const kept: StoredResult = { claimId: this.req.claimId, peer: this.client.self, value: this.ran.result as never, size: this.ran.size, at: Date.now() }
     const pending = this.t.placement.members.filter(m => !answers.some(a => a.peer === m))
     const cert = await this.client.certifyAndCommit(this.t, generation, answers, kept, pending)
-    if (cert === undefined || !sameValue(cert.value, this.value)) return { result: this.ran.result, size: this.ran.size }
+    if (cert === undefined || !sameValue(cert.value, this.value)) return this.uncertified()
     this.client.stats.votedWithGrants++
-    if (pending.length > 0) {
-      void all.then(async got => {
-        const missed = got.filter(a => pending.includes(a.peer) && a.res.committed !== true && a.res.status !== 'FINISHED').map(a => a.peer)
-        if (missed.length > 0) await this.client.ask(missed, { op: 'commit', id: this.t.id, epoch: this.t.placement.epoch, cert, result: kept })
-      }).catch(() => {})
-    }
+    if (pending.length > 0) this.client.commitLater(this.t, cert, kept, all, pending)
     return { ...this.ran, cert }
   }
 }
