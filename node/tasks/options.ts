@@ -146,6 +146,18 @@ export const taskOptionsSchema = z.strictObject({
    */
   claimAheadPerSlot: count(0).max(64).default(0),
   /**
+   * The longest a pure agent's run before its claim may take (Agent.pure); past it (or its task's
+   * timeoutMs) the task is claimed and run the usual way. Kept short: the submit, and a handoff's
+   * submitter (handoffTimeoutMs), wait for it. @default 1_000
+   */
+  prerunMaxMs: timerMs().default(1_000),
+  /**
+   * How long a claim that carries its vote, once a majority granted, waits for a majority of votes
+   * before it takes the grants alone and asks for the votes after (a member that grants without
+   * voting, another that is silent). @default 100
+   */
+  prerunVoteWaitMs: timerMs().default(100),
+  /**
    * Runs whose agent returned and whose outcome is still on its way to a majority (votes, commit),
    * each with its slot already given back so that the next task starts meanwhile. Past this many on
    * a node (all agents together), a run keeps its slot until its outcome is reported: when the

@@ -70,8 +70,8 @@ export class OwnRuns {
     return {
       run: (lease, claimMs) => { this.runOwn(task, lease, held, claimMs) },
       cancel: () => { held.release() },
-      // bounded by a renewal period (a handoff's submitter waits for it), and to results a notice carries inline
-      runBeforeClaim: async () => runBeforeClaim(this.c.runtime, slot.agent, task, { maxMs: this.c.options.leaseMs * this.c.options.renewFraction, maxResultBytes: this.c.options.maxInlineResultBytes }, this.log)
+      // results a notice carries inline: one request carries the record and the result
+      runBeforeClaim: async () => runBeforeClaim(this.c.runtime, slot.agent, task, { maxMs: this.c.options.prerunMaxMs, maxResultBytes: this.c.options.maxInlineResultBytes }, this.log)
     }
   }
 

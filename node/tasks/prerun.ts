@@ -15,7 +15,7 @@ const refuse = (what: string) => async (): Promise<never> => { throw new NotPure
 const NO_MEMORY: AgentMemory = { put: refuse('memory.put'), search: refuse('memory.search'), delete: refuse('memory.delete') }
 
 export interface PrerunLimits {
-  /** the longest a run before the claim may take: past it the task is claimed and run the usual way */
+  /** the longest a run before the claim may take (prerunMaxMs) */
   maxMs: number
   /** the largest result it may give: one request carries the record and the result */
   maxResultBytes: number
@@ -24,46 +24,46 @@ export interface PrerunLimits {
 /**
  * Runs a pure agent's task (Agent.pure) before its claim, on the node that will hold it, so the
  * claim carries the vote (PrerunVotes): one request a member for the whole task. Undefined when the
- * agent is not pure, throws, asks for what only a claimed run may do, outlasts `maxMs`, or returns
- * what is not JSON or larger than `maxResultBytes`: the task is then claimed and run the usual way
- * (a pure agent may run twice), where such outcomes are reported.
+ * agent is not pure, throws, asks for what only a claimed run may do, outlasts `maxMs` (or the
+ * task's timeout), or returns what is not JSON or larger than `maxResultBytes`: the task is then
+ * claimed and run the usual way (a pure agent may run twice), where such outcomes are reported.
  */
 export async function runBeforeClaim (runtime: Pick<AgentRuntime, 'run'>, agent: Agent, task: Task, limits: PrerunLimits, log: Logger): Promise<Prerun | undefined> {
   if (agent.pure !== true) return undefined
   const controller = new AbortController()
   let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<undefined>(resolve => {
-    timer = setTimeout(() => {
-      controller.abort(new Error('the run before the claim took too long'))
-      resolve(undefined)
-    }, Math.max(1, Math.min(task.timeoutMs, limits.maxMs)))
-  })
-  const run = runtime.run(agent, {
-    input: cloneJson(task.input),
-    task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },
-    attempt: 1,
-    signal: controller.signal,
-    log,
-    progress: () => {},
-    submit: refuse('a subtask'),
-    step: refuse('a durable step'),
-    waitFor: refuse('a wait'),
-    capabilities: () => { throw new NotPureError('the mesh\'s capabilities') },
-    memory: NO_MEMORY
-  })
   try {
+    const late = new Promise<undefined>(resolve => {
+      timer = setTimeout(() => {
+        controller.abort(new Error('the run before the claim took too long'))
+        resolve(undefined)
+      }, Math.max(1, Math.min(task.timeoutMs, limits.maxMs)))
+    })
+    const run = runtime.run(agent, {
+      input: cloneJson(task.input),
+      task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },
+      attempt: 1,
+      signal: controller.signal,
+      log,
+      progress: () => {},
+      submit: refuse('a subtask'),
+      step: refuse('a durable step'),
+      waitFor: refuse('a wait'),
+      capabilities: () => { throw new NotPureError('the mesh\'s capabilities') },
+      memory: NO_MEMORY
+    })
+    // a run given up on may still fail later: nobody waits for it
+    run.catch(() => {})
     const value = await Promise.race([run, late])
-    if (controller.signal.aborted) return undefined
-    const result = copyJson(value === undefined ? null : value)
-    if (result === NOT_JSON) return undefined
-    const size = byteLength(result)
-    return size > limits.maxResultBytes ? undefined : { result, size }
+    const result = controller.signal.aborted ? NOT_JSON : copyJson(value === undefined ? null : value)
+    const size = result === NOT_JSON ? 0 : byteLength(result)
+    if (result !== NOT_JSON && size <= limits.maxResultBytes) return { result, size }
+    log('%s is claimed and run the usual way: its run before the claim %s', task.id, controller.signal.aborted ? `took over ${limits.maxMs} ms` : result === NOT_JSON ? 'gave no JSON' : `gave ${size} bytes`)
+    return undefined
   } catch (err: any) {
-    log('%s ran the usual way, not before its claim: %s', task.id, err?.message)
+    log('%s is claimed and run the usual way: its run before the claim failed: %s', task.id, err?.message)
     return undefined
   } finally {
     clearTimeout(timer)
-    // a run given up on may still end in an error: nobody waits for it
-    run.catch(() => {})
   }
 }

@@ -1,5 +1,5 @@
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
-import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION } from './constants.js'
+import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_VOTE_WAIT_MS } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { PrerunVotes } from './prerun-votes.js'
 import { HeldLease } from './held-lease.js'
@@ -28,6 +28,8 @@ export interface LeaseClientInit {
   leaseMs?: number
   /** @default 1/3 */
   renewFraction?: number
+  /** how long a claim that carries its vote waits for a majority of votes once a majority granted. @default 100 */
+  voteWaitMs?: number
   log: Logger
 }
 
@@ -123,8 +125,9 @@ export class LeaseClient {
       await this.safeCall(a.peer, { op: 'release', id: t.id, epoch: t.placement.epoch, claimId, term: a.res.term as number, ran: false })
     }
     let giveUp: ReturnType<typeof setTimeout> | undefined
+    let voteWait: ReturnType<typeof setTimeout> | undefined
     const early = new Promise<void>(resolve => {
-      const done = (): void => { clearTimeout(giveUp); resolve() }
+      const done = (): void => { clearTimeout(giveUp); clearTimeout(voteWait); resolve() }
       const check = (): void => {
         const grants = answers.filter(granted).length
         const pending = t.placement.members.length - answers.length
@@ -132,6 +135,7 @@ export class LeaseClient {
         // alone the holder would ask for the votes again, in a second round
         const votes = voted === undefined ? need : voted.votes(answers.filter(granted))
         if ((grants >= need && (votes >= need || votes + pending < need)) || grants + pending < need) done()
+        else if (grants >= need && voteWait === undefined) voteWait = setTimeout(done, this.init.voteWaitMs ?? DEFAULT_VOTE_WAIT_MS)
       }
       // a claim still short of a majority after a renewal period gives up and gives back what it got:
       // waiting longer on a silent member lets its partial grants lapse, and a lapse counts as an attempt

@@ -8,3 +8,5 @@ export const DEFAULT_RENEW_FRACTION = 1 / 3
 export const DEFAULT_BACKOFF_BASE_MS = 1_000
 /** @default 60_000: retry delays double up to this */
 export const DEFAULT_BACKOFF_CAP_MS = 60_000
+/** @default 100: a claim that carries its vote waits this long for a majority of votes once a majority granted */
+export const DEFAULT_VOTE_WAIT_MS = 100

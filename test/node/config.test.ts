@@ -59,6 +59,8 @@ const DOCUMENTED_DEFAULTS = {
   membershipWindowMs: 600_000,
   offerQueueLimit: 256,
   claimAheadPerSlot: 0,
+  prerunMaxMs: 1_000,
+  prerunVoteWaitMs: 100,
   maxPendingReports: 64,
   maxUnfinishedTasks: 50_000,
   maxSubmitsInFlight: 256,
