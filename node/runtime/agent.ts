@@ -86,9 +86,10 @@ export interface Agent<I = any> {
   inputSchema?: z.ZodType<I>
   /**
    * The result is a function of the input alone, and a run has no effect outside it (no subtask,
-   * step, wait, memory or outside call): a node that submits such a task and runs it itself may
-   * run it before it claims it, and send the claim and the vote in one request a member. A pure
-   * agent may then run more than once for one task, as any agent may after a lost lease.
+   * step, wait, memory or outside call), and it is quick: the node that will run such a task (its
+   * submitter, or a member it is handed to) may run it before it claims it, and send the claim and
+   * the vote in one request a member. A pure agent may then run more than once for one task, as
+   * any agent may after a lost lease.
    * @default false
    */
   pure?: boolean

@@ -163,7 +163,7 @@ export class Executor {
       let seq = 0
       let value: unknown
       try {
-        // a pure agent's run made before the claim (its submitter's): its result, not a second run
+        // a pure agent's run made here before the claim: its result, not a second run
         value = lease.prerun !== undefined ? lease.prerun.result : await this.c.runtime.run(slot.agent, {
           // copies of what the replica keeps, here and below: an agent may change what it is given
           input: cloneJson(task.input),

@@ -85,11 +85,11 @@ export class HeldLease {
     this.stopTimers()
     const value: FinalValue = { state: 'completed', claimId: this.claimId, resultHash: resultHash(result) }
     // voted and certified with the grants already
-    const ahead = this.prerun?.cert
-    if (ahead !== undefined && sameValue(ahead.value, value)) {
+    const certified = this.prerun?.cert
+    if (certified !== undefined && sameValue(certified.value, value)) {
       this.done = true
       this.certifiedResult = true
-      return ahead
+      return certified
     }
     const vote = (peer: string, shown?: ShownVote): LeaseRequest => ({ ...this.held1('vote')(peer), op: 'vote', value, result: result as never, size, ...(shown === undefined ? {} : { shown: [shown] }) })
     const votedFor = (a: Answer): boolean => a.res.vote !== undefined && sameValue(a.res.vote.value, value)

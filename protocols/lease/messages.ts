@@ -24,16 +24,16 @@ export const shownVoteSchema = castVoteSchema.extend({ peer: peerIdSchema }).str
 export type ShownVote = z.infer<typeof shownVoteSchema>
 
 /** What an acquire carries of a run made before it: the vote the member casts once it granted. */
-export const aheadVoteSchema = z.object({ value: finalValueSchema, result: jsonValue().optional(), size: z.number().int().nonnegative().optional(), shown: z.array(shownVoteSchema).max(16).optional() }).strict()
-export type AheadVote = z.infer<typeof aheadVoteSchema>
+export const prerunVoteSchema = z.object({ value: finalValueSchema, result: jsonValue().optional(), size: z.number().int().nonnegative().optional(), shown: z.array(shownVoteSchema).max(16).optional() }).strict()
+export type PrerunVote = z.infer<typeof prerunVoteSchema>
 
 export const leaseRequestSchema = z.discriminatedUnion('op', [
   /**
    * `record`: a task just submitted, which a member that lacks it stores in the grant's own write.
-   * `vote`: the outcome of a run made before the claim (a pure agent's, on its submitter), voted in
+   * `vote`: the outcome of a run made before the claim (a pure agent's, by the claimant), voted in
    * that same write once granted, with the holder's own vote `shown` (see the `vote` op)
    */
-  z.object({ op: z.literal('acquire'), ...claim, durationMs: duration, record: taskRecordSchema.optional(), vote: aheadVoteSchema.optional() }).strict(),
+  z.object({ op: z.literal('acquire'), ...claim, durationMs: duration, record: taskRecordSchema.optional(), vote: prerunVoteSchema.optional() }).strict(),
   z.object({ op: z.literal('renew'), ...held, durationMs: duration }).strict(),
   /** gives the lease back; `ran: false` (a partial claim, or a node stopping before it ran) burns no attempt */
   z.object({ op: z.literal('release'), ...held, ran: z.boolean() }).strict(),
