@@ -31,6 +31,7 @@ export interface PrerunLimits {
 export async function runBeforeClaim (runtime: Pick<AgentRuntime, 'run'>, agent: Agent, task: Task, limits: PrerunLimits, log: Logger): Promise<Prerun | undefined> {
   if (agent.pure !== true) return undefined
   const controller = new AbortController()
+  const started = performance.now()
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     const late = new Promise<undefined>(resolve => {
@@ -57,7 +58,7 @@ export async function runBeforeClaim (runtime: Pick<AgentRuntime, 'run'>, agent:
     const value = await Promise.race([run, late])
     const result = controller.signal.aborted ? NOT_JSON : copyJson(value === undefined ? null : value)
     const size = result === NOT_JSON ? 0 : byteLength(result)
-    if (result !== NOT_JSON && size <= limits.maxResultBytes) return { result, size }
+    if (result !== NOT_JSON && size <= limits.maxResultBytes) return { result, size, ms: performance.now() - started }
     log('%s is claimed and run the usual way: its run before the claim %s', task.id, controller.signal.aborted ? `took over ${limits.maxMs} ms` : result === NOT_JSON ? 'gave no JSON' : `gave ${size} bytes`)
     return undefined
   } catch (err: any) {

@@ -9,6 +9,8 @@ import type { LeaseRequest, LeaseResponse } from './messages.js'
 export interface Prerun {
   result: unknown
   size: number
+  /** how long the run took */
+  ms: number
   cert?: Certificate
 }
 
@@ -49,7 +51,7 @@ export class PrerunVotes {
 
   /** The run without a certificate: the holder asks for the votes the usual way. */
   uncertified (): Prerun {
-    return { result: this.ran.result, size: this.ran.size }
+    return { result: this.ran.result, size: this.ran.size, ms: this.ran.ms }
   }
 
   /**

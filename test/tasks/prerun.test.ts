@@ -46,9 +46,9 @@ async function everyStoreHolds (net: Testnet, id: string, value: unknown): Promi
   }
 }
 
-/** A pure agent that counts its runs. */
-function countingEcho (): Agent & { runs: number } {
-  const agent = { ...echoAgent, runs: 0, run: async (ctx: { input: unknown }) => { agent.runs++; return ctx.input } }
+/** A pure agent that counts its runs, each taking `ms`. */
+function countingEcho (ms = 0): Agent & { runs: number } {
+  const agent = { ...echoAgent, runs: 0, run: async (ctx: { input: unknown }) => { agent.runs++; if (ms > 0) await new Promise(resolve => setTimeout(resolve, ms)); return ctx.input } }
   return agent
 }
 
@@ -58,11 +58,13 @@ describe('a pure agent\'s task is claimed and voted in one request a member', ()
   afterEach(async () => { await net?.stop(); net = undefined })
 
   it('runs it before the claim: each other member is asked once, grants, votes and stores the certificate', async () => {
-    const agent = countingEcho()
+    const agent = countingEcho(100)
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, agents: i === 0 ? [agent] : [] } }) })
     await net.ready()
     const [a, ...others] = net.nodes as [AgentNode, ...AgentNode[]]
     const ops = recordLeaseOps(others)
+    const runs: number[] = []
+    a.tasks!.events.addEventListener('ran', e => { runs.push(e.detail.runMs) })
     const { id } = await a.tasks!.service.submit({ capability: 'echo', input: { n: 1 } })
     expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
     await everyStoreHolds(net, id, { n: 1 })
@@ -71,6 +73,9 @@ describe('a pure agent\'s task is claimed and voted in one request a member', ()
     expect(agent.runs).toBe(1)
     expect(a.tasks!.leases.stats.votedWithGrants).toBe(1)
     await waitFor(() => a.tasks!.executor.stats.completed === 1, { what: 'the run counted' })
+    // the run's time is the agent's, made before the claim
+    expect(runs.length).toBe(1)
+    expect(runs[0]).toBeGreaterThanOrEqual(90)
   })
 
   it('claims an agent that is not pure first and asks for the votes after its run', async () => {
