@@ -1,4 +1,5 @@
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
+import type { Task } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 import type { z } from 'zod'
 
@@ -94,4 +95,9 @@ export interface Agent<I = any> {
    */
   pure?: boolean
   run: (ctx: AgentContext<I>) => Promise<unknown>
+}
+
+/** What an agent is told of its task: a copy of the fields, so what it does to them changes nothing kept. */
+export function agentTaskOf (task: Task): AgentContext['task'] {
+  return { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt }
 }

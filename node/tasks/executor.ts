@@ -1,5 +1,5 @@
-import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, copyJson, finalOf } from '../../protocols/task/index.js'
-import { UnrecoverableTaskError } from '../runtime/agent.js'
+import { JSON_VALUE_WHAT, NOT_JSON, cloneJson, finalOf, resultCopy } from '../../protocols/task/index.js'
+import { UnrecoverableTaskError, agentTaskOf } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
@@ -167,7 +167,7 @@ export class Executor {
         value = lease.prerun !== undefined ? lease.prerun.result : await this.c.runtime.run(slot.agent, {
           // copies of what the replica keeps, here and below: an agent may change what it is given
           input: cloneJson(task.input),
-          task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },
+          task: agentTaskOf(task),
           // from the grant, not the local copy, which may have missed an earlier attempt: the
           // granting majority overlaps every earlier one, so one of them knows it
           attempt: lease.attempt,
@@ -259,8 +259,7 @@ export class Executor {
   private async onResult (task: Task, lease: HeldLease, generation: number, value: unknown, ran: Ran, runContext: string): Promise<void> {
     const me = this.c.peerId.toString()
     // a copy: the agent may still hold and change what it returned, and a result is hashed once
-    const stored = copyJson(value === undefined ? null : value)
-    const size = stored === NOT_JSON ? 0 : byteLength(stored)
+    const { stored, size } = resultCopy(value)
     // neither would ever be accepted: members hash what arrives, which is not what a Date or a class hashed to here
     const refused = stored === NOT_JSON ? `the result is not ${JSON_VALUE_WHAT}` : size > this.c.options.maxResultBytes ? `result of ${size} bytes exceeds the limit of ${this.c.options.maxResultBytes}` : undefined
     if (refused !== undefined) {

@@ -1,4 +1,5 @@
-import { NOT_JSON, byteLength, cloneJson, copyJson } from '../../protocols/task/index.js'
+import { NOT_JSON, cloneJson, resultCopy } from '../../protocols/task/index.js'
+import { agentTaskOf } from '../runtime/agent.js'
 import type { Prerun } from '../../protocols/lease/index.js'
 import type { Task } from '../../protocols/task/index.js'
 import type { Agent, AgentMemory } from '../runtime/agent.js'
@@ -42,7 +43,7 @@ export async function runBeforeClaim (runtime: Pick<AgentRuntime, 'run'>, agent:
     })
     const run = runtime.run(agent, {
       input: cloneJson(task.input),
-      task: { id: task.id, capability: task.capability, submitter: task.submitter, parent: task.parent, createdAt: task.createdAt },
+      task: agentTaskOf(task),
       attempt: 1,
       signal: controller.signal,
       log,
@@ -56,8 +57,7 @@ export async function runBeforeClaim (runtime: Pick<AgentRuntime, 'run'>, agent:
     // a run given up on may still fail later: nobody waits for it
     run.catch(() => {})
     const value = await Promise.race([run, late])
-    const result = controller.signal.aborted ? NOT_JSON : copyJson(value === undefined ? null : value)
-    const size = result === NOT_JSON ? 0 : byteLength(result)
+    const { stored: result, size } = controller.signal.aborted ? { stored: NOT_JSON, size: 0 } : resultCopy(value)
     if (result !== NOT_JSON && size <= limits.maxResultBytes) return { result, size, ms: performance.now() - started }
     log('%s is claimed and run the usual way: its run before the claim %s', task.id, controller.signal.aborted ? `took over ${limits.maxMs} ms` : result === NOT_JSON ? 'gave no JSON' : `gave ${size} bytes`)
     return undefined

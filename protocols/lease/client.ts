@@ -129,11 +129,12 @@ export class LeaseClient {
     const early = new Promise<void>(resolve => {
       const done = (): void => { clearTimeout(giveUp); clearTimeout(voteWait); resolve() }
       const check = (): void => {
-        const grants = answers.filter(granted).length
+        const grantedAnswers = answers.filter(granted)
+        const grants = grantedAnswers.length
         const pending = t.placement.members.length - answers.length
         // a claim with its vote waits for a majority of votes while one can still come: with grants
         // alone the holder would ask for the votes again, in a second round
-        const votes = voted === undefined ? need : voted.votes(answers.filter(granted))
+        const votes = voted === undefined ? need : voted.votes(grantedAnswers)
         if ((grants >= need && (votes >= need || votes + pending < need)) || grants + pending < need) done()
         else if (grants >= need && voteWait === undefined) voteWait = setTimeout(done, this.init.voteWaitMs ?? DEFAULT_VOTE_WAIT_MS)
       }

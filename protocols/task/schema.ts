@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import { jsonValue } from './json-value.js'
+import { NOT_JSON, copyJson, jsonValue } from './json-value.js'
 import { canonicalJson } from './canonical.js'
 import { randomHex } from './random-hex.js'
 
@@ -115,4 +115,13 @@ export function hasValidId (task: Task): boolean {
 
 export function byteLength (value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? '')
+}
+
+/**
+ * What an agent returned, as it is kept and sent: a JSON copy (the agent may still change what it
+ * returned; undefined is null) and its size, or NOT_JSON with size 0.
+ */
+export function resultCopy (value: unknown): { stored: unknown, size: number } {
+  const stored = copyJson(value === undefined ? null : value)
+  return { stored, size: stored === NOT_JSON ? 0 : byteLength(stored) }
 }
