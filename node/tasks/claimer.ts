@@ -21,6 +21,8 @@ export type { ClaimRetry } from './claim-retries.js'
 
 export interface ClaimerStats {
   announcementsSeen: number
+  /** pull rounds, and the tasks they found */
+  pulls: number
   pulledTasks: number
   claimAttempts: number
   claimsWon: number
@@ -48,7 +50,7 @@ export interface ClaimerStats {
  * announcements and, because gossip drops messages, from pulling peers' claimable lists.
  */
 export class Claimer {
-  readonly stats: ClaimerStats = { announcementsSeen: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0, claimedAhead: 0 }
+  readonly stats: ClaimerStats = { announcementsSeen: 0, pulls: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0, claimedAhead: 0 }
   private readonly c: TaskComponents
   private readonly executor: Executor
   private readonly log: Logger
@@ -62,9 +64,12 @@ export class Claimer {
   /** tasks whose last claims here failed: how many in a row, and when this node may claim again */
   private readonly retries: ClaimRetries
   private readonly pullLoop: Repeater
+  /** the wait to the next pull: pullIntervalMs while tasks move, doubled by each pull that found none */
+  private pullMs: number
   private running = false
   private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
     this.stats.announcementsSeen++
+    this.tasksMoving()
     this.consider(evt.detail.task, evt.detail.placement).catch(err => { this.log('announcement of %s not considered: %s', evt.detail.task.id, err.message) })
   }
 
@@ -89,7 +94,15 @@ export class Claimer {
       won: async (task, generation, lease, slot, claimMs) => { await this.won(task, generation, lease, slot, claimMs) },
       drainBacklog: () => { this.drainBacklog() }
     }, this.stats, this.log)
-    this.pullLoop = new Repeater('pull', () => this.c.options.pullIntervalMs, async () => this.pull(), this.log)
+    this.pullMs = components.options.pullIntervalMs
+    this.pullLoop = new Repeater('pull', () => this.pullMs, async () => this.pull(), this.log)
+  }
+
+  /** Tasks are moving: pulls go back to every pullIntervalMs, the next one included. */
+  private tasksMoving (): void {
+    if (this.pullMs === this.c.options.pullIntervalMs) return
+    this.pullMs = this.c.options.pullIntervalMs
+    this.pullLoop.hurry()
   }
 
   start (): void {
@@ -185,6 +198,7 @@ export class Claimer {
    */
   takeOffers (items: OfferItem[]): string[] {
     const taken: string[] = []
+    this.tasksMoving()
     for (const { task, placement, queue } of items) {
       this.stats.offersReceived++
       if (!hasValidId(task)) {
@@ -321,7 +335,11 @@ export class Claimer {
     this.retries.forgetPast()
     // queued offers first: a drain skipped while the event loop lagged is retried here
     this.drainBacklog()
+    const before = this.stats.pulledTasks
+    this.stats.pulls++
     await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
+    const o = this.c.options
+    this.pullMs = this.stats.pulledTasks > before ? o.pullIntervalMs : Math.min(this.pullMs * 2, Math.max(o.pullIntervalMs, o.pullIntervalCapMs))
   }
 }
 

@@ -196,6 +196,14 @@ export const taskOptionsSchema = z.strictObject({
   handoffTimeoutMs: timerMs().default(5_000),
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs: timerMs().default(2_000),
+  /**
+   * A pull that finds nothing doubles the wait to the next one, up to this (never below
+   * pullIntervalMs); a pull that finds a task, or an announcement or offer seen here, brings it
+   * back to pullIntervalMs. An idle mesh's pulls were a fifth of its idle CPU at 5 daemons; the
+   * path is a fallback for dropped gossip, and the placement offers its tasks again anyway.
+   * @default 16_000
+   */
+  pullIntervalCapMs: timerMs().default(16_000),
   /** peers asked per pull. @default 2 */
   pullPeers: count(0).default(2),
   /** the pull path takes tasks unchanged for this long: younger ones are the announcements' to claim. @default 2_000 */

@@ -12,6 +12,8 @@ export class Repeater {
   private readonly log: Logger
   private readonly what: string
   private timer?: ReturnType<typeof setTimeout>
+  /** when the pending timer fires (performance.now(), a monotonic clock); 0 while a round runs */
+  private dueAt = 0
   private round: Promise<void> = Promise.resolve()
   private running = false
 
@@ -37,16 +39,35 @@ export class Repeater {
     await this.round
   }
 
+  /** Brings the next round forward to `intervalMs()` from now, when it was due later (the interval shrank). */
+  hurry (): void {
+    if (!this.running || this.dueAt === 0) return
+    const ms = this.nextMs()
+    if (this.dueAt - performance.now() <= ms) return
+    clearTimeout(this.timer)
+    this.arm(ms)
+  }
+
   private schedule (): void {
     if (!this.running) return
-    // setTimeout fires at once past 2^31 - 1 ms (and warns each time): a longer round waits that long
+    this.arm(this.nextMs())
+  }
+
+  // setTimeout fires at once past 2^31 - 1 ms (and warns each time): a longer round waits that long
+  private nextMs (): number {
+    return Math.min(this.intervalMs(), MAX_TIMER_MS)
+  }
+
+  private arm (ms: number): void {
+    this.dueAt = performance.now() + ms
     this.timer = setTimeout(() => {
+      this.dueAt = 0
       this.round = this.work()
         .catch(err => {
           if (err instanceof TypeError) this.log.error('%s: programming error: %s', this.what, err.stack)
           else if (this.running) this.log.error('%s failed: %s', this.what, err.message)
         })
         .finally(() => { this.schedule() })
-    }, Math.min(this.intervalMs(), MAX_TIMER_MS))
+    }, ms)
   }
 }

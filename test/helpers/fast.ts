@@ -5,6 +5,7 @@ export const FAST_TASKS: TaskLayerInit = {
   leaseMs: 500,
   presenceIntervalMs: 150,
   pullIntervalMs: 250,
+  pullIntervalCapMs: 1_000,
   pullMinAgeMs: 200,
   sweepIntervalMs: 100,
   reannounceBaseMs: 300,

@@ -39,6 +39,7 @@ const DOCUMENTED_DEFAULTS = {
   claimLagLimitMs: 1_000,
   lagSampleMs: 250,
   pullIntervalMs: 2_000,
+  pullIntervalCapMs: 16_000,
   pullPeers: 2,
   pullMinAgeMs: 2_000,
   sweepIntervalMs: 1_000,
