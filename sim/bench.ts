@@ -64,7 +64,7 @@ async function json (url: string, init?: RequestInit): Promise<any> { return (aw
 async function reclaimAfterKill (): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'agentmesh-bench-'))
   const config = join(dir, 'config.json')
-  await writeFile(config, JSON.stringify({ tasks: { leaseMs: 3_000, presenceIntervalMs: 500, pullIntervalMs: 500, sweepIntervalMs: 250, backoffBaseMs: 100, backoffCapMs: 500, reannounceBaseMs: 500 }, agents: ['sleep'] }))
+  await writeFile(config, JSON.stringify({ tasks: { leaseMs: 3_000, presenceIntervalMs: 500, pullIntervalMs: 500, pullIntervalCapMs: 2_000, sweepIntervalMs: 250, backoffBaseMs: 100, backoffCapMs: 500, reannounceBaseMs: 500 }, agents: ['sleep'] }))
   const daemons: DaemonProcess[] = []
   const start = async (name: string): Promise<DaemonProcess> => {
     const boot = daemons.find(d => d.proc.exitCode === null && d.proc.signalCode === null)

@@ -51,6 +51,8 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
     leaseMs: nodes > 10 ? Math.max(leaseMs, 10_000, nodes * 200) : leaseMs,
     presenceIntervalMs: big ? Math.max(2_000, nodes * nodes * 2) : 500,
     pullIntervalMs: big ? 2_000 : 500,
+    // pulls back off at idle, but no further than recovery scenarios can wait
+    pullIntervalCapMs: big ? 8_000 : 2_000,
     pullMinAgeMs: big ? 3_000 : 1_000,
     sweepIntervalMs: 250,
     reannounceBaseMs: 1_000,

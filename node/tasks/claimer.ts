@@ -21,7 +21,7 @@ export type { ClaimRetry } from './claim-retries.js'
 
 export interface ClaimerStats {
   announcementsSeen: number
-  /** pull rounds, and the tasks they found */
+  /** pull rounds, those skipped for want of a free slot included */
   pulls: number
   pulledTasks: number
   claimAttempts: number
@@ -65,7 +65,9 @@ export class Claimer {
   private readonly retries: ClaimRetries
   private readonly pullLoop: Repeater
   /** the wait to the next pull: pullIntervalMs while tasks move, doubled by each pull that found none */
-  private pullMs: number
+  private pullWaitMs: number
+  /** announcements and offers seen so far: one seen while a pull is under way keeps the next one near */
+  private movements = 0
   private running = false
   private readonly onTask = (evt: CustomEvent<TaskAnnouncement>): void => {
     this.stats.announcementsSeen++
@@ -94,14 +96,15 @@ export class Claimer {
       won: async (task, generation, lease, slot, claimMs) => { await this.won(task, generation, lease, slot, claimMs) },
       drainBacklog: () => { this.drainBacklog() }
     }, this.stats, this.log)
-    this.pullMs = components.options.pullIntervalMs
-    this.pullLoop = new Repeater('pull', () => this.pullMs, async () => this.pull(), this.log)
+    this.pullWaitMs = components.options.pullIntervalMs
+    this.pullLoop = new Repeater('pull', () => this.pullWaitMs, async () => this.pull(), this.log)
   }
 
   /** Tasks are moving: pulls go back to every pullIntervalMs, the next one included. */
   private tasksMoving (): void {
-    if (this.pullMs === this.c.options.pullIntervalMs) return
-    this.pullMs = this.c.options.pullIntervalMs
+    this.movements++
+    if (this.pullWaitMs === this.c.options.pullIntervalMs) return
+    this.pullWaitMs = this.c.options.pullIntervalMs
     this.pullLoop.hurry()
   }
 
@@ -335,11 +338,16 @@ export class Claimer {
     this.retries.forgetPast()
     // queued offers first: a drain skipped while the event loop lagged is retried here
     this.drainBacklog()
-    const before = this.stats.pulledTasks
+    const found = this.stats.pulledTasks
+    const moved = this.movements
     this.stats.pulls++
-    await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
+    const asked = await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
     const o = this.c.options
-    this.pullMs = this.stats.pulledTasks > before ? o.pullIntervalMs : Math.min(this.pullMs * 2, Math.max(o.pullIntervalMs, o.pullIntervalCapMs))
+    // backs off only pulls that asked and found nothing: a busy node's skipped pull costs no request,
+    // and its first pull once a slot frees must not be far off (the sweeper holds re-announcements
+    // while no peer has a free slot); nor while offers wait in the backlog for a drain
+    const quiet = asked && this.stats.pulledTasks === found && this.movements === moved && this.backlog.size === 0
+    this.pullWaitMs = quiet ? Math.min(this.pullWaitMs * 2, Math.max(o.pullIntervalMs, o.pullIntervalCapMs)) : o.pullIntervalMs
   }
 }
 

@@ -197,11 +197,12 @@ export const taskOptionsSchema = z.strictObject({
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs: timerMs().default(2_000),
   /**
-   * A pull that finds nothing doubles the wait to the next one, up to this (never below
-   * pullIntervalMs); a pull that finds a task, or an announcement or offer seen here, brings it
-   * back to pullIntervalMs. An idle mesh's pulls were a fifth of its idle CPU at 5 daemons; the
-   * path is a fallback for dropped gossip, and the placement offers its tasks again anyway.
-   * @default 16_000
+   * A pull that asked and found nothing doubles the wait to the next, up to this (never below
+   * pullIntervalMs); a pull that finds a task, an announcement or offer seen, or a pull skipped for
+   * want of a free slot brings it back to pullIntervalMs. The pull path is a fallback for dropped
+   * gossip (the placement offers its tasks again anyway): at 5 idle daemons pulls were a sixth of
+   * their CPU. The cost: a task whose gossip and offers were all lost waits up to this for a pull.
+   * Equal to pullIntervalMs: no back-off. @default 16_000
    */
   pullIntervalCapMs: timerMs().default(16_000),
   /** peers asked per pull. @default 2 */

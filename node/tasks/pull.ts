@@ -6,13 +6,14 @@ import type { Placement, Task } from '../../protocols/task/index.js'
 /**
  * The pull path: asks a few peers (and the local replica) for tasks they would lease now, and
  * hands each to `consider`. Gossip drops messages; this is how a task it dropped is still run.
+ * False when it asked nobody: no slot free for anything this node runs.
  */
-export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number }, consider: (task: Task, placement: Placement) => Promise<void>): Promise<void> {
+export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number }, consider: (task: Task, placement: Placement) => Promise<void>): Promise<boolean> {
   const free = c.runtime.freeSlots()
   // only what this node could run now: asking for more only makes claims that fail
   const capabilities = c.runtime.capabilities().map(cap => cap.name).filter(name => (free[name] ?? 0) > 0)
   const limit = Math.max(0, ...capabilities.map(name => free[name] ?? 0))
-  if (capabilities.length === 0 || limit === 0) return
+  if (capabilities.length === 0 || limit === 0) return false
   const others = c.presence.live().filter(p => !p.self)
   const picked = shuffle(others).slice(0, c.options.pullPeers).map(p => c.replicaSets.peerId(p.peerId))
   const minAgeMs = c.options.pullMinAgeMs
@@ -30,6 +31,7 @@ export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number
       await consider(parsed.data.task, parsed.data.placement)
     }
   }
+  return true
 }
 
 function shuffle<T> (items: T[]): T[] {

@@ -2,7 +2,8 @@ import { MAX_TIMER_MS } from './options.js'
 import type { Logger } from '@libp2p/interface'
 
 /**
- * Runs `work` every `intervalMs`, one round at a time (the next is scheduled when one ends). A
+ * Runs `work` every `intervalMs()`, read again for each round, one round at a time (the next is
+ * scheduled when one ends); `hurry()` brings the next round forward when the interval shrank. A
  * failed round is logged and the loop goes on; a programmer error (TypeError) is not swallowed.
  * `stop()` waits for the round under way.
  */
@@ -36,11 +37,13 @@ export class Repeater {
   async stop (): Promise<void> {
     this.running = false
     clearTimeout(this.timer)
+    this.dueAt = 0
     await this.round
   }
 
   /** Brings the next round forward to `intervalMs()` from now, when it was due later (the interval shrank). */
   hurry (): void {
+    // no timer to bring forward: stopped, or a round under way (it schedules the next as it ends)
     if (!this.running || this.dueAt === 0) return
     const ms = this.nextMs()
     if (this.dueAt - performance.now() <= ms) return

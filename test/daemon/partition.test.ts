@@ -25,6 +25,7 @@ const TASKS_CONFIG = {
   leaseMs: LEASE_MS,
   presenceIntervalMs: 500,
   pullIntervalMs: 500,
+  pullIntervalCapMs: 2_000,
   pullMinAgeMs: 500,
   sweepIntervalMs: 250,
   reannounceBaseMs: 500,
