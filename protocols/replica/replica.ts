@@ -332,8 +332,8 @@ export class Replica {
       const s = req.op === 'acquire' && req.record !== undefined && loaded.record === undefined ? { ...loaded, record: req.record } : loaded
       // the holder shows its own vote (when it is a member), and a commit carries it: from its signer,
       // taken for this request unchecked; the votes it relays from others are checked
-      const fromSigner = req.op === 'vote' || req.op === 'commit' || (req.op === 'acquire' && req.vote !== undefined) ? new Set(shownWith(req).filter(v => v.peer === from).map(v => v.sig)) : undefined
-      const trustedVote = fromSigner === undefined || fromSigner.size === 0 ? undefined : (peer: string, sig: string) => peer === from && fromSigner.has(sig)
+      const fromSigner = new Set(shownWith(req).filter(v => v.peer === from).map(v => v.sig))
+      const trustedVote = fromSigner.size === 0 ? undefined : (peer: string, sig: string) => peer === from && fromSigner.has(sig)
       const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote, ...(trustedVote === undefined ? {} : { trustedVote }) }
       const t = transition(s, req, env)
       if (await signVote(t, this.me, this.init.sign)) this.stats.votes++

@@ -10,10 +10,9 @@ import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { submitRetrying } from '../helpers/retry.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { quiet } from '../helpers/quiet-log.js'
 import type { Testnet } from '../../sim/testnet.js'
-import type { Logger } from '@libp2p/interface'
 
-const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => quiet }) as unknown as Logger
 // only the submit moves tasks: re-announcements and pulls are pushed out of the test's time
 const HANDOFF_ONLY = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, pullIntervalMs: 60_000 }
 

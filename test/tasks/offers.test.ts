@@ -8,11 +8,10 @@ import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { quiet } from '../helpers/quiet-log.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
-import type { Logger } from '@libp2p/interface'
 
-const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => quiet }) as unknown as Logger
 /** Only offers move tasks here: re-announcements and pulls are pushed out of the test's time. */
 // leases and a lag limit that a busy machine does not trip: nothing else would bring a dropped task back
 const OFFERS_ONLY = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, pullIntervalMs: 60_000 }

@@ -6,13 +6,12 @@ import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { quiet } from '../helpers/quiet-log.js'
 import type { ProgressUpdate } from '../../node/tasks/progress.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { ProgressItem } from '../../protocols/records/index.js'
 import type { Testnet } from '../../sim/testnet.js'
-import type { Logger } from '@libp2p/interface'
 
-const quiet = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => quiet }) as unknown as Logger
 const ID = 'a'.repeat(64)
 const item = (o: Partial<ProgressItem>): ProgressItem => ({ id: ID, claimId: 'c1', attempt: 1, seq: 0, at: 0, event: null, ...o })
 
