@@ -1,6 +1,6 @@
 import { A2A_PROTOCOL_VERSION } from '@a2a-js/sdk'
 import { A2A_LEGACY_PROTOCOL_VERSION } from '@a2a-js/sdk/compat/v0_3'
-import { A2A_PATH, AGENT_CAPABILITY } from './constants.js'
+import { A2A_PATH, AGENT_CAPABILITY, JSON_MODE, TEXT_MODE } from './constants.js'
 import type { CapabilityInfo } from '../gossip/index.js'
 import type { AgentCard, AgentSkill } from '@a2a-js/sdk'
 
@@ -11,8 +11,6 @@ export interface CardInit {
   version: string
 }
 
-const TEXT = 'text/plain'
-const JSON_MODE = 'application/json'
 
 /**
  * The mesh's live capabilities as A2A skills, one per name (many peers offer the same one): the
@@ -36,18 +34,21 @@ export function skillsOf (live: Array<{ capabilities: CapabilityInfo[] }>): Agen
     tags: [...new Set(['agentmesh', c.name.split('.')[0] as string])],
     examples: [],
     inputModes: inputModes(c),
-    outputModes: [JSON_MODE, TEXT],
+    outputModes: [JSON_MODE, TEXT_MODE],
     securityRequirements: []
   }))
 }
 
-/** A text part suits a capability that takes a string; a data part one that takes an object. */
-function inputModes (c: CapabilityInfo): string[] {
-  if (c.name === AGENT_CAPABILITY) return [TEXT]
+/**
+ * A text part suits a capability that takes a string; a data part one that takes an object. The
+ * agent takes both: a text part as its prompt, a data part as its whole input.
+ */
+export function inputModes (c: CapabilityInfo): string[] {
+  if (c.name === AGENT_CAPABILITY) return [TEXT_MODE, JSON_MODE]
   const type = c.inputSchema?.type
   if (type === 'object') return [JSON_MODE]
-  if (type === 'string') return [TEXT]
-  return [TEXT, JSON_MODE]
+  if (type === 'string') return [TEXT_MODE]
+  return [TEXT_MODE, JSON_MODE]
 }
 
 /**
@@ -70,8 +71,8 @@ export function agentCard (base: string, skills: AgentSkill[], init: CardInit): 
     capabilities: { streaming: true, pushNotifications: false, extensions: [], extendedAgentCard: false },
     securitySchemes: {},
     securityRequirements: [],
-    defaultInputModes: [TEXT, JSON_MODE],
-    defaultOutputModes: [JSON_MODE, TEXT],
+    defaultInputModes: [TEXT_MODE, JSON_MODE],
+    defaultOutputModes: [JSON_MODE, TEXT_MODE],
     skills,
     signatures: []
   }

@@ -35,3 +35,7 @@ export const MAX_ID_CHARS = 100
 
 /** The idempotency key prefix of tasks submitted through A2A. */
 export const KEY_PREFIX = 'a2a:'
+
+/** the media types of a skill's input modes: a text part, a data part */
+export const TEXT_MODE = 'text/plain'
+export const JSON_MODE = 'application/json'

@@ -1,7 +1,7 @@
 import { Role, TaskState } from '@a2a-js/sdk'
 import { RequestMalformedError, UnsupportedOperationError } from '@a2a-js/sdk/errors'
 import { currentAttempts, holderOf, stateOf } from '../task/index.js'
-import { AGENT_CAPABILITY, KEY_PREFIX, MAX_ID_CHARS, MESH_META_KEY, SKILL_KEY } from './constants.js'
+import { AGENT_CAPABILITY, JSON_MODE, KEY_PREFIX, MAX_ID_CHARS, MESH_META_KEY, SKILL_KEY, TEXT_MODE } from './constants.js'
 import type { StoredResult, TaskRecord } from '../task/index.js'
 import type { Artifact, Message, Part, Task } from '@a2a-js/sdk'
 
@@ -27,8 +27,10 @@ export function isTerminal (state: TaskState | undefined): boolean {
  * The capability and input a message names: `metadata.skill` (on the message, else on the
  * request) with the message's data part as input, or its text when it has no data part. A message
  * that names no skill goes to the `agent` capability, as a prompt, when the mesh offers it.
+ * `skills`: each live skill's input modes, as the agent card lists them. A part the named skill
+ * does not take is refused here, before a task is made that could only fail.
  */
-export function meshRequestOf (message: Message, requestMeta: Record<string, unknown> | undefined, skills: Set<string>): MeshRequest {
+export function meshRequestOf (message: Message, requestMeta: Record<string, unknown> | undefined, skills: Map<string, string[]>): MeshRequest {
   const skill = message.metadata?.[SKILL_KEY] ?? requestMeta?.[SKILL_KEY]
   if (skill !== undefined && typeof skill !== 'string') throw new RequestMalformedError(`metadata.${SKILL_KEY} must be a string: the id of one of the agent card's skills`)
   const parts = message.parts ?? []
@@ -36,14 +38,18 @@ export function meshRequestOf (message: Message, requestMeta: Record<string, unk
   const texts = parts.flatMap(p => p.content?.$case === 'text' ? [p.content.value] : [])
   if (data === undefined && texts.length === 0) throw new RequestMalformedError('the message needs a text or a data part (file parts are not taken)')
   const text = texts.join('\n')
-  if (skill !== undefined) {
-    if (!skills.has(skill)) throw new RequestMalformedError(`no live peer of the mesh offers the skill "${skill.slice(0, 100)}"; the agent card lists the skills`)
-    return { capability: skill, input: data ?? text }
-  }
-  if (!skills.has(AGENT_CAPABILITY)) {
+  if (skill === undefined && !skills.has(AGENT_CAPABILITY)) {
     throw new UnsupportedOperationError(`the message names no skill (metadata.${SKILL_KEY}) and no live peer of the mesh offers the "${AGENT_CAPABILITY}" capability that takes plain text; name one of the agent card's skills`)
   }
-  return { capability: AGENT_CAPABILITY, input: data ?? { prompt: text } }
+  const capability = skill ?? AGENT_CAPABILITY
+  const modes = skills.get(capability)
+  if (modes === undefined) throw new RequestMalformedError(`no live peer of the mesh offers the skill "${capability.slice(0, 100)}"; the agent card lists the skills`)
+  const mode = data !== undefined ? JSON_MODE : TEXT_MODE
+  if (!modes.includes(mode)) {
+    throw new RequestMalformedError(`the skill "${capability.slice(0, 100)}" takes ${modes.includes(JSON_MODE) ? 'a data part (a JSON object)' : 'a text part'}, not a ${data !== undefined ? 'data' : 'text'} part; the agent card lists each skill's inputModes`)
+  }
+  if (data !== undefined) return { capability, input: data }
+  return { capability, input: capability === AGENT_CAPABILITY ? { prompt: text } : text }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { A2AError, PushNotificationNotSupportedError, RequestMalformedError, TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError } from '@a2a-js/sdk/errors'
 import { TASK_ID } from '../task/index.js'
 import { a2aTaskOf, idempotencyKeyOf, isTerminal, meshRequestOf, submittedTask } from './convert.js'
+import { skillsOf } from './card.js'
 import type { MeshTaskView } from './convert.js'
 import type { CapabilityInfo } from '../gossip/index.js'
 import type { AgentCard, CancelTaskRequest, GetTaskRequest, Message, SendMessageRequest, StreamResponse, SubscribeToTaskRequest, Task } from '@a2a-js/sdk'
@@ -97,7 +98,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     if (message === undefined) throw new RequestMalformedError('params.message is required')
     if (!message.messageId) throw new RequestMalformedError('message.messageId is required')
     if (message.taskId) throw new UnsupportedOperationError('a mesh task takes one message: send a new message without taskId (tasks/get and tasks/cancel take the id)')
-    const skills = new Set(this.mesh.presence.live().flatMap(p => p.capabilities.map(c => c.name)))
+    const skills = new Map(skillsOf(this.mesh.presence.live()).map(s => [s.id, s.inputModes]))
     const request = meshRequestOf(message, params.metadata, skills)
     const idempotencyKey = idempotencyKeyOf(message)
     const { id } = await this.mesh.service.submit({ ...request, idempotencyKey }).catch(rethrow)

@@ -176,6 +176,9 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     await expect(client.sendMessage(request([text('what is the weather?')]))).rejects.toMatchObject({ name: 'UnsupportedOperationError', message: expect.stringMatching(/"agent" capability/) })
     await expect(client.sendMessage(request([text('x')], 'no.such.skill'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/no\.such\.skill/) })
     await expect(client.getTask({ tenant: '', id: 'f'.repeat(64) })).rejects.toMatchObject({ name: 'TaskNotFoundError' })
+    // a part the skill does not take (its card's inputModes) is refused before a task is made that could only fail
+    await expect(client.sendMessage(request([text('300')], 'sleep'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/"sleep" takes a data part/) })
+    await expect(client.sendMessage(request([data({ s: 'abc' })], 'text.reverse'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/"text\.reverse" takes a text part/) })
     // an input the members would refuse is the client's error, not a failed majority
     await expect(client.sendMessage(request([data(JSON.parse('{"x": {"__proto__": {"a": 1}}}'))], 'echo'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/not a JSON value/) })
     // a stream refused before its first event is a plain JSON-RPC error, which the client throws
@@ -297,5 +300,14 @@ describe('A2A door: a plain text message goes to the agent capability', () => {
     expect(task.metadata?.agentmesh).toMatchObject({ capability: 'agent', executor: net.nodes[0]?.peerId.toString() })
     expect(artifactValue(task)).toMatch(/^counted: .*"to":2/)
     expect(openai.requests[0].messages.at(-1)).toMatchObject({ role: 'user', content: 'count the words of "to be or not to be"' })
+  })
+
+  it('takes a text message that names the agent skill as its prompt, as one that names none', async () => {
+    const client = await new ClientFactory().createFromUrl(api.url)
+    expect((await client.getAgentCard()).skills.find(s => s.id === 'agent')?.inputModes).toEqual(['text/plain', 'application/json'])
+    const task = await client.sendMessage(request([text('count "named skill"')], 'agent')) as Task
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
+    expect(task.metadata?.agentmesh).toMatchObject({ capability: 'agent' })
+    expect(openai.requests.some(r => r.messages.at(-1)?.role === 'user' && r.messages.at(-1)?.content === 'count "named skill"')).toBe(true)
   })
 })
