@@ -43,7 +43,9 @@ export class AgentRuntime {
       if (this.byCapability.has(info.name)) throw new InvalidAgentError(`capability ${info.name} is offered by two agents (${this.byCapability.get(info.name)?.name}, ${agent.name})`)
       this.byCapability.set(info.name, agent)
       if (info.inputSchema === undefined && agent.inputSchema !== undefined) {
-        try { info.inputSchema = z.toJSONSchema(agent.inputSchema) as Record<string, unknown> } catch {}
+        // what a caller sends (the input side of a transform), so "a string or {text}" is published,
+        // not dropped as unrepresentable; a schema zod cannot write at all leaves the input unchecked
+        try { info.inputSchema = z.toJSONSchema(agent.inputSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown> } catch {}
       }
       // peers refuse a presence whose schema is too deep: the agent would be offered to no one
       if (info.inputSchema !== undefined && !inputSchemaSchema.safeParse(info.inputSchema).success) {

@@ -23,9 +23,16 @@ describe('tool schemas that real models accept', () => {
     }
     // "a string or {text}" is wrapped, an object input is not
     const wordcount = capabilities.find(c => c.name === 'text.wordcount')
+    expect(wordcount?.inputSchema).toMatchObject({ anyOf: [{ type: 'string' }, { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] }] })
     expect(isObjectSchema(wordcount?.inputSchema)).toBe(false)
     expect(byName.get('text__wordcount')).toEqual({ capability: 'text.wordcount', wrapped: true, needsApproval: false })
     expect(byName.get('sleep')).toEqual({ capability: 'sleep', wrapped: false, needsApproval: false })
+  })
+
+  it('publishes the input schema of every built-in agent that checks its input, transforms and all', () => {
+    const checked = BUILTIN_AGENTS.filter(a => a.inputSchema !== undefined).flatMap(a => a.capabilities.map(c => typeof c === 'string' ? c : c.name))
+    expect(checked).toContain('text.wordcount')
+    for (const name of checked) expect(capabilities.find(c => c.name === name)?.inputSchema, name).toBeDefined()
   })
 
   it('unwraps the arguments of a wrapped tool, and takes a bare value from a model that ignored the wrapper', () => {
