@@ -42,6 +42,12 @@ export class CorruptRecordError extends Error {
   }
 }
 
+/** A node.json that parsed but is not what a daemon writes (edited by hand, or another program's). */
+export class MalformedNodeFileError extends Error {
+  static override name = 'MalformedNodeFileError'
+  constructor (message: string) { super(message); this.name = 'MalformedNodeFileError' }
+}
+
 /** The daemon's node.json could not be found or read. */
 export class NodeNotRunningError extends Error {
   static override name = 'NodeNotRunningError'

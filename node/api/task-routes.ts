@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_TASK_TIMEOUT_MS, TASK_ID, TASK_STATES, jsonValue, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
+import { MAX_TASK_TIMEOUT_MS, TASK_ID, TASK_STATES, capabilitySchema, jsonValue, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
@@ -49,7 +49,7 @@ const DEAD_LETTER_PAGE = 1_000
 const listQuery = z.object({
   // blocked: a majority of the task's placement has been unreachable past placementMoveAfterMs
   state: z.enum([...TASK_STATES, 'blocked']).optional(),
-  capability: z.string().optional(),
+  capability: capabilitySchema.optional(),
   parent: z.string().regex(TASK_ID, 'a task id: 64 lowercase hex digits').optional(),
   idPrefix: z.string().regex(/^[0-9a-f]{1,64}$/, 'lowercase hex digits').optional(),
   limit: limitParam.optional()

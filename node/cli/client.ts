@@ -47,7 +47,8 @@ export async function resolveApiUrl (target: ClientTarget): Promise<string> {
   if (dataDir !== undefined) {
     try {
       return (await readNodeFile(dataDir)).api
-    } catch {
+    } catch (err: any) {
+      if (err?.name === 'MalformedNodeFileError') throw err
       throw new NodeNotRunningError(`no node is running on data dir ${dataDir} (no readable ${join(dataDir, NODE_FILE)})`)
     }
   }

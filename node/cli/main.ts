@@ -16,7 +16,7 @@ import type { ClientTarget } from './client.js'
 import type { SimFlags } from './sim-command.js'
 
 /** Errors the user can act on print one line; anything else is a bug and says so. */
-const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'DataDirError', 'AddressInUseError', 'NodeNotRunningError', 'ApiRequestError', 'McpServerError'])
+const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'DataDirError', 'AddressInUseError', 'NodeNotRunningError', 'MalformedNodeFileError', 'ApiRequestError', 'McpServerError'])
 
 
 export function buildProgram (): Command {

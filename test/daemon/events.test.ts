@@ -170,6 +170,10 @@ describe('server-sent events of tasks and of the mesh', () => {
     expect((await fetch(`${apis[1]!.url}/v1/tasks/${'a'.repeat(64)}/events`)).status).toBe(404)
     expect((await fetch(`${apis[1]!.url}/v1/tasks/nope/events`)).status).toBe(400)
     expect((await fetch(`${apis[1]!.url}/v1/events?state=sleeping`)).status).toBe(400)
+    // as is a capability no task could have, which would be a stream that never tells anything
+    const badCapability = await fetch(`${apis[1]!.url}/v1/events?capability=bad%20cap!`)
+    expect(badCapability.status).toBe(400)
+    expect(((await badCapability.json()) as any).error.message).toMatch(/capability/)
     // a state the stream never tells is refused, not a filter that never matches
     const waiting = await fetch(`${apis[1]!.url}/v1/events?state=waiting`)
     expect(waiting.status).toBe(400)

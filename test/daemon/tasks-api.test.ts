@@ -143,6 +143,11 @@ describe('task API and CLI on real daemons', () => {
     const unfiltered = await call(a.api, 'GET', '/v1/tasks?state=&capability=&limit=5')
     expect(unfiltered.status).toBe(200)
     expect(unfiltered.json.tasks.length).toBeGreaterThan(0)
+    // a capability filter no task could match is the caller's mistake, as it is in a submit
+    for (const bad of ['bad%20cap!', 'a'.repeat(65)]) {
+      const refused = await call(a.api, 'GET', `/v1/tasks?capability=${bad}`)
+      expect({ status: refused.status, message: refused.json?.error?.message }).toMatchObject({ status: 400, message: expect.stringMatching(/capability/) })
+    }
   })
 
   it('refuses to redrive a task that died past its deadline, which would die again at once', async () => {

@@ -1,7 +1,10 @@
 import { createServer } from 'node:net'
 import type { AddressInfo, Server, Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { apiRequest } from '../../node/cli/client.js'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { apiRequest, resolveApiUrl } from '../../node/cli/client.js'
 
 /** The CLI's client against a node that takes connections and never answers, as a SIGSTOPped daemon does. */
 describe('the CLI\'s API client', () => {
@@ -29,5 +32,21 @@ describe('the CLI\'s API client', () => {
     await new Promise(resolve => free.close(resolve))
     const gone = await apiRequest(closed, 'GET', '/v1/health', undefined, 300).catch((err: Error) => err)
     expect(gone).toMatchObject({ name: 'NodeNotRunningError', message: `no node answers at ${closed} (ECONNREFUSED); is the daemon running?` })
+  })
+
+  it('says a node.json that is not what a daemon writes is malformed, and a missing one that no node runs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'agentmesh-nodefile-'))
+    try {
+      await expect(resolveApiUrl({ data: dir })).rejects.toMatchObject({ name: 'NodeNotRunningError' })
+      const malformed = [['[]', /not a JSON object/], ['"str"', /not a JSON object/], ['{"api":5}', /"api" is not an http\(s\) URL/], ['{"api":"http://127.0.0.1:1"}', /lacks "pid"/]] as const
+      for (const [text, why] of malformed) {
+        await writeFile(join(dir, 'node.json'), text)
+        await expect(resolveApiUrl({ data: dir }), text).rejects.toMatchObject({ name: 'MalformedNodeFileError', message: expect.stringMatching(why) })
+      }
+      await writeFile(join(dir, 'node.json'), JSON.stringify({ peerId: 'p', addrs: [], api: 'http://127.0.0.1:7', pid: 1 }))
+      expect(await resolveApiUrl({ data: dir })).toBe('http://127.0.0.1:7')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
