@@ -153,7 +153,8 @@ function chunked<T> (items: T[], bytes: (item: T) => number): T[][] {
 function shortfall (members: string[], answers: Array<{ peer: string, result: { status: string, reason?: string } }>, ok: number): QuorumUnavailableError {
   const reasons = members.map(m => {
     const a = answers.find(x => x.peer === m)
-    return `${m.slice(-6)}: ${a === undefined ? 'no answer' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
+    // the shortfall is known before every member answers: one still writing (this node, say) has not failed
+    return `${m.slice(-6)}: ${a === undefined ? 'no answer yet' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
   })
   return new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})`)
 }
