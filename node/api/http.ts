@@ -30,9 +30,10 @@ export function badRequest (reason: BadRequestReason, message: string): HttpErro
   return new HttpError(400, 'BAD_REQUEST', message, reason)
 }
 
-/** A schema's complaints as one line: `path: message; ...`. */
-export function zodMessage (err: z.ZodError): string {
-  return err.issues.map(i => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')
+/** A schema's complaints as one line: `path: message; ...`; `root` names what was checked (an item of a bulk body, say). */
+export function zodMessage (err: z.ZodError, root?: string): string {
+  const where = (path: PropertyKey[]): string => root === undefined ? path.join('.') || '(body)' : [root, ...path].join('.')
+  return err.issues.map(i => `${where(i.path)}: ${i.message}`).join('; ')
 }
 
 /** `value` checked by `schema`, or a 400 counted under `reason`. */

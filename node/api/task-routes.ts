@@ -88,8 +88,8 @@ async function submitBulk (s: TaskLayer['service'], body: unknown[], httpError: 
   const valid = parsed.flatMap(p => p.success ? [{ ...p.data, traceparent: p.data.traceparent ?? traceparent }] : [])
   const submitted = valid.length === 0 ? [] : await s.submitMany(valid).catch(httpError)
   let next = 0
-  const tasks = parsed.map(p => {
-    if (!p.success) return { error: { name: 'BAD_REQUEST', message: zodMessage(p.error) } }
+  const tasks = parsed.map((p, i) => {
+    if (!p.success) return { error: { name: 'BAD_REQUEST', message: zodMessage(p.error, `tasks[${i}]`) } }
     const entry = submitted[next++] as SubmitManyEntry
     if (!('error' in entry)) return { id: entry.id, created: entry.created, ...(entry.warning === undefined ? {} : { warning: entry.warning }) }
     const mapped = ERROR_STATUS[entry.error.name]

@@ -63,7 +63,7 @@ describe('bulk submit over the API and the CLI', () => {
     expect(status).toBe(202)
     expect(json.tasks).toHaveLength(6)
     expect(json.tasks[0]).toEqual({ id: expect.stringMatching(ID), created: true })
-    expect(json.tasks[1]).toEqual({ error: { name: 'BAD_REQUEST', message: expect.stringMatching(/priority/) } })
+    expect(json.tasks[1]).toEqual({ error: { name: 'BAD_REQUEST', message: expect.stringMatching(/^tasks\[1\]: .*priority/) } })
     expect(json.tasks[2]).toEqual({ error: { name: 'BAD_REQUEST', message: expect.stringMatching(/invalid capability/) } })
     expect(json.tasks[3]).toEqual({ id: expect.stringMatching(ID), created: true })
     expect(json.tasks[4]).toEqual({ error: { name: 'PAYLOAD_TOO_LARGE', message: expect.stringMatching(/exceeds the limit/) } })
