@@ -220,6 +220,13 @@ describe('MCP both ways, between real daemons', () => {
     expect(seen.length).toBeGreaterThanOrEqual(2)
     const failed = await client.callTool({ name: 'fail', arguments: { times: 0, unrecoverable: true } }) as CallToolResult
     expect(failed.isError).toBe(true)
+    // a call the client gives up on (the SDK sends notifications/cancelled) cancels its task: over
+    // stdio one server sees the whole connection, as the README says
+    let sleeper: string | undefined
+    const abandoned = client.callTool({ name: 'sleep', arguments: { ms: 60_000 } }, undefined, { onprogress: p => { sleeper ??= p.message?.match(/submitted as task ([0-9a-f]{64})/)?.[1] }, timeout: 5_000 })
+    await expect(abandoned).rejects.toMatchObject({ message: expect.stringMatching(/timed out/i) })
+    expect(sleeper).toBeDefined()
+    await waitFor(async () => (await (await fetch(`${a.api}/v1/tasks/${sleeper as string}`, { headers: auth })).json() as any).state === 'canceled', { what: 'the abandoned call\'s task to be canceled', timeoutMs: 15_000 })
     await client.close()
     expect(errors, stderr).toEqual([])
     expect(stderr).not.toMatch(/warning|error/i)
