@@ -10,11 +10,21 @@ type Opts = ClientTarget & { json?: boolean }
 /** A flag holding JSON, or a clear error naming it. */
 function jsonFlag (name: string, value: string | undefined): any {
   if (value === undefined) return undefined
+  let parsed: unknown
   try {
-    return JSON.parse(value)
+    parsed = JSON.parse(value)
   } catch (err: any) {
     throw new InvalidConfigError(`--${name} is not JSON: ${err.message}`)
   }
+  // JSON.parse reads 1e400 as Infinity, which would travel as null: say so here
+  if (!finiteThroughout(parsed)) throw new InvalidConfigError(`--${name} holds a number too large to be finite (as 1e400)`)
+  return parsed
+}
+
+function finiteThroughout (value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (value === null || typeof value !== 'object') return true
+  return Object.values(value).every(finiteThroughout)
 }
 
 const path = (collection: string, rest = ''): string => `/v1/memory/${encodeURIComponent(collection)}${rest}`

@@ -17,6 +17,7 @@ type ClientOpts = ClientTarget & { json?: boolean }
 export async function readInput (value: string): Promise<unknown> {
   if (value.startsWith('@')) {
     const path = value.slice(1)
+    if (path === '') throw new InvalidConfigError('--input @ needs a file name after the @ (--input @book.txt)')
     let text: string
     try {
       text = await readFile(path, 'utf8')

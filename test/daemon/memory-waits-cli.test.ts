@@ -37,6 +37,8 @@ describe('agentmesh memory, signal and approve', () => {
     const bad = await cli('memory', 'put', 'notes', 'c', '--vector', 'nope')
     expect(bad.code).not.toBe(0)
     expect(bad.stderr).toMatch(/--vector is not JSON/)
+    const infinite = await cli('memory', 'put', 'notes', 'c', '--vector', '[1e400,0,0]')
+    expect({ code: infinite.code, stderr: infinite.stderr }).toMatchObject({ code: 1, stderr: expect.stringMatching(/--vector holds a number too large to be finite/) })
 
     const { id } = JSON.parse((await cli('submit', '--capability', 'waiter', '--input', 'null', '--json')).stdout)
     await waitFor(async () => (await cli('tasks', '--state', 'waiting', '--json')).stdout.includes(id), { what: 'the task to wait', timeoutMs: 20_000 })

@@ -1,0 +1,22 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { readInput } from '../../node/cli/task-commands.js'
+
+describe('the CLI\'s --input', () => {
+  it('reads JSON, a file as JSON or as text, and names what is wrong with a bad @FILE', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'agentmesh-input-'))
+    try {
+      expect(await readInput('{"a":1}')).toEqual({ a: 1 })
+      await writeFile(join(dir, 'in.json'), '[1,2]')
+      await writeFile(join(dir, 'in.txt'), 'to be or not')
+      expect(await readInput(`@${join(dir, 'in.json')}`)).toEqual([1, 2])
+      expect(await readInput(`@${join(dir, 'in.txt')}`)).toBe('to be or not')
+      await expect(readInput('@')).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/needs a file name after the @/) })
+      await expect(readInput(`@${join(dir, 'none')}`)).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/none: ENOENT/) })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
