@@ -1,3 +1,5 @@
+import { ContentBlockSchema } from '@modelcontextprotocol/sdk/types.js'
+import { z } from 'zod'
 import { toolSchema } from '../tools/tool-schema.js'
 import { TASK_META_KEY } from './constants.js'
 import type { CapabilityInfo } from '../gossip/index.js'
@@ -52,10 +54,27 @@ export function toolResult (outcome: TaskOutcome): CallToolResult {
     return { content: [{ type: 'text', text: `task ${outcome.id} ${outcome.state}${outcome.error === undefined ? '' : `: ${outcome.error}`}` }], isError: true, _meta }
   }
   const value = outcome.result
+  // an MCP tool's own blocks (an image, a resource), as another peer's MCP server answered them
+  const blocks = contentBlocksOf(value)
+  if (blocks !== undefined) return { content: blocks, _meta }
   const text = typeof value === 'string' ? value : JSON.stringify(value ?? null)
   // structuredContent is a JSON object by the spec: anything else is only text
   const structured = value !== null && typeof value === 'object' && !Array.isArray(value)
   return { content: [{ type: 'text', text }], ...(structured ? { structuredContent: value as Record<string, unknown> } : {}), _meta }
+}
+
+/**
+ * The content blocks of a result that is `{content: [...]}` and nothing else, each a valid MCP
+ * block with one not text among them: what a peer keeps of an MCP tool's answer that was not all
+ * text (node/mcp/clients.ts). Anything else is a plain value.
+ */
+function contentBlocksOf (value: unknown): CallToolResult['content'] | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined
+  const keys = Object.keys(value)
+  if (keys.length !== 1 || keys[0] !== 'content') return undefined
+  const parsed = z.array(ContentBlockSchema).min(1).safeParse((value as { content: unknown }).content)
+  if (!parsed.success || parsed.data.every(b => b.type === 'text')) return undefined
+  return parsed.data
 }
 
 /** An error a tool call answers with (the task could not be submitted, or it ran too long). */

@@ -109,6 +109,13 @@ describe('MCP both ways, between real daemons', () => {
     expect(done.result).toMatch(/\b42\b/)
   })
 
+  it('hands an MCP tool\'s image on as an image block, not as its JSON in a text block', async () => {
+    const image = await (clients[0] as Client).callTool({ name: 'mcp.everything.get-tiny-image', arguments: {} }) as CallToolResult
+    expect(image.isError).not.toBe(true)
+    expect(image.content).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'image', mimeType: 'image/png', data: expect.any(String) })]))
+    expect(taskOf(image)).toMatch(/^[0-9a-f]{64}$/)
+  })
+
   it('reaches an MCP server by URL (another mesh\'s /mcp)', async () => {
     const result = await (clients[0] as Client).callTool({ name: 'mcp.other.echo', arguments: { input: { x: 1 } } }) as CallToolResult
     expect(result.isError).not.toBe(true)
