@@ -251,6 +251,8 @@ export class TaskLayer {
   }
 
   async stop (): Promise<void> {
+    // first, so peers hand and offer this node nothing more while it winds down
+    await this.presence.farewell()
     this.executor.stop()
     await this.claimer.stop()
     this.executor.abandon()

@@ -67,7 +67,13 @@ export const presenceSchema = z.object({
   capabilities: z.array(capabilityInfoSchema).max(256),
   freeSlots: z.record(z.string(), z.number().int().nonnegative()),
   /** where to dial the sender: replicas talk directly, and the DHT may not know them yet */
-  addrs: z.array(z.string().max(256)).max(16)
+  addrs: z.array(z.string().max(256)).max(16),
+  /**
+   * the sender is stopping: peers drop it from their live view now, not three intervals later. It
+   * stays a member for placements (the membership window): a farewell changes whom a peer claims
+   * for and hands tasks to, never which majorities a task needs
+   */
+  leaving: z.literal(true).optional()
 }).strict()
 
 export type TaskAnnouncement = z.infer<typeof taskAnnouncementSchema>

@@ -93,6 +93,8 @@ export interface PresenceStats {
   peersEvicted: number
   /** peers dropped after a long silence */
   peersForgotten: number
+  /** peers dropped at once because they said they were stopping */
+  farewells: number
 }
 
 export interface PeerPresence {
@@ -126,7 +128,7 @@ const CLOCK_OFFSET_KEPT_MS = 1_000
  * subscribed peer gets our announcement at once instead of after a full interval.
  */
 export class PresenceService {
-  readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0 }
+  readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0, farewells: 0 }
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
   private readonly now: () => number
@@ -150,6 +152,12 @@ export class PresenceService {
   private readonly onPresence = (evt: CustomEvent<Presence>): void => {
     const p = evt.detail
     if (p.from === this.c.peerId.toString()) return
+    if (p.leaving === true) {
+      this.peers.delete(p.from)
+      this.clock = undefined
+      this.stats.farewells++
+      return
+    }
     const known = this.peers.get(p.from)
     // kept with the clamped interval: expiry and forgetting both read it
     const presence = { ...p, intervalMs: this.trustedInterval(p), capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }
@@ -222,6 +230,19 @@ export class PresenceService {
     this.c.gossip.addEventListener('presence', this.onPresence)
     this.c.pubsub.addEventListener('subscription-change', this.onSubscriptionChange as EventListener)
     void this.tick()
+  }
+
+  /**
+   * Tells the mesh this node is stopping, so peers stop handing it tasks now. Best effort: a
+   * message that does not get out leaves peers to expire this node as if it had crashed.
+   */
+  async farewell (): Promise<void> {
+    if (!this.running) return
+    try {
+      await this.c.gossip.publishPresence({ version: this.init.version, intervalMs: this.intervalMs, capabilities: [], freeSlots: {}, addrs: [], leaving: true })
+    } catch (err: any) {
+      this.c.log('farewell not sent: %s', err.message)
+    }
   }
 
   stop (): void {

@@ -170,6 +170,23 @@ describe('presence', () => {
     }
   })
 
+  it('drops a peer that stops cleanly at once, by its farewell, not after three silent intervals', async () => {
+    // 10 s announcements: a peer silent for 30 s would drop out only then
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 10_000 } })
+    await net.ready()
+    const leaving = net.nodes[2]!.peerId.toString()
+    await waitFor(() => net?.nodes.slice(0, 2).every(n => n.tasks?.presence.liveIds().includes(leaving)), { what: 'both peers to see the third', timeoutMs: 15_000 })
+    // membership folds the live view in as submits choose placements: here, by hand
+    net.nodes[0]!.tasks?.membership.refresh()
+    await net.nodes[2]!.stop()
+    const stoppedAt = Date.now()
+    await waitFor(() => net?.nodes.slice(0, 2).every(n => !(n.tasks?.presence.liveIds().includes(leaving) ?? true)), { what: 'both peers to drop the stopped one', timeoutMs: 8_000 })
+    expect(Date.now() - stoppedAt).toBeLessThan(8_000)
+    expect(net.nodes.slice(0, 2).map(n => n.tasks?.presence.stats.farewells)).toEqual([1, 1])
+    // still a member: placements chosen now keep naming it, so majorities are unchanged
+    expect(net.nodes[0]!.tasks?.membership.members()).toContain(leaving)
+  })
+
   it('keeps every peer in view across a stall of this process longer than their expiry', async () => {
     // 1 s announcements: a peer silent for 3 s drops out, unless the silence was our stall
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, lagSampleMs: 50 } })
