@@ -108,6 +108,8 @@ export class TaskLayer {
     }, {
       intervalMs: options.presenceIntervalMs,
       earlyGapMs: options.presenceEarlyGapMs,
+      // a peer that stops cleanly stays a member: placements keep naming it within the window
+      onLeaving: () => { this.membership.refresh() },
       // the claimer's lag monitor: a silence in this process's own stall is not a peer's
       lastStall: () => eventLoopLag.lastStall(),
       version: VERSION,

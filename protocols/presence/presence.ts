@@ -72,6 +72,8 @@ export interface PresenceInit {
   version: string
   capabilities: () => CapabilityInfo[]
   freeSlots: () => Record<string, number>
+  /** called with a peer's farewell before it leaves the live view: the last look at it as live (membership folds it in) */
+  onLeaving?: (peerId: string) => void
 }
 
 export interface PresenceComponents {
@@ -153,6 +155,7 @@ export class PresenceService {
     const p = evt.detail
     if (p.from === this.c.peerId.toString()) return
     if (p.leaving === true) {
+      if (this.peers.has(p.from)) this.init.onLeaving?.(p.from)
       this.peers.delete(p.from)
       this.clock = undefined
       this.stats.farewells++

@@ -176,8 +176,6 @@ describe('presence', () => {
     await net.ready()
     const leaving = net.nodes[2]!.peerId.toString()
     await waitFor(() => net?.nodes.slice(0, 2).every(n => n.tasks?.presence.liveIds().includes(leaving)), { what: 'both peers to see the third', timeoutMs: 15_000 })
-    // membership folds the live view in as submits choose placements: here, by hand
-    net.nodes[0]!.tasks?.membership.refresh()
     await net.nodes[2]!.stop()
     const stoppedAt = Date.now()
     await waitFor(() => net?.nodes.slice(0, 2).every(n => !(n.tasks?.presence.liveIds().includes(leaving) ?? true)), { what: 'both peers to drop the stopped one', timeoutMs: 8_000 })
