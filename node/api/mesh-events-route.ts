@@ -37,7 +37,9 @@ export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
       const query = request.query as Record<string, unknown>
       const capability = typeof query.capability === 'string' && query.capability !== '' ? query.capability : undefined
       const state = typeof query.state === 'string' && query.state !== '' ? query.state : undefined
-      if (capability !== undefined && !capabilitySchema.safeParse(capability).success) throw badRequest('invalid-query', 'capability: 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit (a filter no task could match is a mistake)')
+      const badCapability = capability === undefined ? undefined : capabilitySchema.safeParse(capability).error
+      // the rule's own words, as a submit and /v1/tasks say them
+      if (badCapability !== undefined) throw badRequest('invalid-query', `${badCapability.issues[0]?.message ?? 'capability: malformed'} (a filter no task could match is a mistake)`)
       if (state !== undefined && !STREAMED_STATES.includes(state)) throw badRequest('invalid-query', `state is one of ${STREAMED_STATES.join(', ')} (blocked and waiting are not changes this stream carries: list them with /v1/tasks?state=blocked or /v1/tasks?state=waiting)`)
       const stream = openStream(reply)
       let seq = 0

@@ -52,7 +52,7 @@ export async function resolveApiUrl (target: ClientTarget): Promise<string> {
       throw new NodeNotRunningError(`no node is running on data dir ${dataDir} (no readable ${join(dataDir, NODE_FILE)})`)
     }
   }
-  const fromDefault = await readNodeFile(DEFAULT_DATA_DIR).catch(() => undefined)
+  const fromDefault = await readNodeFile(DEFAULT_DATA_DIR).catch((err: Error) => { if (err.name === 'MalformedNodeFileError') throw err })
   return fromDefault?.api ?? normalize(process.env.AGENTMESH_API ?? DEFAULT_API, 'AGENTMESH_API')
 }
 

@@ -1,6 +1,6 @@
 import { InvalidConfigError } from '../errors.js'
 import { apiRequest, resolveApiUrl } from './client.js'
-import { clientOptions, positiveWholeNumber } from './options.js'
+import { clientOptions, finiteJson, positiveWholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
@@ -16,15 +16,7 @@ function jsonFlag (name: string, value: string | undefined): any {
   } catch (err: any) {
     throw new InvalidConfigError(`--${name} is not JSON: ${err.message}`)
   }
-  // JSON.parse reads 1e400 as Infinity, which would travel as null: say so here
-  if (!finiteThroughout(parsed)) throw new InvalidConfigError(`--${name} holds a number too large to be finite (as 1e400)`)
-  return parsed
-}
-
-function finiteThroughout (value: unknown): boolean {
-  if (typeof value === 'number') return Number.isFinite(value)
-  if (value === null || typeof value !== 'object') return true
-  return Object.values(value).every(finiteThroughout)
+  return finiteJson(`--${name}`, parsed)
 }
 
 const path = (collection: string, rest = ''): string => `/v1/memory/${encodeURIComponent(collection)}${rest}`

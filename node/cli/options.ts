@@ -2,6 +2,21 @@ import { parsePositiveWholeNumber, wholeNumberOf } from '../daemon/config.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Command } from 'commander'
 
+/**
+ * `value` as parsed from JSON the user gave, refused when a number in it is too large to be finite:
+ * JSON.parse reads 1e400 as Infinity, which would travel as null.
+ */
+export function finiteJson<T> (what: string, value: T): T {
+  if (!finiteThroughout(value)) throw new InvalidConfigError(`${what} holds a number too large to be finite (as 1e400)`)
+  return value
+}
+
+function finiteThroughout (value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (value === null || typeof value !== 'object') return true
+  return Object.values(value).every(finiteThroughout)
+}
+
 /** For a repeatable flag: each use adds one value. */
 export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
 

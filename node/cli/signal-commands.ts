@@ -1,7 +1,7 @@
 import { InvalidConfigError } from '../errors.js'
 import { APPROVAL_PREFIX } from '../llm/approval.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
-import { clientOptions } from './options.js'
+import { clientOptions, finiteJson } from './options.js'
 import { json, line } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
@@ -26,6 +26,7 @@ export function addSignalCommands (program: Command): void {
       let data: unknown = null
       if (opts.data !== undefined) {
         try { data = JSON.parse(opts.data) } catch (err: any) { throw new InvalidConfigError(`--data is not JSON: ${err.message}`) }
+        finiteJson('--data', data)
       }
       await signal({ ...opts, data: opts.nodeData }, id, name, data)
     })

@@ -4,7 +4,7 @@ import { InvalidConfigError } from '../errors.js'
 import { MAX_BULK_TASKS } from '../tasks/bulk-limits.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clean, describeEvent, followEvents, tokenOf } from './events-client.js'
-import { clientOptions, positiveWholeNumber, wholeNumber } from './options.js'
+import { clientOptions, finiteJson, positiveWholeNumber, wholeNumber } from './options.js'
 import { ago, forPeople, json, line, shortId, shortPeer, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
@@ -24,13 +24,17 @@ export async function readInput (value: string): Promise<unknown> {
     } catch (err: any) {
       throw new InvalidConfigError(`cannot read input file ${path}: ${err.code ?? err.message}`)
     }
-    try { return JSON.parse(text) } catch { return text }
+    let parsed: unknown
+    try { parsed = JSON.parse(text) } catch { return text }
+    return finiteJson(`input file ${path}`, parsed)
   }
+  let parsed: unknown
   try {
-    return JSON.parse(value)
+    parsed = JSON.parse(value)
   } catch (err: any) {
     throw new InvalidConfigError(`--input is not valid JSON (${err.message}); quote strings, e.g. '"hello"', or use @FILE`)
   }
+  return finiteJson('--input', parsed)
 }
 
 
@@ -76,6 +80,7 @@ export async function readBulkFile (file: string): Promise<BulkFile> {
     }
   }
   if (tasks.length === 0) throw new InvalidConfigError(`${name} holds no tasks`)
+  tasks.forEach((t, i) => finiteJson(`${name} ${where[i] ?? ''}`, t))
   return { tasks, where }
 }
 

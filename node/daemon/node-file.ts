@@ -14,9 +14,11 @@ export const NODE_FILE = 'node.json'
 
 export async function readNodeFile (dataDir: string): Promise<NodeFile> {
   const file = join(dataDir, NODE_FILE)
-  const parsed: unknown = JSON.parse(await readFile(file, 'utf8'))
-  const f = parsed as Partial<NodeFile> | null
-  const wrong = f === null || typeof f !== 'object' || Array.isArray(f)
+  const text = await readFile(file, 'utf8')
+  let f: Partial<NodeFile> | null = null
+  let wrong: string | undefined
+  try { f = JSON.parse(text) } catch { wrong = 'not JSON' }
+  wrong ??= f === null || typeof f !== 'object' || Array.isArray(f)
     ? 'not a JSON object'
     : typeof f.api !== 'string' || !/^https?:\/\//.test(f.api)
       ? '"api" is not an http(s) URL'

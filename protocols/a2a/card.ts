@@ -43,7 +43,7 @@ export function skillsOf (live: Array<{ capabilities: CapabilityInfo[] }>): Agen
  * A text part suits a capability that takes a string; a data part one that takes an object. The
  * agent takes both: a text part as its prompt, a data part as its whole input.
  */
-export function inputModes (c: CapabilityInfo): string[] {
+function inputModes (c: CapabilityInfo): string[] {
   if (c.name === AGENT_CAPABILITY) return [TEXT_MODE, JSON_MODE]
   const type = c.inputSchema?.type
   if (type === 'object') return [JSON_MODE]

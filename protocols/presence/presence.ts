@@ -137,6 +137,8 @@ export class PresenceService {
   private readonly lastStall: () => LastStall | undefined
   /** by peer id, least recently heard first (each announcement moves its peer to the end) */
   private readonly peers = new Map<string, Heard>()
+  /** peers that said farewell: its send time by their clock (what they announced before it is stale), and when it came by ours */
+  private readonly farewells = new Map<string, { at: number, heardAt: number }>()
   /** clockOffset's last figure: every submit reads it, so it is worked out again only after an announcement arrives, or a second */
   private clock?: { offset: number, at: number }
   private timer?: ReturnType<typeof setTimeout>
@@ -154,14 +156,24 @@ export class PresenceService {
   private readonly onPresence = (evt: CustomEvent<Presence>): void => {
     const p = evt.detail
     if (p.from === this.c.peerId.toString()) return
+    const known = this.peers.get(p.from)
+    // an announcement from before the peer's farewell (delivered late, or sent while it stopped) does
+    // not bring it back; for an expiry period only, so a peer restarted with its clock set back is heard
+    const farewell = this.farewells.get(p.from)
+    if (farewell !== undefined && p.at <= farewell.at && this.now() - farewell.heardAt <= this.expiryMs(this.intervalMs)) return
     if (p.leaving === true) {
-      if (this.peers.has(p.from)) this.init.onLeaving?.(p.from)
+      // a farewell older than what the peer said since (a replay) is not news
+      if (known !== undefined && p.at < known.presence.at) return
+      if (known !== undefined) this.init.onLeaving?.(p.from)
       this.peers.delete(p.from)
+      this.farewells.delete(p.from)
+      this.farewells.set(p.from, { at: p.at, heardAt: this.now() })
+      if (this.farewells.size > (this.init.maxPeers ?? DEFAULT_MAX_PEERS)) this.farewells.delete(this.farewells.keys().next().value as string)
       this.clock = undefined
       this.stats.farewells++
       return
     }
-    const known = this.peers.get(p.from)
+    this.farewells.delete(p.from)
     // kept with the clamped interval: expiry and forgetting both read it
     const presence = { ...p, intervalMs: this.trustedInterval(p), capabilities: withKnownInfo(p.capabilities, known?.presence.capabilities) }
     this.peers.delete(p.from)
@@ -241,6 +253,12 @@ export class PresenceService {
    */
   async farewell (): Promise<void> {
     if (!this.running) return
+    // nothing more goes out after it: a slot freed by an aborted run would announce this node anew
+    this.running = false
+    clearTimeout(this.timer)
+    clearTimeout(this.soon)
+    this.soon = undefined
+    this.soonAt = Infinity
     try {
       await this.c.gossip.publishPresence({ version: this.init.version, intervalMs: this.intervalMs, capabilities: [], freeSlots: {}, addrs: [], leaving: true })
     } catch (err: any) {

@@ -38,7 +38,7 @@ describe('the CLI\'s API client', () => {
     const dir = await mkdtemp(join(tmpdir(), 'agentmesh-nodefile-'))
     try {
       await expect(resolveApiUrl({ data: dir })).rejects.toMatchObject({ name: 'NodeNotRunningError' })
-      const malformed = [['[]', /not a JSON object/], ['"str"', /not a JSON object/], ['{"api":5}', /"api" is not an http\(s\) URL/], ['{"api":"http://127.0.0.1:1"}', /lacks "pid"/]] as const
+      const malformed = [['{bad', /not JSON/], ['[]', /not a JSON object/], ['"str"', /not a JSON object/], ['{"api":5}', /"api" is not an http\(s\) URL/], ['{"api":"http://127.0.0.1:1"}', /lacks "pid"/]] as const
       for (const [text, why] of malformed) {
         await writeFile(join(dir, 'node.json'), text)
         await expect(resolveApiUrl({ data: dir }), text).rejects.toMatchObject({ name: 'MalformedNodeFileError', message: expect.stringMatching(why) })

@@ -13,6 +13,9 @@ describe('the CLI\'s --input', () => {
       await writeFile(join(dir, 'in.txt'), 'to be or not')
       expect(await readInput(`@${join(dir, 'in.json')}`)).toEqual([1, 2])
       expect(await readInput(`@${join(dir, 'in.txt')}`)).toBe('to be or not')
+      await expect(readInput('[1e400]')).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/--input holds a number too large to be finite/) })
+      await writeFile(join(dir, 'huge.json'), '{"n":1e400}')
+      await expect(readInput(`@${join(dir, 'huge.json')}`)).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/huge\.json holds a number too large/) })
       await expect(readInput('@')).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/needs a file name after the @/) })
       await expect(readInput(`@${join(dir, 'none')}`)).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/none: ENOENT/) })
     } finally {

@@ -24,7 +24,7 @@ async function newPeerId (): Promise<PeerId> {
  * Presence built from stubbed components and driven by hand: `hear` delivers a peer's
  * announcement as gossip would (signature already checked), `clock.t` is the time it reads.
  */
-async function stubbedPresence (init: Partial<PresenceInit> = {}): Promise<{ presence: PresenceService, hear: (from: string, intervalMs: number) => void, clock: { t: number }, gossip: { publishPresence: () => Promise<void> } }> {
+async function stubbedPresence (init: Partial<PresenceInit> = {}): Promise<{ presence: PresenceService, hear: (from: string, intervalMs: number) => void, clock: { t: number }, gossip: EventTarget & { publishPresence: () => Promise<void> } }> {
   const gossip = new EventTarget() as EventTarget & { publishPresence: () => Promise<void> }
   gossip.publishPresence = async () => {}
   const clock = { t: 1_000_000 }
@@ -239,6 +239,49 @@ describe('presence', () => {
       // a second peer that agrees with the first outvotes this node: its clock is the one off
       await heard(clock.t + HOUR - 20)
       expect(presence.clockOffset()).toBe(HOUR - 20)
+    })
+
+    it('drops a peer on its farewell, folds it in first, and takes no announcement from before it back', async () => {
+      const left: string[] = []
+      const { presence, hear, clock, gossip } = await make({ onLeaving: id => { left.push(id) } })
+      const peer = (await newPeerId()).toString()
+      const say = (at: number, leaving?: true): void => {
+        const p: Presence = { kind: 'presence', from: peer, at, version: 'test', intervalMs: 1_000, capabilities: [{ name: 'echo' }], freeSlots: { echo: 1 }, addrs: [], ...(leaving === undefined ? {} : { leaving }) }
+        gossip.dispatchEvent(new CustomEvent('presence', { detail: p }))
+      }
+      hear(peer, 1_000)
+      const farewellAt = clock.t + 10
+      say(farewellAt, true)
+      expect(presence.isLive(peer)).toBe(false)
+      expect(left).toEqual([peer])
+      expect(presence.stats.farewells).toBe(1)
+      // sent before the farewell, delivered after it: stale
+      say(farewellAt - 5)
+      expect(presence.isLive(peer)).toBe(false)
+      // the peer back, later by its clock: live again, and a replay of the old farewell is not news
+      say(farewellAt + 100)
+      expect(presence.isLive(peer)).toBe(true)
+      say(farewellAt, true)
+      expect(presence.isLive(peer)).toBe(true)
+      expect(presence.stats.farewells).toBe(1)
+      // restarted with its clock set back: heard once the farewell's expiry period has passed
+      say(farewellAt + 200, true)
+      say(farewellAt + 150)
+      expect(presence.isLive(peer)).toBe(false)
+      clock.t += 3 * 1_000 + 1
+      say(farewellAt + 150)
+      expect(presence.isLive(peer)).toBe(true)
+    })
+
+    it('sends its farewell last: a slot freed while stopping announces nothing after it', async () => {
+      const sent: Array<Omit<Presence, 'kind' | 'from' | 'at'>> = []
+      const { presence, gossip } = await make({ freeSlots: () => ({ echo: sent.length === 0 ? 0 : 1 }) })
+      gossip.publishPresence = (async (p: Omit<Presence, 'kind' | 'from' | 'at'>) => { sent.push(p) }) as any
+      await presence.farewell()
+      presence.slotsChanged()
+      presence.announceSoon(0)
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(sent.map(p => p.leaving)).toEqual([true])
     })
 
     it('clamps a huge declared interval: a silent peer still expires after a few of our intervals', async () => {
