@@ -51,8 +51,11 @@ export const chatCompletionRequestSchema = z.looseObject({
   seed: z.number().int().nullish(),
   response_format: z.looseObject({ type: z.string() }).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
-  n: z.number().int().min(1).max(1, 'only n = 1 is supported').nullish()
-})
+  n: z.number().int().min(1).max(1, 'only n = 1 is supported').nullish(),
+  // asked for, they would come back null: refused, as n > 1 is, rather than answered without
+  logprobs: z.literal(false, 'logprobs are not supported').nullish(),
+  top_logprobs: z.literal(0, 'logprobs are not supported').nullish()
+}).refine(r => r.stream === true || r.stream_options == null, { message: 'stream_options is only allowed when stream is true', path: ['stream_options'] })
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>
 

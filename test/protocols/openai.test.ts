@@ -25,6 +25,12 @@ describe('OpenAI gateway pieces', () => {
     expect(chatTaskInput(req)).toEqual({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 7, toolChoice: 'none' })
     expect(chatCompletionRequestSchema.safeParse({ model: 'm', messages: [{ role: 'tool', content: 'x' }] }).success).toBe(false)
     expect(chatCompletionRequestSchema.safeParse({ model: 'm', messages: [{ role: 'user', content: 'x' }], n: 2 }).success).toBe(false)
+    // what OpenAI itself refuses, or what would come back null, is a 400 naming the field
+    const refused = (extra: object): string | undefined => chatCompletionRequestSchema.safeParse({ model: 'm', messages: [{ role: 'user', content: 'x' }], ...extra }).error?.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')
+    expect(refused({ logprobs: true })).toMatch(/^logprobs: logprobs are not supported/)
+    expect(refused({ top_logprobs: 3 })).toMatch(/^top_logprobs: logprobs are not supported/)
+    expect(refused({ stream_options: { include_usage: true } })).toMatch(/^stream_options: .*only allowed when stream is true/)
+    expect(refused({ logprobs: false, top_logprobs: 0, stream: true, stream_options: { include_usage: true } })).toBeUndefined()
   })
 
   it('streams a re-run only past what was sent, and stops at a departure or a lost token', () => {
