@@ -94,7 +94,7 @@ async function submitBulk (s: TaskLayer['service'], body: unknown[], httpError: 
     if (!('error' in entry)) return { id: entry.id, created: entry.created, ...(entry.warning === undefined ? {} : { warning: entry.warning }) }
     const mapped = ERROR_STATUS[entry.error.name]
     if (mapped === undefined) throw entry.error
-    return { error: { name: mapped[1], message: entry.error.message } }
+    return { error: { name: mapped[1], message: `tasks[${i}]: ${entry.error.message}` } }
   })
   return { status: 202, body: { tasks } }
 }
