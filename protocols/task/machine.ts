@@ -205,8 +205,11 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     }
     case 'seal': {
       if (req.next.epoch !== req.epoch + 1) return { state: st, reply: { status: 'ERROR', reason: 'a move goes to the next epoch' } }
-      const sealed = { ...st, lease: { ...clearHolder(lease), sealedEpoch: req.epoch, sealedFor: req.next } }
-      return { state: sealed, reply: { status: 'OK', record: r, ...(st.result === undefined ? {} : { result: st.result }), ...(myVote === undefined ? {} : { vote: shown(myVote, env.me) }) } }
+      // a holder that voted has its outcome carried over by the move (mustDecide); one that did not
+      // cannot renew any more, so its attempt is spent here and the record handed over says so
+      const ended = myVote === undefined ? endHeld(st, env, `the placement moved to epoch ${req.next.epoch}`) : { ...st, lease: clearHolder(lease) }
+      const sealed = { ...ended, lease: { ...ended.lease, sealedEpoch: req.epoch, sealedFor: req.next } }
+      return { state: sealed, reply: { status: 'OK', record: ended.record as TaskRecord, ...(st.result === undefined ? {} : { result: st.result }), ...(myVote === undefined ? {} : { vote: shown(myVote, env.me) }) } }
     }
   }
 }
@@ -225,9 +228,19 @@ export function isLive (lease: LeaseState | undefined, now: number): lease is Le
 export function expireLapsed (s: ReplicaTaskState, env: Pick<MachineEnv, 'now' | 'backoff'>): ReplicaTaskState {
   const { record, lease } = s
   if (record === undefined || lease.claimId === undefined || isLive(lease, env.now) || record.final !== undefined) return s
-  const attempt = record.attempts.find(a => a.claimId === lease.claimId)
-  if (attempt === undefined || attempt.outcome !== 'running') return { ...s, lease: clearHolder(lease) }
-  const expired = setAttempt(record, lease.claimId, { outcome: 'expired', endedAt: env.now, error: 'lease expired' })
+  return endHeld(s, env, 'lease expired')
+}
+
+/**
+ * The lease's holder loses it here (it lapsed, or its epoch moved away): its running attempt is
+ * spent, as a lapse spends it. A move that only cleared the holder left that attempt running in the
+ * record, uncounted, and the next epoch granted one past maxAttempts.
+ */
+function endHeld (s: ReplicaTaskState, env: Pick<MachineEnv, 'now' | 'backoff'>, error: string): ReplicaTaskState {
+  const { record, lease } = s
+  const attempt = lease.claimId === undefined ? undefined : record?.attempts.find(a => a.claimId === lease.claimId)
+  if (record === undefined || record.final !== undefined || attempt === undefined || attempt.outcome !== 'running') return { ...s, lease: clearHolder(lease) }
+  const expired = setAttempt(record, attempt.claimId, { outcome: 'expired', endedAt: env.now, error })
   return { ...s, lease: clearHolder(lease), record: afterFailure(expired, env) }
 }
 

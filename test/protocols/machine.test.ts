@@ -517,6 +517,23 @@ const TABLE: Row[] = [
       expect(step(s, renew()).reply).toMatchObject({ status: 'SEALED' })
     }
   },
+  {
+    name: 'seal while a holder that has not voted holds the lease: its attempt is spent, in the record handed over, and the new epoch grants none past maxAttempts',
+    given: () => held({ before: [failed('x0', f.Y)] }),
+    req: () => ({ op: 'seal', ...base(), next: f.P1 }),
+    as: () => ({ from: f.U }),
+    reply: () => ({ status: 'OK', record: expect.any(Object) }),
+    then: (s, t) => {
+      const handed = (t.reply as { record: TaskRecord }).record
+      expect(handed.attempts.map(a => [a.claimId, a.outcome, a.error])).toEqual([['x0', 'failed', 'boom'], ['x1', 'expired', 'the placement moved to epoch 1']])
+      expect(s.record?.attempts.at(-1)).toMatchObject({ outcome: 'expired', endedAt: NOW })
+      expect(s.lease).toMatchObject({ sealedEpoch: 0, sealedFor: f.P1 })
+      expect(s.lease.claimId).toBeUndefined()
+      // taken to a new member by the install: both attempts of two are spent there
+      const installed = step({ lease: EMPTY_LEASE }, { op: 'install', id: f.task.id, epoch: 1, record: { ...handed, placement: f.P1, previous: [f.P0] } }, { me: f.D, from: f.U }).state
+      expect(step(installed, { ...acquire('y1'), epoch: 1 } as LeaseRequest, { me: f.D, from: f.Y, now: NOW + 60_000 }).reply).toMatchObject({ status: 'DENIED', reason: 'attempts spent' })
+    }
+  },
   { name: 'seal repeated for the same move: OK again', given: () => sealed(), req: () => ({ op: 'seal', ...base(), next: f.P1 }), reply: () => ({ status: 'OK', record: fresh().record }) },
   { name: 'seal for another move of the same epoch: SEALED, naming the move that won', given: () => sealed(), req: () => ({ op: 'seal', ...base(), next: { epoch: 1, members: [f.A.id, f.C.id, f.D.id] } }), reply: () => ({ status: 'SEALED', reason: 'epoch 0 moved away', placement: f.P1 }), unchanged: true },
   {
