@@ -95,7 +95,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (r.final?.state === 'canceled') return { state: st, reply: { status: 'CANCELED' } }
       if (r.final !== undefined) return finished()
       if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'DENIED', holder: live ? lease.holder : undefined, reason: 'not the holder' } }
-      const renewed = { ...lease, expiresAt: env.now + req.durationMs }
+      const renewed: LeaseState = { ...lease, expiresAt: env.now + req.durationMs, renewed: true }
       return { state: { ...st, lease: renewed }, reply: { status: 'OK', term: lease.term, expiresAt: renewed.expiresAt } }
     }
     case 'release': {
@@ -205,9 +205,12 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     }
     case 'seal': {
       if (req.next.epoch !== req.epoch + 1) return { state: st, reply: { status: 'ERROR', reason: 'a move goes to the next epoch' } }
-      // a holder that voted has its outcome carried over by the move (mustDecide); one that did not
-      // cannot renew any more, so its attempt is spent here and the record handed over says so
-      const ended = myVote === undefined ? endHeld(st, env, `the placement moved to epoch ${req.next.epoch}`) : { ...st, lease: clearHolder(lease) }
+      // a holder that voted has its outcome carried over by the move (mustDecide); one that renewed
+      // here held a majority and ran, and can renew no more: its attempt is spent, and the record
+      // handed over says so. A claim that never renewed may have been short of a majority, about to
+      // give its grants back unrun: it is only dropped, as before, not spent
+      const ran = myVote === undefined && lease.renewed === true
+      const ended = ran ? endHeld(st, env, `the placement moved to epoch ${req.next.epoch}`) : { ...st, lease: clearHolder(lease) }
       const sealed = { ...ended, lease: { ...ended.lease, sealedEpoch: req.epoch, sealedFor: req.next } }
       return { state: sealed, reply: { status: 'OK', record: ended.record as TaskRecord, ...(st.result === undefined ? {} : { result: st.result }), ...(myVote === undefined ? {} : { vote: shown(myVote, env.me) }) } }
     }
@@ -356,7 +359,7 @@ function shown (vote: CastVote, peer: string): ShownVote {
 
 /** The lease with no holder: what a release, a failure, a wait, a commit or a move leaves. */
 export function clearHolder (lease: LeaseState): LeaseState {
-  const { claimId: _c, holder: _h, expiresAt: _e, ...rest } = lease
+  const { claimId: _c, holder: _h, expiresAt: _e, renewed: _r, ...rest } = lease
   return rest
 }
 

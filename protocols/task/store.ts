@@ -26,6 +26,8 @@ export const leaseStateSchema = z.object({
   expiresAt: z.number().optional(),
   /** the highest term ever granted here for the task: a new grant is always above it */
   maxTerm: z.number().int().nonnegative(),
+  /** the holder renewed here, so it held a majority (a claim short of one gives its grants back, never renews) */
+  renewed: z.literal(true).optional(),
   vote: castVoteSchema.optional(),
   /** epochs up to this one are sealed here: moved away, no operation of theirs is served */
   sealedEpoch: z.number().int().nonnegative().optional(),

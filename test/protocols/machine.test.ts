@@ -518,8 +518,8 @@ const TABLE: Row[] = [
     }
   },
   {
-    name: 'seal while a holder that has not voted holds the lease: its attempt is spent, in the record handed over, and the new epoch grants none past maxAttempts',
-    given: () => held({ before: [failed('x0', f.Y)] }),
+    name: 'seal while a holder that renewed here and has not voted holds the lease: its attempt is spent, in the record handed over, and the new epoch grants none past maxAttempts',
+    given: () => { const h = held({ before: [failed('x0', f.Y)] }); return { ...h, lease: { ...h.lease, renewed: true } } },
     req: () => ({ op: 'seal', ...base(), next: f.P1 }),
     as: () => ({ from: f.U }),
     reply: () => ({ status: 'OK', record: expect.any(Object) }),
@@ -534,6 +534,15 @@ const TABLE: Row[] = [
       expect(step(installed, { ...acquire('y1'), epoch: 1 } as LeaseRequest, { me: f.D, from: f.Y, now: NOW + 60_000 }).reply).toMatchObject({ status: 'DENIED', reason: 'attempts spent' })
     }
   },
+  {
+    name: 'seal while a claim that never renewed here holds the lease (perhaps short of a majority, about to give it back): dropped, not spent',
+    given: () => held(),
+    req: () => ({ op: 'seal', ...base(), next: f.P1 }),
+    as: () => ({ from: f.U }),
+    reply: () => ({ status: 'OK', record: held().record }),
+    then: s => { expect(s.record?.attempts.at(-1)?.outcome).toBe('running'); expect(s.lease.claimId).toBeUndefined() }
+  },
+  { name: 'renew marks the lease renewed, and a release forgets it', given: () => held(), req: () => renew(), reply: () => ({ status: 'OK', term: 1, expiresAt: NOW + LEASE }), then: s => { expect(s.lease.renewed).toBe(true); expect(step(s, { op: 'release', ...base(), claimId: 'x1', term: 1, ran: true }).state.lease.renewed).toBeUndefined() } },
   { name: 'seal repeated for the same move: OK again', given: () => sealed(), req: () => ({ op: 'seal', ...base(), next: f.P1 }), reply: () => ({ status: 'OK', record: fresh().record }) },
   { name: 'seal for another move of the same epoch: SEALED, naming the move that won', given: () => sealed(), req: () => ({ op: 'seal', ...base(), next: { epoch: 1, members: [f.A.id, f.C.id, f.D.id] } }), reply: () => ({ status: 'SEALED', reason: 'epoch 0 moved away', placement: f.P1 }), unchanged: true },
   {
