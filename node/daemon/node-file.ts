@@ -15,14 +15,21 @@ export const NODE_FILE = 'node.json'
 export async function readNodeFile (dataDir: string): Promise<NodeFile> {
   const file = join(dataDir, NODE_FILE)
   const text = await readFile(file, 'utf8')
-  let f: Partial<NodeFile> | null = null
-  let wrong: string | undefined
-  try { f = JSON.parse(text) } catch { wrong = 'not JSON' }
-  wrong ??= f === null || typeof f !== 'object' || Array.isArray(f)
-    ? 'not a JSON object'
-    : typeof f.api !== 'string' || !/^https?:\/\//.test(f.api)
-      ? '"api" is not an http(s) URL'
-      : typeof f.pid !== 'number' || typeof f.peerId !== 'string' || !Array.isArray(f.addrs) ? 'it lacks "pid", "peerId" or "addrs"' : undefined
+  let f: unknown
+  try { f = JSON.parse(text) } catch { f = NOT_JSON }
+  const wrong = whatIsWrong(f)
   if (wrong !== undefined) throw new MalformedNodeFileError(`${file} is malformed (${wrong}); a daemon writes it at start: restart the node, or pass --api URL`)
   return f as NodeFile
+}
+
+const NOT_JSON = Symbol('not JSON')
+
+/** What keeps a parsed node.json from being one a daemon wrote, if anything. */
+function whatIsWrong (f: unknown): string | undefined {
+  if (f === NOT_JSON) return 'not JSON'
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return 'not a JSON object'
+  const { api, pid, peerId, addrs } = f as Partial<NodeFile>
+  if (typeof api !== 'string' || !/^https?:\/\//.test(api)) return '"api" is not an http(s) URL'
+  if (typeof pid !== 'number' || typeof peerId !== 'string' || !Array.isArray(addrs)) return 'it lacks "pid", "peerId" or "addrs"'
+  return undefined
 }

@@ -338,15 +338,14 @@ export class Claimer {
     this.retries.forgetPast()
     // queued offers first: a drain skipped while the event loop lagged is retried here
     this.drainBacklog()
-    const found = this.stats.pulledTasks
     const moved = this.movements
     this.stats.pulls++
-    const asked = await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
+    const found = await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
     const o = this.c.options
-    // backs off only pulls that asked and found nothing: a busy node's skipped pull costs no request,
-    // and its first pull once a slot frees must not be far off (the sweeper holds re-announcements
-    // while no peer has a free slot); nor while offers wait in the backlog for a drain
-    const quiet = asked && this.stats.pulledTasks === found && this.movements === moved && this.backlog.size === 0
+    // backs off only pulls that asked and found nothing: a busy node's skipped pull (undefined) costs
+    // no request, and its first pull once a slot frees must not be far off (the sweeper holds
+    // re-announcements while no peer has a free slot); nor while offers wait in the backlog for a drain
+    const quiet = found === 0 && this.movements === moved && this.backlog.size === 0
     this.pullWaitMs = quiet ? Math.min(this.pullWaitMs * 2, Math.max(o.pullIntervalMs, o.pullIntervalCapMs)) : o.pullIntervalMs
   }
 }
