@@ -30,6 +30,8 @@ export interface Libp2pAssembly {
   addressScope: AddressScope
   connectionGater?: ConnectionGater
   connectionMonitor: boolean
+  /** how often the connection monitor pings each connection */
+  pingIntervalMs: number
   maxConnections: number
   /** added to every frame on the memory transport (the simulator's slow links) */
   memoryLatencyMs?: number
@@ -75,7 +77,7 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
       maxConnections: a.maxConnections,
       allow: LOOPBACK_NETS
     },
-    connectionMonitor: { enabled: a.connectionMonitor },
+    connectionMonitor: { enabled: a.connectionMonitor, pingInterval: a.pingIntervalMs },
     // bootstrap does not retry and cannot dial /memory: the node's own dialer covers both
     peerDiscovery: tcpBootstrap.length > 0 ? [bootstrap({ list: tcpBootstrap })] : [],
     logger: a.logger,

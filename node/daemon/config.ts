@@ -62,6 +62,8 @@ export const daemonConfigSchema = z.object({
   logFormat: z.enum(LOG_FORMATS).default('pretty'),
   /** gossipsub's heartbeat, mesh degree, flood publishing and IDONTWANT threshold; node/libp2p-options.ts has each with its default */
   gossip: gossipTuningSchema.optional(),
+  /** how often each connection is pinged, to close one whose peer went silent (createAgentNode's pingIntervalMs). @default 30_000 */
+  pingIntervalMs: z.number().int().min(1_000).max(3_600_000).optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
 }).strict()

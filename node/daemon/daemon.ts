@@ -1,9 +1,9 @@
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { defaultLogger, prefixLogger } from '@libp2p/logger'
 import { readApiToken } from '../api/auth.js'
 import { ApiServer } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
+import { meshLogger } from '../mesh-logger.js'
 import { DataDirError, DataDirInUseError } from '../errors.js'
 import { readSwarmKey } from '../swarm-key.js'
 import { resolveLlmConfig, resolveLlmEndpoint } from '../llm/config.js'
@@ -49,7 +49,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const mcp = config.mcpServers === undefined
     ? undefined
     // the MCP SDK is loaded only by a node that has MCP servers to reach
-    : await (await import('../mcp/clients.js')).connectMcpServers(config.mcpServers, { logger: extra.logPrefix === undefined ? defaultLogger() : prefixLogger(extra.logPrefix) })
+    : await (await import('../mcp/clients.js')).connectMcpServers(config.mcpServers, { logger: meshLogger(extra.logPrefix) })
   let node: AgentNode
   try {
     node = await createAgentNode({
@@ -59,6 +59,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       mesh: config.mesh,
       swarmKey,
       ...(config.gossip === undefined ? {} : { gossip: config.gossip }),
+      ...(config.pingIntervalMs === undefined ? {} : { pingIntervalMs: config.pingIntervalMs }),
       onBootstrapUnreachable: bootstrapWarner(log),
       onCorruptRecord: corruptRecordLog(log),
       ...extra,

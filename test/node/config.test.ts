@@ -9,6 +9,7 @@ import { startDaemon } from '../../node/daemon/daemon.js'
 import { resolveLlmConfig } from '../../node/llm/config.js'
 import { resolveTaskOptions, TASK_OPTION_DEFAULTS } from '../../node/tasks/options.js'
 import { runCli } from '../../sim/daemon-process.js'
+import { waitFor } from '../../sim/wait.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { NodeFlags } from '../../node/cli/node-command.js'
 import type { Daemon } from '../../node/daemon/daemon.js'
@@ -183,6 +184,34 @@ describe('gossip tuning', () => {
       expect(tuned).toMatchObject({ heartbeatInterval: 700, D: 4, Dlo: 3, Dhi: 8, floodPublish: false, Dlazy: 2, gossipFactor: 0.5, idontwantMinDataSize: 1_024 })
       // untuned: gossipsub's own
       expect(plain).toMatchObject({ heartbeatInterval: 1_000, D: 6, floodPublish: true, Dlazy: 6, gossipFactor: 0.25, idontwantMinDataSize: 512 })
+    } finally {
+      for (const d of daemons) await d.stop()
+    }
+  })
+})
+
+describe('connection pings', () => {
+  const tmp = useTmpDirs()
+
+  it('pings each connection every pingIntervalMs (30 s by default), and refuses a bad interval by name', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ pingIntervalMs: 5 }))
+    await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/pingIntervalMs/) })
+    await writeFile(join(dir, 'ok.json'), JSON.stringify({ pingIntervalMs: 1_000 }))
+    const daemons: Daemon[] = []
+    const monitorInterval = (d: Daemon): unknown => (d.node.libp2p as unknown as { components: { connectionMonitor: { pingIntervalMs: number } } }).components.connectionMonitor.pingIntervalMs
+    try {
+      const fast = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+      daemons.push(fast)
+      const plain = await startDaemon(await resolveDaemonConfig({ data: join(dir, 'b'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+      daemons.push(plain)
+      expect([monitorInterval(fast), monitorInterval(plain)]).toEqual([1_000, 30_000])
+      const toPlain = await fast.node.libp2p.dial(plain.node.libp2p.getMultiaddrs())
+      // the monitor sets a connection's rtt when it pings over it
+      await waitFor(() => toPlain.rtt !== undefined, { timeoutMs: 15_000, what: 'a ping from the node with a 1 s interval' })
+      const toFast = plain.node.libp2p.getConnections(fast.node.libp2p.peerId)
+      expect(toFast.length).toBeGreaterThan(0)
+      expect(toFast.map(c => c.rtt), 'the default interval has not come round yet').toEqual(toFast.map(() => undefined))
     } finally {
       for (const d of daemons) await d.stop()
     }
