@@ -43,8 +43,8 @@ export const daemonConfigSchema = z.object({
   api: hostPort,
   mesh: z.string().regex(MESH_NAME, 'mesh name: letters, digits, . _ - (up to 64)'),
   swarmKey: z.string().min(1).optional(),
-  /** built-in agents to run; ['none'] for none */
-  agents: z.array(z.string().min(1)).optional(),
+  /** built-in agents to run; ['none'] for none (an empty list, e.g. AGENTMESH_AGENTS=",", is refused: it says nothing) */
+  agents: z.array(z.string().min(1)).min(1, 'names no agent: give agent names, or "none" to run none').optional(),
   agentsModule: z.string().min(1).optional(),
   llmBaseUrl: z.string().min(1).optional(),
   /** one model, a comma list, or a list of either: each is served as `llm.chat.<model>`, the first is the default */

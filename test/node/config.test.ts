@@ -114,6 +114,16 @@ describe('daemon config', () => {
     expect(config.listen).toEqual(['/ip4/127.0.0.1/tcp/0', '/memory/x'])
   })
 
+  it('refuses a list of agents that names none (AGENTMESH_AGENTS=",", --agents ","), and takes "none"', async () => {
+    for (const [flags, env] of [[{}, { AGENTMESH_AGENTS: ',' }], [{ agents: ',' }, {}], [{ agents: ' , ' }, {}]] as const) {
+      const err = await resolveDaemonConfig(flags, env).catch(e => e)
+      expect(err.name).toBe('InvalidConfigError')
+      expect(err.message).toMatch(/agents.*names no agent.*"none"/)
+    }
+    expect((await resolveDaemonConfig({ agents: 'none' }, {})).agents).toEqual(['none'])
+    expect((await resolveDaemonConfig({}, { AGENTMESH_AGENTS: 'echo, ' })).agents).toEqual(['echo'])
+  })
+
   it.each([
     [{ listen: ['/ip4/not-an-ip/tcp/1'] }, /listen/],
     [{ bootstrap: ['hello'] }, /bootstrap/],
