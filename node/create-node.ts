@@ -17,7 +17,7 @@ import type { ComponentLogger, ConnectionGater, Libp2p, Logger, PeerId, PrivateK
 
 export { DEFAULT_MESH, MESH_NAME } from './mesh-name.js'
 
-/** AgentNodeInit.pingIntervalMs's default: a paused or cut-off peer's connection is closed within about this. */
+/** AgentNodeInit.pingIntervalMs's default: a paused or cut-off peer's connection is closed within this and a ping's timeout (5 s or more). */
 export const DEFAULT_PING_INTERVAL_MS = 30_000
 
 export interface AgentNodeInit {
@@ -52,8 +52,9 @@ export interface AgentNodeInit {
    */
   connectionMonitor?: boolean
   /**
-   * How often the connection monitor pings each connection, closing one that does not answer (a
-   * peer paused or cut off; a crashed process's connections close at once). Each ping opens a
+   * How often the connection monitor pings each connection, closing one that does not answer within
+   * libp2p's ping timeout (5 s or more: a peer paused or cut off; a crashed process's connections
+   * close at once). Each ping opens a
    * stream at both ends: at libp2p's 10 s they were a fifth of an idle 10-daemon mesh's CPU.
    * Nothing of the mesh's own waits on it: presence expiry and leases find a silent peer.
    * @default 30_000
@@ -167,6 +168,8 @@ export class AgentNode {
 export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
   const mesh = init.mesh ?? DEFAULT_MESH
   if (!MESH_NAME.test(mesh)) throw new InvalidConfigError(`invalid mesh name "${mesh}": use letters, digits, . _ -`)
+  // setInterval would take 0, a negative or NaN as 1 ms: every connection pinged a thousand times a second
+  if (init.pingIntervalMs !== undefined && !(Number.isSafeInteger(init.pingIntervalMs) && init.pingIntervalMs >= 1)) throw new InvalidConfigError(`pingIntervalMs must be a positive whole number of ms, got ${init.pingIntervalMs}`)
   const logger = meshLogger(init.logPrefix)
   await mkdir(init.dataDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
     throw new DataDirError(`cannot use data dir ${init.dataDir}: ${err.code ?? err.message}${err.code === 'EEXIST' || err.code === 'ENOTDIR' ? ' (a file is in the way)' : ''}`, { cause: err })

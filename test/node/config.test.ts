@@ -6,6 +6,7 @@ import { addNodeCommand } from '../../node/cli/node-command.js'
 import { wholeNumber } from '../../node/cli/options.js'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
+import { createAgentNode } from '../../node/create-node.js'
 import { resolveLlmConfig } from '../../node/llm/config.js'
 import { resolveTaskOptions, TASK_OPTION_DEFAULTS } from '../../node/tasks/options.js'
 import { runCli } from '../../sim/daemon-process.js'
@@ -120,6 +121,9 @@ describe('daemon config', () => {
       expect(err.name).toBe('InvalidConfigError')
       expect(err.message).toMatch(/agents.*names no agent.*"none"/)
     }
+    const file = join(await tmp(), 'no-agents.json')
+    await writeFile(file, JSON.stringify({ agents: [] }))
+    await expect(resolveDaemonConfig({ config: file }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/agents.*names no agent/) })
     expect((await resolveDaemonConfig({ agents: 'none' }, {})).agents).toEqual(['none'])
     expect((await resolveDaemonConfig({}, { AGENTMESH_AGENTS: 'echo, ' })).agents).toEqual(['echo'])
   })
@@ -207,6 +211,10 @@ describe('connection pings', () => {
     const dir = await tmp()
     await writeFile(join(dir, 'bad.json'), JSON.stringify({ pingIntervalMs: 5 }))
     await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/pingIntervalMs/) })
+    // in code too: setInterval would take these as 1 ms
+    for (const pingIntervalMs of [0, -5, Number.NaN, 1.5]) {
+      await expect(createAgentNode({ dataDir: join(dir, 'never'), pingIntervalMs })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/pingIntervalMs/) })
+    }
     await writeFile(join(dir, 'ok.json'), JSON.stringify({ pingIntervalMs: 1_000 }))
     const daemons: Daemon[] = []
     const monitorInterval = (d: Daemon): unknown => (d.node.libp2p as unknown as { components: { connectionMonitor: { pingIntervalMs: number } } }).components.connectionMonitor.pingIntervalMs

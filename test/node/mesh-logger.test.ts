@@ -13,7 +13,7 @@ describe('meshLogger', () => {
     }
   })
 
-  it('is libp2p\'s own when DEBUG names something, so DEBUG=libp2p:* still prints', () => {
+  it('is libp2p\'s own when DEBUG names something (a logger made for each scope, as DEBUG=libp2p:* prints them)', () => {
     const log = meshLogger(undefined, 'libp2p:*').forComponent('libp2p:yamux')
     expect(log.newScope('stream:1')).not.toBe(log)
     expect(typeof log.error).toBe('function')
