@@ -54,9 +54,9 @@ export interface AgentNodeInit {
   /**
    * How often the connection monitor pings each connection, closing one that does not answer within
    * libp2p's ping timeout (5 s or more: a peer paused or cut off; a crashed process's connections
-   * close at once). Each ping opens a
-   * stream at both ends: at libp2p's 10 s they were a fifth of an idle 10-daemon mesh's CPU.
-   * Nothing of the mesh's own waits on it: presence expiry and leases find a silent peer.
+   * close at once). Each ping opens a stream at both ends: at libp2p's 10 s they were a fifth of an
+   * idle 10-daemon mesh's CPU. Nothing of the mesh's own waits on it: presence expiry and leases
+   * find a silent peer.
    * @default 30_000
    */
   pingIntervalMs?: number
