@@ -1,23 +1,10 @@
-import { InvalidConfigError } from '../errors.js'
 import { apiRequest, resolveApiUrl } from './client.js'
-import { clientOptions, finiteJson, positiveWholeNumber } from './options.js'
+import { clientOptions, jsonFlag, positiveWholeNumber } from './options.js'
 import { errorLine, json, line, table } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
 
 type Opts = ClientTarget & { json?: boolean }
-
-/** A flag holding JSON, or a clear error naming it. */
-function jsonFlag (name: string, value: string | undefined): any {
-  if (value === undefined) return undefined
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(value)
-  } catch (err: any) {
-    throw new InvalidConfigError(`--${name} is not JSON: ${err.message}`)
-  }
-  return finiteJson(`--${name}`, parsed)
-}
 
 const path = (collection: string, rest = ''): string => `/v1/memory/${encodeURIComponent(collection)}${rest}`
 

@@ -11,6 +11,18 @@ export function finiteJson<T> (what: string, value: T): T {
   return value
 }
 
+/** A flag holding JSON (undefined when not given), or a clear error naming it. */
+export function jsonFlag (name: string, value: string | undefined): any {
+  if (value === undefined) return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value)
+  } catch (err: any) {
+    throw new InvalidConfigError(`--${name} is not JSON: ${err.message}`)
+  }
+  return finiteJson(`--${name}`, parsed)
+}
+
 function finiteThroughout (value: unknown): boolean {
   if (typeof value === 'number') return Number.isFinite(value)
   if (value === null || typeof value !== 'object') return true

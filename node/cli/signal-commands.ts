@@ -1,7 +1,7 @@
 import { InvalidConfigError } from '../errors.js'
 import { APPROVAL_PREFIX } from '../llm/approval.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
-import { clientOptions, finiteJson } from './options.js'
+import { clientOptions, jsonFlag } from './options.js'
 import { json, line } from './output.js'
 import type { ClientTarget } from './client.js'
 import type { Command } from 'commander'
@@ -23,11 +23,7 @@ export function addSignalCommands (program: Command): void {
     .description('delivers a signal to a task waiting for it (ctx.waitFor); 409 when it is not waiting for that name')
     .option('--data <json>', 'the signal\'s data, as JSON (default null)')
     .action(async (id: string, name: string, opts: Opts & { data?: string, nodeData?: string }) => {
-      let data: unknown = null
-      if (opts.data !== undefined) {
-        try { data = JSON.parse(opts.data) } catch (err: any) { throw new InvalidConfigError(`--data is not JSON: ${err.message}`) }
-        finiteJson('--data', data)
-      }
+      const data: unknown = jsonFlag('data', opts.data) ?? null
       await signal({ ...opts, data: opts.nodeData }, id, name, data)
     })
 

@@ -15,18 +15,16 @@ export const NODE_FILE = 'node.json'
 export async function readNodeFile (dataDir: string): Promise<NodeFile> {
   const file = join(dataDir, NODE_FILE)
   const text = await readFile(file, 'utf8')
+  const malformed = (wrong: string): MalformedNodeFileError => new MalformedNodeFileError(`${file} is malformed (${wrong}); a daemon writes it at start: restart the node, or pass --api URL`)
   let f: unknown
-  try { f = JSON.parse(text) } catch { f = NOT_JSON }
+  try { f = JSON.parse(text) } catch { throw malformed('not JSON') }
   const wrong = whatIsWrong(f)
-  if (wrong !== undefined) throw new MalformedNodeFileError(`${file} is malformed (${wrong}); a daemon writes it at start: restart the node, or pass --api URL`)
+  if (wrong !== undefined) throw malformed(wrong)
   return f as NodeFile
 }
 
-const NOT_JSON = Symbol('not JSON')
-
 /** What keeps a parsed node.json from being one a daemon wrote, if anything. */
 function whatIsWrong (f: unknown): string | undefined {
-  if (f === NOT_JSON) return 'not JSON'
   if (f === null || typeof f !== 'object' || Array.isArray(f)) return 'not a JSON object'
   const { api, pid, peerId, addrs } = f as Partial<NodeFile>
   if (typeof api !== 'string' || !/^https?:\/\//.test(api)) return '"api" is not an http(s) URL'
