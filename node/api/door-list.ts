@@ -1,4 +1,4 @@
-import { createA2ADoor } from '../../protocols/a2a/index.js'
+import { createA2ADoor } from '../../protocols/a2a/door.js'
 import { mcpDoor } from './mcp-door.js'
 import { openaiDoor } from './openai-door.js'
 import { VERSION } from '../version.js'

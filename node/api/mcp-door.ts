@@ -1,4 +1,4 @@
-import { lazily } from '../lazy.js'
+import { lazily } from '../../protocols/lazy.js'
 import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'

@@ -1,4 +1,4 @@
-import { lazily } from '../lazy.js'
+import { lazily } from '../../protocols/lazy.js'
 import type OpenAI from 'openai'
 import type { ClientOptions } from 'openai'
 

@@ -1,14 +1,9 @@
-import { A2A_PROTOCOL_VERSION, SSE_HEADERS, formatSSEErrorEvent, formatSSEEvent } from '@a2a-js/sdk'
-import { A2A_LEGACY_PROTOCOL_VERSION } from '@a2a-js/sdk/compat/v0_3'
-import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server'
-import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2a-js/sdk/server'
-import { agentCard, legacyAgentCard, skillsOf } from './card.js'
+import { lazily } from '../lazy.js'
 import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
-import { MeshRequestHandler, SIGNAL_KEY, isMeshRefusal } from './handler.js'
-import { CLIENT_FAULTS, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, checkEnvelope } from './rpc.js'
+import { CLIENT_FAULTS, PARSE_ERROR } from './json-rpc.js'
 import type { CardInit } from './card.js'
 import type { A2AMesh } from './handler.js'
-import type { RpcError, RpcId } from './rpc.js'
+import type { RpcError } from './json-rpc.js'
 import type { Logger } from '@libp2p/interface'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
@@ -41,7 +36,11 @@ export interface A2AStats {
 
 export type A2ADoor = ((app: FastifyInstance, ctx: A2ADoorContext) => void) & { stats: A2AStats }
 
-type RpcAnswer = { jsonrpc: string, id: RpcId, result?: unknown, error?: unknown }
+/**
+ * The answers, with the A2A SDK they are made by, loaded on the first request to the door: the SDK
+ * is a part of a node's memory that most nodes, never asked over A2A, do not need.
+ */
+const answers = lazily(async () => await import('./serve.js'))
 
 /**
  * The agent card at /.well-known/agent-card.json (and the older agent.json) and A2A's JSON-RPC
@@ -58,16 +57,10 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
   }
 
   const door = (app: FastifyInstance, ctx: A2ADoorContext): void => {
-    const cardFor = (request: FastifyRequest): ReturnType<typeof agentCard> => agentCard(baseOf(request), skillsOf(ctx.tasks.presence.live()), init)
-
-    const serveCard = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-      const card = cardFor(request)
-      // the skills follow the mesh: never cached; the shape follows the version the client asks for
-      void reply.header('cache-control', 'no-cache').header('vary', 'A2A-Version')
-      return wantsV1(request) ? card : legacyAgentCard(card)
-    }
-    app.get(AGENT_CARD_PATH, serveCard)
-    app.get(OLD_AGENT_CARD_PATH, serveCard)
+    const served = { ctx, init, handlerInit, count, stats }
+    const card = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => (await answers()).serveCard(request, reply, served)
+    app.get(AGENT_CARD_PATH, card)
+    app.get(OLD_AGENT_CARD_PATH, card)
 
     app.post(A2A_PATH, {
       // a body that is not JSON is a JSON-RPC parse error; any other refusal (401, 413, 415) stays the API's
@@ -80,139 +73,9 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
       }
     }, async (request, reply) => {
       stats.requests++
-      const envelope = checkEnvelope(request.body)
-      // JSON-RPC 2.0: a notification (a request without an id) is never answered, not even its
-      // errors; a request too malformed to tell is answered with id null
-      const body = request.body
-      const notification = typeof body === 'object' && body !== null && !Object.hasOwn(body, 'id') && (envelope.ok || envelope.error.code !== INVALID_REQUEST)
-      if (!envelope.ok) {
-        count(envelope.error)
-        if (notification) return await reply.code(204).send()
-        return await reply.send({ jsonrpc: '2.0', id: envelope.id, error: envelope.error })
-      }
-      const abort = new AbortController()
-      const header = request.headers['a2a-version']
-      const requestedVersion = typeof header === 'string' && header !== '' ? header : (envelope.legacy ? A2A_LEGACY_PROTOCOL_VERSION : A2A_PROTOCOL_VERSION)
-      const context = new ServerCallContext({ requestedVersion, state: new Map([[SIGNAL_KEY, abort.signal]]) })
-      const card = cardFor(request)
-      const mapError = envelope.legacy ? LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError : JsonRpcTransportHandler.mapToJSONRPCError
-      try {
-        validateVersion(requestedVersion, card, 'JSONRPC')
-      } catch (err) {
-        const error = mapError(err)
-        count(error)
-        if (notification) return await reply.code(204).send()
-        return await reply.send({ jsonrpc: '2.0', id: envelope.id, error })
-      }
-      const handler = new MeshRequestHandler(ctx.tasks, card, handlerInit)
-      const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
-      const sent = body as Record<string, unknown>
-      // a notification's sender waits for nothing: its send does not wait for the task
-      const answer = await transport.handle(notification ? withoutWaiting(sent) : envelope.legacy ? blockingByDefault(sent) : sent, context)
-      if (notification) {
-        // a stream nobody reads is not run: its events would go nowhere
-        if (isStream(answer)) await answer.return(undefined)
-        else count(answer.error as RpcError | undefined)
-        return await reply.code(204).send()
-      }
-      if (isStream(answer)) {
-        await stream(reply, answer, { id: envelope.id, method: envelope.method, abort, mapError, count, stats, log: ctx.log, internalError: ctx.internalError })
-        return
-      }
-      const error = answer.error as RpcError | undefined
-      count(error)
-      if (error?.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) ctx.internalError(new Error(error.message), `a2a ${envelope.method}`)
-      return await reply.send(answer)
+      return await (await answers()).serveRpc(request, reply, served)
     })
   }
   return Object.assign(door, { stats })
 }
 
-/** A send that answers once the task is stored: `blocking: false` in 0.3, `returnImmediately` in 1.0. */
-function withoutWaiting (body: Record<string, unknown>): Record<string, unknown> {
-  const params = body.params
-  if (typeof params !== 'object' || params === null || Array.isArray(params)) return body
-  const given = (params as { configuration?: unknown }).configuration
-  const configuration = typeof given === 'object' && given !== null && !Array.isArray(given) ? given : {}
-  if (body.method === 'message/send') return { ...body, params: { ...params, configuration: { ...configuration, blocking: false } } }
-  if (body.method === 'SendMessage') return { ...body, params: { ...params, configuration: { ...configuration, returnImmediately: true } } }
-  return body
-}
-
-/**
- * A2A 0.3's `message/send` waits unless `configuration.blocking` is false. The SDK's translation to
- * 1.0 reads a configuration without `blocking` as `returnImmediately: true` (and no configuration
- * as a wait): such a request is given `blocking: true`.
- */
-function blockingByDefault (body: Record<string, unknown>): Record<string, unknown> {
-  const params = body.params as { configuration?: unknown } | undefined
-  const configuration = params?.configuration
-  if (body.method !== 'message/send' || typeof configuration !== 'object' || configuration === null || Array.isArray(configuration)) return body
-  if ((configuration as { blocking?: unknown }).blocking !== undefined) return body
-  return { ...body, params: { ...params, configuration: { ...configuration, blocking: true } } }
-}
-
-/** This node as the client reached it: the card's endpoint URL. */
-function baseOf (request: FastifyRequest): string {
-  // only an HTTP/1.0 request may lack a Host header: then the address it came in on
-  const socket = request.raw.socket
-  const local = socket.localFamily === 'IPv6' ? `[${String(socket.localAddress)}]` : String(socket.localAddress)
-  return `${request.protocol}://${request.headers.host ?? `${local}:${String(socket.localPort)}`}`
-}
-
-/** A client that asks for A2A 1.0 gets the 1.0 card; one that does not say gets 0.3's shape. */
-function wantsV1 (request: FastifyRequest): boolean {
-  const v = request.headers['a2a-version']
-  return typeof v === 'string' && /^1(\.|$)/.test(v.trim())
-}
-
-function isStream (answer: RpcAnswer | AsyncGenerator<RpcAnswer>): answer is AsyncGenerator<RpcAnswer> {
-  return typeof (answer as any)?.[Symbol.asyncIterator] === 'function'
-}
-
-interface StreamContext {
-  id: RpcId
-  method: string
-  log: Logger
-  abort: AbortController
-  mapError: (err: unknown) => RpcError
-  count: (error: RpcError | undefined) => void
-  stats: A2AStats
-  internalError: (err: unknown, what: string) => void
-}
-
-/**
- * An SSE answer, one JSON-RPC response per event. An error before the first event (an unknown
- * skill, say) is a plain JSON-RPC answer instead; an error later is a last `event: error`.
- */
-async function stream (reply: FastifyReply, events: AsyncGenerator<RpcAnswer>, s: StreamContext): Promise<void> {
-  let next: IteratorResult<RpcAnswer>
-  try {
-    next = await events.next()
-  } catch (err) {
-    const error = s.mapError(err)
-    s.count(error)
-    await reply.send({ jsonrpc: '2.0', id: s.id, error })
-    return
-  }
-  s.stats.streams++
-  reply.hijack()
-  const res = reply.raw
-  // the client left: the handler stops following the task (the task itself runs on)
-  res.on('close', () => { s.abort.abort() })
-  res.writeHead(200, SSE_HEADERS)
-  try {
-    while (next.done !== true && !res.destroyed) {
-      res.write(formatSSEEvent(next.value))
-      next = await events.next()
-    }
-  } catch (err) {
-    const error = s.mapError(err)
-    s.count(error)
-    if (error.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) s.internalError(err, `a2a ${s.method} (mid-stream)`)
-    if (!res.destroyed) res.write(formatSSEErrorEvent({ jsonrpc: '2.0', id: s.id, error }))
-  } finally {
-    await events.return(undefined).catch(() => {})
-    if (!res.destroyed) res.end()
-  }
-}
