@@ -57,3 +57,9 @@ export class TaskPastDeadlineError extends Error {
   static override name = 'TaskPastDeadlineError'
   constructor (message: string) { super(message); this.name = 'TaskPastDeadlineError' }
 }
+
+/** An agent still running `abortGraceMs` after its run's signal aborted: the run was ended without it. */
+export class AgentIgnoredAbortError extends Error {
+  static override name = 'AgentIgnoredAbortError'
+  constructor (message: string) { super(message); this.name = 'AgentIgnoredAbortError' }
+}

@@ -5,7 +5,7 @@ import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ProgressSender } from './progress.js'
 import { durableStep, durableWait, subtask } from './durable-context.js'
-import { abortWith } from './run-signal.js'
+import { abortWith, heedingAbort } from './run-signal.js'
 import { publishNotice } from './notices.js'
 import type { TaskComponents } from './components.js'
 import type { DurableRun } from './durable-context.js'
@@ -35,6 +35,8 @@ export interface ExecutorStats {
   slotsKeptForReports: number
   /** cancel notices for a run here that carried no certificate of its placement: the run went on */
   forgedCancels: number
+  /** runs ended without their agent, still running abortGraceMs after its signal aborted */
+  runsAbandoned: number
 }
 
 type Ran = (outcome: RanEvent['outcome'], extra?: Partial<RanEvent>) => void
@@ -50,7 +52,7 @@ export interface ProgressEvent {
  * majority of the replica set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
-  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0, slotsKeptForReports: 0, forgedCancels: 0 }
+  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0, slotsKeptForReports: 0, forgedCancels: 0, runsAbandoned: 0 }
   /** recent progress of tasks run here, for the API */
   readonly progress = new Map<string, ProgressEvent[]>()
   private readonly c: TaskComponents
@@ -164,7 +166,7 @@ export class Executor {
       let value: unknown
       try {
         // a pure agent's run made here before the claim: its result, not a second run
-        value = lease.prerun !== undefined ? lease.prerun.result : await this.c.runtime.run(slot.agent, {
+        value = lease.prerun !== undefined ? lease.prerun.result : await heedingAbort(this.c.runtime.run(slot.agent, {
           // copies of what the replica keeps, here and below: an agent may change what it is given
           input: cloneJson(task.input),
           task: agentTaskOf(task),
@@ -184,8 +186,12 @@ export class Executor {
           capabilities: () => this.liveCapabilities(),
           memory: this.c.memory,
           waitFor: async <T>(name: string, options?: WaitOptions<T>): Promise<T> => durableWait(durable, name, options)
-        })
+        }), signal, this.c.options.abortGraceMs)
       } catch (err: any) {
+        if (err?.name === 'AgentIgnoredAbortError') {
+          this.stats.runsAbandoned++
+          this.log('run of %s abandoned: %s', task.id, err.message)
+        }
         settled = true
         this.forgetLease(task.id, lease)
         if (err?.name === 'TaskSuspendedError' && !lease.held) {
@@ -309,8 +315,10 @@ export class Executor {
     }
     // a timed-out wait would time out again at once on every retry
     const unrecoverable = err?.name === 'UnrecoverableTaskError' || err?.name === 'WaitTimeoutError'
-    const reason = signal.aborted && !unrecoverable
-      ? `aborted: ${(signal.reason as Error)?.message ?? 'timeout'}`
+    const reason = err?.name === 'AgentIgnoredAbortError'
+      ? String(err.message)
+      : signal.aborted && !unrecoverable
+        ? `aborted: ${(signal.reason as Error)?.message ?? 'timeout'}`
       : String(err?.message ?? err)
     ran('failed', { error: reason })
     await this.report(task, lease, generation, reason, unrecoverable)

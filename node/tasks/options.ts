@@ -167,6 +167,15 @@ export const taskOptionsSchema = z.strictObject({
    */
   maxPendingReports: count(0).default(64),
   /**
+   * How long an agent has to return once its run's signal aborts (its timeoutMs passed, the task was
+   * canceled, the lease was lost) before the run is ended without it: the attempt ends as the abort
+   * says, the lease is given back or let go, and the slot frees. The agent's promise is left to
+   * settle unheeded. An agent that ignored its signal (a call made without it, a promise that never
+   * settles) kept its task running, its lease renewed, and its slot taken, for good.
+   * @default 5_000
+   */
+  abortGraceMs: timerMs().default(5_000),
+  /**
    * Unfinished tasks of the placements a node is a member of (wherever submitted; copies it keeps
    * as a non-member do not count) before it refuses new submits with OverloadedError (HTTP 429 with
    * Retry-After): past what the mesh runs, the backlog waits on disk and in each member's index of

@@ -1,3 +1,5 @@
+import { AgentIgnoredAbortError } from './errors.js'
+
 /**
  * Aborts `controller` when `source` aborts (with its reason) or once `timeoutMs` passes (with a
  * TimeoutError, as AbortSignal.timeout gives); the returned function undoes both. A run had
@@ -14,5 +16,30 @@ export function abortWith (controller: AbortController, source: AbortSignal, tim
   return () => {
     clearTimeout(timer)
     source.removeEventListener('abort', follow)
+  }
+}
+
+/**
+ * The agent's run, or, once `signal` has aborted and the run has not settled within `graceMs`, an
+ * AgentIgnoredAbortError. The run's own promise is left to settle unheeded (a late rejection of it
+ * is caught here, never unhandled).
+ */
+export async function heedingAbort<T> (run: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let onAbort = (): void => {}
+  const ignored = new Promise<never>((_resolve, reject) => {
+    onAbort = () => {
+      const why = String((signal.reason as Error | undefined)?.message ?? signal.reason)
+      timer = setTimeout(() => { reject(new AgentIgnoredAbortError(`the agent was still running ${graceMs} ms after its run was aborted (${why}): the run was ended without it`)) }, graceMs)
+    }
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([run, ignored])
+  } finally {
+    clearTimeout(timer)
+    signal.removeEventListener('abort', onAbort)
+    run.catch(() => {})
   }
 }

@@ -65,6 +65,7 @@ const DOCUMENTED_DEFAULTS = {
   prerunMaxMs: 1_000,
   prerunVoteWaitMs: 100,
   maxPendingReports: 64,
+  abortGraceMs: 5_000,
   maxUnfinishedTasks: 50_000,
   maxSubmitsInFlight: 256,
   retryAfterMs: 1_000,

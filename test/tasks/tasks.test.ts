@@ -281,6 +281,34 @@ describe('tasks over gossip', () => {
     await expect(net.nodes[1]!.tasks!.replica.handleLease(net.nodes[1]!.peerId.toString(), { op: 'acquire', id, epoch: view.record.placement.epoch, claimId: 'late', durationMs: 500 })).resolves.toMatchObject({ status: view.record.placement.members.includes(net.nodes[1]!.peerId.toString()) ? 'FINISHED' : 'NOT_MEMBER' })
   })
 
+  it('a run whose agent ignores its abort ends abortGraceMs after its timeout, or after its cancel: the attempt fails or the task is canceled, and the slot frees', async () => {
+    // never settles and never looks at its signal, as an agent that calls a service without it
+    const started: string[] = []
+    const hang: Agent<string> = { name: 'hang', capabilities: [{ name: 'hang' }], concurrency: 1, run: async ctx => { started.push(ctx.task.id); return await new Promise<never>(() => {}) } }
+    net = await createTestnet(2, { baseDir: await tmp(), tasks: { ...FAST_TASKS, abortGraceMs: 300, agents: [hang] } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const holderOf = (id: string): AgentNode | undefined => net!.nodes.find(n => n.tasks!.executor.running().includes(id))
+    const timedOut = await s.submit({ capability: 'hang', input: 'timeout', maxAttempts: 1, timeoutMs: 400 })
+    await waitFor(() => holderOf(timedOut.id) !== undefined, { what: 'the first task to start' })
+    const first = holderOf(timedOut.id)!
+    const view = await s.waitFor(timedOut.id, 15_000)
+    expect(view.record.final?.state).toBe('dead')
+    expect(view.record.final?.reason).toMatch(/still running 300 ms after its run was aborted \(The operation was aborted due to timeout\)/)
+    await waitFor(() => first.tasks!.runtime.freeSlots().hang === 1, { what: () => `the slot back (${JSON.stringify(first.tasks!.runtime.freeSlots())})` })
+    expect(first.tasks!.executor.stats.runsAbandoned).toBe(1)
+    // a long timeout: the cancel, not the timeout, ends this one
+    const canceled = await s.submit({ capability: 'hang', input: 'cancel', timeoutMs: 600_000 })
+    await waitFor(() => holderOf(canceled.id) !== undefined, { what: 'the second task to start' })
+    const second = holderOf(canceled.id)!
+    expect((await s.cancel(canceled.id)).record.final?.state).toBe('canceled')
+    await waitFor(() => !second.tasks!.executor.running().includes(canceled.id) && second.tasks!.runtime.freeSlots().hang === 1, { what: 'the canceled run ended and its slot back' })
+    expect(second.tasks!.executor.stats.failed).toBe(second === first ? 1 : 0)
+    expect(net.nodes.reduce((n, node) => n + node.tasks!.executor.stats.runsAbandoned, 0)).toBe(2)
+    // each ran once: a timed-out attempt with maxAttempts 1 is not retried, a canceled task never
+    expect(started.sort()).toEqual([timedOut.id, canceled.id].sort())
+  })
+
   it('drops a peer from presence after three silent intervals', async () => {
     net = await createTestnet(3, { baseDir: await tmp(), tasks: FAST_TASKS })
     await net.ready()
