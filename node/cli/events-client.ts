@@ -66,7 +66,10 @@ const peer = (s: unknown): string => typeof s === 'string' ? shortPeer(s) : '-'
 /** One readable line for an event of a task's stream or of the mesh's. */
 export function describeEvent (e: StreamEvent): string {
   const d = e.data ?? {}
-  const time = new Date(typeof d.at === 'number' ? d.at : Date.now()).toISOString().slice(11, 23)
+  // the mesh's states are told as they happen; a task's events come from its record, which keeps no
+  // time of a redrive: that line gets none, not the time it was read
+  const at = typeof d.at === 'number' ? d.at : e.event === 'state' ? Date.now() : undefined
+  const time = at === undefined ? ' '.repeat(12) : new Date(at).toISOString().slice(11, 23)
   switch (e.event) {
     case 'submitted': return `${time}  submitted   ${short(d.id)} ${clean(d.capability)}${d.parent === undefined ? '' : ` (subtask of ${short(d.parent)})`}`
     case 'claimed': return `${time}  claimed     attempt ${String(d.attempt)} by ${peer(d.peer)}`
