@@ -81,6 +81,10 @@ export function watchNode (log: OperatorLog, node: AgentNode): () => void {
   }
   const onRan = (evt: CustomEvent<RanEvent>): void => {
     const d = evt.detail
+    if (d.outcome === 'duplicate') {
+      log.warn({ event: 'duplicate-execution', task: d.id, capability: d.capability, error: d.error }, `result of task ${short(d.id)} (${d.capability}) refused, another claim holds the task (this node's lease lapsed while it ran: paused, or cut off): ${d.error ?? 'stale term'}`)
+      return
+    }
     if (d.outcome !== 'failed') return
     log.warn({ event: 'attempt-failed', task: d.id, capability: d.capability, error: d.error }, `attempt on task ${short(d.id)} (${d.capability}) failed: ${d.error ?? 'unknown error'}`)
   }

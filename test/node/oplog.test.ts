@@ -31,6 +31,14 @@ describe('the operator log', () => {
     expect(lines.find(l => l.event === 'task-dead' && l.task === id)?.msg).toMatch(/dead-lettered: .*the model said no/)
   })
 
+  it('says when a run\'s result was refused because another claim holds the task (a duplicate execution)', async () => {
+    // as the executor tells it when the members refuse a result under a lapsed lease's term
+    net.nodes[0]!.tasks!.events.safeDispatchEvent('ran', { detail: { id: 'c'.repeat(64), capability: 'fail', generation: 0, outcome: 'duplicate', runMs: 5, error: 'term 1 is stale: term 2 is current' } })
+    const line = lines.find(l => l.event === 'duplicate-execution')
+    expect(line).toMatchObject({ level: 40, task: 'c'.repeat(64), capability: 'fail' })
+    expect(line.msg).toMatch(/refused, another claim holds the task .*term 1 is stale/)
+  })
+
   it('cuts a long message, argument or field to LOG_STRING_MAX_CHARS, saying how much it left out', () => {
     const out: any[] = []
     const log = pino(operatorLogOptions('info'), new Writable({ write (chunk, _enc, done) { out.push(JSON.parse(String(chunk))); done() } }))
