@@ -88,6 +88,7 @@ export class TaskLayer {
   private readonly recordsRpc: RpcEndpoint
 
   private readonly host: TaskLayerHost
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => { this.presence.disconnected(evt.detail.toString()) }
 
   constructor (host: TaskLayerHost, init: TaskLayerInit) {
     this.host = host
@@ -245,6 +246,7 @@ export class TaskLayer {
     await this.memory.start()
     this.gossip.start()
     this.presence.start()
+    this.host.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
     this.service.start()
     this.claimer.start()
     this.sweeper.start()
@@ -262,6 +264,7 @@ export class TaskLayer {
     await this.antiEntropy.stop()
     await this.mover.stop()
     this.service.stop()
+    this.host.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
     this.presence.stop()
     this.gossip.stop()
     await this.leaseRpc.stop()

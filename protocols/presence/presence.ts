@@ -97,6 +97,8 @@ export interface PresenceStats {
   peersForgotten: number
   /** peers dropped at once because they said they were stopping */
   farewells: number
+  /** live peers taken out of the view because every connection to them closed, until heard again */
+  peersCut: number
 }
 
 export interface PeerPresence {
@@ -118,6 +120,8 @@ export interface LastStall {
 interface Heard {
   presence: Presence
   lastSeen: number
+  /** every connection to the peer closed since this announcement (see disconnected) */
+  cut?: boolean
 }
 
 /** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
@@ -130,7 +134,7 @@ const CLOCK_OFFSET_KEPT_MS = 1_000
  * subscribed peer gets our announcement at once instead of after a full interval.
  */
 export class PresenceService {
-  readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0, farewells: 0 }
+  readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0, farewells: 0, peersCut: 0 }
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
   private readonly now: () => number
@@ -390,11 +394,26 @@ export class PresenceService {
 
   /** Whether a peer is live: silent (our latest stall not counted) for no more than its expiry. */
   private heardLately (heard: Heard, now: number, stall: Stall | undefined): boolean {
-    return silentMs(heard, now, stall) <= this.expiryMs(heard.presence.intervalMs)
+    return heard.cut !== true && silentMs(heard, now, stall) <= this.expiryMs(heard.presence.intervalMs)
   }
 
   isLive (peerId: string): boolean {
     return this.liveIds().includes(peerId)
+  }
+
+  /**
+   * Every connection to the peer closed (libp2p's peer:disconnect). A process killed, or its host
+   * gone, closes them at once, an expiry (15 s by default) before its silence would tell: it is not
+   * live until it is heard again, so the next member of its placements takes up their recovery and
+   * no task is offered to it meanwhile. A peer whose connection closed for any other reason is
+   * live again at its next announcement.
+   */
+  disconnected (peerId: string): void {
+    const heard = this.peers.get(peerId)
+    if (heard === undefined || heard.cut === true) return
+    heard.cut = true
+    this.clock = undefined
+    this.stats.peersCut++
   }
 
   /** Forget a peer at once (it disconnected and said goodbye, or a test cut it off). */

@@ -185,6 +185,21 @@ describe('presence', () => {
     expect(net.nodes[0]!.tasks?.membership.members()).toContain(leaving)
   })
 
+  it('takes a peer out of view when its connection closes, an expiry before its silence would, and back once heard again', async () => {
+    // 10 s announcements: a silent peer would drop out only after 30 s
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 10_000 } })
+    await net.ready()
+    const [a, , c] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    const cut = c.peerId.toString()
+    await waitFor(() => a.tasks!.presence.liveIds().includes(cut), { what: 'the first peer to see the third', timeoutMs: 15_000 })
+    // as a kill -9 does, for one peer: every connection between the two closes at once
+    await a.libp2p.hangUp(c.peerId)
+    await waitFor(() => !a.tasks!.presence.liveIds().includes(cut), { what: 'the cut peer to drop out', timeoutMs: 5_000 })
+    expect(a.tasks!.presence.stats.peersCut).toBe(1)
+    // its next announcement (relayed by the second peer, or over a new connection) brings it back
+    await waitFor(() => a.tasks!.presence.liveIds().includes(cut), { what: 'the cut peer heard again', timeoutMs: 25_000 })
+  })
+
   it('keeps every peer in view across a stall of this process longer than their expiry', async () => {
     // 1 s announcements: a peer silent for 3 s drops out, unless the silence was our stall
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, lagSampleMs: 50 } })
@@ -309,6 +324,24 @@ describe('presence', () => {
       expect(presence.isLive(peer)).toBe(true)
       clock.t += 100
       expect(presence.isLive(peer)).toBe(false)
+    })
+
+    it('takes a peer whose every connection closed out of the view at once, and back at its next announcement', async () => {
+      const { presence, hear, clock } = await make()
+      const peer = (await newPeerId()).toString()
+      hear(peer, 1_000)
+      expect(presence.isLive(peer)).toBe(true)
+      presence.disconnected(peer)
+      // well within its expiry (3 s), and out of every view: live(), liveIds()
+      expect(presence.isLive(peer)).toBe(false)
+      expect(presence.live().map(p => p.peerId)).not.toContain(peer)
+      presence.disconnected(peer)
+      presence.disconnected((await newPeerId()).toString())
+      // counted once, and a peer never heard is not counted
+      expect(presence.stats.peersCut).toBe(1)
+      clock.t += 500
+      hear(peer, 1_000)
+      expect(presence.isLive(peer)).toBe(true)
     })
 
     it('takes an interval within the range as declared, and counts nothing', async () => {
