@@ -72,7 +72,7 @@ export interface PresenceInit {
   version: string
   capabilities: () => CapabilityInfo[]
   freeSlots: () => Record<string, number>
-  /** called with a peer's farewell before it leaves the live view: the last look at it as live (membership folds it in) */
+  /** called with a peer's farewell, or when its connections all close, before it leaves the live view: the last look at it as live (membership folds it in) */
   onLeaving?: (peerId: string) => void
 }
 
@@ -411,6 +411,9 @@ export class PresenceService {
   disconnected (peerId: string): void {
     const heard = this.peers.get(peerId)
     if (heard === undefined || heard.cut === true) return
+    // the last look at it as live, as at a farewell: a peer that joined since membership last
+    // folded the view in stays a member of placements chosen now
+    if (this.heardLately(heard, this.now(), this.stallAt(this.now()))) this.init.onLeaving?.(peerId)
     heard.cut = true
     this.clock = undefined
     this.stats.peersCut++

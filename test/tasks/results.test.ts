@@ -51,6 +51,16 @@ describe('results', () => {
     expect(outside).toBe(2)
   })
 
+  it('an agent that returns nothing completes its task with null', async () => {
+    const voidAgent: Agent<null> = { name: 'void', capabilities: [{ name: 'void' }], run: async () => undefined }
+    const net = await mesh(3, { tasks: { ...FAST_TASKS, agents: [voidAgent] } })
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'void', input: null })
+    const done = await s.waitFor(id, 30_000)
+    expect(done.record.final?.state).toBe('completed')
+    expect(done.result?.value).toBeNull()
+  })
+
   it('a result that is not JSON fails its task at once, saying why, with no retry', async () => {
     const net = await mesh(3, { tasks: { ...FAST_TASKS, agents: [datedAgent] } })
     const s = net.nodes[0]!.tasks!.service
