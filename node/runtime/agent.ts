@@ -33,7 +33,11 @@ export interface AgentContext<I = unknown> {
   task: { id: string, capability: string, submitter: string, parent?: string, createdAt: number }
   /** 1 for the first attempt */
   attempt: number
-  /** aborts when the lease is lost, the task is canceled, or its timeout passes, while the run lasts (not after `run` returned) */
+  /**
+   * aborts when the lease is lost, the task is canceled, or its timeout passes, while the run lasts
+   * (not after `run` returned). A run still going abortGraceMs (5 s) after it aborted is ended
+   * without the agent: what it returns later is not used
+   */
   signal: AbortSignal
   /** reports progress (kept with the task on this node and logged) */
   progress: (event: unknown) => void

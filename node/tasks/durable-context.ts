@@ -75,7 +75,8 @@ export async function subtask (run: DurableRun, signal: AbortSignal, capability:
   let missingResult = 0
   while (true) {
     signal.throwIfAborted()
-    const view = await run.tasks.waitFor(id, 5_000)
+    // the signal ends the wait at once: an agent waiting here heeds its abort, as it is asked to
+    const view = await run.tasks.waitFor(id, 5_000, signal)
     const final = view.record.final
     if (final === undefined) continue
     if (final.state !== 'completed') throw new SubtaskFailedError(id, final.state, final.reason)

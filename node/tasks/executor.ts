@@ -5,7 +5,7 @@ import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ProgressSender } from './progress.js'
 import { durableStep, durableWait, subtask } from './durable-context.js'
-import { abortWith, heedingAbort } from './run-signal.js'
+import { abortWith, withAbortGrace } from './run-signal.js'
 import { publishNotice } from './notices.js'
 import type { TaskComponents } from './components.js'
 import type { DurableRun } from './durable-context.js'
@@ -166,7 +166,7 @@ export class Executor {
       let value: unknown
       try {
         // a pure agent's run made here before the claim: its result, not a second run
-        value = lease.prerun !== undefined ? lease.prerun.result : await heedingAbort(this.c.runtime.run(slot.agent, {
+        value = lease.prerun !== undefined ? lease.prerun.result : await withAbortGrace(this.c.runtime.run(slot.agent, {
           // copies of what the replica keeps, here and below: an agent may change what it is given
           input: cloneJson(task.input),
           task: agentTaskOf(task),
@@ -292,6 +292,8 @@ export class Executor {
   }
 
   private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any, ran: Ran): Promise<void> {
+    // the stop's abandon already let its lease go: nothing is lost but the node's own run
+    if (this.stopping && err?.name === 'AgentIgnoredAbortError') return
     if (lease.signal.aborted) {
       // the members expire the lease themselves; reporting under a lost lease would be refused
       this.stats.leaseLost++

@@ -24,13 +24,15 @@ export function abortWith (controller: AbortController, source: AbortSignal, tim
  * AgentIgnoredAbortError. The run's own promise is left to settle unheeded (a late rejection of it
  * is caught here, never unhandled).
  */
-export async function heedingAbort<T> (run: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
+export async function withAbortGrace<T> (run: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   let onAbort = (): void => {}
   const ignored = new Promise<never>((_resolve, reject) => {
     onAbort = () => {
       const why = String((signal.reason as Error | undefined)?.message ?? signal.reason)
       timer = setTimeout(() => { reject(new AgentIgnoredAbortError(`the agent was still running ${graceMs} ms after its run was aborted (${why}): the run was ended without it`)) }, graceMs)
+      // as abortWith's: a stopped node's process is not kept alive for it
+      timer.unref()
     }
     if (signal.aborted) onAbort()
     else signal.addEventListener('abort', onAbort, { once: true })

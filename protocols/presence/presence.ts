@@ -120,8 +120,8 @@ export interface LastStall {
 interface Heard {
   presence: Presence
   lastSeen: number
-  /** every connection to the peer closed since this announcement (see disconnected) */
-  cut?: boolean
+  /** when every connection to the peer closed since this announcement, by our clock (see disconnected) */
+  cutAt?: number
 }
 
 /** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
@@ -165,6 +165,9 @@ export class PresenceService {
     // not bring it back; for an expiry period only, so a peer restarted with its clock set back is heard
     const farewell = this.farewells.get(p.from)
     if (farewell !== undefined && p.at <= farewell.at && this.now() - farewell.heardAt <= this.expiryMs(this.intervalMs)) return
+    // nor does one it sent before its connections closed (checked while it was on its way): its
+    // send time, by its clock as its last announcement placed it against ours, not after the cut
+    if (known?.cutAt !== undefined && p.at <= known.cutAt + (known.presence.at - known.lastSeen)) return
     if (p.leaving === true) {
       // a farewell older than what the peer said since (a replay) is not news
       if (known !== undefined && p.at < known.presence.at) return
@@ -394,7 +397,7 @@ export class PresenceService {
 
   /** Whether a peer is live: silent (our latest stall not counted) for no more than its expiry. */
   private heardLately (heard: Heard, now: number, stall: Stall | undefined): boolean {
-    return heard.cut !== true && silentMs(heard, now, stall) <= this.expiryMs(heard.presence.intervalMs)
+    return heard.cutAt === undefined && silentMs(heard, now, stall) <= this.expiryMs(heard.presence.intervalMs)
   }
 
   isLive (peerId: string): boolean {
@@ -402,19 +405,23 @@ export class PresenceService {
   }
 
   /**
-   * Every connection to the peer closed (libp2p's peer:disconnect). A process killed, or its host
-   * gone, closes them at once, an expiry (15 s by default) before its silence would tell: it is not
-   * live until it is heard again, so the next member of its placements takes up their recovery and
-   * no task is offered to it meanwhile. A peer whose connection closed for any other reason is
-   * live again at its next announcement.
+   * Every connection to the peer closed (libp2p's peer:disconnect). A killed process's sockets
+   * close at once, an expiry (15 s by default) before its silence would tell: it is not live until
+   * it is heard again, so the next member of its placements takes up their recovery and no task is
+   * offered to it meanwhile. A host gone, or paused, closes nothing: a failed ping or the expiry
+   * tells. A peer whose connection closed for any other reason is live at its next announcement.
    */
   disconnected (peerId: string): void {
     const heard = this.peers.get(peerId)
-    if (heard === undefined || heard.cut === true) return
+    const now = this.now()
+    const stall = this.stallAt(now)
+    // a stall of this process fails pings and closes connections to live peers: not taken for a
+    // death, the expiry (which leaves the stall out) decides, as it does for their silence
+    if (heard === undefined || heard.cutAt !== undefined || stall !== undefined || !this.heardLately(heard, now, stall)) return
     // the last look at it as live, as at a farewell: a peer that joined since membership last
     // folded the view in stays a member of placements chosen now
-    if (this.heardLately(heard, this.now(), this.stallAt(this.now()))) this.init.onLeaving?.(peerId)
-    heard.cut = true
+    this.init.onLeaving?.(peerId)
+    heard.cutAt = now
     this.clock = undefined
     this.stats.peersCut++
   }

@@ -339,9 +339,27 @@ describe('presence', () => {
       presence.disconnected((await newPeerId()).toString())
       // counted once, and a peer never heard is not counted
       expect(presence.stats.peersCut).toBe(1)
+      // an announcement it sent before the cut, handled after it, does not bring it back
+      clock.t -= 10
+      hear(peer, 1_000)
+      clock.t += 10
+      expect(presence.isLive(peer)).toBe(false)
       clock.t += 500
       hear(peer, 1_000)
       expect(presence.isLive(peer)).toBe(true)
+    })
+
+    it('does not cut a peer whose connection closed during a stall of this process (its pings failed), nor one already silent past its expiry', async () => {
+      let stalled = true
+      const { presence, hear, clock } = await make({ lastStall: () => stalled ? { lengthMs: 8_000, endedAgoMs: 100 } : undefined })
+      const peer = (await newPeerId()).toString()
+      hear(peer, 1_000)
+      presence.disconnected(peer)
+      expect(presence.isLive(peer)).toBe(true)
+      stalled = false
+      clock.t += 3_001
+      presence.disconnected(peer)
+      expect(presence.stats.peersCut).toBe(0)
     })
 
     it('takes an interval within the range as declared, and counts nothing', async () => {
