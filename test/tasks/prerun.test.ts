@@ -96,7 +96,9 @@ describe('a pure agent\'s task is claimed and voted in one request a member', ()
 
   it('asks a member that refuses the vote field (a peer from before it) the plain acquire, then for its vote', async () => {
     const agent = countingEcho()
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, agents: i === 0 ? [agent] : [] } }) })
+    // the claim waits for b's vote after c's plain grant: b answers 50 ms after it, which a busy
+    // machine stretched past the default 100 ms wait (the claim then took the grants alone)
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, prerunVoteWaitMs: 5_000, agents: i === 0 ? [agent] : [] } }) })
     await net.ready()
     const [a, b, c] = net.nodes as [AgentNode, AgentNode, AgentNode]
     // c answers an acquire with a vote as an older peer's schema would, and grants the plain one
