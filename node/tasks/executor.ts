@@ -321,7 +321,7 @@ export class Executor {
       ? String(err.message)
       : signal.aborted && !unrecoverable
         ? `aborted: ${(signal.reason as Error)?.message ?? 'timeout'}`
-      : String(err?.message ?? err)
+        : String(err?.message ?? err)
     ran('failed', { error: reason })
     await this.report(task, lease, generation, reason, unrecoverable)
   }
