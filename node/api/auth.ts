@@ -34,7 +34,10 @@ export function authHook (token: string, stats: ApiStats): (request: FastifyRequ
     const given = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim()
     if (given !== undefined && sameToken(given, token)) return
     stats.unauthorized++
-    throw new HttpError(401, 'UNAUTHORIZED', header === undefined ? 'this API needs a bearer token (Authorization: Bearer <token>)' : 'the bearer token is wrong')
+    const why = header === undefined
+      ? 'this API needs a bearer token (Authorization: Bearer <token>)'
+      : given === undefined ? 'the Authorization header is not a bearer token: send Authorization: Bearer <token>' : 'the bearer token is wrong'
+    throw new HttpError(401, 'UNAUTHORIZED', why)
   }
 }
 

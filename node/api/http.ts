@@ -33,7 +33,8 @@ export function badRequest (reason: BadRequestReason, message: string): HttpErro
 /** A schema's complaints as one line: `path: message; ...`; `root` names what was checked (an item of a bulk body, say). */
 export function zodMessage (err: z.ZodError, root?: string): string {
   const where = (path: PropertyKey[]): string => root === undefined ? path.join('.') || '(body)' : [root, ...path].join('.')
-  return err.issues.map(i => `${where(i.path)}: ${i.message}`).join('; ')
+  // a schema's own message may name its field already (the capability's does): not twice
+  return err.issues.map(i => i.message.startsWith(`${where(i.path)}: `) ? i.message : `${where(i.path)}: ${i.message}`).join('; ')
 }
 
 /** `value` checked by `schema`, or a 400 counted under `reason`. */

@@ -36,7 +36,8 @@ const signalBody = z.object({
 }).strict()
 
 /** `limit` of a listing: digits only (a coerced number took 0x10 and 1e3 too) */
-const limitParam = z.string().regex(/^\d{1,5}$/, 'a whole number from 1 to 10000').transform(Number).pipe(z.number().int().min(1).max(10_000))
+const LIMIT_WHAT = 'a whole number from 1 to 10000'
+const limitParam = z.string().regex(/^\d{1,5}$/, LIMIT_WHAT).transform(Number).pipe(z.number().int().min(1, LIMIT_WHAT).max(10_000, LIMIT_WHAT))
 
 const deadLetterQuery = z.object({ limit: limitParam.optional() })
 

@@ -56,6 +56,14 @@ describe('who may use the doors: the bearer token', () => {
     }
   })
 
+  it('says what was wrong: no token, another scheme than Bearer, or a wrong token', async () => {
+    const message = async (headers: Record<string, string>): Promise<string> => (await (await get('/v1/health', headers)).json()).error.message
+    expect(await message({})).toMatch(/needs a bearer token/)
+    expect(await message({ authorization: `Basic ${Buffer.from(`me:${TOKEN}`).toString('base64')}` })).toMatch(/not a bearer token: send Authorization: Bearer <token>/)
+    expect(await message({ authorization: TOKEN })).toMatch(/not a bearer token/)
+    expect(await message({ authorization: 'Bearer wrong-token-wrong-token!!' })).toBe('the bearer token is wrong')
+  })
+
   it('serves every route with the token, and counts the refusals', async () => {
     const auth = { authorization: `Bearer ${TOKEN}` }
     expect((await get('/v1/health', auth)).status).toBe(200)

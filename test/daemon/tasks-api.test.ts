@@ -159,7 +159,15 @@ describe('task API and CLI on real daemons', () => {
     await waitFor(async () => { seen = (await call(b.api, 'GET', `/v1/tasks/${id}`)).json?.state; return seen === 'dead' }, { what: () => `the task to die past its deadline (last seen ${String(seen)})`, timeoutMs: 60_000 })
     // the dead-letter list, newest first, a page at a time
     expect((await call(b.api, 'GET', '/v1/deadletter?limit=1')).json.deadLetters.map((d: any) => d.id)).toEqual([id])
-    expect((await call(b.api, 'GET', '/v1/deadletter?limit=0')).status).toBe(400)
+    const badCapability = await call(b.api, 'GET', '/v1/tasks?capability=a%20b')
+    expect(badCapability.status).toBe(400)
+    expect(badCapability.json.error.message).toBe('capability: letters, digits, . _ - (up to 64)')
+    // 0, past the most, and not a number at all: one message
+    for (const limit of ['0', '10001', '-1']) {
+      const bad = await call(b.api, 'GET', `/v1/deadletter?limit=${limit}`)
+      expect(bad.status).toBe(400)
+      expect(bad.json.error.message).toMatch(/a whole number from 1 to 10000/)
+    }
     expect((await runCli(['dlq', 'list', '--limit', '1', '--api', b.api])).stdout).toContain(id)
     const refused = await call(b.api, 'POST', `/v1/deadletter/${id}/redrive`)
     expect({ status: refused.status, name: refused.json.error?.name }).toEqual({ status: 409, name: 'PAST_DEADLINE' })
