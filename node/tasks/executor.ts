@@ -188,10 +188,6 @@ export class Executor {
           waitFor: async <T>(name: string, options?: WaitOptions<T>): Promise<T> => durableWait(durable, name, options)
         }), signal, this.c.options.abortGraceMs)
       } catch (err: any) {
-        if (err?.name === 'AgentIgnoredAbortError') {
-          this.stats.runsAbandoned++
-          this.log('run of %s abandoned: %s', task.id, err.message)
-        }
         settled = true
         this.forgetLease(task.id, lease)
         if (err?.name === 'TaskSuspendedError' && !lease.held) {
@@ -292,8 +288,12 @@ export class Executor {
   }
 
   private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any, ran: Ran): Promise<void> {
-    // the stop's abandon already let its lease go: nothing is lost but the node's own run
-    if (this.stopping && err?.name === 'AgentIgnoredAbortError') return
+    if (err?.name === 'AgentIgnoredAbortError') {
+      this.stats.runsAbandoned++
+      this.log('run of %s abandoned: %s', task.id, err.message)
+      // the stop's abandon already let its lease go: nothing is lost but the node's own run
+      if (this.stopping) return
+    }
     if (lease.signal.aborted) {
       // the members expire the lease themselves; reporting under a lost lease would be refused
       this.stats.leaseLost++

@@ -26,17 +26,16 @@ export function abortWith (controller: AbortController, source: AbortSignal, tim
  */
 export async function withAbortGrace<T> (run: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
-  let onAbort = (): void => {}
-  const ignored = new Promise<never>((_resolve, reject) => {
-    onAbort = () => {
-      const why = String((signal.reason as Error | undefined)?.message ?? signal.reason)
-      timer = setTimeout(() => { reject(new AgentIgnoredAbortError(`the agent was still running ${graceMs} ms after its run was aborted (${why}): the run was ended without it`)) }, graceMs)
-      // as abortWith's: a stopped node's process is not kept alive for it
-      timer.unref()
-    }
-    if (signal.aborted) onAbort()
-    else signal.addEventListener('abort', onAbort, { once: true })
-  })
+  let giveUp!: (err: Error) => void
+  const ignored = new Promise<never>((_resolve, reject) => { giveUp = reject })
+  const onAbort = (): void => {
+    const why = String((signal.reason as Error | undefined)?.message ?? signal.reason)
+    timer = setTimeout(() => { giveUp(new AgentIgnoredAbortError(`the agent was still running ${graceMs} ms after its run was aborted (${why}): the run was ended without it`)) }, graceMs)
+    // as abortWith's: a stopped node's process is not kept alive for it
+    timer.unref()
+  }
+  if (signal.aborted) onAbort()
+  else signal.addEventListener('abort', onAbort, { once: true })
   try {
     return await Promise.race([run, ignored])
   } finally {
