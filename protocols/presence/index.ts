@@ -9,4 +9,4 @@
  */
 export { PresenceService } from './presence.js'
 export * from './constants.js'
-export type { LastStall, PresenceInit, PresenceComponents, PresenceStats, PeerPresence } from './presence.js'
+export type { LastStall, PresenceInit, PresenceComponents, PresenceStats, PeerPresence } from './types.js'
