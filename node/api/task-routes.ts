@@ -116,6 +116,10 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
     ...summarize(view.record),
     // one task's page shows what it was asked (lists leave inputs out: up to 1 MiB each)
     input: view.record.task.input,
+    // what the submit set, so a client can read back the limits its task runs under
+    timeoutMs: view.record.task.timeoutMs,
+    deadline: view.record.task.deadline,
+    ...(view.record.task.idempotencyKey === undefined ? {} : { idempotencyKey: view.record.task.idempotencyKey }),
     ...(view.record.task.traceparent === undefined ? {} : { traceparent: view.record.task.traceparent }),
     ...(view.result === undefined ? {} : { result: view.result.value }),
     ...(progress === undefined ? {} : { progress })

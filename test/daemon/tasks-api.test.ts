@@ -36,7 +36,7 @@ describe('task API and CLI on real daemons', () => {
   })
 
   it('submits (202, then 200 for the same idempotency key) and long-polls the result', async () => {
-    const first = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo', input: { n: 1 }, idempotencyKey: 'k1' })
+    const first = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo', input: { n: 1 }, idempotencyKey: 'k1', timeoutMs: 45_000, deadlineMs: 600_000 })
     expect(first.status).toBe(202)
     expect(first.json.id).toMatch(/^[0-9a-f]{64}$/)
     const again = await call(a.api, 'POST', '/v1/tasks', { capability: 'echo', input: { n: 1 }, idempotencyKey: 'k1' })
@@ -44,8 +44,9 @@ describe('task API and CLI on real daemons', () => {
     const result = await call(b.api, 'GET', `/v1/tasks/${String(first.json.id)}/result?wait=10000`)
     expect(result).toEqual({ status: 200, json: { id: first.json.id, state: 'completed', result: { n: 1 } } })
     const task = await call(b.api, 'GET', `/v1/tasks/${String(first.json.id)}`)
-    expect(task.json).toMatchObject({ state: 'completed', attempts: 1, executor: a.peerId, capability: 'echo' })
+    expect(task.json).toMatchObject({ state: 'completed', attempts: 1, executor: a.peerId, capability: 'echo', timeoutMs: 45_000, idempotencyKey: 'k1' })
     expect(task.json.createdAt).toBeLessThanOrEqual(task.json.finishedAt)
+    expect(task.json.deadline).toBe(task.json.createdAt + 600_000)
   })
 
   it('runs a user agent from --agents-module on the other node', async () => {
