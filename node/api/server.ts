@@ -4,6 +4,7 @@ import { AddressInUseError, InvalidConfigError } from '../errors.js'
 import { authHook, isLoopbackHost, requiresToken } from './auth.js'
 import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, asHttpError, pathPatterns, shortUrl } from './fastify-glue.js'
+import { DEFAULT_CLOSE_GRACE_MS, GracefulClose } from './graceful-close.js'
 import { guardServer, handleClientError } from './guards.js'
 import { HttpError, badRequest, parseTarget } from './http.js'
 import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
@@ -54,6 +55,12 @@ export interface ApiServerInit {
    * @default 30_000
    */
   requestTimeoutMs?: number
+  /**
+   * How long a stop waits for the requests under way to be answered before it cuts them off (long
+   * polls answer at once, streams end at once; see GracefulClose).
+   * @default 3_000
+   */
+  closeGraceMs?: number
   /**
    * The bearer token every route requires. Required when `host` is not a loopback address.
    * @default undefined (no token: only for loopback)
@@ -106,12 +113,16 @@ export class ApiServer {
   readonly stats: ApiStats
   readonly app: FastifyInstance
   private readonly log: Logger
+  private readonly graceful: GracefulClose
+  private readonly closeGraceMs: number
 
-  private constructor (app: FastifyInstance, log: Logger, stats: ApiStats) {
+  private constructor (app: FastifyInstance, log: Logger, stats: ApiStats, graceful: GracefulClose, closeGraceMs: number) {
     this.app = app
     this.server = app.server
     this.log = log
     this.stats = stats
+    this.graceful = graceful
+    this.closeGraceMs = closeGraceMs
   }
 
   static async listen (node: AgentNode, init: ApiServerInit = {}): Promise<ApiServer> {
@@ -147,15 +158,25 @@ export class ApiServer {
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_ENCODED_PARAM_LENGTH },
       // a malformed percent-escape in the path: Fastify's own answer would not be ours
       frameworkErrors: (err, request, reply) => { answerError(err, request, reply, errors) },
-      // a long poll must not hold a stop up
-      forceCloseConnections: true
+      // a stop answers the requests under way (GracefulClose): only idle connections close at once,
+      // and a request that comes during the stop gets our 503, not Fastify's
+      forceCloseConnections: 'idle',
+      return503OnClosing: false
     })
+    const graceful = new GracefulClose()
     guardServer(app.server, stats)
     addJsonParser(app, { maxBytes, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH })
     const patterns = pathPatterns(app)
 
-    app.addHook('onRequest', async request => {
+    app.addHook('onRequest', async (request, reply) => {
       stats.requests++
+      if (graceful.stopping.aborted) {
+        void reply.header('connection', 'close')
+        const err = new HttpError(503, 'NODE_STOPPING', 'this node is stopping: send the request to another member of the mesh')
+        err.retryAfterS = 1
+        throw err
+      }
+      graceful.track(reply.raw)
       if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw badRequest('no-host', 'an HTTP/1.1 request needs a Host header')
       // RFC 9112: more than one Host is a 400 (Node keeps the first, and the loopback check read only it)
       if ((request.raw.headersDistinct.host?.length ?? 0) > 1) throw badRequest('no-host', 'a request has one Host header, not several')
@@ -199,7 +220,8 @@ export class ApiServer {
             params: request.params as Record<string, string>,
             query: queries.get(request) ?? new URLSearchParams(),
             body: async () => bodyOf(request),
-            gone: () => (gone ??= goneSignal(reply.raw))
+            // a stop ends a long poll too: it answers with the state it has
+          gone: () => (gone ??= AbortSignal.any([goneSignal(reply.raw), graceful.stopping]))
           })
           return reply.code(answer.status ?? 200).send(answer.body)
         }
@@ -230,7 +252,7 @@ export class ApiServer {
         ? new AddressInUseError(`API address ${host}:${port} is already in use`)
         : new AddressInUseError(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message}`)
     }
-    return new ApiServer(app, log, stats)
+    return new ApiServer(app, log, stats, graceful, init.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS)
   }
 
   get url (): string {
@@ -245,7 +267,7 @@ export class ApiServer {
   }
 
   async close (): Promise<void> {
-    await this.app.close()
+    await this.graceful.close(this.app, this.closeGraceMs)
   }
 }
 

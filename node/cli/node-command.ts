@@ -56,7 +56,7 @@ export function addNodeCommand (program: Command): Command {
 }
 
 /**
- * `agentmesh node`: runs the daemon until SIGINT or SIGTERM. The first signal stops it cleanly
+ * `agentmesh node`: runs the daemon until SIGINT, SIGTERM or SIGHUP. The first signal stops it cleanly
  * (node.json removed, store closed, libp2p stopped); a second one, or a stop that hangs past
  * stopTimeoutMs, forces the exit.
  */
@@ -102,6 +102,8 @@ export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // the terminal that started it closed: Node's default exit left node.json and its leases behind
+  process.on('SIGHUP', onSignal)
 
   outputOwner.keepGoing = true
   // the daemon (libp2p and all) is loaded by this command only: the CLI's client commands start fast

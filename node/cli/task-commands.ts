@@ -108,12 +108,19 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
     size += bytes
   }
   const answers: any[] = []
-  for (const batch of batches) {
+  for (const [b, batch] of batches.entries()) {
+    let unreachable: string | undefined
     for (let tries = 1; ; tries++) {
       try {
         answers.push(...(await apiRequest(url, 'POST', '/v1/tasks', batch, 120_000)).tasks)
         break
       } catch (err: any) {
+        // the node went (stopped, killed): the ids it answered are printed; this batch may be stored
+        // in part, so it and the rest are reported as not known to be submitted, not sent again
+        if (err?.name === 'NodeNotRunningError') {
+          unreachable = err.message
+          break
+        }
         if (err?.name !== 'ApiRequestError') throw err
         // an overloaded node refuses the whole batch and says when to come back: the batch is sent again then
         if (err.status === 429 && tries < BULK_OVERLOAD_TRIES) {
@@ -123,6 +130,11 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
         answers.push(...batch.map(() => ({ error: { name: 'REQUEST_FAILED', message: err.message } })))
         break
       }
+    }
+    if (unreachable !== undefined) {
+      const message = `${unreachable}: not known to be submitted (an idempotency key makes sending it again safe)`
+      answers.push(...batches.slice(b).flat().map(() => ({ error: { name: 'NODE_UNREACHABLE', message } })))
+      break
     }
   }
   const failed = answers.filter(a => a.error !== undefined).length

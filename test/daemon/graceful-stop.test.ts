@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { waitFor } from '../../sim/wait.js'
+import { getJson, runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { useTmpDirs } from '../helpers/tmp.js'
+import type { DaemonProcess } from '../../sim/daemon-process.js'
+
+const BULKS = 3
+const PER_BULK = 1_000
+
+/** Every echo task a node holds (fresh meshes: they all came from this test). */
+async function echoIds (d: DaemonProcess): Promise<string[]> {
+  return (await getJson<{ tasks: Array<{ id: string }> }>(`${d.api}/v1/tasks?capability=echo&limit=10000`)).tasks.map(t => t.id)
+}
+
+describe('a daemon stopped while it is taking submits', () => {
+  const tmp = useTmpDirs()
+  const running: DaemonProcess[] = []
+  afterEach(() => { for (const d of running.splice(0)) d.proc.kill('SIGKILL') })
+
+  async function start (dir: string, name: string, bootstrap?: DaemonProcess): Promise<DaemonProcess> {
+    const d = await startDaemonProcess(['--data', join(dir, name), '--api', '127.0.0.1:0', '--agents', 'echo', ...(bootstrap === undefined ? [] : ['--bootstrap', bootstrap.addrs[0] as string])])
+    running.push(d)
+    return d
+  }
+
+  it('answers every submit under way on SIGTERM (acknowledged or refused, never cut off), exits 0, and the mesh holds exactly the acknowledged tasks; a bulk CLI submit then names what it could not send', async () => {
+    const dir = await tmp()
+    const a = await start(dir, 'a')
+    const b = await start(dir, 'b', a)
+    const c = await start(dir, 'c', a)
+    await waitFor(async () => {
+      const peers = await Promise.all([a, b, c].map(async d => (await getJson<{ peers: unknown[] }>(`${d.api}/v1/peers`)).peers.length))
+      const live = (await getJson<{ capabilities: Array<{ peers: unknown[] }> }>(`${c.api}/v1/capabilities`)).capabilities
+      return peers.every(n => n === 2) && live.some(cap => cap.peers.length === 3)
+    }, { what: 'the three daemons to see each other', timeoutMs: 30_000 })
+
+    // a long poll under way when the stop comes answers with the state it has, at once
+    const waiting = await (await fetch(`${c.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'nobody.offers.this', input: 1 }) })).json() as { id: string }
+    const longPoll = fetch(`${c.api}/v1/tasks/${waiting.id}/result?wait=60000`).then(async res => ({ status: res.status, json: await res.json() as any }), (err: Error) => ({ status: 0, json: { error: String(err?.cause ?? err) } }))
+    const bulks = Array.from({ length: BULKS }, async (_, k) => {
+      const body = JSON.stringify(Array.from({ length: PER_BULK }, (_, i) => ({ capability: 'echo', input: { k, i } })))
+      try {
+        const res = await fetch(`${c.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        return { status: res.status, json: await res.json() as any }
+      } catch (err) {
+        return { status: 0, json: { error: String((err as Error)?.cause ?? err) } }
+      }
+    })
+    // the stop comes while the submits are being stored
+    await waitFor(async () => ((await getJson<{ tasks: { submitted: number } }>(`${c.api}/v1/metrics`)).tasks.submitted) > 0, { what: 'the node to begin storing the submits', intervalMs: 5 })
+    c.proc.kill('SIGTERM')
+    const answers = await Promise.all(bulks)
+    expect(await longPoll).toEqual({ status: 202, json: { id: waiting.id, state: 'pending' } })
+    expect(await c.exited).toBe(0)
+
+    // each got an answer: its tasks' ids (each item an id or its own error), or 503 for a request that came too late
+    for (const answer of answers) {
+      expect(answer.status, JSON.stringify(answer.json).slice(0, 300)).toBeOneOf([202, 503])
+      if (answer.status === 503) expect(answer.json.error.name).toBe('NODE_STOPPING')
+    }
+    const acknowledged = answers.flatMap(answer => answer.status === 202 ? (answer.json.tasks as Array<{ id?: string }>).flatMap(t => t.id === undefined ? [] : [t.id]) : [])
+    expect(acknowledged.length).toBeGreaterThan(0)
+    // every placement of three names all three nodes, so a task stored on a majority is on a or b
+    const held = async (): Promise<Set<string>> => new Set([...await echoIds(a), ...await echoIds(b)])
+    await waitFor(async () => (await held()).size >= acknowledged.length, { what: 'the acknowledged tasks on the other two', timeoutMs: 30_000 })
+    expect([...await held()].sort()).toEqual([...new Set(acknowledged)].sort())
+    await waitFor(async () => (await getJson<{ tasks: unknown[] }>(`${a.api}/v1/tasks?capability=echo&state=completed&limit=10000`)).tasks.length === acknowledged.length, { what: 'every acknowledged task to complete', timeoutMs: 60_000 })
+
+    // a bulk file sent to a node that is gone: each task says it was not sent, none is dropped unsaid
+    const file = join(dir, 'late.jsonl')
+    await writeFile(file, '{"capability":"echo","input":1}\n{"capability":"echo","input":2}\n')
+    const late = await runCli(['submit', '--api', c.api, '--bulk', file])
+    expect(late.code).toBe(1)
+    expect(late.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^error: line 1: no node answers at .*not known to be submitted/), expect.stringMatching(/^error: line 2: /)])
+  })
+
+  it('stops cleanly on SIGHUP too (the terminal that started it closed): exit 0, node.json gone', async () => {
+    const dir = await tmp()
+    const d = await start(dir, 'h')
+    const nodeFile = join(dir, 'h', 'node.json')
+    expect(existsSync(nodeFile)).toBe(true)
+    d.proc.kill('SIGHUP')
+    expect(await d.exited).toBe(0)
+    expect(d.output()).toMatch(/SIGHUP: stopping/)
+    expect(existsSync(nodeFile)).toBe(false)
+  })
+})
