@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import { MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
+import { EMBED_CAPABILITY, TEXTS_PER_EMBED_TASK } from '../memory/remote-embed.js'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
+import type { Embed } from '../memory/memory-layer.js'
 import type { Agent } from '../runtime/agent.js'
 
 const collection = z.string().min(1).max(64).describe('the collection: letters, digits, ".", "_" or "-"')
@@ -8,6 +10,7 @@ const record = z.object({ id: z.string().min(1).max(256), text: z.string().max(M
 const putInput = z.object({ collection, records: z.array(record).min(1).max(MAX_MEMORY_BATCH) }).strict()
 const searchInput = z.object({ collection, text: z.string().min(1).max(MAX_TEXT_BYTES).optional(), vector: vectorSchema.optional(), k: z.number().int().min(1).max(MAX_K).optional(), filter: filterSchema.optional() }).strict()
 const deleteInput = z.object({ collection, id: z.string().min(1).max(256) }).strict()
+const embedInput = z.object({ texts: z.array(z.string().min(1).max(MAX_TEXT_BYTES)).min(1).max(TEXTS_PER_EMBED_TASK) }).strict()
 
 /** The JSON schema an LLM agent sees for the capability's input (memory as tools). */
 const jsonSchema = (schema: z.ZodType): Record<string, unknown> => z.toJSONSchema(schema) as Record<string, unknown>
@@ -54,3 +57,17 @@ export const memoryDeleteAgent: Agent<z.infer<typeof deleteInput>> = {
 }
 
 export const MEMORY_AGENTS: Agent[] = [memoryPutAgent, memorySearchAgent, memoryDeleteAgent]
+
+/**
+ * memory.embed, on a node with an embeddings model (the task layer adds it): vectors for texts,
+ * for the memory of peers that have no model of their own (remote-embed.ts).
+ */
+export function memoryEmbedAgent (embed: Embed): Agent<z.infer<typeof embedInput>> {
+  return {
+    name: EMBED_CAPABILITY,
+    capabilities: [{ name: EMBED_CAPABILITY, description: 'vectors for up to 8 texts from the embeddings model of vector memory', inputSchema: jsonSchema(embedInput) }],
+    concurrency: 8,
+    inputSchema: embedInput,
+    run: async ctx => ({ vectors: await embed(ctx.input.texts) })
+  }
+}

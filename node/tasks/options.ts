@@ -330,6 +330,12 @@ export const taskOptionsSchema = z.strictObject({
    * index answers, whose memory and build cost only pay off at that size. @default 250_000
    */
   memoryHnswAbove: count(0).default(250_000),
+  /**
+   * Vector memory on a node without an embeddings model: its texts are embedded by a peer that has
+   * one, as `memory.embed` tasks, each waited for this long (also their deadline).
+   * @default 120_000
+   */
+  remoteEmbedWaitMs: timerMs().default(120_000),
   /** fsync writes peers rely on. @default true */
   syncWrites: z.boolean().default(true)
 }, {

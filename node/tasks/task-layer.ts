@@ -5,6 +5,8 @@ import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler } from '../../protocols/
 import { Replica } from '../../protocols/replica/index.js'
 import { RpcEndpoint, fastParse } from '../../protocols/rpc/index.js'
 import { BUILTIN_AGENTS } from '../agents/index.js'
+import { memoryEmbedAgent } from '../agents/memory.js'
+import { embedByPeers } from '../memory/remote-embed.js'
 import { MemoryLayer } from '../memory/memory-layer.js'
 import { AgentRuntime } from '../runtime/runtime.js'
 import { LevelReplicaStore } from '../store/replica-store.js'
@@ -96,7 +98,8 @@ export class TaskLayer {
     this.options = options
     const peerId = host.libp2p.peerId
     const logger = (name: string) => host.logger.forComponent(name)
-    this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS)
+    // a node with an embeddings model embeds for the peers that have none
+    this.runtime = new AgentRuntime([...init.agents ?? BUILTIN_AGENTS, ...(init.embed === undefined ? [] : [memoryEmbedAgent(init.embed)])])
     this.gossip = new MeshGossip({ pubsub: host.libp2p.services.pubsub, privateKey: host.privateKey, peerId, log: logger('agentmesh:gossip') }, { mesh: host.mesh, maxInputBytes: options.maxInputBytes })
     this.presence = new PresenceService({
       gossip: this.gossip,
@@ -155,7 +158,7 @@ export class TaskLayer {
     const records = async (peer: PeerId, req: RecordsRequest, o?: RpcRequestOptions): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req, o)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
     this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets })
-    this.memory = new MemoryLayer({ peerId, libp2p: host.libp2p, store: host.store, membership: this.membership, presence: this.presence, replicaSets: this.replicaSets, replicationFactor: options.replicationFactor, rpcTimeoutMs: options.rpcTimeoutMs, embed: init.embed, hnswAbove: options.memoryHnswAbove, log: logger('agentmesh:memory') })
+    this.memory = new MemoryLayer({ peerId, libp2p: host.libp2p, store: host.store, membership: this.membership, presence: this.presence, replicaSets: this.replicaSets, replicationFactor: options.replicationFactor, rpcTimeoutMs: options.rpcTimeoutMs, embed: init.embed ?? embedByPeers(() => this.service, options.remoteEmbedWaitMs), hnswAbove: options.memoryHnswAbove, log: logger('agentmesh:memory') })
     this.leases = new LeaseClient({
       self: peerId.toString(),
       call: async (id: string, req: LeaseRequest) => {

@@ -186,6 +186,35 @@ describe('vector memory on the mesh', () => {
     expect((await call(base, 'POST', '/v1/memory/emb/search', { text: 'good', k: 5 })).json.hits.map((h: { id: string }) => h.id)).toEqual(['good'])
   }, 60_000)
 
+  it('a node without an embeddings model has a peer with one embed its texts (memory.embed tasks), for writes and searches, through the API and as tasks', async () => {
+    const embedded: string[] = []
+    // a vector a text alone makes: the same text finds itself first
+    const embed = async (texts: string[]): Promise<number[][]> => {
+      embedded.push(...texts)
+      return texts.map(t => Array.from({ length: 8 }, (_, d) => 1 + ((t.charCodeAt(t.length - 1) * (d + 3)) % 17)))
+    }
+    const net = await f.mesh(3, { perNode: i => ({ tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, ...(i === 0 ? { embed, agents: [] } : { agents: MEMORY_AGENTS }) } }) })
+    const [modelNode, taskNode, apiNode] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    expect(modelNode.tasks!.runtime.capabilities().map(c => c.name)).toContain('memory.embed')
+    expect(apiNode.tasks!.runtime.capabilities().map(c => c.name)).not.toContain('memory.embed')
+    await waitFor(() => apiNode.tasks!.presence.live().some(p => p.capabilities.some(c => c.name === 'memory.embed')), { what: 'the model node to be seen offering memory.embed' })
+    const base = await f.api(apiNode)
+    // ten texts: two memory.embed tasks (at most 8 texts each), run where the model is
+    const records = Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, text: `text ${i}` }))
+    const put = await call(base, 'POST', '/v1/memory/remote', { records })
+    expect(put.status, JSON.stringify(put.json)).toBe(201)
+    expect(embedded.sort()).toEqual(records.map(r => r.text).sort())
+    expect(modelNode.tasks!.executor.stats.completed).toBeGreaterThanOrEqual(2)
+    const found = await call(base, 'POST', '/v1/memory/remote/search', { text: 'text 3', k: 1 })
+    expect(found.json.hits.map((h: { id: string }) => h.id)).toEqual(['t3'])
+    // memory.put as a task: only nodes without a model run it, and its texts are embedded where the model is
+    const s = taskNode.tasks!.service
+    const { id } = await s.submit({ capability: 'memory.put', input: { collection: 'remote', records: [{ id: 'x', text: 'from a task' }] } })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.record.final?.state, JSON.stringify(view.record.attempts.at(-1))).toBe('completed')
+    expect(embedded).toContain('from a task')
+  }, 60_000)
+
   it('memory.put, memory.search and memory.delete run as tasks on any capable peer (ctx.memory)', async () => {
     const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: MEMORY_AGENTS } })
     const s = net.nodes[0]!.tasks!.service

@@ -23,6 +23,7 @@ const DOCUMENTED_DEFAULTS = {
   renewFraction: 1 / 3,
   defaultWaitMs: 86_400_000,
   memoryHnswAbove: 250_000,
+  remoteEmbedWaitMs: 120_000,
   backoffBaseMs: 1_000,
   backoffCapMs: 60_000,
   defaultMaxAttempts: 3,
