@@ -100,6 +100,22 @@ export interface Route {
 }
 
 /**
+ * A route's check of the query parameters it does not take: a 400 naming the parameter and the ones
+ * it takes. A misspelt filter (`?stat=running`) was ignored, and the listing came back unfiltered.
+ */
+export function unknownQueryCheck (route: Route): (query: URLSearchParams) => void {
+  const shape = (route.schema?.query as { shape?: Record<string, unknown> } | undefined)?.shape
+  const takes = Object.keys(shape ?? {})
+  return query => {
+    for (const name of query.keys()) {
+      if (takes.includes(name)) continue
+      const shown = JSON.stringify(name.slice(0, 100))
+      throw badRequest('invalid-query', `unknown query parameter ${shown}: ${route.method} ${route.path} takes ${takes.length === 0 ? 'none' : takes.join(', ')}`)
+    }
+  }
+}
+
+/**
  * Splits a request target into its raw path and query. Not `new URL(target, base)`: that throws on
  * `//` (an empty authority) and rewrites paths (`/a/../b`), so the router would see another path
  * than the client sent.

@@ -6,7 +6,7 @@ import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, asHttpError, pathPatterns, shortUrl } from './fastify-glue.js'
 import { DEFAULT_CLOSE_GRACE_MS, GracefulClose } from './graceful-close.js'
 import { guardServer, handleClientError } from './guards.js'
-import { HttpError, badRequest, parseTarget } from './http.js'
+import { HttpError, badRequest, parseTarget, unknownQueryCheck } from './http.js'
 import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
 import { taskEventsRoute } from './event-routes.js'
 import { meshEventsRoute } from './mesh-events-route.js'
@@ -209,10 +209,12 @@ export class ApiServer {
 
     const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : layerRoutes(node.tasks)), ...(init.routes ?? [])]
     for (const route of routes) {
+      const checkQuery = unknownQueryCheck(route)
       app.route({
         method: route.method,
         url: route.path,
         handler: async (request, reply) => {
+          checkQuery(queries.get(request) ?? new URLSearchParams())
           // made on first use only: most routes answer at once
           let gone: AbortSignal | undefined
           const answer = await route.handle({

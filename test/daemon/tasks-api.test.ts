@@ -111,6 +111,15 @@ describe('task API and CLI on real daemons', () => {
     expect((await call(a.api, 'GET', `/v1/tasks/${'a'.repeat(64)}`)).status).toBe(404)
     expect((await call(a.api, 'GET', '/v1/tasks/not-an-id')).status).toBe(400)
     expect((await call(a.api, 'GET', '/v1/tasks?state=bogus')).status).toBe(400)
+    // a misspelt filter is refused, not ignored (the listing came back unfiltered)
+    for (const [path, message] of [
+      ['/v1/tasks?stat=running', 'unknown query parameter "stat": GET /v1/tasks takes state, capability, parent, idPrefix, limit'],
+      ['/v1/tasks?state%5B%5D=running', 'unknown query parameter "state[]": GET /v1/tasks takes state, capability, parent, idPrefix, limit'],
+      ['/v1/health?verbose=1', 'unknown query parameter "verbose": GET /v1/health takes none']
+    ]) {
+      const bad = await call(a.api, 'GET', path)
+      expect({ status: bad.status, message: bad.json?.error?.message }).toEqual({ status: 400, message })
+    }
     // a parent that is no task id matched nothing (200) where a bad idPrefix was a 400; each named once
     for (const [query, message] of [['parent=zz', 'parent: a task id: 64 lowercase hex digits'], ['idPrefix=XYZ', 'idPrefix: lowercase hex digits']]) {
       const bad = await call(a.api, 'GET', `/v1/tasks?${query}`)
