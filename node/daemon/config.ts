@@ -7,7 +7,7 @@ import { z } from 'zod'
 import { DEFAULT_MESH, MESH_NAME } from '../mesh-name.js'
 import { InvalidConfigError } from '../errors.js'
 import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
-import { taskOptionsSchema } from '../tasks/options.js'
+import { contradictoryTaskOptions, taskOptionsSchema } from '../tasks/options.js'
 import { gossipTuningSchema } from '../gossip-tuning.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
@@ -169,6 +169,8 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
   const parsed = daemonConfigSchema.safeParse(merged)
   if (!parsed.success) throw new InvalidConfigError(describe(parsed.error))
   const config = parsed.data
+  const contradictions = contradictoryTaskOptions(config.tasks)
+  if (contradictions.length > 0) throw new InvalidConfigError(contradictions.map(c => `tasks.${c}`).join('; '))
   return {
     ...config,
     data: resolve(config.data),

@@ -371,6 +371,24 @@ export type TaskLayerOptions = z.output<typeof taskOptionsSchema>
 /** Every default, for display and for tests. */
 export const TASK_OPTION_DEFAULTS: Readonly<TaskLayerOptions> = Object.freeze(taskOptionsSchema.parse({}))
 
+/**
+ * Options that bound each other: [the lesser, the greater]. A base past its cap was taken without
+ * a word, and the cap won. (pullIntervalMs past pullIntervalCapMs is no contradiction: the pulls
+ * then keep that interval, with no backoff.)
+ */
+const ORDERED_OPTIONS: Array<[keyof TaskLayerOptions, keyof TaskLayerOptions]> = [
+  ['backoffBaseMs', 'backoffCapMs'],
+  ['reannounceBaseMs', 'reannounceCapMs'],
+  ['waitPollBaseMs', 'waitPollCapMs'],
+  ['maxInlineResultBytes', 'maxResultBytes']
+]
+
+/** The options that contradict each other, each as `lesser (value) is above greater (value)`; none: []. */
+export function contradictoryTaskOptions (o: TaskLayerOptions): string[] {
+  return ORDERED_OPTIONS.filter(([lesser, greater]) => (o[lesser] as number) > (o[greater] as number))
+    .map(([lesser, greater]) => `${lesser} (${String(o[lesser])}) is above ${greater} (${String(o[greater])}): it must be at most that`)
+}
+
 /** Fills in the defaults and checks every value; a bad value is an InvalidConfigError naming it. */
 export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
   const { agents: _agents, embed: _embed, ...options } = init
@@ -378,6 +396,8 @@ export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
   if (!parsed.success) {
     throw new InvalidConfigError(`task options: ${parsed.error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; ')}`)
   }
+  const contradictions = contradictoryTaskOptions(parsed.data)
+  if (contradictions.length > 0) throw new InvalidConfigError(`task options: ${contradictions.join('; ')}`)
   return parsed.data
 }
 

@@ -116,7 +116,7 @@ describe('task API and CLI on real daemons', () => {
       ['/v1/tasks?stat=running', 'unknown query parameter "stat": GET /v1/tasks takes state, capability, parent, idPrefix, limit'],
       ['/v1/tasks?state%5B%5D=running', 'unknown query parameter "state[]": GET /v1/tasks takes state, capability, parent, idPrefix, limit'],
       ['/v1/health?verbose=1', 'unknown query parameter "verbose": GET /v1/health takes none']
-    ]) {
+    ] as const) {
       const bad = await call(a.api, 'GET', path)
       expect({ status: bad.status, message: bad.json?.error?.message }).toEqual({ status: 400, message })
     }

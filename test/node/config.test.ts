@@ -286,7 +286,11 @@ describe('task options', () => {
     [{ placementMoveAfterMs: '120000' }, /tasks\.placementMoveAfterMs/],
     [{ placementMoveAfterMs: 10_000_000_000_000 }, /tasks\.placementMoveAfterMs: at most \d+ \(ten years\)/],
     [{ defaultDeadlineMs: 9_007_199_254_740_991 }, /tasks\.defaultDeadlineMs: at most 31536000000 \(a year/],
-    [{ syncWrites: 'yes' }, /tasks\.syncWrites/]
+    [{ syncWrites: 'yes' }, /tasks\.syncWrites/],
+    // bounds that contradict each other (the cap won without a word)
+    [{ backoffBaseMs: 100_000, backoffCapMs: 10 }, /^tasks\.backoffBaseMs \(100000\) is above backoffCapMs \(10\): it must be at most that$/],
+    [{ reannounceBaseMs: 70_000 }, /^tasks\.reannounceBaseMs \(70000\) is above reannounceCapMs \(60000\)/],
+    [{ maxInlineResultBytes: 2_000_000 }, /^tasks\.maxInlineResultBytes \(2000000\) is above maxResultBytes/]
   ])('rejects the bad value in tasks %j, naming the key', async (tasks, message) => {
     const dir = await tmp()
     await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks }))
@@ -298,6 +302,7 @@ describe('task options', () => {
   it('checks options given in code the same way, and leaves agents to the caller', () => {
     expect(() => resolveTaskOptions({ claimRanks: 0 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError', message: expect.stringMatching(/claimRanks/) }))
     expect(resolveTaskOptions({ agents: [], leaseMs: 500 })).toEqual({ ...DOCUMENTED_DEFAULTS, leaseMs: 500 })
+    expect(() => resolveTaskOptions({ waitPollBaseMs: 9_000 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError', message: 'task options: waitPollBaseMs (9000) is above waitPollCapMs (8000): it must be at most that' }))
   })
 })
 
