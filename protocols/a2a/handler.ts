@@ -65,7 +65,11 @@ export class MeshRequestHandler implements A2ARequestHandler {
   }
 
   async * resubscribe (params: SubscribeToTaskRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
-    yield * this.follow(a2aTaskOf(await this.view(params.id)), context)
+    const view = await this.view(params.id)
+    // A2A: a task in a terminal state cannot be subscribed to (it was a stream of the one task)
+    const final = view.record.final?.state
+    if (final !== undefined) throw new UnsupportedOperationError(`task ${params.id} is already ${final}: there is nothing to subscribe to (tasks/get gives its outcome)`)
+    yield * this.follow(a2aTaskOf(view), context)
   }
 
   async getTask (params: GetTaskRequest): Promise<Task> {

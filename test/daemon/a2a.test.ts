@@ -150,11 +150,13 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     const task = await client.sendMessage(sent) as Task
     expect([TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING]).toContain(task.status?.state)
     await waitFor(async () => (await client.getTask({ tenant: '', id: task.id })).status?.state === TaskState.TASK_STATE_WORKING, { what: 'the sleep to start' })
-    // a subscriber on node 0 follows the task until it ends
+    // a subscriber on node 0 follows the task until it ends (subscribed before the cancel: a final task cannot be subscribed to)
     const subscriber = await new ClientFactory().createFromUrl(url[0] as string)
+    const subscription = subscriber.resubscribeTask({ tenant: '', id: task.id })[Symbol.asyncIterator]()
+    const first = await subscription.next()
     const followed = (async () => {
-      const out: StreamResponse[] = []
-      for await (const event of subscriber.resubscribeTask({ tenant: '', id: task.id })) out.push(event)
+      const out: StreamResponse[] = first.done === true ? [] : [first.value]
+      for (let next = await subscription.next(); next.done !== true; next = await subscription.next()) out.push(next.value)
       return out
     })()
     const canceled = await (await new ClientFactory().createFromUrl(url[2] as string)).cancelTask({ tenant: '', id: task.id, metadata: undefined })
@@ -169,6 +171,13 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     // nor is a completed one
     const done = await client.sendMessage(request([text('abc')], 'text.reverse')) as Task
     await expect(client.cancelTask({ tenant: '', id: done.id, metadata: undefined })).rejects.toMatchObject({ name: 'TaskNotCancelableError' })
+    // and a final task cannot be subscribed to, as A2A says: an error at once, not a stream of the task
+    const resubscribeDone = async (): Promise<unknown[]> => {
+      const out: unknown[] = []
+      for await (const event of subscriber.resubscribeTask({ tenant: '', id: done.id })) out.push(event)
+      return out
+    }
+    await expect(resubscribeDone()).rejects.toMatchObject({ name: 'UnsupportedOperationError', message: expect.stringMatching(/already completed/) })
   })
 
   it('refuses a plain text message when no peer offers the agent capability, and an unknown task', async () => {
