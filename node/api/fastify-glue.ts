@@ -17,6 +17,8 @@ export interface BodyLimits {
  * limits. Any other type is a 415: a web page may send text/plain or a form to 127.0.0.1 without
  * asking first, while a JSON type makes the browser ask (CORS), which this server never allows.
  */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
 export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
   app.removeAllContentTypeParsers()
   app.addHook('preParsing', async request => {
@@ -24,9 +26,20 @@ export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
       throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content-encoding ${JSON.stringify(encoding.slice(0, 100))} is not supported; send the body uncompressed`, 'unsupported-media-type')
     }
+    // JSON is UTF-8 (RFC 8259): a body said to be in another charset was read as UTF-8 all the same
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers['content-type'] ?? '')?.[1]
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `charset ${JSON.stringify(charset.slice(0, 100))} is not supported; send JSON as UTF-8`, 'unsupported-media-type')
+    }
   })
   const parse = (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void => {
-    const text = body.toString()
+    let text: string
+    try {
+      text = typeof body === 'string' ? body : strictUtf8.decode(body)
+    } catch {
+      // bytes that are no UTF-8 became U+FFFD and were stored as such
+      return done(badRequest('not-json', 'body is not valid UTF-8'), undefined)
+    }
     if (text.trim() === '') return done(badRequest('not-json', 'expected a JSON body'), undefined)
     // before parsing: every recursive walk after it (schema checks, hashing) would overflow on [[[[...]]]]
     if (jsonDeeperThan(text, limits.maxDepth)) return done(badRequest('too-deep', `body nests arrays and objects deeper than ${limits.maxDepth} levels`), undefined)
@@ -36,8 +49,8 @@ export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
       done(badRequest('not-json', `body is not valid JSON: ${String(err.message).slice(0, 200)}`), undefined)
     }
   }
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: limits.maxBytes }, parse)
-  app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'string', bodyLimit: limits.maxBytes }, parse)
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: limits.maxBytes }, parse)
+  app.addContentTypeParser(/^application\/[\w.-]+\+json$/, { parseAs: 'buffer', bodyLimit: limits.maxBytes }, parse)
 }
 
 /** The HTTP status an error stands for: ours (HttpError.status), Fastify's (statusCode), else 500. */

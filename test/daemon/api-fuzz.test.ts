@@ -44,6 +44,12 @@ function request (method: string, target: string, headers: Record<string, string
   return `${lines.join('\r\n')}\r\n\r\n${body}`
 }
 
+/** A submit whose input string holds bytes that are no UTF-8 (0xff 0xfe). */
+function notUtf8Submit (): Buffer {
+  const body = Buffer.concat([Buffer.from('{"capability":"echo","input":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')])
+  return Buffer.concat([Buffer.from(`POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`), body])
+}
+
 /** Every refusal is JSON `{error: {name, message}}`; returns it. */
 function errorOf (answer: RawAnswer): { name: string, message: string } {
   let parsed: any
@@ -166,6 +172,10 @@ describe('control API under malformed and random requests', () => {
     ['a gzip body', 415, request('POST', '/v1/tasks', { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, '{"capability":"echo","input":1}')],
     ['an empty body', 400, request('POST', '/v1/tasks', { 'Content-Type': 'application/json' })],
     ['a body that is not JSON', 400, request('POST', '/v1/tasks', { 'Content-Type': 'application/json' }, '\u0000\u00ff{')],
+    // JSON is UTF-8: a body said to be another charset, or bytes that are no UTF-8, were read as UTF-8 all the same
+    ['a body in another charset', 415, request('POST', '/v1/tasks', { 'Content-Type': 'application/json; charset=utf-16' }, '{"capability":"echo","input":1}')],
+    ['a body in latin1', 415, request('POST', '/v1/tasks', { 'Content-Type': 'application/json;charset="ISO-8859-1"' }, '{"capability":"echo","input":1}')],
+    ['a body that is not UTF-8', 400, notUtf8Submit()],
     ['a deadline past any clock', 400, request('POST', '/v1/tasks', { 'Content-Type': 'application/json' }, '{"capability":"echo","input":1,"deadlineMs":9007199254740991}')],
     ['a malformed chunked body', 400, request('POST', '/v1/tasks', { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, 'zz\r\nabc\r\n')],
     ['an unknown method', 400, request('BREW', '/v1/health')],
