@@ -78,7 +78,7 @@ describe('waits that wake when the task ends, not on a poll', () => {
 
   it('a wake that comes while the wait reads its copy is kept: the wait reads again at once instead of sleeping to its poll', async () => {
     const { agent: gated, open } = gatedAgent('woken')
-    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, waitPollBaseMs: 20_000, agents: [gated] } })
+    net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...TASKS, waitPollBaseMs: 20_000, waitPollCapMs: 20_000, agents: [gated] } })
     await net.ready()
     const node = net.nodes[0]!
     const { id } = await node.tasks!.service.submit({ capability: 'gated', input: 'x' })

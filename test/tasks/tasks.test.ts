@@ -134,7 +134,7 @@ describe('tasks over gossip', () => {
     net = await createTestnet(3, {
       baseDir: await tmp(),
       // re-announcement is pushed far out: only the pull path can bring the task to node 2
-      perNode: i => ({ tasks: { ...FAST_TASKS, reannounceBaseMs: 60_000, agents: i === 2 ? [echoAgent] : [] } })
+      perNode: i => ({ tasks: { ...FAST_TASKS, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, agents: i === 2 ? [echoAgent] : [] } })
     })
     await net.ready()
     const submitter = net.nodes[0]!
