@@ -13,6 +13,11 @@ export interface DoorContext {
   internalError: (err: unknown, what: string) => void
   /** counts a refusal the control API would count (a repeated parameter, a body too large) under `api.badRequests`, by its reason */
   countRefusal: (err: unknown, request: FastifyRequest) => void
+  /**
+   * aborts when the server begins to stop: a call its stop cuts off leaves its task to run (the
+   * node left, not the client), where a client's leaving cancels it
+   */
+  stopping: AbortSignal
 }
 
 /**

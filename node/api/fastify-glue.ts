@@ -27,8 +27,8 @@ export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
       throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content-encoding ${JSON.stringify(encoding.slice(0, 100))} is not supported; send the body uncompressed`, 'unsupported-media-type')
     }
     // JSON is UTF-8 (RFC 8259): a body said to be in another charset was read as UTF-8 all the same
-    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers['content-type'] ?? '')?.[1]
-    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+    const charset = /;\s*charset\s*=\s*"?([\w.:-]*)/i.exec(request.headers['content-type'] ?? '')?.[1]
+    if (charset !== undefined && !/^(utf-?8|us-ascii)$/i.test(charset)) {
       throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `charset ${JSON.stringify(charset.slice(0, 100))} is not supported; send JSON as UTF-8`, 'unsupported-media-type')
     }
   })
@@ -118,13 +118,15 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
 }
 
 /**
- * Sends an error answer, the API's or a door's. A body refused unread (413, 415) is not parsed, and
- * the connection closes after the answer: it goes out once the rest of the body, up to twice the
+ * Sends an error answer, the API's or a door's. A body refused unread (413, 415, a stopping node's
+ * 503) is not parsed, and the connection closes after the answer: it goes out once the rest of the body, up to twice the
  * limit, is read and dropped. A body read whole (over a route's own limit) keeps the connection.
  */
 export function sendError (request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): void {
   const send = (): void => { void reply.code(status).send(body) }
-  if ((status !== 413 && status !== 415) || request.raw.complete) return send()
+  // a 503 of a stopping node closes the connection too, its request's body unread
+  const closes = status === 413 || status === 415 || String(reply.getHeader('connection')).toLowerCase() === 'close'
+  if (!closes || request.raw.complete) return send()
   void reply.header('connection', 'close')
   afterBody(request.raw, 2 * Number(request.routeOptions.bodyLimit), send)
 }

@@ -17,7 +17,7 @@ export interface McpDoorInit {
 }
 
 /** The MCP server's view of the mesh, through this node's task layer. */
-export function taskLayerBackend (tasks: TaskLayer): MeshBackend {
+export function taskLayerBackend (tasks: TaskLayer, stopping?: AbortSignal): MeshBackend {
   return {
     capabilities: async () => tasks.presence.live().flatMap(p => p.capabilities),
     submit: async (capability, input) => (await tasks.service.submit({ capability, input })).id,
@@ -29,7 +29,8 @@ export function taskLayerBackend (tasks: TaskLayer): MeshBackend {
       const done = final !== undefined && (final.state !== 'completed' || view.result !== undefined)
       return { id, state, done, result: view.result?.value, ...(final?.reason === undefined ? {} : { error: final.reason }) }
     },
-    cancel: async id => { await tasks.service.cancel(id) },
+    // cut off by this node's stop, the caller did not leave: its task runs on
+    cancel: async id => { if (stopping?.aborted !== true) await tasks.service.cancel(id) },
     progress: (id, listener) => tasks.progress.subscribe(id, update => { listener(update.event) })
   }
 }
@@ -51,7 +52,7 @@ async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../..
  */
 export function createMcpDoor (init: McpDoorInit = {}): Door {
   return (app, ctx) => {
-    const backend = taskLayerBackend(ctx.tasks)
+    const backend = taskLayerBackend(ctx.tasks, ctx.stopping)
     const log = ctx.log
     // the body is parsed before the transport sees it: its refusals are answered as JSON-RPC too
     app.register(async scope => {

@@ -26,7 +26,9 @@ const searchBody = z.object({
 const ERROR_STATUS: ErrorTable = {
   InvalidMemoryError: [400, 'BAD_REQUEST', 'invalid-body'],
   EmbeddingsUnavailableError: [503, 'EMBEDDINGS_UNAVAILABLE'],
-  QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE']
+  QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
+  // a node without an embeddings model hands texts to a peer as tasks, which an overloaded node refuses
+  OverloadedError: [429, 'OVERLOADED']
 }
 
 /** zod drops a "__proto__" key without a word: a record would be stored without it, a filter match more. */

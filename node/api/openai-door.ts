@@ -15,7 +15,7 @@ export type OpenAIDoorInit = Omit<GatewayInit, 'log'>
 export type OpenAIDoor = Door & { stats: () => GatewayStats }
 
 /** The gateway's view of the mesh, through this node's task layer. */
-export function taskLayerGatewayBackend (tasks: TaskLayer): GatewayBackend {
+export function taskLayerGatewayBackend (tasks: TaskLayer, stopping?: AbortSignal): GatewayBackend {
   return {
     peers: () => tasks.presence.live(),
     submit: async (capability, input, o) => (await tasks.service.submit({ capability, input, timeoutMs: o.timeoutMs, deadlineMs: o.deadlineMs })).id,
@@ -29,7 +29,8 @@ export function taskLayerGatewayBackend (tasks: TaskLayer): GatewayBackend {
       }
       return { done: true, state: final.state, error: final.reason ?? lastError(view.record) }
     },
-    cancel: async id => { await tasks.service.cancel(id) },
+    // cut off by this node's stop, the caller did not leave: its task runs on
+    cancel: async id => { if (stopping?.aborted !== true) await tasks.service.cancel(id) },
     subscribe: (id, listener) => tasks.progress.subscribe(id, listener)
   }
 }
@@ -48,7 +49,7 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
   // one per API server using the door (a process runs one; a test may run several)
   const gateways = new Set<OpenAIGateway>()
   const door: Door = async (app, ctx) => {
-    const g = new OpenAIGateway(taskLayerGatewayBackend(ctx.tasks), { ...init, log: ctx.log })
+    const g = new OpenAIGateway(taskLayerGatewayBackend(ctx.tasks, ctx.stopping), { ...init, log: ctx.log })
     gateways.add(g)
     app.addHook('onClose', async () => { gateways.delete(g) })
     await app.register(async scope => {

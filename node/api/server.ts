@@ -87,10 +87,20 @@ export const DEFAULT_MAX_JSON_DEPTH = 100
 export const DEFAULT_KEEP_ALIVE_MS = 72_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
-/** Aborts once the response closes unfinished: its client went away. */
-function goneSignal (res: ServerResponse): AbortSignal {
+/**
+ * Aborts once the response closes unfinished (its client went away), or once the server begins
+ * to stop. Not AbortSignal.any over `stopping`: that long-lived signal kept a reference to every
+ * long poll's signal for the server's life.
+ */
+function goneSignal (res: ServerResponse, stopping: AbortSignal): AbortSignal {
   const controller = new AbortController()
-  res.once('close', () => { if (!res.writableFinished) controller.abort() })
+  const onStop = (): void => { controller.abort() }
+  if (stopping.aborted) onStop()
+  else stopping.addEventListener('abort', onStop, { once: true })
+  res.once('close', () => {
+    stopping.removeEventListener('abort', onStop)
+    if (!res.writableFinished) controller.abort()
+  })
   return controller.signal
 }
 
@@ -223,7 +233,7 @@ export class ApiServer {
             query: queries.get(request) ?? new URLSearchParams(),
             body: async () => bodyOf(request),
             // a stop ends a long poll too: it answers with the state it has
-          gone: () => (gone ??= AbortSignal.any([goneSignal(reply.raw), graceful.stopping]))
+            gone: () => (gone ??= goneSignal(reply.raw, graceful.stopping))
           })
           return reply.code(answer.status ?? 200).send(answer.body)
         }
@@ -243,7 +253,7 @@ export class ApiServer {
         const reason = asHttpError(err, request)?.reason
         if (reason !== undefined) stats.badRequests[reason]++
       }
-      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log, internalError, countRefusal })
+      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log, internalError, countRefusal, stopping: graceful.stopping })
     }
 
     try {

@@ -118,6 +118,8 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
         // the node went (stopped, killed): the ids it answered are printed; this batch may be stored
         // in part, so it and the rest are reported as not known to be submitted, not sent again
         if (err?.name === 'NodeNotRunningError') {
+          // no node there from the start: one line says so, not one a task
+          if (b === 0) throw err
           unreachable = err.message
           break
         }
@@ -132,7 +134,7 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
       }
     }
     if (unreachable !== undefined) {
-      const message = `${unreachable}: not known to be submitted (an idempotency key makes sending it again safe)`
+      const message = `${unreachable.replace(/; is the daemon running\?$/, '')}: not known to be submitted (an idempotency key makes sending it again safe)`
       answers.push(...batches.slice(b).flat().map(() => ({ error: { name: 'NODE_UNREACHABLE', message } })))
       break
     }

@@ -1,17 +1,20 @@
 import { pathToFileURL } from 'node:url'
 import { BUILTIN_AGENTS } from '../agents/index.js'
+import { memoryEmbedAgent } from '../agents/memory.js'
 import { llmAgents } from '../llm/agents.js'
 import type { LlmConfig } from '../llm/config.js'
 import { InvalidConfigError } from '../errors.js'
 import { AgentRuntime } from '../runtime/runtime.js'
 import type { Agent } from '../runtime/agent.js'
+import type { Embed } from '../memory/memory-layer.js'
 
 /**
- * The agents a daemon runs: the named built-ins (all by default, none for "none") and whatever an
- * agents module exports, as its default export or `agents` (one agent or an array).
+ * The agents a daemon runs: the named built-ins (all by default, none for "none"; with an
+ * embeddings model, memory.embed among them) and whatever an agents module exports, as its default
+ * export or `agents` (one agent or an array).
  */
-export async function resolveAgents (names: string[] | undefined, modulePath: string | undefined, llm?: LlmConfig): Promise<Agent[]> {
-  const available = [...BUILTIN_AGENTS, ...(llm === undefined ? [] : llmAgents(llm))]
+export async function resolveAgents (names: string[] | undefined, modulePath: string | undefined, llm?: LlmConfig, embed?: Embed): Promise<Agent[]> {
+  const available = [...BUILTIN_AGENTS, ...(llm === undefined ? [] : llmAgents(llm)), ...(embed === undefined ? [] : [memoryEmbedAgent(embed)])]
   let agents: Agent[] = available
   if (names !== undefined) {
     if (names.length === 1 && names[0] === 'none') agents = []
@@ -19,6 +22,7 @@ export async function resolveAgents (names: string[] | undefined, modulePath: st
       agents = names.map(name => {
         const agent = available.find(a => a.name === name)
         if (agent === undefined && ['llm.chat', 'agent', 'plan'].includes(name)) throw new InvalidConfigError(`agent "${name}" needs a model: set --llm-model (or AGENTMESH_MODEL)`)
+        if (agent === undefined && name === 'memory.embed') throw new InvalidConfigError('agent "memory.embed" needs an embeddings model: set --embeddings-model (or AGENTMESH_EMBEDDINGS_MODEL)')
         if (agent === undefined) throw new InvalidConfigError(`unknown agent "${name}"; agents: ${available.map(a => a.name).join(', ')}`)
         return agent
       })

@@ -41,8 +41,8 @@ export interface Daemon {
 export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNodeInit> = {}): Promise<Daemon> {
   const swarmKey = config.swarmKey === undefined ? undefined : await readSwarmKey(config.swarmKey)
   const llm = await resolveLlmConfig({ llmBaseUrl: config.llmBaseUrl, llmModel: config.llmModel, llmApiKeyFile: config.llmApiKeyFile })
-  const agents = await resolveAgents(config.agents, config.agentsModule, llm)
   const embed = await resolveEmbedder(config)
+  const agents = await resolveAgents(config.agents, config.agentsModule, llm, embed)
   const token = await readApiToken(config.apiTokenFile)
   const log = createOperatorLog(config.logLevel, config.logFormat)
   // MCP servers last among the checks: they start processes, which a refused start must not leave behind

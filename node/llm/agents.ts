@@ -43,13 +43,16 @@ function toMessages (input: { prompt?: string, messages?: Array<{ role: string, 
 /** Tool names the API accepts ([A-Za-z0-9_-], 64 at most) for capability names (which may hold dots). */
 export const toolName = (capability: string): string => capability.replace(/\./g, '__')
 
+/** Capabilities no model is handed as a tool: the planners (an agent would recurse into one), and memory.embed (kilobytes of floats into its context; memory.search embeds for it). */
+const NOT_TOOLS = ['agent', 'plan', 'memory.embed']
+
 /**
- * The mesh's live capabilities as tools; the planners themselves are left out, so an agent cannot
- * recurse into one. Each tool's parameters are an object schema, as the tool APIs require: a
- * capability whose input is not an object is wrapped as `{input}` (see tool-schema.ts).
+ * The mesh's live capabilities as tools, but NOT_TOOLS. Each tool's parameters are an object
+ * schema, as the tool APIs require: a capability whose input is not an object is wrapped as
+ * `{input}` (see tool-schema.ts).
  */
 export function meshTools (capabilities: CapabilityInfo[], only?: string[]): { tools: ChatCompletionTool[], byName: Map<string, { capability: string, wrapped: boolean, needsApproval: boolean }> } {
-  const usable = capabilities.filter(c => !['agent', 'plan'].includes(c.name) && (only === undefined || only.includes(c.name)))
+  const usable = capabilities.filter(c => !NOT_TOOLS.includes(c.name) && (only === undefined || only.includes(c.name)))
   const byName = new Map<string, { capability: string, wrapped: boolean, needsApproval: boolean }>()
   const tools: ChatCompletionTool[] = usable.map(c => {
     const { parameters, wrapped } = toolSchema(c.inputSchema)
@@ -84,7 +87,7 @@ export function llmAgents (config: LlmConfig): Agent[] {
     inputSchema: planInput,
     run: async ctx => {
       const budget = { used: 0 }
-      const caps = ctx.capabilities().filter(c => !['agent', 'plan'].includes(c.name))
+      const caps = ctx.capabilities().filter(c => !NOT_TOOLS.includes(c.name))
       const system = 'You plan work for a mesh of agents. Reply with JSON only: {"steps":[{"id":"a","capability":"<one of the capabilities>","input":<JSON>,"dependsOn":["<ids>"]}]}. ' +
         'A string "$ref:<id>" anywhere in an input is replaced by that step\'s result. Capabilities: ' +
         JSON.stringify(caps.map(c => ({ name: c.name, description: c.description, inputSchema: c.inputSchema })))

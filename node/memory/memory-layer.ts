@@ -60,10 +60,6 @@ export class MemoryLayer {
     this.rpc = new RpcEndpoint(init.libp2p, { protocol: MEMORY_PROTOCOL, handler: async body => this.serve(body), requestTimeoutMs: init.rpcTimeoutMs, maxFrameBytes: MAX_MEMORY_FRAME_BYTES, log: init.log })
   }
 
-  get embeddings (): boolean {
-    return this.init.embed !== undefined
-  }
-
   async start (): Promise<void> {
     await this.local.load()
     await this.rpc.start()

@@ -13,6 +13,7 @@ const TEXT_BYTES_PER_EMBED_TASK = 256 * 1024
 export interface EmbedTasks {
   submit: (req: { capability: string, input: unknown, requirePeer: boolean, deadlineMs: number }) => Promise<{ id: string }>
   waitFor: (id: string, waitMs: number) => Promise<{ record: { final?: { state: string, reason?: string } }, result?: { value: unknown } }>
+  cancel: (id: string) => Promise<unknown>
 }
 
 /**
@@ -28,11 +29,15 @@ export function embedByPeers (tasks: () => EmbedTasks, waitMs: number): Embed {
       try {
         ({ id } = await tasks().submit({ capability: EMBED_CAPABILITY, input: { texts: chunk }, requirePeer: true, deadlineMs: waitMs }))
       } catch (err: any) {
-        if (err?.name !== 'NoCapablePeerError') throw err
-        throw new EmbeddingsUnavailableError('no embeddings model on this node or on any live peer (--embeddings-model): give vectors, or configure one')
+        if (err?.name === 'NoCapablePeerError') throw new EmbeddingsUnavailableError('no embeddings model on this node or on any live peer (--embeddings-model): give vectors, or configure one')
+        // the node's own refusals keep their names (429 and 503 with Retry-After at the API)
+        if (err?.name === 'OverloadedError' || err?.name === 'QuorumUnavailableError') throw err
+        throw new EmbeddingsUnavailableError(`texts to embed could not be handed to a peer: ${String(err?.message ?? err)}`, { cause: err })
       }
       const view = await tasks().waitFor(id, waitMs)
       const value = view.result?.value as { vectors?: unknown } | undefined
+      // a task not done in time is not left to die at its deadline in the dead-letter list
+      if (view.record.final === undefined) await tasks().cancel(id).catch(() => {})
       if (view.record.final?.state !== 'completed' || !Array.isArray(value?.vectors)) {
         throw new EmbeddingsUnavailableError(`a peer's embedding (task ${id}) ${view.record.final === undefined ? `did not finish in ${waitMs} ms` : `ended ${view.record.final.state}: ${view.record.final.reason ?? ''}`}`)
       }

@@ -5,7 +5,6 @@ import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler } from '../../protocols/
 import { Replica } from '../../protocols/replica/index.js'
 import { RpcEndpoint, fastParse } from '../../protocols/rpc/index.js'
 import { BUILTIN_AGENTS } from '../agents/index.js'
-import { memoryEmbedAgent } from '../agents/memory.js'
 import { embedByPeers } from '../memory/remote-embed.js'
 import { MemoryLayer } from '../memory/memory-layer.js'
 import { AgentRuntime } from '../runtime/runtime.js'
@@ -98,8 +97,7 @@ export class TaskLayer {
     this.options = options
     const peerId = host.libp2p.peerId
     const logger = (name: string) => host.logger.forComponent(name)
-    // a node with an embeddings model embeds for the peers that have none
-    this.runtime = new AgentRuntime([...init.agents ?? BUILTIN_AGENTS, ...(init.embed === undefined ? [] : [memoryEmbedAgent(init.embed)])])
+    this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS)
     this.gossip = new MeshGossip({ pubsub: host.libp2p.services.pubsub, privateKey: host.privateKey, peerId, log: logger('agentmesh:gossip') }, { mesh: host.mesh, maxInputBytes: options.maxInputBytes })
     this.presence = new PresenceService({
       gossip: this.gossip,

@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../../sim/wait.js'
 import { getJson, runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
+import type { AddressInfo } from 'node:net'
 
 const BULKS = 3
-const PER_BULK = 1_000
+// small enough to be stored well inside the stop's 3 s grace on a busy machine
+const PER_BULK = 300
 
 /** Every echo task a node holds (fresh meshes: they all came from this test). */
 async function echoIds (d: DaemonProcess): Promise<string[]> {
@@ -26,7 +29,7 @@ describe('a daemon stopped while it is taking submits', () => {
     return d
   }
 
-  it('answers every submit under way on SIGTERM (acknowledged or refused, never cut off), exits 0, and the mesh holds exactly the acknowledged tasks; a bulk CLI submit then names what it could not send', async () => {
+  it('answers every submit under way on SIGTERM (acknowledged or refused, never cut off; a long poll answers with its state), exits 0, and the mesh holds exactly the acknowledged tasks', async () => {
     const dir = await tmp()
     const a = await start(dir, 'a')
     const b = await start(dir, 'b', a)
@@ -39,6 +42,7 @@ describe('a daemon stopped while it is taking submits', () => {
 
     // a long poll under way when the stop comes answers with the state it has, at once
     const waiting = await (await fetch(`${c.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'nobody.offers.this', input: 1 }) })).json() as { id: string }
+    const submittedBefore = (await getJson<{ tasks: { submitted: number } }>(`${c.api}/v1/metrics`)).tasks.submitted
     const longPoll = fetch(`${c.api}/v1/tasks/${waiting.id}/result?wait=60000`).then(async res => ({ status: res.status, json: await res.json() as any }), (err: Error) => ({ status: 0, json: { error: String(err?.cause ?? err) } }))
     const bulks = Array.from({ length: BULKS }, async (_, k) => {
       const body = JSON.stringify(Array.from({ length: PER_BULK }, (_, i) => ({ capability: 'echo', input: { k, i } })))
@@ -50,7 +54,7 @@ describe('a daemon stopped while it is taking submits', () => {
       }
     })
     // the stop comes while the submits are being stored
-    await waitFor(async () => ((await getJson<{ tasks: { submitted: number } }>(`${c.api}/v1/metrics`)).tasks.submitted) > 0, { what: 'the node to begin storing the submits', intervalMs: 5 })
+    await waitFor(async () => ((await getJson<{ tasks: { submitted: number } }>(`${c.api}/v1/metrics`)).tasks.submitted) > submittedBefore, { what: 'the node to begin storing the submits', intervalMs: 20 })
     c.proc.kill('SIGTERM')
     const answers = await Promise.all(bulks)
     expect(await longPoll).toEqual({ status: 202, json: { id: waiting.id, state: 'pending' } })
@@ -69,12 +73,41 @@ describe('a daemon stopped while it is taking submits', () => {
     expect([...await held()].sort()).toEqual([...new Set(acknowledged)].sort())
     await waitFor(async () => (await getJson<{ tasks: unknown[] }>(`${a.api}/v1/tasks?capability=echo&state=completed&limit=10000`)).tasks.length === acknowledged.length, { what: 'every acknowledged task to complete', timeoutMs: 60_000 })
 
-    // a bulk file sent to a node that is gone: each task says it was not sent, none is dropped unsaid
-    const file = join(dir, 'late.jsonl')
-    await writeFile(file, '{"capability":"echo","input":1}\n{"capability":"echo","input":2}\n')
-    const late = await runCli(['submit', '--api', c.api, '--bulk', file])
-    expect(late.code).toBe(1)
-    expect(late.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^error: line 1: no node answers at .*not known to be submitted/), expect.stringMatching(/^error: line 2: /)])
+  })
+
+  it('submit --bulk prints the ids a node answered before it went, and names each task it could not send', async () => {
+    // a node that answers the first request of tasks, then is gone mid-file
+    let requests = 0
+    const server = createServer((req, res) => {
+      let body = ''
+      req.on('data', chunk => { body += String(chunk) })
+      req.on('end', () => {
+        if (++requests > 1) { res.socket?.destroy(); return }
+        const tasks = (JSON.parse(body) as unknown[]).map((_, i) => ({ id: i.toString(16).padStart(64, '0'), created: true }))
+        res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ tasks }))
+      })
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const file = join(await tmp(), 'tasks.jsonl')
+      // past one request's 1,000 tasks: two requests
+      await writeFile(file, Array.from({ length: 1_002 }, (_, i) => JSON.stringify({ capability: 'echo', input: i })).join('\n'))
+      const r = await runCli(['submit', '--api', api, '--bulk', file])
+      expect(r.code).toBe(1)
+      const lines = r.stdout.trim().split('\n')
+      expect(lines).toHaveLength(1_002)
+      expect(lines.slice(0, 1_000).every(l => /^[0-9a-f]{64}$/.test(l))).toBe(true)
+      expect(lines.slice(1_000)).toEqual([expect.stringMatching(/^error: line 1001: no node answers at .*: not known to be submitted/), expect.stringMatching(/^error: line 1002: /)])
+      // a node not there from the start: one line, not one a task
+      server.close()
+      const none = await runCli(['submit', '--api', api, '--bulk', file])
+      expect(none.code).toBe(1)
+      expect(none.stdout).toBe('')
+      expect(none.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no node answers at/)])
+    } finally {
+      server.close()
+    }
   })
 
   it('stops cleanly on SIGHUP too (the terminal that started it closed): exit 0, node.json gone', async () => {

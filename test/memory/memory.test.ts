@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MEMORY_AGENTS } from '../../node/agents/memory.js'
+import { MEMORY_AGENTS, memoryEmbedAgent } from '../../node/agents/memory.js'
 import { openaiEmbedder } from '../../node/memory/embedder.js'
 import { waitFor } from '../../sim/wait.js'
 import { call } from '../helpers/api.js'
@@ -193,7 +193,7 @@ describe('vector memory on the mesh', () => {
       embedded.push(...texts)
       return texts.map(t => Array.from({ length: 8 }, (_, d) => 1 + ((t.charCodeAt(t.length - 1) * (d + 3)) % 17)))
     }
-    const net = await f.mesh(3, { perNode: i => ({ tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, ...(i === 0 ? { embed, agents: [] } : { agents: MEMORY_AGENTS }) } }) })
+    const net = await f.mesh(3, { perNode: i => ({ tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: i === 0 ? [memoryEmbedAgent(embed)] : MEMORY_AGENTS } }) })
     const [modelNode, taskNode, apiNode] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
     expect(modelNode.tasks!.runtime.capabilities().map(c => c.name)).toContain('memory.embed')
     expect(apiNode.tasks!.runtime.capabilities().map(c => c.name)).not.toContain('memory.embed')
