@@ -59,8 +59,8 @@ export const memoryDeleteAgent: Agent<z.infer<typeof deleteInput>> = {
 export const MEMORY_AGENTS: Agent[] = [memoryPutAgent, memorySearchAgent, memoryDeleteAgent]
 
 /**
- * memory.embed, on a node with an embeddings model (the task layer adds it): vectors for texts,
- * for the memory of peers that have no model of their own (remote-embed.ts).
+ * memory.embed, on a node with an embeddings model (a daemon's built-in, see resolveAgents):
+ * vectors for texts, for the memory of peers that have no model of their own (remote-embed.ts).
  */
 export function memoryEmbedAgent (embed: Embed): Agent<z.infer<typeof embedInput>> {
   return {

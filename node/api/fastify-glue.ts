@@ -12,13 +12,14 @@ export interface BodyLimits {
   maxDepth: number
 }
 
+/** Decodes a body as UTF-8 and throws on bytes that are not; a BOM is kept, so JSON.parse refuses it as before. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
 /**
  * The only body parser: JSON (`application/json` or any `+json` type), within the size and depth
  * limits. Any other type is a 415: a web page may send text/plain or a form to 127.0.0.1 without
  * asking first, while a JSON type makes the browser ask (CORS), which this server never allows.
  */
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-
 export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
   app.removeAllContentTypeParsers()
   app.addHook('preParsing', async request => {
@@ -119,8 +120,9 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
 
 /**
  * Sends an error answer, the API's or a door's. A body refused unread (413, 415, a stopping node's
- * 503) is not parsed, and the connection closes after the answer: it goes out once the rest of the body, up to twice the
- * limit, is read and dropped. A body read whole (over a route's own limit) keeps the connection.
+ * 503) is not parsed, and the connection closes after the answer: it goes out once the rest of the
+ * body, up to twice the limit, is read and dropped. A body read whole (over a route's own limit)
+ * keeps the connection.
  */
 export function sendError (request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): void {
   const send = (): void => { void reply.code(status).send(body) }

@@ -277,10 +277,10 @@ export class TaskService {
     return view
   }
 
-  /** Resolves once the task is final or `waitMs` passes; asks the placement now and then in case a hint was lost. */
   /**
    * The task once settled, or as it stands after `waitMs`, once `gone` aborts (the client went
-   * away) or once the service stops while it waits: a wait polled on for nobody until its deadline.
+   * away, or the API stops) or once the service stops while it waits: a wait polled on for nobody
+   * until its deadline. It asks the placement now and then, in case a notice was lost.
    */
   async waitFor (id: string, waitMs: number, gone?: AbortSignal): Promise<TaskView> {
     const deadline = Date.now() + waitMs
