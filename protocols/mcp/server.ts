@@ -1,6 +1,6 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { CallToolRequestSchema, ErrorCode, InitializeRequestSchema, JSONRPCMessageSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
-import { toolInput } from '../tools/tool-schema.js'
+import { inputProblem, toolInput } from '../tools/tool-schema.js'
 import { DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
 import { meshTools, toolError, toolResult } from './tools.js'
 import type { TaskOutcome } from './tools.js'
@@ -123,9 +123,13 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     const found = meshTools(await backend.capabilities()).find(t => t.tool.name === name)
     if (found === undefined) throw new UnknownToolError(`unknown tool ${name}: no live peer offers it`)
     if (protoKey) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
+    const input = toolInput(request.params.arguments, found.wrapped)
+    // refused before a task is made that could only die of them
+    const problem = inputProblem(found.inputSchema, input)
+    if (problem !== undefined) return toolError(`invalid arguments for ${name}: ${problem}`)
     let id: string
     try {
-      id = await backend.submit(name, toolInput(request.params.arguments, found.wrapped))
+      id = await backend.submit(name, input)
     } catch (err: any) {
       return toolError(`cannot submit ${name}: ${err?.message ?? String(err)}`)
     }

@@ -9,6 +9,8 @@ import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js'
 export interface MeshTool {
   tool: Tool
   wrapped: boolean
+  /** the capability's own input schema, as its peers published it */
+  inputSchema?: Record<string, unknown>
 }
 
 /**
@@ -30,7 +32,8 @@ export function meshTools (capabilities: Iterable<CapabilityInfo>): MeshTool[] {
         ...(cap.description === undefined ? {} : { description: cap.description }),
         inputSchema: parameters as Tool['inputSchema']
       },
-      wrapped
+      wrapped,
+      ...(cap.inputSchema === undefined ? {} : { inputSchema: cap.inputSchema })
     }
   })
 }

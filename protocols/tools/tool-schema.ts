@@ -1,3 +1,5 @@
+import { z } from 'zod'
+
 /**
  * A capability's input as a tool's parameters. OpenAI (and MCP's `inputSchema`) require a JSON
  * Schema of type object; many capabilities take "a string or {text}" or any JSON. Those are wrapped
@@ -41,4 +43,34 @@ export function toolInput (args: unknown, wrapped: boolean): unknown {
   if (args !== null && typeof args === 'object' && !Array.isArray(args) && WRAPPED_INPUT in args) return (args as Record<string, unknown>)[WRAPPED_INPUT]
   // a model that ignored the wrapper and sent the value itself: take it as the input
   return args
+}
+
+/** Validators made from capabilities' published schemas, by the schema's JSON; null for one zod cannot read. */
+const validators = new Map<string, z.ZodType | null>()
+/** Schemas kept at most: a mesh offers tens of capabilities, not thousands. */
+const MAX_VALIDATORS = 256
+
+/**
+ * What is wrong with `input` by a capability's published JSON Schema (`path: message; ...`), or
+ * undefined when nothing is, when there is no schema, or when the schema is one zod cannot read (the
+ * agent checks its own input anyway). A door checks a call's arguments with it before it makes a
+ * task, which would otherwise only die of them.
+ */
+export function inputProblem (schema: Record<string, unknown> | undefined, input: unknown): string | undefined {
+  if (schema === undefined) return undefined
+  const key = JSON.stringify(schema)
+  let validator = validators.get(key)
+  if (validator === undefined) {
+    try {
+      validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
+    } catch {
+      validator = null
+    }
+    if (validators.size >= MAX_VALIDATORS) validators.clear()
+    validators.set(key, validator)
+  }
+  if (validator === null) return undefined
+  const parsed = validator.safeParse(input)
+  if (parsed.success) return undefined
+  return parsed.error.issues.slice(0, 3).map(i => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ')
 }

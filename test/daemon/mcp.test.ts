@@ -150,6 +150,12 @@ describe('MCP both ways, between real daemons', () => {
     const refused = await client.callTool({ name: 'mcp.everything.get-sum', arguments: { a: 'two' } }) as CallToolResult
     expect(refused.isError).toBe(true)
     expect(textOf(refused)).toMatch(/get-sum/)
+    // arguments the tool's published schema refuses make no task that could only die of them
+    for (const [name, args, problem] of [['sleep', { ms: 'soon' }, /^invalid arguments for sleep: ms: /], ['text.wordcount', {}, /^invalid arguments for text\.wordcount: /], ['mcp.everything.get-sum', { a: 'two' }, /^invalid arguments for mcp\.everything\.get-sum: a: /]] as const) {
+      const bad = await client.callTool({ name, arguments: args }) as CallToolResult
+      expect({ isError: bad.isError, text: textOf(bad) }).toEqual({ isError: true, text: expect.stringMatching(problem) })
+      expect(bad._meta?.['agentmesh/task']).toBeUndefined()
+    }
   })
 
   it('an unknown tool is a protocol error', async () => {
