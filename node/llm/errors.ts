@@ -9,3 +9,9 @@ export class InvalidPlanError extends Error {
   static override name = 'InvalidPlanError'
   constructor (message: string) { super(message); this.name = 'InvalidPlanError' }
 }
+
+/** The model's endpoint answered without an answer in it (no choice: a malformed or cut-off reply). Retried, as any failed attempt. */
+export class ModelAnswerError extends Error {
+  static override name = 'ModelAnswerError'
+  constructor (message: string) { super(message); this.name = 'ModelAnswerError' }
+}

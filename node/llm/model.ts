@@ -1,5 +1,5 @@
 import { UnrecoverableTaskError } from '../runtime/agent.js'
-import { BudgetExceededError } from './errors.js'
+import { BudgetExceededError, ModelAnswerError } from './errors.js'
 import { lazyOpenAI } from './openai-client.js'
 import type { LlmConfig } from './config.js'
 import type { AgentContext } from '../runtime/agent.js'
@@ -67,8 +67,10 @@ export class Model {
     }
     if (onToken === undefined) {
       const res = await (await this.openai()).chat.completions.create({ ...base, stream: false }, { signal: ctx.signal })
-      const choice = res.choices[0]
-      const msg = choice?.message
+      const choice = res.choices?.[0]
+      // an empty success was made of a reply with no answer in it, and the task completed with ''
+      if (choice === undefined) throw new ModelAnswerError(`${String(base.model)} answered with no choice: a malformed or cut-off reply`)
+      const msg = choice.message
       return {
         content: msg?.content ?? '',
         toolCalls: (msg?.tool_calls ?? []).flatMap(c => c.type === 'function' ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : []),
@@ -80,10 +82,12 @@ export class Model {
     let content = ''
     let usage = { prompt: 0, completion: 0, total: 0 }
     let finishReason: string | undefined
+    let choices = 0
     // a tool call arrives in pieces: the first delta of an index names it, later ones add arguments
     const calls: Array<{ id: string, name: string, arguments: string }> = []
     for await (const chunk of stream) {
-      const choice = chunk.choices[0]
+      const choice = chunk.choices?.[0]
+      if (choice !== undefined) choices++
       const token = choice?.delta?.content
       if (token !== undefined && token !== null && token !== '') {
         content += token
@@ -98,6 +102,8 @@ export class Model {
       if (choice?.finish_reason !== undefined && choice.finish_reason !== null) finishReason = choice.finish_reason
       if (chunk.usage !== undefined && chunk.usage !== null) usage = { prompt: chunk.usage.prompt_tokens, completion: chunk.usage.completion_tokens, total: chunk.usage.total_tokens }
     }
+    // a reply that was no stream (a cut-off JSON body), or a stream with no choice in it
+    if (choices === 0) throw new ModelAnswerError(`${String(base.model)} streamed no choice: a malformed or cut-off reply`)
     const toolCalls = calls.filter(c => c !== undefined)
     return { content, toolCalls, usage, finishReason: finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop') }
   }

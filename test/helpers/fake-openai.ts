@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net'
 
 export type Reply =
   | { status: number, headers?: Record<string, string>, error: string }
+  /** a body sent as it is, with status 200: a malformed or cut-off reply */
+  | { raw: string, contentType: string }
   | {
     content?: string
     toolCalls?: Array<{ name: string, arguments: unknown }>
@@ -60,6 +62,10 @@ export class FakeOpenAI {
         const body = JSON.parse(text)
         this.requests.push(body)
         const reply = this.script(body, this.requests.length)
+        if ('raw' in reply) {
+          res.writeHead(200, { 'content-type': reply.contentType }).end(reply.raw)
+          return
+        }
         if ('status' in reply) {
           res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(JSON.stringify({ error: { message: reply.error, type: 'test' } }))
           return

@@ -60,6 +60,22 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(progress).toEqual(['Hello', ', ', 'mesh'])
   })
 
+  it('a reply with no answer in it (cut-off JSON, a stream with no choice) fails the attempt, where the task completed with an empty text', async () => {
+    let n = 0
+    await mesh(() => {
+      n++
+      if (n === 1) return { raw: '{"id":"x","choices":[{"mess', contentType: 'application/json' }
+      if (n === 2) return { raw: 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}\n\ndata: [DONE]\n\n', contentType: 'text/event-stream' }
+      return { stream: ['at', ' last'] }
+    }, llm => [byName(llm, 'llm.chat'), []])
+    const s = net!.nodes[1]!.tasks!.service
+    const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'say something' } })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.record.final?.state).toBe('completed')
+    expect((view.result?.value as { text: string }).text).toBe('at last')
+    expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/test-model streamed no choice: a malformed or cut-off reply/), expect.stringMatching(/streamed no choice/), 'completed'])
+  })
+
   it('agent: the model calls a mesh capability as a tool, and it runs on another peer', async () => {
     await mesh(body => lastRole(body) === 'tool'
       ? { content: `counted: ${String(body.messages.at(-1).content)}` }
