@@ -1,3 +1,4 @@
+import { endsAtStop } from './graceful-close.js'
 import type { FastifyReply } from 'fastify'
 
 /** A client that reads slower than this many bytes behind is cut off: a stalled reader must not grow the node's memory. */
@@ -20,6 +21,8 @@ export interface SseStream {
 export function openStream (reply: FastifyReply): SseStream {
   reply.hijack()
   const res = reply.raw
+  // a stop ends it cleanly at once: a client resumes it on another node
+  endsAtStop(res)
   const closers: Array<() => void> = []
   let closed = false
   const close = (): void => {

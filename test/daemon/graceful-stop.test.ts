@@ -29,7 +29,7 @@ describe('a daemon stopped while it is taking submits', () => {
     return d
   }
 
-  it('answers every submit under way on SIGTERM (acknowledged or refused, never cut off; a long poll answers with its state), exits 0, and the mesh holds exactly the acknowledged tasks', async () => {
+  it('answers every submit under way on SIGTERM (acknowledged or refused, never cut off; a long poll answers with its state, an event stream ends cleanly), exits 0, and the mesh holds exactly the acknowledged tasks', async () => {
     const dir = await tmp()
     const a = await start(dir, 'a')
     const b = await start(dir, 'b', a)
@@ -42,6 +42,18 @@ describe('a daemon stopped while it is taking submits', () => {
 
     // a long poll under way when the stop comes answers with the state it has, at once
     const waiting = await (await fetch(`${c.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'nobody.offers.this', input: 1 }) })).json() as { id: string }
+    // an event stream open when the stop comes ends cleanly (its client resumes it elsewhere), not cut off
+    const events = await fetch(`${c.api}/v1/events`)
+    expect(events.status).toBe(200)
+    const streamEnd = (async () => {
+      const reader = events.body!.getReader()
+      try {
+        while (!(await reader.read()).done) {}
+        return 'ended'
+      } catch (err) {
+        return `cut: ${String((err as Error)?.cause ?? err)}`
+      }
+    })()
     const submittedBefore = (await getJson<{ tasks: { submitted: number } }>(`${c.api}/v1/metrics`)).tasks.submitted
     const longPoll = fetch(`${c.api}/v1/tasks/${waiting.id}/result?wait=60000`).then(async res => ({ status: res.status, json: await res.json() as any }), (err: Error) => ({ status: 0, json: { error: String(err?.cause ?? err) } }))
     const bulks = Array.from({ length: BULKS }, async (_, k) => {
@@ -58,6 +70,7 @@ describe('a daemon stopped while it is taking submits', () => {
     c.proc.kill('SIGTERM')
     const answers = await Promise.all(bulks)
     expect(await longPoll).toEqual({ status: 202, json: { id: waiting.id, state: 'pending' } })
+    expect(await streamEnd).toBe('ended')
     expect(await c.exited).toBe(0)
 
     // each got an answer: its tasks' ids (each item an id or its own error), or 503 for a request that came too late
