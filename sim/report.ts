@@ -30,6 +30,8 @@ export interface FaultTrace {
   recoveryMs?: number
   /** not applied: no live node to apply it to (every node down at the time) */
   skipped?: boolean
+  /** no acknowledged task was in flight when it came (the workload had finished, or not begun): it tested nothing */
+  idle?: boolean
 }
 
 export interface Invariant {
@@ -121,7 +123,13 @@ export function buildReport (r: ReportInput): SimReport {
   for (const f of r.faults) {
     if (f.skipped === true) continue
     // a task blocked by split votes waits for a lost member or an operator: counted apart, not as a slow recovery
-    const open = acked.filter(t => t.state !== 'blocked' && t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
+    const inFlight = acked.filter(t => t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
+    // a fault after the last task finished was reported as recovered in 0 ms, as if it had been weathered
+    if (inFlight.length === 0) {
+      f.idle = true
+      continue
+    }
+    const open = inFlight.filter(t => t.state !== 'blocked')
     f.recoveryMs = open.length === 0 ? 0 : open.some(t => t.finishedAt === undefined) ? undefined : Math.max(...open.map(t => (t.finishedAt as number) - f.at))
   }
   const bucket = 250
@@ -215,7 +223,7 @@ export function summaryLines (r: SimReport): string[] {
     ['stores audited', `${r.resultAudit.nodesRead} nodes, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks with a second completed execution whose result lost`],
     ['work per node', `${r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}${w.subtasks > 0 ? `+${w.subtasks}` : ''}`).join(' ')}${r.workPerNode.some(w => w.subtasks > 0) ? ' (tasks+subtasks)' : ''}`]
   ]
-  for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, f.skipped === true ? `${f.kind}: ${f.detail}` : `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
+  for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, f.skipped === true ? `${f.kind}: ${f.detail}` : f.idle === true ? `${f.kind}: ${f.detail}; no task was in flight then (the workload had finished or not begun): it tested nothing` : `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
   const width = Math.max(...rows.map(([k]) => k.length))
   const out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`)
   out.push('')

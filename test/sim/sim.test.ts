@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { SIM_CAPABILITIES, simAgents } from '../../sim/agents.js'
 import { auditResults } from '../../sim/audit.js'
 import { renderHtml } from '../../sim/html.js'
-import { buildReport } from '../../sim/report.js'
+import { buildReport, summaryLines } from '../../sim/report.js'
 import { Rng } from '../../sim/rng.js'
 import { runSimulation } from '../../sim/runner.js'
 import { loadScenario } from '../../sim/scenario.js'
@@ -145,6 +145,11 @@ describe('the simulator', () => {
     expect(stuck).toMatchObject({ unfinished: 1, blocked: 1 })
     expect(stuck.faults[0]?.recoveryMs).toBeUndefined()
     expect(stuck.invariants.find(i => i.name === 'every task finished')?.ok).toBe(false)
+    // a fault after the workload finished tested nothing: said so, not "recovered in 0 ms"
+    const late = buildReport({ options: { scenario, nodes: 1, tasks: 1, workload: 'sleep', rate: 1, seed: 1, transport: 'memory', processes: false }, cluster: undefined as never, traces: traces.slice(0, 1), faults: [{ at: 1_500, kind: 'pause', detail: 'node 0 paused for 4000 ms' }], submitErrors: 0, durationMs: 1_600, nodeFigures: [], edges: [], audit })
+    expect(late.faults[0]).toMatchObject({ idle: true })
+    expect(late.faults[0]?.recoveryMs).toBeUndefined()
+    expect(summaryLines(late).join('\n')).toMatch(/pause: node 0 paused for 4000 ms; no task was in flight then \(the workload had finished or not begun\): it tested nothing/)
   })
 
   it('makes the same workload from the same seed, and another from another', () => {
