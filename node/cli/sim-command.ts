@@ -31,6 +31,8 @@ async function writeOut (path: string, text: string): Promise<void> {
 /** A report file the run could not write is told before the run, not after it. */
 async function checkWritable (flag: string, path: string | undefined): Promise<void> {
   if (path === undefined) return
+  // '-' made a file named '-': stdout carries the summary, so a report there would be mixed into it
+  if (path === '-') throw new InvalidConfigError(`${flag} takes a file path, not - (stdout carries the summary)`)
   // opened for appending and closed: a report already there stays whole until the run replaces it
   const existed = await stat(path).then(() => true, () => false)
   try {

@@ -268,6 +268,8 @@ describe('the simulator', () => {
     const bad = await runCli(['sim', '--scenario', 'nope'])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toMatch(/no scenario "nope"/)
+    const dash = await runCli(['sim', '--json', '-'])
+    expect({ code: dash.code, stderr: dash.stderr.trim() }).toEqual({ code: 1, stderr: expect.stringMatching(/--json takes a file path, not - \(stdout carries the summary\)$/) })
     const none = await runCli(['sim', '--nodes', '0'])
     expect(none.code).toBe(1)
     expect(none.stderr).toMatch(/--nodes takes a positive whole number, got "0"/)
