@@ -1,5 +1,6 @@
 import { JSON_VALUE_WHAT, MAX_TASK_TIMEOUT_MS, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
 import { InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
+import { CHAT_CAPABILITY, chatCapability } from '../../protocols/openai/models.js'
 import { closestNames } from './suggest.js'
 import type { TaskComponents } from './components.js'
 
@@ -51,6 +52,20 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
     throw new NoCapablePeerError(`no live peer offers ${req.capability}${close.length === 0 ? '' : ` (did you mean ${close.join(' or ')}?)`}; not submitted (requirePeer)`)
   }
   return { maxAttempts, timeoutMs }
+}
+
+/**
+ * `llm.chat` with a `model` in its input goes to that model's own capability (`llm.chat.<model>`)
+ * when a live peer offers it: as `llm.chat`, any chat peer took it and sent the model's name to its
+ * own endpoint, which may not serve it. A model no live peer names stays on `llm.chat` (an endpoint
+ * can serve models its node does not list).
+ */
+export function routedByModel<R extends { capability: string, input?: unknown }> (c: Pick<TaskComponents, 'presence'>, req: R): R {
+  if (req.capability !== CHAT_CAPABILITY) return req
+  const model = (req.input as { model?: unknown } | null | undefined)?.model
+  if (typeof model !== 'string') return req
+  const capability = chatCapability(model)
+  return offeredNames(c).has(capability) ? { ...req, capability } : req
 }
 
 /** Capabilities some live peer (this node included) offers now. */

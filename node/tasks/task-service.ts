@@ -7,7 +7,7 @@ import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
 import { findTask, isSettled } from './find-task.js'
-import { checkSubmit, offeredNames, submitNow } from './submit-checks.js'
+import { checkSubmit, offeredNames, routedByModel, submitNow } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
 import { submitMany } from './bulk-submit.js'
 import { KeyCreations } from './key-creations.js'
@@ -98,7 +98,8 @@ export class TaskService {
     this.waits.clear()
   }
 
-  async submit (req: SubmitRequest): Promise<SubmitAnswer> {
+  async submit (given: SubmitRequest): Promise<SubmitAnswer> {
+    const req = routedByModel(this.c, given)
     const checked = checkSubmit(this.c, req)
     if (req.idempotencyKey === undefined) return await this.create(req, checked)
     const id = taskId({ capability: req.capability, input: req.input, submitter: this.c.peerId.toString(), idempotencyKey: req.idempotencyKey })
@@ -213,7 +214,8 @@ export class TaskService {
    * that fails either gets its own error in its entry, and the others go on. Entries are in
    * request order. A repeated idempotency key answers `created: false`, as `submit` does.
    */
-  async submitMany (reqs: SubmitRequest[]): Promise<SubmitManyEntry[]> {
+  async submitMany (given: SubmitRequest[]): Promise<SubmitManyEntry[]> {
+    const reqs = given.map(req => routedByModel(this.c, req))
     return await this.storing(reqs, async () => await submitMany({
       c: this.c,
       keys: this.keys,

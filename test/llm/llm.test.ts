@@ -9,6 +9,7 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Reply } from '../helpers/fake-openai.js'
 import type { Agent } from '../../node/runtime/agent.js'
+import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
 
 const byName = (agents: Agent[], ...names: string[]): Agent[] => agents.filter(a => names.includes(a.name))
@@ -74,6 +75,28 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(view.record.final?.state).toBe('completed')
     expect((view.result?.value as { text: string }).text).toBe('at last')
     expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/test-model streamed no choice: a malformed or cut-off reply/), expect.stringMatching(/streamed no choice/), 'completed'])
+  })
+
+  it('llm.chat with a model in its input runs on a peer that serves that model (llm.chat.<model>), not on any chat peer', async () => {
+    server = new FakeOpenAI(() => ({ content: 'ok' }))
+    await server.start()
+    const served = (model: string): Agent[] => byName(llmAgents({ model, baseURL: server!.baseURL, apiKey: 'test', maxRetries: 0 }), 'llm.chat')
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, agents: i === 1 ? served('alpha') : i === 2 ? served('beta') : [] } }) })
+    await net.ready()
+    const [submitter, alpha, beta] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    await waitFor(() => ['llm.chat.alpha', 'llm.chat.beta'].every(c => submitter.tasks!.presence.live().some(p => p.capabilities.some(cap => cap.name === c))), { what: 'both model peers seen' })
+    const s = submitter.tasks!.service
+    for (let i = 0; i < 6; i++) {
+      const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: `hi ${i}`, model: 'beta' } })
+      const view = await s.waitFor(id, 20_000)
+      expect(view.record.final?.state).toBe('completed')
+      expect(view.record.task.capability).toBe('llm.chat.beta')
+      expect(view.record.attempts.map(a => a.peer)).toEqual([beta.peerId.toString()])
+    }
+    expect(alpha.tasks!.executor.stats.started).toBe(0)
+    // a model no live peer names stays on llm.chat: an endpoint may serve models its node does not list
+    const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'hi', model: 'gamma' } })
+    expect((await s.get(id)).record.task.capability).toBe('llm.chat')
   })
 
   it('agent: the model calls a mesh capability as a tool, and it runs on another peer', async () => {
