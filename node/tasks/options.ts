@@ -336,6 +336,13 @@ export const taskOptionsSchema = z.strictObject({
    * @default 120_000
    */
   remoteEmbedWaitMs: timerMs().default(120_000),
+  /**
+   * A stopping node waits this long, at most, for the grants that came after their claims ended to
+   * be given back (and for the answers to its last claims): without it such a grant stayed live on
+   * its member until it lapsed, and the member refused every other claim on the task meanwhile.
+   * @default 1_000
+   */
+  stopGiveBackMs: timerMs(0).default(1_000),
   /** fsync writes peers rely on. @default true */
   syncWrites: z.boolean().default(true)
 }, {

@@ -261,6 +261,8 @@ export class TaskLayer {
     this.executor.stop()
     await this.claimer.stop()
     this.executor.abandon()
+    // grants that came after their claims ended are given back while the endpoints are still open
+    await this.leases.settled(this.options.stopGiveBackMs)
     await this.sweeper.stop()
     await this.antiEntropy.stop()
     await this.mover.stop()

@@ -64,6 +64,8 @@ export { majority }
 export class LeaseClient {
   readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0, votedWithGrants: 0 }
   private readonly init: LeaseClientInit
+  /** late grants being given back: a stopping node waits for them (settled) before its endpoints close */
+  private readonly givingBack = new Set<Promise<unknown>>()
 
   constructor (init: LeaseClientInit) {
     this.init = init
@@ -148,11 +150,11 @@ export class LeaseClient {
           // a grant that arrives after the claim was decided joins the lease, or is ended as the
           // lease ended (HeldLease.endLateGrant); one for a claim that fell short, and one made
           // under another placement, which never counts, are given back
-          if (a.res.status === 'OK' && a.res.term !== undefined && !granted(a)) void release(a)
+          if (a.res.status === 'OK' && a.res.term !== undefined && !granted(a)) this.givenBack(release(a))
           else if (decided && granted(a)) {
             if (held?.held === true) held.grants.set(a.peer, a.res.term as number)
-            else if (held !== undefined) void held.endLateGrant(a.peer, a.res.term as number)
-            else void release(a)
+            else if (held !== undefined) this.givenBack(held.endLateGrant(a.peer, a.res.term as number))
+            else this.givenBack(release(a))
           }
           check()
         }))
@@ -161,6 +163,8 @@ export class LeaseClient {
     })
     await early
     decided = true
+    // answers still on their way may be grants to give back: a stop waits for them too
+    this.givenBack(Promise.allSettled(calls))
     const grants = answers.filter(granted)
     // a certified outcome outranks any number of grants: nothing is left to run
     const finished = answers.find(a => a.res.status === 'FINISHED')
@@ -189,6 +193,28 @@ export class LeaseClient {
    * missed the commit; its copy draws claims for ever (each dates it anew, so anti-entropy takes it
    * for a copy in flux and leaves it). It is given the certificate and the result it names.
    */
+  /**
+   * Resolves once every late grant being given back has its answer (or its request failed). A node
+   * that stopped without waiting left such a grant live on its member until it lapsed, and the
+   * member refused every other claim meanwhile.
+   */
+  async settled (withinMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // a member that does not answer in time lets its grant lapse, as before: a stop is not held up
+    const late = new Promise<void>(resolve => { timer = setTimeout(resolve, withinMs) })
+    const all = (async () => { while (this.givingBack.size > 0) await Promise.allSettled([...this.givingBack]) })()
+    try {
+      await Promise.race([all, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private givenBack (giving: Promise<unknown>): void {
+    this.givingBack.add(giving)
+    void giving.catch(() => {}).finally(() => { this.givingBack.delete(giving) })
+  }
+
   private async repairFinished (t: Target, answers: Answer[]): Promise<void> {
     const finished = answers.find(a => a.res.status === 'FINISHED' && a.res.cert !== undefined)?.res
     const lagging = answers.filter(a => a.res.status !== 'FINISHED' && a.res.status !== 'ERROR').map(a => a.peer)

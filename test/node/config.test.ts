@@ -24,6 +24,7 @@ const DOCUMENTED_DEFAULTS = {
   defaultWaitMs: 86_400_000,
   memoryHnswAbove: 250_000,
   remoteEmbedWaitMs: 120_000,
+  stopGiveBackMs: 1_000,
   backoffBaseMs: 1_000,
   backoffCapMs: 60_000,
   defaultMaxAttempts: 3,
