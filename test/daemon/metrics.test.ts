@@ -71,9 +71,12 @@ describe('GET /metrics in Prometheus text format', () => {
     expect(buckets.map(b => b.value)).toEqual([...buckets.map(b => b.value)].sort((x, y) => x - y))
     expect(buckets.at(-1)).toMatchObject({ labels: { le: '+Inf' } })
     // both nodes are the placement of every task (two nodes): each holds them as certified
+    // a wait wakes once a majority stored the outcome: this node's own copy may still be on its way
     for (const i of [0, 1]) {
-      await waitFor(async () => sum((await scrape(i)).samples, 'agentmesh_tasks', { state: 'completed', capability: 'echo' }) === 3, { what: `node ${i} to count 3 completed echo tasks` })
-      expect(sum((await scrape(i)).samples, 'agentmesh_tasks', { state: 'dead', capability: 'fail' })).toBe(1)
+      await waitFor(async () => {
+        const { samples } = await scrape(i)
+        return sum(samples, 'agentmesh_tasks', { state: 'completed', capability: 'echo' }) === 3 && sum(samples, 'agentmesh_tasks', { state: 'dead', capability: 'fail' }) === 1
+      }, { what: `node ${i} to count 3 completed echo tasks and 1 dead fail task` })
     }
     const served = await scrape(1)
     expect(sum(served.samples, 'agentmesh_tasks_total', { event: 'submitted' })).toBeGreaterThanOrEqual(4)
