@@ -2,9 +2,10 @@ import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { waitFor } from '../../sim/wait.js'
-import { getJson, runCli, startDaemonProcess } from '../../sim/daemon-process.js'
+import { getJson, runCli } from '../../sim/daemon-process.js'
+import { useDaemons } from '../helpers/daemons.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 import type { AddressInfo } from 'node:net'
@@ -20,14 +21,7 @@ async function echoIds (d: DaemonProcess): Promise<string[]> {
 
 describe('a daemon stopped while it is taking submits', () => {
   const tmp = useTmpDirs()
-  const running: DaemonProcess[] = []
-  afterEach(() => { for (const d of running.splice(0)) d.proc.kill('SIGKILL') })
-
-  async function start (dir: string, name: string, bootstrap?: DaemonProcess): Promise<DaemonProcess> {
-    const d = await startDaemonProcess(['--data', join(dir, name), '--api', '127.0.0.1:0', '--agents', 'echo', ...(bootstrap === undefined ? [] : ['--bootstrap', bootstrap.addrs[0] as string])])
-    running.push(d)
-    return d
-  }
+  const start = useDaemons(['--agents', 'echo'])
 
   it('answers every submit under way on SIGTERM (acknowledged or refused, never cut off; a long poll answers with its state, an event stream ends cleanly), exits 0, and the mesh holds exactly the acknowledged tasks', async () => {
     const dir = await tmp()

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../../sim/wait.js'
 import { getJson, startDaemonProcess } from '../../sim/daemon-process.js'
+import { useDaemons } from '../helpers/daemons.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 
@@ -11,16 +12,10 @@ const peersOf = async (d: DaemonProcess): Promise<string[]> =>
 
 describe('daemons as child processes', () => {
   const tmp = useTmpDirs()
+  const start = useDaemons()
+  // daemons started with arguments of their own
   const running: DaemonProcess[] = []
   afterEach(() => { for (const d of running.splice(0)) d.proc.kill('SIGKILL') })
-
-  async function start (dir: string, name: string, bootstrap?: DaemonProcess): Promise<DaemonProcess> {
-    const args = ['--data', join(dir, name), '--api', '127.0.0.1:0']
-    if (bootstrap !== undefined) args.push('--bootstrap', bootstrap.addrs[0] as string)
-    const d = await startDaemonProcess(args)
-    running.push(d)
-    return d
-  }
 
   it('chains three daemons by bootstrap, survives kill -9 of the middle one, and takes it back', async () => {
     const dir = await tmp()
