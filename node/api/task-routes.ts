@@ -62,6 +62,7 @@ const ERROR_STATUS: ErrorTable = {
   InvalidTaskError: [400, 'BAD_REQUEST', 'invalid-task'],
   TaskTooLargeError: [413, 'PAYLOAD_TOO_LARGE', 'invalid-task'],
   NoCapablePeerError: [422, 'NO_CAPABLE_PEER'],
+  IdempotencyConflictError: [422, 'IDEMPOTENCY_CONFLICT'],
   QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'],
   OverloadedError: [429, 'OVERLOADED'],
   LeaseDeniedError: [409, 'CONFLICT'],

@@ -2,7 +2,7 @@ import { makeTask, newRecord, taskId } from '../../protocols/task/index.js'
 import { startSpan, traceparentOf } from '../tracing.js'
 import { InvalidTaskError } from './errors.js'
 import { mayBeUnstored, storeManyOnPlacements } from './placement-writes.js'
-import { checkSubmit, offeredNames, submitNow } from './submit-checks.js'
+import { checkSubmit, keyConflict, offeredNames, submitNow } from './submit-checks.js'
 import { unofferedWarning } from './suggest.js'
 import { MAX_BULK_TASKS } from './bulk-limits.js'
 import type { Placement, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -79,11 +79,14 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
   const ids = [...owned.keys()]
   // found unfinished is not acknowledged (see TaskService.confirmStored): stored again with the new ones
   const refound = new Map<string, TaskRecord>()
+  /** tasks found by their keys: a request naming one with other options is refused (keyConflict) */
+  const known = new Map<string, Task>()
   await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
     for (let id = ids.pop(); id !== undefined; id = ids.pop()) {
       const view = await host.find(id)
       if (view === undefined) continue
       existing.add(id)
+      known.set(id, view.record.task)
       if (mayBeUnstored(view.record)) refound.set(id, view.record)
     }
   }))
@@ -123,7 +126,11 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
     if (n === undefined) return out[i] as SubmitManyEntry
     const error = failed.get(n.id)
     if (error !== undefined) return { error }
-    if (!n.first) return { id: n.id, created: false }
+    if (!n.first) {
+      const task = known.get(n.id) ?? fresh.get(n.id)?.task
+      const conflict = task === undefined ? undefined : keyConflict(req, task)
+      return conflict === undefined ? { id: n.id, created: false } : { error: conflict }
+    }
     host.c.events.safeDispatchEvent('submitted', { detail: { id: n.id, capability: req.capability } })
     return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: unofferedWarning(req.capability, offered) }) }
   })

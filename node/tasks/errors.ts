@@ -63,3 +63,9 @@ export class AgentIgnoredAbortError extends Error {
   static override name = 'AgentIgnoredAbortError'
   constructor (message: string) { super(message); this.name = 'AgentIgnoredAbortError' }
 }
+
+/** A submit that names an existing task by its idempotency key but asks for other options than that task has. */
+export class IdempotencyConflictError extends Error {
+  static override name = 'IdempotencyConflictError'
+  constructor (message: string) { super(message); this.name = 'IdempotencyConflictError' }
+}

@@ -1,8 +1,9 @@
 import { JSON_VALUE_WHAT, MAX_TASK_TIMEOUT_MS, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
-import { InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
+import { IdempotencyConflictError, InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
 import { CHAT_CAPABILITY, chatCapability } from '../../protocols/openai/models.js'
 import { closestNames } from './suggest.js'
 import type { TaskComponents } from './components.js'
+import type { Task } from '../../protocols/task/index.js'
 
 /** A submit as the API, the CLI and agents' subtasks ask for it. */
 export interface SubmitRequest {
@@ -52,6 +53,22 @@ export function checkSubmit (c: TaskComponents, req: SubmitRequest): { maxAttemp
     throw new NoCapablePeerError(`no live peer offers ${req.capability}${close.length === 0 ? '' : ` (did you mean ${close.join(' or ')}?)`}; not submitted (requirePeer)`)
   }
   return { maxAttempts, timeoutMs }
+}
+
+/**
+ * A submit that names `task` by its idempotency key (same capability, input and key) but asks for
+ * options it was not made with: the first submit's task stands, so the retry is refused rather than
+ * answered with a task other than it asked for. Options the retry leaves out are not compared (a
+ * default may have changed since), nor is its trace context.
+ */
+export function keyConflict (req: SubmitRequest, task: Task): IdempotencyConflictError | undefined {
+  const differ: string[] = []
+  if (req.maxAttempts !== undefined && req.maxAttempts !== task.maxAttempts) differ.push(`maxAttempts ${task.maxAttempts} (asked ${req.maxAttempts})`)
+  if (req.timeoutMs !== undefined && req.timeoutMs !== task.timeoutMs) differ.push(`timeoutMs ${task.timeoutMs} (asked ${req.timeoutMs})`)
+  if (req.deadlineMs !== undefined && req.deadlineMs !== task.deadline - task.createdAt) differ.push(`deadlineMs ${task.deadline - task.createdAt} (asked ${req.deadlineMs})`)
+  if (req.parent !== undefined && req.parent !== task.parent) differ.push(`parent ${task.parent ?? 'none'} (asked ${req.parent})`)
+  if (differ.length === 0) return undefined
+  return new IdempotencyConflictError(`idempotency key ${JSON.stringify(req.idempotencyKey)} names task ${task.id}, made with ${differ.join(', ')}: use a new key for other options`)
 }
 
 /**

@@ -7,7 +7,7 @@ import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
 import { findTask, isSettled } from './find-task.js'
-import { checkSubmit, offeredNames, routedByModel, submitNow } from './submit-checks.js'
+import { checkSubmit, keyConflict, offeredNames, routedByModel, submitNow } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
 import { submitMany } from './bulk-submit.js'
 import { KeyCreations } from './key-creations.js'
@@ -108,6 +108,8 @@ export class TaskService {
     const mine = claim.owned
     try {
       const found = await this.find(id)
+      const conflict = found === undefined ? undefined : keyConflict(req, found.record.task)
+      if (conflict !== undefined) throw conflict
       const answer = found !== undefined ? await this.confirmStored(found) : await this.create(req, checked)
       mine.settle(answer)
       return answer

@@ -73,6 +73,11 @@ describe('bulk submit over the API and the CLI', () => {
     // the same key again, alone or in a batch: the existing task
     const again = await call(a.api, 'POST', '/v1/tasks', [{ capability: 'echo', input: { n: 3 }, idempotencyKey: 'bulk-k' }])
     expect(again).toEqual({ status: 202, json: { tasks: [{ id: json.tasks[3].id, created: false }] } })
+    // a key repeated within one batch with other options names the first entry's task: refused
+    const twice = await call(a.api, 'POST', '/v1/tasks', [{ capability: 'echo', input: 'k2', idempotencyKey: 'bulk-k2', maxAttempts: 2 }, { capability: 'echo', input: 'k2', idempotencyKey: 'bulk-k2', maxAttempts: 3 }, { capability: 'echo', input: 'k2', idempotencyKey: 'bulk-k2' }])
+    expect(twice.json.tasks[0]).toEqual({ id: expect.stringMatching(ID), created: true })
+    expect(twice.json.tasks[1]).toEqual({ error: { name: 'IDEMPOTENCY_CONFLICT', message: expect.stringMatching(/^tasks\[1\]: .*maxAttempts 2 \(asked 3\)/) } })
+    expect(twice.json.tasks[2]).toEqual({ id: twice.json.tasks[0].id, created: false })
   })
 
   it.each([
