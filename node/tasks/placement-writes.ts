@@ -154,7 +154,7 @@ function shortfall (members: string[], answers: Array<{ peer: string, result: { 
   const reasons = members.map(m => {
     const a = answers.find(x => x.peer === m)
     // the shortfall is known before every member answers: one still writing (this node, say) has not failed
-    return `${m.slice(-6)}: ${a === undefined ? 'no answer yet' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
+    return `${m.slice(-6)}: ${a === undefined ? 'no answer when the others fell short (it may still store the task)' : `${a.result.status}${a.result.reason === undefined ? '' : ` (${a.result.reason})`}`}`
   })
   return new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})`)
 }
