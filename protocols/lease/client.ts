@@ -2,7 +2,7 @@ import { certify, majority, outcomeKey, resultHash } from '../task/certificate.j
 import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_VOTE_WAIT_MS } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { PrerunVotes } from './prerun-votes.js'
-import { HeldLease } from './held-lease.js'
+import { HeldLease, monotonicNow } from './held-lease.js'
 import { untilQuorum } from './quorum.js'
 import { claimIdSchema } from './messages.js'
 import { isBadRequest } from '../rpc/served.js'
@@ -106,7 +106,7 @@ export class LeaseClient {
    */
   async acquire (t: Target, record?: TaskRecord, prerun?: Prerun): Promise<HeldLease> {
     const claimId = randomHex(8)
-    const sentAt = Date.now()
+    const sentAt = monotonicNow()
     const req: LeaseRequest = { op: 'acquire', id: t.id, epoch: t.placement.epoch, claimId, durationMs: this.leaseMs, ...(record === undefined ? {} : { record }) }
     const need = majority(t.placement.members.length)
     // a grant counts only if the member granted under the very placement asked: a claimant with a

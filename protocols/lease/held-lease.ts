@@ -8,9 +8,17 @@ import type { Prerun } from './prerun-votes.js'
 import type { LeaseRequest, ShownVote } from './messages.js'
 
 /**
+ * Milliseconds on a clock that only moves forward at a steady rate: a holder times its lease by it.
+ * By the wall clock, a step back during a renewal's round trip (NTP, an operator) kept a lapsed lease
+ * held for as long as the step, and a step forward dropped a live one.
+ */
+export const monotonicNow = (): number => performance.now()
+
+/**
  * A lease this peer holds. It renews itself at a fixed fraction of the lease; when it cannot renew
- * with a majority before the lease would lapse (by this peer's clock, counted from when each
- * request was sent), or a member says the task was canceled or finished, `signal` aborts.
+ * with a majority before the lease would lapse (by this peer's monotonic clock, counted from when
+ * each request was sent, so that a step of the wall clock neither stretches nor cuts it), or a
+ * member says the task was canceled or finished, `signal` aborts.
  */
 export class HeldLease {
   readonly target: Target
@@ -26,6 +34,7 @@ export class HeldLease {
   readonly generation: number
   private readonly client: LeaseClient
   private readonly controller = new AbortController()
+  /** when the lease lapses, on the monotonic clock (monotonicNow) */
   private expiresAt: number
   private renewTimer?: ReturnType<typeof setTimeout>
   private expiryTimer?: ReturnType<typeof setTimeout>
@@ -150,7 +159,7 @@ export class HeldLease {
     const call = this.client.safeCall(peer, req)
     if (peer === this.client.self) return [{ peer, res: await call }]
     let timer: ReturnType<typeof setTimeout> | undefined
-    const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, Math.max(1, (this.expiresAt - Date.now()) / 3)) })
+    const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, Math.max(1, (this.expiresAt - monotonicNow()) / 3)) })
     const res = await Promise.race([call, late])
     clearTimeout(timer)
     return res === undefined ? [] : [{ peer, res }]
@@ -214,7 +223,7 @@ export class HeldLease {
 
   private async renew (): Promise<void> {
     if (this.done) return
-    const sentAt = Date.now()
+    const sentAt = monotonicNow()
     const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('renew')(peer), op: 'renew', durationMs: this.client.leaseMs }), this.need(), a => a.res.status === 'OK').early
     if (this.done) return
     if (answers.some(a => a.res.status === 'CANCELED')) return this.lose('task canceled')
@@ -229,7 +238,7 @@ export class HeldLease {
 
   private armExpiry (): void {
     clearTimeout(this.expiryTimer)
-    this.expiryTimer = setTimeout(() => { this.lose('lease expired before a majority renewed it') }, Math.max(0, this.expiresAt - Date.now()))
+    this.expiryTimer = setTimeout(() => { this.lose('lease expired before a majority renewed it') }, Math.max(0, this.expiresAt - monotonicNow()))
   }
 
   /** Stops renewing and aborts the agent. */

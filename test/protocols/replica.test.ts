@@ -263,6 +263,40 @@ describe('replicas and lease clients, end to end', () => {
     expect((await C.store.getRecord(t.id))?.attempts.map(a => a.outcome)).toEqual(['released'])
   })
 
+  it('a holder times its lease by a monotonic clock: its wall clock stepped back an hour during a renewal does not keep a lapsed lease', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const holder = c.members[0]!.peer
+    const base = c.client(holder)
+    const realNow = Date.now
+    let renewals = 0
+    // the first renewal's round trip: this process's wall clock steps an hour back (NTP, an operator);
+    // after it the members fall silent, so the lease must lapse leaseMs after that renewal was sent
+    const client = new LeaseClient({
+      self: holder.id,
+      leaseMs: 300,
+      log,
+      pushRecord: async () => {},
+      call: async (peer, req) => {
+        if (req.op !== 'renew') return await base.safeCall(peer, req)
+        if (++renewals > 2) throw new Error(`${peer.slice(-6)} unreachable`)
+        Date.now = () => realNow() - HOUR
+        return await base.safeCall(peer, req)
+      }
+    })
+    try {
+      const lease = await client.acquire(t)
+      leases.push(lease)
+      // polled by timers, not by the stepped wall clock
+      for (let i = 0; i < 60 && !lease.signal.aborted; i++) await new Promise(resolve => setTimeout(resolve, 50))
+      expect(renewals).toBeGreaterThanOrEqual(2)
+      expect(lease.signal.aborted).toBe(true)
+      expect(lease.signal.reason.message).toMatch(/lease expired before a majority renewed it/)
+    } finally {
+      Date.now = realNow
+    }
+  })
+
   it('members with different views of a task: the one missing the record is sent it, and grants', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit({ on: [0, 1] })
