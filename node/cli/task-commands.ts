@@ -196,10 +196,17 @@ export function addTaskCommands (program: Command): void {
       let answer: any
       // completed, but the result had not reached the node when the wait ended (a 202): not done yet
       const done = (a: any): boolean => ['completed', 'failed', 'dead', 'canceled'].includes(a.state) && (a.state !== 'completed' || 'result' in a)
-      do {
-        const wait = Math.max(0, Math.min(30_000, deadline - Date.now()))
-        answer = await apiRequest(url, 'GET', `/v1/tasks/${submitted.id}/result?wait=${wait}`, undefined, wait + 30_000)
-      } while (!done(answer) && Date.now() < deadline)
+      try {
+        do {
+          const wait = Math.max(0, Math.min(30_000, deadline - Date.now()))
+          answer = await apiRequest(url, 'GET', `/v1/tasks/${submitted.id}/result?wait=${wait}`, undefined, wait + 30_000)
+        } while (!done(answer) && Date.now() < deadline)
+      } catch (err: any) {
+        following.abort()
+        // the task was stored on a majority and runs on without this node: its id is how to find it
+        if (err?.name === 'NodeNotRunningError' || err?.name === 'ApiRequestError') err.message = `task ${String(submitted.id)} was submitted, and the wait for it failed: ${String(err.message)}; it runs on in the mesh: ask another node with agentmesh task ${String(submitted.id)}`
+        throw err
+      }
       // the stream ends by itself after the outcome: its last events are let through, briefly
       await Promise.race([followed, delay(FOLLOW_GRACE_MS, undefined, { ref: false })])
       following.abort()

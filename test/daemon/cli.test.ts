@@ -101,6 +101,18 @@ describe('agentmesh CLI', () => {
     await waitFor(() => events().some(e => e.event === 'peer-left' && e.peer === b.peerId), { what: 'a line saying b left' })
   })
 
+  it('submit --wait names the task it submitted when its node goes during the wait', async () => {
+    const d = await startDaemonProcess(['--data', await tmp(), '--api', '127.0.0.1:0'])
+    running.push(d)
+    const cli = runCli(['submit', '--api', d.api, '--capability', 'sleep', '--input', '{"ms":60000}', '--wait'])
+    const running1 = async (): Promise<boolean> => ((await (await fetch(`${d.api}/v1/tasks?state=running`)).json()) as { tasks: unknown[] }).tasks.length === 1
+    await waitFor(running1, { what: 'the task to run' })
+    d.proc.kill('SIGKILL')
+    const r = await cli
+    // the task was stored and runs on elsewhere in a mesh: its id is how the user finds it
+    expectOneLineError(r, /^agentmesh: task [0-9a-f]{64} was submitted, and the wait for it failed: no node answers at .*; it runs on in the mesh: ask another node with agentmesh task [0-9a-f]{64}$/m)
+  })
+
   it('refuses a second daemon on a data dir in use, and the first carries on', async () => {
     const dir = await tmp()
     const first = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0'])
