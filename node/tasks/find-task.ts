@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { isBadRequest } from '../../protocols/rpc/served.js'
-import { majority } from '../../protocols/lease/index.js'
+import { majority, untilQuorum } from '../../protocols/lease/index.js'
 import { canonicalJson, hasValidFinal, hasValidId, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
@@ -20,6 +20,20 @@ export interface FindOptions {
 }
 
 const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })
+
+/** A member's copy, as its records get answers it. */
+interface Copy {
+  record: TaskRecord
+  result?: StoredResult
+}
+
+/** Whether the copies (with what is known here) leave no completed outcome without its certified result. */
+function hasResult (copies: Array<{ result: Copy | undefined }>, known: TaskRecord | undefined, knownResults: StoredResult[]): boolean {
+  const got = copies.flatMap(c => c.result === undefined ? [] : [c.result])
+  const final = got.reduce<TaskRecord | undefined>((r, c) => r === undefined ? c.record : mergeRecords(r, c.record), known)?.final
+  if (final?.state !== 'completed') return true
+  return [...knownResults, ...got.flatMap(c => c.result === undefined ? [] : [c.result])].some(r => resultMatches(final.cert.value, r))
+}
 
 /** Final and certified here, with its result when completed: nothing to ask anyone. */
 export function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
@@ -46,25 +60,41 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   const movedOn = new Map<string, Placement>()
   // a wait asks the first member it reads to tell it of the final state: the notice goes to the submitter alone
   let watching = options.watch !== true
+  /** members that answered with a copy */
+  const held = new Set<string>()
   const ask = async (peers: string[]): Promise<void> => {
     const fresh = peers.filter(p => !asked.has(p))
     for (const p of fresh) asked.add(p)
-    const answers = await Promise.allSettled(fresh.map(async peer => {
-      const watch = !watching && peer !== me
-      if (watch) watching = true
-      const to = c.replicaSets.peerId(peer)
-      const answer = await c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
-      // a member from before watches refuses the field: it is read the plain way, and the wait polls it
-      return watch && isBadRequest(answer) ? c.records(to, { op: 'get', id }) : answer
-    }))
-    for (const [i, a] of answers.entries()) {
-      if (a.status !== 'fulfilled' || a.value?.status !== 'OK') continue
-      const got = recordsGetAnswer.safeParse(a.value)
-      if (!got.success || got.data.record === undefined || got.data.record.task.id !== id) continue
-      const peer = fresh[i] as string
-      if (mine !== undefined && got.data.record.placement.epoch > mine.epoch && mine.members.includes(peer)) movedOn.set(peer, got.data.record.placement)
-      record = record === undefined ? got.data.record : mergeRecords(record, got.data.record)
-      if (got.data.result !== undefined) results.push(got.data.result)
+    const read = async (peer: string): Promise<Copy | undefined> => {
+      try {
+        const watch = !watching && peer !== me
+        if (watch) watching = true
+        const to = c.replicaSets.peerId(peer)
+        const answer = await c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
+        // a member from before watches refuses the field: it is read the plain way, and the wait polls it
+        const got = recordsGetAnswer.safeParse(watch && isBadRequest(answer) ? await c.records(to, { op: 'get', id }) : answer)
+        return got.success && got.data.record?.task.id === id ? { record: got.data.record, result: got.data.result } : undefined
+      } catch {
+        return undefined
+      }
+    }
+    // a majority's copies hold whatever a majority wrote: a paused member holds a read up no longer,
+    // where every member's answer was waited for (its RPC timeout, 5 s); the whole history waits for all
+    const need = options.complete === true ? fresh.length : Math.max(0, majority(peers.length) - peers.filter(p => held.has(p)).length)
+    const { early, all } = untilQuorum(fresh, read, need, copy => copy !== undefined)
+    let answers = await early
+    // short of a majority's copies (members gone: the rest is all there is), the outcome certified
+    // and no copy read holds its result, or a move this member missed (which takes its co-members'
+    // word, agreedMove): the others' answers are waited for
+    const copies = answers.filter(a => a.result !== undefined).length
+    const moved = mine !== undefined && answers.some(a => a.result !== undefined && a.result.record.placement.epoch > mine.epoch)
+    if (answers.length < fresh.length && (copies < need || moved || !hasResult(answers, record, results))) answers = await all
+    for (const { peer, result: copy } of answers) {
+      if (copy === undefined) continue
+      held.add(peer)
+      if (mine !== undefined && copy.record.placement.epoch > mine.epoch && mine.members.includes(peer)) movedOn.set(peer, copy.record.placement)
+      record = record === undefined ? copy.record : mergeRecords(record, copy.record)
+      if (copy.result !== undefined) results.push(copy.result)
     }
   }
   const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []

@@ -36,8 +36,16 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
   const view = await a.get(id)
   if (view.record.final !== undefined) return view
   const target = { id, placement: view.record.placement }
-  const answers = await a.c.leases.ask(target.placement.members, { op: 'cancel', id, epoch: target.placement.epoch })
-  const cert = await a.c.leases.certifyAndCommit(target, view.record.generation, answers)
+  // certified from a majority's votes at once: a paused member holds the cancel up no longer
+  const members = target.placement.members
+  const asked = a.c.leases.askUntil(members, { op: 'cancel', id, epoch: target.placement.epoch }, majority(members.length), x => x.res.vote !== undefined)
+  let answers = await asked.early
+  let cert = await a.c.leases.certifyAndCommit(target, view.record.generation, answers)
+  if (cert === undefined && answers.length < members.length) {
+    // votes that split, or none: what every member says decides, as before
+    answers = await asked.all
+    cert = await a.c.leases.certifyAndCommit(target, view.record.generation, answers)
+  }
   if (cert === undefined) {
     // every member answered that it holds no such task: this node's copy is all there is, left by a
     // submit refused for want of a majority (one with a key, kept for its retry). Nothing to cancel

@@ -15,9 +15,9 @@ async function get (api: string, path: string): Promise<any> {
 }
 
 /** Three daemons on 127.0.0.1, B and C joined through A, all running `sleep` and `stubborn`. */
-async function threeDaemons (dir: string, leaseMs: number): Promise<DaemonProcess[]> {
+async function threeDaemons (dir: string, leaseMs: number, tasks: Record<string, unknown> = {}): Promise<DaemonProcess[]> {
   const config = join(dir, 'config.json')
-  await writeFile(config, JSON.stringify({ tasks: { ...FAST_TASKS, leaseMs }, agents: ['sleep'], agentsModule: STUBBORN }))
+  await writeFile(config, JSON.stringify({ tasks: { ...FAST_TASKS, leaseMs, ...tasks }, agents: ['sleep'], agentsModule: STUBBORN }))
   const a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--config', config])
   const rest = await Promise.all(['b', 'c'].map(async name => startDaemonProcess(['--data', join(dir, name), '--api', '127.0.0.1:0', '--config', config, '--bootstrap', a.addrs[0] as string])))
   const all = [a, ...rest]
@@ -87,6 +87,25 @@ describe('recovery across real processes', () => {
     }, { what: 'the task to run without its submitter', timeoutMs: 20_000 })
     expect(done.result).toEqual({ slept: 200 })
     expect((await get(daemons[2]!.api, `/v1/tasks/${String(id)}/result`)).result).toEqual({ slept: 200 })
+  })
+
+  it('reads and cancels a running task while a member is paused (SIGSTOP), without waiting on that member', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-pause-read-'))
+    // a request to the paused member times out after a minute: a read that waits for it cannot answer in time
+    daemons = await threeDaemons(dir, 2_000, { rpcTimeoutMs: 60_000 })
+    const [a] = daemons as [DaemonProcess]
+    const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'sleep', input: { ms: 120_000 } }) })).json()
+    const holder = await waitFor(async () => (await get(a.api, `/v1/tasks/${String(id)}`)).holder as string | undefined, { what: 'a holder' })
+    const paused = daemons.find(d => d !== a && d.peerId !== holder) as DaemonProcess
+    paused.proc.kill('SIGSTOP')
+    const within = { signal: AbortSignal.timeout(20_000) }
+    const read = await (await fetch(`${a.api}/v1/tasks/${String(id)}`, within)).json()
+    expect(read).toMatchObject({ id, state: 'running', holder })
+    const canceled = await fetch(`${a.api}/v1/tasks/${String(id)}/cancel`, { method: 'POST', ...within })
+    expect(canceled.status).toBe(200)
+    expect((await canceled.json()).state).toBe('canceled')
+    const other = daemons.find(d => d !== a && d !== paused) as DaemonProcess
+    expect((await (await fetch(`${other.api}/v1/tasks/${String(id)}`, { signal: AbortSignal.timeout(20_000) })).json()).state).toBe('canceled')
   })
 
   it('refuses the late result of a holder paused past its lease (SIGSTOP/SIGCONT): exactly one result is accepted', async () => {
