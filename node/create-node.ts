@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createLibp2p } from 'libp2p'
 import { AddressInUseError, DataDirError, InvalidConfigError } from './errors.js'
-import { loadOrCreateIdentity } from './identity.js'
+import { checkMeshOf, loadOrCreateIdentity } from './identity.js'
 import { libp2pOptions } from './libp2p-options.js'
 import { MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
 import { meshLogger } from './mesh-logger.js'
@@ -178,6 +178,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const store = await Store.open({ path: storePath, log: logger.forComponent('agentmesh:store'), onCorrupt: init.onCorruptRecord })
   try {
     const privateKey = await loadOrCreateIdentity(store, storePath)
+    await checkMeshOf(store, mesh, init.dataDir)
     const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0']
     const libp2p = await createLibp2p(libp2pOptions({
       privateKey,

@@ -79,3 +79,23 @@ async function writeMark (file: string, id: string): Promise<void> {
     throw new DataDirError(`cannot write ${file} (${String(err?.code ?? err?.message)}), which names the peer this store is`, { cause: err })
   })
 }
+
+const MESH_KEY = 'mesh'
+
+/**
+ * Refuses a store made for another mesh: its placements and leases name that mesh's peers, and
+ * the lease and records protocols are not per mesh, so a node restarted with another `--mesh`
+ * served and ran tasks of both. A store from before the mark takes the mesh it is started with.
+ */
+export async function checkMeshOf (store: Store, mesh: string, where: string): Promise<void> {
+  let saved: Uint8Array | undefined
+  try {
+    saved = await store.getBytes(MESH_KEY)
+  } catch (err: any) {
+    if (err?.name !== 'CorruptRecordError') throw err
+    throw new DataDirError(`the mesh name kept in ${where} is unreadable: restore the data dir from a backup, or start with a new data dir`)
+  }
+  if (saved === undefined) return await store.putBytes(MESH_KEY, new TextEncoder().encode(mesh))
+  const was = new TextDecoder().decode(saved)
+  if (was !== mesh) throw new DataDirError(`the data dir ${where} is a peer of mesh "${was}", not "${mesh}": a data dir belongs to one mesh (its tasks and placements are that mesh's). Start it with --mesh ${was}, or use a new data dir for mesh "${mesh}"`)
+}

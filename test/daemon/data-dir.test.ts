@@ -36,6 +36,15 @@ describe('a data dir the daemon cannot use', () => {
     expectRefused(await start(dir), /node key in .* is unreadable/)
   })
 
+  it('refuses a data dir made for another mesh, and starts it again with its own', async () => {
+    const dir = await used()
+    // its tasks and placements are mesh default's: started as another mesh's peer it served and ran both
+    expectRefused(await runCli(['node', '--data', dir, '--api', '127.0.0.1:0', '--mesh', 'other'], { timeoutMs: 20_000 }), /data dir .* is a peer of mesh "default", not "other": .*--mesh default/)
+    const again = await startDaemonProcess(['--data', dir, '--api', '127.0.0.1:0'])
+    again.proc.kill('SIGTERM')
+    expect(await again.exited).toBe(0)
+  })
+
   it('refuses a store that holds tasks but lost its node key, instead of starting as a new peer holding them', async () => {
     const dir = await used()
     const db = new Level<string, string>(join(dir, 'store'), { valueEncoding: 'utf8' })
