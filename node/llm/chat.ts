@@ -15,6 +15,8 @@ export const chatInput = z.object({
   model: z.string().optional(),
   temperature: z.number().min(0).max(2).optional(),
   maxTokens: z.number().int().positive().optional(),
+  /** sent as max_completion_tokens (maxTokens as max_tokens): OpenAI's reasoning models take only this one */
+  maxCompletionTokens: z.number().int().positive().optional(),
   /** OpenAI's `tools` and `tool_choice`, passed to the model as they are */
   tools: z.array(chatToolSchema).max(128).optional(),
   toolChoice: toolChoiceSchema.optional(),
@@ -22,7 +24,12 @@ export const chatInput = z.object({
   stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
   seed: z.number().int().optional(),
   responseFormat: z.looseObject({ type: z.string() }).optional(),
-  parallelToolCalls: z.boolean().optional()
+  parallelToolCalls: z.boolean().optional(),
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  logitBias: z.record(z.string(), z.number().min(-100).max(100)).optional(),
+  /** OpenAI's reasoning models: low, medium, high (others their own) */
+  reasoningEffort: z.string().min(1).max(32).optional()
 }).refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
 
 export type ChatInput = z.infer<typeof chatInput>
@@ -36,7 +43,7 @@ export type ChatInput = z.infer<typeof chatInput>
 export function chatAgent (config: LlmConfig, model: Model): Agent<ChatInput> {
   const models = config.models ?? [config.model]
   const byCapability = new Map(models.map(m => [chatCapability(m), m]))
-  const usage = '{prompt | messages (OpenAI format), tools?, toolChoice?, temperature?, maxTokens?} gives {text, toolCalls?, finishReason, usage}'
+  const usage = '{prompt | messages (OpenAI format), tools?, toolChoice?, temperature?, maxTokens?, maxCompletionTokens?} gives {text, toolCalls?, finishReason, usage}'
   const capabilities: CapabilityInfo[] = [
     { name: CHAT_CAPABILITY, description: `a chat completion from ${config.model}: ${usage}` },
     ...[...byCapability].map(([name, m]) => ({ name, model: m, description: `a chat completion from ${m}: ${usage}` }))
@@ -55,7 +62,7 @@ export function chatAgent (config: LlmConfig, model: Model): Agent<ChatInput> {
         maxTokens: input.maxTokens,
         tools: input.tools as ChatCompletionTool[] | undefined,
         toolChoice: input.toolChoice as ChatCompletionToolChoiceOption | undefined,
-        extra: dropUndefined({ top_p: input.topP, stop: input.stop, seed: input.seed, response_format: input.responseFormat, parallel_tool_calls: input.parallelToolCalls })
+        extra: dropUndefined({ max_completion_tokens: input.maxCompletionTokens, top_p: input.topP, stop: input.stop, seed: input.seed, response_format: input.responseFormat, parallel_tool_calls: input.parallelToolCalls, frequency_penalty: input.frequencyPenalty, presence_penalty: input.presencePenalty, logit_bias: input.logitBias, reasoning_effort: input.reasoningEffort })
       }, { used: 0 }, token => { ctx.progress({ token }) })
       const result: ChatResult = { text: reply.content, usage: reply.usage, finishReason: reply.finishReason ?? (reply.toolCalls.length > 0 ? 'tool_calls' : 'stop') }
       if (reply.toolCalls.length > 0) result.toolCalls = reply.toolCalls

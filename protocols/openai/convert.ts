@@ -5,14 +5,20 @@ export function chatTaskInput (req: ChatCompletionRequest): Record<string, unkno
   const input: Record<string, unknown> = {
     messages: req.messages,
     temperature: req.temperature,
-    maxTokens: req.max_completion_tokens ?? req.max_tokens,
+    // each under its own name: reasoning models refuse max_tokens, and some servers know only it
+    maxTokens: req.max_tokens,
+    maxCompletionTokens: req.max_completion_tokens,
     tools: req.tools,
     toolChoice: req.tool_choice,
     topP: req.top_p,
     stop: req.stop,
     seed: req.seed,
     responseFormat: req.response_format,
-    parallelToolCalls: req.parallel_tool_calls
+    parallelToolCalls: req.parallel_tool_calls,
+    frequencyPenalty: req.frequency_penalty,
+    presencePenalty: req.presence_penalty,
+    logitBias: req.logit_bias,
+    reasoningEffort: req.reasoning_effort
   }
   // null and absent alike: not sent to the model
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== null))

@@ -51,6 +51,10 @@ export const chatCompletionRequestSchema = z.looseObject({
   seed: z.number().int().nullish(),
   response_format: z.looseObject({ type: z.string() }).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  logit_bias: z.record(z.string().regex(/^\d{1,7}$/, 'token ids'), z.number().min(-100).max(100)).nullish(),
+  reasoning_effort: z.string().min(1).max(32).nullish(),
   n: z.number().int().min(1).max(1, 'only n = 1 is supported').nullish(),
   // asked for, they would come back null: refused, as n > 1 is, rather than answered without
   logprobs: z.literal(false, 'logprobs are not supported').nullish(),

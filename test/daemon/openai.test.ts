@@ -91,13 +91,15 @@ describe('OpenAI-compatible API, with the official openai client', () => {
   })
 
   it('answers a completion from a peer that serves the model, as a mesh task', async () => {
-    const { data, response } = await client.chat.completions.create({ model: 'org/fake:large', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }] }).withResponse()
+    const { data, response } = await client.chat.completions.create({ model: 'org/fake:large', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], max_completion_tokens: 64, frequency_penalty: 0.5, reasoning_effort: 'low' }).withResponse()
     const n = server.requests.length
     expect(data.choices[0]?.message.content).toBe(`Hello #${n} from org/fake:large`)
     expect(data.choices[0]?.finish_reason).toBe('stop')
     expect(data.usage).toEqual({ prompt_tokens: 7 + n, completion_tokens: 3, total_tokens: 10 + n })
     expect(data.model).toBe('org/fake:large')
-    expect(server.requests.at(-1)).toMatchObject({ model: 'org/fake:large', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }] })
+    expect(server.requests.at(-1)).toMatchObject({ model: 'org/fake:large', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], max_completion_tokens: 64, frequency_penalty: 0.5, reasoning_effort: 'low' })
+    // under the name the client gave it: OpenAI's reasoning models refuse max_tokens
+    expect(server.requests.at(-1)).not.toHaveProperty('max_tokens')
     // the answer names its task, which ran on the only peer serving that model
     const taskId = response.headers.get('x-agentmesh-task') as string
     expect(data.id).toBe(`chatcmpl-${taskId}`)

@@ -22,7 +22,7 @@ describe('OpenAI gateway pieces', () => {
 
   it('turns a request into llm.chat input, leaving out nulls', () => {
     const req = chatCompletionRequestSchema.parse({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, max_completion_tokens: 7, temperature: null, tool_choice: 'none', user: 'ignored' })
-    expect(chatTaskInput(req)).toEqual({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 7, toolChoice: 'none' })
+    expect(chatTaskInput(req)).toEqual({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 5, maxCompletionTokens: 7, toolChoice: 'none' })
     expect(chatCompletionRequestSchema.safeParse({ model: 'm', messages: [{ role: 'tool', content: 'x' }] }).success).toBe(false)
     expect(chatCompletionRequestSchema.safeParse({ model: 'm', messages: [{ role: 'user', content: 'x' }], n: 2 }).success).toBe(false)
     // what OpenAI itself refuses, or what would come back null, is a 400 naming the field
