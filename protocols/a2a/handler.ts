@@ -2,6 +2,7 @@ import { A2AError, PushNotificationNotSupportedError, RequestMalformedError, Tas
 import { TASK_ID } from '../task/index.js'
 import { a2aTaskOf, idempotencyKeyOf, isTerminal, meshRequestOf, submittedTask } from './convert.js'
 import { skillsOf } from './card.js'
+import { inputProblem } from '../tools/tool-schema.js'
 import type { MeshTaskView } from './convert.js'
 import type { CapabilityInfo } from '../gossip/index.js'
 import type { AgentCard, CancelTaskRequest, GetTaskRequest, Message, SendMessageRequest, StreamResponse, SubscribeToTaskRequest, Task } from '@a2a-js/sdk'
@@ -104,6 +105,10 @@ export class MeshRequestHandler implements A2ARequestHandler {
     if (message.taskId) throw new UnsupportedOperationError('a mesh task takes one message: send a new message without taskId (tasks/get and tasks/cancel take the id)')
     const skills = new Map(skillsOf(this.mesh.presence.live()).map(s => [s.id, s.inputModes]))
     const request = meshRequestOf(message, params.metadata, skills)
+    // refused before a task is made that could only die of it, as the MCP door does
+    const schema = this.mesh.presence.live().flatMap(p => p.capabilities).find(c => c.name === request.capability && c.inputSchema !== undefined)?.inputSchema
+    const problem = inputProblem(schema, request.input)
+    if (problem !== undefined) throw new RequestMalformedError(`invalid input for the skill "${request.capability}": ${problem}; the agent card's skill describes what it takes`)
     const idempotencyKey = idempotencyKeyOf(message)
     const { id } = await this.mesh.service.submit({ ...request, idempotencyKey }).catch(rethrow)
     return { id, capability: request.capability, message: { ...message, taskId: id, contextId: message.contextId || id } }

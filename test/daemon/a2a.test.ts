@@ -188,6 +188,10 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     // a part the skill does not take (its card's inputModes) is refused before a task is made that could only fail
     await expect(client.sendMessage(request([text('300')], 'sleep'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/"sleep" takes a data part/) })
     await expect(client.sendMessage(request([data({ s: 'abc' })], 'text.reverse'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/"text\.reverse" takes a text part/) })
+    // a data part the skill's published input schema refuses: no task is made (one was, and went dead)
+    const before = (await (await fetch(`${url[0] as string}/v1/tasks?capability=sleep`)).json()).tasks.length
+    await expect(client.sendMessage(request([data({ seconds: 1 })], 'sleep'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/invalid input for the skill "sleep": ms: /) })
+    expect((await (await fetch(`${url[0] as string}/v1/tasks?capability=sleep`)).json()).tasks).toHaveLength(before)
     // an input the members would refuse is the client's error, not a failed majority
     await expect(client.sendMessage(request([data(JSON.parse('{"x": {"__proto__": {"a": 1}}}'))], 'echo'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/not a JSON value/) })
     // a stream refused before its first event is a plain JSON-RPC error, which the client throws
