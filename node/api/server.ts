@@ -200,7 +200,11 @@ export class ApiServer {
     })
     if (init.token !== undefined) {
       const check = authHook(init.token, stats)
-      app.addHook('onRequest', async request => { if (!isUiAsset(request.raw.url)) await check(request) })
+      app.addHook('onRequest', async (request, reply) => {
+        if (isUiAsset(request.raw.url)) return
+        // RFC 9110: a 401 names the scheme it takes
+        await check(request).catch((err: unknown) => { void reply.header('www-authenticate', 'Bearer realm="agentmesh"'); throw err })
+      })
     }
     app.addHook('onRequestAbort', async _request => { stats.clientsGone++ })
     app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, errors) })

@@ -49,6 +49,7 @@ describe('who may use the doors: the bearer token', () => {
     for (const headers of attempts) {
       const res = await get(path, headers, method, body)
       expect(res.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401)
+      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="agentmesh"')
       const answer = await res.json()
       // the OpenAI door answers in OpenAI's error shape, which its client turns into AuthenticationError
       if (path.startsWith('/v1/models') || path.startsWith('/v1/chat')) expect(answer.error).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' })
