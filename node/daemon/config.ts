@@ -98,6 +98,7 @@ const ENV: Record<string, keyof DaemonConfig> = {
   AGENTMESH_LOG_FORMAT: 'logFormat',
   AGENTMESH_EMBEDDINGS_MODEL: 'embeddingsModel'
 }
+const ENV_NAMES = new Map<string, string>(Object.entries(ENV).map(([name, key]) => [key, name]))
 /** Task options that also have a variable (and a flag of `agentmesh node`: leaseMs is --lease-ms). */
 const TASK_ENV: Record<string, keyof TaskLayerOptions> = {
   AGENTMESH_LEASE_MS: 'leaseMs'
@@ -153,7 +154,8 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
   const { config: _ignored, leaseMs, mcpServer, ...rest } = flags
   // log level and format are checked by the schema with the rest
   const fromFlags = { ...rest, tasks: { leaseMs }, ...(mcpServer === undefined ? {} : { mcpServers: mcpServersFromFlags(mcpServer) }) }
-  const layers = [fromFile, configFromEnv(env), fromFlags as PartialConfig]
+  const fromEnv = configFromEnv(env)
+  const layers = [fromFile, fromEnv, fromFlags as PartialConfig]
   const merged = {
     data: DEFAULT_DATA_DIR,
     listen: DEFAULT_LISTEN,
@@ -167,7 +169,7 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
     mcpServers: layers.some(layer => layer.mcpServers !== undefined) ? Object.assign({}, ...layers.map(layer => layer.mcpServers ?? {})) : undefined
   }
   const parsed = daemonConfigSchema.safeParse(merged)
-  if (!parsed.success) throw new InvalidConfigError(describe(parsed.error))
+  if (!parsed.success) throw new InvalidConfigError(describe(parsed.error, key => (fromFlags as Record<string, unknown>)[key] === undefined && (fromEnv as Record<string, unknown>)[key] !== undefined ? ENV_NAMES.get(key) : undefined))
   const config = parsed.data
   const contradictions = contradictoryTaskOptions(config.tasks)
   if (contradictions.length > 0) throw new InvalidConfigError(contradictions.map(c => `tasks.${c}`).join('; '))
@@ -180,8 +182,13 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
   }
 }
 
-export function describe (error: z.ZodError): string {
-  return error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; ')
+/** A schema's issues in one line; `sourceOf` names where a top-level key's value came from (an environment variable), when not from a flag or the file. */
+export function describe (error: z.ZodError, sourceOf: (key: string) => string | undefined = () => undefined): string {
+  return error.issues.map(i => {
+    if (i.path.length === 0) return i.message
+    const source = sourceOf(String(i.path[0]))
+    return `${source === undefined ? '' : `${source}: `}${i.path.join('.')}: ${i.message}`
+  }).join('; ')
 }
 
 function dropUndefined<T extends object> (o: T): Partial<T> {

@@ -363,6 +363,9 @@ describe('agentmesh node --lease-ms', () => {
   })
 
   it('rejects a bad AGENTMESH_LEASE_MS, and a lease longer than a member grants (an hour)', async () => {
+    // a bad value from the environment names its variable; overridden by a flag, it is not used
+    await expect(resolveDaemonConfig({}, { AGENTMESH_API: 'garbage' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'AGENTMESH_API: api: expected HOST:PORT, e.g. 127.0.0.1:7070' })
+    expect((await resolveDaemonConfig({ api: '127.0.0.1:0' }, { AGENTMESH_API: 'garbage' })).api).toBe('127.0.0.1:0')
     await expect(resolveDaemonConfig({}, { AGENTMESH_LEASE_MS: 'soon' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: 'AGENTMESH_LEASE_MS takes a positive whole number, got "soon"' })
     for (const value of ['3600001', '3000000000']) {
       const flags = await parseNodeFlags(['--lease-ms', value])
