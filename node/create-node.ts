@@ -5,6 +5,7 @@ import { AddressInUseError, DataDirError, InvalidConfigError } from './errors.js
 import { checkMeshOf, loadOrCreateIdentity } from './identity.js'
 import { libp2pOptions } from './libp2p-options.js'
 import { MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
+import { KnownPeers } from './known-peers.js'
 import { meshLogger } from './mesh-logger.js'
 import { Store } from './store/store.js'
 import { DEFAULT_MAX_INPUT_BYTES, ENVELOPE_OVERHEAD_BYTES } from '../protocols/gossip/index.js'
@@ -108,18 +109,21 @@ export class AgentNode {
   /** undefined on a bare peer (tasks: false) */
   readonly tasks?: TaskLayer
   private readonly joiner: MeshJoiner
+  private readonly known: KnownPeers
   private readonly log: Logger
   private stopped = false
 
-  constructor (libp2p: Libp2p<MeshServices>, store: Store, init: Required<Pick<AgentNodeInit, 'dataDir' | 'mesh'>> & AgentNodeInit, logger: ComponentLogger, privateKey: PrivateKey) {
+  constructor (libp2p: Libp2p<MeshServices>, store: Store, init: Required<Pick<AgentNodeInit, 'dataDir' | 'mesh'>> & AgentNodeInit, logger: ComponentLogger, privateKey: PrivateKey, known: KnownPeers) {
     this.libp2p = libp2p
     this.store = store
     this.mesh = init.mesh
     this.dataDir = init.dataDir
     this.logger = logger
     this.log = logger.forComponent('agentmesh:node')
+    this.known = known
     this.joiner = new MeshJoiner(libp2p, {
       bootstrap: parseMultiaddrs(init.bootstrap ?? []),
+      remembered: known.addrs(libp2p.peerId.toString()),
       retryBaseMs: init.bootstrapRetryBaseMs,
       retryMaxMs: init.bootstrapRetryMaxMs,
       targetPeers: init.targetPeers,
@@ -147,6 +151,7 @@ export class AgentNode {
   /** Called by createAgentNode once libp2p is listening. */
   async startServices (): Promise<void> {
     await this.tasks?.start()
+    this.known.follow(this.libp2p)
     this.joiner.start()
     this.log('started %p on %s', this.peerId, this.addrs().join(' '))
   }
@@ -155,8 +160,10 @@ export class AgentNode {
     if (this.stopped) return
     this.stopped = true
     this.joiner.stop()
+    this.known.unfollow(this.libp2p)
     await this.tasks?.stop()
     await this.libp2p.stop()
+    await this.known.flush()
     await this.store.close()
   }
 }
@@ -200,7 +207,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       maxGossipBytes: 2 * ((init.tasks === false ? DEFAULT_MAX_INPUT_BYTES : init.tasks?.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES) + ENVELOPE_OVERHEAD_BYTES),
       logger
     })).catch((err: any) => { throw mapListenError(err, listen) })
-    const node = new AgentNode(libp2p, store, { ...init, mesh }, logger, privateKey)
+    const node = new AgentNode(libp2p, store, { ...init, mesh }, logger, privateKey, await KnownPeers.load(store, logger.forComponent('agentmesh:join')))
     try {
       await node.startServices()
     } catch (err) {

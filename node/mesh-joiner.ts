@@ -5,6 +5,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 export interface MeshJoinerInit {
   /** multiaddrs of any members, each with /p2p/<id> */
   bootstrap: Multiaddr[]
+  /** addresses of peers met before a restart (KnownPeers), dialed too while no peer is connected */
+  remembered?: Multiaddr[]
   /**
    * First retry delay while no bootstrap peer answers; doubles up to retryMaxMs.
    * @default 250
@@ -73,7 +75,7 @@ export class MeshJoiner {
   }
 
   private schedule (delayMs: number): void {
-    if (!this.running || this.init.bootstrap.length === 0) return
+    if (!this.running || this.init.bootstrap.length + (this.init.remembered?.length ?? 0) === 0) return
     clearTimeout(this.timer)
     this.timer = setTimeout(() => { void this.tick() }, delayMs)
   }
@@ -94,16 +96,23 @@ export class MeshJoiner {
       this.schedule(cap)
       return
     }
-    const results = await Promise.allSettled(this.init.bootstrap.map(async addr => this.libp2p.dial(addr)))
+    // cut off from everyone: the peers met before are tried too (a bootstrap address may be stale)
+    const remembered = this.libp2p.getConnections().length === 0 ? this.init.remembered ?? [] : []
+    const dials = [...this.init.bootstrap, ...remembered].map(async addr => this.libp2p.dial(addr))
+    const results = await Promise.allSettled(dials)
     if (!this.running) return
     if (results.some(r => r.status === 'fulfilled')) {
       this.failures = 0
       this.schedule(cap)
       return
     }
-    const reasons = results.map(r => r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : '')
+    const reasons = results.slice(0, this.init.bootstrap.length).map(r => r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : '')
     this.init.log('no bootstrap peer answered (attempt %d): %s', this.failures + 1, reasons.join('; '))
-    this.init.onUnreachable?.({ attempt: this.failures + 1, addrs: this.init.bootstrap.map(a => a.toString()), reasons })
+    // the operator is told only when this node reaches no peer at all: with others connected the
+    // mesh works, and a bootstrap peer that restarted or moved is no fault of this node
+    if (this.init.bootstrap.length > 0 && this.libp2p.getConnections().length === 0) {
+      this.init.onUnreachable?.({ attempt: this.failures + 1, addrs: this.init.bootstrap.map(a => a.toString()), reasons })
+    }
     const delay = Math.min(cap, base * 2 ** this.failures)
     this.failures++
     this.schedule(delay / 2 + Math.random() * delay / 2)

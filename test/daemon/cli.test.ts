@@ -101,6 +101,24 @@ describe('agentmesh CLI', () => {
     await waitFor(() => events().some(e => e.event === 'peer-left' && e.peer === b.peerId), { what: 'a line saying b left' })
   })
 
+  it('a node restarted with a stale bootstrap address rejoins through the peers it met before, and warns of nothing while it reaches them', async () => {
+    const dir = await tmp()
+    const a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0'])
+    running.push(a)
+    const peersOf = async (d: DaemonProcess): Promise<string[]> => ((await (await fetch(`${d.api}/v1/peers`)).json()) as { peers: Array<{ peerId: string }> }).peers.map(p => p.peerId)
+    const b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--bootstrap', a.addrs[0] as string])
+    running.push(b)
+    await waitFor(async () => (await peersOf(b)).includes(a.peerId), { what: 'b to meet a' })
+    b.proc.kill('SIGTERM')
+    expect(await b.exited).toBe(0)
+    // its bootstrap peer has moved (a restart on tcp/0 takes another port): nothing answers there
+    const stale = '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRMSpWgiKpsSEfYUBmPo5MYujBYuKuS3z7ApwDA73eJs6'
+    const again = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--bootstrap', stale, '--log-format', 'json'])
+    running.push(again)
+    await waitFor(async () => (await peersOf(again)).includes(a.peerId), { what: 'b, restarted, to reach a again' })
+    expect(again.output()).not.toMatch(/bootstrap-unreachable/)
+  })
+
   it('submit --wait names the task it submitted when its node goes during the wait', async () => {
     const d = await startDaemonProcess(['--data', await tmp(), '--api', '127.0.0.1:0'])
     running.push(d)

@@ -1,0 +1,99 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Store } from './store/store.js'
+import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+const KNOWN_PEERS_KEY = 'known-peers'
+/** Peers remembered at most: the most recently identified are kept (a node keeps 64 connections). */
+const MAX_KNOWN_PEERS = 64
+const MAX_ADDRS_PER_PEER = 8
+
+/**
+ * The listen addresses of the peers this node has met, kept in its store. A restarted node dials
+ * them beside its bootstrap list: a bootstrap address goes stale when that peer restarts on another
+ * port (`tcp/0`), and a node that knew only it stayed cut off from members still where they were.
+ */
+export class KnownPeers {
+  /** peer id -> its listen addresses (without /p2p), oldest identified first */
+  private readonly peers: Map<string, string[]>
+  private readonly store: Store
+  private readonly log: Logger
+  private saving: Promise<void> = Promise.resolve()
+  private dirty = false
+  private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, listenAddrs: Multiaddr[] }>): void => {
+    this.note(evt.detail.peerId.toString(), evt.detail.listenAddrs.map(a => a.toString()))
+  }
+
+  private constructor (store: Store, peers: Map<string, string[]>, log: Logger) {
+    this.store = store
+    this.peers = peers
+    this.log = log
+  }
+
+  /** What the store remembers; a record that cannot be read is dropped (they are hints), and logged. */
+  static async load (store: Store, log: Logger): Promise<KnownPeers> {
+    const peers = new Map<string, string[]>()
+    try {
+      const saved = await store.getBytes(KNOWN_PEERS_KEY)
+      const parsed: unknown = saved === undefined ? {} : JSON.parse(new TextDecoder().decode(saved))
+      for (const [id, addrs] of Object.entries(parsed as Record<string, unknown>)) {
+        if (Array.isArray(addrs)) peers.set(id, addrs.filter((a): a is string => typeof a === 'string').slice(0, MAX_ADDRS_PER_PEER))
+      }
+    } catch (err: any) {
+      log('known peers unreadable, starting without them: %s', err?.message)
+    }
+    return new KnownPeers(store, peers, log)
+  }
+
+  /** Every remembered address, with its peer's id; ones that do not parse are skipped. */
+  addrs (self: string): Multiaddr[] {
+    const out: Multiaddr[] = []
+    for (const [id, addrs] of this.peers) {
+      if (id === self) continue
+      for (const a of addrs) {
+        try {
+          out.push(multiaddr(`${a}/p2p/${id}`))
+        } catch {}
+      }
+    }
+    return out
+  }
+
+  /** Remembers the peers libp2p identifies from now on. */
+  follow (libp2p: Pick<Libp2p, 'addEventListener'>): void {
+    libp2p.addEventListener('peer:identify', this.onIdentify as EventListener)
+  }
+
+  unfollow (libp2p: Pick<Libp2p, 'removeEventListener'>): void {
+    libp2p.removeEventListener('peer:identify', this.onIdentify as EventListener)
+  }
+
+  note (id: string, addrs: string[]): void {
+    const kept = addrs.filter(a => !a.includes('/p2p-circuit')).slice(0, MAX_ADDRS_PER_PEER)
+    if (kept.length === 0) return
+    const known = this.peers.get(id)
+    if (known !== undefined && known.join(' ') === kept.join(' ')) return
+    this.peers.delete(id)
+    this.peers.set(id, kept)
+    for (const oldest of this.peers.keys()) {
+      if (this.peers.size <= MAX_KNOWN_PEERS) break
+      this.peers.delete(oldest)
+    }
+    this.save()
+  }
+
+  /** Writes what is known, one write at a time: a change made during a write is written after it. */
+  private save (): void {
+    if (this.dirty) return
+    this.dirty = true
+    this.saving = this.saving.then(async () => {
+      this.dirty = false
+      await this.store.putBytes(KNOWN_PEERS_KEY, new TextEncoder().encode(JSON.stringify(Object.fromEntries(this.peers))))
+    }).catch((err: any) => { this.log('known peers not saved: %s', err?.message) })
+  }
+
+  /** Resolves once what was noted is written (before the store closes). */
+  async flush (): Promise<void> {
+    await this.saving
+  }
+}
