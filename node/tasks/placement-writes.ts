@@ -159,5 +159,5 @@ function shortfall (members: string[], answers: Array<{ peer: string, result: { 
   // a member that stored it may still run it once the others are back (anti-entropy carries it): a
   // retry without a key would make a second task
   const retry = keyed ? 'retry with the same idempotency key, which names this task again' : 'a retry makes another task (submit with an idempotency key to retry safely)'
-  return new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')})${ok > 0 ? '; those that hold it may still run it once the others are back' : ''}: ${retry}`)
+  return new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')}); a member that stored it may still run it once the others are back: ${retry}`)
 }

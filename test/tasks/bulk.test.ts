@@ -135,8 +135,8 @@ describe('bulk submit', () => {
     for (const { error } of refused) {
       expect(error.name).toBe('QuorumUnavailableError')
       expect(error.message).toMatch(/of 3 placement members, 2 needed/)
-      // the one member that stored it may run it later: a retry without a key would make a second task
-      expect(error.message).toMatch(/those that hold it may still run it once the others are back: a retry makes another task \(submit with an idempotency key to retry safely\)$/)
+      // a member that stored it may run it later: a retry without a key would make a second task
+      expect(error.message).toMatch(/a member that stored it may still run it once the others are back: a retry makes another task \(submit with an idempotency key to retry safely\)$/)
       // a member not heard from when the shortfall was known is not said to have failed to answer
       expect(error.message).not.toMatch(/: no answer[;)]/)
     }
