@@ -4,9 +4,13 @@ export class BudgetExceededError extends Error {
   constructor (message: string) { super(message); this.name = 'BudgetExceededError' }
 }
 
-/** The model's plan failed its schema twice (after one repair round). */
+/**
+ * The model's plan failed its schema twice (after one repair round). Unrecoverable: both answers
+ * are in the task's journal, so another attempt replays them and fails alike.
+ */
 export class InvalidPlanError extends Error {
   static override name = 'InvalidPlanError'
+  readonly unrecoverable = true
   constructor (message: string) { super(message); this.name = 'InvalidPlanError' }
 }
 

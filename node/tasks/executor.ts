@@ -315,8 +315,9 @@ export class Executor {
       await lease.release(false)
       return
     }
-    // a timed-out wait would time out again at once on every retry
-    const unrecoverable = err?.name === 'UnrecoverableTaskError' || err?.name === 'WaitTimeoutError'
+    // a timed-out wait would time out again at once on every retry; an error that says it is
+    // unrecoverable (InvalidPlanError: its answers replay from the journal) fails alike on every one
+    const unrecoverable = err?.name === 'UnrecoverableTaskError' || err?.name === 'WaitTimeoutError' || err?.unrecoverable === true
     const reason = err?.name === 'AgentIgnoredAbortError'
       ? String(err.message)
       : signal.aborted && !unrecoverable

@@ -139,6 +139,17 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(new Set(children.map(c => c.final?.peer)).size).toBe(3)
   })
 
+  it('plan: a plan still invalid after its repair round fails for good at once (a retry would replay both answers from the journal)', async () => {
+    await mesh(() => ({ content: JSON.stringify({ steps: [{ id: 'a', capability: 'teleport', input: 1 }] }) }), llm => [[...byName(llm, 'plan'), echoAgent]])
+    const s = net!.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'plan', input: { goal: 'go somewhere' }, maxAttempts: 3 })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.record.final?.state).toBe('dead')
+    expect(view.record.final?.reason).toMatch(/plan is invalid after one repair/)
+    expect(view.record.attempts).toHaveLength(1)
+    expect(server!.requests).toHaveLength(2)
+  })
+
   it('a peer that takes an agent task over resumes from the journal instead of calling the model again', async () => {
     await mesh(body => lastRole(body) === 'tool'
       ? { content: 'slept well' }
