@@ -100,8 +100,8 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     const notAllowed = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
       await reply.code(405).header('allow', 'POST').send({ jsonrpc: '2.0', error: { code: -32000, message: 'method not allowed: this server is stateless, POST only' }, id: null })
     }
-    app.get(MCP_PATH, notAllowed)
-    app.delete(MCP_PATH, notAllowed)
+    // every other method alike, so that the 405's Allow says POST whatever the method
+    app.route({ method: ['GET', 'DELETE', 'PUT', 'PATCH', 'OPTIONS'], url: MCP_PATH, handler: notAllowed })
   }
 }
 

@@ -168,6 +168,15 @@ describe('MCP both ways, between real daemons', () => {
     await expect(httpClient(a.api, {})).rejects.toThrow()
   })
 
+  it('answers every method but POST with 405 and Allow: POST (a stateless server)', async () => {
+    for (const method of ['GET', 'DELETE', 'PUT', 'PATCH', 'OPTIONS']) {
+      const res = await fetch(`${a.api}/mcp`, { method, headers: auth })
+      expect(res.status, method).toBe(405)
+      expect(res.headers.get('allow'), method).toBe('POST')
+      expect((await res.json()).error.message, method).toMatch(/POST only/)
+    }
+  })
+
   it('answers a body it cannot parse with a JSON-RPC error, and keeps serving', async () => {
     const post = async (body: string, type = 'application/json'): Promise<{ status: number, json: any }> => {
       const res = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { ...auth, 'content-type': type, accept: 'application/json, text/event-stream' }, body })
