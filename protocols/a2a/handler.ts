@@ -53,11 +53,13 @@ export class MeshRequestHandler implements A2ARequestHandler {
   }
 
   async sendMessage (params: SendMessageRequest): Promise<Message | Task> {
+    // checked before the task is made
+    const keep = historyLengthOf(params.configuration?.historyLength)
     const { id, message } = await this.submit(params)
     const view = params.configuration?.returnImmediately === true
       ? await this.mesh.service.get(id).catch(rethrow)
       : await this.mesh.service.waitFor(id, this.init.sendWaitMs).catch(rethrow)
-    return a2aTaskOf(view, [message])
+    return a2aTaskOf(view, keep === 0 ? [] : [message])
   }
 
   async * sendMessageStream (params: SendMessageRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
@@ -74,6 +76,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
   }
 
   async getTask (params: GetTaskRequest): Promise<Task> {
+    historyLengthOf(params.historyLength)
     return a2aTaskOf(await this.view(params.id))
   }
 
@@ -154,6 +157,16 @@ function statusKey (task: Task): string {
 }
 
 /** The task layer's named errors as A2A's; anything else (a programmer's error) as it is. */
+/**
+ * A request's historyLength: unset is no limit, 0 no message (A2A: the server MUST NOT return more
+ * than asked). A task's history here is at most the message that started it.
+ */
+function historyLengthOf (length: number | undefined): number | undefined {
+  if (length === undefined) return undefined
+  if (!Number.isSafeInteger(length) || length < 0) throw new RequestMalformedError(`historyLength must be a whole number, 0 or more, got ${String(length)}`)
+  return length
+}
+
 function rethrow (err: any): never {
   switch (err?.name) {
     case 'TaskNotFoundError': throw new TaskNotFoundError(String(err.message))

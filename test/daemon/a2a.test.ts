@@ -188,8 +188,12 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     // a part the skill does not take (its card's inputModes) is refused before a task is made that could only fail
     await expect(client.sendMessage(request([text('300')], 'sleep'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/"sleep" takes a data part/) })
     await expect(client.sendMessage(request([data({ s: 'abc' })], 'text.reverse'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/"text\.reverse" takes a text part/) })
-    // a data part the skill's published input schema refuses: no task is made (one was, and went dead)
+    // historyLength: 0 is no message (A2A: never more than asked); a negative one is refused before a task is made
+    const none = await client.sendMessage({ ...request([data({ ms: 1 })], 'sleep'), configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, historyLength: 0, returnImmediately: false } })
+    expect(none).toMatchObject({ history: [] })
     const before = (await (await fetch(`${url[0] as string}/v1/tasks?capability=sleep`)).json()).tasks.length
+    await expect(client.sendMessage({ ...request([data({ ms: 1 })], 'sleep'), configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, historyLength: -1, returnImmediately: false } })).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/historyLength/) })
+    // a data part the skill's published input schema refuses: no task is made (one was, and went dead)
     await expect(client.sendMessage(request([data({ seconds: 1 })], 'sleep'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/invalid input for the skill "sleep": ms: /) })
     expect((await (await fetch(`${url[0] as string}/v1/tasks?capability=sleep`)).json()).tasks).toHaveLength(before)
     // an input the members would refuse is the client's error, not a failed majority
