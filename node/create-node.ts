@@ -123,7 +123,7 @@ export class AgentNode {
     this.known = known
     this.joiner = new MeshJoiner(libp2p, {
       bootstrap: parseMultiaddrs(init.bootstrap ?? []),
-      remembered: known.addrs(libp2p.peerId.toString()),
+      remembered: () => known.addrs(libp2p.peerId.toString()),
       retryBaseMs: init.bootstrapRetryBaseMs,
       retryMaxMs: init.bootstrapRetryMaxMs,
       targetPeers: init.targetPeers,

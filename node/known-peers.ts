@@ -1,3 +1,4 @@
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Store } from './store/store.js'
 import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
@@ -36,8 +37,9 @@ export class KnownPeers {
     try {
       const saved = await store.getBytes(KNOWN_PEERS_KEY)
       const parsed: unknown = saved === undefined ? {} : JSON.parse(new TextDecoder().decode(saved))
-      for (const [id, addrs] of Object.entries(parsed as Record<string, unknown>)) {
-        if (Array.isArray(addrs)) peers.set(id, addrs.filter((a): a is string => typeof a === 'string').slice(0, MAX_ADDRS_PER_PEER))
+      for (const [id, addrs] of Object.entries(parsed as Record<string, unknown>).slice(-MAX_KNOWN_PEERS)) {
+        if (!Array.isArray(addrs) || !isPeerId(id)) continue
+        peers.set(id, addrs.filter((a): a is string => typeof a === 'string').slice(0, MAX_ADDRS_PER_PEER))
       }
     } catch (err: any) {
       log('known peers unreadable, starting without them: %s', err?.message)
@@ -72,9 +74,10 @@ export class KnownPeers {
     const kept = addrs.filter(a => !a.includes('/p2p-circuit')).slice(0, MAX_ADDRS_PER_PEER)
     if (kept.length === 0) return
     const known = this.peers.get(id)
-    if (known !== undefined && known.join(' ') === kept.join(' ')) return
+    // the last identified go last, kept first; written only when what is known changed
     this.peers.delete(id)
     this.peers.set(id, kept)
+    if (known !== undefined && known.join(' ') === kept.join(' ')) return
     for (const oldest of this.peers.keys()) {
       if (this.peers.size <= MAX_KNOWN_PEERS) break
       this.peers.delete(oldest)
@@ -88,12 +91,22 @@ export class KnownPeers {
     this.dirty = true
     this.saving = this.saving.then(async () => {
       this.dirty = false
-      await this.store.putBytes(KNOWN_PEERS_KEY, new TextEncoder().encode(JSON.stringify(Object.fromEntries(this.peers))))
+      // a hint: not synced (one lost with a crash is noted again at the next identify)
+      await this.store.putBytes(KNOWN_PEERS_KEY, new TextEncoder().encode(JSON.stringify(Object.fromEntries(this.peers))), { sync: false })
     }).catch((err: any) => { this.log('known peers not saved: %s', err?.message) })
   }
 
   /** Resolves once what was noted is written (before the store closes). */
   async flush (): Promise<void> {
     await this.saving
+  }
+}
+
+function isPeerId (id: string): boolean {
+  try {
+    peerIdFromString(id)
+    return true
+  } catch {
+    return false
   }
 }

@@ -5,8 +5,14 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 export interface MeshJoinerInit {
   /** multiaddrs of any members, each with /p2p/<id> */
   bootstrap: Multiaddr[]
-  /** addresses of peers met before a restart (KnownPeers), dialed too while no peer is connected */
-  remembered?: Multiaddr[]
+  /** addresses of the peers met before (KnownPeers), read at each round: dialed too while no peer is connected */
+  remembered?: () => Multiaddr[]
+  /**
+   * How long a round waits for a remembered address: one that goes nowhere (a host gone) must
+   * not hold the bootstrap retries up for a whole dial timeout.
+   * @default 2_000
+   */
+  rememberedDialMs?: number
   /**
    * First retry delay while no bootstrap peer answers; doubles up to retryMaxMs.
    * @default 250
@@ -49,6 +55,8 @@ export class MeshJoiner {
   private lookupTimer?: ReturnType<typeof setTimeout>
   private lookups = 0
   private failures = 0
+  /** failed rounds in a row with no peer connected at all: what the operator's warning counts */
+  private lonelyRounds = 0
   private running = false
   private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => { this.dialDiscovered(evt.detail) }
   private readonly onDisconnect = (): void => { this.schedule(0) }
@@ -75,7 +83,7 @@ export class MeshJoiner {
   }
 
   private schedule (delayMs: number): void {
-    if (!this.running || this.init.bootstrap.length + (this.init.remembered?.length ?? 0) === 0) return
+    if (!this.running || this.init.bootstrap.length + (this.init.remembered?.().length ?? 0) === 0) return
     clearTimeout(this.timer)
     this.timer = setTimeout(() => { void this.tick() }, delayMs)
   }
@@ -93,25 +101,39 @@ export class MeshJoiner {
     })
     if (connected) {
       this.failures = 0
+      this.lonelyRounds = 0
       this.schedule(cap)
       return
     }
     // cut off from everyone: the peers met before are tried too (a bootstrap address may be stale)
-    const remembered = this.libp2p.getConnections().length === 0 ? this.init.remembered ?? [] : []
-    const dials = [...this.init.bootstrap, ...remembered].map(async addr => this.libp2p.dial(addr))
+    const lonely = this.libp2p.getConnections().length === 0
+    if (!lonely) this.lonelyRounds = 0
+    const remembered = lonely ? this.init.remembered?.() ?? [] : []
+    if (this.init.bootstrap.length + remembered.length === 0) {
+      this.schedule(cap)
+      return
+    }
+    const rememberedMs = this.init.rememberedDialMs ?? 2_000
+    const dials = [
+      ...this.init.bootstrap.map(async addr => this.libp2p.dial(addr)),
+      ...remembered.map(async addr => this.libp2p.dial(addr, { signal: AbortSignal.timeout(rememberedMs) }))
+    ]
     const results = await Promise.allSettled(dials)
     if (!this.running) return
     if (results.some(r => r.status === 'fulfilled')) {
       this.failures = 0
+      this.lonelyRounds = 0
       this.schedule(cap)
       return
     }
     const reasons = results.slice(0, this.init.bootstrap.length).map(r => r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : '')
     this.init.log('no bootstrap peer answered (attempt %d): %s', this.failures + 1, reasons.join('; '))
-    // the operator is told only when this node reaches no peer at all: with others connected the
+    // the operator is told only while this node reaches no peer at all: with others connected the
     // mesh works, and a bootstrap peer that restarted or moved is no fault of this node
-    if (this.init.bootstrap.length > 0 && this.libp2p.getConnections().length === 0) {
-      this.init.onUnreachable?.({ attempt: this.failures + 1, addrs: this.init.bootstrap.map(a => a.toString()), reasons })
+    if (this.libp2p.getConnections().length > 0) this.lonelyRounds = 0
+    else if (this.init.bootstrap.length > 0) {
+      this.lonelyRounds++
+      this.init.onUnreachable?.({ attempt: this.lonelyRounds, addrs: this.init.bootstrap.map(a => a.toString()), reasons })
     }
     const delay = Math.min(cap, base * 2 ** this.failures)
     this.failures++

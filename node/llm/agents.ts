@@ -99,7 +99,8 @@ export function llmAgents (config: LlmConfig): Agent[] {
         ctx.log('plan invalid, asking for a repair: %s', parsed.error)
         const repair = await model.call(ctx, 'plan:1', { messages: [...messages, { role: 'assistant', content: first.content }, { role: 'user', content: `That plan is invalid: ${parsed.error}. Reply with the corrected JSON only.` }], model: ctx.input.model }, budget)
         parsed = parsePlan(repair.content, new Set(caps.map(c => c.name)))
-        if (!parsed.ok) throw new InvalidPlanError(`the model's plan is invalid after one repair: ${parsed.error}`)
+        // a capability no live peer offers may be offered by the next attempt (a peer restarting): retried
+        if (!parsed.ok) throw new InvalidPlanError(`the model's plan is invalid after one repair: ${parsed.error}`, parsed.unoffered !== true)
       }
       const results = await runPlan(ctx, parsed.plan)
       return { plan: parsed.plan.steps, results, usage: budget.used }

@@ -5,13 +5,14 @@ export class BudgetExceededError extends Error {
 }
 
 /**
- * The model's plan failed its schema twice (after one repair round). Unrecoverable: both answers
- * are in the task's journal, so another attempt replays them and fails alike.
+ * The model's plan failed its schema twice (after one repair round). Unrecoverable unless it names
+ * a capability no live peer offered: both answers are in the task's journal, so another attempt
+ * replays them and fails alike, while the capabilities they are checked against may change.
  */
 export class InvalidPlanError extends Error {
   static override name = 'InvalidPlanError'
-  readonly unrecoverable = true
-  constructor (message: string) { super(message); this.name = 'InvalidPlanError' }
+  readonly unrecoverable: boolean
+  constructor (message: string, unrecoverable = true) { super(message); this.name = 'InvalidPlanError'; this.unrecoverable = unrecoverable }
 }
 
 /** The model's endpoint answered without an answer in it (no choice: a malformed or cut-off reply). Retried, as any failed attempt. */

@@ -13,7 +13,7 @@ export const planSchema = z.object({
 export type Plan = z.infer<typeof planSchema>
 
 /** The plan in a model's reply (code fences allowed), checked: schema, known capabilities, known dependencies, no cycle. */
-export function parsePlan (text: string, capabilities: Set<string>): { ok: true, plan: Plan } | { ok: false, error: string } {
+export function parsePlan (text: string, capabilities: Set<string>): { ok: true, plan: Plan } | { ok: false, error: string, unoffered?: true } {
   const json = text.replace(/^[^{]*/s, '').replace(/[^}]*$/s, '')
   let value: unknown
   try {
@@ -27,7 +27,7 @@ export function parsePlan (text: string, capabilities: Set<string>): { ok: true,
   for (const step of parsed.data.steps) {
     if (ids.has(step.id)) return { ok: false, error: `step id ${step.id} is used twice` }
     ids.add(step.id)
-    if (!capabilities.has(step.capability)) return { ok: false, error: `step ${step.id}: no live peer offers ${step.capability}` }
+    if (!capabilities.has(step.capability)) return { ok: false, error: `step ${step.id}: no live peer offers ${step.capability}`, unoffered: true }
   }
   for (const step of parsed.data.steps) {
     for (const dep of step.dependsOn) if (!ids.has(dep)) return { ok: false, error: `step ${step.id} depends on unknown step ${dep}` }

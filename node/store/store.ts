@@ -242,8 +242,9 @@ export class Store {
     return Buffer.from(value, 'base64')
   }
 
-  async putBytes (key: string, value: Uint8Array): Promise<void> {
-    await this.meta.put(key, Buffer.from(value).toString('base64'), { sync: true })
+  /** `sync: false` for a hint that may be lost with a crash (known peers); the node key is synced */
+  async putBytes (key: string, value: Uint8Array, { sync = true }: { sync?: boolean } = {}): Promise<void> {
+    await this.meta.put(key, Buffer.from(value).toString('base64'), { sync })
   }
 
   /**

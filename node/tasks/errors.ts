@@ -67,5 +67,7 @@ export class AgentIgnoredAbortError extends Error {
 /** A submit that names an existing task by its idempotency key but asks for other options than that task has. */
 export class IdempotencyConflictError extends Error {
   static override name = 'IdempotencyConflictError'
+  /** an agent's subtask refused so is refused alike on every attempt */
+  readonly unrecoverable = true
   constructor (message: string) { super(message); this.name = 'IdempotencyConflictError' }
 }

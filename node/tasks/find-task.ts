@@ -60,36 +60,41 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   const movedOn = new Map<string, Placement>()
   // a wait asks the first member it reads to tell it of the final state: the notice goes to the submitter alone
   let watching = options.watch !== true
-  /** members that answered with a copy */
+  /** every member's read, asked once: a later round waits for one an earlier round left unanswered */
+  const reads = new Map<string, Promise<Copy | undefined>>()
+  /** members whose answer was taken in, and those of them that held a copy */
+  const heard = new Set<string>()
   const held = new Set<string>()
-  const ask = async (peers: string[]): Promise<void> => {
-    const fresh = peers.filter(p => !asked.has(p))
-    for (const p of fresh) asked.add(p)
-    const read = async (peer: string): Promise<Copy | undefined> => {
-      try {
-        const watch = !watching && peer !== me
-        if (watch) watching = true
-        const to = c.replicaSets.peerId(peer)
-        const answer = await c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
-        // a member from before watches refuses the field: it is read the plain way, and the wait polls it
-        const got = recordsGetAnswer.safeParse(watch && isBadRequest(answer) ? await c.records(to, { op: 'get', id }) : answer)
-        return got.success && got.data.record?.task.id === id ? { record: got.data.record, result: got.data.result } : undefined
-      } catch {
-        return undefined
-      }
+  const read = async (peer: string): Promise<Copy | undefined> => {
+    try {
+      const watch = !watching && peer !== me
+      if (watch) watching = true
+      const to = c.replicaSets.peerId(peer)
+      const answer = await c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
+      // a member from before watches refuses the field: it is read the plain way, and the wait polls it
+      const got = recordsGetAnswer.safeParse(watch && isBadRequest(answer) ? await c.records(to, { op: 'get', id }) : answer)
+      return got.success && got.data.record?.task.id === id ? { record: got.data.record, result: got.data.result } : undefined
+    } catch {
+      return undefined
     }
+  }
+  const ask = async (peers: string[]): Promise<void> => {
     // a majority's copies hold whatever a majority wrote: a paused member holds a read up no longer,
     // where every member's answer was waited for (its RPC timeout, 5 s); the whole history waits for all
-    const need = options.complete === true ? fresh.length : Math.max(0, majority(peers.length) - peers.filter(p => held.has(p)).length)
-    const { early, all } = untilQuorum(fresh, read, need, copy => copy !== undefined)
+    const need = options.complete === true ? Infinity : majority(peers.length) - peers.filter(p => held.has(p)).length
+    if (need <= 0) return
+    const waiting = peers.filter(p => !heard.has(p))
+    for (const p of waiting) if (!reads.has(p)) reads.set(p, read(p))
+    const { early, all } = untilQuorum(waiting, async p => await (reads.get(p) as Promise<Copy | undefined>), Math.min(need, waiting.length), copy => copy !== undefined)
     let answers = await early
     // short of a majority's copies (members gone: the rest is all there is), the outcome certified
     // and no copy read holds its result, or a move this member missed (which takes its co-members'
     // word, agreedMove): the others' answers are waited for
     const copies = answers.filter(a => a.result !== undefined).length
     const moved = mine !== undefined && answers.some(a => a.result !== undefined && a.result.record.placement.epoch > mine.epoch)
-    if (answers.length < fresh.length && (copies < need || moved || !hasResult(answers, record, results))) answers = await all
+    if (answers.length < waiting.length && (copies < need || moved || !hasResult(answers, record, results))) answers = await all
     for (const { peer, result: copy } of answers) {
+      heard.add(peer)
       if (copy === undefined) continue
       held.add(peer)
       if (mine !== undefined && copy.record.placement.epoch > mine.epoch && mine.members.includes(peer)) movedOn.set(peer, copy.record.placement)

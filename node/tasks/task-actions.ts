@@ -36,9 +36,9 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
   const view = await a.get(id)
   if (view.record.final !== undefined) return view
   const target = { id, placement: view.record.placement }
-  // certified from a majority's votes at once: a paused member holds the cancel up no longer
+  // certified from a majority's votes (or a member's certificate) at once: a paused member holds the cancel up no longer
   const members = target.placement.members
-  const asked = a.c.leases.askUntil(members, { op: 'cancel', id, epoch: target.placement.epoch }, majority(members.length), x => x.res.vote !== undefined)
+  const asked = a.c.leases.askUntil(members, { op: 'cancel', id, epoch: target.placement.epoch }, majority(members.length), x => x.res.vote !== undefined || x.res.cert !== undefined)
   let answers = await asked.early
   let cert = await a.c.leases.certifyAndCommit(target, view.record.generation, answers)
   if (cert === undefined && answers.length < members.length) {

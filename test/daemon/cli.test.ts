@@ -108,7 +108,8 @@ describe('agentmesh CLI', () => {
     const peersOf = async (d: DaemonProcess): Promise<string[]> => ((await (await fetch(`${d.api}/v1/peers`)).json()) as { peers: Array<{ peerId: string }> }).peers.map(p => p.peerId)
     const b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--bootstrap', a.addrs[0] as string])
     running.push(b)
-    await waitFor(async () => (await peersOf(b)).includes(a.peerId), { what: 'b to meet a' })
+    // a's presence on b comes over gossip, after identify told b a's listen addresses (what it remembers)
+    await waitFor(async () => ((await (await fetch(`${b.api}/v1/capabilities`)).json()) as { capabilities: Array<{ peers: Array<{ peerId: string }> }> }).capabilities.some(c => c.peers.some(p => p.peerId === a.peerId)), { what: 'b to meet a' })
     b.proc.kill('SIGTERM')
     expect(await b.exited).toBe(0)
     // its bootstrap peer has moved (a restart on tcp/0 takes another port): nothing answers there

@@ -140,12 +140,13 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
   })
 
   it('plan: a plan still invalid after its repair round fails for good at once (a retry would replay both answers from the journal)', async () => {
-    await mesh(() => ({ content: JSON.stringify({ steps: [{ id: 'a', capability: 'teleport', input: 1 }] }) }), llm => [[...byName(llm, 'plan'), echoAgent]])
+    // a cycle: no change of the mesh makes it valid (a capability no peer offers is retried: one may come)
+    await mesh(() => ({ content: JSON.stringify({ steps: [{ id: 'a', capability: 'echo', input: 1, dependsOn: ['b'] }, { id: 'b', capability: 'echo', input: 2, dependsOn: ['a'] }] }) }), llm => [[...byName(llm, 'plan'), echoAgent]])
     const s = net!.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'plan', input: { goal: 'go somewhere' }, maxAttempts: 3 })
     const view = await s.waitFor(id, 20_000)
     expect(view.record.final?.state).toBe('dead')
-    expect(view.record.final?.reason).toMatch(/plan is invalid after one repair/)
+    expect(view.record.final?.reason).toMatch(/plan is invalid after one repair: the dependencies form a cycle/)
     expect(view.record.attempts).toHaveLength(1)
     expect(server!.requests).toHaveLength(2)
   })

@@ -274,7 +274,8 @@ describe('replicas and lease clients, end to end', () => {
     // after it the members fall silent, so the lease must lapse leaseMs after that renewal was sent
     const client = new LeaseClient({
       self: holder.id,
-      leaseMs: 300,
+      // the lease must outlast a stall of a busy machine before its first renewal
+      leaseMs: 1_000,
       log,
       pushRecord: async () => {},
       call: async (peer, req) => {
@@ -288,7 +289,7 @@ describe('replicas and lease clients, end to end', () => {
       const lease = await client.acquire(t)
       leases.push(lease)
       // polled by timers, not by the stepped wall clock
-      for (let i = 0; i < 60 && !lease.signal.aborted; i++) await new Promise(resolve => setTimeout(resolve, 50))
+      for (let i = 0; i < 200 && !lease.signal.aborted; i++) await new Promise(resolve => setTimeout(resolve, 50))
       expect(renewals).toBeGreaterThanOrEqual(2)
       expect(lease.signal.aborted).toBe(true)
       expect(lease.signal.reason.message).toMatch(/lease expired before a majority renewed it/)

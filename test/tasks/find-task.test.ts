@@ -50,6 +50,49 @@ describe('reading a task from its placement', () => {
     expect((await replica.get(task.id)).result?.claimId).toBe('won')
   })
 
+  /** The components a read uses, with each member's answer given by `answer` (undefined: unreachable). */
+  function components (placement: { epoch: number, members: string[] }, answer: (member: string) => Promise<unknown> | undefined): TaskComponents {
+    const replica = new Replica(new MemoryReplicaStore(), { me: reader.id, sign: bytes => reader.key.sign(bytes), log: logger('test:find-task') })
+    return {
+      peerId: peerIdFromString(reader.id),
+      replica,
+      replicaSets: { peerId: (id: string) => peerIdFromString(id) },
+      membership: { choose: () => placement },
+      records: async (to: { toString: () => string }) => {
+        const a = answer(to.toString())
+        if (a === undefined) throw new Error('unreachable')
+        return JSON.parse(JSON.stringify(await a))
+      }
+    } as unknown as TaskComponents
+  }
+
+  it('answers once a majority of the placement has, without waiting on a member that never answers (paused)', async () => {
+    const placement = { epoch: 0, members: [A.id, B.id, C.id] }
+    const task = makeTask({ capability: 'echo', input: 'paused', submitter: reader.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
+    const record = newRecord(task, placement)
+    const view = await findTask(components(placement, m => m === C.id ? new Promise(() => {}) : Promise.resolve({ status: 'OK', record })), task.id)
+    expect(view?.record.task.id).toBe(task.id)
+  }, 20_000)
+
+  it('waits in a later round for a member an earlier round left unanswered: a majority of the placement the copies name', async () => {
+    const [D] = await Promise.all([makePeer()])
+    const before = { epoch: 0, members: [A.id, B.id, C.id] }
+    const after = { epoch: 1, members: [A.id, B.id, D.id] }
+    const task = makeTask({ capability: 'echo', input: 'moved', submitter: reader.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
+    const old = newRecord(task, before)
+    const moved: TaskRecord = { ...old, placement: after, previous: [before] }
+    // B and D, a majority of epoch 1, hold a journal step; A answers at once without it, C (moved out) with epoch 0
+    const stepped: TaskRecord = { ...moved, journal: { 'step-1': 'done' } }
+    const view = await findTask(components(before, m => {
+      if (m === A.id) return Promise.resolve({ status: 'OK', record: moved })
+      if (m === C.id) return Promise.resolve({ status: 'OK', record: old })
+      if (m === B.id) return new Promise(resolve => setTimeout(() => { resolve({ status: 'OK', record: stepped }) }, 100))
+      return undefined
+    }), task.id)
+    expect(view?.record.placement).toEqual(after)
+    expect(view?.record.journal?.['step-1']).toBe('done')
+  })
+
   it('answers from the placement on a member whose own state of the task is unreadable, keeping nothing', async () => {
     const placement = { epoch: 0, members: [reader.id, A.id, B.id] }
     const task = makeTask({ capability: 'echo', input: 'y', submitter: reader.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
