@@ -71,16 +71,19 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
   const submitter = host.c.peerId.toString()
   const existing = new Set<string>()
   // a creation of a key under way here answers it; one that fails leaves the key to this bulk (or a later waiter)
+  /** tasks found by their keys: a request naming one with other options is refused (keyConflict) */
+  const known = new Map<string, Task>()
   for (const id of contested) {
     const claim = await host.keys.claim(id)
-    if ('answer' in claim) existing.add(id)
-    else owned.set(id, claim.owned)
+    if ('answer' in claim) {
+      existing.add(id)
+      const made = await host.find(id)
+      if (made !== undefined) known.set(id, made.record.task)
+    } else owned.set(id, claim.owned)
   }
   const ids = [...owned.keys()]
   // found unfinished is not acknowledged (see TaskService.confirmStored): stored again with the new ones
   const refound = new Map<string, TaskRecord>()
-  /** tasks found by their keys: a request naming one with other options is refused (keyConflict) */
-  const known = new Map<string, Task>()
   await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
     for (let id = ids.pop(); id !== undefined; id = ids.pop()) {
       const view = await host.find(id)

@@ -104,7 +104,13 @@ export class TaskService {
     if (req.idempotencyKey === undefined) return await this.create(req, checked)
     const id = taskId({ capability: req.capability, input: req.input, submitter: this.c.peerId.toString(), idempotencyKey: req.idempotencyKey })
     const claim = await this.keys.claim(id)
-    if ('answer' in claim) return { ...claim.answer, created: false }
+    if ('answer' in claim) {
+      // made by a submit of the same key at the same time: with other options, refused all the same
+      const made = await this.find(id)
+      const conflict = made === undefined ? undefined : keyConflict(req, made.record.task)
+      if (conflict !== undefined) throw conflict
+      return { ...claim.answer, created: false }
+    }
     const mine = claim.owned
     try {
       const found = await this.find(id)

@@ -95,6 +95,13 @@ describe('tasks over gossip', () => {
     expect(made).toHaveLength(1)
     expect(new Set([bulk[0], one, two].map(a => (a as { id: string }).id)).size).toBe(1)
     expect(bulk[1]).toMatchObject({ created: true })
+    // at the same time with other options: the submit that waited for the creation is refused, alone or in a bulk
+    const first = { capability: 'echo', input: { n: 9 }, idempotencyKey: 'other-options', maxAttempts: 20 }
+    const other = { ...first, maxAttempts: 19 }
+    const [made1, refused, inBulk] = await Promise.allSettled([s.submit(first), s.submit(other), s.submitMany([other])])
+    expect(made1).toMatchObject({ status: 'fulfilled', value: { created: true } })
+    expect(refused).toMatchObject({ status: 'rejected', reason: { name: 'IdempotencyConflictError' } })
+    expect(inBulk).toMatchObject({ status: 'fulfilled', value: [{ error: { name: 'IdempotencyConflictError' } }] })
     // one task, and it ran
     const done = await s.waitFor(answers[0]!.id, 30_000)
     expect(done.record.final?.state).toBe('completed')
