@@ -250,7 +250,11 @@ describe('MCP both ways, between real daemons', () => {
     expect(sleeper).toBeDefined()
     await waitFor(async () => (await (await fetch(`${a.api}/v1/tasks/${sleeper as string}`, { headers: auth })).json() as any).state === 'canceled', { what: 'the abandoned call\'s task to be canceled', timeoutMs: 15_000 })
     await client.close()
-    expect(errors, stderr).toEqual([])
+    // a progress notification already on its way when the client gave up the call meets a token the
+    // client has dropped (beside a busy loop, once): MCP's own race, which the client reports and
+    // ignores. Anything else on the connection is a fault
+    const raced = (e: Error): boolean => e.message.startsWith('Received a progress notification for an unknown token') && e.message.includes('running (')
+    expect(errors.filter(e => !raced(e)), stderr).toEqual([])
     expect(stderr).not.toMatch(/warning|error/i)
   })
 })
