@@ -169,7 +169,9 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
     mcpServers: layers.some(layer => layer.mcpServers !== undefined) ? Object.assign({}, ...layers.map(layer => layer.mcpServers ?? {})) : undefined
   }
   const parsed = daemonConfigSchema.safeParse(merged)
-  if (!parsed.success) throw new InvalidConfigError(describe(parsed.error, key => (fromFlags as Record<string, unknown>)[key] === undefined && (fromEnv as Record<string, unknown>)[key] !== undefined ? ENV_NAMES.get(key) : undefined))
+  // a value a flag did not override and a variable gave is named by that variable
+  const variableOf = (key: string): string | undefined => (fromFlags as Record<string, unknown>)[key] === undefined && (fromEnv as Record<string, unknown>)[key] !== undefined ? ENV_NAMES.get(key) : undefined
+  if (!parsed.success) throw new InvalidConfigError(describe(parsed.error, variableOf))
   const config = parsed.data
   const contradictions = contradictoryTaskOptions(config.tasks)
   if (contradictions.length > 0) throw new InvalidConfigError(contradictions.map(c => `tasks.${c}`).join('; '))

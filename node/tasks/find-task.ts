@@ -53,7 +53,6 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   let record = local.record
   // every member's result: one may hold a losing claim's (its vote, before the commit reached it)
   const results: StoredResult[] = local.result === undefined ? [] : [local.result]
-  const asked = new Set<string>()
   const me = c.peerId.toString()
   // a member away for a whole move learns the newer placement from its old co-members
   const mine = local.record !== undefined && local.record.final === undefined && local.record.placement.members.includes(me) ? local.record.placement : undefined
