@@ -65,7 +65,7 @@ export const MEMORY_AGENTS: Agent[] = [memoryPutAgent, memorySearchAgent, memory
 export function memoryEmbedAgent (embed: Embed): Agent<z.infer<typeof embedInput>> {
   return {
     name: EMBED_CAPABILITY,
-    capabilities: [{ name: EMBED_CAPABILITY, description: 'vectors for up to 8 texts from the embeddings model of vector memory', inputSchema: jsonSchema(embedInput) }],
+    capabilities: [{ name: EMBED_CAPABILITY, description: `vectors for up to ${TEXTS_PER_EMBED_TASK} texts from the embeddings model of vector memory`, inputSchema: jsonSchema(embedInput) }],
     concurrency: 8,
     inputSchema: embedInput,
     run: async ctx => ({ vectors: await embed(ctx.input.texts) })

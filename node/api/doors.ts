@@ -25,3 +25,8 @@ export interface DoorContext {
  * The server has already checked the bearer token (when one is required) for every route.
  */
 export type Door = (app: FastifyInstance, ctx: DoorContext) => void | Promise<void>
+
+/** A door's cancel of the task whose caller left; a call cut off by this node's stop leaves its task to run (the node left, not the caller). */
+export function cancelUnlessStopping (tasks: TaskLayer, stopping: AbortSignal | undefined): (id: string) => Promise<void> {
+  return async id => { if (stopping?.aborted !== true) await tasks.service.cancel(id) }
+}

@@ -33,10 +33,11 @@ export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
       throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `charset ${JSON.stringify(charset.slice(0, 100))} is not supported; send JSON as UTF-8`, 'unsupported-media-type')
     }
   })
+  // both parsers read the body as a Buffer (parseAs), to check its UTF-8 strictly
   const parse = (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void => {
     let text: string
     try {
-      text = typeof body === 'string' ? body : strictUtf8.decode(body)
+      text = strictUtf8.decode(body as Buffer)
     } catch {
       // bytes that are no UTF-8 became U+FFFD and were stored as such
       return done(badRequest('not-json', 'body is not valid UTF-8'), undefined)

@@ -29,6 +29,9 @@ export class GracefulClose {
   private readonly open = new Set<ServerResponse>()
   private server?: Server
 
+  /** @param graceMs how long the answers under way get before what is left is cut */
+  constructor (private readonly graceMs: number) {}
+
   get stopping (): AbortSignal {
     return this.controller.signal
   }
@@ -46,14 +49,14 @@ export class GracefulClose {
     })
   }
 
-  async close (app: FastifyInstance, graceMs: number): Promise<void> {
+  async close (app: FastifyInstance): Promise<void> {
     this.server = app.server
     this.controller.abort()
     for (const res of this.open) {
       if (resumable.has(res)) res.end()
       else if (!res.headersSent) res.setHeader('connection', 'close')
     }
-    const cut = setTimeout(() => { app.server.closeAllConnections() }, graceMs)
+    const cut = setTimeout(() => { app.server.closeAllConnections() }, this.graceMs)
     cut.unref()
     try {
       await app.close()

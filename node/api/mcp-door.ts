@@ -5,6 +5,7 @@ import { MCP_PATH } from '../../protocols/mcp/constants.js'
 import { errorStatus, sendError } from './fastify-glue.js'
 import { badRequest } from './http.js'
 import type { MeshBackend } from '../../protocols/mcp/server.js'
+import { cancelUnlessStopping } from './doors.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -29,8 +30,7 @@ export function taskLayerBackend (tasks: TaskLayer, stopping?: AbortSignal): Mes
       const done = final !== undefined && (final.state !== 'completed' || view.result !== undefined)
       return { id, state, done, result: view.result?.value, ...(final?.reason === undefined ? {} : { error: final.reason }) }
     },
-    // cut off by this node's stop, the caller did not leave: its task runs on
-    cancel: async id => { if (stopping?.aborted !== true) await tasks.service.cancel(id) },
+    cancel: cancelUnlessStopping(tasks, stopping),
     progress: (id, listener) => tasks.progress.subscribe(id, update => { listener(update.event) })
   }
 }

@@ -5,6 +5,7 @@ import { OpenAIGateway, emptyGatewayStats } from '../../protocols/openai/gateway
 import { errorStatus, sendError } from './fastify-glue.js'
 import { retryAfterSeconds } from './http.js'
 import type { GatewayBackend, GatewayInit, GatewayStats } from '../../protocols/openai/gateway.js'
+import { cancelUnlessStopping } from './doors.js'
 import type { Door } from './doors.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
@@ -29,8 +30,7 @@ export function taskLayerGatewayBackend (tasks: TaskLayer, stopping?: AbortSigna
       }
       return { done: true, state: final.state, error: final.reason ?? lastError(view.record) }
     },
-    // cut off by this node's stop, the caller did not leave: its task runs on
-    cancel: async id => { if (stopping?.aborted !== true) await tasks.service.cancel(id) },
+    cancel: cancelUnlessStopping(tasks, stopping),
     subscribe: (id, listener) => tasks.progress.subscribe(id, listener)
   }
 }

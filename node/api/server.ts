@@ -124,15 +124,13 @@ export class ApiServer {
   readonly app: FastifyInstance
   private readonly log: Logger
   private readonly graceful: GracefulClose
-  private readonly closeGraceMs: number
 
-  private constructor (app: FastifyInstance, log: Logger, stats: ApiStats, graceful: GracefulClose, closeGraceMs: number) {
+  private constructor (app: FastifyInstance, log: Logger, stats: ApiStats, graceful: GracefulClose) {
     this.app = app
     this.server = app.server
     this.log = log
     this.stats = stats
     this.graceful = graceful
-    this.closeGraceMs = closeGraceMs
   }
 
   static async listen (node: AgentNode, init: ApiServerInit = {}): Promise<ApiServer> {
@@ -173,7 +171,7 @@ export class ApiServer {
       forceCloseConnections: 'idle',
       return503OnClosing: false
     })
-    const graceful = new GracefulClose()
+    const graceful = new GracefulClose(init.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS)
     guardServer(app.server, stats)
     addJsonParser(app, { maxBytes, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH })
     const patterns = pathPatterns(app)
@@ -228,13 +226,14 @@ export class ApiServer {
         method: route.method,
         url: route.path,
         handler: async (request, reply) => {
-          checkQuery(queries.get(request) ?? new URLSearchParams())
+          const query = queries.get(request) ?? new URLSearchParams()
+          checkQuery(query)
           // made on first use only: most routes answer at once
           let gone: AbortSignal | undefined
           const answer = await route.handle({
             req: request.raw,
             params: request.params as Record<string, string>,
-            query: queries.get(request) ?? new URLSearchParams(),
+            query,
             body: async () => bodyOf(request),
             // a stop ends a long poll too: it answers with the state it has
             gone: () => (gone ??= goneSignal(reply.raw, graceful.stopping))
@@ -268,7 +267,7 @@ export class ApiServer {
         ? new AddressInUseError(`API address ${host}:${port} is already in use`)
         : new AddressInUseError(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message}`)
     }
-    return new ApiServer(app, log, stats, graceful, init.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS)
+    return new ApiServer(app, log, stats, graceful)
   }
 
   get url (): string {
@@ -283,7 +282,7 @@ export class ApiServer {
   }
 
   async close (): Promise<void> {
-    await this.graceful.close(this.app, this.closeGraceMs)
+    await this.graceful.close(this.app)
   }
 }
 

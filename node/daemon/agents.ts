@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import { BUILTIN_AGENTS } from '../agents/index.js'
 import { memoryEmbedAgent } from '../agents/memory.js'
+import { EMBED_CAPABILITY } from '../memory/remote-embed.js'
 import { llmAgents } from '../llm/agents.js'
 import type { LlmConfig } from '../llm/config.js'
 import { InvalidConfigError } from '../errors.js'
@@ -22,7 +23,7 @@ export async function resolveAgents (names: string[] | undefined, modulePath: st
       agents = names.map(name => {
         const agent = available.find(a => a.name === name)
         if (agent === undefined && ['llm.chat', 'agent', 'plan'].includes(name)) throw new InvalidConfigError(`agent "${name}" needs a model: set --llm-model (or AGENTMESH_MODEL)`)
-        if (agent === undefined && name === 'memory.embed') throw new InvalidConfigError('agent "memory.embed" needs an embeddings model: set --embeddings-model (or AGENTMESH_EMBEDDINGS_MODEL)')
+        if (agent === undefined && name === EMBED_CAPABILITY) throw new InvalidConfigError(`agent "${EMBED_CAPABILITY}" needs an embeddings model: set --embeddings-model (or AGENTMESH_EMBEDDINGS_MODEL)`)
         if (agent === undefined) throw new InvalidConfigError(`unknown agent "${name}"; agents: ${available.map(a => a.name).join(', ')}`)
         return agent
       })

@@ -6,6 +6,7 @@ import { chatAgent } from './chat.js'
 import { Model } from './model.js'
 import { toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
 import { parsePlan, runPlan } from './plan.js'
+import { EMBED_CAPABILITY } from '../memory/remote-embed.js'
 import type { LlmConfig } from './config.js'
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
 import type { Agent, AgentContext } from '../runtime/agent.js'
@@ -44,7 +45,7 @@ function toMessages (input: { prompt?: string, messages?: Array<{ role: string, 
 export const toolName = (capability: string): string => capability.replace(/\./g, '__')
 
 /** Capabilities no model is handed as a tool: the planners (an agent would recurse into one), and memory.embed (kilobytes of floats into its context; memory.search embeds for it). */
-const NOT_TOOLS = ['agent', 'plan', 'memory.embed']
+const NOT_TOOLS = ['agent', 'plan', EMBED_CAPABILITY]
 
 /**
  * The mesh's live capabilities as tools, but NOT_TOOLS. Each tool's parameters are an object

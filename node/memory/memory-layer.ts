@@ -38,7 +38,7 @@ export interface MemoryLayerInit {
   replicaSets: ReplicaSets
   replicationFactor: number
   rpcTimeoutMs: number
-  embed?: Embed
+  embed: Embed
   /** records of one collection on a peer past which its searches use HNSW instead of an exact scan */
   hnswAbove: number
   log: Logger
@@ -153,7 +153,6 @@ export class MemoryLayer {
   }
 
   private async embed (texts: string[]): Promise<number[][]> {
-    if (this.init.embed === undefined) throw new EmbeddingsUnavailableError('no embeddings model on this node (--embeddings-model): give vectors, or configure one')
     const vectors = await this.init.embed(texts)
     if (vectors.length !== texts.length) throw new EmbeddingsUnavailableError(`the embeddings endpoint answered ${vectors.length} vectors for ${texts.length} texts`)
     // what the endpoint answers is checked as a client's vector is: members refuse what a client could not send

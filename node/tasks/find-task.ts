@@ -27,14 +27,6 @@ interface Copy {
   result?: StoredResult
 }
 
-/** Whether the copies (with what is known here) leave no completed outcome without its certified result. */
-function hasResult (copies: Array<{ result: Copy | undefined }>, known: TaskRecord | undefined, knownResults: StoredResult[]): boolean {
-  const got = copies.flatMap(c => c.result === undefined ? [] : [c.result])
-  const final = got.reduce<TaskRecord | undefined>((r, c) => r === undefined ? c.record : mergeRecords(r, c.record), known)?.final
-  if (final?.state !== 'completed') return true
-  return [...knownResults, ...got.flatMap(c => c.result === undefined ? [] : [c.result])].some(r => resultMatches(final.cert.value, r))
-}
-
 /** Final and certified here, with its result when completed: nothing to ask anyone. */
 export function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
   const f = v.record?.final
@@ -85,21 +77,30 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     const waiting = peers.filter(p => !heard.has(p))
     for (const p of waiting) if (!reads.has(p)) reads.set(p, read(p))
     const { early, all } = untilQuorum(waiting, async p => await (reads.get(p) as Promise<Copy | undefined>), Math.min(need, waiting.length), copy => copy !== undefined)
-    let answers = await early
+    let moved = false
+    const take = (answers: Array<{ peer: string, result: Copy | undefined }>): void => {
+      for (const { peer, result: copy } of answers) {
+        if (heard.has(peer)) continue
+        heard.add(peer)
+        if (copy === undefined) continue
+        held.add(peer)
+        if (mine !== undefined && copy.record.placement.epoch > mine.epoch) {
+          moved = true
+          if (mine.members.includes(peer)) movedOn.set(peer, copy.record.placement)
+        }
+        record = record === undefined ? copy.record : mergeRecords(record, copy.record)
+        if (copy.result !== undefined) results.push(copy.result)
+      }
+    }
+    const answers = await early
+    take(answers)
     // short of a majority's copies (members gone: the rest is all there is), the outcome certified
     // and no copy read holds its result, or a move this member missed (which takes its co-members'
     // word, agreedMove): the others' answers are waited for
     const copies = answers.filter(a => a.result !== undefined).length
-    const moved = mine !== undefined && answers.some(a => a.result !== undefined && a.result.record.placement.epoch > mine.epoch)
-    if (answers.length < waiting.length && (copies < need || moved || !hasResult(answers, record, results))) answers = await all
-    for (const { peer, result: copy } of answers) {
-      heard.add(peer)
-      if (copy === undefined) continue
-      held.add(peer)
-      if (mine !== undefined && copy.record.placement.epoch > mine.epoch && mine.members.includes(peer)) movedOn.set(peer, copy.record.placement)
-      record = record === undefined ? copy.record : mergeRecords(record, copy.record)
-      if (copy.result !== undefined) results.push(copy.result)
-    }
+    const final = record?.final
+    const resultMissing = final?.state === 'completed' && !results.some(r => resultMatches(final.cert.value, r))
+    if (answers.length < waiting.length && (copies < need || moved || resultMissing)) take(await all)
   }
   const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
   if (options.oneMember !== undefined && others.length > 0) {

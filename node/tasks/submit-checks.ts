@@ -77,12 +77,12 @@ export function keyConflict (req: SubmitRequest, task: Task): IdempotencyConflic
  * own endpoint, which may not serve it. A model no live peer names stays on `llm.chat` (an endpoint
  * can serve models its node does not list).
  */
-export function routedByModel<R extends { capability: string, input?: unknown }> (c: Pick<TaskComponents, 'presence'>, req: R): R {
+export function routedByModel<R extends { capability: string, input?: unknown }> (c: Pick<TaskComponents, 'presence'>, req: R, offered: () => Set<string> = () => offeredNames(c)): R {
   if (req.capability !== CHAT_CAPABILITY) return req
   const model = (req.input as { model?: unknown } | null | undefined)?.model
   if (typeof model !== 'string') return req
   const capability = chatCapability(model)
-  return offeredNames(c).has(capability) ? { ...req, capability } : req
+  return offered().has(capability) ? { ...req, capability } : req
 }
 
 /** Capabilities some live peer (this node included) offers now. */

@@ -106,16 +106,12 @@ export class TaskService {
     const claim = await this.keys.claim(id)
     if ('answer' in claim) {
       // made by a submit of the same key at the same time: with other options, refused all the same
-      const made = await this.find(id)
-      const conflict = made === undefined ? undefined : keyConflict(req, made.record.task)
-      if (conflict !== undefined) throw conflict
+      await this.findOfKey(req, id)
       return { ...claim.answer, created: false }
     }
     const mine = claim.owned
     try {
-      const found = await this.find(id)
-      const conflict = found === undefined ? undefined : keyConflict(req, found.record.task)
-      if (conflict !== undefined) throw conflict
+      const found = await this.findOfKey(req, id)
       const answer = found !== undefined ? await this.confirmStored(found) : await this.create(req, checked)
       mine.settle(answer)
       return answer
@@ -123,6 +119,14 @@ export class TaskService {
       mine.fail(err)
       throw err
     }
+  }
+
+  /** The task of `req`'s idempotency key, if one is found; IdempotencyConflictError when it was made with other options. */
+  private async findOfKey (req: SubmitRequest, id: string): Promise<TaskView | undefined> {
+    const found = await this.find(id)
+    const conflict = found === undefined ? undefined : keyConflict(req, found.record.task)
+    if (conflict !== undefined) throw conflict
+    return found
   }
 
   /** Makes, stores and hands on a checked task. */
@@ -223,7 +227,9 @@ export class TaskService {
    * request order. A repeated idempotency key answers `created: false`, as `submit` does.
    */
   async submitMany (given: SubmitRequest[]): Promise<SubmitManyEntry[]> {
-    const reqs = given.map(req => routedByModel(this.c, req))
+    // the capabilities offered, read once for the whole bulk (presence does not change within the map)
+    let offered: Set<string> | undefined
+    const reqs = given.map(req => routedByModel(this.c, req, () => (offered ??= offeredNames(this.c))))
     return await this.storing(reqs, async () => await submitMany({
       c: this.c,
       keys: this.keys,

@@ -189,11 +189,6 @@ export class LeaseClient {
   }
 
   /**
-   * A member that answered a claim with anything but FINISHED, where another showed the certificate,
-   * missed the commit; its copy draws claims for ever (each dates it anew, so anti-entropy takes it
-   * for a copy in flux and leaves it). It is given the certificate and the result it names.
-   */
-  /**
    * Resolves once every late grant being given back has its answer (or its request failed). A node
    * that stopped without waiting left such a grant live on its member until it lapsed, and the
    * member refused every other claim meanwhile.
@@ -215,6 +210,11 @@ export class LeaseClient {
     void giving.catch(() => {}).finally(() => { this.givingBack.delete(giving) })
   }
 
+  /**
+   * A member that answered a claim with anything but FINISHED, where another showed the certificate,
+   * missed the commit; its copy draws claims for ever (each dates it anew, so anti-entropy takes it
+   * for a copy in flux and leaves it). It is given the certificate and the result it names.
+   */
   private async repairFinished (t: Target, answers: Answer[]): Promise<void> {
     const finished = answers.find(a => a.res.status === 'FINISHED' && a.res.cert !== undefined)?.res
     const lagging = answers.filter(a => a.res.status !== 'FINISHED' && a.res.status !== 'ERROR').map(a => a.peer)
