@@ -75,8 +75,11 @@ export interface RouteContext {
   params: Record<string, string>
   /** each name at most once (a repeated one is refused before any route runs) */
   query: URLSearchParams
-  /** the parsed JSON body; 400 when malformed or too deep, 413 when over the limit, 415 when not JSON */
-  body: () => Promise<unknown>
+  /**
+   * the parsed JSON body; 400 when malformed or too deep, 413 when over the limit, 415 when not JSON.
+   * `{optional: true}`: undefined when the request has none, instead of a 400 or 415
+   */
+  body: (options?: { optional?: boolean }) => Promise<unknown>
   /** aborts when the client goes away before the answer: a long poll stops waiting for nobody */
   gone: () => AbortSignal
 }
@@ -94,8 +97,10 @@ export interface Route {
   summary?: string
   /** the usual success status, for the OpenAPI document. @default 200 */
   status?: number
-  /** what the route takes, for the OpenAPI document (the handler checks it with these schemas) */
-  schema?: { body?: z.ZodType, query?: z.ZodType }
+  /** what the route takes, for the OpenAPI document (the handler checks it with these schemas); `bodyOptional`: a request may send none */
+  schema?: { body?: z.ZodType, bodyOptional?: boolean, query?: z.ZodType }
+  /** other success statuses it answers, for the OpenAPI document */
+  otherStatuses?: Record<number, string>
   handle: (ctx: RouteContext) => Promise<Reply> | Reply
 }
 

@@ -2,7 +2,7 @@ import { stateOf } from '../../protocols/task/index.js'
 import { OPENAI_PREFIX, TASK_HEADER } from '../../protocols/openai/constants.js'
 import { OpenAIError } from '../../protocols/openai/errors.js'
 import { OpenAIGateway, emptyGatewayStats } from '../../protocols/openai/gateway.js'
-import { errorStatus, sendError } from './fastify-glue.js'
+import { asHttpError, errorStatus, sendError } from './fastify-glue.js'
 import { retryAfterSeconds } from './http.js'
 import type { GatewayBackend, GatewayInit, GatewayStats } from '../../protocols/openai/gateway.js'
 import { cancelUnlessStopping } from './doors.js'
@@ -59,7 +59,7 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
           if (!reply.raw.destroyed) reply.raw.destroy()
           return
         }
-        const answer = asOpenAIError(err)
+        const answer = asOpenAIError(err, request)
         // a 500 is a bug; the door's own 5xx (the mesh or the model unavailable) are not
         if (answer.status === 500 && !(err instanceof OpenAIError)) ctx.internalError(err, `${request.method} ${request.url}`)
         else if (answer.status >= 500) ctx.log.error('%s %s failed: %s', request.method, request.url, err?.stack ?? err)
@@ -98,13 +98,19 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
   return Object.assign(door, { stats })
 }
 
-/** Any error of a route here, as OpenAI would answer it: the framework's own (415, 413, bad JSON) included. */
-function asOpenAIError (err: any): OpenAIError {
+/**
+ * Any error of a route here, as OpenAI would answer it: the framework's own (415, 413, bad JSON)
+ * included, with the messages and codes the control API gives them (a body over the API's limit
+ * is `request_too_large`, as a task input over the task limit is).
+ */
+function asOpenAIError (err: any, request: FastifyRequest): OpenAIError {
   if (err instanceof OpenAIError) return err
   // the control API's parser throws HttpError (status), Fastify its own errors (statusCode)
-  const status = errorStatus(err)
-  if (status === 401) return new OpenAIError(401, String(err?.message ?? 'unauthorized'), { code: 'invalid_api_key' })
-  if (status >= 400 && status < 500) return new OpenAIError(status, String(err?.message ?? 'bad request'), { code: status === 400 ? 'invalid_request' : null })
+  const http = asHttpError(err, request)
+  const status = http?.status ?? errorStatus(err)
+  const message = String(http?.message ?? err?.message ?? 'bad request')
+  if (status === 401) return new OpenAIError(401, message, { code: 'invalid_api_key' })
+  if (status >= 400 && status < 500) return new OpenAIError(status, message, { code: status === 400 ? 'invalid_request' : status === 413 ? 'request_too_large' : http?.code.toLowerCase() ?? null })
   return new OpenAIError(500, 'internal error', { code: 'internal_error' })
 }
 

@@ -55,9 +55,10 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
     paths[path][route.method.toLowerCase()] = {
       summary: route.summary ?? `${route.method} ${route.path}`,
       ...(params.length + query.length === 0 ? {} : { parameters: [...params, ...query] }),
-      ...(route.schema?.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.schema.body, defs, prefix) } } } }),
+      ...(route.schema?.body === undefined ? {} : { requestBody: { required: route.schema.bodyOptional !== true, content: { 'application/json': { schema: jsonSchema(route.schema.body, defs, prefix) } } } }),
       responses: {
         [route.status ?? 200]: { description: route.status === 202 ? 'accepted' : 'OK', content: { 'application/json': { schema: {} } } },
+        ...Object.fromEntries(Object.entries(route.otherStatuses ?? {}).map(([status, description]) => [status, { description, content: { 'application/json': { schema: {} } } }])),
         default: { description: 'an error: {error: {name, message}}', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
       }
     }

@@ -7,7 +7,7 @@ import { TaskNotFoundError } from '../tasks/errors.js'
 import { isSettled } from '../tasks/find-task.js'
 import { MAX_DEADLINE_MS } from '../tasks/options.js'
 import { badRequest, httpErrorBy, parseOr400, zodMessage } from './http.js'
-import type { ErrorTable, Route } from './http.js'
+import type { ErrorTable, Route, RouteContext } from './http.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { SubmitManyEntry, TaskView } from '../tasks/task-service.js'
 
@@ -27,6 +27,18 @@ const submitBody = z.object({
   /** W3C trace context; the `traceparent` header works too (the field wins) */
   traceparent: z.string().regex(TRACEPARENT, '00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
 }).strict()
+
+/**
+ * The body of a route that takes none (cancel, redrive, force-placement): nothing, or `{}`. A field
+ * there was ignored, so `{"maxAttempts": 5}` on a redrive seemed to raise the budget and did not.
+ */
+const noFields = z.object({}).strict()
+async function takesNoFields (ctx: RouteContext): Promise<void> {
+  const body = await ctx.body({ optional: true })
+  if (body === undefined || noFields.safeParse(body).success) return
+  const given = typeof body === 'object' && body !== null && !Array.isArray(body) ? `fields ${Object.keys(body).map(k => JSON.stringify(k.slice(0, 100))).slice(0, 10).join(', ')}` : 'a JSON value that is not {}'
+  throw badRequest('invalid-body', `this route takes no body (or {}), got ${given}: the task keeps the options it was submitted with`)
+}
 
 const waitSchema = z.object({ wait: z.number().int().min(0).optional().describe('ms to wait for the result (long poll), at most 300000') })
 
@@ -165,6 +177,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       path: '/v1/tasks',
       summary: 'submit a task (202, or 200 for a known idempotency key), or an array of tasks (202, one entry each); one task with ?wait=MS answers as its result does',
       status: 202,
+      otherStatuses: { 200: 'the task an idempotency key already names; with ?wait=MS, the finished task\'s result' },
       schema: { body: z.union([submitBody, z.array(submitBody)]), query: waitSchema },
       handle: async ctx => {
         const wait = waitQuery(ctx.query)
@@ -236,7 +249,9 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/cancel',
       summary: 'cancel a task',
+      schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
+        await takesNoFields(ctx)
         const view = await s.cancel(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: { id: view.record.task.id, state: stateOf(view.record) } }
       }
@@ -257,7 +272,9 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/force-placement',
       summary: 'move a blocked task to a new placement (the operator takes the risk)',
+      schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
+        await takesNoFields(ctx)
         const answer = await s.forcePlacement(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: answer }
       }
@@ -293,7 +310,9 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/deadletter/:id/redrive',
       summary: 'run a dead task again',
+      schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
+        await takesNoFields(ctx)
         const view = await s.redrive(taskIdParam(ctx.params.id)).catch(httpError)
         return { body: { id: view.record.task.id, state: stateOf(view.record), generation: view.record.generation } }
       }

@@ -134,7 +134,7 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
       }
     }
     if (unreachable !== undefined) {
-      const message = `${unreachable.replace(/; is the daemon running\?$/, '')}: not known to be submitted (an idempotency key makes sending it again safe)`
+      const message = `${unreachable.replace(/; is the daemon running\?$/, '')}: not known to be submitted (sending it again with its idempotency key to this same node is safe; a key sent to another node makes another task)`
       answers.push(...batches.slice(b).flat().map(() => ({ error: { name: 'NODE_UNREACHABLE', message } })))
       break
     }

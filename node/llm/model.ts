@@ -45,7 +45,7 @@ export class Model {
         return await this.request(ctx, req, onToken)
       } catch (err: any) {
         // a 4xx other than 429 will not get better on retry
-        if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500 && err.status !== 429) throw new UnrecoverableTaskError(`model refused the request (${String(err.status)}): ${String(err.message)}`)
+        if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500 && err.status !== 429) throw new UnrecoverableTaskError(refusal(err))
         throw err
       }
     })
@@ -107,4 +107,15 @@ export class Model {
     const toolCalls = calls.filter(c => c !== undefined)
     return { content, toolCalls, usage, finishReason: finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop') }
   }
+}
+
+/**
+ * A model's 4xx as a task's reason: `model refused the request (STATUS[, CODE]): MESSAGE`, which the
+ * OpenAI door reads back into its answer. The client library's message starts with the status
+ * already ("400 ..."), which the door's client would print twice.
+ */
+function refusal (err: { status: number, message?: unknown, code?: unknown }): string {
+  const message = String(err.message ?? '').replace(new RegExp(`^${err.status} `), '')
+  const code = typeof err.code === 'string' && /^[\w.-]{1,64}$/.test(err.code) ? `, ${err.code}` : ''
+  return `model refused the request (${err.status}${code}): ${message}`
 }

@@ -128,11 +128,11 @@ function resultArtifact (record: TaskRecord, value: unknown): Artifact {
 }
 
 /** The A2A task as it is the moment it was submitted: the first event of a stream. */
-export function submittedTask (id: string, capability: string, message: Message): Task {
+export function submittedTask (id: string, capability: string, message: Message, at: number): Task {
   return {
     id,
     contextId: message.contextId,
-    status: { state: TaskState.TASK_STATE_SUBMITTED, message: undefined, timestamp: new Date().toISOString() },
+    status: { state: TaskState.TASK_STATE_SUBMITTED, message: undefined, timestamp: new Date(at).toISOString() },
     artifacts: [],
     history: [message],
     metadata: { [MESH_META_KEY]: { capability, state: 'pending', attempts: 0 } }

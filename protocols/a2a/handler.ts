@@ -1,4 +1,4 @@
-import { A2AError, PushNotificationNotSupportedError, RequestMalformedError, TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError } from '@a2a-js/sdk/errors'
+import { A2AError, ExtendedAgentCardNotConfiguredError, PushNotificationNotSupportedError, RequestMalformedError, TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError } from '@a2a-js/sdk/errors'
 import { TASK_ID } from '../task/index.js'
 import { a2aTaskOf, idempotencyKeyOf, isTerminal, meshRequestOf, submittedTask } from './convert.js'
 import { skillsOf } from './card.js'
@@ -49,7 +49,8 @@ export class MeshRequestHandler implements A2ARequestHandler {
   }
 
   async getAuthenticatedExtendedAgentCard (): Promise<AgentCard> {
-    throw new UnsupportedOperationError('this agent has no extended card')
+    // A2A's own code for it (-32007), not the general unsupported operation (-32004)
+    throw new ExtendedAgentCardNotConfiguredError('this agent has no extended card (the card says supportsAuthenticatedExtendedCard: false)')
   }
 
   async sendMessage (params: SendMessageRequest): Promise<Message | Task> {
@@ -63,8 +64,10 @@ export class MeshRequestHandler implements A2ARequestHandler {
   }
 
   async * sendMessageStream (params: SendMessageRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
+    // stamped before the submit: its claim (the next event's time) may come before the submit returns
+    const submittedAt = Date.now()
     const { id, capability, message } = await this.submit(params)
-    yield * this.follow(submittedTask(id, capability, message), context)
+    yield * this.follow(submittedTask(id, capability, message, submittedAt), context)
   }
 
   async * resubscribe (params: SubscribeToTaskRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {

@@ -9,7 +9,7 @@
  * its id is in the error and in every result's `_meta`).
  */
 export { MCP_PATH, DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS, TASK_META_KEY } from './constants.js'
-export { connectMcpServer, createMcpServer } from './server.js'
+export { connectMcpServer, createMcpServer, malformedRequest } from './server.js'
 export type { MeshBackend, McpServerInit } from './server.js'
 export { meshTools, toolResult, toolError } from './tools.js'
 export type { MeshTool, TaskOutcome } from './tools.js'

@@ -1,6 +1,6 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { CallToolRequestSchema, ErrorCode, InitializeRequestSchema, JSONRPCMessageSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
-import { inputProblem, toolInput } from '../tools/tool-schema.js'
+import { WRAPPED_INPUT, inputProblem, toolInput } from '../tools/tool-schema.js'
 import { DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
 import { meshTools, toolError, toolResult } from './tools.js'
 import type { TaskOutcome } from './tools.js'
@@ -123,6 +123,9 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     const found = meshTools(await backend.capabilities()).find(t => t.tool.name === name)
     if (found === undefined) throw new UnknownToolError(`unknown tool ${name}: no live peer offers it`)
     if (protoKey) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
+    const besides = found.wrapped ? fieldsBesideInput(request.params.arguments) : []
+    // the published schema takes {input} alone (additionalProperties: false): a field beside it was dropped unseen
+    if (besides.length > 0) return toolError(`invalid arguments for ${name}: only "input" is taken (the tool's input schema), not ${besides.slice(0, 10).map(k => JSON.stringify(k.slice(0, 100))).join(', ')}`)
     const input = toolInput(request.params.arguments, found.wrapped)
     // refused before a task is made that could only die of them
     const problem = inputProblem(found.inputSchema, input)
@@ -164,6 +167,12 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     return toolError(`call canceled; task ${id} canceled`, id)
   })
   return server
+}
+
+/** Keys of a wrapped tool's arguments other than `input`, when they have an `input` (without one, they are the input whole). */
+function fieldsBesideInput (args: unknown): string[] {
+  if (typeof args !== 'object' || args === null || !Object.hasOwn(args, WRAPPED_INPUT)) return []
+  return Object.keys(args).filter(k => k !== WRAPPED_INPUT)
 }
 
 /** A progress event as a message: its text, its `message` (as MCP's own progress has), or its JSON. */

@@ -141,6 +141,11 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect(last?.$case === 'statusUpdate' && last.value.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
     const artifact = events.find(e => e.payload?.$case === 'artifactUpdate')?.payload?.value as any
     expect(artifact.artifact.parts[0].content.value).toBe('olleh')
+    // the task's times never run backwards (submitted was stamped after the submit returned, which
+    // can be after the claim the working update carries)
+    const times = events.flatMap(e => e.payload?.$case === 'task' || e.payload?.$case === 'statusUpdate' ? [new Date(e.payload.value.status?.timestamp as unknown as string).getTime()] : [])
+    expect(times.length).toBeGreaterThanOrEqual(2)
+    expect(times).toEqual([...times].sort((a, b) => a - b))
   })
 
   it('cancels a long-running task from another node: canceled over A2A, to a subscriber, and on the mesh', async () => {
@@ -279,6 +284,9 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     await silent({ jsonrpc: '2.0', method: 'message/send', params: { message: { kind: 'message', messageId: randomUUID(), role: 'user', parts: [{ kind: 'data', data: { ms: 20_000 } }], metadata: { skill: 'sleep' } } } })
     expect(Date.now() - t0).toBeLessThan(10_000)
     expect((await rpc(api, JSON.stringify({ jsonrpc: '1.0', method: 'tasks/get' }))).json).toMatchObject({ id: null, error: { code: -32600 } })
+    // no extended card: A2A's own code for it on both wires, not "unsupported operation" (-32004)
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'agent/getAuthenticatedExtendedCard' }))).json).toMatchObject({ id: 7, error: { code: -32007 } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'GetExtendedAgentCard', params: {} }), { 'content-type': 'application/json', 'A2A-Version': '1.0' })).json).toMatchObject({ id: 8, error: { code: -32007 } })
     expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 12 + 3)
     // another content type is the API's own refusal, not the door's
     expect((await rpc(api, '{}', { 'content-type': 'text/plain' })).status).toBe(415)

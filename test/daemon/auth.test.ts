@@ -107,6 +107,10 @@ describe('who may use the doors: the bearer token', () => {
     expect(doc.paths['/v1/tasks'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['state', 'capability', 'limit']))
     expect(doc.paths['/v1/tasks/{id}/result'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['id', 'wait'])
     expect(doc.paths['/v1/tasks'].post.responses['202']).toBeDefined()
+    // a known idempotency key's task, or a submit with ?wait= that finished, is a 200
+    expect(doc.paths['/v1/tasks'].post.responses['200']).toBeDefined()
+    // the routes that take no body say so: nothing, or {} and no field
+    expect(doc.paths['/v1/deadletter/{id}/redrive'].post.requestBody).toMatchObject({ required: false, content: { 'application/json': { schema: { type: 'object', additionalProperties: false } } } })
     // the event streams, served beside the JSON routes, are in it too
     expect(doc.paths['/v1/tasks/{id}/events'].get.responses['200'].content['text/event-stream']).toBeDefined()
     expect(doc.paths['/v1/events'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['capability', 'state'])

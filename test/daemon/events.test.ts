@@ -148,7 +148,13 @@ describe('server-sent events of tasks and of the mesh', () => {
     const first = await readEvents(`${apis[2]!.url}/v1/tasks/${id}/events`, events => events.some(e => e.event === 'dead'))
     const sawDead = first.events.find(e => e.event === 'dead')?.id as string
     expect(sawDead).toBe('final:0')
-    expect((await fetch(`${apis[1]!.url}/v1/deadletter/${id}/redrive`, { method: 'POST' })).status).toBe(200)
+    // a field the route does not take is refused, not ignored: the redrive would not have raised the budget
+    const json = { method: 'POST', headers: { 'content-type': 'application/json' } }
+    const withField = await fetch(`${apis[1]!.url}/v1/deadletter/${id}/redrive`, { ...json, body: '{"maxAttempts":5}' })
+    expect({ status: withField.status, body: await withField.json() }).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/takes no body.*"maxAttempts"/) } } })
+    expect((await fetch(`${apis[1]!.url}/v1/tasks/${id}/cancel`, { ...json, body: '{"bogus":1}' })).status).toBe(400)
+    expect((await (await fetch(`${apis[1]!.url}/v1/tasks/${id}`)).json()).state).toBe('dead')
+    expect((await fetch(`${apis[1]!.url}/v1/deadletter/${id}/redrive`, { ...json, body: '{}' })).status).toBe(200)
     await waitFor(async () => (await (await fetch(`${apis[1]!.url}/v1/tasks/${id}`)).json()).state === 'dead', { what: 'the redriven task to die again', timeoutMs: 30_000 })
     // a client back with the last id it saw gets only the second run, not the whole history again
     const resumed = await readEvents(`${apis[2]!.url}/v1/tasks/${id}/events`, events => events.some(e => e.event === 'dead'), { 'last-event-id': sawDead })

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -151,7 +151,7 @@ describe('MCP both ways, between real daemons', () => {
     expect(refused.isError).toBe(true)
     expect(textOf(refused)).toMatch(/get-sum/)
     // arguments the tool's published schema refuses make no task that could only die of them
-    for (const [name, args, problem] of [['sleep', { ms: 'soon' }, /^invalid arguments for sleep: ms: /], ['text.wordcount', {}, /^invalid arguments for text\.wordcount: /], ['mcp.everything.get-sum', { a: 'two' }, /^invalid arguments for mcp\.everything\.get-sum: a: /]] as const) {
+    for (const [name, args, problem] of [['sleep', { ms: 'soon' }, /^invalid arguments for sleep: ms: /], ['text.wordcount', {}, /^invalid arguments for text\.wordcount: /], ['text.wordcount', { input: 'a b', bogus: 1 }, /^invalid arguments for text\.wordcount: only "input" is taken .*"bogus"/], ['mcp.everything.get-sum', { a: 'two' }, /^invalid arguments for mcp\.everything\.get-sum: a: /]] as const) {
       const bad = await client.callTool({ name, arguments: args }) as CallToolResult
       expect({ isError: bad.isError, text: textOf(bad) }).toEqual({ isError: true, text: expect.stringMatching(problem) })
       expect(bad._meta?.['agentmesh/task']).toBeUndefined()
@@ -256,6 +256,30 @@ describe('MCP both ways, between real daemons', () => {
     const raced = (e: Error): boolean => e.message.startsWith('Received a progress notification for an unknown token') && e.message.includes('running (')
     expect(errors.filter(e => !raced(e)), stderr).toEqual([])
     expect(stderr).not.toMatch(/warning|error/i)
+  })
+
+  it('over stdio, answers a piped script whole: a line it cannot read, bad params, and a call under way when stdin closes', async () => {
+    const tokenFile = join(dir, 'token')
+    await writeFile(tokenFile, `${TOKEN}\n`)
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'pipe', version: '1' } } }
+    const lines = [
+      JSON.stringify(init),
+      '{"jsonrpc": "2.0", "id": 2, oops',
+      JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { arguments: {} } }),
+      // stdin closes while this one sleeps: it is answered before the command exits
+      JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'sleep', arguments: { ms: 1_500 } } })
+    ]
+    const child = spawn(process.execPath, [BIN, 'mcp', '--api', a.api, '--api-token-file', tokenFile], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    child.stdout.on('data', d => { stdout += String(d) })
+    child.stdin.end(lines.join('\n') + '\n')
+    const code = await new Promise<number | null>(resolve => child.once('exit', resolve))
+    const answers = stdout.trim().split('\n').map(l => JSON.parse(l))
+    expect(code).toBe(0)
+    expect(answers.find(m => m.id === 1)).toMatchObject({ result: { serverInfo: { name: 'agentmesh' } } })
+    expect(answers.find(m => m.id === null)).toMatchObject({ error: { code: -32700 } })
+    expect(answers.find(m => m.id === 3)).toMatchObject({ error: { code: -32602, message: expect.stringMatching(/name/) } })
+    expect(answers.find(m => m.id === 4)).toMatchObject({ result: { structuredContent: { slept: 1_500 } } })
   })
 })
 

@@ -65,6 +65,7 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     server = new FakeOpenAI((body, n): Reply => {
       if (body.messages.at(-1)?.role === 'tool') return { content: `It is ${String(body.messages.at(-1).content)} in Paris` }
       if (body.tools !== undefined) return { toolCalls: [{ name: 'get_weather', arguments: { city: 'Paris' } }] }
+      if (lastUser(body) === 'refuse') return { status: 400, error: 'fake refuses', code: 'fake_refusal' }
       if (lastUser(body) === 'slow') return { stream: ['one', ' two', ' three'], hold: hold.promise }
       // every call its own answer and usage
       return { stream: [`Hello #${n}`, ' from ', body.model], usage: { prompt_tokens: 7 + n, completion_tokens: 3, total_tokens: 10 + n } }
@@ -240,6 +241,14 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     // a task input over the 1 MiB limit (the body is under the 2 MiB one): OpenAI's 413, not a 500
     const large = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'x'.repeat(1_200_000) }] }).catch((err: unknown) => err)
     expect(large).toMatchObject({ status: 413, code: 'request_too_large' })
+    // a body over the API's own limit (2 MiB) is the same refusal, and an unsupported type says what to send
+    const huge = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'x'.repeat(2_200_000) }] }).catch((err: unknown) => err)
+    expect(huge).toMatchObject({ status: 413, code: 'request_too_large', message: expect.stringMatching(/exceeds the limit/) })
+    const plain = await fetch(`${daemons[0]!.api.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' })
+    expect({ status: plain.status, error: (await plain.json()).error }).toMatchObject({ status: 415, error: { code: 'unsupported_media_type', message: expect.stringMatching(/application\/json/) } })
+    // the model's own refusal: its status, message and code, each said once
+    const refused = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'refuse' }] }).catch((err: unknown) => err)
+    expect(refused).toMatchObject({ status: 400, code: 'fake_refusal', message: expect.stringMatching(/^400 fake refuses \(task [0-9a-f]{64}\)$/) })
     // values the members would refuse, in fields the door passes on unread: the client's 400, not a 500
     // or a 503 (a majority that "could not" store what none of them will)
     const protoKey = await client.chat.completions.create(JSON.parse('{"model": "fake-small", "messages": [{"role": "user", "content": "x", "extra": {"__proto__": 1}}]}')).catch((err: unknown) => err)

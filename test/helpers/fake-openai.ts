@@ -3,7 +3,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 export type Reply =
-  | { status: number, headers?: Record<string, string>, error: string }
+  | { status: number, headers?: Record<string, string>, error: string, code?: string }
   /** a body sent as it is, with status 200: a malformed or cut-off reply */
   | { raw: string, contentType: string }
   | {
@@ -67,7 +67,7 @@ export class FakeOpenAI {
           return
         }
         if ('status' in reply) {
-          res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(JSON.stringify({ error: { message: reply.error, type: 'test' } }))
+          res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(JSON.stringify({ error: { message: reply.error, type: 'test', ...(reply.code === undefined ? {} : { code: reply.code }) } }))
           return
         }
         const usage = reply.usage ?? { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }
