@@ -1,4 +1,5 @@
 import { createServer } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
 import Fastify from 'fastify'
 import { AddressInUseError, InvalidConfigError } from '../errors.js'
 import { authHook, isLoopbackHost, requiresToken } from './auth.js'
@@ -263,9 +264,7 @@ export class ApiServer {
       await app.listen({ host, port })
     } catch (err: any) {
       await app.close().catch(() => {})
-      throw err.code === 'EADDRINUSE'
-        ? new AddressInUseError(`API address ${host}:${port} is already in use`)
-        : new AddressInUseError(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message}`)
+      throw apiListenError(host, port, err)
     }
     return new ApiServer(app, log, stats, graceful)
   }
@@ -296,4 +295,24 @@ function bodyOf (request: FastifyRequest): unknown {
 /** The task layer's routes and its vector memory's, whose refusals say when to come back (retryAfterMs). */
 function layerRoutes (tasks: TaskLayer): Route[] {
   return [...taskRoutes(tasks), ...memoryRoutes(tasks.memory, () => tasks.options.retryAfterMs)]
+}
+
+/** Why the API could not listen on host:port, in one line. */
+export function apiListenError (host: string, port: number, err: { code?: string, message?: string }): AddressInUseError {
+  return err.code === 'EADDRINUSE'
+    ? new AddressInUseError(`API address ${host}:${port} is already in use`)
+    : new AddressInUseError(`cannot listen on API address ${host}:${port}: ${err.code ?? err.message ?? 'unknown error'}`)
+}
+
+/**
+ * Refuses an API address that cannot be listened on, before a start makes anything: a start refused
+ * there left a new store and node key behind (in a mistyped data dir, say). Port 0 always can.
+ */
+export async function checkApiAddress (host: string, port: number): Promise<void> {
+  if (port === 0) return
+  await new Promise<void>((resolve, reject) => {
+    const probe = createNetServer()
+    probe.once('error', err => { reject(apiListenError(host, port, err)) })
+    probe.listen({ host, port, exclusive: true }, () => { probe.close(() => { resolve() }) })
+  })
 }

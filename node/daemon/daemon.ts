@@ -1,7 +1,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readApiToken } from '../api/auth.js'
-import { ApiServer } from '../api/server.js'
+import { ApiServer, checkApiAddress } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
 import { meshLogger } from '../mesh-logger.js'
 import { DataDirError, DataDirInUseError } from '../errors.js'
@@ -44,6 +44,8 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const embed = await resolveEmbedder(config)
   const agents = await resolveAgents(config.agents, config.agentsModule, llm, embed)
   const token = await readApiToken(config.apiTokenFile)
+  const apiAddress = splitHostPort(config.api)
+  await checkApiAddress(apiAddress.host, apiAddress.port)
   const log = createOperatorLog(config.logLevel, config.logFormat)
   // MCP servers last among the checks: they start processes, which a refused start must not leave behind
   const mcp = config.mcpServers === undefined
@@ -76,7 +78,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   let api: ApiServer
   try {
     api = await ApiServer.listen(node, {
-      ...splitHostPort(config.api),
+      ...apiAddress,
       token,
       onInternalError: (err: any, what) => { log.error({ event: 'api-error', what, error: String(err?.message ?? err) }, `${what} failed (a bug: please report it): ${String(err?.message ?? err)}`) }
     })

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
@@ -148,6 +149,8 @@ describe('agentmesh CLI', () => {
     const dir = await tmp()
     const port = await occupiedPort()
     expectOneLineError(await runCli(['node', '--data', join(dir, 'a'), '--api', `127.0.0.1:${port}`]), /API address .* in use/)
+    // refused before anything is made: no store, no node key in the data dir
+    expect(existsSync(join(dir, 'a', 'store'))).toBe(false)
     expectOneLineError(await runCli(['node', '--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`]), /cannot listen on \/ip4\/127\.0\.0\.1\/tcp/)
   })
 
