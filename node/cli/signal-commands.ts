@@ -31,8 +31,10 @@ export function addSignalCommands (program: Command): void {
     .description('approves (or with --reject refuses) the tool call a task waits on; without --call, the one it waits for now')
     .option('--call <callId>', 'the tool call to decide (see waitingFor in agentmesh task ID)')
     .option('--reject', 'refuse the call: the model is told it was refused, and why')
-    .option('--reason <text>', 'why, for the model')
+    .option('--reason <text>', 'why the call is refused, for the model (with --reject)')
     .action(async (given: string, opts: Opts & { call?: string, reject?: boolean, reason?: string }) => {
+      // the model is told a reason only when its call is refused: with an approval it went nowhere, unsaid
+      if (opts.reason !== undefined && opts.reject !== true) throw new InvalidConfigError('--reason goes with --reject: the model is told why its call was refused, and an approval tells it nothing')
       const api = await resolveApiUrl(opts)
       const task = await apiRequest(api, 'GET', `/v1/tasks/${await resolveTaskId(api, given)}`)
       const waiting: string | undefined = task.waitingFor?.name

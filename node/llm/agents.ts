@@ -90,7 +90,7 @@ export function llmAgents (config: LlmConfig): Agent[] {
       const budget = { used: 0 }
       const caps = ctx.capabilities().filter(c => !NOT_TOOLS.includes(c.name))
       const system = 'You plan work for a mesh of agents. Reply with JSON only: {"steps":[{"id":"a","capability":"<one of the capabilities>","input":<JSON>,"dependsOn":["<ids>"]}]}. ' +
-        'A string "$ref:<id>" anywhere in an input is replaced by that step\'s result. Capabilities: ' +
+        'A string "$ref:<id>" anywhere in an input is replaced by that step\'s result; the step must list <id> in its dependsOn. Capabilities: ' +
         JSON.stringify(caps.map(c => ({ name: c.name, description: c.description, inputSchema: c.inputSchema })))
       const messages: ChatCompletionMessageParam[] = [{ role: 'system', content: system }, { role: 'user', content: ctx.input.goal }]
       const first = await model.call(ctx, 'plan:0', { messages, model: ctx.input.model }, budget)

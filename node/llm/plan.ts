@@ -12,7 +12,7 @@ export const planSchema = z.object({
 
 export type Plan = z.infer<typeof planSchema>
 
-/** The plan in a model's reply (code fences allowed), checked: schema, known capabilities, known dependencies, no cycle. */
+/** The plan in a model's reply (code fences allowed), checked: schema, known capabilities, known dependencies, no cycle, each `$ref` on a step it depends on. */
 export function parsePlan (text: string, capabilities: Set<string>): { ok: true, plan: Plan } | { ok: false, error: string, unoffered?: true } {
   const json = text.replace(/^[^{]*/s, '').replace(/[^}]*$/s, '')
   let value: unknown
@@ -32,8 +32,41 @@ export function parsePlan (text: string, capabilities: Set<string>): { ok: true,
   for (const step of parsed.data.steps) {
     for (const dep of step.dependsOn) if (!ids.has(dep)) return { ok: false, error: `step ${step.id} depends on unknown step ${dep}` }
   }
-  if (order(parsed.data) === undefined) return { ok: false, error: 'the dependencies form a cycle' }
+  const waves = order(parsed.data)
+  if (waves === undefined) return { ok: false, error: 'the dependencies form a cycle' }
+  const refError = unorderedRef(waves, ids)
+  if (refError !== undefined) return { ok: false, error: refError }
   return { ok: true, plan: parsed.data }
+}
+
+const REF = '$ref:'
+
+/**
+ * A `$ref:<id>` that no result can fill when its step runs: an unknown step, or one the step does
+ * not depend on (directly or through others), which may not have run yet. Such a reference became
+ * nothing, and the plan completed with a wrong input, or died of it after every retry.
+ */
+function unorderedRef (waves: Plan['steps'][], ids: Set<string>): string | undefined {
+  const before = new Map<string, Set<string>>()
+  for (const wave of waves) {
+    for (const step of wave) {
+      const deps = new Set<string>()
+      for (const dep of step.dependsOn) for (const id of [dep, ...(before.get(dep) ?? [])]) deps.add(id)
+      before.set(step.id, deps)
+      for (const ref of refsIn(step.input)) {
+        if (!ids.has(ref)) return `step ${step.id} refers to unknown step ${ref} ("${REF}${ref}")`
+        if (!deps.has(ref)) return `step ${step.id} refers to step ${ref} ("${REF}${ref}") but does not depend on it: add "${ref}" to its dependsOn`
+      }
+    }
+  }
+  return undefined
+}
+
+function refsIn (value: unknown): string[] {
+  if (typeof value === 'string') return value.startsWith(REF) ? [value.slice(REF.length)] : []
+  if (Array.isArray(value)) return value.flatMap(refsIn)
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(refsIn)
+  return []
 }
 
 /** Waves of steps: each wave depends only on earlier ones. Undefined for a cycle. */
@@ -52,7 +85,7 @@ export function order (plan: Plan): Plan['steps'][] | undefined {
 }
 
 function resolveRefs (value: unknown, results: Record<string, unknown>): unknown {
-  if (typeof value === 'string' && value.startsWith('$ref:')) return results[value.slice(5)]
+  if (typeof value === 'string' && value.startsWith(REF)) return results[value.slice(REF.length)]
   if (Array.isArray(value)) return value.map(v => resolveRefs(v, results))
   if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveRefs(v, results)]))
   return value

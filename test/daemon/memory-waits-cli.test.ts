@@ -45,6 +45,9 @@ describe('agentmesh memory, signal and approve', () => {
     const noApproval = await cli('approve', id.slice(0, 8))
     expect(noApproval.code).not.toBe(0)
     expect(noApproval.stderr).toMatch(/waits for no approval now \(it waits for "go"\)/)
+    // a reason is for a refusal: with an approval it went nowhere, unsaid
+    const approvedWithReason = await cli('approve', id.slice(0, 8), '--reason', 'looks fine')
+    expect({ code: approvedWithReason.code, stderr: approvedWithReason.stderr }).toMatchObject({ code: 1, stderr: expect.stringMatching(/--reason goes with --reject/) })
     const wrong = await cli('signal', id, 'stop')
     expect(wrong.stderr).toMatch(/waits for "go", not "stop"/)
     expect((await cli('signal', id.slice(0, 8), 'go', '--data', '{"x":1}')).stdout).toMatch(/signal go delivered/)

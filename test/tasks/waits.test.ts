@@ -99,7 +99,8 @@ describe('durable waits', () => {
     // a 16 KiB input and result: a frame of 96 KiB, an input and journal of at most 48 KiB
     const small = { ...TASKS, maxInputBytes: 16_384, maxResultBytes: 16_384 }
     const bigStep: Agent = { name: 'big-step', capabilities: ['big.step'], run: async ctx => ctx.step('big', async () => 'x'.repeat(100_000)) }
-    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep] } })
+    const bigIntStep: Agent = { name: 'bigint-step', capabilities: ['bigint.step'], run: async ctx => ctx.step('n', async () => 10n as unknown as number) }
+    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep] } })
     const base = await f.api(net.nodes[1]!)
     const s = net.nodes[0]!.tasks!.service
     // it failed for want of a frame that could carry it, attempt after attempt
@@ -110,6 +111,11 @@ describe('durable waits', () => {
     expect(stepped.record.attempts.filter(a => a.outcome === 'failed')).toHaveLength(1)
     expect(stepped.record.attempts.at(-1)?.outcome).toBe('failed')
     expect(stepped.record.final?.reason).toMatch(/ctx\.step "big": its value would grow the task's input and journal to \d+ bytes, past the 49152/)
+    // a step value that is no JSON is refused as a result would be: at once, saying so (it failed each attempt with JSON.stringify's words)
+    const notJson = await s.waitFor((await s.submit({ capability: 'bigint.step', input: null, maxAttempts: 3 })).id, 30_000)
+    expect(notJson.record.final?.state).toBe('dead')
+    expect(notJson.record.attempts.filter(a => a.outcome === 'failed')).toHaveLength(1)
+    expect(notJson.record.final?.reason).toMatch(/ctx\.step "n": its value is not a JSON value/)
 
     const { id } = await s.submit({ capability: 'two.halves', input: null })
     await waiting(net, id)
