@@ -16,6 +16,9 @@ import type { WorkloadName } from './workload.js'
 import type { TaskLayerInit } from '../node/tasks/options.js'
 import type { AgentNodeInit } from '../node/create-node.js'
 
+/** How long past a fault's end (a pause's or a split's own timer, in the cluster) the run waits for it. */
+const RESTORE_MARGIN_MS = 100
+
 export interface SimOptions {
   scenario: Scenario
   nodes: number
@@ -173,6 +176,11 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       const lastFault = Math.max(0, ...o.scenario.faults.map(f => f.at))
       if (Date.now() < t0 + lastFault) await new Promise(resolve => setTimeout(resolve, t0 + lastFault - Date.now() + 10))
       await Promise.all(applied)
+      // and so is each fault's own end (a restart, a resume, a heal): a run that ended before it
+      // reported a node back that never came back, and its scenario tested no restart at all
+      const restoredAt = Math.max(0, ...faults.map(f => f.skipped === true || f.durationMs === undefined ? 0 : f.at + f.durationMs))
+      if (Date.now() < t0 + restoredAt + RESTORE_MARGIN_MS) await new Promise(resolve => setTimeout(resolve, t0 + restoredAt + RESTORE_MARGIN_MS - Date.now()))
+      await Promise.allSettled([...firing])
       clearInterval(progress)
       for (const timer of [...timers, ...later]) clearTimeout(timer)
       const durationMs = Date.now() - t0

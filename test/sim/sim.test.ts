@@ -77,6 +77,15 @@ describe('the simulator', () => {
     expect(report.faults[1]?.node).toBeUndefined()
   }, 90_000)
 
+  it('runs until each fault\'s own end: a restart due after the last task still happens, and the report says so', async () => {
+    const crash = await loadScenario('crash')
+    const scenario = { ...crash, faults: [{ kind: 'crash' as const, at: 300, node: 1, restartAfterMs: 1_500 }] }
+    const report = await runSimulation({ scenario, nodes: 3, tasks: 3, workload: 'echo', rate: 50, seed: 3, transport: 'memory', processes: false, drainMs: 10_000 })
+    // the run was over before the restart, and said "back after 1500 ms" of a node still down
+    expect(report.workPerNode.map(w => w.alive)).toEqual([true, true, true])
+    expect(report.durationMs).toBeGreaterThanOrEqual(1_800)
+  }, 90_000)
+
   it('stamps every result with the executing peer and a fresh nonce, and checks the answer part', async () => {
     const [, sleep] = simAgents(() => 'peer-a')
     const ctx = { input: { ms: 1 }, signal: new AbortController().signal } as unknown as AgentContext
