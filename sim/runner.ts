@@ -244,7 +244,8 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
   // a holder fault that found none says so: it hit a node that held nothing
   let instead = ''
   const pick = async (ref: number | 'random' | 'holder'): Promise<number | undefined> => {
-    if (typeof ref === 'number') return ref
+    // a named node that is down already (crashed before, not back yet) is skipped: "killed" again, it was not
+    if (typeof ref === 'number') return cluster.live().includes(ref) ? ref : undefined
     if (ref === 'holder') {
       // a node running a task, if one turns up within a few seconds
       const until = Date.now() + 3_000
@@ -261,7 +262,7 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
   }
   const skipped = (): void => {
     trace.skipped = true
-    trace.detail = `skipped: no live node to ${fault.kind}`
+    trace.detail = 'node' in fault && typeof fault.node === 'number' ? `skipped: node ${fault.node} is down already` : `skipped: no live node to ${fault.kind}`
   }
   switch (fault.kind) {
     case 'crash': {

@@ -93,9 +93,16 @@ export function checkSimRun (run: SimRun, scenario: Scenario): void {
     // a node in two groups is cut off from neither: such a split tests nothing
     const twice = named.filter((n, k) => named.indexOf(n) !== k)
     if ('groups' in fault && twice.length > 0) wrong.push(`faults.${i} (${fault.kind}) names node ${[...new Set(twice)].join(', ')} more than once: in two groups it is cut off from neither`)
+    // a node in no group is cut off from nobody: it links the groups, and the split cuts nothing between them
+    const outside = 'groups' in fault ? Array.from({ length: run.nodes }, (_, n) => n).filter(n => !named.includes(n)) : []
+    if (outside.length > 0) wrong.push(`faults.${i} (${fault.kind}) puts node ${outside.join(', ')} in no group: each links the groups, so the split cuts nothing; name every node of the run (0..${run.nodes - 1})`)
     // refused before any node starts: failing at its time, the fault tested nothing and the run passed
     if (run.processes && (fault.kind === 'partition' || fault.kind === 'loss')) wrong.push(`faults.${i} (${fault.kind}) needs the nodes in one process: run it without --processes`)
   })
+  // nothing left to finish the work: the run waited out its drain and failed "no task lost" with no node live
+  const crashes = scenario.faults.filter(f => f.kind === 'crash')
+  const forGood = crashes.filter(f => f.restartAfterMs === undefined).length
+  if (forGood >= run.nodes && forGood === crashes.length) wrong.push(`${forGood} crashes without restartAfterMs take down all ${run.nodes} node${run.nodes === 1 ? '' : 's'} for good: restart one, or run more nodes`)
   // the added latency is the memory transport's: over TCP or between processes it was not added
   if ((scenario.latencyMs ?? 0) > 0 && (run.processes || run.transport !== 'memory')) wrong.push(`latencyMs (${scenario.latencyMs}) needs the memory transport in one process: run it without --processes and --transport tcp`)
   if (wrong.length > 0) throw new InvalidConfigError(`scenario "${scenario.name}": ${wrong.join('; ')}`)

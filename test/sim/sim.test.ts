@@ -56,6 +56,12 @@ describe('the simulator', () => {
     // a node in both groups of a split is cut off from neither
     const overlapping = { ...steady, faults: [{ kind: 'partition' as const, at: 100, groups: [[0], [0, 1]], durationMs: 1_000 }] }
     await expect(runSimulation({ ...base, scenario: overlapping as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/names node 0 more than once/) })
+    // a node in no group links the groups: the split would cut nothing
+    const bridged = { ...steady, faults: [{ kind: 'partition' as const, at: 100, groups: [[0], [1]], durationMs: 1_000 }] }
+    await expect(runSimulation({ ...base, nodes: 3, scenario: bridged as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/puts node 2 in no group/) })
+    // every node crashed for good: nothing would be left to finish the tasks
+    const wiped = { ...steady, faults: [0, 1, 2].map(node => ({ kind: 'crash' as const, at: 100 * (node + 1), node })) }
+    await expect(runSimulation({ ...base, nodes: 3, scenario: wiped as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/take down all 3 nodes for good/) })
     const slow = { ...steady, latencyMs: 20 }
     await expect(runSimulation({ ...base, transport: 'tcp', scenario: slow as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/latencyMs \(20\) needs the memory transport in one process/) })
   })
@@ -69,10 +75,11 @@ describe('the simulator', () => {
   it('skips a fault with no live node to apply it to, and says so, instead of faulting a node that is not there', async () => {
     const crash = await loadScenario('crash')
     // one node: the first crash takes it down for 3 s, the second comes while it is down
-    const scenario = { ...crash, faults: [{ kind: 'crash' as const, at: 300, node: 0, restartAfterMs: 3_000 }, { kind: 'crash' as const, at: 1_000, node: 'random' as const }] }
+    // (and a third names the node while it is down: it was reported killed again)
+    const scenario = { ...crash, faults: [{ kind: 'crash' as const, at: 300, node: 0, restartAfterMs: 3_000 }, { kind: 'crash' as const, at: 1_000, node: 'random' as const }, { kind: 'crash' as const, at: 1_500, node: 0 }] }
     const applied: string[] = []
     const report = await runSimulation({ scenario, nodes: 1, tasks: 20, workload: 'echo', rate: 5, seed: 3, transport: 'memory', processes: false, drainMs: 10_000, onFault: f => applied.push(f.detail) })
-    expect(applied).toEqual(['node 0 killed, back after 3000 ms', 'skipped: no live node to crash'])
+    expect(applied).toEqual(['node 0 killed, back after 3000 ms', 'skipped: no live node to crash', 'skipped: node 0 is down already'])
     expect(report.faults[1]).toMatchObject({ skipped: true, detail: 'skipped: no live node to crash' })
     expect(report.faults[1]?.node).toBeUndefined()
   }, 90_000)
