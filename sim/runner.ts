@@ -16,7 +16,7 @@ import type { WorkloadName } from './workload.js'
 import type { TaskLayerInit } from '../node/tasks/options.js'
 import type { AgentNodeInit } from '../node/create-node.js'
 
-/** How long past a fault's end (a pause's or a split's own timer, in the cluster) the run waits for it. */
+/** How long past a pause's or a split's end (the cluster's own timer, started before it returned) the run waits for it. */
 const RESTORE_MARGIN_MS = 100
 
 export interface SimOptions {
@@ -108,15 +108,22 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
   // fired is awaited, so a node still restarting cannot hold its store open past the stop
   const later = new Set<ReturnType<typeof setTimeout>>()
   const firing = new Set<Promise<unknown>>()
+  // each timer's work done (a node restarted), for the run's end to wait on
+  const restored: Array<Promise<void>> = []
   const after: After = (ms, fn) => {
-    const t = setTimeout(() => {
-      later.delete(t)
-      const done = Promise.resolve().then(fn).catch(() => {})
-      firing.add(done)
-      void done.finally(() => firing.delete(done))
-    }, ms)
-    later.add(t)
+    restored.push(new Promise<void>(resolve => {
+      const t = setTimeout(() => {
+        later.delete(t)
+        const done = Promise.resolve().then(fn).catch(() => {})
+        firing.add(done)
+        void done.finally(() => { firing.delete(done); resolve() })
+      }, ms)
+      later.add(t)
+    }))
   }
+  // when the faults whose end the cluster times itself (a pause, a split) end, ms from the start
+  let healedBy = 0
+  const endsIn = (ms: number, elapsedMs: number): void => { healedBy = Math.max(healedBy, elapsedMs + ms) }
   const faults: FaultTrace[] = []
   let submitErrors = 0
   let startedAt = Date.now()
@@ -131,7 +138,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       const timers = o.scenario.faults.map(fault => setTimeout(() => {
         const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
         faults.push(trace)
-        applied.push(applyFault(cluster, fault, faultRng, trace, after, () => Date.now() - t0)
+        applied.push(applyFault(cluster, fault, faultRng, trace, { after, endsIn }, () => Date.now() - t0)
           .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
           .finally(() => { o.onFault?.(trace) }))
       }, fault.at))
@@ -178,9 +185,8 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       await Promise.all(applied)
       // and so is each fault's own end (a restart, a resume, a heal): a run that ended before it
       // reported a node back that never came back, and its scenario tested no restart at all
-      const restoredAt = Math.max(0, ...faults.map(f => f.skipped === true || f.durationMs === undefined ? 0 : f.at + f.durationMs))
-      if (Date.now() < t0 + restoredAt + RESTORE_MARGIN_MS) await new Promise(resolve => setTimeout(resolve, t0 + restoredAt + RESTORE_MARGIN_MS - Date.now()))
-      await Promise.allSettled([...firing])
+      await Promise.all(restored)
+      if (Date.now() < t0 + healedBy + RESTORE_MARGIN_MS) await new Promise(resolve => setTimeout(resolve, t0 + healedBy + RESTORE_MARGIN_MS - Date.now()))
       clearInterval(progress)
       for (const timer of [...timers, ...later]) clearTimeout(timer)
       const durationMs = Date.now() - t0
@@ -240,7 +246,8 @@ async function follow (cluster: Cluster, trace: TaskTrace, check: (r: unknown) =
 type After = (ms: number, fn: () => unknown) => void
 
 /** Applies one fault; `elapsed` restamps the trace when the fault waited for its node (a holder). */
-async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, after: After, elapsed: () => number): Promise<void> {
+async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, timers: { after: After, endsIn: (ms: number, elapsedMs: number) => void }, elapsed: () => number): Promise<void> {
+  const { after } = timers
   // a holder fault that found none says so: it hit a node that held nothing
   let instead = ''
   const pick = async (ref: number | 'random' | 'holder'): Promise<number | undefined> => {
@@ -284,12 +291,17 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
       trace.node = i
       trace.detail = `node ${i} paused for ${fault.durationMs} ms${instead}`
       trace.durationMs = fault.durationMs
-      return cluster.pause(i, fault.durationMs)
+      // the cluster's own timer ends it, started before its pause returns
+      await cluster.pause(i, fault.durationMs)
+      timers.endsIn(fault.durationMs, elapsed())
+      return
     }
     case 'partition':
       trace.detail = `split ${fault.groups.map(g => `[${g.join(',')}]`).join(' | ')} for ${fault.durationMs} ms`
       trace.durationMs = fault.durationMs
-      return cluster.partition(fault.groups, fault.durationMs)
+      await cluster.partition(fault.groups, fault.durationMs)
+      timers.endsIn(fault.durationMs, elapsed())
+      return
     case 'loss':
       trace.detail = `${Math.round(fault.fraction * 100)}% of gossip dropped for ${fault.durationMs} ms`
       trace.durationMs = fault.durationMs

@@ -101,8 +101,10 @@ export function checkSimRun (run: SimRun, scenario: Scenario): void {
   })
   // nothing left to finish the work: the run waited out its drain and failed "no task lost" with no node live
   const crashes = scenario.faults.filter(f => f.kind === 'crash')
-  const forGood = crashes.filter(f => f.restartAfterMs === undefined).length
-  if (forGood >= run.nodes && forGood === crashes.length) wrong.push(`${forGood} crashes without restartAfterMs take down all ${run.nodes} node${run.nodes === 1 ? '' : 's'} for good: restart one, or run more nodes`)
+  // distinct nodes: a second crash of one node is skipped at run time
+  const named = new Set(crashes.flatMap(f => typeof f.node === 'number' ? [f.node] : []))
+  const forGood = named.size + crashes.filter(f => typeof f.node !== 'number').length
+  if (forGood >= run.nodes && crashes.every(f => f.restartAfterMs === undefined)) wrong.push(`crashes without restartAfterMs take down all ${run.nodes} node${run.nodes === 1 ? '' : 's'} for good: restart one, or run more nodes`)
   // the added latency is the memory transport's: over TCP or between processes it was not added
   if ((scenario.latencyMs ?? 0) > 0 && (run.processes || run.transport !== 'memory')) wrong.push(`latencyMs (${scenario.latencyMs}) needs the memory transport in one process: run it without --processes and --transport tcp`)
   if (wrong.length > 0) throw new InvalidConfigError(`scenario "${scenario.name}": ${wrong.join('; ')}`)

@@ -34,7 +34,7 @@ export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
     }
   })
   // both parsers read the body as a Buffer (parseAs), to check its UTF-8 strictly
-  const parse = (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void => {
+  const parse = (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void => {
     let text: string
     try {
       text = strictUtf8.decode(body as Buffer)
@@ -42,7 +42,8 @@ export function addJsonParser (app: FastifyInstance, limits: BodyLimits): void {
       // bytes that are no UTF-8 became U+FFFD and were stored as such
       return done(badRequest('not-json', 'body is not valid UTF-8'), undefined)
     }
-    if (text.trim() === '') return done(badRequest('not-json', 'expected a JSON body'), undefined)
+    // a route that takes no body reads an empty one as none (clients send the JSON content-type all the same)
+    if (text.trim() === '') return (request.routeOptions.config as { bodyOptional?: boolean } | undefined)?.bodyOptional === true ? done(null, undefined) : done(badRequest('not-json', 'expected a JSON body'), undefined)
     // before parsing: every recursive walk after it (schema checks, hashing) would overflow on [[[[...]]]]
     if (jsonDeeperThan(text, limits.maxDepth)) return done(badRequest('too-deep', `body nests arrays and objects deeper than ${limits.maxDepth} levels`), undefined)
     try {

@@ -103,7 +103,7 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
  * included, with the messages and codes the control API gives them (a body over the API's limit
  * is `request_too_large`, as a task input over the task limit is).
  */
-function asOpenAIError (err: any, request: FastifyRequest): OpenAIError {
+export function asOpenAIError (err: any, request: FastifyRequest): OpenAIError {
   if (err instanceof OpenAIError) return err
   // the control API's parser throws HttpError (status), Fastify its own errors (statusCode)
   const http = asHttpError(err, request)
@@ -111,6 +111,8 @@ function asOpenAIError (err: any, request: FastifyRequest): OpenAIError {
   const message = String(http?.message ?? err?.message ?? 'bad request')
   if (status === 401) return new OpenAIError(401, message, { code: 'invalid_api_key' })
   if (status >= 400 && status < 500) return new OpenAIError(status, message, { code: status === 400 ? 'invalid_request' : status === 413 ? 'request_too_large' : http?.code.toLowerCase() ?? null })
+  // the API's own 5xx (a stopping node's 503) is an answer, with its wait: only anything else is a bug's 500
+  if (http !== undefined) return new OpenAIError(http.status, message, { type: 'api_error', code: http.code.toLowerCase(), ...(http.retryAfterS === undefined ? {} : { retryAfterMs: http.retryAfterS * 1000 }) })
   return new OpenAIError(500, 'internal error', { code: 'internal_error' })
 }
 

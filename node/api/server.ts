@@ -226,6 +226,7 @@ export class ApiServer {
       app.route({
         method: route.method,
         url: route.path,
+        config: { bodyOptional: route.schema?.bodyOptional === true },
         handler: async (request, reply) => {
           const query = queries.get(request) ?? new URLSearchParams()
           checkQuery(query)

@@ -29,14 +29,16 @@ const submitBody = z.object({
 }).strict()
 
 /**
- * The body of a route that takes none (cancel, redrive, force-placement): nothing, or `{}`. A field
+ * The body of a route that takes none (cancel, redrive, force-placement): nothing, `null` or `{}`. A field
  * there was ignored, so `{"maxAttempts": 5}` on a redrive seemed to raise the budget and did not.
  */
 const noFields = z.object({}).strict()
 async function takesNoFields (ctx: RouteContext): Promise<void> {
   const body = await ctx.body({ optional: true })
-  if (body === undefined || noFields.safeParse(body).success) return
-  const given = typeof body === 'object' && body !== null && !Array.isArray(body) ? `fields ${Object.keys(body).map(k => JSON.stringify(k.slice(0, 100))).slice(0, 10).join(', ')}` : 'a JSON value that is not {}'
+  // none, an empty one, null or {}
+  if (body === undefined || body === null || noFields.safeParse(body).success) return
+  const fields = typeof body === 'object' && !Array.isArray(body) ? Object.keys(body).slice(0, 10).map(k => JSON.stringify(k.slice(0, 100))) : undefined
+  const given = fields === undefined ? 'a JSON value that is not {}' : `fields ${fields.join(', ')}`
   throw badRequest('invalid-body', `this route takes no body (or {}), got ${given}: the task keeps the options it was submitted with`)
 }
 

@@ -2,7 +2,6 @@ import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl } from './client.js'
 import { positiveWholeNumber } from './options.js'
 import { errorLine } from './output.js'
-import { DEFAULT_MAX_CALL_MS } from '../../protocols/mcp/constants.js'
 import type { MeshBackend } from '../../protocols/mcp/index.js'
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
 import type { ClientTarget } from './client.js'
@@ -50,9 +49,9 @@ export function addMcpCommand (program: Command): Command {
 }
 
 /**
- * Runs until stdin closes (the client went away, or a piped script ended), and answers the calls
- * under way first: each ends within --max-call-ms. Stdout carries MCP messages and nothing else;
- * anything for a person goes to stderr.
+ * Runs until stdin closes (the client went away: MCP's shutdown over stdio, which cancels the calls
+ * under way and their tasks). Stdout carries MCP messages and nothing else; anything for a person
+ * goes to stderr.
  */
 export async function runMcpCommand (flags: McpFlags): Promise<void> {
   const url = await resolveApiUrl(flags)
@@ -64,56 +63,28 @@ export async function runMcpCommand (flags: McpFlags): Promise<void> {
   const transport = new StdioServerTransport()
   const closed = new Promise<void>(resolve => { server.onclose = resolve })
   await connectMcpServer(server, transport)
-  const underWay = answeredRequests(transport, malformedRequest)
+  answerMalformed(transport, malformedRequest)
   server.onerror = err => {
-    // a line the transport could not read is answered as JSON-RPC says (id null: none could be read), not only told on stderr
+    // a line the transport could not read is answered as JSON-RPC says (id null: the transport keeps
+    // no id of a line it refused), not only told on stderr
     const code = err instanceof SyntaxError ? -32700 : err.name === 'ZodError' ? -32600 : undefined
-    if (code !== undefined) void transport.send({ jsonrpc: '2.0', id: null, error: { code, message: code === -32700 ? `parse error: ${err.message}` : 'invalid request: not a JSON-RPC 2.0 message' } } as unknown as JSONRPCMessage)
+    if (code !== undefined) void transport.send({ jsonrpc: '2.0', id: null, error: { code, message: code === -32700 ? `parse error: ${err.message}` : 'invalid request: not a JSON-RPC 2.0 message' } } as unknown as JSONRPCMessage).catch(() => {})
     errorLine(`mcp: ${err.message}`)
   }
-  process.stdin.once('end', () => { void underWay.settled((flags.maxCallMs ?? DEFAULT_MAX_CALL_MS) + POLL_SLACK_MS).then(async () => server.close()) })
+  process.stdin.once('end', () => { void server.close() })
   await closed
 }
 
 /**
- * Requests not answered yet, by id: the transport's messages are counted in and its responses out.
- * A request `malformed` names (its params unfit) is answered here with that error, as the /mcp door
- * answers it, instead of the SDK's internal error.
+ * Answers a request whose params `malformed` finds unfit with that error, as the /mcp door does,
+ * before the SDK answers it as an internal error (-32603) with its schema's dump.
  */
-function answeredRequests (transport: Transport, malformed: (body: unknown) => { code: number, message: string } | undefined): { settled: (limitMs: number) => Promise<void> } {
-  const pending = new Set<string | number>()
-  let idle: (() => void) | undefined
-  const answered = (id: string | number): void => { if (pending.delete(id) && pending.size === 0) idle?.() }
+function answerMalformed (transport: Transport, malformed: (body: unknown) => { code: number, message: string } | undefined): void {
   const deliver = transport.onmessage
   transport.onmessage = (message, extra) => {
-    const m = message as { id?: string | number, method?: string, params?: { requestId?: string | number } }
-    // a request the client cancels is never answered (MCP): nothing to wait for
-    if (m.method === 'notifications/cancelled' && m.params?.requestId !== undefined) answered(m.params.requestId)
-    if (m.method !== undefined && m.id !== undefined) {
-      const bad = malformed(message)
-      if (bad !== undefined) {
-        void transport.send({ jsonrpc: '2.0', id: m.id, error: bad })
-        return
-      }
-      pending.add(m.id)
-    }
-    deliver?.call(transport, message, extra)
-  }
-  const send = transport.send.bind(transport)
-  transport.send = async (message, options) => {
     const m = message as { id?: string | number, method?: string }
-    const sent = send(message, options)
-    if (m.method === undefined && m.id !== undefined) void sent.then(() => { answered(m.id as string | number) })
-    return sent
-  }
-  // bounded all the same: a request the SDK never answers must not keep the command alive for good
-  return {
-    settled: async limitMs => {
-      if (pending.size === 0) return
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, limitMs)
-        idle = () => { clearTimeout(timer); resolve() }
-      })
-    }
+    const bad = m.method !== undefined && m.id !== undefined ? malformed(message) : undefined
+    if (bad === undefined) deliver?.call(transport, message, extra)
+    else void transport.send({ jsonrpc: '2.0', id: m.id as string | number, error: bad }).catch(() => {})
   }
 }

@@ -45,7 +45,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const agents = await resolveAgents(config.agents, config.agentsModule, llm, embed)
   const token = await readApiToken(config.apiTokenFile)
   const apiAddress = splitHostPort(config.api)
-  await checkApiAddress(apiAddress.host, apiAddress.port)
+  await checkApiAddress(apiAddress.host, apiAddress.port).catch(async (err: Error) => { throw await ownerOf(config.data) ?? err })
   const log = createOperatorLog(config.logLevel, config.logFormat)
   // MCP servers last among the checks: they start processes, which a refused start must not leave behind
   const mcp = config.mcpServers === undefined
@@ -69,10 +69,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     })
   } catch (err: any) {
     await mcp?.close()
-    if (err?.name === 'DataDirInUseError') {
-      const owner = await readNodeFile(config.data).catch(() => undefined)
-      throw new DataDirInUseError(`data dir ${config.data} is in use by another agentmesh node${owner === undefined ? '' : ` (pid ${owner.pid})`}`)
-    }
+    if (err?.name === 'DataDirInUseError') throw await ownerOf(config.data, true) ?? err
     throw err
   }
   let api: ApiServer
@@ -134,5 +131,27 @@ function corruptRecordLog (log: OperatorLog): (message: string) => void {
     if (told.has(message) || told.size >= 10_000) return
     told.add(message)
     log.warn({ event: 'corrupt-record', record: message }, `skipped a corrupt record in the store: ${message}`)
+  }
+}
+
+/**
+ * The error naming the node that runs on `dataDir` (its pid from node.json), when one does; `locked`:
+ * the store's lock says one does, with or without a node.json. A second start on a running node's
+ * dir and port met the taken port first and named that, not the node.
+ */
+async function ownerOf (dataDir: string, locked = false): Promise<DataDirInUseError | undefined> {
+  const owner = await readNodeFile(dataDir).catch(() => undefined)
+  const running = owner !== undefined && isRunning(owner.pid)
+  if (!running && !locked) return undefined
+  return new DataDirInUseError(`data dir ${dataDir} is in use by another agentmesh node${running ? ` (pid ${owner.pid})` : ''}`)
+}
+
+function isRunning (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err: any) {
+    // EPERM: it runs, as another user
+    return err?.code === 'EPERM'
   }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, copyJson, signalKey } from '../../protocols/task/index.js'
+import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, resultCopy, signalKey } from '../../protocols/task/index.js'
 import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
 import { journalBytes, maxRecordBytes } from './options.js'
 import type { TaskLayerOptions } from './options.js'
@@ -31,11 +31,12 @@ export async function durableStep<T> (run: DurableRun, key: string, fn: () => Pr
     return cloneJson(current.journal[key]) as T
   }
   const value = await fn()
-  // refused as a result would be: no retry makes it JSON (a BigInt failed each attempt with JSON.stringify's own words)
-  if (copyJson(value ?? null) === NOT_JSON) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value is not ${JSON_VALUE_WHAT}`)
-  const size = current === undefined ? 0 : journalBytes(current) + byteLength(value ?? null) + byteLength(key)
+  // checked and copied as a result is: no retry makes it JSON (a BigInt failed each attempt with JSON.stringify's own words)
+  const { stored, size: valueBytes } = resultCopy(value)
+  if (stored === NOT_JSON) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value is not ${JSON_VALUE_WHAT}`)
+  const size = current === undefined ? 0 : journalBytes(current) + valueBytes + byteLength(key)
   if (size > maxRecordBytes(run.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(run.options)} a task may hold (maxInputBytes and 32 KiB)`)
-  await run.lease.journal(key, value === undefined ? null : value)
+  await run.lease.journal(key, stored)
   run.stats.stepsRun++
   return value
 }

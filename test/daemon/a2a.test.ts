@@ -145,6 +145,7 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     // can be after the claim the working update carries)
     const times = events.flatMap(e => e.payload?.$case === 'task' || e.payload?.$case === 'statusUpdate' ? [new Date(e.payload.value.status?.timestamp as unknown as string).getTime()] : [])
     expect(times.length).toBeGreaterThanOrEqual(2)
+    expect(times.every(Number.isFinite)).toBe(true)
     expect(times).toEqual([...times].sort((a, b) => a - b))
   })
 

@@ -139,6 +139,9 @@ describe('agentmesh CLI', () => {
     running.push(first)
     const second = await runCli(['node', '--data', join(dir, 'a'), '--api', '127.0.0.1:0'])
     expectOneLineError(second, new RegExp(`in use by another agentmesh node \\(pid ${first.proc.pid}\\)`))
+    // the same command again, the first's port too (as a second `agentmesh node` on the defaults does): the node is named, not the port
+    const again = await runCli(['node', '--data', join(dir, 'a'), '--api', new URL(first.api).host])
+    expectOneLineError(again, new RegExp(`in use by another agentmesh node \\(pid ${first.proc.pid}\\)`))
     expect((await (await fetch(`${first.api}/v1/health`)).json()).ok).toBe(true)
     const status = await runCli(['status', '--data', join(dir, 'a')])
     expect(status.code).toBe(0)

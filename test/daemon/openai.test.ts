@@ -5,7 +5,8 @@ import OpenAI, { APIError, APIUserAbortError, BadRequestError, NotFoundError } f
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
-import { openaiDoor } from '../../node/api/openai-door.js'
+import { asOpenAIError, openaiDoor } from '../../node/api/openai-door.js'
+import { HttpError } from '../../node/api/http.js'
 import { chatCapability } from '../../protocols/openai/index.js'
 import { waitFor } from '../../sim/wait.js'
 import { FakeOpenAI } from '../helpers/fake-openai.js'
@@ -356,4 +357,12 @@ describe('OpenAI-compatible API when the executing peer dies', () => {
     expect(err).toBeInstanceOf(APIError)
     expect(err).toMatchObject({ code: 'stream_diverged' })
   }, 60_000)
+})
+
+describe('the OpenAI door\'s answer to the API\'s own refusals', () => {
+  it('answers a stopping node\'s 503 as itself, with its wait, not as a bug\'s 500', () => {
+    const stopping = Object.assign(new HttpError(503, 'NODE_STOPPING', 'this node is stopping: send the request to another member of the mesh'), { retryAfterS: 1 })
+    const answer = asOpenAIError(stopping, {} as never)
+    expect({ status: answer.status, retryAfterMs: answer.retryAfterMs, body: answer.toJSON() }).toMatchObject({ status: 503, retryAfterMs: 1_000, body: { error: { type: 'api_error', code: 'node_stopping', message: expect.stringMatching(/stopping/) } } })
+  })
 })

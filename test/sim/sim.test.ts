@@ -12,7 +12,7 @@ import { renderHtml } from '../../sim/html.js'
 import { buildReport, summaryLines } from '../../sim/report.js'
 import { Rng } from '../../sim/rng.js'
 import { runSimulation } from '../../sim/runner.js'
-import { loadScenario } from '../../sim/scenario.js'
+import { checkSimRun, loadScenario } from '../../sim/scenario.js'
 import { makeWorkload } from '../../sim/workload.js'
 import { BIN, runCli } from '../../sim/daemon-process.js'
 import type { StoredCopy } from '../../sim/audit.js'
@@ -62,6 +62,9 @@ describe('the simulator', () => {
     // every node crashed for good: nothing would be left to finish the tasks
     const wiped = { ...steady, faults: [0, 1, 2].map(node => ({ kind: 'crash' as const, at: 100 * (node + 1), node })) }
     await expect(runSimulation({ ...base, nodes: 3, scenario: wiped as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/take down all 3 nodes for good/) })
+    // one node crashed twice is one node down: node 2 is left, and the check says nothing
+    const twice = { ...steady, faults: [0, 0, 1].map((node, k) => ({ kind: 'crash' as const, at: 100 * (k + 1), node })) }
+    expect(() => { checkSimRun({ nodes: 3, tasks: 10, rate: 10, seed: 1, transport: 'memory', processes: false, workload: 'echo' }, twice as never) }).not.toThrow()
     const slow = { ...steady, latencyMs: 20 }
     await expect(runSimulation({ ...base, transport: 'tcp', scenario: slow as never })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/latencyMs \(20\) needs the memory transport in one process/) })
   })
