@@ -34,7 +34,7 @@ export function parsePlan (text: string, capabilities: Set<string>): { ok: true,
   }
   const waves = order(parsed.data)
   if (waves === undefined) return { ok: false, error: 'the dependencies form a cycle' }
-  const refError = unorderedRef(waves, ids)
+  const refError = refProblem(waves, ids)
   if (refError !== undefined) return { ok: false, error: refError }
   return { ok: true, plan: parsed.data }
 }
@@ -46,7 +46,7 @@ const REF = '$ref:'
  * not depend on (directly or through others), which may not have run yet. Such a reference became
  * nothing, and the plan completed with a wrong input, or died of it after every retry.
  */
-function unorderedRef (waves: Plan['steps'][], ids: Set<string>): string | undefined {
+function refProblem (waves: Plan['steps'][], ids: Set<string>): string | undefined {
   const before = new Map<string, Set<string>>()
   for (const wave of waves) {
     for (const step of wave) {
