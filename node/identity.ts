@@ -26,13 +26,7 @@ export async function loadOrCreateIdentity (store: Store, storePath?: string): P
   const where = storePath ?? 'the store'
   const unreadable = (why: string): DataDirError => new DataDirError(`the node key in ${where} is unreadable (${why}): restore the data dir from a backup, or start with a new data dir as a new peer`)
   const mark = storePath === undefined ? undefined : await readMark(join(storePath, PEER_MARK))
-  let saved: Uint8Array | undefined
-  try {
-    saved = await store.getBytes(IDENTITY_KEY)
-  } catch (err: any) {
-    if (err?.name !== 'CorruptRecordError') throw err
-    throw unreadable('not the form it was written in')
-  }
+  const saved = await savedBytes(store, IDENTITY_KEY, () => unreadable('not the form it was written in'))
   if (saved !== undefined) {
     let key: PrivateKey
     try {
@@ -88,14 +82,18 @@ const MESH_KEY = 'mesh'
  * served and ran tasks of both. A store from before the mark takes the mesh it is started with.
  */
 export async function checkMeshOf (store: Store, mesh: string, where: string): Promise<void> {
-  let saved: Uint8Array | undefined
-  try {
-    saved = await store.getBytes(MESH_KEY)
-  } catch (err: any) {
-    if (err?.name !== 'CorruptRecordError') throw err
-    throw new DataDirError(`the mesh name kept in ${where} is unreadable: restore the data dir from a backup, or start with a new data dir`)
-  }
+  const saved = await savedBytes(store, MESH_KEY, () => new DataDirError(`the mesh name kept in ${where} is unreadable: restore the data dir from a backup, or start with a new data dir`))
   if (saved === undefined) return await store.putBytes(MESH_KEY, new TextEncoder().encode(mesh))
   const was = new TextDecoder().decode(saved)
   if (was !== mesh) throw new DataDirError(`the data dir ${where} is a peer of mesh "${was}", not "${mesh}": a data dir belongs to one mesh (its tasks and placements are that mesh's). Start it with --mesh ${was}, or use a new data dir for mesh "${mesh}"`)
+}
+
+/** A meta value of the store; `unreadable`'s error when it is there in another form (a damaged store). */
+async function savedBytes (store: Store, key: string, unreadable: () => DataDirError): Promise<Uint8Array | undefined> {
+  try {
+    return await store.getBytes(key)
+  } catch (err: any) {
+    if (err?.name !== 'CorruptRecordError') throw err
+    throw unreadable()
+  }
 }

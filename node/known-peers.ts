@@ -21,6 +21,8 @@ export class KnownPeers {
   private readonly log: Logger
   private saving: Promise<void> = Promise.resolve()
   private dirty = false
+  /** what addrs() last gave, until the remembered peers change */
+  private parsed?: { self: string, addrs: Multiaddr[] }
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, listenAddrs: Multiaddr[] }>): void => {
     this.note(evt.detail.peerId.toString(), evt.detail.listenAddrs.map(a => a.toString()))
   }
@@ -49,6 +51,8 @@ export class KnownPeers {
 
   /** Every remembered address, with its peer's id; ones that do not parse are skipped. */
   addrs (self: string): Multiaddr[] {
+    // parsed once per change: the joiner asks at each of its rounds and each disconnect
+    if (this.parsed?.self === self) return this.parsed.addrs
     const out: Multiaddr[] = []
     for (const [id, addrs] of this.peers) {
       if (id === self) continue
@@ -58,6 +62,7 @@ export class KnownPeers {
         } catch {}
       }
     }
+    this.parsed = { self, addrs: out }
     return out
   }
 
@@ -77,6 +82,7 @@ export class KnownPeers {
     // the last identified go last, kept first; written only when what is known changed
     this.peers.delete(id)
     this.peers.set(id, kept)
+    this.parsed = undefined
     if (known !== undefined && known.join(' ') === kept.join(' ')) return
     for (const oldest of this.peers.keys()) {
       if (this.peers.size <= MAX_KNOWN_PEERS) break

@@ -77,9 +77,9 @@ export interface RouteContext {
   query: URLSearchParams
   /**
    * the parsed JSON body; 400 when malformed or too deep, 413 when over the limit, 415 when not JSON.
-   * `{optional: true}`: undefined when the request has none, instead of a 400 or 415
+   * On a route whose schema says `bodyOptional`: undefined when the request has none
    */
-  body: (options?: { optional?: boolean }) => Promise<unknown>
+  body: () => Promise<unknown>
   /** aborts when the client goes away before the answer: a long poll stops waiting for nobody */
   gone: () => AbortSignal
 }

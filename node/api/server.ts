@@ -236,7 +236,7 @@ export class ApiServer {
             req: request.raw,
             params: request.params as Record<string, string>,
             query,
-            body: async (options = {}) => options.optional === true && request.body === undefined ? undefined : bodyOf(request),
+            body: async () => route.schema?.bodyOptional === true && request.body === undefined ? undefined : bodyOf(request),
             // a stop ends a long poll too: it answers with the state it has
             gone: () => (gone ??= goneSignal(reply.raw, graceful.stopping))
           })

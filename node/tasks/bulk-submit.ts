@@ -7,6 +7,7 @@ import { unofferedWarning } from './suggest.js'
 import { MAX_BULK_TASKS } from './bulk-limits.js'
 import type { Placement, Task, TaskRecord } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
+import { madeTask } from './find-task.js'
 import type { TaskView } from './find-task.js'
 import type { Creation, KeyCreations } from './key-creations.js'
 import type { SubmitRequest } from './submit-checks.js'
@@ -77,8 +78,8 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
     const claim = await host.keys.claim(id)
     if ('answer' in claim) {
       existing.add(id)
-      const made = await host.find(id)
-      if (made !== undefined) known.set(id, made.record.task)
+      const made = await madeTask(host.c, id)
+      if (made !== undefined) known.set(id, made)
     } else owned.set(id, claim.owned)
   }
   const ids = [...owned.keys()]

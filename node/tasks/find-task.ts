@@ -3,7 +3,7 @@ import { isBadRequest } from '../../protocols/rpc/served.js'
 import { majority, untilQuorum } from '../../protocols/lease/index.js'
 import { canonicalJson, hasValidFinal, hasValidId, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
-import type { Placement, StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { Placement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
 
 export interface TaskView {
   record: TaskRecord
@@ -31,6 +31,14 @@ interface Copy {
 export function isSettled (v: { record?: TaskRecord, result?: StoredResult }): boolean {
   const f = v.record?.final
   return f !== undefined && (f.state !== 'completed' || v.result !== undefined)
+}
+
+/**
+ * A task's own fields (its Task, fixed once made), from this node's copy when it has one, else from
+ * its placement: a check of what a task was made with needs no member's answer.
+ */
+export async function madeTask (c: TaskComponents, id: string): Promise<Task | undefined> {
+  return (await c.replica.get(id)).record?.task ?? (await findTask(c, id))?.record.task
 }
 
 /**

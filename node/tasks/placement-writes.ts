@@ -3,7 +3,7 @@ import { putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength } from '../../protocols/task/index.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS } from './bulk-limits.js'
 import type { TaskComponents } from './components.js'
-import type { TaskRecord } from '../../protocols/task/index.js'
+import type { Task, TaskRecord } from '../../protocols/task/index.js'
 
 /*
  * A submit's writes of new records to their placements: each record is acknowledged only once a
@@ -38,7 +38,7 @@ export async function storeOnPlacement (c: TaskComponents, record: TaskRecord, k
   const keep = keepsCopy(record, refused)
   if (keep && !kept) await keepCopy(c, record)
   else if (!keep && kept) await c.replica.forgetCopy(record.task.id, record.placement.epoch)
-  if (refused) throw shortfall(members, answers, ok, record.task.idempotencyKey !== undefined)
+  if (refused) throw shortfall(members, answers, ok, record.task)
 }
 
 /**
@@ -104,7 +104,7 @@ export async function storeManyOnPlacements (c: TaskComponents, records: TaskRec
     }
     const answers = await untilQuorum(members, put, majority(members.length), r => r.status === 'OK').early
     const ok = answers.filter(a => a.result.status === 'OK').length
-    if (ok < majority(members.length)) failed.set(id, shortfall(members, answers, ok, record.task.idempotencyKey !== undefined))
+    if (ok < majority(members.length)) failed.set(id, shortfall(members, answers, ok, record.task))
   }))
   // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it
   const me = c.peerId.toString()
@@ -150,7 +150,7 @@ function chunked<T> (items: T[], bytes: (item: T) => number): T[][] {
 }
 
 /** A store that fell short of a majority of the placement, with each member's answer. */
-function shortfall (members: string[], answers: Array<{ peer: string, result: { status: string, reason?: string } }>, ok: number, keyed: boolean): QuorumUnavailableError {
+function shortfall (members: string[], answers: Array<{ peer: string, result: { status: string, reason?: string } }>, ok: number, task: Task): QuorumUnavailableError {
   const reasons = members.map(m => {
     const a = answers.find(x => x.peer === m)
     // the shortfall is known before every member answers: one still writing (this node, say) has not failed
@@ -158,6 +158,6 @@ function shortfall (members: string[], answers: Array<{ peer: string, result: { 
   })
   // a member that stored it may still run it once the others are back (anti-entropy carries it): a
   // retry without a key would make a second task
-  const retry = keyed ? 'retry with the same idempotency key, which names this task again' : 'a retry makes another task (submit with an idempotency key to retry safely)'
+  const retry = task.idempotencyKey !== undefined ? 'retry with the same idempotency key, which names this task again' : 'a retry makes another task (submit with an idempotency key to retry safely)'
   return new QuorumUnavailableError(`task stored on ${ok} of ${members.length} placement members, ${majority(members.length)} needed (${reasons.join('; ')}); a member that stored it may still run it once the others are back: ${retry}`)
 }

@@ -6,7 +6,7 @@ import { keepCopy, mayBeUnstored, storeOnPlacement } from './placement-writes.js
 import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
-import { findTask, isSettled } from './find-task.js'
+import { findTask, isSettled, madeTask } from './find-task.js'
 import { checkSubmit, keyConflict, offeredNames, routedByModel, submitNow } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
 import { submitMany } from './bulk-submit.js'
@@ -106,7 +106,9 @@ export class TaskService {
     const claim = await this.keys.claim(id)
     if ('answer' in claim) {
       // made by a submit of the same key at the same time: with other options, refused all the same
-      await this.findOfKey(req, id)
+      const made = await madeTask(this.c, id)
+      const conflict = made === undefined ? undefined : keyConflict(req, made)
+      if (conflict !== undefined) throw conflict
       return { ...claim.answer, created: false }
     }
     const mine = claim.owned

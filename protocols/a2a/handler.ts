@@ -109,10 +109,11 @@ export class MeshRequestHandler implements A2ARequestHandler {
     if (message === undefined) throw new RequestMalformedError('params.message is required')
     if (!message.messageId) throw new RequestMalformedError('message.messageId is required')
     if (message.taskId) throw new UnsupportedOperationError('a mesh task takes one message: send a new message without taskId (tasks/get and tasks/cancel take the id)')
-    const skills = new Map(skillsOf(this.mesh.presence.live()).map(s => [s.id, s.inputModes]))
+    const live = this.mesh.presence.live()
+    const skills = new Map(skillsOf(live).map(s => [s.id, s.inputModes]))
     const request = meshRequestOf(message, params.metadata, skills)
     // refused before a task is made that could only die of it, as the MCP door does
-    const schema = this.mesh.presence.live().flatMap(p => p.capabilities).find(c => c.name === request.capability && c.inputSchema !== undefined)?.inputSchema
+    const schema = live.flatMap(p => p.capabilities).find(c => c.name === request.capability && c.inputSchema !== undefined)?.inputSchema
     const problem = inputProblem(schema, request.input)
     if (problem !== undefined) throw new RequestMalformedError(`invalid input for the skill "${request.capability}": ${problem}; the agent card's skill describes what it takes`)
     const idempotencyKey = idempotencyKeyOf(message)
@@ -159,7 +160,6 @@ function statusKey (task: Task): string {
   return `${task.status?.state ?? ''}|${text ?? ''}`
 }
 
-/** The task layer's named errors as A2A's; anything else (a programmer's error) as it is. */
 /**
  * A request's historyLength: unset is no limit, 0 no message (A2A: the server MUST NOT return more
  * than asked). A task's history here is at most the message that started it.
@@ -170,6 +170,7 @@ function historyLengthOf (length: number | undefined): number | undefined {
   return length
 }
 
+/** The task layer's named errors as A2A's; anything else (a programmer's error) as it is. */
 function rethrow (err: any): never {
   switch (err?.name) {
     case 'TaskNotFoundError': throw new TaskNotFoundError(String(err.message))
