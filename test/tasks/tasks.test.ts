@@ -410,6 +410,8 @@ describe('tasks over gossip', () => {
     // two members hold a lease for a claimant that is not there: every claim gets one grant at most
     const blocked = placement.members.filter(m => m !== claimant.peerId.toString()).slice(0, 2)
     const member = (peer: string): AgentNode => net!.nodes.find(n => n.peerId.toString() === peer)!
+    // the submit is answered once a majority stored the record: the third may still be writing it
+    await waitFor(async () => (await Promise.all(placement.members.map(async m => (await member(m).tasks!.replica.get(task.id)).record))).every(r => r !== undefined), { what: 'every member to hold the record' })
     const hold = async (op: 'acquire' | 'release'): Promise<void> => {
       for (const peer of blocked) {
         const res = await member(peer).tasks!.replica.handleLease('elsewhere', op === 'acquire' ? { op, id: task.id, epoch: placement.epoch, claimId: 'blocker', durationMs: 60_000 } : { op, id: task.id, epoch: placement.epoch, claimId: 'blocker', term: 1, ran: false })
