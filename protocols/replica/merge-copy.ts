@@ -18,6 +18,10 @@ export interface CopyRules {
   refused: () => void
   /** votes taken unchecked for this copy only (its signer sent it) */
   trusted?: TrustedVote
+  /** this member's clock */
+  now: number
+  /** the longest back-off before a retry (backoffCapMs) */
+  maxRetryDelayMs: number
 }
 
 /**
@@ -39,6 +43,7 @@ export function mergeCopy (before: ReplicaTaskState, record: TaskRecord, result:
     if (existing === undefined) return { store: false, record: undefined }
     merged = existing
   }
+  merged = ownRetryTime(merged, existing, rules)
   // a copy of a task already forgotten (or about to be) is not stored again
   if (rules.isExpired(merged)) return { store: false, record: merged }
   let keptResult = before.result
@@ -51,6 +56,17 @@ export function mergeCopy (before: ReplicaTaskState, record: TaskRecord, result:
   // mergeRecords makes a new object every time
   if (existing !== undefined && keptResult === before.result && sameRecord(merged, existing)) return { store: false, record: existing }
   return { store: true, record: merged, result: keptResult }
+}
+
+/**
+ * A copy's retry time was stamped by another member's clock: one running an hour ahead would hold
+ * every member back an hour once copies merge. This member takes it up to the longest back-off from
+ * its own now; a retry time of its own stands.
+ */
+function ownRetryTime (merged: TaskRecord, existing: TaskRecord | undefined, rules: CopyRules): TaskRecord {
+  const limit = rules.now + rules.maxRetryDelayMs
+  if (merged.notBefore === undefined || merged.notBefore <= limit || merged.notBefore === existing?.notBefore) return merged
+  return { ...merged, notBefore: Math.max(limit, existing?.generation === merged.generation ? existing.notBefore ?? 0 : 0) }
 }
 
 /** Whether two records hold the same content: the fields that differ most often first, then all of it. */

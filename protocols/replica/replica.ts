@@ -172,7 +172,7 @@ export class Replica {
         this.stats.damagedRefusals++
         return undefined
       }
-      const m = mergeCopy(before, record, result, { me: this.me, isExpired: r => this.isExpired(r), refused: () => { this.stats.refusedRecords++ }, trusted })
+      const m = mergeCopy(before, record, result, { me: this.me, isExpired: r => this.isExpired(r), refused: () => { this.stats.refusedRecords++ }, trusted, now: this.now(), maxRetryDelayMs: this.backoff.capMs })
       if (!m.store) return m.record
       await this.persist(before, { ...before, record: m.record, result: m.result })
       return m.record

@@ -1331,6 +1331,23 @@ describe('deciding by clocks and reasons', () => {
     expect(lease.grants.size).toBe(2)
   })
 
+  it('a retry time stamped by a member whose clock runs an hour ahead, brought to the others by a copy, holds them back no longer than the longest back-off', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    await c.acquire(holderOf(), t)
+    c.advance(HOUR, [2])
+    // the lease lapses everywhere; the fast member's retry time is an hour past the others' clocks
+    await c.lapse()
+    const skewed = await c.at(2).store.getRecord(t.id)
+    expect(skewed?.notBefore).toBeGreaterThan(T0 + HOUR)
+    // anti-entropy or a read brings that copy to the two others
+    for (const i of [0, 1]) await c.at(i).replica.put(skewed!)
+    for (const i of [0, 1]) expect((await c.at(i).store.getRecord(t.id))?.notBefore).toBeLessThanOrEqual(c.at(i).clock.now + BACKOFF.capMs)
+    c.advance(BACKOFF.capMs, [0, 1])
+    const lease = await c.acquire(holderOf(), t, { down: [c.at(2).peer.id] })
+    expect(lease.grants.size).toBe(2)
+  })
+
   it('without the adoption step, the skewed member alone is refused by the others', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
