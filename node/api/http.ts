@@ -31,6 +31,13 @@ export function badRequest (reason: BadRequestReason, message: string): HttpErro
 }
 
 /** A schema's complaints as one line: `path: message; ...`; `root` names what was checked (an item of a bulk body, say). */
+/** The parsed JSON body; a route that needs one and got none says why. */
+export function bodyOf (request: { body?: unknown, headers: IncomingMessage['headers'] }): unknown {
+  if (request.body !== undefined) return request.body
+  if (request.headers['content-type'] === undefined) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'no content-type: send the body as application/json', 'unsupported-media-type')
+  throw badRequest('not-json', 'expected a JSON body')
+}
+
 export function zodMessage (err: z.ZodError, root?: string): string {
   const where = (path: PropertyKey[]): string => root === undefined ? path.join('.') || '(body)' : [root, ...path].join('.')
   // a schema's own message may name its field already (the capability's does): not twice

@@ -3,7 +3,7 @@ import { VERSION } from '../version.js'
 import { stateOf } from '../../protocols/task/index.js'
 import { MCP_PATH } from '../../protocols/mcp/constants.js'
 import { errorStatus, sendError } from './fastify-glue.js'
-import { badRequest } from './http.js'
+import { badRequest, bodyOf } from './http.js'
 import type { MeshBackend } from '../../protocols/mcp/server.js'
 import { cancelUnlessStopping } from './doors.js'
 import type { Door } from './doors.js'
@@ -71,7 +71,8 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     const sdk = lazily(loadMcpServer)
     async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       const { createMcpServer, connectMcpServer, malformedRequest, Transport } = await sdk()
-      const malformed = malformedRequest(request.body)
+      // no body at all (no content-type, or an empty one) is the API's own refusal, answered by the scope's handler
+      const malformed = malformedRequest(bodyOf(request))
       if (malformed !== undefined) {
         ctx.countRefusal(badRequest('door', malformed.message), request)
         const id = (request.body as { id?: unknown } | null)?.id

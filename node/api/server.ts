@@ -7,7 +7,7 @@ import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, asHttpError, pathPatterns, shortUrl } from './fastify-glue.js'
 import { DEFAULT_CLOSE_GRACE_MS, GracefulClose } from './graceful-close.js'
 import { guardServer, handleClientError } from './guards.js'
-import { HttpError, badRequest, parseTarget, unknownQueryCheck } from './http.js'
+import { HttpError, badRequest, bodyOf, parseTarget, unknownQueryCheck } from './http.js'
 import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
 import { taskEventsRoute } from './event-routes.js'
 import { meshEventsRoute } from './mesh-events-route.js'
@@ -284,13 +284,6 @@ export class ApiServer {
   async close (): Promise<void> {
     await this.graceful.close(this.app)
   }
-}
-
-/** The parsed JSON body; a route that needs one and got none says why. */
-function bodyOf (request: FastifyRequest): unknown {
-  if (request.body !== undefined) return request.body
-  if (request.headers['content-type'] === undefined) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'no content-type: send the body as application/json', 'unsupported-media-type')
-  throw badRequest('not-json', 'expected a JSON body')
 }
 
 /** The task layer's routes and its vector memory's, whose refusals say when to come back (retryAfterMs). */

@@ -81,8 +81,11 @@ export interface McpServerInit {
 export function malformedRequest (body: unknown): { code: number, message: string } | undefined {
   if (Array.isArray(body) && body.length === 0) return { code: -32600, message: 'an empty batch: send at least one JSON-RPC request' }
   // valid JSON that is not a JSON-RPC message is an invalid request (-32600); the transport called it a parse error (-32700)
-  const notMessage = (Array.isArray(body) ? body : [body]).find(m => !JSONRPCMessageSchema.safeParse(m).success)
-  if (notMessage !== undefined) return { code: -32600, message: `invalid request: not a JSON-RPC 2.0 message (${typeof notMessage === 'object' && notMessage !== null ? 'an object without a valid jsonrpc, method, id or params' : `a JSON ${notMessage === null ? 'null' : typeof notMessage}`})` }
+  const messages: unknown[] = Array.isArray(body) ? body : [body]
+  // by index: the message found may itself be undefined
+  const bad = messages.findIndex(m => !JSONRPCMessageSchema.safeParse(m).success)
+  const notMessage = messages[bad]
+  if (bad >= 0) return { code: -32600, message: `invalid request: not a JSON-RPC 2.0 message (${typeof notMessage === 'object' && notMessage !== null ? 'an object without a valid jsonrpc, method, id or params' : `a JSON ${notMessage === null ? 'null' : typeof notMessage}`})` }
   // a message from here on: a batch, or one object
   if (Array.isArray(body)) return undefined
   const method = (body as { method?: unknown }).method

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { waitFor } from '../../sim/wait.js'
 import { PACKAGE_ROOT } from '../../node/package-root.js'
+import { malformedRequest } from '../../protocols/mcp/server.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js'
 
@@ -202,6 +203,15 @@ describe('MCP both ways, between real daemons', () => {
     for (const body of ['null', '"x"', '42', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: null }), JSON.stringify([{ jsonrpc: '2.0', id: 2, method: 'tools/list' }, 'x'])]) {
       expect(await post(body), body).toMatchObject({ status: 400, json: { error: { code: -32600, message: expect.stringMatching(/^invalid request: not a JSON-RPC 2\.0 message/) } } })
     }
+    // no body at all: with no content-type it is the API's 415, with one an unparsable body; never a bug's 500
+    const internalErrors = async (): Promise<number> => ((await (await fetch(`${a.api}/v1/metrics`, { headers: auth })).json()) as any).api.internalErrors
+    const bugs = await internalErrors()
+    const bare = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { ...auth, accept: 'application/json, text/event-stream' } })
+    expect({ status: bare.status, json: await bare.json() }).toMatchObject({ status: 415, json: { jsonrpc: '2.0', id: null, error: { code: -32600, message: expect.stringMatching(/application\/json/) } } })
+    expect(await post('')).toMatchObject({ status: 400, json: { id: null, error: { code: -32700 } } })
+    expect(await internalErrors()).toBe(bugs)
+    // and the check itself takes a missing body as no message (it had found it, and read its method)
+    expect(malformedRequest(undefined)).toMatchObject({ code: -32600 })
     expect((await (clients[0] as Client).listTools()).tools.length).toBeGreaterThan(0)
   })
 
