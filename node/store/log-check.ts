@@ -54,7 +54,7 @@ export async function refuseMissingLog (path: string): Promise<void> {
   throw new DataDirError(`the store at ${path} lost its write-ahead log ${file}, which its MANIFEST names: what was written since its last compaction (this member's latest grants and votes among it) is gone, and starting on the tables alone could make it grant or vote against them. Restore the data dir from a backup, or start with a new data dir as a new peer`)
 }
 
-const logFile = (n: number): string => `${String(n).padStart(6, '0')}.log`
+export const logFile = (n: number): string => `${String(n).padStart(6, '0')}.log`
 
 async function isMissing (file: string): Promise<boolean> {
   return access(file).then(() => false, (err: any) => err?.code === 'ENOENT')
@@ -65,7 +65,7 @@ async function isMissing (file: string): Promise<boolean> {
  * store, or one LevelDB never gave a log), or when the MANIFEST cannot be read as expected: its own
  * checksums are LevelDB's to refuse, at open.
  */
-async function namedLog (path: string): Promise<number | undefined> {
+export async function namedLog (path: string): Promise<number | undefined> {
   const current = await readFile(join(path, 'CURRENT'), 'utf8').catch(() => undefined)
   const name = current?.trim()
   if (name === undefined || !/^MANIFEST-\d+$/.test(name)) return undefined

@@ -6,6 +6,7 @@ import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../pr
 import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
 import { refuseDroppedData, refuseMarked } from './dropped-data.js'
+import { forgetClosedLog, noteClosedLog, refuseShortLog } from './closed-log.js'
 import { refuseMissingLog } from './log-check.js'
 import { checkTables } from './table-check.js'
 import type { TablesChecked } from './table-check.js'
@@ -68,6 +69,8 @@ export class Store {
   /** group commits: batches written, those of them fsynced, and the operations they carried */
   readonly stats = { groupCommits: 0, syncedCommits: 0, groupedWrites: 0 }
   private readonly db: Level<string, string>
+  private readonly path: string
+  private readonly log?: Logger
   private corrupt = 0
   private readonly corruptSeen = new Set<string>()
   /**
@@ -90,8 +93,10 @@ export class Store {
   /** Counts a record found unreadable or altered (once per key), tells the log and the operator, and marks its task damaged when it is a record or lease state. */
   readonly reportCorrupt: (err: CorruptRecordError) => void
 
-  private constructor (db: Level<string, string>, log?: Logger, told?: (message: string) => void) {
+  private constructor (db: Level<string, string>, path: string, log?: Logger, told?: (message: string) => void) {
     this.db = db
+    this.path = path
+    this.log = log
     const onCorrupt = (err: CorruptRecordError): void => {
       // a record is read again on every request that names it: counted once (figures say records, not reads)
       const key = err.where === undefined ? undefined : `${err.where.namespace}/${err.where.key}`
@@ -119,6 +124,7 @@ export class Store {
     const files = await refuseHeadless(init.path)
     await refuseMarked(init.path)
     await refuseMissingLog(init.path)
+    await refuseShortLog(init.path)
     const tables = await refuseDamagedTables(init.path, files)
     const db = new Level<string, string>(init.path, { valueEncoding: 'utf8' })
     try {
@@ -136,11 +142,12 @@ export class Store {
     }
     try {
       await refuseDroppedData(init.path)
+      await forgetClosedLog(init.path)
     } catch (err) {
       await db.close().catch(() => {})
       throw err
     }
-    const store = new Store(db, init.log, init.onCorrupt)
+    const store = new Store(db, init.path, init.log, init.onCorrupt)
     try {
       // a table without its footer was left to LevelDB: if it is live, reading every key finds it
       if (tables.unfinished > 0) await store.readEveryKey()
@@ -278,7 +285,10 @@ export class Store {
   }
 
   async close (): Promise<void> {
-    if (this.db.status === 'open') await this.db.close()
+    if (this.db.status !== 'open') return
+    await this.db.close()
+    // a clean stop: the next start can tell a log cut short since from one a crash cut
+    await noteClosedLog(this.path).catch((err: any) => { this.log?.('the log\'s length not noted at close: %s', err?.message) })
   }
 }
 

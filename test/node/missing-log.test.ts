@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
@@ -90,5 +90,47 @@ describe('a store whose write-ahead log is gone', () => {
   it('a new store, and one opened and closed again and again, open', async () => {
     const path = join(await tmp(), 'store')
     for (let i = 0; i < 3; i++) expect(await opened(path)).toBeUndefined()
+  })
+})
+
+describe('a store whose write-ahead log was cut short after a clean stop', () => {
+  const tmp = useTmpDirs()
+
+  /** A Store written through and closed cleanly: its newest writes are in its log alone. */
+  async function stopped (): Promise<{ path: string, log: string }> {
+    const path = join(await tmp(), 'store')
+    const store = await Store.open({ path })
+    for (let i = 0; i < 200; i++) await store.meta.put(`k${i}`, 'x'.repeat(200), { sync: i % 50 === 0 })
+    await store.close()
+    const logs = (await readdir(path)).filter(n => n.endsWith('.log'))
+    expect(logs).toHaveLength(1)
+    return { path, log: logs[0] as string }
+  }
+
+  const opened = async (path: string): Promise<Error | undefined> => Store.open({ path }).then(async s => { await s.close(); return undefined }, (e: Error) => e)
+
+  it('is refused, naming the log and both lengths; with its log whole it opens and holds every write', async () => {
+    const { path, log } = await stopped()
+    const whole = await readFile(join(path, log))
+    // LevelDB alone opens on what is left, silently: the cut looks like a crash mid-write
+    await truncate(join(path, log), Math.floor(whole.length / 2))
+    const err = await opened(path)
+    expect(err?.name).toBe('DataDirError')
+    expect(err?.message).toContain(`write-ahead log ${log} of ${Math.floor(whole.length / 2)} bytes, where it had ${whole.length}`)
+    // refused before LevelDB opened it: the whole log put back, nothing was lost
+    await writeFile(join(path, log), whole)
+    const store = await Store.open({ path })
+    expect(await store.meta.get('k199')).toBe('x'.repeat(200))
+    await store.close()
+  })
+
+  it('a store stopped cleanly again and again opens each time; one that was not (kill -9) is left to LevelDB\'s crash recovery', async () => {
+    const { path } = await stopped()
+    for (let i = 0; i < 3; i++) expect(await opened(path)).toBeUndefined()
+    // no clean stop noted (the mark is written at close): a cut tail is what a crash leaves
+    const again = await stopped()
+    await rm(join(again.path, 'CLOSED-LOG'))
+    await truncate(join(again.path, again.log), 100)
+    expect(await opened(again.path)).toBeUndefined()
   })
 })
