@@ -63,8 +63,20 @@ export async function readApiToken (file: string | undefined, env: NodeJS.Proces
 /** Whether a Host header names this machine by a loopback name or address (any port). */
 export function isLoopbackHost (host: string | undefined): boolean {
   if (host === undefined) return true
-  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '')
+  // a host name is case-insensitive, and may end in the root's dot
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '')).toLowerCase().replace(/\.$/, '')
   return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
+}
+
+/**
+ * The host a request names: an absolute-form target's authority (what a proxy sends), which RFC
+ * 9112 says stands in for the Host header, else the Host header.
+ */
+export function requestHost (target: string | undefined, host: string | undefined): string | undefined {
+  if (target === undefined || target.startsWith('/') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return host
+  const authority = target.slice(target.indexOf('//') + 2).split(/[/?#]/, 1)[0] ?? ''
+  // user info is no part of the host
+  return authority.slice(authority.lastIndexOf('@') + 1)
 }
 
 /** AGENTMESH_API_TOKEN, trimmed; undefined when unset or empty. */

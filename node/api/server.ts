@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import Fastify from 'fastify'
 import { AddressInUseError, InvalidConfigError } from '../errors.js'
-import { authHook, isLoopbackHost, requiresToken } from './auth.js'
+import { authHook, isLoopbackHost, requestHost, requiresToken } from './auth.js'
 import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, asHttpError, pathPatterns, shortUrl } from './fastify-glue.js'
 import { DEFAULT_CLOSE_GRACE_MS, GracefulClose } from './graceful-close.js'
@@ -192,9 +192,10 @@ export class ApiServer {
       queries.set(request, parseTarget(request.raw.url ?? '').query)
       // no token means loopback only: a web page that rebinds its own name to 127.0.0.1 is same-origin
       // to the browser, but still sends its name as Host (DNS rebinding)
-      if (init.token === undefined && !isLoopbackHost(request.headers.host)) {
+      const host = requestHost(request.raw.url, request.headers.host)
+      if (init.token === undefined && !isLoopbackHost(host)) {
         stats.unauthorized++
-        throw new HttpError(403, 'FORBIDDEN', `Host ${JSON.stringify(String(request.headers.host).slice(0, 100))} is not this machine: without a token the API answers only to a Host of localhost, ::1 or a dotted 127.x.y.z address`)
+        throw new HttpError(403, 'FORBIDDEN', `Host ${JSON.stringify(String(host).slice(0, 100))} is not this machine: without a token the API answers only to a Host of localhost, ::1 or a dotted 127.x.y.z address`)
       }
     })
     if (init.token !== undefined) {

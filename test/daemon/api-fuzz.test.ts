@@ -184,6 +184,7 @@ describe('control API under malformed and random requests', () => {
     ['no Host header', 400, 'GET /v1/health HTTP/1.1\r\nConnection: close\r\n\r\n'],
     ['two Host headers (the loopback check read only the first)', 400, 'GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n'],
     ['a Host that is not this machine (DNS rebinding, no token)', 403, 'GET /v1/health HTTP/1.1\r\nHost: attacker.example:7070\r\nConnection: close\r\n\r\n'],
+    ['an absolute-form target naming another host (its authority stands for Host)', 403, 'GET http://attacker.example/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'],
     ['a rebound Host on a door', 403, 'POST /mcp HTTP/1.1\r\nHost: attacker.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}'],
     ['a 20 KiB header', 431, request('GET', '/v1/health', { 'X-Big': 'x'.repeat(20_000) })],
     ['an unknown expectation', 417, request('GET', '/v1/health', { Expect: 'tea' })],
@@ -206,6 +207,15 @@ describe('control API under malformed and random requests', () => {
     expect(answer.status, answer.head).toBe(status)
     errorOf(answer)
     await expectServing()
+  })
+
+  it('takes a loopback Host in any letter case, with a root dot, or as an absolute-form target\'s authority', async () => {
+    for (const host of ['LOCALHOST', 'LocalHost:7070', 'localhost.', '127.0.0.1']) {
+      const answer = await raw(port, `GET /v1/health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+      expect(answer.status, host).toBe(200)
+    }
+    const absolute = await raw(port, 'GET http://localhost/v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+    expect(absolute.status, absolute.head).toBe(200)
   })
 
   it('answers a good request before the bad bytes pipelined after it, then refuses them', async () => {
