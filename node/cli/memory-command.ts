@@ -10,14 +10,16 @@ const path = (collection: string, rest = ''): string => `/v1/memory/${encodeURIC
 
 /** `agentmesh memory put|search|rm`: vector memory through the control API. */
 export function addMemoryCommand (program: Command): void {
-  const memory = program.command('memory').description('vector memory shared by the mesh: put, search and rm records of a collection')
+  // the client options also before the subcommand (`memory --data ./a put ...`), as `dlq` takes them
+  const memory = clientOptions(program.command('memory').description('vector memory shared by the mesh: put, search and rm records of a collection'))
 
   clientOptions(memory.command('put <collection> <id>'))
     .description('stores a record on a majority of its placement: a text (embedded by the node\'s --embeddings-model) and/or a vector')
     .option('--text <text>', 'the record\'s text')
     .option('--vector <json>', 'the vector, a JSON array of numbers')
     .option('--metadata <json>', 'a JSON object of strings, numbers and booleans, for search filters')
-    .action(async (collection: string, id: string, opts: Opts & { text?: string, vector?: string, metadata?: string }) => {
+    .action(async (collection: string, id: string, _opts: unknown, cmd: Command) => {
+      const opts: Opts & { text?: string, vector?: string, metadata?: string } = cmd.optsWithGlobals()
       const body = { id, text: opts.text, vector: jsonFlag('vector', opts.vector), metadata: jsonFlag('metadata', opts.metadata) }
       const answer = await apiRequest(await resolveApiUrl(opts), 'POST', path(collection), body)
       if (opts.json === true) return json(answer)
@@ -29,7 +31,8 @@ export function addMemoryCommand (program: Command): void {
     .option('--vector <json>', 'search by a vector instead of a text')
     .option('-k, --k <n>', 'how many records (1-100, default 10)', positiveWholeNumber('-k'))
     .option('--filter <json>', 'metadata that must match, e.g. \'{"topic":"cats"}\'')
-    .action(async (collection: string, text: string | undefined, opts: Opts & { vector?: string, k?: number, filter?: string }) => {
+    .action(async (collection: string, text: string | undefined, _opts: unknown, cmd: Command) => {
+      const opts: Opts & { vector?: string, k?: number, filter?: string } = cmd.optsWithGlobals()
       const body = { text, vector: jsonFlag('vector', opts.vector), k: opts.k, filter: jsonFlag('filter', opts.filter) }
       const answer = await apiRequest(await resolveApiUrl(opts), 'POST', path(collection, '/search'), body)
       if (opts.json === true) return json(answer)
@@ -40,7 +43,8 @@ export function addMemoryCommand (program: Command): void {
 
   clientOptions(memory.command('rm <collection> <id>'))
     .description('deletes a record (on a majority of its placement)')
-    .action(async (collection: string, id: string, opts: Opts) => {
+    .action(async (collection: string, id: string, _opts: unknown, cmd: Command) => {
+      const opts: Opts = cmd.optsWithGlobals()
       const answer = await apiRequest(await resolveApiUrl(opts), 'DELETE', path(collection, `/${encodeURIComponent(id)}`))
       // as rm of a missing file: a non-zero exit for scripts, --json or not
       if (answer.deleted !== true) process.exitCode = 1

@@ -32,7 +32,10 @@ describe('agentmesh memory, signal and approve', () => {
     expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({ code: 1, stderr: 'agentmesh: nothing deleted: notes holds no record a older than this delete' })
     const never = await cli('memory', 'rm', 'notes', 'never', '--json')
     expect({ code: never.code, answer: JSON.parse(never.stdout) }).toEqual({ code: 1, answer: { collection: 'notes', id: 'never', deleted: false } })
-    const left = JSON.parse((await cli('memory', 'search', 'notes', '--vector', '[1,0,0]', '--json')).stdout)
+    // the client options before the subcommand too, as dlq takes them
+    const before = await runCli(['memory', '--api', d.api, '--json', 'search', 'notes', '--vector', '[1,0,0]'], { timeoutMs: 30_000 })
+    expect({ code: before.code, stderr: before.stderr }).toEqual({ code: 0, stderr: '' })
+    const left = JSON.parse(before.stdout)
     expect(left.hits.map((h: { id: string }) => h.id)).toEqual(['b'])
     const bad = await cli('memory', 'put', 'notes', 'c', '--vector', 'nope')
     expect(bad.code).not.toBe(0)
