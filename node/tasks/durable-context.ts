@@ -18,12 +18,17 @@ export interface DurableRun {
   stats: { stepsRun: number, stepsReplayed: number }
 }
 
+/** The longest step key the lease protocol takes. */
+const MAX_STEP_KEY = 256
+
 /**
  * A durable step (see AgentContext.step): replayed from the journal, else run and journaled on a
  * majority of the placement under this lease. A step that cannot be journaled fails the attempt:
  * going on would redo it after a takeover.
  */
 export async function durableStep<T> (run: DurableRun, key: string, fn: () => Promise<T>): Promise<T> {
+  // every attempt would be refused alike by the members (NUL first is the journal's own)
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STEP_KEY || key.startsWith('\u0000')) throw new UnrecoverableTaskError(`ctx.step: a key of 1-${MAX_STEP_KEY} characters, not starting with NUL, got ${JSON.stringify(String(key).slice(0, 40))}`)
   const current = (await run.tasks.find(run.task.id))?.record
   if (current?.journal !== undefined && key in current.journal) {
     run.stats.stepsReplayed++

@@ -193,7 +193,14 @@ export class HeldLease {
 
   /** Writes a durable step on a majority, under this lease; throws when it cannot. */
   async journal (key: string, value: unknown): Promise<void> {
-    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never }), this.need(), a => a.res.status === 'OK').early
+    const terms = Object.fromEntries(this.grants)
+    const step = (peer: string, withTerms: boolean): LeaseRequest => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never, ...(withTerms ? { terms } : {}) })
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => step(peer, true), this.need(), a => a.res.status === 'OK').early
+    // a peer from before the terms refuses the field as a bad request: it is asked the old way
+    const older = answers.filter(a => isBadRequest(a.res))
+    if (older.length > 0 && answers.filter(a => a.res.status === 'OK').length < this.need()) {
+      for (const a of await this.client.ask(older.map(o => o.peer), peer => step(peer, false))) answers[answers.findIndex(x => x.peer === a.peer)] = a
+    }
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
   }

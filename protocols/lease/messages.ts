@@ -46,7 +46,15 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   /** a failed attempt; when it spends the budget (or is unrecoverable) the answer carries a vote for dead */
   z.object({ op: z.literal('fail'), ...held, error: z.string().max(4096), unrecoverable: z.boolean() }).strict(),
   /** a durable agent step, written only by the live holder */
-  z.object({ op: z.literal('journal'), ...held, key: z.string().min(1).max(256), value: jsonValue() }).strict(),
+  z.object({
+    op: z.literal('journal'),
+    ...held,
+    // NUL first is the journal's own (STEP_TERMS_KEY)
+    key: z.string().min(1).max(256).refine(k => !k.startsWith('\u0000'), 'a step key may not start with NUL'),
+    value: jsonValue(),
+    /** the terms the holder's lease was granted at, by member: a later lease's step wins where copies differ */
+    terms: z.record(z.string().max(128), z.number().int().nonnegative()).refine(t => Object.keys(t).length <= 16, 'at most 16 members').optional()
+  }).strict(),
   /** a user's cancel: a vote for canceled unless this member already voted */
   z.object({ op: z.literal('cancel'), ...task }).strict(),
   /** the holder's agent waits for a signal: the lease is given back and the task waits, no attempt spent */

@@ -60,3 +60,10 @@ function sortedKeys (object: Record<string, unknown>): string[] {
   }
   return keys
 }
+
+/** A total order on otherwise equal candidates (by their canonical JSON), so that merging never depends on argument order. */
+export function canonicalOrder<T> (a: T, b: T): number {
+  const x = canonicalJson(a)
+  const y = canonicalJson(b)
+  return x < y ? -1 : x > y ? 1 : 0
+}

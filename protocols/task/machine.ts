@@ -1,6 +1,7 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
 import { canonicalJson } from './canonical.js'
+import { withStep } from './journal.js'
 import { capAttempts, failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
@@ -136,7 +137,8 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     case 'journal': {
       if (r.final !== undefined) return finished()
       if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
-      const journal = { ...r.journal, [req.key]: req.value }
+      // the holder's lease as each member granted it (this member's term its own): a later lease's step outranks it in a merge
+      const journal = withStep(r.journal, req.key, req.value, { ...req.terms, [env.me]: req.term })
       return { state: { ...st, record: { ...r, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'wait': {

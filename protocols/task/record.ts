@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { jsonValue } from './json-value.js'
-import { canonicalJson } from './canonical.js'
+import { canonicalOrder } from './canonical.js'
+import { mergeJournals } from './journal.js'
 import { certificateSchema, finalValueSchema, isValidCertificate, resultHash } from './certificate.js'
 import type { Certificate, FinalValue, TrustedVote } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
@@ -184,12 +185,7 @@ export function mustDecideOf (record: TaskRecord): FinalValue | undefined {
   return bound !== undefined && bound.generation === record.generation ? bound.value : undefined
 }
 
-/** A total order on otherwise equal candidates, so that merging never depends on argument order. */
-function tieBreak<T> (a: T, b: T): number {
-  const x = canonicalJson(a)
-  const y = canonicalJson(b)
-  return x < y ? -1 : x > y ? 1 : 0
-}
+const tieBreak = canonicalOrder
 
 function mergeAttempt (a: Attempt, b: Attempt): Attempt {
   const rank = OUTCOME_RANK[b.outcome] - OUTCOME_RANK[a.outcome]
@@ -251,18 +247,6 @@ export function capAttempts (list: Attempt[], generation: number): Attempt[] {
   const weight = (a: Attempt): number => a.outcome === 'released' ? 0 : a.generation !== generation ? 1 : 2
   const keep = new Set([...list].sort((x, y) => weight(y) - weight(x) || y.startedAt - x.startedAt || (x.claimId < y.claimId ? -1 : 1)).slice(0, MAX_ATTEMPTS_KEPT))
   return list.filter(a => keep.has(a))
-}
-
-/** Union by key; two different values for one key (two holders raced) resolve the same way everywhere. */
-function mergeJournals (a?: TaskRecord['journal'], b?: TaskRecord['journal']): TaskRecord['journal'] {
-  if (a === undefined) return b
-  if (b === undefined) return a
-  const out: NonNullable<TaskRecord['journal']> = { ...a }
-  for (const [key, value] of Object.entries(b)) {
-    const mine = out[key]
-    out[key] = mine === undefined || tieBreak(value, mine) < 0 ? value : mine
-  }
-  return Object.fromEntries(Object.entries(out).sort(([x], [y]) => x < y ? -1 : 1))
 }
 
 /** Attempts of the current generation that really started (not released partial claims). */

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
 import { EMPTY_LEASE, clearHolder, currentVote, transition } from '../../protocols/task/machine.js'
-import { MAX_ATTEMPTS_KEPT, canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
+import { MAX_ATTEMPTS_KEPT, STEP_TERMS_KEY, canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
 import type { Attempt, Certificate, FinalState, FinalValue, Placement, Statement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -347,7 +347,9 @@ const TABLE: Row[] = [
   { name: 'fail of a finished task: FINISHED', given: () => ({ ...finished(), lease: held().lease }), req: () => fail(true), reply: () => ({ status: 'FINISHED', state: 'dead', cert: finished().record!.final!.cert }), unchanged: true },
 
   // ---- journal ----
-  { name: 'journal by the live holder: OK, the step kept', given: () => held(), req: () => journal(), reply: () => ({ status: 'OK' }), then: s => expect(s.record?.journal).toEqual({ 'step-1': { tokens: 3 } }) },
+  // with the lease it was written under: this member's term (the holder sent none here)
+  { name: 'journal by the live holder: OK, the step kept', given: () => held(), req: () => journal(), reply: () => ({ status: 'OK' }), then: s => expect(s.record?.journal).toEqual({ 'step-1': { tokens: 3 }, [STEP_TERMS_KEY]: { 'step-1': { [f.A.id]: 1 } } }) },
+  { name: 'journal with the holder\'s terms: kept with the step, this member\'s own term its own', given: () => held(), req: () => ({ ...journal(), terms: { [f.A.id]: 9, [f.B.id]: 4 } }), reply: () => ({ status: 'OK' }), then: s => expect(s.record?.journal?.[STEP_TERMS_KEY]).toEqual({ 'step-1': { [f.A.id]: 1, [f.B.id]: 4 } }) },
   { name: 'journal from a peer that is not the holder: STALE_TERM', given: () => held(), req: () => journal(), as: () => ({ from: f.Y }), reply: () => ({ status: 'STALE_TERM' }), unchanged: true },
   { name: 'journal with an old term: STALE_TERM', given: () => held({ term: 2 }), req: () => journal('x1', 1), reply: () => ({ status: 'STALE_TERM' }), unchanged: true },
   { name: 'journal after this member voted: STALE_TERM', given: () => withVote(held(), CANCELED), req: () => journal(), reply: () => ({ status: 'STALE_TERM' }), unchanged: true },

@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LeaseClient, leaseHandler, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
-import { MemoryReplicaStore, hasValidFinal, makeTask, mergeRecords, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
+import { MemoryReplicaStore, STEP_TERMS_KEY, hasValidFinal, makeTask, mergeRecords, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
 import { Mover, valueToDecide } from '../../node/tasks/mover.js'
 import type { TaskComponents } from '../../node/tasks/components.js'
 import { verifyBy } from '../../protocols/task/ed25519.js'
@@ -1251,13 +1251,35 @@ describe('replicas and lease clients, end to end', () => {
     const holder = await c.acquire(holderOf(), t)
     await holder.journal('step-1', { tokens: 3 })
     await settle()
-    for (const r of await c.records(t.id)) expect(r?.journal).toEqual({ 'step-1': { tokens: 3 } })
+    // each member keeps the step with the lease it was written under, as every member granted it
+    const terms = Object.fromEntries(holder.grants)
+    expect(Object.keys(terms)).toHaveLength(3)
+    for (const r of await c.records(t.id)) expect(r?.journal).toEqual({ 'step-1': { tokens: 3 }, [STEP_TERMS_KEY]: { 'step-1': terms } })
     c.advance(LEASE, [0, 1])
     // A and B answer STALE_TERM (the lease lapsed by their clocks): the write is refused as stale
     const err = await holder.journal('step-2', 1).catch(e => e)
     expect(err.name).toBe('StaleTermError')
     await settle()
     expect((await c.records(t.id)).map(r => r?.journal?.['step-2'])).toEqual([undefined, undefined, 1])
+  })
+
+  it('a step a frozen holder wrote to the one member that still granted it loses, in every copy, to the one the next holder wrote to a majority, though its value is the smaller', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const frozen = await c.acquire(pool[6]!, t)
+    // frozen past its lease by two members' clocks; the third still sees it live
+    await c.lapse([0, 1])
+    const next = await c.acquire(pool[7]!, t, { down: [c.at(2).peer.id] })
+    await next.journal('step', 'b')
+    expect((await frozen.journal('step', 'a').catch(e => e)).name).toBe('StaleTermError')
+    await settle()
+    expect((await c.records(t.id)).map(r => r?.journal?.step)).toEqual(['b', 'b', 'a'])
+    // the copies meet (anti-entropy, a read's repair), in either order
+    const [a, , stale] = (await c.records(t.id)) as [TaskRecord, TaskRecord, TaskRecord]
+    expect([mergeRecords(a, stale).journal?.step, mergeRecords(stale, a).journal?.step]).toEqual(['b', 'b'])
+    await c.at(2).replica.put(a)
+    await c.at(0).replica.put(stale)
+    expect((await c.records(t.id)).map(r => r?.journal?.step)).toEqual(['b', 'b', 'b'])
   })
 
   it('this node\'s own request with a value that has no JSON form gets a bad-request error, counted, and changes nothing', async () => {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { MAX_JSON_DEPTH, NOT_JSON, copyJson, isJsonValue, jsonValue } from '../../protocols/task/json-value.js'
-import { MAX_ATTEMPTS_KEPT, canonicalJson, certify, cloneJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, randomHex, resultHash, sameValue, stateOf, statementBytes, summarize, taskId, taskRecordSchema } from '../../protocols/task/index.js'
+import { MAX_ATTEMPTS_KEPT, STEP_TERMS_KEY, canonicalJson, certify, cloneJson, hasValidFinal, hasValidId, isValidCertificate, makeTask, membersOf, mergeRecords, newRecord, outcomeKey, randomHex, resultHash, sameValue, stateOf, statementBytes, summarize, taskId, taskRecordSchema } from '../../protocols/task/index.js'
 import type { Certificate, FinalState, FinalValue, Placement, TaskRecord } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import type { Peer } from '../helpers/peers.js'
@@ -221,7 +221,13 @@ function copies () {
   const redrivenDone: TaskRecord = { ...redriven, final: finalOf(cert({ state: 'canceled', reason: 'canceled' }, [peers.A, peers.D], { generation: 1, epoch: 1 }), 13), placement: P1(), previous: [P0()], updatedAt: 13 }
   // a later generation no redrive made (a peer's lie): it must not wipe a completed or canceled end
   const laterUnfinished: TaskRecord = { ...base, generation: 3, updatedAt: 20 }
-  return { base, running, failed, retry, retryFailed, raced, completed, completedElsewhere, moved, movedCompleted, dead, redriven, redrivenDone, laterUnfinished }
+  // steps with the leases they were written under: a holder granted by all three (term 1), frozen
+  // and heard by C alone; the next, granted by A and B (term 2); a third, by B and C
+  const terms = (t: Partial<Record<'A' | 'B' | 'C', number>>): Record<string, number> => Object.fromEntries(Object.entries(t).map(([k, v]) => [peers[k as 'A'].id, v]))
+  const frozenStep: TaskRecord = { ...running, journal: { step: 'a', [STEP_TERMS_KEY]: { step: terms({ A: 1, B: 1, C: 1 }) } }, updatedAt: 14 }
+  const nextStep: TaskRecord = { ...running, journal: { step: 'z', [STEP_TERMS_KEY]: { step: terms({ A: 2, B: 2 }) } }, updatedAt: 15 }
+  const thirdStep: TaskRecord = { ...running, journal: { step: 'z', more: 2, [STEP_TERMS_KEY]: { step: terms({ A: 2, B: 2 }), more: terms({ B: 3, C: 2 }) } }, updatedAt: 16 }
+  return { base, running, failed, retry, retryFailed, raced, completed, completedElsewhere, moved, movedCompleted, dead, redriven, redrivenDone, laterUnfinished, frozenStep, nextStep, thirdStep }
 }
 
 describe('record merge', () => {
@@ -345,6 +351,15 @@ describe('record merge', () => {
     const { retry, raced } = copies()
     expect(mergeRecords(retry, raced).journal).toEqual(mergeRecords(raced, retry).journal)
     expect(Object.keys(mergeRecords(retry, raced).journal ?? {})).toEqual(['other', 'step'])
+  })
+
+  it('resolves a step two holders wrote differently to the later lease\'s value, told by a member that granted both, whichever value is smaller', () => {
+    const { frozenStep, nextStep, thirdStep, retry } = copies()
+    for (const [x, y] of [[frozenStep, nextStep], [nextStep, frozenStep], [frozenStep, thirdStep], [thirdStep, frozenStep]] as const) expect(mergeRecords(x, y).journal?.step).toBe('z')
+    expect(mergeRecords(frozenStep, thirdStep).journal?.[STEP_TERMS_KEY]).toEqual(thirdStep.journal?.[STEP_TERMS_KEY])
+    // a step kept without its lease (written before the terms) yields to one that names its lease
+    expect(mergeRecords(retry, frozenStep).journal?.step).toBe('a')
+    expect(mergeRecords(nextStep, retry).journal?.step).toBe('z')
   })
 
   it('derives the state from attempts and the final state', () => {

@@ -100,7 +100,8 @@ describe('durable waits', () => {
     const small = { ...TASKS, maxInputBytes: 16_384, maxResultBytes: 16_384 }
     const bigStep: Agent = { name: 'big-step', capabilities: ['big.step'], run: async ctx => ctx.step('big', async () => 'x'.repeat(100_000)) }
     const bigIntStep: Agent = { name: 'bigint-step', capabilities: ['bigint.step'], run: async ctx => ctx.step('n', async () => 10n as unknown as number) }
-    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep] } })
+    const nulStep: Agent = { name: 'nul-step', capabilities: ['nul.step'], run: async ctx => ctx.step('\u0000terms', async () => 1) }
+    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep, nulStep] } })
     const base = await f.api(net.nodes[1]!)
     const s = net.nodes[0]!.tasks!.service
     // it failed for want of a frame that could carry it, attempt after attempt
@@ -116,6 +117,10 @@ describe('durable waits', () => {
     expect(notJson.record.final?.state).toBe('dead')
     expect(notJson.record.attempts.filter(a => a.outcome === 'failed')).toHaveLength(1)
     expect(notJson.record.final?.reason).toMatch(/ctx\.step "n": its value is not a JSON value/)
+    // a key the members would refuse (NUL first is the journal's own): at once, saying so
+    const nul = await s.waitFor((await s.submit({ capability: 'nul.step', input: null, maxAttempts: 3 })).id, 30_000)
+    expect({ state: nul.record.final?.state, failed: nul.record.attempts.filter(a => a.outcome === 'failed').length }).toEqual({ state: 'dead', failed: 1 })
+    expect(nul.record.final?.reason).toMatch(/ctx\.step: a key of 1-256 characters, not starting with NUL/)
 
     const { id } = await s.submit({ capability: 'two.halves', input: null })
     await waiting(net, id)

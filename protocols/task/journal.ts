@@ -1,0 +1,78 @@
+import { canonicalOrder } from './canonical.js'
+import type { TaskRecord } from './record.js'
+
+type Journal = NonNullable<TaskRecord['journal']>
+/** By member of the placement: the term at which it granted the lease a step was written under. */
+export type LeaseTerms = Record<string, number>
+
+/**
+ * The journal entry under which each durable step's writer is kept: the terms its holder's lease
+ * was granted at, by member. No step key starts with NUL (the lease protocol refuses one).
+ */
+export const STEP_TERMS_KEY = '\u0000terms'
+
+/*
+ * Two values for one step key: a holder frozen past its lease wrote one to a member that still
+ * granted it (a minority: its write failed), while the next holder wrote another to a majority and
+ * went on from it. Any two majorities of a placement share a member, and a member grants a later
+ * lease at a higher term: where both writers' members overlap, the higher term names the later
+ * lease, whose value stands. (The smaller value by canonical JSON, the rule before, could bring
+ * back the frozen holder's value after the next holder had used the other.)
+ */
+
+/** The journal with a step written: its value, and the terms its holder's lease was granted at. */
+export function withStep (journal: Journal | undefined, key: string, value: Journal[string], terms: LeaseTerms): Journal {
+  return { ...journal, [key]: value, [STEP_TERMS_KEY]: { ...termsOf(journal), [key]: terms } }
+}
+
+/** Union by key; two different values for one key resolve the same way everywhere: the later lease's, else the smaller value. */
+export function mergeJournals (a?: Journal, b?: Journal): Journal | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  const termsA = termsOf(a)
+  const termsB = termsOf(b)
+  const out: Journal = {}
+  const terms: Record<string, LeaseTerms> = {}
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (key === STEP_TERMS_KEY) continue
+    // b's entry sorts first when it names its lease and a's does not (a step kept before the terms
+    // were), or its lease is the later; else when its value, then its terms, are the smaller
+    const takeB = !Object.hasOwn(a, key) || (Object.hasOwn(b, key) && (Number(termsA[key] !== undefined) - Number(termsB[key] !== undefined) || laterLease(termsB[key], termsA[key]) || canonicalOrder(b[key], a[key]) || canonicalOrder(termsB[key] ?? null, termsA[key] ?? null)) < 0)
+    const [value, by] = takeB ? [b[key], termsB[key]] : [a[key], termsA[key]]
+    out[key] = value as Journal[string]
+    if (by !== undefined) terms[key] = by
+  }
+  if (Object.keys(terms).length > 0) out[STEP_TERMS_KEY] = sortedObject(terms)
+  return sortedObject(out)
+}
+
+/**
+ * Which of two writers' leases is the later: the term they were granted at by a member both name
+ * (the first such member by id, where they differ: in a real history every shared member agrees).
+ * Negative when `a` is the later, positive when `b` is, 0 when no member tells them apart.
+ */
+function laterLease (a: LeaseTerms | undefined, b: LeaseTerms | undefined): number {
+  if (a === undefined || b === undefined) return 0
+  let first: string | undefined
+  for (const peer of Object.keys(a)) {
+    if (Object.hasOwn(b, peer) && a[peer] !== b[peer] && (first === undefined || peer < first)) first = peer
+  }
+  if (first === undefined) return 0
+  return (a[first] as number) > (b[first] as number) ? -1 : 1
+}
+
+/** The steps' terms a journal keeps; a malformed entry (a peer's, or damage) counts as none. */
+function termsOf (journal: Journal | undefined): Record<string, LeaseTerms> {
+  const kept = journal?.[STEP_TERMS_KEY]
+  if (kept === null || typeof kept !== 'object' || Array.isArray(kept)) return {}
+  const out: Record<string, LeaseTerms> = {}
+  for (const [key, terms] of Object.entries(kept)) {
+    if (terms === null || typeof terms !== 'object' || Array.isArray(terms)) continue
+    if (Object.values(terms).every(t => Number.isSafeInteger(t))) out[key] = terms as LeaseTerms
+  }
+  return out
+}
+
+function sortedObject<T> (o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(o).sort(([x], [y]) => x < y ? -1 : 1))
+}
