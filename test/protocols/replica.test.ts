@@ -1263,6 +1263,19 @@ describe('replicas and lease clients, end to end', () => {
     expect((await c.records(t.id)).map(r => r?.journal?.['step-2'])).toEqual([undefined, undefined, 1])
   })
 
+  it('a member from before the step terms, which refuses the field, is sent the step the old way and keeps it with its own term', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B] = c.members as [Member, Member]
+    // C cannot be reached: only A and B can make the majority
+    const lease = await c.olderPeer(A.peer, B.peer.id, 'terms', { down: [c.at(2).peer.id] }).acquire(t)
+    leases.push(lease)
+    await lease.journal('step', 1)
+    const kept = (m: Member): Promise<unknown> => m.store.getRecord(t.id).then(r => r?.journal?.[STEP_TERMS_KEY])
+    expect(await kept(A)).toEqual({ step: { [A.peer.id]: lease.grants.get(A.peer.id), [B.peer.id]: lease.grants.get(B.peer.id) } })
+    expect(await kept(B)).toEqual({ step: { [B.peer.id]: lease.grants.get(B.peer.id) } })
+  })
+
   it('a step a frozen holder wrote to the one member that still granted it loses, in every copy, to the one the next holder wrote to a majority, though its value is the smaller', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
