@@ -166,8 +166,13 @@ export class LeaseClient {
     // answers still on their way may be grants to give back: a stop waits for them too
     this.givenBack(Promise.allSettled(calls))
     const grants = answers.filter(granted)
+    // a dead end of a generation before the one granted is a member that missed the redrive since:
+    // no end of this generation, so it is sent the record that brings the redrive
+    const current = Math.max(0, ...grants.map(g => g.res.generation ?? 0))
+    const missedRedrive = (a: Answer): boolean => a.res.status === 'FINISHED' && a.res.state === 'dead' && a.res.cert !== undefined && a.res.cert.generation < current
+    for (const a of answers.filter(missedRedrive)) void this.init.pushRecord(a.peer, t.id).catch(() => {})
     // a certified outcome outranks any number of grants: nothing is left to run
-    const finished = answers.find(a => a.res.status === 'FINISHED')
+    const finished = answers.find(a => a.res.status === 'FINISHED' && !missedRedrive(a))
     if (finished !== undefined) {
       await Promise.all(grants.map(release))
       void Promise.all(calls).then(async () => this.repairFinished(t, answers)).catch(() => {})
@@ -231,7 +236,8 @@ export class LeaseClient {
    * Undefined when no value has a majority.
    */
   async certifyAndCommit (t: Target, generation: number, answers: Answer[], result?: StoredResult, voting: readonly string[] = []): Promise<Certificate | undefined> {
-    const finished = answers.find(a => a.res.cert !== undefined)?.res.cert
+    // not a dead end of an earlier generation: a member that missed the redrive since shows one
+    const finished = answers.find(a => a.res.cert !== undefined && a.res.cert.generation >= generation)?.res.cert
     let cert = finished
     if (cert === undefined) {
       const votes = answers.map(a => a.res.vote).filter((v): v is ShownVote => v !== undefined && v.generation === generation && v.epoch === t.placement.epoch)

@@ -1245,6 +1245,21 @@ describe('replicas and lease clients, end to end', () => {
     expect(done.generation).toBe(1)
   })
 
+  it('a member that missed a redrive, still dead in the earlier generation, does not stop a claim of the new one, and is sent the record', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit({ maxAttempts: 1 })
+    await (await c.acquire(holderOf(), t)).fail('boom', false, 0)
+    await settle()
+    // the redrive reaches a majority; C still holds the dead end of generation 0
+    const redrive = await c.client(user()).ask(t.placement.members.slice(0, 2), { op: 'redrive', id: t.id, epoch: 0, generation: 0 })
+    expect(redrive.map(a => a.res.status)).toEqual(['OK', 'OK'])
+    c.submitted.set(t.id, (await c.at(0).store.getRecord(t.id))!)
+    const next = await c.acquire(otherClaimant(), t)
+    expect(next.generation).toBe(1)
+    await waitFor(async () => (await c.at(2).store.getRecord(t.id))?.generation === 1, { what: 'the lagging member to take the redrive', timeoutMs: 5_000 })
+    expect((await next.complete(RESULT, 17, next.generation)).generation).toBe(1)
+  })
+
   it('a journal step needs a majority of live grants', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
