@@ -175,7 +175,7 @@ export class LeaseClient {
     const finished = answers.find(a => a.res.status === 'FINISHED' && !missedRedrive(a))
     if (finished !== undefined) {
       await Promise.all(grants.map(release))
-      void Promise.all(calls).then(async () => this.repairFinished(t, answers)).catch(() => {})
+      void Promise.all(calls).then(async () => this.repairFinished(t, finished.res, answers)).catch(() => {})
       throw new TaskFinishedError(finished.res.state ?? 'finished')
     }
     if (grants.length >= need) {
@@ -190,7 +190,7 @@ export class LeaseClient {
     // a claim that falls short gives back what it got, so it blocks nobody until expiry
     await Promise.all(grants.map(release))
     this.stats.denied++
-    throw refusal(answers, `${grants.length} of ${t.placement.members.length} members granted; ${need} needed`)
+    throw refusal(answers.filter(a => !missedRedrive(a)), `${grants.length} of ${t.placement.members.length} members granted; ${need} needed`)
   }
 
   /**
@@ -220,10 +220,9 @@ export class LeaseClient {
    * missed the commit; its copy draws claims for ever (each dates it anew, so anti-entropy takes it
    * for a copy in flux and leaves it). It is given the certificate and the result it names.
    */
-  private async repairFinished (t: Target, answers: Answer[]): Promise<void> {
-    const finished = answers.find(a => a.res.status === 'FINISHED' && a.res.cert !== undefined)?.res
+  private async repairFinished (t: Target, finished: LeaseResponse, answers: Answer[]): Promise<void> {
     const lagging = answers.filter(a => a.res.status !== 'FINISHED' && a.res.status !== 'ERROR').map(a => a.peer)
-    if (finished?.cert === undefined || lagging.length === 0) return
+    if (finished.cert === undefined || lagging.length === 0) return
     this.stats.repaired += lagging.length
     await this.ask(lagging, { op: 'commit', id: t.id, epoch: t.placement.epoch, cert: finished.cert, ...(finished.result === undefined ? {} : { result: finished.result }) })
   }

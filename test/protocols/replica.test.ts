@@ -1260,6 +1260,18 @@ describe('replicas and lease clients, end to end', () => {
     expect((await next.complete(RESULT, 17, next.generation)).generation).toBe(1)
   })
 
+  it('a claim that falls short, with a member that missed a redrive among its answers, is denied, not told the task is dead', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit({ maxAttempts: 1 })
+    await (await c.acquire(holderOf(), t)).fail('boom', false, 0)
+    await settle()
+    await c.client(user()).ask(t.placement.members.slice(0, 2), { op: 'redrive', id: t.id, epoch: 0, generation: 0 })
+    // another claim holds A: this one gets B's grant, C's dead end of generation 0, and A's denial
+    expect((await c.at(0).replica.handleLease(pool[7]!.id, { op: 'acquire', id: t.id, epoch: 0, claimId: 'elsewhere', durationMs: LEASE })).status).toBe('OK')
+    const err = await c.acquire(otherClaimant(), t).catch(e => e)
+    expect(err.name).toBe('LeaseDeniedError')
+  })
+
   it('a journal step needs a majority of live grants', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
