@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { JSON_VALUE_WHAT, NOT_JSON, byteLength, cloneJson, resultCopy, signalKey } from '../../protocols/task/index.js'
+import { JSON_VALUE_WHAT, NOT_JSON, STEP_KEY_RULE, byteLength, cloneJson, isStepKey, resultCopy, signalKey } from '../../protocols/task/index.js'
 import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
 import { journalBytes, maxRecordBytes } from './options.js'
 import type { TaskLayerOptions } from './options.js'
@@ -18,19 +18,17 @@ export interface DurableRun {
   stats: { stepsRun: number, stepsReplayed: number }
 }
 
-/** The longest step key the lease protocol takes. */
-const MAX_STEP_KEY = 256
-
 /**
  * A durable step (see AgentContext.step): replayed from the journal, else run and journaled on a
  * majority of the placement under this lease. A step that cannot be journaled fails the attempt:
  * going on would redo it after a takeover.
  */
 export async function durableStep<T> (run: DurableRun, key: string, fn: () => Promise<T>): Promise<T> {
-  // every attempt would be refused alike by the members (NUL first is the journal's own)
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STEP_KEY || key.startsWith('\u0000')) throw new UnrecoverableTaskError(`ctx.step: a key of 1-${MAX_STEP_KEY} characters, not starting with NUL, got ${JSON.stringify(String(key).slice(0, 40))}`)
+  // every attempt would be refused alike by the members
+  if (!isStepKey(key)) throw new UnrecoverableTaskError(`ctx.step: ${STEP_KEY_RULE}, got ${JSON.stringify(String(key).slice(0, 40))}`)
   const current = (await run.tasks.find(run.task.id))?.record
-  if (current?.journal !== undefined && key in current.journal) {
+  // its own key only: "toString" is no step the journal inherited
+  if (current?.journal !== undefined && Object.hasOwn(current.journal, key)) {
     run.stats.stepsReplayed++
     // a copy: the agent may change what it gets, and the journal is this node's stored record
     return cloneJson(current.journal[key]) as T

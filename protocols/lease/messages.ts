@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { jsonValue } from '../task/json-value.js'
 import { certificateSchema, finalValueSchema } from '../task/certificate.js'
 import { placementSchema, taskRecordSchema } from '../task/record.js'
+import { STEP_KEY_RULE, isStepKey } from '../task/journal.js'
 import { peerIdSchema, taskIdSchema } from '../task/schema.js'
 import { castVoteSchema, storedResultSchema } from '../task/store.js'
 
@@ -49,8 +50,7 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('journal'),
     ...held,
-    // NUL first is the journal's own (STEP_TERMS_KEY)
-    key: z.string().min(1).max(256).refine(k => !k.startsWith('\u0000'), 'a step key may not start with NUL'),
+    key: z.string().refine(isStepKey, STEP_KEY_RULE),
     value: jsonValue(),
     /** the terms the holder's lease was granted at, by member: a later lease's step wins where copies differ */
     terms: z.record(z.string().max(128), z.number().int().nonnegative()).refine(t => Object.keys(t).length <= 16, 'at most 16 members').optional()

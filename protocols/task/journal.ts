@@ -11,6 +11,13 @@ export type LeaseTerms = Record<string, number>
  */
 export const STEP_TERMS_KEY = '\u0000terms'
 
+/** What a step key may be: 1-256 characters, not NUL first (the journal's own), not "__proto__" (JSON parsers drop it). */
+export const STEP_KEY_RULE = 'a key of 1-256 characters, not starting with NUL, and not "__proto__"'
+
+export function isStepKey (key: unknown): key is string {
+  return typeof key === 'string' && key.length >= 1 && key.length <= 256 && !key.startsWith('\u0000') && key !== '__proto__'
+}
+
 /*
  * Two values for one step key: a holder frozen past its lease wrote one to a member that still
  * granted it (a minority: its write failed), while the next holder wrote another to a majority and
@@ -22,27 +29,34 @@ export const STEP_TERMS_KEY = '\u0000terms'
 
 /** The journal with a step written: its value, and the terms its holder's lease was granted at. */
 export function withStep (journal: Journal | undefined, key: string, value: Journal[string], terms: LeaseTerms): Journal {
-  return { ...journal, [key]: value, [STEP_TERMS_KEY]: { ...termsOf(journal), [key]: terms } }
+  return { ...journal, [key]: value, [STEP_TERMS_KEY]: Object.fromEntries([...termsOf(journal), [key, terms]]) }
 }
 
-/** Union by key; two different values for one key resolve the same way everywhere: the later lease's, else the smaller value. */
+/**
+ * Union by key; two different values for one key resolve the same way everywhere: a value kept
+ * with its lease's terms over one kept without (from before the terms), then the later lease's,
+ * then the smaller value.
+ */
 export function mergeJournals (a?: Journal, b?: Journal): Journal | undefined {
   if (a === undefined) return b
   if (b === undefined) return a
   const termsA = termsOf(a)
   const termsB = termsOf(b)
-  const out: Journal = {}
-  const terms: Record<string, LeaseTerms> = {}
+  // entries, not assignments: a key such as "__proto__" or "constructor" is a key like any other
+  const out: Array<[string, Journal[string]]> = []
+  const terms: Array<[string, LeaseTerms]> = []
   for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
     if (key === STEP_TERMS_KEY) continue
+    const ta = termsA.get(key)
+    const tb = termsB.get(key)
     // b's entry sorts first when it names its lease and a's does not (a step kept before the terms
     // were), or its lease is the later; else when its value, then its terms, are the smaller
-    const takeB = !Object.hasOwn(a, key) || (Object.hasOwn(b, key) && (Number(termsA[key] !== undefined) - Number(termsB[key] !== undefined) || laterLease(termsB[key], termsA[key]) || canonicalOrder(b[key], a[key]) || canonicalOrder(termsB[key] ?? null, termsA[key] ?? null)) < 0)
-    const [value, by] = takeB ? [b[key], termsB[key]] : [a[key], termsA[key]]
-    out[key] = value as Journal[string]
-    if (by !== undefined) terms[key] = by
+    const takeB = !Object.hasOwn(a, key) || (Object.hasOwn(b, key) && (Number(ta !== undefined) - Number(tb !== undefined) || laterLease(tb, ta) || canonicalOrder(b[key], a[key]) || canonicalOrder(tb ?? null, ta ?? null)) < 0)
+    const [value, by] = takeB ? [b[key], tb] : [a[key], ta]
+    out.push([key, value as Journal[string]])
+    if (by !== undefined) terms.push([key, by])
   }
-  if (Object.keys(terms).length > 0) out[STEP_TERMS_KEY] = sortedObject(terms)
+  if (terms.length > 0) out.push([STEP_TERMS_KEY, sortedObject(terms)])
   return sortedObject(out)
 }
 
@@ -61,18 +75,18 @@ function laterLease (a: LeaseTerms | undefined, b: LeaseTerms | undefined): numb
   return (a[first] as number) > (b[first] as number) ? -1 : 1
 }
 
-/** The steps' terms a journal keeps; a malformed entry (a peer's, or damage) counts as none. */
-function termsOf (journal: Journal | undefined): Record<string, LeaseTerms> {
-  const kept = journal?.[STEP_TERMS_KEY]
-  if (kept === null || typeof kept !== 'object' || Array.isArray(kept)) return {}
-  const out: Record<string, LeaseTerms> = {}
+/** The steps' terms a journal keeps, by step key; a malformed entry (a peer's, or damage) counts as none. */
+function termsOf (journal: Journal | undefined): Map<string, LeaseTerms> {
+  const out = new Map<string, LeaseTerms>()
+  const kept = journal !== undefined && Object.hasOwn(journal, STEP_TERMS_KEY) ? journal[STEP_TERMS_KEY] : undefined
+  if (kept === null || typeof kept !== 'object' || Array.isArray(kept)) return out
   for (const [key, terms] of Object.entries(kept)) {
     if (terms === null || typeof terms !== 'object' || Array.isArray(terms)) continue
-    if (Object.values(terms).every(t => Number.isSafeInteger(t))) out[key] = terms as LeaseTerms
+    if (Object.values(terms).every(t => Number.isSafeInteger(t))) out.set(key, terms as LeaseTerms)
   }
   return out
 }
 
-function sortedObject<T> (o: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.entries(o).sort(([x], [y]) => x < y ? -1 : 1))
+function sortedObject<T> (entries: Array<[string, T]>): Record<string, T> {
+  return Object.fromEntries(entries.sort(([x], [y]) => x < y ? -1 : 1))
 }

@@ -362,6 +362,16 @@ describe('record merge', () => {
     expect(mergeRecords(nextStep, retry).journal?.step).toBe('z')
   })
 
+  it('merges a step key an object inherits ("constructor", "toString") or "__proto__" as any other key', () => {
+    const { running } = copies()
+    const one: TaskRecord = { ...running, journal: JSON.parse('{"constructor":1,"toString":"t","__proto__":3}') }
+    const other: TaskRecord = { ...running, journal: { other: 2 } }
+    for (const merged of [mergeRecords(one, other), mergeRecords(other, one)]) {
+      expect(JSON.parse(JSON.stringify(merged.journal))).toEqual(JSON.parse('{"__proto__":3,"constructor":1,"other":2,"toString":"t"}'))
+      expect(Object.getPrototypeOf(merged.journal)).toBe(Object.prototype)
+    }
+  })
+
   it('derives the state from attempts and the final state', () => {
     const { base, running, failed, retry } = copies()
     expect(stateOf(base)).toBe('pending')

@@ -101,7 +101,10 @@ describe('durable waits', () => {
     const bigStep: Agent = { name: 'big-step', capabilities: ['big.step'], run: async ctx => ctx.step('big', async () => 'x'.repeat(100_000)) }
     const bigIntStep: Agent = { name: 'bigint-step', capabilities: ['bigint.step'], run: async ctx => ctx.step('n', async () => 10n as unknown as number) }
     const nulStep: Agent = { name: 'nul-step', capabilities: ['nul.step'], run: async ctx => ctx.step('\u0000terms', async () => 1) }
-    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep, nulStep] } })
+    const protoStep: Agent = { name: 'proto-step', capabilities: ['proto.step'], run: async ctx => ctx.step('__proto__', async () => 1) }
+    // a key an object inherits is no step the journal holds: it runs
+    const inherited: Agent = { name: 'inherited-step', capabilities: ['inherited.step'], run: async ctx => { await ctx.step('first', async () => 1); return ctx.step('toString', async () => 'ran') } }
+    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep, nulStep, protoStep, inherited] } })
     const base = await f.api(net.nodes[1]!)
     const s = net.nodes[0]!.tasks!.service
     // it failed for want of a frame that could carry it, attempt after attempt
@@ -120,7 +123,11 @@ describe('durable waits', () => {
     // a key the members would refuse (NUL first is the journal's own): at once, saying so
     const nul = await s.waitFor((await s.submit({ capability: 'nul.step', input: null, maxAttempts: 3 })).id, 30_000)
     expect({ state: nul.record.final?.state, failed: nul.record.attempts.filter(a => a.outcome === 'failed').length }).toEqual({ state: 'dead', failed: 1 })
-    expect(nul.record.final?.reason).toMatch(/ctx\.step: a key of 1-256 characters, not starting with NUL/)
+    expect(nul.record.final?.reason).toMatch(/ctx\.step: a key of 1-256 characters, not starting with NUL, and not "__proto__"/)
+    const proto = await s.waitFor((await s.submit({ capability: 'proto.step', input: null, maxAttempts: 3 })).id, 30_000)
+    expect({ state: proto.record.final?.state, reason: proto.record.final?.reason }).toMatchObject({ state: 'dead', reason: expect.stringMatching(/not "__proto__"/) })
+    const ran = await s.waitFor((await s.submit({ capability: 'inherited.step', input: null })).id, 30_000)
+    expect({ state: ran.record.final?.state, result: ran.result?.value }).toEqual({ state: 'completed', result: 'ran' })
 
     const { id } = await s.submit({ capability: 'two.halves', input: null })
     await waiting(net, id)
