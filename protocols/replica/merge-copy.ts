@@ -60,13 +60,17 @@ export function mergeCopy (before: ReplicaTaskState, record: TaskRecord, result:
 
 /**
  * A copy's retry time was stamped by another member's clock: one running an hour ahead would hold
- * every member back an hour once copies merge. This member takes it up to the longest back-off from
- * its own now; a retry time of its own stands.
+ * every member back an hour once copies merge. One past the longest back-off from this member's
+ * now is not taken: the retry time this member holds for the generation stands (put again and again,
+ * the copy moves it no later), else the longest back-off from now.
  */
 function ownRetryTime (merged: TaskRecord, existing: TaskRecord | undefined, rules: CopyRules): TaskRecord {
   const limit = rules.now + rules.maxRetryDelayMs
   if (merged.notBefore === undefined || merged.notBefore <= limit || merged.notBefore === existing?.notBefore) return merged
-  return { ...merged, notBefore: Math.max(limit, existing?.generation === merged.generation ? existing.notBefore ?? 0 : 0) }
+  const own = existing?.generation === merged.generation ? existing.notBefore : undefined
+  const { notBefore: _far, ...rest } = merged
+  const notBefore = own ?? limit
+  return notBefore === 0 ? rest : { ...rest, notBefore }
 }
 
 /** Whether two records hold the same content: the fields that differ most often first, then all of it. */
