@@ -1,47 +1,55 @@
-import { open, readFile, rm, stat } from 'node:fs/promises'
+import { open, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DataDirError } from '../errors.js'
-import { logFile, namedLog } from './log-check.js'
+import { namedLog } from './log-check.js'
 import { writeSyncedFile } from './synced-file.js'
 
-/** The file in which a clean stop notes its write-ahead log's length. */
+/** The file in which a clean stop notes its write-ahead logs' lengths. */
 export const CLOSED_LOG_MARK = 'CLOSED-LOG'
 
 /*
  * A log cut short by a crash loses at most the write under way, which nobody was told of: every
  * acknowledged write was synced. LevelDB cannot tell that from a log cut to half by a disk or a
  * hand, and opens on what is left without a word; the member would then grant and vote without
- * what it lost until anti-entropy brought it back. A clean stop notes the log's length, synced,
- * and the next start refuses a log shorter than that. A stop by kill -9 notes nothing, and a start
- * after it is LevelDB's crash recovery, as before.
+ * what it lost until anti-entropy brought it back. A clean stop notes the logs' lengths, synced,
+ * and the next start refuses a log shorter than that, or gone. A stop by kill -9 notes nothing,
+ * and a start after it is LevelDB's crash recovery, as before.
  */
 
-/** After the store closed cleanly: syncs its log and notes the log's name and length. */
+/**
+ * After the store closed cleanly: syncs the logs LevelDB will replay (the one its MANIFEST names and
+ * any newer one: a stop during a compaction leaves the newest writes in the next log, not yet named)
+ * and notes each one's length.
+ */
 export async function noteClosedLog (path: string): Promise<void> {
   const log = await namedLog(path)
   if (log === undefined) return
-  const handle = await open(join(path, logFile(log)), 'r')
-  let bytes: number
-  try {
-    // the length noted must be on disk too: a power cut after this stop must not leave a shorter log
-    await handle.sync()
-    bytes = (await handle.stat()).size
-  } finally {
-    await handle.close()
+  const logs: Record<string, number> = {}
+  for (const name of await readdir(path)) {
+    const n = /^(\d+)\.log$/.exec(name)?.[1]
+    if (n === undefined || Number(n) < log) continue
+    const handle = await open(join(path, name), 'r')
+    try {
+      // the length noted must be on disk too: a power cut after this stop must not leave a shorter log
+      await handle.sync()
+      logs[name] = (await handle.stat()).size
+    } finally {
+      await handle.close()
+    }
   }
-  await writeSyncedFile(join(path, CLOSED_LOG_MARK), JSON.stringify({ log, bytes }) + '\n')
+  await writeSyncedFile(join(path, CLOSED_LOG_MARK), JSON.stringify({ log, logs }) + '\n')
 }
 
-/** Before LevelDB opens the store: refuses a log shorter than the last clean stop left it. */
+/** Before LevelDB opens the store: refuses a log shorter than the last clean stop left it, or gone. */
 export async function refuseShortLog (path: string): Promise<void> {
   const noted = parseMark(await readFile(join(path, CLOSED_LOG_MARK), 'utf8').catch(() => undefined))
   // a mark from before the last open names a log LevelDB has replaced since: nothing to compare
   if (noted === undefined || await namedLog(path) !== noted.log) return
-  const file = logFile(noted.log)
-  // a log that is missing is refuseMissingLog's to refuse
-  const bytes = await stat(join(path, file)).then(s => s.size, () => undefined)
-  if (bytes === undefined || bytes >= noted.bytes) return
-  throw new DataDirError(`the store at ${path} has a write-ahead log ${file} of ${bytes} bytes, where it had ${noted.bytes} when this node last stopped cleanly: what was cut off (this member's latest grants and votes among it) is gone, and starting without it could make it grant or vote against them. Restore the data dir from a backup, or start with a new data dir as a new peer; to start on what remains anyway, delete ${join(path, CLOSED_LOG_MARK)}`)
+  for (const [file, had] of Object.entries(noted.logs)) {
+    const bytes = await stat(join(path, file)).then(s => s.size, () => 0)
+    if (bytes >= had) continue
+    throw new DataDirError(`the store at ${path} has a write-ahead log ${file} of ${bytes} bytes, where it had ${had} when this node last stopped cleanly: what was cut off (this member's latest grants and votes among it) is gone, and starting without it could make it grant or vote against them. Restore the data dir from a backup, or start with a new data dir as a new peer; to start on what remains anyway, delete ${join(path, CLOSED_LOG_MARK)}`)
+  }
 }
 
 /** Once LevelDB opened the store (and moved on to a new log): the mark has served. */
@@ -50,11 +58,13 @@ export async function forgetClosedLog (path: string): Promise<void> {
 }
 
 /** The mark's content; undefined when it cannot be read as one (a hint: the store opens as before). */
-function parseMark (text: string | undefined): { log: number, bytes: number } | undefined {
+function parseMark (text: string | undefined): { log: number, logs: Record<string, number> } | undefined {
   if (text === undefined) return undefined
   try {
-    const { log, bytes } = JSON.parse(text) as { log?: unknown, bytes?: unknown }
-    return Number.isSafeInteger(log) && Number.isSafeInteger(bytes) ? { log: log as number, bytes: bytes as number } : undefined
+    const { log, logs } = JSON.parse(text) as { log?: unknown, logs?: unknown }
+    if (!Number.isSafeInteger(log) || logs === null || typeof logs !== 'object' || Array.isArray(logs)) return undefined
+    const lengths = Object.entries(logs).filter((e): e is [string, number] => /^\d+\.log$/.test(e[0]) && Number.isSafeInteger(e[1]))
+    return { log: log as number, logs: Object.fromEntries(lengths) }
   } catch {
     return undefined
   }

@@ -54,7 +54,7 @@ export async function refuseMissingLog (path: string): Promise<void> {
   throw new DataDirError(`the store at ${path} lost its write-ahead log ${file}, which its MANIFEST names: what was written since its last compaction (this member's latest grants and votes among it) is gone, and starting on the tables alone could make it grant or vote against them. Restore the data dir from a backup, or start with a new data dir as a new peer`)
 }
 
-export const logFile = (n: number): string => `${String(n).padStart(6, '0')}.log`
+const logFile = (n: number): string => `${String(n).padStart(6, '0')}.log`
 
 async function isMissing (file: string): Promise<boolean> {
   return access(file).then(() => false, (err: any) => err?.code === 'ENOENT')

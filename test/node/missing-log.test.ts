@@ -124,6 +124,18 @@ describe('a store whose write-ahead log was cut short after a clean stop', () =>
     await store.close()
   })
 
+  it('is refused when a newer log than the one the MANIFEST names (a stop during a compaction) was cut short', async () => {
+    const { path, log } = await stopped()
+    const mark = JSON.parse(await readFile(join(path, 'CLOSED-LOG'), 'utf8'))
+    expect(Object.keys(mark.logs)).toEqual([log])
+    // as LevelDB leaves a stop during a compaction: the newest writes in the next log, not yet named
+    const next = `${String(Number(log.slice(0, -4)) + 1).padStart(6, '0')}.log`
+    await writeFile(join(path, next), Buffer.alloc(5_000))
+    await writeFile(join(path, 'CLOSED-LOG'), JSON.stringify({ ...mark, logs: { ...mark.logs, [next]: 5_000 } }))
+    await truncate(join(path, next), 1_000)
+    expect((await opened(path))?.message).toContain(`write-ahead log ${next} of 1000 bytes, where it had 5000`)
+  })
+
   it('a store stopped cleanly again and again opens each time; one that was not (kill -9) is left to LevelDB\'s crash recovery', async () => {
     const { path } = await stopped()
     for (let i = 0; i < 3; i++) expect(await opened(path)).toBeUndefined()
