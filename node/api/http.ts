@@ -30,7 +30,6 @@ export function badRequest (reason: BadRequestReason, message: string): HttpErro
   return new HttpError(400, 'BAD_REQUEST', message, reason)
 }
 
-/** A schema's complaints as one line: `path: message; ...`; `root` names what was checked (an item of a bulk body, say). */
 /** The parsed JSON body; a route that needs one and got none says why. */
 export function bodyOf (request: { body?: unknown, headers: IncomingMessage['headers'] }): unknown {
   if (request.body !== undefined) return request.body
@@ -38,6 +37,7 @@ export function bodyOf (request: { body?: unknown, headers: IncomingMessage['hea
   throw badRequest('not-json', 'expected a JSON body')
 }
 
+/** A schema's complaints as one line: `path: message; ...`; `root` names what was checked (an item of a bulk body, say). */
 export function zodMessage (err: z.ZodError, root?: string): string {
   const where = (path: PropertyKey[]): string => root === undefined ? path.join('.') || '(body)' : [root, ...path].join('.')
   // a schema's own message may name its field already (the capability's does): not twice

@@ -300,16 +300,18 @@ export class LeaseClient {
     const plain: LeaseRequest = { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never }
     // a record's claim id that no member's schema takes would have every member refuse the signal
     const named = waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { ...plain, waitClaimId } : plain
-    // a peer from before the field refuses it as a bad request: it is asked again the old way
-    const call = async (peer: string): Promise<LeaseResponse> => {
-      const res = await this.safeCall(peer, named)
-      return named !== plain && isBadRequest(res) ? this.safeCall(peer, plain) : res
-    }
+    const call = async (peer: string): Promise<LeaseResponse> => this.callOrOldWay(peer, named, plain)
     const answers = (await untilQuorum(t.placement.members, call, need, res => res.status === 'OK').early).map(e => ({ peer: e.peer, res: e.result }))
     if (answers.filter(a => a.res.status === 'OK').length >= need) return
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)
     throw refusal(answers, `signal kept by ${answers.filter(a => a.res.status === 'OK').length} of ${t.placement.members.length} members`)
+  }
+
+  /** `req`, or `plain` (the same without a newer field) to a peer from before that field, which refuses it as a bad request. */
+  async callOrOldWay (peer: string, req: LeaseRequest, plain: LeaseRequest): Promise<LeaseResponse> {
+    const res = await this.safeCall(peer, req)
+    return req !== plain && isBadRequest(res) ? this.safeCall(peer, plain) : res
   }
 
   async safeCall (peer: string, req: LeaseRequest): Promise<LeaseResponse> {

@@ -196,11 +196,7 @@ export class HeldLease {
   async journal (key: string, value: unknown): Promise<void> {
     const terms = Object.fromEntries(this.grants)
     const step = (peer: string, withTerms: boolean): LeaseRequest => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never, ...(withTerms ? { terms } : {}) })
-    // a peer from before the terms refuses the field as a bad request: it is asked again the old way
-    const call = async (peer: string): Promise<LeaseResponse> => {
-      const res = await this.client.safeCall(peer, step(peer, true))
-      return isBadRequest(res) ? this.client.safeCall(peer, step(peer, false)) : res
-    }
+    const call = async (peer: string): Promise<LeaseResponse> => this.client.callOrOldWay(peer, step(peer, true), step(peer, false))
     const answers = (await untilQuorum([...this.grants.keys()], call, this.need(), res => res.status === 'OK').early).map(e => ({ peer: e.peer, res: e.result }))
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)

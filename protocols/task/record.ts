@@ -162,7 +162,7 @@ function mergePrevious (a: Placement[] | undefined, b: Placement[] | undefined, 
   const byEpoch = new Map<number, Placement>()
   for (const p of [...(a ?? []), ...(b ?? [])]) {
     const seen = byEpoch.get(p.epoch)
-    if (p.epoch < current && (seen === undefined || tieBreak(p, seen) < 0)) byEpoch.set(p.epoch, p)
+    if (p.epoch < current && (seen === undefined || canonicalOrder(p, seen) < 0)) byEpoch.set(p.epoch, p)
   }
   return byEpoch.size === 0 ? undefined : [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch)
 }
@@ -176,7 +176,7 @@ const OUTCOME_RANK: Record<Attempt['outcome'], number> = { running: 0, released:
  */
 function boundFirst (a: Placement, b: Placement): Placement {
   if (samePlacement(a, b) && (a.mustDecide === undefined) !== (b.mustDecide === undefined)) return a.mustDecide !== undefined ? a : b
-  return tieBreak(a, b) <= 0 ? a : b
+  return canonicalOrder(a, b) <= 0 ? a : b
 }
 
 /** The value a record's current epoch must decide for its current generation, if a move bound it to one. */
@@ -185,11 +185,10 @@ export function mustDecideOf (record: TaskRecord): FinalValue | undefined {
   return bound !== undefined && bound.generation === record.generation ? bound.value : undefined
 }
 
-const tieBreak = canonicalOrder
 
 function mergeAttempt (a: Attempt, b: Attempt): Attempt {
   const rank = OUTCOME_RANK[b.outcome] - OUTCOME_RANK[a.outcome]
-  const winner = rank > 0 ? b : rank < 0 ? a : (tieBreak(a, b) <= 0 ? a : b)
+  const winner = rank > 0 ? b : rank < 0 ? a : (canonicalOrder(a, b) <= 0 ? a : b)
   return { ...winner, startedAt: Math.min(a.startedAt, b.startedAt) }
 }
 
@@ -209,7 +208,7 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   const finals = [a.final, b.final].filter((f): f is FinalState => f !== undefined && f.generation === generation)
   // (a dead end, which a redrive may follow, after one that is over for good: two certificates of one
   // generation are never both made, but merging must stay associative even with them)
-  finals.sort((x, y) => Number(x.state === 'dead') - Number(y.state === 'dead') || tieBreak(x, y))
+  finals.sort((x, y) => Number(x.state === 'dead') - Number(y.state === 'dead') || canonicalOrder(x, y))
   const placement = a.placement.epoch !== b.placement.epoch
     ? (a.placement.epoch > b.placement.epoch ? a.placement : b.placement)
     : boundFirst(a.placement, b.placement)
@@ -219,10 +218,10 @@ export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   const notBefore = over.length > 0 ? undefined : a.generation === b.generation ? Math.max(a.notBefore ?? 0, b.notBefore ?? 0) : (a.generation > b.generation ? a.notBefore : b.notBefore)
   const journal = mergeJournals(a.journal, b.journal)
   // the newer wait wins; an older one ended when the agent went on to the next
-  const waiting = a.waiting === undefined ? b.waiting : b.waiting === undefined ? a.waiting : (a.waiting.since !== b.waiting.since ? (a.waiting.since > b.waiting.since ? a.waiting : b.waiting) : (tieBreak(a.waiting, b.waiting) <= 0 ? a.waiting : b.waiting))
+  const waiting = a.waiting === undefined ? b.waiting : b.waiting === undefined ? a.waiting : (a.waiting.since !== b.waiting.since ? (a.waiting.since > b.waiting.since ? a.waiting : b.waiting) : (canonicalOrder(a.waiting, b.waiting) <= 0 ? a.waiting : b.waiting))
   return {
     // two submits racing on one idempotency key share an id but not every field: pick one alike everywhere
-    task: tieBreak(a.task, b.task) <= 0 ? a.task : b.task,
+    task: canonicalOrder(a.task, b.task) <= 0 ? a.task : b.task,
     placement,
     ...(previous === undefined ? {} : { previous }),
     generation,
