@@ -56,4 +56,23 @@ describe('a redriven task run by a peer outside its placement', () => {
     // (counted once the holder's own commit returns, which may be just after the members stored it)
     await waitFor(() => runner.tasks!.executor.stats.completed - before === 1, { what: 'the holder to count its result certified', timeoutMs: 10_000 })
   })
+
+  it('a member stopped while its dead task was redriven answers the new generation once back, not its dead copy', async () => {
+    const ran = new Set<string>()
+    const flip: Agent = { name: 'flip', capabilities: ['flip'], run: async ctx => { if (ran.has(ctx.task.id)) return 'second run'; ran.add(ctx.task.id); throw new UnrecoverableTaskError('first run fails') } }
+    // no anti-entropy while the test reads: only the read itself may bring the redrive
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, antiEntropyIntervalMs: 600_000, agents: [flip] } })
+    await net.ready()
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'flip', input: 'x', maxAttempts: 5 })
+    expect((await s.waitFor(id, 15_000)).record.final?.state).toBe('dead')
+    await waitFor(async () => (await net!.nodes[2]!.tasks!.replica.get(id)).record?.final?.state === 'dead', { what: 'the third member to hold the dead end' })
+    await net.nodes[2]!.stop()
+    await s.redrive(id)
+    expect((await s.waitFor(id, 15_000)).record.final?.state).toBe('completed')
+    const back = await net.restartNode(2)
+    await net.ready()
+    const read = await back.tasks!.service.get(id)
+    expect({ state: read.record.final?.state, generation: read.record.generation, result: read.result?.value }).toEqual({ state: 'completed', generation: 1, result: 'second run' })
+  })
 })
