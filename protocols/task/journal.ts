@@ -11,11 +11,18 @@ export type LeaseTerms = Record<string, number>
  */
 export const STEP_TERMS_KEY = '\u0000terms'
 
-/** What a step key may be: 1-256 characters, not NUL first (the journal's own), not "__proto__" (JSON parsers drop it). */
-export const STEP_KEY_RULE = 'a key of 1-256 characters, not starting with NUL, and not "__proto__"'
+/** The journal keys signals are kept under start so (signalKey). */
+export const SIGNAL_PREFIX = 'signal:'
+
+/**
+ * What a step key may be: 1-256 characters (UTF-16 units), not NUL first (the journal's own), not
+ * "signal:" first (where signals are kept: such a step was read as the signal), not "__proto__"
+ * (JSON parsers drop it).
+ */
+export const STEP_KEY_RULE = 'a key of 1-256 characters, not starting with NUL or "signal:", and not "__proto__"'
 
 export function isStepKey (key: unknown): key is string {
-  return typeof key === 'string' && key.length >= 1 && key.length <= 256 && !key.startsWith('\u0000') && key !== '__proto__'
+  return typeof key === 'string' && key.length >= 1 && key.length <= 256 && !key.startsWith('\u0000') && !key.startsWith(SIGNAL_PREFIX) && key !== '__proto__'
 }
 
 /*

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { jsonValue } from './json-value.js'
 import { canonicalOrder } from './canonical.js'
-import { mergeJournals } from './journal.js'
+import { SIGNAL_PREFIX, mergeJournals } from './journal.js'
 import { certificateSchema, finalValueSchema, isValidCertificate, resultHash } from './certificate.js'
 import type { Certificate, FinalValue, TrustedVote } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
@@ -47,7 +47,7 @@ export const waitSchema = z.object({
 export type Wait = z.infer<typeof waitSchema>
 
 /** The journal key a signal's data is kept under. */
-export const signalKey = (name: string): string => `signal:${name}`
+export const signalKey = (name: string): string => `${SIGNAL_PREFIX}${name}`
 
 /** Whether the record waits for a signal now, by `now` (a member's clock). */
 export function isWaiting (record: TaskRecord, now = Date.now()): boolean {

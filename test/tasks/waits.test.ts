@@ -102,9 +102,11 @@ describe('durable waits', () => {
     const bigIntStep: Agent = { name: 'bigint-step', capabilities: ['bigint.step'], run: async ctx => ctx.step('n', async () => 10n as unknown as number) }
     const nulStep: Agent = { name: 'nul-step', capabilities: ['nul.step'], run: async ctx => ctx.step('\u0000terms', async () => 1) }
     const protoStep: Agent = { name: 'proto-step', capabilities: ['proto.step'], run: async ctx => ctx.step('__proto__', async () => 1) }
+    // where signals are kept: such a step was read as the signal "go" by the wait after it
+    const signalStep: Agent = { name: 'signal-step', capabilities: ['signal.step'], run: async ctx => { await ctx.step('signal:go', async () => ({ data: 'from-step' })); return ctx.waitFor('go') } }
     // a key an object inherits is no step the journal holds: it runs
     const inherited: Agent = { name: 'inherited-step', capabilities: ['inherited.step'], run: async ctx => { await ctx.step('first', async () => 1); return ctx.step('toString', async () => 'ran') } }
-    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep, nulStep, protoStep, inherited] } })
+    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep, nulStep, protoStep, inherited, signalStep] } })
     const base = await f.api(net.nodes[1]!)
     const s = net.nodes[0]!.tasks!.service
     // it failed for want of a frame that could carry it, attempt after attempt
@@ -123,7 +125,9 @@ describe('durable waits', () => {
     // a key the members would refuse (NUL first is the journal's own): at once, saying so
     const nul = await s.waitFor((await s.submit({ capability: 'nul.step', input: null, maxAttempts: 3 })).id, 30_000)
     expect({ state: nul.record.final?.state, failed: nul.record.attempts.filter(a => a.outcome === 'failed').length }).toEqual({ state: 'dead', failed: 1 })
-    expect(nul.record.final?.reason).toMatch(/ctx\.step: a key of 1-256 characters, not starting with NUL, and not "__proto__"/)
+    expect(nul.record.final?.reason).toMatch(/ctx\.step: a key of 1-256 characters, not starting with NUL or "signal:", and not "__proto__"/)
+    const signalLike = await s.waitFor((await s.submit({ capability: 'signal.step', input: null, maxAttempts: 3 })).id, 30_000)
+    expect({ state: signalLike.record.final?.state, reason: signalLike.record.final?.reason }).toMatchObject({ state: 'dead', reason: expect.stringMatching(/not starting with NUL or "signal:"/) })
     const proto = await s.waitFor((await s.submit({ capability: 'proto.step', input: null, maxAttempts: 3 })).id, 30_000)
     expect({ state: proto.record.final?.state, reason: proto.record.final?.reason }).toMatchObject({ state: 'dead', reason: expect.stringMatching(/not "__proto__"/) })
     const ran = await s.waitFor((await s.submit({ capability: 'inherited.step', input: null })).id, 30_000)
