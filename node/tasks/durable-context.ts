@@ -13,6 +13,8 @@ import type { WaitOptions } from '../runtime/agent.js'
 export interface DurableRun {
   task: Task
   lease: HeldLease
+  /** the run's: aborted on a lost lease, a cancel and the task's timeout */
+  signal: AbortSignal
   tasks: Pick<TaskService, 'find' | 'submit' | 'waitFor'>
   options: Pick<TaskLayerOptions, 'maxInputBytes' | 'defaultWaitMs'>
   stats: { stepsRun: number, stepsReplayed: number }
@@ -33,6 +35,9 @@ export async function durableStep<T> (run: DurableRun, key: string, fn: () => Pr
     // a copy: the agent may change what it gets, and the journal is this node's stored record
     return cloneJson(current.journal[key]) as T
   }
+  // a run that was aborted (its lease lost, the task canceled or timed out) does no more steps:
+  // another holder may be doing this one, and its side effects would happen twice
+  run.signal.throwIfAborted()
   const value = await fn()
   // checked and copied as a result is: no retry makes it JSON (a BigInt failed each attempt with JSON.stringify's own words)
   const { stored, size: valueBytes } = resultCopy(value)
@@ -54,6 +59,7 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
   if (name.length === 0 || name.length > MAX_WAIT_NAME || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_WAIT_MS) {
     throw new UnrecoverableTaskError(`ctx.waitFor: a name of 1-${MAX_WAIT_NAME} characters and a timeout of 1 to ${MAX_WAIT_MS} ms, got "${name.slice(0, 40)}" and ${timeoutMs}`)
   }
+  run.signal.throwIfAborted()
   const record = (await run.tasks.find(run.task.id))?.record
   const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
   if (kept !== undefined) {

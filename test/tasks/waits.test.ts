@@ -95,6 +95,42 @@ describe('durable waits', () => {
     expect(dead.record.final?.reason).toMatch(/no signal "never" within 300 ms/)
   }, 60_000)
 
+  it('a run that was aborted (its lease lost, or, as here, its task canceled) runs no further step: its function is not called', async () => {
+    let gate!: () => void
+    const opened = new Promise<void>(resolve => { gate = resolve })
+    let aborted: AbortSignal | undefined
+    let secondRan = 0
+    let ended: string | undefined
+    const stepper: Agent = {
+      name: 'stepper',
+      capabilities: ['stepper'],
+      run: async ctx => {
+        aborted = ctx.signal
+        await ctx.step('first', async () => 1)
+        await opened
+        try {
+          await ctx.step('second', async () => { secondRan++; return 2 })
+          ended = 'went on'
+        } catch (err: any) {
+          ended = err?.name ?? 'threw'
+          throw err
+        }
+        return 'done'
+      }
+    }
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [stepper] } })
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'stepper', input: null })
+    await waitFor(() => aborted !== undefined, { what: 'the run to start' })
+    // a cancel aborts the run, as a lost lease does (and then takes the lease away at the next renewal)
+    await s.cancel(id)
+    await waitFor(() => aborted?.aborted === true, { what: 'the run to be aborted' })
+    gate()
+    await waitFor(() => ended !== undefined, { what: 'the step after the loss to end' })
+    // thrown with the reason the run was aborted for
+    expect({ ended, secondRan }).toEqual({ ended: 'TaskCanceledError', secondRan: 0 })
+  })
+
   it('refuses a journal step or a signal that would grow a record past what a peer reads, at once and saying why', async () => {
     // a 16 KiB input and result: a frame of 96 KiB, an input and journal of at most 48 KiB
     const small = { ...TASKS, maxInputBytes: 16_384, maxResultBytes: 16_384 }
