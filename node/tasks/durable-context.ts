@@ -76,7 +76,8 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
   if (waited?.name === name && record?.attempts.some(a => a.claimId === waited.claimId && a.outcome === 'suspended') === true && waited.claimId !== run.lease.claimId) {
     throw new WaitTimeoutError(`no signal "${name}" within ${timeoutMs} ms`)
   }
-  const schema = options.schema === undefined ? undefined : z.toJSONSchema(options.schema, { unrepresentable: 'any' }) as Record<string, unknown>
+  // the schema of what the agent's zod schema takes (its input): an object that strips unknown keys takes them
+  const schema = options.schema === undefined ? undefined : z.toJSONSchema(options.schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>
   await run.lease.suspend(name, timeoutMs, schema)
   throw new TaskSuspendedError(name)
 }
