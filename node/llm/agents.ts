@@ -157,6 +157,8 @@ async function runAgent (ctx: AgentContext<z.infer<typeof agentInput>>, model: M
           try {
             return { ok: await ctx.submit(tool.capability, toolInput(args, tool.wrapped)) }
           } catch (err: any) {
+            // an aborted run's failure is no tool's answer: journaled, it would be replayed to the next holder
+            if (ctx.signal.aborted) throw err
             return { error: String(err.message) }
           }
         })

@@ -84,6 +84,8 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
 
 /** A subtask (see AgentContext.submit): submitted with its parent named, and its result awaited. */
 export async function subtask (run: DurableRun, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {
+  // an aborted run starts no more work on the mesh
+  signal.throwIfAborted()
   const { id } = await run.tasks.submit({ capability, input, parent: run.task.id, traceparent, ...options })
   let missingResult = 0
   while (true) {

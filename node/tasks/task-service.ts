@@ -310,7 +310,8 @@ export class TaskService {
       // the first poll: right after a submit the answer is known to be "not yet"
       const local = await this.c.replica.get(id)
       // a copy kept elsewhere (a node that ran, or was offered, the task) hears no notice: it asks a member to tell it
-      const told = local.record !== undefined && (local.record.task.submitter === this.c.peerId.toString() || this.c.replica.isMember(local.record))
+      // (not a dead end: a redrive this node missed while it was down may have started a new generation)
+      const told = local.record !== undefined && local.record.final?.state !== 'dead' && (local.record.task.submitter === this.c.peerId.toString() || this.c.replica.isMember(local.record))
       let view = told && waitMs > 0 ? { record: local.record as TaskRecord, result: local.result } : await this.watched(id, waitMs > 0)
       // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
       let pollMs = this.c.options.waitPollBaseMs

@@ -6,6 +6,7 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { Testnet } from '../../sim/testnet.js'
+import type { AgentNode } from '../../node/create-node.js'
 
 describe('a redriven task run by a peer outside its placement', () => {
   const tmp = useTmpDirs()
@@ -57,22 +58,31 @@ describe('a redriven task run by a peer outside its placement', () => {
     await waitFor(() => runner.tasks!.executor.stats.completed - before === 1, { what: 'the holder to count its result certified', timeoutMs: 10_000 })
   })
 
-  it('a member stopped while its dead task was redriven answers the new generation once back, not its dead copy', async () => {
-    const ran = new Set<string>()
-    const flip: Agent = { name: 'flip', capabilities: ['flip'], run: async ctx => { if (ran.has(ctx.task.id)) return 'second run'; ran.add(ctx.task.id); throw new UnrecoverableTaskError('first run fails') } }
+  it('a member stopped while its dead task was redriven answers the new generation once back, not its dead copy, to a wait and to a read', async () => {
+    // the first two runs fail for good, the third completes
+    const runs = new Map<string, number>()
+    const third: Agent = { name: 'third', capabilities: ['third'], run: async ctx => { const n = (runs.get(ctx.task.id) ?? 0) + 1; runs.set(ctx.task.id, n); if (n < 3) throw new UnrecoverableTaskError(`run ${n} fails`); return 'third run' } }
     // no anti-entropy while the test reads: only the read itself may bring the redrive
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, antiEntropyIntervalMs: 600_000, agents: [flip] } })
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, antiEntropyIntervalMs: 600_000, agents: [third] } })
     await net.ready()
     const s = net.nodes[0]!.tasks!.service
-    const { id } = await s.submit({ capability: 'flip', input: 'x', maxAttempts: 5 })
+    const { id } = await s.submit({ capability: 'third', input: 'x', maxAttempts: 5 })
     expect((await s.waitFor(id, 15_000)).record.final?.state).toBe('dead')
-    await waitFor(async () => (await net!.nodes[2]!.tasks!.replica.get(id)).record?.final?.state === 'dead', { what: 'the third member to hold the dead end' })
-    await net.nodes[2]!.stop()
-    await s.redrive(id)
-    expect((await s.waitFor(id, 15_000)).record.final?.state).toBe('completed')
-    const back = await net.restartNode(2)
-    await net.ready()
-    const read = await back.tasks!.service.get(id)
-    expect({ state: read.record.final?.state, generation: read.record.generation, result: read.result?.value }).toEqual({ state: 'completed', generation: 1, result: 'second run' })
+    /** Node 2, a member, misses a redrive: stopped before it, started after the new generation ended. */
+    const missRedrive = async (generation: number): Promise<AgentNode> => {
+      await waitFor(async () => (await net!.nodes[2]!.tasks!.replica.get(id)).record?.final?.generation === generation - 1, { what: 'the third member to hold the dead end' })
+      await net!.nodes[2]!.stop()
+      await s.redrive(id)
+      expect((await s.waitFor(id, 15_000)).record.final?.generation).toBe(generation)
+      const back = await net!.restartNode(2)
+      await net!.ready()
+      expect((await back.tasks!.replica.get(id)).record?.generation).toBe(generation - 1)
+      return back
+    }
+    // a wait on a member starts from its own copy, unless that is a dead end
+    const waited = await (await missRedrive(1)).tasks!.service.waitFor(id, 5_000)
+    expect({ state: waited.record.final?.state, generation: waited.record.final?.generation }).toEqual({ state: 'dead', generation: 1 })
+    const read = await (await missRedrive(2)).tasks!.service.get(id)
+    expect({ state: read.record.final?.state, generation: read.record.generation, result: read.result?.value }).toEqual({ state: 'completed', generation: 2, result: 'third run' })
   })
 })

@@ -103,6 +103,7 @@ describe('durable waits', () => {
     let aborted: AbortSignal | undefined
     let secondRan = 0
     let ended: string | undefined
+    let submitted: string | undefined
     const stepper: Agent = {
       name: 'stepper',
       capabilities: ['stepper'],
@@ -110,6 +111,8 @@ describe('durable waits', () => {
         aborted = ctx.signal
         await ctx.step('first', async () => 1)
         await opened
+        // nor does it start more work on the mesh
+        submitted = await ctx.submit('echo', 'after the abort').then(() => 'went on', (err: any) => err?.name)
         try {
           await ctx.step('second', async () => { secondRan++; return 2 })
           ended = 'went on'
@@ -120,7 +123,7 @@ describe('durable waits', () => {
         return 'done'
       }
     }
-    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [stepper] } })
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [stepper, echoAgent] } })
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'stepper', input: null })
     await waitFor(() => aborted !== undefined, { what: 'the run to start' })
@@ -130,7 +133,8 @@ describe('durable waits', () => {
     gate()
     await waitFor(() => ended !== undefined, { what: 'the step after the loss to end' })
     // thrown with the reason the run was aborted for
-    expect({ ended, secondRan }).toEqual({ ended: 'TaskCanceledError', secondRan: 0 })
+    expect({ ended, secondRan, submitted }).toEqual({ ended: 'TaskCanceledError', secondRan: 0, submitted: 'TaskCanceledError' })
+    for (const node of net.nodes) expect(await node.tasks!.service.list({ capability: 'echo' })).toEqual([])
   })
 
   it('refuses a journal step or a signal that would grow a record past what a peer reads, at once and saying why', async () => {
