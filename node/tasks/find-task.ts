@@ -41,16 +41,21 @@ export async function madeTask (c: TaskComponents, id: string): Promise<Task | u
   return (await c.replica.get(id)).record?.task ?? (await findTask(c, id))?.record.task
 }
 
+/** A dead end, which a redrive this node missed (it was down) may have followed with a new generation. */
+export function mayBeRedriven (record: TaskRecord | undefined): boolean {
+  return record?.final?.state === 'dead'
+}
+
 /**
  * What this node knows: from its own store only a certified final state that is over for good
- * (completed or canceled); anything else is asked of the task's placement (found from the local copy, else from the members this node would pick).
+ * (completed or canceled); anything else is asked of the task's placement (found from the local
+ * copy, else from the members this node would pick).
  */
 export async function findTask (c: TaskComponents, id: string, options: FindOptions = {}): Promise<TaskView | undefined> {
   const local = await c.replica.get(id)
   // a certified copy answers for the outcome; its history may lack an attempt a majority granted
-  // without this member, so a reader of the whole history (an event stream, a trace) asks anyway.
-  // Not a dead end: a redrive this node missed (it was down) may have started a new generation since
-  if (isSettled(local) && local.record?.final?.state !== 'dead' && options.complete !== true) return { record: local.record as TaskRecord, result: local.result }
+  // without this member, so a reader of the whole history (an event stream, a trace) asks anyway
+  if (isSettled(local) && !mayBeRedriven(local.record) && options.complete !== true) return { record: local.record as TaskRecord, result: local.result }
   let record = local.record
   // every member's result: one may hold a losing claim's (its vote, before the commit reached it)
   const results: StoredResult[] = local.result === undefined ? [] : [local.result]

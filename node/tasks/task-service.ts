@@ -6,7 +6,7 @@ import { keepCopy, mayBeUnstored, storeOnPlacement } from './placement-writes.js
 import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
 import { unofferedWarning } from './suggest.js'
-import { findTask, isSettled, madeTask } from './find-task.js'
+import { findTask, isSettled, madeTask, mayBeRedriven } from './find-task.js'
 import { checkSubmit, keyConflict, offeredNames, routedByModel, submitNow } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
 import { submitMany } from './bulk-submit.js'
@@ -310,8 +310,7 @@ export class TaskService {
       // the first poll: right after a submit the answer is known to be "not yet"
       const local = await this.c.replica.get(id)
       // a copy kept elsewhere (a node that ran, or was offered, the task) hears no notice: it asks a member to tell it
-      // (not a dead end: a redrive this node missed while it was down may have started a new generation)
-      const told = local.record !== undefined && local.record.final?.state !== 'dead' && (local.record.task.submitter === this.c.peerId.toString() || this.c.replica.isMember(local.record))
+      const told = local.record !== undefined && !mayBeRedriven(local.record) && (local.record.task.submitter === this.c.peerId.toString() || this.c.replica.isMember(local.record))
       let view = told && waitMs > 0 ? { record: local.record as TaskRecord, result: local.result } : await this.watched(id, waitMs > 0)
       // each poll asks the placement: with many waits pending, a fixed 1 s poll was most of the load
       let pollMs = this.c.options.waitPollBaseMs
