@@ -7,6 +7,7 @@ import { waitFor } from '../../sim/wait.js'
 import { FakeOpenAI } from '../helpers/fake-openai.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { gatedAgent } from '../helpers/gated.js'
 import type { Reply } from '../helpers/fake-openai.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { AgentNode } from '../../node/create-node.js'
@@ -113,6 +114,16 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(server!.requests[0].tools.map((t: any) => t.function.name)).toEqual(['text__wordcount'])
     const [child] = await s.list({ parent: id })
     expect(child?.final?.peer).toBe(net!.nodes[1]!.peerId.toString())
+  })
+
+  it('agent: a run aborted during a tool call (its timeout) journals no error for the tool, which the next holder would replay', async () => {
+    const { agent: gated } = gatedAgent('never opened')
+    await mesh(() => ({ toolCalls: [{ name: 'gated', arguments: {} }] }), llm => [byName(llm, 'agent'), [gated]])
+    const s = net!.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'agent', input: { prompt: 'wait for the gate' }, timeoutMs: 1_500, maxAttempts: 1 })
+    expect((await s.waitFor(id, 20_000)).record.final?.state).toBe('dead')
+    const record = (await s.find(id, { complete: true }))!.record
+    expect(Object.keys(record.journal ?? {}).filter(k => k.startsWith('tool:'))).toEqual([])
   })
 
   it('plan: an invalid plan gets one repair round, then a three-step DAG runs over three peers', async () => {
