@@ -91,10 +91,15 @@ export class LeaseClient {
   /**
    * Like `ask`, but `early` resolves as soon as `need` answers pass `ok`, or once that can no longer
    * happen: a paused or cut-off member must not hold a lease, a renewal or a commit up until its
-   * RPC times out. `all` resolves with every answer.
+   * RPC times out. `all` resolves with every answer. `plain`: the request without a newer field, sent
+   * again to a peer from before that field, which refuses it as a bad request.
    */
-  askUntil (peers: readonly string[], req: LeaseRequest | ((peer: string) => LeaseRequest), need: number, ok: (a: Answer) => boolean): { early: Promise<Answer[]>, all: Promise<Answer[]> } {
-    const { early, all } = untilQuorum(peers, async peer => this.safeCall(peer, typeof req === 'function' ? req(peer) : req), need, res => ok({ peer: '', res }))
+  askUntil (peers: readonly string[], req: LeaseRequest | ((peer: string) => LeaseRequest), need: number, ok: (a: Answer) => boolean, plain?: (peer: string) => LeaseRequest): { early: Promise<Answer[]>, all: Promise<Answer[]> } {
+    const call = async (peer: string): Promise<LeaseResponse> => {
+      const res = await this.safeCall(peer, typeof req === 'function' ? req(peer) : req)
+      return plain !== undefined && isBadRequest(res) ? this.safeCall(peer, plain(peer)) : res
+    }
+    const { early, all } = untilQuorum(peers, call, need, res => ok({ peer: '', res }))
     const answers = async (p: Promise<Array<{ peer: string, result: LeaseResponse }>>): Promise<Answer[]> => (await p).map(e => ({ peer: e.peer, res: e.result }))
     return { early: answers(early), all: answers(all) }
   }
@@ -300,18 +305,11 @@ export class LeaseClient {
     const plain: LeaseRequest = { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never }
     // a record's claim id that no member's schema takes would have every member refuse the signal
     const named = waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { ...plain, waitClaimId } : plain
-    const call = async (peer: string): Promise<LeaseResponse> => this.callOrOldWay(peer, named, plain)
-    const answers = (await untilQuorum(t.placement.members, call, need, res => res.status === 'OK').early).map(e => ({ peer: e.peer, res: e.result }))
+    const answers = await this.askUntil(t.placement.members, named, need, a => a.res.status === 'OK', named === plain ? undefined : () => plain).early
     if (answers.filter(a => a.res.status === 'OK').length >= need) return
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)
     throw refusal(answers, `signal kept by ${answers.filter(a => a.res.status === 'OK').length} of ${t.placement.members.length} members`)
-  }
-
-  /** `req`, or `plain` (the same without a newer field) to a peer from before that field, which refuses it as a bad request. */
-  async callOrOldWay (peer: string, req: LeaseRequest, plain: LeaseRequest): Promise<LeaseResponse> {
-    const res = await this.safeCall(peer, req)
-    return req !== plain && isBadRequest(res) ? this.safeCall(peer, plain) : res
   }
 
   async safeCall (peer: string, req: LeaseRequest): Promise<LeaseResponse> {

@@ -1,12 +1,11 @@
 import { majority, resultHash, sameValue } from '../task/certificate.js'
 import { LeaseLostError, QuorumUnavailableError, StaleTermError, refusal } from './errors.js'
 import { isBadRequest } from '../rpc/served.js'
-import { untilQuorum } from './quorum.js'
 import type { Answer, LeaseClient, Target } from './client.js'
 import type { Certificate, FinalValue } from '../task/certificate.js'
 import type { StoredResult } from '../task/store.js'
 import type { Prerun } from './prerun-votes.js'
-import type { LeaseRequest, LeaseResponse, ShownVote } from './messages.js'
+import type { LeaseRequest, ShownVote } from './messages.js'
 
 /**
  * Milliseconds on a clock that only moves forward at a steady rate: a holder times its lease by it.
@@ -196,8 +195,8 @@ export class HeldLease {
   async journal (key: string, value: unknown): Promise<void> {
     const terms = Object.fromEntries(this.grants)
     const step = (peer: string, withTerms: boolean): LeaseRequest => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never, ...(withTerms ? { terms } : {}) })
-    const call = async (peer: string): Promise<LeaseResponse> => this.client.callOrOldWay(peer, step(peer, true), step(peer, false))
-    const answers = (await untilQuorum([...this.grants.keys()], call, this.need(), res => res.status === 'OK').early).map(e => ({ peer: e.peer, res: e.result }))
+    // a peer from before the terms refuses the field as a bad request: it is asked again the old way
+    const answers = await this.client.askUntil([...this.grants.keys()], peer => step(peer, true), this.need(), a => a.res.status === 'OK', peer => step(peer, false)).early
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
   }

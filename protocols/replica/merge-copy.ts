@@ -68,9 +68,7 @@ function ownRetryTime (merged: TaskRecord, existing: TaskRecord | undefined, rul
   const limit = rules.now + rules.maxRetryDelayMs
   if (merged.notBefore === undefined || merged.notBefore <= limit || merged.notBefore === existing?.notBefore) return merged
   const own = existing?.generation === merged.generation ? existing.notBefore : undefined
-  const { notBefore: _far, ...rest } = merged
-  const notBefore = own ?? limit
-  return notBefore === 0 ? rest : { ...rest, notBefore }
+  return { ...merged, notBefore: own ?? limit }
 }
 
 /** Whether two records hold the same content: the fields that differ most often first, then all of it. */

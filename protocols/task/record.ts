@@ -185,7 +185,6 @@ export function mustDecideOf (record: TaskRecord): FinalValue | undefined {
   return bound !== undefined && bound.generation === record.generation ? bound.value : undefined
 }
 
-
 function mergeAttempt (a: Attempt, b: Attempt): Attempt {
   const rank = OUTCOME_RANK[b.outcome] - OUTCOME_RANK[a.outcome]
   const winner = rank > 0 ? b : rank < 0 ? a : (canonicalOrder(a, b) <= 0 ? a : b)

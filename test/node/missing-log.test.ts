@@ -11,6 +11,16 @@ import { useTmpDirs } from '../helpers/tmp.js'
  * write-ahead log the MANIFEST names. A store whose log was deleted opened on its tables alone,
  * silently, and the member could grant and vote again against what it lost.
  */
+/** The store opened and closed again, or the error that refused it. */
+const opened = async (path: string): Promise<Error | undefined> => Store.open({ path }).then(async s => { await s.close(); return undefined }, (e: Error) => e)
+
+/** The one write-ahead log a closed store holds. */
+async function onlyLog (path: string): Promise<string> {
+  const logs = (await readdir(path)).filter(n => n.endsWith('.log'))
+  expect(logs).toHaveLength(1)
+  return logs[0] as string
+}
+
 describe('a store whose write-ahead log is gone', () => {
   const tmp = useTmpDirs()
 
@@ -23,12 +33,8 @@ describe('a store whose write-ahead log is gone', () => {
     await db.open()
     await db.put('vote', 'given', { sync: true })
     await db.close()
-    const logs = (await readdir(path)).filter(n => n.endsWith('.log'))
-    expect(logs).toHaveLength(1)
-    return { path, log: logs[0] as string }
+    return { path, log: await onlyLog(path) }
   }
-
-  const opened = async (path: string): Promise<Error | undefined> => Store.open({ path }).then(async s => { await s.close(); return undefined }, (e: Error) => e)
 
   it('is refused, naming the log; with its log it opens and holds what the log held', async () => {
     const { path, log } = await logged()
@@ -102,12 +108,8 @@ describe('a store whose write-ahead log was cut short after a clean stop', () =>
     const store = await Store.open({ path })
     for (let i = 0; i < 200; i++) await store.meta.put(`k${i}`, 'x'.repeat(200), { sync: i % 50 === 0 })
     await store.close()
-    const logs = (await readdir(path)).filter(n => n.endsWith('.log'))
-    expect(logs).toHaveLength(1)
-    return { path, log: logs[0] as string }
+    return { path, log: await onlyLog(path) }
   }
-
-  const opened = async (path: string): Promise<Error | undefined> => Store.open({ path }).then(async s => { await s.close(); return undefined }, (e: Error) => e)
 
   it('is refused, naming the log and both lengths; with its log whole it opens and holds every write', async () => {
     const { path, log } = await stopped()
