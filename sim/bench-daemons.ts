@@ -49,6 +49,12 @@ export interface DaemonBenchInit {
    */
   requests?: 'one' | 'two'
   /**
+   * Which daemons take the client's submits, a run each at every concurrency: 'every' daemon in
+   * turn, or only the 'first' (the others then only answer as members of placements): the same
+   * messages a task, with the other daemons mostly idle. @default ['every']
+   */
+  entries?: Array<'every' | 'first'>
+  /**
    * Tasks run at 16 in flight after the idle figures and before the measured runs, not counted, for
    * each daemon of the mesh: a daemon runs for days, and a fresh one spends its first few hundred
    * tasks compiling its hot code. A fixed total warmed each of 10 daemons a third as much as each of
@@ -79,6 +85,21 @@ function cpuTicks (pid: number): number {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return Number(rest[11]) + Number(rest[12])
   } catch { return 0 }
+}
+
+/** Context switches of all a process's threads: voluntary (it waited) and involuntary (it was preempted). */
+function contextSwitches (pid: number): { voluntary: number, involuntary: number } {
+  const total = { voluntary: 0, involuntary: 0 }
+  let tids: string[] = []
+  try { tids = readdirSync(`/proc/${pid}/task`) } catch {}
+  for (const tid of tids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+      total.voluntary += Number(status.match(/^voluntary_ctxt_switches:\s+(\d+)/m)?.[1] ?? 0)
+      total.involuntary += Number(status.match(/^nonvoluntary_ctxt_switches:\s+(\d+)/m)?.[1] ?? 0)
+    } catch {}
+  }
+  return total
 }
 
 /** utime and stime of a process's main thread, and of all its other threads (libuv's pool, V8's helpers), in ticks. */
@@ -197,6 +218,10 @@ interface RunResult {
   clientMsPerTask: number
   /** ms per task: the daemons' main threads in user and system time, and their other threads */
   split: CpuSplit
+  /** ms of CPU per task of each daemon, in start order */
+  perDaemonMs: number[]
+  /** context switches per task, all daemons' threads: they waited, or were preempted */
+  switches: { voluntary: number, involuntary: number }
   before: Counters
   after: Counters
   why: Map<string, number>
@@ -206,6 +231,7 @@ interface RunResult {
 interface LoopClient {
   waitMs: number
   requests: 'one' | 'two'
+  entry: 'every' | 'first'
   /** clock ticks a second */
   ticks: number
   /** what the daemons burn together idle, in ticks a second */
@@ -218,11 +244,13 @@ interface LoopClient {
  * flight finish (each bounded by its own timeouts).
  */
 async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTasks: number, runMs: number, client: LoopClient): Promise<RunResult> {
-  const { waitMs, ticks, idleTicksPerSec, requests } = client
+  const { waitMs, ticks, idleTicksPerSec, requests, entry } = client
   const before = await counters(daemons)
   const cpu0 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
   const pids = daemons.map(d => d.proc.pid as number)
   const split0 = sumSplits(pids)
+  const each0 = pids.map(cpuTicks)
+  const switches0 = pids.map(contextSwitches)
   const client0 = process.cpuUsage()
   const start = performance.now()
   const stopAt = start + runMs
@@ -233,7 +261,7 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
   const worker = async (): Promise<void> => {
     while (next < maxTasks && performance.now() < stopAt) {
       const i = next++
-      const outcome = await oneTask(daemons[i % daemons.length] as DaemonProcess, i, waitMs, requests)
+      const outcome = await oneTask(daemons[entry === 'first' ? 0 : i % daemons.length] as DaemonProcess, i, waitMs, requests)
       if (outcome.kind === 'completed') {
         counts.completed++
         latencies.push(outcome.ms)
@@ -247,6 +275,8 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
   const seconds = (performance.now() - start) / 1000
   const cpu1 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
   const split1 = sumSplits(pids)
+  const each1 = pids.map(cpuTicks)
+  const switches1 = pids.map(contextSwitches)
   const client1 = process.cpuUsage(client0)
   const perTask = (t: number): number => t / ticks * 1000 / Math.max(1, counts.completed)
   const after = await counters(daemons)
@@ -258,6 +288,11 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
     cpuMsPerTask: (cpu1 - cpu0) / ticks * 1000 / Math.max(1, counts.completed),
     cpuMsPerTaskNetOfIdle: (cpu1 - cpu0 - idleTicksPerSec * seconds) / ticks * 1000 / Math.max(1, counts.completed),
     clientMsPerTask: (client1.user + client1.system) / 1000 / Math.max(1, counts.completed),
+    perDaemonMs: each1.map((t, k) => perTask(t - (each0[k] as number))),
+    switches: {
+      voluntary: switches1.reduce((acc, x, k) => acc + x.voluntary - (switches0[k] as { voluntary: number }).voluntary, 0) / Math.max(1, counts.completed),
+      involuntary: switches1.reduce((acc, x, k) => acc + x.involuntary - (switches0[k] as { involuntary: number }).involuntary, 0) / Math.max(1, counts.completed)
+    },
     split: { mainUser: perTask(split1.mainUser - split0.mainUser), mainSys: perTask(split1.mainSys - split0.mainSys), others: perTask(split1.others - split0.others) },
     before,
     after,
@@ -314,9 +349,11 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
   const idleMs = init.idleMs ?? 10_000
   const waitMs = init.resultWaitMs ?? 30_000
   const requests = init.requests ?? 'one'
-  // the two clients' rows side by side in one table: told apart by name
+  const entries = init.entries ?? ['every']
+  // the clients' rows side by side in one table: told apart by name
   const label = requests === 'one' ? '' : 'two requests a task: '
-  add('daemons: how to read the rows', '', `real daemons (echo only) over HTTP, closed loop, ${requests === 'one' ? 'one POST /v1/tasks?wait= a task' : 'a submit and a result long poll a task'}; tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent`)
+  const entryLabel = (entry: 'every' | 'first'): string => entry === 'every' ? '' : 'all submits to one daemon: '
+  add('daemons: how to read the rows', '', `real daemons (echo only) over HTTP, closed loop, ${requests === 'one' ? 'one POST /v1/tasks?wait= a task' : 'a submit and a result long poll a task'}, to every daemon in turn (rows named "all submits to one daemon": to the first only); tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent`)
   for (const n of init.nodes ?? [3, 5, 10]) {
     const daemonsN = n === 1 ? '1 daemon' : `${n} daemons`
     const dir = await mkdtemp(join(tmpdir(), 'agentmesh-bench-daemons-'))
@@ -338,22 +375,22 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
       await delay(settleMs)
       const settled = await idleCost(pids, ticks, idleMs)
       add(`${label}${daemonsN} idle, per daemon, settled`, settled.figure, `${settled.note} over ${idleMs / 1000} s from ${Math.round((idleMs + settleMs) / 1000)} s after the mesh formed`)
-      const client: LoopClient = { waitMs, requests, ticks, idleTicksPerSec: settled.ticksPerSec }
+      const client: LoopClient = { waitMs, requests, entry: 'every', ticks, idleTicksPerSec: settled.ticksPerSec }
       const warmupTasks = (init.warmupTasksPerDaemon ?? 400) * n
       if (warmupTasks > 0) {
         const w = await closedLoop(daemons, 16, warmupTasks, 60_000, client)
         line(`    warm-up (not counted): ${w.completed} tasks at 16 in flight, ${w.perSec.toFixed(1)} tasks/s, CPU ${w.cpuMsPerTask.toFixed(1)} ms/task`)
       }
-      for (const c of init.concurrency ?? [1, 16, 64, 256]) {
+      for (const c of init.concurrency ?? [1, 16, 64, 256]) for (const entry of entries) {
         const r = c === 1
-          ? await closedLoop(daemons, 1, init.serialTasks ?? 500, init.serialRunMs ?? 60_000, client)
-          : await closedLoop(daemons, c, init.maxTasks ?? 5_000, init.runMs ?? 10_000, client)
+          ? await closedLoop(daemons, 1, init.serialTasks ?? 500, init.serialRunMs ?? 60_000, { ...client, entry })
+          : await closedLoop(daemons, c, init.maxTasks ?? 5_000, init.runMs ?? 10_000, { ...client, entry })
         const dead = daemons.filter(d => d.proc.exitCode !== null || d.proc.signalCode !== null)
         if (dead.length > 0) throw new Error(`${dead.length} daemon(s) exited during the run:\n${dead[0]!.output().slice(-2000)}`)
         const per = (get: (x: Counters) => number, digits = 1): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(digits)
-        add(`${label}${daemonsN}, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
+        add(`${label}${entryLabel(entry)}${daemonsN}, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
-        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`]
+        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`, `by daemon ${r.perDaemonMs.map(x => x.toFixed(2)).join(' / ')} ms/task`, `context switches ${r.switches.voluntary.toFixed(1)} waited + ${r.switches.involuntary.toFixed(1)} preempted a task`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
       }
       const loadedRss = pids.map(pid => memoryMiB(pid).rss)
