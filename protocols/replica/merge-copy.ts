@@ -1,5 +1,5 @@
 import { canonicalJson } from '../task/canonical.js'
-import { hasValidFinal, mergeRecords, resultMatches, samePlacement } from '../task/record.js'
+import { hasValidFinal, mergeRecords, ownRetryTime, resultMatches, samePlacement } from '../task/record.js'
 import type { ReplicaTaskState } from '../task/machine.js'
 import type { TaskRecord } from '../task/record.js'
 import type { TrustedVote } from '../task/certificate.js'
@@ -43,7 +43,7 @@ export function mergeCopy (before: ReplicaTaskState, record: TaskRecord, result:
     if (existing === undefined) return { store: false, record: undefined }
     merged = existing
   }
-  merged = ownRetryTime(merged, existing, rules)
+  merged = ownRetryTime(merged, existing, rules.now, rules.maxRetryDelayMs)
   // a copy of a task already forgotten (or about to be) is not stored again
   if (rules.isExpired(merged)) return { store: false, record: merged }
   let keptResult = before.result
@@ -56,19 +56,6 @@ export function mergeCopy (before: ReplicaTaskState, record: TaskRecord, result:
   // mergeRecords makes a new object every time
   if (existing !== undefined && keptResult === before.result && sameRecord(merged, existing)) return { store: false, record: existing }
   return { store: true, record: merged, result: keptResult }
-}
-
-/**
- * A copy's retry time was stamped by another member's clock: one running an hour ahead would hold
- * every member back an hour once copies merge. One past the longest back-off from this member's
- * now is not taken: the retry time this member holds for the generation stands (put again and again,
- * the copy moves it no later), else the longest back-off from now.
- */
-function ownRetryTime (merged: TaskRecord, existing: TaskRecord | undefined, rules: CopyRules): TaskRecord {
-  const limit = rules.now + rules.maxRetryDelayMs
-  if (merged.notBefore === undefined || merged.notBefore <= limit || merged.notBefore === existing?.notBefore) return merged
-  const own = existing?.generation === merged.generation ? existing.notBefore : undefined
-  return { ...merged, notBefore: own ?? limit }
 }
 
 /** Whether two records hold the same content: the fields that differ most often first, then all of it. */

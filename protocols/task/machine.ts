@@ -2,7 +2,7 @@ import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
 import { canonicalJson } from './canonical.js'
 import { withStep } from './journal.js'
-import { capAttempts, failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, resultMatches, samePlacement, signalKey } from './record.js'
+import { capAttempts, failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, ownRetryTime, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
 import type { FinalValue, Statement, TrustedVote } from './certificate.js'
@@ -334,7 +334,7 @@ function install (s: ReplicaTaskState, req: Extract<LeaseRequest, { op: 'install
   // one can never displace this member's own
   const { final: incomingFinal, ...incomingRest } = incoming
   const checked: TaskRecord = incomingFinal !== undefined && hasValidFinal(mine === undefined ? incoming : { ...incoming, previous: [...(incoming.previous ?? []), ...(mine.previous ?? []), mine.placement] }) ? incoming : incomingRest
-  const merged = mine === undefined ? checked : mergeRecords(mine, checked)
+  const merged = ownRetryTime(mine === undefined ? checked : mergeRecords(mine, checked), mine, env.now, env.backoff.capMs)
   // the value to decide binds the epoch in the record itself, for whoever takes the move from this
   // member; a binding already there (a repeated install) is the one voted. An install of a
   // generation this member has left (redriven since) binds nothing: that decision is over

@@ -191,6 +191,20 @@ function mergeAttempt (a: Attempt, b: Attempt): Attempt {
   return { ...winner, startedAt: Math.min(a.startedAt, b.startedAt) }
 }
 
+/**
+ * A merged copy's retry time was stamped by another member's clock: one running an hour ahead
+ * would hold every member back an hour once copies merge (by a put, a read's repair or a move's
+ * install). One past the longest back-off from this member's `now` is not taken: the retry time this
+ * member holds for the generation stands (brought again and again, the copy moves it no later),
+ * else the longest back-off from now.
+ */
+export function ownRetryTime (merged: TaskRecord, existing: TaskRecord | undefined, now: number, maxRetryDelayMs: number): TaskRecord {
+  const limit = now + maxRetryDelayMs
+  if (merged.notBefore === undefined || merged.notBefore <= limit || merged.notBefore === existing?.notBefore) return merged
+  const own = existing?.generation === merged.generation ? existing.notBefore : undefined
+  return { ...merged, notBefore: own ?? limit }
+}
+
 /** Commutative, associative and idempotent. */
 export function mergeRecords (a: TaskRecord, b: TaskRecord): TaskRecord {
   // only a dead task is redriven to a new generation: a completed or canceled one is over for good,

@@ -598,6 +598,22 @@ const TABLE: Row[] = [
     // the record keeps the value to decide with its placement, for whoever takes the move from this member
     then: s => expect(s.record).toEqual(moved({ ...f.P1, mustDecide: { generation: 0, value: CANCELED } }))
   },
+  {
+    name: 'install of a record whose retry time a member an hour ahead stamped: the longest back-off from this member\'s clock at most',
+    given: () => ({ lease: EMPTY_LEASE }),
+    req: () => ({ ...install(), record: { ...moved(), notBefore: NOW + HOUR } } as LeaseRequest),
+    as: () => ({ me: f.D, from: f.U }),
+    reply: () => ({ status: 'OK' }),
+    then: s => expect(s.record?.notBefore).toBe(NOW + BACKOFF.capMs)
+  },
+  {
+    name: 'install repeated with that retry time at a member holding its own for the generation: its own stands',
+    given: () => ({ record: { ...moved(), notBefore: NOW + 300 }, lease: EMPTY_LEASE }),
+    req: () => ({ ...install(), record: { ...moved(), notBefore: NOW + HOUR } } as LeaseRequest),
+    as: () => ({ me: f.D, from: f.U }),
+    reply: () => ({ status: 'OK' }),
+    then: s => expect(s.record?.notBefore).toBe(NOW + 300)
+  },
   { name: 'install at a peer outside the new placement: NOT_MEMBER', given: () => fresh(), req: () => install(), as: () => ({ me: f.C }), reply: () => ({ status: 'NOT_MEMBER', placement: f.P1 }), unchanged: true },
   { name: 'install whose record is of another epoch than the request: NOT_MEMBER', given: () => fresh(), req: () => ({ ...install(), epoch: 2 } as LeaseRequest), reply: () => ({ status: 'NOT_MEMBER', placement: f.P1 }), unchanged: true },
   { name: 'install of an older epoch: WRONG_EPOCH with the placement held', given: () => ({ record: moved(), lease: EMPTY_LEASE }), req: () => ({ op: 'install', ...base(), record: record() }), reply: () => ({ status: 'WRONG_EPOCH', placement: f.P1 }), unchanged: true },
