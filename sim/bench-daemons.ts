@@ -246,7 +246,6 @@ interface LoopClient {
 async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTasks: number, runMs: number, client: LoopClient): Promise<RunResult> {
   const { waitMs, ticks, idleTicksPerSec, requests, entry } = client
   const before = await counters(daemons)
-  const cpu0 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
   const pids = daemons.map(d => d.proc.pid as number)
   const split0 = sumSplits(pids)
   const each0 = pids.map(cpuTicks)
@@ -273,10 +272,12 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = (performance.now() - start) / 1000
-  const cpu1 = daemons.reduce((acc, d) => acc + cpuTicks(d.proc.pid as number), 0)
   const split1 = sumSplits(pids)
   const each1 = pids.map(cpuTicks)
   const switches1 = pids.map(contextSwitches)
+  const spent = each1.map((t, k) => t - (each0[k] as number))
+  const cpu = spent.reduce((a, b) => a + b, 0)
+  const switchesPerTask = (kind: 'voluntary' | 'involuntary'): number => switches1.reduce((acc, x, k) => acc + x[kind] - (switches0[k] as typeof x)[kind], 0) / Math.max(1, counts.completed)
   const client1 = process.cpuUsage(client0)
   const perTask = (t: number): number => t / ticks * 1000 / Math.max(1, counts.completed)
   const after = await counters(daemons)
@@ -285,14 +286,11 @@ async function closedLoop (daemons: DaemonProcess[], concurrency: number, maxTas
     ...counts,
     perSec: counts.completed / seconds,
     latencies,
-    cpuMsPerTask: (cpu1 - cpu0) / ticks * 1000 / Math.max(1, counts.completed),
-    cpuMsPerTaskNetOfIdle: (cpu1 - cpu0 - idleTicksPerSec * seconds) / ticks * 1000 / Math.max(1, counts.completed),
+    cpuMsPerTask: perTask(cpu),
+    cpuMsPerTaskNetOfIdle: perTask(cpu - idleTicksPerSec * seconds),
     clientMsPerTask: (client1.user + client1.system) / 1000 / Math.max(1, counts.completed),
-    perDaemonMs: each1.map((t, k) => perTask(t - (each0[k] as number))),
-    switches: {
-      voluntary: switches1.reduce((acc, x, k) => acc + x.voluntary - (switches0[k] as { voluntary: number }).voluntary, 0) / Math.max(1, counts.completed),
-      involuntary: switches1.reduce((acc, x, k) => acc + x.involuntary - (switches0[k] as { involuntary: number }).involuntary, 0) / Math.max(1, counts.completed)
-    },
+    perDaemonMs: spent.map(perTask),
+    switches: { voluntary: switchesPerTask('voluntary'), involuntary: switchesPerTask('involuntary') },
     split: { mainUser: perTask(split1.mainUser - split0.mainUser), mainSys: perTask(split1.mainSys - split0.mainSys), others: perTask(split1.others - split0.others) },
     before,
     after,
