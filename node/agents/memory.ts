@@ -1,11 +1,12 @@
 import { z } from 'zod'
-import { MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
+import { COLLECTION, MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
 import { EMBED_CAPABILITY, TEXTS_PER_EMBED_TASK } from '../memory/remote-embed.js'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import type { Embed } from '../memory/memory-layer.js'
 import type { Agent } from '../runtime/agent.js'
 
-const collection = z.string().min(1).max(64).describe('the collection: letters, digits, ".", "_" or "-"')
+// the pattern in the published schema: the MCP and A2A doors refuse a bad name before a task is made
+const collection = z.string().regex(COLLECTION).describe('the collection: 1-64 letters, digits, ".", "_" or "-"')
 const record = z.object({ id: z.string().min(1).max(256), text: z.string().max(MAX_TEXT_BYTES).optional(), vector: vectorSchema.optional(), metadata: metadataSchema.optional() }).strict()
 const putInput = z.object({ collection, records: z.array(record).min(1).max(MAX_MEMORY_BATCH) }).strict()
 const searchInput = z.object({ collection, text: z.string().min(1).max(MAX_TEXT_BYTES).optional(), vector: vectorSchema.optional(), k: z.number().int().min(1).max(MAX_K).optional(), filter: filterSchema.optional() }).strict()

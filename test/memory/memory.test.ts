@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { MEMORY_AGENTS, memoryEmbedAgent } from '../../node/agents/memory.js'
+import { MEMORY_AGENTS, memoryEmbedAgent, memoryPutAgent } from '../../node/agents/memory.js'
+import { inputProblem } from '../../protocols/tools/tool-schema.js'
 import { openaiEmbedder } from '../../node/memory/embedder.js'
 import { waitFor } from '../../sim/wait.js'
 import { call } from '../helpers/api.js'
@@ -238,4 +239,14 @@ describe('vector memory on the mesh', () => {
     expect(refused.record.attempts).toHaveLength(1)
     expect(refused.record.attempts[0]?.error).toMatch(/a vector of zeros/)
   }, 60_000)
+})
+
+describe('the memory capabilities\' published input schemas', () => {
+  it('name what a collection may be called, so a door refuses a bad name before a task is made', () => {
+    const schema = memoryPutAgent.capabilities[0]!.inputSchema
+    const records = [{ id: 'm1', vector: [1] }]
+    expect(inputProblem(schema, { collection: 'bad name!', records })).toMatch(/^collection: /)
+    expect(inputProblem(schema, { collection: 'x'.repeat(65), records })).toMatch(/^collection: /)
+    expect(inputProblem(schema, { collection: 'facts.v2_a-b', records })).toBeUndefined()
+  })
 })
