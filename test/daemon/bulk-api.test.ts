@@ -111,12 +111,14 @@ describe('bulk submit over the API and the CLI', () => {
       expect(await completed(a.api, id)).toBe(true)
     }
 
-    const mixed = await runCliWithStdin(['submit', '--api', a.api, '--bulk', '-'], JSON.stringify([{ capability: 'echo', input: 3 }, { capability: 'echo' }, { capability: 'echo', input: 5 }]))
+    const mixed = await runCliWithStdin(['submit', '--api', a.api, '--bulk', '-'], JSON.stringify([{ capability: 'echo', input: 3 }, { capability: 5 }, { capability: 'echo', input: 5 }]))
     expect(mixed.code).toBe(1)
     const lines = mixed.stdout.trim().split('\n')
     expect(lines).toHaveLength(3)
     expect(lines[0]).toMatch(ID)
-    expect(lines[1]).toMatch(/^error: task 2: input/)
+    // two problems of one task: each named without the request's own (0-based) numbering
+    expect(lines[1]).toMatch(/^error: task 2: capability: .*; input: /)
+    expect(lines[1]).not.toMatch(/tasks\[/)
     expect(lines[2]).toMatch(ID)
     expect(mixed.stderr).toMatch(/1 of 3 tasks not submitted/)
     // after a blank line the output's lines no longer match the file's: an error names its line
