@@ -118,12 +118,15 @@ export interface Route {
 export function unknownQueryCheck (route: Route): (query: URLSearchParams) => void {
   const shape = (route.schema?.query as { shape?: Record<string, unknown> } | undefined)?.shape
   const takes = Object.keys(shape ?? {})
-  return query => {
-    for (const name of query.keys()) {
-      if (takes.includes(name)) continue
-      const shown = JSON.stringify(name.slice(0, 100))
-      throw badRequest('invalid-query', `unknown query parameter ${shown}: ${route.method} ${route.path} takes ${takes.length === 0 ? 'none' : takes.join(', ')}`)
-    }
+  return query => { refuseUnknownQuery(query.keys(), takes, `${route.method} ${route.path}`) }
+}
+
+/** The same check for a route served outside the Route table (the event streams): `route` as "GET /v1/events". */
+export function refuseUnknownQuery (names: Iterable<string>, takes: readonly string[], route: string): void {
+  for (const name of names) {
+    if (takes.includes(name)) continue
+    const shown = JSON.stringify(name.slice(0, 100))
+    throw badRequest('invalid-query', `unknown query parameter ${shown}: ${route} takes ${takes.length === 0 ? 'none' : takes.join(', ')}`)
   }
 }
 

@@ -1,5 +1,5 @@
 import { TASK_STATES, capabilitySchema } from '../../protocols/task/index.js'
-import { badRequest } from './http.js'
+import { badRequest, refuseUnknownQuery } from './http.js'
 import { openStream } from './sse-stream.js'
 import { sse } from './task-feed.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
@@ -35,6 +35,8 @@ export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
     url: '/v1/events',
     handler: async (request, reply) => {
       const query = request.query as Record<string, unknown>
+      // a misspelt filter (?stat=running) streamed every change, unfiltered
+      refuseUnknownQuery(Object.keys(query), ['capability', 'state'], 'GET /v1/events')
       const capability = typeof query.capability === 'string' && query.capability !== '' ? query.capability : undefined
       const state = typeof query.state === 'string' && query.state !== '' ? query.state : undefined
       const badCapability = capability === undefined ? undefined : capabilitySchema.safeParse(capability).error

@@ -186,5 +186,12 @@ describe('server-sent events of tasks and of the mesh', () => {
     const waiting = await fetch(`${apis[1]!.url}/v1/events?state=waiting`)
     expect(waiting.status).toBe(400)
     expect(((await waiting.json()) as any).error.message).toMatch(/\/v1\/tasks\?state=waiting/)
+    // a misspelt filter is refused, not a stream of every change unfiltered
+    const misspelt = await fetch(`${apis[1]!.url}/v1/events?stat=running`)
+    expect(misspelt.status).toBe(400)
+    expect(((await misspelt.json()) as any).error.message).toMatch(/unknown query parameter "stat": GET \/v1\/events takes capability, state/)
+    const oneTask = await fetch(`${apis[1]!.url}/v1/tasks/${'a'.repeat(64)}/events?foo=1`)
+    expect(oneTask.status).toBe(400)
+    expect(((await oneTask.json()) as any).error.message).toMatch(/unknown query parameter "foo": GET \/v1\/tasks\/:id\/events takes none/)
   })
 })

@@ -243,7 +243,7 @@ describe('vector memory on the mesh', () => {
 
 describe('the memory capabilities\' published input schemas', () => {
   it('name what a collection may be called, so a door refuses a bad name before a task is made', () => {
-    const schema = memoryPutAgent.capabilities[0]!.inputSchema
+    const schema = (memoryPutAgent.capabilities[0] as { inputSchema?: Record<string, unknown> }).inputSchema
     const records = [{ id: 'm1', vector: [1] }]
     expect(inputProblem(schema, { collection: 'bad name!', records })).toMatch(/^collection: /)
     expect(inputProblem(schema, { collection: 'x'.repeat(65), records })).toMatch(/^collection: /)
