@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { progressUpdateSchema } from '../../protocols/records/index.js'
 import { TASK_ID } from '../../protocols/task/index.js'
-import { HttpError, badRequest, refuseUnknownQuery } from './http.js'
+import { HttpError, badRequest, httpErrorBy, refuseUnknownQuery } from './http.js'
 import { openStream } from './sse-stream.js'
 import { isFinal, progressEvent, recordEvents, sse } from './task-feed.js'
 import type { FeedEvent } from './task-feed.js'
@@ -25,7 +25,7 @@ export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
       const id = (request.params as { id?: string }).id
       if (id === undefined || !TASK_ID.test(id)) throw badRequest('invalid-id', 'a task id is 64 lowercase hex digits')
       refuseUnknownQuery(Object.keys(request.query as Record<string, unknown>), [], 'GET /v1/tasks/:id/events')
-      const first = await tasks.service.find(id, { complete: true })
+      const first = await tasks.service.find(id, { complete: true, absentByMajority: true }).catch(httpErrorBy({ QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'] }, () => tasks.options.retryAfterMs))
       if (first === undefined) throw new HttpError(404, 'NOT_FOUND', `task ${id} is not known to its placement`)
       const after = lastEventId(request)
       const stream = openStream(reply)

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { isBadRequest } from '../../protocols/rpc/served.js'
-import { majority, untilQuorum } from '../../protocols/lease/index.js'
+import { QuorumUnavailableError, majority, untilQuorum } from '../../protocols/lease/index.js'
 import { canonicalJson, hasValidFinal, hasValidId, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -17,6 +17,12 @@ export interface FindOptions {
   oneMember?: number
   /** the first member read is asked to tell this node when the task is final */
   watch?: boolean
+  /**
+   * Unknown (undefined) only when a majority of the members this node would place the task on
+   * answered that they hold no copy; otherwise QuorumUnavailableError. A node cut off from an
+   * acknowledged task's placement answered "no task" (404), and a client could submit it again.
+   */
+  absentByMajority?: boolean
 }
 
 const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })
@@ -70,6 +76,8 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   /** members whose answer was taken in, and those of them that held a copy */
   const heard = new Set<string>()
   const held = new Set<string>()
+  /** members that answered at all, with a copy or without one (not an RPC failure or a refusal) */
+  const answered = new Set<string>()
   const read = async (peer: string): Promise<Copy | undefined> => {
     try {
       const watch = !watching && peer !== me
@@ -78,6 +86,7 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
       const answer = await c.records(to, { op: 'get', id, ...(watch ? { watch } : {}) })
       // a member from before watches refuses the field: it is read the plain way, and the wait polls it
       const got = recordsGetAnswer.safeParse(watch && isBadRequest(answer) ? await c.records(to, { op: 'get', id }) : answer)
+      if (got.success) answered.add(peer)
       return got.success && got.data.record?.task.id === id ? { record: got.data.record, result: got.data.result } : undefined
     } catch {
       return undefined
@@ -122,9 +131,14 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     // task that is still queued asked every member every poll (most of the traffic under overload)
     await ask([others[options.oneMember % others.length] as string])
   } else {
-    await ask(record?.placement.members ?? c.membership.choose(id).members)
+    const guessed = record?.placement.members ?? c.membership.choose(id).members
+    await ask(guessed)
     // the record names its placement: ask its members if the guess missed them
     if (record !== undefined) await ask(record.placement.members)
+    if (record === undefined && options.absentByMajority === true) {
+      const said = guessed.filter(p => answered.has(p)).length
+      if (said < majority(guessed.length)) throw new QuorumUnavailableError(`task ${id}: ${said} of the ${guessed.length} members it would be placed on answered, holding no copy; without a majority's word it may exist (try again)`)
+    }
   }
   if (record === undefined) return undefined
   const certified = record.final?.cert.value

@@ -136,7 +136,7 @@ export async function forcePlacement (a: ActionContext, id: string): Promise<{ i
  * answered OK by members already past it, and do nothing.
  */
 async function placementView (c: TaskComponents, id: string): Promise<TaskView> {
-  const view = await findTask(c, id, { complete: true })
+  const view = await findTask(c, id, { complete: true, absentByMajority: true })
   if (view === undefined) throw new TaskNotFoundError(id)
   return view
 }

@@ -290,7 +290,7 @@ export class TaskService {
 
   /** `get`, and with `watch` a member is asked to tell this node when the task is final. */
   private async watched (id: string, watch: boolean): Promise<TaskView> {
-    const view = await this.find(id, { watch })
+    const view = await this.find(id, { watch, absentByMajority: true })
     if (view === undefined) throw new TaskNotFoundError(id)
     return view
   }

@@ -262,6 +262,11 @@ describe('replicated records', () => {
     // a placement of 3 among 4 peers puts 2 on one side: some submits succeed, and the others fail
     expect(left.length + right.length).toBeGreaterThan(0)
     expect(leftSide.refused + rightSide.refused).toBeGreaterThan(0)
+    // read from the other side, a task acknowledged on one side is not "no task" (404, which a client
+    // may take as leave to submit it again): the reader cannot reach a majority of its placement
+    for (const [id, reader] of [...left.map(id => [id, c] as const), ...right.map(id => [id, a] as const)]) {
+      await expect(reader.tasks!.service.get(id), `${id} read across the partition`).rejects.toMatchObject({ name: 'QuorumUnavailableError' })
+    }
     for (const id of left) await a.tasks!.service.waitFor(id, 60_000)
     for (const id of right) await c.tasks!.service.waitFor(id, 60_000)
     partition.heal()
@@ -277,6 +282,8 @@ describe('replicated records', () => {
         expect(view?.record.final?.state).toBe('completed')
       }
     }
+    // a task no member holds, asked of a placement that answers, is unknown
+    await expect(a.tasks!.service.get('0'.repeat(64))).rejects.toMatchObject({ name: 'TaskNotFoundError' })
   })
 
   it('anti-entropy gives a record in flux to a member that lacks it, compares its content only once it settles', async () => {
