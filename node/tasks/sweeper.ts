@@ -160,7 +160,7 @@ export class Sweeper {
     const takers = this.takers()
     for (const id of [...this.c.replica.activeMember]) {
       const record = await this.c.replica.claimableRecord(id)
-      const rank = record === undefined ? -1 : this.liveRank(record.placement.members, live)
+      const rank = record === undefined ? -1 : this.liveRank(lapsedHolderLast(record), live)
       if (record === undefined || !this.announceBackup.due(id, rank, now)) continue
       // created "later" by a submitter's clock ahead of this one: counted from now, or its first
       // re-announcement waited out the skew (an hour ahead, an hour)
@@ -309,4 +309,16 @@ export class Sweeper {
   private delay (count: number): number {
     return Math.min(this.c.options.reannounceCapMs, this.c.options.reannounceBaseMs * 2 ** count)
   }
+}
+
+/**
+ * The placement's members with the holder of a lease that just lapsed ranked last: a holder frozen
+ * (SIGSTOP, a VM paused) is still live in presence until three presence intervals pass, and as the
+ * first live member it was the one to re-announce its own task: nobody did until it woke or expired.
+ */
+export function lapsedHolderLast (record: TaskRecord): readonly string[] {
+  const last = record.attempts.at(-1)
+  const members = record.placement.members
+  if (last?.outcome !== 'expired' || last.generation !== record.generation || !members.includes(last.peer)) return members
+  return [...members.filter(m => m !== last.peer), last.peer]
 }

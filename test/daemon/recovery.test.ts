@@ -108,6 +108,34 @@ describe('recovery across real processes', () => {
     expect((await (await fetch(`${other.api}/v1/tasks/${String(id)}`, { signal: AbortSignal.timeout(20_000) })).json()).state).toBe('canceled')
   })
 
+  it('reclaims a task whose holder, first of its placement, is paused and still live in presence (SIGSTOP): the next member re-announces it', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'agentmesh-pause-first-'))
+    // presence keeps a silent peer live for three intervals (30 s here), and pulls come once a
+    // minute: both longer than the wait below, so only a re-announcement can bring the task back
+    daemons = await threeDaemons(dir, 1_000, { presenceIntervalMs: 10_000, backupAfterMs: 120_000, pullIntervalMs: 60_000, pullIntervalCapMs: 60_000 })
+    const [a] = daemons as [DaemonProcess]
+    // a task whose holder is the first member of its placement, which re-announces a lapsed task:
+    // others are canceled and another is submitted (a holder is the first member one time in three)
+    let found: { id: string, holder: DaemonProcess } | undefined
+    for (let i = 0; i < 20 && found === undefined; i++) {
+      const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'stubborn', input: { ms: 2_000, i } }) })).json()
+      const t = await waitFor(async () => { const v = await get(a.api, `/v1/tasks/${String(id)}`); return v.holder !== undefined ? v : undefined }, { what: 'a holder', intervalMs: 10 })
+      if (t.holder === t.placement.members[0]) found = { id, holder: daemons.find(d => d.peerId === t.holder) as DaemonProcess }
+      else await fetch(`${a.api}/v1/tasks/${String(id)}/cancel`, { method: 'POST' })
+    }
+    expect(found, 'a task held by the first member of its placement').toBeDefined()
+    const { id, holder } = found!
+    holder.proc.kill('SIGSTOP')
+    const observer = daemons.find(d => d !== holder) as DaemonProcess
+    // before, no one re-announced the lapsed task until the paused holder woke or presence dropped it (30 s)
+    const done = await waitFor(async () => {
+      const t = await get(observer.api, `/v1/tasks/${String(id)}`)
+      return t.state === 'completed' ? t : undefined
+    }, { what: 'another member to re-announce and finish it while the holder is paused', timeoutMs: 15_000 })
+    expect(done.executor).not.toBe(holder.peerId)
+    expect((await get(observer.api, '/v1/peers')).peers.map((p: { peerId: string }) => p.peerId), 'the paused holder still live in presence').toContain(holder.peerId)
+  })
+
   it('refuses the late result of a holder paused past its lease (SIGSTOP/SIGCONT): exactly one result is accepted', async () => {
     dir = await mkdtemp(join(tmpdir(), 'agentmesh-pause-'))
     daemons = await threeDaemons(dir, 2_000)
