@@ -1,5 +1,5 @@
 import { isLegacyJsonRpcMethod, isV1JsonRpcMethod } from '@a2a-js/sdk/compat/v0_3'
-import { INVALID_REQUEST, METHOD_NOT_FOUND } from './json-rpc.js'
+import { INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND } from './json-rpc.js'
 import type { RpcError, RpcId } from './json-rpc.js'
 
 /** A request that may go to a transport handler: which one is told by its method's name. */
@@ -26,9 +26,17 @@ export function checkEnvelope (body: unknown): Envelope {
   // the SDK's checks look names up with `in`: "constructor" or "__proto__" would pass as a method
   if (method in Object.prototype) return notFound(rpcId, method)
   if (isLegacyJsonRpcMethod(method)) return { ok: true, id: rpcId, method, legacy: true }
-  if (isV1JsonRpcMethod(method)) return { ok: true, id: rpcId, method, legacy: false }
-  return notFound(rpcId, method)
+  if (!isV1JsonRpcMethod(method)) return notFound(rpcId, method)
+  // 1.0's wire reads params as protobuf JSON, which makes a number a string: {id: 5} was looked up as task "5"
+  const params = req.params as Record<string, unknown> | undefined
+  if (TASK_ID_METHODS.has(method) && typeof params === 'object' && params !== null && 'id' in params && typeof params.id !== 'string') {
+    return fault(rpcId, INVALID_PARAMS, 'params.id must be a string (a mesh task id)')
+  }
+  return { ok: true, id: rpcId, method, legacy: false }
 }
+
+/** A2A 1.0's methods that name a task by `params.id`. */
+const TASK_ID_METHODS = new Set(['GetTask', 'CancelTask', 'SubscribeToTask'])
 
 function notFound (id: RpcId, method: string): Envelope {
   return fault(id, METHOD_NOT_FOUND, `method "${method.slice(0, 100)}" not found: this endpoint speaks A2A over JSON-RPC (message/send, message/stream, tasks/get, tasks/cancel, or A2A 1.0's SendMessage, ...)`)
