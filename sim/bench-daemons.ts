@@ -350,7 +350,8 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
   const entries = init.entries ?? ['every']
   // the clients' rows side by side in one table: told apart by name
   const label = requests === 'one' ? '' : 'two requests a task: '
-  const entryLabel = (entry: 'every' | 'first'): string => entry === 'every' ? '' : 'all submits to one daemon: '
+  // alone, the every-daemon rows keep the names earlier stops' figures were quoted under
+  const entryLabel = (entry: 'every' | 'first'): string => entry === 'first' ? 'all submits to one daemon: ' : entries.includes('first') ? 'submits to every daemon in turn: ' : ''
   add('daemons: how to read the rows', '', `real daemons (echo only) over HTTP, closed loop, ${requests === 'one' ? 'one POST /v1/tasks?wait= a task' : 'a submit and a result long poll a task'}, to every daemon in turn (rows named "all submits to one daemon": to the first only); tasks/s: completed tasks from the first submit to the last answer (submits stop after ~10 s or a task count, then the tasks in flight finish); CPU: utime+stime of all daemons per completed task (and net of their idle CPU); gossip: announcements seen + notices applied, summed over daemons (no publish counter exists); RPC: lease + records requests sent`)
   for (const n of init.nodes ?? [3, 5, 10]) {
     const daemonsN = n === 1 ? '1 daemon' : `${n} daemons`

@@ -164,9 +164,9 @@ async function bench (): Promise<void> {
     'daemons-idle': async () => { await benchDaemons(add, { concurrency: [], warmupTasksPerDaemon: 0, restMs: 0 }) },
     // 1 and 3 nodes in this process over TCP, no HTTP: a task's CPU with nothing preempted, for an honest profile
     'in-process': async () => { await benchInProcess(add) },
-    // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
     // the same messages a task, all submits to one daemon of 3 and of 5 (the others only members), alternated with every daemon taking them in turn: what sharing two cores costs
     'daemons-one-entry': async () => { await benchDaemons(add, { entries: ['every', 'first', 'every', 'first'], nodes: [3, 5], concurrency: [64], restMs: 0 }) },
+    // a client that submits, then long-polls the result: two requests a task (3 and 5 daemons, 1 and 64 in flight)
     'daemons-two-requests': async () => { await benchDaemons(add, { requests: 'two', nodes: [3, 5], concurrency: [1, 64], restMs: 0 }) },
     // a node restarted on 50,000 and 200,000 kept tasks: start-up time and heap a record; anti-entropy at rest over 100,000
     records: async () => { await benchRecords(add); await benchAntiEntropyAtRest(add) },

@@ -230,7 +230,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         // the root's own read tells an unknown task (404): no separate read first
-        const traced = await traceTask(tasks.components, s, id)
+        const traced = await traceTask(tasks.components, s, id).catch(httpError)
         if (traced.length === 0) httpError(new TaskNotFoundError(id))
         const root = traced[0]?.record.task.traceparent
         return { body: { id, traceId: root?.split('-')[1], tasks: traced.map(t => ({ ...summarize(t.record), depth: t.depth, traceparent: t.record.task.traceparent })) } }

@@ -43,8 +43,9 @@ export function addWatchCommand (program: Command): void {
         try {
           await followEvents(url, path, e => { failures = 0; print(e) }, stop.signal, lastId)
         } catch (err: any) {
-          // a refusal (a bad id, a bad filter) will not get better
-          if (err?.name === 'ApiRequestError' || ++failures >= RECONNECTS) throw err
+          // a refusal (a bad id, a bad filter) will not get better; a 503 (a placement out of reach
+          // for now) may, and is retried as a dropped stream is
+          if ((err?.name === 'ApiRequestError' && err.status !== 503) || ++failures >= RECONNECTS) throw err
         }
         if (stop.signal.aborted || outcome !== undefined) break
         errorLine(`the stream ended before ${id === undefined ? 'Ctrl-C' : 'the task\'s outcome'}; reconnecting`)

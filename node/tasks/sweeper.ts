@@ -5,6 +5,7 @@ import { publishNotice } from './notices.js'
 import type { TaskComponents } from './components.js'
 import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
+import { currentAttempts } from '../../protocols/task/index.js'
 import type { Certificate, Placement, TaskRecord } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 import type { Undecided } from '../../protocols/replica/replica-init.js'
@@ -95,6 +96,21 @@ export class Sweeper {
     return this.liveRank(members, live) === 0
   }
 
+  /**
+   * This node's rank for re-announcing a task: its live rank, or 0 when the first live member is
+   * the holder of a lease that just lapsed. Frozen (SIGSTOP, a paused VM), that holder stays live in
+   * presence for three presence intervals, and as the first member it held its own task back until
+   * it woke. Every member that saw the lapse (the granting majority) steps in, not only the next one:
+   * a member that did not grant knows of no lapse and still defers to the holder.
+   */
+  private reannounceRank (record: TaskRecord, live: Set<string>): number {
+    const rank = this.liveRank(record.placement.members, live)
+    if (rank <= 0) return rank
+    const me = this.c.peerId.toString()
+    const first = record.placement.members.find(m => m === me || live.has(m))
+    return first !== undefined && first === lapsedHolder(record) ? 0 : rank
+  }
+
   /** This node's rank among the placement's live members (this node counts as live): 0 is the first. */
   private liveRank (members: readonly string[], live: Set<string>): number {
     const me = this.c.peerId.toString()
@@ -160,7 +176,7 @@ export class Sweeper {
     const takers = this.takers()
     for (const id of [...this.c.replica.activeMember]) {
       const record = await this.c.replica.claimableRecord(id)
-      const rank = record === undefined ? -1 : this.liveRank(lapsedHolderLast(record), live)
+      const rank = record === undefined ? -1 : this.reannounceRank(record, live)
       if (record === undefined || !this.announceBackup.due(id, rank, now)) continue
       // created "later" by a submitter's clock ahead of this one: counted from now, or its first
       // re-announcement waited out the skew (an hour ahead, an hour)
@@ -311,14 +327,8 @@ export class Sweeper {
   }
 }
 
-/**
- * The placement's members with the holder of a lease that just lapsed ranked last: a holder frozen
- * (SIGSTOP, a VM paused) is still live in presence until three presence intervals pass, and as the
- * first live member it was the one to re-announce its own task: nobody did until it woke or expired.
- */
-export function lapsedHolderLast (record: TaskRecord): readonly string[] {
-  const last = record.attempts.at(-1)
-  const members = record.placement.members
-  if (last?.outcome !== 'expired' || last.generation !== record.generation || !members.includes(last.peer)) return members
-  return [...members.filter(m => m !== last.peer), last.peer]
+/** The peer of the current generation's latest attempt when its lease lapsed (released partial claims aside). */
+function lapsedHolder (record: TaskRecord): string | undefined {
+  const last = currentAttempts(record).at(-1)
+  return last?.outcome === 'expired' ? last.peer : undefined
 }
