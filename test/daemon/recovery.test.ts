@@ -14,6 +14,19 @@ async function get (api: string, path: string): Promise<any> {
   return (await fetch(`${api}${path}`)).json()
 }
 
+/** POST /v1/tasks with one task; the answer's body. */
+async function submit (api: string, capability: string, input: unknown): Promise<any> {
+  return (await fetch(`${api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability, input }) })).json()
+}
+
+/** The task as `api` reads it once it is completed there. */
+async function completedOn (api: string, id: string, what: string, timeoutMs: number): Promise<any> {
+  return waitFor(async () => {
+    const t = await get(api, `/v1/tasks/${id}`)
+    return t.state === 'completed' ? t : undefined
+  }, { what, timeoutMs })
+}
+
 /** Three daemons on 127.0.0.1, B and C joined through A, all running `sleep` and `stubborn`. */
 async function threeDaemons (dir: string, leaseMs: number, tasks: Record<string, unknown> = {}): Promise<DaemonProcess[]> {
   const config = join(dir, 'config.json')
@@ -40,7 +53,7 @@ describe('recovery across real processes', () => {
     dir = await mkdtemp(join(tmpdir(), 'agentmesh-kill-'))
     daemons = await threeDaemons(dir, 1_000)
     const [a, b] = daemons as [DaemonProcess, DaemonProcess]
-    const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'sleep', input: { ms: 1_500 } }) })).json()
+    const { id } = await submit(a.api, 'sleep', { ms: 1_500 })
     const holderId = await waitFor(async () => (await get(b.api, `/v1/tasks/${String(id)}`)).holder as string | undefined, { what: 'a holder' })
     const holder = daemons.find(d => d.peerId === holderId) as DaemonProcess
     const killedAt = Date.now()
@@ -94,7 +107,7 @@ describe('recovery across real processes', () => {
     // a request to the paused member times out after a minute: a read that waits for it cannot answer in time
     daemons = await threeDaemons(dir, 2_000, { rpcTimeoutMs: 60_000 })
     const [a] = daemons as [DaemonProcess]
-    const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'sleep', input: { ms: 120_000 } }) })).json()
+    const { id } = await submit(a.api, 'sleep', { ms: 120_000 })
     const holder = await waitFor(async () => (await get(a.api, `/v1/tasks/${String(id)}`)).holder as string | undefined, { what: 'a holder' })
     const paused = daemons.find(d => d !== a && d.peerId !== holder) as DaemonProcess
     paused.proc.kill('SIGSTOP')
@@ -118,7 +131,7 @@ describe('recovery across real processes', () => {
     // others are canceled and another is submitted (a holder is the first member one time in three)
     let found: { id: string, holder: DaemonProcess } | undefined
     for (let i = 0; i < 20 && found === undefined; i++) {
-      const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'stubborn', input: { ms: 2_000, i } }) })).json()
+      const { id } = await submit(a.api, 'stubborn', { ms: 2_000, i })
       const t = await waitFor(async () => { const v = await get(a.api, `/v1/tasks/${String(id)}`); return v.holder !== undefined ? v : undefined }, { what: 'a holder', intervalMs: 10 })
       if (t.holder === t.placement.members[0]) found = { id, holder: daemons.find(d => d.peerId === t.holder) as DaemonProcess }
       else await fetch(`${a.api}/v1/tasks/${String(id)}/cancel`, { method: 'POST' })
@@ -128,10 +141,7 @@ describe('recovery across real processes', () => {
     holder.proc.kill('SIGSTOP')
     const observer = daemons.find(d => d !== holder) as DaemonProcess
     // before, no one re-announced the lapsed task until the paused holder woke or presence dropped it (30 s)
-    const done = await waitFor(async () => {
-      const t = await get(observer.api, `/v1/tasks/${String(id)}`)
-      return t.state === 'completed' ? t : undefined
-    }, { what: 'another member to re-announce and finish it while the holder is paused', timeoutMs: 15_000 })
+    const done = await completedOn(observer.api, String(id), 'another member to re-announce and finish it while the holder is paused', 15_000)
     expect(done.executor).not.toBe(holder.peerId)
     expect((await get(observer.api, '/v1/peers')).peers.map((p: { peerId: string }) => p.peerId), 'the paused holder still live in presence').toContain(holder.peerId)
   })
@@ -140,7 +150,7 @@ describe('recovery across real processes', () => {
     dir = await mkdtemp(join(tmpdir(), 'agentmesh-pause-'))
     daemons = await threeDaemons(dir, 2_000)
     const [a] = daemons as [DaemonProcess]
-    const { id } = await (await fetch(`${a.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'stubborn', input: { ms: 800 } }) })).json()
+    const { id } = await submit(a.api, 'stubborn', { ms: 800 })
     // ask every daemon: whichever runs the agent will be frozen and stop answering. Not the task's
     // `holder`: a record can show a claim still asking its placement, which may lose to another
     const paused = await waitFor(async () => {
@@ -152,10 +162,7 @@ describe('recovery across real processes', () => {
     await waitFor(async () => (await get(paused.api, `/v1/tasks/${String(id)}`)).progress?.length > 0, { what: 'the agent to start', intervalMs: 10, timeoutMs: 30_000 })
     paused.proc.kill('SIGSTOP')
     const observer = daemons.find(d => d !== paused) as DaemonProcess
-    const done = await waitFor(async () => {
-      const t = await get(observer.api, `/v1/tasks/${String(id)}`)
-      return t.state === 'completed' ? t : undefined
-    }, { what: 'another peer to take over and finish', timeoutMs: 20_000 })
+    const done = await completedOn(observer.api, String(id), 'another peer to take over and finish', 20_000)
     expect(done.executor).not.toBe(holderId)
     paused.proc.kill('SIGCONT')
     // the paused holder's agent finishes and reports under its old term: refused
