@@ -62,7 +62,9 @@ describe('results', () => {
   })
 
   it('a result that is not JSON fails its task at once, saying why, with no retry', async () => {
-    const net = await mesh(3, { tasks: { ...FAST_TASKS, agents: [datedAgent] } })
+    // a lease of 2 s: beside a loaded CI run the tests' 500 ms lease lapsed once before the run's
+    // report, and the lapsed attempt read as a second one
+    const net = await mesh(3, { tasks: { ...FAST_TASKS, leaseMs: 2_000, agents: [datedAgent] } })
     const s = net.nodes[0]!.tasks!.service
     const { id } = await s.submit({ capability: 'dated', input: null, maxAttempts: 3 })
     const done = await s.waitFor(id, 30_000)
