@@ -111,14 +111,15 @@ describe('recovery across real processes', () => {
     const holder = await waitFor(async () => (await get(a.api, `/v1/tasks/${String(id)}`)).holder as string | undefined, { what: 'a holder' })
     const paused = daemons.find(d => d !== a && d.peerId !== holder) as DaemonProcess
     paused.proc.kill('SIGSTOP')
-    const within = { signal: AbortSignal.timeout(20_000) }
+    // 45 s, still well short of the paused member's 60 s: beside a loaded CI run 20 s was not enough
+    const within = { signal: AbortSignal.timeout(45_000) }
     const read = await (await fetch(`${a.api}/v1/tasks/${String(id)}`, within)).json()
     expect(read).toMatchObject({ id, state: 'running', holder })
     const canceled = await fetch(`${a.api}/v1/tasks/${String(id)}/cancel`, { method: 'POST', ...within })
     expect(canceled.status).toBe(200)
     expect((await canceled.json()).state).toBe('canceled')
     const other = daemons.find(d => d !== a && d !== paused) as DaemonProcess
-    expect((await (await fetch(`${other.api}/v1/tasks/${String(id)}`, { signal: AbortSignal.timeout(20_000) })).json()).state).toBe('canceled')
+    expect((await (await fetch(`${other.api}/v1/tasks/${String(id)}`, { signal: AbortSignal.timeout(45_000) })).json()).state).toBe('canceled')
   })
 
   it('reclaims a task whose holder, first of its placement, is paused and still live in presence (SIGSTOP): the next member re-announces it', async () => {
