@@ -20,6 +20,7 @@ export interface MembershipInit {
   replicationFactor: number
   replicaSets: ReplicaSets
   now?: () => number
+  log?: (format: string, ...args: unknown[]) => void
 }
 
 /**
@@ -33,6 +34,8 @@ export class Membership {
   private readonly now: () => number
   private dirty = false
   private saving?: Promise<void>
+  /** saves of a newly seen peer that failed (the disk full, the store closed by a stop): the next save carries the times */
+  readonly stats = { saveFailures: 0 }
 
   constructor (init: MembershipInit) {
     this.init = init
@@ -53,7 +56,13 @@ export class Membership {
       this.lastSeen.set(id, now)
     }
     this.dirty = true
-    if (added) void this.save()
+    // a rejection left unhandled would end the process
+    if (added) {
+      this.save().catch((err: any) => {
+        this.stats.saveFailures++
+        this.init.log?.('saving the members seen failed: %s', String(err?.message ?? err))
+      })
+    }
   }
 
   /** How long `id` has been out of the live view (0 while live; the window when never seen). */

@@ -155,7 +155,7 @@ export class TaskLayer {
     const recordsLocal = recordsHandler(this.replica, this.localHandlerStats, { ...recordsInit, copyRequests: true })
     const records = async (peer: PeerId, req: RecordsRequest, o?: RpcRequestOptions): Promise<any> => local(peer) ? recordsLocal(req, peerId) : this.recordsRpc.request(peer, req, o)
     this.replicaSets = new ReplicaSets(this.presence, options.replicationFactor)
-    this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets })
+    this.membership = new Membership({ self: peerId.toString(), liveIds: () => this.presence.liveIds(), meta: host.store.meta, windowMs: options.membershipWindowMs, replicationFactor: options.replicationFactor, replicaSets: this.replicaSets, log: logger('agentmesh:membership').error })
     this.memory = new MemoryLayer({ peerId, libp2p: host.libp2p, store: host.store, membership: this.membership, presence: this.presence, replicaSets: this.replicaSets, replicationFactor: options.replicationFactor, rpcTimeoutMs: options.rpcTimeoutMs, embed: init.embed ?? embedByPeers(() => this.service, options.remoteEmbedWaitMs), hnswAbove: options.memoryHnswAbove, log: logger('agentmesh:memory') })
     this.leases = new LeaseClient({
       self: peerId.toString(),
@@ -291,7 +291,7 @@ export class TaskLayer {
       leases: { ...this.leases.stats },
       sweeper: { ...this.sweeper.stats },
       antiEntropy: { ...this.antiEntropy.stats },
-      placements: { ...this.mover.stats },
+      placements: { ...this.mover.stats, membersSaveFailures: this.membership.stats.saveFailures },
       presence: { ...this.presence.stats },
       store: { ...this.host.store.stats },
       memory: { ...this.memory.stats, ...this.memory.local.stats, records: this.memory.local.size },

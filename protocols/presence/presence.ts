@@ -22,7 +22,7 @@ const CLOCK_OFFSET_KEPT_MS = 1_000
  * subscribed peer gets our announcement at once instead of after a full interval.
  */
 export class PresenceService {
-  readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0, farewells: 0, peersCut: 0 }
+  readonly stats: PresenceStats = { intervalsClamped: 0, peersEvicted: 0, peersForgotten: 0, farewells: 0, peersCut: 0, announceFailures: 0 }
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
   private readonly now: () => number
@@ -207,7 +207,7 @@ export class PresenceService {
     this.soon = setTimeout(() => {
       this.soon = undefined
       this.soonAt = Infinity
-      void this.announce()
+      void this.announceOrLog()
     }, delayMs)
   }
 
@@ -331,15 +331,21 @@ export class PresenceService {
 
   private async tick (): Promise<void> {
     if (!this.running) return
-    try {
-      await this.announce()
-    } catch (err: any) {
-      // a failed announcement must not end the loop: the next one may go out
-      this.c.log('presence announcement failed: %s', err.message)
-    }
+    // a failed announcement must not end the loop: the next one may go out
+    await this.announceOrLog()
     this.prune()
     // stopped while announcing: no timer may outlive stop (it held a stopped node's process open)
     if (this.running) this.timer = setTimeout(() => { void this.tick() }, this.intervalMs)
+  }
+
+  /** An announcement whose failure is counted and logged: left unhandled, a rejection would end the process. */
+  private async announceOrLog (): Promise<void> {
+    try {
+      await this.announce()
+    } catch (err: any) {
+      this.stats.announceFailures++
+      this.c.log('presence announcement failed: %s', err.message)
+    }
   }
 
   private async announce (): Promise<void> {

@@ -96,6 +96,8 @@ export interface PresenceStats {
   farewells: number
   /** live peers taken out of the view because every connection to them closed, until heard again */
   peersCut: number
+  /** this node's own announcements that failed to go out (the next one may) */
+  announceFailures: number
 }
 
 export interface PeerPresence {

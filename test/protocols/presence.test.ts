@@ -163,6 +163,11 @@ describe('presence', () => {
       expect(vi.getTimerCount()).toBe(1)
       await vi.advanceTimersByTimeAsync(1_000)
       expect(calls).toBe(2)
+      // an early one (a newcomer, a slot freed) fails as well: counted, where its rejection went unhandled
+      failing.presence.announceSoon(10)
+      await vi.advanceTimersByTimeAsync(10)
+      expect(calls).toBe(3)
+      expect(failing.presence.stats.announceFailures).toBe(3)
       failing.presence.stop()
       expect(vi.getTimerCount()).toBe(0)
     } finally {

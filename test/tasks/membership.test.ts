@@ -58,6 +58,24 @@ describe('members past the window', () => {
     }
   })
 
+  it('a newly seen peer whose save fails (the store closed under it) is counted and logged, and the process carries on', async () => {
+    const ids = (await Promise.all(Array.from({ length: 3 }, makePeer))).map(p => p.id)
+    const [self, a, b] = ids as [string, string, string]
+    const store = await Store.open({ path: await tmp() })
+    let live = [a]
+    const logged: string[] = []
+    const m = new Membership({ self, liveIds: () => live, meta: store.meta, windowMs: WINDOW, replicationFactor: 3, replicaSets: new ReplicaSets({ liveIds: () => live } as unknown as PresenceService, 3), log: (format, ...args) => logged.push(`${format} ${args.join(' ')}`) })
+    m.refresh()
+    await m.save()
+    await store.close()
+    // a presence seen during a stop: saved in the background, and that save's rejection was unhandled
+    live = [a, b]
+    m.refresh()
+    await waitFor(() => m.stats.saveFailures === 1, { what: 'the failed save to be counted', timeoutMs: 5_000 })
+    expect(logged.join('\n')).toMatch(/saving the members seen failed/)
+    expect(m.members().sort()).toEqual([self, a, b].sort())
+  })
+
   it('a node cut off from its mesh for longer than the window still refuses submits with 503, not acknowledges them alone', async () => {
     const tasks = { ...FAST_TASKS, agents: [echoAgent], membershipWindowMs: 1_000 }
     net = await createTestnet(3, { baseDir: await tmp(), tasks })
