@@ -24,6 +24,16 @@ export class DataDirError extends Error {
   constructor (message: string, options?: ErrorOptions) { super(message, options); this.name = 'DataDirError' }
 }
 
+/**
+ * The store failed a write (a full disk, an I/O error) and takes no more writes until the node
+ * restarts: LevelDB appends after a failed write's torn record, and a log damaged in its middle is
+ * one the next start must refuse. Reads go on; the API answers a write 503.
+ */
+export class StoreFailedError extends Error {
+  static override name = 'StoreFailedError'
+  constructor (message: string, options?: ErrorOptions) { super(message, options); this.name = 'StoreFailedError' }
+}
+
 /** A listen address (libp2p or API) could not be bound. */
 export class AddressInUseError extends Error {
   static override name = 'AddressInUseError'

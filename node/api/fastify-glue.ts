@@ -1,5 +1,5 @@
 import { jsonDeeperThan } from './body.js'
-import { HttpError, badRequest } from './http.js'
+import { HttpError, badRequest, retryAfterSeconds } from './http.js'
 import type { ApiStats } from './stats.js'
 import type { Logger } from '@libp2p/interface'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -84,6 +84,8 @@ export function asHttpError (err: any, request: FastifyRequest): HttpError | und
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return new HttpError(414, 'URI_TOO_LONG', 'a part of the path is longer than any id this API takes', 'bad-http')
   }
+  // a full disk, say: this node takes no writes until restarted, another node may (Retry-After is the caller's to add)
+  if (err?.name === 'StoreFailedError') return new HttpError(503, 'STORE_FAILED', String(err.message))
   if (err?.validation !== undefined) return badRequest(err.validationContext === 'querystring' ? 'invalid-query' : 'invalid-body', String(err.message))
   if (typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) return new HttpError(err.statusCode, 'BAD_REQUEST', String(err.message), 'bad-http')
   return undefined
@@ -96,7 +98,7 @@ const OPENAI_DOOR_PATH = /^\/v1\/(chat\/completions|models)(\/|\?|$)/
  * Every error answer: `{error: {name, message}}` with its status, counted. A client that left
  * gets nothing (and is counted as gone); anything unexpected is a 500, logged with its stack.
  */
-export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, internalError: (err: unknown, what: string) => void }): void {
+export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, internalError: (err: unknown, what: string) => void, retryAfterMs?: () => number | undefined }): void {
   ctx.stats.errors++
   const res = reply.raw
   if (res.destroyed || res.headersSent || err?.code === 'ECONNRESET') {
@@ -112,6 +114,11 @@ export function answerError (err: any, request: FastifyRequest, reply: FastifyRe
     return
   }
   if (http.reason !== undefined) ctx.stats.badRequests[http.reason]++
+  if (http.code === 'STORE_FAILED') {
+    ctx.stats.storeFailed++
+    const wait = ctx.retryAfterMs?.()
+    if (wait !== undefined) http.retryAfterS ??= retryAfterSeconds(wait)
+  }
   if (http.retryAfterS !== undefined) void reply.header('retry-after', String(http.retryAfterS))
   // an OpenAI client reads every error on the door's paths in OpenAI's shape, the router's own too
   const openAi = http.openAiFields === true

@@ -12,9 +12,11 @@ export function nodeRoutes (node: AgentNode): Route[] {
       method: 'GET',
       path: '/v1/health',
       summary: 'liveness and identity',
-      handle: () => ({
-        body: { ok: node.libp2p.status === 'started', peerId: node.peerId.toString(), version: VERSION, uptimeMs: Date.now() - node.startedAt }
-      })
+      handle: () => {
+        // a store that failed a write (a full disk) takes none until the node restarts: not healthy
+        const failure = node.store.writeFailure
+        return { body: { ok: node.libp2p.status === 'started' && failure === undefined, peerId: node.peerId.toString(), version: VERSION, uptimeMs: Date.now() - node.startedAt, ...(failure === undefined ? {} : { problem: failure.message }) } }
+      }
     },
     {
       method: 'GET',

@@ -149,7 +149,7 @@ export class ApiServer {
       log.error('%s failed: %s', what, (err as Error)?.stack ?? err)
       init.onInternalError?.(err, what)
     }
-    const errors = { stats, log, internalError }
+    const errors = { stats, log, internalError, retryAfterMs: () => node.tasks?.options.retryAfterMs }
     const maxBytes = init.maxBodyBytes ?? (node.tasks === undefined ? DEFAULT_MAX_BODY_BYTES : bodyLimitFor(node.tasks.options.maxInputBytes))
     const app = Fastify({
       logger: false,

@@ -48,6 +48,8 @@ export interface ApiStats {
   badRequests: Record<BadRequestReason, number>
   /** 500 answers: each is a bug, logged with its stack */
   internalErrors: number
+  /** 503 answers because this node's store failed a write (a full disk) and takes no more until restarted */
+  storeFailed: number
   /** requests whose client went away before the answer */
   clientsGone: number
   /** error answers of any kind (4xx and 5xx), and requests whose client left */
@@ -61,6 +63,7 @@ export function createApiStats (): ApiStats {
     requests: 0,
     badRequests: Object.fromEntries(BAD_REQUEST_REASONS.map(r => [r, 0])) as Record<BadRequestReason, number>,
     internalErrors: 0,
+    storeFailed: 0,
     clientsGone: 0,
     errors: 0,
     unauthorized: 0

@@ -54,6 +54,7 @@ export function buildProgram (): Command {
       if (opts.json === true) return json({ health, node })
       line(`peer id: ${health.peerId}`)
       line(`ok: ${health.ok}  version: ${health.version}  uptime: ${Math.round(health.uptimeMs / 1000)} s`)
+      if (typeof health.problem === 'string') line(`problem: ${health.problem}`)
       line(`mesh: ${node.mesh}`)
       for (const addr of node.addrs) line(`address: ${addr}`)
       line(`store: ${Object.entries(node.store).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`)

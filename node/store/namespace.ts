@@ -11,6 +11,9 @@ type Sub = AbstractSublevel<Level<string, string>, string | Uint8Array, string, 
 /** One operation of a root-level batch, aimed at a namespace's sublevel. */
 export type BatchOp = { type: 'put', sublevel: Sub, key: string, value: string } | { type: 'del', sublevel: Sub, key: string }
 
+/** Runs a write the store's way: refused once the store failed one (see StoreFailedError). */
+export type WriteGuard = (write: () => Promise<void>) => Promise<void>
+
 export interface NamespaceOptions {
   /** fsync before resolving: used for every write another peer relies on */
   sync?: boolean
@@ -25,12 +28,14 @@ export class Namespace<T> {
   private readonly db: Sub
   private readonly schema: z.ZodType<T>
   private readonly onCorrupt: (err: CorruptRecordError) => void
+  private readonly guard: WriteGuard
 
-  constructor (name: string, db: Sub, schema: z.ZodType<T>, onCorrupt: (err: CorruptRecordError) => void) {
+  constructor (name: string, db: Sub, schema: z.ZodType<T>, onCorrupt: (err: CorruptRecordError) => void, guard: WriteGuard = async write => write()) {
     this.name = name
     this.db = db
     this.schema = schema
     this.onCorrupt = onCorrupt
+    this.guard = guard
   }
 
   async get (key: string): Promise<T | undefined> {
@@ -50,7 +55,7 @@ export class Namespace<T> {
   }
 
   async put (key: string, value: T, options: NamespaceOptions = {}): Promise<void> {
-    await this.db.put(key, JSON.stringify(value), writeOptions(options))
+    await this.guard(async () => this.db.put(key, JSON.stringify(value), writeOptions(options)))
   }
 
   /** A put for a batch on the root database: written with the batch, atomically. */
@@ -63,7 +68,7 @@ export class Namespace<T> {
   }
 
   async del (key: string, options: NamespaceOptions = {}): Promise<void> {
-    await this.db.del(key, writeOptions(options))
+    await this.guard(async () => this.db.del(key, writeOptions(options)))
   }
 
   /** Every readable record in key order; corrupt ones are reported and skipped. */

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises'
 import { Level } from 'level'
 import { z } from 'zod'
-import { CorruptRecordError, DataDirError, DataDirInUseError } from '../errors.js'
+import { CorruptRecordError, DataDirError, DataDirInUseError, StoreFailedError } from '../errors.js'
 import { leaseStateSchema, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { memoryEntrySchema } from '../../protocols/memory/index.js'
 import { Namespace } from './namespace.js'
@@ -89,6 +89,8 @@ export class Store {
   /** the count of records under way, and the last one (see figures) */
   private counting: Promise<RecordCounts> | undefined
   private counted: { counts: RecordCounts, at: number, tookMs: number } | undefined
+  /** the write that failed, once one did: every later write is refused with it */
+  private failure: StoreFailedError | undefined
 
   /** Counts a record found unreadable or altered (once per key), tells the log and the operator, and marks its task damaged when it is a record or lease state. */
   readonly reportCorrupt: (err: CorruptRecordError) => void
@@ -109,7 +111,7 @@ export class Store {
     }
     this.reportCorrupt = onCorrupt
     const ns = <T>(name: string, schema: z.ZodType<T>): Namespace<T> =>
-      new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), schema, onCorrupt)
+      new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), schema, onCorrupt, async write => this.guarded(write))
     this.meta = ns('meta', z.unknown())
     this.tasks = ns('tasks', taskRecordSchema)
     this.leases = ns('leases', leaseStateSchema)
@@ -137,7 +139,10 @@ export class Store {
       // a store this process may not read or write is not damaged: its permissions are what to fix
       const fix = /Permission denied|EACCES|EPERM|Read-only file system|EROFS/.test(why)
         ? `let the user this daemon runs as read and write ${init.path} and everything in it (or start as its owner)`
-        : 'restore the data dir from a backup, or start with a new data dir as a new peer'
+        // a full disk damages nothing: the store opens once there is room
+        : /No space left|ENOSPC|quota/i.test(why)
+          ? 'the disk is full (the store is not damaged): free disk space, then start again'
+          : 'restore the data dir from a backup, or start with a new data dir as a new peer'
       throw new DataDirError(`the store at ${init.path} cannot be opened (${why}): ${fix}`, { cause: err })
     }
     try {
@@ -206,6 +211,7 @@ export class Store {
    */
   async write (ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return
+    if (this.failure !== undefined) throw this.failure
     this.queued.push(...ops)
     this.queuedSync ||= options.sync ?? false
     const done = new Promise<void>((resolve, reject) => { this.waiting.push({ resolve, reject }) })
@@ -231,10 +237,42 @@ export class Store {
       this.stats.groupedWrites += waiting.length
       for (const w of waiting) w.resolve()
     }, (err: any) => {
-      for (const w of waiting) w.reject(err)
+      const failed = this.failed(err)
+      for (const w of waiting) w.reject(failed)
     }).finally(() => { this.writing = undefined })
     this.writing = writing
     await writing
+  }
+
+  /** A write outside the group commit (a namespace's put or del), refused once the store failed one. */
+  private async guarded (write: () => Promise<void>): Promise<void> {
+    if (this.failure !== undefined) throw this.failure
+    try {
+      await write()
+    } catch (err) {
+      throw this.failed(err)
+    }
+  }
+
+  /**
+   * A write LevelDB refused. Its I/O errors (a full disk) and corruption stop every later write:
+   * LevelDB appends the next record after the failed one's torn bytes, and the next start finds the
+   * log damaged in its middle and must refuse the store. A store that stopped writing keeps a torn
+   * tail only, which the next open drops as a crash's. Any other error (a store closed under a stop)
+   * is passed on as it is.
+   */
+  private failed (err: any): Error {
+    if (this.failure !== undefined) return this.failure
+    if (err?.code !== 'LEVEL_IO_ERROR' && err?.code !== 'LEVEL_CORRUPTION' && !/IO error|Corruption/.test(levelWords(err))) return err
+    const full = /No space left|ENOSPC|quota/i.test(levelWords(err))
+    this.failure = new StoreFailedError(`the store at ${this.path} failed a write (${levelWords(err)}) and takes no more until this node restarts: ${full ? 'free disk space' : 'check the disk'}, then restart the node`, { cause: err })
+    this.log?.error('%s', this.failure.message)
+    return this.failure
+  }
+
+  /** The write failure that stopped this store's writes, if one did (the node is unhealthy until restarted). */
+  get writeFailure (): StoreFailedError | undefined {
+    return this.failure
   }
 
   /** Raw meta bytes (the node key), kept out of JSON; CorruptRecordError when there but unreadable (not counted: the caller decides). */

@@ -116,7 +116,8 @@ export class TaskLayer {
       lastStall: () => eventLoopLag.lastStall(),
       version: VERSION,
       capabilities: () => this.runtime.capabilities(),
-      freeSlots: () => this.runtime.freeSlots()
+      // a store that failed a write can keep no grant or vote: peers are told it has no room, so hand it nothing
+      freeSlots: () => host.store.writeFailure === undefined ? this.runtime.freeSlots() : Object.fromEntries(Object.keys(this.runtime.freeSlots()).map(c => [c, 0]))
     })
     this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), {
       me: peerId.toString(),
