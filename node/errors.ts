@@ -34,6 +34,12 @@ export class StoreFailedError extends Error {
   constructor (message: string, options?: ErrorOptions) { super(message, options); this.name = 'StoreFailedError' }
 }
 
+/** Passes on any error but a failed store's (StoreFailedError): for a write that is only a cache or a tidying. */
+export function ignoreStoreFailed (err: any): undefined {
+  if (err?.name !== 'StoreFailedError') throw err
+  return undefined
+}
+
 /** A listen address (libp2p or API) could not be bound. */
 export class AddressInUseError extends Error {
   static override name = 'AddressInUseError'

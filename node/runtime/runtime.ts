@@ -26,6 +26,8 @@ export class AgentRuntime {
   private readonly running = new Map<Agent, number>()
   /** called after any slot is given back, run or not */
   onSlotReleased?: () => void
+  /** while it answers true (the node's store failed a write), no slot is free: the node claims and runs nothing */
+  refusesWork?: () => boolean
 
   constructor (agents: Agent[]) {
     for (const agent of agents) this.add(agent)
@@ -65,8 +67,9 @@ export class AgentRuntime {
   }
 
   freeSlots (): Record<string, number> {
+    const refusing = this.refusesWork?.() === true
     const out: Record<string, number> = {}
-    for (const [cap, agent] of this.byCapability) out[cap] = (agent.concurrency ?? 1) - (this.running.get(agent) ?? 0)
+    for (const [cap, agent] of this.byCapability) out[cap] = refusing ? 0 : (agent.concurrency ?? 1) - (this.running.get(agent) ?? 0)
     return out
   }
 
@@ -85,7 +88,7 @@ export class AgentRuntime {
   /** A slot for the capability's agent, or undefined when all are busy. */
   reserve (capability: string): Slot | undefined {
     const agent = this.byCapability.get(capability)
-    if (agent === undefined) return undefined
+    if (agent === undefined || this.refusesWork?.() === true) return undefined
     const used = this.running.get(agent) ?? 0
     if (used >= (agent.concurrency ?? 1)) return undefined
     this.running.set(agent, used + 1)

@@ -11,8 +11,8 @@ type Sub = AbstractSublevel<Level<string, string>, string | Uint8Array, string, 
 /** One operation of a root-level batch, aimed at a namespace's sublevel. */
 export type BatchOp = { type: 'put', sublevel: Sub, key: string, value: string } | { type: 'del', sublevel: Sub, key: string }
 
-/** Runs a write the store's way: refused once the store failed one (see StoreFailedError). */
-export type WriteGuard = (write: () => Promise<void>) => Promise<void>
+/** Writes a batch the store's way (its group commit): refused once the store failed a write (see StoreFailedError). */
+export type BatchWriter = (ops: BatchOp[], options: NamespaceOptions) => Promise<void>
 
 export interface NamespaceOptions {
   /** fsync before resolving: used for every write another peer relies on */
@@ -28,14 +28,14 @@ export class Namespace<T> {
   private readonly db: Sub
   private readonly schema: z.ZodType<T>
   private readonly onCorrupt: (err: CorruptRecordError) => void
-  private readonly guard: WriteGuard
+  private readonly writeBatch: BatchWriter
 
-  constructor (name: string, db: Sub, schema: z.ZodType<T>, onCorrupt: (err: CorruptRecordError) => void, guard: WriteGuard = async write => write()) {
+  constructor (name: string, db: Sub, schema: z.ZodType<T>, onCorrupt: (err: CorruptRecordError) => void, writeBatch: BatchWriter) {
     this.name = name
     this.db = db
     this.schema = schema
     this.onCorrupt = onCorrupt
-    this.guard = guard
+    this.writeBatch = writeBatch
   }
 
   async get (key: string): Promise<T | undefined> {
@@ -55,7 +55,7 @@ export class Namespace<T> {
   }
 
   async put (key: string, value: T, options: NamespaceOptions = {}): Promise<void> {
-    await this.guard(async () => this.db.put(key, JSON.stringify(value), writeOptions(options)))
+    await this.writeBatch([this.putOp(key, value)], options)
   }
 
   /** A put for a batch on the root database: written with the batch, atomically. */
@@ -68,7 +68,7 @@ export class Namespace<T> {
   }
 
   async del (key: string, options: NamespaceOptions = {}): Promise<void> {
-    await this.guard(async () => this.db.del(key, writeOptions(options)))
+    await this.writeBatch([this.delOp(key)], options)
   }
 
   /** Every readable record in key order; corrupt ones are reported and skipped. */
@@ -117,10 +117,4 @@ export class Namespace<T> {
     }
     return parsed.data
   }
-}
-
-/** classic-level honours `sync`; abstract-level's types do not list it. */
-function writeOptions (options: NamespaceOptions): object {
-  const opts = { sync: options.sync ?? false }
-  return opts
 }

@@ -111,7 +111,7 @@ export class Store {
     }
     this.reportCorrupt = onCorrupt
     const ns = <T>(name: string, schema: z.ZodType<T>): Namespace<T> =>
-      new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), schema, onCorrupt, async write => this.guarded(write))
+      new Namespace(name, db.sublevel<string, string>(name, { valueEncoding: 'utf8' }), schema, onCorrupt, async (ops, options) => this.write(ops, options))
     this.meta = ns('meta', z.unknown())
     this.tasks = ns('tasks', taskRecordSchema)
     this.leases = ns('leases', leaseStateSchema)
@@ -231,6 +231,11 @@ export class Store {
     this.queuedSync = false
     this.waiting = []
     this.flushScheduled = false
+    // queued while the batch that failed was on its way: it must not follow that batch's torn bytes
+    if (this.failure !== undefined) {
+      for (const w of waiting) w.reject(this.failure)
+      return
+    }
     const writing = this.db.batch(ops as any, { sync } as any).then(() => {
       this.stats.groupCommits++
       if (sync) this.stats.syncedCommits++
@@ -242,16 +247,6 @@ export class Store {
     }).finally(() => { this.writing = undefined })
     this.writing = writing
     await writing
-  }
-
-  /** A write outside the group commit (a namespace's put or del), refused once the store failed one. */
-  private async guarded (write: () => Promise<void>): Promise<void> {
-    if (this.failure !== undefined) throw this.failure
-    try {
-      await write()
-    } catch (err) {
-      throw this.failed(err)
-    }
   }
 
   /**

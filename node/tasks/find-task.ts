@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { QuorumUnavailableError, majority, untilQuorum } from '../../protocols/lease/index.js'
 import { canonicalJson, hasValidFinal, hasValidId, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
+import { ignoreStoreFailed } from '../errors.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
 
@@ -148,7 +149,9 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   // kept: a certified final state is answered locally from now on
   // a member whose own state of the task is unreadable keeps no copy, but still answers with what
   // the placement holds: a completed task was read there as unknown (404)
-  const kept = await c.replica.put(record, result) ?? (c.replica.isDamaged(id) ? unkept(record) : undefined)
+  // a store that failed a write (a full disk) keeps no copy, and answers what the placement holds as a damaged one does
+  const found = record
+  const kept = await c.replica.put(found, result).catch(err => ignoreStoreFailed(err) ?? unkept(found)) ?? (c.replica.isDamaged(id) ? unkept(found) : undefined)
   if (kept === undefined) return undefined
   // the result served is the one the certificate names, by claim and by hash
   return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined }

@@ -1,6 +1,7 @@
 import { isDeadLetter, stateOf } from '../../protocols/task/index.js'
 import { CAPABILITY } from '../../protocols/task/schema.js'
 import { capabilityRange, createdKey, idOfCreatedKey } from '../store/store.js'
+import { ignoreStoreFailed } from '../errors.js'
 import type { TaskRecord, TaskState } from '../../protocols/task/index.js'
 import type { Store } from '../store/store.js'
 
@@ -57,7 +58,8 @@ export async function listTasks (store: Store, filter: ListFilter, isBlocked: (r
     // (two submits that raced on one idempotency key merge into either's), is stale: dropped here
     const current = records.map(r => r === undefined || (byCapability && r.task.capability !== filter.capability) ? undefined : createdKey(r.task.createdAt, r.task.id))
     const stale = keys.map((_, i) => current[i] !== created[i])
-    if (stale.includes(true)) await store.write(keys.filter((_, i) => stale[i]).map(key => index.delOp(key)))
+    // tidying only: a store that failed a write (a full disk) still lists, its stale entries skipped here all the same
+    if (stale.includes(true)) await store.write(keys.filter((_, i) => stale[i]).map(key => index.delOp(key))).catch(ignoreStoreFailed)
     for (const [i, record] of records.entries()) {
       if (stale[i] === true) {
         // a stale entry newer than its record's own did not meet that id: the scan goes on to it

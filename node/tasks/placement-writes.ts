@@ -2,6 +2,7 @@ import { QuorumUnavailableError, majority, untilQuorum } from '../../protocols/l
 import { putManyAnswerSchema } from '../../protocols/records/index.js'
 import { byteLength } from '../../protocols/task/index.js'
 import { BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS } from './bulk-limits.js'
+import { ignoreStoreFailed } from '../errors.js'
 import type { TaskComponents } from './components.js'
 import type { Task, TaskRecord } from '../../protocols/task/index.js'
 
@@ -63,7 +64,9 @@ export function mayBeUnstored (record: TaskRecord): boolean {
 
 /** A node that is not a member keeps a copy of what it submitted: its waits and reads start here. */
 export async function keepCopy (c: TaskComponents, record: TaskRecord): Promise<void> {
-  if (!record.placement.members.includes(c.peerId.toString())) await c.replica.put(record)
+  if (record.placement.members.includes(c.peerId.toString())) return
+  // a cache: a store that failed a write (a full disk) keeps none, and the task a majority stored stands
+  await c.replica.put(record).catch(ignoreStoreFailed)
 }
 
 /**

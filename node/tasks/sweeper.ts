@@ -42,7 +42,7 @@ export class Sweeper {
   /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot */
   /** backedUp: decisions and re-announcements this member took up for a first live member that did not act (Backup) */
   /** reannouncedByGossip: re-announcements gossiped to the capability's topic; the others were offers (Offerer.reoffer) */
-  readonly stats = { sweeps: 0, reannounced: 0, reannouncedByGossip: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0 }
+  readonly stats = { sweeps: 0, reannounced: 0, reannouncedByGossip: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0, skippedStoreFailed: 0 }
   private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
@@ -118,6 +118,12 @@ export class Sweeper {
   }
 
   async sweep (): Promise<void> {
+    // a store that failed a write (a full disk) can record no lapse or decision: every sweep failed
+    // on its first write and logged it, each second, until the node restarted
+    if (this.c.store.writeFailure !== undefined) {
+      this.stats.skippedStoreFailed++
+      return
+    }
     this.stats.sweeps++
     this.c.membership.refresh()
     const { undecided } = await this.c.replica.sweep()

@@ -98,6 +98,8 @@ export class TaskLayer {
     const peerId = host.libp2p.peerId
     const logger = (name: string) => host.logger.forComponent(name)
     this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS)
+    // a store that failed a write keeps no grant, vote or result: no slot, so the node claims nothing and peers hand it nothing
+    this.runtime.refusesWork = () => host.store.writeFailure !== undefined
     this.gossip = new MeshGossip({ pubsub: host.libp2p.services.pubsub, privateKey: host.privateKey, peerId, log: logger('agentmesh:gossip') }, { mesh: host.mesh, maxInputBytes: options.maxInputBytes })
     this.presence = new PresenceService({
       gossip: this.gossip,
@@ -116,8 +118,7 @@ export class TaskLayer {
       lastStall: () => eventLoopLag.lastStall(),
       version: VERSION,
       capabilities: () => this.runtime.capabilities(),
-      // a store that failed a write can keep no grant or vote: peers are told it has no room, so hand it nothing
-      freeSlots: () => host.store.writeFailure === undefined ? this.runtime.freeSlots() : Object.fromEntries(Object.keys(this.runtime.freeSlots()).map(c => [c, 0]))
+      freeSlots: () => this.runtime.freeSlots()
     })
     this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), {
       me: peerId.toString(),

@@ -66,6 +66,12 @@ describe.skipIf(!ROOT)('a daemon whose disk fills (a tmpfs: root only)', () => {
       // room again: still unhealthy until a restart, and every task it acknowledged is done elsewhere
       await rm(join(disk, 'filler'))
       expect((await (await fetch(`${full.api}/v1/health`)).json()).ok).toBe(false)
+      // it still serves reads, of tasks it holds no copy of too (it could not keep one), and lists
+      const last = acknowledged.at(-1) as string
+      await waitFor(async () => (await (await fetch(`${full.api}/v1/tasks/${last}`)).json()).state === 'completed', { what: 'the failed daemon to read a task it acknowledged', timeoutMs: 30_000 })
+      expect((await fetch(`${full.api}/v1/tasks?limit=5`)).status).toBe(200)
+      // and its sweeps, which would fail on their first write, wait for the restart
+      expect((await (await fetch(`${full.api}/v1/metrics`)).json()).sweeper.skippedStoreFailed).toBeGreaterThan(0)
       for (const id of acknowledged) {
         await waitFor(async () => (await (await fetch(`${a.api}/v1/tasks/${id}`)).json()).state === 'completed', { what: `acknowledged task ${id} to complete`, timeoutMs: 30_000 })
       }
@@ -75,8 +81,7 @@ describe.skipIf(!ROOT)('a daemon whose disk fills (a tmpfs: root only)', () => {
       const again = await startDaemonProcess(['--data', join(disk, 'c'), '--api', '127.0.0.1:0', '--bootstrap', a.addrs[0] as string])
       try {
         expect((await (await fetch(`${again.api}/v1/health`)).json()).ok).toBe(true)
-        const res = await fetch(`${again.api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: 'after' }) })
-        expect(res.status).toBe(200)
+        await waitFor(async () => (await fetch(`${again.api}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: 'after' }) })).status === 200, { what: 'the restarted daemon to run a task', timeoutMs: 30_000 })
       } finally {
         again.proc.kill('SIGTERM')
         await again.exited
