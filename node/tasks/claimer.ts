@@ -188,7 +188,7 @@ export class Claimer {
    */
   order (task: Pick<Task, 'id' | 'capability'>): string[] {
     const candidates = this.c.presence.live()
-      .filter(p => p.self || (p.freeSlots[task.capability] ?? 0) > 0)
+      .filter(p => p.self ? this.c.runtime.refusesWork?.() !== true : (p.freeSlots[task.capability] ?? 0) > 0)
       .filter(p => p.capabilities.some(cap => cap.name === task.capability))
       .map(p => p.peerId)
     return this.c.replicaSets.order(claimKey(task.id), candidates)
@@ -208,7 +208,8 @@ export class Claimer {
         this.stats.offersRefused++
         continue
       }
-      if (!this.running || !this.c.runtime.canRun(task.capability)) continue
+      // a node that refuses work (its store failed a write) queues none either: it would never run them
+      if (!this.running || !this.c.runtime.canRun(task.capability) || this.c.runtime.refusesWork?.() === true) continue
       const id = task.id
       if (this.scheduled.has(id) || this.inflight.has(id) || this.considering.has(id) || this.backlog.has(id)) {
         taken.push(id)

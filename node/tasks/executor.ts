@@ -3,6 +3,7 @@ import { UnrecoverableTaskError, agentTaskOf } from '../runtime/agent.js'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
+import { ignoreStoreFailed } from '../errors.js'
 import { ProgressSender } from './progress.js'
 import { durableStep, durableWait, subtask } from './durable-context.js'
 import { abortWith, withAbortGrace } from './run-signal.js'
@@ -347,7 +348,8 @@ export class Executor {
       return
     }
     const final = finalOf(cert, Date.now(), result)
-    await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result)
+    // a store that failed a write (a full disk) keeps no copy; the outcome a majority certified stands, and is told
+    await this.c.replica.put({ ...record, final, updatedAt: Date.now() }, result).catch(ignoreStoreFailed)
     this.tasks.wake(id)
   }
 

@@ -145,7 +145,7 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   const certified = record.final?.cert.value
   const result = results.find(r => resultMatches(certified, r)) ?? results[0]
   const newer = mine === undefined ? undefined : agreedMove(mine, movedOn)
-  if (newer !== undefined) await c.replica.adoptMove(id, newer, { missedSeal: true })
+  if (newer !== undefined) await c.replica.adoptMove(id, newer, { missedSeal: true }).catch(ignoreStoreFailed)
   // kept: a certified final state is answered locally from now on
   // a member whose own state of the task is unreadable keeps no copy, but still answers with what
   // the placement holds: a completed task was read there as unknown (404)

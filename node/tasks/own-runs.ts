@@ -161,7 +161,7 @@ export class OwnRuns {
   }
 
   private mayLease (task: Task, placement: Placement): boolean {
-    return this.claimer.running() && this.c.runtime.canRun(task.capability) && placement.members.includes(this.c.peerId.toString()) && !this.claimer.lagging()
+    return this.claimer.running() && this.c.runtime.canRun(task.capability) && this.c.runtime.refusesWork?.() !== true && placement.members.includes(this.c.peerId.toString()) && !this.claimer.lagging()
   }
 
   /** An outstanding place; the function closes it, once. */

@@ -111,7 +111,7 @@ export async function storeManyOnPlacements (c: TaskComponents, records: TaskRec
   }))
   // a copy here too, as storeOnPlacement keeps one: a member has it already, others cache it
   const me = c.peerId.toString()
-  await Promise.all(records.filter(r => !r.placement.members.includes(me) && keepsCopy(r, failed.has(r.task.id))).map(async r => c.replica.put(r)))
+  await Promise.all(records.filter(r => !r.placement.members.includes(me) && keepsCopy(r, failed.has(r.task.id))).map(async r => c.replica.put(r).catch(ignoreStoreFailed)))
   return failed
 }
 

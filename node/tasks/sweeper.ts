@@ -120,10 +120,7 @@ export class Sweeper {
   async sweep (): Promise<void> {
     // a store that failed a write (a full disk) can record no lapse or decision: every sweep failed
     // on its first write and logged it, each second, until the node restarted
-    if (this.c.store.writeFailure !== undefined) {
-      this.stats.skippedStoreFailed++
-      return
-    }
+    if (this.c.store.writeFailure !== undefined) return await this.sweepReadOnly()
     this.stats.sweeps++
     this.c.membership.refresh()
     const { undecided } = await this.c.replica.sweep()
@@ -152,6 +149,21 @@ export class Sweeper {
       this.lastRetention = now
       this.stats.expired += await this.c.replica.expireRetained()
       await this.c.membership.save()
+    }
+  }
+
+  /**
+   * A sweep of a node whose store failed: it re-announces the claimable tasks it holds as their
+   * first live member (it stays live in presence, and the others would wait backupAfterMs for it),
+   * and records nothing (the lapses and decisions are the other members').
+   */
+  private async sweepReadOnly (): Promise<void> {
+    this.stats.skippedStoreFailed++
+    this.c.membership.refresh()
+    try {
+      await this.reannounce(new Set(this.c.presence.liveIds()), Date.now())
+    } finally {
+      this.announceBackup.endRound()
     }
   }
 
