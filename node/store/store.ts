@@ -258,9 +258,10 @@ export class Store {
    */
   private failed (err: any): Error {
     if (this.failure !== undefined) return this.failure
-    if (err?.code !== 'LEVEL_IO_ERROR' && err?.code !== 'LEVEL_CORRUPTION' && !/IO error|Corruption/.test(levelWords(err))) return err
-    const full = /No space left|ENOSPC|quota/i.test(levelWords(err))
-    this.failure = new StoreFailedError(`the store at ${this.path} failed a write (${levelWords(err)}) and takes no more until this node restarts: ${full ? 'free disk space' : 'check the disk'}, then restart the node`, { cause: err })
+    const words = levelWords(err)
+    if (err?.code !== 'LEVEL_IO_ERROR' && err?.code !== 'LEVEL_CORRUPTION' && !/IO error|Corruption/.test(words)) return err
+    const full = /No space left|ENOSPC|quota/i.test(words)
+    this.failure = new StoreFailedError(`the store at ${this.path} failed a write (${words}) and takes no more until this node restarts: ${full ? 'free disk space' : 'check the disk'}, then restart the node`, { cause: err })
     this.log?.error('%s', this.failure.message)
     return this.failure
   }

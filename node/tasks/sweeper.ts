@@ -133,11 +133,7 @@ export class Sweeper {
     } finally {
       this.decideBackup.endRound()
     }
-    try {
-      await this.reannounce(live, now)
-    } finally {
-      this.announceBackup.endRound()
-    }
+    await this.reannounceRound(live, now)
     await this.refreshCopies(now)
     this.deadReads ??= this.refreshDeadCopies(now).catch((err: any) => { this.log.error('reading dead copies failed: %s', String(err?.message ?? err)) }).finally(() => { this.deadReads = undefined })
     for (const id of this.announced.keys()) if (!this.c.replica.active.has(id)) this.announced.delete(id)
@@ -160,8 +156,13 @@ export class Sweeper {
   private async sweepReadOnly (): Promise<void> {
     this.stats.skippedStoreFailed++
     this.c.membership.refresh()
+    await this.reannounceRound(new Set(this.c.presence.liveIds()), Date.now())
+  }
+
+  /** One round of re-announcements, its back-up round ended however it ends. */
+  private async reannounceRound (live: Set<string>, now: number): Promise<void> {
     try {
-      await this.reannounce(new Set(this.c.presence.liveIds()), Date.now())
+      await this.reannounce(live, now)
     } finally {
       this.announceBackup.endRound()
     }

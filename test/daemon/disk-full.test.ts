@@ -1,28 +1,13 @@
-import { execFileSync } from 'node:child_process'
-import { mkdir, open, rm } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { startDaemonProcess } from '../../sim/daemon-process.js'
 import { waitFor } from '../../sim/wait.js'
 import { useDaemons } from '../helpers/daemons.js'
+import { CAN_MOUNT, fillDisk, mountSmallDisk } from '../helpers/small-disk.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 
-const ROOT = process.getuid?.() === 0
-
-/** Writes zeros to `file` until the disk is full. */
-async function fillDisk (file: string): Promise<void> {
-  const handle = await open(file, 'w')
-  const chunk = Buffer.alloc(64 * 1024)
-  try {
-    for (;;) await handle.write(chunk)
-  } catch (err: any) {
-    if (err?.code !== 'ENOSPC') throw err
-  } finally {
-    await handle.close().catch(() => {})
-  }
-}
-
-describe.skipIf(!ROOT)('a daemon whose disk fills (a tmpfs: root only)', () => {
+describe.skipIf(!CAN_MOUNT)('a daemon whose disk fills (a tmpfs: root only)', () => {
   const tmp = useTmpDirs()
   const daemon = useDaemons()
 
@@ -30,7 +15,7 @@ describe.skipIf(!ROOT)('a daemon whose disk fills (a tmpfs: root only)', () => {
     const dir = await tmp()
     const disk = join(dir, 'disk')
     await mkdir(disk)
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', disk])
+    const unmount = mountSmallDisk(disk, 48 * 1024 * 1024)
     try {
       const a = await daemon(dir, 'a')
       const b = await daemon(dir, 'b', a)
@@ -99,7 +84,7 @@ describe.skipIf(!ROOT)('a daemon whose disk fills (a tmpfs: root only)', () => {
       b.proc.kill('SIGTERM')
       await b.exited
     } finally {
-      execFileSync('umount', ['-l', disk])
+      unmount()
     }
   }, 180_000)
 })

@@ -1,32 +1,11 @@
-import { execFileSync } from 'node:child_process'
-import { open, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Store } from '../../node/store/store.js'
+import { CAN_MOUNT, fillDisk, mountSmallDisk } from '../helpers/small-disk.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 
-const ROOT = process.getuid?.() === 0
-
-/** A tmpfs of `bytes` mounted on `dir` (root only): a disk that really fills. */
-function mountSmallDisk (dir: string, bytes: number): () => void {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir])
-  return () => { execFileSync('umount', ['-l', dir]) }
-}
-
-/** Writes zeros to `file` until the disk is full. */
-async function fillDisk (file: string): Promise<void> {
-  const handle = await open(file, 'w')
-  const chunk = Buffer.alloc(64 * 1024)
-  try {
-    for (;;) await handle.write(chunk)
-  } catch (err: any) {
-    if (err?.code !== 'ENOSPC') throw err
-  } finally {
-    await handle.close().catch(() => {})
-  }
-}
-
-describe.skipIf(!ROOT)('a store on a disk that fills (a tmpfs: root only)', () => {
+describe.skipIf(!CAN_MOUNT)('a store on a disk that fills (a tmpfs: root only)', () => {
   const tmp = useTmpDirs()
 
   it('takes no write after the first that failed, even once there is room, and opens whole at the next start', async () => {
