@@ -14,6 +14,7 @@ import { meshEventsRoute } from './mesh-events-route.js'
 import { openApiRoute } from './openapi.js'
 import { isUiAsset, uiRoutes } from './ui-routes.js'
 import { MeshMetrics, prometheusRoute } from './prometheus.js'
+import { ConnectionTurns, closeWhenAsked } from './connection-turns.js'
 import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
 import { memoryRoutes } from './memory-routes.js'
@@ -177,7 +178,15 @@ export class ApiServer {
     addJsonParser(app, { maxBytes, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH })
     const patterns = pathPatterns(app)
 
+    const turns = new ConnectionTurns()
     app.addHook('onRequest', async (request, reply) => {
+      if (!await turns.turn(request.raw, reply.raw)) {
+        stats.droppedAfterClose++
+        request.raw.socket.destroy()
+        reply.hijack()
+        return
+      }
+      closeWhenAsked(request.raw, reply.raw)
       stats.requests++
       if (graceful.stopping.aborted) {
         void reply.header('connection', 'close')
@@ -189,6 +198,12 @@ export class ApiServer {
       if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw badRequest('no-host', 'an HTTP/1.1 request needs a Host header')
       // RFC 9112: more than one Host is a 400 (Node keeps the first, and the loopback check read only it)
       if ((request.raw.headersDistinct.host?.length ?? 0) > 1) throw badRequest('no-host', 'a request has one Host header, not several')
+      // RFC 9112 §6.1: a transfer coding other than chunked (gzip, say) is not understood; its body is left unread
+      const coding = request.headers['transfer-encoding']
+      if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
+        void reply.header('connection', 'close')
+        throw new HttpError(501, 'NOT_IMPLEMENTED', `transfer-encoding ${JSON.stringify(coding.slice(0, 100))} is not supported: send the body as it is, or chunked`, 'unsupported-media-type')
+      }
       queries.set(request, parseTarget(request.raw.url ?? '').query)
       // no token means loopback only: a web page that rebinds its own name to 127.0.0.1 is same-origin
       // to the browser, but still sends its name as Host (DNS rebinding)

@@ -34,7 +34,7 @@ export function openStream (reply: FastifyReply): SseStream {
   res.once('close', close)
   if (res.destroyed || res.socket === null || res.socket.destroyed) close()
   else {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
     res.flushHeaders()
   }
   return {

@@ -56,6 +56,8 @@ export interface ApiStats {
   errors: number
   /** requests refused for a missing or wrong bearer token (401) */
   unauthorized: number
+  /** requests pipelined behind an answer that closed their connection: dropped unanswered and unrun (RFC 9112 §9.6) */
+  droppedAfterClose: number
 }
 
 export function createApiStats (): ApiStats {
@@ -66,7 +68,8 @@ export function createApiStats (): ApiStats {
     storeFailed: 0,
     clientsGone: 0,
     errors: 0,
-    unauthorized: 0
+    unauthorized: 0,
+    droppedAfterClose: 0
   }
 }
 

@@ -106,10 +106,16 @@ function blockingByDefault (body: Record<string, unknown>): Record<string, unkno
 
 /** This node as the client reached it: the card's endpoint URL. */
 function baseOf (request: FastifyRequest): string {
-  // only an HTTP/1.0 request may lack a Host header: then the address it came in on
+  // a Host that is no authority (a port past 65535) named a URL no client could use; one in an odd
+  // form (127.000.000.001) is written as a URL writes it. Only an HTTP/1.0 request may lack a Host:
+  // for both, the address the request came in on
+  let host: string | undefined
+  try {
+    if (request.headers.host !== undefined) host = new URL(`${request.protocol}://${request.headers.host}`).host
+  } catch {}
   const socket = request.raw.socket
   const local = socket.localFamily === 'IPv6' ? `[${String(socket.localAddress)}]` : String(socket.localAddress)
-  return `${request.protocol}://${request.headers.host ?? `${local}:${String(socket.localPort)}`}`
+  return `${request.protocol}://${host ?? `${local}:${String(socket.localPort)}`}`
 }
 
 /** A client that asks for A2A 1.0 gets the 1.0 card; one that does not say gets 0.3's shape. */

@@ -70,6 +70,8 @@ export interface McpServerInit {
   /** @default 600_000 (DEFAULT_MAX_CALL_MS) */
   maxCallMs?: number
   log?: Logger
+  /** told of a call refused as the client's mistake inside the SDK (an unknown tool), to count it */
+  onRefused?: (message: string) => void
 }
 
 /**
@@ -87,7 +89,7 @@ export function malformedRequest (body: unknown): { code: number, message: strin
   const notMessage = messages[bad]
   if (bad >= 0) return { code: -32600, message: `invalid request: not a JSON-RPC 2.0 message (${typeof notMessage === 'object' && notMessage !== null ? 'an object without a valid jsonrpc, method, id or params' : `a JSON ${notMessage === null ? 'null' : typeof notMessage}`})` }
   // a message from here on: a batch, or one object
-  if (Array.isArray(body)) return undefined
+  if (Array.isArray(body)) return repeatedId(body)
   const method = (body as { method?: unknown }).method
   const checked = typeof method === 'string' && Object.hasOwn(PARAMS_CHECKED, method) ? PARAMS_CHECKED[method as keyof typeof PARAMS_CHECKED] : undefined
   if (checked === undefined) return undefined
@@ -95,6 +97,22 @@ export function malformedRequest (body: unknown): { code: number, message: strin
   if (parsed.success) return undefined
   const issue = parsed.error.issues[0]
   return { code: -32602, message: `invalid params: ${issue === undefined ? `${String(method)} takes ${checked.takes}` : `${issue.path.join('.')}: ${issue.message}`}` }
+}
+
+/**
+ * A batch whose requests share an id: the SDK ran each and answered only one per id, so a call's
+ * task ran and its answer was lost. JSON-RPC answers are matched to requests by id alone.
+ */
+function repeatedId (batch: unknown[]): { code: number, message: string } | undefined {
+  const seen = new Set<string>()
+  for (const m of batch) {
+    // notifications (no id) are never answered; responses are not requests
+    if (typeof m !== 'object' || m === null || !('method' in m) || !('id' in m)) continue
+    const id = JSON.stringify((m as { id: unknown }).id)
+    if (seen.has(id)) return { code: -32600, message: `invalid request: the batch repeats the id ${id.slice(0, 100)}; give each request its own id` }
+    seen.add(id)
+  }
+  return undefined
 }
 
 /** The requests whose params the SDK checks by throwing its schema's issues as an internal error (-32603). */
@@ -124,7 +142,11 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     const { name } = request.params
     const protoKey = withProto.delete(extra.requestId)
     const found = meshTools(await backend.capabilities()).find(t => t.tool.name === name)
-    if (found === undefined) throw new UnknownToolError(`unknown tool ${name}: no live peer offers it`)
+    if (found === undefined) {
+      const err = new UnknownToolError(`unknown tool ${name}: no live peer offers it`)
+      init.onRefused?.(err.message)
+      throw err
+    }
     if (protoKey) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
     const besides = found.wrapped ? fieldsBesideInput(request.params.arguments) : []
     // the published schema takes {input} alone (additionalProperties: false): a field beside it was dropped unseen

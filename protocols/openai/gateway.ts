@@ -134,7 +134,7 @@ export class OpenAIGateway {
     const write = (data: unknown): void => {
       if (!res.destroyed && !res.writableEnded) res.write(`data: ${JSON.stringify(data)}\n\n`)
     }
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', [TASK_HEADER]: id })
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [TASK_HEADER]: id })
     write(chunkOf(meta, { role: 'assistant', content: '' }))
     const text = new StreamedText()
     const unsubscribe = this.backend.subscribe(id, e => {

@@ -72,5 +72,20 @@ export function inputProblem (schema: Record<string, unknown> | undefined, input
   if (validator === null) return undefined
   const parsed = validator.safeParse(input)
   if (parsed.success) return undefined
-  return parsed.error.issues.slice(0, 3).map(i => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ')
+  return parsed.error.issues.slice(0, 3).map(describeIssue).join('; ')
+}
+
+type Issue = z.core.$ZodIssue
+
+/** One issue as a line: where, and what. A value of a union says what each of its forms wanted, where zod says only "Invalid input". */
+function describeIssue (issue: Issue): string {
+  const where = issue.path.map(String).join('.') || '(root)'
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return `${where}: ${issue.message}`
+  const forms = issue.errors.slice(0, 4).map(branch => {
+    const first = branch[0]
+    if (first === undefined) return 'another form'
+    const inner = first.path.map(String).join('.')
+    return inner === '' ? first.message : `${inner}: ${first.message}`
+  })
+  return `${where}: fits none of the ${issue.errors.length} forms it may take (${forms.join('; or ')})`
 }

@@ -159,8 +159,21 @@ describe('MCP both ways, between real daemons', () => {
     }
   })
 
-  it('an unknown tool is a protocol error', async () => {
+  it('an unknown tool is a protocol error, counted as the door\'s refusal', async () => {
+    const doorRefusals = async (): Promise<number> => ((await (await fetch(`${a.api}/v1/metrics`, { headers: auth })).json()) as any).api.badRequests.door
+    const before = await doorRefusals()
     await expect((clients[0] as Client).callTool({ name: 'no.such.tool', arguments: {} })).rejects.toThrow(/^MCP error -32602: unknown tool no\.such\.tool/)
+    expect(await doorRefusals()).toBe(before + 1)
+  })
+
+  it('refuses a batch that gives two calls one id, and runs neither (the SDK ran both and answered one)', async () => {
+    const call = (input: string): unknown => ({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { input } } })
+    const marker = `dup-${Date.now()}`
+    const res = await fetch(`${a.api}/mcp`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify([call(`${marker}-a`), call(`${marker}-b`)]) })
+    expect({ status: res.status, json: await res.json() }).toMatchObject({ status: 400, json: { id: null, error: { code: -32600, message: expect.stringMatching(/repeats the id 1/) } } })
+    // answered before any call ran: no task of the node holds either input
+    const tasks = ((await (await fetch(`${a.api}/v1/tasks?capability=echo&limit=10000`, { headers: auth })).json()) as any).tasks as Array<{ input: unknown }>
+    expect(tasks.filter(t => JSON.stringify(t.input).includes(marker))).toEqual([])
   })
 
   it('/mcp needs the bearer token like every other route', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { BUILTIN_AGENTS } from '../../node/agents/index.js'
 import { llmAgents, meshTools } from '../../node/llm/agents.js'
-import { isObjectSchema, toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
+import { inputProblem, isObjectSchema, toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
 import { AgentRuntime } from '../../node/runtime/runtime.js'
 
 /** OpenAI's rule for function parameters: a JSON Schema of type object, with no union at the top. */
@@ -49,5 +49,12 @@ describe('tool schemas that real models accept', () => {
     expect(toolInput({ ms: 5 }, false)).toEqual({ ms: 5 })
     // no schema at all: any JSON, still an object at the top
     expect(toolSchema(undefined)).toMatchObject({ wrapped: true, parameters: { type: 'object', properties: { input: {} } } })
+  })
+
+  it('says what each form of a value that may take several wanted, where zod said only "Invalid input"', () => {
+    const textOrObject = { anyOf: [{ type: 'string' }, { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] }] }
+    expect(inputProblem(textOrObject, 12)).toBe('(root): fits none of the 2 forms it may take (Invalid input: expected string, received number; or Invalid input: expected object, received number)')
+    expect(inputProblem({ type: 'object', properties: { a: textOrObject }, required: ['a'] }, { a: { text: 3 } })).toMatch(/^a: fits none of the 2 forms it may take \(.*; or text: Invalid input: expected string, received number\)$/)
+    expect(inputProblem(textOrObject, 'fine')).toBeUndefined()
   })
 })

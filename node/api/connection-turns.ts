@@ -1,0 +1,43 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+
+/**
+ * Requests on one connection, one after another. Node's server starts every pipelined request at
+ * once and only orders their answers, so a submit pipelined behind one refused with `connection:
+ * close` (a body refused unread, bad JSON) was run and its task stored, and its answer never sent:
+ * a client that retried made a second task. RFC 9112 §9.6: a server that sends `close` processes no
+ * further request on that connection. A connection without pipelining waits for nothing.
+ */
+export class ConnectionTurns {
+  /** each connection's last request: resolves once its answer is done, true when that closes the connection */
+  private readonly last = new WeakMap<Socket, Promise<boolean>>()
+
+  /** Waits for the answers before this request's; false when one of them closed the connection (drop this request unanswered). */
+  async turn (req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const socket = req.socket
+    const before = this.last.get(socket)
+    const done = new Promise<boolean>(resolve => { res.once('close', () => { resolve(closesConnection(req)) }) })
+    this.last.set(socket, done)
+    if (before === undefined) return true
+    return !await before && !socket.destroyed
+  }
+}
+
+/**
+ * Whether an answer ended its connection. Its headers cannot tell (Fastify and the doors' SDKs pass
+ * them to writeHead, where getHeader does not see them), but Node ends the socket as the answer
+ * finishes, before the answer's 'close'.
+ */
+function closesConnection (req: IncomingMessage): boolean {
+  return req.socket.destroyed || !req.socket.writable
+}
+
+/**
+ * A client that sent `Connection: close` expects the connection closed after the answer, and
+ * reads to its end. An answer sent with `connection: keep-alive` (a stream's, set by a door's SDK)
+ * overrode that, and the socket stayed open for the keep-alive timeout.
+ */
+export function closeWhenAsked (req: IncomingMessage, res: ServerResponse): void {
+  if (!/\bclose\b/i.test(String(req.headers.connection ?? ''))) return
+  res.once('finish', () => { req.socket.destroySoon() })
+}

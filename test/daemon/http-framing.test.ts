@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { echoAgent } from '../../node/agents/basic.js'
+import { ApiServer } from '../../node/api/server.js'
+import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { FAST_TASKS } from '../helpers/fast.js'
+import { errorOf, raw } from '../helpers/raw-http.js'
+import type { Testnet } from '../../sim/testnet.js'
+
+/** A submit as HTTP/1.1 bytes, kept alive (no Connection header): what a pipelining client sends. */
+function submit (capability: string, headers = ''): string {
+  const body = JSON.stringify({ capability, input: 1 })
+  return `POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+}
+
+describe('the API\'s HTTP framing: pipelined requests, Connection: close, transfer codings', () => {
+  let net: Testnet
+  let api: ApiServer
+  let port: number
+
+  const metrics = async (): Promise<any> => await (await fetch(`${api.url}/v1/metrics`)).json()
+  const tasksOf = async (capability: string): Promise<unknown[]> => ((await (await fetch(`${api.url}/v1/tasks?capability=${capability}`)).json()) as { tasks: unknown[] }).tasks
+
+  beforeAll(async () => {
+    net = await createTestnet(1, { tasks: { ...FAST_TASKS, agents: [echoAgent] } })
+    await net.ready()
+    api = await ApiServer.listen(net.nodes[0]!, { port: 0 })
+    port = Number(new URL(api.url).port)
+  })
+  afterAll(async () => {
+    await api?.close()
+    await net?.stop()
+  })
+
+  it.each([
+    ['a body that is not JSON', 400, 'POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\n{bad'],
+    ['a body of another type, refused unread', 415, 'POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nabcd'],
+    ['a transfer coding other than chunked', 501, 'POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\n{"a"\r\n0\r\n\r\n']
+  ])('runs no submit pipelined behind an answer that closes the connection (%s), and answers it not', async (_what, status, first) => {
+    const capability = `pipelined.${status}.${Date.now()}`
+    const dropped = (await metrics()).api.droppedAfterClose as number
+    const answer = await raw(port, first + submit(capability))
+    expect(answer.status, answer.head).toBe(status)
+    expect(answer.head).toMatch(/connection: close/i)
+    errorOf(answer)
+    // one answer only: the submit behind it was neither answered nor run
+    expect(answer.body).not.toMatch(/HTTP\/1\.1 \d{3}/)
+    await waitFor(async () => (await metrics()).api.droppedAfterClose === dropped + 1, { what: 'the pipelined submit to be dropped', timeoutMs: 10_000 })
+    expect(await tasksOf(capability)).toEqual([])
+  })
+
+  it('answers pipelined requests in turn on a connection kept alive', async () => {
+    const capability = `pipelined.ok.${Date.now()}`
+    const answer = await raw(port, submit(capability) + submit(capability, 'Idempotency-Key: x\r\n') + 'GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')
+    expect(answer.status, answer.head).toBe(202)
+    expect(answer.body.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 202', 'HTTP/1.1 200'])
+    expect(await tasksOf(capability)).toHaveLength(2)
+  })
+
+  it('closes a stream\'s connection after its end when the client asked Connection: close', async () => {
+    const done = await (await fetch(`${api.url}/v1/tasks?wait=10000`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: 'closed' }) })).json() as { id: string, state: string }
+    expect(done.state).toBe('completed')
+    const id = done.id
+    // a stream's answer said keep-alive over the client's close, and the socket stayed open 72 s (the keep-alive timeout)
+    const answer = await raw(port, `GET /v1/tasks/${id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, 10_000)
+    expect(answer.status, answer.head).toBe(200)
+    expect(answer.head).not.toMatch(/keep-alive/i)
+    expect(answer.body).toMatch(/event: completed/)
+    // the MCP SDK's stream says keep-alive itself: the connection closes all the same
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { input: 'closed' } } })
+    const mcp = await raw(port, `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${Buffer.byteLength(call)}\r\n\r\n${call}`, 10_000)
+    expect(mcp.status, mcp.head).toBe(200)
+    expect(mcp.body).toMatch(/"result"/)
+  })
+
+  it('names a usable URL in the agent card whatever form the Host takes', async () => {
+    const card = async (host: string): Promise<any> => JSON.parse((await raw(port, `GET /.well-known/agent-card.json HTTP/1.1\r\nHost: ${host}\r\nA2A-Version: 1.0\r\nConnection: close\r\n\r\n`)).body)
+    // a port past 65535 is no URL a client can use: the card names the address the request came to
+    expect((await card('127.0.0.1:99999')).supportedInterfaces[0].url).toBe(`${api.url}/a2a`)
+    expect((await card(`127.000.000.001:${port}`)).supportedInterfaces[0].url).toBe(`http://127.0.0.1:${port}/a2a`)
+    expect((await card(`localhost:${port}`)).supportedInterfaces[0].url).toBe(`http://localhost:${port}/a2a`)
+  })
+})
