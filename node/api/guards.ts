@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import { sendJson } from './http.js'
 import type { ApiStats } from './stats.js'
+import type { ConnectionTurns } from './connection-turns.js'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 
@@ -70,7 +71,7 @@ function refuseClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: A
 }
 
 /** Answers, with JSON, what Node's HTTP server would otherwise answer itself or drop: CONNECT and unknown Expect headers. */
-export function guardServer (server: Server, stats: ApiStats): void {
+export function guardServer (server: Server, stats: ApiStats, turns: ConnectionTurns): void {
   // without a listener Node closes a CONNECT socket without a word
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     stats.badRequests['bad-method']++
@@ -79,6 +80,9 @@ export function guardServer (server: Server, stats: ApiStats): void {
 
   // without a listener Node answers 417 with an empty body
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    // a request the router never sees: its place in the connection's line is taken here, so a
+    // request pipelined behind this refusal (which closes the connection) is dropped unrun
+    turns.enter(req, res)
     stats.badRequests['bad-expect']++
     sendJson(res, 417, { error: { name: 'EXPECTATION_FAILED', message: `expectation ${JSON.stringify(String(req.headers.expect).slice(0, 100))} is not supported (only 100-continue)` } }, { connection: 'close' })
   })

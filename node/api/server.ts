@@ -174,18 +174,13 @@ export class ApiServer {
       return503OnClosing: false
     })
     const graceful = new GracefulClose(init.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS)
-    guardServer(app.server, stats)
+    const turns = new ConnectionTurns(() => { stats.droppedAfterClose++ })
+    guardServer(app.server, stats, turns)
     addJsonParser(app, { maxBytes, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH })
     const patterns = pathPatterns(app)
 
-    const turns = new ConnectionTurns()
     app.addHook('onRequest', async (request, reply) => {
-      if (!await turns.turn(request.raw, reply.raw)) {
-        stats.droppedAfterClose++
-        request.raw.socket.destroy()
-        reply.hijack()
-        return
-      }
+      turns.enter(request.raw, reply.raw)
       closeWhenAsked(request.raw, reply.raw)
       stats.requests++
       if (graceful.stopping.aborted) {
@@ -198,11 +193,12 @@ export class ApiServer {
       if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw badRequest('no-host', 'an HTTP/1.1 request needs a Host header')
       // RFC 9112: more than one Host is a 400 (Node keeps the first, and the loopback check read only it)
       if ((request.raw.headersDistinct.host?.length ?? 0) > 1) throw badRequest('no-host', 'a request has one Host header, not several')
-      // RFC 9112 §6.1: a transfer coding other than chunked (gzip, say) is not understood; its body is left unread
+      // RFC 9112 §6.1: a coding applied before chunked (gzip, chunked) is not understood; its body is left unread
+      // (one that does not end in chunked, Node's parser refuses as malformed)
       const coding = request.headers['transfer-encoding']
       if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
         void reply.header('connection', 'close')
-        throw new HttpError(501, 'NOT_IMPLEMENTED', `transfer-encoding ${JSON.stringify(coding.slice(0, 100))} is not supported: send the body as it is, or chunked`, 'unsupported-media-type')
+        throw new HttpError(501, 'NOT_IMPLEMENTED', `transfer-encoding ${JSON.stringify(coding.slice(0, 100))} is not supported: send the body as it is, or chunked`, 'bad-http')
       }
       queries.set(request, parseTarget(request.raw.url ?? '').query)
       // no token means loopback only: a web page that rebinds its own name to 127.0.0.1 is same-origin
@@ -221,7 +217,13 @@ export class ApiServer {
         await check(request).catch((err: unknown) => { void reply.header('www-authenticate', 'Bearer realm="agentmesh"'); throw err })
       })
     }
-    app.addHook('onRequestAbort', async _request => { stats.clientsGone++ })
+    // a request pipelined behind an answer that closed the connection is neither run nor answered
+    app.addHook('preHandler', async (request, reply) => {
+      if (await turns.mayRun(request.raw)) return
+      request.raw.socket.destroy()
+      reply.hijack()
+    })
+    app.addHook('onRequestAbort', async request => { if (!turns.wasDropped(request.raw)) stats.clientsGone++ })
     app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, errors) })
     app.setNotFoundHandler((request, reply) => {
       const path = parseTarget(request.raw.url ?? '').path
