@@ -9,13 +9,13 @@ import type { Socket } from 'node:net'
  * further request on that connection. A connection without pipelining waits for nothing.
  *
  * `enter` takes a request's place in its connection's line as it arrives (requests arrive in
- * order); `mayRun` waits, once its body is read (a body left unread stops the socket, and Node then
- * times the request out), for the answers before it.
+ * order); once its body is read (a body left unread stops the socket, and Node then times the
+ * request out), it waits for the answers before it (`waitOf`).
  */
 export class ConnectionTurns {
-  /** each connection's last request: resolves once its answer is done, true when that closed the connection */
-  private readonly last = new WeakMap<Socket, Promise<boolean>>()
-  /** each request's wait for its turn: false when it is dropped */
+  /** each connection's last request */
+  private readonly last = new WeakMap<Socket, Turn>()
+  /** the requests that must wait: resolves false when the request is dropped */
   private readonly waits = new WeakMap<IncomingMessage, Promise<boolean>>()
   private readonly dropped = new WeakSet<IncomingMessage>()
 
@@ -24,30 +24,52 @@ export class ConnectionTurns {
   enter (req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket
     const before = this.last.get(socket)
-    let settle!: (closed: boolean) => void
-    const done = new Promise<boolean>(resolve => { settle = resolve })
-    res.once('close', () => { settle(closesConnection(req)) })
-    this.last.set(socket, done)
-    if (before === undefined) return
-    this.waits.set(req, before.then(closed => {
-      if (!closed && !socket.destroyed) return true
-      // a dropped request is never answered: the ones behind it go too
-      this.dropped.add(req)
-      settle(true)
-      this.onDrop()
-      return false
+    const turn: Turn = { over: false, closes: false, waiters: undefined }
+    res.once('close', () => { end(turn, closesConnection(req)) })
+    this.last.set(socket, turn)
+    // the usual case, no pipelining: the answer before this request is long done, nothing waits
+    if (before === undefined || (before.over && !before.closes && !socket.destroyed)) return
+    this.waits.set(req, new Promise<boolean>(resolve => {
+      const decide = (closes: boolean): void => {
+        if (!closes && !socket.destroyed) return resolve(true)
+        // a dropped request is never answered: the ones behind it go too
+        this.dropped.add(req)
+        end(turn, true)
+        this.onDrop()
+        resolve(false)
+      }
+      if (before.over) decide(before.closes)
+      else (before.waiters ??= []).push(decide)
     }))
   }
 
-  /** Waits for the answers before this request's; false when one of them closed the connection: drop it unanswered. */
-  async mayRun (req: IncomingMessage): Promise<boolean> {
-    return await (this.waits.get(req) ?? true)
+  /** What this request waits for before it may run (undefined: nothing); it resolves false when the request must be dropped unanswered. */
+  waitOf (req: IncomingMessage): Promise<boolean> | undefined {
+    return this.waits.get(req)
   }
 
   /** A request dropped here (its connection then goes away, which is no client leaving). */
   wasDropped (req: IncomingMessage): boolean {
     return this.dropped.has(req)
   }
+}
+
+/** One request's place in its connection's line. */
+interface Turn {
+  /** its answer is done (or it was dropped) */
+  over: boolean
+  /** and that closed the connection */
+  closes: boolean
+  /** the next request's decision, while this one is not over */
+  waiters: Array<(closes: boolean) => void> | undefined
+}
+
+function end (turn: Turn, closes: boolean): void {
+  if (turn.over) return
+  turn.over = true
+  turn.closes = closes
+  for (const decide of turn.waiters ?? []) decide(closes)
+  turn.waiters = undefined
 }
 
 /**

@@ -218,10 +218,17 @@ export class ApiServer {
       })
     }
     // a request pipelined behind an answer that closed the connection is neither run nor answered
-    app.addHook('preHandler', async (request, reply) => {
-      if (await turns.mayRun(request.raw)) return
-      request.raw.socket.destroy()
-      reply.hijack()
+    app.addHook('preHandler', (request, reply, done) => {
+      // a callback, not an async hook: most requests wait for nothing, and pay no promise for it
+      const wait = turns.waitOf(request.raw)
+      if (wait === undefined) return done()
+      void wait.then(run => {
+        if (!run) {
+          request.raw.socket.destroy()
+          reply.hijack()
+        }
+        done()
+      })
     })
     app.addHook('onRequestAbort', async request => { if (!turns.wasDropped(request.raw)) stats.clientsGone++ })
     app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, errors) })
