@@ -79,8 +79,12 @@ export function requestHost (target: string | undefined, host: string | undefine
   return authority.slice(authority.lastIndexOf('@') + 1)
 }
 
-/** AGENTMESH_API_TOKEN, trimmed; undefined when unset or empty. */
+/** AGENTMESH_API_TOKEN, trimmed; undefined when unset or empty; InvalidConfigError when it holds only blanks. */
 export function apiTokenFromEnv (env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const token = env.AGENTMESH_API_TOKEN?.trim()
-  return token === undefined || token === '' ? undefined : token
+  const raw = env.AGENTMESH_API_TOKEN
+  if (raw === undefined || raw === '') return undefined
+  const token = raw.trim()
+  // a secret that came out blank (a template's placeholder, a missing secret): read as none, it left the API open
+  if (token === '') throw new InvalidConfigError('AGENTMESH_API_TOKEN is set but blank: give the token, or unset it')
+  return token
 }

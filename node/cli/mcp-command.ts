@@ -1,6 +1,6 @@
 import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl } from './client.js'
-import { positiveWholeNumber } from './options.js'
+import { timerMsFlag } from './options.js'
 import { errorLine } from './output.js'
 import type { MeshBackend } from '../../protocols/mcp/index.js'
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
@@ -43,8 +43,8 @@ export function addMcpCommand (program: Command): Command {
     .option('--api <url>', 'control API of a node (default: from --data, else 127.0.0.1:7070)')
     .option('--data <dir>', 'data dir of a running node (reads its node.json)')
     .option('--api-token-file <file>', 'the API\'s bearer token (default: AGENTMESH_API_TOKEN)')
-    .option('--progress-interval-ms <ms>', 'progress notifications while a tool runs, at least this often (default 2000)', positiveWholeNumber('--progress-interval-ms'))
-    .option('--max-call-ms <ms>', 'the longest a tool call waits for its task (default 600000)', positiveWholeNumber('--max-call-ms'))
+    .option('--progress-interval-ms <ms>', 'progress notifications while a tool runs, at least this often (default 2000)', timerMsFlag('--progress-interval-ms'))
+    .option('--max-call-ms <ms>', 'the longest a tool call waits for its task (default 600000)', timerMsFlag('--max-call-ms'))
     .action(runMcpCommand)
 }
 

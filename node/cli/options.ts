@@ -1,4 +1,5 @@
 import { parsePositiveWholeNumber, wholeNumberOf } from '../daemon/config.js'
+import { MAX_TIMER_MS } from '../tasks/options.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Command } from 'commander'
 
@@ -44,6 +45,15 @@ export function wholeNumber (flag: string) {
 /** A commander parser for a flag that takes a positive whole number (digits only: no 1e4, no 0x10). */
 export function positiveWholeNumber (flag: string) {
   return (value: string): number => parsePositiveWholeNumber(flag, value)
+}
+
+/** A commander parser for a flag that takes milliseconds for a timer: a positive whole number, at most MAX_TIMER_MS (a longer wait fires at once). */
+export function timerMsFlag (flag: string) {
+  return (value: string): number => {
+    const n = parsePositiveWholeNumber(flag, value)
+    if (n > MAX_TIMER_MS) throw new InvalidConfigError(`${flag} is at most ${MAX_TIMER_MS} (the longest a timer can wait), got "${value}"`)
+    return n
+  }
 }
 
 /**

@@ -64,6 +64,15 @@ export const daemonConfigSchema = z.object({
   gossip: gossipTuningSchema.optional(),
   /** how often each connection is pinged, to close one whose peer went silent (createAgentNode's pingIntervalMs). @default 30_000 */
   pingIntervalMs: z.number().int().min(1_000).max(3_600_000).optional(),
+  /** the control API's connection timers; node/api/server.ts (ApiServerInit) has each with its default */
+  http: z.object({
+    /** @default 72_000 */
+    keepAliveMs: z.number().int().min(1_000).max(3_600_000).optional(),
+    /** @default 30_000 */
+    requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional(),
+    /** @default 3_000 */
+    closeGraceMs: z.number().int().min(0).max(600_000).optional()
+  }).strict().optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
 }).strict()

@@ -97,6 +97,14 @@ describe('who may use the doors: the bearer token', () => {
     const s = await runCli(['node', '--data', join(dir, 'c'), '--api', '127.0.0.1:0', '--api-token-file', short])
     expect(s.code).toBe(1)
     expect(s.stderr).toMatch(/at least 16 characters/)
+    // a token variable that came out blank was read as none, and the API on loopback started open
+    const blank = await runCli(['node', '--data', join(dir, 'd'), '--api', '127.0.0.1:0'], { env: { AGENTMESH_API_TOKEN: '   \t ' } })
+    expect(blank.code).toBe(1)
+    expect(blank.stderr).toMatch(/AGENTMESH_API_TOKEN is set but blank/)
+    // and a client given it says so, not that the node wants a token
+    const client = await runCli(['status', '--api', daemon.api], { env: { AGENTMESH_API_TOKEN: '   ' } })
+    expect(client.code).toBe(1)
+    expect(client.stderr).toMatch(/AGENTMESH_API_TOKEN is set but blank/)
   })
 
   it('publishes an OpenAPI document of every route of its own API', async () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { Command } from 'commander'
 import { describe, expect, it } from 'vitest'
 import { addNodeCommand } from '../../node/cli/node-command.js'
-import { wholeNumber } from '../../node/cli/options.js'
+import { timerMsFlag, wholeNumber } from '../../node/cli/options.js'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
 import { createAgentNode } from '../../node/create-node.js'
@@ -207,6 +207,35 @@ describe('gossip tuning', () => {
   })
 })
 
+describe('a timer flag', () => {
+  it('takes milliseconds up to the longest a timer can wait (a longer one fired at once)', () => {
+    expect(timerMsFlag('--max-call-ms')('600000')).toBe(600_000)
+    expect(() => timerMsFlag('--max-call-ms')('99999999999999')).toThrow(/^--max-call-ms is at most 2147483647 \(the longest a timer can wait\)/)
+    expect(() => timerMsFlag('--max-call-ms')('0')).toThrow(/positive whole number/)
+  })
+})
+
+describe('the control API\'s connection timers (http)', () => {
+  const tmp = useTmpDirs()
+
+  it('are options of the config file, each refused by name when out of range', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ http: { keepAliveMs: 5 } }))
+    await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/http\.keepAliveMs/) })
+    await writeFile(join(dir, 'typo.json'), JSON.stringify({ http: { keepAlive: 5_000 } }))
+    await expect(resolveDaemonConfig({ config: join(dir, 'typo.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/keepAlive/) })
+    await writeFile(join(dir, 'ok.json'), JSON.stringify({ http: { keepAliveMs: 5_000, requestTimeoutMs: 2_000, closeGraceMs: 0 } }))
+    const daemon = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+    try {
+      // what a client's pool goes by: the server's idle timeout, in seconds
+      const res = await fetch(`${daemon.api.url}/v1/health`)
+      expect(res.headers.get('keep-alive')).toBe('timeout=5')
+    } finally {
+      await daemon.stop()
+    }
+  })
+})
+
 describe('connection pings', () => {
   const tmp = useTmpDirs()
 
@@ -283,6 +312,9 @@ describe('task options', () => {
     [{ leaseMs: 3_600_001 }, /tasks\.leaseMs: at most 3600000 \(an hour/],
     [{ defaultTimeoutMs: 604_800_001 }, /tasks\.defaultTimeoutMs: at most 604800000 \(7 days/],
     [{ renewFraction: 1 }, /tasks\.renewFraction/],
+    [{ renewFraction: 0.999 }, /tasks\.renewFraction: at most 0\.9: a renewal later/],
+    // a renewal must leave the lease time for its round trips: 0.999 of a 1 s lease failed every task longer than a lease
+    [{ leaseMs: 100, renewFraction: 0.9 }, /^tasks\.renewFraction \(0\.9\) of leaseMs \(100\) renews 10 ms before the lease ends: it must leave at least 50 ms/],
     [{ membershipWindowMs: 1.5 }, /tasks\.membershipWindowMs/],
     [{ placementMoveAfterMs: '120000' }, /tasks\.placementMoveAfterMs/],
     [{ placementMoveAfterMs: 10_000_000_000_000 }, /tasks\.placementMoveAfterMs: at most \d+ \(ten years\)/],
