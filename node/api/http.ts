@@ -171,3 +171,6 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, he
   res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
   res.end(text)
 }
+
+/** The header every answer of the control API carries, with the node's version: a client reads another server's answers as none of ours. */
+export const NODE_HEADER = 'x-agentmesh-version'

@@ -7,7 +7,7 @@ import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, asHttpError, pathPatterns, shortUrl } from './fastify-glue.js'
 import { DEFAULT_CLOSE_GRACE_MS, GracefulClose } from './graceful-close.js'
 import { guardServer, handleClientError } from './guards.js'
-import { HttpError, badRequest, bodyOf, parseTarget, unknownQueryCheck } from './http.js'
+import { HttpError, NODE_HEADER, badRequest, bodyOf, parseTarget, unknownQueryCheck } from './http.js'
 import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
 import { taskEventsRoute } from './event-routes.js'
 import { meshEventsRoute } from './mesh-events-route.js'
@@ -15,6 +15,7 @@ import { openApiRoute } from './openapi.js'
 import { isUiAsset, uiRoutes } from './ui-routes.js'
 import { MeshMetrics, prometheusRoute } from './prometheus.js'
 import { ConnectionTurns, closeWhenAsked } from './connection-turns.js'
+import { VERSION } from '../version.js'
 import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
 import { memoryRoutes } from './memory-routes.js'
@@ -182,6 +183,8 @@ export class ApiServer {
     app.addHook('onRequest', async (request, reply) => {
       turns.enter(request.raw, reply.raw)
       closeWhenAsked(request.raw, reply.raw)
+      // how the CLI tells this API from another server at the address it was given
+      void reply.header(NODE_HEADER, VERSION)
       stats.requests++
       if (graceful.stopping.aborted) {
         void reply.header('connection', 'close')

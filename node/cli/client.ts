@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { DEFAULT_API, DEFAULT_DATA_DIR, FETCH_BLOCKED_PORTS } from '../daemon/config.js'
 import { NODE_FILE, readNodeFile } from '../daemon/node-file.js'
 import { apiTokenFromEnv, readApiToken } from '../api/auth.js'
+import { NODE_HEADER } from '../api/http.js'
 import { InvalidConfigError, NodeNotRunningError } from '../errors.js'
 import { shortId } from './output.js'
 
@@ -92,6 +93,11 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
     })
   } catch (err: any) {
     throw unanswered(err)
+  }
+  // another server at that address (a mistyped port) answered JSON of its own, which printed as undefined
+  if (res.headers.get(NODE_HEADER) === null) {
+    void res.body?.cancel().catch(() => {})
+    throw new ApiRequestError(res.status, `the server at ${baseUrl} is not an agentmesh node (its answer to ${method} ${path} has no ${NODE_HEADER} header): check --api or --data`)
   }
   // the body is read under the same timeout: a node stopped mid-answer fails here
   const text = await res.text().catch((err: any) => { throw unanswered(err) })

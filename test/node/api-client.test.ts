@@ -1,3 +1,4 @@
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server, Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -5,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { apiRequest, resolveApiUrl } from '../../node/cli/client.js'
+import { runCli } from '../../sim/daemon-process.js'
 
 /** The CLI's client against a node that takes connections and never answers, as a SIGSTOPped daemon does. */
 describe('the CLI\'s API client', () => {
@@ -32,6 +34,22 @@ describe('the CLI\'s API client', () => {
     await new Promise(resolve => free.close(resolve))
     const gone = await apiRequest(closed, 'GET', '/v1/health', undefined, 300).catch((err: Error) => err)
     expect(gone).toMatchObject({ name: 'NodeNotRunningError', message: `no node answers at ${closed} (ECONNREFUSED); is the daemon running?` })
+  })
+
+  it('tells another server answering JSON at the address from an agentmesh node', async () => {
+    // a mistyped port that reaches some other JSON API: its answers printed as undefined, and `dlq list` exited 0
+    const other = createHttpServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"peers":null,"deadLetters":[{}]}') })
+    await new Promise<void>(resolve => other.listen(0, '127.0.0.1', resolve))
+    const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
+    try {
+      const err = await apiRequest(otherUrl, 'GET', '/v1/deadletter').catch((e: Error) => e)
+      expect(err).toMatchObject({ name: 'ApiRequestError', message: `the server at ${otherUrl} is not an agentmesh node (its answer to GET /v1/deadletter has no x-agentmesh-version header): check --api or --data` })
+      const cli = await runCli(['dlq', 'list', '--api', otherUrl])
+      expect(cli.code).toBe(1)
+      expect(cli.stderr).toMatch(/is not an agentmesh node/)
+    } finally {
+      await new Promise(resolve => other.close(resolve))
+    }
   })
 
   it('says a node.json that is not what a daemon writes is malformed, and a missing one that no node runs', async () => {
