@@ -51,7 +51,7 @@ export const daemonConfigSchema = z.object({
   llmModel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   llmApiKeyFile: z.string().min(1).optional(),
   /** the model that embeds vector memory's texts, at the LLM's base URL and key; none: callers give vectors */
-  embeddingsModel: z.string().min(1).max(256).optional(),
+  embeddingsModel: z.string().trim().min(1, 'names no model').max(256).optional(),
   /** a file holding the API's bearer token (else AGENTMESH_API_TOKEN); required off loopback */
   apiTokenFile: z.string().min(1).optional(),
   /** MCP servers whose tools this node offers as `mcp.NAME.TOOL`: name -> command line, URL, {command, args, env, cwd} or {url, headers} */
@@ -121,6 +121,8 @@ export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
     const value = env[name]
     if (value === undefined || value === '') continue
     out[key] = LIST_KEYS.has(key) ? value.split(',').map(s => s.trim()).filter(Boolean) : value
+    // the others' schemas refuse an empty list; none is a valid bootstrap list, so one that came out empty was taken as none
+    if (key === 'bootstrap' && (out[key] as string[]).length === 0) throw new InvalidConfigError(`${name} names no address: give one, or unset it`)
   }
   const tasks: Record<string, number> = {}
   for (const [name, key] of Object.entries(TASK_ENV)) {

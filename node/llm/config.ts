@@ -38,7 +38,11 @@ export function modelList (value: string | string[] | undefined): string[] {
  */
 export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv = process.env): Promise<LlmConfig | undefined> {
   const flagged = modelList(flags.llmModel)
-  const models = flagged.length > 0 ? flagged : modelList(env.AGENTMESH_MODEL)
+  // a list that names no model (",", blanks) turned the LLM off without a word
+  if (flags.llmModel !== undefined && flagged.length === 0) throw new InvalidConfigError('--llm-model names no model: give a model name, or leave the flag out')
+  const fromEnv = modelList(env.AGENTMESH_MODEL)
+  if (flagged.length === 0 && env.AGENTMESH_MODEL !== undefined && env.AGENTMESH_MODEL !== '' && fromEnv.length === 0) throw new InvalidConfigError('AGENTMESH_MODEL names no model: give a model name, or unset it')
+  const models = flagged.length > 0 ? flagged : fromEnv
   const model = models[0]
   if (model === undefined) return undefined
   const tooLong = models.find(m => m.length > 256)
@@ -55,10 +59,15 @@ export async function resolveLlmEndpoint (flags: Omit<LlmFlags, 'llmModel'>, env
     } catch (err: any) {
       throw new InvalidConfigError(`cannot read --llm-api-key-file ${flags.llmApiKeyFile}: ${err.code ?? err.message}`)
     }
+    // an empty key file sent the placeholder key, and the model refused every call
+    if (apiKey === '') throw new InvalidConfigError(`--llm-api-key-file ${flags.llmApiKeyFile} holds no key`)
   }
   const baseURL = flags.llmBaseUrl ?? env.OPENAI_BASE_URL
   if (baseURL !== undefined) {
-    try { void new URL(baseURL) } catch { throw new InvalidConfigError(`--llm-base-url is not a URL: "${baseURL}"`) }
+    const source = flags.llmBaseUrl !== undefined ? '--llm-base-url' : 'OPENAI_BASE_URL'
+    let protocol: string
+    try { protocol = new URL(baseURL).protocol } catch { throw new InvalidConfigError(`${source} is not a URL: "${baseURL}"`) }
+    if (protocol !== 'http:' && protocol !== 'https:') throw new InvalidConfigError(`${source} must be an http or https URL, not "${baseURL}"`)
   }
   return { baseURL, apiKey: apiKey !== undefined && apiKey !== '' ? apiKey : 'no-key' }
 }

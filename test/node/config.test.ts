@@ -147,6 +147,25 @@ describe('daemon config', () => {
     expect(err.message).toMatch(message)
   })
 
+  it('refuses values that name nothing, where each was taken without a word (the LLM off, no bootstrap, a model or URL that fails on use)', async () => {
+    const dir = await tmp()
+    const refused = async (run: () => Promise<unknown>, message: RegExp): Promise<void> => {
+      await expect(run()).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(message) })
+    }
+    await refused(async () => await resolveLlmConfig({ llmModel: ',' }, {}), /^--llm-model names no model/)
+    await refused(async () => await resolveLlmConfig({ llmModel: [' '] }, {}), /^--llm-model names no model/)
+    await refused(async () => await resolveLlmConfig({}, { AGENTMESH_MODEL: ' , ' }), /^AGENTMESH_MODEL names no model/)
+    await refused(async () => await resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'ftp://x' }, {}), /^--llm-base-url must be an http or https URL/)
+    await refused(async () => await resolveLlmConfig({ llmModel: 'm' }, { OPENAI_BASE_URL: 'notaurl' }), /^OPENAI_BASE_URL is not a URL/)
+    await writeFile(join(dir, 'key'), '  \n')
+    await refused(async () => await resolveLlmConfig({ llmModel: 'm', llmApiKeyFile: join(dir, 'key') }, {}), /holds no key/)
+    await refused(async () => await resolveDaemonConfig({}, { AGENTMESH_BOOTSTRAP: ' , ' }), /^AGENTMESH_BOOTSTRAP names no address/)
+    await refused(async () => await resolveDaemonConfig({ embeddingsModel: '  ' }, {}), /embeddingsModel: names no model/)
+    // the same values, named, still work
+    expect((await resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'http://127.0.0.1:8080/v1' }, {}))?.model).toBe('m')
+    expect(await resolveLlmConfig({}, { AGENTMESH_MODEL: '' })).toBeUndefined()
+  })
+
   it('takes several models: a repeated or comma-separated --llm-model, or a list in the config file', async () => {
     const dir = await tmp()
     const flags = await parseNodeFlags(['--llm-model', 'a,b', '--llm-model', 'org/c:7b'])
