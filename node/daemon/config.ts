@@ -75,7 +75,14 @@ export const daemonConfigSchema = z.object({
   }).strict().optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
+}, {
+  error: iss => iss.code === 'unrecognized_keys' ? iss.keys.map(misplacedKey).join('; ') : undefined
 }).strict()
+
+/** A key the config file's top level does not take, and where it belongs if it is a task option (`{"leaseMs": ...}` for `{"tasks": {"leaseMs": ...}}`). */
+function misplacedKey (key: string): string {
+  return Object.hasOwn(taskOptionsSchema.shape, key) ? `"${key}" is a task option: put it under "tasks" ({"tasks": {"${key}": ...}})` : `Unrecognized key: "${key}"`
+}
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
 /** What one source (the file, the environment, the flags) says; `tasks` is merged key by key. */

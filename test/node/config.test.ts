@@ -325,6 +325,14 @@ describe('task options', () => {
     expect(err.message).toMatch(message)
   })
 
+  it('says where a task option given at the top of the file belongs', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ bogus: 1, leaseMs: 5_000 }))
+    const err = await resolveDaemonConfig({ config: join(dir, 'config.json') }, {}).catch(e => e)
+    expect(err.name).toBe('InvalidConfigError')
+    expect(err.message).toMatch(/Unrecognized key: "bogus"; "leaseMs" is a task option: put it under "tasks" \(\{"tasks": \{"leaseMs": \.\.\.\}\}\)$/)
+  })
+
   it.each([
     [{ leaseMs: 0 }, /tasks\.leaseMs/],
     [{ leaseMs: 1 }, /tasks\.leaseMs: at least 100 \(--lease-ms/],
