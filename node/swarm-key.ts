@@ -21,7 +21,8 @@ export async function readSwarmKey (path: string): Promise<Uint8Array> {
     throw new InvalidConfigError(`cannot read swarm key ${path}: ${err.code ?? err.message}`)
   }
   const lines = bytes.toString('utf8').trim().split(/\r?\n/)
-  if (lines[0] !== '/key/swarm/psk/1.0.0/' || lines[1] !== '/base16/' || !/^[0-9a-fA-F]{64}$/.test(lines[2] ?? '')) {
+  // a line past the key (a second key pasted in, say) was read past without a word
+  if (lines.length !== 3 || lines[0] !== '/key/swarm/psk/1.0.0/' || lines[1] !== '/base16/' || !/^[0-9a-fA-F]{64}$/.test(lines[2] ?? '')) {
     throw new InvalidConfigError(`swarm key ${path} is not a /key/swarm/psk/1.0.0/ base16 key (make one with: agentmesh keygen --swarm-key FILE)`)
   }
   return new Uint8Array(Buffer.from(`${lines[0]}\n${lines[1]}\n${(lines[2] as string).toLowerCase()}\n`, 'utf8'))

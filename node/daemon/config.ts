@@ -38,7 +38,8 @@ const bootstrapAddr = multiaddrString.refine(s => /\/p2p\/[A-Za-z0-9]+$/.test(s)
 /** Every daemon option, from whichever source. One schema checks them all. */
 export const daemonConfigSchema = z.object({
   data: z.string().min(1),
-  listen: z.array(multiaddrString).min(1),
+  /** addresses to listen on; one naming a peer (`/p2p/...`) is refused: the node is always itself, whatever it names */
+  listen: z.array(multiaddrString.refine(s => !s.includes('/p2p/'), { error: iss => `listen address "${String(iss.input)}" names a peer (/p2p/...): a node listens as itself; drop that part` })).min(1),
   bootstrap: z.array(bootstrapAddr),
   api: hostPort,
   mesh: z.string().regex(MESH_NAME, 'mesh name: letters, digits, . _ - (up to 64)'),

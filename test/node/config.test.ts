@@ -139,6 +139,8 @@ describe('daemon config', () => {
     [{ mesh: 'bad mesh!' }, /mesh/],
     // without the peer id the dial cannot be secured: the node would never join, and say nothing
     [{ bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }, /no \/p2p\/<peer id>/],
+    // a node listens as itself: another peer's id in the address was dropped without a word
+    [{ listen: ['/ip4/127.0.0.1/tcp/0/p2p/12D3KooWDVGvU3m2uuifJMcY9YbLY9gafdLLW7jopKLqtfA2jHsf'] }, /listen address .* names a peer \(\/p2p\/\.\.\.\): a node listens as itself/],
     [{ logLevel: 'loud' }, /logLevel/],
     [{ logFormat: 'xml' }, /logFormat/]
   ])('rejects %j with a named error', async (flags, message) => {

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
@@ -46,5 +46,11 @@ describe('private mesh (swarm key)', () => {
     await writeFile(join(dir, 'bad'), 'not a key')
     await expect(readSwarmKey(join(dir, 'bad'))).rejects.toHaveProperty('name', 'InvalidConfigError')
     await expect(readSwarmKey(join(dir, 'missing'))).rejects.toHaveProperty('name', 'InvalidConfigError')
+    // a good key with a line after it (a second key pasted in): that line was read past without a word
+    await writeFile(join(dir, 'extra'), `${(await readFile(join(dir, 'k'), 'utf8')).trim()}\nextra\n`)
+    await expect(readSwarmKey(join(dir, 'extra'))).rejects.toHaveProperty('name', 'InvalidConfigError')
+    // trailing blank lines and CRLF endings are still a key
+    await writeFile(join(dir, 'crlf'), `${(await readFile(join(dir, 'k'), 'utf8')).trim().replace(/\n/g, '\r\n')}\r\n\r\n`)
+    expect(await readSwarmKey(join(dir, 'crlf'))).toEqual(await readSwarmKey(join(dir, 'k')))
   })
 })
