@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises'
+import { InvalidConfigError } from '../errors.js'
 import { resolveApiUrl, resolveTaskId } from './client.js'
 import { describeEvent, followEvents } from './events-client.js'
 import { clientOptions } from './options.js'
@@ -24,6 +25,8 @@ export function addWatchCommand (program: Command): void {
     .option('--capability <name>', 'without ID: only tasks of this capability')
     .option('--state <state>', 'without ID: only changes to this state')
     .action(async (id: string | undefined, opts: WatchOpts) => {
+      // one task's stream is that task's whole: the filters were taken and ignored
+      if (id !== undefined && (opts.capability !== undefined || opts.state !== undefined)) throw new InvalidConfigError('--capability and --state filter the mesh\'s changes, without ID: one task\'s events come whole')
       const url = await resolveApiUrl(opts)
       let outcome: string | undefined
       let lastId: string | undefined

@@ -242,6 +242,13 @@ describe('task API and CLI on real daemons', () => {
     const id = (await runCli(['submit', '--api', a.api, '--capability', 'echo', '--input', '"watched"'])).stdout.trim()
     const watched = await runCli(['watch', id, '--api', b.api])
     expect(watched.code).toBe(0)
+    // the mesh-wide filters given with one task's id were taken and ignored
+    const filtered = await runCli(['watch', id, '--api', b.api, '--state', 'dead'])
+    expect(filtered.code).toBe(1)
+    expect(filtered.stderr).toMatch(/--capability and --state filter the mesh's changes, without ID/)
+    const tree = await runCli(['tasks', '--api', b.api, '--parent', id, '--limit', '1'])
+    expect(tree.code).toBe(1)
+    expect(tree.stderr).toMatch(/--parent shows a task's whole tree: it takes no --state, --capability or --limit/)
     expect(watched.stdout).toMatch(/submitted +[0-9a-f]{12} echo\n.*claimed +attempt 1 by [0-9A-Za-z]{8}\n.*completed/)
     const dying = (await runCli(['submit', '--api', a.api, '--capability', 'fail', '--input', '{"times":9,"message":"no luck"}', '--max-attempts', '1'])).stdout.trim()
     const died = await runCli(['watch', dying, '--api', a.api, '--json'])
