@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http'
-import { sendJson } from './http.js'
+import { NODE_HEADER, sendJson } from './http.js'
+import { VERSION } from '../version.js'
 import type { ApiStats } from './stats.js'
 import type { ConnectionTurns } from './connection-turns.js'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -8,7 +9,7 @@ import type { Duplex } from 'node:stream'
 /** A whole HTTP answer for a socket that has no ServerResponse (parse errors, CONNECT). */
 function rawAnswer (status: number, name: string, message: string): string {
   const body = JSON.stringify({ error: { name, message } })
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${NODE_HEADER}: ${VERSION}\r\nconnection: close\r\n\r\n${body}`
 }
 
 function refuseSocket (socket: Duplex, status: number, name: string, message: string): void {
@@ -84,6 +85,6 @@ export function guardServer (server: Server, stats: ApiStats, turns: ConnectionT
     // request pipelined behind this refusal (which closes the connection) is dropped unrun
     turns.enter(req, res)
     stats.badRequests['bad-expect']++
-    sendJson(res, 417, { error: { name: 'EXPECTATION_FAILED', message: `expectation ${JSON.stringify(String(req.headers.expect).slice(0, 100))} is not supported (only 100-continue)` } }, { connection: 'close' })
+    sendJson(res, 417, { error: { name: 'EXPECTATION_FAILED', message: `expectation ${JSON.stringify(String(req.headers.expect).slice(0, 100))} is not supported (only 100-continue)` } }, { connection: 'close', [NODE_HEADER]: VERSION })
   })
 }

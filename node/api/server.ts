@@ -168,7 +168,10 @@ export class ApiServer {
       // to a DELETE of a memory record whose id (up to 256 characters) the POST had stored
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_ENCODED_PARAM_LENGTH },
       // a malformed percent-escape in the path: Fastify's own answer would not be ours
-      frameworkErrors: (err, request, reply) => { answerError(err, request, reply, errors) },
+      frameworkErrors: (err, request, reply) => {
+        reply.raw.setHeader(NODE_HEADER, VERSION)
+        answerError(err, request, reply, errors)
+      },
       // a stop answers the requests under way (GracefulClose): only idle connections close at once,
       // and a request that comes during the stop gets our 503, not Fastify's
       forceCloseConnections: 'idle',
@@ -183,8 +186,9 @@ export class ApiServer {
     app.addHook('onRequest', async (request, reply) => {
       turns.enter(request.raw, reply.raw)
       closeWhenAsked(request.raw, reply.raw)
-      // how the CLI tells this API from another server at the address it was given
-      void reply.header(NODE_HEADER, VERSION)
+      // how the CLI tells this API from another server at the address it was given; on the raw
+      // answer, so that streams and the doors' SDKs, which write their own heads, carry it too
+      reply.raw.setHeader(NODE_HEADER, VERSION)
       stats.requests++
       if (graceful.stopping.aborted) {
         void reply.header('connection', 'close')

@@ -3,6 +3,7 @@ import { DEFAULT_API, DEFAULT_DATA_DIR, FETCH_BLOCKED_PORTS } from '../daemon/co
 import { NODE_FILE, readNodeFile } from '../daemon/node-file.js'
 import { apiTokenFromEnv, readApiToken } from '../api/auth.js'
 import { NODE_HEADER } from '../api/http.js'
+import { MAX_TIMER_MS } from '../tasks/options.js'
 import { InvalidConfigError, NodeNotRunningError } from '../errors.js'
 import { shortId } from './output.js'
 
@@ -83,13 +84,16 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
     const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message
     return new NodeNotRunningError(`no node answers at ${baseUrl} (${cause}); is the daemon running?`)
   }
+  // read before the request: a blank token variable is its own error, not a node that does not answer
+  const headers = { ...authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) }
   let res: Response
   try {
     res = await fetch(`${baseUrl}${path}`, {
       method,
-      headers: { ...authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs)
+      // a longer timeout overflows Node's timers and fires at once
+      signal: AbortSignal.timeout(Math.min(timeoutMs, MAX_TIMER_MS))
     })
   } catch (err: any) {
     throw unanswered(err)
@@ -97,7 +101,7 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
   // another server at that address (a mistyped port) answered JSON of its own, which printed as undefined
   if (res.headers.get(NODE_HEADER) === null) {
     void res.body?.cancel().catch(() => {})
-    throw new ApiRequestError(res.status, `the server at ${baseUrl} is not an agentmesh node (its answer to ${method} ${path} has no ${NODE_HEADER} header): check --api or --data`)
+    throw new ApiRequestError(res.status, `the server at ${baseUrl} is not an agentmesh node (its HTTP ${res.status} answer to ${method} ${path} has no ${NODE_HEADER} header; or it is a node older than this CLI): check --api or --data`)
   }
   // the body is read under the same timeout: a node stopped mid-answer fails here
   const text = await res.text().catch((err: any) => { throw unanswered(err) })

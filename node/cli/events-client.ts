@@ -1,4 +1,5 @@
 import { authHeaders } from './client.js'
+import { NODE_HEADER } from '../api/http.js'
 import { NodeNotRunningError } from '../errors.js'
 import { ApiRequestError } from './client.js'
 import { shortId, shortPeer } from './output.js'
@@ -14,12 +15,18 @@ export interface StreamEvent {
  * stream ends (a task's stream ends after its outcome) or `signal` aborts.
  */
 export async function followEvents (baseUrl: string, path: string, onEvent: (e: StreamEvent) => void, signal?: AbortSignal, lastEventId?: string): Promise<void> {
+  // read before the request: a blank token variable is its own error, not a node that does not answer
+  const headers = { ...authHeaders(), accept: 'text/event-stream', ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) }
   let res: Response
   try {
-    res = await fetch(`${baseUrl}${path}`, { headers: { ...authHeaders(), accept: 'text/event-stream', ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) }, signal })
+    res = await fetch(`${baseUrl}${path}`, { headers, signal })
   } catch (err: any) {
     if (signal?.aborted === true) return
     throw new NodeNotRunningError(`no node answers at ${baseUrl} (${String(err?.cause?.code ?? err?.message)}); is the daemon running?`)
+  }
+  if (res.headers.get(NODE_HEADER) === null) {
+    void res.body?.cancel().catch(() => {})
+    throw new ApiRequestError(res.status, `the server at ${baseUrl} is not an agentmesh node (its HTTP ${res.status} answer to GET ${path} has no ${NODE_HEADER} header; or it is a node older than this CLI): check --api or --data`)
   }
   if (!res.ok || res.body === null) {
     const text = await res.text()

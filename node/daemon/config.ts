@@ -39,7 +39,7 @@ const bootstrapAddr = multiaddrString.refine(s => /\/p2p\/[A-Za-z0-9]+$/.test(s)
 export const daemonConfigSchema = z.object({
   data: z.string().min(1),
   /** addresses to listen on; one naming a peer (`/p2p/...`) is refused: the node is always itself, whatever it names */
-  listen: z.array(multiaddrString.refine(s => !s.includes('/p2p/'), { error: iss => `listen address "${String(iss.input)}" names a peer (/p2p/...): a node listens as itself; drop that part` })).min(1),
+  listen: z.array(multiaddrString.refine(s => !multiaddr(s).getComponents().some(c => c.name === 'p2p'), { error: iss => `listen address "${String(iss.input)}" names a peer (/p2p/...): a node listens as itself; drop that part` })).min(1),
   bootstrap: z.array(bootstrapAddr),
   api: hostPort,
   mesh: z.string().regex(MESH_NAME, 'mesh name: letters, digits, . _ - (up to 64)'),
@@ -71,8 +71,8 @@ export const daemonConfigSchema = z.object({
     keepAliveMs: z.number().int().min(1_000).max(3_600_000).optional(),
     /** @default 30_000 */
     requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional(),
-    /** @default 3_000 */
-    closeGraceMs: z.number().int().min(0).max(600_000).optional()
+    /** at most 4_000: the daemon's whole stop is cut off at 5 s, before the store is closed. @default 3_000 */
+    closeGraceMs: z.number().int().min(0).max(4_000, 'at most 4000: a stop that takes over 5 s is cut off, before the store is closed').optional()
   }).strict().optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})

@@ -39,7 +39,7 @@ export function modelList (value: string | string[] | undefined): string[] {
 export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv = process.env): Promise<LlmConfig | undefined> {
   const flagged = modelList(flags.llmModel)
   // a list that names no model (",", blanks) turned the LLM off without a word
-  if (flags.llmModel !== undefined && flagged.length === 0) throw new InvalidConfigError('--llm-model names no model: give a model name, or leave the flag out')
+  if (flags.llmModel !== undefined && flagged.length === 0) throw new InvalidConfigError('--llm-model (llmModel) names no model: give a model name, or leave it out')
   const fromEnv = modelList(env.AGENTMESH_MODEL)
   if (flagged.length === 0 && env.AGENTMESH_MODEL !== undefined && env.AGENTMESH_MODEL !== '' && fromEnv.length === 0) throw new InvalidConfigError('AGENTMESH_MODEL names no model: give a model name, or unset it')
   const models = flagged.length > 0 ? flagged : fromEnv
@@ -62,9 +62,10 @@ export async function resolveLlmEndpoint (flags: Omit<LlmFlags, 'llmModel'>, env
     // an empty key file sent the placeholder key, and the model refused every call
     if (apiKey === '') throw new InvalidConfigError(`--llm-api-key-file ${flags.llmApiKeyFile} holds no key`)
   }
-  const baseURL = flags.llmBaseUrl ?? env.OPENAI_BASE_URL
+  // an empty variable is unset, as every other one is
+  const baseURL = flags.llmBaseUrl ?? (env.OPENAI_BASE_URL === '' ? undefined : env.OPENAI_BASE_URL)
   if (baseURL !== undefined) {
-    const source = flags.llmBaseUrl !== undefined ? '--llm-base-url' : 'OPENAI_BASE_URL'
+    const source = flags.llmBaseUrl !== undefined ? '--llm-base-url (llmBaseUrl)' : 'OPENAI_BASE_URL'
     let protocol: string
     try { protocol = new URL(baseURL).protocol } catch { throw new InvalidConfigError(`${source} is not a URL: "${baseURL}"`) }
     if (protocol !== 'http:' && protocol !== 'https:') throw new InvalidConfigError(`${source} must be an http or https URL, not "${baseURL}"`)

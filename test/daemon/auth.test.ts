@@ -105,6 +105,7 @@ describe('who may use the doors: the bearer token', () => {
     const client = await runCli(['status', '--api', daemon.api], { env: { AGENTMESH_API_TOKEN: '   ' } })
     expect(client.code).toBe(1)
     expect(client.stderr).toMatch(/AGENTMESH_API_TOKEN is set but blank/)
+    expect(client.stderr).not.toMatch(/no node answers/)
   })
 
   it('publishes an OpenAPI document of every route of its own API', async () => {

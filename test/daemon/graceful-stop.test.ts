@@ -93,7 +93,7 @@ describe('a daemon stopped while it is taking submits', () => {
       req.on('end', () => {
         if (++requests > 1) { res.socket?.destroy(); return }
         const tasks = (JSON.parse(body) as unknown[]).map((_, i) => ({ id: i.toString(16).padStart(64, '0'), created: true }))
-        res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ tasks }))
+        res.writeHead(202, { 'content-type': 'application/json', 'x-agentmesh-version': 'test' }).end(JSON.stringify({ tasks }))
       })
     })
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))

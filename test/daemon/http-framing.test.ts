@@ -43,6 +43,8 @@ describe('the API\'s HTTP framing: pipelined requests, Connection: close, transf
     const answer = await raw(port, first + submit(capability) + submit(capability, 'Idempotency-Key: second\r\n'))
     expect(answer.status, answer.head).toBe(status)
     expect(answer.head).toMatch(/connection: close/i)
+    // answered before the router or after it, the answer names the node
+    expect(answer.head).toMatch(/x-agentmesh-version: \d/i)
     errorOf(answer)
     // one answer only: the two submits behind it were neither answered nor run
     expect(answer.body).not.toMatch(/HTTP\/1\.1 \d{3}/)
@@ -86,11 +88,14 @@ describe('the API\'s HTTP framing: pipelined requests, Connection: close, transf
     const answer = await raw(port, `GET /v1/tasks/${id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, 10_000)
     expect(answer.status, answer.head).toBe(200)
     expect(answer.head).not.toMatch(/keep-alive/i)
+    // a stream writes its own head: it still names the node, as every answer of the API does
+    expect(answer.head).toMatch(/x-agentmesh-version: \d/i)
     expect(answer.body).toMatch(/event: completed/)
     // the MCP SDK's stream says keep-alive itself: the connection closes all the same
     const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { input: 'closed' } } })
     const mcp = await raw(port, `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${Buffer.byteLength(call)}\r\n\r\n${call}`, 10_000)
     expect(mcp.status, mcp.head).toBe(200)
+    expect(mcp.head).toMatch(/x-agentmesh-version: \d/i)
     expect(mcp.body).toMatch(/"result"/)
   })
 

@@ -43,7 +43,7 @@ describe('the CLI\'s API client', () => {
     const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
     try {
       const err = await apiRequest(otherUrl, 'GET', '/v1/deadletter').catch((e: Error) => e)
-      expect(err).toMatchObject({ name: 'ApiRequestError', message: `the server at ${otherUrl} is not an agentmesh node (its answer to GET /v1/deadletter has no x-agentmesh-version header): check --api or --data` })
+      expect(err).toMatchObject({ name: 'ApiRequestError', message: `the server at ${otherUrl} is not an agentmesh node (its HTTP 200 answer to GET /v1/deadletter has no x-agentmesh-version header; or it is a node older than this CLI): check --api or --data` })
       const cli = await runCli(['dlq', 'list', '--api', otherUrl])
       expect(cli.code).toBe(1)
       expect(cli.stderr).toMatch(/is not an agentmesh node/)

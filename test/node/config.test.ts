@@ -154,10 +154,10 @@ describe('daemon config', () => {
     const refused = async (run: () => Promise<unknown>, message: RegExp): Promise<void> => {
       await expect(run()).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(message) })
     }
-    await refused(async () => await resolveLlmConfig({ llmModel: ',' }, {}), /^--llm-model names no model/)
-    await refused(async () => await resolveLlmConfig({ llmModel: [' '] }, {}), /^--llm-model names no model/)
+    await refused(async () => await resolveLlmConfig({ llmModel: ',' }, {}), /^--llm-model \(llmModel\) names no model/)
+    await refused(async () => await resolveLlmConfig({ llmModel: [' '] }, {}), /^--llm-model \(llmModel\) names no model/)
     await refused(async () => await resolveLlmConfig({}, { AGENTMESH_MODEL: ' , ' }), /^AGENTMESH_MODEL names no model/)
-    await refused(async () => await resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'ftp://x' }, {}), /^--llm-base-url must be an http or https URL/)
+    await refused(async () => await resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'ftp://x' }, {}), /^--llm-base-url \(llmBaseUrl\) must be an http or https URL/)
     await refused(async () => await resolveLlmConfig({ llmModel: 'm' }, { OPENAI_BASE_URL: 'notaurl' }), /^OPENAI_BASE_URL is not a URL/)
     await writeFile(join(dir, 'key'), '  \n')
     await refused(async () => await resolveLlmConfig({ llmModel: 'm', llmApiKeyFile: join(dir, 'key') }, {}), /holds no key/)
@@ -166,6 +166,9 @@ describe('daemon config', () => {
     // the same values, named, still work
     expect((await resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'http://127.0.0.1:8080/v1' }, {}))?.model).toBe('m')
     expect(await resolveLlmConfig({}, { AGENTMESH_MODEL: '' })).toBeUndefined()
+    expect((await resolveLlmConfig({ llmModel: 'm' }, { OPENAI_BASE_URL: '' }))?.baseURL).toBeUndefined()
+    // a host named p2p is no peer id
+    expect((await resolveDaemonConfig({ listen: ['/dns4/p2p/tcp/0'] }, {})).listen).toEqual(['/dns4/p2p/tcp/0'])
   })
 
   it('takes several models: a repeated or comma-separated --llm-model, or a list in the config file', async () => {
@@ -341,9 +344,9 @@ describe('task options', () => {
     [{ leaseMs: 3_600_001 }, /tasks\.leaseMs: at most 3600000 \(an hour/],
     [{ defaultTimeoutMs: 604_800_001 }, /tasks\.defaultTimeoutMs: at most 604800000 \(7 days/],
     [{ renewFraction: 1 }, /tasks\.renewFraction/],
-    [{ renewFraction: 0.999 }, /tasks\.renewFraction: at most 0\.9: a renewal later/],
     // a renewal must leave the lease time for its round trips: 0.999 of a 1 s lease failed every task longer than a lease
-    [{ leaseMs: 100, renewFraction: 0.9 }, /^tasks\.renewFraction \(0\.9\) of leaseMs \(100\) renews 10 ms before the lease ends: it must leave at least 50 ms/],
+    [{ leaseMs: 1_000, renewFraction: 0.999 }, /^tasks\.renewFraction \(0\.999\) of leaseMs \(1000\) renews 1 ms before the lease ends: it must leave at least 50 ms/],
+    [{ leaseMs: 100, renewFraction: 0.9 }, /^tasks\.renewFraction \(0\.9\) of leaseMs \(100\) renews 10 ms before the lease ends/],
     [{ membershipWindowMs: 1.5 }, /tasks\.membershipWindowMs/],
     [{ placementMoveAfterMs: '120000' }, /tasks\.placementMoveAfterMs/],
     [{ placementMoveAfterMs: 10_000_000_000_000 }, /tasks\.placementMoveAfterMs: at most \d+ \(ten years\)/],
@@ -364,6 +367,8 @@ describe('task options', () => {
   it('checks options given in code the same way, and leaves agents to the caller', () => {
     expect(() => resolveTaskOptions({ claimRanks: 0 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError', message: expect.stringMatching(/claimRanks/) }))
     expect(resolveTaskOptions({ agents: [], leaseMs: 500 })).toEqual({ ...DOCUMENTED_DEFAULTS, leaseMs: 500 })
+    // exactly the margin is enough, though 1 - 0.9 is not quite 0.1 in floating point
+    expect(resolveTaskOptions({ leaseMs: 500, renewFraction: 0.9 })).toMatchObject({ leaseMs: 500, renewFraction: 0.9 })
     expect(() => resolveTaskOptions({ waitPollBaseMs: 9_000 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError', message: 'task options: waitPollBaseMs (9000) is above waitPollCapMs (8000): it must be at most that' }))
   })
 })
