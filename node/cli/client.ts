@@ -98,11 +98,7 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
   } catch (err: any) {
     throw unanswered(err)
   }
-  // another server at that address (a mistyped port) answered JSON of its own, which printed as undefined
-  if (res.headers.get(NODE_HEADER) === null) {
-    void res.body?.cancel().catch(() => {})
-    throw new ApiRequestError(res.status, `the server at ${baseUrl} is not an agentmesh node (its HTTP ${res.status} answer to ${method} ${path} has no ${NODE_HEADER} header; or it is a node older than this CLI): check --api or --data`)
-  }
+  refuseOtherServer(res, baseUrl, `${method} ${path}`)
   // the body is read under the same timeout: a node stopped mid-answer fails here
   const text = await res.text().catch((err: any) => { throw unanswered(err) })
   let parsed: any
@@ -114,6 +110,16 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
   const retryAfterS = Number(res.headers.get('retry-after') ?? NaN)
   if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`, Number.isFinite(retryAfterS) && retryAfterS >= 0 ? retryAfterS * 1000 : undefined)
   return parsed as T
+}
+
+/**
+ * Another server at the address (a mistyped port) answered JSON of its own, which printed as
+ * undefined: an answer without the API's header is refused, its body left unread.
+ */
+export function refuseOtherServer (res: Response, baseUrl: string, request: string): void {
+  if (res.headers.get(NODE_HEADER) !== null) return
+  void res.body?.cancel().catch(() => {})
+  throw new ApiRequestError(res.status, `the server at ${baseUrl} is not an agentmesh node (its HTTP ${res.status} answer to ${request} has no ${NODE_HEADER} header; or it is a node older than this CLI): check --api or --data`)
 }
 
 /**

@@ -1,7 +1,5 @@
-import { authHeaders } from './client.js'
-import { NODE_HEADER } from '../api/http.js'
+import { ApiRequestError, authHeaders, refuseOtherServer } from './client.js'
 import { NodeNotRunningError } from '../errors.js'
-import { ApiRequestError } from './client.js'
 import { shortId, shortPeer } from './output.js'
 
 export interface StreamEvent {
@@ -24,10 +22,7 @@ export async function followEvents (baseUrl: string, path: string, onEvent: (e: 
     if (signal?.aborted === true) return
     throw new NodeNotRunningError(`no node answers at ${baseUrl} (${String(err?.cause?.code ?? err?.message)}); is the daemon running?`)
   }
-  if (res.headers.get(NODE_HEADER) === null) {
-    void res.body?.cancel().catch(() => {})
-    throw new ApiRequestError(res.status, `the server at ${baseUrl} is not an agentmesh node (its HTTP ${res.status} answer to GET ${path} has no ${NODE_HEADER} header; or it is a node older than this CLI): check --api or --data`)
-  }
+  refuseOtherServer(res, baseUrl, `GET ${path}`)
   if (!res.ok || res.body === null) {
     const text = await res.text()
     let message = `HTTP ${res.status}`
