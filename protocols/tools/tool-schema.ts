@@ -75,10 +75,8 @@ export function inputProblem (schema: Record<string, unknown> | undefined, input
   return parsed.error.issues.slice(0, 3).map(describeIssue).join('; ')
 }
 
-type Issue = z.core.$ZodIssue
-
 /** One issue as a line: where, and what. A value of a union says what each of its forms wanted, where zod says only "Invalid input". */
-function describeIssue (issue: Issue): string {
+function describeIssue (issue: z.core.$ZodIssue): string {
   const where = issue.path.map(String).join('.') || '(root)'
   if (issue.code !== 'invalid_union' || issue.errors.length === 0) return `${where}: ${issue.message}`
   const forms = issue.errors.slice(0, 4).map(branch => {

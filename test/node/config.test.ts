@@ -15,6 +15,17 @@ import { useTmpDirs } from '../helpers/tmp.js'
 import type { NodeFlags } from '../../node/cli/node-command.js'
 import type { Daemon } from '../../node/daemon/daemon.js'
 
+/** Writes `json` as the config file `dir/name` and expects it refused, by an InvalidConfigError whose message matches. */
+async function expectFileRefused (dir: string, name: string, json: unknown, message: RegExp): Promise<void> {
+  await writeFile(join(dir, name), JSON.stringify(json))
+  await expect(resolveDaemonConfig({ config: join(dir, name) }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(message) })
+}
+
+/** A daemon that runs no agent and no task layer, on `dir/data`, from the config file `dir/config` when one is named. */
+async function startBare (dir: string, data: string, config?: string): Promise<Daemon> {
+  return await startDaemon(await resolveDaemonConfig({ ...(config === undefined ? {} : { config: join(dir, config) }), data: join(dir, data), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+}
+
 /** Every task option the README documents, with its default: written out, so a dropped or changed one fails. */
 const DOCUMENTED_DEFAULTS = {
   replicationFactor: 3,
@@ -212,15 +223,13 @@ describe('gossip tuning', () => {
 
   it('takes gossipsub\'s knobs from the config file, refuses bad ones by name, and runs the daemon with them', async () => {
     const dir = await tmp()
-    await writeFile(join(dir, 'bad.json'), JSON.stringify({ gossip: { degree: 0 } }))
-    await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/gossip\.degree/) })
-    await writeFile(join(dir, 'typo.json'), JSON.stringify({ gossip: { hearbeatMs: 500 } }))
-    await expect(resolveDaemonConfig({ config: join(dir, 'typo.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/hearbeatMs/) })
+    await expectFileRefused(dir, 'bad.json', { gossip: { degree: 0 } }, /gossip\.degree/)
+    await expectFileRefused(dir, 'typo.json', { gossip: { hearbeatMs: 500 } }, /hearbeatMs/)
     await writeFile(join(dir, 'ok.json'), JSON.stringify({ gossip: { heartbeatMs: 700, degree: 4, floodPublish: false, lazyDegree: 2, lazyFactor: 0.5, idontwantMinBytes: 1_024 } }))
     const daemons: Daemon[] = []
     try {
-      daemons.push(await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false }))
-      daemons.push(await startDaemon(await resolveDaemonConfig({ data: join(dir, 'b'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false }))
+      daemons.push(await startBare(dir, 'a', 'ok.json'))
+      daemons.push(await startBare(dir, 'b'))
       const [tuned, plain] = daemons.map(d => (d.node.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts)
       expect(tuned).toMatchObject({ heartbeatInterval: 700, D: 4, Dlo: 3, Dhi: 8, floodPublish: false, Dlazy: 2, gossipFactor: 0.5, idontwantMinDataSize: 1_024 })
       // untuned: gossipsub's own
@@ -244,12 +253,10 @@ describe('the control API\'s connection timers (http)', () => {
 
   it('are options of the config file, each refused by name when out of range', async () => {
     const dir = await tmp()
-    await writeFile(join(dir, 'bad.json'), JSON.stringify({ http: { keepAliveMs: 5 } }))
-    await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/http\.keepAliveMs/) })
-    await writeFile(join(dir, 'typo.json'), JSON.stringify({ http: { keepAlive: 5_000 } }))
-    await expect(resolveDaemonConfig({ config: join(dir, 'typo.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/keepAlive/) })
+    await expectFileRefused(dir, 'bad.json', { http: { keepAliveMs: 5 } }, /http\.keepAliveMs/)
+    await expectFileRefused(dir, 'typo.json', { http: { keepAlive: 5_000 } }, /keepAlive/)
     await writeFile(join(dir, 'ok.json'), JSON.stringify({ http: { keepAliveMs: 5_000, requestTimeoutMs: 2_000, closeGraceMs: 0 } }))
-    const daemon = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+    const daemon = await startBare(dir, 'a', 'ok.json')
     try {
       // what a client's pool goes by: the server's idle timeout, in seconds
       const res = await fetch(`${daemon.api.url}/v1/health`)
@@ -265,8 +272,7 @@ describe('connection pings', () => {
 
   it('pings each connection every pingIntervalMs (30 s by default), and refuses a bad interval by name', async () => {
     const dir = await tmp()
-    await writeFile(join(dir, 'bad.json'), JSON.stringify({ pingIntervalMs: 5 }))
-    await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/pingIntervalMs/) })
+    await expectFileRefused(dir, 'bad.json', { pingIntervalMs: 5 }, /pingIntervalMs/)
     // in code too: setInterval would take these as 1 ms
     for (const pingIntervalMs of [0, -5, Number.NaN, 1.5]) {
       await expect(createAgentNode({ dataDir: join(dir, 'never'), pingIntervalMs })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/pingIntervalMs/) })
@@ -275,9 +281,9 @@ describe('connection pings', () => {
     const daemons: Daemon[] = []
     const monitorInterval = (d: Daemon): unknown => (d.node.libp2p as unknown as { components: { connectionMonitor: { pingIntervalMs: number } } }).components.connectionMonitor.pingIntervalMs
     try {
-      const fast = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'ok.json'), data: join(dir, 'a'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+      const fast = await startBare(dir, 'a', 'ok.json')
       daemons.push(fast)
-      const plain = await startDaemon(await resolveDaemonConfig({ data: join(dir, 'b'), api: '127.0.0.1:0', agents: 'none' }, {}), { tasks: false })
+      const plain = await startBare(dir, 'b')
       daemons.push(plain)
       expect([monitorInterval(fast), monitorInterval(plain)]).toEqual([1_000, 30_000])
       const toPlain = await fast.node.libp2p.dial(plain.node.libp2p.getMultiaddrs())
