@@ -77,6 +77,12 @@ export interface AgentNodeInit {
   bootstrapRetryMaxMs?: number
   /** @default 300_000 (kad-dht's own default) */
   dhtQuerySelfIntervalMs?: number
+  /** how long one DHT self-lookup may run (see MeshJoiner). @default 10_000 */
+  dhtLookupTimeoutMs?: number
+  /** how long a bootstrap round waits for a remembered address (see MeshJoiner). @default 2_000 */
+  rememberedDialMs?: number
+  /** peers whose addresses the store remembers (see KnownPeers). @default 64 */
+  knownPeers?: number
   /** gossipsub's heartbeat, mesh degree and flood publishing; its own defaults when not given */
   gossip?: GossipTuning
   /** told each time no bootstrap peer answered (the daemon's operator log) */
@@ -129,6 +135,8 @@ export class AgentNode {
       targetPeers: init.targetPeers,
       lookupDelaysMs: init.dhtLookupDelaysMs,
       lookupIntervalMs: init.dhtLookupIntervalMs,
+      lookupTimeoutMs: init.dhtLookupTimeoutMs,
+      rememberedDialMs: init.rememberedDialMs,
       log: logger.forComponent('agentmesh:join'),
       onUnreachable: init.onBootstrapUnreachable
     })
@@ -207,7 +215,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       maxGossipBytes: 2 * ((init.tasks === false ? DEFAULT_MAX_INPUT_BYTES : init.tasks?.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES) + ENVELOPE_OVERHEAD_BYTES),
       logger
     })).catch((err: any) => { throw mapListenError(err, listen) })
-    const node = new AgentNode(libp2p, store, { ...init, mesh }, logger, privateKey, await KnownPeers.load(store, logger.forComponent('agentmesh:join')))
+    const node = new AgentNode(libp2p, store, { ...init, mesh }, logger, privateKey, await KnownPeers.load(store, logger.forComponent('agentmesh:join'), init.knownPeers))
     try {
       await node.startServices()
     } catch (err) {

@@ -5,8 +5,8 @@ import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const KNOWN_PEERS_KEY = 'known-peers'
-/** Peers remembered at most: the most recently identified are kept (a node keeps 64 connections). */
-const MAX_KNOWN_PEERS = 64
+/** Peers remembered at most, unless told otherwise: the most recently identified are kept (a node keeps 64 connections). */
+export const DEFAULT_KNOWN_PEERS = 64
 const MAX_ADDRS_PER_PEER = 8
 
 /**
@@ -19,6 +19,7 @@ export class KnownPeers {
   private readonly peers: Map<string, string[]>
   private readonly store: Store
   private readonly log: Logger
+  private readonly max: number
   private saving: Promise<void> = Promise.resolve()
   private dirty = false
   /** what addrs() last gave, until the remembered peers change */
@@ -27,26 +28,28 @@ export class KnownPeers {
     this.note(evt.detail.peerId.toString(), evt.detail.listenAddrs.map(a => a.toString()))
   }
 
-  private constructor (store: Store, peers: Map<string, string[]>, log: Logger) {
+  private constructor (store: Store, peers: Map<string, string[]>, log: Logger, max: number) {
     this.store = store
     this.peers = peers
     this.log = log
+    this.max = max
   }
 
-  /** What the store remembers; a record that cannot be read is dropped (they are hints), and logged. */
-  static async load (store: Store, log: Logger): Promise<KnownPeers> {
+  /** What the store remembers, the last `max` of it; a record that cannot be read is dropped (they are hints), and logged. */
+  static async load (store: Store, log: Logger, max = DEFAULT_KNOWN_PEERS): Promise<KnownPeers> {
     const peers = new Map<string, string[]>()
     try {
       const saved = await store.getBytes(KNOWN_PEERS_KEY)
       const parsed: unknown = saved === undefined ? {} : JSON.parse(new TextDecoder().decode(saved))
-      for (const [id, addrs] of Object.entries(parsed as Record<string, unknown>).slice(-MAX_KNOWN_PEERS)) {
+      const entries = Object.entries(parsed as Record<string, unknown>)
+      for (const [id, addrs] of entries.slice(Math.max(0, entries.length - max))) {
         if (!Array.isArray(addrs) || !isPeerId(id)) continue
         peers.set(id, addrs.filter((a): a is string => typeof a === 'string').slice(0, MAX_ADDRS_PER_PEER))
       }
     } catch (err: any) {
       log('known peers unreadable, starting without them: %s', err?.message)
     }
-    return new KnownPeers(store, peers, log)
+    return new KnownPeers(store, peers, log, max)
   }
 
   /** Every remembered address, with its peer's id; ones that do not parse are skipped. */
@@ -77,7 +80,7 @@ export class KnownPeers {
 
   note (id: string, addrs: string[]): void {
     const kept = addrs.filter(a => !a.includes('/p2p-circuit')).slice(0, MAX_ADDRS_PER_PEER)
-    if (kept.length === 0) return
+    if (kept.length === 0 || this.max === 0) return
     const known = this.peers.get(id)
     // the last identified go last, kept first; written only when what is known changed
     this.peers.delete(id)
@@ -85,7 +88,7 @@ export class KnownPeers {
     this.parsed = undefined
     if (known !== undefined && known.join(' ') === kept.join(' ')) return
     for (const oldest of this.peers.keys()) {
-      if (this.peers.size <= MAX_KNOWN_PEERS) break
+      if (this.peers.size <= this.max) break
       this.peers.delete(oldest)
     }
     this.save()

@@ -49,6 +49,7 @@ export async function readApiToken (file: string | undefined, env: NodeJS.Proces
     if (token.length < MIN_TOKEN_LENGTH) throw new InvalidConfigError(`AGENTMESH_API_TOKEN must be at least ${MIN_TOKEN_LENGTH} characters`)
     return token
   }
+  if (file === '') throw new InvalidConfigError('--api-token-file names no file')
   let text: string
   try {
     text = await readFile(file, 'utf8')

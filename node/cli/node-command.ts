@@ -1,4 +1,4 @@
-import { resolveDaemonConfig } from '../daemon/config.js'
+import { DEFAULT_STOP_TIMEOUT_MS, resolveDaemonConfig } from '../daemon/config.js'
 import { collect, positiveWholeNumber } from './options.js'
 import { errorLine, line, outputOwner } from './output.js'
 import type { Daemon } from '../daemon/daemon.js'
@@ -26,7 +26,7 @@ export interface NodeFlags {
   leaseMs?: number
   logLevel?: string
   logFormat?: string
-  /** @default 5000 */
+  /** the config file's stopTimeoutMs, for a program that runs the command. @default 5000 */
   stopTimeoutMs?: number
 }
 
@@ -62,7 +62,7 @@ export function addNodeCommand (program: Command): Command {
  */
 export async function runNodeCommand (flags: NodeFlags): Promise<void> {
   const config = await resolveDaemonConfig(flags)
-  const stopTimeoutMs = flags.stopTimeoutMs ?? 5000
+  const stopTimeoutMs = config.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS
   let daemon: Daemon | undefined
   let signals = 0
   /** a signal's deadline for a start still under way: cleared once the start ends */

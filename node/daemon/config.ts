@@ -9,12 +9,16 @@ import { InvalidConfigError } from '../errors.js'
 import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
 import { contradictoryTaskOptions, taskOptionsSchema } from '../tasks/options.js'
 import { gossipTuningSchema } from '../gossip-tuning.js'
+import { networkFields, networkOptionsSchema } from '../network-options.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
 
 export const DEFAULT_API = '127.0.0.1:7070'
 export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 export const DEFAULT_DATA_DIR = join(homedir(), '.agentmesh')
+export const DEFAULT_STOP_TIMEOUT_MS = 5_000
+/** what a stop needs after the API's grace: the task layer, libp2p and the store close within it */
+const STOP_AFTER_GRACE_MS = 1_000
 
 const multiaddrString = z.string().refine(s => {
   try { multiaddr(s); return s.startsWith('/') } catch { return false }
@@ -31,30 +35,33 @@ const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/
   .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, { message: 'port must be 0-65535', abort: true })
   .refine(s => !FETCH_BLOCKED_PORTS.has(Number(s.slice(s.lastIndexOf(':') + 1))), { error: iss => `port ${String(iss.input).slice(String(iss.input).lastIndexOf(':') + 1)} is one that fetch refuses to connect to (the CLI, the OpenAI and MCP clients, browsers): pick another, e.g. 7070` })
 
+/** A path given as nothing: refused by name, where reading it said `cannot read : ENOENT` */
+const pathString = z.string().min(1, 'names no file')
+
 /** A peer to join through must name its peer id: without it the dial cannot be secured, and the node would never join. */
 const bootstrapAddr = multiaddrString.refine(s => /\/p2p\/[A-Za-z0-9]+$/.test(s), { error: iss => `bootstrap address "${String(iss.input)}" has no /p2p/<peer id> at its end: copy the full address a node prints as "listening:"`, abort: true })
   .refine(s => { try { peerIdFromString(s.slice(s.lastIndexOf('/p2p/') + 5)); return true } catch { return false } }, { error: iss => `bootstrap address "${String(iss.input)}" ends in a /p2p/ part that is not a peer id: copy the full address a node prints as "listening:"` })
 
-/** Every daemon option, from whichever source. One schema checks them all. */
-export const daemonConfigSchema = z.object({
-  data: z.string().min(1),
+/** Every daemon option, from whichever source, each checked alone (a file's part is checked with it). */
+const daemonConfigFields = z.object({
+  data: z.string().min(1, 'names no directory'),
   /** addresses to listen on; one naming a peer (`/p2p/...`) is refused: the node is always itself, whatever it names */
   listen: z.array(multiaddrString.refine(s => !multiaddr(s).getComponents().some(c => c.name === 'p2p'), { error: iss => `listen address "${String(iss.input)}" names a peer (/p2p/...): a node listens as itself; drop that part` })).min(1),
   bootstrap: z.array(bootstrapAddr),
   api: hostPort,
   mesh: z.string().regex(MESH_NAME, 'mesh name: letters, digits, . _ - (up to 64)'),
-  swarmKey: z.string().min(1).optional(),
+  swarmKey: pathString.optional(),
   /** built-in agents to run; ['none'] for none (an empty list, e.g. AGENTMESH_AGENTS=",", is refused: it says nothing) */
   agents: z.array(z.string().min(1)).min(1, 'names no agent: give agent names, or "none" to run none').optional(),
-  agentsModule: z.string().min(1).optional(),
+  agentsModule: pathString.optional(),
   llmBaseUrl: z.string().min(1).optional(),
   /** one model, a comma list, or a list of either: each is served as `llm.chat.<model>`, the first is the default */
   llmModel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
-  llmApiKeyFile: z.string().min(1).optional(),
+  llmApiKeyFile: pathString.optional(),
   /** the model that embeds vector memory's texts, at the LLM's base URL and key; none: callers give vectors */
   embeddingsModel: z.string().trim().min(1, 'names no model').max(256).optional(),
   /** a file holding the API's bearer token (else AGENTMESH_API_TOKEN); required off loopback */
-  apiTokenFile: z.string().min(1).optional(),
+  apiTokenFile: pathString.optional(),
   /** MCP servers whose tools this node offers as `mcp.NAME.TOOL`: name -> command line, URL, {command, args, env, cwd} or {url, headers} */
   mcpServers: mcpServersSchema.optional(),
   /** the operator log's level (stderr); libp2p's own DEBUG logging is apart. @default 'info' */
@@ -65,14 +72,18 @@ export const daemonConfigSchema = z.object({
   gossip: gossipTuningSchema.optional(),
   /** how often each connection is pinged, to close one whose peer went silent (createAgentNode's pingIntervalMs). @default 30_000 */
   pingIntervalMs: z.number().int().min(1_000).max(3_600_000).optional(),
+  /** connections, remembered peers, bootstrap retries and DHT lookups; node/network-options.ts has each with its default */
+  network: networkOptionsSchema.optional(),
+  /** how long `agentmesh node` waits for a clean stop after a signal before it exits anyway. @default 5_000 */
+  stopTimeoutMs: z.number().int().min(2_000).max(600_000).optional(),
   /** the control API's connection timers; node/api/server.ts (ApiServerInit) has each with its default */
   http: z.object({
     /** @default 72_000 */
     keepAliveMs: z.number().int().min(1_000).max(3_600_000).optional(),
     /** @default 30_000 */
     requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional(),
-    /** at most 4_000: the daemon's whole stop is cut off at 5 s, before the store is closed. @default 3_000 */
-    closeGraceMs: z.number().int().min(0).max(4_000, 'at most 4000: a stop that takes over 5 s is cut off, before the store is closed').optional()
+    /** at most stopTimeoutMs - 1_000: the daemon's whole stop is cut off at stopTimeoutMs, before the store is closed. @default 3_000 */
+    closeGraceMs: z.number().int().min(0).max(600_000).optional()
   }).strict().optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
@@ -80,9 +91,20 @@ export const daemonConfigSchema = z.object({
   error: iss => iss.code === 'unrecognized_keys' ? iss.keys.map(misplacedKey).join('; ') : undefined
 }).strict()
 
-/** A key the config file's top level does not take, and where it belongs if it is a task option (`{"leaseMs": ...}` for `{"tasks": {"leaseMs": ...}}`). */
+/** Every daemon option, from whichever source. One schema checks them all, and how they fit together. */
+export const daemonConfigSchema = daemonConfigFields.refine(c => (c.http?.closeGraceMs ?? 0) <= (c.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) - STOP_AFTER_GRACE_MS, {
+  path: ['http', 'closeGraceMs'],
+  error: iss => {
+    const stop = (iss.input as { stopTimeoutMs?: number }).stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS
+    return `at most ${stop - STOP_AFTER_GRACE_MS}: a stop that takes over stopTimeoutMs (${stop} ms) is cut off, before the store is closed; raise stopTimeoutMs or lower this`
+  }
+})
+
+/** A key the config file's top level does not take, and where it belongs if it is a task or network option (`{"leaseMs": ...}` for `{"tasks": {"leaseMs": ...}}`). */
 function misplacedKey (key: string): string {
-  return Object.hasOwn(taskOptionsSchema.shape, key) ? `"${key}" is a task option: put it under "tasks" ({"tasks": {"${key}": ...}})` : `Unrecognized key: "${key}"`
+  if (Object.hasOwn(taskOptionsSchema.shape, key)) return `"${key}" is a task option: put it under "tasks" ({"tasks": {"${key}": ...}})`
+  if (Object.hasOwn(networkFields.shape, key)) return `"${key}" is a network option: put it under "network" ({"network": {"${key}": ...}})`
+  return `Unrecognized key: "${key}"`
 }
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
@@ -154,7 +176,7 @@ export async function configFromFile (path: string): Promise<PartialConfig> {
   } catch (err: any) {
     throw new InvalidConfigError(`config file ${path} is not valid JSON: ${err.message}`)
   }
-  const parsed = daemonConfigSchema.partial().safeParse(json)
+  const parsed = daemonConfigFields.partial().safeParse(json)
   if (!parsed.success) throw new InvalidConfigError(`config file ${path}: ${describe(parsed.error)}`)
   return parsed.data
 }
@@ -168,7 +190,9 @@ export type DaemonFlags = Omit<PartialConfig, 'agents' | 'tasks' | 'logLevel' | 
 export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
   // --agents is one comma-separated flag on the command line, a list in the config file
   const flags = { ...rawFlags, agents: typeof rawFlags.agents === 'string' ? rawFlags.agents.split(',').map(a => a.trim()).filter(Boolean) : rawFlags.agents }
-  const configPath = flags.config ?? env.AGENTMESH_CONFIG
+  if (flags.config === '') throw new InvalidConfigError('--config names no file')
+  // an empty variable is unset, as every AGENTMESH_* one
+  const configPath = flags.config ?? (env.AGENTMESH_CONFIG === '' ? undefined : env.AGENTMESH_CONFIG)
   const fromFile = configPath === undefined ? {} : await configFromFile(configPath)
   const { config: _ignored, leaseMs, mcpServer, ...rest } = flags
   // log level and format are checked by the schema with the rest

@@ -62,6 +62,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       swarmKey,
       ...(config.gossip === undefined ? {} : { gossip: config.gossip }),
       ...(config.pingIntervalMs === undefined ? {} : { pingIntervalMs: config.pingIntervalMs }),
+      ...config.network,
       onBootstrapUnreachable: bootstrapWarner(log),
       onCorruptRecord: corruptRecordLog(log),
       ...extra,

@@ -1,12 +1,14 @@
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { waitFor } from '../../sim/wait.js'
-import { getJson, runCli } from '../../sim/daemon-process.js'
+import { BIN, getJson, runCli } from '../../sim/daemon-process.js'
 import { useDaemons } from '../helpers/daemons.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { once } from 'node:events'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 import type { AddressInfo } from 'node:net'
 
@@ -128,5 +130,25 @@ describe('a daemon stopped while it is taking submits', () => {
     expect(await d.exited).toBe(0)
     expect(d.output()).toMatch(/SIGHUP: stopping/)
     expect(existsSync(nodeFile)).toBe(false)
+  })
+
+  it('gives a start that hangs past a signal stopTimeoutMs from the config file, then exits 1', async () => {
+    const dir = await tmp()
+    const marker = join(dir, 'mcp-running')
+    // the start waits on an MCP server that never answers (its connect timeout is 30 s)
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ stopTimeoutMs: 2_000, mcpServers: { silent: { command: process.execPath, args: [join(import.meta.dirname, '..', 'fixtures', 'silent-mcp-server.mjs'), marker] } } }))
+    const proc = spawn(process.execPath, [BIN, 'node', '--data', join(dir, 'd'), '--api', '127.0.0.1:0', '--agents', 'none', '--config', join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    proc.stderr.on('data', d => { stderr += String(d) })
+    const exited = once(proc, 'exit')
+    try {
+      await waitFor(() => existsSync(marker), { timeoutMs: 20_000, what: 'the start to reach the MCP server' })
+      proc.kill('SIGTERM')
+      const [code] = await exited as [number | null]
+      expect(code).toBe(1)
+      expect(stderr).toMatch(/SIGTERM during start-up, and the start did not end within 2000 ms: exiting now/)
+    } finally {
+      proc.kill('SIGKILL')
+    }
   })
 })

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Command } from 'commander'
 import { describe, expect, it } from 'vitest'
+import { readApiToken } from '../../node/api/auth.js'
 import { addNodeCommand } from '../../node/cli/node-command.js'
 import { timerMsFlag, wholeNumber } from '../../node/cli/options.js'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
@@ -218,6 +219,20 @@ describe('daemon config', () => {
   })
 })
 
+describe('a path given as nothing', () => {
+  it('is refused by name, not read as a file named "" (an empty variable is unset)', async () => {
+    const refused = async (flags: NodeFlags, message: RegExp): Promise<void> => {
+      await expect(resolveDaemonConfig(flags, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(message) })
+    }
+    await refused({ config: '' }, /^--config names no file$/)
+    await refused({ swarmKey: '' }, /^swarmKey: names no file$/)
+    await refused({ apiTokenFile: '' }, /^apiTokenFile: names no file$/)
+    await refused({ data: '' }, /^data: names no directory$/)
+    expect((await resolveDaemonConfig({}, { AGENTMESH_CONFIG: '', AGENTMESH_MESH: 'm' })).mesh).toBe('m')
+    await expect(readApiToken('', {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: '--api-token-file names no file' })
+  })
+})
+
 describe('gossip tuning', () => {
   const tmp = useTmpDirs()
 
@@ -264,6 +279,63 @@ describe('the control API\'s connection timers (http)', () => {
     } finally {
       await daemon.stop()
     }
+  })
+})
+
+describe('the network options (network)', () => {
+  const tmp = useTmpDirs()
+
+  it('are refused by name when out of range, misspelt, misplaced or out of order', async () => {
+    const dir = await tmp()
+    await expectFileRefused(dir, 'zero.json', { network: { maxConnections: 0 } }, /network\.maxConnections/)
+    await expectFileRefused(dir, 'typo.json', { network: { maxConection: 5 } }, /maxConection/)
+    await expectFileRefused(dir, 'top.json', { knownPeers: 5 }, /"knownPeers" is a network option: put it under "network"/)
+    await expectFileRefused(dir, 'order.json', { network: { bootstrapRetryBaseMs: 20_000 } }, /network: bootstrapRetryBaseMs 20000 is above bootstrapRetryMaxMs 10000/)
+    await expectFileRefused(dir, 'delays.json', { network: { dhtLookupDelaysMs: [-1] } }, /network\.dhtLookupDelaysMs\.0/)
+  })
+
+  it('reach the node: its connection limit, and how many peers it remembers', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'ok.json'), JSON.stringify({ network: { maxConnections: 7, knownPeers: 1, bootstrapRetryBaseMs: 100, bootstrapRetryMaxMs: 1_000, dhtLookupDelaysMs: [60_000] } }))
+    const daemons: Daemon[] = []
+    const remembered = async (d: Daemon): Promise<string[]> => {
+      const saved = await d.node.store.getBytes('known-peers')
+      return saved === undefined ? [] : Object.keys(JSON.parse(new TextDecoder().decode(saved)))
+    }
+    try {
+      const tuned = await startBare(dir, 'a', 'ok.json')
+      daemons.push(tuned)
+      const [b, c] = [await startBare(dir, 'b'), await startBare(dir, 'c')]
+      daemons.push(b, c)
+      const limitOf = (d: Daemon): unknown => (d.node.libp2p as unknown as { components: { connectionManager: { maxConnections: number } } }).components.connectionManager.maxConnections
+      expect([limitOf(tuned), limitOf(b)]).toEqual([7, 64])
+      // one peer remembered at most: the one identified last
+      await tuned.node.libp2p.dial(b.node.libp2p.getMultiaddrs())
+      await waitFor(async () => (await remembered(tuned)).includes(b.node.peerId.toString()), { timeoutMs: 15_000, what: 'the first peer remembered' })
+      await tuned.node.libp2p.dial(c.node.libp2p.getMultiaddrs())
+      await waitFor(async () => (await remembered(tuned)).includes(c.node.peerId.toString()), { timeoutMs: 15_000, what: 'the second peer remembered' })
+      expect(await remembered(tuned)).toEqual([c.node.peerId.toString()])
+      // the default remembers both of its peers
+      await waitFor(async () => (await remembered(b)).length === 1, { timeoutMs: 15_000, what: 'b remembering a' })
+      await b.node.libp2p.dial(c.node.libp2p.getMultiaddrs())
+      await waitFor(async () => (await remembered(b)).length === 2, { timeoutMs: 15_000, what: 'b remembering a and c' })
+    } finally {
+      for (const d of daemons) await d.stop()
+    }
+  })
+})
+
+describe('the stop timeout (stopTimeoutMs)', () => {
+  const tmp = useTmpDirs()
+
+  it('bounds the API\'s close grace: more grace than the stop leaves is refused, unless the stop is longer', async () => {
+    const dir = await tmp()
+    await expectFileRefused(dir, 'grace.json', { http: { closeGraceMs: 4_500 } }, /http\.closeGraceMs: at most 4000: a stop that takes over stopTimeoutMs \(5000 ms\)/)
+    await expectFileRefused(dir, 'short.json', { stopTimeoutMs: 3_000, http: { closeGraceMs: 2_500 } }, /http\.closeGraceMs: at most 2000/)
+    await expectFileRefused(dir, 'tiny.json', { stopTimeoutMs: 500 }, /stopTimeoutMs/)
+    await writeFile(join(dir, 'long.json'), JSON.stringify({ stopTimeoutMs: 10_000, http: { closeGraceMs: 4_500 } }))
+    const config = await resolveDaemonConfig({ config: join(dir, 'long.json') }, {})
+    expect([config.stopTimeoutMs, config.http?.closeGraceMs]).toEqual([10_000, 4_500])
   })
 })
 

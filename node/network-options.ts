@@ -1,0 +1,45 @@
+import { z } from 'zod'
+
+/* zod only: the daemon's config schema, which client commands load too, reads it without the network stack */
+
+const DEFAULT_BOOTSTRAP_RETRY_MAX_MS = 10_000
+
+const ms = (min: number, max: number): z.ZodOptional<z.ZodNumber> => z.number().int().min(min).max(max).optional()
+
+/**
+ * How a node finds and keeps its peers, settable in a daemon's config file (`network`). Each key
+ * is createAgentNode's option of the same name, which has its default; the defaults suit a mesh
+ * of up to a few dozen machines.
+ */
+export const networkFields = z.object({
+  /** connections libp2p keeps; past it, it prunes the least useful. @default 64 */
+  maxConnections: z.number().int().min(1).max(10_000).optional(),
+  /** dial the peers the DHT finds while below this many connections. @default 32 */
+  targetPeers: z.number().int().min(0).max(10_000).optional(),
+  /** peers whose addresses the store remembers, dialed again after a restart. @default 64 */
+  knownPeers: z.number().int().min(0).max(10_000).optional(),
+  /** the first wait before dialing the bootstrap list again while no bootstrap peer answers; doubled each round. @default 250 */
+  bootstrapRetryBaseMs: ms(10, 600_000),
+  /** the longest wait between those rounds. @default 10_000 */
+  bootstrapRetryMaxMs: ms(10, 3_600_000),
+  /** how long a round waits for a remembered address before going on. @default 2_000 */
+  rememberedDialMs: ms(100, 600_000),
+  /** delays of the DHT self-lookups after joining. @default [1_000, 5_000, 20_000] */
+  dhtLookupDelaysMs: z.array(z.number().int().min(0).max(3_600_000)).max(16).optional(),
+  /** the period of the DHT self-lookups after those. @default 300_000 */
+  dhtLookupIntervalMs: ms(1_000, 86_400_000),
+  /** how long one DHT self-lookup may run. @default 10_000 */
+  dhtLookupTimeoutMs: ms(100, 600_000),
+  /** kad-dht's own self-query period. @default 300_000 */
+  dhtQuerySelfIntervalMs: ms(1_000, 86_400_000)
+}).strict()
+
+/** The same, and the bootstrap waits in order: a first wait longer than the longest is a typo. */
+export const networkOptionsSchema = networkFields.refine(o => (o.bootstrapRetryBaseMs ?? 0) <= (o.bootstrapRetryMaxMs ?? DEFAULT_BOOTSTRAP_RETRY_MAX_MS), {
+  error: iss => {
+    const o = iss.input as { bootstrapRetryBaseMs?: number, bootstrapRetryMaxMs?: number }
+    return `bootstrapRetryBaseMs ${String(o.bootstrapRetryBaseMs)} is above bootstrapRetryMaxMs ${o.bootstrapRetryMaxMs ?? DEFAULT_BOOTSTRAP_RETRY_MAX_MS}: the first wait cannot be longer than the longest`
+  }
+})
+
+export type NetworkOptions = z.infer<typeof networkOptionsSchema>
