@@ -71,12 +71,29 @@ function refuseClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: A
   }
 }
 
-/** Answers, with JSON, what Node's HTTP server would otherwise answer itself or drop: CONNECT and unknown Expect headers. */
-export function guardServer (server: Server, stats: ApiStats, turns: ConnectionTurns): void {
+/**
+ * Answers, with JSON, what Node's HTTP server would otherwise answer itself or drop: CONNECT and
+ * unknown Expect headers; and refuses a `100-continue` request whose declared body is over
+ * `maxBodyBytes` (the largest any route takes) before the client sends it.
+ */
+export function guardServer (server: Server, stats: ApiStats, turns: ConnectionTurns, maxBodyBytes: number): void {
   // without a listener Node closes a CONNECT socket without a word
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     stats.badRequests['bad-method']++
     refuseSocket(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not allowed: this is not a proxy')
+  })
+
+  // without a listener Node answers 100 to any size, and the client uploads a body only to get 413
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const declared = Number(req.headers['content-length'])
+    if (!(declared > maxBodyBytes)) {
+      res.writeContinue()
+      server.emit('request', req, res)
+      return
+    }
+    turns.enter(req, res)
+    stats.badRequests['body-too-large']++
+    sendJson(res, 413, { error: { name: 'PAYLOAD_TOO_LARGE', message: `body exceeds the limit of ${maxBodyBytes} bytes` } }, { connection: 'close', [NODE_HEADER]: VERSION })
   })
 
   // without a listener Node answers 417 with an empty body

@@ -179,7 +179,7 @@ export class ApiServer {
     })
     const graceful = new GracefulClose(init.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS)
     const turns = new ConnectionTurns(() => { stats.droppedAfterClose++ })
-    guardServer(app.server, stats, turns)
+    guardServer(app.server, stats, turns, maxBytes)
     addJsonParser(app, { maxBytes, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH })
     const patterns = pathPatterns(app)
 

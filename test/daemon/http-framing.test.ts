@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { echoAgent } from '../../node/agents/basic.js'
 import { ApiServer } from '../../node/api/server.js'
@@ -6,6 +7,24 @@ import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { errorOf, raw } from '../helpers/raw-http.js'
 import type { Testnet } from '../../sim/testnet.js'
+
+/**
+ * Sends a request's head with `Expect: 100-continue`, then its body only if the server says 100;
+ * resolves with every byte the server sent once it closes the connection (or after 5 s).
+ */
+async function expectContinue (port: number, head: string, body: string): Promise<string> {
+  return await new Promise(resolve => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head))
+    let text = ''
+    const timer = setTimeout(() => socket.destroy(), 5_000)
+    socket.on('data', (d: Buffer) => {
+      text += String(d)
+      if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write(body)
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => { clearTimeout(timer); resolve(text) })
+  })
+}
 
 /** A submit as HTTP/1.1 bytes, kept alive (no Connection header): what a pipelining client sends. */
 function submit (capability: string, headers = ''): string {
@@ -105,5 +124,20 @@ describe('the API\'s HTTP framing: pipelined requests, Connection: close, transf
     expect((await card('127.0.0.1:99999')).supportedInterfaces[0].url).toBe(`${api.url}/a2a`)
     expect((await card(`127.000.000.001:${port}`)).supportedInterfaces[0].url).toBe(`http://127.0.0.1:${port}/a2a`)
     expect((await card(`localhost:${port}`)).supportedInterfaces[0].url).toBe(`http://localhost:${port}/a2a`)
+  })
+
+  it('refuses a body declared over the limit before the client sends it (Expect: 100-continue), and asks for one within it', async () => {
+    const before = (await metrics()).api.badRequests['body-too-large']
+    const head = (length: number): string => `POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`
+    // Node answered 100 to any size: the client then uploaded it all only to get 413
+    const over = await expectContinue(port, head(1_000_000_000), '')
+    expect(over).toMatch(/^HTTP\/1\.1 413 /)
+    expect(over).toMatch(/connection: close/i)
+    expect(over).toMatch(/x-agentmesh-version: \d/i)
+    expect(JSON.parse(over.slice(over.indexOf('\r\n\r\n') + 4)).error.name).toBe('PAYLOAD_TOO_LARGE')
+    expect((await metrics()).api.badRequests['body-too-large']).toBe(before + 1)
+    const body = JSON.stringify({ capability: `continue.${Date.now()}`, input: 1 })
+    const within = await expectContinue(port, head(Buffer.byteLength(body)), body)
+    expect(within).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 202 /)
   })
 })
