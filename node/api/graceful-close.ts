@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Server, ServerResponse } from 'node:http'
 
-/** @default 3_000: inside the daemon's 5 s stop, with the node's own stop after it */
+/** @default 3_000: inside the daemon's stop (stopTimeoutMs, 5 s by default), with the node's own stop after it */
 export const DEFAULT_CLOSE_GRACE_MS = 3_000
 
 /** Event streams a client resumes on another node (Last-Event-ID): ended at once by a stop. */

@@ -11,6 +11,7 @@ import { contradictoryTaskOptions, taskOptionsSchema } from '../tasks/options.js
 import { gossipTuningSchema } from '../gossip-tuning.js'
 import { networkFields, networkOptionsSchema } from '../network-options.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
+import { DEFAULT_CLOSE_GRACE_MS } from '../api/graceful-close.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
 
 export const DEFAULT_API = '127.0.0.1:7070'
@@ -92,11 +93,13 @@ const daemonConfigFields = z.object({
 }).strict()
 
 /** Every daemon option, from whichever source. One schema checks them all, and how they fit together. */
-export const daemonConfigSchema = daemonConfigFields.refine(c => (c.http?.closeGraceMs ?? 0) <= (c.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) - STOP_AFTER_GRACE_MS, {
+export const daemonConfigSchema = daemonConfigFields.refine(c => (c.http?.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS) <= (c.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) - STOP_AFTER_GRACE_MS, {
   path: ['http', 'closeGraceMs'],
   error: iss => {
-    const stop = (iss.input as { stopTimeoutMs?: number }).stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS
-    return `at most ${stop - STOP_AFTER_GRACE_MS}: a stop that takes over stopTimeoutMs (${stop} ms) is cut off, before the store is closed; raise stopTimeoutMs or lower this`
+    const c = iss.input as { stopTimeoutMs?: number, http?: { closeGraceMs?: number } }
+    const stop = c.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS
+    const grace = c.http?.closeGraceMs === undefined ? `${DEFAULT_CLOSE_GRACE_MS} by default` : String(c.http.closeGraceMs)
+    return `${grace}, at most ${stop - STOP_AFTER_GRACE_MS}: a stop that takes over stopTimeoutMs (${stop} ms) is cut off, before the store is closed; raise stopTimeoutMs or lower this`
   }
 })
 

@@ -136,7 +136,7 @@ describe('a daemon stopped while it is taking submits', () => {
     const dir = await tmp()
     const marker = join(dir, 'mcp-running')
     // the start waits on an MCP server that never answers (its connect timeout is 30 s)
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ stopTimeoutMs: 2_000, mcpServers: { silent: { command: process.execPath, args: [join(import.meta.dirname, '..', 'fixtures', 'silent-mcp-server.mjs'), marker] } } }))
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ stopTimeoutMs: 2_000, http: { closeGraceMs: 1_000 }, mcpServers: { silent: { command: process.execPath, args: [join(import.meta.dirname, '..', 'fixtures', 'silent-mcp-server.mjs'), marker] } } }))
     const proc = spawn(process.execPath, [BIN, 'node', '--data', join(dir, 'd'), '--api', '127.0.0.1:0', '--agents', 'none', '--config', join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     proc.stderr.on('data', d => { stderr += String(d) })

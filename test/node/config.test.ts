@@ -330,8 +330,10 @@ describe('the stop timeout (stopTimeoutMs)', () => {
 
   it('bounds the API\'s close grace: more grace than the stop leaves is refused, unless the stop is longer', async () => {
     const dir = await tmp()
-    await expectFileRefused(dir, 'grace.json', { http: { closeGraceMs: 4_500 } }, /http\.closeGraceMs: at most 4000: a stop that takes over stopTimeoutMs \(5000 ms\)/)
-    await expectFileRefused(dir, 'short.json', { stopTimeoutMs: 3_000, http: { closeGraceMs: 2_500 } }, /http\.closeGraceMs: at most 2000/)
+    await expectFileRefused(dir, 'grace.json', { http: { closeGraceMs: 4_500 } }, /http\.closeGraceMs: 4500, at most 4000: a stop that takes over stopTimeoutMs \(5000 ms\)/)
+    await expectFileRefused(dir, 'short.json', { stopTimeoutMs: 3_000, http: { closeGraceMs: 2_500 } }, /http\.closeGraceMs: 2500, at most 2000/)
+    // the grace's default counts too
+    await expectFileRefused(dir, 'default.json', { stopTimeoutMs: 3_000 }, /http\.closeGraceMs: 3000 by default, at most 2000/)
     await expectFileRefused(dir, 'tiny.json', { stopTimeoutMs: 500 }, /stopTimeoutMs/)
     await writeFile(join(dir, 'long.json'), JSON.stringify({ stopTimeoutMs: 10_000, http: { closeGraceMs: 4_500 } }))
     const config = await resolveDaemonConfig({ config: join(dir, 'long.json') }, {})
