@@ -10,6 +10,7 @@ import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
 import { contradictoryTaskOptions, taskOptionsSchema } from '../tasks/options.js'
 import { gossipTuningSchema } from '../gossip-tuning.js'
 import { networkFields, networkOptionsSchema } from '../network-options.js'
+import { concurrencySchema, llmOptionsSchema, mcpClientOptionsSchema } from './agent-options.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import { DEFAULT_CLOSE_GRACE_MS } from '../api/graceful-close.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
@@ -65,6 +66,12 @@ const daemonConfigFields = z.object({
   apiTokenFile: pathString.optional(),
   /** MCP servers whose tools this node offers as `mcp.NAME.TOOL`: name -> command line, URL, {command, args, env, cwd} or {url, headers} */
   mcpServers: mcpServersSchema.optional(),
+  /** how this node reaches its MCP servers (timeouts, calls at once, tools offered); node/daemon/agent-options.ts has each with its default */
+  mcpClients: mcpClientOptionsSchema.optional(),
+  /** the LLM agents' and the embedder's model calls (timeout, retries, steps, token budget); node/daemon/agent-options.ts */
+  llm: llmOptionsSchema.optional(),
+  /** tasks an agent runs at once, by agent name (e.g. {"llm.chat": 8}): overrides the agent's own */
+  concurrency: concurrencySchema.optional(),
   /** the operator log's level (stderr); libp2p's own DEBUG logging is apart. @default 'info' */
   logLevel: z.enum(LOG_LEVELS).default('info'),
   /** pretty: one readable line per event; json: one JSON object per line. @default 'pretty' */

@@ -10,6 +10,7 @@ import { resolveLlmConfig, resolveLlmEndpoint } from '../llm/config.js'
 import { openaiEmbedder } from '../memory/embedder.js'
 import type { Embed } from '../memory/memory-layer.js'
 import { resolveAgents } from './agents.js'
+import { withConcurrency } from './agent-options.js'
 import { exportTraces } from '../tracing.js'
 import { bootstrapWarner, createOperatorLog, watchNode } from './oplog.js'
 import type { OperatorLog } from './oplog.js'
@@ -40,8 +41,10 @@ export interface Daemon {
  */
 export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNodeInit> = {}): Promise<Daemon> {
   const swarmKey = config.swarmKey === undefined ? undefined : await readSwarmKey(config.swarmKey)
-  const llm = await resolveLlmConfig({ llmBaseUrl: config.llmBaseUrl, llmModel: config.llmModel, llmApiKeyFile: config.llmApiKeyFile })
-  const embed = await resolveEmbedder(config)
+  const resolvedLlm = await resolveLlmConfig({ llmBaseUrl: config.llmBaseUrl, llmModel: config.llmModel, llmApiKeyFile: config.llmApiKeyFile })
+  const { embeddingsTimeoutMs, ...modelCalls } = config.llm ?? {}
+  const llm = resolvedLlm === undefined ? undefined : { ...resolvedLlm, ...modelCalls }
+  const embed = await resolveEmbedder(config, embeddingsTimeoutMs)
   const agents = await resolveAgents(config.agents, config.agentsModule, llm, embed)
   const token = await readApiToken(config.apiTokenFile)
   const apiAddress = splitHostPort(config.api)
@@ -51,7 +54,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const mcp = config.mcpServers === undefined
     ? undefined
     // the MCP SDK is loaded only by a node that has MCP servers to reach
-    : await (await import('../mcp/clients.js')).connectMcpServers(config.mcpServers, { logger: meshLogger(extra.logPrefix) })
+    : await (await import('../mcp/clients.js')).connectMcpServers(config.mcpServers, { ...config.mcpClients, logger: meshLogger(extra.logPrefix) })
   let node: AgentNode
   try {
     node = await createAgentNode({
@@ -66,7 +69,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       onBootstrapUnreachable: bootstrapWarner(log),
       onCorruptRecord: corruptRecordLog(log),
       ...extra,
-      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: [...agents, ...(mcp?.agents ?? [])], ...(embed === undefined ? {} : { embed }) }
+      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: withConcurrency([...agents, ...(mcp?.agents ?? [])], config.concurrency), ...(embed === undefined ? {} : { embed }) }
     })
   } catch (err: any) {
     await mcp?.close()
@@ -120,10 +123,10 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
 }
 
 /** Vector memory's embedder: the embeddings model at the LLM's endpoint and key, if one is named. */
-async function resolveEmbedder (config: DaemonConfig): Promise<Embed | undefined> {
+async function resolveEmbedder (config: DaemonConfig, timeoutMs: number | undefined): Promise<Embed | undefined> {
   if (config.embeddingsModel === undefined) return undefined
   const endpoint = await resolveLlmEndpoint({ llmBaseUrl: config.llmBaseUrl, llmApiKeyFile: config.llmApiKeyFile })
-  return openaiEmbedder({ model: config.embeddingsModel, ...endpoint })
+  return openaiEmbedder({ model: config.embeddingsModel, ...endpoint, timeoutMs })
 }
 
 /** One operator-log line per corrupt record: a record is read again on every request that names it. */
