@@ -1,4 +1,5 @@
 import type { AgentNode } from '../create-node.js'
+import type { DoorOptions } from './door-options.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { Logger } from '@libp2p/interface'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -18,6 +19,8 @@ export interface DoorContext {
    * node left, not the client), where a client's leaving cancels it
    */
   stopping: AbortSignal
+  /** the doors' timers from the daemon's config (`doors`), over each door's own */
+  options: DoorOptions
 }
 
 /**

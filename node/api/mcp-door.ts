@@ -81,7 +81,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
       }
       // the transport writes the answer (JSON or an SSE stream) to the raw response itself
       reply.hijack()
-      const server = createMcpServer(backend, { version: VERSION, ...init, log, onRefused: message => { ctx.countRefusal(badRequest('door', message), request) } })
+      const server = createMcpServer(backend, { version: VERSION, ...init, ...ctx.options.mcp, log, onRefused: message => { ctx.countRefusal(badRequest('door', message), request) } })
       const transport = new Transport({ sessionIdGenerator: undefined })
       reply.raw.on('close', () => {
         void transport.close()

@@ -49,7 +49,7 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
   // one per API server using the door (a process runs one; a test may run several)
   const gateways = new Set<OpenAIGateway>()
   const door: Door = async (app, ctx) => {
-    const g = new OpenAIGateway(taskLayerGatewayBackend(ctx.tasks, ctx.stopping), { ...init, log: ctx.log })
+    const g = new OpenAIGateway(taskLayerGatewayBackend(ctx.tasks, ctx.stopping), { ...init, ...ctx.options.openai, log: ctx.log })
     gateways.add(g)
     app.addHook('onClose', async () => { gateways.delete(g) })
     await app.register(async scope => {

@@ -20,6 +20,7 @@ import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
 import { memoryRoutes } from './memory-routes.js'
 import type { Route } from './http.js'
+import type { DoorOptions } from './door-options.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { ApiStats } from './stats.js'
 import type { AgentNode } from '../create-node.js'
@@ -73,6 +74,10 @@ export interface ApiServerInit {
   routes?: Route[]
   /** serve the protocol doors (OpenAI, MCP, A2A) when the node runs tasks. @default true */
   doors?: boolean
+  /** the doors' timers (the daemon's config `doors`); each door's own defaults otherwise */
+  doorOptions?: DoorOptions
+  /** the longest a `?wait=` on a submit or a result waits, whatever the client asks. @default 300_000 */
+  maxWaitMs?: number
   /** an answer that is a bug (a 500 of any route or door): the daemon tells its operator log */
   onInternalError?: (err: unknown, what: string) => void
 }
@@ -252,7 +257,7 @@ export class ApiServer {
       answerError(err, request, reply, errors)
     })
 
-    const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : layerRoutes(node.tasks)), ...(init.routes ?? [])]
+    const routes: Route[] = [...nodeRoutes(node), meshRoute(node), metricsRoute(node, stats), ...(node.tasks === undefined ? [] : layerRoutes(node.tasks, init.maxWaitMs)), ...(init.routes ?? [])]
     for (const route of routes) {
       const checkQuery = unknownQueryCheck(route)
       app.route({
@@ -290,7 +295,7 @@ export class ApiServer {
         const reason = asHttpError(err, request)?.reason
         if (reason !== undefined) stats.badRequests[reason]++
       }
-      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log, internalError, countRefusal, stopping: graceful.stopping })
+      for (const door of DOORS) await door(app, { node, tasks: node.tasks, log, internalError, countRefusal, stopping: graceful.stopping, options: init.doorOptions ?? {} })
     }
 
     try {
@@ -319,8 +324,8 @@ export class ApiServer {
 }
 
 /** The task layer's routes and its vector memory's, whose refusals say when to come back (retryAfterMs). */
-function layerRoutes (tasks: TaskLayer): Route[] {
-  return [...taskRoutes(tasks), ...memoryRoutes(tasks.memory, () => tasks.options.retryAfterMs)]
+function layerRoutes (tasks: TaskLayer, maxWaitMs: number | undefined): Route[] {
+  return [...taskRoutes(tasks, { maxWaitMs }), ...memoryRoutes(tasks.memory, () => tasks.options.retryAfterMs)]
 }
 
 /** Why the API could not listen on host:port, in one line. */

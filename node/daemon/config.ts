@@ -11,6 +11,7 @@ import { contradictoryTaskOptions, taskOptionsSchema } from '../tasks/options.js
 import { gossipTuningSchema } from '../gossip-tuning.js'
 import { networkFields, networkOptionsSchema } from '../network-options.js'
 import { concurrencySchema, llmOptionsSchema, mcpClientOptionsSchema } from './agent-options.js'
+import { doorOptionsSchema } from '../api/door-options.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import { DEFAULT_CLOSE_GRACE_MS } from '../api/graceful-close.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
@@ -90,9 +91,13 @@ const daemonConfigFields = z.object({
     keepAliveMs: z.number().int().min(1_000).max(3_600_000).optional(),
     /** @default 30_000 */
     requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional(),
+    /** the longest a `?wait=` on a submit or a result waits, whatever the client asks. @default 300_000 */
+    maxWaitMs: z.number().int().min(1_000).max(3_600_000).optional(),
     /** at most stopTimeoutMs - 1_000: the daemon's whole stop is cut off at stopTimeoutMs, before the store is closed. @default 3_000 */
     closeGraceMs: z.number().int().min(0).max(600_000).optional()
   }).strict().optional(),
+  /** the protocol doors' timers (OpenAI, MCP, A2A); node/api/door-options.ts has each with its default */
+  doors: doorOptionsSchema.optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
   tasks: taskOptionsSchema.prefault({})
 }, {

@@ -81,6 +81,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     api = await ApiServer.listen(node, {
       ...apiAddress,
       ...config.http,
+      doorOptions: config.doors,
       token,
       onInternalError: (err: any, what) => { log.error({ event: 'api-error', what, error: String(err?.message ?? err) }, `${what} failed (a bug: please report it): ${String(err?.message ?? err)}`) }
     })

@@ -20,6 +20,8 @@ export interface A2ADoorContext {
   log: Logger
   /** an internal error: a bug, counted and told to the operator */
   internalError: (err: unknown, what: string) => void
+  /** timers from the daemon's config, over the door's own */
+  options?: { a2a?: Pick<A2ADoorInit, 'sendWaitMs' | 'statusPollMs'> }
 }
 
 /** Counters of the A2A door. */
@@ -49,7 +51,6 @@ const answers = lazily(async () => await import('./serve.js'))
  */
 export function createA2ADoor (init: A2ADoorInit): A2ADoor {
   const stats: A2AStats = { requests: 0, streams: 0, badRequests: 0, errors: 0 }
-  const handlerInit = { sendWaitMs: init.sendWaitMs ?? DEFAULT_SEND_WAIT_MS, statusPollMs: init.statusPollMs ?? DEFAULT_STATUS_POLL_MS }
   const count = (error: RpcError | undefined): void => {
     if (error === undefined) return
     if (CLIENT_FAULTS.has(error.code)) stats.badRequests++
@@ -57,6 +58,8 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
   }
 
   const door = (app: FastifyInstance, ctx: A2ADoorContext): void => {
+    const timers = { ...init, ...ctx.options?.a2a }
+    const handlerInit = { sendWaitMs: timers.sendWaitMs ?? DEFAULT_SEND_WAIT_MS, statusPollMs: timers.statusPollMs ?? DEFAULT_STATUS_POLL_MS }
     const served = { ctx, init, handlerInit, count, stats }
     const card = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => (await answers()).serveCard(request, reply, served)
     app.get(AGENT_CARD_PATH, card)
