@@ -93,6 +93,8 @@ export const taskOptionsSchema = z.strictObject({
    * @default 1_000
    */
   presenceEarlyGapMs: timerMs(0).default(1_000),
+  /** a peer silent for this many presence intervals drops out of this node's view. @default 3 */
+  presenceExpiryIntervals: count(2).max(100).default(3),
   /** each rank of the rendezvous order waits this much longer before claiming. @default 150 */
   claimStaggerMs: timerMs(0).default(150),
   /** how many of the first-ranked capable peers claim an announced task. @default 3 */
@@ -247,6 +249,21 @@ export const taskOptionsSchema = z.strictObject({
   /** a request to a peer, from its dial to its answer. @default 5_000 */
   rpcTimeoutMs: timerMs().default(5_000),
   /**
+   * Requests of one peer (on one protocol: leases, records) this node handles at once; past them
+   * it reads no more of that peer's requests until one is answered, so the peer's writes wait.
+   * @default 32
+   */
+  rpcMaxConcurrentHandlers: count(1).max(1_024).default(32),
+  /**
+   * Requests in a row to a peer that time out, with nothing heard from it between them, after which
+   * the stream to it is torn down and the next request opens another. @default 2
+   */
+  rpcMaxConsecutiveTimeouts: count(1).max(100).default(2),
+  /** finished tasks whose state (and result) a node keeps in memory after their commit, most recent first. @default 4_096 */
+  recentFinished: count(0).max(1_000_000).default(4_096),
+  /** the bytes of results those may hold. @default 33_554_432 (32 MiB) */
+  recentFinishedBytes: count(0).max(MAX_PAYLOAD_BYTES * 64).default(32 * 1024 * 1024),
+  /**
    * A wait for a result (`submit --wait`, GET /v1/tasks/:id?wait) wakes on the completion notice,
    * and asks the replicas after this long in case the notice was lost; doubles up to waitPollCapMs.
    * @default 1_000
@@ -347,6 +364,8 @@ export const taskOptionsSchema = z.strictObject({
    * @default 1_000
    */
   stopGiveBackMs: timerMs(0).default(1_000),
+  /** a stopping node waits this long, at most, for its claims in flight to end. @default 2_000 */
+  stopClaimGraceMs: timerMs(0).default(2_000),
   /** fsync writes peers rely on. @default true */
   syncWrites: z.boolean().default(true)
 }, {

@@ -112,6 +112,7 @@ export class TaskLayer {
     }, {
       intervalMs: options.presenceIntervalMs,
       earlyGapMs: options.presenceEarlyGapMs,
+      expiryIntervals: options.presenceExpiryIntervals,
       // a peer that stops cleanly stays a member: placements keep naming it within the window
       onLeaving: () => { this.membership.refresh() },
       // the claimer's lag monitor: a silence in this process's own stall is not a peer's
@@ -126,6 +127,8 @@ export class TaskLayer {
       backoffBaseMs: options.backoffBaseMs,
       backoffCapMs: options.backoffCapMs,
       retentionMs: options.retentionMs,
+      recentFinished: options.recentFinished,
+      recentFinishedBytes: options.recentFinishedBytes,
       // who waits on the task here, or on another node through this member, is told now
       onFinal: (record, result) => {
         this.remoteWaiters.finished(record, result)
@@ -134,7 +137,8 @@ export class TaskLayer {
       log: logger('agentmesh:replica')
     })
     const frame = rpcFrameBytes(options)
-    this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:lease') })
+    const rpcLimits = { requestTimeoutMs: options.rpcTimeoutMs, maxConcurrentHandlers: options.rpcMaxConcurrentHandlers, maxConsecutiveTimeouts: options.rpcMaxConsecutiveTimeouts }
+    this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, ...rpcLimits, log: logger('agentmesh:lease') })
     const recordsInit = {
       sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),
       digest: (peer: string, digits: number) => this.antiEntropy.digest(peer, digits),
@@ -150,7 +154,7 @@ export class TaskLayer {
       recentProgress: (id: string) => this.progress.recent(id),
       children: async (id: string) => this.replica.childrenOf(id).slice(0, MAX_CHILDREN)
     }
-    this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, requestTimeoutMs: options.rpcTimeoutMs, log: logger('agentmesh:records') })
+    this.recordsRpc = new RpcEndpoint(host.libp2p, { protocol: RECORDS_PROTOCOL, handler: recordsHandler(this.replica, this.handlerStats, recordsInit), maxFrameBytes: frame, ...rpcLimits, log: logger('agentmesh:records') })
     const local = (peer: PeerId): boolean => peer.equals(peerId)
     // this node's own requests are parsed like a peer's: they carry agents' values (steps, results, waits)
     const leaseLocal = leaseHandler(this.replica, this.localHandlerStats, { copyRequests: true })
@@ -261,7 +265,7 @@ export class TaskLayer {
     // first, so peers hand and offer this node nothing more while it winds down
     await this.presence.farewell()
     this.executor.stop()
-    await this.claimer.stop()
+    await this.claimer.stop(this.options.stopClaimGraceMs)
     this.executor.abandon()
     // grants that came after their claims ended are given back while the endpoints are still open
     await this.leases.settled(this.options.stopGiveBackMs)

@@ -37,6 +37,12 @@ const DOCUMENTED_DEFAULTS = {
   memoryHnswAbove: 250_000,
   remoteEmbedWaitMs: 120_000,
   stopGiveBackMs: 1_000,
+  stopClaimGraceMs: 2_000,
+  presenceExpiryIntervals: 3,
+  rpcMaxConcurrentHandlers: 32,
+  rpcMaxConsecutiveTimeouts: 2,
+  recentFinished: 4_096,
+  recentFinishedBytes: 33_554_432,
   backoffBaseMs: 1_000,
   backoffCapMs: 60_000,
   defaultMaxAttempts: 3,
@@ -389,6 +395,20 @@ describe('task options', () => {
     await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks }))
     const config = await resolveDaemonConfig({ config: join(dir, 'config.json') }, {})
     expect(config.tasks).toEqual(tasks)
+  })
+
+  it('reach the parts they bound: presence expiry, the RPC endpoints\' limits, the cache of finished tasks', async () => {
+    const dir = await tmp()
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks: { presenceExpiryIntervals: 5, rpcMaxConcurrentHandlers: 7, rpcMaxConsecutiveTimeouts: 4, recentFinished: 10, recentFinishedBytes: 4_096 } }))
+    const daemon = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'config.json'), data: join(dir, 'data'), api: '127.0.0.1:0', agents: 'echo' }, {}))
+    try {
+      const layer = daemon.node.tasks as any
+      expect(layer.presence.init.expiryIntervals).toBe(5)
+      for (const rpc of [layer.leaseRpc, layer.recordsRpc]) expect([rpc.init.maxConcurrentHandlers, rpc.init.maxConsecutiveTimeouts]).toEqual([7, 4])
+      expect([layer.replica.idx.finished.maxEntries, layer.replica.idx.finished.maxBytes]).toEqual([10, 4_096])
+    } finally {
+      await daemon.stop()
+    }
   })
 
   it('fills in the defaults around the keys a config file sets', async () => {
