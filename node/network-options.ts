@@ -12,6 +12,11 @@ const ms = (min: number, max: number): z.ZodOptional<z.ZodNumber> => z.number().
  * of up to a few dozen machines.
  */
 export const networkFields = z.object({
+  /**
+   * Which addresses the DHT keeps and hands out: 'lan' the private and loopback ones (a LAN, one
+   * machine), 'all' every one, for a mesh across the internet. @default 'lan'
+   */
+  addressScope: z.enum(['lan', 'all']).optional(),
   /** connections libp2p keeps; past it, it prunes the least useful. @default 64 */
   maxConnections: z.number().int().min(1).max(10_000).optional(),
   /** dial the peers the DHT finds while below this many connections. @default 32 */
@@ -20,8 +25,8 @@ export const networkFields = z.object({
   knownPeers: z.number().int().min(0).max(10_000).optional(),
   /** the first wait before dialing the bootstrap list again while no bootstrap peer answers; doubled each round. @default 250 */
   bootstrapRetryBaseMs: ms(10, 600_000),
-  /** the longest wait between those rounds. @default 10_000 */
-  bootstrapRetryMaxMs: ms(10, 3_600_000),
+  /** the longest wait between those rounds, and how often a node that reaches a bootstrap peer checks it still does. @default 10_000 */
+  bootstrapRetryMaxMs: ms(1_000, 3_600_000),
   /** how long a round waits for a remembered address before going on. @default 2_000 */
   rememberedDialMs: ms(100, 600_000),
   /** delays of the DHT self-lookups after joining. @default [1_000, 5_000, 20_000] */

@@ -42,7 +42,7 @@ async function takesNoFields (ctx: RouteContext): Promise<void> {
   throw badRequest('invalid-body', `this route takes no body (or {}), got ${given}: the task keeps the options it was submitted with`)
 }
 
-const waitSchema = z.object({ wait: z.number().int().min(0).optional().describe('ms to wait for the result (long poll), at most 300000') })
+const waitSchema = z.object({ wait: z.number().int().min(0).optional().describe('ms to wait for the result (long poll), at most the node\'s http.maxWaitMs (300000 by default)') })
 
 const signalBody = z.object({
   name: z.string().min(1).max(200),

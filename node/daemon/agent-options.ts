@@ -15,7 +15,7 @@ export const llmOptionsSchema = z.object({
   /** retries of a call answered 429 or 5xx (or timed out), honouring Retry-After. @default 3 */
   maxRetries: z.number().int().min(0).max(10).optional(),
   /** a tool-using agent's model calls before it must answer. @default 8 */
-  maxSteps: z.number().int().min(1).max(100).optional(),
+  maxSteps: z.number().int().min(1).max(50).optional(),
   /** tokens (prompt and completion) one task may spend across its calls. @default 100_000 */
   maxTokensPerTask: z.number().int().min(1).max(1_000_000_000).optional(),
   /** one call to the embeddings model. @default 30_000 */
@@ -40,17 +40,13 @@ export const mcpClientOptionsSchema = z.object({
 export const concurrencySchema = z.record(z.string().min(1).max(256), z.number().int().min(1).max(1_024))
 
 /**
- * The agents with the concurrency `overrides` give them, each a copy (a built-in agent is shared).
- * A name this node runs no agent for is refused: a typo would leave the agent's own number.
+ * Refuses a `concurrency` name this node runs no agent for: a typo would leave that agent its own
+ * number without a word. The task layer's runtime applies the others (the agents are not copied:
+ * an agents module may export class instances).
  */
-export function withConcurrency (agents: Agent[], overrides: Record<string, number> | undefined): Agent[] {
-  if (overrides === undefined) return agents
+export function checkConcurrency (agents: Agent[], overrides: Record<string, number> | undefined): void {
+  if (overrides === undefined) return
   const names = new Set(agents.map(a => a.name))
   const unknown = Object.keys(overrides).filter(name => !names.has(name))
   if (unknown.length > 0) throw new InvalidConfigError(`concurrency names ${unknown.map(n => `"${n}"`).join(', ')}, which this node runs no agent for; it runs: ${[...names].join(', ') || '(none)'}`)
-  return agents.map(agent => {
-    const concurrency = overrides[agent.name]
-    // a copy that keeps the agent's prototype: an agents module may export class instances
-    return concurrency === undefined ? agent : Object.assign(Object.create(Object.getPrototypeOf(agent)), agent, { concurrency })
-  })
 }

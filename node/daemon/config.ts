@@ -69,7 +69,7 @@ const daemonConfigFields = z.object({
   mcpServers: mcpServersSchema.optional(),
   /** how this node reaches its MCP servers (timeouts, calls at once, tools offered); node/daemon/agent-options.ts has each with its default */
   mcpClients: mcpClientOptionsSchema.optional(),
-  /** the LLM agents' and the embedder's model calls (timeout, retries, steps, token budget); node/daemon/agent-options.ts */
+  /** the LLM agents' model calls (timeout, retries, steps, token budget) and the embedder's timeout; node/daemon/agent-options.ts */
   llm: llmOptionsSchema.optional(),
   /** tasks an agent runs at once, by agent name (e.g. {"llm.chat": 8}): overrides the agent's own */
   concurrency: concurrencySchema.optional(),
@@ -105,13 +105,15 @@ const daemonConfigFields = z.object({
 }).strict()
 
 /** Every daemon option, from whichever source. One schema checks them all, and how they fit together. */
-export const daemonConfigSchema = daemonConfigFields.refine(c => (c.http?.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS) <= (c.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) - STOP_AFTER_GRACE_MS, {
-  path: ['http', 'closeGraceMs'],
-  error: iss => {
-    const c = iss.input as { stopTimeoutMs?: number, http?: { closeGraceMs?: number } }
-    const stop = c.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS
-    const grace = c.http?.closeGraceMs === undefined ? `${DEFAULT_CLOSE_GRACE_MS} by default` : String(c.http.closeGraceMs)
-    return `${grace}, at most ${stop - STOP_AFTER_GRACE_MS}: a stop that takes over stopTimeoutMs (${stop} ms) is cut off, before the store is closed; raise stopTimeoutMs or lower this`
+export const daemonConfigSchema = daemonConfigFields.superRefine((c, ctx) => {
+  const stop = c.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS
+  const grace = c.http?.closeGraceMs
+  if ((grace ?? DEFAULT_CLOSE_GRACE_MS) <= stop - STOP_AFTER_GRACE_MS) return
+  // named by the key that was given: a grace left at its default is the stop timeout's doing
+  if (grace === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['stopTimeoutMs'], message: `${stop} leaves ${stop - STOP_AFTER_GRACE_MS} ms for http.closeGraceMs (${DEFAULT_CLOSE_GRACE_MS} by default) and a second for the rest of the stop: give http.closeGraceMs at most ${stop - STOP_AFTER_GRACE_MS}, or stopTimeoutMs at least ${DEFAULT_CLOSE_GRACE_MS + STOP_AFTER_GRACE_MS}` })
+  } else {
+    ctx.addIssue({ code: 'custom', path: ['http', 'closeGraceMs'], message: `${grace}, at most ${stop - STOP_AFTER_GRACE_MS}: a stop that takes over stopTimeoutMs (${stop} ms) is cut off, before the store is closed; raise stopTimeoutMs or lower this` })
   }
 })
 

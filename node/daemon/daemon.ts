@@ -10,7 +10,7 @@ import { resolveLlmConfig, resolveLlmEndpoint } from '../llm/config.js'
 import { openaiEmbedder } from '../memory/embedder.js'
 import type { Embed } from '../memory/memory-layer.js'
 import { resolveAgents } from './agents.js'
-import { withConcurrency } from './agent-options.js'
+import { checkConcurrency } from './agent-options.js'
 import { exportTraces } from '../tracing.js'
 import { bootstrapWarner, createOperatorLog, watchNode } from './oplog.js'
 import type { OperatorLog } from './oplog.js'
@@ -57,6 +57,8 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
     : await (await import('../mcp/clients.js')).connectMcpServers(config.mcpServers, { ...config.mcpClients, logger: meshLogger(extra.logPrefix) })
   let node: AgentNode
   try {
+    const allAgents = [...agents, ...(mcp?.agents ?? [])]
+    checkConcurrency(allAgents, config.concurrency)
     node = await createAgentNode({
       dataDir: config.data,
       listen: config.listen,
@@ -69,7 +71,7 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
       onBootstrapUnreachable: bootstrapWarner(log),
       onCorruptRecord: corruptRecordLog(log),
       ...extra,
-      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: withConcurrency([...agents, ...(mcp?.agents ?? [])], config.concurrency), ...(embed === undefined ? {} : { embed }) }
+      tasks: extra.tasks === false ? false : { ...config.tasks, ...extra.tasks, agents: allAgents, concurrency: config.concurrency, ...(embed === undefined ? {} : { embed }) }
     })
   } catch (err: any) {
     await mcp?.close()

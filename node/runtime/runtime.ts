@@ -24,12 +24,15 @@ export class AgentRuntime {
   private readonly byCapability = new Map<string, Agent>()
   private readonly infos = new Map<string, CapabilityInfo>()
   private readonly running = new Map<Agent, number>()
+  /** each agent's slots: its own concurrency, or the override of its name */
+  private readonly slots = new Map<Agent, number>()
   /** called after any slot is given back, run or not */
   onSlotReleased?: () => void
   /** while it answers true (the node's store failed a write), no slot is free: the node claims and runs nothing */
   refusesWork?: () => boolean
 
-  constructor (agents: Agent[]) {
+  /** `concurrency`: slots by agent name, over the agents' own (the agent objects are left as they are: a module's may be class instances) */
+  constructor (agents: Agent[], private readonly concurrencyOf: Record<string, number> = {}) {
     for (const agent of agents) this.add(agent)
   }
 
@@ -37,8 +40,8 @@ export class AgentRuntime {
     if (typeof agent?.name !== 'string' || typeof agent.run !== 'function' || !Array.isArray(agent.capabilities)) {
       throw new InvalidAgentError(`an agent needs {name, capabilities, run}; got ${JSON.stringify(Object.keys(agent ?? {}))}`)
     }
-    const concurrency = agent.concurrency ?? 1
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidAgentError(`agent ${agent.name}: concurrency must be a positive integer`)
+    const concurrency = Object.hasOwn(this.concurrencyOf, agent.name) ? this.concurrencyOf[agent.name] : agent.concurrency ?? 1
+    if (!Number.isInteger(concurrency) || concurrency === undefined || concurrency < 1) throw new InvalidAgentError(`agent ${agent.name}: concurrency must be a positive integer`)
     for (const cap of agent.capabilities) {
       const info: CapabilityInfo = typeof cap === 'string' ? { name: cap } : cap
       if (!capabilityName.safeParse(info.name).success) throw new InvalidAgentError(`agent ${agent.name}: invalid capability name "${String(info.name)}"`)
@@ -56,6 +59,7 @@ export class AgentRuntime {
       this.infos.set(info.name, info)
     }
     this.running.set(agent, 0)
+    this.slots.set(agent, concurrency)
   }
 
   capabilities (): CapabilityInfo[] {
@@ -69,14 +73,18 @@ export class AgentRuntime {
   freeSlots (): Record<string, number> {
     const refusing = this.refusesWork?.() === true
     const out: Record<string, number> = {}
-    for (const [cap, agent] of this.byCapability) out[cap] = refusing ? 0 : (agent.concurrency ?? 1) - (this.running.get(agent) ?? 0)
+    for (const [cap, agent] of this.byCapability) out[cap] = refusing ? 0 : this.slotsOf(agent) - (this.running.get(agent) ?? 0)
     return out
   }
 
   /** How many tasks of `capability` its agent runs at once; 0 for one this node does not run. */
   concurrency (capability: string): number {
     const agent = this.byCapability.get(capability)
-    return agent === undefined ? 0 : agent.concurrency ?? 1
+    return agent === undefined ? 0 : this.slotsOf(agent)
+  }
+
+  private slotsOf (agent: Agent): number {
+    return this.slots.get(agent) ?? 1
   }
 
   busySlots (): number {
@@ -90,7 +98,7 @@ export class AgentRuntime {
     const agent = this.byCapability.get(capability)
     if (agent === undefined || this.refusesWork?.() === true) return undefined
     const used = this.running.get(agent) ?? 0
-    if (used >= (agent.concurrency ?? 1)) return undefined
+    if (used >= this.slotsOf(agent)) return undefined
     this.running.set(agent, used + 1)
     let released = false
     return {

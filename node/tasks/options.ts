@@ -81,7 +81,7 @@ export const taskOptionsSchema = z.strictObject({
   /** results up to this ride in completion notices. @default 16_384 */
   maxInlineResultBytes: count(0).default(16_384),
   /**
-   * A peer silent for three intervals drops out. Every peer floods one presence message per
+   * A peer silent for presenceExpiryIntervals intervals drops out. Every peer floods one presence message per
    * interval, and handling them was most of an idle daemon's CPU at 2 s.
    * @default 5_000
    */
@@ -393,6 +393,8 @@ export type TaskLayerInit = z.input<typeof taskOptionsSchema> & {
   agents?: Agent[]
   /** texts to vectors for vector memory (an OpenAI-compatible /v1/embeddings); none: callers give vectors */
   embed?: Embed
+  /** tasks an agent runs at once, by agent name, over the agent's own `concurrency` (the daemon's config `concurrency`) */
+  concurrency?: Record<string, number>
 }
 
 /** The resolved options: every field present. */
@@ -428,7 +430,7 @@ export function contradictoryTaskOptions (o: TaskLayerOptions): string[] {
 
 /** Fills in the defaults and checks every value; a bad value is an InvalidConfigError naming it. */
 export function resolveTaskOptions (init: TaskLayerInit): TaskLayerOptions {
-  const { agents: _agents, embed: _embed, ...options } = init
+  const { agents: _agents, embed: _embed, concurrency: _concurrency, ...options } = init
   const parsed = taskOptionsSchema.safeParse(options)
   if (!parsed.success) {
     throw new InvalidConfigError(`task options: ${parsed.error.issues.map(i => i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message).join('; ')}`)

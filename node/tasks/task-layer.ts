@@ -97,7 +97,7 @@ export class TaskLayer {
     this.options = options
     const peerId = host.libp2p.peerId
     const logger = (name: string) => host.logger.forComponent(name)
-    this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS)
+    this.runtime = new AgentRuntime(init.agents ?? BUILTIN_AGENTS, init.concurrency)
     // a store that failed a write keeps no grant, vote or result: no slot, so the node claims nothing and peers hand it nothing
     this.runtime.refusesWork = () => host.store.writeFailure !== undefined
     this.gossip = new MeshGossip({ pubsub: host.libp2p.services.pubsub, privateKey: host.privateKey, peerId, log: logger('agentmesh:gossip') }, { mesh: host.mesh, maxInputBytes: options.maxInputBytes })

@@ -47,6 +47,16 @@ describe('the agents\' options (concurrency, llm, mcpClients)', () => {
     } finally {
       await plain.stop()
     }
+    // an agent that is a class instance with private fields keeps running with its new number
+    const classy = await start(await tmp(), { concurrency: { tagger: 3 } }, { agents: 'none', agentsModule: join(import.meta.dirname, '..', 'fixtures', 'class-agent.mjs') })
+    try {
+      const tasks = classy.node.tasks!
+      expect(tasks.runtime.concurrency('text.tag')).toBe(3)
+      const { id } = await tasks.service.submit({ capability: 'text.tag', input: 'x' })
+      expect((await tasks.service.waitFor(id, 15_000)).result?.value).toBe('tagged:x')
+    } finally {
+      await classy.stop()
+    }
     await expect(start(await tmp(), { concurrency: { ecoh: 2 } }, { agents: 'echo' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/concurrency names "ecoh", which this node runs no agent for; it runs: echo/) })
   })
 

@@ -140,7 +140,8 @@ describe('a daemon stopped while it is taking submits', () => {
     const proc = spawn(process.execPath, [BIN, 'node', '--data', join(dir, 'd'), '--api', '127.0.0.1:0', '--agents', 'none', '--config', join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     proc.stderr.on('data', d => { stderr += String(d) })
-    const exited = once(proc, 'exit')
+    // 'close', not 'exit': stderr is read to its end
+    const exited = once(proc, 'close')
     try {
       await waitFor(() => existsSync(marker), { timeoutMs: 20_000, what: 'the start to reach the MCP server' })
       proc.kill('SIGTERM')
