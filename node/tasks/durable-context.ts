@@ -16,7 +16,7 @@ export interface DurableRun {
   /** the run's: aborted on a lost lease, a cancel and the task's timeout */
   signal: AbortSignal
   tasks: Pick<TaskService, 'find' | 'submit' | 'waitFor'>
-  options: Pick<TaskLayerOptions, 'maxInputBytes' | 'defaultWaitMs'>
+  options: Pick<TaskLayerOptions, 'maxInputBytes' | 'defaultWaitMs' | 'subtaskResultWaitMs'>
   stats: { stepsRun: number, stepsReplayed: number }
 }
 
@@ -82,12 +82,16 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
   throw new TaskSuspendedError(name)
 }
 
+/** How often a completed subtask's missing result is asked for again. */
+const RESULT_RETRY_MS = 200
+
 /** A subtask (see AgentContext.submit): submitted with its parent named, and its result awaited. */
 export async function subtask (run: DurableRun, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {
   // an aborted run starts no more work on the mesh
   signal.throwIfAborted()
   const { id } = await run.tasks.submit({ capability, input, parent: run.task.id, traceparent, ...options })
-  let missingResult = 0
+  /** since when the subtask is known completed without its result here */
+  let missingSince: number | undefined
   while (true) {
     signal.throwIfAborted()
     // the signal ends the wait at once: an agent waiting here heeds its abort, as it is asked to
@@ -96,8 +100,9 @@ export async function subtask (run: DurableRun, signal: AbortSignal, capability:
     if (final === undefined) continue
     if (final.state !== 'completed') throw new SubtaskFailedError(id, final.state, final.reason)
     if (view.result !== undefined) return cloneJson(view.result.value)
-    // completed, but no replica answered with the result yet: ask again, a bounded number of times
-    if (++missingResult > 10) throw new SubtaskFailedError(id, 'completed', 'result unavailable from its replicas')
-    await new Promise(resolve => setTimeout(resolve, 200))
+    // completed, but no replica answered with the result yet: ask again, for a bounded time
+    missingSince ??= performance.now()
+    if (performance.now() - missingSince > run.options.subtaskResultWaitMs) throw new SubtaskFailedError(id, 'completed', `result unavailable from its replicas for ${run.options.subtaskResultWaitMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, RESULT_RETRY_MS))
   }
 }

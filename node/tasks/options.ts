@@ -65,6 +65,11 @@ export const taskOptionsSchema = z.strictObject({
   defaultTimeoutMs: timerMs().max(MAX_TASK_TIMEOUT_MS, `at most ${MAX_TASK_TIMEOUT_MS} (7 days, as a submit's timeoutMs)`).default(60_000),
   /** how long ctx.waitFor waits for its signal when the agent names no timeout. @default 86_400_000 (a day) */
   defaultWaitMs: ms.max(MAX_WAIT_MS).default(86_400_000),
+  /**
+   * A subtask that completed but whose result no replica gave yet (it is on its way to them) is
+   * asked again every 200 ms for this long; then it fails its parent's attempt. @default 2_000
+   */
+  subtaskResultWaitMs: timerMs(0).default(2_000),
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
   defaultDeadlineMs: ms.max(MAX_DEADLINE_MS, `at most ${MAX_DEADLINE_MS} (a year, as a submit's deadlineMs)`).default(86_400_000),
   /**

@@ -28,6 +28,7 @@ const DOCUMENTED_DEFAULTS = {
   remoteEmbedWaitMs: 120_000,
   stopGiveBackMs: 1_000,
   stopClaimGraceMs: 2_000,
+  subtaskResultWaitMs: 2_000,
   presenceExpiryIntervals: 3,
   rpcMaxConcurrentHandlers: 32,
   rpcMaxConsecutiveTimeouts: 2,
