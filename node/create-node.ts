@@ -63,6 +63,12 @@ export interface AgentNodeInit {
   pingIntervalMs?: number
   /** @default 64 */
   maxConnections?: number
+  /** libp2p's. @default 10_000 */
+  dialTimeoutMs?: number
+  /** libp2p's. @default 100 */
+  maxParallelDials?: number
+  /** libp2p's. @default 10 */
+  maxIncomingPendingConnections?: number
   /** latency added on the memory transport, for the simulator. @default 0 */
   memoryLatencyMs?: number
   /** @default 32 */
@@ -206,6 +212,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       connectionMonitor: init.connectionMonitor ?? true,
       pingIntervalMs: init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       maxConnections: init.maxConnections ?? 64,
+      dialTimeoutMs: init.dialTimeoutMs,
+      maxParallelDials: init.maxParallelDials,
+      maxIncomingPendingConnections: init.maxIncomingPendingConnections,
       memoryLatencyMs: init.memoryLatencyMs,
       dhtQuerySelfIntervalMs: init.dhtQuerySelfIntervalMs ?? 300_000,
       gossip: init.gossip ?? {},

@@ -33,6 +33,10 @@ export interface Libp2pAssembly {
   /** how often the connection monitor pings each connection */
   pingIntervalMs: number
   maxConnections: number
+  /** undefined: libp2p's own */
+  dialTimeoutMs?: number
+  maxParallelDials?: number
+  maxIncomingPendingConnections?: number
   /** added to every frame on the memory transport (the simulator's slow links) */
   memoryLatencyMs?: number
   dhtQuerySelfIntervalMs: number
@@ -75,6 +79,9 @@ export function libp2pOptions (a: Libp2pAssembly): Libp2pOptions<MeshServices> {
     connectionGater: a.connectionGater,
     connectionManager: {
       maxConnections: a.maxConnections,
+      ...(a.dialTimeoutMs === undefined ? {} : { dialTimeout: a.dialTimeoutMs }),
+      ...(a.maxParallelDials === undefined ? {} : { maxParallelDials: a.maxParallelDials }),
+      ...(a.maxIncomingPendingConnections === undefined ? {} : { maxIncomingPendingConnections: a.maxIncomingPendingConnections }),
       allow: LOOPBACK_NETS
     },
     connectionMonitor: { enabled: a.connectionMonitor, pingInterval: a.pingIntervalMs },

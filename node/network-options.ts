@@ -19,6 +19,12 @@ export const networkFields = z.object({
   addressScope: z.enum(['lan', 'all']).optional(),
   /** connections libp2p keeps; past it, it prunes the least useful. @default 64 */
   maxConnections: z.number().int().min(1).max(10_000).optional(),
+  /** how long one dial of a peer may take (libp2p's dialTimeout). @default 10_000 */
+  dialTimeoutMs: ms(100, 600_000),
+  /** dials under way at once (libp2p's maxParallelDials). @default 100 */
+  maxParallelDials: z.number().int().min(1).max(10_000).optional(),
+  /** inbound connections still in their handshake at once; more are refused (libp2p's maxIncomingPendingConnections). @default 10 */
+  maxIncomingPendingConnections: z.number().int().min(1).max(10_000).optional(),
   /** dial the peers the DHT finds while below this many connections. @default 32 */
   targetPeers: z.number().int().min(0).max(10_000).optional(),
   /** peers whose addresses the store remembers, dialed again after a restart. @default 64 */

@@ -22,7 +22,7 @@ describe('the network options (network)', () => {
 
   it('reach the node: its connection limit, and how many peers it remembers', async () => {
     const dir = await tmp()
-    await writeFile(join(dir, 'ok.json'), JSON.stringify({ network: { addressScope: 'all', maxConnections: 7, knownPeers: 1, bootstrapRetryBaseMs: 100, bootstrapRetryMaxMs: 1_000, dhtLookupDelaysMs: [60_000] } }))
+    await writeFile(join(dir, 'ok.json'), JSON.stringify({ network: { addressScope: 'all', dialTimeoutMs: 3_000, maxParallelDials: 5, maxIncomingPendingConnections: 4, maxConnections: 7, knownPeers: 1, bootstrapRetryBaseMs: 100, bootstrapRetryMaxMs: 1_000, dhtLookupDelaysMs: [60_000] } }))
     const daemons: Daemon[] = []
     const remembered = async (d: Daemon): Promise<string[]> => {
       const saved = await d.node.store.getBytes('known-peers')
@@ -35,6 +35,11 @@ describe('the network options (network)', () => {
       daemons.push(b, c)
       const limitOf = (d: Daemon): unknown => (d.node.libp2p as unknown as { components: { connectionManager: { maxConnections: number } } }).components.connectionManager.maxConnections
       expect([limitOf(tuned), limitOf(b)]).toEqual([7, 64])
+      const dialsOf = (d: Daemon): unknown[] => {
+        const manager = (d.node.libp2p as unknown as { components: { connectionManager: { maxIncomingPendingConnections: number, dialQueue: { dialTimeout: number, queue: { concurrency: number } } } } }).components.connectionManager
+        return [manager.dialQueue.dialTimeout, manager.dialQueue.queue.concurrency, manager.maxIncomingPendingConnections]
+      }
+      expect([dialsOf(tuned), dialsOf(b)]).toEqual([[3_000, 5, 4], [10_000, 100, 10]])
       // the DHT keeps every address, where a LAN's mesh keeps only private and loopback ones
       const mapperOf = (d: Daemon): unknown => (d.node.libp2p.services.dht as unknown as { peerInfoMapper: { name: string } }).peerInfoMapper.name
       expect([mapperOf(tuned), mapperOf(b)]).toEqual(['passthroughMapper', 'removePublicAddressesMapper'])
