@@ -4,7 +4,7 @@ import { createLibp2p } from 'libp2p'
 import { AddressInUseError, DataDirError, InvalidConfigError } from './errors.js'
 import { checkMeshOf, loadOrCreateIdentity } from './identity.js'
 import { libp2pOptions } from './libp2p-options.js'
-import { MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
+import { DEFAULT_TARGET_PEERS, MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
 import { KnownPeers } from './known-peers.js'
 import { meshLogger } from './mesh-logger.js'
 import { Store } from './store/store.js'
@@ -20,6 +20,8 @@ export { DEFAULT_MESH, MESH_NAME } from './mesh-name.js'
 
 /** AgentNodeInit.pingIntervalMs's default: a paused or cut-off peer's connection is closed within this and a ping's timeout (5 s or more). */
 export const DEFAULT_PING_INTERVAL_MS = 30_000
+/** libp2p's connection limit of a mesh peer, unless told otherwise. */
+export const DEFAULT_MAX_CONNECTIONS = 64
 
 export interface AgentNodeInit {
   /** directory holding the store (and with it the node key); made if missing */
@@ -138,7 +140,8 @@ export class AgentNode {
       remembered: () => known.addrs(libp2p.peerId.toString()),
       retryBaseMs: init.bootstrapRetryBaseMs,
       retryMaxMs: init.bootstrapRetryMaxMs,
-      targetPeers: init.targetPeers,
+      // a limit below the default target lowers the target: connections past the limit are pruned
+      targetPeers: Math.min(init.targetPeers ?? DEFAULT_TARGET_PEERS, init.maxConnections ?? DEFAULT_MAX_CONNECTIONS),
       lookupDelaysMs: init.dhtLookupDelaysMs,
       lookupIntervalMs: init.dhtLookupIntervalMs,
       lookupTimeoutMs: init.dhtLookupTimeoutMs,
@@ -211,7 +214,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       connectionGater: init.connectionGater,
       connectionMonitor: init.connectionMonitor ?? true,
       pingIntervalMs: init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
-      maxConnections: init.maxConnections ?? 64,
+      maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       dialTimeoutMs: init.dialTimeoutMs,
       maxParallelDials: init.maxParallelDials,
       maxIncomingPendingConnections: init.maxIncomingPendingConnections,

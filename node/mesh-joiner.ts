@@ -42,6 +42,9 @@ export interface MeshJoinerInit {
   onUnreachable?: (failure: { attempt: number, addrs: string[], reasons: string[] }) => void
 }
 
+/** MeshJoinerInit.targetPeers's default. */
+export const DEFAULT_TARGET_PEERS = 32
+
 /**
  * Keeps a node in the mesh. Libp2p's bootstrap module neither retries nor dials /memory, so this
  * dials the bootstrap list with capped exponential backoff (and jitter, so restarted meshes do
@@ -153,7 +156,7 @@ export class MeshJoiner {
   /** A DHT query for our own key: its responses carry the peers near us, which we then dial. */
   private async lookupSelf (): Promise<void> {
     const connections = this.libp2p.getConnections().length
-    if (connections === 0 || connections >= (this.init.targetPeers ?? 32)) return
+    if (connections === 0 || connections >= (this.init.targetPeers ?? DEFAULT_TARGET_PEERS)) return
     try {
       const signal = AbortSignal.timeout(this.init.lookupTimeoutMs ?? 10_000)
       for await (const _ of this.libp2p.peerRouting.getClosestPeers(this.libp2p.peerId.toMultihash().bytes, { signal })) {
@@ -166,7 +169,7 @@ export class MeshJoiner {
 
   private dialDiscovered (peer: PeerInfo): void {
     if (!this.running || peer.id.equals(this.libp2p.peerId)) return
-    if (this.libp2p.getConnections().length >= (this.init.targetPeers ?? 32)) return
+    if (this.libp2p.getConnections().length >= (this.init.targetPeers ?? DEFAULT_TARGET_PEERS)) return
     if (this.libp2p.getConnections(peer.id).length > 0) return
     this.libp2p.dial(peer.id).catch(err => { this.init.log('dial of discovered %p failed: %s', peer.id, err.message) })
   }

@@ -3,6 +3,7 @@ import { z } from 'zod'
 /* zod only: the daemon's config schema, which client commands load too, reads it without the network stack */
 
 const DEFAULT_BOOTSTRAP_RETRY_MAX_MS = 10_000
+const DEFAULT_MAX_CONNECTIONS = 64
 
 const ms = (min: number, max: number): z.ZodOptional<z.ZodNumber> => z.number().int().min(min).max(max).optional()
 
@@ -45,12 +46,13 @@ export const networkFields = z.object({
   dhtQuerySelfIntervalMs: ms(1_000, 86_400_000)
 }).strict()
 
-/** The same, and the bootstrap waits in order: a first wait longer than the longest is a typo. */
-export const networkOptionsSchema = networkFields.refine(o => (o.bootstrapRetryBaseMs ?? 0) <= (o.bootstrapRetryMaxMs ?? DEFAULT_BOOTSTRAP_RETRY_MAX_MS), {
-  error: iss => {
-    const o = iss.input as { bootstrapRetryBaseMs?: number, bootstrapRetryMaxMs?: number }
-    return `bootstrapRetryBaseMs ${String(o.bootstrapRetryBaseMs)} is above bootstrapRetryMaxMs ${o.bootstrapRetryMaxMs ?? DEFAULT_BOOTSTRAP_RETRY_MAX_MS}: the first wait cannot be longer than the longest`
-  }
+/** The same, with the bootstrap waits in order and a target of peers the connection limit allows. */
+export const networkOptionsSchema = networkFields.superRefine((o, ctx) => {
+  const retryMax = o.bootstrapRetryMaxMs ?? DEFAULT_BOOTSTRAP_RETRY_MAX_MS
+  if ((o.bootstrapRetryBaseMs ?? 0) > retryMax) ctx.addIssue({ code: 'custom', message: `bootstrapRetryBaseMs ${String(o.bootstrapRetryBaseMs)} is above bootstrapRetryMaxMs ${retryMax}: the first wait cannot be longer than the longest` })
+  // (a maxConnections below the default target alone lowers the target to it: createAgentNode)
+  const max = o.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  if ((o.targetPeers ?? 0) > max) ctx.addIssue({ code: 'custom', message: `targetPeers ${String(o.targetPeers)} is above maxConnections ${max}: a node can never reach it` })
 })
 
 export type NetworkOptions = z.infer<typeof networkOptionsSchema>

@@ -11,7 +11,7 @@ import { contradictoryTaskOptions, taskOptionsSchema } from '../tasks/options.js
 import { gossipTuningSchema } from '../gossip-tuning.js'
 import { networkFields, networkOptionsSchema } from '../network-options.js'
 import { concurrencySchema, llmOptionsSchema, mcpClientOptionsSchema } from './agent-options.js'
-import { doorOptionsSchema } from '../api/door-options.js'
+import { DOOR_FIELDS, doorOptionsSchema } from '../api/door-options.js'
 import { LOG_FORMATS, LOG_LEVELS } from './oplog.js'
 import { DEFAULT_CLOSE_GRACE_MS } from '../api/graceful-close.js'
 import type { TaskLayerOptions } from '../tasks/options.js'
@@ -44,6 +44,18 @@ const pathString = z.string().min(1, 'names no file')
 /** A peer to join through must name its peer id: without it the dial cannot be secured, and the node would never join. */
 const bootstrapAddr = multiaddrString.refine(s => /\/p2p\/[A-Za-z0-9]+$/.test(s), { error: iss => `bootstrap address "${String(iss.input)}" has no /p2p/<peer id> at its end: copy the full address a node prints as "listening:"`, abort: true })
   .refine(s => { try { peerIdFromString(s.slice(s.lastIndexOf('/p2p/') + 5)); return true } catch { return false } }, { error: iss => `bootstrap address "${String(iss.input)}" ends in a /p2p/ part that is not a peer id: copy the full address a node prints as "listening:"` })
+
+/** The control API's connection timers and its long poll's cap (node/api/server.ts, ApiServerInit, has each with its default). */
+const httpFields = z.object({
+  /** @default 72_000 */
+  keepAliveMs: z.number().int().min(1_000).max(3_600_000).optional(),
+  /** @default 30_000 */
+  requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional(),
+  /** the longest a `?wait=` on a submit or a result waits, whatever the client asks. @default 300_000 */
+  maxWaitMs: z.number().int().min(1_000).max(3_600_000).optional(),
+  /** at most stopTimeoutMs - 1_000: the daemon's whole stop is cut off at stopTimeoutMs, before the store is closed. @default 3_000 */
+  closeGraceMs: z.number().int().min(0).max(600_000).optional()
+}).strict()
 
 /** Every daemon option, from whichever source, each checked alone (a file's part is checked with it). */
 const daemonConfigFields = z.object({
@@ -86,16 +98,7 @@ const daemonConfigFields = z.object({
   /** how long `agentmesh node` waits for a clean stop after a signal before it exits anyway. @default 5_000 */
   stopTimeoutMs: z.number().int().min(2_000).max(600_000).optional(),
   /** the control API's connection timers; node/api/server.ts (ApiServerInit) has each with its default */
-  http: z.object({
-    /** @default 72_000 */
-    keepAliveMs: z.number().int().min(1_000).max(3_600_000).optional(),
-    /** @default 30_000 */
-    requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional(),
-    /** the longest a `?wait=` on a submit or a result waits, whatever the client asks. @default 300_000 */
-    maxWaitMs: z.number().int().min(1_000).max(3_600_000).optional(),
-    /** at most stopTimeoutMs - 1_000: the daemon's whole stop is cut off at stopTimeoutMs, before the store is closed. @default 3_000 */
-    closeGraceMs: z.number().int().min(0).max(600_000).optional()
-  }).strict().optional(),
+  http: httpFields.optional(),
   /** the protocol doors' timers (OpenAI, MCP, A2A); node/api/door-options.ts has each with its default */
   doors: doorOptionsSchema.optional(),
   /** the task layer's timers and limits; node/tasks/options.ts has each with its default */
@@ -117,11 +120,23 @@ export const daemonConfigSchema = daemonConfigFields.superRefine((c, ctx) => {
   }
 })
 
-/** A key the config file's top level does not take, and where it belongs if it is a task or network option (`{"leaseMs": ...}` for `{"tasks": {"leaseMs": ...}}`). */
+/** The sections whose keys a config file may put at its top level by mistake, and the shapes of their keys. */
+const SECTIONS: Array<[string, Record<string, unknown>]> = [
+  ['tasks', taskOptionsSchema.shape],
+  ['network', networkFields.shape],
+  ['http', httpFields.shape],
+  ['llm', llmOptionsSchema.shape],
+  ['mcpClients', mcpClientOptionsSchema.shape],
+  ...Object.entries(DOOR_FIELDS).map(([door, fields]): [string, Record<string, unknown>] => [`doors.${door}`, fields.shape])
+]
+
+/** A key the config file's top level does not take, and where it belongs if it is a section's (`{"leaseMs": ...}` for `{"tasks": {"leaseMs": ...}}`). */
 function misplacedKey (key: string): string {
-  if (Object.hasOwn(taskOptionsSchema.shape, key)) return `"${key}" is a task option: put it under "tasks" ({"tasks": {"${key}": ...}})`
-  if (Object.hasOwn(networkFields.shape, key)) return `"${key}" is a network option: put it under "network" ({"network": {"${key}": ...}})`
-  return `Unrecognized key: "${key}"`
+  const section = SECTIONS.find(([, shape]) => Object.hasOwn(shape, key))?.[0]
+  if (section === undefined) return `Unrecognized key: "${key}"`
+  const nested = section.split('.').reduceRight((inner, part) => `{"${part}": ${inner}}`, `{"${key}": ...}`)
+  const what = section.startsWith('doors.') ? `an option of the ${section.slice(6)} door` : section === 'tasks' ? 'a task option' : section === 'network' ? 'a network option' : `an ${section} option`
+  return `"${key}" is ${what}: put it under "${section}" (${nested})`
 }
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
@@ -164,6 +179,8 @@ const LIST_KEYS = new Set<keyof DaemonConfig>(['listen', 'bootstrap', 'agents'])
 /** AGENTMESH_* variables; lists are comma-separated, task options positive whole numbers. */
 export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
   const out: Record<string, unknown> = {}
+  // an empty key variable (a compose file's ${KEY} with KEY unset) would start a private mesh's node open to all
+  if (env.AGENTMESH_SWARM_KEY === '') throw new InvalidConfigError('AGENTMESH_SWARM_KEY is set but empty: name the swarm key file, or unset it (an empty one would start this node outside its private mesh, open to any peer)')
   for (const [name, key] of Object.entries(ENV)) {
     const value = env[name]
     if (value === undefined || value === '') continue

@@ -225,6 +225,8 @@ describe('a path given as nothing', () => {
     await refused({ swarmKey: '' }, /^swarmKey: names no file$/)
     await refused({ apiTokenFile: '' }, /^apiTokenFile: names no file$/)
     await refused({ data: '' }, /^data: names no directory$/)
+    // a private mesh's key variable expanded to nothing would start an open node
+    await expect(resolveDaemonConfig({}, { AGENTMESH_SWARM_KEY: '' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/^AGENTMESH_SWARM_KEY is set but empty/) })
     expect((await resolveDaemonConfig({}, { AGENTMESH_CONFIG: '', AGENTMESH_MESH: 'm' })).mesh).toBe('m')
     await expect(readApiToken('', {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: '--api-token-file names no file' })
   })
@@ -368,6 +370,14 @@ describe('task options', () => {
     const err = await resolveDaemonConfig({ config: join(dir, 'config.json') }, {}).catch(e => e)
     expect(err.name).toBe('InvalidConfigError')
     expect(err.message).toMatch(/Unrecognized key: "bogus"; "leaseMs" is a task option: put it under "tasks" \(\{"tasks": \{"leaseMs": \.\.\.\}\}\)$/)
+  })
+
+  it('says where an option of another section belongs, at the top of the file or a door\'s one level too high', async () => {
+    const dir = await tmp()
+    await expectFileRefused(dir, 'http.json', { maxWaitMs: 5_000 }, /"maxWaitMs" is an http option: put it under "http" \(\{"http": \{"maxWaitMs": \.\.\.\}\}\)$/)
+    await expectFileRefused(dir, 'door.json', { maxCallMs: 1_000 }, /"maxCallMs" is an option of the mcp door: put it under "doors\.mcp" \(\{"doors": \{"mcp": \{"maxCallMs": \.\.\.\}\}\}\)$/)
+    await expectFileRefused(dir, 'doors.json', { doors: { sendWaitMs: 1_000 } }, /"sendWaitMs" is an option of the a2a door: put it under "a2a" \(\{"a2a": \{"sendWaitMs": \.\.\.\}\}\)$/)
+    await expectFileRefused(dir, 'llm.json', { maxRetries: 1 }, /"maxRetries" is an llm option: put it under "llm"/)
   })
 
   it.each([

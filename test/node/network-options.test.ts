@@ -18,6 +18,7 @@ describe('the network options (network)', () => {
     await expectFileRefused(dir, 'order.json', { network: { bootstrapRetryBaseMs: 20_000 } }, /network: bootstrapRetryBaseMs 20000 is above bootstrapRetryMaxMs 10000/)
     await expectFileRefused(dir, 'delays.json', { network: { dhtLookupDelaysMs: [-1] } }, /network\.dhtLookupDelaysMs\.0/)
     await expectFileRefused(dir, 'scope.json', { network: { addressScope: 'wan' } }, /network\.addressScope/)
+    await expectFileRefused(dir, 'target.json', { network: { targetPeers: 100, maxConnections: 10 } }, /network: targetPeers 100 is above maxConnections 10: a node can never reach it/)
   })
 
   it('reach the node: its connection limit, and how many peers it remembers', async () => {
