@@ -5,6 +5,7 @@ import { AddressInUseError, DataDirError, InvalidConfigError } from './errors.js
 import { checkMeshOf, loadOrCreateIdentity } from './identity.js'
 import { libp2pOptions } from './libp2p-options.js'
 import { DEFAULT_TARGET_PEERS, MeshJoiner, parseMultiaddrs } from './mesh-joiner.js'
+import { DEFAULT_MAX_CONNECTIONS } from './network-options.js'
 import { KnownPeers } from './known-peers.js'
 import { meshLogger } from './mesh-logger.js'
 import { Store } from './store/store.js'
@@ -20,8 +21,6 @@ export { DEFAULT_MESH, MESH_NAME } from './mesh-name.js'
 
 /** AgentNodeInit.pingIntervalMs's default: a paused or cut-off peer's connection is closed within this and a ping's timeout (5 s or more). */
 export const DEFAULT_PING_INTERVAL_MS = 30_000
-/** libp2p's connection limit of a mesh peer, unless told otherwise. */
-export const DEFAULT_MAX_CONNECTIONS = 64
 
 export interface AgentNodeInit {
   /** directory holding the store (and with it the node key); made if missing */
@@ -73,7 +72,7 @@ export interface AgentNodeInit {
   maxIncomingPendingConnections?: number
   /** latency added on the memory transport, for the simulator. @default 0 */
   memoryLatencyMs?: number
-  /** @default 32 */
+  /** at most maxConnections (a larger one is lowered to it). @default min(32, maxConnections) */
   targetPeers?: number
   /** delays of the DHT self-lookups after joining (see MeshJoiner). @default [1_000, 5_000, 20_000] */
   dhtLookupDelaysMs?: number[]

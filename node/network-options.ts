@@ -3,7 +3,8 @@ import { z } from 'zod'
 /* zod only: the daemon's config schema, which client commands load too, reads it without the network stack */
 
 const DEFAULT_BOOTSTRAP_RETRY_MAX_MS = 10_000
-const DEFAULT_MAX_CONNECTIONS = 64
+/** createAgentNode's maxConnections, unless told otherwise. */
+export const DEFAULT_MAX_CONNECTIONS = 64
 
 const ms = (min: number, max: number): z.ZodOptional<z.ZodNumber> => z.number().int().min(min).max(max).optional()
 

@@ -125,18 +125,22 @@ const SECTIONS: Array<[string, Record<string, unknown>]> = [
   ['tasks', taskOptionsSchema.shape],
   ['network', networkFields.shape],
   ['http', httpFields.shape],
+  ['gossip', gossipTuningSchema.shape],
   ['llm', llmOptionsSchema.shape],
   ['mcpClients', mcpClientOptionsSchema.shape],
+  ['doors', doorOptionsSchema.shape],
   ...Object.entries(DOOR_FIELDS).map(([door, fields]): [string, Record<string, unknown>] => [`doors.${door}`, fields.shape])
 ]
 
 /** A key the config file's top level does not take, and where it belongs if it is a section's (`{"leaseMs": ...}` for `{"tasks": {"leaseMs": ...}}`). */
 function misplacedKey (key: string): string {
-  const section = SECTIONS.find(([, shape]) => Object.hasOwn(shape, key))?.[0]
-  if (section === undefined) return `Unrecognized key: "${key}"`
-  const nested = section.split('.').reduceRight((inner, part) => `{"${part}": ${inner}}`, `{"${key}": ...}`)
-  const what = section.startsWith('doors.') ? `an option of the ${section.slice(6)} door` : section === 'tasks' ? 'a task option' : section === 'network' ? 'a network option' : `an ${section} option`
-  return `"${key}" is ${what}: put it under "${section}" (${nested})`
+  const sections = SECTIONS.filter(([, shape]) => Object.hasOwn(shape, key)).map(([section]) => section)
+  if (sections.length === 0) return `Unrecognized key: "${key}"`
+  const under = (section: string): string => `"${section}" (${section.split('.').reduceRight((inner, part) => `{"${part}": ${inner}}`, `{"${key}": ...}`)})`
+  if (sections.length > 1) return `"${key}" is an option of several sections: put it under ${sections.map(under).join(' or ')}`
+  const section = sections[0] as string
+  const what = section.startsWith('doors.') ? `an option of the ${section.slice(6)} door` : section === 'doors' ? 'a door' : section === 'tasks' ? 'a task option' : section === 'network' || section === 'gossip' ? `a ${section} option` : `an ${section} option`
+  return `"${key}" is ${what}: put it under ${under(section)}`
 }
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
@@ -179,8 +183,6 @@ const LIST_KEYS = new Set<keyof DaemonConfig>(['listen', 'bootstrap', 'agents'])
 /** AGENTMESH_* variables; lists are comma-separated, task options positive whole numbers. */
 export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
   const out: Record<string, unknown> = {}
-  // an empty key variable (a compose file's ${KEY} with KEY unset) would start a private mesh's node open to all
-  if (env.AGENTMESH_SWARM_KEY === '') throw new InvalidConfigError('AGENTMESH_SWARM_KEY is set but empty: name the swarm key file, or unset it (an empty one would start this node outside its private mesh, open to any peer)')
   for (const [name, key] of Object.entries(ENV)) {
     const value = env[name]
     if (value === undefined || value === '') continue
@@ -231,6 +233,9 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
   const { config: _ignored, leaseMs, mcpServer, ...rest } = flags
   // log level and format are checked by the schema with the rest
   const fromFlags = { ...rest, tasks: { leaseMs }, ...(mcpServer === undefined ? {} : { mcpServers: mcpServersFromFlags(mcpServer) }) }
+  // an empty key variable (a compose file's ${KEY} with KEY unset), with no key from a flag or the
+  // file, would start a private mesh's node open to all
+  if (env.AGENTMESH_SWARM_KEY === '' && flags.swarmKey === undefined && fromFile.swarmKey === undefined) throw new InvalidConfigError('AGENTMESH_SWARM_KEY is set but empty: name the swarm key file, or unset it (an empty one would start this node outside its private mesh, open to any peer)')
   const fromEnv = configFromEnv(env)
   const layers = [fromFile, fromEnv, fromFlags as PartialConfig]
   const merged = {

@@ -82,8 +82,8 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
   throw new TaskSuspendedError(name)
 }
 
-/** How often a completed subtask's missing result is asked for again. */
-const RESULT_RETRY_MS = 200
+/** One wait for a subtask, before it is asked again (a lost completion notice costs no more). */
+const WAIT_SLICE_MS = 5_000
 
 /** A subtask (see AgentContext.submit): submitted with its parent named, and its result awaited. */
 export async function subtask (run: DurableRun, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {
@@ -94,15 +94,16 @@ export async function subtask (run: DurableRun, signal: AbortSignal, capability:
   let missingSince: number | undefined
   while (true) {
     signal.throwIfAborted()
-    // the signal ends the wait at once: an agent waiting here heeds its abort, as it is asked to
-    const view = await run.tasks.waitFor(id, 5_000, signal)
+    const left = missingSince === undefined ? WAIT_SLICE_MS : run.options.subtaskResultWaitMs - (performance.now() - missingSince)
+    if (left <= 0) throw new SubtaskFailedError(id, 'completed', `result unavailable from its replicas for ${run.options.subtaskResultWaitMs} ms`)
+    // the signal ends the wait at once: an agent waiting here heeds its abort, as it is asked to;
+    // a completed task's missing result is asked for again within the wait, more often at first
+    const view = await run.tasks.waitFor(id, Math.min(WAIT_SLICE_MS, left), signal)
     const final = view.record.final
     if (final === undefined) continue
     if (final.state !== 'completed') throw new SubtaskFailedError(id, final.state, final.reason)
     if (view.result !== undefined) return cloneJson(view.result.value)
     // completed, but no replica answered with the result yet: ask again, for a bounded time
     missingSince ??= performance.now()
-    if (performance.now() - missingSince > run.options.subtaskResultWaitMs) throw new SubtaskFailedError(id, 'completed', `result unavailable from its replicas for ${run.options.subtaskResultWaitMs} ms`)
-    await new Promise(resolve => setTimeout(resolve, RESULT_RETRY_MS))
   }
 }

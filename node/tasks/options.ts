@@ -67,9 +67,11 @@ export const taskOptionsSchema = z.strictObject({
   defaultWaitMs: ms.max(MAX_WAIT_MS).default(86_400_000),
   /**
    * A subtask that completed but whose result no replica gave yet (it is on its way to them) is
-   * asked again every 200 ms for this long; then it fails its parent's attempt. @default 2_000
+   * asked for again for this long, from the first wait that saw it completed; then it fails its
+   * parent's attempt. About what ten tries, each a 5 s wait, gave before it was an option.
+   * @default 50_000
    */
-  subtaskResultWaitMs: timerMs(0).default(2_000),
+  subtaskResultWaitMs: timerMs(0).default(50_000),
   /** a task unclaimed or unfinished this long after submit goes dead. @default 86_400_000 (a day) */
   defaultDeadlineMs: ms.max(MAX_DEADLINE_MS, `at most ${MAX_DEADLINE_MS} (a year, as a submit's deadlineMs)`).default(86_400_000),
   /**

@@ -28,7 +28,7 @@ const DOCUMENTED_DEFAULTS = {
   remoteEmbedWaitMs: 120_000,
   stopGiveBackMs: 1_000,
   stopClaimGraceMs: 2_000,
-  subtaskResultWaitMs: 2_000,
+  subtaskResultWaitMs: 50_000,
   presenceExpiryIntervals: 3,
   rpcMaxConcurrentHandlers: 32,
   rpcMaxConsecutiveTimeouts: 2,
@@ -227,6 +227,8 @@ describe('a path given as nothing', () => {
     await refused({ data: '' }, /^data: names no directory$/)
     // a private mesh's key variable expanded to nothing would start an open node
     await expect(resolveDaemonConfig({}, { AGENTMESH_SWARM_KEY: '' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/^AGENTMESH_SWARM_KEY is set but empty/) })
+    // a key given by the flag wins: the empty variable is then nothing to worry about
+    expect((await resolveDaemonConfig({ swarmKey: 'k' }, { AGENTMESH_SWARM_KEY: '' })).swarmKey).toMatch(/k$/)
     expect((await resolveDaemonConfig({}, { AGENTMESH_CONFIG: '', AGENTMESH_MESH: 'm' })).mesh).toBe('m')
     await expect(readApiToken('', {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: '--api-token-file names no file' })
   })
@@ -378,6 +380,9 @@ describe('task options', () => {
     await expectFileRefused(dir, 'door.json', { maxCallMs: 1_000 }, /"maxCallMs" is an option of the mcp door: put it under "doors\.mcp" \(\{"doors": \{"mcp": \{"maxCallMs": \.\.\.\}\}\}\)$/)
     await expectFileRefused(dir, 'doors.json', { doors: { sendWaitMs: 1_000 } }, /"sendWaitMs" is an option of the a2a door: put it under "a2a" \(\{"a2a": \{"sendWaitMs": \.\.\.\}\}\)$/)
     await expectFileRefused(dir, 'llm.json', { maxRetries: 1 }, /"maxRetries" is an llm option: put it under "llm"/)
+    await expectFileRefused(dir, 'gossip.json', { heartbeatMs: 700 }, /"heartbeatMs" is a gossip option: put it under "gossip"/)
+    await expectFileRefused(dir, 'both.json', { requestTimeoutMs: 9_000 }, /"requestTimeoutMs" is an option of several sections: put it under "http" \(\{"http": \{"requestTimeoutMs": \.\.\.\}\}\) or "doors\.openai"/)
+    await expectFileRefused(dir, 'whole.json', { openai: {} }, /"openai" is a door: put it under "doors"/)
   })
 
   it.each([
