@@ -191,16 +191,27 @@ describe('presence', () => {
   })
 
   it('takes a peer out of view when its connection closes, an expiry before its silence would, and back once heard again', async () => {
-    // 10 s announcements: a silent peer would drop out only after 30 s
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 10_000 } })
+    // 10 s announcements: a silent peer would drop out only after 30 s. A stall of this process is
+    // a sample a whole lagSampleMs late: 1 s here, where a loaded machine often lags 250 ms
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, presenceIntervalMs: 10_000, lagSampleMs: 1_000 } })
     await net.ready()
     const [a, , c] = net.nodes as [AgentNode, AgentNode, AgentNode]
     const cut = c.peerId.toString()
-    await waitFor(() => a.tasks!.presence.liveIds().includes(cut), { what: 'the first peer to see the third', timeoutMs: 15_000 })
-    // as a kill -9 does, for one peer: every connection between the two closes at once
-    await a.libp2p.hangUp(c.peerId)
-    // 15 s, half the 30 s a silence takes: beside a loaded CI run 5 s was not enough to see the close
-    await waitFor(() => !a.tasks!.presence.liveIds().includes(cut), { what: 'the cut peer to drop out', timeoutMs: 15_000 })
+    const expiryMs = 30_000
+    for (let round = 1; ; round++) {
+      await waitFor(() => a.tasks!.presence.liveIds().includes(cut), { what: 'the first peer to see the third', timeoutMs: 15_000 })
+      if (a.libp2p.getConnections(c.peerId).length === 0) await a.libp2p.dial(c.libp2p.getMultiaddrs())
+      // as a kill -9 does, for one peer: every connection between the two closes at once
+      await a.libp2p.hangUp(c.peerId)
+      // 15 s, half the 30 s a silence takes: beside a loaded CI run 5 s was not enough to see the close
+      const dropped = await waitFor(() => !a.tasks!.presence.liveIds().includes(cut), { what: 'the cut peer to drop out', timeoutMs: 15_000 }).then(() => true, () => false)
+      if (dropped) break
+      // a close during a stall of this process is rightly not taken for a death (its pings failed
+      // too): only such a stall excuses a peer kept in view, and then the close is tried again
+      const stall = eventLoopLag.lastStall()
+      expect(stall !== undefined && stall.endedAgoMs < expiryMs + 15_000, 'the closed peer stayed in view with no stall of this process to excuse it').toBe(true)
+      expect(round, 'a stall of this process at each of three closes').toBeLessThan(3)
+    }
     expect(a.tasks!.presence.stats.peersCut).toBe(1)
     // its next announcement (relayed by the second peer, or over a new connection) brings it back
     await waitFor(() => a.tasks!.presence.liveIds().includes(cut), { what: 'the cut peer heard again', timeoutMs: 25_000 })
