@@ -132,6 +132,9 @@ const SECTIONS: Array<[string, Record<string, unknown>]> = [
   ...Object.entries(DOOR_FIELDS).map(([door, fields]): [string, Record<string, unknown>] => [`doors.${door}`, fields.shape])
 ]
 
+/** What a key of a section is called, where "an <section> option" does not read well. */
+const SECTION_WORDS: Record<string, string> = { tasks: 'a task option', network: 'a network option', gossip: 'a gossip option', doors: 'a door' }
+
 /** A key the config file's top level does not take, and where it belongs if it is a section's (`{"leaseMs": ...}` for `{"tasks": {"leaseMs": ...}}`). */
 function misplacedKey (key: string): string {
   const sections = SECTIONS.filter(([, shape]) => Object.hasOwn(shape, key)).map(([section]) => section)
@@ -139,7 +142,7 @@ function misplacedKey (key: string): string {
   const under = (section: string): string => `"${section}" (${section.split('.').reduceRight((inner, part) => `{"${part}": ${inner}}`, `{"${key}": ...}`)})`
   if (sections.length > 1) return `"${key}" is an option of several sections: put it under ${sections.map(under).join(' or ')}`
   const section = sections[0] as string
-  const what = section.startsWith('doors.') ? `an option of the ${section.slice(6)} door` : section === 'doors' ? 'a door' : section === 'tasks' ? 'a task option' : section === 'network' || section === 'gossip' ? `a ${section} option` : `an ${section} option`
+  const what = SECTION_WORDS[section] ?? (section.startsWith('doors.') ? `an option of the ${section.slice(6)} door` : `an ${section} option`)
   return `"${key}" is ${what}: put it under ${under(section)}`
 }
 
