@@ -1,4 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_BOOTSTRAP_RETRY_MAX_MS } from './network-options.js'
 import type { Libp2p, Logger, PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -97,7 +98,7 @@ export class MeshJoiner {
    */
   private async tick (): Promise<void> {
     const base = this.init.retryBaseMs ?? 250
-    const cap = this.init.retryMaxMs ?? 10_000
+    const cap = this.init.retryMaxMs ?? DEFAULT_BOOTSTRAP_RETRY_MAX_MS
     const connected = this.init.bootstrap.some(addr => {
       const id = addr.getComponents().findLast(c => c.name === 'p2p')?.value
       return id !== undefined && this.libp2p.getConnections().some(conn => conn.remotePeer.toString() === id)

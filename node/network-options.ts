@@ -1,12 +1,13 @@
 import { z } from 'zod'
+import { optionalTimerMs as ms } from './tasks/options.js'
 
-/* zod only: the daemon's config schema, which client commands load too, reads it without the network stack */
+/* schemas only (zod, and the task options' timer bound): the daemon's config schema, which client commands load too, reads it without the network stack */
 
-const DEFAULT_BOOTSTRAP_RETRY_MAX_MS = 10_000
+/** MeshJoiner's retryMaxMs, unless told otherwise. */
+export const DEFAULT_BOOTSTRAP_RETRY_MAX_MS = 10_000
 /** createAgentNode's maxConnections, unless told otherwise. */
 export const DEFAULT_MAX_CONNECTIONS = 64
 
-const ms = (min: number, max: number): z.ZodOptional<z.ZodNumber> => z.number().int().min(min).max(max).optional()
 
 /**
  * How a node finds and keeps its peers, settable in a daemon's config file (`network`). Each key

@@ -1,9 +1,8 @@
 import { z } from 'zod'
+import { optionalTimerMs as ms } from '../tasks/options.js'
 
-/* zod only: the daemon's config schema, which client commands load too, reads it without the network stack */
+/* schemas only (zod, and the task options' timer bound): the daemon's config schema, which client commands load too, reads it without the network stack */
 
-const MAX_TIMER_MS = 2_147_483_647
-const ms = (min: number, max = MAX_TIMER_MS): z.ZodOptional<z.ZodNumber> => z.number().int().min(min).max(max).optional()
 
 const openaiFields = z.object({
   /** how long a chat completion waits for its task before the answer is a timeout error. @default 600_000 */

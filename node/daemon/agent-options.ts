@@ -1,12 +1,10 @@
 import { z } from 'zod'
 import { InvalidConfigError } from '../errors.js'
+import { optionalTimerMs as ms } from '../tasks/options.js'
 import type { Agent } from '../runtime/agent.js'
 
-/* zod only: the daemon's config schema, which client commands load too, reads it without the network stack */
+/* schemas only (zod, and the task options' timer bound): the daemon's config schema, which client commands load too, reads it without the network stack */
 
-/** The longest a timer can wait: setTimeout fires at once past it. */
-const MAX_TIMER_MS = 2_147_483_647
-const ms = (min: number, max = MAX_TIMER_MS): z.ZodOptional<z.ZodNumber> => z.number().int().min(min).max(max).optional()
 
 /** The model calls of the LLM agents (`llm.chat`, `agent`, `plan`) and of vector memory's embedder. */
 export const llmOptionsSchema = z.object({

@@ -19,6 +19,8 @@ export const MAX_DEADLINE_MS = 365 * 24 * 3600_000
 /** A duration compared with clocks (an age, a window). */
 const clockMs = (min = 1) => count(min).max(MAX_CLOCK_MS, `at most ${MAX_CLOCK_MS} (ten years)`)
 const ms = clockMs()
+/** A timer of another section of the daemon's config file (network, llm, doors...), in ms, optional there. */
+export const optionalTimerMs = (min: number, max = MAX_TIMER_MS): z.ZodOptional<z.ZodNumber> => z.number().int().min(min).max(max).optional()
 /** A duration a timer waits. */
 const timerMs = (min = 1, minMessage?: string) => z.number().int().min(min, minMessage).max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (the longest a timer can wait)`)
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
+import { expectFileRefused } from '../helpers/config-files.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Daemon } from '../../node/daemon/daemon.js'
 import type { NodeFlags } from '../../node/cli/node-command.js'
@@ -25,10 +26,7 @@ describe('the agents\' options (concurrency, llm, mcpClients)', () => {
       [{ llm: { timeout: 5_000 } }, /timeout/],
       [{ mcpClients: { maxTools: 300 } }, /mcpClients\.maxTools/],
       [{ concurrency: { echo: 0 } }, /concurrency\.echo/]
-    ] as const) {
-      await writeFile(join(dir, 'bad.json'), JSON.stringify(json))
-      await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(message) })
-    }
+    ] as const) await expectFileRefused(dir, 'bad.json', json, message)
   })
 
   it('concurrency sets how many tasks of a capability the node runs at once, and refuses one it does not run', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
+import { expectFileRefused } from '../helpers/config-files.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Daemon } from '../../node/daemon/daemon.js'
 import type { Server } from 'node:http'
@@ -52,10 +53,7 @@ describe('the doors\' timers (doors) and the long poll\'s cap (http.maxWaitMs), 
       [{ doors: { mcp: { maxCallMs: 5 } } }, /doors\.mcp\.maxCallMs/],
       [{ doors: { smtp: {} } }, /smtp/],
       [{ http: { maxWaitMs: 0 } }, /http\.maxWaitMs/]
-    ] as const) {
-      await writeFile(join(dir, 'bad.json'), JSON.stringify(json))
-      await expect(resolveDaemonConfig({ config: join(dir, 'bad.json') }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(message) })
-    }
+    ] as const) await expectFileRefused(dir, 'bad.json', json, message)
   })
 
   it('http.maxWaitMs caps a long poll of a result', async () => {
