@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { InvalidConfigError } from '../errors.js'
+import { envValue } from '../env.js'
 import { HttpError } from './http.js'
 import type { ApiStats } from './stats.js'
 import type { FastifyRequest } from 'fastify'
@@ -82,8 +83,8 @@ export function requestHost (target: string | undefined, host: string | undefine
 
 /** AGENTMESH_API_TOKEN, trimmed; undefined when unset or empty; InvalidConfigError when it holds only blanks. */
 export function apiTokenFromEnv (env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const raw = env.AGENTMESH_API_TOKEN
-  if (raw === undefined || raw === '') return undefined
+  const raw = envValue(env, 'AGENTMESH_API_TOKEN')
+  if (raw === undefined) return undefined
   const token = raw.trim()
   // a secret that came out blank (a template's placeholder, a missing secret): read as none, it left the API open
   if (token === '') throw new InvalidConfigError('AGENTMESH_API_TOKEN is set but blank: give the token, or unset it')

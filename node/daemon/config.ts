@@ -6,6 +6,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { DEFAULT_MESH, MESH_NAME } from '../mesh-name.js'
 import { InvalidConfigError } from '../errors.js'
+import { envValue } from '../env.js'
 import { mcpServersFromFlags, mcpServersSchema } from '../mcp/config.js'
 import { contradictoryTaskOptions, taskOptionsSchema } from '../tasks/options.js'
 import { gossipTuningSchema } from '../gossip-tuning.js'
@@ -187,16 +188,16 @@ const LIST_KEYS = new Set<keyof DaemonConfig>(['listen', 'bootstrap', 'agents'])
 export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
   const out: Record<string, unknown> = {}
   for (const [name, key] of Object.entries(ENV)) {
-    const value = env[name]
-    if (value === undefined || value === '') continue
+    const value = envValue(env, name)
+    if (value === undefined) continue
     out[key] = LIST_KEYS.has(key) ? value.split(',').map(s => s.trim()).filter(Boolean) : value
     // the others' schemas refuse an empty list; none is a valid bootstrap list, so one that came out empty was taken as none
     if (key === 'bootstrap' && (out[key] as string[]).length === 0) throw new InvalidConfigError(`${name} names no address: give one, or unset it`)
   }
   const tasks: Record<string, number> = {}
   for (const [name, key] of Object.entries(TASK_ENV)) {
-    const value = env[name]
-    if (value !== undefined && value !== '') tasks[key] = parsePositiveWholeNumber(name, value)
+    const value = envValue(env, name)
+    if (value !== undefined) tasks[key] = parsePositiveWholeNumber(name, value)
   }
   if (Object.keys(tasks).length > 0) out.tasks = tasks
   return out as PartialConfig
@@ -230,8 +231,7 @@ export async function resolveDaemonConfig (rawFlags: DaemonFlags, env: NodeJS.Pr
   // --agents is one comma-separated flag on the command line, a list in the config file
   const flags = { ...rawFlags, agents: typeof rawFlags.agents === 'string' ? rawFlags.agents.split(',').map(a => a.trim()).filter(Boolean) : rawFlags.agents }
   if (flags.config === '') throw new InvalidConfigError('--config names no file')
-  // an empty variable is unset, as every AGENTMESH_* one
-  const configPath = flags.config ?? (env.AGENTMESH_CONFIG === '' ? undefined : env.AGENTMESH_CONFIG)
+  const configPath = flags.config ?? envValue(env, 'AGENTMESH_CONFIG')
   const fromFile = configPath === undefined ? {} : await configFromFile(configPath)
   const { config: _ignored, leaseMs, mcpServer, ...rest } = flags
   // log level and format are checked by the schema with the rest

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { InvalidConfigError } from '../errors.js'
+import { envValue } from '../env.js'
 
 export interface LlmConfig {
   /** the default model: plain `llm.chat`, `agent` and `plan` use it */
@@ -41,7 +42,7 @@ export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv 
   // a list that names no model (",", blanks) turned the LLM off without a word
   if (flags.llmModel !== undefined && flagged.length === 0) throw new InvalidConfigError('--llm-model (llmModel) names no model: give a model name, or leave it out')
   const fromEnv = modelList(env.AGENTMESH_MODEL)
-  if (flagged.length === 0 && env.AGENTMESH_MODEL !== undefined && env.AGENTMESH_MODEL !== '' && fromEnv.length === 0) throw new InvalidConfigError('AGENTMESH_MODEL names no model: give a model name, or unset it')
+  if (flagged.length === 0 && envValue(env, 'AGENTMESH_MODEL') !== undefined && fromEnv.length === 0) throw new InvalidConfigError('AGENTMESH_MODEL names no model: give a model name, or unset it')
   const models = flagged.length > 0 ? flagged : fromEnv
   const model = models[0]
   if (model === undefined) return undefined
@@ -62,8 +63,7 @@ export async function resolveLlmEndpoint (flags: Omit<LlmFlags, 'llmModel'>, env
     // an empty key file sent the placeholder key, and the model refused every call
     if (apiKey === '') throw new InvalidConfigError(`--llm-api-key-file ${flags.llmApiKeyFile} holds no key`)
   }
-  // an empty variable is unset, as every other one is
-  const baseURL = flags.llmBaseUrl ?? (env.OPENAI_BASE_URL === '' ? undefined : env.OPENAI_BASE_URL)
+  const baseURL = flags.llmBaseUrl ?? envValue(env, 'OPENAI_BASE_URL')
   if (baseURL !== undefined) {
     const source = flags.llmBaseUrl !== undefined ? '--llm-base-url (llmBaseUrl)' : 'OPENAI_BASE_URL'
     let protocol: string
