@@ -6,6 +6,7 @@ import { NODE_HEADER } from '../api/http.js'
 import { MAX_TIMER_MS } from '../tasks/options.js'
 import { InvalidConfigError, NodeNotRunningError } from '../errors.js'
 import { shortId } from './output.js'
+import { envValue } from '../env.js'
 
 export class ApiRequestError extends Error {
   static override name = 'ApiRequestError'
@@ -45,7 +46,8 @@ export function authHeaders (): Record<string, string> {
  */
 export async function resolveApiUrl (target: ClientTarget): Promise<string> {
   if (target.api !== undefined) return normalize(target.api)
-  const dataDir = target.data ?? process.env.AGENTMESH_DATA
+  // an empty variable is unset, as for the daemon: a compose file's ${DIR} with DIR unset gives one
+  const dataDir = target.data ?? envValue(process.env, 'AGENTMESH_DATA')
   if (dataDir !== undefined) {
     try {
       return (await readNodeFile(dataDir)).api
@@ -55,7 +57,7 @@ export async function resolveApiUrl (target: ClientTarget): Promise<string> {
     }
   }
   const fromDefault = await readNodeFile(DEFAULT_DATA_DIR).catch((err: Error) => { if (err.name === 'MalformedNodeFileError') throw err })
-  return fromDefault?.api ?? normalize(process.env.AGENTMESH_API ?? DEFAULT_API, 'AGENTMESH_API')
+  return fromDefault?.api ?? normalize(envValue(process.env, 'AGENTMESH_API') ?? DEFAULT_API, 'AGENTMESH_API')
 }
 
 /** An http(s) URL of a node's API, or HOST:PORT for one; anything else is the user's to fix, named by where it came from. */

@@ -1,11 +1,13 @@
 import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server, Socket } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { apiRequest, resolveApiUrl } from '../../node/cli/client.js'
+import { DEFAULT_API, DEFAULT_DATA_DIR } from '../../node/daemon/config.js'
+import { existsSync } from 'node:fs'
 import { runCli } from '../../sim/daemon-process.js'
 
 /** The CLI's client against a node that takes connections and never answers, as a SIGSTOPped daemon does. */
@@ -66,5 +68,21 @@ describe('the CLI\'s API client', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+
+  describe('the environment', () => {
+    afterEach(() => { vi.unstubAllEnvs() })
+
+    it('takes an empty AGENTMESH_DATA or AGENTMESH_API as unset, as the daemon does', async () => {
+      // this machine's own default node, if one runs, would answer first
+      if (existsSync(join(DEFAULT_DATA_DIR, 'node.json'))) return
+      vi.stubEnv('AGENTMESH_DATA', '')
+      vi.stubEnv('AGENTMESH_API', '')
+      expect(await resolveApiUrl({})).toBe(`http://${DEFAULT_API}`)
+      vi.stubEnv('AGENTMESH_API', '127.0.0.1:9009')
+      expect(await resolveApiUrl({})).toBe('http://127.0.0.1:9009')
+      vi.stubEnv('AGENTMESH_API', 'ftp://x')
+      await expect(resolveApiUrl({})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/^AGENTMESH_API "ftp:\/\/x"/) })
+    })
   })
 })
