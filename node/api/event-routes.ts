@@ -17,7 +17,7 @@ import type { FastifyRequest, RouteOptions } from 'fastify'
  * also streams the executing peer's progress and tokens. `Last-Event-ID` resumes after that event.
  * The stream ends after the outcome.
  */
-export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
+export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): RouteOptions {
   return {
     method: 'GET',
     url: '/v1/tasks/:id/events',
@@ -28,7 +28,7 @@ export function taskEventsRoute (tasks: TaskLayer): RouteOptions {
       const first = await tasks.service.find(id, { complete: true, absentByMajority: true }).catch(httpErrorBy({ QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'] }, () => tasks.options.retryAfterMs))
       if (first === undefined) throw new HttpError(404, 'NOT_FOUND', `task ${id} is not known to its placement`)
       const after = lastEventId(request)
-      const stream = openStream(reply)
+      const stream = openStream(reply, maxBufferedBytes)
       const sent = new Set<string>()
       // resuming: the client saw every event up to its last id in the record's order; after a
       // progress event, everything up to that event's claim

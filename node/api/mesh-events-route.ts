@@ -29,7 +29,7 @@ const STREAMED_STATES: readonly string[] = TASK_STATES.filter(s => s !== 'waitin
  * dead letters, cancels and redrives come from the results topic every node follows. Not a replay:
  * it starts now, and gossip may drop a change (a task's own stream, /v1/tasks/:id/events, does not).
  */
-export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
+export function meshEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): RouteOptions {
   return {
     method: 'GET',
     url: '/v1/events',
@@ -43,7 +43,7 @@ export function meshEventsRoute (tasks: TaskLayer): RouteOptions {
       // the rule's own words, as a submit and /v1/tasks say them
       if (badCapability !== undefined) throw badRequest('invalid-query', `${badCapability.issues[0]?.message ?? 'capability: malformed'} (a filter no task could match is a mistake)`)
       if (state !== undefined && !STREAMED_STATES.includes(state)) throw badRequest('invalid-query', `state is one of ${STREAMED_STATES.join(', ')} (blocked and waiting are not changes this stream carries: list them with /v1/tasks?state=blocked or /v1/tasks?state=waiting)`)
-      const stream = openStream(reply)
+      const stream = openStream(reply, maxBufferedBytes)
       let seq = 0
       const seen = new Set<string>()
       const emit = (c: StateChange): void => {

@@ -78,6 +78,11 @@ export interface ApiServerInit {
   doorOptions?: DoorOptions
   /** the longest a `?wait=` on a submit or a result waits, whatever the client asks. @default 300_000 */
   maxWaitMs?: number
+  /**
+   * An event stream's client that reads this many bytes behind is cut off: a stalled reader must
+   * not grow the node's memory. @default 1_048_576
+   */
+  sseMaxBufferedBytes?: number
   /** an answer that is a bug (a 500 of any route or door): the daemon tells its operator log */
   onInternalError?: (err: unknown, what: string) => void
 }
@@ -285,8 +290,8 @@ export class ApiServer {
     const metrics = new MeshMetrics(node, stats)
     app.route(prometheusRoute(metrics))
     if (node.tasks !== undefined) {
-      app.route(taskEventsRoute(node.tasks))
-      app.route(meshEventsRoute(node.tasks))
+      app.route(taskEventsRoute(node.tasks, init.sseMaxBufferedBytes))
+      app.route(meshEventsRoute(node.tasks, init.sseMaxBufferedBytes))
       for (const route of uiRoutes()) app.route(route)
     }
     app.addHook('onClose', async () => { metrics.close() })

@@ -2,7 +2,7 @@ import { endsAtStop } from './graceful-close.js'
 import type { FastifyReply } from 'fastify'
 
 /** A client that reads slower than this many bytes behind is cut off: a stalled reader must not grow the node's memory. */
-export const MAX_BUFFERED_BYTES = 1024 * 1024
+export const DEFAULT_SSE_MAX_BUFFERED_BYTES = 1024 * 1024
 
 export interface SseStream {
   /** writes raw event-stream text; nothing once closed */
@@ -16,9 +16,9 @@ export interface SseStream {
 /**
  * Opens a server-sent event stream on the raw response (Fastify is told to leave it alone). A
  * client that left before it opened counts as closed at once, and one that stops reading is cut off
- * past MAX_BUFFERED_BYTES instead of buffering without limit.
+ * past `maxBufferedBytes` instead of buffering without limit.
  */
-export function openStream (reply: FastifyReply): SseStream {
+export function openStream (reply: FastifyReply, maxBufferedBytes = DEFAULT_SSE_MAX_BUFFERED_BYTES): SseStream {
   reply.hijack()
   const res = reply.raw
   // a stop ends it cleanly at once: a client resumes it on another node
@@ -40,7 +40,7 @@ export function openStream (reply: FastifyReply): SseStream {
   return {
     write: text => {
       if (closed) return
-      if (res.writableLength > MAX_BUFFERED_BYTES) {
+      if (res.writableLength > maxBufferedBytes) {
         res.destroy()
         close()
         return
