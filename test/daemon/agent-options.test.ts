@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
 import { expectFileRefused } from '../helpers/config-files.js'
+import { FakeOpenAI } from '../helpers/fake-openai.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Daemon } from '../../node/daemon/daemon.js'
 import type { NodeFlags } from '../../node/cli/node-command.js'
@@ -77,6 +78,37 @@ describe('the agents\' options (concurrency, llm, mcpClients)', () => {
       await daemon.stop()
       silent.closeAllConnections()
       await new Promise(resolve => silent.close(resolve))
+    }
+  })
+
+  it('llm.maxSteps and llm.maxTokensPerTask end an agent whose model never stops calling tools', async () => {
+    // a model that answers every request with one more tool call (to a tool no peer offers)
+    const model = new FakeOpenAI(() => ({ toolCalls: [{ name: 'nope', arguments: {} }] }))
+    await model.start()
+    const run = async (llm: Record<string, number>): Promise<{ error: string, requests: number }> => {
+      const before = model.requests.length
+      const daemon = await start(await tmp(), { llm, tasks: { defaultMaxAttempts: 1 } }, { agents: 'agent', llmModel: ['m'], llmBaseUrl: model.baseURL })
+      try {
+        const service = daemon.node.tasks!.service
+        const { id } = await service.submit({ capability: 'agent', input: { prompt: 'go' } })
+        const view = await service.waitFor(id, 20_000)
+        expect(view.record.final?.state).toBe('dead')
+        return { error: JSON.stringify(view.record.attempts), requests: model.requests.length - before }
+      } finally {
+        await daemon.stop()
+      }
+    }
+    try {
+      // 8 steps by default
+      const steps = await run({ maxSteps: 2 })
+      expect(steps.error).toMatch(/no final answer within 2 steps/)
+      expect(steps.requests).toBe(2)
+      // 15 tokens a call: the third call spends more than 40 (100,000 by default)
+      const tokens = await run({ maxTokensPerTask: 40 })
+      expect(tokens.error).toMatch(/token budget spent: 45 of 40/)
+      expect(tokens.requests).toBe(3)
+    } finally {
+      await model.stop()
     }
   })
 
