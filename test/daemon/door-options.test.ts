@@ -11,7 +11,7 @@ import type { Daemon } from '../../node/daemon/daemon.js'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-/** Each wait here is cut to 1 s by the config; the doors' own are 60 s to 10 minutes, the long poll's 5 minutes. */
+/** Each wait here is cut to 1 s (2.5 s for a chat completion) by the config; the doors' own are 60 s to 10 minutes, the long poll's 5 minutes. */
 const CUT_MS = 15_000
 /** A sleep that outlasts every cut wait, and no more than the test. */
 const SLEEP = { ms: 25_000 }
@@ -36,7 +36,7 @@ describe('the doors\' timers (doors) and the long poll\'s cap (http.maxWaitMs), 
     const dir = await tmp()
     await writeFile(join(dir, 'config.json'), JSON.stringify({
       http: { maxWaitMs: 1_000 },
-      doors: { openai: { requestTimeoutMs: 1_000 }, mcp: { maxCallMs: 1_000 }, a2a: { sendWaitMs: 1_000 } }
+      doors: { openai: { requestTimeoutMs: 2_500, keepaliveMs: 1_000 }, mcp: { maxCallMs: 1_000, progressIntervalMs: 100 }, a2a: { sendWaitMs: 1_000 } }
     }))
     daemon = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'config.json'), data: join(dir, 'data'), api: '127.0.0.1:0', agents: 'sleep,llm.chat', llmModel: ['m'], llmBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1` }, {}))
     api = daemon.api.url
@@ -71,6 +71,25 @@ describe('the doors\' timers (doors) and the long poll\'s cap (http.maxWaitMs), 
     })).text())
     expect(call.value).toMatch(/still unfinished after 1 s/)
     expect(call.ms).toBeLessThan(CUT_MS)
+  })
+
+  it('doors.mcp.progressIntervalMs: an open tools/call tells its progress that often', async () => {
+    const text = await (await fetch(`${api}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'sleep', arguments: SLEEP, _meta: { progressToken: 'p1' } } })
+    })).text()
+    // one at the submit and one after each read of the task: every 2 s by default, so two in the call's 1 s
+    expect(text.match(/notifications\/progress/g)?.length ?? 0).toBeGreaterThanOrEqual(3)
+    expect(text).toMatch(/still unfinished after 1 s/)
+  })
+
+  it('doors.openai.keepaliveMs: a streamed completion that waits sends keep-alive comments that often', async () => {
+    const res = await timed(async () => await (await fetch(`${api}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hello' }] }) })).text())
+    // every 15 s by default: none before the 2.5 s timeout ends the stream
+    expect(res.value.match(/^: keep-alive$/gm)?.length ?? 0).toBeGreaterThanOrEqual(1)
+    expect(res.value).toMatch(/time/i)
+    expect(res.ms).toBeLessThan(CUT_MS)
   })
 
   it('doors.a2a.sendWaitMs: a blocking message/send answers with the task still working', async () => {
