@@ -31,7 +31,8 @@ export function taskLayerBackend (tasks: TaskLayer, stopping?: AbortSignal): Mes
       return { id, state, done, result: view.result?.value, ...(final?.reason === undefined ? {} : { error: final.reason }) }
     },
     cancel: cancelUnlessStopping(tasks, stopping),
-    progress: (id, listener) => tasks.progress.subscribe(id, update => { listener(update.event) })
+    progress: (id, listener) => tasks.progress.subscribe(id, update => { listener(update.event) }),
+    ...(stopping === undefined ? {} : { stopping })
   }
 }
 

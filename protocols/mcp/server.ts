@@ -57,6 +57,11 @@ export interface MeshBackend {
    * answers the unsubscribe. Without it, progress is the task's state only.
    */
   progress?: (id: string, listener: (event: unknown) => void) => () => void
+  /**
+   * Aborts when the node serving the calls stops: an open call then answers at once that its task
+   * carries on, where its stream was cut and the client waited for its own timeout (60 s by default).
+   */
+  stopping?: AbortSignal
 }
 
 /** The longest progress message sent for an event that is not text. */
@@ -171,6 +176,7 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     }
     // a canceled call stops waiting at once, not at the end of the current wait
     const aborted = new Promise<undefined>(resolve => { extra.signal.addEventListener('abort', () => { resolve(undefined) }, { once: true }) })
+    const stopping = whenAborted(backend.stopping)
     await notify(`submitted as task ${id}`)
     // the agent's own progress, as it happens, between the state reports
     const unsubscribe = token === undefined ? undefined : backend.progress?.(id, event => { void notify(eventText(event)) })
@@ -178,8 +184,9 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
       while (!extra.signal.aborted) {
         const left = started + maxCallMs - Date.now()
         if (left <= 0) return toolError(`task ${id} still unfinished after ${Math.round(maxCallMs / 1000)} s; it carries on, read it later with GET /v1/tasks/${id}/result`, id)
-        const outcome = await Promise.race([backend.wait(id, Math.min(progressIntervalMs, left)), aborted])
+        const outcome = await Promise.race([backend.wait(id, Math.min(progressIntervalMs, left)), aborted, stopping.promise])
         if (outcome === undefined) break
+        if (outcome === STOPPING) return toolError(`the node answering this call is stopping; task ${id} carries on: read it with GET /v1/tasks/${id}/result on any node of the mesh`, id)
         if (outcome.done) return toolResult(outcome)
         await notify(`${outcome.state} (${Math.round((Date.now() - started) / 1000)} s)`)
       }
@@ -187,11 +194,23 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
       if (!extra.signal.aborted) return toolError(`task ${id}: ${err?.message ?? String(err)}`, id)
     } finally {
       unsubscribe?.()
+      stopping.done()
     }
     backend.cancel(id).catch((err: Error) => init.log?.('cannot cancel abandoned task %s: %s', id, err.message))
     return toolError(`call canceled; task ${id} canceled`, id)
   })
   return server
+}
+
+const STOPPING = Symbol('stopping')
+
+/** Resolves with STOPPING once `signal` aborts (never without one); `done` removes its listener. */
+function whenAborted (signal: AbortSignal | undefined): { promise: Promise<typeof STOPPING>, done: () => void } {
+  const { promise, resolve } = Promise.withResolvers<typeof STOPPING>()
+  const abort = (): void => { resolve(STOPPING) }
+  if (signal?.aborted === true) abort()
+  else signal?.addEventListener('abort', abort, { once: true })
+  return { promise, done: () => { signal?.removeEventListener('abort', abort) } }
 }
 
 /** Keys of a wrapped tool's arguments other than `input`, when they have an `input` (without one, they are the input whole). */

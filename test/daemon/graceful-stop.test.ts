@@ -9,6 +9,11 @@ import { BIN, getJson, runCli } from '../../sim/daemon-process.js'
 import { useDaemons } from '../helpers/daemons.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import { once } from 'node:events'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { resolveDaemonConfig } from '../../node/daemon/config.js'
+import { startDaemon } from '../../node/daemon/daemon.js'
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 import type { AddressInfo } from 'node:net'
 
@@ -150,6 +155,33 @@ describe('a daemon stopped while it is taking submits', () => {
       expect(stderr).toMatch(/SIGTERM during start-up, and the start did not end within 2000 ms: exiting now/)
     } finally {
       proc.kill('SIGKILL')
+    }
+  })
+})
+
+describe('a daemon stopped while an MCP client waits on a call', () => {
+  const tmp = useTmpDirs()
+
+  it('answers the call at once that its task carries on, where the client waited for its own timeout (60 s)', async () => {
+    const dir = await tmp()
+    const daemon = await startDaemon(await resolveDaemonConfig({ data: join(dir, 'd'), api: '127.0.0.1:0', agents: 'sleep' }, {}))
+    const client = new Client({ name: 'stop-test', version: '1.0.0' })
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${daemon.api.url}/mcp`)))
+      const progress: string[] = []
+      const call = client.callTool({ name: 'sleep', arguments: { ms: 60_000 } }, undefined, { onprogress: p => { progress.push(String(p.message)) } })
+        .then(r => r as CallToolResult, (err: Error) => err)
+      await waitFor(() => progress.some(m => m.startsWith('submitted as task')), { what: 'the call to submit its task', timeoutMs: 20_000 })
+      const stopped = daemon.stop()
+      const answer = await Promise.race([call, new Promise(resolve => setTimeout(() => { resolve('no answer within 15 s') }, 15_000))]) as CallToolResult | Error | string
+      await stopped
+      expect(answer).toMatchObject({ isError: true })
+      const text = (answer as CallToolResult).content.flatMap(c => c.type === 'text' ? [c.text] : []).join('\n')
+      const id = progress[0]?.replace('submitted as task ', '')
+      expect(text).toBe(`the node answering this call is stopping; task ${id} carries on: read it with GET /v1/tasks/${id}/result on any node of the mesh`)
+    } finally {
+      await client.close().catch(() => {})
+      await daemon.stop()
     }
   })
 })
