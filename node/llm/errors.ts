@@ -15,6 +15,16 @@ export class InvalidPlanError extends Error {
   constructor (message: string, unrecoverable = true) { super(message); this.name = 'InvalidPlanError'; this.unrecoverable = unrecoverable }
 }
 
+/**
+ * The model answered 429 to every try of the node's client (llm.maxRetries, each after the wait it
+ * asked for). Retried as any failed attempt (another peer, or later, may be let through); its
+ * message names the status, so a door answers 429 when the task dies of it, where it answered 502.
+ */
+export class ModelRateLimitedError extends Error {
+  static override name = 'ModelRateLimitedError'
+  constructor (message: string) { super(message); this.name = 'ModelRateLimitedError' }
+}
+
 /** The model's endpoint answered without an answer in it (no choice: a malformed or cut-off reply). Retried, as any failed attempt. */
 export class ModelAnswerError extends Error {
   static override name = 'ModelAnswerError'

@@ -1,5 +1,5 @@
 import { UnrecoverableTaskError } from '../runtime/agent.js'
-import { BudgetExceededError, ModelAnswerError } from './errors.js'
+import { BudgetExceededError, ModelAnswerError, ModelRateLimitedError } from './errors.js'
 import { lazyOpenAI } from './openai-client.js'
 import type { LlmConfig } from './config.js'
 import type { AgentContext } from '../runtime/agent.js'
@@ -46,6 +46,7 @@ export class Model {
       } catch (err: any) {
         // a 4xx other than 429 will not get better on retry
         if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500 && err.status !== 429) throw new UnrecoverableTaskError(refusal(err))
+        if (err?.status === 429) throw new ModelRateLimitedError(refusal(err))
         throw err
       }
     })

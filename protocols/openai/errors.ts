@@ -49,7 +49,7 @@ export class CompletionFailedError extends OpenAIError {
   static override name = 'CompletionFailedError'
   readonly taskId: string
   constructor (status: number, message: string, taskId: string, code: string) {
-    super(status, message, { code })
+    super(status, message, { code, ...(status === 429 ? { type: 'rate_limit_error' } : {}) })
     this.name = 'CompletionFailedError'
     this.taskId = taskId
   }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import OpenAI, { APIError, APIUserAbortError, BadRequestError, NotFoundError } from 'openai'
+import OpenAI, { APIError, APIUserAbortError, BadRequestError, NotFoundError, RateLimitError } from 'openai'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { resolveDaemonConfig } from '../../node/daemon/config.js'
 import { startDaemon } from '../../node/daemon/daemon.js'
@@ -67,6 +67,7 @@ describe('OpenAI-compatible API, with the official openai client', () => {
       if (body.messages.at(-1)?.role === 'tool') return { content: `It is ${String(body.messages.at(-1).content)} in Paris` }
       if (body.tools !== undefined) return { toolCalls: [{ name: 'get_weather', arguments: { city: 'Paris' } }] }
       if (lastUser(body) === 'refuse') return { status: 400, error: 'fake refuses', code: 'fake_refusal' }
+      if (lastUser(body) === 'rate') return { status: 429, headers: { 'retry-after-ms': '1' }, error: 'slow down', code: 'rate_limit_exceeded' }
       if (lastUser(body) === 'slow') return { stream: ['one', ' two', ' three'], hold: hold.promise }
       // every call its own answer and usage
       return { stream: [`Hello #${n}`, ' from ', body.model], usage: { prompt_tokens: 7 + n, completion_tokens: 3, total_tokens: 10 + n } }
@@ -250,6 +251,10 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     // the model's own refusal: its status, message and code, each said once
     const refused = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'refuse' }] }).catch((err: unknown) => err)
     expect(refused).toMatchObject({ status: 400, code: 'fake_refusal', message: expect.stringMatching(/^400 fake refuses \(task [0-9a-f]{64}\)$/) })
+    // the model's 429, on every try of every attempt: a 429 with the model's code, where it was a 502 task_failed
+    const limited = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'rate' }] }).catch((err: unknown) => err)
+    expect(limited).toBeInstanceOf(RateLimitError)
+    expect(limited).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'rate_limit_error', message: expect.stringMatching(/^429 slow down \(task [0-9a-f]{64}\)$/) })
     // values the members would refuse, in fields the door passes on unread: the client's 400, not a 500
     // or a 503 (a majority that "could not" store what none of them will)
     const protoKey = await client.chat.completions.create(JSON.parse('{"model": "fake-small", "messages": [{"role": "user", "content": "x", "extra": {"__proto__": 1}}]}')).catch((err: unknown) => err)
