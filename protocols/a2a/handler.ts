@@ -109,6 +109,8 @@ export class MeshRequestHandler implements A2ARequestHandler {
     if (message === undefined) throw new RequestMalformedError('params.message is required')
     if (!message.messageId) throw new RequestMalformedError('message.messageId is required')
     if (message.taskId) throw new UnsupportedOperationError('a mesh task takes one message: send a new message without taskId (tasks/get and tasks/cancel take the id)')
+    // taken and ignored, a client would wait for pushes that never come (the card says none are sent)
+    if (params.configuration?.taskPushNotificationConfig != null) throw new PushNotificationNotSupportedError('this agent sends no push notifications (its card says pushNotifications: false): follow the task with message/stream, tasks/resubscribe or tasks/get')
     const live = this.mesh.presence.live()
     const skills = new Map(skillsOf(live).map(s => [s.id, s.inputModes]))
     const request = meshRequestOf(message, params.metadata, skills)

@@ -201,6 +201,11 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     await expect(client.sendMessage({ ...request([data({ ms: 1 })], 'sleep'), configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, historyLength: -1, returnImmediately: false } })).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/historyLength/) })
     // a data part the skill's published input schema refuses: no task is made (one was, and went dead)
     await expect(client.sendMessage(request([data({ seconds: 1 })], 'sleep'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/invalid input for the skill "sleep": ms: /) })
+    // a push notification config is refused, not taken and ignored, and no task is made
+    await expect(client.sendMessage({ ...request([data({ ms: 1 })], 'sleep'), configuration: { acceptedOutputModes: [], taskPushNotificationConfig: { tenant: '', id: 'p', taskId: '', url: 'http://127.0.0.1:9/hook', token: '', authentication: undefined }, returnImmediately: false } })).rejects.toMatchObject({ name: 'PushNotificationNotSupportedError', message: expect.stringMatching(/no push notifications/) })
+    // and so is A2A 0.3's pushNotificationConfig, on message/send
+    const v03 = await (await fetch(`${url[0] as string}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'message/send', params: { message: { kind: 'message', messageId: randomUUID(), role: 'user', parts: [{ kind: 'data', data: { ms: 1 } }], metadata: { skill: 'sleep' } }, configuration: { pushNotificationConfig: { url: 'http://127.0.0.1:9/hook' } } } }) })).json()
+    expect(v03).toMatchObject({ id: 9, error: { code: -32003 } })
     expect((await (await fetch(`${url[0] as string}/v1/tasks?capability=sleep`)).json()).tasks).toHaveLength(before)
     // an input the members would refuse is the client's error, not a failed majority
     await expect(client.sendMessage(request([data(JSON.parse('{"x": {"__proto__": {"a": 1}}}'))], 'echo'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/not a JSON value/) })
