@@ -13,14 +13,14 @@ export class Backup {
   private seen = new Set<string>()
   constructor (private readonly afterMs: () => number) {}
 
-  /** Whether this member, of live rank `rank` among the task's members (0: first), should act on `id` now. */
-  due (id: string, rank: number, now: number): boolean {
+  /** Whether this member, of live rank `rank` among the task's members (0: first), should act on `id` now (`afterMs`: this task's wait a rank). */
+  due (id: string, rank: number, now: number, afterMs = this.afterMs()): boolean {
     if (rank < 0) return false
     if (rank === 0) return true
     this.seen.add(id)
     const since = this.since.get(id) ?? now
     this.since.set(id, since)
-    return now - since >= rank * this.afterMs()
+    return now - since >= rank * afterMs
   }
 
   /** Ends a round: tasks not asked about in it (done, moved on, or this member now first) wait again from scratch. */

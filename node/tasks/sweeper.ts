@@ -5,13 +5,18 @@ import { publishNotice } from './notices.js'
 import type { TaskComponents } from './components.js'
 import type { Mover } from './mover.js'
 import type { TaskService } from './task-service.js'
-import { currentAttempts } from '../../protocols/task/index.js'
+import { currentAttempts, failedAttempts, mustDecideOf } from '../../protocols/task/index.js'
 import type { Certificate, Placement, TaskRecord } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
 import type { Undecided } from '../../protocols/replica/replica-init.js'
 
 /** Non-member copies read from their placements per sweep: bounded, so a backlog of them costs little at a time. */
 const REFRESHES_PER_SWEEP = 16
+
+/** Whether a task is to be decided only because its deadline passed (by this node's clock). */
+function dueByDeadlineOnly (record: TaskRecord, now: number): boolean {
+  return now > record.task.deadline && mustDecideOf(record) === undefined && failedAttempts(record) < record.task.maxAttempts
+}
 
 /** When a copy is next read from its placement, the backoff, and how many reads it had. */
 interface Due { at: number, delayMs: number, reads: number }
@@ -177,7 +182,9 @@ export class Sweeper {
       // a member that voted finishes the decision itself: only it knows of its vote, and the first
       // live member may hold none (a holder whose vote reached one member, then died for good)
       const rank = this.liveRank(record.placement.members, live)
-      if (!voted && !this.decideBackup.due(id, rank, now)) return
+      // a task due only by its deadline waits less: each member reads the deadline by its own clock
+      const afterMs = dueByDeadlineOnly(record, now) ? Math.min(this.c.options.backupAfterMs, this.c.options.deadlineBackupMs) : this.c.options.backupAfterMs
+      if (!voted && !this.decideBackup.due(id, rank, now, afterMs)) return
       // a holder that voted commits at once; recovery steps in only when it did not
       if (voted && !this.votedSince.has(id)) this.votedSince.set(id, now)
       if (voted && now - (this.votedSince.get(id) ?? now) < this.c.options.leaseMs) return

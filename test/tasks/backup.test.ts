@@ -23,7 +23,8 @@ describe('a placement whose first live member does not act on a task', () => {
 
   it('has it decided by the next member after backupAfterMs: a task past its deadline whose first member\'s copy is unreadable goes dead', async () => {
     const baseDir = await tmp()
-    net = await createTestnet(3, { baseDir, tasks: { ...FAST_TASKS, agents: [], backupAfterMs: 1_000 } })
+    // the deadline's shorter wait (deadlineBackupMs) held off: backupAfterMs is the shorter here
+    net = await createTestnet(3, { baseDir, tasks: { ...FAST_TASKS, agents: [], backupAfterMs: 1_000, deadlineBackupMs: 600_000 } })
     await net.ready()
     // the deadline comes well after the damaged member is back and live: until then the next member is first
     const deadline = Date.now() + 15_000
@@ -45,8 +46,28 @@ describe('a placement whose first live member does not act on a task', () => {
     await waitFor(async () => deadOn(others, id), { what: 'the other members to decide the task dead', timeoutMs: 45_000 })
     expect(others.reduce((sum, n) => sum + n.tasks!.sweeper.stats.backedUp, 0)).toBeGreaterThan(0)
   })
+  it('has a task past its deadline decided by the next member after deadlineBackupMs, not backupAfterMs: the first member reads the deadline by its own clock, which may run behind', async () => {
+    const baseDir = await tmp()
+    const tasks = { ...FAST_TASKS, agents: [], backupAfterMs: 120_000, deadlineBackupMs: 1_000 }
+    net = await createTestnet(3, { baseDir, tasks })
+    await net.ready()
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 4_000 })
+    const placement = (await net.nodes[0]!.tasks!.service.get(id)).record.placement.members
+    const index = (peer: string): number => net!.nodes.findIndex(n => n.peerId.toString() === peer)
+    const first = index(placement[0] as string)
+    // a first member that sees the deadline late, as one whose clock runs minutes behind does: it
+    // comes back live and sweeps no more
+    await net.nodes[first]!.stop()
+    await net.restartNode(first, { tasks: { ...tasks, sweepIntervalMs: 600_000 } })
+    await net.ready()
+    const others = placement.slice(1).map(p => net!.nodes[index(p)]!)
+    // with backupAfterMs alone it would wait 2 minutes
+    await waitFor(async () => deadOn(others, id), { what: 'the next member to decide the task dead', timeoutMs: 30_000 })
+    expect(others.reduce((sum, n) => sum + n.tasks!.sweeper.stats.backedUp, 0)).toBeGreaterThan(0)
+  })
+
   it('leaves it to a healthy first member: no other member takes anything up', async () => {
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [], backupAfterMs: 20_000 } })
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, agents: [], backupAfterMs: 20_000, deadlineBackupMs: 20_000 } })
     await net.ready()
     const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 1_000 })
     await waitFor(async () => deadOn(net!.nodes, id), { what: 'the task to be decided dead', timeoutMs: 15_000 })
