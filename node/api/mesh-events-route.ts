@@ -44,7 +44,6 @@ export function meshEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       if (badCapability !== undefined) throw badRequest('invalid-query', `${badCapability.issues[0]?.message ?? 'capability: malformed'} (a filter no task could match is a mistake)`)
       if (state !== undefined && !STREAMED_STATES.includes(state)) throw badRequest('invalid-query', `state is one of ${STREAMED_STATES.join(', ')} (blocked and waiting are not changes this stream carries: list them with /v1/tasks?state=blocked or /v1/tasks?state=waiting)`)
       const stream = openStream(reply, maxBufferedBytes)
-      let seq = 0
       const seen = new Set<string>()
       const emit = (c: StateChange): void => {
         if ((capability !== undefined && c.capability !== capability) || (state !== undefined && c.state !== state)) return
@@ -52,7 +51,9 @@ export function meshEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
         if (seen.has(key)) return
         seen.add(key)
         if (seen.size > SEEN_PER_STREAM) seen.delete(seen.values().next().value as string)
-        stream.write(sse({ id: String(++seq), event: 'state', data: { ...c } }))
+        // the id names the change (the same on every node and stream), not a position: a count from 1
+        // on each stream gave a reconnecting client ids it had seen, which one that drops repeats dropped
+        stream.write(sse({ id: key, event: 'state', data: { ...c } }))
       }
       const ordered = pendingFirst(emit, tasks.options.watchReorderMs)
       const me = tasks.components.peerId.toString()

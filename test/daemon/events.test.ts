@@ -123,6 +123,8 @@ describe('server-sent events of tasks and of the mesh', () => {
     expect(events.every(e => e.event === 'state' && e.data.capability === 'steps')).toBe(true)
     const states = events.filter(e => e.data.id === id)
     expect(states.map(e => e.data.state)).toEqual(['pending', 'running', 'completed'])
+    // each id names its change, the same on any node and stream; not a count from 1
+    expect(states.map(e => e.id)).toEqual(states.map(e => `${id}:0:${e.data.state}:${e.data.peer}`))
     expect(states[0]?.data.peer).toBe(net.nodes[1]!.peerId.toString())
     expect(states[1]?.data.peer).toBe(net.nodes[0]!.peerId.toString())
   })
