@@ -13,11 +13,14 @@ export class ApiRequestError extends Error {
   readonly status: number
   /** the node's Retry-After (a 429 or 503), in milliseconds */
   readonly retryAfterMs?: number
-  constructor (status: number, message: string, retryAfterMs?: number) {
+  /** the node's answer (`{error: {name, message}}`), which `--json` prints */
+  readonly body?: unknown
+  constructor (status: number, message: string, retryAfterMs?: number, body?: unknown) {
     super(message)
     this.name = 'ApiRequestError'
     this.status = status
     if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs
+    if (body !== undefined) this.body = body
   }
 }
 
@@ -110,7 +113,7 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
     throw new ApiRequestError(res.status, `${method} ${path}: answer is not JSON (HTTP ${res.status})`)
   }
   const retryAfterS = Number(res.headers.get('retry-after') ?? NaN)
-  if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`, Number.isFinite(retryAfterS) && retryAfterS >= 0 ? retryAfterS * 1000 : undefined)
+  if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`, Number.isFinite(retryAfterS) && retryAfterS >= 0 ? retryAfterS * 1000 : undefined, parsed)
   return parsed as T
 }
 

@@ -129,6 +129,8 @@ export async function main (argv: string[]): Promise<void> {
       return
     }
     if (USER_ERRORS.has(err?.name)) {
+      // the raw answer, as --json prints every other: its error's name is what a program tells apart
+      if (err.name === 'ApiRequestError' && err.body !== undefined && argv.includes('--json')) json(err.body)
       errorLine(err.message)
       process.exitCode = 1
       return
