@@ -70,6 +70,22 @@ describe('the CLI\'s API client', () => {
     }
   })
 
+  it('names an address given with /v1, and an https:// one of a plain-HTTP API, for what they are', async () => {
+    await expect(resolveApiUrl({ api: 'http://127.0.0.1:7950/v1' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: '--api "http://127.0.0.1:7950/v1" ends in /v1: give the node\'s address without it (http://127.0.0.1:7950)' })
+    expect(await resolveApiUrl({ api: 'http://127.0.0.1:7950/proxy/' })).toBe('http://127.0.0.1:7950/proxy')
+    const plain = createHttpServer((_req, res) => { res.end('{}') })
+    await new Promise<void>(resolve => plain.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (plain.address() as AddressInfo).port
+      // it said that no node answers there, while one did, in plain HTTP
+      const err = await apiRequest(`https://127.0.0.1:${port}`, 'GET', '/v1/health', undefined, 5_000).catch((e: Error) => e)
+      expect(err).toMatchObject({ name: 'NodeNotRunningError', message: expect.stringMatching(new RegExp(`^the server at https://127\\.0\\.0\\.1:${port} does not speak TLS .*use http://127\\.0\\.0\\.1:${port}`)) })
+    } finally {
+      plain.closeAllConnections()
+      await new Promise(resolve => plain.close(resolve))
+    }
+  })
+
   describe('the environment', () => {
     afterEach(() => { vi.unstubAllEnvs() })
 
