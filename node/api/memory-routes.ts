@@ -7,7 +7,7 @@ import type { MemoryLayer } from '../memory/memory-layer.js'
 
 const recordBody = z.object({
   id: z.string().min(1).max(256),
-  text: z.string().max(MAX_TEXT_BYTES).optional(),
+  text: z.string().max(MAX_TEXT_BYTES).meta({ description: `at most ${MAX_TEXT_BYTES} bytes of UTF-8 (a character may take up to 4)` }).optional(),
   vector: vectorSchema.optional(),
   metadata: metadataSchema.optional()
 }).strict().refine(r => r.text !== undefined || r.vector !== undefined, 'a record needs a vector or a text to embed')

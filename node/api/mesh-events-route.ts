@@ -20,7 +20,7 @@ interface StateChange {
 }
 
 /** The states this stream tells: a task's wait for a signal is not told (its attempt shows as running), so a filter on it would never match. */
-const STREAMED_STATES: readonly string[] = TASK_STATES.filter(s => s !== 'waiting')
+export const STREAMED_STATES: readonly string[] = TASK_STATES.filter(s => s !== 'waiting')
 
 /**
  * GET /v1/events?capability=&state=: the mesh's task state changes as they happen, on any node.

@@ -1,5 +1,7 @@
 import { z } from 'zod'
 import { VERSION } from '../version.js'
+import { CAPABILITY } from '../../protocols/task/index.js'
+import { STREAMED_STATES } from './mesh-events-route.js'
 import type { Route } from './http.js'
 import type { RouteOptions } from 'fastify'
 
@@ -28,18 +30,22 @@ function rewrite (node: unknown, rename: (name: string) => string): unknown {
       : [k, rewrite(v, rename)]))
 }
 
-/** A route that answers with a Server-Sent Events stream (served by Fastify directly, not a Route). */
+/** A route that answers other than JSON (served by Fastify directly, not a Route): an event stream, a page, metrics. */
 export interface StreamDoc {
   path: string
   summary: string
-  /** query parameters: name and what it does */
-  query?: Record<string, string>
+  /** query parameters: name, what it does and the values it takes (any string when none are named) */
+  query?: Record<string, { description: string, enum?: readonly string[], pattern?: string }>
+  /** @default 'text/event-stream' */
+  contentType?: string
 }
 
-/** The SSE routes, in the document beside the JSON ones. */
+/** The routes that answer other than JSON, in the document beside the JSON ones. */
 export const STREAM_DOCS: StreamDoc[] = [
   { path: '/v1/tasks/:id/events', summary: 'one task\'s events as Server-Sent Events: its submit, each claim and how it ended, progress and tokens (on the node it was submitted through), the outcome; ends after the outcome; Last-Event-ID resumes' },
-  { path: '/v1/events', summary: 'the mesh\'s task events as they happen, as Server-Sent Events (not a replay)', query: { capability: 'only tasks of this capability', state: 'only changes to this state' } }
+  { path: '/v1/events', summary: 'the mesh\'s task events as they happen, as Server-Sent Events (not a replay)', query: { capability: { description: 'only tasks of this capability (empty: no filter)', pattern: `^$|${CAPABILITY.source}` }, state: { description: 'only changes to this state (empty: no filter)', enum: [...STREAMED_STATES, ''] } } },
+  { path: '/metrics', summary: 'the node\'s counters, gauges and histograms in Prometheus text format', contentType: 'text/plain' },
+  { path: '/ui', summary: 'the dashboard (a page for a browser)', contentType: 'text/html' }
 ]
 
 /** The OpenAPI 3.1 document of the control API, built from the routes and their zod schemas. */
@@ -66,13 +72,13 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
   for (const stream of streams) {
     const path = stream.path.replace(/:(\w+)/g, '{$1}')
     const params = [...stream.path.matchAll(/:(\w+)/g)].map(m => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }))
-    const query = Object.entries(stream.query ?? {}).map(([name, description]) => ({ name, in: 'query', required: false, description, schema: { type: 'string' } }))
+    const query = Object.entries(stream.query ?? {}).map(([name, q]) => ({ name, in: 'query', required: false, description: q.description, schema: { type: 'string', ...(q.enum === undefined ? {} : { enum: q.enum }), ...(q.pattern === undefined ? {} : { pattern: q.pattern }) } }))
     paths[path] ??= {}
     paths[path].get = {
       summary: stream.summary,
       ...(params.length + query.length === 0 ? {} : { parameters: [...params, ...query] }),
       responses: {
-        200: { description: 'a stream of events', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+        200: { description: stream.contentType === undefined ? 'a stream of events' : 'OK', content: { [stream.contentType ?? 'text/event-stream']: { schema: { type: 'string' } } } },
         default: { description: 'an error: {error: {name, message}}', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
       }
     }

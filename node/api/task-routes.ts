@@ -28,6 +28,9 @@ const submitBody = z.object({
   traceparent: z.string().regex(TRACEPARENT, '00-<32 hex>-<16 hex>-<2 hex> (W3C trace context)').optional()
 }).strict()
 
+/** The same, as the OpenAPI document shows it: the capability's form is checked later, with its own message */
+const submitDoc = submitBody.extend({ capability: capabilitySchema })
+
 /**
  * The body of a route that takes none (cancel, redrive, force-placement): nothing, `null` or `{}`. A field
  * there was ignored, so `{"maxAttempts": 5}` on a redrive seemed to raise the budget and did not.
@@ -180,7 +183,8 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'submit a task (202, or 200 for a known idempotency key), or an array of tasks (202, one entry each); one task with ?wait=MS answers as its result does',
       status: 202,
       otherStatuses: { 200: 'the task an idempotency key already names; with ?wait=MS, the finished task\'s result' },
-      schema: { body: z.union([submitBody, z.array(submitBody)]), query: waitSchema },
+      // for the document: what the checks below take (a capability's form, 1 to MAX_BULK_TASKS tasks)
+      schema: { body: z.union([submitDoc, z.array(submitDoc).min(1).max(MAX_BULK_TASKS)]), query: waitSchema },
       handle: async ctx => {
         const wait = waitQuery(ctx.query)
         const body = await ctx.body()
@@ -240,6 +244,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'GET',
       path: '/v1/tasks/:id/result',
       summary: 'the result (200), or 202 while unfinished; ?wait=MS long-polls',
+      otherStatuses: { 202: 'the task unfinished: {id, state}' },
       schema: { query: waitSchema },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)

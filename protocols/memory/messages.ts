@@ -15,7 +15,7 @@ export const MAX_VERSION_AHEAD_MS = 10 * 60_000
 export const MAX_MEMORY_FRAME_BYTES = 32 * 1024 * 1024
 
 const scalar = z.union([z.string().max(1_024), z.number(), z.boolean(), z.null()])
-export const metadataSchema = z.record(z.string().max(128), scalar).refine(m => Object.keys(m).length <= 64, 'at most 64 metadata keys')
+export const metadataSchema = z.record(z.string().max(128), scalar).refine(m => Object.keys(m).length <= 64, 'at most 64 metadata keys').meta({ maxProperties: 64 })
 export type Metadata = z.infer<typeof metadataSchema>
 
 export const vectorSchema = z.array(z.number().finite()).min(1).max(MAX_DIMENSIONS)

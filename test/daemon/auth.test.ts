@@ -123,6 +123,17 @@ describe('who may use the doors: the bearer token', () => {
     // the event streams, served beside the JSON routes, are in it too
     expect(doc.paths['/v1/tasks/{id}/events'].get.responses['200'].content['text/event-stream']).toBeDefined()
     expect(doc.paths['/v1/events'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['capability', 'state'])
+    // it says what the server takes, where it said less: a tool that makes requests from it (a fuzzer)
+    // had its "valid" ones refused
+    const [one, many] = doc.paths['/v1/tasks'].post.requestBody.content['application/json'].schema.anyOf
+    expect(one.properties.capability.pattern).toBe('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
+    expect(many).toMatchObject({ type: 'array', minItems: 1, maxItems: 1000 })
+    expect(doc.paths['/v1/tasks/{id}/result'].get.responses['202']).toBeDefined()
+    expect(doc.paths['/v1/events'].get.parameters[1].schema.enum).toEqual(['pending', 'running', 'completed', 'failed', 'canceled', 'dead', ''])
+    const record = doc.paths['/v1/memory/{collection}'].post.requestBody.content['application/json'].schema.anyOf[0]
+    expect(record.properties.metadata.maxProperties).toBe(64)
+    expect(doc.paths['/metrics'].get.responses['200'].content['text/plain']).toBeDefined()
+    expect(doc.paths['/ui'].get.responses['200'].content['text/html']).toBeDefined()
     expect(doc.security).toEqual([{ bearer: [] }])
     // every $ref points inside the document (a validator refused a "#/$defs/..." left by zod)
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"([^"]+)"/g)].map(m => m[1] as string)
