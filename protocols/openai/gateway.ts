@@ -135,7 +135,9 @@ export class OpenAIGateway {
       if (!res.destroyed && !res.writableEnded) res.write(`data: ${JSON.stringify(data)}\n\n`)
     }
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [TASK_HEADER]: id })
-    write(chunkOf(meta, { role: 'assistant', content: '' }))
+    // with include_usage, OpenAI's chunks before the last carry `usage: null`
+    const noUsage = req.stream_options?.include_usage === true ? null : undefined
+    write(chunkOf(meta, { role: 'assistant', content: '' }, null, noUsage))
     const text = new StreamedText()
     const unsubscribe = this.backend.subscribe(id, e => {
       const token = (e.event as { token?: unknown } | null)?.token
@@ -143,7 +145,7 @@ export class OpenAIGateway {
       const claims = text.claims
       const add = text.token(e.claimId, e.seq, token)
       if (text.claims > 1 && claims !== text.claims) this.stats.streamsRerun++
-      if (add !== '') write(chunkOf(meta, { content: add }))
+      if (add !== '') write(chunkOf(meta, { content: add }, null, noUsage))
     })
     const keepalive = setInterval(() => { if (!res.destroyed) res.write(': keep-alive\n\n') }, this.keepaliveMs)
     const gone = this.whenGone(id, res)
@@ -163,9 +165,9 @@ export class OpenAIGateway {
         write(new CompletionFailedError(502, `the completion was run again on another peer after a failure, and its answer differs from the text already streamed (task ${id})`, id, 'stream_diverged').toJSON())
         return
       }
-      if (rest !== '') write(chunkOf(meta, { content: rest }))
-      for (const delta of toolCallDeltas(result)) write(chunkOf(meta, delta))
-      write(chunkOf(meta, {}, finishOf(result)))
+      if (rest !== '') write(chunkOf(meta, { content: rest }, null, noUsage))
+      for (const delta of toolCallDeltas(result)) write(chunkOf(meta, delta, null, noUsage))
+      write(chunkOf(meta, {}, finishOf(result), noUsage))
       if (req.stream_options?.include_usage === true) write(chunkOf(meta, undefined, null, usageOf(result)))
       if (!res.destroyed && !res.writableEnded) res.write('data: [DONE]\n\n')
     } finally {

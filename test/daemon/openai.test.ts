@@ -133,6 +133,8 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     expect(chunks[0]?.choices[0]?.delta.role).toBe('assistant')
     expect(chunks.map(c => c.choices[0]?.finish_reason).filter(f => f !== null && f !== undefined)).toEqual(['stop'])
     expect(chunks.at(-1)).toMatchObject({ object: 'chat.completion.chunk', choices: [], usage: { total_tokens: 15 } })
+    // as OpenAI's: with include_usage, every chunk before the last says `usage: null`
+    expect(chunks.slice(0, -1).every(c => c.usage === null)).toBe(true)
 
     // the wire itself: server-sent events, the last one [DONE]
     const res = await fetch(`${daemons[0]!.api.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'fake-small', messages: [{ role: 'user', content: 'hi' }], stream: true }) })
@@ -140,6 +142,8 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     const events = (await res.text()).split('\n\n').filter(e => e.startsWith('data: '))
     expect(events.at(-1)).toBe('data: [DONE]')
     expect(events.slice(0, -1).every(e => JSON.parse(e.slice(6)).object === 'chat.completion.chunk')).toBe(true)
+    // without include_usage, no chunk has the key
+    expect(events.slice(0, -1).some(e => 'usage' in JSON.parse(e.slice(6)))).toBe(false)
   })
 
   it('cancels the task of a client that leaves before its answer', async () => {
