@@ -55,8 +55,9 @@ export function isJsonValue (value: unknown, options: { undefinedMembers?: boole
  */
 export function jsonValue (): z.ZodType<z.core.util.JSONType> {
   const what = JSON_VALUE_WHAT
-  // a missing field says so: "required", not a list of what JSON may hold
-  return z.custom<z.core.util.JSONType>(isJsonValue, { error: iss => iss.input === undefined ? `required (${what})` : what })
+  // a missing field says so: "required", not a list of what JSON may hold (whose depth, 1000 for a
+  // peer's message, read as the API's own when a submit left its input out: that is 100)
+  return z.custom<z.core.util.JSONType>(isJsonValue, { error: iss => iss.input === undefined ? 'required: any JSON value (null for none)' : what })
 }
 
 /** What a JSON value may hold, for error messages. */
