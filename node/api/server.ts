@@ -268,7 +268,8 @@ export class ApiServer {
       app.route({
         method: route.method,
         url: route.path,
-        config: { bodyOptional: route.schema?.bodyOptional === true },
+        // a route that takes no body (a GET, a DELETE) reads an empty one sent as JSON as none, as one that may take none
+        config: { bodyOptional: route.schema?.bodyOptional === true || route.schema?.body === undefined },
         handler: async (request, reply) => {
           const query = queries.get(request) ?? new URLSearchParams()
           checkQuery(query)

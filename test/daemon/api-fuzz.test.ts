@@ -69,6 +69,16 @@ describe('control API under malformed and random requests', () => {
     await expectServing()
   })
 
+  it('takes an empty body sent as JSON on a route that takes no body (a DELETE), as none', async () => {
+    // curl -X DELETE -H 'content-type: application/json' sends one: it was refused as "expected a JSON body"
+    const answer = await raw(port, request('DELETE', `/v1/deadletter/${'a'.repeat(64)}`, { 'Content-Type': 'application/json', 'Content-Length': '0' }))
+    // the route ran: no such dead letter here
+    expect(answer.status, answer.body).toBe(404)
+    expect(errorOf(answer).name).toBe('NOT_FOUND')
+    const get = await raw(port, request('GET', '/v1/health', { 'Content-Type': 'application/json', 'Content-Length': '0' }))
+    expect(get.status, get.body).toBe(200)
+  })
+
   it('refuses an unparseable target with 400 and counts it', async () => {
     const before = (await metrics()).api?.badRequests['bad-target'] ?? 0
     const answer = await raw(port, request('GET', '//'))
