@@ -15,6 +15,8 @@ interface StateChange {
   capability: string
   state: string
   generation: number
+  /** the claim a running, completed or failed change is of (a retry by the same peer is another claim) */
+  claimId?: string
   peer?: string
   error?: string
 }
@@ -47,7 +49,7 @@ export function meshEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       const seen = new Set<string>()
       const emit = (c: StateChange): void => {
         if ((capability !== undefined && c.capability !== capability) || (state !== undefined && c.state !== state)) return
-        const key = `${c.id}:${c.generation}:${c.state}:${c.peer ?? ''}`
+        const key = `${c.id}:${c.generation}:${c.state}:${c.peer ?? ''}:${c.claimId ?? ''}`
         if (seen.has(key)) return
         seen.add(key)
         if (seen.size > SEEN_PER_STREAM) seen.delete(seen.values().next().value as string)
@@ -58,12 +60,12 @@ export function meshEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       const ordered = pendingFirst(emit, tasks.options.watchReorderMs)
       const me = tasks.components.peerId.toString()
       const fromNotice = (n: TaskNotice): void => {
-        ordered.add({ id: n.id, capability: n.capability, state: n.event === 'redriven' || n.event === 'submitted' ? 'pending' : n.event, generation: n.generation, ...(n.peer === undefined ? {} : { peer: n.peer }), ...(n.error === undefined ? {} : { error: n.error }) })
+        ordered.add({ id: n.id, capability: n.capability, state: n.event === 'redriven' || n.event === 'submitted' ? 'pending' : n.event, generation: n.generation, ...(n.claimId === undefined ? {} : { claimId: n.claimId }), ...(n.peer === undefined ? {} : { peer: n.peer }), ...(n.error === undefined ? {} : { error: n.error }) })
       }
       const local: Array<[string, (evt: CustomEvent<any>) => void]> = [
         ['submitted', (evt: CustomEvent<SubmittedEvent>) => { ordered.add({ ...evt.detail, state: 'pending', generation: 0, peer: me }) }],
-        ['claimed', (evt: CustomEvent<ClaimedEvent>) => { ordered.add({ id: evt.detail.id, capability: evt.detail.capability, state: 'running', generation: evt.detail.generation, peer: me }) }],
-        ['ran', (evt: CustomEvent<RanEvent>) => { if (evt.detail.outcome === 'completed') ordered.add({ id: evt.detail.id, capability: evt.detail.capability, state: 'completed', generation: evt.detail.generation, peer: me }) }],
+        ['claimed', (evt: CustomEvent<ClaimedEvent>) => { ordered.add({ id: evt.detail.id, capability: evt.detail.capability, state: 'running', generation: evt.detail.generation, claimId: evt.detail.claimId, peer: me }) }],
+        ['ran', (evt: CustomEvent<RanEvent>) => { if (evt.detail.outcome === 'completed') ordered.add({ id: evt.detail.id, capability: evt.detail.capability, state: 'completed', generation: evt.detail.generation, claimId: evt.detail.claimId, peer: me }) }],
         ['notice', (evt: CustomEvent<TaskNotice>) => { fromNotice(evt.detail) }]
       ]
       const onWatch = (evt: CustomEvent<TaskNotice>): void => { fromNotice(evt.detail) }

@@ -254,7 +254,7 @@ export class Claimer {
   private async won (task: Task, generation: number, lease: HeldLease, slot: Slot, claimMs: number): Promise<void> {
     this.stats.claimsWon++
     this.retries.delete(task.id)
-    this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, generation, attempt: lease.attempt, claimMs } })
+    this.c.events.safeDispatchEvent('claimed', { detail: { id: task.id, capability: task.capability, generation, claimId: lease.claimId, attempt: lease.attempt, claimMs } })
     await this.executor.run(task, lease, slot)
   }
 

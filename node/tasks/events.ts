@@ -6,6 +6,8 @@ export interface ClaimedEvent {
   id: string
   capability: string
   generation: number
+  /** the claim that won the lease: what tells a retry's claim from the first one's */
+  claimId: string
   attempt: number
   claimMs: number
 }
@@ -15,6 +17,7 @@ export interface RanEvent {
   id: string
   capability: string
   generation: number
+  claimId: string
   outcome: 'completed' | 'failed' | 'lease-lost' | 'duplicate' | 'suspended' | 'canceled'
   runMs: number
   /** submit to certified result, by this node's clock against the submitter's: only when completed */

@@ -136,7 +136,7 @@ export class Executor {
     const ran = (outcome: RanEvent['outcome'], extra: Partial<RanEvent> = {}): void => {
       span.setAttribute('agentmesh.outcome', outcome)
       if (outcome !== 'completed') span.setStatus({ code: SpanStatusCode.ERROR, message: extra.error ?? outcome })
-      this.c.events.safeDispatchEvent('ran', { detail: { id: task.id, capability: task.capability, generation, outcome, runMs: performance.now() - started + (lease.prerun?.ms ?? 0), ...extra } })
+      this.c.events.safeDispatchEvent('ran', { detail: { id: task.id, capability: task.capability, generation, claimId: lease.claimId, outcome, runMs: performance.now() - started + (lease.prerun?.ms ?? 0), ...extra } })
     }
     let settled = false
     // the slot bounds the agent's runs: it is free once the agent returns, not once its result is

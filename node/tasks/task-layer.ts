@@ -188,8 +188,8 @@ export class TaskLayer {
     const self = peerId.toString()
     const watched = (n: Parameters<MeshGossip['publishWatch']>[0]): void => { this.gossip.publishWatch(n).catch(() => {}) }
     this.events.addEventListener('submitted', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'submitted', generation: 0, peer: self }) })
-    this.events.addEventListener('claimed', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'running', generation: evt.detail.generation, peer: self }) })
-    this.events.addEventListener('ran', evt => { if (evt.detail.outcome === 'completed') watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'completed', generation: evt.detail.generation, peer: self }) })
+    this.events.addEventListener('claimed', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'running', generation: evt.detail.generation, claimId: evt.detail.claimId, peer: self }) })
+    this.events.addEventListener('ran', evt => { if (evt.detail.outcome === 'completed') watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'completed', generation: evt.detail.generation, claimId: evt.detail.claimId, peer: self }) })
     const components: TaskComponents = this.components = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, memory: this.memory, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
     this.service = new TaskService(components)
     this.progress = new ProgressHub({

@@ -123,8 +123,12 @@ describe('server-sent events of tasks and of the mesh', () => {
     expect(events.every(e => e.event === 'state' && e.data.capability === 'steps')).toBe(true)
     const states = events.filter(e => e.data.id === id)
     expect(states.map(e => e.data.state)).toEqual(['pending', 'running', 'completed'])
-    // each id names its change, the same on any node and stream; not a count from 1
-    expect(states.map(e => e.id)).toEqual(states.map(e => `${id}:0:${e.data.state}:${e.data.peer}`))
+    // each id names its change, the same on any node and stream (not a count from 1): the claim is
+    // in it, so a retry by the same peer is another change
+    const claim = states[1]?.data.claimId as string
+    expect(claim).toMatch(/^[0-9a-f]{16}$/)
+    expect(states.map(e => e.data.claimId)).toEqual([undefined, claim, claim])
+    expect(states.map(e => e.id)).toEqual(states.map(e => `${id}:0:${e.data.state}:${e.data.peer}:${e.data.claimId ?? ''}`))
     expect(states[0]?.data.peer).toBe(net.nodes[1]!.peerId.toString())
     expect(states[1]?.data.peer).toBe(net.nodes[0]!.peerId.toString())
   })
