@@ -310,10 +310,11 @@ export const taskOptionsSchema = z.strictObject({
   /**
    * The same wait, when shorter, for a task whose only reason to be decided is its passed deadline.
    * Each member reads the deadline by its own clock, so a first member whose clock runs behind held
-   * the death back by its skew, up to backupAfterMs (2 minutes), while the others saw it due.
-   * @default 5_000
+   * the death back by its skew, up to backupAfterMs (2 minutes), while the others saw it due. Longer
+   * than a busy first member's round of decisions (each may wait rpcTimeoutMs on a paused member).
+   * @default 15_000
    */
-  deadlineBackupMs: timerMs().default(5_000),
+  deadlineBackupMs: timerMs().default(15_000),
   /** how often records are compared with the other replicas and handed to moved replica sets. @default 30_000 */
   antiEntropyIntervalMs: timerMs().default(30_000),
   /**

@@ -67,7 +67,7 @@ const DOCUMENTED_DEFAULTS = {
   remoteWaitersLimit: 10_000,
   recoveryConcurrency: 16,
   backupAfterMs: 120_000,
-  deadlineBackupMs: 5_000,
+  deadlineBackupMs: 15_000,
   antiEntropyIntervalMs: 30_000,
   antiEntropyMinAgeMs: 10_000,
   retentionMs: 604_800_000,

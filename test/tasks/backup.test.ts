@@ -51,7 +51,9 @@ describe('a placement whose first live member does not act on a task', () => {
     const tasks = { ...FAST_TASKS, agents: [], backupAfterMs: 120_000, deadlineBackupMs: 1_000 }
     net = await createTestnet(3, { baseDir, tasks })
     await net.ready()
-    const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 4_000 })
+    // the deadline comes after the first member is back and live: until then the next member is first
+    const deadline = Date.now() + 10_000
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 10_000 })
     const placement = (await net.nodes[0]!.tasks!.service.get(id)).record.placement.members
     const index = (peer: string): number => net!.nodes.findIndex(n => n.peerId.toString() === peer)
     const first = index(placement[0] as string)
@@ -60,6 +62,7 @@ describe('a placement whose first live member does not act on a task', () => {
     await net.nodes[first]!.stop()
     await net.restartNode(first, { tasks: { ...tasks, sweepIntervalMs: 600_000 } })
     await net.ready()
+    expect(Date.now(), 'the first member back and live before the deadline').toBeLessThan(deadline)
     const others = placement.slice(1).map(p => net!.nodes[index(p)]!)
     // with backupAfterMs alone it would wait 2 minutes
     await waitFor(async () => deadOn(others, id), { what: 'the next member to decide the task dead', timeoutMs: 30_000 })
