@@ -44,8 +44,8 @@ export function authHeaders (): Record<string, string> {
 }
 
 /**
- * The API URL from --api, else from DIR/node.json (--data or the default data dir), else the
- * default address.
+ * The API URL from --api, else from DIR/node.json (--data, else AGENTMESH_DATA), else
+ * AGENTMESH_API, else from the default data dir's node.json, else the default address.
  */
 export async function resolveApiUrl (target: ClientTarget): Promise<string> {
   if (target.api !== undefined) return normalize(target.api)
@@ -59,8 +59,11 @@ export async function resolveApiUrl (target: ClientTarget): Promise<string> {
       throw new NodeNotRunningError(`no node is running on data dir ${dataDir} (no readable ${join(dataDir, NODE_FILE)})`)
     }
   }
+  // a variable the user set wins over a daemon that happens to run on the default data dir
+  const fromEnv = envValue(process.env, 'AGENTMESH_API')
+  if (fromEnv !== undefined) return normalize(fromEnv, 'AGENTMESH_API')
   const fromDefault = await readNodeFile(DEFAULT_DATA_DIR).catch((err: Error) => { if (err.name === 'MalformedNodeFileError') throw err })
-  return fromDefault?.api ?? normalize(envValue(process.env, 'AGENTMESH_API') ?? DEFAULT_API, 'AGENTMESH_API')
+  return fromDefault?.api ?? normalize(DEFAULT_API, 'the default API address')
 }
 
 /** An http(s) URL of a node's API, or HOST:PORT for one; anything else is the user's to fix, named by where it came from. */

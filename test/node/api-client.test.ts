@@ -2,12 +2,12 @@ import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server, Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { apiRequest, resolveApiUrl } from '../../node/cli/client.js'
 import { DEFAULT_API, DEFAULT_DATA_DIR } from '../../node/daemon/config.js'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { runCli } from '../../sim/daemon-process.js'
 
 /** The CLI's client against a node that takes connections and never answers, as a SIGSTOPped daemon does. */
@@ -89,16 +89,30 @@ describe('the CLI\'s API client', () => {
   describe('the environment', () => {
     afterEach(() => { vi.unstubAllEnvs() })
 
-    it('takes an empty AGENTMESH_DATA or AGENTMESH_API as unset, as the daemon does', async () => {
-      // this machine's own default node, if one runs, would answer first
-      if (existsSync(join(DEFAULT_DATA_DIR, 'node.json'))) return
+    it('takes AGENTMESH_API before a daemon on the default data dir, and an empty AGENTMESH_DATA or AGENTMESH_API as unset, as the daemon does', async () => {
       vi.stubEnv('AGENTMESH_DATA', '')
-      vi.stubEnv('AGENTMESH_API', '')
-      expect(await resolveApiUrl({})).toBe(`http://${DEFAULT_API}`)
       vi.stubEnv('AGENTMESH_API', '127.0.0.1:9009')
       expect(await resolveApiUrl({})).toBe('http://127.0.0.1:9009')
       vi.stubEnv('AGENTMESH_API', 'ftp://x')
       await expect(resolveApiUrl({})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/^AGENTMESH_API "ftp:\/\/x"/) })
+      // both empty: the default data dir's daemon, else the default address
+      vi.stubEnv('AGENTMESH_API', '')
+      const fromDefault = existsSync(join(DEFAULT_DATA_DIR, 'node.json')) ? JSON.parse(readFileSync(join(DEFAULT_DATA_DIR, 'node.json'), 'utf8')).api : `http://${DEFAULT_API}`
+      expect(await resolveApiUrl({})).toBe(fromDefault)
+    })
+
+    it('a CLI command takes AGENTMESH_API over a daemon on the default data dir (HOME/.agentmesh)', async () => {
+      const home = await mkdtemp(join(tmpdir(), 'agentmesh-home-'))
+      try {
+        await mkdir(join(home, '.agentmesh'))
+        await writeFile(join(home, '.agentmesh', 'node.json'), JSON.stringify({ peerId: 'p', addrs: [], api: 'http://127.0.0.1:9008', pid: 1 }))
+        const withEnv = await runCli(['status'], { env: { HOME: home, AGENTMESH_API: '127.0.0.1:9009', AGENTMESH_DATA: '' } })
+        expect(withEnv.stderr).toMatch(/no node answers at http:\/\/127\.0\.0\.1:9009/)
+        const without = await runCli(['status'], { env: { HOME: home, AGENTMESH_API: '', AGENTMESH_DATA: '' } })
+        expect(without.stderr).toMatch(/no node answers at http:\/\/127\.0\.0\.1:9008/)
+      } finally {
+        await rm(home, { recursive: true, force: true })
+      }
     })
   })
 })
