@@ -38,6 +38,8 @@ export interface StreamDoc {
   query?: Record<string, { description: string, enum?: readonly string[], pattern?: string }>
   /** @default 'text/event-stream' */
   contentType?: string
+  /** served without the token (the dashboard's page: it asks for the token itself) */
+  public?: boolean
 }
 
 /** The routes that answer other than JSON, in the document beside the JSON ones. */
@@ -45,7 +47,7 @@ export const STREAM_DOCS: StreamDoc[] = [
   { path: '/v1/tasks/:id/events', summary: 'one task\'s events as Server-Sent Events: its submit, each claim and how it ended, progress and tokens (on the node it was submitted through), the outcome; ends after the outcome; Last-Event-ID resumes' },
   { path: '/v1/events', summary: 'the mesh\'s task events as they happen, as Server-Sent Events (not a replay)', query: { capability: { description: 'only tasks of this capability (empty: no filter)', pattern: `^$|${CAPABILITY.source}` }, state: { description: 'only changes to this state (empty: no filter)', enum: [...STREAMED_STATES, ''] } } },
   { path: '/metrics', summary: 'the node\'s counters, gauges and histograms in Prometheus text format', contentType: 'text/plain' },
-  { path: '/ui', summary: 'the dashboard (a page for a browser)', contentType: 'text/html' }
+  { path: '/ui', summary: 'the dashboard (a page for a browser)', contentType: 'text/html', public: true }
 ]
 
 /** The OpenAPI 3.1 document of the control API, built from the routes and their zod schemas. */
@@ -76,6 +78,7 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
     paths[path] ??= {}
     paths[path].get = {
       summary: stream.summary,
+      ...(stream.public === true ? { security: [] } : {}),
       ...(params.length + query.length === 0 ? {} : { parameters: [...params, ...query] }),
       responses: {
         200: { description: stream.contentType === undefined ? 'a stream of events' : 'OK', content: { [stream.contentType ?? 'text/event-stream']: { schema: { type: 'string' } } } },

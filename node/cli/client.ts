@@ -79,8 +79,6 @@ function normalize (api: string, from = '--api'): string {
     return refuse()
   }
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') refuse()
-  // the routes are under /v1 already: http://host:port/v1 asked for /v1/v1/health, and read as no such route
-  if (/\/v1\/?$/.test(url.pathname)) throw new InvalidConfigError(`${from} ${JSON.stringify(api.slice(0, 200))} ends in /v1: give the node's address without it (${url.origin}${url.pathname.replace(/\/v1\/?$/, '')})`)
   // fetch would fail with "bad port", which read as no node answering there
   if (url.port !== '' && FETCH_BLOCKED_PORTS.has(Number(url.port))) throw new InvalidConfigError(`${from} ${JSON.stringify(api.slice(0, 200))}: port ${url.port} is one that fetch refuses to connect to, so no client can reach an API there: run the node's API on another port (--api on \`agentmesh node\`, e.g. 127.0.0.1:7070)`)
   return `${url.origin}${url.pathname}`.replace(/\/+$/, '')
@@ -93,7 +91,7 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
     if (err?.name === 'TimeoutError') return new NodeNotRunningError(`the node at ${baseUrl} took the connection but did not answer ${method} ${path} in ${timeoutMs / 1000} s: is its process stopped or overloaded?`)
     const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message
     // an https:// address of a node's plain-HTTP API: something answered, in no TLS
-    if (baseUrl.startsWith('https:') && /^ERR_SSL_|wrong version number/i.test(String(cause))) return new NodeNotRunningError(`the server at ${baseUrl} does not speak TLS (${cause}): a node's API is plain HTTP, use http://${baseUrl.slice('https://'.length)} (or put TLS in front of it)`)
+    if (baseUrl.startsWith('https:') && /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST|wrong version number/i.test(String(cause))) return new NodeNotRunningError(`the server at ${baseUrl} does not speak TLS (${cause}): a node's API is plain HTTP, use http://${baseUrl.slice('https://'.length)} (or put TLS in front of it)`)
     return new NodeNotRunningError(`no node answers at ${baseUrl} (${cause}); is the daemon running?`)
   }
   // read before the request: a blank token variable is its own error, not a node that does not answer
@@ -120,7 +118,9 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
     throw new ApiRequestError(res.status, `${method} ${path}: answer is not JSON (HTTP ${res.status})`)
   }
   const retryAfterS = Number(res.headers.get('retry-after') ?? NaN)
-  if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}`, Number.isFinite(retryAfterS) && retryAfterS >= 0 ? retryAfterS * 1000 : undefined, parsed)
+  // the routes are under /v1 already: an address given with it asked for /v1/v1/..., which reads as no such route
+  const hint = res.status === 404 && /\/v1$/.test(baseUrl) ? ` (the address ${baseUrl} ends in /v1, which every route has already: give it without)` : ''
+  if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}${hint}`, Number.isFinite(retryAfterS) && retryAfterS >= 0 ? retryAfterS * 1000 : undefined, parsed)
   return parsed as T
 }
 

@@ -25,9 +25,10 @@ export async function followEvents (baseUrl: string, path: string, onEvent: (e: 
   refuseOtherServer(res, baseUrl, `GET ${path}`)
   if (!res.ok || res.body === null) {
     const text = await res.text()
-    let message = `HTTP ${res.status}`
-    try { message = JSON.parse(text)?.error?.message ?? message } catch {}
-    throw new ApiRequestError(res.status, `GET ${path}: ${message}`)
+    let body: any
+    try { body = JSON.parse(text) } catch {}
+    // with the answer, which --json prints as it does every other command's refusal
+    throw new ApiRequestError(res.status, `GET ${path}: ${body?.error?.message ?? `HTTP ${res.status}`}`, undefined, body)
   }
   let buffer = ''
   // streaming decode: a character split across two chunks must not come out garbled

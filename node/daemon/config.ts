@@ -56,8 +56,12 @@ const httpFields = z.object({
   maxWaitMs: z.number().int().min(1_000).max(3_600_000).optional(),
   /** at most stopTimeoutMs - 1_000: the daemon's whole stop is cut off at stopTimeoutMs, before the store is closed. @default 3_000 */
   closeGraceMs: z.number().int().min(0).max(600_000).optional(),
-  /** the deepest nesting of a request body's arrays and objects (the body itself is level 1); deeper is 400, before parsing. @default 100 */
-  maxJsonDepth: z.number().int().min(2).max(1_000).optional(),
+  /**
+   * the deepest nesting of a request body's arrays and objects (the body itself is level 1); deeper
+   * is 400, before parsing. At least 16: the doors' own bodies nest 5 to 8 deep before the user's
+   * data (an A2A message's data part, a tool's JSON schema). @default 100
+   */
+  maxJsonDepth: z.number().int().min(16).max(1_000).optional(),
   /** an event stream's client this many bytes behind (it stopped reading) is cut off. @default 1_048_576 (1 MiB) */
   sseMaxBufferedBytes: z.number().int().min(65_536).max(268_435_456).optional()
 }).strict()

@@ -46,7 +46,7 @@ export class Model {
       } catch (err: any) {
         // a 4xx other than 429 will not get better on retry
         if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500 && err.status !== 429) throw new UnrecoverableTaskError(refusal(err))
-        if (err?.status === 429) throw new ModelRateLimitedError(refusal(err))
+        if (err?.status === 429) throw new ModelRateLimitedError(refusal(err, 'rate-limited'))
         throw err
       }
     })
@@ -111,12 +111,13 @@ export class Model {
 }
 
 /**
- * A model's 4xx as a task's reason: `model refused the request (STATUS[, CODE]): MESSAGE`, which the
+ * A model's 4xx as a task's reason: `model refused the request (STATUS[, CODE]): MESSAGE` (a 429:
+ * `model rate-limited the request ...`), which the
  * OpenAI door reads back into its answer. The client library's message starts with the status
  * already ("400 ..."), which the door's client would print twice.
  */
-function refusal (err: { status: number, message?: unknown, code?: unknown }): string {
+function refusal (err: { status: number, message?: unknown, code?: unknown }, what: 'refused' | 'rate-limited' = 'refused'): string {
   const message = String(err.message ?? '').replace(new RegExp(`^${err.status} `), '')
   const code = typeof err.code === 'string' && /^[\w.-]{1,64}$/.test(err.code) ? `, ${err.code}` : ''
-  return `model refused the request (${err.status}${code}): ${message}`
+  return `model ${what} the request (${err.status}${code}): ${message}`
 }

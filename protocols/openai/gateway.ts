@@ -227,7 +227,7 @@ export class OpenAIGateway {
 function failure (id: string, state: string, reason: string | undefined): CompletionFailedError {
   // the model's own refusal of the request (a 4xx) is the client's to fix: passed on with its status
   // (with the model's own error code, when it gave one)
-  const refused = /model refused the request \((4\d\d)(?:, ([\w.-]+))?\): ?(.*)$/s.exec(reason ?? '')
+  const refused = /model (?:refused|rate-limited) the request \((4\d\d)(?:, ([\w.-]+))?\): ?(.*)$/s.exec(reason ?? '')
   if (refused !== null) return new CompletionFailedError(Number(refused[1]), `${refused[3] ?? ''} (task ${id})`, id, refused[2] ?? 'model_refused')
   if (state === 'canceled') return new CompletionFailedError(502, `task ${id} was canceled`, id, 'task_canceled')
   return new CompletionFailedError(502, `task ${id} failed on every attempt: ${reason ?? 'no reason given'}`, id, 'task_failed')

@@ -134,6 +134,8 @@ describe('who may use the doors: the bearer token', () => {
     expect(record.properties.metadata.maxProperties).toBe(64)
     expect(doc.paths['/metrics'].get.responses['200'].content['text/plain']).toBeDefined()
     expect(doc.paths['/ui'].get.responses['200'].content['text/html']).toBeDefined()
+    // the page is served without the token
+    expect(doc.paths['/ui'].get.security).toEqual([])
     expect(doc.security).toEqual([{ bearer: [] }])
     // every $ref points inside the document (a validator refused a "#/$defs/..." left by zod)
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"([^"]+)"/g)].map(m => m[1] as string)

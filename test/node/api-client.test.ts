@@ -71,8 +71,20 @@ describe('the CLI\'s API client', () => {
   })
 
   it('names an address given with /v1, and an https:// one of a plain-HTTP API, for what they are', async () => {
-    await expect(resolveApiUrl({ api: 'http://127.0.0.1:7950/v1' })).rejects.toMatchObject({ name: 'InvalidConfigError', message: '--api "http://127.0.0.1:7950/v1" ends in /v1: give the node\'s address without it (http://127.0.0.1:7950)' })
     expect(await resolveApiUrl({ api: 'http://127.0.0.1:7950/proxy/' })).toBe('http://127.0.0.1:7950/proxy')
+    // a node behind a proxy that mounts it under /v1 stays reachable: the hint comes with a 404 only
+    const node = createHttpServer((req, res) => {
+      res.writeHead(req.url === '/v1/health' ? 200 : 404, { 'content-type': 'application/json', 'x-agentmesh-version': '0' })
+      res.end(req.url === '/v1/health' ? '{"ok":true}' : '{"error":{"name":"NOT_FOUND","message":"no route"}}')
+    })
+    await new Promise<void>(resolve => node.listen(0, '127.0.0.1', resolve))
+    try {
+      const base = `http://127.0.0.1:${(node.address() as AddressInfo).port}`
+      expect(await apiRequest(base, 'GET', '/v1/health')).toEqual({ ok: true })
+      await expect(apiRequest(`${base}/v1`, 'GET', '/v1/health')).rejects.toMatchObject({ name: 'ApiRequestError', message: `GET /v1/health: no route (the address ${base}/v1 ends in /v1, which every route has already: give it without)` })
+    } finally {
+      await new Promise(resolve => node.close(resolve))
+    }
     const plain = createHttpServer((_req, res) => { res.end('{}') })
     await new Promise<void>(resolve => plain.listen(0, '127.0.0.1', resolve))
     try {

@@ -285,20 +285,21 @@ describe('the control API\'s connection timers (http)', () => {
 
   it('take the body\'s nesting limit and an event stream\'s buffer, each refused by name when out of range', async () => {
     const dir = await tmp()
-    await expectFileRefused(dir, 'flat.json', { http: { maxJsonDepth: 1 } }, /http\.maxJsonDepth/)
+    await expectFileRefused(dir, 'flat.json', { http: { maxJsonDepth: 15 } }, /http\.maxJsonDepth/)
     await expectFileRefused(dir, 'deep.json', { http: { maxJsonDepth: 1_001 } }, /http\.maxJsonDepth/)
     await expectFileRefused(dir, 'tiny.json', { http: { sseMaxBufferedBytes: 1_024 } }, /http\.sseMaxBufferedBytes/)
-    await writeFile(join(dir, 'depth.json'), JSON.stringify({ http: { maxJsonDepth: 4, sseMaxBufferedBytes: 65_536 } }))
+    await writeFile(join(dir, 'depth.json'), JSON.stringify({ http: { maxJsonDepth: 16, sseMaxBufferedBytes: 65_536 } }))
     const config = await resolveDaemonConfig({ config: join(dir, 'depth.json'), data: join(dir, 'd'), api: '127.0.0.1:0', agents: 'echo' }, {})
-    expect(config.http).toEqual({ maxJsonDepth: 4, sseMaxBufferedBytes: 65_536 })
+    expect(config.http).toEqual({ maxJsonDepth: 16, sseMaxBufferedBytes: 65_536 })
     const daemon = await startDaemon(config)
     try {
       const submit = async (input: unknown): Promise<Response> => await fetch(`${daemon.api.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input }) })
-      // the body is level 1, its input level 2: four levels, then five
-      expect((await submit({ a: [[1]] })).status).toBe(202)
-      const deep = await submit({ a: [[[1]]] })
+      // the body is level 1, its input level 2: sixteen levels, then seventeen
+      const nested = (levels: number): unknown => levels === 0 ? 1 : [nested(levels - 1)]
+      expect((await submit(nested(15))).status).toBe(202)
+      const deep = await submit(nested(16))
       expect(deep.status).toBe(400)
-      expect(await deep.json()).toMatchObject({ error: { message: 'body nests arrays and objects deeper than 4 levels' } })
+      expect(await deep.json()).toMatchObject({ error: { message: 'body nests arrays and objects deeper than 16 levels' } })
     } finally {
       await daemon.stop()
     }
