@@ -28,8 +28,9 @@ export interface Cluster {
   outcome: (id: string, waitMs: number) => Promise<TaskOutcome | undefined>
   /**
    * Tasks a live node lists as blocked because their move found split votes that a lost member
-   * could have certified either way: a decision that needs that member or an operator. Asked at
-   * the end of a run. Child processes cannot tell why a task is listed: none there.
+   * could have certified either way, or because a majority of their placement was removed for good
+   * (churn): a decision that needs that member or an operator. Asked at the end of a run. Child
+   * processes cannot tell why a task is listed: none there.
    */
   blocked: () => Promise<Set<string>>
   /** a live node running at least one task, if any */

@@ -37,9 +37,26 @@ export interface DaemonProcess {
   exited: Promise<number | null>
 }
 
+/** Daemons this process started that still run: killed when it exits, however it exits. */
+const running = new Set<ReturnType<typeof spawn>>()
+
+function killRunning (): void {
+  // a paused (SIGSTOPped) daemon left behind stayed frozen for ever, holding its data dir
+  for (const proc of running) {
+    proc.kill('SIGCONT')
+    proc.kill('SIGKILL')
+  }
+}
+
 /** Starts `agentmesh node` and resolves once it prints "ready" (rejects if it exits first). */
 export async function startDaemonProcess (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<DaemonProcess> {
   const proc = spawn(process.execPath, [BIN, 'node', ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  if (running.size === 0 && process.listenerCount('exit') < 50) process.once('exit', killRunning)
+  running.add(proc)
+  proc.once('exit', () => {
+    running.delete(proc)
+    if (running.size === 0) process.off('exit', killRunning)
+  })
   let out = ''
   proc.stdout.on('data', d => { out += String(d) })
   proc.stderr.on('data', d => { out += String(d) })

@@ -30,6 +30,8 @@ export class InProcessCluster implements Cluster {
   private loss = 0
   /** the last figures of nodes that were stopped, so their work still counts */
   private readonly stopped = new Map<number, NodeFigures>()
+  /** peers removed for good (churn): never back, so a placement that lost a majority to them cannot move */
+  private readonly removed = new Set<string>()
 
   constructor (init: InProcessInit) {
     this.init = init
@@ -99,9 +101,14 @@ export class InProcessCluster implements Cluster {
   async blocked (): Promise<Set<string>> {
     const lists = await Promise.all(this.live().map(async i => {
       const tasks = this.nodes[i]?.tasks
-      return (await tasks?.service.list({ state: 'blocked', limit: 10_000 }) ?? []).filter(r => tasks?.mover.blockedBySplitVotes(r) === true)
+      return (await tasks?.service.list({ state: 'blocked', limit: 10_000 }) ?? []).filter(r => tasks?.mover.blockedBySplitVotes(r) === true || this.lostForGood(r.placement.members))
     }))
     return new Set(lists.flat().map(r => r.task.id))
+  }
+
+  /** Whether a majority of these members were removed for good: only an operator's force-placement moves such a task. */
+  private lostForGood (members: readonly string[]): boolean {
+    return members.filter(m => this.removed.has(m)).length >= Math.floor(members.length / 2) + 1
   }
 
   async busyNode (): Promise<number | undefined> {
@@ -148,6 +155,8 @@ export class InProcessCluster implements Cluster {
   }
 
   async removeNode (index: number): Promise<void> {
+    const node = this.nodes[index]
+    if (node !== undefined) this.removed.add(node.peerId.toString())
     await this.crash(index)
   }
 

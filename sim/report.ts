@@ -59,7 +59,7 @@ export interface SimReport {
   lost: number
   /** acknowledged tasks neither finished nor listed as blocked at the end */
   unfinished: number
-  /** unfinished, and listed as blocked by a live node for split votes a lost member could have certified either way */
+  /** unfinished, and listed as blocked by a live node for split votes a lost member could have certified either way, or a majority of its placement removed for good */
   blocked: number
   wrongResults: number
   duplicateExecutions: number
@@ -153,7 +153,7 @@ export function buildReport (r: ReportInput): SimReport {
     { name: 'some task acknowledged', ok: acked.length > 0, detail: `no task acknowledged (${r.traces.length} submitted): the other invariants hold vacuously` },
     { name: 'no task lost', ok: lost === 0, detail: `${lost} acknowledged tasks unknown to every live node` },
     // blocked: listed by a member for split votes a lost member could have certified either way (README, Moving a placement)
-    { name: 'every task finished', ok: unfinished === 0, detail: [`${unfinished} still pending or running at the end, and not blocked by split votes (${blocked} were)`, ...(r.stuck ?? [])].join('; ') },
+    { name: 'every task finished', ok: unfinished === 0, detail: [`${unfinished} still pending or running at the end, and not blocked by split votes or a placement whose majority left for good (${blocked} were)`, ...(r.stuck ?? [])].join('; ') },
     {
       name: 'at most one accepted result per task',
       ok: a.conflicts === 0 && a.unreadable.length === 0,

@@ -41,6 +41,13 @@ export interface SimOptions {
   onFault?: (fault: FaultTrace) => void
   /** called once the mesh is up, before the workload starts */
   onReady?: (nodes: number) => void
+  /** ends the run early (a Ctrl-C): its nodes are stopped and its data dirs removed, and it rejects with SimInterruptedError */
+  signal?: AbortSignal
+}
+
+export class SimInterruptedError extends Error {
+  static override name = 'SimInterruptedError'
+  constructor (message: string) { super(message); this.name = 'SimInterruptedError' }
 }
 
 /** Timers for a simulated mesh: quick enough to show recovery in seconds, calm enough for 50+ nodes in one process. */
@@ -127,71 +134,17 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
   const faults: FaultTrace[] = []
   let submitErrors = 0
   let startedAt = Date.now()
-  let ended: { durationMs: number, nodeFigures: NodeFigures[], edges: Array<[number, number]> }
+  let ended!: { durationMs: number, nodeFigures: NodeFigures[], edges: Array<[number, number]> }
+  // an interrupt ends the run where it is: what it started is stopped below, and nothing is reported
+  const interrupted = new Promise<never>((_resolve, reject) => {
+    const stop = (): void => { reject(new SimInterruptedError('the simulation was interrupted')) }
+    if (o.signal?.aborted === true) stop()
+    else o.signal?.addEventListener('abort', stop, { once: true })
+  })
+  interrupted.catch(() => {})
   try {
     try {
-      await cluster.start(o.nodes)
-      o.onReady?.(cluster.live().length)
-      const t0 = Date.now()
-      startedAt = t0
-      const applied: Array<Promise<void>> = []
-      const timers = o.scenario.faults.map(fault => setTimeout(() => {
-        const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
-        faults.push(trace)
-        applied.push(applyFault(cluster, fault, faultRng, trace, { after, endsIn }, () => Date.now() - t0)
-          .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
-          .finally(() => { o.onFault?.(trace) }))
-      }, fault.at))
-      // kept as tasks finish, not recounted over every trace on each progress tick or follow loop
-      let finished = 0
-      let lastFinishedAt = 0
-      const progress = setInterval(() => {
-        o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
-      }, 250)
-      const waits: Array<Promise<void>> = []
-      const drainUntil = (): number => t0 + Math.max((o.tasks / o.rate) * 1000, lastFinishedAt) + (o.drainMs ?? 60_000)
-      for (const [i, spec] of workload.entries()) {
-        const due = t0 + (i / o.rate) * 1000
-        if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
-        const trace: TaskTrace = { index: i, capability: spec.capability, submittedAt: Date.now() - t0, ok: false }
-        traces.push(trace)
-        // submits are not awaited one by one: the offered rate must not depend on how fast each answers
-        waits.push((async () => {
-          // a submit answered by any node counts; a down node or a missing quorum is retried
-          // elsewhere after a backoff, as a client would, so a view still settling after a fault can
-          for (let attempt = 0; attempt < 5 && trace.id === undefined; attempt++) {
-            if (attempt > 0) await new Promise(resolve => setTimeout(resolve, Math.min(2_000, 250 * 2 ** (attempt - 1))))
-            const live = cluster.live()
-            try {
-              trace.id = await cluster.submit(live[rng.int(0, live.length)] as number, spec)
-            } catch {
-              submitErrors++
-            }
-          }
-          if (trace.id === undefined) return
-          await follow(cluster, trace, spec.check, t0, drainUntil)
-          if (trace.finishedAt === undefined) return
-          finished++
-          lastFinishedAt = Math.max(lastFinishedAt, trace.finishedAt)
-        })())
-      }
-      await Promise.all(waits)
-      // a task whose split votes a lost member could have certified either way waits for it or an operator: listed, not lost
-      const blocked = await cluster.blocked()
-      for (const t of traces) if (t.id !== undefined && t.finishedAt === undefined && blocked.has(t.id)) t.state = 'blocked'
-      // the scenario's faults are part of the run, even those due after the last task finished
-      const lastFault = Math.max(0, ...o.scenario.faults.map(f => f.at))
-      if (Date.now() < t0 + lastFault) await new Promise(resolve => setTimeout(resolve, t0 + lastFault - Date.now() + 10))
-      await Promise.all(applied)
-      // and so is each fault's own end (a restart, a resume, a heal): a run that ended before it
-      // reported a node back that never came back, and its scenario tested no restart at all
-      await Promise.all(restored)
-      if (Date.now() < t0 + healedBy + RESTORE_MARGIN_MS) await new Promise(resolve => setTimeout(resolve, t0 + healedBy + RESTORE_MARGIN_MS - Date.now()))
-      clearInterval(progress)
-      for (const timer of [...timers, ...later]) clearTimeout(timer)
-      const durationMs = Date.now() - t0
-      o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
-      ended = { durationMs, nodeFigures: await cluster.figures(), edges: cluster.edges() }
+      await Promise.race([run(), interrupted])
     } finally {
       for (const timer of later) clearTimeout(timer)
       await Promise.allSettled([...firing])
@@ -205,6 +158,77 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
     return buildReport({ options: o, cluster, traces, faults, submitErrors, audit, stuck, executions, startedAt, ...ended })
   } finally {
     await rm(baseDir, { recursive: true, force: true })
+  }
+
+  async function run (): Promise<void> {
+    await cluster.start(o.nodes)
+    o.onReady?.(cluster.live().length)
+    const t0 = Date.now()
+    startedAt = t0
+    const applied: Array<Promise<void>> = []
+    const timers = o.scenario.faults.map(fault => setTimeout(() => {
+      const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
+      faults.push(trace)
+      applied.push(applyFault(cluster, fault, faultRng, trace, { after, endsIn }, () => Date.now() - t0)
+        .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
+        .finally(() => { o.onFault?.(trace) }))
+    }, fault.at))
+    // kept as tasks finish, not recounted over every trace on each progress tick or follow loop
+    let finished = 0
+    let lastFinishedAt = 0
+    const progress = setInterval(() => {
+      o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
+    }, 250)
+    // an interrupted run submits and faults nothing more
+    o.signal?.addEventListener('abort', () => {
+      clearInterval(progress)
+      for (const timer of timers) clearTimeout(timer)
+    }, { once: true })
+    const waits: Array<Promise<void>> = []
+    const drainUntil = (): number => t0 + Math.max((o.tasks / o.rate) * 1000, lastFinishedAt) + (o.drainMs ?? 60_000)
+    for (const [i, spec] of workload.entries()) {
+      if (o.signal?.aborted === true) break
+      const due = t0 + (i / o.rate) * 1000
+      if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
+      const trace: TaskTrace = { index: i, capability: spec.capability, submittedAt: Date.now() - t0, ok: false }
+      traces.push(trace)
+      // submits are not awaited one by one: the offered rate must not depend on how fast each answers
+      waits.push((async () => {
+        // a submit answered by any node counts; a down node or a missing quorum is retried
+        // elsewhere after a backoff, as a client would, so a view still settling after a fault can
+        for (let attempt = 0; attempt < 5 && trace.id === undefined; attempt++) {
+          if (attempt > 0) await new Promise(resolve => setTimeout(resolve, Math.min(2_000, 250 * 2 ** (attempt - 1))))
+          const live = cluster.live()
+          try {
+            trace.id = await cluster.submit(live[rng.int(0, live.length)] as number, spec)
+          } catch {
+            submitErrors++
+          }
+        }
+        if (trace.id === undefined) return
+        await follow(cluster, trace, spec.check, t0, drainUntil)
+        if (trace.finishedAt === undefined) return
+        finished++
+        lastFinishedAt = Math.max(lastFinishedAt, trace.finishedAt)
+      })())
+    }
+    await Promise.all(waits)
+    // a task whose split votes a lost member could have certified either way waits for it or an operator: listed, not lost
+    const blocked = await cluster.blocked()
+    for (const t of traces) if (t.id !== undefined && t.finishedAt === undefined && blocked.has(t.id)) t.state = 'blocked'
+    // the scenario's faults are part of the run, even those due after the last task finished
+    const lastFault = Math.max(0, ...o.scenario.faults.map(f => f.at))
+    if (Date.now() < t0 + lastFault) await new Promise(resolve => setTimeout(resolve, t0 + lastFault - Date.now() + 10))
+    await Promise.all(applied)
+    // and so is each fault's own end (a restart, a resume, a heal): a run that ended before it
+    // reported a node back that never came back, and its scenario tested no restart at all
+    await Promise.all(restored)
+    if (Date.now() < t0 + healedBy + RESTORE_MARGIN_MS) await new Promise(resolve => setTimeout(resolve, t0 + healedBy + RESTORE_MARGIN_MS - Date.now()))
+    clearInterval(progress)
+    for (const timer of [...timers, ...later]) clearTimeout(timer)
+    const durationMs = Date.now() - t0
+    o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: durationMs })
+    ended = { durationMs, nodeFigures: await cluster.figures(), edges: cluster.edges() }
   }
 }
 

@@ -6,7 +6,7 @@ import { summaryLines } from '../../sim/report.js'
 import { runSimulation } from '../../sim/runner.js'
 import { WORKLOADS, checkSimRun, loadScenario } from '../../sim/scenario.js'
 import { InvalidConfigError } from '../errors.js'
-import { line, outputOwner } from './output.js'
+import { errorLine, line, outputOwner } from './output.js'
 import type { SimReport } from '../../sim/report.js'
 import type { WorkloadName } from '../../sim/workload.js'
 
@@ -66,7 +66,21 @@ export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
   const bar = process.stderr.isTTY === true
     ? new cliProgress.SingleBar({ format: 'tasks {bar} {value}/{total} | {rate}/s | live nodes {live} | {elapsed}s', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined
+  // Ctrl-C stops the run's nodes (a paused one too) and removes its data dirs; a second one exits at once
+  const interrupt = new AbortController()
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupt.signal.aborted) {
+      errorLine(`second ${signal}: exiting now`)
+      process.exit(130)
+    }
+    bar?.stop()
+    errorLine(`${signal}: stopping the simulation's nodes`)
+    interrupt.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   const report = await runSimulation({
+    signal: interrupt.signal,
     scenario,
     nodes,
     tasks,
@@ -81,6 +95,14 @@ export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
     },
     onFault: f => { if (bar === undefined) line(`fault at ${(f.at / 1000).toFixed(1)} s: ${f.kind}: ${f.detail}`) },
     onProgress: p => bar?.update(p.done, { rate: Math.round(p.done / Math.max(0.001, p.elapsedMs / 1000)), live: p.live, elapsed: Math.round(p.elapsedMs / 1000) })
+  }).catch((err: Error) => {
+    if (err.name !== 'SimInterruptedError') throw err
+    errorLine('interrupted: its nodes are stopped and its data dirs removed; nothing is reported')
+    // the workload's own waits would keep the process up until their deadlines
+    process.exit(130)
+  }).finally(() => {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
   })
   bar?.stop()
   for (const l of summaryLines(report)) line(l)

@@ -11,7 +11,10 @@ import { auditResults } from '../../sim/audit.js'
 import { renderHtml } from '../../sim/html.js'
 import { buildReport, summaryLines } from '../../sim/report.js'
 import { Rng } from '../../sim/rng.js'
-import { runSimulation } from '../../sim/runner.js'
+import { runSimulation, simTaskOptions } from '../../sim/runner.js'
+import { InProcessCluster } from '../../sim/in-process.js'
+import { waitFor } from '../../sim/wait.js'
+import type { AgentNode } from '../../node/create-node.js'
 import { checkSimRun, loadScenario } from '../../sim/scenario.js'
 import { makeWorkload } from '../../sim/workload.js'
 import { BIN, runCli } from '../../sim/daemon-process.js'
@@ -170,6 +173,26 @@ describe('the simulator', () => {
     expect(late.faults[0]?.recoveryMs).toBeUndefined()
     expect(summaryLines(late).join('\n')).toMatch(/pause: node 0 paused for 4000 ms; no task was in flight then \(the workload had finished or not begun\): it tested nothing/)
   })
+
+  it('counts a task whose placement lost a majority to nodes removed for good (churn) as blocked, not unfinished: only an operator can move it', async () => {
+    const baseDir = await mkdtemp(join(tmpdir(), 'agentmesh-sim-removed-'))
+    const cluster = new InProcessCluster({ transport: 'memory', tasks: { ...simTaskOptions(4, 1_000), placementMoveAfterMs: 1_000 }, rng: new Rng(1), baseDir })
+    try {
+      await cluster.start(4)
+      // a capability no node runs: the task waits on its placement
+      const id = await cluster.submit(0, { capability: 'nobody.runs', input: 1, check: () => true })
+      const peers = [0, 1, 2, 3].map(i => cluster.peerIdOf(i))
+      const submitter = (cluster as unknown as { nodes: AgentNode[] }).nodes[0] as AgentNode
+      const members = (await submitter.tasks!.service.get(id)).record.placement.members
+      const [a, b] = members.map(m => peers.indexOf(m))
+      await cluster.removeNode(a as number)
+      await cluster.removeNode(b as number)
+      await waitFor(async () => (await cluster.blocked()).has(id), { timeoutMs: 30_000, what: 'the task listed as blocked' })
+    } finally {
+      await cluster.stop()
+      await rm(baseDir, { recursive: true, force: true })
+    }
+  }, 60_000)
 
   it('makes the same workload from the same seed, and another from another', () => {
     const a = makeWorkload('mixed', 50, new Rng(7)).map(t => t.input)
