@@ -30,7 +30,7 @@ export interface FaultTrace {
   recoveryMs?: number
   /** not applied: no live node to apply it to (every node down at the time) */
   skipped?: boolean
-  /** no acknowledged task was in flight when it came (the workload had finished, or not begun): it tested nothing */
+  /** no acknowledged task was in flight when it came, or submitted in the second after (the workload had finished, or not begun): it tested nothing */
   idle?: boolean
 }
 
@@ -112,6 +112,9 @@ export interface ReportInput {
   startedAt?: number
 }
 
+/** A fault with no task in flight at its moment is measured on the tasks submitted this soon after it. */
+const FAULT_REACH_MS = 1_000
+
 /** Executions drawn on the report's timeline at most: past this the chart says how many it left out. */
 export const MAX_TIMELINE_EXECUTIONS = 3_000
 
@@ -123,7 +126,10 @@ export function buildReport (r: ReportInput): SimReport {
   for (const f of r.faults) {
     if (f.skipped === true) continue
     // a task blocked by split votes waits for a lost member or an operator: counted apart, not as a slow recovery
-    const inFlight = acked.filter(t => t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
+    const atFault = acked.filter(t => t.submittedAt <= f.at && (t.finishedAt === undefined || t.finishedAt > f.at))
+    // none in flight at its very moment (quick tasks between two submits): those submitted in the
+    // second after it met it too (a flood stalled them all, and was said to have tested nothing)
+    const inFlight = atFault.length > 0 ? atFault : acked.filter(t => t.submittedAt > f.at && t.submittedAt <= f.at + FAULT_REACH_MS)
     // a fault after the last task finished was reported as recovered in 0 ms, as if it had been weathered
     if (inFlight.length === 0) {
       f.idle = true
@@ -223,7 +229,7 @@ export function summaryLines (r: SimReport): string[] {
     ['stores audited', `${r.resultAudit.nodesRead} nodes, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks with a second completed execution whose result lost`],
     ['work per node', `${r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}${w.subtasks > 0 ? `+${w.subtasks}` : ''}`).join(' ')}${r.workPerNode.some(w => w.subtasks > 0) ? ' (tasks+subtasks)' : ''}`]
   ]
-  for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, f.skipped === true ? `${f.kind}: ${f.detail}` : f.idle === true ? `${f.kind}: ${f.detail}; no task was in flight then (the workload had finished or not begun): it tested nothing` : `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
+  for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, f.skipped === true ? `${f.kind}: ${f.detail}` : f.idle === true ? `${f.kind}: ${f.detail}; no task was in flight then or submitted in the second after (the workload had finished or not begun): it tested nothing` : `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
   const width = Math.max(...rows.map(([k]) => k.length))
   const out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`)
   out.push('')

@@ -171,7 +171,11 @@ describe('the simulator', () => {
     const late = buildReport({ options: { scenario, nodes: 1, tasks: 1, workload: 'sleep', rate: 1, seed: 1, transport: 'memory', processes: false }, cluster: undefined as never, traces: traces.slice(0, 1), faults: [{ at: 1_500, kind: 'pause', detail: 'node 0 paused for 4000 ms' }], submitErrors: 0, durationMs: 1_600, nodeFigures: [], edges: [], audit })
     expect(late.faults[0]).toMatchObject({ idle: true })
     expect(late.faults[0]?.recoveryMs).toBeUndefined()
-    expect(summaryLines(late).join('\n')).toMatch(/pause: node 0 paused for 4000 ms; no task was in flight then \(the workload had finished or not begun\): it tested nothing/)
+    expect(summaryLines(late).join('\n')).toMatch(/pause: node 0 paused for 4000 ms; no task was in flight then or submitted in the second after \(the workload had finished or not begun\): it tested nothing/)
+    // none in flight at its moment, but one submitted right after (quick tasks between submits): measured on that one
+    const between = buildReport({ options: { scenario, nodes: 1, tasks: 2, workload: 'echo', rate: 1, seed: 1, transport: 'memory', processes: false }, cluster: undefined as never, traces: [{ index: 0, capability: 'echo', id: 'a', submittedAt: 0, finishedAt: 10, state: 'completed', ok: true }, { index: 1, capability: 'echo', id: 'b', submittedAt: 600, finishedAt: 2_100, state: 'completed', ok: true }], faults: [{ at: 500, kind: 'flood', detail: '2000 garbage messages published' }], submitErrors: 0, durationMs: 2_200, nodeFigures: [], edges: [], audit })
+    expect(between.faults[0]).toMatchObject({ recoveryMs: 1_600 })
+    expect(between.faults[0]?.idle).toBeUndefined()
   })
 
   it('counts a task whose placement lost a majority to nodes removed for good (churn) as blocked, not unfinished: only an operator can move it', async () => {
