@@ -226,7 +226,7 @@ export function summaryLines (r: SimReport): string[] {
     ['gossip rejected', String(r.gossipRejected)],
     ['latency p50 / p95 / p99', `${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} ms`],
     ['throughput', `${r.throughputPerSec} tasks/s over ${(r.durationMs / 1000).toFixed(1)} s`],
-    ['stores audited', `${r.resultAudit.nodesRead} nodes, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks with a second completed execution whose result lost`],
+    ['stores audited', `${r.resultAudit.nodesRead} nodes, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks whose copies show two runs that completed, one of them certified (the other's result never was)`],
     ['work per node', `${r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}${w.subtasks > 0 ? `+${w.subtasks}` : ''}`).join(' ')}${r.workPerNode.some(w => w.subtasks > 0) ? ' (tasks+subtasks)' : ''}`]
   ]
   for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, f.skipped === true ? `${f.kind}: ${f.detail}` : f.idle === true ? `${f.kind}: ${f.detail}; no task was in flight then or submitted in the second after (the workload had finished or not begun): it tested nothing` : `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])
