@@ -215,7 +215,7 @@ export function buildReport (r: ReportInput): SimReport {
 /** The summary as aligned text lines. */
 export function summaryLines (r: SimReport): string[] {
   const rows: Array<[string, string]> = [
-    ['scenario', `${r.scenario} (seed ${r.seed}, ${r.nodes} nodes, ${r.processes ? 'child processes' : `one process, ${r.transport}`})`],
+    ['scenario', `${r.scenario} (seed ${r.seed}, ${r.nodes} ${r.nodes === 1 ? 'node' : 'nodes'}, ${r.processes ? 'child processes' : `one process, ${r.transport}`})`],
     ['workload', `${r.workload}, ${r.submitted} tasks at ${r.rate}/s`],
     ['submitted / acknowledged', `${r.submitted} / ${r.acknowledged}${r.submitErrors > 0 ? ` (${r.submitErrors} submits retried)` : ''}`],
     ['completed / dead / canceled', `${r.completed} / ${r.dead} / ${r.canceled}`],
@@ -226,7 +226,7 @@ export function summaryLines (r: SimReport): string[] {
     ['gossip rejected', String(r.gossipRejected)],
     ['latency p50 / p95 / p99', `${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} ms`],
     ['throughput', `${r.throughputPerSec} tasks/s over ${(r.durationMs / 1000).toFixed(1)} s`],
-    ['stores audited', `${r.resultAudit.nodesRead} nodes, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks whose copies show two runs that completed, one of them certified (the other's result never was)`],
+    ['stores audited', `${r.resultAudit.nodesRead} ${r.resultAudit.nodesRead === 1 ? 'node' : 'nodes'}, ${r.resultAudit.copies} task copies (${r.resultAudit.completedCopies} completed); ${r.resultAudit.losingCompletions} tasks whose copies show two runs that completed, one of them certified (the other's result never was)`],
     ['work per node', `${r.workPerNode.map(w => `${w.index}${w.alive ? '' : '†'}:${w.completed}${w.subtasks > 0 ? `+${w.subtasks}` : ''}`).join(' ')}${r.workPerNode.some(w => w.subtasks > 0) ? ' (tasks+subtasks)' : ''}`]
   ]
   for (const f of r.faults) rows.push([`fault at ${(f.at / 1000).toFixed(1)} s`, f.skipped === true ? `${f.kind}: ${f.detail}` : f.idle === true ? `${f.kind}: ${f.detail}; no task was in flight then or submitted in the second after (the workload had finished or not begun): it tested nothing` : `${f.kind}: ${f.detail}; recovered in ${f.recoveryMs === undefined ? 'never' : `${f.recoveryMs} ms`}`])

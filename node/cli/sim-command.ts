@@ -62,7 +62,7 @@ export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
   checkSimRun({ nodes, tasks, workload, rate, seed, transport, processes }, scenario)
   await checkWritable('--json', flags.json)
   await checkWritable('--report', flags.report)
-  line(`simulating "${scenario.name}": ${nodes} nodes ${processes ? 'as child processes' : `in one process (${transport})`}, ${tasks} ${workload} tasks at ${rate}/s, seed ${seed}`)
+  line(`simulating "${scenario.name}": ${plural(nodes, 'node')} ${processes ? 'as child processes' : `in one process (${transport})`}, ${tasks} ${workload} ${tasks === 1 ? 'task' : 'tasks'} at ${rate}/s, seed ${seed}`)
   const bar = process.stderr.isTTY === true
     ? new cliProgress.SingleBar({ format: 'tasks {bar} {value}/{total} | {rate}/s | live nodes {live} | {elapsed}s', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined
@@ -90,7 +90,7 @@ export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
     transport,
     processes,
     onReady: live => {
-      line(`${live} nodes up; starting the workload`)
+      line(`${plural(live, 'node')} up; starting the workload`)
       bar?.start(tasks, 0, { rate: 0, live, elapsed: 0 })
     },
     onFault: f => { if (bar === undefined) line(`fault at ${(f.at / 1000).toFixed(1)} s: ${f.kind}: ${f.detail}`) },
@@ -117,4 +117,9 @@ export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
   }
   if (report.invariants.some(i => !i.ok)) process.exitCode = 1
   return report
+}
+
+/** "1 node", "3 nodes" */
+function plural (n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
 }
