@@ -281,7 +281,9 @@ async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: Faul
       // a node running a task, if one turns up within a few seconds
       const until = Date.now() + 3_000
       while (Date.now() < until) {
-        const busy = await cluster.busyNode()
+        // one look is bounded by the time left too: a look at busy daemons (their metrics over
+        // HTTP) took seconds, and a pause due at 2 s fired at 10.9 s
+        const busy = await Promise.race([cluster.busyNode(), new Promise<undefined>(resolve => setTimeout(resolve, Math.max(0, until - Date.now())))])
         if (busy !== undefined) return busy
         await new Promise(resolve => setTimeout(resolve, 20))
       }
