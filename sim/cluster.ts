@@ -50,6 +50,15 @@ export interface Cluster {
   stop: () => Promise<void>
 }
 
+/**
+ * Whether too few of these members are left, once those removed for good (churn) are gone, to make
+ * the majority a move needs: only an operator's force-placement moves such a task.
+ */
+export function lostForGood (members: readonly string[], removed: ReadonlySet<string>): boolean {
+  const left = members.filter(m => !removed.has(m)).length
+  return left < Math.floor(members.length / 2) + 1
+}
+
 export class UnsupportedFaultError extends Error {
   static override name = 'UnsupportedFaultError'
   constructor (message: string) { super(message); this.name = 'UnsupportedFaultError' }

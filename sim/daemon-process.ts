@@ -37,7 +37,7 @@ export interface DaemonProcess {
   exited: Promise<number | null>
 }
 
-/** Daemons this process started that still run: killed when it exits, however it exits. */
+/** Daemons this process started that still run: killed when it exits (process.exit or the end of its work; not a kill of this process). */
 const running = new Set<ReturnType<typeof spawn>>()
 
 function killRunning (): void {
@@ -51,7 +51,7 @@ function killRunning (): void {
 /** Starts `agentmesh node` and resolves once it prints "ready" (rejects if it exits first). */
 export async function startDaemonProcess (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<DaemonProcess> {
   const proc = spawn(process.execPath, [BIN, 'node', ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  if (running.size === 0 && process.listenerCount('exit') < 50) process.once('exit', killRunning)
+  if (running.size === 0) process.once('exit', killRunning)
   running.add(proc)
   proc.once('exit', () => {
     running.delete(proc)

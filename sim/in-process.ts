@@ -4,6 +4,7 @@ import { SIM_CAPABILITIES, simAgents } from './agents.js'
 import { PartitionController } from './faults.js'
 import { flood } from './flood.js'
 import { Testnet } from './testnet.js'
+import { lostForGood } from './cluster.js'
 import type { Cluster, NodeFigures, TaskOutcome } from './cluster.js'
 import type { Rng } from './rng.js'
 import type { TaskSpec } from './workload.js'
@@ -106,9 +107,8 @@ export class InProcessCluster implements Cluster {
     return new Set(lists.flat().map(r => r.task.id))
   }
 
-  /** Whether a majority of these members were removed for good: only an operator's force-placement moves such a task. */
   private lostForGood (members: readonly string[]): boolean {
-    return members.filter(m => this.removed.has(m)).length >= Math.floor(members.length / 2) + 1
+    return lostForGood(members, this.removed)
   }
 
   async busyNode (): Promise<number | undefined> {

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PACKAGE_ROOT } from '../node/package-root.js'
 import { SIM_CAPABILITIES } from './agents.js'
-import { UnsupportedFaultError } from './cluster.js'
+import { UnsupportedFaultError, lostForGood } from './cluster.js'
 import { startDaemonProcess } from './daemon-process.js'
 import { flood } from './flood.js'
 import type { Cluster, NodeFigures, TaskOutcome } from './cluster.js'
@@ -39,6 +39,8 @@ export class ProcessCluster implements Cluster {
   readonly kind = 'processes' as const
   private readonly init: ProcessesInit
   private readonly members: Member[] = []
+  /** peers removed for good (churn) */
+  private readonly removed = new Set<string>()
   private config = ''
   private poller?: ReturnType<typeof setInterval>
 
@@ -115,8 +117,12 @@ export class ProcessCluster implements Cluster {
   }
 
   async blocked (): Promise<Set<string>> {
-    // the API lists blocked tasks without saying why: a task blocked for another reason must count as unfinished
-    return new Set()
+    // the API lists blocked tasks without saying why (split votes are not told apart): only those a
+    // majority of whose placement was removed for good count as blocked; any other as unfinished
+    const node = this.members[this.live()[0] as number]
+    if (node === undefined || this.removed.size === 0) return new Set()
+    const listed = await json(`${node.daemon.api}/v1/tasks?state=blocked&limit=10000`).catch(() => ({ tasks: [] }))
+    return new Set((listed.tasks as Array<{ id: string, placement: { members: string[] } }>).filter(t => lostForGood(t.placement.members, this.removed)).map(t => t.id))
   }
 
   async busyNode (): Promise<number | undefined> {
@@ -165,6 +171,7 @@ export class ProcessCluster implements Cluster {
   async removeNode (index: number): Promise<void> {
     const m = this.members[index]
     if (m === undefined || !m.alive) return
+    this.removed.add(m.daemon.peerId)
     m.daemon.proc.kill('SIGTERM')
     m.alive = false
     await m.daemon.exited

@@ -142,10 +142,13 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
     else o.signal?.addEventListener('abort', stop, { once: true })
   })
   interrupted.catch(() => {})
+  // the cluster's start, awaited before a stop that an interrupt brings: a node still starting was missed
+  let starting: Promise<void> | undefined
   try {
     try {
       await Promise.race([run(), interrupted])
     } finally {
+      if (o.signal?.aborted === true) await starting?.catch(() => {})
       for (const timer of later) clearTimeout(timer)
       await Promise.allSettled([...firing])
       // before the stores are read: a LevelDB has one opener at a time
@@ -157,11 +160,16 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
     const stuck = [...unfinished].slice(0, 3).map(id => `task ${id.slice(0, 12)}: ${copies.filter(c => c.id === id && c.detail !== undefined).map(c => `node ${c.node} ${c.detail as string}`).join(' | ')}`)
     return buildReport({ options: o, cluster, traces, faults, submitErrors, audit, stuck, executions, startedAt, ...ended })
   } finally {
-    await rm(baseDir, { recursive: true, force: true })
+    // an interrupted run's nodes may still be writing as they go: its error is the interrupt, not this
+    await rm(baseDir, { recursive: true, force: true, maxRetries: 3 }).catch((err: Error) => { if (o.signal?.aborted !== true) throw err })
   }
 
   async function run (): Promise<void> {
-    await cluster.start(o.nodes)
+    // read afresh each time (a call, so the compiler does not take one reading for all)
+    const aborted = (): boolean => o.signal?.aborted === true
+    starting = cluster.start(o.nodes)
+    await starting
+    if (aborted()) return
     o.onReady?.(cluster.live().length)
     const t0 = Date.now()
     startedAt = t0
@@ -180,14 +188,16 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
       o.onProgress?.({ done: finished, total: o.tasks, live: cluster.live().length, elapsedMs: Date.now() - t0 })
     }, 250)
     // an interrupted run submits and faults nothing more
-    o.signal?.addEventListener('abort', () => {
+    const quiet = (): void => {
       clearInterval(progress)
       for (const timer of timers) clearTimeout(timer)
-    }, { once: true })
+    }
+    if (aborted()) quiet()
+    else o.signal?.addEventListener('abort', quiet, { once: true })
     const waits: Array<Promise<void>> = []
     const drainUntil = (): number => t0 + Math.max((o.tasks / o.rate) * 1000, lastFinishedAt) + (o.drainMs ?? 60_000)
     for (const [i, spec] of workload.entries()) {
-      if (o.signal?.aborted === true) break
+      if (aborted()) break
       const due = t0 + (i / o.rate) * 1000
       if (due > Date.now()) await new Promise(resolve => setTimeout(resolve, due - Date.now()))
       const trace: TaskTrace = { index: i, capability: spec.capability, submittedAt: Date.now() - t0, ok: false }

@@ -49,7 +49,10 @@ export function meshEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       const seen = new Set<string>()
       const emit = (c: StateChange): void => {
         if ((capability !== undefined && c.capability !== capability) || (state !== undefined && c.state !== state)) return
-        const key = `${c.id}:${c.generation}:${c.state}:${c.peer ?? ''}:${c.claimId ?? ''}`
+        // the claim tells a retry's running or failed from the first's; a completion is certified once a
+        // generation, and an older peer's watch notice of it names no claim while its direct notice does
+        const claim = c.state === 'running' || c.state === 'failed' ? c.claimId ?? '' : ''
+        const key = `${c.id}:${c.generation}:${c.state}:${c.peer ?? ''}:${claim}`
         if (seen.has(key)) return
         seen.add(key)
         if (seen.size > SEEN_PER_STREAM) seen.delete(seen.values().next().value as string)

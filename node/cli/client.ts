@@ -59,9 +59,10 @@ export async function resolveApiUrl (target: ClientTarget): Promise<string> {
       throw new NodeNotRunningError(`no node is running on data dir ${dataDir} (no readable ${join(dataDir, NODE_FILE)})`)
     }
   }
-  // a variable the user set wins over a daemon that happens to run on the default data dir
+  // a variable the user set wins over a daemon that happens to run on the default data dir; but it is
+  // also the daemon's own bind address, and port 0 there ("any free one") names no node to reach
   const fromEnv = envValue(process.env, 'AGENTMESH_API')
-  if (fromEnv !== undefined) return normalize(fromEnv, 'AGENTMESH_API')
+  if (fromEnv !== undefined && !/:0$/.test(fromEnv.trim())) return normalize(fromEnv, 'AGENTMESH_API')
   const fromDefault = await readNodeFile(DEFAULT_DATA_DIR).catch((err: Error) => { if (err.name === 'MalformedNodeFileError') throw err })
   return fromDefault?.api ?? normalize(DEFAULT_API, 'the default API address')
 }
@@ -119,7 +120,7 @@ export async function apiRequest<T = any> (baseUrl: string, method: string, path
   }
   const retryAfterS = Number(res.headers.get('retry-after') ?? NaN)
   // the routes are under /v1 already: an address given with it asked for /v1/v1/..., which reads as no such route
-  const hint = res.status === 404 && /\/v1$/.test(baseUrl) ? ` (the address ${baseUrl} ends in /v1, which every route has already: give it without)` : ''
+  const hint = res.status === 404 && /\/v1$/.test(baseUrl) && String(parsed?.error?.message ?? '').startsWith('no route') ? ` (the address ${baseUrl} ends in /v1, which every route has already: give it without)` : ''
   if (!res.ok) throw new ApiRequestError(res.status, `${method} ${path}: ${parsed?.error?.message ?? `HTTP ${res.status}`}${hint}`, Number.isFinite(retryAfterS) && retryAfterS >= 0 ? retryAfterS * 1000 : undefined, parsed)
   return parsed as T
 }

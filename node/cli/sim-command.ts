@@ -96,7 +96,8 @@ export async function runSimCommand (flags: SimFlags): Promise<SimReport> {
     onFault: f => { if (bar === undefined) line(`fault at ${(f.at / 1000).toFixed(1)} s: ${f.kind}: ${f.detail}`) },
     onProgress: p => bar?.update(p.done, { rate: Math.round(p.done / Math.max(0.001, p.elapsedMs / 1000)), live: p.live, elapsed: Math.round(p.elapsedMs / 1000) })
   }).catch((err: Error) => {
-    if (err.name !== 'SimInterruptedError') throw err
+    // by the signal, not the error's name: a failure in an interrupted run's cleanup is the interrupt's too
+    if (!interrupt.signal.aborted) throw err
     errorLine('interrupted: its nodes are stopped and its data dirs removed; nothing is reported')
     // the workload's own waits would keep the process up until their deadlines
     process.exit(130)

@@ -310,8 +310,9 @@ export const taskOptionsSchema = z.strictObject({
   /**
    * The same wait, when shorter, for a task whose only reason to be decided is its passed deadline.
    * Each member reads the deadline by its own clock, so a first member whose clock runs behind held
-   * the death back by its skew, up to backupAfterMs (2 minutes), while the others saw it due. Longer
-   * than a busy first member's round of decisions (each may wait rpcTimeoutMs on a paused member).
+   * the death back by its skew, up to backupAfterMs (2 minutes), while the others saw it due. Three
+   * times rpcTimeoutMs: a round of up to 48 due tasks (16 at a time, each of which may wait
+   * rpcTimeoutMs on a paused member) is not backed up; a larger one may be, at a cost in messages only.
    * @default 15_000
    */
   deadlineBackupMs: timerMs().default(15_000),

@@ -128,7 +128,7 @@ describe('server-sent events of tasks and of the mesh', () => {
     const claim = states[1]?.data.claimId as string
     expect(claim).toMatch(/^[0-9a-f]{16}$/)
     expect(states.map(e => e.data.claimId)).toEqual([undefined, claim, claim])
-    expect(states.map(e => e.id)).toEqual(states.map(e => `${id}:0:${e.data.state}:${e.data.peer}:${e.data.claimId ?? ''}`))
+    expect(states.map(e => e.id)).toEqual([`${id}:0:pending:${states[0]?.data.peer}:`, `${id}:0:running:${states[1]?.data.peer}:${claim}`, `${id}:0:completed:${states[2]?.data.peer}:`])
     expect(states[0]?.data.peer).toBe(net.nodes[1]!.peerId.toString())
     expect(states[1]?.data.peer).toBe(net.nodes[0]!.peerId.toString())
   })

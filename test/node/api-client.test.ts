@@ -75,13 +75,15 @@ describe('the CLI\'s API client', () => {
     // a node behind a proxy that mounts it under /v1 stays reachable: the hint comes with a 404 only
     const node = createHttpServer((req, res) => {
       res.writeHead(req.url === '/v1/health' ? 200 : 404, { 'content-type': 'application/json', 'x-agentmesh-version': '0' })
-      res.end(req.url === '/v1/health' ? '{"ok":true}' : '{"error":{"name":"NOT_FOUND","message":"no route"}}')
+      res.end(req.url === '/v1/health' ? '{"ok":true}' : req.url === '/v1/v1/tasks/x' ? '{"error":{"name":"NOT_FOUND","message":"no task x"}}' : '{"error":{"name":"NOT_FOUND","message":"no route"}}')
     })
     await new Promise<void>(resolve => node.listen(0, '127.0.0.1', resolve))
     try {
       const base = `http://127.0.0.1:${(node.address() as AddressInfo).port}`
       expect(await apiRequest(base, 'GET', '/v1/health')).toEqual({ ok: true })
       await expect(apiRequest(`${base}/v1`, 'GET', '/v1/health')).rejects.toMatchObject({ name: 'ApiRequestError', message: `GET /v1/health: no route (the address ${base}/v1 ends in /v1, which every route has already: give it without)` })
+      // behind a proxy that mounts the node under /v1, a 404 of a route that is there (no such task) is no address's fault
+      await expect(apiRequest(`${base}/v1`, 'GET', '/v1/tasks/x')).rejects.toMatchObject({ name: 'ApiRequestError', message: 'GET /v1/tasks/x: no task x' })
     } finally {
       await new Promise(resolve => node.close(resolve))
     }
@@ -105,6 +107,9 @@ describe('the CLI\'s API client', () => {
       vi.stubEnv('AGENTMESH_DATA', '')
       vi.stubEnv('AGENTMESH_API', '127.0.0.1:9009')
       expect(await resolveApiUrl({})).toBe('http://127.0.0.1:9009')
+      // the daemon's own bind address with port 0 ("any free one") names no node to reach: passed over
+      vi.stubEnv('AGENTMESH_API', '127.0.0.1:0')
+      expect(await resolveApiUrl({})).not.toBe('http://127.0.0.1:0')
       vi.stubEnv('AGENTMESH_API', 'ftp://x')
       await expect(resolveApiUrl({})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/^AGENTMESH_API "ftp:\/\/x"/) })
       // both empty: the default data dir's daemon, else the default address

@@ -49,4 +49,24 @@ describe('agentmesh sim interrupted (Ctrl-C)', () => {
       sim.kill('SIGKILL')
     }
   }, 150_000)
+
+  it('stops the nodes of a start still under way too, and removes their data dirs', async () => {
+    const sim = spawn(process.execPath, [BIN, 'sim', '--scenario', 'steady', '--processes', '--nodes', '4', '--tasks', '20', '--rate', '10'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    sim.stdout.on('data', d => { out += String(d) })
+    sim.stderr.on('data', d => { out += String(d) })
+    const exited = once(sim, 'close')
+    try {
+      // the first daemon up, the others still to start
+      const first = await waitFor(() => children(sim.pid as number)[0], { timeoutMs: 60_000, intervalMs: 20, what: `a first daemon:\n${out}` })
+      sim.kill('SIGINT')
+      const [code] = await exited as [number | null]
+      expect(code, out).toBe(130)
+      await waitFor(() => gone(first.pid), { timeoutMs: 20_000, what: 'the first daemon gone' })
+      // the daemons started after it were in the same dir
+      expect(existsSync(dirname(first.data))).toBe(false)
+    } finally {
+      sim.kill('SIGKILL')
+    }
+  }, 150_000)
 })
