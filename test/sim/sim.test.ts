@@ -13,6 +13,7 @@ import { buildReport, summaryLines } from '../../sim/report.js'
 import { Rng } from '../../sim/rng.js'
 import { runSimulation, simTaskOptions } from '../../sim/runner.js'
 import { InProcessCluster } from '../../sim/in-process.js'
+import { lostForGood } from '../../sim/cluster.js'
 import { waitFor } from '../../sim/wait.js'
 import type { AgentNode } from '../../node/create-node.js'
 import { checkSimRun, loadScenario } from '../../sim/scenario.js'
@@ -197,6 +198,16 @@ describe('the simulator', () => {
       await rm(baseDir, { recursive: true, force: true })
     }
   }, 60_000)
+
+  it('takes a placement as lost for good once fewer than a majority of it are left', () => {
+    const gone = new Set(['a'])
+    // 3 members: one gone leaves a majority; two do not
+    expect(lostForGood(['a', 'b', 'c'], gone)).toBe(false)
+    expect(lostForGood(['a', 'b', 'c'], new Set(['a', 'b']))).toBe(true)
+    // 2 members: a majority is both
+    expect(lostForGood(['a', 'b'], gone)).toBe(true)
+    expect(lostForGood(['b', 'c'], gone)).toBe(false)
+  })
 
   it('makes the same workload from the same seed, and another from another', () => {
     const a = makeWorkload('mixed', 50, new Rng(7)).map(t => t.input)
