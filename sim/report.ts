@@ -208,7 +208,7 @@ export function buildReport (r: ReportInput): SimReport {
     resultAudit: a,
     // a detail says what broke: a passing one's read "hold vacuously" and the like in the JSON
     invariants: invariants.map(inv => inv.ok ? { ...inv, detail: 'holds' } : inv),
-    note: 'Timings are real (wall clock on this machine), so latency and recovery figures vary a little between runs with the same seed; the workload and the fault schedule do not.'
+    note: 'Timings are real (wall clock on this machine), so latency and recovery figures vary a little between runs with the same seed, and so may the node a fault aimed at a holder or a random node hits; the workload and the fault plan (which faults, when) do not.'
   }
 }
 
