@@ -102,13 +102,9 @@ export class InProcessCluster implements Cluster {
   async blocked (): Promise<Set<string>> {
     const lists = await Promise.all(this.live().map(async i => {
       const tasks = this.nodes[i]?.tasks
-      return (await tasks?.service.list({ state: 'blocked', limit: 10_000 }) ?? []).filter(r => tasks?.mover.blockedBySplitVotes(r) === true || this.lostForGood(r.placement.members))
+      return (await tasks?.service.list({ state: 'blocked', limit: 10_000 }) ?? []).filter(r => tasks?.mover.blockedBySplitVotes(r) === true || lostForGood(r.placement.members, this.removed))
     }))
     return new Set(lists.flat().map(r => r.task.id))
-  }
-
-  private lostForGood (members: readonly string[]): boolean {
-    return lostForGood(members, this.removed)
   }
 
   async busyNode (): Promise<number | undefined> {

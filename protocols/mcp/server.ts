@@ -174,9 +174,9 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
       await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: progress++, message } })
         .catch((err: Error) => init.log?.('progress for %s not sent: %s', id, err.message))
     }
-    // a canceled call stops waiting at once, not at the end of the current wait
-    const aborted = new Promise<undefined>(resolve => { extra.signal.addEventListener('abort', () => { resolve(undefined) }, { once: true }) })
-    const stopping = whenAborted(backend.stopping)
+    // a canceled call stops waiting at once, not at the end of the current wait; so does a stopping node's
+    const canceled = whenAborted(extra.signal, undefined)
+    const stopping = whenAborted(backend.stopping, STOPPING)
     await notify(`submitted as task ${id}`)
     // the agent's own progress, as it happens, between the state reports
     const unsubscribe = token === undefined ? undefined : backend.progress?.(id, event => { void notify(eventText(event)) })
@@ -184,7 +184,7 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
       while (!extra.signal.aborted) {
         const left = started + maxCallMs - Date.now()
         if (left <= 0) return toolError(`task ${id} still unfinished after ${Math.round(maxCallMs / 1000)} s; it carries on, read it later with GET /v1/tasks/${id}/result`, id)
-        const outcome = await Promise.race([backend.wait(id, Math.min(progressIntervalMs, left)), aborted, stopping.promise])
+        const outcome = await Promise.race([backend.wait(id, Math.min(progressIntervalMs, left)), canceled.promise, stopping.promise])
         if (outcome === undefined) break
         if (outcome === STOPPING) return toolError(`the node answering this call is stopping; task ${id} carries on: read it with GET /v1/tasks/${id}/result on any node of the mesh`, id)
         if (outcome.done) return toolResult(outcome)
@@ -194,6 +194,7 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
       if (!extra.signal.aborted) return toolError(`task ${id}: ${err?.message ?? String(err)}`, id)
     } finally {
       unsubscribe?.()
+      canceled.done()
       stopping.done()
     }
     backend.cancel(id).catch((err: Error) => init.log?.('cannot cancel abandoned task %s: %s', id, err.message))
@@ -204,10 +205,10 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
 
 const STOPPING = Symbol('stopping')
 
-/** Resolves with STOPPING once `signal` aborts (never without one); `done` removes its listener. */
-function whenAborted (signal: AbortSignal | undefined): { promise: Promise<typeof STOPPING>, done: () => void } {
-  const { promise, resolve } = Promise.withResolvers<typeof STOPPING>()
-  const abort = (): void => { resolve(STOPPING) }
+/** Resolves with `value` once `signal` aborts (never without one); `done` removes its listener. */
+function whenAborted<T> (signal: AbortSignal | undefined, value: T): { promise: Promise<T>, done: () => void } {
+  const { promise, resolve } = Promise.withResolvers<T>()
+  const abort = (): void => { resolve(value) }
   if (signal?.aborted === true) abort()
   else signal?.addEventListener('abort', abort, { once: true })
   return { promise, done: () => { signal?.removeEventListener('abort', abort) } }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { dirname } from 'node:path'
@@ -27,22 +28,27 @@ function gone (pid: number): boolean {
   }
 }
 
+/** `agentmesh sim ARGS` as a child process: its output so far, and its exit. */
+function startSim (args: string[]): { sim: ChildProcess, output: () => string, exited: Promise<unknown[]> } {
+  const sim = spawn(process.execPath, [BIN, 'sim', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  sim.stdout?.on('data', d => { out += String(d) })
+  sim.stderr?.on('data', d => { out += String(d) })
+  return { sim, output: () => out, exited: once(sim, 'close') }
+}
+
 describe('agentmesh sim interrupted (Ctrl-C)', () => {
   it('stops its daemons, a paused one too, removes their data dirs and exits 130', async () => {
-    const sim = spawn(process.execPath, [BIN, 'sim', '--scenario', 'pause', '--processes', '--nodes', '3', '--tasks', '200', '--rate', '10'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    sim.stdout.on('data', d => { out += String(d) })
-    sim.stderr.on('data', d => { out += String(d) })
-    const exited = once(sim, 'close')
+    const { sim, output, exited } = startSim(['--scenario', 'pause', '--processes', '--nodes', '3', '--tasks', '200', '--rate', '10'])
     try {
       // the pause has frozen a daemon (SIGSTOP): left behind, it stayed frozen for ever
-      await waitFor(() => /fault at [\d.]+ s: pause: node \d+ paused/.test(out), { timeoutMs: 90_000, what: `the pause fault:\n${out}` })
+      await waitFor(() => /fault at [\d.]+ s: pause: node \d+ paused/.test(output()), { timeoutMs: 90_000, what: () => `the pause fault:\n${output()}` })
       const daemons = children(sim.pid as number)
       expect(daemons).toHaveLength(3)
       sim.kill('SIGINT')
       const [code] = await exited as [number | null]
-      expect(code, out).toBe(130)
-      expect(out).toMatch(/SIGINT: stopping the simulation's nodes/)
+      expect(code, output()).toBe(130)
+      expect(output()).toMatch(/SIGINT: stopping the simulation's nodes/)
       await waitFor(() => daemons.every(d => gone(d.pid)), { timeoutMs: 20_000, what: 'every daemon gone' })
       expect(existsSync(dirname(daemons[0]!.data))).toBe(false)
     } finally {
@@ -51,17 +57,13 @@ describe('agentmesh sim interrupted (Ctrl-C)', () => {
   }, 150_000)
 
   it('stops the nodes of a start still under way too, and removes their data dirs', async () => {
-    const sim = spawn(process.execPath, [BIN, 'sim', '--scenario', 'steady', '--processes', '--nodes', '4', '--tasks', '20', '--rate', '10'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    sim.stdout.on('data', d => { out += String(d) })
-    sim.stderr.on('data', d => { out += String(d) })
-    const exited = once(sim, 'close')
+    const { sim, output, exited } = startSim(['--scenario', 'steady', '--processes', '--nodes', '4', '--tasks', '20', '--rate', '10'])
     try {
       // the first daemon up, the others still to start
-      const first = await waitFor(() => children(sim.pid as number)[0], { timeoutMs: 60_000, intervalMs: 20, what: `a first daemon:\n${out}` })
+      const first = await waitFor(() => children(sim.pid as number)[0], { timeoutMs: 60_000, intervalMs: 20, what: () => `a first daemon:\n${output()}` })
       sim.kill('SIGINT')
       const [code] = await exited as [number | null]
-      expect(code, out).toBe(130)
+      expect(code, output()).toBe(130)
       await waitFor(() => gone(first.pid), { timeoutMs: 20_000, what: 'the first daemon gone' })
       // the daemons started after it were in the same dir
       expect(existsSync(dirname(first.data))).toBe(false)

@@ -16,6 +16,26 @@ async function deadOn (nodes: AgentNode[], id: string): Promise<boolean> {
   return true
 }
 
+/**
+ * A GHOST task submitted on node 0 with its deadline `deadlineMs` away: its id, the deadline, its
+ * placement's first member (by index) and the other members.
+ */
+async function ghostTask (net: Testnet, deadlineMs: number): Promise<{ id: string, deadline: number, first: number, others: AgentNode[] }> {
+  const deadline = Date.now() + deadlineMs
+  const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs })
+  // the submit answers once a majority stored the task: the submitter's own write may land after
+  // it, so the placement is read as a client would, not from that copy
+  const placement = (await net.nodes[0]!.tasks!.service.get(id)).record.placement.members
+  const index = (peer: string): number => net.nodes.findIndex(n => n.peerId.toString() === peer)
+  return { id, deadline, first: index(placement[0] as string), others: placement.slice(1).map(p => net.nodes[index(p)]!) }
+}
+
+/** The other members decide the task dead, one of them backing the first member up. */
+async function expectBackedUp (others: AgentNode[], id: string, what: string, timeoutMs: number): Promise<void> {
+  await waitFor(async () => deadOn(others, id), { what, timeoutMs })
+  expect(others.reduce((sum, n) => sum + n.tasks!.sweeper.stats.backedUp, 0)).toBeGreaterThan(0)
+}
+
 describe('a placement whose first live member does not act on a task', () => {
   const tmp = useTmpDirs()
   let net: Testnet | undefined
@@ -27,13 +47,7 @@ describe('a placement whose first live member does not act on a task', () => {
     net = await createTestnet(3, { baseDir, tasks: { ...FAST_TASKS, agents: [], backupAfterMs: 1_000, deadlineBackupMs: 600_000 } })
     await net.ready()
     // the deadline comes well after the damaged member is back and live: until then the next member is first
-    const deadline = Date.now() + 15_000
-    const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 15_000 })
-    // the submit answers once a majority stored the task: the submitter's own write may land after
-    // it, so the placement is read as a client would, not from that copy
-    const placement = (await net.nodes[0]!.tasks!.service.get(id)).record.placement.members
-    const index = (peer: string): number => net!.nodes.findIndex(n => n.peerId.toString() === peer)
-    const first = index(placement[0] as string)
+    const { id, deadline, first, others } = await ghostTask(net, 15_000)
     // the first member's copy is damaged on disk while it is down; it comes back live, and takes no part in the task
     await net.nodes[first]!.stop()
     const db = new Level<string, string>(join(baseDir, `node-${first}`, 'store'), { valueEncoding: 'utf8' })
@@ -42,9 +56,7 @@ describe('a placement whose first live member does not act on a task', () => {
     await net.restartNode(first)
     await net.ready()
     expect(Date.now(), 'the damaged member back and live before the deadline').toBeLessThan(deadline)
-    const others = placement.slice(1).map(p => net!.nodes[index(p)]!)
-    await waitFor(async () => deadOn(others, id), { what: 'the other members to decide the task dead', timeoutMs: 45_000 })
-    expect(others.reduce((sum, n) => sum + n.tasks!.sweeper.stats.backedUp, 0)).toBeGreaterThan(0)
+    await expectBackedUp(others, id, 'the other members to decide the task dead', 45_000)
   })
   it('has a task past its deadline decided by the next member after deadlineBackupMs, not backupAfterMs: the first member reads the deadline by its own clock, which may run behind', async () => {
     const baseDir = await tmp()
@@ -52,21 +64,15 @@ describe('a placement whose first live member does not act on a task', () => {
     net = await createTestnet(3, { baseDir, tasks })
     await net.ready()
     // the deadline comes after the first member is back and live: until then the next member is first
-    const deadline = Date.now() + 10_000
-    const { id } = await net.nodes[0]!.tasks!.service.submit({ ...GHOST, deadlineMs: 10_000 })
-    const placement = (await net.nodes[0]!.tasks!.service.get(id)).record.placement.members
-    const index = (peer: string): number => net!.nodes.findIndex(n => n.peerId.toString() === peer)
-    const first = index(placement[0] as string)
+    const { id, deadline, first, others } = await ghostTask(net, 10_000)
     // a first member that sees the deadline late, as one whose clock runs minutes behind does: it
     // comes back live and sweeps no more
     await net.nodes[first]!.stop()
     await net.restartNode(first, { tasks: { ...tasks, sweepIntervalMs: 600_000 } })
     await net.ready()
     expect(Date.now(), 'the first member back and live before the deadline').toBeLessThan(deadline)
-    const others = placement.slice(1).map(p => net!.nodes[index(p)]!)
     // with backupAfterMs alone it would wait 2 minutes
-    await waitFor(async () => deadOn(others, id), { what: 'the next member to decide the task dead', timeoutMs: 30_000 })
-    expect(others.reduce((sum, n) => sum + n.tasks!.sweeper.stats.backedUp, 0)).toBeGreaterThan(0)
+    await expectBackedUp(others, id, 'the next member to decide the task dead', 30_000)
   })
 
   it('leaves it to a healthy first member: no other member takes anything up', async () => {
