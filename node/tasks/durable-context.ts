@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { JSON_VALUE_WHAT, NOT_JSON, STEP_KEY_RULE, byteLength, cloneJson, isStepKey, resultCopy, signalKey } from '../../protocols/task/index.js'
+import { createHash } from 'node:crypto'
+import { JSON_VALUE_WHAT, NOT_JSON, STEP_KEY_RULE, SUBTASK_PREFIX, byteLength, canonicalJson, cloneJson, isStepKey, resultCopy, signalKey } from '../../protocols/task/index.js'
 import { SubtaskFailedError, UnrecoverableTaskError } from '../runtime/agent.js'
 import { journalBytes, maxRecordBytes } from './options.js'
 import type { TaskLayerOptions } from './options.js'
@@ -18,6 +19,8 @@ export interface DurableRun {
   tasks: Pick<TaskService, 'find' | 'submit' | 'waitFor'>
   options: Pick<TaskLayerOptions, 'maxInputBytes' | 'defaultWaitMs' | 'subtaskResultWaitMs'>
   stats: { stepsRun: number, stepsReplayed: number }
+  /** this run's subtask submits so far, by what they submit (see subtaskKey), and the bytes their ids added to the journal */
+  subtasks: { submits: Map<string, number>, journaledBytes: number }
 }
 
 /**
@@ -85,11 +88,59 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
 /** One wait for a subtask, before it is asked again (a lost completion notice costs no more). */
 const WAIT_SLICE_MS = 5_000
 
-/** A subtask (see AgentContext.submit): submitted with its parent named, and its result awaited. */
-export async function subtask (run: DurableRun, signal: AbortSignal, capability: string, input: unknown, options: { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number } = {}, traceparent?: string): Promise<unknown> {
+type SubtaskOptions = { idempotencyKey?: string, maxAttempts?: number, timeoutMs?: number }
+
+/**
+ * The journal key of a subtask: what it submits, and how many submits of the same this run made
+ * before it. A run taken over after its holder died makes the same submits in the same order where
+ * its agent does, whatever order other subtasks finish in.
+ */
+function subtaskKey (run: DurableRun, capability: string, input: unknown, options: SubtaskOptions): string {
+  const what = createHash('sha256').update(canonicalJson({ capability, input, options })).digest('hex').slice(0, 32)
+  const nth = run.subtasks.submits.get(what) ?? 0
+  run.subtasks.submits.set(what, nth + 1)
+  return `${SUBTASK_PREFIX}${what}:${nth}`
+}
+
+/**
+ * The id of the subtask an earlier attempt of this run submitted for `key`, unless that subtask
+ * ended other than completed (a retry of the parent tries its failed subtasks again) or cannot be
+ * found.
+ */
+async function journaledSubtask (run: DurableRun, journal: Record<string, unknown> | undefined, key: string): Promise<string | undefined> {
+  const kept = journal !== undefined && Object.hasOwn(journal, key) ? (journal[key] as { id?: unknown } | null)?.id : undefined
+  if (typeof kept !== 'string') return undefined
+  const found = await run.tasks.find(kept)
+  if (found === undefined) return undefined
+  const final = found.record.final
+  return final === undefined || final.state === 'completed' ? kept : undefined
+}
+
+/**
+ * A subtask (see AgentContext.submit): submitted with its parent named, its id journaled on a
+ * majority of the parent's placement, and its result awaited. A holder that takes the parent over
+ * waits for the subtask an earlier attempt submitted, where it ran it a second time.
+ */
+export async function subtask (run: DurableRun, signal: AbortSignal, capability: string, input: unknown, options: SubtaskOptions = {}, traceparent?: string): Promise<unknown> {
   // an aborted run starts no more work on the mesh
   signal.throwIfAborted()
-  const { id } = await run.tasks.submit({ capability, input, parent: run.task.id, traceparent, ...options })
+  const key = subtaskKey(run, capability, input, options)
+  const current = (await run.tasks.find(run.task.id))?.record
+  let id = await journaledSubtask(run, current?.journal, key)
+  if (id === undefined) {
+    id = (await run.tasks.submit({ capability, input, parent: run.task.id, traceparent, ...options })).id
+    const entry = { id }
+    const added = byteLength(entry) + byteLength(key)
+    // past what a record may hold the id is not kept (a wide fan-out): a takeover submits that one
+    // again. Counted with the ids this run is journaling at the same time, which its read lacks
+    if (current !== undefined && journalBytes(current) + run.subtasks.journaledBytes + added <= maxRecordBytes(run.options)) {
+      run.subtasks.journaledBytes += added
+      signal.throwIfAborted()
+      await run.lease.journal(key, entry)
+    }
+  } else {
+    run.stats.stepsReplayed++
+  }
   /** since when the subtask is known completed without its result here */
   let missingSince: number | undefined
   while (true) {

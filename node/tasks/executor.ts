@@ -162,7 +162,7 @@ export class Executor {
       // progress of the last progressTasks tasks run here: a daemon runs for months
       if (this.progress.size > this.c.options.progressTasks) this.progress.delete(this.progress.keys().next().value as string)
       const log = this.agentLog(slot.agent.name)
-      const durable: DurableRun = { task, lease, signal, tasks: this.tasks, options: this.c.options, stats: this.stats }
+      const durable: DurableRun = { task, lease, signal, tasks: this.tasks, options: this.c.options, stats: this.stats, subtasks: { submits: new Map(), journaledBytes: 0 } }
       let seq = 0
       let value: unknown
       try {

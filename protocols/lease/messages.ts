@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { jsonValue } from '../task/json-value.js'
 import { certificateSchema, finalValueSchema } from '../task/certificate.js'
 import { placementSchema, taskRecordSchema } from '../task/record.js'
-import { STEP_KEY_RULE, isStepKey } from '../task/journal.js'
+import { JOURNAL_KEY_RULE, isJournalKey } from '../task/journal.js'
 import { peerIdSchema, taskIdSchema } from '../task/schema.js'
 import { castVoteSchema, storedResultSchema } from '../task/store.js'
 
@@ -50,7 +50,7 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('journal'),
     ...held,
-    key: z.string().refine(isStepKey, STEP_KEY_RULE),
+    key: z.string().refine(isJournalKey, JOURNAL_KEY_RULE),
     value: jsonValue(),
     /** the terms the holder's lease was granted at, by member: a later lease's step wins where copies differ */
     terms: z.record(z.string().max(128), z.number().int().nonnegative()).refine(t => Object.keys(t).length <= 16, 'at most 16 members').optional()

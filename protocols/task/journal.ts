@@ -14,15 +14,25 @@ export const STEP_TERMS_KEY = '\u0000terms'
 /** The journal keys signals are kept under start so (signalKey). */
 export const SIGNAL_PREFIX = 'signal:'
 
+/** The journal keys a run's subtask ids are kept under start so (node/tasks/durable-context.ts). */
+export const SUBTASK_PREFIX = 'subtask:'
+
 /**
- * What a step key may be: 1-256 characters (UTF-16 units), not NUL first (the journal's own), not
- * "signal:" first (where signals are kept: such a step was read as the signal), not "__proto__"
- * (JSON parsers drop it).
+ * What a journal key may be, as the lease protocol takes it: 1-256 characters (UTF-16 units), not
+ * NUL first (the journal's own), not "signal:" first (where signals are kept: such a step was read
+ * as the signal), not "__proto__" (JSON parsers drop it).
  */
-export const STEP_KEY_RULE = 'a key of 1-256 characters, not starting with NUL or "signal:", and not "__proto__"'
+export const JOURNAL_KEY_RULE = 'a key of 1-256 characters, not starting with NUL or "signal:", and not "__proto__"'
+
+export function isJournalKey (key: unknown): key is string {
+  return typeof key === 'string' && key.length >= 1 && key.length <= 256 && !key.startsWith('\u0000') && !key.startsWith(SIGNAL_PREFIX) && key !== '__proto__'
+}
+
+/** What an agent's step key may be: a journal key not "subtask:" first (the runtime's own, for the subtasks it submitted). */
+export const STEP_KEY_RULE = 'a key of 1-256 characters, not starting with NUL, "signal:" or "subtask:", and not "__proto__"'
 
 export function isStepKey (key: unknown): key is string {
-  return typeof key === 'string' && key.length >= 1 && key.length <= 256 && !key.startsWith('\u0000') && !key.startsWith(SIGNAL_PREFIX) && key !== '__proto__'
+  return isJournalKey(key) && !key.startsWith(SUBTASK_PREFIX)
 }
 
 /*

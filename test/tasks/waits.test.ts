@@ -146,9 +146,11 @@ describe('durable waits', () => {
     const protoStep: Agent = { name: 'proto-step', capabilities: ['proto.step'], run: async ctx => ctx.step('__proto__', async () => 1) }
     // where signals are kept: such a step was read as the signal "go" by the wait after it
     const signalStep: Agent = { name: 'signal-step', capabilities: ['signal.step'], run: async ctx => { await ctx.step('signal:go', async () => ({ data: 'from-step' })); return ctx.waitFor('go') } }
+    // where the subtasks a run submitted are kept: a takeover would have waited on its value as a subtask's id
+    const subtaskStep: Agent = { name: 'subtask-step', capabilities: ['subtask.step'], run: async ctx => ctx.step('subtask:x', async () => ({ id: 'not a task' })) }
     // a key an object inherits is no step the journal holds: it runs
     const inherited: Agent = { name: 'inherited-step', capabilities: ['inherited.step'], run: async ctx => { await ctx.step('first', async () => 1); return ctx.step('toString', async () => 'ran') } }
-    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep, nulStep, protoStep, inherited, signalStep] } })
+    const net = await f.mesh(3, { tasks: { ...small, agents: [twoHalves, bigStep, bigIntStep, nulStep, protoStep, inherited, signalStep, subtaskStep] } })
     const base = await f.api(net.nodes[1]!)
     const s = net.nodes[0]!.tasks!.service
     // it failed for want of a frame that could carry it, attempt after attempt
@@ -167,9 +169,11 @@ describe('durable waits', () => {
     // a key the members would refuse (NUL first is the journal's own): at once, saying so
     const nul = await s.waitFor((await s.submit({ capability: 'nul.step', input: null, maxAttempts: 3 })).id, 30_000)
     expect({ state: nul.record.final?.state, failed: nul.record.attempts.filter(a => a.outcome === 'failed').length }).toEqual({ state: 'dead', failed: 1 })
-    expect(nul.record.final?.reason).toMatch(/ctx\.step: a key of 1-256 characters, not starting with NUL or "signal:", and not "__proto__"/)
+    expect(nul.record.final?.reason).toMatch(/ctx\.step: a key of 1-256 characters, not starting with NUL, "signal:" or "subtask:", and not "__proto__"/)
     const signalLike = await s.waitFor((await s.submit({ capability: 'signal.step', input: null, maxAttempts: 3 })).id, 30_000)
-    expect({ state: signalLike.record.final?.state, reason: signalLike.record.final?.reason }).toMatchObject({ state: 'dead', reason: expect.stringMatching(/not starting with NUL or "signal:"/) })
+    expect({ state: signalLike.record.final?.state, reason: signalLike.record.final?.reason }).toMatchObject({ state: 'dead', reason: expect.stringMatching(/not starting with NUL, "signal:" or "subtask:"/) })
+    const subtaskLike = await s.waitFor((await s.submit({ capability: 'subtask.step', input: null, maxAttempts: 3 })).id, 30_000)
+    expect({ state: subtaskLike.record.final?.state, failed: subtaskLike.record.attempts.filter(a => a.outcome === 'failed').length, reason: subtaskLike.record.final?.reason }).toMatchObject({ state: 'dead', failed: 1, reason: expect.stringMatching(/not starting with NUL, "signal:" or "subtask:"/) })
     const proto = await s.waitFor((await s.submit({ capability: 'proto.step', input: null, maxAttempts: 3 })).id, 30_000)
     expect({ state: proto.record.final?.state, reason: proto.record.final?.reason }).toMatchObject({ state: 'dead', reason: expect.stringMatching(/not "__proto__"/) })
     const ran = await s.waitFor((await s.submit({ capability: 'inherited.step', input: null })).id, 30_000)
