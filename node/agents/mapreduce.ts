@@ -39,8 +39,10 @@ export const mapreduceAgent: Agent<z.infer<typeof mapreduceOptions>> = {
     const pieces = splitText(ctx.input.text, ctx.input.chunks)
     ctx.progress({ phase: 'map', chunks: pieces.length })
     let done = 0
-    const partials = await Promise.all(pieces.map(async (piece, i) => {
-      const result = await ctx.submit('text.wordcount', { text: piece }, { idempotencyKey: `${ctx.task.id}:chunk:${i}` }) as { counts: Record<string, number> }
+    const partials = await Promise.all(pieces.map(async piece => {
+      // no idempotency key: the run's journal names each chunk's subtask to a later attempt, on any
+      // node, and a chunk that failed is submitted again (a key would name the failed one)
+      const result = await ctx.submit('text.wordcount', { text: piece }) as { counts: Record<string, number> }
       ctx.progress({ phase: 'map', done: ++done, of: pieces.length })
       return result.counts
     }))

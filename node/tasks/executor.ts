@@ -5,7 +5,8 @@ import { inSpan, startSpan, traceparentOf } from '../tracing.js'
 import { NodeStoppingError, TaskCanceledError } from './errors.js'
 import { ignoreStoreFailed } from '../errors.js'
 import { ProgressSender } from './progress.js'
-import { durableStep, durableWait, subtask } from './durable-context.js'
+import { durableStep, durableWait } from './durable-context.js'
+import { SubtaskLedger, subtask } from './durable-subtask.js'
 import { abortWith, withAbortGrace } from './run-signal.js'
 import { publishNotice } from './notices.js'
 import type { TaskComponents } from './components.js'
@@ -30,6 +31,10 @@ export interface ExecutorStats {
   /** durable agent steps run here, and replayed from the journal after a takeover */
   stepsRun: number
   stepsReplayed: number
+  /** subtasks a run waited for that an earlier attempt of its parent submitted (their ids journaled) */
+  subtasksReused: number
+  /** subtasks whose id was not journaled: past what the record may give ids, or the write failed (a takeover submits those again) */
+  subtaskIdsUnkept: number
   /** progress events an agent reported that were not JSON, or too large to send */
   progressDropped: number
   /** runs that kept their slot while reporting, because maxPendingReports were on their way */
@@ -53,7 +58,7 @@ export interface ProgressEvent {
  * majority of the replica set accepted it under this lease's terms; then the completion is announced.
  */
 export class Executor {
-  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, progressDropped: 0, slotsKeptForReports: 0, forgedCancels: 0, runsAbandoned: 0 }
+  readonly stats: ExecutorStats = { started: 0, completed: 0, failed: 0, duplicateExecutions: 0, leaseLost: 0, stepsRun: 0, stepsReplayed: 0, subtasksReused: 0, subtaskIdsUnkept: 0, progressDropped: 0, slotsKeptForReports: 0, forgedCancels: 0, runsAbandoned: 0 }
   /** recent progress of tasks run here, for the API */
   readonly progress = new Map<string, ProgressEvent[]>()
   private readonly c: TaskComponents
@@ -162,7 +167,7 @@ export class Executor {
       // progress of the last progressTasks tasks run here: a daemon runs for months
       if (this.progress.size > this.c.options.progressTasks) this.progress.delete(this.progress.keys().next().value as string)
       const log = this.agentLog(slot.agent.name)
-      const durable: DurableRun = { task, lease, signal, tasks: this.tasks, options: this.c.options, stats: this.stats, subtasks: { submits: new Map(), journaledBytes: 0 } }
+      const durable: DurableRun = { task, lease, signal, tasks: this.tasks, options: this.c.options, stats: this.stats, subtasks: new SubtaskLedger() }
       let seq = 0
       let value: unknown
       try {

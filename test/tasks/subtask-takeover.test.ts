@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest'
+import { echoAgent } from '../../node/agents/basic.js'
+import { journalBytes, maxRecordBytes } from '../../node/tasks/options.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useMeshFixture } from '../helpers/mesh-fixture.js'
 import type { Agent } from '../../node/runtime/agent.js'
+import type { TaskView } from '../../node/tasks/task-service.js'
+
+/** subtask ids in the journal of a task as read */
+const journaledSubtasks = (view: TaskView | undefined): number => Object.keys(view?.record.journal ?? {}).filter(k => k.startsWith('subtask:')).length
 
 // presence every second: the views these tests read must hold steady on a busy machine
 const TASKS = { ...FAST_TASKS, presenceIntervalMs: 1_000, leaseMs: 1_000 }
@@ -29,12 +35,13 @@ describe('a subtask when its parent changes holder', () => {
     const net = await f.mesh(3, { tasks: { ...TASKS, agents: [parent, child] } })
     const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'parent.one', input: null })
     await waitFor(() => childIds.size === 1, { what: 'the subtask to run', timeoutMs: 20_000 })
+    await waitFor(async () => journaledSubtasks(await net.nodes[0]!.tasks!.service.find(id)) === 1, { what: 'the subtask\'s id in the parent\'s journal', timeoutMs: 20_000 })
     const first = net.nodes.find(n => n.tasks!.executor.running().includes(id))!
     // a stop gives the parent back unfinished, as a holder's death lets its lease lapse
     await first.stop()
     const others = net.nodes.filter(n => n !== first)
     // the next holder either finds the first subtask in the parent's journal or submits another
-    await waitFor(() => childIds.size > 1 || others.some(n => n.tasks!.executor.stats.stepsReplayed > 0), { what: 'the parent to run again and reach its subtask', timeoutMs: 30_000 })
+    await waitFor(() => childIds.size > 1 || others.some(n => n.tasks!.executor.stats.subtasksReused > 0), { what: 'the parent to run again and reach its subtask', timeoutMs: 30_000 })
     open()
     const done = await others[0]!.tasks!.service.waitFor(id, 30_000)
     expect(done.record.final?.state).toBe('completed')
@@ -60,5 +67,67 @@ describe('a subtask when its parent changes holder', () => {
     expect({ state: done.record.final?.state, subtasks: childIds.length, distinct: new Set(childIds).size }).toEqual({ state: 'completed', subtasks: 2, distinct: 2 })
     expect(done.result?.value).toEqual({ child: { ranAs: childIds[1] } })
     expect(done.record.attempts.filter(a => a.outcome === 'failed')).toHaveLength(1)
+  })
+
+  it('tells the same submit in two steps apart: a later attempt that replays the first step waits for the second step\'s subtask, not the first\'s', async () => {
+    const childIds: string[] = []
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    const child: Agent = {
+      name: 'twin-child',
+      capabilities: ['twin.child'],
+      run: async ctx => {
+        if (!childIds.includes(ctx.task.id)) childIds.push(ctx.task.id)
+        // the first step's subtask completes at once; the second's is held until the takeover
+        if (childIds[0] !== ctx.task.id) {
+          const aborted = new Promise<never>((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }))
+          await Promise.race([opened, aborted])
+        }
+        return { ranAs: ctx.task.id }
+      }
+    }
+    const parent: Agent = {
+      name: 'parent',
+      capabilities: ['parent.three'],
+      run: async ctx => ({
+        a: await ctx.step('a', async () => ctx.submit('twin.child', 'same')),
+        b: await ctx.step('b', async () => ctx.submit('twin.child', 'same'))
+      })
+    }
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [parent, child] } })
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'parent.three', input: null })
+    await waitFor(async () => childIds.length === 2 && journaledSubtasks(await s.find(id)) === 2, { what: 'the second step\'s subtask to run, its id journaled', timeoutMs: 20_000 })
+    const first = net.nodes.find(n => n.tasks!.executor.running().includes(id))!
+    await first.stop()
+    const others = net.nodes.filter(n => n !== first)
+    await waitFor(() => childIds.length > 2 || others.some(n => n.tasks!.executor.stats.subtasksReused > 0), { what: 'the parent to run again and reach its second subtask', timeoutMs: 30_000 })
+    open()
+    const done = await others[0]!.tasks!.service.waitFor(id, 30_000)
+    expect({ state: done.record.final?.state, subtasks: childIds.length, result: done.result?.value }).toEqual({ state: 'completed', subtasks: 2, result: { a: { ranAs: childIds[0] }, b: { ranAs: childIds[1] } } })
+  })
+
+  it('keeps the ids of a wide fan-out only while they fit in half the room the input leaves: the run goes on, and its later steps still fit', async () => {
+    const fanOut: Agent = {
+      name: 'fan-out',
+      capabilities: ['fan.out'],
+      run: async ctx => {
+        const echoed = await Promise.all(Array.from({ length: 120 }, async (_, i) => ctx.submit('echo', { i })))
+        return { echoed: echoed.length, after: await ctx.step('after', async () => 'x'.repeat(4_000)) }
+      }
+    }
+    const small = { ...TASKS, maxInputBytes: 1_024, agents: [fanOut, echoAgent] }
+    const net = await f.mesh(3, { tasks: small })
+    const s = net.nodes[0]!.tasks!.service
+    const done = await s.waitFor((await s.submit({ capability: 'fan.out', input: null })).id, 60_000)
+    expect({ state: done.record.final?.state, reason: done.record.final?.reason, echoed: (done.result?.value as { echoed?: number })?.echoed }).toEqual({ state: 'completed', reason: undefined, echoed: 120 })
+    const kept = journaledSubtasks(done)
+    const unkept = net.nodes.reduce((n, node) => n + node.tasks!.executor.stats.subtaskIdsUnkept, 0)
+    // each id entry is about 360 bytes (its key twice, the id, three members' terms): some 45 fit in half of 33 KiB
+    expect(kept).toBeGreaterThan(10)
+    expect(kept).toBeLessThan(120)
+    // counted on every attempt: on a loaded machine a 1 s lease may lapse under the fan-out, and a second attempt runs
+    expect(unkept).toBeGreaterThanOrEqual(120 - kept)
+    expect(journalBytes(done.record)).toBeLessThanOrEqual(maxRecordBytes(small))
   })
 })
