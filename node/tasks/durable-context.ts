@@ -43,14 +43,17 @@ export async function durableStep<T> (run: DurableRun, key: string, fn: () => Pr
   // another holder may be doing this one, and its side effects would happen twice
   run.signal.throwIfAborted()
   // the subtasks it submits are counted within it: a later attempt that replays it submits none
+  const grownBefore = run.subtasks.grown
   const value = await run.subtasks.inStep(key, fn)
   // checked and copied as a result is: no retry makes it JSON (a BigInt failed each attempt with JSON.stringify's own words)
-  const { stored, size: valueBytes } = resultCopy(value)
+  const { stored } = resultCopy(value)
   if (stored === NOT_JSON) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value is not ${JSON_VALUE_WHAT}`)
-  const size = current === undefined ? 0 : journalBytes(current) + valueBytes + byteLength(key)
+  // with what the run journaled meanwhile (its subtasks' ids among it), which `current` lacks
+  const cost = entryCost(key, stored, run.lease.grants)
+  const size = current === undefined ? 0 : journalBytes(current) + run.subtasks.grown - grownBefore + cost
   if (size > maxRecordBytes(run.options)) throw new UnrecoverableTaskError(`ctx.step "${key.slice(0, 40)}": its value would grow the task's input and journal to ${size} bytes, past the ${maxRecordBytes(run.options)} a task may hold (maxInputBytes and 32 KiB)`)
   await run.lease.journal(key, stored)
-  run.subtasks.grown += entryCost(key, stored, run.lease.grants)
+  run.subtasks.grown += cost
   run.stats.stepsRun++
   return value
 }

@@ -1,10 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createHash } from 'node:crypto'
+import { MAX_JOURNAL_ENTRIES } from '../../protocols/lease/index.js'
 import { STEP_TERMS_KEY, SUBTASK_PREFIX, byteLength, canonicalJson, cloneJson } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
 import { journalBytes, maxRecordBytes } from './options.js'
 import type { DurableRun } from './durable-context.js'
 import type { SubmitOptions } from '../runtime/agent.js'
+import type { HeldLease } from '../../protocols/lease/index.js'
+
+/** A task id: 64 lowercase hex digits. */
+const TASK_ID = /^[0-9a-f]{64}$/
 
 /** One wait for a subtask, before it is asked again (a lost completion notice costs no more). */
 const WAIT_SLICE_MS = 5_000
@@ -24,22 +29,26 @@ export function entryCost (key: string, value: unknown, grants: ReadonlyMap<stri
   return 2 * byteLength(key) + byteLength(value) + byteLength(Object.fromEntries(grants)) + 4
 }
 
+/** The step a subtask is submitted in, by run: one store for the process (each instance Node tracks costs every promise made after it). */
+const stepScope = new AsyncLocalStorage<{ ledger: SubtaskLedger, key: string }>()
+
 /**
  * A run's bookkeeping for its subtasks' ids (see subtask): which submit is which, across attempts,
- * and how much of the journal the ids may take.
+ * how much of the journal the ids may take, and their writes, many in one.
  */
 export class SubtaskLedger {
-  /** the key of the step a subtask is submitted in: each step counts its submits apart */
-  private readonly step = new AsyncLocalStorage<string>()
   private readonly counts = new Map<string, number>()
   private read?: Promise<JournalRead | undefined>
-  /** bytes this run added to the journal since it was read: steps and subtask ids */
+  /** bytes this run added to the journal (steps and subtask ids); `base` of them were in the record when it was read */
   grown = 0
+  private base = 0
   private idsGrown = 0
+  private readonly queue: Array<{ key: string, value: unknown, settle: (err?: unknown) => void }> = []
+  private writing = false
 
   /** Runs a step's function: the subtasks it submits are told apart by the step's key. */
   async inStep<T> (key: string, fn: () => Promise<T>): Promise<T> {
-    return this.step.run(key, fn)
+    return stepScope.run({ ledger: this, key }, fn)
   }
 
   /**
@@ -49,9 +58,12 @@ export class SubtaskLedger {
    * Undefined for an input no canonical form takes (the submit refuses it, saying why).
    */
   keyOf (capability: string, input: unknown, options: SubmitOptions): string | undefined {
+    const scope = stepScope.getStore()
+    // a subtask run on this node inside its parent's run is not in the parent's step
+    const step = scope?.ledger === this ? scope.key : null
     let what: string
     try {
-      what = createHash('sha256').update(canonicalJson({ step: this.step.getStore() ?? null, capability, input, options })).digest('hex').slice(0, 32)
+      what = createHash('sha256').update(canonicalJson({ step, capability, input, options })).digest('hex').slice(0, 32)
     } catch {
       return undefined
     }
@@ -60,24 +72,64 @@ export class SubtaskLedger {
     return `${SUBTASK_PREFIX}${what}:${nth}`
   }
 
-  /** The parent's journal, read once a run: each read is of the whole record, and a fan-out submits hundreds. */
+  /** The parent's journal, read once a run (each read is of the whole record, and a fan-out submits hundreds); a failed read is tried again. */
   async journal (run: DurableRun): Promise<JournalRead | undefined> {
-    this.read ??= run.tasks.find(run.task.id).then(view => view === undefined ? undefined : journalRead(view.record), () => undefined)
+    if (this.read === undefined) {
+      const grownBefore = this.grown
+      const reading = run.tasks.find(run.task.id).then(view => view === undefined ? undefined : journalRead(view.record), () => undefined)
+      this.read = reading
+      const read = await reading
+      if (read === undefined) this.read = undefined
+      // what the run journaled before the read began is in it
+      else this.base = grownBefore
+    }
     return this.read
   }
 
   /**
    * Whether an id entry of `cost` bytes fits: in the record, with what this run added since it read
    * it, and within half of the room the input leaves, so the ids of a wide fan-out leave room for
-   * steps. Counted as written when it fits.
+   * steps. Counted as written when it fits (`untake` when its write failed).
    */
   take (read: JournalRead, cost: number, maxBytes: number): boolean {
-    const fits = read.bytes + this.grown + cost <= maxBytes && read.idBytes + this.idsGrown + cost <= (maxBytes - read.inputBytes) / 2
+    const fits = read.bytes + this.grown - this.base + cost <= maxBytes && read.idBytes + this.idsGrown + cost <= (maxBytes - read.inputBytes) / 2
     if (fits) {
       this.grown += cost
       this.idsGrown += cost
     }
     return fits
+  }
+
+  untake (cost: number): void {
+    this.grown -= cost
+    this.idsGrown -= cost
+  }
+
+  /**
+   * Journals an entry under the run's lease, with those asked for while the write before it was on
+   * its way: a fan-out of hundreds of subtasks costs a few majority rounds, not one each (each
+   * rewrites the whole record on every member).
+   */
+  async write (lease: HeldLease, key: string, value: unknown): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ key, value, settle: err => { if (err === undefined) resolve(); else reject(err) } })
+      if (!this.writing) void this.flush(lease)
+    })
+  }
+
+  private async flush (lease: HeldLease): Promise<void> {
+    this.writing = true
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_JOURNAL_ENTRIES)
+      const [first, ...more] = batch as [typeof batch[number], ...typeof batch]
+      try {
+        await lease.journal(first.key, first.value, more.map(({ key, value }) => ({ key, value })))
+        for (const e of batch) e.settle()
+      } catch (err) {
+        for (const e of batch) e.settle(err ?? new Error('journal write failed'))
+      }
+    }
+    this.writing = false
   }
 }
 
@@ -94,62 +146,74 @@ function journalRead (record: Parameters<typeof journalBytes>[0]): JournalRead {
 /**
  * The subtask an earlier attempt of this run submitted for `key`, unless a majority of its
  * placement holds no copy of it or it ended other than completed (a retry of the parent tries its
- * failed subtasks again). One that cannot be read now is waited for: submitting another could run
- * its work twice.
+ * failed subtasks again). One that cannot be read now, for want of a majority's answer, is waited
+ * for: submitting another could run its work twice.
  */
 async function reusable (run: DurableRun, key: string): Promise<string | undefined> {
   const kept = (await run.subtasks.journal(run))?.journal
   const id = kept !== undefined && Object.hasOwn(kept, key) ? (kept[key] as { id?: unknown } | null)?.id : undefined
-  if (typeof id !== 'string') return undefined
+  if (typeof id !== 'string' || !TASK_ID.test(id)) return undefined
   try {
     const found = await run.tasks.find(id, { absentByMajority: true })
     const final = found?.record.final
     return found === undefined || (final !== undefined && final.state !== 'completed') ? undefined : id
-  } catch {
-    return id
+  } catch (err: any) {
+    return err?.name === 'QuorumUnavailableError' ? id : undefined
   }
 }
 
-/** Submits a subtask and journals its id under `key`, where it fits; a journal write that fails leaves the id unkept. */
-async function submitAndKeep (run: DurableRun, signal: AbortSignal, key: string | undefined, capability: string, input: unknown, options: SubmitOptions, traceparent: string | undefined): Promise<string> {
-  const { id } = await run.tasks.submit({ capability, input, parent: run.task.id, traceparent, ...options })
-  if (key === undefined) return id
+/**
+ * Journals a subtask's id under `key`, where it fits. Asked for before the subtask is stored: an
+ * aborted run's throw fails the submit, so it starts no more work; another failed write leaves the
+ * id unkept, and the subtask goes ahead.
+ */
+async function keepId (run: DurableRun, signal: AbortSignal, key: string, id: string): Promise<void> {
   const read = await run.subtasks.journal(run)
   const entry = { id }
+  const cost = entryCost(key, entry, run.lease.grants)
   // past what the record may give ids (a wide fan-out), an id is not kept: a takeover submits that one again
-  if (read === undefined || !run.subtasks.take(read, entryCost(key, entry, run.lease.grants), maxRecordBytes(run.options))) {
+  if (read === undefined || !run.subtasks.take(read, cost, maxRecordBytes(run.options))) {
     run.stats.subtaskIdsUnkept++
-    return id
+    return
   }
   try {
     signal.throwIfAborted()
-    await run.lease.journal(key, entry)
+    await run.subtasks.write(run.lease, key, entry)
   } catch (err) {
-    // the subtask is on the mesh: this run waits for it all the same, unless the run itself ended
+    run.subtasks.untake(cost)
     if (signal.aborted) throw err
     run.stats.subtaskIdsUnkept++
   }
+}
+
+/** Submits a subtask, its id journaled under `key` once it is made and before it is stored. */
+async function submitKept (run: DurableRun, signal: AbortSignal, key: string | undefined, capability: string, input: unknown, options: SubmitOptions, traceparent: string | undefined): Promise<string> {
+  let kept = false
+  const made = key === undefined ? undefined : async (id: string): Promise<void> => { kept = true; await keepId(run, signal, key, id) }
+  const { id } = await run.tasks.submit({ capability, input, parent: run.task.id, traceparent, ...options, made })
+  // a task the idempotency key named was not made here: its id is kept now
+  if (key !== undefined && !kept) await keepId(run, signal, key, id)
   return id
 }
 
 /**
- * A subtask (see AgentContext.submit): submitted with its parent named, its id journaled on a
- * majority of the parent's placement, and its result awaited. A later attempt of the parent (a
- * holder that took it over) that makes the same submit waits for that subtask, where it ran its
- * work a second time; one whose result no replica gives is submitted again.
+ * A subtask (see AgentContext.submit): its id journaled on a majority of the parent's placement
+ * before it is stored, then submitted with its parent named, and its result awaited. A later
+ * attempt of the parent (a holder that took it over) that makes the same submit waits for that
+ * subtask, where it ran its work a second time; one whose result no replica gives is submitted again.
  */
 export async function subtask (run: DurableRun, signal: AbortSignal, capability: string, input: unknown, options: SubmitOptions = {}, traceparent?: string): Promise<unknown> {
   // an aborted run starts no more work on the mesh
   signal.throwIfAborted()
   const key = run.subtasks.keyOf(capability, input, options)
   const reused = key === undefined ? undefined : await reusable(run, key)
-  if (reused === undefined) return awaitSubtask(run, signal, await submitAndKeep(run, signal, key, capability, input, options, traceparent))
+  if (reused === undefined) return awaitSubtask(run, signal, await submitKept(run, signal, key, capability, input, options, traceparent))
   run.stats.subtasksReused++
   try {
     return await awaitSubtask(run, signal, reused)
   } catch (err: any) {
     if (!(err instanceof SubtaskFailedError) || err.state !== 'completed') throw err
-    return awaitSubtask(run, signal, await submitAndKeep(run, signal, key, capability, input, options, traceparent))
+    return awaitSubtask(run, signal, await submitKept(run, signal, key, capability, input, options, traceparent))
   }
 }
 

@@ -19,6 +19,12 @@ export interface SubmitRequest {
   traceparent?: string
   /** refuse (NoCapablePeerError) rather than wait when no live peer offers the capability */
   requirePeer?: boolean
+  /**
+   * Called with a new task's id once it is made, before it is stored anywhere (not for a task an
+   * idempotency key names that exists): a run journals its subtask's id first, so a holder that
+   * takes the run over finds every subtask that may run. A throw fails the submit.
+   */
+  made?: (id: string) => Promise<void>
 }
 
 /** The checks of a submit, before any task is made; answers the attempts and timeout it gets. */

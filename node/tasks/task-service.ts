@@ -159,6 +159,15 @@ export class TaskService {
     // a task this node runs is best placed with it among the members (see ownPlacementTries)
     const runsHere = req.idempotencyKey === undefined && o.ownPlacementTries > 1 && this.ownRuns?.wouldRunOwn(req.capability) === true
     const task = runsHere ? makeTaskWhere(fields, this.c.membership.includesSelf(), o.ownPlacementTries) : makeTask(fields)
+    if (req.made !== undefined) {
+      try {
+        await req.made(task.id)
+      } catch (err: any) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: String(err?.message) })
+        span.end()
+        throw err
+      }
+    }
     // before anyone can run it: its first progress events are kept for a listener to come
     this.progress?.track(task.id)
     span.setAttribute('agentmesh.task', task.id)

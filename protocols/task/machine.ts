@@ -138,7 +138,9 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (r.final !== undefined) return finished()
       if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
       // the holder's lease as each member granted it (this member's term its own): a later lease's step outranks it in a merge
-      const journal = withStep(r.journal, req.key, req.value, { ...req.terms, [env.me]: req.term })
+      const terms = { ...req.terms, [env.me]: req.term }
+      let journal = withStep(r.journal, req.key, req.value, terms)
+      for (const entry of req.more ?? []) journal = withStep(journal, entry.key, entry.value, terms)
       return { state: { ...st, record: { ...r, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'wait': {

@@ -3,9 +3,11 @@ import { echoAgent } from '../../node/agents/basic.js'
 import { journalBytes, maxRecordBytes } from '../../node/tasks/options.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { interceptLease } from '../helpers/intercept-lease.js'
 import { useMeshFixture } from '../helpers/mesh-fixture.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { TaskView } from '../../node/tasks/task-service.js'
+import type { Testnet } from '../../sim/testnet.js'
 
 /** subtask ids in the journal of a task as read */
 const journaledSubtasks = (view: TaskView | undefined): number => Object.keys(view?.record.journal ?? {}).filter(k => k.startsWith('subtask:')).length
@@ -116,9 +118,19 @@ describe('a subtask when its parent changes holder', () => {
         return { echoed: echoed.length, after: await ctx.step('after', async () => 'x'.repeat(4_000)) }
       }
     }
-    const small = { ...TASKS, maxInputBytes: 1_024, agents: [fanOut, echoAgent] }
+    // the same fan-out inside a step that returns 30 KB: the step is refused, its ids counted with it
+    const fanOutStep: Agent = {
+      name: 'fan-out-step',
+      capabilities: ['fan.out.step'],
+      run: async ctx => ctx.step('fan', async () => {
+        await Promise.all(Array.from({ length: 120 }, async (_, i) => ctx.submit('echo', { i })))
+        return 'x'.repeat(30_000)
+      })
+    }
+    const small = { ...TASKS, maxInputBytes: 1_024, agents: [fanOut, fanOutStep, echoAgent] }
     const net = await f.mesh(3, { tasks: small })
     const s = net.nodes[0]!.tasks!.service
+    const served = (): number => net.nodes.reduce((n, node) => n + (node.tasks!.handlerStats.served?.['lease.journal'] ?? 0), 0)
     const done = await s.waitFor((await s.submit({ capability: 'fan.out', input: null })).id, 60_000)
     expect({ state: done.record.final?.state, reason: done.record.final?.reason, echoed: (done.result?.value as { echoed?: number })?.echoed }).toEqual({ state: 'completed', reason: undefined, echoed: 120 })
     const kept = journaledSubtasks(done)
@@ -129,5 +141,65 @@ describe('a subtask when its parent changes holder', () => {
     // counted on every attempt: on a loaded machine a 1 s lease may lapse under the fan-out, and a second attempt runs
     expect(unkept).toBeGreaterThanOrEqual(120 - kept)
     expect(journalBytes(done.record)).toBeLessThanOrEqual(maxRecordBytes(small))
+    // the ids go in a few writes, those asked for while one is on its way together: each rewrites
+    // the whole record on every member. One each was about 2 x kept requests served
+    expect(served()).toBeLessThan(kept / 2)
+    const stepped = await s.waitFor((await s.submit({ capability: 'fan.out.step', input: null, maxAttempts: 1 })).id, 60_000)
+    expect({ state: stepped.record.final?.state, reason: stepped.record.final?.reason }).toMatchObject({ state: 'dead', reason: expect.stringMatching(/ctx\.step "fan": its value would grow the task's input and journal to \d+ bytes, past the 33792/) })
+    expect(journalBytes(stepped.record)).toBeLessThanOrEqual(maxRecordBytes(small))
+  })
+
+  it('journals a fan-out\'s ids before its subtasks are stored: a holder that dies with all of them submitted leaves none for the next to submit again', async () => {
+    const childIds = new Set<string>()
+    /** subtasks that found their id in their parent's journal, as a majority of its placement holds it, when they began */
+    const journaledFirst = new Set<string>()
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    let net: Testnet | undefined
+    const child: Agent = {
+      name: 'fan-child',
+      capabilities: ['fan.child'],
+      concurrency: 64,
+      run: async ctx => {
+        childIds.add(ctx.task.id)
+        const parentView = await net!.nodes[0]!.tasks!.service.find(ctx.task.parent!).catch(() => undefined)
+        if (Object.values(parentView?.record.journal ?? {}).some(v => (v as { id?: string } | null)?.id === ctx.task.id)) journaledFirst.add(ctx.task.id)
+        const aborted = new Promise<never>((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }))
+        await Promise.race([opened, aborted])
+        return ctx.input
+      }
+    }
+    const parent: Agent = { name: 'parent', capabilities: ['parent.fan'], run: async ctx => Promise.all(Array.from({ length: 40 }, async (_, i) => ctx.submit('fan.child', i))) }
+    net = await f.mesh(3, { tasks: { ...TASKS, agents: [parent, child] } })
+    // journal writes answered late: a subtask stored before its id was journaled would run first
+    for (const node of net.nodes) interceptLease(node, async req => { if (req.op === 'journal') await new Promise(resolve => setTimeout(resolve, 200)); return undefined })
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'parent.fan', input: null })
+    // stopped as soon as some run: the others may be anywhere between their submit and their run
+    await waitFor(() => childIds.size >= 5, { what: 'the first subtasks to run', timeoutMs: 20_000 })
+    const first = net.nodes.find(n => n.tasks!.executor.running().includes(id))!
+    await first.stop()
+    const others = net.nodes.filter(n => n !== first)
+    await waitFor(() => others.some(n => n.tasks!.executor.running().includes(id)), { what: 'the parent to run again', timeoutMs: 30_000 })
+    open()
+    const done = await others[0]!.tasks!.service.waitFor(id, 60_000)
+    expect(done.record.final?.state).toBe('completed')
+    expect(done.result?.value).toEqual(Array.from({ length: 40 }, (_, i) => i))
+    const listed = new Set((await Promise.all(others.map(async n => n.tasks!.service.list({ parent: id, limit: 1_000 })))).flat().map(r => r.task.id))
+    expect({ ran: childIds.size, listed: listed.size, journaledFirst: journaledFirst.size }).toEqual({ ran: 40, listed: 40, journaledFirst: 40 })
+  })
+
+  it('a submit tells `made` the new task\'s id before any member stores it, and a throw there fails the submit with nothing stored', async () => {
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [echoAgent] } })
+    const s = net.nodes[0]!.tasks!.service
+    const holders = async (id: string): Promise<number> => (await Promise.all(net.nodes.map(async n => n.tasks!.replica.get(id)))).filter(c => c.record !== undefined).length
+    let heldWhenMade: number | undefined
+    const { id } = await s.submit({ capability: 'echo', input: 'told', made: async id => { heldWhenMade = await holders(id) } })
+    expect(heldWhenMade).toBe(0)
+    expect((await s.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    let refused: string | undefined
+    await expect(s.submit({ capability: 'echo', input: 'refused', made: async id => { refused = id; throw new Error('not kept') } })).rejects.toThrow('not kept')
+    expect(refused).toMatch(/^[0-9a-f]{64}$/)
+    expect(await holders(refused!)).toBe(0)
   })
 })

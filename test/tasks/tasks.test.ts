@@ -125,10 +125,9 @@ describe('tasks over gossip', () => {
     const children = (await Promise.all(net.nodes.map(async n => n.tasks!.service.list({ parent: id }))))
       .flat()
       .filter((r, i, all) => all.findIndex(o => o.task.id === r.task.id) === i)
-    // 12 per run of the planner: one that lost its lease on a loaded machine is run again, and
-    // submits its chunks again (an idempotency key holds per submitting node: a rerun elsewhere makes new ones)
+    // 12: a planner that lost its lease on a loaded machine is run again and waits for the chunks
+    // its journal names; a chunk whose id a failed journal write left out is submitted again
     expect(children.length).toBeGreaterThanOrEqual(12)
-    expect(children.length % 12).toBe(0)
     const executors = new Set(children.map(r => r.final?.peer))
     expect(executors.size).toBeGreaterThanOrEqual(2)
     // a plain string is the text, as the text agents take it (`--input @book.txt`)
