@@ -24,9 +24,14 @@ interface JournalRead {
   idBytes: number
 }
 
-/** What a journal entry adds to a record: its key and value, and its key again with the lease's terms. */
+/** What a step's journal entry adds to a record: its key and value, and its key again with the lease's terms. */
 export function entryCost (key: string, value: unknown, grants: ReadonlyMap<string, number>): number {
   return 2 * byteLength(key) + byteLength(value) + byteLength(Object.fromEntries(grants)) + 4
+}
+
+/** What a subtask id's entry adds: its key and the id, written bare (withEntry). */
+function idCost (key: string, id: string): number {
+  return byteLength(key) + byteLength(id) + 2
 }
 
 /** The step a subtask is submitted in, by run: one store for the process (each instance Node tracks costs every promise made after it). */
@@ -63,7 +68,7 @@ export class SubtaskLedger {
     const step = scope?.ledger === this ? scope.key : null
     let what: string
     try {
-      what = createHash('sha256').update(canonicalJson({ step, capability, input, options })).digest('hex').slice(0, 32)
+      what = createHash('sha256').update(canonicalJson({ step, capability, input, options })).digest('hex').slice(0, 16)
     } catch {
       return undefined
     }
@@ -106,7 +111,7 @@ export class SubtaskLedger {
   }
 
   /**
-   * Journals an entry under the run's lease, with those asked for while the write before it was on
+   * Journals an id's entry, bare, under the run's lease, with those asked for while the write before it was on
    * its way: a fan-out of hundreds of subtasks costs a few majority rounds, not one each (each
    * rewrites the whole record on every member).
    */
@@ -123,7 +128,7 @@ export class SubtaskLedger {
       const batch = this.queue.splice(0, MAX_JOURNAL_ENTRIES)
       const [first, ...more] = batch as [typeof batch[number], ...typeof batch]
       try {
-        await lease.journal(first.key, first.value, more.map(({ key, value }) => ({ key, value })))
+        await lease.journal(first.key, first.value, more.map(({ key, value }) => ({ key, value })), true)
         for (const e of batch) e.settle()
       } catch (err) {
         for (const e of batch) e.settle(err ?? new Error('journal write failed'))
@@ -138,7 +143,7 @@ function journalRead (record: Parameters<typeof journalBytes>[0]): JournalRead {
   const terms = (journal[STEP_TERMS_KEY] ?? {}) as Record<string, unknown>
   let idBytes = 0
   for (const [key, value] of Object.entries(journal)) {
-    if (key.startsWith(SUBTASK_PREFIX)) idBytes += 2 * byteLength(key) + byteLength(value) + byteLength(terms[key] ?? {}) + 4
+    if (key.startsWith(SUBTASK_PREFIX)) idBytes += byteLength(key) + byteLength(value) + 2 + (terms[key] === undefined ? 0 : byteLength(key) + byteLength(terms[key]) + 2)
   }
   return { journal, bytes: journalBytes(record), inputBytes: byteLength(record.task.input), idBytes }
 }
@@ -151,7 +156,7 @@ function journalRead (record: Parameters<typeof journalBytes>[0]): JournalRead {
  */
 async function reusable (run: DurableRun, key: string): Promise<string | undefined> {
   const kept = (await run.subtasks.journal(run))?.journal
-  const id = kept !== undefined && Object.hasOwn(kept, key) ? (kept[key] as { id?: unknown } | null)?.id : undefined
+  const id = kept !== undefined && Object.hasOwn(kept, key) ? kept[key] : undefined
   if (typeof id !== 'string' || !TASK_ID.test(id)) return undefined
   try {
     const found = await run.tasks.find(id, { absentByMajority: true })
@@ -169,8 +174,7 @@ async function reusable (run: DurableRun, key: string): Promise<string | undefin
  */
 async function keepId (run: DurableRun, signal: AbortSignal, key: string, id: string): Promise<void> {
   const read = await run.subtasks.journal(run)
-  const entry = { id }
-  const cost = entryCost(key, entry, run.lease.grants)
+  const cost = idCost(key, id)
   // past what the record may give ids (a wide fan-out), an id is not kept: a takeover submits that one again
   if (read === undefined || !run.subtasks.take(read, cost, maxRecordBytes(run.options))) {
     run.stats.subtaskIdsUnkept++
@@ -178,7 +182,7 @@ async function keepId (run: DurableRun, signal: AbortSignal, key: string, id: st
   }
   try {
     signal.throwIfAborted()
-    await run.subtasks.write(run.lease, key, entry)
+    await run.subtasks.write(run.lease, key, id)
   } catch (err) {
     run.subtasks.untake(cost)
     if (signal.aborted) throw err

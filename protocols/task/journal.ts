@@ -44,6 +44,18 @@ export function isStepKey (key: unknown): key is string {
  * back the frozen holder's value after the next holder had used the other.)
  */
 
+/**
+ * The journal with an entry written bare, without its lease's terms (a run's subtask ids: a later
+ * attempt's id need not outrank an earlier one's, which names a subtask that failed and is
+ * submitted again either way). Copies that differ keep the smaller value, everywhere alike.
+ */
+export function withEntry (journal: Journal | undefined, key: string, value: Journal[string]): Journal {
+  const terms = termsOf(journal)
+  if (!terms.has(key)) return { ...journal, [key]: value }
+  terms.delete(key)
+  return { ...journal, [key]: value, [STEP_TERMS_KEY]: Object.fromEntries(terms) }
+}
+
 /** The journal with a step written: its value, and the terms its holder's lease was granted at. */
 export function withStep (journal: Journal | undefined, key: string, value: Journal[string], terms: LeaseTerms): Journal {
   return { ...journal, [key]: value, [STEP_TERMS_KEY]: Object.fromEntries([...termsOf(journal), [key, terms]]) }

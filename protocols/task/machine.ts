@@ -1,7 +1,7 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
 import { canonicalJson } from './canonical.js'
-import { withStep } from './journal.js'
+import { withEntry, withStep } from './journal.js'
 import { capAttempts, failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, ownRetryTime, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
@@ -139,8 +139,9 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
       // the holder's lease as each member granted it (this member's term its own): a later lease's step outranks it in a merge
       const terms = { ...req.terms, [env.me]: req.term }
-      let journal = withStep(r.journal, req.key, req.value, terms)
-      for (const entry of req.more ?? []) journal = withStep(journal, entry.key, entry.value, terms)
+      const write = (j: typeof r.journal, key: string, value: typeof req.value): NonNullable<typeof r.journal> => req.bare === true ? withEntry(j, key, value) : withStep(j, key, value, terms)
+      let journal = write(r.journal, req.key, req.value)
+      for (const entry of req.more ?? []) journal = write(journal, entry.key, entry.value)
       return { state: { ...st, record: { ...r, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'wait': {
