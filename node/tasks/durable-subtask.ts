@@ -8,6 +8,9 @@ import type { DurableRun } from './durable-context.js'
 import type { SubmitOptions } from '../runtime/agent.js'
 import type { HeldLease } from '../../protocols/lease/index.js'
 
+/** Refusals of a journal write that say the run's lease is over: the run goes no further. */
+const LEASE_ENDED = new Set(['StaleTermError', 'TaskFinishedError', 'LeaseLostError'])
+
 /** A task id: 64 lowercase hex digits. */
 const TASK_ID = /^[0-9a-f]{64}$/
 
@@ -29,7 +32,7 @@ export function entryCost (key: string, value: unknown, grants: ReadonlyMap<stri
   return 2 * byteLength(key) + byteLength(value) + byteLength(Object.fromEntries(grants)) + 4
 }
 
-/** What a subtask id's entry adds: its key and the id, written bare (withEntry). */
+/** What a subtask id's entry adds: its key and the id, written bare (withEntries). */
 function idCost (key: string, id: string): number {
   return byteLength(key) + byteLength(id) + 2
 }
@@ -149,21 +152,34 @@ function journalRead (record: Parameters<typeof journalBytes>[0]): JournalRead {
 }
 
 /**
- * The subtask an earlier attempt of this run submitted for `key`, unless a majority of its
- * placement holds no copy of it or it ended other than completed (a retry of the parent tries its
- * failed subtasks again). One that cannot be read now, for want of a majority's answer, is waited
- * for: submitting another could run its work twice.
+ * Where a submit's id is journaled: under its key, and each time the submit is made again (the
+ * subtask failed, or its result stayed unavailable) under the key and "~1", "~2", ...: a key of
+ * its own each time, never written over, so no merge of copies can bring an older id back. The
+ * latest id, and the key a new submit takes.
  */
-async function reusable (run: DurableRun, key: string): Promise<string | undefined> {
-  const kept = (await run.subtasks.journal(run))?.journal
-  const id = kept !== undefined && Object.hasOwn(kept, key) ? kept[key] : undefined
-  if (typeof id !== 'string' || !TASK_ID.test(id)) return undefined
+function latest (journal: Record<string, unknown> | undefined, key: string): { id: unknown, next: string } {
+  if (journal === undefined || !Object.hasOwn(journal, key)) return { id: undefined, next: key }
+  let id = journal[key]
+  let k = 1
+  for (; Object.hasOwn(journal, `${key}~${k}`); k++) id = journal[`${key}~${k}`]
+  return { id, next: `${key}~${k}` }
+}
+
+/**
+ * The subtask an earlier attempt of this run submitted for `key` (the latest), unless a majority of
+ * its placement holds no copy of it or it ended other than completed (a retry of the parent tries
+ * its failed subtasks again); and the key a new submit journals under. One that cannot be read now,
+ * for want of a majority's answer, is waited for: submitting another could run its work twice.
+ */
+async function reusable (run: DurableRun, key: string): Promise<{ id?: string, next: string }> {
+  const { id, next } = latest((await run.subtasks.journal(run))?.journal, key)
+  if (typeof id !== 'string' || !TASK_ID.test(id)) return { next }
   try {
     const found = await run.tasks.find(id, { absentByMajority: true })
     const final = found?.record.final
-    return found === undefined || (final !== undefined && final.state !== 'completed') ? undefined : id
+    return found === undefined || (final !== undefined && final.state !== 'completed') ? { next } : { id, next }
   } catch (err: any) {
-    return err?.name === 'QuorumUnavailableError' ? id : undefined
+    return err?.name === 'QuorumUnavailableError' ? { id, next } : { next }
   }
 }
 
@@ -183,11 +199,14 @@ async function keepId (run: DurableRun, signal: AbortSignal, key: string, id: st
   try {
     signal.throwIfAborted()
     await run.subtasks.write(run.lease, key, id)
-  } catch (err) {
+  } catch (err: any) {
     run.subtasks.untake(cost)
-    if (signal.aborted) throw err
+    // the run's lease is gone, or its task finished: it starts no more work
+    if (signal.aborted || LEASE_ENDED.has(err?.name)) throw err
     run.stats.subtaskIdsUnkept++
   }
+  // aborted while the write was on its way: the subtask is not stored
+  signal.throwIfAborted()
 }
 
 /** Submits a subtask, its id journaled under `key` once it is made and before it is stored. */
@@ -210,14 +229,14 @@ export async function subtask (run: DurableRun, signal: AbortSignal, capability:
   // an aborted run starts no more work on the mesh
   signal.throwIfAborted()
   const key = run.subtasks.keyOf(capability, input, options)
-  const reused = key === undefined ? undefined : await reusable(run, key)
-  if (reused === undefined) return awaitSubtask(run, signal, await submitKept(run, signal, key, capability, input, options, traceparent))
+  const found = key === undefined ? undefined : await reusable(run, key)
+  if (found?.id === undefined) return awaitSubtask(run, signal, await submitKept(run, signal, found?.next, capability, input, options, traceparent))
   run.stats.subtasksReused++
   try {
-    return await awaitSubtask(run, signal, reused)
+    return await awaitSubtask(run, signal, found.id)
   } catch (err: any) {
     if (!(err instanceof SubtaskFailedError) || err.state !== 'completed') throw err
-    return awaitSubtask(run, signal, await submitKept(run, signal, key, capability, input, options, traceparent))
+    return awaitSubtask(run, signal, await submitKept(run, signal, found.next, capability, input, options, traceparent))
   }
 }
 

@@ -193,11 +193,11 @@ export class HeldLease {
 
   /**
    * Writes a durable step on a majority, under this lease, and `more` entries with it (at most
-   * MAX_JOURNAL_ENTRIES in all), `bare`: without the lease's terms (withEntry); throws when it cannot.
+   * MAX_JOURNAL_ENTRIES in all), `bare`: without the lease's terms (withEntries); throws when it cannot.
    */
   async journal (key: string, value: unknown, more: Array<{ key: string, value: unknown }> = [], bare = false): Promise<void> {
     const terms = Object.fromEntries(this.grants)
-    const step = (peer: string, withTerms: boolean): LeaseRequest => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never, ...(more.length === 0 ? {} : { more: more as never }), ...(bare ? { bare } : {}), ...(withTerms ? { terms } : {}) })
+    const step = (peer: string, withTerms: boolean): LeaseRequest => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never, ...(more.length === 0 ? {} : { more: more as never }), ...(bare ? { bare } : { ...(withTerms ? { terms } : {}) }) })
     // a peer from before the terms refuses the field as a bad request: it is asked again the old way
     const answers = await this.client.askUntil([...this.grants.keys()], peer => step(peer, true), this.need(), a => a.res.status === 'OK', peer => step(peer, false)).early
     const ok = answers.filter(a => a.res.status === 'OK').length

@@ -8,10 +8,10 @@ import { castVoteSchema, storedResultSchema } from '../task/store.js'
 
 /** Every operation names the epoch of the placement it was sent to: another epoch is refused. */
 const task = { id: taskIdSchema, epoch: z.number().int().nonnegative() }
-/** a claim id names an attempt in records, events and logs: plain characters only */
 /** Journal entries one journal request may write. */
 export const MAX_JOURNAL_ENTRIES = 512
 
+/** a claim id names an attempt in records, events and logs: plain characters only */
 export const claimIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'claim id: 1-64 letters, digits, _ or -')
 const claim = { ...task, claimId: claimIdSchema }
 const held = { ...claim, term: z.number().int().positive() }
@@ -57,7 +57,7 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
     value: jsonValue(),
     /** further entries written with it, under the same lease (a fan-out's subtask ids: one write, not one each) */
     more: z.array(z.object({ key: z.string().refine(isJournalKey, JOURNAL_KEY_RULE), value: jsonValue() }).strict()).max(MAX_JOURNAL_ENTRIES - 1).optional(),
-    /** the entries are kept without the lease's terms (withEntry: a run's subtask ids), a third of an id entry's bytes */
+    /** the entries are kept without the lease's terms (withEntries: a run's subtask ids), a third of an id entry's bytes */
     bare: z.boolean().optional(),
     /** the terms the holder's lease was granted at, by member: a later lease's step wins where copies differ */
     terms: z.record(z.string().max(128), z.number().int().nonnegative()).refine(t => Object.keys(t).length <= 16, 'at most 16 members').optional()

@@ -45,20 +45,28 @@ export function isStepKey (key: unknown): key is string {
  */
 
 /**
- * The journal with an entry written bare, without its lease's terms (a run's subtask ids: a later
- * attempt's id need not outrank an earlier one's, which names a subtask that failed and is
- * submitted again either way). Copies that differ keep the smaller value, everywhere alike.
+ * The journal with entries written in one copy (a holder's batch: one copy of the journal per
+ * entry made a batch of hundreds quadratic), each kept with `terms`, its lease's, or bare, without
+ * (a run's subtask ids: each is written under a key of its own, never over another; see
+ * node/tasks/durable-subtask.ts). Copies that differ under a bare key keep the smaller value.
  */
-export function withEntry (journal: Journal | undefined, key: string, value: Journal[string]): Journal {
-  const terms = termsOf(journal)
-  if (!terms.has(key)) return { ...journal, [key]: value }
-  terms.delete(key)
-  return { ...journal, [key]: value, [STEP_TERMS_KEY]: Object.fromEntries(terms) }
+export function withEntries (journal: Journal | undefined, entries: Array<[string, Journal[string]]>, terms?: LeaseTerms): Journal {
+  const out: Journal = { ...journal }
+  const kept = termsOf(journal)
+  for (const [key, value] of entries) {
+    // defined, not assigned: a key such as "constructor" is a key like any other
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+    if (terms === undefined) kept.delete(key)
+    else kept.set(key, terms)
+  }
+  delete out[STEP_TERMS_KEY]
+  if (kept.size > 0) out[STEP_TERMS_KEY] = Object.fromEntries(kept)
+  return out
 }
 
 /** The journal with a step written: its value, and the terms its holder's lease was granted at. */
 export function withStep (journal: Journal | undefined, key: string, value: Journal[string], terms: LeaseTerms): Journal {
-  return { ...journal, [key]: value, [STEP_TERMS_KEY]: Object.fromEntries([...termsOf(journal), [key, terms]]) }
+  return withEntries(journal, [[key, value]], terms)
 }
 
 /**

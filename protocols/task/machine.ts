@@ -1,7 +1,7 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
 import { canonicalJson } from './canonical.js'
-import { withEntry, withStep } from './journal.js'
+import { withEntries } from './journal.js'
 import { capAttempts, failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, ownRetryTime, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
@@ -138,10 +138,8 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       if (r.final !== undefined) return finished()
       if (!holds(req.claimId, req.term) || myVote !== undefined) return { state: st, reply: { status: 'STALE_TERM' } }
       // the holder's lease as each member granted it (this member's term its own): a later lease's step outranks it in a merge
-      const terms = { ...req.terms, [env.me]: req.term }
-      const write = (j: typeof r.journal, key: string, value: typeof req.value): NonNullable<typeof r.journal> => req.bare === true ? withEntry(j, key, value) : withStep(j, key, value, terms)
-      let journal = write(r.journal, req.key, req.value)
-      for (const entry of req.more ?? []) journal = write(journal, entry.key, entry.value)
+      const entries: Array<[string, typeof req.value]> = [[req.key, req.value], ...(req.more ?? []).map(e => [e.key, e.value] as [string, typeof req.value])]
+      const journal = withEntries(r.journal, entries, req.bare === true ? undefined : { ...req.terms, [env.me]: req.term })
       return { state: { ...st, record: { ...r, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
     }
     case 'wait': {
