@@ -210,4 +210,34 @@ describe('a subtask when its parent changes holder', () => {
     expect(refused).toMatch(/^[0-9a-f]{64}$/)
     expect(await holders(refused!)).toBe(0)
   })
+
+  it('a run canceled while its subtasks\' ids are on their way to the journal stores none of those subtasks', async () => {
+    const parent: Agent = { name: 'parent', capabilities: ['parent.canceled'], run: async ctx => Promise.all(Array.from({ length: 20 }, async (_, i) => ctx.submit('echo', i))) }
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [parent, echoAgent] } })
+    let firstWrite!: () => void
+    const writing = new Promise<void>(resolve => { firstWrite = resolve })
+    // journal writes answered late, so the cancel comes while they are on their way
+    for (const node of net.nodes) {
+      interceptLease(node, async req => {
+        if (req.op !== 'journal') return undefined
+        firstWrite()
+        await new Promise(resolve => setTimeout(resolve, 300))
+        return undefined
+      })
+    }
+    // every subtask submit the run makes, on whichever node runs it, counted once it settles
+    let settled = 0
+    for (const node of net.nodes) {
+      const service = node.tasks!.service
+      const submit = service.submit.bind(service)
+      service.submit = async req => { try { return await submit(req) } finally { if (req.parent !== undefined) settled++ } }
+    }
+    const s = net.nodes[0]!.tasks!.service
+    const { id } = await s.submit({ capability: 'parent.canceled', input: null })
+    await writing
+    await s.cancel(id)
+    await waitFor(() => settled === 20, { what: 'every subtask submit to settle', timeoutMs: 20_000 })
+    const listed = (await Promise.all(net.nodes.map(async n => n.tasks!.service.list({ parent: id, limit: 1_000 })))).flat()
+    expect(listed).toEqual([])
+  })
 })
