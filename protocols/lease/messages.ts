@@ -57,7 +57,7 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
     value: jsonValue(),
     /** further entries written with it, under the same lease (a fan-out's subtask ids: one write, not one each) */
     more: z.array(z.object({ key: z.string().refine(isJournalKey, JOURNAL_KEY_RULE), value: jsonValue() }).strict()).max(MAX_JOURNAL_ENTRIES - 1).optional(),
-    /** the entries are kept without the lease's terms (withEntries: a run's subtask ids), a third of an id entry's bytes */
+    /** the entries are kept without the lease's terms (withEntries: a run's subtask ids, each under a key of its own), an id's entry a third the size */
     bare: z.boolean().optional(),
     /** the terms the holder's lease was granted at, by member: a later lease's step wins where copies differ */
     terms: z.record(z.string().max(128), z.number().int().nonnegative()).refine(t => Object.keys(t).length <= 16, 'at most 16 members').optional()

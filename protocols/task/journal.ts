@@ -14,7 +14,7 @@ export const STEP_TERMS_KEY = '\u0000terms'
 /** The journal keys signals are kept under start so (signalKey). */
 export const SIGNAL_PREFIX = 'signal:'
 
-/** The journal keys a run's subtask ids are kept under start so (node/tasks/durable-context.ts). */
+/** The journal keys a run's subtask ids are kept under start so (node/tasks/durable-subtask.ts). */
 export const SUBTASK_PREFIX = 'subtask:'
 
 /**
