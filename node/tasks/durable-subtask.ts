@@ -33,7 +33,7 @@ export function entryCost (key: string, value: unknown, grants: ReadonlyMap<stri
 }
 
 /** What a subtask id's entry adds: its key and the id, written bare (withEntries). */
-function idCost (key: string, id: string): number {
+function idCost (key: string, id: unknown): number {
   return byteLength(key) + byteLength(id) + 2
 }
 
@@ -146,7 +146,8 @@ function journalRead (record: Parameters<typeof journalBytes>[0]): JournalRead {
   const terms = (journal[STEP_TERMS_KEY] ?? {}) as Record<string, unknown>
   let idBytes = 0
   for (const [key, value] of Object.entries(journal)) {
-    if (key.startsWith(SUBTASK_PREFIX)) idBytes += byteLength(key) + byteLength(value) + 2 + (terms[key] === undefined ? 0 : byteLength(key) + byteLength(terms[key]) + 2)
+    // an id kept with terms (written as a step is) costs its key again, with them
+    if (key.startsWith(SUBTASK_PREFIX)) idBytes += idCost(key, value) + (terms[key] === undefined ? 0 : idCost(key, terms[key]))
   }
   return { journal, bytes: journalBytes(record), inputBytes: byteLength(record.task.input), idBytes }
 }

@@ -9,3 +9,17 @@ export function gatedAgent (result: unknown, concurrency = 8): { agent: Agent, o
   const opened = new Promise<void>(resolve => { open = resolve })
   return { agent: { name: 'gated', capabilities: ['gated'], concurrency, run: async () => { await opened; return result } }, open }
 }
+
+/**
+ * A gate runs wait on until the test calls `open`, each wait ending early, with the signal's
+ * reason, once its run is aborted (a run on a node that stops, say).
+ */
+export function abortableGate (): { open: () => void, wait: (signal: AbortSignal) => Promise<void> } {
+  let open!: () => void
+  const opened = new Promise<void>(resolve => { open = resolve })
+  const wait = async (signal: AbortSignal): Promise<void> => {
+    const aborted = new Promise<never>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))
+    await Promise.race([opened, aborted])
+  }
+  return { open, wait }
+}

@@ -3,6 +3,7 @@ import { echoAgent } from '../../node/agents/basic.js'
 import { journalBytes, maxRecordBytes } from '../../node/tasks/options.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { abortableGate } from '../helpers/gated.js'
 import { interceptLease } from '../helpers/intercept-lease.js'
 import { useMeshFixture } from '../helpers/mesh-fixture.js'
 import type { Agent } from '../../node/runtime/agent.js'
@@ -21,15 +22,13 @@ describe('a subtask when its parent changes holder', () => {
   it('a holder that takes the parent over waits for the subtask the first one submitted, and submits none of its own', async () => {
     /** the subtask tasks that ran, by id, across every node */
     const childIds = new Set<string>()
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
+    const gate = abortableGate()
     const child: Agent = {
       name: 'held-child',
       capabilities: ['held.child'],
       run: async ctx => {
         childIds.add(ctx.task.id)
-        const aborted = new Promise<never>((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }))
-        await Promise.race([opened, aborted])
+        await gate.wait(ctx.signal)
         return { ranAs: ctx.task.id }
       }
     }
@@ -44,7 +43,7 @@ describe('a subtask when its parent changes holder', () => {
     const others = net.nodes.filter(n => n !== first)
     // the next holder either finds the first subtask in the parent's journal or submits another
     await waitFor(() => childIds.size > 1 || others.some(n => n.tasks!.executor.stats.subtasksReused > 0), { what: 'the parent to run again and reach its subtask', timeoutMs: 30_000 })
-    open()
+    gate.open()
     const done = await others[0]!.tasks!.service.waitFor(id, 30_000)
     expect(done.record.final?.state).toBe('completed')
     const [only] = [...childIds]
@@ -76,8 +75,7 @@ describe('a subtask when its parent changes holder', () => {
 
   it('tells the same submit in two steps apart: a later attempt that replays the first step waits for the second step\'s subtask, not the first\'s', async () => {
     const childIds: string[] = []
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
+    const gate = abortableGate()
     const child: Agent = {
       name: 'twin-child',
       capabilities: ['twin.child'],
@@ -85,8 +83,7 @@ describe('a subtask when its parent changes holder', () => {
         if (!childIds.includes(ctx.task.id)) childIds.push(ctx.task.id)
         // the first step's subtask completes at once; the second's is held until the takeover
         if (childIds[0] !== ctx.task.id) {
-          const aborted = new Promise<never>((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }))
-          await Promise.race([opened, aborted])
+          await gate.wait(ctx.signal)
         }
         return { ranAs: ctx.task.id }
       }
@@ -107,7 +104,7 @@ describe('a subtask when its parent changes holder', () => {
     await first.stop()
     const others = net.nodes.filter(n => n !== first)
     await waitFor(() => childIds.length > 2 || others.some(n => n.tasks!.executor.stats.subtasksReused > 0), { what: 'the parent to run again and reach its second subtask', timeoutMs: 30_000 })
-    open()
+    gate.open()
     const done = await others[0]!.tasks!.service.waitFor(id, 30_000)
     expect({ state: done.record.final?.state, subtasks: childIds.length, result: done.result?.value }).toEqual({ state: 'completed', subtasks: 2, result: { a: { ranAs: childIds[0] }, b: { ranAs: childIds[1] } } })
   })
@@ -156,8 +153,7 @@ describe('a subtask when its parent changes holder', () => {
     const childIds = new Set<string>()
     /** subtasks that found their id in their parent's journal, as a majority of its placement holds it, when they began */
     const journaledFirst = new Set<string>()
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
+    const gate = abortableGate()
     let net: Testnet | undefined
     const child: Agent = {
       name: 'fan-child',
@@ -172,8 +168,7 @@ describe('a subtask when its parent changes holder', () => {
           if (parentView !== undefined) break
         }
         if (Object.values(parentView?.record.journal ?? {}).includes(ctx.task.id)) journaledFirst.add(ctx.task.id)
-        const aborted = new Promise<never>((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }))
-        await Promise.race([opened, aborted])
+        await gate.wait(ctx.signal)
         return ctx.input
       }
     }
@@ -189,7 +184,7 @@ describe('a subtask when its parent changes holder', () => {
     await first.stop()
     const others = net.nodes.filter(n => n !== first)
     await waitFor(() => others.some(n => n.tasks!.executor.running().includes(id)), { what: 'the parent to run again', timeoutMs: 30_000 })
-    open()
+    gate.open()
     const done = await others[0]!.tasks!.service.waitFor(id, 60_000)
     expect(done.record.final?.state).toBe('completed')
     expect(done.result?.value).toEqual(Array.from({ length: 40 }, (_, i) => i))
