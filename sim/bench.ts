@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { echoAgent } from '../node/agents/basic.js'
 import { line, table } from '../node/cli/output.js'
 import { makeTask, newRecord } from '../protocols/task/index.js'
+import { benchBacklog } from './bench-backlog.js'
 import { benchDaemons } from './bench-daemons.js'
 import { benchInProcess } from './bench-in-process.js'
 import { benchAntiEntropyAtRest, benchRecords } from './bench-records.js'
@@ -146,7 +147,7 @@ async function antiEntropy (): Promise<void> {
   }
 }
 
-/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim antientropy daemons daemons-one daemons-idle daemons-one-entry in-process daemons-two-requests records memory). */
+/** `npm run bench` runs every part; `npm run bench -- reclaim antientropy` only those (throughput scale claim reclaim backlog antientropy daemons daemons-one daemons-idle daemons-one-entry in-process daemons-two-requests records memory). */
 async function bench (): Promise<void> {
   const parts: Record<string, () => Promise<void>> = {
     // offered near what one process of nodes sustains on 2 cores (above it, queues only grow)
@@ -155,6 +156,8 @@ async function bench (): Promise<void> {
     scale: async () => { await throughput(50, 300, 5); await throughput(100, 100, 1) },
     claim: claimLatency,
     reclaim: reclaimAfterKill,
+    // 400 short tasks left claimable by a killed submitter: how fast the survivors' pulls drain them
+    backlog: async () => { await benchBacklog(add) },
     antientropy: antiEntropy,
     // real daemons on 127.0.0.1 driven through the HTTP API (3, 5, 10 daemons; 1 to 256 in flight)
     daemons: async () => { await benchDaemons(add) },

@@ -24,6 +24,8 @@ export interface ClaimerStats {
   /** pull rounds, those skipped for want of a free slot included */
   pulls: number
   pulledTasks: number
+  /** pulls brought forward by a freed slot while the last pull left claimable tasks behind (pullAgainMs) */
+  pullsAgain: number
   claimAttempts: number
   claimsWon: number
   /** acquire attempts refused because another peer held the lease: the contention figure */
@@ -50,7 +52,7 @@ export interface ClaimerStats {
  * announcements and, because gossip drops messages, from pulling peers' claimable lists.
  */
 export class Claimer {
-  readonly stats: ClaimerStats = { announcementsSeen: 0, pulls: 0, pulledTasks: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0, claimedAhead: 0 }
+  readonly stats: ClaimerStats = { announcementsSeen: 0, pulls: 0, pulledTasks: 0, pullsAgain: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0, claimedAhead: 0 }
   private readonly c: TaskComponents
   private readonly executor: Executor
   private readonly log: Logger
@@ -66,6 +68,10 @@ export class Claimer {
   private readonly pullLoop: Repeater
   /** the wait to the next pull: pullIntervalMs while tasks move, doubled by each pull that found none */
   private pullWaitMs: number
+  /** the last pull that asked had an answer cut at its limit: claimable tasks are left, so a freed slot pulls again soon */
+  private moreToPull = false
+  /** a slot freed while moreToPull: the next pull is within pullAgainMs */
+  private pullAgain = false
   /** announcements and offers seen so far: one seen while a pull is under way keeps the next one near */
   private movements = 0
   private running = false
@@ -86,7 +92,7 @@ export class Claimer {
   constructor (components: TaskComponents, executor: Executor) {
     this.c = components
     this.executor = executor
-    executor.onSlotFree = () => { this.drainBacklog() }
+    executor.onSlotFree = () => { this.slotFreed() }
     this.log = components.logger('agentmesh:claimer')
     this.retries = new ClaimRetries(components.options)
     this.ownRuns = new OwnRuns(components, {
@@ -97,7 +103,15 @@ export class Claimer {
       drainBacklog: () => { this.drainBacklog() }
     }, this.stats, this.log)
     this.pullWaitMs = components.options.pullIntervalMs
-    this.pullLoop = new Repeater('pull', () => this.pullWaitMs, async () => this.pull(), this.log)
+    this.pullLoop = new Repeater('pull', () => this.pullAgain ? this.c.options.pullAgainMs : this.pullWaitMs, async () => this.pull(), this.log)
+  }
+
+  private slotFreed (): void {
+    this.drainBacklog()
+    // a lagging node defers its claims: pulling sooner would only find more to defer
+    if (!this.moreToPull || this.lagging()) return
+    this.pullAgain = true
+    this.pullLoop.hurry()
   }
 
   /** Tasks are moving: pulls go back to every pullIntervalMs, the next one included. */
@@ -149,29 +163,31 @@ export class Claimer {
    * announcement or by pull: with many capable peers a claim can be seen later than every stagger,
    * and all of them racing is a storm of refused claims that feeds on itself under load.
    */
-  async consider (task: Task, placement: Placement): Promise<void> {
-    if (!this.running || !this.c.runtime.canRun(task.capability)) return
-    if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.considering.has(task.id) || this.backlog.has(task.id)) return
+  /** Whether this node is on the task: it scheduled a claim of it now or before, or has one under way. */
+  async consider (task: Task, placement: Placement): Promise<boolean> {
+    if (!this.running || !this.c.runtime.canRun(task.capability)) return false
+    if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.considering.has(task.id) || this.backlog.has(task.id)) return true
     if (this.retries.waiting(task.id)) {
       this.stats.claimsBackedOff++
-      return
+      return false
     }
     // ranked before any read: the store work of every peer for every task grew with the mesh
     const rank = this.rank(task)
     const ranks = this.c.options.claimRanks
-    if (rank >= Math.max(ranks, this.c.options.keepRanks)) return
+    if (rank >= Math.max(ranks, this.c.options.keepRanks)) return false
     // marked before the first await: two announcements of one task must not both schedule it
     this.considering.add(task.id)
     try {
       const local = await this.c.replica.get(task.id)
       // kept, so that a later claim here finds it; peers past keepRanks ask the placement
       if (local.record === undefined) await this.c.replica.put(newRecord(task, placement))
-      if (local.record?.final !== undefined || rank >= ranks || !this.running) return
+      if (local.record?.final !== undefined || rank >= ranks || !this.running) return false
       const timer = setTimeout(() => {
         this.scheduled.delete(task.id)
         this.startClaim(task, placement)
       }, rank * this.c.options.claimStaggerMs)
       this.scheduled.set(task.id, timer)
+      return true
     } finally {
       this.considering.delete(task.id)
     }
@@ -341,7 +357,17 @@ export class Claimer {
     this.drainBacklog()
     const moved = this.movements
     this.stats.pulls++
-    const found = await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
+    if (this.pullAgain) this.stats.pullsAgain++
+    this.pullAgain = false
+    const pulled = await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
+    const found = pulled?.found
+    // a pull skipped for want of a free slot says nothing of what is left; one whose tasks this node
+    // would not claim (others rank first, its claims back off) must not pull again at once for ever
+    if (pulled !== undefined) this.moreToPull = pulled.full && pulled.taken > 0
+    // a slot that freed during this pull was not hurried (a round was under way); slots that the
+    // claims scheduled here will take are not free for another pull
+    const free = Object.values(this.c.runtime.freeSlots()).reduce((sum, n) => sum + Math.max(0, n), 0)
+    if (this.moreToPull && free > this.scheduled.size && !this.lagging()) this.pullAgain = true
     const o = this.c.options
     // backs off only pulls that asked and found nothing: a busy node's skipped pull (undefined) costs
     // no request, and its first pull once a slot frees must not be far off (the sweeper holds

@@ -229,6 +229,14 @@ export const taskOptionsSchema = z.strictObject({
    * Equal to pullIntervalMs: no back-off. @default 16_000
    */
   pullIntervalCapMs: timerMs().default(16_000),
+  /**
+   * A pull that found as many claimable tasks as this node had free slots leaves more behind (a
+   * dead holder's tasks back on their placements, or a burst no announcement placed): until a pull
+   * finds fewer, a slot that frees brings the next pull to within this, not pullIntervalMs. Those
+   * tasks drained at about one pull's worth of slots every two seconds, 22 tasks/s for 16 slots of
+   * 100 ms tasks. 0 pulls at once on every freed slot. @default 50
+   */
+  pullAgainMs: timerMs(0).default(50),
   /** peers asked per pull. @default 2 */
   pullPeers: count(0).default(2),
   /** the pull path takes tasks unchanged for this long: younger ones are the announcements' to claim. @default 2_000 */

@@ -2,13 +2,16 @@ import { claimableSchema } from '../../protocols/records/index.js'
 import { hasValidId } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
+import type { PeerId } from '@libp2p/interface'
 
 /**
  * The pull path: asks a few peers (and the local replica) for tasks they would lease now, and
  * hands each to `consider`. Gossip drops messages; this is how a task it dropped is still run.
- * Answers how many tasks it found; undefined when it asked nobody (no slot free for anything this node runs).
+ * Answers how many tasks it found, how many of them `consider` took (this node claims them), and
+ * whether an answer was cut at the limit asked (more wait there); undefined when it asked nobody
+ * (no slot free for anything this node runs).
  */
-export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number }, consider: (task: Task, placement: Placement) => Promise<void>): Promise<number | undefined> {
+export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number }, consider: (task: Task, placement: Placement) => Promise<boolean>): Promise<{ found: number, full: boolean, taken: number } | undefined> {
   const free = c.runtime.freeSlots()
   // only what this node could run now: asking for more only makes claims that fail
   const capabilities = c.runtime.capabilities().map(cap => cap.name).filter(name => (free[name] ?? 0) > 0)
@@ -17,23 +20,33 @@ export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number
   const others = c.presence.live().filter(p => !p.self)
   const picked = shuffle(others).slice(0, c.options.pullPeers).map(p => c.replicaSets.peerId(p.peerId))
   const minAgeMs = c.options.pullMinAgeMs
-  const lists = await Promise.allSettled([
-    c.replica.claimable(new Set(capabilities), limit, minAgeMs),
-    ...picked.map(async peer => (await c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as unknown[] ?? [])
-  ])
   let found = 0
-  for (const list of lists) {
-    if (list.status !== 'fulfilled') continue
-    for (const item of list.value) {
+  let full = false
+  let taken = 0
+  // each list is taken as it comes: the local one at once, not after the slowest peer's answer
+  // (slots idled through the peers' round trips while a backlog waited in this node's own store)
+  const take = async (list: Promise<unknown[]>): Promise<void> => {
+    let items: unknown[]
+    try {
+      items = await list
+    } catch {
+      return // a peer that did not answer: the others' lists and the next pull stand in
+    }
+    if (items.length >= limit) full = true
+    for (const item of items) {
       // a peer's answer is input like any other: a forged task is dropped
       const parsed = claimableSchema.safeParse(item)
       if (!parsed.success || !hasValidId(parsed.data.task)) continue
       stats.pulledTasks++
       found++
-      await consider(parsed.data.task, parsed.data.placement)
+      if (await consider(parsed.data.task, parsed.data.placement)) taken++
     }
   }
-  return found
+  const askPeer = async (peer: PeerId): Promise<unknown[]> => (await c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as unknown[] ?? []
+  const takes = await Promise.allSettled([take(c.replica.claimable(new Set(capabilities), limit, minAgeMs)), ...picked.map(async peer => { await take(askPeer(peer)) })])
+  // a failed claim's own errors are the claimer's; one from considering (the store) fails the round
+  for (const t of takes) if (t.status === 'rejected') throw t.reason
+  return { found, full, taken }
 }
 
 function shuffle<T> (items: T[]): T[] {

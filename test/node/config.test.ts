@@ -53,6 +53,7 @@ const DOCUMENTED_DEFAULTS = {
   lagSampleMs: 250,
   pullIntervalMs: 2_000,
   pullIntervalCapMs: 16_000,
+  pullAgainMs: 50,
   pullPeers: 2,
   pullMinAgeMs: 2_000,
   sweepIntervalMs: 1_000,
