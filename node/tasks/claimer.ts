@@ -72,6 +72,8 @@ export class Claimer {
   private moreToPull = false
   /** a slot freed while moreToPull: the next pull is within pullAgainMs */
   private pullAgain = false
+  /** in how many ms, from the last pull, the first task it left out as too young comes of age */
+  private youngDueMs: number | undefined
   /** announcements and offers seen so far: one seen while a pull is under way keeps the next one near */
   private movements = 0
   private running = false
@@ -103,7 +105,15 @@ export class Claimer {
       drainBacklog: () => { this.drainBacklog() }
     }, this.stats, this.log)
     this.pullWaitMs = components.options.pullIntervalMs
-    this.pullLoop = new Repeater('pull', () => this.pullAgain ? this.c.options.pullAgainMs : this.pullWaitMs, async () => this.pull(), this.log)
+    this.pullLoop = new Repeater('pull', () => this.nextPullMs(), async () => this.pull(), this.log)
+  }
+
+  private nextPullMs (): number {
+    const o = this.c.options
+    if (this.pullAgain) return o.pullAgainMs
+    // a task left out as too young is pulled once it comes of age, not a (backed-off) interval later:
+    // a dead submitter's tasks waited for a pull 4 s off, every slot of the node free
+    return this.youngDueMs === undefined ? this.pullWaitMs : Math.min(this.pullWaitMs, Math.max(o.pullAgainMs, this.youngDueMs))
   }
 
   private slotFreed (): void {
@@ -364,6 +374,7 @@ export class Claimer {
     // a pull skipped for want of a free slot says nothing of what is left; one whose tasks this node
     // would not claim (others rank first, its claims back off) must not pull again at once for ever
     if (pulled !== undefined) this.moreToPull = pulled.full && pulled.taken > 0
+    this.youngDueMs = pulled?.youngDueInMs
     // a slot that freed during this pull was not hurried (a round was under way); slots that the
     // claims scheduled here will take are not free for another pull
     const free = Object.values(this.c.runtime.freeSlots()).reduce((sum, n) => sum + Math.max(0, n), 0)
@@ -374,6 +385,8 @@ export class Claimer {
     // re-announcements while no peer has a free slot); nor while offers wait in the backlog for a drain
     const quiet = found === 0 && this.movements === moved && this.backlog.size === 0
     this.pullWaitMs = quiet ? Math.min(this.pullWaitMs * 2, Math.max(o.pullIntervalMs, o.pullIntervalCapMs)) : o.pullIntervalMs
+    // a pull made outside the loop's rounds may make the loop's next one due sooner
+    this.pullLoop.hurry()
   }
 }
 

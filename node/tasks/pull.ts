@@ -4,14 +4,23 @@ import type { TaskComponents } from './components.js'
 import type { Placement, Task } from '../../protocols/task/index.js'
 import type { PeerId } from '@libp2p/interface'
 
+export interface Pulled {
+  found: number
+  /** an answer was cut at the limit asked: more wait there */
+  full: boolean
+  /** how many of the tasks found `consider` took (this node claims them) */
+  taken: number
+  /** in how many ms the first task the local list left out as too young (pullMinAgeMs) comes of age, if one was */
+  youngDueInMs?: number
+}
+
 /**
  * The pull path: asks a few peers (and the local replica) for tasks they would lease now, and
  * hands each to `consider`. Gossip drops messages; this is how a task it dropped is still run.
- * Answers how many tasks it found, how many of them `consider` took (this node claims them), and
- * whether an answer was cut at the limit asked (more wait there); undefined when it asked nobody
- * (no slot free for anything this node runs).
+ * Answers what it found (Pulled); undefined when it asked nobody (no slot free for anything this
+ * node runs).
  */
-export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number }, consider: (task: Task, placement: Placement) => Promise<boolean>): Promise<{ found: number, full: boolean, taken: number } | undefined> {
+export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number }, consider: (task: Task, placement: Placement) => Promise<boolean>): Promise<Pulled | undefined> {
   const free = c.runtime.freeSlots()
   // only what this node could run now: asking for more only makes claims that fail
   const capabilities = c.runtime.capabilities().map(cap => cap.name).filter(name => (free[name] ?? 0) > 0)
@@ -43,10 +52,11 @@ export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number
     }
   }
   const askPeer = async (peer: PeerId): Promise<unknown[]> => (await c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as unknown[] ?? []
-  const takes = await Promise.allSettled([take(c.replica.claimable(new Set(capabilities), limit, minAgeMs)), ...picked.map(async peer => { await take(askPeer(peer)) })])
+  const young: { inMs?: number } = {}
+  const takes = await Promise.allSettled([take(c.replica.claimable(new Set(capabilities), limit, minAgeMs, young)), ...picked.map(async peer => { await take(askPeer(peer)) })])
   // a failed claim's own errors are the claimer's; one from considering (the store) fails the round
   for (const t of takes) if (t.status === 'rejected') throw t.reason
-  return { found, full, taken }
+  return { found, full, taken, youngDueInMs: young.inMs }
 }
 
 function shuffle<T> (items: T[]): T[] {

@@ -206,15 +206,23 @@ export class Replica {
     return this.idx.liveState(id)?.record?.updatedAt
   }
 
-  /** Tasks of which this member holds a placement share and would grant a lease now: the pull path. */
-  async claimable (capabilities: Set<string>, limit: number, minAgeMs = 0): Promise<Array<{ task: Task, placement: Placement }>> {
+  /**
+   * Tasks of which this member holds a placement share and would grant a lease now: the pull path.
+   * `young`, when given, gets in how many ms the first task left out as younger than `minAgeMs`
+   * comes of age.
+   */
+  async claimable (capabilities: Set<string>, limit: number, minAgeMs = 0, young?: { inMs?: number }): Promise<Array<{ task: Task, placement: Placement }>> {
     const now = this.now()
     const out: Array<{ task: Task, placement: Placement }> = []
     for (const id of this.activeMember) {
       if (out.length >= limit) break
       const record = await this.claimableRecord(id, now)
       if (record === undefined || !capabilities.has(record.task.capability)) continue
-      if (this.changedAt(id, Math.max(record.updatedAt, record.notBefore ?? 0), now) > now - minAgeMs) continue
+      const changed = this.changedAt(id, Math.max(record.updatedAt, record.notBefore ?? 0), now)
+      if (changed > now - minAgeMs) {
+        if (young !== undefined) young.inMs = Math.min(young.inMs ?? Infinity, changed + minAgeMs - now)
+        continue
+      }
       out.push({ task: record.task, placement: record.placement })
     }
     for (const id of this.seenAhead.keys()) if (!this.active.has(id)) this.seenAhead.delete(id)

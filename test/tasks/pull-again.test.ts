@@ -36,4 +36,25 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
     expect(b.tasks!.claimer.stats.pullsAgain).toBeGreaterThan(0)
     expect(b.tasks!.claimer.stats.pulls - pullsBefore).toBeGreaterThanOrEqual(6)
   })
+
+  it('a pull that left tasks out as too young pulls again when they come of age, not a pull interval later', async () => {
+    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 1_000, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, agents: i === 1 ? [sleepAgent] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    a.tasks!.service.handoff = undefined
+    await b.tasks!.claimer.stop()
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push((await a.tasks!.service.submit({ capability: 'sleep', input: { ms: 10 + i } })).id)
+    b.tasks!.claimer.start()
+    const pullsBefore = b.tasks!.claimer.stats.pulls
+    // at once: every task is younger than pullMinAgeMs, so this pull takes none
+    await b.tasks!.claimer.pull()
+    expect(b.tasks!.claimer.stats.pulledTasks).toBe(0)
+    await waitFor(async () => {
+      const states = await Promise.all(ids.map(async id => (await a.tasks!.service.get(id)).record.final?.state))
+      return states.every(s => s === 'completed')
+    }, { what: 'the three completed by the pull when they came of age', timeoutMs: 30_000 })
+    expect(b.tasks!.claimer.stats.pulls - pullsBefore).toBeGreaterThanOrEqual(2)
+  })
 })
