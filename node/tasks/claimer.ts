@@ -68,9 +68,9 @@ export class Claimer {
   private readonly pullLoop: Repeater
   /** the wait to the next pull: pullIntervalMs while tasks move, doubled by each pull that found none */
   private pullWaitMs: number
-  /** the last pull that asked had an answer cut at its limit: claimable tasks are left, so a freed slot pulls again soon */
-  private moreToPull = false
-  /** a slot freed while moreToPull: the next pull is within pullAgainMs */
+  /** capabilities of which the last pull that asked for them left claimable tasks behind: a slot of one that frees pulls again soon */
+  private readonly moreToPull = new Set<string>()
+  /** a slot of such a capability freed: the next pull is within pullAgainMs */
   private pullAgain = false
   /** in how many ms, from the last pull, the first task it left out as too young comes of age */
   private youngDueMs: number | undefined
@@ -94,7 +94,7 @@ export class Claimer {
   constructor (components: TaskComponents, executor: Executor) {
     this.c = components
     this.executor = executor
-    executor.onSlotFree = () => { this.slotFreed() }
+    executor.onSlotFree = capability => { this.slotFreed(capability) }
     this.log = components.logger('agentmesh:claimer')
     this.retries = new ClaimRetries(components.options)
     this.ownRuns = new OwnRuns(components, {
@@ -116,10 +116,11 @@ export class Claimer {
     return this.youngDueMs === undefined ? this.pullWaitMs : Math.min(this.pullWaitMs, Math.max(o.pullAgainMs, this.youngDueMs))
   }
 
-  private slotFreed (): void {
+  private slotFreed (capability: string): void {
     this.drainBacklog()
     // a lagging node defers its claims: pulling sooner would only find more to defer
-    if (!this.moreToPull || this.lagging()) return
+    if (!this.moreToPull.has(capability) || this.lagging()) return
+    // during a round the hurry does nothing, and the flag makes the round's next one soon
     this.pullAgain = true
     this.pullLoop.hurry()
   }
@@ -134,6 +135,9 @@ export class Claimer {
 
   start (): void {
     this.running = true
+    this.moreToPull.clear()
+    this.pullAgain = false
+    this.youngDueMs = undefined
     eventLoopLag.acquire(this.c.options.lagSampleMs)
     this.c.gossip.addEventListener('task', this.onTask)
     this.c.gossip.addEventListener('notice', this.onNotice)
@@ -176,7 +180,9 @@ export class Claimer {
   /** Whether this node is on the task: it scheduled a claim of it now or before, or has one under way. */
   async consider (task: Task, placement: Placement): Promise<boolean> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return false
-    if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.considering.has(task.id) || this.backlog.has(task.id)) return true
+    // a consider under way has not decided yet: it answers for itself
+    if (this.considering.has(task.id)) return false
+    if (this.scheduled.has(task.id) || this.inflight.has(task.id) || this.backlog.has(task.id)) return true
     if (this.retries.waiting(task.id)) {
       this.stats.claimsBackedOff++
       return false
@@ -371,14 +377,13 @@ export class Claimer {
     this.pullAgain = false
     const pulled = await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
     const found = pulled?.found
-    // a pull skipped for want of a free slot says nothing of what is left; one whose tasks this node
-    // would not claim (others rank first, its claims back off) must not pull again at once for ever
-    if (pulled !== undefined) this.moreToPull = pulled.full && pulled.taken > 0
+    // a capability it did not ask for (no free slot) keeps what the last pull that asked found
+    for (const cap of pulled?.asked ?? []) {
+      if (pulled?.leftBehind.has(cap) === true) this.moreToPull.add(cap)
+      else this.moreToPull.delete(cap)
+    }
+    if (this.moreToPull.size === 0) this.pullAgain = false
     this.youngDueMs = pulled?.youngDueInMs
-    // a slot that freed during this pull was not hurried (a round was under way); slots that the
-    // claims scheduled here will take are not free for another pull
-    const free = Object.values(this.c.runtime.freeSlots()).reduce((sum, n) => sum + Math.max(0, n), 0)
-    if (this.moreToPull && free > this.scheduled.size && !this.lagging()) this.pullAgain = true
     const o = this.c.options
     // backs off only pulls that asked and found nothing: a busy node's skipped pull (undefined) costs
     // no request, and its first pull once a slot frees must not be far off (the sweeper holds

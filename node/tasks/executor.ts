@@ -78,7 +78,7 @@ export class Executor {
   progressOut?: (submitter: string, item: ProgressItem) => void
 
   /** Called when a run's slot frees (its agent returned), while its result may still be on its way: the claimer's backlog takes it. */
-  onSlotFree?: () => void
+  onSlotFree?: (capability: string) => void
 
   constructor (components: TaskComponents, tasks: TaskService, notifier: Notifier) {
     this.c = components
@@ -152,7 +152,7 @@ export class Executor {
       freed = true
       slot.release()
       this.c.presence.slotsChanged()
-      this.onSlotFree?.()
+      this.onSlotFree?.(task.capability)
     }
     let unlink = (): void => {}
     try {

@@ -230,11 +230,12 @@ export const taskOptionsSchema = z.strictObject({
    */
   pullIntervalCapMs: timerMs().default(16_000),
   /**
-   * A pull that found as many claimable tasks as this node had free slots leaves more behind (a
-   * dead holder's tasks back on their placements, or a burst no announcement placed): until a pull
-   * finds fewer, a slot that frees brings the next pull to within this, not pullIntervalMs. Those
-   * tasks drained at about one pull's worth of slots every two seconds, 22 tasks/s for 16 slots of
-   * 100 ms tasks. 0 pulls at once on every freed slot. @default 50
+   * A pull that left claimable tasks of a capability behind (it found more than this node had free
+   * slots for, or an answer was cut at the limit asked), and that this node claims some of: until a
+   * pull finds no more than it can take, a slot of that capability that frees brings the next pull
+   * to within this, not pullIntervalMs (not while the event loop lags: claims are deferred then).
+   * Such tasks (a dead submitter's, back on their placements) drained at a pull's worth of free
+   * slots every two seconds, about 20 a second for 16 slots of 100 ms tasks. 0: at once. @default 50
    */
   pullAgainMs: timerMs(0).default(50),
   /** peers asked per pull. @default 2 */

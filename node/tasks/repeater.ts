@@ -41,11 +41,11 @@ export class Repeater {
     await this.round
   }
 
-  /** Brings the next round forward to `withinMs` (the interval, by default) from now, when it was due later. */
-  hurry (withinMs = this.nextMs()): void {
+  /** Brings the next round forward to `intervalMs()` from now, when it was due later (the interval shrank). */
+  hurry (): void {
     // no timer to bring forward: stopped, or a round under way (it schedules the next as it ends)
     if (!this.running || this.dueAt === 0) return
-    const ms = Math.min(withinMs, this.nextMs())
+    const ms = this.nextMs()
     if (this.dueAt - performance.now() <= ms) return
     clearTimeout(this.timer)
     this.arm(ms)

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { sleepAgent } from '../../node/agents/basic.js'
+import { echoAgent, sleepAgent } from '../../node/agents/basic.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -16,8 +16,9 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
   it('a backlog no announcement or offer places drains through pulls, not one pull interval at a time', async () => {
     const twoSlots = { ...sleepAgent, concurrency: 2 }
     // pulls, re-announcements and re-offers all ten minutes apart: only pulls brought forward drain it
-    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 0, pullAgainMs: 0, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, agents: i === 1 ? [twoSlots] : [] } }) })
+    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 0, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
+    // b also runs echo, with 64 slots free throughout: the backlog is sleep's, whose slots are two
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, agents: i === 1 ? [twoSlots, echoAgent] : [] } }) })
     await net.ready()
     const [a, b] = [net.nodes[0]!, net.nodes[1]!]
     a.tasks!.service.handoff = undefined
@@ -26,15 +27,13 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
     const ids: string[] = []
     for (let i = 0; i < 12; i++) ids.push((await a.tasks!.service.submit({ capability: 'sleep', input: { ms: 20 + i } })).id)
     b.tasks!.claimer.start()
-    const pullsBefore = b.tasks!.claimer.stats.pulls
     await b.tasks!.claimer.pull()
-    // one pull takes two (b's free slots); each slot that frees pulls the next ones
+    // one pull takes two (b's free sleep slots); each sleep slot that frees pulls the next ones
     await waitFor(async () => {
       const states = await Promise.all(ids.map(async id => (await a.tasks!.service.get(id)).record.final?.state))
       return states.every(s => s === 'completed')
     }, { what: 'all twelve completed', timeoutMs: 30_000 })
     expect(b.tasks!.claimer.stats.pullsAgain).toBeGreaterThan(0)
-    expect(b.tasks!.claimer.stats.pulls - pullsBefore).toBeGreaterThanOrEqual(6)
   })
 
   it('a pull that left tasks out as too young pulls again when they come of age, not a pull interval later', async () => {
