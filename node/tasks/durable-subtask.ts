@@ -80,13 +80,24 @@ export class SubtaskLedger {
     return `${SUBTASK_PREFIX}${what}:${nth}`
   }
 
-  /** The parent's journal, read once a run (each read is of the whole record, and a fan-out submits hundreds); a failed read is tried again. */
+  /**
+   * The parent's journal, read once a run (each read is of the whole record, and a fan-out submits
+   * hundreds). A read that fails fails the submit, as it fails a step: taken for an empty journal,
+   * a takeover submitted afresh every subtask an earlier attempt had journaled. The next submit
+   * reads again.
+   */
   async journal (run: DurableRun): Promise<JournalRead | undefined> {
     if (this.read === undefined) {
       const grownBefore = this.grown
-      const reading = run.tasks.find(run.task.id).then(view => view === undefined ? undefined : journalRead(view.record), () => undefined)
+      const reading = run.tasks.find(run.task.id).then(view => view === undefined ? undefined : journalRead(view.record))
       this.read = reading
-      const read = await reading
+      let read: JournalRead | undefined
+      try {
+        read = await reading
+      } catch (err) {
+        this.read = undefined
+        throw err
+      }
       if (read === undefined) this.read = undefined
       // what the run journaled before the read began is in it
       else this.base = grownBefore

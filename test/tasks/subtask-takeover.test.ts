@@ -235,4 +235,46 @@ describe('a subtask when its parent changes holder', () => {
     const listed = (await Promise.all(net.nodes.map(async n => n.tasks!.service.list({ parent: id, limit: 1_000 })))).flat()
     expect(listed).toEqual([])
   })
+
+  it('a takeover whose read of the parent\'s journal fails submits nothing: its submit fails, and a later attempt waits for the subtask the first journaled', async () => {
+    const childIds = new Set<string>()
+    const gate = abortableGate()
+    const child: Agent = {
+      name: 'held-child',
+      capabilities: ['held.child'],
+      run: async ctx => {
+        childIds.add(ctx.task.id)
+        await gate.wait(ctx.signal)
+        return { ranAs: ctx.task.id }
+      }
+    }
+    const parent: Agent = { name: 'parent', capabilities: ['parent.read'], run: async ctx => ({ child: await ctx.submit('held.child', { n: 1 }) }) }
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [parent, child] } })
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'parent.read', input: null, maxAttempts: 5 })
+    await waitFor(() => childIds.size === 1, { what: 'the subtask to run', timeoutMs: 20_000 })
+    await waitFor(async () => journaledSubtasks(await net.nodes[0]!.tasks!.service.find(id)) === 1, { what: 'the subtask\'s id in the parent\'s journal', timeoutMs: 20_000 })
+    const first = net.nodes.find(n => n.tasks!.executor.running().includes(id))!
+    const others = net.nodes.filter(n => n !== first)
+    // the next holder's first read of the parent fails, as when a majority does not answer in time
+    let failedReads = 0
+    for (const n of others) {
+      const service = n.tasks!.service
+      const find = service.find.bind(service)
+      service.find = async (taskId, options) => {
+        if (taskId === id && failedReads === 0 && n.tasks!.executor.running().includes(id)) {
+          failedReads++
+          throw Object.assign(new Error('no majority answered'), { name: 'QuorumUnavailableError' })
+        }
+        return await find(taskId, options)
+      }
+    }
+    await first.stop()
+    await waitFor(() => failedReads === 1, { what: 'the takeover\'s read to fail', timeoutMs: 30_000 })
+    await waitFor(() => others.some(n => n.tasks!.executor.stats.subtasksReused > 0) || childIds.size > 1, { what: 'a later attempt to reach its subtask', timeoutMs: 30_000 })
+    gate.open()
+    const done = await others[0]!.tasks!.service.waitFor(id, 30_000)
+    expect(done.record.final?.state).toBe('completed')
+    const [only] = [...childIds]
+    expect({ subtasks: childIds.size, result: done.result?.value }).toEqual({ subtasks: 1, result: { child: { ranAs: only } } })
+  })
 })
