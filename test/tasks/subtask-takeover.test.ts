@@ -277,4 +277,36 @@ describe('a subtask when its parent changes holder', () => {
     const [only] = [...childIds]
     expect({ subtasks: childIds.size, result: done.result?.value }).toEqual({ subtasks: 1, result: { child: { ranAs: only } } })
   })
+
+  it('a reused subtask whose result no replica gives within subtaskResultWaitMs is submitted again, under a key of its own', async () => {
+    const childIds: string[] = []
+    const child: Agent = { name: 'plain-child', capabilities: ['plain.child'], run: async ctx => { childIds.push(ctx.task.id); return { ranAs: ctx.task.id } } }
+    const parent: Agent = {
+      name: 'parent',
+      capabilities: ['parent.lost'],
+      run: async ctx => {
+        const got = await ctx.submit('plain.child', { n: 1 })
+        // the first attempt fails after its subtask completed: the retry finds that subtask journaled
+        if (ctx.attempt === 1) throw new Error('the first attempt fails')
+        return { child: got }
+      }
+    }
+    const net = await f.mesh(3, { tasks: { ...TASKS, subtaskResultWaitMs: 300, agents: [parent, child] } })
+    // from the retry on, every node's wait for the first subtask finds it completed with no result
+    for (const n of net.nodes) {
+      const service = n.tasks!.service
+      const waitFor = service.waitFor.bind(service)
+      service.waitFor = async (taskId, ms, signal) => {
+        const view = await waitFor(taskId, ms, signal)
+        return taskId === childIds[0] && reused() ? { record: view.record } : view
+      }
+    }
+    const reused = (): boolean => net.nodes.some(n => n.tasks!.executor.stats.subtasksReused > 0)
+    const s = net.nodes[0]!.tasks!.service
+    const done = await s.waitFor((await s.submit({ capability: 'parent.lost', input: null, maxAttempts: 3 })).id, 30_000)
+    expect({ state: done.record.final?.state, subtasks: childIds.length, reused: reused() }).toEqual({ state: 'completed', subtasks: 2, reused: true })
+    expect(done.result?.value).toEqual({ child: { ranAs: childIds[1] } })
+    const ids = Object.entries(done.record.journal ?? {}).filter(([k]) => k.startsWith('subtask:')).sort(([a], [b]) => a.length - b.length)
+    expect(ids.map(([k, v]) => [k.replace(/^subtask:[0-9a-f]{16}:/, ''), v])).toEqual([['0', childIds[0]], ['0~1', childIds[1]]])
+  })
 })
