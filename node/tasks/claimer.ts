@@ -113,11 +113,16 @@ export class Claimer {
     if (this.pullAgain) return o.pullAgainMs
     // a task left out as too young is pulled once it comes of age, not a (backed-off) interval later:
     // a dead submitter's tasks waited for a pull 4 s off, every slot of the node free
-    return this.youngDueMs === undefined ? this.pullWaitMs : Math.min(this.pullWaitMs, Math.max(o.pullAgainMs, this.youngDueMs))
+    return this.youngDueMs === undefined || this.lagging() ? this.pullWaitMs : Math.min(this.pullWaitMs, Math.max(o.pullAgainMs, this.youngDueMs))
   }
 
   private slotFreed (capability: string): void {
     this.drainBacklog()
+    this.pullSoon(capability)
+  }
+
+  /** A slot of `capability` is free again: the next pull is soon while the last left its tasks behind. */
+  private pullSoon (capability: string): void {
     // a lagging node defers its claims: pulling sooner would only find more to defer
     if (!this.moreToPull.has(capability) || this.lagging()) return
     // during a round the hurry does nothing, and the flag makes the round's next one soon
@@ -357,7 +362,11 @@ export class Claimer {
       } else if (err.name === 'TaskFinishedError') this.retries.delete(task.id)
       else if (this.running) this.log.error('claim of %s failed: %s', task.id, err.stack ?? err.message)
     } finally {
-      slot?.release()
+      // a claim refused (a peer that ranked before it took the task) frees its slot as a run's end does
+      if (slot !== undefined) {
+        slot.release()
+        this.pullSoon(task.capability)
+      }
     }
   }
 

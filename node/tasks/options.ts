@@ -231,11 +231,13 @@ export const taskOptionsSchema = z.strictObject({
   pullIntervalCapMs: timerMs().default(16_000),
   /**
    * A pull that left claimable tasks of a capability behind (it found more than this node had free
-   * slots for, or an answer was cut at the limit asked), and that this node claims some of: until a
-   * pull finds no more than it can take, a slot of that capability that frees brings the next pull
-   * to within this, not pullIntervalMs (not while the event loop lags: claims are deferred then).
-   * Such tasks (a dead submitter's, back on their placements) drained at a pull's worth of free
-   * slots every two seconds, about 20 a second for 16 slots of 100 ms tasks. 0: at once. @default 50
+   * slots for, or an answer was cut at the limit asked), and that this node is claiming some of:
+   * until a pull finds no more than it can take, a slot of that capability that frees (a run's end,
+   * a refused claim) brings the next pull to within this, not pullIntervalMs (not while the event
+   * loop lags: claims are deferred then). Such tasks (a dead submitter's, back on their placements)
+   * drained at a pull's worth of free slots every two seconds, about 20 a second for 16 slots of
+   * 100 ms tasks. Also the soonest a pull comes back for a task it left out as younger than
+   * pullMinAgeMs. 0: at once. @default 50
    */
   pullAgainMs: timerMs(0).default(50),
   /** peers asked per pull. @default 2 */

@@ -37,7 +37,7 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
   })
 
   it('a pull that left tasks out as too young pulls again when they come of age, not a pull interval later', async () => {
-    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 1_000, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
+    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 5_000, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, agents: i === 1 ? [sleepAgent] : [] } }) })
     await net.ready()
     const [a, b] = [net.nodes[0]!, net.nodes[1]!]
