@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { hasValidId, newRecord } from '../../protocols/task/index.js'
 import { pullTasks } from './pull.js'
+import { PullPace } from './pull-pace.js'
 import { inSpan } from '../tracing.js'
 import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
@@ -66,14 +67,7 @@ export class Claimer {
   /** tasks whose last claims here failed: how many in a row, and when this node may claim again */
   private readonly retries: ClaimRetries
   private readonly pullLoop: Repeater
-  /** the wait to the next pull: pullIntervalMs while tasks move, doubled by each pull that found none */
-  private pullWaitMs: number
-  /** capabilities of which the last pull that asked for them left claimable tasks behind: a slot of one that frees pulls again soon */
-  private readonly moreToPull = new Set<string>()
-  /** a slot of such a capability freed: the next pull is within pullAgainMs */
-  private pullAgain = false
-  /** in how many ms, from the last pull, the first task it left out as too young comes of age */
-  private youngDueMs: number | undefined
+  private readonly pace: PullPace
   /** announcements and offers seen so far: one seen while a pull is under way keeps the next one near */
   private movements = 0
   private running = false
@@ -104,16 +98,8 @@ export class Claimer {
       won: async (task, generation, lease, slot, claimMs) => { await this.won(task, generation, lease, slot, claimMs) },
       drainBacklog: () => { this.drainBacklog() }
     }, this.stats, this.log)
-    this.pullWaitMs = components.options.pullIntervalMs
-    this.pullLoop = new Repeater('pull', () => this.nextPullMs(), async () => this.pull(), this.log)
-  }
-
-  private nextPullMs (): number {
-    const o = this.c.options
-    if (this.pullAgain) return o.pullAgainMs
-    // a task left out as too young is pulled once it comes of age, not a (backed-off) interval later:
-    // a dead submitter's tasks waited for a pull 4 s off, every slot of the node free
-    return this.youngDueMs === undefined || this.lagging() ? this.pullWaitMs : Math.min(this.pullWaitMs, Math.max(o.pullAgainMs, this.youngDueMs))
+    this.pace = new PullPace(components.options)
+    this.pullLoop = new Repeater('pull', () => this.pace.nextMs(this.lagging()), async () => this.pull(), this.log)
   }
 
   private slotFreed (capability: string): void {
@@ -124,25 +110,19 @@ export class Claimer {
   /** A slot of `capability` is free again: the next pull is soon while the last left its tasks behind. */
   private pullSoon (capability: string): void {
     // a lagging node defers its claims: pulling sooner would only find more to defer
-    if (!this.moreToPull.has(capability) || this.lagging()) return
-    // during a round the hurry does nothing, and the flag makes the round's next one soon
-    this.pullAgain = true
-    this.pullLoop.hurry()
+    if (!this.lagging() && this.pace.slotFreed(capability)) this.pullLoop.hurry()
   }
 
   /** Tasks are moving: pulls go back to every pullIntervalMs, the next one included. */
   private tasksMoving (): void {
     this.movements++
-    if (this.pullWaitMs === this.c.options.pullIntervalMs) return
-    this.pullWaitMs = this.c.options.pullIntervalMs
+    if (!this.pace.moving()) return
     this.pullLoop.hurry()
   }
 
   start (): void {
     this.running = true
-    this.moreToPull.clear()
-    this.pullAgain = false
-    this.youngDueMs = undefined
+    this.pace.reset()
     eventLoopLag.acquire(this.c.options.lagSampleMs)
     this.c.gossip.addEventListener('task', this.onTask)
     this.c.gossip.addEventListener('notice', this.onNotice)
@@ -180,9 +160,9 @@ export class Claimer {
    * Schedules a claim of `task` by this node's rank, if it can run it and it looks unclaimed. Only
    * the first `claimRanks` peers (among those with a free slot) try, whether the task came by
    * announcement or by pull: with many capable peers a claim can be seen later than every stagger,
-   * and all of them racing is a storm of refused claims that feeds on itself under load.
+   * and all of them racing is a storm of refused claims that feeds on itself under load. Answers
+   * whether this node is on the task: it scheduled a claim of it now or before, or has one under way.
    */
-  /** Whether this node is on the task: it scheduled a claim of it now or before, or has one under way. */
   async consider (task: Task, placement: Placement): Promise<boolean> {
     if (!this.running || !this.c.runtime.canRun(task.capability)) return false
     // a consider under way has not decided yet: it answers for itself
@@ -382,23 +362,12 @@ export class Claimer {
     this.drainBacklog()
     const moved = this.movements
     this.stats.pulls++
-    if (this.pullAgain) this.stats.pullsAgain++
-    this.pullAgain = false
+    if (this.pace.begin()) this.stats.pullsAgain++
     const pulled = await pullTasks(this.c, this.stats, async (task, placement) => this.consider(task, placement))
-    const found = pulled?.found
-    // a capability it did not ask for (no free slot) keeps what the last pull that asked found
-    for (const cap of pulled?.asked ?? []) {
-      if (pulled?.leftBehind.has(cap) === true) this.moreToPull.add(cap)
-      else this.moreToPull.delete(cap)
-    }
-    if (this.moreToPull.size === 0) this.pullAgain = false
-    this.youngDueMs = pulled?.youngDueInMs
-    const o = this.c.options
     // backs off only pulls that asked and found nothing: a busy node's skipped pull (undefined) costs
     // no request, and its first pull once a slot frees must not be far off (the sweeper holds
     // re-announcements while no peer has a free slot); nor while offers wait in the backlog for a drain
-    const quiet = found === 0 && this.movements === moved && this.backlog.size === 0
-    this.pullWaitMs = quiet ? Math.min(this.pullWaitMs * 2, Math.max(o.pullIntervalMs, o.pullIntervalCapMs)) : o.pullIntervalMs
+    this.pace.ended(pulled, pulled?.found === 0 && this.movements === moved && this.backlog.size === 0)
     // a pull made outside the loop's rounds may make the loop's next one due sooner
     this.pullLoop.hurry()
   }
