@@ -8,6 +8,25 @@ import type { Testnet } from '../../sim/testnet.js'
 
 const RARELY = 600_000
 
+/**
+ * Stores `count` sleep tasks submitted to node 0 (which runs nothing and hands nothing on) while
+ * node 1's claimer is stopped, so that it hears of none of them; then starts that claimer again.
+ */
+async function storedUnseen (net: Testnet, count: number, ms: number): Promise<string[]> {
+  const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+  a.tasks!.service.handoff = undefined
+  await b.tasks!.claimer.stop()
+  const ids: string[] = []
+  for (let i = 0; i < count; i++) ids.push((await a.tasks!.service.submit({ capability: 'sleep', input: { ms: ms + i } })).id)
+  b.tasks!.claimer.start()
+  return ids
+}
+
+async function allCompleted (net: Testnet, ids: string[]): Promise<boolean> {
+  const states = await Promise.all(ids.map(async id => (await net.nodes[0]!.tasks!.service.get(id)).record.final?.state))
+  return states.every(s => s === 'completed')
+}
+
 describe('a pull that leaves claimable tasks behind pulls again as slots free', () => {
   const tmp = useTmpDirs()
   let net: Testnet | undefined
@@ -20,19 +39,11 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
     // b also runs echo, with 64 slots free throughout: the backlog is sleep's, whose slots are two
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, agents: i === 1 ? [twoSlots, echoAgent] : [] } }) })
     await net.ready()
-    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
-    a.tasks!.service.handoff = undefined
-    // b hears of none of them: its claimer is stopped while they are stored on their placements
-    await b.tasks!.claimer.stop()
-    const ids: string[] = []
-    for (let i = 0; i < 12; i++) ids.push((await a.tasks!.service.submit({ capability: 'sleep', input: { ms: 20 + i } })).id)
-    b.tasks!.claimer.start()
+    const b = net.nodes[1]!
+    const ids = await storedUnseen(net, 12, 20)
     await b.tasks!.claimer.pull()
     // one pull takes two (b's free sleep slots); each sleep slot that frees pulls the next ones
-    await waitFor(async () => {
-      const states = await Promise.all(ids.map(async id => (await a.tasks!.service.get(id)).record.final?.state))
-      return states.every(s => s === 'completed')
-    }, { what: 'all twelve completed', timeoutMs: 30_000 })
+    await waitFor(async () => await allCompleted(net!, ids), { what: 'all twelve completed', timeoutMs: 30_000 })
     expect(b.tasks!.claimer.stats.pullsAgain).toBeGreaterThan(0)
   })
 
@@ -40,20 +51,13 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
     const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 5_000, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, agents: i === 1 ? [sleepAgent] : [] } }) })
     await net.ready()
-    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
-    a.tasks!.service.handoff = undefined
-    await b.tasks!.claimer.stop()
-    const ids: string[] = []
-    for (let i = 0; i < 3; i++) ids.push((await a.tasks!.service.submit({ capability: 'sleep', input: { ms: 10 + i } })).id)
-    b.tasks!.claimer.start()
+    const b = net.nodes[1]!
+    const ids = await storedUnseen(net, 3, 10)
     const pullsBefore = b.tasks!.claimer.stats.pulls
     // at once: every task is younger than pullMinAgeMs, so this pull takes none
     await b.tasks!.claimer.pull()
     expect(b.tasks!.claimer.stats.pulledTasks).toBe(0)
-    await waitFor(async () => {
-      const states = await Promise.all(ids.map(async id => (await a.tasks!.service.get(id)).record.final?.state))
-      return states.every(s => s === 'completed')
-    }, { what: 'the three completed by the pull when they came of age', timeoutMs: 30_000 })
+    await waitFor(async () => await allCompleted(net!, ids), { what: 'the three completed by the pull when they came of age', timeoutMs: 30_000 })
     expect(b.tasks!.claimer.stats.pulls - pullsBefore).toBeGreaterThanOrEqual(2)
   })
 })

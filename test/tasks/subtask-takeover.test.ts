@@ -13,6 +13,22 @@ import type { Testnet } from '../../sim/testnet.js'
 /** subtask ids in the journal of a task as read */
 const journaledSubtasks = (view: TaskView | undefined): number => Object.keys(view?.record.journal ?? {}).filter(k => k.startsWith('subtask:')).length
 
+/** A `held.child` agent that notes each subtask it runs and holds it until the gate opens. */
+function heldChild (): { childIds: Set<string>, gate: ReturnType<typeof abortableGate>, child: Agent } {
+  const childIds = new Set<string>()
+  const gate = abortableGate()
+  const child: Agent = {
+    name: 'held-child',
+    capabilities: ['held.child'],
+    run: async ctx => {
+      childIds.add(ctx.task.id)
+      await gate.wait(ctx.signal)
+      return { ranAs: ctx.task.id }
+    }
+  }
+  return { childIds, gate, child }
+}
+
 // presence every second: the views these tests read must hold steady on a busy machine
 const TASKS = { ...FAST_TASKS, presenceIntervalMs: 1_000, leaseMs: 1_000 }
 
@@ -21,17 +37,7 @@ describe('a subtask when its parent changes holder', () => {
 
   it('a holder that takes the parent over waits for the subtask the first one submitted, and submits none of its own', async () => {
     /** the subtask tasks that ran, by id, across every node */
-    const childIds = new Set<string>()
-    const gate = abortableGate()
-    const child: Agent = {
-      name: 'held-child',
-      capabilities: ['held.child'],
-      run: async ctx => {
-        childIds.add(ctx.task.id)
-        await gate.wait(ctx.signal)
-        return { ranAs: ctx.task.id }
-      }
-    }
+    const { childIds, gate, child } = heldChild()
     const parent: Agent = { name: 'parent', capabilities: ['parent.one'], run: async ctx => ({ child: await ctx.submit('held.child', { n: 1 }) }) }
     const net = await f.mesh(3, { tasks: { ...TASKS, agents: [parent, child] } })
     const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'parent.one', input: null })
@@ -237,17 +243,7 @@ describe('a subtask when its parent changes holder', () => {
   })
 
   it('a takeover whose read of the parent\'s journal fails submits nothing: its submit fails, and a later attempt waits for the subtask the first journaled', async () => {
-    const childIds = new Set<string>()
-    const gate = abortableGate()
-    const child: Agent = {
-      name: 'held-child',
-      capabilities: ['held.child'],
-      run: async ctx => {
-        childIds.add(ctx.task.id)
-        await gate.wait(ctx.signal)
-        return { ranAs: ctx.task.id }
-      }
-    }
+    const { childIds, gate, child } = heldChild()
     const parent: Agent = { name: 'parent', capabilities: ['parent.read'], run: async ctx => ({ child: await ctx.submit('held.child', { n: 1 }) }) }
     const net = await f.mesh(3, { tasks: { ...TASKS, agents: [parent, child] } })
     const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'parent.read', input: null, maxAttempts: 5 })
