@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createHash } from 'node:crypto'
 import { MAX_JOURNAL_ENTRIES } from '../../protocols/lease/index.js'
-import { STEP_TERMS_KEY, SUBTASK_PREFIX, byteLength, canonicalJson, cloneJson } from '../../protocols/task/index.js'
+import { STEP_TERMS_KEY, SUBTASK_PREFIX, TASK_ID, byteLength, canonicalJson, cloneJson } from '../../protocols/task/index.js'
 import { SubtaskFailedError } from '../runtime/agent.js'
 import { journalBytes, maxRecordBytes } from './options.js'
 import type { DurableRun } from './durable-context.js'
@@ -10,9 +10,6 @@ import type { HeldLease } from '../../protocols/lease/index.js'
 
 /** Refusals of a journal write that say the run's lease is over: the run goes no further. */
 const LEASE_ENDED = new Set(['StaleTermError', 'TaskFinishedError', 'LeaseLostError'])
-
-/** A task id: 64 lowercase hex digits. */
-const TASK_ID = /^[0-9a-f]{64}$/
 
 /** One wait for a subtask, before it is asked again (a lost completion notice costs no more). */
 const WAIT_SLICE_MS = 5_000
