@@ -356,8 +356,11 @@ describe('replicated records', () => {
     const ids = await submitAll(net.nodes[0]!, 10, 'restart')
     for (const id of ids) await net.nodes[0]!.tasks!.service.waitFor(id, 10_000)
     const node = net.nodes[1]!
-    // the submitter's wait ends at a majority: this member's copy of a result may still be on its way
-    await waitFor(async () => (await node.store.figures()).results === ids.length, { what: 'every result on the member restarted below' })
+    // the submitter's wait ends at a majority: this member's copy of a record or a result may still be on its way
+    await waitFor(async () => {
+      const { tasks, results } = await node.store.figures()
+      return tasks === ids.length && results === ids.length
+    }, { what: 'every record and result on the member restarted below' })
     const before = await node.store.figures()
     const leases = await Promise.all(ids.map(async id => (await node.store.leases.get(id))?.maxTerm))
     await node.stop()
