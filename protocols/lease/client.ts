@@ -1,5 +1,5 @@
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
-import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_VOTE_WAIT_MS } from './constants.js'
+import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_VOTE_AGAIN_MS, DEFAULT_VOTE_WAIT_MS } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { PrerunVotes } from './prerun-votes.js'
 import { HeldLease, monotonicNow } from './held-lease.js'
@@ -30,6 +30,8 @@ export interface LeaseClientInit {
   renewFraction?: number
   /** how long a claim that carries its vote waits for a majority of votes once a majority granted. @default 100 */
   voteWaitMs?: number
+  /** how long a holder waits before asking again the members that did not answer its vote round. @default 250 */
+  voteAgainMs?: number
   log: Logger
 }
 
@@ -42,6 +44,8 @@ export interface LeaseClientStats {
   repaired: number
   /** claims that carried their task's vote (a pure agent's run before the claim) and were certified with the grants */
   votedWithGrants: number
+  /** vote requests sent again to members that did not answer a round short of a majority */
+  votesAskedAgain: number
 }
 
 /** Which task, at which pinned placement: every operation goes to these members and no others. */
@@ -62,7 +66,7 @@ export { majority }
  * task's pinned placement and needs a majority of its full size, never of the reachable part.
  */
 export class LeaseClient {
-  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0, votedWithGrants: 0 }
+  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0, votedWithGrants: 0, votesAskedAgain: 0 }
   private readonly init: LeaseClientInit
   /** late grants being given back: a stopping node waits for them (settled) before its endpoints close */
   private readonly givingBack = new Set<Promise<unknown>>()
@@ -77,6 +81,10 @@ export class LeaseClient {
 
   get self (): string {
     return this.init.self
+  }
+
+  get voteAgainMs (): number {
+    return this.init.voteAgainMs ?? DEFAULT_VOTE_AGAIN_MS
   }
 
   renewFraction (): number {

@@ -115,6 +115,7 @@ export class HeldLease {
       const again = await this.client.ask(older.map(a => a.peer), peer => vote(peer))
       for (const a of again) answers[answers.findIndex(x => x.peer === a.peer)] = a
     }
+    await this.voteAgain(answers, peer => vote(peer, own), votedFor)
     this.done = true
     // a member whose grant joined the lease after the votes were asked is asked too, shown the same
     // vote: with it, it stores the certificate with its own vote in one write, where a commit would
@@ -133,6 +134,22 @@ export class HeldLease {
       throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
     }
     throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)
+  }
+
+  /**
+   * Asks again, shown the same vote, the members whose vote request failed (a link down for a
+   * moment, a timeout) while they could still make a majority and the lease lasts by this peer's
+   * clock. A member that cast the vote answers with it; one past the lease by its own clock refuses.
+   */
+  private async voteAgain (answers: Answer[], vote: (peer: string) => LeaseRequest, votedFor: (a: Answer) => boolean): Promise<void> {
+    for (let pauseMs = this.client.voteAgainMs; ; pauseMs *= 2) {
+      const ok = answers.filter(votedFor).length
+      const silent = answers.filter(a => a.res.status === 'ERROR' && !isBadRequest(a.res)).map(a => a.peer)
+      if (ok >= this.need() || ok + silent.length < this.need() || this.expiresAt - monotonicNow() <= pauseMs) return
+      await new Promise(resolve => setTimeout(resolve, pauseMs))
+      this.client.stats.votesAskedAgain += silent.length
+      for (const a of await this.client.askUntil(silent, vote, this.need() - ok, votedFor).early) answers[answers.findIndex(x => x.peer === a.peer)] = a
+    }
   }
 
   /**
