@@ -57,7 +57,10 @@ describe('GET /metrics in Prometheus text format', () => {
     expect((await service.get(failing)).record.final?.state).toBe('dead')
 
     const cpu = process.cpuUsage()
-    const { type, samples } = await scrape(0)
+    // the waits wake on node 1's copies: node 0, which ran the tasks, records each run once its report returns
+    const runsRecorded = (got: Sample[]): boolean => sum(got, 'agentmesh_run_seconds_count', { capability: 'echo', outcome: 'completed' }) >= 3 &&
+      sum(got, 'agentmesh_task_latency_seconds_count', { capability: 'echo' }) >= 3 && sum(got, 'agentmesh_run_seconds_count', { capability: 'fail', outcome: 'failed' }) >= 1
+    const { type, samples } = await waitFor(async () => { const got = await scrape(0); return runsRecorded(got.samples) ? got : undefined }, { what: 'node 0 to record every run' })
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/)
     expect(sum(samples, 'agentmesh_claims_total', { event: 'claimsWon' })).toBeGreaterThanOrEqual(4)
     expect(sum(samples, 'agentmesh_run_seconds_count', { capability: 'echo', outcome: 'completed' })).toBeGreaterThanOrEqual(3)

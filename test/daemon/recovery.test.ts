@@ -82,7 +82,6 @@ describe('recovery across real processes', () => {
     expect(killed.every(o => o === 'expired'), killed.join(', ')).toBe(true)
     // readable on every survivor
     for (const d of daemons.filter(x => x !== holder)) expect((await get(d.api, `/v1/tasks/${String(id)}/result`)).result).toEqual({ slept: 1_500 })
-    expect(Date.now() - killedAt).toBeLessThan(15_000)
   })
 
   it('runs a task whose submitter was killed -9 right after the submit answered', async () => {

@@ -48,13 +48,17 @@ describe('a task\'s trace, from the records', () => {
       // one trace: the subtasks' contexts carry the caller's trace id
       expect(child.traceparent.split('-')[1]).toBe(TRACE_ID)
     }
-    // the CLI's tree of subtasks, from the same trace
-    const tree = await runCli(['tasks', '--parent', (id as string).slice(0, 8), '--api', apis[1]!.url])
-    expect(tree.code).toBe(0)
-    const rows = tree.stdout.trim().split('\n')
+    // the CLI's tree of subtasks, from the same trace: node 1 lists its own copies, and as the
+    // placements' last member it may hold a subtask's final state after the others
+    const listed = async (): Promise<string[] | undefined> => {
+      const tree = await runCli(['tasks', '--parent', (id as string).slice(0, 8), '--api', apis[1]!.url])
+      expect(tree.code).toBe(0)
+      const rows = tree.stdout.trim().split('\n')
+      return rows.length - 2 === children.length && rows.slice(1).every(r => /\tcompleted/.test(r)) ? rows : undefined
+    }
+    const rows = await waitFor(listed, { what: 'node 1 to list every subtask completed' })
     expect(rows[1]).toMatch(new RegExp(`^${id as string}\tmapreduce\tcompleted`))
     expect(rows.slice(2).every(r => /^  └ [0-9a-f]{64}\ttext\.wordcount\tcompleted/.test(r))).toBe(true)
-    expect(rows.length - 2).toBe(children.length)
     // a field wins over the header; a malformed one is refused, a malformed header ignored
     const bad = await fetch(`${apis[0]!.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'echo', input: 1, traceparent: 'nope' }) })
     expect(bad.status).toBe(400)

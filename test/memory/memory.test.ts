@@ -205,7 +205,8 @@ describe('vector memory on the mesh', () => {
     const put = await call(base, 'POST', '/v1/memory/remote', { records })
     expect(put.status, JSON.stringify(put.json)).toBe(201)
     expect(embedded.sort()).toEqual(records.map(r => r.text).sort())
-    expect(modelNode.tasks!.executor.stats.completed).toBeGreaterThanOrEqual(2)
+    // the API node's waits wake on their own copies: the model node counts its runs once their commits return
+    await waitFor(() => modelNode.tasks!.executor.stats.completed >= 2, { what: 'both embed runs counted on the model node' })
     const found = await call(base, 'POST', '/v1/memory/remote/search', { text: 'text 3', k: 1 })
     expect(found.json.hits.map((h: { id: string }) => h.id)).toEqual(['t3'])
     // memory.put as a task: only nodes without a model run it, and its texts are embedded where the model is

@@ -83,30 +83,30 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
 
   it('one acquire per member carrying the record, no put and no offer; the task runs here once, when the slot frees', async () => {
     const gate = turnstile()
-    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, agents: [gate.agent] } })
+    // a lease of 6 s: the waiting task keeps its lease for 2 s (its first renewal), room for a loaded machine's stalls below
+    const { a, b, c, others, first } = await busy(gate, { tasks: { ...TASKS, leaseMs: 6_000, agents: [gate.agent] } })
     const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
     // the other members may claim from now on: had the waiting task's lease lapsed, their pulls would find it
     for (const s of others) s.release()
     for (const n of [b, c]) n.tasks!.presence.slotsChanged()
     // within the wait's bound (the lease's first renewal): still the submitter's lease on the other members
-    await delay(LEASE_MS / 6)
-    expect(gate.runs.get('second')).toBeUndefined()
+    // (the submit went on at a majority of grants: the last member's may be on its way)
+    await delay(300)
     const claim = (await a.tasks!.replica.get(second.id)).record?.attempts.find(x => x.outcome === 'running')?.claimId
     expect(claim).toBeDefined()
-    for (const n of [b, c]) expect((await n.store.leases.get(second.id))?.claimId).toBe(claim)
+    await waitFor(async () => (await Promise.all([b, c].map(async n => (await n.store.leases.get(second.id))?.claimId))).every(held => held === claim), { what: 'both other members to hold the submitter\'s lease', timeoutMs: 1_000 })
+    expect(gate.runs.get('second')).toBeUndefined()
     gate.open()
     for (const { id } of [first, second]) expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
     expect(gate.runs.get('first')).toBe(1)
     expect(gate.runs.get('second')).toBe(1)
     expect(a.tasks!.offerer.stats.offered + a.tasks!.offerer.stats.announced).toBe(0)
-    for (const n of [b, c]) {
-      expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBeUndefined()
-      expect((n.tasks!.handlerStats.served ?? {})['lease.acquire']).toBe(2)
-    }
     // every member holds the one attempt, the submitter's, and the result it certified
     const me = a.peerId.toString()
     await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(second.id)))).every(x => x.result !== undefined), { what: 'every member holding the result' })
+    await waitFor(() => [b, c].every(n => (n.tasks!.handlerStats.served ?? {})['lease.acquire'] === 2), { what: 'each other member to serve one acquire a task' })
+    for (const n of [b, c]) expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBeUndefined()
     for (const node of net!.nodes) {
       const { record, result } = await node.tasks!.replica.get(second.id)
       expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[me, 'completed']])
@@ -121,7 +121,8 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     for (const i of [1, 2, 3]) ids.push((await a.tasks!.service.submit({ capability: 'turn', input: i })).id)
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(1)
     expect(a.tasks!.offerer.stats.offered + a.tasks!.offerer.stats.announced).toBe(2)
-    for (const n of [b, c]) expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBe(2)
+    // a submit is acknowledged at a majority: the last member's put may be on its way
+    await waitFor(() => [b, c].every(n => (n.tasks!.handlerStats.served ?? {})['records.put'] === 2), { what: 'each other member to serve both puts' })
     for (const s of others) s.release()
     gate.open()
     for (const id of ids) expect((await a.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
@@ -230,7 +231,8 @@ describe('claim ahead: a submitter whose slots are all busy leases the task with
     const refused = await a.tasks!.service.submit({ capability: 'turn', input: 'refused' })
     expect(a.tasks!.claimer.stats.claimedAhead).toBe(0)
     expect(a.tasks!.claimer.ownRuns.waitsAhead(refused.id)).toBe(false)
-    for (const n of [b, c]) expect((n.tasks!.handlerStats.served ?? {})['records.put']).toBe(1)
+    // a submit is acknowledged at a majority: the last member's put may be on its way
+    await waitFor(() => [b, c].every(n => (n.tasks!.handlerStats.served ?? {})['records.put'] === 1), { what: 'each other member to serve the put' })
     refusing = false
     // the one place (concurrency 1 times claimAheadPerSlot 1) is free again
     const second = await a.tasks!.service.submit({ capability: 'turn', input: 'second' })

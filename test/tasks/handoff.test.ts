@@ -34,15 +34,16 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     const [taker, other] = net.nodes.slice(1).sort((x, y) => y.tasks!.handoff.stats.accepted - x.tasks!.handoff.stats.accepted)
     expect(taker!.tasks!.handoff.stats).toMatchObject({ received: 1, accepted: 1, refused: 0 })
     expect(other!.tasks!.handoff.stats.received).toBe(0)
-    for (const node of net.nodes) {
-      const served = node.tasks!.handlerStats.served ?? {}
-      expect(served['records.put']).toBeUndefined()
-      expect(served['records.offer']).toBeUndefined()
-      // the taker's own grant is a local call; each other member is asked once
-      expect(served['lease.acquire']).toBe(node === taker ? undefined : 1)
-    }
     // a wait wakes once a majority stored the certificate; the last member's commit may still be on its way
     await waitFor(async () => (await Promise.all(net!.nodes.map(async n => n.tasks!.replica.get(id)))).every(c => c.record?.final !== undefined && c.result !== undefined), { what: 'every member to store the certified result' })
+    // the taker's own grant is a local call; each other member is asked once (the taker went on at a
+    // majority of grants, so the last member's acquire may be served after the others' commits)
+    const served = (node: typeof a): Record<string, number> => node.tasks!.handlerStats.served ?? {}
+    await waitFor(() => net!.nodes.every(n => served(n)['lease.acquire'] === (n === taker ? undefined : 1)), { what: 'each member but the taker to serve one acquire' })
+    for (const node of net.nodes) {
+      expect(served(node)['records.put']).toBeUndefined()
+      expect(served(node)['records.offer']).toBeUndefined()
+    }
     for (const node of net.nodes) {
       const { record, result } = await node.tasks!.replica.get(id)
       expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[taker!.peerId.toString(), 'completed']])
