@@ -173,12 +173,12 @@ export const taskOptionsSchema = z.strictObject({
    */
   prerunVoteWaitMs: timerMs().default(100),
   /**
-   * A holder whose vote round fell short of a majority because members did not answer (a link
-   * down for a moment, a request timed out) asks those again after this, then twice as long each
-   * time, while its lease lasts: before, the attempt failed though the run ended within the lease,
-   * and a task with one attempt died of it. @default 250
+   * A holder whose vote on its result, durable step or wait fell short of a majority because
+   * members did not answer (a link down for a moment, a request timed out) asks those again after
+   * this, then twice as long each time, while its lease lasts: before, the attempt failed though the
+   * run was within its lease, and a task with one attempt died of it. @default 250
    */
-  voteAgainMs: timerMs().default(250),
+  askAgainMs: timerMs().default(250),
   /**
    * Runs whose agent returned and whose outcome is still on its way to a majority (votes, commit),
    * each with its slot already given back so that the next task starts meanwhile. Past this many on

@@ -182,7 +182,7 @@ export class TaskLayer {
       leaseMs: options.leaseMs,
       renewFraction: options.renewFraction,
       voteWaitMs: options.prerunVoteWaitMs,
-      voteAgainMs: options.voteAgainMs,
+      askAgainMs: options.askAgainMs,
       log: logger('agentmesh:lease-client')
     })
     // the mesh's watchers (GET /v1/events on any node) hear of submits, claims and completions here

@@ -1,5 +1,5 @@
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
-import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_VOTE_AGAIN_MS, DEFAULT_VOTE_WAIT_MS } from './constants.js'
+import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_ASK_AGAIN_MS, DEFAULT_VOTE_WAIT_MS } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { PrerunVotes } from './prerun-votes.js'
 import { HeldLease, monotonicNow } from './held-lease.js'
@@ -30,8 +30,8 @@ export interface LeaseClientInit {
   renewFraction?: number
   /** how long a claim that carries its vote waits for a majority of votes once a majority granted. @default 100 */
   voteWaitMs?: number
-  /** how long a holder waits before asking again the members that did not answer its vote round. @default 250 */
-  voteAgainMs?: number
+  /** how long a holder waits before asking again the members that did not answer its vote, step or wait. @default 250 */
+  askAgainMs?: number
   log: Logger
 }
 
@@ -44,8 +44,8 @@ export interface LeaseClientStats {
   repaired: number
   /** claims that carried their task's vote (a pure agent's run before the claim) and were certified with the grants */
   votedWithGrants: number
-  /** vote requests sent again to members that did not answer a round short of a majority */
-  votesAskedAgain: number
+  /** votes, steps and waits asked again of members that did not answer a round short of a majority */
+  askedAgain: number
 }
 
 /** Which task, at which pinned placement: every operation goes to these members and no others. */
@@ -66,7 +66,7 @@ export { majority }
  * task's pinned placement and needs a majority of its full size, never of the reachable part.
  */
 export class LeaseClient {
-  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0, votedWithGrants: 0, votesAskedAgain: 0 }
+  readonly stats: LeaseClientStats = { acquired: 0, denied: 0, lost: 0, certified: 0, repaired: 0, votedWithGrants: 0, askedAgain: 0 }
   private readonly init: LeaseClientInit
   /** late grants being given back: a stopping node waits for them (settled) before its endpoints close */
   private readonly givingBack = new Set<Promise<unknown>>()
@@ -83,8 +83,8 @@ export class LeaseClient {
     return this.init.self
   }
 
-  get voteAgainMs (): number {
-    return this.init.voteAgainMs ?? DEFAULT_VOTE_AGAIN_MS
+  get askAgainMs (): number {
+    return this.init.askAgainMs ?? DEFAULT_ASK_AGAIN_MS
   }
 
   renewFraction (): number {

@@ -10,5 +10,5 @@ export const DEFAULT_BACKOFF_BASE_MS = 1_000
 export const DEFAULT_BACKOFF_CAP_MS = 60_000
 /** @default 100: a claim that carries its vote waits this long for a majority of votes once a majority granted */
 export const DEFAULT_VOTE_WAIT_MS = 100
-/** @default 250: a vote round short of a majority for want of answers asks the silent members again after this, doubling, while the lease lasts */
-export const DEFAULT_VOTE_AGAIN_MS = 250
+/** @default 250: a vote, step or wait short of a majority for want of answers asks the silent members again after this, doubling, while the lease lasts */
+export const DEFAULT_ASK_AGAIN_MS = 250

@@ -115,7 +115,7 @@ export class HeldLease {
       const again = await this.client.ask(older.map(a => a.peer), peer => vote(peer))
       for (const a of again) answers[answers.findIndex(x => x.peer === a.peer)] = a
     }
-    await this.voteAgain(answers, peer => vote(peer, own), votedFor)
+    await this.askAgain(answers, peer => vote(peer, own), votedFor)
     this.done = true
     // a member whose grant joined the lease after the votes were asked is asked too, shown the same
     // vote: with it, it stores the certificate with its own vote in one write, where a commit would
@@ -137,18 +137,19 @@ export class HeldLease {
   }
 
   /**
-   * Asks again, shown the same vote, the members whose vote request failed (a link down for a
-   * moment, a timeout) while they could still make a majority and the lease lasts by this peer's
-   * clock. A member that cast the vote answers with it; one past the lease by its own clock refuses.
+   * Asks again the members whose request failed (a link down for a moment, a timeout), after
+   * askAgainMs, then twice as long each time, while they could still make a majority and the lease
+   * lasts by this peer's clock. What is asked is idempotent: a member that did it answers as it did
+   * (a vote with the vote it cast), and one past the lease by its own clock refuses.
    */
-  private async voteAgain (answers: Answer[], vote: (peer: string) => LeaseRequest, votedFor: (a: Answer) => boolean): Promise<void> {
-    for (let pauseMs = this.client.voteAgainMs; ; pauseMs *= 2) {
-      const ok = answers.filter(votedFor).length
+  private async askAgain (answers: Answer[], req: (peer: string) => LeaseRequest, passed: (a: Answer) => boolean): Promise<void> {
+    for (let pauseMs = this.client.askAgainMs; ; pauseMs *= 2) {
+      const ok = answers.filter(passed).length
       const silent = answers.filter(a => a.res.status === 'ERROR' && !isBadRequest(a.res)).map(a => a.peer)
       if (ok >= this.need() || ok + silent.length < this.need() || this.expiresAt - monotonicNow() <= pauseMs) return
       await new Promise(resolve => setTimeout(resolve, pauseMs))
-      this.client.stats.votesAskedAgain += silent.length
-      for (const a of await this.client.askUntil(silent, vote, this.need() - ok, votedFor).early) answers[answers.findIndex(x => x.peer === a.peer)] = a
+      this.client.stats.askedAgain += silent.length
+      for (const a of await this.client.askUntil(silent, req, this.need() - ok, passed).early) answers[answers.findIndex(x => x.peer === a.peer)] = a
     }
   }
 
@@ -217,6 +218,7 @@ export class HeldLease {
     const step = (peer: string, withTerms: boolean): LeaseRequest => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never, ...(more.length === 0 ? {} : { more: more as never }), ...(bare ? { bare } : { ...(withTerms ? { terms } : {}) }) })
     // a peer from before the terms refuses the field as a bad request: it is asked again the old way
     const answers = await this.client.askUntil([...this.grants.keys()], peer => step(peer, true), this.need(), a => a.res.status === 'OK', peer => step(peer, false)).early
+    await this.askAgain(answers, peer => step(peer, true), a => a.res.status === 'OK')
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
   }
@@ -227,7 +229,9 @@ export class HeldLease {
    */
   async suspend (name: string, timeoutMs: number, schema?: Record<string, unknown>): Promise<void> {
     this.stopTimers()
-    const answers = await this.client.askUntil([...this.grants.keys()], peer => ({ ...this.held1('wait')(peer), op: 'wait', name, timeoutMs, ...(schema === undefined ? {} : { schema: schema as never }) }), this.need(), a => a.res.status === 'OK').early
+    const wait = (peer: string): LeaseRequest => ({ ...this.held1('wait')(peer), op: 'wait', name, timeoutMs, ...(schema === undefined ? {} : { schema: schema as never }) })
+    const answers = await this.client.askUntil([...this.grants.keys()], wait, this.need(), a => a.res.status === 'OK').early
+    await this.askAgain(answers, wait, a => a.res.status === 'OK')
     this.done = true
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `wait recorded on ${ok} of ${this.target.placement.members.length} members`)

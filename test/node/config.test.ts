@@ -77,7 +77,7 @@ const DOCUMENTED_DEFAULTS = {
   claimAheadPerSlot: 0,
   prerunMaxMs: 1_000,
   prerunVoteWaitMs: 100,
-  voteAgainMs: 250,
+  askAgainMs: 250,
   maxPendingReports: 64,
   abortGraceMs: 5_000,
   maxUnfinishedTasks: 50_000,
