@@ -72,10 +72,12 @@ export class Model {
       // an empty success was made of a reply with no answer in it, and the task completed with ''
       if (choice === undefined) throw new ModelAnswerError(`${String(base.model)} answered with no choice: a malformed or cut-off reply`)
       const msg = choice.message
+      const content = msg?.content ?? ''
+      if (typeof content !== 'string') throw new ModelAnswerError(`${String(base.model)} answered content that is no text: a malformed reply`)
       return {
-        content: msg?.content ?? '',
-        toolCalls: (msg?.tool_calls ?? []).flatMap(c => c.type === 'function' ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : []),
-        usage: { prompt: res.usage?.prompt_tokens ?? 0, completion: res.usage?.completion_tokens ?? 0, total: res.usage?.total_tokens ?? 0 },
+        content,
+        toolCalls: (msg?.tool_calls ?? []).flatMap(c => c.type === 'function' ? [{ id: text(c.id), name: text(c.function?.name), arguments: text(c.function?.arguments) }] : []),
+        usage: tokens(res.usage),
         finishReason: choice?.finish_reason ?? 'stop'
       }
     }
@@ -84,30 +86,49 @@ export class Model {
     let usage = { prompt: 0, completion: 0, total: 0 }
     let finishReason: string | undefined
     let choices = 0
-    // a tool call arrives in pieces: the first delta of an index names it, later ones add arguments
-    const calls: Array<{ id: string, name: string, arguments: string }> = []
+    // a tool call arrives in pieces: the first delta of an index names it, later ones add arguments.
+    // A Map, and only small integer indexes: the index is the model's, and `calls["__proto__"]` of
+    // an array was every array's prototype
+    const calls = new Map<number, { id: string, name: string, arguments: string }>()
     for await (const chunk of stream) {
       const choice = chunk.choices?.[0]
       if (choice !== undefined) choices++
       const token = choice?.delta?.content
+      if (token !== undefined && token !== null && typeof token !== 'string') throw new ModelAnswerError(`${String(base.model)} streamed content that is no text: a malformed reply`)
       if (token !== undefined && token !== null && token !== '') {
         content += token
         onToken(token)
       }
       for (const d of choice?.delta?.tool_calls ?? []) {
-        const call = calls[d.index] ??= { id: '', name: '', arguments: '' }
-        if (d.id !== undefined && d.id !== null) call.id = d.id
-        if (d.function?.name !== undefined && d.function.name !== null) call.name += d.function.name
-        if (d.function?.arguments !== undefined && d.function.arguments !== null) call.arguments += d.function.arguments
+        if (!Number.isSafeInteger(d.index) || d.index < 0 || d.index >= MAX_TOOL_CALLS) throw new ModelAnswerError(`${String(base.model)} streamed a tool call at index ${JSON.stringify(d.index)?.slice(0, 40) ?? 'none'}, not 0 to ${MAX_TOOL_CALLS - 1}: a malformed reply`)
+        const call = calls.get(d.index) ?? { id: '', name: '', arguments: '' }
+        calls.set(d.index, call)
+        if (d.id !== undefined && d.id !== null) call.id = text(d.id)
+        call.name += text(d.function?.name)
+        call.arguments += text(d.function?.arguments)
       }
       if (choice?.finish_reason !== undefined && choice.finish_reason !== null) finishReason = choice.finish_reason
-      if (chunk.usage !== undefined && chunk.usage !== null) usage = { prompt: chunk.usage.prompt_tokens, completion: chunk.usage.completion_tokens, total: chunk.usage.total_tokens }
+      if (chunk.usage !== undefined && chunk.usage !== null) usage = tokens(chunk.usage)
     }
     // a reply that was no stream (a cut-off JSON body), or a stream with no choice in it
     if (choices === 0) throw new ModelAnswerError(`${String(base.model)} streamed no choice: a malformed or cut-off reply`)
-    const toolCalls = calls.filter(c => c !== undefined)
+    const toolCalls = [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c)
     return { content, toolCalls, usage, finishReason: finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop') }
   }
+}
+
+/** The most tool calls one streamed reply may make (indexes 0 to this less one). */
+const MAX_TOOL_CALLS = 128
+
+/** A model's string field, or '' for anything else it sent there (null, a number, an object). */
+function text (value: unknown): string {
+  return typeof value === 'string' ? value : ''
+}
+
+/** A model's token counts, 0 for any that is not a count: they are summed against the task's budget. */
+function tokens (usage: { prompt_tokens?: unknown, completion_tokens?: unknown, total_tokens?: unknown } | null | undefined): ModelReply['usage'] {
+  const count = (n: unknown): number => Number.isSafeInteger(n) && (n as number) >= 0 ? n as number : 0
+  return { prompt: count(usage?.prompt_tokens), completion: count(usage?.completion_tokens), total: count(usage?.total_tokens) }
 }
 
 /**

@@ -78,6 +78,25 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/test-model streamed no choice: a malformed or cut-off reply/), expect.stringMatching(/streamed no choice/), 'completed'])
   })
 
+  it('a streamed reply that breaks the API (a tool call at index "__proto__", content that is no text) fails the attempt and touches no prototype; token counts that are no counts count as 0', async () => {
+    const sse = (...chunks: unknown[]): string => chunks.map(c => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', ...c as object })}\n\n`).join('') + 'data: [DONE]\n\n'
+    const delta = (d: unknown): unknown => ({ choices: [{ index: 0, delta: d, finish_reason: null }] })
+    let n = 0
+    await mesh(() => {
+      n++
+      if (n === 1) return { raw: sse(delta({ tool_calls: [{ index: '__proto__', id: 'polluted', type: 'function', function: { name: 'pwn', arguments: '{}' } }] })), contentType: 'text/event-stream' }
+      if (n === 2) return { raw: sse(delta({ content: 5 })), contentType: 'text/event-stream' }
+      return { stream: ['fine'], usage: { prompt_tokens: 'lots', completion_tokens: null, total_tokens: { a: 1 } } as never }
+    }, llm => [byName(llm, 'llm.chat'), []])
+    const s = net!.nodes[1]!.tasks!.service
+    const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'say something' } })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/streamed a tool call at index "__proto__", not 0 to 127: a malformed reply/), expect.stringMatching(/streamed content that is no text/), 'completed'])
+    expect(view.result?.value).toEqual({ text: 'fine', usage: { prompt: 0, completion: 0, total: 0 }, finishReason: 'stop' })
+    expect(([] as unknown as Record<string, unknown>).id).toBeUndefined()
+    expect(Object.keys(Array.prototype)).toEqual([])
+  })
+
   it('llm.chat with a model in its input runs on a peer that serves that model (llm.chat.<model>), not on any chat peer', async () => {
     server = new FakeOpenAI(() => ({ content: 'ok' }))
     await server.start()
