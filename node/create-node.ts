@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createLibp2p } from 'libp2p'
 import { AddressInUseError, DataDirError, InvalidConfigError } from './errors.js'
@@ -9,6 +8,7 @@ import { DEFAULT_MAX_CONNECTIONS } from './network-options.js'
 import { KnownPeers } from './known-peers.js'
 import { meshLogger } from './mesh-logger.js'
 import { Store } from './store/store.js'
+import { makeDirs } from './store/make-dirs.js'
 import { DEFAULT_MAX_INPUT_BYTES, ENVELOPE_OVERHEAD_BYTES } from '../protocols/gossip/index.js'
 import { TaskLayer } from './tasks/task-layer.js'
 import { DEFAULT_MESH, MESH_NAME } from './mesh-name.js'
@@ -194,7 +194,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // setInterval would take 0, a negative or NaN as 1 ms: every connection pinged a thousand times a second
   if (init.pingIntervalMs !== undefined && !(Number.isSafeInteger(init.pingIntervalMs) && init.pingIntervalMs >= 1)) throw new InvalidConfigError(`pingIntervalMs must be a positive whole number of ms, got ${init.pingIntervalMs}`)
   const logger = meshLogger(init.logPrefix)
-  await mkdir(init.dataDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+  await makeDirs(init.dataDir).catch((err: NodeJS.ErrnoException) => {
     throw new DataDirError(`cannot use data dir ${init.dataDir}: ${err.code ?? err.message}${err.code === 'EEXIST' || err.code === 'ENOTDIR' ? ' (a file is in the way)' : ''}`, { cause: err })
   })
   const storePath = join(init.dataDir, 'store')

@@ -1,4 +1,4 @@
-import { mkdir, open, rm, stat, writeFile } from 'node:fs/promises'
+import { open, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import cliProgress from 'cli-progress'
 import { renderHtml } from '../../sim/html.js'
@@ -6,6 +6,7 @@ import { summaryLines } from '../../sim/report.js'
 import { runSimulation } from '../../sim/runner.js'
 import { WORKLOADS, checkSimRun, loadScenario } from '../../sim/scenario.js'
 import { InvalidConfigError } from '../errors.js'
+import { makeDirs } from '../store/make-dirs.js'
 import { errorLine, line, outputOwner } from './output.js'
 import type { SimReport } from '../../sim/report.js'
 import type { WorkloadName } from '../../sim/workload.js'
@@ -24,7 +25,7 @@ export interface SimFlags {
 }
 
 async function writeOut (path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true })
+  await makeDirs(dirname(path))
   await writeFile(path, text)
 }
 
@@ -36,7 +37,7 @@ async function checkWritable (flag: string, path: string | undefined): Promise<v
   // opened for appending and closed: a report already there stays whole until the run replaces it
   const existed = await stat(path).then(() => true, () => false)
   try {
-    await mkdir(dirname(path), { recursive: true })
+    await makeDirs(dirname(path))
     await (await open(path, 'a')).close()
   } catch (err: any) {
     throw new InvalidConfigError(`${flag} ${path}: cannot write there (${String(err?.code ?? err?.message)})`)

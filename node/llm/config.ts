@@ -45,7 +45,11 @@ export async function resolveLlmConfig (flags: LlmFlags, env: NodeJS.ProcessEnv 
   if (flagged.length === 0 && envValue(env, 'AGENTMESH_MODEL') !== undefined && fromEnv.length === 0) throw new InvalidConfigError('AGENTMESH_MODEL names no model: give a model name, or unset it')
   const models = flagged.length > 0 ? flagged : fromEnv
   const model = models[0]
-  if (model === undefined) return undefined
+  if (model === undefined) {
+    // a key file or URL given without a model is still checked: a bad one was ignored without a word
+    if (flags.llmApiKeyFile !== undefined || flags.llmBaseUrl !== undefined) await resolveLlmEndpoint(flags, env)
+    return undefined
+  }
   const tooLong = models.find(m => m.length > 256)
   if (tooLong !== undefined) throw new InvalidConfigError(`model name longer than 256 characters: "${tooLong.slice(0, 40)}..."`)
   return { model, models, ...await resolveLlmEndpoint(flags, env) }

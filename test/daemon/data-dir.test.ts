@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
@@ -146,6 +146,12 @@ describe('a data dir the daemon cannot use', () => {
     const root = await tmp()
     await writeFile(join(root, 'file'), 'x')
     expectRefused(await start(join(root, 'file')), /cannot use data dir .*\(a file is in the way\)/)
+    expectRefused(await start(join(root, 'file', 'sub')), /cannot use data dir .*ENOTDIR \(a file is in the way\)/)
+    // a directory /proc does not let anyone make: Node's recursive mkdir looped there for ever, at a full core
+    expectRefused(await start('/proc/1/agentmesh-data'), /cannot use data dir \/proc\/1\/agentmesh-data: ENOENT/)
+    // a link to nowhere: refused as missing, not as a file in the way
+    await symlink(join(root, 'nowhere'), join(root, 'dangling'))
+    expectRefused(await start(join(root, 'dangling', 'sub')), /cannot use data dir .*dangling\/sub: ENOENT$/m)
     // node.json's temporary name taken by a directory: the node was up, and must not stay up
     const dir = await used()
     await mkdir(join(dir, 'node.json.tmp'))

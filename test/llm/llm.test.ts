@@ -42,6 +42,9 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(await resolveLlmConfig({}, { AGENTMESH_MODEL: ' a, b/c ,,a' })).toMatchObject({ model: 'a', models: ['a', 'b/c'] })
     expect(await resolveLlmConfig({ llmModel: ['x,y', 'z', 'y'] }, { AGENTMESH_MODEL: 'env' })).toMatchObject({ model: 'x', models: ['x', 'y', 'z'] })
     await expect(resolveLlmConfig({ llmModel: 'm', llmBaseUrl: 'not a url' }, {})).rejects.toHaveProperty('name', 'InvalidConfigError')
+    // without a model too: a bad key file or URL is refused, not ignored
+    await expect(resolveLlmConfig({ llmApiKeyFile: '/nonexistent/key' }, {})).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/cannot read --llm-api-key-file \/nonexistent\/key: ENOENT/) })
+    await expect(resolveLlmConfig({ llmBaseUrl: 'not a url' }, {})).rejects.toHaveProperty('name', 'InvalidConfigError')
   })
 
   it('llm.chat streams tokens as progress, and retries 429 (Retry-After) and 500', async () => {
