@@ -7,6 +7,7 @@ import { TaskNotFoundError } from '../tasks/errors.js'
 import { isSettled } from '../tasks/find-task.js'
 import { MAX_DEADLINE_MS } from '../tasks/options.js'
 import { badRequest, httpErrorBy, parseOr400, zodMessage } from './http.js'
+import { inputRefusal } from './input-check.js'
 import type { ErrorTable, Route, RouteContext } from './http.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
 import type { SubmitManyEntry, TaskView } from '../tasks/task-service.js'
@@ -99,16 +100,22 @@ type Fail = (err: any) => never
  * QUORUM_UNAVAILABLE). A bad task does not stop the others; an empty array or one over
  * MAX_BULK_TASKS is a 400 for the whole request.
  */
-async function submitBulk (s: TaskLayer['service'], body: unknown[], httpError: Fail, traceparent: string | undefined): Promise<{ status: number, body: unknown }> {
+async function submitBulk (t: TaskLayer, body: unknown[], httpError: Fail, traceparent: string | undefined): Promise<{ status: number, body: unknown }> {
   if (body.length === 0) throw badRequest('invalid-body', 'an array of tasks needs at least one task')
   if (body.length > MAX_BULK_TASKS) throw badRequest('invalid-body', `at most ${MAX_BULK_TASKS} tasks in one request, got ${body.length}`)
-  const parsed = body.map(item => submitBody.safeParse(item))
+  const live = t.presence.live()
+  const parsed = body.map((item, i) => {
+    const p = submitBody.safeParse(item)
+    if (!p.success) return { error: zodMessage(p.error, `tasks[${i}]`) }
+    const refused = inputRefusal(live, p.data.capability, p.data.input)
+    return refused === undefined ? { data: p.data } : { error: `tasks[${i}]: ${invalidInput(p.data.capability, refused)}` }
+  })
   // the request's traceparent header joins each task that names none, as for one task
-  const valid = parsed.flatMap(p => p.success ? [{ ...p.data, traceparent: p.data.traceparent ?? traceparent }] : [])
-  const submitted = valid.length === 0 ? [] : await s.submitMany(valid).catch(httpError)
+  const valid = parsed.flatMap(p => p.data === undefined ? [] : [{ ...p.data, traceparent: p.data.traceparent ?? traceparent }])
+  const submitted = valid.length === 0 ? [] : await t.service.submitMany(valid).catch(httpError)
   let next = 0
   const tasks = parsed.map((p, i) => {
-    if (!p.success) return { error: { name: 'BAD_REQUEST', message: zodMessage(p.error, `tasks[${i}]`) } }
+    if (p.error !== undefined) return { error: { name: 'BAD_REQUEST', message: p.error } }
     const entry = submitted[next++] as SubmitManyEntry
     if (!('error' in entry)) return { id: entry.id, created: entry.created, ...(entry.warning === undefined ? {} : { warning: entry.warning }) }
     const mapped = ERROR_STATUS[entry.error.name]
@@ -116,6 +123,10 @@ async function submitBulk (s: TaskLayer['service'], body: unknown[], httpError: 
     return { error: { name: mapped[1], message: `tasks[${i}]: ${entry.error.message}` } }
   })
   return { status: 202, body: { tasks } }
+}
+
+function invalidInput (capability: string, problem: string): string {
+  return `invalid input for ${capability}: ${problem} (GET /v1/capabilities shows what it takes)`
 }
 
 /** A malformed traceparent header is ignored, as W3C trace context says: the task starts a trace of its own. */
@@ -190,9 +201,11 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const body = await ctx.body()
         if (Array.isArray(body)) {
           if (wait !== undefined) throw badRequest('invalid-query', 'wait is for one task: submit the array, then wait on each id')
-          return submitBulk(s, body, httpError, headerTraceparent(ctx.req.headers.traceparent))
+          return submitBulk(tasks, body, httpError, headerTraceparent(ctx.req.headers.traceparent))
         }
         const one = parseOr400(submitBody, body)
+        const refused = inputRefusal(tasks.presence.live(), one.capability, one.input)
+        if (refused !== undefined) throw badRequest('invalid-task', invalidInput(one.capability, refused))
         const answer = await s.submit({ ...one, traceparent: one.traceparent ?? headerTraceparent(ctx.req.headers.traceparent) }).catch(httpError)
         const warning = answer.warning === undefined ? {} : { warning: answer.warning }
         if (wait === undefined) return { status: answer.created ? 202 : 200, body: { id: answer.id, ...warning } }

@@ -42,8 +42,12 @@ describe('bulk submit over the API and the CLI', () => {
     const config = join(dir, 'config.json')
     await writeFile(config, JSON.stringify({ tasks: FAST_TASKS }))
     a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0', '--config', config, '--agents', 'echo'])
-    b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--config', config, '--bootstrap', a.addrs[0] as string, '--agents', 'echo'])
-    await waitFor(async () => (await call(a.api, 'GET', '/v1/capabilities')).json.capabilities.some((c: any) => c.name === 'echo' && c.peers.length === 2), { what: 'a to see both peers offer echo' })
+    // b runs sleep too: a capability whose input has a schema
+    b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--config', config, '--bootstrap', a.addrs[0] as string, '--agents', 'echo,sleep'])
+    await waitFor(async () => {
+      const caps = (await call(a.api, 'GET', '/v1/capabilities')).json.capabilities
+      return caps.some((c: any) => c.name === 'echo' && c.peers.length === 2) && caps.some((c: any) => c.name === 'sleep')
+    }, { what: 'a to see both peers offer echo, and b sleep' })
   })
   afterAll(async () => {
     a?.proc.kill('SIGKILL')
@@ -78,6 +82,21 @@ describe('bulk submit over the API and the CLI', () => {
     expect(twice.json.tasks[0]).toEqual({ id: expect.stringMatching(ID), created: true })
     expect(twice.json.tasks[1]).toEqual({ error: { name: 'IDEMPOTENCY_CONFLICT', message: expect.stringMatching(/^tasks\[1\]: .*maxAttempts 2 \(asked 3\)/) } })
     expect(twice.json.tasks[2]).toEqual({ id: twice.json.tasks[0].id, created: false })
+  })
+
+  it('refuses an input that the capability\'s schema does not take before any task is made, alone (400) or in a batch (its own error), as the MCP and A2A doors do', async () => {
+    const before = (await call(a.api, 'GET', '/v1/metrics')).json.api.badRequests['invalid-task'] ?? 0
+    const alone = await call(a.api, 'POST', '/v1/tasks', { capability: 'sleep', input: 1 })
+    expect(alone.status).toBe(400)
+    expect(alone.json.error).toMatchObject({ name: 'BAD_REQUEST', message: expect.stringMatching(/^invalid input for sleep: .*\(GET \/v1\/capabilities shows what it takes\)$/) })
+    expect((await call(a.api, 'GET', '/v1/metrics')).json.api.badRequests['invalid-task']).toBe(before + 1)
+    const batch = await call(a.api, 'POST', '/v1/tasks', [{ capability: 'sleep', input: { ms: 'long' } }, { capability: 'sleep', input: { ms: 1 } }])
+    expect(batch.status).toBe(202)
+    expect(batch.json.tasks[0]).toEqual({ error: { name: 'BAD_REQUEST', message: expect.stringMatching(/^tasks\[0\]: invalid input for sleep: ms: /) } })
+    expect(await completed(a.api, batch.json.tasks[1].id)).toBe(true)
+    // nothing was made of the refused ones: this node holds no sleep task but the one that ran
+    const held = (await call(a.api, 'GET', '/v1/tasks?capability=sleep')).json.tasks
+    expect(held.map((t: any) => t.id)).toEqual([batch.json.tasks[1].id])
   })
 
   it.each([
