@@ -68,8 +68,10 @@ export async function runMcpCommand (flags: McpFlags): Promise<void> {
     // a line the transport could not read is answered as JSON-RPC says (id null: the transport keeps
     // no id of a line it refused), not only told on stderr
     const code = err instanceof SyntaxError ? -32700 : err.name === 'ZodError' ? -32600 : undefined
-    if (code !== undefined) void transport.send({ jsonrpc: '2.0', id: null, error: { code, message: code === -32700 ? `parse error: ${err.message}` : 'invalid request: not a JSON-RPC 2.0 message' } } as unknown as JSONRPCMessage).catch(() => {})
-    errorLine(`mcp: ${err.message}`)
+    const message = code === -32700 ? `parse error: ${err.message}` : 'invalid request: not a JSON-RPC 2.0 message'
+    if (code !== undefined) void transport.send({ jsonrpc: '2.0', id: null, error: { code, message } } as unknown as JSONRPCMessage).catch(() => {})
+    // a ZodError's message is its issues as pages of JSON: one line says it
+    errorLine(`mcp: ${code === -32600 ? message : err.message}`)
   }
   process.stdin.once('end', () => { void server.close() })
   await closed

@@ -288,17 +288,24 @@ describe('MCP both ways, between real daemons', () => {
     const child = spawn(process.execPath, [BIN, 'mcp', '--api', a.api, '--api-token-file', tokenFile], { stdio: ['pipe', 'pipe', 'pipe'] })
     try {
       let stdout = ''
+      let stderr = ''
       child.stdout.on('data', d => { stdout += String(d) })
+      child.stderr.on('data', d => { stderr += String(d) })
       const answers = (): any[] => stdout.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l))
       child.stdin.write([
         JSON.stringify(init),
         '{"jsonrpc": "2.0", "id": 2, oops',
-        JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { arguments: {} } })
+        JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { arguments: {} } }),
+        '[]'
       ].join('\n') + '\n')
-      await waitFor(() => answers().length >= 3, { what: 'three answers', timeoutMs: 20_000 })
+      await waitFor(() => answers().length >= 4, { what: 'four answers', timeoutMs: 20_000 })
       expect(answers().find(m => m.id === 1)).toMatchObject({ result: { serverInfo: { name: 'agentmesh' } } })
-      expect(answers().find(m => m.id === null)).toMatchObject({ error: { code: -32700 } })
+      expect(answers().filter(m => m.id === null).map(m => m.error.code).sort((x, y) => x - y)).toEqual([-32700, -32600])
       expect(answers().find(m => m.id === 3)).toMatchObject({ error: { code: -32602, message: expect.stringMatching(/name/) } })
+      // each refused line is one line on stderr (a ZodError's message was pages of JSON)
+      await waitFor(() => stderr.split('\n').filter(l => l.startsWith('agentmesh: mcp: ')).length >= 2, { what: 'both refusals told on stderr' })
+      expect(stderr.trim().split('\n').filter(l => !l.startsWith('agentmesh: mcp: '))).toEqual([])
+      expect(stderr).toMatch(/^agentmesh: mcp: invalid request: not a JSON-RPC 2\.0 message$/m)
       // closing stdin is MCP's shutdown over stdio: the command exits cleanly
       const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
       child.stdin.end()
