@@ -25,14 +25,25 @@ export function checkEnvelope (body: unknown): Envelope {
   if (typeof method !== 'string' || method === '') return fault(rpcId, INVALID_REQUEST, 'method must be a non-empty string')
   // the SDK's checks look names up with `in`: "constructor" or "__proto__" would pass as a method
   if (method in Object.prototype) return notFound(rpcId, method)
-  if (isLegacyJsonRpcMethod(method)) return { ok: true, id: rpcId, method, legacy: true }
-  if (!isV1JsonRpcMethod(method)) return notFound(rpcId, method)
-  // 1.0's wire reads params as protobuf JSON, which makes a number a string: {id: 5} was looked up as task "5"
+  const legacy = isLegacyJsonRpcMethod(method)
+  if (!legacy && !isV1JsonRpcMethod(method)) return notFound(rpcId, method)
   const params = req.params as Record<string, unknown> | undefined
+  const waitFlag = badWaitFlag(params)
+  if (waitFlag !== undefined) return fault(rpcId, INVALID_PARAMS, `params.configuration.${waitFlag} must be true or false`)
+  if (legacy) return { ok: true, id: rpcId, method, legacy: true }
+  // 1.0's wire reads params as protobuf JSON, which makes a number a string: {id: 5} was looked up as task "5"
   if (TASK_ID_METHODS.has(method) && typeof params === 'object' && params !== null && 'id' in params && typeof params.id !== 'string') {
     return fault(rpcId, INVALID_PARAMS, 'params.id must be a string (a mesh task id)')
   }
   return { ok: true, id: rpcId, method, legacy: false }
+}
+
+/** A send's `blocking` (0.3) or `returnImmediately` (1.0) that is there and not a boolean: "no" was read as true. */
+function badWaitFlag (params: Record<string, unknown> | undefined): string | undefined {
+  const configuration = typeof params === 'object' && params !== null ? params.configuration : undefined
+  if (typeof configuration !== 'object' || configuration === null) return undefined
+  const c = configuration as Record<string, unknown>
+  return ['blocking', 'returnImmediately'].find(flag => c[flag] !== undefined && c[flag] !== null && typeof c[flag] !== 'boolean')
 }
 
 /** A2A 1.0's methods that name a task by `params.id`. */

@@ -268,6 +268,10 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'message/send', params: [1] }))).json).toMatchObject({ id: 3, error: { code: -32602 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'message/send', params: { message: { parts: 'no' } } }))).json).toMatchObject({ id: 4, error: { code: -32602 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'SendMessage', params: { message: { messageId: 'm', parts: [] } } }))).json).toMatchObject({ id: 5, error: { code: -32602 } })
+    // a wait flag that is no boolean: "no" was read as true, and the send waited
+    const message = { kind: 'message', role: 'user', messageId: 'wf', parts: [{ kind: 'text', text: 'x' }] }
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'message/send', params: { message, configuration: { blocking: 'no' } } }))).json).toMatchObject({ id: 5, error: { code: -32602, message: expect.stringMatching(/configuration\.blocking must be true or false/) } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'SendMessage', params: { message, configuration: { returnImmediately: 1 } } }))).json).toMatchObject({ id: 5, error: { code: -32602, message: expect.stringMatching(/returnImmediately/) } })
     // 0.3's task methods with an id that is not a string: invalid params, not a leaked TypeError
     // and 1.0's, whose wire reads a number as a string: it was looked up as task "5" (TaskNotFound)
     for (const method of ['tasks/get', 'tasks/cancel', 'tasks/resubscribe', 'GetTask', 'CancelTask', 'SubscribeToTask']) {
@@ -294,7 +298,7 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     // no extended card: A2A's own code for it on both wires, not "unsupported operation" (-32004)
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'agent/getAuthenticatedExtendedCard' }))).json).toMatchObject({ id: 7, error: { code: -32007 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'GetExtendedAgentCard', params: {} }), { 'content-type': 'application/json', 'A2A-Version': '1.0' })).json).toMatchObject({ id: 8, error: { code: -32007 } })
-    expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 18 + 3)
+    expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 2 + 18 + 3)
     // another content type is the API's own refusal, not the door's
     expect((await rpc(api, '{}', { 'content-type': 'text/plain' })).status).toBe(415)
     expect((await fetch(`${api}/v1/health`)).status).toBe(200)
