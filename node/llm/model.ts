@@ -72,10 +72,8 @@ export class Model {
       // an empty success was made of a reply with no answer in it, and the task completed with ''
       if (choice === undefined) throw new ModelAnswerError(`${String(base.model)} answered with no choice: a malformed or cut-off reply`)
       const msg = choice.message
-      const content = msg?.content ?? ''
-      if (typeof content !== 'string') throw new ModelAnswerError(`${String(base.model)} answered content that is no text: a malformed reply`)
       return {
-        content,
+        content: contentText(msg?.content, String(base.model)),
         toolCalls: (msg?.tool_calls ?? []).flatMap(c => c.type === 'function' ? [{ id: text(c.id), name: text(c.function?.name), arguments: text(c.function?.arguments) }] : []),
         usage: tokens(res.usage),
         finishReason: choice?.finish_reason ?? 'stop'
@@ -93,16 +91,17 @@ export class Model {
     for await (const chunk of stream) {
       const choice = chunk.choices?.[0]
       if (choice !== undefined) choices++
-      const token = choice?.delta?.content
-      if (token !== undefined && token !== null && typeof token !== 'string') throw new ModelAnswerError(`${String(base.model)} streamed content that is no text: a malformed reply`)
-      if (token !== undefined && token !== null && token !== '') {
+      const token = contentText(choice?.delta?.content, String(base.model))
+      if (token !== '') {
         content += token
         onToken(token)
       }
       for (const d of choice?.delta?.tool_calls ?? []) {
-        if (!Number.isSafeInteger(d.index) || d.index < 0 || d.index >= MAX_TOOL_CALLS) throw new ModelAnswerError(`${String(base.model)} streamed a tool call at index ${JSON.stringify(d.index)?.slice(0, 40) ?? 'none'}, not 0 to ${MAX_TOOL_CALLS - 1}: a malformed reply`)
-        const call = calls.get(d.index) ?? { id: '', name: '', arguments: '' }
-        calls.set(d.index, call)
+        // a server that sends one call may leave its index out
+        const index = d.index ?? 0
+        if (!Number.isSafeInteger(index) || index < 0 || index >= MAX_TOOL_CALLS) throw new ModelAnswerError(`${String(base.model)} streamed a tool call at index ${JSON.stringify(index).slice(0, 40)}, not 0 to ${MAX_TOOL_CALLS - 1}: a malformed reply`)
+        const call = calls.get(index) ?? { id: '', name: '', arguments: '' }
+        calls.set(index, call)
         if (d.id !== undefined && d.id !== null) call.id = text(d.id)
         call.name += text(d.function?.name)
         call.arguments += text(d.function?.arguments)
@@ -120,9 +119,20 @@ export class Model {
 /** The most tool calls one streamed reply may make (indexes 0 to this less one). */
 const MAX_TOOL_CALLS = 128
 
-/** A model's string field, or '' for anything else it sent there (null, a number, an object). */
+/** A model's string field as text: '' for none, a number or an object (arguments some servers send as one) as JSON. */
 function text (value: unknown): string {
-  return typeof value === 'string' ? value : ''
+  if (value === undefined || value === null) return ''
+  return typeof value === 'string' ? value : JSON.stringify(value)
+}
+
+/** A message's content as text: a string, none, or an array of text parts (as some servers send it); anything else is a malformed reply. */
+function contentText (value: unknown, model: string): string {
+  if (value === undefined || value === null) return ''
+  if (typeof value === 'string') return value
+  if (Array.isArray(value) && value.every(p => typeof p === 'object' && p !== null && (p.type !== 'text' || typeof p.text === 'string'))) {
+    return value.map(p => p.type === 'text' ? p.text as string : '').join('')
+  }
+  throw new ModelAnswerError(`${model} answered content that is no text: a malformed reply`)
 }
 
 /** A model's token counts, 0 for any that is not a count: they are summed against the task's budget. */

@@ -1,5 +1,5 @@
 import { mkdir, stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname } from 'node:path'
 import type { Stats } from 'node:fs'
 
 /**
@@ -9,7 +9,9 @@ import type { Stats } from 'node:fs'
  * failed: EEXIST when `path` is a file, ENOTDIR when an ancestor is.
  */
 export async function makeDirs (path: string): Promise<void> {
-  const target = resolve(path)
+  // the path as given, not resolved: a ".." after a link is the link's parent, as the kernel (and
+  // `mkdir -p`, and LevelDB after it) reads it, where resolve() took it away on the text
+  const target = path
   const missing: string[] = []
   for (let dir = target; ; dir = dirname(dir)) {
     const found = await statOrNone(dir)

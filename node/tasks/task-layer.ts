@@ -268,6 +268,7 @@ export class TaskLayer {
     this.executor.stop()
     await this.claimer.stop(this.options.stopClaimGraceMs)
     this.executor.abandon()
+    this.leases.stopAsking()
     // grants that came after their claims ended are given back while the endpoints are still open
     await this.leases.settled(this.options.stopGiveBackMs)
     await this.sweeper.stop()

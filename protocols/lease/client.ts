@@ -70,6 +70,10 @@ export class LeaseClient {
   private readonly init: LeaseClientInit
   /** late grants being given back: a stopping node waits for them (settled) before its endpoints close */
   private readonly givingBack = new Set<Promise<unknown>>()
+  /** answers made of a call that failed (no answer in time, no stream): only these are asked again */
+  private readonly failedCalls = new WeakSet<LeaseResponse>()
+  /** aborted once the node stops: no round is asked again past it */
+  private readonly stopping = new AbortController()
 
   constructor (init: LeaseClientInit) {
     this.init = init
@@ -89,6 +93,21 @@ export class LeaseClient {
 
   renewFraction (): number {
     return this.init.renewFraction ?? DEFAULT_RENEW_FRACTION
+  }
+
+  /** Aborted once `stopAsking` is called: a round waiting to ask again ends at once. */
+  get stopSignal (): AbortSignal {
+    return this.stopping.signal
+  }
+
+  /** The node stops: rounds short of a majority are not asked again (HeldLease.askAgain). */
+  stopAsking (): void {
+    this.stopping.abort()
+  }
+
+  /** Whether `res` stands for a call that failed (no answer came), not a member's answer. */
+  callFailed (res: LeaseResponse): boolean {
+    return this.failedCalls.has(res)
   }
 
   /** One request to each of `peers`, all at once; a failed call is an ERROR answer, never a throw. */
@@ -325,7 +344,9 @@ export class LeaseClient {
       return await this.init.call(peer, req)
     } catch (err: any) {
       this.init.log('lease %s to %s failed: %s', req.op, peer, err.message)
-      return { status: 'ERROR', reason: String(err.message) }
+      const failed: LeaseResponse = { status: 'ERROR', reason: String(err.message) }
+      this.failedCalls.add(failed)
+      return failed
     }
   }
 }

@@ -109,13 +109,14 @@ export class HeldLease {
     // a first voter that did not answer in time is asked again with the others, the old way
     const others = [...this.grants.keys()].filter(p => p !== first || mine.length === 0)
     const answers = [...mine, ...await this.client.askUntil(others, peer => vote(peer, own), this.need() - (own === undefined ? 0 : 1), votedFor).early]
+    const asked = [...mine.map(a => a.peer), ...others]
     // a peer from before shown votes refuses the field as a bad request: it is asked the old way
     const older = own === undefined || answers.filter(votedFor).length >= this.need() ? [] : answers.filter(a => isBadRequest(a.res))
     if (older.length > 0) {
       const again = await this.client.ask(older.map(a => a.peer), peer => vote(peer))
       for (const a of again) answers[answers.findIndex(x => x.peer === a.peer)] = a
     }
-    await this.askAgain(answers, peer => vote(peer, own), votedFor)
+    await this.askAgain(asked, answers, peer => vote(peer, own), votedFor, peer => vote(peer))
     this.done = true
     // a member whose grant joined the lease after the votes were asked is asked too, shown the same
     // vote: with it, it stores the certificate with its own vote in one write, where a commit would
@@ -137,20 +138,46 @@ export class HeldLease {
   }
 
   /**
-   * Asks again the members whose request failed (a link down for a moment, a timeout), after
-   * askAgainMs, then twice as long each time, while they could still make a majority and the lease
-   * lasts by this peer's clock. What is asked is idempotent: a member that did it answers as it did
-   * (a vote with the vote it cast), and one past the lease by its own clock refuses.
+   * Asks again the members of `asked` whose call failed (no answer in time, no stream), or whose
+   * answer had not come when the round settled short, after askAgainMs, then twice as long each
+   * time, while they could still make a majority, the lease lasts by this peer's clock, the run
+   * still holds it and the node is not stopping. What is asked is idempotent: a member that did it
+   * answers as it did (a vote with the vote it cast), and one past the lease by its own clock
+   * refuses. A member's own refusal is not asked again. `plain`: the request a peer from before
+   * the request's newest field is asked instead.
    */
-  private async askAgain (answers: Answer[], req: (peer: string) => LeaseRequest, passed: (a: Answer) => boolean): Promise<void> {
+  private async askAgain (asked: readonly string[], answers: Answer[], req: (peer: string) => LeaseRequest, passed: (a: Answer) => boolean, plain?: (peer: string) => LeaseRequest): Promise<void> {
     for (let pauseMs = this.client.askAgainMs; ; pauseMs *= 2) {
       const ok = answers.filter(passed).length
-      const silent = answers.filter(a => a.res.status === 'ERROR' && !isBadRequest(a.res)).map(a => a.peer)
-      if (ok >= this.need() || ok + silent.length < this.need() || this.expiresAt - monotonicNow() <= pauseMs) return
-      await new Promise(resolve => setTimeout(resolve, pauseMs))
+      const silent = asked.filter(peer => {
+        const a = answers.find(x => x.peer === peer)
+        return a === undefined || this.client.callFailed(a.res)
+      })
+      if (ok >= this.need() || ok + silent.length < this.need() || !await this.pause(pauseMs)) return
       this.client.stats.askedAgain += silent.length
-      for (const a of await this.client.askUntil(silent, req, this.need() - ok, passed).early) answers[answers.findIndex(x => x.peer === a.peer)] = a
+      for (const a of await this.client.askUntil(silent, req, this.need() - ok, passed, plain).early) {
+        const i = answers.findIndex(x => x.peer === a.peer)
+        if (i < 0) answers.push(a)
+        else answers[i] = a
+      }
     }
+  }
+
+  /** Waits `ms`; false at once, or when cut short, if the lease would lapse first, is lost, or the node stops. */
+  private async pause (ms: number): Promise<boolean> {
+    const signals = [this.controller.signal, this.client.stopSignal]
+    const ended = (): boolean => signals.some(s => s.aborted)
+    if (ended() || this.expiresAt - monotonicNow() <= ms) return false
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        for (const s of signals) s.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      for (const s of signals) s.addEventListener('abort', done, { once: true })
+    })
+    return !ended()
   }
 
   /**
@@ -217,8 +244,9 @@ export class HeldLease {
     const terms = Object.fromEntries(this.grants)
     const step = (peer: string, withTerms: boolean): LeaseRequest => ({ ...this.held1('journal')(peer), op: 'journal', key, value: value as never, ...(more.length === 0 ? {} : { more: more as never }), ...(bare ? { bare } : { ...(withTerms ? { terms } : {}) }) })
     // a peer from before the terms refuses the field as a bad request: it is asked again the old way
-    const answers = await this.client.askUntil([...this.grants.keys()], peer => step(peer, true), this.need(), a => a.res.status === 'OK', peer => step(peer, false)).early
-    await this.askAgain(answers, peer => step(peer, true), a => a.res.status === 'OK')
+    const asked = [...this.grants.keys()]
+    const answers = await this.client.askUntil(asked, peer => step(peer, true), this.need(), a => a.res.status === 'OK', peer => step(peer, false)).early
+    await this.askAgain(asked, answers, peer => step(peer, true), a => a.res.status === 'OK', peer => step(peer, false))
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `step journaled on ${ok} of ${this.target.placement.members.length} members`)
   }
@@ -230,9 +258,13 @@ export class HeldLease {
   async suspend (name: string, timeoutMs: number, schema?: Record<string, unknown>): Promise<void> {
     this.stopTimers()
     const wait = (peer: string): LeaseRequest => ({ ...this.held1('wait')(peer), op: 'wait', name, timeoutMs, ...(schema === undefined ? {} : { schema: schema as never }) })
-    const answers = await this.client.askUntil([...this.grants.keys()], wait, this.need(), a => a.res.status === 'OK').early
-    await this.askAgain(answers, wait, a => a.res.status === 'OK')
+    const asked = [...this.grants.keys()]
+    const answers = await this.client.askUntil(asked, wait, this.need(), a => a.res.status === 'OK').early
+    await this.askAgain(asked, answers, wait, a => a.res.status === 'OK')
     this.done = true
+    // a grant that joined the lease meanwhile is told the wait too: its copy would count the attempt expired
+    const late = [...this.grants.keys()].filter(p => !asked.includes(p))
+    if (late.length > 0) answers.push(...await this.client.ask(late, wait))
     const ok = answers.filter(a => a.res.status === 'OK').length
     if (ok < this.need()) throw refusal(answers, `wait recorded on ${ok} of ${this.target.placement.members.length} members`)
   }

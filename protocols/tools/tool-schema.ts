@@ -49,6 +49,8 @@ export function toolInput (args: unknown, wrapped: boolean): unknown {
 const validators = new Map<string, z.ZodType | null>()
 /** Schemas kept at most: a mesh offers tens of capabilities, not thousands. */
 const MAX_VALIDATORS = 256
+/** The same, by the schema object a peer's presence holds: a submit's check then writes no JSON */
+const validatorsByObject = new WeakMap<object, z.ZodType | null>()
 
 /**
  * What is wrong with `input` by a capability's published JSON Schema (`path: message; ...`), or
@@ -58,16 +60,20 @@ const MAX_VALIDATORS = 256
  */
 export function inputProblem (schema: Record<string, unknown> | undefined, input: unknown): string | undefined {
   if (schema === undefined) return undefined
-  const key = JSON.stringify(schema)
-  let validator = validators.get(key)
+  let validator = validatorsByObject.get(schema)
   if (validator === undefined) {
-    try {
-      validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
-    } catch {
-      validator = null
+    const key = JSON.stringify(schema)
+    validator = validators.get(key)
+    if (validator === undefined) {
+      try {
+        validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
+      } catch {
+        validator = null
+      }
+      if (validators.size >= MAX_VALIDATORS) validators.clear()
+      validators.set(key, validator)
     }
-    if (validators.size >= MAX_VALIDATORS) validators.clear()
-    validators.set(key, validator)
+    validatorsByObject.set(schema, validator)
   }
   if (validator === null) return undefined
   const parsed = validator.safeParse(input)

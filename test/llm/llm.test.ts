@@ -94,7 +94,7 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     const s = net!.nodes[1]!.tasks!.service
     const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'say something' } })
     const view = await s.waitFor(id, 20_000)
-    expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/streamed a tool call at index "__proto__", not 0 to 127: a malformed reply/), expect.stringMatching(/streamed content that is no text/), 'completed'])
+    expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/streamed a tool call at index "__proto__", not 0 to 127: a malformed reply/), expect.stringMatching(/answered content that is no text/), 'completed'])
     expect(view.result?.value).toEqual({ text: 'fine', usage: { prompt: 0, completion: 0, total: 0 }, finishReason: 'stop' })
     expect(([] as unknown as Record<string, unknown>).id).toBeUndefined()
     expect(Object.keys(Array.prototype)).toEqual([])

@@ -835,6 +835,59 @@ describe('replicas and lease clients, end to end', () => {
     for (const m of c.members.filter(m => m.peer.id !== paused)) expect((await m.replica.get(t.id)).record?.final?.cert.value).toEqual(cert.value)
   })
 
+  it('asks again, while the lease lasts, the members whose vote calls failed and one whose answer had not come when the round settled short', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const base = c.client(pool[7]!)
+    const votesTo = new Map<string, number>()
+    let [first, down, slow] = ['', '', '']
+    const client = new LeaseClient({
+      self: pool[7]!.id,
+      leaseMs: 3_000,
+      askAgainMs: 50,
+      log,
+      // the first voter's first call fails, another member's every call, and the third's first answer is slow
+      call: async (peer, req) => {
+        if (req.op === 'vote') {
+          const n = (votesTo.get(peer) ?? 0) + 1
+          votesTo.set(peer, n)
+          if (peer === down || (peer === first && n === 1)) throw new Error('link down (test)')
+          if (peer === slow && n === 1) await new Promise(resolve => setTimeout(resolve, 300))
+        }
+        return base.safeCall(peer, req)
+      },
+      pushRecord: async () => {}
+    })
+    const lease = await client.acquire(t)
+    leases.push(lease)
+    await waitFor(() => lease.grants.size === 3, { what: 'every member\'s grant' })
+    ;[first, down, slow] = [...lease.grants.keys()] as [string, string, string]
+    // the round settles short once the first two failed, the slow answer still on its way: the
+    // first voter and the slow member make a majority when asked again
+    const cert = await lease.complete(RESULT, 17, 0)
+    expect(cert.votes.map(v => v.peer)).toEqual([first, slow].sort())
+    expect(client.stats.askedAgain).toBeGreaterThanOrEqual(3)
+  })
+
+  it('does not ask again a member that refused its vote: the holder hears the refusal at once', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const base = c.client(pool[7]!)
+    const client = new LeaseClient({
+      self: pool[7]!.id,
+      leaseMs: 3_000,
+      askAgainMs: 50,
+      log,
+      // every member refuses the vote, as a damaged copy does: an answer, not a failed call
+      call: async (peer, req) => req.op === 'vote' ? { status: 'ERROR', reason: 'damaged (test)' } : await base.safeCall(peer, req),
+      pushRecord: async () => {}
+    })
+    const lease = await client.acquire(t)
+    leases.push(lease)
+    await expect(lease.complete(RESULT, 17, 0)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
+    expect(client.stats.askedAgain).toBe(0)
+  })
+
   it('a member from before shown votes, which refuses the field, is asked to vote the old way and sent the commit', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()

@@ -17,11 +17,13 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
 
   /**
    * Three nodes, `agent` on node 0 alone; each other member loses the first request of `op` it is
-   * sent (answered as a failed call, as a link down for a moment): node 0's own answer is one of
-   * the two a majority needs.
+   * sent, as a link down for a moment does: it answers only after the holder's call timed out
+   * (rpcTimeoutMs), and does nothing. Node 0's own answer is one of the two a majority needs.
    */
   const meshLosing = async (agent: Agent, op: LeaseRequest['op']): Promise<{ holder: Testnet['nodes'][number], lost: Set<string> }> => {
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 3_000, agents: i === 0 ? [agent] : [] } }) })
+    // a lease of 8 s: the lost request's 1 s timeout and the asking again fit in it on a loaded machine
+    const tasks = { ...FAST_TASKS, leaseMs: 8_000, rpcTimeoutMs: 1_000 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [agent] : [] } }) })
     await net.ready()
     const [holder, ...others] = net.nodes as [Testnet['nodes'][number], ...Testnet['nodes']]
     const lost = new Set<string>()
@@ -30,7 +32,8 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
       interceptLease(member, async req => {
         if (req.op !== op || lost.has(peer)) return undefined
         lost.add(peer)
-        return { status: 'ERROR', reason: 'lost (test)' }
+        await new Promise(resolve => setTimeout(resolve, 1_500))
+        return { status: 'ERROR', reason: 'lost (test): the holder stopped waiting for this' }
       })
     }
     return { holder, lost }
