@@ -1,5 +1,5 @@
 import { certify, majority, outcomeKey, resultHash } from '../task/certificate.js'
-import { DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_ASK_AGAIN_MS, DEFAULT_VOTE_WAIT_MS } from './constants.js'
+import { DEFAULT_ASK_AGAIN_MS, DEFAULT_LEASE_MS, DEFAULT_RENEW_FRACTION, DEFAULT_VOTE_WAIT_MS } from './constants.js'
 import { DeadlockedVotesError, QuorumUnavailableError, TaskFinishedError, TaskNotWaitingError, refusal } from './errors.js'
 import { PrerunVotes } from './prerun-votes.js'
 import { HeldLease, monotonicNow } from './held-lease.js'

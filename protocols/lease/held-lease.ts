@@ -149,11 +149,12 @@ export class HeldLease {
   private async askAgain (asked: readonly string[], answers: Answer[], req: (peer: string) => LeaseRequest, passed: (a: Answer) => boolean, plain?: (peer: string) => LeaseRequest): Promise<void> {
     for (let pauseMs = this.client.askAgainMs; ; pauseMs *= 2) {
       const ok = answers.filter(passed).length
+      if (ok >= this.need()) return
       const silent = asked.filter(peer => {
         const a = answers.find(x => x.peer === peer)
         return a === undefined || this.client.callFailed(a.res)
       })
-      if (ok >= this.need() || ok + silent.length < this.need() || !await this.pause(pauseMs)) return
+      if (ok + silent.length < this.need() || !await this.pause(pauseMs)) return
       this.client.stats.askedAgain += silent.length
       for (const a of await this.client.askUntil(silent, req, this.need() - ok, passed, plain).early) {
         const i = answers.findIndex(x => x.peer === a.peer)
