@@ -173,7 +173,7 @@ export const taskOptionsSchema = z.strictObject({
    */
   prerunVoteWaitMs: timerMs().default(100),
   /**
-   * A holder whose vote on its result, durable step or wait fell short of a majority because
+   * A holder whose vote on its result, durable step, wait or failure report fell short of a majority because
    * members did not answer (a link down for a moment, a request timed out) asks those again after
    * this, then twice as long each time, while its lease lasts: before, the attempt failed though the
    * run was within its lease, and a task with one attempt died of it. @default 250

@@ -30,7 +30,7 @@ export interface LeaseClientInit {
   renewFraction?: number
   /** how long a claim that carries its vote waits for a majority of votes once a majority granted. @default 100 */
   voteWaitMs?: number
-  /** how long a holder waits before asking again the members that did not answer its vote, step or wait. @default 250 */
+  /** how long a holder waits before asking again the members that did not answer its vote, step, wait or failure report. @default 250 */
   askAgainMs?: number
   log: Logger
 }
@@ -44,7 +44,7 @@ export interface LeaseClientStats {
   repaired: number
   /** claims that carried their task's vote (a pure agent's run before the claim) and were certified with the grants */
   votedWithGrants: number
-  /** votes, steps and waits asked again of members that did not answer a round short of a majority */
+  /** votes, steps, waits and failure reports asked again of members that did not answer a round short of a majority */
   askedAgain: number
 }
 

@@ -218,7 +218,12 @@ export class HeldLease {
     this.failure = failure
     // done before the reports go: a grant that comes now is sent the report by endLateGrant
     this.done = true
-    const answers = await this.client.ask([...this.grants.keys()], peer => ({ ...this.held1('fail')(peer), op: 'fail', ...failure }))
+    const report = (peer: string): LeaseRequest => ({ ...this.held1('fail')(peer), op: 'fail', ...failure })
+    const asked = [...this.grants.keys()]
+    const answers = await this.client.ask(asked, report)
+    // a report a majority lost would leave the attempt to lapse with the lease, and an unrecoverable
+    // failure to be run again (a member that took it answers the next ask as stale: not asked again)
+    await this.askAgain(asked, answers, report, a => a.res.status === 'OK')
     if (answers.every(a => a.res.vote === undefined)) return undefined
     return this.client.certifyAndCommit(this.target, generation, answers)
   }

@@ -6,6 +6,7 @@ import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { interceptLease } from '../helpers/intercept-lease.js'
 import { useTmpDirs } from '../helpers/tmp.js'
+import { UnrecoverableTaskError } from '../../node/runtime/agent.js'
 import type { Agent } from '../../node/runtime/agent.js'
 import type { LeaseRequest } from '../../protocols/lease/index.js'
 import type { Testnet } from '../../sim/testnet.js'
@@ -80,6 +81,20 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
     expect(steps).toBe(1)
     expect(holder.tasks!.leases.stats.askedAgain).toBeGreaterThanOrEqual(2)
     await completedEverywhere(id, view.result?.value)
+  })
+
+  it('a failure: an unrecoverable one makes the task dead at once, not run again once the lease lapses', async () => {
+    let runs = 0
+    const broken: Agent = { name: 'broken', capabilities: ['broken'], concurrency: 1, run: async () => { runs++; throw new UnrecoverableTaskError('broken for good (test)') } }
+    const { holder, lost } = await meshLosing(broken, 'fail')
+    const { id } = await holder.tasks!.service.submit({ capability: 'broken', input: {}, maxAttempts: 3 })
+    const view = await holder.tasks!.service.waitFor(id, 30_000)
+    expect(lost.size).toBe(2)
+    expect(view.record.final?.state).toBe('dead')
+    expect(view.record.final?.reason).toMatch(/broken for good/)
+    expect(runs).toBe(1)
+    // (a member whose grant came after the run failed is sent the report apart, and asked once)
+    expect(holder.tasks!.leases.stats.askedAgain).toBeGreaterThanOrEqual(1)
   })
 
   it('a wait: recorded on the placement, and a signal completes the task in its one attempt that ran', async () => {
