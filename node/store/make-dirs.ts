@@ -9,14 +9,13 @@ import type { Stats } from 'node:fs'
  * failed: EEXIST when `path` is a file, ENOTDIR when an ancestor is.
  */
 export async function makeDirs (path: string): Promise<void> {
+  const missing: string[] = []
   // the path as given, not resolved: a ".." after a link is the link's parent, as the kernel (and
   // `mkdir -p`, and LevelDB after it) reads it, where resolve() took it away on the text
-  const target = path
-  const missing: string[] = []
-  for (let dir = target; ; dir = dirname(dir)) {
+  for (let dir = path; ; dir = dirname(dir)) {
     const found = await statOrNone(dir)
     if (found !== undefined) {
-      if (!found.isDirectory()) throw errno(dir === target ? 'EEXIST' : 'ENOTDIR', dir)
+      if (!found.isDirectory()) throw errno(dir === path ? 'EEXIST' : 'ENOTDIR', dir)
       break
     }
     missing.push(dir)
