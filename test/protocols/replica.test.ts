@@ -838,25 +838,19 @@ describe('replicas and lease clients, end to end', () => {
   it('asks again, while the lease lasts, the members whose vote calls failed and one whose answer had not come when the round settled short', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
-    const base = c.client(pool[7]!)
     const votesTo = new Map<string, number>()
     let [first, down, slow] = ['', '', '']
-    const client = new LeaseClient({
-      self: pool[7]!.id,
-      leaseMs: 3_000,
-      askAgainMs: 50,
-      log,
-      // the first voter's first call fails, another member's every call, and the third's first answer is slow
-      call: async (peer, req) => {
-        if (req.op === 'vote') {
-          const n = (votesTo.get(peer) ?? 0) + 1
-          votesTo.set(peer, n)
-          if (peer === down || (peer === first && n === 1)) throw new Error('link down (test)')
-          if (peer === slow && n === 1) await new Promise(resolve => setTimeout(resolve, 300))
-        }
-        return base.safeCall(peer, req)
+    // the first voter's first call fails, another member's every call, and the third's first answer is slow
+    const client = c.client(pool[7]!, {
+      drop: (peer, req) => {
+        if (req.op !== 'vote') return false
+        votesTo.set(peer, (votesTo.get(peer) ?? 0) + 1)
+        return peer === down || (peer === first && votesTo.get(peer) === 1)
       },
-      pushRecord: async () => {}
+      through: async (peer, req, handle) => {
+        if (req.op === 'vote' && peer === slow && votesTo.get(peer) === 1) await new Promise(resolve => setTimeout(resolve, 300))
+        return await handle()
+      }
     })
     const lease = await client.acquire(t)
     leases.push(lease)
@@ -872,16 +866,8 @@ describe('replicas and lease clients, end to end', () => {
   it('does not ask again a member that refused its vote: the holder hears the refusal at once', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
-    const base = c.client(pool[7]!)
-    const client = new LeaseClient({
-      self: pool[7]!.id,
-      leaseMs: 3_000,
-      askAgainMs: 50,
-      log,
-      // every member refuses the vote, as a damaged copy does: an answer, not a failed call
-      call: async (peer, req) => req.op === 'vote' ? { status: 'ERROR', reason: 'damaged (test)' } : await base.safeCall(peer, req),
-      pushRecord: async () => {}
-    })
+    // every member refuses the vote, as a damaged copy does: an answer, not a failed call
+    const client = c.client(pool[7]!, { through: async (_peer, req, handle) => req.op === 'vote' ? { status: 'ERROR', reason: 'damaged (test)' } : await handle() })
     const lease = await client.acquire(t)
     leases.push(lease)
     await expect(lease.complete(RESULT, 17, 0)).rejects.toHaveProperty('name', 'QuorumUnavailableError')
