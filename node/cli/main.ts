@@ -18,6 +18,11 @@ import type { SimFlags } from './sim-command.js'
 /** Errors the user can act on print one line; anything else is a bug and says so. */
 const USER_ERRORS = new Set(['InvalidConfigError', 'InvalidScenarioError', 'UnsupportedFaultError', 'DataDirInUseError', 'DataDirError', 'AddressInUseError', 'NodeNotRunningError', 'MalformedNodeFileError', 'ApiRequestError', 'McpServerError'])
 
+/** The `--json` name of a refusal the CLI makes itself: as a batch's unanswered task says it, or the class's in the API's style. */
+function cliErrorName (className: string): string {
+  if (className === 'NodeNotRunningError') return 'NODE_UNREACHABLE'
+  return className.replace(/Error$/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()
+}
 
 export function buildProgram (): Command {
   const program = new Command('agentmesh')
@@ -129,8 +134,9 @@ export async function main (argv: string[]): Promise<void> {
       return
     }
     if (USER_ERRORS.has(err?.name)) {
-      // the raw answer, as --json prints every other: its error's name is what a program tells apart
-      if (err.name === 'ApiRequestError' && err.body !== undefined && argv.includes('--json')) json(err.body)
+      // the raw answer, as --json prints every other: its error's name is what a program tells apart;
+      // a refusal of the CLI's own (no node answered, a bad id) in the same shape (sim's --json is a file)
+      if (argv.includes('--json') && argv[2] !== 'sim') json(err.name === 'ApiRequestError' && err.body !== undefined ? err.body : { error: { name: cliErrorName(err.name), message: err.message } })
       errorLine(err.message)
       process.exitCode = 1
       return

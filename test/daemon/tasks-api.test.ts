@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,6 +8,7 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import { call } from '../helpers/api.js'
+import type { AddressInfo } from 'node:net'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 
 const AGENT_MODULE = fileURLToPath(new URL('../fixtures/reverse-agent.mjs', import.meta.url))
@@ -213,6 +215,14 @@ describe('task API and CLI on real daemons', () => {
     expect(conflict.code).toBe(1)
     expect(JSON.parse(conflict.stdout)).toMatchObject({ error: { name: 'IDEMPOTENCY_CONFLICT' } })
     expect(conflict.stderr).toMatch(/^agentmesh: POST \/v1\/tasks: /)
+    // and so is a refusal the CLI makes itself, with no answer of the node's to print
+    const unknown = await runCli(['task', 'ffff', '--api', a.api, '--json'])
+    expect({ code: unknown.code, answer: JSON.parse(unknown.stdout) }).toEqual({ code: 1, answer: { error: { name: 'INVALID_CONFIG', message: expect.stringMatching(/^no task starting with ffff/) } } })
+    const closed = createServer()
+    const port = await new Promise<number>(resolve => closed.listen(0, '127.0.0.1', () => { resolve((closed.address() as AddressInfo).port) }))
+    await new Promise(resolve => closed.close(resolve))
+    const nobody = await runCli(['status', '--api', `127.0.0.1:${port}`, '--json'])
+    expect({ code: nobody.code, name: JSON.parse(nobody.stdout).error.name }).toEqual({ code: 1, name: 'NODE_UNREACHABLE' })
     await waitFor(async () => JSON.parse((await runCli(['task', id, '--api', a.api])).stdout).state === 'completed', { what: 'the task to complete' })
     const list = await runCli(['tasks', '--api', a.api, '--capability', 'echo'])
     expect(list.stdout).toContain(id)
