@@ -92,7 +92,7 @@ export function asHttpError (err: any, request: FastifyRequest): HttpError | und
 }
 
 /** The OpenAI door's paths (see openai-door.ts): /v1/chat/completions and /v1/models[/:model] */
-const OPENAI_DOOR_PATH = /^\/v1\/(chat\/completions|models)(\/|\?|$)/
+export const OPENAI_DOOR_PATH = /^\/v1\/(chat\/completions|models)(\/|\?|$)/
 
 /**
  * Every error answer: `{error: {name, message}}` with its status, counted. A client that left

@@ -1,5 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import { NODE_HEADER, sendJson } from './http.js'
+import { OPENAI_DOOR_PATH } from './fastify-glue.js'
+import { OpenAIError } from '../../protocols/openai/errors.js'
 import { VERSION } from '../version.js'
 import type { ApiStats } from './stats.js'
 import type { ConnectionTurns } from './connection-turns.js'
@@ -93,7 +95,10 @@ export function guardServer (server: Server, stats: ApiStats, turns: ConnectionT
     }
     turns.enter(req, res)
     stats.badRequests['body-too-large']++
-    sendJson(res, 413, { error: { name: 'PAYLOAD_TOO_LARGE', message: `body exceeds the limit of ${maxBodyBytes} bytes` } }, { connection: 'close', [NODE_HEADER]: VERSION })
+    const message = `body exceeds the limit of ${maxBodyBytes} bytes`
+    // the OpenAI door's own shape, as it answers a body over its limit sent without Expect
+    const body = OPENAI_DOOR_PATH.test(req.url ?? '') ? new OpenAIError(413, message, { code: 'request_too_large' }).toJSON() : { error: { name: 'PAYLOAD_TOO_LARGE', message } }
+    sendJson(res, 413, body, { connection: 'close', [NODE_HEADER]: VERSION })
   })
 
   // without a listener Node answers 417 with an empty body
