@@ -44,6 +44,9 @@ export interface MeshJoinerInit {
   onUnreachable?: (failure: { attempt: number, addrs: string[], reasons: string[] }) => void
 }
 
+/** What the joiner uses of a node: libp2p, and the DHT's own query. */
+type JoinerLibp2p = Libp2p<{ dht: Pick<KadDHT, 'getClosestPeers'> }>
+
 /** MeshJoinerInit.targetPeers's default. */
 export const DEFAULT_TARGET_PEERS = 32
 
@@ -54,7 +57,7 @@ export const DEFAULT_TARGET_PEERS = 32
  * the DHT discovers, which is how a node that bootstrapped from B comes to know A.
  */
 export class MeshJoiner {
-  private readonly libp2p: Libp2p<{ dht: Pick<KadDHT, 'getClosestPeers'> }>
+  private readonly libp2p: JoinerLibp2p
   private readonly init: MeshJoinerInit
   private timer?: ReturnType<typeof setTimeout>
   private lookupTimer?: ReturnType<typeof setTimeout>
@@ -66,7 +69,7 @@ export class MeshJoiner {
   private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => { this.dialDiscovered(evt.detail) }
   private readonly onDisconnect = (): void => { this.schedule(0) }
 
-  constructor (libp2p: Libp2p<{ dht: Pick<KadDHT, 'getClosestPeers'> }>, init: MeshJoinerInit) {
+  constructor (libp2p: JoinerLibp2p, init: MeshJoinerInit) {
     this.libp2p = libp2p
     this.init = init
   }
