@@ -211,9 +211,12 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // a holder that voted has its outcome carried over by the move (mustDecide); one that renewed
       // here held a majority and ran, and can renew no more: its attempt is spent, and the record
       // handed over says so. A claim that never renewed may have been short of a majority, about to
-      // give its grants back unrun: it is only dropped, as before, not spent
+      // give its grants back unrun: it is given back here (released), not spent. Left running, its
+      // give-back then refused as SEALED, it named a holder that ran nothing, and was carried into
+      // the next epoch, to be ended as superseded (counted) at the commit
       const ran = myVote === undefined && lease.renewed === true
-      const ended = ran ? endHeld(st, env, `the placement moved to epoch ${req.next.epoch}`) : { ...st, lease: clearHolder(lease) }
+      const moved = `the placement moved to epoch ${req.next.epoch}`
+      const ended = ran ? endHeld(st, env, moved) : myVote === undefined ? giveBackUnrun(st, env, `${moved} before the claim renewed here`) : { ...st, lease: clearHolder(lease) }
       const sealed = { ...ended, lease: { ...ended.lease, sealedEpoch: req.epoch, sealedFor: req.next } }
       return { state: sealed, reply: { status: 'OK', record: ended.record as TaskRecord, ...(st.result === undefined ? {} : { result: st.result }), ...(myVote === undefined ? {} : { vote: shown(myVote, env.me) }) } }
     }
@@ -248,6 +251,14 @@ function endHeld (s: ReplicaTaskState, env: Pick<MachineEnv, 'now' | 'backoff'>,
   if (record === undefined || record.final !== undefined || attempt === undefined || attempt.outcome !== 'running') return { ...s, lease: clearHolder(lease) }
   const expired = setAttempt(record, attempt.claimId, { outcome: 'expired', endedAt: env.now, error })
   return { ...s, lease: clearHolder(lease), record: afterFailure(expired, env) }
+}
+
+/** The lease's claim, ended here as given back before it ran: no attempt spent, no holder named. */
+function giveBackUnrun (s: ReplicaTaskState, env: Pick<MachineEnv, 'now'>, error: string): ReplicaTaskState {
+  const { record, lease } = s
+  const attempt = lease.claimId === undefined ? undefined : record?.attempts.find(a => a.claimId === lease.claimId)
+  if (record === undefined || record.final !== undefined || attempt?.outcome !== 'running') return { ...s, lease: clearHolder(lease) }
+  return { ...s, lease: clearHolder(lease), record: setAttempt(record, attempt.claimId, { outcome: 'released', endedAt: env.now, error }) }
 }
 
 function cast (s: ReplicaTaskState, value: FinalValue, term: number, env: MachineEnv): Transition {

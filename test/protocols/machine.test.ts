@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
 import { EMPTY_LEASE, clearHolder, currentVote, transition } from '../../protocols/task/machine.js'
-import { MAX_ATTEMPTS_KEPT, STEP_TERMS_KEY, canonicalJson, certify, failedAttempts, hasValidFinal, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
+import { MAX_ATTEMPTS_KEPT, STEP_TERMS_KEY, canonicalJson, certify, failedAttempts, hasValidFinal, holderOf, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, stateOf, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
 import type { Attempt, Certificate, FinalState, FinalValue, Placement, Statement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -537,12 +537,29 @@ const TABLE: Row[] = [
     }
   },
   {
-    name: 'seal while a claim that never renewed here holds the lease (perhaps short of a majority, about to give it back): dropped, not spent',
+    name: 'seal while a claim that never renewed here holds the lease (perhaps short of a majority, about to give it back): given back unrun, not spent, and the new epoch names no holder',
     given: () => held(),
     req: () => ({ op: 'seal', ...base(), next: f.P1 }),
     as: () => ({ from: f.U }),
-    reply: () => ({ status: 'OK', record: held().record }),
-    then: s => { expect(s.record?.attempts.at(-1)?.outcome).toBe('running'); expect(s.lease.claimId).toBeUndefined() }
+    reply: () => ({ status: 'OK', record: expect.any(Object) }),
+    then: (s, t) => {
+      const handed = (t.reply as { record: TaskRecord }).record
+      // before, it stayed running: its give-back was refused as SEALED, and the commit of another
+      // claim in the new epoch ended it as superseded, an attempt spent that never ran
+      expect(handed.attempts.map(a => [a.claimId, a.outcome, a.endedAt])).toEqual([['x1', 'released', NOW]])
+      expect(s.record?.attempts.at(-1)?.outcome).toBe('released')
+      expect(s.lease.claimId).toBeUndefined()
+      const installed = step({ lease: EMPTY_LEASE }, { op: 'install', id: f.task.id, epoch: 1, record: { ...handed, placement: f.P1, previous: [f.P0] } }, { me: f.D, from: f.U }).state
+      expect(installed.record === undefined ? undefined : [stateOf(installed.record, NOW), holderOf(installed.record), failedAttempts(installed.record)]).toEqual(['pending', undefined, 0])
+    }
+  },
+  {
+    name: 'seal while a claim that voted here and never renewed holds the lease: its attempt stays running, for the move carries its outcome',
+    given: () => withVote(held(), CANCELED),
+    req: () => ({ op: 'seal', ...base(), next: f.P1 }),
+    as: () => ({ from: f.U }),
+    reply: () => ({ status: 'OK', record: expect.any(Object), vote: expect.any(Object) }),
+    then: s => { expect(s.record?.attempts.at(-1)?.outcome).toBe('running') }
   },
   { name: 'renew marks the lease renewed, and a release forgets it', given: () => held(), req: () => renew(), reply: () => ({ status: 'OK', term: 1, expiresAt: NOW + LEASE }), then: s => { expect(s.lease.renewed).toBe(true); expect(step(s, { op: 'release', ...base(), claimId: 'x1', term: 1, ran: true }).state.lease.renewed).toBeUndefined() } },
   { name: 'seal repeated for the same move: OK again', given: () => sealed(), req: () => ({ op: 'seal', ...base(), next: f.P1 }), reply: () => ({ status: 'OK', record: fresh().record }) },

@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LeaseClient, leaseHandler, leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Replica, retryDelay } from '../../protocols/replica/index.js'
-import { MemoryReplicaStore, STEP_TERMS_KEY, hasValidFinal, makeTask, mergeRecords, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
+import { MemoryReplicaStore, STEP_TERMS_KEY, failedAttempts, hasValidFinal, holderOf as holderIn, makeTask, mergeRecords, newRecord, resultHash, signatureStats, stateOf, statementBytes } from '../../protocols/task/index.js'
 import { Mover, valueToDecide } from '../../node/tasks/mover.js'
 import type { TaskComponents } from '../../node/tasks/components.js'
 import { verifyBy } from '../../protocols/task/ed25519.js'
@@ -485,6 +485,24 @@ describe('replicas and lease clients, end to end', () => {
     expect(await A.replica.claimable(new Set(['echo']), 10)).toEqual([])
     // a member that did not seal still offers it
     expect(await B.replica.claimableRecord(t.id)).toBeDefined()
+  })
+
+  it('a move that seals a member while a claim short of a majority waits there gives that claim back unrun: no holder named, no attempt spent', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    // A claims with B down and C silent: A's own grant waits for a majority that cannot come, until
+    // the claim gives up (a renewal period) and gives it back
+    const claim = c.client(A.peer, { down: [B.peer.id], through: async (peer, _req, handle) => peer === C.peer.id ? await new Promise<never>(() => {}) : handle() }).acquire(t).catch(e => e)
+    await waitFor(async () => (await A.store.getRecord(t.id))?.attempts[0]?.outcome === 'running', { timeoutMs: 5_000, what: 'A to grant its own claim' })
+    // a mover seals A meanwhile (its move then falls short: B is down and C silent)
+    const sealing = await c.client(user()).ask([A.peer.id], { op: 'seal', id: t.id, epoch: 0, next: { epoch: 1, members: [A.peer.id, C.peer.id, pool[3]!.id] } })
+    expect(sealing[0]?.res.status).toBe('OK')
+    expect((await claim).name).toBe('QuorumUnavailableError')
+    // before, the claim stayed running there for good, its give-back refused as SEALED: a holder
+    // named that ran nothing, carried into the next epoch and ended as superseded at its commit
+    const record = (await A.store.getRecord(t.id))!
+    expect([record.attempts.map(a => a.outcome), stateOf(record), holderIn(record), failedAttempts(record)]).toEqual([['released'], 'pending', undefined, 0])
   })
 
   it('two claims in one epoch: lease expiry between them, both complete, exactly one certificate', async () => {
