@@ -48,11 +48,14 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
   })
 
   it('a pull that left tasks out as too young pulls again when they come of age, not a pull interval later', async () => {
-    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 5_000, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
+    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 8_000, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, agents: i === 1 ? [sleepAgent] : [] } }) })
     await net.ready()
     const b = net.nodes[1]!
     const ids = await storedUnseen(net, 3, 10)
+    // it is b's own list that tells when a task left out comes of age: a submit is acknowledged at a
+    // majority, and b's copies may come after (under load, after the pull below; then nothing was due)
+    await waitFor(async () => (await Promise.all(ids.map(async id => (await b.tasks!.replica.get(id)).record))).every(r => r !== undefined), { what: 'b to hold the three records', timeoutMs: 10_000 })
     const pullsBefore = b.tasks!.claimer.stats.pulls
     // at once: every task is younger than pullMinAgeMs, so this pull takes none
     await b.tasks!.claimer.pull()
