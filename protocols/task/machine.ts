@@ -246,19 +246,24 @@ export function expireLapsed (s: ReplicaTaskState, env: Pick<MachineEnv, 'now' |
  * record, uncounted, and the next epoch granted one past maxAttempts.
  */
 function endHeld (s: ReplicaTaskState, env: Pick<MachineEnv, 'now' | 'backoff'>, error: string): ReplicaTaskState {
+  const running = runningClaim(s)
+  if (running === undefined) return { ...s, lease: clearHolder(s.lease) }
+  const expired = setAttempt(running.record, running.claimId, { outcome: 'expired', endedAt: env.now, error })
+  return { ...s, lease: clearHolder(s.lease), record: afterFailure(expired, env) }
+}
+
+/** The record and the lease's claim, while that claim's attempt runs in an open task. */
+function runningClaim (s: ReplicaTaskState): { record: TaskRecord, claimId: string } | undefined {
   const { record, lease } = s
   const attempt = lease.claimId === undefined ? undefined : record?.attempts.find(a => a.claimId === lease.claimId)
-  if (record === undefined || record.final !== undefined || attempt === undefined || attempt.outcome !== 'running') return { ...s, lease: clearHolder(lease) }
-  const expired = setAttempt(record, attempt.claimId, { outcome: 'expired', endedAt: env.now, error })
-  return { ...s, lease: clearHolder(lease), record: afterFailure(expired, env) }
+  return record === undefined || record.final !== undefined || attempt?.outcome !== 'running' ? undefined : { record, claimId: attempt.claimId }
 }
 
 /** The lease's claim, ended here as given back before it ran: no attempt spent, no holder named. */
 function giveBackUnrun (s: ReplicaTaskState, env: Pick<MachineEnv, 'now'>, error: string): ReplicaTaskState {
-  const { record, lease } = s
-  const attempt = lease.claimId === undefined ? undefined : record?.attempts.find(a => a.claimId === lease.claimId)
-  if (record === undefined || record.final !== undefined || attempt?.outcome !== 'running') return { ...s, lease: clearHolder(lease) }
-  return { ...s, lease: clearHolder(lease), record: setAttempt(record, attempt.claimId, { outcome: 'released', endedAt: env.now, error }) }
+  const running = runningClaim(s)
+  if (running === undefined) return { ...s, lease: clearHolder(s.lease) }
+  return { ...s, lease: clearHolder(s.lease), record: setAttempt(running.record, running.claimId, { outcome: 'released', endedAt: env.now, error }) }
 }
 
 function cast (s: ReplicaTaskState, value: FinalValue, term: number, env: MachineEnv): Transition {

@@ -62,23 +62,28 @@ export function inputProblem (schema: Record<string, unknown> | undefined, input
   if (schema === undefined) return undefined
   let validator = validatorsByObject.get(schema)
   if (validator === undefined) {
-    const key = JSON.stringify(schema)
-    validator = validators.get(key)
-    if (validator === undefined) {
-      try {
-        validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
-      } catch {
-        validator = null
-      }
-      if (validators.size >= MAX_VALIDATORS) validators.clear()
-      validators.set(key, validator)
-    }
+    validator = validatorByText(schema)
     validatorsByObject.set(schema, validator)
   }
   if (validator === null) return undefined
   const parsed = validator.safeParse(input)
   if (parsed.success) return undefined
   return parsed.error.issues.slice(0, 3).map(describeIssue).join('; ')
+}
+
+/** A schema's validator by its JSON text (null: one zod cannot build), built once for equal schemas of different peers. */
+function validatorByText (schema: Record<string, unknown>): z.ZodType | null {
+  const key = JSON.stringify(schema)
+  let validator = validators.get(key)
+  if (validator !== undefined) return validator
+  try {
+    validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
+  } catch {
+    validator = null
+  }
+  if (validators.size >= MAX_VALIDATORS) validators.clear()
+  validators.set(key, validator)
+  return validator
 }
 
 /** One issue as a line: where, and what. A value of a union says what each of its forms wanted, where zod says only "Invalid input". */
