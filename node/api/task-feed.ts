@@ -19,7 +19,8 @@ export function recordEvents (view: TaskView): FeedEvent[] {
   const r = view.record
   const id = r.task.id
   const out: FeedEvent[] = [{ id: 'submitted', event: 'submitted', data: { id, capability: r.task.capability, submitter: r.task.submitter, at: r.task.createdAt, ...(r.task.parent === undefined ? {} : { parent: r.task.parent }) } }]
-  const numbers = new Map<number, number>()
+  /** failed and expired attempts so far, by generation: an attempt's number is one more, as its grant counts it */
+  const failures = new Map<number, number>()
   // a redrive drops the dead generation's outcome from the record: each earlier generation ends in a
   // `redriven` event under the id its outcome had (`final:<g>`), so a client that saw that outcome
   // resumes after it, and a fresh stream tells the runs apart
@@ -31,8 +32,9 @@ export function recordEvents (view: TaskView): FeedEvent[] {
     // a claim that fell short of a majority and was given back never ran: not an attempt
     if (a.outcome === 'released') continue
     redrivenUpTo(a.generation)
-    const n = (numbers.get(a.generation) ?? 0) + 1
-    numbers.set(a.generation, n)
+    // a claim that resumes a suspended one keeps its number, as ctx.attempt does: a wait is not a failure
+    const n = (failures.get(a.generation) ?? 0) + 1
+    if (a.outcome === 'failed' || a.outcome === 'expired') failures.set(a.generation, n)
     const base = { id, attempt: n, generation: a.generation, claimId: a.claimId, peer: a.peer }
     out.push({ id: `${a.claimId}:claimed`, event: 'claimed', data: { ...base, at: a.startedAt } })
     if (a.outcome === 'failed' || a.outcome === 'expired') {
@@ -59,7 +61,7 @@ export function recordEvents (view: TaskView): FeedEvent[] {
 }
 
 export function progressEvent (u: ProgressUpdate): FeedEvent {
-  return { id: `${u.claimId}:p${u.seq}`, event: 'progress', data: { id: u.id, attempt: u.attempt, claimId: u.claimId, peer: u.peer, seq: u.seq, at: u.at, event: u.event } }
+  return { id: `${u.claimId}:p${u.seq}`, event: 'progress', data: { id: u.id, attempt: u.attempt, ...(u.generation === undefined ? {} : { generation: u.generation }), claimId: u.claimId, peer: u.peer, seq: u.seq, at: u.at, event: u.event } }
 }
 
 /**

@@ -260,7 +260,7 @@ export class Executor {
       this.stats.progressDropped++
       return false
     }
-    this.progressOut(task.submitter, { id: task.id, claimId: lease.claimId, attempt: lease.attempt, seq, at, event })
+    this.progressOut(task.submitter, { id: task.id, claimId: lease.claimId, attempt: lease.attempt, ...(lease.generation === 0 ? {} : { generation: lease.generation }), seq, at, event })
     return true
   }
 

@@ -15,7 +15,7 @@ export interface ProgressHubStats {
   received: number
   /** for a task this node neither submitted nor listens to: dropped */
   unknown: number
-  /** from an older attempt than one already heard, or a second claim of the same attempt: dropped */
+  /** from an older attempt than one already heard, or from a claim a later one superseded: dropped */
   stale: number
   /** the same claim's event from another peer than the one that began it: dropped */
   wrongPeer: number
@@ -35,7 +35,10 @@ interface TaskProgress {
   /** events of claims being checked, by claimId/peer */
   held: Map<string, ProgressItem[]>
   claimId?: string
+  generation: number
   attempt: number
+  /** claims a later one superseded (a few, the latest): their late events are leftovers */
+  superseded: string[]
   peer?: string
   nextSeq: number
   events: ProgressUpdate[]
@@ -46,6 +49,8 @@ interface TaskProgress {
 const MAX_HELD_EVENTS = 1_024
 /** Claims of one task checked at once: a peer making up claims cannot hold more than this many queues. */
 const MAX_HELD_CLAIMS = 4
+/** Superseded claims remembered a task: a task suspended and resumed again and again keeps only the latest. */
+const MAX_SUPERSEDED = 8
 
 export interface ProgressHubInit {
   /**
@@ -64,11 +69,13 @@ export interface ProgressHubInit {
 
 /**
  * The submitter's side of streamed progress: the tasks this node submitted (or listens to) and
- * their recent events, from whichever peer runs them. Claims are ordered by attempt: once a newer
- * attempt is heard the older one's events are dropped, and a listener sees each update with its
- * claim, so it can tell a re-run from a continuation. A claim's first event waits until the task's
- * placement confirms that the sender holds that claim: a peer cannot speak for a task it does not
- * run. Progress stays a hint all the same; the certified result is the truth.
+ * their recent events, from whichever peer runs them. Claims are ordered by generation (a redrive
+ * numbers attempts from 1 again), then attempt: once a newer attempt is heard the older one's
+ * events are dropped, and a listener sees each update with its claim, so it can tell a re-run from
+ * a continuation. A claim that resumes a suspended one has the same attempt number (a wait is not
+ * a failure), so at the same number the claim heard later supersedes, and a superseded claim is
+ * never taken back. A claim's first event waits until the task's placement confirms that the
+ * sender holds that claim: a peer cannot speak for a task it does not run. Progress stays a hint all the same; the certified result is the truth.
  */
 export class ProgressHub {
   readonly stats: ProgressHubStats = { received: 0, unknown: 0, stale: 0, wrongPeer: 0, duplicates: 0, gaps: 0, listenerErrors: 0, forged: 0 }
@@ -119,12 +126,19 @@ export class ProgressHub {
       return
     }
     if (entry.claimId !== item.claimId) {
-      // a newer attempt supersedes; an older one, or a rival claim of the same attempt, is a leftover
-      if (entry.claimId !== undefined && item.attempt <= entry.attempt) {
+      // a newer attempt supersedes, as does the same attempt resumed; an older one is a leftover
+      const generation = item.generation ?? 0
+      const older = generation < entry.generation || (generation === entry.generation && item.attempt < entry.attempt)
+      if (entry.claimId !== undefined && (older || entry.superseded.includes(item.claimId))) {
         this.stats.stale++
         return
       }
+      if (entry.claimId !== undefined) {
+        entry.superseded.push(entry.claimId)
+        if (entry.superseded.length > MAX_SUPERSEDED) entry.superseded.shift()
+      }
       entry.claimId = item.claimId
+      entry.generation = generation
       entry.attempt = item.attempt
       entry.peer = from
       entry.nextSeq = 0
@@ -179,7 +193,7 @@ export class ProgressHub {
   private entry (id: string): TaskProgress {
     let entry = this.tasks.get(id)
     if (entry === undefined) {
-      entry = { attempt: 0, nextSeq: 0, events: [], listeners: new Set(), verified: new Set(), held: new Map() }
+      entry = { generation: 0, attempt: 0, superseded: [], nextSeq: 0, events: [], listeners: new Set(), verified: new Set(), held: new Map() }
       this.tasks.set(id, entry)
       if (this.tasks.size > this.maxTasks) this.evictOne(id)
     }

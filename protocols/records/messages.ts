@@ -27,12 +27,15 @@ export const MAX_PROGRESS_EVENT_BYTES = 16 * 1024
 
 /**
  * One progress event of a running task, from the peer that runs it to the task's submitter. `seq`
- * counts from 0 within one claim, so the receiver sees duplicates and gaps; `attempt` orders claims.
+ * counts from 0 within one claim, so the receiver sees duplicates and gaps; `generation`, then
+ * `attempt`, orders claims (a redriven task numbers its attempts from 1 again).
  */
 export const progressItemSchema = z.object({
   id: taskIdSchema,
   claimId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'claim id: 1-64 letters, digits, _ or -'),
   attempt: z.number().int().min(1).max(10_000),
+  /** absent: 0 */
+  generation: z.number().int().nonnegative().max(1_000_000).optional(),
   seq: z.number().int().nonnegative(),
   at: z.number(),
   event: jsonValue()

@@ -15,6 +15,18 @@ import type { Testnet } from '../../sim/testnet.js'
 const ID = 'a'.repeat(64)
 const item = (o: Partial<ProgressItem>): ProgressItem => ({ id: ID, claimId: 'c1', attempt: 1, seq: 0, at: 0, event: null, ...o })
 
+/** Fails while `failing` is set, after a progress event that names its attempt. */
+let failing = true
+const failsThenTicks: Agent<null> = {
+  name: 'fails.then.ticks',
+  capabilities: ['fails.then.ticks'],
+  run: async ctx => {
+    ctx.progress({ attempt: ctx.attempt, failing })
+    if (failing) throw new Error('failing, as asked')
+    return 'done'
+  }
+}
+
 /** Reports `n` progress events {i}, yielding now and then so they leave in several requests; two it cannot send. */
 const ticker: Agent<{ n: number }> = {
   name: 'tick',
@@ -46,19 +58,29 @@ describe('progress hub: what a submitter keeps of a task\'s progress', () => {
     expect(seen.map(u => u.event)).toEqual([1, 2, 3])
     hub.apply([item({ seq: 3 }), item({ seq: 5, event: 5 })], 'p1')
     expect(hub.stats).toMatchObject({ duplicates: 1, gaps: 1 })
-    // the same claim from another peer, a rival claim of the same attempt: dropped
+    // the same claim from another peer: dropped
     hub.apply([item({ seq: 6 })], 'p2')
-    hub.apply([item({ claimId: 'c0', seq: 0 })], 'p2')
-    expect(hub.stats).toMatchObject({ wrongPeer: 1, stale: 1 })
+    expect(hub.stats).toMatchObject({ wrongPeer: 1, stale: 0 })
     // attempt 2 on another peer supersedes, its numbering starting again; attempt 1 is stale from then on
     hub.apply([item({ claimId: 'c2', attempt: 2, seq: 0, event: 'again' })], 'p2')
     hub.apply([item({ seq: 6 })], 'p1')
+    hub.apply([item({ claimId: 'c0', seq: 0 })], 'p2')
     expect(hub.stats.stale).toBe(2)
-    expect(seen.map(u => [u.event, u.peer, u.attempt])).toEqual([[1, 'p1', 1], [2, 'p1', 1], [3, 'p1', 1], [5, 'p1', 1], ['again', 'p2', 2]])
-    unsubscribe()
+    // attempt 2 resumed by another claim after a wait (the same number: a wait is not a failure)
+    // supersedes, and the claim it resumed is a leftover from then on
+    hub.apply([item({ claimId: 'c3', attempt: 2, seq: 0, event: 'resumed' })], 'p3')
     hub.apply([item({ claimId: 'c2', attempt: 2, seq: 1 })], 'p2')
-    expect(seen).toHaveLength(5)
-    expect(hub.recent(ID).map(u => u.seq)).toEqual([5, 0, 1])
+    expect(hub.stats.stale).toBe(3)
+    // a redriven task numbers its attempts from 1 again, in its next generation: that supersedes
+    // every claim of the generation before, whatever its number
+    hub.apply([item({ claimId: 'g1', attempt: 1, generation: 1, seq: 0, event: 'redriven' })], 'p1')
+    hub.apply([item({ claimId: 'c4', attempt: 3, seq: 0 })], 'p2')
+    expect(hub.stats.stale).toBe(4)
+    expect(seen.map(u => [u.event, u.peer, u.attempt])).toEqual([[1, 'p1', 1], [2, 'p1', 1], [3, 'p1', 1], [5, 'p1', 1], ['again', 'p2', 2], ['resumed', 'p3', 2], ['redriven', 'p1', 1]])
+    unsubscribe()
+    hub.apply([item({ claimId: 'g1', attempt: 1, generation: 1, seq: 1 })], 'p1')
+    expect(seen).toHaveLength(7)
+    expect(hub.recent(ID).map(u => u.seq)).toEqual([0, 0, 1])
   })
 
   it('keeps a bounded number of tasks, forgetting first those nobody listens to; a throwing listener is counted', () => {
@@ -133,5 +155,22 @@ describe('progress from the executing peer to the submitter', () => {
     await waitFor(() => submitter.tasks!.progress.stats.forged >= stats.forged + 3, { what: () => `forged claims counted (${JSON.stringify(submitter.tasks!.progress.stats)})` })
     expect(submitter.tasks!.progress.stats).toMatchObject({ unknown: stats.unknown + 1, forged: stats.forged + 3, received: n })
     expect(seen).toHaveLength(n)
+  })
+
+  it('a redriven task\'s progress reaches its submitter, though its attempts are numbered from 1 again', async () => {
+    net = await createTestnet(2, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, agents: i === 0 ? [failsThenTicks] : [] } }) })
+    await net.ready()
+    const submitter = net.nodes[1]!
+    failing = true
+    const { id } = await submitter.tasks!.service.submit({ capability: 'fails.then.ticks', input: null, maxAttempts: 2 })
+    const seen: ProgressUpdate[] = []
+    submitter.tasks!.progress.subscribe(id, u => { seen.push(u) })
+    expect((await submitter.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('dead')
+    await waitFor(() => seen.length === 2, { what: () => `both failed attempts' progress, ${seen.length} so far` })
+    failing = false
+    await submitter.tasks!.service.redrive(id)
+    expect((await submitter.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    await waitFor(() => seen.length === 3, { what: () => `the redriven run's progress (${JSON.stringify(submitter.tasks!.progress.stats)})` })
+    expect(seen.map(u => [u.attempt, u.generation ?? 0, u.event])).toEqual([[1, 0, { attempt: 1, failing: true }], [2, 0, { attempt: 2, failing: true }], [1, 1, { attempt: 1, failing: false }]])
   })
 })

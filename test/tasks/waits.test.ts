@@ -78,6 +78,9 @@ describe('durable waits', () => {
       const suspended = events.findIndex(e => e.event === 'attempt-suspended')
       return suspended > 0 && events.at(-1)?.event === 'completed' && events.slice(suspended).some(e => e.event === 'claimed' && e.data.peer !== first)
     }, { what: "the task's events telling the wait and the resumed run", timeoutMs: 20_000 })
+    // the resumed run is numbered as its grant numbers it (ctx.attempt, its progress): a wait is not a failure
+    const claimed = recordEvents((await s.find(id, { complete: true }))!).filter(e => e.event === 'claimed')
+    expect(claimed.map(e => e.data.attempt)).toEqual(claimed.map(() => 1))
   }, 60_000)
 
   it('a signal for a task that is not waiting is a 409, a bad one a 400; a wait that times out fails the attempt clearly', async () => {
