@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS } from '../lease/constants.js'
-import { EMPTY_LEASE, clearHolder, currentVote, expireLapsed, isLive, transition } from '../task/machine.js'
+import { EMPTY_LEASE, clearHolder, currentVote, endClaimForMove, expireLapsed, isLive, transition } from '../task/machine.js'
 import { failedAttempts, hasValidFinal, isWaiting, mustDecideOf, resultMatches, stateOf } from '../task/record.js'
 import { hasValidId } from '../task/schema.js'
 import { KeyedMutex } from '../task/store.js'
@@ -271,9 +271,13 @@ export class Replica {
       if (r === undefined || r.final !== undefined || placement.epoch <= r.placement.epoch) return false
       const sealed = (s.lease.sealedEpoch ?? -1) >= r.placement.epoch
       if (!sealed && !(missedSeal && r.placement.members.includes(this.me))) return false
-      const record = { ...r, placement, previous: [...(r.previous ?? []), r.placement].slice(-16), updatedAt: this.now() }
-      const { vote: _v, ...lease } = clearHolder(s.lease)
-      await this.persist(s, { ...s, record, lease })
+      // a claim granted here that the missed seal would have ended ends as the seal ends it: left
+      // running, it named a holder that no majority backs (a sealed member has no claim left)
+      const ended = endClaimForMove(s, { now: this.now(), backoff: this.backoff }, placement.epoch)
+      const e = ended.record as TaskRecord
+      const record = { ...e, placement, previous: [...(e.previous ?? []), e.placement].slice(-16), updatedAt: this.now() }
+      const { vote: _v, ...lease } = clearHolder(ended.lease)
+      await this.persist(s, { ...ended, record, lease })
       if (!sealed) this.stats.missedMoves++
       return true
     })

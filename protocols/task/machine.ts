@@ -214,13 +214,22 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // give its grants back unrun: it is given back here (released), not spent. Left running, its
       // give-back then refused as SEALED, it named a holder that ran nothing, and was carried into
       // the next epoch, to be ended as superseded (counted) at the commit
-      const ran = myVote === undefined && lease.renewed === true
-      const moved = `the placement moved to epoch ${req.next.epoch}`
-      const ended = ran ? endHeld(st, env, moved) : myVote === undefined ? giveBackUnrun(st, env, `${moved} before the claim renewed here`) : { ...st, lease: clearHolder(lease) }
+      const ended = endClaimForMove(st, env, req.next.epoch)
       const sealed = { ...ended, lease: { ...ended.lease, sealedEpoch: req.epoch, sealedFor: req.next } }
       return { state: sealed, reply: { status: 'OK', record: ended.record as TaskRecord, ...(st.result === undefined ? {} : { result: st.result }), ...(myVote === undefined ? {} : { vote: shown(myVote, env.me) }) } }
     }
   }
+}
+
+/**
+ * What a move to `nextEpoch` does to the claim this member granted (at its seal, or when it takes
+ * a move it missed): see the seal's case in `transition`.
+ */
+export function endClaimForMove (st: ReplicaTaskState, env: Pick<MachineEnv, 'now' | 'backoff'>, nextEpoch: number): ReplicaTaskState {
+  const myVote = currentVote(st)
+  const moved = `the placement moved to epoch ${nextEpoch}`
+  if (myVote !== undefined) return { ...st, lease: clearHolder(st.lease) }
+  return st.lease.renewed === true ? endHeld(st, env, moved) : giveBackUnrun(st, env, `${moved} before the claim renewed here`)
 }
 
 /** This member's vote for the record's current generation, if it cast one. */

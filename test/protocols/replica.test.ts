@@ -505,6 +505,22 @@ describe('replicas and lease clients, end to end', () => {
     expect([record.attempts.map(a => a.outcome), stateOf(record), holderIn(record), failedAttempts(record)]).toEqual([['released'], 'pending', undefined, 0])
   })
 
+  it('a member that missed the seal takes the move and gives back the claim short of a majority that waits there: no holder named, no attempt spent', async () => {
+    const c = await Cluster.create(3)
+    const t = await c.submit()
+    const [A, B, C] = c.members as [Member, Member, Member]
+    const claim = c.client(A.peer, { down: [B.peer.id], through: async (peer, _req, handle) => peer === C.peer.id ? await new Promise<never>(() => {}) : handle() }).acquire(t).catch(e => e)
+    await waitFor(async () => (await A.store.getRecord(t.id))?.attempts[0]?.outcome === 'running', { timeoutMs: 5_000, what: 'A to grant its own claim' })
+    // the move was made by B and C while A was away; A's co-members show it the newer placement
+    const next: Placement = { epoch: 1, members: [A.peer.id, C.peer.id, pool[3]!.id] }
+    expect(await A.replica.adoptMove(t.id, next, { missedSeal: true })).toBe(true)
+    expect((await claim).name).toBe('QuorumUnavailableError')
+    // before, the attempt stayed running in the new epoch, naming A as the holder of a claim no
+    // majority backs, until another member's copy came by anti-entropy
+    const record = (await A.store.getRecord(t.id))!
+    expect([record.placement.epoch, record.attempts.map(a => a.outcome), stateOf(record), holderIn(record), failedAttempts(record)]).toEqual([1, ['released'], 'pending', undefined, 0])
+  })
+
   it('two claims in one epoch: lease expiry between them, both complete, exactly one certificate', async () => {
     const c = await Cluster.create(3)
     const t = await c.submit()
