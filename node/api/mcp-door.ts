@@ -41,9 +41,9 @@ export function taskLayerBackend (tasks: TaskLayer, stopping?: AbortSignal): Mes
  * the JSON Schema validator it brings) is a large part of a node's memory, and most nodes are never
  * asked over MCP.
  */
-async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../../protocols/mcp/server.js').createMcpServer, connectMcpServer: typeof import('../../protocols/mcp/server.js').connectMcpServer, malformedRequest: typeof import('../../protocols/mcp/server.js').malformedRequest, Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport }> {
+async function loadMcpServer (): Promise<{ createMcpServer: typeof import('../../protocols/mcp/server.js').createMcpServer, connectMcpServer: typeof import('../../protocols/mcp/server.js').connectMcpServer, malformedRequest: typeof import('../../protocols/mcp/server.js').malformedRequest, wantsStream: typeof import('../../protocols/mcp/server.js').wantsStream, Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport }> {
   const [server, http] = await Promise.all([import('../../protocols/mcp/server.js'), import('@modelcontextprotocol/sdk/server/streamableHttp.js')])
-  return { createMcpServer: server.createMcpServer, connectMcpServer: server.connectMcpServer, malformedRequest: server.malformedRequest, Transport: http.StreamableHTTPServerTransport }
+  return { createMcpServer: server.createMcpServer, connectMcpServer: server.connectMcpServer, malformedRequest: server.malformedRequest, wantsStream: server.wantsStream, Transport: http.StreamableHTTPServerTransport }
 }
 
 /**
@@ -71,7 +71,7 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
     })
     const sdk = lazily(loadMcpServer)
     async function handle (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      const { createMcpServer, connectMcpServer, malformedRequest, Transport } = await sdk()
+      const { createMcpServer, connectMcpServer, malformedRequest, wantsStream, Transport } = await sdk()
       // no body at all (no content-type, or an empty one) is the API's own refusal, answered by the scope's handler
       const malformed = malformedRequest(bodyOf(request))
       if (malformed !== undefined) {
@@ -80,10 +80,10 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
         void reply.code(malformed.code === -32600 ? 400 : 200).send({ jsonrpc: '2.0', id: typeof id === 'string' || typeof id === 'number' ? id : null, error: malformed })
         return
       }
-      // the transport writes the answer (JSON or an SSE stream) to the raw response itself
+      // the transport writes the answer (JSON, or an SSE stream for a call that wants progress) to the raw response itself
       reply.hijack()
       const server = createMcpServer(backend, { version: VERSION, ...init, ...ctx.options.mcp, log, onRefused: message => { ctx.countRefusal(badRequest('door', message), request) } })
-      const transport = new Transport({ sessionIdGenerator: undefined })
+      const transport = new Transport({ sessionIdGenerator: undefined, enableJsonResponse: !wantsStream(request.body) })
       reply.raw.on('close', () => {
         void transport.close()
         void server.close()

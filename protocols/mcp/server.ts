@@ -105,6 +105,20 @@ export function malformedRequest (body: unknown): { code: number, message: strin
 }
 
 /**
+ * Whether an answer should stream (SSE): only a call that asked for progress gets messages before
+ * its answer. Any other is answered as one JSON body, so a node killed mid-call breaks the HTTP
+ * exchange itself and the client fails the call at once; a broken event stream after its headers
+ * only reached the SDK client's error handler, and the call waited out its own timeout (60 s).
+ */
+export function wantsStream (body: unknown): boolean {
+  const messages: unknown[] = Array.isArray(body) ? body : [body]
+  return messages.some(m => {
+    const meta = (m as { params?: { _meta?: { progressToken?: unknown } } } | null)?.params?._meta
+    return typeof meta === 'object' && meta !== null && meta.progressToken !== undefined
+  })
+}
+
+/**
  * A batch whose requests share an id: the SDK ran each and answered only one per id, so a call's
  * task ran and its answer was lost. JSON-RPC answers are matched to requests by id alone.
  */

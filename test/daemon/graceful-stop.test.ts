@@ -185,3 +185,36 @@ describe('a daemon stopped while an MCP client waits on a call', () => {
     }
   })
 })
+
+describe('a daemon killed while an MCP client waits on a call', () => {
+  const tmp = useTmpDirs()
+  const start = useDaemons(['--agents', 'sleep'])
+
+  it('fails the call at once: a call without progress is answered as one JSON body, so the kill breaks the exchange, where a cut event stream left the client waiting for its own timeout (60 s)', async () => {
+    const daemon = await start(await tmp(), 'd')
+    const client = new Client({ name: 'kill-test', version: '1.0.0' })
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${daemon.api}/mcp`)))
+      const call = client.callTool({ name: 'sleep', arguments: { ms: 60_000 } }).then(r => r as CallToolResult, (err: Error) => err)
+      await waitFor(async () => (await getJson(`${daemon.api}/v1/tasks?state=running`)).tasks.length === 1, { what: 'the call\'s task to run', timeoutMs: 20_000 })
+      daemon.proc.kill('SIGKILL')
+      const answer = await Promise.race([call, new Promise(resolve => setTimeout(() => { resolve('no answer within 15 s') }, 15_000))])
+      expect(answer).toBeInstanceOf(Error)
+    } finally {
+      await client.close().catch(() => {})
+    }
+  })
+
+  it('a call whose connection closes cancels its task, answered as JSON or streamed', async () => {
+    const daemon = await start(await tmp(), 'd')
+    for (const meta of [{}, { _meta: { progressToken: 1 } }]) {
+      const closing = new AbortController()
+      const call = fetch(`${daemon.api}/mcp`, { method: 'POST', signal: closing.signal, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'sleep', arguments: { ms: 60_000 }, ...meta } }) }).then(async res => await res.text()).catch((err: Error) => err)
+      let id = ''
+      await waitFor(async () => { id = (await getJson(`${daemon.api}/v1/tasks?state=running`)).tasks[0]?.id ?? ''; return id !== '' }, { what: 'the call\'s task to run', timeoutMs: 20_000 })
+      closing.abort()
+      expect(await call).toMatchObject({ name: 'AbortError' })
+      await waitFor(async () => (await getJson(`${daemon.api}/v1/tasks/${id}`)).state === 'canceled', { what: `task ${id} canceled once its call's connection closed`, timeoutMs: 20_000 })
+    }
+  })
+})
