@@ -13,7 +13,7 @@ export interface Pulled {
    * found more than it had free slots for, or an answer was cut at the limit asked.
    */
   leftBehind: Set<string>
-  /** in how many ms the first task the local list left out as too young (pullMinAgeMs) comes of age, if one was */
+  /** in how many ms the first task left out as too young (pullMinAgeMs) comes of age, by the local list or a peer's answer, if one was */
   youngDueInMs?: number
 }
 
@@ -58,8 +58,15 @@ export async function pullTasks (c: TaskComponents, stats: { pulledTasks: number
       if (await consider(task, placement)) taken.set(task.capability, (taken.get(task.capability) ?? 0) + 1)
     }
   }
-  const askPeer = async (peer: PeerId): Promise<unknown[]> => (await c.records(peer, { op: 'pending', capabilities, limit, minAgeMs }))?.tasks as unknown[] ?? []
   const young: { inMs?: number } = {}
+  const askPeer = async (peer: PeerId): Promise<unknown[]> => {
+    const answer = await c.records(peer, { op: 'pending', capabilities, limit, minAgeMs })
+    // a peer's word, so bounded: no later than the minimum age (a task cannot be younger), and the
+    // pace never pulls again sooner than pullAgainMs whatever it says
+    const due = answer?.youngDueInMs
+    if (typeof due === 'number' && Number.isFinite(due) && due >= 0) young.inMs = Math.min(young.inMs ?? Infinity, due, minAgeMs)
+    return answer?.tasks as unknown[] ?? []
+  }
   const takes = await Promise.allSettled([take(c.replica.claimable(new Set(capabilities), limit, minAgeMs, young)), ...picked.map(async peer => { await take(askPeer(peer)) })])
   // a failed claim's own errors are the claimer's; one from considering (the store) fails the round
   for (const t of takes) if (t.status === 'rejected') throw t.reason

@@ -67,7 +67,13 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         if (req.watch === true && copy.record?.final !== undefined) init.unwatch?.(req.id, from.toString())
         return { status: 'OK', ...copy }
       }
-      case 'pending': return { status: 'OK', tasks: await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs) }
+      case 'pending': {
+        // when the first task left out as too young comes of age: an asker without a copy of it
+        // learns it only here, and its pulls back off for minutes when they find nothing
+        const young: { inMs?: number } = {}
+        const tasks = await replica.claimable(new Set(req.capabilities), req.limit, req.minAgeMs, young)
+        return { status: 'OK', tasks, ...(young.inMs === undefined ? {} : { youngDueInMs: Math.max(0, Math.ceil(young.inMs)) }) }
+      }
       case 'digest': {
         if ((req.hashing ?? 1) !== RECORD_HASHING) return { status: 'OK', differ: [] }
         // buckets as fine as the asker's: it chose them for the ids it holds

@@ -63,4 +63,30 @@ describe('a pull that leaves claimable tasks behind pulls again as slots free', 
     await waitFor(async () => await allCompleted(net!, ids), { what: 'the three completed by the pull when they came of age', timeoutMs: 30_000 })
     expect(b.tasks!.claimer.stats.pulls - pullsBefore).toBeGreaterThanOrEqual(2)
   })
+
+  it('a node with no copy of the tasks a peer left out as too young learns from that peer when they come of age', async () => {
+    // the minimum age leaves room for a slow machine's submits before the first pull
+    const slow = { pullIntervalMs: RARELY, pullIntervalCapMs: RARELY, pullMinAgeMs: 10_000, reannounceBaseMs: RARELY, reannounceCapMs: RARELY }
+    net = await createTestnet(5, { baseDir: await tmp(), perNode: i => ({ tasks: { ...FAST_TASKS, ...slow, pullPeers: 4, agents: i === 1 ? [sleepAgent] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    a.tasks!.service.handoff = undefined
+    await b.tasks!.claimer.stop()
+    // tasks whose placement leaves b out, so b holds no copy: any other is canceled (a final task
+    // is not claimable, so b's own list tells nothing of it)
+    const ids: string[] = []
+    for (let i = 0; ids.length < 2 && i < 40; i++) {
+      const { id } = await a.tasks!.service.submit({ capability: 'sleep', input: { ms: 10 + i } })
+      const { placement } = (await a.tasks!.service.get(id)).record
+      if (placement.members.includes(b.peerId.toString())) await a.tasks!.service.cancel(id)
+      else ids.push(id)
+    }
+    expect(ids).toHaveLength(2)
+    b.tasks!.claimer.start()
+    // at once: both are younger than pullMinAgeMs, so this pull takes none; only the peers' answers
+    // say when they come of age (before, b pulled again a pull interval later: ten minutes here)
+    await b.tasks!.claimer.pull()
+    expect(b.tasks!.claimer.stats.pulledTasks).toBe(0)
+    await waitFor(async () => await allCompleted(net!, ids), { what: 'the two completed by the pull when they came of age', timeoutMs: 40_000 })
+  }, 90_000)
 })
