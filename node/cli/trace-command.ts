@@ -14,7 +14,7 @@ interface TracedTask {
   finishedAt?: number
   submitter: string
   error?: string
-  history: Array<{ peer: string, outcome: string, startedAt: number, endedAt?: number, error?: string }>
+  history: Array<{ peer: string, generation?: number, outcome: string, startedAt: number, endedAt?: number, error?: string }>
 }
 
 /** Milliseconds as a short human duration. */
@@ -36,10 +36,15 @@ export function renderTrace (traceId: string | undefined, tasks: TracedTask[]): 
     out.push(`${indent}${t.depth === 0 ? '' : '└ '}${shortId(t.id)} ${clean(t.capability)} ${t.state} ${took}`)
     const pad = `${indent}    `
     out.push(`${pad}${at(t.createdAt)} submitted on ${shortPeer(t.submitter)}`)
-    t.history.forEach((a, i) => {
+    // numbered as grants, ctx.attempt and the events feed number them: a run that resumes a wait
+    // keeps its number, and a redrive starts again from 1
+    const failures = new Map<number, number>()
+    for (const a of t.history) {
+      const n = (failures.get(a.generation ?? 0) ?? 0) + 1
+      if (a.outcome === 'failed' || a.outcome === 'expired') failures.set(a.generation ?? 0, n)
       const span = a.endedAt === undefined ? 'running' : `${a.outcome} after ${duration(a.endedAt - a.startedAt)}`
-      out.push(`${pad}${at(a.startedAt)} attempt ${i + 1} on ${shortPeer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${clean(a.error)})`}`)
-    })
+      out.push(`${pad}${at(a.startedAt)} attempt ${n} on ${shortPeer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${clean(a.error)})`}`)
+    }
     if (t.finishedAt !== undefined) out.push(`${pad}${at(t.finishedAt)} ${t.state}${t.error === undefined ? '' : `: ${clean(t.error)}`}`)
   }
   return out
