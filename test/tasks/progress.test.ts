@@ -165,11 +165,11 @@ describe('progress from the executing peer to the submitter', () => {
     const { id } = await submitter.tasks!.service.submit({ capability: 'fails.then.ticks', input: null, maxAttempts: 2 })
     const seen: ProgressUpdate[] = []
     submitter.tasks!.progress.subscribe(id, u => { seen.push(u) })
-    expect((await submitter.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('dead')
+    expect((await submitter.tasks!.service.waitFor(id, 60_000)).record.final?.state).toBe('dead')
     await waitFor(() => seen.length === 2, { what: () => `both failed attempts' progress, ${seen.length} so far` })
     failing = false
     await submitter.tasks!.service.redrive(id)
-    expect((await submitter.tasks!.service.waitFor(id, 20_000)).record.final?.state).toBe('completed')
+    expect((await submitter.tasks!.service.waitFor(id, 60_000)).record.final?.state).toBe('completed')
     await waitFor(() => seen.length === 3, { what: () => `the redriven run's progress (${JSON.stringify(submitter.tasks!.progress.stats)})` })
     expect(seen.map(u => [u.attempt, u.generation ?? 0, u.event])).toEqual([[1, 0, { attempt: 1, failing: true }], [2, 0, { attempt: 2, failing: true }], [1, 1, { attempt: 1, failing: false }]])
   })
