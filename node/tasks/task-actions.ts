@@ -76,9 +76,14 @@ export async function cancelTask (a: ActionContext, id: string): Promise<TaskVie
 export async function signalTask (a: ActionContext, id: string, name: string, data: unknown): Promise<TaskView> {
   const view = await a.get(id)
   const w = view.record.waiting
-  // the same signal again (a client retrying after a lost answer) is what was delivered: answered as then
+  // the same signal again (a client retrying after a lost answer) is answered as then, once a
+  // majority holds it: this copy alone may be a member's that kept it while the others were away
+  // (its sender was told 503), and a retry answered from it was told "delivered" by one member of three
   const given = view.record.journal?.[signalKey(name)] as { data?: unknown } | undefined
-  if (given !== undefined && canonicalJson(given.data ?? null) === canonicalJson(data ?? null)) return view
+  if (given !== undefined && canonicalJson(given.data ?? null) === canonicalJson(data ?? null)) {
+    await a.c.leases.signal({ id, placement: view.record.placement }, name, data, isWaiting(view.record) && w?.name === name ? w.claimId : undefined)
+    return await a.get(id)
+  }
   if (w === undefined || w.name !== name || !isWaiting(view.record)) {
     if (given !== undefined) throw new TaskNotWaitingError(`signal "${name.slice(0, 40)}" was already given, with other data; the task is ${stateOf(view.record)}`)
     throw new TaskNotWaitingError(view.record.final !== undefined ? `the task is ${view.record.final.state}` : w !== undefined && isWaiting(view.record) ? `the task waits for "${w.name}", not "${name}"` : `the task is ${stateOf(view.record)}, not waiting for a signal`)

@@ -152,21 +152,25 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       return { state: { ...st, lease: clearHolder(lease), record }, reply: { status: 'OK' } }
     }
     case 'signal': {
-      if (r.final !== undefined) return finished()
+      // the same signal again (a sender retrying after a lost answer, or another node asked at the
+      // same time) is the one kept here: OK whatever the task does now, as the first was answered
+      const kept = r.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
+      const same = kept !== undefined && canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null)
+      if (r.final !== undefined) return same ? { state: st, reply: { status: 'OK' } } : finished()
       // a member that missed the wait (it did not grant the lease that waited) keeps the signal too:
       // the sender checked a majority's view, and a lone member's refusal would leave the wait
       // stuck once the peer that waited is gone
-      if (isWaiting(r, env.now) && r.waiting?.name !== req.name) return { state: st, reply: { status: 'NOT_WAITING', reason: `waiting for "${r.waiting?.name ?? ''}", not "${req.name}"` } }
       // a live lease of the claim that waited is one this member never saw given back: that claim
       // renews no more, so it is taken back here as the wait would have
       const waited = live && req.waitClaimId !== undefined && lease.claimId === req.waitClaimId
-      if (live && !waited) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
       const freed = waited ? { ...st, lease: clearHolder(lease), record: setAttempt(r, req.waitClaimId as string, { outcome: 'suspended', endedAt: env.now }) } : st
-      const freedRecord = freed.record as TaskRecord
+      if (same) return { state: freed, reply: { status: 'OK' } }
+      if (isWaiting(r, env.now) && r.waiting?.name !== req.name) return { state: st, reply: { status: 'NOT_WAITING', reason: `waiting for "${r.waiting?.name ?? ''}", not "${req.name}"` } }
+      if (live && !waited) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
       // the first signal of a name stands: a second, different one (an approve after a reject) is refused,
       // so only one value can reach a majority
-      const kept = freedRecord.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
-      if (kept !== undefined) return canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null) ? { state: freed, reply: { status: 'OK' } } : { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
+      if (kept !== undefined) return { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
+      const freedRecord = freed.record as TaskRecord
       const journal = { ...freedRecord.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
       const { notBefore: _n, ...rest } = freedRecord
       return { state: { ...freed, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }

@@ -83,6 +83,21 @@ describe('durable waits', () => {
     expect(claimed.map(e => e.data.attempt)).toEqual(claimed.map(() => 1))
   }, 60_000)
 
+  it('a signal kept by one member of three is refused with 503, and so is its retry: the same signal again is answered once a majority holds it', async () => {
+    const net = await f.mesh(3, { tasks: { ...TASKS, agents: [twoHalves] } })
+    const [a, ...others] = net.nodes as [Testnet['nodes'][number], ...Testnet['nodes']]
+    const { id } = await a.tasks!.service.submit({ capability: 'two.halves', input: null })
+    await waiting(net, id)
+    // the runner lets go of the waiting task before the others stop (a stopped runner's lease would lapse)
+    await waitFor(() => net.nodes.every(n => !n.tasks!.executor.running().includes(id)), { what: 'the runner to let go of the waiting task', timeoutMs: 10_000 })
+    for (const n of others) await n.stop()
+    await expect(a.tasks!.service.signal(id, 'go', { n: 1 })).rejects.toMatchObject({ name: 'QuorumUnavailableError' })
+    // a's own copy keeps it (the refusal may come before a's own answer): before, the retry was
+    // answered from that copy, "delivered" by one member of three
+    await waitFor(async () => (await a.tasks!.replica.get(id)).record?.journal?.['signal:go'] !== undefined, { what: "a's copy to keep the signal", timeoutMs: 10_000 })
+    await expect(a.tasks!.service.signal(id, 'go', { n: 1 })).rejects.toMatchObject({ name: 'QuorumUnavailableError' })
+  })
+
   it('a signal for a task that is not waiting is a 409, a bad one a 400; a wait that times out fails the attempt clearly', async () => {
     const net = await f.mesh(3, { tasks: { ...TASKS, agents: [echoAgent, waitsBriefly] } })
     const base = await f.api(net.nodes[1]!)
