@@ -30,13 +30,20 @@ export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       const after = lastEventId(request)
       const stream = openStream(reply, maxBufferedBytes)
       const sent = new Set<string>()
+      /** claims whose progress the client saw, all of it: their events are not sent again */
+      const covered = new Set<string>()
       // resuming: the client saw every event up to its last id in the record's order; after a
       // progress event, everything up to that event's claim
       if (after !== undefined) {
         const earlier = recordEvents(first)
         const resumedClaim = /^(.*):p\d+$/.exec(after)?.[1]
         const at = earlier.findIndex(e => e.id === after || (resumedClaim !== undefined && e.id === `${resumedClaim}:claimed`))
-        for (const e of earlier.slice(0, at + 1)) sent.add(e.id)
+        const seen = earlier.slice(0, at + 1)
+        for (const e of seen) sent.add(e.id)
+        // a claim's progress comes between its start and what follows it, so a client that saw
+        // something after a claim's start saw all its progress (before, an earlier run's progress,
+        // or a dead generation's, was sent again)
+        for (const e of seen.slice(0, -1)) if (e.event === 'claimed') covered.add(String(e.data.claimId))
       }
       // progress can arrive before the poll that shows its claim: held until the claim is told
       const held: FeedEvent[] = []
@@ -53,7 +60,7 @@ export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       // progress of attempts before the resumed one is skipped with them: by sequence within a claim
       const onProgress = (u: ProgressUpdate): void => {
         const key = `${u.claimId}:p${u.seq}`
-        if (sent.has(key) || isResumedPast(after, u.claimId, u.seq) || held.some(h => h.id === key)) return
+        if (sent.has(key) || covered.has(u.claimId) || isResumedPast(after, u.claimId, u.seq) || held.some(h => h.id === key)) return
         if (sent.has(`${u.claimId}:claimed`)) return send(progressEvent(u))
         if (held.length < tasks.options.progressEventsPerTask) held.push(progressEvent(u))
         wake()
@@ -63,10 +70,12 @@ export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       try {
         let view = first
         while (!stream.isClosed()) {
+          // the submitter's progress first, held until its claim is told: a run's progress then comes
+          // before how the run ended, as on the submitter's own stream (after it, on other nodes), and
+          // ahead of the outcome
+          await pullProgress()
           const events = recordEvents(view)
           for (const e of events) if (!isFinal(e)) send(e)
-          // before the outcome: a stream's progress comes ahead of its result
-          await pullProgress()
           const final = events.find(isFinal)
           // completed, but the result has not reached this node yet: the next poll brings it
           if (final !== undefined && (final.event !== 'completed' || view.result !== undefined)) {

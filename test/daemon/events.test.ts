@@ -51,6 +51,17 @@ const stepsAgent: Agent<string> = {
   }
 }
 
+/** Reports two steps in each run; its first run then fails. */
+const twiceAgent: Agent<null> = {
+  name: 'twice',
+  capabilities: [{ name: 'twice' }],
+  run: async ctx => {
+    for (let i = 1; i <= 2; i++) ctx.progress({ run: ctx.attempt, step: i })
+    if (ctx.attempt === 1) throw new Error('first run fails')
+    return 'done'
+  }
+}
+
 /** The winning claim's story: on a busy machine a lease can lapse and a second claim run, which adds events but not these. */
 function outline (events: Sse[]): Sse[] {
   const winner = events.find(e => e.event === 'completed')?.data.claimId
@@ -63,7 +74,7 @@ describe('server-sent events of tasks and of the mesh', () => {
   // node 0 runs the agents; node 1 takes the submits, as a user's own node would; node 2 only watches
   beforeAll(async () => {
     // a watch stream holds a task's running for its pending, which a busy machine may deliver late
-    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, eventsPollMs: 200, watchReorderMs: 2_000, agents: i === 0 ? [stepsAgent, failAgent] : [] } }) })
+    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, eventsPollMs: 200, watchReorderMs: 2_000, agents: i === 0 ? [stepsAgent, failAgent, twiceAgent] : [] } }) })
     await net.ready()
     for (const node of net.nodes) apis.push(await ApiServer.listen(node, { port: 0 }))
   })
@@ -98,6 +109,24 @@ describe('server-sent events of tasks and of the mesh', () => {
       const elsewhere = await readEvents(`${apis[i]!.url}/v1/tasks/${id}/events`, () => false)
       expect(outline(elsewhere.events).map(e => e.id)).toEqual(story.map(e => e.id))
     }
+  })
+
+  it('tells each run\'s progress between its start and its end on every node, and a resumed stream sends no earlier run\'s progress again', async () => {
+    const id = await submit({ capability: 'twice', input: null, maxAttempts: 3 })
+    const { events } = await readEvents(`${apis[1]!.url}/v1/tasks/${id}/events`, () => false, {}, 30_000)
+    expect(events.at(-1)?.event).toBe('completed')
+    const runs = events.filter(e => e.event === 'claimed').map(e => e.data.claimId)
+    expect(runs).toHaveLength(2)
+    // the story by claim, in order: each run's progress after its start and before how it ended
+    const told = (list: Sse[]): string[] => list.map(e => `${e.event}${e.data.claimId === undefined ? '' : `@${runs.indexOf(e.data.claimId as string)}`}`)
+    const story = ['submitted', 'claimed@0', 'progress@0', 'progress@0', 'attempt-failed@0', 'claimed@1', 'progress@1', 'progress@1', 'completed@1']
+    expect(told(events)).toEqual(story)
+    // the same on a node that neither submitted nor ran it (its progress is asked of the submitter: before, it came after the run's end)
+    expect(told((await readEvents(`${apis[2]!.url}/v1/tasks/${id}/events`, () => false, {}, 30_000)).events)).toEqual(story)
+    // resumed after the first run's end, or the second run's start: none of the first run's progress again
+    const after = async (lastId: string): Promise<string[]> => told((await readEvents(`${apis[1]!.url}/v1/tasks/${id}/events`, () => false, { 'last-event-id': lastId }, 30_000)).events)
+    expect(await after(events[4]!.id!)).toEqual(story.slice(5))
+    expect(await after(events[5]!.id!)).toEqual(story.slice(6))
   })
 
   it('tells each failed attempt with its error, and the last error with the dead outcome', async () => {
