@@ -8,6 +8,7 @@ import { isFinal, progressEvent, recordEvents, sse } from './task-feed.js'
 import type { FeedEvent } from './task-feed.js'
 import type { ProgressUpdate } from '../tasks/progress.js'
 import type { TaskLayer } from '../tasks/task-layer.js'
+import type { TaskView } from '../tasks/task-service.js'
 import type { FastifyRequest, RouteOptions } from 'fastify'
 
 /**
@@ -66,9 +67,9 @@ export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
         wake()
       }
       const unsubscribe = tasks.progress.subscribe(id, onProgress)
-      const pullProgress = remoteProgress(tasks, first.record.task.submitter, id, onProgress)
+      let view = first
+      const pullProgress = remoteProgress(tasks, first.record.task.submitter, id, onProgress, () => runnersOf(view))
       try {
-        let view = first
         while (!stream.isClosed()) {
           // the submitter's progress first, held until its claim is told: a run's progress then comes
           // before how the run ended, as on the submitter's own stream (after it, on other nodes), and
@@ -100,26 +101,45 @@ export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
   }
 }
 
+/** The peers that ran the task's attempts, the latest first. */
+function runnersOf (view: TaskView): string[] {
+  return [...new Set(view.record.attempts.filter(a => a.outcome !== 'released').map(a => a.peer).reverse())]
+}
+
 /**
  * Progress goes to the submitter: a stream on another node asks it at each poll for what came
  * after the last event it got (answers are capped in bytes, so a long stream comes in pieces).
+ * When the submitter does not answer, the nodes that ran the task are asked: each keeps its own
+ * runs' progress (before, a dead submitter's tasks streamed no progress anywhere).
  */
-function remoteProgress (tasks: TaskLayer, submitter: string, id: string, onProgress: (u: ProgressUpdate) => void): () => Promise<void> {
-  if (submitter === tasks.components.peerId.toString()) return async () => {}
-  const peer = peerIdFromString(submitter)
-  let since: { claimId: string, seq: number } | undefined
-  return async () => {
+function remoteProgress (tasks: TaskLayer, submitter: string, id: string, onProgress: (u: ProgressUpdate) => void, runners: () => string[]): () => Promise<void> {
+  const me = tasks.components.peerId.toString()
+  if (submitter === me) return async () => {}
+  const since = new Map<string, { claimId: string, seq: number }>()
+  /** asks one peer for what came after what it told before; false when it did not answer */
+  const ask = async (from: string): Promise<boolean> => {
     for (let round = 0; round < 8; round++) {
-      const answer = await tasks.components.records(peer, { op: 'progress-recent', id, ...(since === undefined ? {} : { since }) }).catch(() => undefined)
+      const after = since.get(from)
+      let answer: unknown
+      try {
+        answer = await tasks.components.records(peerIdFromString(from), { op: 'progress-recent', id, ...(after === undefined ? {} : { since: after }) })
+      } catch {
+        return false
+      }
       const parsed = z.object({ events: z.array(progressUpdateSchema).max(10_000), more: z.boolean().optional() }).safeParse(answer)
-      if (!parsed.success) return
+      if (!parsed.success) return false
       for (const u of parsed.data.events) {
         if (u.id !== id) continue
         onProgress(u as ProgressUpdate)
-        since = { claimId: u.claimId, seq: u.seq }
+        since.set(from, { claimId: u.claimId, seq: u.seq })
       }
-      if (parsed.data.more !== true) return
+      if (parsed.data.more !== true) return true
     }
+    return true
+  }
+  return async () => {
+    if (await ask(submitter)) return
+    for (const peer of runners()) if (peer !== me && peer !== submitter) await ask(peer)
   }
 }
 

@@ -210,8 +210,15 @@ export class TaskLayer {
     this.remoteWaiters = new RemoteWaiters(options.remoteWaitersLimit, this.notifier, options.maxInlineResultBytes)
     this.executor = new Executor(components, this.service, this.notifier)
     const me = peerId.toString()
-    // a task run where it was submitted delivers its progress here directly
-    this.executor.progressOut = (submitter, item) => submitter === me ? this.progress.apply([item], me) : this.progressSender.add(submitter, item)
+    // a task run where it was submitted delivers its progress here directly; one submitted elsewhere
+    // is kept here too, from its first event: a stream asks this node when the submitter is away
+    this.executor.progressOut = (submitter, item) => {
+      if (submitter !== me) {
+        this.progressSender.add(submitter, item)
+        this.progress.track(item.id)
+      }
+      this.progress.apply([item], me)
+    }
     this.claimer = new Claimer(components, this.executor)
     this.offerer = new Offerer(components, this.claimer)
     this.service.offerer = this.offerer

@@ -230,3 +230,39 @@ describe('server-sent events of tasks and of the mesh', () => {
     expect(((await oneTask.json()) as any).error.message).toMatch(/unknown query parameter "foo": GET \/v1\/tasks\/:id\/events takes none/)
   })
 })
+
+describe('a task\'s progress when its submitter is gone', () => {
+  let net: Testnet | undefined
+  let api: ApiServer | undefined
+  afterAll(async () => {
+    await api?.close()
+    await net?.stop()
+  })
+
+  it('streams on another node from the node that runs it', async () => {
+    let stop = (): void => {}
+    const submitterStopped = new Promise<void>(resolve => { stop = resolve })
+    const slowSteps: Agent<null> = {
+      name: 'slow.steps',
+      capabilities: [{ name: 'slow.steps' }],
+      run: async ctx => {
+        // the submitter is gone before the first event
+        await submitterStopped
+        for (let i = 1; i <= 3; i++) ctx.progress({ step: i })
+        return 'done'
+      }
+    }
+    net = await createTestnet(3, { perNode: i => ({ tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, eventsPollMs: 200, agents: i === 0 ? [slowSteps] : [] } }) })
+    await net.ready()
+    const [runner, submitter] = [net.nodes[0]!, net.nodes[1]!]
+    api = await ApiServer.listen(net.nodes[2]!, { port: 0 })
+    const { id } = await submitter.tasks!.service.submit({ capability: 'slow.steps', input: null })
+    await submitter.stop()
+    stop()
+    await runner.tasks!.service.waitFor(id, 30_000)
+    const { events } = await readEvents(`${api.url}/v1/tasks/${id}/events`, () => false, {}, 30_000)
+    // before, the runner's events went only to the submitter: no progress anywhere
+    expect(events.filter(e => e.event === 'progress').map(e => e.data.event)).toEqual([{ step: 1 }, { step: 2 }, { step: 3 }])
+    expect(events.at(-1)?.event).toBe('completed')
+  })
+})
