@@ -95,13 +95,15 @@ export function asHttpError (err: any, request: FastifyRequest): HttpError | und
 export const OPENAI_DOOR_PATH = /^\/v1\/(chat\/completions|models)(\/|\?|$)/
 
 /**
- * Every error answer: `{error: {name, message}}` with its status, counted. A client that left
- * gets nothing (and is counted as gone); anything unexpected is a 500, logged with its stack.
+ * Every error answer: `{error: {name, message}}` with its status (counted by the server as it
+ * leaves). A client that left gets nothing (and is counted as gone, and as an error); anything
+ * unexpected is a 500, logged with its stack.
  */
 export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, internalError: (err: unknown, what: string) => void, retryAfterMs?: () => number | undefined }): void {
-  ctx.stats.errors++
   const res = reply.raw
   if (res.destroyed || res.headersSent || err?.code === 'ECONNRESET') {
+    // no answer leaves, so the server's count of error answers does not see it
+    ctx.stats.errors++
     ctx.stats.clientsGone++
     ctx.log('%s %s: client gone: %s', request.method, request.url, err?.message ?? err)
     if (!res.destroyed) res.destroy()

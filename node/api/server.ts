@@ -193,8 +193,15 @@ export class ApiServer {
     addJsonParser(app, { maxBytes, maxDepth: init.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH })
     const patterns = pathPatterns(app)
 
+    // every error answer is counted as it leaves, whoever wrote it: the router's and the routes'
+    // (answerError), a door's own JSON-RPC or OpenAI-shaped refusal, an SDK's answer on the raw
+    // response (a 406 for a missing Accept); one shared listener, no closure a request
+    function countErrorAnswer (this: ServerResponse): void {
+      if (this.statusCode >= 400) stats.errors++
+    }
     app.addHook('onRequest', async (request, reply) => {
       turns.enter(request.raw, reply.raw)
+      reply.raw.on('finish', countErrorAnswer)
       closeWhenAsked(request.raw, reply.raw)
       // how the CLI tells this API from another server at the address it was given; on the raw
       // answer, so that streams and the doors' SDKs, which write their own heads, carry it too

@@ -105,6 +105,26 @@ describe('GET /metrics in Prometheus text format', () => {
     expect(sum(samples, 'agentmesh_tasks', { state: 'completed', capability: 'echo' })).toBe(3)
   })
 
+  it('counts every error answer in api.errors, the doors\' own and an SDK\'s on the raw response too', async () => {
+    const base = apis[1]!.url
+    const errors = async (): Promise<number> => (await (await fetch(`${base}/v1/metrics`)).json()).api.errors
+    const before = await errors()
+    const json = { 'content-type': 'application/json' }
+    const answers = [
+      // the control API's refusal (answerError), counted before as now
+      await fetch(`${base}/v1/tasks`, { method: 'POST', headers: json, body: '{}' }),
+      // the OpenAI door's own 400 and 404, in OpenAI's shape
+      await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: json, body: '{"messages":"not a list"}' }),
+      await fetch(`${base}/v1/models/no-such-model`),
+      // the MCP door's own JSON-RPC refusal, and the SDK's 406 for a request that does not accept its answer kinds
+      await fetch(`${base}/mcp`, { method: 'POST', headers: { ...json, accept: 'application/json, text/event-stream' }, body: 'null' }),
+      await fetch(`${base}/mcp`, { method: 'POST', headers: json, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' })
+    ]
+    expect(answers.map(a => a.status)).toEqual([400, 400, 404, 400, 406])
+    // the metrics read is itself no error; before, only the first was counted
+    expect(await errors()).toBe(before + 5)
+  })
+
   it('keeps /v1/metrics as JSON', async () => {
     const res = await fetch(`${apis[0]!.url}/v1/metrics`)
     expect(res.headers.get('content-type')).toMatch(/^application\/json/)
