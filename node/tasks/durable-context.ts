@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { JSON_VALUE_WHAT, NOT_JSON, STEP_KEY_RULE, byteLength, cloneJson, isStepKey, resultCopy, signalKey } from '../../protocols/task/index.js'
+import { JSON_VALUE_WHAT, NOT_JSON, STEP_KEY_RULE, byteLength, chosenSignal, cloneJson, isStepKey, resultCopy } from '../../protocols/task/index.js'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { entryCost } from './durable-subtask.js'
 import { journalBytes, maxRecordBytes } from './options.js'
@@ -70,7 +70,8 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
   }
   run.signal.throwIfAborted()
   const record = (await run.tasks.find(run.task.id))?.record
-  const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
+  // a tentative signal (kept by some members, not yet marked chosen by a majority) is none yet
+  const kept = chosenSignal(record, name)
   if (kept !== undefined) {
     run.stats.stepsReplayed++
     if (options.schema === undefined) return cloneJson(kept.data) as T

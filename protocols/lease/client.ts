@@ -333,7 +333,15 @@ export class LeaseClient {
     // a record's claim id that no member's schema takes would have every member refuse the signal
     const named = waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { ...plain, waitClaimId } : plain
     const answers = await this.askUntil(t.placement.members, named, need, a => a.res.status === 'OK', named === plain ? undefined : () => plain).early
-    if (answers.filter(a => a.res.status === 'OK').length >= need) return
+    if (answers.filter(a => a.res.status === 'OK').length >= need) {
+      // kept by a majority, so chosen: the second round marks it so, and the task may run on (a
+      // value a minority kept, its sender refused, then loses every merge to this one)
+      const chosen = (req: LeaseRequest): LeaseRequest => ({ ...req, chosen: true } as LeaseRequest)
+      const marks = await this.askUntil(t.placement.members, chosen(named), need, a => a.res.status === 'OK', named === plain ? undefined : () => chosen(plain)).early
+      const marked = marks.filter(a => a.res.status === 'OK').length
+      if (marked >= need) return
+      throw refusal(marks, `signal kept by a majority, marked chosen by ${marked} of ${t.placement.members.length} members: send it again`)
+    }
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)
     throw refusal(answers, `signal kept by ${answers.filter(a => a.res.status === 'OK').length} of ${t.placement.members.length} members`)

@@ -67,11 +67,13 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   /** the holder's agent waits for a signal: the lease is given back and the task waits, no attempt spent */
   z.object({ op: z.literal('wait'), ...held, name: z.string().min(1).max(MAX_WAIT_NAME), timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS), schema: z.record(z.string(), jsonValue()).optional() }).strict(),
   /**
-   * a signal for a waiting task, from anyone: kept in the journal, and the task may be claimed again.
-   * `waitClaimId`: the claim that waited, as the sender's copy says; a member that missed the wait and
-   * still sees that claim's lease live takes it back (the claim renews no more once it waits)
+   * a signal for a waiting task, from anyone, in two rounds: kept in the journal as tentative (the
+   * task still waits), then, once a majority kept it, again with `chosen`: marked chosen, and the task
+   * may be claimed again. `waitClaimId`: the claim that waited, as the sender's copy says; a member
+   * that missed the wait and still sees that claim's lease live takes it back (the claim renews no
+   * more once it waits)
    */
-  z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(MAX_WAIT_NAME), data: jsonValue(), waitClaimId: claimIdSchema.optional() }).strict(),
+  z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(MAX_WAIT_NAME), data: jsonValue(), waitClaimId: claimIdSchema.optional(), chosen: z.literal(true).optional() }).strict(),
   /**
    * Recovery: this member's vote, cast now if its own state decides it (no live lease and past the
    * deadline by its own clock, or the attempts spent), or for the value `shown` votes carry.

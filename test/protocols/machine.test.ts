@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { leaseRequestSchema, leaseResponseSchema } from '../../protocols/lease/index.js'
 import { retryDelay } from '../../protocols/replica/index.js'
 import { EMPTY_LEASE, clearHolder, currentVote, transition } from '../../protocols/task/machine.js'
-import { MAX_ATTEMPTS_KEPT, STEP_TERMS_KEY, canonicalJson, certify, failedAttempts, hasValidFinal, holderOf, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, stateOf, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
+import { MAX_ATTEMPTS_KEPT, STEP_TERMS_KEY, canonicalJson, certify, failedAttempts, hasValidFinal, holderOf, isWaiting, leaseStateSchema, makeTask, mergeRecords, newRecord, outcomeKey, resultHash, stateOf, statementBytes, taskRecordSchema } from '../../protocols/task/index.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../../protocols/lease/index.js'
 import type { ReplicaTaskState, Transition } from '../../protocols/task/machine.js'
 import type { Attempt, Certificate, FinalState, FinalValue, Placement, Statement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
@@ -1064,6 +1064,7 @@ describe('transition: properties', () => {
 describe('transition: durable waits', () => {
   const wait = (name = 'go', claimId = 'x1', term = 1, timeoutMs = 5_000): LeaseRequest => ({ op: 'wait', ...base(), claimId, term, name, timeoutMs })
   const signal = (name = 'go', data: unknown = { n: 1 }): LeaseRequest => ({ op: 'signal', ...base(), name, data: data as never })
+  const chosen = (name = 'go', data: unknown = { n: 1 }): LeaseRequest => ({ ...signal(name, data), chosen: true } as LeaseRequest)
 
   it('only the holder suspends; the wait ends its attempt without spending one, and no lease is granted while it lasts', () => {
     expect(step(held(), wait('go', 'x1', 1), { from: f.Y }).reply.status).toBe('STALE_TERM')
@@ -1079,19 +1080,24 @@ describe('transition: durable waits', () => {
     expect(step(w.state, acquire('y1'), { from: f.Y, now: NOW + 5_001 }).reply.status).toBe('OK')
   })
 
-  it('a signal of the awaited name goes into the journal and frees the task; another name, or a running task, is refused', () => {
+  it('a signal of the awaited name goes into the journal, tentative, and frees the task once marked chosen; another name, or a running task, is refused', () => {
     const w = step(held(), wait()).state
     expect(step(w, signal('other')).reply.status).toBe('NOT_WAITING')
     expect(step(held(), signal()).reply.status).toBe('NOT_WAITING')
     const s = step(w, signal('go', { n: 7 }))
     expect(s.reply.status).toBe('OK')
-    expect(s.state.record?.journal?.['signal:go']).toMatchObject({ data: { n: 7 } })
-    const resumed = step(s.state, acquire('y1'), { from: f.Y })
+    expect(s.state.record?.journal?.['signal:go']).toMatchObject({ data: { n: 7 }, tentative: true })
+    // kept, not chosen: the task still waits (its sender may have reached only this member)
+    expect(step(s.state, acquire('y1'), { from: f.Y }).reply).toMatchObject({ status: 'DENIED', reason: 'waiting for the signal "go"' })
+    const c = step(s.state, chosen('go', { n: 7 }))
+    expect(c.reply.status).toBe('OK')
+    expect(c.state.record?.journal?.['signal:go']).toEqual({ data: { n: 7 }, at: NOW })
+    const resumed = step(c.state, acquire('y1'), { from: f.Y })
     expect(resumed.reply.status).toBe('OK')
     // the first signal of a name stands: the same again is answered OK, other data is refused, also
     // once the resumed run holds the task (before, the same signal sent to two nodes at once was
     // refused as "running" by a member the first had already resumed) and once it is final
-    for (const state of [s.state, resumed.state, { ...resumed.state, record: { ...resumed.state.record!, final: finished().record!.final } }]) {
+    for (const state of [s.state, c.state, resumed.state, { ...resumed.state, record: { ...resumed.state.record!, final: finished().record!.final } }]) {
       expect(step(state, signal('go', { n: 7 })).reply.status).toBe('OK')
       expect(step(state, signal('go', { n: 8 })).reply.status).toMatch(/NOT_WAITING|FINISHED/)
     }
@@ -1099,6 +1105,27 @@ describe('transition: durable waits', () => {
     // a member that never saw the wait keeps the signal too: the sender checked a majority's view
     expect(step(fresh(), signal()).reply.status).toBe('OK')
     expect(step(finished(), signal()).reply.status).toBe('FINISHED')
+  })
+
+  it('a signal a majority kept is marked chosen over another value a minority kept, and wins every merge', () => {
+    const w = step(held(), wait()).state
+    // this member kept {n: 1} alone (its sender was refused); {n: 2} reached a majority without it
+    const minority = step(w, signal('go', { n: 1 })).state
+    expect(step(minority, signal('go', { n: 2 })).reply.status).toBe('NOT_WAITING')
+    const marked = step(minority, chosen('go', { n: 2 }))
+    expect(marked.reply.status).toBe('OK')
+    expect(marked.state.record?.journal?.['signal:go']).toMatchObject({ data: { n: 2 } })
+    expect(isWaiting(marked.state.record!, NOW)).toBe(false)
+    // a chosen value is not replaced; the same mark again changes nothing
+    expect(step(marked.state, chosen('go', { n: 1 })).reply.status).toBe('NOT_WAITING')
+    expect(step(marked.state, chosen('go', { n: 2 })).state).toEqual(marked.state)
+    // copies merge to the chosen value, whichever is the smaller: before, the minority's {n: 1} won
+    const other = step(w, chosen('go', { n: 2 })).state.record!
+    const pairs: Array<[TaskRecord, TaskRecord]> = [[minority.record!, other], [other, minority.record!]]
+    for (const [a, b] of pairs) {
+      expect(mergeRecords(a, b).journal?.['signal:go']).toMatchObject({ data: { n: 2 } })
+      expect(mergeRecords(a, b).journal?.['signal:go']).not.toHaveProperty('tentative')
+    }
   })
 
   it('a member that missed the wait and still sees the waiting claim live takes that lease back for the signal; another live claim still refuses it', () => {

@@ -83,7 +83,7 @@ describe('durable waits', () => {
     expect(claimed.map(e => e.data.attempt)).toEqual(claimed.map(() => 1))
   }, 60_000)
 
-  it('a signal kept by one member of three is refused with 503, and so is its retry: the same signal again is answered once a majority holds it', async () => {
+  it('a signal kept by one member of three is refused with 503, and so is its retry; another that a majority keeps is the one every copy ends with', async () => {
     const net = await f.mesh(3, { tasks: { ...TASKS, agents: [twoHalves] } })
     const [a, ...others] = net.nodes as [Testnet['nodes'][number], ...Testnet['nodes']]
     const { id } = await a.tasks!.service.submit({ capability: 'two.halves', input: null })
@@ -96,7 +96,25 @@ describe('durable waits', () => {
     // answered from that copy, "delivered" by one member of three
     await waitFor(async () => (await a.tasks!.replica.get(id)).record?.journal?.['signal:go'] !== undefined, { what: "a's copy to keep the signal", timeoutMs: 10_000 })
     await expect(a.tasks!.service.signal(id, 'go', { n: 1 })).rejects.toMatchObject({ name: 'QuorumUnavailableError' })
-  })
+    // the other two come back while a is away, and another signal reaches them: a majority, so it counts
+    await a.stop()
+    const [b, c] = [await net.restartNode(1), await net.restartNode(2)]
+    await net.waitForFullMesh()
+    await b.tasks!.service.signal(id, 'go', { n: 2 })
+    expect((await c.tasks!.service.waitFor(id, 60_000)).result?.value).toEqual({ n: 4 })
+    // a comes back holding its {n: 1}: every copy settles on the signal the run used, and a retry of
+    // the refused one is refused again. Before, the smaller {n: 1} won the merge everywhere, and a
+    // rerun would have read it
+    const again = await net.restartNode(0)
+    await net.waitForFullMesh()
+    await waitFor(async () => {
+      const kept = await Promise.all([again, b, c].map(async n => (await n.tasks!.replica.get(id)).record?.journal?.['signal:go']))
+      return kept.every(k => JSON.stringify(k) === JSON.stringify(kept[0]) && (k as { data?: unknown } | undefined)?.data !== undefined)
+    }, { what: 'every copy to hold one signal', timeoutMs: 30_000 })
+    expect((await again.tasks!.replica.get(id)).record?.journal?.['signal:go']).toMatchObject({ data: { n: 2 } })
+    await expect(again.tasks!.service.signal(id, 'go', { n: 1 })).rejects.toMatchObject({ name: 'TaskNotWaitingError' })
+    await expect(again.tasks!.service.signal(id, 'go', { n: 2 })).resolves.toBeDefined()
+  }, 120_000)
 
   it('a signal for a task that is not waiting is a 409, a bad one a 400; a wait that times out fails the attempt clearly', async () => {
     const net = await f.mesh(3, { tasks: { ...TASKS, agents: [echoAgent, waitsBriefly] } })
