@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { MAX_WAIT_MS, MAX_WAIT_NAME, TaskSuspendedError, WaitTimeoutError } from '../../protocols/lease/index.js'
-import { JSON_VALUE_WHAT, NOT_JSON, STEP_KEY_RULE, byteLength, chosenSignal, cloneJson, isStepKey, resultCopy } from '../../protocols/task/index.js'
+import { JSON_VALUE_WHAT, NOT_JSON, STEP_KEY_RULE, byteLength, cloneJson, isStepKey, resultCopy, signalKey } from '../../protocols/task/index.js'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { entryCost } from './durable-subtask.js'
 import { journalBytes, maxRecordBytes } from './options.js'
@@ -69,9 +69,11 @@ export async function durableWait<T> (run: DurableRun, name: string, options: Wa
     throw new UnrecoverableTaskError(`ctx.waitFor: a name of 1-${MAX_WAIT_NAME} characters and a timeout of 1 to ${MAX_WAIT_MS} ms, got "${name.slice(0, 40)}" and ${timeoutMs}`)
   }
   run.signal.throwIfAborted()
-  const record = (await run.tasks.find(run.task.id))?.record
-  // a tentative signal (kept by some members, not yet marked chosen by a majority) is none yet
-  const kept = chosenSignal(record, name)
+  let record = (await run.tasks.find(run.task.id))?.record
+  // a signal's second round (which writes it into the journal) may have reached fewer members than
+  // a majority read meets: before calling this wait run out, every member is asked
+  if (record?.journal?.[signalKey(name)] === undefined && record?.waiting?.name === name) record = (await run.tasks.find(run.task.id, { complete: true }))?.record ?? record
+  const kept = record?.journal?.[signalKey(name)] as { data?: unknown } | undefined
   if (kept !== undefined) {
     run.stats.stepsReplayed++
     if (options.schema === undefined) return cloneJson(kept.data) as T

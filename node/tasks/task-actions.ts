@@ -82,7 +82,10 @@ export async function signalTask (a: ActionContext, id: string, name: string, da
   const given = view.record.journal?.[signalKey(name)] as { data?: unknown } | undefined
   if (given !== undefined && canonicalJson(given.data ?? null) === canonicalJson(data ?? null)) {
     await a.c.leases.signal({ id, placement: view.record.placement }, name, data, isWaiting(view.record) && w?.name === name ? w.claimId : undefined)
-    return await a.get(id)
+    // a retry may be the one that ended the wait (the first try's second round fell short)
+    const fresh = await a.get(id)
+    if (fresh.record.final === undefined) a.announce(fresh.record.task, fresh.record.placement)
+    return fresh
   }
   if (w === undefined || w.name !== name || !isWaiting(view.record)) {
     if (given !== undefined) throw new TaskNotWaitingError(`signal "${name.slice(0, 40)}" was already given, with other data; the task is ${stateOf(view.record)}`)

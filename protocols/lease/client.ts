@@ -334,8 +334,8 @@ export class LeaseClient {
     const named = waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { ...plain, waitClaimId } : plain
     const answers = await this.askUntil(t.placement.members, named, need, a => a.res.status === 'OK', named === plain ? undefined : () => plain).early
     if (answers.filter(a => a.res.status === 'OK').length >= need) {
-      // kept by a majority, so chosen: the second round marks it so, and the task may run on (a
-      // value a minority kept, its sender refused, then loses every merge to this one)
+      // kept by a majority, so chosen: the second round writes it into the journal, and the task
+      // may run on (a member from before waitClaimId is asked without it, as in the first round)
       const chosen = (req: LeaseRequest): LeaseRequest => ({ ...req, chosen: true } as LeaseRequest)
       const marks = await this.askUntil(t.placement.members, chosen(named), need, a => a.res.status === 'OK', named === plain ? undefined : () => chosen(plain)).early
       const marked = marks.filter(a => a.res.status === 'OK').length

@@ -67,9 +67,9 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   /** the holder's agent waits for a signal: the lease is given back and the task waits, no attempt spent */
   z.object({ op: z.literal('wait'), ...held, name: z.string().min(1).max(MAX_WAIT_NAME), timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS), schema: z.record(z.string(), jsonValue()).optional() }).strict(),
   /**
-   * a signal for a waiting task, from anyone, in two rounds: kept in the journal as tentative (the
-   * task still waits), then, once a majority kept it, again with `chosen`: marked chosen, and the task
-   * may be claimed again. `waitClaimId`: the claim that waited, as the sender's copy says; a member
+   * a signal for a waiting task, from anyone, in two rounds: kept by each member (its lease state:
+   * the task still waits, and a member keeps the first value it was sent), then, once a majority kept
+   * it, again with `chosen`: written into the journal, and the task may be claimed again. `waitClaimId`: the claim that waited, as the sender's copy says; a member
    * that missed the wait and still sees that claim's lease live takes it back (the claim renews no
    * more once it waits)
    */

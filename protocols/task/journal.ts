@@ -14,18 +14,6 @@ export const STEP_TERMS_KEY = '\u0000terms'
 /** The journal keys signals are kept under start so (signalKey). */
 export const SIGNAL_PREFIX = 'signal:'
 
-/**
- * A signal's journal entry as a member keeps it: `{data, at}`, and `tentative` until the sender
- * saw a majority keep it and marked it chosen. A tentative entry does not end the wait, and a
- * chosen one wins every merge: a value kept by a minority (its sender was refused) never
- * replaces the one a majority kept.
- */
-export interface SignalEntry { data?: unknown, at?: number, tentative?: true }
-
-export function isTentative (entry: unknown): boolean {
-  return typeof entry === 'object' && entry !== null && (entry as SignalEntry).tentative === true
-}
-
 /** The journal keys a run's subtask ids are kept under start so (node/tasks/durable-subtask.ts). */
 export const SUBTASK_PREFIX = 'subtask:'
 
@@ -82,9 +70,9 @@ export function withStep (journal: Journal | undefined, key: string, value: Jour
 }
 
 /**
- * Union by key; two different values for one key resolve the same way everywhere: a signal marked
- * chosen over a tentative one, a value kept with its lease's terms over one kept without (from
- * before the terms), then the later lease's, then the smaller value.
+ * Union by key; two different values for one key resolve the same way everywhere: a value kept
+ * with its lease's terms over one kept without (from before the terms), then the later lease's,
+ * then the smaller value.
  */
 export function mergeJournals (a?: Journal, b?: Journal): Journal | undefined {
   if (a === undefined) return b
@@ -100,9 +88,7 @@ export function mergeJournals (a?: Journal, b?: Journal): Journal | undefined {
     const tb = termsB.get(key)
     // b's entry sorts first when it names its lease and a's does not (a step kept before the terms
     // were), or its lease is the later; else when its value, then its terms, are the smaller
-    // a signal marked chosen over a tentative one, first (see SignalEntry)
-    const chosenFirst = key.startsWith(SIGNAL_PREFIX) ? Number(isTentative(b[key])) - Number(isTentative(a[key])) : 0
-    const takeB = !Object.hasOwn(a, key) || (Object.hasOwn(b, key) && (chosenFirst || Number(ta !== undefined) - Number(tb !== undefined) || laterLease(tb, ta) || canonicalOrder(b[key], a[key]) || canonicalOrder(tb ?? null, ta ?? null)) < 0)
+    const takeB = !Object.hasOwn(a, key) || (Object.hasOwn(b, key) && (Number(ta !== undefined) - Number(tb !== undefined) || laterLease(tb, ta) || canonicalOrder(b[key], a[key]) || canonicalOrder(tb ?? null, ta ?? null)) < 0)
     const [value, by] = takeB ? [b[key], tb] : [a[key], ta]
     out.push([key, value as Journal[string]])
     if (by !== undefined) terms.push([key, by])

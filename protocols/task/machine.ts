@@ -1,8 +1,7 @@
 import { retryDelay } from '../replica/backoff.js'
 import { resultHash, sameValue } from './certificate.js'
 import { canonicalJson } from './canonical.js'
-import { isTentative, withEntries } from './journal.js'
-import type { SignalEntry } from './journal.js'
+import { withEntries } from './journal.js'
 import { capAttempts, failedAttempts, finalOf, hasValidFinal, isWaiting, mergeRecords, mustDecideOf, ownRetryTime, resultMatches, samePlacement, signalKey } from './record.js'
 import type { BackoffOptions } from '../replica/backoff.js'
 import type { LeaseRequest, LeaseResponse, ShownVote } from '../lease/messages.js'
@@ -153,10 +152,16 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       return { state: { ...st, lease: clearHolder(lease), record }, reply: { status: 'OK' } }
     }
     case 'signal': {
+      // the journal holds chosen signals only (a majority kept them); this member's first-round
+      // value for the wait now, not yet chosen, is in its lease state, which no copy merges
+      const chosen = r.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
+      // a name is waited for once a generation: a value kept for a dead generation's wait is none now
+      const mine = lease.accepted?.[req.name]
+      const accepted = mine !== undefined && mine.generation === r.generation ? mine : undefined
+      const sameAs = (kept: { data?: unknown } | undefined): boolean => kept !== undefined && canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null)
       // the same signal again (a sender retrying after a lost answer, or another node asked at the
-      // same time) is the one kept here: OK whatever the task does now, as the first was answered
-      const kept = r.journal?.[signalKey(req.name)] as SignalEntry | undefined
-      const same = kept !== undefined && canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null)
+      // same time) is answered OK whatever the task does now, as the first was
+      const same = sameAs(chosen) || (chosen === undefined && sameAs(accepted))
       if (r.final !== undefined) return same ? { state: st, reply: { status: 'OK' } } : finished()
       // a member that missed the wait (it did not grant the lease that waited) keeps the signal too:
       // the sender checked a majority's view, and a lone member's refusal would leave the wait
@@ -165,27 +170,27 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // renews no more, so it is taken back here as the wait would have
       const waited = live && req.waitClaimId !== undefined && lease.claimId === req.waitClaimId
       const freed = waited ? { ...st, lease: clearHolder(lease), record: setAttempt(r, req.waitClaimId as string, { outcome: 'suspended', endedAt: env.now }) } : st
-      const freedRecord = freed.record as TaskRecord
-      const keep = (entry: SignalEntry, resumes: boolean): Transition => {
-        const { notBefore, ...rest } = freedRecord
-        const record = { ...rest, ...(resumes || notBefore === undefined ? {} : { notBefore }), journal: { ...freedRecord.journal, [signalKey(req.name)]: entry as NonNullable<TaskRecord['journal']>[string] }, updatedAt: env.now }
-        return { state: { ...freed, record }, reply: { status: 'OK' } }
-      }
+      const otherData: Transition = { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
       if (req.chosen === true) {
-        // the second round: a majority kept this value, so no other can be chosen. It is marked
-        // here, over a tentative other value a minority kept, and the wait ends
-        if (kept !== undefined && !isTentative(kept) && !same) return { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
-        if (kept !== undefined && !isTentative(kept)) return { state: freed, reply: { status: 'OK' } }
-        return keep({ data: req.data, at: kept?.at ?? env.now }, true)
+        // the second round: a majority kept this value, so no other can be chosen. It goes into
+        // the journal (over another value this member kept first), and the wait ends
+        if (chosen !== undefined) return same ? { state: freed, reply: { status: 'OK' } } : otherData
+        const { [req.name]: _kept, ...others } = freed.lease.accepted ?? {}
+        const { notBefore: _n, ...rest } = freed.record as TaskRecord
+        const journal = { ...rest.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
+        const leaseNow = { ...freed.lease, ...(Object.keys(others).length === 0 ? { accepted: undefined } : { accepted: others }) }
+        if (leaseNow.accepted === undefined) delete leaseNow.accepted
+        return { state: { ...freed, lease: leaseNow, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
       }
       if (same) return { state: freed, reply: { status: 'OK' } }
       if (isWaiting(r, env.now) && r.waiting?.name !== req.name) return { state: st, reply: { status: 'NOT_WAITING', reason: `waiting for "${r.waiting?.name ?? ''}", not "${req.name}"` } }
       if (live && !waited) return { state: st, reply: { status: 'NOT_WAITING', reason: 'the task is running, not waiting for a signal' } }
       // the first signal of a name stands: a second, different one (an approve after a reject) is refused,
       // so only one value can reach a majority
-      if (kept !== undefined) return { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
-      // the first round: kept, tentative; the task waits on until the sender marks it chosen
-      return keep({ data: req.data, at: env.now, tentative: true }, false)
+      if (chosen !== undefined || accepted !== undefined) return otherData
+      // the first round: kept here, the task waits on until the sender, a majority's OK in hand, marks it chosen
+      const kept = { data: req.data, at: env.now, generation: r.generation }
+      return { state: { ...freed, lease: { ...freed.lease, accepted: { ...freed.lease.accepted, [req.name]: kept } } }, reply: { status: 'OK' } }
     }
     case 'cancel': {
       if (r.final !== undefined) return finished()

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { jsonValue } from './json-value.js'
 import { canonicalOrder } from './canonical.js'
-import { SIGNAL_PREFIX, isTentative, mergeJournals } from './journal.js'
+import { SIGNAL_PREFIX, mergeJournals } from './journal.js'
 import { certificateSchema, finalValueSchema, isValidCertificate, resultHash } from './certificate.js'
 import type { Certificate, FinalValue, TrustedVote } from './certificate.js'
 import { peerIdSchema, taskSchema } from './schema.js'
@@ -49,16 +49,10 @@ export type Wait = z.infer<typeof waitSchema>
 /** The journal key a signal's data is kept under. */
 export const signalKey = (name: string): string => `${SIGNAL_PREFIX}${name}`
 
-/** The signal of `name` the record keeps as chosen (a tentative one is not yet: see SignalEntry). */
-export function chosenSignal (record: TaskRecord | undefined, name: string): { data?: unknown } | undefined {
-  const entry = record?.journal?.[signalKey(name)]
-  return entry === undefined || isTentative(entry) ? undefined : entry as { data?: unknown }
-}
-
 /** Whether the record waits for a signal now, by `now` (a member's clock). */
 export function isWaiting (record: TaskRecord, now = Date.now()): boolean {
   const w = record.waiting
-  return w !== undefined && record.final === undefined && chosenSignal(record, w.name) === undefined && now <= w.until
+  return w !== undefined && record.final === undefined && record.journal?.[signalKey(w.name)] === undefined && now <= w.until
 }
 
 /**

@@ -32,7 +32,14 @@ export const leaseStateSchema = z.object({
   /** epochs up to this one are sealed here: moved away, no operation of theirs is served */
   sealedEpoch: z.number().int().nonnegative().optional(),
   /** the placement the seal was for: one move per epoch wins, the others learn it */
-  sealedFor: placementSchema.optional()
+  sealedFor: placementSchema.optional(),
+  /**
+   * Signals this member kept in a signal's first round, by name, for the generation they came
+   * in (a name is waited for once a generation): not yet chosen, so not in the record's journal, which copies merge. Here, where
+   * nothing merges, a member keeps the first value it was sent, and refuses another: only one
+   * value can reach a majority. The second round writes the chosen value into the journal.
+   */
+  accepted: z.record(z.string().max(200), z.object({ data: jsonValue(), at: z.number(), generation: z.number().int().nonnegative() }).strict()).optional()
 }).strict()
 
 export type LeaseState = z.infer<typeof leaseStateSchema>
