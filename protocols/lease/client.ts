@@ -323,7 +323,8 @@ export class LeaseClient {
   }
 
   /**
-   * Delivers a signal to a waiting task: resolves once a majority of its placement keeps it.
+   * Delivers a signal to a waiting task in two rounds (see the `signal` op): resolves once a
+   * majority of its placement kept it and then wrote it into the task's journal.
    * `waitClaimId`: the claim that waited. Throws TaskNotWaitingError when a majority says the task
    * does not wait for it.
    */
@@ -340,7 +341,7 @@ export class LeaseClient {
       const marks = await this.askUntil(t.placement.members, chosen(named), need, a => a.res.status === 'OK', named === plain ? undefined : () => chosen(plain)).early
       const marked = marks.filter(a => a.res.status === 'OK').length
       if (marked >= need) return
-      throw refusal(marks, `signal kept by a majority, marked chosen by ${marked} of ${t.placement.members.length} members: send it again`)
+      throw refusal(marks, `signal kept by a majority, written into the journal by ${marked} of ${t.placement.members.length} members: send it again`)
     }
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)

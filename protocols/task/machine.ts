@@ -155,14 +155,16 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // the journal holds chosen signals only (a majority kept them); this member's first-round
       // value for the wait now, not yet chosen, is in its lease state, which no copy merges
       const chosen = r.journal?.[signalKey(req.name)] as { data?: unknown } | undefined
-      // a name is waited for once a generation: a value kept for a dead generation's wait is none now
-      const mine = lease.accepted?.[req.name]
-      const accepted = mine !== undefined && mine.generation === r.generation ? mine : undefined
+      // a name is waited for once a task, and a redrive keeps the journal: a value kept here in an
+      // earlier generation may have been chosen (a majority kept it, its second round fell short),
+      // so it stands in every generation
+      const accepted = lease.accepted?.[req.name]
       const sameAs = (kept: { data?: unknown } | undefined): boolean => kept !== undefined && canonicalJson(kept.data ?? null) === canonicalJson(req.data ?? null)
       // the same signal again (a sender retrying after a lost answer, or another node asked at the
       // same time) is answered OK whatever the task does now, as the first was
       const same = sameAs(chosen) || (chosen === undefined && sameAs(accepted))
-      if (r.final !== undefined) return same ? { state: st, reply: { status: 'OK' } } : finished()
+      // a finished task's answer is its journal's: a value only kept here reached no run
+      if (r.final !== undefined) return sameAs(chosen) ? { state: st, reply: { status: 'OK' } } : finished()
       // a member that missed the wait (it did not grant the lease that waited) keeps the signal too:
       // the sender checked a majority's view, and a lone member's refusal would leave the wait
       // stuck once the peer that waited is gone.
@@ -170,7 +172,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // renews no more, so it is taken back here as the wait would have
       const waited = live && req.waitClaimId !== undefined && lease.claimId === req.waitClaimId
       const freed = waited ? { ...st, lease: clearHolder(lease), record: setAttempt(r, req.waitClaimId as string, { outcome: 'suspended', endedAt: env.now }) } : st
-      const otherData: Transition = { state: st, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
+      const otherData: Transition = { state: freed, reply: { status: 'NOT_WAITING', reason: `signal "${req.name}" was already given, with other data` } }
       if (req.chosen === true) {
         // the second round: a majority kept this value, so no other can be chosen. It goes into
         // the journal (over another value this member kept first), and the wait ends
@@ -188,7 +190,8 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
       // the first signal of a name stands: a second, different one (an approve after a reject) is refused,
       // so only one value can reach a majority
       if (chosen !== undefined || accepted !== undefined) return otherData
-      // the first round: kept here, the task waits on until the sender, a majority's OK in hand, marks it chosen
+      // the first round: kept here, the task waits on until the sender, a majority's OK in hand,
+      // sends the second, which writes it into the journal
       const kept = { data: req.data, at: env.now, generation: r.generation }
       return { state: { ...freed, lease: { ...freed.lease, accepted: { ...freed.lease.accepted, [req.name]: kept } } }, reply: { status: 'OK' } }
     }

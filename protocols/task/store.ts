@@ -34,8 +34,8 @@ export const leaseStateSchema = z.object({
   /** the placement the seal was for: one move per epoch wins, the others learn it */
   sealedFor: placementSchema.optional(),
   /**
-   * Signals this member kept in a signal's first round, by name, for the generation they came
-   * in (a name is waited for once a generation): not yet chosen, so not in the record's journal, which copies merge. Here, where
+   * Signals this member kept in a signal's first round, by name (a name is waited for once a
+   * task; the generation it came in is kept for the record): not yet chosen, so not in the record's journal, which copies merge. Here, where
    * nothing merges, a member keeps the first value it was sent, and refuses another: only one
    * value can reach a majority. The second round writes the chosen value into the journal.
    */

@@ -1125,9 +1125,12 @@ describe('transition: durable waits', () => {
     // a chosen value is not replaced; the same mark again changes nothing
     expect(step(marked.state, chosen('go', { n: 1 })).reply.status).toBe('NOT_WAITING')
     expect(step(marked.state, chosen('go', { n: 2 })).state).toEqual(marked.state)
-    // a value kept for an earlier generation's wait (the task died, then was redriven) is none now
+    // a value kept in an earlier generation stands after a redrive (it may have been chosen: a
+    // majority kept it, its second round fell short); on a finished task, only the journal answers
     const redriven = { ...minority, record: { ...minority.record!, generation: 1 } }
-    expect(step(redriven, signal('go', { n: 2 })).reply.status).toBe('OK')
+    expect(step(redriven, signal('go', { n: 2 })).reply.status).toBe('NOT_WAITING')
+    expect(step(redriven, signal('go', { n: 1 })).reply.status).toBe('OK')
+    expect(step({ ...minority, record: { ...minority.record!, final: finished().record!.final } }, signal('go', { n: 1 })).reply.status).toBe('FINISHED')
   })
 
   it('a member that missed the wait and still sees the waiting claim live takes that lease back for the signal; another live claim still refuses it', () => {
