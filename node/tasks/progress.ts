@@ -75,7 +75,8 @@ export interface ProgressHubInit {
  * a continuation. A claim that resumes a suspended one has the same attempt number (a wait is not
  * a failure), so at the same number the claim heard later supersedes, and a superseded claim is
  * never taken back. A claim's first event waits until the task's placement confirms that the
- * sender holds that claim: a peer cannot speak for a task it does not run. Progress stays a hint all the same; the certified result is the truth.
+ * sender holds that claim: a peer cannot speak for a task it does not run. Progress stays a hint
+ * all the same; the certified result is the truth.
  */
 export class ProgressHub {
   readonly stats: ProgressHubStats = { received: 0, unknown: 0, stale: 0, wrongPeer: 0, duplicates: 0, gaps: 0, listenerErrors: 0, forged: 0 }

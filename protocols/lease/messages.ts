@@ -69,9 +69,9 @@ export const leaseRequestSchema = z.discriminatedUnion('op', [
   /**
    * a signal for a waiting task, from anyone, in two rounds: kept by each member (its lease state:
    * the task still waits, and a member keeps the first value it was sent), then, once a majority kept
-   * it, again with `chosen`: written into the journal, and the task may be claimed again. `waitClaimId`: the claim that waited, as the sender's copy says; a member
-   * that missed the wait and still sees that claim's lease live takes it back (the claim renews no
-   * more once it waits)
+   * it, again with `chosen`: written into the journal, and the task may be claimed again.
+   * `waitClaimId`: the claim that waited, as the sender's copy says; a member that missed the wait
+   * and still sees that claim's lease live takes it back (the claim renews no more once it waits)
    */
   z.object({ op: z.literal('signal'), ...task, name: z.string().min(1).max(MAX_WAIT_NAME), data: jsonValue(), waitClaimId: claimIdSchema.optional(), chosen: z.literal(true).optional() }).strict(),
   /**

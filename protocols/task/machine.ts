@@ -180,8 +180,8 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
         const { [req.name]: _kept, ...others } = freed.lease.accepted ?? {}
         const { notBefore: _n, ...rest } = freed.record as TaskRecord
         const journal = { ...rest.journal, [signalKey(req.name)]: { data: req.data, at: env.now } }
-        const leaseNow = { ...freed.lease, ...(Object.keys(others).length === 0 ? { accepted: undefined } : { accepted: others }) }
-        if (leaseNow.accepted === undefined) delete leaseNow.accepted
+        const { accepted: _all, ...leaseRest } = freed.lease
+        const leaseNow = Object.keys(others).length === 0 ? leaseRest : { ...leaseRest, accepted: others }
         return { state: { ...freed, lease: leaseNow, record: { ...rest, journal, updatedAt: env.now } }, reply: { status: 'OK' } }
       }
       if (same) return { state: freed, reply: { status: 'OK' } }
