@@ -55,11 +55,14 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
     const { holder, lost } = await meshLosing(once, 'vote')
     const { id } = await holder.tasks!.service.submit({ capability: 'once', input: {}, maxAttempts: 1 })
     const view = await holder.tasks!.service.waitFor(id, 15_000)
-    expect(lost.size).toBe(2)
+    // a member whose grant joined the lease late is sent its vote after the holder and the other
+    // made the certificate (HeldLease.complete), so a loaded machine may finish the task before that
+    // request arrives: one lost request at least
+    expect(lost.size).toBeGreaterThanOrEqual(1)
     expect(view.record.final?.state).toBe('completed')
     expect(runs).toBe(1)
     expect(view.record.attempts).toHaveLength(1)
-    expect(holder.tasks!.leases.stats.askedAgain).toBeGreaterThanOrEqual(2)
+    expect(holder.tasks!.leases.stats.askedAgain).toBeGreaterThanOrEqual(1)
     expect(view.result?.value).toMatchObject({ run: expect.any(String) })
     await completedEverywhere(id, view.result?.value)
   })
@@ -75,11 +78,12 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
     const { holder, lost } = await meshLosing(stepping, 'journal')
     const { id } = await holder.tasks!.service.submit({ capability: 'stepping', input: {}, maxAttempts: 1 })
     const view = await holder.tasks!.service.waitFor(id, 15_000)
-    expect(lost.size).toBe(2)
+    // as for the vote: a member granted late may be asked after the task finished
+    expect(lost.size).toBeGreaterThanOrEqual(1)
     expect(view.record.final?.state).toBe('completed')
     expect(view.record.attempts).toHaveLength(1)
     expect(steps).toBe(1)
-    expect(holder.tasks!.leases.stats.askedAgain).toBeGreaterThanOrEqual(2)
+    expect(holder.tasks!.leases.stats.askedAgain).toBeGreaterThanOrEqual(1)
     await completedEverywhere(id, view.result?.value)
   })
 
@@ -89,7 +93,7 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
     const { holder, lost } = await meshLosing(broken, 'fail')
     const { id } = await holder.tasks!.service.submit({ capability: 'broken', input: {}, maxAttempts: 3 })
     const view = await holder.tasks!.service.waitFor(id, 30_000)
-    expect(lost.size).toBe(2)
+    expect(lost.size).toBeGreaterThanOrEqual(1)
     expect(view.record.final?.state).toBe('dead')
     expect(view.record.final?.reason).toMatch(/broken for good/)
     expect(runs).toBe(1)
