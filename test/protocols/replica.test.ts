@@ -487,14 +487,21 @@ describe('replicas and lease clients, end to end', () => {
     expect(await B.replica.claimableRecord(t.id)).toBeDefined()
   })
 
-  it('a move that seals a member while a claim short of a majority waits there gives that claim back unrun: no holder named, no attempt spent', async () => {
+  /**
+   * A claims with B down and C silent: A's own grant waits for a majority that cannot come, until
+   * the claim gives up (a renewal period) and gives it back. Answers once A granted it.
+   */
+  async function claimShortAtA (): Promise<{ c: Cluster, t: Target, A: Member, C: Member, claim: Promise<any> }> {
     const c = await Cluster.create(3)
     const t = await c.submit()
     const [A, B, C] = c.members as [Member, Member, Member]
-    // A claims with B down and C silent: A's own grant waits for a majority that cannot come, until
-    // the claim gives up (a renewal period) and gives it back
     const claim = c.client(A.peer, { down: [B.peer.id], through: async (peer, _req, handle) => peer === C.peer.id ? await new Promise<never>(() => {}) : handle() }).acquire(t).catch(e => e)
     await waitFor(async () => (await A.store.getRecord(t.id))?.attempts[0]?.outcome === 'running', { timeoutMs: 5_000, what: 'A to grant its own claim' })
+    return { c, t, A, C, claim }
+  }
+
+  it('a move that seals a member while a claim short of a majority waits there gives that claim back unrun: no holder named, no attempt spent', async () => {
+    const { c, t, A, C, claim } = await claimShortAtA()
     // a mover seals A meanwhile (its move then falls short: B is down and C silent)
     const sealing = await c.client(user()).ask([A.peer.id], { op: 'seal', id: t.id, epoch: 0, next: { epoch: 1, members: [A.peer.id, C.peer.id, pool[3]!.id] } })
     expect(sealing[0]?.res.status).toBe('OK')
@@ -506,11 +513,7 @@ describe('replicas and lease clients, end to end', () => {
   })
 
   it('a member that missed the seal takes the move and gives back the claim short of a majority that waits there: no holder named, no attempt spent', async () => {
-    const c = await Cluster.create(3)
-    const t = await c.submit()
-    const [A, B, C] = c.members as [Member, Member, Member]
-    const claim = c.client(A.peer, { down: [B.peer.id], through: async (peer, _req, handle) => peer === C.peer.id ? await new Promise<never>(() => {}) : handle() }).acquire(t).catch(e => e)
-    await waitFor(async () => (await A.store.getRecord(t.id))?.attempts[0]?.outcome === 'running', { timeoutMs: 5_000, what: 'A to grant its own claim' })
+    const { t, A, C, claim } = await claimShortAtA()
     // the move was made by B and C while A was away; A's co-members show it the newer placement
     const next: Placement = { epoch: 1, members: [A.peer.id, C.peer.id, pool[3]!.id] }
     expect(await A.replica.adoptMove(t.id, next, { missedSeal: true })).toBe(true)
