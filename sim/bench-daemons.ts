@@ -24,6 +24,8 @@ export type AddRow = (what: string, figure: string, note?: string) => void
 export interface DaemonBenchInit {
   /** mesh sizes, one mesh of daemons each. @default [3, 5, 10] */
   nodes?: number[]
+  /** task options of every daemon's config file, for an A/B of one option. @default {} (the defaults) */
+  taskOptions?: Record<string, number | boolean>
   /** tasks kept in flight by the closed loop; 1 is one at a time. @default [1, 16, 64, 256] */
   concurrency?: number[]
   /** how long a loaded run keeps submitting. @default 10_000 */
@@ -144,7 +146,7 @@ function memoryMiB (pid: number): { rss: number, pss: number, uss: number } {
 }
 
 /** The counters a run reads, summed over every daemon. */
-interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number, groupCommits: number, syncedCommits: number }
+interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number, groupCommits: number, syncedCommits: number, votes: number, voteSignatures: number }
 
 async function counters (daemons: DaemonProcess[]): Promise<Counters> {
   const all = await Promise.all(daemons.map(async d => (await requestJson(`${d.api}/v1/metrics`, { timeoutMs: 10_000 })).body))
@@ -158,7 +160,9 @@ async function counters (daemons: DaemonProcess[]): Promise<Counters> {
     duplicates: sum(m => m.executions?.duplicateExecutions),
     apiErrors: sum(m => m.api?.internalErrors),
     groupCommits: sum(m => m.store?.groupCommits),
-    syncedCommits: sum(m => m.store?.syncedCommits)
+    syncedCommits: sum(m => m.store?.syncedCommits),
+    votes: sum(m => m.replica?.votes),
+    voteSignatures: sum(m => m.replica?.voteSignatures)
   }
 }
 
@@ -360,7 +364,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
     try {
       const config = join(dir, 'config.json')
       // default timers: placement, claims and presence as a real mesh runs them
-      await writeFile(config, JSON.stringify({ agents: ['echo'] }))
+      await writeFile(config, JSON.stringify({ agents: ['echo'], ...(init.taskOptions === undefined ? {} : { tasks: init.taskOptions }) }))
       const t0 = Date.now()
       daemons = await startMesh(dir, n, config)
       const startedMs = Date.now() - t0
@@ -389,7 +393,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
         const per = (get: (x: Counters) => number, digits = 1): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(digits)
         add(`${label}${entryLabel(entry)}${daemonsN}, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
-        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`, `by daemon ${r.perDaemonMs.map(x => x.toFixed(2)).join(' / ')} ms/task`, `context switches ${r.switches.voluntary.toFixed(1)} waited + ${r.switches.involuntary.toFixed(1)} preempted a task`]
+        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `votes ${per(x => x.votes, 2)}/task in ${per(x => x.voteSignatures, 2)} signatures`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`, `by daemon ${r.perDaemonMs.map(x => x.toFixed(2)).join(' / ')} ms/task`, `context switches ${r.switches.voluntary.toFixed(1)} waited + ${r.switches.involuntary.toFixed(1)} preempted a task`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
       }
       const loadedRss = pids.map(pid => memoryMiB(pid).rss)

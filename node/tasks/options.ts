@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/constants.js'
 import { MAX_LEASE_MS, MAX_WAIT_MS } from '../../protocols/lease/index.js'
 import { MAX_TASK_TIMEOUT_MS, byteLength } from '../../protocols/task/schema.js'
+import { DEFAULT_VOTE_SIGN_BATCH_MAX, MAX_SIGN_BATCH } from '../../protocols/task/vote-batch.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'
 import type { TaskRecord } from '../../protocols/task/record.js'
@@ -286,6 +287,12 @@ export const taskOptionsSchema = z.strictObject({
    * the stream to it is torn down and the next request opens another. @default 2
    */
   rpcMaxConsecutiveTimeouts: count(1).max(100).default(2),
+  /**
+   * Votes one Ed25519 signature covers at most: a member signs the votes it cast in one turn of the
+   * event loop together, over a Merkle tree of their statements; 1 signs each vote alone.
+   * @default 16
+   */
+  voteSignBatchMax: count(1).max(MAX_SIGN_BATCH).default(DEFAULT_VOTE_SIGN_BATCH_MAX),
   /** finished tasks whose state (and result) a node keeps in memory after their commit, most recent first. @default 4_096 */
   recentFinished: count(0).max(1_000_000).default(4_096),
   /** the bytes of results those may hold. @default 33_554_432 (32 MiB) */

@@ -124,6 +124,7 @@ export class TaskLayer {
     this.replica = new Replica(new LevelReplicaStore(host.store, { sync: options.syncWrites }), {
       me: peerId.toString(),
       sign: signerOf(host.privateKey),
+      voteSignBatchMax: options.voteSignBatchMax,
       backoffBaseMs: options.backoffBaseMs,
       backoffCapMs: options.backoffCapMs,
       retentionMs: options.retentionMs,

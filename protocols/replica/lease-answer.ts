@@ -11,11 +11,14 @@ import type { ReplicaStats } from './replica-init.js'
  * the commit folded into a vote, and the counters. Pure but for the signature.
  */
 
+/** Signs a vote's statement: the signature as a vote carries it (vote-batch.ts). */
+export type SignStatement = (statement: Uint8Array) => Promise<string>
+
 /** Signs the vote a transition cast (its statement), in the new state and in the reply. */
-export async function signVote (t: Transition, me: string, sign: (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array): Promise<boolean> {
+export async function signVote (t: Transition, me: string, sign: SignStatement): Promise<boolean> {
   if (t.sign === undefined || t.state.lease.vote === undefined) return false
   const statement = statementBytes(t.sign)
-  const sig = Buffer.from(await sign(statement)).toString('base64')
+  const sig = await sign(statement)
   signedHere(me, statement, sig)
   t.state.lease.vote = { ...t.state.lease.vote, sig }
   if (t.reply.vote !== undefined) t.reply.vote = { ...t.reply.vote, sig }
@@ -45,7 +48,7 @@ export function commitShown (t: Transition, shown: ShownVote[], env: MachineEnv)
  * certificate there too. A vote this member cannot cast leaves the grant alone: the holder asks
  * for it the usual way.
  */
-export async function voteGranted (t: Transition, req: Extract<LeaseRequest, { op: 'acquire' }>, env: MachineEnv, me: string, sign: (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array): Promise<{ done: Transition, signed: boolean }> {
+export async function voteGranted (t: Transition, req: Extract<LeaseRequest, { op: 'acquire' }>, env: MachineEnv, me: string, sign: SignStatement): Promise<{ done: Transition, signed: boolean }> {
   const ahead = req.vote
   if (ahead === undefined || t.reply.status !== 'OK' || t.reply.term === undefined) return { done: t, signed: false }
   const vote: LeaseRequest = { op: 'vote', id: req.id, epoch: req.epoch, claimId: req.claimId, term: t.reply.term, value: ahead.value, ...(ahead.result === undefined ? {} : { result: ahead.result }), ...(ahead.size === undefined ? {} : { size: ahead.size }) }

@@ -7,6 +7,8 @@ export interface ReplicaInit {
   me: string
   /** signs a vote with the node key */
   sign: (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array
+  /** votes one signature covers at most: those cast in one turn are signed together (vote-batch.ts); 1 signs each alone. @default 16 */
+  voteSignBatchMax?: number
   /** @default 1_000 */
   backoffBaseMs?: number
   /** @default 60_000 */
@@ -38,6 +40,8 @@ export interface ReplicaStats {
   staleResults: number
   results: number
   votes: number
+  /** Ed25519 signatures made for votes: fewer than votes when a turn's votes are signed together */
+  voteSignatures: number
   /** records or finals refused: a forged id, or a final state without a valid certificate */
   refusedRecords: number
   /** placements this member took from a co-member after missing the whole move (away for its seal and install) */

@@ -7,6 +7,7 @@ import { commitShown, countAnswer, isNewRecord, shownWith, signVote, verifyShown
 import { mergeCopy } from './merge-copy.js'
 import { endedAt } from './expiries.js'
 import { ReplicaIndex } from './replica-index.js'
+import { BatchSigner, DEFAULT_VOTE_SIGN_BATCH_MAX } from '../task/vote-batch.js'
 import type { RecordHashes } from './digest.js'
 import type { LeaseRequest, LeaseResponse } from '../lease/messages.js'
 import type { MachineEnv, ReplicaTaskState, Transition } from '../task/machine.js'
@@ -29,7 +30,7 @@ export const DAMAGED_REASON = 'this member\'s copy of the task is unreadable on 
  * valid certificate.
  */
 export class Replica {
-  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, refusedRecords: 0, missedMoves: 0, damagedRefusals: 0 }
+  readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, voteSignatures: 0, refusedRecords: 0, missedMoves: 0, damagedRefusals: 0 }
   /** ids of records without a final state */
   readonly active: Set<string>
   /** those of them whose placement this node is a member of: what sweeps look at */
@@ -51,6 +52,7 @@ export class Replica {
   private readonly backoff: { baseMs: number, capMs: number }
   private readonly now: () => number
   private readonly retentionMs: number
+  private readonly signer: BatchSigner
 
   constructor (store: ReplicaStore, init: ReplicaInit) {
     this.store = store
@@ -59,6 +61,7 @@ export class Replica {
     this.backoff = { baseMs: init.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, capMs: init.backoffCapMs ?? DEFAULT_BACKOFF_CAP_MS }
     this.now = init.now ?? Date.now
     this.retentionMs = init.retentionMs ?? 7 * 24 * 3600_000
+    this.signer = new BatchSigner(init.sign, init.voteSignBatchMax ?? DEFAULT_VOTE_SIGN_BATCH_MAX, () => { this.stats.voteSignatures++ })
     this.idx = new ReplicaIndex(init.me, init.recentFinished ?? 4_096, init.recentFinishedBytes ?? 32 * 1024 * 1024)
     this.active = this.idx.active
     this.activeMember = this.idx.activeMember
@@ -348,7 +351,7 @@ export class Replica {
       const trustedVote = fromSigner.size === 0 ? undefined : (peer: string, sig: string) => peer === from && fromSigner.has(sig)
       const env: MachineEnv = { now: this.now(), me: this.me, from, backoff: this.backoff, verifyVote: verifyShownVote, ...(trustedVote === undefined ? {} : { trustedVote }) }
       const t = transition(s, req, env)
-      if (await signVote(t, this.me, this.init.sign)) this.stats.votes++
+      if (await signVote(t, this.me, this.signStatement)) this.stats.votes++
       const done = req.op === 'vote' && req.shown !== undefined ? commitShown(t, req.shown, env) : req.op === 'acquire' && req.vote !== undefined ? await this.votedWithGrant(t, req, env) : t
       await this.persist(loaded, done.state)
       countAnswer(this.stats, req, done.reply)
@@ -356,8 +359,10 @@ export class Replica {
     })
   }
 
+  private readonly signStatement = async (statement: Uint8Array): Promise<string> => await this.signer.signStatement(statement)
+
   private async votedWithGrant (t: Transition, req: Extract<LeaseRequest, { op: 'acquire' }>, env: MachineEnv): Promise<Transition> {
-    const { done, signed } = await voteGranted(t, req, env, this.me, this.init.sign)
+    const { done, signed } = await voteGranted(t, req, env, this.me, this.signStatement)
     if (signed) this.stats.votes++
     return done
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { canonicalJson } from './canonical.js'
-import { verifyBy } from './ed25519.js'
+import { MAX_SIGNATURE_CHARS, verifySignature } from './vote-batch.js'
 import { peerIdSchema, taskIdSchema } from './schema.js'
 
 export const FINAL_STATES = ['completed', 'canceled', 'dead'] as const
@@ -23,11 +23,14 @@ export const finalValueSchema = z.object({
 
 export type FinalValue = z.infer<typeof finalValueSchema>
 
+/** A vote's signature: its own, or a batch's with the vote's proof (vote-batch.ts). */
+export const signatureSchema = z.string().max(MAX_SIGNATURE_CHARS)
+
 /** One member's signed vote. `term` is the signer's own lease term for the claim (0 when none). */
 export const voteSchema = z.object({
   peer: peerIdSchema,
   term: z.number().int().nonnegative(),
-  sig: z.string().max(200)
+  sig: signatureSchema
 }).strict()
 
 export type Vote = z.infer<typeof voteSchema>
@@ -148,7 +151,7 @@ export function verifyVote (id: string, generation: number, epoch: number, vote:
   const key = voteKey(vote.peer, vote.sig, statement)
   if (goodVotes.has(key)) return true
   signatureStats.checked++
-  if (!verifyBy(vote.peer, statement, Buffer.from(vote.sig, 'base64'))) return false
+  if (!verifySignature(vote.peer, statement, vote.sig)) return false
   remember(key)
   return true
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { jsonValue } from './json-value.js'
-import { finalValueSchema } from './certificate.js'
+import { finalValueSchema, signatureSchema } from './certificate.js'
 import { placementSchema } from './record.js'
 import type { TaskRecord } from './record.js'
 
@@ -10,7 +10,7 @@ export const castVoteSchema = z.object({
   epoch: z.number().int().nonnegative(),
   term: z.number().int().nonnegative(),
   value: finalValueSchema,
-  sig: z.string().max(200)
+  sig: signatureSchema
 }).strict()
 
 export type CastVote = z.infer<typeof castVoteSchema>
