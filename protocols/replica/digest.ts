@@ -9,24 +9,50 @@ import type { TaskRecord } from '../task/record.js'
  * and sends nothing else.
  */
 export function recordHash (record: TaskRecord): string {
-  return createHash('sha256').update(canonicalJson(substance(record))).digest('hex').slice(0, 16)
+  return createHash('sha256').update(substance(record)).digest('hex').slice(0, 16)
 }
 
 /** The version of `recordHash` a digest names: peers that hash otherwise cannot compare. */
-export const RECORD_HASHING = 2
+export const RECORD_HASHING = 3
 
 /**
- * What copies of a task must agree on. Each member stamps times by its own clock, and a
- * certificate is any majority's signatures over the one value: members that committed through
- * different votes hold different signatures for the same outcome. Copies that differ only there
- * hold the same task; hashing whole records made anti-entropy push about four records a task, a
- * fifth to a third of a task's CPU. An attempt, an outcome or a placement that differs still does.
+ * What copies of a task must agree on, as one JSON array in a fixed order. Each member stamps
+ * times by its own clock, and a certificate is any majority's signatures over the one value:
+ * members that committed through different votes hold different signatures for the same outcome.
+ * Copies that differ only there hold the same task; hashing whole records made anti-entropy push
+ * about four records a task, a fifth to a third of a task's CPU. An attempt, an outcome or a
+ * placement that differs still does.
+ *
+ * The task's id stands for what it hashes (capability, input, submitter, key or nonce): a record
+ * is stored only if its id is its content's hash. Fields are listed, not walked: the canonical
+ * JSON of every record (version 2) was a twentieth of what a loaded node allocated. Free-form
+ * parts (the journal, a wait, a move's binding, earlier placements) keep their canonical JSON.
+ * SUBSTANCE_FIELDS names every field, hashed or not; a test holds it to the schemas.
  */
-function substance (r: TaskRecord): unknown {
-  const { updatedAt, notBefore, attempts, final, ...rest } = r
-  const f = final === undefined ? undefined : { state: final.state, generation: final.generation, claimId: final.claimId, peer: final.peer, resultSize: final.resultSize, epoch: final.cert.epoch, resultHash: final.cert.value.resultHash }
-  return { ...rest, attempts: attempts.map(({ startedAt, endedAt, ...a }) => ({ ...a, ended: endedAt !== undefined })), final: f }
+function substance (r: TaskRecord): string {
+  const t = r.task
+  const f = r.final
+  const attempts: unknown[] = []
+  for (const a of r.attempts) attempts.push(a.claimId, a.generation, a.peer, a.outcome, a.error ?? null, a.endedAt !== undefined)
+  return JSON.stringify([
+    t.id, t.createdAt, t.maxAttempts, t.timeoutMs, t.deadline, t.parent ?? null, t.traceparent ?? null,
+    r.placement.epoch, r.placement.members, free(r.placement.mustDecide), free(r.previous),
+    r.generation, attempts,
+    f === undefined ? null : [f.state, f.generation, f.claimId ?? null, f.peer ?? null, f.resultSize ?? null, f.cert.epoch, f.cert.value.resultHash ?? null],
+    r.droppedGeneration ?? null, free(r.journal), free(r.waiting)
+  ])
 }
+
+const free = (value: unknown): string | null => value === undefined ? null : canonicalJson(value)
+
+/** Each record field, and whether the substance hashes it (false: informative, or named by the id). */
+export const SUBSTANCE_FIELDS = {
+  record: { task: true, placement: true, previous: true, generation: true, attempts: true, final: true, droppedGeneration: true, notBefore: false, journal: true, waiting: true, updatedAt: false },
+  task: { id: true, capability: false, input: false, submitter: false, idempotencyKey: false, nonce: false, createdAt: true, maxAttempts: true, timeoutMs: true, deadline: true, parent: true, traceparent: true },
+  placement: { epoch: true, members: true, mustDecide: true },
+  attempt: { claimId: true, generation: true, peer: true, startedAt: false, endedAt: true, outcome: true, error: true },
+  final: { state: true, at: false, generation: true, reason: false, peer: true, claimId: true, resultSize: true, cert: true }
+} as const
 
 /** Ids a bucket holds on average, at most, up to the largest digest (MAX_BUCKET_DIGITS). */
 export const BUCKET_TARGET = 64
