@@ -84,14 +84,15 @@ const MAX_GOOD_ROOTS = 10_000
 
 /** Whether `peer` signed `statement`, by a plain signature or a batch's; false for anything malformed. */
 export function verifySignature (peer: string, statement: Uint8Array, sig: string): boolean {
-  if (!sig.startsWith(PREFIX)) return verifyBy(peer, statement, Buffer.from(sig, 'base64'))
+  if (!sig.startsWith(PREFIX)) return SIGNATURE.test(sig) && verifyBy(peer, statement, Buffer.from(sig, 'base64'))
   const parts = sig.slice(PREFIX.length).split('.')
   const count = wholeNumber(parts[0])
   const index = wholeNumber(parts[1])
   const signature = parts[2]
-  if (count === undefined || index === undefined || signature === undefined || count < 2 || count > MAX_SIGN_BATCH || index >= count) return false
-  const proof = parts.slice(3).map(h => Buffer.from(h, 'base64'))
-  if (proof.some(h => h.byteLength !== 32)) return false
+  if (count === undefined || index === undefined || signature === undefined || !SIGNATURE.test(signature) || count < 2 || count > MAX_SIGN_BATCH || index >= count) return false
+  const hashes = parts.slice(3)
+  if (!hashes.every(h => HASH.test(h))) return false
+  const proof = hashes.map(h => Buffer.from(h, 'base64'))
   const root = rootOf(statement, count, index, proof)
   if (root === undefined) return false
   const key = `${peer}\n${count}\n${signature}\n${root.toString('base64')}`
@@ -101,6 +102,13 @@ export function verifySignature (peer: string, statement: Uint8Array, sig: strin
   goodRoots.add(key)
   return true
 }
+
+/*
+ * Base64 as Buffer.toString writes it, nothing else: Buffer.from skips characters it does not know
+ * and takes missing padding, so one signature had many spellings, each missing the caches.
+ */
+const SIGNATURE = /^[A-Za-z0-9+/]{86}==$/
+const HASH = /^[A-Za-z0-9+/]{43}=$/
 
 const wholeNumber = (s: string | undefined): number | undefined => s !== undefined && /^(0|[1-9][0-9]{0,3})$/.test(s) ? Number(s) : undefined
 
@@ -116,7 +124,7 @@ export class BatchSigner {
 
   /** `signed`: told of each signature made, for the node's counters */
   constructor (private readonly sign: (message: Uint8Array) => Promise<Uint8Array> | Uint8Array, maxBatch: number, private readonly signed: () => void = () => {}) {
-    this.maxBatch = Math.max(1, Math.min(MAX_SIGN_BATCH, Math.floor(maxBatch)))
+    this.maxBatch = Number.isFinite(maxBatch) ? Math.max(1, Math.min(MAX_SIGN_BATCH, Math.floor(maxBatch))) : DEFAULT_VOTE_SIGN_BATCH_MAX
   }
 
   async signStatement (statement: Uint8Array): Promise<string> {

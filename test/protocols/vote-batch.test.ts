@@ -35,11 +35,21 @@ describe('votes signed in batches', () => {
     }
   })
 
-  it('signs a lone statement plainly, as every vote was signed before batches', async () => {
+  it('signs a lone statement plainly, as every vote was signed before batches, and takes it in one spelling only', async () => {
     const [sig] = await signBatch(statements(1), sign)
     expect(sig).not.toContain('.')
     expect(Buffer.from(sig!, 'base64')).toHaveLength(64)
     expect(verifySignature(peer, statements(1)[0]!, sig!)).toBe(true)
+    for (const other of [sig!.replace(/=+$/, ''), `${sig!}\n`, Buffer.from(sig!, 'base64').toString('base64url')]) expect(verifySignature(peer, statements(1)[0]!, other)).toBe(false)
+  })
+
+  it('takes a batch limit that is not a number as the default, and still answers every statement', async () => {
+    const signer = countingSigner()
+    const batcher = new BatchSigner(signer.sign, Number.NaN)
+    const batch = statements(20)
+    const sigs = await Promise.all(batch.map(async s => await batcher.signStatement(s)))
+    expect(signer.calls).toBe(2)
+    sigs.forEach((sig, i) => { expect(verifySignature(peer, batch[i]!, sig)).toBe(true) })
   })
 
   it('refuses a batched signature whose count, index, proof or signature was changed', async () => {
@@ -62,7 +72,12 @@ describe('votes signed in batches', () => {
       forged([tag, '1', '0', signature]),
       forged([tag, '99999', index, signature, ...proof]),
       forged([tag, '06', index, signature, ...proof]),
-      'b1.', 'b1.6', 'b1.6.2', 'not base64 at all'
+      'b1.', 'b1.6', 'b1.6.2', 'not base64 at all',
+      // other spellings of the same bytes, which Buffer.from would take
+      forged([tag, count, index, signature!.replace(/=+$/, ''), ...proof]),
+      forged([tag, count, index, ` ${signature!}`, ...proof]),
+      forged([tag, count, index, signature, `${proof[0]!}=`, ...proof.slice(1)]),
+      forged([tag, count, index, signature, Buffer.from(proof[0]!, 'base64').toString('base64url'), ...proof.slice(1)])
     ]
     expect(verifySignature(peer, batch[2]!, sig)).toBe(true)
     for (const b of bad) expect(verifySignature(peer, batch[2]!, b), b).toBe(false)
