@@ -8,6 +8,7 @@ import { Namespace } from './namespace.js'
 import { refuseDroppedData, refuseMarked } from './dropped-data.js'
 import { forgetClosedLog, noteClosedLog, refuseShortLog } from './closed-log.js'
 import { refuseMissingLog } from './log-check.js'
+import { atTurnWrites } from '../../protocols/end-of-turn.js'
 import { checkTables } from './table-check.js'
 import type { TablesChecked } from './table-check.js'
 import type { BatchOp } from './namespace.js'
@@ -217,7 +218,7 @@ export class Store {
     const done = new Promise<void>((resolve, reject) => { this.waiting.push({ resolve, reject }) })
     if (!this.flushScheduled) {
       this.flushScheduled = true
-      setImmediate(() => { void this.flush() })
+      atTurnWrites(() => { void this.flush() })
     }
     return done
   }

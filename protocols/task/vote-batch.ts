@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto'
 import { verifyBy } from './ed25519.js'
+import { beforeTurnWrites } from '../end-of-turn.js'
 
 /*
  * Votes signed in batches. A member signs every vote it cast in one turn of the event loop with one
  * Ed25519 signature over the root of a Merkle tree of their statements; each vote carries that
  * signature, its place in the tree and the hashes that lead from its statement to the root. An
  * Ed25519 signature costs about 40 µs here and was the largest single item of a loaded mesh's CPU
- * (three a task); the tree costs two SHA-256 of 32 bytes a vote. A turn with one vote signs its
+ * (three a task); the tree costs about two SHA-256 a vote. A turn with one vote signs its
  * statement itself, as every vote was signed before, so a mesh at low load sends what it sent.
  *
  * The encoded signature: `b1.<count>.<index>.<signature>.<sibling>...`, base64, siblings from the
@@ -114,8 +115,8 @@ const wholeNumber = (s: string | undefined): number | undefined => s !== undefin
 
 /**
  * Collects the statements to sign in one turn of the event loop and signs them at its end, up to
- * `maxBatch` a signature. The wait is to the end of the turn only, as a frame's or a LevelDB
- * write's, so a lone vote waits no longer than its write would.
+ * `maxBatch` a signature, just before the turn's writes (end-of-turn.ts): a lone vote reaches the
+ * disk in the turn it would have reached it signed at once.
  */
 export class BatchSigner {
   private queue: Array<{ statement: Uint8Array, resolve: (sig: string) => void, reject: (err: unknown) => void }> = []
@@ -131,7 +132,7 @@ export class BatchSigner {
     if (this.maxBatch <= 1) return await this.signNow([statement]).then(sigs => sigs[0] as string)
     return await new Promise((resolve, reject) => {
       this.queue.push({ statement, resolve, reject })
-      if (this.queue.length === 1) setImmediate(() => { void this.flush() })
+      if (this.queue.length === 1) beforeTurnWrites(() => { void this.flush() })
     })
   }
 
