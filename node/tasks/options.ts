@@ -289,8 +289,9 @@ export const taskOptionsSchema = z.strictObject({
   rpcMaxConsecutiveTimeouts: count(1).max(100).default(2),
   /**
    * Votes one Ed25519 signature covers at most: a member signs the votes it cast in one turn of the
-   * event loop together, over a Merkle tree of their statements; 1 signs each vote alone.
-   * @default 16
+   * event loop together, over a Merkle tree of their statements; 1 signs each vote alone. 16 saves
+   * most of a loaded daemon's signatures; off by default for the wait it adds (vote-batch.ts).
+   * @default 1
    */
   voteSignBatchMax: count(1).max(MAX_SIGN_BATCH).default(DEFAULT_VOTE_SIGN_BATCH_MAX),
   /** finished tasks whose state (and result) a node keeps in memory after their commit, most recent first. @default 4_096 */

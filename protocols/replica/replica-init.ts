@@ -7,7 +7,7 @@ export interface ReplicaInit {
   me: string
   /** signs a vote with the node key */
   sign: (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array
-  /** votes one signature covers at most: those cast in one turn are signed together (vote-batch.ts); 1 signs each alone. @default 16 */
+  /** votes one signature covers at most: those cast in one turn are signed together (vote-batch.ts); 1 signs each alone. @default 1 */
   voteSignBatchMax?: number
   /** @default 1_000 */
   backoffBaseMs?: number

@@ -20,8 +20,13 @@ const PREFIX = 'b1.'
 const ROOT_DOMAIN = 'agentmesh/final-batch/1\n'
 /** the most votes one signature covers; more in one turn make several batches */
 export const MAX_SIGN_BATCH = 64
-/** the votes of a turn one signature covers by default (the task option `voteSignBatchMax`) */
-export const DEFAULT_VOTE_SIGN_BATCH_MAX = 16
+/**
+ * the votes of a turn one signature covers by default (the task option `voteSignBatchMax`): 1, each
+ * signed alone. A batched vote's reply waits for the end of its turn, and where one turn holds many
+ * nodes' work (the simulator's 50 nodes in one process, overloaded) that wait tipped claims into
+ * contention in about half the runs; a daemon's turn holds its own work only (see the README)
+ */
+export const DEFAULT_VOTE_SIGN_BATCH_MAX = 1
 /** the longest signature string a vote may carry: a batch of MAX_SIGN_BATCH, with room to spare */
 export const MAX_SIGNATURE_CHARS = 512
 

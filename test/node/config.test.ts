@@ -34,7 +34,7 @@ const DOCUMENTED_DEFAULTS = {
   rpcMaxConsecutiveTimeouts: 2,
   recentFinished: 4_096,
   recentFinishedBytes: 33_554_432,
-  voteSignBatchMax: 16,
+  voteSignBatchMax: 1,
   backoffBaseMs: 1_000,
   backoffCapMs: 60_000,
   defaultMaxAttempts: 3,

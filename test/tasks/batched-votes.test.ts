@@ -7,7 +7,7 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { Testnet } from '../../sim/testnet.js'
 
-const TASKS = { ...FAST_TASKS, leaseMs: 5_000, agents: [echoAgent] }
+const TASKS = { ...FAST_TASKS, leaseMs: 5_000, voteSignBatchMax: 16, agents: [echoAgent] }
 
 describe('votes signed in batches on a mesh', () => {
   const tmp = useTmpDirs()
