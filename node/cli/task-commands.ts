@@ -134,8 +134,12 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
       }
     }
     if (unreachable !== undefined) {
-      const message = `${unreachable.replace(/; is the daemon running\?$/, '')}: not known to be submitted (sending it again with its idempotency key to this same node is safe; a key sent to another node makes another task)`
-      answers.push(...batches.slice(b).flat().map(() => ({ error: { name: 'NODE_UNREACHABLE', message } })))
+      const gone = `${unreachable.replace(/; is the daemon running\?$/, '')}: not known to be submitted`
+      // a task the node stored may still run: only a key makes sending it again safe
+      const message = (task: unknown): string => typeof (task as { idempotencyKey?: unknown })?.idempotencyKey === 'string'
+        ? `${gone} (sending it again with its idempotency key to this same node is safe; a key sent to another node makes another task)`
+        : `${gone}, and it may still run (it has no idempotency key: sent again, it may run twice)`
+      answers.push(...batches.slice(b).flat().map(task => ({ error: { name: 'NODE_UNREACHABLE', message: message(task) } })))
       break
     }
   }

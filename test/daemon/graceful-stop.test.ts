@@ -108,13 +108,17 @@ describe('a daemon stopped while it is taking submits', () => {
     try {
       const file = join(await tmp(), 'tasks.jsonl')
       // past one request's 1,000 tasks: two requests
-      await writeFile(file, Array.from({ length: 1_002 }, (_, i) => JSON.stringify({ capability: 'echo', input: i })).join('\n'))
+      // the last with an idempotency key: only that one is safe to send again
+      await writeFile(file, Array.from({ length: 1_002 }, (_, i) => JSON.stringify({ capability: 'echo', input: i, ...(i === 1_001 ? { idempotencyKey: 'k' } : {}) })).join('\n'))
       const r = await runCli(['submit', '--api', api, '--bulk', file])
       expect(r.code).toBe(1)
       const lines = r.stdout.trim().split('\n')
       expect(lines).toHaveLength(1_002)
       expect(lines.slice(0, 1_000).every(l => /^[0-9a-f]{64}$/.test(l))).toBe(true)
-      expect(lines.slice(1_000)).toEqual([expect.stringMatching(/^error: line 1001: no node answers at .*: not known to be submitted/), expect.stringMatching(/^error: line 1002: /)])
+      expect(lines.slice(1_000)).toEqual([
+        expect.stringMatching(/^error: line 1001: no node answers at .*: not known to be submitted, and it may still run \(it has no idempotency key: sent again, it may run twice\)$/),
+        expect.stringMatching(/^error: line 1002: .*not known to be submitted \(sending it again with its idempotency key to this same node is safe/)
+      ])
       // a node not there from the start: one line, not one a task
       server.close()
       const none = await runCli(['submit', '--api', api, '--bulk', file])
