@@ -8,8 +8,8 @@ import type { TaskRecord } from '../task/record.js'
  * BUCKET_TARGET ids (bucketDigits); a steady mesh compares the bucket hashes of each pair of peers
  * and sends nothing else.
  */
-export function recordHash (record: TaskRecord, resultMissing = false): string {
-  return createHash('sha256').update(substance(record, resultMissing)).digest('hex').slice(0, 16)
+export function recordHash (record: TaskRecord): string {
+  return createHash('sha256').update(substance(record)).digest('hex').slice(0, 16)
 }
 
 /** The version of `recordHash` a digest names: peers that hash otherwise cannot compare. */
@@ -29,21 +29,18 @@ export const RECORD_HASHING = 3
  * parts (the journal, a wait, a move's binding, earlier placements) keep their canonical JSON.
  * SUBSTANCE_FIELDS names every field, hashed or not; a test holds it to the schemas.
  */
-function substance (r: TaskRecord, resultMissing: boolean): string {
+function substance (r: TaskRecord): string {
   const t = r.task
   const f = r.final
   const attempts: unknown[] = []
   for (const a of r.attempts) attempts.push(a.claimId, a.generation, a.peer, a.outcome, a.error ?? null, a.endedAt !== undefined)
-  const fields: unknown[] = [
+  return JSON.stringify([
     t.id, t.createdAt, t.maxAttempts, t.timeoutMs, t.deadline, t.parent ?? null, t.traceparent ?? null,
     r.placement.epoch, r.placement.members, free(r.placement.mustDecide), free(r.previous),
     r.generation, attempts,
     f === undefined ? null : [f.state, f.generation, f.claimId ?? null, f.peer ?? null, f.resultSize ?? null, f.cert.epoch, f.cert.value.resultHash ?? null],
     r.droppedGeneration ?? null, free(r.journal), free(r.waiting)
-  ]
-  // a completed copy held without its result is not its peers': anti-entropy brings the result
-  if (resultMissing) fields.push('result missing')
-  return JSON.stringify(fields)
+  ])
 }
 
 const free = (value: unknown): string | null => value === undefined ? null : canonicalJson(value)
@@ -113,9 +110,6 @@ export function differingBuckets (mine: Record<string, string>, theirs: Record<s
  */
 export const MAX_UNHASHED = 2_000
 
-/** Completed copies known held without their result (normally none); past it, only reads repair one. */
-export const MAX_RESULTS_MISSING = 10_000
-
 /**
  * The hash of every record a replica holds, computed when asked (anti-entropy reads them every
  * few seconds), not on every write: a task is written several times on its way, and hashing the
@@ -124,8 +118,6 @@ export const MAX_RESULTS_MISSING = 10_000
 export class RecordHashes {
   private readonly hashes = new Map<string, string | undefined>()
   private readonly unhashed = new Map<string, TaskRecord>()
-  /** completed copies of this node's placements held without their result, by id */
-  private readonly resultsMissing = new Set<string>()
 
   /**
    * A record written; `compared`: whether anti-entropy compares it (this node is a member of its
@@ -145,28 +137,6 @@ export class RecordHashes {
     if (this.unhashed.size > MAX_UNHASHED) this.get(this.unhashed.keys().next().value as string)
   }
 
-  /**
-   * Whether this member holds the result of a completed copy it wrote. One without it hashes apart
-   * from its peers' copies, so anti-entropy pushes it the record with the result; a copy that
-   * only a read could repair, because record and result are the same on every peer but the result
-   * was never stored here, stayed without it for good. True when the mark changed.
-   */
-  resultHeld (record: TaskRecord, held: boolean): boolean {
-    const id = record.task.id
-    if (held !== this.resultsMissing.has(id)) return false
-    if (held) this.resultsMissing.delete(id)
-    else if (this.resultsMissing.size < MAX_RESULTS_MISSING) this.resultsMissing.add(id)
-    else return false
-    // hashed again, with or without the mark
-    this.set(record)
-    return true
-  }
-
-  /** Completed copies known held here without their result. */
-  get missingResults (): number {
-    return this.resultsMissing.size
-  }
-
   /** Records written since their hash was last asked for, not hashed yet. */
   get pending (): number {
     return this.unhashed.size
@@ -176,7 +146,7 @@ export class RecordHashes {
     const record = this.unhashed.get(id)
     if (record !== undefined) {
       this.unhashed.delete(id)
-      this.hashes.set(id, recordHash(record, this.resultsMissing.has(id)))
+      this.hashes.set(id, recordHash(record))
     }
     return this.hashes.get(id)
   }
@@ -188,7 +158,6 @@ export class RecordHashes {
   delete (id: string): void {
     this.hashes.delete(id)
     this.unhashed.delete(id)
-    this.resultsMissing.delete(id)
   }
 
   keys (): IterableIterator<string> {

@@ -424,8 +424,6 @@ export class Replica {
       throw err
     }
     if (change.record !== undefined) this.idx.index(change.record, before.record)
-    // a changed mark changes the hash: the digests kept for the index's version are made again
-    if (after.record?.final?.state === 'completed' && this.isMember(after.record) && this.idx.hashes.resultHeld(after.record, after.result !== undefined)) this.idx.version++
     if (after.record !== undefined) this.idx.remember(id, after)
     if (finalNow && !settledElsewhere) this.announceFinal(id, after)
   }

@@ -1,13 +1,8 @@
-import { logger } from '@libp2p/logger'
 import { describe, expect, it } from 'vitest'
 import { SUBSTANCE_FIELDS, recordHash } from '../../protocols/replica/digest.js'
-import { Replica } from '../../protocols/replica/index.js'
-import { MemoryReplicaStore, finalOf, makeTask, newRecord, resultHash } from '../../protocols/task/index.js'
 import { taskRecordSchema } from '../../protocols/task/record.js'
 import { taskSchema } from '../../protocols/task/schema.js'
-import { certBy, makePeer } from '../helpers/peers.js'
-import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
-import type { Peer } from '../helpers/peers.js'
+import type { TaskRecord } from '../../protocols/task/index.js'
 
 const P = ['A', 'B', 'C'].map(c => `12D3KooW${c.repeat(44)}`)
 const HASH = 'a'.repeat(64)
@@ -114,33 +109,5 @@ describe('the hash anti-entropy compares records by', () => {
     const reordered = JSON.parse(JSON.stringify({ updatedAt: r.updatedAt + 1, ...Object.fromEntries(Object.entries(r).reverse()) }))
     reordered.final.cert.votes = [{ peer: P[2], term: 3, sig: 'other' }, { peer: P[1], term: 1, sig: 's1' }]
     expect(recordHash(reordered)).toBe(recordHash(r))
-  })
-})
-
-describe('a completed copy held without its result', () => {
-  it('hashes apart from the copies that hold it until the result comes, so anti-entropy brings it', async () => {
-    const [A, B, C] = await Promise.all([makePeer(), makePeer(), makePeer()])
-    const task = makeTask({ capability: 'echo', input: 'x', submitter: A.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
-    const result: StoredResult = { claimId: 'won', peer: A.id, value: { n: 1 }, size: 7, at: Date.now() }
-    const cert = certBy(task.id, { state: 'completed', claimId: 'won', resultHash: resultHash(result.value) }, [A, C])
-    const final: TaskRecord = { ...newRecord(task, { epoch: 0, members: [A.id, B.id, C.id] }), final: finalOf(cert, Date.now(), { peer: A.id, size: 7 }) }
-    const replica = (p: Peer): Replica => new Replica(new MemoryReplicaStore(), { me: p.id, sign: bytes => p.key.sign(bytes), log: logger('test:record-hash') })
-    const [a, b] = [replica(A), replica(B)]
-    await a.put(final, result)
-    // B stored the certified record alone (a notice or a read that brought no result)
-    await b.put(final)
-    expect((await b.get(task.id)).result).toBeUndefined()
-    expect(b.hashes.missingResults).toBe(1)
-    expect(b.hashes.get(task.id)).not.toBe(a.hashes.get(task.id))
-    // what anti-entropy then pushes: the record with its result
-    await b.put(final, result)
-    expect((await b.get(task.id)).result?.value).toEqual({ n: 1 })
-    expect(b.hashes.missingResults).toBe(0)
-    expect(b.hashes.get(task.id)).toBe(a.hashes.get(task.id))
-    // a copy outside the placement is never compared: no mark
-    const outside = await makePeer()
-    const o = replica(outside)
-    await o.put(final)
-    expect(o.hashes.missingResults).toBe(0)
   })
 })
