@@ -26,6 +26,8 @@ export interface AntiEntropyStats {
   /** digests (this node's bucket hashes for one peer) computed, and those answered from the cache: nothing changed since */
   digestsComputed: number
   digestsReused: number
+  /** completed copies held here without their result that a round fetched the result for */
+  resultsRepaired: number
 }
 
 /** This node's bucket hashes for one peer at one bucket size, as computed at an index version. */
@@ -42,7 +44,7 @@ const digestKey = (peer: string, digits: number): string => `${digits}:${peer}`
  * receiver checks. A steady mesh exchanges one digest per pair of peers per interval.
  */
 export class AntiEntropy {
-  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, idsSent: 0, recordsPushed: 0, digestsComputed: 0, digestsReused: 0 }
+  readonly stats: AntiEntropyStats = { rounds: 0, messages: 0, bytes: 0, idsSent: 0, recordsPushed: 0, digestsComputed: 0, digestsReused: 0, resultsRepaired: 0 }
   private readonly c: TaskComponents
   /**
    * The ids this node shares with each peer, and its digests for them, kept while the index does
@@ -172,6 +174,30 @@ export class AntiEntropy {
     for (const [peer, ids] of this.byPeer()) {
       if (!this.running) return
       await this.syncWith(this.c.replicaSets.peerId(peer), ids, version).catch(err => { this.log('sync with %s failed: %s', peer, err.message) })
+    }
+    await this.repairResults()
+  }
+
+  /**
+   * Asks the other members for the result of each completed copy held here without it. A record's
+   * hash names the outcome, not whether its result is stored, so no digest shows the gap: such a
+   * copy (a member that never granted, then took the certified record from a notice or a read that
+   * brought no result) was repaired only by a read of that task on this node.
+   */
+  private async repairResults (): Promise<void> {
+    const me = this.c.peerId.toString()
+    for (const id of this.c.replica.wantedResults(this.c.options.resultRepairsPerRound)) {
+      const { record } = await this.c.replica.get(id)
+      for (const member of record?.placement.members ?? []) {
+        if (!this.running) return
+        if (member === me) continue
+        const answer = await this.send(this.c.replicaSets.peerId(member), { op: 'get', id }).catch(() => undefined)
+        if (answer?.record === undefined || answer.result === undefined) continue
+        await this.c.replica.put(answer.record, answer.result)
+        if ((await this.c.replica.get(id)).result === undefined) continue
+        this.stats.resultsRepaired++
+        break
+      }
     }
   }
 

@@ -352,6 +352,11 @@ export const taskOptionsSchema = z.strictObject({
    * @default 10_000
    */
   antiEntropyMinAgeMs: ms.default(10_000),
+  /**
+   * Completed tasks this member holds without their result that an anti-entropy round asks the
+   * other members about (normally none; each costs a read of one or two members). @default 64
+   */
+  resultRepairsPerRound: count(0).max(10_000).default(64),
   /** completed and canceled records (and dropped dead letters) are deleted this long after they ended. @default 604_800_000 (7 days) */
   retentionMs: ms.default(7 * 24 * 3600_000),
   /**

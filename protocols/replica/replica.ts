@@ -29,6 +29,9 @@ export const DAMAGED_REASON = 'this member\'s copy of the task is unreadable on 
  * is answered. Records from peers merge in only with a valid id, and final states only with a
  * valid certificate.
  */
+/** Completed copies without their result a member keeps asking about at once (normally none). */
+export const MAX_WANTED_RESULTS = 10_000
+
 export class Replica {
   readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, voteSignatures: 0, refusedRecords: 0, missedMoves: 0, damagedRefusals: 0 }
   /** ids of records without a final state */
@@ -53,6 +56,12 @@ export class Replica {
   private readonly now: () => number
   private readonly retentionMs: number
   private readonly signer: BatchSigner
+  /**
+   * Completed copies of this member's placements held without the result their certificate names
+   * (taken from a notice or a read that brought none, having never granted): anti-entropy asks
+   * the other members for it (wantedResults). In memory only, and at most MAX_WANTED_RESULTS.
+   */
+  private readonly resultsWanted = new Set<string>()
 
   constructor (store: ReplicaStore, init: ReplicaInit) {
     this.store = store
@@ -359,6 +368,23 @@ export class Replica {
     })
   }
 
+  private wantResult (id: string, wanted: boolean): void {
+    if (!wanted) this.resultsWanted.delete(id)
+    else if (this.resultsWanted.size < MAX_WANTED_RESULTS) this.resultsWanted.add(id)
+  }
+
+  /** Up to `limit` completed copies held here without their certified result, to be asked for. */
+  wantedResults (limit: number): string[] {
+    const out: string[] = []
+    for (const id of this.resultsWanted) {
+      if (out.length >= limit) break
+      // deleted since (retention): nothing to repair
+      if (this.hashes.has(id)) out.push(id)
+      else this.resultsWanted.delete(id)
+    }
+    return out
+  }
+
   private readonly signStatement = async (statement: Uint8Array): Promise<string> => await this.signer.signStatement(statement)
 
   private async votedWithGrant (t: Transition, req: Extract<LeaseRequest, { op: 'acquire' }>, env: MachineEnv): Promise<Transition> {
@@ -424,6 +450,7 @@ export class Replica {
       throw err
     }
     if (change.record !== undefined) this.idx.index(change.record, before.record)
+    if (after.record?.final?.state === 'completed' && this.isMember(after.record)) this.wantResult(id, !resultMatches(after.record.final.cert.value, after.result))
     if (after.record !== undefined) this.idx.remember(id, after)
     if (finalNow && !settledElsewhere) this.announceFinal(id, after)
   }

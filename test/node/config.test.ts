@@ -35,6 +35,7 @@ const DOCUMENTED_DEFAULTS = {
   recentFinished: 4_096,
   recentFinishedBytes: 33_554_432,
   voteSignBatchMax: 1,
+  resultRepairsPerRound: 64,
   backoffBaseMs: 1_000,
   backoffCapMs: 60_000,
   defaultMaxAttempts: 3,

@@ -1,7 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { BUCKET_TARGET, bucketDigits } from '../../protocols/replica/digest.js'
 import { makeTask, newRecord } from '../../protocols/task/index.js'
+import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
+import { echoAgent } from '../../node/agents/basic.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
@@ -117,5 +120,27 @@ describe('anti-entropy over many records', () => {
     expect(ae(b).antiEntropy.stats.digestsReused - bStats.digestsReused).toBe(0)
     expect(ae(b).antiEntropy.stats.recordsPushed - bStats.recordsPushed).toBe(2)
     expect(ae(a).replica.hashes.has(late[0]!) && ae(c).replica.hashes.has(late[0]!)).toBe(true)
+  })
+
+  it('fetches the result of a completed task a member holds without it, which no digest shows', async () => {
+    const partition = new PartitionController()
+    // a longer lease: the two members certify while the third is away, however busy the machine
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...TASKS, leaseMs: 5_000, agents: [echoAgent] }, perNode: i => ({ connectionGater: partition.gater(() => net?.nodes[i]?.peerId.toString()) }) })
+    await net.ready()
+    const [a, b, c] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    await partition.split([[a, c], [b]])
+    await waitFor(() => a.tasks!.presence.live().length === 2, { what: 'a and c to see only each other', timeoutMs: 10_000 })
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push((await a.tasks!.service.submit({ capability: 'echo', input: { i } })).id)
+    for (const id of ids) expect((await a.tasks!.service.waitFor(id, 30_000)).record.final?.state).toBe('completed')
+    // b, a member that never granted, takes the certified records alone: what a notice that brought no result leaves
+    for (const id of ids) await b.tasks!.replica.put((await a.tasks!.replica.get(id)).record!)
+    for (const id of ids) expect((await b.tasks!.replica.get(id)).result).toBeUndefined()
+    partition.heal()
+    await net.ready(20_000)
+    // the records are the same on every member, so the digests agree: the round asks for the results
+    await b.tasks!.antiEntropy.runRound()
+    for (const [i, id] of ids.entries()) expect((await b.tasks!.replica.get(id)).result?.value, `result ${i} on b`).toEqual({ i })
+    expect(b.tasks!.antiEntropy.stats.resultsRepaired).toBeGreaterThan(0)
   })
 })

@@ -1,0 +1,35 @@
+import { logger } from '@libp2p/logger'
+import { describe, expect, it } from 'vitest'
+import { Replica } from '../../protocols/replica/index.js'
+import { MemoryReplicaStore, finalOf, makeTask, newRecord, resultHash } from '../../protocols/task/index.js'
+import { certBy, makePeer } from '../helpers/peers.js'
+import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
+import type { Peer } from '../helpers/peers.js'
+
+describe('completed copies held without their result', () => {
+  it('are wanted until the certified result is stored, a losing claim\'s result counting for nothing', async () => {
+    const [A, B, C, outside] = await Promise.all([makePeer(), makePeer(), makePeer(), makePeer()])
+    const task = makeTask({ capability: 'echo', input: 'x', submitter: A.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
+    const won: StoredResult = { claimId: 'won', peer: A.id, value: { n: 1 }, size: 7, at: Date.now() }
+    const lost: StoredResult = { claimId: 'lost', peer: C.id, value: { n: 2 }, size: 7, at: Date.now() }
+    const running = newRecord(task, { epoch: 0, members: [A.id, B.id, C.id] })
+    const cert = certBy(task.id, { state: 'completed', claimId: 'won', resultHash: resultHash(won.value) }, [A, C])
+    const final: TaskRecord = { ...running, final: finalOf(cert, Date.now(), { peer: A.id, size: 7 }) }
+    const replica = (p: Peer): Replica => new Replica(new MemoryReplicaStore(), { me: p.id, sign: bytes => p.key.sign(bytes), log: logger('test:wanted-results') })
+    const b = replica(B)
+    // B kept the losing claim's result, then took the certified record, which names another
+    await b.put(running, lost)
+    expect(b.wantedResults(10)).toEqual([])
+    await b.put(final)
+    expect((await b.get(task.id)).result).toBeUndefined()
+    expect(b.wantedResults(10)).toEqual([task.id])
+    expect(b.wantedResults(0)).toEqual([])
+    await b.put(final, won)
+    expect((await b.get(task.id)).result?.value).toEqual({ n: 1 })
+    expect(b.wantedResults(10)).toEqual([])
+    // a copy kept outside the placement is nobody's to repair
+    const o = replica(outside)
+    await o.put(final)
+    expect(o.wantedResults(10)).toEqual([])
+  })
+})
