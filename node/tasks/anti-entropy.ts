@@ -1,3 +1,4 @@
+import { recordsGetAnswer } from './find-task.js'
 import { RECORD_HASHING, bucketDigits, bucketHashes, bucketOf } from '../../protocols/replica/digest.js'
 import { MAX_IDS_ENTRIES } from '../../protocols/records/messages.js'
 import { byteLength } from '../../protocols/task/index.js'
@@ -186,17 +187,27 @@ export class AntiEntropy {
    */
   private async repairResults (): Promise<void> {
     const me = this.c.peerId.toString()
+    // a member that did not answer is not asked again this round: each would cost rpcTimeoutMs
+    const silent = new Set<string>()
     for (const id of this.c.replica.wantedResults(this.c.options.resultRepairsPerRound)) {
-      const { record } = await this.c.replica.get(id)
-      for (const member of record?.placement.members ?? []) {
-        if (!this.running) return
-        if (member === me) continue
-        const answer = await this.send(this.c.replicaSets.peerId(member), { op: 'get', id }).catch(() => undefined)
-        if (answer?.record === undefined || answer.result === undefined) continue
-        await this.c.replica.put(answer.record, answer.result)
-        if ((await this.c.replica.get(id)).result === undefined) continue
-        this.stats.resultsRepaired++
-        break
+      try {
+        const { record } = await this.c.replica.get(id)
+        for (const member of record?.placement.members ?? []) {
+          if (!this.running) return
+          if (member === me || silent.has(member)) continue
+          const answer = await this.send(this.c.replicaSets.peerId(member), { op: 'get', id }).catch(() => undefined)
+          if (answer === undefined) silent.add(member)
+          // checked as a read checks a member's answer: the copy must be the task asked about
+          const got = recordsGetAnswer.safeParse(answer)
+          if (!got.success || got.data.record?.task.id !== id || got.data.result === undefined) continue
+          await this.c.replica.put(got.data.record, got.data.result)
+          if ((await this.c.replica.get(id)).result === undefined) continue
+          this.stats.resultsRepaired++
+          break
+        }
+      } catch (err: any) {
+        // one task's failure (a read or a write refused) leaves the others to be asked
+        this.log('result of %s not repaired: %s', id, err?.message)
       }
     }
   }

@@ -26,7 +26,7 @@ export interface FindOptions {
   absentByMajority?: boolean
 }
 
-const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })
+export const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })
 
 /** A member's copy, as its records get answers it. */
 interface Copy {

@@ -373,14 +373,19 @@ export class Replica {
     else if (this.resultsWanted.size < MAX_WANTED_RESULTS) this.resultsWanted.add(id)
   }
 
-  /** Up to `limit` completed copies held here without their certified result, to be asked for. */
+  /**
+   * Up to `limit` completed copies held here without their certified result, to be asked for; each
+   * goes to the back, so ones no member can give do not take every round's places.
+   */
   wantedResults (limit: number): string[] {
     const out: string[] = []
-    for (const id of this.resultsWanted) {
+    for (const id of [...this.resultsWanted]) {
       if (out.length >= limit) break
+      this.resultsWanted.delete(id)
       // deleted since (retention): nothing to repair
-      if (this.hashes.has(id)) out.push(id)
-      else this.resultsWanted.delete(id)
+      if (!this.hashes.has(id)) continue
+      this.resultsWanted.add(id)
+      out.push(id)
     }
     return out
   }

@@ -24,9 +24,16 @@ describe('completed copies held without their result', () => {
     expect((await b.get(task.id)).result).toBeUndefined()
     expect(b.wantedResults(10)).toEqual([task.id])
     expect(b.wantedResults(0)).toEqual([])
+    // a second one: a round of one asks each in turn, so one that no member can give does not take every round
+    const other = makeTask({ capability: 'echo', input: 'y', submitter: A.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
+    const otherCert = certBy(other.id, { state: 'completed', claimId: 'won', resultHash: resultHash(won.value) }, [A, C])
+    await b.put({ ...newRecord(other, { epoch: 0, members: [A.id, B.id, C.id] }), final: finalOf(otherCert, Date.now(), { peer: A.id, size: 7 }) })
+    const turns = [b.wantedResults(1), b.wantedResults(1), b.wantedResults(1)].flat()
+    expect(new Set(turns)).toEqual(new Set([task.id, other.id]))
+    expect(turns[0]).not.toBe(turns[1])
     await b.put(final, won)
     expect((await b.get(task.id)).result?.value).toEqual({ n: 1 })
-    expect(b.wantedResults(10)).toEqual([])
+    expect(b.wantedResults(10)).toEqual([other.id])
     // a copy kept outside the placement is nobody's to repair
     const o = replica(outside)
     await o.put(final)
