@@ -22,8 +22,9 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
    * (rpcTimeoutMs), and does nothing. Node 0's own answer is one of the two a majority needs.
    */
   const meshLosing = async (agent: Agent, op: LeaseRequest['op']): Promise<{ holder: Testnet['nodes'][number], lost: Set<string> }> => {
-    // a lease of 8 s: the lost request's 1 s timeout and the asking again fit in it on a loaded machine
-    const tasks = { ...FAST_TASKS, leaseMs: 8_000, rpcTimeoutMs: 1_000 }
+    // a lease of 12 s: the lost request's 1 s timeout and the asking again fit in it on a loaded
+    // machine (beside a loaded CI, 8 s once left a member without the wait after 15 s)
+    const tasks = { ...FAST_TASKS, leaseMs: 12_000, rpcTimeoutMs: 1_000 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [agent] : [] } }) })
     await net.ready()
     const [holder, ...others] = net.nodes as [Testnet['nodes'][number], ...Testnet['nodes']]
@@ -112,7 +113,7 @@ describe('a vote, step or wait whose requests are lost is asked again while the 
     const s = holder.tasks!.service
     const { id } = await s.submit({ capability: 'waiting', input: {}, maxAttempts: 1 })
     // the holder's own copy waits at once; the others once they are asked again
-    await waitFor(async () => (await Promise.all(net!.nodes.map(async n => (await n.tasks!.replica.get(id)).record))).every(r => r !== undefined && stateOf(r) === 'waiting'), { what: 'every member to record the wait', timeoutMs: 15_000 })
+    await waitFor(async () => (await Promise.all(net!.nodes.map(async n => (await n.tasks!.replica.get(id)).record))).every(r => r !== undefined && stateOf(r) === 'waiting'), { what: 'every member to record the wait', timeoutMs: 30_000 })
     expect(lost.size).toBe(2)
     expect(holder.tasks!.leases.stats.askedAgain).toBeGreaterThanOrEqual(2)
     await s.signal(id, 'go', { n: 1 })
