@@ -23,15 +23,15 @@ export type { ReplicaInit, ReplicaStats, Undecided } from './replica-init.js'
 /** Why a member refuses every request about a task whose state it cannot read. */
 export const DAMAGED_REASON = 'this member\'s copy of the task is unreadable on disk (see its log): it takes no part in this task'
 
+/** Completed copies without their result a member keeps asking about at once (normally none). */
+export const MAX_WANTED_RESULTS = 10_000
+
 /**
  * One peer's part of every placement it is a member of. Every change to a task's state goes
  * through `transition` (protocols/task/machine.ts) under a per-task lock, and is on disk before it
  * is answered. Records from peers merge in only with a valid id, and final states only with a
  * valid certificate.
  */
-/** Completed copies without their result a member keeps asking about at once (normally none). */
-export const MAX_WANTED_RESULTS = 10_000
-
 export class Replica {
   readonly stats: ReplicaStats = { grants: 0, denials: 0, staleResults: 0, results: 0, votes: 0, voteSignatures: 0, refusedRecords: 0, missedMoves: 0, damagedRefusals: 0 }
   /** ids of records without a final state */
