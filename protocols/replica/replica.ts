@@ -379,15 +379,16 @@ export class Replica {
    */
   wantedResults (limit: number): string[] {
     const out: string[] = []
-    for (const id of [...this.resultsWanted]) {
+    for (const id of this.resultsWanted) {
       if (out.length >= limit) break
-      this.resultsWanted.delete(id)
-      // deleted since (retention): nothing to repair
-      if (!this.hashes.has(id)) continue
-      this.resultsWanted.add(id)
       out.push(id)
     }
-    return out
+    for (const id of out) {
+      this.resultsWanted.delete(id)
+      // deleted since (retention): nothing to repair
+      if (this.hashes.has(id)) this.resultsWanted.add(id)
+    }
+    return out.filter(id => this.hashes.has(id))
   }
 
   private readonly signStatement = async (statement: Uint8Array): Promise<string> => await this.signer.signStatement(statement)

@@ -35,9 +35,10 @@ export const leaseStateSchema = z.object({
   sealedFor: placementSchema.optional(),
   /**
    * Signals this member kept in a signal's first round, by name (a name is waited for once a
-   * task; the generation it came in is kept for the record): not yet chosen, so not in the record's journal, which copies merge. Here, where
-   * nothing merges, a member keeps the first value it was sent, and refuses another: only one
-   * value can reach a majority. The second round writes the chosen value into the journal.
+   * task; the generation it came in is kept for the record): not yet chosen, so not in the
+   * record's journal, which copies merge. Here, where nothing merges, a member keeps the first
+   * value it was sent, and refuses another: only one value can reach a majority. The second round
+   * writes the chosen value into the journal.
    */
   accepted: z.record(z.string().max(200), z.object({ data: jsonValue(), at: z.number(), generation: z.number().int().nonnegative() }).strict()).optional()
 }).strict()

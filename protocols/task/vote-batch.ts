@@ -134,7 +134,7 @@ export class BatchSigner {
   }
 
   async signStatement (statement: Uint8Array): Promise<string> {
-    if (this.maxBatch <= 1) return await this.signNow([statement]).then(sigs => sigs[0] as string)
+    if (this.maxBatch <= 1) return (await this.signNow([statement]))[0] as string
     return await new Promise((resolve, reject) => {
       this.queue.push({ statement, resolve, reject })
       if (this.queue.length === 1) beforeTurnWrites(() => { void this.flush() })
