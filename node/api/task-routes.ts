@@ -151,6 +151,8 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
     ...(view.record.task.idempotencyKey === undefined ? {} : { idempotencyKey: view.record.task.idempotencyKey }),
     ...(view.record.task.traceparent === undefined ? {} : { traceparent: view.record.task.traceparent }),
     ...(view.result === undefined ? {} : { result: view.result.value }),
+    // the signed votes that made the final state: a client can check who certified it, and for what result
+    ...(view.record.final === undefined ? {} : { certificate: view.record.final.cert }),
     ...(progress === undefined ? {} : { progress })
   }
 }

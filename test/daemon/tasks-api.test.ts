@@ -8,6 +8,7 @@ import { FAST_TASKS } from '../helpers/fast.js'
 import { runCli, startDaemonProcess } from '../../sim/daemon-process.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import { call } from '../helpers/api.js'
+import { certificateSchema, resultHash, verifyCertificate } from '../../protocols/task/index.js'
 import type { AddressInfo } from 'node:net'
 import type { DaemonProcess } from '../../sim/daemon-process.js'
 
@@ -60,6 +61,13 @@ describe('task API and CLI on real daemons', () => {
     expect(task.json).toMatchObject({ state: 'completed', attempts: 1, executor: a.peerId, capability: 'echo', timeoutMs: 45_000, idempotencyKey: 'k1' })
     expect(task.json.createdAt).toBeLessThanOrEqual(task.json.finishedAt)
     expect(task.json.deadline).toBe(task.json.createdAt + 600_000)
+    // the certificate shown is the stored one: a majority of the placement's signatures over this result
+    const cert = certificateSchema.parse(task.json.certificate)
+    expect(cert).toMatchObject({ id: first.json.id, generation: 0, epoch: task.json.placement.epoch, value: { state: 'completed', claimId: task.json.claimId, resultHash: resultHash({ n: 1 }) } })
+    expect(cert.votes.length).toBeGreaterThanOrEqual(Math.floor(task.json.placement.members.length / 2) + 1)
+    expect(() => { verifyCertificate(cert, task.json.placement.members) }).not.toThrow()
+    const unfinished = await call(a.api, 'POST', '/v1/tasks', { capability: 'nobody.offers.this', input: {} })
+    expect((await call(a.api, 'GET', `/v1/tasks/${String(unfinished.json.id)}`)).json).not.toHaveProperty('certificate')
   })
 
   it('runs a user agent from --agents-module on the other node', async () => {
