@@ -84,6 +84,16 @@ export class Namespace<T> {
     for await (const [key, raw] of this.db.iterator()) yield [key, raw]
   }
 
+  /** Every key in key order, no value read, in batches as count reads them. */
+  async * keys (): AsyncGenerator<string> {
+    const keys = this.db.keys()
+    try {
+      for (let batch = await keys.nextv(COUNT_BATCH); batch.length > 0; batch = await keys.nextv(COUNT_BATCH)) yield * batch
+    } finally {
+      await keys.close()
+    }
+  }
+
   /** Whether it holds any key: one step of an iterator, where count reads them all. */
   async isEmpty (): Promise<boolean> {
     for await (const _ of this.db.keys({ limit: 1 })) return false

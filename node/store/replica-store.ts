@@ -64,6 +64,10 @@ export class LevelReplicaStore implements ReplicaStore {
   async * records (): AsyncIterable<TaskRecord> {
     for await (const [, record] of this.store.tasks.entries()) yield record
   }
+
+  async * resultIds (): AsyncIterable<string> {
+    yield * this.store.results.keys()
+  }
 }
 
 /**

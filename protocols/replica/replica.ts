@@ -133,8 +133,24 @@ export class Replica {
     })
   }
 
+  /**
+   * Indexes every stored record, and notes the completed member copies stored without any result
+   * (a crash between the record's write and the result's, or a copy taken from a member that had
+   * none), so anti-entropy asks for them as it does for those noted since. Both lists come in id
+   * order, walked side by side; a stored result of a losing claim is told only by reading it, which a
+   * start does not do: a read of the task finds it.
+   */
   async load (): Promise<void> {
-    for await (const record of this.store.records()) this.idx.index(record)
+    const results = this.store.resultIds()[Symbol.asyncIterator]()
+    let result = await results.next()
+    for await (const record of this.store.records()) {
+      this.idx.index(record)
+      const id = record.task.id
+      while (result.done !== true && result.value < id) result = await results.next()
+      const hasResult = result.done !== true && result.value === id
+      if (!hasResult && record.final?.state === 'completed' && this.isMember(record)) this.wantResult(id, true)
+    }
+    await results.return?.()
   }
 
   /** Subtasks of a task this node keeps a record of: a trace asks for them, and a scan of the store per ask was any peer's to trigger. */

@@ -80,6 +80,8 @@ export interface ReplicaStore {
   getResult: (id: string) => Promise<StoredResult | undefined>
   /** every record, in id order */
   records: () => AsyncIterable<TaskRecord>
+  /** the ids of every stored result, in id order: keys only, so a start reads no result */
+  resultIds: () => AsyncIterable<string>
   /** forgets a task: its record, lease and result (retention) */
   deleteTask: (record: TaskRecord) => Promise<void>
   /** whether a part of the task's state was found unreadable on disk (the getters gave undefined for it) */
@@ -114,6 +116,10 @@ export class MemoryReplicaStore implements ReplicaStore {
       const r = this.recordMap.get(id)
       if (r !== undefined) yield structuredClone(r)
     }
+  }
+
+  async * resultIds (): AsyncIterable<string> {
+    yield * [...this.resultMap.keys()].sort()
   }
 }
 

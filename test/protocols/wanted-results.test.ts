@@ -1,12 +1,18 @@
+import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { describe, expect, it } from 'vitest'
+import { Store } from '../../node/store/store.js'
+import { LevelReplicaStore } from '../../node/store/replica-store.js'
 import { Replica } from '../../protocols/replica/index.js'
 import { MemoryReplicaStore, finalOf, makeTask, newRecord, resultHash } from '../../protocols/task/index.js'
 import { certBy, makePeer } from '../helpers/peers.js'
 import type { StoredResult, TaskRecord } from '../../protocols/task/index.js'
 import type { Peer } from '../helpers/peers.js'
+import { useTmpDirs } from '../helpers/tmp.js'
 
 describe('completed copies held without their result', () => {
+  const tmp = useTmpDirs()
+
   it('are wanted until the certified result is stored, a losing claim\'s result counting for nothing', async () => {
     const [A, B, C, outside] = await Promise.all([makePeer(), makePeer(), makePeer(), makePeer()])
     const task = makeTask({ capability: 'echo', input: 'x', submitter: A.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
@@ -38,5 +44,36 @@ describe('completed copies held without their result', () => {
     const o = replica(outside)
     await o.put(final)
     expect(o.wantedResults(10)).toEqual([])
+  })
+
+  it('are found again at a start, from what LevelDB holds: a copy stored without any result', async () => {
+    const [A, B, C, outside] = await Promise.all([makePeer(), makePeer(), makePeer(), makePeer()])
+    const won = (input: string): StoredResult => ({ claimId: 'won', peer: A.id, value: { input }, size: 9, at: Date.now() })
+    // completed copies, some with their result and some without, ids in no particular order
+    const finals = Array.from({ length: 12 }, (_, i) => {
+      const task = makeTask({ capability: 'echo', input: `t${i}`, submitter: A.id, maxAttempts: 3, timeoutMs: 1_000, deadline: Date.now() + 3_600_000 })
+      const cert = certBy(task.id, { state: 'completed', claimId: 'won', resultHash: resultHash(won(`t${i}`).value) }, [A, C])
+      return { i, record: { ...newRecord(task, { epoch: 0, members: [A.id, B.id, C.id] }), final: finalOf(cert, Date.now(), { peer: A.id, size: 9 }) } satisfies TaskRecord }
+    })
+    const path = join(await tmp(), 'db')
+    const open = async (me: Peer): Promise<{ store: Store, replica: Replica }> => {
+      const store = await Store.open({ path })
+      const replica = new Replica(new LevelReplicaStore(store), { me: me.id, sign: bytes => me.key.sign(bytes), log: logger('test:wanted-results') })
+      await replica.load()
+      return { store, replica }
+    }
+    const first = await open(B)
+    for (const { i, record } of finals) await first.replica.put(record, i % 3 === 0 ? undefined : won(`t${i}`))
+    const missing = finals.filter(({ i }) => i % 3 === 0).map(({ record }) => record.task.id).sort()
+    expect([...first.replica.wantedResults(100)].sort()).toEqual(missing)
+    await first.store.close()
+    // a restart: nothing in memory, the disk alone tells which copies lack their result
+    const again = await open(B)
+    expect([...again.replica.wantedResults(100)].sort()).toEqual(missing)
+    await again.store.close()
+    // a node that keeps these copies outside their placement has nothing to repair
+    const other = await open(outside)
+    expect(other.replica.wantedResults(100)).toEqual([])
+    await other.store.close()
   })
 })
