@@ -252,7 +252,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
         const traced = await traceTask(tasks.components, s, id).catch(httpError)
         if (traced.length === 0) httpError(new TaskNotFoundError(id))
         const root = traced[0]?.record.task.traceparent
-        return { body: { id, traceId: root?.split('-')[1], tasks: traced.map(t => ({ ...summarize(t.record), depth: t.depth, traceparent: t.record.task.traceparent })) } }
+        return { body: { id, traceId: root?.split('-')[1], tasks: traced.map(t => ({ ...summarize(t.record), depth: t.depth, traceparent: t.record.task.traceparent, ...(t.record.final === undefined ? {} : { certifiedBy: t.record.final.cert.votes.map(v => v.peer) }) })) } }
       }
     },
     {

@@ -14,6 +14,9 @@ interface TracedTask {
   finishedAt?: number
   submitter: string
   error?: string
+  placement?: { members: string[] }
+  /** the members whose signed votes make the final state (a node older than this field sends none) */
+  certifiedBy?: string[]
   history: Array<{ peer: string, generation?: number, outcome: string, startedAt: number, endedAt?: number, error?: string }>
 }
 
@@ -45,7 +48,8 @@ export function renderTrace (traceId: string | undefined, tasks: TracedTask[]): 
       const span = a.endedAt === undefined ? 'running' : `${a.outcome} after ${duration(a.endedAt - a.startedAt)}`
       out.push(`${pad}${at(a.startedAt)} attempt ${n} on ${shortPeer(a.peer)}: ${span}${a.error === undefined ? '' : ` (${clean(a.error)})`}`)
     }
-    if (t.finishedAt !== undefined) out.push(`${pad}${at(t.finishedAt)} ${t.state}${t.error === undefined ? '' : `: ${clean(t.error)}`}`)
+    const certified = t.certifiedBy === undefined ? '' : `, certified by ${t.certifiedBy.length}${t.placement === undefined ? '' : ` of ${t.placement.members.length}`} (${t.certifiedBy.map(shortPeer).join(', ')})`
+    if (t.finishedAt !== undefined) out.push(`${pad}${at(t.finishedAt)} ${t.state}${certified}${t.error === undefined ? '' : `: ${clean(t.error)}`}`)
   }
   return out
 }

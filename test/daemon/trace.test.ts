@@ -153,5 +153,7 @@ describe('OpenTelemetry export from a daemon', () => {
     expect(printed.code).toBe(0)
     expect(printed.stdout).toContain(`trace ${TRACE_ID}: 1 task`)
     expect(printed.stdout).toMatch(/submitted on \w{8}\n.*attempt 1 on \w{8}: completed after/)
+    // one daemon: its own vote is the placement's majority
+    expect(printed.stdout).toMatch(new RegExp(`completed, certified by 1 of 1 \\(${daemon.peerId.slice(-8)}\\)`))
   })
 })
