@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_TASK_TIMEOUT_MS, TASK_ID, TASK_STATES, capabilitySchema, jsonValue, lastErrorOf, stateOf, summarize } from '../../protocols/task/index.js'
+import { MAX_TASK_TIMEOUT_MS, TASK_ID, TASK_STATES, capabilitySchema, jsonValue, lastErrorOf, membersOf, stateOf, summarize } from '../../protocols/task/index.js'
 import { MAX_BULK_TASKS } from '../tasks/task-service.js'
 import { TRACEPARENT } from '../tracing.js'
 import { traceTask } from '../tasks/trace.js'
@@ -151,8 +151,9 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
     ...(view.record.task.idempotencyKey === undefined ? {} : { idempotencyKey: view.record.task.idempotencyKey }),
     ...(view.record.task.traceparent === undefined ? {} : { traceparent: view.record.task.traceparent }),
     ...(view.result === undefined ? {} : { result: view.result.value }),
-    // the signed votes that made the final state: a client can check who certified it, and for what result
-    ...(view.record.final === undefined ? {} : { certificate: view.record.final.cert }),
+    // the signed votes that made the final state, and the members of the placement they were cast in
+    // (an earlier one when the task moved after): a client can check who certified it, and for what
+    ...(view.record.final === undefined ? {} : { certificate: view.record.final.cert, certificateMembers: membersOf(view.record, view.record.final.cert.epoch) }),
     ...(progress === undefined ? {} : { progress })
   }
 }

@@ -191,6 +191,7 @@ export class AntiEntropy {
     const silent = new Set<string>()
     for (const id of this.c.replica.wantedResults(this.c.options.resultRepairsPerRound)) {
       try {
+        if (!await this.c.replica.lacksResult(id)) continue
         const { record } = await this.c.replica.get(id)
         for (const member of record?.placement.members ?? []) {
           if (!this.running) return
@@ -201,7 +202,7 @@ export class AntiEntropy {
           const got = recordsGetAnswer.safeParse(answer)
           if (!got.success || got.data.record?.task.id !== id || got.data.result === undefined) continue
           await this.c.replica.put(got.data.record, got.data.result)
-          if ((await this.c.replica.get(id)).result === undefined) continue
+          if (await this.c.replica.lacksResult(id)) continue
           this.stats.resultsRepaired++
           break
         }

@@ -58,8 +58,9 @@ export class Replica {
   private readonly signer: BatchSigner
   /**
    * Completed copies of this member's placements held without the result their certificate names
-   * (taken from a notice or a read that brought none, having never granted): anti-entropy asks
-   * the other members for it (wantedResults). In memory only, and at most MAX_WANTED_RESULTS.
+   * (taken from a notice or a read that brought none, having never granted; or found so at a start,
+   * see load): anti-entropy asks the other members for it (wantedResults, lacksResult). In memory
+   * only, and at most MAX_WANTED_RESULTS.
    */
   private readonly resultsWanted = new Set<string>()
 
@@ -138,19 +139,23 @@ export class Replica {
    * (a crash between the record's write and the result's, or a copy taken from a member that had
    * none), so anti-entropy asks for them as it does for those noted since. Both lists come in id
    * order, walked side by side; a stored result of a losing claim is told only by reading it, which a
-   * start does not do: a read of the task finds it.
+   * start does not do: a read of the task finds it. One noted wrongly (a damaged record) costs a
+   * local read: lacksResult drops it before anything is asked.
    */
   async load (): Promise<void> {
     const results = this.store.resultIds()[Symbol.asyncIterator]()
-    let result = await results.next()
-    for await (const record of this.store.records()) {
-      this.idx.index(record)
-      const id = record.task.id
-      while (result.done !== true && result.value < id) result = await results.next()
-      const hasResult = result.done !== true && result.value === id
-      if (!hasResult && record.final?.state === 'completed' && this.isMember(record)) this.wantResult(id, true)
+    try {
+      let result = await results.next()
+      for await (const record of this.store.records()) {
+        this.idx.index(record)
+        const id = record.task.id
+        while (result.done !== true && result.value < id) result = await results.next()
+        const hasResult = result.done !== true && result.value === id
+        if (!hasResult && record.final?.state === 'completed' && this.isMember(record) && !this.isExpired(record)) this.wantResult(id, true)
+      }
+    } finally {
+      await results.return?.()
     }
-    await results.return?.()
   }
 
   /** Subtasks of a task this node keeps a record of: a trace asks for them, and a scan of the store per ask was any peer's to trigger. */
@@ -405,6 +410,19 @@ export class Replica {
       if (this.hashes.has(id)) this.resultsWanted.add(id)
     }
     return out.filter(id => this.hashes.has(id))
+  }
+
+  /**
+   * Whether this member's completed copy of `id` still lacks its certified result. One that does
+   * not (stored since, by any path), or is gone, damaged, past retention or not this member's, is
+   * wanted no more: asked for each round, it cost a request for nothing.
+   */
+  async lacksResult (id: string): Promise<boolean> {
+    const s = await this.load1(id, false)
+    const record = s.record
+    const lacks = record?.final?.state === 'completed' && this.isMember(record) && !this.isDamaged(id) && !this.isExpired(record) && !resultMatches(record.final.cert.value, s.result)
+    if (!lacks) this.resultsWanted.delete(id)
+    return lacks
   }
 
   private readonly signStatement = async (statement: Uint8Array): Promise<string> => await this.signer.signStatement(statement)

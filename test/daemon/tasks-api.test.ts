@@ -66,8 +66,12 @@ describe('task API and CLI on real daemons', () => {
     expect(cert).toMatchObject({ id: first.json.id, generation: 0, epoch: task.json.placement.epoch, value: { state: 'completed', claimId: task.json.claimId, resultHash: resultHash({ n: 1 }) } })
     expect(cert.votes.length).toBeGreaterThanOrEqual(Math.floor(task.json.placement.members.length / 2) + 1)
     expect(() => { verifyCertificate(cert, task.json.placement.members) }).not.toThrow()
+    expect(task.json.certificateMembers).toEqual(task.json.placement.members)
     const unfinished = await call(a.api, 'POST', '/v1/tasks', { capability: 'nobody.offers.this', input: {} })
-    expect((await call(a.api, 'GET', `/v1/tasks/${String(unfinished.json.id)}`)).json).not.toHaveProperty('certificate')
+    expect(unfinished.status).toBe(202)
+    const pending = await call(a.api, 'GET', `/v1/tasks/${String(unfinished.json.id)}`)
+    expect(pending.json.state).toBe('pending')
+    expect(pending.json).not.toHaveProperty('certificate')
   })
 
   it('runs a user agent from --agents-module on the other node', async () => {
