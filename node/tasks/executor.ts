@@ -280,6 +280,16 @@ export class Executor {
       // tried even after the lease was lost: if nobody was granted a newer term the result still counts
       cert = await inSpan('agentmesh.commit', runContext, { 'agentmesh.task': task.id }, async () => lease.complete(stored, size, generation))
     } catch (err: any) {
+      if (err.name === 'QuorumUnavailableError') {
+        // short of a majority for want of answers while the lease lasted: no other claim won, and
+        // the silent members may yet vote for this result (a paused one, on waking); not a duplicate
+        this.stats.leaseLost++
+        const reason = `its lease lapsed before a majority voted for its result (${String(err.message)}); members that answer later may still certify it`
+        ran('lease-lost', { error: reason })
+        this.c.events.safeDispatchEvent('lease-lost', { detail: { id: task.id, capability: task.capability, reason } })
+        this.log('result of %s not certified yet: %s', task.id, err.message)
+        return
+      }
       if (err.name === 'StaleTermError') this.stats.duplicateExecutions++
       ran(err.name === 'StaleTermError' ? 'duplicate' : 'failed', { error: err.message })
       this.log('result of %s not accepted: %s', task.id, err.message)

@@ -131,7 +131,11 @@ export class HeldLease {
       return cert
     }
     const ok = answers.filter(votedFor).length
-    if (cert !== undefined || answers.some(a => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || a.res.status === 'VOTED')) {
+    // a member that answers VOTED with its vote for this very result (the holder's own, cast with its
+    // grant) refused nothing: the round fell short for want of answers, and the silent members may
+    // still make the certificate when they answer, with this claim
+    const refused = (a: Answer): boolean => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || (a.res.status === 'VOTED' && !votedFor(a))
+    if (cert !== undefined || answers.some(refused)) {
       throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
     }
     throw new QuorumUnavailableError(`result voted by ${ok} of ${this.target.placement.members.length} members; ${this.need()} needed`)

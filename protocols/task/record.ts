@@ -334,6 +334,10 @@ export function summarize (record: TaskRecord): Record<string, unknown> {
     finishedAt: record.final?.at,
     ...(isWaiting(record) && record.waiting !== undefined ? { waitingFor: { name: record.waiting.name, since: record.waiting.since, until: record.waiting.until } } : {}),
     error: record.final?.state === 'completed' ? undefined : (record.final?.reason ?? attempts.filter(a => a.error !== undefined).at(-1)?.error),
-    history: record.attempts.filter(a => a.outcome !== 'released').map(a => ({ attempt: a.claimId, generation: a.generation, peer: a.peer, outcome: shownOutcome(record, a), startedAt: a.startedAt, endedAt: a.endedAt, error: a.error }))
+    // the certified claim shows no error: a copy that saw its lease lapse first kept "lease expired"
+    history: record.attempts.filter(a => a.outcome !== 'released').map(a => {
+      const outcome = shownOutcome(record, a)
+      return { attempt: a.claimId, generation: a.generation, peer: a.peer, outcome, startedAt: a.startedAt, endedAt: a.endedAt, error: outcome === 'completed' ? undefined : a.error }
+    })
   }
 }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { echoAgent } from '../../node/agents/basic.js'
-import { makeTask, newRecord, resultHash } from '../../protocols/task/index.js'
+import { makeTask, newRecord, resultHash, summarize } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -145,6 +145,39 @@ describe('a pure agent\'s task is claimed and voted in one request a member', ()
     expect(others.flatMap(n => ops.get(n)!)).toContain('vote')
     expect(agent.runs).toBe(1)
     expect(a.tasks!.leases.stats.votedWithGrants).toBe(0)
+  })
+
+  it('a round short of votes for want of answers is a lost lease, not a duplicate: the silent members certify the one run later', async () => {
+    const agent = countingEcho()
+    // a short lease, so the holder's round outlasts it; the holder asks again while it lasts
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, leaseMs: 1_000, rpcTimeoutMs: 300, agents: i === 0 ? [agent] : [] } }) })
+    await net.ready()
+    const [a, ...others] = net.nodes as [AgentNode, ...AgentNode[]]
+    // the others grant without voting, then fall silent on votes (paused, as a SIGSTOP leaves them):
+    // a's own member voted with its grant and answers the round VOTED, for this very result
+    recordLeaseOps(others, () => true)
+    let silent = true
+    for (const node of others) {
+      const replica = node.tasks!.replica
+      const handle = replica.handleLease.bind(replica)
+      replica.handleLease = async (from, req) => {
+        while (silent && req.op === 'vote') await new Promise(resolve => setTimeout(resolve, 50))
+        return await handle(from, req)
+      }
+    }
+    const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'one run' })
+    const stats = a.tasks!.executor.stats
+    await waitFor(() => stats.leaseLost + stats.duplicateExecutions > 0, { what: 'the holder to give up its round', timeoutMs: 15_000 })
+    expect(stats.duplicateExecutions).toBe(0)
+    expect(stats.leaseLost).toBeGreaterThanOrEqual(1)
+    silent = false
+    expect((await a.tasks!.service.waitFor(id, 30_000)).record.final?.state).toBe('completed')
+    await everyStoreHolds(net, id, 'one run')
+    expect(agent.runs).toBe(1)
+    // the certified claim's history shows no error, whatever lapsed on the way
+    const view = await a.tasks!.service.waitFor(id, 1_000)
+    const won = summarize(view.record).history as Array<{ attempt: string, outcome: string, error?: string }>
+    expect(won.filter(h => h.outcome === 'completed')).toEqual([expect.objectContaining({ attempt: view.record.final?.claimId, error: undefined })])
   })
 
   it('runs a pure agent that asks for a durable step again under its lease, where the step works', async () => {
