@@ -220,7 +220,7 @@ export function summaryLines (r: SimReport): string[] {
     ['submitted / acknowledged', `${r.submitted} / ${r.acknowledged}${r.submitErrors > 0 ? ` (${r.submitErrors} submits retried)` : ''}`],
     ['completed / dead / canceled', `${r.completed} / ${r.dead} / ${r.canceled}`],
     ['lost / unfinished / blocked', `${r.lost} / ${r.unfinished} / ${r.blocked}`],
-    ['duplicate executions', `${r.duplicateExecutions} (results refused); ${r.abortedExecutions} aborted on lease loss`],
+    ['duplicate executions', `${r.duplicateExecutions} (results refused); ${r.abortedExecutions} on a lost lease (aborted, or a vote round short for want of answers)`],
     ['stale results refused', String(r.staleResultsRefused)],
     ['claims denied (contention)', String(r.claimsDenied)],
     ['gossip rejected', String(r.gossipRejected)],

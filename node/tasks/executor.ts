@@ -27,6 +27,7 @@ export interface ExecutorStats {
   failed: number
   /** executions whose result was refused: someone else's term was current (a duplicate execution) */
   duplicateExecutions: number
+  /** runs whose lease was lost: aborted by it, or ended with a vote round short of a majority that no member refused */
   leaseLost: number
   /** durable agent steps run here, and replayed from the journal after a takeover */
   stepsRun: number
@@ -281,13 +282,15 @@ export class Executor {
       cert = await inSpan('agentmesh.commit', runContext, { 'agentmesh.task': task.id }, async () => lease.complete(stored, size, generation))
     } catch (err: any) {
       if (err.name === 'QuorumUnavailableError') {
-        // short of a majority for want of answers while the lease lasted: no other claim won, and
-        // the silent members may yet vote for this result (a paused one, on waking); not a duplicate
+        // short of a majority for want of answers, no member having refused it: this node cannot
+        // tell whether a rival won, and silent members may yet vote for this result (a paused one,
+        // on waking). Not counted as a duplicate; a stop's own cut-off round is not reported at all
+        this.log('result of %s not certified: %s', task.id, err.message)
+        if (this.stopping) return
         this.stats.leaseLost++
-        const reason = `its lease lapsed before a majority voted for its result (${String(err.message)}); members that answer later may still certify it`
+        const reason = `its result was not certified: ${String(err.message)}, none refusing it; a rival may or may not hold the task, and members that answer later may still certify it`
         ran('lease-lost', { error: reason })
         this.c.events.safeDispatchEvent('lease-lost', { detail: { id: task.id, capability: task.capability, reason } })
-        this.log('result of %s not certified yet: %s', task.id, err.message)
         return
       }
       if (err.name === 'StaleTermError') this.stats.duplicateExecutions++
