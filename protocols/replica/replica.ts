@@ -136,8 +136,9 @@ export class Replica {
 
   /**
    * Indexes every stored record, and notes the completed member copies stored without any result
-   * (a crash between the record's write and the result's, or a copy taken from a member that had
-   * none), so anti-entropy asks for them as it does for those noted since. Both lists come in id
+   * (taken from a notice or a read that brought none before a restart, or a power loss that kept a
+   * later write of the record but not the result's), so anti-entropy asks for them as it does for
+   * those noted since. Both lists come in id
    * order, walked side by side; a stored result of a losing claim is told only by reading it, which a
    * start does not do: a read of the task finds it. One noted wrongly (a damaged record) costs a
    * local read: lacksResult drops it before anything is asked.
