@@ -191,8 +191,7 @@ export class AntiEntropy {
     const silent = new Set<string>()
     for (const id of this.c.replica.wantedResults(this.c.options.resultRepairsPerRound)) {
       try {
-        if (!await this.c.replica.lacksResult(id)) continue
-        const { record } = await this.c.replica.get(id)
+        const record = await this.c.replica.copyLackingResult(id)
         for (const member of record?.placement.members ?? []) {
           if (!this.running) return
           if (member === me || silent.has(member)) continue

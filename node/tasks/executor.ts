@@ -286,11 +286,7 @@ export class Executor {
         // tell whether a rival won, and silent members may yet vote for this result (a paused one,
         // on waking). Not counted as a duplicate; a stop's own cut-off round is not reported at all
         this.log('result of %s not certified: %s', task.id, err.message)
-        if (this.stopping) return
-        this.stats.leaseLost++
-        const reason = `its result was not certified: ${String(err.message)}, none refusing it; a rival may or may not hold the task, and members that answer later may still certify it`
-        ran('lease-lost', { error: reason })
-        this.c.events.safeDispatchEvent('lease-lost', { detail: { id: task.id, capability: task.capability, reason } })
+        if (!this.stopping) this.lostLease(task, ran, `its result was not certified: ${String(err.message)}, none refusing it; a rival may or may not hold the task, and members that answer later may still certify it`)
         return
       }
       if (err.name === 'StaleTermError') this.stats.duplicateExecutions++
@@ -306,6 +302,13 @@ export class Executor {
     this.notifier.notify(task.submitter, { id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, cert, ...(inline ? { result: stored as never } : {}) })
   }
 
+  /** A run that ended without its lease: counted, its outcome told, and the event the operations log warns of. */
+  private lostLease (task: Task, ran: Ran, reason: string): void {
+    this.stats.leaseLost++
+    ran('lease-lost', { error: reason })
+    this.c.events.safeDispatchEvent('lease-lost', { detail: { id: task.id, capability: task.capability, reason } })
+  }
+
   private async onFailure (task: Task, lease: HeldLease, generation: number, signal: AbortSignal, err: any, ran: Ran): Promise<void> {
     if (err?.name === 'AgentIgnoredAbortError') {
       this.stats.runsAbandoned++
@@ -315,10 +318,8 @@ export class Executor {
     }
     if (lease.signal.aborted) {
       // the members expire the lease themselves; reporting under a lost lease would be refused
-      this.stats.leaseLost++
       const reason = String((lease.signal.reason as Error)?.message ?? 'lease lost')
-      ran('lease-lost', { error: reason })
-      this.c.events.safeDispatchEvent('lease-lost', { detail: { id: task.id, capability: task.capability, reason } })
+      this.lostLease(task, ran, reason)
       this.log('lost the lease on %s: %s', task.id, reason)
       return
     }

@@ -138,10 +138,10 @@ export class Replica {
    * Indexes every stored record, and notes the completed member copies stored without any result
    * (taken from a notice or a read that brought none before a restart, or a power loss that kept a
    * later write of the record but not the result's), so anti-entropy asks for them as it does for
-   * those noted since. Both lists come in id
-   * order, walked side by side; a stored result of a losing claim is told only by reading it, which a
-   * start does not do: a read of the task finds it. One noted wrongly (a damaged record) costs a
-   * local read: lacksResult drops it before anything is asked.
+   * those noted since. Both lists come in id order, walked side by side; a stored result of a
+   * losing claim is told only by reading it, which a start does not do: a read of the task finds
+   * it. One noted wrongly (a damaged record) costs a local read: copyLackingResult drops it before
+   * anything is asked.
    */
   async load (): Promise<void> {
     const results = this.store.resultIds()[Symbol.asyncIterator]()
@@ -152,7 +152,7 @@ export class Replica {
         const id = record.task.id
         while (result.done !== true && result.value < id) result = await results.next()
         const hasResult = result.done !== true && result.value === id
-        if (!hasResult && record.final?.state === 'completed' && this.isMember(record) && !this.isExpired(record)) this.wantResult(id, true)
+        if (!hasResult && this.keepsResult(record) && !this.isExpired(record)) this.wantResult(id, true)
       }
     } finally {
       await results.return?.()
@@ -390,6 +390,11 @@ export class Replica {
     })
   }
 
+  /** Whether this member's copy is one that holds a certified result: completed, and of its placement. */
+  private keepsResult (record: TaskRecord | undefined): record is TaskRecord & { final: NonNullable<TaskRecord['final']> } {
+    return record?.final?.state === 'completed' && this.isMember(record)
+  }
+
   private wantResult (id: string, wanted: boolean): void {
     if (!wanted) this.resultsWanted.delete(id)
     else if (this.resultsWanted.size < MAX_WANTED_RESULTS) this.resultsWanted.add(id)
@@ -400,30 +405,38 @@ export class Replica {
    * goes to the back, so ones no member can give do not take every round's places.
    */
   wantedResults (limit: number): string[] {
-    const out: string[] = []
+    const asked: string[] = []
     for (const id of this.resultsWanted) {
-      if (out.length >= limit) break
-      out.push(id)
+      if (asked.length >= limit) break
+      asked.push(id)
     }
-    for (const id of out) {
+    const out: string[] = []
+    for (const id of asked) {
       this.resultsWanted.delete(id)
       // deleted since (retention): nothing to repair
-      if (this.hashes.has(id)) this.resultsWanted.add(id)
+      if (!this.hashes.has(id)) continue
+      this.resultsWanted.add(id)
+      out.push(id)
     }
-    return out.filter(id => this.hashes.has(id))
+    return out
   }
 
   /**
-   * Whether this member's completed copy of `id` still lacks its certified result. One that does
+   * This member's completed copy of `id` while it still lacks its certified result. One that does
    * not (stored since, by any path), or is gone, damaged, past retention or not this member's, is
    * wanted no more: asked for each round, it cost a request for nothing.
    */
-  async lacksResult (id: string): Promise<boolean> {
+  async copyLackingResult (id: string): Promise<TaskRecord | undefined> {
     const s = await this.load1(id, false)
     const record = s.record
-    const lacks = record?.final?.state === 'completed' && this.isMember(record) && !this.isDamaged(id) && !this.isExpired(record) && !resultMatches(record.final.cert.value, s.result)
-    if (!lacks) this.resultsWanted.delete(id)
-    return lacks
+    if (this.keepsResult(record) && !this.isDamaged(id) && !this.isExpired(record) && !resultMatches(record.final.cert.value, s.result)) return record
+    this.resultsWanted.delete(id)
+    return undefined
+  }
+
+  /** Whether this member's completed copy of `id` still lacks its certified result (copyLackingResult). */
+  async lacksResult (id: string): Promise<boolean> {
+    return await this.copyLackingResult(id) !== undefined
   }
 
   private readonly signStatement = async (statement: Uint8Array): Promise<string> => await this.signer.signStatement(statement)
@@ -491,7 +504,7 @@ export class Replica {
       throw err
     }
     if (change.record !== undefined) this.idx.index(change.record, before.record)
-    if (after.record?.final?.state === 'completed' && this.isMember(after.record)) this.wantResult(id, !resultMatches(after.record.final.cert.value, after.result))
+    if (this.keepsResult(after.record)) this.wantResult(id, !resultMatches(after.record.final.cert.value, after.result))
     if (after.record !== undefined) this.idx.remember(id, after)
     if (finalNow && !settledElsewhere) this.announceFinal(id, after)
   }

@@ -4,6 +4,7 @@ import { makeTask, newRecord, resultHash, summarize } from '../../protocols/task
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
+import { interceptLease } from '../helpers/intercept-lease.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Agent } from '../../node/runtime/agent.js'
@@ -159,12 +160,10 @@ describe('a pure agent\'s task is claimed and voted in one request a member', ()
     recordLeaseOps(others, () => true)
     let silent = true
     for (const node of others) {
-      const replica = node.tasks!.replica
-      const handle = replica.handleLease.bind(replica)
-      replica.handleLease = async (from, req) => {
+      interceptLease(node, async req => {
         while (silent && req.op === 'vote') await new Promise(resolve => setTimeout(resolve, 50))
-        return await handle(from, req)
-      }
+        return undefined
+      })
     }
     try {
       const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'one run' })
