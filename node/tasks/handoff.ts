@@ -15,6 +15,8 @@ export interface HandoffStats {
   taken: number
   /** declined, refused, failed or unanswered within handoffTimeoutMs: stored and offered by this node */
   declined: number
+  /** unanswered for handoffSuspectMs: the member was taken as full while the submit waited on */
+  suspected: number
   /** handoffs other nodes sent here, and those this node took */
   received: number
   accepted: number
@@ -48,7 +50,7 @@ export async function acquireWithRecord (c: TaskComponents, log: Logger, record:
  * mesh: it is the path of a task submitted on a member.
  */
 export class Handoff {
-  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, received: 0, accepted: 0, refused: 0 }
+  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, suspected: 0, received: 0, accepted: 0, refused: 0 }
   private readonly log: Logger
 
   constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'reserveAhead'> }) {
@@ -66,6 +68,11 @@ export class Handoff {
   async give (peer: string, record: TaskRecord): Promise<boolean> {
     this.stats.sent++
     let full = true
+    // a paused peer answers nothing: the submits behind this one are not handed to it meanwhile
+    const suspect = setTimeout(() => {
+      this.stats.suspected++
+      this.c.presence.markFull(peer, record.task.capability)
+    }, this.c.options.handoffSuspectMs)
     try {
       const raw = await this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record }, { timeoutMs: this.c.options.handoffTimeoutMs })
       const answer = handoffAnswerSchema.safeParse(raw)
@@ -77,6 +84,8 @@ export class Handoff {
       full = answer.success ? answer.data.busy === true : !isBadRequest(raw)
     } catch (err: any) {
       this.log('handoff of %s to %s failed: %s', record.task.id, peer, err.message)
+    } finally {
+      clearTimeout(suspect)
     }
     // under load most declines are slots filled since the peer's last presence, and a paused peer
     // holds a submit up for handoffTimeoutMs: until its next presence it is handed and offered no

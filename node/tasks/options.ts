@@ -226,6 +226,14 @@ export const taskOptionsSchema = z.strictObject({
    * @default 5_000
    */
   handoffTimeoutMs: timerMs().default(5_000),
+  /**
+   * A member that has not answered a handoff this long is taken as full at once (for the task's
+   * capability, until its next presence), while that submit waits on up to handoffTimeoutMs: the
+   * submits after it go to another member, where they had all waited on a paused peer until the
+   * first timeout. Above prerunMaxMs, which a pure agent's run before the claim may take.
+   * @default 1_500
+   */
+  handoffSuspectMs: timerMs().default(1_500),
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs: timerMs().default(2_000),
   /**

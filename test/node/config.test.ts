@@ -86,6 +86,7 @@ const DOCUMENTED_DEFAULTS = {
   maxSubmitsInFlight: 256,
   retryAfterMs: 1_000,
   handoffTimeoutMs: 5_000,
+  handoffSuspectMs: 1_500,
   placementMoveAfterMs: 120_000,
   progressTasks: 1_000,
   progressEventsPerTask: 256,

@@ -163,6 +163,41 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(a.tasks!.handoff.stats).toMatchObject({ sent: 5, taken: 3, declined: 2 })
   })
 
+  it('a member silent past handoffSuspectMs is taken as full while its handoff still waits: the submits after it run elsewhere, not behind it', async () => {
+    const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 60_000, handoffTimeoutMs: 30_000, handoffSuspectMs: 300 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] } }) })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    // b is paused: its handoffs get no answer until the submitter's timeout (30 s, past this test)
+    const records = a.tasks!.components.records
+    const silenced: Array<() => void> = []
+    a.tasks!.components.records = async (peer, req, o) => {
+      if (req.op !== 'handoff' || peer.toString() !== b.peerId.toString()) return records(peer, req, o)
+      return new Promise((resolve, reject) => { silenced.push(() => reject(new Error('no answer in time'))) })
+    }
+    let record = newRecord(makeTask({ capability: 'echo', input: 0, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 }), a.tasks!.membership.choose('0'.repeat(64)))
+    for (let i = 1; a.tasks!.handoff.taker(record) !== b.peerId.toString(); i++) {
+      if (i > 10_000) throw new Error('no task the paused member ranks first for')
+      record = newRecord(makeTask({ capability: 'echo', input: i, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 }), record.placement)
+    }
+    const waiting = a.tasks!.handoff.give(b.peerId.toString(), record)
+    await waitFor(() => a.tasks!.handoff.stats.suspected === 1, { what: 'the silent member to be suspected', timeoutMs: 10_000 })
+    expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
+    // while that handoff still waits, every new submit goes to the member that answers, and runs
+    const ids = await Promise.all([1, 2, 3, 4, 5, 6].map(async i => (await a.tasks!.service.submit({ capability: 'echo', input: `after ${i}` })).id))
+    for (const id of ids) expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    // none of them was handed to the silent member (a loaded machine's slow claim may still decline one)
+    expect(silenced).toHaveLength(1)
+    expect(a.tasks!.handoff.stats).toMatchObject({ sent: 7, suspected: 1 })
+    a.tasks!.components.records = records
+    // its timeout at last: declined, as before
+    const declined = a.tasks!.handoff.stats.declined
+    silenced[0]!()
+    expect(await waiting).toBe(false)
+    expect(a.tasks!.handoff.stats.declined).toBe(declined + 1)
+  })
+
   it('refuses, and counts, a handoff from a peer that is not the task\'s submitter and one for a placement without it', async () => {
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...HANDOFF_ONLY, agents: [echoAgent] } })
     await net.ready()
