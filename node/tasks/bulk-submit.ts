@@ -85,12 +85,15 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
   const ids = [...owned.keys()]
   // found unfinished is not acknowledged (see TaskService.confirmStored): stored again with the new ones
   const refound = new Map<string, TaskRecord>()
+  /** found and not final: a retry is warned as the first submit was when nobody offers its capability */
+  const unfinished = new Set<string>()
   await Promise.all(Array.from({ length: Math.min(BULK_LOOKUPS, ids.length) }, async () => {
     for (let id = ids.pop(); id !== undefined; id = ids.pop()) {
       const view = await host.find(id)
       if (view === undefined) continue
       existing.add(id)
       known.set(id, view.record.task)
+      if (view.record.final === undefined) unfinished.add(id)
       if (mayBeUnstored(view.record)) refound.set(id, view.record)
     }
   }))
@@ -133,7 +136,9 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
     if (!n.first) {
       const task = known.get(n.id) ?? fresh.get(n.id)?.task
       const conflict = task === undefined ? undefined : keyConflict(req, task)
-      return conflict === undefined ? { id: n.id, created: false } : { error: conflict }
+      if (conflict !== undefined) return { error: conflict }
+      const unoffered = (unfinished.has(n.id) || fresh.has(n.id)) && !offered.has(req.capability)
+      return { id: n.id, created: false, ...(unoffered ? { warning: unofferedWarning(req.capability, offered) } : {}) }
     }
     host.c.events.safeDispatchEvent('submitted', { detail: { id: n.id, capability: req.capability } })
     return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: unofferedWarning(req.capability, offered) }) }

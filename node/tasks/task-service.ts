@@ -221,7 +221,9 @@ export class TaskService {
       await this.storeOnPlacement(record)
       if (record.attempts.length === 0) this.announce(record.task, record.placement)
     }
-    return { id: record.task.id, created: false }
+    // a retry after a lost answer learns, as the first submit did, that nobody will run it yet
+    const unoffered = record.final === undefined && !offeredNames(this.c).has(record.task.capability)
+    return { id: record.task.id, created: false, ...(unoffered ? { warning: unofferedWarning(record.task.capability, offeredNames(this.c)) } : {}) }
   }
 
   /** A task its placement stored goes to a peer that runs it: offered directly, else gossiped. */

@@ -101,6 +101,14 @@ describe('task API and CLI on real daemons', () => {
     expect(json.warning).toMatch(/no live peer offers/)
     const pending = await call(a.api, 'GET', `/v1/tasks/${String(json.id)}/result?wait=200`)
     expect(pending).toMatchObject({ status: 202, json: { state: 'pending' } })
+    // a retry of the same key (its first answer lost) is warned too, with and without a wait
+    const keyed = { capability: 'nobody.offers.this', input: 'keyed', idempotencyKey: 'unoffered-1' }
+    const first = await call(a.api, 'POST', '/v1/tasks', keyed)
+    expect(first).toMatchObject({ status: 202, json: { warning: expect.stringMatching(/no live peer offers/) } })
+    for (const path of ['/v1/tasks', '/v1/tasks?wait=100']) {
+      const again = await call(a.api, 'POST', path, keyed)
+      expect(again).toMatchObject({ status: path === '/v1/tasks' ? 200 : 202, json: { id: first.json.id, warning: expect.stringMatching(/no live peer offers/) } })
+    }
   })
 
   it.each([
