@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { setTimeout as delay } from 'node:timers/promises'
 import { InvalidConfigError } from '../errors.js'
+import { withoutBom } from '../text-files.js'
 import { MAX_BULK_TASKS } from '../tasks/bulk-limits.js'
 import { apiRequest, resolveApiUrl, resolveTaskId } from './client.js'
 import { clean, describeEvent, followEvents, tokenOf } from './events-client.js'
@@ -20,7 +21,7 @@ export async function readInput (value: string): Promise<unknown> {
     if (path === '') throw new InvalidConfigError('--input @ needs a file name after the @ (--input @book.txt)')
     let text: string
     try {
-      text = await readFile(path, 'utf8')
+      text = withoutBom(await readFile(path, 'utf8'))
     } catch (err: any) {
       throw new InvalidConfigError(`cannot read input file ${path}: ${err.code ?? err.message}`)
     }
@@ -54,9 +55,9 @@ export async function readBulkFile (file: string): Promise<BulkFile> {
     if (file === '-') {
       const chunks: Buffer[] = []
       for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-      text = Buffer.concat(chunks).toString('utf8')
+      text = withoutBom(Buffer.concat(chunks).toString('utf8'))
     } else {
-      text = await readFile(file, 'utf8')
+      text = withoutBom(await readFile(file, 'utf8'))
     }
   } catch (err: any) {
     throw new InvalidConfigError(`cannot read bulk file ${file}: ${err.code ?? err.message}`)

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { withoutBom } from '../text-files.js'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -214,7 +215,7 @@ export function configFromEnv (env: NodeJS.ProcessEnv): PartialConfig {
 export async function configFromFile (path: string): Promise<PartialConfig> {
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = withoutBom(await readFile(path, 'utf8'))
   } catch (err: any) {
     throw new InvalidConfigError(`cannot read config file ${path}: ${err.code ?? err.message}`)
   }

@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { readInput } from '../../node/cli/task-commands.js'
+import { readBulkFile, readInput } from '../../node/cli/task-commands.js'
+import { configFromFile } from '../../node/daemon/config.js'
 
 describe('the CLI\'s --input', () => {
   it('reads JSON, a file as JSON or as text, and names what is wrong with a bad @FILE', async () => {
@@ -18,6 +19,24 @@ describe('the CLI\'s --input', () => {
       await expect(readInput(`@${join(dir, 'huge.json')}`)).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/huge\.json holds a number too large/) })
       await expect(readInput('@')).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/needs a file name after the @/) })
       await expect(readInput(`@${join(dir, 'none')}`)).rejects.toMatchObject({ name: 'InvalidConfigError', message: expect.stringMatching(/none: ENOENT/) })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('reads a file that starts with a UTF-8 byte-order mark (an editor\'s) as the same file without it: @FILE, --bulk and --config', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'agentmesh-input-'))
+    const bom = '\ufeff'
+    try {
+      await writeFile(join(dir, 'in.json'), `${bom}[{"capability":"echo","input":"bom"}]`)
+      await writeFile(join(dir, 'in.txt'), `${bom}plain text`)
+      await writeFile(join(dir, 'lines.jsonl'), `${bom}{"capability":"echo","input":1}\n{"capability":"echo","input":2}\n`)
+      await writeFile(join(dir, 'config.json'), `${bom}{"agents":["echo"]}`)
+      expect(await readInput(`@${join(dir, 'in.json')}`)).toEqual([{ capability: 'echo', input: 'bom' }])
+      expect(await readInput(`@${join(dir, 'in.txt')}`)).toBe('plain text')
+      expect((await readBulkFile(join(dir, 'in.json'))).tasks).toEqual([{ capability: 'echo', input: 'bom' }])
+      expect((await readBulkFile(join(dir, 'lines.jsonl'))).tasks).toEqual([{ capability: 'echo', input: 1 }, { capability: 'echo', input: 2 }])
+      expect(await configFromFile(join(dir, 'config.json'))).toMatchObject({ agents: ['echo'] })
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
