@@ -24,7 +24,9 @@ const a2aFields = z.object({
   /** how long a blocking message/send waits for its task. @default 60_000 */
   sendWaitMs: ms(0),
   /** how often a stream reads its task's state, at most. @default 500 */
-  statusPollMs: ms(50, 600_000)
+  statusPollMs: ms(50, 600_000),
+  /** bytes of the messages that started tasks kept, newest first, for their history on this node. @default 8_388_608 */
+  historyBytes: z.number().int().min(0).max(1024 ** 3).optional()
 }).strict()
 
 /** each door's keys */

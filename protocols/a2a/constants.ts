@@ -30,6 +30,13 @@ export const DEFAULT_SEND_WAIT_MS = 60_000
  */
 export const DEFAULT_STATUS_POLL_MS = 500
 
+/**
+ * How many bytes of the messages that started tasks a node keeps, newest first, to answer their
+ * `history` (tasks/get on the node that took the message).
+ * @default 8_388_608 (8 MiB)
+ */
+export const DEFAULT_HISTORY_BYTES = 8 * 1024 * 1024
+
 /** The longest messageId and contextId taken: both ride in the mesh task's idempotency key (256 chars). */
 export const MAX_ID_CHARS = 100
 

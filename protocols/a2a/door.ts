@@ -1,5 +1,6 @@
 import { lazily } from '../lazy.js'
-import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
+import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_HISTORY_BYTES, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
+import { MessageHistory } from './history.js'
 import { CLIENT_FAULTS, PARSE_ERROR } from './json-rpc.js'
 import type { CardInit } from './card.js'
 import type { A2AMesh } from './handler.js'
@@ -12,6 +13,8 @@ export interface A2ADoorInit extends CardInit {
   sendWaitMs?: number
   /** how often a stream reads the task's state, at most. @default 500 (DEFAULT_STATUS_POLL_MS) */
   statusPollMs?: number
+  /** bytes of the messages that started tasks kept for their history, newest first. @default 8 MiB (DEFAULT_HISTORY_BYTES) */
+  historyBytes?: number
 }
 
 /** What the door needs from the API server it is mounted on (a DoorContext fits). */
@@ -21,7 +24,7 @@ export interface A2ADoorContext {
   /** an internal error: a bug, counted and told to the operator */
   internalError: (err: unknown, what: string) => void
   /** timers from the daemon's config, over the door's own */
-  options?: { a2a?: Pick<A2ADoorInit, 'sendWaitMs' | 'statusPollMs'> }
+  options?: { a2a?: Pick<A2ADoorInit, 'sendWaitMs' | 'statusPollMs' | 'historyBytes'> }
 }
 
 /** Counters of the A2A door. */
@@ -59,7 +62,7 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
 
   const door = (app: FastifyInstance, ctx: A2ADoorContext): void => {
     const timers = { ...init, ...ctx.options?.a2a }
-    const handlerInit = { sendWaitMs: timers.sendWaitMs ?? DEFAULT_SEND_WAIT_MS, statusPollMs: timers.statusPollMs ?? DEFAULT_STATUS_POLL_MS }
+    const handlerInit = { sendWaitMs: timers.sendWaitMs ?? DEFAULT_SEND_WAIT_MS, statusPollMs: timers.statusPollMs ?? DEFAULT_STATUS_POLL_MS, history: new MessageHistory(timers.historyBytes ?? DEFAULT_HISTORY_BYTES) }
     const served = { ctx, init, handlerInit, count, stats }
     const card = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => (await answers()).serveCard(request, reply, served)
     app.get(AGENT_CARD_PATH, card)

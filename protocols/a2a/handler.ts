@@ -4,6 +4,7 @@ import { a2aTaskOf, idempotencyKeyOf, isTerminal, meshRequestOf, submittedTask }
 import { skillsOf } from './card.js'
 import { inputProblem } from '../tools/tool-schema.js'
 import type { MeshTaskView } from './convert.js'
+import type { MessageHistory } from './history.js'
 import type { CapabilityInfo } from '../gossip/index.js'
 import type { AgentCard, CancelTaskRequest, GetTaskRequest, Message, SendMessageRequest, StreamResponse, SubscribeToTaskRequest, Task } from '@a2a-js/sdk'
 import type { A2ARequestHandler, ServerCallContext } from '@a2a-js/sdk/server'
@@ -22,6 +23,8 @@ export interface A2AMesh {
 export interface MeshHandlerInit {
   sendWaitMs: number
   statusPollMs: number
+  /** the messages that started tasks here: their history, shared by every request to the door */
+  history: MessageHistory
 }
 
 /** The key in a call context's state of the AbortSignal that fires when the client leaves. */
@@ -75,12 +78,13 @@ export class MeshRequestHandler implements A2ARequestHandler {
     // A2A: a task in a terminal state cannot be subscribed to (it was a stream of the one task)
     const final = view.record.final?.state
     if (final !== undefined) throw new UnsupportedOperationError(`task ${params.id} is already ${final}: there is nothing to subscribe to (tasks/get gives its outcome)`)
-    yield * this.follow(a2aTaskOf(view), context)
+    yield * this.follow(a2aTaskOf(view, this.init.history.of(params.id)), context)
   }
 
   async getTask (params: GetTaskRequest): Promise<Task> {
-    historyLengthOf(params.historyLength)
-    return a2aTaskOf(await this.view(params.id))
+    const keep = historyLengthOf(params.historyLength)
+    const view = await this.view(params.id)
+    return a2aTaskOf(view, keep === 0 ? [] : this.init.history.of(params.id))
   }
 
   async cancelTask (params: CancelTaskRequest): Promise<Task> {
@@ -91,7 +95,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     const view = await this.mesh.service.cancel(params.id).catch(rethrow)
     const final = view.record.final?.state
     if (final !== 'canceled') throw new TaskNotCancelableError(`task ${params.id} is ${final ?? 'not final'}: it was not canceled`)
-    return a2aTaskOf(view)
+    return a2aTaskOf(view, this.init.history.of(params.id))
   }
 
   async listTasks (): Promise<never> {
@@ -120,7 +124,9 @@ export class MeshRequestHandler implements A2ARequestHandler {
     if (problem !== undefined) throw new RequestMalformedError(`invalid input for the skill "${request.capability}": ${problem}; the agent card's skill describes what it takes`)
     const idempotencyKey = idempotencyKeyOf(message)
     const { id } = await this.mesh.service.submit({ ...request, idempotencyKey }).catch(rethrow)
-    return { id, capability: request.capability, message: { ...message, taskId: id, contextId: message.contextId || id } }
+    const started = { ...message, taskId: id, contextId: message.contextId || id }
+    this.init.history.keep(id, started)
+    return { id, capability: request.capability, message: started }
   }
 
   private async view (id: string): Promise<MeshTaskView> {

@@ -80,7 +80,8 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
 
   it('runs a skill on another peer, and any node answers tasks/get for the mesh task id (A2A 1.0)', async () => {
     const client = await new ClientFactory().createFromUrl(url[0] as string)
-    const task = await client.sendMessage(request([text('mesh')], 'text.reverse')) as Task
+    const sent = request([text('mesh')], 'text.reverse')
+    const task = await client.sendMessage(sent) as Task
     expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
     expect(task.id).toMatch(/^[0-9a-f]{64}$/)
     expect(artifactValue(task)).toBe('hsem')
@@ -92,6 +93,12 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect(got.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)
     expect(artifactValue(got)).toBe('hsem')
     expect(got.contextId).toBe(task.contextId)
+    // its history is the message that started it, on the node that took it (another never saw it)
+    const messageId = sent.message?.messageId
+    expect(task.history.map(m => m.messageId)).toEqual([messageId])
+    expect((await client.getTask({ tenant: '', id: task.id })).history.map(m => [m.messageId, m.taskId])).toEqual([[messageId, task.id]])
+    expect((await client.getTask({ tenant: '', id: task.id, historyLength: 0 })).history).toEqual([])
+    expect(got.history).toEqual([])
   })
 
   it('takes A2A 0.3\'s message/send and tasks/get, with a data part as input', async () => {
