@@ -114,14 +114,18 @@ function dataPart (value: unknown): Part {
   return { content: { $case: 'data', value }, metadata: undefined, filename: '', mediaType: 'application/json' }
 }
 
-/** The result as an artifact: a text part for a string, a data part otherwise (the agent's answer also as text). */
-function resultArtifact (record: TaskRecord, value: unknown): Artifact {
+/**
+ * The result as an artifact: a text part for a string, a data part otherwise (the agent's answer
+ * also as text). `nullAsText`: a null result is a text part `null` of media type application/json,
+ * for A2A 1.0's wire, where the SDK reads a data part of `null` as no content at all.
+ */
+function resultArtifact (record: TaskRecord, value: unknown, nullAsText: boolean): Artifact {
   const answer = record.task.capability === AGENT_CAPABILITY && typeof (value as any)?.text === 'string' ? [textPart((value as any).text)] : []
   return {
     artifactId: 'result',
     name: 'result',
     description: `the result of ${record.task.capability}`,
-    parts: typeof value === 'string' ? [textPart(value)] : [...answer, dataPart(value)],
+    parts: typeof value === 'string' ? [textPart(value)] : nullAsText && (value ?? null) === null ? [{ ...textPart('null'), mediaType: JSON_MODE }] : [...answer, dataPart(value)],
     metadata: undefined,
     extensions: []
   }
@@ -139,8 +143,11 @@ export function submittedTask (id: string, capability: string, message: Message,
   }
 }
 
-/** The A2A task for a mesh task; `history` is the message that started it, when this node has it. */
-export function a2aTaskOf (view: MeshTaskView, history: Message[] = []): Task {
+/**
+ * The A2A task for a mesh task; `history` is the message that started it, when this node has it.
+ * `nullAsText`: for A2A 1.0's wire (see resultArtifact).
+ */
+export function a2aTaskOf (view: MeshTaskView, history: Message[] = [], nullAsText = false): Task {
   const { record } = view
   const id = record.task.id
   const contextId = contextIdOf(record)
@@ -155,7 +162,7 @@ export function a2aTaskOf (view: MeshTaskView, history: Message[] = []): Task {
     id,
     contextId,
     status: { state, message, timestamp: new Date(record.final?.at ?? record.updatedAt).toISOString() },
-    artifacts: state === TaskState.TASK_STATE_COMPLETED ? [resultArtifact(record, view.result?.value)] : [],
+    artifacts: state === TaskState.TASK_STATE_COMPLETED ? [resultArtifact(record, view.result?.value, nullAsText)] : [],
     history,
     metadata: {
       [MESH_META_KEY]: {

@@ -41,10 +41,18 @@ export class MeshRequestHandler implements A2ARequestHandler {
   private readonly init: MeshHandlerInit
   private readonly card: AgentCard
 
-  constructor (mesh: A2AMesh, card: AgentCard, init: MeshHandlerInit) {
+  /** answering on A2A 1.0's wire, not 0.3's */
+  private readonly v1: boolean
+
+  constructor (mesh: A2AMesh, card: AgentCard, init: MeshHandlerInit, v1 = true) {
     this.mesh = mesh
     this.card = card
     this.init = init
+    this.v1 = v1
+  }
+
+  private taskOf (view: MeshTaskView, history: Message[] = []): Task {
+    return a2aTaskOf(view, history, this.v1)
   }
 
   async getAgentCard (): Promise<AgentCard> {
@@ -63,7 +71,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     const view = params.configuration?.returnImmediately === true
       ? await this.mesh.service.get(id).catch(rethrow)
       : await this.mesh.service.waitFor(id, this.init.sendWaitMs).catch(rethrow)
-    return a2aTaskOf(view, keep === 0 ? [] : [message])
+    return this.taskOf(view, keep === 0 ? [] : [message])
   }
 
   async * sendMessageStream (params: SendMessageRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
@@ -78,13 +86,13 @@ export class MeshRequestHandler implements A2ARequestHandler {
     // A2A: a task in a terminal state cannot be subscribed to (it was a stream of the one task)
     const final = view.record.final?.state
     if (final !== undefined) throw new UnsupportedOperationError(`task ${params.id} is already ${final}: there is nothing to subscribe to (tasks/get gives its outcome)`)
-    yield * this.follow(a2aTaskOf(view, this.init.history.of(params.id)), context)
+    yield * this.follow(this.taskOf(view, this.init.history.of(params.id)), context)
   }
 
   async getTask (params: GetTaskRequest): Promise<Task> {
     const keep = historyLengthOf(params.historyLength)
     const view = await this.view(params.id)
-    return a2aTaskOf(view, keep === 0 ? [] : this.init.history.of(params.id))
+    return this.taskOf(view, keep === 0 ? [] : this.init.history.of(params.id))
   }
 
   async cancelTask (params: CancelTaskRequest): Promise<Task> {
@@ -95,7 +103,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     const view = await this.mesh.service.cancel(params.id).catch(rethrow)
     const final = view.record.final?.state
     if (final !== 'canceled') throw new TaskNotCancelableError(`task ${params.id} is ${final ?? 'not final'}: it was not canceled`)
-    return a2aTaskOf(view, this.init.history.of(params.id))
+    return this.taskOf(view, this.init.history.of(params.id))
   }
 
   async listTasks (): Promise<never> {
@@ -144,7 +152,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     yield { payload: { $case: 'task', value: task } }
     let seen = statusKey(task)
     while (!isTerminal(task.status?.state) && signal?.aborted !== true) {
-      task = a2aTaskOf(await this.mesh.service.waitFor(task.id, this.init.statusPollMs).catch(rethrow))
+      task = this.taskOf(await this.mesh.service.waitFor(task.id, this.init.statusPollMs).catch(rethrow))
       if (statusKey(task) === seen) continue
       seen = statusKey(task)
       for (const artifact of task.artifacts) {

@@ -59,7 +59,7 @@ export async function serveRpc (request: FastifyRequest, reply: FastifyReply, s:
     if (notification) return await reply.code(204).send()
     return await reply.send({ jsonrpc: '2.0', id: envelope.id, error })
   }
-  const handler = new MeshRequestHandler(s.ctx.tasks, card, s.handlerInit)
+  const handler = new MeshRequestHandler(s.ctx.tasks, card, s.handlerInit, !envelope.legacy)
   const transport = envelope.legacy ? new LegacyJsonRpcTransportHandler(handler) : new JsonRpcTransportHandler(handler)
   const sent = body as Record<string, unknown>
   // a notification's sender waits for nothing: its send does not wait for the task

@@ -101,6 +101,17 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect(got.history).toEqual([])
   })
 
+  it('gives a null result as a text part "null" of JSON media type on A2A 1.0 (the SDK reads a data part of null as none), and as data on 0.3', async () => {
+    const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'echo', input: null })
+    expect((await net.nodes[0]!.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    const client = await new ClientFactory().createFromUrl(url[0] as string)
+    const got = await client.getTask({ tenant: '', id })
+    expect(got.artifacts[0]?.parts).toEqual([expect.objectContaining({ content: { $case: 'text', value: 'null' }, mediaType: 'application/json' })])
+    const card = await client.getAgentCard()
+    const legacy = await new Client(new LegacyJsonRpcTransport({ endpoint: `${url[0] as string}/a2a` }), card).getTask({ tenant: '', id })
+    expect(legacy.artifacts[0]?.parts[0]?.content).toEqual({ $case: 'data', value: null })
+  })
+
   it('takes A2A 0.3\'s message/send and tasks/get, with a data part as input', async () => {
     const card = await (await new ClientFactory().createFromUrl(url[0] as string)).getAgentCard()
     const legacy = new Client(new LegacyJsonRpcTransport({ endpoint: `${url[1] as string}/a2a` }), card)
