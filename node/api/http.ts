@@ -108,6 +108,8 @@ export interface Route {
   schema?: { body?: z.ZodType, bodyOptional?: boolean, query?: z.ZodType }
   /** other success statuses it answers, for the OpenAPI document */
   otherStatuses?: Record<number, string>
+  /** error statuses of its own, for the OpenAPI document, beside those every route of its shape answers (see openapi.ts) */
+  errorStatuses?: Record<number, string>
   handle: (ctx: RouteContext) => Promise<Reply> | Reply
 }
 

@@ -67,7 +67,8 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
       responses: {
         [route.status ?? 200]: { description: route.status === 202 ? 'accepted' : 'OK', content: { 'application/json': { schema: {} } } },
         ...Object.fromEntries(Object.entries(route.otherStatuses ?? {}).map(([status, description]) => [status, { description, content: { 'application/json': { schema: {} } } }])),
-        default: { description: 'an error: {error: {name, message}}', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
+        ...Object.fromEntries(Object.entries({ ...commonErrors(route), ...route.errorStatuses }).map(([status, description]) => [status, errorAnswer(description)])),
+        default: errorAnswer('another error')
       }
     }
   }
@@ -82,7 +83,9 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
       ...(params.length + query.length === 0 ? {} : { parameters: [...params, ...query] }),
       responses: {
         200: { description: stream.contentType === undefined ? 'a stream of events' : 'OK', content: { [stream.contentType ?? 'text/event-stream']: { schema: { type: 'string' } } } },
-        default: { description: 'an error: {error: {name, message}}', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
+        ...(stream.public === true ? {} : { 401: errorAnswer(UNAUTHORIZED) }),
+        503: errorAnswer(STOPPING),
+        default: errorAnswer('another error')
       }
     }
   }
@@ -97,6 +100,31 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } }
     }
   }
+}
+
+const UNAUTHORIZED = 'UNAUTHORIZED: the API has a token and the request did not carry it (Authorization: Bearer)'
+const STOPPING = 'NODE_STOPPING: the node is stopping (Retry-After); send the request to another member'
+
+/** An error answer's entry: {error: {name, message}}. */
+function errorAnswer (description: string): Record<string, unknown> {
+  return { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
+}
+
+/** The error statuses every route of this shape answers: a route's own (Route.errorStatuses) are added to these, or replace one. */
+function commonErrors (route: Route): Record<number, string> {
+  const body = route.schema?.body !== undefined
+  const params = route.path.includes('/:')
+  const errors: Record<number, string> = {
+    400: `BAD_REQUEST: ${['a query parameter it does not take', ...(params ? ['a malformed id'] : []), ...(body ? ['a malformed body'] : [])].join(', or ')}`,
+    401: UNAUTHORIZED,
+    503: STOPPING
+  }
+  if (params) errors[404] = 'NOT_FOUND: what the path names does not exist (a task: neither here nor on a majority of its placement)'
+  if (body) {
+    errors[413] = 'PAYLOAD_TOO_LARGE: the body is over the limit'
+    errors[415] = 'UNSUPPORTED_MEDIA_TYPE: a body that is not JSON in UTF-8'
+  }
+  return errors
 }
 
 function queryParameters (schema: z.ZodType, defs: Defs, prefix: string): unknown[] {

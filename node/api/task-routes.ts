@@ -74,6 +74,9 @@ const listQuery = z.object({
   limit: limitParam.optional()
 })
 
+/** a task read or write that no majority of its placement answered, for the OpenAPI document */
+const QUORUM = 'QUORUM_UNAVAILABLE: fewer than a majority of the task\'s placement answered (Retry-After)'
+
 // a reason marks the client's fault; an unknown task or a conflict is an answer, not a bad request
 const ERROR_STATUS: ErrorTable = {
   TaskNotFoundError: [404, 'NOT_FOUND'],
@@ -197,6 +200,11 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       summary: 'submit a task (202, or 200 for a known idempotency key), or an array of tasks (202, one entry each); one task with ?wait=MS answers as its result does',
       status: 202,
       otherStatuses: { 200: 'the task an idempotency key already names; with ?wait=MS, the finished task\'s result' },
+      errorStatuses: {
+        422: 'NO_CAPABLE_PEER (requirePeer and no live peer offers the capability), or IDEMPOTENCY_CONFLICT (the key names a task made with other options)',
+        429: 'OVERLOADED: maxSubmitsInFlight submits are being stored already (Retry-After)',
+        503: 'OVERLOADED: this node is a member of maxUnfinishedTasks unfinished tasks; QUORUM_UNAVAILABLE: no majority of the placement stored it; NODE_STOPPING (each with Retry-After)'
+      },
       // for the document: what the checks below take (a capability's form, 1 to MAX_BULK_TASKS tasks)
       schema: { body: z.union([submitDoc, z.array(submitDoc).min(1).max(MAX_BULK_TASKS)]), query: waitSchema },
       handle: async ctx => {
@@ -234,6 +242,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'GET',
       path: '/v1/tasks/:id',
       summary: 'a task, from the majority of its placement',
+      errorStatuses: { 503: `${QUORUM}; NODE_STOPPING` },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         const view = await s.get(id).catch(httpError)
@@ -261,6 +270,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       path: '/v1/tasks/:id/result',
       summary: 'the result (200), or 202 while unfinished; ?wait=MS long-polls',
       otherStatuses: { 202: 'the task unfinished: {id, state}' },
+      errorStatuses: { 503: `${QUORUM}; NODE_STOPPING` },
       schema: { query: waitSchema },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
@@ -272,6 +282,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/cancel',
       summary: 'cancel a task',
+      errorStatuses: { 409: 'CONFLICT: the task is finished, or its placement would not vote the cancel', 503: `${QUORUM}; NODE_STOPPING` },
       schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
         await takesNoFields(ctx)
@@ -283,6 +294,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/signal',
       summary: 'deliver a signal {name, data} to a waiting task (ctx.waitFor): 200 once a majority of its placement keeps it, 409 when it does not wait for it',
+      errorStatuses: { 409: 'NOT_WAITING: the task does not wait for this signal, or another value of it was delivered', 503: `${QUORUM}; NODE_STOPPING` },
       schema: { body: signalBody },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
@@ -295,6 +307,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/force-placement',
       summary: 'move a blocked task to a new placement (the operator takes the risk)',
+      errorStatuses: { 409: 'CONFLICT: the task is not blocked, or is finished', 503: `${QUORUM}; NODE_STOPPING` },
       schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
         await takesNoFields(ctx)
@@ -333,6 +346,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/deadletter/:id/redrive',
       summary: 'run a dead task again',
+      errorStatuses: { 409: 'CONFLICT: the task is not dead; PAST_DEADLINE: its deadline has passed', 503: `${QUORUM}; NODE_STOPPING` },
       schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
         await takesNoFields(ctx)

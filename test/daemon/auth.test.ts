@@ -118,6 +118,16 @@ describe('who may use the doors: the bearer token', () => {
     expect(doc.paths['/v1/tasks'].post.responses['202']).toBeDefined()
     // a known idempotency key's task, or a submit with ?wait= that finished, is a 200
     expect(doc.paths['/v1/tasks'].post.responses['200']).toBeDefined()
+    // each route's error statuses: those of its shape (a body, an id) and its own
+    const statuses = (path: string, method: string): string[] => Object.keys(doc.paths[path][method].responses)
+    expect(statuses('/v1/tasks', 'post')).toEqual(expect.arrayContaining(['400', '401', '413', '415', '422', '429', '503', 'default']))
+    expect(statuses('/v1/tasks', 'post')).not.toContain('404')
+    expect(statuses('/v1/tasks/{id}/signal', 'post')).toEqual(expect.arrayContaining(['400', '404', '409', '503']))
+    expect(statuses('/v1/deadletter/{id}/redrive', 'post')).toEqual(expect.arrayContaining(['404', '409']))
+    expect(statuses('/v1/tasks/{id}', 'get')).toEqual(expect.arrayContaining(['400', '401', '404', '503']))
+    expect(statuses('/v1/health', 'get')).not.toContain('413')
+    expect(doc.paths['/v1/tasks/{id}/signal'].post.responses['409'].description).toMatch(/NOT_WAITING/)
+    expect(doc.paths['/v1/tasks'].post.responses['429'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' })
     // the routes that take no body say so: nothing, or {} and no field
     expect(doc.paths['/v1/deadletter/{id}/redrive'].post.requestBody).toMatchObject({ required: false, content: { 'application/json': { schema: { type: 'object', additionalProperties: false } } } })
     // the event streams, served beside the JSON routes, are in it too
