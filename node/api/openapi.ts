@@ -67,7 +67,7 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
       responses: {
         [route.status ?? 200]: { description: route.status === 202 ? 'accepted' : 'OK', content: { 'application/json': { schema: {} } } },
         ...Object.fromEntries(Object.entries(route.otherStatuses ?? {}).map(([status, description]) => [status, { description, content: { 'application/json': { schema: {} } } }])),
-        ...Object.fromEntries(Object.entries({ ...commonErrors(route), ...route.errorStatuses }).map(([status, description]) => [status, errorAnswer(description)])),
+        ...Object.fromEntries(Object.entries(joined(commonErrors(route), route.errorStatuses ?? {})).map(([status, description]) => [status, errorAnswer(description)])),
         default: errorAnswer('another error')
       }
     }
@@ -103,7 +103,14 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
 }
 
 const UNAUTHORIZED = 'UNAUTHORIZED: the API has a token and the request did not carry it (Authorization: Bearer)'
-const STOPPING = 'NODE_STOPPING: the node is stopping (Retry-After); send the request to another member'
+const STOPPING = 'NODE_STOPPING: the node is stopping (Retry-After), send the request to another member; STORE_FAILED: this node\'s store failed a write (a full disk; Retry-After)'
+
+/** Each status's descriptions, a route's own after its shape's. */
+function joined (common: Record<number, string>, own: Record<number, string>): Record<number, string> {
+  const out = { ...common }
+  for (const [status, description] of Object.entries(own)) out[Number(status)] = out[Number(status)] === undefined ? description : `${description}; ${out[Number(status)] as string}`
+  return out
+}
 
 /** An error answer's entry: {error: {name, message}}. */
 function errorAnswer (description: string): Record<string, unknown> {

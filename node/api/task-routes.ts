@@ -202,8 +202,8 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       otherStatuses: { 200: 'the task an idempotency key already names; with ?wait=MS, the finished task\'s result' },
       errorStatuses: {
         422: 'NO_CAPABLE_PEER (requirePeer and no live peer offers the capability), or IDEMPOTENCY_CONFLICT (the key names a task made with other options)',
-        429: 'OVERLOADED: maxSubmitsInFlight submits are being stored already (Retry-After)',
-        503: 'OVERLOADED: this node is a member of maxUnfinishedTasks unfinished tasks; QUORUM_UNAVAILABLE: no majority of the placement stored it; NODE_STOPPING (each with Retry-After)'
+        429: 'OVERLOADED: maxSubmitsInFlight submits are being stored already, or this node is a member of the placements of maxUnfinishedTasks unfinished tasks (Retry-After)',
+        503: 'QUORUM_UNAVAILABLE: no majority of the placement stored it (Retry-After)'
       },
       // for the document: what the checks below take (a capability's form, 1 to MAX_BULK_TASKS tasks)
       schema: { body: z.union([submitDoc, z.array(submitDoc).min(1).max(MAX_BULK_TASKS)]), query: waitSchema },
@@ -242,7 +242,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'GET',
       path: '/v1/tasks/:id',
       summary: 'a task, from the majority of its placement',
-      errorStatuses: { 503: `${QUORUM}; NODE_STOPPING` },
+      errorStatuses: { 503: QUORUM },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
         const view = await s.get(id).catch(httpError)
@@ -270,7 +270,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       path: '/v1/tasks/:id/result',
       summary: 'the result (200), or 202 while unfinished; ?wait=MS long-polls',
       otherStatuses: { 202: 'the task unfinished: {id, state}' },
-      errorStatuses: { 503: `${QUORUM}; NODE_STOPPING` },
+      errorStatuses: { 503: QUORUM },
       schema: { query: waitSchema },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
@@ -282,7 +282,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/cancel',
       summary: 'cancel a task',
-      errorStatuses: { 409: 'CONFLICT: the task is finished, or its placement would not vote the cancel', 503: `${QUORUM}; NODE_STOPPING` },
+      errorStatuses: { 409: 'CONFLICT: the task is finished, or its placement would not vote the cancel', 503: QUORUM },
       schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
         await takesNoFields(ctx)
@@ -294,7 +294,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/signal',
       summary: 'deliver a signal {name, data} to a waiting task (ctx.waitFor): 200 once a majority of its placement keeps it, 409 when it does not wait for it',
-      errorStatuses: { 409: 'NOT_WAITING: the task does not wait for this signal, or another value of it was delivered', 503: `${QUORUM}; NODE_STOPPING` },
+      errorStatuses: { 409: 'NOT_WAITING: the task does not wait for this signal, or another value of it was delivered', 503: QUORUM },
       schema: { body: signalBody },
       handle: async ctx => {
         const id = taskIdParam(ctx.params.id)
@@ -307,7 +307,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/tasks/:id/force-placement',
       summary: 'move a blocked task to a new placement (the operator takes the risk)',
-      errorStatuses: { 409: 'CONFLICT: the task is not blocked, or is finished', 503: `${QUORUM}; NODE_STOPPING` },
+      errorStatuses: { 409: 'CONFLICT: the task is not blocked, or is finished', 503: QUORUM },
       schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
         await takesNoFields(ctx)
@@ -346,7 +346,7 @@ export function taskRoutes (tasks: TaskLayer, init: TaskRoutesInit = {}): Route[
       method: 'POST',
       path: '/v1/deadletter/:id/redrive',
       summary: 'run a dead task again',
-      errorStatuses: { 409: 'CONFLICT: the task is not dead; PAST_DEADLINE: its deadline has passed', 503: `${QUORUM}; NODE_STOPPING` },
+      errorStatuses: { 409: 'CONFLICT: the task is not dead; PAST_DEADLINE: its deadline has passed', 503: QUORUM },
       schema: { body: noFields, bodyOptional: true },
       handle: async ctx => {
         await takesNoFields(ctx)

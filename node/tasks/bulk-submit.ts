@@ -3,7 +3,7 @@ import { startSpan, traceparentOf } from '../tracing.js'
 import { InvalidTaskError } from './errors.js'
 import { mayBeUnstored, storeManyOnPlacements } from './placement-writes.js'
 import { checkSubmit, keyConflict, offeredNames, submitNow } from './submit-checks.js'
-import { unofferedWarning } from './suggest.js'
+import { unofferedField } from './suggest.js'
 import { MAX_BULK_TASKS } from './bulk-limits.js'
 import type { Placement, Task, TaskRecord } from '../../protocols/task/index.js'
 import type { TaskComponents } from './components.js'
@@ -74,10 +74,13 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
   // a creation of a key under way here answers it; one that fails leaves the key to this bulk (or a later waiter)
   /** tasks found by their keys: a request naming one with other options is refused (keyConflict) */
   const known = new Map<string, Task>()
+  /** the warnings of keys another submit here was creating, as that submit answered */
+  const answered = new Map<string, string>()
   for (const id of contested) {
     const claim = await host.keys.claim(id)
     if ('answer' in claim) {
       existing.add(id)
+      if (claim.answer.warning !== undefined) answered.set(id, claim.answer.warning)
       const made = await madeTask(host.c, id)
       if (made !== undefined) known.set(id, made)
     } else owned.set(id, claim.owned)
@@ -137,10 +140,11 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
       const task = known.get(n.id) ?? fresh.get(n.id)?.task
       const conflict = task === undefined ? undefined : keyConflict(req, task)
       if (conflict !== undefined) return { error: conflict }
-      const unoffered = (unfinished.has(n.id) || fresh.has(n.id)) && !offered.has(req.capability)
-      return { id: n.id, created: false, ...(unoffered ? { warning: unofferedWarning(req.capability, offered) } : {}) }
+      const warning = answered.get(n.id)
+      if (warning !== undefined) return { id: n.id, created: false, warning }
+      return { id: n.id, created: false, ...(unfinished.has(n.id) || fresh.has(n.id) ? unofferedField(req.capability, offered) : {}) }
     }
     host.c.events.safeDispatchEvent('submitted', { detail: { id: n.id, capability: req.capability } })
-    return { id: n.id, created: true, ...(offered.has(req.capability) ? {} : { warning: unofferedWarning(req.capability, offered) }) }
+    return { id: n.id, created: true, ...unofferedField(req.capability, offered) }
   })
 }

@@ -469,7 +469,10 @@ const ORDERED_OPTIONS: Array<[keyof TaskLayerOptions, keyof TaskLayerOptions]> =
   ['backoffBaseMs', 'backoffCapMs'],
   ['reannounceBaseMs', 'reannounceCapMs'],
   ['waitPollBaseMs', 'waitPollCapMs'],
-  ['maxInlineResultBytes', 'maxResultBytes']
+  ['maxInlineResultBytes', 'maxResultBytes'],
+  // a pure agent's run before its claim is no silence; a suspicion after the timeout never comes
+  ['prerunMaxMs', 'handoffSuspectMs'],
+  ['handoffSuspectMs', 'handoffTimeoutMs']
 ]
 
 /** What a renewal must have left of its lease: a majority's round trips and fsyncs, on a loaded machine. */

@@ -26,6 +26,11 @@ export function closestNames (wanted: string, offered: Iterable<string>): string
 }
 
 /** The submit warning for a capability no live peer offers, with the closest names when there are some. */
+/** A submit's answer's `warning` field: none when a live peer offers the capability. */
+export function unofferedField (capability: string, offered: ReadonlySet<string>): { warning?: string } {
+  return offered.has(capability) ? {} : { warning: unofferedWarning(capability, offered) }
+}
+
 export function unofferedWarning (capability: string, offered: Iterable<string>): string {
   const close = closestNames(capability, offered)
   return `no live peer offers ${capability} yet${close.length === 0 ? '' : ` (did you mean ${close.join(' or ')}?)`}; the task waits for one until its deadline`

@@ -5,7 +5,7 @@ import { acquireWithRecord } from './handoff.js'
 import { keepCopy, mayBeUnstored, storeOnPlacement } from './placement-writes.js'
 import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
-import { unofferedWarning } from './suggest.js'
+import { unofferedField } from './suggest.js'
 import { findTask, isSettled, madeTask, mayBeRedriven } from './find-task.js'
 import { checkSubmit, keyConflict, offeredNames, routedByModel, submitNow } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
@@ -205,8 +205,7 @@ export class TaskService {
       place?.cancel()
       this.announce(task, record.placement)
     }
-    const offered = this.c.presence.live().some(p => p.capabilities.some(cap => cap.name === task.capability))
-    return { id: task.id, created: true, ...(offered ? {} : { warning: unofferedWarning(task.capability, offeredNames(this.c)) }) }
+    return { id: task.id, created: true, ...unofferedField(task.capability, offeredNames(this.c)) }
   }
 
   /**
@@ -222,8 +221,7 @@ export class TaskService {
       if (record.attempts.length === 0) this.announce(record.task, record.placement)
     }
     // a retry after a lost answer learns, as the first submit did, that nobody will run it yet
-    const unoffered = record.final === undefined && !offeredNames(this.c).has(record.task.capability)
-    return { id: record.task.id, created: false, ...(unoffered ? { warning: unofferedWarning(record.task.capability, offeredNames(this.c)) } : {}) }
+    return { id: record.task.id, created: false, ...(record.final === undefined ? unofferedField(record.task.capability, offeredNames(this.c)) : {}) }
   }
 
   /** A task its placement stored goes to a peer that runs it: offered directly, else gossiped. */

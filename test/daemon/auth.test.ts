@@ -127,6 +127,9 @@ describe('who may use the doors: the bearer token', () => {
     expect(statuses('/v1/tasks/{id}', 'get')).toEqual(expect.arrayContaining(['400', '401', '404', '503']))
     expect(statuses('/v1/health', 'get')).not.toContain('413')
     expect(doc.paths['/v1/tasks/{id}/signal'].post.responses['409'].description).toMatch(/NOT_WAITING/)
+    // a route's own cause of a status is listed with its shape's, not instead of it
+    expect(doc.paths['/v1/tasks/{id}/signal'].post.responses['503'].description).toMatch(/QUORUM_UNAVAILABLE.*NODE_STOPPING.*STORE_FAILED/)
+    expect(doc.paths['/v1/tasks'].post.responses['429'].description).toMatch(/maxSubmitsInFlight.*maxUnfinishedTasks/)
     expect(doc.paths['/v1/tasks'].post.responses['429'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' })
     // the routes that take no body say so: nothing, or {} and no field
     expect(doc.paths['/v1/deadletter/{id}/redrive'].post.requestBody).toMatchObject({ required: false, content: { 'application/json': { schema: { type: 'object', additionalProperties: false } } } })

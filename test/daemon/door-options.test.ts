@@ -36,7 +36,7 @@ describe('the doors\' timers (doors) and the long poll\'s cap (http.maxWaitMs), 
     const dir = await tmp()
     await writeFile(join(dir, 'config.json'), JSON.stringify({
       http: { maxWaitMs: 1_000 },
-      doors: { openai: { requestTimeoutMs: 2_500, keepaliveMs: 1_000 }, mcp: { maxCallMs: 1_000, progressIntervalMs: 100 }, a2a: { sendWaitMs: 1_000 } }
+      doors: { openai: { requestTimeoutMs: 2_500, keepaliveMs: 1_000 }, mcp: { maxCallMs: 1_000, progressIntervalMs: 100 }, a2a: { sendWaitMs: 1_000, historyBytes: 0 } }
     }))
     daemon = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'config.json'), data: join(dir, 'data'), api: '127.0.0.1:0', agents: 'sleep,llm.chat', llmModel: ['m'], llmBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1` }, {}))
     api = daemon.api.url
@@ -92,11 +92,16 @@ describe('the doors\' timers (doors) and the long poll\'s cap (http.maxWaitMs), 
     expect(res.ms).toBeLessThan(CUT_MS)
   })
 
-  it('doors.a2a.sendWaitMs: a blocking message/send answers with the task still working', async () => {
+  it('doors.a2a.sendWaitMs: a blocking message/send answers with the task still working; doors.a2a.historyBytes keeps its message, or not', async () => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'message/send', params: { message: { kind: 'message', messageId: randomUUID(), role: 'user', parts: [{ kind: 'data', data: SLEEP }], metadata: { skill: 'sleep' } }, configuration: { blocking: true } } })
     const send = await timed(async () => await (await fetch(`${api}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json() as any)
     expect(send.value.result?.status?.state).toBe('working')
     expect(send.ms).toBeLessThan(CUT_MS)
+    // doors.a2a.historyBytes 0: the node keeps no message, so tasks/get shows none (8 MiB by default)
+    const get = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tasks/get', params: { id: send.value.result.id } })
+    const got = await (await fetch(`${api}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: get })).json() as any
+    expect(got.result?.id).toBe(send.value.result.id)
+    expect(got.result?.history ?? []).toEqual([])
   })
 
   it('doors.openai.requestTimeoutMs: a chat completion whose task does not finish gets a timeout error', async () => {

@@ -430,7 +430,9 @@ describe('task options', () => {
     // bounds that contradict each other (the cap won without a word)
     [{ backoffBaseMs: 100_000, backoffCapMs: 10 }, /^tasks\.backoffBaseMs \(100000\) is above backoffCapMs \(10\): it must be at most that$/],
     [{ reannounceBaseMs: 70_000 }, /^tasks\.reannounceBaseMs \(70000\) is above reannounceCapMs \(60000\)/],
-    [{ maxInlineResultBytes: 2_000_000 }, /^tasks\.maxInlineResultBytes \(2000000\) is above maxResultBytes/]
+    [{ maxInlineResultBytes: 2_000_000 }, /^tasks\.maxInlineResultBytes \(2000000\) is above maxResultBytes/],
+    [{ prerunMaxMs: 2_000 }, /^tasks\.prerunMaxMs \(2000\) is above handoffSuspectMs \(1500\)/],
+    [{ handoffTimeoutMs: 1_000 }, /^tasks\.handoffSuspectMs \(1500\) is above handoffTimeoutMs \(1000\)/]
   ])('rejects the bad value in tasks %j, naming the key', async (tasks, message) => {
     const dir = await tmp()
     await writeFile(join(dir, 'config.json'), JSON.stringify({ tasks }))

@@ -60,13 +60,18 @@ describe('bulk submit', () => {
     // every other node reads them too: stored on their placements, not only here
     for (const id of ran) expect((await net.nodes[2]!.tasks!.service.get(id)).record.final?.state).toBe('completed')
     expect((await s.get((entries[6] as SubmitAnswer).id)).record.final).toBeUndefined()
-    // a key resent for an unfinished task nobody offers is warned as its first submit was; a finished one is not
+    // a key resent for an unfinished task nobody offers is warned as its first submit was
     const unoffered = { capability: 'nobody.offers.this', input: 9, idempotencyKey: 'k-none' }
     const [made] = await s.submitMany([unoffered]) as SubmitAnswer[]
     const again = await s.submitMany([unoffered, { capability: 'echo', input: 'kept', idempotencyKey: 'k-old' }]) as SubmitAnswer[]
     expect(made?.warning).toMatch(/no live peer offers/)
     expect(again[0]).toMatchObject({ id: made?.id, created: false, warning: expect.stringMatching(/no live peer offers/) })
     expect(again[1]).toEqual({ id: before.id, created: false })
+    // once final (canceled here), a retry of it is not warned: nothing waits for a peer
+    await s.cancel(made!.id)
+    const final = await s.submitMany([unoffered]) as SubmitAnswer[]
+    expect(final[0]).toEqual({ id: made?.id, created: false })
+    expect(await s.submit(unoffered)).toEqual({ id: made?.id, created: false })
   })
 
   it('refuses an empty batch and one over the limit as a whole', async () => {
