@@ -15,8 +15,10 @@ export interface HandoffStats {
   taken: number
   /** declined, refused, failed or unanswered within handoffTimeoutMs: stored and offered by this node */
   declined: number
-  /** unanswered for handoffSuspectMs: the member was taken as full while the submit waited on */
+  /** unanswered for handoffSuspectMs: the member was taken as full, and the task handed to another too */
   suspected: number
+  /** of those, handed to another member of the placement (the lease lets one of the two run it) */
+  hedged: number
   /** handoffs other nodes sent here, and those this node took */
   received: number
   accepted: number
@@ -50,7 +52,7 @@ export async function acquireWithRecord (c: TaskComponents, log: Logger, record:
  * mesh: it is the path of a task submitted on a member.
  */
 export class Handoff {
-  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, suspected: 0, received: 0, accepted: 0, refused: 0 }
+  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, suspected: 0, hedged: 0, received: 0, accepted: 0, refused: 0 }
   private readonly log: Logger
 
   constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'reserveAhead'> }) {
@@ -64,15 +66,34 @@ export class Handoff {
     return this.claimer.order(record.task).find(p => p !== me && members.includes(p))
   }
 
-  /** Hands a new record to `peer`; true once it holds the lease. Never throws. */
+  /**
+   * Hands a new record to `peer`; true once it, or another member, holds the lease. Never throws.
+   * A member silent for handoffSuspectMs (paused, or far behind) is taken as full, and the record
+   * is handed to the next member with a free slot as well: whichever of the two gets a majority's
+   * grants runs it, the other is refused. False when neither took it.
+   */
   async give (peer: string, record: TaskRecord): Promise<boolean> {
+    const first = this.ask(peer, record)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const silence = new Promise<'silent'>(resolve => { timer = setTimeout(() => resolve('silent'), this.c.options.handoffSuspectMs) })
+    const answered = await Promise.race([first, silence])
+    clearTimeout(timer)
+    if (answered !== 'silent') return answered
+    this.stats.suspected++
+    // the submits behind this one are not handed to it meanwhile, nor is this one again
+    this.c.presence.markFull(peer, record.task.capability)
+    const next = this.taker(record)
+    if (next !== undefined && next !== peer) {
+      this.stats.hedged++
+      if (await this.ask(next, record)) return true
+    }
+    return await first
+  }
+
+  /** One handoff request; a member that declines, or does not answer, is taken as full. */
+  private async ask (peer: string, record: TaskRecord): Promise<boolean> {
     this.stats.sent++
     let full = true
-    // a paused peer answers nothing: the submits behind this one are not handed to it meanwhile
-    const suspect = setTimeout(() => {
-      this.stats.suspected++
-      this.c.presence.markFull(peer, record.task.capability)
-    }, this.c.options.handoffSuspectMs)
     try {
       const raw = await this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record }, { timeoutMs: this.c.options.handoffTimeoutMs })
       const answer = handoffAnswerSchema.safeParse(raw)
@@ -84,12 +105,9 @@ export class Handoff {
       full = answer.success ? answer.data.busy === true : !isBadRequest(raw)
     } catch (err: any) {
       this.log('handoff of %s to %s failed: %s', record.task.id, peer, err.message)
-    } finally {
-      clearTimeout(suspect)
     }
-    // under load most declines are slots filled since the peer's last presence, and a paused peer
-    // holds a submit up for handoffTimeoutMs: until its next presence it is handed and offered no
-    // task of this capability
+    // under load most declines are slots filled since the peer's last presence: until its next
+    // presence it is handed and offered no task of this capability
     if (full) this.c.presence.markFull(peer, record.task.capability)
     this.stats.declined++
     return false

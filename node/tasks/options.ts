@@ -227,10 +227,11 @@ export const taskOptionsSchema = z.strictObject({
    */
   handoffTimeoutMs: timerMs().default(5_000),
   /**
-   * A member that has not answered a handoff this long is taken as full at once (for the task's
-   * capability, until its next presence), while that submit waits on up to handoffTimeoutMs: the
-   * submits after it go to another member, where they had all waited on a paused peer until the
-   * first timeout. Above prerunMaxMs, which a pure agent's run before the claim may take.
+   * A member that has not answered a handoff this long is taken as full (for the task's capability,
+   * until its next presence) and the task is handed to the next member with a free slot as well
+   * (whichever gets a majority's grants runs it): the submits after it, and this one, go to another
+   * member, where they had all waited on a paused peer until the first timeout. At least
+   * prerunMaxMs, which a pure agent's run before the claim may take; at most handoffTimeoutMs.
    * @default 1_500
    */
   handoffSuspectMs: timerMs().default(1_500),

@@ -163,7 +163,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(a.tasks!.handoff.stats).toMatchObject({ sent: 5, taken: 3, declined: 2 })
   })
 
-  it('a member silent past handoffSuspectMs is taken as full while its handoff still waits: the submits after it run elsewhere, not behind it', async () => {
+  it('a member silent past handoffSuspectMs is taken as full and the task handed to the next member too: it runs there, and the submits after it go there, while the silent one never answers', async () => {
     // a loaded machine's answering member may be slow too: suspected at 1 s, the silent one is still the only one never answered
     const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 60_000, handoffTimeoutMs: 30_000, handoffSuspectMs: 1_000, prerunMaxMs: 500 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] } }) })
@@ -175,31 +175,42 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     const silenced: Array<() => void> = []
     a.tasks!.components.records = async (peer, req, o) => {
       if (req.op !== 'handoff' || peer.toString() !== b.peerId.toString()) return records(peer, req, o)
-      return new Promise((resolve, reject) => { silenced.push(() => reject(new Error('no answer in time'))) })
+      return new Promise((resolve, reject) => {
+        const fail = (): void => { reject(new Error('no answer in time')) }
+        const timer = setTimeout(fail, o?.timeoutMs)
+        silenced.push(() => { clearTimeout(timer); fail() })
+      })
     }
-    let record = newRecord(makeTask({ capability: 'echo', input: 0, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 }), a.tasks!.membership.choose('0'.repeat(64)))
-    for (let i = 1; a.tasks!.handoff.taker(record) !== b.peerId.toString(); i++) {
-      if (i > 10_000) throw new Error('no task the paused member ranks first for')
-      record = newRecord(makeTask({ capability: 'echo', input: i, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 }), record.placement)
-    }
-    const waiting = a.tasks!.handoff.give(b.peerId.toString(), record)
     try {
-      await waitFor(() => a.tasks!.handoff.stats.suspected === 1, { what: 'the silent member to be suspected', timeoutMs: 10_000 })
+      // a task the paused member ranks first for
+      let i = 0
+      const made = (): ReturnType<typeof makeTask> => makeTask({ capability: 'echo', input: i++, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+      let record = newRecord(made(), a.tasks!.membership.choose('0'.repeat(64)))
+      while (a.tasks!.handoff.taker(record) !== b.peerId.toString()) {
+        if (i > 10_000) throw new Error('no task the paused member ranks first for')
+        record = newRecord(made(), record.placement)
+      }
+      await a.tasks!.replica.put(record)
+      const started = performance.now()
+      expect(await a.tasks!.handoff.give(b.peerId.toString(), record)).toBe(true)
+      // well before b's timeout: the next member took it
+      expect(performance.now() - started).toBeLessThan(20_000)
+      expect(a.tasks!.handoff.stats).toMatchObject({ suspected: 1, hedged: 1, taken: 1 })
       expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
-      // while that handoff still waits, every new submit goes elsewhere (to the member that answers, or
-      // stored and offered if that one was slow too), and runs
-      const ids = await Promise.all([1, 2, 3, 4, 5, 6].map(async i => (await a.tasks!.service.submit({ capability: 'echo', input: `after ${i}` })).id))
+      expect((await a.tasks!.service.waitFor(record.task.id, 10_000)).record.final?.state).toBe('completed')
+      expect((await c.tasks!.replica.get(record.task.id)).record?.attempts.map(x => x.peer)).toEqual([c.peerId.toString()])
+      // the submits after it go elsewhere (to the member that answers, or stored and offered if that one was slow too), and run
+      const ids = await Promise.all([1, 2, 3, 4, 5, 6].map(async n => (await a.tasks!.service.submit({ capability: 'echo', input: `after ${n}` })).id))
       for (const id of ids) expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
       // none of them was handed to the silent member
       expect(silenced).toHaveLength(1)
     } finally {
       a.tasks!.components.records = records
     }
-    // its timeout at last: declined, as before
+    // its timeout at last: counted as declined, as before
     const declined = a.tasks!.handoff.stats.declined
     silenced[0]!()
-    expect(await waiting).toBe(false)
-    expect(a.tasks!.handoff.stats.declined).toBe(declined + 1)
+    await waitFor(() => a.tasks!.handoff.stats.declined === declined + 1, { what: 'the silent handoff to end' })
   })
 
   it('refuses, and counts, a handoff from a peer that is not the task\'s submitter and one for a placement without it', async () => {
