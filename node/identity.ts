@@ -35,7 +35,7 @@ export async function loadOrCreateIdentity (store: Store, storePath?: string): P
       throw unreadable(String(err?.message ?? err))
     }
     const id = peerIdFromPrivateKey(key).toString()
-    if (mark !== undefined && mark !== '' && mark !== id) throw new DataDirError(`the node key in ${where} is peer ${id}, but ${join(where, PEER_MARK)} says this store is peer ${mark}: restore the data dir from a backup, or start with a new data dir as a new peer`)
+    if (mark !== undefined && mark !== '' && mark !== id) throw new DataDirError(`the node key in ${where} is peer ${id}, but ${join(where, PEER_MARK)} says this store is peer ${JSON.stringify(mark.slice(0, 200))}: restore the data dir from a backup, or start with a new data dir as a new peer`)
     // a store from before the mark, or a first start cut off between the key and its mark
     if ((mark === undefined || mark === '') && storePath !== undefined) await writeMark(join(storePath, PEER_MARK), id)
     return key

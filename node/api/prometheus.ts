@@ -121,7 +121,9 @@ export class MeshMetrics {
 
   async text (): Promise<string> {
     this.stats = this.read()
-    return Registry.merge([processMetrics(this.lagSampleMs), this.registry]).metrics()
+    const text = await Registry.merge([processMetrics(this.lagSampleMs), this.registry]).metrics()
+    // prom-client writes NaN (a lag mean before its first sample) as "Nan": the text format says NaN
+    return text.replace(/ Nan$/gm, ' NaN')
   }
 
   close (): void {

@@ -165,9 +165,10 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
 function waitQuery (query: URLSearchParams): number | undefined {
   const raw = query.get('wait')
   if (raw === null) return undefined
-  // digits only, as the OpenAPI document says (an integer): Number() took 1.5, 0x10 and 1e3 too
-  if (!/^\d{0,15}$/.test(raw)) throw badRequest('invalid-query', 'wait is a whole number of milliseconds, 0 or more')
-  return Number(raw)
+  // digits only, as the OpenAPI document says (an integer): Number() took 1.5, 0x10 and 1e3 too;
+  // any number of them, capped by maxWaitMs as any long wait is
+  if (!/^\d*$/.test(raw)) throw badRequest('invalid-query', 'wait is a whole number of milliseconds, 0 or more')
+  return Math.min(Number(raw), Number.MAX_SAFE_INTEGER)
 }
 
 /** A task's outcome after waiting up to `waitMs` (at most `maxWaitMs`): 200 once finished, 202 with its state before. */

@@ -33,6 +33,8 @@ export function addMemoryCommand (program: Command): void {
     .option('--filter <json>', 'metadata that must match, e.g. \'{"topic":"cats"}\'')
     .action(async (collection: string, text: string | undefined, _opts: unknown, cmd: Command) => {
       const opts: Opts & { vector?: string, k?: number, filter?: string } = cmd.optsWithGlobals()
+      // one or the other: a usage error (exit 2), caught before the request
+      if ((text === undefined) === (opts.vector === undefined)) cmd.error(`error: search by a text or by --vector, ${text === undefined ? 'one of them' : 'not both'}`)
       const body = { text, vector: jsonFlag('vector', opts.vector), k: opts.k, filter: jsonFlag('filter', opts.filter) }
       const answer = await apiRequest(await resolveApiUrl(opts), 'POST', path(collection, '/search'), body)
       if (opts.json === true) return json(answer)

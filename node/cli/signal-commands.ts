@@ -32,9 +32,9 @@ export function addSignalCommands (program: Command): void {
     .option('--call <callId>', 'the tool call to decide (see waitingFor in agentmesh task ID)')
     .option('--reject', 'refuse the call: the model is told it was refused, and why')
     .option('--reason <text>', 'why the call is refused, for the model (with --reject)')
-    .action(async (given: string, opts: Opts & { call?: string, reject?: boolean, reason?: string }) => {
+    .action(async (given: string, opts: Opts & { call?: string, reject?: boolean, reason?: string }, cmd: Command) => {
       // the model is told a reason only when its call is refused: with an approval it went nowhere, unsaid
-      if (opts.reason !== undefined && opts.reject !== true) throw new InvalidConfigError('--reason goes with --reject: the model is told why its call was refused, and an approval tells it nothing')
+      if (opts.reason !== undefined && opts.reject !== true) cmd.error('error: --reason goes with --reject: the model is told why its call was refused, and an approval tells it nothing')
       const api = await resolveApiUrl(opts)
       const task = await apiRequest(api, 'GET', `/v1/tasks/${await resolveTaskId(api, given)}`)
       const waiting: string | undefined = task.waitingFor?.name

@@ -245,9 +245,9 @@ export function addTaskCommands (program: Command): void {
     .option('--capability <name>')
     .option('--limit <n>', 'at most this many (1-10000, default 100)', positiveWholeNumber('--limit'))
     .option('--parent <id>', 'the subtasks of a task, as a tree (from its trace)')
-    .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number, parent?: string }) => {
-      // the tree comes whole, from the trace: the filters were taken and ignored
-      if (opts.parent !== undefined && (opts.state !== undefined || opts.capability !== undefined || opts.limit !== undefined)) throw new InvalidConfigError('--parent shows a task\'s whole tree: it takes no --state, --capability or --limit')
+    .action(async (opts: ClientOpts & { state?: string, capability?: string, limit?: number, parent?: string }, cmd: Command) => {
+      // the tree comes whole, from the trace: the filters were taken and ignored (a usage error, exit 2)
+      if (opts.parent !== undefined && (opts.state !== undefined || opts.capability !== undefined || opts.limit !== undefined)) cmd.error('error: --parent shows a task\'s whole tree: it takes no --state, --capability or --limit')
       const url = await resolveApiUrl(opts)
       const people = forPeople()
       // one row per task: a short id and a relative time for people, the full ones for programs

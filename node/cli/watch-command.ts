@@ -24,9 +24,9 @@ export function addWatchCommand (program: Command): void {
     .description('follow one task\'s events to its outcome, or (without ID) the mesh\'s task state changes')
     .option('--capability <name>', 'without ID: only tasks of this capability')
     .option('--state <state>', 'without ID: only changes to this state')
-    .action(async (id: string | undefined, opts: WatchOpts) => {
-      // one task's stream is that task's whole: the filters were taken and ignored
-      if (id !== undefined && (opts.capability !== undefined || opts.state !== undefined)) throw new InvalidConfigError('--capability and --state filter the mesh\'s changes, without ID: one task\'s events come whole')
+    .action(async (id: string | undefined, opts: WatchOpts, cmd: Command) => {
+      // one task's stream is that task's whole: the filters were taken and ignored (a usage error, exit 2)
+      if (id !== undefined && (opts.capability !== undefined || opts.state !== undefined)) cmd.error('error: --capability and --state filter the mesh\'s changes, without ID: one task\'s events come whole')
       const url = await resolveApiUrl(opts)
       let outcome: string | undefined
       let lastId: string | undefined

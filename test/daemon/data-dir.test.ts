@@ -59,6 +59,10 @@ describe('a data dir the daemon cannot use', () => {
     const store = join(dir, 'store')
     const peer = (await readFile(join(store, 'PEER'), 'utf8')).trim()
     expect(peer).toMatch(/^12D3KooW/)
+    // a PEER mark with more than an id in it: refused in one line, the mark quoted as it is
+    await writeFile(join(store, 'PEER'), `${peer}\njunk\n`)
+    expectRefused(await start(dir), new RegExp(`is peer ${peer}, but .*PEER says this store is peer "${peer}\\\\njunk`))
+    await writeFile(join(store, 'PEER'), peer)
     // one start and a clean stop: everything is in LevelDB's log, and CURRENT and MANIFEST remain
     const logs = (await readdir(store)).filter(n => /^\d+\.log$/.test(n))
     expect(logs).toHaveLength(1)

@@ -21,6 +21,11 @@ describe('agentmesh memory, signal and approve', () => {
     expect((await cli('memory', 'put', 'notes', 'a', '--vector', '[1,0,0]', '--metadata', '{"topic":"x"}')).stdout).toMatch(/stored a in notes on 1 replicas/)
     expect((await cli('memory', 'put', 'notes', 'b', '--vector', '[0,1,0]')).code).toBe(0)
     const found = JSON.parse((await cli('memory', 'search', 'notes', '--vector', '[0.9,0.1,0]', '-k', '2', '--json')).stdout)
+    // a text and a vector, or neither: a usage error (exit 2) before any request
+    for (const args of [['notes', 'cats', '--vector', '[1,0,0]'], ['notes']]) {
+      const refused = await cli('memory', 'search', ...args)
+      expect({ code: refused.code, stderr: refused.stderr }).toMatchObject({ code: 2, stderr: expect.stringMatching(/search by a text or by --vector/) })
+    }
     expect(found.hits.map((h: { id: string }) => h.id)).toEqual(['a', 'b'])
     expect(found.coverage.complete).toBe(true)
     const filtered = JSON.parse((await cli('memory', 'search', 'notes', '--vector', '[0.9,0.1,0]', '--filter', '{"topic":"x"}', '--json')).stdout)
@@ -50,7 +55,7 @@ describe('agentmesh memory, signal and approve', () => {
     expect(noApproval.stderr).toMatch(/waits for no approval now \(it waits for "go"\)/)
     // a reason is for a refusal: with an approval it went nowhere, unsaid
     const approvedWithReason = await cli('approve', id.slice(0, 8), '--reason', 'looks fine')
-    expect({ code: approvedWithReason.code, stderr: approvedWithReason.stderr }).toMatchObject({ code: 1, stderr: expect.stringMatching(/--reason goes with --reject/) })
+    expect({ code: approvedWithReason.code, stderr: approvedWithReason.stderr }).toMatchObject({ code: 2, stderr: expect.stringMatching(/--reason goes with --reject/) })
     const wrong = await cli('signal', id, 'stop')
     expect(wrong.stderr).toMatch(/waits for "go", not "stop"/)
     expect((await cli('signal', id.slice(0, 8), 'go', '--data', '{"x":1}')).stdout).toMatch(/signal go delivered/)

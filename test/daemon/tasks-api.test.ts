@@ -85,6 +85,9 @@ describe('task API and CLI on real daemons', () => {
     expect(done).toMatchObject({ status: 200, json: { id: expect.stringMatching(/^[0-9a-f]{64}$/), state: 'completed', result: 'tiaw' } })
     const again = await call(a.api, 'POST', '/v1/tasks?wait=', { capability: 'text.reverse', input: 'wait', idempotencyKey: 'w1' })
     expect(again).toMatchObject({ status: 200, json: { id: done.json.id, state: 'completed', result: 'tiaw' } })
+    // a wait of any number of digits is capped by maxWaitMs, as a long one is, not refused
+    const huge = await call(a.api, 'POST', `/v1/tasks?wait=${'9'.repeat(20)}`, { capability: 'text.reverse', input: 'wait', idempotencyKey: 'w1' })
+    expect(huge).toMatchObject({ status: 200, json: { id: done.json.id, state: 'completed' } })
     const died = await call(a.api, 'POST', '/v1/tasks?wait=10000', { capability: 'fail', input: { times: 9, message: 'no wait' }, maxAttempts: 1 })
     expect(died).toMatchObject({ status: 200, json: { state: 'dead', lastError: expect.stringMatching(/no wait/) } })
     const pending = await call(a.api, 'POST', '/v1/tasks?wait=200', { capability: 'nobody.offers.this', input: 'w' })
@@ -279,10 +282,11 @@ describe('task API and CLI on real daemons', () => {
     expect(watched.code).toBe(0)
     // the mesh-wide filters given with one task's id were taken and ignored
     const filtered = await runCli(['watch', id, '--api', b.api, '--state', 'dead'])
-    expect(filtered.code).toBe(1)
+    // a usage error, as every conflicting flag's: exit 2
+    expect(filtered.code).toBe(2)
     expect(filtered.stderr).toMatch(/--capability and --state filter the mesh's changes, without ID/)
     const tree = await runCli(['tasks', '--api', b.api, '--parent', id, '--limit', '1'])
-    expect(tree.code).toBe(1)
+    expect(tree.code).toBe(2)
     expect(tree.stderr).toMatch(/--parent shows a task's whole tree: it takes no --state, --capability or --limit/)
     expect(watched.stdout).toMatch(/submitted +[0-9a-f]{12} echo\n.*claimed +attempt 1 by [0-9A-Za-z]{8}\n.*completed/)
     const dying = (await runCli(['submit', '--api', a.api, '--capability', 'fail', '--input', '{"times":9,"message":"no luck"}', '--max-attempts', '1'])).stdout.trim()
