@@ -126,6 +126,13 @@ const queries = new WeakMap<FastifyRequest, URLSearchParams>()
  */
 const MAX_ENCODED_PARAM_LENGTH = 256 * 9
 
+/** An API reachable from other machines needs a token: refused before anything is started or written. */
+export function checkApiToken (host: string, token: string | undefined): void {
+  if (token === undefined && requiresToken(host)) {
+    throw new InvalidConfigError(`the API on ${host} is reachable from other machines: give it a token (--api-token-file FILE or AGENTMESH_API_TOKEN), or bind 127.0.0.1`)
+  }
+}
+
 /**
  * The control API and the protocol doors, on Fastify. It takes a built node and never builds one,
  * so the same node can be served, tested and simulated. A request it cannot make sense of gets a
@@ -149,9 +156,7 @@ export class ApiServer {
   static async listen (node: AgentNode, init: ApiServerInit = {}): Promise<ApiServer> {
     const host = init.host ?? '127.0.0.1'
     const port = init.port ?? 7070
-    if (init.token === undefined && requiresToken(host)) {
-      throw new InvalidConfigError(`the API on ${host} is reachable from other machines: give it a token (--api-token-file FILE or AGENTMESH_API_TOKEN), or bind 127.0.0.1`)
-    }
+    checkApiToken(host, init.token)
     const stats = createApiStats()
     const log = node.logger.forComponent('agentmesh:api')
     // one path for every answer that is a bug: the API's own 500s and the doors'

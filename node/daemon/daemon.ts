@@ -1,7 +1,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readApiToken } from '../api/auth.js'
-import { ApiServer, checkApiAddress } from '../api/server.js'
+import { ApiServer, checkApiAddress, checkApiToken } from '../api/server.js'
 import { createAgentNode } from '../create-node.js'
 import { meshLogger } from '../mesh-logger.js'
 import { DataDirError, DataDirInUseError } from '../errors.js'
@@ -48,6 +48,8 @@ export async function startDaemon (config: DaemonConfig, extra: Partial<AgentNod
   const agents = await resolveAgents(config.agents, config.agentsModule, llm, embed)
   const token = await readApiToken(config.apiTokenFile)
   const apiAddress = splitHostPort(config.api)
+  // before the store is opened: a refused start made a new node key (a new peer) on the way
+  checkApiToken(apiAddress.host, token)
   await checkApiAddress(apiAddress.host, apiAddress.port).catch(async (err: Error) => { throw await ownerOf(config.data) ?? err })
   const log = createOperatorLog(config.logLevel, config.logFormat)
   // MCP servers last among the checks: they start processes, which a refused start must not leave behind

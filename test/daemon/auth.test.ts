@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -92,6 +92,8 @@ describe('who may use the doors: the bearer token', () => {
     const r = await runCli(['node', '--data', join(dir, 'b'), '--api', '192.0.2.1:0'], { env: { AGENTMESH_API_TOKEN: '' } })
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/reachable from other machines: give it a token/)
+    // refused before the store is opened: no node key, so no new peer, was made on the way
+    await expect(readdir(join(dir, 'b', 'store'))).rejects.toMatchObject({ code: 'ENOENT' })
     const short = join(dir, 'short')
     await writeFile(short, 'abc\n')
     const s = await runCli(['node', '--data', join(dir, 'c'), '--api', '127.0.0.1:0', '--api-token-file', short])
