@@ -34,7 +34,7 @@ export function addMemoryCommand (program: Command): void {
     .action(async (collection: string, text: string | undefined, _opts: unknown, cmd: Command) => {
       const opts: Opts & { vector?: string, k?: number, filter?: string } = cmd.optsWithGlobals()
       // one or the other: a usage error (exit 2), caught before the request
-      if ((text === undefined) === (opts.vector === undefined)) cmd.error(`error: search by a text or by --vector, ${text === undefined ? 'one of them' : 'not both'}`)
+      if ((text === undefined) === (opts.vector === undefined)) cmd.error(`error: search by a text or by --vector: ${text === undefined ? 'give one' : 'not both'}`)
       const body = { text, vector: jsonFlag('vector', opts.vector), k: opts.k, filter: jsonFlag('filter', opts.filter) }
       const answer = await apiRequest(await resolveApiUrl(opts), 'POST', path(collection, '/search'), body)
       if (opts.json === true) return json(answer)
