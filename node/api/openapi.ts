@@ -105,7 +105,7 @@ export function openApiDocument (routes: Route[], streams: StreamDoc[] = []): Re
 const UNAUTHORIZED = 'UNAUTHORIZED: the API has a token and the request did not carry it (Authorization: Bearer)'
 const STOPPING = 'NODE_STOPPING: the node is stopping (Retry-After), send the request to another member; STORE_FAILED: this node\'s store failed a write (a full disk; Retry-After)'
 
-/** Each status's descriptions, a route's own after its shape's. */
+/** Each status's descriptions: a route's own first, then its shape's. */
 function joined (common: Record<number, string>, own: Record<number, string>): Record<number, string> {
   const out = { ...common }
   for (const [status, description] of Object.entries(own)) out[Number(status)] = out[Number(status)] === undefined ? description : `${description}; ${out[Number(status)] as string}`
@@ -117,7 +117,7 @@ function errorAnswer (description: string): Record<string, unknown> {
   return { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
 }
 
-/** The error statuses every route of this shape answers: a route's own (Route.errorStatuses) are added to these, or replace one. */
+/** The error statuses every route of this shape answers; a route's own (Route.errorStatuses) are listed with them (joined). */
 function commonErrors (route: Route): Record<number, string> {
   const body = route.schema?.body !== undefined
   const params = route.path.includes('/:')

@@ -90,7 +90,7 @@ export class Handoff {
     return await first
   }
 
-  /** One handoff request; a member that declines, or does not answer, is taken as full. */
+  /** One handoff request; a member that declines as busy, or does not answer, is taken as full. */
   private async ask (peer: string, record: TaskRecord): Promise<boolean> {
     this.stats.sent++
     let full = true

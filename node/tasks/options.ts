@@ -221,8 +221,8 @@ export const taskOptionsSchema = z.strictObject({
    * How long a submitter waits for a member it handed a new task to (to claim and run it) before it
    * stores and offers the task itself. The answer comes after one round of acquires, which gives up
    * after a third of the lease when a majority is slow: longer than that at the default lease, so a
-   * member that is only slow is not offered around; a silent one holds up one submit, then is
-   * taken as full until its next presence.
+   * member that is only slow is not offered around. A silent one is suspected sooner
+   * (handoffSuspectMs): taken as full, and the task handed to another member as well.
    * @default 5_000
    */
   handoffTimeoutMs: timerMs().default(5_000),
