@@ -151,8 +151,10 @@ describe('a pure agent\'s task is claimed and voted in one request a member', ()
   it('a round short of votes for want of answers is a lost lease, not a duplicate, and the one run is certified after', async () => {
     const agent = countingEcho()
     // the holder asks again while its lease lasts: 3 s, so the round outlasts it, and a loaded
-    // machine's claim (a third of the lease to gather grants) still gets a majority first
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, leaseMs: 3_000, rpcTimeoutMs: 300, agents: i === 0 ? [agent] : [] } }) })
+    // machine's claim (a third of the lease to gather grants) still gets a majority first. Requests
+    // time out after 1 s: at 300 ms a loaded machine's first acquire timed out, and the task was
+    // stored, offered and claimed again, running the agent a second time
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, leaseMs: 3_000, rpcTimeoutMs: 1_000, agents: i === 0 ? [agent] : [] } }) })
     await net.ready()
     const [a, ...others] = net.nodes as [AgentNode, ...AgentNode[]]
     // the others grant without voting, then fall silent on votes (paused, as a SIGSTOP leaves them):
