@@ -106,9 +106,9 @@ const UNAUTHORIZED = 'UNAUTHORIZED: the API has a token and the request did not 
 const STOPPING = 'NODE_STOPPING: the node is stopping (Retry-After), send the request to another member; STORE_FAILED: this node\'s store failed a write (a full disk; Retry-After)'
 
 /** Each status's descriptions: a route's own first, then its shape's. */
-function joined (common: Record<number, string>, own: Record<number, string>): Record<number, string> {
+function joined (common: Record<string, string>, own: Record<string, string>): Record<string, string> {
   const out = { ...common }
-  for (const [status, description] of Object.entries(own)) out[Number(status)] = out[Number(status)] === undefined ? description : `${description}; ${out[Number(status)] as string}`
+  for (const [status, description] of Object.entries(own)) out[status] = [description, common[status]].filter(d => d !== undefined).join('; ')
   return out
 }
 

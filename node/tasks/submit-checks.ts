@@ -1,7 +1,7 @@
 import { JSON_VALUE_WHAT, MAX_TASK_TIMEOUT_MS, byteLength, capabilitySchema, isJsonValue } from '../../protocols/task/index.js'
 import { IdempotencyConflictError, InvalidTaskError, NoCapablePeerError, TaskTooLargeError } from './errors.js'
 import { CHAT_CAPABILITY, chatCapability } from '../../protocols/openai/models.js'
-import { closestNames } from './suggest.js'
+import { closestNames, unofferedField } from './suggest.js'
 import type { TaskComponents } from './components.js'
 import type { Task } from '../../protocols/task/index.js'
 
@@ -89,6 +89,15 @@ export function routedByModel<R extends { capability: string, input?: unknown }>
   if (typeof model !== 'string') return req
   const capability = chatCapability(model)
   return offered().has(capability) ? { ...req, capability } : req
+}
+
+/**
+ * A single submit's `warning` when no live peer offers `capability`. This runs on every submit: the
+ * offered names, for the suggestion, are gathered only when there is a warning to make.
+ */
+export function unofferedWarningOf (c: Pick<TaskComponents, 'presence'>, capability: string): { warning?: string } {
+  const offered = c.presence.live().some(p => p.capabilities.some(cap => cap.name === capability))
+  return offered ? {} : unofferedField(capability, offeredNames(c))
 }
 
 /** Capabilities some live peer (this node included) offers now. */

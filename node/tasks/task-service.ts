@@ -5,9 +5,8 @@ import { acquireWithRecord } from './handoff.js'
 import { keepCopy, mayBeUnstored, storeOnPlacement } from './placement-writes.js'
 import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
 import { OverloadedError, TaskNotFoundError } from './errors.js'
-import { unofferedField } from './suggest.js'
 import { findTask, isSettled, madeTask, mayBeRedriven } from './find-task.js'
-import { checkSubmit, keyConflict, offeredNames, routedByModel, submitNow } from './submit-checks.js'
+import { checkSubmit, keyConflict, offeredNames, routedByModel, submitNow, unofferedWarningOf } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
 import { submitMany } from './bulk-submit.js'
 import { KeyCreations } from './key-creations.js'
@@ -205,7 +204,7 @@ export class TaskService {
       place?.cancel()
       this.announce(task, record.placement)
     }
-    return { id: task.id, created: true, ...unofferedField(task.capability, offeredNames(this.c)) }
+    return { id: task.id, created: true, ...unofferedWarningOf(this.c, task.capability) }
   }
 
   /**
@@ -221,7 +220,7 @@ export class TaskService {
       if (record.attempts.length === 0) this.announce(record.task, record.placement)
     }
     // a retry after a lost answer learns, as the first submit did, that nobody will run it yet
-    return { id: record.task.id, created: false, ...(record.final === undefined ? unofferedField(record.task.capability, offeredNames(this.c)) : {}) }
+    return { id: record.task.id, created: false, ...(record.final === undefined ? unofferedWarningOf(this.c, record.task.capability) : {}) }
   }
 
   /** A task its placement stored goes to a peer that runs it: offered directly, else gossiped. */
