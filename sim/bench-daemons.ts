@@ -146,7 +146,7 @@ function memoryMiB (pid: number): { rss: number, pss: number, uss: number } {
 }
 
 /** The counters a run reads, summed over every daemon. */
-interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number, groupCommits: number, syncedCommits: number, votes: number, voteSignatures: number, handoffs: number, handoffsDeclined: number, handoffsSuspected: number }
+interface Counters { gossip: number, rpc: number, claimsDenied: number, claimsDeferred: number, duplicates: number, apiErrors: number, groupCommits: number, syncedCommits: number, votes: number, voteSignatures: number, handoffs: number, handoffsDeclined: number, handoffsSuspected: number, handoffsSlow: number }
 
 async function counters (daemons: DaemonProcess[]): Promise<Counters> {
   const all = await Promise.all(daemons.map(async d => (await requestJson(`${d.api}/v1/metrics`, { timeoutMs: 10_000 })).body))
@@ -165,7 +165,8 @@ async function counters (daemons: DaemonProcess[]): Promise<Counters> {
     voteSignatures: sum(m => m.replica?.voteSignatures),
     handoffs: sum(m => m.handoffs?.sent),
     handoffsDeclined: sum(m => m.handoffs?.declined),
-    handoffsSuspected: sum(m => m.handoffs?.suspected)
+    handoffsSuspected: sum(m => m.handoffs?.suspected),
+    handoffsSlow: sum(m => m.handoffs?.slow)
   }
 }
 
@@ -396,7 +397,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
         const per = (get: (x: Counters) => number, digits = 1): string => ((get(r.after) - get(r.before)) / Math.max(1, r.completed)).toFixed(digits)
         add(`${label}${entryLabel(entry)}${daemonsN}, ${c === 1 ? 'one at a time' : `${c} in flight`}`, `${r.perSec.toFixed(1)} tasks/s`,
           `CPU ${r.cpuMsPerTask.toFixed(1)} ms/task (${r.cpuMsPerTaskNetOfIdle.toFixed(1)} net of idle), p50/p99 ${Math.round(percentile(r.latencies, 50))}/${Math.round(percentile(r.latencies, 99))} ms, gossip ${per(x => x.gossip)}/task, RPC ${per(x => x.rpc)}/task; ${r.completed} done, ${r.refused} refused, ${r.failed} failed, ${r.timedOut} timed out`)
-        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `votes ${per(x => x.votes, 2)}/task in ${per(x => x.voteSignatures, 2)} signatures`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `handoffs ${per(x => x.handoffs, 2)}/task (${r.after.handoffsDeclined - r.before.handoffsDeclined} declined, ${r.after.handoffsSuspected - r.before.handoffsSuspected} unanswered past handoffSuspectMs)`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`, `by daemon ${r.perDaemonMs.map(x => x.toFixed(2)).join(' / ')} ms/task`, `context switches ${r.switches.voluntary.toFixed(1)} waited + ${r.switches.involuntary.toFixed(1)} preempted a task`]
+        const extra = [`CPU ms/task: main threads ${r.split.mainUser.toFixed(1)} user + ${r.split.mainSys.toFixed(1)} system, other threads ${r.split.others.toFixed(1)}`, `claims denied ${per(x => x.claimsDenied)}/task`, `LevelDB batches ${per(x => x.groupCommits, 2)}/task (${per(x => x.syncedCommits, 2)} fsynced)`, `votes ${per(x => x.votes, 2)}/task in ${per(x => x.voteSignatures, 2)} signatures`, `claims deferred (lag) ${r.after.claimsDeferred - r.before.claimsDeferred}`, `handoffs ${per(x => x.handoffs, 2)}/task (${r.after.handoffsDeclined - r.before.handoffsDeclined} declined, ${r.after.handoffsSlow - r.before.handoffsSlow} slow and ${r.after.handoffsSuspected - r.before.handoffsSuspected} silent past handoffSuspectMs)`, `duplicate executions ${r.after.duplicates - r.before.duplicates}`, `API 500s ${r.after.apiErrors - r.before.apiErrors}`, `the bench's client ${r.clientMsPerTask.toFixed(2)} ms/task (not counted)`, `by daemon ${r.perDaemonMs.map(x => x.toFixed(2)).join(' / ')} ms/task`, `context switches ${r.switches.voluntary.toFixed(1)} waited + ${r.switches.involuntary.toFixed(1)} preempted a task`]
         line(`    ${extra.join(', ')}${r.why.size === 0 ? '' : `; not completed: ${[...r.why].map(([w, k]) => `${k} x ${w}`).join(', ')}`}`)
       }
       const loadedRss = pids.map(pid => memoryMiB(pid).rss)

@@ -2,7 +2,7 @@ import type { LeaseClient } from '../../protocols/lease/index.js'
 import type { MeshGossip } from '../../protocols/gossip/index.js'
 import type { PresenceService } from '../../protocols/presence/index.js'
 import type { RecordsRequest } from '../../protocols/records/index.js'
-import type { RpcRequestOptions } from '../../protocols/rpc/index.js'
+import type { PeersHeard, RpcRequestOptions } from '../../protocols/rpc/index.js'
 import type { Replica } from '../../protocols/replica/index.js'
 import type { AgentRuntime } from '../runtime/runtime.js'
 import type { Store } from '../store/store.js'
@@ -26,6 +26,8 @@ export interface TaskComponents {
   leases: LeaseClient
   /** a records request to one peer (the local replica directly) */
   records: (peer: PeerId, req: RecordsRequest, options?: RpcRequestOptions) => Promise<any>
+  /** when each peer was last heard from on the lease and records protocols */
+  heard: PeersHeard
   runtime: AgentRuntime
   options: TaskLayerOptions
   logger: (component: string) => Logger

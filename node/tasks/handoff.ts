@@ -15,7 +15,9 @@ export interface HandoffStats {
   taken: number
   /** declined, refused, failed or unanswered within handoffTimeoutMs: stored and offered by this node */
   declined: number
-  /** unanswered for handoffSuspectMs: the member was taken as full, and the task handed to another too */
+  /** handoffSuspectMs spans in which a handoff was unanswered but its member heard from: waited on */
+  slow: number
+  /** a handoff's member heard from in no span of handoffSuspectMs: taken as full, and the task handed to another too */
   suspected: number
   /** of those, handed to another member of the placement (the lease lets one of the two run it) */
   hedged: number
@@ -52,7 +54,7 @@ export async function acquireWithRecord (c: TaskComponents, log: Logger, record:
  * mesh: it is the path of a task submitted on a member.
  */
 export class Handoff {
-  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, suspected: 0, hedged: 0, received: 0, accepted: 0, refused: 0 }
+  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, slow: 0, suspected: 0, hedged: 0, received: 0, accepted: 0, refused: 0 }
   private readonly log: Logger
 
   constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'reserveAhead'> }) {
@@ -68,17 +70,25 @@ export class Handoff {
 
   /**
    * Hands a new record to `peer`; true once it, or another member, holds the lease. Never throws.
-   * A member silent for handoffSuspectMs (paused, or far behind) is taken as full, and the record
-   * is handed to the next member with a free slot as well: whichever of the two gets a majority's
-   * grants runs it, the other is refused. False when neither took it.
+   * A member that sends nothing at all for handoffSuspectMs (paused, or cut off) is taken as full,
+   * and the record is handed to the next member with a free slot as well: whichever of the two
+   * gets a majority's grants runs it, the other is refused. A member heard from meanwhile (any
+   * answer or request of its own) is slow, not silent: its answer is awaited, up to
+   * handoffTimeoutMs, as a second claim round would only add to a loaded mesh's work. False when
+   * neither took it.
    */
   async give (peer: string, record: TaskRecord): Promise<boolean> {
     const first = this.ask(peer, record)
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const silence = new Promise<'silent'>(resolve => { timer = setTimeout(() => resolve('silent'), this.c.options.handoffSuspectMs) })
-    const answered = await Promise.race([first, silence])
-    clearTimeout(timer)
-    if (answered !== 'silent') return answered
+    let windowStart = performance.now()
+    while (true) {
+      const answered = await withinMs(first, this.c.options.handoffSuspectMs)
+      if (answered !== undefined) return answered
+      // frames already here are read first: a submitter behind on its own loop would take its timer for the peer's silence
+      await new Promise(resolve => setImmediate(resolve))
+      if (!this.c.heard.heardSince(peer, windowStart)) break
+      this.stats.slow++
+      windowStart = performance.now()
+    }
     this.stats.suspected++
     // the submits behind this one are not handed to it meanwhile, nor is this one again
     this.c.presence.markFull(peer, record.task.capability)
@@ -141,5 +151,16 @@ export class Handoff {
     this.stats.accepted++
     place.run(lease, performance.now() - asked)
     return 'taken'
+  }
+}
+
+/** `promise`'s value, or undefined once `ms` pass first. */
+async function withinMs<T> (promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, ms) })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -3,7 +3,7 @@ import { LEASE_PROTOCOL, LeaseClient, leaseHandler, leaseResponseSchema } from '
 import { PresenceService } from '../../protocols/presence/index.js'
 import { MAX_CHILDREN, RECORDS_PROTOCOL, recordsHandler } from '../../protocols/records/index.js'
 import { Replica } from '../../protocols/replica/index.js'
-import { RpcEndpoint, fastParse } from '../../protocols/rpc/index.js'
+import { PeersHeard, RpcEndpoint, fastParse } from '../../protocols/rpc/index.js'
 import { BUILTIN_AGENTS } from '../agents/index.js'
 import { embedByPeers } from '../memory/remote-embed.js'
 import { MemoryLayer } from '../memory/memory-layer.js'
@@ -138,7 +138,8 @@ export class TaskLayer {
       log: logger('agentmesh:replica')
     })
     const frame = rpcFrameBytes(options)
-    const rpcLimits = { requestTimeoutMs: options.rpcTimeoutMs, maxConcurrentHandlers: options.rpcMaxConcurrentHandlers, maxConsecutiveTimeouts: options.rpcMaxConsecutiveTimeouts }
+    const heard = new PeersHeard()
+    const rpcLimits = { requestTimeoutMs: options.rpcTimeoutMs, maxConcurrentHandlers: options.rpcMaxConcurrentHandlers, maxConsecutiveTimeouts: options.rpcMaxConsecutiveTimeouts, heard }
     this.leaseRpc = new RpcEndpoint(host.libp2p, { protocol: LEASE_PROTOCOL, handler: leaseHandler(this.replica, this.handlerStats), maxFrameBytes: frame, ...rpcLimits, log: logger('agentmesh:lease') })
     const recordsInit = {
       sharedWith: (peer: string) => this.antiEntropy.sharedWith(peer),
@@ -192,7 +193,7 @@ export class TaskLayer {
     this.events.addEventListener('submitted', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'submitted', generation: 0, peer: self }) })
     this.events.addEventListener('claimed', evt => { watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'running', generation: evt.detail.generation, claimId: evt.detail.claimId, peer: self }) })
     this.events.addEventListener('ran', evt => { if (evt.detail.outcome === 'completed') watched({ id: evt.detail.id, capability: evt.detail.capability, event: 'completed', generation: evt.detail.generation, claimId: evt.detail.claimId, peer: self }) })
-    const components: TaskComponents = this.components = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, memory: this.memory, leases: this.leases, records, runtime: this.runtime, options, logger, events: this.events }
+    const components: TaskComponents = this.components = { peerId, store: host.store, replica: this.replica, gossip: this.gossip, presence: this.presence, replicaSets: this.replicaSets, membership: this.membership, memory: this.memory, leases: this.leases, records, heard, runtime: this.runtime, options, logger, events: this.events }
     this.service = new TaskService(components)
     this.progress = new ProgressHub({
       maxTasks: options.progressTasks,

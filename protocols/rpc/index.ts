@@ -15,6 +15,7 @@
  */
 export { fastCheck, fastParse } from './fast-check.js'
 export { RpcEndpoint } from './rpc.js'
+export { PeersHeard } from './heard.js'
 export type { RpcInit, RpcHandler, RpcRequestOptions, RpcStats } from './rpc.js'
 export * from './constants.js'
 export * from './errors.js'

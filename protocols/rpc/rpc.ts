@@ -3,6 +3,7 @@ import { DEFAULT_MAX_CONCURRENT_HANDLERS, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS, DEFA
 import { FrameWriter } from './frame-writer.js'
 import { frameLength } from './frame-length.js'
 import { RpcBadResponseError, RpcChannelResetError, RpcRemoteError, RpcTimeoutError, RpcUnavailableError } from './errors.js'
+import type { PeersHeard } from './heard.js'
 import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { ZodType } from 'zod'
@@ -46,6 +47,8 @@ export interface RpcInit {
    * @default 2
    */
   maxConsecutiveTimeouts?: number
+  /** marked with the peer on every frame read from it, answer or request (shared by endpoints) */
+  heard?: PeersHeard
   log: Logger
 }
 
@@ -273,6 +276,7 @@ export class RpcEndpoint {
           continue
         }
         channel.timeoutsInARow = 0 // the stream carries data: a timeout before this was a slow handler
+        this.init.heard?.mark(channel.key)
         const pending = channel.pending.get(frame.i)
         if (pending === undefined) {
           this.stats.lateAnswers++
@@ -300,6 +304,7 @@ export class RpcEndpoint {
     this.inbound.add(stream)
     const lp = this.lp(stream)
     const writer = new FrameWriter(lp, () => {}, this.stats)
+    const fromKey = from.toString()
     let active = 0
     let slotFreed: PromiseWithResolvers<void> | undefined
     try {
@@ -321,6 +326,7 @@ export class RpcEndpoint {
           return
         }
         const id = frame.i
+        this.init.heard?.mark(fromKey)
         active++
         void (async () => this.init.handler(frame.b, from))().then(answer => ({ i: id, b: answer }), (err: any) => {
           if (err instanceof TypeError || err instanceof ReferenceError) this.init.log.error('handler bug: %s', err.stack)

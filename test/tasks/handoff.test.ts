@@ -12,6 +12,7 @@ import { submitRetrying } from '../helpers/retry.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import { quiet } from '../helpers/quiet-log.js'
 import type { Testnet } from '../../sim/testnet.js'
+import type { AgentNode } from '../../node/create-node.js'
 
 // only the submit moves tasks: re-announcements and pulls are pushed out of the test's time
 const HANDOFF_ONLY = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, reannounceBaseMs: 60_000, reannounceCapMs: 60_000, pullIntervalMs: 60_000 }
@@ -170,26 +171,11 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     await net.ready()
     const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
     await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
-    // b is paused: its handoffs get no answer until the submitter's timeout (30 s, past this test)
-    const records = a.tasks!.components.records
-    const silenced: Array<() => void> = []
-    a.tasks!.components.records = async (peer, req, o) => {
-      if (req.op !== 'handoff' || peer.toString() !== b.peerId.toString()) return records(peer, req, o)
-      return new Promise((resolve, reject) => {
-        const fail = (): void => { reject(new Error('no answer in time')) }
-        const timer = setTimeout(fail, o?.timeoutMs)
-        silenced.push(() => { clearTimeout(timer); fail() })
-      })
-    }
+    // b is paused: its handoffs get no answer until the submitter's timeout (30 s, past this test),
+    // and nothing else is heard from it (no traffic but the submits here)
+    const { silenced, restore } = silenceHandoffs(a, b)
     try {
-      // a task the paused member ranks first for
-      let i = 0
-      const made = (): ReturnType<typeof makeTask> => makeTask({ capability: 'echo', input: i++, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
-      let record = newRecord(made(), a.tasks!.membership.choose('0'.repeat(64)))
-      while (a.tasks!.handoff.taker(record) !== b.peerId.toString()) {
-        if (i > 10_000) throw new Error('no task the paused member ranks first for')
-        record = newRecord(made(), record.placement)
-      }
+      const record = recordRankedFirst(a, b)
       await a.tasks!.replica.put(record)
       const started = performance.now()
       expect(await a.tasks!.handoff.give(b.peerId.toString(), record)).toBe(true)
@@ -205,12 +191,44 @@ describe('handoff: a submitter that will not run a new task hands it to a member
       // none of them was handed to the silent member
       expect(silenced).toHaveLength(1)
     } finally {
-      a.tasks!.components.records = records
+      restore()
     }
     // its timeout at last: counted as declined, as before
     const declined = a.tasks!.handoff.stats.declined
     silenced[0]!()
     await waitFor(() => a.tasks!.handoff.stats.declined === declined + 1, { what: 'the silent handoff to end' })
+  })
+
+  it('a member slow to answer a handoff but heard from meanwhile is waited on, not suspected: no second claim round, and the handoff ends at handoffTimeoutMs', async () => {
+    const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 60_000, handoffTimeoutMs: 3_000, handoffSuspectMs: 500, prerunMaxMs: 500 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    const records = a.tasks!.components.records
+    // b answers everything but the handoff: a loaded member, not a paused one
+    const { silenced, restore } = silenceHandoffs(a, b)
+    let asking = true
+    const chatter = (async () => {
+      while (asking) {
+        await records(b.peerId, { op: 'get', id: 'f'.repeat(64) }).catch(() => {})
+        await delay(100)
+      }
+    })()
+    try {
+      const record = recordRankedFirst(a, b)
+      await a.tasks!.replica.put(record)
+      const started = performance.now()
+      expect(await a.tasks!.handoff.give(b.peerId.toString(), record)).toBe(false)
+      expect(performance.now() - started).toBeGreaterThanOrEqual(2_900)
+      expect(silenced).toHaveLength(1)
+      expect(a.tasks!.handoff.stats.slow).toBeGreaterThanOrEqual(1)
+      expect(a.tasks!.handoff.stats).toMatchObject({ suspected: 0, hedged: 0, sent: 1, declined: 1 })
+    } finally {
+      asking = false
+      await chatter
+      restore()
+    }
   })
 
   it('refuses, and counts, a handoff from a peer that is not the task\'s submitter and one for a placement without it', async () => {
@@ -239,3 +257,30 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     }
   })
 })
+
+/** `b` never answers `a`'s handoffs (it answers everything else): each times out at its own timeout, or when `silenced[i]()` is called. */
+function silenceHandoffs (a: AgentNode, b: AgentNode): { silenced: Array<() => void>, restore: () => void } {
+  const records = a.tasks!.components.records
+  const silenced: Array<() => void> = []
+  a.tasks!.components.records = async (peer, req, o) => {
+    if (req.op !== 'handoff' || peer.toString() !== b.peerId.toString()) return records(peer, req, o)
+    return new Promise((resolve, reject) => {
+      const fail = (): void => { reject(new Error('no answer in time')) }
+      const timer = setTimeout(fail, o?.timeoutMs)
+      silenced.push(() => { clearTimeout(timer); fail() })
+    })
+  }
+  return { silenced, restore: () => { a.tasks!.components.records = records } }
+}
+
+/** A new record, submitted by `a`, that `a` would hand to `b` first. */
+function recordRankedFirst (a: AgentNode, b: AgentNode): ReturnType<typeof newRecord> {
+  let i = 0
+  const made = (): ReturnType<typeof makeTask> => makeTask({ capability: 'echo', input: i++, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+  let record = newRecord(made(), a.tasks!.membership.choose('0'.repeat(64)))
+  while (a.tasks!.handoff.taker(record) !== b.peerId.toString()) {
+    if (i > 10_000) throw new Error('no task the paused member ranks first for')
+    record = newRecord(made(), record.placement)
+  }
+  return record
+}
