@@ -42,9 +42,15 @@ export async function noteClosedLog (path: string): Promise<void> {
 
 /** Before LevelDB opens the store: refuses a log shorter than the last clean stop left it, or gone. */
 export async function refuseShortLog (path: string): Promise<void> {
-  const noted = parseMark(await readFile(join(path, CLOSED_LOG_MARK), 'utf8').catch(() => undefined))
+  const file = join(path, CLOSED_LOG_MARK)
+  const text = await readFile(file, 'utf8').catch((err: any) => err?.code === 'ENOENT' ? undefined : err as Error)
+  // no mark: the last stop was not clean (kill -9), and LevelDB's crash recovery is what is left
+  if (text === undefined) return
+  const noted = typeof text === 'string' ? parseMark(text) : undefined
+  // the mark is written aside and renamed: one that cannot be read was damaged, and so may the logs be
+  if (noted === undefined) throw new DataDirError(`the store at ${path} has a mark of its write-ahead logs' lengths at the last clean stop, ${file}, that cannot be read (${typeof text === 'string' ? 'not such a mark' : String((text as any).code ?? text.message)}): the data dir may be damaged, and a log cut short could not be told. Restore the data dir from a backup, or start with a new data dir as a new peer; to start without this check, delete ${file}`)
   // a mark from before the last open names a log LevelDB has replaced since: nothing to compare
-  if (noted === undefined || await namedLog(path) !== noted.log) return
+  if (await namedLog(path) !== noted.log) return
   for (const [file, had] of Object.entries(noted.logs)) {
     const bytes = await stat(join(path, file)).then(s => s.size, () => 0)
     if (bytes >= had) continue
@@ -57,7 +63,7 @@ export async function forgetClosedLog (path: string): Promise<void> {
   await rm(join(path, CLOSED_LOG_MARK), { force: true })
 }
 
-/** The mark's content; undefined when it cannot be read as one (a hint: the store opens as before). */
+/** The mark's content; undefined when it cannot be read as one. */
 function parseMark (text: string | undefined): { log: number, logs: Record<string, number> } | undefined {
   if (text === undefined) return undefined
   try {

@@ -1,12 +1,31 @@
-import { open } from 'node:fs/promises'
+import { open, rename, rm } from 'node:fs/promises'
+import { dirname } from 'node:path'
 
-/** Writes `text` to `file` and syncs it before resolving: a mark that must survive a crash right after. */
+/**
+ * Writes `text` to `file` and syncs it before resolving: a mark that must survive a crash right
+ * after. Written aside and renamed over `file`, so a crash midway leaves the old file or the new
+ * one, never a part of either: a mark that cannot be read is then damage, not a crash.
+ */
 export async function writeSyncedFile (file: string, text: string): Promise<void> {
-  const handle = await open(file, 'w')
+  const aside = `${file}.${process.pid}.tmp`
   try {
-    await handle.writeFile(text)
-    await handle.sync()
+    const handle = await open(aside, 'w')
+    try {
+      await handle.writeFile(text)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(aside, file)
+  } catch (err) {
+    await rm(aside, { force: true })
+    throw err
+  }
+  // the rename is the directory's change: synced too, or a power cut may undo it
+  const dir = await open(dirname(file), 'r')
+  try {
+    await dir.sync()
   } finally {
-    await handle.close()
+    await dir.close()
   }
 }

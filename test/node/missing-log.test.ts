@@ -138,6 +138,21 @@ describe('a store whose write-ahead log was cut short after a clean stop', () =>
     expect((await opened(path))?.message).toContain(`write-ahead log ${next} of 1000 bytes, where it had 5000`)
   })
 
+  it('is refused when its mark of the logs\' lengths cannot be read (the mark is written whole or not at all): naming the mark; without it, the store opens', async () => {
+    const { path } = await stopped()
+    // written aside and renamed: nothing of the writing is left beside it
+    expect((await readdir(path)).filter(f => f.includes('CLOSED-LOG'))).toEqual(['CLOSED-LOG'])
+    for (const garbage of ['', '{"log":', 'garbage\n', '{"log":"7","logs":{}}']) {
+      await writeFile(join(path, 'CLOSED-LOG'), garbage)
+      const err = await opened(path)
+      expect(err?.name).toBe('DataDirError')
+      expect(err?.message).toContain(`${join(path, 'CLOSED-LOG')}, that cannot be read`)
+      expect(err?.message).toContain(`delete ${join(path, 'CLOSED-LOG')}`)
+    }
+    await rm(join(path, 'CLOSED-LOG'))
+    expect(await opened(path)).toBeUndefined()
+  })
+
   it('a store stopped cleanly again and again opens each time; one that was not (kill -9) is left to LevelDB\'s crash recovery', async () => {
     const { path } = await stopped()
     for (let i = 0; i < 3; i++) expect(await opened(path)).toBeUndefined()
