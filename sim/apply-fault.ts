@@ -5,11 +5,14 @@ import type { Fault } from './scenario.js'
 
 /* One fault of a scenario, applied to a running cluster: the simulator's runner calls it at the fault's time. */
 
+/** Nodes a crash fault took down (from the moment it began), and those of them whose restart is scheduled. */
+export interface CrashState { down: Set<number>, dueBack: Set<number> }
+
 /** Runs `fn` after `ms`, as part of the run: the run's end waits for it (a restart, a heal). */
 export type After = (ms: number, fn: () => unknown) => void
 
 /** Applies one fault; `elapsed` restamps the trace when the fault waited for its node (a holder). */
-export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, timers: { after: After, endsIn: (ms: number, elapsedMs: number) => void }, elapsed: () => number): Promise<void> {
+export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, timers: { after: After, endsIn: (ms: number, elapsedMs: number) => void, crashes: CrashState }, elapsed: () => number): Promise<void> {
   const { after } = timers
   // a holder fault that found none says so: it hit a node that held nothing
   let instead = ''
@@ -40,13 +43,34 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
     case 'crash': {
       const i = await pick(fault.node)
       if (i === undefined) return skipped()
+      // killed for good, the last live node with none due back would leave nothing to finish the
+      // work: the run waited out its drain and failed with no node up (which one that is depends on
+      // timing, a holder fault's search among it: the scenario check cannot tell beforehand)
+      const { down, dueBack } = timers.crashes
+      const othersUp = cluster.live().filter(n => n !== i && !down.has(n))
+      if (fault.restartAfterMs === undefined && othersUp.length === 0 && dueBack.size === 0) {
+        trace.skipped = true
+        trace.detail = `skipped: node ${i} is the last live node and none is due back, so killed for good it would leave no node to finish the work`
+        return
+      }
       // recovery counts from the kill, not from when the fault began looking for a holder
       trace.at = elapsed()
       trace.node = i
       trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}${instead}`
       trace.durationMs = fault.restartAfterMs
+      down.add(i)
+      if (fault.restartAfterMs !== undefined) dueBack.add(i)
       await cluster.crash(i)
-      if (fault.restartAfterMs !== undefined) after(fault.restartAfterMs, async () => cluster.restart(i))
+      if (fault.restartAfterMs !== undefined) {
+        after(fault.restartAfterMs, async () => {
+          try {
+            await cluster.restart(i)
+          } finally {
+            down.delete(i)
+            dueBack.delete(i)
+          }
+        })
+      }
       return
     }
     case 'pause': {
