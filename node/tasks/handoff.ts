@@ -15,9 +15,9 @@ export interface HandoffStats {
   taken: number
   /** declined, refused, failed or unanswered within handoffTimeoutMs: stored and offered by this node */
   declined: number
-  /** handoffSuspectMs spans in which a handoff was unanswered but its member heard from: waited on */
+  /** unanswered for handoffSuspectMs while its member answered other requests: taken as full, the handoff waited on */
   slow: number
-  /** a handoff's member heard from in no span of handoffSuspectMs: taken as full, and the task handed to another too */
+  /** its member heard from for none of the last handoffSuspectMs: taken as full, and the task handed to another too */
   suspected: number
   /** of those, handed to another member of the placement (the lease lets one of the two run it) */
   hedged: number
@@ -70,30 +70,40 @@ export class Handoff {
 
   /**
    * Hands a new record to `peer`; true once it, or another member, holds the lease. Never throws.
-   * A member that sends nothing at all for handoffSuspectMs (paused, or cut off) is taken as full,
-   * and the record is handed to the next member with a free slot as well: whichever of the two
-   * gets a majority's grants runs it, the other is refused. A member heard from meanwhile (any
-   * answer or request of its own) is slow, not silent: its answer is awaited, up to
-   * handoffTimeoutMs, as a second claim round would only add to a loaded mesh's work. False when
-   * neither took it.
+   * A member from which no answer at all came for handoffSuspectMs (paused, or cut off) is taken as
+   * full, and the record is handed to the next member with a free slot as well: whichever of the
+   * two gets a majority's grants runs it, the other is refused. A member that answers other
+   * requests meanwhile is slow, not silent: taken as full all the same, so the submits behind this
+   * one go elsewhere, but its answer is awaited, up to handoffTimeoutMs, as a second claim round
+   * would only add to a loaded mesh's work. False when neither took it.
    */
   async give (peer: string, record: TaskRecord): Promise<boolean> {
-    const first = this.ask(peer, record)
-    let windowStart = performance.now()
+    const suspectMs = this.c.options.handoffSuspectMs
+    let answer: boolean | undefined
+    const first = this.ask(peer, record).then(taken => { answer = taken; return taken })
+    const sentAt = performance.now()
+    let slow = false
     while (true) {
-      const answered = await withinMs(first, this.c.options.handoffSuspectMs)
-      if (answered !== undefined) return answered
-      // frames already here are read first: a submitter behind on its own loop would take its timer for the peer's silence
+      const quietSince = Math.max(sentAt, this.c.heard.lastHeard(peer) ?? -Infinity)
+      const left = quietSince + suspectMs - performance.now()
+      if (left <= 0) break
+      await settledWithin(first, left)
+      // answers already here are read first: a submitter behind on its own loop would take its timer for the peer's silence
       await new Promise(resolve => setImmediate(resolve))
-      if (!this.c.heard.heardSince(peer, windowStart)) break
-      this.stats.slow++
-      windowStart = performance.now()
+      if (answer !== undefined) return answer
+      if (performance.now() - Math.max(sentAt, this.c.heard.lastHeard(peer) ?? -Infinity) < suspectMs && !slow) {
+        slow = true
+        this.stats.slow++
+        // the submits behind this one are not handed to it meanwhile
+        this.c.presence.markFull(peer, record.task.capability)
+      }
     }
     this.stats.suspected++
-    // the submits behind this one are not handed to it meanwhile, nor is this one again
     this.c.presence.markFull(peer, record.task.capability)
     const next = this.taker(record)
-    if (next !== undefined && next !== peer) {
+    // a hedge started near the end of the first handoff's time would wait out a whole timeout of its own
+    const timeLeft = this.c.options.handoffTimeoutMs - (performance.now() - sentAt)
+    if (next !== undefined && next !== peer && timeLeft >= suspectMs) {
       this.stats.hedged++
       if (await this.ask(next, record)) return true
     }
@@ -155,7 +165,7 @@ export class Handoff {
 }
 
 /** `promise`'s value, or undefined once `ms` pass first. */
-async function withinMs<T> (promise: Promise<T>, ms: number): Promise<T | undefined> {
+async function settledWithin<T> (promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, ms) })
   try {

@@ -227,13 +227,13 @@ export const taskOptionsSchema = z.strictObject({
    */
   handoffTimeoutMs: timerMs().default(5_000),
   /**
-   * A member from which nothing at all came this long (no answer to the handoff nor to any other
-   * request, no request of its own) is taken as full (for the task's capability, until its next
-   * presence) and the task is handed to the next member with a free slot as well (whichever gets
-   * a majority's grants runs it): the submits after it, and this one, go to another member, where
-   * they had all waited on a paused peer until the first timeout. A member heard from is slow, not
-   * paused, and is waited on, a span of this at a time. At least prerunMaxMs, which a pure agent's
-   * run before the claim may take; at most handoffTimeoutMs.
+   * A member from which no answer came this long (to the handoff, nor to any other lease or
+   * records request) is taken as full (for the task's capability, until its next presence) and the
+   * task is handed to the next member with a free slot as well (whichever gets a majority's grants
+   * runs it): the submits after it, and this one, go to another member, where they had all waited
+   * on a paused peer until the first timeout. A member that answered something meanwhile is slow,
+   * not paused: taken as full, and its answer awaited up to handoffTimeoutMs. At least
+   * prerunMaxMs, which a pure agent's run before the claim may take; at most handoffTimeoutMs.
    * @default 1_500
    */
   handoffSuspectMs: timerMs().default(1_500),

@@ -1,8 +1,7 @@
 /**
- * When each peer was last heard from: a frame read from it on any endpoint that shares this, an
- * answer or a request of its own. A peer that is paused, or cut off, sends nothing; one that is
- * only slow still answers something now and then. Callers use it to tell the two apart.
- * One entry per peer ever heard from, a few dozen bytes each.
+ * When each peer was last heard from: an answer read from it on any endpoint that shares this. A
+ * peer that is paused, or cut off, answers nothing; one that is only slow still answers something
+ * now and then. Callers use it to tell the two apart. One entry per peer ever heard from.
  */
 export class PeersHeard {
   private readonly at = new Map<string, number>()
@@ -11,9 +10,8 @@ export class PeersHeard {
     this.at.set(peer, performance.now())
   }
 
-  /** true when a frame from `peer` was read at or after `since` (a performance.now() time) */
-  heardSince (peer: string, since: number): boolean {
-    const at = this.at.get(peer)
-    return at !== undefined && at >= since
+  /** the performance.now() time of the last answer read from `peer`, if any */
+  lastHeard (peer: string): number | undefined {
+    return this.at.get(peer)
   }
 }

@@ -47,7 +47,10 @@ export interface RpcInit {
    * @default 2
    */
   maxConsecutiveTimeouts?: number
-  /** marked with the peer on every frame read from it, answer or request (shared by endpoints) */
+  /**
+   * Marked with the peer on every answer read from it (shared by endpoints). Not its requests: a
+   * server paused for backpressure reads them late, seconds after the peer sent them.
+   */
   heard?: PeersHeard
   log: Logger
 }
@@ -304,7 +307,6 @@ export class RpcEndpoint {
     this.inbound.add(stream)
     const lp = this.lp(stream)
     const writer = new FrameWriter(lp, () => {}, this.stats)
-    const fromKey = from.toString()
     let active = 0
     let slotFreed: PromiseWithResolvers<void> | undefined
     try {
@@ -326,7 +328,6 @@ export class RpcEndpoint {
           return
         }
         const id = frame.i
-        this.init.heard?.mark(fromKey)
         active++
         void (async () => this.init.handler(frame.b, from))().then(answer => ({ i: id, b: answer }), (err: any) => {
           if (err instanceof TypeError || err instanceof ReferenceError) this.init.log.error('handler bug: %s', err.stack)

@@ -6,7 +6,7 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { RpcEndpoint, RpcUnavailableError } from '../../protocols/rpc/index.js'
+import { PeersHeard, RpcEndpoint, RpcUnavailableError } from '../../protocols/rpc/index.js'
 import { waitFor } from '../../sim/wait.js'
 import type { RpcInit } from '../../protocols/rpc/index.js'
 import type { Libp2p, PeerId } from '@libp2p/interface'
@@ -121,6 +121,21 @@ describe('rpc endpoint on two real nodes', () => {
     expect(await client.request(peer, { op: 'echo', value: { x: [1, 'two'] } })).toEqual({ x: [1, 'two'] })
     await expect(client.request(peer, { op: 'fail' })).rejects.toMatchObject({ name: 'RpcRemoteError', code: 'NOT_FOUND' })
     expect(client.stats).toMatchObject({ requestsSent: 2, streamsOpened: 1, timeouts: 0 })
+  })
+
+  it('marks a peer heard when an answer comes from it, not when a request to it waits nor when it sends one', async () => {
+    const [clientHeard, serverHeard] = [new PeersHeard(), new PeersHeard()]
+    const { client, server, peer, gate, nodes } = await pair({ heard: serverHeard }, { heard: clientHeard })
+    const before = performance.now()
+    const waiting = client.request(peer, { op: 'gate', value: 'late' })
+    await waitFor(() => server.stats.requestsServed === 0 && client.stats.requestsSent === 1, { what: 'the request sent' })
+    // a request waiting on the peer says nothing of it; nor does the peer's own request to the client
+    await expect(server.request(nodes.client.peerId, { op: 'any' })).resolves.toBe('client')
+    expect(clientHeard.lastHeard(peer.toString())).toBeUndefined()
+    expect(serverHeard.lastHeard(nodes.client.peerId.toString())).toBeGreaterThanOrEqual(before)
+    gate.open()
+    expect(await waiting).toBe('late')
+    expect(clientHeard.lastHeard(peer.toString())).toBeGreaterThanOrEqual(before)
   })
 
   it('times out a request that gets no answer; a silent stream is torn down and the next request dials afresh', async () => {

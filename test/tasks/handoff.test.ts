@@ -180,7 +180,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
       const started = performance.now()
       expect(await a.tasks!.handoff.give(b.peerId.toString(), record)).toBe(true)
       // well before b's timeout: the next member took it
-      expect(performance.now() - started).toBeLessThan(20_000)
+      expect(performance.now() - started).toBeLessThan(10_000)
       expect(a.tasks!.handoff.stats).toMatchObject({ suspected: 1, hedged: 1, taken: 1 })
       expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
       expect((await a.tasks!.service.waitFor(record.task.id, 10_000)).record.final?.state).toBe('completed')
@@ -199,11 +199,11 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     await waitFor(() => a.tasks!.handoff.stats.declined === declined + 1, { what: 'the silent handoff to end' })
   })
 
-  it('a member slow to answer a handoff but heard from meanwhile is waited on, not suspected: no second claim round, and the handoff ends at handoffTimeoutMs', async () => {
-    const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 60_000, handoffTimeoutMs: 3_000, handoffSuspectMs: 500, prerunMaxMs: 500 }
+  it('a member slow to answer a handoff but answering other requests meanwhile is taken as full and waited on, not suspected: no second claim round, and the handoff ends at handoffTimeoutMs', async () => {
+    const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 60_000, handoffTimeoutMs: 4_000, handoffSuspectMs: 1_000, prerunMaxMs: 500 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] } }) })
     await net.ready()
-    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
     await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
     const records = a.tasks!.components.records
     // b answers everything but the handoff: a loaded member, not a paused one
@@ -212,7 +212,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     const chatter = (async () => {
       while (asking) {
         await records(b.peerId, { op: 'get', id: 'f'.repeat(64) }).catch(() => {})
-        await delay(100)
+        await delay(50)
       }
     })()
     try {
@@ -220,10 +220,11 @@ describe('handoff: a submitter that will not run a new task hands it to a member
       await a.tasks!.replica.put(record)
       const started = performance.now()
       expect(await a.tasks!.handoff.give(b.peerId.toString(), record)).toBe(false)
-      expect(performance.now() - started).toBeGreaterThanOrEqual(2_900)
+      expect(performance.now() - started).toBeGreaterThanOrEqual(3_900)
       expect(silenced).toHaveLength(1)
-      expect(a.tasks!.handoff.stats.slow).toBeGreaterThanOrEqual(1)
-      expect(a.tasks!.handoff.stats).toMatchObject({ suspected: 0, hedged: 0, sent: 1, declined: 1 })
+      expect(a.tasks!.handoff.stats).toMatchObject({ slow: 1, suspected: 0, hedged: 0, sent: 1, declined: 1 })
+      // the submits behind it go elsewhere meanwhile
+      expect(a.tasks!.claimer.order(record.task)).toEqual([c.peerId.toString()])
     } finally {
       asking = false
       await chatter
@@ -279,7 +280,7 @@ function recordRankedFirst (a: AgentNode, b: AgentNode): ReturnType<typeof newRe
   const made = (): ReturnType<typeof makeTask> => makeTask({ capability: 'echo', input: i++, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
   let record = newRecord(made(), a.tasks!.membership.choose('0'.repeat(64)))
   while (a.tasks!.handoff.taker(record) !== b.peerId.toString()) {
-    if (i > 10_000) throw new Error('no task the paused member ranks first for')
+    if (i > 10_000) throw new Error('no task b ranks first for')
     record = newRecord(made(), record.placement)
   }
   return record
