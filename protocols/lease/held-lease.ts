@@ -133,8 +133,9 @@ export class HeldLease {
     const ok = answers.filter(votedFor).length
     // a member that answers VOTED with its vote for this very result (the holder's own, cast with its
     // grant) refused nothing: the round fell short for want of answers, and the silent members may
-    // still make the certificate when they answer, with this claim
-    const refused = (a: Answer): boolean => a.res.status === 'STALE_TERM' || a.res.status === 'FINISHED' || (a.res.status === 'VOTED' && !votedFor(a))
+    // still make the certificate when they answer, with this claim; nor did one whose refusal says
+    // only that this claim's lease lapsed by its clock, no later claim granted there
+    const refused = (a: Answer): boolean => (a.res.status === 'STALE_TERM' && a.res.lapsed !== true) || a.res.status === 'FINISHED' || (a.res.status === 'VOTED' && !votedFor(a))
     if (cert !== undefined || answers.some(refused)) {
       throw new StaleTermError(`result refused: ${ok} of ${this.target.placement.members.length} members voted for it`)
     }

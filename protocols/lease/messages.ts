@@ -121,7 +121,9 @@ export const leaseResponseSchema = z.object({
   record: taskRecordSchema.optional(),
   result: storedResultSchema.optional(),
   /** on a vote: this member also stored the certificate its vote completed with the shown ones */
-  committed: z.boolean().optional()
+  committed: z.boolean().optional(),
+  /** on STALE_TERM to a vote: the claim's own lease lapsed here, and no later claim was granted here */
+  lapsed: z.boolean().optional()
 })
 
 export type LeaseResponse = z.infer<typeof leaseResponseSchema>

@@ -108,7 +108,9 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     case 'vote': {
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
-      if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'STALE_TERM' } }
+      // lapsed: this claim's lease ran out here and no later claim was granted here, so this member
+      // refuses the result for its clock alone, not for a rival's claim
+      if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'STALE_TERM', ...(lease.holder === undefined && lease.term === req.term && r.attempts.at(-1)?.claimId === req.claimId ? { lapsed: true } : {}) } }
       if (bound !== undefined) return castBound(st, bound, lease.term, env, 'VOTED')
       if (req.value.state === 'completed' ? req.value.claimId !== req.claimId : req.value.claimId !== undefined) return { state: st, reply: { status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' } }
       let result = st.result

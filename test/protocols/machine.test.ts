@@ -305,7 +305,8 @@ const TABLE: Row[] = [
     reply: () => ({ status: 'OK', vote: voteReply({ state: 'dead', reason: 'gave up' }) }),
     then: s => { expect(s.lease.vote?.value).toEqual({ state: 'dead', reason: 'gave up' }); expect(s.result).toBeUndefined() }
   },
-  { name: 'vote after the lease lapsed: STALE_TERM', given: () => held(), req: () => vote(completedBy('x1'), RESULT), as: later(LEASE + 1), reply: () => ({ status: 'STALE_TERM' }), then: s => expect(s.lease.vote).toBeUndefined() },
+  { name: 'vote after the lease lapsed, no later claim granted here: STALE_TERM, lapsed', given: () => held(), req: () => vote(completedBy('x1'), RESULT), as: later(LEASE + 1), reply: () => ({ status: 'STALE_TERM', lapsed: true }), then: s => expect(s.lease.vote).toBeUndefined() },
+  { name: 'vote of an older term after a later lease lapsed: STALE_TERM, not lapsed', given: () => held({ term: 2 }), req: () => vote(completedBy('x1'), RESULT, 'x1', 1), as: later(LEASE + 1), reply: () => ({ status: 'STALE_TERM' }), then: s => expect(s.lease.vote).toBeUndefined() },
   {
     name: 'vote once a vote was cast: VOTED with the first vote and its result',
     given: () => ({ ...withVote(held(), completedBy('x1')), result: stored('x1') }),

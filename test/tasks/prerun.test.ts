@@ -186,6 +186,44 @@ describe('a pure agent\'s task is claimed and voted in one request a member', ()
     }
   })
 
+  it('a vote refused only because the claim\'s lease lapsed at the members, no later claim granted there, is a lost lease, not a duplicate', async () => {
+    const agent = countingEcho()
+    // votes and renewals reach the members after the lease (2 s) lapsed by their clocks, and the
+    // members' own rounds on the lapsed task (decide) later still; the holder waits for those
+    // answers (requests time out after 6 s)
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...TASKS, leaseMs: 2_000, rpcTimeoutMs: 6_000, agents: i === 0 ? [agent] : [] } }) })
+    await net.ready()
+    const [a, ...others] = net.nodes as [AgentNode, ...AgentNode[]]
+    recordLeaseOps(others, () => true)
+    const staleAnswers: unknown[] = []
+    let late = true
+    for (const node of others) {
+      const replica = node.tasks!.replica
+      const handle = replica.handleLease.bind(replica)
+      replica.handleLease = async (from, req) => {
+        if (!late || (req.op !== 'vote' && req.op !== 'renew' && req.op !== 'decide')) return await handle(from, req)
+        await new Promise(resolve => setTimeout(resolve, 2_500))
+        const res = await handle(from, req)
+        if (req.op === 'vote' && res.status === 'STALE_TERM') staleAnswers.push(res)
+        return res
+      }
+    }
+    try {
+      const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'lapsed' })
+      const stats = a.tasks!.executor.stats
+      await waitFor(() => stats.leaseLost + stats.duplicateExecutions > 0, { what: 'the holder to give up its round', timeoutMs: 20_000 })
+      // both members refused the late vote for the lapse alone
+      expect(staleAnswers).toEqual([{ status: 'STALE_TERM', lapsed: true }, { status: 'STALE_TERM', lapsed: true }])
+      expect(stats.duplicateExecutions).toBe(0)
+      expect(stats.leaseLost).toBeGreaterThanOrEqual(1)
+      late = false
+      expect((await a.tasks!.service.waitFor(id, 30_000)).record.final?.state).toBe('completed')
+      await everyStoreHolds(net, id, 'lapsed')
+    } finally {
+      late = false
+    }
+  })
+
   it('runs a pure agent that asks for a durable step again under its lease, where the step works', async () => {
     let runs = 0
     const stepper: Agent = { name: 'stepper', capabilities: [{ name: 'stepper', description: 'one durable step' }], pure: true, run: async ctx => { runs++; return await ctx.step('one', async () => 'stepped') } }
