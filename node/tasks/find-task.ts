@@ -124,7 +124,10 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     const copies = answers.filter(a => a.result !== undefined).length
     const final = record?.final
     const resultMissing = final?.state === 'completed' && !results.some(r => resultMatches(final.cert.value, r))
-    if (answers.length < waiting.length && (copies < need || moved || resultMissing)) take(await all)
+    // a majority of them holds no copy: a task written to a majority is not there, and the rest
+    // (a paused member's RPC timeout) is not waited for by a read that takes that for absent
+    const absent = options.absentByMajority === true && record === undefined && peers.filter(p => heard.has(p) && answered.has(p) && !held.has(p)).length >= majority(peers.length)
+    if (!absent && answers.length < waiting.length && (copies < need || moved || resultMissing)) take(await all)
   }
   const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
   if (options.oneMember !== undefined && others.length > 0) {

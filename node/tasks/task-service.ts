@@ -124,10 +124,23 @@ export class TaskService {
 
   /** The task of `req`'s idempotency key, if one is found; IdempotencyConflictError when it was made with other options. */
   private async findOfKey (req: SubmitRequest, id: string): Promise<TaskView | undefined> {
-    const found = await this.find(id)
+    const found = await this.findKeyed(id)
     const conflict = found === undefined ? undefined : keyConflict(req, found.record.task)
     if (conflict !== undefined) throw conflict
     return found
+  }
+
+  /**
+   * A keyed task's copy, if one is found. A majority without a copy is enough: an acknowledged
+   * submit left one on a majority, and an unacknowledged copy on a minority merges with a new one as
+   * two racing submits' do (a paused member's RPC timeout is not waited for). Without a majority's
+   * word the submit goes on: its store round is refused, and leaves the copy a retry pins.
+   */
+  private async findKeyed (id: string): Promise<TaskView | undefined> {
+    return await this.find(id, { absentByMajority: true }).catch((err: any) => {
+      if (err?.name === 'QuorumUnavailableError') return undefined
+      throw err
+    })
   }
 
   /** Makes, stores and hands on a checked task. */
@@ -244,7 +257,7 @@ export class TaskService {
       c: this.c,
       keys: this.keys,
       stats: this.stats,
-      find: async id => this.find(id),
+      find: async id => this.findKeyed(id),
       admit: reqs => { this.admitUnfinished(reqs) },
       announce: (task, placement) => { this.announce(task, placement) },
       track: id => { this.progress?.track(id) }
