@@ -157,7 +157,8 @@ export function viewBody (view: TaskView, progress?: unknown[]): Record<string, 
     // the signed votes that made the final state, and the members of the placement they were cast in
     // (an earlier one when the task moved after): a client can check who certified it, and for what
     ...(view.record.final === undefined ? {} : { certificate: view.record.final.cert, certificateMembers: membersOf(view.record, view.record.final.cert.epoch) }),
-    ...(progress === undefined ? {} : { progress })
+    ...(progress === undefined ? {} : { progress }),
+    ...(view.unconfirmed === true ? { unconfirmed: true } : {})
   }
 }
 

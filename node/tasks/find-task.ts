@@ -9,6 +9,11 @@ import type { Placement, StoredResult, Task, TaskRecord } from '../../protocols/
 export interface TaskView {
   record: TaskRecord
   result?: StoredResult
+  /**
+   * Unfinished, and fewer than a majority of its placement answered the read: this node's own copy
+   * (a node cut off from the placement), which may be behind what the majority holds
+   */
+  unconfirmed?: true
 }
 
 export interface FindOptions {
@@ -157,7 +162,9 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   const kept = await c.replica.put(found, result).catch(err => ignoreStoreFailed(err) ?? unkept(found)) ?? (c.replica.isDamaged(id) ? unkept(found) : undefined)
   if (kept === undefined) return undefined
   // the result served is the one the certificate names, by claim and by hash
-  return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined }
+  const members = kept.placement.members
+  const unconfirmed = kept.final === undefined && options.oneMember === undefined && members.filter(p => answered.has(p)).length < majority(members.length)
+  return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined, ...(unconfirmed ? { unconfirmed: true as const } : {}) }
 }
 
 /** A record read from the placement and not kept here, checked as a kept one is: its id, and its certificate. */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { echoAgent } from '../../node/agents/basic.js'
 import { createTestnet } from '../../sim/testnet.js'
+import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
@@ -16,7 +17,7 @@ function silenceReads (a: AgentNode, b: AgentNode): () => void {
   return () => { a.tasks!.components.records = records }
 }
 
-describe('a read that takes a majority without a copy for absent does not wait for a paused member', () => {
+describe('reads of a task while a member is paused or this node is cut off', () => {
   const tmp = useTmpDirs()
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
@@ -48,5 +49,26 @@ describe('a read that takes a majority without a copy for absent does not wait f
     } finally {
       restore()
     }
+  })
+
+  it('a node cut off from the placement answers a read of an unfinished task with its own copy marked unconfirmed; a majority\'s read is not', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 1_000 } })
+    await net.ready()
+    const [a, b, c] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    const { id } = await a.tasks!.service.submit({ capability: 'nobody.runs', input: 'queued' })
+    await waitFor(async () => (await c.tasks!.replica.get(id)).record !== undefined, { what: 'c to hold its copy' })
+    expect((await a.tasks!.service.get(id)).unconfirmed).toBeUndefined()
+    // c's requests to a and b fail: c is cut off, the others are not
+    const records = c.tasks!.components.records
+    c.tasks!.components.records = async (peer, req, o) => peer.equals(c.peerId) ? records(peer, req, o) : await Promise.reject(new Error('cut off'))
+    try {
+      const view = await c.tasks!.service.get(id)
+      expect(view.record.task.id).toBe(id)
+      expect(view.unconfirmed).toBe(true)
+      expect((await b.tasks!.service.get(id)).unconfirmed).toBeUndefined()
+    } finally {
+      c.tasks!.components.records = records
+    }
+    expect((await c.tasks!.service.get(id)).unconfirmed).toBeUndefined()
   })
 })
