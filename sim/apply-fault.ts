@@ -5,8 +5,12 @@ import type { Fault } from './scenario.js'
 
 /* One fault of a scenario, applied to a running cluster: the simulator's runner calls it at the fault's time. */
 
-/** Nodes a crash fault took down (from the moment it began), and those of them whose restart is scheduled. */
-export interface CrashState { down: Set<number>, dueBack: Set<number> }
+/**
+ * Nodes a crash fault took down (from the moment it began), those of them whose restart is
+ * scheduled, and nodes paused now (they come back by themselves; a cluster of processes does not
+ * count them live).
+ */
+export interface CrashState { down: Set<number>, dueBack: Set<number>, paused: Set<number> }
 
 /** Runs `fn` after `ms`, as part of the run: the run's end waits for it (a restart, a heal). */
 export type After = (ms: number, fn: () => unknown) => void
@@ -46,8 +50,8 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
       // killed for good, the last live node with none due back would leave nothing to finish the
       // work: the run waited out its drain and failed with no node up (which one that is depends on
       // timing, a holder fault's search among it: the scenario check cannot tell beforehand)
-      const { down, dueBack } = timers.crashes
-      const othersUp = cluster.live().filter(n => n !== i && !down.has(n))
+      const { down, dueBack, paused } = timers.crashes
+      const othersUp = [...new Set([...cluster.live(), ...paused])].filter(n => n !== i && !down.has(n))
       if (fault.restartAfterMs === undefined && othersUp.length === 0 && dueBack.size === 0) {
         trace.skipped = true
         trace.detail = `skipped: node ${i} is the last live node and none is due back, so killed for good it would leave no node to finish the work`
@@ -60,7 +64,14 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
       trace.durationMs = fault.restartAfterMs
       down.add(i)
       if (fault.restartAfterMs !== undefined) dueBack.add(i)
-      await cluster.crash(i)
+      try {
+        await cluster.crash(i)
+      } catch (err) {
+        // not down after all: a later crash must not take it for so
+        down.delete(i)
+        dueBack.delete(i)
+        throw err
+      }
       if (fault.restartAfterMs !== undefined) {
         after(fault.restartAfterMs, async () => {
           try {
@@ -81,6 +92,8 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
       trace.detail = `node ${i} paused for ${fault.durationMs} ms${instead}`
       trace.durationMs = fault.durationMs
       // the cluster's own timer ends it, started before its pause returns
+      timers.crashes.paused.add(i)
+      after(fault.durationMs, () => { timers.crashes.paused.delete(i) })
       await cluster.pause(i, fault.durationMs)
       timers.endsIn(fault.durationMs, elapsed())
       return

@@ -133,7 +133,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
   // when the faults whose end the cluster times itself (a pause, a split) end, ms from the start
   let healedBy = 0
   const endsIn = (ms: number, elapsedMs: number): void => { healedBy = Math.max(healedBy, elapsedMs + ms) }
-  const crashes: CrashState = { down: new Set(), dueBack: new Set() }
+  const crashes: CrashState = { down: new Set(), dueBack: new Set(), paused: new Set() }
   const faults: FaultTrace[] = []
   let submitErrors = 0
   let startedAt = Date.now()

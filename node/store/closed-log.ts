@@ -69,8 +69,10 @@ function parseMark (text: string | undefined): { log: number, logs: Record<strin
   try {
     const { log, logs } = JSON.parse(text) as { log?: unknown, logs?: unknown }
     if (!Number.isSafeInteger(log) || logs === null || typeof logs !== 'object' || Array.isArray(logs)) return undefined
-    const lengths = Object.entries(logs).filter((e): e is [string, number] => /^\d+\.log$/.test(e[0]) && Number.isSafeInteger(e[1]))
-    return { log: log as number, logs: Object.fromEntries(lengths) }
+    const entries = Object.entries(logs)
+    // one entry that cannot be read and the rest may not be all there is: not a mark
+    if (!entries.every(e => /^\d+\.log$/.test(e[0]) && Number.isSafeInteger(e[1]))) return undefined
+    return { log: log as number, logs: Object.fromEntries(entries) as Record<string, number> }
   } catch {
     return undefined
   }

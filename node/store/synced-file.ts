@@ -7,7 +7,8 @@ import { dirname } from 'node:path'
  * one, never a part of either: a mark that cannot be read is then damage, not a crash.
  */
 export async function writeSyncedFile (file: string, text: string): Promise<void> {
-  const aside = `${file}.${process.pid}.tmp`
+  // one name, not one per process: a crash's leftover is written over by the next write, never piled up
+  const aside = `${file}.tmp`
   try {
     const handle = await open(aside, 'w')
     try {
@@ -25,6 +26,9 @@ export async function writeSyncedFile (file: string, text: string): Promise<void
   const dir = await open(dirname(file), 'r')
   try {
     await dir.sync()
+  } catch (err: any) {
+    // a file system that cannot sync a directory: the mark is in place all the same
+    if (err?.code !== 'EINVAL' && err?.code !== 'ENOTSUP') throw err
   } finally {
     await dir.close()
   }

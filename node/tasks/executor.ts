@@ -286,7 +286,7 @@ export class Executor {
         // tell whether a rival won, and silent members may yet vote for this result (a paused one,
         // on waking). Not counted as a duplicate; a stop's own cut-off round is not reported at all
         this.log('result of %s not certified: %s', task.id, err.message)
-        if (!this.stopping) this.lostLease(task, ran, `its result was not certified: ${String(err.message)}, none refusing it; a rival may or may not hold the task, and members that answer later may still certify it`)
+        if (!this.stopping) this.lostLease(task, ran, `its result was not certified: ${String(err.message)}, none refusing it for a rival's claim (a member at which the lease lapsed refuses it for its clock); a rival may or may not hold the task, and members that answer later may still certify it`)
         return
       }
       if (err.name === 'StaleTermError') this.stats.duplicateExecutions++

@@ -122,7 +122,7 @@ export const leaseResponseSchema = z.object({
   result: storedResultSchema.optional(),
   /** on a vote: this member also stored the certificate its vote completed with the shown ones */
   committed: z.boolean().optional(),
-  /** on STALE_TERM to a vote: the claim's own lease lapsed here, and no later claim was granted here */
+  /** on STALE_TERM to a vote: the claim's own lease lapsed here, and nothing else happened to the task here since (no later grant, release, suspension or redrive; no other attempt running or done) */
   lapsed: z.boolean().optional()
 })
 

@@ -79,7 +79,8 @@ export function countAnswer (stats: ReplicaStats, req: LeaseRequest, reply: Leas
     if (reply.status === 'OK') stats.grants++
     else stats.denials++
   }
-  if (reply.status === 'STALE_TERM' || (req.op === 'vote' && (reply.status === 'VOTED' || reply.status === 'FINISHED') && reply.vote?.value.claimId !== req.claimId)) stats.staleResults++
+  // a vote refused for the lapse alone is no rival's: not counted beside duplicate executions
+  if ((reply.status === 'STALE_TERM' && reply.lapsed !== true) || (req.op === 'vote' && (reply.status === 'VOTED' || reply.status === 'FINISHED') && reply.vote?.value.claimId !== req.claimId)) stats.staleResults++
   if ((req.op === 'commit' && reply.status === 'OK') || reply.committed === true) stats.results++
 }
 

@@ -108,9 +108,7 @@ export function transition (s: ReplicaTaskState, req: LeaseRequest, env: Machine
     case 'vote': {
       if (r.final !== undefined) return finished()
       if (myVote !== undefined) return voted()
-      // lapsed: this claim's lease ran out here and no later claim was granted here, so this member
-      // refuses the result for its clock alone, not for a rival's claim
-      if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'STALE_TERM', ...(lease.holder === undefined && lease.term === req.term && r.attempts.at(-1)?.claimId === req.claimId ? { lapsed: true } : {}) } }
+      if (!holds(req.claimId, req.term)) return { state: st, reply: { status: 'STALE_TERM', ...(lapsedAlone(r, lease, req.claimId, req.term) ? { lapsed: true } : {}) } }
       if (bound !== undefined) return castBound(st, bound, lease.term, env, 'VOTED')
       if (req.value.state === 'completed' ? req.value.claimId !== req.claimId : req.value.claimId !== undefined) return { state: st, reply: { status: 'ERROR', reason: 'a holder votes for its own claim\'s result, or for an outcome that names no claim' } }
       let result = st.result
@@ -415,6 +413,19 @@ function shown (vote: CastVote, peer: string): ShownVote {
 export function clearHolder (lease: LeaseState): LeaseState {
   const { claimId: _c, holder: _h, expiresAt: _e, renewed: _r, ...rest } = lease
   return rest
+}
+
+/**
+ * Whether a claim's lease ran out here and nothing else happened to the task since: no later grant
+ * here (the term is the claim's), its attempt of this generation expired (not released, suspended
+ * or redriven past), and no other attempt of the generation is running or done. A vote refused then
+ * is refused for this member's clock alone, not for a rival's claim.
+ */
+function lapsedAlone (r: TaskRecord, lease: LeaseState, claimId: string, term: number): boolean {
+  if (lease.holder !== undefined || lease.term !== term) return false
+  const own = r.attempts.find(a => a.claimId === claimId)
+  if (own?.outcome !== 'expired' || own.generation !== r.generation) return false
+  return !r.attempts.some(a => a.claimId !== claimId && a.generation === r.generation && (a.outcome === 'running' || a.outcome === 'completed'))
 }
 
 /** After a failed attempt that leaves budget: the next one waits a backoff every member computes alike. */

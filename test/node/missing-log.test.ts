@@ -142,7 +142,7 @@ describe('a store whose write-ahead log was cut short after a clean stop', () =>
     const { path } = await stopped()
     // written aside and renamed: nothing of the writing is left beside it
     expect((await readdir(path)).filter(f => f.includes('CLOSED-LOG'))).toEqual(['CLOSED-LOG'])
-    for (const garbage of ['', '{"log":', 'garbage\n', '{"log":"7","logs":{}}']) {
+    for (const garbage of ['', '{"log":', 'garbage\n', '{"log":"7","logs":{}}', '{"log":7,"logs":{"000007.log":"lost"}}']) {
       await writeFile(join(path, 'CLOSED-LOG'), garbage)
       const err = await opened(path)
       expect(err?.name).toBe('DataDirError')

@@ -156,9 +156,9 @@ describe('store', () => {
 
   it('refuses such a store even when the mark cannot be written, and says the next start will not see it', async () => {
     const path = await storeWithFlippedLogBit(await tmp())
-    // the mark is written aside (its name, this process's pid, .tmp) and renamed: that name leads
-    // into a directory that is not there, so there is no mark to read and none can be written
-    await symlink(join(path, 'missing', 'mark'), join(path, `${DROPPED_DATA_MARK}.${process.pid}.tmp`))
+    // the mark is written aside (its name and .tmp) and renamed: that name leads into a directory
+    // that is not there, so there is no mark to read and none can be written
+    await symlink(join(path, 'missing', 'mark'), join(path, `${DROPPED_DATA_MARK}.tmp`))
     const refused = await Store.open({ path }).catch(e => e)
     expect(refused.name).toBe('DataDirError')
     expect(refused.message).toMatch(/dropped damaged data .*could not be written/)

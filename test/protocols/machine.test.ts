@@ -306,6 +306,8 @@ const TABLE: Row[] = [
     then: s => { expect(s.lease.vote?.value).toEqual({ state: 'dead', reason: 'gave up' }); expect(s.result).toBeUndefined() }
   },
   { name: 'vote after the lease lapsed, no later claim granted here: STALE_TERM, lapsed', given: () => held(), req: () => vote(completedBy('x1'), RESULT), as: later(LEASE + 1), reply: () => ({ status: 'STALE_TERM', lapsed: true }), then: s => expect(s.lease.vote).toBeUndefined() },
+  { name: 'vote of a claim that was released: STALE_TERM, not lapsed', given: () => ({ record: record({ attempts: [{ ...running('x1', f.X), outcome: 'released' as const, endedAt: T0 }] }), lease: { term: 1, maxTerm: 1 } }), req: () => vote(completedBy('x1'), RESULT), reply: () => ({ status: 'STALE_TERM' }), unchanged: true },
+  { name: 'vote after the lease lapsed while another attempt of the generation runs: STALE_TERM, not lapsed', given: () => held({ before: [running('x0', f.Y)] }), req: () => vote(completedBy('x1'), RESULT), as: later(LEASE + 1), reply: () => ({ status: 'STALE_TERM' }), then: s => expect(s.lease.vote).toBeUndefined() },
   { name: 'vote of an older term after a later lease lapsed: STALE_TERM, not lapsed', given: () => held({ term: 2 }), req: () => vote(completedBy('x1'), RESULT, 'x1', 1), as: later(LEASE + 1), reply: () => ({ status: 'STALE_TERM' }), then: s => expect(s.lease.vote).toBeUndefined() },
   {
     name: 'vote once a vote was cast: VOTED with the first vote and its result',
