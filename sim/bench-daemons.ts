@@ -26,6 +26,8 @@ export interface DaemonBenchInit {
   nodes?: number[]
   /** task options of every daemon's config file, for an A/B of one option. @default {} (the defaults) */
   taskOptions?: Record<string, number | boolean>
+  /** gossip options of every daemon's config file (see node/gossip-tuning.ts), for an A/B. @default {} (the defaults) */
+  gossip?: Record<string, number | boolean>
   /** tasks kept in flight by the closed loop; 1 is one at a time. @default [1, 16, 64, 256] */
   concurrency?: number[]
   /** how long a loaded run keeps submitting. @default 10_000 */
@@ -368,7 +370,7 @@ export async function benchDaemons (add: AddRow, init: DaemonBenchInit = {}): Pr
     try {
       const config = join(dir, 'config.json')
       // default timers: placement, claims and presence as a real mesh runs them
-      await writeFile(config, JSON.stringify({ agents: ['echo'], ...(init.taskOptions === undefined ? {} : { tasks: init.taskOptions }) }))
+      await writeFile(config, JSON.stringify({ agents: ['echo'], ...(init.taskOptions === undefined ? {} : { tasks: init.taskOptions }), ...(init.gossip === undefined ? {} : { gossip: init.gossip }) }))
       const t0 = Date.now()
       daemons = await startMesh(dir, n, config)
       const startedMs = Date.now() - t0
