@@ -28,6 +28,8 @@ export function checkEnvelope (body: unknown): Envelope {
   const legacy = isLegacyJsonRpcMethod(method)
   if (!legacy && !isV1JsonRpcMethod(method)) return notFound(rpcId, method)
   const params = req.params as Record<string, unknown> | undefined
+  const part = badPart(params)
+  if (part !== undefined) return fault(rpcId, INVALID_PARAMS, `params.message.parts[${part}] must be an object (a text, data or file part)`)
   const waitFlag = badWaitFlag(params)
   if (waitFlag !== undefined) return fault(rpcId, INVALID_PARAMS, `params.configuration.${waitFlag} must be true or false`)
   if (legacy) return { ok: true, id: rpcId, method, legacy: true }
@@ -36,6 +38,15 @@ export function checkEnvelope (body: unknown): Envelope {
     return fault(rpcId, INVALID_PARAMS, 'params.id must be a string (a mesh task id)')
   }
   return { ok: true, id: rpcId, method, legacy: false }
+}
+
+/** The index of a message part that is not an object: 1.0's conversion read `null.text` (-32603). */
+function badPart (params: Record<string, unknown> | undefined): number | undefined {
+  const message = typeof params === 'object' && params !== null ? params.message : undefined
+  const parts = typeof message === 'object' && message !== null ? (message as Record<string, unknown>).parts : undefined
+  if (!Array.isArray(parts)) return undefined
+  const i = parts.findIndex(p => typeof p !== 'object' || p === null || Array.isArray(p))
+  return i < 0 ? undefined : i
 }
 
 /** A send's `blocking` (0.3) or `returnImmediately` (1.0) that is there and not a boolean: "no" was read as true. */

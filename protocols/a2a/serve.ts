@@ -1,6 +1,7 @@
 import { A2A_PROTOCOL_VERSION, SSE_HEADERS, formatSSEErrorEvent, formatSSEEvent } from '@a2a-js/sdk'
 import { A2A_LEGACY_PROTOCOL_VERSION } from '@a2a-js/sdk/compat/v0_3'
 import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server'
+import { PushNotificationNotSupportedError } from '@a2a-js/sdk/errors'
 import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2a-js/sdk/server'
 import { agentCard, legacyAgentCard, skillsOf } from './card.js'
 import { MeshRequestHandler, SIGNAL_KEY, isMeshRefusal } from './handler.js'
@@ -33,6 +34,9 @@ export async function serveCard (request: FastifyRequest, reply: FastifyReply, s
   return wantsV1(request) ? card : legacyAgentCard(card)
 }
 
+/** Push notification configs, in 0.3's and 1.0's names: none is kept, whatever the params. */
+const PUSH_CONFIG_METHODS = new Set(['tasks/pushNotificationConfig/set', 'tasks/pushNotificationConfig/get', 'tasks/pushNotificationConfig/list', 'tasks/pushNotificationConfig/delete', 'CreateTaskPushNotificationConfig', 'GetTaskPushNotificationConfig', 'ListTaskPushNotificationConfigs', 'DeleteTaskPushNotificationConfig'])
+
 /** One JSON-RPC request to /a2a, answered by the SDK's transport handlers over MeshRequestHandler. */
 export async function serveRpc (request: FastifyRequest, reply: FastifyReply, s: Served): Promise<unknown> {
   const envelope = checkEnvelope(request.body)
@@ -53,6 +57,8 @@ export async function serveRpc (request: FastifyRequest, reply: FastifyReply, s:
   const mapError = envelope.legacy ? LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError : JsonRpcTransportHandler.mapToJSONRPCError
   try {
     validateVersion(requestedVersion, card, 'JSONRPC')
+    // refused before the SDK reads params it assumes: a set without its config was a TypeError (-32603)
+    if (PUSH_CONFIG_METHODS.has(envelope.method)) throw new PushNotificationNotSupportedError('this agent sends no push notifications (its card says pushNotifications: false): follow the task with message/stream, tasks/resubscribe or tasks/get')
   } catch (err) {
     const error = mapError(err)
     s.count(error)

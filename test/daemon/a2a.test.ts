@@ -317,6 +317,16 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'agent/getAuthenticatedExtendedCard' }))).json).toMatchObject({ id: 7, error: { code: -32007 } })
     expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'GetExtendedAgentCard', params: {} }), { 'content-type': 'application/json', 'A2A-Version': '1.0' })).json).toMatchObject({ id: 8, error: { code: -32007 } })
     expect(a2aDoor.stats.badRequests - before).toBe(7 + 4 + 2 + 18 + 3)
+    // a part that is not an object, and a push config without its params: refused, where the SDK's
+    // conversion threw a TypeError, answered as an internal error (-32603)
+    const v1 = { 'content-type': 'application/json', 'A2A-Version': '1.0' }
+    for (const [method, parts] of [['SendMessage', [null]], ['SendStreamingMessage', [{ text: 'a' }, null]], ['message/send', [7]]] as const) {
+      const answer = await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 10, method, params: { message: { messageId: 'm1', role: 'ROLE_USER', parts, metadata: { skill: 'echo' } } } }), v1)
+      expect(answer.json, method).toMatchObject({ id: 10, error: { code: -32602, message: expect.stringMatching(/parts\[\d\] must be an object/) } })
+    }
+    for (const method of ['tasks/pushNotificationConfig/set', 'CreateTaskPushNotificationConfig', 'ListTaskPushNotificationConfigs']) {
+      expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 11, method, params: {} }), v1)).json, method).toMatchObject({ id: 11, error: { code: -32003 } })
+    }
     // another content type is the API's own refusal, not the door's
     expect((await rpc(api, '{}', { 'content-type': 'text/plain' })).status).toBe(415)
     expect((await fetch(`${api}/v1/health`)).status).toBe(200)
