@@ -3,6 +3,7 @@ import { isBadRequest } from '../../protocols/rpc/served.js'
 import { QuorumUnavailableError, majority, untilQuorum } from '../../protocols/lease/index.js'
 import { canonicalJson, hasValidFinal, hasValidId, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { ignoreStoreFailed } from '../errors.js'
+import { settledWithin } from './settled-within.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
 
@@ -129,10 +130,13 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     const copies = answers.filter(a => a.result !== undefined).length
     const final = record?.final
     const resultMissing = final?.state === 'completed' && !results.some(r => resultMatches(final.cert.value, r))
-    // a majority of them holds no copy: a task written to a majority is not there, and the rest
-    // (a paused member's RPC timeout) is not waited for by a read that takes that for absent
+    if (answers.length === waiting.length || !(copies < need || moved || resultMissing)) return
+    // a majority of them holds no copy: the rest may hold the only one (a write that reached a
+    // minority), and are waited for, unless silent (a paused member held such a read its RPC timeout)
     const absent = options.absentByMajority === true && record === undefined && peers.filter(p => heard.has(p) && answered.has(p) && !held.has(p)).length >= majority(peers.length)
-    if (!absent && answers.length < waiting.length && (copies < need || moved || resultMissing)) take(await all)
+    const rest = waiting.filter(p => !heard.has(p))
+    const late = absent ? await unlessSilent(all, rest, c) : await all
+    if (late !== undefined) take(late)
   }
   const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
   if (options.oneMember !== undefined && others.length > 0) {
@@ -165,6 +169,17 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   const members = kept.placement.members
   const unconfirmed = kept.final === undefined && options.oneMember === undefined && members.filter(p => answered.has(p)).length < majority(members.length)
   return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined, ...(unconfirmed ? { unconfirmed: true as const } : {}) }
+}
+
+/** `all`'s answers, or undefined once every member of `rest` has left a request unanswered for silentPeerMs. */
+async function unlessSilent<T> (all: Promise<T>, rest: string[], c: TaskComponents): Promise<T | undefined> {
+  const silentMs = c.options.silentPeerMs
+  while (true) {
+    const leftMs = Math.max(...rest.map(p => silentMs - c.heard.silentFor(p)))
+    if (leftMs <= 0) return undefined
+    const answers = await settledWithin(all, leftMs)
+    if (answers !== undefined) return answers
+  }
 }
 
 /** A record read from the placement and not kept here, checked as a kept one is: its id, and its certificate. */

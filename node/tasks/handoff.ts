@@ -1,6 +1,7 @@
 import { handoffAnswerSchema } from '../../protocols/records/index.js'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { inSpan } from '../tracing.js'
+import { settledWithin } from './settled-within.js'
 import type { Claimer } from './claimer.js'
 import type { OwnRuns } from './own-runs.js'
 import type { TaskComponents } from './components.js'
@@ -164,13 +165,3 @@ export class Handoff {
   }
 }
 
-/** `promise`'s value, or undefined once `ms` pass first. */
-async function settledWithin<T> (promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, ms) })
-  try {
-    return await Promise.race([promise, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}

@@ -237,6 +237,15 @@ export const taskOptionsSchema = z.strictObject({
    * @default 1_500
    */
   handoffSuspectMs: timerMs().default(1_500),
+  /**
+   * A read that a majority of the members answered without a copy (a new idempotency key's
+   * lookup, a read that may answer 404) waits for the other members' answers, as one of them may
+   * hold the only copy, but not for a member that has left a request unanswered this long with
+   * nothing heard from it since (paused, or cut off): a paused member held each such read up to
+   * rpcTimeoutMs. Whatever this is, such a read waits at most rpcTimeoutMs.
+   * @default 1_500
+   */
+  silentPeerMs: timerMs().default(1_500),
   /** how often a node asks peers for claimable tasks it has not seen. @default 2_000 */
   pullIntervalMs: timerMs().default(2_000),
   /**

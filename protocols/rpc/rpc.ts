@@ -48,8 +48,9 @@ export interface RpcInit {
    */
   maxConsecutiveTimeouts?: number
   /**
-   * Marked with the peer on every answer read from it (shared by endpoints). Not its requests: a
-   * server paused for backpressure reads them late, seconds after the peer sent them.
+   * Told of every request written to a peer, every answer read from it and every stream to it
+   * opened (shared by endpoints). Not of the peer's own requests: a server paused for
+   * backpressure reads them late, seconds after the peer sent them.
    */
   heard?: PeersHeard
   log: Logger
@@ -175,6 +176,7 @@ export class RpcEndpoint {
     // until its own timeout, and a request timed from its stream took twice its timeout to fail
     const channel = await untilAborted(withinMs(this.channel(peer), timeoutMs, () => new RpcUnavailableError(`${to}: no stream open within ${timeoutMs} ms`)), options.signal, () => new RpcUnavailableError(`${to}: aborted`))
     this.stats.requestsSent++
+    this.init.heard?.asked(channel.key)
     const answer = await this.exchange(channel, to, id, frame, options, Math.max(1, timeoutMs - (performance.now() - startedAt)))
     if (options.schema === undefined) return answer
     const parsed = options.schema.safeParse(answer)
@@ -251,6 +253,7 @@ export class RpcEndpoint {
       throw new RpcUnavailableError('endpoint stopped')
     }
     this.stats.streamsOpened++
+    this.init.heard?.mark(key)
     const lp = this.lp(stream)
     // the writer fails the channel only from a write, so after `channel` exists
     const writer = new FrameWriter(lp, err => { this.fail(channel, new RpcUnavailableError(`${this.init.protocol} to ${key}: write failed: ${err.message}`)) }, this.stats)

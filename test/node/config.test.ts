@@ -87,6 +87,7 @@ const DOCUMENTED_DEFAULTS = {
   retryAfterMs: 1_000,
   handoffTimeoutMs: 5_000,
   handoffSuspectMs: 1_500,
+  silentPeerMs: 1_500,
   placementMoveAfterMs: 120_000,
   progressTasks: 1_000,
   progressEventsPerTask: 256,

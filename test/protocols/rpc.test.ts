@@ -123,19 +123,25 @@ describe('rpc endpoint on two real nodes', () => {
     expect(client.stats).toMatchObject({ requestsSent: 2, streamsOpened: 1, timeouts: 0 })
   })
 
-  it('marks a peer heard when an answer comes from it, not when a request to it waits nor when it sends one', async () => {
+  it('tells a peer heard when a stream to it opens and when an answer comes from it, silent while a request waits, and not heard by its own requests', async () => {
     const [clientHeard, serverHeard] = [new PeersHeard(), new PeersHeard()]
     const { client, server, peer, gate, nodes } = await pair({ heard: serverHeard }, { heard: clientHeard })
+    const key = peer.toString()
     const before = performance.now()
     const waiting = client.request(peer, { op: 'gate', value: 'late' })
-    await waitFor(() => server.stats.requestsServed === 0 && client.stats.requestsSent === 1, { what: 'the request sent' })
-    // a request waiting on the peer says nothing of it; nor does the peer's own request to the client
+    await waitFor(() => client.stats.requestsSent === 1, { what: 'the request sent' })
+    // the stream's opening: the peer took the protocol
+    const opened = clientHeard.lastHeard(key)
+    expect(opened).toBeGreaterThanOrEqual(before)
+    await waitFor(() => clientHeard.silentFor(key) >= 50, { what: 'the waiting request to count as silence' })
+    // the peer's own request to the client says nothing of it to the client
     await expect(server.request(nodes.client.peerId, { op: 'any' })).resolves.toBe('client')
-    expect(clientHeard.lastHeard(peer.toString())).toBeUndefined()
+    expect(clientHeard.lastHeard(key)).toBe(opened)
     expect(serverHeard.lastHeard(nodes.client.peerId.toString())).toBeGreaterThanOrEqual(before)
     gate.open()
     expect(await waiting).toBe('late')
-    expect(clientHeard.lastHeard(peer.toString())).toBeGreaterThanOrEqual(before)
+    expect(clientHeard.lastHeard(key)).toBeGreaterThan(opened as number)
+    expect(clientHeard.silentFor(key)).toBe(0)
   })
 
   it('times out a request that gets no answer; a silent stream is torn down and the next request dials afresh', async () => {

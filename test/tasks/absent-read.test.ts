@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { echoAgent } from '../../node/agents/basic.js'
+import { makeTask, newRecord, taskId } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -7,14 +8,33 @@ import { useTmpDirs } from '../helpers/tmp.js'
 import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
 
-/** `b`'s reads of task copies (records get) from `a` get no answer until their timeout; its other requests are answered. */
-function silenceReads (a: AgentNode, b: AgentNode): () => void {
-  const records = a.tasks!.components.records
-  a.tasks!.components.records = async (peer, req, o) => {
-    if (req.op !== 'get' || peer.toString() !== b.peerId.toString()) return records(peer, req, o)
-    return new Promise((_resolve, reject) => setTimeout(() => { reject(new Error('no answer in time')) }, o?.timeoutMs ?? a.tasks!.options.rpcTimeoutMs))
+/**
+ * `node`'s answers on the lease and records protocols wait: reads of task copies (records get)
+ * `ms`, a slow member; with 'paused', every request until the release returned is called, as a
+ * SIGSTOPped member answers nothing. The requests go over the wire, so the asker sees what it would.
+ */
+function delayAnswers (node: AgentNode, ms: number | 'paused'): () => void {
+  const layer = node.tasks as any
+  const inits = [layer.recordsRpc.init, layer.leaseRpc.init]
+  const handlers = inits.map(init => init.handler)
+  const held = new Set<() => void>()
+  let released = false
+  for (const [i, init] of inits.entries()) {
+    init.handler = async (body: any, from: unknown) => {
+      if (!released && (ms === 'paused' || (i === 0 && body?.op === 'get'))) {
+        await new Promise<void>(resolve => {
+          if (ms === 'paused') held.add(resolve)
+          else setTimeout(resolve, ms)
+        })
+      }
+      return handlers[i](body, from)
+    }
   }
-  return () => { a.tasks!.components.records = records }
+  return () => {
+    released = true
+    for (const [i, init] of inits.entries()) init.handler = handlers[i]
+    for (const resolve of held) resolve()
+  }
 }
 
 describe('reads of a task while a member is paused or this node is cut off', () => {
@@ -22,12 +42,12 @@ describe('reads of a task while a member is paused or this node is cut off', () 
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
-  it('a submit with an idempotency key, its retry, a bulk submit\'s keyed entries, and a read of an unknown id answer without the paused member\'s timeout', async () => {
+  it('a submit with an idempotency key, its retry, a bulk submit\'s keyed entries, and a read of an unknown id wait for a paused member no longer than silentPeerMs, not its RPC timeout', async () => {
     // requests time out after 10 s: a lookup that waited for the paused member took that long
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 10_000, agents: [echoAgent] } })
     await net.ready()
     const [a, , c] = net.nodes as [AgentNode, AgentNode, AgentNode]
-    const restore = silenceReads(a, c)
+    const restore = delayAnswers(c, 'paused')
     try {
       let started = performance.now()
       const first = await a.tasks!.service.submit({ capability: 'echo', input: 'keyed', idempotencyKey: 'paused-member' })
@@ -52,7 +72,7 @@ describe('reads of a task while a member is paused or this node is cut off', () 
   })
 
   it('a node cut off from the placement answers a read of an unfinished task with its own copy marked unconfirmed; a majority\'s read is not', async () => {
-    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 1_000 } })
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 5_000 } })
     await net.ready()
     const [a, b, c] = net.nodes as [AgentNode, AgentNode, AgentNode]
     const { id } = await a.tasks!.service.submit({ capability: 'nobody.runs', input: 'queued' })
@@ -70,5 +90,23 @@ describe('reads of a task while a member is paused or this node is cut off', () 
       c.tasks!.components.records = records
     }
     expect((await c.tasks!.service.get(id)).unconfirmed).toBeUndefined()
+  })
+
+  it('a new key\'s lookup still waits for a member that is slow, not silent: the copy only it holds is found, and a retry with other options is refused', async () => {
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 10_000 } })
+    await net.ready()
+    const [a, , c] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    // an earlier submit of the key reached c alone, and a kept no copy (it crashed, say)
+    const task = makeTask({ capability: 'nobody.runs', input: 'once', submitter: a.peerId.toString(), idempotencyKey: 'slow-holder', maxAttempts: 1, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
+    expect(task.id).toBe(taskId({ capability: 'nobody.runs', input: 'once', submitter: a.peerId.toString(), idempotencyKey: 'slow-holder' }))
+    await c.tasks!.replica.put(newRecord(task, a.tasks!.membership.choose(task.id)))
+    expect((await a.tasks!.replica.get(task.id)).record).toBeUndefined()
+    const restore = delayAnswers(c, 300)
+    try {
+      expect(await a.tasks!.service.submit({ capability: 'nobody.runs', input: 'once', idempotencyKey: 'slow-holder' })).toMatchObject({ id: task.id, created: false })
+      await expect(a.tasks!.service.submit({ capability: 'nobody.runs', input: 'once', idempotencyKey: 'slow-holder', maxAttempts: 5 })).rejects.toMatchObject({ name: 'IdempotencyConflictError' })
+    } finally {
+      restore()
+    }
   })
 })
