@@ -3,7 +3,6 @@ import { isBadRequest } from '../../protocols/rpc/served.js'
 import { QuorumUnavailableError, majority, untilQuorum } from '../../protocols/lease/index.js'
 import { canonicalJson, hasValidFinal, hasValidId, mergeRecords, resultMatches, samePlacement, storedResultSchema, taskRecordSchema } from '../../protocols/task/index.js'
 import { ignoreStoreFailed } from '../errors.js'
-import { settledWithin } from './settled-within.js'
 import type { TaskComponents } from './components.js'
 import type { Placement, StoredResult, Task, TaskRecord } from '../../protocols/task/index.js'
 
@@ -80,6 +79,8 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   let watching = options.watch !== true
   /** every member's read, asked once: a later round waits for one an earlier round left unanswered */
   const reads = new Map<string, Promise<Copy | undefined>>()
+  /** when each member's read was sent */
+  const readAt = new Map<string, number>()
   /** members whose answer was taken in, and those of them that held a copy */
   const heard = new Set<string>()
   const held = new Set<string>()
@@ -105,7 +106,11 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     const need = options.complete === true ? Infinity : majority(peers.length) - peers.filter(p => held.has(p)).length
     if (need <= 0) return
     const waiting = peers.filter(p => !heard.has(p))
-    for (const p of waiting) if (!reads.has(p)) reads.set(p, read(p))
+    for (const p of waiting) {
+      if (reads.has(p)) continue
+      readAt.set(p, performance.now())
+      reads.set(p, read(p))
+    }
     const { early, all } = untilQuorum(waiting, async p => await (reads.get(p) as Promise<Copy | undefined>), Math.min(need, waiting.length), copy => copy !== undefined)
     let moved = false
     const take = (answers: Array<{ peer: string, result: Copy | undefined }>): void => {
@@ -134,9 +139,7 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     // a majority of them holds no copy: the rest may hold the only one (a write that reached a
     // minority), and are waited for, unless silent (a paused member held such a read its RPC timeout)
     const absent = options.absentByMajority === true && record === undefined && peers.filter(p => heard.has(p) && answered.has(p) && !held.has(p)).length >= majority(peers.length)
-    const rest = waiting.filter(p => !heard.has(p))
-    const late = absent ? await unlessSilent(all, rest, c) : await all
-    if (late !== undefined) take(late)
+    take(absent ? await unlessSilent(waiting.filter(p => !heard.has(p)), reads, readAt, c) : await all)
   }
   const others = options.oneMember === undefined ? [] : record?.placement.members.filter(m => m !== me) ?? []
   if (options.oneMember !== undefined && others.length > 0) {
@@ -171,15 +174,44 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   return { record: kept, result: resultMatches(kept.final?.cert.value, result) ? result : undefined, ...(unconfirmed ? { unconfirmed: true as const } : {}) }
 }
 
-/** `all`'s answers, or undefined once every member of `rest` has left a request unanswered for silentPeerMs. */
-async function unlessSilent<T> (all: Promise<T>, rest: string[], c: TaskComponents): Promise<T | undefined> {
+/**
+ * The answers of `rest`'s reads, once each has answered or gone silent: its read unanswered for
+ * silentPeerMs with nothing heard from it since (paused, or cut off), then taken as silent until it
+ * is heard from, by the next reads after a sixth of that. A member only slow answers something
+ * meanwhile, and is waited for.
+ */
+async function unlessSilent (rest: string[], reads: Map<string, Promise<Copy | undefined>>, readAt: Map<string, number>, c: TaskComponents): Promise<Array<{ peer: string, result: Copy | undefined }>> {
   const silentMs = c.options.silentPeerMs
-  while (true) {
-    const leftMs = Math.max(...rest.map(p => silentMs - c.heard.silentFor(p)))
-    if (leftMs <= 0) return undefined
-    const answers = await settledWithin(all, leftMs)
-    if (answers !== undefined) return answers
+  const got: Array<{ peer: string, result: Copy | undefined }> = []
+  const pending = new Set(rest)
+  let wake: () => void = () => {}
+  let done = false
+  for (const peer of rest) {
+    void (reads.get(peer) as Promise<Copy | undefined>).then(result => {
+      if (done) return
+      got.push({ peer, result })
+      pending.delete(peer)
+      wake()
+    })
   }
+  while (pending.size > 0) {
+    // answers already here are read first: an asker behind on its own loop would take its timer for a member's silence
+    await new Promise(resolve => setImmediate(resolve))
+    const now = performance.now()
+    // one already found silent by an earlier read, and heard from nothing since, gets a sixth of the span
+    const leftMs = Math.max(...[...pending].map(p => Math.max(readAt.get(p) ?? now, c.heard.lastHeard(p) ?? -Infinity) + (c.heard.isSuspected(p) ? silentMs / 6 : silentMs) - now))
+    if (pending.size === 0) break
+    if (leftMs <= 0) {
+      for (const p of pending) c.heard.suspect(p)
+      break
+    }
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, leftMs)
+      wake = () => { clearTimeout(timer); resolve() }
+    })
+  }
+  done = true
+  return got
 }
 
 /** A record read from the placement and not kept here, checked as a kept one is: its id, and its certificate. */

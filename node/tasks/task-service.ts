@@ -131,10 +131,10 @@ export class TaskService {
   }
 
   /**
-   * A keyed task's copy, if one is found. A majority without a copy is enough: an acknowledged
-   * submit left one on a majority, and an unacknowledged copy on a minority merges with a new one as
-   * two racing submits' do (a paused member's RPC timeout is not waited for). Without a majority's
-   * word the submit goes on: its store round is refused, and leaves the copy a retry pins.
+   * A keyed task's copy, if one is found: the members' answers are waited for, as one may hold the
+   * only copy (an earlier submit that reached a minority), but not a silent member's (see
+   * silentPeerMs). Without a majority's word the submit goes on: its store round is refused, and
+   * leaves the copy a retry pins.
    */
   private async findKeyed (id: string): Promise<TaskView | undefined> {
     return await this.find(id, { absentByMajority: true }).catch((err: any) => {

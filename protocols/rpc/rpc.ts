@@ -48,9 +48,9 @@ export interface RpcInit {
    */
   maxConsecutiveTimeouts?: number
   /**
-   * Told of every request written to a peer, every answer read from it and every stream to it
-   * opened (shared by endpoints). Not of the peer's own requests: a server paused for
-   * backpressure reads them late, seconds after the peer sent them.
+   * Marked with the peer on every answer read from it and every stream to it opened (shared by
+   * endpoints). Not on its requests: a server paused for backpressure reads them late, seconds
+   * after the peer sent them.
    */
   heard?: PeersHeard
   log: Logger
@@ -176,7 +176,6 @@ export class RpcEndpoint {
     // until its own timeout, and a request timed from its stream took twice its timeout to fail
     const channel = await untilAborted(withinMs(this.channel(peer), timeoutMs, () => new RpcUnavailableError(`${to}: no stream open within ${timeoutMs} ms`)), options.signal, () => new RpcUnavailableError(`${to}: aborted`))
     this.stats.requestsSent++
-    this.init.heard?.asked(channel.key)
     const answer = await this.exchange(channel, to, id, frame, options, Math.max(1, timeoutMs - (performance.now() - startedAt)))
     if (options.schema === undefined) return answer
     const parsed = options.schema.safeParse(answer)

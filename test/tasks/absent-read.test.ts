@@ -9,31 +9,37 @@ import type { AgentNode } from '../../node/create-node.js'
 import type { Testnet } from '../../sim/testnet.js'
 
 /**
- * `node`'s answers on the lease and records protocols wait: reads of task copies (records get)
- * `ms`, a slow member; with 'paused', every request until the release returned is called, as a
- * SIGSTOPped member answers nothing. The requests go over the wire, so the asker sees what it would.
+ * `node`'s answers on the lease and records protocols wait as `hold` says of each request: so many
+ * ms, or 'paused' until the release is called, as a SIGSTOPped member answers nothing. The requests
+ * go over the wire, so the asker sees what it would.
  */
-function delayAnswers (node: AgentNode, ms: number | 'paused'): () => void {
+function delayAnswers (node: AgentNode, hold: (protocol: 'records' | 'lease', body: any) => number | 'paused'): { release: () => void, held: () => number } {
   const layer = node.tasks as any
   const inits = [layer.recordsRpc.init, layer.leaseRpc.init]
   const handlers = inits.map(init => init.handler)
-  const held = new Set<() => void>()
+  const waiting = new Set<() => void>()
+  let count = 0
   let released = false
   for (const [i, init] of inits.entries()) {
     init.handler = async (body: any, from: unknown) => {
-      if (!released && (ms === 'paused' || (i === 0 && body?.op === 'get'))) {
+      const wait = released ? 0 : hold(i === 0 ? 'records' : 'lease', body)
+      if (wait !== 0) {
+        count++
         await new Promise<void>(resolve => {
-          if (ms === 'paused') held.add(resolve)
-          else setTimeout(resolve, ms)
+          if (wait === 'paused') waiting.add(resolve)
+          else setTimeout(resolve, wait)
         })
       }
       return handlers[i](body, from)
     }
   }
-  return () => {
-    released = true
-    for (const [i, init] of inits.entries()) init.handler = handlers[i]
-    for (const resolve of held) resolve()
+  return {
+    held: () => count,
+    release: () => {
+      released = true
+      for (const [i, init] of inits.entries()) init.handler = handlers[i]
+      for (const resolve of waiting) resolve()
+    }
   }
 }
 
@@ -47,7 +53,7 @@ describe('reads of a task while a member is paused or this node is cut off', () 
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 10_000, agents: [echoAgent] } })
     await net.ready()
     const [a, , c] = net.nodes as [AgentNode, AgentNode, AgentNode]
-    const restore = delayAnswers(c, 'paused')
+    const paused = delayAnswers(c, () => 'paused')
     try {
       let started = performance.now()
       const first = await a.tasks!.service.submit({ capability: 'echo', input: 'keyed', idempotencyKey: 'paused-member' })
@@ -66,9 +72,15 @@ describe('reads of a task while a member is paused or this node is cut off', () 
       started = performance.now()
       await expect(a.tasks!.service.get('0'.repeat(64))).rejects.toMatchObject({ name: 'TaskNotFoundError' })
       expect(performance.now() - started).toBeLessThan(5_000)
+      expect(paused.held()).toBeGreaterThan(0)
+      // found silent: the next reads wait a sixth of silentPeerMs for it, until it is heard from
+      expect(a.tasks!.components.heard.isSuspected(c.peerId.toString())).toBe(true)
     } finally {
-      restore()
+      paused.release()
     }
+    // heard from again: no longer taken as silent
+    await a.tasks!.service.submit({ capability: 'echo', input: 'after', idempotencyKey: 'after-the-pause' })
+    expect(a.tasks!.components.heard.isSuspected(c.peerId.toString())).toBe(false)
   })
 
   it('a node cut off from the placement answers a read of an unfinished task with its own copy marked unconfirmed; a majority\'s read is not', async () => {
@@ -101,12 +113,18 @@ describe('reads of a task while a member is paused or this node is cut off', () 
     expect(task.id).toBe(taskId({ capability: 'nobody.runs', input: 'once', submitter: a.peerId.toString(), idempotencyKey: 'slow-holder' }))
     await c.tasks!.replica.put(newRecord(task, a.tasks!.membership.choose(task.id)))
     expect((await a.tasks!.replica.get(task.id)).record).toBeUndefined()
-    const restore = delayAnswers(c, 300)
+    // c's reads take 300 ms, and another request to it waits 4 s (a member slow at some work): it
+    // is slow, not silent
+    const slow = delayAnswers(c, (protocol, body) => protocol === 'records' && body?.op === 'get' ? 300 : protocol === 'records' && body?.op === 'children' ? 4_000 : 0)
     try {
+      const long = a.tasks!.components.records(c.peerId, { op: 'children', id: task.id })
+      await new Promise(resolve => setTimeout(resolve, 1_600))
       expect(await a.tasks!.service.submit({ capability: 'nobody.runs', input: 'once', idempotencyKey: 'slow-holder' })).toMatchObject({ id: task.id, created: false })
       await expect(a.tasks!.service.submit({ capability: 'nobody.runs', input: 'once', idempotencyKey: 'slow-holder', maxAttempts: 5 })).rejects.toMatchObject({ name: 'IdempotencyConflictError' })
+      await long
+      expect(slow.held()).toBeGreaterThanOrEqual(2)
     } finally {
-      restore()
+      slow.release()
     }
   })
 })
