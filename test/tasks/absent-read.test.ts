@@ -83,6 +83,21 @@ describe('reads of a task while a member is paused or this node is cut off', () 
     expect(a.tasks!.components.heard.isSuspected(c.peerId.toString())).toBe(false)
   })
 
+  it('with five members, one paused: a read of an unknown id waits for the live ones and not the paused one\'s RPC timeout', async () => {
+    net = await createTestnet(5, { baseDir: await tmp(), tasks: { ...FAST_TASKS, replicationFactor: 5, rpcTimeoutMs: 10_000 } })
+    await net.ready()
+    const [a, , , , e] = net.nodes as [AgentNode, AgentNode, AgentNode, AgentNode, AgentNode]
+    const paused = delayAnswers(e, () => 'paused')
+    try {
+      const started = performance.now()
+      await expect(a.tasks!.service.get('1'.repeat(64))).rejects.toMatchObject({ name: 'TaskNotFoundError' })
+      expect(performance.now() - started).toBeLessThan(5_000)
+      expect(paused.held()).toBeGreaterThan(0)
+    } finally {
+      paused.release()
+    }
+  })
+
   it('a node cut off from the placement answers a read of an unfinished task with its own copy marked unconfirmed; a majority\'s read is not', async () => {
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 5_000 } })
     await net.ready()
