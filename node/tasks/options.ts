@@ -240,8 +240,8 @@ export const taskOptionsSchema = z.strictObject({
   /**
    * A read that a majority of the members answered without a copy (a new idempotency key's
    * lookup, a read that may answer 404) waits for the other members' answers, as one of them may
-   * hold the only copy, but not for a member whose answer to it has not come this long with nothing
-   * heard from that member since (paused, or cut off): a paused member held each such read up to
+   * hold the only copy, but not past this long with nothing heard from a member, counted from the
+   * read's request or the last thing heard from it (paused, or cut off): a paused member held each such read up to
    * rpcTimeoutMs. A member so found silent, and heard from nothing since, is waited for a sixth
    * of this by the next such reads. Whatever this is, such a read waits at most rpcTimeoutMs.
    * @default 1_500
