@@ -10,8 +10,8 @@ export interface TaskView {
   record: TaskRecord
   result?: StoredResult
   /**
-   * Unfinished, and fewer than a majority of its placement answered the read: this node's own copy
-   * (a node cut off from the placement), which may be behind what the majority holds
+   * Unfinished, and fewer than a majority of its placement answered the read (a node cut off from
+   * the placement): the copy it could read, its own or one member's, may be behind the majority's
    */
   unconfirmed?: true
 }

@@ -241,9 +241,9 @@ export const taskOptionsSchema = z.strictObject({
    * A read that a majority of the members answered without a copy (a new idempotency key's
    * lookup, a read that may answer 404) waits for the other members' answers, as one of them may
    * hold the only copy, but not past this long with nothing heard from a member, counted from the
-   * read's request or the last thing heard from it (paused, or cut off): a paused member held each such read up to
-   * rpcTimeoutMs. A member so found silent, and heard from nothing since, is waited for a sixth
-   * of this by the next such reads. Whatever this is, such a read waits at most rpcTimeoutMs.
+   * read's request or the last thing heard from it (paused, or cut off): a paused member held
+   * each such read up to rpcTimeoutMs. A member so found silent, and heard from nothing since, is
+   * waited for a sixth of this by the next such reads. Such a read waits at most rpcTimeoutMs.
    * @default 1_500
    */
   silentPeerMs: timerMs().default(1_500),

@@ -9,6 +9,9 @@ import type { CapabilityInfo } from '../gossip/index.js'
 import type { AgentCard, CancelTaskRequest, GetTaskRequest, Message, SendMessageRequest, StreamResponse, SubscribeToTaskRequest, Task } from '@a2a-js/sdk'
 import type { A2ARequestHandler, ServerCallContext } from '@a2a-js/sdk/server'
 
+/** Why a push notification config is refused: none is sent. */
+export const NO_PUSH = 'this agent sends no push notifications (its card says pushNotifications: false): follow the task with message/stream, tasks/resubscribe or tasks/get'
+
 /** What the A2A door needs of the node: its task service and who is live. */
 export interface A2AMesh {
   service: {
@@ -122,7 +125,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     if (!message.messageId) throw new RequestMalformedError('message.messageId is required')
     if (message.taskId) throw new UnsupportedOperationError('a mesh task takes one message: send a new message without taskId (tasks/get and tasks/cancel take the id)')
     // taken and ignored, a client would wait for pushes that never come (the card says none are sent)
-    if (params.configuration?.taskPushNotificationConfig != null) throw new PushNotificationNotSupportedError('this agent sends no push notifications (its card says pushNotifications: false): follow the task with message/stream, tasks/resubscribe or tasks/get')
+    if (params.configuration?.taskPushNotificationConfig != null) throw new PushNotificationNotSupportedError(NO_PUSH)
     const live = this.mesh.presence.live()
     const skills = new Map(skillsOf(live).map(s => [s.id, s.inputModes]))
     const request = meshRequestOf(message, params.metadata, skills)

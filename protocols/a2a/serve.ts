@@ -4,7 +4,7 @@ import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server'
 import { PushNotificationNotSupportedError } from '@a2a-js/sdk/errors'
 import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2a-js/sdk/server'
 import { agentCard, legacyAgentCard, skillsOf } from './card.js'
-import { MeshRequestHandler, SIGNAL_KEY, isMeshRefusal } from './handler.js'
+import { MeshRequestHandler, NO_PUSH, SIGNAL_KEY, isMeshRefusal } from './handler.js'
 import { INTERNAL_ERROR, INVALID_REQUEST } from './json-rpc.js'
 import { checkEnvelope } from './rpc.js'
 import type { A2ADoorContext, A2ADoorInit, A2AStats } from './door.js'
@@ -58,7 +58,7 @@ export async function serveRpc (request: FastifyRequest, reply: FastifyReply, s:
   try {
     validateVersion(requestedVersion, card, 'JSONRPC')
     // refused before the SDK reads params it assumes: a set without its config was a TypeError (-32603)
-    if (PUSH_CONFIG_METHODS.has(envelope.method)) throw new PushNotificationNotSupportedError('this agent sends no push notifications (its card says pushNotifications: false): follow the task with message/stream, tasks/resubscribe or tasks/get')
+    if (PUSH_CONFIG_METHODS.has(envelope.method)) throw new PushNotificationNotSupportedError(NO_PUSH)
   } catch (err) {
     const error = mapError(err)
     s.count(error)

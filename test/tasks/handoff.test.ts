@@ -22,6 +22,15 @@ describe('handoff: a submitter that will not run a new task hands it to a member
   let net: Testnet | undefined
   afterEach(async () => { await net?.stop(); net = undefined })
 
+  /** A mesh of three: a submitter that runs nothing, and two echo runners it has seen with free slots. */
+  async function submitterAndTwoRunners (tasks: typeof HANDOFF_ONLY): Promise<[AgentNode, AgentNode, AgentNode]> {
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] } }) })
+    await net.ready()
+    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    return [a, b, c]
+  }
+
   it('one handoff from the submitter, the taker\'s acquires carry the record: no put, no offer, and every member holds the one attempt and the result', async () => {
     // the submitter runs nothing itself, so the usual way would be a put to each member and an offer
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...HANDOFF_ONLY, agents: i === 0 ? [] : [echoAgent] } }) })
@@ -167,10 +176,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
   it('a member silent past handoffSuspectMs is taken as full and the task handed to the next member too: it runs there, and the submits after it go there, while the silent one never answers', async () => {
     // a loaded machine's answering member may be slow too: suspected at 1 s, the silent one is still the only one never answered
     const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 60_000, handoffTimeoutMs: 30_000, handoffSuspectMs: 1_000, prerunMaxMs: 500 }
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] } }) })
-    await net.ready()
-    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
-    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    const [a, b, c] = await submitterAndTwoRunners(tasks)
     // b is paused: its handoffs get no answer until the submitter's timeout (30 s, past this test),
     // and nothing else is heard from it (no traffic but the submits here)
     const { silenced, restore } = silenceHandoffs(a, b)
@@ -201,10 +207,7 @@ describe('handoff: a submitter that will not run a new task hands it to a member
 
   it('a member slow to answer a handoff but answering other requests meanwhile is taken as full and waited on, not suspected: no second claim round, and the handoff ends at handoffTimeoutMs', async () => {
     const tasks = { ...HANDOFF_ONLY, presenceIntervalMs: 60_000, handoffTimeoutMs: 4_000, handoffSuspectMs: 1_000, prerunMaxMs: 500 }
-    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 0 ? [] : [echoAgent] } }) })
-    await net.ready()
-    const [a, b, c] = [net.nodes[0]!, net.nodes[1]!, net.nodes[2]!]
-    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen with free slots', timeoutMs: 10_000 })
+    const [a, b, c] = await submitterAndTwoRunners(tasks)
     const records = a.tasks!.components.records
     // b answers everything but the handoff: a loaded member, not a paused one
     const { silenced, restore } = silenceHandoffs(a, b)
