@@ -6,17 +6,17 @@ import type { Fault } from './scenario.js'
 /* One fault of a scenario, applied to a running cluster: the simulator's runner calls it at the fault's time. */
 
 /**
- * Nodes a crash fault took down (from the moment it began), those of them whose restart is
+ * Nodes a crash fault took down (from the moment it began), each with whether its restart is
  * scheduled, and nodes paused now (they come back by themselves; a cluster of processes does not
  * count them live).
  */
-export interface CrashState { down: Set<number>, dueBack: Set<number>, paused: Set<number> }
+export interface FaultedNodes { down: Map<number, { dueBack: boolean }>, paused: Set<number> }
 
 /** Runs `fn` after `ms`, as part of the run: the run's end waits for it (a restart, a heal). */
 export type After = (ms: number, fn: () => unknown) => void
 
 /** Applies one fault; `elapsed` restamps the trace when the fault waited for its node (a holder). */
-export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, timers: { after: After, endsIn: (ms: number, elapsedMs: number) => void, crashes: CrashState }, elapsed: () => number): Promise<void> {
+export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trace: FaultTrace, timers: { after: After, endsIn: (ms: number, elapsedMs: number) => void, faulted: FaultedNodes }, elapsed: () => number): Promise<void> {
   const { after } = timers
   // a holder fault that found none says so: it hit a node that held nothing
   let instead = ''
@@ -50,9 +50,9 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
       // killed for good, the last live node with none due back would leave nothing to finish the
       // work: the run waited out its drain and failed with no node up (which one that is depends on
       // timing, a holder fault's search among it: the scenario check cannot tell beforehand)
-      const { down, dueBack, paused } = timers.crashes
+      const { down, paused } = timers.faulted
       const othersUp = [...new Set([...cluster.live(), ...paused])].filter(n => n !== i && !down.has(n))
-      if (fault.restartAfterMs === undefined && othersUp.length === 0 && dueBack.size === 0) {
+      if (fault.restartAfterMs === undefined && othersUp.length === 0 && ![...down.values()].some(d => d.dueBack)) {
         trace.skipped = true
         trace.detail = `skipped: node ${i} is the last live node and none is due back, so killed for good it would leave no node to finish the work`
         return
@@ -62,14 +62,12 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
       trace.node = i
       trace.detail = `node ${i} killed${fault.restartAfterMs === undefined ? '' : `, back after ${fault.restartAfterMs} ms`}${instead}`
       trace.durationMs = fault.restartAfterMs
-      down.add(i)
-      if (fault.restartAfterMs !== undefined) dueBack.add(i)
+      down.set(i, { dueBack: fault.restartAfterMs !== undefined })
       try {
         await cluster.crash(i)
       } catch (err) {
         // not down after all: a later crash must not take it for so
         down.delete(i)
-        dueBack.delete(i)
         throw err
       }
       if (fault.restartAfterMs !== undefined) {
@@ -78,7 +76,6 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
             await cluster.restart(i)
           } finally {
             down.delete(i)
-            dueBack.delete(i)
           }
         })
       }
@@ -92,8 +89,8 @@ export async function applyFault (cluster: Cluster, fault: Fault, rng: Rng, trac
       trace.detail = `node ${i} paused for ${fault.durationMs} ms${instead}`
       trace.durationMs = fault.durationMs
       // the cluster's own timer ends it, started before its pause returns
-      timers.crashes.paused.add(i)
-      after(fault.durationMs, () => { timers.crashes.paused.delete(i) })
+      timers.faulted.paused.add(i)
+      after(fault.durationMs, () => { timers.faulted.paused.delete(i) })
       await cluster.pause(i, fault.durationMs)
       timers.endsIn(fault.durationMs, elapsed())
       return

@@ -8,7 +8,7 @@ import { buildReport } from './report.js'
 import { Rng } from './rng.js'
 import { checkSimRun } from './scenario.js'
 import { applyFault } from './apply-fault.js'
-import type { After, CrashState } from './apply-fault.js'
+import type { After, FaultedNodes } from './apply-fault.js'
 import { makeWorkload } from './workload.js'
 import type { ResultAudit, StoredCopy, StoredExecution } from './audit.js'
 import type { Cluster, NodeFigures } from './cluster.js'
@@ -133,7 +133,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
   // when the faults whose end the cluster times itself (a pause, a split) end, ms from the start
   let healedBy = 0
   const endsIn = (ms: number, elapsedMs: number): void => { healedBy = Math.max(healedBy, elapsedMs + ms) }
-  const crashes: CrashState = { down: new Set(), dueBack: new Set(), paused: new Set() }
+  const faulted: FaultedNodes = { down: new Map(), paused: new Set() }
   const faults: FaultTrace[] = []
   let submitErrors = 0
   let startedAt = Date.now()
@@ -180,7 +180,7 @@ export async function runSimulation (o: SimOptions): Promise<SimReport> {
     const timers = o.scenario.faults.map(fault => setTimeout(() => {
       const trace: FaultTrace = { at: Date.now() - t0, kind: fault.kind, detail: '' }
       faults.push(trace)
-      applied.push(applyFault(cluster, fault, faultRng, trace, { after, endsIn, crashes }, () => Date.now() - t0)
+      applied.push(applyFault(cluster, fault, faultRng, trace, { after, endsIn, faulted }, () => Date.now() - t0)
         .catch(err => { trace.detail += ` (failed: ${String(err.message)})` })
         .finally(() => { o.onFault?.(trace) }))
     }, fault.at))

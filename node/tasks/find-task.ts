@@ -197,9 +197,8 @@ async function unlessSilent (rest: string[], reads: Map<string, Promise<Copy | u
   while (pending.size > 0) {
     // answers already here are read first: an asker behind on its own loop would take its timer for a member's silence
     await new Promise(resolve => setImmediate(resolve))
-    const now = performance.now()
     // one already found silent by an earlier read, and heard from nothing since, gets a sixth of the span
-    const leftMs = Math.max(...[...pending].map(p => Math.max(readAt.get(p) ?? now, c.heard.lastHeard(p) ?? -Infinity) + (c.heard.isSuspected(p) ? silentMs / 6 : silentMs) - now))
+    const leftMs = Math.max(...[...pending].map(p => (c.heard.isSuspected(p) ? silentMs / 6 : silentMs) - c.heard.quietFor(p, readAt.get(p) as number)))
     if (pending.size === 0) break
     if (leftMs <= 0) {
       for (const p of pending) c.heard.suspect(p)

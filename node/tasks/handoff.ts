@@ -85,14 +85,13 @@ export class Handoff {
     const sentAt = performance.now()
     let slow = false
     while (true) {
-      const quietSince = Math.max(sentAt, this.c.heard.lastHeard(peer) ?? -Infinity)
-      const left = quietSince + suspectMs - performance.now()
+      const left = suspectMs - this.c.heard.quietFor(peer, sentAt)
       if (left <= 0) break
       await settledWithin(first, left)
       // answers already here are read first: a submitter behind on its own loop would take its timer for the peer's silence
       await new Promise(resolve => setImmediate(resolve))
       if (answer !== undefined) return answer
-      if (performance.now() - Math.max(sentAt, this.c.heard.lastHeard(peer) ?? -Infinity) < suspectMs && !slow) {
+      if (this.c.heard.quietFor(peer, sentAt) < suspectMs && !slow) {
         slow = true
         this.stats.slow++
         // the submits behind this one are not handed to it meanwhile

@@ -17,6 +17,11 @@ export class PeersHeard {
     return this.last.get(peer)
   }
 
+  /** how long nothing has been heard from `peer`, counted from `since` (a request's sending) or its last answer, whichever is later */
+  quietFor (peer: string, since: number): number {
+    return performance.now() - Math.max(since, this.last.get(peer) ?? -Infinity)
+  }
+
   /** a caller waited in vain for `peer`: taken as silent until it is heard from again */
   suspect (peer: string): void {
     this.suspected.set(peer, performance.now())
