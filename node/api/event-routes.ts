@@ -26,7 +26,7 @@ export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
       const id = (request.params as { id?: string }).id
       if (id === undefined || !TASK_ID.test(id)) throw badRequest('invalid-id', 'a task id is 64 lowercase hex digits')
       refuseUnknownQuery(Object.keys(request.query as Record<string, unknown>), [], 'GET /v1/tasks/:id/events')
-      const first = await tasks.service.find(id, { complete: true, absentByMajority: true }).catch(httpErrorBy({ QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'] }, () => tasks.options.retryAfterMs))
+      const first = await tasks.service.find(id, { complete: true, skipSilent: true, absentByMajority: true }).catch(httpErrorBy({ QuorumUnavailableError: [503, 'QUORUM_UNAVAILABLE'] }, () => tasks.options.retryAfterMs))
       if (first === undefined) throw new HttpError(404, 'NOT_FOUND', `task ${id} is not known to its placement`)
       const after = lastEventId(request)
       const stream = openStream(reply, maxBufferedBytes)
@@ -90,7 +90,7 @@ export function taskEventsRoute (tasks: TaskLayer, maxBufferedBytes?: number): R
             if (stream.isClosed()) wake()
           })
           if (stream.isClosed()) break
-          view = await tasks.service.find(id, { complete: true }) ?? view
+          view = await tasks.service.find(id, { complete: true, skipSilent: true }) ?? view
         }
       } finally {
         unsubscribe()

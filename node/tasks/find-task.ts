@@ -29,6 +29,12 @@ export interface FindOptions {
    * acknowledged task's placement answered "no task" (404), and a client could submit it again.
    */
   absentByMajority?: boolean
+  /**
+   * With `complete`: a member found silent (see silentPeerMs) is not waited for. For what shows a
+   * history (an event stream, a trace), which may then lack what only that member saw; never for a
+   * decision. A paused member held each such read its RPC timeout (5 s), a trace each of its tasks.
+   */
+  skipSilent?: boolean
 }
 
 export const recordsGetAnswer = z.object({ status: z.literal('OK'), record: taskRecordSchema.optional(), result: storedResultSchema.optional() })
@@ -105,13 +111,6 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
     // where every member's answer was waited for (its RPC timeout, 5 s); the whole history waits for all
     const need = options.complete === true ? Infinity : majority(peers.length) - peers.filter(p => held.has(p)).length
     if (need <= 0) return
-    const waiting = peers.filter(p => !heard.has(p))
-    for (const p of waiting) {
-      if (reads.has(p)) continue
-      readAt.set(p, performance.now())
-      reads.set(p, read(p))
-    }
-    const { early, all } = untilQuorum(waiting, async p => await (reads.get(p) as Promise<Copy | undefined>), Math.min(need, waiting.length), copy => copy !== undefined)
     let moved = false
     const take = (answers: Array<{ peer: string, result: Copy | undefined }>): void => {
       for (const { peer, result: copy } of answers) {
@@ -127,6 +126,17 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
         if (copy.result !== undefined) results.push(copy.result)
       }
     }
+    const waiting = peers.filter(p => !heard.has(p))
+    for (const p of waiting) {
+      if (reads.has(p)) continue
+      readAt.set(p, performance.now())
+      reads.set(p, read(p))
+    }
+    if (options.complete === true && options.skipSilent === true) {
+      take(await unlessSilent(waiting, reads, readAt, c))
+      return
+    }
+    const { early, all } = untilQuorum(waiting, async p => await (reads.get(p) as Promise<Copy | undefined>), Math.min(need, waiting.length), copy => copy !== undefined)
     const answers = await early
     take(answers)
     // short of a majority's copies (members gone: the rest is all there is), the outcome certified

@@ -244,6 +244,7 @@ export const taskOptionsSchema = z.strictObject({
    * read's request or the last thing heard from it (paused, or cut off): a paused member held
    * each such read up to rpcTimeoutMs. A member so found silent, and heard from nothing since, is
    * waited for a sixth of this by the next such reads. Such a read waits at most rpcTimeoutMs.
+   * So do the reads of a task's whole history that an event stream and a trace make.
    * @default 1_500
    */
   silentPeerMs: timerMs().default(1_500),

@@ -26,7 +26,7 @@ export async function traceTask (c: TaskComponents, service: TaskService, rootId
   const visit = async (id: string, depth: number): Promise<void> => {
     if (seen.has(id) || out.length >= TRACE_MAX_TASKS) return
     seen.add(id)
-    const view = await service.find(id, { complete: true, absentByMajority: true })
+    const view = await service.find(id, { complete: true, skipSilent: true, absentByMajority: true })
     if (view === undefined) return
     out.push({ record: view.record, depth })
     if (depth >= TRACE_MAX_DEPTH) return

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { echoAgent } from '../../node/agents/basic.js'
+import { ApiServer } from '../../node/api/server.js'
+import { traceTask } from '../../node/tasks/trace.js'
 import { makeTask, newRecord, taskId } from '../../protocols/task/index.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
@@ -81,6 +83,34 @@ describe('reads of a task while a member is paused or this node is cut off', () 
     // heard from again: no longer taken as silent
     await a.tasks!.service.submit({ capability: 'echo', input: 'after', idempotencyKey: 'after-the-pause' })
     expect(a.tasks!.components.heard.isSuspected(c.peerId.toString())).toBe(false)
+  })
+
+  it('an event stream and a trace of a task do not wait out a paused member: each read skips it once silent, and still shows the outcome', async () => {
+    // requests time out after 10 s: a read that waited for the paused member took that long, a stream its every poll
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 10_000, eventsPollMs: 200, agents: [echoAgent] } })
+    await net.ready()
+    const [a, , c] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'traced' })
+    expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    await waitFor(async () => (await c.tasks!.replica.get(id)).record?.final !== undefined, { what: 'c to hold the outcome' })
+    const api = await ApiServer.listen(a, { port: 0 })
+    const paused = delayAnswers(c, () => 'paused')
+    try {
+      let started = performance.now()
+      const trace = await traceTask(a.tasks!.components, a.tasks!.service, id)
+      expect(trace.map(t => [t.record.task.id, t.record.final?.state])).toEqual([[id, 'completed']])
+      expect(performance.now() - started).toBeLessThan(5_000)
+      started = performance.now()
+      const res = await fetch(`${api.url}/v1/tasks/${id}/events`, { signal: AbortSignal.timeout(9_000) })
+      const text = await res.text()
+      expect(res.status).toBe(200)
+      expect(text).toContain('event: completed')
+      expect(performance.now() - started).toBeLessThan(5_000)
+      expect(paused.held()).toBeGreaterThanOrEqual(2)
+    } finally {
+      paused.release()
+      await api.close()
+    }
   })
 
   it('with five members, one paused: a read of an unknown id waits for the live ones and not the paused one\'s RPC timeout', async () => {
