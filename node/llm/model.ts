@@ -109,10 +109,15 @@ export class Model {
       if (choice?.finish_reason !== undefined && choice.finish_reason !== null) finishReason = choice.finish_reason
       if (chunk.usage !== undefined && chunk.usage !== null) usage = tokens(chunk.usage)
     }
+    // the client ends a stream quietly when its signal aborts (the task's timeout, a cancel): what
+    // came so far was taken, journaled and certified as the whole answer
+    ctx.signal.throwIfAborted()
     // a reply that was no stream (a cut-off JSON body), or a stream with no choice in it
     if (choices === 0) throw new ModelAnswerError(`${String(base.model)} streamed no choice: a malformed or cut-off reply`)
+    // every server ends an answer with its reason: a stream closed before it was cut off
+    if (finishReason === undefined) throw new ModelAnswerError(`${String(base.model)} ended its stream with no finish_reason: a cut-off reply`)
     const toolCalls = [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c)
-    return { content, toolCalls, usage, finishReason: finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop') }
+    return { content, toolCalls, usage, finishReason }
   }
 }
 

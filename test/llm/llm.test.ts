@@ -81,6 +81,22 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/test-model streamed no choice: a malformed or cut-off reply/), expect.stringMatching(/streamed no choice/), 'completed'])
   })
 
+  it('a stream cut off by the task\'s timeout, or closed before its finish_reason, fails the attempt: what came so far is not certified as the answer', async () => {
+    let n = 0
+    await mesh(() => {
+      n++
+      // the first stalls after its first token past the attempt's timeout; the second ends cleanly with no finish_reason
+      if (n === 1) return { stream: ['Hello', ' from'], hold: new Promise(() => {}) }
+      if (n === 2) return { raw: `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'partial' }, finish_reason: null }] })}\n\n`, contentType: 'text/event-stream' }
+      return { stream: ['whole', ' answer'] }
+    }, llm => [byName(llm, 'llm.chat'), []])
+    const s = net!.nodes[1]!.tasks!.service
+    const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'say something' }, timeoutMs: 1_500, maxAttempts: 3 })
+    const view = await s.waitFor(id, 20_000)
+    expect(view.result?.value).toMatchObject({ text: 'whole answer', finishReason: 'stop' })
+    expect(view.record.attempts.map(a => a.outcome === 'completed' ? 'completed' : a.error)).toEqual([expect.stringMatching(/abort/i), expect.stringMatching(/test-model ended its stream with no finish_reason: a cut-off reply/), 'completed'])
+  })
+
   it('a streamed reply that breaks the API (a tool call at index "__proto__", content that is no text) fails the attempt and touches no prototype; token counts that are no counts count as 0', async () => {
     const sse = (...chunks: unknown[]): string => chunks.map(c => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', ...c as object })}\n\n`).join('') + 'data: [DONE]\n\n'
     const delta = (d: unknown): unknown => ({ choices: [{ index: 0, delta: d, finish_reason: null }] })
