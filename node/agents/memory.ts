@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { COLLECTION, MAX_K, MAX_MEMORY_BATCH, MAX_TEXT_BYTES, filterSchema, metadataSchema, vectorSchema } from '../../protocols/memory/index.js'
 import { EMBED_CAPABILITY, TEXTS_PER_EMBED_TASK } from '../memory/remote-embed.js'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
+import { withOneOfKeys } from '../../protocols/tools/tool-schema.js'
 import type { Embed } from '../memory/memory-layer.js'
 import type { Agent } from '../runtime/agent.js'
 
@@ -37,7 +38,7 @@ export const memoryPutAgent: Agent<z.infer<typeof putInput>> = {
 
 export const memorySearchAgent: Agent<z.infer<typeof searchInput>> = {
   name: 'memory.search',
-  capabilities: [{ name: 'memory.search', description: 'the k records of a collection nearest to a text or a vector, with a metadata filter', inputSchema: jsonSchema(searchInput) }],
+  capabilities: [{ name: 'memory.search', description: 'the k records of a collection nearest to a text or a vector, with a metadata filter', inputSchema: withOneOfKeys(jsonSchema(searchInput), ['text', 'vector']) }],
   concurrency: 8,
   inputSchema: searchInput,
   run: async ctx => {

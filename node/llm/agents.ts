@@ -4,7 +4,7 @@ import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { BudgetExceededError, InvalidPlanError } from './errors.js'
 import { chatAgent } from './chat.js'
 import { Model } from './model.js'
-import { toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
+import { toolInput, toolSchema, withOneOfKeys } from '../../protocols/tools/tool-schema.js'
 import { parsePlan, runPlan } from './plan.js'
 import { EMBED_CAPABILITY } from '../memory/remote-embed.js'
 import type { LlmConfig } from './config.js'
@@ -76,7 +76,7 @@ export function llmAgents (config: LlmConfig): Agent[] {
   const chat = chatAgent(config, model)
   const agent: Agent<z.infer<typeof agentInput>> = {
     name: 'agent',
-    capabilities: [{ name: 'agent', description: 'a tool-using agent: the mesh\'s capabilities are its tools; {prompt | messages, maxSteps?, tools?} gives {text, steps, toolCalls}' }],
+    capabilities: [{ name: 'agent', description: 'a tool-using agent: the mesh\'s capabilities are its tools; {prompt | messages, maxSteps?, tools?} gives {text, steps, toolCalls}', inputSchema: withOneOfKeys(z.toJSONSchema(agentInput, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>, ['prompt', 'messages']) }],
     concurrency: 2,
     inputSchema: agentInput,
     run: async ctx => runAgent(ctx, model, config)

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { CHAT_CAPABILITY, chatCapability } from '../../protocols/openai/models.js'
 import { chatMessageSchema, chatToolSchema, toolChoiceSchema } from '../../protocols/openai/schema.js'
+import { withOneOfKeys } from '../../protocols/tools/tool-schema.js'
 import type { ChatResult } from '../../protocols/openai/schema.js'
 import type { LlmConfig } from './config.js'
 import type { Model } from './model.js'
@@ -34,6 +35,9 @@ export const chatInput = z.object({
 
 export type ChatInput = z.infer<typeof chatInput>
 
+/** The published schema says "prompt or messages" too: a door refuses an input with neither before a task is made. */
+export const chatInputSchema = withOneOfKeys(z.toJSONSchema(chatInput, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>, ['prompt', 'messages'])
+
 /**
  * `llm.chat`, the plain capability on the default model (or `input.model`), and one
  * `llm.chat.<model>` per served model, whose info names the model for presence and the
@@ -45,8 +49,8 @@ export function chatAgent (config: LlmConfig, model: Model): Agent<ChatInput> {
   const byCapability = new Map(models.map(m => [chatCapability(m), m]))
   const usage = '{prompt | messages (OpenAI format), tools?, toolChoice?, temperature?, maxTokens?, maxCompletionTokens?} gives {text, toolCalls?, finishReason, usage}'
   const capabilities: CapabilityInfo[] = [
-    { name: CHAT_CAPABILITY, description: `a chat completion from ${config.model}: ${usage}` },
-    ...[...byCapability].map(([name, m]) => ({ name, model: m, description: `a chat completion from ${m}: ${usage}` }))
+    { name: CHAT_CAPABILITY, description: `a chat completion from ${config.model}: ${usage}`, inputSchema: chatInputSchema },
+    ...[...byCapability].map(([name, m]) => ({ name, model: m, description: `a chat completion from ${m}: ${usage}`, inputSchema: chatInputSchema }))
   ]
   return {
     name: CHAT_CAPABILITY,

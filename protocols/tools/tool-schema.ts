@@ -15,18 +15,44 @@ export interface ToolSchema {
 /** The property a wrapped capability input travels in. */
 export const WRAPPED_INPUT = 'input'
 
+/**
+ * An object schema that also needs one of `keys` (`prompt` or `messages`), as JSON Schema says it:
+ * `anyOf` of branches that only list what is required. An agent's zod refine of that kind is lost
+ * in its published schema, and a door took an input that could only die at run time.
+ */
+export function withOneOfKeys (schema: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  return { ...schema, anyOf: keys.map(k => ({ required: [k] })) }
+}
+
+/** The keys of withOneOfKeys's `anyOf`, or undefined when the schema has no such one. */
+function oneOfKeys (schema: Record<string, unknown>): string[] | undefined {
+  const branches = schema.anyOf
+  if (!Array.isArray(branches) || branches.length === 0) return undefined
+  const keys: string[] = []
+  for (const b of branches) {
+    if (b === null || typeof b !== 'object' || Object.keys(b).length !== 1) return undefined
+    const required = (b as { required?: unknown }).required
+    if (!Array.isArray(required) || required.length !== 1 || typeof required[0] !== 'string') return undefined
+    keys.push(required[0])
+  }
+  return keys
+}
+
 /** Whether a JSON Schema says "an object" and only that, as the tool APIs want at the top. */
 export function isObjectSchema (schema: Record<string, unknown> | undefined): boolean {
   if (schema === undefined) return false
   if (schema.type !== 'object') return false
-  // a union at the top (anyOf: [string, object]) is not an object schema even if it also says type
-  return schema.anyOf === undefined && schema.oneOf === undefined && schema.allOf === undefined
+  // a union at the top (anyOf: [string, object]) is not an object schema even if it also says type;
+  // one that only asks for one of some keys is
+  return (schema.anyOf === undefined || oneOfKeys(schema) !== undefined) && schema.oneOf === undefined && schema.allOf === undefined
 }
 
 export function toolSchema (inputSchema: Record<string, unknown> | undefined): ToolSchema {
   if (inputSchema !== undefined && isObjectSchema(inputSchema)) {
-    // $schema is noise to a model, and some providers refuse unknown top-level keywords
+    // $schema is noise to a model, and some providers refuse unknown top-level keywords, or a
+    // top-level anyOf: the door checks one-of-keys itself (inputProblem)
     const { $schema: _s, ...parameters } = inputSchema
+    if (oneOfKeys(parameters) !== undefined) delete parameters.anyOf
     return { parameters, wrapped: false }
   }
   const { $schema: _s, ...inner } = inputSchema ?? {}
@@ -60,6 +86,8 @@ const validatorsByObject = new WeakMap<object, z.ZodType | null>()
  */
 export function inputProblem (schema: Record<string, unknown> | undefined, input: unknown): string | undefined {
   if (schema === undefined) return undefined
+  const either = oneOfKeys(schema)
+  if (either !== undefined && input !== null && typeof input === 'object' && !Array.isArray(input) && !either.some(k => (input as Record<string, unknown>)[k] !== undefined)) return `(root): give ${either.join(' or ')}`
   let validator = validatorsByObject.get(schema)
   if (validator === undefined) {
     validator = validatorByText(schema)
@@ -76,8 +104,10 @@ function validatorByText (schema: Record<string, unknown>): z.ZodType | null {
   const key = JSON.stringify(schema)
   let validator = validators.get(key)
   if (validator !== undefined) return validator
+  // one-of-keys is checked apart (inputProblem): zod reads such an anyOf as "anything"
+  const { anyOf: _either, ...rest } = schema
   try {
-    validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
+    validator = z.fromJSONSchema((oneOfKeys(schema) === undefined ? schema : rest) as Parameters<typeof z.fromJSONSchema>[0])
   } catch {
     validator = null
   }

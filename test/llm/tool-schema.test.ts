@@ -3,6 +3,8 @@ import { BUILTIN_AGENTS } from '../../node/agents/index.js'
 import { llmAgents, meshTools } from '../../node/llm/agents.js'
 import { inputProblem, isObjectSchema, toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
 import { AgentRuntime } from '../../node/runtime/runtime.js'
+import { memorySearchAgent } from '../../node/agents/memory.js'
+import { inputRefusal } from '../../node/api/input-check.js'
 
 /** OpenAI's rule for function parameters: a JSON Schema of type object, with no union at the top. */
 function acceptedByOpenAI (parameters: Record<string, unknown>): boolean {
@@ -49,6 +51,30 @@ describe('tool schemas that real models accept', () => {
     expect(toolInput({ ms: 5 }, false)).toEqual({ ms: 5 })
     // no schema at all: any JSON, still an object at the top
     expect(toolSchema(undefined)).toMatchObject({ wrapped: true, parameters: { type: 'object', properties: { input: {} } } })
+  })
+
+  it('publishes the keys of which an input must give one (llm.chat and agent: prompt or messages; memory.search: text or vector), so a door refuses an input with neither before a task is made', () => {
+    const schemaOf = (name: string): Record<string, unknown> | undefined => capabilities.find(c => c.name === name)?.inputSchema
+    for (const name of ['llm.chat', 'llm.chat.m', 'agent']) {
+      const schema = schemaOf(name)
+      expect(inputProblem(schema, {}), name).toBe('(root): give prompt or messages')
+      expect(inputProblem(schema, { nothing: 1, maxSteps: 2 }), name).toBe('(root): give prompt or messages')
+      expect(inputProblem(schema, { prompt: 'hi' }), name).toBeUndefined()
+      expect(inputProblem(schema, { messages: [{ role: 'user', content: 'hi' }] }), name).toBeUndefined()
+      // the rest of the schema still holds
+      expect(inputProblem(schema, { prompt: 5 }), name).toMatch(/^prompt: /)
+      // still an object to the tool APIs, with no union at the top for a model's provider
+      expect(isObjectSchema(schema), name).toBe(true)
+      expect(toolSchema(schema).wrapped, name).toBe(false)
+      expect(acceptedByOpenAI(toolSchema(schema).parameters), name).toBe(true)
+    }
+    const search = (memorySearchAgent.capabilities[0] as { inputSchema?: Record<string, unknown> }).inputSchema
+    expect(inputProblem(search, { collection: 'docs' })).toBe('(root): give text or vector')
+    expect(inputProblem(search, { collection: 'docs', text: 'what' })).toBeUndefined()
+    // what the API, MCP and A2A doors ask before a submit, over the live peers' schemas
+    const peer = { capabilities: capabilities.filter(c => c.name === 'agent') } as never
+    expect(inputRefusal([peer], 'agent', {})).toBe('(root): give prompt or messages')
+    expect(inputRefusal([peer], 'agent', { prompt: 'go' })).toBeUndefined()
   })
 
   it('says what each form of a value that may take several wanted, where zod said only "Invalid input"', () => {
