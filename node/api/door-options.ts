@@ -16,6 +16,8 @@ const openaiFields = z.object({
 const mcpFields = z.object({
   /** how long a tools/call waits for its task before it answers that the task carries on. @default 600_000 */
   maxCallMs: ms(1_000),
+  /** each attempt's timeout, for a tool call's task (its timeoutMs). @default 300_000 */
+  attemptTimeoutMs: ms(1_000),
   /** how often an open tools/call sends a progress notification and reads its task. @default 2_000 */
   progressIntervalMs: ms(100, 600_000)
 }).strict()
@@ -25,6 +27,8 @@ const a2aFields = z.object({
   sendWaitMs: ms(0),
   /** how often a stream reads its task's state, at most. @default 500 */
   statusPollMs: ms(50, 600_000),
+  /** each attempt's timeout, for a message's task (its timeoutMs). @default 300_000 */
+  attemptTimeoutMs: ms(1_000),
   /** bytes of the messages that started tasks kept, newest first, for their history on this node. @default 8_388_608 */
   historyBytes: z.number().int().min(0).max(1024 ** 3).optional()
 }).strict()

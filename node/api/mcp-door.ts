@@ -15,13 +15,15 @@ export interface McpDoorInit {
   progressIntervalMs?: number
   /** @default 600_000 (DEFAULT_MAX_CALL_MS) */
   maxCallMs?: number
+  /** @default 300_000 (DEFAULT_ATTEMPT_TIMEOUT_MS) */
+  attemptTimeoutMs?: number
 }
 
 /** The MCP server's view of the mesh, through this node's task layer. */
 export function taskLayerBackend (tasks: TaskLayer, stopping?: AbortSignal): MeshBackend {
   return {
     capabilities: async () => tasks.presence.live().flatMap(p => p.capabilities),
-    submit: async (capability, input) => (await tasks.service.submit({ capability, input })).id,
+    submit: async (capability, input, o) => (await tasks.service.submit({ capability, input, timeoutMs: o.timeoutMs })).id,
     wait: async (id, waitMs) => {
       const view = await tasks.service.waitFor(id, waitMs)
       const state = stateOf(view.record)

@@ -20,7 +20,7 @@ export function apiBackend (url: string): MeshBackend {
       const { capabilities } = await apiRequest<{ capabilities: Array<CapabilityInfo & { peers?: unknown }> }>(url, 'GET', '/v1/capabilities')
       return capabilities.map(({ peers: _peers, ...info }) => info)
     },
-    submit: async (capability, input) => (await apiRequest<{ id: string }>(url, 'POST', '/v1/tasks', { capability, input })).id,
+    submit: async (capability, input, o) => (await apiRequest<{ id: string }>(url, 'POST', '/v1/tasks', { capability, input, timeoutMs: o.timeoutMs })).id,
     wait: async (id, waitMs) => {
       const body = await apiRequest<{ state: string, result?: unknown, error?: string }>(url, 'GET', `/v1/tasks/${id}/result?wait=${waitMs}`, undefined, waitMs + POLL_SLACK_MS)
       // a completion whose result has not reached the node yet is not done: the next wait brings it
@@ -34,6 +34,7 @@ export function apiBackend (url: string): MeshBackend {
 export interface McpFlags extends ClientTarget {
   progressIntervalMs?: number
   maxCallMs?: number
+  attemptTimeoutMs?: number
 }
 
 /** Adds `agentmesh mcp`: an MCP server over stdio whose tools are the mesh's capabilities, for desktop MCP clients. */
@@ -45,6 +46,7 @@ export function addMcpCommand (program: Command): Command {
     .option('--api-token-file <file>', 'the API\'s bearer token (default: AGENTMESH_API_TOKEN)')
     .option('--progress-interval-ms <ms>', 'progress notifications while a tool runs, at least this often (default 2000)', timerMsFlag('--progress-interval-ms'))
     .option('--max-call-ms <ms>', 'the longest a tool call waits for its task (default 600000)', timerMsFlag('--max-call-ms'))
+    .option('--attempt-timeout-ms <ms>', 'each attempt\'s timeout, for a tool call\'s task (default 300000)', timerMsFlag('--attempt-timeout-ms'))
     .action(runMcpCommand)
 }
 
@@ -59,7 +61,7 @@ export async function runMcpCommand (flags: McpFlags): Promise<void> {
   await apiRequest(url, 'GET', '/v1/health').catch((err: Error) => { errorLine(`warning: ${err.message}`) })
   // loaded here, not at the CLI's start: every command (a node's daemon too) would pay for the SDK
   const [{ connectMcpServer, createMcpServer, malformedRequest }, { StdioServerTransport }] = await Promise.all([import('../../protocols/mcp/index.js'), import('@modelcontextprotocol/sdk/server/stdio.js')])
-  const server = createMcpServer(apiBackend(url), { version: VERSION, progressIntervalMs: flags.progressIntervalMs, maxCallMs: flags.maxCallMs })
+  const server = createMcpServer(apiBackend(url), { version: VERSION, progressIntervalMs: flags.progressIntervalMs, maxCallMs: flags.maxCallMs, attemptTimeoutMs: flags.attemptTimeoutMs })
   const transport = new StdioServerTransport()
   const closed = new Promise<void>(resolve => { server.onclose = resolve })
   await connectMcpServer(server, transport)

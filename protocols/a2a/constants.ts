@@ -24,6 +24,13 @@ export const MESH_META_KEY = 'agentmesh'
 export const DEFAULT_SEND_WAIT_MS = 60_000
 
 /**
+ * Each attempt's timeout, for a message's task (its timeoutMs), as the OpenAI and MCP doors': with
+ * the API's default (60 s) a skill that runs longer was aborted and run again from the start.
+ * @default 300_000
+ */
+export const DEFAULT_A2A_ATTEMPT_TIMEOUT_MS = 300_000
+
+/**
  * How often a stream (`message/stream`, `tasks/resubscribe`) reads the task's state from its
  * placement, at most; a final state wakes it at once.
  * @default 500

@@ -1,5 +1,5 @@
 import { lazily } from '../lazy.js'
-import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_HISTORY_BYTES, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
+import { A2A_PATH, AGENT_CARD_PATH, DEFAULT_A2A_ATTEMPT_TIMEOUT_MS, DEFAULT_HISTORY_BYTES, DEFAULT_SEND_WAIT_MS, DEFAULT_STATUS_POLL_MS, OLD_AGENT_CARD_PATH } from './constants.js'
 import { MessageHistory } from './history.js'
 import { CLIENT_FAULTS, PARSE_ERROR } from './json-rpc.js'
 import type { CardInit } from './card.js'
@@ -15,6 +15,8 @@ export interface A2ADoorInit extends CardInit {
   statusPollMs?: number
   /** bytes of the messages that started tasks kept for their history, newest first. @default 8 MiB (DEFAULT_HISTORY_BYTES) */
   historyBytes?: number
+  /** each attempt's timeout, for a message's task. @default 300_000 (DEFAULT_A2A_ATTEMPT_TIMEOUT_MS) */
+  attemptTimeoutMs?: number
 }
 
 /** What the door needs from the API server it is mounted on (a DoorContext fits). */
@@ -24,7 +26,7 @@ export interface A2ADoorContext {
   /** an internal error: a bug, counted and told to the operator */
   internalError: (err: unknown, what: string) => void
   /** timers from the daemon's config, over the door's own */
-  options?: { a2a?: Pick<A2ADoorInit, 'sendWaitMs' | 'statusPollMs' | 'historyBytes'> }
+  options?: { a2a?: Pick<A2ADoorInit, 'sendWaitMs' | 'statusPollMs' | 'historyBytes' | 'attemptTimeoutMs'> }
 }
 
 /** Counters of the A2A door. */
@@ -62,7 +64,7 @@ export function createA2ADoor (init: A2ADoorInit): A2ADoor {
 
   const door = (app: FastifyInstance, ctx: A2ADoorContext): void => {
     const timers = { ...init, ...ctx.options?.a2a }
-    const handlerInit = { sendWaitMs: timers.sendWaitMs ?? DEFAULT_SEND_WAIT_MS, statusPollMs: timers.statusPollMs ?? DEFAULT_STATUS_POLL_MS, history: new MessageHistory(timers.historyBytes ?? DEFAULT_HISTORY_BYTES) }
+    const handlerInit = { sendWaitMs: timers.sendWaitMs ?? DEFAULT_SEND_WAIT_MS, statusPollMs: timers.statusPollMs ?? DEFAULT_STATUS_POLL_MS, attemptTimeoutMs: timers.attemptTimeoutMs ?? DEFAULT_A2A_ATTEMPT_TIMEOUT_MS, history: new MessageHistory(timers.historyBytes ?? DEFAULT_HISTORY_BYTES) }
     const served = { ctx, init, handlerInit, count, stats }
     const card = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => (await answers()).serveCard(request, reply, served)
     app.get(AGENT_CARD_PATH, card)

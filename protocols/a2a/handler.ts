@@ -15,7 +15,7 @@ export const NO_PUSH = 'this agent sends no push notifications (its card says pu
 /** What the A2A door needs of the node: its task service and who is live. */
 export interface A2AMesh {
   service: {
-    submit: (req: { capability: string, input: unknown, idempotencyKey?: string }) => Promise<{ id: string }>
+    submit: (req: { capability: string, input: unknown, idempotencyKey?: string, timeoutMs?: number }) => Promise<{ id: string }>
     get: (id: string) => Promise<MeshTaskView>
     waitFor: (id: string, waitMs: number) => Promise<MeshTaskView>
     cancel: (id: string) => Promise<MeshTaskView>
@@ -26,6 +26,8 @@ export interface A2AMesh {
 export interface MeshHandlerInit {
   sendWaitMs: number
   statusPollMs: number
+  /** each attempt's timeout, for a message's task */
+  attemptTimeoutMs: number
   /** the messages that started tasks here: their history, shared by every request to the door */
   history: MessageHistory
 }
@@ -134,7 +136,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     const problem = inputProblem(schema, request.input)
     if (problem !== undefined) throw new RequestMalformedError(`invalid input for the skill "${request.capability}": ${problem}; the agent card's skill describes what it takes`)
     const idempotencyKey = idempotencyKeyOf(message)
-    const { id } = await this.mesh.service.submit({ ...request, idempotencyKey }).catch(rethrow)
+    const { id } = await this.mesh.service.submit({ ...request, idempotencyKey, timeoutMs: this.init.attemptTimeoutMs }).catch(rethrow)
     const started = { ...message, taskId: id, contextId: message.contextId || id }
     this.init.history.keep(id, started)
     return { id, capability: request.capability, message: started }

@@ -1,7 +1,7 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { CallToolRequestSchema, ErrorCode, InitializeRequestSchema, JSONRPCMessageSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import { WRAPPED_INPUT, inputProblem, toolInput } from '../tools/tool-schema.js'
-import { DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
+import { DEFAULT_ATTEMPT_TIMEOUT_MS, DEFAULT_MAX_CALL_MS, DEFAULT_PROGRESS_INTERVAL_MS } from './constants.js'
 import { meshTools, toolError, toolResult } from './tools.js'
 import type { TaskOutcome } from './tools.js'
 import type { CapabilityInfo } from '../gossip/index.js'
@@ -48,7 +48,7 @@ export interface MeshBackend {
   /** the capabilities live on the mesh now (repeats across peers are fine) */
   capabilities: () => Promise<CapabilityInfo[]>
   /** submits a task from the node; resolves with its id */
-  submit: (capability: string, input: unknown) => Promise<string>
+  submit: (capability: string, input: unknown, options: { timeoutMs: number }) => Promise<string>
   /** the task's outcome after waiting up to `waitMs` for it to be final */
   wait: (id: string, waitMs: number) => Promise<TaskOutcome>
   cancel: (id: string) => Promise<void>
@@ -74,6 +74,8 @@ export interface McpServerInit {
   progressIntervalMs?: number
   /** @default 600_000 (DEFAULT_MAX_CALL_MS) */
   maxCallMs?: number
+  /** each attempt's timeout, for a call's task. @default 300_000 (DEFAULT_ATTEMPT_TIMEOUT_MS) */
+  attemptTimeoutMs?: number
   log?: Logger
   /** told of a call refused as the client's mistake inside the SDK (an unknown tool), to count it */
   onRefused?: (message: string) => void
@@ -176,7 +178,7 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     if (problem !== undefined) return toolError(`invalid arguments for ${name}: ${problem}`)
     let id: string
     try {
-      id = await backend.submit(name, input)
+      id = await backend.submit(name, input, { timeoutMs: init.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS })
     } catch (err: any) {
       return toolError(`cannot submit ${name}: ${err?.message ?? String(err)}`)
     }

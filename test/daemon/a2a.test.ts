@@ -86,8 +86,11 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     expect(task.id).toMatch(/^[0-9a-f]{64}$/)
     expect(artifactValue(task)).toBe('hsem')
     expect(task.metadata?.agentmesh).toMatchObject({ capability: 'text.reverse', executor: net.nodes[1]?.peerId.toString() })
-    // the mesh has it under the same id
-    expect((await net.nodes[2]?.tasks?.service.get(task.id))?.result?.value).toBe('hsem')
+    // the mesh has it under the same id, each attempt allowed the door's attemptTimeoutMs (5
+    // minutes), not the API's 60 s default, which aborted and restarted every longer skill
+    const meshTask = await net.nodes[2]?.tasks?.service.get(task.id)
+    expect(meshTask?.result?.value).toBe('hsem')
+    expect(meshTask?.record.task.timeoutMs).toBe(300_000)
     const other = await new ClientFactory().createFromUrl(url[2] as string)
     const got = await other.getTask({ tenant: '', id: task.id })
     expect(got.status?.state).toBe(TaskState.TASK_STATE_COMPLETED)

@@ -97,6 +97,9 @@ describe('MCP both ways, between real daemons', () => {
     const task = await (await fetch(`${a.api}/v1/tasks/${taskOf(result)}`, { headers: auth })).json()
     expect(task.submitter).toBe(a.peerId)
     expect(task.executor).toBe(b.peerId)
+    // each attempt may take the door's attemptTimeoutMs (5 minutes), not the API's 60 s default,
+    // which aborted and restarted every tool that ran longer, for ever
+    expect(task.timeoutMs).toBe(300_000)
   })
 
   it('a task on another peer calls the real MCP server and gets its answer', async () => {
@@ -245,7 +248,7 @@ describe('MCP both ways, between real daemons', () => {
   it('serves the same tools over stdio with `agentmesh mcp --api URL`', async () => {
     const tokenFile = join(dir, 'token')
     await writeFile(tokenFile, `${TOKEN}\n`)
-    const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp', '--api', a.api, '--api-token-file', tokenFile, '--progress-interval-ms', '200'], stderr: 'pipe' })
+    const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp', '--api', a.api, '--api-token-file', tokenFile, '--progress-interval-ms', '200', '--attempt-timeout-ms', '90000'], stderr: 'pipe' })
     let stderr = ''
     transport.stderr?.on('data', d => { stderr += String(d) })
     const client = new Client({ name: 'mcp-stdio-test', version: '1.0.0' })
@@ -259,6 +262,7 @@ describe('MCP both ways, between real daemons', () => {
     for (const tool of tools) expect(tool.inputSchema.type, tool.name).toBe('object')
     const echo = await client.callTool({ name: 'mcp.everything.echo', arguments: { message: 'over stdio' } }) as CallToolResult
     expect(textOf(echo)).toBe('Echo: over stdio')
+    expect((await (await fetch(`${a.api}/v1/tasks/${taskOf(echo)}`, { headers: auth })).json()).timeoutMs).toBe(90_000)
     const seen: Progress[] = []
     const slept = await client.callTool({ name: 'sleep', arguments: { ms: 1_000 } }, undefined, { onprogress: p => { seen.push(p) } }) as CallToolResult
     expect(slept.structuredContent).toEqual({ slept: 1_000 })
