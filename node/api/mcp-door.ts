@@ -105,7 +105,8 @@ export function createMcpDoor (init: McpDoorInit = {}): Door {
       await reply.code(405).header('allow', 'POST').send({ jsonrpc: '2.0', error: { code: -32000, message: 'method not allowed: this server is stateless, POST only' }, id: null })
     }
     // every other method alike, so that the 405's Allow says POST whatever the method
-    app.route({ method: ['GET', 'DELETE', 'PUT', 'PATCH', 'OPTIONS'], url: MCP_PATH, handler: notAllowed })
+    // answered before the body is parsed: a DELETE that says JSON and sends none got a 400 for its body
+    app.route({ method: ['GET', 'DELETE', 'PUT', 'PATCH', 'OPTIONS'], url: MCP_PATH, onRequest: notAllowed, handler: notAllowed })
   }
 }
 

@@ -50,8 +50,9 @@ export function addMemoryCommand (program: Command): void {
       const answer = await apiRequest(await resolveApiUrl(opts), 'DELETE', path(collection, `/${encodeURIComponent(id)}`))
       // as rm of a missing file: a non-zero exit for scripts, --json or not
       if (answer.deleted !== true) process.exitCode = 1
-      if (opts.json === true) return json(answer)
-      if (answer.deleted === true) return line(`deleted ${id} from ${collection}`)
-      errorLine(`nothing deleted: ${collection} holds no record ${id} older than this delete`)
+      if (opts.json === true) json(answer)
+      else if (answer.deleted === true) return line(`deleted ${id} from ${collection}`)
+      // on stderr with --json too: stdout keeps the answer alone
+      if (answer.deleted !== true) errorLine(`nothing deleted: ${collection} holds no record ${id} older than this delete`)
     })
 }

@@ -191,11 +191,19 @@ export function addTaskCommands (program: Command): void {
       // on a terminal the task's progress and streamed tokens show as they come (stderr: stdout keeps the result)
       const following = new AbortController()
       let followed: Promise<void> = Promise.resolve()
+      /** streamed tokens written since the last line end: the next line starts on a line of its own */
+      let midLine = false
+      const endLine = (): void => { if (midLine) process.stderr.write('\n'); midLine = false }
       if (process.stderr.isTTY === true && opts.json !== true) {
         followed = followEvents(url, `/v1/tasks/${String(submitted.id)}/events`, e => {
           const token = tokenOf(e)
-          if (token !== undefined) process.stderr.write(token)
-          else if (e.event !== 'completed') process.stderr.write(`${describeEvent(e)}\n`)
+          if (token !== undefined) {
+            process.stderr.write(token)
+            if (token !== '') midLine = !token.endsWith('\n')
+          } else if (e.event !== 'completed') {
+            endLine()
+            process.stderr.write(`${describeEvent(e)}\n`)
+          }
         }, following.signal).catch(() => {})
       }
       let answer: any
@@ -215,6 +223,8 @@ export function addTaskCommands (program: Command): void {
       // the stream ends by itself after the outcome: its last events are let through, briefly
       await Promise.race([followed, delay(FOLLOW_GRACE_MS, undefined, { ref: false })])
       following.abort()
+      // the result (stdout) and what follows start on their own line, not after the last token
+      endLine()
       const completed = answer.state === 'completed' && done(answer)
       if (opts.json === true) json(answer)
       else if (completed) json(answer.result)

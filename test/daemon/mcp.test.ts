@@ -192,6 +192,12 @@ describe('MCP both ways, between real daemons', () => {
       expect(res.headers.get('allow'), method).toBe('POST')
       expect((await res.json()).error.message, method).toMatch(/POST only/)
     }
+    // one that says JSON and sends no body (a 400 for its body before)
+    for (const method of ['DELETE', 'PUT', 'PATCH', 'OPTIONS']) {
+      const res = await fetch(`${a.api}/mcp`, { method, headers: { ...auth, 'content-type': 'application/json' } })
+      expect(res.status, method).toBe(405)
+      expect(res.headers.get('allow'), method).toBe('POST')
+    }
   })
 
   it('answers a body it cannot parse with a JSON-RPC error, and keeps serving', async () => {

@@ -36,7 +36,7 @@ describe('agentmesh memory, signal and approve', () => {
     const again = await cli('memory', 'rm', 'notes', 'a')
     expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({ code: 1, stderr: 'agentmesh: nothing deleted: notes holds no record a older than this delete' })
     const never = await cli('memory', 'rm', 'notes', 'never', '--json')
-    expect({ code: never.code, answer: JSON.parse(never.stdout) }).toEqual({ code: 1, answer: { collection: 'notes', id: 'never', deleted: false } })
+    expect({ code: never.code, answer: JSON.parse(never.stdout), stderr: never.stderr.trim() }).toEqual({ code: 1, answer: { collection: 'notes', id: 'never', deleted: false }, stderr: 'agentmesh: nothing deleted: notes holds no record never older than this delete' })
     // the client options before the subcommand too, as dlq takes them
     const before = await runCli(['memory', '--api', d.api, '--json', 'search', 'notes', '--vector', '[1,0,0]'], { timeoutMs: 30_000 })
     expect({ code: before.code, stderr: before.stderr }).toEqual({ code: 0, stderr: '' })
