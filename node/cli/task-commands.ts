@@ -216,6 +216,7 @@ export function addTaskCommands (program: Command): void {
         } while (!done(answer) && Date.now() < deadline)
       } catch (err: any) {
         following.abort()
+        endLine()
         // the task was stored on a majority and runs on without this node: its id is how to find it
         if (err?.name === 'NodeNotRunningError' || (err?.name === 'ApiRequestError' && err.status >= 500)) err.message = `task ${String(submitted.id)} was submitted, and the wait for it failed: ${String(err.message)}; it runs on in the mesh: ask another node with agentmesh task ${String(submitted.id)}`
         throw err

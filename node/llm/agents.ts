@@ -2,9 +2,9 @@ import { z } from 'zod'
 import { MAX_WAIT_MS } from '../../protocols/lease/index.js'
 import { UnrecoverableTaskError } from '../runtime/agent.js'
 import { BudgetExceededError, InvalidPlanError } from './errors.js'
-import { chatAgent } from './chat.js'
+import { PROMPT_OR_MESSAGES, chatAgent } from './chat.js'
 import { Model } from './model.js'
-import { toolInput, toolSchema, withOneOfKeys } from '../../protocols/tools/tool-schema.js'
+import { givesOneOf, publishedWithOneOf, toolInput, toolSchema } from '../../protocols/tools/tool-schema.js'
 import { parsePlan, runPlan } from './plan.js'
 import { EMBED_CAPABILITY } from '../memory/remote-embed.js'
 import type { LlmConfig } from './config.js'
@@ -27,7 +27,7 @@ const agentInput = z.object({
   /** how long one approval may take; past it the attempt fails. @default the node's defaultWaitMs */
   approvalTimeoutMs: z.number().int().min(1).max(MAX_WAIT_MS).optional()
 })
-  .refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
+  .refine(givesOneOf(PROMPT_OR_MESSAGES), 'give prompt or messages')
 const planInput = z.object({ goal: z.string().min(1), model: z.string().optional() })
 
 /** What `agentmesh approve` sends: the decision on one tool call. */
@@ -76,7 +76,7 @@ export function llmAgents (config: LlmConfig): Agent[] {
   const chat = chatAgent(config, model)
   const agent: Agent<z.infer<typeof agentInput>> = {
     name: 'agent',
-    capabilities: [{ name: 'agent', description: 'a tool-using agent: the mesh\'s capabilities are its tools; {prompt | messages, maxSteps?, tools?} gives {text, steps, toolCalls}', inputSchema: withOneOfKeys(z.toJSONSchema(agentInput, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>, ['prompt', 'messages']) }],
+    capabilities: [{ name: 'agent', description: 'a tool-using agent: the mesh\'s capabilities are its tools; {prompt | messages, maxSteps?, tools?} gives {text, steps, toolCalls}', inputSchema: publishedWithOneOf(agentInput, PROMPT_OR_MESSAGES) }],
     concurrency: 2,
     inputSchema: agentInput,
     run: async ctx => runAgent(ctx, model, config)

@@ -1,13 +1,16 @@
 import { z } from 'zod'
 import { CHAT_CAPABILITY, chatCapability } from '../../protocols/openai/models.js'
 import { chatMessageSchema, chatToolSchema, toolChoiceSchema } from '../../protocols/openai/schema.js'
-import { withOneOfKeys } from '../../protocols/tools/tool-schema.js'
+import { givesOneOf, publishedWithOneOf } from '../../protocols/tools/tool-schema.js'
 import type { ChatResult } from '../../protocols/openai/schema.js'
 import type { LlmConfig } from './config.js'
 import type { Model } from './model.js'
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
 import type { Agent } from '../runtime/agent.js'
 import type { ChatCompletionMessageParam, ChatCompletionTool, ChatCompletionToolChoiceOption } from 'openai/resources/chat/completions'
+
+/** what a chat input must give one of */
+export const PROMPT_OR_MESSAGES = ['prompt', 'messages'] as const
 
 export const chatInput = z.object({
   prompt: z.string().min(1).optional(),
@@ -31,12 +34,12 @@ export const chatInput = z.object({
   logitBias: z.record(z.string(), z.number().min(-100).max(100)).optional(),
   /** OpenAI's reasoning models: low, medium, high (others their own) */
   reasoningEffort: z.string().min(1).max(32).optional()
-}).refine(v => v.prompt !== undefined || v.messages !== undefined, 'give prompt or messages')
+}).refine(givesOneOf(PROMPT_OR_MESSAGES), 'give prompt or messages')
 
 export type ChatInput = z.infer<typeof chatInput>
 
 /** The published schema says "prompt or messages" too: a door refuses an input with neither before a task is made. */
-export const chatInputSchema = withOneOfKeys(z.toJSONSchema(chatInput, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>, ['prompt', 'messages'])
+export const chatInputSchema = publishedWithOneOf(chatInput, PROMPT_OR_MESSAGES)
 
 /**
  * `llm.chat`, the plain capability on the default model (or `input.model`), and one

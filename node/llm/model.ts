@@ -83,6 +83,7 @@ export class Model {
     let content = ''
     let usage = { prompt: 0, completion: 0, total: 0 }
     let finishReason: string | undefined
+    let usageSent = false
     let choices = 0
     // a tool call arrives in pieces: the first delta of an index names it, later ones add arguments.
     // A Map, and only small integer indexes: the index is the model's, and `calls["__proto__"]` of
@@ -107,17 +108,21 @@ export class Model {
         call.arguments += text(d.function?.arguments)
       }
       if (choice?.finish_reason !== undefined && choice.finish_reason !== null) finishReason = choice.finish_reason
-      if (chunk.usage !== undefined && chunk.usage !== null) usage = tokens(chunk.usage)
+      if (chunk.usage !== undefined && chunk.usage !== null) {
+        usage = tokens(chunk.usage)
+        usageSent = true
+      }
     }
     // the client ends a stream quietly when its signal aborts (the task's timeout, a cancel): what
-    // came so far was taken, journaled and certified as the whole answer
-    ctx.signal.throwIfAborted()
+    // came so far was taken, journaled and certified as the whole answer. One that ended first is whole
+    if (finishReason === undefined && !usageSent) ctx.signal.throwIfAborted()
     // a reply that was no stream (a cut-off JSON body), or a stream with no choice in it
     if (choices === 0) throw new ModelAnswerError(`${String(base.model)} streamed no choice: a malformed or cut-off reply`)
-    // every server ends an answer with its reason: a stream closed before it was cut off
-    if (finishReason === undefined) throw new ModelAnswerError(`${String(base.model)} ended its stream with no finish_reason: a cut-off reply`)
+    // a server ends an answer with its reason, or (asked for usage, as here) with the usage; some
+    // gateways drop the reason, none ends with neither: a stream closed before both was cut off
+    if (finishReason === undefined && !usageSent) throw new ModelAnswerError(`${String(base.model)} ended its stream with no finish_reason and no usage: a cut-off reply`)
     const toolCalls = [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c)
-    return { content, toolCalls, usage, finishReason }
+    return { content, toolCalls, usage, finishReason: finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop') }
   }
 }
 

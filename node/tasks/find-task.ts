@@ -108,7 +108,8 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
   }
   const ask = async (peers: string[]): Promise<void> => {
     // a majority's copies hold whatever a majority wrote: a paused member holds a read up no longer,
-    // where every member's answer was waited for (its RPC timeout, 5 s); the whole history waits for all
+    // where every member's answer was waited for (its RPC timeout, 5 s); the whole history waits for
+    // all, unless skipSilent
     const need = options.complete === true ? Infinity : majority(peers.length) - peers.filter(p => held.has(p)).length
     if (need <= 0) return
     let moved = false

@@ -196,6 +196,8 @@ function rethrow (err: any): never {
   switch (err?.name) {
     case 'TaskNotFoundError': throw new TaskNotFoundError(String(err.message))
     case 'InvalidTaskError':
+    // a message id whose task was made with other options (a retry after the door's attemptTimeoutMs changed)
+    case 'IdempotencyConflictError':
     case 'TaskTooLargeError': throw new RequestMalformedError(String(err.message))
     case 'TaskFinishedError': throw new TaskNotCancelableError(String(err.message))
   }

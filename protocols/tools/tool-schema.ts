@@ -24,6 +24,16 @@ export function withOneOfKeys (schema: Record<string, unknown>, keys: readonly s
   return { ...schema, anyOf: keys.map(k => ({ required: [k] })) }
 }
 
+/** A zod refine's check of the same: `value` gives one of `keys`. */
+export function givesOneOf (keys: readonly string[]): (value: Record<string, unknown>) => boolean {
+  return value => keys.some(k => value[k] !== undefined)
+}
+
+/** The input schema an agent publishes for a zod schema refined by givesOneOf(keys): zod's writing drops the refine. */
+export function publishedWithOneOf (schema: z.ZodType, keys: readonly string[]): Record<string, unknown> {
+  return withOneOfKeys(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>, keys)
+}
+
 /** The keys of withOneOfKeys's `anyOf`, or undefined when the schema has no such one. */
 function oneOfKeys (schema: Record<string, unknown>): string[] | undefined {
   const branches = schema.anyOf

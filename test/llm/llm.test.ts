@@ -81,20 +81,22 @@ describe('LLM agents against a local OpenAI-compatible server', () => {
     expect(view.record.attempts.map(a => a.error ?? a.outcome)).toEqual([expect.stringMatching(/test-model streamed no choice: a malformed or cut-off reply/), expect.stringMatching(/streamed no choice/), 'completed'])
   })
 
-  it('a stream cut off by the task\'s timeout, or closed before its finish_reason, fails the attempt: what came so far is not certified as the answer', async () => {
+  it('a stream cut off by the task\'s timeout, or closed with neither its finish_reason nor its usage, fails the attempt: what came so far is not certified as the answer', async () => {
     let n = 0
     await mesh(() => {
       n++
       // the first stalls after its first token past the attempt's timeout; the second ends cleanly with no finish_reason
       if (n === 1) return { stream: ['Hello', ' from'], hold: new Promise(() => {}) }
-      if (n === 2) return { raw: `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'partial' }, finish_reason: null }] })}\n\n`, contentType: 'text/event-stream' }
-      return { stream: ['whole', ' answer'] }
+      const content = (text: string): string => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: text }, finish_reason: null }] })}\n\n`
+      if (n === 2) return { raw: content('partial'), contentType: 'text/event-stream' }
+      // a gateway that drops the finish_reason but ends with the usage asked for: a whole answer
+      return { raw: content('whole answer') + `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })}\n\n`, contentType: 'text/event-stream' }
     }, llm => [byName(llm, 'llm.chat'), []])
     const s = net!.nodes[1]!.tasks!.service
     const { id } = await s.submit({ capability: 'llm.chat', input: { prompt: 'say something' }, timeoutMs: 1_500, maxAttempts: 3 })
     const view = await s.waitFor(id, 20_000)
-    expect(view.result?.value).toMatchObject({ text: 'whole answer', finishReason: 'stop' })
-    expect(view.record.attempts.map(a => a.outcome === 'completed' ? 'completed' : a.error)).toEqual([expect.stringMatching(/abort/i), expect.stringMatching(/test-model ended its stream with no finish_reason: a cut-off reply/), 'completed'])
+    expect(view.result?.value).toEqual({ text: 'whole answer', usage: { prompt: 3, completion: 2, total: 5 }, finishReason: 'stop' })
+    expect(view.record.attempts.map(a => a.outcome === 'completed' ? 'completed' : a.error)).toEqual([expect.stringMatching(/abort/i), expect.stringMatching(/test-model ended its stream with no finish_reason and no usage: a cut-off reply/), 'completed'])
   })
 
   it('a streamed reply that breaks the API (a tool call at index "__proto__", content that is no text) fails the attempt and touches no prototype; token counts that are no counts count as 0', async () => {
