@@ -90,6 +90,7 @@ export class TaskLayer {
 
   private readonly host: TaskLayerHost
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => { this.presence.disconnected(evt.detail.toString()) }
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.presence.connected(evt.detail.toString()) }
 
   constructor (host: TaskLayerHost, init: TaskLayerInit) {
     this.host = host
@@ -264,6 +265,7 @@ export class TaskLayer {
     this.gossip.start()
     this.presence.start()
     this.host.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    this.host.libp2p.addEventListener('peer:connect', this.onConnect)
     this.service.start()
     this.claimer.start()
     this.sweeper.start()
@@ -285,6 +287,7 @@ export class TaskLayer {
     await this.mover.stop()
     this.service.stop()
     this.host.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.host.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.presence.stop()
     this.gossip.stop()
     await this.leaseRpc.stop()

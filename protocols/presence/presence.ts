@@ -10,6 +10,8 @@ interface Heard {
   lastSeen: number
   /** when every connection to the peer closed since this announcement, by our clock (see disconnected) */
   cutAt?: number
+  /** connected again since the cut: a new process, or one that woke (see connected) */
+  reconnected?: true
 }
 
 /** A peer's clock further off than this is taken for a bad send time, not a clock: a day. */
@@ -55,7 +57,9 @@ export class PresenceService {
     if (farewell !== undefined && p.at <= farewell.at && this.now() - farewell.heardAt <= this.expiryMs(this.intervalMs)) return
     // nor does one it sent before its connections closed (checked while it was on its way): its
     // send time, by its clock as its last announcement placed it against ours, not after the cut
-    if (known?.cutAt !== undefined && p.at <= known.cutAt + (known.presence.at - known.lastSeen)) return
+    // once it connected again, what comes is from a process that lives (a new one may run on
+    // another clock: one set back was out of view for as long as the clock went back)
+    if (known?.cutAt !== undefined && known.reconnected !== true && p.at <= known.cutAt + (known.presence.at - known.lastSeen)) return
     if (p.leaving === true) {
       // a farewell older than what the peer said since (a replay) is not news
       if (known !== undefined && p.at < known.presence.at) return
@@ -312,6 +316,17 @@ export class PresenceService {
     heard.cutAt = now
     this.clock = undefined
     this.stats.peersCut++
+  }
+
+  /**
+   * A connection to the peer opened (libp2p's peer:connect). After a cut its next announcement
+   * is taken, whatever its send time: the process at the other end is alive, and one restarted with
+   * its clock set back sends times from before the cut, by the old process's clock, for as long as
+   * the clock went back (an NTP step back, then a restart, hid a node for minutes).
+   */
+  connected (peerId: string): void {
+    const heard = this.peers.get(peerId)
+    if (heard?.cutAt !== undefined) heard.reconnected = true
   }
 
   /** Forget a peer at once (it disconnected and said goodbye, or a test cut it off). */

@@ -366,6 +366,31 @@ describe('presence', () => {
       expect(presence.isLive(peer)).toBe(true)
     })
 
+    it('takes a peer restarted with its clock set back at its first announcement once it connected again, not once its clock caught up', async () => {
+      const { presence, gossip, clock } = await make()
+      const peer = (await newPeerId()).toString()
+      const announce = (at: number): void => {
+        const p: Presence = { kind: 'presence', from: peer, at, version: 'test', intervalMs: 1_000, capabilities: [{ name: 'echo' }], freeSlots: { echo: 1 }, addrs: [] }
+        gossip.dispatchEvent(new CustomEvent('presence', { detail: p }))
+      }
+      // its clock a minute ahead of ours, then killed: every connection closed
+      announce(clock.t + 60_000)
+      presence.disconnected(peer)
+      expect(presence.isLive(peer)).toBe(false)
+      // restarted on the right clock: its send times lie before the cut by the old clock
+      clock.t += 1_000
+      announce(clock.t)
+      expect(presence.isLive(peer)).toBe(false)
+      presence.connected(peer)
+      clock.t += 500
+      announce(clock.t)
+      expect(presence.isLive(peer)).toBe(true)
+      // a connection to a peer never cut changes nothing
+      const other = (await newPeerId()).toString()
+      presence.connected(other)
+      expect(presence.isLive(other)).toBe(false)
+    })
+
     it('does not cut a peer whose connection closed during a stall of this process (its pings failed), nor one already silent past its expiry', async () => {
       let stalled = true
       const { presence, hear, clock } = await make({ lastStall: () => stalled ? { lengthMs: 8_000, endedAgoMs: 100 } : undefined })
