@@ -119,6 +119,10 @@ export class AgentNode {
   readonly dataDir: string
   readonly logger: ComponentLogger
   readonly startedAt = Date.now()
+  /** by the monotonic clock: an uptime read from the wall clock went negative when it was set back */
+  private readonly startedMono = performance.now()
+  /** how long since the node was made, in ms, whatever the wall clock did meanwhile */
+  uptimeMs (): number { return Math.round(performance.now() - this.startedMono) }
   /** undefined on a bare peer (tasks: false) */
   readonly tasks?: TaskLayer
   private readonly joiner: MeshJoiner

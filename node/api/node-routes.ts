@@ -15,7 +15,7 @@ export function nodeRoutes (node: AgentNode): Route[] {
       handle: () => {
         // a store that failed a write (a full disk) takes none until the node restarts: not healthy
         const failure = node.store.writeFailure
-        return { body: { ok: node.libp2p.status === 'started' && failure === undefined, peerId: node.peerId.toString(), version: VERSION, uptimeMs: Date.now() - node.startedAt, ...(failure === undefined ? {} : { problem: failure.message }) } }
+        return { body: { ok: node.libp2p.status === 'started' && failure === undefined, peerId: node.peerId.toString(), version: VERSION, uptimeMs: node.uptimeMs(), ...(failure === undefined ? {} : { problem: failure.message }) } }
       }
     },
     {
