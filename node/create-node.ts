@@ -118,7 +118,6 @@ export class AgentNode {
   readonly mesh: string
   readonly dataDir: string
   readonly logger: ComponentLogger
-  readonly startedAt = Date.now()
   /** by the monotonic clock: an uptime read from the wall clock went negative when it was set back */
   private readonly startedMono = performance.now()
   /** how long since the node was made, in ms, whatever the wall clock did meanwhile */

@@ -58,8 +58,10 @@ export class PresenceService {
     // nor does one it sent before its connections closed (checked while it was on its way): its
     // send time, by its clock as its last announcement placed it against ours, not after the cut
     // once it connected again, what comes is from a process that lives (a new one may run on
-    // another clock: one set back was out of view for as long as the clock went back)
-    if (known?.cutAt !== undefined && known.reconnected !== true && p.at <= known.cutAt + (known.presence.at - known.lastSeen)) return
+    // another clock: one set back was out of view for as long as the clock went back); and for an
+    // expiry period only, as a farewell: a restarted peer that never connects to this node again
+    // (a large mesh) is heard then
+    if (known?.cutAt !== undefined && known.reconnected !== true && this.now() - known.cutAt <= this.expiryMs(known.presence.intervalMs) && p.at <= known.cutAt + (known.presence.at - known.lastSeen)) return
     if (p.leaving === true) {
       // a farewell older than what the peer said since (a replay) is not news
       if (known !== undefined && p.at < known.presence.at) return
@@ -306,6 +308,13 @@ export class PresenceService {
   disconnected (peerId: string): void {
     const heard = this.peers.get(peerId)
     const now = this.now()
+    // connected again after a cut, and gone again before anything it sent was taken: cut anew, so
+    // what its dead processes sent does not bring it back
+    if (heard?.reconnected === true) {
+      heard.cutAt = now
+      delete heard.reconnected
+      return
+    }
     const stall = this.stallAt(now)
     // a stall of this process fails pings and closes connections to live peers: not taken for a
     // death, the expiry (which leaves the stall out) decides, as it does for their silence

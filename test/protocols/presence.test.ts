@@ -367,7 +367,7 @@ describe('presence', () => {
     })
 
     it('takes a peer restarted with its clock set back at its first announcement once it connected again, not once its clock caught up', async () => {
-      const { presence, gossip, clock } = await make()
+      const { presence, gossip, clock, hear } = await make()
       const peer = (await newPeerId()).toString()
       const announce = (at: number): void => {
         const p: Presence = { kind: 'presence', from: peer, at, version: 'test', intervalMs: 1_000, capabilities: [{ name: 'echo' }], freeSlots: { echo: 1 }, addrs: [] }
@@ -385,9 +385,24 @@ describe('presence', () => {
       clock.t += 500
       announce(clock.t)
       expect(presence.isLive(peer)).toBe(true)
-      // a connection to a peer never cut changes nothing
+      // cut again, connected again, and gone again before anything it sent was taken: what its
+      // dead processes sent does not bring it back
+      presence.disconnected(peer)
+      presence.connected(peer)
+      presence.disconnected(peer)
+      clock.t += 100
+      announce(clock.t - 200)
+      expect(presence.isLive(peer)).toBe(false)
+      // one that never connects to this node again (a large mesh) is taken after an expiry (3 s here), not when its clock catches up
+      clock.t += 3_100
+      announce(clock.t - 60_000)
+      expect(presence.isLive(peer)).toBe(true)
+      // a connection to a peer heard and never cut changes nothing: it is cut as before
       const other = (await newPeerId()).toString()
+      hear(other, 1_000)
       presence.connected(other)
+      expect(presence.isLive(other)).toBe(true)
+      presence.disconnected(other)
       expect(presence.isLive(other)).toBe(false)
     })
 
