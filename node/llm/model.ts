@@ -113,14 +113,16 @@ export class Model {
         usageSent = true
       }
     }
+    // a server ends an answer with its reason, or (asked for usage, as here) with the usage; some
+    // gateways drop the reason, none ends with neither
+    const ended = finishReason !== undefined || usageSent
     // the client ends a stream quietly when its signal aborts (the task's timeout, a cancel): what
     // came so far was taken, journaled and certified as the whole answer. One that ended first is whole
-    if (finishReason === undefined && !usageSent) ctx.signal.throwIfAborted()
+    if (!ended) ctx.signal.throwIfAborted()
     // a reply that was no stream (a cut-off JSON body), or a stream with no choice in it
     if (choices === 0) throw new ModelAnswerError(`${String(base.model)} streamed no choice: a malformed or cut-off reply`)
-    // a server ends an answer with its reason, or (asked for usage, as here) with the usage; some
-    // gateways drop the reason, none ends with neither: a stream closed before both was cut off
-    if (finishReason === undefined && !usageSent) throw new ModelAnswerError(`${String(base.model)} ended its stream with no finish_reason and no usage: a cut-off reply`)
+    // a stream closed before its end was cut off
+    if (!ended) throw new ModelAnswerError(`${String(base.model)} ended its stream with no finish_reason and no usage: a cut-off reply`)
     const toolCalls = [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c)
     return { content, toolCalls, usage, finishReason: finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop') }
   }
