@@ -80,8 +80,9 @@ export const taskOptionsSchema = z.strictObject({
   /**
    * A submit stamps its task's creation time and deadline by the mesh's clock (the median of this
    * node's and its live peers', see PresenceService.clockOffset) when this node's own differs from it by more
-   * than this; within it, by its own. A node an hour behind stamped deadlines the members, who
-   * judge them by their clocks, took as passed, and its tasks went dead unclaimed. @default 30_000
+   * than this; within it, by the later of the two. A node an hour behind stamped deadlines the
+   * members, who judge them by their clocks, took as passed, and its tasks went dead unclaimed.
+   * @default 30_000
    */
   clockSkewToleranceMs: ms.default(30_000),
   /** at most 64 MiB: an input travels whole in one frame to each member. @default 1_048_576 (1 MiB) */

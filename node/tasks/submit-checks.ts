@@ -106,10 +106,13 @@ export function offeredNames (c: Pick<TaskComponents, 'presence'>): Set<string> 
 }
 
 /**
- * The time a submit stamps its task with: this node's clock, or the mesh's when the two differ by
- * more than clockSkewToleranceMs (members judge a deadline by their own clocks).
+ * The time a submit stamps its task with: the mesh's clock when this node's differs from it by more
+ * than clockSkewToleranceMs (members judge a deadline by their own clocks); within it, the later of
+ * the two. A node behind within the tolerance stamped deadlines that members, ahead, read as nearer
+ * by the skew: 25 s behind, a 20 s deadline had passed for every member, and the task, told 202,
+ * went dead unclaimed. One ahead stamps by its own: its tasks live their skew longer, never less.
  */
 export function submitNow (c: TaskComponents): number {
   const offset = c.presence.clockOffset()
-  return Date.now() + (Math.abs(offset) > c.options.clockSkewToleranceMs ? offset : 0)
+  return Date.now() + (Math.abs(offset) > c.options.clockSkewToleranceMs ? offset : Math.max(0, offset))
 }

@@ -43,4 +43,25 @@ describe('a daemon whose clock runs an hour behind', () => {
       expect(json.deadline).toBeLessThan(Date.now() + 35 * MINUTE)
     }
   }, 90_000)
+
+  it('25 s behind (within clockSkewToleranceMs), stamps its task by the mesh clock all the same: a 20 s deadline runs, where it had passed for every member', async () => {
+    const dir = await tmp()
+    const preload = join(dir, 'skew.cjs')
+    await writeFile(preload, 'const realNow = Date.now; const skew = Number(process.env.AGENTMESH_TEST_SKEW_MS); Date.now = () => realNow() + skew\n')
+    const a = await startDaemonProcess(['--data', join(dir, 'a'), '--api', '127.0.0.1:0'])
+    running.push(a)
+    const b = await startDaemonProcess(['--data', join(dir, 'b'), '--api', '127.0.0.1:0', '--bootstrap', a.addrs[0] as string])
+    running.push(b)
+    const behind = await startDaemonProcess(['--data', join(dir, 'behind'), '--api', '127.0.0.1:0', '--bootstrap', a.addrs[0] as string], { env: { NODE_OPTIONS: `--require ${preload}`, AGENTMESH_TEST_SKEW_MS: '-25000' } })
+    running.push(behind)
+    const livePeers = async (d: DaemonProcess): Promise<number> => Number(/^agentmesh_live_peers (\d+)$/m.exec(await (await fetch(`${d.api}/metrics`)).text())?.[1] ?? 0)
+    await waitFor(async () => await livePeers(behind) >= 2, { what: "the skewed daemon to hear both others' presence", timeoutMs: 30_000 })
+    const done = await call(behind.api, 'POST', '/v1/tasks?wait=20000', { capability: 'echo', input: 'in time', deadlineMs: 20_000 })
+    expect(done).toMatchObject({ status: 200, json: { state: 'completed', result: 'in time' } })
+    const { json } = await call(a.api, 'GET', `/v1/tasks/${String(done.json.id)}`)
+    expect(json.deadline).toBeGreaterThan(Date.now() + 10_000)
+    // created by the mesh clock too, so a keyed retry naming the same deadlineMs is no conflict
+    expect(json.createdAt).toBeGreaterThan(Date.now() - 10_000)
+    expect(json.deadline - json.createdAt).toBe(20_000)
+  }, 90_000)
 })
