@@ -8,6 +8,7 @@ import { a2aDoor } from '../../node/api/door-list.js'
 import { ApiServer } from '../../node/api/server.js'
 import { llmAgents } from '../../node/llm/agents.js'
 import { createTestnet } from '../../sim/testnet.js'
+import { idempotencyKeyOf } from '../../protocols/a2a/convert.js'
 import { waitFor } from '../../sim/wait.js'
 import { FakeOpenAI } from '../helpers/fake-openai.js'
 import { FAST_TASKS } from '../helpers/fast.js'
@@ -228,6 +229,11 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     const v03 = await (await fetch(`${url[0] as string}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'message/send', params: { message: { kind: 'message', messageId: randomUUID(), role: 'user', parts: [{ kind: 'data', data: { ms: 1 } }], metadata: { skill: 'sleep' } }, configuration: { pushNotificationConfig: { url: 'http://127.0.0.1:9/hook' } } } }) })).json()
     expect(v03).toMatchObject({ id: 9, error: { code: -32003 } })
     expect((await (await fetch(`${url[0] as string}/v1/tasks?capability=sleep`)).json()).tasks).toHaveLength(before)
+    // a message whose task this node made with other options (a retry after the door's
+    // attemptTimeoutMs changed) is the client's error, not an internal one
+    const retried = request([data({ n: 'retried' })], 'echo')
+    await net.nodes[0]!.tasks!.service.submit({ capability: 'echo', input: { n: 'retried' }, idempotencyKey: idempotencyKeyOf(retried.message!), timeoutMs: 60_000 })
+    await expect(client.sendMessage(retried)).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/idempotency key .* made with timeoutMs 60000 \(asked 300000\)/) })
     // an input the members would refuse is the client's error, not a failed majority
     await expect(client.sendMessage(request([data(JSON.parse('{"x": {"__proto__": {"a": 1}}}'))], 'echo'))).rejects.toMatchObject({ name: 'RequestMalformedError', message: expect.stringMatching(/not a JSON value/) })
     // a stream refused before its first event is a plain JSON-RPC error, which the client throws
