@@ -52,16 +52,14 @@ export class PresenceService {
     if (p.from === this.c.peerId.toString()) return
     const known = this.peers.get(p.from)
     // an announcement from before the peer's farewell (delivered late, or sent while it stopped) does
-    // not bring it back; for an expiry period only, so a peer restarted with its clock set back is heard
+    // not bring it back
     const farewell = this.farewells.get(p.from)
-    if (farewell !== undefined && p.at <= farewell.at && this.now() - farewell.heardAt <= this.expiryMs(this.intervalMs)) return
+    if (farewell !== undefined && this.sentBefore(p.at, farewell.at, farewell.heardAt, this.intervalMs)) return
     // nor does one it sent before its connections closed (checked while it was on its way): its
-    // send time, by its clock as its last announcement placed it against ours, not after the cut
-    // once it connected again, what comes is from a process that lives (a new one may run on
-    // another clock: one set back was out of view for as long as the clock went back); and for an
-    // expiry period only, as a farewell: a restarted peer that never connects to this node again
-    // (a large mesh) is heard then
-    if (known?.cutAt !== undefined && known.reconnected !== true && this.now() - known.cutAt <= this.expiryMs(known.presence.intervalMs) && p.at <= known.cutAt + (known.presence.at - known.lastSeen)) return
+    // send time, by its clock as its last announcement placed it against ours, not after the cut.
+    // Once it connected again, what comes is from a process that lives (a new one may run on
+    // another clock: one set back was out of view for as long as the clock went back)
+    if (known?.cutAt !== undefined && known.reconnected !== true && this.sentBefore(p.at, known.cutAt + (known.presence.at - known.lastSeen), known.cutAt, known.presence.intervalMs)) return
     if (p.leaving === true) {
       // a farewell older than what the peer said since (a replay) is not news
       if (known !== undefined && p.at < known.presence.at) return
@@ -89,6 +87,16 @@ export class PresenceService {
 
   private readonly onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
     if (evt.detail.subscriptions.some(s => s.subscribe && s.topic === this.c.presenceTopic)) this.welcome()
+  }
+
+  /**
+   * Whether an announcement sent at `at` (the peer's clock) predates `mark` (a farewell or a cut, by
+   * the peer's clock), while that mark, made at `markedAt` by ours, is under an expiry old: past it,
+   * a peer restarted with its clock set back, that never reconnects to this node (a large mesh), is
+   * heard again.
+   */
+  private sentBefore (at: number, mark: number, markedAt: number, intervalMs: number): boolean {
+    return at <= mark && this.now() - markedAt <= this.expiryMs(intervalMs)
   }
 
   constructor (components: PresenceComponents, init: PresenceInit) {
