@@ -9,6 +9,7 @@ import { durableStep, durableWait } from './durable-context.js'
 import { SubtaskLedger, subtask } from './durable-subtask.js'
 import { abortWith, withAbortGrace } from './run-signal.js'
 import { publishNotice } from './notices.js'
+import { completionNotice } from './notifier.js'
 import type { TaskComponents } from './components.js'
 import type { DurableRun } from './durable-context.js'
 import type { RanEvent } from './events.js'
@@ -297,9 +298,8 @@ export class Executor {
     this.stats.completed++
     ran('completed', { latencyMs: Math.max(0, Date.now() - task.createdAt) })
     await this.keepFinal(task.id, cert, { claimId: lease.claimId, peer: me, value: stored as never, size, at: Date.now() })
-    const inline = size <= this.c.options.maxInlineResultBytes
     // told to the submitter alone, which waits on it; any other reader asks the placement
-    this.notifier.notify(task.submitter, { id: task.id, capability: task.capability, event: 'completed', generation, claimId: lease.claimId, peer: me, resultSize: size, cert, ...(inline ? { result: stored as never } : {}) })
+    this.notifier.notifyOutcome(task.submitter, lease, completionNotice(task, { generation, claimId: lease.claimId, peer: me }, stored, size, cert, this.c.options.maxInlineResultBytes))
   }
 
   /** A run that ended without its lease: counted, its outcome told, and the event the operations log warns of. */

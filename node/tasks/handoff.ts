@@ -2,7 +2,10 @@ import { handoffAnswerSchema } from '../../protocols/records/index.js'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { inSpan } from '../tracing.js'
 import { settledWithin } from './settled-within.js'
+import { completionNotice } from './notifier.js'
 import type { Claimer } from './claimer.js'
+import type { Notifier } from './notifier.js'
+import type { TaskNotice } from '../../protocols/gossip/index.js'
 import type { OwnRuns } from './own-runs.js'
 import type { TaskComponents } from './components.js'
 import type { HeldLease, Prerun } from '../../protocols/lease/index.js'
@@ -27,6 +30,16 @@ export interface HandoffStats {
   accepted: number
   /** from a peer that is not the task's submitter, or for a placement without this node: never claimed */
   refused: number
+  /** handoffs taken here whose answer told the submitter the certified outcome (a pure agent's run before the claim), and answers that told this node */
+  outcomesTold: number
+  outcomesHeard: number
+}
+
+/** How a handoff's answer tells a task's outcome: built and marked sent by the taker's notifier, applied by the submitter as a notice. */
+export interface HandoffTelling {
+  notifier: Pick<Notifier, 'signed' | 'toldWithHandoff'>
+  /** a notice from `sender`, the member that answered */
+  apply: (notice: TaskNotice, sender: string) => void
 }
 
 /**
@@ -55,11 +68,18 @@ export async function acquireWithRecord (c: TaskComponents, log: Logger, record:
  * mesh: it is the path of a task submitted on a member.
  */
 export class Handoff {
-  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, slow: 0, suspected: 0, hedged: 0, received: 0, accepted: 0, refused: 0 }
+  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, slow: 0, suspected: 0, hedged: 0, received: 0, accepted: 0, refused: 0, outcomesTold: 0, outcomesHeard: 0 }
   private readonly log: Logger
+  /** members that refused `tell` (from before it), until they connect again (a restart may bring a newer one) */
+  private readonly untold = new Set<string>()
 
-  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'reserveAhead'> }) {
+  constructor (private readonly c: TaskComponents, private readonly claimer: Pick<Claimer, 'order'> & { ownRuns: Pick<OwnRuns, 'reserveOwn' | 'reserveAhead'> }, private readonly telling?: HandoffTelling) {
     this.log = c.logger('agentmesh:handoff')
+  }
+
+  /** A peer connected again: asked with `tell` again. */
+  connected (peer: string): void {
+    this.untold.delete(peer)
   }
 
   /** The member to hand a new task to: the first of its placement, other than this node, in claim order among the peers with a free slot. */
@@ -115,10 +135,23 @@ export class Handoff {
     this.stats.sent++
     let full = true
     try {
-      const raw = await this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record }, { timeoutMs: this.c.options.handoffTimeoutMs })
+      const ask = async (tell: boolean): Promise<unknown> => this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record, ...(tell ? { tell } : {}) }, { timeoutMs: this.c.options.handoffTimeoutMs })
+      const tell = this.telling !== undefined && !this.untold.has(peer)
+      let raw = await ask(tell)
+      // a member from before `tell` refuses the field: asked again without, and from now on
+      if (tell && isBadRequest(raw)) {
+        this.untold.add(peer)
+        raw = await ask(false)
+      }
       const answer = handoffAnswerSchema.safeParse(raw)
       if (answer.success && answer.data.taken) {
         this.stats.taken++
+        const notice = answer.data.notice
+        if (notice !== undefined && this.telling !== undefined) {
+          this.stats.outcomesHeard++
+          // the sender is the member at the other end of the stream, whatever the notice says (as a notify's)
+          this.telling.apply({ ...notice, from: peer }, peer)
+        }
         return true
       }
       // a peer from before handoffs refuses the op: it still takes offers
@@ -134,18 +167,18 @@ export class Handoff {
   }
 
   /** The receiving side: claims and runs a task handed here when this node can, else declines. Never throws. */
-  async take (record: TaskRecord, from: string): Promise<HandoffOutcome> {
+  async take (record: TaskRecord, from: string, tell = false): Promise<HandoffOutcome> {
     this.stats.received++
     const task = record.task
     // only a task's submitter hands it over, and only to a member: anything else is not a submit
     if (task.submitter !== from || !record.placement.members.includes(this.c.peerId.toString())) {
       this.stats.refused++
-      return 'declined'
+      return { outcome: 'declined' }
     }
     // its slots filled since its last presence: leased all the same, to run as one frees, where a
     // decline has the submitter store the task and offer it, two more requests to each member
     const place = this.claimer.ownRuns.reserveOwn(task, record.placement) ?? this.claimer.ownRuns.reserveAhead(task, record.placement)
-    if (place === undefined) return 'busy'
+    if (place === undefined) return { outcome: 'busy' }
     const prerun = place.runBeforeClaim === undefined ? undefined : await place.runBeforeClaim()
     const asked = performance.now()
     let lease: HeldLease | undefined
@@ -156,11 +189,28 @@ export class Handoff {
     }
     if (lease === undefined) {
       place.cancel()
-      return 'declined'
+      return { outcome: 'declined' }
     }
     this.stats.accepted++
+    const notice = tell ? this.outcomeOf(record, lease) : undefined
     place.run(lease, performance.now() - asked)
-    return 'taken'
+    return { outcome: 'taken', ...(notice === undefined ? {} : { notice }) }
+  }
+
+  /**
+   * The certified outcome of a task whose grants voted for its run before the claim: a majority
+   * stored their votes with their grants, so it is the task's outcome whatever this node does next.
+   * Told with the answer, the run's own notice is not sent: one request fewer a handed task, and
+   * the submitter hears it before this node's commit is on its disk.
+   */
+  private outcomeOf (record: TaskRecord, lease: HeldLease): TaskNotice | undefined {
+    const ran = lease.prerun
+    if (ran?.cert === undefined || this.telling === undefined) return undefined
+    this.telling.notifier.toldWithHandoff(lease)
+    this.stats.outcomesTold++
+    // the generation the run reports under (Executor.run): a new record's, or the grants' when later
+    const generation = Math.max(record.generation, lease.generation)
+    return this.telling.notifier.signed(completionNotice(record.task, { generation, claimId: lease.claimId, peer: this.c.peerId.toString() }, ran.result, ran.size, ran.cert, this.c.options.maxInlineResultBytes))
   }
 }
 

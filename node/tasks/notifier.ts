@@ -2,7 +2,16 @@ import { MAX_OFFER_ITEMS } from '../../protocols/records/index.js'
 import { PeerBatches } from './peer-batches.js'
 import type { TaskComponents } from './components.js'
 import type { TaskNotice } from '../../protocols/gossip/index.js'
+import type { Certificate, Task } from '../../protocols/task/index.js'
 import type { Logger } from '@libp2p/interface'
+
+/** A notice as its sender fills it in; the notifier adds who sends it and when. */
+export type NoticeBody = Omit<TaskNotice, 'kind' | 'from' | 'at'>
+
+/** The notice of a completion certified for `claimId`, with its result when small enough to carry. */
+export function completionNotice (task: Task, run: { generation: number, claimId: string, peer: string }, result: unknown, size: number, cert: Certificate, maxInlineBytes: number): NoticeBody {
+  return { id: task.id, capability: task.capability, event: 'completed', ...run, resultSize: size, cert, ...(size <= maxInlineBytes ? { result: result as never } : {}) }
+}
 
 /**
  * Tells the peer that waits on a task (its submitter) what became of it, directly: one request,
@@ -11,16 +20,33 @@ import type { Logger } from '@libp2p/interface'
 export class Notifier {
   private readonly batches = new PeerBatches<TaskNotice>(MAX_OFFER_ITEMS, async (peer, notices) => this.send(peer, notices))
   private readonly log: Logger
+  /** runs (by their lease) whose outcome went to their submitter with the handoff's answer */
+  private readonly toldInAnswer = new WeakSet<object>()
 
   constructor (private readonly c: TaskComponents) {
     this.log = c.logger('agentmesh:notifier')
   }
 
   /** A notice for `peer`; nothing for this node itself, whose waiters the caller wakes. */
-  notify (peer: string, notice: Omit<TaskNotice, 'kind' | 'from' | 'at'>): void {
+  notify (peer: string, notice: NoticeBody): void {
     const me = this.c.peerId.toString()
     if (peer === me) return
-    this.batches.add(peer, { kind: 'notice', from: me, at: Date.now(), ...notice })
+    this.batches.add(peer, this.signed(notice))
+  }
+
+  /** The notice as this node sends it now. */
+  signed (notice: NoticeBody): TaskNotice {
+    return { kind: 'notice', from: this.c.peerId.toString(), at: Date.now(), ...notice }
+  }
+
+  /** The outcome of the run under `lease` went to its submitter with the answer to its handoff. */
+  toldWithHandoff (lease: object): void {
+    this.toldInAnswer.add(lease)
+  }
+
+  /** A run's outcome for its submitter: a request, unless it went with the handoff's answer. */
+  notifyOutcome (peer: string, lease: object, notice: NoticeBody): void {
+    if (!this.toldInAnswer.has(lease)) this.notify(peer, notice)
   }
 
   private async send (peer: string, notices: TaskNotice[]): Promise<void> {

@@ -90,7 +90,10 @@ export class TaskLayer {
 
   private readonly host: TaskLayerHost
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => { this.presence.disconnected(evt.detail.toString()) }
-  private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.presence.connected(evt.detail.toString()) }
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    this.presence.connected(evt.detail.toString())
+    this.handoff.connected(evt.detail.toString())
+  }
 
   constructor (host: TaskLayerHost, init: TaskLayerInit) {
     this.host = host
@@ -148,7 +151,7 @@ export class TaskLayer {
       comparableHash: (id: string) => this.antiEntropy.comparableHash(id),
       needed: (entries: Array<[string, string]>) => this.antiEntropy.needed(entries),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
-      takeHandoff: async (record: TaskRecord, from: string) => this.handoff.take(record, from),
+      takeHandoff: async (record: TaskRecord, from: string, tell: boolean) => this.handoff.take(record, from, tell),
       watch: (id: string, from: string) => { this.remoteWaiters.watch(id, from) },
       unwatch: (id: string, from: string) => { this.remoteWaiters.unwatch(id, from) },
       // a notice straight from a member vouches for its own vote in the certificate (not this node's own id: no vote of it is taken on its word)
@@ -226,7 +229,8 @@ export class TaskLayer {
     this.offerer = new Offerer(components, this.claimer)
     this.service.offerer = this.offerer
     this.service.ownRuns = this.claimer.ownRuns
-    this.handoff = new Handoff(components, this.claimer)
+    // an outcome told with a handoff's answer is applied as a notice straight from that member
+    this.handoff = new Handoff(components, this.claimer, { notifier: this.notifier, apply: (n, sender) => { this.service.applyNotice(n, sender) } })
     this.service.handoff = this.handoff
     this.mover = new Mover(components)
     this.service.mover = this.mover

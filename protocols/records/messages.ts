@@ -68,9 +68,10 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
   /**
    * a new task its submitter hands to the receiver, a member of its placement with a free slot:
    * the receiver claims it with the store (its acquires carry the record) and runs it, and answers
-   * taken once a majority granted; else it declines at once and the submitter stores it itself
+   * taken once a majority granted; else it declines at once and the submitter stores it itself.
+   * `tell`: the submitter reads an outcome in the answer (a peer from before it refuses the field)
    */
-  z.object({ op: z.literal('handoff'), record: taskRecordSchema }).strict(),
+  z.object({ op: z.literal('handoff'), record: taskRecordSchema, tell: z.literal(true).optional() }).strict(),
   /** new tasks for the receiver to run: answers the ids it took (claiming now, or queued) */
   z.object({ op: z.literal('offer'), items: z.array(offerItemSchema).max(MAX_OFFER_ITEMS) }).strict(),
   /** notices sent straight to the peer that waits on the tasks, not flooded: hints, like gossiped ones */
@@ -104,12 +105,17 @@ export type PutManyAnswer = z.infer<typeof putManyAnswerSchema>
 
 /**
  * The answer to `handoff`: whether the receiver holds the lease (and a majority the record);
- * `busy`: it declined for want of a free slot (or lagging), which its last presence did not say yet.
+ * `busy`: it declined for want of a free slot (or lagging), which its last presence did not say yet;
+ * `notice`: to a submitter that asked (`tell`), the task's certified outcome when its grants already
+ * made it (a pure agent's run before the claim), instead of a `notify` request after it.
  */
-export const handoffAnswerSchema = z.object({ status: z.literal('OK'), taken: z.boolean(), busy: z.boolean().optional() })
+export const handoffAnswerSchema = z.object({ status: z.literal('OK'), taken: z.boolean(), busy: z.boolean().optional(), notice: taskNoticeSchema.optional() })
 
-/** What the receiver of a handoff did with it. */
-export type HandoffOutcome = 'taken' | 'busy' | 'declined'
+/** What the receiver of a handoff did with it, and the outcome it tells with its answer. */
+export interface HandoffOutcome {
+  outcome: 'taken' | 'busy' | 'declined'
+  notice?: z.infer<typeof taskNoticeSchema>
+}
 
 /** The answer to `offer`: the ids the receiver took; the others are for the next peer. */
 export const offerAnswerSchema = z.object({ status: z.literal('OK'), taken: z.array(taskIdSchema).max(MAX_OFFER_ITEMS) })

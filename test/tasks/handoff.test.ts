@@ -54,11 +54,36 @@ describe('handoff: a submitter that will not run a new task hands it to a member
       expect(served(node)['records.put']).toBeUndefined()
       expect(served(node)['records.offer']).toBeUndefined()
     }
+    // echo is pure: its grants certified the outcome, which the taker's answer told, no notify after it
+    expect(taker!.tasks!.handoff.stats.outcomesTold).toBe(1)
+    expect(a.tasks!.handoff.stats.outcomesHeard).toBe(1)
+    expect(served(a)['records.notify']).toBeUndefined()
     for (const node of net.nodes) {
       const { record, result } = await node.tasks!.replica.get(id)
       expect(record?.attempts.map(x => [x.peer, x.outcome])).toEqual([[taker!.peerId.toString(), 'completed']])
       expect(result?.value).toBe('handed over')
     }
+  })
+
+  it('a member from before `tell` refuses the field: asked again without it, and from then on, and its notify tells the outcome', async () => {
+    const [a] = await submitterAndTwoRunners(HANDOFF_ONLY)
+    // as such a member's strict schema answers a request with a field it does not know
+    const records = a.tasks!.components.records
+    const told: boolean[] = []
+    a.tasks!.components.records = async (peer, req, o) => {
+      if (req.op !== 'handoff') return records(peer, req, o)
+      told.push(req.tell === true)
+      return req.tell === true ? { status: 'ERROR', reason: 'bad request: unrecognized key "tell"' } : records(peer, req, o)
+    }
+    const served = (): number => a.tasks!.handlerStats.served?.['records.notify'] ?? 0
+    for (const input of ['first', 'second']) {
+      const { id } = await a.tasks!.service.submit({ capability: 'echo', input })
+      expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    }
+    expect(a.tasks!.handoff.stats).toMatchObject({ taken: 2, declined: 0, outcomesHeard: 0 })
+    // asked with `tell` once per member that refused it
+    expect(told.filter(Boolean).length).toBe(new Set(net!.nodes.slice(1).filter(n => n.tasks!.handoff.stats.received > 0)).size)
+    await waitFor(() => served() === 2, { what: 'each outcome told by a notify' })
   })
 
   it('a submitter that is not a member keeps its copy before it hands the task over: the completion notice finds it, and no wait polls', async () => {
