@@ -1,3 +1,4 @@
+import { taskNoticeSchema } from '../../protocols/gossip/index.js'
 import { handoffAnswerSchema } from '../../protocols/records/index.js'
 import { isBadRequest } from '../../protocols/rpc/served.js'
 import { inSpan } from '../tracing.js'
@@ -30,9 +31,12 @@ export interface HandoffStats {
   accepted: number
   /** from a peer that is not the task's submitter, or for a placement without this node: never claimed */
   refused: number
-  /** handoffs taken here whose answer told the submitter the certified outcome (a pure agent's run before the claim), and answers that told this node */
+  /** handoffs taken here whose answer told the submitter the certified outcome (a pure agent's run before the claim); of those, answered past the submitter's window and told by notify too */
   outcomesTold: number
+  outcomesToldLate: number
+  /** answers that told this node a handed task's outcome, and notices in them that did not parse (the task taken all the same) */
   outcomesHeard: number
+  outcomesMalformed: number
 }
 
 /** How a handoff's answer tells a task's outcome: built and marked sent by the taker's notifier, applied by the submitter as a notice. */
@@ -68,7 +72,7 @@ export async function acquireWithRecord (c: TaskComponents, log: Logger, record:
  * mesh: it is the path of a task submitted on a member.
  */
 export class Handoff {
-  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, slow: 0, suspected: 0, hedged: 0, received: 0, accepted: 0, refused: 0, outcomesTold: 0, outcomesHeard: 0 }
+  readonly stats: HandoffStats = { sent: 0, taken: 0, declined: 0, slow: 0, suspected: 0, hedged: 0, received: 0, accepted: 0, refused: 0, outcomesTold: 0, outcomesToldLate: 0, outcomesHeard: 0, outcomesMalformed: 0 }
   private readonly log: Logger
   /** members that refused `tell` (from before it), until they connect again (a restart may bring a newer one) */
   private readonly untold = new Set<string>()
@@ -135,7 +139,9 @@ export class Handoff {
     this.stats.sent++
     let full = true
     try {
-      const ask = async (tell: boolean): Promise<unknown> => this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record, ...(tell ? { tell } : {}) }, { timeoutMs: this.c.options.handoffTimeoutMs })
+      const timeoutMs = this.c.options.handoffTimeoutMs
+      // half the wait for the answer: the other half is for its way back, on a loaded machine
+      const ask = async (tell: boolean): Promise<unknown> => this.c.records(this.c.replicaSets.peerId(peer), { op: 'handoff', record, ...(tell ? { tell: Math.max(1, Math.floor(timeoutMs / 2)) } : {}) }, { timeoutMs })
       const tell = this.telling !== undefined && !this.untold.has(peer)
       let raw = await ask(tell)
       // a member from before `tell` refuses the field: asked again without, and from now on
@@ -146,11 +152,14 @@ export class Handoff {
       const answer = handoffAnswerSchema.safeParse(raw)
       if (answer.success && answer.data.taken) {
         this.stats.taken++
-        const notice = answer.data.notice
-        if (notice !== undefined && this.telling !== undefined) {
-          this.stats.outcomesHeard++
-          // the sender is the member at the other end of the stream, whatever the notice says (as a notify's)
-          this.telling.apply({ ...notice, from: peer }, peer)
+        if (answer.data.notice !== undefined && this.telling !== undefined) {
+          // apart from the answer's: a notice this node cannot read leaves the task taken, and waits read the placement
+          const notice = taskNoticeSchema.safeParse(answer.data.notice)
+          if (notice.success) {
+            this.stats.outcomesHeard++
+            // the sender is the member at the other end of the stream, whatever the notice says (as a notify's)
+            this.telling.apply({ ...notice.data, from: peer }, peer)
+          } else this.stats.outcomesMalformed++
         }
         return true
       }
@@ -167,7 +176,8 @@ export class Handoff {
   }
 
   /** The receiving side: claims and runs a task handed here when this node can, else declines. Never throws. */
-  async take (record: TaskRecord, from: string, tell = false): Promise<HandoffOutcome> {
+  async take (record: TaskRecord, from: string, tellWithinMs?: number): Promise<HandoffOutcome> {
+    const arrived = performance.now()
     this.stats.received++
     const task = record.task
     // only a task's submitter hands it over, and only to a member: anything else is not a submit
@@ -192,7 +202,7 @@ export class Handoff {
       return { outcome: 'declined' }
     }
     this.stats.accepted++
-    const notice = tell ? this.outcomeOf(record, lease) : undefined
+    const notice = tellWithinMs === undefined ? undefined : this.outcomeOf(record, lease, performance.now() - arrived <= tellWithinMs)
     place.run(lease, performance.now() - asked)
     return { outcome: 'taken', ...(notice === undefined ? {} : { notice }) }
   }
@@ -200,14 +210,16 @@ export class Handoff {
   /**
    * The certified outcome of a task whose grants voted for its run before the claim: a majority
    * stored their votes with their grants, so it is the task's outcome whatever this node does next.
-   * Told with the answer, the run's own notice is not sent: one request fewer a handed task, and
-   * the submitter hears it before this node's commit is on its disk.
+   * Told with an answer sent within the submitter's window, the run's own notice is not sent: one
+   * request fewer a handed task, and the submitter hears it before this node's commit is on its
+   * disk. Past the window the submitter may have stopped waiting for the answer: `notify` as well.
    */
-  private outcomeOf (record: TaskRecord, lease: HeldLease): TaskNotice | undefined {
+  private outcomeOf (record: TaskRecord, lease: HeldLease, inTime: boolean): TaskNotice | undefined {
     const ran = lease.prerun
     if (ran?.cert === undefined || this.telling === undefined) return undefined
-    this.telling.notifier.toldWithHandoff(lease)
     this.stats.outcomesTold++
+    if (inTime) this.telling.notifier.toldWithHandoff(lease)
+    else this.stats.outcomesToldLate++
     // the generation the run reports under (Executor.run): a new record's, or the grants' when later
     const generation = Math.max(record.generation, lease.generation)
     return this.telling.notifier.signed(completionNotice(record.task, { generation, claimId: lease.claimId, peer: this.c.peerId.toString() }, ran.result, ran.size, ran.cert, this.c.options.maxInlineResultBytes))

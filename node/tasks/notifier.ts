@@ -19,6 +19,8 @@ export function completionNotice (task: Task, run: { generation: number, claimId
  */
 export class Notifier {
   private readonly batches = new PeerBatches<TaskNotice>(MAX_OFFER_ITEMS, async (peer, notices) => this.send(peer, notices))
+  /** notices sent to peers; outcomes not sent, as they went with a handoff's answer */
+  readonly stats = { sent: 0, toldWithHandoff: 0 }
   private readonly log: Logger
   /** runs (by their lease) whose outcome went to their submitter with the handoff's answer */
   private readonly toldInAnswer = new WeakSet<object>()
@@ -31,6 +33,7 @@ export class Notifier {
   notify (peer: string, notice: NoticeBody): void {
     const me = this.c.peerId.toString()
     if (peer === me) return
+    this.stats.sent++
     this.batches.add(peer, this.signed(notice))
   }
 
@@ -47,6 +50,7 @@ export class Notifier {
   /** A run's outcome for its submitter: a request, unless it went with the handoff's answer. */
   notifyOutcome (peer: string, lease: object, notice: NoticeBody): void {
     if (!this.toldInAnswer.has(lease)) this.notify(peer, notice)
+    else this.stats.toldWithHandoff++
   }
 
   private async send (peer: string, notices: TaskNotice[]): Promise<void> {

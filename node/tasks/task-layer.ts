@@ -151,7 +151,7 @@ export class TaskLayer {
       comparableHash: (id: string) => this.antiEntropy.comparableHash(id),
       needed: (entries: Array<[string, string]>) => this.antiEntropy.needed(entries),
       takeOffers: (items: OfferItem[]) => this.claimer.takeOffers(items),
-      takeHandoff: async (record: TaskRecord, from: string, tell: boolean) => this.handoff.take(record, from, tell),
+      takeHandoff: async (record: TaskRecord, from: string, tellWithinMs?: number) => this.handoff.take(record, from, tellWithinMs),
       watch: (id: string, from: string) => { this.remoteWaiters.watch(id, from) },
       unwatch: (id: string, from: string) => { this.remoteWaiters.unwatch(id, from) },
       // a notice straight from a member vouches for its own vote in the certificate (not this node's own id: no vote of it is taken on its word)
@@ -308,6 +308,7 @@ export class TaskLayer {
       claims: { ...this.claimer.stats },
       offers: { ...this.offerer.stats },
       handoffs: { ...this.handoff.stats },
+      notices: { ...this.notifier.stats },
       remoteWaiters: { ...this.remoteWaiters.stats },
       executions: { ...this.executor.stats, running: this.executor.running().length, reportsPending: this.executor.reportsPending },
       progress: { ...this.progress.stats, ...this.progressSender.stats },

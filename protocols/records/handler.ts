@@ -23,7 +23,7 @@ export interface RecordsHandlerInit {
   /** tasks offered to this node to run: answers the ids taken. Without it, none is. */
   takeOffers?: (items: OfferItem[], from: string) => string[]
   /** a new task its submitter `from` hands to this node to claim and run: whether it took it. Without it, none is. */
-  takeHandoff?: (record: TaskRecord, from: string, tell: boolean) => Promise<HandoffOutcome>
+  takeHandoff?: (record: TaskRecord, from: string, tellWithinMs?: number) => Promise<HandoffOutcome>
   /** `from` waits on the task `id`, unfinished here: tell it when the final state is stored here */
   watch?: (id: string, from: string) => void
   /** `from` read the task final here: nothing to tell it */
@@ -90,7 +90,7 @@ export function recordsHandler (replica: Replica, stats: HandlerStats, init: Rec
         return { status: 'OK', stored: storedIds.length, storedIds } satisfies PutManyAnswer
       }
       case 'handoff': {
-        const { outcome, notice } = await init.takeHandoff?.(req.record, from.toString(), req.tell === true) ?? { outcome: 'declined' }
+        const { outcome, notice } = await init.takeHandoff?.(req.record, from.toString(), req.tell) ?? { outcome: 'declined' }
         return { status: 'OK', taken: outcome === 'taken', ...(outcome === 'busy' ? { busy: true } : {}), ...(notice === undefined ? {} : { notice }) }
       }
       case 'offer': return { status: 'OK', taken: init.takeOffers?.(req.items, from.toString()) ?? [] }

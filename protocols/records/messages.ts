@@ -5,6 +5,9 @@ import { capabilitySchema, taskIdSchema, taskSchema } from '../task/schema.js'
 import { storedResultSchema } from '../task/store.js'
 import { taskNoticeSchema } from '../gossip/messages.js'
 
+/** The longest `tell` window of a handoff: an hour, the longest a timer waits. */
+const MAX_TELL_MS = 3_600_000
+
 export const RECORDS_PROTOCOL = '/agentmesh/records/1.0.0'
 
 /** The most records one `put-many` carries. */
@@ -69,9 +72,11 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
    * a new task its submitter hands to the receiver, a member of its placement with a free slot:
    * the receiver claims it with the store (its acquires carry the record) and runs it, and answers
    * taken once a majority granted; else it declines at once and the submitter stores it itself.
-   * `tell`: the submitter reads an outcome in the answer (a peer from before it refuses the field)
+   * `tell`: the submitter reads an outcome in an answer sent within this many ms of the request's
+   * arrival (well inside its wait for the answer); a later one's is sent by `notify` as well. A peer
+   * from before the field refuses it
    */
-  z.object({ op: z.literal('handoff'), record: taskRecordSchema, tell: z.literal(true).optional() }).strict(),
+  z.object({ op: z.literal('handoff'), record: taskRecordSchema, tell: z.number().int().min(1).max(MAX_TELL_MS).optional() }).strict(),
   /** new tasks for the receiver to run: answers the ids it took (claiming now, or queued) */
   z.object({ op: z.literal('offer'), items: z.array(offerItemSchema).max(MAX_OFFER_ITEMS) }).strict(),
   /** notices sent straight to the peer that waits on the tasks, not flooded: hints, like gossiped ones */
@@ -109,7 +114,7 @@ export type PutManyAnswer = z.infer<typeof putManyAnswerSchema>
  * `notice`: to a submitter that asked (`tell`), the task's certified outcome when its grants already
  * made it (a pure agent's run before the claim), instead of a `notify` request after it.
  */
-export const handoffAnswerSchema = z.object({ status: z.literal('OK'), taken: z.boolean(), busy: z.boolean().optional(), notice: taskNoticeSchema.optional() })
+export const handoffAnswerSchema = z.object({ status: z.literal('OK'), taken: z.boolean(), busy: z.boolean().optional(), notice: z.unknown().optional() })
 
 /** What the receiver of a handoff did with it, and the outcome it tells with its answer. */
 export interface HandoffOutcome {

@@ -54,9 +54,11 @@ describe('handoff: a submitter that will not run a new task hands it to a member
       expect(served(node)['records.put']).toBeUndefined()
       expect(served(node)['records.offer']).toBeUndefined()
     }
-    // echo is pure: its grants certified the outcome, which the taker's answer told, no notify after it
-    expect(taker!.tasks!.handoff.stats.outcomesTold).toBe(1)
+    // echo is pure: its grants certified the outcome, which the taker's answer told, and its run sent no notify after it
+    expect(taker!.tasks!.handoff.stats).toMatchObject({ outcomesTold: 1, outcomesToldLate: 0 })
     expect(a.tasks!.handoff.stats.outcomesHeard).toBe(1)
+    await waitFor(() => taker!.tasks!.notifier.stats.toldWithHandoff === 1, { what: 'the run to report its outcome' })
+    expect(taker!.tasks!.notifier.stats.sent).toBe(0)
     expect(served(a)['records.notify']).toBeUndefined()
     for (const node of net.nodes) {
       const { record, result } = await node.tasks!.replica.get(id)
@@ -65,25 +67,49 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     }
   })
 
-  it('a member from before `tell` refuses the field: asked again without it, and from then on, and its notify tells the outcome', async () => {
-    const [a] = await submitterAndTwoRunners(HANDOFF_ONLY)
+  it('a member from before `tell` refuses the field: asked again without it until it connects again, and its notify tells the outcome', async () => {
+    const [a, b, c] = await submitterAndTwoRunners(HANDOFF_ONLY)
     // as such a member's strict schema answers a request with a field it does not know
     const records = a.tasks!.components.records
-    const told: boolean[] = []
+    const told: string[] = []
     a.tasks!.components.records = async (peer, req, o) => {
       if (req.op !== 'handoff') return records(peer, req, o)
-      told.push(req.tell === true)
-      return req.tell === true ? { status: 'ERROR', reason: 'bad request: unrecognized key "tell"' } : records(peer, req, o)
+      if (req.tell !== undefined) told.push(peer.toString())
+      return req.tell !== undefined ? { status: 'ERROR', reason: 'bad request: unrecognized key "tell"' } : records(peer, req, o)
     }
     const served = (): number => a.tasks!.handlerStats.served?.['records.notify'] ?? 0
-    for (const input of ['first', 'second']) {
+    const submit = async (input: string): Promise<void> => {
       const { id } = await a.tasks!.service.submit({ capability: 'echo', input })
       expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
     }
-    expect(a.tasks!.handoff.stats).toMatchObject({ taken: 2, declined: 0, outcomesHeard: 0 })
-    // asked with `tell` once per member that refused it
-    expect(told.filter(Boolean).length).toBe(new Set(net!.nodes.slice(1).filter(n => n.tasks!.handoff.stats.received > 0)).size)
-    await waitFor(() => served() === 2, { what: 'each outcome told by a notify' })
+    // three handoffs to two members: one member is handed two
+    for (const input of ['first', 'second', 'third']) await submit(input)
+    expect(a.tasks!.handoff.stats).toMatchObject({ taken: 3, declined: 0, outcomesHeard: 0 })
+    const takers = [b, c].filter(n => n.tasks!.handoff.stats.received > 0).map(n => n.peerId.toString())
+    // asked with `tell` once per member
+    expect(told.sort()).toEqual(takers.sort())
+    await waitFor(() => served() === 3, { what: 'each outcome told by a notify' })
+    // connected again (a restart may bring a newer version): asked with `tell` again
+    for (const n of [b, c]) await a.libp2p.hangUp(n.peerId)
+    for (const n of [b, c]) await a.libp2p.dial(n.libp2p.getMultiaddrs()[0]!)
+    await waitFor(() => a.tasks!.claimer.order({ id: '0'.repeat(64), capability: 'echo' }).length === 2, { what: 'both runners seen again', timeoutMs: 10_000 })
+    await submit('fourth')
+    expect(told.length).toBe(takers.length + 1)
+  })
+
+  it('a member whose answer leaves past the submitter\'s `tell` window tells the outcome by notify as well: the submitter may have stopped waiting', async () => {
+    // the window is half of handoffTimeoutMs (2 s); the claim takes 2.5 s, inside handoffSuspectMs
+    const [a, b, c] = await submitterAndTwoRunners({ ...HANDOFF_ONLY, handoffTimeoutMs: 4_000, handoffSuspectMs: 3_500 })
+    for (const n of [b, c]) {
+      const acquire = n.tasks!.leases.acquire.bind(n.tasks!.leases)
+      n.tasks!.leases.acquire = async (...args) => { await delay(2_500); return acquire(...args) }
+    }
+    const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'late' })
+    expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    const taker = [b, c].find(n => n.tasks!.handoff.stats.accepted === 1)!
+    expect(taker.tasks!.handoff.stats).toMatchObject({ outcomesTold: 1, outcomesToldLate: 1 })
+    await waitFor(() => taker.tasks!.notifier.stats.sent === 1, { what: 'the notify after the late answer' })
+    expect(taker.tasks!.notifier.stats.toldWithHandoff).toBe(0)
   })
 
   it('a submitter that is not a member keeps its copy before it hands the task over: the completion notice finds it, and no wait polls', async () => {
@@ -117,6 +143,8 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     // each wait woke on its notice; a notice that came before the copy was kept would wake nobody,
     // and the wait would poll at its end
     expect(a.tasks!.service.stats.waitPolls).toBe(0)
+    // echo is pure: each outcome came with its handoff's answer
+    expect(a.tasks!.handoff.stats.outcomesHeard).toBe(a.tasks!.handoff.stats.taken)
   })
 
   it('a member that turns out busy, with no room to lease tasks ahead (claimAheadPerSlot 0, the default), declines at once: the submitter stores and offers the task itself, and it still runs', async () => {
