@@ -186,6 +186,19 @@ export async function findTask (c: TaskComponents, id: string, options: FindOpti
 }
 
 /**
+ * How much longer a read waits for `peer`, asked at `readAt`. One already found silent by an earlier
+ * read, and heard from nothing since, gets a sixth of the span; none when it was found so within
+ * the last sixth (each read that gives up finds it so again): a bulk submit's keyed lookups, eight
+ * at a time, each waited a sixth for a paused member (500 keys: 16 s).
+ */
+function graceLeft (peer: string, readAt: number, silentMs: number, c: TaskComponents): number {
+  const suspected = c.heard.suspectedAt(peer)
+  if (suspected === undefined) return silentMs - c.heard.quietFor(peer, readAt)
+  if (performance.now() - suspected < silentMs / 6) return 0
+  return silentMs / 6 - c.heard.quietFor(peer, readAt)
+}
+
+/**
  * The answers of `rest`'s reads, once each has answered or gone silent: its read unanswered for
  * silentPeerMs with nothing heard from it since (paused, or cut off), then taken as silent until it
  * is heard from, by the next reads after a sixth of that. A member only slow answers something
@@ -208,8 +221,7 @@ async function unlessSilent (rest: string[], reads: Map<string, Promise<Copy | u
   while (pending.size > 0) {
     // answers already here are read first: an asker behind on its own loop would take its timer for a member's silence
     await new Promise(resolve => setImmediate(resolve))
-    // one already found silent by an earlier read, and heard from nothing since, gets a sixth of the span
-    const leftMs = Math.max(...[...pending].map(p => (c.heard.isSuspected(p) ? silentMs / 6 : silentMs) - c.heard.quietFor(p, readAt.get(p) as number)))
+    const leftMs = Math.max(...[...pending].map(p => graceLeft(p, readAt.get(p) as number, silentMs, c)))
     if (pending.size === 0) break
     if (leftMs <= 0) {
       for (const p of pending) c.heard.suspect(p)

@@ -29,7 +29,12 @@ export class PeersHeard {
 
   /** taken as silent by a caller, and not heard from since */
   isSuspected (peer: string): boolean {
+    return this.suspectedAt(peer) !== undefined
+  }
+
+  /** the performance.now() time a caller last took `peer` as silent, if not heard from since */
+  suspectedAt (peer: string): number | undefined {
     const at = this.suspected.get(peer)
-    return at !== undefined && (this.last.get(peer) ?? -Infinity) < at
+    return at !== undefined && (this.last.get(peer) ?? -Infinity) < at ? at : undefined
   }
 }

@@ -85,6 +85,25 @@ describe('reads of a task while a member is paused or this node is cut off', () 
     expect(a.tasks!.components.heard.isSuspected(c.peerId.toString())).toBe(false)
   })
 
+  it('a bulk submit\'s keyed lookups wait for a member found silent once, not a sixth of silentPeerMs each', async () => {
+    // a sixth is 500 ms: 96 keys, eight lookups at a time, waited 12 sixths (6 s) for the paused member
+    net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 20_000, silentPeerMs: 3_000, agents: [echoAgent] } })
+    await net.ready()
+    const [a, , c] = net.nodes as [AgentNode, AgentNode, AgentNode]
+    const paused = delayAnswers(c, () => 'paused')
+    try {
+      // found silent by a read of an unknown id
+      await expect(a.tasks!.service.get('0'.repeat(64))).rejects.toMatchObject({ name: 'TaskNotFoundError' })
+      expect(a.tasks!.components.heard.isSuspected(c.peerId.toString())).toBe(true)
+      const started = performance.now()
+      const bulk = await a.tasks!.service.submitMany(Array.from({ length: 96 }, (_, i) => ({ capability: 'echo', input: i, idempotencyKey: `bulk-${i}` })))
+      expect(bulk.filter(e => 'created' in e && e.created).length).toBe(96)
+      expect(performance.now() - started).toBeLessThan(3_000)
+    } finally {
+      paused.release()
+    }
+  })
+
   it('an event stream and a trace of a task do not wait out a paused member: each read skips it once silent, and still shows the outcome', async () => {
     // requests time out after 10 s: a read that waited for the paused member took that long, a stream its every poll
     net = await createTestnet(3, { baseDir: await tmp(), tasks: { ...FAST_TASKS, rpcTimeoutMs: 10_000, eventsPollMs: 200, agents: [echoAgent] } })
