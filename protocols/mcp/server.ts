@@ -8,7 +8,7 @@ import type { CapabilityInfo } from '../gossip/index.js'
 import type { Logger } from '@libp2p/interface'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
-import { JSON_VALUE_WHAT } from '../task/json-value.js'
+import { JSON_VALUE_WHAT, isJsonValue } from '../task/json-value.js'
 
 /**
  * Per server: ids of tools/call requests whose `arguments` had an own "__proto__" key as it came off
@@ -173,6 +173,9 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     // the published schema takes {input} alone (additionalProperties: false): a field beside it was dropped unseen
     if (besides.length > 0) return toolError(`invalid arguments for ${name}: only "input" is taken (the tool's input schema), not ${besides.slice(0, 10).map(k => JSON.stringify(k.slice(0, 100))).join(', ')}`)
     const input = toolInput(request.params.arguments, found.wrapped)
+    // JSON.parse reads 1e309 as Infinity, which the stdio server's request to the API wrote as null
+    // (a task made with other input), and a deep nesting overflowed that request's stack
+    if (!isJsonValue(input)) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
     // refused before a task is made that could only die of them
     const problem = inputProblem(found.inputSchema, input)
     if (problem !== undefined) return toolError(`invalid arguments for ${name}: ${problem}`)

@@ -306,9 +306,13 @@ describe('MCP both ways, between real daemons', () => {
         JSON.stringify(init),
         '{"jsonrpc": "2.0", "id": 2, oops',
         JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { arguments: {} } }),
-        '[]'
+        '[]',
+        // JSON.parse reads 1e309 as Infinity, which the request to the API wrote as null; a deep nesting overflowed it
+        '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"x":1e309}}}',
+        `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"d":${'['.repeat(5_000)}${']'.repeat(5_000)}}}}`
       ].join('\n') + '\n')
-      await waitFor(() => answers().length >= 4, { what: 'four answers', timeoutMs: 20_000 })
+      await waitFor(() => answers().length >= 6, { what: 'six answers', timeoutMs: 20_000 })
+      for (const id of [4, 5]) expect(answers().find(m => m.id === id)).toMatchObject({ result: { isError: true, content: [{ text: expect.stringMatching(/^cannot submit echo: input is not a JSON value/) }] } })
       expect(answers().find(m => m.id === 1)).toMatchObject({ result: { serverInfo: { name: 'agentmesh' } } })
       expect(answers().filter(m => m.id === null).map(m => m.error.code).sort((x, y) => x - y)).toEqual([-32700, -32600])
       expect(answers().find(m => m.id === 3)).toMatchObject({ error: { code: -32602, message: expect.stringMatching(/name/) } })
