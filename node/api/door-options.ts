@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { optionalTimerMs as ms } from '../tasks/options.js'
+import { MAX_TASK_TIMEOUT_MS } from '../../protocols/task/schema.js'
 
 /* schemas only (zod, and the task options' timer bound): the daemon's config schema, which client commands load too, reads it without the network stack */
 
@@ -7,8 +8,8 @@ import { optionalTimerMs as ms } from '../tasks/options.js'
 const openaiFields = z.object({
   /** how long a chat completion waits for its task before the answer is a timeout error. @default 600_000 */
   requestTimeoutMs: ms(1_000),
-  /** each attempt's timeout, for the task (its timeoutMs). @default 300_000 */
-  attemptTimeoutMs: ms(1_000),
+  /** each attempt's timeout, for the task (its timeoutMs, at most 7 days). @default 300_000 */
+  attemptTimeoutMs: ms(1_000, MAX_TASK_TIMEOUT_MS),
   /** how often a streamed completion sends a keep-alive comment while it waits. @default 15_000 */
   keepaliveMs: ms(1_000, 600_000)
 }).strict()
@@ -16,8 +17,8 @@ const openaiFields = z.object({
 const mcpFields = z.object({
   /** how long a tools/call waits for its task before it answers that the task carries on. @default 600_000 */
   maxCallMs: ms(1_000),
-  /** each attempt's timeout, for a tool call's task (its timeoutMs). @default 300_000 */
-  attemptTimeoutMs: ms(1_000),
+  /** each attempt's timeout, for a tool call's task (its timeoutMs, at most 7 days). @default 300_000 */
+  attemptTimeoutMs: ms(1_000, MAX_TASK_TIMEOUT_MS),
   /** how often an open tools/call sends a progress notification and reads its task. @default 2_000 */
   progressIntervalMs: ms(100, 600_000)
 }).strict()
@@ -27,8 +28,8 @@ const a2aFields = z.object({
   sendWaitMs: ms(0),
   /** how often a stream reads its task's state, at most. @default 500 */
   statusPollMs: ms(50, 600_000),
-  /** each attempt's timeout, for a message's task (its timeoutMs). @default 300_000 */
-  attemptTimeoutMs: ms(1_000),
+  /** each attempt's timeout, for a message's task (its timeoutMs, at most 7 days). @default 300_000 */
+  attemptTimeoutMs: ms(1_000, MAX_TASK_TIMEOUT_MS),
   /** bytes of the messages that started tasks kept, newest first, for their history on this node. @default 8_388_608 */
   historyBytes: z.number().int().min(0).max(1024 ** 3).optional()
 }).strict()

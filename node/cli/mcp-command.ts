@@ -1,6 +1,7 @@
 import { VERSION } from '../version.js'
 import { apiRequest, resolveApiUrl } from './client.js'
 import { timerMsFlag } from './options.js'
+import { MAX_TASK_TIMEOUT_MS } from '../../protocols/task/schema.js'
 import { errorLine } from './output.js'
 import type { MeshBackend } from '../../protocols/mcp/index.js'
 import type { CapabilityInfo } from '../../protocols/gossip/index.js'
@@ -46,7 +47,7 @@ export function addMcpCommand (program: Command): Command {
     .option('--api-token-file <file>', 'the API\'s bearer token (default: AGENTMESH_API_TOKEN)')
     .option('--progress-interval-ms <ms>', 'progress notifications while a tool runs, at least this often (default 2000)', timerMsFlag('--progress-interval-ms'))
     .option('--max-call-ms <ms>', 'the longest a tool call waits for its task (default 600000)', timerMsFlag('--max-call-ms'))
-    .option('--attempt-timeout-ms <ms>', 'each attempt\'s timeout, for a tool call\'s task (default 300000)', timerMsFlag('--attempt-timeout-ms'))
+    .option('--attempt-timeout-ms <ms>', 'each attempt\'s timeout, for a tool call\'s task (default 300000)', timerMsFlag('--attempt-timeout-ms', MAX_TASK_TIMEOUT_MS, '7 days, a task\'s longest timeoutMs'))
     .action(runMcpCommand)
 }
 

@@ -48,10 +48,10 @@ export function positiveWholeNumber (flag: string) {
 }
 
 /** A commander parser for a flag that takes milliseconds for a timer: a positive whole number, at most MAX_TIMER_MS (a longer wait fires at once). */
-export function timerMsFlag (flag: string) {
+export function timerMsFlag (flag: string, max = MAX_TIMER_MS, what = 'the longest a timer can wait') {
   return (value: string): number => {
     const n = parsePositiveWholeNumber(flag, value)
-    if (n > MAX_TIMER_MS) throw new InvalidConfigError(`${flag} is at most ${MAX_TIMER_MS} (the longest a timer can wait), got "${value}"`)
+    if (n > max) throw new InvalidConfigError(`${flag} is at most ${max} (${what}), got "${value}"`)
     return n
   }
 }

@@ -414,6 +414,19 @@ describe('task options', () => {
     await expectFileRefused(dir, 'whole.json', { openai: {} }, /"openai" is a door: put it under "doors"/)
   })
 
+  it('refuses a door\'s attemptTimeoutMs past a task\'s longest timeoutMs (7 days), which made every call of the door fail', async () => {
+    const dir = await tmp()
+    for (const door of ['openai', 'mcp', 'a2a']) {
+      await expectFileRefused(dir, `${door}.json`, { doors: { [door]: { attemptTimeoutMs: 604_800_001 } } }, new RegExp(`doors\\.${door}\\.attemptTimeoutMs`))
+    }
+    const ok = join(dir, 'week.json')
+    await writeFile(ok, JSON.stringify({ doors: { mcp: { attemptTimeoutMs: 604_800_000 } } }))
+    await expect(resolveDaemonConfig({ config: ok }, {})).resolves.toBeDefined()
+    const r = await runCli(['mcp', '--api', 'http://127.0.0.1:9', '--attempt-timeout-ms', '604800001'])
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/--attempt-timeout-ms is at most 604800000 \(7 days, a task's longest timeoutMs\)/)
+  })
+
   it.each([
     [{ leaseMs: 0 }, /tasks\.leaseMs/],
     [{ leaseMs: 1 }, /tasks\.leaseMs: at least 100 \(--lease-ms/],
