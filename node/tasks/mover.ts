@@ -12,6 +12,8 @@ export interface MoverStats {
   /** moves that could not seal a majority of the old placement, or found split votes */
   refused: number
   forced: number
+  /** checks that left a task in place because a live peer held its lease: it moves once the run ends */
+  waitedForRuns: number
 }
 
 /** A move that cannot be made safely: the task waits for its members or an operator. */
@@ -41,7 +43,7 @@ export class OutcomeUnreachableError extends PlacementBlockedError {
  * answers, the task is blocked: listed, and moved only by an operator's `--force-placement`.
  */
 export class Mover {
-  readonly stats: MoverStats = { moved: 0, refused: 0, forced: 0 }
+  readonly stats: MoverStats = { moved: 0, refused: 0, forced: 0, waitedForRuns: 0 }
   private readonly c: TaskComponents
   private readonly log: Logger
   private readonly loop: Repeater
@@ -106,6 +108,14 @@ export class Mover {
         const n = record.placement.members.length
         if (gone.length === 0 || n - gone.length < majority(n)) return
         if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) return
+        // a run held by a live peer goes on with the members left, a majority: sealing the epoch
+        // under it ended it and spent its attempt for another member's loss (a task of two minutes
+        // or more, one member gone, ran again; with maxAttempts 1, died). It moves once the run ends
+        const holder = await this.c.replica.liveHolder(id)
+        if (holder !== undefined && !gone.includes(holder)) {
+          this.stats.waitedForRuns++
+          return
+        }
       }
       try {
         await this.move(record, gone, false, sealed)

@@ -281,6 +281,12 @@ export class Replica {
   }
 
   /** The placement this member's copy is sealed for: a move that sealed it and has not installed yet. */
+  /** The peer holding a live lease on the task by this member's grant and clock, if any. */
+  async liveHolder (id: string): Promise<string | undefined> {
+    const s = await this.load1(id, false)
+    return isLive(s.lease, this.now()) ? s.lease.holder : undefined
+  }
+
   async sealedFor (id: string): Promise<Placement | undefined> {
     const s = await this.load1(id, false)
     const record = s.record

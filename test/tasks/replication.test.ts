@@ -4,13 +4,14 @@ import { PartitionController } from '../../sim/faults.js'
 import { createTestnet } from '../../sim/testnet.js'
 import { waitFor } from '../../sim/wait.js'
 import { FAST_TASKS } from '../helpers/fast.js'
-import { gatedAgent } from '../helpers/gated.js'
+import { abortableGate, gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import { canonicalJson, resultHash } from '../../protocols/task/index.js'
 import { RECORD_HASHING } from '../../protocols/replica/digest.js'
 import { statementBytes } from '../../protocols/task/certificate.js'
 import { verifySignature } from '../../protocols/task/vote-batch.js'
 import type { AgentNode } from '../../node/create-node.js'
+import type { Agent } from '../../node/runtime/agent.js'
 import type { TaskRecord } from '../../protocols/task/index.js'
 import type { Testnet } from '../../sim/testnet.js'
 
@@ -117,6 +118,33 @@ describe('replicated records', () => {
     const elsewhere = await back.tasks!.service.get(ids[0]!)
     expect(elsewhere.record.final?.state).toBe('canceled')
     expect(elsewhere.record.final?.cert.epoch).toBe(1)
+  })
+
+  it('leaves a task in place while a live peer runs it: a member gone past placementMoveAfterMs neither ends the run nor spends its attempt', async () => {
+    const gate = abortableGate()
+    let runs = 0
+    const held: Agent = { name: 'held', capabilities: ['held'], concurrency: 4, run: async ctx => { runs++; await gate.wait(ctx.signal); return 'done' } }
+    const tasks = { ...TASKS, leaseMs: 1_000, placementMoveAfterMs: 1_500, membershipWindowMs: 60_000, agents: [held] }
+    net = await createTestnet(4, { baseDir: await tmp(), tasks })
+    await net.ready()
+    const [a] = net.nodes as [AgentNode]
+    const s = a.tasks!.service
+    // one attempt: a move under the run spent it, and the task died
+    const { id } = await s.submit({ capability: 'held', input: 'long', maxAttempts: 1 })
+    const running = await waitFor(async () => (await s.get(id)).record.attempts.find(x => x.outcome === 'running'), { what: 'the task running' })
+    const { placement } = (await s.get(id)).record
+    const lost = net.nodes.find(n => n !== a && placement.members.includes(n.peerId.toString()) && n.peerId.toString() !== running.peer)!
+    await lost.stop()
+    const others = net.nodes.filter(n => n !== lost && placement.members.includes(n.peerId.toString()))
+    // past the threshold twice over, by every member left: each check of the movers has seen it gone
+    await waitFor(() => others.every(n => n.tasks!.membership.silentFor(lost.peerId.toString()) > 3_000), { what: 'the member gone past twice the move threshold', timeoutMs: 20_000 })
+    gate.open()
+    const done = await s.waitFor(id, 10_000)
+    expect(done.record.final?.state).toBe('completed')
+    expect(done.record.attempts.map(x => x.outcome)).toEqual(['completed'])
+    expect(done.record.placement.epoch).toBe(0)
+    expect(runs).toBe(1)
+    expect(others.reduce((n, node) => n + node.tasks!.mover.stats.waitedForRuns, 0)).toBeGreaterThan(0)
   })
 
   it('blocks a task whose placement lost a majority, and moves it only when an operator forces it', async () => {
