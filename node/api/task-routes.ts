@@ -123,7 +123,7 @@ async function submitBulk (t: TaskLayer, body: unknown[], httpError: Fail, trace
     if (!('error' in entry)) return { id: entry.id, created: entry.created, ...(entry.warning === undefined ? {} : { warning: entry.warning }) }
     const mapped = ERROR_STATUS[entry.error.name]
     if (mapped === undefined) throw entry.error
-    return { error: { name: mapped[1], message: `tasks[${i}]: ${entry.error.message}` } }
+    return { error: { name: mapped[1], message: `tasks[${i}]: ${entry.error.message}` }, ...(entry.id === undefined ? {} : { id: entry.id }) }
   })
   return { status: 202, body: { tasks } }
 }

@@ -148,7 +148,8 @@ async function submitBulk (opts: ClientOpts, file: string): Promise<void> {
   if (failed > 0) process.exitCode = 1
   if (opts.json === true) return json({ tasks: answers })
   // the API names an item by its place in its request (tasks[N], before each of its problems); a line here names its place in the file
-  answers.forEach((a, i) => { line(a.error === undefined ? a.id : `error: ${where[i] as string}: ${String(a.error.message).replace(/(^|; )tasks\[\d+\](?:\.|: )/g, '$1')}`) })
+  // a refused task that a member may still run names its id last
+  answers.forEach((a, i) => { line(a.error === undefined ? a.id : `error: ${where[i] as string}: ${String(a.error.message).replace(/(^|; )tasks\[\d+\](?:\.|: )/g, '$1')}${a.id === undefined ? '' : ` (task ${String(a.id)})`}`) })
   // once each, not once a task: a thousand tasks of a capability nobody offers would say it a thousand times
   for (const warning of new Set(answers.map(a => a.warning).filter(w => w !== undefined))) process.stderr.write(`agentmesh: warning: ${String(warning)}\n`)
   if (failed > 0) process.stderr.write(`agentmesh: ${failed} of ${answers.length} tasks not submitted\n`)

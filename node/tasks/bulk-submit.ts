@@ -135,7 +135,8 @@ async function createMany (host: BulkHost, reqs: SubmitRequest[], out: Array<Sub
     const n = named[i]
     if (n === undefined) return out[i] as SubmitManyEntry
     const error = failed.get(n.id)
-    if (error !== undefined) return { error }
+    // its id: a member that stored it may still run it, and the client can then follow or cancel it
+    if (error !== undefined) return { error, id: n.id }
     if (!n.first) {
       const task = known.get(n.id) ?? fresh.get(n.id)?.task
       const conflict = task === undefined ? undefined : keyConflict(req, task)

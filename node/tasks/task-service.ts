@@ -39,7 +39,8 @@ export interface SubmitAnswer {
 }
 
 /** One entry of a bulk submit's answer, in request order: the task, or why it was not acknowledged. */
-export type SubmitManyEntry = SubmitAnswer | { error: Error }
+/** A task of a bulk submit: made (or found), or refused; a refused one whose store fell short names its id, as a member that stored it may still run it */
+export type SubmitManyEntry = SubmitAnswer | { error: Error, id?: string }
 
 // in their own module, so that the CLI reads them without loading the task layer
 export { MAX_BULK_TASKS, BULK_CHUNK_BYTES, BULK_CHUNK_RECORDS }

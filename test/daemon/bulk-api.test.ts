@@ -171,4 +171,19 @@ describe('bulk submit over the API and the CLI', () => {
     expect(r.stderr).toMatch(pattern)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
   })
+
+  // last: it kills b
+  it('names the id of each task a majority did not store, in the API\'s entry and the CLI\'s line: a member that stored it may still run it', async () => {
+    b.proc.kill('SIGKILL')
+    await b.exited
+    // every placement is a and b: a stores each task, b cannot
+    const answer = await call(a.api, 'POST', '/v1/tasks', [{ capability: 'echo', input: 'short of a majority' }])
+    expect(answer.status).toBe(202)
+    const [entry] = answer.json.tasks
+    expect(entry.error.name).toBe('QUORUM_UNAVAILABLE')
+    expect(entry.id).toMatch(ID)
+    const r = await runCliWithStdin(['submit', '--api', a.api, '--bulk', '-'], '{"capability":"echo","input":"by the CLI"}\n')
+    expect(r.code).toBe(1)
+    expect(r.stdout.trim()).toMatch(/^error: line 1: task stored on .* \(task [0-9a-f]{64}\)$/)
+  })
 })

@@ -127,6 +127,11 @@ describe('bulk submit', () => {
     const outcome = entries.map((e, i) => `${i}: ${'error' in e ? e.error.name : 'acknowledged'}`)
     expect(outcome).toEqual(Array.from({ length: 20 }, (_, i) => `${i}: ${i % 2 === 0 ? 'acknowledged' : 'QuorumUnavailableError'}`))
     await expectAllCompleted(net.nodes[0]!, acknowledged(entries).map(e => e.id))
+    // a refused task names its id: the submitter, a member, stored it and may yet run it, and a client can follow or cancel it
+    for (const [i, e] of entries.entries()) {
+      if (!('error' in e)) continue
+      expect((await net.nodes[0]!.tasks!.replica.get(e.id!)).record?.task.input).toEqual({ i })
+    }
   })
 
   it('acknowledges the tasks whose placement still has a majority when two members are down, and refuses the others', async () => {
