@@ -45,7 +45,7 @@ export function addMcpCommand (program: Command): Command {
     .option('--api <url>', 'control API of a node (default: from --data, else 127.0.0.1:7070)')
     .option('--data <dir>', 'data dir of a running node (reads its node.json)')
     .option('--api-token-file <file>', 'the API\'s bearer token (default: AGENTMESH_API_TOKEN)')
-    .option('--progress-interval-ms <ms>', 'progress notifications while a tool runs, at least this often (default 2000)', timerMsFlag('--progress-interval-ms'))
+    .option('--progress-interval-ms <ms>', 'progress notifications while a tool runs, at least this often (default 2000)', timerMsFlag('--progress-interval-ms', 600_000, 'as the config file\'s doors.mcp.progressIntervalMs: each poll of the task waits this long, and a wait of 300 s or more outlasts the API\'s'))
     .option('--max-call-ms <ms>', 'the longest a tool call waits for its task (default 600000)', timerMsFlag('--max-call-ms'))
     .option('--attempt-timeout-ms <ms>', 'each attempt\'s timeout, for a tool call\'s task (default 300000)', timerMsFlag('--attempt-timeout-ms', MAX_TASK_TIMEOUT_MS, '7 days, a task\'s longest timeoutMs'))
     .action(runMcpCommand)

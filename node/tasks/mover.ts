@@ -49,6 +49,8 @@ export class Mover {
   private readonly loop: Repeater
   /** why a move of each task (at the epoch it was tried from) was refused for split votes or an unreachable outcome: listed as blocked */
   private readonly split = new Map<string, { epoch: number, reason: string }>()
+  /** tasks left in place at the last check for a live holder that had voted: moved if still so */
+  private readonly votedAtLastCheck = new Set<string>()
 
   constructor (components: TaskComponents) {
     this.c = components
@@ -95,6 +97,7 @@ export class Mover {
   async check (): Promise<void> {
     const me = this.c.peerId.toString()
     for (const id of this.split.keys()) if (!this.c.replica.activeMember.has(id)) this.split.delete(id)
+    for (const id of this.votedAtLastCheck) if (!this.c.replica.activeMember.has(id)) this.votedAtLastCheck.delete(id)
     // copies kept outside their placement are not this node's to move (and were most of the reads)
     await eachLimited([...this.c.replica.activeMember], this.c.options.recoveryConcurrency, async id => {
       const { record } = await this.c.replica.get(id)
@@ -110,12 +113,16 @@ export class Mover {
         if (record.placement.members.find(m => this.c.membership.isLive(m)) !== me) return
         // a run held by a live peer goes on with the members left, a majority: sealing the epoch
         // under it ended it and spent its attempt for another member's loss (a task of two minutes
-        // or more, one member gone, ran again; with maxAttempts 1, died). It moves once the run ends
-        const holder = await this.c.replica.liveHolder(id)
-        if (holder !== undefined && !gone.includes(holder)) {
+        // or more, one member gone, ran again; with maxAttempts 1, died). It moves once the run
+        // ends; a holder whose vote here is still uncommitted at the next check is stuck (the move
+        // carries its vote)
+        const lease = await this.c.replica.liveLease(id)
+        if (lease !== undefined && !gone.includes(lease.holder) && this.c.membership.isLive(lease.holder) && !(lease.voted && this.votedAtLastCheck.has(id))) {
+          if (lease.voted) this.votedAtLastCheck.add(id)
           this.stats.waitedForRuns++
           return
         }
+        this.votedAtLastCheck.delete(id)
       }
       try {
         await this.move(record, gone, false, sealed)

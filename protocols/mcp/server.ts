@@ -175,7 +175,7 @@ export function createMcpServer (backend: MeshBackend, init: McpServerInit): Ser
     const input = toolInput(request.params.arguments, found.wrapped)
     // JSON.parse reads 1e309 as Infinity, which the stdio server's request to the API wrote as null
     // (a task made with other input), and a deep nesting overflowed that request's stack
-    if (!isJsonValue(input)) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
+    if (input !== undefined && !isJsonValue(input)) return toolError(`cannot submit ${name}: input is not ${JSON_VALUE_WHAT}`)
     // refused before a task is made that could only die of them
     const problem = inputProblem(found.inputSchema, input)
     if (problem !== undefined) return toolError(`invalid arguments for ${name}: ${problem}`)

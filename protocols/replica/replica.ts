@@ -280,13 +280,14 @@ export class Replica {
     return now
   }
 
-  /** The placement this member's copy is sealed for: a move that sealed it and has not installed yet. */
-  /** The peer holding a live lease on the task by this member's grant and clock, if any. */
-  async liveHolder (id: string): Promise<string | undefined> {
+  /** The peer holding a live lease on the task by this member's grant and clock, if any, and whether this member voted on its outcome. */
+  async liveLease (id: string): Promise<{ holder: string, voted: boolean } | undefined> {
     const s = await this.load1(id, false)
-    return isLive(s.lease, this.now()) ? s.lease.holder : undefined
+    const holder = s.lease.holder
+    return holder !== undefined && isLive(s.lease, this.now()) ? { holder, voted: currentVote(s) !== undefined } : undefined
   }
 
+  /** The placement this member's copy is sealed for: a move that sealed it and has not installed yet. */
   async sealedFor (id: string): Promise<Placement | undefined> {
     const s = await this.load1(id, false)
     const record = s.record
