@@ -4,7 +4,7 @@ import { startSpan, traceparentOf } from '../tracing.js'
 import { acquireWithRecord } from './handoff.js'
 import { keepCopy, mayBeUnstored, storeOnPlacement } from './placement-writes.js'
 import { UNFINISHED_STATES, listDeadLetters, listTasks } from './listing.js'
-import { OverloadedError, TaskNotFoundError } from './errors.js'
+import { InvalidTaskError, OverloadedError, TaskNotFoundError } from './errors.js'
 import { findTask, isSettled, madeTask, mayBeRedriven } from './find-task.js'
 import { checkSubmit, keyConflict, offeredNames, routedByModel, submitNow, unofferedWarningOf } from './submit-checks.js'
 import { WakeList } from './wake-list.js'
@@ -291,9 +291,12 @@ export class TaskService {
   private admitUnfinished (reqs: SubmitRequest[]): void {
     const fresh = reqs.filter(req => req.parent === undefined).length
     const held = this.c.replica.activeHere
-    if (fresh === 0 || held + fresh <= this.c.options.maxUnfinishedTasks) return
+    const max = this.c.options.maxUnfinishedTasks
+    if (fresh === 0 || held + fresh <= max) return
+    // no retry could ever be let in: the client's error, not a Retry-After
+    if (fresh > max) throw new InvalidTaskError(`${fresh} new tasks in one request, more than this node holds unfinished at once (maxUnfinishedTasks ${max}): send at most ${max} a request`)
     this.stats.overloaded++
-    throw new OverloadedError(`this node is a member of the placements of ${held} unfinished tasks, and takes at most ${this.c.options.maxUnfinishedTasks} (maxUnfinishedTasks): retry later`, this.c.options.retryAfterMs)
+    throw new OverloadedError(`this node is a member of the placements of ${held} unfinished tasks, and takes at most ${max} (maxUnfinishedTasks): ${fresh === 1 ? 'a new one' : `${fresh} new ones`} would pass it, retry later`, this.c.options.retryAfterMs)
   }
 
   /** Stores a new record on its placement (see placement-writes.ts); `kept`: a copy kept here already. */

@@ -66,8 +66,13 @@ describe('the submit limit in the task layer', () => {
     const net = await createTestnet(1, { baseDir: await tmp(), tasks: { ...FAST_TASKS, maxUnfinishedTasks: 1, agents: [] } })
     try {
       const s = net.nodes[0]!.tasks!.service
+      // more new tasks in one bulk than the node ever holds: no retry could be let in, so no Retry-After
+      const tooMany = await s.submitMany([{ capability: 'queued', input: 'one' }, { capability: 'queued', input: 'two' }]).catch(e => e)
+      expect(tooMany.name).toBe('InvalidTaskError')
+      expect(tooMany.message).toMatch(/^2 new tasks in one request, more than this node holds unfinished at once \(maxUnfinishedTasks 1\): send at most 1 a request$/)
       const { id } = await s.submit({ capability: 'queued', input: 'parent' })
       const refused = await s.submit({ capability: 'queued', input: 'another' }).catch(e => e)
+      expect(refused.message).toMatch(/a new one would pass it, retry later$/)
       expect(refused.name).toBe('OverloadedError')
       expect(refused.retryAfterMs).toBe(FAST_TASKS.retryAfterMs ?? 1_000)
       // a subtask, alone or in a bulk submit, passes
