@@ -30,6 +30,8 @@ export function checkEnvelope (body: unknown): Envelope {
   const params = req.params as Record<string, unknown> | undefined
   const part = badPart(params)
   if (part !== undefined) return fault(rpcId, INVALID_PARAMS, `params.message.parts[${part}] must be an object (a text, data or file part)`)
+  const field = badPartField(params, legacy)
+  if (field !== undefined) return fault(rpcId, INVALID_PARAMS, `params.message.parts[${field.index}].${field.problem}`)
   const waitFlag = badWaitFlag(params)
   if (waitFlag !== undefined) return fault(rpcId, INVALID_PARAMS, `params.configuration.${waitFlag} must be true or false`)
   if (legacy) return { ok: true, id: rpcId, method, legacy: true }
@@ -47,6 +49,21 @@ function badPart (params: Record<string, unknown> | undefined): number | undefin
   if (!Array.isArray(parts)) return undefined
   const i = parts.findIndex(p => typeof p !== 'object' || p === null || Array.isArray(p))
   return i < 0 ? undefined : i
+}
+
+/**
+ * A text part whose `text` is not a string (either wire), or a 0.3 data part whose `data` is not an
+ * object: the SDK's conversion made 5 the text "5", and a missing text "", and the task ran on it.
+ */
+function badPartField (params: Record<string, unknown> | undefined, legacy: boolean): { index: number, problem: string } | undefined {
+  const message = typeof params === 'object' && params !== null ? params.message : undefined
+  const parts = typeof message === 'object' && message !== null ? (message as Record<string, unknown>).parts : undefined
+  if (!Array.isArray(parts)) return undefined
+  for (const [index, p] of (parts as Array<Record<string, unknown>>).entries()) {
+    if (((legacy && p.kind === 'text') || 'text' in p) && typeof p.text !== 'string') return { index, problem: 'text must be a string' }
+    if (legacy && p.kind === 'data' && (typeof p.data !== 'object' || p.data === null || Array.isArray(p.data))) return { index, problem: 'data must be an object' }
+  }
+  return undefined
 }
 
 /** A send's `blocking` (0.3) or `returnImmediately` (1.0) that is there and not a boolean: "no" was read as true. */
