@@ -14,8 +14,15 @@ function rawAnswer (status: number, name: string, message: string): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${NODE_HEADER}: ${VERSION}\r\nconnection: close\r\n\r\n${body}`
 }
 
-function refuseSocket (socket: Duplex, status: number, name: string, message: string): void {
+/** A refusal written on the socket itself: an error answer that no ServerResponse counts. */
+function refuseSocket (socket: Duplex, status: number, name: string, message: string, stats: ApiStats): void {
+  stats.errors++
   socket.end(rawAnswer(status, name, message), () => { socket.destroy() })
+}
+
+/** Whether the server refuses this socket's bytes itself (a 408, 400 or 431 on the socket): its request's abort is no client gone, and the refusal is its error. */
+export function refusedByServer (socket: unknown): boolean {
+  return refusing.has(socket as Duplex)
 }
 
 /**
@@ -63,13 +70,13 @@ function refuseAfterAnswers (err: NodeJS.ErrnoException, socket: Duplex, stats: 
 function refuseClientError (err: NodeJS.ErrnoException, socket: Duplex, stats: ApiStats): void {
   if (err.code === 'HPE_HEADER_OVERFLOW') {
     stats.badRequests['headers-too-large']++
-    refuseSocket(socket, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request line and headers exceed the size limit')
+    refuseSocket(socket, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', 'request line and headers exceed the size limit', stats)
   } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     stats.badRequests.timeout++
-    refuseSocket(socket, 408, 'REQUEST_TIMEOUT', 'the request did not arrive in time')
+    refuseSocket(socket, 408, 'REQUEST_TIMEOUT', 'the request did not arrive in time', stats)
   } else {
     stats.badRequests['bad-http']++
-    refuseSocket(socket, 400, 'BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`)
+    refuseSocket(socket, 400, 'BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`, stats)
   }
 }
 
@@ -82,7 +89,7 @@ export function guardServer (server: Server, stats: ApiStats, turns: ConnectionT
   // without a listener Node closes a CONNECT socket without a word
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     stats.badRequests['bad-method']++
-    refuseSocket(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not allowed: this is not a proxy')
+    refuseSocket(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not allowed: this is not a proxy', stats)
   })
 
   // without a listener Node answers 100 to any size, and the client uploads a body only to get 413

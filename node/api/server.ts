@@ -6,7 +6,7 @@ import { authHook, isLoopbackHost, requestHost, requiresToken } from './auth.js'
 import { DOORS } from './door-list.js'
 import { addJsonParser, answerError, asHttpError, pathPatterns, shortUrl } from './fastify-glue.js'
 import { DEFAULT_CLOSE_GRACE_MS, GracefulClose } from './graceful-close.js'
-import { guardServer, handleClientError } from './guards.js'
+import { guardServer, handleClientError, refusedByServer } from './guards.js'
 import { HttpError, NODE_HEADER, badRequest, bodyOf, parseTarget, unknownQueryCheck } from './http.js'
 import { meshRoute, metricsRoute, nodeRoutes } from './node-routes.js'
 import { taskEventsRoute } from './event-routes.js'
@@ -166,7 +166,7 @@ export class ApiServer {
       log.error('%s failed: %s', what, (err as Error)?.stack ?? err)
       init.onInternalError?.(err, what)
     }
-    const errors = { stats, log, internalError, retryAfterMs: () => node.tasks?.options.retryAfterMs }
+    const errors = { stats, log, internalError, retryAfterMs: () => node.tasks?.options.retryAfterMs, refusedByServer }
     const maxBytes = init.maxBodyBytes ?? (node.tasks === undefined ? DEFAULT_MAX_BODY_BYTES : bodyLimitFor(node.tasks.options.maxInputBytes))
     const app = Fastify({
       logger: false,
@@ -259,7 +259,7 @@ export class ApiServer {
         done()
       })
     })
-    app.addHook('onRequestAbort', async request => { if (!turns.wasDropped(request.raw)) stats.clientsGone++ })
+    app.addHook('onRequestAbort', async request => { if (!turns.wasDropped(request.raw) && !refusedByServer(request.raw.socket)) stats.clientsGone++ })
     app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, errors) })
     app.setNotFoundHandler((request, reply) => {
       const path = parseTarget(request.raw.url ?? '').path

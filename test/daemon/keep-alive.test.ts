@@ -42,6 +42,7 @@ describe('kept-alive API connections', () => {
     const api = await ApiServer.listen(net.nodes[0]!, { port: 0, requestTimeoutMs: 1_000 })
     const port = (api.server.address() as { port: number }).port
     try {
+      const before = { ...api.stats, badRequests: { ...api.stats.badRequests } }
       const started = Date.now()
       const answer = await new Promise<string>((resolve, reject) => {
         const socket = connect(port, '127.0.0.1', () => {
@@ -61,6 +62,10 @@ describe('kept-alive API connections', () => {
       const res = await fetch(`http://127.0.0.1:${port}/v1/tasks/${id}/result?wait=2500`)
       expect(res.status).toBe(202)
       expect(Date.now() - asked).toBeGreaterThanOrEqual(2_000)
+      // the 408 is one error answer, and no client gone: it was counted as none, and as two gone
+      expect(api.stats.errors - before.errors).toBe(1)
+      expect(api.stats.clientsGone - before.clientsGone).toBe(0)
+      expect(api.stats.badRequests.timeout - before.badRequests.timeout).toBe(1)
     } finally {
       await api.close()
     }
