@@ -17,12 +17,16 @@ function rawAnswer (status: number, name: string, message: string): string {
 /** A refusal written on the socket itself: an error answer that no ServerResponse counts. */
 function refuseSocket (socket: Duplex, status: number, name: string, message: string, stats: ApiStats): void {
   stats.errors++
+  refused.add(socket)
   socket.end(rawAnswer(status, name, message), () => { socket.destroy() })
 }
 
-/** Whether the server refuses this socket's bytes itself (a 408, 400 or 431 on the socket): its request's abort is no client gone, and the refusal is its error. */
+/** Sockets on which the server wrote its own refusal. */
+const refused = new WeakSet<Duplex>()
+
+/** Whether the server wrote a refusal on this socket itself (a 408, 400 or 431): its request's abort is no client gone, and the refusal is its error. */
 export function refusedByServer (socket: unknown): boolean {
-  return refusing.has(socket as Duplex)
+  return refused.has(socket as Duplex)
 }
 
 /**
@@ -102,6 +106,8 @@ export function guardServer (server: Server, stats: ApiStats, turns: ConnectionT
     }
     turns.enter(req, res)
     stats.badRequests['body-too-large']++
+    // no route's hook counts this answer
+    stats.errors++
     const message = `body exceeds the limit of ${maxBodyBytes} bytes`
     // the OpenAI door's own shape, as it answers a body over its limit sent without Expect
     const body = OPENAI_DOOR_PATH.test(req.url ?? '') ? new OpenAIError(413, message, { code: 'request_too_large' }).toJSON() : { error: { name: 'PAYLOAD_TOO_LARGE', message } }
@@ -114,6 +120,7 @@ export function guardServer (server: Server, stats: ApiStats, turns: ConnectionT
     // request pipelined behind this refusal (which closes the connection) is dropped unrun
     turns.enter(req, res)
     stats.badRequests['bad-expect']++
+    stats.errors++
     sendJson(res, 417, { error: { name: 'EXPECTATION_FAILED', message: `expectation ${JSON.stringify(String(req.headers.expect).slice(0, 100))} is not supported (only 100-continue)` } }, { connection: 'close', [NODE_HEADER]: VERSION })
   })
 }

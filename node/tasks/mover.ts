@@ -117,8 +117,10 @@ export class Mover {
         // ends; a holder whose vote here is still uncommitted at the next check is stuck (the move
         // carries its vote)
         const lease = await this.c.replica.liveLease(id)
-        if (lease !== undefined && !gone.includes(lease.holder) && this.c.membership.isLive(lease.holder) && !(lease.voted && this.votedAtLastCheck.has(id))) {
+        // (a lease live here was renewed within leaseMs: a holder's liveness in the view flickers with its connections)
+        if (lease !== undefined && !gone.includes(lease.holder) && !(lease.voted && this.votedAtLastCheck.has(id))) {
           if (lease.voted) this.votedAtLastCheck.add(id)
+          else this.votedAtLastCheck.delete(id)
           this.stats.waitedForRuns++
           return
         }

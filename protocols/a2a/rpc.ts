@@ -60,7 +60,9 @@ function badPartField (params: Record<string, unknown> | undefined, legacy: bool
   const parts = typeof message === 'object' && message !== null ? (message as Record<string, unknown>).parts : undefined
   if (!Array.isArray(parts)) return undefined
   for (const [index, p] of (parts as Array<Record<string, unknown>>).entries()) {
-    if (((legacy && p.kind === 'text') || 'text' in p) && typeof p.text !== 'string') return { index, problem: 'text must be a string' }
+    // 0.3 tells parts by kind; 1.0's JSON by field, where null is a field not set
+    const text = legacy ? p.kind === 'text' : p.text !== undefined && p.text !== null
+    if (text && typeof p.text !== 'string') return { index, problem: 'text must be a string' }
     if (legacy && p.kind === 'data' && (typeof p.data !== 'object' || p.data === null || Array.isArray(p.data))) return { index, problem: 'data must be an object' }
   }
   return undefined

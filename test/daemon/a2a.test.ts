@@ -338,7 +338,7 @@ describe('A2A door, with the SDK client, on a three-node mesh', () => {
     for (const [parts, problem] of [[[{ kind: 'text', text: 5 }], 'parts[0].text must be a string'], [[{ kind: 'text' }], 'parts[0].text must be a string'], [[{ kind: 'text', text: 'ok' }, { kind: 'data', data: 'x' }], 'parts[1].data must be an object']] as const) {
       expect((await rpc(api, legacyMessage([...parts]))).json, problem).toMatchObject({ id: 12, error: { code: -32602, message: `params.message.${problem}` } })
     }
-    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 13, method: 'SendMessage', params: { message: { messageId: 'm2', role: 'ROLE_USER', parts: [{ text: null }], metadata: { skill: 'echo' } } } }), v1)).json).toMatchObject({ id: 13, error: { code: -32602, message: 'params.message.parts[0].text must be a string' } })
+    expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 13, method: 'SendMessage', params: { message: { messageId: 'm2', role: 'ROLE_USER', parts: [{ text: 5 }], metadata: { skill: 'echo' } } } }), v1)).json).toMatchObject({ id: 13, error: { code: -32602, message: 'params.message.parts[0].text must be a string' } })
     for (const method of ['tasks/pushNotificationConfig/set', 'CreateTaskPushNotificationConfig', 'ListTaskPushNotificationConfigs']) {
       expect((await rpc(api, JSON.stringify({ jsonrpc: '2.0', id: 11, method, params: {} }), v1)).json, method).toMatchObject({ id: 11, error: { code: -32003 } })
     }
