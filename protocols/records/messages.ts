@@ -5,8 +5,8 @@ import { capabilitySchema, taskIdSchema, taskSchema } from '../task/schema.js'
 import { storedResultSchema } from '../task/store.js'
 import { taskNoticeSchema } from '../gossip/messages.js'
 
-/** The longest `tell` window of a handoff: an hour, the longest a timer waits. */
-const MAX_TELL_MS = 3_600_000
+/** The longest `tell` window of a handoff: the longest a timer waits (half a submitter's handoffTimeoutMs, which may be that long). */
+const MAX_TELL_MS = 2 ** 31 - 1
 
 export const RECORDS_PROTOCOL = '/agentmesh/records/1.0.0'
 

@@ -97,6 +97,14 @@ describe('handoff: a submitter that will not run a new task hands it to a member
     expect(told.length).toBe(takers.length + 1)
   })
 
+  it('a submitter with a handoffTimeoutMs of hours asks for the outcome in a window members take', async () => {
+    // half of 3 h: over the hour the field once took, and the member refused it as a bad request
+    const [a] = await submitterAndTwoRunners({ ...HANDOFF_ONLY, handoffTimeoutMs: 3 * 3_600_000 })
+    const { id } = await a.tasks!.service.submit({ capability: 'echo', input: 'a long wait' })
+    expect((await a.tasks!.service.waitFor(id, 10_000)).record.final?.state).toBe('completed')
+    expect(a.tasks!.handoff.stats).toMatchObject({ taken: 1, outcomesHeard: 1 })
+  })
+
   it('a member whose answer leaves past the submitter\'s `tell` window tells the outcome by notify as well: the submitter may have stopped waiting', async () => {
     // the window is half of handoffTimeoutMs (2 s); the claim takes 2.5 s, inside handoffSuspectMs
     const [a, b, c] = await submitterAndTwoRunners({ ...HANDOFF_ONLY, handoffTimeoutMs: 4_000, handoffSuspectMs: 3_500 })
