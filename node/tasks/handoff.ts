@@ -41,7 +41,7 @@ export interface HandoffStats {
 
 /** How a handoff's answer tells a task's outcome: built and marked sent by the taker's notifier, applied by the submitter as a notice. */
 export interface HandoffTelling {
-  notifier: Pick<Notifier, 'signed' | 'toldWithHandoff'>
+  notifier: Pick<Notifier, 'stamped' | 'toldWithHandoff'>
   /** a notice from `sender`, the member that answered */
   apply: (notice: TaskNotice, sender: string) => void
 }
@@ -222,7 +222,7 @@ export class Handoff {
     else this.stats.outcomesToldLate++
     // the generation the run reports under (Executor.run): a new record's, or the grants' when later
     const generation = Math.max(record.generation, lease.generation)
-    return this.telling.notifier.signed(completionNotice(record.task, { generation, claimId: lease.claimId, peer: this.c.peerId.toString() }, ran.result, ran.size, ran.cert, this.c.options.maxInlineResultBytes))
+    return this.telling.notifier.stamped(completionNotice(record.task, { generation, claimId: lease.claimId, peer: this.c.peerId.toString() }, ran.result, ran.size, ran.cert, this.c.options.maxInlineResultBytes))
   }
 }
 

@@ -115,9 +115,9 @@ export class Mover {
         // under it ended it and spent its attempt for another member's loss (a task of two minutes
         // or more, one member gone, ran again; with maxAttempts 1, died). It moves once the run
         // ends; a holder whose vote here is still uncommitted at the next check is stuck (the move
-        // carries its vote)
+        // carries its vote). A lease live here was renewed within leaseMs, whatever the view says
+        // of its holder (that flickers with its connections)
         const lease = await this.c.replica.liveLease(id)
-        // (a lease live here was renewed within leaseMs: a holder's liveness in the view flickers with its connections)
         if (lease !== undefined && !gone.includes(lease.holder) && !(lease.voted && this.votedAtLastCheck.has(id))) {
           if (lease.voted) this.votedAtLastCheck.add(id)
           else this.votedAtLastCheck.delete(id)

@@ -34,11 +34,11 @@ export class Notifier {
     const me = this.c.peerId.toString()
     if (peer === me) return
     this.stats.sent++
-    this.batches.add(peer, this.signed(notice))
+    this.batches.add(peer, this.stamped(notice))
   }
 
-  /** The notice as this node sends it now. */
-  signed (notice: NoticeBody): TaskNotice {
+  /** The notice as this node sends it now: its sender and time added. */
+  stamped (notice: NoticeBody): TaskNotice {
     return { kind: 'notice', from: this.c.peerId.toString(), at: Date.now(), ...notice }
   }
 
