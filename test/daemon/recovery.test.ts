@@ -165,15 +165,17 @@ describe('recovery across real processes', () => {
     const done = await completedOn(observer.api, String(id), 'another peer to take over and finish', 20_000)
     expect(done.executor).not.toBe(holderId)
     paused.proc.kill('SIGCONT')
-    // the paused holder's agent finishes and reports under its old term: refused
-    await waitFor(async () => (await get(paused.api, '/v1/metrics')).executions.duplicateExecutions === 1, { what: 'the late result to be refused', timeoutMs: 15_000 }).catch(async err => {
+    // the paused holder's agent finishes and reports under its old term: refused (a duplicate); or,
+    // beside a loaded CI run, its vote round timed out before the members' refusals came (a lost
+    // lease). Either way its run ends without a result, and exactly one is accepted everywhere, below
+    const ended = async (): Promise<{ duplicateExecutions: number, leaseLost: number, running: number }> => (await get(paused.api, '/v1/metrics')).executions
+    await waitFor(async () => { const e = await ended(); return e.running === 0 && e.duplicateExecutions + e.leaseLost === 1 }, { what: 'the late run to end without its result', timeoutMs: 15_000 }).catch(async err => {
       throw new Error(`${String(err.message)}; paused node metrics: ${JSON.stringify(await get(paused.api, '/v1/metrics'))}`)
     })
-    // the late result is refused wherever it arrives; how many members a holder frozen for seconds
-    // still reaches varies (a loaded CI run counted one refusal where this asked for two), so at
-    // least one, and exactly one accepted result everywhere, below
+    // a refused result is refused wherever it arrives; how many members a holder frozen for seconds
+    // still reaches varies (a loaded CI run counted one refusal where this asked for two), so at least one
     const refused = (await Promise.all(daemons.map(async d => (await get(d.api, '/v1/metrics')).replica.staleResults as number))).reduce((x, y) => x + y, 0)
-    expect(refused).toBeGreaterThanOrEqual(1)
+    if ((await ended()).duplicateExecutions === 1) expect(refused).toBeGreaterThanOrEqual(1)
     const accepted = (await get(observer.api, `/v1/tasks/${String(id)}/result?wait=5000`)).result
     expect(accepted).toEqual({ by: 'stubborn', attempt: 2 })
     for (const d of daemons) {
