@@ -1,15 +1,14 @@
 import { z } from 'zod'
 import { DEFAULT_MAX_INPUT_BYTES } from '../../protocols/gossip/constants.js'
 import { MAX_LEASE_MS, MAX_WAIT_MS } from '../../protocols/lease/index.js'
-import { MAX_TASK_TIMEOUT_MS, byteLength } from '../../protocols/task/schema.js'
+import { MAX_TASK_TIMEOUT_MS, MAX_TIMER_MS, byteLength } from '../../protocols/task/schema.js'
 import { DEFAULT_VOTE_SIGN_BATCH_MAX, MAX_SIGN_BATCH } from '../../protocols/task/vote-batch.js'
 import { InvalidConfigError } from '../errors.js'
 import type { Agent } from '../runtime/agent.js'
 import type { TaskRecord } from '../../protocols/task/record.js'
 import type { Embed } from '../memory/memory-layer.js'
 
-/** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
-export const MAX_TIMER_MS = 2_147_483_647
+export { MAX_TIMER_MS }
 const count = (min: number) => z.number().int().min(min)
 /** the largest input or result a node may be set to take: 64 MiB (1e12 was accepted, and every frame limit followed it) */
 const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024

@@ -1,12 +1,9 @@
 import { z } from 'zod'
 import { jsonValue } from '../task/json-value.js'
 import { placementSchema, taskRecordSchema } from '../task/record.js'
-import { capabilitySchema, taskIdSchema, taskSchema } from '../task/schema.js'
+import { MAX_TIMER_MS, capabilitySchema, taskIdSchema, taskSchema } from '../task/schema.js'
 import { storedResultSchema } from '../task/store.js'
 import { taskNoticeSchema } from '../gossip/messages.js'
-
-/** The longest `tell` window of a handoff: the longest a timer waits (half a submitter's handoffTimeoutMs, which may be that long). */
-const MAX_TELL_MS = 2 ** 31 - 1
 
 export const RECORDS_PROTOCOL = '/agentmesh/records/1.0.0'
 
@@ -76,7 +73,7 @@ export const recordsRequestSchema = z.discriminatedUnion('op', [
    * arrival (well inside its wait for the answer); a later one's is sent by `notify` as well. A peer
    * from before the field refuses it
    */
-  z.object({ op: z.literal('handoff'), record: taskRecordSchema, tell: z.number().int().min(1).max(MAX_TELL_MS).optional() }).strict(),
+  z.object({ op: z.literal('handoff'), record: taskRecordSchema, tell: z.number().int().min(1).max(MAX_TIMER_MS).optional() }).strict(),
   /** new tasks for the receiver to run: answers the ids it took (claiming now, or queued) */
   z.object({ op: z.literal('offer'), items: z.array(offerItemSchema).max(MAX_OFFER_ITEMS) }).strict(),
   /** notices sent straight to the peer that waits on the tasks, not flooded: hints, like gossiped ones */

@@ -12,6 +12,9 @@ export const capabilitySchema = z.string().regex(CAPABILITY, 'capability: letter
 export const taskIdSchema = z.string().regex(TASK_ID, 'task id: 64 hex digits')
 export const peerIdSchema = z.string().regex(PEER_ID, 'peer id')
 
+/** setTimeout fires at once for a delay over 2^31 - 1 ms (24.8 days). */
+export const MAX_TIMER_MS = 2_147_483_647
+
 /** the longest a task's attempt may run: 7 days */
 export const MAX_TASK_TIMEOUT_MS = 7 * 24 * 3600_000
 

@@ -97,7 +97,7 @@ const validatorsByObject = new WeakMap<object, z.ZodType | null>()
 export function inputProblem (schema: Record<string, unknown> | undefined, input: unknown): string | undefined {
   if (schema === undefined) return undefined
   const either = oneOfKeys(schema)
-  if (either !== undefined && input !== null && typeof input === 'object' && !Array.isArray(input) && !either.some(k => (input as Record<string, unknown>)[k] !== undefined)) return `(root): give ${either.join(' or ')}`
+  if (either !== undefined && input !== null && typeof input === 'object' && !Array.isArray(input) && !givesOneOf(either)(input as Record<string, unknown>)) return `(root): give ${either.join(' or ')}`
   let validator = validatorsByObject.get(schema)
   if (validator === undefined) {
     validator = validatorByText(schema)
