@@ -333,7 +333,8 @@ export class LeaseClient {
     const plain: LeaseRequest = { op: 'signal', id: t.id, epoch: t.placement.epoch, name, data: data as never }
     // a record's claim id that no member's schema takes would have every member refuse the signal
     const named = waitClaimId !== undefined && claimIdSchema.safeParse(waitClaimId).success ? { ...plain, waitClaimId } : plain
-    const answers = await this.askUntil(t.placement.members, named, need, a => a.res.status === 'OK', named === plain ? undefined : () => plain).early
+    const asked = this.askUntil(t.placement.members, named, need, a => a.res.status === 'OK', named === plain ? undefined : () => plain)
+    let answers = await asked.early
     if (answers.filter(a => a.res.status === 'OK').length >= need) {
       // kept by a majority, so chosen: the second round writes it into the journal, and the task
       // may run on (a member from before waitClaimId is asked without it, as in the first round)
@@ -343,6 +344,9 @@ export class LeaseClient {
       if (marked >= need) return
       throw refusal(marks, `signal kept by a majority, written into the journal by ${marked} of ${t.placement.members.length} members: send it again`)
     }
+    // refused: every answer, so the count says who keeps it (the dead members' failures came first,
+    // and this node's own answer, kept, after them: it said "kept by 0")
+    answers = await asked.all
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)
     throw refusal(answers, `signal kept by ${answers.filter(a => a.res.status === 'OK').length} of ${t.placement.members.length} members`)
