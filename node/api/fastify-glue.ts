@@ -96,18 +96,13 @@ export const OPENAI_DOOR_PATH = /^\/v1\/(chat\/completions|models)(\/|\?|$)/
 
 /**
  * Every error answer: `{error: {name, message}}` with its status (counted by the server as it
- * leaves). A client that left gets nothing (and is counted as gone, and as an error); anything
+ * leaves). A client that left gets nothing (the server counts it gone, and as an error); anything
  * unexpected is a 500, logged with its stack.
  */
-export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, internalError: (err: unknown, what: string) => void, retryAfterMs?: () => number | undefined, refusedByServer?: (socket: unknown) => boolean }): void {
+export function answerError (err: any, request: FastifyRequest, reply: FastifyReply, ctx: { stats: ApiStats, log: Logger, internalError: (err: unknown, what: string) => void, retryAfterMs?: () => number | undefined }): void {
   const res = reply.raw
   if (res.destroyed || res.headersSent || err?.code === 'ECONNRESET') {
-    // no answer leaves, so the server's count of error answers does not see it; a request whose
-    // socket the server refuses itself (its body too slow: a 408) is no client gone, and its refusal counted
-    if (ctx.refusedByServer?.(request.raw.socket) !== true) {
-      ctx.stats.errors++
-      ctx.stats.clientsGone++
-    }
+    // no answer leaves: the server counts the client gone when the response closes unfinished
     ctx.log('%s %s: client gone: %s', request.method, request.url, err?.message ?? err)
     if (!res.destroyed) res.destroy()
     return

@@ -15,6 +15,7 @@ import { openApiRoute } from './openapi.js'
 import { isUiAsset, uiRoutes } from './ui-routes.js'
 import { MeshMetrics, prometheusRoute } from './prometheus.js'
 import { ConnectionTurns, closeWhenAsked } from './connection-turns.js'
+import { endedByClient } from './sse-stream.js'
 import { VERSION } from '../version.js'
 import { createApiStats } from './stats.js'
 import { taskRoutes } from './task-routes.js'
@@ -166,7 +167,7 @@ export class ApiServer {
       log.error('%s failed: %s', what, (err as Error)?.stack ?? err)
       init.onInternalError?.(err, what)
     }
-    const errors = { stats, log, internalError, retryAfterMs: () => node.tasks?.options.retryAfterMs, refusedByServer }
+    const errors = { stats, log, internalError, retryAfterMs: () => node.tasks?.options.retryAfterMs }
     const maxBytes = init.maxBodyBytes ?? (node.tasks === undefined ? DEFAULT_MAX_BODY_BYTES : bodyLimitFor(node.tasks.options.maxInputBytes))
     const app = Fastify({
       logger: false,
@@ -204,9 +205,19 @@ export class ApiServer {
     function countErrorAnswer (this: ServerResponse): void {
       if (this.statusCode >= 400) stats.errors++
     }
+    // a client that left before its answer was whole, once, whatever it waited on (a long poll, a
+    // door's call, a stream): an error too. Not a socket the server refused itself, a request dropped
+    // unrun, one cut by a stop, or an event stream (ended by its client, as it always is)
+    function countClientGone (this: ServerResponse): void {
+      if (this.writableFinished || graceful.stopping.aborted || endedByClient(this)) return
+      if (turns.wasDropped(this.req) || refusedByServer(this.req.socket)) return
+      stats.clientsGone++
+      stats.errors++
+    }
     app.addHook('onRequest', async (request, reply) => {
       turns.enter(request.raw, reply.raw)
       reply.raw.on('finish', countErrorAnswer)
+      reply.raw.once('close', countClientGone)
       closeWhenAsked(request.raw, reply.raw)
       // how the CLI tells this API from another server at the address it was given; on the raw
       // answer, so that streams and the doors' SDKs, which write their own heads, carry it too
@@ -259,7 +270,6 @@ export class ApiServer {
         done()
       })
     })
-    app.addHook('onRequestAbort', async request => { if (!turns.wasDropped(request.raw) && !refusedByServer(request.raw.socket)) stats.clientsGone++ })
     app.setErrorHandler((err, request, reply) => { answerError(err, request, reply, errors) })
     app.setNotFoundHandler((request, reply) => {
       const path = parseTarget(request.raw.url ?? '').path

@@ -1,5 +1,6 @@
 import { endsAtStop } from './graceful-close.js'
 import type { FastifyReply } from 'fastify'
+import type { ServerResponse } from 'node:http'
 
 /** A client that reads slower than this many bytes behind is cut off: a stalled reader must not grow the node's memory. */
 export const DEFAULT_SSE_MAX_BUFFERED_BYTES = 1024 * 1024
@@ -13,6 +14,13 @@ export interface SseStream {
   end: () => void
 }
 
+const clientEnded = new WeakSet<ServerResponse>()
+
+/** Whether `res` is an event stream: its client ends it (no client gone, no error). */
+export function endedByClient (res: ServerResponse): boolean {
+  return clientEnded.has(res)
+}
+
 /**
  * Opens a server-sent event stream on the raw response (Fastify is told to leave it alone). A
  * client that left before it opened counts as closed at once, and one that stops reading is cut off
@@ -21,6 +29,7 @@ export interface SseStream {
 export function openStream (reply: FastifyReply, maxBufferedBytes = DEFAULT_SSE_MAX_BUFFERED_BYTES): SseStream {
   reply.hijack()
   const res = reply.raw
+  clientEnded.add(res)
   // a stop ends it cleanly at once: a client resumes it on another node
   endsAtStop(res)
   const closers: Array<() => void> = []

@@ -70,4 +70,31 @@ describe('kept-alive API connections', () => {
       await api.close()
     }
   })
+
+  it('count a client that leaves a long poll once, as gone and as an error, and one that closes an event stream as neither', async () => {
+    const net = await f.mesh(1, { tasks: { ...FAST_TASKS, agents: [] } })
+    const api = await ApiServer.listen(net.nodes[0]!, { port: 0 })
+    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
+    try {
+      const { id } = await net.nodes[0]!.tasks!.service.submit({ capability: 'nobody-runs-this', input: 1 })
+      const before = { ...api.stats }
+      // a long poll and a submit's wait, left by their clients; an event stream closed after its first bytes
+      const left = async (path: string, init: RequestInit = {}): Promise<void> => {
+        await expect(fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ name: 'TimeoutError' })
+      }
+      await left(`/v1/tasks/${id}/result?wait=1500`)
+      await left('/v1/tasks?wait=1500', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ capability: 'nobody-runs-this', input: 2 }) })
+      const stream = new AbortController()
+      const events = await fetch(`${base}/v1/tasks/${id}/events`, { signal: stream.signal })
+      await events.body!.getReader().read()
+      stream.abort()
+      // a wait as long as the two left: once it is answered, theirs have ended too
+      expect((await fetch(`${base}/v1/tasks/${id}/result?wait=1500`)).status).toBe(202)
+      expect(api.stats.clientsGone - before.clientsGone).toBe(2)
+      // before, neither was an error, though api.errors is said to count every client gone
+      expect(api.stats.errors - before.errors).toBe(2)
+    } finally {
+      await api.close()
+    }
+  })
 })
