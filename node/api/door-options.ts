@@ -11,7 +11,9 @@ const openaiFields = z.object({
   /** each attempt's timeout, for the task (its timeoutMs, at most 7 days). @default 300_000 */
   attemptTimeoutMs: ms(1_000, MAX_TASK_TIMEOUT_MS),
   /** how often a streamed completion sends a keep-alive comment while it waits. @default 15_000 */
-  keepaliveMs: ms(1_000, 600_000)
+  keepaliveMs: ms(1_000, 600_000),
+  /** how long a streamed completion holds back its head for the first token (a task that fails before is answered with its status). @default 2_000 */
+  streamHoldMs: ms(0, 600_000)
 }).strict()
 
 const mcpFields = z.object({

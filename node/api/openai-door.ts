@@ -80,9 +80,9 @@ export function createOpenAIDoor (init: OpenAIDoorInit = {}): OpenAIDoor {
       scope.post('/chat/completions', async (request, reply) => {
         const { req, id, meta, deadline } = await g.start(request.body)
         if (req.stream === true) {
-          // the gateway writes the server-sent events to the raw response itself
-          reply.hijack()
-          await g.stream(req, id, meta, deadline, reply.raw)
+          // the gateway writes the server-sent events to the raw response itself, once it has a
+          // token (or its hold is over); a task that fails before is thrown, answered as an error here
+          await g.stream(req, id, meta, deadline, reply.raw, () => { reply.hijack() })
           return
         }
         const body = await g.complete(id, meta, deadline, reply.raw)

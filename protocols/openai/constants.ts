@@ -23,6 +23,15 @@ export const DEFAULT_ATTEMPT_TIMEOUT_MS = 300_000
 export const DEFAULT_KEEPALIVE_MS = 15_000
 
 /**
+ * How long a streamed completion holds back its 200 and first chunk for the first token. A task
+ * that fails within it (a model's 400, a refusal) is answered with its status, as a non-streamed
+ * completion is, which the official clients turn into their error classes (a 429's Retry-After
+ * honoured); after it, an error can only be an event in the stream. 0: the head goes out at once.
+ * @default 2_000
+ */
+export const DEFAULT_STREAM_HOLD_MS = 2_000
+
+/**
  * One wait for a task's final state lasts at most this long before it is asked again (a wait wakes
  * at once on the completion notice; this bounds how long a lost notice costs).
  * @default 30_000

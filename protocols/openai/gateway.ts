@@ -1,4 +1,4 @@
-import { DEFAULT_ATTEMPT_TIMEOUT_MS, DEFAULT_KEEPALIVE_MS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WAIT_SLICE_MS, OWNED_BY, TASK_HEADER } from './constants.js'
+import { DEFAULT_ATTEMPT_TIMEOUT_MS, DEFAULT_KEEPALIVE_MS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_STREAM_HOLD_MS, DEFAULT_WAIT_SLICE_MS, OWNED_BY, TASK_HEADER } from './constants.js'
 import { chatTaskInput, chunkOf, completionOf, finishOf, toolCallDeltas, usageOf } from './convert.js'
 import { ClientGoneError, CompletionFailedError, InvalidRequestError, ModelNotFoundError, OpenAIError } from './errors.js'
 import { liveModels } from './models.js'
@@ -40,6 +40,8 @@ export interface GatewayInit {
   attemptTimeoutMs?: number
   /** @default 15_000 (DEFAULT_KEEPALIVE_MS) */
   keepaliveMs?: number
+  /** @default 2_000 (DEFAULT_STREAM_HOLD_MS) */
+  streamHoldMs?: number
   /** @default 30_000 (DEFAULT_WAIT_SLICE_MS) */
   waitSliceMs?: number
   /** a client that leaves before its answer cancels the task: nobody would read it. @default true */
@@ -77,12 +79,14 @@ export class OpenAIGateway {
   private readonly requestTimeoutMs: number
   private readonly attemptTimeoutMs: number
   private readonly keepaliveMs: number
+  private readonly streamHoldMs: number
   private readonly waitSliceMs: number
 
   constructor (private readonly backend: GatewayBackend, private readonly init: GatewayInit = {}) {
     this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
     this.attemptTimeoutMs = Math.min(init.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS, this.requestTimeoutMs)
     this.keepaliveMs = init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS
+    this.streamHoldMs = init.streamHoldMs ?? DEFAULT_STREAM_HOLD_MS
     this.waitSliceMs = init.waitSliceMs ?? DEFAULT_WAIT_SLICE_MS
   }
 
@@ -125,34 +129,50 @@ export class OpenAIGateway {
   }
 
   /**
-   * A streamed completion, written to `res` (already hijacked from the framework): a first chunk
-   * with the role, a chunk per token as the executing peer reports it, then the rest of the
-   * certified answer, its tool calls, the finish reason, the usage if asked, and `[DONE]`.
+   * A streamed completion, written to `res` once `takeOver` hands it over from the framework: a
+   * first chunk with the role, a chunk per token as the executing peer reports it, then the rest of
+   * the certified answer, its tool calls, the finish reason, the usage if asked, and `[DONE]`. The
+   * head waits up to streamHoldMs for the first token: a task that fails before is thrown, for the
+   * door to answer with its status.
    */
-  async stream (req: ChatCompletionRequest, id: string, meta: CompletionMeta, deadline: number, res: ServerResponse): Promise<void> {
+  async stream (req: ChatCompletionRequest, id: string, meta: CompletionMeta, deadline: number, res: ServerResponse, takeOver: () => void): Promise<void> {
     this.stats.streams++
     const write = (data: unknown): void => {
       if (!res.destroyed && !res.writableEnded) res.write(`data: ${JSON.stringify(data)}\n\n`)
     }
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [TASK_HEADER]: id })
     // with include_usage, OpenAI's chunks before the last carry `usage: null`
     const noUsage = req.stream_options?.include_usage === true ? null : undefined
-    write(chunkOf(meta, { role: 'assistant', content: '' }, null, noUsage))
     const text = new StreamedText()
+    let held: string | undefined = ''
+    let tokenCame!: () => void
+    const firstToken = new Promise<void>(resolve => { tokenCame = resolve })
     const unsubscribe = this.backend.subscribe(id, e => {
       const token = (e.event as { token?: unknown } | null)?.token
       if (typeof token !== 'string') return
       const claims = text.claims
       const add = text.token(e.claimId, e.seq, token)
       if (text.claims > 1 && claims !== text.claims) this.stats.streamsRerun++
-      if (add !== '') write(chunkOf(meta, { content: add }, null, noUsage))
+      if (add === '') return
+      if (held === undefined) write(chunkOf(meta, { content: add }, null, noUsage))
+      else { held += add; tokenCame() }
     })
-    const keepalive = setInterval(() => { if (!res.destroyed) res.write(': keep-alive\n\n') }, this.keepaliveMs)
+    let keepalive: ReturnType<typeof setInterval> | undefined
+    let hold: ReturnType<typeof setTimeout> | undefined
     const gone = this.whenGone(id, res)
     try {
+      const outcome = this.result(id, deadline, gone.signal)
+      outcome.catch(() => {})
+      // an outcome within the hold, a failure or a client gone, is thrown before any head
+      await Promise.race([firstToken, outcome, new Promise<void>(resolve => { hold = setTimeout(resolve, this.streamHoldMs) })])
+      takeOver()
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [TASK_HEADER]: id })
+      write(chunkOf(meta, { role: 'assistant', content: '' }, null, noUsage))
+      if (held !== '') write(chunkOf(meta, { content: held }, null, noUsage))
+      held = undefined
+      keepalive = setInterval(() => { if (!res.destroyed) res.write(': keep-alive\n\n') }, this.keepaliveMs)
       let result: ChatResult
       try {
-        result = await this.result(id, deadline, gone.signal)
+        result = await outcome
       } catch (err: any) {
         if (err?.name === 'ClientGoneError') return
         write(err instanceof OpenAIError ? err.toJSON() : { error: { message: String(err?.message ?? err), type: 'api_error', param: null, code: null } })
@@ -172,9 +192,10 @@ export class OpenAIGateway {
       if (!res.destroyed && !res.writableEnded) res.write('data: [DONE]\n\n')
     } finally {
       unsubscribe()
+      clearTimeout(hold)
       clearInterval(keepalive)
       gone.done()
-      if (!res.writableEnded) res.end()
+      if (res.headersSent && !res.writableEnded) res.end()
     }
   }
 

@@ -36,7 +36,7 @@ describe('the doors\' timers (doors) and the long poll\'s cap (http.maxWaitMs), 
     const dir = await tmp()
     await writeFile(join(dir, 'config.json'), JSON.stringify({
       http: { maxWaitMs: 1_000 },
-      doors: { openai: { requestTimeoutMs: 2_500, keepaliveMs: 1_000 }, mcp: { maxCallMs: 1_000, progressIntervalMs: 100 }, a2a: { sendWaitMs: 1_000, historyBytes: 0 } }
+      doors: { openai: { requestTimeoutMs: 2_500, keepaliveMs: 1_000, streamHoldMs: 0 }, mcp: { maxCallMs: 1_000, progressIntervalMs: 100 }, a2a: { sendWaitMs: 1_000, historyBytes: 0 } }
     }))
     daemon = await startDaemon(await resolveDaemonConfig({ config: join(dir, 'config.json'), data: join(dir, 'data'), api: '127.0.0.1:0', agents: 'sleep,llm.chat', llmModel: ['m'], llmBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1` }, {}))
     api = daemon.api.url
@@ -86,7 +86,7 @@ describe('the doors\' timers (doors) and the long poll\'s cap (http.maxWaitMs), 
 
   it('doors.openai.keepaliveMs: a streamed completion that waits sends keep-alive comments that often', async () => {
     const res = await timed(async () => await (await fetch(`${api}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hello' }] }) })).text())
-    // every 15 s by default: none before the 2.5 s timeout ends the stream
+    // every 15 s by default: none before the 2.5 s timeout ends the stream (the head at once: streamHoldMs 0)
     expect(res.value.match(/^: keep-alive$/gm)?.length ?? 0).toBeGreaterThanOrEqual(1)
     expect(res.value).toMatch(/time/i)
     expect(res.ms).toBeLessThan(CUT_MS)

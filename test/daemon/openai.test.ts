@@ -30,7 +30,9 @@ async function daemon (dir: string, baseURL: string, models?: string[], bootstra
     bootstrap: bootstrap === undefined ? [] : [bootstrap.nodeFile.addrs[0] as string],
     agents: models === undefined ? 'none' : 'llm.chat',
     llmModel: models,
-    llmBaseUrl: baseURL
+    llmBaseUrl: baseURL,
+    // a streamed completion that fails is answered with its status however slow this machine is
+    doors: { openai: { streamHoldMs: 30_000 } }
   }, {})
   // leases of 2 s and 5 attempts: on a busy machine a 500 ms lease lapsed on the surviving peer too, 3 times
   return startDaemon(config, { tasks: { ...FAST_TASKS, leaseMs: 2_000, presenceIntervalMs: 1_000, claimLagLimitMs: 5_000, defaultMaxAttempts: 5 } })
@@ -255,6 +257,9 @@ describe('OpenAI-compatible API, with the official openai client', () => {
     // the model's own refusal: its status, message and code, each said once
     const refused = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'refuse' }] }).catch((err: unknown) => err)
     expect(refused).toMatchObject({ status: 400, code: 'fake_refusal', message: expect.stringMatching(/^400 fake refuses \(task [0-9a-f]{64}\)$/) })
+    // streamed, the same: before, a 200 and an error event, which the client threw with no status
+    const streamed = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'refuse' }], stream: true }).catch((err: unknown) => err)
+    expect(streamed).toMatchObject({ status: 400, code: 'fake_refusal', message: expect.stringMatching(/^400 fake refuses/) })
     // the model's 429, on every try of every attempt: a 429 with the model's code, where it was a 502 task_failed
     const limited = await client.chat.completions.create({ model: 'fake-small', messages: [{ role: 'user', content: 'rate' }] }).catch((err: unknown) => err)
     expect(limited).toBeInstanceOf(RateLimitError)
