@@ -31,7 +31,8 @@ export function taskLayerGatewayBackend (tasks: TaskLayer, stopping?: AbortSigna
       return { done: true, state: final.state, error: final.reason ?? lastError(view.record) }
     },
     cancel: cancelUnlessStopping(tasks, stopping),
-    subscribe: (id, listener) => tasks.progress.subscribe(id, listener)
+    subscribe: (id, listener) => tasks.progress.subscribe(id, listener),
+    stopping
   }
 }
 

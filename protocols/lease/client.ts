@@ -121,14 +121,19 @@ export class LeaseClient {
    * RPC times out. `all` resolves with every answer. `plain`: the request without a newer field, sent
    * again to a peer from before that field, which refuses it as a bad request.
    */
-  askUntil (peers: readonly string[], req: LeaseRequest | ((peer: string) => LeaseRequest), need: number, ok: (a: Answer) => boolean, plain?: (peer: string) => LeaseRequest): { early: Promise<Answer[]>, all: Promise<Answer[]> } {
+  askUntil (peers: readonly string[], req: LeaseRequest | ((peer: string) => LeaseRequest), need: number, ok: (a: Answer) => boolean, plain?: (peer: string) => LeaseRequest): { early: Promise<Answer[]>, all: Promise<Answer[]>, own: Promise<Answer> | undefined } {
+    let own: Promise<Answer> | undefined
     const call = async (peer: string): Promise<LeaseResponse> => {
-      const res = await this.safeCall(peer, typeof req === 'function' ? req(peer) : req)
-      return plain !== undefined && isBadRequest(res) ? this.safeCall(peer, plain(peer)) : res
+      const answer = (async () => {
+        const res = await this.safeCall(peer, typeof req === 'function' ? req(peer) : req)
+        return plain !== undefined && isBadRequest(res) ? this.safeCall(peer, plain(peer)) : res
+      })()
+      if (peer === this.init.self) own = answer.then(res => ({ peer, res }))
+      return answer
     }
     const { early, all } = untilQuorum(peers, call, need, res => ok({ peer: '', res }))
     const answers = async (p: Promise<Array<{ peer: string, result: LeaseResponse }>>): Promise<Answer[]> => (await p).map(e => ({ peer: e.peer, res: e.result }))
-    return { early: answers(early), all: answers(all) }
+    return { early: answers(early), all: answers(all), own }
   }
 
   /**
@@ -339,14 +344,13 @@ export class LeaseClient {
       // kept by a majority, so chosen: the second round writes it into the journal, and the task
       // may run on (a member from before waitClaimId is asked without it, as in the first round)
       const chosen = (req: LeaseRequest): LeaseRequest => ({ ...req, chosen: true } as LeaseRequest)
-      const marks = await this.askUntil(t.placement.members, chosen(named), need, a => a.res.status === 'OK', named === plain ? undefined : () => chosen(plain)).early
-      const marked = marks.filter(a => a.res.status === 'OK').length
-      if (marked >= need) return
-      throw refusal(marks, `signal kept by a majority, written into the journal by ${marked} of ${t.placement.members.length} members: send it again`)
+      const marking = this.askUntil(t.placement.members, chosen(named), need, a => a.res.status === 'OK', named === plain ? undefined : () => chosen(plain))
+      const marks = await marking.early
+      if (marks.filter(a => a.res.status === 'OK').length >= need) return
+      const told = await withOwn(marking.own, marks)
+      throw refusal(told, `signal kept by a majority, written into the journal by ${told.filter(a => a.res.status === 'OK').length} of ${t.placement.members.length} members: send it again`)
     }
-    // refused: every answer, so the count says who keeps it (the dead members' failures came first,
-    // and this node's own answer, kept, after them: it said "kept by 0")
-    answers = await asked.all
+    answers = await withOwn(asked.own, answers)
     const notWaiting = answers.filter(a => a.res.status === 'NOT_WAITING' || a.res.status === 'FINISHED')
     if (notWaiting.length >= need) throw new TaskNotWaitingError(notWaiting[0]?.res.reason ?? `the task is ${notWaiting[0]?.res.state ?? 'finished'}`)
     throw refusal(answers, `signal kept by ${answers.filter(a => a.res.status === 'OK').length} of ${t.placement.members.length} members`)
@@ -362,6 +366,17 @@ export class LeaseClient {
       return failed
     }
   }
+}
+
+/**
+ * A refused round's answers, with this node's own when it is a member and had not answered: local,
+ * so quick, where a paused member is not waited for. A refusal counted without it said "kept by 0"
+ * of a signal this node's copy kept (dead members fail at once, before the local write).
+ */
+async function withOwn (own: Promise<Answer> | undefined, answers: Answer[]): Promise<Answer[]> {
+  if (own === undefined) return answers
+  const mine = await own
+  return answers.some(a => a.peer === mine.peer) ? answers : [...answers, mine]
 }
 
 /** Vote groups of one value each, largest first (ties in a fixed order, so every caller picks alike). */

@@ -31,6 +31,8 @@ export interface GatewayBackend {
   cancel: (id: string) => Promise<void>
   /** the task's progress so far, then as it comes; answers the unsubscribe */
   subscribe: (id: string, listener: (e: ProgressEvent) => void) => () => void
+  /** aborted when the node starts to stop: a stream held back for its first token starts then */
+  stopping?: AbortSignal
 }
 
 export interface GatewayInit {
@@ -86,7 +88,8 @@ export class OpenAIGateway {
     this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
     this.attemptTimeoutMs = Math.min(init.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS, this.requestTimeoutMs)
     this.keepaliveMs = init.keepaliveMs ?? DEFAULT_KEEPALIVE_MS
-    this.streamHoldMs = init.streamHoldMs ?? DEFAULT_STREAM_HOLD_MS
+    // no byte goes out while a stream is held: never longer than the keep-alive's quiet
+    this.streamHoldMs = Math.min(init.streamHoldMs ?? DEFAULT_STREAM_HOLD_MS, this.keepaliveMs)
     this.waitSliceMs = init.waitSliceMs ?? DEFAULT_WAIT_SLICE_MS
   }
 
@@ -158,12 +161,20 @@ export class OpenAIGateway {
     })
     let keepalive: ReturnType<typeof setInterval> | undefined
     let hold: ReturnType<typeof setTimeout> | undefined
+    // removes the stop's listener once the hold is over
+    const unheld = new AbortController()
     const gone = this.whenGone(id, res)
     try {
       const outcome = this.result(id, deadline, gone.signal)
       outcome.catch(() => {})
-      // an outcome within the hold, a failure or a client gone, is thrown before any head
-      await Promise.race([firstToken, outcome, new Promise<void>(resolve => { hold = setTimeout(resolve, this.streamHoldMs) })])
+      // an outcome within the hold, a failure or a client gone, is thrown before any head; a stop
+      // ends the hold, so the client has the task's id before the stop's cut
+      const stopping = this.backend.stopping
+      await Promise.race([firstToken, outcome, new Promise<void>(resolve => {
+        hold = setTimeout(resolve, stopping?.aborted === true ? 0 : this.streamHoldMs)
+        stopping?.addEventListener('abort', () => { resolve() }, { once: true, signal: unheld.signal })
+      })])
+      unheld.abort()
       takeOver()
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [TASK_HEADER]: id })
       write(chunkOf(meta, { role: 'assistant', content: '' }, null, noUsage))
@@ -193,6 +204,7 @@ export class OpenAIGateway {
     } finally {
       unsubscribe()
       clearTimeout(hold)
+      unheld.abort()
       clearInterval(keepalive)
       gone.done()
       if (res.headersSent && !res.writableEnded) res.end()
