@@ -160,21 +160,13 @@ export class OpenAIGateway {
       else { held += add; tokenCame() }
     })
     let keepalive: ReturnType<typeof setInterval> | undefined
-    let hold: ReturnType<typeof setTimeout> | undefined
-    // removes the stop's listener once the hold is over
-    const unheld = new AbortController()
     const gone = this.whenGone(id, res)
     try {
       const outcome = this.result(id, deadline, gone.signal)
       outcome.catch(() => {})
       // an outcome within the hold, a failure or a client gone, is thrown before any head; a stop
       // ends the hold, so the client has the task's id before the stop's cut
-      const stopping = this.backend.stopping
-      await Promise.race([firstToken, outcome, new Promise<void>(resolve => {
-        hold = setTimeout(resolve, stopping?.aborted === true ? 0 : this.streamHoldMs)
-        stopping?.addEventListener('abort', () => { resolve() }, { once: true, signal: unheld.signal })
-      })])
-      unheld.abort()
+      await heldUntil([firstToken, outcome], this.streamHoldMs, this.backend.stopping)
       takeOver()
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [TASK_HEADER]: id })
       write(chunkOf(meta, { role: 'assistant', content: '' }, null, noUsage))
@@ -203,8 +195,6 @@ export class OpenAIGateway {
       if (!res.destroyed && !res.writableEnded) res.write('data: [DONE]\n\n')
     } finally {
       unsubscribe()
-      clearTimeout(hold)
-      unheld.abort()
       clearInterval(keepalive)
       gone.done()
       if (res.headersSent && !res.writableEnded) res.end()
@@ -274,5 +264,20 @@ function submitRefused (err: any): never {
     case 'QuorumUnavailableError': throw new OpenAIError(503, String(err.message), { type: 'api_error', code: 'mesh_unavailable' })
     case 'OverloadedError': throw new OpenAIError(429, String(err.message), { type: 'rate_limit_error', code: 'mesh_overloaded', retryAfterMs: Number(err.retryAfterMs) })
     default: throw err
+  }
+}
+
+/** Resolves at the first of `events`, after `ms`, or once `stopping` aborts; rejects as the first of `events` to reject does. */
+async function heldUntil (events: Array<Promise<unknown>>, ms: number, stopping?: AbortSignal): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const over = new AbortController()
+  try {
+    await Promise.race([...events, new Promise<void>(resolve => {
+      timer = setTimeout(resolve, stopping?.aborted === true ? 0 : ms)
+      stopping?.addEventListener('abort', () => { resolve() }, { once: true, signal: over.signal })
+    })])
+  } finally {
+    clearTimeout(timer)
+    over.abort()
   }
 }
