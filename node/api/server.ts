@@ -206,7 +206,7 @@ export class ApiServer {
       if (this.statusCode >= 400) stats.errors++
     }
     // a client that left before its answer was whole, once, whatever it waited on (a long poll, a
-    // door's call, a stream): an error too. Not a socket the server refused itself, a request dropped
+    // door's call or its stream): an error too. Not a socket the server refused itself, a request dropped
     // unrun, one cut by a stop, or an event stream (ended by its client, as it always is)
     function countClientGone (this: ServerResponse): void {
       if (this.writableFinished || graceful.stopping.aborted || endedByClient(this)) return
