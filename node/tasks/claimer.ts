@@ -7,6 +7,7 @@ import { eventLoopLag } from './event-loop-lag.js'
 import { Repeater } from './repeater.js'
 import { ClaimRetries } from './claim-retries.js'
 import { OwnRuns } from './own-runs.js'
+import { OfferBacklog } from './offer-backlog.js'
 import type { ClaimRetry } from './claim-retries.js'
 import type { TaskComponents } from './components.js'
 import type { Executor } from './executor.js'
@@ -40,6 +41,8 @@ export interface ClaimerStats {
   offersReceived: number
   offersTaken: number
   offersQueued: number
+  /** queued offers let go for an older task's, the queue full (taken oldest task first, it keeps the oldest) */
+  offersLetGo: number
   /** offered tasks refused as forged (an id that does not hash its content) */
   offersRefused: number
   /** tasks submitted here while every slot was busy, leased with their store to run here as slots free (LeasedAhead) */
@@ -53,7 +56,7 @@ export interface ClaimerStats {
  * announcements and, because gossip drops messages, from pulling peers' claimable lists.
  */
 export class Claimer {
-  readonly stats: ClaimerStats = { announcementsSeen: 0, pulls: 0, pulledTasks: 0, pullsAgain: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersRefused: 0, claimedAhead: 0 }
+  readonly stats: ClaimerStats = { announcementsSeen: 0, pulls: 0, pulledTasks: 0, pullsAgain: 0, claimAttempts: 0, claimsWon: 0, claimsDenied: 0, claimsUnavailable: 0, claimsDeferred: 0, claimsBackedOff: 0, offersReceived: 0, offersTaken: 0, offersQueued: 0, offersLetGo: 0, offersRefused: 0, claimedAhead: 0 }
   private readonly c: TaskComponents
   private readonly executor: Executor
   private readonly log: Logger
@@ -61,7 +64,7 @@ export class Claimer {
   private readonly inflight = new Map<string, Promise<void>>()
   private readonly considering = new Set<string>()
   /** offered while every slot was busy: claimed, oldest first, as slots free up */
-  private readonly backlog = new Map<string, { task: Task, placement: Placement }>()
+  private readonly backlog = new OfferBacklog(() => this.c.options.offerQueueLimit)
   /** tasks leased with their store, submitted or handed here: see OwnRuns */
   readonly ownRuns: OwnRuns
   /** tasks whose last claims here failed: how many in a row, and when this node may claim again */
@@ -244,9 +247,11 @@ export class Claimer {
         this.stats.offersTaken++
         this.startClaim(task, placement, slot)
         taken.push(id)
-      } else if (queue === true && this.backlog.size < this.c.options.offerQueueLimit) {
+      } else if (queue === true) {
+        const { queued, letGo } = this.backlog.add({ task, placement })
+        if (!queued) continue
         this.stats.offersQueued++
-        this.backlog.set(id, { task, placement })
+        if (letGo !== undefined) this.stats.offersLetGo++
         taken.push(id)
       }
     }
@@ -291,7 +296,9 @@ export class Claimer {
   /** Runs tasks leased ahead, then claims queued offers, while slots are free, oldest first. */
   private drainBacklog (): void {
     if (this.running) this.ownRuns.drain()
-    for (const [id, { task, placement }] of this.backlog) {
+    if (this.backlog.size === 0) return
+    for (const { task, placement } of this.backlog.oldestFirst()) {
+      const id = task.id
       if (!this.running) return
       if (this.lagging()) {
         this.stats.claimsDeferred++

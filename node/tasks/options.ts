@@ -145,7 +145,8 @@ export const taskOptionsSchema = z.strictObject({
   lagSampleMs: timerMs(10).max(1_000, 'at most 1000 (lag is read over windows of a second)').default(250),
   /**
    * Offers a busy node keeps, when it is the last peer a submitter asks, to claim as its slots free
-   * up; past this it declines, and the task waits on its placement for a re-announcement or a pull.
+   * up, oldest task first; past this it declines, and the task waits on its placement for a
+   * re-announcement or a pull, unless it is older than the youngest kept, whose place it takes.
    * @default 256
    */
   offerQueueLimit: count(0).default(256),

@@ -218,6 +218,34 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     expect(b.tasks!.claimer.stats.announcementsSeen).toBeGreaterThanOrEqual(1)
   })
 
+  it('keeps the oldest of the tasks offered while busy and runs them oldest first: a full queue lets its youngest go for an older one', async () => {
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    const order: unknown[] = []
+    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 1, run: async (ctx: { input: unknown }) => { order.push(ctx.input); await opened; return ctx.input } }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, offerQueueLimit: 2, agents: i === 1 ? [gated] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    const busy = await a.tasks!.service.submit({ capability: 'gated', input: 'busy' })
+    await waitFor(() => b.tasks!.executor.running().length === 1, { what: 'the one slot busy' })
+    // stored on their placements; offered here by hand, as a submitter would while b is busy
+    const stored = async (input: string, ageMs: number): Promise<{ task: ReturnType<typeof makeTask>, placement: ReturnType<typeof newRecord>['placement'] }> => {
+      const task = makeTask({ capability: 'gated', input, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 120_000, now: Date.now() - ageMs })
+      const record = newRecord(task, a.tasks!.membership.choose(task.id))
+      await a.tasks!.service.storeOnPlacement(record)
+      return { task, placement: record.placement }
+    }
+    const [young1, young2, old] = [await stored('young 1', 2_000), await stored('young 2', 1_000), await stored('old', 60_000)]
+    const offer = (o: typeof old): string[] => b.tasks!.claimer.takeOffers([{ ...o, queue: true }])
+    expect([offer(young1), offer(young2)]).toEqual([[young1.task.id], [young2.task.id]])
+    // the queue is full: before, the older task was declined, and waited behind the younger ones
+    expect(offer(old)).toEqual([old.task.id])
+    expect(b.tasks!.claimer.stats.offersLetGo).toBe(1)
+    open()
+    expect(await completed(a, [busy.id, old.task.id, young1.task.id])).toEqual(['completed', 'completed', 'completed'])
+    expect(order.slice(0, 3)).toEqual(['busy', 'old', 'young 1'])
+  })
+
   it('declines an offer of a task whose claims here are backing off, as an announcement of it would be skipped', async () => {
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, agents: i === 1 ? [echoAgent] : [] } }) })
     const { a, b } = await runnerSeenFree(net)
