@@ -214,6 +214,11 @@ export class Claimer {
     return this.c.replicaSets.order(claimKey(task.id), candidates)
   }
 
+  /** Whether an offer of `task` to be queued would be kept now (room, or a younger task to let go), this node able to run it. */
+  wouldQueue (task: Task): boolean {
+    return this.running && this.c.runtime.canRun(task.capability) && this.c.runtime.refusesWork?.() !== true && this.backlog.wouldTake(task)
+  }
+
   /**
    * Tasks offered to this node by their submitter: each is claimed now if a slot is free; if not,
    * one marked `queue` waits in a bounded backlog for the next free slot, and the others are

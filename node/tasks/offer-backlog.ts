@@ -12,6 +12,8 @@ export interface QueuedOffer { task: Task, placement: Placement }
  */
 export class OfferBacklog {
   private readonly queued = new Map<string, QueuedOffer>()
+  /** the youngest queued, found again after a change (null) */
+  private youngestKept: QueuedOffer | undefined | null = null
 
   constructor (private readonly limit: () => number) {}
 
@@ -24,11 +26,20 @@ export class OfferBacklog {
   }
 
   delete (id: string): void {
-    this.queued.delete(id)
+    if (this.queued.delete(id)) this.youngestKept = null
   }
 
   clear (): void {
     this.queued.clear()
+    this.youngestKept = null
+  }
+
+  /** Whether `add` would queue `task`: room, or a younger task to let go. */
+  wouldTake (task: Task): boolean {
+    if (this.queued.has(task.id)) return false
+    if (this.queued.size < this.limit()) return true
+    const youngest = this.youngest()
+    return youngest !== undefined && older(task, youngest.task)
   }
 
   /**
@@ -39,14 +50,23 @@ export class OfferBacklog {
   add (offer: QueuedOffer): { queued: boolean, letGo?: string } {
     if (this.queued.size < this.limit()) {
       this.queued.set(offer.task.id, offer)
+      this.youngestKept = null
       return { queued: true }
     }
-    let youngest: QueuedOffer | undefined
-    for (const q of this.queued.values()) if (youngest === undefined || older(youngest.task, q.task)) youngest = q
+    const youngest = this.youngest()
     if (youngest === undefined || !older(offer.task, youngest.task)) return { queued: false }
     this.queued.delete(youngest.task.id)
     this.queued.set(offer.task.id, offer)
+    this.youngestKept = null
     return { queued: true, letGo: youngest.task.id }
+  }
+
+  private youngest (): QueuedOffer | undefined {
+    if (this.youngestKept !== null) return this.youngestKept
+    let youngest: QueuedOffer | undefined
+    for (const q of this.queued.values()) if (youngest === undefined || older(youngest.task, q.task)) youngest = q
+    this.youngestKept = youngest
+    return youngest
   }
 
   /** The queued offers, oldest task first. */

@@ -70,6 +70,17 @@ export class Offerer {
   }
 
   /**
+   * A re-announcement held because no peer has a free slot: queued in this node's own backlog when
+   * it is older than a task kept there (or there is room), so a sustained overload runs its oldest
+   * tasks first. Held alone, a task accepted early waited out the whole overload while the queues
+   * took newer tasks' offers. Local: nothing is sent. Whether it was queued.
+   */
+  queueHere (task: Task, placement: Placement): boolean {
+    if (!this.claimer.wouldQueue(task)) return false
+    return this.claimer.takeOffers([{ task, placement, queue: true }]).includes(task.id)
+  }
+
+  /**
    * Queues the offer to the first of the peers to ask, up to claimRanks: capable ones with a free
    * slot, members of its placement first, each group in claim order. False when there is none.
    */

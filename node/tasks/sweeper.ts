@@ -44,10 +44,10 @@ interface Announced {
  * and saw no certificate within a lease asks too, showing its vote to the others.
  */
 export class Sweeper {
-  /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot */
+  /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot; heldQueuedHere: of those, queued in this node's own backlog, older than a task kept there (Offerer.queueHere) */
   /** backedUp: decisions and re-announcements this member took up for a first live member that did not act (Backup) */
   /** reannouncedByGossip: re-announcements gossiped to the capability's topic; the others were offers (Offerer.reoffer) */
-  readonly stats = { sweeps: 0, reannounced: 0, reannouncedByGossip: 0, reannounceHeld: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0, skippedStoreFailed: 0 }
+  readonly stats = { sweeps: 0, reannounced: 0, reannouncedByGossip: 0, reannounceHeld: 0, heldQueuedHere: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0, skippedStoreFailed: 0 }
   private lastRetention = 0
   private readonly c: TaskComponents
   private readonly tasks: TaskService
@@ -220,6 +220,7 @@ export class Sweeper {
       // sweep sends no more of a capability's than there are free slots, not every held one at once.
       if (!takers(record.task.capability)) {
         this.stats.reannounceHeld++
+        if (this.tasks.offerer?.queueHere(record.task, record.placement) === true) this.stats.heldQueuedHere++
         continue
       }
       // a retry is a new attempt to place: its re-announcements count from none, offers first again

@@ -181,7 +181,9 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     expect(b.tasks!.claimer.stats.announcementsSeen).toBe(0)
     open()
     expect(await completed(a, [busy.id, task.id])).toEqual(['completed', 'completed'])
-    expect(sweepers().reduce((sum, st) => sum + st.reannounced, 0)).toBeGreaterThan(sent)
+    // sent once a slot freed; or, when its sweeper is the busy peer itself, queued there while held
+    const queuedHere = net.nodes.reduce((sum, n) => sum + n.tasks!.sweeper.stats.heldQueuedHere, 0)
+    expect({ reannouncedAfter: sweepers().reduce((sum, st) => sum + st.reannounced, 0) > sent, queuedHere: queuedHere > 0 }).not.toEqual({ reannouncedAfter: false, queuedHere: false })
   })
 
   // a gossiped re-announcement is checked by every capable peer: 50 nodes offered 100 tasks/s saw 60
@@ -244,6 +246,37 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     open()
     expect(await completed(a, [busy.id, old.task.id, young1.task.id])).toEqual(['completed', 'completed', 'completed'])
     expect(order.slice(0, 3)).toEqual(['busy', 'old', 'young 1'])
+  })
+
+  it('queues a re-announcement held while every peer is busy in its sweeper\'s own queue, when older than what that keeps', async () => {
+    let open!: () => void
+    const opened = new Promise<void>(resolve => { open = resolve })
+    const order: unknown[] = []
+    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 1, run: async (ctx: { input: unknown }) => { order.push(ctx.input); await opened; return ctx.input } }
+    const tasks = { ...REANNOUNCES_ONLY, presenceEarlyGapMs: 0, offerQueueLimit: 1 }
+    net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 1 ? [gated] : [] } }) })
+    await net.ready()
+    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+    const busy = await a.tasks!.service.submit({ capability: 'gated', input: 'busy' })
+    const seesBusy = (n: AgentNode): boolean => n.tasks!.presence.live().find(p => p.peerId === b.peerId.toString())?.freeSlots.gated === 0
+    await waitFor(() => b.tasks!.executor.running().length === 1 && net!.nodes.every(seesBusy), { what: 'the one capable peer busy, as every node sees it' })
+    // b's queue holds a young task; an old one, swept by b (its placement's first member), is held
+    const young = makeTask({ capability: 'gated', input: 'young', submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 120_000 })
+    const youngRecord = newRecord(young, a.tasks!.membership.choose(young.id))
+    await a.tasks!.service.storeOnPlacement(youngRecord)
+    expect(b.tasks!.claimer.takeOffers([{ task: young, placement: youngRecord.placement, queue: true }])).toEqual([young.id])
+    let old: ReturnType<typeof makeTask> | undefined
+    for (let i = 0; old === undefined; i++) {
+      const task = makeTask({ capability: 'gated', input: `old ${i}`, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 120_000, now: Date.now() - 60_000 })
+      if (a.tasks!.membership.choose(task.id).members[0] === b.peerId.toString()) old = task
+    }
+    await a.tasks!.service.storeOnPlacement(newRecord(old, a.tasks!.membership.choose(old.id)))
+    // before, held alone: it waited for a free slot behind the young task
+    await waitFor(() => b.tasks!.sweeper.stats.heldQueuedHere >= 1, { what: 'the old task queued at b in the young one\'s place' })
+    expect(b.tasks!.claimer.stats.offersLetGo).toBe(1)
+    open()
+    expect(await completed(a, [busy.id, old.id])).toEqual(['completed', 'completed'])
+    expect(order.slice(0, 2)).toEqual(['busy', old.input])
   })
 
   it('declines an offer of a task whose claims here are backing off, as an announcement of it would be skipped', async () => {
