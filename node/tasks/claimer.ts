@@ -214,9 +214,20 @@ export class Claimer {
     return this.c.replicaSets.order(claimKey(task.id), candidates)
   }
 
-  /** Whether an offer of `task` to be queued would be kept now (room, or a younger task to let go), this node able to run it. */
+  /**
+   * Whether an offer of `task` to be queued would be kept now (room, or a younger task to let go):
+   * this node able to run it, and not claiming, queuing or backing off it already.
+   */
   wouldQueue (task: Task): boolean {
-    return this.running && this.c.runtime.canRun(task.capability) && this.c.runtime.refusesWork?.() !== true && this.backlog.wouldTake(task)
+    const id = task.id
+    if (!this.running || !this.c.runtime.canRun(task.capability) || this.c.runtime.refusesWork?.() === true) return false
+    if (this.scheduled.has(id) || this.inflight.has(id) || this.considering.has(id) || this.retries.waiting(id)) return false
+    return this.backlog.wouldTake(task)
+  }
+
+  /** Whether `id` waits in this node's queue of offers. */
+  queued (id: string): boolean {
+    return this.backlog.has(id)
   }
 
   /**
@@ -301,7 +312,8 @@ export class Claimer {
   /** Runs tasks leased ahead, then claims queued offers, while slots are free, oldest first. */
   private drainBacklog (): void {
     if (this.running) this.ownRuns.drain()
-    if (this.backlog.size === 0) return
+    // sorted only when a slot is free to take one (this runs after every claim and run)
+    if (this.backlog.size === 0 || !Object.values(this.c.runtime.freeSlots()).some(n => n > 0)) return
     for (const { task, placement } of this.backlog.oldestFirst()) {
       const id = task.id
       if (!this.running) return

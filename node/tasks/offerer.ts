@@ -80,6 +80,11 @@ export class Offerer {
     return this.claimer.takeOffers([{ task, placement, queue: true }]).includes(task.id)
   }
 
+  /** Whether `id` waits in this node's own queue: run here as a slot frees, oldest first, so not offered again. */
+  queuedHere (id: string): boolean {
+    return this.claimer.queued(id)
+  }
+
   /**
    * Queues the offer to the first of the peers to ask, up to claimRanks: capable ones with a free
    * slot, members of its placement first, each group in claim order. False when there is none.

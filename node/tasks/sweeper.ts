@@ -44,7 +44,7 @@ interface Announced {
  * and saw no certificate within a lease asks too, showing its vote to the others.
  */
 export class Sweeper {
-  /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot; heldQueuedHere: of those, queued in this node's own backlog, older than a task kept there (Offerer.queueHere) */
+  /** reannounceHeld: re-announcements not sent because no live capable peer had a free slot; heldQueuedHere: of those, queued in this node's own backlog, with room or older than a task kept there (Offerer.queueHere) */
   /** backedUp: decisions and re-announcements this member took up for a first live member that did not act (Backup) */
   /** reannouncedByGossip: re-announcements gossiped to the capability's topic; the others were offers (Offerer.reoffer) */
   readonly stats = { sweeps: 0, reannounced: 0, reannouncedByGossip: 0, reannounceHeld: 0, heldQueuedHere: 0, decided: 0, expired: 0, deadlockMoves: 0, backedUp: 0, skippedStoreFailed: 0 }
@@ -218,6 +218,9 @@ export class Sweeper {
       // overload it was most of the traffic: every peer checked and stored each one. The task waits
       // on its placement until a slot frees (a free peer also pulls it), its backoff unspent; and a
       // sweep sends no more of a capability's than there are free slots, not every held one at once.
+      // queued here (queueHere): re-offered, this node would come first in its order and answer
+      // "taken" again, spending a free peer's place; it runs here, or a free peer's pull takes it
+      if (this.tasks.offerer?.queuedHere(id) === true) continue
       if (!takers(record.task.capability)) {
         this.stats.reannounceHeld++
         if (this.tasks.offerer?.queueHere(record.task, record.placement) === true) this.stats.heldQueuedHere++
