@@ -10,6 +10,7 @@ import { gatedAgent } from '../helpers/gated.js'
 import { useTmpDirs } from '../helpers/tmp.js'
 import { quiet } from '../helpers/quiet-log.js'
 import type { AgentNode } from '../../node/create-node.js'
+import type { Agent } from '../../node/runtime/agent.js'
 import type { Testnet } from '../../sim/testnet.js'
 
 /** Only offers move tasks here: re-announcements and pulls are pushed out of the test's time. */
@@ -34,6 +35,24 @@ function sum (net: Testnet, get: (n: AgentNode) => number): number {
 async function completed (node: AgentNode, ids: string[]): Promise<string[]> {
   const views = await Promise.all(ids.map(async id => node.tasks!.service.waitFor(id, 30_000)))
   return views.map(v => v.record.final?.state ?? 'unfinished')
+}
+
+/** A `gated` agent of one slot whose runs wait for `open`, each input noted in `order` as its run starts. */
+function orderedGate (): { agent: Agent, open: () => void, order: unknown[] } {
+  let open!: () => void
+  const opened = new Promise<void>(resolve => { open = resolve })
+  const order: unknown[] = []
+  return { agent: { name: 'gated', capabilities: ['gated'], concurrency: 1, run: async ctx => { order.push(ctx.input); await opened; return ctx.input } }, open, order }
+}
+
+/** The net ready, and node 1's one slot busy with a task submitted on node 0, as every node sees it. */
+async function oneBusyRunner (net: Testnet): Promise<{ a: AgentNode, b: AgentNode, busy: string }> {
+  await net.ready()
+  const [a, b] = [net.nodes[0]!, net.nodes[1]!]
+  const { id } = await a.tasks!.service.submit({ capability: 'gated', input: 'busy' })
+  const seesBusy = (n: AgentNode): boolean => n.tasks!.presence.live().find(p => p.peerId === b.peerId.toString())?.freeSlots.gated === 0
+  await waitFor(() => b.tasks!.executor.running().length === 1 && net.nodes.every(seesBusy), { what: 'the one capable peer busy, as every node sees it' })
+  return { a, b, busy: id }
 }
 
 describe('offers: new tasks handed straight to the peer that runs them', () => {
@@ -161,15 +180,11 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
   })
 
   it('holds re-announcements while every capable peer is busy, and sends one once a slot frees', async () => {
-    const { agent: gated, open } = gatedAgent('ran', 1)
+    const { agent: gated, open } = orderedGate()
     // only re-announcements move a stored task here: no pulls
     const tasks = { ...FAST_TASKS, leaseMs: 5_000, claimLagLimitMs: 5_000, presenceEarlyGapMs: 0, reannounceBaseMs: 100, reannounceCapMs: 200, pullIntervalMs: 60_000 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 1 ? [gated] : [] } }) })
-    await net.ready()
-    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
-    const busy = await a.tasks!.service.submit({ capability: 'gated', input: 'keeps the only slot' })
-    const seesBusy = (n: AgentNode): boolean => n.tasks!.presence.live().find(p => p.peerId === b.peerId.toString())?.freeSlots.gated === 0
-    await waitFor(() => b.tasks!.executor.running().length === 1 && net!.nodes.every(seesBusy), { what: 'the one capable peer busy, as every node sees it' })
+    const { a, b, busy } = await oneBusyRunner(net)
     // stored on its placement and offered to no one: only a re-announcement would bring it to b.
     // Swept by another member than b: b, the busy peer, would queue it itself (the test below)
     let task = makeTask({ capability: 'gated', input: 'waits for a slot', submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 60_000 })
@@ -182,7 +197,7 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     expect(sweepers().reduce((sum, st) => sum + st.reannounced, 0)).toBe(sent)
     expect(b.tasks!.claimer.stats.announcementsSeen).toBe(0)
     open()
-    expect(await completed(a, [busy.id, task.id])).toEqual(['completed', 'completed'])
+    expect(await completed(a, [busy, task.id])).toEqual(['completed', 'completed'])
     expect(sweepers().reduce((sum, st) => sum + st.reannounced, 0)).toBeGreaterThan(sent)
   })
 
@@ -221,15 +236,9 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
   })
 
   it('keeps the oldest of the tasks offered while busy and runs them oldest first: a full queue lets its youngest go for an older one', async () => {
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
-    const order: unknown[] = []
-    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 1, run: async (ctx: { input: unknown }) => { order.push(ctx.input); await opened; return ctx.input } }
+    const { agent: gated, open, order } = orderedGate()
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...OFFERS_ONLY, offerQueueLimit: 2, agents: i === 1 ? [gated] : [] } }) })
-    await net.ready()
-    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
-    const busy = await a.tasks!.service.submit({ capability: 'gated', input: 'busy' })
-    await waitFor(() => b.tasks!.executor.running().length === 1, { what: 'the one slot busy' })
+    const { a, b, busy } = await oneBusyRunner(net)
     // stored on their placements; offered here by hand, as a submitter would while b is busy
     const stored = async (input: string, ageMs: number): Promise<{ task: ReturnType<typeof makeTask>, placement: ReturnType<typeof newRecord>['placement'] }> => {
       const task = makeTask({ capability: 'gated', input, submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 120_000, now: Date.now() - ageMs })
@@ -244,22 +253,15 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     expect(offer(old)).toEqual([old.task.id])
     expect(b.tasks!.claimer.stats.offersLetGo).toBe(1)
     open()
-    expect(await completed(a, [busy.id, old.task.id, young1.task.id])).toEqual(['completed', 'completed', 'completed'])
+    expect(await completed(a, [busy, old.task.id, young1.task.id])).toEqual(['completed', 'completed', 'completed'])
     expect(order.slice(0, 3)).toEqual(['busy', 'old', 'young 1'])
   })
 
   it('queues a re-announcement held while every peer is busy in its sweeper\'s own queue, when older than what that keeps', async () => {
-    let open!: () => void
-    const opened = new Promise<void>(resolve => { open = resolve })
-    const order: unknown[] = []
-    const gated = { name: 'gated', capabilities: ['gated'], concurrency: 1, run: async (ctx: { input: unknown }) => { order.push(ctx.input); await opened; return ctx.input } }
+    const { agent: gated, open, order } = orderedGate()
     const tasks = { ...REANNOUNCES_ONLY, presenceEarlyGapMs: 0, offerQueueLimit: 1 }
     net = await createTestnet(3, { baseDir: await tmp(), perNode: i => ({ tasks: { ...tasks, agents: i === 1 ? [gated] : [] } }) })
-    await net.ready()
-    const [a, b] = [net.nodes[0]!, net.nodes[1]!]
-    const busy = await a.tasks!.service.submit({ capability: 'gated', input: 'busy' })
-    const seesBusy = (n: AgentNode): boolean => n.tasks!.presence.live().find(p => p.peerId === b.peerId.toString())?.freeSlots.gated === 0
-    await waitFor(() => b.tasks!.executor.running().length === 1 && net!.nodes.every(seesBusy), { what: 'the one capable peer busy, as every node sees it' })
+    const { a, b, busy } = await oneBusyRunner(net)
     // b's queue holds a young task; an old one, swept by b (its placement's first member), is held
     const young = makeTask({ capability: 'gated', input: 'young', submitter: a.peerId.toString(), maxAttempts: 3, timeoutMs: 10_000, deadline: Date.now() + 120_000 })
     const youngRecord = newRecord(young, a.tasks!.membership.choose(young.id))
@@ -275,7 +277,7 @@ describe('offers: new tasks handed straight to the peer that runs them', () => {
     await waitFor(() => b.tasks!.sweeper.stats.heldQueuedHere >= 1, { what: 'the old task queued at b in the young one\'s place' })
     expect(b.tasks!.claimer.stats.offersLetGo).toBe(1)
     open()
-    expect(await completed(a, [busy.id, old.id])).toEqual(['completed', 'completed'])
+    expect(await completed(a, [busy, old.id])).toEqual(['completed', 'completed'])
     expect(order.slice(0, 2)).toEqual(['busy', old.input])
   })
 
