@@ -214,13 +214,13 @@ export class Sweeper {
         this.announced.set(id, seen)
         continue
       }
+      // queued here (queueHere): re-offered, this node would come first in its order and answer
+      // "taken" again, spending a free peer's place; it runs here, or a free peer's pull takes it
+      if (this.tasks.offerer?.queuedHere(id) === true) continue
       // with every capable peer busy an announcement reaches nobody who can take it, and under
       // overload it was most of the traffic: every peer checked and stored each one. The task waits
       // on its placement until a slot frees (a free peer also pulls it), its backoff unspent; and a
       // sweep sends no more of a capability's than there are free slots, not every held one at once.
-      // queued here (queueHere): re-offered, this node would come first in its order and answer
-      // "taken" again, spending a free peer's place; it runs here, or a free peer's pull takes it
-      if (this.tasks.offerer?.queuedHere(id) === true) continue
       if (!takers(record.task.capability)) {
         this.stats.reannounceHeld++
         if (this.tasks.offerer?.queueHere(record.task, record.placement) === true) this.stats.heldQueuedHere++
