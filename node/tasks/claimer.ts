@@ -219,10 +219,14 @@ export class Claimer {
    * this node able to run it, and not claiming, queuing or backing off it already.
    */
   wouldQueue (task: Task): boolean {
-    const id = task.id
     if (!this.running || !this.c.runtime.canRun(task.capability) || this.c.runtime.refusesWork?.() === true) return false
-    if (this.scheduled.has(id) || this.inflight.has(id) || this.considering.has(id) || this.retries.waiting(id)) return false
+    if (this.handling(task.id) || this.retries.waiting(task.id)) return false
     return this.backlog.wouldTake(task)
+  }
+
+  /** Whether this node claims, runs, weighs or queues `id` already. */
+  private handling (id: string): boolean {
+    return this.scheduled.has(id) || this.inflight.has(id) || this.considering.has(id) || this.backlog.has(id)
   }
 
   /** Whether `id` waits in this node's queue of offers. */
@@ -247,7 +251,7 @@ export class Claimer {
       // a node that refuses work (its store failed a write) queues none either: it would never run them
       if (!this.running || !this.c.runtime.canRun(task.capability) || this.c.runtime.refusesWork?.() === true) continue
       const id = task.id
-      if (this.scheduled.has(id) || this.inflight.has(id) || this.considering.has(id) || this.backlog.has(id)) {
+      if (this.handling(id)) {
         taken.push(id)
         continue
       }

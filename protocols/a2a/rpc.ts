@@ -42,11 +42,17 @@ export function checkEnvelope (body: unknown): Envelope {
   return { ok: true, id: rpcId, method, legacy: false }
 }
 
-/** The index of a message part that is not an object: 1.0's conversion read `null.text` (-32603). */
-function badPart (params: Record<string, unknown> | undefined): number | undefined {
+/** params.message.parts, when it is an array. */
+function messageParts (params: Record<string, unknown> | undefined): unknown[] | undefined {
   const message = typeof params === 'object' && params !== null ? params.message : undefined
   const parts = typeof message === 'object' && message !== null ? (message as Record<string, unknown>).parts : undefined
-  if (!Array.isArray(parts)) return undefined
+  return Array.isArray(parts) ? parts : undefined
+}
+
+/** The index of a message part that is not an object: 1.0's conversion read `null.text` (-32603). */
+function badPart (params: Record<string, unknown> | undefined): number | undefined {
+  const parts = messageParts(params)
+  if (parts === undefined) return undefined
   const i = parts.findIndex(p => typeof p !== 'object' || p === null || Array.isArray(p))
   return i < 0 ? undefined : i
 }
@@ -56,9 +62,8 @@ function badPart (params: Record<string, unknown> | undefined): number | undefin
  * object: the SDK's conversion made 5 the text "5", and a missing text "", and the task ran on it.
  */
 function badPartField (params: Record<string, unknown> | undefined, legacy: boolean): { index: number, problem: string } | undefined {
-  const message = typeof params === 'object' && params !== null ? params.message : undefined
-  const parts = typeof message === 'object' && message !== null ? (message as Record<string, unknown>).parts : undefined
-  if (!Array.isArray(parts)) return undefined
+  const parts = messageParts(params)
+  if (parts === undefined) return undefined
   for (const [index, p] of (parts as Array<Record<string, unknown>>).entries()) {
     // 0.3 tells parts by kind; 1.0's JSON by field, where null is a field not set
     const text = legacy ? p.kind === 'text' : p.text !== undefined && p.text !== null
