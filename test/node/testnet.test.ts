@@ -66,7 +66,7 @@ describe('createTestnet', () => {
     try {
       await net.ready(60_000)
       const opts = (net.nodes[0]!.libp2p.services.pubsub as unknown as { opts: Record<string, unknown> }).opts
-      expect(opts).toMatchObject({ D: 3, Dlo: 2, Dhi: 6, Dlazy: 3, floodPublish: false, gossipFactor: 0, idontwantMinDataSize: 64 * 1024 })
+      expect(opts).toMatchObject({ D: 3, Dlo: 2, Dhi: 6, Dlazy: 3, floodPublish: false, gossipFactor: 0, idontwantMinDataSize: 64 * 1024, heartbeatInterval: 3_000 })
       // a sparser mesh still carries announcements and completion notices to everyone
       const s = net.nodes[9]!.tasks!.service
       const { id } = await s.submit({ capability: 'echo', input: 'tuned' })
