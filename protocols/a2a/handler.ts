@@ -34,6 +34,8 @@ export interface MeshHandlerInit {
 
 /** The key in a call context's state of the AbortSignal that fires when the client leaves. */
 export const SIGNAL_KEY = 'agentmesh.signal'
+/** The key in a call context's state where a refused submit leaves when to retry, in ms (sent as Retry-After). */
+export const RETRY_KEY = 'agentmesh.retryAfterMs'
 
 /**
  * A2A's request handler over the mesh, used by the SDK's JSON-RPC transport handlers. Unlike the
@@ -69,10 +71,10 @@ export class MeshRequestHandler implements A2ARequestHandler {
     throw new ExtendedAgentCardNotConfiguredError('this agent has no extended card (the card says supportsAuthenticatedExtendedCard: false)')
   }
 
-  async sendMessage (params: SendMessageRequest): Promise<Message | Task> {
+  async sendMessage (params: SendMessageRequest, context?: ServerCallContext): Promise<Message | Task> {
     // checked before the task is made
     const keep = historyLengthOf(params.configuration?.historyLength)
-    const { id, message } = await this.submit(params)
+    const { id, message } = await this.submit(params, context)
     const view = params.configuration?.returnImmediately === true
       ? await this.mesh.service.get(id).catch(rethrow)
       : await this.mesh.service.waitFor(id, this.init.sendWaitMs).catch(rethrow)
@@ -82,7 +84,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
   async * sendMessageStream (params: SendMessageRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
     // stamped before the submit: its claim (the next event's time) may come before the submit returns
     const submittedAt = Date.now()
-    const { id, capability, message } = await this.submit(params)
+    const { id, capability, message } = await this.submit(params, context)
     yield * this.follow(submittedTask(id, capability, message, submittedAt), context)
   }
 
@@ -121,7 +123,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
   async deleteTaskPushNotificationConfig (): Promise<never> { throw new PushNotificationNotSupportedError() }
 
   /** Submits the task a message asks for; the mesh answers with its id. */
-  private async submit (params: SendMessageRequest): Promise<{ id: string, capability: string, message: Message }> {
+  private async submit (params: SendMessageRequest, context: ServerCallContext | undefined): Promise<{ id: string, capability: string, message: Message }> {
     const message = params.message
     if (message === undefined) throw new RequestMalformedError('params.message is required')
     if (!message.messageId) throw new RequestMalformedError('message.messageId is required')
@@ -136,7 +138,11 @@ export class MeshRequestHandler implements A2ARequestHandler {
     const problem = inputProblem(schema, request.input)
     if (problem !== undefined) throw new RequestMalformedError(`invalid input for the skill "${request.capability}": ${problem}; the agent card's skill describes what it takes`)
     const idempotencyKey = idempotencyKeyOf(message)
-    const { id } = await this.mesh.service.submit({ ...request, idempotencyKey, timeoutMs: this.init.attemptTimeoutMs }).catch(rethrow)
+    const { id } = await this.mesh.service.submit({ ...request, idempotencyKey, timeoutMs: this.init.attemptTimeoutMs }).catch((err: any) => {
+      const retryAfterMs = err?.name === 'OverloadedError' ? Number(err.retryAfterMs) : NaN
+      if (Number.isFinite(retryAfterMs)) context?.state.set(RETRY_KEY, retryAfterMs)
+      return rethrow(err)
+    })
     const started = { ...message, taskId: id, contextId: message.contextId || id }
     this.init.history.keep(id, started)
     return { id, capability: request.capability, message: started }
@@ -201,7 +207,12 @@ function rethrow (err: any): never {
     case 'TaskTooLargeError': throw new RequestMalformedError(String(err.message))
     case 'TaskFinishedError': throw new TaskNotCancelableError(String(err.message))
   }
-  if (MESH_REFUSALS.includes(err?.name)) throw new A2AError(`${String(err.name)}: ${String(err.message)}`)
+  if (MESH_REFUSALS.includes(err?.name)) {
+    // A2A 1.0 carries the name and an overload's wait in the error's ErrorInfo too (0.3's drops it)
+    const metadata: Record<string, string> = { meshError: String(err.name) }
+    if (err.name === 'OverloadedError' && Number.isFinite(Number(err.retryAfterMs))) metadata.retryAfterMs = String(err.retryAfterMs)
+    throw new A2AError({ message: `${String(err.name)}: ${String(err.message)}`, metadata })
+  }
   throw err
 }
 

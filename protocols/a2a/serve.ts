@@ -4,7 +4,7 @@ import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server'
 import { PushNotificationNotSupportedError } from '@a2a-js/sdk/errors'
 import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2a-js/sdk/server'
 import { agentCard, legacyAgentCard, skillsOf } from './card.js'
-import { MeshRequestHandler, NO_PUSH, SIGNAL_KEY, isMeshRefusal } from './handler.js'
+import { MeshRequestHandler, NO_PUSH, RETRY_KEY, SIGNAL_KEY, isMeshRefusal } from './handler.js'
 import { INTERNAL_ERROR, INVALID_REQUEST } from './json-rpc.js'
 import { checkEnvelope } from './rpc.js'
 import type { A2ADoorContext, A2ADoorInit, A2AStats } from './door.js'
@@ -83,6 +83,9 @@ export async function serveRpc (request: FastifyRequest, reply: FastifyReply, s:
   const error = answer.error as RpcError | undefined
   s.count(error)
   if (error?.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) s.ctx.internalError(new Error(error.message), `a2a ${envelope.method}`)
+  // a refused submit answers as JSON-RPC does (HTTP 200), saying when to retry as the API's 429 does
+  const retryAfterMs = context.state.get(RETRY_KEY)
+  if (error !== undefined && typeof retryAfterMs === 'number') void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
   return await reply.send(answer)
 }
 

@@ -22,9 +22,9 @@ describe('a node past maxUnfinishedTasks (a real daemon)', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'agentmesh-overload-'))
     const config = join(dir, 'config.json')
-    // nobody runs `queued`: what is submitted stays unfinished
+    // nobody runs `queued`: what is submitted stays unfinished; `sleep` is a skill the A2A door takes
     await writeFile(config, JSON.stringify({ tasks: { ...FAST_TASKS, maxUnfinishedTasks: 3, retryAfterMs: 1_000 } }))
-    d = await startDaemonProcess(['--data', join(dir, 'n'), '--api', '127.0.0.1:0', '--config', config, '--agents', 'none'])
+    d = await startDaemonProcess(['--data', join(dir, 'n'), '--api', '127.0.0.1:0', '--config', config, '--agents', 'sleep'])
   })
   afterAll(async () => {
     d?.proc.kill('SIGKILL')
@@ -43,11 +43,18 @@ describe('a node past maxUnfinishedTasks (a real daemon)', () => {
     expect(refused.json.error.message).toContain('maxUnfinishedTasks')
     expect((await post(d.api, '/v1/tasks', [{ capability: 'queued', input: { i: 4 } }])).status).toBe(429)
     expect((await post(d.api, '/v1/tasks?wait=100', { capability: 'queued', input: { i: 5 } })).status).toBe(429)
+    // the A2A door answers as JSON-RPC does (HTTP 200, an error), with Retry-After; 1.0 names the wait in the error too
+    const message = { messageId: 'over', role: 'ROLE_USER', parts: [{ data: { ms: 1 } }], metadata: { skill: 'sleep' } }
+    const a2a = await fetch(`${d.api}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json', 'A2A-Version': '1.0' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: { message } }) })
+    expect({ status: a2a.status, retryAfter: a2a.headers.get('retry-after') }).toEqual({ status: 200, retryAfter: '1' })
+    expect(await a2a.json()).toMatchObject({ id: 1, error: { code: -32603, message: expect.stringMatching(/^OverloadedError: .*maxUnfinishedTasks/), data: [{ metadata: { meshError: 'OverloadedError', retryAfterMs: '1000' } }] } })
+    const legacy = await post(d.api, '/a2a', { jsonrpc: '2.0', id: 2, method: 'message/send', params: { message: { kind: 'message', role: 'user', messageId: 'over-0.3', parts: [{ kind: 'data', data: { ms: 1 } }], metadata: { skill: 'sleep' } } } })
+    expect(legacy).toMatchObject({ status: 200, retryAfter: '1', json: { id: 2, error: { code: -32603, message: expect.stringMatching(/^OverloadedError: /) } } })
     // a known idempotency key is an answer, not a new task: alone or in an array
     expect(await post(d.api, '/v1/tasks', { capability: 'queued', input: { i: 0 }, idempotencyKey: 'k0' })).toMatchObject({ status: 200, json: { id: ids[0] } })
     const known = await post(d.api, '/v1/tasks', [0, 1].map(i => ({ capability: 'queued', input: { i }, idempotencyKey: `k${i}` })))
     expect(known).toMatchObject({ status: 202, json: { tasks: [{ id: ids[0], created: false }, { id: ids[1], created: false }] } })
-    expect((await (await fetch(`${d.api}/v1/metrics`)).json()).tasks.overloaded).toBe(3)
+    expect((await (await fetch(`${d.api}/v1/metrics`)).json()).tasks.overloaded).toBe(5)
     // `submit --bulk` waits out the Retry-After and sends the batch again: a canceled task frees a place meanwhile
     const file = join(dir, 'bulk.jsonl')
     await writeFile(file, JSON.stringify({ capability: 'queued', input: { i: 7 } }) + '\n')
