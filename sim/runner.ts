@@ -91,9 +91,12 @@ export function simTaskOptions (nodes: number, leaseMs: number): TaskLayerInit {
 export function simNodeTuning (nodes: number): Partial<AgentNodeInit> {
   if (nodes <= 8) return {}
   // our messages are about 1 KiB: in this sparse mesh (no flood publishing, degree 3) an IDONTWANT per mesh peer for each would double the frames
-  // a heartbeat every 3 s, not 1: each is mesh upkeep and gossip for every topic of every node (50
-  // nodes idle: 33-37% of a core with the 1 s heartbeat, 24-31% with this, with signatures checked once a process)
-  return { gossip: { floodPublish: false, degree: 3, lazyDegree: 3, lazyFactor: 0, idontwantMinBytes: 64 * 1024, heartbeatMs: 3_000 } }
+  // from 40 nodes a heartbeat every 3 s, not 1: each is mesh upkeep and gossip for every topic of
+  // every node (50 nodes idle: 33-37% of a core with the 1 s heartbeat, 24-31% with this). Presence
+  // then comes every 3.2 s or more, so a mesh repaired a heartbeat later still carries the next one
+  // well before a peer leaves the view (3 intervals)
+  const heartbeat = nodes >= 40 ? { heartbeatMs: 3_000 } : {}
+  return { gossip: { floodPublish: false, degree: 3, lazyDegree: 3, lazyFactor: 0, idontwantMinBytes: 64 * 1024, ...heartbeat } }
 }
 
 /**

@@ -120,7 +120,7 @@ function remember (key: string): void {
   goodVotes.add(key)
 }
 
-/** Signatures this process checked (votes it made, checked before or had from their signer are not) */
+/** Vote signatures this process checked (votes it made, checked before or had from their signer are not; ed25519.ts may answer one from its memory of checks) */
 export const signatureStats = { checked: 0 }
 
 /** Records a vote this node signed itself, so certificates carrying it skip its check. */
