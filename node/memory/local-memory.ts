@@ -1,6 +1,6 @@
 import { MAX_VERSION_AHEAD_MS, newer } from '../../protocols/memory/index.js'
 import { Collection } from './collection.js'
-import type { MemoryEntry, MemoryHit } from '../../protocols/memory/index.js'
+import type { MemoryEntry, MemoryHit, Tombstone } from '../../protocols/memory/index.js'
 import type { Namespace } from '../store/namespace.js'
 import type { Store } from '../store/store.js'
 
@@ -23,7 +23,7 @@ export class LocalMemory {
   readonly stats: LocalMemoryStats = { entriesStored: 0, entriesRefused: 0, searches: 0 }
   private readonly collections = new Map<string, Collection>()
   /** the version of every record kept, deleted ones included: what a new write must beat */
-  private readonly versions = new Map<string, Pick<MemoryEntry, 'version' | 'writer'>>()
+  private readonly versions = new Map<string, Pick<MemoryEntry, 'version' | 'writer' | 'deleted'>>()
   private readonly ns: Namespace<MemoryEntry>
   private queue: Promise<void> = Promise.resolve()
 
@@ -104,6 +104,14 @@ export class LocalMemory {
     }))
   }
 
+  /** The ids among `ids` whose newest version here is a delete, with that version. */
+  tombstonesOf (collection: string, ids: string[]): Tombstone[] {
+    return ids.flatMap(id => {
+      const kept = this.versions.get(key({ collection, id }))
+      return kept?.deleted === true ? [{ id, version: kept.version, writer: kept.writer }] : []
+    })
+  }
+
   /** Records kept, deleted ones excluded. */
   get size (): number {
     let n = 0
@@ -115,7 +123,7 @@ export class LocalMemory {
     const k = key(e)
     const kept = this.versions.get(k)
     if (kept !== undefined && !newer(e, kept)) return
-    this.versions.set(k, { version: e.version, writer: e.writer })
+    this.versions.set(k, { version: e.version, writer: e.writer, ...(e.deleted === true ? { deleted: true } : {}) })
     let c = this.collections.get(e.collection)
     c?.delete(e.id)
     if (e.deleted === true || e.vector === undefined) return

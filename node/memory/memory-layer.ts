@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { COLLECTION, MAX_DIMENSIONS, MAX_MEMORY_BATCH, MAX_MEMORY_FRAME_BYTES, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema, vectorSchema } from '../../protocols/memory/index.js'
+import { COLLECTION, MAX_CANDIDATES, MAX_DIMENSIONS, MAX_MEMORY_BATCH, MAX_MEMORY_FRAME_BYTES, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema, tombstonesAnswerSchema, vectorSchema } from '../../protocols/memory/index.js'
 import { majority } from '../../protocols/task/certificate.js'
 import { QuorumUnavailableError } from '../../protocols/lease/errors.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
 import { LocalMemory } from './local-memory.js'
 import { EmbeddingsUnavailableError, InvalidMemoryError } from './errors.js'
 import { checkRecordId, checkText, checkVector } from './record-checks.js'
-import type { MemoryEntry, MemoryHit, MemoryRequest, Metadata } from '../../protocols/memory/index.js'
+import type { MemoryEntry, MemoryHit, MemoryRequest, Metadata, Tombstone } from '../../protocols/memory/index.js'
 import type { Membership } from '../tasks/placement.js'
 import type { ReplicaSets } from '../tasks/replica-sets.js'
 import type { PresenceService } from '../../protocols/presence/index.js'
@@ -51,7 +51,8 @@ export interface MemoryLayerInit {
  */
 export class MemoryLayer {
   readonly local: LocalMemory
-  readonly stats = { puts: 0, deletes: 0, searches: 0, incompleteSearches: 0, badRequests: 0, retracted: 0 }
+  /** `staleHitsDropped`: hits a member's newer tombstone showed deleted; `tombstonesRepaired`: those tombstones sent to the members that held the record */
+  readonly stats = { puts: 0, deletes: 0, searches: 0, incompleteSearches: 0, badRequests: 0, retracted: 0, staleHitsDropped: 0, tombstonesRepaired: 0 }
   private readonly rpc: RpcEndpoint
   private lastVersion = 0
 
@@ -132,14 +133,59 @@ export class MemoryLayer {
     const sizes = new Set(answers.flatMap(a => a?.dimensions === undefined ? [] : [a.dimensions]))
     if (sizes.size > 0 && !sizes.has(vector.length)) throw new InvalidMemoryError(`collection ${collection} has vectors of ${[...sizes].join(' or ')} dimensions; the query has ${vector.length}`)
     const best = new Map<string, MemoryHit>()
-    for (const a of answers) for (const h of a?.hits ?? []) { const b = best.get(h.id); if (b === undefined || newer(h, b)) best.set(h.id, h) }
-    const hits = [...best.values()].sort((a, b) => b.score - a.score).slice(0, k).map(({ version: _v, writer: _w, ...h }) => h)
+    // who answered each id, at which version: a member that missed a delete (down then) still holds the record
+    const holders = new Map<string, Array<{ peer: string, hit: MemoryHit }>>()
+    for (const a of answers) {
+      for (const h of a?.hits ?? []) {
+        const b = best.get(h.id)
+        if (b === undefined || newer(h, b)) best.set(h.id, h)
+        holders.set(h.id, [...holders.get(h.id) ?? [], { peer: a?.peer as string, hit: h }])
+      }
+    }
     const answered = new Set(answers.flatMap(a => a === undefined ? [] : [a.peer]))
+    const candidates = [...best.values()].sort((a, b) => b.score - a.score).slice(0, Math.min(MAX_CANDIDATES, k * 4))
+    const deleted = await this.tombstones(collection, candidates, holders, [...answered])
+    const hits = candidates.filter(h => !deleted.has(h.id)).slice(0, k).map(({ version: _v, writer: _w, ...h }) => h)
     const members = this.init.membership.members()
     const silent = members.filter(m => !answered.has(m))
     const complete = silent.length < Math.min(this.init.replicationFactor, Math.max(1, members.length))
     if (!complete) this.stats.incompleteSearches++
     return { hits, coverage: { asked: peers.length, answered: answered.size, members: members.length, silent, complete } }
+  }
+
+  /**
+   * The candidates that a newer tombstone on an answering peer shows deleted. A member down during a
+   * delete kept the record, and answered it in every search since: the others' tombstones win, and
+   * are sent to it (not awaited), so it comes back no more. With one peer answering, nothing to ask.
+   */
+  private async tombstones (collection: string, candidates: MemoryHit[], holders: Map<string, Array<{ peer: string, hit: MemoryHit }>>, peers: string[]): Promise<Set<string>> {
+    if (candidates.length === 0 || peers.length < 2) return new Set()
+    const req: MemoryRequest = { op: 'tombstones', collection, ids: candidates.map(h => h.id) }
+    const newest = new Map<string, Tombstone>()
+    await Promise.all(peers.map(async peer => {
+      try {
+        const a = tombstonesAnswerSchema.parse(await this.call(peer, req))
+        if (a.status !== 'OK') return
+        for (const t of a.deleted) { const n = newest.get(t.id); if (n === undefined || newer(t, n)) newest.set(t.id, t) }
+      } catch (err: any) {
+        this.init.log('tombstones of %s on %s failed: %s', collection, peer, err.message)
+      }
+    }))
+    const dropped = new Set<string>()
+    const repairs = new Map<string, MemoryEntry[]>()
+    for (const h of candidates) {
+      const t = newest.get(h.id)
+      if (t === undefined || !newer(t, h)) continue
+      dropped.add(h.id)
+      this.stats.staleHitsDropped++
+      for (const { peer, hit } of holders.get(h.id) ?? []) {
+        if (newer(t, hit)) repairs.set(peer, [...repairs.get(peer) ?? [], { collection, id: t.id, version: t.version, writer: t.writer, deleted: true }])
+      }
+    }
+    for (const [peer, entries] of repairs) {
+      void this.call(peer, { op: 'put', entries }).then(() => { this.stats.tombstonesRepaired += entries.length }, (err: Error) => { this.init.log('could not send %d tombstone(s) to %s: %s', entries.length, peer, err.message) })
+    }
+    return dropped
   }
 
   private get self (): string {
@@ -238,6 +284,7 @@ export class MemoryLayer {
 
   private async answer (req: MemoryRequest): Promise<unknown> {
     if (req.op === 'put') return { status: 'OK', ...await this.local.put(req.entries) }
+    if (req.op === 'tombstones') return { status: 'OK', deleted: this.local.tombstonesOf(req.collection, req.ids) }
     const dimensions = this.local.dimensionsOf(req.collection)
     return { status: 'OK', hits: this.local.search(req.collection, req.vector, req.k, req.filter), ...(dimensions === undefined ? {} : { dimensions }) }
   }

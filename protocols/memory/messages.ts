@@ -9,6 +9,8 @@ export const MAX_TEXT_BYTES = 65_536
 /** records in one put request, and the largest k of a search */
 export const MAX_MEMORY_BATCH = 256
 export const MAX_K = 100
+/** the hits of a search checked for tombstones: enough to still fill k when some are dropped */
+export const MAX_CANDIDATES = MAX_K * 4
 /** a version (the writer's clock) this far ahead of a replica's clock is refused: it would pin the record */
 export const MAX_VERSION_AHEAD_MS = 10 * 60_000
 /** the largest memory request or answer: 256 records of 4,096 dims and 64 KiB of text, or 100 hits */
@@ -42,7 +44,9 @@ export const filterSchema = z.record(z.string().max(128), scalar)
 
 export const memoryRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('put'), entries: z.array(memoryEntrySchema).min(1).max(MAX_MEMORY_BATCH) }).strict(),
-  z.object({ op: z.literal('search'), collection: z.string().regex(COLLECTION), vector: vectorSchema, k: z.number().int().min(1).max(MAX_K), filter: filterSchema.optional() }).strict()
+  z.object({ op: z.literal('search'), collection: z.string().regex(COLLECTION), vector: vectorSchema, k: z.number().int().min(1).max(MAX_K), filter: filterSchema.optional() }).strict(),
+  // which of these ids this peer holds deleted (a search's hits, checked against the other members)
+  z.object({ op: z.literal('tombstones'), collection: z.string().regex(COLLECTION), ids: z.array(z.string().min(1).max(256)).min(1).max(MAX_CANDIDATES) }).strict()
 ])
 export type MemoryRequest = z.infer<typeof memoryRequestSchema>
 
@@ -63,6 +67,10 @@ export type MemoryHit = z.infer<typeof hitSchema>
 export const putAnswerSchema = z.object({ status: z.literal('OK'), stored: z.array(z.string().max(256)).max(MAX_MEMORY_BATCH), refused: z.array(z.object({ id: z.string().max(256), reason: z.string().max(1_024) })).max(MAX_MEMORY_BATCH).optional(), removed: z.array(z.string().max(256)).max(MAX_MEMORY_BATCH).optional() }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
 /** the hits, and the collection's dimensions on this peer when it holds any of it */
 export const searchAnswerSchema = z.object({ status: z.literal('OK'), hits: z.array(hitSchema).max(MAX_K * 4), dimensions: z.number().int().positive().optional() }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
+
+/** the tombstones a peer holds among the ids asked (a peer from before the op answers ERROR: no news) */
+export const tombstonesAnswerSchema = z.object({ status: z.literal('OK'), deleted: z.array(z.object({ id: z.string().max(256), version: z.number().int().nonnegative(), writer: z.string().max(128) }).strict()).max(MAX_CANDIDATES) }).or(z.object({ status: z.literal('ERROR'), reason: z.string() }))
+export type Tombstone = Extract<z.infer<typeof tombstonesAnswerSchema>, { status: 'OK' }>['deleted'][number]
 
 /** Newer of two versions of one record: higher version, then the higher writer id. */
 export function newer (a: Pick<MemoryEntry, 'version' | 'writer'>, b: Pick<MemoryEntry, 'version' | 'writer'>): boolean {

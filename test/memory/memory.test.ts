@@ -135,6 +135,27 @@ describe('vector memory on the mesh', () => {
     await expect(nodes[0]!.memory.search('split', { vector: [1, 0, 0, 0], k: 5 })).rejects.toMatchObject({ name: 'InvalidMemoryError', message: expect.stringMatching(/has vectors of (2 or 3|3 or 2) dimensions; the query has 4/) })
   }, 60_000)
 
+  it('drops a record a member kept through a delete it missed, found deleted by the others, and sends that member the tombstone', async () => {
+    const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [] } })
+    const nodes = net.nodes.map(n => n.tasks!)
+    await waitFor(async () => nodes.every(n => n.presence.liveIds().length === 3), { what: 'every node to see the others' })
+    await nodes[0]!.memory.put('gone', [{ id: 'kept', vector: axis(1) }, { id: 'deleted', vector: axis(2) }])
+    // the delete reached two members: the third was down then, as a restart after it finds itself
+    const at = (await net.nodes[0]!.store.memory.get('gone/deleted'))!.version + 1
+    const tombstone = { collection: 'gone', id: 'deleted', version: at, writer: 'deleter', deleted: true as const }
+    for (const n of nodes.slice(0, 2)) await n.memory.local.put([tombstone])
+    expect(nodes[2]!.memory.local.search('gone', axis(2), 5).map(h => h.id)).toContain('deleted')
+    for (const n of nodes) {
+      const answer = await n.memory.search('gone', { vector: axis(2), k: 5 })
+      expect(answer.hits.map(h => h.id), 'a search from each node').toEqual(['kept'])
+    }
+    // the first search dropped it; a later one may find the repair already made
+    expect(nodes[0]!.memory.stats.staleHitsDropped).toBe(1)
+    // the member that kept it is sent the tombstone, and answers it no more on its own
+    await waitFor(async () => nodes[2]!.memory.local.search('gone', axis(2), 5).every(h => h.id !== 'deleted'), { what: 'the third member to take the tombstone' })
+    expect(nodes[2]!.memory.local.tombstonesOf('gone', ['deleted', 'kept'])).toEqual([{ id: 'deleted', version: at, writer: 'deleter' }])
+  }, 60_000)
+
   it('embeds texts through an OpenAI-compatible /v1/embeddings, and refuses bad requests with clear errors', async () => {
     const fake = await f.fakeOpenAI(() => ({ content: 'unused' }))
     const net = await f.mesh(3, { tasks: { ...FAST_TASKS, presenceIntervalMs: 1_000, agents: [], embed: openaiEmbedder({ model: 'embed-test', baseURL: fake.baseURL, apiKey: 'k' }) } })
