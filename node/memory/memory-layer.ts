@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { COLLECTION, MAX_CANDIDATES, MAX_DIMENSIONS, MAX_MEMORY_BATCH, MAX_MEMORY_FRAME_BYTES, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema, tombstonesAnswerSchema, vectorSchema } from '../../protocols/memory/index.js'
+import { COLLECTION, MAX_CANDIDATES, MAX_DIMENSIONS, MAX_MEMORY_BATCH, MAX_MEMORY_FRAME_BYTES, MAX_VERSION_AHEAD_MS, MEMORY_PROTOCOL, memoryRequestSchema, newer, putAnswerSchema, searchAnswerSchema, tombstonesAnswerSchema, vectorSchema } from '../../protocols/memory/index.js'
 import { majority } from '../../protocols/task/certificate.js'
 import { QuorumUnavailableError } from '../../protocols/lease/errors.js'
 import { RpcEndpoint } from '../../protocols/rpc/index.js'
@@ -51,7 +51,7 @@ export interface MemoryLayerInit {
  */
 export class MemoryLayer {
   readonly local: LocalMemory
-  /** `staleHitsDropped`: hits a member's newer tombstone showed deleted; `tombstonesRepaired`: those tombstones sent to the members that held the record */
+  /** `staleHitsDropped`: hits a member's newer tombstone showed deleted; `tombstonesRepaired`: records those tombstones, sent on, took away from the members that held them */
   readonly stats = { puts: 0, deletes: 0, searches: 0, incompleteSearches: 0, badRequests: 0, retracted: 0, staleHitsDropped: 0, tombstonesRepaired: 0 }
   private readonly rpc: RpcEndpoint
   private lastVersion = 0
@@ -136,10 +136,11 @@ export class MemoryLayer {
     // who answered each id, at which version: a member that missed a delete (down then) still holds the record
     const holders = new Map<string, Array<{ peer: string, hit: MemoryHit }>>()
     for (const a of answers) {
-      for (const h of a?.hits ?? []) {
+      if (a === undefined) continue
+      for (const h of a.hits) {
         const b = best.get(h.id)
         if (b === undefined || newer(h, b)) best.set(h.id, h)
-        holders.set(h.id, [...holders.get(h.id) ?? [], { peer: a?.peer as string, hit: h }])
+        holders.set(h.id, [...holders.get(h.id) ?? [], { peer: a.peer, hit: h }])
       }
     }
     const answered = new Set(answers.flatMap(a => a === undefined ? [] : [a.peer]))
@@ -162,11 +163,13 @@ export class MemoryLayer {
     if (candidates.length === 0 || peers.length < 2) return new Set()
     const req: MemoryRequest = { op: 'tombstones', collection, ids: candidates.map(h => h.id) }
     const newest = new Map<string, Tombstone>()
+    // as a put refuses it: a version far ahead of every clock would hide the record for good
+    const latest = Date.now() + MAX_VERSION_AHEAD_MS
     await Promise.all(peers.map(async peer => {
       try {
         const a = tombstonesAnswerSchema.parse(await this.call(peer, req))
         if (a.status !== 'OK') return
-        for (const t of a.deleted) { const n = newest.get(t.id); if (n === undefined || newer(t, n)) newest.set(t.id, t) }
+        for (const t of a.deleted) { const n = newest.get(t.id); if (t.version <= latest && (n === undefined || newer(t, n))) newest.set(t.id, t) }
       } catch (err: any) {
         this.init.log('tombstones of %s on %s failed: %s', collection, peer, err.message)
       }
@@ -183,7 +186,11 @@ export class MemoryLayer {
       }
     }
     for (const [peer, entries] of repairs) {
-      void this.call(peer, { op: 'put', entries }).then(() => { this.stats.tombstonesRepaired += entries.length }, (err: Error) => { this.init.log('could not send %d tombstone(s) to %s: %s', entries.length, peer, err.message) })
+      void this.call(peer, { op: 'put', entries }).then(answer => {
+        const a = putAnswerSchema.safeParse(answer)
+        // what the put took away: a tombstone it had already, or a newer write of the id, is no repair
+        if (a.success && a.data.status === 'OK') this.stats.tombstonesRepaired += a.data.removed?.length ?? 0
+      }, (err: Error) => { this.init.log('could not send %d tombstone(s) to %s: %s', entries.length, peer, err.message) })
     }
     return dropped
   }

@@ -77,16 +77,20 @@ export async function serveRpc (request: FastifyRequest, reply: FastifyReply, s:
     return await reply.code(204).send()
   }
   if (isStream(answer)) {
-    await stream(reply, answer, { id: envelope.id, method: envelope.method, abort, mapError, count: s.count, stats: s.stats, log: s.ctx.log, internalError: s.ctx.internalError })
+    await stream(reply, answer, { id: envelope.id, method: envelope.method, call: context, abort, mapError, count: s.count, stats: s.stats, log: s.ctx.log, internalError: s.ctx.internalError })
     return
   }
   const error = answer.error as RpcError | undefined
   s.count(error)
   if (error?.code === INTERNAL_ERROR && !isMeshRefusal(error.message)) s.ctx.internalError(new Error(error.message), `a2a ${envelope.method}`)
-  // a refused submit answers as JSON-RPC does (HTTP 200), saying when to retry as the API's 429 does
-  const retryAfterMs = context.state.get(RETRY_KEY)
-  if (error !== undefined && typeof retryAfterMs === 'number') void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
+  if (error !== undefined) sayWhenToRetry(reply, context)
   return await reply.send(answer)
+}
+
+/** A refused submit's answer says when to retry, as the API's 429 does (HTTP 200 all the same: JSON-RPC). */
+function sayWhenToRetry (reply: FastifyReply, context: ServerCallContext): void {
+  const retryAfterMs = context.state.get(RETRY_KEY)
+  if (typeof retryAfterMs === 'number') void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
 }
 
 /** A send that answers once the task is stored: `blocking: false` in 0.3, `returnImmediately` in 1.0. */
@@ -140,6 +144,8 @@ function isStream (answer: RpcAnswer | AsyncGenerator<RpcAnswer>): answer is Asy
 interface StreamContext {
   id: RpcId
   method: string
+  /** the call's context: a submit refused before the first event left its Retry-After there */
+  call: ServerCallContext
   log: Logger
   abort: AbortController
   mapError: (err: unknown) => RpcError
@@ -159,6 +165,7 @@ async function stream (reply: FastifyReply, events: AsyncGenerator<RpcAnswer>, s
   } catch (err) {
     const error = s.mapError(err)
     s.count(error)
+    sayWhenToRetry(reply, s.call)
     await reply.send({ jsonrpc: '2.0', id: s.id, error })
     return
   }

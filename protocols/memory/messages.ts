@@ -9,7 +9,7 @@ export const MAX_TEXT_BYTES = 65_536
 /** records in one put request, and the largest k of a search */
 export const MAX_MEMORY_BATCH = 256
 export const MAX_K = 100
-/** the hits of a search checked for tombstones: enough to still fill k when some are dropped */
+/** the most hits of a search checked for tombstones (4 × k): the best of those not dropped are its answer */
 export const MAX_CANDIDATES = MAX_K * 4
 /** a version (the writer's clock) this far ahead of a replica's clock is refused: it would pin the record */
 export const MAX_VERSION_AHEAD_MS = 10 * 60_000

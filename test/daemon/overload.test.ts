@@ -50,11 +50,14 @@ describe('a node past maxUnfinishedTasks (a real daemon)', () => {
     expect(await a2a.json()).toMatchObject({ id: 1, error: { code: -32603, message: expect.stringMatching(/^OverloadedError: .*maxUnfinishedTasks/), data: [{ metadata: { meshError: 'OverloadedError', retryAfterMs: '1000' } }] } })
     const legacy = await post(d.api, '/a2a', { jsonrpc: '2.0', id: 2, method: 'message/send', params: { message: { kind: 'message', role: 'user', messageId: 'over-0.3', parts: [{ kind: 'data', data: { ms: 1 } }], metadata: { skill: 'sleep' } } } })
     expect(legacy).toMatchObject({ status: 200, retryAfter: '1', json: { id: 2, error: { code: -32603, message: expect.stringMatching(/^OverloadedError: /) } } })
+    // a stream refused before its first event is a plain answer, with Retry-After too
+    const streamed = await post(d.api, '/a2a', { jsonrpc: '2.0', id: 3, method: 'message/stream', params: { message: { kind: 'message', role: 'user', messageId: 'over-stream', parts: [{ kind: 'data', data: { ms: 1 } }], metadata: { skill: 'sleep' } } } })
+    expect(streamed).toMatchObject({ status: 200, retryAfter: '1', json: { id: 3, error: { code: -32603, message: expect.stringMatching(/^OverloadedError: /) } } })
     // a known idempotency key is an answer, not a new task: alone or in an array
     expect(await post(d.api, '/v1/tasks', { capability: 'queued', input: { i: 0 }, idempotencyKey: 'k0' })).toMatchObject({ status: 200, json: { id: ids[0] } })
     const known = await post(d.api, '/v1/tasks', [0, 1].map(i => ({ capability: 'queued', input: { i }, idempotencyKey: `k${i}` })))
     expect(known).toMatchObject({ status: 202, json: { tasks: [{ id: ids[0], created: false }, { id: ids[1], created: false }] } })
-    expect((await (await fetch(`${d.api}/v1/metrics`)).json()).tasks.overloaded).toBe(5)
+    expect((await (await fetch(`${d.api}/v1/metrics`)).json()).tasks.overloaded).toBe(6)
     // `submit --bulk` waits out the Retry-After and sends the batch again: a canceled task frees a place meanwhile
     const file = join(dir, 'bulk.jsonl')
     await writeFile(file, JSON.stringify({ capability: 'queued', input: { i: 7 } }) + '\n')

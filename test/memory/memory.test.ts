@@ -154,6 +154,10 @@ describe('vector memory on the mesh', () => {
     // the member that kept it is sent the tombstone, and answers it no more on its own
     await waitFor(async () => nodes[2]!.memory.local.search('gone', axis(2), 5).every(h => h.id !== 'deleted'), { what: 'the third member to take the tombstone' })
     expect(nodes[2]!.memory.local.tombstonesOf('gone', ['deleted', 'kept'])).toEqual([{ id: 'deleted', version: at, writer: 'deleter' }])
+    // one record taken away, once: a second search's repair, if any, found the tombstone there
+    const repaired = (): number => nodes.reduce((sum, n) => sum + n.memory.stats.tombstonesRepaired, 0)
+    await waitFor(async () => repaired() > 0, { what: 'the repair counted' })
+    expect(repaired()).toBe(1)
   }, 60_000)
 
   it('embeds texts through an OpenAI-compatible /v1/embeddings, and refuses bad requests with clear errors', async () => {
