@@ -1,5 +1,6 @@
 import { jsonDeeperThan } from './body.js'
-import { HttpError, badRequest, retryAfterSeconds } from './http.js'
+import { HttpError, badRequest } from './http.js'
+import { retryAfterSeconds } from '../../protocols/retry-after.js'
 import type { ApiStats } from './stats.js'
 import type { Logger } from '@libp2p/interface'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'

@@ -1,3 +1,4 @@
+import { retryAfterSeconds } from '../../protocols/retry-after.js'
 import type { z } from 'zod'
 import type { BadRequestReason } from './stats.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -72,10 +73,6 @@ export function httpErrorBy (table: ErrorTable, retryAfterMs?: () => number): (e
   }
 }
 
-/** A wait in milliseconds as a Retry-After header value: whole seconds, at least 1. */
-export function retryAfterSeconds (ms: number): number {
-  return Math.max(1, Math.ceil(ms / 1000))
-}
 
 export interface RouteContext {
   req: IncomingMessage

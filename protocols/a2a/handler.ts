@@ -138,11 +138,7 @@ export class MeshRequestHandler implements A2ARequestHandler {
     const problem = inputProblem(schema, request.input)
     if (problem !== undefined) throw new RequestMalformedError(`invalid input for the skill "${request.capability}": ${problem}; the agent card's skill describes what it takes`)
     const idempotencyKey = idempotencyKeyOf(message)
-    const { id } = await this.mesh.service.submit({ ...request, idempotencyKey, timeoutMs: this.init.attemptTimeoutMs }).catch((err: any) => {
-      const retryAfterMs = err?.name === 'OverloadedError' ? Number(err.retryAfterMs) : NaN
-      if (Number.isFinite(retryAfterMs)) context?.state.set(RETRY_KEY, retryAfterMs)
-      return rethrow(err)
-    })
+    const { id } = await this.mesh.service.submit({ ...request, idempotencyKey, timeoutMs: this.init.attemptTimeoutMs }).catch(err => rethrow(err, context))
     const started = { ...message, taskId: id, contextId: message.contextId || id }
     this.init.history.keep(id, started)
     return { id, capability: request.capability, message: started }
@@ -198,7 +194,8 @@ function historyLengthOf (length: number | undefined): number | undefined {
 }
 
 /** The task layer's named errors as A2A's; anything else (a programmer's error) as it is. */
-function rethrow (err: any): never {
+/** The mesh's error as A2A's; an overload's wait also goes into `context` (for Retry-After) when given. */
+function rethrow (err: any, context?: ServerCallContext): never {
   switch (err?.name) {
     case 'TaskNotFoundError': throw new TaskNotFoundError(String(err.message))
     case 'InvalidTaskError':
@@ -210,7 +207,11 @@ function rethrow (err: any): never {
   if (MESH_REFUSALS.includes(err?.name)) {
     // A2A 1.0 carries the name and an overload's wait in the error's ErrorInfo too (0.3's drops it)
     const metadata: Record<string, string> = { meshError: String(err.name) }
-    if (err.name === 'OverloadedError' && Number.isFinite(Number(err.retryAfterMs))) metadata.retryAfterMs = String(err.retryAfterMs)
+    const retryAfterMs = err.name === 'OverloadedError' ? Number(err.retryAfterMs) : NaN
+    if (Number.isFinite(retryAfterMs)) {
+      metadata.retryAfterMs = String(retryAfterMs)
+      context?.state.set(RETRY_KEY, retryAfterMs)
+    }
     throw new A2AError({ message: `${String(err.name)}: ${String(err.message)}`, metadata })
   }
   throw err

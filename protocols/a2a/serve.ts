@@ -7,6 +7,7 @@ import { agentCard, legacyAgentCard, skillsOf } from './card.js'
 import { MeshRequestHandler, NO_PUSH, RETRY_KEY, SIGNAL_KEY, isMeshRefusal } from './handler.js'
 import { INTERNAL_ERROR, INVALID_REQUEST } from './json-rpc.js'
 import { checkEnvelope } from './rpc.js'
+import { retryAfterSeconds } from '../retry-after.js'
 import type { A2ADoorContext, A2ADoorInit, A2AStats } from './door.js'
 import type { MeshHandlerInit } from './handler.js'
 import type { RpcError, RpcId } from './json-rpc.js'
@@ -90,7 +91,7 @@ export async function serveRpc (request: FastifyRequest, reply: FastifyReply, s:
 /** A refused submit's answer says when to retry, as the API's 429 does (HTTP 200 all the same: JSON-RPC). */
 function sayWhenToRetry (reply: FastifyReply, context: ServerCallContext): void {
   const retryAfterMs = context.state.get(RETRY_KEY)
-  if (typeof retryAfterMs === 'number') void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
+  if (typeof retryAfterMs === 'number') void reply.header('retry-after', String(retryAfterSeconds(retryAfterMs)))
 }
 
 /** A send that answers once the task is stored: `blocking: false` in 0.3, `returnImmediately` in 1.0. */
